@@ -7,11 +7,15 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::cli::{Command, Output};
+use std::time::Duration;
+
+use crate::api::Apps;
+use crate::cli::{Command, Output, ServerArgs};
+use crate::server::{self, Control};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{DagRow, Store};
-use crate::{dagfile, home, logging, processor};
+use crate::{dagfile, home, logging, processor, signals};
 
 /// Everything a command reads from the process: the environment, the clock.
 pub struct Env {
@@ -34,6 +38,7 @@ pub fn run(cmd: Command, env: &Env) -> Result<()> {
         Command::Help(text) => emit(text),
         Command::Version => emit(&format!("{}\n", env!("CARGO_PKG_VERSION"))),
         Command::DagsSchema => emit(&pretty(&dagfile::schema())),
+        Command::ApiServer(args) => api_server(args, env),
         cmd => run_with_config(cmd, &load_config(env)?),
     }
 }
@@ -179,8 +184,48 @@ fn run_with_config(cmd: Command, cfg: &Config) -> Result<()> {
             ids.sort_unstable();
             emit(&ids.iter().map(|id| format!("{id}\n")).collect::<String>())
         }
-        Command::Help(_) | Command::Version | Command::DagsSchema => unreachable!("handled in run"),
+        Command::Help(_) | Command::Version | Command::DagsSchema | Command::ApiServer(_) => {
+            unreachable!("handled in run")
+        }
     }
+}
+
+/// How long in-flight requests get to finish after Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// `updraft api-server`: serves until Ctrl-C (or SIGTERM).
+fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
+    let apps_text = args.apps.clone().unwrap_or_else(|| "all".into());
+    let apps = Apps::parse(&apps_text).ok_or_else(|| {
+        Error::Usage(format!("--apps takes all, core, execution or core,execution, not {apps_text:?}"))
+    })?;
+    // Flags win over everything: they go in as the highest-precedence variables.
+    let mut vars = env.vars.clone();
+    let flags = [("HOST", &args.host), ("PORT", &args.port), ("WORKERS", &args.workers)];
+    for (key, value) in flags {
+        if let Some(v) = value {
+            vars.push((format!("UPDRAFT__API__{key}"), v.clone()));
+        }
+    }
+    if args.proxy_headers {
+        vars.push(("UPDRAFT__API__PROXY_HEADERS".into(), "True".into()));
+    }
+    let cfg = load_config(&Env { vars })?;
+    home::ensure_folders(&cfg)?;
+    Store::open(&cfg.database.path)?;
+    let running = server::start(cfg, apps, server::dispatch)?;
+    let url = format!("http://{}{}/", running.addr, running.ctx.prefix);
+    log::info!("updraft api-server ({apps_text}) listening on {url}");
+    println!("updraft api-server listening on {url}");
+    let control = running.control();
+    ctrlc::set_handler(move || {
+        let _ = control.send(Control::Shutdown(SHUTDOWN_GRACE));
+    })
+    .map_err(|e| Error::Failed(format!("cannot install the Ctrl-C handler: {e}")))?;
+    signals::forward(running.control());
+    running.wait();
+    log::info!("api-server stopped");
+    Ok(())
 }
 
 /// Opens the store and reads the DAG folder into it, as the DAG commands need.

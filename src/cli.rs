@@ -33,6 +33,17 @@ pub enum Command {
     DagsShow { dag_id: String, output: Output },
     DagsSchema,
     TasksList { dag_id: String },
+    ApiServer(ServerArgs),
+}
+
+/// `api-server` flags; each overrides its `[api]` key.
+#[derive(Debug, Default, PartialEq)]
+pub struct ServerArgs {
+    pub apps: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub workers: Option<String>,
+    pub proxy_headers: bool,
 }
 
 pub const HELP: &str = "\
@@ -42,6 +53,7 @@ Usage: updraft COMMAND [ARGS]
 
 Commands:
   version                       print the version
+  api-server                    serve the Core API, the Execution API and the UI
   config list                   print every setting, its value and where it came from
   config get-value SECTION KEY  print one setting
   db migrate                    create or upgrade the database
@@ -83,6 +95,18 @@ Usage: updraft dags list [--output table|json]
 list and list-import-errors read the DAG folder first, then print from the database.
 show prints the tasks of a DAG, their upstream tasks and their groups.
 schema prints a JSON Schema of dag-factory YAML files, for editor autocomplete.
+";
+
+const HELP_API_SERVER: &str = "\
+Usage: updraft api-server [--apps all|core|execution|core,execution] [--host H] [--port N]
+                          [--workers N] [--proxy-headers]
+
+Serves /api/v2, /auth, the UI and /openapi.json (the core app) and /execution (the
+execution app) on [api] host:port, under the path of [api] base_url if set. Flags
+override [api] host, port, workers and proxy_headers. The worker pool recycles itself
+every [api] worker_refresh_interval seconds. On Unix, SIGTTIN adds a worker, SIGTTOU
+retires the oldest and SIGHUP refreshes the whole pool. Ctrl-C (or SIGTERM) stops it
+after in-flight requests finish.
 ";
 
 const HELP_TASKS: &str = "\
@@ -142,6 +166,14 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
             },
             (_, other) => return Err(unknown("tasks", other)),
         },
+        Some("api-server") if help => Command::Help(HELP_API_SERVER),
+        Some("api-server") => Command::ApiServer(ServerArgs {
+            apps: args.opt_value_from_str("--apps").map_err(usage)?,
+            host: args.opt_value_from_str(["-H", "--host"]).map_err(usage)?,
+            port: args.opt_value_from_str(["-p", "--port"]).map_err(usage)?,
+            workers: args.opt_value_from_str(["-w", "--workers"]).map_err(usage)?,
+            proxy_headers: args.contains("--proxy-headers"),
+        }),
         Some(other) => return Err(Error::Usage(format!("unknown command {other:?}"))),
     };
     let rest = args.finish();
@@ -231,6 +263,17 @@ mod tests {
             ),
             ("db reset --yes", Command::DbReset { yes: true }),
             ("tasks list d", Command::TasksList { dag_id: "d".into() }),
+            ("api-server", Command::ApiServer(ServerArgs::default())),
+            (
+                "api-server --apps core --port 0 -w 2 --proxy-headers",
+                Command::ApiServer(ServerArgs {
+                    apps: Some("core".into()),
+                    port: Some("0".into()),
+                    workers: Some("2".into()),
+                    proxy_headers: true,
+                    ..ServerArgs::default()
+                }),
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(&p(line).unwrap(), want, "{line}");

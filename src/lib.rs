@@ -10,6 +10,7 @@
 //! - `store` is the only module that talks to SQLite.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -17,6 +18,9 @@ pub mod dagfile;
 pub mod error;
 pub mod home;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod processor;
+pub mod server;
+pub mod signals;
 pub mod store;

@@ -6,6 +6,7 @@
 //! timeout instead of as a failed commit. SQL is literal and sits next to its function.
 
 mod dags;
+mod jobs;
 mod migrations;
 
 use std::path::{Path, PathBuf};
