@@ -427,3 +427,32 @@ fn a_worker_that_is_not_ready_aborts_the_refresh() {
     assert_eq!(h["api_server"]["generation"], 1, "{h}");
     assert_eq!(h["api_server"]["refreshes_completed"], 0, "{h}");
 }
+
+#[test]
+fn idle_and_slow_clients_do_not_take_the_workers() {
+    use std::io::Write;
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server", "--workers", "2"], &[]);
+    let addr = srv.origin().trim_start_matches("http://").to_string();
+    // Twenty connections, ten that say nothing and ten that stop halfway through their
+    // headers, far more than the two workers; a real request after each still gets an
+    // answer, because workers only ever see whole request heads. (They arrive one by
+    // one: a burst of idle connections can queue behind each other inside tiny_http's
+    // connection threads, which is outside what the workers control.)
+    let mut held = Vec::new();
+    for i in 0..20 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        if i % 2 == 1 {
+            s.write_all(b"GET /api/v2/version HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+        }
+        held.push(s);
+        assert_eq!(
+            get(&format!("{}/api/v2/version", srv.base)).0,
+            200,
+            "after {} held",
+            i + 1
+        );
+    }
+    drop(held);
+}
