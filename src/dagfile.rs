@@ -57,7 +57,7 @@ pub fn parse(fileloc: &str, source: &str, now: DateTime<Utc>) -> FileParse {
     let dags = match yaml::load(source) {
         Ok(Some(root)) => file(&mut cx, fileloc, &root),
         Ok(None) => {
-            cx.warnings.push(format!("{fileloc}: the file is empty"));
+            cx.warnings.push("the file is empty".to_string());
             Vec::new()
         }
         Err(e) => {
@@ -714,6 +714,10 @@ mod tests {
         check(
             "d: {task_groups: [{group_name: g}], tasks: [{task_id: a, operator: EmptyOperator, task_group_name: g, dependencies: [g]}]}",
             "error 1:103 dependency cycle: g.a -> g.a",
+        );
+        check(
+            "d:\n  tasks:\n    a: {operator: EmptyOperator}\n    a: {operator: EmptyOperator}\n",
+            "error 4:5 invalid YAML: duplicated key in mapping",
         );
         check("d: {schedule: '@once', tasks: []}", "dag d @once");
         check("d: {schedule: null}", "dag d None");

@@ -23,12 +23,14 @@ pub(crate) struct Pos {
     pub col: u32,
 }
 
+/// A YAML value and where it starts. Tags are dropped and aliases already expanded.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Node {
     pub pos: Pos,
     pub value: Value,
 }
 
+/// YAML 1.2 core schema values; mapping keys are always text.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
     Null,
@@ -41,6 +43,7 @@ pub(crate) enum Value {
     Map(Vec<Entry>),
 }
 
+/// One key of a mapping, with the key's own position for errors about the key.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entry {
     pub key: String,
@@ -60,6 +63,7 @@ pub(crate) fn load(source: &str) -> Result<Option<Node>, ImportError> {
 }
 
 impl Pos {
+    /// An import error here.
     pub fn error(self, message: impl Into<String>) -> ImportError {
         ImportError {
             line: self.line,
@@ -90,6 +94,7 @@ impl Node {
         }
     }
 
+    /// Whether this is a mapping (possibly empty).
     pub fn is_map(&self) -> bool {
         matches!(self.value, Value::Map(_))
     }
@@ -138,6 +143,7 @@ impl Node {
         }
     }
 
+    /// A whole number, negative ones included.
     pub fn integer(&self, key: &str) -> Result<i64, ImportError> {
         match &self.value {
             Value::Int(i) => Ok(*i),
