@@ -15,7 +15,7 @@ mod tasks;
 mod values;
 mod yaml;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Offset, Utc};
 
 use crate::model::{Dag, Schedule};
 use yaml::{Node, Pos, Value};
@@ -100,6 +100,20 @@ impl Ctx {
         let node = layers.iter().find_map(|layer| layer.field(key))?;
         self.ok(read(node, key))
     }
+
+    /// `node` if it is a mapping; anything else is recorded and read as absent.
+    fn mapping<'n>(&mut self, node: Option<&'n Node>, key: &str) -> Option<&'n Node> {
+        let node = node?;
+        if !node.is_map() {
+            let found = node.describe();
+            self.errors.push(
+                node.pos
+                    .error(format!("`{key}` must be a mapping, not {found}")),
+            );
+            return None;
+        }
+        Some(node)
+    }
 }
 
 fn file(cx: &mut Ctx, fileloc: &str, root: &Node) -> Vec<Dag> {
@@ -110,17 +124,7 @@ fn file(cx: &mut Ctx, fileloc: &str, root: &Node) -> Vec<Dag> {
         )));
         return Vec::new();
     }
-    let default = root.field("default").filter(|d| {
-        let ok = d.is_map();
-        if !ok {
-            let found = d.describe();
-            cx.errors.push(
-                d.pos
-                    .error(format!("`default` must be a mapping, not {found}")),
-            );
-        }
-        ok
-    });
+    let default = cx.mapping(root.field("default"), "default");
     let mut dags = Vec::new();
     for entry in root.entries() {
         if NOT_DAGS.contains(&entry.key.as_str()) {
@@ -182,24 +186,14 @@ fn merge(cx: &mut Ctx, dag_id: &str, path: &str, dag: &Node, default: &Node) -> 
 fn dag(cx: &mut Ctx, fileloc: &str, dag_id: &str, pos: Pos, cfg: &Node) -> Option<Dag> {
     let errors_before = cx.errors.len();
     let own = &[cfg];
-    let default_args = cfg.field("default_args").filter(|args| {
-        let ok = args.is_map();
-        if !ok {
-            let found = args.describe();
-            cx.errors.push(
-                args.pos
-                    .error(format!("`default_args` must be a mapping, not {found}")),
-            );
-        }
-        ok
-    });
+    let default_args = cx.mapping(cfg.field("default_args"), "default_args");
     let args: &[&Node] = match &default_args {
         Some(args) => std::slice::from_ref(args),
         None => &[],
     };
 
     // Dates in `default_args` follow `default_args.timezone`, as in dag-factory.
-    let utc = FixedOffset::east_opt(0)?;
+    let utc = Utc.fix();
     let tz = cx
         .get(own, "timezone", |n, _| values::timezone(n))
         .unwrap_or(utc);
@@ -234,13 +228,8 @@ fn dag(cx: &mut Ctx, fileloc: &str, dag_id: &str, pos: Pos, cfg: &Node) -> Optio
         tags.push(DAG_FACTORY_TAG.to_string());
     }
     let params = cx
-        .get(own, "params", |n, key| match n.value {
-            Value::Map(_) => Ok(n.to_json()),
-            _ => Err(n
-                .pos
-                .error(format!("`{key}` must be a mapping, not {}", n.describe()))),
-        })
-        .unwrap_or_else(|| serde_json::json!({}));
+        .mapping(cfg.field("params"), "params")
+        .map_or_else(|| serde_json::json!({}), Node::to_json);
     // dag-factory reads the deprecated `concurrency` first.
     let max_active_tasks = cx
         .get(own, "concurrency", Node::count)

@@ -75,17 +75,7 @@ pub(super) fn build(
         // Task settings win over group default_args (inner first), which win over the DAG's.
         let mut layers = vec![item.cfg];
         for &g in &chain {
-            if let Some(args) = groups[g].cfg.field("default_args") {
-                if args.is_map() {
-                    layers.push(args);
-                } else {
-                    let found = args.describe();
-                    cx.errors.push(
-                        args.pos
-                            .error(format!("`default_args` must be a mapping, not {found}")),
-                    );
-                }
-            }
+            layers.extend(cx.mapping(groups[g].cfg.field("default_args"), "default_args"));
         }
         layers.extend(default_args);
         let task_id = match group {
