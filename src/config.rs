@@ -652,7 +652,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        // (file text, environment, what the error must say)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             ("[api]\nport = eighty\n", &[], "[api] port = \"eighty\""),
             ("", &[("UPDRAFT__API__PORT", "70000")], "[api] port"),
             (

@@ -173,9 +173,12 @@ fn sync_bundle(
 
 /// Collects DAG files under `dir`, skipping hidden entries; counts Python files.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>, python: &mut usize) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut entries = std::fs::read_dir(dir)
+        .and_then(|rd| rd.collect::<std::io::Result<Vec<_>>>())
+        .map_err(|e| Error::io(dir, e))?;
+    // Sorted, so that which of two files defining one DAG id wins is stable.
+    entries.sort_by_key(|e| e.file_name());
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
         let path = entry.path();
         let name = entry.file_name();
         if name.to_string_lossy().starts_with('.') {

@@ -100,13 +100,6 @@ pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_updraft"))
 }
 
-/// The fixture folder of DAG files.
-pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
-
 /// A running `updraft` server process, killed on drop.
 pub struct TestServer {
     pub child: std::process::Child,
