@@ -6,13 +6,14 @@ each task's upstream task ids must match, and neither side may report an import 
 Airflow gets one loader file per YAML file, handed to its own DagBag as the dag
 processor would, so its validation (cycles, duplicate DAG ids) runs too; DagBag only
 builds DAG objects, so no database is needed. updraft is asked through its CLI:
-`dags list --output json`, `tasks list DAG_ID` and `dags show DAG_ID --output json`.
+`dags list --output json`, `dags list-import-errors --output json`, `tasks list DAG_ID`
+and `dags show DAG_ID --output json`.
 
 Usage: check_dagfactory.py --updraft target/debug/updraft FOLDER...
 
 It prints one line per file, then `N passed, N failed`, and exits 1 on any failure. A
 folder with no YAML file counts as one failed file (a check that checks nothing must not
-pass), and so do DAGs that updraft lists from no checked file.
+pass), and so do DAGs or import errors that updraft lists for no checked file.
 """
 
 import argparse
@@ -74,7 +75,7 @@ def main() -> int:
                 continue
             airflow = airflow_dags(folder, files, tmp / f"loaders-{n}")
             try:
-                listed, stderr = updraft_dags(updraft, folder, tmp / f"updraft-home-{n}")
+                listed, errors = updraft_dags(updraft, folder, tmp / f"updraft-home-{n}")
             except Failure as e:
                 print(f"FAIL {display(folder)}: updraft could not list its DAGs")
                 print(indent(str(e)))
@@ -84,13 +85,11 @@ def main() -> int:
                 continue
             by_file = attribute(listed, airflow)
             for path in files:
-                problems = compare(airflow[path], by_file.pop(path, {}))
+                problems = errors.pop(path, []) + compare(airflow[path], by_file.pop(path, {}))
                 name = display(path)
                 if problems:
-                    # updraft reports a file it cannot load on stderr, naming the file.
-                    said = [line for line in stderr.splitlines() if path.name in line]
                     print(f"FAIL {name}")
-                    print(indent("\n".join(problems + [f"updraft: {s}" for s in said])))
+                    print(indent("\n".join(problems)))
                     failed += 1
                 else:
                     dags = airflow[path]
@@ -100,6 +99,10 @@ def main() -> int:
             if stray := by_file.get(None):
                 stray = sorted(stray)
                 print(f"FAIL {display(folder)}: updraft lists DAGs of no checked file: {stray}")
+                failed += 1
+            if stray := [e for errs in errors.values() for e in errs]:
+                print(f"FAIL {display(folder)}: updraft import errors in no checked file")
+                print(indent("\n".join(stray)))
                 failed += 1
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
@@ -140,9 +143,9 @@ def airflow_dags(folder: Path, files: list[Path], loader_dir: Path) -> dict:
     return result
 
 
-def updraft_dags(updraft: str, folder: Path, home: Path) -> tuple[dict, str]:
-    """Maps each DAG id updraft lists to `(fileloc, {task_id: upstreams})`, or to a
-    Failure, and returns what `dags list` printed on stderr."""
+def updraft_dags(updraft: str, folder: Path, home: Path) -> tuple[dict, dict]:
+    """What updraft reads in `folder`: each DAG id mapped to `(fileloc, {task_id:
+    upstreams})`, or to a Failure; and each file it could not load mapped to its errors."""
     # Only our settings: updraft also reads AIRFLOW__* variables, like the ones set above.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
@@ -151,7 +154,7 @@ def updraft_dags(updraft: str, folder: Path, home: Path) -> tuple[dict, str]:
         UPDRAFT__CORE__LOAD_EXAMPLES="False",
     )
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
+    def cli(*args: str, ok: tuple = (0,)) -> subprocess.CompletedProcess:
         command = "updraft " + " ".join(args)
         try:
             done = subprocess.run(
@@ -163,19 +166,31 @@ def updraft_dags(updraft: str, folder: Path, home: Path) -> tuple[dict, str]:
             )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise Failure(f"`{command}`: {e}") from None
-        if done.returncode != 0:
+        if done.returncode not in ok:
             raise Failure(f"`{command}` exited {done.returncode}:\n{done.stderr.rstrip()}")
         return done
 
-    listing = cli("dags", "list", "--output", "json")
-    try:
-        dag_ids = [(entry["dag_id"], entry.get("fileloc")) for entry in json.loads(listing.stdout)]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        printed = "\n".join(t.rstrip() for t in (listing.stdout[:500], listing.stderr) if t.strip())
-        raise Failure(
-            f"`updraft dags list --output json` printed no list of DAGs ({e!r})"
-            + (f":\n{printed}" if printed else "")
-        ) from None
+    def rows(*args: str, keys: tuple, ok: tuple = (0,)) -> list[tuple]:
+        """The `keys` of each object in the JSON list that `updraft ARGS` prints."""
+        done = cli(*args, ok=ok)
+        try:
+            return [tuple(row.get(k) for k in keys) for row in json.loads(done.stdout)]
+        except (json.JSONDecodeError, AttributeError, TypeError) as e:
+            printed = "\n".join(t.rstrip() for t in (done.stdout[:500], done.stderr) if t.strip())
+            raise Failure(
+                f"`updraft {' '.join(args)}` printed no JSON list ({e!r}):\n{printed}"
+            ) from None
+
+    dag_ids = rows("dags", "list", "--output", "json", keys=("dag_id", "fileloc"))
+    # Like Airflow's, this exits 1 when it lists any error.
+    import_errors = ("dags", "list-import-errors", "--output", "json")
+    errors = {}
+    for filepath, line, error in rows(
+        *import_errors, keys=("filepath", "line", "error"), ok=(0, 1)
+    ):
+        path = Path(folder, filepath or "").resolve()
+        where = f"{display(path)}:{line}" if line else display(path)
+        errors.setdefault(path, []).append(f"updraft import error: {where}: {error}")
     result = {}
     for dag_id, fileloc in dag_ids:
         try:
@@ -188,7 +203,7 @@ def updraft_dags(updraft: str, folder: Path, home: Path) -> tuple[dict, str]:
             detail = e if isinstance(e, Failure) else repr(e)
             dag = Failure(f"updraft DAG {dag_id}: {detail}")
         result[dag_id] = (Path(folder, fileloc).resolve() if fileloc else None, dag)
-    return result, listing.stderr
+    return result, errors
 
 
 def attribute(updraft: dict, airflow: dict) -> dict:
@@ -203,7 +218,7 @@ def attribute(updraft: dict, airflow: dict) -> dict:
     return by_file
 
 
-def compare(airflow, updraft) -> list[str]:
+def compare(airflow: dict | Failure, updraft: dict) -> list[str]:
     """Differences between two `{dag_id: {task_id: upstreams}}`, as readable lines."""
     if isinstance(airflow, Failure):
         return [str(airflow)]
