@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use crate::api::Apps;
 use crate::cli::{Command, Output, ServerArgs};
-use crate::server::{self, Control};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::server::{self, Control};
 use crate::store::{DagRow, Store};
 use crate::{dagfile, home, logging, processor, signals};
 
@@ -197,11 +197,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
     let apps_text = args.apps.clone().unwrap_or_else(|| "all".into());
     let apps = Apps::parse(&apps_text).ok_or_else(|| {
-        Error::Usage(format!("--apps takes all, core, execution or core,execution, not {apps_text:?}"))
+        Error::Usage(format!(
+            "--apps takes all, core, execution or core,execution, not {apps_text:?}"
+        ))
     })?;
     // Flags win over everything: they go in as the highest-precedence variables.
     let mut vars = env.vars.clone();
-    let flags = [("HOST", &args.host), ("PORT", &args.port), ("WORKERS", &args.workers)];
+    let flags = [
+        ("HOST", &args.host),
+        ("PORT", &args.port),
+        ("WORKERS", &args.workers),
+    ];
     for (key, value) in flags {
         if let Some(v) = value {
             vars.push((format!("UPDRAFT__API__{key}"), v.clone()));
@@ -214,15 +220,16 @@ fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
     home::ensure_folders(&cfg)?;
     Store::open(&cfg.database.path)?;
     let running = server::start(cfg, apps, server::dispatch)?;
-    let url = format!("http://{}{}/", running.addr, running.ctx.prefix);
-    log::info!("updraft api-server ({apps_text}) listening on {url}");
-    println!("updraft api-server listening on {url}");
     let control = running.control();
     ctrlc::set_handler(move || {
         let _ = control.send(Control::Shutdown(SHUTDOWN_GRACE));
     })
     .map_err(|e| Error::Failed(format!("cannot install the Ctrl-C handler: {e}")))?;
-    signals::forward(running.control());
+    signals::forward(running.control(), SHUTDOWN_GRACE);
+    // Printed last: whoever waits for this line may signal us at once.
+    let url = format!("http://{}{}/", running.addr, running.ctx.prefix);
+    log::info!("updraft api-server ({apps_text}) listening on {url}");
+    println!("updraft api-server listening on {url}");
     running.wait();
     log::info!("api-server stopped");
     Ok(())

@@ -171,7 +171,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
             apps: args.opt_value_from_str("--apps").map_err(usage)?,
             host: args.opt_value_from_str(["-H", "--host"]).map_err(usage)?,
             port: args.opt_value_from_str(["-p", "--port"]).map_err(usage)?,
-            workers: args.opt_value_from_str(["-w", "--workers"]).map_err(usage)?,
+            workers: args
+                .opt_value_from_str(["-w", "--workers"])
+                .map_err(usage)?,
             proxy_headers: args.contains("--proxy-headers"),
         }),
         Some(other) => return Err(Error::Usage(format!("unknown command {other:?}"))),

@@ -60,13 +60,20 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP updraft_http_requests_total HTTP requests by method, route template and status.\n");
         out.push_str("# TYPE updraft_http_requests_total counter\n");
-        for ((method, route, status), n) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for ((method, route, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 out,
                 "updraft_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
             );
         }
-        out.push_str("# HELP updraft_http_request_duration_seconds Time from request read to reply built.\n");
+        out.push_str(
+            "# HELP updraft_http_request_duration_seconds Time from request read to reply built.\n",
+        );
         out.push_str("# TYPE updraft_http_request_duration_seconds histogram\n");
         for (i, le) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
@@ -76,7 +83,10 @@ impl Metrics {
             );
         }
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "updraft_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "updraft_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             out,
             "updraft_http_request_duration_seconds_sum {}",
@@ -85,12 +95,27 @@ impl Metrics {
         let _ = writeln!(out, "updraft_http_request_duration_seconds_count {count}");
         out.push_str("# HELP updraft_api_handler_panics_total Handler panics caught (each cost one 500 and one worker).\n");
         out.push_str("# TYPE updraft_api_handler_panics_total counter\n");
-        let _ = writeln!(out, "updraft_api_handler_panics_total {}", self.panics.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "updraft_api_handler_panics_total {}",
+            self.panics.load(Ordering::Relaxed)
+        );
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP updraft_{name} {help}\n# TYPE updraft_{name} gauge\nupdraft_{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP updraft_{name} {help}\n# TYPE updraft_{name} gauge\nupdraft_{name} {value}"
+            );
         }
-        for (name, n) in self.counters.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "# TYPE updraft_{name}_total counter\nupdraft_{name}_total {n}");
+        for (name, n) in self
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "# TYPE updraft_{name}_total counter\nupdraft_{name}_total {n}"
+            );
         }
         out
     }

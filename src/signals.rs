@@ -1,6 +1,7 @@
 //! Unix signals that steer the API worker pool as they steer gunicorn: SIGTTIN adds a
-//! worker, SIGTTOU retires the oldest, SIGHUP refreshes the whole pool. Windows has no
-//! such signals; there the pool is steered by its interval only.
+//! worker, SIGTTOU retires the oldest, SIGHUP refreshes the whole pool, SIGTERM stops
+//! gracefully (Ctrl-C is `ctrlc`'s, on every platform). Windows has no such signals;
+//! there the pool is steered by its interval only.
 
 use crossbeam_channel::Sender;
 
@@ -8,14 +9,14 @@ use crate::server::Control;
 
 /// Forwards the pool signals to `control` from a background thread (Unix).
 #[cfg(unix)]
-pub fn forward(control: Sender<Control>) {
-    use signal_hook::consts::{SIGHUP, SIGTTIN, SIGTTOU};
+pub fn forward(control: Sender<Control>, grace: std::time::Duration) {
+    use signal_hook::consts::{SIGHUP, SIGTERM, SIGTTIN, SIGTTOU};
     use signal_hook::iterator::Signals;
 
-    let mut signals = match Signals::new([SIGHUP, SIGTTIN, SIGTTOU]) {
+    let mut signals = match Signals::new([SIGHUP, SIGTERM, SIGTTIN, SIGTTOU]) {
         Ok(s) => s,
         Err(e) => {
-            log::warn!("cannot listen for SIGHUP/SIGTTIN/SIGTTOU: {e}");
+            log::warn!("cannot listen for SIGHUP/SIGTERM/SIGTTIN/SIGTTOU: {e}");
             return;
         }
     };
@@ -26,6 +27,7 @@ pub fn forward(control: Sender<Control>) {
                 let msg = match sig {
                     SIGTTIN => Control::AddWorker,
                     SIGTTOU => Control::RetireWorker,
+                    SIGTERM => Control::Shutdown(grace),
                     _ => Control::Refresh,
                 };
                 log::info!("signal {sig}: {msg:?}");
@@ -38,4 +40,4 @@ pub fn forward(control: Sender<Control>) {
 
 /// Windows: nothing to forward; Ctrl-C is handled by the caller.
 #[cfg(windows)]
-pub fn forward(_control: Sender<Control>) {}
+pub fn forward(_control: Sender<Control>, _grace: std::time::Duration) {}

@@ -34,7 +34,9 @@ pub fn serve(req: &Req) -> Reply {
     let mime = mime(name);
     let body = match mime {
         "text/html; charset=utf-8" => rewrite_html(&file.data, &req.prefix).into_bytes(),
-        "text/css; charset=utf-8" => rewrite_css(&String::from_utf8_lossy(&file.data), &req.prefix).into_bytes(),
+        "text/css; charset=utf-8" => {
+            rewrite_css(&String::from_utf8_lossy(&file.data), &req.prefix).into_bytes()
+        }
         _ => file.data.into_owned(),
     };
     let etag = format!(
@@ -56,11 +58,15 @@ fn safe(rel: &str) -> bool {
     !rel.contains('\\')
         && !rel.contains('\0')
         && !rel.contains(':')
-        && rel.split('/').all(|seg| seg != ".." && !seg.starts_with('.'))
+        && rel
+            .split('/')
+            .all(|seg| seg != ".." && !seg.starts_with('.'))
 }
 
 fn has_extension(path: &str) -> bool {
-    path.rsplit('/').next().is_some_and(|last| last.contains('.'))
+    path.rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'))
 }
 
 fn mime(name: &str) -> &'static str {
@@ -132,7 +138,10 @@ mod tests {
         let html = br#"<html><head><link href="/app.css"><script src="app.js"></script></head><a href="//x.org/y">x</a><img src="/i.png"></html>"#;
         let out = rewrite_html(html, "/a/b");
         assert!(out.contains(r#"<base href="/a/b/">"#), "{out}");
-        assert!(out.contains(r#"window.UPDRAFT = {"base": "/a/b/"}"#), "{out}");
+        assert!(
+            out.contains(r#"window.UPDRAFT = {"base": "/a/b/"}"#),
+            "{out}"
+        );
         assert!(out.contains(r#"href="/a/b/app.css""#), "{out}");
         assert!(out.contains(r#"src="app.js""#), "{out}");
         assert!(out.contains(r#"href="//x.org/y""#), "{out}");
@@ -143,14 +152,25 @@ mod tests {
 
     #[test]
     fn css_urls_get_the_prefix() {
-        let css = "a{background:url(/x.png)} b{background:url('/y.svg')} c{background:url(//cdn/z)}";
+        let css =
+            "a{background:url(/x.png)} b{background:url('/y.svg')} c{background:url(//cdn/z)}";
         let out = rewrite_css(css, "/p");
-        assert_eq!(out, "a{background:url(/p/x.png)} b{background:url('/p/y.svg')} c{background:url(//cdn/z)}");
+        assert_eq!(
+            out,
+            "a{background:url(/p/x.png)} b{background:url('/p/y.svg')} c{background:url(//cdn/z)}"
+        );
     }
 
     #[test]
     fn traversal_is_refused() {
-        for bad in ["../Cargo.toml", "a/../../x", "..\\x", "C:/x", ".git/config", "a\0b"] {
+        for bad in [
+            "../Cargo.toml",
+            "a/../../x",
+            "..\\x",
+            "C:/x",
+            ".git/config",
+            "a\0b",
+        ] {
             assert!(!safe(bad), "{bad}");
         }
         assert!(safe("app.js") && safe("img/logo.svg") && safe(""));

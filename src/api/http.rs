@@ -230,7 +230,11 @@ mod tests {
         assert!(percent_decode("%4", false).is_none());
         assert_eq!(
             parse_query("tags=a&tags=b&x").unwrap(),
-            vec![("tags".into(), "a".into()), ("tags".into(), "b".into()), ("x".into(), "".into())]
+            vec![
+                ("tags".into(), "a".into()),
+                ("tags".into(), "b".into()),
+                ("x".into(), "".into())
+            ]
         );
     }
 }

@@ -96,7 +96,13 @@ pub struct Route {
     pub handler: Handler,
 }
 
-const fn route(method: Method, path: &'static str, app: App, summary: &'static str, handler: Handler) -> Route {
+const fn route(
+    method: Method,
+    path: &'static str,
+    app: App,
+    summary: &'static str,
+    handler: Handler,
+) -> Route {
     Route {
         method,
         path,
@@ -111,11 +117,35 @@ use Method::Get;
 
 /// Every route, the one place to look. The UI is the fallback after these.
 pub static ROUTES: &[Route] = &[
-    route(Get, "/api/v2/monitor/health", Core, "Component health, always 200 unless strict=true", monitor::health),
-    route(Get, "/api/v2/version", Core, "The server's version", monitor::version),
+    route(
+        Get,
+        "/api/v2/monitor/health",
+        Core,
+        "Component health, always 200 unless strict=true",
+        monitor::health,
+    ),
+    route(
+        Get,
+        "/api/v2/version",
+        Core,
+        "The server's version",
+        monitor::version,
+    ),
     route(Get, "/openapi.json", Core, "This document", openapi::get),
-    route(Get, "/docs", Core, "A page that lists the API's routes", openapi::docs),
-    route(Get, "/execution/health", Execution, "Execution API health", monitor::execution_health),
+    route(
+        Get,
+        "/docs",
+        Core,
+        "A page that lists the API's routes",
+        openapi::docs,
+    ),
+    route(
+        Get,
+        "/execution/health",
+        Execution,
+        "Execution API health",
+        monitor::execution_health,
+    ),
     route(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 
@@ -166,7 +196,8 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
             continue;
         };
         path_matched = true;
-        let method_ok = r.method == req.method || (r.method == Method::Get && req.method == Method::Head);
+        let method_ok =
+            r.method == req.method || (r.method == Method::Get && req.method == Method::Head);
         if !method_ok {
             continue;
         }
@@ -177,29 +208,47 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
         return (reply, r.path);
     }
     if path_matched {
-        return (ApiError::new(405, "Method Not Allowed").into_reply(), "method_not_allowed");
+        return (
+            ApiError::new(405, "Method Not Allowed").into_reply(),
+            "method_not_allowed",
+        );
     }
     let p = req.path.as_str();
     let under = |prefix: &str| p == prefix || p.starts_with(&format!("{prefix}/"));
     if p == "/health" {
         let msg = "Moved in Airflow 3. Please change config to check /api/v2/monitor/health";
-        return (Reply::json(404, &json!({"detail": msg, "error": msg})), "not_found");
+        return (
+            Reply::json(404, &json!({"detail": msg, "error": msg})),
+            "not_found",
+        );
     }
     if under("/api/v1") {
         let msg = "/api/v1 has been removed in Airflow 3, please use its upgraded version /api/v2 instead.";
-        return (Reply::json(404, &json!({"detail": msg, "error": msg})), "not_found");
+        return (
+            Reply::json(404, &json!({"detail": msg, "error": msg})),
+            "not_found",
+        );
     }
     if under("/execution") && !ctx.apps.execution {
         return (not_served(Execution), "not_found");
     }
-    if ["/api", "/execution", "/auth", "/ui"].iter().any(|a| under(a)) {
-        return (ApiError::not_found("API route not found").into_reply(), "not_found");
+    if ["/api", "/execution", "/auth", "/ui"]
+        .iter()
+        .any(|a| under(a))
+    {
+        return (
+            ApiError::not_found("API route not found").into_reply(),
+            "not_found",
+        );
     }
     if !ctx.apps.core {
         return (not_served(Core), "not_found");
     }
     if !matches!(req.method, Method::Get | Method::Head) {
-        return (ApiError::new(405, "Method Not Allowed").into_reply(), "method_not_allowed");
+        return (
+            ApiError::new(405, "Method Not Allowed").into_reply(),
+            "method_not_allowed",
+        );
     }
     (assets::serve(req), "static")
 }
@@ -207,7 +256,9 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
 fn not_served(app: App) -> Reply {
     let which = match app {
         App::Core => "the Core API and UI are not served here (this server runs --apps execution)",
-        App::Execution | App::Any => "the Execution API is not served here (this server runs --apps core)",
+        App::Execution | App::Any => {
+            "the Execution API is not served here (this server runs --apps core)"
+        }
     };
     ApiError::not_found(which).into_reply()
 }
@@ -240,8 +291,20 @@ mod tests {
     fn apps_parse_like_airflow() {
         assert_eq!(Apps::parse("all"), Some(Apps::ALL));
         assert_eq!(Apps::parse("core,execution"), Some(Apps::ALL));
-        assert_eq!(Apps::parse("core"), Some(Apps { core: true, execution: false }));
-        assert_eq!(Apps::parse("execution"), Some(Apps { core: false, execution: true }));
+        assert_eq!(
+            Apps::parse("core"),
+            Some(Apps {
+                core: true,
+                execution: false
+            })
+        );
+        assert_eq!(
+            Apps::parse("execution"),
+            Some(Apps {
+                core: false,
+                execution: true
+            })
+        );
         assert_eq!(Apps::parse("web"), None);
         assert_eq!(Apps::parse(""), None);
     }
@@ -259,7 +322,12 @@ mod tests {
     fn every_route_is_unique() {
         for (i, a) in ROUTES.iter().enumerate() {
             for b in &ROUTES[i + 1..] {
-                assert!(!(a.method == b.method && a.path == b.path), "{} {} twice", a.method, a.path);
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {} twice",
+                    a.method,
+                    a.path
+                );
             }
         }
     }

@@ -17,9 +17,8 @@ pub fn health(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Rep
             (false, None)
         }
     };
-    let scheduler_ok = heartbeat.is_some_and(|hb| {
-        (Utc::now() - hb).num_milliseconds() as f64 <= threshold * 1000.0
-    });
+    let scheduler_ok = heartbeat
+        .is_some_and(|hb| (Utc::now() - hb).num_milliseconds() as f64 <= threshold * 1000.0);
     let probe = ctx
         .execution_probe
         .lock()
@@ -50,9 +49,14 @@ pub fn health(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Rep
             "detail": probe.detail,
         },
     });
-    let strict = req.query("strict").is_some_and(|v| crate::config::parse_bool(v) == Some(true));
+    let strict = req
+        .query("strict")
+        .is_some_and(|v| crate::config::parse_bool(v) == Some(true));
     let healthy = db_ok && scheduler_ok && probe.ok != Some(false);
-    Ok(Reply::json(if strict && !healthy { 503 } else { 200 }, &body))
+    Ok(Reply::json(
+        if strict && !healthy { 503 } else { 200 },
+        &body,
+    ))
 }
 
 fn apps_list(ctx: &Ctx) -> Vec<&'static str> {
@@ -83,10 +87,30 @@ pub fn execution_health(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<R
 pub fn metrics(ctx: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
     let pool = &ctx.pool;
     let text = ctx.metrics.render(&[
-        ("api_workers_alive", "API worker threads taking requests.", PoolStats::get(&pool.alive)),
-        ("api_workers_configured", "API worker threads the pool aims for.", PoolStats::get(&pool.target)),
-        ("api_worker_generation", "Generation of the newest API workers.", PoolStats::get(&pool.generation)),
-        ("api_worker_refreshes_total", "Completed rolling refreshes of the worker pool.", PoolStats::get(&pool.refreshes)),
+        (
+            "api_workers_alive",
+            "API worker threads taking requests.",
+            PoolStats::get(&pool.alive),
+        ),
+        (
+            "api_workers_configured",
+            "API worker threads the pool aims for.",
+            PoolStats::get(&pool.target),
+        ),
+        (
+            "api_worker_generation",
+            "Generation of the newest API workers.",
+            PoolStats::get(&pool.generation),
+        ),
+        (
+            "api_worker_refreshes_total",
+            "Completed rolling refreshes of the worker pool.",
+            PoolStats::get(&pool.refreshes),
+        ),
     ]);
-    Ok(Reply::bytes(200, "text/plain; version=0.0.4", text.into_bytes()))
+    Ok(Reply::bytes(
+        200,
+        "text/plain; version=0.0.4",
+        text.into_bytes(),
+    ))
 }

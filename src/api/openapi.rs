@@ -66,9 +66,16 @@ pub fn docs(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, Ap
          </main></body></html>",
         escape(&req.prefix)
     );
-    Ok(Reply::bytes(200, "text/html; charset=utf-8", html.into_bytes()))
+    Ok(Reply::bytes(
+        200,
+        "text/html; charset=utf-8",
+        html.into_bytes(),
+    ))
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

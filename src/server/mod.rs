@@ -11,8 +11,8 @@ mod pool;
 pub mod probe;
 
 use std::io::Read;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -142,7 +142,12 @@ fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Re
     if status >= 500 {
         log::warn!("{} {} -> {status}", rq.method(), rq.url());
     } else {
-        log::debug!("{} {} -> {status} in {:?}", rq.method(), rq.url(), started.elapsed());
+        log::debug!(
+            "{} {} -> {status} in {:?}",
+            rq.method(),
+            rq.url(),
+            started.elapsed()
+        );
     }
     respond(rq, reply);
     healthy
@@ -184,13 +189,25 @@ fn read(ctx: &Ctx, rq: &mut tiny_http::Request) -> std::result::Result<Routed, R
     let headers: Vec<(String, String)> = rq
         .headers()
         .iter()
-        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_string(),
+            )
+        })
         .collect();
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
 
     // The prefix URLs in replies carry: a trusted proxy's, then our own.
     let forwarded = if ctx.cfg.api.proxy_headers {
-        header("x-forwarded-prefix").map(prefix_of).unwrap_or_default()
+        header("x-forwarded-prefix")
+            .map(prefix_of)
+            .unwrap_or_default()
     } else {
         String::new()
     };
@@ -199,21 +216,35 @@ fn read(ctx: &Ctx, rq: &mut tiny_http::Request) -> std::result::Result<Routed, R
         raw_path
     } else if raw_path == "/" || raw_path == ctx.prefix {
         return Ok(Routed::Reply(Reply::redirect(&format!("{public_prefix}/"))));
-    } else if let Some(rest) = raw_path.strip_prefix(&ctx.prefix).filter(|r| r.starts_with('/')) {
+    } else if let Some(rest) = raw_path
+        .strip_prefix(&ctx.prefix)
+        .filter(|r| r.starts_with('/'))
+    {
         rest
     } else {
-        let detail = format!("Not Found: this server serves everything under {}/", ctx.prefix);
+        let detail = format!(
+            "Not Found: this server serves everything under {}/",
+            ctx.prefix
+        );
         return Ok(Routed::Reply(ApiError::not_found(detail).into_reply()));
     };
     let path = percent_decode(below, false)
         .filter(|p| !p.contains('\0'))
-        .ok_or_else(|| ApiError::bad_request("the request path is not valid percent-encoded UTF-8").into_reply())?;
-    let query = parse_query(raw_query)
-        .ok_or_else(|| ApiError::bad_request("the query string is not valid percent-encoded UTF-8").into_reply())?;
+        .ok_or_else(|| {
+            ApiError::bad_request("the request path is not valid percent-encoded UTF-8")
+                .into_reply()
+        })?;
+    let query = parse_query(raw_query).ok_or_else(|| {
+        ApiError::bad_request("the query string is not valid percent-encoded UTF-8").into_reply()
+    })?;
 
     let limit = ctx.cfg.api.max_body_size;
     let too_large = || {
-        ApiError::new(413, format!("the request body is larger than [api] max_body_size ({limit} bytes)")).into_reply()
+        ApiError::new(
+            413,
+            format!("the request body is larger than [api] max_body_size ({limit} bytes)"),
+        )
+        .into_reply()
     };
     if rq.body_length().is_some_and(|n| n as u64 > limit) {
         return Err(too_large());
@@ -222,7 +253,9 @@ fn read(ctx: &Ctx, rq: &mut tiny_http::Request) -> std::result::Result<Routed, R
     rq.as_reader()
         .take(limit + 1)
         .read_to_end(&mut body)
-        .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")).into_reply())?;
+        .map_err(|e| {
+            ApiError::bad_request(format!("cannot read the request body: {e}")).into_reply()
+        })?;
     if body.len() as u64 > limit {
         return Err(too_large());
     }

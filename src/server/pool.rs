@@ -110,7 +110,9 @@ pub fn start(
     for id in ids {
         if let Err(reason) = sup.wait_ready(id) {
             sup.stop_all(Duration::from_secs(1));
-            return Err(Error::Failed(format!("API worker {id} did not start: {reason}")));
+            return Err(Error::Failed(format!(
+                "API worker {id} did not start: {reason}"
+            )));
         }
     }
     let handle = std::thread::Builder::new()
@@ -189,7 +191,9 @@ impl Supervisor {
         let old_gen = self.generation;
         self.generation += 1;
         let new_gen = self.generation;
-        log::info!("worker refresh: generation {new_gen} replaces generation {old_gen} and older, {batch} at a time");
+        log::info!(
+            "worker refresh: generation {new_gen} replaces generation {old_gen} and older, {batch} at a time"
+        );
         loop {
             let old: Vec<u64> = self
                 .workers
@@ -271,7 +275,9 @@ impl Supervisor {
             }
             let ev = match self.events.recv_deadline(deadline) {
                 Ok(ev) => ev,
-                Err(RecvTimeoutError::Timeout) => return Err(format!("not ready within {READY_TIMEOUT:?}")),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!("not ready within {READY_TIMEOUT:?}"));
+                }
                 Err(RecvTimeoutError::Disconnected) => return Err("event channel closed".into()),
             };
             match ev {
@@ -286,14 +292,18 @@ impl Supervisor {
 
     /// Tells a worker to stop after its current request and waits until it has.
     fn retire_and_wait(&mut self, id: u64) {
-        let Some(w) = self.workers.get(&id) else { return };
+        let Some(w) = self.workers.get(&id) else {
+            return;
+        };
         w.retire.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + RETIRE_TIMEOUT;
         while self.workers.contains_key(&id) {
             match self.events.recv_deadline(deadline) {
                 Ok(ev) => self.on_event(ev),
                 Err(_) => {
-                    log::warn!("worker {id} did not finish within {RETIRE_TIMEOUT:?}; leaving it to finish alone");
+                    log::warn!(
+                        "worker {id} did not finish within {RETIRE_TIMEOUT:?}; leaving it to finish alone"
+                    );
                     self.workers.remove(&id);
                     self.publish_alive();
                     return;
@@ -315,7 +325,10 @@ impl Supervisor {
                 self.reap(id);
             }
             Event::Exited(id, why) => {
-                let planned = self.workers.get(&id).is_some_and(|w| w.retire.load(Ordering::Relaxed));
+                let planned = self
+                    .workers
+                    .get(&id)
+                    .is_some_and(|w| w.retire.load(Ordering::Relaxed));
                 self.reap(id);
                 if !planned && !self.stopping && self.workers.len() < self.target {
                     let new = self.spawn();
@@ -333,7 +346,10 @@ impl Supervisor {
     }
 
     fn oldest(&self, pred: impl Fn(&Worker) -> bool) -> Option<u64> {
-        self.workers.iter().find(|(_, w)| pred(w)).map(|(id, _)| *id)
+        self.workers
+            .iter()
+            .find(|(_, w)| pred(w))
+            .map(|(id, _)| *id)
     }
 
     fn publish_alive(&self) {
@@ -342,7 +358,10 @@ impl Supervisor {
     }
 
     fn publish_target(&self) {
-        self.ctx.pool.target.store(self.target as u64, Ordering::Relaxed);
+        self.ctx
+            .pool
+            .target
+            .store(self.target as u64, Ordering::Relaxed);
     }
 
     /// Every worker drains what is queued and stops; waits up to `grace` for them.
@@ -381,18 +400,30 @@ fn work(
     let mut store = match Store::open_existing(&ctx.cfg.database.path) {
         Ok(s) => s,
         Err(e) => {
-            let _ = events.send(Event::NotReady(id, format!("cannot open the database: {e}")));
+            let _ = events.send(Event::NotReady(
+                id,
+                format!("cannot open the database: {e}"),
+            ));
             return;
         }
     };
-    let probe_path = if ctx.apps.core { "/api/v2/monitor/health" } else { "/execution/health" };
+    let probe_path = if ctx.apps.core {
+        "/api/v2/monitor/health"
+    } else {
+        "/execution/health"
+    };
     let probe = catch_unwind(AssertUnwindSafe(|| {
-        dispatch(ctx, &mut store, &Req::internal(Method::Get, probe_path)).0.status
+        dispatch(ctx, &mut store, &Req::internal(Method::Get, probe_path))
+            .0
+            .status
     }));
     match probe {
         Ok(200) => {}
         Ok(status) => {
-            let _ = events.send(Event::NotReady(id, format!("GET {probe_path} answered {status}")));
+            let _ = events.send(Event::NotReady(
+                id,
+                format!("GET {probe_path} answered {status}"),
+            ));
             return;
         }
         Err(_) => {
@@ -416,7 +447,9 @@ fn work(
         // A panic costs this request a 500 and this worker its life; the supervisor
         // starts a replacement. The store may be mid-transaction, so it goes too.
         if !serve(ctx, &mut store, dispatch, rq) {
-            log::error!("worker {id}: a handler panicked; the request got a 500 and this worker retires");
+            log::error!(
+                "worker {id}: a handler panicked; the request got a 500 and this worker retires"
+            );
             break Exit::Panicked;
         }
     };
