@@ -51,6 +51,8 @@ def main() -> int:
     parser.add_argument("--updraft", required=True, help="path to the updraft binary")
     parser.add_argument("folders", nargs="+", help="folders of dag-factory YAML files")
     args = parser.parse_args()
+    # Keeps our lines in order with anything Airflow or updraft writes to stderr.
+    sys.stdout.reconfigure(line_buffering=True)
     updraft = str(Path(args.updraft).resolve())
 
     with tempfile.TemporaryDirectory(prefix="check-dagfactory-") as tmp:
@@ -189,8 +191,10 @@ def updraft_dags(updraft: str, folder: Path, home: Path) -> tuple[dict, dict]:
         *import_errors, keys=("filepath", "line", "error"), ok=(0, 1)
     ):
         path = Path(folder, filepath or "").resolve()
-        where = f"{display(path)}:{line}" if line else display(path)
-        errors.setdefault(path, []).append(f"updraft import error: {where}: {error}")
+        error = str(error).rstrip()
+        if path.name not in error:  # updraft's errors usually say where already
+            error = f"{display(path)}:{line}: {error}" if line else f"{display(path)}: {error}"
+        errors.setdefault(path, []).append(f"updraft import error: {error}")
     result = {}
     for dag_id, fileloc in dag_ids:
         try:
