@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 HOME_DIR ?= $(CURDIR)/.local
+PYTHON ?= python3
+# The venv is rebuilt only when the requirements' hash differs from the one stored in it.
+COMPAT_VENV := .venv-compat
+COMPAT_REQS := tests/compat/requirements.txt
 
 .PHONY: build run test test-rust test-compat lint fmt fmt-check release windows windows-smoke bench clean
 
@@ -23,7 +27,16 @@ test-rust:
 
 # test-compat checks that updraft reads DAG files as Apache Airflow with dag-factory does.
 test-compat:
-	@echo "test-compat: not yet"
+	@want=$$(sha256sum $(COMPAT_REQS) | cut -d' ' -f1); \
+	if [ "$$(cat $(COMPAT_VENV)/requirements.sha256 2>/dev/null)" != "$$want" ]; then \
+		echo "installing $(COMPAT_REQS) into $(COMPAT_VENV)"; \
+		rm -rf $(COMPAT_VENV) && $(PYTHON) -m venv $(COMPAT_VENV) && \
+		$(COMPAT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(COMPAT_REQS) && \
+		echo "$$want" > $(COMPAT_VENV)/requirements.sha256; \
+	fi
+	$(CARGO) build
+	$(COMPAT_VENV)/bin/python tests/compat/check_dagfactory.py --updraft target/debug/updraft \
+		src/example_dags tests/compat/dags
 
 # lint runs clippy with warnings as errors.
 lint:
