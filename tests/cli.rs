@@ -301,3 +301,22 @@ fn schema_is_json() {
     let run = home.run(&["dags", "schema"], &[]).expect(0);
     assert!(run.json()["properties"].is_object() || run.json()["additionalProperties"].is_object());
 }
+
+/// The README's first DAG is the one the Airflow compatibility check loads.
+#[test]
+fn readme_dag_is_checked_against_airflow() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("```yaml\n").expect("README has a YAML block") + "```yaml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let checked =
+        std::fs::read_to_string(root.join("tests/compat/dags/hello_updraft.yml")).unwrap();
+    assert_eq!(
+        block, checked,
+        "README's DAG and tests/compat/dags/hello_updraft.yml differ"
+    );
+    let home = TempHome::new();
+    std::fs::write(home.dags().join("hello.yml"), block).unwrap();
+    let run = home.run(&["tasks", "list", "hello_updraft"], &[]).expect(0);
+    assert_eq!(run.stdout(), "hello\nwhich_day\n");
+}
