@@ -25,6 +25,9 @@ pub enum Error {
     Db(String),
     /// Something asked for does not exist (a DAG id, a run id, a key).
     NotFound(String),
+    /// The change collides with the current state (a duplicate run id, a task that is
+    /// no longer in the state the caller expected).
+    Conflict(String),
     /// The command ran and its subject failed (a DAG run, a check); exit 1.
     Failed(String),
 }
@@ -37,7 +40,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Config { .. } => 2,
-            Error::Io { .. } | Error::Db(_) | Error::NotFound(_) | Error::Failed(_) => 1,
+            Error::Io { .. }
+            | Error::Db(_)
+            | Error::NotFound(_)
+            | Error::Conflict(_)
+            | Error::Failed(_) => 1,
         }
     }
 
@@ -65,7 +72,7 @@ impl fmt::Display for Error {
             ),
             Error::Io { path, err } => write!(f, "{}: {err}", path.display()),
             Error::Db(msg) => write!(f, "database: {msg}"),
-            Error::NotFound(msg) | Error::Failed(msg) => f.write_str(msg),
+            Error::NotFound(msg) | Error::Conflict(msg) | Error::Failed(msg) => f.write_str(msg),
         }
     }
 }

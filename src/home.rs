@@ -45,3 +45,25 @@ pub fn ensure_folders(cfg: &Config) -> Result<()> {
     }
     Ok(())
 }
+
+/// Writes a file only its owner can read (0600 on Unix; on Windows the user's profile
+/// folder is already private to the user).
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        f.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))
+    }
+    #[cfg(windows)]
+    {
+        std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    }
+}

@@ -16,11 +16,20 @@ pub mod cli;
 pub mod config;
 pub mod dagfile;
 pub mod error;
+pub mod executor;
 pub mod home;
+pub mod ids;
+pub mod jwt;
 pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod processor;
+pub mod scheduler;
 pub mod server;
 pub mod signals;
 pub mod store;
+
+/// This machine's name, as tasks report it to the Execution API.
+pub fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}

@@ -37,6 +37,39 @@ pub struct Dag {
     pub task_groups: Vec<TaskGroup>,
 }
 
+impl Dag {
+    /// A task by its full id.
+    pub fn task(&self, task_id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.task_id == task_id)
+    }
+
+    /// Airflow's default `weight_rule` ("downstream"): a task's own `priority_weight`
+    /// plus that of every task downstream of it, so long chains start first.
+    pub fn effective_weights(&self) -> std::collections::HashMap<&str, i64> {
+        use std::collections::{HashMap, HashSet};
+        let mut downstream: HashMap<&str, Vec<&str>> = HashMap::new();
+        for t in &self.tasks {
+            for up in &t.upstream {
+                downstream.entry(up.as_str()).or_default().push(&t.task_id);
+            }
+        }
+        let weight: HashMap<&str, i64> = self.tasks.iter().map(|t| (t.task_id.as_str(), t.priority_weight)).collect();
+        self.tasks
+            .iter()
+            .map(|t| {
+                let mut seen = HashSet::new();
+                let mut stack = vec![t.task_id.as_str()];
+                while let Some(id) = stack.pop() {
+                    if seen.insert(id) {
+                        stack.extend(downstream.get(id).into_iter().flatten().copied());
+                    }
+                }
+                (t.task_id.as_str(), seen.iter().map(|id| weight[id]).sum())
+            })
+            .collect()
+    }
+}
+
 /// One task of a DAG.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {

@@ -168,6 +168,7 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         match e {
             Error::NotFound(msg) => ApiError::new(404, msg),
+            Error::Conflict(msg) => ApiError::new(409, msg),
             Error::Usage(msg) | Error::Failed(msg) => ApiError::new(400, msg),
             Error::Config { .. } => ApiError::new(400, e.to_string()),
             Error::Io { .. } | Error::Db(_) => {

@@ -6,6 +6,7 @@
 //! never the UI's HTML.
 
 pub mod assets;
+pub mod execution;
 pub mod http;
 mod monitor;
 pub mod openapi;
@@ -113,39 +114,23 @@ const fn route(
 }
 
 use App::{Any, Core, Execution};
-use Method::Get;
+use Method::{Get, Patch, Post, Put};
 
 /// Every route, the one place to look. The UI is the fallback after these.
+#[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    route(
-        Get,
-        "/api/v2/monitor/health",
-        Core,
-        "Component health, always 200 unless strict=true",
-        monitor::health,
-    ),
-    route(
-        Get,
-        "/api/v2/version",
-        Core,
-        "The server's version",
-        monitor::version,
-    ),
+    route(Get, "/api/v2/monitor/health", Core, "Component health, always 200 unless strict=true", monitor::health),
+    route(Get, "/api/v2/version", Core, "The server's version", monitor::version),
     route(Get, "/openapi.json", Core, "This document", openapi::get),
-    route(
-        Get,
-        "/docs",
-        Core,
-        "A page that lists the API's routes",
-        openapi::docs,
-    ),
-    route(
-        Get,
-        "/execution/health",
-        Execution,
-        "Execution API health",
-        monitor::execution_health,
-    ),
+    route(Get, "/docs", Core, "A page that lists the API's routes", openapi::docs),
+    route(Get, "/execution/health", Execution, "Execution API health", monitor::execution_health),
+    route(Patch, "/execution/task-instances/{task_instance_id}/run", Execution, "Mark a task instance running; returns its run context", execution::run),
+    route(Put, "/execution/task-instances/{task_instance_id}/heartbeat", Execution, "Heartbeat of a running task instance", execution::heartbeat),
+    route(Patch, "/execution/task-instances/{task_instance_id}/state", Execution, "Finish a try: success, failed, skipped, up_for_retry", execution::state),
+    route(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
+    route(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),
+    route(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Read an XCom", execution::get_xcom),
+    route(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Push an XCom", execution::set_xcom),
     route(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 
@@ -160,6 +145,19 @@ pub struct Ctx {
     /// The last check of `execution_api_server_url` (see `server::probe`).
     pub execution_probe: Mutex<Probe>,
     pub started: Instant,
+    /// The JWT signing secret (see `jwt::secret`).
+    pub secret: Vec<u8>,
+    /// Wakes the scheduler when it runs in this process and a task finished.
+    pub scheduler_wake: Option<crossbeam_channel::Sender<()>>,
+}
+
+impl Ctx {
+    /// Tells an in-process scheduler that state changed, so it need not wait for a tick.
+    pub fn wake_scheduler(&self) {
+        if let Some(tx) = &self.scheduler_wake {
+            let _ = tx.try_send(());
+        }
+    }
 }
 
 /// The worker pool as health and metrics report it.

@@ -77,6 +77,17 @@ pub fn prefix_of(base_url: &str) -> String {
 
 /// Binds the listener and starts the workers. The database must exist (migrated).
 pub fn start(cfg: Config, apps: Apps, dispatch: Dispatch) -> Result<Running> {
+    start_with(cfg, apps, dispatch, None)
+}
+
+/// [`start`], with a channel that wakes a scheduler in this process when tasks finish.
+pub fn start_with(
+    cfg: Config,
+    apps: Apps,
+    dispatch: Dispatch,
+    scheduler_wake: Option<Sender<()>>,
+) -> Result<Running> {
+    let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
     let addr = format!("{}:{}", cfg.api.host, cfg.api.port);
     let http = tiny_http::Server::http(&addr).map_err(|e| {
         Error::Failed(format!(
@@ -100,6 +111,8 @@ pub fn start(cfg: Config, apps: Apps, dispatch: Dispatch) -> Result<Running> {
             detail: "not checked yet".into(),
         }),
         started: Instant::now(),
+        secret,
+        scheduler_wake,
         cfg,
     });
     let (control, supervisor) = pool::start(Arc::new(http), ctx.clone(), dispatch)?;

@@ -222,6 +222,25 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// (dag_id, is_paused, is_stale, last_parsed_time) of every DAG: what the scheduler
+    /// rereads when the store changed.
+    pub fn dag_states(&self) -> Result<Vec<(String, bool, bool, DateTime<Utc>)>> {
+        self.query(
+            "SELECT dag_id, is_paused, is_stale, last_parsed_time FROM dag",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, time_col(r, 3)?)),
+        )
+    }
+
+    /// Sets a DAG's paused flag; false if there is no such DAG.
+    pub fn set_paused(&mut self, dag_id: &str, paused: bool) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("UPDATE dag SET is_paused = ?2 WHERE dag_id = ?1", params![dag_id, paused])
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
     /// Every import error, ordered by file.
     pub fn import_errors(&self) -> Result<Vec<ImportErrorRow>> {
         let mut stmt = self

@@ -1,10 +1,30 @@
-//! Jobs and their heartbeats: what health checks and `jobs check` read.
+//! Jobs and their heartbeats (what health checks and `jobs check` read), and the lease
+//! that makes one scheduler active while the others stand by.
 
 use chrono::{DateTime, Utc};
-use rusqlite::OptionalExtension;
+use rusqlite::{OptionalExtension, params};
 
-use super::{Store, dags::time_col};
-use crate::error::Result;
+use super::{Store, dags::time_col, ts};
+use crate::error::{Error, Result};
+
+/// A live job, as `jobs check` lists it.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: i64,
+    pub job_type: String,
+    pub hostname: String,
+    pub pid: i64,
+    pub latest_heartbeat: DateTime<Utc>,
+}
+
+/// Who holds the scheduler lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    pub job_id: i64,
+    pub hostname: String,
+    pub pid: i64,
+    pub heartbeat: DateTime<Utc>,
+}
 
 impl Store {
     /// The newest heartbeat of a running job of this type (`SchedulerJob`, ...).
@@ -18,5 +38,94 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// Running jobs of a type whose heartbeat is newer than `since`, newest first.
+    pub fn alive_jobs(&self, job_type: &str, since: DateTime<Utc>, hostname: Option<&str>) -> Result<Vec<JobRow>> {
+        self.query(
+            "SELECT id, job_type, hostname, pid, latest_heartbeat FROM job
+             WHERE job_type = ?1 AND state = 'running' AND latest_heartbeat >= ?2 AND (?3 IS NULL OR hostname = ?3)
+             ORDER BY latest_heartbeat DESC",
+            params![job_type, ts(since), hostname],
+            |r| {
+                Ok(JobRow {
+                    id: r.get(0)?,
+                    job_type: r.get(1)?,
+                    hostname: r.get(2)?,
+                    pid: r.get(3)?,
+                    latest_heartbeat: time_col(r, 4)?,
+                })
+            },
+        )
+    }
+
+    /// Registers a running job; returns its id.
+    pub fn start_job(&mut self, job_type: &str, hostname: &str, pid: u32, now: DateTime<Utc>) -> Result<i64> {
+        self.write(|tx| {
+            tx.0.execute(
+                "INSERT INTO job (job_type, state, hostname, pid, start_date, latest_heartbeat)
+                 VALUES (?1, 'running', ?2, ?3, ?4, ?4)",
+                params![job_type, hostname, pid, ts(now)],
+            )
+            .map_err(|e| Error::Db(e.to_string()))?;
+            Ok(tx.0.last_insert_rowid())
+        })
+    }
+
+    /// Records a heartbeat of a job, and renews the scheduler lease if it holds it.
+    pub fn heartbeat_job(&mut self, job_id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            let now = ts(now);
+            tx.0.execute("UPDATE job SET latest_heartbeat = ?2 WHERE id = ?1", params![job_id, now])
+                .and_then(|_| {
+                    tx.0.execute("UPDATE scheduler_lease SET heartbeat = ?2 WHERE job_id = ?1", params![job_id, now])
+                })
+                .map_err(|e| Error::Db(e.to_string()))?;
+            Ok(())
+        })
+    }
+
+    /// Marks a job ended and gives up its lease.
+    pub fn end_job(&mut self, job_id: i64, state: &str, now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            tx.0.execute(
+                "UPDATE job SET state = ?2, end_date = ?3 WHERE id = ?1",
+                params![job_id, state, ts(now)],
+            )
+            .and_then(|_| tx.0.execute("DELETE FROM scheduler_lease WHERE job_id = ?1", [job_id]))
+            .map_err(|e| Error::Db(e.to_string()))?;
+            Ok(())
+        })
+    }
+
+    /// Takes the scheduler lease if it is free, stale (heartbeat before `stale_before`)
+    /// or already ours. Returns the holder after the attempt.
+    pub fn take_lease(
+        &mut self,
+        job_id: i64,
+        hostname: &str,
+        pid: u32,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<Lease> {
+        self.write(|tx| {
+            let db = |e: rusqlite::Error| Error::Db(e.to_string());
+            let holder: Option<Lease> = tx
+                .0
+                .query_row("SELECT job_id, hostname, pid, heartbeat FROM scheduler_lease WHERE id = 1", [], |r| {
+                    Ok(Lease { job_id: r.get(0)?, hostname: r.get(1)?, pid: r.get(2)?, heartbeat: time_col(r, 3)? })
+                })
+                .optional()
+                .map_err(db)?;
+            if let Some(h) = holder.filter(|h| h.job_id != job_id && h.heartbeat >= stale_before) {
+                return Ok(h);
+            }
+            tx.0.execute(
+                "INSERT OR REPLACE INTO scheduler_lease (id, job_id, hostname, pid, heartbeat) VALUES (1, ?1, ?2, ?3, ?4)",
+                params![job_id, hostname, pid, ts(now)],
+            )
+            .map_err(db)?;
+            Ok(Lease { job_id, hostname: hostname.to_string(), pid: pid as i64, heartbeat: now })
+        })
     }
 }

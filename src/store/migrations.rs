@@ -90,6 +90,7 @@ CREATE TABLE task_instance (
     next_retry_at   TEXT,
     rendered_command TEXT,
     note            TEXT,
+    queued_by_job_id INTEGER,                 -- the scheduler whose executor runs it
     updated_at      TEXT NOT NULL,
     UNIQUE (dag_id, run_id, task_id, map_index),
     FOREIGN KEY (dag_id, run_id) REFERENCES dag_run (dag_id, run_id) ON DELETE CASCADE

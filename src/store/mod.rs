@@ -7,15 +7,19 @@
 
 mod dags;
 mod jobs;
+mod runs;
+mod vars;
 mod migrations;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
 
 pub use dags::{DagRow, FileState, ImportErrorRow, ParsedFile};
+pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
+pub use vars::{Connection, Variable};
 
 use crate::error::{Error, Result};
 
@@ -24,7 +28,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An open database connection.
 pub struct Store {
-    conn: Connection,
+    conn: rusqlite::Connection,
     path: PathBuf,
 }
 
@@ -65,7 +69,7 @@ impl Store {
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| db_err(path, e))?;
+        let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| db_err(path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| db_err(path, e))?;
         // WAL: readers beside one writer. NORMAL sync is durable across process crashes
@@ -141,6 +145,14 @@ impl Store {
             .execute_batch("PRAGMA foreign_keys = ON")
             .map_err(|e| self.err(e))?;
         self.migrate().map(|_| ())
+    }
+
+    /// Changes whenever another connection commits (SQLite's `data_version`): a cheap
+    /// way to notice outside writes without reading any table.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
     }
 
     fn version(&self) -> Result<usize> {

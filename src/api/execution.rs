@@ -1,0 +1,322 @@
+//! The Execution API (`/execution`): what a running task's supervisor talks to.
+//!
+//! Every route but health needs a task token: a JWT whose subject is a task instance id.
+//! Routes under `/task-instances/{id}` also need the subject to be that id. Handlers are
+//! idempotent where Airflow's are (a repeated `run` from the same process, a repeated
+//! terminal state), and every state change is a compare-and-set in the store.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, Ctx, Params, Reply, Req};
+use crate::jwt;
+use crate::model::{Dag, Task, TaskState};
+use crate::store::{Event, Store, TiRow};
+
+/// The audience of task tokens, as Airflow sets it.
+pub const AUDIENCE: &str = "urn:airflow.apache.org:task";
+/// Tokens are re-issued when this little validity is left (Airflow: 20%, at least 30 s).
+const REFRESH_FRACTION: f64 = 0.2;
+const REFRESH_MIN_SECS: i64 = 30;
+const LEEWAY_SECS: i64 = 10;
+
+/// Mints a task token for one task instance.
+pub fn task_token(secret: &[u8], ti_id: &str, lifetime_secs: f64, now: DateTime<Utc>) -> String {
+    let iat = now.timestamp();
+    jwt::sign(
+        secret,
+        &json!({"sub": ti_id, "aud": AUDIENCE, "iat": iat, "nbf": iat, "exp": iat + lifetime_secs as i64, "scope": "execution"}),
+    )
+}
+
+/// The checked claims of a request's task token.
+struct Caller {
+    ti_id: String,
+    /// A fresh token to hand back when this one is close to expiry.
+    refreshed: Option<String>,
+}
+
+fn caller(ctx: &Ctx, req: &Req) -> Result<Caller, ApiError> {
+    let header = req.header("authorization").unwrap_or("");
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::new(401, "Missing auth token"))?;
+    let now = Utc::now().timestamp();
+    let claims = jwt::verify(&ctx.secret, token, AUDIENCE, now, LEEWAY_SECS)
+        .map_err(|e| ApiError::new(403, format!("Invalid auth token: {e}")))?;
+    if claims["scope"] != "execution" {
+        return Err(ApiError::new(403, "Invalid auth token: not an execution token"));
+    }
+    let ti_id = claims["sub"].as_str().unwrap_or("").to_string();
+    let (iat, exp) = (claims["iat"].as_i64().unwrap_or(now), claims["exp"].as_i64().unwrap_or(now));
+    let validity = (exp - iat).max(0);
+    let threshold = ((validity as f64 * REFRESH_FRACTION) as i64).max(REFRESH_MIN_SECS);
+    let refreshed = (exp - now <= threshold)
+        .then(|| task_token(&ctx.secret, &ti_id, ctx.cfg.auth.execution_jwt_expiration_time, Utc::now()));
+    Ok(Caller { ti_id, refreshed })
+}
+
+/// The caller's token must belong to the task instance in the path.
+fn caller_for(ctx: &Ctx, req: &Req, ti_id: &str) -> Result<Caller, ApiError> {
+    let c = caller(ctx, req)?;
+    if c.ti_id != ti_id {
+        return Err(ApiError::new(403, "Token subject does not match task instance ID"));
+    }
+    Ok(c)
+}
+
+fn with_token(reply: Reply, c: &Caller) -> Reply {
+    match &c.refreshed {
+        Some(t) => reply.with_header("Refreshed-API-Token", t),
+        None => reply,
+    }
+}
+
+fn conflict(reason: &str, message: &str, state: Option<TaskState>) -> ApiError {
+    ApiError {
+        status: 409,
+        detail: json!({"reason": reason, "message": message, "previous_state": state.map(TaskState::as_str)}),
+    }
+}
+
+fn not_found(what: String) -> ApiError {
+    ApiError { status: 404, detail: json!({"reason": "not_found", "message": what}) }
+}
+
+fn body<T: for<'de> Deserialize<'de>>(req: &Req) -> Result<T, ApiError> {
+    serde_json::from_slice(&req.body).map_err(|e| ApiError::new(422, format!("invalid request body: {e}")))
+}
+
+fn load_ti(store: &Store, id: &str) -> Result<TiRow, ApiError> {
+    store.ti(id)?.ok_or_else(|| not_found(format!("Task Instance with id {id} not found")))
+}
+
+fn task_of<'a>(dag: &'a Dag, task_id: &str) -> Option<&'a Task> {
+    dag.tasks.iter().find(|t| t.task_id == task_id)
+}
+
+#[derive(Deserialize)]
+struct RunBody {
+    pid: i64,
+    hostname: String,
+    #[serde(default)]
+    unixname: String,
+}
+
+/// `PATCH /execution/task-instances/{id}/run`: queued -> running; returns the run context.
+pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let id = p.get("task_instance_id");
+    let c = caller_for(ctx, req, id)?;
+    let b: RunBody = body(req)?;
+    let now = Utc::now();
+    let ti = load_ti(store, id)?;
+    let same_process = ti.state == Some(TaskState::Running)
+        && ti.pid == Some(b.pid)
+        && ti.hostname.as_deref() == Some(b.hostname.as_str());
+    if !same_process {
+        let started = store.write(|tx| {
+            let ok = tx.start_ti(id, b.pid, &b.hostname, &b.unixname, now)?;
+            if ok {
+                tx.clear_xcoms(&ti.dag_id, &ti.run_id, &ti.task_id)?;
+                tx.event(
+                    &Event {
+                        event: "running".into(),
+                        dag_id: Some(ti.dag_id.clone()),
+                        task_id: Some(ti.task_id.clone()),
+                        run_id: Some(ti.run_id.clone()),
+                        try_number: Some(ti.try_number),
+                        owner: Some("airflow".into()),
+                        extra: Some(json!({"host_name": b.hostname}).to_string()),
+                    },
+                    now,
+                )?;
+            }
+            Ok(ok)
+        })?;
+        if !started {
+            let msg = if ti.state == Some(TaskState::Running) {
+                "TI is already running in another process"
+            } else {
+                "TI was not in a state where it could be marked as running"
+            };
+            return Err(conflict("invalid_state", msg, ti.state));
+        }
+    }
+    let ti = load_ti(store, id)?;
+    let run = store
+        .run(&ti.dag_id, &ti.run_id)?
+        .ok_or_else(|| not_found(format!("DAG run {} not found", ti.run_id)))?;
+    let dag = store
+        .dag(&ti.dag_id)?
+        .ok_or_else(|| not_found(format!("DAG {} not found", ti.dag_id)))?
+        .dag;
+    let task = task_of(&dag, &ti.task_id)
+        .ok_or_else(|| not_found(format!("task {} is no longer in DAG {}", ti.task_id, ti.dag_id)))?;
+    let t = |d: Option<DateTime<Utc>>| d.map(crate::store::ts);
+    let context = json!({
+        "dag_run": {
+            "dag_id": run.dag_id, "run_id": run.run_id, "logical_date": t(run.logical_date),
+            "data_interval_start": t(run.data_interval_start), "data_interval_end": t(run.data_interval_end),
+            "run_after": crate::store::ts(run.run_after), "start_date": t(run.start_date), "end_date": null,
+            "run_type": run.run_type.as_str(), "conf": run.conf, "clear_number": run.clear_number,
+            "triggering_user_name": run.triggering_user_name,
+        },
+        "task_reschedule_count": 0,
+        "max_tries": ti.max_tries,
+        "should_retry": ti.try_number <= ti.max_tries,
+        "variables": [],
+        "connections": [],
+        "xcom_keys_to_clear": [],
+        // updraft's additions: what a supervisor needs to run the task without the DAG file.
+        "try_number": ti.try_number,
+        "params": dag.params,
+        "task": {
+            "task_id": task.task_id, "operator": task.operator.class_name(), "owner": task.owner,
+            "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
+            "append_env": task.append_env, "cwd": task.cwd,
+            "execution_timeout": task.execution_timeout_secs, "retries": task.retries,
+        },
+    });
+    Ok(with_token(Reply::json(200, &context), &c))
+}
+
+#[derive(Deserialize)]
+struct HeartbeatBody {
+    pid: i64,
+    hostname: String,
+}
+
+/// `PUT /execution/task-instances/{id}/heartbeat`: 204 while the caller still owns the
+/// task instance; 409 when it was cleared or changed elsewhere (the task must stop).
+pub fn heartbeat(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let id = p.get("task_instance_id");
+    let c = caller_for(ctx, req, id)?;
+    let b: HeartbeatBody = body(req)?;
+    if store.write(|tx| tx.heartbeat_ti(id, b.pid, &b.hostname, Utc::now()))? {
+        return Ok(with_token(Reply::bytes(204, "application/json", Vec::new()), &c));
+    }
+    let ti = load_ti(store, id)?;
+    if ti.state == Some(TaskState::Running) {
+        return Err(conflict("running_elsewhere", "TI is running in another process", ti.state));
+    }
+    Err(conflict("not_running", "TI is no longer in the running state; the task should terminate", ti.state))
+}
+
+#[derive(Deserialize)]
+struct StateBody {
+    state: String,
+    end_date: Option<DateTime<Utc>>,
+    rendered_command: Option<String>,
+}
+
+/// `PATCH /execution/task-instances/{id}/state`: running -> a terminal state or
+/// up_for_retry. 204; 200 when it is already in that state; 409 when not running.
+pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    use TaskState::*;
+    let id = p.get("task_instance_id");
+    let c = caller_for(ctx, req, id)?;
+    let b: StateBody = body(req)?;
+    let to = match TaskState::parse(&b.state) {
+        Some(s @ (Success | Failed | Skipped | UpForRetry | Removed)) => s,
+        _ => return Err(ApiError::new(422, format!("state {:?} cannot be set through the Execution API", b.state))),
+    };
+    let ti = load_ti(store, id)?;
+    if ti.state == Some(to) {
+        return Ok(with_token(Reply::bytes(200, "application/json", Vec::new()), &c));
+    }
+    let now = b.end_date.unwrap_or_else(Utc::now);
+    let next_retry_at = if to == UpForRetry {
+        let task = store.dag(&ti.dag_id)?.and_then(|d| task_of(&d.dag, &ti.task_id).cloned());
+        task.map(|t| now + chrono::Duration::from_std(retry_delay(&t, ti.try_number)).unwrap_or_default())
+    } else {
+        None
+    };
+    let changed = store.write(|tx| {
+        if let Some(cmd) = &b.rendered_command {
+            tx.set_rendered(id, cmd)?;
+        }
+        let ok = tx.set_ti_state(id, Some(Running), Some(to), now, next_retry_at)?;
+        if ok && matches!(to, Success | Failed) {
+            tx.event(
+                &Event {
+                    event: to.as_str().into(),
+                    dag_id: Some(ti.dag_id.clone()),
+                    task_id: Some(ti.task_id.clone()),
+                    run_id: Some(ti.run_id.clone()),
+                    try_number: Some(ti.try_number),
+                    owner: Some("airflow".into()),
+                    extra: ti.hostname.as_ref().map(|h| json!({"host_name": h}).to_string()),
+                },
+                now,
+            )?;
+        }
+        Ok(ok)
+    })?;
+    if !changed {
+        return Err(conflict("invalid_state", "TI was not in the running state", ti.state));
+    }
+    ctx.wake_scheduler();
+    Ok(with_token(Reply::bytes(204, "application/json", Vec::new()), &c))
+}
+
+/// `GET /execution/variables/{variable_key}`.
+pub fn variable(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = caller(ctx, req)?;
+    let key = p.get("variable_key");
+    let v = store
+        .variable(key)?
+        .ok_or_else(|| not_found(format!("Variable with key '{key}' not found")))?;
+    Ok(with_token(Reply::json(200, &json!({"key": v.key, "value": v.val})), &c))
+}
+
+/// `GET /execution/connections/{connection_id}`.
+pub fn connection(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = caller(ctx, req)?;
+    let id = p.get("connection_id");
+    let conn = store
+        .connection(id)?
+        .ok_or_else(|| not_found(format!("Connection with ID {id} not found")))?;
+    Ok(with_token(Reply::json(200, &conn.to_json()), &c))
+}
+
+/// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}`.
+pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = caller(ctx, req)?;
+    let (dag_id, run_id, task_id, key) = (p.get("dag_id"), p.get("run_id"), p.get("task_id"), p.get("key"));
+    let value = store.xcom(dag_id, run_id, task_id, key)?.ok_or_else(|| {
+        not_found(format!("XCom with key='{key}' map_index=-1 not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"))
+    })?;
+    Ok(with_token(Reply::json(200, &json!({"key": key, "value": value})), &c))
+}
+
+/// `POST /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}`: body is the JSON value.
+/// Only the task instance itself may push its XComs.
+pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = caller(ctx, req)?;
+    let (dag_id, run_id, task_id, key) = (p.get("dag_id"), p.get("run_id"), p.get("task_id"), p.get("key"));
+    let ti = load_ti(store, &c.ti_id)?;
+    if (ti.dag_id.as_str(), ti.run_id.as_str(), ti.task_id.as_str()) != (dag_id, run_id, task_id) {
+        return Err(ApiError::new(403, "a task may only push its own XComs"));
+    }
+    let value: Value = body(req)?;
+    store.write(|tx| tx.set_xcom(dag_id, run_id, task_id, key, &value, Utc::now()))?;
+    Ok(with_token(Reply::json(201, &json!({"message": "XCom successfully set"})), &c))
+}
+
+/// How long a failed try waits before the next: `retry_delay`, doubled per try with
+/// `retry_exponential_backoff`, never above `max_retry_delay`.
+fn retry_delay(task: &Task, try_number: u32) -> std::time::Duration {
+    let base = task.retry_delay_secs.max(0.0);
+    let mut secs = if task.retry_exponential_backoff {
+        base * 2f64.powi(try_number.saturating_sub(1).min(30) as i32)
+    } else {
+        base
+    };
+    if let Some(max) = task.max_retry_delay_secs {
+        secs = secs.min(max);
+    }
+    std::time::Duration::from_secs_f64(secs.min(86_400.0 * 365.0))
+}

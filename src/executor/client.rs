@@ -1,0 +1,192 @@
+//! A typed client of the Execution API: what a supervisor, and commands run inside a
+//! task, use to reach state. Nothing here opens the database.
+//!
+//! Connection errors and 5xx answers are retried with a growing wait (the server may be
+//! restarting); 4xx answers are results. A `Refreshed-API-Token` answer header replaces
+//! the token for the following calls, as Airflow's task SDK does.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+/// The environment variables a task (and its supervisor) finds the API in.
+pub const URL_VAR: &str = "UPDRAFT_EXECUTION_API_URL";
+pub const TOKEN_VAR: &str = "UPDRAFT_TASK_TOKEN";
+
+/// How many times a call is tried, and the first wait between tries (doubling).
+const ATTEMPTS: u32 = 5;
+const FIRST_WAIT: Duration = Duration::from_millis(200);
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a call did not give what was asked.
+#[derive(Debug)]
+pub enum CallError {
+    /// The server answered with this status and body.
+    Status(u16, Value),
+    /// The server could not be reached, after every retry.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Status(s, body) => write!(f, "the Execution API answered {s}: {body}"),
+            CallError::Unreachable(e) => write!(f, "the Execution API is unreachable: {e}"),
+        }
+    }
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    token: Mutex<String>,
+    attempts: u32,
+}
+
+impl Client {
+    /// `base` ends with `/execution/` (a trailing slash is added if missing).
+    pub fn new(base: &str, token: &str) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(TIMEOUT))
+            .build()
+            .into();
+        Client {
+            agent,
+            base: format!("{}/", base.trim_end_matches('/')),
+            token: Mutex::new(token.to_string()),
+            attempts: ATTEMPTS,
+        }
+    }
+
+    /// A client for commands run inside a task: URL and token from the environment.
+    pub fn from_env(vars: &[(String, String)]) -> Option<Client> {
+        let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Some(Client::new(&get(URL_VAR)?, &get(TOKEN_VAR)?))
+    }
+
+    /// Tries each call once only (for heartbeats, which have their own tolerance).
+    pub fn once(mut self) -> Client {
+        self.attempts = 1;
+        self
+    }
+
+    pub fn token(&self) -> String {
+        self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value), CallError> {
+        let url = format!("{}{}", self.base, path);
+        let mut wait = FIRST_WAIT;
+        let mut last = String::new();
+        for attempt in 1..=self.attempts {
+            let auth = format!("Bearer {}", self.token());
+            let res = match (method, body) {
+                ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
+                (m, Some(b)) => self
+                    .agent
+                    .request(m, &url)
+                    .header("Authorization", &auth)
+                    .header("Content-Type", "application/json")
+                    .send(b.to_string()),
+                (m, None) => self.agent.request(m, &url).header("Authorization", &auth).send(""),
+            };
+            match res {
+                Ok(mut r) => {
+                    if let Some(t) = r.headers().get("refreshed-api-token").and_then(|v| v.to_str().ok()) {
+                        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = t.to_string();
+                    }
+                    let status = r.status().as_u16();
+                    let text = r.body_mut().read_to_string().unwrap_or_default();
+                    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    if status < 500 {
+                        return Ok((status, value));
+                    }
+                    last = format!("{status} {text}");
+                }
+                Err(e) => last = e.to_string(),
+            }
+            if attempt < self.attempts {
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+        }
+        Err(CallError::Unreachable(format!("{method} {url}: {last}")))
+    }
+
+    fn expect(&self, method: &str, path: &str, body: Option<&Value>, ok: &[u16]) -> Result<Value, CallError> {
+        let (status, value) = self.call(method, path, body)?;
+        if ok.contains(&status) {
+            Ok(value)
+        } else {
+            Err(CallError::Status(status, value))
+        }
+    }
+
+    /// Marks the task instance running; returns the run context.
+    pub fn run(&self, ti_id: &str, pid: u32, hostname: &str, unixname: &str) -> Result<Value, CallError> {
+        let body = json!({"pid": pid, "hostname": hostname, "unixname": unixname, "start_date": Utc::now()});
+        self.expect("PATCH", &format!("task-instances/{ti_id}/run"), Some(&body), &[200])
+    }
+
+    /// Ok(true) while the task may go on; Ok(false) when the server says it must stop.
+    pub fn heartbeat(&self, ti_id: &str, pid: u32, hostname: &str) -> Result<bool, CallError> {
+        let body = json!({"pid": pid, "hostname": hostname});
+        match self.call("PUT", &format!("task-instances/{ti_id}/heartbeat"), Some(&body))? {
+            (204 | 200, _) => Ok(true),
+            (404 | 409 | 410, _) => Ok(false),
+            (status, value) => Err(CallError::Status(status, value)),
+        }
+    }
+
+    /// Reports the end of the try.
+    pub fn finish(&self, ti_id: &str, state: &str, end: DateTime<Utc>, rendered: Option<&str>) -> Result<(), CallError> {
+        let body = json!({"state": state, "end_date": end, "rendered_command": rendered});
+        self.expect("PATCH", &format!("task-instances/{ti_id}/state"), Some(&body), &[200, 204])
+            .map(|_| ())
+    }
+
+    pub fn variable(&self, key: &str) -> Result<Option<String>, CallError> {
+        match self.call("GET", &format!("variables/{}", encode(key)), None)? {
+            (200, v) => Ok(v["value"].as_str().map(str::to_string)),
+            (404, _) => Ok(None),
+            (s, v) => Err(CallError::Status(s, v)),
+        }
+    }
+
+    pub fn connection(&self, conn_id: &str) -> Result<Option<Value>, CallError> {
+        match self.call("GET", &format!("connections/{}", encode(conn_id)), None)? {
+            (200, v) => Ok(Some(v)),
+            (404, _) => Ok(None),
+            (s, v) => Err(CallError::Status(s, v)),
+        }
+    }
+
+    pub fn xcom_get(&self, dag_id: &str, run_id: &str, task_id: &str, key: &str) -> Result<Option<Value>, CallError> {
+        let path = format!("xcoms/{}/{}/{}/{}", encode(dag_id), encode(run_id), encode(task_id), encode(key));
+        match self.call("GET", &path, None)? {
+            (200, v) => Ok(Some(v["value"].clone())),
+            (404, _) => Ok(None),
+            (s, v) => Err(CallError::Status(s, v)),
+        }
+    }
+
+    pub fn xcom_set(&self, dag_id: &str, run_id: &str, task_id: &str, key: &str, value: &Value) -> Result<(), CallError> {
+        let path = format!("xcoms/{}/{}/{}/{}", encode(dag_id), encode(run_id), encode(task_id), encode(key));
+        self.expect("POST", &path, Some(value), &[200, 201]).map(|_| ())
+    }
+}
+
+/// Percent-encodes one path segment.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'+' | b'@' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

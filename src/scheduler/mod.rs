@@ -1,0 +1,675 @@
+//! The scheduler: the only writer of scheduling decisions. It creates runs when their
+//! schedule says so, decides which task instances may run (trigger rules, retries,
+//! limits), hands them to the executor, and closes runs.
+//!
+//! It reacts to events, not ticks: a task that ends (its supervisor exits, or the
+//! Execution API wakes us in-process) starts a pass at once, and a commit by another
+//! process (a trigger from the CLI or the API server) is seen through SQLite's
+//! `data_version` within [`POLL`]. `scheduler_heartbeat_sec` only bounds how long it
+//! sleeps with nothing to do. A pass reads only active runs and their task instances,
+//! so its cost does not grow with history. One scheduler is active per database (a
+//! lease); others stand by and take over when its heartbeat goes stale.
+
+pub mod rules;
+pub mod timetable;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use crossbeam_channel::{Receiver, Sender, after, select};
+use serde_json::Value;
+
+use crate::api::execution::task_token;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::executor::{ExecEvent, LocalExecutor, Workload};
+use crate::model::{Dag, RunState, RunType, TaskState};
+use crate::store::{Event, NewRun, RunRow, Store, TiRow, Tx};
+use rules::{Decision, Upstream};
+
+/// How often a scheduler with nothing to do checks the database for outside changes.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Why the loop stopped.
+#[derive(Debug, PartialEq)]
+pub enum Stop {
+    /// The shutdown channel disconnected.
+    Shutdown,
+}
+
+pub struct Options {
+    /// The Execution API URL handed to supervisors.
+    pub api_url: String,
+    /// How long running tasks may finish after shutdown before they are stopped.
+    pub grace: Duration,
+    /// Stop after this run reaches a final state (`dags test`).
+    pub until_run: Option<(String, String)>,
+}
+
+pub struct Scheduler {
+    cfg: Config,
+    opts: Options,
+    store: Store,
+    secret: Vec<u8>,
+    exec: LocalExecutor,
+    exec_events: Receiver<ExecEvent>,
+    hostname: String,
+    job_id: i64,
+    active: bool,
+    /// Parsed DAGs by id, with the parse time they came from.
+    dags: HashMap<String, (DateTime<Utc>, Arc<Dag>)>,
+    paused: HashSet<String>,
+    last_sync: Option<Instant>,
+    last_heartbeat: Instant,
+    last_reap: Instant,
+    data_version: i64,
+    /// Pools that do not exist, already warned about.
+    warned_pools: HashSet<String>,
+}
+
+impl Scheduler {
+    pub fn new(cfg: Config, opts: Options) -> Result<Scheduler> {
+        let mut store = Store::open(&cfg.database.path)?;
+        let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
+        let (tx, exec_events) = crossbeam_channel::unbounded();
+        let exec = LocalExecutor::new(&opts.api_url, cfg.home.clone(), tx)
+            .map_err(|e| Error::Failed(format!("cannot find the updraft executable: {e}")))?;
+        let hostname = crate::hostname();
+        let job_id = store.start_job("SchedulerJob", &hostname, std::process::id(), Utc::now())?;
+        Ok(Scheduler {
+            cfg,
+            opts,
+            store,
+            secret,
+            exec,
+            exec_events,
+            hostname,
+            job_id,
+            active: false,
+            dags: HashMap::new(),
+            paused: HashSet::new(),
+            last_sync: None,
+            last_heartbeat: Instant::now(),
+            last_reap: Instant::now(),
+            data_version: -1,
+            warned_pools: HashSet::new(),
+        })
+    }
+
+    /// Runs until `shutdown` disconnects (or the watched run ends); `wake` is poked by
+    /// an in-process API server when a task reports its state.
+    pub fn run(mut self, wake: Receiver<()>, shutdown: Receiver<()>) -> Result<Stop> {
+        log::info!("scheduler started (job {}, {} pid {})", self.job_id, self.hostname, std::process::id());
+        let result = self.main_loop(&wake, &shutdown);
+        let events = self.exec_events.clone();
+        self.exec.shutdown(self.opts.grace, &events);
+        // What the supervisors reported while stopping still needs its bookkeeping.
+        while let Ok(ev) = events.try_recv() {
+            let _ = self.on_exec_event(ev);
+        }
+        let _ = self.store.end_job(self.job_id, "success", Utc::now());
+        log::info!("scheduler stopped");
+        result
+    }
+
+    fn main_loop(&mut self, wake: &Receiver<()>, shutdown: &Receiver<()>) -> Result<Stop> {
+        let beat = Duration::from_secs_f64(self.cfg.scheduler.heartbeat_sec.max(0.05));
+        loop {
+            if self.last_heartbeat.elapsed() >= beat || !self.active {
+                self.store.heartbeat_job(self.job_id, Utc::now())?;
+                self.last_heartbeat = Instant::now();
+                if !self.try_activate()? {
+                    select! {
+                        recv(shutdown) -> _ => return Ok(Stop::Shutdown),
+                        recv(after(beat)) -> _ => continue,
+                    }
+                }
+            }
+            let next = match self.pass() {
+                Ok(next) => next,
+                Err(e) => {
+                    // A pass that fails (the database busy for too long, say) is retried;
+                    // nothing it did half-way was committed.
+                    log::error!("scheduler pass failed: {e}");
+                    Instant::now() + beat
+                }
+            };
+            if let Some((dag_id, run_id)) = &self.opts.until_run {
+                if self.store.run(dag_id, run_id)?.is_some_and(|r| r.state.is_finished()) {
+                    return Ok(Stop::Shutdown);
+                }
+            }
+            let until = next.min(Instant::now() + beat);
+            loop {
+                let wait = until.saturating_duration_since(Instant::now()).min(POLL);
+                select! {
+                    recv(shutdown) -> _ => return Ok(Stop::Shutdown),
+                    recv(self.exec_events) -> ev => {
+                        if let Ok(ev) = ev {
+                            self.on_exec_event(ev)?;
+                        }
+                        // Take whatever else is ready, then one pass for all of it.
+                        while let Ok(ev) = self.exec_events.try_recv() {
+                            self.on_exec_event(ev)?;
+                        }
+                        break;
+                    }
+                    recv(wake) -> _ => {
+                        while wake.try_recv().is_ok() {}
+                        break;
+                    }
+                    recv(after(wait)) -> _ => {
+                        if Instant::now() >= until || self.outside_change()? {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the lease if no other live scheduler holds it. On becoming active, adopts
+    /// what a dead predecessor left behind.
+    fn try_activate(&mut self) -> Result<bool> {
+        let now = Utc::now();
+        let threshold = chrono::Duration::milliseconds((self.cfg.scheduler.health_check_threshold * 1000.0) as i64);
+        let holder = self
+            .store
+            .take_lease(self.job_id, &self.hostname, std::process::id(), now, now - threshold)?;
+        let mine = holder.job_id == self.job_id;
+        if mine && !self.active {
+            log::info!("this scheduler (job {}) is now the active one", self.job_id);
+            self.active = true;
+            self.adopt_orphans()?;
+        } else if !mine && self.active {
+            log::error!("lost the scheduler lease to job {}; standing by", holder.job_id);
+            self.active = false;
+        } else if !mine && self.last_sync.is_none() {
+            log::info!(
+                "another scheduler is active (job {} on {} pid {}); standing by",
+                holder.job_id,
+                holder.hostname,
+                holder.pid
+            );
+            // Logged once: last_sync doubles as "has ever been active".
+            self.last_sync = Some(Instant::now() - Duration::from_secs(3600 * 24));
+        }
+        Ok(mine)
+    }
+
+    /// Task instances queued or running under a scheduler that is gone: their
+    /// supervisors died with it. Running ones fail (or retry); queued ones run again.
+    fn adopt_orphans(&mut self) -> Result<()> {
+        let orphans = self.store.orphans(self.job_id)?;
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        log::warn!("adopting {} task instance(s) left by a previous scheduler", orphans.len());
+        let now = Utc::now();
+        let dags = self.dags_for(orphans.iter().map(|t| t.dag_id.as_str()))?;
+        self.store.write(|tx| {
+            for ti in &orphans {
+                match ti.state {
+                    Some(TaskState::Running) => {
+                        fail_try(tx, ti, dags.get(&ti.dag_id).map(|d| d.as_ref()), now, "its scheduler is gone")?;
+                    }
+                    _ => {
+                        tx.unqueue_ti(&ti.id, now)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// True when another connection committed since the last look.
+    fn outside_change(&mut self) -> Result<bool> {
+        let v = self.store.data_version()?;
+        let changed = v != self.data_version;
+        self.data_version = v;
+        Ok(changed)
+    }
+
+    fn on_exec_event(&mut self, ev: ExecEvent) -> Result<()> {
+        let ExecEvent::Exited { ti_id, try_number, reported } = ev;
+        self.exec.reap(&ti_id);
+        let Some(ti) = self.store.ti(&ti_id)? else { return Ok(()) };
+        if ti.try_number != try_number {
+            return Ok(());
+        }
+        let now = Utc::now();
+        match ti.state {
+            // Cleared while it ran: now that its process is gone, it can run again.
+            Some(TaskState::Restarting) => {
+                self.store.write(|tx| tx.unqueue_ti(&ti.id, now))?;
+            }
+            // The supervisor is gone but the task never got a final state: the
+            // executor's word is the last one (Airflow's "executor reports failed").
+            Some(TaskState::Running | TaskState::Queued) if !reported => {
+                let dag = self.dags_for([ti.dag_id.as_str()])?;
+                let reason = "its supervisor exited without reporting a state";
+                self.store
+                    .write(|tx| fail_try(tx, &ti, dag.get(&ti.dag_id).map(|d| d.as_ref()), now, reason))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The parsed DAGs of these ids, loaded or refreshed from the store as needed.
+    fn dags_for<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<HashMap<String, Arc<Dag>>> {
+        let mut out = HashMap::new();
+        for id in ids {
+            if out.contains_key(id) {
+                continue;
+            }
+            if let Some(d) = self.dags.get(id) {
+                out.insert(id.to_string(), d.1.clone());
+            } else if let Some(row) = self.store.dag(id)? {
+                let d = Arc::new(row.dag);
+                self.dags.insert(id.to_string(), (row.last_parsed_time, d.clone()));
+                out.insert(id.to_string(), d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One scheduling pass. Returns when the next time-based work is due.
+    fn pass(&mut self) -> Result<Instant> {
+        let now = Utc::now();
+        let beat = Duration::from_secs_f64(self.cfg.scheduler.heartbeat_sec.max(0.05));
+        let mut next = Instant::now() + beat;
+        self.sync_dags(now)?;
+        next = next.min(self.create_scheduled_runs(now)?);
+        if self.last_reap.elapsed() >= beat {
+            self.reap_zombies(now)?;
+            self.last_reap = Instant::now();
+        }
+
+        let runs = self.store.active_runs()?;
+        if runs.is_empty() {
+            return Ok(next);
+        }
+        let tis = self.store.tis_of_active_runs()?;
+        let dags = self.dags_for(runs.iter().map(|r| r.dag_id.as_str()))?;
+        let mut by_run: HashMap<(&str, &str), Vec<&TiRow>> = HashMap::new();
+        for ti in &tis {
+            by_run.entry((ti.dag_id.as_str(), ti.run_id.as_str())).or_default().push(ti);
+        }
+        let max_runs_default = self.cfg.core.max_active_runs_per_dag;
+        let mut to_queue: Vec<(i64, i64, TiRow)> = Vec::new();
+        let decisions = self.store.write(|tx| {
+            let mut running_per_dag: HashMap<&str, u32> = HashMap::new();
+            for r in runs.iter().filter(|r| r.state == RunState::Running) {
+                *running_per_dag.entry(&r.dag_id).or_default() += 1;
+            }
+            let mut retry_at: Option<DateTime<Utc>> = None;
+            for run in &runs {
+                let Some(dag) = dags.get(&run.dag_id) else { continue };
+                let mut run_state = run.state;
+                if run_state == RunState::Queued {
+                    let limit = dag.max_active_runs.unwrap_or(max_runs_default);
+                    let n = running_per_dag.entry(&run.dag_id).or_default();
+                    // A paused DAG's queued runs wait, manual ones too, as in Airflow.
+                    if *n >= limit || self.paused.contains(&run.dag_id) {
+                        continue;
+                    }
+                    tx.set_run_state(run.id, RunState::Queued, RunState::Running, now)?;
+                    *n += 1;
+                    run_state = RunState::Running;
+                }
+                let tis = by_run.get(&(run.dag_id.as_str(), run.run_id.as_str())).cloned().unwrap_or_default();
+                let outcome = advance_run(tx, run, dag, &tis, now)?;
+                if let Some(at) = outcome.retry_at {
+                    retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
+                }
+                if let Some(done) = outcome.finished {
+                    tx.set_run_state(run.id, run_state, done, now)?;
+                    log::info!("run {} of {} finished: {done}", run.run_id, run.dag_id);
+                    continue;
+                }
+                for ti in outcome.schedulable {
+                    to_queue.push((ti.priority_weight, run.id, ti));
+                }
+            }
+            Ok(retry_at)
+        })?;
+        if let Some(at) = decisions {
+            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+            next = next.min(Instant::now() + wait);
+        }
+        self.queue(to_queue, &dags, now)?;
+        Ok(next)
+    }
+
+    /// Moves scheduled task instances to the executor, highest priority first, within
+    /// `parallelism`, each DAG's `max_active_tasks` and the pools.
+    fn queue(&mut self, mut candidates: Vec<(i64, i64, TiRow)>, dags: &HashMap<String, Arc<Dag>>, now: DateTime<Utc>) -> Result<()> {
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let usage = self.store.slot_usage()?;
+        let pools: HashMap<String, i64> = self.store.pool_slots()?.into_iter().collect();
+        let mut total = usage.len() as u32;
+        let mut per_dag: HashMap<String, u32> = HashMap::new();
+        let mut per_pool: HashMap<String, i64> = HashMap::new();
+        for (dag_id, pool, slots) in &usage {
+            *per_dag.entry(dag_id.clone()).or_default() += 1;
+            *per_pool.entry(pool.clone()).or_default() += *slots as i64;
+        }
+        let mut chosen = Vec::new();
+        for (_, _, ti) in candidates {
+            if total >= self.cfg.core.parallelism {
+                break;
+            }
+            let dag_limit = dags
+                .get(&ti.dag_id)
+                .and_then(|d| d.max_active_tasks)
+                .unwrap_or(self.cfg.core.max_active_tasks_per_dag);
+            if per_dag.get(&ti.dag_id).copied().unwrap_or(0) >= dag_limit {
+                continue;
+            }
+            let Some(&pool_size) = pools.get(&ti.pool) else {
+                if self.warned_pools.insert(ti.pool.clone()) {
+                    log::warn!("pool {:?} does not exist; tasks in it wait until it is created", ti.pool);
+                }
+                continue;
+            };
+            let used = per_pool.get(&ti.pool).copied().unwrap_or(0);
+            if used + ti.pool_slots as i64 > pool_size {
+                continue;
+            }
+            total += 1;
+            *per_dag.entry(ti.dag_id.clone()).or_default() += 1;
+            *per_pool.entry(ti.pool.clone()).or_default() += ti.pool_slots as i64;
+            chosen.push(ti);
+        }
+        let job_id = self.job_id;
+        let queued: Vec<TiRow> = self.store.write(|tx| {
+            let mut out = Vec::new();
+            for ti in chosen {
+                if tx.queue_ti(&ti.id, job_id, now)? {
+                    out.push(ti);
+                }
+            }
+            Ok(out)
+        })?;
+        let lifetime = self.cfg.auth.execution_jwt_expiration_time;
+        for ti in queued {
+            let w = Workload {
+                token: task_token(&self.secret, &ti.id, lifetime, now),
+                ti_id: ti.id.clone(),
+                dag_id: ti.dag_id.clone(),
+                task_id: ti.task_id.clone(),
+                try_number: ti.try_number,
+            };
+            if let Err(e) = self.exec.submit(w) {
+                log::error!("cannot start the supervisor of {}: {e}", ti.task_id);
+                self.store.write(|tx| {
+                    tx.set_ti_state(&ti.id, Some(TaskState::Queued), Some(TaskState::Failed), now, None)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the DAG folder when `dag_dir_list_interval` has passed, and refreshes the
+    /// cached DAGs and pause flags when the store changed.
+    fn sync_dags(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let every = Duration::from_secs_f64(self.cfg.scheduler.dag_dir_list_interval);
+        if self.last_sync.is_none_or(|t| t.elapsed() >= every) {
+            crate::processor::sync(&mut self.store, &self.cfg, now)?;
+            self.last_sync = Some(Instant::now());
+            self.data_version = -1;
+        }
+        if self.outside_change()? || self.data_version == -1 {
+            let rows = self.store.dag_states()?;
+            self.paused = rows.iter().filter(|r| r.1).map(|r| r.0.clone()).collect();
+            let live: HashSet<&str> = rows.iter().filter(|r| !r.2).map(|r| r.0.as_str()).collect();
+            self.dags.retain(|id, (parsed, _)| {
+                live.contains(id.as_str()) && rows.iter().any(|r| &r.0 == id && r.3 == *parsed)
+            });
+            for (id, _, stale, _) in &rows {
+                if !stale && !self.dags.contains_key(id) {
+                    self.dags_for([id.as_str()])?;
+                }
+            }
+            self.paused.extend(rows.iter().filter(|r| r.2).map(|r| r.0.clone()));
+        }
+        Ok(())
+    }
+
+    /// Creates the runs whose time has come; returns when the next one is due.
+    fn create_scheduled_runs(&mut self, now: DateTime<Utc>) -> Result<Instant> {
+        let mut next = Instant::now() + Duration::from_secs(3600);
+        let candidates: Vec<Arc<Dag>> = self
+            .dags
+            .iter()
+            .filter(|(id, (_, d))| !self.paused.contains(*id) && d.schedule != crate::model::Schedule::None)
+            .map(|(_, (_, d))| d.clone())
+            .collect();
+        for dag in candidates {
+            let last = self.store.last_scheduled_run(&dag.dag_id)?.and_then(|r| info_of(&r));
+            let Some(info) = timetable::next_run(&dag, last.as_ref(), now) else { continue };
+            if info.run_after > now {
+                let wait = (info.run_after - now).to_std().unwrap_or_default();
+                next = next.min(Instant::now() + wait);
+                continue;
+            }
+            let active = self.store.active_run_count(&dag.dag_id)?;
+            if active >= dag.max_active_runs.unwrap_or(self.cfg.core.max_active_runs_per_dag) {
+                continue;
+            }
+            let run_id = format!("scheduled__{}", info.logical_date.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+            let created = self.store.write(|tx| {
+                tx.create_run(
+                    &NewRun {
+                        dag: &dag,
+                        run_id: run_id.clone(),
+                        run_type: RunType::Scheduled,
+                        logical_date: Some(info.logical_date),
+                        data_interval: Some((info.data_interval_start, info.data_interval_end)),
+                        run_after: info.run_after,
+                        conf: Value::Object(Default::default()),
+                        note: None,
+                        triggered_by: "timetable",
+                        user: None,
+                    },
+                    now,
+                )
+            });
+            match created {
+                Ok(_) => {
+                    log::info!("created run {run_id} of {}", dag.dag_id);
+                    // More may be due (catchup): come straight back.
+                    next = Instant::now();
+                }
+                Err(Error::Conflict(msg)) => log::debug!("{msg}"),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(next)
+    }
+
+    /// Running task instances whose heartbeat stopped (supervisor killed, machine
+    /// asleep) fail or go up for retry after `task_instance_heartbeat_timeout`.
+    fn reap_zombies(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let timeout = chrono::Duration::milliseconds((self.cfg.scheduler.task_instance_heartbeat_timeout * 1000.0) as i64);
+        let stale = self.store.stale_running(now - timeout)?;
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let dags = self.dags_for(stale.iter().map(|t| t.dag_id.as_str()))?;
+        self.store.write(|tx| {
+            for ti in &stale {
+                log::warn!("{} of {} ({}) stopped heartbeating; it is a zombie", ti.task_id, ti.run_id, ti.dag_id);
+                fail_try(tx, ti, dags.get(&ti.dag_id).map(|d| d.as_ref()), now, "no heartbeat")?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// What one run's pass found.
+struct Outcome {
+    finished: Option<RunState>,
+    schedulable: Vec<TiRow>,
+    retry_at: Option<DateTime<Utc>>,
+}
+
+/// Applies trigger rules and retries to one run's task instances, in task order so
+/// skips and upstream failures travel down the graph in one pass.
+fn advance_run(tx: &Tx, run: &RunRow, dag: &Dag, tis: &[&TiRow], now: DateTime<Utc>) -> Result<Outcome> {
+    let mut state: HashMap<&str, Option<TaskState>> = tis.iter().map(|t| (t.task_id.as_str(), t.state)).collect();
+    let by_task: HashMap<&str, &TiRow> = tis.iter().map(|t| (t.task_id.as_str(), *t)).collect();
+    let mut schedulable = Vec::new();
+    let mut retry_at = None;
+
+    if let (Some(timeout), Some(start)) = (dag.dagrun_timeout_secs, run.start_date) {
+        if now - start > chrono::Duration::milliseconds((timeout * 1000.0) as i64) {
+            log::warn!("run {} of {} timed out after {timeout} s", run.run_id, run.dag_id);
+            for ti in tis.iter().filter(|t| !t.state.is_some_and(TaskState::is_finished)) {
+                // Running ones learn it at their next heartbeat and stop.
+                tx.set_ti_state(&ti.id, ti.state, Some(TaskState::Skipped), now, None)?;
+            }
+            return Ok(Outcome { finished: Some(RunState::Failed), schedulable, retry_at });
+        }
+    }
+
+    for task in &dag.tasks {
+        let Some(ti) = by_task.get(task.task_id.as_str()) else { continue };
+        let current = state[task.task_id.as_str()];
+        let ready = match current {
+            None => true,
+            Some(TaskState::UpForRetry) => match ti.next_retry_at {
+                Some(at) if at > now => {
+                    retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
+                    false
+                }
+                _ => true,
+            },
+            Some(TaskState::Scheduled) => {
+                schedulable.push((*ti).clone());
+                false
+            }
+            _ => false,
+        };
+        if !ready {
+            continue;
+        }
+        let mut up = Upstream::default();
+        for u in &task.upstream {
+            up.total += 1;
+            match state.get(u.as_str()).copied().flatten() {
+                Some(TaskState::Success) => up.success += 1,
+                Some(TaskState::Skipped) => up.skipped += 1,
+                Some(TaskState::Failed) => up.failed += 1,
+                Some(TaskState::UpstreamFailed) => up.upstream_failed += 1,
+                Some(TaskState::Removed) => up.removed += 1,
+                _ => {}
+            }
+        }
+        up.done = up.success + up.skipped + up.failed + up.upstream_failed + up.removed;
+        // A retry waits only for its delay: its upstreams already let it run once.
+        let decision = if current == Some(TaskState::UpForRetry) {
+            Decision::Run
+        } else {
+            rules::evaluate(task.trigger_rule, &up)
+        };
+        let to = match decision {
+            Decision::Wait => continue,
+            Decision::Run if task.operator == crate::model::Operator::Empty => {
+                // EmptyOperator never runs anything: Airflow marks it success directly.
+                Some(TaskState::Success)
+            }
+            Decision::Run => Some(TaskState::Scheduled),
+            Decision::Skip => Some(TaskState::Skipped),
+            Decision::UpstreamFailed => Some(TaskState::UpstreamFailed),
+        };
+        if to == Some(TaskState::Success) {
+            // Straight from no state to success, as a try of its own.
+            if tx.set_ti_state(&ti.id, current, Some(TaskState::Scheduled), now, None)? {
+                tx.set_ti_state(&ti.id, Some(TaskState::Scheduled), Some(TaskState::Success), now, None)?;
+            }
+        } else if tx.set_ti_state(&ti.id, current, to, now, None)? && to == Some(TaskState::Scheduled) {
+            let mut t = (*ti).clone();
+            t.state = to;
+            t.try_number += 1;
+            schedulable.push(t);
+        }
+        state.insert(task.task_id.as_str(), to);
+    }
+
+    let unfinished = state.values().filter(|s| !s.is_some_and(TaskState::is_finished)).count();
+    let finished = if unfinished == 0 {
+        let has_downstream: HashSet<&str> = dag.tasks.iter().flat_map(|t| t.upstream.iter().map(String::as_str)).collect();
+        let leaf_failed = dag
+            .tasks
+            .iter()
+            .filter(|t| !has_downstream.contains(t.task_id.as_str()))
+            .any(|t| matches!(state.get(t.task_id.as_str()).copied().flatten(), Some(TaskState::Failed | TaskState::UpstreamFailed)));
+        Some(if leaf_failed { RunState::Failed } else { RunState::Success })
+    } else {
+        // Deadlock: nothing can ever move (all waiting on rules that cannot be met).
+        let moving = state.values().any(|s| {
+            matches!(s, Some(TaskState::Scheduled | TaskState::Queued | TaskState::Running | TaskState::UpForRetry | TaskState::Restarting))
+        });
+        (!moving && schedulable.is_empty() && retry_at.is_none()).then(|| {
+            log::warn!("run {} of {} is deadlocked: no task can run", run.run_id, run.dag_id);
+            RunState::Failed
+        })
+    };
+    Ok(Outcome { finished, schedulable, retry_at })
+}
+
+/// Ends a try that will not report for itself: up for retry if it has tries left,
+/// failed otherwise.
+fn fail_try(tx: &Tx, ti: &TiRow, dag: Option<&Dag>, now: DateTime<Utc>, why: &str) -> Result<()> {
+    let task = dag.and_then(|d| d.task(&ti.task_id));
+    let retry = ti.try_number <= ti.max_tries && task.is_some();
+    let (to, next) = if retry {
+        let delay = rules::retry_delay(task.expect("checked above"), ti.try_number);
+        (TaskState::UpForRetry, Some(now + chrono::Duration::from_std(delay).unwrap_or_default()))
+    } else {
+        (TaskState::Failed, None)
+    };
+    if tx.set_ti_state(&ti.id, ti.state, Some(to), now, next)? {
+        log::warn!("{} of {} (try {}): {to}, because {why}", ti.task_id, ti.run_id, ti.try_number);
+        tx.event(
+            &Event {
+                event: to.as_str().into(),
+                dag_id: Some(ti.dag_id.clone()),
+                task_id: Some(ti.task_id.clone()),
+                run_id: Some(ti.run_id.clone()),
+                try_number: Some(ti.try_number),
+                owner: Some("scheduler".into()),
+                extra: Some(serde_json::json!({"reason": why}).to_string()),
+            },
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+fn info_of(r: &RunRow) -> Option<timetable::RunInfo> {
+    Some(timetable::RunInfo {
+        logical_date: r.logical_date?,
+        data_interval_start: r.data_interval_start?,
+        data_interval_end: r.data_interval_end?,
+        run_after: r.run_after,
+    })
+}
+
+/// Starts a scheduler on its own thread; returns its handle and the channel that wakes it.
+pub fn spawn(cfg: Config, opts: Options, shutdown: Receiver<()>) -> Result<(std::thread::JoinHandle<Result<Stop>>, Sender<()>)> {
+    let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+    let sched = Scheduler::new(cfg, opts)?;
+    let handle = std::thread::Builder::new()
+        .name("scheduler".into())
+        .spawn(move || sched.run(wake_rx, shutdown))
+        .map_err(|e| Error::Failed(format!("cannot start the scheduler: {e}")))?;
+    Ok((handle, wake_tx))
+}

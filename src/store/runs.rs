@@ -1,0 +1,680 @@
+//! DAG runs and task instances: rows, reads, and the write transaction `Tx` whose
+//! methods are compare-and-set transitions.
+//!
+//! Every state change names the state it expects (`WHERE id = ? AND state IS ?`); a
+//! change that finds another state changes nothing and says so (`false`), so two
+//! processes racing on one task instance produce one winner and no corruption.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+use serde_json::Value;
+
+use super::{Store, parse_ts, ts};
+use crate::error::{Error, Result};
+use crate::model::{Dag, RunState, RunType, TaskState};
+
+/// A DAG run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: i64,
+    pub dag_id: String,
+    pub run_id: String,
+    pub run_type: RunType,
+    pub state: RunState,
+    pub logical_date: Option<DateTime<Utc>>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub data_interval_end: Option<DateTime<Utc>>,
+    pub run_after: DateTime<Utc>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub conf: Value,
+    pub note: Option<String>,
+    pub triggered_by: Option<String>,
+    pub triggering_user_name: Option<String>,
+    pub clear_number: i64,
+    pub last_scheduling_decision: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A task instance as stored (its current try).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TiRow {
+    pub id: String,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub map_index: i64,
+    pub try_number: u32,
+    pub max_tries: u32,
+    pub state: Option<TaskState>,
+    pub operator: Option<String>,
+    pub pool: String,
+    pub pool_slots: u32,
+    pub priority_weight: i64,
+    pub queued_dttm: Option<DateTime<Utc>>,
+    pub scheduled_dttm: Option<DateTime<Utc>>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub duration: Option<f64>,
+    pub hostname: Option<String>,
+    pub unixname: Option<String>,
+    pub pid: Option<i64>,
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    pub next_retry_at: Option<DateTime<Utc>>,
+    pub rendered_command: Option<String>,
+    pub note: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a new run is made of.
+pub struct NewRun<'a> {
+    pub dag: &'a Dag,
+    pub run_id: String,
+    pub run_type: RunType,
+    pub logical_date: Option<DateTime<Utc>>,
+    pub data_interval: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub run_after: DateTime<Utc>,
+    pub conf: Value,
+    pub note: Option<String>,
+    pub triggered_by: &'a str,
+    pub user: Option<&'a str>,
+}
+
+const RUN_COLS: &str = "id, dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end,
+    run_after, queued_at, start_date, end_date, conf, note, triggered_by, triggering_user_name, clear_number,
+    last_scheduling_decision, updated_at";
+
+const TI_COLS: &str = "id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator, pool,
+    pool_slots, priority_weight, queued_dttm, scheduled_dttm, start_date, end_date, duration, hostname, unixname,
+    pid, last_heartbeat_at, next_retry_at, rendered_command, note, updated_at";
+
+impl Store {
+    /// Runs the closure in one `BEGIN IMMEDIATE` transaction; commits only if it succeeds.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        let tx = Tx(self.begin()?);
+        let out = f(&tx)?;
+        tx.0.commit().map_err(|e| Error::Db(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// One run by its DAG and run id.
+    pub fn run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRow>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND run_id = ?2"),
+                [dag_id, run_id],
+                run_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every queued or running run, oldest first. Cheap however long the history is:
+    /// it reads a partial index of active runs.
+    pub fn active_runs(&self) -> Result<Vec<RunRow>> {
+        self.query(
+            &format!("SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running') ORDER BY id"),
+            [],
+            run_row,
+        )
+    }
+
+    /// Runs of one DAG (or all with `None`), newest first, at most `limit`.
+    pub fn runs_of(&self, dag_id: Option<&str>, limit: usize) -> Result<Vec<RunRow>> {
+        self.query(
+            &format!(
+                "SELECT {RUN_COLS} FROM dag_run WHERE ?1 IS NULL OR dag_id = ?1 ORDER BY id DESC LIMIT ?2"
+            ),
+            params![dag_id, limit as i64],
+            run_row,
+        )
+    }
+
+    /// How many runs of a DAG are queued or running.
+    pub fn active_run_count(&self, dag_id: &str) -> Result<u32> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM dag_run WHERE dag_id = ?1 AND state IN ('queued', 'running')",
+                [dag_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The newest scheduled run of a DAG, from which the next one is computed.
+    pub fn last_scheduled_run(&self, dag_id: &str) -> Result<Option<RunRow>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND run_type = 'scheduled'
+                     ORDER BY logical_date DESC LIMIT 1"
+                ),
+                [dag_id],
+                run_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The task instances of one run, in task order of insertion.
+    pub fn tis_of_run(&self, dag_id: &str, run_id: &str) -> Result<Vec<TiRow>> {
+        self.query(
+            &format!("SELECT {TI_COLS} FROM task_instance WHERE dag_id = ?1 AND run_id = ?2 ORDER BY rowid"),
+            [dag_id, run_id],
+            ti_row,
+        )
+    }
+
+    /// Task instances in any of the active states (scheduled, queued, running,
+    /// up_for_retry, restarting), from the partial index.
+    pub fn active_tis(&self) -> Result<Vec<TiRow>> {
+        self.query(
+            &format!(
+                "SELECT {TI_COLS} FROM task_instance
+                 WHERE state IN ('scheduled', 'queued', 'running', 'up_for_retry', 'restarting')"
+            ),
+            [],
+            ti_row,
+        )
+    }
+
+    /// Every task instance of every queued or running run: what a scheduler pass looks
+    /// at. Its cost follows the active runs, not the history.
+    pub fn tis_of_active_runs(&self) -> Result<Vec<TiRow>> {
+        self.query(
+            &format!(
+                "SELECT {} FROM task_instance ti JOIN dag_run r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id
+                 WHERE r.state IN ('queued', 'running') ORDER BY ti.rowid",
+                TI_COLS.split(", ").map(|c| format!("ti.{}", c.trim())).collect::<Vec<_>>().join(", ")
+            ),
+            [],
+            ti_row,
+        )
+    }
+
+    /// Task instances handed to an executor that is not `job_id`'s: after a restart or a
+    /// takeover, nobody is watching them.
+    pub fn orphans(&self, job_id: i64) -> Result<Vec<TiRow>> {
+        self.query(
+            &format!(
+                "SELECT {TI_COLS} FROM task_instance
+                 WHERE state IN ('queued', 'running', 'restarting') AND queued_by_job_id IS NOT ?1"
+            ),
+            [job_id],
+            ti_row,
+        )
+    }
+
+    /// Running task instances whose last heartbeat is older than `cutoff`.
+    pub fn stale_running(&self, cutoff: DateTime<Utc>) -> Result<Vec<TiRow>> {
+        self.query(
+            &format!(
+                "SELECT {TI_COLS} FROM task_instance WHERE state = 'running' AND last_heartbeat_at < ?1"
+            ),
+            [ts(cutoff)],
+            ti_row,
+        )
+    }
+
+    /// One task instance by its id.
+    pub fn ti(&self, id: &str) -> Result<Option<TiRow>> {
+        self.conn
+            .query_row(&format!("SELECT {TI_COLS} FROM task_instance WHERE id = ?1"), [id], ti_row)
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// One task instance by its key.
+    pub fn ti_by_key(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<Option<TiRow>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {TI_COLS} FROM task_instance WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = -1"
+                ),
+                [dag_id, run_id, task_id],
+                ti_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Earlier tries of a task instance, oldest first.
+    pub fn ti_history(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<Vec<TiRow>> {
+        self.query(
+            "SELECT task_instance_id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator,
+                    pool, pool_slots, priority_weight, queued_dttm, NULL, start_date, end_date, duration, hostname,
+                    unixname, pid, NULL, NULL, rendered_command, NULL, COALESCE(end_date, start_date, queued_dttm)
+             FROM task_instance_history WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 ORDER BY try_number",
+            [dag_id, run_id, task_id],
+            ti_row,
+        )
+    }
+
+    /// An XCom value (JSON), if pushed.
+    pub fn xcom(&self, dag_id: &str, run_id: &str, task_id: &str, key: &str) -> Result<Option<Value>> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = -1 AND key = ?4",
+                [dag_id, run_id, task_id, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
+    }
+
+    /// Counts of task instances by state across all DAGs, for limits: (running+queued
+    /// overall, per DAG, per pool slots used).
+    pub fn slot_usage(&self) -> Result<Vec<(String, String, u32)>> {
+        self.query(
+            "SELECT dag_id, pool, pool_slots FROM task_instance WHERE state IN ('queued', 'running')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// Every pool's size.
+    pub fn pool_slots(&self) -> Result<Vec<(String, i64)>> {
+        self.query("SELECT pool, slots FROM slot_pool", [], |r| Ok((r.get(0)?, r.get(1)?)))
+    }
+
+    pub(super) fn query<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnMut(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params, f).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+}
+
+/// A write transaction. Dropped without [`Store::write`] returning `Ok`, it rolls back.
+pub struct Tx<'a>(pub(super) rusqlite::Transaction<'a>);
+
+impl Tx<'_> {
+    /// Creates a run and a task instance (no state) per task. A duplicate run id or
+    /// logical date is a `Conflict`.
+    pub fn create_run(&self, new: &NewRun, now: DateTime<Utc>) -> Result<RunRow> {
+        let now_s = ts(now);
+        let (dis, die) = new.data_interval.map_or((None, None), |(s, e)| (Some(ts(s)), Some(ts(e))));
+        let res = self.0.execute(
+            "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end,
+                 run_after, queued_at, conf, note, triggered_by, triggering_user_name, updated_at)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?8)",
+            params![
+                new.dag.dag_id,
+                new.run_id,
+                new.run_type.as_str(),
+                new.logical_date.map(ts),
+                dis,
+                die,
+                ts(new.run_after),
+                now_s,
+                new.conf.to_string(),
+                new.note,
+                new.triggered_by,
+                new.user,
+            ],
+        );
+        match res {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                return Err(Error::Conflict(match new.logical_date {
+                    Some(d) => format!(
+                        "A DAG run with run_id {:?} or logical_date {} already exists for DAG {:?}",
+                        new.run_id,
+                        ts(d),
+                        new.dag.dag_id
+                    ),
+                    None => format!("A DAG run with run_id {:?} already exists for DAG {:?}", new.run_id, new.dag.dag_id),
+                }));
+            }
+            other => other.map_err(db)?,
+        };
+        let weights = new.dag.effective_weights();
+        for task in &new.dag.tasks {
+            self.0
+                .execute(
+                    "INSERT INTO task_instance (id, dag_id, run_id, task_id, max_tries, operator, pool, pool_slots,
+                         priority_weight, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        crate::ids::uuid7(now),
+                        new.dag.dag_id,
+                        new.run_id,
+                        task.task_id,
+                        task.retries,
+                        task.operator.class_name(),
+                        task.pool,
+                        task.pool_slots,
+                        weights[task.task_id.as_str()],
+                        now_s,
+                    ],
+                )
+                .map_err(db)?;
+        }
+        self.0
+            .query_row(
+                &format!("SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND run_id = ?2"),
+                [&new.dag.dag_id, &new.run_id],
+                run_row,
+            )
+            .map_err(db)
+    }
+
+    /// Moves a run from `from` to `to`; start and end dates follow the state.
+    pub fn set_run_state(&self, id: i64, from: RunState, to: RunState, now: DateTime<Utc>) -> Result<bool> {
+        let now_s = ts(now);
+        let n = self
+            .0
+            .execute(
+                "UPDATE dag_run SET state = ?3, updated_at = ?4,
+                    start_date = CASE WHEN ?3 = 'running' THEN COALESCE(start_date, ?4) ELSE start_date END,
+                    end_date = CASE WHEN ?3 IN ('success', 'failed') THEN ?4 WHEN ?3 = 'queued' THEN NULL ELSE end_date END,
+                    queued_at = CASE WHEN ?3 = 'queued' THEN ?4 ELSE queued_at END,
+                    last_scheduling_decision = ?4
+                 WHERE id = ?1 AND state = ?2",
+                params![id, from.as_str(), to.as_str(), now_s],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    /// A task instance from `from` (None = no state) to `to`, with the bookkeeping the
+    /// target state needs: a new try when scheduled, the queue time, end date and
+    /// duration when a try ends (and a history row for it), the retry time.
+    pub fn set_ti_state(
+        &self,
+        id: &str,
+        from: Option<TaskState>,
+        to: Option<TaskState>,
+        now: DateTime<Utc>,
+        next_retry_at: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        use TaskState::*;
+        let now_s = ts(now);
+        let sql = match to {
+            Some(Scheduled) => {
+                "UPDATE task_instance SET state = ?3, try_number = try_number + 1, scheduled_dttm = ?4,
+                    next_retry_at = NULL, start_date = NULL, end_date = NULL, duration = NULL, pid = NULL,
+                    hostname = NULL, last_heartbeat_at = NULL, updated_at = ?4
+                 WHERE id = ?1 AND state IS ?2"
+            }
+            Some(Queued) => "UPDATE task_instance SET state = ?3, queued_dttm = ?4, updated_at = ?4 WHERE id = ?1 AND state IS ?2",
+            Some(Success | Failed | Skipped | UpstreamFailed | UpForRetry | Removed) => {
+                "UPDATE task_instance SET state = ?3, end_date = ?4, updated_at = ?4, next_retry_at = ?5,
+                    start_date = COALESCE(start_date, ?4),
+                    duration = round((julianday(?4) - julianday(COALESCE(start_date, ?4))) * 86400.0, 3)
+                 WHERE id = ?1 AND state IS ?2"
+            }
+            _ => "UPDATE task_instance SET state = ?3, updated_at = ?4 WHERE id = ?1 AND state IS ?2",
+        };
+        let n = self
+            .0
+            .execute(
+                sql,
+                params![id, from.map(TaskState::as_str), to.map(TaskState::as_str), now_s, next_retry_at.map(ts)],
+            )
+            .map_err(db)?;
+        if n == 1 && from == Some(Running) {
+            self.record_try(id)?;
+        }
+        Ok(n == 1)
+    }
+
+    /// Keeps the current try of a task instance in its history (once per try).
+    fn record_try(&self, id: &str) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT OR REPLACE INTO task_instance_history (task_instance_id, dag_id, run_id, task_id, map_index,
+                     try_number, max_tries, state, operator, pool, pool_slots, priority_weight, queued_dttm,
+                     start_date, end_date, duration, hostname, unixname, pid, rendered_command)
+                 SELECT id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator, pool,
+                     pool_slots, priority_weight, queued_dttm, start_date, end_date, duration, hostname, unixname,
+                     pid, rendered_command
+                 FROM task_instance WHERE id = ?1 AND try_number > 0",
+                [id],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Scheduled to queued, handed to the executor of `job_id`.
+    pub fn queue_ti(&self, id: &str, job_id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let n = self
+            .0
+            .execute(
+                "UPDATE task_instance SET state = 'queued', queued_dttm = ?3, queued_by_job_id = ?2, updated_at = ?3
+                 WHERE id = ?1 AND state = 'scheduled'",
+                params![id, job_id, ts(now)],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    /// A queued (never started) or restarting task instance back to no state, so it is
+    /// scheduled again; a queued one gives back the try it never used.
+    pub fn unqueue_ti(&self, id: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = self
+            .0
+            .execute(
+                "UPDATE task_instance SET
+                    try_number = CASE WHEN state = 'queued' THEN MAX(try_number - 1, 0) ELSE try_number END,
+                    state = NULL, queued_by_job_id = NULL, updated_at = ?2
+                 WHERE id = ?1 AND state IN ('queued', 'restarting')",
+                params![id, ts(now)],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    /// The Execution API's `run`: queued (or restarting) to running, recording who runs it.
+    /// Returns false when the task instance is in another state.
+    pub fn start_ti(&self, id: &str, pid: i64, hostname: &str, unixname: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = self
+            .0
+            .execute(
+                "UPDATE task_instance SET state = 'running', start_date = ?5, pid = ?2, hostname = ?3, unixname = ?4,
+                    last_heartbeat_at = ?5, updated_at = ?5
+                 WHERE id = ?1 AND state = 'queued'",
+                params![id, pid, hostname, unixname, ts(now)],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    /// A heartbeat from the process that runs the task instance. False when the task
+    /// instance is not running, or is running somewhere else.
+    pub fn heartbeat_ti(&self, id: &str, pid: i64, hostname: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = self
+            .0
+            .execute(
+                "UPDATE task_instance SET last_heartbeat_at = ?4
+                 WHERE id = ?1 AND state = 'running' AND pid = ?2 AND hostname = ?3",
+                params![id, pid, hostname, ts(now)],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    /// Saves the rendered command of the current try (shown in the UI and API).
+    pub fn set_rendered(&self, id: &str, command: &str) -> Result<()> {
+        self.0
+            .execute("UPDATE task_instance SET rendered_command = ?2 WHERE id = ?1", [id, command])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Clears a task instance so it runs again: its finished try goes to history, the
+    /// state to none (a running one to `restarting`, so its process is told to stop).
+    pub fn clear_ti(&self, id: &str, retries: u32, now: DateTime<Utc>) -> Result<()> {
+        self.record_try(id)?;
+        self.0
+            .execute(
+                "UPDATE task_instance SET
+                    state = CASE WHEN state = 'running' THEN 'restarting' ELSE NULL END,
+                    max_tries = try_number + ?2, next_retry_at = NULL, updated_at = ?3
+                 WHERE id = ?1",
+                params![id, retries, ts(now)],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Writes an XCom value (JSON), replacing an earlier one.
+    pub fn set_xcom(&self, dag_id: &str, run_id: &str, task_id: &str, key: &str, value: &Value, now: DateTime<Utc>) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT OR REPLACE INTO xcom (dag_id, run_id, task_id, map_index, key, value, timestamp)
+                 VALUES (?1, ?2, ?3, -1, ?4, ?5, ?6)",
+                params![dag_id, run_id, task_id, key, value.to_string(), ts(now)],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Removes a task's XComs (a new try starts clean, as in Airflow).
+    pub fn clear_xcoms(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<()> {
+        self.0
+            .execute(
+                "DELETE FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3",
+                [dag_id, run_id, task_id],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// An audit row (Airflow's `log` table).
+    pub fn event(&self, ev: &Event, now: DateTime<Utc>) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT INTO log (dttm, dag_id, task_id, run_id, map_index, try_number, event, owner, extra)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    ts(now),
+                    ev.dag_id,
+                    ev.task_id,
+                    ev.run_id,
+                    ev.task_id.as_ref().map(|_| -1),
+                    ev.try_number,
+                    ev.event,
+                    ev.owner,
+                    ev.extra
+                ],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Reads inside the transaction.
+    pub fn ti(&self, id: &str) -> Result<Option<TiRow>> {
+        self.0
+            .query_row(&format!("SELECT {TI_COLS} FROM task_instance WHERE id = ?1"), [id], ti_row)
+            .optional()
+            .map_err(db)
+    }
+
+    pub fn run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRow>> {
+        self.0
+            .query_row(
+                &format!("SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND run_id = ?2"),
+                [dag_id, run_id],
+                run_row,
+            )
+            .optional()
+            .map_err(db)
+    }
+}
+
+/// An audit event.
+#[derive(Debug, Default)]
+pub struct Event {
+    pub event: String,
+    pub dag_id: Option<String>,
+    pub task_id: Option<String>,
+    pub run_id: Option<String>,
+    pub try_number: Option<u32>,
+    pub owner: Option<String>,
+    pub extra: Option<String>,
+}
+
+fn db(e: rusqlite::Error) -> Error {
+    Error::Db(e.to_string())
+}
+
+fn opt_time(r: &Row, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    Ok(r.get::<_, Option<String>>(i)?.and_then(|s| parse_ts(&s)))
+}
+
+fn time(r: &Row, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    super::dags::time_col(r, i)
+}
+
+fn bad_token(i: usize, s: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unknown state {s:?}").into())
+}
+
+fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
+    let run_type: String = r.get(3)?;
+    let state: String = r.get(4)?;
+    let conf: String = r.get(12)?;
+    Ok(RunRow {
+        id: r.get(0)?,
+        dag_id: r.get(1)?,
+        run_id: r.get(2)?,
+        run_type: RunType::parse(&run_type).ok_or_else(|| bad_token(3, &run_type))?,
+        state: RunState::parse(&state).ok_or_else(|| bad_token(4, &state))?,
+        logical_date: opt_time(r, 5)?,
+        data_interval_start: opt_time(r, 6)?,
+        data_interval_end: opt_time(r, 7)?,
+        run_after: time(r, 8)?,
+        queued_at: opt_time(r, 9)?,
+        start_date: opt_time(r, 10)?,
+        end_date: opt_time(r, 11)?,
+        conf: serde_json::from_str(&conf).unwrap_or(Value::Object(Default::default())),
+        note: r.get(13)?,
+        triggered_by: r.get(14)?,
+        triggering_user_name: r.get(15)?,
+        clear_number: r.get(16)?,
+        last_scheduling_decision: opt_time(r, 17)?,
+        updated_at: time(r, 18)?,
+    })
+}
+
+fn ti_row(r: &Row) -> rusqlite::Result<TiRow> {
+    let state: Option<String> = r.get(7)?;
+    let state = match state {
+        None => None,
+        Some(s) => Some(TaskState::parse(&s).ok_or_else(|| bad_token(7, &s))?),
+    };
+    Ok(TiRow {
+        id: r.get(0)?,
+        dag_id: r.get(1)?,
+        run_id: r.get(2)?,
+        task_id: r.get(3)?,
+        map_index: r.get(4)?,
+        try_number: r.get(5)?,
+        max_tries: r.get(6)?,
+        state,
+        operator: r.get(8)?,
+        pool: r.get(9)?,
+        pool_slots: r.get(10)?,
+        priority_weight: r.get(11)?,
+        queued_dttm: opt_time(r, 12)?,
+        scheduled_dttm: opt_time(r, 13)?,
+        start_date: opt_time(r, 14)?,
+        end_date: opt_time(r, 15)?,
+        duration: r.get(16)?,
+        hostname: r.get(17)?,
+        unixname: r.get(18)?,
+        pid: r.get(19)?,
+        last_heartbeat_at: opt_time(r, 20)?,
+        next_retry_at: opt_time(r, 21)?,
+        rendered_command: r.get(22)?,
+        note: r.get(23)?,
+        updated_at: time(r, 24)?,
+    })
+}
