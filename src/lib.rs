@@ -7,6 +7,7 @@
 //! - `model` holds DAGs, tasks and Airflow's state names; no I/O.
 //! - `dagfile` turns dag-factory YAML into `model::Dag`s or import errors;
 //!   `processor` keeps the store in step with the DAG files.
+//! - `scheduler` decides, as pure functions, when DAGs run and what tasks do next.
 //! - `store` is the only module that talks to SQLite.
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod processor;
+pub mod scheduler;
 pub mod server;
 pub mod signals;
 pub mod store;

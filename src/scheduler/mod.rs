@@ -1,0 +1,2 @@
+//! Scheduling decisions as pure functions: when a DAG runs next, and what a task does next.
+pub mod timetable;
