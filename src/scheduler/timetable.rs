@@ -406,9 +406,7 @@ fn describe_time(minute: &str, hour: &str) -> Option<String> {
     if every_hour && (minute == "*" || minute == "*/1") {
         return Some("Every minute".to_string());
     }
-    if hour == "*"
-        && let Some(n) = step(minute)
-    {
+    if every_hour && let Some(n) = step(minute) {
         return Some(format!("Every {n} minutes"));
     }
     let m = number(minute, 59)?;
@@ -1182,6 +1180,7 @@ mod tests {
             (cron("0 * * * *"), "Every hour"),
             (cron("* * * * *"), "Every minute"),
             (cron("*/5 * * * *"), "Every 5 minutes"),
+            (cron("*/5 */1 * * *"), "Every 5 minutes"),
             (cron("0 */6 * * *"), "Every 6 hours"),
             (cron("15 * * * *"), "At 15 minutes past the hour"),
             (
