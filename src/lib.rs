@@ -7,6 +7,8 @@
 //! - `model` holds DAGs, tasks and Airflow's state names; no I/O.
 //! - `dagfile` turns dag-factory YAML into `model::Dag`s or import errors;
 //!   `processor` keeps the store in step with the DAG files.
+//! - `scheduler` decides when DAGs run and what tasks do next (pure rules in
+//!   `rules` and `timetable`), and hands work to the `executor`.
 //! - `store` is the only module that talks to SQLite.
 #![forbid(unsafe_code)]
 

@@ -83,15 +83,12 @@ impl Client {
         let mut last = String::new();
         for attempt in 1..=self.attempts {
             let auth = format!("Bearer {}", self.token());
-            let res = match (method, body) {
-                ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
-                (m, Some(b)) => self
-                    .agent
-                    .request(m, &url)
-                    .header("Authorization", &auth)
-                    .header("Content-Type", "application/json")
-                    .send(b.to_string()),
-                (m, None) => self.agent.request(m, &url).header("Authorization", &auth).send(""),
+            let payload = body.map(Value::to_string).unwrap_or_default();
+            let res = match method {
+                "GET" => self.agent.get(&url).header("Authorization", &auth).call(),
+                "PUT" => self.agent.put(&url).header("Authorization", &auth).content_type("application/json").send(&payload),
+                "POST" => self.agent.post(&url).header("Authorization", &auth).content_type("application/json").send(&payload),
+                _ => self.agent.patch(&url).header("Authorization", &auth).content_type("application/json").send(&payload),
             };
             match res {
                 Ok(mut r) => {
