@@ -8,6 +8,7 @@
 //! - `dagfile` turns dag-factory YAML into `model::Dag`s or import errors;
 //!   `processor` keeps the store in step with the DAG files.
 //! - `store` is the only module that talks to SQLite.
+//! - `template` renders templated task fields with Airflow's Jinja context.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -24,3 +25,4 @@ pub mod processor;
 pub mod server;
 pub mod signals;
 pub mod store;
+pub mod template;
