@@ -10,6 +10,7 @@
 //! - `scheduler` decides when DAGs run and what tasks do next (pure rules in
 //!   `rules` and `timetable`), and hands work to the `executor`.
 //! - `store` is the only module that talks to SQLite.
+//! - `template` renders templated task fields with Airflow's Jinja context.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -30,6 +31,7 @@ pub mod scheduler;
 pub mod server;
 pub mod signals;
 pub mod store;
+pub mod template;
 
 /// This machine's name, as tasks report it to the Execution API.
 pub fn hostname() -> String {
