@@ -34,6 +34,37 @@ pub enum Command {
     DagsSchema,
     TasksList { dag_id: String },
     ApiServer(ServerArgs),
+    Standalone,
+    Scheduler,
+    DagsTrigger { dag_id: String, conf: Option<String>, run_id: Option<String>, logical_date: Option<String>, output: Output },
+    DagsPause { dag_id: String, paused: bool },
+    DagsState { dag_id: String, run_id: String },
+    DagsTest { dag_id: String, logical_date: Option<String> },
+    TasksRun { ti_id: String },
+    TasksTest { dag_id: String, task_id: String, logical_date: Option<String> },
+    TasksClear { dag_id: String, task_regex: Option<String>, only_failed: bool },
+    TasksStatesForDagRun { dag_id: String, run_id: String, output: Output },
+    TasksXcomPush { key: String, value: String },
+    TasksXcomPull { task_id: String, key: String },
+    JobsCheck { job_type: String, local: bool, limit: usize, allow_multiple: bool },
+    VariablesGet { key: String },
+    VariablesSet { key: String, value: String },
+    ConnectionsGet { conn_id: String },
+    ConnectionsAdd(ConnectionArgs),
+}
+
+/// `connections add` flags, Airflow's names.
+#[derive(Debug, Default, PartialEq)]
+pub struct ConnectionArgs {
+    pub conn_id: String,
+    pub conn_type: String,
+    pub host: Option<String>,
+    pub login: Option<String>,
+    pub password: Option<String>,
+    pub port: Option<String>,
+    pub schema: Option<String>,
+    pub extra: Option<String>,
+    pub description: Option<String>,
 }
 
 /// `api-server` flags; each overrides its `[api]` key.
@@ -53,7 +84,9 @@ Usage: updraft COMMAND [ARGS]
 
 Commands:
   version                       print the version
+  standalone                    run everything in one process: API server, scheduler, executor
   api-server                    serve the Core API, the Execution API and the UI
+  scheduler                     run the scheduler and its executor
   config list                   print every setting, its value and where it came from
   config get-value SECTION KEY  print one setting
   db migrate                    create or upgrade the database
@@ -63,7 +96,19 @@ Commands:
   dags list-import-errors       list DAG files that failed to load
   dags show DAG_ID              print a DAG's tasks, dependencies and groups
   dags schema                   print the JSON Schema of dag-factory DAG files
+  dags trigger DAG_ID           start a run (--conf JSON, --run-id, --logical-date)
+  dags pause|unpause DAG_ID     stop or resume scheduling a DAG
+  dags state DAG_ID RUN_ID      print a run's state
+  dags test DAG_ID [DATE]       run a DAG once in the foreground, no server needed
   tasks list DAG_ID             list a DAG's task ids
+  tasks test DAG_ID TASK_ID     run one task in the foreground, without recording it
+  tasks clear DAG_ID [-t REGEX] clear task instances so they run again
+  tasks states-for-dag-run DAG_ID RUN_ID  the state of every task of a run
+  tasks xcom push KEY VALUE     (inside a task) push an XCom
+  tasks xcom pull --task-id T [--key K]   (inside a task) read an XCom of this run
+  variables get KEY | set KEY VALUE       read or write a variable
+  connections get ID | add ID --conn-type T [--conn-host ...]  read or add a connection
+  jobs check --job-type SchedulerJob [--local]  exit 0 if one scheduler is alive
 
 Every command takes --help. Settings come from $UPDRAFT_HOME/updraft.cfg and from
 UPDRAFT__SECTION__KEY or AIRFLOW__SECTION__KEY environment variables.
@@ -88,6 +133,10 @@ reset drops every table and migrates from empty; it needs --yes.
 
 const HELP_DAGS: &str = "\
 Usage: updraft dags list [--output table|json]
+       updraft dags trigger DAG_ID [--conf JSON] [--run-id ID] [--logical-date DATE] [--output json]
+       updraft dags pause DAG_ID | dags unpause DAG_ID
+       updraft dags state DAG_ID RUN_ID
+       updraft dags test DAG_ID [LOGICAL_DATE]
        updraft dags list-import-errors [--output table|json]
        updraft dags show DAG_ID [--output text|json]
        updraft dags schema
@@ -111,8 +160,54 @@ after in-flight requests finish.
 
 const HELP_TASKS: &str = "\
 Usage: updraft tasks list DAG_ID
+       updraft tasks test DAG_ID TASK_ID [LOGICAL_DATE]
+       updraft tasks clear DAG_ID [-t REGEX] [--only-failed] [-y]
+       updraft tasks states-for-dag-run DAG_ID RUN_ID [--output table|json]
+       updraft tasks xcom push KEY VALUE
+       updraft tasks xcom pull --task-id TASK_ID [--key KEY]
 
-list prints the task ids of a DAG, one per line.
+list prints the task ids of a DAG, one per line. test renders and runs one task's
+command in the foreground, records nothing, and exits with its exit code. clear makes
+matching task instances (all runs) run again. The xcom commands work inside a running
+task: they reach the Execution API with the task's own token.
+";
+
+const HELP_STANDALONE: &str = "\
+Usage: updraft standalone
+
+Creates the home and its config on first run, migrates the database, and runs the API
+server, the scheduler and the executor in one process on [api] host:port. Ctrl-C stops
+scheduling, lets running tasks finish for a grace period, then stops them and marks
+them for retry.
+";
+
+const HELP_SCHEDULER: &str = "\
+Usage: updraft scheduler
+
+Runs the scheduler and its local executor. Tasks report to the Execution API at
+[core] execution_api_server_url, which an api-server must serve. A second scheduler on
+the same database stands by and takes over when the first stops heartbeating.
+";
+
+const HELP_JOBS: &str = "\
+Usage: updraft jobs check [--job-type SchedulerJob] [--local] [--limit N] [--allow-multiple]
+
+Exits 0 when a live job of that type heartbeats (one, unless --allow-multiple), 1
+otherwise: a liveness probe, as Airflow's.
+";
+
+const HELP_VARIABLES: &str = "\
+Usage: updraft variables get KEY
+       updraft variables set KEY VALUE
+
+Inside a task, get reads through the Execution API; elsewhere both use the database.
+";
+
+const HELP_CONNECTIONS: &str = "\
+Usage: updraft connections get CONN_ID
+       updraft connections add CONN_ID --conn-type TYPE [--conn-host H] [--conn-login L]
+            [--conn-password P] [--conn-port N] [--conn-schema S] [--conn-extra JSON]
+            [--conn-description D]
 ";
 
 /// Parses the process arguments (without the program name).
@@ -157,6 +252,25 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
                 dag_id: free(&mut args, "DAG_ID")?,
             },
             (_, Some("schema")) => Command::DagsSchema,
+            (_, Some("trigger")) => Command::DagsTrigger {
+                conf: opt(&mut args, ["-c", "--conf"])?,
+                run_id: opt(&mut args, ["-r", "--run-id"])?,
+                logical_date: opt(&mut args, ["-l", "--logical-date"])?,
+                output: output(&mut args, Output::Plain)?,
+                dag_id: free(&mut args, "DAG_ID")?,
+            },
+            (_, Some(verb @ ("pause" | "unpause"))) => Command::DagsPause {
+                paused: verb == "pause",
+                dag_id: free(&mut args, "DAG_ID")?,
+            },
+            (_, Some("state")) => Command::DagsState {
+                dag_id: free(&mut args, "DAG_ID")?,
+                run_id: free(&mut args, "RUN_ID")?,
+            },
+            (_, Some("test")) => Command::DagsTest {
+                dag_id: free(&mut args, "DAG_ID")?,
+                logical_date: args.opt_free_from_str().map_err(usage)?,
+            },
             (_, other) => return Err(unknown("dags", other)),
         },
         Some("tasks") => match (help, sub(&mut args)?.as_deref()) {
@@ -164,7 +278,81 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
             (_, Some("list")) => Command::TasksList {
                 dag_id: free(&mut args, "DAG_ID")?,
             },
+            (_, Some("run")) => Command::TasksRun {
+                ti_id: args.value_from_str("--ti-id").map_err(usage)?,
+            },
+            (_, Some("test")) => Command::TasksTest {
+                dag_id: free(&mut args, "DAG_ID")?,
+                task_id: free(&mut args, "TASK_ID")?,
+                logical_date: args.opt_free_from_str().map_err(usage)?,
+            },
+            (_, Some("clear")) => {
+                let _ = args.contains(["-y", "--yes"]);
+                Command::TasksClear {
+                    task_regex: opt(&mut args, ["-t", "--task-regex"])?,
+                    only_failed: args.contains(["-f", "--only-failed"]),
+                    dag_id: free(&mut args, "DAG_ID")?,
+                }
+            }
+            (_, Some("states-for-dag-run")) => Command::TasksStatesForDagRun {
+                output: output(&mut args, Output::Table)?,
+                dag_id: free(&mut args, "DAG_ID")?,
+                run_id: free(&mut args, "RUN_ID")?,
+            },
+            (_, Some("xcom")) => match sub(&mut args)?.as_deref() {
+                Some("push") => Command::TasksXcomPush {
+                    key: free(&mut args, "KEY")?,
+                    value: free(&mut args, "VALUE")?,
+                },
+                Some("pull") => Command::TasksXcomPull {
+                    task_id: args.value_from_str("--task-id").map_err(usage)?,
+                    key: opt(&mut args, ["-k", "--key"])?.unwrap_or_else(|| "return_value".into()),
+                },
+                other => return Err(unknown("tasks xcom", other)),
+            },
             (_, other) => return Err(unknown("tasks", other)),
+        },
+        Some("standalone") if help => Command::Help(HELP_STANDALONE),
+        Some("standalone") => Command::Standalone,
+        Some("scheduler") if help => Command::Help(HELP_SCHEDULER),
+        Some("scheduler") => Command::Scheduler,
+        Some("jobs") => match (help, sub(&mut args)?.as_deref()) {
+            (true, _) => Command::Help(HELP_JOBS),
+            (_, Some("check")) => Command::JobsCheck {
+                job_type: opt(&mut args, ["-j", "--job-type"])?.unwrap_or_else(|| "SchedulerJob".into()),
+                local: args.contains(["-l", "--local"]),
+                allow_multiple: args.contains("--allow-multiple"),
+                limit: opt(&mut args, ["-n", "--limit"])?
+                    .map(|n| n.parse().map_err(|_| Error::Usage(format!("--limit takes a number, not {n:?}"))))
+                    .transpose()?
+                    .unwrap_or(1),
+            },
+            (_, other) => return Err(unknown("jobs", other)),
+        },
+        Some("variables") => match (help, sub(&mut args)?.as_deref()) {
+            (true, _) => Command::Help(HELP_VARIABLES),
+            (_, Some("get")) => Command::VariablesGet { key: free(&mut args, "KEY")? },
+            (_, Some("set")) => Command::VariablesSet {
+                key: free(&mut args, "KEY")?,
+                value: free(&mut args, "VALUE")?,
+            },
+            (_, other) => return Err(unknown("variables", other)),
+        },
+        Some("connections") => match (help, sub(&mut args)?.as_deref()) {
+            (true, _) => Command::Help(HELP_CONNECTIONS),
+            (_, Some("get")) => Command::ConnectionsGet { conn_id: free(&mut args, "CONN_ID")? },
+            (_, Some("add")) => Command::ConnectionsAdd(ConnectionArgs {
+                conn_type: opt(&mut args, "--conn-type")?.ok_or_else(|| Error::Usage("missing --conn-type".into()))?,
+                host: opt(&mut args, "--conn-host")?,
+                login: opt(&mut args, "--conn-login")?,
+                password: opt(&mut args, "--conn-password")?,
+                port: opt(&mut args, "--conn-port")?,
+                schema: opt(&mut args, "--conn-schema")?,
+                extra: opt(&mut args, "--conn-extra")?,
+                description: opt(&mut args, "--conn-description")?,
+                conn_id: free(&mut args, "CONN_ID")?,
+            }),
+            (_, other) => return Err(unknown("connections", other)),
         },
         Some("api-server") if help => Command::Help(HELP_API_SERVER),
         Some("api-server") => Command::ApiServer(ServerArgs {
@@ -207,6 +395,10 @@ fn unknown(group: &str, sub: Option<&str>) -> Error {
 fn free(args: &mut Arguments, name: &str) -> Result<String> {
     args.free_from_str::<String>()
         .map_err(|_| Error::Usage(format!("missing {name}")))
+}
+
+fn opt<K: Into<pico_args::Keys>>(args: &mut Arguments, keys: K) -> Result<Option<String>> {
+    args.opt_value_from_str(keys).map_err(usage)
 }
 
 fn output(args: &mut Arguments, default: Output) -> Result<Output> {

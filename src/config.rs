@@ -54,6 +54,8 @@ pub const KEYS: &[Key] = &[
     key("core", "load_examples", "True", Kind::Bool),
     key("core", "default_timezone", "utc", Kind::Word(&["utc"])),
     key("core", "execution_api_server_url", "", Kind::Str),
+    // After Ctrl-C, how long running tasks may finish before they are stopped for retry.
+    key("core", "killed_task_cleanup_time", "60", Kind::Secs),
     key(
         "core",
         "simple_auth_manager_users",
@@ -182,6 +184,7 @@ pub struct Core {
     pub load_examples: bool,
     /// Empty when not set: then derived from the API address (see the server).
     pub execution_api_server_url: String,
+    pub killed_task_cleanup_time: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -388,6 +391,7 @@ impl Config {
                 dags_are_paused_at_creation: boolean("core", "dags_are_paused_at_creation"),
                 load_examples: boolean("core", "load_examples"),
                 execution_api_server_url: s("core", "execution_api_server_url"),
+                killed_task_cleanup_time: secs("core", "killed_task_cleanup_time"),
             },
             database: Database { path: db_path },
             api: Api {

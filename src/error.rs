@@ -30,6 +30,8 @@ pub enum Error {
     Conflict(String),
     /// The command ran and its subject failed (a DAG run, a check); exit 1.
     Failed(String),
+    /// Exit with this code, having said what there was to say (a supervisor's outcome).
+    Exit(u8),
 }
 
 /// The crate's result type.
@@ -40,6 +42,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Config { .. } => 2,
+            Error::Exit(code) => *code,
             Error::Io { .. }
             | Error::Db(_)
             | Error::NotFound(_)
@@ -73,6 +76,7 @@ impl fmt::Display for Error {
             Error::Io { path, err } => write!(f, "{}: {err}", path.display()),
             Error::Db(msg) => write!(f, "database: {msg}"),
             Error::NotFound(msg) | Error::Conflict(msg) | Error::Failed(msg) => f.write_str(msg),
+            Error::Exit(code) => write!(f, "exit code {code}"),
         }
     }
 }

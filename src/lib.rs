@@ -26,6 +26,7 @@ pub mod jwt;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod ops;
 pub mod processor;
 pub mod scheduler;
 pub mod server;

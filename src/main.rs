@@ -9,6 +9,8 @@ fn main() -> ExitCode {
         .and_then(|cmd| app::run(cmd, &app::Env::from_process()));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The command already said why; only the code is left to give.
+        Err(err @ updraft::error::Error::Exit(_)) => ExitCode::from(err.exit_code()),
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(err.exit_code())

@@ -7,9 +7,10 @@ use crossbeam_channel::Sender;
 
 use crate::server::Control;
 
-/// Forwards the pool signals to `control` from a background thread (Unix).
+/// Forwards the pool signals to `control`, and SIGTERM to `stop`, from a background
+/// thread (Unix).
 #[cfg(unix)]
-pub fn forward(control: Sender<Control>, grace: std::time::Duration) {
+pub fn forward(control: Sender<Control>, stop: Sender<()>) {
     use signal_hook::consts::{SIGHUP, SIGTERM, SIGTTIN, SIGTTOU};
     use signal_hook::iterator::Signals;
 
@@ -27,17 +28,20 @@ pub fn forward(control: Sender<Control>, grace: std::time::Duration) {
                 let msg = match sig {
                     SIGTTIN => Control::AddWorker,
                     SIGTTOU => Control::RetireWorker,
-                    SIGTERM => Control::Shutdown(grace),
-                    _ => Control::Refresh,
+                    SIGHUP => Control::Refresh,
+                    _ => {
+                        log::info!("SIGTERM: stopping");
+                        let _ = stop.try_send(());
+                        continue;
+                    }
                 };
                 log::info!("signal {sig}: {msg:?}");
-                if control.send(msg).is_err() {
-                    return;
-                }
+                // A process without a worker pool (the scheduler) has nobody listening.
+                let _ = control.send(msg);
             }
         });
 }
 
 /// Windows: nothing to forward; Ctrl-C is handled by the caller.
 #[cfg(windows)]
-pub fn forward(_control: Sender<Control>, _grace: std::time::Duration) {}
+pub fn forward(_control: Sender<Control>, _stop: Sender<()>) {}

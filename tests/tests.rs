@@ -8,3 +8,5 @@ mod cli;
 mod server;
 // The worker pool in-process: panics and graceful shutdown.
 mod pool;
+// Running DAGs: standalone, scheduler, executor, supervisor, Execution API.
+mod engine;

@@ -170,6 +170,7 @@ impl From<Error> for ApiError {
             Error::NotFound(msg) => ApiError::new(404, msg),
             Error::Conflict(msg) => ApiError::new(409, msg),
             Error::Usage(msg) | Error::Failed(msg) => ApiError::new(400, msg),
+            Error::Exit(code) => ApiError::new(500, format!("exit code {code}")),
             Error::Config { .. } => ApiError::new(400, e.to_string()),
             Error::Io { .. } | Error::Db(_) => {
                 log::error!("request failed: {e}");

@@ -73,6 +73,11 @@ impl Client {
         self
     }
 
+    /// The API's base URL, ending in `/`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn token(&self) -> String {
         self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

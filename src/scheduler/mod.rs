@@ -116,8 +116,12 @@ impl Scheduler {
 
     fn main_loop(&mut self, wake: &Receiver<()>, shutdown: &Receiver<()>) -> Result<Stop> {
         let beat = Duration::from_secs_f64(self.cfg.scheduler.heartbeat_sec.max(0.05));
+        // A scheduler for one run (`dags test`) drives only that run: no lease, no
+        // scheduled runs, no adopting, so it can run beside a standalone.
+        let private = self.opts.until_run.is_some();
+        self.active = private;
         loop {
-            if self.last_heartbeat.elapsed() >= beat || !self.active {
+            if !private && (self.last_heartbeat.elapsed() >= beat || !self.active) {
                 self.store.heartbeat_job(self.job_id, Utc::now())?;
                 self.last_heartbeat = Instant::now();
                 if !self.try_activate()? {
@@ -282,17 +286,27 @@ impl Scheduler {
         let beat = Duration::from_secs_f64(self.cfg.scheduler.heartbeat_sec.max(0.05));
         let mut next = Instant::now() + beat;
         self.sync_dags(now)?;
-        next = next.min(self.create_scheduled_runs(now)?);
+        if self.opts.until_run.is_none() {
+            next = next.min(self.create_scheduled_runs(now)?);
+        }
         if self.last_reap.elapsed() >= beat {
             self.reap_zombies(now)?;
             self.last_reap = Instant::now();
         }
 
-        let runs = self.store.active_runs()?;
+        let mut runs = self.store.active_runs()?;
+        if let Some((dag_id, run_id)) = &self.opts.until_run {
+            runs.retain(|r| &r.dag_id == dag_id && &r.run_id == run_id);
+        }
+        let only = self.opts.until_run.clone();
         if runs.is_empty() {
             return Ok(next);
         }
-        let tis = self.store.tis_of_active_runs()?;
+        let mut tis = self.store.tis_of_active_runs()?;
+        if only.is_some() {
+            let keep: HashSet<(&str, &str)> = runs.iter().map(|r| (r.dag_id.as_str(), r.run_id.as_str())).collect();
+            tis.retain(|t| keep.contains(&(t.dag_id.as_str(), t.run_id.as_str())));
+        }
         let dags = self.dags_for(runs.iter().map(|r| r.dag_id.as_str()))?;
         let mut by_run: HashMap<(&str, &str), Vec<&TiRow>> = HashMap::new();
         for ti in &tis {
@@ -312,8 +326,9 @@ impl Scheduler {
                 if run_state == RunState::Queued {
                     let limit = dag.max_active_runs.unwrap_or(max_runs_default);
                     let n = running_per_dag.entry(&run.dag_id).or_default();
-                    // A paused DAG's queued runs wait, manual ones too, as in Airflow.
-                    if *n >= limit || self.paused.contains(&run.dag_id) {
+                    // A paused DAG's queued runs wait, manual ones too, as in Airflow
+                    // (but not the one run `dags test` was started for).
+                    if *n >= limit || self.paused.contains(&run.dag_id) && only.is_none() {
                         continue;
                     }
                     tx.set_run_state(run.id, RunState::Queued, RunState::Running, now)?;

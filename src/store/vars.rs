@@ -95,4 +95,17 @@ impl Store {
             .map_err(|e| self.err(e))?;
         Ok(())
     }
+
+    /// Creates or resizes a pool.
+    pub fn set_pool(&mut self, pool: &str, slots: i64, description: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO slot_pool (pool, slots, description) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (pool) DO UPDATE SET slots = excluded.slots,
+                   description = COALESCE(excluded.description, slot_pool.description)",
+                params![pool, slots, description],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
 }

@@ -3,19 +3,18 @@
 //!
 //! Output goes to stdout, logs and errors to stderr, so `--output json` stays parseable.
 
+mod serve;
+mod tasks;
+
 use std::io::Write;
 
 use serde_json::{Value, json};
 
-use std::time::Duration;
-
-use crate::api::Apps;
-use crate::cli::{Command, Output, ServerArgs};
+use crate::cli::{Command, Output};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::server::{self, Control};
 use crate::store::{DagRow, Store};
-use crate::{dagfile, home, logging, processor, signals};
+use crate::{dagfile, home, logging, processor};
 
 /// Everything a command reads from the process: the environment, the clock.
 pub struct Env {
@@ -38,8 +37,16 @@ pub fn run(cmd: Command, env: &Env) -> Result<()> {
         Command::Help(text) => emit(text),
         Command::Version => emit(&format!("{}\n", env!("CARGO_PKG_VERSION"))),
         Command::DagsSchema => emit(&pretty(&dagfile::schema())),
-        Command::ApiServer(args) => api_server(args, env),
-        cmd => run_with_config(cmd, &load_config(env)?),
+        Command::ApiServer(args) => serve::api_server(args, env),
+        Command::Standalone => serve::standalone(env),
+        Command::Scheduler => serve::scheduler(env),
+        Command::DagsTest { dag_id, logical_date } => serve::dags_test(env, &dag_id, logical_date.as_deref()),
+        Command::TasksRun { ti_id } => {
+            let cfg = load_config(env)?;
+            let code = crate::executor::supervise::supervise(&cfg, &ti_id, &env.vars)?;
+            if code == 0 { Ok(()) } else { Err(Error::Exit(code)) }
+        }
+        cmd => run_with_config(cmd, &load_config(env)?, env),
     }
 }
 
@@ -55,7 +62,7 @@ pub fn load_config(env: &Env) -> Result<Config> {
     Ok(cfg)
 }
 
-fn run_with_config(cmd: Command, cfg: &Config) -> Result<()> {
+fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
     match cmd {
         Command::ConfigList => {
             let mut out = String::new();
@@ -184,59 +191,32 @@ fn run_with_config(cmd: Command, cfg: &Config) -> Result<()> {
             ids.sort_unstable();
             emit(&ids.iter().map(|id| format!("{id}\n")).collect::<String>())
         }
-        Command::Help(_) | Command::Version | Command::DagsSchema | Command::ApiServer(_) => {
-            unreachable!("handled in run")
-        }
+        cmd @ (Command::DagsTrigger { .. }
+        | Command::DagsPause { .. }
+        | Command::DagsState { .. }
+        | Command::TasksTest { .. }
+        | Command::TasksClear { .. }
+        | Command::TasksStatesForDagRun { .. }
+        | Command::TasksXcomPush { .. }
+        | Command::TasksXcomPull { .. }
+        | Command::JobsCheck { .. }
+        | Command::VariablesGet { .. }
+        | Command::VariablesSet { .. }
+        | Command::ConnectionsGet { .. }
+        | Command::ConnectionsAdd(_)) => tasks::run(cmd, cfg, env),
+        Command::Help(_)
+        | Command::Version
+        | Command::DagsSchema
+        | Command::ApiServer(_)
+        | Command::Standalone
+        | Command::Scheduler
+        | Command::DagsTest { .. }
+        | Command::TasksRun { .. } => unreachable!("handled in run"),
     }
-}
-
-/// How long in-flight requests get to finish after Ctrl-C.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// `updraft api-server`: serves until Ctrl-C (or SIGTERM).
-fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
-    let apps_text = args.apps.clone().unwrap_or_else(|| "all".into());
-    let apps = Apps::parse(&apps_text).ok_or_else(|| {
-        Error::Usage(format!(
-            "--apps takes all, core, execution or core,execution, not {apps_text:?}"
-        ))
-    })?;
-    // Flags win over everything: they go in as the highest-precedence variables.
-    let mut vars = env.vars.clone();
-    let flags = [
-        ("HOST", &args.host),
-        ("PORT", &args.port),
-        ("WORKERS", &args.workers),
-    ];
-    for (key, value) in flags {
-        if let Some(v) = value {
-            vars.push((format!("UPDRAFT__API__{key}"), v.clone()));
-        }
-    }
-    if args.proxy_headers {
-        vars.push(("UPDRAFT__API__PROXY_HEADERS".into(), "True".into()));
-    }
-    let cfg = load_config(&Env { vars })?;
-    home::ensure_folders(&cfg)?;
-    Store::open(&cfg.database.path)?;
-    let running = server::start(cfg, apps, server::dispatch)?;
-    let control = running.control();
-    ctrlc::set_handler(move || {
-        let _ = control.send(Control::Shutdown(SHUTDOWN_GRACE));
-    })
-    .map_err(|e| Error::Failed(format!("cannot install the Ctrl-C handler: {e}")))?;
-    signals::forward(running.control(), SHUTDOWN_GRACE);
-    // Printed last: whoever waits for this line may signal us at once.
-    let url = format!("http://{}{}/", running.addr, running.ctx.prefix);
-    log::info!("updraft api-server ({apps_text}) listening on {url}");
-    println!("updraft api-server listening on {url}");
-    running.wait();
-    log::info!("api-server stopped");
-    Ok(())
 }
 
 /// Opens the store and reads the DAG folder into it, as the DAG commands need.
-fn synced_store(cfg: &Config) -> Result<Store> {
+pub(crate) fn synced_store(cfg: &Config) -> Result<Store> {
     home::ensure_folders(cfg)?;
     let mut store = Store::open(&cfg.database.path)?;
     processor::sync(&mut store, cfg, chrono::Utc::now())?;
@@ -247,7 +227,7 @@ fn live_dags(store: &Store) -> Result<Vec<DagRow>> {
     Ok(store.dags()?.into_iter().filter(|d| !d.is_stale).collect())
 }
 
-fn live_dag(store: &Store, dag_id: &str) -> Result<DagRow> {
+pub(crate) fn live_dag(store: &Store, dag_id: &str) -> Result<DagRow> {
     store.dag(dag_id)?.filter(|d| !d.is_stale).ok_or_else(|| {
         Error::NotFound(format!("DAG {dag_id:?} not found; see 'updraft dags list'"))
     })
@@ -304,7 +284,7 @@ fn show_text(row: &DagRow) -> String {
 }
 
 /// Prints rows of flat JSON objects as a table or as a JSON list.
-fn print_rows(rows: &[Value], output: Output) -> Result<()> {
+pub(crate) fn print_rows(rows: &[Value], output: Output) -> Result<()> {
     if output == Output::Json {
         return emit(&format!("{}\n", Value::Array(rows.to_vec())));
     }
@@ -359,7 +339,7 @@ fn print_rows(rows: &[Value], output: Output) -> Result<()> {
     emit(&out)
 }
 
-fn pretty(v: &Value) -> String {
+pub(crate) fn pretty(v: &Value) -> String {
     format!(
         "{}\n",
         serde_json::to_string_pretty(v).expect("JSON values serialize")
@@ -367,7 +347,7 @@ fn pretty(v: &Value) -> String {
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn emit(text: &str) -> Result<()> {
+pub(crate) fn emit(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("<stdout>", e)),

@@ -1,0 +1,219 @@
+//! The long-running commands: `api-server`, `scheduler`, `standalone`, and `dags test`
+//! (a scheduler and a private API server for one run, in the foreground).
+//!
+//! Shutdown order, whatever starts it (Ctrl-C, SIGTERM, the end of a test run): stop
+//! the scheduler, which lets running tasks finish for a grace period and then has
+//! them stopped and reported for retry; then stop the HTTP pool, which the tasks needed
+//! until the end to report.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use super::{Env, emit, load_config};
+use crate::api::Apps;
+use crate::cli::ServerArgs;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::executor::supervise::log_path;
+use crate::model::TaskState;
+use crate::scheduler::{self, Options};
+use crate::server::{self, Control, probe};
+use crate::store::Store;
+use crate::{home, ops, processor, signals};
+
+/// How long in-flight HTTP requests get to finish after Ctrl-C.
+const HTTP_GRACE: Duration = Duration::from_secs(10);
+
+/// `updraft api-server`: serves until Ctrl-C (or SIGTERM).
+pub fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
+    let apps_text = args.apps.clone().unwrap_or_else(|| "all".into());
+    let apps = Apps::parse(&apps_text).ok_or_else(|| {
+        Error::Usage(format!("--apps takes all, core, execution or core,execution, not {apps_text:?}"))
+    })?;
+    // Flags win over everything: they go in as the highest-precedence variables.
+    let mut vars = env.vars.clone();
+    let flags = [("HOST", &args.host), ("PORT", &args.port), ("WORKERS", &args.workers)];
+    for (key, value) in flags {
+        if let Some(v) = value {
+            vars.push((format!("UPDRAFT__API__{key}"), v.clone()));
+        }
+    }
+    if args.proxy_headers {
+        vars.push(("UPDRAFT__API__PROXY_HEADERS".into(), "True".into()));
+    }
+    let cfg = prepare(&Env { vars })?;
+    let running = server::start(cfg, apps, server::dispatch)?;
+    let stop = stop_signals(running.control());
+    announce(&format!("updraft api-server ({apps_text})"), &running);
+    let _ = stop.recv();
+    running.shutdown(HTTP_GRACE);
+    log::info!("api-server stopped");
+    Ok(())
+}
+
+/// `updraft scheduler`: the scheduler and its executor, reporting to an api-server.
+pub fn scheduler(env: &Env) -> Result<()> {
+    let cfg = prepare(env)?;
+    let url = configured_execution_url(&cfg);
+    check_in_background(url.clone());
+    let (_wake_tx, wake_rx) = bounded(1);
+    let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
+    let grace = grace(&cfg);
+    let sched = scheduler::Scheduler::new(cfg, Options { api_url: url, grace, until_run: None })?;
+    let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
+    let (control, _unused) = crossbeam_channel::unbounded();
+    let stop = stop_signals(control);
+    println!("updraft scheduler running");
+    let _ = stop.recv();
+    drop(shutdown_tx);
+    join(handle)
+}
+
+/// `updraft standalone`: API server, scheduler and executor in one process.
+pub fn standalone(env: &Env) -> Result<()> {
+    let cfg = prepare(env)?;
+    processor::sync(&mut Store::open(&cfg.database.path)?, &cfg, Utc::now())?;
+    let (wake_tx, wake_rx) = bounded(1);
+    let running = server::start_with(cfg.clone(), Apps::ALL, server::dispatch, Some(wake_tx))?;
+    let url = running.ctx.execution_probe.lock().unwrap_or_else(|p| p.into_inner()).url.clone();
+    let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
+    let grace = grace(&cfg);
+    let sched = scheduler::Scheduler::new(cfg, Options { api_url: url, grace, until_run: None })?;
+    let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
+    let stop = stop_signals(running.control());
+    announce("updraft standalone", &running);
+    let _ = stop.recv();
+    log::info!("stopping: no new tasks start; running ones get {grace:?} to finish");
+    drop(shutdown_tx);
+    let result = join(handle);
+    running.shutdown(HTTP_GRACE);
+    log::info!("standalone stopped");
+    result
+}
+
+/// `updraft dags test DAG_ID [DATE]`: one run, in the foreground, its task logs on
+/// stdout; the exit code is the run's result. A private API server on a free loopback
+/// port serves the run's tasks, so nothing else needs to be running.
+pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<()> {
+    let mut vars = env.vars.clone();
+    vars.push(("UPDRAFT__API__HOST".into(), "127.0.0.1".into()));
+    vars.push(("UPDRAFT__API__PORT".into(), "0".into()));
+    vars.push(("UPDRAFT__API__BASE_URL".into(), String::new()));
+    vars.push(("UPDRAFT__CORE__EXECUTION_API_SERVER_URL".into(), String::new()));
+    let cfg = prepare(&Env { vars })?;
+    let mut store = Store::open(&cfg.database.path)?;
+    processor::sync(&mut store, &cfg, Utc::now())?;
+    let logical_date = logical_date.map(super::tasks::parse_date).transpose()?;
+    let now = Utc::now();
+    let run = ops::trigger(
+        &mut store,
+        dag_id,
+        ops::Trigger { logical_date: logical_date.or(Some(now)), triggered_by: "test", ..Default::default() },
+        now,
+    )?;
+    let (wake_tx, wake_rx) = bounded(1);
+    let running = server::start_with(cfg.clone(), Apps { core: false, execution: true }, server::dispatch, Some(wake_tx))?;
+    let url = format!("http://{}/execution/", running.addr);
+    let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
+    let until = Some((dag_id.to_string(), run.run_id.clone()));
+    let sched = scheduler::Scheduler::new(cfg.clone(), Options { api_url: url, grace: grace(&cfg), until_run: until })?;
+    let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
+    emit(&format!("dags test: {dag_id} run {}\n", run.run_id))?;
+
+    // Stream each try's log as it ends.
+    let mut shown = HashSet::new();
+    let state = loop {
+        let done = handle.is_finished();
+        for ti in store.tis_of_run(dag_id, &run.run_id)? {
+            let ended = ti.state.is_some_and(|s| s.is_finished() || s == TaskState::UpForRetry);
+            if ended && ti.try_number > 0 && shown.insert((ti.task_id.clone(), ti.try_number)) {
+                let path = log_path(&cfg.logging.base_log_folder, dag_id, &run.run_id, &ti.task_id, ti.try_number);
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                emit(&format!("--- {} (try {}): {} ---\n{text}", ti.task_id, ti.try_number, ti.state.map_or("none", TaskState::as_str)))?;
+            }
+        }
+        if done {
+            break store.run(dag_id, &run.run_id)?.map(|r| r.state);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(shutdown_tx);
+    let result = join(handle);
+    running.shutdown(HTTP_GRACE);
+    result?;
+    let state = state.map_or("unknown", |s| s.as_str());
+    emit(&format!("dags test: run {} ended {state}\n", run.run_id))?;
+    if state == "success" { Ok(()) } else { Err(Error::Exit(1)) }
+}
+
+/// Config, home folders, database: what every long-running command needs first.
+fn prepare(env: &Env) -> Result<Config> {
+    let cfg = load_config(env)?;
+    home::ensure_folders(&cfg)?;
+    Store::open(&cfg.database.path)?;
+    Ok(cfg)
+}
+
+/// How long running tasks get after a stop before they are stopped for retry.
+fn grace(cfg: &Config) -> Duration {
+    Duration::from_secs_f64(cfg.core.killed_task_cleanup_time)
+}
+
+/// Where tasks reach the Execution API when this process does not serve it.
+fn configured_execution_url(cfg: &Config) -> String {
+    let addr = format!("{}:{}", cfg.api.host, cfg.api.port)
+        .parse()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], cfg.api.port)));
+    probe::execution_url(cfg, addr)
+}
+
+/// Checks the Execution API URL a scheduler hands out, and says plainly if it is wrong.
+fn check_in_background(url: String) {
+    std::thread::spawn(move || {
+        for attempt in 1..=10 {
+            match probe::check(&url) {
+                Ok(()) => {
+                    log::info!("execution API at {url} is reachable");
+                    return;
+                }
+                Err(e) if attempt == 10 => log::error!(
+                    "execution API at {url} is NOT reachable: {e}. Tasks will not be able to report their state. \
+                     Set [core] execution_api_server_url (AIRFLOW__CORE__EXECUTION_API_SERVER_URL) to the URL of a \
+                     server running --apps execution"
+                ),
+                Err(_) => std::thread::sleep(Duration::from_secs(1)),
+            }
+        }
+    });
+}
+
+/// Ctrl-C (everywhere) and SIGTERM (Unix) arrive on the returned channel; the pool's
+/// own signals (Unix) go to `control`.
+fn stop_signals(control: Sender<Control>) -> Receiver<()> {
+    let (tx, rx) = bounded(1);
+    let on_ctrl_c = tx.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = on_ctrl_c.try_send(());
+    }) {
+        log::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    signals::forward(control, tx);
+    rx
+}
+
+/// Prints the URL. Printed last: whoever waits for this line may signal us at once.
+fn announce(what: &str, running: &server::Running) {
+    let url = format!("http://{}{}/", running.addr, running.ctx.prefix);
+    log::info!("{what} listening on {url}");
+    println!("{what} listening on {url}");
+}
+
+fn join(handle: std::thread::JoinHandle<Result<scheduler::Stop>>) -> Result<()> {
+    match handle.join() {
+        Ok(r) => r.map(|_| ()),
+        Err(_) => Err(Error::Failed("the scheduler thread panicked".into())),
+    }
+}

@@ -1,0 +1,427 @@
+//! Running DAGs for real: `updraft standalone` as a process, DAG files on disk, task
+//! processes, the SQLite file read back. No sleeps: every wait polls a condition.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use updraft::store::Store;
+
+use crate::util::{TempHome, TestServer, agent, wait_until};
+
+/// Waits for runs and tasks; generous, as CI machines are slow and shared.
+const LONG: Duration = Duration::from_secs(90);
+
+/// Settings that make a test quick: short heartbeats and timeouts, DAGs unpaused.
+pub const FAST: &[(&str, &str)] = &[
+    ("UPDRAFT__SCHEDULER__SCHEDULER_HEARTBEAT_SEC", "0.2"),
+    ("UPDRAFT__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "3"),
+    ("UPDRAFT__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD", "2"),
+    ("UPDRAFT__SCHEDULER__DAG_DIR_LIST_INTERVAL", "1"),
+    ("UPDRAFT__CORE__KILLED_TASK_CLEANUP_TIME", "1"),
+    ("UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False"),
+];
+
+const BASH: &str = "airflow.providers.standard.operators.bash.BashOperator";
+
+/// A DAG file: `tasks` is YAML list items, indented by four spaces.
+pub fn dag(dag_id: &str, extra: &str, tasks: &str) -> String {
+    format!("{dag_id}:\n  schedule: null\n  default_args:\n    start_date: 2024-01-01\n{extra}  tasks:\n{tasks}")
+}
+
+/// One task as a YAML list item.
+pub fn task(id: &str, cmd: &str, more: &str) -> String {
+    let mut s = format!("    - task_id: {id}\n      operator: {BASH}\n      bash_command: {cmd:?}\n");
+    for line in more.lines().filter(|l| !l.trim().is_empty()) {
+        s.push_str(&format!("      {}\n", line.trim()));
+    }
+    s
+}
+
+pub struct Engine {
+    pub home: TempHome,
+    pub srv: TestServer,
+}
+
+impl Engine {
+    /// A standalone on a fresh home whose DAG folder holds `files`.
+    pub fn start(files: &[(&str, &str)], env: &[(&str, &str)]) -> Engine {
+        let home = TempHome::new();
+        for (name, text) in files {
+            std::fs::write(home.dags().join(name), text).unwrap();
+        }
+        let mut all: Vec<(&str, &str)> = FAST.to_vec();
+        all.extend_from_slice(env);
+        let srv = TestServer::start(&home, &["standalone"], &all);
+        Engine { home, srv }
+    }
+
+    pub fn store(&self) -> Store {
+        Store::open_existing(&self.home.path.join("updraft.db")).unwrap()
+    }
+
+    /// `updraft dags trigger` through the CLI; returns the run id.
+    pub fn trigger(&self, dag_id: &str, conf: Option<&str>) -> String {
+        let mut args = vec!["dags", "trigger", dag_id];
+        if let Some(c) = conf {
+            args.extend(["--conf", c]);
+        }
+        self.home.run(&args, FAST).expect(0).stdout().trim().to_string()
+    }
+
+    /// Waits until the run is success or failed; returns which.
+    pub fn wait_run(&self, dag_id: &str, run_id: &str) -> String {
+        let store = self.store();
+        let mut state = String::new();
+        let done = wait_until(LONG, || {
+            state = store.run(dag_id, run_id).unwrap().map(|r| r.state.to_string()).unwrap_or_default();
+            state == "success" || state == "failed"
+        });
+        assert!(done, "run {run_id} of {dag_id} still {state}: {:?}\nlog:\n{}", self.states(dag_id, run_id), self.srv.log());
+        state
+    }
+
+    /// task id -> (state, try number).
+    pub fn states(&self, dag_id: &str, run_id: &str) -> HashMap<String, (String, u32)> {
+        self.store()
+            .tis_of_run(dag_id, run_id)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.task_id, (t.state.map_or("none".into(), |s| s.to_string()), t.try_number)))
+            .collect()
+    }
+
+    pub fn state(&self, dag_id: &str, run_id: &str, task_id: &str) -> String {
+        self.states(dag_id, run_id).get(task_id).map(|s| s.0.clone()).unwrap_or_default()
+    }
+
+    /// The log file of one try.
+    pub fn log(&self, dag_id: &str, run_id: &str, task_id: &str, try_number: u32) -> String {
+        let path = updraft::executor::supervise::log_path(&self.home.path.join("logs"), dag_id, run_id, task_id, try_number);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
+fn expect_states(e: &Engine, dag_id: &str, run_id: &str, want: &[(&str, &str)]) {
+    let got = e.states(dag_id, run_id);
+    for (task, state) in want {
+        assert_eq!(got.get(*task).map(|s| s.0.as_str()), Some(*state), "{task} in {got:?}");
+    }
+}
+
+#[test]
+fn a_chain_runs_in_order_with_logs_on_disk() {
+    let tasks = [task("a", "echo A", ""), task("b", "echo B", "dependencies: [a]"), task("c", "echo C", "dependencies: [b]")].concat();
+    let e = Engine::start(&[("chain.yml", &dag("chain", "", &tasks))], &[]);
+    let run = e.trigger("chain", None);
+    assert_eq!(e.wait_run("chain", &run), "success");
+    let tis = e.store().tis_of_run("chain", &run).unwrap();
+    let by: HashMap<_, _> = tis.iter().map(|t| (t.task_id.as_str(), t)).collect();
+    assert!(by["a"].end_date <= by["b"].start_date && by["b"].end_date <= by["c"].start_date);
+    let log = e.log("chain", &run, "b", 1);
+    assert!(log.contains("running with"), "{log}");
+    assert!(log.lines().any(|l| l == "B"), "{log}");
+    assert!(log.contains("final state: success"), "{log}");
+}
+
+#[test]
+fn fan_out_fan_in_and_trigger_rules() {
+    let tasks = [
+        task("start", "echo start", ""),
+        task("ok1", "echo ok", "dependencies: [start]"),
+        task("bad", "exit 3", "dependencies: [start]"),
+        task("skip", "exit 99", "dependencies: [start]"),
+        task("join_all_success", "echo x", "dependencies: [ok1, bad]"),
+        task("join_all_done", "echo x", "dependencies: [ok1, bad, skip]\ntrigger_rule: all_done"),
+        task("join_one_failed", "echo x", "dependencies: [ok1, bad]\ntrigger_rule: one_failed"),
+        task("join_one_success", "echo x", "dependencies: [ok1, bad]\ntrigger_rule: one_success"),
+        task("join_none_failed", "echo x", "dependencies: [ok1, skip]\ntrigger_rule: none_failed"),
+        task("after_skip", "echo x", "dependencies: [skip]"),
+        task("all_failed", "echo x", "dependencies: [bad]\ntrigger_rule: all_failed"),
+        task("all_skipped", "echo x", "dependencies: [skip]\ntrigger_rule: all_skipped"),
+        task("none_skipped", "echo x", "dependencies: [ok1, skip]\ntrigger_rule: none_skipped"),
+        task("min_one", "echo x", "dependencies: [skip, ok1]\ntrigger_rule: none_failed_min_one_success"),
+        task("one_done", "echo x", "dependencies: [bad]\ntrigger_rule: one_done"),
+        task("always", "echo x", "dependencies: [join_all_success]\ntrigger_rule: always"),
+        task("downstream_of_upstream_failed", "echo x", "dependencies: [join_all_success]"),
+    ]
+    .concat();
+    let e = Engine::start(&[("rules.yml", &dag("rules", "", &tasks))], &[]);
+    let run = e.trigger("rules", None);
+    assert_eq!(e.wait_run("rules", &run), "failed");
+    expect_states(
+        &e,
+        "rules",
+        &run,
+        &[
+            ("start", "success"),
+            ("ok1", "success"),
+            ("bad", "failed"),
+            ("skip", "skipped"),
+            ("join_all_success", "upstream_failed"),
+            ("join_all_done", "success"),
+            ("join_one_failed", "success"),
+            ("join_one_success", "success"),
+            ("join_none_failed", "success"),
+            ("after_skip", "skipped"),
+            ("all_failed", "success"),
+            ("all_skipped", "success"),
+            ("none_skipped", "skipped"),
+            ("min_one", "success"),
+            ("one_done", "success"),
+            ("always", "success"),
+            ("downstream_of_upstream_failed", "upstream_failed"),
+        ],
+    );
+}
+
+#[test]
+fn retries_then_success_and_retries_exhausted() {
+    let tasks = [
+        task(
+            "flaky",
+            "{% if ti.try_number < 3 %}exit 1{% else %}echo third time lucky{% endif %}",
+            "retries: 3\nretry_delay: 0",
+        ),
+        task("hopeless", "exit 1", "retries: 1\nretry_delay: 0"),
+    ]
+    .concat();
+    let e = Engine::start(&[("retry.yml", &dag("retry", "", &tasks))], &[]);
+    let run = e.trigger("retry", None);
+    assert_eq!(e.wait_run("retry", &run), "failed");
+    let s = e.states("retry", &run);
+    assert_eq!(s["flaky"], ("success".into(), 3));
+    assert_eq!(s["hopeless"], ("failed".into(), 2));
+    // Every try is kept, with its own log.
+    let history = e.store().ti_history("retry", &run, "flaky").unwrap();
+    assert_eq!(history.iter().map(|t| t.try_number).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(e.log("retry", &run, "flaky", 1).contains("final state: up_for_retry"));
+    assert!(e.log("retry", &run, "flaky", 3).contains("third time lucky"));
+}
+
+#[cfg(unix)]
+#[test]
+fn execution_timeout_kills_the_whole_tree() {
+    let pidfile = std::env::temp_dir().join(format!("updraft-grandchild-{}", std::process::id()));
+    let cmd = format!("sleep 300 & echo $! > {}; sleep 300", pidfile.display());
+    let tasks = task("slow", &cmd, "execution_timeout: 1");
+    let e = Engine::start(&[("timeout.yml", &dag("timeout", "", &tasks))], &[]);
+    let run = e.trigger("timeout", None);
+    assert_eq!(e.wait_run("timeout", &run), "failed");
+    let grandchild: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(
+        wait_until(LONG, || !std::path::Path::new(&format!("/proc/{grandchild}")).exists()),
+        "grandchild {grandchild} survived"
+    );
+    assert!(e.log("timeout", &run, "slow", 1).contains("execution_timeout"));
+    let _ = std::fs::remove_file(pidfile);
+}
+
+#[test]
+fn xcom_variables_params_and_conf_reach_tasks() {
+    let tasks = [
+        task("push", "echo first; echo 42", ""),
+        task("pull", "echo got {{ ti.xcom_pull(task_ids='push') }}", "dependencies: [push]"),
+        task(
+            "templated",
+            "echo var={{ var.value.greeting }} json={{ var.json.cfg.n }} param={{ params.who }} conf={{ dag_run.conf.extra }}",
+            "",
+        ),
+        task("cli_xcom", "updraft tasks xcom push answer 7 && updraft tasks xcom pull --task-id push && updraft variables get greeting", ""),
+    ]
+    .concat();
+    let e = Engine::start(&[("data.yml", &dag("data", "  params:\n    who: world\n", &tasks))], &[]);
+    e.home.run(&["variables", "set", "greeting", "hello"], FAST).expect(0);
+    e.home.run(&["variables", "set", "cfg", "{\"n\": 5}"], FAST).expect(0);
+    let run = e.trigger("data", Some(r#"{"extra": "x1"}"#));
+    assert_eq!(e.wait_run("data", &run), "success", "{:?}", e.states("data", &run));
+    assert!(e.log("data", &run, "pull", 1).lines().any(|l| l == "got 42"));
+    let t = e.log("data", &run, "templated", 1);
+    assert!(t.lines().any(|l| l == "var=hello json=5 param=world conf=x1"), "{t}");
+    let c = e.log("data", &run, "cli_xcom", 1);
+    assert!(c.lines().any(|l| l == "42") && c.lines().any(|l| l == "hello"), "{c}");
+    let store = e.store();
+    assert_eq!(store.xcom("data", &run, "cli_xcom", "answer").unwrap(), Some(serde_json::json!(7)));
+    assert_eq!(store.xcom("data", &run, "push", "return_value").unwrap(), Some(serde_json::json!("42")));
+}
+
+#[test]
+fn clearing_a_failed_task_runs_it_again() {
+    let marker = std::env::temp_dir().join(format!("updraft-clear-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    // Fails until the marker file exists.
+    let cmd = format!("test -f {}", marker.display());
+    let tasks = [task("check", &cmd, ""), task("after", "echo after", "dependencies: [check]")].concat();
+    let e = Engine::start(&[("clear.yml", &dag("clear", "", &tasks))], &[]);
+    let run = e.trigger("clear", None);
+    assert_eq!(e.wait_run("clear", &run), "failed");
+    expect_states(&e, "clear", &run, &[("check", "failed"), ("after", "upstream_failed")]);
+    std::fs::write(&marker, "").unwrap();
+    e.home.run(&["tasks", "clear", "clear", "-t", "^check$", "-y"], FAST).expect(0);
+    // Clearing one task re-opens the run; its downstream is cleared by the new outcome.
+    assert!(wait_until(LONG, || e.state("clear", &run, "check") == "success"), "{:?}", e.states("clear", &run));
+    e.home.run(&["tasks", "clear", "clear", "-t", "after", "-y"], FAST).expect(0);
+    assert_eq!(e.wait_run("clear", &run), "success");
+    assert_eq!(e.states("clear", &run)["check"].1, 2);
+    let _ = std::fs::remove_file(marker);
+}
+
+#[test]
+fn pools_and_max_active_runs_limit_concurrency() {
+    // Three tasks in a one-slot pool: their run times must not overlap.
+    let tasks = [
+        task("p1", "echo 1", "pool: tiny"),
+        task("p2", "echo 2", "pool: tiny"),
+        task("p3", "echo 3", "pool: tiny"),
+    ]
+    .concat();
+    let e = Engine::start(&[("pool.yml", &dag("pool", "  max_active_runs: 1\n", &tasks))], &[]);
+    // The pools API comes with the Core API; here the store makes the pool.
+    e.store().set_pool("tiny", 1, None).unwrap();
+    let r1 = e.trigger("pool", None);
+    let r2 = e.trigger("pool", None);
+    // With max_active_runs 1, the second run waits queued while the first runs.
+    assert_eq!(e.wait_run("pool", &r1), "success");
+    assert_eq!(e.wait_run("pool", &r2), "success");
+    let store = e.store();
+    let run1 = store.run("pool", &r1).unwrap().unwrap();
+    let run2 = store.run("pool", &r2).unwrap().unwrap();
+    assert!(run1.end_date <= run2.start_date, "runs overlapped");
+    let mut spans: Vec<_> = store
+        .tis_of_run("pool", &r1)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.start_date.unwrap(), t.end_date.unwrap()))
+        .collect();
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "tasks in a one-slot pool overlapped: {spans:?}");
+    }
+}
+
+#[test]
+fn catchup_creates_a_run_per_schedule_tick() {
+    let today = chrono::Utc::now().date_naive();
+    let start = today - chrono::Duration::days(3);
+    let text = format!(
+        "daily:\n  schedule: \"0 0 * * *\"\n  catchup: true\n  default_args:\n    start_date: {start}\n  tasks:\n{}",
+        task("t", "echo {{ ds }}", "")
+    );
+    let e = Engine::start(&[("daily.yml", &text)], &[]);
+    let want: Vec<String> = (0..=3).map(|d| format!("{}", start + chrono::Duration::days(d))).collect();
+    let store = e.store();
+    assert!(wait_until(LONG, || store.runs_of(Some("daily"), 100).unwrap().len() >= 4), "{}", e.srv.log());
+    let mut dates: Vec<String> = store
+        .runs_of(Some("daily"), 100)
+        .unwrap()
+        .iter()
+        .map(|r| r.logical_date.unwrap().date_naive().to_string())
+        .collect();
+    dates.sort();
+    assert_eq!(dates, want);
+    for r in store.runs_of(Some("daily"), 100).unwrap() {
+        assert_eq!(r.run_type.as_str(), "scheduled");
+        assert_eq!(e.wait_run("daily", &r.run_id), "success");
+        let day = r.logical_date.unwrap().date_naive().to_string();
+        assert!(e.log("daily", &r.run_id, "t", 1).lines().any(|l| l == day));
+    }
+}
+
+#[test]
+fn a_task_token_is_refused_for_another_task() {
+    let tasks = [task("a", "sleep 30", ""), task("b", "sleep 30", "")].concat();
+    let e = Engine::start(&[("tok.yml", &dag("tok", "", &tasks))], &[]);
+    let run = e.trigger("tok", None);
+    assert!(wait_until(LONG, || e.state("tok", &run, "a") == "running" && e.state("tok", &run, "b") == "running"));
+    let store = e.store();
+    let a = store.ti_by_key("tok", &run, "a").unwrap().unwrap();
+    let b = store.ti_by_key("tok", &run, "b").unwrap().unwrap();
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let token_a = updraft::api::execution::task_token(&secret, &a.id, 600.0, chrono::Utc::now());
+    let put = |ti: &str, token: &str| {
+        agent(false)
+            .put(&format!("{}/execution/task-instances/{ti}/heartbeat", e.srv.base))
+            .header("Authorization", &format!("Bearer {token}"))
+            .send_json(serde_json::json!({"pid": 1, "hostname": "x"}))
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(put(&b.id, &token_a), 403);
+    assert_eq!(put(&b.id, "not-a-token"), 403);
+    // Its own id with the wrong pid: the task runs elsewhere.
+    assert_eq!(put(&a.id, &token_a), 409);
+    let res = agent(false).put(&format!("{}/execution/task-instances/{}/heartbeat", e.srv.base, a.id)).send_json(serde_json::json!({})).unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    e.home.run(&["tasks", "clear", "tok", "-y"], FAST).expect(0);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_killed_supervisor_is_retried() {
+    let tasks = task("victim", "{% if ti.try_number == 1 %}sleep 300{% else %}echo recovered{% endif %}", "retries: 1\nretry_delay: 0");
+    let e = Engine::start(&[("zombie.yml", &dag("zombie", "", &tasks))], &[]);
+    let run = e.trigger("zombie", None);
+    assert!(wait_until(LONG, || e.state("zombie", &run, "victim") == "running"));
+    let ti = e.store().ti_by_key("zombie", &run, "victim").unwrap().unwrap();
+    let supervisor = ti.pid.unwrap();
+    std::process::Command::new("kill").args(["-9", &supervisor.to_string()]).status().unwrap();
+    assert_eq!(e.wait_run("zombie", &run), "success");
+    assert_eq!(e.states("zombie", &run)["victim"], ("success".into(), 2));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_running_tasks_for_retry_and_exits_0() {
+    let tasks = task("long", "sleep 300", "");
+    let mut e = Engine::start(&[("long.yml", &dag("long", "", &tasks))], &[]);
+    let run = e.trigger("long", None);
+    assert!(wait_until(LONG, || e.state("long", &run, "long") == "running"));
+    e.srv.signal("INT");
+    assert_eq!(e.srv.wait_exit(LONG), Some(0), "{}", e.srv.log());
+    assert_eq!(e.state("long", &run, "long"), "up_for_retry");
+    assert!(e.log("long", &run, "long", 1).contains("will be retried"));
+}
+
+#[cfg(unix)]
+#[test]
+fn kill_9_and_restart_finishes_every_run() {
+    let tasks = [task("first", "sleep 2", ""), task("second", "echo done", "dependencies: [first]")].concat();
+    let mut e = Engine::start(&[("crash.yml", &dag("crash", "", &tasks))], &[]);
+    let run = e.trigger("crash", None);
+    assert!(wait_until(LONG, || e.state("crash", &run, "first") == "running"));
+    e.srv.child.kill().unwrap();
+    let _ = e.srv.child.wait();
+    let srv = TestServer::start(&e.home, &["standalone"], FAST);
+    e.srv = srv;
+    let state = e.wait_run("crash", &run);
+    let s = e.states("crash", &run);
+    // With no retries the interrupted try fails; nothing stays running, nothing runs twice.
+    assert!(state == "failed" || state == "success", "{state}");
+    assert!(s.values().all(|(st, _)| st != "running" && st != "queued"), "{s:?}");
+    let history = e.store().ti_history("crash", &run, "first").unwrap();
+    assert!(history.iter().filter(|t| t.state.map(|s| s.to_string()) == Some("success".into())).count() <= 1);
+}
+
+#[test]
+fn dags_test_and_tasks_test_run_in_the_foreground() {
+    let home = TempHome::new();
+    let tasks = [task("hello", "echo hello {{ ds }}", ""), task("fail", "exit 4", "dependencies: [hello]")].concat();
+    std::fs::write(home.dags().join("fg.yml"), dag("fg", "", &tasks)).unwrap();
+    let run = home.run(&["dags", "test", "fg", "2024-03-01"], FAST).expect(1);
+    assert!(run.stdout().contains("hello 2024-03-01"), "{}", run.stdout());
+    assert!(run.stdout().contains("ended failed"), "{}", run.stdout());
+    let run = home.run(&["tasks", "test", "fg", "hello", "2024-03-02"], FAST).expect(0);
+    assert!(run.stdout().contains("hello 2024-03-02"), "{}", run.stdout());
+    home.run(&["tasks", "test", "fg", "fail"], FAST).expect(1);
+}
+
+#[test]
+fn jobs_check_follows_the_scheduler() {
+    let e = Engine::start(&[], &[]);
+    assert!(wait_until(LONG, || e.home.run(&["jobs", "check", "--job-type", "SchedulerJob", "--local"], FAST).code() == 0));
+    let out = e.home.run(&["jobs", "check"], FAST).expect(0).stdout();
+    assert_eq!(out, "Found one alive job.\n");
+    drop(e.srv);
+    // Killed: its heartbeat goes stale within the threshold.
+    assert!(wait_until(LONG, || e.home.run(&["jobs", "check"], FAST).code() == 1));
+}
