@@ -8,6 +8,8 @@
 //! - `dagfile` turns dag-factory YAML into `model::Dag`s or import errors;
 //!   `processor` keeps the store in step with the DAG files.
 //! - `store` is the only module that talks to SQLite.
+//! - `process` runs a task command in its own process group or job object, output to
+//!   the try's log, and kills its whole tree.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -20,6 +22,7 @@ pub mod home;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod process;
 pub mod processor;
 pub mod server;
 pub mod signals;
