@@ -24,32 +24,93 @@ pub enum Command {
     Help(&'static str),
     Version,
     ConfigList,
-    ConfigGetValue { section: String, key: String },
+    ConfigGetValue {
+        section: String,
+        key: String,
+    },
     DbMigrate,
     DbCheck,
-    DbReset { yes: bool },
-    DagsList { output: Output },
-    DagsListImportErrors { output: Output },
-    DagsShow { dag_id: String, output: Output },
+    DbReset {
+        yes: bool,
+    },
+    DagsList {
+        output: Output,
+    },
+    DagsListImportErrors {
+        output: Output,
+    },
+    DagsShow {
+        dag_id: String,
+        output: Output,
+    },
     DagsSchema,
-    TasksList { dag_id: String },
+    TasksList {
+        dag_id: String,
+    },
     ApiServer(ServerArgs),
     Standalone,
     Scheduler,
-    DagsTrigger { dag_id: String, conf: Option<String>, run_id: Option<String>, logical_date: Option<String>, output: Output },
-    DagsPause { dag_id: String, paused: bool },
-    DagsState { dag_id: String, run_id: String },
-    DagsTest { dag_id: String, logical_date: Option<String> },
-    TasksRun { ti_id: String },
-    TasksTest { dag_id: String, task_id: String, logical_date: Option<String> },
-    TasksClear { dag_id: String, task_regex: Option<String>, only_failed: bool },
-    TasksStatesForDagRun { dag_id: String, run_id: String, output: Output },
-    TasksXcomPush { key: String, value: String },
-    TasksXcomPull { task_id: String, key: String },
-    JobsCheck { job_type: String, local: bool, limit: usize, allow_multiple: bool },
-    VariablesGet { key: String },
-    VariablesSet { key: String, value: String },
-    ConnectionsGet { conn_id: String },
+    DagsTrigger {
+        dag_id: String,
+        conf: Option<String>,
+        run_id: Option<String>,
+        logical_date: Option<String>,
+        output: Output,
+    },
+    DagsPause {
+        dag_id: String,
+        paused: bool,
+    },
+    DagsState {
+        dag_id: String,
+        run_id: String,
+    },
+    DagsTest {
+        dag_id: String,
+        logical_date: Option<String>,
+    },
+    TasksRun {
+        ti_id: String,
+    },
+    TasksTest {
+        dag_id: String,
+        task_id: String,
+        logical_date: Option<String>,
+    },
+    TasksClear {
+        dag_id: String,
+        task_regex: Option<String>,
+        only_failed: bool,
+    },
+    TasksStatesForDagRun {
+        dag_id: String,
+        run_id: String,
+        output: Output,
+    },
+    TasksXcomPush {
+        key: String,
+        value: String,
+    },
+    TasksXcomPull {
+        task_id: String,
+        key: String,
+    },
+    JobsCheck {
+        job_type: String,
+        local: bool,
+        limit: usize,
+        allow_multiple: bool,
+    },
+    VariablesGet {
+        key: String,
+    },
+    VariablesSet {
+        key: String,
+        value: String,
+    },
+    ConnectionsGet {
+        conn_id: String,
+    },
     ConnectionsAdd(ConnectionArgs),
 }
 
@@ -319,11 +380,15 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         Some("jobs") => match (help, sub(&mut args)?.as_deref()) {
             (true, _) => Command::Help(HELP_JOBS),
             (_, Some("check")) => Command::JobsCheck {
-                job_type: opt(&mut args, ["-j", "--job-type"])?.unwrap_or_else(|| "SchedulerJob".into()),
+                job_type: opt(&mut args, ["-j", "--job-type"])?
+                    .unwrap_or_else(|| "SchedulerJob".into()),
                 local: args.contains(["-l", "--local"]),
                 allow_multiple: args.contains("--allow-multiple"),
                 limit: opt(&mut args, ["-n", "--limit"])?
-                    .map(|n| n.parse().map_err(|_| Error::Usage(format!("--limit takes a number, not {n:?}"))))
+                    .map(|n| {
+                        n.parse()
+                            .map_err(|_| Error::Usage(format!("--limit takes a number, not {n:?}")))
+                    })
                     .transpose()?
                     .unwrap_or(1),
             },
@@ -331,7 +396,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         },
         Some("variables") => match (help, sub(&mut args)?.as_deref()) {
             (true, _) => Command::Help(HELP_VARIABLES),
-            (_, Some("get")) => Command::VariablesGet { key: free(&mut args, "KEY")? },
+            (_, Some("get")) => Command::VariablesGet {
+                key: free(&mut args, "KEY")?,
+            },
             (_, Some("set")) => Command::VariablesSet {
                 key: free(&mut args, "KEY")?,
                 value: free(&mut args, "VALUE")?,
@@ -340,9 +407,12 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         },
         Some("connections") => match (help, sub(&mut args)?.as_deref()) {
             (true, _) => Command::Help(HELP_CONNECTIONS),
-            (_, Some("get")) => Command::ConnectionsGet { conn_id: free(&mut args, "CONN_ID")? },
+            (_, Some("get")) => Command::ConnectionsGet {
+                conn_id: free(&mut args, "CONN_ID")?,
+            },
             (_, Some("add")) => Command::ConnectionsAdd(ConnectionArgs {
-                conn_type: opt(&mut args, "--conn-type")?.ok_or_else(|| Error::Usage("missing --conn-type".into()))?,
+                conn_type: opt(&mut args, "--conn-type")?
+                    .ok_or_else(|| Error::Usage("missing --conn-type".into()))?,
                 host: opt(&mut args, "--conn-host")?,
                 login: opt(&mut args, "--conn-login")?,
                 password: opt(&mut args, "--conn-password")?,

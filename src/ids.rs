@@ -17,7 +17,14 @@ pub fn uuid7(now: DateTime<Utc>) -> String {
     b[6] = (b[6] & 0x0f) | 0x70;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// `n` characters drawn uniformly from `alphabet` (rejection sampling, no modulo bias).
@@ -43,7 +50,9 @@ mod tests {
 
     #[test]
     fn uuid7_shape_and_order() {
-        let t = DateTime::parse_from_rfc3339("2026-11-21T08:56:37Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-11-21T08:56:37Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let a = uuid7(t);
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "7");

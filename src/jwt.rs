@@ -47,9 +47,17 @@ pub fn sign(secret: &[u8], claims: &Value) -> String {
 
 /// Checks a token's algorithm, signature, expiry (`exp`, with `leeway` seconds) and
 /// audience; returns its claims.
-pub fn verify(secret: &[u8], token: &str, audience: &str, now: i64, leeway: i64) -> Result<Value, Invalid> {
+pub fn verify(
+    secret: &[u8],
+    token: &str,
+    audience: &str,
+    now: i64,
+    leeway: i64,
+) -> Result<Value, Invalid> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(Invalid::Malformed);
     };
     let header: Value = decode(h)?;
@@ -58,7 +66,8 @@ pub fn verify(secret: &[u8], token: &str, audience: &str, now: i64, leeway: i64)
         other => return Err(Invalid::Algorithm(other.unwrap_or("").to_string())),
     }
     let sig = B64.decode(s).map_err(|_| Invalid::Malformed)?;
-    let mut m = <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    let mut m =
+        <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
     m.update(format!("{h}.{p}").as_bytes());
     m.verify_slice(&sig).map_err(|_| Invalid::Signature)?;
     let claims: Value = decode(p)?;
@@ -83,7 +92,8 @@ fn decode(part: &str) -> Result<Value, Invalid> {
 }
 
 fn mac(secret: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    let mut m =
+        <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
     m.update(data);
     m.finalize().into_bytes().to_vec()
 }
@@ -102,7 +112,10 @@ pub fn secret(configured: &str, home: &Path) -> Result<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(&path, e)),
     }
-    let fresh = crate::ids::random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 64);
+    let fresh = crate::ids::random_string(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        64,
+    );
     crate::home::write_private(&path, &fresh)?;
     // Two processes may race to create it: whatever is on disk now is the secret.
     let s = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -123,19 +136,28 @@ mod tests {
         assert_eq!(verify(key, &tok, AUD, 200, 0), Err(Invalid::Expired));
         assert_eq!(verify(key, &tok, AUD, 105, 10).unwrap()["sub"], "ti");
         assert_eq!(verify(b"other", &tok, AUD, 50, 0), Err(Invalid::Signature));
-        assert_eq!(verify(key, &tok, "apache-airflow", 50, 0), Err(Invalid::Audience));
+        assert_eq!(
+            verify(key, &tok, "apache-airflow", 50, 0),
+            Err(Invalid::Audience)
+        );
         // Tampered claims.
         let mut parts: Vec<&str> = tok.split('.').collect();
         let forged = B64.encode(json!({"sub": "other", "aud": AUD, "exp": 100}).to_string());
         parts[1] = &forged;
-        assert_eq!(verify(key, &parts.join("."), AUD, 50, 0), Err(Invalid::Signature));
+        assert_eq!(
+            verify(key, &parts.join("."), AUD, 50, 0),
+            Err(Invalid::Signature)
+        );
         // alg none, with or without a signature.
         let none = format!(
             "{}.{}.",
             B64.encode(r#"{"alg":"none"}"#),
             B64.encode(json!({"sub": "ti", "aud": AUD, "exp": 100}).to_string())
         );
-        assert_eq!(verify(key, &none, AUD, 50, 0), Err(Invalid::Algorithm("none".into())));
+        assert_eq!(
+            verify(key, &none, AUD, 50, 0),
+            Err(Invalid::Algorithm("none".into()))
+        );
         assert_eq!(verify(key, "a.b", AUD, 50, 0), Err(Invalid::Malformed));
     }
 }

@@ -11,6 +11,8 @@
 //!   `rules` and `timetable`), and hands work to the `executor`.
 //! - `store` is the only module that talks to SQLite.
 //! - `template` renders templated task fields with Airflow's Jinja context.
+//! - `process` runs a task command in its own process group or job object, output to
+//!   the try's log, and kills its whole tree.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -27,6 +29,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod process;
 pub mod processor;
 pub mod scheduler;
 pub mod server;

@@ -53,7 +53,11 @@ impl Dag {
                 downstream.entry(up.as_str()).or_default().push(&t.task_id);
             }
         }
-        let weight: HashMap<&str, i64> = self.tasks.iter().map(|t| (t.task_id.as_str(), t.priority_weight)).collect();
+        let weight: HashMap<&str, i64> = self
+            .tasks
+            .iter()
+            .map(|t| (t.task_id.as_str(), t.priority_weight))
+            .collect();
         self.tasks
             .iter()
             .map(|t| {

@@ -34,15 +34,24 @@ pub fn trigger(store: &mut Store, dag_id: &str, t: Trigger, now: DateTime<Utc>) 
     let conf = match t.conf {
         None | Some(Value::Null) => json!({}),
         Some(c @ Value::Object(_)) => c,
-        Some(other) => return Err(Error::Usage(format!("conf must be a JSON object, not {other}"))),
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "conf must be a JSON object, not {other}"
+            )));
+        }
     };
-    let run_id = t
-        .run_id
-        .unwrap_or_else(|| format!("manual__{}", now.to_rfc3339_opts(SecondsFormat::Micros, false)));
+    let run_id = t.run_id.unwrap_or_else(|| {
+        format!(
+            "manual__{}",
+            now.to_rfc3339_opts(SecondsFormat::Micros, false)
+        )
+    });
     if run_id.trim().is_empty() {
         return Err(Error::Usage("the run id must not be empty".into()));
     }
-    let interval = t.logical_date.map(|ld| timetable::manual_interval(&row.dag, ld));
+    let interval = t
+        .logical_date
+        .map(|ld| timetable::manual_interval(&row.dag, ld));
     let run = store.write(|tx| {
         let run = tx.create_run(
             &NewRun {
@@ -79,7 +88,13 @@ pub fn trigger(store: &mut Store, dag_id: &str, t: Trigger, now: DateTime<Utc>) 
 }
 
 /// Pauses or unpauses a DAG.
-pub fn set_paused(store: &mut Store, dag_id: &str, paused: bool, user: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+pub fn set_paused(
+    store: &mut Store,
+    dag_id: &str,
+    paused: bool,
+    user: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     dag(store, dag_id)?;
     store.set_paused(dag_id, paused)?;
     store.write(|tx| {
@@ -108,12 +123,17 @@ pub fn clear(
 ) -> Result<usize> {
     let row = dag(store, dag_id)?;
     let matcher = task_regex
-        .map(|p| regex_lite::Regex::new(p).map_err(|e| Error::Usage(format!("bad task pattern {p:?}: {e}"))))
+        .map(|p| {
+            regex_lite::Regex::new(p)
+                .map_err(|e| Error::Usage(format!("bad task pattern {p:?}: {e}")))
+        })
         .transpose()?;
     let runs: Vec<RunRow> = match run_id {
-        Some(r) => vec![store
-            .run(dag_id, r)?
-            .ok_or_else(|| Error::NotFound(format!("The DagRun with dag_id: `{dag_id}` and run_id: `{r}` was not found")))?],
+        Some(r) => vec![store.run(dag_id, r)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "The DagRun with dag_id: `{dag_id}` and run_id: `{r}` was not found"
+            ))
+        })?],
         None => store.runs_of(Some(dag_id), usize::MAX >> 1)?,
     };
     let mut cleared = 0;
@@ -122,7 +142,13 @@ pub fn clear(
         let chosen: Vec<_> = tis
             .into_iter()
             .filter(|ti| matcher.as_ref().is_none_or(|m| m.is_match(&ti.task_id)))
-            .filter(|ti| !only_failed || matches!(ti.state, Some(TaskState::Failed | TaskState::UpstreamFailed)))
+            .filter(|ti| {
+                !only_failed
+                    || matches!(
+                        ti.state,
+                        Some(TaskState::Failed | TaskState::UpstreamFailed)
+                    )
+            })
             .filter(|ti| ti.state.is_some())
             .collect();
         if chosen.is_empty() {
@@ -141,7 +167,10 @@ pub fn clear(
                     event: "clear".into(),
                     dag_id: Some(dag_id.to_string()),
                     run_id: Some(run.run_id.clone()),
-                    extra: Some(json!({"task_ids": chosen.iter().map(|t| &t.task_id).collect::<Vec<_>>()}).to_string()),
+                    extra: Some(
+                        json!({"task_ids": chosen.iter().map(|t| &t.task_id).collect::<Vec<_>>()})
+                            .to_string(),
+                    ),
                     ..Event::default()
                 },
                 now,
@@ -154,17 +183,36 @@ pub fn clear(
 
 /// Sets a run's state by hand. Marking success or failed also finishes the run's
 /// unfinished task instances with that state, as Airflow's "mark" does.
-pub fn mark_run(store: &mut Store, dag_id: &str, run_id: &str, to: RunState, now: DateTime<Utc>) -> Result<RunRow> {
-    let run = store
-        .run(dag_id, run_id)?
-        .ok_or_else(|| Error::NotFound(format!("The DagRun with dag_id: `{dag_id}` and run_id: `{run_id}` was not found")))?;
+pub fn mark_run(
+    store: &mut Store,
+    dag_id: &str,
+    run_id: &str,
+    to: RunState,
+    now: DateTime<Utc>,
+) -> Result<RunRow> {
+    let run = store.run(dag_id, run_id)?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "The DagRun with dag_id: `{dag_id}` and run_id: `{run_id}` was not found"
+        ))
+    })?;
     let tis = store.tis_of_run(dag_id, run_id)?;
     store.write(|tx| {
         if matches!(to, RunState::Success | RunState::Failed) {
-            let ti_state = if to == RunState::Success { TaskState::Success } else { TaskState::Failed };
-            for ti in tis.iter().filter(|t| !t.state.is_some_and(TaskState::is_finished)) {
+            let ti_state = if to == RunState::Success {
+                TaskState::Success
+            } else {
+                TaskState::Failed
+            };
+            for ti in tis
+                .iter()
+                .filter(|t| !t.state.is_some_and(TaskState::is_finished))
+            {
                 // Unstarted ones are skipped when the run fails, as in Airflow.
-                let target = if to == RunState::Failed && ti.state != Some(TaskState::Running) { TaskState::Skipped } else { ti_state };
+                let target = if to == RunState::Failed && ti.state != Some(TaskState::Running) {
+                    TaskState::Skipped
+                } else {
+                    ti_state
+                };
                 tx.set_ti_state(&ti.id, ti.state, Some(target), now, None)?;
             }
         }
@@ -181,25 +229,36 @@ pub fn mark_run(store: &mut Store, dag_id: &str, run_id: &str, to: RunState, now
             now,
         )
     })?;
-    store.run(dag_id, run_id)?.ok_or_else(|| Error::NotFound(run_id.to_string()))
+    store
+        .run(dag_id, run_id)?
+        .ok_or_else(|| Error::NotFound(run_id.to_string()))
 }
 
 /// Sets one task instance's state by hand (success, failed, skipped). A running one
 /// is stopped by its supervisor at its next heartbeat.
-pub fn mark_ti(store: &mut Store, dag_id: &str, run_id: &str, task_id: &str, to: TaskState, now: DateTime<Utc>) -> Result<()> {
+pub fn mark_ti(
+    store: &mut Store,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    to: TaskState,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let ti = store.ti_by_key(dag_id, run_id, task_id)?.ok_or_else(|| {
         Error::NotFound(format!("Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` was not found"))
     })?;
     let run = store.run(dag_id, run_id)?;
     store.write(|tx| {
         if !tx.set_ti_state(&ti.id, ti.state, Some(to), now, None)? {
-            return Err(Error::Conflict(format!("task instance {task_id} changed state meanwhile; try again")));
+            return Err(Error::Conflict(format!(
+                "task instance {task_id} changed state meanwhile; try again"
+            )));
         }
         // A finished run is opened again so downstream tasks react to the change.
-        if let Some(run) = &run {
-            if run.state.is_finished() {
-                tx.set_run_state(run.id, run.state, RunState::Queued, now)?;
-            }
+        if let Some(run) = &run
+            && run.state.is_finished()
+        {
+            tx.set_run_state(run.id, run.state, RunState::Queued, now)?;
         }
         tx.event(
             &Event {

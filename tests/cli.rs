@@ -318,5 +318,5 @@ fn readme_dag_is_checked_against_airflow() {
     let home = TempHome::new();
     std::fs::write(home.dags().join("hello.yml"), block).unwrap();
     let run = home.run(&["tasks", "list", "hello_updraft"], &[]).expect(0);
-    assert_eq!(run.stdout(), "hello\nwhich_day\n");
+    assert_eq!(run.stdout(), "hello\nwhich_run\n");
 }

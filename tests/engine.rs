@@ -25,12 +25,15 @@ const BASH: &str = "airflow.providers.standard.operators.bash.BashOperator";
 
 /// A DAG file: `tasks` is YAML list items, indented by four spaces.
 pub fn dag(dag_id: &str, extra: &str, tasks: &str) -> String {
-    format!("{dag_id}:\n  schedule: null\n  default_args:\n    start_date: 2024-01-01\n{extra}  tasks:\n{tasks}")
+    format!(
+        "{dag_id}:\n  schedule: null\n  default_args:\n    start_date: 2024-01-01\n{extra}  tasks:\n{tasks}"
+    )
 }
 
 /// One task as a YAML list item.
 pub fn task(id: &str, cmd: &str, more: &str) -> String {
-    let mut s = format!("    - task_id: {id}\n      operator: {BASH}\n      bash_command: {cmd:?}\n");
+    let mut s =
+        format!("    - task_id: {id}\n      operator: {BASH}\n      bash_command: {cmd:?}\n");
     for line in more.lines().filter(|l| !l.trim().is_empty()) {
         s.push_str(&format!("      {}\n", line.trim()));
     }
@@ -65,7 +68,12 @@ impl Engine {
         if let Some(c) = conf {
             args.extend(["--conf", c]);
         }
-        self.home.run(&args, FAST).expect(0).stdout().trim().to_string()
+        self.home
+            .run(&args, FAST)
+            .expect(0)
+            .stdout()
+            .trim()
+            .to_string()
     }
 
     /// Waits until the run is success or failed; returns which.
@@ -73,10 +81,19 @@ impl Engine {
         let store = self.store();
         let mut state = String::new();
         let done = wait_until(LONG, || {
-            state = store.run(dag_id, run_id).unwrap().map(|r| r.state.to_string()).unwrap_or_default();
+            state = store
+                .run(dag_id, run_id)
+                .unwrap()
+                .map(|r| r.state.to_string())
+                .unwrap_or_default();
             state == "success" || state == "failed"
         });
-        assert!(done, "run {run_id} of {dag_id} still {state}: {:?}\nlog:\n{}", self.states(dag_id, run_id), self.srv.log());
+        assert!(
+            done,
+            "run {run_id} of {dag_id} still {state}: {:?}\nlog:\n{}",
+            self.states(dag_id, run_id),
+            self.srv.log()
+        );
         state
     }
 
@@ -86,17 +103,34 @@ impl Engine {
             .tis_of_run(dag_id, run_id)
             .unwrap()
             .into_iter()
-            .map(|t| (t.task_id, (t.state.map_or("none".into(), |s| s.to_string()), t.try_number)))
+            .map(|t| {
+                (
+                    t.task_id,
+                    (
+                        t.state.map_or("none".into(), |s| s.to_string()),
+                        t.try_number,
+                    ),
+                )
+            })
             .collect()
     }
 
     pub fn state(&self, dag_id: &str, run_id: &str, task_id: &str) -> String {
-        self.states(dag_id, run_id).get(task_id).map(|s| s.0.clone()).unwrap_or_default()
+        self.states(dag_id, run_id)
+            .get(task_id)
+            .map(|s| s.0.clone())
+            .unwrap_or_default()
     }
 
     /// The log file of one try.
     pub fn log(&self, dag_id: &str, run_id: &str, task_id: &str, try_number: u32) -> String {
-        let path = updraft::executor::supervise::log_path(&self.home.path.join("logs"), dag_id, run_id, task_id, try_number);
+        let path = updraft::executor::supervise::log_path(
+            &self.home.path.join("logs"),
+            dag_id,
+            run_id,
+            task_id,
+            try_number,
+        );
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 }
@@ -104,13 +138,22 @@ impl Engine {
 fn expect_states(e: &Engine, dag_id: &str, run_id: &str, want: &[(&str, &str)]) {
     let got = e.states(dag_id, run_id);
     for (task, state) in want {
-        assert_eq!(got.get(*task).map(|s| s.0.as_str()), Some(*state), "{task} in {got:?}");
+        assert_eq!(
+            got.get(*task).map(|s| s.0.as_str()),
+            Some(*state),
+            "{task} in {got:?}"
+        );
     }
 }
 
 #[test]
 fn a_chain_runs_in_order_with_logs_on_disk() {
-    let tasks = [task("a", "echo A", ""), task("b", "echo B", "dependencies: [a]"), task("c", "echo C", "dependencies: [b]")].concat();
+    let tasks = [
+        task("a", "echo A", ""),
+        task("b", "echo B", "dependencies: [a]"),
+        task("c", "echo C", "dependencies: [b]"),
+    ]
+    .concat();
     let e = Engine::start(&[("chain.yml", &dag("chain", "", &tasks))], &[]);
     let run = e.trigger("chain", None);
     assert_eq!(e.wait_run("chain", &run), "success");
@@ -131,18 +174,62 @@ fn fan_out_fan_in_and_trigger_rules() {
         task("bad", "exit 3", "dependencies: [start]"),
         task("skip", "exit 99", "dependencies: [start]"),
         task("join_all_success", "echo x", "dependencies: [ok1, bad]"),
-        task("join_all_done", "echo x", "dependencies: [ok1, bad, skip]\ntrigger_rule: all_done"),
-        task("join_one_failed", "echo x", "dependencies: [ok1, bad]\ntrigger_rule: one_failed"),
-        task("join_one_success", "echo x", "dependencies: [ok1, bad]\ntrigger_rule: one_success"),
-        task("join_none_failed", "echo x", "dependencies: [ok1, skip]\ntrigger_rule: none_failed"),
+        task(
+            "join_all_done",
+            "echo x",
+            "dependencies: [ok1, bad, skip]\ntrigger_rule: all_done",
+        ),
+        task(
+            "join_one_failed",
+            "echo x",
+            "dependencies: [ok1, bad]\ntrigger_rule: one_failed",
+        ),
+        task(
+            "join_one_success",
+            "echo x",
+            "dependencies: [ok1, bad]\ntrigger_rule: one_success",
+        ),
+        task(
+            "join_none_failed",
+            "echo x",
+            "dependencies: [ok1, skip]\ntrigger_rule: none_failed",
+        ),
         task("after_skip", "echo x", "dependencies: [skip]"),
-        task("all_failed", "echo x", "dependencies: [bad]\ntrigger_rule: all_failed"),
-        task("all_skipped", "echo x", "dependencies: [skip]\ntrigger_rule: all_skipped"),
-        task("none_skipped", "echo x", "dependencies: [ok1, skip]\ntrigger_rule: none_skipped"),
-        task("min_one", "echo x", "dependencies: [skip, ok1]\ntrigger_rule: none_failed_min_one_success"),
-        task("one_done", "echo x", "dependencies: [bad]\ntrigger_rule: one_done"),
-        task("always", "echo x", "dependencies: [join_all_success]\ntrigger_rule: always"),
-        task("downstream_of_upstream_failed", "echo x", "dependencies: [join_all_success]"),
+        task(
+            "all_failed",
+            "echo x",
+            "dependencies: [bad]\ntrigger_rule: all_failed",
+        ),
+        task(
+            "all_skipped",
+            "echo x",
+            "dependencies: [skip]\ntrigger_rule: all_skipped",
+        ),
+        task(
+            "none_skipped",
+            "echo x",
+            "dependencies: [ok1, skip]\ntrigger_rule: none_skipped",
+        ),
+        task(
+            "min_one",
+            "echo x",
+            "dependencies: [skip, ok1]\ntrigger_rule: none_failed_min_one_success",
+        ),
+        task(
+            "one_done",
+            "echo x",
+            "dependencies: [bad]\ntrigger_rule: one_done",
+        ),
+        task(
+            "always",
+            "echo x",
+            "dependencies: [join_all_success]\ntrigger_rule: always",
+        ),
+        task(
+            "downstream_of_upstream_failed",
+            "echo x",
+            "dependencies: [join_all_success]",
+        ),
     ]
     .concat();
     let e = Engine::start(&[("rules.yml", &dag("rules", "", &tasks))], &[]);
@@ -193,9 +280,18 @@ fn retries_then_success_and_retries_exhausted() {
     assert_eq!(s["hopeless"], ("failed".into(), 2));
     // Every try is kept, with its own log.
     let history = e.store().ti_history("retry", &run, "flaky").unwrap();
-    assert_eq!(history.iter().map(|t| t.try_number).collect::<Vec<_>>(), [1, 2, 3]);
-    assert!(e.log("retry", &run, "flaky", 1).contains("final state: up_for_retry"));
-    assert!(e.log("retry", &run, "flaky", 3).contains("third time lucky"));
+    assert_eq!(
+        history.iter().map(|t| t.try_number).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(
+        e.log("retry", &run, "flaky", 1)
+            .contains("final state: up_for_retry")
+    );
+    assert!(
+        e.log("retry", &run, "flaky", 3)
+            .contains("third time lucky")
+    );
 }
 
 #[cfg(unix)]
@@ -207,12 +303,22 @@ fn execution_timeout_kills_the_whole_tree() {
     let e = Engine::start(&[("timeout.yml", &dag("timeout", "", &tasks))], &[]);
     let run = e.trigger("timeout", None);
     assert_eq!(e.wait_run("timeout", &run), "failed");
-    let grandchild: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let grandchild: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(
-        wait_until(LONG, || !std::path::Path::new(&format!("/proc/{grandchild}")).exists()),
+        wait_until(LONG, || !std::path::Path::new(&format!(
+            "/proc/{grandchild}"
+        ))
+        .exists()),
         "grandchild {grandchild} survived"
     );
-    assert!(e.log("timeout", &run, "slow", 1).contains("execution_timeout"));
+    assert!(
+        e.log("timeout", &run, "slow", 1)
+            .contains("execution_timeout")
+    );
     let _ = std::fs::remove_file(pidfile);
 }
 
@@ -226,22 +332,58 @@ fn xcom_variables_params_and_conf_reach_tasks() {
             "echo var={{ var.value.greeting }} json={{ var.json.cfg.n }} param={{ params.who }} conf={{ dag_run.conf.extra }}",
             "",
         ),
-        task("cli_xcom", "updraft tasks xcom push answer 7 && updraft tasks xcom pull --task-id push && updraft variables get greeting", ""),
+        task(
+            "cli_xcom",
+            "updraft tasks xcom push answer 7 && updraft tasks xcom pull --task-id push && updraft variables get greeting",
+            "dependencies: [push]",
+        ),
     ]
     .concat();
-    let e = Engine::start(&[("data.yml", &dag("data", "  params:\n    who: world\n", &tasks))], &[]);
-    e.home.run(&["variables", "set", "greeting", "hello"], FAST).expect(0);
-    e.home.run(&["variables", "set", "cfg", "{\"n\": 5}"], FAST).expect(0);
+    let e = Engine::start(
+        &[(
+            "data.yml",
+            &dag("data", "  params:\n    who: world\n", &tasks),
+        )],
+        &[],
+    );
+    e.home
+        .run(&["variables", "set", "greeting", "hello"], FAST)
+        .expect(0);
+    e.home
+        .run(&["variables", "set", "cfg", "{\"n\": 5}"], FAST)
+        .expect(0);
     let run = e.trigger("data", Some(r#"{"extra": "x1"}"#));
-    assert_eq!(e.wait_run("data", &run), "success", "{:?}", e.states("data", &run));
-    assert!(e.log("data", &run, "pull", 1).lines().any(|l| l == "got 42"));
+    assert_eq!(
+        e.wait_run("data", &run),
+        "success",
+        "{:?}",
+        e.states("data", &run)
+    );
+    assert!(
+        e.log("data", &run, "pull", 1)
+            .lines()
+            .any(|l| l == "got 42")
+    );
     let t = e.log("data", &run, "templated", 1);
-    assert!(t.lines().any(|l| l == "var=hello json=5 param=world conf=x1"), "{t}");
+    assert!(
+        t.lines()
+            .any(|l| l == "var=hello json=5 param=world conf=x1"),
+        "{t}"
+    );
     let c = e.log("data", &run, "cli_xcom", 1);
-    assert!(c.lines().any(|l| l == "42") && c.lines().any(|l| l == "hello"), "{c}");
+    assert!(
+        c.lines().any(|l| l == "42") && c.lines().any(|l| l == "hello"),
+        "{c}"
+    );
     let store = e.store();
-    assert_eq!(store.xcom("data", &run, "cli_xcom", "answer").unwrap(), Some(serde_json::json!(7)));
-    assert_eq!(store.xcom("data", &run, "push", "return_value").unwrap(), Some(serde_json::json!("42")));
+    assert_eq!(
+        store.xcom("data", &run, "cli_xcom", "answer").unwrap(),
+        Some(serde_json::json!(7))
+    );
+    assert_eq!(
+        store.xcom("data", &run, "push", "return_value").unwrap(),
+        Some(serde_json::json!("42"))
+    );
 }
 
 #[test]
@@ -250,16 +392,33 @@ fn clearing_a_failed_task_runs_it_again() {
     let _ = std::fs::remove_file(&marker);
     // Fails until the marker file exists.
     let cmd = format!("test -f {}", marker.display());
-    let tasks = [task("check", &cmd, ""), task("after", "echo after", "dependencies: [check]")].concat();
+    let tasks = [
+        task("check", &cmd, ""),
+        task("after", "echo after", "dependencies: [check]"),
+    ]
+    .concat();
     let e = Engine::start(&[("clear.yml", &dag("clear", "", &tasks))], &[]);
     let run = e.trigger("clear", None);
     assert_eq!(e.wait_run("clear", &run), "failed");
-    expect_states(&e, "clear", &run, &[("check", "failed"), ("after", "upstream_failed")]);
+    expect_states(
+        &e,
+        "clear",
+        &run,
+        &[("check", "failed"), ("after", "upstream_failed")],
+    );
     std::fs::write(&marker, "").unwrap();
-    e.home.run(&["tasks", "clear", "clear", "-t", "^check$", "-y"], FAST).expect(0);
+    e.home
+        .run(&["tasks", "clear", "clear", "-t", "^check$", "-y"], FAST)
+        .expect(0);
     // Clearing one task re-opens the run; its downstream is cleared by the new outcome.
-    assert!(wait_until(LONG, || e.state("clear", &run, "check") == "success"), "{:?}", e.states("clear", &run));
-    e.home.run(&["tasks", "clear", "clear", "-t", "after", "-y"], FAST).expect(0);
+    assert!(
+        wait_until(LONG, || e.state("clear", &run, "check") == "success"),
+        "{:?}",
+        e.states("clear", &run)
+    );
+    e.home
+        .run(&["tasks", "clear", "clear", "-t", "after", "-y"], FAST)
+        .expect(0);
     assert_eq!(e.wait_run("clear", &run), "success");
     assert_eq!(e.states("clear", &run)["check"].1, 2);
     let _ = std::fs::remove_file(marker);
@@ -274,7 +433,10 @@ fn pools_and_max_active_runs_limit_concurrency() {
         task("p3", "echo 3", "pool: tiny"),
     ]
     .concat();
-    let e = Engine::start(&[("pool.yml", &dag("pool", "  max_active_runs: 1\n", &tasks))], &[]);
+    let e = Engine::start(
+        &[("pool.yml", &dag("pool", "  max_active_runs: 1\n", &tasks))],
+        &[],
+    );
     // The pools API comes with the Core API; here the store makes the pool.
     e.store().set_pool("tiny", 1, None).unwrap();
     let r1 = e.trigger("pool", None);
@@ -294,7 +456,10 @@ fn pools_and_max_active_runs_limit_concurrency() {
         .collect();
     spans.sort();
     for w in spans.windows(2) {
-        assert!(w[0].1 <= w[1].0, "tasks in a one-slot pool overlapped: {spans:?}");
+        assert!(
+            w[0].1 <= w[1].0,
+            "tasks in a one-slot pool overlapped: {spans:?}"
+        );
     }
 }
 
@@ -307,9 +472,16 @@ fn catchup_creates_a_run_per_schedule_tick() {
         task("t", "echo {{ ds }}", "")
     );
     let e = Engine::start(&[("daily.yml", &text)], &[]);
-    let want: Vec<String> = (0..=3).map(|d| format!("{}", start + chrono::Duration::days(d))).collect();
+    let want: Vec<String> = (0..=3)
+        .map(|d| format!("{}", start + chrono::Duration::days(d)))
+        .collect();
     let store = e.store();
-    assert!(wait_until(LONG, || store.runs_of(Some("daily"), 100).unwrap().len() >= 4), "{}", e.srv.log());
+    assert!(
+        wait_until(LONG, || store.runs_of(Some("daily"), 100).unwrap().len()
+            >= 4),
+        "{}",
+        e.srv.log()
+    );
     let mut dates: Vec<String> = store
         .runs_of(Some("daily"), 100)
         .unwrap()
@@ -331,7 +503,8 @@ fn a_task_token_is_refused_for_another_task() {
     let tasks = [task("a", "sleep 30", ""), task("b", "sleep 30", "")].concat();
     let e = Engine::start(&[("tok.yml", &dag("tok", "", &tasks))], &[]);
     let run = e.trigger("tok", None);
-    assert!(wait_until(LONG, || e.state("tok", &run, "a") == "running" && e.state("tok", &run, "b") == "running"));
+    assert!(wait_until(LONG, || e.state("tok", &run, "a") == "running"
+        && e.state("tok", &run, "b") == "running"));
     let store = e.store();
     let a = store.ti_by_key("tok", &run, "a").unwrap().unwrap();
     let b = store.ti_by_key("tok", &run, "b").unwrap().unwrap();
@@ -339,7 +512,10 @@ fn a_task_token_is_refused_for_another_task() {
     let token_a = updraft::api::execution::task_token(&secret, &a.id, 600.0, chrono::Utc::now());
     let put = |ti: &str, token: &str| {
         agent(false)
-            .put(&format!("{}/execution/task-instances/{ti}/heartbeat", e.srv.base))
+            .put(&format!(
+                "{}/execution/task-instances/{ti}/heartbeat",
+                e.srv.base
+            ))
             .header("Authorization", &format!("Bearer {token}"))
             .send_json(serde_json::json!({"pid": 1, "hostname": "x"}))
             .unwrap()
@@ -350,7 +526,13 @@ fn a_task_token_is_refused_for_another_task() {
     assert_eq!(put(&b.id, "not-a-token"), 403);
     // Its own id with the wrong pid: the task runs elsewhere.
     assert_eq!(put(&a.id, &token_a), 409);
-    let res = agent(false).put(&format!("{}/execution/task-instances/{}/heartbeat", e.srv.base, a.id)).send_json(serde_json::json!({})).unwrap();
+    let res = agent(false)
+        .put(&format!(
+            "{}/execution/task-instances/{}/heartbeat",
+            e.srv.base, a.id
+        ))
+        .send_json(serde_json::json!({}))
+        .unwrap();
     assert_eq!(res.status().as_u16(), 401);
     e.home.run(&["tasks", "clear", "tok", "-y"], FAST).expect(0);
 }
@@ -358,13 +540,24 @@ fn a_task_token_is_refused_for_another_task() {
 #[cfg(unix)]
 #[test]
 fn a_killed_supervisor_is_retried() {
-    let tasks = task("victim", "{% if ti.try_number == 1 %}sleep 300{% else %}echo recovered{% endif %}", "retries: 1\nretry_delay: 0");
+    let tasks = task(
+        "victim",
+        "{% if ti.try_number == 1 %}sleep 300{% else %}echo recovered{% endif %}",
+        "retries: 1\nretry_delay: 0",
+    );
     let e = Engine::start(&[("zombie.yml", &dag("zombie", "", &tasks))], &[]);
     let run = e.trigger("zombie", None);
     assert!(wait_until(LONG, || e.state("zombie", &run, "victim") == "running"));
-    let ti = e.store().ti_by_key("zombie", &run, "victim").unwrap().unwrap();
+    let ti = e
+        .store()
+        .ti_by_key("zombie", &run, "victim")
+        .unwrap()
+        .unwrap();
     let supervisor = ti.pid.unwrap();
-    std::process::Command::new("kill").args(["-9", &supervisor.to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &supervisor.to_string()])
+        .status()
+        .unwrap();
     assert_eq!(e.wait_run("zombie", &run), "success");
     assert_eq!(e.states("zombie", &run)["victim"], ("success".into(), 2));
 }
@@ -385,7 +578,11 @@ fn ctrl_c_stops_running_tasks_for_retry_and_exits_0() {
 #[cfg(unix)]
 #[test]
 fn kill_9_and_restart_finishes_every_run() {
-    let tasks = [task("first", "sleep 2", ""), task("second", "echo done", "dependencies: [first]")].concat();
+    let tasks = [
+        task("first", "sleep 2", ""),
+        task("second", "echo done", "dependencies: [first]"),
+    ]
+    .concat();
     let mut e = Engine::start(&[("crash.yml", &dag("crash", "", &tasks))], &[]);
     let run = e.trigger("crash", None);
     assert!(wait_until(LONG, || e.state("crash", &run, "first") == "running"));
@@ -397,31 +594,67 @@ fn kill_9_and_restart_finishes_every_run() {
     let s = e.states("crash", &run);
     // With no retries the interrupted try fails; nothing stays running, nothing runs twice.
     assert!(state == "failed" || state == "success", "{state}");
-    assert!(s.values().all(|(st, _)| st != "running" && st != "queued"), "{s:?}");
+    assert!(
+        s.values().all(|(st, _)| st != "running" && st != "queued"),
+        "{s:?}"
+    );
     let history = e.store().ti_history("crash", &run, "first").unwrap();
-    assert!(history.iter().filter(|t| t.state.map(|s| s.to_string()) == Some("success".into())).count() <= 1);
+    assert!(
+        history
+            .iter()
+            .filter(|t| t.state.map(|s| s.to_string()) == Some("success".into()))
+            .count()
+            <= 1
+    );
 }
 
 #[test]
 fn dags_test_and_tasks_test_run_in_the_foreground() {
     let home = TempHome::new();
-    let tasks = [task("hello", "echo hello {{ ds }}", ""), task("fail", "exit 4", "dependencies: [hello]")].concat();
+    let tasks = [
+        task("hello", "echo hello {{ ds }}", ""),
+        task("fail", "exit 4", "dependencies: [hello]"),
+    ]
+    .concat();
     std::fs::write(home.dags().join("fg.yml"), dag("fg", "", &tasks)).unwrap();
-    let run = home.run(&["dags", "test", "fg", "2024-03-01"], FAST).expect(1);
-    assert!(run.stdout().contains("hello 2024-03-01"), "{}", run.stdout());
+    let run = home
+        .run(&["dags", "test", "fg", "2024-03-01"], FAST)
+        .expect(1);
+    assert!(
+        run.stdout().contains("hello 2024-03-01"),
+        "{}",
+        run.stdout()
+    );
     assert!(run.stdout().contains("ended failed"), "{}", run.stdout());
-    let run = home.run(&["tasks", "test", "fg", "hello", "2024-03-02"], FAST).expect(0);
-    assert!(run.stdout().contains("hello 2024-03-02"), "{}", run.stdout());
+    let run = home
+        .run(&["tasks", "test", "fg", "hello", "2024-03-02"], FAST)
+        .expect(0);
+    assert!(
+        run.stdout().contains("hello 2024-03-02"),
+        "{}",
+        run.stdout()
+    );
     home.run(&["tasks", "test", "fg", "fail"], FAST).expect(1);
 }
 
 #[test]
 fn jobs_check_follows_the_scheduler() {
     let e = Engine::start(&[], &[]);
-    assert!(wait_until(LONG, || e.home.run(&["jobs", "check", "--job-type", "SchedulerJob", "--local"], FAST).code() == 0));
+    assert!(wait_until(LONG, || e
+        .home
+        .run(
+            &["jobs", "check", "--job-type", "SchedulerJob", "--local"],
+            FAST
+        )
+        .code()
+        == 0));
     let out = e.home.run(&["jobs", "check"], FAST).expect(0).stdout();
     assert_eq!(out, "Found one alive job.\n");
     drop(e.srv);
     // Killed: its heartbeat goes stale within the threshold.
-    assert!(wait_until(LONG, || e.home.run(&["jobs", "check"], FAST).code() == 1));
+    assert!(wait_until(LONG, || e
+        .home
+        .run(&["jobs", "check"], FAST)
+        .code()
+        == 1));
 }

@@ -48,14 +48,26 @@ fn caller(ctx: &Ctx, req: &Req) -> Result<Caller, ApiError> {
     let claims = jwt::verify(&ctx.secret, token, AUDIENCE, now, LEEWAY_SECS)
         .map_err(|e| ApiError::new(403, format!("Invalid auth token: {e}")))?;
     if claims["scope"] != "execution" {
-        return Err(ApiError::new(403, "Invalid auth token: not an execution token"));
+        return Err(ApiError::new(
+            403,
+            "Invalid auth token: not an execution token",
+        ));
     }
     let ti_id = claims["sub"].as_str().unwrap_or("").to_string();
-    let (iat, exp) = (claims["iat"].as_i64().unwrap_or(now), claims["exp"].as_i64().unwrap_or(now));
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap_or(now),
+        claims["exp"].as_i64().unwrap_or(now),
+    );
     let validity = (exp - iat).max(0);
     let threshold = ((validity as f64 * REFRESH_FRACTION) as i64).max(REFRESH_MIN_SECS);
-    let refreshed = (exp - now <= threshold)
-        .then(|| task_token(&ctx.secret, &ti_id, ctx.cfg.auth.execution_jwt_expiration_time, Utc::now()));
+    let refreshed = (exp - now <= threshold).then(|| {
+        task_token(
+            &ctx.secret,
+            &ti_id,
+            ctx.cfg.auth.execution_jwt_expiration_time,
+            Utc::now(),
+        )
+    });
     Ok(Caller { ti_id, refreshed })
 }
 
@@ -63,7 +75,10 @@ fn caller(ctx: &Ctx, req: &Req) -> Result<Caller, ApiError> {
 fn caller_for(ctx: &Ctx, req: &Req, ti_id: &str) -> Result<Caller, ApiError> {
     let c = caller(ctx, req)?;
     if c.ti_id != ti_id {
-        return Err(ApiError::new(403, "Token subject does not match task instance ID"));
+        return Err(ApiError::new(
+            403,
+            "Token subject does not match task instance ID",
+        ));
     }
     Ok(c)
 }
@@ -83,15 +98,21 @@ fn conflict(reason: &str, message: &str, state: Option<TaskState>) -> ApiError {
 }
 
 fn not_found(what: String) -> ApiError {
-    ApiError { status: 404, detail: json!({"reason": "not_found", "message": what}) }
+    ApiError {
+        status: 404,
+        detail: json!({"reason": "not_found", "message": what}),
+    }
 }
 
 fn body<T: for<'de> Deserialize<'de>>(req: &Req) -> Result<T, ApiError> {
-    serde_json::from_slice(&req.body).map_err(|e| ApiError::new(422, format!("invalid request body: {e}")))
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::new(422, format!("invalid request body: {e}")))
 }
 
 fn load_ti(store: &Store, id: &str) -> Result<TiRow, ApiError> {
-    store.ti(id)?.ok_or_else(|| not_found(format!("Task Instance with id {id} not found")))
+    store
+        .ti(id)?
+        .ok_or_else(|| not_found(format!("Task Instance with id {id} not found")))
 }
 
 fn task_of<'a>(dag: &'a Dag, task_id: &str) -> Option<&'a Task> {
@@ -153,8 +174,12 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         .dag(&ti.dag_id)?
         .ok_or_else(|| not_found(format!("DAG {} not found", ti.dag_id)))?
         .dag;
-    let task = task_of(&dag, &ti.task_id)
-        .ok_or_else(|| not_found(format!("task {} is no longer in DAG {}", ti.task_id, ti.dag_id)))?;
+    let task = task_of(&dag, &ti.task_id).ok_or_else(|| {
+        not_found(format!(
+            "task {} is no longer in DAG {}",
+            ti.task_id, ti.dag_id
+        ))
+    })?;
     let t = |d: Option<DateTime<Utc>>| d.map(crate::store::ts);
     let context = json!({
         "dag_run": {
@@ -196,13 +221,24 @@ pub fn heartbeat(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<
     let c = caller_for(ctx, req, id)?;
     let b: HeartbeatBody = body(req)?;
     if store.write(|tx| tx.heartbeat_ti(id, b.pid, &b.hostname, Utc::now()))? {
-        return Ok(with_token(Reply::bytes(204, "application/json", Vec::new()), &c));
+        return Ok(with_token(
+            Reply::bytes(204, "application/json", Vec::new()),
+            &c,
+        ));
     }
     let ti = load_ti(store, id)?;
     if ti.state == Some(TaskState::Running) {
-        return Err(conflict("running_elsewhere", "TI is running in another process", ti.state));
+        return Err(conflict(
+            "running_elsewhere",
+            "TI is running in another process",
+            ti.state,
+        ));
     }
-    Err(conflict("not_running", "TI is no longer in the running state; the task should terminate", ti.state))
+    Err(conflict(
+        "not_running",
+        "TI is no longer in the running state; the task should terminate",
+        ti.state,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -221,16 +257,31 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
     let b: StateBody = body(req)?;
     let to = match TaskState::parse(&b.state) {
         Some(s @ (Success | Failed | Skipped | UpForRetry | Removed)) => s,
-        _ => return Err(ApiError::new(422, format!("state {:?} cannot be set through the Execution API", b.state))),
+        _ => {
+            return Err(ApiError::new(
+                422,
+                format!(
+                    "state {:?} cannot be set through the Execution API",
+                    b.state
+                ),
+            ));
+        }
     };
     let ti = load_ti(store, id)?;
     if ti.state == Some(to) {
-        return Ok(with_token(Reply::bytes(200, "application/json", Vec::new()), &c));
+        return Ok(with_token(
+            Reply::bytes(200, "application/json", Vec::new()),
+            &c,
+        ));
     }
     let now = b.end_date.unwrap_or_else(Utc::now);
     let next_retry_at = if to == UpForRetry {
-        let task = store.dag(&ti.dag_id)?.and_then(|d| task_of(&d.dag, &ti.task_id).cloned());
-        task.map(|t| now + chrono::Duration::from_std(retry_delay(&t, ti.try_number)).unwrap_or_default())
+        let task = store
+            .dag(&ti.dag_id)?
+            .and_then(|d| task_of(&d.dag, &ti.task_id).cloned());
+        task.map(|t| {
+            now + chrono::Duration::from_std(retry_delay(&t, ti.try_number)).unwrap_or_default()
+        })
     } else {
         None
     };
@@ -248,7 +299,10 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
                     run_id: Some(ti.run_id.clone()),
                     try_number: Some(ti.try_number),
                     owner: Some("airflow".into()),
-                    extra: ti.hostname.as_ref().map(|h| json!({"host_name": h}).to_string()),
+                    extra: ti
+                        .hostname
+                        .as_ref()
+                        .map(|h| json!({"host_name": h}).to_string()),
                 },
                 now,
             )?;
@@ -256,10 +310,17 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         Ok(ok)
     })?;
     if !changed {
-        return Err(conflict("invalid_state", "TI was not in the running state", ti.state));
+        return Err(conflict(
+            "invalid_state",
+            "TI was not in the running state",
+            ti.state,
+        ));
     }
     ctx.wake_scheduler();
-    Ok(with_token(Reply::bytes(204, "application/json", Vec::new()), &c))
+    Ok(with_token(
+        Reply::bytes(204, "application/json", Vec::new()),
+        &c,
+    ))
 }
 
 /// `GET /execution/variables/{variable_key}`.
@@ -269,7 +330,10 @@ pub fn variable(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
     let v = store
         .variable(key)?
         .ok_or_else(|| not_found(format!("Variable with key '{key}' not found")))?;
-    Ok(with_token(Reply::json(200, &json!({"key": v.key, "value": v.val})), &c))
+    Ok(with_token(
+        Reply::json(200, &json!({"key": v.key, "value": v.val})),
+        &c,
+    ))
 }
 
 /// `GET /execution/connections/{connection_id}`.
@@ -285,25 +349,41 @@ pub fn connection(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result
 /// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}`.
 pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let c = caller(ctx, req)?;
-    let (dag_id, run_id, task_id, key) = (p.get("dag_id"), p.get("run_id"), p.get("task_id"), p.get("key"));
+    let (dag_id, run_id, task_id, key) = (
+        p.get("dag_id"),
+        p.get("run_id"),
+        p.get("task_id"),
+        p.get("key"),
+    );
     let value = store.xcom(dag_id, run_id, task_id, key)?.ok_or_else(|| {
         not_found(format!("XCom with key='{key}' map_index=-1 not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"))
     })?;
-    Ok(with_token(Reply::json(200, &json!({"key": key, "value": value})), &c))
+    Ok(with_token(
+        Reply::json(200, &json!({"key": key, "value": value})),
+        &c,
+    ))
 }
 
 /// `POST /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}`: body is the JSON value.
 /// Only the task instance itself may push its XComs.
 pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let c = caller(ctx, req)?;
-    let (dag_id, run_id, task_id, key) = (p.get("dag_id"), p.get("run_id"), p.get("task_id"), p.get("key"));
+    let (dag_id, run_id, task_id, key) = (
+        p.get("dag_id"),
+        p.get("run_id"),
+        p.get("task_id"),
+        p.get("key"),
+    );
     let ti = load_ti(store, &c.ti_id)?;
     if (ti.dag_id.as_str(), ti.run_id.as_str(), ti.task_id.as_str()) != (dag_id, run_id, task_id) {
         return Err(ApiError::new(403, "a task may only push its own XComs"));
     }
     let value: Value = body(req)?;
     store.write(|tx| tx.set_xcom(dag_id, run_id, task_id, key, &value, Utc::now()))?;
-    Ok(with_token(Reply::json(201, &json!({"message": "XCom successfully set"})), &c))
+    Ok(with_token(
+        Reply::json(201, &json!({"message": "XCom successfully set"})),
+        &c,
+    ))
 }
 
 /// How long a failed try waits before the next: `retry_delay`, doubled per try with

@@ -193,14 +193,14 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
         let Some(params) = match_path(r.path, &segments) else {
             continue;
         };
+        if !ctx.apps.serves(r.app) {
+            return (not_served(r.app), r.path);
+        }
         path_matched = true;
         let method_ok =
             r.method == req.method || (r.method == Method::Get && req.method == Method::Head);
         if !method_ok {
             continue;
-        }
-        if !ctx.apps.serves(r.app) {
-            return (not_served(r.app), r.path);
         }
         let reply = (r.handler)(ctx, store, req, &params).unwrap_or_else(ApiError::into_reply);
         return (reply, r.path);

@@ -40,11 +40,18 @@ pub fn run(cmd: Command, env: &Env) -> Result<()> {
         Command::ApiServer(args) => serve::api_server(args, env),
         Command::Standalone => serve::standalone(env),
         Command::Scheduler => serve::scheduler(env),
-        Command::DagsTest { dag_id, logical_date } => serve::dags_test(env, &dag_id, logical_date.as_deref()),
+        Command::DagsTest {
+            dag_id,
+            logical_date,
+        } => serve::dags_test(env, &dag_id, logical_date.as_deref()),
         Command::TasksRun { ti_id } => {
             let cfg = load_config(env)?;
             let code = crate::executor::supervise::supervise(&cfg, &ti_id, &env.vars)?;
-            if code == 0 { Ok(()) } else { Err(Error::Exit(code)) }
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(Error::Exit(code))
+            }
         }
         cmd => run_with_config(cmd, &load_config(env)?, env),
     }

@@ -31,11 +31,17 @@ const HTTP_GRACE: Duration = Duration::from_secs(10);
 pub fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
     let apps_text = args.apps.clone().unwrap_or_else(|| "all".into());
     let apps = Apps::parse(&apps_text).ok_or_else(|| {
-        Error::Usage(format!("--apps takes all, core, execution or core,execution, not {apps_text:?}"))
+        Error::Usage(format!(
+            "--apps takes all, core, execution or core,execution, not {apps_text:?}"
+        ))
     })?;
     // Flags win over everything: they go in as the highest-precedence variables.
     let mut vars = env.vars.clone();
-    let flags = [("HOST", &args.host), ("PORT", &args.port), ("WORKERS", &args.workers)];
+    let flags = [
+        ("HOST", &args.host),
+        ("PORT", &args.port),
+        ("WORKERS", &args.workers),
+    ];
     for (key, value) in flags {
         if let Some(v) = value {
             vars.push((format!("UPDRAFT__API__{key}"), v.clone()));
@@ -62,7 +68,14 @@ pub fn scheduler(env: &Env) -> Result<()> {
     let (_wake_tx, wake_rx) = bounded(1);
     let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
     let grace = grace(&cfg);
-    let sched = scheduler::Scheduler::new(cfg, Options { api_url: url, grace, until_run: None })?;
+    let sched = scheduler::Scheduler::new(
+        cfg,
+        Options {
+            api_url: url,
+            grace,
+            until_run: None,
+        },
+    )?;
     let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
     let (control, _unused) = crossbeam_channel::unbounded();
     let stop = stop_signals(control);
@@ -78,10 +91,23 @@ pub fn standalone(env: &Env) -> Result<()> {
     processor::sync(&mut Store::open(&cfg.database.path)?, &cfg, Utc::now())?;
     let (wake_tx, wake_rx) = bounded(1);
     let running = server::start_with(cfg.clone(), Apps::ALL, server::dispatch, Some(wake_tx))?;
-    let url = running.ctx.execution_probe.lock().unwrap_or_else(|p| p.into_inner()).url.clone();
+    let url = running
+        .ctx
+        .execution_probe
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .url
+        .clone();
     let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
     let grace = grace(&cfg);
-    let sched = scheduler::Scheduler::new(cfg, Options { api_url: url, grace, until_run: None })?;
+    let sched = scheduler::Scheduler::new(
+        cfg,
+        Options {
+            api_url: url,
+            grace,
+            until_run: None,
+        },
+    )?;
     let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
     let stop = stop_signals(running.control());
     announce("updraft standalone", &running);
@@ -102,7 +128,10 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
     vars.push(("UPDRAFT__API__HOST".into(), "127.0.0.1".into()));
     vars.push(("UPDRAFT__API__PORT".into(), "0".into()));
     vars.push(("UPDRAFT__API__BASE_URL".into(), String::new()));
-    vars.push(("UPDRAFT__CORE__EXECUTION_API_SERVER_URL".into(), String::new()));
+    vars.push((
+        "UPDRAFT__CORE__EXECUTION_API_SERVER_URL".into(),
+        String::new(),
+    ));
     let cfg = prepare(&Env { vars })?;
     let mut store = Store::open(&cfg.database.path)?;
     processor::sync(&mut store, &cfg, Utc::now())?;
@@ -111,15 +140,34 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
     let run = ops::trigger(
         &mut store,
         dag_id,
-        ops::Trigger { logical_date: logical_date.or(Some(now)), triggered_by: "test", ..Default::default() },
+        ops::Trigger {
+            logical_date: logical_date.or(Some(now)),
+            triggered_by: "test",
+            ..Default::default()
+        },
         now,
     )?;
     let (wake_tx, wake_rx) = bounded(1);
-    let running = server::start_with(cfg.clone(), Apps { core: false, execution: true }, server::dispatch, Some(wake_tx))?;
+    let running = server::start_with(
+        cfg.clone(),
+        Apps {
+            core: false,
+            execution: true,
+        },
+        server::dispatch,
+        Some(wake_tx),
+    )?;
     let url = format!("http://{}/execution/", running.addr);
     let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
     let until = Some((dag_id.to_string(), run.run_id.clone()));
-    let sched = scheduler::Scheduler::new(cfg.clone(), Options { api_url: url, grace: grace(&cfg), until_run: until })?;
+    let sched = scheduler::Scheduler::new(
+        cfg.clone(),
+        Options {
+            api_url: url,
+            grace: grace(&cfg),
+            until_run: until,
+        },
+    )?;
     let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
     emit(&format!("dags test: {dag_id} run {}\n", run.run_id))?;
 
@@ -128,11 +176,24 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
     let state = loop {
         let done = handle.is_finished();
         for ti in store.tis_of_run(dag_id, &run.run_id)? {
-            let ended = ti.state.is_some_and(|s| s.is_finished() || s == TaskState::UpForRetry);
+            let ended = ti
+                .state
+                .is_some_and(|s| s.is_finished() || s == TaskState::UpForRetry);
             if ended && ti.try_number > 0 && shown.insert((ti.task_id.clone(), ti.try_number)) {
-                let path = log_path(&cfg.logging.base_log_folder, dag_id, &run.run_id, &ti.task_id, ti.try_number);
+                let path = log_path(
+                    &cfg.logging.base_log_folder,
+                    dag_id,
+                    &run.run_id,
+                    &ti.task_id,
+                    ti.try_number,
+                );
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
-                emit(&format!("--- {} (try {}): {} ---\n{text}", ti.task_id, ti.try_number, ti.state.map_or("none", TaskState::as_str)))?;
+                emit(&format!(
+                    "--- {} (try {}): {} ---\n{text}",
+                    ti.task_id,
+                    ti.try_number,
+                    ti.state.map_or("none", TaskState::as_str)
+                ))?;
             }
         }
         if done {
@@ -146,7 +207,11 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
     result?;
     let state = state.map_or("unknown", |s| s.as_str());
     emit(&format!("dags test: run {} ended {state}\n", run.run_id))?;
-    if state == "success" { Ok(()) } else { Err(Error::Exit(1)) }
+    if state == "success" {
+        Ok(())
+    } else {
+        Err(Error::Exit(1))
+    }
 }
 
 /// Config, home folders, database: what every long-running command needs first.

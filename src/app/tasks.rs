@@ -21,10 +21,19 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
     let now = Utc::now();
     let user = env_var(env, "USER").or_else(|| env_var(env, "USERNAME"));
     match cmd {
-        Command::DagsTrigger { dag_id, conf, run_id, logical_date, output } => {
+        Command::DagsTrigger {
+            dag_id,
+            conf,
+            run_id,
+            logical_date,
+            output,
+        } => {
             let mut store = synced_store(cfg)?;
             let conf = conf
-                .map(|c| serde_json::from_str::<Value>(&c).map_err(|e| Error::Usage(format!("--conf is not JSON: {e}"))))
+                .map(|c| {
+                    serde_json::from_str::<Value>(&c)
+                        .map_err(|e| Error::Usage(format!("--conf is not JSON: {e}")))
+                })
                 .transpose()?;
             let t = ops::Trigger {
                 run_id,
@@ -43,26 +52,50 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
         Command::DagsPause { dag_id, paused } => {
             let mut store = synced_store(cfg)?;
             ops::set_paused(&mut store, &dag_id, paused, user.as_deref(), now)?;
-            emit(&format!("Dag: {dag_id}, paused: {}\n", if paused { "True" } else { "False" }))
+            emit(&format!(
+                "Dag: {dag_id}, paused: {}\n",
+                if paused { "True" } else { "False" }
+            ))
         }
         Command::DagsState { dag_id, run_id } => {
             let store = Store::open(&cfg.database.path)?;
             let run = store.run(&dag_id, &run_id)?.ok_or_else(|| {
-                Error::NotFound(format!("DagRun with dag_id {dag_id:?} and run_id {run_id:?} not found"))
+                Error::NotFound(format!(
+                    "DagRun with dag_id {dag_id:?} and run_id {run_id:?} not found"
+                ))
             })?;
             let has_conf = run.conf.as_object().is_some_and(|m| !m.is_empty());
-            emit(&if has_conf { format!("{}, {}\n", run.state, run.conf) } else { format!("{}\n", run.state) })
+            emit(&if has_conf {
+                format!("{}, {}\n", run.state, run.conf)
+            } else {
+                format!("{}\n", run.state)
+            })
         }
-        Command::TasksClear { dag_id, task_regex, only_failed } => {
+        Command::TasksClear {
+            dag_id,
+            task_regex,
+            only_failed,
+        } => {
             let mut store = synced_store(cfg)?;
-            let n = ops::clear(&mut store, &dag_id, None, task_regex.as_deref(), only_failed, now)?;
+            let n = ops::clear(
+                &mut store,
+                &dag_id,
+                None,
+                task_regex.as_deref(),
+                only_failed,
+                now,
+            )?;
             emit(&format!("Cleared {n} task instance(s)\n"))
         }
-        Command::TasksStatesForDagRun { dag_id, run_id, output } => {
+        Command::TasksStatesForDagRun {
+            dag_id,
+            run_id,
+            output,
+        } => {
             let store = Store::open(&cfg.database.path)?;
-            let run = store
-                .run(&dag_id, &run_id)?
-                .ok_or_else(|| Error::NotFound(format!("DagRun {run_id:?} of {dag_id:?} not found")))?;
+            let run = store.run(&dag_id, &run_id)?.ok_or_else(|| {
+                Error::NotFound(format!("DagRun {run_id:?} of {dag_id:?} not found"))
+            })?;
             let rows: Vec<Value> = store
                 .tis_of_run(&dag_id, &run_id)?
                 .iter()
@@ -80,25 +113,40 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
                 .collect();
             print_rows(&rows, output)
         }
-        Command::TasksTest { dag_id, task_id, logical_date } => tasks_test(cfg, &dag_id, &task_id, logical_date.as_deref()),
+        Command::TasksTest {
+            dag_id,
+            task_id,
+            logical_date,
+        } => tasks_test(cfg, &dag_id, &task_id, logical_date.as_deref()),
         Command::TasksXcomPush { key, value } => {
             let (client, dag_id, run_id, task_id) = in_task(env)?;
             // A value that parses as JSON is stored as that JSON, else as a string.
             let v = serde_json::from_str(&value).unwrap_or(Value::String(value));
-            client.xcom_set(&dag_id, &run_id, &task_id, &key, &v).map_err(|e| Error::Failed(e.to_string()))
+            client
+                .xcom_set(&dag_id, &run_id, &task_id, &key, &v)
+                .map_err(|e| Error::Failed(e.to_string()))
         }
         Command::TasksXcomPull { task_id, key } => {
             let (client, dag_id, run_id, _) = in_task(env)?;
-            match client.xcom_get(&dag_id, &run_id, &task_id, &key).map_err(|e| Error::Failed(e.to_string()))? {
+            match client
+                .xcom_get(&dag_id, &run_id, &task_id, &key)
+                .map_err(|e| Error::Failed(e.to_string()))?
+            {
                 Some(Value::String(s)) => emit(&format!("{s}\n")),
                 Some(v) => emit(&format!("{v}\n")),
-                None => Err(Error::NotFound(format!("no XCom {key:?} from task {task_id:?} in this run"))),
+                None => Err(Error::NotFound(format!(
+                    "no XCom {key:?} from task {task_id:?} in this run"
+                ))),
             }
         }
         Command::VariablesGet { key } => {
             let value = match Client::from_env(&env.vars) {
-                Some(client) => client.variable(&key).map_err(|e| Error::Failed(e.to_string()))?,
-                None => Store::open(&cfg.database.path)?.variable(&key)?.map(|v| v.val),
+                Some(client) => client
+                    .variable(&key)
+                    .map_err(|e| Error::Failed(e.to_string()))?,
+                None => Store::open(&cfg.database.path)?
+                    .variable(&key)?
+                    .map(|v| v.val),
             };
             match value {
                 Some(v) => emit(&format!("{v}\n")),
@@ -111,18 +159,31 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
         }
         Command::ConnectionsGet { conn_id } => {
             let conn = match Client::from_env(&env.vars) {
-                Some(client) => client.connection(&conn_id).map_err(|e| Error::Failed(e.to_string()))?,
-                None => Store::open(&cfg.database.path)?.connection(&conn_id)?.map(|c| c.to_json()),
+                Some(client) => client
+                    .connection(&conn_id)
+                    .map_err(|e| Error::Failed(e.to_string()))?,
+                None => Store::open(&cfg.database.path)?
+                    .connection(&conn_id)?
+                    .map(|c| c.to_json()),
             };
             match conn {
                 Some(c) => emit(&pretty(&c)),
-                None => Err(Error::NotFound(format!("Connection {conn_id} does not exist"))),
+                None => Err(Error::NotFound(format!(
+                    "Connection {conn_id} does not exist"
+                ))),
             }
         }
         Command::ConnectionsAdd(a) => add_connection(cfg, a),
-        Command::JobsCheck { job_type, local, limit, allow_multiple } => {
+        Command::JobsCheck {
+            job_type,
+            local,
+            limit,
+            allow_multiple,
+        } => {
             let store = Store::open(&cfg.database.path)?;
-            let threshold = chrono::Duration::milliseconds((cfg.scheduler.health_check_threshold * 1000.0) as i64);
+            let threshold = chrono::Duration::milliseconds(
+                (cfg.scheduler.health_check_threshold * 1000.0) as i64,
+            );
             let host = local.then(crate::hostname);
             let mut jobs = store.alive_jobs(&job_type, now - threshold, host.as_deref())?;
             if limit > 0 {
@@ -132,7 +193,9 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
                 0 => Err(Error::Failed("No alive jobs found.".into())),
                 1 => emit("Found one alive job.\n"),
                 n if allow_multiple => emit(&format!("Found {n} alive jobs.\n")),
-                n => Err(Error::Failed(format!("Found {n} alive jobs. Expected only one."))),
+                n => Err(Error::Failed(format!(
+                    "Found {n} alive jobs. Expected only one."
+                ))),
             }
         }
         other => unreachable!("not a task command: {other:?}"),
@@ -140,28 +203,46 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
 }
 
 fn env_var(env: &Env, name: &str) -> Option<String> {
-    env.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    env.vars
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 /// The Execution API client and this task's ids, for commands run inside a task.
 fn in_task(env: &Env) -> Result<(Client, String, String, String)> {
     let client = Client::from_env(&env.vars)
         .ok_or_else(|| Error::Usage("this command works inside a running task only".into()))?;
-    let get = |k: &str| env_var(env, k).ok_or_else(|| Error::Usage(format!("{k} is not set; run this inside a task")));
-    Ok((client, get("AIRFLOW_CTX_DAG_ID")?, get("AIRFLOW_CTX_RUN_ID")?, get("AIRFLOW_CTX_TASK_ID")?))
+    let get = |k: &str| {
+        env_var(env, k)
+            .ok_or_else(|| Error::Usage(format!("{k} is not set; run this inside a task")))
+    };
+    Ok((
+        client,
+        get("AIRFLOW_CTX_DAG_ID")?,
+        get("AIRFLOW_CTX_RUN_ID")?,
+        get("AIRFLOW_CTX_TASK_ID")?,
+    ))
 }
 
 fn add_connection(cfg: &Config, a: ConnectionArgs) -> Result<()> {
     let port = a
         .port
-        .map(|p| p.parse::<i64>().map_err(|_| Error::Usage(format!("--conn-port takes a number, not {p:?}"))))
+        .map(|p| {
+            p.parse::<i64>()
+                .map_err(|_| Error::Usage(format!("--conn-port takes a number, not {p:?}")))
+        })
         .transpose()?;
     if let Some(extra) = &a.extra {
-        serde_json::from_str::<Value>(extra).map_err(|e| Error::Usage(format!("--conn-extra is not JSON: {e}")))?;
+        serde_json::from_str::<Value>(extra)
+            .map_err(|e| Error::Usage(format!("--conn-extra is not JSON: {e}")))?;
     }
     let mut store = Store::open(&cfg.database.path)?;
     if store.connection(&a.conn_id)?.is_some() {
-        return Err(Error::Conflict(format!("A connection with `conn_id`={} already exists.", a.conn_id)));
+        return Err(Error::Conflict(format!(
+            "A connection with `conn_id`={} already exists.",
+            a.conn_id
+        )));
     }
     store.set_connection(&Connection {
         conn_id: a.conn_id.clone(),
@@ -193,7 +274,16 @@ fn tasks_test(cfg: &Config, dag_id: &str, task_id: &str, date: Option<&str>) -> 
         .as_object()
         .map(|m| {
             m.iter()
-                .map(|(k, v)| (k.clone(), if v.is_object() && v.get("value").is_some() { v["value"].clone() } else { v.clone() }))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        if v.is_object() && v.get("value").is_some() {
+                            v["value"].clone()
+                        } else {
+                            v.clone()
+                        },
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -213,12 +303,17 @@ fn tasks_test(cfg: &Config, dag_id: &str, task_id: &str, date: Option<&str>) -> 
         owner: task.owner.clone(),
     };
     let Some(command) = &task.bash_command else {
-        return emit(&format!("{task_id} is an {} and runs nothing\n", task.operator.class_name()));
+        return emit(&format!(
+            "{task_id} is an {} and runs nothing\n",
+            task.operator.class_name()
+        ));
     };
     let rendered = template::render(command, &ctx, &StoreLookup(&store)).map_err(Error::Failed)?;
     let shell = process::find_shell(std::env::var_os("PATH").as_deref());
     eprintln!("running with {}: {rendered}", shell.describe());
-    let mut cmd = shell.command(&rendered);
+    let mut cmd = shell
+        .command(&rendered)
+        .map_err(|e| Error::Failed(format!("cannot run the command: {e}")))?;
     if let Some(env) = &task.env {
         if !task.append_env {
             cmd.env_clear();
@@ -228,7 +323,9 @@ fn tasks_test(cfg: &Config, dag_id: &str, task_id: &str, date: Option<&str>) -> 
     if let Some(cwd) = &task.cwd {
         cmd.current_dir(cwd);
     }
-    let status = cmd.status().map_err(|e| Error::Failed(format!("cannot run the command: {e}")))?;
+    let status = cmd
+        .status()
+        .map_err(|e| Error::Failed(format!("cannot run the command: {e}")))?;
     match status.code() {
         Some(0) => Ok(()),
         Some(code) => Err(Error::Failed(format!("the command exited with {code}"))),
@@ -241,10 +338,16 @@ struct StoreLookup<'a>(&'a Store);
 
 impl template::Lookup for StoreLookup<'_> {
     fn variable(&self, key: &str) -> std::result::Result<Option<String>, String> {
-        self.0.variable(key).map(|v| v.map(|v| v.val)).map_err(|e| e.to_string())
+        self.0
+            .variable(key)
+            .map(|v| v.map(|v| v.val))
+            .map_err(|e| e.to_string())
     }
     fn connection(&self, conn_id: &str) -> std::result::Result<Option<Value>, String> {
-        self.0.connection(conn_id).map(|c| c.map(|c| c.to_json())).map_err(|e| e.to_string())
+        self.0
+            .connection(conn_id)
+            .map(|c| c.map(|c| c.to_json()))
+            .map_err(|e| e.to_string())
     }
     fn xcom_pull(&self, _task_id: &str, _key: &str) -> std::result::Result<Option<Value>, String> {
         // A test run has no upstream results to read.
@@ -254,7 +357,9 @@ impl template::Lookup for StoreLookup<'_> {
 
 /// A run as Airflow's CLI prints it.
 fn run_json(r: &RunRow) -> Value {
-    let t = |d: Option<DateTime<Utc>>| d.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, false));
+    let t = |d: Option<DateTime<Utc>>| {
+        d.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
+    };
     json!({
         "conf": r.conf, "dag_id": r.dag_id, "dag_run_id": r.run_id,
         "data_interval_start": t(r.data_interval_start), "data_interval_end": t(r.data_interval_end),
@@ -270,12 +375,20 @@ pub fn parse_date(s: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Ok(t.and_utc());
         }
     }
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
-        .map_err(|_| Error::Usage(format!("{s:?} is not a date (2024-01-01 or 2024-01-01T06:00:00+00:00)")))
+        .map_err(|_| {
+            Error::Usage(format!(
+                "{s:?} is not a date (2024-01-01 or 2024-01-01T06:00:00+00:00)"
+            ))
+        })
 }

@@ -82,7 +82,12 @@ impl Client {
         self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value), CallError> {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), CallError> {
         let url = format!("{}{}", self.base, path);
         let mut wait = FIRST_WAIT;
         let mut last = String::new();
@@ -91,13 +96,32 @@ impl Client {
             let payload = body.map(Value::to_string).unwrap_or_default();
             let res = match method {
                 "GET" => self.agent.get(&url).header("Authorization", &auth).call(),
-                "PUT" => self.agent.put(&url).header("Authorization", &auth).content_type("application/json").send(&payload),
-                "POST" => self.agent.post(&url).header("Authorization", &auth).content_type("application/json").send(&payload),
-                _ => self.agent.patch(&url).header("Authorization", &auth).content_type("application/json").send(&payload),
+                "PUT" => self
+                    .agent
+                    .put(&url)
+                    .header("Authorization", &auth)
+                    .content_type("application/json")
+                    .send(&payload),
+                "POST" => self
+                    .agent
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .content_type("application/json")
+                    .send(&payload),
+                _ => self
+                    .agent
+                    .patch(&url)
+                    .header("Authorization", &auth)
+                    .content_type("application/json")
+                    .send(&payload),
             };
             match res {
                 Ok(mut r) => {
-                    if let Some(t) = r.headers().get("refreshed-api-token").and_then(|v| v.to_str().ok()) {
+                    if let Some(t) = r
+                        .headers()
+                        .get("refreshed-api-token")
+                        .and_then(|v| v.to_str().ok())
+                    {
                         *self.token.lock().unwrap_or_else(|p| p.into_inner()) = t.to_string();
                     }
                     let status = r.status().as_u16();
@@ -118,7 +142,13 @@ impl Client {
         Err(CallError::Unreachable(format!("{method} {url}: {last}")))
     }
 
-    fn expect(&self, method: &str, path: &str, body: Option<&Value>, ok: &[u16]) -> Result<Value, CallError> {
+    fn expect(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        ok: &[u16],
+    ) -> Result<Value, CallError> {
         let (status, value) = self.call(method, path, body)?;
         if ok.contains(&status) {
             Ok(value)
@@ -128,15 +158,30 @@ impl Client {
     }
 
     /// Marks the task instance running; returns the run context.
-    pub fn run(&self, ti_id: &str, pid: u32, hostname: &str, unixname: &str) -> Result<Value, CallError> {
+    pub fn run(
+        &self,
+        ti_id: &str,
+        pid: u32,
+        hostname: &str,
+        unixname: &str,
+    ) -> Result<Value, CallError> {
         let body = json!({"pid": pid, "hostname": hostname, "unixname": unixname, "start_date": Utc::now()});
-        self.expect("PATCH", &format!("task-instances/{ti_id}/run"), Some(&body), &[200])
+        self.expect(
+            "PATCH",
+            &format!("task-instances/{ti_id}/run"),
+            Some(&body),
+            &[200],
+        )
     }
 
     /// Ok(true) while the task may go on; Ok(false) when the server says it must stop.
     pub fn heartbeat(&self, ti_id: &str, pid: u32, hostname: &str) -> Result<bool, CallError> {
         let body = json!({"pid": pid, "hostname": hostname});
-        match self.call("PUT", &format!("task-instances/{ti_id}/heartbeat"), Some(&body))? {
+        match self.call(
+            "PUT",
+            &format!("task-instances/{ti_id}/heartbeat"),
+            Some(&body),
+        )? {
             (204 | 200, _) => Ok(true),
             (404 | 409 | 410, _) => Ok(false),
             (status, value) => Err(CallError::Status(status, value)),
@@ -144,10 +189,21 @@ impl Client {
     }
 
     /// Reports the end of the try.
-    pub fn finish(&self, ti_id: &str, state: &str, end: DateTime<Utc>, rendered: Option<&str>) -> Result<(), CallError> {
+    pub fn finish(
+        &self,
+        ti_id: &str,
+        state: &str,
+        end: DateTime<Utc>,
+        rendered: Option<&str>,
+    ) -> Result<(), CallError> {
         let body = json!({"state": state, "end_date": end, "rendered_command": rendered});
-        self.expect("PATCH", &format!("task-instances/{ti_id}/state"), Some(&body), &[200, 204])
-            .map(|_| ())
+        self.expect(
+            "PATCH",
+            &format!("task-instances/{ti_id}/state"),
+            Some(&body),
+            &[200, 204],
+        )
+        .map(|_| ())
     }
 
     pub fn variable(&self, key: &str) -> Result<Option<String>, CallError> {
@@ -166,8 +222,20 @@ impl Client {
         }
     }
 
-    pub fn xcom_get(&self, dag_id: &str, run_id: &str, task_id: &str, key: &str) -> Result<Option<Value>, CallError> {
-        let path = format!("xcoms/{}/{}/{}/{}", encode(dag_id), encode(run_id), encode(task_id), encode(key));
+    pub fn xcom_get(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        key: &str,
+    ) -> Result<Option<Value>, CallError> {
+        let path = format!(
+            "xcoms/{}/{}/{}/{}",
+            encode(dag_id),
+            encode(run_id),
+            encode(task_id),
+            encode(key)
+        );
         match self.call("GET", &path, None)? {
             (200, v) => Ok(Some(v["value"].clone())),
             (404, _) => Ok(None),
@@ -175,9 +243,23 @@ impl Client {
         }
     }
 
-    pub fn xcom_set(&self, dag_id: &str, run_id: &str, task_id: &str, key: &str, value: &Value) -> Result<(), CallError> {
-        let path = format!("xcoms/{}/{}/{}/{}", encode(dag_id), encode(run_id), encode(task_id), encode(key));
-        self.expect("POST", &path, Some(value), &[200, 201]).map(|_| ())
+    pub fn xcom_set(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), CallError> {
+        let path = format!(
+            "xcoms/{}/{}/{}/{}",
+            encode(dag_id),
+            encode(run_id),
+            encode(task_id),
+            encode(key)
+        );
+        self.expect("POST", &path, Some(value), &[200, 201])
+            .map(|_| ())
     }
 }
 
@@ -186,7 +268,16 @@ pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'+' | b'@' => out.push(b as char),
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b':'
+            | b'+'
+            | b'@' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

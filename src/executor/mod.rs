@@ -57,7 +57,11 @@ pub struct LocalExecutor {
 pub const TASK_PID_LINE: &str = "task-pid ";
 
 impl LocalExecutor {
-    pub fn new(api_url: &str, home: PathBuf, events: Sender<ExecEvent>) -> std::io::Result<LocalExecutor> {
+    pub fn new(
+        api_url: &str,
+        home: PathBuf,
+        events: Sender<ExecEvent>,
+    ) -> std::io::Result<LocalExecutor> {
         Ok(LocalExecutor {
             exe: std::env::current_exe()?,
             api_url: api_url.to_string(),
@@ -102,7 +106,10 @@ impl LocalExecutor {
     pub fn shutdown(&mut self, grace: Duration, events: &crossbeam_channel::Receiver<ExecEvent>) {
         let deadline = Instant::now() + grace;
         if !self.running.is_empty() {
-            log::info!("waiting up to {grace:?} for {} running task(s)", self.running.len());
+            log::info!(
+                "waiting up to {grace:?} for {} running task(s)",
+                self.running.len()
+            );
         }
         while !self.running.is_empty() {
             match events.recv_deadline(deadline) {
@@ -113,7 +120,10 @@ impl LocalExecutor {
         if self.running.is_empty() {
             return;
         }
-        log::warn!("stopping {} task(s) still running; they will be retried", self.running.len());
+        log::warn!(
+            "stopping {} task(s) still running; they will be retried",
+            self.running.len()
+        );
         for slot in self.running.values_mut() {
             log::debug!("closing the lifeline of supervisor {}", slot.pid);
             slot.stdin.take();
@@ -136,7 +146,10 @@ fn watch(mut child: Child, w: Workload, events: Sender<ExecEvent>) {
     let mut task_pid = None;
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(pid) = line.strip_prefix(TASK_PID_LINE).and_then(|p| p.trim().parse::<u32>().ok()) {
+            if let Some(pid) = line
+                .strip_prefix(TASK_PID_LINE)
+                .and_then(|p| p.trim().parse::<u32>().ok())
+            {
                 task_pid = Some(pid);
             }
         }
@@ -144,12 +157,20 @@ fn watch(mut child: Child, w: Workload, events: Sender<ExecEvent>) {
     let status = child.wait();
     let reported = status.as_ref().is_ok_and(|s| s.success());
     if !reported {
-        log::warn!("supervisor of {} (try {}) ended without reporting: {status:?}", w.task_id, w.try_number);
+        log::warn!(
+            "supervisor of {} (try {}) ended without reporting: {status:?}",
+            w.task_id,
+            w.try_number
+        );
         if let Some(pid) = task_pid {
             kill_group(pid);
         }
     }
-    let _ = events.send(ExecEvent::Exited { ti_id: w.ti_id, try_number: w.try_number, reported });
+    let _ = events.send(ExecEvent::Exited {
+        ti_id: w.ti_id,
+        try_number: w.try_number,
+        reported,
+    });
 }
 
 /// Kills the process group a dead supervisor's task led (Unix). On Windows the task's

@@ -65,6 +65,8 @@ pub struct Scheduler {
     last_heartbeat: Instant,
     last_reap: Instant,
     data_version: i64,
+    /// Another process wrote since the DAG cache was last refreshed.
+    dirty: bool,
     /// Pools that do not exist, already warned about.
     warned_pools: HashSet<String>,
 }
@@ -94,6 +96,7 @@ impl Scheduler {
             last_heartbeat: Instant::now(),
             last_reap: Instant::now(),
             data_version: -1,
+            dirty: true,
             warned_pools: HashSet::new(),
         })
     }
@@ -101,7 +104,12 @@ impl Scheduler {
     /// Runs until `shutdown` disconnects (or the watched run ends); `wake` is poked by
     /// an in-process API server when a task reports its state.
     pub fn run(mut self, wake: Receiver<()>, shutdown: Receiver<()>) -> Result<Stop> {
-        log::info!("scheduler started (job {}, {} pid {})", self.job_id, self.hostname, std::process::id());
+        log::info!(
+            "scheduler started (job {}, {} pid {})",
+            self.job_id,
+            self.hostname,
+            std::process::id()
+        );
         let result = self.main_loop(&wake, &shutdown);
         let events = self.exec_events.clone();
         self.exec.shutdown(self.opts.grace, &events);
@@ -140,10 +148,13 @@ impl Scheduler {
                     Instant::now() + beat
                 }
             };
-            if let Some((dag_id, run_id)) = &self.opts.until_run {
-                if self.store.run(dag_id, run_id)?.is_some_and(|r| r.state.is_finished()) {
-                    return Ok(Stop::Shutdown);
-                }
+            if let Some((dag_id, run_id)) = &self.opts.until_run
+                && self
+                    .store
+                    .run(dag_id, run_id)?
+                    .is_some_and(|r| r.state.is_finished())
+            {
+                return Ok(Stop::Shutdown);
             }
             let until = next.min(Instant::now() + beat);
             loop {
@@ -178,17 +189,26 @@ impl Scheduler {
     /// what a dead predecessor left behind.
     fn try_activate(&mut self) -> Result<bool> {
         let now = Utc::now();
-        let threshold = chrono::Duration::milliseconds((self.cfg.scheduler.health_check_threshold * 1000.0) as i64);
-        let holder = self
-            .store
-            .take_lease(self.job_id, &self.hostname, std::process::id(), now, now - threshold)?;
+        let threshold = chrono::Duration::milliseconds(
+            (self.cfg.scheduler.health_check_threshold * 1000.0) as i64,
+        );
+        let holder = self.store.take_lease(
+            self.job_id,
+            &self.hostname,
+            std::process::id(),
+            now,
+            now - threshold,
+        )?;
         let mine = holder.job_id == self.job_id;
         if mine && !self.active {
             log::info!("this scheduler (job {}) is now the active one", self.job_id);
             self.active = true;
             self.adopt_orphans()?;
         } else if !mine && self.active {
-            log::error!("lost the scheduler lease to job {}; standing by", holder.job_id);
+            log::error!(
+                "lost the scheduler lease to job {}; standing by",
+                holder.job_id
+            );
             self.active = false;
         } else if !mine && self.last_sync.is_none() {
             log::info!(
@@ -210,14 +230,23 @@ impl Scheduler {
         if orphans.is_empty() {
             return Ok(());
         }
-        log::warn!("adopting {} task instance(s) left by a previous scheduler", orphans.len());
+        log::warn!(
+            "adopting {} task instance(s) left by a previous scheduler",
+            orphans.len()
+        );
         let now = Utc::now();
         let dags = self.dags_for(orphans.iter().map(|t| t.dag_id.as_str()))?;
         self.store.write(|tx| {
             for ti in &orphans {
                 match ti.state {
                     Some(TaskState::Running) => {
-                        fail_try(tx, ti, dags.get(&ti.dag_id).map(|d| d.as_ref()), now, "its scheduler is gone")?;
+                        fail_try(
+                            tx,
+                            ti,
+                            dags.get(&ti.dag_id).map(|d| d.as_ref()),
+                            now,
+                            "its scheduler is gone",
+                        )?;
                     }
                     _ => {
                         tx.unqueue_ti(&ti.id, now)?;
@@ -233,13 +262,20 @@ impl Scheduler {
         let v = self.store.data_version()?;
         let changed = v != self.data_version;
         self.data_version = v;
+        self.dirty |= changed;
         Ok(changed)
     }
 
     fn on_exec_event(&mut self, ev: ExecEvent) -> Result<()> {
-        let ExecEvent::Exited { ti_id, try_number, reported } = ev;
+        let ExecEvent::Exited {
+            ti_id,
+            try_number,
+            reported,
+        } = ev;
         self.exec.reap(&ti_id);
-        let Some(ti) = self.store.ti(&ti_id)? else { return Ok(()) };
+        let Some(ti) = self.store.ti(&ti_id)? else {
+            return Ok(());
+        };
         if ti.try_number != try_number {
             return Ok(());
         }
@@ -254,8 +290,15 @@ impl Scheduler {
             Some(TaskState::Running | TaskState::Queued) if !reported => {
                 let dag = self.dags_for([ti.dag_id.as_str()])?;
                 let reason = "its supervisor exited without reporting a state";
-                self.store
-                    .write(|tx| fail_try(tx, &ti, dag.get(&ti.dag_id).map(|d| d.as_ref()), now, reason))?;
+                self.store.write(|tx| {
+                    fail_try(
+                        tx,
+                        &ti,
+                        dag.get(&ti.dag_id).map(|d| d.as_ref()),
+                        now,
+                        reason,
+                    )
+                })?;
             }
             _ => {}
         }
@@ -263,7 +306,10 @@ impl Scheduler {
     }
 
     /// The parsed DAGs of these ids, loaded or refreshed from the store as needed.
-    fn dags_for<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<HashMap<String, Arc<Dag>>> {
+    fn dags_for<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<HashMap<String, Arc<Dag>>> {
         let mut out = HashMap::new();
         for id in ids {
             if out.contains_key(id) {
@@ -273,7 +319,8 @@ impl Scheduler {
                 out.insert(id.to_string(), d.1.clone());
             } else if let Some(row) = self.store.dag(id)? {
                 let d = Arc::new(row.dag);
-                self.dags.insert(id.to_string(), (row.last_parsed_time, d.clone()));
+                self.dags
+                    .insert(id.to_string(), (row.last_parsed_time, d.clone()));
                 out.insert(id.to_string(), d);
             }
         }
@@ -304,13 +351,19 @@ impl Scheduler {
         }
         let mut tis = self.store.tis_of_active_runs()?;
         if only.is_some() {
-            let keep: HashSet<(&str, &str)> = runs.iter().map(|r| (r.dag_id.as_str(), r.run_id.as_str())).collect();
+            let keep: HashSet<(&str, &str)> = runs
+                .iter()
+                .map(|r| (r.dag_id.as_str(), r.run_id.as_str()))
+                .collect();
             tis.retain(|t| keep.contains(&(t.dag_id.as_str(), t.run_id.as_str())));
         }
         let dags = self.dags_for(runs.iter().map(|r| r.dag_id.as_str()))?;
         let mut by_run: HashMap<(&str, &str), Vec<&TiRow>> = HashMap::new();
         for ti in &tis {
-            by_run.entry((ti.dag_id.as_str(), ti.run_id.as_str())).or_default().push(ti);
+            by_run
+                .entry((ti.dag_id.as_str(), ti.run_id.as_str()))
+                .or_default()
+                .push(ti);
         }
         let max_runs_default = self.cfg.core.max_active_runs_per_dag;
         let mut to_queue: Vec<(i64, i64, TiRow)> = Vec::new();
@@ -321,7 +374,9 @@ impl Scheduler {
             }
             let mut retry_at: Option<DateTime<Utc>> = None;
             for run in &runs {
-                let Some(dag) = dags.get(&run.dag_id) else { continue };
+                let Some(dag) = dags.get(&run.dag_id) else {
+                    continue;
+                };
                 let mut run_state = run.state;
                 if run_state == RunState::Queued {
                     let limit = dag.max_active_runs.unwrap_or(max_runs_default);
@@ -335,7 +390,10 @@ impl Scheduler {
                     *n += 1;
                     run_state = RunState::Running;
                 }
-                let tis = by_run.get(&(run.dag_id.as_str(), run.run_id.as_str())).cloned().unwrap_or_default();
+                let tis = by_run
+                    .get(&(run.dag_id.as_str(), run.run_id.as_str()))
+                    .cloned()
+                    .unwrap_or_default();
                 let outcome = advance_run(tx, run, dag, &tis, now)?;
                 if let Some(at) = outcome.retry_at {
                     retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
@@ -361,7 +419,12 @@ impl Scheduler {
 
     /// Moves scheduled task instances to the executor, highest priority first, within
     /// `parallelism`, each DAG's `max_active_tasks` and the pools.
-    fn queue(&mut self, mut candidates: Vec<(i64, i64, TiRow)>, dags: &HashMap<String, Arc<Dag>>, now: DateTime<Utc>) -> Result<()> {
+    fn queue(
+        &mut self,
+        mut candidates: Vec<(i64, i64, TiRow)>,
+        dags: &HashMap<String, Arc<Dag>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         if candidates.is_empty() {
             return Ok(());
         }
@@ -389,7 +452,10 @@ impl Scheduler {
             }
             let Some(&pool_size) = pools.get(&ti.pool) else {
                 if self.warned_pools.insert(ti.pool.clone()) {
-                    log::warn!("pool {:?} does not exist; tasks in it wait until it is created", ti.pool);
+                    log::warn!(
+                        "pool {:?} does not exist; tasks in it wait until it is created",
+                        ti.pool
+                    );
                 }
                 continue;
             };
@@ -424,7 +490,13 @@ impl Scheduler {
             if let Err(e) = self.exec.submit(w) {
                 log::error!("cannot start the supervisor of {}: {e}", ti.task_id);
                 self.store.write(|tx| {
-                    tx.set_ti_state(&ti.id, Some(TaskState::Queued), Some(TaskState::Failed), now, None)
+                    tx.set_ti_state(
+                        &ti.id,
+                        Some(TaskState::Queued),
+                        Some(TaskState::Failed),
+                        now,
+                        None,
+                    )
                 })?;
             }
         }
@@ -438,9 +510,10 @@ impl Scheduler {
         if self.last_sync.is_none_or(|t| t.elapsed() >= every) {
             crate::processor::sync(&mut self.store, &self.cfg, now)?;
             self.last_sync = Some(Instant::now());
-            self.data_version = -1;
+            self.dirty = true;
         }
-        if self.outside_change()? || self.data_version == -1 {
+        self.outside_change()?;
+        if std::mem::take(&mut self.dirty) {
             let rows = self.store.dag_states()?;
             self.paused = rows.iter().filter(|r| r.1).map(|r| r.0.clone()).collect();
             let live: HashSet<&str> = rows.iter().filter(|r| !r.2).map(|r| r.0.as_str()).collect();
@@ -452,7 +525,8 @@ impl Scheduler {
                     self.dags_for([id.as_str()])?;
                 }
             }
-            self.paused.extend(rows.iter().filter(|r| r.2).map(|r| r.0.clone()));
+            self.paused
+                .extend(rows.iter().filter(|r| r.2).map(|r| r.0.clone()));
         }
         Ok(())
     }
@@ -463,22 +537,37 @@ impl Scheduler {
         let candidates: Vec<Arc<Dag>> = self
             .dags
             .iter()
-            .filter(|(id, (_, d))| !self.paused.contains(*id) && d.schedule != crate::model::Schedule::None)
+            .filter(|(id, (_, d))| {
+                !self.paused.contains(*id) && d.schedule != crate::model::Schedule::None
+            })
             .map(|(_, (_, d))| d.clone())
             .collect();
         for dag in candidates {
-            let last = self.store.last_scheduled_run(&dag.dag_id)?.and_then(|r| info_of(&r));
-            let Some(info) = timetable::next_run(&dag, last.as_ref(), now) else { continue };
+            let last = self
+                .store
+                .last_scheduled_run(&dag.dag_id)?
+                .and_then(|r| info_of(&r));
+            let Some(info) = timetable::next_run(&dag, last.as_ref(), now) else {
+                continue;
+            };
             if info.run_after > now {
                 let wait = (info.run_after - now).to_std().unwrap_or_default();
                 next = next.min(Instant::now() + wait);
                 continue;
             }
             let active = self.store.active_run_count(&dag.dag_id)?;
-            if active >= dag.max_active_runs.unwrap_or(self.cfg.core.max_active_runs_per_dag) {
+            if active
+                >= dag
+                    .max_active_runs
+                    .unwrap_or(self.cfg.core.max_active_runs_per_dag)
+            {
                 continue;
             }
-            let run_id = format!("scheduled__{}", info.logical_date.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+            let run_id = format!(
+                "scheduled__{}",
+                info.logical_date
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            );
             let created = self.store.write(|tx| {
                 tx.create_run(
                     &NewRun {
@@ -512,7 +601,9 @@ impl Scheduler {
     /// Running task instances whose heartbeat stopped (supervisor killed, machine
     /// asleep) fail or go up for retry after `task_instance_heartbeat_timeout`.
     fn reap_zombies(&mut self, now: DateTime<Utc>) -> Result<()> {
-        let timeout = chrono::Duration::milliseconds((self.cfg.scheduler.task_instance_heartbeat_timeout * 1000.0) as i64);
+        let timeout = chrono::Duration::milliseconds(
+            (self.cfg.scheduler.task_instance_heartbeat_timeout * 1000.0) as i64,
+        );
         let stale = self.store.stale_running(now - timeout)?;
         if stale.is_empty() {
             return Ok(());
@@ -520,8 +611,19 @@ impl Scheduler {
         let dags = self.dags_for(stale.iter().map(|t| t.dag_id.as_str()))?;
         self.store.write(|tx| {
             for ti in &stale {
-                log::warn!("{} of {} ({}) stopped heartbeating; it is a zombie", ti.task_id, ti.run_id, ti.dag_id);
-                fail_try(tx, ti, dags.get(&ti.dag_id).map(|d| d.as_ref()), now, "no heartbeat")?;
+                log::warn!(
+                    "{} of {} ({}) stopped heartbeating; it is a zombie",
+                    ti.task_id,
+                    ti.run_id,
+                    ti.dag_id
+                );
+                fail_try(
+                    tx,
+                    ti,
+                    dags.get(&ti.dag_id).map(|d| d.as_ref()),
+                    now,
+                    "no heartbeat",
+                )?;
             }
             Ok(())
         })
@@ -537,25 +639,45 @@ struct Outcome {
 
 /// Applies trigger rules and retries to one run's task instances, in task order so
 /// skips and upstream failures travel down the graph in one pass.
-fn advance_run(tx: &Tx, run: &RunRow, dag: &Dag, tis: &[&TiRow], now: DateTime<Utc>) -> Result<Outcome> {
-    let mut state: HashMap<&str, Option<TaskState>> = tis.iter().map(|t| (t.task_id.as_str(), t.state)).collect();
+fn advance_run(
+    tx: &Tx,
+    run: &RunRow,
+    dag: &Dag,
+    tis: &[&TiRow],
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
+    let mut state: HashMap<&str, Option<TaskState>> =
+        tis.iter().map(|t| (t.task_id.as_str(), t.state)).collect();
     let by_task: HashMap<&str, &TiRow> = tis.iter().map(|t| (t.task_id.as_str(), *t)).collect();
     let mut schedulable = Vec::new();
     let mut retry_at = None;
 
-    if let (Some(timeout), Some(start)) = (dag.dagrun_timeout_secs, run.start_date) {
-        if now - start > chrono::Duration::milliseconds((timeout * 1000.0) as i64) {
-            log::warn!("run {} of {} timed out after {timeout} s", run.run_id, run.dag_id);
-            for ti in tis.iter().filter(|t| !t.state.is_some_and(TaskState::is_finished)) {
-                // Running ones learn it at their next heartbeat and stop.
-                tx.set_ti_state(&ti.id, ti.state, Some(TaskState::Skipped), now, None)?;
-            }
-            return Ok(Outcome { finished: Some(RunState::Failed), schedulable, retry_at });
+    if let (Some(timeout), Some(start)) = (dag.dagrun_timeout_secs, run.start_date)
+        && now - start > chrono::Duration::milliseconds((timeout * 1000.0) as i64)
+    {
+        log::warn!(
+            "run {} of {} timed out after {timeout} s",
+            run.run_id,
+            run.dag_id
+        );
+        for ti in tis
+            .iter()
+            .filter(|t| !t.state.is_some_and(TaskState::is_finished))
+        {
+            // Running ones learn it at their next heartbeat and stop.
+            tx.set_ti_state(&ti.id, ti.state, Some(TaskState::Skipped), now, None)?;
         }
+        return Ok(Outcome {
+            finished: Some(RunState::Failed),
+            schedulable,
+            retry_at,
+        });
     }
 
     for task in &dag.tasks {
-        let Some(ti) = by_task.get(task.task_id.as_str()) else { continue };
+        let Some(ti) = by_task.get(task.task_id.as_str()) else {
+            continue;
+        };
         let current = state[task.task_id.as_str()];
         let ready = match current {
             None => true,
@@ -607,9 +729,17 @@ fn advance_run(tx: &Tx, run: &RunRow, dag: &Dag, tis: &[&TiRow], now: DateTime<U
         if to == Some(TaskState::Success) {
             // Straight from no state to success, as a try of its own.
             if tx.set_ti_state(&ti.id, current, Some(TaskState::Scheduled), now, None)? {
-                tx.set_ti_state(&ti.id, Some(TaskState::Scheduled), Some(TaskState::Success), now, None)?;
+                tx.set_ti_state(
+                    &ti.id,
+                    Some(TaskState::Scheduled),
+                    Some(TaskState::Success),
+                    now,
+                    None,
+                )?;
             }
-        } else if tx.set_ti_state(&ti.id, current, to, now, None)? && to == Some(TaskState::Scheduled) {
+        } else if tx.set_ti_state(&ti.id, current, to, now, None)?
+            && to == Some(TaskState::Scheduled)
+        {
             let mut t = (*ti).clone();
             t.state = to;
             t.try_number += 1;
@@ -618,26 +748,59 @@ fn advance_run(tx: &Tx, run: &RunRow, dag: &Dag, tis: &[&TiRow], now: DateTime<U
         state.insert(task.task_id.as_str(), to);
     }
 
-    let unfinished = state.values().filter(|s| !s.is_some_and(TaskState::is_finished)).count();
+    let unfinished = state
+        .values()
+        .filter(|s| !s.is_some_and(TaskState::is_finished))
+        .count();
     let finished = if unfinished == 0 {
-        let has_downstream: HashSet<&str> = dag.tasks.iter().flat_map(|t| t.upstream.iter().map(String::as_str)).collect();
+        let has_downstream: HashSet<&str> = dag
+            .tasks
+            .iter()
+            .flat_map(|t| t.upstream.iter().map(String::as_str))
+            .collect();
         let leaf_failed = dag
             .tasks
             .iter()
             .filter(|t| !has_downstream.contains(t.task_id.as_str()))
-            .any(|t| matches!(state.get(t.task_id.as_str()).copied().flatten(), Some(TaskState::Failed | TaskState::UpstreamFailed)));
-        Some(if leaf_failed { RunState::Failed } else { RunState::Success })
+            .any(|t| {
+                matches!(
+                    state.get(t.task_id.as_str()).copied().flatten(),
+                    Some(TaskState::Failed | TaskState::UpstreamFailed)
+                )
+            });
+        Some(if leaf_failed {
+            RunState::Failed
+        } else {
+            RunState::Success
+        })
     } else {
         // Deadlock: nothing can ever move (all waiting on rules that cannot be met).
         let moving = state.values().any(|s| {
-            matches!(s, Some(TaskState::Scheduled | TaskState::Queued | TaskState::Running | TaskState::UpForRetry | TaskState::Restarting))
+            matches!(
+                s,
+                Some(
+                    TaskState::Scheduled
+                        | TaskState::Queued
+                        | TaskState::Running
+                        | TaskState::UpForRetry
+                        | TaskState::Restarting
+                )
+            )
         });
         (!moving && schedulable.is_empty() && retry_at.is_none()).then(|| {
-            log::warn!("run {} of {} is deadlocked: no task can run", run.run_id, run.dag_id);
+            log::warn!(
+                "run {} of {} is deadlocked: no task can run",
+                run.run_id,
+                run.dag_id
+            );
             RunState::Failed
         })
     };
-    Ok(Outcome { finished, schedulable, retry_at })
+    Ok(Outcome {
+        finished,
+        schedulable,
+        retry_at,
+    })
 }
 
 /// Ends a try that will not report for itself: up for retry if it has tries left,
@@ -647,12 +810,20 @@ fn fail_try(tx: &Tx, ti: &TiRow, dag: Option<&Dag>, now: DateTime<Utc>, why: &st
     let retry = ti.try_number <= ti.max_tries && task.is_some();
     let (to, next) = if retry {
         let delay = rules::retry_delay(task.expect("checked above"), ti.try_number);
-        (TaskState::UpForRetry, Some(now + chrono::Duration::from_std(delay).unwrap_or_default()))
+        (
+            TaskState::UpForRetry,
+            Some(now + chrono::Duration::from_std(delay).unwrap_or_default()),
+        )
     } else {
         (TaskState::Failed, None)
     };
     if tx.set_ti_state(&ti.id, ti.state, Some(to), now, next)? {
-        log::warn!("{} of {} (try {}): {to}, because {why}", ti.task_id, ti.run_id, ti.try_number);
+        log::warn!(
+            "{} of {} (try {}): {to}, because {why}",
+            ti.task_id,
+            ti.run_id,
+            ti.try_number
+        );
         tx.event(
             &Event {
                 event: to.as_str().into(),
@@ -679,7 +850,11 @@ fn info_of(r: &RunRow) -> Option<timetable::RunInfo> {
 }
 
 /// Starts a scheduler on its own thread; returns its handle and the channel that wakes it.
-pub fn spawn(cfg: Config, opts: Options, shutdown: Receiver<()>) -> Result<(std::thread::JoinHandle<Result<Stop>>, Sender<()>)> {
+pub fn spawn(
+    cfg: Config,
+    opts: Options,
+    shutdown: Receiver<()>,
+) -> Result<(std::thread::JoinHandle<Result<Stop>>, Sender<()>)> {
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
     let sched = Scheduler::new(cfg, opts)?;
     let handle = std::thread::Builder::new()

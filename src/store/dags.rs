@@ -28,6 +28,9 @@ pub struct DagRow {
     pub last_parsed_time: DateTime<Utc>,
 }
 
+/// (dag_id, is_paused, is_stale, last_parsed_time).
+pub type DagState = (String, bool, bool, DateTime<Utc>);
+
 /// An import error as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportErrorRow {
@@ -224,7 +227,7 @@ impl Store {
 
     /// (dag_id, is_paused, is_stale, last_parsed_time) of every DAG: what the scheduler
     /// rereads when the store changed.
-    pub fn dag_states(&self) -> Result<Vec<(String, bool, bool, DateTime<Utc>)>> {
+    pub fn dag_states(&self) -> Result<Vec<DagState>> {
         self.query(
             "SELECT dag_id, is_paused, is_stale, last_parsed_time FROM dag",
             [],
@@ -236,7 +239,10 @@ impl Store {
     pub fn set_paused(&mut self, dag_id: &str, paused: bool) -> Result<bool> {
         let n = self
             .conn
-            .execute("UPDATE dag SET is_paused = ?2 WHERE dag_id = ?1", params![dag_id, paused])
+            .execute(
+                "UPDATE dag SET is_paused = ?2 WHERE dag_id = ?1",
+                params![dag_id, paused],
+            )
             .map_err(|e| self.err(e))?;
         Ok(n == 1)
     }

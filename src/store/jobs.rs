@@ -41,7 +41,12 @@ impl Store {
     }
 
     /// Running jobs of a type whose heartbeat is newer than `since`, newest first.
-    pub fn alive_jobs(&self, job_type: &str, since: DateTime<Utc>, hostname: Option<&str>) -> Result<Vec<JobRow>> {
+    pub fn alive_jobs(
+        &self,
+        job_type: &str,
+        since: DateTime<Utc>,
+        hostname: Option<&str>,
+    ) -> Result<Vec<JobRow>> {
         self.query(
             "SELECT id, job_type, hostname, pid, latest_heartbeat FROM job
              WHERE job_type = ?1 AND state = 'running' AND latest_heartbeat >= ?2 AND (?3 IS NULL OR hostname = ?3)
@@ -60,7 +65,13 @@ impl Store {
     }
 
     /// Registers a running job; returns its id.
-    pub fn start_job(&mut self, job_type: &str, hostname: &str, pid: u32, now: DateTime<Utc>) -> Result<i64> {
+    pub fn start_job(
+        &mut self,
+        job_type: &str,
+        hostname: &str,
+        pid: u32,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
         self.write(|tx| {
             tx.0.execute(
                 "INSERT INTO job (job_type, state, hostname, pid, start_date, latest_heartbeat)
@@ -76,11 +87,17 @@ impl Store {
     pub fn heartbeat_job(&mut self, job_id: i64, now: DateTime<Utc>) -> Result<()> {
         self.write(|tx| {
             let now = ts(now);
-            tx.0.execute("UPDATE job SET latest_heartbeat = ?2 WHERE id = ?1", params![job_id, now])
-                .and_then(|_| {
-                    tx.0.execute("UPDATE scheduler_lease SET heartbeat = ?2 WHERE job_id = ?1", params![job_id, now])
-                })
-                .map_err(|e| Error::Db(e.to_string()))?;
+            tx.0.execute(
+                "UPDATE job SET latest_heartbeat = ?2 WHERE id = ?1",
+                params![job_id, now],
+            )
+            .and_then(|_| {
+                tx.0.execute(
+                    "UPDATE scheduler_lease SET heartbeat = ?2 WHERE job_id = ?1",
+                    params![job_id, now],
+                )
+            })
+            .map_err(|e| Error::Db(e.to_string()))?;
             Ok(())
         })
     }
@@ -92,7 +109,9 @@ impl Store {
                 "UPDATE job SET state = ?2, end_date = ?3 WHERE id = ?1",
                 params![job_id, state, ts(now)],
             )
-            .and_then(|_| tx.0.execute("DELETE FROM scheduler_lease WHERE job_id = ?1", [job_id]))
+            .and_then(|_| {
+                tx.0.execute("DELETE FROM scheduler_lease WHERE job_id = ?1", [job_id])
+            })
             .map_err(|e| Error::Db(e.to_string()))?;
             Ok(())
         })

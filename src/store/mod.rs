@@ -7,9 +7,9 @@
 
 mod dags;
 mod jobs;
+mod migrations;
 mod runs;
 mod vars;
-mod migrations;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,7 +69,8 @@ impl Store {
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
-        let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| db_err(path, e))?;
+        let conn =
+            rusqlite::Connection::open_with_flags(path, flags).map_err(|e| db_err(path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| db_err(path, e))?;
         // WAL: readers beside one writer. NORMAL sync is durable across process crashes

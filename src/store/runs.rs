@@ -114,7 +114,9 @@ impl Store {
     /// it reads a partial index of active runs.
     pub fn active_runs(&self) -> Result<Vec<RunRow>> {
         self.query(
-            &format!("SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running') ORDER BY id"),
+            &format!(
+                "SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running') ORDER BY id"
+            ),
             [],
             run_row,
         )
@@ -220,7 +222,11 @@ impl Store {
     /// One task instance by its id.
     pub fn ti(&self, id: &str) -> Result<Option<TiRow>> {
         self.conn
-            .query_row(&format!("SELECT {TI_COLS} FROM task_instance WHERE id = ?1"), [id], ti_row)
+            .query_row(
+                &format!("SELECT {TI_COLS} FROM task_instance WHERE id = ?1"),
+                [id],
+                ti_row,
+            )
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -252,7 +258,13 @@ impl Store {
     }
 
     /// An XCom value (JSON), if pushed.
-    pub fn xcom(&self, dag_id: &str, run_id: &str, task_id: &str, key: &str) -> Result<Option<Value>> {
+    pub fn xcom(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        key: &str,
+    ) -> Result<Option<Value>> {
         let text: Option<String> = self
             .conn
             .query_row(
@@ -277,7 +289,9 @@ impl Store {
 
     /// Every pool's size.
     pub fn pool_slots(&self) -> Result<Vec<(String, i64)>> {
-        self.query("SELECT pool, slots FROM slot_pool", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        self.query("SELECT pool, slots FROM slot_pool", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 
     pub(super) fn query<T, P: rusqlite::Params>(
@@ -288,7 +302,8 @@ impl Store {
     ) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map(params, f).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 }
 
@@ -300,7 +315,9 @@ impl Tx<'_> {
     /// logical date is a `Conflict`.
     pub fn create_run(&self, new: &NewRun, now: DateTime<Utc>) -> Result<RunRow> {
         let now_s = ts(now);
-        let (dis, die) = new.data_interval.map_or((None, None), |(s, e)| (Some(ts(s)), Some(ts(e))));
+        let (dis, die) = new
+            .data_interval
+            .map_or((None, None), |(s, e)| (Some(ts(s)), Some(ts(e))));
         let res = self.0.execute(
             "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end,
                  run_after, queued_at, conf, note, triggered_by, triggering_user_name, updated_at)
@@ -321,7 +338,9 @@ impl Tx<'_> {
             ],
         );
         match res {
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 return Err(Error::Conflict(match new.logical_date {
                     Some(d) => format!(
                         "A DAG run with run_id {:?} or logical_date {} already exists for DAG {:?}",
@@ -329,7 +348,10 @@ impl Tx<'_> {
                         ts(d),
                         new.dag.dag_id
                     ),
-                    None => format!("A DAG run with run_id {:?} already exists for DAG {:?}", new.run_id, new.dag.dag_id),
+                    None => format!(
+                        "A DAG run with run_id {:?} already exists for DAG {:?}",
+                        new.run_id, new.dag.dag_id
+                    ),
                 }));
             }
             other => other.map_err(db)?,
@@ -366,7 +388,13 @@ impl Tx<'_> {
     }
 
     /// Moves a run from `from` to `to`; start and end dates follow the state.
-    pub fn set_run_state(&self, id: i64, from: RunState, to: RunState, now: DateTime<Utc>) -> Result<bool> {
+    pub fn set_run_state(
+        &self,
+        id: i64,
+        from: RunState,
+        to: RunState,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let now_s = ts(now);
         let n = self
             .0
@@ -399,24 +427,36 @@ impl Tx<'_> {
         let sql = match to {
             Some(Scheduled) => {
                 "UPDATE task_instance SET state = ?3, try_number = try_number + 1, scheduled_dttm = ?4,
-                    next_retry_at = NULL, start_date = NULL, end_date = NULL, duration = NULL, pid = NULL,
+                    next_retry_at = ?5, start_date = NULL, end_date = NULL, duration = NULL, pid = NULL,
                     hostname = NULL, last_heartbeat_at = NULL, updated_at = ?4
                  WHERE id = ?1 AND state IS ?2"
             }
-            Some(Queued) => "UPDATE task_instance SET state = ?3, queued_dttm = ?4, updated_at = ?4 WHERE id = ?1 AND state IS ?2",
+            Some(Queued) => {
+                "UPDATE task_instance SET state = ?3, queued_dttm = ?4, updated_at = ?4,
+                    next_retry_at = COALESCE(?5, next_retry_at) WHERE id = ?1 AND state IS ?2"
+            }
             Some(Success | Failed | Skipped | UpstreamFailed | UpForRetry | Removed) => {
                 "UPDATE task_instance SET state = ?3, end_date = ?4, updated_at = ?4, next_retry_at = ?5,
                     start_date = COALESCE(start_date, ?4),
                     duration = round((julianday(?4) - julianday(COALESCE(start_date, ?4))) * 86400.0, 3)
                  WHERE id = ?1 AND state IS ?2"
             }
-            _ => "UPDATE task_instance SET state = ?3, updated_at = ?4 WHERE id = ?1 AND state IS ?2",
+            _ => {
+                "UPDATE task_instance SET state = ?3, updated_at = ?4, next_retry_at = COALESCE(?5, next_retry_at)
+                 WHERE id = ?1 AND state IS ?2"
+            }
         };
         let n = self
             .0
             .execute(
                 sql,
-                params![id, from.map(TaskState::as_str), to.map(TaskState::as_str), now_s, next_retry_at.map(ts)],
+                params![
+                    id,
+                    from.map(TaskState::as_str),
+                    to.map(TaskState::as_str),
+                    now_s,
+                    next_retry_at.map(ts)
+                ],
             )
             .map_err(db)?;
         if n == 1 && from == Some(Running) {
@@ -473,7 +513,14 @@ impl Tx<'_> {
 
     /// The Execution API's `run`: queued (or restarting) to running, recording who runs it.
     /// Returns false when the task instance is in another state.
-    pub fn start_ti(&self, id: &str, pid: i64, hostname: &str, unixname: &str, now: DateTime<Utc>) -> Result<bool> {
+    pub fn start_ti(
+        &self,
+        id: &str,
+        pid: i64,
+        hostname: &str,
+        unixname: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let n = self
             .0
             .execute(
@@ -488,7 +535,13 @@ impl Tx<'_> {
 
     /// A heartbeat from the process that runs the task instance. False when the task
     /// instance is not running, or is running somewhere else.
-    pub fn heartbeat_ti(&self, id: &str, pid: i64, hostname: &str, now: DateTime<Utc>) -> Result<bool> {
+    pub fn heartbeat_ti(
+        &self,
+        id: &str,
+        pid: i64,
+        hostname: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let n = self
             .0
             .execute(
@@ -503,7 +556,10 @@ impl Tx<'_> {
     /// Saves the rendered command of the current try (shown in the UI and API).
     pub fn set_rendered(&self, id: &str, command: &str) -> Result<()> {
         self.0
-            .execute("UPDATE task_instance SET rendered_command = ?2 WHERE id = ?1", [id, command])
+            .execute(
+                "UPDATE task_instance SET rendered_command = ?2 WHERE id = ?1",
+                [id, command],
+            )
             .map_err(db)?;
         Ok(())
     }
@@ -525,7 +581,15 @@ impl Tx<'_> {
     }
 
     /// Writes an XCom value (JSON), replacing an earlier one.
-    pub fn set_xcom(&self, dag_id: &str, run_id: &str, task_id: &str, key: &str, value: &Value, now: DateTime<Utc>) -> Result<()> {
+    pub fn set_xcom(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        key: &str,
+        value: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.0
             .execute(
                 "INSERT OR REPLACE INTO xcom (dag_id, run_id, task_id, map_index, key, value, timestamp)
@@ -572,7 +636,11 @@ impl Tx<'_> {
     /// Reads inside the transaction.
     pub fn ti(&self, id: &str) -> Result<Option<TiRow>> {
         self.0
-            .query_row(&format!("SELECT {TI_COLS} FROM task_instance WHERE id = ?1"), [id], ti_row)
+            .query_row(
+                &format!("SELECT {TI_COLS} FROM task_instance WHERE id = ?1"),
+                [id],
+                ti_row,
+            )
             .optional()
             .map_err(db)
     }
@@ -614,7 +682,11 @@ fn time(r: &Row, i: usize) -> rusqlite::Result<DateTime<Utc>> {
 }
 
 fn bad_token(i: usize, s: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unknown state {s:?}").into())
+    rusqlite::Error::FromSqlConversionFailure(
+        i,
+        rusqlite::types::Type::Text,
+        format!("unknown state {s:?}").into(),
+    )
 }
 
 fn run_row(r: &Row) -> rusqlite::Result<RunRow> {

@@ -42,9 +42,17 @@ pub struct Variable {
 impl Store {
     pub fn variable(&self, key: &str) -> Result<Option<Variable>> {
         self.conn
-            .query_row("SELECT key, val, description FROM variable WHERE key = ?1", [key], |r| {
-                Ok(Variable { key: r.get(0)?, val: r.get(1)?, description: r.get(2)? })
-            })
+            .query_row(
+                "SELECT key, val, description FROM variable WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(Variable {
+                        key: r.get(0)?,
+                        val: r.get(1)?,
+                        description: r.get(2)?,
+                    })
+                },
+            )
             .optional()
             .map_err(|e| self.err(e))
     }

@@ -1,0 +1,1104 @@
+//! Runs one task command as a child process and keeps its whole process tree in hand.
+//!
+//! A task supervisor gives `spawn` a shell, a script (Airflow's `bash_command`), the
+//! environment and the try's log file. The child's stdout and stderr are that file, so
+//! there is no pipe to drain and a chatty task cannot block; stdin is null. The child
+//! starts in a new process group (Unix) or job object (Windows), through process-wrap,
+//! so `kill_tree` reaches every grandchild, and so does the clean-up when the command
+//! ends: nothing a try started outlives it.
+//!
+//! This module knows nothing of task states, retries or the API: it starts, waits and
+//! kills. The supervisor decides when (`execution_timeout`, a cleared task, shutdown).
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use process_wrap::std::{ChildWrapper, CommandWrap};
+
+/// The longest pause between two looks at a running child. Waits start at 1 ms and
+/// double up to this, so a quick command is seen to end quickly and a long one costs
+/// about 20 wake-ups a second.
+const MAX_POLL: Duration = Duration::from_millis(50);
+
+/// How long dropping a still-running `Running` waits for its killed tree to end.
+const DROP_WAIT: Duration = Duration::from_secs(5);
+
+/// The shell that runs a `bash_command`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shell {
+    pub kind: ShellKind,
+    /// The executable, as found (an absolute path, except for a bare fallback name).
+    pub program: PathBuf,
+}
+
+/// How a shell takes a script: `bash -c` and `sh -c` alike, `cmd /D /S /C` apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShellKind {
+    Bash,
+    Sh,
+    Cmd,
+}
+
+impl ShellKind {
+    fn name(self) -> &'static str {
+        match self {
+            ShellKind::Bash => "bash",
+            ShellKind::Sh => "sh",
+            ShellKind::Cmd => "cmd",
+        }
+    }
+}
+
+impl Shell {
+    /// The text the task log prints, as in `bash (/usr/bin/bash)`.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.kind.name(), self.program.display())
+    }
+
+    /// The command that runs `script`, before environment and handles are set.
+    pub fn command(&self, script: &str) -> io::Result<Command> {
+        let mut command = Command::new(&self.program);
+        match self.kind {
+            ShellKind::Bash | ShellKind::Sh => {
+                command.arg("-c").arg(script);
+            }
+            ShellKind::Cmd => cmd_args(&mut command, script)?,
+        }
+        Ok(command)
+    }
+}
+
+/// Finds the shell for a `bash_command`, given the value of PATH.
+///
+/// Bash comes first, as Airflow's BashOperator runs `bash -c`. On Windows that is Git
+/// Bash: from PATH, beside a `git.exe` on PATH, or in the usual Git for Windows install
+/// folders; WSL's `bash.exe` launcher is passed over, as it runs the script in Linux.
+/// Without bash, Windows uses `cmd` and Unix `sh`.
+pub fn find_shell(path_var: Option<&OsStr>) -> Shell {
+    if let Some(program) = find_bash(path_var) {
+        return Shell {
+            kind: ShellKind::Bash,
+            program,
+        };
+    }
+    fallback_shell(path_var)
+}
+
+/// Everything `spawn` needs to start a task command.
+#[derive(Debug)]
+pub struct Spec {
+    pub shell: Shell,
+    pub script: String,
+    /// Variables set for the child, after the inherited ones (if any).
+    pub env: Vec<(String, String)>,
+    /// Whether the child starts from this process's environment. Airflow's BashOperator
+    /// passes only its `env` when that is set and `append_env` is false; the caller maps
+    /// that to `false` here, and adds whatever Airflow adds (`AIRFLOW_CTX_*`) to `env`.
+    pub inherit_env: bool,
+    pub cwd: Option<PathBuf>,
+    /// The try's log: stderr goes here (stdout too, without `stdout`), unbuffered by
+    /// us. Open it for appending, so the child's writes land after what the supervisor
+    /// wrote.
+    pub log: File,
+    /// Where stdout goes instead, when the caller reads it (BashOperator's return value
+    /// is its last line). The caller must drain the pipe's reading end.
+    pub stdout: Option<io::PipeWriter>,
+}
+
+/// The status a task command ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code. On Windows a killed tree reports 1.
+    Code(i32),
+    /// It was killed by this signal (Unix only).
+    Signal(i32),
+}
+
+impl Exit {
+    /// Whether the command succeeded (exit code 0).
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+
+    /// The number a shell would put in `$?`: the code, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(code) => code,
+            Exit::Signal(signal) => 128 + signal,
+        }
+    }
+}
+
+impl From<ExitStatus> for Exit {
+    fn from(status: ExitStatus) -> Exit {
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            if let Some(signal) = status.signal() {
+                return Exit::Signal(signal);
+            }
+        }
+        // On Windows every status has a code; on Unix, a child that ended and was not
+        // killed by a signal has one too (stopped children are never waited for here).
+        Exit::Code(status.code().unwrap_or(-1))
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Exit::Code(code) => write!(f, "exit code {code}"),
+            Exit::Signal(signal) => {
+                write!(f, "killed by signal {signal}")?;
+                match signal_name(signal) {
+                    Some(name) => write!(f, " ({name})"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// A started task command and its process tree.
+///
+/// Dropping it kills whatever is left of the tree at once, so a supervisor that bails
+/// out (or panics) leaves no process behind.
+#[derive(Debug)]
+pub struct Running {
+    child: Box<dyn ChildWrapper>,
+    /// Set once the top process has been waited for; later calls return it again.
+    exit: Option<Exit>,
+}
+
+/// Starts `spec.script` under `spec.shell`, in its own process group or job object.
+pub fn spawn(spec: Spec) -> io::Result<Running> {
+    let Spec {
+        shell,
+        script,
+        env,
+        inherit_env,
+        cwd,
+        log,
+        stdout,
+    } = spec;
+    let context =
+        |e: io::Error| io::Error::new(e.kind(), format!("cannot start {}: {e}", shell.describe()));
+
+    let mut command = shell.command(&script)?;
+    if !inherit_env {
+        command.env_clear();
+        keep_essential_env(&mut command, &env);
+    }
+    command.envs(env);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
+    // Without a stdout pipe both streams share one open file description, so writes
+    // interleave as they happen and nobody has to read a pipe.
+    command.stdin(Stdio::null());
+    match stdout {
+        Some(pipe) => command.stdout(Stdio::from(pipe)),
+        None => command.stdout(Stdio::from(log.try_clone()?)),
+    };
+    command.stderr(Stdio::from(log));
+
+    let mut command = CommandWrap::from(command);
+    wrap_tree(&mut command);
+    let child = command.spawn().map_err(context)?;
+    Ok(Running { child, exit: None })
+}
+
+impl Running {
+    /// The top process's id (on Unix also the process group's id).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the command to end; `Some` once it has.
+    ///
+    /// When the top process ends, anything it left running in its group or job (a
+    /// forgotten `cmd &`) is killed, so the log is final once this returns `Some`.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<Exit>> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Some(exit) = self.try_exit()? {
+                return Ok(Some(exit));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(MAX_POLL);
+        }
+    }
+
+    /// Kills the whole tree and returns how the command ended.
+    ///
+    /// Unix: SIGTERM to the process group, then SIGKILL to whatever is left after
+    /// `grace`. Windows has no polite signal for a windowless process tree, so the job
+    /// object is terminated at once and `grace` is unused. If the command had already
+    /// ended, this returns that exit.
+    pub fn kill_tree(&mut self, grace: Duration) -> io::Result<Exit> {
+        if let Some(exit) = self.exit {
+            return Ok(exit);
+        }
+        self.terminate_tree(grace)?;
+        self.wait_exit()
+    }
+
+    /// Looks once, without blocking, whether the top process has ended; if it has,
+    /// kills what is left of its tree and records the exit.
+    fn try_exit(&mut self) -> io::Result<Option<Exit>> {
+        if let Some(exit) = self.exit {
+            return Ok(Some(exit));
+        }
+        if !self.top_ended()? {
+            return Ok(None);
+        }
+        self.kill_rest();
+        self.reap().map(Some)
+    }
+
+    /// Polls until the top process has ended and returns its exit.
+    fn wait_exit(&mut self) -> io::Result<Exit> {
+        loop {
+            if let Some(exit) = self.wait_timeout(Duration::from_secs(1))? {
+                return Ok(exit);
+            }
+        }
+    }
+
+    /// Records the exit of a top process known to have ended.
+    fn reap(&mut self) -> io::Result<Exit> {
+        // process-wrap's try_wait reaps the top process and, on Unix, any zombie of
+        // ours in its group. Never its blocking `wait` on Windows: after our polls have
+        // drained the job's completion port, that can block forever.
+        match self.child.try_wait()? {
+            Some(status) => {
+                let exit = Exit::from(status);
+                self.exit = Some(exit);
+                Ok(exit)
+            }
+            None => Err(io::Error::other(
+                "the task process ended but cannot be waited for",
+            )),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            let _ = self.terminate_tree(Duration::ZERO);
+            // Bounded, as a drop must not hang; a killed tree ends in milliseconds.
+            if !matches!(self.wait_timeout(DROP_WAIT), Ok(Some(_))) {
+                log::warn!("task process {} did not end when killed", self.pid());
+            }
+        }
+    }
+}
+
+// ---- Unix: a process group, signals, and waitid to look without reaping ----
+
+#[cfg(unix)]
+impl Running {
+    fn pgid(&self) -> nix::unistd::Pid {
+        // process-wrap makes the top process the leader of a new group.
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Whether the top process has ended. On Linux this looks without reaping it, so
+    /// its pid, which is also the group's id, cannot be reused before `kill_rest` has
+    /// signalled the group.
+    fn top_ended(&mut self) -> io::Result<bool> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        {
+            use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            match waitid(Id::Pid(self.pgid()), flags) {
+                Ok(WaitStatus::StillAlive) => Ok(false),
+                Ok(_) => Ok(true),
+                Err(e) => Err(e.into()),
+            }
+        }
+        // Elsewhere this reaps; process-wrap keeps the status for `reap`.
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        {
+            Ok(self.child.try_wait()?.is_some())
+        }
+    }
+
+    /// Kills, without grace, what the top process left behind in its group.
+    fn kill_rest(&mut self) {
+        self.signal_group(nix::sys::signal::Signal::SIGKILL);
+    }
+
+    /// Whether any process (zombies included) is left in the group.
+    fn group_alive(&self) -> bool {
+        !matches!(
+            nix::sys::signal::killpg(self.pgid(), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+    }
+
+    fn signal_group(&self, signal: nix::sys::signal::Signal) {
+        // ESRCH means the group is gone already; EPERM (a setuid member) cannot be helped.
+        if let Err(e) = nix::sys::signal::killpg(self.pgid(), signal)
+            && e != nix::errno::Errno::ESRCH
+        {
+            log::warn!("cannot send {signal} to process group {}: {e}", self.pgid());
+        }
+    }
+
+    /// SIGTERM to the group; then, within `grace`, wait for the top process to end and
+    /// the group to empty; then SIGKILL to whatever is left.
+    fn terminate_tree(&mut self, grace: Duration) -> io::Result<()> {
+        use nix::sys::signal::Signal;
+        if !grace.is_zero() {
+            self.signal_group(Signal::SIGTERM);
+            let deadline = Instant::now() + grace;
+            let mut pause = Duration::from_millis(1);
+            loop {
+                if self.exit.is_none() && self.top_ended()? {
+                    // Reaping the leader is safe now: while the group has members
+                    // its id cannot be reused, and once it is empty we stop signalling.
+                    self.reap()?;
+                }
+                if self.exit.is_some() && !self.group_alive() {
+                    return Ok(());
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                std::thread::sleep(pause.min(deadline - now));
+                pause = (pause * 2).min(MAX_POLL);
+            }
+        }
+        // A zombie left by an init that does not reap also counts as alive above; it is
+        // dead already, and SIGKILL does it no harm.
+        if self.exit.is_none() || self.group_alive() {
+            self.signal_group(Signal::SIGKILL);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn wrap_tree(command: &mut CommandWrap) {
+    command.wrap(process_wrap::std::ProcessGroup::leader());
+}
+
+#[cfg(unix)]
+fn keep_essential_env(_command: &mut Command, _env: &[(String, String)]) {
+    // Nothing: Airflow gives a task with `append_env=False` exactly its `env`, and bash
+    // supplies a default PATH itself.
+}
+
+#[cfg(unix)]
+fn cmd_args(_command: &mut Command, _script: &str) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "cmd exists only on Windows",
+    ))
+}
+
+#[cfg(unix)]
+fn signal_name(signal: i32) -> Option<&'static str> {
+    nix::sys::signal::Signal::try_from(signal)
+        .ok()
+        .map(|s| s.as_str())
+}
+
+#[cfg(unix)]
+const BASH: &str = "bash";
+
+#[cfg(unix)]
+fn find_bash(path_var: Option<&OsStr>) -> Option<PathBuf> {
+    search_path(path_var, BASH)
+}
+
+#[cfg(unix)]
+fn fallback_shell(path_var: Option<&OsStr>) -> Shell {
+    Shell {
+        kind: ShellKind::Sh,
+        program: search_path(path_var, "sh").unwrap_or_else(|| PathBuf::from("/bin/sh")),
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+// ---- Windows: a job object, Git Bash or cmd ----
+
+#[cfg(windows)]
+impl Running {
+    fn top_ended(&mut self) -> io::Result<bool> {
+        // A job object's handle stays ours however its processes end, so there is no
+        // reuse to guard against: looking may reap.
+        Ok(self.child.try_wait()?.is_some())
+    }
+
+    /// Terminates the job, which holds the rest of the tree.
+    fn kill_rest(&mut self) {
+        if let Err(e) = self.child.start_kill() {
+            log::warn!(
+                "cannot terminate the job object of process {}: {e}",
+                self.pid()
+            );
+        }
+    }
+
+    fn terminate_tree(&mut self, _grace: Duration) -> io::Result<()> {
+        self.child.start_kill()
+    }
+}
+
+#[cfg(windows)]
+fn wrap_tree(command: &mut CommandWrap) {
+    use process_wrap::std::{CreationFlags, JobObject};
+    use windows::Win32::System::Threading::CREATE_NO_WINDOW;
+    // No console window flashes up for a task; process-wrap adds CREATE_SUSPENDED
+    // itself so the child joins the job before it runs.
+    command.wrap(CreationFlags(CREATE_NO_WINDOW));
+    command.wrap(JobObject);
+}
+
+#[cfg(windows)]
+fn keep_essential_env(command: &mut Command, env: &[(String, String)]) {
+    // Windows programs, the C runtime and Winsock among them, fail without SystemRoot,
+    // so a replaced environment keeps it unless the task sets it.
+    const ESSENTIAL: &[&str] = &["SystemRoot"];
+    for name in ESSENTIAL {
+        let set_by_task = env.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        if let (false, Some(value)) = (set_by_task, std::env::var_os(name)) {
+            command.env(name, value);
+        }
+    }
+}
+
+#[cfg(windows)]
+fn cmd_args(command: &mut Command, script: &str) -> io::Result<()> {
+    use std::os::windows::process::CommandExt;
+    // cmd does not parse its command line as C programs do, so the script goes in as
+    // is. /S: strip the outer quotes and keep the rest verbatim; /D: no AutoRun.
+    command.args(["/D", "/S", "/C"]);
+    command.raw_arg(format!("\"{script}\""));
+    Ok(())
+}
+
+#[cfg(windows)]
+fn signal_name(_signal: i32) -> Option<&'static str> {
+    None
+}
+
+#[cfg(windows)]
+const BASH: &str = "bash.exe";
+
+#[cfg(windows)]
+fn find_bash(path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let on_path = path_var
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(BASH))
+        .filter(|p| !is_wsl_launcher(p));
+    let near_git = search_path(path_var, "git.exe").and_then(|git| git_bash_near(&git));
+    let installed = git_install_roots()
+        .into_iter()
+        .map(|root| root.join(r"bin\bash.exe"));
+    on_path
+        .chain(near_git)
+        .chain(installed)
+        .find(|p| is_executable(p))
+}
+
+/// Git for Windows' usual install folders: machine-wide, 32-bit, and per user.
+#[cfg(windows)]
+fn git_install_roots() -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = ["ProgramW6432", "ProgramFiles", "ProgramFiles(x86)"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .map(|dir| PathBuf::from(dir).join("Git"))
+        .collect();
+    if let Some(local) = std::env::var_os("LOCALAPPDATA") {
+        roots.push(PathBuf::from(local).join(r"Programs\Git"));
+    }
+    roots.push(PathBuf::from(r"C:\Program Files\Git"));
+    roots
+}
+
+#[cfg(windows)]
+fn fallback_shell(_path_var: Option<&OsStr>) -> Shell {
+    let program = std::env::var_os("ComSpec")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("SystemRoot").map(|root| PathBuf::from(root).join(r"System32\cmd.exe"))
+        })
+        .unwrap_or_else(|| PathBuf::from("cmd.exe"));
+    Shell {
+        kind: ShellKind::Cmd,
+        program,
+    }
+}
+
+#[cfg(windows)]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
+// ---- Both ----
+
+/// The first `name` in the folders of a PATH value that can be run.
+fn search_path(path_var: Option<&OsStr>, name: &str) -> Option<PathBuf> {
+    path_var
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+/// Whether a `bash.exe` is WSL's launcher (in System32, or a WindowsApps alias) rather
+/// than a bash that runs Windows programs. Written on text, so it is tested anywhere.
+#[cfg_attr(unix, allow(dead_code))]
+fn is_wsl_launcher(path: &Path) -> bool {
+    let text = path
+        .to_string_lossy()
+        .replace('/', "\\")
+        .to_ascii_lowercase();
+    text.ends_with(r"\system32\bash.exe")
+        || text.ends_with(r"\sysnative\bash.exe")
+        || text.contains(r"\windowsapps\")
+}
+
+/// Git Bash beside a `git.exe`: Git for Windows puts `git.exe` on PATH from `<root>\cmd`
+/// and bash in `<root>\bin`.
+#[cfg_attr(unix, allow(dead_code))]
+fn git_bash_near(git_exe: &Path) -> Option<PathBuf> {
+    let text = git_exe.to_string_lossy().replace('/', "\\");
+    let (dir, _) = text.rsplit_once('\\')?;
+    let (root, last) = dir.rsplit_once('\\')?;
+    last.eq_ignore_ascii_case("cmd")
+        .then(|| PathBuf::from(format!(r"{root}\bin\bash.exe")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A folder of its own under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "updraft-process-{}-{}-{name}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn open_log(path: &Path) -> File {
+        File::options()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+    }
+
+    /// Polls `cond` every few milliseconds until it holds or `timeout` passes.
+    fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn exit_reads_as_a_shell_would() {
+        assert!(Exit::Code(0).success());
+        assert!(!Exit::Code(1).success());
+        assert!(!Exit::Signal(9).success());
+        assert_eq!(Exit::Code(99).code(), 99);
+        assert_eq!(Exit::Signal(15).code(), 143);
+        assert_eq!(Exit::Code(3).to_string(), "exit code 3");
+        let killed = Exit::Signal(15).to_string();
+        assert!(killed.starts_with("killed by signal 15"), "{killed}");
+    }
+
+    #[test]
+    fn describe_names_the_shell_and_its_path() {
+        let shell = Shell {
+            kind: ShellKind::Bash,
+            program: PathBuf::from("/usr/bin/bash"),
+        };
+        assert_eq!(shell.describe(), "bash (/usr/bin/bash)");
+    }
+
+    #[test]
+    fn wsl_launchers_are_not_git_bash() {
+        for wsl in [
+            r"C:\Windows\System32\bash.exe",
+            r"C:\WINDOWS\system32\bash.exe",
+            r"C:\Windows\Sysnative\bash.exe",
+            r"C:\Users\me\AppData\Local\Microsoft\WindowsApps\bash.exe",
+        ] {
+            assert!(is_wsl_launcher(Path::new(wsl)), "{wsl}");
+        }
+        for git in [
+            r"C:\Program Files\Git\bin\bash.exe",
+            r"C:\Program Files\Git\usr\bin\bash.exe",
+            "/usr/bin/bash",
+        ] {
+            assert!(!is_wsl_launcher(Path::new(git)), "{git}");
+        }
+    }
+
+    #[test]
+    fn git_bash_is_found_beside_git_cmd() {
+        assert_eq!(
+            git_bash_near(Path::new(r"C:\Program Files\Git\cmd\git.exe")),
+            Some(PathBuf::from(r"C:\Program Files\Git\bin\bash.exe"))
+        );
+        assert_eq!(git_bash_near(Path::new(r"C:\tools\git.exe")), None);
+    }
+
+    #[test]
+    fn cmd_outside_windows_is_refused() {
+        if cfg!(windows) {
+            return;
+        }
+        let shell = Shell {
+            kind: ShellKind::Cmd,
+            program: PathBuf::from("cmd.exe"),
+        };
+        assert!(shell.command("echo hi").is_err());
+    }
+
+    #[cfg(unix)]
+    mod unix {
+        use super::*;
+
+        fn bash() -> Shell {
+            let shell = find_shell(std::env::var_os("PATH").as_deref());
+            assert_eq!(shell.kind, ShellKind::Bash, "these tests need bash on PATH");
+            shell
+        }
+
+        /// Runs `script` under bash and returns its exit and log.
+        fn run(
+            script: &str,
+            env: &[(&str, &str)],
+            inherit_env: bool,
+            cwd: Option<&Path>,
+        ) -> (Exit, String) {
+            let dir = TempDir::new("run");
+            let log_path = dir.path().join("try.log");
+            let mut running = spawn(Spec {
+                shell: bash(),
+                script: script.to_owned(),
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                inherit_env,
+                cwd: cwd.map(Path::to_path_buf),
+                log: open_log(&log_path),
+                stdout: None,
+            })
+            .unwrap();
+            let exit = running
+                .wait_timeout(Duration::from_secs(20))
+                .unwrap()
+                .expect("ended");
+            (exit, std::fs::read_to_string(&log_path).unwrap())
+        }
+
+        fn start(script: &str, log: &Path) -> Running {
+            spawn(Spec {
+                shell: bash(),
+                script: script.to_owned(),
+                env: Vec::new(),
+                inherit_env: true,
+                cwd: None,
+                log: open_log(log),
+                stdout: None,
+            })
+            .unwrap()
+        }
+
+        /// Whether `pid` is gone: no such process, or a zombie (dead, but an init that
+        /// does not reap, as in some containers, keeps its entry).
+        fn is_gone(pid: i32) -> bool {
+            match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                Ok(stat) => {
+                    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+                    matches!(state.and_then(|s| s.chars().next()), Some('Z' | 'X'))
+                }
+                Err(_) if Path::new("/proc/self").exists() => true,
+                Err(_) => matches!(
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                    Err(nix::errno::Errno::ESRCH)
+                ),
+            }
+        }
+
+        /// Waits for the shell to write the pid of its background child to `file`.
+        fn read_pid(file: &Path) -> i32 {
+            let mut pid = None;
+            let written = wait_until(Duration::from_secs(10), || {
+                pid = std::fs::read_to_string(file)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
+                pid.is_some()
+            });
+            assert!(written, "no pid in {}", file.display());
+            pid.unwrap()
+        }
+
+        #[test]
+        fn finds_bash_on_path_and_falls_back_to_sh() {
+            let dir = TempDir::new("path");
+            let fake = dir.path().join("bash");
+            std::fs::write(&fake, "#!/bin/sh\n").unwrap();
+            let empty = TempDir::new("empty");
+
+            // Not executable: passed over.
+            let path = std::env::join_paths([dir.path(), empty.path()]).unwrap();
+            assert_eq!(find_shell(Some(&path)).kind, ShellKind::Sh);
+            assert_eq!(find_shell(None).program, PathBuf::from("/bin/sh"));
+
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let shell = find_shell(Some(&path));
+            assert_eq!(
+                shell,
+                Shell {
+                    kind: ShellKind::Bash,
+                    program: fake.clone()
+                }
+            );
+            assert_eq!(shell.describe(), format!("bash ({})", fake.display()));
+        }
+
+        #[test]
+        fn stdout_and_stderr_land_in_the_log() {
+            let (exit, log) = run("echo hi; echo err >&2", &[], true, None);
+            assert_eq!(exit, Exit::Code(0));
+            assert_eq!(log, "hi\nerr\n");
+        }
+
+        #[test]
+        fn the_log_is_appended_to() {
+            let dir = TempDir::new("append");
+            let log_path = dir.path().join("try.log");
+            std::fs::write(&log_path, "supervisor line\n").unwrap();
+            let mut running = start("echo task line", &log_path);
+            assert_eq!(
+                running.wait_timeout(Duration::from_secs(20)).unwrap(),
+                Some(Exit::Code(0))
+            );
+            assert_eq!(
+                std::fs::read_to_string(&log_path).unwrap(),
+                "supervisor line\ntask line\n"
+            );
+        }
+
+        #[test]
+        fn exit_codes_come_back() {
+            for code in [0, 1, 99] {
+                let (exit, _) = run(&format!("exit {code}"), &[], true, None);
+                assert_eq!(exit, Exit::Code(code));
+            }
+        }
+
+        /// A variable of this process that the shell does not set itself.
+        fn inherited_var() -> (String, String) {
+            std::env::vars()
+                .find(|(k, v)| {
+                    !matches!(
+                        k.as_str(),
+                        "PATH" | "PWD" | "OLDPWD" | "SHLVL" | "_" | "IFS"
+                    ) && !k.starts_with("BASH")
+                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !v.is_empty()
+                        && !v.contains('\n')
+                })
+                .expect("some environment variable")
+        }
+
+        #[test]
+        fn env_is_added_to_the_inherited_one() {
+            let (name, value) = inherited_var();
+            let script = format!("echo \"$TASK_VAR|${{{name}-unset}}\"");
+            let (_, log) = run(&script, &[("TASK_VAR", "from task")], true, None);
+            assert_eq!(log, format!("from task|{value}\n"));
+        }
+
+        #[test]
+        fn env_replaces_the_inherited_one_without_append_env() {
+            let (name, _) = inherited_var();
+            let script = format!("echo \"$TASK_VAR|${{{name}-unset}}\"");
+            let (_, log) = run(&script, &[("TASK_VAR", "from task")], false, None);
+            assert_eq!(log, "from task|unset\n");
+        }
+
+        #[test]
+        fn cwd_is_set() {
+            let dir = TempDir::new("cwd");
+            let (exit, log) = run("pwd -P", &[], true, Some(dir.path()));
+            assert_eq!(exit, Exit::Code(0));
+            let expected = dir.path().canonicalize().unwrap();
+            assert_eq!(log.trim_end(), expected.to_str().unwrap());
+        }
+
+        #[test]
+        fn a_missing_cwd_is_an_error_naming_the_shell() {
+            let dir = TempDir::new("nocwd");
+            let err = spawn(Spec {
+                shell: bash(),
+                script: "true".into(),
+                env: Vec::new(),
+                inherit_env: true,
+                cwd: Some(dir.path().join("missing")),
+                log: open_log(&dir.path().join("try.log")),
+                stdout: None,
+            })
+            .unwrap_err();
+            assert!(err.to_string().starts_with("cannot start bash ("), "{err}");
+        }
+
+        #[test]
+        fn wait_timeout_returns_none_while_running() {
+            let dir = TempDir::new("timeout");
+            let mut running = start("sleep 5", &dir.path().join("try.log"));
+            let started = Instant::now();
+            assert_eq!(
+                running.wait_timeout(Duration::from_millis(100)).unwrap(),
+                None
+            );
+            let waited = started.elapsed();
+            assert!(waited >= Duration::from_millis(100), "{waited:?}");
+            assert!(waited < Duration::from_secs(2), "{waited:?}");
+            let exit = running.kill_tree(Duration::from_secs(5)).unwrap();
+            assert_eq!(exit, Exit::Signal(15));
+            assert_eq!(exit.to_string(), "killed by signal 15 (SIGTERM)");
+        }
+
+        #[test]
+        fn the_log_is_readable_while_the_command_runs() {
+            let dir = TempDir::new("live");
+            let log_path = dir.path().join("try.log");
+            let mut running = start("echo started; sleep 30", &log_path);
+            let seen = wait_until(Duration::from_secs(10), || {
+                std::fs::read_to_string(&log_path).is_ok_and(|s| s == "started\n")
+            });
+            assert!(seen, "the log never showed the first line");
+            assert_eq!(running.wait_timeout(Duration::ZERO).unwrap(), None);
+            running.kill_tree(Duration::from_secs(5)).unwrap();
+        }
+
+        #[test]
+        fn kill_tree_kills_the_grandchild() {
+            let dir = TempDir::new("tree");
+            let pidfile = dir.path().join("pid");
+            let script = format!("sleep 60 & echo $! > '{}'; sleep 60", pidfile.display());
+            let mut running = start(&script, &dir.path().join("try.log"));
+            let grandchild = read_pid(&pidfile);
+            assert!(!is_gone(grandchild));
+
+            let exit = running.kill_tree(Duration::from_secs(5)).unwrap();
+            assert_eq!(exit, Exit::Signal(15));
+            assert!(wait_until(Duration::from_secs(5), || is_gone(grandchild)));
+            assert!(is_gone(running.pid() as i32));
+        }
+
+        #[test]
+        fn kill_tree_escalates_to_sigkill_after_the_grace() {
+            let dir = TempDir::new("stubborn");
+            let pidfile = dir.path().join("pid");
+            // Ignored signals stay ignored across exec, so the background sleep ignores
+            // SIGTERM as well as its shell.
+            let script = format!(
+                "trap '' TERM; sleep 60 & echo $! > '{}'; wait",
+                pidfile.display()
+            );
+            let mut running = start(&script, &dir.path().join("try.log"));
+            let grandchild = read_pid(&pidfile);
+
+            let started = Instant::now();
+            let exit = running.kill_tree(Duration::from_millis(300)).unwrap();
+            assert_eq!(exit, Exit::Signal(9));
+            assert!(started.elapsed() >= Duration::from_millis(300));
+            assert!(wait_until(Duration::from_secs(5), || is_gone(grandchild)));
+            // Later calls return the same exit.
+            assert_eq!(running.kill_tree(Duration::ZERO).unwrap(), Exit::Signal(9));
+            assert_eq!(
+                running.wait_timeout(Duration::ZERO).unwrap(),
+                Some(Exit::Signal(9))
+            );
+        }
+
+        #[test]
+        fn a_background_straggler_dies_when_the_command_ends() {
+            let dir = TempDir::new("straggler");
+            let pidfile = dir.path().join("pid");
+            let script = format!("sleep 60 & echo $! > '{}'; exit 3", pidfile.display());
+            let mut running = start(&script, &dir.path().join("try.log"));
+            let exit = running.wait_timeout(Duration::from_secs(20)).unwrap();
+            assert_eq!(exit, Some(Exit::Code(3)));
+            let straggler = read_pid(&pidfile);
+            assert!(wait_until(Duration::from_secs(5), || is_gone(straggler)));
+        }
+
+        #[test]
+        fn dropping_a_running_command_kills_its_tree() {
+            let dir = TempDir::new("drop");
+            let pidfile = dir.path().join("pid");
+            let script = format!("sleep 60 & echo $! > '{}'; sleep 60", pidfile.display());
+            let running = start(&script, &dir.path().join("try.log"));
+            let grandchild = read_pid(&pidfile);
+            let top = running.pid() as i32;
+            drop(running);
+            assert!(wait_until(Duration::from_secs(5), || is_gone(grandchild)
+                && is_gone(top)));
+        }
+    }
+
+    #[cfg(windows)]
+    mod windows {
+        use super::*;
+
+        #[test]
+        fn finds_a_shell() {
+            let shell = find_shell(std::env::var_os("PATH").as_deref());
+            assert!(
+                matches!(shell.kind, ShellKind::Bash | ShellKind::Cmd),
+                "{shell:?}"
+            );
+        }
+
+        fn cmd() -> Shell {
+            fallback_shell(None)
+        }
+
+        fn start(script: &str, log: &Path) -> Running {
+            spawn(Spec {
+                shell: cmd(),
+                script: script.to_owned(),
+                env: Vec::new(),
+                inherit_env: true,
+                cwd: None,
+                log: open_log(log),
+                stdout: None,
+            })
+            .unwrap()
+        }
+
+        #[test]
+        fn cmd_output_and_exit_code() {
+            let dir = TempDir::new("cmd");
+            let log_path = dir.path().join("try.log");
+            let mut running = start("echo hi& echo err 1>&2& exit /b 7", &log_path);
+            let exit = running.wait_timeout(Duration::from_secs(20)).unwrap();
+            assert_eq!(exit, Some(Exit::Code(7)));
+            let log = std::fs::read_to_string(&log_path).unwrap();
+            assert_eq!(log.replace("\r\n", "\n"), "hi\nerr \n");
+        }
+
+        #[test]
+        fn cmd_keeps_quotes_verbatim() {
+            let dir = TempDir::new("quotes");
+            let log_path = dir.path().join("try.log");
+            let mut running = start(r#"echo "a b""#, &log_path);
+            assert_eq!(
+                running.wait_timeout(Duration::from_secs(20)).unwrap(),
+                Some(Exit::Code(0))
+            );
+            let log = std::fs::read_to_string(&log_path).unwrap();
+            assert!(log.starts_with("\"a b\""), "{log}");
+        }
+
+        #[test]
+        fn replaced_env_keeps_system_root() {
+            let dir = TempDir::new("env");
+            let log_path = dir.path().join("try.log");
+            let mut running = spawn(Spec {
+                shell: cmd(),
+                script: "echo %TASK_VAR%^|%SystemRoot%".into(),
+                env: vec![("TASK_VAR".into(), "x".into())],
+                inherit_env: false,
+                cwd: Some(dir.path().to_path_buf()),
+                log: open_log(&log_path),
+                stdout: None,
+            })
+            .unwrap();
+            assert_eq!(
+                running.wait_timeout(Duration::from_secs(20)).unwrap(),
+                Some(Exit::Code(0))
+            );
+            let log = std::fs::read_to_string(&log_path).unwrap();
+            assert!(
+                log.starts_with("x|") && !log.contains("%SystemRoot%"),
+                "{log}"
+            );
+        }
+
+        #[test]
+        fn kill_tree_stops_the_grandchild() {
+            let dir = TempDir::new("tree");
+            let log_path = dir.path().join("try.log");
+            let ticks = dir.path().join("ticks");
+            // The grandchild appends a line about every second until it dies.
+            let script = format!(
+                r#"start /b cmd /c "for /l %i in (1,1,60) do @(echo %i>>"{ticks}" & ping -n 2 127.0.0.1 >nul)" & ping -n 60 127.0.0.1 >nul"#,
+                ticks = ticks.display()
+            );
+            let mut running = start(&script, &log_path);
+            assert!(wait_until(Duration::from_secs(20), || ticks.exists()));
+            assert_eq!(running.wait_timeout(Duration::ZERO).unwrap(), None);
+            assert_eq!(
+                running.kill_tree(Duration::from_secs(1)).unwrap(),
+                Exit::Code(1)
+            );
+            let len = || std::fs::metadata(&ticks).map(|m| m.len()).unwrap_or(0);
+            let after_kill = len();
+            // Two ticks' time with no new line: the grandchild is gone.
+            let started = Instant::now();
+            assert!(!wait_until(Duration::from_secs(3), || len() != after_kill));
+            assert!(started.elapsed() >= Duration::from_secs(3));
+        }
+    }
+}
