@@ -13,10 +13,10 @@ COMPAT_REQS := tests/compat/requirements.txt
 build:
 	$(CARGO) build
 
-# run builds the release binary and starts the updraft API server on ./.local as UPDRAFT_HOME.
+# run builds the release binary and starts `updraft standalone` on ./.local as UPDRAFT_HOME.
 run:
 	$(CARGO) build --release
-	UPDRAFT_HOME=$(HOME_DIR) ./target/release/updraft api-server
+	UPDRAFT_HOME=$(HOME_DIR) ./target/release/updraft standalone
 
 # test runs every test: unit and integration tests, then the Airflow compatibility checks.
 test: test-rust test-compat

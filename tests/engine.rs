@@ -658,3 +658,49 @@ fn jobs_check_follows_the_scheduler() {
         .code()
         == 1));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_standby_scheduler_takes_over() {
+    let home = TempHome::new();
+    std::fs::write(
+        home.dags().join("ha.yml"),
+        dag("ha", "", &task("t", "echo ha", "")),
+    )
+    .unwrap();
+    let api = TestServer::start(&home, &["api-server"], FAST);
+    let url = format!("{}/execution/", api.base);
+    let mut env: Vec<(&str, &str)> = FAST.to_vec();
+    env.push(("UPDRAFT__CORE__EXECUTION_API_SERVER_URL", &url));
+    let mut first = TestServer::start(&home, &["scheduler"], &env);
+    assert!(
+        wait_until(LONG, || first.log().contains("is now the active one")),
+        "{}",
+        first.log()
+    );
+    let second = TestServer::start(&home, &["scheduler"], &env);
+    assert!(
+        wait_until(LONG, || second.log().contains("standing by")),
+        "{}",
+        second.log()
+    );
+    assert!(!second.log().contains("is now the active one"));
+    first.child.kill().unwrap();
+    let _ = first.child.wait();
+    assert!(
+        wait_until(LONG, || second.log().contains("is now the active one")),
+        "{}",
+        second.log()
+    );
+    let run = home
+        .run(&["dags", "trigger", "ha"], FAST)
+        .expect(0)
+        .stdout()
+        .trim()
+        .to_string();
+    let store = Store::open_existing(&home.path.join("updraft.db")).unwrap();
+    assert!(wait_until(LONG, || store
+        .run("ha", &run)
+        .unwrap()
+        .is_some_and(|r| r.state.to_string() == "success")));
+}
