@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 HOME_DIR ?= $(CURDIR)/.local
+PYTHON ?= python3
+# The venv is rebuilt only when the requirements' hash differs from the one stored in it.
+COMPAT_VENV := .venv-compat
+COMPAT_REQS := tests/compat/requirements.txt
 MUSL_TARGET := x86_64-unknown-linux-musl
 WINDOWS_TARGET := x86_64-pc-windows-gnu
 MUSL_BIN := target/$(MUSL_TARGET)/release/updraft
@@ -24,10 +28,10 @@ need_target = rustup target list --installed | grep -qx '$(1)' || rustup target 
 build:
 	$(CARGO) build
 
-# run builds the release binary and starts updraft on ./.local as UPDRAFT_HOME.
+# run builds the release binary and starts the updraft API server on ./.local as UPDRAFT_HOME.
 run:
 	$(CARGO) build --release
-	UPDRAFT_HOME=$(HOME_DIR) ./target/release/updraft dags list
+	UPDRAFT_HOME=$(HOME_DIR) ./target/release/updraft api-server
 
 # test runs every test: unit and integration tests, then the Airflow compatibility checks.
 test: test-rust test-compat
@@ -38,7 +42,16 @@ test-rust:
 
 # test-compat checks that updraft reads DAG files as Apache Airflow with dag-factory does.
 test-compat:
-	@echo "test-compat: not yet"
+	@want=$$(sha256sum $(COMPAT_REQS) | cut -d' ' -f1); \
+	if [ "$$(cat $(COMPAT_VENV)/requirements.sha256 2>/dev/null)" != "$$want" ]; then \
+		echo "installing $(COMPAT_REQS) into $(COMPAT_VENV)"; \
+		rm -rf $(COMPAT_VENV) && $(PYTHON) -m venv $(COMPAT_VENV) && \
+		$(COMPAT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(COMPAT_REQS) && \
+		echo "$$want" > $(COMPAT_VENV)/requirements.sha256; \
+	fi
+	$(CARGO) build
+	$(COMPAT_VENV)/bin/python tests/compat/check_dagfactory.py --updraft target/debug/updraft \
+		src/example_dags tests/compat/dags
 
 # lint runs clippy with warnings as errors.
 lint:

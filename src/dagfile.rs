@@ -1,12 +1,35 @@
 //! dag-factory YAML files -> `model::Dag`s, with import errors that carry file:line:col.
 //!
 //! This module reads text and returns values: no file system, no database, no clock
-//! (the caller passes `now` for relative dates). Unknown keys are kept out of the model
-//! and ignored, as Airflow ignores unknown `default_args`.
+//! (the caller passes `now` for relative dates). It follows dag-factory 1.1.0: every
+//! top-level key but `default` and `task_groups` is a DAG, `default` is merged into each
+//! as `merge_configs` does, and `default_args` apply to every task. Unknown keys are kept
+//! out of the model and ignored, as Airflow ignores unknown `default_args`. Errors are
+//! collected rather than returned at the first, so one import shows a person every fix.
+//!
+//! `yaml` turns text into positioned nodes, `values` reads schedules, dates and durations,
+//! `tasks` builds tasks and groups and expands dependencies, `schema` describes the format.
 
-use chrono::{DateTime, Utc};
+mod schema;
+mod tasks;
+mod values;
+mod yaml;
 
-use crate::model::Dag;
+use chrono::{DateTime, Offset, Utc};
+
+use crate::model::{Dag, Schedule};
+use yaml::{Node, Pos, Value};
+
+pub use schema::schema;
+
+/// Top-level keys that are not DAGs (dag-factory's `SYSTEM_PARAMS`).
+const NOT_DAGS: &[&str] = &["default", "task_groups"];
+
+/// Airflow's `ID_LEN`.
+const MAX_ID_LEN: usize = 250;
+
+/// dag-factory tags every DAG it builds with this.
+const DAG_FACTORY_TAG: &str = "dagfactory";
 
 /// What one file yields. A file with any error yields no DAGs, as in Airflow.
 #[derive(Debug, Default)]
@@ -26,11 +49,683 @@ pub struct ImportError {
 
 /// Parses one dag-factory file. `fileloc` names the file in messages and in `Dag::fileloc`.
 pub fn parse(fileloc: &str, source: &str, now: DateTime<Utc>) -> FileParse {
-    let _ = (fileloc, source, now);
-    FileParse::default()
+    let mut cx = Ctx {
+        now,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let dags = match yaml::load(source) {
+        Ok(Some(root)) => file(&mut cx, fileloc, &root),
+        Ok(None) => {
+            cx.warnings.push("the file is empty".to_string());
+            Vec::new()
+        }
+        Err(e) => {
+            cx.errors.push(e);
+            Vec::new()
+        }
+    };
+    // An error in `default` is found once per DAG; report it once.
+    let mut errors = cx.errors;
+    errors.sort_by_key(|e| (e.line, e.column));
+    errors.dedup();
+    FileParse {
+        dags: if errors.is_empty() { dags } else { Vec::new() },
+        errors,
+        warnings: cx.warnings,
+    }
 }
 
-/// A JSON Schema of the accepted format, for editor autocomplete.
-pub fn schema() -> serde_json::Value {
-    serde_json::json!({})
+/// What the readers share: the clock reading and what went wrong so far.
+struct Ctx {
+    now: DateTime<Utc>,
+    errors: Vec<ImportError>,
+    warnings: Vec<String>,
+}
+
+impl Ctx {
+    /// The value, or `None` with the error recorded.
+    fn ok<T>(&mut self, result: Result<T, ImportError>) -> Option<T> {
+        result.map_err(|e| self.errors.push(e)).ok()
+    }
+
+    /// `key` from the first of `layers` that sets it, converted by `read`. Absent, null and
+    /// wrong values are all `None`; a wrong one is also recorded.
+    fn get<'n, T>(
+        &mut self,
+        layers: &[&'n Node],
+        key: &str,
+        read: impl FnOnce(&'n Node, &str) -> Result<T, ImportError>,
+    ) -> Option<T> {
+        let node = layers.iter().find_map(|layer| layer.field(key))?;
+        self.ok(read(node, key))
+    }
+
+    /// `node` if it is a mapping; anything else is recorded and read as absent.
+    fn mapping<'n>(&mut self, node: Option<&'n Node>, key: &str) -> Option<&'n Node> {
+        let node = node?;
+        if !node.is_map() {
+            let found = node.describe();
+            self.errors.push(
+                node.pos
+                    .error(format!("`{key}` must be a mapping, not {found}")),
+            );
+            return None;
+        }
+        Some(node)
+    }
+}
+
+fn file(cx: &mut Ctx, fileloc: &str, root: &Node) -> Vec<Dag> {
+    if !root.is_map() {
+        let found = root.describe();
+        cx.errors.push(root.pos.error(format!(
+            "the top level of a DAG file must be a mapping of dag_id to DAG settings, not {found}"
+        )));
+        return Vec::new();
+    }
+    let default = cx.mapping(root.field("default"), "default");
+    let mut dags = Vec::new();
+    for entry in root.entries() {
+        if NOT_DAGS.contains(&entry.key.as_str()) {
+            continue;
+        }
+        let dag_id = &entry.key;
+        cx.ok(check_id(dag_id, entry.key_pos, "dag_id", true));
+        if !entry.value.is_map() {
+            let found = entry.value.describe();
+            cx.errors.push(entry.key_pos.error(format!(
+                "DAG `{dag_id}` must be a mapping of its settings, not {found}"
+            )));
+            continue;
+        }
+        let cfg = match default {
+            Some(default) => merge(cx, dag_id, "", &entry.value, default),
+            None => entry.value.clone(),
+        };
+        if let Some(dag) = dag(cx, fileloc, dag_id, entry.key_pos, &cfg) {
+            dags.push(dag);
+        }
+    }
+    dags
+}
+
+/// dag-factory's `merge_configs`: mappings merge key by key and the DAG's value wins;
+/// anything else, lists included, is the DAG's alone (with a warning, as that surprises).
+/// Keys only in `default` come last.
+fn merge(cx: &mut Ctx, dag_id: &str, path: &str, dag: &Node, default: &Node) -> Node {
+    let (Value::Map(own), Value::Map(defaults)) = (&dag.value, &default.value) else {
+        if matches!(default.value, Value::List(_) | Value::Map(_)) {
+            cx.warnings.push(format!(
+                "DAG `{dag_id}`: its `{path}` replaces the one in `default` rather than merging with it (only mappings merge; lists are replaced)"
+            ));
+        }
+        return dag.clone();
+    };
+    let mut merged = own.clone();
+    for d in defaults {
+        match merged.iter_mut().find(|m| m.key == d.key) {
+            Some(m) => {
+                let path = if path.is_empty() {
+                    d.key.clone()
+                } else {
+                    format!("{path}.{}", d.key)
+                };
+                m.value = merge(cx, dag_id, &path, &m.value, &d.value);
+            }
+            None => merged.push(d.clone()),
+        }
+    }
+    Node {
+        pos: dag.pos,
+        value: Value::Map(merged),
+    }
+}
+
+/// One DAG from its merged settings; `None` if any of them is wrong.
+fn dag(cx: &mut Ctx, fileloc: &str, dag_id: &str, pos: Pos, cfg: &Node) -> Option<Dag> {
+    let errors_before = cx.errors.len();
+    let own = &[cfg];
+    let default_args = cx.mapping(cfg.field("default_args"), "default_args");
+    let args: &[&Node] = match &default_args {
+        Some(args) => std::slice::from_ref(args),
+        None => &[],
+    };
+
+    // Dates in `default_args` follow `default_args.timezone`, as in dag-factory.
+    let utc = Utc.fix();
+    let tz = cx
+        .get(own, "timezone", |n, _| values::timezone(n))
+        .unwrap_or(utc);
+    let args_tz = cx
+        .get(args, "timezone", |n, _| values::timezone(n))
+        .unwrap_or(utc);
+    let now = cx.now;
+    let mut date = |key: &str| {
+        cx.get(own, key, |n, key| values::date(n, key, tz, now))
+            .or_else(|| cx.get(args, key, |n, key| values::date(n, key, args_tz, now)))
+    };
+    let start_date = date("start_date");
+    let end_date = date("end_date");
+
+    // `schedule_interval` is the pre-1.0 name; `schedule` wins if both are there.
+    let schedule_key = if cfg.entry("schedule").is_some() {
+        "schedule"
+    } else {
+        "schedule_interval"
+    };
+    let schedule = cx
+        .get(own, schedule_key, |n, _| values::schedule(n))
+        .unwrap_or(Schedule::None);
+
+    let mut tags: Vec<String> = cx
+        .get(own, "tags", Node::strings)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(tag, _)| tag)
+        .collect();
+    if !tags.iter().any(|t| t == DAG_FACTORY_TAG) {
+        tags.push(DAG_FACTORY_TAG.to_string());
+    }
+    let params = cx
+        .mapping(cfg.field("params"), "params")
+        .map_or_else(|| serde_json::json!({}), Node::to_json);
+    // dag-factory reads the deprecated `concurrency` first.
+    let max_active_tasks = cx
+        .get(own, "concurrency", Node::count)
+        .or_else(|| cx.get(own, "max_active_tasks", Node::count));
+    let dagrun_timeout_secs = cx.get(own, "dagrun_timeout", values::timedelta);
+
+    let (tasks, task_groups) = tasks::build(cx, cfg, default_args);
+    let mut owners: Vec<String> = Vec::new();
+    for task in &tasks {
+        if !owners.contains(&task.owner) {
+            owners.push(task.owner.clone());
+        }
+    }
+    let dag = Dag {
+        dag_id: dag_id.to_string(),
+        fileloc: fileloc.to_string(),
+        line: pos.line,
+        dag_display_name: cx.get(own, "dag_display_name", Node::string),
+        description: cx.get(own, "description", Node::string),
+        schedule,
+        start_date,
+        end_date,
+        catchup: cx.get(own, "catchup", Node::boolean).unwrap_or(false),
+        tags,
+        params,
+        max_active_runs: cx.get(own, "max_active_runs", Node::count),
+        max_active_tasks,
+        dagrun_timeout_secs,
+        owners,
+        tasks,
+        task_groups,
+    };
+    (cx.errors.len() == errors_before).then_some(dag)
+}
+
+/// Airflow's `validate_key`: letters, digits, `_`, `-` and `.`, at most 250 characters.
+fn check_id(id: &str, pos: Pos, what: &str, dots: bool) -> Result<(), ImportError> {
+    let allowed = |c: char| c.is_alphanumeric() || c == '_' || c == '-' || (dots && c == '.');
+    if !id.is_empty() && id.chars().count() <= MAX_ID_LEN && id.chars().all(allowed) {
+        return Ok(());
+    }
+    Err(pos.error(format!(
+        "{what} `{id}` must be 1 to {MAX_ID_LEN} letters, digits, `_` or `-`{}",
+        if dots { " or `.`" } else { "" }
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+
+    use super::*;
+    use crate::model::{Operator, Task, TriggerRule};
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_str!(concat!("../tests/fixtures/dags/", $name))
+        };
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2025-06-15T13:45:00Z".parse().unwrap()
+    }
+
+    fn parse_ok(yaml: &str) -> Vec<Dag> {
+        let parsed = parse("dags/test.yml", yaml, now());
+        assert_eq!(parsed.errors, [], "{yaml}");
+        parsed.dags
+    }
+
+    fn task<'d>(dag: &'d Dag, id: &str) -> &'d Task {
+        dag.tasks.iter().find(|t| t.task_id == id).unwrap()
+    }
+
+    /// One line per error (`error L:C message`), DAG (`dag ID schedule`) and task
+    /// (`  ID <- UPSTREAMS`). Each line of `expect` must start the matching line of that.
+    fn check(yaml: &str, expect: &str) {
+        let parsed = parse("dags/test.yml", yaml, now());
+        let mut got = String::new();
+        for e in &parsed.errors {
+            writeln!(got, "error {}:{} {}", e.line, e.column, e.message).unwrap();
+        }
+        for d in &parsed.dags {
+            let schedule = d.schedule.summary().unwrap_or_else(|| "None".to_string());
+            writeln!(got, "dag {} {schedule}", d.dag_id).unwrap();
+            for t in &d.tasks {
+                writeln!(got, "  {} <- {}", t.task_id, t.upstream.join(", ")).unwrap();
+            }
+        }
+        let want: Vec<&str> = expect
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let lines: Vec<&str> = got.lines().map(str::trim).collect();
+        let matches =
+            lines.len() == want.len() && lines.iter().zip(&want).all(|(g, w)| g.starts_with(w));
+        assert!(matches, "\nexpected:\n{}\ngot:\n{got}", want.join("\n"));
+    }
+
+    #[test]
+    fn reference_examples() {
+        check(
+            fixture!("example_dag_factory.yml"),
+            "dag basic_example_dag 0 3 * * *
+               task_1 <-
+               task_2 <- task_1
+               example_task_group.task_3 <- task_1",
+        );
+        check(
+            fixture!("example_task_group.yml"),
+            "dag task_group 0 1 * * *
+               task_1 <-
+               task_group_1.task_2 <- task_1
+               task_group_1.task_group_2.task_4 <- task_1",
+        );
+        let dags = parse_ok(fixture!("example_task_group.yml"));
+        let dag = &dags[0];
+        assert_eq!((dag.line, dag.fileloc.as_str()), (7, "dags/test.yml"));
+        assert_eq!(dag.start_date, "2024-01-01T00:00:00Z".parse().ok());
+        assert_eq!(dag.owners, ["default_owner"]);
+        assert_eq!(dag.tags, ["dagfactory"]);
+        let groups: Vec<_> = dag
+            .task_groups
+            .iter()
+            .map(|g| (g.group_id.as_str(), g.parent.as_deref(), g.line))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("task_group_1", None, 10),
+                ("task_group_1.task_group_2", Some("task_group_1"), 13)
+            ]
+        );
+        let t4 = task(dag, "task_group_1.task_group_2.task_4");
+        assert_eq!(
+            (t4.line, t4.task_group.as_deref()),
+            (24, Some("task_group_1.task_group_2"))
+        );
+        assert_eq!(t4.bash_command.as_deref(), Some("echo 4"));
+    }
+
+    #[test]
+    fn default_block_merges_mappings_and_replaces_lists() {
+        let parsed = parse("dags/test.yml", fixture!("default_merge.yml"), now());
+        assert_eq!(parsed.errors, []);
+        let [one, list] = &parsed.dags[..] else {
+            panic!("{:?}", parsed.dags)
+        };
+        let ids: Vec<_> = one.tasks.iter().map(|t| t.task_id.as_str()).collect();
+        assert_eq!(ids, ["extract", "load"]);
+        let load = task(one, "load");
+        assert_eq!(load.bash_command.as_deref(), Some("echo load differently"));
+        assert_eq!(
+            (load.upstream.as_slice(), load.retries, load.owner.as_str()),
+            (&["extract".to_string()][..], 1, "default_owner")
+        );
+        assert_eq!(one.tags, ["team", "dagfactory"]);
+        assert_eq!(
+            one.schedule,
+            Schedule::Cron {
+                expr: "0 0 * * *".into(),
+                raw: "@daily".into()
+            }
+        );
+        let ids: Vec<_> = list.tasks.iter().map(|t| t.task_id.as_str()).collect();
+        assert_eq!(ids, ["only"]);
+        assert_eq!(
+            (list.owners.as_slice(), list.tags.as_slice()),
+            (
+                &["list_owner".to_string()][..],
+                &["mine".to_string(), "dagfactory".to_string()][..]
+            )
+        );
+        assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
+        assert!(
+            parsed
+                .warnings
+                .iter()
+                .all(|w| w.starts_with("DAG `own_list`: its `")),
+            "{:?}",
+            parsed.warnings
+        );
+        assert!(parsed.warnings[0].contains("`tags`") && parsed.warnings[1].contains("`tasks`"));
+    }
+
+    #[test]
+    fn every_dag_and_task_key() {
+        let dags = parse_ok(fixture!("all_keys.yml"));
+        let [dag, old] = &dags[..] else {
+            panic!("{dags:?}")
+        };
+        assert_eq!(dag.description.as_deref(), Some("every key updraft reads"));
+        assert_eq!(dag.dag_display_name.as_deref(), Some("Everything"));
+        assert_eq!(dag.schedule, Schedule::Delta { secs: 1800.0 });
+        // The DAG's own start_date, in its timezone, wins over default_args'.
+        assert_eq!(dag.start_date, "2024-01-01T04:00:00Z".parse().ok());
+        assert_eq!(dag.end_date, "2024-12-31T00:00:00Z".parse().ok());
+        assert!(dag.catchup);
+        assert_eq!(dag.tags, ["a", "b", "dagfactory"]);
+        assert_eq!(
+            dag.params,
+            serde_json::json!({"limit": 10, "mode": {"value": "fast", "type": "string", "description": "How fast"}})
+        );
+        assert_eq!(
+            (
+                dag.max_active_runs,
+                dag.max_active_tasks,
+                dag.dagrun_timeout_secs
+            ),
+            (Some(2), Some(4), Some(3600.0))
+        );
+        assert_eq!(dag.owners, ["someone", "ops"]);
+        let bash = task(dag, "bash");
+        let expected = Task {
+            task_id: "bash".into(),
+            line: 39,
+            operator: Operator::Bash,
+            task_group: None,
+            upstream: vec![],
+            bash_command: Some("echo $GREETING".into()),
+            env: Some(vec![
+                ("GREETING".into(), "hello".into()),
+                ("COUNT".into(), "3".into()),
+                ("DEBUG".into(), "true".into()),
+            ]),
+            append_env: true,
+            cwd: Some("/tmp".into()),
+            trigger_rule: TriggerRule::AllDone,
+            retries: 5,
+            retry_delay_secs: 60.0,
+            retry_exponential_backoff: true,
+            max_retry_delay_secs: Some(600.0),
+            execution_timeout_secs: Some(3600.0),
+            pool: "etl".into(),
+            pool_slots: 2,
+            priority_weight: 5,
+            owner: "someone".into(),
+            doc_md: Some("runs bash".into()),
+        };
+        assert_eq!(bash, &expected);
+        let empty = task(dag, "empty");
+        assert_eq!(
+            (
+                empty.operator,
+                empty.trigger_rule,
+                empty.retries,
+                empty.bash_command.as_deref()
+            ),
+            (
+                Operator::Empty,
+                TriggerRule::NoneFailedMinOneSuccess,
+                2,
+                None
+            )
+        );
+
+        assert_eq!(
+            old.schedule,
+            Schedule::Cron {
+                expr: "0 * * * *".into(),
+                raw: "@hourly".into()
+            }
+        );
+        assert_eq!(old.max_active_tasks, Some(3));
+        assert_eq!(old.start_date, "2024-01-01T05:00:00Z".parse().ok());
+        assert!(!old.catchup);
+        let noop = &old.tasks[0];
+        assert_eq!(
+            (
+                noop.retries,
+                noop.retry_delay_secs,
+                noop.pool.as_str(),
+                noop.pool_slots,
+                noop.priority_weight,
+                noop.owner.as_str()
+            ),
+            (0, 300.0, "default_pool", 1, 1, "airflow")
+        );
+    }
+
+    #[test]
+    fn group_dependencies_expand_to_tasks() {
+        check(
+            fixture!("task_groups_dict.yml"),
+            "dag grouped None
+               start <-
+               extract.pull_a <- start
+               extract.pull_b <- start
+               extract.merge <- extract.pull_a, extract.pull_b
+               transform.clean.dedupe <- extract.merge
+               transform.join <- transform.clean.dedupe
+               report <- transform.join",
+        );
+        let dags = parse_ok(fixture!("task_groups_dict.yml"));
+        let retries: Vec<_> = dags[0].tasks.iter().map(|t| t.retries).collect();
+        assert_eq!(retries, [0, 0, 0, 0, 3, 3, 0]);
+        assert_eq!(
+            dags[0].task_groups[0].tooltip.as_deref(),
+            Some("pulls data")
+        );
+    }
+
+    #[test]
+    fn import_errors() {
+        let cases = [
+            (fixture!("bad_yaml.yml"), "error 5:6 invalid YAML"),
+            (
+                fixture!("not_a_mapping.yml"),
+                "error 1:1 the top level of a DAG file must be a mapping of dag_id to DAG settings, not a list",
+            ),
+            (
+                fixture!("dag_not_a_mapping.yml"),
+                "error 3:1 DAG `bad` must be a mapping of its settings, not the string `just a string`",
+            ),
+            (
+                fixture!("unknown_operator.yml"),
+                "error 4:17 unknown operator `airflow.operators.python.PythonOperator`: updraft runs airflow.providers.standard.operators.bash.BashOperator, ",
+            ),
+            (
+                fixture!("missing_operator.yml"),
+                "error 3:16 task `a` has no `operator`",
+            ),
+            (
+                fixture!("missing_bash_command.yml"),
+                "error 3:5 task `a` is a BashOperator but has no `bash_command`",
+            ),
+            (
+                fixture!("cycle.yml"),
+                "error 5:7 dependency cycle: a -> b -> c -> a",
+            ),
+            (
+                fixture!("unknown_dependency.yml"),
+                "error 5:25 task `a` depends on `nowhere`, which is neither a task nor a task group of this DAG",
+            ),
+            (
+                fixture!("duplicate_task.yml"),
+                "error 5:16 duplicate task_id `a`: it is already used on line 3",
+            ),
+            (
+                fixture!("unknown_task_group.yml"),
+                "error 7:24 task `a` names the task group `h`, which is not defined in `task_groups`",
+            ),
+            (
+                fixture!("unknown_parent_group.yml"),
+                "error 4:26 task group `g` names the task group `nowhere`, which is not defined",
+            ),
+            (
+                fixture!("group_cycle.yml"),
+                "error 4:26 task groups are nested in a circle: outer -> inner -> outer",
+            ),
+            (
+                fixture!("bad_cron.yml"),
+                "error 2:13 invalid cron expression `61 * * * *`",
+            ),
+            (
+                fixture!("bad_date.yml"),
+                "error 3:17 cannot read the string `2024-02-30` as `start_date`",
+            ),
+            (
+                fixture!("bad_timezone.yml"),
+                "error 2:13 unsupported timezone `Europe/Paris`: only UTC and fixed offsets",
+            ),
+            (
+                fixture!("bad_timedelta.yml"),
+                "error 4:5 timedelta has no argument `fortnights`",
+            ),
+            (
+                fixture!("bad_default.yml"),
+                "error 4:14 `retries` must be a whole number, not the string `lots`",
+            ),
+        ];
+        for (yaml, expect) in cases {
+            check(yaml, expect);
+        }
+        check(
+            fixture!("wrong_types.yml"),
+            "error 2:12 `catchup` must be true or false, not the string `maybe`
+             error 3:9 `tags` must be a list of strings, not the string `team`
+             error 4:20 `max_active_runs` must be a whole number from 0 up, not the number -1
+             error 6:14 `retries` must be a whole number, not the string `lots`
+             error 10:19 `pool_slots` must be at least 1
+             error 11:21 unknown trigger_rule `sometimes`; use one of all_success, ",
+        );
+    }
+
+    #[test]
+    fn odd_input_never_panics() {
+        let deep = "a: ".to_string() + &"[".repeat(300) + &"]".repeat(300);
+        let mut laughs = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n".to_string();
+        for i in 1..8 {
+            laughs += &format!(
+                "a{i}: &a{i} [{}]\n",
+                vec![format!("*a{}", i - 1); 9].join(", ")
+            );
+        }
+        let odd = [
+            "",
+            "[]",
+            "null",
+            "~",
+            "42",
+            "'text'",
+            "{}",
+            "- - - - -",
+            "1: {}",
+            "true: {}",
+            "? [a]\n: {}",
+            "default: []",
+            "default: 3\nd: {}",
+            "d: {tasks: 3}",
+            "d: {tasks: [3, null, {}]}",
+            "d: {tasks: {a: 1}}",
+            "d: {task_groups: [{}], tasks: [{task_id: [x]}]}",
+            "d: {default_args: [], tasks: [{task_id: a, operator: 5}]}",
+            "d: {schedule: {}, start_date: {}, params: [], tags: [1], dagrun_timeout: {__type__: 1}}",
+            "d: {tasks: [{task_id: a, operator: EmptyOperator, dependencies: a}]}",
+            "d: {tasks: [{task_id: a, operator: EmptyOperator, dependencies: [a]}]}",
+            "d: {task_groups: {g: {dependencies: [g]}}, tasks: [{task_id: a, operator: EmptyOperator, task_group_name: g}]}",
+            "d: {start_date: '9999999999 days'}",
+            "d: {start_date: '2024-01-01T00:00:00+99:99'}",
+            "d: {timezone: '+99:00'}",
+            "d: {dagrun_timeout: 1e400}",
+            "\u{feff}d: {}",
+            "d: {params: {x: .nan}}",
+            "a: &a [*a]",
+            "d:\n\t- x",
+            &deep,
+            &"- ".repeat(100_000),
+            &laughs,
+        ];
+        for yaml in odd {
+            let parsed = parse("odd.yml", yaml, now());
+            for e in &parsed.errors {
+                assert!(e.line >= 1 && e.column >= 1, "{yaml:?}: {e:?}");
+            }
+        }
+        let parsed = parse("odd.yml", "", now());
+        assert_eq!(
+            (
+                parsed.dags.len(),
+                parsed.errors.len(),
+                parsed.warnings.len()
+            ),
+            (0, 0, 1)
+        );
+    }
+
+    #[test]
+    fn small_forms() {
+        // A dependency on a group means its leaves; a group's dependency reaches its roots.
+        check(
+            "d:
+               task_groups: [{group_name: g, dependencies: [a]}]
+               tasks:
+                 - {task_id: a, operator: EmptyOperator}
+                 - {task_id: x, operator: EmptyOperator, task_group_name: g}
+                 - {task_id: y, operator: EmptyOperator, task_group_name: g, dependencies: [x]}
+                 - {task_id: z, operator: EmptyOperator, dependencies: [g]}",
+            "dag d None
+               a <-
+               g.x <- a
+               g.y <- g.x
+               z <- g.y",
+        );
+        // Dependencies on a group with no tasks are no-ops; a task can't be in a group and depend on it.
+        check(
+            "d: {task_groups: [{group_name: g}], tasks: [{task_id: a, operator: EmptyOperator, dependencies: [g]}]}",
+            "dag d None\n a <-",
+        );
+        check(
+            "d: {task_groups: [{group_name: g}], tasks: [{task_id: a, operator: EmptyOperator, task_group_name: g, dependencies: [g]}]}",
+            "error 1:103 dependency cycle: g.a -> g.a",
+        );
+        check(
+            "d:\n  tasks:\n    a: {operator: EmptyOperator}\n    a: {operator: EmptyOperator}\n",
+            "error 4:5 invalid YAML: duplicated key in mapping",
+        );
+        check("d: {schedule: '@once', tasks: []}", "dag d @once");
+        check("d: {schedule: null}", "dag d None");
+        check(
+            "d: {schedule: '@daily', schedule_interval: '@hourly'}",
+            "dag d @daily",
+        );
+        check(
+            "'my dag': {}",
+            "error 1:1 dag_id `my dag` must be 1 to 250 letters",
+        );
+        check(
+            "d: {task_groups: [{group_name: a.b}]}",
+            "error 1:32 group_name `a.b` must be 1 to 250 letters, digits, `_` or `-`\n",
+        );
+        check(
+            "d: {tasks: [{task_id: a, decorator: airflow.decorators.task}]}",
+            "error 1:23 task `a` uses a `decorator`",
+        );
+        check("d: {start_date: '2 days'}\ne: {}", "dag d None\ndag e None");
+    }
 }

@@ -1,1 +1,10 @@
+//! updraft's integration tests: one binary, real processes, real files, real sockets.
 
+// Shared fixtures: temporary homes, the binary as a server, HTTP helpers, waiting.
+mod util;
+// The command line: exit codes, config precedence, DAG folders read through the CLI.
+mod cli;
+// The API server as a process: apps, base_url, health, metrics, limits, refresh.
+mod server;
+// The worker pool in-process: panics and graceful shutdown.
+mod pool;

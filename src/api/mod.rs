@@ -1,0 +1,334 @@
+//! The HTTP API: one route table, handlers by resource, status codes. No socket, no SQL.
+//!
+//! [`handle`] runs in a straight line: match the route table, check the app serves it,
+//! call the handler, turn its error into `{"detail": ...}`. Anything that is not a route
+//! goes to the embedded UI, except paths under the API prefixes, which are JSON 404s and
+//! never the UI's HTML.
+
+pub mod assets;
+pub mod http;
+mod monitor;
+pub mod openapi;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde_json::json;
+
+pub use http::{ApiError, Method, Reply, Req};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Which sub-applications a server runs (`--apps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Apps {
+    pub core: bool,
+    pub execution: bool,
+}
+
+impl Apps {
+    pub const ALL: Apps = Apps {
+        core: true,
+        execution: true,
+    };
+
+    /// Parses Airflow's `--apps` value: `all`, `core`, `execution`, or a comma list.
+    pub fn parse(s: &str) -> Option<Apps> {
+        let mut apps = Apps {
+            core: false,
+            execution: false,
+        };
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "all" => apps = Apps::ALL,
+                "core" => apps.core = true,
+                "execution" => apps.execution = true,
+                _ => return None,
+            }
+        }
+        (apps.core || apps.execution).then_some(apps)
+    }
+
+    fn serves(self, app: App) -> bool {
+        match app {
+            App::Core => self.core,
+            App::Execution => self.execution,
+            App::Any => true,
+        }
+    }
+}
+
+/// The sub-application a route belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    Core,
+    Execution,
+    /// Served by every server (metrics).
+    Any,
+}
+
+/// What a handler is given besides the request: the route's path parameters.
+pub struct Params(Vec<(&'static str, String)>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .expect("the route template names this parameter")
+    }
+}
+
+pub type Handler = fn(&Ctx, &mut Store, &Req, &Params) -> Result<Reply, ApiError>;
+
+/// One entry of the route table.
+pub struct Route {
+    pub method: Method,
+    /// Airflow's path template, `{name}` for a parameter.
+    pub path: &'static str,
+    pub app: App,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    pub handler: Handler,
+}
+
+const fn route(
+    method: Method,
+    path: &'static str,
+    app: App,
+    summary: &'static str,
+    handler: Handler,
+) -> Route {
+    Route {
+        method,
+        path,
+        app,
+        summary,
+        handler,
+    }
+}
+
+use App::{Any, Core, Execution};
+use Method::Get;
+
+/// Every route, the one place to look. The UI is the fallback after these.
+pub static ROUTES: &[Route] = &[
+    route(
+        Get,
+        "/api/v2/monitor/health",
+        Core,
+        "Component health, always 200 unless strict=true",
+        monitor::health,
+    ),
+    route(
+        Get,
+        "/api/v2/version",
+        Core,
+        "The server's version",
+        monitor::version,
+    ),
+    route(Get, "/openapi.json", Core, "This document", openapi::get),
+    route(
+        Get,
+        "/docs",
+        Core,
+        "A page that lists the API's routes",
+        openapi::docs,
+    ),
+    route(
+        Get,
+        "/execution/health",
+        Execution,
+        "Execution API health",
+        monitor::execution_health,
+    ),
+    route(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
+];
+
+/// State shared by every worker of one server.
+pub struct Ctx {
+    pub cfg: Config,
+    pub apps: Apps,
+    /// The `base_url` path: `""` or `/a/b`, without a trailing slash.
+    pub prefix: String,
+    pub metrics: Metrics,
+    pub pool: PoolStats,
+    /// The last check of `execution_api_server_url` (see `server::probe`).
+    pub execution_probe: Mutex<Probe>,
+    pub started: Instant,
+}
+
+/// The worker pool as health and metrics report it.
+#[derive(Default)]
+pub struct PoolStats {
+    pub alive: AtomicU64,
+    pub target: AtomicU64,
+    pub generation: AtomicU64,
+    pub refreshes: AtomicU64,
+}
+
+impl PoolStats {
+    pub fn get(v: &AtomicU64) -> u64 {
+        v.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether the Execution API URL that tasks will be given answers as it should.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub url: String,
+    /// `None` until the first check finishes.
+    pub ok: Option<bool>,
+    pub detail: String,
+}
+
+/// Routes one request and runs its handler. Returns the reply and the route template
+/// (for metrics; `"static"`, `"not_found"` and so on when no route matched).
+pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) {
+    let segments: Vec<&str> = req.path.split('/').skip(1).collect();
+    let mut path_matched = false;
+    for r in ROUTES {
+        let Some(params) = match_path(r.path, &segments) else {
+            continue;
+        };
+        path_matched = true;
+        let method_ok =
+            r.method == req.method || (r.method == Method::Get && req.method == Method::Head);
+        if !method_ok {
+            continue;
+        }
+        if !ctx.apps.serves(r.app) {
+            return (not_served(r.app), r.path);
+        }
+        let reply = (r.handler)(ctx, store, req, &params).unwrap_or_else(ApiError::into_reply);
+        return (reply, r.path);
+    }
+    if path_matched {
+        return (
+            ApiError::new(405, "Method Not Allowed").into_reply(),
+            "method_not_allowed",
+        );
+    }
+    let p = req.path.as_str();
+    let under = |prefix: &str| p == prefix || p.starts_with(&format!("{prefix}/"));
+    if p == "/health" {
+        let msg = "Moved in Airflow 3. Please change config to check /api/v2/monitor/health";
+        return (
+            Reply::json(404, &json!({"detail": msg, "error": msg})),
+            "not_found",
+        );
+    }
+    if under("/api/v1") {
+        let msg = "/api/v1 has been removed in Airflow 3, please use its upgraded version /api/v2 instead.";
+        return (
+            Reply::json(404, &json!({"detail": msg, "error": msg})),
+            "not_found",
+        );
+    }
+    if under("/execution") && !ctx.apps.execution {
+        return (not_served(Execution), "not_found");
+    }
+    if ["/api", "/execution", "/auth", "/ui"]
+        .iter()
+        .any(|a| under(a))
+    {
+        return (
+            ApiError::not_found("API route not found").into_reply(),
+            "not_found",
+        );
+    }
+    if !ctx.apps.core {
+        return (not_served(Core), "not_found");
+    }
+    if !matches!(req.method, Method::Get | Method::Head) {
+        return (
+            ApiError::new(405, "Method Not Allowed").into_reply(),
+            "method_not_allowed",
+        );
+    }
+    (assets::serve(req), "static")
+}
+
+fn not_served(app: App) -> Reply {
+    let which = match app {
+        App::Core => "the Core API and UI are not served here (this server runs --apps execution)",
+        App::Execution | App::Any => {
+            "the Execution API is not served here (this server runs --apps core)"
+        }
+    };
+    ApiError::not_found(which).into_reply()
+}
+
+/// Matches a template like `/api/v2/dags/{dag_id}` against path segments.
+fn match_path(template: &'static str, segments: &[&str]) -> Option<Params> {
+    let parts: Vec<&'static str> = template.split('/').skip(1).collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (t, s) in parts.iter().zip(segments) {
+        if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            if s.is_empty() {
+                return None;
+            }
+            params.push((name, (*s).to_string()));
+        } else if t != s {
+            return None;
+        }
+    }
+    Some(Params(params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apps_parse_like_airflow() {
+        assert_eq!(Apps::parse("all"), Some(Apps::ALL));
+        assert_eq!(Apps::parse("core,execution"), Some(Apps::ALL));
+        assert_eq!(
+            Apps::parse("core"),
+            Some(Apps {
+                core: true,
+                execution: false
+            })
+        );
+        assert_eq!(
+            Apps::parse("execution"),
+            Some(Apps {
+                core: false,
+                execution: true
+            })
+        );
+        assert_eq!(Apps::parse("web"), None);
+        assert_eq!(Apps::parse(""), None);
+    }
+
+    #[test]
+    fn templates_match_segments() {
+        let segs = |p: &'static str| p.split('/').skip(1).collect::<Vec<_>>();
+        let p = match_path("/api/v2/dags/{dag_id}", &segs("/api/v2/dags/x")).unwrap();
+        assert_eq!(p.get("dag_id"), "x");
+        assert!(match_path("/api/v2/dags/{dag_id}", &segs("/api/v2/dags/")).is_none());
+        assert!(match_path("/api/v2/dags/{dag_id}", &segs("/api/v2/dags/x/y")).is_none());
+    }
+
+    #[test]
+    fn every_route_is_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {} twice",
+                    a.method,
+                    a.path
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Health, version and metrics: the routes probes and operators call without logging in.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::{ApiError, Ctx, Params, PoolStats, Reply, Req};
+use crate::store::Store;
+
+/// `GET /api/v2/monitor/health`: Airflow's shape, plus an `api_server` block. Always 200,
+/// except with `?strict=true`, which answers 503 when any component is unhealthy.
+pub fn health(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
+    let threshold = ctx.cfg.scheduler.health_check_threshold;
+    let (db_ok, heartbeat) = match store.latest_heartbeat("SchedulerJob") {
+        Ok(hb) => (true, hb),
+        Err(e) => {
+            log::warn!("health: the database did not answer: {e}");
+            (false, None)
+        }
+    };
+    let scheduler_ok = heartbeat
+        .is_some_and(|hb| (Utc::now() - hb).num_milliseconds() as f64 <= threshold * 1000.0);
+    let probe = ctx
+        .execution_probe
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let status = |ok: bool| if ok { "healthy" } else { "unhealthy" };
+    let pool = &ctx.pool;
+    let body = json!({
+        "metadatabase": {"status": status(db_ok)},
+        "scheduler": {
+            "status": status(scheduler_ok),
+            "latest_scheduler_heartbeat": heartbeat.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false)),
+        },
+        "triggerer": {"status": null, "latest_triggerer_heartbeat": null},
+        "dag_processor": {"status": null, "latest_dag_processor_heartbeat": null},
+        "api_server": {
+            "status": "healthy",
+            "apps": apps_list(ctx),
+            "workers_alive": PoolStats::get(&pool.alive),
+            "workers_configured": PoolStats::get(&pool.target),
+            "generation": PoolStats::get(&pool.generation),
+            "refreshes_completed": PoolStats::get(&pool.refreshes),
+            "uptime_seconds": ctx.started.elapsed().as_secs_f64(),
+        },
+        "execution_api": {
+            "status": match probe.ok { Some(ok) => Value::from(status(ok)), None => Value::Null },
+            "url": probe.url,
+            "detail": probe.detail,
+        },
+    });
+    let strict = req
+        .query("strict")
+        .is_some_and(|v| crate::config::parse_bool(v) == Some(true));
+    let healthy = db_ok && scheduler_ok && probe.ok != Some(false);
+    Ok(Reply::json(
+        if strict && !healthy { 503 } else { 200 },
+        &body,
+    ))
+}
+
+fn apps_list(ctx: &Ctx) -> Vec<&'static str> {
+    let mut apps = Vec::new();
+    if ctx.apps.core {
+        apps.push("core");
+    }
+    if ctx.apps.execution {
+        apps.push("execution");
+    }
+    apps
+}
+
+/// `GET /api/v2/version`.
+pub fn version(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
+    Ok(Reply::json(
+        200,
+        &json!({"version": env!("CARGO_PKG_VERSION"), "git_version": null}),
+    ))
+}
+
+/// `GET /execution/health`, as Airflow's Execution API answers it.
+pub fn execution_health(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
+    Ok(Reply::json(200, &json!({"status": "healthy"})))
+}
+
+/// `GET /metrics` in Prometheus' text format.
+pub fn metrics(ctx: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
+    let pool = &ctx.pool;
+    let text = ctx.metrics.render(&[
+        (
+            "api_workers_alive",
+            "API worker threads taking requests.",
+            PoolStats::get(&pool.alive),
+        ),
+        (
+            "api_workers_configured",
+            "API worker threads the pool aims for.",
+            PoolStats::get(&pool.target),
+        ),
+        (
+            "api_worker_generation",
+            "Generation of the newest API workers.",
+            PoolStats::get(&pool.generation),
+        ),
+        (
+            "api_worker_refreshes_total",
+            "Completed rolling refreshes of the worker pool.",
+            PoolStats::get(&pool.refreshes),
+        ),
+    ]);
+    Ok(Reply::bytes(
+        200,
+        "text/plain; version=0.0.4",
+        text.into_bytes(),
+    ))
+}

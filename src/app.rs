@@ -1,0 +1,376 @@
+//! Wiring: turns a parsed [`Command`] into work, with the config, the store and the
+//! DAG processor it needs, and prints the result.
+//!
+//! Output goes to stdout, logs and errors to stderr, so `--output json` stays parseable.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use std::time::Duration;
+
+use crate::api::Apps;
+use crate::cli::{Command, Output, ServerArgs};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::server::{self, Control};
+use crate::store::{DagRow, Store};
+use crate::{dagfile, home, logging, processor, signals};
+
+/// Everything a command reads from the process: the environment, the clock.
+pub struct Env {
+    pub vars: Vec<(String, String)>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+}
+
+/// Runs one command to completion.
+pub fn run(cmd: Command, env: &Env) -> Result<()> {
+    match cmd {
+        Command::Help(text) => emit(text),
+        Command::Version => emit(&format!("{}\n", env!("CARGO_PKG_VERSION"))),
+        Command::DagsSchema => emit(&pretty(&dagfile::schema())),
+        Command::ApiServer(args) => api_server(args, env),
+        cmd => run_with_config(cmd, &load_config(env)?),
+    }
+}
+
+/// Finds the home, creates it if needed, loads and validates the config, starts logging.
+pub fn load_config(env: &Env) -> Result<Config> {
+    let home = home::locate(&env.vars)?;
+    home::ensure(&home)?;
+    let cfg = Config::load(&home, &env.vars)?;
+    logging::init(cfg.logging.level);
+    for w in &cfg.warnings {
+        log::warn!("{w}");
+    }
+    Ok(cfg)
+}
+
+fn run_with_config(cmd: Command, cfg: &Config) -> Result<()> {
+    match cmd {
+        Command::ConfigList => {
+            let mut out = String::new();
+            let mut section = "";
+            for e in &cfg.entries {
+                if e.section != section {
+                    section = e.section;
+                    out.push_str(&format!(
+                        "{}[{section}]\n",
+                        if out.is_empty() { "" } else { "\n" }
+                    ));
+                }
+                out.push_str(&format!(
+                    "{} = {}  # {}\n",
+                    e.key,
+                    e.display_value(),
+                    e.source
+                ));
+            }
+            emit(&out)
+        }
+        Command::ConfigGetValue { section, key } => {
+            let entry = cfg.get(&section, &key).ok_or_else(|| {
+                Error::NotFound(format!(
+                    "the option [{section}] {key} is not found in config"
+                ))
+            })?;
+            emit(&format!("{}\n", entry.value))
+        }
+        Command::DbMigrate => {
+            let mut store = Store::open(&cfg.database.path)?;
+            let (from, to) = store.migrate()?;
+            emit(&format!(
+                "database {} at version {to} (was {from})\n",
+                cfg.database.path.display()
+            ))
+        }
+        Command::DbCheck => {
+            let st = Store::open_existing(&cfg.database.path)?.status()?;
+            if st.version != st.latest {
+                return Err(Error::Failed(format!(
+                    "database {} is at version {} of {}; run 'updraft db migrate'",
+                    st.path.display(),
+                    st.version,
+                    st.latest
+                )));
+            }
+            emit(&format!(
+                "Connection successful: {} (schema version {}, journal {})\n",
+                st.path.display(),
+                st.version,
+                st.journal_mode
+            ))
+        }
+        Command::DbReset { yes } => {
+            if !yes {
+                return Err(Error::Usage(
+                    "'db reset' deletes every run, variable and connection; add --yes to do it"
+                        .into(),
+                ));
+            }
+            Store::open(&cfg.database.path)?.reset()?;
+            emit(&format!("database {} reset\n", cfg.database.path.display()))
+        }
+        Command::DagsList { output } => {
+            let store = synced_store(cfg)?;
+            let rows: Vec<Value> = live_dags(&store)?
+                .iter()
+                .map(|d| {
+                    json!({
+                        "dag_id": d.dag.dag_id,
+                        "fileloc": d.fileloc,
+                        "owners": d.dag.owners,
+                        // Airflow's CLI prints this flag as a string.
+                        "is_paused": if d.is_paused { "True" } else { "False" },
+                        "bundle_name": d.bundle_name,
+                        "bundle_version": null,
+                    })
+                })
+                .collect();
+            if !store.import_errors()?.is_empty() {
+                eprintln!(
+                    "Error: Failed to load all files. For details, run `updraft dags list-import-errors`"
+                );
+            }
+            print_rows(&rows, output)
+        }
+        Command::DagsListImportErrors { output } => {
+            let store = synced_store(cfg)?;
+            let rows: Vec<Value> = store
+                .import_errors()?
+                .iter()
+                .map(|e| {
+                    json!({
+                        "bundle_name": e.bundle_name,
+                        "filepath": e.filename,
+                        "line": e.line,
+                        "column": e.column,
+                        "error": e.stack_trace,
+                    })
+                })
+                .collect();
+            print_rows(&rows, output)?;
+            // As Airflow: listing any import error is a failure, for scripts and CI.
+            if rows.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Failed(format!(
+                    "{} file(s) failed to load",
+                    rows.len()
+                )))
+            }
+        }
+        Command::DagsShow { dag_id, output } => {
+            let store = synced_store(cfg)?;
+            let row = live_dag(&store, &dag_id)?;
+            match output {
+                Output::Json => emit(&pretty(&dag_structure(&row))),
+                Output::Table | Output::Plain => emit(&show_text(&row)),
+            }
+        }
+        Command::TasksList { dag_id } => {
+            let store = synced_store(cfg)?;
+            let row = live_dag(&store, &dag_id)?;
+            let mut ids: Vec<&str> = row.dag.tasks.iter().map(|t| t.task_id.as_str()).collect();
+            ids.sort_unstable();
+            emit(&ids.iter().map(|id| format!("{id}\n")).collect::<String>())
+        }
+        Command::Help(_) | Command::Version | Command::DagsSchema | Command::ApiServer(_) => {
+            unreachable!("handled in run")
+        }
+    }
+}
+
+/// How long in-flight requests get to finish after Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// `updraft api-server`: serves until Ctrl-C (or SIGTERM).
+fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
+    let apps_text = args.apps.clone().unwrap_or_else(|| "all".into());
+    let apps = Apps::parse(&apps_text).ok_or_else(|| {
+        Error::Usage(format!(
+            "--apps takes all, core, execution or core,execution, not {apps_text:?}"
+        ))
+    })?;
+    // Flags win over everything: they go in as the highest-precedence variables.
+    let mut vars = env.vars.clone();
+    let flags = [
+        ("HOST", &args.host),
+        ("PORT", &args.port),
+        ("WORKERS", &args.workers),
+    ];
+    for (key, value) in flags {
+        if let Some(v) = value {
+            vars.push((format!("UPDRAFT__API__{key}"), v.clone()));
+        }
+    }
+    if args.proxy_headers {
+        vars.push(("UPDRAFT__API__PROXY_HEADERS".into(), "True".into()));
+    }
+    let cfg = load_config(&Env { vars })?;
+    home::ensure_folders(&cfg)?;
+    Store::open(&cfg.database.path)?;
+    let running = server::start(cfg, apps, server::dispatch)?;
+    let control = running.control();
+    ctrlc::set_handler(move || {
+        let _ = control.send(Control::Shutdown(SHUTDOWN_GRACE));
+    })
+    .map_err(|e| Error::Failed(format!("cannot install the Ctrl-C handler: {e}")))?;
+    signals::forward(running.control(), SHUTDOWN_GRACE);
+    // Printed last: whoever waits for this line may signal us at once.
+    let url = format!("http://{}{}/", running.addr, running.ctx.prefix);
+    log::info!("updraft api-server ({apps_text}) listening on {url}");
+    println!("updraft api-server listening on {url}");
+    running.wait();
+    log::info!("api-server stopped");
+    Ok(())
+}
+
+/// Opens the store and reads the DAG folder into it, as the DAG commands need.
+fn synced_store(cfg: &Config) -> Result<Store> {
+    home::ensure_folders(cfg)?;
+    let mut store = Store::open(&cfg.database.path)?;
+    processor::sync(&mut store, cfg, chrono::Utc::now())?;
+    Ok(store)
+}
+
+fn live_dags(store: &Store) -> Result<Vec<DagRow>> {
+    Ok(store.dags()?.into_iter().filter(|d| !d.is_stale).collect())
+}
+
+fn live_dag(store: &Store, dag_id: &str) -> Result<DagRow> {
+    store.dag(dag_id)?.filter(|d| !d.is_stale).ok_or_else(|| {
+        Error::NotFound(format!("DAG {dag_id:?} not found; see 'updraft dags list'"))
+    })
+}
+
+/// A DAG's tasks and edges as JSON, for `dags show --output json`.
+fn dag_structure(row: &DagRow) -> Value {
+    let dag = &row.dag;
+    json!({
+        "dag_id": dag.dag_id,
+        "fileloc": row.fileloc,
+        "schedule": dag.schedule.summary(),
+        "tasks": dag.tasks.iter().map(|t| json!({
+            "task_id": t.task_id,
+            "operator": t.operator.class_name(),
+            "task_group": t.task_group,
+            "upstream_task_ids": t.upstream,
+            "trigger_rule": t.trigger_rule.as_str(),
+        })).collect::<Vec<_>>(),
+        "task_groups": dag.task_groups.iter().map(|g| json!({
+            "group_id": g.group_id,
+            "parent": g.parent,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A DAG as text: one line per task with its upstream tasks, indented by group.
+fn show_text(row: &DagRow) -> String {
+    let dag = &row.dag;
+    let mut out = format!(
+        "DAG {} ({})\nschedule: {}\n",
+        dag.dag_id,
+        row.fileloc,
+        dag.schedule.summary().unwrap_or_else(|| "None".into())
+    );
+    for g in &dag.task_groups {
+        let depth = g.group_id.matches('.').count();
+        out.push_str(&format!("{}group {}\n", "  ".repeat(depth), g.group_id));
+    }
+    out.push_str("tasks:\n");
+    for t in &dag.tasks {
+        let upstream = if t.upstream.is_empty() {
+            String::new()
+        } else {
+            format!(" <- {}", t.upstream.join(", "))
+        };
+        out.push_str(&format!(
+            "  {} [{}]{upstream}\n",
+            t.task_id,
+            t.operator.class_name()
+        ));
+    }
+    out
+}
+
+/// Prints rows of flat JSON objects as a table or as a JSON list.
+fn print_rows(rows: &[Value], output: Output) -> Result<()> {
+    if output == Output::Json {
+        return emit(&format!("{}\n", Value::Array(rows.to_vec())));
+    }
+    if rows.is_empty() {
+        return emit("No data found\n");
+    }
+    let cols: Vec<&String> = rows[0]
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    let cell = |v: &Value| match v {
+        Value::String(s) => s.lines().next().unwrap_or("").to_string(),
+        Value::Null => "None".to_string(),
+        other => other.to_string(),
+    };
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| cols.iter().map(|c| cell(&r[c.as_str()])).collect())
+        .collect();
+    let widths: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            table
+                .iter()
+                .map(|r| r[i].len())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("{}\n", padded.join(" | ").trim_end())
+    };
+    let mut out = line(cols.iter().map(|c| c.as_str()).collect());
+    out.push_str(&format!(
+        "{}\n",
+        widths
+            .iter()
+            .map(|w| "=".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("=+=")
+    ));
+    for r in &table {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    emit(&out)
+}
+
+fn pretty(v: &Value) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(v).expect("JSON values serialize")
+    )
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("<stdout>", e)),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,300 @@
+//! The HTTP server: owns the tiny_http listener, turns its requests into [`Req`]s under the
+//! `base_url` prefix, and writes [`Reply`]s back. The worker threads and their rolling
+//! recycle live in `pool.rs`; what a request means is `api`'s business.
+//!
+//! tiny_http reads request heads on its own connection threads and queues them; any
+//! worker takes the next one. A connection (keep-alive included) is never tied to a
+//! worker, which is why a worker can retire between two requests without a client
+//! noticing.
+
+mod pool;
+pub mod probe;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+pub use pool::Control;
+
+use crate::api::http::{parse_query, percent_decode};
+use crate::api::{self, ApiError, Apps, Ctx, Method, Probe, Reply, Req};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What a worker calls for each request: the route table in production; tests may wrap it.
+pub type Dispatch = fn(&Ctx, &mut Store, &Req) -> (Reply, &'static str);
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub ctx: Arc<Ctx>,
+    control: Sender<Control>,
+    supervisor: Option<JoinHandle<()>>,
+    /// Dropped on shutdown, which stops the execution URL probe.
+    _stop_probe: Sender<()>,
+}
+
+impl Running {
+    /// Sends the pool a command (add or retire a worker, refresh now).
+    pub fn control(&self) -> Sender<Control> {
+        self.control.clone()
+    }
+
+    /// Stops taking requests, lets in-flight ones finish within `grace`, and returns.
+    pub fn shutdown(mut self, grace: Duration) {
+        let _ = self.control.send(Control::Shutdown(grace));
+        if let Some(h) = self.supervisor.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Blocks until the pool stops (after a `Shutdown` sent through [`Running::control`]).
+    pub fn wait(mut self) {
+        if let Some(h) = self.supervisor.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The `base_url` path: `""` or `/a/b`. Accepts a full URL or a path, with or without a
+/// trailing slash.
+pub fn prefix_of(base_url: &str) -> String {
+    let path = match base_url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => base_url,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    path.trim_end_matches('/').to_string()
+}
+
+/// Binds the listener and starts the workers. The database must exist (migrated).
+pub fn start(cfg: Config, apps: Apps, dispatch: Dispatch) -> Result<Running> {
+    let addr = format!("{}:{}", cfg.api.host, cfg.api.port);
+    let http = tiny_http::Server::http(&addr).map_err(|e| {
+        Error::Failed(format!(
+            "cannot listen on {addr}: {e}; set [api] port (or --port) to a free port"
+        ))
+    })?;
+    let local = http
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| Error::Failed(format!("{addr} is not an IP address")))?;
+    let prefix = prefix_of(&cfg.api.base_url);
+    let exec_url = probe::execution_url(&cfg, local);
+    let ctx = Arc::new(Ctx {
+        apps,
+        prefix,
+        metrics: Metrics::default(),
+        pool: Default::default(),
+        execution_probe: std::sync::Mutex::new(Probe {
+            url: exec_url,
+            ok: None,
+            detail: "not checked yet".into(),
+        }),
+        started: Instant::now(),
+        cfg,
+    });
+    let (control, supervisor) = pool::start(Arc::new(http), ctx.clone(), dispatch)?;
+    let (stop_probe, stop) = crossbeam_channel::bounded(0);
+    probe::watch(ctx.clone(), stop);
+    Ok(Running {
+        addr: local,
+        ctx,
+        control,
+        supervisor: Some(supervisor),
+        _stop_probe: stop_probe,
+    })
+}
+
+/// Serves one request from the queue: read, route, reply, count. Returns false when the
+/// handler panicked: the client got a 500 and the caller must retire (the store may be
+/// mid-transaction).
+fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Request) -> bool {
+    let started = Instant::now();
+    let method_name = method_label(rq.method());
+    let mut healthy = true;
+    let (reply, route) = match read(ctx, &mut rq) {
+        Ok(Routed::Request(req)) => {
+            match catch_unwind(AssertUnwindSafe(|| dispatch(ctx, store, &req))) {
+                Ok(done) => done,
+                Err(_) => {
+                    healthy = false;
+                    ctx.metrics.panics.fetch_add(1, Ordering::Relaxed);
+                    let detail = "internal server error: the handler panicked; see the server log";
+                    (ApiError::new(500, detail).into_reply(), "panic")
+                }
+            }
+        }
+        Ok(Routed::Reply(reply)) => (reply, "outside_prefix"),
+        Err(reply) => (reply, "bad_request"),
+    };
+    let status = reply.status;
+    ctx.metrics
+        .observe(method_name, route, status, started.elapsed());
+    if status >= 500 {
+        log::warn!("{} {} -> {status}", rq.method(), rq.url());
+    } else {
+        log::debug!(
+            "{} {} -> {status} in {:?}",
+            rq.method(),
+            rq.url(),
+            started.elapsed()
+        );
+    }
+    respond(rq, reply);
+    healthy
+}
+
+/// Writes a reply; a client that went away is not an error worth more than a debug line.
+fn respond(rq: tiny_http::Request, reply: Reply) {
+    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    for (name, value) in reply
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .chain([("X-Content-Type-Options", "nosniff")])
+    {
+        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    if let Err(e) = rq.respond(response) {
+        log::debug!("client went away before the reply: {e}");
+    }
+}
+
+enum Routed {
+    Request(Req),
+    /// Answered without routing: a redirect into the prefix, or a 404 outside it.
+    Reply(Reply),
+}
+
+/// Reads a tiny_http request into a [`Req`], enforcing the prefix and the body limit.
+fn read(ctx: &Ctx, rq: &mut tiny_http::Request) -> std::result::Result<Routed, Reply> {
+    let method = Method::parse(rq.method().as_str())
+        .ok_or_else(|| ApiError::new(405, "Method Not Allowed").into_reply())?;
+    let url = rq.url().to_string();
+    let (raw_path, raw_query) = url.split_once('?').unwrap_or((&url, ""));
+    if !raw_path.starts_with('/') {
+        return Err(ApiError::bad_request("the request path must start with /").into_reply());
+    }
+    let headers: Vec<(String, String)> = rq
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_string(),
+            )
+        })
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+
+    // The prefix URLs in replies carry: a trusted proxy's, then our own.
+    let forwarded = if ctx.cfg.api.proxy_headers {
+        header("x-forwarded-prefix")
+            .map(prefix_of)
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let public_prefix = format!("{forwarded}{}", ctx.prefix);
+    let below = if ctx.prefix.is_empty() {
+        raw_path
+    } else if raw_path == "/" || raw_path == ctx.prefix {
+        return Ok(Routed::Reply(Reply::redirect(&format!("{public_prefix}/"))));
+    } else if let Some(rest) = raw_path
+        .strip_prefix(&ctx.prefix)
+        .filter(|r| r.starts_with('/'))
+    {
+        rest
+    } else {
+        let detail = format!(
+            "Not Found: this server serves everything under {}/",
+            ctx.prefix
+        );
+        return Ok(Routed::Reply(ApiError::not_found(detail).into_reply()));
+    };
+    let path = percent_decode(below, false)
+        .filter(|p| !p.contains('\0'))
+        .ok_or_else(|| {
+            ApiError::bad_request("the request path is not valid percent-encoded UTF-8")
+                .into_reply()
+        })?;
+    let query = parse_query(raw_query).ok_or_else(|| {
+        ApiError::bad_request("the query string is not valid percent-encoded UTF-8").into_reply()
+    })?;
+
+    let limit = ctx.cfg.api.max_body_size;
+    let too_large = || {
+        ApiError::new(
+            413,
+            format!("the request body is larger than [api] max_body_size ({limit} bytes)"),
+        )
+        .into_reply()
+    };
+    if rq.body_length().is_some_and(|n| n as u64 > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    rq.as_reader()
+        .take(limit + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| {
+            ApiError::bad_request(format!("cannot read the request body: {e}")).into_reply()
+        })?;
+    if body.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(Routed::Request(Req {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        prefix: public_prefix,
+        remote: rq.remote_addr().copied(),
+    }))
+}
+
+fn method_label(m: &tiny_http::Method) -> &'static str {
+    Method::parse(m.as_str()).map_or("OTHER", Method::as_str)
+}
+
+/// The production dispatch.
+pub fn dispatch(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) {
+    api::handle(ctx, store, req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_from_base_url() {
+        for (base, want) in [
+            ("", ""),
+            ("http://localhost:28080/d12345", "/d12345"),
+            ("http://localhost:28080/d12345/", "/d12345"),
+            ("https://h/a/b/", "/a/b"),
+            ("http://h:1", ""),
+            ("/x", "/x"),
+            ("/x/", "/x"),
+        ] {
+            assert_eq!(prefix_of(base), want, "{base}");
+        }
+    }
+}

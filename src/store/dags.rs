@@ -1,0 +1,294 @@
+//! DAG files, DAGs, tags and import errors: what the DAG processor writes and the API reads.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, parse_ts, ts};
+use crate::error::{Error, Result};
+use crate::model::Dag;
+
+/// What the processor remembers of a file to decide whether to re-parse it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileState {
+    pub mtime_ns: i64,
+    pub size: i64,
+}
+
+/// A DAG as stored: its parsed structure plus the state around it.
+#[derive(Debug, Clone)]
+pub struct DagRow {
+    pub dag: Dag,
+    pub bundle_name: String,
+    pub relative_fileloc: String,
+    pub fileloc: String,
+    pub is_paused: bool,
+    pub is_stale: bool,
+    pub last_parsed_time: DateTime<Utc>,
+}
+
+/// An import error as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportErrorRow {
+    pub id: i64,
+    pub bundle_name: String,
+    pub filename: String,
+    pub line: u32,
+    pub column: u32,
+    pub stack_trace: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// One parsed file, ready to be written.
+pub struct ParsedFile<'a> {
+    pub bundle_name: &'a str,
+    pub relative_path: &'a str,
+    /// The path shown to users as `fileloc` (absolute for files on disk).
+    pub fileloc: &'a str,
+    pub state: FileState,
+    pub source: &'a str,
+    pub dags: &'a [Dag],
+    /// `(line, column, text)`: the file's import error, if any. Then `dags` is empty
+    /// and the DAGs already stored from this file keep their last good version.
+    pub error: Option<(u32, u32, String)>,
+}
+
+impl Store {
+    /// The remembered state of every file of a bundle.
+    pub fn file_states(&self, bundle: &str) -> Result<HashMap<String, FileState>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT relative_path, mtime_ns, size FROM dag_file WHERE bundle_name = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([bundle], |r| {
+                Ok((
+                    r.get(0)?,
+                    FileState {
+                        mtime_ns: r.get(1)?,
+                        size: r.get(2)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The stored source of one file, if it was seen before.
+    pub fn file_source(&self, bundle: &str, relative_path: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT source FROM dag_file WHERE bundle_name = ?1 AND relative_path = ?2",
+                [bundle, relative_path],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Writes one parsed file in one transaction: its state, its DAGs (new ones paused
+    /// per `paused_at_creation`), or its import error. A DAG id already defined by
+    /// another live file becomes an import error of this file, as in Airflow.
+    pub fn save_parsed_file(
+        &mut self,
+        f: &ParsedFile,
+        paused_at_creation: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let now_s = ts(now);
+        let tx = self.begin()?;
+        let res = (|| -> rusqlite::Result<()> {
+            tx.execute(
+                "INSERT INTO dag_file (bundle_name, relative_path, mtime_ns, size, source, last_parsed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (bundle_name, relative_path) DO UPDATE SET
+                   mtime_ns = excluded.mtime_ns, size = excluded.size,
+                   source = excluded.source, last_parsed = excluded.last_parsed",
+                params![f.bundle_name, f.relative_path, f.state.mtime_ns, f.state.size, f.source, now_s],
+            )?;
+            let mut error = f.error.clone();
+            if error.is_none() {
+                for dag in f.dags {
+                    let owner: Option<(String, String)> = tx
+                        .query_row(
+                            "SELECT bundle_name, relative_fileloc FROM dag WHERE dag_id = ?1 AND is_stale = 0",
+                            [&dag.dag_id],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .optional()?;
+                    if let Some((b, file)) = owner.filter(|(b, file)| {
+                        (b.as_str(), file.as_str()) != (f.bundle_name, f.relative_path)
+                    }) {
+                        error = Some((
+                            dag.line,
+                            1,
+                            format!(
+                                "DAG id {:?} is already defined in {file} ({b}); DAG ids must be unique",
+                                dag.dag_id
+                            ),
+                        ));
+                        break;
+                    }
+                }
+            }
+            if let Some((line, col, text)) = &error {
+                tx.execute(
+                    "INSERT INTO import_error (bundle_name, filename, line, col, stack_trace, timestamp)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (bundle_name, filename) DO UPDATE SET
+                       line = excluded.line, col = excluded.col,
+                       stack_trace = excluded.stack_trace, timestamp = excluded.timestamp",
+                    params![f.bundle_name, f.relative_path, line, col, text, now_s],
+                )?;
+                return Ok(());
+            }
+            tx.execute(
+                "DELETE FROM import_error WHERE bundle_name = ?1 AND filename = ?2",
+                [f.bundle_name, f.relative_path],
+            )?;
+            let ids: Vec<&str> = f.dags.iter().map(|d| d.dag_id.as_str()).collect();
+            mark_stale_except(&tx, f.bundle_name, f.relative_path, &ids)?;
+            for dag in f.dags {
+                let json = serde_json::to_string(dag).expect("a Dag always serializes");
+                tx.execute(
+                    "INSERT INTO dag (dag_id, bundle_name, relative_fileloc, fileloc, is_paused, is_stale, last_parsed_time, serialized)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)
+                     ON CONFLICT (dag_id) DO UPDATE SET
+                       bundle_name = excluded.bundle_name, relative_fileloc = excluded.relative_fileloc,
+                       fileloc = excluded.fileloc, is_stale = 0,
+                       last_parsed_time = excluded.last_parsed_time, serialized = excluded.serialized",
+                    params![dag.dag_id, f.bundle_name, f.relative_path, f.fileloc, paused_at_creation, now_s, json],
+                )?;
+                tx.execute("DELETE FROM dag_tag WHERE dag_id = ?1", [&dag.dag_id])?;
+                for tag in &dag.tags {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO dag_tag (dag_id, name) VALUES (?1, ?2)",
+                        [&dag.dag_id, tag],
+                    )?;
+                }
+            }
+            Ok(())
+        })();
+        res.and_then(|()| tx.commit())
+            .map_err(|e| Error::Db(e.to_string()))
+    }
+
+    /// Forgets a file that is gone: its DAGs become stale (history kept), its error goes.
+    pub fn remove_file(&mut self, bundle: &str, relative_path: &str) -> Result<()> {
+        let tx = self.begin()?;
+        let res = (|| -> rusqlite::Result<()> {
+            tx.execute(
+                "DELETE FROM dag_file WHERE bundle_name = ?1 AND relative_path = ?2",
+                [bundle, relative_path],
+            )?;
+            tx.execute(
+                "DELETE FROM import_error WHERE bundle_name = ?1 AND filename = ?2",
+                [bundle, relative_path],
+            )?;
+            mark_stale_except(&tx, bundle, relative_path, &[])
+        })();
+        res.and_then(|()| tx.commit())
+            .map_err(|e| Error::Db(e.to_string()))
+    }
+
+    /// Every DAG, stale ones included, ordered by id.
+    pub fn dags(&self) -> Result<Vec<DagRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT serialized, bundle_name, relative_fileloc, fileloc, is_paused, is_stale, last_parsed_time
+                 FROM dag ORDER BY dag_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], dag_row).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// One DAG by id.
+    pub fn dag(&self, dag_id: &str) -> Result<Option<DagRow>> {
+        self.conn
+            .query_row(
+                "SELECT serialized, bundle_name, relative_fileloc, fileloc, is_paused, is_stale, last_parsed_time
+                 FROM dag WHERE dag_id = ?1",
+                [dag_id],
+                dag_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every import error, ordered by file.
+    pub fn import_errors(&self) -> Result<Vec<ImportErrorRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, bundle_name, filename, line, col, stack_trace, timestamp
+                 FROM import_error ORDER BY bundle_name, filename",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ImportErrorRow {
+                    id: r.get(0)?,
+                    bundle_name: r.get(1)?,
+                    filename: r.get(2)?,
+                    line: r.get(3)?,
+                    column: r.get(4)?,
+                    stack_trace: r.get(5)?,
+                    timestamp: time_col(r, 6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn mark_stale_except(
+    tx: &rusqlite::Transaction,
+    bundle: &str,
+    relative_path: &str,
+    keep: &[&str],
+) -> rusqlite::Result<()> {
+    let keep = serde_json::to_string(keep).expect("strings serialize");
+    tx.execute(
+        "UPDATE dag SET is_stale = 1
+         WHERE bundle_name = ?1 AND relative_fileloc = ?2
+           AND dag_id NOT IN (SELECT value FROM json_each(?3))",
+        params![bundle, relative_path, keep],
+    )?;
+    Ok(())
+}
+
+fn dag_row(r: &rusqlite::Row) -> rusqlite::Result<DagRow> {
+    let json: String = r.get(0)?;
+    let dag: Dag = serde_json::from_str(&json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(DagRow {
+        dag,
+        bundle_name: r.get(1)?,
+        relative_fileloc: r.get(2)?,
+        fileloc: r.get(3)?,
+        is_paused: r.get(4)?,
+        is_stale: r.get(5)?,
+        last_parsed_time: time_col(r, 6)?,
+    })
+}
+
+/// A time column written by `ts`.
+pub(super) fn time_col(r: &rusqlite::Row, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let s: String = r.get(i)?;
+    parse_ts(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("bad time {s:?}").into(),
+        )
+    })
+}

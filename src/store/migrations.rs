@@ -1,0 +1,214 @@
+//! The schema, as numbered migrations applied in order up to `PRAGMA user_version`.
+//!
+//! Append only: a released migration is never edited, a change is a new entry. States
+//! are Airflow's strings (NULL is Airflow's "no status"); times are RFC 3339 UTC text
+//! with microseconds, so they sort as text and read back exactly.
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the whole first schema.
+    r#"
+CREATE TABLE dag_file (
+    bundle_name    TEXT NOT NULL,
+    relative_path  TEXT NOT NULL,
+    mtime_ns       INTEGER NOT NULL,
+    size           INTEGER NOT NULL,
+    source         TEXT NOT NULL,
+    last_parsed    TEXT NOT NULL,
+    PRIMARY KEY (bundle_name, relative_path)
+);
+
+CREATE TABLE dag (
+    dag_id            TEXT PRIMARY KEY,
+    bundle_name       TEXT NOT NULL,
+    relative_fileloc  TEXT NOT NULL,
+    fileloc           TEXT NOT NULL,
+    is_paused         INTEGER NOT NULL,
+    is_stale          INTEGER NOT NULL DEFAULT 0,
+    last_parsed_time  TEXT NOT NULL,
+    serialized        TEXT NOT NULL,          -- model::Dag as JSON
+    next_dagrun                TEXT,
+    next_dagrun_data_interval_start TEXT,
+    next_dagrun_data_interval_end   TEXT,
+    next_dagrun_create_after   TEXT
+);
+CREATE INDEX dag_file_idx ON dag (bundle_name, relative_fileloc);
+
+CREATE TABLE dag_tag (
+    dag_id  TEXT NOT NULL REFERENCES dag (dag_id) ON DELETE CASCADE,
+    name    TEXT NOT NULL,
+    PRIMARY KEY (dag_id, name)
+);
+
+CREATE TABLE dag_run (
+    id                  INTEGER PRIMARY KEY,
+    dag_id              TEXT NOT NULL,
+    run_id              TEXT NOT NULL,
+    run_type            TEXT NOT NULL,
+    state               TEXT NOT NULL,
+    logical_date        TEXT,
+    data_interval_start TEXT,
+    data_interval_end   TEXT,
+    run_after           TEXT NOT NULL,
+    queued_at           TEXT,
+    start_date          TEXT,
+    end_date            TEXT,
+    conf                TEXT NOT NULL DEFAULT '{}',
+    note                TEXT,
+    triggered_by        TEXT,
+    triggering_user_name TEXT,
+    clear_number        INTEGER NOT NULL DEFAULT 0,
+    last_scheduling_decision TEXT,
+    updated_at          TEXT NOT NULL,
+    UNIQUE (dag_id, run_id)
+);
+CREATE UNIQUE INDEX dag_run_logical_date ON dag_run (dag_id, logical_date) WHERE logical_date IS NOT NULL;
+CREATE INDEX dag_run_active ON dag_run (state) WHERE state IN ('queued', 'running');
+
+CREATE TABLE task_instance (
+    id              TEXT PRIMARY KEY,         -- a UUID, the Execution API's task_instance_id
+    dag_id          TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    task_id         TEXT NOT NULL,
+    map_index       INTEGER NOT NULL DEFAULT -1,
+    try_number      INTEGER NOT NULL DEFAULT 0,
+    max_tries       INTEGER NOT NULL DEFAULT 0,
+    state           TEXT,
+    operator        TEXT,
+    pool            TEXT NOT NULL DEFAULT 'default_pool',
+    pool_slots      INTEGER NOT NULL DEFAULT 1,
+    priority_weight INTEGER NOT NULL DEFAULT 1,
+    queued_dttm     TEXT,
+    scheduled_dttm  TEXT,
+    start_date      TEXT,
+    end_date        TEXT,
+    duration        REAL,
+    hostname        TEXT,
+    unixname        TEXT,
+    pid             INTEGER,
+    last_heartbeat_at TEXT,
+    next_retry_at   TEXT,
+    rendered_command TEXT,
+    note            TEXT,
+    updated_at      TEXT NOT NULL,
+    UNIQUE (dag_id, run_id, task_id, map_index),
+    FOREIGN KEY (dag_id, run_id) REFERENCES dag_run (dag_id, run_id) ON DELETE CASCADE
+);
+CREATE INDEX ti_active ON task_instance (state) WHERE state IN ('scheduled', 'queued', 'running', 'up_for_retry', 'restarting');
+
+-- Every finished try, kept when a task is retried or cleared (Airflow's task_instance_history).
+CREATE TABLE task_instance_history (
+    id              INTEGER PRIMARY KEY,
+    task_instance_id TEXT NOT NULL,
+    dag_id          TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    task_id         TEXT NOT NULL,
+    map_index       INTEGER NOT NULL DEFAULT -1,
+    try_number      INTEGER NOT NULL,
+    max_tries       INTEGER NOT NULL,
+    state           TEXT,
+    operator        TEXT,
+    pool            TEXT NOT NULL,
+    pool_slots      INTEGER NOT NULL,
+    priority_weight INTEGER NOT NULL,
+    queued_dttm     TEXT,
+    start_date      TEXT,
+    end_date        TEXT,
+    duration        REAL,
+    hostname        TEXT,
+    unixname        TEXT,
+    pid             INTEGER,
+    rendered_command TEXT,
+    UNIQUE (dag_id, run_id, task_id, map_index, try_number),
+    FOREIGN KEY (dag_id, run_id) REFERENCES dag_run (dag_id, run_id) ON DELETE CASCADE
+);
+
+CREATE TABLE xcom (
+    dag_id     TEXT NOT NULL,
+    run_id     TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    map_index  INTEGER NOT NULL DEFAULT -1,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,                 -- JSON
+    timestamp  TEXT NOT NULL,
+    PRIMARY KEY (dag_id, run_id, task_id, map_index, key),
+    FOREIGN KEY (dag_id, run_id) REFERENCES dag_run (dag_id, run_id) ON DELETE CASCADE
+);
+
+CREATE TABLE variable (
+    key          TEXT PRIMARY KEY,
+    val          TEXT NOT NULL,
+    description  TEXT
+);
+
+CREATE TABLE connection (
+    conn_id      TEXT PRIMARY KEY,
+    conn_type    TEXT NOT NULL,
+    description  TEXT,
+    host         TEXT,
+    schema       TEXT,
+    login        TEXT,
+    password     TEXT,
+    port         INTEGER,
+    extra        TEXT
+);
+
+CREATE TABLE slot_pool (
+    pool             TEXT PRIMARY KEY,
+    slots            INTEGER NOT NULL,
+    description      TEXT,
+    include_deferred INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO slot_pool (pool, slots, description) VALUES ('default_pool', 128, 'Default pool');
+
+CREATE TABLE import_error (
+    id          INTEGER PRIMARY KEY,
+    bundle_name TEXT NOT NULL,
+    filename    TEXT NOT NULL,
+    line        INTEGER NOT NULL,
+    col         INTEGER NOT NULL,
+    stack_trace TEXT NOT NULL,
+    timestamp   TEXT NOT NULL,
+    UNIQUE (bundle_name, filename)
+);
+
+CREATE TABLE job (
+    id               INTEGER PRIMARY KEY,
+    job_type         TEXT NOT NULL,            -- SchedulerJob, ...
+    state            TEXT NOT NULL,            -- running, success, failed
+    hostname         TEXT NOT NULL,
+    pid              INTEGER NOT NULL,
+    unixname         TEXT,
+    start_date       TEXT NOT NULL,
+    end_date         TEXT,
+    latest_heartbeat TEXT NOT NULL
+);
+CREATE INDEX job_alive ON job (job_type, state, latest_heartbeat);
+
+-- The active scheduler's lease: one row, taken over when its heartbeat is stale.
+CREATE TABLE scheduler_lease (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    job_id     INTEGER NOT NULL,
+    hostname   TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    heartbeat  TEXT NOT NULL
+);
+
+-- The audit trail (Airflow's `log` table, the API's eventLogs).
+CREATE TABLE log (
+    id           INTEGER PRIMARY KEY,
+    dttm         TEXT NOT NULL,
+    dag_id       TEXT,
+    task_id      TEXT,
+    run_id       TEXT,
+    map_index    INTEGER,
+    try_number   INTEGER,
+    event        TEXT NOT NULL,
+    owner        TEXT,
+    owner_display_name TEXT,
+    logical_date TEXT,
+    extra        TEXT
+);
+CREATE INDEX log_dttm ON log (dttm);
+"#,
+];

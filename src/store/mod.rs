@@ -1,0 +1,230 @@
+//! The SQLite store: the only module that names rusqlite.
+//!
+//! One [`Store`] per thread (a `Connection` is `Send`, not `Sync`): no pool, no lock.
+//! The file runs in WAL mode so readers never wait for the writer; every write is one
+//! `BEGIN IMMEDIATE` transaction, so contention shows up at `BEGIN` under the busy
+//! timeout instead of as a failed commit. SQL is literal and sits next to its function.
+
+mod dags;
+mod jobs;
+mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OpenFlags};
+
+pub use dags::{DagRow, FileState, ImportErrorRow, ParsedFile};
+
+use crate::error::{Error, Result};
+
+/// How long a writer waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An open database connection.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// What `db check` reports.
+#[derive(Debug)]
+pub struct Status {
+    pub path: PathBuf,
+    pub version: usize,
+    pub latest: usize,
+    pub journal_mode: String,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut store = Store::connect(path, true)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database without changing it; an error if it is missing.
+    pub fn open_existing(path: &Path) -> Result<Store> {
+        Store::connect(path, false)
+    }
+
+    fn connect(path: &Path, create: bool) -> Result<Store> {
+        if create {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+        } else if !path.exists() {
+            return Err(Error::NotFound(format!(
+                "no database at {}; run 'updraft db migrate' to create it",
+                path.display()
+            )));
+        }
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| db_err(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| db_err(path, e))?;
+        // WAL: readers beside one writer. NORMAL sync is durable across process crashes
+        // (only an OS crash can lose the last commits), which is what a laptop needs.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(|e| db_err(path, e))?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Applies every pending migration; returns the versions before and after.
+    pub fn migrate(&mut self) -> Result<(usize, usize)> {
+        let from = self.version()?;
+        let latest = migrations::MIGRATIONS.len();
+        if from > latest {
+            return Err(Error::Db(format!(
+                "{} is at schema version {from}, newer than this updraft knows ({latest}); upgrade updraft",
+                self.path.display()
+            )));
+        }
+        for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(from) {
+            let tx = self.begin()?;
+            tx.execute_batch(sql)
+                .and_then(|()| tx.pragma_update(None, "user_version", (i + 1) as i64))
+                .and_then(|()| tx.commit())
+                .map_err(|e| Error::Db(format!("migration {} failed: {e}", i + 1)))?;
+            log::info!("database migrated to version {}", i + 1);
+        }
+        Ok((from, latest))
+    }
+
+    /// Connectivity and schema version, for `db check` and health.
+    pub fn status(&self) -> Result<Status> {
+        let journal_mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(Status {
+            path: self.path.clone(),
+            version: self.version()?,
+            latest: migrations::MIGRATIONS.len(),
+            journal_mode,
+        })
+    }
+
+    /// Drops every table and migrates from empty.
+    pub fn reset(&mut self) -> Result<()> {
+        let tables: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                .map_err(|e| self.err(e))?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))?
+        };
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = OFF")
+            .map_err(|e| self.err(e))?;
+        let tx = self.begin()?;
+        for t in &tables {
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{t}\""))
+                .map_err(|e| Error::Db(e.to_string()))?;
+        }
+        tx.pragma_update(None, "user_version", 0)
+            .and_then(|()| tx.commit())
+            .map_err(|e| Error::Db(e.to_string()))?;
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = ON")
+            .map_err(|e| self.err(e))?;
+        self.migrate().map(|_| ())
+    }
+
+    fn version(&self) -> Result<usize> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map(|v| v as usize)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Starts a write transaction that holds the write lock from its first statement.
+    fn begin(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        let path = self.path.clone();
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| db_err(&path, e))
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        db_err(&self.path, e)
+    }
+}
+
+fn db_err(path: &Path, e: rusqlite::Error) -> Error {
+    Error::Db(format!("{}: {e}", path.display()))
+}
+
+/// The one text form of a time in the database: RFC 3339, UTC, microseconds.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+/// Reads back a time written by [`ts`].
+pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db() -> (PathBuf, Store) {
+        let dir = std::env::temp_dir().join(format!(
+            "updraft-store-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        let path = dir.join("t.db");
+        let store = Store::open(&path).unwrap();
+        (dir, store)
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(0u8)
+    }
+
+    #[test]
+    fn migrates_from_empty_and_again() {
+        let (dir, mut store) = temp_db();
+        let st = store.status().unwrap();
+        assert_eq!(st.version, st.latest);
+        assert_eq!(st.journal_mode, "wal");
+        assert_eq!(store.migrate().unwrap(), (st.latest, st.latest));
+        let slots: i64 = store
+            .conn
+            .query_row(
+                "SELECT slots FROM slot_pool WHERE pool = 'default_pool'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(slots, 128);
+        store.reset().unwrap();
+        assert_eq!(store.status().unwrap().version, st.latest);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn open_existing_refuses_a_missing_file() {
+        let err = Store::open_existing(Path::new("/nonexistent/updraft.db"))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("db migrate"), "{err}");
+    }
+}

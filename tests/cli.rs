@@ -1,0 +1,303 @@
+//! The command line, run as a user would: exit codes, config, and DAG folders.
+
+use crate::util::TempHome;
+
+const GOOD: &str = r#"
+hello:
+  schedule: "@daily"
+  default_args:
+    start_date: 2024-01-01
+  tasks:
+    - task_id: a
+      operator: airflow.providers.standard.operators.bash.BashOperator
+      bash_command: echo a
+    - task_id: b
+      operator: airflow.providers.standard.operators.bash.BashOperator
+      bash_command: echo b
+      dependencies: [a]
+"#;
+
+const BROKEN: &str = r#"
+broken:
+  tasks:
+    - task_id: a
+      operator: airflow.operators.nope.NopeOperator
+"#;
+
+#[test]
+fn exit_codes() {
+    let home = TempHome::new();
+    home.run(&["version"], &[]).expect(0);
+    home.run(&["--help"], &[]).expect(0);
+    home.run(&["dags", "show", "--help"], &[]).expect(0);
+    home.run(&[], &[]).expect(2);
+    home.run(&["fly"], &[]).expect(2);
+    home.run(&["dags", "list", "--output", "xml"], &[])
+        .expect(2);
+    home.run(&["db", "reset"], &[]).expect(2);
+    home.run(&["config", "get-value", "api", "nope"], &[])
+        .expect(1);
+    home.run(&["dags", "show", "missing"], &[]).expect(1);
+}
+
+#[test]
+fn home_is_created_with_a_config_file() {
+    let home = TempHome::new();
+    let sub = home.path.join("fresh");
+    let run = home.run(
+        &["db", "migrate"],
+        &[("UPDRAFT_HOME", sub.to_str().unwrap())],
+    );
+    run.expect(0);
+    assert!(sub.join("updraft.cfg").is_file());
+    assert!(sub.join("updraft.db").is_file());
+    home.run(&["db", "check"], &[("UPDRAFT_HOME", sub.to_str().unwrap())])
+        .expect(0);
+    home.run(
+        &["db", "reset", "--yes"],
+        &[("UPDRAFT_HOME", sub.to_str().unwrap())],
+    )
+    .expect(0);
+}
+
+#[test]
+fn db_check_fails_without_a_database() {
+    let home = TempHome::new();
+    let run = home.run(&["db", "check"], &[]).expect(1);
+    assert!(run.stderr().contains("db migrate"), "{}", run.stderr());
+}
+
+#[test]
+fn config_precedence_through_the_binary() {
+    let home = TempHome::new();
+    home.write(
+        "updraft.cfg",
+        "[api]\nport = 9000\nworkers = 7\n[core]\nparallelism = 5\n",
+    );
+    let get = |section: &str, key: &str, env: &[(&str, &str)]| {
+        home.run(&["config", "get-value", section, key], env)
+            .expect(0)
+            .stdout()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(get("api", "port", &[]), "9000");
+    assert_eq!(
+        get("api", "port", &[("AIRFLOW__API__PORT", "9100")]),
+        "9100"
+    );
+    assert_eq!(
+        get(
+            "api",
+            "port",
+            &[
+                ("AIRFLOW__API__PORT", "9100"),
+                ("UPDRAFT__API__PORT", "9200")
+            ]
+        ),
+        "9200"
+    );
+    assert_eq!(get("api", "host", &[]), "127.0.0.1");
+    let list = home
+        .run(&["config", "list"], &[("AIRFLOW__CORE__PARALLELISM", "6")])
+        .expect(0)
+        .stdout();
+    assert!(
+        list.contains("parallelism = 6  # AIRFLOW__CORE__PARALLELISM"),
+        "{list}"
+    );
+    assert!(list.contains("workers = 7  # "), "{list}");
+    assert!(list.contains("host = 127.0.0.1  # default"), "{list}");
+}
+
+#[test]
+fn bad_config_names_the_key_and_exits_2() {
+    let home = TempHome::new();
+    home.write("updraft.cfg", "[api]\nport = eighty\n");
+    let run = home.run(&["dags", "list"], &[]).expect(2);
+    assert!(
+        run.stderr().contains("[api] port = \"eighty\""),
+        "{}",
+        run.stderr()
+    );
+    let run = home.run(&["version"], &[]).expect(0);
+    assert!(run.stderr().is_empty());
+}
+
+#[test]
+fn unknown_keys_are_warnings() {
+    let home = TempHome::new();
+    home.write("updraft.cfg", "[api]\nfrobnicate = 1\n");
+    let run = home
+        .run(
+            &["config", "get-value", "api", "port"],
+            &[("UPDRAFT__API__NOPE", "1")],
+        )
+        .expect(0);
+    assert!(
+        run.stderr().contains("[api] frobnicate"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("UPDRAFT__API__NOPE"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn dags_and_import_errors_from_a_folder() {
+    let home = TempHome::new();
+    let folder = home.path.join("elsewhere");
+    std::fs::create_dir_all(folder.join("sub")).unwrap();
+    std::fs::write(folder.join("good.yml"), GOOD).unwrap();
+    std::fs::write(folder.join("sub/broken.yaml"), BROKEN).unwrap();
+    std::fs::write(folder.join("legacy.py"), "from airflow import DAG\n").unwrap();
+    let env = [("UPDRAFT__CORE__DAGS_FOLDER", folder.to_str().unwrap())];
+
+    let run = home
+        .run(&["dags", "list", "--output", "json"], &env)
+        .expect(0);
+    let dags = run.json();
+    let ids: Vec<&str> = dags
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["dag_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["hello"]);
+    assert_eq!(dags[0]["is_paused"], "True");
+    assert_eq!(dags[0]["bundle_name"], "dags-folder");
+    assert!(
+        run.stderr().contains("Python DAGs need Apache Airflow"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("list-import-errors"),
+        "{}",
+        run.stderr()
+    );
+
+    let run = home
+        .run(&["dags", "list-import-errors", "--output", "json"], &env)
+        .expect(1);
+    let errors = run.json();
+    assert_eq!(errors.as_array().unwrap().len(), 1, "{errors}");
+    assert_eq!(errors[0]["filepath"], "sub/broken.yaml");
+    assert_eq!(errors[0]["line"], 5);
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("NopeOperator"),
+        "{errors}"
+    );
+
+    let run = home.run(&["tasks", "list", "hello"], &env).expect(0);
+    assert_eq!(run.stdout(), "a\nb\n");
+    let run = home
+        .run(&["dags", "show", "hello", "--output", "json"], &env)
+        .expect(0);
+    assert_eq!(
+        run.json()["tasks"][1]["upstream_task_ids"],
+        serde_json::json!(["a"])
+    );
+    let run = home.run(&["dags", "show", "hello"], &env).expect(0);
+    assert!(
+        run.stdout().contains("b [BashOperator] <- a"),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn rescan_sees_edits_fixes_and_deletions() {
+    let home = TempHome::new();
+    let dags = home.dags();
+    std::fs::write(dags.join("one.yml"), GOOD).unwrap();
+    std::fs::write(dags.join("two.yml"), GOOD.replace("hello:", "second:")).unwrap();
+    let ids = |home: &TempHome| -> Vec<String> {
+        let run = home
+            .run(&["dags", "list", "--output", "json"], &[])
+            .expect(0);
+        run.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["dag_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&home), ["hello", "second"]);
+
+    // An edit that renames the DAG: the old id goes stale, the new one appears.
+    std::fs::write(dags.join("one.yml"), GOOD.replace("hello:", "renamed:")).unwrap();
+    assert_eq!(ids(&home), ["renamed", "second"]);
+
+    // Breaking a file keeps its last good DAG and records an import error.
+    std::fs::write(dags.join("two.yml"), format!("{GOOD}\n  : [")).unwrap();
+    assert_eq!(ids(&home), ["renamed", "second"]);
+    home.run(&["dags", "list-import-errors"], &[]).expect(1);
+
+    // Deleting it removes both the DAG and the error.
+    std::fs::remove_file(dags.join("two.yml")).unwrap();
+    assert_eq!(ids(&home), ["renamed"]);
+    home.run(&["dags", "list-import-errors"], &[]).expect(0);
+}
+
+#[test]
+fn duplicate_dag_ids_across_files_are_an_import_error() {
+    let home = TempHome::new();
+    let dags = home.dags();
+    std::fs::write(dags.join("a.yml"), GOOD).unwrap();
+    std::fs::write(dags.join("b.yml"), GOOD).unwrap();
+    let run = home
+        .run(&["dags", "list-import-errors", "--output", "json"], &[])
+        .expect(1);
+    let errors = run.json();
+    assert_eq!(errors[0]["filepath"], "b.yml");
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("already defined in a.yml"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn examples_load_and_unload() {
+    let home = TempHome::new();
+    let run = home
+        .run(
+            &["dags", "list", "--output", "json"],
+            &[("UPDRAFT__CORE__LOAD_EXAMPLES", "True")],
+        )
+        .expect(0);
+    let dags = run.json();
+    let n = dags.as_array().unwrap().len();
+    assert!(n >= 3, "{dags}");
+    assert!(
+        dags.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["bundle_name"] == "example_dags")
+    );
+    home.run(
+        &["dags", "list-import-errors"],
+        &[("UPDRAFT__CORE__LOAD_EXAMPLES", "True")],
+    )
+    .expect(0);
+    let run = home
+        .run(&["dags", "list", "--output", "json"], &[])
+        .expect(0);
+    assert_eq!(run.json(), serde_json::json!([]));
+}
+
+#[test]
+fn schema_is_json() {
+    let home = TempHome::new();
+    let run = home.run(&["dags", "schema"], &[]).expect(0);
+    assert!(run.json()["properties"].is_object() || run.json()["additionalProperties"].is_object());
+}

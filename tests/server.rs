@@ -1,0 +1,458 @@
+//! The API server as a process: apps split, base_url, health, metrics, limits, signals,
+//! and rolling refresh under load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{TempHome, TestServer, agent, get, get_json, wait_until};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn health(srv: &TestServer) -> Value {
+    let (status, body) = get_json(&format!("{}/api/v2/monitor/health", srv.base));
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+fn apps_split_serves_only_its_routes() {
+    let home = TempHome::new();
+    let core = TestServer::start(&home, &["api-server", "--apps", "core"], &[]);
+    assert_eq!(get(&format!("{}/api/v2/monitor/health", core.base)).0, 200);
+    assert_eq!(get(&format!("{}/openapi.json", core.base)).0, 200);
+    assert_eq!(get(&format!("{}/", core.base)).0, 200);
+    let (status, body) = get_json(&format!("{}/execution/health", core.base));
+    assert_eq!(status, 404);
+    assert!(
+        body["detail"].as_str().unwrap().contains("--apps core"),
+        "{body}"
+    );
+    // The JSON 404 holds for any path below /execution, never the UI's page.
+    let (status, body) = get_json(&format!("{}/execution/task-instances/x/run", core.base));
+    assert_eq!(status, 404, "{body}");
+
+    let exec = TestServer::start(&home, &["api-server", "--apps", "execution"], &[]);
+    let (status, body) = get_json(&format!("{}/execution/health", exec.base));
+    assert_eq!((status, body["status"].as_str()), (200, Some("healthy")));
+    for path in [
+        "/api/v2/monitor/health",
+        "/openapi.json",
+        "/",
+        "/dags/x",
+        "/app.js",
+    ] {
+        let (status, body) = get_json(&format!("{}{path}", exec.base));
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    assert_eq!(get(&format!("{}/metrics", exec.base)).0, 200);
+
+    let all = TestServer::start(&home, &["api-server"], &[]);
+    assert_eq!(get(&format!("{}/execution/health", all.base)).0, 200);
+    assert_eq!(get(&format!("{}/api/v2/monitor/health", all.base)).0, 200);
+}
+
+#[test]
+fn base_url_moves_everything_under_the_prefix() {
+    for prefix in ["/d12345", "/a/b"] {
+        let home = TempHome::new();
+        // With and without a trailing slash, as a full URL.
+        let base_url = format!("http://localhost:28080{prefix}/");
+        let srv = TestServer::start(
+            &home,
+            &["api-server"],
+            &[("UPDRAFT__API__BASE_URL", &base_url)],
+        );
+        assert!(srv.base.ends_with(prefix), "{}", srv.base);
+        let origin = srv.origin();
+        for path in [
+            "/api/v2/monitor/health",
+            "/api/v2/version",
+            "/openapi.json",
+            "/execution/health",
+            "/metrics",
+            "/app.js",
+            "/app.css",
+            "/favicon.svg",
+            "/docs",
+        ] {
+            assert_eq!(
+                get(&format!("{origin}{prefix}{path}")).0,
+                200,
+                "{prefix}{path}"
+            );
+            let (status, _) = get(&format!("{origin}{path}"));
+            assert_eq!(status, 404, "{path} outside the prefix");
+        }
+        // index.html and a deep link both carry the prefix in <base> and in the config.
+        for page in ["/", "/dags/example/grid"] {
+            let (status, html) = get(&format!("{origin}{prefix}{page}"));
+            assert_eq!(status, 200);
+            assert!(
+                html.contains(&format!("<base href=\"{prefix}/\">")),
+                "{html}"
+            );
+            assert!(html.contains(&format!("\"base\": \"{prefix}/\"")), "{html}");
+            // The only absolute URL left is the <base> itself.
+            assert_eq!(html.matches("href=\"/").count(), 1, "{html}");
+            assert!(!html.contains("src=\"/"), "absolute URL left in {html}");
+        }
+        // The OpenAPI servers entry carries the prefix.
+        let (_, doc) = get_json(&format!("{origin}{prefix}/openapi.json"));
+        assert_eq!(doc["servers"][0]["url"], prefix);
+        // Unknown API paths are JSON 404s, files with an extension too; "/" redirects in.
+        let (status, body) = get_json(&format!("{origin}{prefix}/api/v2/nope"));
+        assert_eq!(
+            (status, body["detail"].as_str()),
+            (404, Some("API route not found"))
+        );
+        assert_eq!(get_json(&format!("{origin}{prefix}/nope.js")).0, 404);
+        let res = agent(false)
+            .get(&format!("{origin}/"))
+            .config()
+            .max_redirects(0)
+            .build()
+            .call()
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 307);
+        assert_eq!(
+            res.headers().get("location").unwrap(),
+            &format!("{prefix}/")
+        );
+        // The derived execution URL carries the prefix and is checked (it points at
+        // port 28080, where nothing listens, so the check fails, plainly).
+        let probe = health(&srv)["execution_api"].clone();
+        assert_eq!(
+            probe["url"],
+            format!("http://localhost:28080{prefix}/execution/")
+        );
+    }
+}
+
+#[test]
+fn proxy_prefix_is_trusted_only_when_asked() {
+    let home = TempHome::new();
+    let page = |srv: &TestServer| {
+        let mut res = agent(false)
+            .get(&format!("{}/", srv.base))
+            .header("X-Forwarded-Prefix", "/proxy")
+            .call()
+            .unwrap();
+        res.body_mut().read_to_string().unwrap()
+    };
+    let plain = TestServer::start(&home, &["api-server"], &[]);
+    assert!(page(&plain).contains("<base href=\"/\">"));
+    let trusting = TestServer::start(&home, &["api-server", "--proxy-headers"], &[]);
+    assert!(page(&trusting).contains("<base href=\"/proxy/\">"));
+}
+
+#[test]
+fn a_wrong_execution_url_is_reported_plainly() {
+    let home = TempHome::new();
+    // A core-only server derives /execution/ on itself, which it does not serve.
+    let srv = TestServer::start(&home, &["api-server", "--apps", "core"], &[]);
+    assert!(wait_until(WAIT, || health(&srv)["execution_api"]["status"]
+        == "unhealthy"));
+    let probe = health(&srv)["execution_api"].clone();
+    let detail = probe["detail"].as_str().unwrap();
+    assert!(detail.contains("execution_api_server_url"), "{detail}");
+    assert!(srv.log().contains("NOT reachable"), "{}", srv.log());
+    // Strict health is for probes: 503 when anything is unhealthy.
+    let (status, _) = get_json(&format!("{}/api/v2/monitor/health?strict=true", srv.base));
+    assert_eq!(status, 503);
+
+    // Pointing it at a server that runs the execution app makes it healthy.
+    let exec = TestServer::start(&home, &["api-server", "--apps", "execution"], &[]);
+    let url = format!("{}/execution/", exec.base);
+    let srv = TestServer::start(
+        &home,
+        &["api-server", "--apps", "core"],
+        &[("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", &url)],
+    );
+    assert!(wait_until(WAIT, || health(&srv)["execution_api"]["status"]
+        == "healthy"));
+}
+
+#[test]
+fn health_shape_and_legacy_routes() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server", "--workers", "3"], &[]);
+    let h = health(&srv);
+    assert_eq!(h["metadatabase"]["status"], "healthy");
+    // No scheduler has ever run: unhealthy, no heartbeat, as Airflow reports it.
+    assert_eq!(h["scheduler"]["status"], "unhealthy");
+    assert_eq!(h["scheduler"]["latest_scheduler_heartbeat"], Value::Null);
+    assert_eq!(h["triggerer"]["status"], Value::Null);
+    assert_eq!(h["api_server"]["workers_alive"], 3);
+    let (status, body) = get_json(&format!("{}/health", srv.base));
+    assert_eq!(status, 404);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v2/monitor/health")
+    );
+    let (status, body) = get_json(&format!("{}/api/v1/dags", srv.base));
+    assert_eq!(status, 404);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1 has been removed")
+    );
+    let (status, _) = get_json(&format!("{}/api/v2/version", srv.base));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn metrics_count_requests() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server"], &[]);
+    let count = || -> u64 {
+        let (_, text) = get(&format!("{}/metrics", srv.base));
+        text.lines()
+            .find(|l| l.starts_with("updraft_http_requests_total{method=\"GET\",route=\"/api/v2/version\",status=\"200\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = count();
+    for _ in 0..3 {
+        get(&format!("{}/api/v2/version", srv.base));
+    }
+    assert_eq!(count(), before + 3);
+    let (_, text) = get(&format!("{}/metrics", srv.base));
+    for name in [
+        "updraft_http_request_duration_seconds_bucket",
+        "updraft_api_workers_alive 4",
+        "updraft_api_worker_generation 1",
+        "updraft_api_handler_panics_total 0",
+    ] {
+        assert!(text.contains(name), "{name} missing from\n{text}");
+    }
+}
+
+#[test]
+fn oversized_bodies_and_bad_paths_are_refused() {
+    let home = TempHome::new();
+    let srv = TestServer::start(
+        &home,
+        &["api-server"],
+        &[("UPDRAFT__API__MAX_BODY_SIZE", "1000")],
+    );
+    let res = agent(false)
+        .post(&format!("{}/api/v2/version", srv.base))
+        .send(vec![b'x'; 5000])
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 413);
+    // Traversal in every spelling stays inside the embedded files.
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/%2E%2E%2FCargo.toml",
+        "/..%5CCargo.toml",
+        "/static/..%2f..%2fCargo.toml",
+        "/.git/config",
+    ] {
+        let raw = raw_get(&srv.origin(), path);
+        assert!(raw.starts_with("HTTP/1.1 4"), "{path}: {raw}");
+        assert!(!raw.contains("[package]"), "{path} leaked a file");
+    }
+    let raw = raw_get(&srv.origin(), "/%ff%fe");
+    assert!(raw.starts_with("HTTP/1.1 400"), "{raw}");
+}
+
+/// Sends a request line as given, with no client-side normalising.
+fn raw_get(origin: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = origin.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_and_sigterm_stop_gracefully_with_exit_0() {
+    for signal in ["INT", "TERM"] {
+        let home = TempHome::new();
+        let mut srv = TestServer::start(&home, &["api-server"], &[]);
+        assert_eq!(get(&format!("{}/api/v2/version", srv.base)).0, 200);
+        srv.signal(signal);
+        assert_eq!(srv.wait_exit(WAIT), Some(0), "{signal}: {}", srv.log());
+        assert!(srv.log().contains("api-server stopped"));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn ttin_ttou_and_hup_steer_the_pool() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server", "--workers", "2"], &[]);
+    let pool = |srv: &TestServer| health(srv)["api_server"].clone();
+    srv.signal("TTIN");
+    assert!(
+        wait_until(WAIT, || pool(&srv)["workers_alive"] == 3),
+        "{}",
+        pool(&srv)
+    );
+    srv.signal("TTOU");
+    srv.signal("TTOU");
+    assert!(
+        wait_until(WAIT, || pool(&srv)["workers_configured"] == 1),
+        "{}",
+        pool(&srv)
+    );
+    assert!(
+        wait_until(WAIT, || pool(&srv)["workers_alive"] == 1),
+        "{}",
+        pool(&srv)
+    );
+    // Never below one.
+    srv.signal("TTOU");
+    srv.signal("HUP");
+    assert!(
+        wait_until(WAIT, || pool(&srv)["refreshes_completed"] == 1),
+        "{}",
+        pool(&srv)
+    );
+    let p = pool(&srv);
+    assert_eq!(
+        (p["workers_alive"].as_u64(), p["generation"].as_u64()),
+        (Some(1), Some(2)),
+        "{p}"
+    );
+    assert!(
+        srv.log().contains("not retiring the last worker"),
+        "{}",
+        srv.log()
+    );
+}
+
+#[test]
+fn refresh_under_load_drops_nothing() {
+    let home = TempHome::new();
+    let srv = TestServer::start(
+        &home,
+        &["api-server", "--workers", "3"],
+        &[
+            ("UPDRAFT__API__WORKER_REFRESH_INTERVAL", "0.5"),
+            ("UPDRAFT__API__WORKER_REFRESH_BATCH_SIZE", "9"),
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+            let url = format!("{}/api/v2/monitor/health", srv.base);
+            // Half the clients keep their connection alive across the refreshes.
+            let agent = agent(i % 2 == 0);
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    match agent.get(&url).call() {
+                        Ok(res) if res.status() == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(res) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("status {}", res.status())),
+                        Err(e) => failures.lock().unwrap().push(e.to_string()),
+                    }
+                }
+            })
+        })
+        .collect();
+    let refreshed = wait_until(Duration::from_secs(60), || {
+        health(&srv)["api_server"]["refreshes_completed"].as_u64() >= Some(4)
+    });
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert!(
+        refreshed,
+        "fewer than 4 refresh cycles; log:\n{}",
+        srv.log()
+    );
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 50,
+        "too little load: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    let log = srv.log();
+    assert!(
+        log.contains("is larger than the pool"),
+        "batch size not clamped:\n{log}"
+    );
+    assert!(log.contains("cycle done"), "{log}");
+    assert!(health(&srv)["api_server"]["generation"].as_u64() >= Some(5));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_worker_that_is_not_ready_aborts_the_refresh() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server", "--workers", "2"], &[]);
+    assert_eq!(health(&srv)["api_server"]["generation"], 1);
+    // The database file vanishes: old workers keep their open connections; a new
+    // worker cannot open it, so it is not ready and the cycle must stop.
+    let db = home.path.join("updraft.db");
+    std::fs::rename(&db, home.path.join("moved.db")).unwrap();
+    srv.signal("HUP");
+    assert!(
+        wait_until(WAIT, || srv.log().contains("worker refresh aborted")),
+        "{}",
+        srv.log()
+    );
+    let h = health(&srv);
+    assert_eq!(h["api_server"]["workers_alive"], 2, "{h}");
+    assert_eq!(h["api_server"]["generation"], 1, "{h}");
+    assert_eq!(h["api_server"]["refreshes_completed"], 0, "{h}");
+}
+
+#[test]
+fn idle_and_slow_clients_do_not_take_the_workers() {
+    use std::io::Write;
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server", "--workers", "2"], &[]);
+    let addr = srv.origin().trim_start_matches("http://").to_string();
+    // Twenty connections, ten that say nothing and ten that stop halfway through their
+    // headers, far more than the two workers; a real request after each still gets an
+    // answer, because workers only ever see whole request heads. (They arrive one by
+    // one: a burst of idle connections can queue behind each other inside tiny_http's
+    // connection threads, which is outside what the workers control.)
+    let mut held = Vec::new();
+    for i in 0..20 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        if i % 2 == 1 {
+            s.write_all(b"GET /api/v2/version HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+        }
+        held.push(s);
+        assert_eq!(
+            get(&format!("{}/api/v2/version", srv.base)).0,
+            200,
+            "after {} held",
+            i + 1
+        );
+    }
+    drop(held);
+}
