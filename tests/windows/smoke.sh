@@ -99,8 +99,9 @@ check "db migrate exits 0" 0
 run -- dags list --output json
 check "dags list --output json exits 0 and lists smoke_hello" 0 smoke_hello
 
+# Exit 1 as Airflow's: listing any import error is a failure, for scripts and CI.
 run -- dags list-import-errors --output json
-check "dags list-import-errors --output json names smoke_broken.yaml" 0 smoke_broken.yaml
+check "dags list-import-errors --output json exits 1 and names smoke_broken.yaml" 1 smoke_broken.yaml
 
 run UPDRAFT__API__PORT=eighty -- dags list
 check "a bad config (UPDRAFT__API__PORT=eighty) exits 2" 2
