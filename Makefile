@@ -6,6 +6,21 @@ PYTHON ?= python3
 # The venv is rebuilt only when the requirements' hash differs from the one stored in it.
 COMPAT_VENV := .venv-compat
 COMPAT_REQS := tests/compat/requirements.txt
+MUSL_TARGET := x86_64-unknown-linux-musl
+WINDOWS_TARGET := x86_64-pc-windows-gnu
+MUSL_BIN := target/$(MUSL_TARGET)/release/updraft
+WINDOWS_EXE := target/$(WINDOWS_TARGET)/release/updraft.exe
+# The Wine prefix for windows-smoke lives with the build outputs, so `make clean` removes it.
+WINE_PREFIX := $(CURDIR)/target/wine
+WINE_DLL := $(WINE_PREFIX)/drive_c/windows/system32/bcryptprimitives.dll
+# Wine runs headless and quiet; mscoree and mshtml are off so no Mono or Gecko prompt appears.
+WINE_ENV := env -u DISPLAY -u WAYLAND_DISPLAY WINEPREFIX=$(WINE_PREFIX) WINEDEBUG=-all WINEDLLOVERRIDES='mscoree,mshtml='
+# Root installs directly; anyone else goes through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# need_cmd installs Debian packages ($2) unless command $1 exists; apt-get update runs only then.
+need_cmd = command -v $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2); }
+# need_target adds a rustup target unless it is already installed.
+need_target = rustup target list --installed | grep -qx '$(1)' || rustup target add $(1)
 
 .PHONY: build run test test-rust test-compat lint fmt fmt-check release windows windows-smoke bench clean
 
@@ -47,6 +62,31 @@ fmt:
 	$(CARGO) fmt --all
 fmt-check:
 	$(CARGO) fmt --all -- --check
+
+# release builds the static musl binary (--locked), installing musl-tools and the target if missing.
+release:
+	@$(call need_cmd,musl-gcc,musl-tools)
+	@$(call need_cmd,file,file)
+	@$(call need_target,$(MUSL_TARGET))
+	$(CARGO) build --release --locked --target $(MUSL_TARGET)
+	@stat -c '%n: %s bytes' $(MUSL_BIN) && file $(MUSL_BIN)
+
+# windows cross-builds the release .exe for x86_64-pc-windows-gnu, installing MinGW and the target if missing.
+windows:
+	@$(call need_cmd,x86_64-w64-mingw32-gcc,gcc-mingw-w64-x86-64-win32)
+	@$(call need_cmd,file,file)
+	@$(call need_target,$(WINDOWS_TARGET))
+	$(CARGO) build --release --locked --target $(WINDOWS_TARGET)
+	@stat -c '%n: %s bytes' $(WINDOWS_EXE) && file $(WINDOWS_EXE)
+
+# windows-smoke runs the .exe's first commands under Wine, in target/wine with a test-only bcryptprimitives.dll.
+windows-smoke: windows
+	@$(call need_cmd,wine,--no-install-recommends wine wine64)
+	@test -f $(WINE_PREFIX)/system.reg || { echo "creating the Wine prefix $(WINE_PREFIX)"; \
+	  $(WINE_ENV) wine wineboot --init && $(WINE_ENV) wineserver -w; }
+	@test $(WINE_DLL) -nt tests/windows/bcryptprimitives.c || \
+	  x86_64-w64-mingw32-gcc -O2 -Wall -s -shared -o $(WINE_DLL) tests/windows/bcryptprimitives.c -ladvapi32
+	$(WINE_ENV) tests/windows/smoke.sh $(WINDOWS_EXE)
 
 # clean removes build outputs and ./.local.
 clean:
