@@ -1080,22 +1080,34 @@ mod tests {
         fn kill_tree_stops_the_grandchild() {
             let dir = TempDir::new("tree");
             let log_path = dir.path().join("try.log");
+            // The grandchild appends ping's output about every second until it dies. No
+            // compound command: Wine's cmd loses `echo`'s output in `(a & b)` blocks.
+            let script = "start /b cmd /c \"for /l %i in (1,1,60) do @ping -n 2 127.0.0.1 >>ticks\" & ping -n 60 127.0.0.1 >nul";
+            let mut running = spawn(Spec {
+                shell: cmd(),
+                script: script.into(),
+                env: Vec::new(),
+                inherit_env: true,
+                cwd: Some(dir.path().to_path_buf()),
+                log: open_log(&log_path),
+            })
+            .unwrap();
             let ticks = dir.path().join("ticks");
-            // The grandchild appends a line about every second until it dies.
-            let script = format!(
-                r#"start /b cmd /c "for /l %i in (1,1,60) do @(echo %i>>"{ticks}" & ping -n 2 127.0.0.1 >nul)" & ping -n 60 127.0.0.1 >nul"#,
-                ticks = ticks.display()
-            );
-            let mut running = start(&script, &log_path);
-            assert!(wait_until(Duration::from_secs(20), || ticks.exists()));
+            let len = || std::fs::metadata(&ticks).map(|m| m.len()).unwrap_or(0);
+            // Still growing a while after it started: the grandchild is ticking.
+            assert!(wait_until(Duration::from_secs(20), || len() > 0));
+            let first = len();
+            let growing = wait_until(Duration::from_secs(20), || len() > first);
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            assert!(growing, "the grandchild is not ticking; log: {log}");
             assert_eq!(running.wait_timeout(Duration::ZERO).unwrap(), None);
+
             assert_eq!(
                 running.kill_tree(Duration::from_secs(1)).unwrap(),
                 Exit::Code(1)
             );
-            let len = || std::fs::metadata(&ticks).map(|m| m.len()).unwrap_or(0);
             let after_kill = len();
-            // Two ticks' time with no new line: the grandchild is gone.
+            // Two ticks' time with no growth: the grandchild is gone.
             let started = Instant::now();
             assert!(!wait_until(Duration::from_secs(3), || len() != after_kill));
             assert!(started.elapsed() >= Duration::from_secs(3));
