@@ -173,8 +173,7 @@ fn watch(mut child: Child, w: Workload, events: Sender<ExecEvent>) {
     });
 }
 
-/// Kills the process group a dead supervisor's task led (Unix). On Windows the task's
-/// job object dies with its supervisor's handle, so there is nothing left to do.
+/// Kills the process group a dead supervisor's task led (Unix).
 #[cfg(unix)]
 fn kill_group(pid: u32) {
     let _ = Command::new("kill")
@@ -183,5 +182,13 @@ fn kill_group(pid: u32) {
         .status();
 }
 
+/// Kills the process tree a dead supervisor's task led (Windows): its job object does
+/// not end with the supervisor, so the tree goes by pid, as `taskkill /T` walks it.
 #[cfg(windows)]
-fn kill_group(_pid: u32) {}
+fn kill_group(pid: u32) {
+    let _ = Command::new("taskkill")
+        .args(["/F", "/T", "/PID", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
