@@ -75,7 +75,10 @@ pub fn init_passwords(cfg: &Config) -> Result<BTreeMap<String, String>> {
     let path = &cfg.auth.passwords_file;
     let mut saved: BTreeMap<String, String> = match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| {
-            Error::Failed(format!("{} is not a JSON object of user -> password: {e}", path.display()))
+            Error::Failed(format!(
+                "{} is not a JSON object of user -> password: {e}",
+                path.display()
+            ))
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
         Err(e) => return Err(Error::io(path, e)),
@@ -96,7 +99,10 @@ pub fn init_passwords(cfg: &Config) -> Result<BTreeMap<String, String>> {
 }
 
 fn write_passwords(path: &Path, saved: &BTreeMap<String, String>) -> Result<()> {
-    let text = format!("{}\n", serde_json::to_string(saved).expect("strings serialize"));
+    let text = format!(
+        "{}\n",
+        serde_json::to_string(saved).expect("strings serialize")
+    );
     crate::home::write_private(path, &text)
 }
 
@@ -130,10 +136,20 @@ pub fn issue(secret: &[u8], user: &User, lifetime_secs: f64, now: DateTime<Utc>)
 }
 
 /// Checks a user token; the role comes from the token, as in Airflow.
-pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> std::result::Result<User, jwt::Invalid> {
+pub fn verify(
+    secret: &[u8],
+    token: &str,
+    now: DateTime<Utc>,
+) -> std::result::Result<User, jwt::Invalid> {
     let claims = jwt::verify(secret, token, AUDIENCE, now.timestamp(), 0)?;
-    let name = claims["sub"].as_str().ok_or(jwt::Invalid::Malformed)?.to_string();
-    let role = claims["role"].as_str().and_then(Role::parse).ok_or(jwt::Invalid::Malformed)?;
+    let name = claims["sub"]
+        .as_str()
+        .ok_or(jwt::Invalid::Malformed)?
+        .to_string();
+    let role = claims["role"]
+        .as_str()
+        .and_then(Role::parse)
+        .ok_or(jwt::Invalid::Malformed)?;
     Ok(User { name, role })
 }
 
@@ -168,7 +184,10 @@ impl Limiter {
 
     pub fn succeeded(&self, ip: Option<IpAddr>) {
         if let Some(ip) = ip {
-            self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&ip);
+            self.failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&ip);
         }
     }
 }
@@ -180,9 +199,26 @@ mod tests {
     #[test]
     fn tokens_carry_user_and_role() {
         let now = Utc::now();
-        let t = issue(b"s", &User { name: "alice".into(), role: Role::Op }, 60.0, now);
-        assert_eq!(verify(b"s", &t, now).unwrap(), User { name: "alice".into(), role: Role::Op });
-        assert_eq!(verify(b"s", &t, now + chrono::Duration::seconds(120)), Err(jwt::Invalid::Expired));
+        let t = issue(
+            b"s",
+            &User {
+                name: "alice".into(),
+                role: Role::Op,
+            },
+            60.0,
+            now,
+        );
+        assert_eq!(
+            verify(b"s", &t, now).unwrap(),
+            User {
+                name: "alice".into(),
+                role: Role::Op
+            }
+        );
+        assert_eq!(
+            verify(b"s", &t, now + chrono::Duration::seconds(120)),
+            Err(jwt::Invalid::Expired)
+        );
         assert!(Role::Viewer < Role::User && Role::User < Role::Op && Role::Op < Role::Admin);
     }
 

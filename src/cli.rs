@@ -112,6 +112,9 @@ pub enum Command {
         conn_id: String,
     },
     ConnectionsAdd(ConnectionArgs),
+    UsersResetPassword {
+        user: String,
+    },
 }
 
 /// `connections add` flags, Airflow's names.
@@ -170,6 +173,7 @@ Commands:
   variables get KEY | set KEY VALUE       read or write a variable
   connections get ID | add ID --conn-type T [--conn-host ...]  read or add a connection
   jobs check --job-type SchedulerJob [--local]  exit 0 if one scheduler is alive
+  users reset-password USER     print a new password for USER
 
 Every command takes --help. Settings come from $UPDRAFT_HOME/updraft.cfg and from
 UPDRAFT__SECTION__KEY or AIRFLOW__SECTION__KEY environment variables.
@@ -423,6 +427,15 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
                 conn_id: free(&mut args, "CONN_ID")?,
             }),
             (_, other) => return Err(unknown("connections", other)),
+        },
+        Some("users") => match (help, sub(&mut args)?.as_deref()) {
+            (true, _) => Command::Help(
+                "Usage: updraft users reset-password USER\n\nPrints a new password for USER and saves it.\n",
+            ),
+            (_, Some("reset-password")) => Command::UsersResetPassword {
+                user: free(&mut args, "USER")?,
+            },
+            (_, other) => return Err(unknown("users", other)),
         },
         Some("api-server") if help => Command::Help(HELP_API_SERVER),
         Some("api-server") => Command::ApiServer(ServerArgs {

@@ -105,6 +105,8 @@ pub struct TestServer {
     pub child: std::process::Child,
     pub base: String,
     pub stderr_path: PathBuf,
+    /// Passwords the server generated and printed, by user.
+    pub passwords: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -134,10 +136,27 @@ impl TestServer {
         }
         let mut child = cmd.spawn().expect("updraft starts");
         let stdout = child.stdout.take().unwrap();
+        // Generated passwords come first, then the line that says the server is up.
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut passwords = Vec::new();
         let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let Some(rest) = line
+                .trim()
+                .strip_prefix("Simple auth manager | Password for user '")
+            else {
+                break;
+            };
+            if let Some((user, pass)) = rest.split_once("': ") {
+                passwords.push((user.to_string(), pass.to_string()));
+            }
+        }
+        // Keep reading, so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         // Servers print their URL; a scheduler prints a line without one.
         assert!(
             !line.is_empty(),
@@ -156,6 +175,7 @@ impl TestServer {
             child,
             base,
             stderr_path,
+            passwords,
         }
     }
 

@@ -60,6 +60,9 @@ pub struct Req {
     pub method: Method,
     /// The decoded path below the prefix, starting with `/`.
     pub path: String,
+    /// The same, still percent-encoded: routes split it first, then decode each
+    /// segment, so an id may contain an encoded `/`.
+    pub raw_path: String,
     /// Query pairs, decoded, in order (a key may repeat: `tags=a&tags=b`).
     pub query: Vec<(String, String)>,
     /// Header names lowercased.
@@ -76,6 +79,7 @@ impl Req {
         Req {
             method,
             path: path.to_string(),
+            raw_path: path.to_string(),
             query: Vec::new(),
             headers: Vec::new(),
             body: Vec::new(),

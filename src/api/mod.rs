@@ -6,6 +6,7 @@
 //! never the UI's HTML.
 
 pub mod assets;
+pub mod core;
 pub mod execution;
 pub mod http;
 mod monitor;
@@ -19,6 +20,7 @@ use serde_json::json;
 
 pub use http::{ApiError, Method, Reply, Req};
 
+use crate::auth::{Limiter, Role, User};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -71,16 +73,25 @@ pub enum App {
     Any,
 }
 
-/// What a handler is given besides the request: the route's path parameters.
-pub struct Params(Vec<(&'static str, String)>);
+/// What a handler is given besides the request: the route's path parameters and, on
+/// routes that need a login, who is asking.
+pub struct Params {
+    values: Vec<(&'static str, String)>,
+    user: Option<User>,
+}
 
 impl Params {
     pub fn get(&self, name: &str) -> &str {
-        self.0
+        self.values
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
             .expect("the route template names this parameter")
+    }
+
+    /// The caller, on a route with a role; `None` on public routes.
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_ref()
     }
 }
 
@@ -92,12 +103,18 @@ pub struct Route {
     /// Airflow's path template, `{name}` for a parameter.
     pub path: &'static str,
     pub app: App,
+    /// The least role that may call it; `None` for routes without a login (health,
+    /// version, the Execution API, which checks its own task tokens).
+    pub role: Option<Role>,
+    /// The event log entry a successful call writes (mutating routes).
+    pub event: Option<&'static str>,
     /// One line for the OpenAPI document.
     pub summary: &'static str,
     pub handler: Handler,
 }
 
-const fn route(
+/// A route anyone may call.
+pub const fn public(
     method: Method,
     path: &'static str,
     app: App,
@@ -108,6 +125,29 @@ const fn route(
         method,
         path,
         app,
+        role: None,
+        event: None,
+        summary,
+        handler,
+    }
+}
+
+/// A Core API route that needs a login with at least `role`; `event` names the audit
+/// entry a successful call writes.
+pub const fn guarded(
+    method: Method,
+    path: &'static str,
+    role: Role,
+    event: Option<&'static str>,
+    summary: &'static str,
+    handler: Handler,
+) -> Route {
+    Route {
+        method,
+        path,
+        app: App::Core,
+        role: Some(role),
+        event,
         summary,
         handler,
     }
@@ -116,23 +156,38 @@ const fn route(
 use App::{Any, Core, Execution};
 use Method::{Get, Patch, Post, Put};
 
-/// Every route, the one place to look. The UI is the fallback after these.
+/// Health, version, the API's own description, metrics and the Execution API.
 #[rustfmt::skip]
-pub static ROUTES: &[Route] = &[
-    route(Get, "/api/v2/monitor/health", Core, "Component health, always 200 unless strict=true", monitor::health),
-    route(Get, "/api/v2/version", Core, "The server's version", monitor::version),
-    route(Get, "/openapi.json", Core, "This document", openapi::get),
-    route(Get, "/docs", Core, "A page that lists the API's routes", openapi::docs),
-    route(Get, "/execution/health", Execution, "Execution API health", monitor::execution_health),
-    route(Patch, "/execution/task-instances/{task_instance_id}/run", Execution, "Mark a task instance running; returns its run context", execution::run),
-    route(Put, "/execution/task-instances/{task_instance_id}/heartbeat", Execution, "Heartbeat of a running task instance", execution::heartbeat),
-    route(Patch, "/execution/task-instances/{task_instance_id}/state", Execution, "Finish a try: success, failed, skipped, up_for_retry", execution::state),
-    route(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
-    route(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),
-    route(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Read an XCom", execution::get_xcom),
-    route(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Push an XCom", execution::set_xcom),
-    route(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
+static BASE: &[Route] = &[
+    public(Get, "/api/v2/monitor/health", Core, "Component health, always 200 unless strict=true", monitor::health),
+    public(Get, "/api/v2/version", Core, "The server's version", monitor::version),
+    public(Get, "/openapi.json", Core, "This document", openapi::get),
+    public(Get, "/docs", Core, "A page that lists the API's routes", openapi::docs),
+    public(Get, "/execution/health", Execution, "Execution API health", monitor::execution_health),
+    public(Patch, "/execution/task-instances/{task_instance_id}/run", Execution, "Mark a task instance running; returns its run context", execution::run),
+    public(Put, "/execution/task-instances/{task_instance_id}/heartbeat", Execution, "Heartbeat of a running task instance", execution::heartbeat),
+    public(Patch, "/execution/task-instances/{task_instance_id}/state", Execution, "Finish a try: success, failed, skipped, up_for_retry", execution::state),
+    public(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
+    public(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),
+    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Read an XCom", execution::get_xcom),
+    public(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Push an XCom", execution::set_xcom),
+    public(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
+
+/// Every route, the one place to look: the tables of each resource, in order. The UI
+/// is the fallback after these.
+pub fn routes() -> impl Iterator<Item = &'static Route> {
+    [
+        BASE,
+        core::AUTH,
+        core::dags::ROUTES,
+        core::runs::ROUTES,
+        core::tis::ROUTES,
+        core::objects::ROUTES,
+    ]
+    .into_iter()
+    .flatten()
+}
 
 /// State shared by every worker of one server.
 pub struct Ctx {
@@ -149,6 +204,8 @@ pub struct Ctx {
     pub secret: Vec<u8>,
     /// Wakes the scheduler when it runs in this process and a task finished.
     pub scheduler_wake: Option<crossbeam_channel::Sender<()>>,
+    /// Failed logins per client address.
+    pub limiter: Limiter,
 }
 
 impl Ctx {
@@ -187,10 +244,10 @@ pub struct Probe {
 /// Routes one request and runs its handler. Returns the reply and the route template
 /// (for metrics; `"static"`, `"not_found"` and so on when no route matched).
 pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) {
-    let segments: Vec<&str> = req.path.split('/').skip(1).collect();
+    let segments: Vec<&str> = req.raw_path.split('/').skip(1).collect();
     let mut path_matched = false;
-    for r in ROUTES {
-        let Some(params) = match_path(r.path, &segments) else {
+    for r in routes() {
+        let Some(values) = match_path(r.path, &segments) else {
             continue;
         };
         if !ctx.apps.serves(r.app) {
@@ -202,7 +259,21 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
         if !method_ok {
             continue;
         }
+        let user = match r
+            .role
+            .map(|role| core::authorize(ctx, req, role))
+            .transpose()
+        {
+            Ok(user) => user,
+            Err(e) => return (e.into_reply(), r.path),
+        };
+        let params = Params { values, user };
         let reply = (r.handler)(ctx, store, req, &params).unwrap_or_else(ApiError::into_reply);
+        if let Some(event) = r.event
+            && reply.status < 400
+        {
+            core::audit(store, event, req, &params);
+        }
         return (reply, r.path);
     }
     if path_matched {
@@ -262,7 +333,7 @@ fn not_served(app: App) -> Reply {
 }
 
 /// Matches a template like `/api/v2/dags/{dag_id}` against path segments.
-fn match_path(template: &'static str, segments: &[&str]) -> Option<Params> {
+fn match_path(template: &'static str, segments: &[&str]) -> Option<Vec<(&'static str, String)>> {
     let parts: Vec<&'static str> = template.split('/').skip(1).collect();
     if parts.len() != segments.len() {
         return None;
@@ -273,12 +344,13 @@ fn match_path(template: &'static str, segments: &[&str]) -> Option<Params> {
             if s.is_empty() {
                 return None;
             }
-            params.push((name, (*s).to_string()));
+            // Each segment is decoded on its own, so an id may hold an encoded `/`.
+            params.push((name, http::percent_decode(s, false)?));
         } else if t != s {
             return None;
         }
     }
-    Some(Params(params))
+    Some(params)
 }
 
 #[cfg(test)]
@@ -310,16 +382,17 @@ mod tests {
     #[test]
     fn templates_match_segments() {
         let segs = |p: &'static str| p.split('/').skip(1).collect::<Vec<_>>();
-        let p = match_path("/api/v2/dags/{dag_id}", &segs("/api/v2/dags/x")).unwrap();
-        assert_eq!(p.get("dag_id"), "x");
+        let p = match_path("/api/v2/dags/{dag_id}", &segs("/api/v2/dags/x%2Fy")).unwrap();
+        assert_eq!(p, vec![("dag_id", "x/y".to_string())]);
         assert!(match_path("/api/v2/dags/{dag_id}", &segs("/api/v2/dags/")).is_none());
         assert!(match_path("/api/v2/dags/{dag_id}", &segs("/api/v2/dags/x/y")).is_none());
     }
 
     #[test]
     fn every_route_is_unique() {
-        for (i, a) in ROUTES.iter().enumerate() {
-            for b in &ROUTES[i + 1..] {
+        let all: Vec<&Route> = routes().collect();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
                 assert!(
                     !(a.method == b.method && a.path == b.path),
                     "{} {} twice",

@@ -2,13 +2,13 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, App, Ctx, Params, ROUTES, Reply, Req};
+use super::{ApiError, App, Ctx, Params, Reply, Req, routes};
 use crate::store::Store;
 
 /// The document for the apps this server runs, with `servers` carrying the prefix.
 pub fn document(ctx: &Ctx, prefix: &str) -> Value {
     let mut paths = Map::new();
-    for r in ROUTES.iter().filter(|r| match r.app {
+    for r in routes().filter(|r| match r.app {
         App::Core => ctx.apps.core,
         App::Execution => ctx.apps.execution,
         App::Any => true,
@@ -19,12 +19,19 @@ pub fn document(ctx: &Ctx, prefix: &str) -> Value {
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
-        let op = json!({
+        let mut op = json!({
             "summary": r.summary,
             "operationId": format!("{}_{}", r.method.as_str().to_ascii_lowercase(), r.path.trim_matches('/').replace(['/', '{', '}'], "_")),
             "parameters": params,
             "responses": {"200": {"description": "Successful Response"}},
         });
+        if let Some(role) = r.role {
+            op["security"] = json!([{"OAuth2PasswordBearer": []}, {"HTTPBearer": []}]);
+            op["x-updraft-role"] = json!(role.as_str());
+            op["responses"]["401"] = json!({"description": "Not authenticated"});
+            op["responses"]["403"] =
+                json!({"description": format!("Forbidden: needs the {} role", role.as_str())});
+        }
         let entry = paths.entry(r.path).or_insert_with(|| json!({}));
         entry[r.method.as_str().to_ascii_lowercase()] = op;
     }
@@ -34,6 +41,10 @@ pub fn document(ctx: &Ctx, prefix: &str) -> Value {
                  "description": "Airflow-compatible Core API (/api/v2) and Execution API (/execution)."},
         "servers": [{"url": if prefix.is_empty() { "/" } else { prefix }}],
         "paths": paths,
+        "components": {"securitySchemes": {
+            "OAuth2PasswordBearer": {"type": "oauth2", "flows": {"password": {"tokenUrl": "auth/token", "scopes": {}}}},
+            "HTTPBearer": {"type": "http", "scheme": "bearer"},
+        }},
     })
 }
 

@@ -211,6 +211,10 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
         | Command::VariablesSet { .. }
         | Command::ConnectionsGet { .. }
         | Command::ConnectionsAdd(_)) => tasks::run(cmd, cfg, env),
+        Command::UsersResetPassword { user } => {
+            let password = crate::auth::reset_password(cfg, &user)?;
+            emit(&format!("{password}\n"))
+        }
         Command::Help(_)
         | Command::Version
         | Command::DagsSchema

@@ -51,6 +51,9 @@ pub fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
         vars.push(("UPDRAFT__API__PROXY_HEADERS".into(), "True".into()));
     }
     let cfg = prepare(&Env { vars })?;
+    if apps.core {
+        crate::auth::init_passwords(&cfg)?;
+    }
     let running = server::start(cfg, apps, server::dispatch)?;
     let stop = stop_signals(running.control());
     announce(&format!("updraft api-server ({apps_text})"), &running);
@@ -88,6 +91,7 @@ pub fn scheduler(env: &Env) -> Result<()> {
 /// `updraft standalone`: API server, scheduler and executor in one process.
 pub fn standalone(env: &Env) -> Result<()> {
     let cfg = prepare(env)?;
+    crate::auth::init_passwords(&cfg)?;
     processor::sync(&mut Store::open(&cfg.database.path)?, &cfg, Utc::now())?;
     let (wake_tx, wake_rx) = bounded(1);
     let running = server::start_with(cfg.clone(), Apps::ALL, server::dispatch, Some(wake_tx))?;

@@ -113,6 +113,7 @@ pub fn start_with(
         started: Instant::now(),
         secret,
         scheduler_wake,
+        limiter: Default::default(),
         cfg,
     });
     let (control, supervisor) = pool::start(Arc::new(http), ctx.clone(), dispatch)?;
@@ -275,6 +276,7 @@ fn read(ctx: &Ctx, rq: &mut tiny_http::Request) -> std::result::Result<Routed, R
     Ok(Routed::Request(Req {
         method,
         path,
+        raw_path: below.to_string(),
         query,
         headers,
         body,

@@ -1,0 +1,650 @@
+//! The Core API (`/api/v2`) and login (`/auth`): shared pieces every resource uses —
+//! who is asking, paging and ordering, Airflow's date format, request bodies checked
+//! the way Airflow's pydantic models check them, secret masking, the audit log — and
+//! the login routes themselves. Resources live in the sibling files, one route table
+//! each.
+
+pub mod dags;
+pub mod objects;
+pub mod runs;
+pub mod tis;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded, public};
+use crate::auth::{self, Role, User};
+use crate::store::{Event, Store};
+
+/// Login: SimpleAuthManager's token routes, and the UI's login/logout redirects.
+#[rustfmt::skip]
+pub static AUTH: &[Route] = &[
+    public(Method::Post, "/auth/token", super::App::Core, "Log in: username and password (JSON or form) for a token", token),
+    public(Method::Post, "/auth/token/cli", super::App::Core, "Log in for a CLI token", token),
+    public(Method::Get, "/auth/token", super::App::Core, "A token without credentials (only with simple_auth_manager_all_admins)", token_all_admins),
+    public(Method::Get, "/api/v2/auth/login", super::App::Core, "Redirect to the login page", login_redirect),
+    public(Method::Get, "/api/v2/auth/logout", super::App::Core, "Log out: forget the token cookie and go to the login page", logout),
+    guarded(Method::Get, "/ui/auth/me", Role::Viewer, None, "Who is logged in (for the UI)", me),
+];
+
+/// The name of the cookie the UI keeps its token in (Airflow's).
+pub const COOKIE: &str = "_token";
+
+/// Who is asking, from `Authorization: Bearer` or the UI's cookie, checked against the
+/// role the route needs. With `simple_auth_manager_all_admins`, everyone is admin.
+pub fn authorize(ctx: &Ctx, req: &Req, need: Role) -> Result<User, ApiError> {
+    if ctx.cfg.auth.all_admins {
+        return Ok(User {
+            name: "admin".into(),
+            role: Role::Admin,
+        });
+    }
+    let bearer = req
+        .header("authorization")
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let token = bearer
+        .or_else(|| cookie(req, COOKIE))
+        .ok_or_else(|| ApiError::new(401, "Not authenticated"))?;
+    let user = auth::verify(&ctx.secret, token, Utc::now()).map_err(|e| match e {
+        crate::jwt::Invalid::Expired => ApiError::new(403, "Token Expired"),
+        _ => ApiError::new(403, "Invalid JWT token"),
+    })?;
+    if user.role < need {
+        return Err(ApiError::new(403, "Forbidden"));
+    }
+    Ok(user)
+}
+
+fn cookie<'a>(req: &'a Req, name: &str) -> Option<&'a str> {
+    req.header("cookie")?
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+/// `POST /auth/token`: 201 `{"access_token": JWT}` for a right username and password.
+fn token(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
+    if ctx.cfg.auth.all_admins {
+        return issue_for(
+            ctx,
+            User {
+                name: "admin".into(),
+                role: Role::Admin,
+            },
+        );
+    }
+    let ip = req.remote.map(|a| a.ip());
+    if !ctx.limiter.allowed(ip) {
+        return Err(ApiError::new(
+            429,
+            "Too many failed logins from this address; wait a minute",
+        ));
+    }
+    let form = req
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let body: Map<String, Value> = if form {
+        let text = String::from_utf8_lossy(&req.body);
+        super::http::parse_query(&text)
+            .ok_or_else(|| {
+                ApiError::bad_request("the form body is not valid percent-encoded UTF-8")
+            })?
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect()
+    } else {
+        match serde_json::from_slice(&req.body) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(ApiError::new(
+                    422,
+                    "the body must be a JSON object {\"username\": ..., \"password\": ...} or a form",
+                ));
+            }
+        }
+    };
+    let field = |name: &str| body.get(name).and_then(Value::as_str);
+    let (Some(username), Some(password)) = (field("username"), field("password")) else {
+        let missing: Vec<&str> = ["username", "password"]
+            .into_iter()
+            .filter(|f| field(f).is_none())
+            .collect();
+        return Err(ApiError::new(
+            422,
+            format!(
+                "validation error for LoginBody: {} Field required",
+                missing.join(", ")
+            ),
+        ));
+    };
+    let passwords = auth::init_passwords(&ctx.cfg).map_err(|e| {
+        log::error!("cannot read the passwords file: {e}");
+        ApiError::new(500, "internal error; see the server log")
+    })?;
+    let role = ctx
+        .cfg
+        .auth
+        .users
+        .iter()
+        .find(|(u, _)| u == username)
+        .and_then(|(_, r)| Role::parse(r));
+    let ok = role.is_some()
+        && passwords
+            .get(username)
+            .is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()));
+    match (ok, role) {
+        (true, Some(role)) => {
+            ctx.limiter.succeeded(ip);
+            issue_for(
+                ctx,
+                User {
+                    name: username.to_string(),
+                    role,
+                },
+            )
+        }
+        _ => {
+            ctx.limiter.failed(ip);
+            log::warn!("failed login for {username:?} from {ip:?}");
+            Err(ApiError::new(401, "Invalid credentials"))
+        }
+    }
+}
+
+fn issue_for(ctx: &Ctx, user: User) -> Result<Reply, ApiError> {
+    let t = auth::issue(
+        &ctx.secret,
+        &user,
+        ctx.cfg.auth.jwt_expiration_time,
+        Utc::now(),
+    );
+    Ok(Reply::json(201, &json!({"access_token": t})))
+}
+
+/// `GET /auth/token`: only when everyone is admin, as in Airflow.
+fn token_all_admins(ctx: &Ctx, s: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    if !ctx.cfg.auth.all_admins {
+        return Err(ApiError::new(403, "Forbidden"));
+    }
+    token(ctx, s, req, p)
+}
+
+/// `GET /api/v2/auth/login`: to the UI's login page (under the prefix), keeping `next`.
+fn login_redirect(_: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
+    let next = req.query("next").filter(|n| is_safe_next(n, &req.prefix));
+    let mut location = format!("{}/login", req.prefix);
+    if let Some(n) = next {
+        location.push_str(&format!("?next={}", crate::executor::client::encode(n)));
+    }
+    Ok(Reply::redirect(&location))
+}
+
+/// `GET /api/v2/auth/logout`: clears the cookie (scoped to the prefix) and goes to login.
+fn logout(_: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
+    Ok(
+        Reply::redirect(&format!("{}/login", req.prefix)).with_header(
+            "Set-Cookie",
+            &format!(
+                "{COOKIE}=; Path={}/; Max-Age=0; HttpOnly; SameSite=Lax",
+                req.prefix
+            ),
+        ),
+    )
+}
+
+/// `GET /ui/auth/me`: the logged-in user and role.
+fn me(ctx: &Ctx, _: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let u = p.user().expect("a guarded route has a user");
+    Ok(Reply::json(
+        200,
+        &json!({"username": u.name, "role": u.role.as_str(), "all_admins": ctx.cfg.auth.all_admins}),
+    ))
+}
+
+/// A `next` that stays on this server, under its prefix: no scheme, no `//host`.
+fn is_safe_next(next: &str, prefix: &str) -> bool {
+    next.starts_with(&format!("{prefix}/"))
+        && !next.starts_with("//")
+        && !next.contains("://")
+        && !next.contains('\\')
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Writes the audit entry of a successful mutating call: who, what, which DAG, run and
+/// task, and the request body with secrets masked.
+pub fn audit(store: &mut Store, event: &str, req: &Req, p: &Params) {
+    let param = |name: &str| {
+        p.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let mut extra = json!({"method": req.method.as_str()});
+    if !body.is_null() {
+        extra["body"] = mask(&body);
+    }
+    let ev = Event {
+        event: event.to_string(),
+        dag_id: param("dag_id"),
+        task_id: param("task_id"),
+        run_id: param("dag_run_id"),
+        owner: p.user().map(|u| u.name.clone()),
+        extra: Some(extra.to_string()),
+        ..Event::default()
+    };
+    if let Err(e) = store.write(|tx| tx.event(&ev, Utc::now())) {
+        log::error!("cannot write the audit entry {event}: {e}");
+    }
+}
+
+/// Words that make a key's value secret, as Airflow's `DEFAULT_SENSITIVE_FIELDS`.
+const SENSITIVE: &[&str] = &[
+    "access_token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "passphrase",
+    "passwd",
+    "password",
+    "private_key",
+    "secret",
+    "token",
+    "keyfile_dict",
+    "service_account",
+];
+
+/// Whether a variable or field name looks secret.
+pub fn is_sensitive(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SENSITIVE.iter().any(|s| k.contains(s))
+}
+
+/// A copy with the values of secret-looking keys replaced by `***`, at any depth. A
+/// variable body (`{"key": "db_password", "value": ...}`) masks its value too.
+pub fn mask(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let secret_var = m
+                .get("key")
+                .and_then(Value::as_str)
+                .is_some_and(is_sensitive);
+            Value::Object(
+                m.iter()
+                    .map(|(k, v)| {
+                        let hide = is_sensitive(k) || (secret_var && k == "value");
+                        (
+                            k.clone(),
+                            if hide && !v.is_null() {
+                                json!("***")
+                            } else {
+                                mask(v)
+                            },
+                        )
+                    })
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(mask).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A time as Airflow's REST models write it: `2024-01-01T00:00:00.123456Z`, without the
+/// fraction when it is zero.
+pub fn dt(t: Option<DateTime<Utc>>) -> Value {
+    match t {
+        None => Value::Null,
+        Some(t) if t.timestamp_subsec_micros() == 0 => {
+            Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        }
+        Some(t) => Value::String(t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+    }
+}
+
+/// `limit` and `offset`: Airflow's default 50 (`fallback_page_limit`), silently capped at
+/// `maximum_page_limit`; a negative or non-numeric value is a 422.
+pub fn page(ctx: &Ctx, req: &Req) -> Result<(usize, usize), ApiError> {
+    let num = |name: &str, default: usize| -> Result<usize, ApiError> {
+        match req.query(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<usize>().map_err(|_| {
+                invalid(
+                    &["query", name],
+                    "int_parsing",
+                    "Input should be a valid integer, unable to parse string as an integer",
+                    json!(v),
+                )
+            }),
+        }
+    };
+    let limit = num("limit", ctx.cfg.api.fallback_page_limit as usize)?;
+    Ok((
+        limit.min(ctx.cfg.api.maximum_page_limit as usize),
+        num("offset", 0)?,
+    ))
+}
+
+/// `order_by` among `allowed` names (a leading `-` for descending); else `default`.
+/// An unknown name is a 400, as Airflow answers it.
+pub fn order_by<'a>(
+    req: &Req,
+    allowed: &[&'a str],
+    default: &'a str,
+) -> Result<(&'a str, bool), ApiError> {
+    let raw = req.query("order_by").unwrap_or(default);
+    let (name, desc) = match raw.strip_prefix('-') {
+        Some(n) => (n, true),
+        None => (raw, false),
+    };
+    allowed
+        .iter()
+        .find(|a| **a == name)
+        .map(|a| (*a, desc))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Ordering with '{name}' is disallowed or the attribute does not exist on the model"
+            ))
+        })
+}
+
+/// Sorts rows by the value at `key` in each JSON object (nulls first, as SQL sorts them).
+pub fn sort_rows(rows: &mut [Value], key: &str, desc: bool) {
+    rows.sort_by(|a, b| {
+        let ord = compare(&a[key], &b[key]);
+        if desc { ord.reverse() } else { ord }
+    });
+}
+
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        _ => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+/// One page of rows, in Airflow's collection shape.
+pub fn collection(key: &str, rows: Vec<Value>, limit: usize, offset: usize) -> Value {
+    let total = rows.len();
+    let items: Vec<Value> = rows.into_iter().skip(offset).take(limit).collect();
+    json!({ key: items, "total_entries": total })
+}
+
+/// A 422 with one pydantic-style error.
+pub fn invalid(loc: &[&str], kind: &str, msg: &str, input: Value) -> ApiError {
+    ApiError {
+        status: 422,
+        detail: json!([{"type": kind, "loc": loc, "msg": msg, "input": input}]),
+    }
+}
+
+/// The kinds of value a body field takes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Str,
+    Bool,
+    Int,
+    Number,
+    Object,
+    List,
+    DateTime,
+    /// Anything JSON.
+    Any,
+}
+
+/// One field of a request body.
+pub struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+    pub nullable: bool,
+}
+
+pub const fn field(name: &'static str, kind: Kind, required: bool, nullable: bool) -> Field {
+    Field {
+        name,
+        kind,
+        required,
+        nullable,
+    }
+}
+
+/// Parses a JSON object body and checks it against `fields` as pydantic would for a model
+/// with `extra="forbid"`: every problem in one 422 list, in Airflow's shape.
+pub fn body(req: &Req, fields: &[Field]) -> Result<Map<String, Value>, ApiError> {
+    let value: Value = match serde_json::from_slice(&req.body) {
+        Ok(v) => v,
+        Err(e) => {
+            // serde's column is 1-based within its line; pydantic reports a character offset.
+            let offset = req
+                .body
+                .len()
+                .min(e.column().saturating_sub(1) + line_offset(&req.body, e.line()));
+            return Err(ApiError {
+                status: 422,
+                detail: json!([{"type": "json_invalid", "loc": ["body", offset], "msg": "JSON decode error",
+                                "input": {}, "ctx": {"error": e.to_string()}}]),
+            });
+        }
+    };
+    let Value::Object(map) = value else {
+        return Err(invalid(
+            &["body"],
+            "model_attributes_type",
+            "Input should be a valid dictionary or object to extract fields from",
+            value,
+        ));
+    };
+    let mut errors = Vec::new();
+    for f in fields {
+        match map.get(f.name) {
+            None if f.required => errors.push(json!({"type": "missing", "loc": ["body", f.name], "msg": "Field required", "input": Value::Object(map.clone())})),
+            None => {}
+            Some(Value::Null) if f.nullable || !f.required && f.kind == Kind::Any => {}
+            Some(v) => {
+                if let Some((kind, msg)) = type_error(f.kind, v) {
+                    errors.push(json!({"type": kind, "loc": ["body", f.name], "msg": msg, "input": v}));
+                }
+            }
+        }
+    }
+    for (k, v) in &map {
+        if !fields.iter().any(|f| f.name == k) {
+            errors.push(json!({"type": "extra_forbidden", "loc": ["body", k], "msg": "Extra inputs are not permitted", "input": v}));
+        }
+    }
+    if errors.is_empty() {
+        Ok(map)
+    } else {
+        Err(ApiError {
+            status: 422,
+            detail: Value::Array(errors),
+        })
+    }
+}
+
+fn line_offset(body: &[u8], line: usize) -> usize {
+    body.split(|b| *b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.len() + 1)
+        .sum()
+}
+
+fn type_error(kind: Kind, v: &Value) -> Option<(&'static str, &'static str)> {
+    let ok = match kind {
+        Kind::Any => true,
+        Kind::Str => v.is_string(),
+        Kind::Bool => v.is_boolean(),
+        Kind::Int => v.as_i64().is_some(),
+        Kind::Number => v.is_number(),
+        Kind::Object => v.is_object(),
+        Kind::List => v.is_array(),
+        Kind::DateTime => v.as_str().is_some_and(|s| parse_datetime(s).is_some()),
+    };
+    if ok {
+        return None;
+    }
+    Some(match kind {
+        Kind::Str => ("string_type", "Input should be a valid string"),
+        Kind::Bool => ("bool_type", "Input should be a valid boolean"),
+        Kind::Int => ("int_type", "Input should be a valid integer"),
+        Kind::Number => ("float_type", "Input should be a valid number"),
+        Kind::Object => ("dict_type", "Input should be a valid dictionary"),
+        Kind::List => ("list_type", "Input should be a valid list"),
+        Kind::DateTime => (
+            "datetime_from_date_parsing",
+            "Input should be a valid datetime",
+        ),
+        Kind::Any => unreachable!("always fine"),
+    })
+}
+
+/// An ISO 8601 time as clients send it; a time without an offset is UTC.
+pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+/// A query parameter as a time, or a 422 naming it.
+pub fn query_time(req: &Req, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match req.query(name) {
+        None | Some("") => Ok(None),
+        Some(v) => parse_datetime(v).map(Some).ok_or_else(|| {
+            invalid(
+                &["query", name],
+                "datetime_from_date_parsing",
+                "Input should be a valid datetime",
+                json!(v),
+            )
+        }),
+    }
+}
+
+/// A query parameter as a boolean, or a 422 naming it.
+pub fn query_bool(req: &Req, name: &str) -> Result<Option<bool>, ApiError> {
+    match req.query(name) {
+        None => Ok(None),
+        Some(v) => crate::config::parse_bool(v)
+            .or(match v.to_ascii_lowercase().as_str() {
+                "yes" | "on" => Some(true),
+                "no" | "off" => Some(false),
+                _ => None,
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                invalid(
+                    &["query", name],
+                    "bool_parsing",
+                    "Input should be a valid boolean, unable to interpret input",
+                    json!(v),
+                )
+            }),
+    }
+}
+
+/// Every value of a repeatable query parameter (`tags=a&tags=b`).
+pub fn query_all<'a>(req: &'a Req, name: &str) -> Vec<&'a str> {
+    req.query
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// A SQL-LIKE pattern as Airflow's `*_pattern` filters take it: `%` any run, `_` one
+/// character, case-insensitive.
+pub fn like(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('%', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('_', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => {
+                t.first().is_some_and(|x| x.eq_ignore_ascii_case(c)) && go(rest, &t[1..])
+            }
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // Airflow wraps the pattern in `%...%` unless it has wildcards of its own.
+    if pattern.contains(['%', '_']) {
+        go(&p, &t)
+    } else {
+        text.to_ascii_lowercase()
+            .contains(&pattern.to_ascii_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_airflow_format() {
+        let t = parse_datetime("2024-01-01T00:00:00+00:00");
+        assert_eq!(dt(t), json!("2024-01-01T00:00:00Z"));
+        let t = parse_datetime("2026-11-21T08:56:37.186058+00:00");
+        assert_eq!(dt(t), json!("2026-11-21T08:56:37.186058Z"));
+        assert_eq!(dt(None), Value::Null);
+        assert!(parse_datetime("yesterday").is_none());
+    }
+
+    #[test]
+    fn masks_secret_keys_at_any_depth() {
+        let v = json!({"password": "p", "login": "u", "extra": {"api_key": "k", "n": 1}, "key": "db_token", "value": "s"});
+        assert_eq!(
+            mask(&v),
+            json!({"password": "***", "login": "u", "extra": {"api_key": "***", "n": 1}, "key": "db_token", "value": "***"})
+        );
+    }
+
+    #[test]
+    fn patterns_match_like_sql() {
+        assert!(like("exam%", "example_bash"));
+        assert!(!like("exam%", "my_example"));
+        assert!(like("bash", "example_bash_operator"));
+        assert!(like("ex_mple%", "example"));
+    }
+
+    #[test]
+    fn next_must_stay_here() {
+        assert!(is_safe_next("/p/dags", "/p"));
+        assert!(!is_safe_next("//evil.com/x", ""));
+        assert!(!is_safe_next("http://evil.com/p/x", "/p"));
+        assert!(!is_safe_next("/other", "/p"));
+    }
+}
