@@ -10,3 +10,5 @@ mod server;
 mod pool;
 // Running DAGs: standalone, scheduler, executor, supervisor, Execution API.
 mod engine;
+// Logging in: passwords, tokens, roles, rate limits.
+mod api_auth;

@@ -270,3 +270,84 @@ pub fn wait_until(timeout: std::time::Duration, mut cond: impl FnMut() -> bool) 
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+impl TestServer {
+    /// A token for `user` through `POST /auth/token`, with the password it printed.
+    pub fn login(&self, user: &str) -> String {
+        let password = self
+            .passwords
+            .iter()
+            .find(|(u, _)| u == user)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("no password printed for {user}: {:?}", self.passwords));
+        let (status, body) = self.call(
+            "",
+            "POST",
+            "/auth/token",
+            Some(serde_json::json!({"username": user, "password": password})),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// `METHOD base+path` with a bearer token (none if empty) and a JSON body: (status, JSON
+    /// or the text as a JSON string, Null when empty).
+    pub fn call(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.base);
+        let a = agent(true);
+        let auth = format!("Bearer {token}");
+        let res = match (method, body) {
+            ("GET", _) => {
+                let r = a.get(&url);
+                if token.is_empty() {
+                    r.call()
+                } else {
+                    r.header("Authorization", &auth).call()
+                }
+            }
+            ("DELETE", _) => {
+                let r = a.delete(&url);
+                if token.is_empty() {
+                    r.call()
+                } else {
+                    r.header("Authorization", &auth).call()
+                }
+            }
+            (m, body) => {
+                let r = match m {
+                    "POST" => a.post(&url),
+                    "PUT" => a.put(&url),
+                    _ => a.patch(&url),
+                };
+                let r = if token.is_empty() {
+                    r
+                } else {
+                    r.header("Authorization", &auth)
+                };
+                r.content_type("application/json")
+                    .send(body.map(|b| b.to_string()).unwrap_or_default())
+            }
+        };
+        let mut res = res.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = res.status().as_u16();
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        let value = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, value)
+    }
+}
+
+/// Users of every role, for API tests.
+pub const USERS: (&str, &str) = (
+    "UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_USERS",
+    "admin:admin,viewer:viewer,user:user,op:op",
+);

@@ -1,0 +1,271 @@
+//! Logging in as Airflow's SimpleAuthManager does it: passwords, tokens, roles, limits.
+
+use base64::Engine;
+use serde_json::json;
+
+use crate::util::{TempHome, TestServer, USERS, agent};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+#[test]
+fn login_gives_a_token_that_opens_guarded_routes() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server"], &[USERS]);
+    assert_eq!(srv.passwords.len(), 4, "{:?}", srv.passwords);
+    for (_, p) in &srv.passwords {
+        assert_eq!(p.len(), 16);
+        assert!(
+            p.chars()
+                .all(|c| "abcdefghkmnpqrstuvwxyzABCDEFGHKMNPQRSTUVWXYZ23456789".contains(c)),
+            "{p}"
+        );
+    }
+    let file = home
+        .path
+        .join("simple_auth_manager_passwords.json.generated");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved.as_object().unwrap().len(), 4);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let token = srv.login("viewer");
+    let (status, me) = srv.call(&token, "GET", "/ui/auth/me", None);
+    assert_eq!(
+        (status, me["username"].as_str(), me["role"].as_str()),
+        (200, Some("viewer"), Some("viewer"))
+    );
+    // The JWT carries Airflow's claims.
+    let claims: serde_json::Value =
+        serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(
+        (
+            claims["sub"].as_str(),
+            claims["role"].as_str(),
+            claims["aud"].as_str()
+        ),
+        (Some("viewer"), Some("viewer"), Some("apache-airflow"))
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        86400
+    );
+    // A form body works too.
+    let pass = srv
+        .passwords
+        .iter()
+        .find(|(u, _)| u == "op")
+        .unwrap()
+        .1
+        .clone();
+    let res = agent(false)
+        .post(&format!("{}/auth/token", srv.base))
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!("username=op&password={pass}"))
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    // A second start keeps the same passwords and prints none.
+    drop(srv);
+    let again = TestServer::start(&home, &["api-server"], &[USERS]);
+    assert!(again.passwords.is_empty());
+    let (status, _) = again.call(
+        "",
+        "POST",
+        "/auth/token",
+        Some(json!({"username": "op", "password": pass})),
+    );
+    assert_eq!(status, 201);
+}
+
+#[test]
+fn bad_credentials_and_tokens_are_refused() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server"], &[USERS]);
+    let (status, body) = srv.call(
+        "",
+        "POST",
+        "/auth/token",
+        Some(json!({"username": "admin", "password": "wrong"})),
+    );
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (401, Some("Invalid credentials"))
+    );
+    let (status, _) = srv.call(
+        "",
+        "POST",
+        "/auth/token",
+        Some(json!({"username": "admin"})),
+    );
+    assert_eq!(status, 422);
+    let (status, body) = srv.call("", "GET", "/ui/auth/me", None);
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (401, Some("Not authenticated"))
+    );
+    let good = srv.login("admin");
+    let parts: Vec<&str> = good.split('.').collect();
+    // Tampered: the role raised to admin in a viewer's token is caught by the signature.
+    let viewer = srv.login("viewer");
+    let vparts: Vec<&str> = viewer.split('.').collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&B64.decode(vparts[1]).unwrap()).unwrap();
+    claims["role"] = json!("admin");
+    let tampered = format!(
+        "{}.{}.{}",
+        vparts[0],
+        B64.encode(claims.to_string()),
+        vparts[2]
+    );
+    let none = format!(
+        "{}.{}.",
+        B64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        parts[1]
+    );
+    for bad in [tampered.as_str(), none.as_str(), "garbage"] {
+        let (status, body) = srv.call(bad, "GET", "/ui/auth/me", None);
+        assert_eq!(
+            (status, body["detail"].as_str()),
+            (403, Some("Invalid JWT token")),
+            "{bad}"
+        );
+    }
+    // Expired: signed with the home's secret, an hour in the past.
+    let secret = updraft::jwt::secret("", &home.path).unwrap();
+    let user = updraft::auth::User {
+        name: "admin".into(),
+        role: updraft::auth::Role::Admin,
+    };
+    let old = updraft::auth::issue(
+        &secret,
+        &user,
+        60.0,
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    );
+    let (status, body) = srv.call(&old, "GET", "/ui/auth/me", None);
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (403, Some("Token Expired"))
+    );
+    // The cookie the UI keeps works like the header.
+    let mut res = agent(false)
+        .get(&format!("{}/ui/auth/me", srv.base))
+        .header("Cookie", &format!("_token={good}"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "{}",
+        res.body_mut().read_to_string().unwrap()
+    );
+}
+
+#[test]
+fn repeated_wrong_passwords_are_rate_limited() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server"], &[USERS]);
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| {
+            srv.call(
+                "",
+                "POST",
+                "/auth/token",
+                Some(json!({"username": "admin", "password": "nope"})),
+            )
+            .0
+        })
+        .collect();
+    assert_eq!(&statuses[..10], &[401; 10]);
+    assert_eq!(statuses[11], 429);
+    // Even the right password waits out the window.
+    let pass = srv
+        .passwords
+        .iter()
+        .find(|(u, _)| u == "admin")
+        .unwrap()
+        .1
+        .clone();
+    let (status, _) = srv.call(
+        "",
+        "POST",
+        "/auth/token",
+        Some(json!({"username": "admin", "password": pass})),
+    );
+    assert_eq!(status, 429);
+}
+
+#[test]
+fn reset_password_and_dropped_users() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server"], &[USERS]);
+    let old = srv
+        .passwords
+        .iter()
+        .find(|(u, _)| u == "op")
+        .unwrap()
+        .1
+        .clone();
+    let new = home
+        .run(&["users", "reset-password", "op"], &[USERS])
+        .expect(0)
+        .stdout()
+        .trim()
+        .to_string();
+    assert_eq!(new.len(), 16);
+    assert_ne!(new, old);
+    let (status, _) = srv.call(
+        "",
+        "POST",
+        "/auth/token",
+        Some(json!({"username": "op", "password": old})),
+    );
+    assert_eq!(status, 401);
+    let (status, _) = srv.call(
+        "",
+        "POST",
+        "/auth/token",
+        Some(json!({"username": "op", "password": new})),
+    );
+    assert_eq!(status, 201);
+    home.run(&["users", "reset-password", "nobody"], &[USERS])
+        .expect(1);
+    drop(srv);
+    // Users no longer in the config are dropped from the file.
+    let _srv = TestServer::start(
+        &home,
+        &["api-server"],
+        &[("UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")],
+    );
+    let file = home
+        .path
+        .join("simple_auth_manager_passwords.json.generated");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(
+        saved.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["admin"]
+    );
+}
+
+#[test]
+fn all_admins_turns_login_off() {
+    let home = TempHome::new();
+    let srv = TestServer::start(
+        &home,
+        &["api-server"],
+        &[("UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")],
+    );
+    assert!(srv.passwords.is_empty());
+    let (status, me) = srv.call("", "GET", "/ui/auth/me", None);
+    assert_eq!((status, me["role"].as_str()), (200, Some("admin")));
+    let (status, body) = srv.call("", "GET", "/auth/token", None);
+    assert_eq!(status, 201, "{body}");
+    let plain = TestServer::start(&home, &["api-server"], &[]);
+    assert_eq!(plain.call("", "GET", "/auth/token", None).0, 403);
+}
