@@ -12,3 +12,5 @@ mod pool;
 mod engine;
 // Logging in: passwords, tokens, roles, rate limits.
 mod api_auth;
+// Every guarded route against every role, from the route table.
+mod api_roles;
