@@ -71,6 +71,13 @@ release:
 	$(CARGO) build --release --locked --target $(MUSL_TARGET)
 	@stat -c '%n: %s bytes' $(MUSL_BIN) && file $(MUSL_BIN)
 
+# bench builds the release binary, the bare-server baseline and the static musl binary, then prints the benchmark table and writes bench/RESULTS.md.
+bench: release
+	@$(call need_cmd,wrk,wrk)
+	@$(call need_cmd,$(PYTHON),python3)
+	$(CARGO) build --release --locked --bins --examples
+	$(PYTHON) bench/bench.py --out bench/RESULTS.md
+
 # windows cross-builds the release .exe for x86_64-pc-windows-gnu, installing MinGW and the target if missing.
 windows:
 	@$(call need_cmd,x86_64-w64-mingw32-gcc,gcc-mingw-w64-x86-64-win32)

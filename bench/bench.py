@@ -1,0 +1,950 @@
+#!/usr/bin/env python3
+"""updraft's benchmarks (issue 7): speed measured against this machine's own limits.
+
+Runs real `updraft` processes on temporary homes (port 0, loopback only), measures, and
+kills them by pid. Every figure that depends on the machine's speed is printed beside
+a baseline measured in the same run, and as a ratio to it, because the machine is
+shared and noisy. Medians over repetitions, with the count and the spread (min-max).
+Benchmarks print figures; nothing here is a test.
+
+Standard library only, so `make bench` needs nothing but Python 3 and wrk.
+Usage: bench/bench.py [--quick] [--out bench/RESULTS.md]   (see --help)
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASH = "airflow.providers.standard.operators.bash.BashOperator"
+
+# Product settings a user may set, chosen for speed where they matter. Printed in
+# RESULTS.md. Everything else is updraft's default.
+SETTINGS = {
+    "UPDRAFT__CORE__LOAD_EXAMPLES": "False",
+    "UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    "UPDRAFT__CORE__PARALLELISM": "32",
+    "UPDRAFT__CORE__KILLED_TASK_CLEANUP_TIME": "1",
+    "UPDRAFT__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "0.2",
+    "UPDRAFT__API__HOST": "127.0.0.1",
+    "UPDRAFT__API__PORT": "0",
+}
+
+# Time bounds, so a hung or very slow updraft cannot hold `make bench` forever.
+START_TIMEOUT = 30.0
+RUN_TIMEOUT = 120.0
+SCALE_TIMEOUT = 240.0
+PARSE_TIMEOUT = 60.0
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_ts(text):
+    """An RFC 3339 time as the store writes it, as seconds since the epoch."""
+    if text is None:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def percentile(xs, p):
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def spread(xs, fmt):
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return f"n=1"
+    return f"n={len(xs)}, {fmt(min(xs))}–{fmt(max(xs))}"
+
+
+def mb(kib):
+    """kB from /proc (KiB) as MB (10^6 bytes), the unit of the issue's targets."""
+    return kib * 1024 / 1e6
+
+
+def proc_kib(pid, field):
+    """VmRSS, VmHWM, ... of a process in KiB; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def children(pid):
+    """Direct children of every thread of `pid`."""
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    out.extend(int(c) for c in f.read().split())
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return out
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, token=None, timeout=10):
+    """(status, parsed JSON or text) of one request; HTTP errors are results."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        raw, status = e.read(), e.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+# ---------------------------------------------------------------- DAG files
+
+
+def dag_yaml(dag_id, tasks, max_active_tasks=None):
+    """A dag-factory file; `tasks` is a list of (task_id, command, [upstream ids])."""
+    lines = [
+        f"{dag_id}:",
+        "  schedule: null",
+        "  catchup: false",
+        "  default_args:",
+        "    start_date: 2024-01-01",
+    ]
+    if max_active_tasks:
+        lines.append(f"  max_active_tasks: {max_active_tasks}")
+    lines.append("  tasks:")
+    for task_id, cmd, ups in tasks:
+        lines += [
+            f"    - task_id: {task_id}",
+            f"      operator: {BASH}",
+            f"      bash_command: {json.dumps(cmd)}",
+        ]
+        if ups:
+            lines.append(f"      dependencies: [{', '.join(ups)}]")
+    return "\n".join(lines) + "\n"
+
+
+def independent(dag_id, n):
+    """n independent `true` tasks: a fan-out straight from the run."""
+    return dag_yaml(dag_id, [(f"t{i:05d}", "true", []) for i in range(n)], 32)
+
+
+def chain(dag_id, n):
+    return dag_yaml(
+        dag_id, [(f"c{i:04d}", "true", [f"c{i - 1:04d}"] if i else []) for i in range(n)]
+    )
+
+
+def factory_file(i, n_tasks=10):
+    """One of the DAG-parsing files: a small realistic dag-factory DAG."""
+    tasks = [(f"step_{j}", f"echo step {j} of {{{{ ds }}}}", [f"step_{j - 1}"] if j else [])
+             for j in range(n_tasks)]
+    return dag_yaml(f"factory_{i:04d}", tasks)
+
+
+# ---------------------------------------------------------------- updraft processes
+
+
+class Home:
+    """A temporary UPDRAFT_HOME with a DAG folder."""
+
+    def __init__(self, root, name):
+        self.path = os.path.join(root, name)
+        self.dags = os.path.join(self.path, "dags")
+        os.makedirs(self.dags)
+        self.db = os.path.join(self.path, "updraft.db")
+
+    def write(self, name, text):
+        with open(os.path.join(self.dags, name), "w") as f:
+            f.write(text)
+
+    def env(self, extra=None):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "UPDRAFT_HOME": self.path}
+        env.update(SETTINGS)
+        env.update(extra or {})
+        return env
+
+    def cli(self, exe, args, extra=None, timeout=PARSE_TIMEOUT):
+        return subprocess.run([exe, *args], env=self.env(extra), capture_output=True,
+                              text=True, timeout=timeout)
+
+    def query(self, sql, args=()):
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+
+
+class Server:
+    """A running `updraft standalone` (or the bare server): URL and passwords from stdout."""
+
+    def __init__(self, argv, env, cwd, log_path):
+        self.log_path = log_path
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=open(log_path, "wb"),
+                                     start_new_session=True, text=True)
+        self.pid = self.proc.pid
+        self.passwords = {}
+        self.url = None
+        deadline = time.monotonic() + START_TIMEOUT
+        got = {}
+
+        def read():
+            for line in self.proc.stdout:
+                m = re.match(r"Simple auth manager \| Password for user '([^']+)': (\S+)", line)
+                if m:
+                    self.passwords[m.group(1)] = m.group(2)
+                m = re.search(r"listening on (http://\S+)", line)
+                if m and "url" not in got:
+                    got["url"] = m.group(1).rstrip("/") + "/"
+            # Reading on to the end keeps the server from writing into a closed pipe.
+
+        threading.Thread(target=read, daemon=True).start()
+        while "url" not in got:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{argv[0]} did not start; log: {self.log_tail()}")
+            time.sleep(0.005)
+        self.url = got["url"]
+
+    def log_tail(self, n=20):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def token(self, user="admin"):
+        status, body = http("POST", self.url + "auth/token",
+                            {"username": user, "password": self.passwords.get(user, "")})
+        if status not in (200, 201) or not isinstance(body, dict):
+            raise RuntimeError(f"POST /auth/token: {status} {body}")
+        return body["access_token"]
+
+    def stop(self):
+        """SIGTERM to its process group (it, its supervisors), SIGKILL after a bound."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+class MemorySampler:
+    """Peak of the standalone's RSS plus its `updraft` children's (supervisors), sampled.
+
+    Supervisors are separate processes, so the standalone's own VmHWM misses them. RSS
+    sums count shared pages (the binary's text) once per process: an upper bound."""
+
+    PERIOD = 0.05
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak_total = 0
+        self.peak_procs = 0
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop_flag.wait(self.PERIOD):
+            total = proc_kib(self.pid, "VmRSS") or 0
+            kids = [c for c in children(self.pid) if comm(c) == "updraft"]
+            for c in kids:
+                total += proc_kib(c, "VmRSS") or 0
+            self.peak_total = max(self.peak_total, total)
+            self.peak_procs = max(self.peak_procs, 1 + len(kids))
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join()
+
+
+# ---------------------------------------------------------------- the benchmarks
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.exe = os.path.join(ROOT, "target/release/updraft")
+        self.bare = os.path.join(ROOT, "target/release/examples/bare_server")
+        self.tmp = tempfile.mkdtemp(prefix="updraft-bench-")
+        self.results = {}
+        self.notes = []
+        self.homes = 0
+
+    def home(self, name):
+        self.homes += 1
+        return Home(self.tmp, f"{self.homes:02d}-{name}")
+
+    def standalone(self, home, extra=None):
+        return Server([self.exe, "standalone"], home.env(extra), home.path,
+                      os.path.join(home.path, "standalone.log"))
+
+    def cleanup(self):
+        if not self.args.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            log(f"kept {self.tmp}")
+
+    # -- runs
+
+    def trigger_cli(self, home, dag_id):
+        r = home.cli(self.exe, ["dags", "trigger", dag_id], timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"dags trigger {dag_id}: {r.stderr}")
+        return r.stdout.strip().splitlines()[-1]
+
+    def trigger_api(self, srv, token, dag_id):
+        """POST dagRuns; the run id, or None when this build has no such route."""
+        status, body = http("POST", f"{srv.url}api/v2/dags/{dag_id}/dagRuns",
+                            {"logical_date": None}, token)
+        if status in (404, 405) and "not found" in json.dumps(body).lower():
+            return None
+        if status not in (200, 201):
+            raise RuntimeError(f"POST dagRuns: {status} {body}")
+        return body["dag_run_id"]
+
+    def wait_run(self, home, dag_id, run_id, timeout, poll=0.02):
+        """The run's final state, or 'timeout'."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = home.query("SELECT state FROM dag_run WHERE dag_id=? AND run_id=?",
+                              (dag_id, run_id))
+            if rows and rows[0][0] in ("success", "failed"):
+                return rows[0][0]
+            time.sleep(poll)
+        return "timeout"
+
+    def tis(self, home, dag_id, run_id):
+        return home.query(
+            "SELECT task_id, state, start_date, end_date FROM task_instance "
+            "WHERE dag_id=? AND run_id=? ORDER BY task_id", (dag_id, run_id))
+
+    def throughput_of(self, home, dag_id, run_id):
+        """(tasks/s from first start to last end, tasks done, wall span)."""
+        rows = self.tis(home, dag_id, run_id)
+        done = [r for r in rows if r[1] == "success" and r[2] and r[3]]
+        if not done:
+            return 0.0, 0, 0.0
+        first = min(parse_ts(r[2]) for r in done)
+        last = max(parse_ts(r[3]) for r in done)
+        span = max(last - first, 1e-9)
+        return len(done) / span, len(done), span
+
+    # -- baseline: the raw spawn rate
+
+    def spawn_rate(self, n, threads=32):
+        """`bash -c true` started and waited on by `threads` threads: spawns/s."""
+        bash = shutil.which("bash")
+        env = {"PATH": os.environ.get("PATH", "")}
+        left = [n]
+        lock = threading.Lock()
+
+        def work():
+            while True:
+                with lock:
+                    if left[0] == 0:
+                        return
+                    left[0] -= 1
+                # posix_spawn + waitpid: the least Python between two spawns.
+                pid = os.posix_spawn(bash, ["bash", "-c", "true"], env)
+                os.waitpid(pid, 0)
+
+        t0 = time.perf_counter()
+        ts = [threading.Thread(target=work) for _ in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return n / (time.perf_counter() - t0)
+
+    # -- engine: trigger latency, scheduling gap, throughput, memory
+
+    def engine(self):
+        a = self.args
+        home = self.home("engine")
+        home.write("tp.yml", independent("tp", a.tasks))
+        home.write("chain.yml", chain("chain", a.chain))
+        home.write("one.yml", dag_yaml("one", [("only", "true", [])]))
+        srv = self.standalone(home)
+        try:
+            time.sleep(1.0)  # settle: the first scheduler pass, the probe
+            token = srv.token()
+
+            # Trigger latency: trigger -> the first task's start_date.
+            lat, db_lat, how = [], [], "POST /api/v2/dags/{id}/dagRuns"
+            for i in range(a.triggers):
+                t0 = time.time()
+                run_id = self.trigger_api(srv, token, "one")
+                if run_id is None:
+                    how = "`updraft dags trigger` (CLI; no dagRuns route in this build)"
+                    t0 = time.time()
+                    run_id = self.trigger_cli(home, "one")
+                state = self.wait_run(home, "one", run_id, RUN_TIMEOUT, poll=0.01)
+                if state != "success":
+                    raise RuntimeError(f"run {run_id} of one: {state}")
+                start = parse_ts(self.tis(home, "one", run_id)[0][2])
+                queued = home.query("SELECT queued_at FROM dag_run WHERE dag_id='one' AND run_id=?",
+                                    (run_id,))[0][0]
+                lat.append((start - t0) * 1000)
+                if queued:
+                    db_lat.append((start - parse_ts(queued)) * 1000)
+            self.results["trigger"] = {"ms": lat, "db_ms": db_lat, "how": how}
+            log(f"trigger latency: median {median(lat):.1f} ms ({how})")
+
+            # Scheduling gap: chain of `chain` tasks, downstream start - upstream end.
+            gaps, chain_spans = [], []
+            for rep in range(a.reps):
+                run_id = self.trigger_cli(home, "chain")
+                state = self.wait_run(home, "chain", run_id, RUN_TIMEOUT)
+                if state != "success":
+                    raise RuntimeError(f"chain run: {state}")
+                rows = self.tis(home, "chain", run_id)
+                for up, down in zip(rows, rows[1:]):
+                    gaps.append((parse_ts(down[2]) - parse_ts(up[3])) * 1000)
+                chain_spans.append(parse_ts(rows[-1][3]) - parse_ts(rows[0][2]))
+            self.results["gap"] = {"ms": gaps, "runs": a.reps, "spans": chain_spans}
+            log(f"scheduling gap: median {median(gaps):.2f} ms, p99 {percentile(gaps, 99):.2f} ms")
+
+            # Throughput, interleaved with the raw spawn-rate baseline.
+            rates, base, spans = [], [], []
+            sampler = MemorySampler(srv.pid)
+            for rep in range(a.reps):
+                base.append(self.spawn_rate(a.tasks))
+                run_id = self.trigger_cli(home, "tp")
+                state = self.wait_run(home, "tp", run_id, RUN_TIMEOUT, poll=0.1)
+                rate, done, span = self.throughput_of(home, "tp", run_id)
+                if state != "success":
+                    self.notes.append(f"throughput run {rep + 1}: {state} with {done} of {a.tasks} tasks done")
+                rates.append(rate)
+                spans.append(span)
+                log(f"throughput {rep + 1}/{a.reps}: {rate:.0f} tasks/s vs spawn {base[-1]:.0f}/s")
+            base.append(self.spawn_rate(a.tasks))
+            sampler.stop()
+            self.results["throughput"] = {"rate": rates, "base": base, "spans": spans}
+            self.results["mem_run"] = {
+                "hwm": proc_kib(srv.pid, "VmHWM"),
+                "peak_total": sampler.peak_total,
+                "peak_procs": sampler.peak_procs,
+                "tasks": a.tasks,
+            }
+        finally:
+            srv.stop()
+
+    def scale(self):
+        a = self.args
+        home = self.home("scale")
+        home.write("big.yml", independent("big", a.scale_tasks))
+        srv = self.standalone(home)
+        try:
+            time.sleep(1.0)
+            sampler = MemorySampler(srv.pid)
+            run_id = self.trigger_cli(home, "big")
+            state = self.wait_run(home, "big", run_id, SCALE_TIMEOUT, poll=0.2)
+            sampler.stop()
+            rate, done, span = self.throughput_of(home, "big", run_id)
+            if state != "success":
+                self.notes.append(f"scale run: {state} after {SCALE_TIMEOUT:.0f} s with {done} of {a.scale_tasks} tasks done")
+            self.results["scale"] = {"rate": rate, "done": done, "span": span, "state": state,
+                                     "tasks": a.scale_tasks}
+            self.results["mem_scale"] = {
+                "hwm": proc_kib(srv.pid, "VmHWM"),
+                "peak_total": sampler.peak_total,
+                "tasks": a.scale_tasks,
+            }
+            log(f"scale: {rate:.0f} tasks/s over {done} tasks ({state})")
+        finally:
+            srv.stop()
+
+    # -- API
+
+    def wrk(self, url, token=None):
+        a = self.args
+        cmd = ["wrk", "-t2", "-c50", f"-d{a.wrk_seconds}s", "--latency"]
+        if token:
+            cmd += ["-H", f"Authorization: Bearer {token}"]
+        r = subprocess.run(cmd + [url], capture_output=True, text=True,
+                           timeout=a.wrk_seconds + 30)
+        return parse_wrk(r.stdout)
+
+    def api(self):
+        a = self.args
+        bare = Server([self.bare, "0"], {"PATH": os.environ.get("PATH", "")}, self.tmp,
+                      os.path.join(self.tmp, "bare.log"))
+        home = self.home("api")
+        srv = self.standalone(home)
+        try:
+            time.sleep(2.0)  # idle: the scheduler's first passes, the probe
+            self.results["mem_idle"] = proc_kib(srv.pid, "VmRSS")
+            health = srv.url + "api/v2/monitor/health"
+            plain, base = [], []
+            for rep in range(a.reps):
+                base.append(self.wrk(bare.url + "api/v2/monitor/health"))
+                plain.append(self.wrk(health))
+                log(f"health {rep + 1}/{a.reps}: {plain[-1]['rps']:.0f} req/s vs bare {base[-1]['rps']:.0f}")
+            self.results["health"] = {"updraft": plain, "bare": base}
+        finally:
+            srv.stop()
+
+        # Refresh under load: the same run while the pool recycles every second.
+        home = self.home("refresh")
+        srv = self.standalone(home, {"UPDRAFT__API__WORKER_REFRESH_INTERVAL": "1"})
+        try:
+            time.sleep(2.0)
+            runs = []
+            for rep in range(a.reps):
+                runs.append(self.wrk(srv.url + "api/v2/monitor/health"))
+                log(f"refresh {rep + 1}/{a.reps}: {runs[-1]['rps']:.0f} req/s, errors {runs[-1]['errors']}")
+            _, body = http("GET", srv.url + "api/v2/monitor/health")
+            refreshes = body.get("api_server", {}).get("refreshes_completed") if isinstance(body, dict) else None
+            self.results["refresh"] = {"runs": runs, "refreshes": refreshes}
+        finally:
+            srv.stop()
+
+        # List: /api/v2/dags?limit=100 with 1,000 DAGs loaded, authenticated.
+        home = self.home("list")
+        for i in range(a.dag_files):
+            home.write(f"factory_{i:04d}.yml", factory_file(i))
+        srv = self.standalone(home)
+        try:
+            time.sleep(1.0)
+            token = srv.token()
+            url = srv.url + "api/v2/dags?limit=100"
+            status, body = http("GET", url, token=token)
+            if status != 200:
+                self.results["list"] = {"missing": f"GET /api/v2/dags answered {status}: {body}"}
+                log(f"list: not measured ({status})")
+            else:
+                runs, base = [], []
+                for rep in range(a.reps):
+                    base.append(self.wrk(bare.url + "api/v2/monitor/health"))
+                    runs.append(self.wrk(url, token))
+                    log(f"list {rep + 1}/{a.reps}: {runs[-1]['rps']:.0f} req/s")
+                total = body.get("total_entries") if isinstance(body, dict) else None
+                self.results["list"] = {"updraft": runs, "bare": base, "total": total}
+        finally:
+            srv.stop()
+            bare.stop()
+
+    # -- cold start
+
+    def cold_start(self):
+        a = self.args
+        home = self.home("cold")
+        # The first start creates the database and passwords; the measured ones reuse them.
+        self.standalone(home).stop()
+        times = []
+        for rep in range(a.cold_starts):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}/api/v2/monitor/health"
+            env = home.env({"UPDRAFT__API__PORT": str(port)})
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([self.exe, "standalone"], env=env, cwd=home.path,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            took = None
+            while time.perf_counter() - t0 < START_TIMEOUT and proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(url, timeout=1) as r:
+                        if r.status == 200:
+                            took = time.perf_counter() - t0
+                            break
+                except (OSError, urllib.error.URLError):
+                    time.sleep(0.001)
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if took is None:
+                raise RuntimeError("standalone never answered health")
+            times.append(took * 1000)
+        # Context: how long this machine takes to exec the binary and exit.
+        exec_ms = []
+        for _ in range(a.cold_starts):
+            t0 = time.perf_counter()
+            subprocess.run([self.exe, "version"], stdout=subprocess.DEVNULL)
+            exec_ms.append((time.perf_counter() - t0) * 1000)
+        self.results["cold"] = {"ms": times, "exec_ms": exec_ms}
+        log(f"cold start: median {median(times):.1f} ms (exec {median(exec_ms):.1f} ms)")
+
+    # -- DAG parsing
+
+    def parsing(self):
+        a = self.args
+        home = self.home("parse")
+        for i in range(a.dag_files):
+            home.write(f"factory_{i:04d}.yml", factory_file(i))
+        cmd = ["dags", "list-import-errors"]
+
+        def timed():
+            t0 = time.perf_counter()
+            r = home.cli(self.exe, cmd)
+            took = (time.perf_counter() - t0) * 1000
+            if r.returncode != 0:
+                raise RuntimeError(f"list-import-errors: {r.returncode} {r.stderr[-500:]}")
+            return took
+
+        first = []
+        for rep in range(a.reps):
+            for f in os.listdir(home.path):
+                if f.startswith("updraft.db"):
+                    os.remove(os.path.join(home.path, f))
+            home.cli(self.exe, ["db", "migrate"])
+            first.append(timed())
+        n_dags = home.query("SELECT count(*) FROM dag")[0][0]
+        unchanged, rescan = [], []
+        target = os.path.join(home.dags, "factory_0000.yml")
+        for rep in range(a.rescans):
+            unchanged.append(timed())
+            with open(target, "a") as f:
+                f.write(f"# edit {rep}\n")
+            rescan.append(timed())
+        self.results["parse"] = {"first": first, "rescan": rescan, "unchanged": unchanged,
+                                 "dags": n_dags}
+        log(f"parse: first {median(first):.0f} ms, re-scan {median(rescan):.1f} ms, "
+            f"unchanged {median(unchanged):.1f} ms ({n_dags} DAGs)")
+
+    # -- binary
+
+    def binary(self):
+        path = os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/updraft")
+        if os.path.exists(path):
+            self.results["binary"] = {"bytes": os.path.getsize(path), "path": path}
+        else:
+            self.results["binary"] = {"missing": f"{path} not built (run `make release`)"}
+
+
+def parse_wrk(text):
+    """req/s, p50/p99 (ms) and errors from `wrk --latency` output."""
+
+    def ms(v):
+        m = re.match(r"([\d.]+)(us|ms|s|m)$", v)
+        if not m:
+            return float("nan")
+        x = float(m.group(1))
+        return x * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[m.group(2)]
+
+    out = {"rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": 0, "requests": 0}
+    for line in text.splitlines():
+        s = line.strip()
+        m = re.match(r"(50|99)(?:\.000)?%\s+(\S+)", s)
+        if m:
+            out["p" + m.group(1)] = ms(m.group(2))
+        m = re.match(r"Requests/sec:\s+([\d.]+)", s)
+        if m:
+            out["rps"] = float(m.group(1))
+        m = re.match(r"(\d+) requests in", s)
+        if m:
+            out["requests"] = int(m.group(1))
+        m = re.match(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", s)
+        if m:
+            out["errors"] += sum(int(g) for g in m.groups())
+        m = re.match(r"Non-2xx or 3xx responses: (\d+)", s)
+        if m:
+            out["errors"] += int(m.group(1))
+    if out["requests"] == 0:
+        out["errors"] = max(out["errors"], 1)
+        out["raw"] = text
+    return out
+
+
+# ---------------------------------------------------------------- the table
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def table(b):
+    r = b.results
+    rows = []
+    f0 = lambda x: f"{x:.0f}"
+    f1 = lambda x: f"{x:.1f}"
+    f2 = lambda x: f"{x:.2f}"
+
+    if "throughput" in r:
+        t = r["throughput"]
+        rate, base = median(t["rate"]), median(t["base"])
+        ratio = rate / base
+        rows.append(["task throughput", f"{rate:.0f} tasks/s ({spread(t['rate'], f0)})",
+                     f"raw spawn {base:.0f}/s ({spread(t['base'], f0)})", f"{ratio:.2f}",
+                     "≥ 0.5", verdict(ratio >= 0.5)])
+    if "gap" in r:
+        g = r["gap"]["ms"]
+        med, p99 = median(g), percentile(g, 99)
+        rows.append(["scheduling gap", f"median {med:.2f} ms, p99 {p99:.2f} ms "
+                     f"({len(g)} gaps, {r['gap']['runs']} chains, {min(g):.2f}–{max(g):.2f})",
+                     "—", "—", "median ≤ 1 ms, p99 ≤ 5 ms", verdict(med <= 1 and p99 <= 5)])
+    if "trigger" in r:
+        t = r["trigger"]
+        med = median(t["ms"])
+        how = "POST dagRuns" if t["how"].startswith("POST") else "CLI `dags trigger`"
+        extra = f"; queued_at→start {median(t['db_ms']):.1f} ms" if t["db_ms"] else ""
+        rows.append([f"trigger latency ({how})", f"{med:.1f} ms ({spread(t['ms'], f1)}){extra}",
+                     "—", "—", "≤ 20 ms", verdict(med <= 20)])
+    if "health" in r:
+        h = r["health"]
+        rows.append(api_row("API: health", h["updraft"], h["bare"], 0.5))
+    if "list" in r:
+        l = r["list"]
+        if "missing" in l:
+            rows.append(["API: list", f"not measured: {l['missing'][:80]}", "—", "—", "≥ 0.2", "n/a"])
+        else:
+            rows.append(api_row(f"API: list ({l['total']} DAGs)", l["updraft"], l["bare"], 0.2))
+    if "refresh" in r and "health" in r:
+        rf, plain = r["refresh"]["runs"], r["health"]["updraft"]
+        errs = [x["errors"] for x in rf]
+        p99, p99_plain = median([x["p99"] for x in rf]), median([x["p99"] for x in plain])
+        ratio = p99 / p99_plain
+        rows.append(["refresh under load (interval 1 s)",
+                     f"errors {sum(errs)}, p99 {p99:.2f} ms, {median([x['rps'] for x in rf]):.0f} req/s "
+                     f"({r['refresh']['refreshes']} refreshes; p99 {spread([x['p99'] for x in rf], f2)})",
+                     f"without refresh: errors {sum(x['errors'] for x in plain)}, p99 {p99_plain:.2f} ms",
+                     f"p99 {ratio:.2f}×", "0 errors, p99 ≤ 2×",
+                     verdict(sum(errs) == 0 and ratio <= 2)])
+    if "cold" in r:
+        c = r["cold"]
+        med = median(c["ms"])
+        rows.append(["cold start (start → health 200)", f"{med:.1f} ms ({spread(c['ms'], f1)})",
+                     f"exec `updraft version` {median(c['exec_ms']):.1f} ms", "—", "≤ 20 ms",
+                     verdict(med <= 20)])
+    if "mem_idle" in r:
+        idle = mb(r["mem_idle"])
+        rows.append(["memory: idle standalone (VmRSS)", f"{idle:.1f} MB", "—", "—", "≤ 20 MB",
+                     verdict(idle <= 20)])
+    if "mem_run" in r:
+        m = r["mem_run"]
+        hwm = mb(m["hwm"])
+        rows.append([f"memory: peak during {m['tasks']:,}-task run",
+                     f"standalone VmHWM {hwm:.1f} MB; all updraft processes {mb(m['peak_total']):.0f} MB "
+                     f"(≤ {m['peak_procs']} processes, RSS summed)", "—", "—", "≤ 60 MB",
+                     verdict(hwm <= 60)])
+    if "mem_scale" in r and "mem_run" in r and "mem_idle" in r:
+        m, s, idle = r["mem_run"], r["mem_scale"], r["mem_idle"]
+        grow1, grow10 = m["hwm"] - idle, s["hwm"] - idle
+        per = lambda g, n: g * 1024 / n / 1e3
+        rows.append([f"memory: peak during {s['tasks']:,}-task run",
+                     f"standalone VmHWM {mb(s['hwm']):.1f} MB; all updraft {mb(s['peak_total']):.0f} MB",
+                     f"{m['tasks']:,}-task run", f"above idle: {per(grow1, m['tasks']):.1f} → "
+                     f"{per(grow10, s['tasks']):.1f} kB/task", "linear in tasks",
+                     verdict(grow10 <= grow1 * s['tasks'] / m['tasks'] * 1.3)])
+    if "parse" in r:
+        p = r["parse"]
+        first, rescan = median(p["first"]), median(p["rescan"])
+        rows.append([f"DAG parsing: first full parse ({p['dags']} DAGs × 10 tasks)",
+                     f"{first:.0f} ms ({spread(p['first'], f0)})",
+                     "—", "—", "≤ 1 s", verdict(first <= 1000)])
+        rows.append(["DAG parsing: re-scan, one file changed",
+                     f"{rescan:.1f} ms ({spread(p['rescan'], f1)})",
+                     f"nothing changed {median(p['unchanged']):.1f} ms", "—", "≤ 50 ms",
+                     verdict(rescan <= 50)])
+    if "scale" in r and "throughput" in r:
+        s, t = r["scale"], r["throughput"]
+        per_big = s["span"] / max(s["done"], 1) * 1000
+        small = [sp / b.args.tasks * 1000 for sp in t["spans"]]
+        per_small = median(small)
+        ratio = per_big / per_small
+        ok = s["state"] == "success" and ratio <= 1.3
+        rows.append([f"scale: {s['tasks']:,}-task fan-out, time per task",
+                     f"{per_big:.2f} ms/task ({s['done']:,} done, n=1, {s['state']})",
+                     f"{b.args.tasks:,}-task run {per_small:.2f} ms/task ({spread(small, f2)})",
+                     f"{ratio:.2f}", "≤ 1.3", verdict(ok)])
+    if "binary" in r:
+        x = r["binary"]
+        if "missing" in x:
+            rows.append(["binary (static musl)", x["missing"], "—", "—", "≤ 10 MB", "n/a"])
+        else:
+            size = x["bytes"] / 1e6
+            rows.append(["binary (static musl, release)", f"{size:.2f} MB ({x['bytes']:,} bytes)",
+                         "—", "—", "≤ 10 MB", verdict(size <= 10)])
+    head = ["figure", "updraft", "baseline (same run)", "ratio", "target", "verdict"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def api_row(name, runs, base, target):
+    rps, brps = median([x["rps"] for x in runs]), median([x["rps"] for x in base])
+    errs, berrs = sum(x["errors"] for x in runs), sum(x["errors"] for x in base)
+    ratio = rps / brps if brps else float("nan")
+
+    def desc(xs, e):
+        return (f"{median([x['rps'] for x in xs]):.0f} req/s, p50 {median([x['p50'] for x in xs]):.2f} ms, "
+                f"p99 {median([x['p99'] for x in xs]):.2f} ms, errors {e} "
+                f"(req/s {spread([x['rps'] for x in xs], lambda v: f'{v:.0f}')})")
+
+    return [name, desc(runs, errs), "bare tiny_http: " + desc(base, berrs), f"{ratio:.2f}",
+            f"≥ {target} of baseline" + (", 0 errors" if target == 0.5 else ""),
+            verdict(ratio >= target and (errs == 0 or target != 0.5))]
+
+
+def machine():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return os.cpu_count(), model
+
+
+def git(*args):
+    try:
+        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+def report(b, tbl, elapsed):
+    nproc, model = machine()
+    commit = git("rev-parse", "--short", "HEAD")
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    a = b.args
+    load = os.getloadavg()
+    lines = [
+        "# updraft benchmark results",
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- commit: {commit}{dirty}",
+        f"- machine: {nproc} CPUs (`nproc`), {model}, {platform.system()} {platform.release()}; "
+        f"load average before the run {b.load_before[0]:.2f}, after {load[0]:.2f} (the machine is shared)",
+        f"- command: `{' '.join(['bench/bench.py', *sys.argv[1:]])}` (via `make bench`), {elapsed:.0f} s",
+        f"- repetitions: {a.reps} of each run and wrk load (wrk -t2 -c50 -d{a.wrk_seconds}s --latency), "
+        f"{a.triggers} triggers, {a.cold_starts} cold starts, {a.rescans} re-scans; the scale run once. "
+        "Figures are medians; spread is min–max over the repetitions.",
+        f"- sizes: throughput {a.tasks:,} independent `true` BashOperator tasks (max_active_tasks 32); "
+        f"chain of {a.chain}; scale {a.scale_tasks:,} tasks; {a.dag_files:,} dag-factory files of 10 tasks",
+        "- settings (product settings, as environment variables): "
+        + ", ".join(f"`{k}={v}`" for k, v in SETTINGS.items()),
+        "",
+        tbl,
+        "",
+        "How each figure is taken: bench/bench.py (its docstrings). Times of task instances "
+        "come from the store (`task_instance.start_date`/`end_date`); the raw spawn rate is "
+        "`bash -c true` via posix_spawn+waitpid from 32 Python threads.",
+    ]
+    if b.notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in b.notes]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
+    p.add_argument("--only", default="", help="comma-separated: engine,scale,api,cold,parse,binary")
+    p.add_argument("--out", help="write RESULTS.md here")
+    p.add_argument("--keep", action="store_true", help="keep the temporary homes")
+    p.add_argument("--tasks", type=int, default=1000)
+    p.add_argument("--scale-tasks", type=int, default=10000)
+    p.add_argument("--chain", type=int, default=100)
+    p.add_argument("--dag-files", type=int, default=1000)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--triggers", type=int, default=10)
+    p.add_argument("--cold-starts", type=int, default=10)
+    p.add_argument("--rescans", type=int, default=5)
+    p.add_argument("--wrk-seconds", type=int, default=10)
+    a = p.parse_args()
+    if a.quick:
+        a.tasks, a.scale_tasks, a.chain, a.dag_files = 100, 300, 20, 100
+        a.reps, a.triggers, a.cold_starts, a.rescans, a.wrk_seconds = 2, 3, 3, 2, 2
+    b = Bench(a)
+    b.load_before = os.getloadavg()
+    for exe in (b.exe, b.bare):
+        if not os.path.exists(exe):
+            sys.exit(f"{exe} is missing: run `cargo build --release --examples` first")
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: `apt-get install wrk` (make bench does it)")
+    only = set(filter(None, a.only.split(",")))
+    steps = ["binary", "cold", "parse", "api", "engine", "scale"]
+    t0 = time.monotonic()
+    try:
+        for step in steps:
+            if only and step not in only:
+                continue
+            log(f"{step} ...")
+            try:
+                getattr(b, {"cold": "cold_start", "parse": "parsing"}.get(step, step))()
+            except Exception as e:  # one broken benchmark must not hide the others
+                b.notes.append(f"{step}: failed: {e}")
+                log(f"{step} failed: {e}")
+    finally:
+        b.cleanup()
+    tbl = table(b)
+    print(tbl)
+    if b.notes:
+        print("\n".join("note: " + n for n in b.notes))
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(report(b, tbl, time.monotonic() - t0))
+        log(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
