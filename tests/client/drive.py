@@ -45,9 +45,11 @@ RUN_TIMEOUT_S = 120.0
 POLL_S = 0.5
 TERMINAL_RUN = ("success", "failed")
 TERMINAL_TI = ("success", "failed", "skipped", "upstream_failed", "removed")
-# Models Airflow serialises with `response_model_exclude_unset`, so absent keys are fine.
+# Models whose keys Airflow itself leaves out at times, so absent keys are fine: health
+# is served with `response_model_exclude_unset`, and log lines without a time (the
+# "source details" group) have no `timestamp` key.
 SPARSE_MODELS = {"HealthInfoResponse", "BaseInfoResponse", "SchedulerInfoResponse",
-                 "TriggererInfoResponse", "DagProcessorInfoResponse"}
+                 "TriggererInfoResponse", "DagProcessorInfoResponse", "StructuredLogMessage"}
 
 
 class StepError(Exception):
@@ -84,12 +86,13 @@ def missing_keys(model, raw, path):
         for i, (m, r) in enumerate(zip(model, raw)):
             yield from missing_keys(m, r, f"{path}[{i}]")
         return
+    if isinstance(model, BaseModel) and "actual_instance" in type(model).model_fields:
+        # oneOf/anyOf wrappers hold the real value.
+        yield from missing_keys(model.actual_instance, raw, path)
+        return
     if not isinstance(model, BaseModel) or not isinstance(raw, dict):
         return
     cls = type(model)
-    if "actual_instance" in cls.model_fields:  # oneOf/anyOf wrappers hold the real value
-        yield from missing_keys(model.actual_instance, raw, path)
-        return
     if cls.__name__ in SPARSE_MODELS:
         return
     lacking = []
