@@ -840,15 +840,12 @@ fn fail_try(tx: &Tx, ti: &TiRow, dag: Option<&Dag>, now: DateTime<Utc>, why: &st
             ti.try_number
         );
         tx.event(
-            &Event {
-                event: to.as_str().into(),
-                dag_id: Some(ti.dag_id.clone()),
-                task_id: Some(ti.task_id.clone()),
-                run_id: Some(ti.run_id.clone()),
-                try_number: Some(ti.try_number),
-                owner: Some("scheduler".into()),
-                extra: Some(serde_json::json!({"reason": why}).to_string()),
-            },
+            &Event::for_ti(
+                ti,
+                to.as_str(),
+                "scheduler",
+                serde_json::json!({"reason": why}),
+            ),
             now,
         )?;
     }
