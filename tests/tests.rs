@@ -12,3 +12,5 @@ mod pool;
 mod engine;
 // Logging in: passwords, tokens, roles, rate limits.
 mod api_auth;
+// The Core API's DAG resources: list, details, tasks, source, stats, tags, import errors, event logs.
+mod api_dags;
