@@ -586,7 +586,8 @@ impl DagFilter {
                 ));
             }
         };
-        let last_run_state = match req.query("last_dag_run_state") {
+        // PATCH takes neither this nor the list-only filters below, so ignores them.
+        let last_run_state = match req.query("last_dag_run_state").filter(|_| !for_patch) {
             None => None,
             Some(s) => Some(RunState::parse(s).ok_or_else(|| {
                 invalid(
@@ -624,7 +625,7 @@ impl DagFilter {
             } else {
                 query_bool(req, "has_import_errors")?
             },
-            last_run_state: if for_patch { None } else { last_run_state },
+            last_run_state,
             bundle_name: list_only(q("bundle_name")),
             need_id_pattern: for_patch,
         })
