@@ -14,3 +14,5 @@ mod engine;
 mod api_auth;
 // Every guarded route against every role, from the route table.
 mod api_roles;
+// The Core API's DAG resources: list, details, tasks, source, stats, tags, import errors, event logs.
+mod api_dags;
