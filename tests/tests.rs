@@ -14,3 +14,5 @@ mod engine;
 mod api_auth;
 // Every guarded route against every role, from the route table.
 mod api_roles;
+// Variables, connections, pools, config, plugins, providers, jobs through the Core API.
+mod api_objects;
