@@ -16,3 +16,5 @@ mod api_auth;
 mod api_roles;
 // The Core API's DAG resources: list, details, tasks, source, stats, tags, import errors, event logs.
 mod api_dags;
+// Variables, connections, pools, config, plugins, providers, jobs through the Core API.
+mod api_objects;

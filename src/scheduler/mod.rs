@@ -464,7 +464,8 @@ impl Scheduler {
                 continue;
             };
             let used = per_pool.get(&ti.pool).copied().unwrap_or(0);
-            if used + ti.pool_slots as i64 > pool_size {
+            // -1 is an unlimited pool, as in Airflow.
+            if pool_size != -1 && used + ti.pool_slots as i64 > pool_size {
                 continue;
             }
             total += 1;
