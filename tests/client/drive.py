@@ -329,6 +329,33 @@ class Driver:
         api.delete_pool(name)
         expect_error(lambda: api.get_pool(name), NotFoundException, 404)
 
+    def reads(self):
+        """One step per read-only endpoint a script commonly calls, so each response goes
+        through its client model. Assets and backfills are left out: updraft has neither."""
+        dag = self.args.dag
+        calls = [
+            ("dag_tags", lambda: af.DAGApi(self.api).get_dag_tags()),
+            ("dag_source", lambda: af.DagSourceApi(self.api).get_dag_source(dag)),
+            ("dag_stats", lambda: af.DagStatsApi(self.api).get_dag_stats(dag_ids=[dag])),
+            ("dag_versions", lambda: af.DagVersionApi(self.api).get_dag_versions(dag)),
+            ("dag_warnings", lambda: af.DagWarningApi(self.api).list_dag_warnings()),
+            ("import_errors", lambda: af.ImportErrorApi(self.api).get_import_errors()),
+            ("event_logs", lambda: af.EventLogApi(self.api).get_event_logs(limit=100)),
+            ("jobs", lambda: af.JobApi(self.api).get_jobs()),
+            ("plugins", lambda: af.PluginApi(self.api).get_plugins()),
+            ("providers", lambda: af.ProviderApi(self.api).get_providers()),
+            # `[api] expose_config` is off by default, in Airflow as here.
+            ("config_403", lambda: expect_error(lambda: af.ConfigApi(self.api).get_config(), ForbiddenException, 403)),
+        ]
+        if "task" in self.state:
+            run, task = self.state["run_id"], self.state["task"]
+            calls += [
+                ("xcom_entries", lambda: af.XComApi(self.api).get_xcom_entries(dag, run, task)),
+                ("ti_dependencies", lambda: af.TaskInstanceApi(self.api).get_task_instance_dependencies(dag, run, task)),
+            ]
+        for name, call in calls:
+            self.step(f"read_{name}", call)
+
     def clear(self):
         body = ClearTaskInstancesBody(
             dry_run=False, only_failed=False, dag_run_id=self.state["run_id"],
@@ -373,6 +400,7 @@ class Driver:
         self.step("variable", self.variable)
         self.step("connection", self.connection)
         self.step("pool", self.pool)
+        self.reads()
         self.step("clear", self.clear, needs=["task"])
         self.step("rerun", self.rerun, needs=["cleared"])
 
