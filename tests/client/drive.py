@@ -25,6 +25,7 @@ from pydantic import BaseModel
 import airflow_client.client as af
 from airflow_client.client.exceptions import (
     ApiException,
+    ConflictException,
     ForbiddenException,
     NotFoundException,
     UnauthorizedException,
@@ -294,6 +295,10 @@ class Driver:
         v = api.post_variable(VariableBody(key=key, value="v1", description="from drive.py"))
         check((v.key, v.value) == (key, "v1"), f"posted {v}")
         check(api.get_variable(key).value == "v1", "read back")
+        e = expect_error(lambda: api.post_variable(VariableBody(key=key, value="again")), ConflictException, 409)
+        detail = json.loads(e.body or "{}").get("detail")
+        want = f"The Variable with key: `{key}` already exists"
+        check(detail == want, f"409 detail {detail!r}, want {want!r}")
         v = api.patch_variable(key, VariableBody(key=key, value="v2"), update_mask=["value"])
         check(v.value == "v2", f"patched value {v.value}")
         check(key in [x.key for x in api.get_variables(limit=100).variables], "not listed")
@@ -308,6 +313,7 @@ class Driver:
         c = api.post_connection(body)
         check((c.connection_id, c.host, c.port) == (cid, "example.com", 443), f"posted {c}")
         check(c.password == "***", f"password {c.password!r}, want '***' (masked)")
+        expect_error(lambda: api.post_connection(body), ConflictException, 409)
         c = api.get_connection(cid)
         check(c.var_schema == "https" and c.extra == '{"timeout": 5}', f"read back {c}")
         c = api.patch_connection(cid, ConnectionBody(connection_id=cid, conn_type="http", host="example.org"),
@@ -322,6 +328,7 @@ class Driver:
         p = api.post_pool(PoolBody(name=name, slots=3, description="from drive.py"))
         check((p.name, p.slots, p.open_slots) == (name, 3, 3), f"posted {p}")
         check(api.get_pool(name).slots == 3, "read back")
+        expect_error(lambda: api.post_pool(PoolBody(name=name, slots=1)), ConflictException, 409)
         p = api.patch_pool(name, PoolPatchBody(slots=5), update_mask=["slots"])
         check(p.slots == 5 and p.description == "from drive.py", f"patched {p}")
         names = [x.name for x in api.get_pools(limit=100).pools]
