@@ -12,3 +12,5 @@ mod pool;
 mod engine;
 // Logging in: passwords, tokens, roles, rate limits.
 mod api_auth;
+// DAG runs, task instances, logs and XComs through the Core API.
+mod api_runs;

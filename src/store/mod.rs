@@ -8,6 +8,7 @@
 mod dags;
 mod jobs;
 mod migrations;
+pub mod q_runs;
 mod runs;
 mod vars;
 
