@@ -907,4 +907,97 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
         Some(json!({})),
     );
     assert_eq!(status, 404);
+
+    // Bad input of every kind is a 4xx, never a 500.
+    let long = "x".repeat(1001);
+    let runs = "/api/v2/dags/tis/dagRuns";
+    let cases: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("{tis_path}?state=bogus"), None),
+        ("GET", format!("{tis_path}?order_by=task_id"), None),
+        ("GET", format!("{tis_path}?try_number=x"), None),
+        ("GET", format!("{tis_path}?duration_lt=nan"), None),
+        ("GET", format!("{tis_path}?start_date_gte=soon"), None),
+        ("GET", format!("{logs}?full_content=maybe"), None),
+        ("GET", format!("{logs}?map_index=-5"), None),
+        ("GET", format!("{xcom}?map_index=x"), None),
+        ("GET", format!("{xcom}?stringify=perhaps"), None),
+        ("GET", format!("{}/tries/-1", b_path), None),
+        ("PATCH", b_path.clone(), Some(json!({"new_state": 5}))),
+        ("PATCH", b_path.clone(), Some(json!({"new_state": null}))),
+        ("PATCH", b_path.clone(), Some(json!({"note": long}))),
+        ("PATCH", b_path.clone(), Some(json!([1, 2]))),
+        (
+            "PATCH",
+            format!("{}/taskInstances/nope", run_path("tis", &run_id)),
+            Some(json!({"new_state": "success"})),
+        ),
+        (
+            "POST",
+            clear.to_string(),
+            Some(json!({"task_ids": [1, ["b", "x"]]})),
+        ),
+        ("POST", clear.to_string(), Some(json!({"task_ids": []}))),
+        (
+            "POST",
+            clear.to_string(),
+            Some(json!({"start_date": "2025-01-01T00:00:00"})),
+        ),
+        (
+            "POST",
+            clear.to_string(),
+            Some(json!({"dag_run_id": "nope"})),
+        ),
+        (
+            "POST",
+            clear.to_string(),
+            Some(json!({"dag_run_id": run_id, "include_past": true})),
+        ),
+        (
+            "POST",
+            clear.to_string(),
+            Some(json!({"start_date": "2025-02-01T00:00:00Z", "end_date": "2025-01-01T00:00:00Z"})),
+        ),
+        (
+            "POST",
+            runs.to_string(),
+            Some(json!({"logical_date": null, "conf": [], "run_after": "later"})),
+        ),
+        (
+            "POST",
+            runs.to_string(),
+            Some(json!({"logical_date": null, "dag_run_id": "a/../b"})),
+        ),
+        (
+            "POST",
+            runs.to_string(),
+            Some(json!({"logical_date": null, "partition_key": "p"})),
+        ),
+        (
+            "POST",
+            format!("{runs}/list"),
+            Some(json!({"dag_ids": [1], "order_by": "nope"})),
+        ),
+        (
+            "POST",
+            "/api/v2/dags/~/dagRuns/list".to_string(),
+            Some(json!({"order_by": "nope"})),
+        ),
+        (
+            "PATCH",
+            run_path("tis", &run_id),
+            Some(json!({"bogus": true})),
+        ),
+        (
+            "POST",
+            format!("{}/clear", run_path("tis", &run_id)),
+            Some(json!({"dry_run": "yes"})),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let (status, reply) = srv.call(&user, method, &path, body.clone());
+        assert!(
+            (400..500).contains(&status),
+            "{method} {path} {body:?}: {status} {reply}"
+        );
+    }
 }

@@ -789,7 +789,10 @@ fn trigger(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     }
     let logical_date = time(&b, "logical_date");
     let t = ops::Trigger {
-        run_id: text(&b, "dag_run_id").map(str::to_string),
+        // An empty id is no id: one is generated, as Airflow does.
+        run_id: text(&b, "dag_run_id")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
         logical_date,
         // Only a run with a logical date has a data interval (Airflow's `validate_context`).
         data_interval: start.zip(end).filter(|_| logical_date.is_some()),
