@@ -756,3 +756,21 @@ fn dagrun_timeout_fails_the_run_and_max_active_tasks_limits_it() {
         );
     }
 }
+
+#[test]
+fn short_lived_task_tokens_are_refreshed_while_a_task_runs() {
+    // Two-second tokens, a task of four seconds with heartbeats every second: only the
+    // tokens the server hands back (`Refreshed-API-Token`) keep it going and reporting.
+    let tasks = task("long", "sleep 4; echo done", "");
+    let e = Engine::start(
+        &[("refresh.yml", &dag("refresh", "", &tasks))],
+        &[("UPDRAFT__EXECUTION_API__JWT_EXPIRATION_TIME", "2")],
+    );
+    let run = e.trigger("refresh", None);
+    assert_eq!(
+        e.wait_run("refresh", &run),
+        "success",
+        "{}",
+        e.log("refresh", &run, "long", 1)
+    );
+}

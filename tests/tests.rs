@@ -18,3 +18,5 @@ mod api_roles;
 mod api_dags;
 // Variables, connections, pools, config, plugins, providers, jobs through the Core API.
 mod api_objects;
+// DAG runs, task instances, logs and XComs through the Core API.
+mod api_runs;

@@ -10,6 +10,7 @@ mod jobs;
 mod migrations;
 mod q_dags;
 mod q_objects;
+pub mod q_runs;
 mod runs;
 mod vars;
 
