@@ -267,7 +267,10 @@ class Driver:
             if time.monotonic() > deadline:
                 raise StepError(f"still {run.state} after {RUN_TIMEOUT_S:.0f} s")
             time.sleep(POLL_S)
-        check(run.state == want, f"run ended {run.state}, want {want}")
+        if run.state != want:
+            tis = af.TaskInstanceApi(self.api).get_task_instances(self.args.dag, self.state["run_id"])
+            states = ", ".join(f"{ti.task_id}={ti.state.value if ti.state else None}" for ti in tis.task_instances)
+            raise StepError(f"run ended {run.state.value}, want {want}; tasks: {states}")
         check(run.end_date is not None and run.start_date is not None, "start or end date missing")
         runs = af.DagRunApi(self.api).get_dag_runs(self.args.dag)
         check(self.state["run_id"] in [r.dag_run_id for r in runs.dag_runs], "run not in the list")

@@ -7,7 +7,8 @@
 #   UPDRAFT_BINARY to target/debug/updraft.
 # Env: CLIENT_PREFIXES (default "- /d12345"; "-" is no prefix), SWEEP_EXAMPLES (25),
 #   SWEEP_TIMEOUT (300 s), SWEEP_SPEC (a schema to fuzz instead of the server's own,
-#   e.g. Airflow's v2-rest-api-generated.yaml). Exits 1 if any check failed.
+#   e.g. Airflow's v2-rest-api-generated.yaml), KEEP_HOME=1 (keep a failed server's home,
+#   logs included, instead of removing it). Exits 1 if any check failed.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,7 +45,10 @@ trap 'exit 130' INT TERM
 # one PREFIX: starts a server, drives it, sweeps it, stops it. Returns 1 on any failure.
 one() {
     local prefix=$1 base_url=() label=${1:-/}
-    [ -n "$prefix" ] && base_url=("UPDRAFT__API__BASE_URL=http://localhost$prefix")
+    # The path form, not http://localhost/d12345: from a full URL tasks would take
+    # {base_url}/execution/ (port 80, as Airflow does) and never reach a port-0 server;
+    # from a path they take the bound address plus the prefix.
+    [ -n "$prefix" ] && base_url=("UPDRAFT__API__BASE_URL=$prefix")
     home=$(mktemp -d "${TMPDIR:-/tmp}/updraft-client-XXXXXX")
     echo "== server at $label (UPDRAFT_HOME=$home)"
     env UPDRAFT_HOME="$home" \
@@ -84,6 +88,10 @@ one() {
         echo "FAIL server: it exited during the checks; log:"; tail -20 "$home/server.log"; rc=1
     elif grep -q 'panicked' "$home/server.log"; then
         echo "FAIL server: a handler panicked:"; grep -A3 'panicked' "$home/server.log" | head -20; rc=1
+    fi
+    if [ $rc -ne 0 ] && [ "${KEEP_HOME:-}" = 1 ]; then
+        echo "kept $home (server log: $home/server.log)"
+        home=""
     fi
     stop
     return $rc
