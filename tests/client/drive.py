@@ -214,7 +214,9 @@ class Driver:
         check(h.scheduler is not None and h.scheduler.status == "healthy", f"scheduler: {h.scheduler}")
 
     def no_token_401(self):
-        expect_error(lambda: af.DAGApi(client(self.args.base, None)).get_dags(), UnauthorizedException, 401)
+        e = expect_error(lambda: af.DAGApi(client(self.args.base, None)).get_dags(), UnauthorizedException, 401)
+        detail = json.loads(e.body or "{}").get("detail")
+        check(detail == "Not authenticated", f"detail {detail!r}")
 
     def list_dags(self):
         dags = af.DAGApi(self.api).get_dags(limit=100)
@@ -245,7 +247,9 @@ class Driver:
             raise StepError("no --viewer given")
         viewer = client(self.args.base, token(self.args.base, self.args.viewer, self.args.viewer_password))
         body = TriggerDAGRunPostBody(logical_date=None, conf={})
-        expect_error(lambda: af.DagRunApi(viewer).trigger_dag_run(self.args.dag, body), ForbiddenException, 403)
+        e = expect_error(lambda: af.DagRunApi(viewer).trigger_dag_run(self.args.dag, body), ForbiddenException, 403)
+        detail = json.loads(e.body or "{}").get("detail")
+        check(detail == "Forbidden", f"detail {detail!r}")
         # Reading is what a viewer may do.
         af.DAGApi(viewer).get_dags()
 
@@ -256,6 +260,10 @@ class Driver:
         check(run.conf == {"from": "drive.py"}, f"conf {run.conf}")
         check(run.state in ("queued", "running"), f"state {run.state} right after triggering")
         check(run.logical_date is None, f"logical_date {run.logical_date}, want None")
+        # As Airflow 3.3.2 fills them for a REST trigger (samples/POST_dags_dagid_dagRuns.json).
+        got = (run.run_type.value, run.triggered_by.value if run.triggered_by else None,
+               run.triggering_user_name, run.dag_run_id.startswith("manual__"))
+        check(got == ("manual", "rest_api", self.args.user, True), f"run_type, triggered_by, user, id: {got}")
         self.state["run_id"] = run.dag_run_id
 
     def wait_run(self, want="success"):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs drive.py and sweep.py against a fresh `updraft standalone`, once at the root and
-# once under a base_url prefix, each on its own temporary UPDRAFT_HOME.
+# Runs coverage.py (once), drive.py and sweep.py against a fresh `updraft standalone`,
+# once at the root and once under a base_url prefix, each on its own temporary UPDRAFT_HOME.
 #
 # Usage: tests/client/run.sh [PYTHON] [UPDRAFT_BINARY]
 #   PYTHON defaults to .venv-client/bin/python (made by `make test-client`),
@@ -79,6 +79,8 @@ one() {
     viewer=$(password viewer)
     echo "listening on $base"
     local rc=0
+    # Which client operations have no route: a report, printed once, never a failure.
+    if [ "$first" = 1 ]; then "$python" "$here/coverage.py" --base "$base"; first=0; fi
     "$python" "$here/drive.py" --base "$base" --password "$admin" \
         --viewer viewer --viewer-password "$viewer" || rc=1
     "$python" "$here/sweep.py" --base "$base" --password "$admin" \
@@ -98,6 +100,7 @@ one() {
 }
 
 failed=()
+first=1
 for p in $prefixes; do
     [ "$p" = "-" ] && p=""
     one "$p" || failed+=("${p:-/}")
