@@ -31,10 +31,16 @@ from airflow_client.client.exceptions import (
     UnauthorizedException,
 )
 from airflow_client.client.models import (
+    ActionsInner4,
+    BulkBodyVariableBody,
+    BulkCreateActionVariableBody,
+    BulkDeleteActionVariableBody,
     ClearTaskInstancesBody,
     ClearTaskInstancesBodyTaskIdsInner,
     ConnectionBody,
     DAGPatchBody,
+    DAGRunPatchBody,
+    EntitiesInner4,
     PoolBody,
     PoolPatchBody,
     TriggerDAGRunPostBody,
@@ -266,6 +272,17 @@ class Driver:
         check(got == ("manual", "rest_api", self.args.user, True), f"run_type, triggered_by, user, id: {got}")
         self.state["run_id"] = run.dag_run_id
 
+    def trigger_conflict(self):
+        body = TriggerDAGRunPostBody(dag_run_id=self.state["run_id"], logical_date=None)
+        e = expect_error(lambda: af.DagRunApi(self.api).trigger_dag_run(self.args.dag, body), ConflictException, 409)
+        detail = json.loads(e.body or "{}").get("detail")
+        check(isinstance(detail, dict) and detail.get("reason") == "Unique constraint violation", f"detail {detail!r}")
+
+    def run_note(self):
+        run = af.DagRunApi(self.api).patch_dag_run(
+            self.args.dag, self.state["run_id"], DAGRunPatchBody(note="from drive.py"), update_mask=["note"])
+        check(run.note == "from drive.py" and run.state.value == "success", f"note {run.note!r}, state {run.state}")
+
     def wait_run(self, want="success"):
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while True:
@@ -315,6 +332,14 @@ class Driver:
         check(key in [x.key for x in api.get_variables(limit=100).variables], "not listed")
         api.delete_variable(key)
         expect_error(lambda: api.get_variable(key), NotFoundException, 404)
+        # The bulk route, as `airflowctl variables import` uses it.
+        keys = [f"{key}_bulk_{i}" for i in range(2)]
+        res = api.bulk_variables(BulkBodyVariableBody(actions=[ActionsInner4(BulkCreateActionVariableBody(
+            action="create", entities=[VariableBody(key=k, value=k) for k in keys]))]))
+        check(res.create is not None and sorted(res.create.success) == keys, f"bulk create: {res}")
+        res = api.bulk_variables(BulkBodyVariableBody(actions=[ActionsInner4(BulkDeleteActionVariableBody(
+            action="delete", entities=[EntitiesInner4(k) for k in keys]))]))
+        check(res.delete is not None and sorted(res.delete.success) == keys, f"bulk delete: {res}")
 
     def connection(self):
         api, cid = af.ConnectionApi(self.api), f"drive_conn_{self.args.suffix}"
@@ -369,6 +394,7 @@ class Driver:
             run, task = self.state["run_id"], self.state["task"]
             calls += [
                 ("xcom_entries", lambda: af.XComApi(self.api).get_xcom_entries(dag, run, task)),
+                ("xcom_entry", lambda: af.XComApi(self.api).get_xcom_entry(dag, task, run, "return_value")),
                 ("ti_dependencies", lambda: af.TaskInstanceApi(self.api).get_task_instance_dependencies(dag, run, task)),
             ]
         for name, call in calls:
@@ -412,7 +438,9 @@ class Driver:
         self.step("unpause", self.unpause)
         self.step("viewer_trigger_403", self.viewer_trigger_403)
         self.step("trigger", self.trigger)
+        self.step("trigger_conflict", self.trigger_conflict, needs=["run_id"])
         self.step("wait_run", self.wait_run, needs=["run_id"])
+        self.step("run_note", self.run_note, needs=["run_done"])
         self.step("task_instances", self.task_instances, needs=["run_done"])
         self.step("log", self.log, needs=["task"])
         self.step("variable", self.variable)
