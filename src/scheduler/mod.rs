@@ -280,6 +280,10 @@ impl Scheduler {
             reported,
         } = ev;
         self.exec.reap(&ti_id);
+        self.opts.metrics.incr("executor_supervisors_exited", 1);
+        if !reported {
+            self.opts.metrics.incr("executor_supervisors_unreported", 1);
+        }
         let Some(ti) = self.store.ti(&ti_id)? else {
             return Ok(());
         };
