@@ -164,6 +164,18 @@ fn a_chain_runs_in_order_with_logs_on_disk() {
     assert!(log.contains("running with"), "{log}");
     assert!(log.lines().any(|l| l == "B"), "{log}");
     assert!(log.contains("final state: success"), "{log}");
+    // The scheduler's counters show on the API server's /metrics in standalone.
+    let count = |name: &str| -> u64 {
+        let (_, metrics) = crate::util::get(&format!("{}/metrics", e.srv.base));
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("updraft_{name}_total ")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("scheduler_task_instances_queued") >= 3);
+    // Supervisors exit just after they report, so their count may lag the run's end.
+    assert!(wait_until(LONG, || count("executor_supervisors_exited") >= 3));
 }
 
 #[test]
