@@ -6,6 +6,8 @@ PYTHON ?= python3
 # The venv is rebuilt only when the requirements' hash differs from the one stored in it.
 COMPAT_VENV := .venv-compat
 COMPAT_REQS := tests/compat/requirements.txt
+CLIENT_VENV := .venv-client
+CLIENT_REQS := tests/client/requirements.txt
 MUSL_TARGET := x86_64-unknown-linux-musl
 WINDOWS_TARGET := x86_64-pc-windows-gnu
 MUSL_BIN := target/$(MUSL_TARGET)/release/updraft
@@ -22,7 +24,7 @@ need_cmd = command -v $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(S
 # need_target adds a rustup target unless it is already installed.
 need_target = rustup target list --installed | grep -qx '$(1)' || rustup target add $(1)
 
-.PHONY: build run test test-rust test-compat lint fmt fmt-check release windows windows-smoke bench clean
+.PHONY: build run test test-rust test-compat test-client lint fmt fmt-check release windows windows-smoke bench clean
 
 # build builds a debug binary.
 build:
@@ -34,7 +36,7 @@ run:
 	UPDRAFT_HOME=$(HOME_DIR) ./target/release/updraft standalone
 
 # test runs every test: unit and integration tests, then the Airflow compatibility checks.
-test: test-rust test-compat
+test: test-rust test-compat test-client
 
 # test-rust runs the Rust unit and integration tests.
 test-rust:
@@ -52,6 +54,18 @@ test-compat:
 	$(CARGO) build
 	$(COMPAT_VENV)/bin/python tests/compat/check_dagfactory.py --updraft target/debug/updraft \
 		src/example_dags tests/compat/dags
+
+# test-client drives a real server with the official Airflow Python client and fuzzes every route for 5xx.
+test-client:
+	@want=$$(sha256sum $(CLIENT_REQS) | cut -d' ' -f1); \
+	if [ "$$(cat $(CLIENT_VENV)/requirements.sha256 2>/dev/null)" != "$$want" ]; then \
+		echo "installing $(CLIENT_REQS) into $(CLIENT_VENV)"; \
+		rm -rf $(CLIENT_VENV) && $(PYTHON) -m venv $(CLIENT_VENV) && \
+		$(CLIENT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(CLIENT_REQS) && \
+		echo "$$want" > $(CLIENT_VENV)/requirements.sha256; \
+	fi
+	$(CARGO) build
+	tests/client/run.sh $(CLIENT_VENV)/bin/python target/debug/updraft
 
 # lint runs clippy with warnings as errors.
 lint:

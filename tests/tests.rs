@@ -14,3 +14,9 @@ mod engine;
 mod api_auth;
 // Every guarded route against every role, from the route table.
 mod api_roles;
+// The Core API's DAG resources: list, details, tasks, source, stats, tags, import errors, event logs.
+mod api_dags;
+// Variables, connections, pools, config, plugins, providers, jobs through the Core API.
+mod api_objects;
+// DAG runs, task instances, logs and XComs through the Core API.
+mod api_runs;

@@ -230,7 +230,6 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
         .map(Duration::from_secs_f64);
     let beat = Duration::from_secs_f64(cfg.scheduler.task_instance_heartbeat_timeout / 3.0)
         .clamp(TICK, MAX_HEARTBEAT);
-    let hb_client = Client::new(client.base(), &client.token()).once();
     let mut last_beat = Instant::now();
     let mut last_ok = Instant::now();
     let exit = loop {
@@ -255,7 +254,7 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
         }
         if last_beat.elapsed() >= beat {
             last_beat = Instant::now();
-            match hb_client.heartbeat(ti_id, pid, &hostname) {
+            match client.heartbeat(ti_id, pid, &hostname) {
                 Ok(true) => last_ok = Instant::now(),
                 Ok(false) => {
                     let _ = child.kill_tree(KILL_GRACE);
@@ -313,28 +312,6 @@ fn template_context(ctx: &Value, try_number: u32) -> template::Context {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
     };
-    // Airflow's `dag_run_conf_overrides_params`: conf keys win over param defaults.
-    let mut params = match &ctx["params"] {
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    if v.is_object() && v.get("value").is_some() {
-                        v["value"].clone()
-                    } else {
-                        v.clone()
-                    },
-                )
-            })
-            .collect(),
-        _ => serde_json::Map::new(),
-    };
-    if let Value::Object(conf) = &run["conf"] {
-        for (k, v) in conf {
-            params.insert(k.clone(), v.clone());
-        }
-    }
     template::Context {
         dag_id: s(&run["dag_id"]),
         task_id: s(&ctx["task"]["task_id"]),
@@ -346,7 +323,7 @@ fn template_context(ctx: &Value, try_number: u32) -> template::Context {
         data_interval_end: time(&run["data_interval_end"]),
         run_after: time(&run["run_after"]).unwrap_or_else(Utc::now),
         conf: run["conf"].clone(),
-        params: Value::Object(params),
+        params: template::params_with_conf(&ctx["params"], &run["conf"]),
         run_type: s(&run["run_type"]),
         owner: s(&ctx["task"]["owner"]),
     }

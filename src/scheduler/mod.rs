@@ -46,6 +46,9 @@ pub struct Options {
     pub grace: Duration,
     /// Stop after this run reaches a final state (`dags test`).
     pub until_run: Option<(String, String)>,
+    /// Where to count runs created, tasks queued and finished (the API server's
+    /// `/metrics` when it runs in this process).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub struct Scheduler {
@@ -67,6 +70,9 @@ pub struct Scheduler {
     data_version: i64,
     /// Another process wrote since the DAG cache was last refreshed.
     dirty: bool,
+    /// Each scheduled DAG's next run, computed once and kept until the DAG or its runs
+    /// change, so a pass does not query every DAG.
+    next_runs: HashMap<String, Option<timetable::RunInfo>>,
     /// Pools that do not exist, already warned about.
     warned_pools: HashSet<String>,
 }
@@ -97,6 +103,7 @@ impl Scheduler {
             last_reap: Instant::now(),
             data_version: -1,
             dirty: true,
+            next_runs: HashMap::new(),
             warned_pools: HashSet::new(),
         })
     }
@@ -273,6 +280,10 @@ impl Scheduler {
             reported,
         } = ev;
         self.exec.reap(&ti_id);
+        self.opts.metrics.incr("executor_supervisors_exited", 1);
+        if !reported {
+            self.opts.metrics.incr("executor_supervisors_unreported", 1);
+        }
         let Some(ti) = self.store.ti(&ti_id)? else {
             return Ok(());
         };
@@ -329,6 +340,7 @@ impl Scheduler {
 
     /// One scheduling pass. Returns when the next time-based work is due.
     fn pass(&mut self) -> Result<Instant> {
+        self.opts.metrics.incr("scheduler_passes", 1);
         let now = Utc::now();
         let beat = Duration::from_secs_f64(self.cfg.scheduler.heartbeat_sec.max(0.05));
         let mut next = Instant::now() + beat;
@@ -460,7 +472,8 @@ impl Scheduler {
                 continue;
             };
             let used = per_pool.get(&ti.pool).copied().unwrap_or(0);
-            if used + ti.pool_slots as i64 > pool_size {
+            // -1 is an unlimited pool, as in Airflow.
+            if pool_size != -1 && used + ti.pool_slots as i64 > pool_size {
                 continue;
             }
             total += 1;
@@ -478,6 +491,9 @@ impl Scheduler {
             }
             Ok(out)
         })?;
+        self.opts
+            .metrics
+            .incr("scheduler_task_instances_queued", queued.len() as u64);
         let lifetime = self.cfg.auth.execution_jwt_expiration_time;
         for ti in queued {
             let w = Workload {
@@ -514,6 +530,7 @@ impl Scheduler {
         }
         self.outside_change()?;
         if std::mem::take(&mut self.dirty) {
+            self.next_runs.clear();
             let rows = self.store.dag_states()?;
             self.paused = rows.iter().filter(|r| r.1).map(|r| r.0.clone()).collect();
             let live: HashSet<&str> = rows.iter().filter(|r| !r.2).map(|r| r.0.as_str()).collect();
@@ -543,11 +560,19 @@ impl Scheduler {
             .map(|(_, (_, d))| d.clone())
             .collect();
         for dag in candidates {
-            let last = self
-                .store
-                .last_scheduled_run(&dag.dag_id)?
-                .and_then(|r| info_of(&r));
-            let Some(info) = timetable::next_run(&dag, last.as_ref(), now) else {
+            let info = match self.next_runs.get(&dag.dag_id) {
+                Some(cached) => *cached,
+                None => {
+                    let last = self
+                        .store
+                        .last_scheduled_run(&dag.dag_id)?
+                        .and_then(|r| info_of(&r));
+                    let info = timetable::next_run(&dag, last.as_ref(), now);
+                    self.next_runs.insert(dag.dag_id.clone(), info);
+                    info
+                }
+            };
+            let Some(info) = info else {
                 continue;
             };
             if info.run_after > now {
@@ -585,8 +610,11 @@ impl Scheduler {
                     now,
                 )
             });
+            // Whatever happened, the next run is computed afresh from the store.
+            self.next_runs.remove(&dag.dag_id);
             match created {
                 Ok(_) => {
+                    self.opts.metrics.incr("scheduler_dag_runs_created", 1);
                     log::info!("created run {run_id} of {}", dag.dag_id);
                     // More may be due (catchup): come straight back.
                     next = Instant::now();
@@ -608,6 +636,9 @@ impl Scheduler {
         if stale.is_empty() {
             return Ok(());
         }
+        self.opts
+            .metrics
+            .incr("scheduler_zombies", stale.len() as u64);
         let dags = self.dags_for(stale.iter().map(|t| t.dag_id.as_str()))?;
         self.store.write(|tx| {
             for ti in &stale {
@@ -825,15 +856,12 @@ fn fail_try(tx: &Tx, ti: &TiRow, dag: Option<&Dag>, now: DateTime<Utc>, why: &st
             ti.try_number
         );
         tx.event(
-            &Event {
-                event: to.as_str().into(),
-                dag_id: Some(ti.dag_id.clone()),
-                task_id: Some(ti.task_id.clone()),
-                run_id: Some(ti.run_id.clone()),
-                try_number: Some(ti.try_number),
-                owner: Some("scheduler".into()),
-                extra: Some(serde_json::json!({"reason": why}).to_string()),
-            },
+            &Event::for_ti(
+                ti,
+                to.as_str(),
+                "scheduler",
+                serde_json::json!({"reason": why}),
+            ),
             now,
         )?;
     }

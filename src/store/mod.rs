@@ -8,6 +8,9 @@
 mod dags;
 mod jobs;
 mod migrations;
+mod q_dags;
+mod q_objects;
+pub mod q_runs;
 mod runs;
 mod vars;
 
@@ -18,6 +21,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::OpenFlags;
 
 pub use dags::{DagRow, FileState, ImportErrorRow, ParsedFile};
+pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
+pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
 pub use vars::{Connection, Variable};
 
