@@ -125,6 +125,28 @@ def comm(pid):
         return ""
 
 
+def cpu_seconds(pid):
+    """(own, waited-for children) CPU seconds of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(x) / tck for x in fields[11:15])
+    return utime + stime, cutime + cstime
+
+
+def request_time(url):
+    """(count, total seconds) of every request the server has timed, from /metrics."""
+    status, text = http("GET", url + "metrics")
+    count = total = 0.0
+    if status == 200 and isinstance(text, str):
+        for line in text.splitlines():
+            if line.startswith("updraft_http_request_duration_seconds_count "):
+                count = float(line.split()[1])
+            elif line.startswith("updraft_http_request_duration_seconds_sum "):
+                total = float(line.split()[1])
+    return count, total
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -345,6 +367,8 @@ class Bench:
         self.results = {}
         self.notes = []
         self.homes = 0
+        # CPU ms per spawn of the raw spawn baseline (the driver's own share included).
+        self.spawn_cpu = []
 
     def home(self, name):
         self.homes += 1
@@ -424,13 +448,18 @@ class Bench:
                 pid = os.posix_spawn(bash, ["bash", "-c", "true"], env)
                 os.waitpid(pid, 0)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), os.times()
         ts = [threading.Thread(target=work) for _ in range(threads)]
         for t in ts:
             t.start()
         for t in ts:
             t.join()
-        return n / (time.perf_counter() - t0)
+        rate = n / (time.perf_counter() - t0)
+        c1 = os.times()
+        cpu = (c1.user + c1.system + c1.children_user + c1.children_system
+               - c0.user - c0.system - c0.children_user - c0.children_system)
+        self.spawn_cpu.append(cpu / n * 1000)
+        return rate
 
     # -- engine: trigger latency, scheduling gap, throughput, memory
 
@@ -446,7 +475,7 @@ class Bench:
             token = srv.token()
 
             # Trigger latency: trigger -> the first task's start_date.
-            lat, db_lat, how = [], [], "POST /api/v2/dags/{id}/dagRuns"
+            lat, db_lat, steps, how = [], [], [], "POST /api/v2/dags/{id}/dagRuns"
             for i in range(a.triggers):
                 t0 = time.time()
                 run_id = self.trigger_api(srv, token, "one")
@@ -460,33 +489,50 @@ class Bench:
                 start = parse_ts(self.tis(home, "one", run_id)[0][2])
                 queued = home.query("SELECT queued_at FROM dag_run WHERE dag_id='one' AND run_id=?",
                                     (run_id,))[0][0]
+                ti_queued = parse_ts(home.query(
+                    "SELECT queued_dttm FROM task_instance WHERE dag_id='one' AND run_id=?",
+                    (run_id,))[0][0])
                 lat.append((start - t0) * 1000)
                 if queued:
                     db_lat.append((start - parse_ts(queued)) * 1000)
-            self.results["trigger"] = {"ms": lat, "db_ms": db_lat, "how": how}
+                    steps.append(((parse_ts(queued) - t0) * 1000, (ti_queued - parse_ts(queued)) * 1000,
+                                  (start - ti_queued) * 1000))
+            self.results["trigger"] = {"ms": lat, "db_ms": db_lat, "how": how, "steps": steps}
             log(f"trigger latency: median {median(lat):.1f} ms ({how})")
 
             # Scheduling gap: chain of `chain` tasks, downstream start - upstream end.
-            gaps, chain_spans = [], []
+            gaps, chain_spans, react, claim = [], [], [], []
             for rep in range(a.reps):
                 run_id = self.trigger_cli(home, "chain")
                 state = self.wait_run(home, "chain", run_id, RUN_TIMEOUT)
                 if state != "success":
                     raise RuntimeError(f"chain run: {state}")
                 rows = self.tis(home, "chain", run_id)
+                queued = dict(home.query("SELECT task_id, queued_dttm FROM task_instance "
+                                         "WHERE dag_id='chain' AND run_id=?", (run_id,)))
                 for up, down in zip(rows, rows[1:]):
                     gaps.append((parse_ts(down[2]) - parse_ts(up[3])) * 1000)
+                    q = parse_ts(queued[down[0]])
+                    react.append((q - parse_ts(up[3])) * 1000)
+                    claim.append((parse_ts(down[2]) - q) * 1000)
                 chain_spans.append(parse_ts(rows[-1][3]) - parse_ts(rows[0][2]))
-            self.results["gap"] = {"ms": gaps, "runs": a.reps, "spans": chain_spans}
+            self.results["gap"] = {"ms": gaps, "runs": a.reps, "spans": chain_spans,
+                                   "react": react, "claim": claim}
             log(f"scheduling gap: median {median(gaps):.2f} ms, p99 {percentile(gaps, 99):.2f} ms")
 
             # Throughput, interleaved with the raw spawn-rate baseline.
-            rates, base, spans = [], [], []
+            rates, base, spans, own_cpu, kids_cpu, req_ms = [], [], [], [], [], []
             sampler = MemorySampler(srv.pid)
             for rep in range(a.reps):
                 base.append(self.spawn_rate(a.tasks))
+                cpu0, req0 = cpu_seconds(srv.pid), request_time(srv.url)
                 run_id = self.trigger_cli(home, "tp")
                 state = self.wait_run(home, "tp", run_id, RUN_TIMEOUT, poll=0.1)
+                cpu1, req1 = cpu_seconds(srv.pid), request_time(srv.url)
+                own_cpu.append((cpu1[0] - cpu0[0]) / a.tasks * 1000)
+                kids_cpu.append((cpu1[1] - cpu0[1]) / a.tasks * 1000)
+                if req1[0] > req0[0]:
+                    req_ms.append((req1[1] - req0[1]) / (req1[0] - req0[0]) * 1000)
                 rate, done, span = self.throughput_of(home, "tp", run_id)
                 if state != "success":
                     self.notes.append(f"throughput run {rep + 1}: {state} with {done} of {a.tasks} tasks done")
@@ -495,7 +541,9 @@ class Bench:
                 log(f"throughput {rep + 1}/{a.reps}: {rate:.0f} tasks/s vs spawn {base[-1]:.0f}/s")
             base.append(self.spawn_rate(a.tasks))
             sampler.stop()
-            self.results["throughput"] = {"rate": rates, "base": base, "spans": spans}
+            self.results["throughput"] = {"rate": rates, "base": base, "spans": spans,
+                                          "own_cpu": own_cpu, "kids_cpu": kids_cpu,
+                                          "req_ms": req_ms, "spawn_cpu": list(self.spawn_cpu)}
             self.results["mem_run"] = {
                 "hwm": proc_kib(srv.pid, "VmHWM"),
                 "peak_total": sampler.peak_total,
@@ -513,14 +561,20 @@ class Bench:
         try:
             time.sleep(1.0)
             sampler = MemorySampler(srv.pid)
+            cpu0, req0 = cpu_seconds(srv.pid), request_time(srv.url)
             run_id = self.trigger_cli(home, "big")
             state = self.wait_run(home, "big", run_id, SCALE_TIMEOUT, poll=0.2)
+            cpu1, req1 = cpu_seconds(srv.pid), request_time(srv.url)
             sampler.stop()
             rate, done, span = self.throughput_of(home, "big", run_id)
             if state != "success":
                 self.notes.append(f"scale run: {state} after {SCALE_TIMEOUT:.0f} s with {done} of {a.scale_tasks} tasks done")
-            self.results["scale"] = {"rate": rate, "done": done, "span": span, "state": state,
-                                     "tasks": a.scale_tasks}
+            self.results["scale"] = {
+                "rate": rate, "done": done, "span": span, "state": state, "tasks": a.scale_tasks,
+                "own_cpu": (cpu1[0] - cpu0[0]) / max(done, 1) * 1000,
+                "kids_cpu": (cpu1[1] - cpu0[1]) / max(done, 1) * 1000,
+                "req_ms": (req1[1] - req0[1]) / max(req1[0] - req0[0], 1) * 1000,
+            }
             self.results["mem_scale"] = {
                 "hwm": proc_kib(srv.pid, "VmHWM"),
                 "peak_total": sampler.peak_total,
@@ -903,9 +957,45 @@ def report(b, tbl, elapsed):
         "come from the store (`task_instance.start_date`/`end_date`); the raw spawn rate is "
         "`bash -c true` via posix_spawn+waitpid from 32 Python threads.",
     ]
+    diag = diagnostics(b)
+    if diag:
+        lines += ["", "Where the time goes (same run):", ""] + [f"- {d}" for d in diag]
     if b.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in b.notes]
     return "\n".join(lines) + "\n"
+
+
+def diagnostics(b):
+    """Breakdowns measured alongside the figures, to say where the time goes."""
+    r, out = b.results, []
+    if "throughput" in r:
+        t = r["throughput"]
+        out.append(
+            f"throughput: CPU per task {median(t['own_cpu']):.2f} ms in the standalone "
+            f"(scheduler, API workers) + {median(t['kids_cpu']):.2f} ms in its children "
+            f"(supervisor processes and their bash), against {median(t['spawn_cpu']):.2f} ms per raw "
+            f"`bash -c true` spawn; mean HTTP request time in the server "
+            f"{median(t['req_ms']):.2f} ms (nearly all Execution API calls, two per task)")
+    if "gap" in r:
+        g = r["gap"]
+        out.append(
+            f"scheduling gap: upstream end → downstream queued (the report, the scheduler's pass) "
+            f"median {median(g['react']):.2f} ms, p99 {percentile(g['react'], 99):.2f} ms; queued → "
+            f"start (executor spawns the supervisor process, which claims the task over HTTP) "
+            f"median {median(g['claim']):.2f} ms, p99 {percentile(g['claim'], 99):.2f} ms")
+    if "trigger" in r and r["trigger"]["steps"]:
+        st = r["trigger"]["steps"]
+        out.append(
+            f"trigger latency: request → run created {median([x[0] for x in st]):.2f} ms, "
+            f"run created → task queued {median([x[1] for x in st]):.2f} ms, "
+            f"queued → task start {median([x[2] for x in st]):.2f} ms (medians)")
+    if "scale" in r and "throughput" in r:
+        s, t = r["scale"], r["throughput"]
+        out.append(
+            f"scale: standalone CPU per task {median(t['own_cpu']):.2f} ms at {b.args.tasks:,} tasks → "
+            f"{s['own_cpu']:.2f} ms at {s['tasks']:,}; children {median(t['kids_cpu']):.2f} → "
+            f"{s['kids_cpu']:.2f} ms; mean HTTP request {median(t['req_ms']):.2f} → {s['req_ms']:.2f} ms")
+    return out
 
 
 def main():
@@ -951,6 +1041,8 @@ def main():
         b.cleanup()
     tbl = table(b)
     print(tbl)
+    for d in diagnostics(b):
+        print("- " + d)
     if b.notes:
         print("\n".join("note: " + n for n in b.notes))
     if a.out:
