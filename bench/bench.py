@@ -45,6 +45,9 @@ SETTINGS = {
     "UPDRAFT__API__PORT": "0",
 }
 
+# The PATH every process here gets, so a task's shell is found the same way everywhere.
+PATH = "/usr/local/bin:/usr/bin:/bin"
+
 # Time bounds, so a hung or very slow updraft cannot hold `make bench` forever.
 START_TIMEOUT = 30.0
 RUN_TIMEOUT = 120.0
@@ -234,7 +237,7 @@ class Home:
             f.write(text)
 
     def env(self, extra=None):
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "UPDRAFT_HOME": self.path}
+        env = {"PATH": PATH, "UPDRAFT_HOME": self.path}
         env.update(SETTINGS)
         env.update(extra or {})
         return env
@@ -433,8 +436,8 @@ class Bench:
 
     def spawn_rate(self, n, threads=32):
         """`bash -c true` started and waited on by `threads` threads: spawns/s."""
-        bash = shutil.which("bash")
-        env = {"PATH": os.environ.get("PATH", "")}
+        bash = shutil.which("bash", path=PATH)
+        env = {"PATH": PATH}
         left = [n]
         lock = threading.Lock()
 
@@ -597,7 +600,7 @@ class Bench:
 
     def api(self):
         a = self.args
-        bare = Server([self.bare, "0"], {"PATH": os.environ.get("PATH", "")}, self.tmp,
+        bare = Server([self.bare, "0"], {"PATH": PATH}, self.tmp,
                       os.path.join(self.tmp, "bare.log"))
         home = self.home("api")
         srv = self.standalone(home)
