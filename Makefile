@@ -24,6 +24,9 @@ need_cmd = command -v $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(S
 # need_target adds a rustup target unless it is already installed.
 need_target = rustup target list --installed | grep -qx '$(1)' || rustup target add $(1)
 
+# Airflow 3.3.2's own OpenAPI file, from its wheel on PyPI: the client sweep fuzzes with it too.
+AIRFLOW_SPEC := target/airflow-spec/airflow/api_fastapi/core_api/openapi/v2-rest-api-generated.yaml
+
 .PHONY: build run test test-rust test-compat test-client lint fmt fmt-check release windows windows-smoke bench clean
 
 # build builds a debug binary.
@@ -64,8 +67,11 @@ test-client:
 		$(CLIENT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(CLIENT_REQS) && \
 		echo "$$want" > $(CLIENT_VENV)/requirements.sha256; \
 	fi
+	@test -f $(AIRFLOW_SPEC) || { mkdir -p target/airflow-spec && \
+		$(CLIENT_VENV)/bin/pip download --quiet --no-deps apache-airflow-core==3.3.2 -d target/airflow-spec && \
+		cd target/airflow-spec && $(PYTHON) -m zipfile -e apache_airflow_core-3.3.2-py3-none-any.whl . ; }
 	$(CARGO) build
-	tests/client/run.sh $(CLIENT_VENV)/bin/python target/debug/updraft
+	AIRFLOW_SPEC=$(AIRFLOW_SPEC) tests/client/run.sh $(CLIENT_VENV)/bin/python target/debug/updraft
 
 # lint runs clippy with warnings as errors.
 lint:
