@@ -51,7 +51,7 @@ PATH = "/usr/local/bin:/usr/bin:/bin"
 # Time bounds, so a hung or very slow updraft cannot hold `make bench` forever.
 START_TIMEOUT = 30.0
 RUN_TIMEOUT = 120.0
-SCALE_TIMEOUT = 90.0
+SCALE_TIMEOUT = 60.0
 PARSE_TIMEOUT = 60.0
 
 
@@ -944,7 +944,8 @@ def report(b, tbl, elapsed):
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- commit: {commit}{dirty}",
         f"- machine: {nproc} CPUs (`nproc`), {model}, {platform.system()} {platform.release()}; "
-        f"load average before the run {b.load_before[0]:.2f}, after {load[0]:.2f} (the machine is shared)",
+        f"1-minute load average {b.load_before[0]:.2f} before the run and {load[0]:.2f} after it "
+        "(this run's own load included; the machine is shared with other builds)",
         f"- command: `{' '.join(['bench/bench.py', *sys.argv[1:]])}` (via `make bench`), {elapsed:.0f} s",
         f"- repetitions: {a.reps} of each run and wrk load (wrk -t2 -c50 -d{a.wrk_seconds}s --latency), "
         f"{a.triggers} triggers, {a.cold_starts} cold starts, {a.rescans} re-scans; the scale run once. "
@@ -958,7 +959,8 @@ def report(b, tbl, elapsed):
         "",
         "How each figure is taken: bench/bench.py (its docstrings). Times of task instances "
         "come from the store (`task_instance.start_date`/`end_date`); the raw spawn rate is "
-        "`bash -c true` via posix_spawn+waitpid from 32 Python threads.",
+        "`bash -c true` via posix_spawn+waitpid from 32 Python threads. Profiles of the misses: "
+        "bench/PROFILES.md.",
     ]
     diag = diagnostics(b)
     if diag:
