@@ -364,7 +364,7 @@ class MemorySampler:
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.exe = os.path.join(ROOT, "target/release/updraft")
+        self.exe = os.path.abspath(getattr(args, "exe", None) or os.path.join(ROOT, "target/release/updraft"))
         self.bare = os.path.join(ROOT, "target/release/examples/bare_server")
         self.tmp = tempfile.mkdtemp(prefix="updraft-bench-")
         self.results = {}
@@ -1009,6 +1009,8 @@ def main():
     p.add_argument("--only", default="", help="comma-separated: engine,scale,api,cold,parse,binary")
     p.add_argument("--out", help="write RESULTS.md here")
     p.add_argument("--keep", action="store_true", help="keep the temporary homes")
+    p.add_argument("--exe", help="the updraft binary (default target/release/updraft); "
+                   "a build with symbols, for profiling: see bench/PROFILES.md")
     p.add_argument("--tasks", type=int, default=1000)
     p.add_argument("--scale-tasks", type=int, default=10000)
     p.add_argument("--chain", type=int, default=100)
