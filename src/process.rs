@@ -1090,6 +1090,7 @@ mod tests {
                 inherit_env: true,
                 cwd: Some(dir.path().to_path_buf()),
                 log: open_log(&log_path),
+                stdout: None,
             })
             .unwrap();
             let ticks = dir.path().join("ticks");

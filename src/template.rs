@@ -69,6 +69,30 @@ pub trait Lookup {
 /// per question in one render. The rejected
 /// alternatives were an `Arc<dyn Lookup + Send + Sync>` in the signature, and rendering
 /// again after each unanswered question.
+/// The values of a DAG's `params` (a `{value: ...}` mapping gives its `value`), with a
+/// run's `conf` keys over them (Airflow's `dag_run_conf_overrides_params`).
+pub fn params_with_conf(params: &serde_json::Value, conf: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let mut out: serde_json::Map<String, Value> = params
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let value = match v.get("value") {
+                        Some(inner) if v.is_object() => inner.clone(),
+                        _ => v.clone(),
+                    };
+                    (k.clone(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Value::Object(c) = conf {
+        out.extend(c.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    Value::Object(out)
+}
+
 pub fn render(source: &str, ctx: &Context, lookup: &dyn Lookup) -> Result<String, String> {
     let (question_tx, question_rx) = crossbeam_channel::unbounded::<Question>();
     let (answer_tx, answer_rx) = crossbeam_channel::unbounded::<Answer>();

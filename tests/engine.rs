@@ -704,3 +704,55 @@ fn a_standby_scheduler_takes_over() {
         .unwrap()
         .is_some_and(|r| r.state.to_string() == "success")));
 }
+
+#[test]
+fn dagrun_timeout_fails_the_run_and_max_active_tasks_limits_it() {
+    let slow = task("slow", "sleep 300", "");
+    let three = [
+        task("m1", "echo 1", ""),
+        task("m2", "echo 2", ""),
+        task("m3", "echo 3", ""),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            (
+                "timeout.yml",
+                &dag("run_timeout", "  dagrun_timeout: 1\n", &slow),
+            ),
+            (
+                "narrow.yml",
+                &dag("narrow", "  max_active_tasks: 1\n", &three),
+            ),
+        ],
+        &[],
+    );
+    let run = e.trigger("run_timeout", None);
+    assert_eq!(e.wait_run("run_timeout", &run), "failed");
+    assert_eq!(e.state("run_timeout", &run, "slow"), "skipped");
+    // The supervisor notices at its next heartbeat and stops the task.
+    assert!(
+        wait_until(LONG, || e
+            .log("run_timeout", &run, "slow", 1)
+            .contains("cleared or changed elsewhere")),
+        "{}",
+        e.log("run_timeout", &run, "slow", 1)
+    );
+
+    let run = e.trigger("narrow", None);
+    assert_eq!(e.wait_run("narrow", &run), "success");
+    let mut spans: Vec<_> = e
+        .store()
+        .tis_of_run("narrow", &run)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.start_date.unwrap(), t.end_date.unwrap()))
+        .collect();
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(
+            w[0].1 <= w[1].0,
+            "max_active_tasks 1 but tasks overlapped: {spans:?}"
+        );
+    }
+}

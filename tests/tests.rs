@@ -12,3 +12,7 @@ mod pool;
 mod engine;
 // Logging in: passwords, tokens, roles, rate limits.
 mod api_auth;
+// Every guarded route against every role, from the route table.
+mod api_roles;
+// The Core API's DAG resources: list, details, tasks, source, stats, tags, import errors, event logs.
+mod api_dags;

@@ -192,6 +192,7 @@ impl TestServer {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    #[cfg(unix)]
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -207,6 +208,7 @@ impl TestServer {
     }
 
     /// Waits for the process to exit by itself and returns its code.
+    #[cfg(unix)]
     pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<i32> {
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {

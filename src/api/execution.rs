@@ -143,15 +143,7 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             if ok {
                 tx.clear_xcoms(&ti.dag_id, &ti.run_id, &ti.task_id)?;
                 tx.event(
-                    &Event {
-                        event: "running".into(),
-                        dag_id: Some(ti.dag_id.clone()),
-                        task_id: Some(ti.task_id.clone()),
-                        run_id: Some(ti.run_id.clone()),
-                        try_number: Some(ti.try_number),
-                        owner: Some("airflow".into()),
-                        extra: Some(json!({"host_name": b.hostname}).to_string()),
-                    },
+                    &Event::for_ti(&ti, "running", "airflow", json!({"host_name": b.hostname})),
                     now,
                 )?;
             }
@@ -292,18 +284,12 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         let ok = tx.set_ti_state(id, Some(Running), Some(to), now, next_retry_at)?;
         if ok && matches!(to, Success | Failed) {
             tx.event(
-                &Event {
-                    event: to.as_str().into(),
-                    dag_id: Some(ti.dag_id.clone()),
-                    task_id: Some(ti.task_id.clone()),
-                    run_id: Some(ti.run_id.clone()),
-                    try_number: Some(ti.try_number),
-                    owner: Some("airflow".into()),
-                    extra: ti
-                        .hostname
-                        .as_ref()
-                        .map(|h| json!({"host_name": h}).to_string()),
-                },
+                &Event::for_ti(
+                    &ti,
+                    to.as_str(),
+                    "airflow",
+                    json!({"host_name": ti.hostname}),
+                ),
                 now,
             )?;
         }

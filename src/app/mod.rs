@@ -100,8 +100,12 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             emit(&format!("{}\n", entry.value))
         }
         Command::DbMigrate => {
+            let from = match Store::open_existing(&cfg.database.path) {
+                Ok(s) => s.status()?.version,
+                Err(_) => 0,
+            };
             let mut store = Store::open(&cfg.database.path)?;
-            let (from, to) = store.migrate()?;
+            let (_, to) = store.migrate()?;
             emit(&format!(
                 "database {} at version {to} (was {from})\n",
                 cfg.database.path.display()

@@ -268,25 +268,6 @@ fn tasks_test(cfg: &Config, dag_id: &str, task_id: &str, date: Option<&str>) -> 
         .task(task_id)
         .ok_or_else(|| Error::NotFound(format!("Task {task_id} not found in DAG {dag_id}")))?;
     let logical_date = date.map(parse_date).transpose()?.unwrap_or_else(Utc::now);
-    let params = row
-        .dag
-        .params
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        if v.is_object() && v.get("value").is_some() {
-                            v["value"].clone()
-                        } else {
-                            v.clone()
-                        },
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     let ctx = template::Context {
         dag_id: dag_id.into(),
         task_id: task_id.into(),
@@ -298,7 +279,7 @@ fn tasks_test(cfg: &Config, dag_id: &str, task_id: &str, date: Option<&str>) -> 
         data_interval_end: Some(logical_date),
         run_after: logical_date,
         conf: json!({}),
-        params: Value::Object(params),
+        params: template::params_with_conf(&row.dag.params, &Value::Null),
         run_type: "manual".into(),
         owner: task.owner.clone(),
     };

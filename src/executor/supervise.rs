@@ -313,28 +313,6 @@ fn template_context(ctx: &Value, try_number: u32) -> template::Context {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
     };
-    // Airflow's `dag_run_conf_overrides_params`: conf keys win over param defaults.
-    let mut params = match &ctx["params"] {
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    if v.is_object() && v.get("value").is_some() {
-                        v["value"].clone()
-                    } else {
-                        v.clone()
-                    },
-                )
-            })
-            .collect(),
-        _ => serde_json::Map::new(),
-    };
-    if let Value::Object(conf) = &run["conf"] {
-        for (k, v) in conf {
-            params.insert(k.clone(), v.clone());
-        }
-    }
     template::Context {
         dag_id: s(&run["dag_id"]),
         task_id: s(&ctx["task"]["task_id"]),
@@ -346,7 +324,7 @@ fn template_context(ctx: &Value, try_number: u32) -> template::Context {
         data_interval_end: time(&run["data_interval_end"]),
         run_after: time(&run["run_after"]).unwrap_or_else(Utc::now),
         conf: run["conf"].clone(),
-        params: Value::Object(params),
+        params: template::params_with_conf(&ctx["params"], &run["conf"]),
         run_type: s(&run["run_type"]),
         owner: s(&ctx["task"]["owner"]),
     }

@@ -67,6 +67,9 @@ pub struct Scheduler {
     data_version: i64,
     /// Another process wrote since the DAG cache was last refreshed.
     dirty: bool,
+    /// Each scheduled DAG's next run, computed once and kept until the DAG or its runs
+    /// change, so a pass does not query every DAG.
+    next_runs: HashMap<String, Option<timetable::RunInfo>>,
     /// Pools that do not exist, already warned about.
     warned_pools: HashSet<String>,
 }
@@ -97,6 +100,7 @@ impl Scheduler {
             last_reap: Instant::now(),
             data_version: -1,
             dirty: true,
+            next_runs: HashMap::new(),
             warned_pools: HashSet::new(),
         })
     }
@@ -514,6 +518,7 @@ impl Scheduler {
         }
         self.outside_change()?;
         if std::mem::take(&mut self.dirty) {
+            self.next_runs.clear();
             let rows = self.store.dag_states()?;
             self.paused = rows.iter().filter(|r| r.1).map(|r| r.0.clone()).collect();
             let live: HashSet<&str> = rows.iter().filter(|r| !r.2).map(|r| r.0.as_str()).collect();
@@ -543,11 +548,19 @@ impl Scheduler {
             .map(|(_, (_, d))| d.clone())
             .collect();
         for dag in candidates {
-            let last = self
-                .store
-                .last_scheduled_run(&dag.dag_id)?
-                .and_then(|r| info_of(&r));
-            let Some(info) = timetable::next_run(&dag, last.as_ref(), now) else {
+            let info = match self.next_runs.get(&dag.dag_id) {
+                Some(cached) => *cached,
+                None => {
+                    let last = self
+                        .store
+                        .last_scheduled_run(&dag.dag_id)?
+                        .and_then(|r| info_of(&r));
+                    let info = timetable::next_run(&dag, last.as_ref(), now);
+                    self.next_runs.insert(dag.dag_id.clone(), info);
+                    info
+                }
+            };
+            let Some(info) = info else {
                 continue;
             };
             if info.run_after > now {
@@ -585,6 +598,8 @@ impl Scheduler {
                     now,
                 )
             });
+            // Whatever happened, the next run is computed afresh from the store.
+            self.next_runs.remove(&dag.dag_id);
             match created {
                 Ok(_) => {
                     log::info!("created run {run_id} of {}", dag.dag_id);
@@ -825,15 +840,12 @@ fn fail_try(tx: &Tx, ti: &TiRow, dag: Option<&Dag>, now: DateTime<Utc>, why: &st
             ti.try_number
         );
         tx.event(
-            &Event {
-                event: to.as_str().into(),
-                dag_id: Some(ti.dag_id.clone()),
-                task_id: Some(ti.task_id.clone()),
-                run_id: Some(ti.run_id.clone()),
-                try_number: Some(ti.try_number),
-                owner: Some("scheduler".into()),
-                extra: Some(serde_json::json!({"reason": why}).to_string()),
-            },
+            &Event::for_ti(
+                ti,
+                to.as_str(),
+                "scheduler",
+                serde_json::json!({"reason": why}),
+            ),
             now,
         )?;
     }

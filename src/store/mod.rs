@@ -8,6 +8,7 @@
 mod dags;
 mod jobs;
 mod migrations;
+mod q_dags;
 mod runs;
 mod vars;
 
@@ -18,6 +19,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::OpenFlags;
 
 pub use dags::{DagRow, FileState, ImportErrorRow, ParsedFile};
+pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
 pub use vars::{Connection, Variable};
 

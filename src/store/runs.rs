@@ -669,6 +669,21 @@ pub struct Event {
     pub extra: Option<String>,
 }
 
+impl Event {
+    /// A task instance's state change, as Airflow logs one per transition.
+    pub fn for_ti(ti: &TiRow, event: &str, owner: &str, extra: serde_json::Value) -> Event {
+        Event {
+            event: event.to_string(),
+            dag_id: Some(ti.dag_id.clone()),
+            task_id: Some(ti.task_id.clone()),
+            run_id: Some(ti.run_id.clone()),
+            try_number: Some(ti.try_number),
+            owner: Some(owner.to_string()),
+            extra: Some(extra.to_string()),
+        }
+    }
+}
+
 fn db(e: rusqlite::Error) -> Error {
     Error::Db(e.to_string())
 }

@@ -103,6 +103,15 @@ check "dags list --output json exits 0 and lists smoke_hello" 0 smoke_hello
 run -- dags list-import-errors --output json
 check "dags list-import-errors --output json exits 1 and names smoke_broken.yaml" 1 smoke_broken.yaml
 
+# A real run on Windows: scheduler, a private Execution API, a supervisor process and the
+# task under cmd (Wine has no Git Bash), with its log printed on stdout.
+run -- dags test smoke_hello 2024-03-01
+check "dags test runs the DAG to success through cmd" 0 "ended success"
+check "dags test prints the task's output" 0 "hello"
+
+run -- tasks test smoke_hello hello
+check "tasks test runs one task in the foreground" 0 "hello"
+
 run UPDRAFT__API__PORT=eighty -- dags list
 check "a bad config (UPDRAFT__API__PORT=eighty) exits 2" 2
 

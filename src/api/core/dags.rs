@@ -1,5 +1,1220 @@
-//! (filled in by the Core API work)
+//! DAGs and what hangs off them: the list and one DAG (read, pause, delete), details,
+//! tasks, source, run statistics, tags, import errors and the event log, in Airflow
+//! 3.3.2's shapes.
+//!
+//! The DAG list is filtered and sorted here, over every stored DAG: a laptop has tens or
+//! hundreds, and the fields Airflow sorts by (the next run, the latest run) are computed
+//! rather than stored. The event log, which grows with every task, is filtered in SQL.
+//! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
-use crate::api::Route;
+use std::collections::{HashMap, HashSet};
 
-pub static ROUTES: &[Route] = &[];
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Map, Value, json};
+use sha2::Sha512;
+
+use super::{
+    Kind, body, collection, dt, field, invalid, like, order_by, page, query_all, query_bool,
+    query_time, sort_rows,
+};
+use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::auth::Role;
+use crate::model::{Dag, Operator, RunState, Schedule, Task};
+use crate::ops;
+use crate::scheduler::timetable::{self, RunInfo};
+use crate::store::{DagRow, ImportErrorRow, LatestRun, LogCol, LogFilter, LogRow, Store};
+
+use Method::{Delete, Get, Patch};
+use Role::{User, Viewer};
+
+#[rustfmt::skip]
+pub static ROUTES: &[Route] = &[
+    guarded(Get, "/api/v2/dags", Viewer, None, "List DAGs: filters by id, name, tags, owners, paused, staleness, last run state", list),
+    guarded(Patch, "/api/v2/dags", User, Some("patch_dags"), "Pause or unpause every DAG that dag_id_pattern matches", patch_many),
+    guarded(Get, "/api/v2/dags/{dag_id}", Viewer, None, "One DAG", get),
+    guarded(Patch, "/api/v2/dags/{dag_id}", User, Some("patch_dag"), "Pause or unpause a DAG", patch),
+    guarded(Delete, "/api/v2/dags/{dag_id}", User, Some("delete_dag"), "Delete a DAG and its history; its file, if still there, brings it back", delete),
+    guarded(Get, "/api/v2/dags/{dag_id}/details", Viewer, None, "One DAG with its settings, params and active run count", details),
+    guarded(Get, "/api/v2/dags/{dag_id}/tasks", Viewer, None, "The tasks of a DAG", tasks),
+    guarded(Get, "/api/v2/dags/{dag_id}/tasks/{task_id}", Viewer, None, "One task of a DAG", task),
+    guarded(Get, "/api/v2/dagSources/{dag_id}", Viewer, None, "The text of a DAG's file (JSON, or text/plain)", source),
+    guarded(Get, "/api/v2/dagStats", Viewer, None, "Run counts by state, per DAG", stats),
+    guarded(Get, "/api/v2/dagTags", Viewer, None, "Tag names of the DAGs", tags),
+    guarded(Get, "/api/v2/importErrors", Viewer, None, "Files that failed to parse", import_errors),
+    guarded(Get, "/api/v2/importErrors/{import_error_id}", Viewer, None, "One import error", import_error),
+    guarded(Get, "/api/v2/eventLogs", Viewer, None, "The audit log, with filters", event_logs),
+    guarded(Get, "/api/v2/eventLogs/{event_log_id}", Viewer, None, "One audit log entry", event_log),
+];
+
+/// What the DAG list sorts by, besides the primary key.
+const DAG_ORDER: &[&str] = &[
+    "dag_id",
+    "dag_display_name",
+    "next_dagrun",
+    "last_run_state",
+    "last_run_start_date",
+];
+
+/// Airflow's `SortParam.MAX_SORT_PARAMS`.
+const MAX_SORT_PARAMS: usize = 10;
+
+/// The only field a DAG PATCH changes.
+const PATCH_FIELDS: &[super::Field] = &[field("is_paused", Kind::Bool, true, false)];
+
+fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    let (limit, offset) = page(ctx, req)?;
+    let order = order_keys(req, DAG_ORDER, "dag_id")?;
+    let filter = DagFilter::from_query(req, false)?;
+    let facts = Facts::load(store)?;
+    let mut rows = Vec::new();
+    let mut keys = Vec::new();
+    for row in store.dags()? {
+        if !filter.keeps(&row, &facts) {
+            continue;
+        }
+        let next = next_run(store, &row.dag, facts.now)?;
+        let latest = facts.latest.get(&row.dag.dag_id);
+        keys.push(json!({
+            "dag_id": row.dag.dag_id,
+            "dag_display_name": display_name(&row.dag),
+            "next_dagrun": next.map(|n| crate::store::ts(n.logical_date)),
+            "last_run_state": latest.map(|l| l.state.as_str()),
+            "last_run_start_date": latest.and_then(|l| l.start_date).map(crate::store::ts),
+        }));
+        rows.push(Value::Object(dag_json(ctx, &row, next, &facts)));
+    }
+    let rows = sorted(rows, keys, &order, "dag_id");
+    Ok(Reply::json(200, &collection("dags", rows, limit, offset)))
+}
+
+fn get(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let row = find_dag(store, p.get("dag_id"))?;
+    let facts = Facts::load(store)?;
+    let next = next_run(store, &row.dag, facts.now)?;
+    Ok(Reply::json(
+        200,
+        &Value::Object(dag_json(ctx, &row, next, &facts)),
+    ))
+}
+
+fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let paused = patch_body(req)?;
+    let dag_id = p.get("dag_id");
+    let row = store
+        .dag(dag_id)?
+        .ok_or_else(|| ApiError::not_found(format!("Dag with id: {dag_id} was not found")))?;
+    check_update_mask(req)?;
+    set_paused(store, &row, paused, p)?;
+    ctx.wake_scheduler();
+    let row = find_dag(store, dag_id)?;
+    let facts = Facts::load(store)?;
+    let next = next_run(store, &row.dag, facts.now)?;
+    Ok(Reply::json(
+        200,
+        &Value::Object(dag_json(ctx, &row, next, &facts)),
+    ))
+}
+
+/// Airflow's `patch_dags`: every DAG the filters match is changed; the reply is one page
+/// of them. Without `dag_id_pattern` (or `dag_id_prefix_pattern`) nothing matches, so a
+/// forgotten filter never pauses everything; `~` or `%` matches all.
+fn patch_many(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let paused = patch_body(req)?;
+    check_update_mask(req)?;
+    let (limit, offset) = page(ctx, req)?;
+    let filter = DagFilter::from_query(req, true)?;
+    let facts = Facts::load(store)?;
+    let matched: Vec<DagRow> = store
+        .dags()?
+        .into_iter()
+        .filter(|row| filter.keeps(row, &facts))
+        .collect();
+    for row in &matched {
+        set_paused(store, row, paused, p)?;
+    }
+    ctx.wake_scheduler();
+    let mut rows = Vec::new();
+    for row in matched {
+        let row = DagRow {
+            is_paused: paused,
+            ..row
+        };
+        let next = next_run(store, &row.dag, facts.now)?;
+        rows.push(Value::Object(dag_json(ctx, &row, next, &facts)));
+    }
+    Ok(Reply::json(200, &collection("dags", rows, limit, offset)))
+}
+
+fn delete(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    store.delete_dag(p.get("dag_id"))?;
+    ctx.wake_scheduler();
+    Ok(Reply {
+        status: 204,
+        headers: Vec::new(),
+        body: Vec::new(),
+    })
+}
+
+fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let row = find_dag(store, p.get("dag_id"))?;
+    let facts = Facts::load(store)?;
+    let next = next_run(store, &row.dag, facts.now)?;
+    let mut out = dag_json(ctx, &row, next, &facts);
+    // The computed fields come last in Airflow's DAGDetailsResponse, after its own.
+    let backfillable = out.remove("is_backfillable").unwrap_or(Value::Null);
+    let token = out.remove("file_token").unwrap_or(Value::Null);
+    let concurrency = out.get("max_active_tasks").cloned().unwrap_or(Value::Null);
+    let dag = &row.dag;
+    let last_parsed = store.file_last_parsed(&row.bundle_name, &row.relative_fileloc)?;
+    let more = json!({
+        "catchup": dag.catchup,
+        "dag_run_timeout": dag.dagrun_timeout_secs.map(iso_duration),
+        "asset_expression": null,
+        // updraft's DAGs carry no doc_md of their own (tasks do).
+        "doc_md": null,
+        "start_date": dt(dag.start_date),
+        "end_date": dt(dag.end_date),
+        "is_paused_upon_creation": null,
+        "params": params_json(&dag.params),
+        "render_template_as_native_obj": false,
+        "template_search_path": null,
+        "timezone": "UTC",
+        "last_parsed": dt(last_parsed),
+        // The model keeps default_args applied to each task, not as a mapping.
+        "default_args": null,
+        "rerun_with_latest_version": null,
+        "owner_links": {},
+        "is_favorite": false,
+        "active_runs_count": store.running_run_count(&dag.dag_id)?,
+        "is_backfillable": backfillable,
+        "file_token": token,
+        "concurrency": concurrency,
+        // updraft keeps no DAG versions; the spec allows null.
+        "latest_dag_version": null,
+    });
+    if let Value::Object(m) = more {
+        out.extend(m);
+    }
+    Ok(Reply::json(200, &Value::Object(out)))
+}
+
+/// Task fields Airflow sorts by (`_SORTABLE_TASK_FIELDS`).
+const TASK_ORDER: &[&str] = &[
+    "task_id",
+    "task_display_name",
+    "owner",
+    "start_date",
+    "end_date",
+    "trigger_rule",
+    "depends_on_past",
+    "wait_for_downstream",
+    "retries",
+    "queue",
+    "pool",
+    "pool_slots",
+    "execution_timeout",
+    "retry_delay",
+    "retry_exponential_backoff",
+    "priority_weight",
+    "weight_rule",
+    "ui_color",
+    "ui_fgcolor",
+    "operator_name",
+];
+
+fn tasks(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let row = find_dag(store, p.get("dag_id"))?;
+    let (key, desc) = order_by(req, TASK_ORDER, "task_id")?;
+    let rows: Vec<Value> = row
+        .dag
+        .tasks
+        .iter()
+        .map(|t| task_json(&row.dag, t))
+        .collect();
+    // Airflow sorts by (value is None, value): missing values last, first when reversed.
+    let keys: Vec<Value> = rows
+        .iter()
+        .map(|t| {
+            let v = match &t[key] {
+                Value::Object(td) => json!(
+                    td["days"].as_f64().unwrap_or(0.0) * 86_400.0
+                        + td["seconds"].as_f64().unwrap_or(0.0)
+                        + td["microseconds"].as_f64().unwrap_or(0.0) / 1e6
+                ),
+                v => v.clone(),
+            };
+            json!({"missing": v.is_null(), "value": v})
+        })
+        .collect();
+    let rows = sorted(rows, keys, &[("missing", desc), ("value", desc)], "value");
+    let total = rows.len();
+    Ok(Reply::json(
+        200,
+        &json!({"tasks": rows, "total_entries": total}),
+    ))
+}
+
+fn task(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let row = find_dag(store, p.get("dag_id"))?;
+    let task_id = p.get("task_id");
+    let task = row
+        .dag
+        .task(task_id)
+        .ok_or_else(|| ApiError::not_found(format!("Task with id {task_id} was not found")))?;
+    Ok(Reply::json(200, &task_json(&row.dag, task)))
+}
+
+/// The file's text as the DAG processor last read it. updraft keeps no older versions,
+/// so `version_number` is null and asking for a given version finds nothing.
+fn source(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let accept = req.header("accept").unwrap_or("*/*");
+    let plain = if accept.starts_with("*/*") || accept.starts_with("application/json") {
+        false
+    } else if accept.starts_with("text/plain") {
+        true
+    } else {
+        return Err(ApiError::new(
+            406,
+            "Only application/json or text/plain is supported",
+        ));
+    };
+    let version = query_int(req, "version_number")?;
+    let shown = version.map_or("None".to_string(), |v| v.to_string());
+    let dag_id = p.get("dag_id");
+    let row = store
+        .dag(dag_id)?
+        .filter(|_| version.is_none())
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "The source code of the Dag {dag_id}, version_number {shown} was not found"
+            ))
+        })?;
+    let content = store
+        .file_source(&row.bundle_name, &row.relative_fileloc)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Code not found. dag_id='{dag_id}' version_number='{shown}'"
+            ))
+        })?;
+    if plain {
+        return Ok(Reply::bytes(
+            200,
+            "text/plain; charset=utf-8",
+            content.into_bytes(),
+        ));
+    }
+    Ok(Reply::json(
+        200,
+        &json!({
+            "content": content,
+            "dag_id": dag_id,
+            "version_number": null,
+            "dag_display_name": display_name(&row.dag),
+        }),
+    ))
+}
+
+/// Run counts per DAG, the four run states always in Airflow's order. As in Airflow,
+/// a DAG without runs is not listed.
+fn stats(_ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    // Repeated (`dag_ids=a&dag_ids=b`, Airflow 3) or comma-separated (Airflow 2); DAG ids
+    // cannot contain commas, so both read the same.
+    let ids: Vec<String> = query_all(req, "dag_ids")
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut counts: Vec<(String, HashMap<String, u64>)> = Vec::new();
+    for (dag_id, state, n) in store.run_counts(&ids)? {
+        match counts.last_mut() {
+            Some((id, by_state)) if *id == dag_id => {
+                by_state.insert(state, n);
+            }
+            _ => counts.push((dag_id, HashMap::from([(state, n)]))),
+        }
+    }
+    let mut dags = Vec::new();
+    for (dag_id, by_state) in counts {
+        let name = store
+            .dag(&dag_id)?
+            .map_or_else(|| dag_id.clone(), |r| display_name(&r.dag));
+        let stats: Vec<Value> = RunState::ALL
+            .iter()
+            .map(|s| json!({"state": s.as_str(), "count": by_state.get(s.as_str()).copied().unwrap_or(0)}))
+            .collect();
+        dags.push(json!({"dag_id": dag_id, "dag_display_name": name, "stats": stats}));
+    }
+    let total = dags.len();
+    Ok(Reply::json(
+        200,
+        &json!({"dags": dags, "total_entries": total}),
+    ))
+}
+
+fn tags(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    let (limit, offset) = page(ctx, req)?;
+    let (_, desc) = order_by(req, &["name"], "name")?;
+    let pattern = req.query("tag_name_pattern");
+    let prefix = req.query("tag_name_prefix_pattern");
+    let mut names: Vec<Value> = store
+        .tag_names()?
+        .into_iter()
+        .filter(|n| pattern.is_none_or(|p| search(p, n)))
+        .filter(|n| prefix.is_none_or(|p| prefix_match(p, n)))
+        .map(Value::String)
+        .collect();
+    if desc {
+        names.reverse();
+    }
+    Ok(Reply::json(200, &collection("tags", names, limit, offset)))
+}
+
+fn import_errors(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    let (limit, offset) = page(ctx, req)?;
+    let order: Vec<(&str, bool)> = order_keys(
+        req,
+        &[
+            "id",
+            "import_error_id",
+            "timestamp",
+            "filename",
+            "bundle_name",
+            "stacktrace",
+        ],
+        "id",
+    )?
+    .into_iter()
+    .map(|(k, d)| {
+        let k = match k {
+            "id" => "import_error_id",
+            "stacktrace" => "stack_trace",
+            other => other,
+        };
+        (k, d)
+    })
+    .collect();
+    let pattern = req.query("filename_pattern");
+    let prefix = req.query("filename_prefix_pattern");
+    let filename = req.query("filename");
+    let bundle = req.query("bundle_name");
+    let mut rows = Vec::new();
+    let mut keys = Vec::new();
+    for e in store.import_errors()? {
+        let keep = pattern.is_none_or(|p| search(p, &e.filename))
+            && prefix.is_none_or(|p| prefix_match(p, &e.filename))
+            && filename.is_none_or(|f| f == e.filename)
+            && bundle.is_none_or(|b| b == e.bundle_name);
+        if !keep {
+            continue;
+        }
+        let row = import_error_json(&e);
+        let mut key = row.clone();
+        key["timestamp"] = json!(crate::store::ts(e.timestamp));
+        keys.push(key);
+        rows.push(row);
+    }
+    let rows = sorted(rows, keys, &order, "import_error_id");
+    Ok(Reply::json(
+        200,
+        &collection("import_errors", rows, limit, offset),
+    ))
+}
+
+fn import_error(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let id = path_int(p, "import_error_id")?;
+    let e = store
+        .import_errors()?
+        .into_iter()
+        .find(|e| e.id == id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "The ImportError with import_error_id: `{id}` was not found"
+            ))
+        })?;
+    Ok(Reply::json(200, &import_error_json(&e)))
+}
+
+fn event_logs(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    use LogCol::*;
+    let (limit, offset) = page(ctx, req)?;
+    let names = [
+        ("id", Id),
+        ("event_log_id", Id),
+        ("dttm", When),
+        ("when", When),
+        ("dag_id", DagId),
+        ("task_id", TaskId),
+        ("run_id", RunId),
+        ("event", Event),
+        ("logical_date", LogicalDate),
+        ("owner", Owner),
+        ("extra", Extra),
+    ];
+    let allowed: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+    let order: Vec<(LogCol, bool)> = order_keys(req, &allowed, "id")?
+        .into_iter()
+        .filter_map(|(k, d)| names.iter().find(|(n, _)| *n == k).map(|(_, c)| (*c, d)))
+        .collect();
+    let mut filters = Vec::new();
+    for (name, col) in [
+        ("dag_id", DagId),
+        ("task_id", TaskId),
+        ("run_id", RunId),
+        ("owner", Owner),
+        ("event", Event),
+    ] {
+        if let Some(v) = req.query(name) {
+            filters.push(LogFilter::Eq(col, v.to_string()));
+        }
+    }
+    for (name, col) in [("map_index", MapIndex), ("try_number", TryNumber)] {
+        if let Some(v) = query_int(req, name)? {
+            filters.push(LogFilter::EqInt(col, v));
+        }
+    }
+    let list = |name| -> Vec<String> {
+        query_all(req, name)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    };
+    let excluded = list("excluded_events");
+    if !excluded.is_empty() {
+        filters.push(LogFilter::NotIn(Event, excluded));
+    }
+    let included = list("included_events");
+    if !included.is_empty() {
+        filters.push(LogFilter::In(Event, included));
+    }
+    if let Some(t) = query_time(req, "before")? {
+        filters.push(LogFilter::Before(t));
+    }
+    if let Some(t) = query_time(req, "after")? {
+        filters.push(LogFilter::After(t));
+    }
+    for (name, col) in [
+        ("dag_id", DagId),
+        ("task_id", TaskId),
+        ("run_id", RunId),
+        ("owner", Owner),
+        ("event", Event),
+    ] {
+        if let Some(p) = req.query(&format!("{name}_pattern")) {
+            let terms = search_terms(p).into_iter().map(|t| format!("%{t}%"));
+            filters.push(LogFilter::Like(col, terms.collect()));
+        }
+        if let Some(p) = req.query(&format!("{name}_prefix_pattern")) {
+            let terms = prefix_terms(p);
+            if !terms.iter().any(String::is_empty) {
+                filters.push(LogFilter::Prefix(col, terms));
+            }
+        }
+    }
+    let (total, rows) = store.event_logs(&filters, &order, limit, offset)?;
+    let rows: Vec<Value> = rows.iter().map(log_json).collect();
+    Ok(Reply::json(
+        200,
+        &json!({"event_logs": rows, "total_entries": total}),
+    ))
+}
+
+fn event_log(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let id = path_int(p, "event_log_id")?;
+    let row = store
+        .event_log(id)?
+        .ok_or_else(|| ApiError::not_found(format!("The Event Log with id: `{id}` not found")))?;
+    Ok(Reply::json(200, &log_json(&row)))
+}
+
+/// What every DAG in a response needs besides its row, read once per request.
+struct Facts {
+    /// (bundle, file) of every file with an import error now.
+    errors: HashSet<(String, String)>,
+    latest: HashMap<String, LatestRun>,
+    now: DateTime<Utc>,
+}
+
+impl Facts {
+    fn load(store: &Store) -> Result<Facts, ApiError> {
+        Ok(Facts {
+            errors: store
+                .import_errors()?
+                .into_iter()
+                .map(|e| (e.bundle_name, e.filename))
+                .collect(),
+            latest: store.latest_runs()?,
+            now: Utc::now(),
+        })
+    }
+}
+
+/// The DAG list's filters, as Airflow's query parameters name them.
+struct DagFilter {
+    id_pattern: Option<String>,
+    id_prefix: Option<String>,
+    name_pattern: Option<String>,
+    name_prefix: Option<String>,
+    tags: Vec<String>,
+    all_tags: bool,
+    owners: Vec<String>,
+    exclude_stale: bool,
+    paused: Option<bool>,
+    has_import_errors: Option<bool>,
+    last_run_state: Option<RunState>,
+    bundle_name: Option<String>,
+    /// PATCH's rule: no id pattern matches nothing.
+    need_id_pattern: bool,
+}
+
+impl DagFilter {
+    fn from_query(req: &Req, for_patch: bool) -> Result<DagFilter, ApiError> {
+        let q = |name: &str| req.query(name).map(str::to_string);
+        let all_tags = match req.query("tags_match_mode") {
+            None | Some("any") => false,
+            Some("all") => true,
+            Some(other) => {
+                return Err(invalid(
+                    &["query", "tags_match_mode"],
+                    "literal_error",
+                    "Input should be 'any' or 'all'",
+                    json!(other),
+                ));
+            }
+        };
+        // PATCH takes neither this nor the list-only filters below, so ignores them.
+        let last_run_state = match req.query("last_dag_run_state").filter(|_| !for_patch) {
+            None => None,
+            Some(s) => Some(RunState::parse(s).ok_or_else(|| {
+                invalid(
+                    &["query", "last_dag_run_state"],
+                    "enum",
+                    "Input should be 'queued', 'running', 'success' or 'failed'",
+                    json!(s),
+                )
+            })?),
+        };
+        // `only_active` is Airflow 2's name for the same switch.
+        let exclude_stale = match query_bool(req, "exclude_stale")? {
+            Some(v) => v,
+            None => query_bool(req, "only_active")?.unwrap_or(true),
+        };
+        let list_only = |v: Option<String>| if for_patch { None } else { v };
+        Ok(DagFilter {
+            id_pattern: q("dag_id_pattern"),
+            id_prefix: q("dag_id_prefix_pattern"),
+            name_pattern: list_only(q("dag_display_name_pattern")),
+            name_prefix: list_only(q("dag_display_name_prefix_pattern")),
+            tags: query_all(req, "tags")
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            all_tags,
+            owners: query_all(req, "owners")
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            exclude_stale,
+            paused: query_bool(req, "paused")?,
+            has_import_errors: if for_patch {
+                None
+            } else {
+                query_bool(req, "has_import_errors")?
+            },
+            last_run_state,
+            bundle_name: list_only(q("bundle_name")),
+            need_id_pattern: for_patch,
+        })
+    }
+
+    fn keeps(&self, row: &DagRow, facts: &Facts) -> bool {
+        let dag = &row.dag;
+        let name = display_name(dag);
+        if self.need_id_pattern && self.id_pattern.is_none() && self.id_prefix.is_none() {
+            return false;
+        }
+        let text = |pat: &Option<String>, t: &str| pat.as_deref().is_none_or(|p| search(p, t));
+        let pre = |pat: &Option<String>, t: &str| pat.as_deref().is_none_or(|p| prefix_match(p, t));
+        let tag_ok = |t: &String| dag.tags.contains(t);
+        let joined_owners = dag.owners.join(",").to_lowercase();
+        let errors = facts
+            .errors
+            .contains(&(row.bundle_name.clone(), row.relative_fileloc.clone()));
+        let latest = facts.latest.get(&dag.dag_id).map(|l| l.state);
+        text(&self.id_pattern, &dag.dag_id)
+            && pre(&self.id_prefix, &dag.dag_id)
+            && text(&self.name_pattern, &name)
+            && pre(&self.name_prefix, &name)
+            && (self.tags.is_empty()
+                || if self.all_tags {
+                    self.tags.iter().all(tag_ok)
+                } else {
+                    self.tags.iter().any(tag_ok)
+                })
+            && (self.owners.is_empty()
+                || self
+                    .owners
+                    .iter()
+                    .any(|o| joined_owners.contains(&o.to_lowercase())))
+            && !(self.exclude_stale && row.is_stale)
+            && self.paused.is_none_or(|p| p == row.is_paused)
+            && self.has_import_errors.is_none_or(|h| h == errors)
+            && self.last_run_state.is_none_or(|s| latest == Some(s))
+            && self
+                .bundle_name
+                .as_deref()
+                .is_none_or(|b| b == row.bundle_name)
+    }
+}
+
+/// One DAG as Airflow's DAGResponse, fields in its order.
+fn dag_json(ctx: &Ctx, row: &DagRow, next: Option<RunInfo>, facts: &Facts) -> Map<String, Value> {
+    let dag = &row.dag;
+    let name = display_name(dag);
+    let periodic = matches!(dag.schedule, Schedule::Cron { .. } | Schedule::Delta { .. });
+    let mut tags = dag.tags.clone();
+    tags.sort();
+    tags.dedup();
+    let tags: Vec<Value> = tags
+        .iter()
+        .map(|t| json!({"name": t, "dag_id": dag.dag_id, "dag_display_name": name}))
+        .collect();
+    let has_errors = facts
+        .errors
+        .contains(&(row.bundle_name.clone(), row.relative_fileloc.clone()));
+    let v = json!({
+        "dag_id": dag.dag_id,
+        "dag_display_name": name,
+        "is_paused": row.is_paused,
+        "is_stale": row.is_stale,
+        "last_parsed_time": dt(Some(row.last_parsed_time)),
+        // The processor does not time each file.
+        "last_parse_duration": null,
+        "last_expired": null,
+        "bundle_name": row.bundle_name,
+        "bundle_version": null,
+        "relative_fileloc": row.relative_fileloc,
+        "fileloc": row.fileloc,
+        "description": dag.description,
+        "timetable_summary": dag.schedule.summary(),
+        "timetable_description": timetable::description(&dag.schedule),
+        "timetable_partitioned": false,
+        "timetable_periodic": periodic,
+        "tags": tags,
+        "max_active_tasks": dag.max_active_tasks.unwrap_or(ctx.cfg.core.max_active_tasks_per_dag),
+        "max_active_runs": dag.max_active_runs.unwrap_or(ctx.cfg.core.max_active_runs_per_dag),
+        "max_consecutive_failed_dag_runs": 0,
+        "has_task_concurrency_limits": false,
+        "has_import_errors": has_errors,
+        "next_dagrun_logical_date": dt(next.map(|n| n.logical_date)),
+        "next_dagrun_data_interval_start": dt(next.map(|n| n.data_interval_start)),
+        "next_dagrun_data_interval_end": dt(next.map(|n| n.data_interval_end)),
+        "next_dagrun_run_after": dt(next.map(|n| n.run_after)),
+        "allowed_run_types": null,
+        "owners": dag.owners,
+        "is_backfillable": periodic,
+        "file_token": file_token(&ctx.secret, &row.bundle_name, &row.relative_fileloc),
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// One task as Airflow's TaskResponse: counts as floats, durations as TimeDelta objects.
+fn task_json(dag: &Dag, task: &Task) -> Value {
+    let mut downstream: Vec<&str> = dag
+        .tasks
+        .iter()
+        .filter(|t| t.upstream.contains(&task.task_id))
+        .map(|t| t.task_id.as_str())
+        .collect();
+    downstream.sort_unstable();
+    let (module, template_fields, ui_color): (&str, &[&str], &str) = match task.operator {
+        Operator::Bash => (
+            "airflow.providers.standard.operators.bash",
+            &["bash_command", "env", "cwd"],
+            "#f0ede4",
+        ),
+        Operator::Empty => ("airflow.providers.standard.operators.empty", &[], "#e8f7e4"),
+    };
+    json!({
+        "task_id": task.task_id,
+        "task_display_name": task.task_id,
+        "owner": task.owner,
+        // Tasks take the DAG's dates (updraft has no task-level ones), as Airflow's do
+        // when they set none.
+        "start_date": dt(dag.start_date),
+        "end_date": dt(dag.end_date),
+        "trigger_rule": task.trigger_rule.as_str(),
+        "depends_on_past": false,
+        "wait_for_downstream": false,
+        "retries": f64::from(task.retries),
+        "queue": "default",
+        "pool": task.pool,
+        "pool_slots": f64::from(task.pool_slots),
+        "execution_timeout": task.execution_timeout_secs.map(timedelta_json),
+        "retry_delay": timedelta_json(task.retry_delay_secs),
+        // Airflow 3.3 reads `True` as a multiplier of 2.0 and `False` as 0.
+        "retry_exponential_backoff": if task.retry_exponential_backoff { 2.0 } else { 0.0 },
+        "priority_weight": task.priority_weight as f64,
+        "weight_rule": "downstream",
+        "ui_color": ui_color,
+        "ui_fgcolor": "#000",
+        "template_fields": template_fields,
+        "downstream_task_ids": downstream,
+        "doc_md": task.doc_md,
+        "operator_name": task.operator.class_name(),
+        // A task's params are its DAG's, as Airflow merges them into each task.
+        "params": params_json(&dag.params),
+        "class_ref": {"module_path": module, "class_name": task.operator.class_name()},
+        "is_mapped": false,
+        "extra_links": [],
+    })
+}
+
+fn import_error_json(e: &ImportErrorRow) -> Value {
+    json!({
+        "import_error_id": e.id,
+        "timestamp": dt(Some(e.timestamp)),
+        "filename": e.filename,
+        "bundle_name": e.bundle_name,
+        "stack_trace": e.stack_trace,
+    })
+}
+
+fn log_json(r: &LogRow) -> Value {
+    json!({
+        "event_log_id": r.id,
+        "when": dt(Some(r.when)),
+        "dag_id": r.dag_id,
+        "task_id": r.task_id,
+        "run_id": r.run_id,
+        "map_index": r.map_index,
+        "try_number": r.try_number,
+        "event": r.event,
+        "logical_date": dt(r.logical_date),
+        "owner": r.owner,
+        "extra": r.extra,
+        "dag_display_name": r.dag_display_name,
+        "task_display_name": r.task_display_name,
+    })
+}
+
+/// DAG params as Airflow's `Param.dump()` writes each: value, schema, description, source.
+/// updraft's params are plain values, so the schema is empty and there is no description.
+fn params_json(params: &Value) -> Value {
+    match params {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        json!({"value": v, "schema": {}, "description": null, "source": "dag"}),
+                    )
+                })
+                .collect(),
+        ),
+        _ => json!({}),
+    }
+}
+
+fn display_name(dag: &Dag) -> String {
+    dag.dag_display_name
+        .clone()
+        .unwrap_or_else(|| dag.dag_id.clone())
+}
+
+/// A DAG by id, stale ones included (Airflow still serves their last version).
+fn find_dag(store: &Store, dag_id: &str) -> Result<DagRow, ApiError> {
+    store
+        .dag(dag_id)?
+        .ok_or_else(|| ApiError::not_found(format!("The Dag with ID: `{dag_id}` was not found")))
+}
+
+/// The next scheduled run, from the newest scheduled one, as the scheduler will compute
+/// it. Airflow keeps it on the DAG whether paused or not, and so does this.
+fn next_run(store: &Store, dag: &Dag, now: DateTime<Utc>) -> Result<Option<RunInfo>, ApiError> {
+    if dag.schedule == Schedule::None {
+        return Ok(None);
+    }
+    let last = store.last_scheduled_run(&dag.dag_id)?.and_then(|r| {
+        Some(RunInfo {
+            logical_date: r.logical_date?,
+            data_interval_start: r.data_interval_start?,
+            data_interval_end: r.data_interval_end?,
+            run_after: r.run_after,
+        })
+    });
+    Ok(timetable::next_run(dag, last.as_ref(), now))
+}
+
+fn patch_body(req: &Req) -> Result<bool, ApiError> {
+    let map = body(req, PATCH_FIELDS)?;
+    map.get("is_paused")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| {
+            invalid(
+                &["body", "is_paused"],
+                "bool_type",
+                "Input should be a valid boolean",
+                Value::Null,
+            )
+        })
+}
+
+fn check_update_mask(req: &Req) -> Result<(), ApiError> {
+    let mask = query_all(req, "update_mask");
+    if mask.is_empty() || mask == ["is_paused"] {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "Only `is_paused` field can be updated through the REST API",
+        ))
+    }
+}
+
+/// Pauses or unpauses through `ops::set_paused` when that changes something. A stale DAG
+/// (which Airflow still lets one pause) is set directly, as `ops` knows only live ones.
+fn set_paused(store: &mut Store, row: &DagRow, paused: bool, p: &Params) -> Result<(), ApiError> {
+    if row.is_paused == paused {
+        return Ok(());
+    }
+    if row.is_stale {
+        store.set_paused(&row.dag.dag_id, paused)?;
+    } else {
+        let user = p.user().map(|u| u.name.as_str());
+        ops::set_paused(store, &row.dag.dag_id, paused, user, Utc::now())?;
+    }
+    Ok(())
+}
+
+/// Every `order_by` value (Airflow takes several, first one first), each checked by the
+/// shared `order_by`, so errors read the same everywhere.
+fn order_keys<'a>(
+    req: &Req,
+    allowed: &[&'a str],
+    default: &'a str,
+) -> Result<Vec<(&'a str, bool)>, ApiError> {
+    let values = query_all(req, "order_by");
+    if values.len() > MAX_SORT_PARAMS {
+        let shown: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+        return Err(ApiError::bad_request(format!(
+            "Ordering with more than {MAX_SORT_PARAMS} parameters is not allowed. Provided: [{}]",
+            shown.join(", ")
+        )));
+    }
+    if values.is_empty() {
+        return Ok(vec![order_by(req, allowed, default)?]);
+    }
+    values
+        .into_iter()
+        .map(|v| {
+            let one = Req {
+                query: vec![("order_by".to_string(), v.to_string())],
+                body: Vec::new(),
+                ..req.clone()
+            };
+            order_by(&one, allowed, default)
+        })
+        .collect()
+}
+
+/// `rows` in the order of `order` over the matching `keys` (one object per row), ties
+/// broken by `pk` in the direction of the first key, as Airflow appends its primary key.
+fn sorted(rows: Vec<Value>, keys: Vec<Value>, order: &[(&str, bool)], pk: &str) -> Vec<Value> {
+    let mut pairs: Vec<Value> = keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut k)| {
+            k["__row"] = json!(i);
+            k
+        })
+        .collect();
+    // Stable sorts, least significant key first.
+    if !order.iter().any(|(k, _)| *k == pk) {
+        sort_rows(&mut pairs, pk, order.first().is_some_and(|(_, d)| *d));
+    }
+    for (key, desc) in order.iter().rev() {
+        sort_rows(&mut pairs, key, *desc);
+    }
+    let mut rows: Vec<Option<Value>> = rows.into_iter().map(Some).collect();
+    pairs
+        .iter()
+        .filter_map(|k| k["__row"].as_u64())
+        .filter_map(|i| rows.get_mut(i as usize).and_then(Option::take))
+        .collect()
+}
+
+/// The terms of an Airflow `*_pattern`: `|` separates alternatives, `~` means all.
+fn search_terms(pattern: &str) -> Vec<String> {
+    let pattern = if pattern == "~" { "%" } else { pattern };
+    let terms: Vec<String> = pattern
+        .split('|')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    if pattern.contains('|') && !terms.is_empty() {
+        terms
+    } else {
+        vec![pattern.to_string()]
+    }
+}
+
+/// Airflow's `*_pattern` match: `ILIKE '%term%'` for any term, its wildcards kept.
+fn search(pattern: &str, text: &str) -> bool {
+    search_terms(pattern)
+        .iter()
+        .any(|t| like(&format!("%{t}%"), text))
+}
+
+/// The prefixes of an Airflow `*_prefix_pattern`: `|` separates alternatives, `~` is the
+/// empty prefix, and trailing characters that are not letters or digits are dropped.
+fn prefix_terms(pattern: &str) -> Vec<String> {
+    let pattern = if pattern == "~" { "" } else { pattern };
+    let terms: Vec<&str> = if pattern.contains('|') {
+        pattern
+            .split('|')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect()
+    } else {
+        vec![pattern]
+    };
+    let terms = if terms.is_empty() {
+        vec![pattern]
+    } else {
+        terms
+    };
+    terms
+        .into_iter()
+        .map(|t| {
+            t.trim_end_matches(|c: char| !c.is_alphanumeric())
+                .to_string()
+        })
+        .collect()
+}
+
+/// Airflow's `*_prefix_pattern` match: case-sensitive.
+fn prefix_match(pattern: &str, text: &str) -> bool {
+    prefix_terms(pattern)
+        .iter()
+        .any(|t| text.starts_with(t.as_str()))
+}
+
+/// An integer query parameter, or a 422 naming it.
+fn query_int(req: &Req, name: &str) -> Result<Option<i64>, ApiError> {
+    req.query(name)
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| int_error("query", name, v))
+        })
+        .transpose()
+}
+
+/// An integer path parameter, or a 422 naming it.
+fn path_int(p: &Params, name: &str) -> Result<i64, ApiError> {
+    let v = p.get(name);
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| int_error("path", name, v))
+}
+
+fn int_error(place: &str, name: &str, v: &str) -> ApiError {
+    invalid(
+        &[place, name],
+        "int_parsing",
+        "Input should be a valid integer, unable to parse string as an integer",
+        json!(v),
+    )
+}
+
+/// Python's `timedelta` as Airflow's API writes it: `{"__type": "TimeDelta", ...}`,
+/// normalised like Python (days may be negative, seconds and microseconds never are).
+fn timedelta_json(secs: f64) -> Value {
+    let (days, seconds, micros) = timedelta_parts(secs);
+    json!({"__type": "TimeDelta", "days": days, "seconds": seconds, "microseconds": micros})
+}
+
+fn timedelta_parts(secs: f64) -> (i64, i64, i64) {
+    let total = (secs * 1e6).round() as i64;
+    let day = 86_400_000_000;
+    let days = total.div_euclid(day);
+    let rest = total.rem_euclid(day);
+    (days, rest / 1_000_000, rest % 1_000_000)
+}
+
+/// A duration in ISO 8601 as pydantic writes a `timedelta`: `PT1H`, `P1DT2H`,
+/// `PT1.25S`, `P1Y35D` (a year is 365 days; no months), `-PT30S`, `PT0S`.
+fn iso_duration(secs: f64) -> String {
+    let total = (secs * 1e6).round() as i64;
+    let sign = if total < 0 { "-" } else { "" };
+    let total = total.unsigned_abs();
+    let mut days = total / 86_400_000_000;
+    let rest = total % 86_400_000_000;
+    let (secs, micros) = (rest / 1_000_000, rest % 1_000_000);
+    let mut out = format!("{sign}P");
+    if days >= 365 {
+        out.push_str(&format!("{}Y", days / 365));
+        days %= 365;
+    }
+    if days != 0 {
+        out.push_str(&format!("{days}D"));
+    }
+    if rest != 0 {
+        out.push('T');
+        let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+        if h != 0 {
+            out.push_str(&format!("{h}H"));
+        }
+        if m != 0 {
+            out.push_str(&format!("{m}M"));
+        }
+        if s != 0 || micros != 0 {
+            let frac = format!("{micros:06}");
+            let frac = frac.trim_end_matches('0');
+            if frac.is_empty() {
+                out.push_str(&format!("{s}S"));
+            } else {
+                out.push_str(&format!("{s}.{frac}S"));
+            }
+        }
+    } else if total == 0 {
+        out.push_str("T0S");
+    }
+    out
+}
+
+/// A DAG file's token, shaped as Airflow's (itsdangerous's `payload.signature`): the
+/// payload is `{"bundle_name", "relative_fileloc"}` as compact JSON in base64url, the
+/// signature a keyed hash of it with the server secret, so a token names only files the
+/// server itself handed out.
+pub fn file_token(secret: &[u8], bundle_name: &str, relative_fileloc: &str) -> String {
+    let payload = B64.encode(
+        json!({"bundle_name": bundle_name, "relative_fileloc": relative_fileloc}).to_string(),
+    );
+    let sig = B64.encode(token_mac(secret, &payload).finalize().into_bytes());
+    let sig = &sig[..TOKEN_SIG_CHARS.min(sig.len())];
+    format!("{payload}.{sig}")
+}
+
+/// (bundle_name, relative_fileloc) from a token made by [`file_token`] with this secret.
+pub fn parse_file_token(secret: &[u8], token: &str) -> Option<(String, String)> {
+    let (payload, sig) = token.split_once('.')?;
+    let full = B64.encode(token_mac(secret, payload).finalize().into_bytes());
+    let want = full.get(..TOKEN_SIG_CHARS)?;
+    let same = want.len() == sig.len()
+        && want
+            .bytes()
+            .zip(sig.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
+    Some((
+        v["bundle_name"].as_str()?.to_string(),
+        v["relative_fileloc"].as_str()?.to_string(),
+    ))
+}
+
+/// itsdangerous signatures are 20 bytes, 27 base64url characters; these are as long.
+const TOKEN_SIG_CHARS: usize = 27;
+
+fn token_mac(secret: &[u8], payload: &str) -> Hmac<Sha512> {
+    let mut m =
+        <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(b"file_token.");
+    m.update(payload.as_bytes());
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_pydantic_writes_them() {
+        // Expected strings are pydantic 2.13's `TypeAdapter(timedelta).dump_json`.
+        let cases = [
+            (0.0, "PT0S"),
+            (3600.0, "PT1H"),
+            (90.0, "PT1M30S"),
+            (86_400.0 + 3.5, "P1DT3.5S"),
+            (400.0 * 86_400.0, "P1Y35D"),
+            (45.0 * 86_400.0, "P45D"),
+            (3661.25, "PT1H1M1.25S"),
+            (0.000_005, "PT0.000005S"),
+            (-30.0, "-PT30S"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(iso_duration(secs), want, "{secs}");
+        }
+    }
+
+    #[test]
+    fn timedeltas_normalise_like_python() {
+        assert_eq!(timedelta_parts(300.0), (0, 300, 0));
+        assert_eq!(timedelta_parts(86_401.5), (1, 1, 500_000));
+        assert_eq!(timedelta_parts(-1.0), (-1, 86_399, 0));
+    }
+
+    #[test]
+    fn file_tokens_round_trip_and_resist_tampering() {
+        let t = file_token(b"k", "dags-folder", "sample_abc.py");
+        // The payload is exactly Airflow's (see samples/GET_dags_limit2.json).
+        assert!(
+            t.starts_with("eyJidW5kbGVfbmFtZSI6ImRhZ3MtZm9sZGVyIiwicmVsYXRpdmVfZmlsZWxvYyI6InNhbXBsZV9hYmMucHkifQ."),
+            "{t}"
+        );
+        assert_eq!(t.split('.').nth(1).unwrap().len(), 27);
+        assert_eq!(
+            parse_file_token(b"k", &t),
+            Some(("dags-folder".into(), "sample_abc.py".into()))
+        );
+        assert_eq!(parse_file_token(b"other", &t), None);
+        let forged = format!(
+            "{}.{}",
+            B64.encode(r#"{"bundle_name":"x","relative_fileloc":"y"}"#),
+            t.split('.').nth(1).unwrap()
+        );
+        assert_eq!(parse_file_token(b"k", &forged), None);
+    }
+
+    #[test]
+    fn patterns_follow_airflow() {
+        // `*_pattern`: substring, case-insensitive, wildcards kept, `|` for OR, `~` all.
+        assert!(search("bash", "example_BASH_operator"));
+        assert!(search("exam%", "my_example"));
+        assert!(search("zzz|exam", "example"));
+        assert!(search("~", "anything"));
+        assert!(!search("nope", "example"));
+        // `*_prefix_pattern`: case-sensitive prefix; trailing punctuation dropped.
+        assert!(prefix_match("exa", "example"));
+        assert!(!prefix_match("Exa", "example"));
+        assert!(prefix_match("example_", "examples"));
+        assert!(prefix_match("zz|ex", "example"));
+        assert!(prefix_match("~", "example"));
+    }
+
+    #[test]
+    fn sorting_by_several_keys_breaks_ties_by_the_primary_key() {
+        let rows: Vec<Value> = ["b", "a", "c"].iter().map(|s| json!(s)).collect();
+        let keys = vec![
+            json!({"id": "b", "state": "x"}),
+            json!({"id": "a", "state": "y"}),
+            json!({"id": "c", "state": "x"}),
+        ];
+        let got = sorted(rows.clone(), keys.clone(), &[("state", false)], "id");
+        assert_eq!(got, vec![json!("b"), json!("c"), json!("a")]);
+        let got = sorted(rows, keys, &[("state", true)], "id");
+        assert_eq!(got, vec![json!("a"), json!("c"), json!("b")]);
+    }
+}

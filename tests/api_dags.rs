@@ -1,0 +1,860 @@
+//! The Core API's DAG resources against a real `standalone`: the DAG list and its
+//! filters, one DAG, details, tasks, source, stats, tags, import errors, event logs,
+//! pausing and deleting, in Airflow 3.3.2's shapes and with its roles.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::engine::{Engine, dag, task};
+use crate::util::{TestServer, USERS, agent, wait_until};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// What every row of a filtered event log must satisfy.
+type Check = fn(&Value) -> bool;
+
+/// DAGResponse's required fields, in order, from the client's schema
+/// (`client-essential-schemas.txt`, which `apache-airflow-client` 3.3.2 parses strictly).
+const DAG_FIELDS: &[&str] = &[
+    "dag_id",
+    "dag_display_name",
+    "is_paused",
+    "is_stale",
+    "last_parsed_time",
+    "last_parse_duration",
+    "last_expired",
+    "bundle_name",
+    "bundle_version",
+    "relative_fileloc",
+    "fileloc",
+    "description",
+    "timetable_summary",
+    "timetable_description",
+    "timetable_partitioned",
+    "timetable_periodic",
+    "tags",
+    "max_active_tasks",
+    "max_active_runs",
+    "max_consecutive_failed_dag_runs",
+    "has_task_concurrency_limits",
+    "has_import_errors",
+    "next_dagrun_logical_date",
+    "next_dagrun_data_interval_start",
+    "next_dagrun_data_interval_end",
+    "next_dagrun_run_after",
+    "allowed_run_types",
+    "owners",
+    "is_backfillable",
+    "file_token",
+];
+
+/// DAGDetailsResponse after DAGResponse's own fields, as `GET_dags_dagid_details.json` orders them.
+const DETAILS_FIELDS: &[&str] = &[
+    "catchup",
+    "dag_run_timeout",
+    "asset_expression",
+    "doc_md",
+    "start_date",
+    "end_date",
+    "is_paused_upon_creation",
+    "params",
+    "render_template_as_native_obj",
+    "template_search_path",
+    "timezone",
+    "last_parsed",
+    "default_args",
+    "rerun_with_latest_version",
+    "owner_links",
+    "is_favorite",
+    "active_runs_count",
+    "is_backfillable",
+    "file_token",
+    "concurrency",
+    "latest_dag_version",
+];
+
+/// TaskResponse's fields, all required in the spec, in order.
+const TASK_FIELDS: &[&str] = &[
+    "task_id",
+    "task_display_name",
+    "owner",
+    "start_date",
+    "end_date",
+    "trigger_rule",
+    "depends_on_past",
+    "wait_for_downstream",
+    "retries",
+    "queue",
+    "pool",
+    "pool_slots",
+    "execution_timeout",
+    "retry_delay",
+    "retry_exponential_backoff",
+    "priority_weight",
+    "weight_rule",
+    "ui_color",
+    "ui_fgcolor",
+    "template_fields",
+    "downstream_task_ids",
+    "doc_md",
+    "operator_name",
+    "params",
+    "class_ref",
+    "is_mapped",
+    "extra_links",
+];
+
+const BASH: &str = "airflow.providers.standard.operators.bash.BashOperator";
+const EMPTY: &str = "airflow.providers.standard.operators.empty.EmptyOperator";
+
+/// Two DAGs in one file: `alpha` with a display name, params and retries; `beta` on a
+/// daily schedule that starts in 2099, owned by `ops`.
+fn team_yml() -> String {
+    format!(
+        r#"alpha:
+  dag_display_name: Zed Alpha
+  description: the first
+  schedule: null
+  tags: [red, blue]
+  params:
+    name: world
+    count: 3
+  dagrun_timeout:
+    __type__: datetime.timedelta
+    minutes: 90
+  default_args:
+    owner: airflow
+    start_date: 2024-01-01
+    retries: 2
+    retry_delay:
+      __type__: datetime.timedelta
+      seconds: 90
+  tasks:
+    - task_id: extract
+      operator: {BASH}
+      bash_command: "echo extract"
+    - task_id: load
+      operator: {EMPTY}
+      dependencies: [extract]
+beta:
+  schedule: "0 0 * * *"
+  tags: [blue]
+  default_args:
+    owner: ops
+    start_date: 2099-01-01
+  tasks:
+    - task_id: only
+      operator: {EMPTY}
+"#
+    )
+}
+
+fn gamma_yml() -> String {
+    dag(
+        "gamma_etl",
+        "  max_active_runs: 3\n  tags: [red]\n",
+        &task("t", "echo t", ""),
+    )
+}
+
+const BROKEN: &str = "broken: [\n";
+
+/// A standalone with USERS whose DAG folder holds team.yml, gamma.yml and broken.yml,
+/// DAGs paused at creation; returns once the three DAGs are listed.
+fn start() -> Engine {
+    let team = team_yml();
+    let gamma = gamma_yml();
+    let e = Engine::start(
+        &[
+            ("team.yml", &team),
+            ("gamma.yml", &gamma),
+            ("broken.yml", BROKEN),
+        ],
+        &[
+            USERS,
+            ("UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True"),
+        ],
+    );
+    let viewer = e.srv.login("viewer");
+    let listed = wait_until(WAIT, || {
+        e.srv.call(&viewer, "GET", "/api/v2/dags", None).1["total_entries"] == json!(3)
+    });
+    assert!(listed, "DAGs never listed; log:\n{}", e.srv.log());
+    e
+}
+
+/// `GET path` as `token`: (status, JSON).
+fn get(srv: &TestServer, token: &str, path: &str) -> (u16, Value) {
+    srv.call(token, "GET", path, None)
+}
+
+/// The `dag_id`s of a DAG collection.
+fn ids(v: &Value) -> Vec<String> {
+    v["dags"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a DAG collection: {v}"))
+        .iter()
+        .map(|d| d["dag_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+#[test]
+fn the_dag_list_filters_orders_and_pages_like_airflow() {
+    let e = start();
+    let srv = &e.srv;
+    let t = srv.login("viewer");
+    let (status, all) = get(srv, &t, "/api/v2/dags");
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(ids(&all), ["alpha", "beta", "gamma_etl"]);
+    for d in all["dags"].as_array().unwrap() {
+        assert_eq!(keys(d), DAG_FIELDS, "{d}");
+    }
+    let alpha = &all["dags"][0];
+    assert_eq!(alpha["dag_display_name"], "Zed Alpha");
+    assert_eq!(alpha["is_paused"], true);
+    assert_eq!(alpha["bundle_name"], "dags-folder");
+    assert_eq!(alpha["relative_fileloc"], "team.yml");
+    assert!(alpha["fileloc"].as_str().unwrap().ends_with("team.yml"));
+    assert_eq!(alpha["timetable_summary"], Value::Null);
+    assert_eq!(
+        alpha["timetable_description"],
+        "Never, external triggers only"
+    );
+    assert_eq!(alpha["owners"], json!(["airflow"]));
+    assert_eq!(alpha["max_active_tasks"], 16);
+    assert_eq!(alpha["has_import_errors"], false);
+    assert_eq!(alpha["next_dagrun_logical_date"], Value::Null);
+    // Tags are objects, sorted by name; dag-factory adds its own.
+    let tag_names: Vec<&str> = alpha["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tag_names, ["blue", "dagfactory", "red"]);
+    assert_eq!(
+        alpha["tags"][0],
+        json!({"name": "blue", "dag_id": "alpha", "dag_display_name": "Zed Alpha"})
+    );
+    assert!(
+        alpha["file_token"].as_str().unwrap().starts_with("eyJ"),
+        "{alpha}"
+    );
+    let beta = &all["dags"][1];
+    assert_eq!(beta["timetable_summary"], "0 0 * * *");
+    assert_eq!(beta["timetable_description"], "At 00:00");
+    assert_eq!(beta["timetable_periodic"], true);
+    assert_eq!(beta["is_backfillable"], true);
+    assert_eq!(beta["next_dagrun_logical_date"], "2099-01-01T00:00:00Z");
+    assert_eq!(beta["next_dagrun_run_after"], "2099-01-01T00:00:00Z");
+    assert_eq!(beta["owners"], json!(["ops"]));
+    assert_eq!(all["dags"][2]["max_active_runs"], 3);
+
+    // Filters, each alone.
+    let cases: &[(&str, &[&str])] = &[
+        ("dag_id_pattern=ALP", &["alpha"]),
+        ("dag_id_pattern=beta|gamma", &["beta", "gamma_etl"]),
+        ("dag_id_pattern=~", &["alpha", "beta", "gamma_etl"]),
+        ("dag_id_pattern=%25_etl", &["gamma_etl"]),
+        ("dag_id_prefix_pattern=gam", &["gamma_etl"]),
+        ("dag_display_name_pattern=zed", &["alpha"]),
+        ("tags=red", &["alpha", "gamma_etl"]),
+        ("tags=red&tags=blue", &["alpha", "beta", "gamma_etl"]),
+        ("tags=red&tags=blue&tags_match_mode=all", &["alpha"]),
+        ("owners=OPS", &["beta"]),
+        ("paused=true", &["alpha", "beta", "gamma_etl"]),
+        ("paused=false", &[]),
+        ("has_import_errors=false", &["alpha", "beta", "gamma_etl"]),
+        ("last_dag_run_state=success", &[]),
+        ("bundle_name=dags-folder", &["alpha", "beta", "gamma_etl"]),
+        ("bundle_name=example_dags", &[]),
+    ];
+    for (query, want) in cases {
+        let (status, v) = get(srv, &t, &format!("/api/v2/dags?{query}"));
+        assert_eq!(status, 200, "{query}: {v}");
+        assert_eq!(ids(&v), *want, "{query}");
+        assert_eq!(v["total_entries"], json!(want.len()), "{query}");
+    }
+
+    // Orders; ties go by dag_id in the direction of the first key.
+    let orders: &[(&str, &[&str])] = &[
+        ("-dag_id", &["gamma_etl", "beta", "alpha"]),
+        // "Zed Alpha" sorts first: upper case before lower, as SQL's binary collation.
+        ("dag_display_name", &["alpha", "beta", "gamma_etl"]),
+        ("-dag_display_name", &["gamma_etl", "beta", "alpha"]),
+        ("next_dagrun", &["alpha", "gamma_etl", "beta"]),
+        ("-next_dagrun", &["beta", "gamma_etl", "alpha"]),
+        ("last_run_state", &["alpha", "beta", "gamma_etl"]),
+        ("-last_run_start_date", &["gamma_etl", "beta", "alpha"]),
+        (
+            "next_dagrun&order_by=-dag_id",
+            &["gamma_etl", "alpha", "beta"],
+        ),
+    ];
+    for (order, want) in orders {
+        let (status, v) = get(srv, &t, &format!("/api/v2/dags?order_by={order}"));
+        assert_eq!(status, 200, "{order}: {v}");
+        assert_eq!(ids(&v), *want, "order_by={order}");
+    }
+
+    // Pages: total_entries counts every match, not the page.
+    let (_, v) = get(srv, &t, "/api/v2/dags?limit=2");
+    assert_eq!((ids(&v).len(), &v["total_entries"]), (2, &json!(3)));
+    let (_, v) = get(srv, &t, "/api/v2/dags?limit=2&offset=2");
+    assert_eq!(ids(&v), ["gamma_etl"]);
+    assert_eq!(v["total_entries"], 3);
+    let (_, v) = get(srv, &t, "/api/v2/dags?offset=5");
+    assert_eq!((ids(&v).len(), &v["total_entries"]), (0, &json!(3)));
+
+    // Bad values are 4xx with a detail, never a 500.
+    for (query, want) in [
+        ("order_by=bogus", 400),
+        ("order_by=state", 400),
+        ("limit=-1", 422),
+        ("offset=x", 422),
+        ("paused=maybe", 422),
+        ("exclude_stale=x", 422),
+        ("tags_match_mode=some", 422),
+        ("last_dag_run_state=done", 422),
+    ] {
+        let (status, v) = get(srv, &t, &format!("/api/v2/dags?{query}"));
+        assert_eq!(status, want, "{query}: {v}");
+        assert!(!v["detail"].is_null(), "{query}: {v}");
+    }
+    let (status, v) = get(srv, &t, "/api/v2/dags?order_by=bogus");
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (
+            400,
+            Some(
+                "Ordering with 'bogus' is disallowed or the attribute does not exist on the model"
+            )
+        )
+    );
+
+    // One DAG is the same object as in the list; an unknown one is Airflow's 404.
+    let (status, one) = get(srv, &t, "/api/v2/dags/alpha");
+    assert_eq!((status, &one), (200, alpha));
+    let (status, v) = get(srv, &t, "/api/v2/dags/nope");
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (404, Some("The Dag with ID: `nope` was not found"))
+    );
+
+    // A file that breaks keeps its DAGs' last version and flags them.
+    e.home.write("dags/gamma.yml", "gamma_etl: [\n  oops\n");
+    let flagged = wait_until(WAIT, || {
+        get(srv, &t, "/api/v2/dags/gamma_etl").1["has_import_errors"] == json!(true)
+    });
+    assert!(flagged, "{}", srv.log());
+    let (_, v) = get(srv, &t, "/api/v2/dags?has_import_errors=true");
+    assert_eq!(ids(&v), ["gamma_etl"]);
+
+    // A file that is gone leaves stale DAGs, which the list hides unless asked.
+    std::fs::remove_file(e.home.path.join("dags/gamma.yml")).unwrap();
+    let stale = wait_until(WAIT, || {
+        get(srv, &t, "/api/v2/dags/gamma_etl").1["is_stale"] == json!(true)
+    });
+    assert!(stale, "{}", srv.log());
+    let (_, v) = get(srv, &t, "/api/v2/dags");
+    assert_eq!(ids(&v), ["alpha", "beta"]);
+    for query in ["exclude_stale=false", "only_active=false"] {
+        let (_, v) = get(srv, &t, &format!("/api/v2/dags?{query}"));
+        assert_eq!(ids(&v), ["alpha", "beta", "gamma_etl"], "{query}");
+    }
+}
+
+#[test]
+fn the_dag_list_caps_limit_at_100() {
+    let many: String = (0..101)
+        .map(|i| {
+            format!(
+                "bulk_{i:03}:\n  default_args:\n    start_date: 2024-01-01\n  tasks:\n    - task_id: t\n      operator: {EMPTY}\n"
+            )
+        })
+        .collect();
+    let e = Engine::start(&[("many.yml", &many)], &[USERS]);
+    let t = e.srv.login("viewer");
+    let listed = wait_until(WAIT, || {
+        get(&e.srv, &t, "/api/v2/dags").1["total_entries"] == json!(101)
+    });
+    assert!(listed, "{}", e.srv.log());
+    let (_, v) = get(&e.srv, &t, "/api/v2/dags");
+    assert_eq!(ids(&v).len(), 50);
+    let (_, v) = get(&e.srv, &t, "/api/v2/dags?limit=1000");
+    assert_eq!((ids(&v).len(), &v["total_entries"]), (100, &json!(101)));
+    assert_eq!(ids(&v)[99], "bulk_099");
+    let (_, v) = get(&e.srv, &t, "/api/v2/dags?limit=1000&offset=100");
+    assert_eq!(ids(&v), ["bulk_100"]);
+}
+
+#[test]
+fn details_tasks_source_tags_and_import_errors() {
+    let e = start();
+    let srv = &e.srv;
+    let t = srv.login("viewer");
+
+    let (status, d) = get(srv, &t, "/api/v2/dags/alpha/details");
+    assert_eq!(status, 200, "{d}");
+    let want: Vec<&str> = DAG_FIELDS
+        .iter()
+        .filter(|f| !["is_backfillable", "file_token"].contains(f))
+        .chain(DETAILS_FIELDS)
+        .copied()
+        .collect();
+    assert_eq!(keys(&d), want);
+    assert_eq!(d["catchup"], false);
+    assert_eq!(d["dag_run_timeout"], "PT1H30M");
+    assert_eq!(d["start_date"], "2024-01-01T00:00:00Z");
+    assert_eq!(d["timezone"], "UTC");
+    assert_eq!(d["concurrency"], d["max_active_tasks"]);
+    assert_eq!(d["active_runs_count"], 0);
+    assert_eq!(d["is_paused_upon_creation"], Value::Null);
+    assert_eq!(d["owner_links"], json!({}));
+    assert_eq!(d["is_favorite"], false);
+    assert!(d["last_parsed"].is_string(), "{d}");
+    assert_eq!(
+        d["params"],
+        json!({
+            "name": {"value": "world", "schema": {}, "description": null, "source": "dag"},
+            "count": {"value": 3, "schema": {}, "description": null, "source": "dag"},
+        })
+    );
+    let (status, v) = get(srv, &t, "/api/v2/dags/nope/details");
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (404, Some("The Dag with ID: `nope` was not found"))
+    );
+
+    // Tasks: every spec field, counts as floats, durations as TimeDelta objects.
+    let (status, v) = get(srv, &t, "/api/v2/dags/alpha/tasks");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["total_entries"], 2);
+    for task in v["tasks"].as_array().unwrap() {
+        assert_eq!(keys(task), TASK_FIELDS, "{task}");
+    }
+    let extract = &v["tasks"][0];
+    assert_eq!(extract["task_id"], "extract");
+    assert!(extract["retries"].is_f64(), "{extract}");
+    assert_eq!(extract["retries"], json!(2.0));
+    assert!(extract["pool_slots"].is_f64() && extract["priority_weight"].is_f64());
+    assert_eq!(
+        extract["retry_delay"],
+        json!({"__type": "TimeDelta", "days": 0, "seconds": 90, "microseconds": 0})
+    );
+    assert_eq!(extract["retry_exponential_backoff"], json!(0.0));
+    assert_eq!(
+        extract["template_fields"],
+        json!(["bash_command", "env", "cwd"])
+    );
+    assert_eq!(extract["downstream_task_ids"], json!(["load"]));
+    assert_eq!(extract["operator_name"], "BashOperator");
+    assert_eq!(
+        extract["class_ref"],
+        json!({"module_path": "airflow.providers.standard.operators.bash", "class_name": "BashOperator"})
+    );
+    assert_eq!(extract["ui_color"], "#f0ede4");
+    assert_eq!(extract["start_date"], "2024-01-01T00:00:00Z");
+    assert_eq!(extract["params"]["name"]["value"], "world");
+    let load = &v["tasks"][1];
+    assert_eq!(load["template_fields"], json!([]));
+    assert_eq!(load["downstream_task_ids"], json!([]));
+    assert_eq!(load["operator_name"], "EmptyOperator");
+    let (_, v) = get(srv, &t, "/api/v2/dags/alpha/tasks?order_by=-task_id");
+    assert_eq!(v["tasks"][0]["task_id"], "load");
+    let (status, v) = get(srv, &t, "/api/v2/dags/alpha/tasks?order_by=nope");
+    assert_eq!(status, 400, "{v}");
+    let (status, one) = get(srv, &t, "/api/v2/dags/alpha/tasks/load");
+    assert_eq!((status, &one), (200, load));
+    let (status, v) = get(srv, &t, "/api/v2/dags/alpha/tasks/nope");
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (404, Some("Task with id nope was not found"))
+    );
+
+    // Source: the file's text, as JSON or as plain text.
+    let (status, v) = get(srv, &t, "/api/v2/dagSources/beta");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        keys(&v),
+        ["content", "dag_id", "version_number", "dag_display_name"]
+    );
+    assert_eq!(v["content"], json!(team_yml()));
+    assert_eq!(v["dag_id"], "beta");
+    let url = format!("{}/api/v2/dagSources/beta", srv.base);
+    let fetch = |accept: &str| {
+        let mut res = agent(true)
+            .get(&url)
+            .header("Authorization", &format!("Bearer {t}"))
+            .header("Accept", accept)
+            .call()
+            .unwrap();
+        (
+            res.status().as_u16(),
+            res.body_mut().read_to_string().unwrap(),
+        )
+    };
+    assert_eq!(fetch("text/plain"), (200, team_yml()));
+    let (status, body) = fetch("text/html");
+    assert_eq!(status, 406, "{body}");
+    let (status, v) = get(srv, &t, "/api/v2/dagSources/nope");
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = get(srv, &t, "/api/v2/dagSources/beta?version_number=x");
+    assert_eq!(status, 422, "{v}");
+
+    // Tags: names once each, ordered, filtered, paged.
+    let (status, v) = get(srv, &t, "/api/v2/dagTags");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"tags": ["blue", "dagfactory", "red"], "total_entries": 3})
+    );
+    let (_, v) = get(srv, &t, "/api/v2/dagTags?order_by=-name");
+    assert_eq!(v["tags"], json!(["red", "dagfactory", "blue"]));
+    let (_, v) = get(srv, &t, "/api/v2/dagTags?tag_name_pattern=RE");
+    assert_eq!(v, json!({"tags": ["red"], "total_entries": 1}));
+    let (_, v) = get(srv, &t, "/api/v2/dagTags?limit=1&offset=1");
+    assert_eq!(v, json!({"tags": ["dagfactory"], "total_entries": 3}));
+    let (status, _) = get(srv, &t, "/api/v2/dagTags?order_by=dag_id");
+    assert_eq!(status, 400);
+
+    // Import errors: the broken file, bundle-relative, with its position.
+    let (status, v) = get(srv, &t, "/api/v2/importErrors");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["total_entries"], 1);
+    let err = &v["import_errors"][0];
+    assert_eq!(
+        keys(err),
+        [
+            "import_error_id",
+            "timestamp",
+            "filename",
+            "bundle_name",
+            "stack_trace"
+        ]
+    );
+    assert_eq!(err["filename"], "broken.yml");
+    assert_eq!(err["bundle_name"], "dags-folder");
+    assert!(
+        err["stack_trace"]
+            .as_str()
+            .unwrap()
+            .starts_with("broken.yml:"),
+        "{err}"
+    );
+    let id = err["import_error_id"].as_i64().unwrap();
+    let (status, one) = get(srv, &t, &format!("/api/v2/importErrors/{id}"));
+    assert_eq!((status, &one), (200, err));
+    let (_, v) = get(srv, &t, "/api/v2/importErrors?filename_pattern=team");
+    assert_eq!(v["total_entries"], 0);
+    let (_, v) = get(srv, &t, "/api/v2/importErrors?order_by=-timestamp");
+    assert_eq!(v["total_entries"], 1);
+    let (status, v) = get(srv, &t, "/api/v2/importErrors/999");
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (
+            404,
+            Some("The ImportError with import_error_id: `999` was not found")
+        )
+    );
+    let (status, v) = get(srv, &t, "/api/v2/importErrors/x");
+    assert_eq!(
+        (status, &v["detail"][0]["type"]),
+        (422, &json!("int_parsing"))
+    );
+}
+
+#[test]
+fn pausing_and_deleting_need_the_user_role_and_leave_event_logs() {
+    let e = start();
+    let srv = &e.srv;
+    let viewer = srv.login("viewer");
+    let user = srv.login("user");
+    let unpause = json!({"is_paused": false});
+
+    // One DAG.
+    let (status, v) = srv.call(
+        &viewer,
+        "PATCH",
+        "/api/v2/dags/alpha",
+        Some(unpause.clone()),
+    );
+    assert_eq!((status, v["detail"].as_str()), (403, Some("Forbidden")));
+    let (status, v) = srv.call(&user, "PATCH", "/api/v2/dags/alpha", Some(unpause.clone()));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(keys(&v), DAG_FIELDS);
+    assert_eq!(v["is_paused"], false);
+    assert_eq!(
+        get(srv, &viewer, "/api/v2/dags/alpha").1["is_paused"],
+        false
+    );
+    let (status, v) = srv.call(
+        &user,
+        "PATCH",
+        "/api/v2/dags/alpha?update_mask=is_paused",
+        Some(json!({"is_paused": true})),
+    );
+    assert_eq!((status, &v["is_paused"]), (200, &json!(true)));
+    for (path, body, want) in [
+        (
+            "/api/v2/dags/alpha?update_mask=description",
+            json!({"is_paused": true}),
+            400,
+        ),
+        ("/api/v2/dags/alpha", json!({"is_paused": "soon"}), 422),
+        ("/api/v2/dags/alpha", json!({}), 422),
+        (
+            "/api/v2/dags/alpha",
+            json!({"is_paused": true, "owner": "x"}),
+            422,
+        ),
+        ("/api/v2/dags/nope", unpause.clone(), 404),
+    ] {
+        let (status, v) = srv.call(&user, "PATCH", path, Some(body.clone()));
+        assert_eq!(status, want, "{path} {body}: {v}");
+        assert!(!v["detail"].is_null(), "{v}");
+    }
+    let (_, v) = srv.call(&user, "PATCH", "/api/v2/dags/nope", Some(unpause.clone()));
+    assert_eq!(v["detail"], "Dag with id: nope was not found");
+
+    // Many DAGs: only those the id pattern matches; none without one.
+    let (status, v) = srv.call(
+        &viewer,
+        "PATCH",
+        "/api/v2/dags?dag_id_pattern=~",
+        Some(unpause.clone()),
+    );
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = srv.call(&user, "PATCH", "/api/v2/dags", Some(unpause.clone()));
+    assert_eq!(
+        (status, &v),
+        (200, &json!({"dags": [], "total_entries": 0}))
+    );
+    let (status, v) = srv.call(
+        &user,
+        "PATCH",
+        "/api/v2/dags?dag_id_pattern=a&limit=1",
+        Some(unpause.clone()),
+    );
+    assert_eq!(status, 200, "{v}");
+    // alpha, beta and gamma_etl all contain an "a"; one page, all changed.
+    assert_eq!(
+        (ids(&v), &v["total_entries"]),
+        (vec!["alpha".to_string()], &json!(3))
+    );
+    assert_eq!(v["dags"][0]["is_paused"], false);
+    let (_, v) = get(srv, &viewer, "/api/v2/dags?paused=false");
+    assert_eq!(ids(&v), ["alpha", "beta", "gamma_etl"]);
+    let (_, v) = srv.call(
+        &user,
+        "PATCH",
+        "/api/v2/dags?dag_id_pattern=beta|gamma",
+        Some(json!({"is_paused": true})),
+    );
+    assert_eq!(ids(&v), ["beta", "gamma_etl"]);
+    let (_, v) = get(srv, &viewer, "/api/v2/dags?paused=true");
+    assert_eq!(ids(&v), ["beta", "gamma_etl"]);
+
+    // The audit trail: who paused what, oldest first unless asked otherwise.
+    let (status, v) = get(srv, &viewer, "/api/v2/eventLogs?event=patch_dag");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["total_entries"], 2, "{v}");
+    let first = &v["event_logs"][0];
+    assert_eq!(
+        keys(first),
+        [
+            "event_log_id",
+            "when",
+            "dag_id",
+            "task_id",
+            "run_id",
+            "map_index",
+            "try_number",
+            "event",
+            "logical_date",
+            "owner",
+            "extra",
+            "dag_display_name",
+            "task_display_name"
+        ]
+    );
+    assert_eq!(first["dag_id"], "alpha");
+    assert_eq!(first["owner"], "user");
+    assert_eq!(first["dag_display_name"], "Zed Alpha");
+    let extra: Value = serde_json::from_str(first["extra"].as_str().unwrap()).unwrap();
+    assert_eq!(extra["method"], "PATCH");
+    let newest = get(
+        srv,
+        &viewer,
+        "/api/v2/eventLogs?order_by=-event_log_id&limit=1",
+    )
+    .1;
+    assert_eq!(newest["event_logs"][0]["event"], "patch_dags");
+    let id = first["event_log_id"].as_i64().unwrap();
+    let (status, one) = get(srv, &viewer, &format!("/api/v2/eventLogs/{id}"));
+    assert_eq!((status, &one), (200, first));
+    let all = get(srv, &viewer, "/api/v2/eventLogs").1;
+    let total = all["total_entries"].as_i64().unwrap();
+    let ids_of = |v: &Value| -> Vec<i64> {
+        v["event_logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_log_id"].as_i64().unwrap())
+            .collect()
+    };
+    let asc = ids_of(&all);
+    assert!(asc.windows(2).all(|w| w[0] < w[1]), "{asc:?}");
+    let cases: &[(&str, Check)] = &[
+        ("owner=user", |e| e["owner"] == "user"),
+        ("dag_id=beta", |e| e["dag_id"] == "beta"),
+        (
+            "excluded_events=patch_dag&excluded_events=patch_dags",
+            |e| !e["event"].as_str().unwrap().starts_with("patch_dag"),
+        ),
+        ("included_events=patch_dags", |e| e["event"] == "patch_dags"),
+        ("event_pattern=PATCH", |e| {
+            e["event"].as_str().unwrap().contains("patch")
+        }),
+        ("after=2000-01-01T00:00:00Z&before=2999-01-01", |_| true),
+    ];
+    for (query, holds) in cases {
+        let (status, v) = get(srv, &viewer, &format!("/api/v2/eventLogs?{query}"));
+        assert_eq!(status, 200, "{query}: {v}");
+        let rows = v["event_logs"].as_array().unwrap();
+        assert!(!rows.is_empty(), "{query}: {v}");
+        assert!(rows.iter().all(holds), "{query}: {v}");
+        assert_eq!(v["total_entries"], json!(rows.len()), "{query}");
+    }
+    let (_, v) = get(
+        srv,
+        &viewer,
+        "/api/v2/eventLogs?before=2000-01-01T00:00:00Z",
+    );
+    assert_eq!(v["total_entries"], 0);
+    let (_, v) = get(srv, &viewer, "/api/v2/eventLogs?limit=1&offset=1");
+    assert_eq!(
+        (ids_of(&v), &v["total_entries"]),
+        (vec![asc[1]], &json!(total))
+    );
+    for (query, want) in [
+        ("order_by=nope", 400),
+        ("map_index=x", 422),
+        ("try_number=1.5", 422),
+        ("before=yesterday", 422),
+    ] {
+        let (status, v) = get(srv, &viewer, &format!("/api/v2/eventLogs?{query}"));
+        assert_eq!(status, want, "{query}: {v}");
+        assert!(!v["detail"].is_null(), "{v}");
+    }
+    let (status, v) = get(srv, &viewer, "/api/v2/eventLogs/999999");
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (404, Some("The Event Log with id: `999999` not found"))
+    );
+
+    // Delete: 204, then gone; the file still defines it, so the processor brings it back.
+    let (status, _) = srv.call(&viewer, "DELETE", "/api/v2/dags/gamma_etl", None);
+    assert_eq!(status, 403);
+    let (status, body) = srv.call(&user, "DELETE", "/api/v2/dags/gamma_etl", None);
+    assert_eq!((status, body), (204, Value::Null));
+    let (status, v) = srv.call(&user, "DELETE", "/api/v2/dags/gamma_etl", None);
+    if status == 404 {
+        assert_eq!(v["detail"], "Dag with id: gamma_etl was not found");
+    }
+    let (status, v) = srv.call(&user, "DELETE", "/api/v2/dags/nope", None);
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (404, Some("Dag with id: nope was not found"))
+    );
+    let (_, v) = get(srv, &viewer, "/api/v2/eventLogs?event=delete_dag");
+    assert_eq!(v["event_logs"][0]["owner"], "user", "{v}");
+    let back = wait_until(WAIT, || {
+        get(srv, &viewer, "/api/v2/dags/gamma_etl").0 == 200
+    });
+    assert!(back, "{}", srv.log());
+    // Back as new: paused at creation again.
+    assert_eq!(
+        get(srv, &viewer, "/api/v2/dags/gamma_etl").1["is_paused"],
+        true
+    );
+}
+
+#[test]
+fn stats_and_last_run_follow_real_runs() {
+    let quick = dag("quick", "", &task("hello", "echo hello", ""));
+    let slow = dag("slow", "", &task("nap", "sleep 20", ""));
+    let e = Engine::start(&[("quick.yml", &quick), ("slow.yml", &slow)], &[USERS]);
+    let t = e.srv.login("viewer");
+    let user = e.srv.login("user");
+    let listed = wait_until(WAIT, || {
+        get(&e.srv, &t, "/api/v2/dags").1["total_entries"] == json!(2)
+    });
+    assert!(listed, "{}", e.srv.log());
+    // No runs yet: Airflow lists only DAGs that have runs.
+    let (status, v) = get(&e.srv, &t, "/api/v2/dagStats");
+    assert_eq!((status, v), (200, json!({"dags": [], "total_entries": 0})));
+
+    let run = e.trigger("quick", None);
+    assert_eq!(e.wait_run("quick", &run), "success");
+    let run = e.trigger("quick", None);
+    assert_eq!(e.wait_run("quick", &run), "success");
+    let (status, v) = get(&e.srv, &t, "/api/v2/dagStats?dag_ids=quick&dag_ids=slow");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"dags": [{"dag_id": "quick", "dag_display_name": "quick", "stats": [
+            {"state": "queued", "count": 0},
+            {"state": "running", "count": 0},
+            {"state": "success", "count": 2},
+            {"state": "failed", "count": 0},
+        ]}], "total_entries": 1})
+    );
+
+    // A running task: the DAG cannot be deleted, and it counts as active.
+    let nap = e.trigger("slow", None);
+    let running = wait_until(WAIT, || e.state("slow", &nap, "nap") == "running");
+    assert!(running, "{}", e.srv.log());
+    let (_, v) = get(&e.srv, &t, "/api/v2/dagStats");
+    assert_eq!(ids(&v), ["quick", "slow"]);
+    assert_eq!(
+        v["dags"][1]["stats"][1],
+        json!({"state": "running", "count": 1})
+    );
+    let (_, v) = get(&e.srv, &t, "/api/v2/dagStats?dag_ids=slow");
+    assert_eq!(ids(&v), ["slow"]);
+    assert_eq!(
+        get(&e.srv, &t, "/api/v2/dags/slow/details").1["active_runs_count"],
+        1
+    );
+    let (_, v) = get(&e.srv, &t, "/api/v2/dags?last_dag_run_state=success");
+    assert_eq!(ids(&v), ["quick"]);
+    let (_, v) = get(&e.srv, &t, "/api/v2/dags?last_dag_run_state=running");
+    assert_eq!(ids(&v), ["slow"]);
+    let (_, v) = get(&e.srv, &t, "/api/v2/dags?order_by=-last_run_start_date");
+    assert_eq!(ids(&v), ["slow", "quick"]);
+    let (status, v) = e.srv.call(&user, "DELETE", "/api/v2/dags/slow", None);
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (
+            409,
+            Some("Task instances of dag with id: 'slow' are still running")
+        )
+    );
+    // The CLI's trigger and the tasks' transitions are in the event log too.
+    let (_, v) = get(
+        &e.srv,
+        &t,
+        "/api/v2/eventLogs?dag_id=quick&event=trigger_dag_run",
+    );
+    assert_eq!(v["total_entries"], 2, "{v}");
+}
