@@ -3,7 +3,7 @@
 // at / and under any base_url prefix without a rebuild.
 
 import { api, token, url, setUnauthorizedHandler } from "./js/api.js";
-import { h } from "./js/ui.js";
+import { put, h } from "./js/ui.js";
 import * as router from "./js/router.js";
 import { loginPage } from "./js/login.js";
 import { dagsPage } from "./js/dags.js";
@@ -49,9 +49,9 @@ async function whoAmI() {
 }
 
 function showUser() {
-  userBox.replaceChildren();
+  put(userBox);
   if (!me) return;
-  userBox.append(
+  put(userBox,
     h("span", { class: "who", title: `Logged in as ${me.username}` },
       h("span", { class: "avatar", "aria-hidden": "true" }, me.username.slice(0, 1).toUpperCase()),
       h("span", { class: "name" }, me.username),
@@ -105,7 +105,7 @@ async function renderNow() {
 
 function swap(key, mount) {
   page?.unmount?.();
-  main.replaceChildren();
+  put(main);
   window.scrollTo(0, 0);
   page = { key, ...(mount() ?? {}) };
 }

@@ -4,7 +4,7 @@
 // "tasks stuck in queued" reports under a base_url).
 
 import { api, BASE } from "./api.js";
-import { h, time, ago, Poller, errorBox } from "./ui.js";
+import { put, h, time, ago, Poller, errorBox } from "./ui.js";
 
 export function aboutPage(main) {
   document.title = "About · updraft";
@@ -24,7 +24,7 @@ export function aboutPage(main) {
     const execBad = exec.status && exec.status !== "healthy";
     const card = (title, st, ...rows) => h("article", { class: `card ${st && st !== "healthy" ? "card-bad" : ""}` },
       h("header", {}, h("h2", {}, title), st !== undefined ? status(st) : null), ...rows);
-    box.replaceChildren(
+    put(box,
       h("div", { class: "cards" },
         card("updraft", undefined,
           h("p", { class: "big" }, `v${version.version}`),
@@ -61,7 +61,7 @@ export function aboutPage(main) {
       render(version, health);
       return { active: true, changed };
     } catch (e) {
-      box.replaceChildren(errorBox(e));
+      put(box, errorBox(e));
       throw e;
     }
   }, { min: 5000, max: 15000, idle: 15000 }).start();

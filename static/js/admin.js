@@ -4,7 +4,7 @@
 // secret value is never written back as `***`.
 
 import { api, ApiError } from "./api.js";
-import { h, modal, confirm, notify, errorBox } from "./ui.js";
+import { put, h, modal, confirm, notify, errorBox } from "./ui.js";
 import { setQuery } from "./router.js";
 
 const RESOURCES = {
@@ -117,9 +117,9 @@ export function adminPage(main, route) {
       const res = await api(R.list, { query: { limit: 100, order_by: R.orderBy, [R.pattern]: search.value || null } });
       const items = res[R.key] ?? [];
       count.textContent = `${res.total_entries ?? items.length}`;
-      body.replaceChildren(...(items.length ? items.map(row) : [h("tr", {}, h("td", { colspan: R.columns.length + 1, class: "empty" }, search.value ? `No ${R.noun} matches.` : `No ${R.title.toLowerCase()} yet.`))]));
+      put(body, ...(items.length ? items.map(row) : [h("tr", {}, h("td", { colspan: R.columns.length + 1, class: "empty" }, search.value ? `No ${R.noun} matches.` : `No ${R.title.toLowerCase()} yet.`))]));
     } catch (e) {
-      body.replaceChildren(h("tr", {}, h("td", { colspan: R.columns.length + 1 }, errorBox(e))));
+      put(body, h("tr", {}, h("td", { colspan: R.columns.length + 1 }, errorBox(e))));
     }
   }
 

@@ -5,7 +5,7 @@
 // runs are active and updates in place.
 
 import { api, path, ApiError } from "./api.js";
-import { h, badge, time, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
+import { put, h, badge, time, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
 import { href, navigate } from "./router.js";
 import { renderGrid } from "./grid.js";
 import { renderGraph } from "./graph.js";
@@ -29,6 +29,7 @@ export function dagPage(main, route, ctx) {
   let lastKey = "";
   let graph = null;
   let graphKey = "";
+  let fitGraph = true;
   let panel = null;
   let panelKey = "";
   let details = null;
@@ -49,14 +50,14 @@ export function dagPage(main, route, ctx) {
   }
 
   function renderTabs() {
-    tabs.replaceChildren(...VIEWS.map(([v, label]) => h("a", {
+    put(tabs, ...VIEWS.map(([v, label]) => h("a", {
       href: href(["dags", dagId, v], { run: sel.run, task: sel.task }), class: "tab", "aria-current": v === view ? "page" : null,
     }, label)));
   }
 
   function renderHead() {
     const latest = grid?.dag_runs.at(-1);
-    head.replaceChildren(
+    put(head,
       h("div", { class: "dag-title" },
         pauseSwitch(dag, async (unpause) => {
           try {
@@ -133,9 +134,18 @@ export function dagPage(main, route, ctx) {
             : h("option", { value: "" }, "No runs yet"));
         runPicker.addEventListener("change", () => navigate(href(["dags", dagId, "graph"], { run: runPicker.value, task: sel.task })));
         const focused = document.activeElement?.dataset?.key;
-        content.replaceChildren(
-          h("div", { class: "view-bar" }, h("label", { for: "graph-run" }, "Run"), runPicker, legend()),
-          h("div", { class: "graph-wrap" }, graph.el));
+        const wrap = h("div", { class: `graph-wrap ${fitGraph ? "fit" : ""}` }, graph.el);
+        const zoom = h("button", {
+          type: "button", class: "btn small", "aria-pressed": String(fitGraph), title: "Fit the graph to the width or show it at full size",
+          onclick: () => {
+            fitGraph = !fitGraph;
+            wrap.classList.toggle("fit", fitGraph);
+            zoom.setAttribute("aria-pressed", String(fitGraph));
+          },
+        }, "Fit to width");
+        put(content,
+          h("div", { class: "view-bar" }, h("label", { for: "graph-run" }, "Run"), runPicker, zoom, legend()),
+          wrap);
         if (focused) content.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
       }
       const run = shownRun();
@@ -152,13 +162,13 @@ export function dagPage(main, route, ctx) {
       const states = Object.fromEntries(Object.entries(run?.task_instances ?? {}).map(([k, v]) => [k, v.state]));
       graph.update(states, run?.dag_run_id ?? null, sel.task);
     } else if (view === "runs") {
-      if (runsList) content.replaceChildren(runsTable(runsList));
-      else if (!content.querySelector(".loading")) content.replaceChildren(h("p", { class: "muted loading" }, "Loading…"));
+      if (runsList) put(content, runsTable(runsList));
+      else if (!content.querySelector(".loading")) put(content, h("p", { class: "muted loading" }, "Loading…"));
     } else if (view === "details") {
-      if (details) content.replaceChildren(detailsView(details));
+      if (details) put(content, detailsView(details));
       else loadDetails();
     } else if (view === "code") {
-      if (source) content.replaceChildren(codeView(source));
+      if (source) put(content, codeView(source));
       else loadSource();
     }
   }
@@ -192,12 +202,12 @@ export function dagPage(main, route, ctx) {
   }
 
   async function loadDetails() {
-    content.replaceChildren(h("p", { class: "muted loading" }, "Loading…"));
+    put(content, h("p", { class: "muted loading" }, "Loading…"));
     try {
       details = await api(path`api/v2/dags/${dagId}/details`);
       if (view === "details") renderView();
     } catch (e) {
-      content.replaceChildren(errorBox(e));
+      put(content, errorBox(e));
     }
   }
 
@@ -234,12 +244,12 @@ export function dagPage(main, route, ctx) {
   }
 
   async function loadSource() {
-    content.replaceChildren(h("p", { class: "muted loading" }, "Loading…"));
+    put(content, h("p", { class: "muted loading" }, "Loading…"));
     try {
       source = await api(path`api/v2/dagSources/${dagId}`);
       if (view === "code") renderView();
     } catch (e) {
-      content.replaceChildren(errorBox(e));
+      put(content, errorBox(e));
     }
   }
 
@@ -292,7 +302,7 @@ export function dagPage(main, route, ctx) {
     panelKey = key;
     panel?.destroy();
     panel = null;
-    side.replaceChildren();
+    put(side);
     side.hidden = !key;
     body.classList.toggle("with-side", Boolean(key));
     if (!key) return;
@@ -305,13 +315,13 @@ export function dagPage(main, route, ctx) {
         try {
           run = await api(path`api/v2/dags/${dagId}/dagRuns/${runId}`);
         } catch (e) {
-          side.replaceChildren(errorBox(e));
+          put(side, errorBox(e));
           return;
         }
       }
       panel = runPanel({ ...common, run });
     }
-    side.replaceChildren(panel.el);
+    put(side, panel.el);
   }
 
   async function tick() {
@@ -345,11 +355,11 @@ export function dagPage(main, route, ctx) {
       return await tick();
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
-        head.replaceChildren(h("h1", {}, dagId));
-        content.replaceChildren(errorBox(new Error(`There is no DAG ${dagId}.`)));
+        put(head, h("h1", {}, dagId));
+        put(content, errorBox(new Error(`There is no DAG ${dagId}.`)));
         return { active: false, changed: false };
       }
-      content.replaceChildren(errorBox(e));
+      put(content, errorBox(e));
       lastKey = "";
       throw e;
     }
@@ -367,8 +377,8 @@ export function dagPage(main, route, ctx) {
       renderTabs();
       if (viewChanged) {
         graph = null;
-        content.replaceChildren();
-        if (view === "runs") loadRuns().catch((e) => content.replaceChildren(errorBox(e)));
+        put(content);
+        if (view === "runs") loadRuns().catch((e) => put(content, errorBox(e)));
       }
       renderView();
       refreshPanel();
@@ -389,7 +399,7 @@ function keepFocus(container, build, firstTime) {
   const oldWrap = container.querySelector(".grid-wrap");
   const scroll = oldWrap ? [oldWrap.scrollLeft, oldWrap.scrollTop, oldWrap.scrollWidth - oldWrap.scrollLeft - oldWrap.clientWidth] : null;
   const el = build();
-  container.replaceChildren(el);
+  put(container, el);
   const wrap = container.querySelector(".grid-wrap");
   if (scroll && wrap) {
     // Stay pinned to the newest run when the user was looking at it.

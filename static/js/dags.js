@@ -3,7 +3,7 @@
 // a banner for import errors that opens to file, line and message.
 
 import { api, path } from "./api.js";
-import { h, badge, time, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
+import { put, h, badge, time, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
 import { href, navigate, setQuery } from "./router.js";
 import { openTrigger } from "./trigger.js";
 
@@ -95,9 +95,9 @@ export function dagsPage(main, route) {
     count.textContent = `${list.total_entries} shown of ${counts[0]}`;
     renderBanner(errors);
     renderStateFilter(counts, f.paused);
-    body.replaceChildren(...(list.dags.length ? list.dags.map((d) => row(d, runs[d.dag_id] ?? []))
+    put(body, ...(list.dags.length ? list.dags.map((d) => row(d, runs[d.dag_id] ?? []))
       : [h("tr", {}, h("td", { colspan: 8, class: "empty" }, f.search || f.tags.length || f.paused ? "No DAG matches these filters." : "No DAGs yet: put a YAML file in the DAG folder."))]));
-    pager.replaceChildren();
+    put(pager);
     if (list.total_entries > PAGE) {
       const pages = Math.ceil(list.total_entries / PAGE);
       const cur = Math.floor(f.offset / PAGE);
@@ -110,7 +110,7 @@ export function dagsPage(main, route) {
   function renderBanner(errors) {
     const n = errors.total_entries ?? errors.import_errors.length;
     const wasOpen = banner.querySelector("details")?.open ?? false;
-    banner.replaceChildren();
+    put(banner);
     if (!n) return;
     banner.append(h("details", { class: "banner banner-error", id: "import-errors", open: wasOpen },
       h("summary", {}, h("strong", {}, `${n} DAG import error${n === 1 ? "" : "s"}`), h("span", { class: "muted" }, " · files that could not be read; their DAGs keep their last good version")),
@@ -133,12 +133,12 @@ export function dagsPage(main, route) {
         poller.kick();
       },
     }, label, h("span", { class: "seg-count" }, String(n)));
-    stateFilter.replaceChildren(opt("All", null, all), opt("Active", "false", active), opt("Paused", "true", paused));
+    put(stateFilter, opt("All", null, all), opt("Active", "false", active), opt("Paused", "true", paused));
   }
 
   function renderTags(tags) {
     const selected = new Set(query.getAll("tags"));
-    tagBox.replaceChildren(tags.length ? h("span", { class: "muted small" }, "Tags:") : null,
+    put(tagBox, tags.length ? h("span", { class: "muted small" }, "Tags:") : null,
       ...tags.map((t) => h("button", {
         type: "button", class: "tag", "aria-pressed": String(selected.has(t)),
         onclick: () => toggleTag(t),
@@ -215,7 +215,7 @@ export function dagsPage(main, route) {
     try {
       return await load();
     } catch (e) {
-      body.replaceChildren(h("tr", {}, h("td", { colspan: 8 }, errorBox(e))));
+      put(body, h("tr", {}, h("td", { colspan: 8 }, errorBox(e))));
       lastJson = "";
       throw e;
     }

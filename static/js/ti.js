@@ -4,7 +4,7 @@
 // confirmation. The run panel: a run's facts, conf and the same actions for the run.
 
 import { api, path, ApiError } from "./api.js";
-import { h, badge, time, fmtDuration, durationOf, isActive, confirm, modal, notify, Poller, errorBox } from "./ui.js";
+import { put, h, badge, time, fmtDuration, durationOf, isActive, confirm, modal, notify, Poller, errorBox } from "./ui.js";
 import { href } from "./router.js";
 
 const ROLES = ["viewer", "user", "op", "admin"];
@@ -57,8 +57,8 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
   }
 
   function renderTi(t) {
-    head.replaceChildren(badge(t.state), t.try_number > 1 ? h("span", { class: "muted" }, ` try ${t.try_number}`) : null);
-    info.replaceChildren(facts([
+    put(head, badge(t.state), t.try_number > 1 ? h("span", { class: "muted" }, ` try ${t.try_number}`) : null);
+    put(info, facts([
       ["Run", h("a", { href: href(["dags", dagId, view], { run: runId }) }, runId)],
       ["Try", `${t.try_number} of ${(t.max_tries ?? 0) + 1}`],
       ["Operator", t.operator_name ?? t.operator],
@@ -71,14 +71,14 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
       ["Pool", t.pool],
     ]));
     const cmd = t.rendered_fields?.bash_command;
-    command.replaceChildren(cmd ? h("div", { class: "rendered" }, h("h3", {}, "Rendered command"), h("pre", { class: "code" }, cmd)) : null);
+    put(command, cmd ? h("div", { class: "rendered" }, h("h3", {}, "Rendered command"), h("pre", { class: "code" }, cmd)) : null);
     renderTries(t);
   }
 
   function renderTries(t) {
     const n = Math.max(1, t.try_number ?? 1);
     if (shownTry === null || shownTry > n) shownTry = n;
-    tries.replaceChildren(h("span", { class: "muted small" }, "Try"), ...Array.from({ length: n }, (_, i) => i + 1).map((k) => h("button", {
+    put(tries, h("span", { class: "muted small" }, "Try"), ...Array.from({ length: n }, (_, i) => i + 1).map((k) => h("button", {
       type: "button", class: "try", "aria-pressed": String(k === shownTry),
       onclick: () => {
         shownTry = k;
@@ -91,7 +91,7 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
   function renderActions(t) {
     const edit = canEdit(me);
     const btn = (label, cls, fn) => h("button", { type: "button", class: `btn small ${cls}`, disabled: !edit, title: edit ? null : "Your role may not change task instances", onclick: fn }, label);
-    actions.replaceChildren(
+    put(actions,
       btn("Clear", "", () => clearTi()),
       btn("Mark success", "ok", () => mark("success")),
       btn("Mark failed", "bad", () => mark("failed")),
@@ -107,9 +107,9 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
           method: "POST",
           body: { dry_run: true, dag_run_id: runId, task_ids: [taskId], only_failed: false, include_downstream: downstream.checked, include_upstream: false },
         });
-        list.replaceChildren(...(res.task_instances ?? []).map((x) => h("li", {}, h("code", {}, x.task_id), " ", badge(x.state))));
+        put(list, ...(res.task_instances ?? []).map((x) => h("li", {}, h("code", {}, x.task_id), " ", badge(x.state))));
       } catch (e) {
-        list.replaceChildren(h("li", { class: "muted" }, `Could not list what would be cleared: ${e.message}`));
+        put(list, h("li", { class: "muted" }, `Could not list what would be cleared: ${e.message}`));
       }
     };
     downstream.addEventListener("change", preview);
@@ -159,14 +159,14 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
       const entries = res.xcom_entries ?? [];
       const values = await Promise.all(entries.map((x) => api(`${ti}/xcomEntries/${encodeURIComponent(x.key)}`, { query: { map_index: x.map_index } })
         .then((v) => v.value, (e) => `(could not read: ${e.message})`)));
-      xcomBox.replaceChildren(entries.length ? h("table", { class: "kv" },
+      put(xcomBox, entries.length ? h("table", { class: "kv" },
         h("thead", {}, h("tr", {}, h("th", {}, "Key"), h("th", {}, "Value"))),
         h("tbody", {}, entries.map((x, i) => h("tr", {}, h("td", {}, h("code", {}, x.key)),
           h("td", {}, h("pre", { class: "code" }, typeof values[i] === "string" ? values[i] : JSON.stringify(values[i], null, 2)))))))
         : h("p", { class: "muted" }, "No XComs."));
       xcomLoaded = true;
     } catch (e) {
-      xcomBox.replaceChildren(errorBox(e));
+      put(xcomBox, errorBox(e));
     }
   }
 
@@ -181,8 +181,8 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
       t = await api(ti);
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
-        head.replaceChildren(badge(null));
-        info.replaceChildren(h("p", { class: "muted" }, "This task instance does not exist in this run."));
+        put(head, badge(null));
+        put(info, h("p", { class: "muted" }, "This task instance does not exist in this run."));
         return { active: false, changed: false };
       }
       throw e;
@@ -230,13 +230,13 @@ class LogFollower {
     this.group = null;
     this.finished = false;
     this.missing = false;
-    box.replaceChildren(h("p", { class: "muted" }, "Loading the log…"));
+    put(box, h("p", { class: "muted" }, "Loading the log…"));
     this.fresh = true;
   }
 
   /** Says the try has not started; the next fetch starts afresh. */
   waiting() {
-    this.box.replaceChildren(h("p", { class: "muted" }, "The task has not started yet."));
+    put(this.box, h("p", { class: "muted" }, "The task has not started yet."));
     this.fresh = true;
   }
 
@@ -248,17 +248,17 @@ class LogFollower {
       res = await api(this.url, { query: this.token ? { token: this.token } : {} });
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
-        this.box.replaceChildren(h("p", { class: "muted" }, "No log for this try yet."));
+        put(this.box, h("p", { class: "muted" }, "No log for this try yet."));
         this.missing = true;
         return false;
       }
-      this.box.replaceChildren(errorBox(e));
+      put(this.box, errorBox(e));
       return false;
     }
     const content = Array.isArray(res?.content) ? res.content : typeof res?.content === "string" ? res.content.split("\n") : [];
     const fresh = this.token ? content : content.slice(this.count);
     if (this.fresh || this.missing) {
-      this.box.replaceChildren();
+      put(this.box);
       this.fresh = false;
       this.missing = false;
     }

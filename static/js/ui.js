@@ -29,6 +29,13 @@ function fill(el, attrs, children) {
   return el;
 }
 
+/** Replaces an element's children; null, false and empty strings are left out. */
+export function put(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const c of children) {
     if (c === null || c === undefined || c === false || c === "") continue;
