@@ -6,6 +6,8 @@ PYTHON ?= python3
 # The venv is rebuilt only when the requirements' hash differs from the one stored in it.
 COMPAT_VENV := .venv-compat
 COMPAT_REQS := tests/compat/requirements.txt
+# npm ci runs only when the lockfile's hash differs from the one kept in node_modules.
+UI_LOCK := tests/ui/package-lock.json
 MUSL_TARGET := x86_64-unknown-linux-musl
 WINDOWS_TARGET := x86_64-pc-windows-gnu
 MUSL_BIN := target/$(MUSL_TARGET)/release/updraft
@@ -22,7 +24,7 @@ need_cmd = command -v $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(S
 # need_target adds a rustup target unless it is already installed.
 need_target = rustup target list --installed | grep -qx '$(1)' || rustup target add $(1)
 
-.PHONY: build run test test-rust test-compat lint fmt fmt-check release windows windows-smoke bench clean
+.PHONY: build run test test-rust test-compat test-ui lint fmt fmt-check release windows windows-smoke bench clean
 
 # build builds a debug binary.
 build:
@@ -33,8 +35,8 @@ run:
 	$(CARGO) build --release
 	UPDRAFT_HOME=$(HOME_DIR) ./target/release/updraft standalone
 
-# test runs every test: unit and integration tests, then the Airflow compatibility checks.
-test: test-rust test-compat
+# test runs every test: unit and integration tests, the Airflow compatibility checks, then the UI in a browser.
+test: test-rust test-compat test-ui
 
 # test-rust runs the Rust unit and integration tests.
 test-rust:
@@ -52,6 +54,17 @@ test-compat:
 	$(CARGO) build
 	$(COMPAT_VENV)/bin/python tests/compat/check_dagfactory.py --updraft target/debug/updraft \
 		src/example_dags tests/compat/dags
+
+# test-ui drives the UI in Debian's chromium with playwright-core (pinned in tests/ui), at no prefix, /d12345 and /a/b.
+test-ui:
+	@$(call need_cmd,chromium,chromium)
+	@$(call need_cmd,npm,nodejs npm)
+	@want=$$(sha256sum $(UI_LOCK) | cut -d' ' -f1); \
+	if [ "$$(cat tests/ui/node_modules/.lock.sha256 2>/dev/null)" != "$$want" ]; then \
+		(cd tests/ui && npm ci --no-audit --no-fund --loglevel=error) && echo "$$want" > tests/ui/node_modules/.lock.sha256; \
+	fi
+	$(CARGO) build
+	cd tests/ui && CHROMIUM=$$(command -v chromium) node --test --test-concurrency=1 ui.test.js
 
 # lint runs clippy with warnings as errors.
 lint:

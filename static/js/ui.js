@@ -232,8 +232,14 @@ export class Poller {
   }
   async now() {
     this.clear();
-    if (this.stopped || this.running) return;
+    if (this.stopped) return;
+    if (this.running) {
+      // A change was made while a tick was on its way: look again right after it.
+      this.again = true;
+      return;
+    }
     this.running = true;
+    this.again = false;
     let r = { active: false, changed: false };
     try {
       r = (await this.tick()) ?? r;
@@ -244,6 +250,11 @@ export class Poller {
       this.running = false;
     }
     if (this.stopped || document.hidden) return;
+    if (this.again) {
+      this.delay = this.min;
+      this.now();
+      return;
+    }
     if (!r.active) this.delay = this.idle;
     else if (r.changed) this.delay = this.min;
     else this.delay = Math.min(Math.max(this.delay, this.min) * 1.6, this.max);
@@ -256,7 +267,7 @@ export function errorBox(err) {
   return h("div", { class: "error-box", role: "alert" }, h("strong", {}, "Could not load: "), err.message ?? String(err));
 }
 
-/** A pause switch: on means active (unpaused), as in Airflow's list. */
+/** A pause switch: on means active (unpaused), as in Airflow's list. `onToggle(unpause)`. */
 export function pauseSwitch(dag, onToggle) {
   const btn = h("button", {
     type: "button", role: "switch", class: "switch",
@@ -266,7 +277,7 @@ export function pauseSwitch(dag, onToggle) {
     onclick: async () => {
       btn.disabled = true;
       try {
-        await onToggle(!dag.is_paused);
+        await onToggle(dag.is_paused);
       } finally {
         btn.disabled = false;
       }
