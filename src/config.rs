@@ -56,6 +56,13 @@ pub const KEYS: &[Key] = &[
     key("core", "execution_api_server_url", "", Kind::Str),
     // After Ctrl-C, how long running tasks may finish before they are stopped for retry.
     key("core", "killed_task_cleanup_time", "60", Kind::Secs),
+    // Whether `POST /api/v2/connections/test` may run; Airflow's default keeps it off.
+    key(
+        "core",
+        "test_connection",
+        "Disabled",
+        Kind::Word(&["disabled", "enabled", "hidden"]),
+    ),
     key(
         "core",
         "simple_auth_manager_users",

@@ -164,6 +164,18 @@ fn a_chain_runs_in_order_with_logs_on_disk() {
     assert!(log.contains("running with"), "{log}");
     assert!(log.lines().any(|l| l == "B"), "{log}");
     assert!(log.contains("final state: success"), "{log}");
+    // The scheduler's counters show on the API server's /metrics in standalone.
+    let count = |name: &str| -> u64 {
+        let (_, metrics) = crate::util::get(&format!("{}/metrics", e.srv.base));
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("updraft_{name}_total ")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("scheduler_task_instances_queued") >= 3);
+    // Supervisors exit just after they report, so their count may lag the run's end.
+    assert!(wait_until(LONG, || count("executor_supervisors_exited") >= 3));
 }
 
 #[test]
@@ -755,4 +767,22 @@ fn dagrun_timeout_fails_the_run_and_max_active_tasks_limits_it() {
             "max_active_tasks 1 but tasks overlapped: {spans:?}"
         );
     }
+}
+
+#[test]
+fn short_lived_task_tokens_are_refreshed_while_a_task_runs() {
+    // Two-second tokens, a task of four seconds with heartbeats every second: only the
+    // tokens the server hands back (`Refreshed-API-Token`) keep it going and reporting.
+    let tasks = task("long", "sleep 4; echo done", "");
+    let e = Engine::start(
+        &[("refresh.yml", &dag("refresh", "", &tasks))],
+        &[("UPDRAFT__EXECUTION_API__JWT_EXPIRATION_TIME", "2")],
+    );
+    let run = e.trigger("refresh", None);
+    assert_eq!(
+        e.wait_run("refresh", &run),
+        "success",
+        "{}",
+        e.log("refresh", &run, "long", 1)
+    );
 }

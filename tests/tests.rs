@@ -16,3 +16,7 @@ mod api_auth;
 mod api_roles;
 // The Core API's DAG resources: list, details, tasks, source, stats, tags, import errors, event logs.
 mod api_dags;
+// Variables, connections, pools, config, plugins, providers, jobs through the Core API.
+mod api_objects;
+// DAG runs, task instances, logs and XComs through the Core API.
+mod api_runs;

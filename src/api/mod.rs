@@ -196,7 +196,8 @@ pub struct Ctx {
     pub apps: Apps,
     /// The `base_url` path: `""` or `/a/b`, without a trailing slash.
     pub prefix: String,
-    pub metrics: Metrics,
+    /// Shared with an in-process scheduler, which adds its own counters.
+    pub metrics: std::sync::Arc<Metrics>,
     pub pool: PoolStats,
     /// The last check of `execution_api_server_url` (see `server::probe`).
     pub execution_probe: Mutex<Probe>,

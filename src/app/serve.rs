@@ -77,6 +77,7 @@ pub fn scheduler(env: &Env) -> Result<()> {
             api_url: url,
             grace,
             until_run: None,
+            metrics: Default::default(),
         },
     )?;
     let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
@@ -110,6 +111,7 @@ pub fn standalone(env: &Env) -> Result<()> {
             api_url: url,
             grace,
             until_run: None,
+            metrics: running.ctx.metrics.clone(),
         },
     )?;
     let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
@@ -170,6 +172,7 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
             api_url: url,
             grace: grace(&cfg),
             until_run: until,
+            metrics: Default::default(),
         },
     )?;
     let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));

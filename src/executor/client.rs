@@ -42,7 +42,6 @@ pub struct Client {
     agent: ureq::Agent,
     base: String,
     token: Mutex<String>,
-    attempts: u32,
 }
 
 impl Client {
@@ -57,7 +56,6 @@ impl Client {
             agent,
             base: format!("{}/", base.trim_end_matches('/')),
             token: Mutex::new(token.to_string()),
-            attempts: ATTEMPTS,
         }
     }
 
@@ -65,12 +63,6 @@ impl Client {
     pub fn from_env(vars: &[(String, String)]) -> Option<Client> {
         let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         Some(Client::new(&get(URL_VAR)?, &get(TOKEN_VAR)?))
-    }
-
-    /// Tries each call once only (for heartbeats, which have their own tolerance).
-    pub fn once(mut self) -> Client {
-        self.attempts = 1;
-        self
     }
 
     /// The API's base URL, ending in `/`.
@@ -88,10 +80,20 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), CallError> {
+        self.call_tries(method, path, body, ATTEMPTS)
+    }
+
+    fn call_tries(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        attempts: u32,
+    ) -> Result<(u16, Value), CallError> {
         let url = format!("{}{}", self.base, path);
         let mut wait = FIRST_WAIT;
         let mut last = String::new();
-        for attempt in 1..=self.attempts {
+        for attempt in 1..=attempts {
             let auth = format!("Bearer {}", self.token());
             let payload = body.map(Value::to_string).unwrap_or_default();
             let res = match method {
@@ -134,7 +136,7 @@ impl Client {
                 }
                 Err(e) => last = e.to_string(),
             }
-            if attempt < self.attempts {
+            if attempt < attempts {
                 std::thread::sleep(wait);
                 wait *= 2;
             }

@@ -230,7 +230,6 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
         .map(Duration::from_secs_f64);
     let beat = Duration::from_secs_f64(cfg.scheduler.task_instance_heartbeat_timeout / 3.0)
         .clamp(TICK, MAX_HEARTBEAT);
-    let hb_client = Client::new(client.base(), &client.token()).once();
     let mut last_beat = Instant::now();
     let mut last_ok = Instant::now();
     let exit = loop {
@@ -255,7 +254,7 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
         }
         if last_beat.elapsed() >= beat {
             last_beat = Instant::now();
-            match hb_client.heartbeat(ti_id, pid, &hostname) {
+            match client.heartbeat(ti_id, pid, &hostname) {
                 Ok(true) => last_ok = Instant::now(),
                 Ok(false) => {
                     let _ = child.kill_tree(KILL_GRACE);

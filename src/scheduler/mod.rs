@@ -46,6 +46,9 @@ pub struct Options {
     pub grace: Duration,
     /// Stop after this run reaches a final state (`dags test`).
     pub until_run: Option<(String, String)>,
+    /// Where to count runs created, tasks queued and finished (the API server's
+    /// `/metrics` when it runs in this process).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub struct Scheduler {
@@ -277,6 +280,10 @@ impl Scheduler {
             reported,
         } = ev;
         self.exec.reap(&ti_id);
+        self.opts.metrics.incr("executor_supervisors_exited", 1);
+        if !reported {
+            self.opts.metrics.incr("executor_supervisors_unreported", 1);
+        }
         let Some(ti) = self.store.ti(&ti_id)? else {
             return Ok(());
         };
@@ -333,6 +340,7 @@ impl Scheduler {
 
     /// One scheduling pass. Returns when the next time-based work is due.
     fn pass(&mut self) -> Result<Instant> {
+        self.opts.metrics.incr("scheduler_passes", 1);
         let now = Utc::now();
         let beat = Duration::from_secs_f64(self.cfg.scheduler.heartbeat_sec.max(0.05));
         let mut next = Instant::now() + beat;
@@ -464,7 +472,8 @@ impl Scheduler {
                 continue;
             };
             let used = per_pool.get(&ti.pool).copied().unwrap_or(0);
-            if used + ti.pool_slots as i64 > pool_size {
+            // -1 is an unlimited pool, as in Airflow.
+            if pool_size != -1 && used + ti.pool_slots as i64 > pool_size {
                 continue;
             }
             total += 1;
@@ -482,6 +491,9 @@ impl Scheduler {
             }
             Ok(out)
         })?;
+        self.opts
+            .metrics
+            .incr("scheduler_task_instances_queued", queued.len() as u64);
         let lifetime = self.cfg.auth.execution_jwt_expiration_time;
         for ti in queued {
             let w = Workload {
@@ -602,6 +614,7 @@ impl Scheduler {
             self.next_runs.remove(&dag.dag_id);
             match created {
                 Ok(_) => {
+                    self.opts.metrics.incr("scheduler_dag_runs_created", 1);
                     log::info!("created run {run_id} of {}", dag.dag_id);
                     // More may be due (catchup): come straight back.
                     next = Instant::now();
@@ -623,6 +636,9 @@ impl Scheduler {
         if stale.is_empty() {
             return Ok(());
         }
+        self.opts
+            .metrics
+            .incr("scheduler_zombies", stale.len() as u64);
         let dags = self.dags_for(stale.iter().map(|t| t.dag_id.as_str()))?;
         self.store.write(|tx| {
             for ti in &stale {

@@ -26,7 +26,6 @@ use crate::api::http::{parse_query, percent_decode};
 use crate::api::{self, ApiError, Apps, Ctx, Method, Probe, Reply, Req};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// What a worker calls for each request: the route table in production; tests may wrap it.
@@ -103,7 +102,7 @@ pub fn start_with(
     let ctx = Arc::new(Ctx {
         apps,
         prefix,
-        metrics: Metrics::default(),
+        metrics: Default::default(),
         pool: Default::default(),
         execution_probe: std::sync::Mutex::new(Probe {
             url: exec_url,

@@ -9,6 +9,8 @@ mod dags;
 mod jobs;
 mod migrations;
 mod q_dags;
+mod q_objects;
+pub mod q_runs;
 mod runs;
 mod vars;
 
@@ -20,6 +22,7 @@ use rusqlite::OpenFlags;
 
 pub use dags::{DagRow, FileState, ImportErrorRow, ParsedFile};
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
+pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
 pub use vars::{Connection, Variable};
 

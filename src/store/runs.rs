@@ -81,11 +81,11 @@ pub struct NewRun<'a> {
     pub user: Option<&'a str>,
 }
 
-const RUN_COLS: &str = "id, dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end,
+pub(super) const RUN_COLS: &str = "id, dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end,
     run_after, queued_at, start_date, end_date, conf, note, triggered_by, triggering_user_name, clear_number,
     last_scheduling_decision, updated_at";
 
-const TI_COLS: &str = "id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator, pool,
+pub(super) const TI_COLS: &str = "id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator, pool,
     pool_slots, priority_weight, queued_dttm, scheduled_dttm, start_date, end_date, duration, hostname, unixname,
     pid, last_heartbeat_at, next_retry_at, rendered_command, note, updated_at";
 
@@ -684,11 +684,11 @@ impl Event {
     }
 }
 
-fn db(e: rusqlite::Error) -> Error {
+pub(super) fn db(e: rusqlite::Error) -> Error {
     Error::Db(e.to_string())
 }
 
-fn opt_time(r: &Row, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+pub(super) fn opt_time(r: &Row, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     Ok(r.get::<_, Option<String>>(i)?.and_then(|s| parse_ts(&s)))
 }
 
@@ -704,7 +704,7 @@ fn bad_token(i: usize, s: &str) -> rusqlite::Error {
     )
 }
 
-fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
+pub(super) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     let run_type: String = r.get(3)?;
     let state: String = r.get(4)?;
     let conf: String = r.get(12)?;
@@ -731,7 +731,7 @@ fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     })
 }
 
-fn ti_row(r: &Row) -> rusqlite::Result<TiRow> {
+pub(super) fn ti_row(r: &Row) -> rusqlite::Result<TiRow> {
     let state: Option<String> = r.get(7)?;
     let state = match state {
         None => None,

@@ -233,7 +233,7 @@ pub fn audit(store: &mut Store, event: &str, req: &Req, p: &Params) {
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let mut extra = json!({"method": req.method.as_str()});
     if !body.is_null() {
-        extra["body"] = mask(&body);
+        extra["body"] = mask_audit(event, &body);
     }
     let ev = Event {
         event: event.to_string(),
@@ -249,25 +249,47 @@ pub fn audit(store: &mut Store, event: &str, req: &Req, p: &Params) {
     }
 }
 
-/// Words that make a key's value secret, as Airflow's `DEFAULT_SENSITIVE_FIELDS`.
+/// Words that make a key's value secret: Airflow 3.3.2's `DEFAULT_SENSITIVE_FIELDS`.
 const SENSITIVE: &[&str] = &[
+    "access_key",
     "access_token",
     "api_key",
     "apikey",
+    "auth_header",
     "authorization",
+    "bearer",
+    "connection_string",
+    "dsn",
     "passphrase",
     "passwd",
     "password",
     "private_key",
+    "proxy",
+    "proxy_password",
+    "proxies",
     "secret",
+    "service_account",
+    "service_key",
     "token",
     "keyfile_dict",
-    "service_account",
+    "webhook_url",
 ];
 
-/// Whether a variable or field name looks secret.
+/// Whether a variable or field name looks secret: lowercased, with each run of
+/// characters other than letters, digits and `_` read as one `_` (so `api-key` and
+/// `API Key` are `api_key`), it contains one of [`SENSITIVE`], as Airflow decides.
 pub fn is_sensitive(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
+    let mut k = String::with_capacity(key.len());
+    let mut in_run = false;
+    for c in key.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() || c == '_' {
+            k.push(c);
+            in_run = false;
+        } else if !in_run {
+            k.push('_');
+            in_run = true;
+        }
+    }
     SENSITIVE.iter().any(|s| k.contains(s))
 }
 
@@ -298,6 +320,58 @@ pub fn mask(v: &Value) -> Value {
         }
         Value::Array(a) => Value::Array(a.iter().map(mask).collect()),
         other => other.clone(),
+    }
+}
+
+/// A request body masked for the audit log as Airflow's `action_logging` masks it: a
+/// variable's value never appears, whatever its key; a connection's `extra` keeps only its
+/// key names; other fields by [`mask`]. Bulk bodies are masked entity by entity.
+pub fn mask_audit(event: &str, body: &Value) -> Value {
+    let (variable, connection) = (event.contains("variable"), event.contains("connection"));
+    if !variable && !connection {
+        return mask(body);
+    }
+    let entity = |e: &Value| -> Value {
+        let Value::Object(m) = e else {
+            return mask(e);
+        };
+        let field = |k: &str, v: &Value| -> Value {
+            if variable && (k == "value" || k == "val") {
+                json!("***")
+            } else if connection && k == "extra" && !v.is_null() && v != "" {
+                match v.as_str().map(serde_json::from_str::<Value>) {
+                    Some(Ok(Value::Object(x))) => {
+                        Value::Object(x.keys().map(|k| (k.clone(), json!("***"))).collect())
+                    }
+                    Some(Ok(_)) => {
+                        json!("Expected JSON object in `extra` field, got non-dict JSON")
+                    }
+                    _ => json!("Encountered non-JSON in `extra` field"),
+                }
+            } else {
+                mask(&json!({ k: v }))[k].clone()
+            }
+        };
+        Value::Object(m.iter().map(|(k, v)| (k.clone(), field(k, v))).collect())
+    };
+    match body.get("actions").and_then(Value::as_array) {
+        Some(actions) => {
+            let masked: Vec<Value> = actions
+                .iter()
+                .map(|a| match a.get("entities").and_then(Value::as_array) {
+                    Some(es) => {
+                        let mut a = a.clone();
+                        a["entities"] = es.iter().map(&entity).collect();
+                        a
+                    }
+                    None => mask(a),
+                })
+                .collect();
+            let mut out = mask(body);
+            out["actions"] = Value::Array(masked);
+            out
+        }
+        None => entity(body),
     }
 }
 
@@ -589,25 +663,40 @@ pub fn query_all<'a>(req: &'a Req, name: &str) -> Vec<&'a str> {
 /// A SQL-LIKE pattern as Airflow's `*_pattern` filters take it: `%` any run, `_` one
 /// character, case-insensitive.
 pub fn like(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('%', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some(('_', rest)) => !t.is_empty() && go(rest, &t[1..]),
-            Some((c, rest)) => {
-                t.first().is_some_and(|x| x.eq_ignore_ascii_case(c)) && go(rest, &t[1..])
-            }
-        }
+    // Airflow wraps the pattern in `%...%` unless it has wildcards of its own.
+    if !pattern.contains(['%', '_']) {
+        return text
+            .to_ascii_lowercase()
+            .contains(&pattern.to_ascii_lowercase());
     }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    // Airflow wraps the pattern in `%...%` unless it has wildcards of its own.
-    if pattern.contains(['%', '_']) {
-        go(&p, &t)
-    } else {
-        text.to_ascii_lowercase()
-            .contains(&pattern.to_ascii_lowercase())
+    // Greedy matching that remembers only the last `%`: at most len(p) * len(t) steps,
+    // where trying every split at every `%` would take exponential time on a pattern
+    // like `%a%a%a%a%b` (a request must not be able to stall a worker).
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('%') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(c) if *c == '_' || c.eq_ignore_ascii_case(&t[ti]) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
     }
+    p[pi..].iter().all(|c| *c == '%')
 }
 
 #[cfg(test)]
@@ -639,6 +728,41 @@ mod tests {
         assert!(!like("exam%", "my_example"));
         assert!(like("bash", "example_bash_operator"));
         assert!(like("ex_mple%", "example"));
+        assert!(like("%a%b%", "xxaxxbxx"));
+        assert!(!like("%a%b", "xxaxxbxx"));
+        assert!(like("%", ""));
+        // No exponential backtracking on many `%`.
+        let t = "a".repeat(250);
+        assert!(!like(&format!("{}b", "%a".repeat(40)), &t));
+    }
+
+    #[test]
+    fn sensitive_names_as_airflow_reads_them() {
+        assert!(is_sensitive("db_password"));
+        assert!(is_sensitive("API Key"));
+        assert!(is_sensitive("my-api-key"));
+        assert!(is_sensitive("SLACK_WEBHOOK_URL"));
+        assert!(!is_sensitive("timeout"));
+        assert!(!is_sensitive("sample_var"));
+    }
+
+    #[test]
+    fn audit_masks_variable_values_and_connection_extras() {
+        let v = json!({"key": "plain", "value": "v", "description": "d"});
+        assert_eq!(
+            mask_audit("post_variable", &v),
+            json!({"key": "plain", "value": "***", "description": "d"})
+        );
+        let c = json!({"connection_id": "c", "password": "p", "extra": "{\"timeout\": 5}"});
+        assert_eq!(
+            mask_audit("post_connection", &c),
+            json!({"connection_id": "c", "password": "***", "extra": {"timeout": "***"}})
+        );
+        let bulk = json!({"actions": [{"action": "create", "entities": [v], "action_on_existence": "fail"},
+                                       {"action": "delete", "entities": ["plain"]}]});
+        let m = mask_audit("bulk_variables", &bulk);
+        assert_eq!(m["actions"][0]["entities"][0]["value"], "***");
+        assert_eq!(m["actions"][1]["entities"][0], "plain");
     }
 
     #[test]

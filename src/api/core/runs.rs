@@ -1,5 +1,1022 @@
-//! (filled in by the Core API work)
+//! DAG runs: list (`~` for every DAG, and the batch form with a body), trigger, one run,
+//! its state and note, delete, clear. Also the pieces the task instance routes share:
+//! the run's wire shape, DAG look-ups per request, multi-key ordering, range filters
+//! and Airflow's two paging modes (offset, and cursor).
+//!
+//! Lists are filtered, ordered and paged by the store in SQL; handlers only turn query
+//! parameters and bodies into a `ListQuery`, checking them as Airflow's models do.
 
-use crate::api::Route;
+use std::collections::HashMap;
 
-pub static ROUTES: &[Route] = &[];
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use super::{Kind, body, dt, field, invalid, page, parse_datetime, query_all, query_time};
+use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::auth::Role;
+use crate::error::Error;
+use crate::model::{RunState, TaskState};
+use crate::ops;
+use crate::store::q_runs::{Bound, ListQuery, Op};
+use crate::store::{DagRow, RunRow, Store, TiRow};
+
+use Method::{Delete, Get, Patch, Post};
+
+#[rustfmt::skip]
+pub static ROUTES: &[Route] = &[
+    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns", Role::Viewer, None, "DAG runs of a DAG (`~` for every DAG): filters, order_by, limit/offset or cursor", list),
+    guarded(Post, "/api/v2/dags/{dag_id}/dagRuns", Role::User, Some("trigger_dag_run"), "Trigger a DAG run", trigger),
+    guarded(Post, "/api/v2/dags/{dag_id}/dagRuns/list", Role::Viewer, None, "DAG runs of many DAGs, filtered by a body (the path's dag_id must be `~`)", list_batch),
+    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}", Role::Viewer, None, "One DAG run", get),
+    guarded(Patch, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}", Role::User, Some("patch_dag_run"), "Set a DAG run's state (queued, success, failed) or note", patch),
+    guarded(Delete, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}", Role::User, Some("delete_dag_run"), "Delete a DAG run that is not running, with its task instances and XComs", delete),
+    guarded(Post, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/clear", Role::User, Some("clear_dag_run"), "Clear a DAG run's task instances (dry_run, the default, only lists them)", clear),
+];
+
+/// DAG run states as Airflow lists them.
+const RUN_STATES: &[&str] = &["queued", "running", "success", "failed"];
+/// DAG run types as Airflow lists them.
+const RUN_TYPES: &[&str] = &[
+    "backfill",
+    "scheduled",
+    "manual",
+    "operator_triggered",
+    "asset_triggered",
+    "asset_materialization",
+];
+/// Fields a run list sorts by (`dag_run_id` is another name for `run_id`).
+const RUN_ORDER: &[&str] = &[
+    "id",
+    "state",
+    "dag_id",
+    "run_id",
+    "logical_date",
+    "partition_date",
+    "run_after",
+    "start_date",
+    "end_date",
+    "updated_at",
+    "conf",
+    "duration",
+    "dag_run_id",
+];
+/// What the batch list sorts by.
+const BATCH_ORDER: &[&str] = &[
+    "id",
+    "state",
+    "dag_id",
+    "run_after",
+    "logical_date",
+    "run_id",
+    "start_date",
+    "end_date",
+    "updated_at",
+    "conf",
+    "dag_run_id",
+];
+/// Time fields a run list filters by ranges.
+const RUN_TIMES: &[&str] = &[
+    "logical_date",
+    "run_after",
+    "start_date",
+    "end_date",
+    "updated_at",
+];
+/// Airflow caps the count of a cursor-paged list at this (`EXACT_COUNT_LIMIT`).
+const CURSOR_COUNT_LIMIT: usize = 50_000;
+/// A note's longest length (`max_length` in Airflow's models).
+const NOTE_MAX: usize = 1000;
+
+/// The DAGs a request touches, read once each.
+pub(super) struct Dags<'a> {
+    store: &'a Store,
+    seen: HashMap<String, Option<DagRow>>,
+}
+
+impl<'a> Dags<'a> {
+    pub(super) fn new(store: &'a Store) -> Dags<'a> {
+        Dags {
+            store,
+            seen: HashMap::new(),
+        }
+    }
+
+    pub(super) fn get(&mut self, dag_id: &str) -> Result<Option<&DagRow>, ApiError> {
+        if !self.seen.contains_key(dag_id) {
+            let row = self.store.dag(dag_id)?;
+            self.seen.insert(dag_id.to_string(), row);
+        }
+        Ok(self.seen.get(dag_id).and_then(Option::as_ref))
+    }
+
+    /// The DAG's display name; its id when it has none or is gone.
+    pub(super) fn display(&mut self, dag_id: &str) -> Result<String, ApiError> {
+        Ok(self
+            .get(dag_id)?
+            .and_then(|d| d.dag.dag_display_name.clone())
+            .unwrap_or_else(|| dag_id.to_string()))
+    }
+}
+
+/// A DAG run as Airflow's `DAGRunResponse` shows it. updraft keeps no DAG versions,
+/// bundle versions or partitions: those are empty, honestly.
+pub(super) fn run_json(run: &RunRow, dag_display_name: &str) -> Value {
+    let duration = match (run.start_date, run.end_date) {
+        (Some(s), Some(e)) => (e - s)
+            .num_microseconds()
+            .map(|us| json!(us as f64 / 1e6))
+            .unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    json!({
+        "dag_run_id": run.run_id,
+        "dag_id": run.dag_id,
+        "logical_date": dt(run.logical_date),
+        "queued_at": dt(run.queued_at),
+        "start_date": dt(run.start_date),
+        "end_date": dt(run.end_date),
+        "duration": duration,
+        "data_interval_start": dt(run.data_interval_start),
+        "data_interval_end": dt(run.data_interval_end),
+        "run_after": dt(Some(run.run_after)),
+        "last_scheduling_decision": dt(run.last_scheduling_decision),
+        "run_type": run.run_type.as_str(),
+        "state": run.state.as_str(),
+        "triggered_by": run.triggered_by,
+        "triggering_user_name": run.triggering_user_name,
+        "conf": run.conf,
+        "note": run.note,
+        "dag_versions": [],
+        "bundle_version": null,
+        "dag_display_name": dag_display_name,
+        "partition_key": null,
+        "partition_date": null,
+    })
+}
+
+/// Airflow's 404 text for a run.
+pub(super) fn run_not_found(dag_id: &str, run_id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "The DagRun with dag_id: `{dag_id}` and run_id: `{run_id}` was not found"
+    ))
+}
+
+/// Airflow's 404 text for a DAG.
+pub(super) fn dag_not_found(dag_id: &str) -> ApiError {
+    ApiError::not_found(format!("The Dag with ID: `{dag_id}` was not found"))
+}
+
+/// A 422 with several pydantic-style errors.
+pub(super) fn unprocessable(errors: Vec<Value>) -> ApiError {
+    ApiError {
+        status: 422,
+        detail: Value::Array(errors),
+    }
+}
+
+/// A pydantic `value_error` of a whole body (a model validator's complaint).
+pub(super) fn body_value_error(body: &Map<String, Value>, msg: &str) -> ApiError {
+    unprocessable(vec![json!({
+        "type": "value_error", "loc": ["body"], "msg": format!("Value error, {msg}"),
+        "input": body, "ctx": {"error": {}},
+    })])
+}
+
+/// Errors for body times that must carry an offset (pydantic's `AwareDatetime`).
+pub(super) fn naive_times(body: &Map<String, Value>, names: &[&str]) -> Vec<Value> {
+    names
+        .iter()
+        .filter_map(|n| {
+            let v = body.get(*n)?;
+            let s = v.as_str()?;
+            (parse_datetime(s).is_some() && DateTime::parse_from_rfc3339(s).is_err()).then(|| {
+                json!({"type": "timezone_aware", "loc": ["body", n], "msg": "Input should have timezone info", "input": v})
+            })
+        })
+        .collect()
+}
+
+/// Errors for notes over Airflow's length limit.
+pub(super) fn long_note(body: &Map<String, Value>) -> Vec<Value> {
+    match body.get("note").and_then(Value::as_str) {
+        Some(n) if n.chars().count() > NOTE_MAX => vec![json!({
+            "type": "string_too_long", "loc": ["body", "note"],
+            "msg": format!("String should have at most {NOTE_MAX} characters"),
+            "input": n, "ctx": {"max_length": NOTE_MAX},
+        })],
+        _ => Vec::new(),
+    }
+}
+
+/// Errors for integers that must not be negative (pydantic's `NonNegativeInt`).
+fn negative_ints(body: &Map<String, Value>, names: &[&str]) -> Vec<Value> {
+    names
+        .iter()
+        .filter_map(|n| {
+            let v = body.get(*n)?;
+            (v.as_i64()? < 0).then(|| {
+                json!({"type": "greater_than_equal", "loc": ["body", n],
+                       "msg": "Input should be greater than or equal to 0", "input": v, "ctx": {"ge": 0}})
+            })
+        })
+        .collect()
+}
+
+/// A pydantic enum error, for a value not among `allowed`.
+pub(super) fn enum_error(loc: Value, input: &Value, allowed: &[&str]) -> Value {
+    let expected = match allowed {
+        [] => String::new(),
+        [one] => format!("'{one}'"),
+        [rest @ .., last] => format!(
+            "{} or '{last}'",
+            rest.iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    json!({"type": "enum", "loc": loc, "msg": format!("Input should be {expected}"), "input": input,
+           "ctx": {"expected": expected}})
+}
+
+/// A string from a checked body.
+pub(super) fn text<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    body.get(name).and_then(Value::as_str)
+}
+
+/// A boolean from a checked body, with its default.
+pub(super) fn flag(body: &Map<String, Value>, name: &str, default: bool) -> bool {
+    body.get(name).and_then(Value::as_bool).unwrap_or(default)
+}
+
+/// A time from a checked body.
+pub(super) fn time(body: &Map<String, Value>, name: &str) -> Option<DateTime<Utc>> {
+    text(body, name).and_then(parse_datetime)
+}
+
+/// `order_by` as Airflow's `SortParam` takes it: one or more names (repeated, or a comma
+/// list), each with an optional leading `-`; `default` when absent. Unknown names are
+/// a 400; `aliases` map other names onto allowed ones.
+pub(super) fn orders(
+    values: &[&str],
+    allowed: &'static [&'static str],
+    default: &[(&'static str, bool)],
+    aliases: &[(&str, &'static str)],
+) -> Result<Vec<(&'static str, bool)>, ApiError> {
+    let names: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok(default.to_vec());
+    }
+    if names.len() > 10 {
+        return Err(ApiError::bad_request(format!(
+            "Ordering with more than 10 parameters is not allowed. Provided: {names:?}"
+        )));
+    }
+    names
+        .iter()
+        .map(|raw| {
+            let (name, desc) = match raw.strip_prefix('-') {
+                Some(n) => (n, true),
+                None => (*raw, false),
+            };
+            let name = aliases
+                .iter()
+                .find(|(a, _)| *a == name)
+                .map_or(name, |(_, to)| *to);
+            allowed
+                .iter()
+                .find(|a| **a == name)
+                .map(|a| (*a, desc))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Ordering with '{name}' is disallowed or the attribute does not exist on the model"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Adds the sort keys to `q`, then `tiebreak` in the direction of the first key, as
+/// Airflow appends the primary key.
+pub(super) fn apply_order(
+    q: &mut ListQuery,
+    keys: &[(&'static str, bool)],
+    tiebreak: &'static str,
+) {
+    for (k, desc) in keys {
+        q.order_by(k, *desc);
+    }
+    if !keys.iter().any(|(k, _)| *k == tiebreak) {
+        q.order_by(tiebreak, keys.first().is_some_and(|k| k.1));
+    }
+}
+
+/// `{field}_gte`, `_gt`, `_lte`, `_lt` time filters from the query string.
+pub(super) fn time_ranges(
+    req: &Req,
+    q: &mut ListQuery,
+    fields: &[&'static str],
+) -> Result<(), ApiError> {
+    for f in fields {
+        for (suffix, op) in Op::SUFFIXES {
+            if let Some(t) = query_time(req, &format!("{f}_{suffix}"))? {
+                q.cmp(f, op, Bound::Time(t));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `{field}_gte`, `_gt`, `_lte`, `_lt` number filters from the query string.
+pub(super) fn number_ranges(
+    req: &Req,
+    q: &mut ListQuery,
+    field: &'static str,
+) -> Result<(), ApiError> {
+    for (suffix, op) in Op::SUFFIXES {
+        let name = format!("{field}_{suffix}");
+        if let Some(v) = req.query(&name) {
+            let x: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|x: &f64| x.is_finite())
+                .ok_or_else(|| {
+                    invalid(
+                        &["query", &name],
+                        "float_parsing",
+                        "Input should be a valid number, unable to parse string as a number",
+                        json!(v),
+                    )
+                })?;
+            q.cmp(field, op, Bound::Num(x));
+        }
+    }
+    Ok(())
+}
+
+/// Every value of a repeatable integer query parameter, or a 422 naming it.
+pub(super) fn query_ints(req: &Req, name: &str) -> Result<Vec<i64>, ApiError> {
+    query_all(req, name)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.trim().parse().map_err(|_| ApiError {
+                status: 422,
+                detail: json!([{"type": "int_parsing", "loc": ["query", name, i],
+                    "msg": "Input should be a valid integer, unable to parse string as an integer", "input": v}]),
+            })
+        })
+        .collect()
+}
+
+/// A repeatable state-like filter: each value among `valid` or `none` (NULL), else
+/// Airflow's 422 with `detail_name` ("state", "run type").
+pub(super) fn state_filter(
+    req: &Req,
+    name: &str,
+    valid: &[&str],
+    nulls: &[&str],
+    detail_name: &str,
+) -> Result<Vec<Option<String>>, ApiError> {
+    query_all(req, name)
+        .into_iter()
+        .map(|v| {
+            if nulls.contains(&v) {
+                Ok(None)
+            } else if valid.contains(&v) {
+                Ok(Some(v.to_string()))
+            } else {
+                Err(ApiError::new(
+                    422,
+                    format!(
+                        "Invalid value for {detail_name}. Valid values are {}",
+                        valid.join(", ")
+                    ),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// `*_pattern` and `*_prefix_pattern` filters on the given fields.
+pub(super) fn patterns(req: &Req, q: &mut ListQuery, fields: &[(&str, &'static str)]) {
+    for (param, field) in fields {
+        if let Some(p) = req.query(&format!("{param}_pattern")) {
+            q.search(field, p);
+        }
+        if let Some(p) = req.query(&format!("{param}_prefix_pattern")) {
+            q.prefix(field, p);
+        }
+    }
+}
+
+/// How a list is paged: Airflow's offset paging, or its cursor paging when `cursor` is
+/// given. updraft's cursors are opaque tokens of a position in the ordered list.
+pub(super) struct Paging {
+    pub limit: usize,
+    pub offset: usize,
+    pub cursor: bool,
+}
+
+const CURSOR_TAG: &str = "o:";
+
+fn encode_cursor(offset: usize) -> String {
+    B64.encode(format!("{CURSOR_TAG}{offset}"))
+}
+
+/// `limit`, `offset` and `cursor` from the query string.
+pub(super) fn paging(ctx: &Ctx, req: &Req) -> Result<Paging, ApiError> {
+    let (limit, offset) = page(ctx, req)?;
+    let Some(cursor) = req.query("cursor") else {
+        return Ok(Paging {
+            limit,
+            offset,
+            cursor: false,
+        });
+    };
+    if cursor.is_empty() {
+        return Ok(Paging {
+            limit,
+            offset: 0,
+            cursor: true,
+        });
+    }
+    let (token, backward) = match cursor.strip_prefix('~') {
+        Some(t) => (t, true),
+        None => (cursor, false),
+    };
+    let at: usize = B64
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix(CURSOR_TAG).and_then(|n| n.parse().ok()))
+        .ok_or_else(|| ApiError::bad_request("Invalid cursor token"))?;
+    // A backward cursor names where the next page starts: the page before ends there.
+    Ok(if backward {
+        Paging {
+            limit: limit.min(at),
+            offset: at.saturating_sub(limit),
+            cursor: true,
+        }
+    } else {
+        Paging {
+            limit,
+            offset: at,
+            cursor: true,
+        }
+    })
+}
+
+/// A page of a `dag_runs` or `task_instances` list with Airflow's paging fields.
+pub(super) fn paged(key: &str, items: Vec<Value>, total: usize, p: &Paging) -> Value {
+    if !p.cursor {
+        return json!({key: items, "total_entries": total, "total_entries_limit": null,
+                      "next_cursor": null, "previous_cursor": null});
+    }
+    let end = p.offset + items.len();
+    let next = (end < total && !items.is_empty()).then(|| encode_cursor(end));
+    let previous =
+        (p.offset > 0 && !items.is_empty()).then(|| format!("~{}", encode_cursor(p.offset)));
+    json!({key: items, "total_entries": total.min(CURSOR_COUNT_LIMIT),
+           "total_entries_limit": CURSOR_COUNT_LIMIT, "next_cursor": next, "previous_cursor": previous})
+}
+
+/// The rows of one page as JSON, each with its DAG's display name.
+fn runs_json(store: &Store, rows: &[RunRow]) -> Result<Vec<Value>, ApiError> {
+    let mut dags = Dags::new(store);
+    rows.iter()
+        .map(|r| Ok(run_json(r, &dags.display(&r.dag_id)?)))
+        .collect()
+}
+
+fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let dag_id = p.get("dag_id");
+    let paging = paging(ctx, req)?;
+    let mut q = ListQuery::default();
+    let partition_dates = ["partition_date_gte", "partition_date_lte"]
+        .iter()
+        .any(|n| req.query(n).is_some());
+    if dag_id == "~" {
+        if partition_dates {
+            return Err(ApiError::bad_request(
+                "partition_date_gte and partition_date_lte require a specific dag_id.",
+            ));
+        }
+    } else {
+        store.dag(dag_id)?.ok_or_else(|| dag_not_found(dag_id))?;
+        if partition_dates {
+            return Err(ApiError::bad_request(format!(
+                "Dag with dag_id: '{dag_id}' is not partitioned; partition_date_gte and partition_date_lte are not supported."
+            )));
+        }
+        q.any_of("dag_id", vec![Some(dag_id.to_string())]);
+    }
+    time_ranges(req, &mut q, RUN_TIMES)?;
+    number_ranges(req, &mut q, "duration")?;
+    let states = state_filter(req, "state", RUN_STATES, &["none"], "state")?;
+    if !states.is_empty() {
+        q.any_of("state", states);
+    }
+    let types = state_filter(req, "run_type", RUN_TYPES, &["none"], "run type")?;
+    if !types.is_empty() {
+        q.any_of("run_type", types);
+    }
+    if let Some(c) = req.query("conf_contains") {
+        q.contains("conf", c);
+    }
+    patterns(
+        req,
+        &mut q,
+        &[
+            ("run_id", "run_id"),
+            ("triggering_user_name", "triggering_user_name"),
+            ("dag_id", "dag_id"),
+            ("partition_key", "partition_key"),
+        ],
+    );
+    // updraft keeps no DAG versions, bundle versions or asset events: asking for one
+    // matches nothing.
+    let versions = query_ints(req, "dag_version")?;
+    if !versions.is_empty()
+        || req.query("bundle_version").is_some()
+        || req.query("consuming_asset_pattern").is_some()
+    {
+        q.nothing();
+    }
+    let keys = orders(
+        &query_all(req, "order_by"),
+        RUN_ORDER,
+        &[("id", false)],
+        &[("dag_run_id", "run_id")],
+    )?;
+    apply_order(&mut q, &keys, "id");
+    q.limit = Some(paging.limit);
+    q.offset = paging.offset;
+    let (rows, total) = store.list_runs(&q)?;
+    Ok(Reply::json(
+        200,
+        &paged("dag_runs", runs_json(store, &rows)?, total, &paging),
+    ))
+}
+
+fn list_batch(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let dag_id = p.get("dag_id");
+    if dag_id != "~" {
+        return Err(unprocessable(vec![json!({
+            "type": "literal_error", "loc": ["path", "dag_id"], "msg": "Input should be '~'",
+            "input": dag_id, "ctx": {"expected": "'~'"},
+        })]));
+    }
+    let mut fields = vec![
+        field("order_by", Kind::Str, false, true),
+        field("page_offset", Kind::Int, false, false),
+        field("page_limit", Kind::Int, false, false),
+        field("dag_ids", Kind::List, false, true),
+        field("states", Kind::List, false, true),
+        field("duration_gte", Kind::Number, false, true),
+        field("duration_gt", Kind::Number, false, true),
+        field("duration_lte", Kind::Number, false, true),
+        field("duration_lt", Kind::Number, false, true),
+        field("conf_contains", Kind::Str, false, true),
+    ];
+    const TIME_FIELDS: [&str; 16] = [
+        "run_after_gte",
+        "run_after_gt",
+        "run_after_lte",
+        "run_after_lt",
+        "logical_date_gte",
+        "logical_date_gt",
+        "logical_date_lte",
+        "logical_date_lt",
+        "start_date_gte",
+        "start_date_gt",
+        "start_date_lte",
+        "start_date_lt",
+        "end_date_gte",
+        "end_date_gt",
+        "end_date_lte",
+        "end_date_lt",
+    ];
+    fields.extend(
+        TIME_FIELDS
+            .iter()
+            .map(|n| field(n, Kind::DateTime, false, true)),
+    );
+    let b = body(req, &fields)?;
+    let mut errors = naive_times(&b, &TIME_FIELDS);
+    errors.extend(negative_ints(&b, &["page_offset", "page_limit"]));
+    if let Some(Value::Array(ids)) = b.get("dag_ids") {
+        for (i, v) in ids.iter().enumerate().filter(|(_, v)| !v.is_string()) {
+            errors.push(json!({"type": "string_type", "loc": ["body", "dag_ids", i],
+                               "msg": "Input should be a valid string", "input": v}));
+        }
+    }
+    let mut states = Vec::new();
+    if let Some(Value::Array(list)) = b.get("states") {
+        for (i, v) in list.iter().enumerate() {
+            match v {
+                Value::Null => states.push(None),
+                Value::String(s) if RUN_STATES.contains(&s.as_str()) => {
+                    states.push(Some(s.clone()))
+                }
+                other => errors.push(enum_error(json!(["body", "states", i]), other, RUN_STATES)),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(unprocessable(errors));
+    }
+    let mut q = ListQuery::default();
+    if let Some(Value::Array(ids)) = b.get("dag_ids") {
+        q.any_of(
+            "dag_id",
+            ids.iter()
+                .filter_map(|v| v.as_str().map(|s| Some(s.to_string())))
+                .collect(),
+        );
+    }
+    if b.get("states").is_some_and(Value::is_array) {
+        q.any_of("state", states);
+    }
+    for name in TIME_FIELDS {
+        if let Some(t) = time(&b, name) {
+            let (f, suffix) = name.rsplit_once('_').expect("names have a suffix");
+            let field = RUN_TIMES
+                .iter()
+                .find(|x| **x == f)
+                .expect("a run time field");
+            let op = Op::SUFFIXES
+                .iter()
+                .find(|(s, _)| *s == suffix)
+                .map(|(_, op)| *op)
+                .expect("a known suffix");
+            q.cmp(field, op, Bound::Time(t));
+        }
+    }
+    for (suffix, op) in Op::SUFFIXES {
+        if let Some(x) = b.get(&format!("duration_{suffix}")).and_then(Value::as_f64) {
+            q.cmp("duration", op, Bound::Num(x));
+        }
+    }
+    if let Some(c) = text(&b, "conf_contains") {
+        q.contains("conf", c);
+    }
+    let order: Vec<&str> = text(&b, "order_by").into_iter().collect();
+    let keys = orders(
+        &order,
+        BATCH_ORDER,
+        &[("id", false)],
+        &[("dag_run_id", "run_id")],
+    )?;
+    apply_order(&mut q, &keys, "id");
+    q.offset = b
+        .get("page_offset")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .try_into()
+        .unwrap_or(usize::MAX);
+    q.limit = Some(
+        b.get("page_limit")
+            .and_then(Value::as_u64)
+            .unwrap_or(100)
+            .try_into()
+            .unwrap_or(usize::MAX),
+    );
+    let (rows, total) = store.list_runs(&q)?;
+    let offset_paging = Paging {
+        limit: q.limit.unwrap_or(0),
+        offset: q.offset,
+        cursor: false,
+    };
+    Ok(Reply::json(
+        200,
+        &paged("dag_runs", runs_json(store, &rows)?, total, &offset_paging),
+    ))
+}
+
+/// The run named by the path, or Airflow's 404.
+pub(super) fn the_run(store: &Store, p: &Params) -> Result<RunRow, ApiError> {
+    let (dag_id, run_id) = (p.get("dag_id"), p.get("dag_run_id"));
+    store
+        .run(dag_id, run_id)?
+        .ok_or_else(|| run_not_found(dag_id, run_id))
+}
+
+fn reply_run(store: &Store, run: &RunRow) -> Result<Reply, ApiError> {
+    let display = Dags::new(store).display(&run.dag_id)?;
+    Ok(Reply::json(200, &run_json(run, &display)))
+}
+
+fn get(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let run = the_run(store, p)?;
+    reply_run(store, &run)
+}
+
+/// Airflow's 409 for a unique-constraint violation: the details stay in the server log
+/// under an id the reply names.
+fn unique_violation(msg: &str) -> ApiError {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let id = crate::ids::random_string(ALPHABET, 8);
+    log::error!("error id {id}: {msg}");
+    ApiError {
+        status: 409,
+        detail: json!({
+            "reason": "Unique constraint violation",
+            "statement": "hidden",
+            "orig_error": "hidden",
+            "message": format!("Serious error when handling your request. Check logs for more details - you will find it in api server when you look for ID {id}"),
+        }),
+    }
+}
+
+fn trigger(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let dag_id = p.get("dag_id");
+    let b = body(
+        req,
+        &[
+            field("dag_run_id", Kind::Str, false, true),
+            field("data_interval_start", Kind::DateTime, false, true),
+            field("data_interval_end", Kind::DateTime, false, true),
+            field("logical_date", Kind::DateTime, true, true),
+            field("run_after", Kind::DateTime, false, true),
+            field("conf", Kind::Object, false, true),
+            field("note", Kind::Str, false, true),
+            field("partition_key", Kind::Str, false, true),
+        ],
+    )?;
+    let errors = naive_times(
+        &b,
+        &["logical_date", "data_interval_start", "data_interval_end"],
+    );
+    if !errors.is_empty() {
+        return Err(unprocessable(errors));
+    }
+    let (start, end) = (
+        time(&b, "data_interval_start"),
+        time(&b, "data_interval_end"),
+    );
+    if start.is_some() != end.is_some() {
+        return Err(body_value_error(
+            &b,
+            "Either both data_interval_start and data_interval_end must be provided or both must be None",
+        ));
+    }
+    let row = store
+        .dag(dag_id)?
+        .filter(|d| !d.is_stale)
+        .ok_or_else(|| ApiError::not_found(format!("Dag with dag_id: '{dag_id}' not found")))?;
+    let has_errors = store
+        .import_errors()?
+        .iter()
+        .any(|e| e.bundle_name == row.bundle_name && e.filename == row.relative_fileloc);
+    if has_errors {
+        return Err(ApiError::bad_request(format!(
+            "Dag with dag_id: '{dag_id}' has import errors and cannot be triggered"
+        )));
+    }
+    if b.get("partition_key").is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::bad_request(format!(
+            "Dag '{dag_id}' is not a partitioned Dag and does not accept a partition_key."
+        )));
+    }
+    let logical_date = time(&b, "logical_date");
+    let t = ops::Trigger {
+        // An empty id is no id: one is generated, as Airflow does.
+        run_id: text(&b, "dag_run_id")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
+        logical_date,
+        // Only a run with a logical date has a data interval (Airflow's `validate_context`).
+        data_interval: start.zip(end).filter(|_| logical_date.is_some()),
+        run_after: time(&b, "run_after"),
+        conf: b.get("conf").cloned(),
+        note: text(&b, "note")
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+        // A request from a page of the UI carries a Referer, as in Airflow.
+        triggered_by: if req.header("referer").is_some() {
+            "ui"
+        } else {
+            "rest_api"
+        },
+        user: p.user().map(|u| u.name.clone()),
+        audited_by_caller: true,
+    };
+    let run = match ops::trigger(store, dag_id, t, Utc::now()) {
+        Ok(run) => run,
+        Err(Error::Conflict(msg)) => return Err(unique_violation(&msg)),
+        Err(e) => return Err(e.into()),
+    };
+    ctx.wake_scheduler();
+    reply_run(store, &run)
+}
+
+/// The body fields an `update_mask` lets through: those set, limited to the mask's
+/// names when there is one (`update_mask=a&update_mask=b` or `update_mask=a,b`).
+pub(super) fn masked<'a>(req: &Req, body: &'a Map<String, Value>) -> Vec<&'a str> {
+    let mask: Vec<&str> = query_all(req, "update_mask")
+        .into_iter()
+        .flat_map(|m| m.split(','))
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .collect();
+    body.keys()
+        .map(String::as_str)
+        .filter(|k| mask.is_empty() || mask.contains(k))
+        .collect()
+}
+
+fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let b = body(
+        req,
+        &[
+            field("state", Kind::Str, false, true),
+            field("note", Kind::Str, false, true),
+        ],
+    )?;
+    const MUTABLE: &[&str] = &["queued", "success", "failed"];
+    let mut errors = Vec::new();
+    let state = match b.get("state") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_str().and_then(RunState::parse) {
+            Some(s) if MUTABLE.contains(&s.as_str()) => Some(s),
+            _ => {
+                errors.push(enum_error(json!(["body", "state"]), v, MUTABLE));
+                None
+            }
+        },
+    };
+    errors.extend(long_note(&b));
+    if !errors.is_empty() {
+        return Err(unprocessable(errors));
+    }
+    let run = the_run(store, p)?;
+    let fields = masked(req, &b);
+    let now = Utc::now();
+    if fields.contains(&"note") {
+        let note = text(&b, "note").filter(|n| !n.is_empty());
+        store.write(|tx| tx.set_run_note(run.id, note))?;
+    }
+    if fields.contains(&"state")
+        && let Some(to) = state
+    {
+        ops::mark_run(store, &run.dag_id, &run.run_id, to, now)?;
+        ctx.wake_scheduler();
+    }
+    let run = the_run(store, p)?;
+    reply_run(store, &run)
+}
+
+fn delete(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let run = the_run(store, p)?;
+    if run.state == RunState::Running {
+        return Err(ApiError::new(
+            409,
+            format!(
+                "The DagRun with dag_id: `{}` and run_id: `{}` cannot be deleted in {} state",
+                run.dag_id, run.run_id, run.state
+            ),
+        ));
+    }
+    store.write(|tx| tx.delete_run(run.id))?;
+    Ok(Reply {
+        status: 204,
+        headers: Vec::new(),
+        body: Vec::new(),
+    })
+}
+
+fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let b = body(
+        req,
+        &[
+            field("dry_run", Kind::Bool, false, false),
+            field("only_failed", Kind::Bool, false, false),
+            field("only_new", Kind::Bool, false, false),
+            field("run_on_latest_version", Kind::Bool, false, true),
+            field("note", Kind::Str, false, true),
+        ],
+    )?;
+    let (only_failed, only_new) = (flag(&b, "only_failed", false), flag(&b, "only_new", false));
+    if only_failed && only_new {
+        return Err(body_value_error(
+            &b,
+            "only_new and only_failed are mutually exclusive",
+        ));
+    }
+    let errors = long_note(&b);
+    if !errors.is_empty() {
+        return Err(unprocessable(errors));
+    }
+    let run = the_run(store, p)?;
+    let dag = store
+        .dag(&run.dag_id)?
+        .ok_or_else(|| ApiError::not_found(format!("Dag with id {} was not found", run.dag_id)))?;
+    let tis: Vec<TiRow> = store
+        .tis_of_run(&run.dag_id, &run.run_id)?
+        .into_iter()
+        .filter(|ti| {
+            !only_failed
+                || matches!(
+                    ti.state,
+                    Some(TaskState::Failed | TaskState::UpstreamFailed)
+                )
+        })
+        .collect();
+    let now = Utc::now();
+    if flag(&b, "dry_run", true) {
+        let items: Vec<Value> = if only_new {
+            dag.dag
+                .tasks
+                .iter()
+                .filter(|t| !tis.iter().any(|ti| ti.task_id == t.task_id))
+                .map(|t| json!({"task_id": t.task_id, "task_display_name": t.task_id}))
+                .collect()
+        } else {
+            let mut dags = Dags::new(store);
+            tis.iter()
+                .map(|ti| super::tis::ti_json(&mut dags, ti, Some(&run)))
+                .collect::<Result<_, _>>()?
+        };
+        return Ok(Reply::json(
+            200,
+            &json!({"task_instances": items, "total_entries": items.len()}),
+        ));
+    }
+    if only_new {
+        let added = store.write(|tx| tx.add_missing_tis(&dag.dag, &run.run_id, now))?;
+        if !added.is_empty() && run.state.is_finished() {
+            store.write(|tx| {
+                tx.set_run_state(run.id, run.state, RunState::Queued, now)?;
+                tx.restart_run(run.id)
+            })?;
+        }
+    } else {
+        ops::clear_tis(store, &dag.dag, &tis, true, now)?;
+    }
+    if let Some(note) = b.get("note").filter(|n| !n.is_null()) {
+        let note = note.as_str().filter(|n| !n.is_empty());
+        store.write(|tx| tx.set_run_note(run.id, note))?;
+    }
+    ctx.wake_scheduler();
+    let run = the_run(store, p)?;
+    reply_run(store, &run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_by_takes_lists_aliases_and_refuses_unknown_names() {
+        let keys = orders(
+            &["-logical_date,dag_run_id"],
+            RUN_ORDER,
+            &[("id", false)],
+            &[("dag_run_id", "run_id")],
+        )
+        .unwrap();
+        assert_eq!(keys, vec![("logical_date", true), ("run_id", false)]);
+        assert_eq!(
+            orders(&[], RUN_ORDER, &[("id", false)], &[]).unwrap(),
+            vec![("id", false)]
+        );
+        let err = orders(&["bogus"], RUN_ORDER, &[("id", false)], &[]).unwrap_err();
+        assert_eq!(err.status, 400);
+    }
+
+    #[test]
+    fn enum_errors_read_like_pydantic() {
+        let e = enum_error(
+            json!(["body", "state"]),
+            &json!("x"),
+            &["queued", "success", "failed"],
+        );
+        assert_eq!(e["msg"], "Input should be 'queued', 'success' or 'failed'");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_bad_ones_are_refused() {
+        assert_eq!(B64.decode(encode_cursor(150)).unwrap(), b"o:150".to_vec());
+        let p = Paging {
+            limit: 2,
+            offset: 2,
+            cursor: true,
+        };
+        let v = paged("dag_runs", vec![json!(1), json!(2)], 5, &p);
+        assert_eq!(v["next_cursor"], json!(encode_cursor(4)));
+        assert_eq!(
+            v["previous_cursor"],
+            json!(format!("~{}", encode_cursor(2)))
+        );
+        assert_eq!(v["total_entries_limit"], json!(CURSOR_COUNT_LIMIT));
+    }
+}
