@@ -5,11 +5,6 @@
 import { api, token, url, setUnauthorizedHandler } from "./js/api.js";
 import { put, h } from "./js/ui.js";
 import * as router from "./js/router.js";
-import { loginPage } from "./js/login.js";
-import { dagsPage } from "./js/dags.js";
-import { dagPage } from "./js/dag.js";
-import { adminPage } from "./js/admin.js";
-import { aboutPage } from "./js/about.js";
 
 const main = document.getElementById("main");
 const userBox = document.getElementById("user");
@@ -19,12 +14,14 @@ let me = null;
 /** The page on screen: `{key, update(route)?, unmount()}`. */
 let page = null;
 
+// Each page's module is loaded when first shown, so the first load fetches only what
+// the page on screen needs.
 const ROUTES = [
-  { match: (s) => s.length === 1 && s[0] === "login", key: () => "login", mount: loginPage, public: true },
-  { match: (s) => s.length === 0 || (s.length === 1 && s[0] === "dags"), key: () => "dags", mount: dagsPage },
-  { match: (s) => s[0] === "dags" && (s.length === 2 || s.length === 3), key: (s) => `dag:${s[1]}`, mount: dagPage },
-  { match: (s) => s.length === 2 && s[0] === "admin", key: (s) => `admin:${s[1]}`, mount: adminPage },
-  { match: (s) => s.length === 1 && s[0] === "about", key: () => "about", mount: aboutPage },
+  { match: (s) => s.length === 1 && s[0] === "login", key: () => "login", load: () => import("./js/login.js").then((m) => m.loginPage), public: true },
+  { match: (s) => s.length === 0 || (s.length === 1 && s[0] === "dags"), key: () => "dags", load: () => import("./js/dags.js").then((m) => m.dagsPage) },
+  { match: (s) => s[0] === "dags" && (s.length === 2 || s.length === 3), key: (s) => `dag:${s[1]}`, load: () => import("./js/dag.js").then((m) => m.dagPage) },
+  { match: (s) => s.length === 2 && s[0] === "admin", key: (s) => `admin:${s[1]}`, load: () => import("./js/admin.js").then((m) => m.adminPage) },
+  { match: (s) => s.length === 1 && s[0] === "about", key: () => "about", load: () => import("./js/about.js").then((m) => m.aboutPage) },
 ];
 
 function goLogin() {
@@ -100,7 +97,8 @@ async function renderNow() {
     page.update(route);
     return;
   }
-  swap(key, () => r.mount(main, route, { me, setMe: (m) => { me = m; showUser(); }, whoAmI }));
+  const mount = await r.load();
+  swap(key, () => mount(main, route, { me, setMe: (m) => { me = m; showUser(); }, whoAmI }));
 }
 
 function swap(key, mount) {
