@@ -6,6 +6,8 @@ PYTHON ?= python3
 # The venv is rebuilt only when the requirements' hash differs from the one stored in it.
 COMPAT_VENV := .venv-compat
 COMPAT_REQS := tests/compat/requirements.txt
+CLIENT_VENV := .venv-client
+CLIENT_REQS := tests/client/requirements.txt
 # npm ci runs only when the lockfile's hash differs from the one kept in node_modules.
 UI_LOCK := tests/ui/package-lock.json
 MUSL_TARGET := x86_64-unknown-linux-musl
@@ -24,7 +26,10 @@ need_cmd = command -v $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(S
 # need_target adds a rustup target unless it is already installed.
 need_target = rustup target list --installed | grep -qx '$(1)' || rustup target add $(1)
 
-.PHONY: build run test test-rust test-compat test-ui lint fmt fmt-check release windows windows-smoke bench clean
+# Airflow 3.3.2's own OpenAPI file, from its wheel on PyPI: the client sweep fuzzes with it too.
+AIRFLOW_SPEC := target/airflow-spec/airflow/api_fastapi/core_api/openapi/v2-rest-api-generated.yaml
+
+.PHONY: build run test test-rust test-compat test-client test-ui lint fmt fmt-check release windows windows-smoke bench clean
 
 # build builds a debug binary.
 build:
@@ -35,8 +40,9 @@ run:
 	$(CARGO) build --release
 	UPDRAFT_HOME=$(HOME_DIR) ./target/release/updraft standalone
 
-# test runs every test: unit and integration tests, the Airflow compatibility checks, then the UI in a browser.
-test: test-rust test-compat test-ui
+# test runs every test: unit and integration tests, the Airflow compatibility checks, the
+# official client against a server, then the UI in a browser.
+test: test-rust test-compat test-client test-ui
 
 # test-rust runs the Rust unit and integration tests.
 test-rust:
@@ -55,6 +61,20 @@ test-compat:
 	$(COMPAT_VENV)/bin/python tests/compat/check_dagfactory.py --updraft target/debug/updraft \
 		src/example_dags tests/compat/dags
 
+# test-client drives a real server with the official Airflow Python client and fuzzes every route for 5xx.
+test-client:
+	@want=$$(sha256sum $(CLIENT_REQS) | cut -d' ' -f1); \
+	if [ "$$(cat $(CLIENT_VENV)/requirements.sha256 2>/dev/null)" != "$$want" ]; then \
+		echo "installing $(CLIENT_REQS) into $(CLIENT_VENV)"; \
+		rm -rf $(CLIENT_VENV) && $(PYTHON) -m venv $(CLIENT_VENV) && \
+		$(CLIENT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(CLIENT_REQS) && \
+		echo "$$want" > $(CLIENT_VENV)/requirements.sha256; \
+	fi
+	@test -f $(AIRFLOW_SPEC) || { mkdir -p target/airflow-spec && \
+		$(CLIENT_VENV)/bin/pip download --quiet --no-deps apache-airflow-core==3.3.2 -d target/airflow-spec && \
+		cd target/airflow-spec && $(PYTHON) -m zipfile -e apache_airflow_core-3.3.2-py3-none-any.whl . ; }
+	$(CARGO) build
+	AIRFLOW_SPEC=$(AIRFLOW_SPEC) tests/client/run.sh $(CLIENT_VENV)/bin/python target/debug/updraft
 # test-ui drives the UI in Debian's chromium with playwright-core (pinned in tests/ui), at no prefix, /d12345 and /a/b.
 test-ui:
 	@$(call need_cmd,chromium,chromium)

@@ -858,3 +858,58 @@ fn stats_and_last_run_follow_real_runs() {
     );
     assert_eq!(v["total_entries"], 2, "{v}");
 }
+
+#[test]
+fn versions_warnings_and_dependencies_answer_in_airflows_shape() {
+    use crate::engine::{Engine, dag, task};
+    let tasks = [
+        task("first", "sleep 30", ""),
+        task("second", "echo 2", "dependencies: [first]"),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[("deps.yml", &dag("deps", "", &tasks))],
+        &[crate::util::USERS],
+    );
+    let token = e.srv.login("viewer");
+    let (status, v) = e
+        .srv
+        .call(&token, "GET", "/api/v2/dags/deps/dagVersions", None);
+    assert_eq!(
+        (status, v),
+        (
+            200,
+            serde_json::json!({"dag_versions": [], "total_entries": 0})
+        )
+    );
+    assert_eq!(
+        e.srv
+            .call(&token, "GET", "/api/v2/dags/nope/dagVersions", None)
+            .0,
+        404
+    );
+    let (status, w) = e.srv.call(&token, "GET", "/api/v2/dagWarnings", None);
+    assert_eq!(
+        (status, w),
+        (
+            200,
+            serde_json::json!({"dag_warnings": [], "total_entries": 0})
+        )
+    );
+    let run = e.trigger("deps", None);
+    assert!(crate::util::wait_until(
+        std::time::Duration::from_secs(90),
+        || e.state("deps", &run, "first") == "running"
+    ));
+    let path = |t: &str| {
+        format!(
+            "/api/v2/dags/deps/dagRuns/{}/taskInstances/{t}/dependencies",
+            updraft::executor::client::encode(&run)
+        )
+    };
+    let (status, d) = e.srv.call(&token, "GET", &path("second"), None);
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["dependencies"][0]["name"], "Trigger Rule", "{d}");
+    let (status, d) = e.srv.call(&token, "GET", &path("first"), None);
+    assert_eq!((status, d), (200, serde_json::json!({"dependencies": []})));
+}

@@ -728,19 +728,11 @@ fn advance_run(
         if !ready {
             continue;
         }
-        let mut up = Upstream::default();
-        for u in &task.upstream {
-            up.total += 1;
-            match state.get(u.as_str()).copied().flatten() {
-                Some(TaskState::Success) => up.success += 1,
-                Some(TaskState::Skipped) => up.skipped += 1,
-                Some(TaskState::Failed) => up.failed += 1,
-                Some(TaskState::UpstreamFailed) => up.upstream_failed += 1,
-                Some(TaskState::Removed) => up.removed += 1,
-                _ => {}
-            }
-        }
-        up.done = up.success + up.skipped + up.failed + up.upstream_failed + up.removed;
+        let up = Upstream::tally(
+            task.upstream
+                .iter()
+                .map(|u| state.get(u.as_str()).copied().flatten()),
+        );
         // A retry waits only for its delay: its upstreams already let it run once.
         let decision = if current == Some(TaskState::UpForRetry) {
             Decision::Run

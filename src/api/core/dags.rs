@@ -47,7 +47,33 @@ pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/importErrors/{import_error_id}", Viewer, None, "One import error", import_error),
     guarded(Get, "/api/v2/eventLogs", Viewer, None, "The audit log, with filters", event_logs),
     guarded(Get, "/api/v2/eventLogs/{event_log_id}", Viewer, None, "One audit log entry", event_log),
+    guarded(Get, "/api/v2/dags/{dag_id}/dagVersions", Viewer, None, "Versions of a DAG (updraft keeps none: always empty)", dag_versions),
+    guarded(Get, "/api/v2/dagWarnings", Viewer, None, "DAG warnings (updraft raises none: always empty)", dag_warnings),
 ];
+
+/// `GET /api/v2/dags/{dag_id}/dagVersions`: updraft does not version DAGs, so the list is
+/// empty, in Airflow's shape; an unknown DAG is still a 404.
+fn dag_versions(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    find_dag(store, p.get("dag_id"))?;
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({"dag_versions": [], "total_entries": 0}),
+    ))
+}
+
+/// `GET /api/v2/dagWarnings`: Airflow's warnings are about pools and callbacks updraft does
+/// not have; parse problems are import errors here. Always empty, in Airflow's shape.
+fn dag_warnings(
+    _ctx: &Ctx,
+    _store: &mut Store,
+    _req: &Req,
+    _p: &Params,
+) -> Result<Reply, ApiError> {
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({"dag_warnings": [], "total_entries": 0}),
+    ))
+}
 
 /// What the DAG list sorts by, besides the primary key.
 const DAG_ORDER: &[&str] = &[

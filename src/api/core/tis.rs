@@ -36,6 +36,7 @@ use Method::{Get, Patch, Post};
 pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", Role::Viewer, None, "Task instances of a run (`~` for every DAG and run): filters, order_by, limit/offset or cursor", list),
     guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", Role::Viewer, None, "One task instance", get),
+    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/dependencies", Role::Viewer, None, "Why a task instance is not running yet: its unmet dependencies", dependencies),
     guarded(Patch, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", Role::User, Some("patch_task_instance"), "Set a task instance's state (success, failed, skipped; with relatives) or note", patch),
     guarded(Patch, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/dry_run", Role::User, None, "The task instances a state change would change", patch_dry_run),
     guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", Role::Viewer, None, "Every try of a task instance", tries),
@@ -354,6 +355,57 @@ fn the_ti(store: &Store, p: &Params) -> Result<TiRow, ApiError> {
 fn get(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let ti = the_ti(store, p)?;
     Ok(Reply::json(200, &Views::new(store).ti(&ti)?))
+}
+
+/// `GET .../taskInstances/{task_id}/dependencies`: what stops a task instance from
+/// running, as Airflow's dependency checks word it: its trigger rule while upstream
+/// tasks have not settled it, its retry delay, its run or DAG being paused. Empty once it
+/// runs or has run.
+fn dependencies(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    use crate::scheduler::rules::{self, Decision, Upstream};
+    let ti = the_ti(store, p)?;
+    let mut deps = Vec::new();
+    let waiting = matches!(
+        ti.state,
+        None | Some(TaskState::Scheduled) | Some(TaskState::UpForRetry)
+    );
+    if waiting {
+        let dag = store.dag(&ti.dag_id)?;
+        if let Some(row) = &dag {
+            if row.is_paused {
+                deps.push(serde_json::json!({"name": "Dag Not Paused", "reason": format!("Task's DAG '{}' is paused.", ti.dag_id)}));
+            }
+            if let Some(task) = row.dag.task(&ti.task_id) {
+                let states: std::collections::HashMap<String, Option<TaskState>> = store
+                    .tis_of_run(&ti.dag_id, &ti.run_id)?
+                    .into_iter()
+                    .map(|t| (t.task_id, t.state))
+                    .collect();
+                let up = Upstream::tally(
+                    task.upstream
+                        .iter()
+                        .map(|u| states.get(u).copied().flatten()),
+                );
+                if ti.state.is_none() && rules::evaluate(task.trigger_rule, &up) == Decision::Wait {
+                    deps.push(serde_json::json!({
+                        "name": "Trigger Rule",
+                        "reason": format!(
+                            "Task's trigger rule '{}' requires its upstream tasks to settle it; {} of {} are done ({} succeeded, {} failed, {} skipped).",
+                            task.trigger_rule, up.done, up.total, up.success, up.failed + up.upstream_failed, up.skipped
+                        ),
+                    }));
+                }
+            }
+        }
+        if let (Some(TaskState::UpForRetry), Some(at)) = (ti.state, ti.next_retry_at)
+            && at > chrono::Utc::now()
+        {
+            deps.push(serde_json::json!({"name": "Not In Retry Period", "reason": format!(
+                "Task is not ready for retry yet but will be retried automatically. Current date is {} and task will be retried at {}.",
+                crate::store::ts(chrono::Utc::now()), crate::store::ts(at))}));
+        }
+    }
+    Ok(Reply::json(200, &serde_json::json!({"dependencies": deps})))
 }
 
 /// A checked `PatchTaskInstanceBody`, and the new state if it names one.
