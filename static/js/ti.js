@@ -84,6 +84,7 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
         shownTry = k;
         startLog();
         renderTries(t);
+        poller.kick();
       },
     }, String(k))));
   }
