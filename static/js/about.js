@@ -31,7 +31,8 @@ export function aboutPage(main) {
           version.git_version ? h("p", { class: "muted small" }, version.git_version) : null,
           h("p", { class: "muted small" }, "Served at ", h("code", {}, BASE.pathname)),
           h("p", { class: "small" }, h("a", { href: "docs", "data-native": "" }, "API routes"), " · ", h("a", { href: "openapi.json", "data-native": "" }, "openapi.json"))),
-        card("Metadata database", health.metadatabase?.status),
+        card("Metadata database", health.metadatabase?.status,
+          h("p", { class: "muted small" }, "The SQLite file that holds DAGs, runs, task states, variables and connections.")),
         card("Scheduler", sched.status,
           h("p", {}, "Last heartbeat: ", sched.latest_scheduler_heartbeat
             ? [time(sched.latest_scheduler_heartbeat), h("span", { class: "muted" }, ` (${ago(sched.latest_scheduler_heartbeat)})`)]

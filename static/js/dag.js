@@ -282,7 +282,11 @@ export function dagPage(main, route, ctx) {
     const wrap = h("div", { class: "code-view" },
       h("div", { class: "view-bar" }, picker, h("span", { class: "muted small" }, dag?.relative_fileloc ?? dag?.fileloc ?? "")),
       pre);
-    if (from) requestAnimationFrame(() => pre.querySelector(`#L${from}`)?.scrollIntoView({ block: "center" }));
+    // Scroll the file, not the page, to the task.
+    if (from) requestAnimationFrame(() => {
+      const line = pre.querySelector(`#L${from}`);
+      if (line) pre.scrollTop = Math.max(0, line.offsetTop - pre.clientHeight / 3);
+    });
     return wrap;
   }
 

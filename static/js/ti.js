@@ -20,7 +20,7 @@ function facts(pairs) {
 export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange }) {
   const ti = `api/v2/dags/${encodeURIComponent(dagId)}/dagRuns/${encodeURIComponent(runId)}/taskInstances/${encodeURIComponent(taskId)}`;
   const head = h("div", { class: "panel-state" });
-  const info = h("div", {});
+  const info = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const command = h("div", {});
   const actions = h("div", { class: "actions" });
   const logBox = h("div", { class: "log", id: "ti-log", tabindex: 0, role: "log", "aria-label": "Task log", "aria-live": "off" });
@@ -190,6 +190,8 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
     }
     const changed = JSON.stringify(t) !== JSON.stringify(current);
     const tryChanged = current && t.try_number !== current.try_number;
+    // The panel saw the task move before the page's poll did: let the grid catch up.
+    if (changed && current && t.state !== current.state) onChange?.();
     current = t;
     if (changed) {
       renderTi(t);

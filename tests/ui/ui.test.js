@@ -483,7 +483,8 @@ for (const { label, prefix } of PREFIXES) {
       await page.locator(`tr[data-dag-id="${dag}"]`).waitFor();
       await snap("dags-small");
       await page.goto(`${base}dags/${dag}/grid?run=${encodeURIComponent(runId)}&task=greet`);
-      await page.locator(".ti-panel").waitFor();
+      await page.locator(".ti-panel .panel-state .badge.st-success").waitFor();
+      await page.locator(".ti-panel #ti-log .log-line").first().waitFor();
       await snap("dag-small");
       await page.setViewportSize({ width: 1280, height: 800 });
       w.check("small screens");
