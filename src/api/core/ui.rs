@@ -262,3 +262,69 @@ fn topo_rank(dag: &Dag) -> HashMap<&str, usize> {
     }
     rank
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dag(yaml: &str) -> Dag {
+        let now = "2025-06-15T13:45:00Z".parse().unwrap();
+        let mut parsed = crate::dagfile::parse("dags/t.yml", yaml, now);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        parsed.dags.remove(0)
+    }
+
+    /// `(id, depth)` of every node, depth first.
+    fn flat(nodes: &[Value], depth: usize, out: &mut Vec<(String, usize)>) {
+        for n in nodes {
+            out.push((n["id"].as_str().unwrap().to_string(), depth));
+            if let Some(c) = n["children"].as_array() {
+                flat(c, depth + 1, out);
+            }
+        }
+    }
+
+    #[test]
+    fn groups_nest_and_sit_where_their_work_starts() {
+        let d = dag(include_str!("../../example_dags/example_task_group.yml"));
+        let mut out = Vec::new();
+        flat(&tree(&d), 0, &mut out);
+        let got: Vec<(&str, usize)> = out.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+        assert_eq!(
+            got,
+            [
+                ("start", 0),
+                ("section_1", 0),
+                ("section_1.task_1", 1),
+                ("section_1.task_2", 1),
+                ("section_2", 0),
+                ("section_2.task_3", 1),
+                ("section_2.inner_section_2", 1),
+                ("section_2.inner_section_2.task_4", 2),
+                ("end", 0),
+            ]
+        );
+        let start = &tree(&d)[0];
+        assert_eq!(start["label"], "start");
+        assert_eq!(start["operator"], "EmptyOperator");
+        assert!(start["line"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn tasks_rank_upstream_first_and_keep_file_order_otherwise() {
+        // `b` is written first but runs after `a`; `c` and `d` could run together.
+        let d = dag("t:
+  schedule: null
+  default_args: {start_date: 2024-01-01}
+  tasks:
+    - {task_id: b, operator: airflow.providers.standard.operators.empty.EmptyOperator, dependencies: [a]}
+    - {task_id: a, operator: airflow.providers.standard.operators.empty.EmptyOperator}
+    - {task_id: c, operator: airflow.providers.standard.operators.empty.EmptyOperator, dependencies: [b]}
+    - {task_id: d, operator: airflow.providers.standard.operators.empty.EmptyOperator, dependencies: [b]}
+");
+        let rank = topo_rank(&d);
+        let mut order: Vec<&str> = rank.keys().copied().collect();
+        order.sort_by_key(|id| rank[id]);
+        assert_eq!(order, ["a", "b", "c", "d"]);
+    }
+}
