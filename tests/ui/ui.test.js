@@ -338,6 +338,24 @@ for (const { label, prefix } of PREFIXES) {
       w.check("grid and graph");
     });
 
+    step("the trigger form shows the server's refusal next to the field", async () => {
+      await page.click("#trigger");
+      const dialog = page.locator("dialog[open]");
+      await dialog.locator("summary").click();
+      await dialog.locator("#trigger-conf").fill("{not json");
+      await dialog.locator("#trigger-conf-error", { hasText: "Not valid JSON" }).waitFor();
+      await dialog.locator("#trigger-conf").fill('{"name": "again", "count": 1}');
+      await dialog.locator("#trigger-run-id").fill(runId);
+      const done409 = w.allow((url, status, method) => status === 409 && method !== "GET" && url.endsWith("/dagRuns"));
+      await dialog.getByRole("button", { name: "Trigger" }).click();
+      await dialog.locator("#trigger-run-id-error:not([hidden])").waitFor();
+      await snap("trigger-duplicate");
+      done409();
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+      await dialog.waitFor({ state: "detached" });
+      w.check("trigger refusal");
+    });
+
     step("a task's log shows the rendered param", async () => {
       await page.locator('svg.graph a.node[aria-label^="greet"]').click();
       await page.waitForURL(like(`**/dags/${dag}/graph?run=**&task=greet`));
@@ -485,7 +503,7 @@ for (const { label, prefix } of PREFIXES) {
       await snap("dags-small");
       await page.goto(`${base}dags/${dag}/grid?run=${encodeURIComponent(runId)}&task=greet`);
       await page.locator(".ti-panel .panel-state .badge.st-success").waitFor();
-      await page.locator(".ti-panel #ti-log .log-line").first().waitFor();
+      await page.locator(".ti-panel #ti-log > .log-line").first().waitFor();
       await snap("dag-small");
       await page.setViewportSize({ width: 1280, height: 800 });
       w.check("small screens");
