@@ -29,19 +29,22 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
   const tries = h("div", { class: "tries", role: "group", "aria-label": "Try" });
   const xcomBox = h("div", { class: "xcoms" }, h("p", { class: "muted" }, "Loading…"));
   const tabLog = h("button", { type: "button", class: "subtab", "aria-pressed": "true", onclick: () => showTab("log") }, "Log");
+  const tabDetails = h("button", { type: "button", class: "subtab", "aria-pressed": "false", onclick: () => showTab("details") }, "Details");
   const tabXcom = h("button", { type: "button", class: "subtab", "aria-pressed": "false", onclick: () => showTab("xcom") }, "XCom");
+  const summary = h("p", { class: "ti-summary muted" });
   const logPane = h("div", { class: "pane" },
     h("div", { class: "log-bar" }, tries, h("label", { class: "follow", for: "log-follow" }, follow, " Follow"), logStatus),
     logBox);
   const xcomPane = h("div", { class: "pane", hidden: true }, xcomBox);
+  const detailsPane = h("div", { class: "pane", hidden: true }, command, info);
 
   const el = h("section", { class: "panel ti-panel", "aria-label": `Task ${taskId}` },
     h("header", { class: "panel-head" },
       h("div", {}, h("p", { class: "eyebrow" }, "Task instance"), h("h2", { class: "panel-title" }, taskId)),
       h("a", { href: href(["dags", dagId, view], { run: runId }), class: "icon-btn", "aria-label": "Close the task panel", title: "Close" }, "×")),
-    head, actions, info, command,
-    h("div", { class: "subtabs" }, tabLog, tabXcom),
-    logPane, xcomPane);
+    head, summary, actions,
+    h("div", { class: "subtabs" }, tabLog, tabDetails, tabXcom),
+    logPane, detailsPane, xcomPane);
 
   let current = null;
   let shownTry = tryNumber ?? null;
@@ -50,14 +53,19 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
 
   function showTab(which) {
     tabLog.setAttribute("aria-pressed", String(which === "log"));
+    tabDetails.setAttribute("aria-pressed", String(which === "details"));
     tabXcom.setAttribute("aria-pressed", String(which === "xcom"));
     logPane.hidden = which !== "log";
+    detailsPane.hidden = which !== "details";
     xcomPane.hidden = which !== "xcom";
     if (which === "xcom") loadXcoms();
   }
 
   function renderTi(t) {
-    put(head, badge(t.state), t.try_number > 1 ? h("span", { class: "muted" }, ` try ${t.try_number}`) : null);
+    put(head, badge(t.state));
+    const dur = durationOf(t);
+    put(summary, `Try ${t.try_number} of ${(t.max_tries ?? 0) + 1}`, dur != null ? ` · ${fmtDuration(dur)}` : "",
+      t.start_date ? [" · started ", time(t.start_date)] : "", " · run ", h("a", { href: href(["dags", dagId, view], { run: runId }) }, runId));
     put(info, facts([
       ["Run", h("a", { href: href(["dags", dagId, view], { run: runId }) }, runId)],
       ["Try", `${t.try_number} of ${(t.max_tries ?? 0) + 1}`],

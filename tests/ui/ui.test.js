@@ -361,9 +361,12 @@ for (const { label, prefix } of PREFIXES) {
       await page.waitForURL(like(`**/dags/${dag}/graph?run=**&task=greet`));
       const panel = page.locator(".ti-panel");
       await panel.locator(".panel-title", { hasText: "greet" }).waitFor();
-      await panel.locator("pre.code", { hasText: `hello ui ${label}, 2 times` }).waitFor();
       await panel.locator("#ti-log", { hasText: `hello ui ${label}, 2 times` }).waitFor({ timeout: 20_000 });
       await snap("task-log");
+      await panel.getByRole("button", { name: "Details" }).click();
+      await panel.locator("pre.code", { hasText: `hello ui ${label}, 2 times` }).waitFor();
+      await snap("task-details");
+      await panel.getByRole("button", { name: "Log" }).click();
       // The flaky task failed once: both tries and their logs are there.
       await page.locator('svg.graph a.node[aria-label^="flaky"]').click();
       await panel.locator(".panel-title", { hasText: "flaky" }).waitFor();
