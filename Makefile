@@ -8,6 +8,8 @@ COMPAT_VENV := .venv-compat
 COMPAT_REQS := tests/compat/requirements.txt
 CLIENT_VENV := .venv-client
 CLIENT_REQS := tests/client/requirements.txt
+# npm ci runs only when the lockfile's hash differs from the one kept in node_modules.
+UI_LOCK := tests/ui/package-lock.json
 MUSL_TARGET := x86_64-unknown-linux-musl
 WINDOWS_TARGET := x86_64-pc-windows-gnu
 MUSL_BIN := target/$(MUSL_TARGET)/release/updraft
@@ -27,7 +29,7 @@ need_target = rustup target list --installed | grep -qx '$(1)' || rustup target 
 # Airflow 3.3.2's own OpenAPI file, from its wheel on PyPI: the client sweep fuzzes with it too.
 AIRFLOW_SPEC := target/airflow-spec/airflow/api_fastapi/core_api/openapi/v2-rest-api-generated.yaml
 
-.PHONY: build run test test-rust test-compat test-client lint fmt fmt-check release windows windows-smoke bench clean
+.PHONY: build run test test-rust test-compat test-client test-ui lint fmt fmt-check release windows windows-smoke bench clean
 
 # build builds a debug binary.
 build:
@@ -38,8 +40,9 @@ run:
 	$(CARGO) build --release
 	UPDRAFT_HOME=$(HOME_DIR) ./target/release/updraft standalone
 
-# test runs every test: unit and integration tests, then the Airflow compatibility checks.
-test: test-rust test-compat test-client
+# test runs every test: unit and integration tests, the Airflow compatibility checks, the
+# official client against a server, then the UI in a browser.
+test: test-rust test-compat test-client test-ui
 
 # test-rust runs the Rust unit and integration tests.
 test-rust:
@@ -72,6 +75,16 @@ test-client:
 		cd target/airflow-spec && $(PYTHON) -m zipfile -e apache_airflow_core-3.3.2-py3-none-any.whl . ; }
 	$(CARGO) build
 	AIRFLOW_SPEC=$(AIRFLOW_SPEC) tests/client/run.sh $(CLIENT_VENV)/bin/python target/debug/updraft
+# test-ui drives the UI in Debian's chromium with playwright-core (pinned in tests/ui), at no prefix, /d12345 and /a/b.
+test-ui:
+	@$(call need_cmd,chromium,chromium)
+	@$(call need_cmd,npm,nodejs npm)
+	@want=$$(sha256sum $(UI_LOCK) | cut -d' ' -f1); \
+	if [ "$$(cat tests/ui/node_modules/.lock.sha256 2>/dev/null)" != "$$want" ]; then \
+		(cd tests/ui && npm ci --no-audit --no-fund --loglevel=error) && echo "$$want" > tests/ui/node_modules/.lock.sha256; \
+	fi
+	$(CARGO) build
+	cd tests/ui && CHROMIUM=$$(command -v chromium) node --test --test-concurrency=1 ui.test.js
 
 # lint runs clippy with warnings as errors.
 lint:

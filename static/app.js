@@ -1,45 +1,119 @@
-// updraft's UI entry point. Every URL is relative: the server injects <base href> with
-// the base_url prefix, so the same files work at / and under any prefix.
+// updraft's UI entry point: the page shell, who is logged in, and which page a path
+// shows. Every URL is relative to <base href> (see js/api.js), so the same files work
+// at / and under any base_url prefix without a rebuild.
 
-const base = (window.UPDRAFT && window.UPDRAFT.base) || document.baseURI;
+import { api, token, url, setUnauthorizedHandler } from "./js/api.js";
+import { put, h } from "./js/ui.js";
+import * as router from "./js/router.js";
 
-/** Fetches JSON from a path relative to the base. */
-export async function api(path, options = {}) {
-  const res = await fetch(new URL(path, new URL(base, location.href)), options);
-  const body = await res.json().catch(() => null);
-  if (!res.ok) throw new Error((body && body.detail) || res.statusText);
-  return body;
+const main = document.getElementById("main");
+const userBox = document.getElementById("user");
+
+/** Who is logged in: `{username, role, all_admins}`, or null. */
+let me = null;
+/** The page on screen: `{key, update(route)?, unmount()}`. */
+let page = null;
+
+// Each page's module is loaded when first shown, so the first load fetches only what
+// the page on screen needs.
+const ROUTES = [
+  { match: (s) => s.length === 1 && s[0] === "login", key: () => "login", load: () => import("./js/login.js").then((m) => m.loginPage), public: true },
+  { match: (s) => s.length === 0 || (s.length === 1 && s[0] === "dags"), key: () => "dags", load: () => import("./js/dags.js").then((m) => m.dagsPage) },
+  { match: (s) => s[0] === "dags" && (s.length === 2 || s.length === 3), key: (s) => `dag:${s[1]}`, load: () => import("./js/dag.js").then((m) => m.dagPage) },
+  { match: (s) => s.length === 2 && s[0] === "admin", key: (s) => `admin:${s[1]}`, load: () => import("./js/admin.js").then((m) => m.adminPage) },
+  { match: (s) => s.length === 1 && s[0] === "about", key: () => "about", load: () => import("./js/about.js").then((m) => m.aboutPage) },
+];
+
+function goLogin() {
+  const { path } = router.current();
+  if (path === "login") return;
+  token.clear();
+  me = null;
+  const next = location.pathname + location.search;
+  router.navigate(`login?next=${encodeURIComponent(next)}`, { replace: true });
 }
+setUnauthorizedHandler(goLogin);
 
-function row(name, status, detail) {
-  const tr = document.createElement("tr");
-  const cls = status === "healthy" ? "ok" : status ? "bad" : "muted";
-  for (const [text, c] of [[name, ""], [status || "n/a", cls], [detail || "", "muted"]]) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (c) td.className = c;
-    tr.append(td);
+/** Asks the server who we are; without a token this works only in all-admins mode. */
+async function whoAmI() {
+  try {
+    me = await api("ui/auth/me", { quiet401: true });
+  } catch {
+    me = null;
+    token.clear();
   }
-  return tr;
+  return me;
 }
 
-async function showHealth() {
-  const [version, health] = await Promise.all([
-    api("api/v2/version"),
-    api("api/v2/monitor/health"),
-  ]);
-  document.getElementById("version").textContent = `v${version.version}`;
-  const body = document.querySelector("#health tbody");
-  const pool = health.api_server;
-  const exec = health.execution_api;
-  body.replaceChildren(
-    row("metadatabase", health.metadatabase.status),
-    row("scheduler", health.scheduler.status, health.scheduler.latest_scheduler_heartbeat || "no heartbeat yet"),
-    row("api server", pool.status, `${pool.workers_alive} workers, generation ${pool.generation}, ${pool.refreshes_completed} refreshes`),
-    row("execution api", exec.status, `${exec.url} ${exec.detail}`),
+function showUser() {
+  put(userBox);
+  if (!me) return;
+  put(userBox,
+    h("span", { class: "who", title: `Logged in as ${me.username}` },
+      h("span", { class: "avatar", "aria-hidden": "true" }, me.username.slice(0, 1).toUpperCase()),
+      h("span", { class: "name" }, me.username),
+      h("span", { class: "role" }, me.role)),
+    me.all_admins ? null : h("button", { type: "button", class: "btn small", id: "logout", onclick: logout }, "Log out"),
   );
 }
 
-showHealth().catch((e) => {
-  document.querySelector("#health tbody").replaceChildren(row("server", "unreachable", e.message));
-});
+/** Forgets the token, then lets the server clear its cookie and send us to login. */
+function logout() {
+  token.clear();
+  me = null;
+  location.assign(url("api/v2/auth/logout"));
+}
+
+function markNav(path) {
+  for (const a of document.querySelectorAll("nav.main-nav a")) {
+    const target = a.getAttribute("href");
+    const here = target === "dags" ? path === "" || path.startsWith("dags") : path.startsWith(target);
+    if (here) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+}
+
+let rendering = Promise.resolve();
+function render() {
+  rendering = rendering.then(renderNow, renderNow);
+}
+
+async function renderNow() {
+  const route = router.current();
+  const r = ROUTES.find((x) => x.match(route.segments));
+  if (!r) {
+    swap("notfound", () => notFound(route.path));
+    return;
+  }
+  if (!r.public && !me && !(await whoAmI())) {
+    goLogin();
+    return;
+  }
+  document.body.classList.toggle("logged-out", !me);
+  showUser();
+  markNav(route.path);
+  const key = r.key(route.segments);
+  if (page && page.key === key && page.update) {
+    page.update(route);
+    return;
+  }
+  const mount = await r.load();
+  swap(key, () => mount(main, route, { me, setMe: (m) => { me = m; showUser(); }, whoAmI }));
+}
+
+function swap(key, mount) {
+  page?.unmount?.();
+  put(main);
+  window.scrollTo(0, 0);
+  page = { key, ...(mount() ?? {}) };
+}
+
+function notFound(path) {
+  document.title = "Not found · updraft";
+  main.append(h("section", { class: "empty-page" },
+    h("h1", {}, "Page not found"),
+    h("p", { class: "muted" }, `Nothing lives at /${path}.`),
+    h("a", { href: "dags", class: "btn primary" }, "Go to the DAGs")));
+}
+
+router.start(render);

@@ -184,6 +184,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         core::runs::ROUTES,
         core::tis::ROUTES,
         core::objects::ROUTES,
+        core::ui::ROUTES,
     ]
     .into_iter()
     .flatten()

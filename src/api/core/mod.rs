@@ -8,6 +8,7 @@ pub mod dags;
 pub mod objects;
 pub mod runs;
 pub mod tis;
+pub mod ui;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};

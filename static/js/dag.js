@@ -1,0 +1,451 @@
+// The DAG page: a header (pause, schedule, next run, tags, trigger), then one of five
+// views (grid, graph, runs, details, code) with a side panel for the chosen run or task
+// instance. The URL holds everything: `dags/<id>/<view>?run=<run_id>&task=<task_id>`,
+// so reloads, deep links and back/forward land on the same screen. The page polls while
+// runs are active and updates in place.
+
+import { api, path, ApiError } from "./api.js";
+import { put, h, badge, time, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
+import { href, navigate } from "./router.js";
+import { renderGrid } from "./grid.js";
+import { renderGraph } from "./graph.js";
+import { tiPanel, runPanel } from "./ti.js";
+import { openTrigger } from "./trigger.js";
+
+const VIEWS = [["grid", "Grid"], ["graph", "Graph"], ["runs", "Runs"], ["details", "Details"], ["code", "Code"]];
+const GRID_RUNS = 25;
+
+export function dagPage(main, route, ctx) {
+  const dagId = route.segments[1];
+  let view = route.segments[2] ?? "grid";
+  let sel = selection(route.query);
+  const storeKey = `updraft.collapsed:${location.pathname.split("/dags/")[0]}:${dagId}`;
+  const collapsed = new Set(JSON.parse(sessionStorage.getItem(storeKey) ?? "[]"));
+
+  let dag = null;
+  let structure = null;
+  let parsedAt = null;
+  let grid = null;
+  let lastKey = "";
+  let graph = null;
+  let graphKey = "";
+  let fitGraph = true;
+  let panel = null;
+  let panelKey = "";
+  let details = null;
+  let source = null;
+  let runsList = null;
+
+  const head = h("header", { class: "dag-head" }, h("p", { class: "muted" }, "Loading…"));
+  const tabs = h("nav", { class: "tabs", "aria-label": "DAG views" });
+  const content = h("div", { class: "dag-main" });
+  const side = h("aside", { class: "side", hidden: true });
+  const body = h("div", { class: "dag-body" }, content, side);
+  main.append(h("section", { class: "page dag-page" },
+    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "dags" }, "DAGs"), h("span", { "aria-hidden": "true" }, " / "), h("span", {}, dagId)),
+    head, tabs, body));
+
+  function selection(q) {
+    return { run: q.get("run"), task: q.get("task"), try: q.get("try") ? Number(q.get("try")) : null };
+  }
+
+  function renderTabs() {
+    put(tabs, ...VIEWS.map(([v, label]) => h("a", {
+      href: href(["dags", dagId, v], { run: sel.run, task: sel.task }), class: "tab", "aria-current": v === view ? "page" : null,
+    }, label)));
+  }
+
+  function renderHead() {
+    const latest = grid?.dag_runs.at(-1);
+    put(head,
+      h("div", { class: "dag-title" },
+        pauseSwitch(dag, async (unpause) => {
+          try {
+            await api(path`api/v2/dags/${dagId}`, { method: "PATCH", body: { is_paused: !unpause } });
+            notify(unpause ? `${dagId} is active` : `${dagId} is paused`, "success");
+            poller.kick();
+          } catch (e) {
+            notify(e.message, "error");
+          }
+        }),
+        h("h1", {}, dag.dag_display_name ?? dagId),
+        dag.is_paused ? h("span", { class: "pill muted-pill" }, "paused") : null,
+        latest ? badge(latest.state) : null,
+        h("span", { class: "spacer" }),
+        h("button", { type: "button", class: "btn primary", id: "trigger", onclick: trigger },
+          h("span", { "aria-hidden": "true" }, "▶ "), "Trigger")),
+      dag.description ? h("p", { class: "muted desc" }, dag.description) : null,
+      h("dl", { class: "dag-facts" },
+        h("div", {}, h("dt", {}, "Schedule"), h("dd", {}, dag.timetable_summary ? h("code", { title: dag.timetable_description ?? "" }, dag.timetable_summary) : h("span", { class: "muted" }, dag.timetable_description ?? "None"))),
+        h("div", {}, h("dt", {}, "Next run"), h("dd", {}, dag.next_dagrun_run_after ? time(dag.next_dagrun_run_after) : h("span", { class: "muted" }, "–"))),
+        h("div", {}, h("dt", {}, "Owner"), h("dd", {}, (dag.owners ?? []).join(", ") || "–")),
+        dag.tags?.length ? h("div", {}, h("dt", {}, "Tags"), h("dd", { class: "tags" }, dag.tags.map((t) => h("a", { class: "tag small", href: href(["dags"], { tags: t.name }) }, t.name)))) : null),
+      dag.has_import_errors ? h("div", { class: "banner banner-error" }, "This DAG's file has an import error; the page shows its last good version.") : null);
+  }
+
+  async function trigger() {
+    try {
+      const run = await openTrigger(dagId);
+      if (run) {
+        navigate(href(["dags", dagId, view === "graph" ? "graph" : "grid"], { run: run.dag_run_id }));
+        poller.kick();
+      }
+    } catch (e) {
+      notify(e.message, "error");
+    }
+  }
+
+  const onToggle = (id) => {
+    if (collapsed.has(id)) collapsed.delete(id);
+    else collapsed.add(id);
+    sessionStorage.setItem(storeKey, JSON.stringify([...collapsed]));
+    renderView(true);
+  };
+  const onToggleAll = (collapse) => {
+    collapsed.clear();
+    if (collapse) (function walk(nodes) {
+      for (const n of nodes) if (n.type === "task_group") {
+        collapsed.add(n.id);
+        walk(n.children);
+      }
+    })(structure.nodes);
+    sessionStorage.setItem(storeKey, JSON.stringify([...collapsed]));
+    renderView(true);
+  };
+
+  /** The run whose states the graph shows: the chosen one, else the newest. */
+  const shownRun = () => grid?.dag_runs.find((r) => r.dag_run_id === sel.run) ?? (sel.run ? null : grid?.dag_runs.at(-1));
+
+  function renderView(force = false) {
+    if (!dag || !structure || !grid) return;
+    if (view === "grid") {
+      keepFocus(content, () => renderGrid({ dagId, view, structure, grid, collapsed, selected: sel, onToggle, onToggleAll }), (el) => {
+        const wrap = el.querySelector(".grid-wrap") ?? el;
+        wrap.scrollLeft = wrap.scrollWidth;
+      });
+    } else if (view === "graph") {
+      const key = JSON.stringify([structure, [...collapsed]]);
+      if (force || !graph || key !== graphKey || !content.querySelector(".graph-wrap")) {
+        graphKey = key;
+        graph = renderGraph({ dagId, structure, collapsed, onToggle });
+        const run = shownRun();
+        const runPicker = h("select", { id: "graph-run", "aria-label": "Run shown in the graph" },
+          grid.dag_runs.length ? [...grid.dag_runs].reverse().map((r) => h("option", { value: r.dag_run_id, selected: run?.dag_run_id === r.dag_run_id }, `${r.dag_run_id} · ${r.state}`))
+            : h("option", { value: "" }, "No runs yet"));
+        runPicker.addEventListener("change", () => navigate(href(["dags", dagId, "graph"], { run: runPicker.value, task: sel.task })));
+        const focused = document.activeElement?.dataset?.key;
+        const wrap = h("div", { class: `graph-wrap ${fitGraph ? "fit" : ""}` }, graph.el);
+        const zoom = h("button", {
+          type: "button", class: "btn small", "aria-pressed": String(fitGraph), title: "Fit the graph to the width or show it at full size",
+          onclick: () => {
+            fitGraph = !fitGraph;
+            wrap.classList.toggle("fit", fitGraph);
+            zoom.setAttribute("aria-pressed", String(fitGraph));
+          },
+        }, "Fit to width");
+        put(content,
+          h("div", { class: "view-bar" }, h("label", { for: "graph-run" }, "Run"), runPicker, zoom, legend()),
+          wrap);
+        if (focused) content.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+      }
+      const run = shownRun();
+      const picker = content.querySelector("#graph-run");
+      if (picker && run) {
+        if (![...picker.options].some((o) => o.value === run.dag_run_id)) {
+          renderView(true);
+          return;
+        }
+        picker.value = run.dag_run_id;
+        const opt = [...picker.options].find((o) => o.value === run.dag_run_id);
+        opt.textContent = `${run.dag_run_id} · ${run.state}`;
+      }
+      const states = Object.fromEntries(Object.entries(run?.task_instances ?? {}).map(([k, v]) => [k, v.state]));
+      graph.update(states, run?.dag_run_id ?? null, sel.task);
+    } else if (view === "runs") {
+      if (runsList) put(content, runsTable(runsList));
+      else if (!content.querySelector(".loading")) put(content, h("p", { class: "muted loading" }, "Loading…"));
+    } else if (view === "details") {
+      if (details) put(content, detailsView(details));
+      else loadDetails();
+    } else if (view === "code") {
+      if (source) put(content, codeView(source));
+      else loadSource();
+    }
+  }
+
+  function legend() {
+    return h("div", { class: "legend", "aria-hidden": "true" }, ["success", "running", "failed", "queued", "up_for_retry", "upstream_failed", "skipped", "scheduled"]
+      .map((st) => h("span", {}, h("span", { class: `dot st-${st}` }), st.replaceAll("_", " "))));
+  }
+
+  function runsTable(list) {
+    if (!list.dag_runs.length) return h("p", { class: "muted empty" }, "No runs yet.");
+    return h("div", { class: "table-wrap" }, h("table", { class: "runs" },
+      h("thead", {}, h("tr", {}, ["State", "Run", "Type", "Run after", "Logical date", "Started", "Ended", "Duration", "Triggered by"].map((x) => h("th", {}, x)))),
+      h("tbody", {}, list.dag_runs.map((r) => h("tr", { class: r.dag_run_id === sel.run ? "sel" : "" },
+        h("td", {}, badge(r.state)),
+        h("td", {}, h("a", { href: href(["dags", dagId, "grid"], { run: r.dag_run_id }) }, r.dag_run_id)),
+        h("td", {}, r.run_type),
+        h("td", {}, time(r.run_after)),
+        h("td", {}, time(r.logical_date)),
+        h("td", {}, time(r.start_date)),
+        h("td", {}, time(r.end_date)),
+        h("td", { class: "num" }, fmtDuration(durationOf(r))),
+        h("td", {}, [r.triggered_by, r.triggering_user_name].filter(Boolean).join(" · ")))))));
+  }
+
+  async function loadRuns() {
+    const list = await api(path`api/v2/dags/${dagId}/dagRuns`, { query: { order_by: "-run_after", limit: 50 } });
+    const changed = JSON.stringify(list) !== JSON.stringify(runsList);
+    runsList = list;
+    if (changed && view === "runs") renderView();
+  }
+
+  async function loadDetails() {
+    put(content, h("p", { class: "muted loading" }, "Loading…"));
+    try {
+      details = await api(path`api/v2/dags/${dagId}/details`);
+      if (view === "details") renderView();
+    } catch (e) {
+      put(content, errorBox(e));
+    }
+  }
+
+  function detailsView(d) {
+    const params = Object.entries(d.params ?? {});
+    const row = (k, v) => (v === null || v === undefined || v === "" ? null : h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v)));
+    return h("div", { class: "details" },
+      h("table", { class: "kv" }, h("tbody", {},
+        row("DAG id", h("code", {}, d.dag_id)),
+        row("Description", d.description),
+        row("Schedule", d.timetable_summary ? h("code", {}, d.timetable_summary) : "None"),
+        row("Schedule, in words", d.timetable_description),
+        row("Start date", time(d.start_date)),
+        row("End date", d.end_date ? time(d.end_date) : null),
+        row("Catchup", String(d.catchup)),
+        row("Owners", (d.owners ?? []).join(", ")),
+        row("Tags", (d.tags ?? []).map((t) => t.name).join(", ")),
+        row("Max active runs", d.max_active_runs),
+        row("Max active tasks", d.max_active_tasks),
+        row("Run timeout", d.dag_run_timeout),
+        row("File", h("code", {}, d.fileloc)),
+        row("Bundle", d.bundle_name),
+        row("Last parsed", time(d.last_parsed_time)),
+        row("Time zone", d.timezone))),
+      h("h2", {}, "Params"),
+      params.length ? h("table", { class: "kv" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Default"), h("th", {}, "Description"))),
+        h("tbody", {}, params.map(([k, v]) => {
+          const dumped = v && typeof v === "object" && "value" in v;
+          return h("tr", {}, h("th", { scope: "row" }, h("code", {}, k)), h("td", {}, h("code", {}, JSON.stringify(dumped ? v.value : v))), h("td", {}, dumped ? v.description ?? "" : ""));
+        })))
+        : h("p", { class: "muted" }, "No params."),
+      d.doc_md ? [h("h2", {}, "Documentation"), h("pre", { class: "doc" }, d.doc_md)] : null);
+  }
+
+  async function loadSource() {
+    put(content, h("p", { class: "muted loading" }, "Loading…"));
+    try {
+      source = await api(path`api/v2/dagSources/${dagId}`);
+      if (view === "code") renderView();
+    } catch (e) {
+      put(content, errorBox(e));
+    }
+  }
+
+  function taskLines() {
+    const out = [];
+    (function walk(nodes) {
+      for (const n of nodes) {
+        if (n.type === "task") out.push(n);
+        else walk(n.children);
+      }
+    })(structure?.nodes ?? []);
+    return out;
+  }
+
+  function codeView(src) {
+    const lines = (src.content ?? "").split("\n");
+    if (lines.at(-1) === "") lines.pop();
+    const tasks = taskLines();
+    const task = tasks.find((t) => t.id === sel.task);
+    const [from, to] = task?.line ? blockOf(lines, task.line) : [0, -1];
+    const picker = h("select", { id: "code-task", "aria-label": "Highlight a task" },
+      h("option", { value: "" }, "Highlight a task…"),
+      tasks.map((t) => h("option", { value: t.id, selected: t.id === sel.task }, t.id)));
+    picker.addEventListener("change", () => navigate(href(["dags", dagId, "code"], { run: sel.run, task: picker.value || null })));
+    const pre = h("pre", { class: "source", tabindex: 0, "aria-label": "DAG file" }, lines.map((text, i) => {
+      const n = i + 1;
+      return h("span", { class: `src-line ${n >= from && n <= to ? "hl" : ""}`, id: `L${n}` },
+        h("span", { class: "ln", "aria-hidden": "true" }, String(n)), yamlLine(text), "\n");
+    }));
+    const wrap = h("div", { class: "code-view" },
+      h("div", { class: "view-bar" }, picker, h("span", { class: "muted small" }, dag?.relative_fileloc ?? dag?.fileloc ?? "")),
+      pre);
+    // Scroll the file, not the page, to the task.
+    if (from) requestAnimationFrame(() => {
+      const line = pre.querySelector(`#L${from}`);
+      if (line) pre.scrollTop = Math.max(0, line.offsetTop - pre.clientHeight / 3);
+    });
+    return wrap;
+  }
+
+  async function refreshPanel() {
+    let key = "";
+    let runId = sel.run;
+    if (sel.task && !runId && view === "graph") runId = shownRun()?.dag_run_id ?? null;
+    if (sel.task && runId) key = `ti:${runId}:${sel.task}:${sel.try ?? ""}`;
+    else if (runId) {
+      const run = grid?.dag_runs.find((r) => r.dag_run_id === runId);
+      key = `run:${runId}:${JSON.stringify(run ?? null)}`;
+    }
+    if (key === panelKey) {
+      panel?.refresh();
+      return;
+    }
+    panelKey = key;
+    panel?.destroy();
+    panel = null;
+    put(side);
+    side.hidden = !key;
+    body.classList.toggle("with-side", Boolean(key));
+    if (!key) return;
+    const common = { dagId, view, me: ctx.me, onChange: () => poller.kick() };
+    if (key.startsWith("ti:")) {
+      panel = tiPanel({ ...common, runId, taskId: sel.task, tryNumber: sel.try });
+    } else {
+      let run = grid?.dag_runs.find((r) => r.dag_run_id === runId);
+      if (!run) {
+        try {
+          run = await api(path`api/v2/dags/${dagId}/dagRuns/${runId}`);
+        } catch (e) {
+          put(side, errorBox(e));
+          return;
+        }
+      }
+      panel = runPanel({ ...common, run });
+    }
+    put(side, panel.el);
+  }
+
+  async function tick() {
+    const [d, g] = await Promise.all([
+      api(path`api/v2/dags/${dagId}`),
+      api(path`ui/grid/${dagId}`, { query: { limit: GRID_RUNS } }),
+    ]);
+    if (!structure || d.last_parsed_time !== parsedAt) {
+      structure = await api(path`ui/structure/${dagId}`);
+      parsedAt = d.last_parsed_time;
+      source = null;
+      details = null;
+    }
+    if (view === "runs") await loadRuns();
+    const key = JSON.stringify([d, g]);
+    const changed = key !== lastKey;
+    lastKey = key;
+    dag = d;
+    grid = g;
+    if (changed) {
+      document.title = `${d.dag_display_name ?? dagId} · updraft`;
+      renderHead();
+      renderView();
+      refreshPanel();
+    }
+    return { active: g.dag_runs.some((r) => isActive(r.state)), changed };
+  }
+
+  const poller = new Poller(async () => {
+    try {
+      return await tick();
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) {
+        put(head, h("h1", {}, dagId));
+        put(content, errorBox(new Error(`There is no DAG ${dagId}.`)));
+        return { active: false, changed: false };
+      }
+      put(content, errorBox(e));
+      lastKey = "";
+      throw e;
+    }
+  }, { min: 1000, max: 8000, idle: 20000 });
+
+  renderTabs();
+  poller.start();
+
+  return {
+    update(r) {
+      const newView = r.segments[2] ?? "grid";
+      const viewChanged = newView !== view;
+      view = newView;
+      sel = selection(r.query);
+      renderTabs();
+      if (viewChanged) {
+        graph = null;
+        put(content);
+        if (view === "runs") loadRuns().catch((e) => put(content, errorBox(e)));
+      }
+      renderView();
+      refreshPanel();
+    },
+    unmount() {
+      poller.stop();
+      panel?.destroy();
+    },
+  };
+}
+
+/**
+ * Replaces `container`'s content with `build()`, keeping keyboard focus on the element
+ * with the same `data-key` and the scroll position of `.grid-wrap`.
+ */
+function keepFocus(container, build, firstTime) {
+  const focused = container.contains(document.activeElement) ? document.activeElement?.dataset?.key : null;
+  const oldWrap = container.querySelector(".grid-wrap");
+  const scroll = oldWrap ? [oldWrap.scrollLeft, oldWrap.scrollTop, oldWrap.scrollWidth - oldWrap.scrollLeft - oldWrap.clientWidth] : null;
+  const el = build();
+  put(container, el);
+  const wrap = container.querySelector(".grid-wrap");
+  if (scroll && wrap) {
+    // Stay pinned to the newest run when the user was looking at it.
+    wrap.scrollLeft = scroll[2] < 4 ? wrap.scrollWidth : scroll[0];
+    wrap.scrollTop = scroll[1];
+  } else firstTime?.(el);
+  if (focused) container.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+}
+
+/** The lines of a YAML list item starting at `line`: up to the next line indented as little. */
+function blockOf(lines, line) {
+  const indent = (s) => s.length - s.trimStart().length;
+  const start = lines[line - 1] ?? "";
+  const base = indent(start);
+  let end = line;
+  for (let i = line; i < lines.length; i++) {
+    const l = lines[i];
+    if (l.trim() === "" || l.trimStart().startsWith("#")) continue;
+    if (indent(l) <= base) break;
+    end = i + 1;
+  }
+  return [line, end];
+}
+
+/** One YAML line with keys, strings, comments and Jinja marked for colour. */
+function yamlLine(text) {
+  const parts = [];
+  const m = /^(\s*(?:-\s+)?)([\w.$-]+)(:)(?=\s|$)/.exec(text);
+  let rest = text;
+  if (m) {
+    parts.push(m[1], h("span", { class: "y-key" }, m[2]), m[3]);
+    rest = text.slice(m[0].length);
+  }
+  const re = /(#.*$)|("(?:[^"\\]|\\.)*"|'[^']*')|(\{\{.*?\}\}|\{%.*?%\})/g;
+  let last = 0;
+  for (let x; (x = re.exec(rest));) {
+    if (x[1] && last < x.index && !/\s$/.test(rest.slice(0, x.index)) && x.index !== 0) continue;
+    parts.push(rest.slice(last, x.index));
+    const cls = x[1] ? "y-comment" : x[2] ? "y-str" : "y-tpl";
+    parts.push(h("span", { class: cls }, x[0]));
+    last = x.index + x[0].length;
+  }
+  parts.push(rest.slice(last));
+  return parts;
+}

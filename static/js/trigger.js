@@ -1,0 +1,259 @@
+// The trigger form: one field per DAG param (from its JSON schema and default), the raw
+// `conf` as JSON kept in step with the fields, an optional logical date, run id and note.
+// Errors show next to the field they belong to, from our own checks and from the
+// server's 400/409/422 answers.
+
+import { api, path, ApiError } from "./api.js";
+import { h, modal, notify } from "./ui.js";
+
+/** Params in either shape: Airflow's dumped `{value, schema, description}` or plain values. */
+function paramSpecs(params) {
+  const entries = Object.entries(params ?? {});
+  const dumped = entries.length > 0 && entries.every(([, v]) => v && typeof v === "object" && !Array.isArray(v) && "value" in v && ("schema" in v || "description" in v));
+  return entries.map(([name, v]) => dumped
+    ? { name, value: v.value, schema: v.schema ?? {}, description: v.description ?? v.schema?.description ?? null }
+    : { name, value: v, schema: {}, description: null });
+}
+
+/** The kind of input a param gets: integer, number, boolean, string, json, or enum. */
+function kindOf(spec) {
+  const sch = spec.schema ?? {};
+  if (Array.isArray(sch.enum) && sch.enum.length) return "enum";
+  const types = (Array.isArray(sch.type) ? sch.type : [sch.type]).filter((t) => t && t !== "null");
+  const t = types[0] ?? (spec.value === null || spec.value === undefined ? "string"
+    : typeof spec.value === "number" ? (Number.isInteger(spec.value) ? "integer" : "number")
+      : typeof spec.value === "boolean" ? "boolean" : typeof spec.value === "object" ? "json" : "string");
+  return { integer: "integer", number: "number", boolean: "boolean", string: "string", object: "json", array: "json", json: "json" }[t] ?? "string";
+}
+
+const nullable = (spec) => spec.value === null || [].concat(spec.schema?.type ?? []).includes("null");
+
+/** Reads and checks one field: `{value}` or `{error}`. */
+function readField(spec, kind, input) {
+  const sch = spec.schema ?? {};
+  const raw = kind === "boolean" ? input.checked : input.value;
+  let value;
+  if (kind !== "boolean" && raw === "") {
+    if (nullable(spec)) return { value: null };
+    if (kind === "string" && !sch.minLength) return { value: "" };
+    return { error: "A value is required." };
+  }
+  switch (kind) {
+    case "integer":
+      if (!/^-?\d+$/.test(raw.trim())) return { error: "Enter a whole number." };
+      value = Number(raw);
+      break;
+    case "number":
+      value = Number(raw);
+      if (raw.trim() === "" || Number.isNaN(value)) return { error: "Enter a number." };
+      break;
+    case "boolean":
+      value = raw;
+      break;
+    case "json":
+      try {
+        value = JSON.parse(raw);
+      } catch (e) {
+        return { error: `Not valid JSON: ${e.message}` };
+      }
+      break;
+    case "enum":
+      value = sch.enum.find((x) => String(x) === raw) ?? raw;
+      break;
+    default:
+      value = raw;
+  }
+  if (typeof value === "number") {
+    if (sch.minimum !== undefined && value < sch.minimum) return { error: `Must be at least ${sch.minimum}.` };
+    if (sch.maximum !== undefined && value > sch.maximum) return { error: `Must be at most ${sch.maximum}.` };
+  }
+  if (typeof value === "string") {
+    if (sch.minLength !== undefined && value.length < sch.minLength) return { error: `At least ${sch.minLength} characters.` };
+    if (sch.maxLength !== undefined && value.length > sch.maxLength) return { error: `At most ${sch.maxLength} characters.` };
+    if (sch.pattern && !new RegExp(sch.pattern).test(value)) return { error: `Must match ${sch.pattern}.` };
+  }
+  return { value };
+}
+
+function writeField(kind, input, value) {
+  if (kind === "boolean") input.checked = Boolean(value);
+  else if (kind === "json") input.value = JSON.stringify(value ?? null, null, 2);
+  else input.value = value === null || value === undefined ? "" : String(value);
+}
+
+/**
+ * Opens the trigger form for a DAG. Resolves with the new run (DAGRunResponse) or null.
+ * `dag` is the DAG (list item or details); its params are read from details.
+ */
+export async function openTrigger(dagId) {
+  const details = await api(path`api/v2/dags/${dagId}/details`);
+  const specs = paramSpecs(details.params);
+  const fields = [];
+  const errors = new Map();
+  const errorEl = (id) => {
+    const el = h("p", { class: "field-error", id: `${id}-error`, hidden: true });
+    errors.set(id, el);
+    return el;
+  };
+  const showError = (id, msg) => {
+    const el = errors.get(id);
+    const input = document.getElementById(id);
+    if (!el) return false;
+    el.textContent = msg ?? "";
+    el.hidden = !msg;
+    if (input) {
+      if (msg) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    }
+    return true;
+  };
+
+  const conf = h("textarea", { id: "trigger-conf", class: "code", rows: 6, spellcheck: "false", "aria-describedby": "trigger-conf-error" });
+  const syncConf = () => {
+    const obj = {};
+    for (const f of fields) {
+      const r = readField(f.spec, f.kind, f.input);
+      showError(f.id, r.error);
+      obj[f.spec.name] = r.error ? f.last : r.value;
+      if (!r.error) f.last = r.value;
+    }
+    let extra = {};
+    try {
+      extra = JSON.parse(conf.value || "{}");
+    } catch {
+      extra = {};
+    }
+    conf.value = JSON.stringify({ ...extra, ...obj }, null, 2);
+    showError("trigger-conf", null);
+  };
+  conf.addEventListener("input", () => {
+    let obj;
+    try {
+      obj = JSON.parse(conf.value || "{}");
+    } catch (e) {
+      showError("trigger-conf", `Not valid JSON: ${e.message}`);
+      return;
+    }
+    if (!obj || typeof obj !== "object" || Array.isArray(obj)) {
+      showError("trigger-conf", "The configuration must be a JSON object.");
+      return;
+    }
+    showError("trigger-conf", null);
+    for (const f of fields) if (f.spec.name in obj) {
+      writeField(f.kind, f.input, obj[f.spec.name]);
+      f.last = obj[f.spec.name];
+      showError(f.id, readField(f.spec, f.kind, f.input).error);
+    }
+  });
+
+  const paramRows = specs.map((spec, i) => {
+    const id = `param-${i}`;
+    const kind = kindOf(spec);
+    let input;
+    if (kind === "boolean") input = h("input", { id, type: "checkbox" });
+    else if (kind === "enum") input = h("select", { id }, spec.schema.enum.map((x) => h("option", { value: String(x) }, String(x))));
+    else if (kind === "json") input = h("textarea", { id, class: "code", rows: 3, spellcheck: "false" });
+    else input = h("input", { id, type: "text", inputmode: kind === "integer" ? "numeric" : kind === "number" ? "decimal" : null });
+    input.name = spec.name;
+    input.setAttribute("aria-describedby", `${id}-error ${id}-help`);
+    writeField(kind, input, spec.value);
+    const f = { spec, kind, input, id, last: spec.value };
+    fields.push(f);
+    input.addEventListener(kind === "boolean" || kind === "enum" ? "change" : "input", syncConf);
+    return h("div", { class: `field ${kind === "boolean" ? "check" : ""}` },
+      h("label", { for: id }, spec.name, h("span", { class: "muted type" }, kind === "json" ? "JSON" : kind)),
+      input,
+      spec.description ? h("p", { class: "help", id: `${id}-help` }, spec.description) : null,
+      errorEl(id));
+  });
+  conf.value = JSON.stringify(Object.fromEntries(specs.map((s) => [s.name, s.value])), null, 2);
+
+  const date = h("input", { id: "trigger-date", type: "datetime-local", step: 1, "aria-describedby": "trigger-date-error trigger-date-help" });
+  const runId = h("input", { id: "trigger-run-id", placeholder: "manual__<time> when empty", "aria-describedby": "trigger-run-id-error" });
+  const note = h("input", { id: "trigger-note", placeholder: "Optional" });
+  const unpause = details.is_paused ? h("input", { id: "trigger-unpause", type: "checkbox", checked: true }) : null;
+
+  const content = h("div", { class: "trigger-form" },
+    details.description ? h("p", { class: "muted" }, details.description) : null,
+    specs.length ? h("fieldset", {}, h("legend", {}, "Parameters"), paramRows) : h("p", { class: "muted" }, "This DAG has no params."),
+    h("details", { class: "advanced", open: specs.length === 0 },
+      h("summary", {}, "Configuration JSON and run options"),
+      h("div", { class: "field" }, h("label", { for: "trigger-conf" }, "Configuration (conf)"), conf, errorEl("trigger-conf")),
+      h("div", { class: "field" },
+        h("label", { for: "trigger-date" }, "Logical date ", h("span", { class: "muted" }, "(your local time; empty for none)")),
+        date, errorEl("trigger-date")),
+      h("div", { class: "field" }, h("label", { for: "trigger-run-id" }, "Run ID"), runId, errorEl("trigger-run-id")),
+      h("div", { class: "field" }, h("label", { for: "trigger-note" }, "Note"), note)),
+    unpause ? h("div", { class: "field check warn-box" }, unpause,
+      h("label", { for: "trigger-unpause" }, "This DAG is paused: unpause it so the run starts")) : null);
+
+  return modal({
+    title: `Trigger ${details.dag_display_name ?? dagId}`,
+    content,
+    submitLabel: "Trigger",
+    wide: true,
+    onSubmit: async () => {
+      syncConf();
+      let bad = false;
+      for (const f of fields) {
+        const r = readField(f.spec, f.kind, f.input);
+        if (r.error) {
+          showError(f.id, r.error);
+          bad = true;
+        }
+      }
+      let confObj;
+      try {
+        confObj = JSON.parse(conf.value || "{}");
+        if (!confObj || typeof confObj !== "object" || Array.isArray(confObj)) throw new Error("The configuration must be a JSON object.");
+      } catch (e) {
+        showError("trigger-conf", e.message);
+        content.querySelector("details.advanced").open = true;
+        bad = true;
+      }
+      let logical = null;
+      if (date.value) {
+        const d = new Date(date.value);
+        if (Number.isNaN(d.getTime())) {
+          showError("trigger-date", "Not a valid date and time.");
+          bad = true;
+        } else logical = d.toISOString();
+      }
+      if (bad) {
+        content.querySelector("[aria-invalid=true]")?.focus();
+        throw new Error("Fix the fields marked in red.");
+      }
+      const body = { logical_date: logical, conf: confObj };
+      if (runId.value.trim()) body.dag_run_id = runId.value.trim();
+      if (note.value.trim()) body.note = note.value.trim();
+      try {
+        if (unpause?.checked) await api(path`api/v2/dags/${dagId}`, { method: "PATCH", body: { is_paused: false } });
+        const run = await api(path`api/v2/dags/${dagId}/dagRuns`, { method: "POST", body });
+        notify(`Triggered ${run.dag_run_id}`, "success");
+        return run;
+      } catch (err) {
+        throw placeServerError(err, { showError, fields, content });
+      }
+    },
+  });
+}
+
+/** Puts a server error next to its field when it names one; returns the error for the form. */
+function placeServerError(err, { showError, fields, content }) {
+  if (!(err instanceof ApiError)) return err;
+  const map = { conf: "trigger-conf", logical_date: "trigger-date", dag_run_id: "trigger-run-id" };
+  let placed = false;
+  for (const [name, msg] of Object.entries(err.fields())) {
+    if (map[name]) placed = showError(map[name], msg) || placed;
+  }
+  if (err.status === 409) placed = showError("trigger-run-id", err.message) || placed;
+  if (typeof err.detail === "string") {
+    for (const f of fields) {
+      if (new RegExp(`\\b${f.spec.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\b`).test(err.detail)) {
+        placed = showError(f.id, err.detail) || placed;
+      }
+    }
+  }
+  if (placed) content.querySelector("details.advanced").open ||= !!content.querySelector("details.advanced [aria-invalid=true]");
+  return err;
+}

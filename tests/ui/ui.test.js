@@ -1,0 +1,558 @@
+// Browser tests of the embedded UI: `updraft standalone` driven through Debian's chromium
+// with playwright-core, at no prefix, under /d12345 and under a nested /a/b. Each run
+// fails on any request outside the prefix, any failed request, any 4xx/5xx the step did
+// not expect, and any console error; every page is photographed into the folder printed
+// at the start. Run by `make test-ui`.
+
+import { describe, test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = process.env.UPDRAFT_BIN ?? path.join(ROOT, "target/debug/updraft");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const STAMP = new Date().toISOString().replace(/[:.]/g, "-");
+const SHOTS = path.join(ROOT, "target/ui-screenshots", STAMP);
+fs.mkdirSync(SHOTS, { recursive: true });
+console.log(`screenshots: ${SHOTS}`);
+
+/** How long a run may take to finish: the flaky task retries once after a second. */
+const RUN_TIMEOUT = 90_000;
+const BROKEN_YAML = "broken_dag:\n  tasks:\n    - task_id: [unclosed\n";
+
+/** A URL pattern: the text as is, `**` for any run of characters. */
+function like(text) {
+  return new RegExp(`^${text.split("**").map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+}
+
+/** A free TCP port on 127.0.0.1, for servers whose base_url must carry the port. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts `updraft standalone` on a fresh home with the example DAGs and a broken file;
+ * resolves `{child, url, password, home}` once it prints its URL.
+ */
+async function startServer({ port = 0, baseUrl = null, env: extra = {} } = {}) {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-ui-"));
+  fs.mkdirSync(path.join(home, "dags"));
+  fs.writeFileSync(path.join(home, "dags", "broken.yml"), BROKEN_YAML);
+  const env = {
+    PATH: process.env.PATH,
+    UPDRAFT_HOME: home,
+    UPDRAFT__API__HOST: "127.0.0.1",
+    UPDRAFT__API__PORT: String(port),
+    UPDRAFT__SCHEDULER__SCHEDULER_HEARTBEAT_SEC: "0.2",
+    UPDRAFT__CORE__LOAD_EXAMPLES: "True",
+  };
+  if (baseUrl) env.UPDRAFT__API__BASE_URL = baseUrl;
+  Object.assign(env, extra);
+  const child = spawn(BIN, ["standalone"], { env, stdio: ["ignore", "pipe", fs.openSync(path.join(home, "server.log"), "w")] });
+  const lines = readline.createInterface({ input: child.stdout });
+  let password = null;
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL printed; see ${home}/server.log`)), 30_000);
+    child.once("exit", (code) => reject(new Error(`updraft exited with ${code}; see ${home}/server.log`)));
+    lines.on("line", (line) => {
+      const pw = /Password for user 'admin': (\S+)/.exec(line);
+      if (pw) password = pw[1];
+      const u = /listening on (http:\/\/\S+)/.exec(line);
+      if (u) {
+        clearTimeout(timer);
+        resolve(u[1].endsWith("/") ? u[1] : `${u[1]}/`);
+      }
+    });
+  });
+  assert.ok(password || extra.UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS, "the admin password is printed");
+  const held = await holdIdleThreads(url);
+  return { child, url, password, home, held };
+}
+
+/**
+ * Works around a lost wakeup in tiny_http 0.12's connection thread pool
+ * (src/util/task_pool.rs): `spawn` trusts a `waiting_tasks` count that a woken thread
+ * lowers only after it takes the lock again, so when more new connections arrive at once
+ * than idle threads wait (a browser opens six), a connection can sit in the queue,
+ * unserved, until another connection closes, and the page load hangs. Holding the four
+ * idle threads with silent connections, opened one at a time, makes every new connection
+ * get a thread of its own. UI_NO_HOLD=1 turns this off to show the bug.
+ */
+async function holdIdleThreads(url) {
+  if (process.env.UI_NO_HOLD) return [];
+  const { hostname, port } = new URL(url);
+  const held = [];
+  for (let i = 0; i < 4; i++) {
+    held.push(await new Promise((resolve, reject) => {
+      const sock = net.connect(Number(port), hostname, () => resolve(sock));
+      sock.once("error", reject);
+    }));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return held;
+}
+
+/** Stops the server by its PID: SIGTERM, then SIGKILL if it does not stop in time. */
+async function stopServer(srv) {
+  if (!srv) return;
+  for (const sock of srv.held) sock.destroy();
+  if (srv.child.exitCode !== null) return;
+  const exited = new Promise((resolve) => srv.child.once("exit", resolve));
+  process.kill(srv.child.pid, "SIGTERM");
+  const timer = setTimeout(() => srv.child.exitCode === null && process.kill(srv.child.pid, "SIGKILL"), 15_000);
+  await exited;
+  clearTimeout(timer);
+  fs.rmSync(srv.home, { recursive: true, force: true });
+}
+
+async function launch(profile) {
+  return chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1280, height: 800 },
+    colorScheme: "light",
+  });
+}
+
+/**
+ * Watches a page: every request must stay under `base`, none may fail, none may answer
+ * 4xx/5xx unless `expect(response)` allows it, and the console must stay free of errors.
+ */
+function watch(page, base) {
+  const problems = [];
+  const allowed = [];
+  const w = {
+    problems,
+    /** Allows responses matching `pred` until `done()` is called. */
+    allow(pred) {
+      allowed.push(pred);
+      return () => allowed.splice(allowed.indexOf(pred), 1);
+    },
+    /** Fails the test with everything seen since the last check. */
+    check(step) {
+      const found = problems.splice(0);
+      assert.deepEqual(found, [], `${step}: unexpected browser events`);
+    },
+  };
+  const isAllowed = (url, status, method) => allowed.some((p) => p(url, status, method));
+  page.on("request", (r) => {
+    if (!r.url().startsWith(base)) problems.push(`request outside ${base}: ${r.method()} ${r.url()}`);
+  });
+  // Leaving a page cancels its polls: that is the browser's doing, not a failure.
+  let navigating = 0;
+  w.nav = async (fn) => {
+    navigating += 1;
+    try {
+      return await fn();
+    } finally {
+      navigating -= 1;
+    }
+  };
+  for (const name of ["goto", "reload", "goBack", "goForward"]) {
+    const orig = page[name].bind(page);
+    page[name] = (...args) => w.nav(() => orig(...args));
+  }
+  page.on("requestfailed", (r) => {
+    const err = r.failure()?.errorText;
+    if (navigating && err === "net::ERR_ABORTED" && ["fetch", "xhr"].includes(r.resourceType())) return;
+    problems.push(`request failed: ${r.method()} ${r.url()}: ${err}`);
+  });
+  page.on("response", (r) => {
+    const status = r.status();
+    if (status >= 400 && !isAllowed(r.url(), status, r.request().method())) problems.push(`HTTP ${status}: ${r.request().method()} ${r.url()}`);
+  });
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    // Chromium logs every 4xx as a console error; those we allowed are not errors here.
+    const loc = m.location()?.url ?? "";
+    const status = /status of (\d+)/.exec(m.text());
+    if (status && isAllowed(loc, Number(status[1]), null)) return;
+    problems.push(`console error: ${m.text()} (${loc})`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  return w;
+}
+
+/** The login probe: without a token, `ui/auth/me` answers 401, which sends us to login. */
+const meProbe = (base) => (url, status) => status === 401 && url === `${base}ui/auth/me`;
+
+const PREFIXES = [
+  { label: "root", prefix: "" },
+  { label: "d12345", prefix: "/d12345" },
+  { label: "nested", prefix: "/a/b" },
+].filter((p) => !process.env.UI_PREFIX || p.label === process.env.UI_PREFIX);
+
+for (const { label, prefix } of PREFIXES) {
+  describe(`the UI at ${prefix || "/"}`, { concurrency: false }, () => {
+    let srv;
+    let ctx;
+    let page;
+    let w;
+    let base;
+    let shot = 0;
+    let runId;
+    const dag = "example_params_and_retries";
+    const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
+
+    // The steps build on each other: after one fails, the rest are skipped, not timed out.
+    let failed = null;
+    const step = (name, fn) => test(name, async (t) => {
+      if (failed) {
+        t.skip(`after "${failed}" failed`);
+        return;
+      }
+      try {
+        await fn();
+      } catch (e) {
+        failed = name;
+        await snap(`FAILED-${name.replace(/\W+/g, "-").slice(0, 40)}`).catch(() => {});
+        throw e;
+      }
+    });
+
+    const snap = async (name) => {
+      shot += 1;
+      const file = path.join(SHOTS, `${label}-${String(shot).padStart(2, "0")}-${name}.png`);
+      await page.screenshot({ path: file, fullPage: false });
+    };
+
+    before(async () => {
+      if (prefix) {
+        const port = await freePort();
+        srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}${prefix}` });
+      } else {
+        srv = await startServer();
+      }
+      base = srv.url;
+      assert.ok(base.endsWith(`${prefix}/`), `${base} ends with ${prefix}/`);
+      ctx = await launch(profile);
+      page = ctx.pages()[0] ?? (await ctx.newPage());
+      w = watch(page, base);
+    });
+
+    after(async () => {
+      await ctx?.close();
+      await stopServer(srv);
+      fs.rmSync(profile, { recursive: true, force: true });
+    });
+
+    step("a deep link without a login goes to the login page, which logs in", async () => {
+      const doneProbe = w.allow(meProbe(base));
+      await page.goto(`${base}dags`);
+      await page.waitForURL(like(`${base}login?next=**`));
+      await page.locator("#username").waitFor();
+      await snap("login");
+      // A wrong password is an error in the form, not a crash.
+      const doneWrong = w.allow((url, status) => status === 401 && url === `${base}auth/token`);
+      await page.fill("#username", "admin");
+      await page.fill("#password", "wrong");
+      await page.click("form.login-card button[type=submit]");
+      await page.getByText("Wrong username or password.").waitFor();
+      doneWrong();
+      await page.fill("#password", srv.password);
+      await page.click("form.login-card button[type=submit]");
+      await page.waitForURL(like(`${base}dags`));
+      doneProbe();
+      await page.locator(".who .name", { hasText: "admin" }).waitFor();
+      assert.equal((await page.locator(".who .role").textContent()).toLowerCase(), "admin");
+      w.check("login");
+    });
+
+    step("the DAG list shows the example DAGs and the import error", async () => {
+      for (const id of ["example_bash_operator", dag, "example_task_group"]) {
+        await page.locator(`tr[data-dag-id="${id}"] .dag-link`).waitFor();
+      }
+      await snap("dags");
+      await page.click("#import-errors summary");
+      const list = page.locator(".import-error-list");
+      await list.locator(".ie-file", { hasText: "broken.yml" }).waitFor();
+      await list.locator(".ie-line").first().waitFor();
+      await snap("import-errors");
+      // Filters: search narrows the list, and the URL keeps it.
+      await page.fill("#dag-search", "task_group");
+      await page.waitForFunction(() => document.querySelectorAll("table.dag-list tbody tr[data-dag-id]").length === 1);
+      assert.match(page.url(), /search=task_group/);
+      await page.fill("#dag-search", "");
+      await page.waitForFunction(() => document.querySelectorAll("table.dag-list tbody tr[data-dag-id]").length === 3);
+      w.check("DAG list");
+    });
+
+    step("unpause and trigger a DAG from the form with a param", async () => {
+      const row = page.locator(`tr[data-dag-id="${dag}"]`);
+      const toggle = row.getByRole("switch");
+      assert.equal(await toggle.getAttribute("aria-checked"), "false");
+      await toggle.click();
+      await page.waitForFunction((id) => document.querySelector(`tr[data-dag-id="${id}"] [role=switch]`)?.getAttribute("aria-checked") === "true", dag);
+      await row.locator("button.trigger").click();
+      const dialog = page.locator("dialog[open]");
+      await dialog.locator("input[name=name]").waitFor();
+      // Inline validation: a count that is not a number is refused next to the field.
+      await dialog.locator("input[name=count]").fill("three");
+      await dialog.getByText("Enter a whole number.").first().waitFor();
+      await dialog.getByRole("button", { name: "Trigger" }).click();
+      await dialog.getByText("Fix the fields marked in red.").waitFor();
+      await snap("trigger-invalid");
+      await dialog.locator("input[name=count]").fill("2");
+      await dialog.locator("input[name=name]").fill(`ui ${label}`);
+      await dialog.locator("summary").click();
+      const conf = JSON.parse(await dialog.locator("#trigger-conf").inputValue());
+      assert.deepEqual(conf, { name: `ui ${label}`, count: 2 });
+      await snap("trigger-form");
+      await dialog.getByRole("button", { name: "Trigger" }).click();
+      await page.waitForURL(like(`${base}dags/${dag}/grid?run=**`));
+      runId = new URL(page.url()).searchParams.get("run");
+      assert.match(runId, /^manual__/);
+      w.check("trigger");
+    });
+
+    step("the run turns green in the grid and in the graph", async () => {
+      await page.locator(".run-panel").waitFor();
+      await page.locator(`a.run-bar-link[aria-label="Run ${runId}: success"]`).waitFor({ timeout: RUN_TIMEOUT });
+      for (const task of ["greet", "flaky", "push", "pull"]) {
+        await page.locator(`a.sq[aria-label="${task} in ${runId}: success"]`).waitFor();
+      }
+      await snap("grid-success");
+      await page.getByRole("link", { name: "Graph", exact: true }).click();
+      await page.waitForURL(like(`**/dags/${dag}/graph?run=**`));
+      await page.waitForFunction(() => document.querySelectorAll("svg.graph .node.task-node.st-success").length === 4);
+      await snap("graph-success");
+      await page.emulateMedia({ colorScheme: "dark" });
+      await snap("graph-dark");
+      await page.emulateMedia({ colorScheme: "light" });
+      w.check("grid and graph");
+    });
+
+    step("the trigger form shows the server's refusal next to the field", async () => {
+      await page.click("#trigger");
+      const dialog = page.locator("dialog[open]");
+      await dialog.locator("summary").click();
+      await dialog.locator("#trigger-conf").fill("{not json");
+      await dialog.locator("#trigger-conf-error", { hasText: "Not valid JSON" }).waitFor();
+      await dialog.locator("#trigger-conf").fill('{"name": "again", "count": 1}');
+      await dialog.locator("#trigger-run-id").fill(runId);
+      const done409 = w.allow((url, status, method) => status === 409 && method !== "GET" && url.endsWith("/dagRuns"));
+      await dialog.getByRole("button", { name: "Trigger" }).click();
+      await dialog.locator("#trigger-run-id-error:not([hidden])").waitFor();
+      await snap("trigger-duplicate");
+      done409();
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+      await dialog.waitFor({ state: "detached" });
+      w.check("trigger refusal");
+    });
+
+    step("a task's log shows the rendered param", async () => {
+      await page.locator('svg.graph a.node[aria-label^="greet"]').click();
+      await page.waitForURL(like(`**/dags/${dag}/graph?run=**&task=greet`));
+      const panel = page.locator(".ti-panel");
+      await panel.locator(".panel-title", { hasText: "greet" }).waitFor();
+      await panel.locator("#ti-log", { hasText: `hello ui ${label}, 2 times` }).waitFor({ timeout: 20_000 });
+      await snap("task-log");
+      await panel.getByRole("button", { name: "Details" }).click();
+      await panel.locator("pre.code", { hasText: `hello ui ${label}, 2 times` }).waitFor();
+      await snap("task-details");
+      await panel.getByRole("button", { name: "Log" }).click();
+      // The flaky task failed once: both tries and their logs are there.
+      await page.locator('svg.graph a.node[aria-label^="flaky"]').click();
+      await panel.locator(".panel-title", { hasText: "flaky" }).waitFor();
+      await panel.locator("button.try", { hasText: "2" }).waitFor();
+      await panel.locator("#ti-log", { hasText: "succeeds" }).waitFor({ timeout: 20_000 });
+      await panel.locator("button.try", { hasText: "1" }).click();
+      await panel.locator("#ti-log", { hasText: "first try fails" }).waitFor({ timeout: 20_000 });
+      await snap("task-log-try1");
+      // XCom of push: the last line of its output.
+      await page.locator('svg.graph a.node[aria-label^="push"]').click();
+      await panel.locator(".panel-title", { hasText: "push" }).waitFor();
+      await panel.getByRole("button", { name: "XCom" }).click();
+      await panel.locator(".xcoms", { hasText: "return_value" }).waitFor();
+      await snap("task-xcom");
+      w.check("task log");
+    });
+
+    step("clearing a task runs it again", async () => {
+      await page.locator('svg.graph a.node[aria-label^="pull"]').click();
+      const panel = page.locator(".ti-panel");
+      await panel.locator(".panel-title", { hasText: "pull" }).waitFor();
+      await panel.locator(".badge.st-success").first().waitFor();
+      const before = await page.evaluate(() => document.querySelectorAll(".ti-panel button.try").length);
+      await panel.getByRole("button", { name: "Clear", exact: true }).click();
+      const dialog = page.locator("dialog[open]");
+      await dialog.locator(".affected", { hasText: "pull" }).waitFor();
+      await snap("clear-confirm");
+      await dialog.getByRole("button", { name: "Clear", exact: true }).click();
+      await dialog.waitFor({ state: "detached" });
+      await panel.locator("button.try", { hasText: String(before + 1) }).waitFor({ timeout: RUN_TIMEOUT });
+      await panel.locator(".panel-state .badge.st-success").waitFor({ timeout: RUN_TIMEOUT });
+      await panel.locator("#ti-log", { hasText: "the answer was 42" }).waitFor({ timeout: 20_000 });
+      await snap("cleared-rerun");
+      w.check("clear");
+    });
+
+    step("deep links survive a reload, and back and forward work", async () => {
+      const deep = `${base}dags/${dag}/grid?run=${encodeURIComponent(runId)}&task=greet`;
+      await page.goto(deep);
+      await page.locator(".ti-panel .panel-title", { hasText: "greet" }).waitFor();
+      await page.reload();
+      await page.locator(".ti-panel .panel-title", { hasText: "greet" }).waitFor();
+      await page.locator("table.grid").waitFor();
+      await snap("deep-link-reload");
+      await page.getByRole("link", { name: "Code", exact: true }).click();
+      await page.waitForURL(like(`**/dags/${dag}/code?**`));
+      await page.locator(".source .src-line.hl", { hasText: "task_id: greet" }).waitFor();
+      await snap("code");
+      await page.getByRole("link", { name: "Details", exact: true }).click();
+      await page.locator(".details", { hasText: "Params" }).waitFor();
+      await snap("details");
+      await page.getByRole("link", { name: "Runs", exact: true }).click();
+      await page.locator("table.runs", { hasText: runId }).waitFor();
+      await snap("runs");
+      await page.goBack();
+      await page.waitForURL(like(`**/dags/${dag}/details?**`));
+      await page.locator(".details").waitFor();
+      await page.goBack();
+      await page.waitForURL(like(`**/dags/${dag}/code?**`));
+      await page.locator(".source").waitFor();
+      await page.goForward();
+      await page.waitForURL(like(`**/dags/${dag}/details?**`));
+      await page.locator(".details").waitFor();
+      w.check("deep links");
+    });
+
+    step("the task group DAG draws its groups, and they collapse", async () => {
+      await page.goto(`${base}dags/example_task_group/graph`);
+      await page.locator("svg.graph .group-box").nth(2).waitFor();
+      await snap("graph-groups");
+      await page.locator("svg.graph .group-head").first().click();
+      await page.locator('svg.graph .group-node[aria-label="Expand group section_1"]').waitFor();
+      await page.getByRole("link", { name: "Grid", exact: true }).click();
+      await page.locator('table.grid .group-toggle[data-key="group:section_2"]').waitFor();
+      await page.locator('table.grid .group-toggle[data-key="group:section_2"]').click();
+      await page.waitForFunction(() => !document.querySelector("table.grid a.task-name[title='section_2.task_3']"));
+      await snap("grid-groups");
+      w.check("groups");
+    });
+
+    step("create, edit and delete a variable", async () => {
+      await page.getByRole("link", { name: "Variables", exact: true }).click();
+      await page.waitForURL(like(`${base}admin/variables`));
+      await page.click("#add");
+      const dialog = page.locator("dialog[open]");
+      await dialog.locator("#f-key").fill("ui_test_var");
+      await dialog.locator("#f-value").fill("first value");
+      await dialog.locator("#f-description").fill("made by the browser test");
+      await snap("variable-new");
+      await dialog.getByRole("button", { name: "Create" }).click();
+      const row = page.locator('tr[data-id="ui_test_var"]');
+      await row.getByText("first value").waitFor();
+      await snap("variables");
+      await row.getByRole("button", { name: "Edit ui_test_var" }).click();
+      await dialog.locator("#f-value").fill("second value");
+      await dialog.getByRole("button", { name: "Save" }).click();
+      await row.getByText("second value").waitFor();
+      await row.getByRole("button", { name: "Delete ui_test_var" }).click();
+      await snap("variable-delete");
+      await dialog.getByRole("button", { name: "Delete" }).click();
+      await row.waitFor({ state: "detached" });
+      w.check("variables");
+    });
+
+    step("connections mask passwords; pools list the default pool", async () => {
+      await page.getByRole("link", { name: "Connections", exact: true }).click();
+      await page.click("#add");
+      const dialog = page.locator("dialog[open]");
+      await dialog.locator("#f-connection_id").fill("ui_conn");
+      await dialog.locator("#f-conn_type").fill("http");
+      await dialog.locator("#f-host").fill("example.com");
+      await dialog.locator("#f-password").fill("s3cret");
+      await dialog.getByRole("button", { name: "Create" }).click();
+      const row = page.locator('tr[data-id="ui_conn"]');
+      await row.locator(".masked").waitFor();
+      assert.ok(!(await page.content()).includes("s3cret"), "the password is not on the page");
+      await snap("connections");
+      await page.getByRole("link", { name: "Pools", exact: true }).click();
+      await page.locator('tr[data-id="default_pool"]').waitFor();
+      await snap("pools");
+      w.check("connections and pools");
+    });
+
+    step("about shows version, scheduler heartbeat, workers and the execution URL check", async () => {
+      await page.getByRole("link", { name: "About", exact: true }).click();
+      await page.locator("#execution-check .health.ok").waitFor({ timeout: 20_000 });
+      await page.locator(".card", { hasText: "Scheduler" }).locator(".health.ok").waitFor();
+      await page.locator(".card", { hasText: "API server" }).getByText("Generation").waitFor();
+      await snap("about");
+      w.check("about");
+    });
+
+    step("small screens get a readable layout", async () => {
+      await page.setViewportSize({ width: 760, height: 900 });
+      await page.goto(`${base}dags`);
+      await page.locator(`tr[data-dag-id="${dag}"]`).waitFor();
+      await snap("dags-small");
+      await page.goto(`${base}dags/${dag}/grid?run=${encodeURIComponent(runId)}&task=greet`);
+      await page.locator(".ti-panel .panel-state .badge.st-success").waitFor();
+      await page.locator(".ti-panel #ti-log > .log-line").first().waitFor();
+      await snap("dag-small");
+      await page.setViewportSize({ width: 1280, height: 800 });
+      w.check("small screens");
+    });
+
+    step("log out", async () => {
+      const doneProbe = w.allow(meProbe(base));
+      await w.nav(async () => {
+        await page.click("#logout");
+        await page.waitForURL(like(`${base}login`));
+      });
+      await page.locator("#username").waitFor();
+      await page.goto(`${base}dags`);
+      await page.waitForURL(like(`${base}login?next=**`));
+      await snap("logged-out");
+      doneProbe();
+      w.check("logout");
+    });
+  });
+}
+
+describe("all-admins mode and a base_url without the port", { concurrency: false }, () => {
+  let srv;
+  let ctx;
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
+  before(async () => {
+    // As Airflow's issue #49725: the UI works, but tasks would call port 80. And with
+    // simple_auth_manager_all_admins there is no login page at all.
+    srv = await startServer({ baseUrl: "http://127.0.0.1/d12345", env: { UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True" } });
+    ctx = await launch(profile);
+  });
+  after(async () => {
+    await ctx?.close();
+    await stopServer(srv);
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  test("skips the login and shows the execution URL check in red", async () => {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const w = watch(page, srv.url);
+    await page.goto(`${srv.url}about`);
+    await page.locator(".who .role", { hasText: "admin" }).waitFor();
+    assert.equal(await page.locator("#logout").count(), 0, "no log out button when everyone is admin");
+    await page.locator("#execution-check.card-bad .health.bad").waitFor({ timeout: 30_000 });
+    await page.locator("#execution-check", { hasText: "http://127.0.0.1/d12345/execution/" }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "all-admins-no-port-about.png") });
+    w.check("execution check");
+  });
+});
