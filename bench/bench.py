@@ -590,11 +590,19 @@ class Bench:
     # -- API
 
     def wrk(self, url, token=None):
+        """One measured wrk run, after a 1 s warm-up at the same concurrency.
+
+        The warm-up is there because tiny_http 0.12's connection thread pool can leave
+        part of a burst of new keep-alive connections unserved until another connection
+        closes (see bench/PROFILES.md): without it, a run measures anywhere between 4
+        and 50 live connections, at random, for both servers alike. Its threads then
+        stay idle for 5 s, long enough for the measured run to find them."""
         a = self.args
-        cmd = ["wrk", "-t2", "-c50", f"-d{a.wrk_seconds}s", "--latency"]
+        cmd = ["wrk", "-t2", "-c50", "--latency"]
         if token:
             cmd += ["-H", f"Authorization: Bearer {token}"]
-        r = subprocess.run(cmd + [url], capture_output=True, text=True,
+        subprocess.run(cmd + ["-d1s", url], capture_output=True, timeout=30)
+        r = subprocess.run(cmd + [f"-d{a.wrk_seconds}s", url], capture_output=True, text=True,
                            timeout=a.wrk_seconds + 30)
         return parse_wrk(r.stdout)
 
@@ -602,35 +610,31 @@ class Bench:
         a = self.args
         bare = Server([self.bare, "0"], {"PATH": PATH}, self.tmp,
                       os.path.join(self.tmp, "bare.log"))
-        home = self.home("api")
-        srv = self.standalone(home)
+        plain_home, refresh_home = self.home("api"), self.home("refresh")
+        srv = self.standalone(plain_home)
+        # Refresh under load: the same run on a standalone whose pool recycles every
+        # second. Both run side by side and their loads alternate, so drift in the
+        # machine's load hits both alike.
+        rsrv = self.standalone(refresh_home, {"UPDRAFT__API__WORKER_REFRESH_INTERVAL": "1"})
         try:
             time.sleep(2.0)  # idle: the scheduler's first passes, the probe
             self.results["mem_idle"] = proc_kib(srv.pid, "VmRSS")
-            health = srv.url + "api/v2/monitor/health"
-            plain, base = [], []
+            path = "api/v2/monitor/health"
+            plain, base, refresh = [], [], []
             for rep in range(a.reps):
-                base.append(self.wrk(bare.url + "api/v2/monitor/health"))
-                plain.append(self.wrk(health))
-                log(f"health {rep + 1}/{a.reps}: {plain[-1]['rps']:.0f} req/s vs bare {base[-1]['rps']:.0f}")
+                base.append(self.wrk(bare.url + path))
+                plain.append(self.wrk(srv.url + path))
+                refresh.append(self.wrk(rsrv.url + path))
+                log(f"health {rep + 1}/{a.reps}: " + "; ".join(
+                    f"{name} {x['rps']:.0f} req/s p50 {x['p50']:.2f} p99 {x['p99']:.2f} ms errors {x['errors']}"
+                    for name, x in (("bare", base[-1]), ("updraft", plain[-1]), ("refresh", refresh[-1]))))
             self.results["health"] = {"updraft": plain, "bare": base}
-        finally:
-            srv.stop()
-
-        # Refresh under load: the same run while the pool recycles every second.
-        home = self.home("refresh")
-        srv = self.standalone(home, {"UPDRAFT__API__WORKER_REFRESH_INTERVAL": "1"})
-        try:
-            time.sleep(2.0)
-            runs = []
-            for rep in range(a.reps):
-                runs.append(self.wrk(srv.url + "api/v2/monitor/health"))
-                log(f"refresh {rep + 1}/{a.reps}: {runs[-1]['rps']:.0f} req/s, errors {runs[-1]['errors']}")
-            _, body = http("GET", srv.url + "api/v2/monitor/health")
+            _, body = http("GET", rsrv.url + path)
             refreshes = body.get("api_server", {}).get("refreshes_completed") if isinstance(body, dict) else None
-            self.results["refresh"] = {"runs": runs, "refreshes": refreshes}
+            self.results["refresh"] = {"runs": refresh, "refreshes": refreshes}
         finally:
             srv.stop()
+            rsrv.stop()
 
         # List: /api/v2/dags?limit=100 with 1,000 DAGs loaded, authenticated.
         home = self.home("list")
@@ -772,9 +776,13 @@ def parse_wrk(text):
         m = re.match(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", s)
         if m:
             out["errors"] += sum(int(g) for g in m.groups())
+            for kind, n in zip(("connect", "read", "write", "timeout"), m.groups()):
+                if int(n):
+                    out.setdefault("kinds", {})[kind] = int(n)
         m = re.match(r"Non-2xx or 3xx responses: (\d+)", s)
         if m:
             out["errors"] += int(m.group(1))
+            out.setdefault("kinds", {})["non-2xx"] = int(m.group(1))
     if out["requests"] == 0:
         out["errors"] = max(out["errors"], 1)
         out["raw"] = text
@@ -830,9 +838,9 @@ def table(b):
         p99, p99_plain = median([x["p99"] for x in rf]), median([x["p99"] for x in plain])
         ratio = p99 / p99_plain
         rows.append(["refresh under load (interval 1 s)",
-                     f"errors {sum(errs)}, p99 {p99:.2f} ms, {median([x['rps'] for x in rf]):.0f} req/s "
+                     f"errors {errors(rf)}, p99 {p99:.2f} ms, {median([x['rps'] for x in rf]):.0f} req/s "
                      f"({r['refresh']['refreshes']} refreshes; p99 {spread([x['p99'] for x in rf], f2)})",
-                     f"without refresh: errors {sum(x['errors'] for x in plain)}, p99 {p99_plain:.2f} ms",
+                     f"without refresh: errors {errors(plain)}, p99 {p99_plain:.2f} ms",
                      f"p99 {ratio:.2f}×", "0 errors, p99 ≤ 2×",
                      verdict(sum(errs) == 0 and ratio <= 2)])
     if "cold" in r:
@@ -897,6 +905,17 @@ def table(b):
     return "\n".join(lines)
 
 
+def errors(runs):
+    """The error count of some wrk runs, with its kinds: `3 (read 2, timeout 1)`."""
+    total, kinds = 0, {}
+    for r in runs:
+        total += r["errors"]
+        for k, n in r.get("kinds", {}).items():
+            kinds[k] = kinds.get(k, 0) + n
+    detail = ", ".join(f"{k} {n}" for k, n in kinds.items())
+    return f"{total} ({detail})" if detail else str(total)
+
+
 def api_row(name, runs, base, target):
     rps, brps = median([x["rps"] for x in runs]), median([x["rps"] for x in base])
     errs, berrs = sum(x["errors"] for x in runs), sum(x["errors"] for x in base)
@@ -904,7 +923,7 @@ def api_row(name, runs, base, target):
 
     def desc(xs, e):
         return (f"{median([x['rps'] for x in xs]):.0f} req/s, p50 {median([x['p50'] for x in xs]):.2f} ms, "
-                f"p99 {median([x['p99'] for x in xs]):.2f} ms, errors {e} "
+                f"p99 {median([x['p99'] for x in xs]):.2f} ms, errors {errors(xs)} "
                 f"(req/s {spread([x['rps'] for x in xs], lambda v: f'{v:.0f}')})")
 
     return [name, desc(runs, errs), "bare tiny_http: " + desc(base, berrs), f"{ratio:.2f}",
