@@ -169,11 +169,20 @@ fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Re
 /// Writes a reply; a client that went away is not an error worth more than a debug line.
 fn respond(rq: tiny_http::Request, reply: Reply) {
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    // Browsers open several connections at once and leave them idle. tiny_http 0.12 gives
+    // each connection one of its threads, and its pool can hand a burst of new connections
+    // to fewer threads than it thinks are idle (its `waiting_tasks` count lags), so one of
+    // them waits until another connection closes: a page load that hangs. Closing browser
+    // connections after each reply bounds that wait to one request; API clients, which
+    // do not open idle bursts, keep their keep-alive connections.
+    let browser = rq.headers().iter().any(|h| h.field.equiv("Sec-Fetch-Mode"));
+    let close = browser.then_some(("Connection", "close"));
     for (name, value) in reply
         .headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .chain([("X-Content-Type-Options", "nosniff")])
+        .chain(close)
     {
         if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             response.add_header(h);

@@ -79,37 +79,12 @@ async function startServer({ port = 0, baseUrl = null, env: extra = {} } = {}) {
     });
   });
   assert.ok(password || extra.UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS, "the admin password is printed");
-  const held = await holdIdleThreads(url);
-  return { child, url, password, home, held };
-}
-
-/**
- * Works around a lost wakeup in tiny_http 0.12's connection thread pool
- * (src/util/task_pool.rs): `spawn` trusts a `waiting_tasks` count that a woken thread
- * lowers only after it takes the lock again, so when more new connections arrive at once
- * than idle threads wait (a browser opens six), a connection can sit in the queue,
- * unserved, until another connection closes, and the page load hangs. Holding the four
- * idle threads with silent connections, opened one at a time, makes every new connection
- * get a thread of its own. UI_NO_HOLD=1 turns this off to show the bug.
- */
-async function holdIdleThreads(url) {
-  if (process.env.UI_NO_HOLD) return [];
-  const { hostname, port } = new URL(url);
-  const held = [];
-  for (let i = 0; i < 4; i++) {
-    held.push(await new Promise((resolve, reject) => {
-      const sock = net.connect(Number(port), hostname, () => resolve(sock));
-      sock.once("error", reject);
-    }));
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return held;
+  return { child, url, password, home };
 }
 
 /** Stops the server by its PID: SIGTERM, then SIGKILL if it does not stop in time. */
 async function stopServer(srv) {
   if (!srv) return;
-  for (const sock of srv.held) sock.destroy();
   if (srv.child.exitCode !== null) return;
   const exited = new Promise((resolve) => srv.child.once("exit", resolve));
   process.kill(srv.child.pid, "SIGTERM");
