@@ -17,13 +17,13 @@ const HEALTH: &str = r#"{"metadatabase":{"status":"healthy"},"scheduler":{"statu
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let port: u16 = args.next().map_or(0, |p| p.parse().expect("PORT is a number"));
+    let port: u16 = args
+        .next()
+        .map_or(0, |p| p.parse().expect("PORT is a number"));
     let threads: usize = args
         .next()
         .map_or(DEFAULT_THREADS, |n| n.parse().expect("THREADS is a number"));
-    let server = Arc::new(
-        tiny_http::Server::http(("127.0.0.1", port)).expect("the port is free"),
-    );
+    let server = Arc::new(tiny_http::Server::http(("127.0.0.1", port)).expect("the port is free"));
     let addr = server.server_addr().to_ip().expect("an IP listener");
     println!("bare_server listening on http://{addr}/");
     let headers = [

@@ -162,10 +162,10 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     let run = store
         .run(&ti.dag_id, &ti.run_id)?
         .ok_or_else(|| not_found(format!("DAG run {} not found", ti.run_id)))?;
-    let dag = store
-        .dag(&ti.dag_id)?
-        .ok_or_else(|| not_found(format!("DAG {} not found", ti.dag_id)))?
-        .dag;
+    let dag = ctx
+        .dags
+        .get(store, &ti.dag_id)?
+        .ok_or_else(|| not_found(format!("DAG {} not found", ti.dag_id)))?;
     let task = task_of(&dag, &ti.task_id).ok_or_else(|| {
         not_found(format!(
             "task {} is no longer in DAG {}",
@@ -268,9 +268,10 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
     }
     let now = b.end_date.unwrap_or_else(Utc::now);
     let next_retry_at = if to == UpForRetry {
-        let task = store
-            .dag(&ti.dag_id)?
-            .and_then(|d| task_of(&d.dag, &ti.task_id).cloned());
+        let task = ctx
+            .dags
+            .get(store, &ti.dag_id)?
+            .and_then(|d| task_of(&d, &ti.task_id).cloned());
         task.map(|t| {
             now + chrono::Duration::from_std(retry_delay(&t, ti.try_number)).unwrap_or_default()
         })

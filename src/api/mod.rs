@@ -208,6 +208,47 @@ pub struct Ctx {
     pub scheduler_wake: Option<crossbeam_channel::Sender<()>>,
     /// Failed logins per client address.
     pub limiter: Limiter,
+    /// Parsed DAGs, so a task's claim does not deserialize its whole DAG every time.
+    pub dags: DagCache,
+}
+
+/// Parsed DAGs by id, each kept with the parse time it came from and replaced when the
+/// store holds a newer parse. A DAG's stored JSON grows with its task count; reading it
+/// for every task of a big run made claims cost O(tasks) each.
+/// A parsed DAG and the parse time it came from.
+type CachedDag = (
+    chrono::DateTime<chrono::Utc>,
+    std::sync::Arc<crate::model::Dag>,
+);
+
+#[derive(Default)]
+pub struct DagCache(Mutex<std::collections::HashMap<String, CachedDag>>);
+
+impl DagCache {
+    /// The DAG as last parsed, from the cache when it is current.
+    pub fn get(
+        &self,
+        store: &Store,
+        dag_id: &str,
+    ) -> crate::error::Result<Option<std::sync::Arc<crate::model::Dag>>> {
+        let Some(parsed) = store.dag_parsed_time(dag_id)? else {
+            return Ok(None);
+        };
+        if let Some((t, dag)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(dag_id)
+            && *t == parsed
+        {
+            return Ok(Some(dag.clone()));
+        }
+        let Some(row) = store.dag(dag_id)? else {
+            return Ok(None);
+        };
+        let dag = std::sync::Arc::new(row.dag);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dag_id.to_string(), (row.last_parsed_time, dag.clone()));
+        Ok(Some(dag))
+    }
 }
 
 impl Ctx {

@@ -113,6 +113,7 @@ pub fn start_with(
         secret,
         scheduler_wake,
         limiter: Default::default(),
+        dags: Default::default(),
         cfg,
     });
     let (control, supervisor) = pool::start(Arc::new(http), ctx.clone(), dispatch)?;

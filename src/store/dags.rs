@@ -247,6 +247,18 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// When a DAG was last parsed (cheap: one indexed column), to check a cached copy.
+    pub fn dag_parsed_time(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {
+        self.conn
+            .query_row(
+                "SELECT last_parsed_time FROM dag WHERE dag_id = ?1",
+                [dag_id],
+                |r| time_col(r, 0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// Every import error, ordered by file.
     pub fn import_errors(&self) -> Result<Vec<ImportErrorRow>> {
         let mut stmt = self
