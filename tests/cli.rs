@@ -296,10 +296,15 @@ fn examples_load_and_unload() {
 }
 
 #[test]
-fn schema_is_json() {
+fn schema_is_json_and_served_by_the_api_server() {
     let home = TempHome::new();
     let run = home.run(&["dags", "schema"], &[]).expect(0);
-    assert!(run.json()["properties"].is_object() || run.json()["additionalProperties"].is_object());
+    let schema = run.json();
+    assert!(schema["properties"].is_object() || schema["additionalProperties"].is_object());
+    let srv =
+        crate::util::TestServer::start(&home, &["api-server"], &[("UPDRAFT__API__BASE_URL", "/p")]);
+    let (status, served) = crate::util::get_json(&format!("{}/dag-schema.json", srv.base));
+    assert_eq!((status, served), (200, schema));
 }
 
 /// The README's first DAG is the one the Airflow compatibility check loads.

@@ -163,6 +163,7 @@ static BASE: &[Route] = &[
     public(Get, "/api/v2/version", Core, "The server's version", monitor::version),
     public(Get, "/openapi.json", Core, "This document", openapi::get),
     public(Get, "/docs", Core, "A page that lists the API's routes", openapi::docs),
+    public(Get, "/dag-schema.json", Core, "The JSON Schema of dag-factory DAG files (as `updraft dags schema` prints it)", monitor::dag_schema),
     public(Get, "/execution/health", Execution, "Execution API health", monitor::execution_health),
     public(Patch, "/execution/task-instances/{task_instance_id}/run", Execution, "Mark a task instance running; returns its run context", execution::run),
     public(Put, "/execution/task-instances/{task_instance_id}/heartbeat", Execution, "Heartbeat of a running task instance", execution::heartbeat),

@@ -78,6 +78,11 @@ pub fn version(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, Api
     ))
 }
 
+/// `GET /dag-schema.json`: the JSON Schema of DAG files, for editors that fetch it by URL.
+pub fn dag_schema(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
+    Ok(Reply::json(200, &crate::dagfile::schema()))
+}
+
 /// `GET /execution/health`, as Airflow's Execution API answers it.
 pub fn execution_health(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
     Ok(Reply::json(200, &json!({"status": "healthy"})))
