@@ -773,7 +773,7 @@ fn python_repr(value: &Value) -> String {
 }
 
 /// Python's `repr(str)`: single quotes unless the text has one and no double quote.
-fn python_repr_str(text: &str) -> String {
+pub fn python_repr_str(text: &str) -> String {
     let quote = if text.contains('\'') && !text.contains('"') {
         '"'
     } else {

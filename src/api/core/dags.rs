@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 use sha2::Sha512;
 
 use super::{
-    Kind, body, collection, dt, field, invalid, like, order_by, page, query_all, query_bool,
-    query_time, sort_rows,
+    Kind, body, collection, dt, field, invalid, like, order_by, order_keys, page, query_all,
+    query_bool, query_time, sort_rows,
 };
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
 use crate::auth::Role;
@@ -83,9 +83,6 @@ const DAG_ORDER: &[&str] = &[
     "last_run_state",
     "last_run_start_date",
 ];
-
-/// Airflow's `SortParam.MAX_SORT_PARAMS`.
-const MAX_SORT_PARAMS: usize = 10;
 
 /// The only field a DAG PATCH changes.
 const PATCH_FIELDS: &[super::Field] = &[field("is_paused", Kind::Bool, true, false)];
@@ -917,37 +914,6 @@ fn set_paused(store: &mut Store, row: &DagRow, paused: bool, p: &Params) -> Resu
         ops::set_paused(store, &row.dag.dag_id, paused, user, Utc::now())?;
     }
     Ok(())
-}
-
-/// Every `order_by` value (Airflow takes several, first one first), each checked by the
-/// shared `order_by`, so errors read the same everywhere.
-fn order_keys<'a>(
-    req: &Req,
-    allowed: &[&'a str],
-    default: &'a str,
-) -> Result<Vec<(&'a str, bool)>, ApiError> {
-    let values = query_all(req, "order_by");
-    if values.len() > MAX_SORT_PARAMS {
-        let shown: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
-        return Err(ApiError::bad_request(format!(
-            "Ordering with more than {MAX_SORT_PARAMS} parameters is not allowed. Provided: [{}]",
-            shown.join(", ")
-        )));
-    }
-    if values.is_empty() {
-        return Ok(vec![order_by(req, allowed, default)?]);
-    }
-    values
-        .into_iter()
-        .map(|v| {
-            let one = Req {
-                query: vec![("order_by".to_string(), v.to_string())],
-                body: Vec::new(),
-                ..req.clone()
-            };
-            order_by(&one, allowed, default)
-        })
-        .collect()
 }
 
 /// `rows` in the order of `order` over the matching `keys` (one object per row), ties

@@ -410,27 +410,76 @@ pub fn page(ctx: &Ctx, req: &Req) -> Result<(usize, usize), ApiError> {
     ))
 }
 
-/// `order_by` among `allowed` names (a leading `-` for descending); else `default`.
-/// An unknown name is a 400, as Airflow answers it.
+/// `order_by` as Airflow's `SortParam` takes it: one or more names (repeated, or a comma
+/// list), each with an optional leading `-` for descending; `default` when absent;
+/// `aliases` map other names onto allowed ones. An unknown name, or more than ten, is a
+/// 400 with Airflow's text.
+pub fn orders<'a>(
+    values: &[&str],
+    allowed: &[&'a str],
+    default: &[(&'a str, bool)],
+    aliases: &[(&str, &'a str)],
+) -> Result<Vec<(&'a str, bool)>, ApiError> {
+    let names: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok(default.to_vec());
+    }
+    if names.len() > MAX_SORT_PARAMS {
+        let shown: Vec<String> = names.iter().map(|v| format!("'{v}'")).collect();
+        return Err(ApiError::bad_request(format!(
+            "Ordering with more than {MAX_SORT_PARAMS} parameters is not allowed. Provided: [{}]",
+            shown.join(", ")
+        )));
+    }
+    names
+        .iter()
+        .map(|raw| {
+            let (name, desc) = match raw.strip_prefix('-') {
+                Some(n) => (n, true),
+                None => (*raw, false),
+            };
+            let name = aliases.iter().find(|(a, _)| *a == name).map_or(name, |(_, to)| *to);
+            allowed.iter().find(|a| **a == name).map(|a| (*a, desc)).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Ordering with '{name}' is disallowed or the attribute does not exist on the model"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Airflow's `SortParam.MAX_SORT_PARAMS`.
+const MAX_SORT_PARAMS: usize = 10;
+
+/// The `order_by` query parameter of a request, parsed by [`orders`].
+pub fn order_keys<'a>(
+    req: &Req,
+    allowed: &[&'a str],
+    default: &'a str,
+) -> Result<Vec<(&'a str, bool)>, ApiError> {
+    orders(
+        &query_all(req, "order_by"),
+        allowed,
+        &[(default, false)],
+        &[],
+    )
+}
+
+/// The first key of `order_by`, for lists that sort by one key.
 pub fn order_by<'a>(
     req: &Req,
     allowed: &[&'a str],
     default: &'a str,
 ) -> Result<(&'a str, bool), ApiError> {
-    let raw = req.query("order_by").unwrap_or(default);
-    let (name, desc) = match raw.strip_prefix('-') {
-        Some(n) => (n, true),
-        None => (raw, false),
-    };
-    allowed
-        .iter()
-        .find(|a| **a == name)
-        .map(|a| (*a, desc))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Ordering with '{name}' is disallowed or the attribute does not exist on the model"
-            ))
-        })
+    Ok(order_keys(req, allowed, default)?
+        .into_iter()
+        .next()
+        .unwrap_or((default, false)))
 }
 
 /// Sorts rows by the value at `key` in each JSON object (nulls first, as SQL sorts them).
@@ -462,6 +511,25 @@ pub fn collection(key: &str, rows: Vec<Value>, limit: usize, offset: usize) -> V
     let total = rows.len();
     let items: Vec<Value> = rows.into_iter().skip(offset).take(limit).collect();
     json!({ key: items, "total_entries": total })
+}
+
+/// Airflow's 409 for a row that already exists: the details go to the server log under
+/// an error id the reply names, as Airflow hides the SQL.
+pub fn unique_violation(what: &str) -> ApiError {
+    let id = crate::ids::random_string(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        8,
+    );
+    log::warn!("error id {id}: unique constraint violation: {what}");
+    ApiError {
+        status: 409,
+        detail: json!({
+            "reason": "Unique constraint violation",
+            "statement": "hidden",
+            "orig_error": "hidden",
+            "message": format!("Serious error when handling your request. Check logs for more details - you will find it in api server when you look for ID {id}"),
+        }),
+    }
 }
 
 /// A 422 with one pydantic-style error.

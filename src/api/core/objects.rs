@@ -318,7 +318,10 @@ fn post_connection(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<
         tx.put_connection(&c).map(|()| true)
     })?;
     if !created {
-        return Err(unique_violation(&format!("connection {:?}", c.conn_id)));
+        return Err(super::unique_violation(&format!(
+            "connection {:?}",
+            c.conn_id
+        )));
     }
     Ok(Reply::json(201, &connection_json(&c)))
 }
@@ -615,7 +618,7 @@ fn post_pool(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply,
         tx.put_pool(&pool).map(|()| true)
     })?;
     if !created {
-        return Err(unique_violation(&format!("pool {:?}", pool.name)));
+        return Err(super::unique_violation(&format!("pool {:?}", pool.name)));
     }
     pool_reply(store, 201, &pool.name)
 }
@@ -1544,25 +1547,6 @@ fn no_content() -> Reply {
     Reply::bytes(204, "application/json", Vec::new())
 }
 
-/// The 409 Airflow's database error handler gives for a duplicate row: the details stay
-/// in the server log under the id the message names.
-fn unique_violation(what: &str) -> ApiError {
-    let id = crate::ids::random_string(
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-        8,
-    );
-    log::warn!("error id {id}: unique constraint violation: {what} already exists");
-    ApiError {
-        status: 409,
-        detail: json!({
-            "reason": "Unique constraint violation",
-            "statement": "hidden",
-            "orig_error": "hidden",
-            "message": format!("Serious error when handling your request. Check logs for more details - you will find it in api server when you look for ID {id}"),
-        }),
-    }
-}
-
 fn unprocessable(errors: Vec<Value>) -> ApiError {
     ApiError {
         status: 422,
@@ -1655,36 +1639,11 @@ fn text(m: &Map<String, Value>, f: &str) -> Option<String> {
 /// A Python set of strings as an f-string shows it: `{'a', 'b'}`, in the order given
 /// (callers pass sorted sets; Python's order is arbitrary).
 fn py_set<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    let parts: Vec<String> = items.into_iter().map(py_repr).collect();
+    let parts: Vec<String> = items
+        .into_iter()
+        .map(crate::template::python_repr_str)
+        .collect();
     format!("{{{}}}", parts.join(", "))
-}
-
-/// Python's `repr` of a string.
-fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::from(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 /// JSON as Python's `json.dumps` writes it: `", "` and `": "` between items (with
@@ -1913,7 +1872,7 @@ mod tests {
     #[test]
     fn python_reprs() {
         assert_eq!(py_set(["b", "a"]), "{'b', 'a'}");
-        assert_eq!(py_repr("it's"), "\"it's\"");
-        assert_eq!(py_repr("a\nb"), "'a\\nb'");
+        assert_eq!(crate::template::python_repr_str("it's"), "\"it's\"");
+        assert_eq!(crate::template::python_repr_str("a\nb"), "'a\\nb'");
     }
 }

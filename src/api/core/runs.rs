@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{Kind, body, dt, field, invalid, page, parse_datetime, query_all, query_time};
+use super::{Kind, body, dt, field, invalid, orders, page, parse_datetime, query_all, query_time};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
 use crate::auth::Role;
 use crate::error::Error;
@@ -254,53 +254,6 @@ pub(super) fn flag(body: &Map<String, Value>, name: &str, default: bool) -> bool
 /// A time from a checked body.
 pub(super) fn time(body: &Map<String, Value>, name: &str) -> Option<DateTime<Utc>> {
     text(body, name).and_then(parse_datetime)
-}
-
-/// `order_by` as Airflow's `SortParam` takes it: one or more names (repeated, or a comma
-/// list), each with an optional leading `-`; `default` when absent. Unknown names are
-/// a 400; `aliases` map other names onto allowed ones.
-pub(super) fn orders(
-    values: &[&str],
-    allowed: &'static [&'static str],
-    default: &[(&'static str, bool)],
-    aliases: &[(&str, &'static str)],
-) -> Result<Vec<(&'static str, bool)>, ApiError> {
-    let names: Vec<&str> = values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    if names.is_empty() {
-        return Ok(default.to_vec());
-    }
-    if names.len() > 10 {
-        return Err(ApiError::bad_request(format!(
-            "Ordering with more than 10 parameters is not allowed. Provided: {names:?}"
-        )));
-    }
-    names
-        .iter()
-        .map(|raw| {
-            let (name, desc) = match raw.strip_prefix('-') {
-                Some(n) => (n, true),
-                None => (*raw, false),
-            };
-            let name = aliases
-                .iter()
-                .find(|(a, _)| *a == name)
-                .map_or(name, |(_, to)| *to);
-            allowed
-                .iter()
-                .find(|a| **a == name)
-                .map(|a| (*a, desc))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "Ordering with '{name}' is disallowed or the attribute does not exist on the model"
-                    ))
-                })
-        })
-        .collect()
 }
 
 /// Adds the sort keys to `q`, then `tiebreak` in the direction of the first key, as
@@ -720,23 +673,6 @@ fn get(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, A
     reply_run(store, &run)
 }
 
-/// Airflow's 409 for a unique-constraint violation: the details stay in the server log
-/// under an id the reply names.
-fn unique_violation(msg: &str) -> ApiError {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let id = crate::ids::random_string(ALPHABET, 8);
-    log::error!("error id {id}: {msg}");
-    ApiError {
-        status: 409,
-        detail: json!({
-            "reason": "Unique constraint violation",
-            "statement": "hidden",
-            "orig_error": "hidden",
-            "message": format!("Serious error when handling your request. Check logs for more details - you will find it in api server when you look for ID {id}"),
-        }),
-    }
-}
-
 fn trigger(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let dag_id = p.get("dag_id");
     let b = body(
@@ -812,7 +748,7 @@ fn trigger(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     };
     let run = match ops::trigger(store, dag_id, t, Utc::now()) {
         Ok(run) => run,
-        Err(Error::Conflict(msg)) => return Err(unique_violation(&msg)),
+        Err(Error::Conflict(msg)) => return Err(super::unique_violation(&msg)),
         Err(e) => return Err(e.into()),
     };
     ctx.wake_scheduler();

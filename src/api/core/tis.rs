@@ -18,10 +18,10 @@ use sha2::Sha512;
 
 use super::runs::{
     Dags, Paging, apply_order, body_value_error, dag_not_found, flag, long_note, masked,
-    naive_times, number_ranges, orders, paged, paging, patterns, query_ints, state_filter, text,
-    time, time_ranges, unprocessable,
+    naive_times, number_ranges, paged, paging, patterns, query_ints, state_filter, text, time,
+    time_ranges, unprocessable,
 };
-use super::{Kind, body, dt, field, invalid, mask, parse_datetime, query_all, query_bool};
+use super::{Kind, body, dt, field, invalid, mask, orders, parse_datetime, query_all, query_bool};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
 use crate::auth::Role;
 use crate::executor::supervise::log_path;
