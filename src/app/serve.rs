@@ -68,25 +68,21 @@ pub fn scheduler(env: &Env) -> Result<()> {
     let cfg = prepare(env)?;
     let url = configured_execution_url(&cfg);
     check_in_background(url.clone());
+    // Nothing in this process wakes it: it watches the database instead.
     let (_wake_tx, wake_rx) = bounded(1);
-    let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
     let grace = grace(&cfg);
-    let sched = scheduler::Scheduler::new(
-        cfg,
-        Options {
-            api_url: url,
-            grace,
-            until_run: None,
-            metrics: Default::default(),
-        },
-    )?;
-    let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
+    let opts = Options {
+        api_url: url,
+        grace,
+        until_run: None,
+        metrics: Default::default(),
+    };
+    let sched = scheduler::start(cfg, opts, wake_rx)?;
     let (control, _unused) = crossbeam_channel::unbounded();
     let stop = stop_signals(control);
     println!("updraft scheduler running");
     let _ = stop.recv();
-    drop(shutdown_tx);
-    join(handle)
+    sched.stop()
 }
 
 /// `updraft standalone`: API server, scheduler and executor in one process.
@@ -103,24 +99,19 @@ pub fn standalone(env: &Env) -> Result<()> {
         .unwrap_or_else(|p| p.into_inner())
         .url
         .clone();
-    let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
     let grace = grace(&cfg);
-    let sched = scheduler::Scheduler::new(
-        cfg,
-        Options {
-            api_url: url,
-            grace,
-            until_run: None,
-            metrics: running.ctx.metrics.clone(),
-        },
-    )?;
-    let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
+    let opts = Options {
+        api_url: url,
+        grace,
+        until_run: None,
+        metrics: running.ctx.metrics.clone(),
+    };
+    let sched = scheduler::start(cfg, opts, wake_rx)?;
     let stop = stop_signals(running.control());
     announce("updraft standalone", &running);
     let _ = stop.recv();
     log::info!("stopping: no new tasks start; running ones get {grace:?} to finish");
-    drop(shutdown_tx);
-    let result = join(handle);
+    let result = sched.stop();
     running.shutdown(HTTP_GRACE);
     log::info!("standalone stopped");
     result
@@ -164,24 +155,20 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
         Some(wake_tx),
     )?;
     let url = format!("http://{}/execution/", running.addr);
-    let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
     let until = Some((dag_id.to_string(), run.run_id.clone()));
-    let sched = scheduler::Scheduler::new(
-        cfg.clone(),
-        Options {
-            api_url: url,
-            grace: grace(&cfg),
-            until_run: until,
-            metrics: Default::default(),
-        },
-    )?;
-    let handle = std::thread::spawn(move || sched.run(wake_rx, shutdown_rx));
+    let opts = Options {
+        api_url: url,
+        grace: grace(&cfg),
+        until_run: until,
+        metrics: Default::default(),
+    };
+    let sched = scheduler::start(cfg.clone(), opts, wake_rx)?;
     emit(&format!("dags test: {dag_id} run {}\n", run.run_id))?;
 
     // Stream each try's log as it ends.
     let mut shown = HashSet::new();
     let state = loop {
-        let done = handle.is_finished();
+        let done = sched.is_finished();
         for ti in store.tis_of_run(dag_id, &run.run_id)? {
             let ended = ti
                 .state
@@ -208,8 +195,7 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    drop(shutdown_tx);
-    let result = join(handle);
+    let result = sched.stop();
     running.shutdown(HTTP_GRACE);
     result?;
     let state = state.map_or("unknown", |s| s.as_str());
@@ -281,11 +267,4 @@ fn announce(what: &str, running: &server::Running) {
     let url = format!("http://{}{}/", running.addr, running.ctx.prefix);
     log::info!("{what} listening on {url}");
     println!("{what} listening on {url}");
-}
-
-fn join(handle: std::thread::JoinHandle<Result<scheduler::Stop>>) -> Result<()> {
-    match handle.join() {
-        Ok(r) => r.map(|_| ()),
-        Err(_) => Err(Error::Failed("the scheduler thread panicked".into())),
-    }
 }

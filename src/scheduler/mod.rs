@@ -869,17 +869,36 @@ fn info_of(r: &RunRow) -> Option<timetable::RunInfo> {
     })
 }
 
-/// Starts a scheduler on its own thread; returns its handle and the channel that wakes it.
-pub fn spawn(
-    cfg: Config,
-    opts: Options,
-    shutdown: Receiver<()>,
-) -> Result<(std::thread::JoinHandle<Result<Stop>>, Sender<()>)> {
-    let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+/// A scheduler running on its own thread.
+pub struct Handle {
+    thread: std::thread::JoinHandle<Result<Stop>>,
+    /// Dropped to stop it: every select! in the loop sees the disconnect.
+    shutdown: Sender<()>,
+}
+
+impl Handle {
+    /// Stops scheduling, lets running tasks finish within the grace period, and waits.
+    pub fn stop(self) -> Result<()> {
+        drop(self.shutdown);
+        match self.thread.join() {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(Error::Failed("the scheduler thread panicked".into())),
+        }
+    }
+
+    /// Whether the loop has ended by itself (`dags test`'s run finished).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+/// Starts a scheduler on its own thread; `wake` is poked by an in-process API server.
+pub fn start(cfg: Config, opts: Options, wake: Receiver<()>) -> Result<Handle> {
+    let (shutdown, stop) = crossbeam_channel::bounded(0);
     let sched = Scheduler::new(cfg, opts)?;
-    let handle = std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("scheduler".into())
-        .spawn(move || sched.run(wake_rx, shutdown))
+        .spawn(move || sched.run(wake, stop))
         .map_err(|e| Error::Failed(format!("cannot start the scheduler: {e}")))?;
-    Ok((handle, wake_tx))
+    Ok(Handle { thread, shutdown })
 }
