@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
+use super::Cached;
 use super::{Store, parse_ts, ts};
 use crate::error::{Error, Result};
 use crate::model::Dag;
@@ -84,7 +85,7 @@ impl Store {
     /// The stored source of one file, if it was seen before.
     pub fn file_source(&self, bundle: &str, relative_path: &str) -> Result<Option<String>> {
         self.conn
-            .query_row(
+            .row(
                 "SELECT source FROM dag_file WHERE bundle_name = ?1 AND relative_path = ?2",
                 [bundle, relative_path],
                 |r| r.get(0),
@@ -105,7 +106,7 @@ impl Store {
         let now_s = ts(now);
         let tx = self.begin()?;
         let res = (|| -> rusqlite::Result<()> {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO dag_file (bundle_name, relative_path, mtime_ns, size, source, last_parsed)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (bundle_name, relative_path) DO UPDATE SET
@@ -117,7 +118,7 @@ impl Store {
             if error.is_none() {
                 for dag in f.dags {
                     let owner: Option<(String, String)> = tx
-                        .query_row(
+                        .row(
                             "SELECT bundle_name, relative_fileloc FROM dag WHERE dag_id = ?1 AND is_stale = 0",
                             [&dag.dag_id],
                             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -139,7 +140,7 @@ impl Store {
                 }
             }
             if let Some((line, col, text)) = &error {
-                tx.execute(
+                tx.exec(
                     "INSERT INTO import_error (bundle_name, filename, line, col, stack_trace, timestamp)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (bundle_name, filename) DO UPDATE SET
@@ -149,7 +150,7 @@ impl Store {
                 )?;
                 return Ok(());
             }
-            tx.execute(
+            tx.exec(
                 "DELETE FROM import_error WHERE bundle_name = ?1 AND filename = ?2",
                 [f.bundle_name, f.relative_path],
             )?;
@@ -157,7 +158,7 @@ impl Store {
             mark_stale_except(&tx, f.bundle_name, f.relative_path, &ids)?;
             for dag in f.dags {
                 let json = serde_json::to_string(dag).expect("a Dag always serializes");
-                tx.execute(
+                tx.exec(
                     "INSERT INTO dag (dag_id, bundle_name, relative_fileloc, fileloc, is_paused, is_stale, last_parsed_time, serialized)
                      VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)
                      ON CONFLICT (dag_id) DO UPDATE SET
@@ -166,9 +167,9 @@ impl Store {
                        last_parsed_time = excluded.last_parsed_time, serialized = excluded.serialized",
                     params![dag.dag_id, f.bundle_name, f.relative_path, f.fileloc, paused_at_creation, now_s, json],
                 )?;
-                tx.execute("DELETE FROM dag_tag WHERE dag_id = ?1", [&dag.dag_id])?;
+                tx.exec("DELETE FROM dag_tag WHERE dag_id = ?1", [&dag.dag_id])?;
                 for tag in &dag.tags {
-                    tx.execute(
+                    tx.exec(
                         "INSERT OR IGNORE INTO dag_tag (dag_id, name) VALUES (?1, ?2)",
                         [&dag.dag_id, tag],
                     )?;
@@ -184,11 +185,11 @@ impl Store {
     pub fn remove_file(&mut self, bundle: &str, relative_path: &str) -> Result<()> {
         let tx = self.begin()?;
         let res = (|| -> rusqlite::Result<()> {
-            tx.execute(
+            tx.exec(
                 "DELETE FROM dag_file WHERE bundle_name = ?1 AND relative_path = ?2",
                 [bundle, relative_path],
             )?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM import_error WHERE bundle_name = ?1 AND filename = ?2",
                 [bundle, relative_path],
             )?;
@@ -215,7 +216,7 @@ impl Store {
     /// One DAG by id.
     pub fn dag(&self, dag_id: &str) -> Result<Option<DagRow>> {
         self.conn
-            .query_row(
+            .row(
                 "SELECT serialized, bundle_name, relative_fileloc, fileloc, is_paused, is_stale, last_parsed_time
                  FROM dag WHERE dag_id = ?1",
                 [dag_id],
@@ -239,7 +240,7 @@ impl Store {
     pub fn set_paused(&mut self, dag_id: &str, paused: bool) -> Result<bool> {
         let n = self
             .conn
-            .execute(
+            .exec(
                 "UPDATE dag SET is_paused = ?2 WHERE dag_id = ?1",
                 params![dag_id, paused],
             )
@@ -250,7 +251,7 @@ impl Store {
     /// When a DAG was last parsed (cheap: one indexed column), to check a cached copy.
     pub fn dag_parsed_time(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {
         self.conn
-            .query_row(
+            .row(
                 "SELECT last_parsed_time FROM dag WHERE dag_id = ?1",
                 [dag_id],
                 |r| time_col(r, 0),
@@ -293,7 +294,7 @@ fn mark_stale_except(
     keep: &[&str],
 ) -> rusqlite::Result<()> {
     let keep = serde_json::to_string(keep).expect("strings serialize");
-    tx.execute(
+    tx.exec(
         "UPDATE dag SET is_stale = 1
          WHERE bundle_name = ?1 AND relative_fileloc = ?2
            AND dag_id NOT IN (SELECT value FROM json_each(?3))",

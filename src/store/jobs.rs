@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
+use super::Cached;
 use super::{Store, dags::time_col, ts};
 use crate::error::{Error, Result};
 
@@ -30,7 +31,7 @@ impl Store {
     /// The newest heartbeat of a running job of this type (`SchedulerJob`, ...).
     pub fn latest_heartbeat(&self, job_type: &str) -> Result<Option<DateTime<Utc>>> {
         self.conn
-            .query_row(
+            .row(
                 "SELECT latest_heartbeat FROM job WHERE job_type = ?1 AND state = 'running'
                  ORDER BY latest_heartbeat DESC LIMIT 1",
                 [job_type],
@@ -73,7 +74,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64> {
         self.write(|tx| {
-            tx.0.execute(
+            tx.0.exec(
                 "INSERT INTO job (job_type, state, hostname, pid, start_date, latest_heartbeat)
                  VALUES (?1, 'running', ?2, ?3, ?4, ?4)",
                 params![job_type, hostname, pid, ts(now)],
@@ -87,12 +88,12 @@ impl Store {
     pub fn heartbeat_job(&mut self, job_id: i64, now: DateTime<Utc>) -> Result<()> {
         self.write(|tx| {
             let now = ts(now);
-            tx.0.execute(
+            tx.0.exec(
                 "UPDATE job SET latest_heartbeat = ?2 WHERE id = ?1",
                 params![job_id, now],
             )
             .and_then(|_| {
-                tx.0.execute(
+                tx.0.exec(
                     "UPDATE scheduler_lease SET heartbeat = ?2 WHERE job_id = ?1",
                     params![job_id, now],
                 )
@@ -105,12 +106,12 @@ impl Store {
     /// Marks a job ended and gives up its lease.
     pub fn end_job(&mut self, job_id: i64, state: &str, now: DateTime<Utc>) -> Result<()> {
         self.write(|tx| {
-            tx.0.execute(
+            tx.0.exec(
                 "UPDATE job SET state = ?2, end_date = ?3 WHERE id = ?1",
                 params![job_id, state, ts(now)],
             )
             .and_then(|_| {
-                tx.0.execute("DELETE FROM scheduler_lease WHERE job_id = ?1", [job_id])
+                tx.0.exec("DELETE FROM scheduler_lease WHERE job_id = ?1", [job_id])
             })
             .map_err(|e| Error::Db(e.to_string()))?;
             Ok(())
@@ -131,7 +132,7 @@ impl Store {
             let db = |e: rusqlite::Error| Error::Db(e.to_string());
             let holder: Option<Lease> = tx
                 .0
-                .query_row("SELECT job_id, hostname, pid, heartbeat FROM scheduler_lease WHERE id = 1", [], |r| {
+                .row("SELECT job_id, hostname, pid, heartbeat FROM scheduler_lease WHERE id = 1", [], |r| {
                     Ok(Lease { job_id: r.get(0)?, hostname: r.get(1)?, pid: r.get(2)?, heartbeat: time_col(r, 3)? })
                 })
                 .optional()
@@ -139,7 +140,7 @@ impl Store {
             if let Some(h) = holder.filter(|h| h.job_id != job_id && h.heartbeat >= stale_before) {
                 return Ok(h);
             }
-            tx.0.execute(
+            tx.0.exec(
                 "INSERT OR REPLACE INTO scheduler_lease (id, job_id, hostname, pid, heartbeat) VALUES (1, ?1, ?2, ?3, ?4)",
                 params![job_id, hostname, pid, ts(now)],
             )

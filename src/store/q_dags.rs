@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
+use super::Cached;
 use super::{Store, parse_ts, ts};
 use crate::error::{Error, Result};
 use crate::model::RunState;
@@ -125,7 +126,7 @@ impl Store {
     /// How many runs of a DAG are running (not queued): Airflow's `active_runs_count`.
     pub fn running_run_count(&self, dag_id: &str) -> Result<u32> {
         self.conn
-            .query_row(
+            .row(
                 "SELECT COUNT(*) FROM dag_run WHERE dag_id = ?1 AND state = 'running'",
                 [dag_id],
                 |r| r.get(0),
@@ -164,7 +165,7 @@ impl Store {
     ) -> Result<Option<DateTime<Utc>>> {
         let s: Option<String> = self
             .conn
-            .query_row(
+            .row(
                 "SELECT last_parsed FROM dag_file WHERE bundle_name = ?1 AND relative_path = ?2",
                 [bundle, relative_path],
                 |r| r.get(0),
@@ -226,7 +227,7 @@ impl Store {
         };
         let total: i64 = self
             .conn
-            .query_row(
+            .row(
                 &format!("SELECT COUNT(*) FROM log l{filter}"),
                 params_from_iter(args.iter()),
                 |r| r.get(0),
@@ -255,7 +256,7 @@ impl Store {
     /// One audit log row by id.
     pub fn event_log(&self, id: i64) -> Result<Option<LogRow>> {
         self.conn
-            .query_row(&format!("{LOG_SELECT} WHERE l.id = ?1"), [id], log_row)
+            .row(&format!("{LOG_SELECT} WHERE l.id = ?1"), [id], log_row)
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -268,7 +269,7 @@ impl Store {
     pub fn delete_dag(&mut self, dag_id: &str) -> Result<()> {
         let tx = self.begin()?;
         let running: bool = tx
-            .query_row(
+            .row(
                 "SELECT EXISTS (SELECT 1 FROM task_instance WHERE dag_id = ?1 AND state = 'running')",
                 [dag_id],
                 |r| r.get(0),
@@ -280,7 +281,7 @@ impl Store {
             )));
         }
         let file: Option<(String, String)> = tx
-            .query_row(
+            .row(
                 "SELECT bundle_name, relative_fileloc FROM dag WHERE dag_id = ?1",
                 [dag_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -300,9 +301,9 @@ impl Store {
             "DELETE FROM dag_tag WHERE dag_id = ?1",
             "DELETE FROM dag WHERE dag_id = ?1",
         ] {
-            tx.execute(sql, [dag_id]).map_err(db)?;
+            tx.exec(sql, [dag_id]).map_err(db)?;
         }
-        tx.execute(
+        tx.exec(
             "DELETE FROM import_error WHERE bundle_name = ?1 AND filename = ?2",
             [&bundle, &file],
         )
@@ -311,7 +312,7 @@ impl Store {
         // state no file has, so the processor reads it again; a file whose last DAG this
         // was is forgotten, which also covers the examples, compared by text, not mtime.
         let others: bool = tx
-            .query_row(
+            .row(
                 "SELECT EXISTS (SELECT 1 FROM dag WHERE bundle_name = ?1 AND relative_fileloc = ?2)",
                 [&bundle, &file],
                 |r| r.get(0),
@@ -322,7 +323,7 @@ impl Store {
         } else {
             "DELETE FROM dag_file WHERE bundle_name = ?1 AND relative_path = ?2"
         };
-        tx.execute(sql, params![bundle, file]).map_err(db)?;
+        tx.exec(sql, params![bundle, file]).map_err(db)?;
         tx.commit().map_err(db)
     }
 }

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::Cached;
 use super::{Connection, Store, Tx, Variable, parse_ts};
 use crate::error::{Error, Result};
 
@@ -109,7 +110,7 @@ impl Store {
     /// One pool with its usage.
     pub fn pool(&self, name: &str) -> Result<Option<PoolRow>> {
         self.conn
-            .query_row(
+            .row(
                 &format!("{POOL_STATS} WHERE p.pool = ?1 GROUP BY p.pool"),
                 [name],
                 pool_stats_row,
@@ -146,7 +147,7 @@ impl Store {
 impl Tx<'_> {
     pub fn variable(&self, key: &str) -> Result<Option<Variable>> {
         self.0
-            .query_row(
+            .row(
                 "SELECT key, val, description FROM variable WHERE key = ?1",
                 [key],
                 |r| variable_row(r, 0),
@@ -158,7 +159,7 @@ impl Tx<'_> {
     /// Creates the variable, or sets every field of the one with its key.
     pub fn put_variable(&self, v: &Variable) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "INSERT INTO variable (key, val, description) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET val = excluded.val, description = excluded.description",
                 params![v.key, v.val, v.description],
@@ -171,14 +172,14 @@ impl Tx<'_> {
     pub fn delete_variable(&self, key: &str) -> Result<bool> {
         let n = self
             .0
-            .execute("DELETE FROM variable WHERE key = ?1", [key])
+            .exec("DELETE FROM variable WHERE key = ?1", [key])
             .map_err(db)?;
         Ok(n > 0)
     }
 
     pub fn connection(&self, conn_id: &str) -> Result<Option<Connection>> {
         self.0
-            .query_row(
+            .row(
                 "SELECT conn_id, conn_type, description, host, schema, login, password, port, extra
                  FROM connection WHERE conn_id = ?1",
                 [conn_id],
@@ -192,7 +193,7 @@ impl Tx<'_> {
     /// row id, so lists keep their order).
     pub fn put_connection(&self, c: &Connection) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "INSERT INTO connection (conn_id, conn_type, description, host, schema, login, password, port, extra)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (conn_id) DO UPDATE SET conn_type = excluded.conn_type,
@@ -209,14 +210,14 @@ impl Tx<'_> {
     pub fn delete_connection(&self, conn_id: &str) -> Result<bool> {
         let n = self
             .0
-            .execute("DELETE FROM connection WHERE conn_id = ?1", [conn_id])
+            .exec("DELETE FROM connection WHERE conn_id = ?1", [conn_id])
             .map_err(db)?;
         Ok(n > 0)
     }
 
     pub fn pool(&self, name: &str) -> Result<Option<Pool>> {
         self.0
-            .query_row(
+            .row(
                 "SELECT pool, slots, description, include_deferred FROM slot_pool WHERE pool = ?1",
                 [name],
                 |r| pool_row(r, 0),
@@ -228,7 +229,7 @@ impl Tx<'_> {
     /// Creates the pool, or sets every field of the one with its name.
     pub fn put_pool(&self, p: &Pool) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "INSERT INTO slot_pool (pool, slots, description, include_deferred) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (pool) DO UPDATE SET slots = excluded.slots,
                    description = excluded.description, include_deferred = excluded.include_deferred",
@@ -243,7 +244,7 @@ impl Tx<'_> {
     pub fn delete_pool(&self, name: &str) -> Result<bool> {
         let n = self
             .0
-            .execute("DELETE FROM slot_pool WHERE pool = ?1", [name])
+            .exec("DELETE FROM slot_pool WHERE pool = ?1", [name])
             .map_err(db)?;
         Ok(n > 0)
     }

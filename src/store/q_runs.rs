@@ -11,6 +11,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 
+use super::Cached;
 use super::runs::{RUN_COLS, TI_COLS, db, run_row, ti_row};
 use super::{RunRow, Store, TiRow, Tx, parse_ts, ts};
 use crate::error::{Error, Result};
@@ -351,7 +352,7 @@ fn page_args(q: &ListQuery, mut args: Vec<Sql>) -> Vec<Sql> {
 impl Store {
     fn count(&self, table: &str, wheres: &str, args: &[Sql]) -> Result<usize> {
         self.conn
-            .query_row(
+            .row(
                 &format!("SELECT COUNT(*) FROM {table} WHERE {wheres}"),
                 params_from_iter(args.iter()),
                 |r| r.get::<_, i64>(0),
@@ -439,7 +440,7 @@ impl Store {
     ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
         let span: Option<(Option<String>, Option<String>)> = self
             .conn
-            .query_row(
+            .row(
                 "SELECT MIN(logical_date), MAX(logical_date) FROM dag_run WHERE dag_id = ?1",
                 [dag_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -457,7 +458,7 @@ impl Tx<'_> {
     /// Sets or removes (`None`) a run's note.
     pub fn set_run_note(&self, id: i64, note: Option<&str>) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "UPDATE dag_run SET note = ?2 WHERE id = ?1",
                 params![id, note],
             )
@@ -468,7 +469,7 @@ impl Tx<'_> {
     /// Sets or removes (`None`) a task instance's note.
     pub fn set_ti_note(&self, id: &str, note: Option<&str>) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "UPDATE task_instance SET note = ?2 WHERE id = ?1",
                 params![id, note],
             )
@@ -480,7 +481,7 @@ impl Tx<'_> {
     /// clear does: no start or end yet, one more clear counted.
     pub fn restart_run(&self, id: i64) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "UPDATE dag_run SET start_date = NULL, end_date = NULL, clear_number = clear_number + 1
                  WHERE id = ?1",
                 [id],
@@ -494,7 +495,7 @@ impl Tx<'_> {
     pub fn delete_run(&self, id: i64) -> Result<bool> {
         let n = self
             .0
-            .execute("DELETE FROM dag_run WHERE id = ?1", [id])
+            .exec("DELETE FROM dag_run WHERE id = ?1", [id])
             .map_err(db)?;
         Ok(n == 1)
     }
@@ -512,7 +513,7 @@ impl Tx<'_> {
         for task in &dag.tasks {
             let n = self
                 .0
-                .execute(
+                .exec(
                     "INSERT OR IGNORE INTO task_instance (id, dag_id, run_id, task_id, max_tries, operator, pool,
                          pool_slots, priority_weight, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

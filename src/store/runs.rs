@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
+use super::Cached;
 use super::{Store, parse_ts, ts};
 use crate::error::{Error, Result};
 use crate::model::{Dag, RunState, RunType, TaskState};
@@ -101,7 +102,7 @@ impl Store {
     /// One run by its DAG and run id.
     pub fn run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRow>> {
         self.conn
-            .query_row(
+            .row(
                 &format!("SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND run_id = ?2"),
                 [dag_id, run_id],
                 run_row,
@@ -136,7 +137,7 @@ impl Store {
     /// How many runs of a DAG are queued or running.
     pub fn active_run_count(&self, dag_id: &str) -> Result<u32> {
         self.conn
-            .query_row(
+            .row(
                 "SELECT COUNT(*) FROM dag_run WHERE dag_id = ?1 AND state IN ('queued', 'running')",
                 [dag_id],
                 |r| r.get(0),
@@ -147,7 +148,7 @@ impl Store {
     /// The newest scheduled run of a DAG, from which the next one is computed.
     pub fn last_scheduled_run(&self, dag_id: &str) -> Result<Option<RunRow>> {
         self.conn
-            .query_row(
+            .row(
                 &format!(
                     "SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND run_type = 'scheduled'
                      ORDER BY logical_date DESC LIMIT 1"
@@ -222,7 +223,7 @@ impl Store {
     /// One task instance by its id.
     pub fn ti(&self, id: &str) -> Result<Option<TiRow>> {
         self.conn
-            .query_row(
+            .row(
                 &format!("SELECT {TI_COLS} FROM task_instance WHERE id = ?1"),
                 [id],
                 ti_row,
@@ -234,7 +235,7 @@ impl Store {
     /// One task instance by its key.
     pub fn ti_by_key(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<Option<TiRow>> {
         self.conn
-            .query_row(
+            .row(
                 &format!(
                     "SELECT {TI_COLS} FROM task_instance WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = -1"
                 ),
@@ -267,7 +268,7 @@ impl Store {
     ) -> Result<Option<Value>> {
         let text: Option<String> = self
             .conn
-            .query_row(
+            .row(
                 "SELECT value FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = -1 AND key = ?4",
                 [dag_id, run_id, task_id, key],
                 |r| r.get(0),
@@ -318,7 +319,7 @@ impl Tx<'_> {
         let (dis, die) = new
             .data_interval
             .map_or((None, None), |(s, e)| (Some(ts(s)), Some(ts(e))));
-        let res = self.0.execute(
+        let res = self.0.exec(
             "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end,
                  run_after, queued_at, conf, note, triggered_by, triggering_user_name, updated_at)
              VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?8)",
@@ -359,7 +360,7 @@ impl Tx<'_> {
         let weights = new.dag.effective_weights();
         for task in &new.dag.tasks {
             self.0
-                .execute(
+                .exec(
                     "INSERT INTO task_instance (id, dag_id, run_id, task_id, max_tries, operator, pool, pool_slots,
                          priority_weight, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -379,7 +380,7 @@ impl Tx<'_> {
                 .map_err(db)?;
         }
         self.0
-            .query_row(
+            .row(
                 &format!("SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND run_id = ?2"),
                 [&new.dag.dag_id, &new.run_id],
                 run_row,
@@ -398,7 +399,7 @@ impl Tx<'_> {
         let now_s = ts(now);
         let n = self
             .0
-            .execute(
+            .exec(
                 "UPDATE dag_run SET state = ?3, updated_at = ?4,
                     start_date = CASE WHEN ?3 = 'running' THEN COALESCE(start_date, ?4) ELSE start_date END,
                     end_date = CASE WHEN ?3 IN ('success', 'failed') THEN ?4 WHEN ?3 = 'queued' THEN NULL ELSE end_date END,
@@ -448,7 +449,7 @@ impl Tx<'_> {
         };
         let n = self
             .0
-            .execute(
+            .exec(
                 sql,
                 params![
                     id,
@@ -468,7 +469,7 @@ impl Tx<'_> {
     /// Keeps the current try of a task instance in its history (once per try).
     fn record_try(&self, id: &str) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "INSERT OR REPLACE INTO task_instance_history (task_instance_id, dag_id, run_id, task_id, map_index,
                      try_number, max_tries, state, operator, pool, pool_slots, priority_weight, queued_dttm,
                      start_date, end_date, duration, hostname, unixname, pid, rendered_command)
@@ -486,7 +487,7 @@ impl Tx<'_> {
     pub fn queue_ti(&self, id: &str, job_id: i64, now: DateTime<Utc>) -> Result<bool> {
         let n = self
             .0
-            .execute(
+            .exec(
                 "UPDATE task_instance SET state = 'queued', queued_dttm = ?3, queued_by_job_id = ?2, updated_at = ?3
                  WHERE id = ?1 AND state = 'scheduled'",
                 params![id, job_id, ts(now)],
@@ -500,7 +501,7 @@ impl Tx<'_> {
     pub fn unqueue_ti(&self, id: &str, now: DateTime<Utc>) -> Result<bool> {
         let n = self
             .0
-            .execute(
+            .exec(
                 "UPDATE task_instance SET
                     try_number = CASE WHEN state = 'queued' THEN MAX(try_number - 1, 0) ELSE try_number END,
                     state = NULL, queued_by_job_id = NULL, updated_at = ?2
@@ -523,7 +524,7 @@ impl Tx<'_> {
     ) -> Result<bool> {
         let n = self
             .0
-            .execute(
+            .exec(
                 "UPDATE task_instance SET state = 'running', start_date = ?5, pid = ?2, hostname = ?3, unixname = ?4,
                     last_heartbeat_at = ?5, updated_at = ?5
                  WHERE id = ?1 AND state = 'queued'",
@@ -544,7 +545,7 @@ impl Tx<'_> {
     ) -> Result<bool> {
         let n = self
             .0
-            .execute(
+            .exec(
                 "UPDATE task_instance SET last_heartbeat_at = ?4
                  WHERE id = ?1 AND state = 'running' AND pid = ?2 AND hostname = ?3",
                 params![id, pid, hostname, ts(now)],
@@ -556,7 +557,7 @@ impl Tx<'_> {
     /// Saves the rendered command of the current try (shown in the UI and API).
     pub fn set_rendered(&self, id: &str, command: &str) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "UPDATE task_instance SET rendered_command = ?2 WHERE id = ?1",
                 [id, command],
             )
@@ -569,7 +570,7 @@ impl Tx<'_> {
     pub fn clear_ti(&self, id: &str, retries: u32, now: DateTime<Utc>) -> Result<()> {
         self.record_try(id)?;
         self.0
-            .execute(
+            .exec(
                 "UPDATE task_instance SET
                     state = CASE WHEN state = 'running' THEN 'restarting' ELSE NULL END,
                     max_tries = try_number + ?2, next_retry_at = NULL, updated_at = ?3
@@ -591,7 +592,7 @@ impl Tx<'_> {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "INSERT OR REPLACE INTO xcom (dag_id, run_id, task_id, map_index, key, value, timestamp)
                  VALUES (?1, ?2, ?3, -1, ?4, ?5, ?6)",
                 params![dag_id, run_id, task_id, key, value.to_string(), ts(now)],
@@ -603,7 +604,7 @@ impl Tx<'_> {
     /// Removes a task's XComs (a new try starts clean, as in Airflow).
     pub fn clear_xcoms(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "DELETE FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3",
                 [dag_id, run_id, task_id],
             )
@@ -614,7 +615,7 @@ impl Tx<'_> {
     /// An audit row (Airflow's `log` table).
     pub fn event(&self, ev: &Event, now: DateTime<Utc>) -> Result<()> {
         self.0
-            .execute(
+            .exec(
                 "INSERT INTO log (dttm, dag_id, task_id, run_id, map_index, try_number, event, owner, extra)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
@@ -636,7 +637,7 @@ impl Tx<'_> {
     /// Reads inside the transaction.
     pub fn ti(&self, id: &str) -> Result<Option<TiRow>> {
         self.0
-            .query_row(
+            .row(
                 &format!("SELECT {TI_COLS} FROM task_instance WHERE id = ?1"),
                 [id],
                 ti_row,
@@ -647,7 +648,7 @@ impl Tx<'_> {
 
     pub fn run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRow>> {
         self.0
-            .query_row(
+            .row(
                 &format!("SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND run_id = ?2"),
                 [dag_id, run_id],
                 run_row,

@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
+use super::Cached;
 use super::Store;
 use crate::error::Result;
 
@@ -42,7 +43,7 @@ pub struct Variable {
 impl Store {
     pub fn variable(&self, key: &str) -> Result<Option<Variable>> {
         self.conn
-            .query_row(
+            .row(
                 "SELECT key, val, description FROM variable WHERE key = ?1",
                 [key],
                 |r| {
@@ -59,7 +60,7 @@ impl Store {
 
     pub fn set_variable(&mut self, key: &str, val: &str, description: Option<&str>) -> Result<()> {
         self.conn
-            .execute(
+            .exec(
                 "INSERT INTO variable (key, val, description) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET val = excluded.val,
                    description = COALESCE(excluded.description, variable.description)",
@@ -71,7 +72,7 @@ impl Store {
 
     pub fn connection(&self, conn_id: &str) -> Result<Option<Connection>> {
         self.conn
-            .query_row(
+            .row(
                 "SELECT conn_id, conn_type, description, host, schema, login, password, port, extra
                  FROM connection WHERE conn_id = ?1",
                 [conn_id],
@@ -95,7 +96,7 @@ impl Store {
 
     pub fn set_connection(&mut self, c: &Connection) -> Result<()> {
         self.conn
-            .execute(
+            .exec(
                 "INSERT OR REPLACE INTO connection (conn_id, conn_type, description, host, schema, login, password, port, extra)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![c.conn_id, c.conn_type, c.description, c.host, c.schema, c.login, c.password, c.port, c.extra],
@@ -107,7 +108,7 @@ impl Store {
     /// Creates or resizes a pool.
     pub fn set_pool(&mut self, pool: &str, slots: i64, description: Option<&str>) -> Result<()> {
         self.conn
-            .execute(
+            .exec(
                 "INSERT INTO slot_pool (pool, slots, description) VALUES (?1, ?2, ?3)
                  ON CONFLICT (pool) DO UPDATE SET slots = excluded.slots,
                    description = COALESCE(excluded.description, slot_pool.description)",
