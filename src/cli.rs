@@ -69,9 +69,6 @@ pub enum Command {
         dag_id: String,
         logical_date: Option<String>,
     },
-    TasksRun {
-        ti_id: String,
-    },
     TasksTest {
         dag_id: String,
         task_id: String,
@@ -342,9 +339,6 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
             (true, _) => Command::Help(HELP_TASKS),
             (_, Some("list")) => Command::TasksList {
                 dag_id: free(&mut args, "DAG_ID")?,
-            },
-            (_, Some("run")) => Command::TasksRun {
-                ti_id: args.value_from_str("--ti-id").map_err(usage)?,
             },
             (_, Some("test")) => Command::TasksTest {
                 dag_id: free(&mut args, "DAG_ID")?,

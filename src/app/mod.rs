@@ -44,15 +44,6 @@ pub fn run(cmd: Command, env: &Env) -> Result<()> {
             dag_id,
             logical_date,
         } => serve::dags_test(env, &dag_id, logical_date.as_deref()),
-        Command::TasksRun { ti_id } => {
-            let cfg = load_config(env)?;
-            let code = crate::executor::supervise::supervise(&cfg, &ti_id, &env.vars)?;
-            if code == 0 {
-                Ok(())
-            } else {
-                Err(Error::Exit(code))
-            }
-        }
         cmd => run_with_config(cmd, &load_config(env)?, env),
     }
 }
@@ -225,8 +216,7 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
         | Command::ApiServer(_)
         | Command::Standalone
         | Command::Scheduler
-        | Command::DagsTest { .. }
-        | Command::TasksRun { .. } => unreachable!("handled in run"),
+        | Command::DagsTest { .. } => unreachable!("handled in run"),
     }
 }
 

@@ -47,11 +47,12 @@ pub struct Client {
 impl Client {
     /// `base` ends with `/execution/` (a trailing slash is added if missing).
     pub fn new(base: &str, token: &str) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(TIMEOUT))
-            .build()
-            .into();
+        Client::with_agent(agent(), base, token)
+    }
+
+    /// A client sharing `agent`'s pool of kept-alive connections with other clients:
+    /// the executor's supervisor threads each have their own token but one agent.
+    pub fn with_agent(agent: ureq::Agent, base: &str, token: &str) -> Client {
         Client {
             agent,
             base: format!("{}/", base.trim_end_matches('/')),
@@ -263,6 +264,15 @@ impl Client {
         self.expect("POST", &path, Some(value), &[200, 201])
             .map(|_| ())
     }
+}
+
+/// An HTTP agent as every client uses it: statuses are results, not errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .build()
+        .into()
 }
 
 /// Percent-encodes one path segment.

@@ -1,21 +1,25 @@
-//! The local executor: runs each queued task instance under a supervisor process
-//! (`updraft tasks run --ti-id ID`) and tells the scheduler when one ends.
+//! The local executor: runs each queued task instance under a supervisor thread (see
+//! `supervise`) and tells the scheduler when one ends.
 //!
 //! It never decides what runs (the scheduler does) and never writes task state (the
-//! supervisor does, over the Execution API). The supervisor's stdin is a lifeline: when
-//! this side goes away — shutdown, or the whole process killed — the supervisor sees
-//! end-of-file, stops its task, and reports it for retry.
+//! supervisor does, over the Execution API). On shutdown, tasks still running after the
+//! grace period are stopped and reported for retry. If the whole process is killed,
+//! its tasks' process trees are left behind: on Windows their job objects end with it;
+//! elsewhere the next scheduler stops them when it adopts their task instances
+//! (`kill_orphans`).
 
 pub mod client;
 pub mod supervise;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+
+use crate::config::Config;
+use supervise::{Outcome, Supervisors};
 
 /// One task instance try to run.
 #[derive(Debug, Clone)]
@@ -30,7 +34,7 @@ pub struct Workload {
 /// What the executor tells the scheduler.
 #[derive(Debug)]
 pub enum ExecEvent {
-    /// A supervisor ended; `reported` is false when it died without reporting a state.
+    /// A supervisor ended; `reported` is false when it could not report a state.
     Exited {
         ti_id: String,
         try_number: u32,
@@ -38,37 +42,20 @@ pub enum ExecEvent {
     },
 }
 
-struct Slot {
-    stdin: Option<ChildStdin>,
-    pid: u32,
-}
-
 /// Runs supervisors; at most as many as the scheduler hands it.
 pub struct LocalExecutor {
-    exe: PathBuf,
-    api_url: String,
-    home: PathBuf,
+    supervisors: Arc<Supervisors>,
     events: Sender<ExecEvent>,
-    running: HashMap<String, Slot>,
+    running: HashSet<String>,
 }
 
-/// What a supervisor prints on stdout so the executor can clean up after it: the pid of
-/// the task's process (group leader), to kill if the supervisor dies first.
-pub const TASK_PID_LINE: &str = "task-pid ";
-
 impl LocalExecutor {
-    pub fn new(
-        api_url: &str,
-        home: PathBuf,
-        events: Sender<ExecEvent>,
-    ) -> std::io::Result<LocalExecutor> {
-        Ok(LocalExecutor {
-            exe: std::env::current_exe()?,
-            api_url: api_url.to_string(),
-            home,
+    pub fn new(cfg: &Config, api_url: &str, events: Sender<ExecEvent>) -> LocalExecutor {
+        LocalExecutor {
+            supervisors: Arc::new(Supervisors::new(cfg, api_url)),
             events,
-            running: HashMap::new(),
-        })
+            running: HashSet::new(),
+        }
     }
 
     pub fn running(&self) -> usize {
@@ -77,22 +64,37 @@ impl LocalExecutor {
 
     /// Starts the supervisor of one workload.
     pub fn submit(&mut self, w: Workload) -> std::io::Result<()> {
-        let mut child = Command::new(&self.exe)
-            .args(["tasks", "run", "--ti-id", &w.ti_id])
-            .env("UPDRAFT_HOME", &self.home)
-            .env(client::URL_VAR, &self.api_url)
-            .env(client::TOKEN_VAR, &w.token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let pid = child.id();
-        let stdin = child.stdin.take();
-        self.running.insert(w.ti_id.clone(), Slot { stdin, pid });
+        let supervisors = self.supervisors.clone();
         let events = self.events.clone();
+        let ti_id = w.ti_id.clone();
         std::thread::Builder::new()
-            .name(format!("supervisor-{pid}"))
-            .spawn(move || watch(child, w, events))?;
+            .name(format!("task {}", w.task_id))
+            .spawn(move || {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    supervise::supervise(&supervisors, &w.ti_id, &w.token)
+                }))
+                .unwrap_or_else(|_| {
+                    log::error!(
+                        "the supervisor of {} (try {}) panicked",
+                        w.task_id,
+                        w.try_number
+                    );
+                    Outcome::Unreported
+                });
+                if outcome != Outcome::Reported {
+                    log::warn!(
+                        "supervisor of {} (try {}) ended without reporting: {outcome:?}",
+                        w.task_id,
+                        w.try_number
+                    );
+                }
+                let _ = events.send(ExecEvent::Exited {
+                    ti_id: w.ti_id,
+                    try_number: w.try_number,
+                    reported: outcome == Outcome::Reported,
+                });
+            })?;
+        self.running.insert(ti_id);
         Ok(())
     }
 
@@ -101,8 +103,8 @@ impl LocalExecutor {
         self.running.remove(ti_id);
     }
 
-    /// Lets running tasks finish for up to `grace`, then cuts every supervisor's
-    /// lifeline so it stops its task and reports it for retry; waits for them to go.
+    /// Lets running tasks finish for up to `grace`, then tells every supervisor to stop
+    /// its task and report it for retry; waits for them to go.
     pub fn shutdown(&mut self, grace: Duration, events: &crossbeam_channel::Receiver<ExecEvent>) {
         let deadline = Instant::now() + grace;
         if !self.running.is_empty() {
@@ -111,12 +113,7 @@ impl LocalExecutor {
                 self.running.len()
             );
         }
-        while !self.running.is_empty() {
-            match events.recv_deadline(deadline) {
-                Ok(ExecEvent::Exited { ti_id, .. }) => self.reap(&ti_id),
-                Err(_) => break,
-            }
-        }
+        self.wait_all(deadline, events);
         if self.running.is_empty() {
             return;
         }
@@ -124,71 +121,63 @@ impl LocalExecutor {
             "stopping {} task(s) still running; they will be retried",
             self.running.len()
         );
-        for slot in self.running.values_mut() {
-            log::debug!("closing the lifeline of supervisor {}", slot.pid);
-            slot.stdin.take();
+        self.supervisors.stop.store(true, Ordering::Relaxed);
+        self.wait_all(Instant::now() + Duration::from_secs(30), events);
+        if !self.running.is_empty() {
+            log::error!("{} supervisor(s) did not stop", self.running.len());
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
+    }
+
+    fn wait_all(&mut self, deadline: Instant, events: &crossbeam_channel::Receiver<ExecEvent>) {
         while !self.running.is_empty() {
             match events.recv_deadline(deadline) {
                 Ok(ExecEvent::Exited { ti_id, .. }) => self.reap(&ti_id),
-                Err(_) => {
-                    log::error!("{} supervisor(s) did not stop", self.running.len());
-                    break;
-                }
+                Err(_) => break,
             }
         }
     }
 }
 
-/// Waits for one supervisor; if it died without reporting, kills what it left behind.
-fn watch(mut child: Child, w: Workload, events: Sender<ExecEvent>) {
-    let mut task_pid = None;
-    if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(pid) = line
-                .strip_prefix(TASK_PID_LINE)
-                .and_then(|p| p.trim().parse::<u32>().ok())
-            {
-                task_pid = Some(pid);
-            }
+/// Stops the process trees of these task instances left running by an executor that was
+/// killed: each task's top process carries its task instance id in its environment
+/// (`supervise::TI_VAR`) and leads its own process group. Linux reads `/proc`.
+#[cfg(target_os = "linux")]
+pub fn kill_orphans(ti_ids: &HashSet<String>) {
+    if ti_ids.is_empty() {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let prefix = format!("{}=", supervise::TI_VAR);
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let ours = environ
+            .split(|b| *b == 0)
+            .filter_map(|var| std::str::from_utf8(var).ok()?.strip_prefix(&prefix))
+            .any(|id| ti_ids.contains(id));
+        let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)));
+        if ours && pgid.is_ok_and(|g| g.as_raw() == pid) {
+            log::warn!("stopping process group {pid}, left running by a killed executor");
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
-    let status = child.wait();
-    let reported = status.as_ref().is_ok_and(|s| s.success());
-    if !reported {
-        log::warn!(
-            "supervisor of {} (try {}) ended without reporting: {status:?}",
-            w.task_id,
-            w.try_number
-        );
-        if let Some(pid) = task_pid {
-            kill_group(pid);
-        }
-    }
-    let _ = events.send(ExecEvent::Exited {
-        ti_id: w.ti_id,
-        try_number: w.try_number,
-        reported,
-    });
 }
 
-/// Kills the process group a dead supervisor's task led (Unix).
-#[cfg(unix)]
-fn kill_group(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// Kills the process tree a dead supervisor's task led (Windows): its job object does
-/// not end with the supervisor, so the tree goes by pid, as `taskkill /T` walks it.
-#[cfg(windows)]
-fn kill_group(pid: u32) {
-    let _ = Command::new("taskkill")
-        .args(["/F", "/T", "/PID", &pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
+/// Elsewhere: on Windows a task's job object is closed, and its tree killed, when the
+/// executor's process ends, so nothing is left to find. Other Unixes have no `/proc` to
+/// search; their orphans run to their end, and nothing records what they do.
+#[cfg(not(target_os = "linux"))]
+pub fn kill_orphans(_ti_ids: &HashSet<String>) {}

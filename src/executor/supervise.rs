@@ -1,42 +1,113 @@
-//! The task supervisor (`updraft tasks run --ti-id ID`): runs one try of one task and
-//! reports it, reaching state only through the Execution API, never the database.
+//! The task supervisor: runs one try of one task on a thread of the executor and reports
+//! it, reaching state only through the Execution API, never the database.
 //!
 //! Its life: claim the task instance (`run`; 409 means another process owns it), render
 //! the command, start it in its own process group (job object on Windows), heartbeat
 //! while it runs (a 409 means the task was cleared or changed elsewhere: kill it), stop
-//! it at `execution_timeout`, push the last line of its output as the `return_value`
-//! XCom, and report the final state. Its stdin is a lifeline to the executor: end of
-//! file means the executor is gone, so it stops the task and reports it for retry.
+//! it at `execution_timeout` or when the executor shuts down, push the last line of its
+//! output as the `return_value` XCom, and report the final state.
+//!
+//! Supervisors are threads, not processes: a process per supervisor doubled the process
+//! starts per task (see bench/PROFILES.md). What a task sees is unchanged: its own
+//! process tree, the Execution API URL and a token of its own.
 
-use std::io::{Read, Write};
+use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::TASK_PID_LINE;
 use super::client::{CallError, Client, TOKEN_VAR, URL_VAR};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::process::{self, Spec};
+use crate::process::{self, Shell, Spec};
 use crate::template;
 
-/// Exit codes: the executor treats anything but 0 as "did not report".
-pub const EXIT_REPORTED: u8 = 0;
-pub const EXIT_NOT_OURS: u8 = 3;
-pub const EXIT_UNREPORTED: u8 = 4;
+/// The variable that names the task instance in its task's environment, so a task tree
+/// left behind by a killed executor can be found and stopped (see `kill_orphans`).
+pub const TI_VAR: &str = "UPDRAFT_TI_ID";
 
 /// Airflow's BashOperator `skip_on_exit_code` default.
 const SKIP_EXIT_CODE: i32 = 99;
-/// How often the lifeline and the child are looked at.
+/// How often the stop flag and the child are looked at.
 const TICK: Duration = Duration::from_millis(50);
 /// The longest wait between heartbeats (Airflow's `min_heartbeat_interval`).
 const MAX_HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long a killed task gets to stop before it is killed hard.
 const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// How a try ended, as far as its supervisor could tell the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The final state was reported.
+    Reported,
+    /// The task instance belongs to someone else, or was changed while it ran.
+    NotOurs,
+    /// No final state could be reported: the executor has the last word.
+    Unreported,
+}
+
+/// What every supervisor of one executor shares: settings read once, one HTTP agent
+/// (so the calls of all tasks reuse kept-alive connections), the stop flag.
+pub struct Supervisors {
+    agent: ureq::Agent,
+    api_url: String,
+    home: PathBuf,
+    base_log_folder: PathBuf,
+    heartbeat_timeout: f64,
+    shell: Shell,
+    /// PATH for tasks: this binary's folder first, so `updraft tasks xcom push` and
+    /// friends work inside a task.
+    task_path: Option<OsString>,
+    unixname: String,
+    hostname: String,
+    pid: u32,
+    /// Set when the executor shuts down: running tasks stop and are reported for retry.
+    pub stop: AtomicBool,
+}
+
+impl Supervisors {
+    pub fn new(cfg: &Config, api_url: &str) -> Supervisors {
+        let path = std::env::var_os("PATH");
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from));
+        let task_path = exe_dir.map(|dir| {
+            let rest = path
+                .as_deref()
+                .map(std::env::split_paths)
+                .into_iter()
+                .flatten();
+            std::env::join_paths(std::iter::once(dir).chain(rest))
+                .ok()
+                .or_else(|| path.clone())
+                .unwrap_or_default()
+        });
+        Supervisors {
+            agent: super::client::agent(),
+            api_url: api_url.to_string(),
+            home: cfg.home.clone(),
+            base_log_folder: cfg.logging.base_log_folder.clone(),
+            heartbeat_timeout: cfg.scheduler.task_instance_heartbeat_timeout,
+            shell: process::find_shell(path.as_deref()),
+            task_path,
+            unixname: ["USER", "USERNAME"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok())
+                .unwrap_or_default(),
+            hostname: crate::hostname(),
+            pid: std::process::id(),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
 
 /// The log file of one try: `{base}/dag_id=D/run_id=R/task_id=T/attempt=N.log`, as
 /// Airflow lays it out. On Windows, characters it forbids in file names (`:` in run
@@ -63,24 +134,24 @@ pub fn log_path(
         .join(format!("attempt={try_number}.log"))
 }
 
-/// Runs one try. Returns the process exit code.
-pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result<u8> {
-    let client = Client::from_env(vars).ok_or_else(|| {
-        Error::Usage(format!(
-            "'tasks run' is started by updraft's executor; it needs {URL_VAR} and {TOKEN_VAR}"
-        ))
-    })?;
-    let hostname = crate::hostname();
-    let pid = std::process::id();
-    let unixname = ["USER", "USERNAME"]
-        .iter()
-        .find_map(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
-        .unwrap_or_default();
-    let ctx = match client.run(ti_id, pid, &hostname, &unixname) {
+/// Runs one try with the task's own token; errors are logged and leave it unreported.
+pub fn supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Outcome {
+    match try_supervise(sv, ti_id, token) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            log::error!("task instance {ti_id}: {e}");
+            Outcome::Unreported
+        }
+    }
+}
+
+fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> {
+    let client = Client::with_agent(sv.agent.clone(), &sv.api_url, token);
+    let ctx = match client.run(ti_id, sv.pid, &sv.hostname, &sv.unixname) {
         Ok(ctx) => ctx,
         Err(CallError::Status(409, body)) => {
             log::warn!("task instance {ti_id} is not ours to run: {body}");
-            return Ok(EXIT_NOT_OURS);
+            return Ok(Outcome::NotOurs);
         }
         Err(e) => {
             return Err(Error::Failed(format!(
@@ -94,17 +165,13 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
     let (dag_id, run_id, task_id) = (s(&run["dag_id"]), s(&run["run_id"]), s(&task["task_id"]));
     let try_number = ctx["try_number"].as_u64().unwrap_or(1) as u32;
     let should_retry = ctx["should_retry"].as_bool().unwrap_or(false);
-    let path = log_path(
-        &cfg.logging.base_log_folder,
-        &dag_id,
-        &run_id,
-        &task_id,
-        try_number,
-    );
+    let path = log_path(&sv.base_log_folder, &dag_id, &run_id, &task_id, try_number);
     let mut log = TaskLog::open(&path)?;
     log.line(&format!(
-        "updraft supervisor: dag_id={dag_id} run_id={run_id} task_id={task_id} try {try_number} of {} (pid {pid} on {hostname})",
-        ctx["max_tries"].as_u64().unwrap_or(0) + 1
+        "updraft supervisor: dag_id={dag_id} run_id={run_id} task_id={task_id} try {try_number} of {} (pid {} on {})",
+        ctx["max_tries"].as_u64().unwrap_or(0) + 1,
+        sv.pid,
+        sv.hostname
     ));
 
     let fail_state = if should_retry {
@@ -112,13 +179,13 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
     } else {
         "failed"
     };
-    let finish = |log: &mut TaskLog, state: &str, rendered: Option<&str>| -> u8 {
+    let finish = |log: &mut TaskLog, state: &str, rendered: Option<&str>| -> Outcome {
         log.line(&format!("final state: {state}"));
         match client.finish(ti_id, state, Utc::now(), rendered) {
-            Ok(()) => EXIT_REPORTED,
+            Ok(()) => Outcome::Reported,
             Err(e) => {
                 log.line(&format!("could not report the state: {e}"));
-                EXIT_UNREPORTED
+                Outcome::Unreported
             }
         }
     };
@@ -140,12 +207,7 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
                 return Ok(finish(&mut log, fail_state, None));
             }
         };
-    let shell = process::find_shell(
-        vars.iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| std::ffi::OsStr::new(v.as_str())),
-    );
-    log.line(&format!("running with {}: {rendered}", shell.describe()));
+    log.line(&format!("running with {}: {rendered}", sv.shell.describe()));
 
     let mut env: Vec<(String, String)> = vec![
         ("AIRFLOW_CTX_DAG_ID".into(), dag_id.clone()),
@@ -155,54 +217,33 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
         ("AIRFLOW_CTX_LOGICAL_DATE".into(), s(&run["logical_date"])),
         ("AIRFLOW_CTX_DAG_OWNER".into(), s(&task["owner"])),
         (
-            URL_VAR.into(),
-            vars.iter()
-                .find(|(k, _)| k == URL_VAR)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default(),
+            "UPDRAFT_HOME".into(),
+            sv.home.to_string_lossy().into_owned(),
         ),
+        (URL_VAR.into(), sv.api_url.clone()),
         (TOKEN_VAR.into(), client.token()),
+        (TI_VAR.into(), ti_id.to_string()),
     ];
-    let task_env: Vec<(String, String)> = task["env"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let has_env = task["env"].is_object();
-    // `updraft tasks xcom push` and friends work inside a task: this binary's folder
-    // goes first on its PATH.
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(PathBuf::from))
-    {
-        let path = vars
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        let joined = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(path)))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| path.to_string());
-        env.push(("PATH".into(), joined));
+    if let Some(path) = &sv.task_path {
+        env.push(("PATH".into(), path.to_string_lossy().into_owned()));
     }
-    env.extend(task_env);
+    if let Some(m) = task["env"].as_object() {
+        env.extend(m.iter().map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        }));
+    }
     // Airflow: a task with `env` gets only that environment unless `append_env` is set.
-    let inherit_env = !has_env || task["append_env"].as_bool().unwrap_or(false);
+    let inherit_env = !task["env"].is_object() || task["append_env"].as_bool().unwrap_or(false);
     let cwd = task["cwd"].as_str().map(PathBuf::from);
     // stdout comes through a pipe: copied into the log line by line, its last line kept
     // for the return value. stderr goes to the log directly.
     let (reader, writer) =
         std::io::pipe().map_err(|e| Error::Failed(format!("cannot make a pipe: {e}")))?;
     let spec = Spec {
-        shell,
+        shell: sv.shell.clone(),
         script: rendered.clone(),
         env,
         inherit_env,
@@ -220,16 +261,11 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
     };
     log.line(&format!("started pid {}", child.pid()));
     let copier = copy_stdout(reader, log.file()?);
-    // Tell the executor which process group to clean up should this supervisor die.
-    println!("{TASK_PID_LINE}{}", child.pid());
-    let _ = std::io::stdout().flush();
 
-    let lifeline = watch_lifeline();
     let timeout = task["execution_timeout"]
         .as_f64()
         .map(Duration::from_secs_f64);
-    let beat = Duration::from_secs_f64(cfg.scheduler.task_instance_heartbeat_timeout / 3.0)
-        .clamp(TICK, MAX_HEARTBEAT);
+    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
     let mut last_beat = Instant::now();
     let mut last_ok = Instant::now();
     let exit = loop {
@@ -239,9 +275,9 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
         {
             break exit;
         }
-        if lifeline.load(Ordering::Relaxed) {
+        if sv.stopping() {
             let _ = child.kill_tree(KILL_GRACE);
-            log.line("the executor went away: the task was stopped and will be retried");
+            log.line("the executor is shutting down: the task was stopped and will be retried");
             return Ok(finish(&mut log, "up_for_retry", Some(&rendered)));
         }
         if timeout.is_some_and(|t| started.elapsed() >= t) {
@@ -254,23 +290,21 @@ pub fn supervise(cfg: &Config, ti_id: &str, vars: &[(String, String)]) -> Result
         }
         if last_beat.elapsed() >= beat {
             last_beat = Instant::now();
-            match client.heartbeat(ti_id, pid, &hostname) {
+            match client.heartbeat(ti_id, sv.pid, &sv.hostname) {
                 Ok(true) => last_ok = Instant::now(),
                 Ok(false) => {
                     let _ = child.kill_tree(KILL_GRACE);
                     log.line(
                         "the task instance was cleared or changed elsewhere: the task was stopped",
                     );
-                    return Ok(EXIT_NOT_OURS);
+                    return Ok(Outcome::NotOurs);
                 }
                 Err(e) => {
                     log::warn!("heartbeat failed: {e}");
-                    if last_ok.elapsed().as_secs_f64()
-                        > cfg.scheduler.task_instance_heartbeat_timeout
-                    {
+                    if last_ok.elapsed().as_secs_f64() > sv.heartbeat_timeout {
                         let _ = child.kill_tree(KILL_GRACE);
                         log.line("the Execution API has not answered heartbeats for too long: the task was stopped");
-                        return Ok(EXIT_UNREPORTED);
+                        return Ok(Outcome::Unreported);
                     }
                 }
             }
@@ -348,26 +382,6 @@ impl template::Lookup for ApiLookup<'_> {
             .xcom_get(self.dag_id, self.run_id, task_id, key)
             .map_err(|e| e.to_string())
     }
-}
-
-/// Sets the flag when stdin reaches end of file (the executor is gone).
-fn watch_lifeline() -> Arc<AtomicBool> {
-    let gone = Arc::new(AtomicBool::new(false));
-    let flag = gone.clone();
-    let _ = std::thread::Builder::new()
-        .name("lifeline".into())
-        .spawn(move || {
-            let mut buf = [0u8; 64];
-            let mut stdin = std::io::stdin();
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-            flag.store(true, Ordering::Relaxed);
-        });
-    gone
 }
 
 /// Copies the task's stdout into its log as it comes; returns the last non-empty line.

@@ -82,8 +82,7 @@ impl Scheduler {
         let mut store = Store::open(&cfg.database.path)?;
         let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
         let (tx, exec_events) = crossbeam_channel::unbounded();
-        let exec = LocalExecutor::new(&opts.api_url, cfg.home.clone(), tx)
-            .map_err(|e| Error::Failed(format!("cannot find the updraft executable: {e}")))?;
+        let exec = LocalExecutor::new(&cfg, &opts.api_url, tx);
         let hostname = crate::hostname();
         let job_id = store.start_job("SchedulerJob", &hostname, std::process::id(), Utc::now())?;
         Ok(Scheduler {
@@ -231,7 +230,8 @@ impl Scheduler {
     }
 
     /// Task instances queued or running under a scheduler that is gone: their
-    /// supervisors died with it. Running ones fail (or retry); queued ones run again.
+    /// supervisors died with it. Running ones fail (or retry), their leftover process
+    /// trees stopped; queued ones run again.
     fn adopt_orphans(&mut self) -> Result<()> {
         let orphans = self.store.orphans(self.job_id)?;
         if orphans.is_empty() {
@@ -240,6 +240,13 @@ impl Scheduler {
         log::warn!(
             "adopting {} task instance(s) left by a previous scheduler",
             orphans.len()
+        );
+        crate::executor::kill_orphans(
+            &orphans
+                .iter()
+                .filter(|t| t.state == Some(TaskState::Running))
+                .map(|t| t.id.clone())
+                .collect(),
         );
         let now = Utc::now();
         let dags = self.dags_for(orphans.iter().map(|t| t.dag_id.as_str()))?;
