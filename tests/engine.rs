@@ -561,8 +561,15 @@ fn a_killed_executor_leaves_no_task_behind() {
     );
     let mut e = Engine::start(&[("zombie.yml", &dag("zombie", "", &tasks))], &[]);
     let run = e.trigger("zombie", None);
-    let started = |e: &Engine| {
-        let log = e.log("zombie", &run, "victim", 1);
+    let log = updraft::executor::supervise::log_path(
+        &e.home.path.join("logs"),
+        "zombie",
+        &run,
+        "victim",
+        1,
+    );
+    let started = |_: &Engine| {
+        let log = std::fs::read_to_string(&log).ok()?;
         let pid = log
             .split("started pid ")
             .nth(1)?
@@ -570,7 +577,6 @@ fn a_killed_executor_leaves_no_task_behind() {
             .next()?;
         pid.parse::<u32>().ok()
     };
-    assert!(wait_until(LONG, || e.state("zombie", &run, "victim") == "running"));
     assert!(wait_until(LONG, || started(&e).is_some()));
     let task_pid = started(&e).unwrap();
     e.srv.child.kill().unwrap();

@@ -12,7 +12,9 @@
 
 pub mod rules;
 pub mod timetable;
+mod tis;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,6 +77,8 @@ pub struct Scheduler {
     next_runs: HashMap<String, Option<timetable::RunInfo>>,
     /// Pools that do not exist, already warned about.
     warned_pools: HashSet<String>,
+    /// The task instances of the active runs, refreshed from what changed.
+    tis: tis::TiCache,
 }
 
 impl Scheduler {
@@ -104,6 +108,7 @@ impl Scheduler {
             dirty: true,
             next_runs: HashMap::new(),
             warned_pools: HashSet::new(),
+            tis: tis::TiCache::default(),
         })
     }
 
@@ -368,24 +373,13 @@ impl Scheduler {
         if runs.is_empty() {
             return Ok(next);
         }
-        let mut tis = self.store.tis_of_active_runs()?;
-        if only.is_some() {
-            let keep: HashSet<(&str, &str)> = runs
-                .iter()
-                .map(|r| (r.dag_id.as_str(), r.run_id.as_str()))
-                .collect();
-            tis.retain(|t| keep.contains(&(t.dag_id.as_str(), t.run_id.as_str())));
-        }
         let dags = self.dags_for(runs.iter().map(|r| r.dag_id.as_str()))?;
-        let mut by_run: HashMap<(&str, &str), Vec<&TiRow>> = HashMap::new();
-        for ti in &tis {
-            by_run
-                .entry((ti.dag_id.as_str(), ti.run_id.as_str()))
-                .or_default()
-                .push(ti);
-        }
+        // Taken out of `self` so the candidates can borrow it while `queue` runs; an
+        // error leaves an empty cache, which the next pass fills again.
+        let mut cache = std::mem::take(&mut self.tis);
+        let by_run = cache.refresh(&self.store, &runs)?;
         let max_runs_default = self.cfg.core.max_active_runs_per_dag;
-        let mut to_queue: Vec<(i64, i64, TiRow)> = Vec::new();
+        let mut to_queue: Vec<(i64, i64, Cow<TiRow>)> = Vec::new();
         let decisions = self.store.write(|tx| {
             let mut running_per_dag: HashMap<&str, u32> = HashMap::new();
             for r in runs.iter().filter(|r| r.state == RunState::Running) {
@@ -409,9 +403,9 @@ impl Scheduler {
                     *n += 1;
                     run_state = RunState::Running;
                 }
-                let tis = by_run
+                let tis: Vec<&TiRow> = by_run
                     .get(&(run.dag_id.as_str(), run.run_id.as_str()))
-                    .cloned()
+                    .map(|t| t.iter().collect())
                     .unwrap_or_default();
                 let outcome = advance_run(tx, run, dag, &tis, now)?;
                 if let Some(at) = outcome.retry_at {
@@ -433,6 +427,8 @@ impl Scheduler {
             next = next.min(Instant::now() + wait);
         }
         self.queue(to_queue, &dags, now)?;
+        drop(by_run);
+        self.tis = cache;
         Ok(next)
     }
 
@@ -440,7 +436,7 @@ impl Scheduler {
     /// `parallelism`, each DAG's `max_active_tasks` and the pools.
     fn queue(
         &mut self,
-        mut candidates: Vec<(i64, i64, TiRow)>,
+        mut candidates: Vec<(i64, i64, Cow<TiRow>)>,
         dags: &HashMap<String, Arc<Dag>>,
         now: DateTime<Utc>,
     ) -> Result<()> {
@@ -493,7 +489,7 @@ impl Scheduler {
             let mut out = Vec::new();
             for ti in chosen {
                 if tx.queue_ti(&ti.id, job_id, now)? {
-                    out.push(ti);
+                    out.push(ti.into_owned());
                 }
             }
             Ok(out)
@@ -669,24 +665,27 @@ impl Scheduler {
 }
 
 /// What one run's pass found.
-struct Outcome {
+struct Outcome<'a> {
     finished: Option<RunState>,
-    schedulable: Vec<TiRow>,
+    schedulable: Vec<Cow<'a, TiRow>>,
     retry_at: Option<DateTime<Utc>>,
 }
 
 /// Applies trigger rules and retries to one run's task instances, in task order so
 /// skips and upstream failures travel down the graph in one pass.
-fn advance_run(
+fn advance_run<'a>(
     tx: &Tx,
     run: &RunRow,
     dag: &Dag,
-    tis: &[&TiRow],
+    tis: &[&'a TiRow],
     now: DateTime<Utc>,
-) -> Result<Outcome> {
-    let mut state: HashMap<&str, Option<TaskState>> =
-        tis.iter().map(|t| (t.task_id.as_str(), t.state)).collect();
-    let by_task: HashMap<&str, &TiRow> = tis.iter().map(|t| (t.task_id.as_str(), *t)).collect();
+) -> Result<Outcome<'a>> {
+    let mut state: HashMap<&str, Option<TaskState>> = HashMap::with_capacity(tis.len());
+    let mut by_task: HashMap<&str, &'a TiRow> = HashMap::with_capacity(tis.len());
+    for t in tis {
+        state.insert(t.task_id.as_str(), t.state);
+        by_task.insert(t.task_id.as_str(), *t);
+    }
     let mut schedulable = Vec::new();
     let mut retry_at = None;
 
@@ -727,7 +726,7 @@ fn advance_run(
                 _ => true,
             },
             Some(TaskState::Scheduled) => {
-                schedulable.push((*ti).clone());
+                schedulable.push(Cow::Borrowed(*ti));
                 false
             }
             _ => false,
@@ -773,7 +772,7 @@ fn advance_run(
             let mut t = (*ti).clone();
             t.state = to;
             t.try_number += 1;
-            schedulable.push(t);
+            schedulable.push(Cow::Owned(t));
         }
         state.insert(task.task_id.as_str(), to);
     }

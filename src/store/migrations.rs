@@ -212,4 +212,22 @@ CREATE TABLE log (
 );
 CREATE INDEX log_dttm ON log (dttm);
 "#,
+    // 2: task instance changes numbered in commit order, so the scheduler rereads only
+    // what changed (scheduler/tis.rs). Recursive triggers are off, so the inner UPDATE
+    // does not fire `ti_updated` again; the WHEN clause says so anyway.
+    r#"
+CREATE TABLE ti_change (seq INTEGER NOT NULL);
+INSERT INTO ti_change (seq) VALUES (0);
+ALTER TABLE task_instance ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX ti_change_seq ON task_instance (change_seq);
+CREATE TRIGGER ti_inserted AFTER INSERT ON task_instance BEGIN
+    UPDATE ti_change SET seq = seq + 1;
+    UPDATE task_instance SET change_seq = (SELECT seq FROM ti_change) WHERE rowid = NEW.rowid;
+END;
+CREATE TRIGGER ti_updated AFTER UPDATE ON task_instance
+WHEN NEW.change_seq = OLD.change_seq BEGIN
+    UPDATE ti_change SET seq = seq + 1;
+    UPDATE task_instance SET change_seq = (SELECT seq FROM ti_change) WHERE rowid = NEW.rowid;
+END;
+"#,
 ];

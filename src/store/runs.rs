@@ -182,17 +182,22 @@ impl Store {
         )
     }
 
-    /// Every task instance of every queued or running run: what a scheduler pass looks
-    /// at. Its cost follows the active runs, not the history.
-    pub fn tis_of_active_runs(&self) -> Result<Vec<TiRow>> {
+    /// The latest task instance change number (see the `ti_change` migration).
+    pub fn ti_change_seq(&self) -> Result<i64> {
+        self.conn
+            .row("SELECT seq FROM ti_change", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Task instances inserted or updated after change number `seq`, each with its
+    /// number, in change order.
+    pub fn tis_changed_since(&self, seq: i64) -> Result<Vec<(i64, TiRow)>> {
         self.query(
             &format!(
-                "SELECT {} FROM task_instance ti JOIN dag_run r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id
-                 WHERE r.state IN ('queued', 'running') ORDER BY ti.rowid",
-                TI_COLS.split(", ").map(|c| format!("ti.{}", c.trim())).collect::<Vec<_>>().join(", ")
+                "SELECT {TI_COLS}, change_seq FROM task_instance WHERE change_seq > ?1 ORDER BY change_seq"
             ),
-            [],
-            ti_row,
+            [seq],
+            |r| Ok((r.get(TI_COLS.split(',').count())?, ti_row(r)?)),
         )
     }
 
