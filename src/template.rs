@@ -94,6 +94,12 @@ pub fn params_with_conf(params: &serde_json::Value, conf: &serde_json::Value) ->
 }
 
 pub fn render(source: &str, ctx: &Context, lookup: &dyn Lookup) -> Result<String, String> {
+    // Every delimiter starts with `{`: without one, the text renders as itself (less the
+    // one trailing newline Jinja drops), with no thread to start.
+    if !source.contains('{') {
+        let text = source.strip_suffix('\n').unwrap_or(source);
+        return Ok(text.strip_suffix('\r').unwrap_or(text).to_string());
+    }
     let (question_tx, question_rx) = crossbeam_channel::unbounded::<Question>();
     let (answer_tx, answer_rx) = crossbeam_channel::unbounded::<Answer>();
     let asker = Asker {
@@ -847,6 +853,35 @@ mod tests {
 
     fn utc(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn text_without_delimiters_renders_as_minijinja_would() {
+        let ctx = scheduled();
+        for text in [
+            "true",
+            "echo hi\n",
+            "a\r\n",
+            "b\r",
+            "x\n\n",
+            "",
+            "\n",
+            "100% done }",
+        ] {
+            let slow = std::thread::scope(|scope| {
+                let (_questions, answers) = crossbeam_channel::unbounded();
+                let (asks, _) = crossbeam_channel::unbounded();
+                let asker = Asker {
+                    questions: asks,
+                    answers,
+                };
+                scope
+                    .spawn(|| render_here(text, &ctx, asker))
+                    .join()
+                    .unwrap()
+            });
+            assert_eq!(render(text, &ctx, &Fake::default()), slow, "{text:?}");
+        }
     }
 
     /// A scheduled run of `etl.load`, second try.

@@ -19,6 +19,8 @@ pub const TOKEN_VAR: &str = "UPDRAFT_TASK_TOKEN";
 const ATTEMPTS: u32 = 5;
 const FIRST_WAIT: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Kept-alive connections an agent holds (see `agent`).
+const IDLE_CONNECTIONS: usize = 64;
 
 /// Why a call did not give what was asked.
 #[derive(Debug)]
@@ -267,10 +269,14 @@ impl Client {
 }
 
 /// An HTTP agent as every client uses it: statuses are results, not errors.
+/// Up to `parallelism` supervisors share one agent: enough idle connections for each to
+/// find one kept alive, where ureq's default of 3 per host made most calls connect anew.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(TIMEOUT))
+        .max_idle_connections(IDLE_CONNECTIONS)
+        .max_idle_connections_per_host(IDLE_CONNECTIONS)
         .build()
         .into()
 }
