@@ -19,8 +19,6 @@ pub const TOKEN_VAR: &str = "UPDRAFT_TASK_TOKEN";
 const ATTEMPTS: u32 = 5;
 const FIRST_WAIT: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// Kept-alive connections an agent holds (see `agent`).
-const IDLE_CONNECTIONS: usize = 64;
 
 /// Why a call did not give what was asked.
 #[derive(Debug)]
@@ -269,14 +267,15 @@ impl Client {
 }
 
 /// An HTTP agent as every client uses it: statuses are results, not errors.
-/// Up to `parallelism` supervisors share one agent: enough idle connections for each to
-/// find one kept alive, where ureq's default of 3 per host made most calls connect anew.
+///
+/// ureq keeps 3 idle connections per host. Keeping one per supervisor made calls cheaper
+/// but stalled whole runs for seconds: tiny_http 0.12 serves each connection on a thread
+/// of its own pool, and a burst of new connections can queue behind threads held by
+/// idle kept-alive ones (see bench/PROFILES.md).
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(TIMEOUT))
-        .max_idle_connections(IDLE_CONNECTIONS)
-        .max_idle_connections_per_host(IDLE_CONNECTIONS)
         .build()
         .into()
 }
