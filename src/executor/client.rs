@@ -272,10 +272,15 @@ impl Client {
 /// but stalled whole runs for seconds: tiny_http 0.12 serves each connection on a thread
 /// of its own pool, and a burst of new connections can queue behind threads held by
 /// idle kept-alive ones (see bench/PROFILES.md).
+///
+/// The timeouts bound connecting and each read and write, not the whole call: a total
+/// (global) timeout makes ureq resolve the host on a thread of its own, one per call.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(TIMEOUT))
+        .timeout_connect(Some(TIMEOUT))
+        .timeout_per_read(Some(TIMEOUT))
+        .timeout_per_write(Some(TIMEOUT))
         .build()
         .into()
 }

@@ -10,13 +10,14 @@
 
 pub mod client;
 pub mod supervise;
+mod threads;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
 use crate::config::Config;
 use supervise::{Outcome, Supervisors};
@@ -47,44 +48,6 @@ pub struct LocalExecutor {
     supervisors: Arc<Supervisors>,
     events: Sender<ExecEvent>,
     running: HashSet<String>,
-    threads: Arc<Threads>,
-}
-
-/// The supervisor threads: one per running task, kept for a while when idle, as
-/// starting and ending a thread per task showed in profiles.
-struct Threads {
-    jobs: (Sender<Workload>, Receiver<Workload>),
-    /// Threads waiting for a job and not yet claimed by `submit`.
-    idle: AtomicUsize,
-}
-
-/// How long an idle supervisor thread waits for another task before it ends.
-const IDLE_THREAD: Duration = Duration::from_secs(30);
-
-impl Threads {
-    /// Supervises `first`, then whatever is sent, until idle for `IDLE_THREAD`.
-    fn work(&self, first: Workload, supervisors: &Supervisors, events: &Sender<ExecEvent>) {
-        let mut next = Some(first);
-        while let Some(w) = next.take() {
-            run_one(w, supervisors, events);
-            self.idle.fetch_add(1, Ordering::AcqRel);
-            while next.is_none() {
-                match self.jobs.1.recv_timeout(IDLE_THREAD) {
-                    Ok(w) => next = Some(w),
-                    // Leave only if no submit has claimed this thread meanwhile.
-                    Err(_) => {
-                        let unclaimed = self
-                            .idle
-                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                            .is_ok();
-                        if unclaimed {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Supervises one workload and tells the scheduler how it ended.
@@ -120,10 +83,6 @@ impl LocalExecutor {
             supervisors: Arc::new(Supervisors::new(cfg, api_url)),
             events,
             running: HashSet::new(),
-            threads: Arc::new(Threads {
-                jobs: crossbeam_channel::unbounded(),
-                idle: AtomicUsize::new(0),
-            }),
         }
     }
 
@@ -131,25 +90,14 @@ impl LocalExecutor {
         self.running.len()
     }
 
-    /// Starts the supervisor of one workload on an idle thread, or on a new one.
+    /// Starts the supervisor of one workload.
     pub fn submit(&mut self, w: Workload) -> std::io::Result<()> {
         let ti_id = w.ti_id.clone();
-        let claimed = self
+        let supervisors = self.supervisors.clone();
+        let events = self.events.clone();
+        self.supervisors
             .threads
-            .idle
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok();
-        if claimed {
-            // An idle thread is waiting, and no other submit can claim it.
-            let _ = self.threads.jobs.0.send(w);
-        } else {
-            let threads = self.threads.clone();
-            let supervisors = self.supervisors.clone();
-            let events = self.events.clone();
-            std::thread::Builder::new()
-                .name("task".into())
-                .spawn(move || threads.work(w, &supervisors, &events))?;
-        }
+            .run("task", move || run_one(w, &supervisors, &events))?;
         self.running.insert(ti_id);
         Ok(())
     }

@@ -14,6 +14,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::client::{CallError, Client, TOKEN_VAR, URL_VAR};
+use super::threads::Threads;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::process::{self, Shell, Spec};
@@ -67,6 +69,8 @@ pub struct Supervisors {
     pid: u32,
     /// Set when the executor shuts down: running tasks stop and are reported for retry.
     pub stop: AtomicBool,
+    /// The threads supervisors and their output readers run on.
+    pub threads: Arc<Threads>,
 }
 
 impl Supervisors {
@@ -101,6 +105,7 @@ impl Supervisors {
             hostname: crate::hostname(),
             pid: std::process::id(),
             stop: AtomicBool::new(false),
+            threads: Threads::new(),
         }
     }
 
@@ -260,7 +265,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         }
     };
     log.line(&format!("started pid {}", child.pid()));
-    let copier = copy_stdout(reader, log.file()?);
+    let copier = copy_stdout(&sv.threads, reader, log.file()?)?;
 
     let timeout = task["execution_timeout"]
         .as_f64()
@@ -311,7 +316,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         }
     };
     // The tree is gone, so the pipe is closed and the copier ends.
-    let last = copier.join().unwrap_or_default();
+    let last = copier.recv().unwrap_or_default();
     log.line(&format!(
         "command exited with {exit} after {:.3} s",
         started.elapsed().as_secs_f64()
@@ -384,31 +389,41 @@ impl template::Lookup for ApiLookup<'_> {
     }
 }
 
-/// Copies the task's stdout into its log as it comes; returns the last non-empty line.
+/// Copies the task's stdout into its log as it comes; the receiver gets the last
+/// non-empty line once the output ends.
 fn copy_stdout(
+    threads: &Arc<Threads>,
     reader: std::io::PipeReader,
     mut log: std::fs::File,
-) -> std::thread::JoinHandle<Option<String>> {
-    std::thread::spawn(move || {
-        let mut last = None;
-        let mut reader = std::io::BufReader::new(reader);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match std::io::BufRead::read_until(&mut reader, b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let _ = log.write_all(&line);
-                    let text = String::from_utf8_lossy(&line);
-                    let text = text.trim_end();
-                    if !text.trim().is_empty() {
-                        last = Some(text.to_string());
+) -> Result<crossbeam_channel::Receiver<Option<String>>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    threads
+        .run("task output", move || {
+            let mut last = None;
+            let mut reader = std::io::BufReader::new(reader);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match std::io::BufRead::read_until(&mut reader, b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let _ = log.write_all(&line);
+                        let text = String::from_utf8_lossy(&line);
+                        let text = text.trim_end();
+                        if !text.trim().is_empty() {
+                            last = Some(text.to_string());
+                        }
                     }
                 }
             }
-        }
-        last
-    })
+            let _ = tx.send(last);
+        })
+        .map_err(|e| {
+            Error::Failed(format!(
+                "cannot start a thread to read the task's output: {e}"
+            ))
+        })?;
+    Ok(rx)
 }
 
 /// The try's log file; supervisor lines carry a UTC time stamp.

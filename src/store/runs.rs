@@ -86,6 +86,12 @@ pub(super) const RUN_COLS: &str = "id, dag_id, run_id, run_type, state, logical_
     run_after, queued_at, start_date, end_date, conf, note, triggered_by, triggering_user_name, clear_number,
     last_scheduling_decision, updated_at";
 
+/// The condition of the `ti_active` partial index, word for word: SQLite uses a partial
+/// index only for a query whose WHERE contains its condition, and does not see that
+/// `state = 'running'` implies it, so without this each such query scanned every task
+/// instance ever run.
+const ACTIVE_TI: &str = "state IN ('scheduled', 'queued', 'running', 'up_for_retry', 'restarting')";
+
 pub(super) const TI_COLS: &str = "id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator, pool,
     pool_slots, priority_weight, queued_dttm, scheduled_dttm, start_date, end_date, duration, hostname, unixname,
     pid, last_heartbeat_at, next_retry_at, rendered_command, note, updated_at";
@@ -175,7 +181,7 @@ impl Store {
         self.query(
             &format!(
                 "SELECT {TI_COLS} FROM task_instance
-                 WHERE state IN ('scheduled', 'queued', 'running', 'up_for_retry', 'restarting')"
+                 WHERE {ACTIVE_TI}"
             ),
             [],
             ti_row,
@@ -207,7 +213,8 @@ impl Store {
         self.query(
             &format!(
                 "SELECT {TI_COLS} FROM task_instance
-                 WHERE state IN ('queued', 'running', 'restarting') AND queued_by_job_id IS NOT ?1"
+                 WHERE state IN ('queued', 'running', 'restarting') AND queued_by_job_id IS NOT ?1
+                 AND {ACTIVE_TI}"
             ),
             [job_id],
             ti_row,
@@ -218,7 +225,7 @@ impl Store {
     pub fn stale_running(&self, cutoff: DateTime<Utc>) -> Result<Vec<TiRow>> {
         self.query(
             &format!(
-                "SELECT {TI_COLS} FROM task_instance WHERE state = 'running' AND last_heartbeat_at < ?1"
+                "SELECT {TI_COLS} FROM task_instance WHERE state = 'running' AND last_heartbeat_at < ?1 AND {ACTIVE_TI}"
             ),
             [ts(cutoff)],
             ti_row,
@@ -287,7 +294,7 @@ impl Store {
     /// overall, per DAG, per pool slots used).
     pub fn slot_usage(&self) -> Result<Vec<(String, String, u32)>> {
         self.query(
-            "SELECT dag_id, pool, pool_slots FROM task_instance WHERE state IN ('queued', 'running')",
+            &format!("SELECT dag_id, pool, pool_slots FROM task_instance WHERE state IN ('queued', 'running') AND {ACTIVE_TI}"),
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
