@@ -302,7 +302,7 @@ class Server:
         return body["access_token"]
 
     def stop(self):
-        """SIGTERM to its process group (it, its supervisors), SIGKILL after a bound."""
+        """SIGTERM to its process group (it, its tasks), SIGKILL after a bound."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.pid, signal.SIGTERM)
@@ -329,10 +329,11 @@ def pss_kib(pid):
 
 
 class MemorySampler:
-    """Peak of the standalone's PSS plus its `updraft` children's (supervisors), sampled.
+    """Peak of the standalone's PSS plus any `updraft` children's, sampled.
 
-    Supervisors are separate processes, so the standalone's own VmHWM misses them. PSS
-    rather than RSS, so the binary's pages shared by all of them count once in the sum."""
+    Supervisors are threads of the standalone, but a task may run `updraft` itself (the
+    in-task CLI), and its own VmHWM would miss those. PSS rather than RSS, so the
+    binary's pages shared by all of them count once in the sum."""
 
     PERIOD = 0.05
 
@@ -996,8 +997,8 @@ def diagnostics(b):
         t = r["throughput"]
         out.append(
             f"throughput: CPU per task {median(t['own_cpu']):.2f} ms in the standalone "
-            f"(scheduler, API workers) + {median(t['kids_cpu']):.2f} ms in its children "
-            f"(supervisor processes and their bash), against {median(t['spawn_cpu']):.2f} ms per raw "
+            f"(scheduler, API workers, task supervisors) + {median(t['kids_cpu']):.2f} ms in "
+            f"its children (the tasks' bash), against {median(t['spawn_cpu']):.2f} ms per raw "
             f"`bash -c true` spawn; mean HTTP request time in the server "
             f"{median(t['req_ms']):.2f} ms (nearly all Execution API calls, two per task)")
     if "gap" in r:
@@ -1005,7 +1006,7 @@ def diagnostics(b):
         out.append(
             f"scheduling gap: upstream end → downstream queued (the report, the scheduler's pass) "
             f"median {median(g['react']):.2f} ms, p99 {percentile(g['react'], 99):.2f} ms; queued → "
-            f"start (executor spawns the supervisor process, which claims the task over HTTP) "
+            f"start (a supervisor thread claims the task over HTTP and starts its bash) "
             f"median {median(g['claim']):.2f} ms, p99 {percentile(g['claim'], 99):.2f} ms")
     if "trigger" in r and r["trigger"]["steps"]:
         st = r["trigger"]["steps"]
