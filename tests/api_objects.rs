@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use updraft::store::Store;
 
-use crate::engine::{Engine, dag, task};
+use crate::engine::Engine;
+#[cfg(unix)]
+use crate::engine::{dag, task};
 use crate::util::{TempHome, TestServer, USERS, agent, wait_until};
 
 const LONG: Duration = Duration::from_secs(90);
