@@ -79,6 +79,7 @@ fn run_one(w: Workload, supervisors: &Supervisors, events: &Sender<ExecEvent>) {
 
 impl LocalExecutor {
     pub fn new(cfg: &Config, api_url: &str, events: Sender<ExecEvent>) -> LocalExecutor {
+        end_tasks_with_this_process();
         LocalExecutor {
             supervisors: Arc::new(Supervisors::new(cfg, api_url)),
             events,
@@ -180,8 +181,52 @@ pub fn kill_orphans(ti_ids: &HashSet<String>) {
     }
 }
 
-/// Elsewhere: on Windows a task's job object is closed, and its tree killed, when the
-/// executor's process ends, so nothing is left to find. Other Unixes have no `/proc` to
-/// search; their orphans run to their end, and nothing records what they do.
+/// Elsewhere: on Windows the executor's process and every task it starts share a job
+/// object that ends with it (`end_tasks_with_this_process`), so nothing is left to
+/// find. Other Unixes have no `/proc` to search; their orphans run to their end, and
+/// nothing records what they do.
 #[cfg(not(target_os = "linux"))]
 pub fn kill_orphans(_ti_ids: &HashSet<String>) {}
+
+/// Puts this process in a job object that kills what is left in it when its last
+/// handle closes, which happens when this process ends however it ends. Tasks start in
+/// it (each in a job of its own nested inside), so a killed executor takes its tasks
+/// with it. Where that cannot be set up, tasks outlive a killed executor; a warning
+/// says so.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+pub fn end_tasks_with_this_process() {
+    use windows::Win32::System::JobObjects::{
+        AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
+        SetInformationJobObject,
+    };
+    use windows::Win32::System::Threading::GetCurrentProcess;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: plain Win32 calls on a job handle just created and on the pseudo
+        // handle of this process; `info` outlives the call that reads it. The job handle
+        // is never closed: it must live exactly as long as this process.
+        let result = unsafe {
+            CreateJobObjectW(None, None).and_then(|job| {
+                let mut info = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
+                info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+                SetInformationJobObject(
+                    job,
+                    JobObjectExtendedLimitInformation,
+                    (&info as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+                    std::mem::size_of_val(&info) as u32,
+                )?;
+                AssignProcessToJobObject(job, GetCurrentProcess())
+            })
+        };
+        if let Err(e) = result {
+            log::warn!(
+                "tasks will outlive this process if it is killed: cannot set up its job object: {e}"
+            );
+        }
+    });
+}
+
+#[cfg(not(windows))]
+pub fn end_tasks_with_this_process() {}
