@@ -12,8 +12,9 @@ pub mod http;
 mod monitor;
 pub mod openapi;
 
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use serde_json::json;
@@ -23,7 +24,8 @@ pub use http::{ApiError, Method, Reply, Req};
 use crate::auth::{Limiter, Role, User};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::model::Dag;
+use crate::store::{DagRow, Store};
 
 /// Which sub-applications a server runs (`--apps`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,42 +215,106 @@ pub struct Ctx {
     pub dags: DagCache,
 }
 
-/// Parsed DAGs by id, each kept with the parse time it came from and replaced when the
-/// store holds a newer parse. A DAG's stored JSON grows with its task count; reading it
-/// for every task of a big run made claims cost O(tasks) each.
-/// A parsed DAG and the parse time it came from.
-type CachedDag = (
-    chrono::DateTime<chrono::Utc>,
-    std::sync::Arc<crate::model::Dag>,
-);
+/// A DAG's row as last read, with the stamp of the parse it holds.
+struct Cached {
+    stamp: String,
+    row: Arc<DagRow>,
+}
 
+/// Parsed DAGs by id, each kept with the row it was read with and replaced when the
+/// store holds a newer parse. A DAG's stored JSON grows with its task count; reading it
+/// for every task of a big run made claims cost O(tasks) each, and reading every DAG's
+/// made the DAG list cost a JSON parse per DAG per request.
 #[derive(Default)]
-pub struct DagCache(Mutex<std::collections::HashMap<String, CachedDag>>);
+pub struct DagCache(RwLock<HashMap<String, Cached>>);
 
 impl DagCache {
     /// The DAG as last parsed, from the cache when it is current.
-    pub fn get(
-        &self,
-        store: &Store,
-        dag_id: &str,
-    ) -> crate::error::Result<Option<std::sync::Arc<crate::model::Dag>>> {
-        let Some(parsed) = store.dag_parsed_time(dag_id)? else {
+    pub fn get(&self, store: &Store, dag_id: &str) -> crate::error::Result<Option<Arc<Dag>>> {
+        let Some(stamp) = store.dag_parse_stamp(dag_id)? else {
             return Ok(None);
         };
-        if let Some((t, dag)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(dag_id)
-            && *t == parsed
+        if let Some(c) = self.read().get(dag_id)
+            && c.stamp == stamp
         {
-            return Ok(Some(dag.clone()));
+            return Ok(Some(c.row.dag.clone()));
         }
-        let Some(row) = store.dag(dag_id)? else {
-            return Ok(None);
-        };
-        let dag = std::sync::Arc::new(row.dag);
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(dag_id.to_string(), (row.last_parsed_time, dag.clone()));
-        Ok(Some(dag))
+        Ok(self.load(store, dag_id)?.map(|row| row.dag.clone()))
+    }
+
+    /// Every DAG's row, stale ones included, ordered by id: one scan of the rows' heads,
+    /// the rest from the cache. Only DAGs parsed since they were cached are read whole
+    /// and deserialized; a row whose flags changed is copied without its DAG. DAGs the
+    /// store no longer holds are forgotten, so the cache never outgrows the store.
+    pub fn rows(&self, store: &Store) -> crate::error::Result<Vec<Arc<DagRow>>> {
+        // Slots in id order: a cached row, a row to re-flag, or a DAG to read.
+        enum Slot {
+            Hit(Arc<DagRow>),
+            Flags(Arc<DagRow>, bool, bool),
+            Miss(String),
+        }
+        let mut slots = Vec::new();
+        {
+            let map = self.read();
+            store.dag_heads(|h| {
+                slots.push(match map.get(h.dag_id) {
+                    Some(c) if c.stamp == h.parsed => {
+                        if (c.row.is_paused, c.row.is_stale) == (h.is_paused, h.is_stale) {
+                            Slot::Hit(c.row.clone())
+                        } else {
+                            Slot::Flags(c.row.clone(), h.is_paused, h.is_stale)
+                        }
+                    }
+                    _ => Slot::Miss(h.dag_id.to_string()),
+                });
+            })?;
+        }
+        let mut rows = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match slot {
+                Slot::Hit(row) => rows.push(row),
+                Slot::Flags(row, is_paused, is_stale) => {
+                    let row = Arc::new(DagRow {
+                        is_paused,
+                        is_stale,
+                        ..DagRow::clone(&row)
+                    });
+                    self.keep(row.clone());
+                    rows.push(row);
+                }
+                // Read whole; one deleted since the scan is left out.
+                Slot::Miss(dag_id) => rows.extend(self.load(store, &dag_id)?),
+            }
+        }
+        if self.read().len() > rows.len() {
+            let ids: HashSet<&str> = rows.iter().map(|r| r.dag.dag_id.as_str()).collect();
+            self.write().retain(|id, _| ids.contains(id.as_str()));
+        }
+        Ok(rows)
+    }
+
+    /// Reads one DAG from the store and keeps it.
+    fn load(&self, store: &Store, dag_id: &str) -> crate::error::Result<Option<Arc<DagRow>>> {
+        let row = store.dag(dag_id)?.map(Arc::new);
+        if let Some(row) = &row {
+            self.keep(row.clone());
+        }
+        Ok(row)
+    }
+
+    fn keep(&self, row: Arc<DagRow>) {
+        let stamp = row.parse_stamp();
+        self.write()
+            .insert(row.dag.dag_id.clone(), Cached { stamp, row });
+    }
+
+    // A panic while holding the lock leaves the map as it was between two inserts.
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Cached>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Cached>> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::OpenFlags;
 
-pub use dags::{DagRow, FileState, ImportErrorRow, ParsedFile};
+pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
 pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
