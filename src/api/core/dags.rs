@@ -2,12 +2,17 @@
 //! tasks, source, run statistics, tags, import errors and the event log, in Airflow
 //! 3.3.2's shapes.
 //!
-//! The DAG list is filtered and sorted here, over every stored DAG: a laptop has tens or
-//! hundreds, and the fields Airflow sorts by (the next run, the latest run) are computed
-//! rather than stored. The event log, which grows with every task, is filtered in SQL.
+//! The DAG list is filtered and sorted here, not in SQL, as some fields Airflow sorts by
+//! (the next run, the latest run) are computed rather than stored. It runs over every
+//! DAG's row and parsed DAG from the API's cache (`DagCache::rows`: one index scan, no
+//! JSON parsed for a DAG seen before) with typed sort keys; only the page is rendered,
+//! and only its DAGs' next runs are computed unless the order names `next_dagrun`. So a
+//! request costs its page plus a little per stored DAG. The event log, which grows with
+//! every task, is filtered in SQL.
 //! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -75,47 +80,72 @@ fn dag_warnings(
     ))
 }
 
-/// What the DAG list sorts by, besides the primary key.
-const DAG_ORDER: &[&str] = &[
-    "dag_id",
-    "dag_display_name",
-    "next_dagrun",
-    "last_run_state",
-    "last_run_start_date",
+/// What the DAG list sorts by, as `order_by` names it.
+const DAG_KEYS: &[(&str, DagKey)] = &[
+    ("dag_id", DagKey::Id),
+    ("dag_display_name", DagKey::Name),
+    ("next_dagrun", DagKey::Next),
+    ("last_run_state", DagKey::LastState),
+    ("last_run_start_date", DagKey::LastStart),
 ];
 
 /// The only field a DAG PATCH changes.
 const PATCH_FIELDS: &[super::Field] = &[field("is_paused", Kind::Bool, true, false)];
 
+/// The DAG list: filtered and sorted over the rows and cached parsed DAGs, so only the
+/// page is rendered. The next run, a query and a timetable step per DAG, is computed for
+/// the page's DAGs only, unless the order needs it for every match.
 fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
     let (limit, offset) = page(ctx, req)?;
-    let order = order_keys(req, DAG_ORDER, "dag_id")?;
+    let names: Vec<&str> = DAG_KEYS.iter().map(|(n, _)| *n).collect();
+    let order: Vec<(DagKey, bool)> = order_keys(req, &names, "dag_id")?
+        .into_iter()
+        .filter_map(|(k, d)| DAG_KEYS.iter().find(|(n, _)| *n == k).map(|(_, c)| (*c, d)))
+        .collect();
     let filter = DagFilter::from_query(req, false)?;
-    let facts = Facts::load(store)?;
+    let by_next = order.iter().any(|(k, _)| *k == DagKey::Next);
+    let by_last_run = filter.last_run_state.is_some()
+        || order
+            .iter()
+            .any(|(k, _)| matches!(k, DagKey::LastState | DagKey::LastStart));
+    let facts = Facts::load(store, by_last_run)?;
     let mut rows = Vec::new();
-    let mut keys = Vec::new();
-    for row in store.dags()? {
+    for row in ctx.dags.rows(store)? {
         if !filter.keeps(&row, &facts) {
             continue;
         }
-        let next = next_run(store, &row.dag, facts.now)?;
-        let latest = facts.latest.get(&row.dag.dag_id);
-        keys.push(json!({
-            "dag_id": row.dag.dag_id,
-            "dag_display_name": display_name(&row.dag),
-            "next_dagrun": next.map(|n| crate::store::ts(n.logical_date)),
-            "last_run_state": latest.map(|l| l.state.as_str()),
-            "last_run_start_date": latest.and_then(|l| l.start_date).map(crate::store::ts),
-        }));
-        rows.push(Value::Object(dag_json(ctx, &row, next, &facts)));
+        let next = if by_next {
+            next_run(store, &row.dag, facts.now)?
+        } else {
+            None
+        };
+        let last_run = facts.latest.get(&row.dag.dag_id);
+        rows.push(Listed {
+            row,
+            next,
+            last_run,
+        });
     }
-    let rows = sorted(rows, keys, &order, "dag_id");
-    Ok(Reply::json(200, &collection("dags", rows, limit, offset)))
+    sort_dags(&mut rows, &order);
+    let total = rows.len();
+    let mut dags = Vec::new();
+    for listed in rows.into_iter().skip(offset).take(limit) {
+        let next = if by_next {
+            listed.next
+        } else {
+            next_run(store, &listed.row.dag, facts.now)?
+        };
+        dags.push(Value::Object(dag_json(ctx, &listed.row, next, &facts)));
+    }
+    Ok(Reply::json(
+        200,
+        &json!({"dags": dags, "total_entries": total}),
+    ))
 }
 
 fn get(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let row = find_dag(store, p.get("dag_id"))?;
-    let facts = Facts::load(store)?;
+    let facts = Facts::load(store, false)?;
     let next = next_run(store, &row.dag, facts.now)?;
     Ok(Reply::json(
         200,
@@ -133,7 +163,7 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     set_paused(store, &row, paused, p)?;
     ctx.wake_scheduler();
     let row = find_dag(store, dag_id)?;
-    let facts = Facts::load(store)?;
+    let facts = Facts::load(store, false)?;
     let next = next_run(store, &row.dag, facts.now)?;
     Ok(Reply::json(
         200,
@@ -149,9 +179,10 @@ fn patch_many(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Rep
     check_update_mask(req)?;
     let (limit, offset) = page(ctx, req)?;
     let filter = DagFilter::from_query(req, true)?;
-    let facts = Facts::load(store)?;
-    let matched: Vec<DagRow> = store
-        .dags()?
+    let facts = Facts::load(store, false)?;
+    let matched: Vec<Arc<DagRow>> = ctx
+        .dags
+        .rows(store)?
         .into_iter()
         .filter(|row| filter.keeps(row, &facts))
         .collect();
@@ -159,16 +190,20 @@ fn patch_many(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Rep
         set_paused(store, row, paused, p)?;
     }
     ctx.wake_scheduler();
-    let mut rows = Vec::new();
-    for row in matched {
+    let total = matched.len();
+    let mut dags = Vec::new();
+    for row in matched.into_iter().skip(offset).take(limit) {
         let row = DagRow {
             is_paused: paused,
-            ..row
+            ..DagRow::clone(&row)
         };
         let next = next_run(store, &row.dag, facts.now)?;
-        rows.push(Value::Object(dag_json(ctx, &row, next, &facts)));
+        dags.push(Value::Object(dag_json(ctx, &row, next, &facts)));
     }
-    Ok(Reply::json(200, &collection("dags", rows, limit, offset)))
+    Ok(Reply::json(
+        200,
+        &json!({"dags": dags, "total_entries": total}),
+    ))
 }
 
 fn delete(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
@@ -183,7 +218,7 @@ fn delete(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply,
 
 fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let row = find_dag(store, p.get("dag_id"))?;
-    let facts = Facts::load(store)?;
+    let facts = Facts::load(store, false)?;
     let next = next_run(store, &row.dag, facts.now)?;
     let mut out = dag_json(ctx, &row, next, &facts);
     // The computed fields come last in Airflow's DAGDetailsResponse, after its own.
@@ -365,7 +400,7 @@ fn stats(_ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply,
     for (dag_id, by_state) in counts {
         let name = store
             .dag(&dag_id)?
-            .map_or_else(|| dag_id.clone(), |r| display_name(&r.dag));
+            .map_or_else(|| dag_id.clone(), |r| display_name(&r.dag).to_string());
         let stats: Vec<Value> = RunState::ALL
             .iter()
             .map(|s| json!({"state": s.as_str(), "count": by_state.get(s.as_str()).copied().unwrap_or(0)}))
@@ -556,23 +591,36 @@ fn event_log(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Re
 
 /// What every DAG in a response needs besides its row, read once per request.
 struct Facts {
-    /// (bundle, file) of every file with an import error now.
-    errors: HashSet<(String, String)>,
+    /// The files with an import error now: file names by bundle.
+    errors: HashMap<String, HashSet<String>>,
+    /// The newest run of each DAG; read only when asked for (filtering or sorting by it),
+    /// as it is a query over every DAG's runs. Empty otherwise.
     latest: HashMap<String, LatestRun>,
     now: DateTime<Utc>,
 }
 
 impl Facts {
-    fn load(store: &Store) -> Result<Facts, ApiError> {
+    fn load(store: &Store, with_latest: bool) -> Result<Facts, ApiError> {
+        let mut errors: HashMap<String, HashSet<String>> = HashMap::new();
+        for (bundle, file) in store.import_error_files()? {
+            errors.entry(bundle).or_default().insert(file);
+        }
         Ok(Facts {
-            errors: store
-                .import_errors()?
-                .into_iter()
-                .map(|e| (e.bundle_name, e.filename))
-                .collect(),
-            latest: store.latest_runs()?,
+            errors,
+            latest: if with_latest {
+                store.latest_runs()?
+            } else {
+                HashMap::new()
+            },
             now: Utc::now(),
         })
+    }
+
+    /// Whether the DAG's file has an import error now.
+    fn has_errors(&self, row: &DagRow) -> bool {
+        self.errors
+            .get(&row.bundle_name)
+            .is_some_and(|files| files.contains(&row.relative_fileloc))
     }
 }
 
@@ -654,43 +702,46 @@ impl DagFilter {
         })
     }
 
+    /// Whether a DAG passes every filter. Called for every stored DAG per request, so
+    /// the cheap flags go first and nothing is allocated for a filter not given.
     fn keeps(&self, row: &DagRow, facts: &Facts) -> bool {
         let dag = &row.dag;
-        let name = display_name(dag);
         if self.need_id_pattern && self.id_pattern.is_none() && self.id_prefix.is_none() {
             return false;
         }
         let text = |pat: &Option<String>, t: &str| pat.as_deref().is_none_or(|p| search(p, t));
         let pre = |pat: &Option<String>, t: &str| pat.as_deref().is_none_or(|p| prefix_match(p, t));
         let tag_ok = |t: &String| dag.tags.contains(t);
-        let joined_owners = dag.owners.join(",").to_lowercase();
-        let errors = facts
-            .errors
-            .contains(&(row.bundle_name.clone(), row.relative_fileloc.clone()));
-        let latest = facts.latest.get(&dag.dag_id).map(|l| l.state);
-        text(&self.id_pattern, &dag.dag_id)
+        let owners_ok = || {
+            let joined = dag.owners.join(",").to_lowercase();
+            self.owners
+                .iter()
+                .any(|o| joined.contains(&o.to_lowercase()))
+        };
+        let name = display_name(dag);
+        !(self.exclude_stale && row.is_stale)
+            && self.paused.is_none_or(|p| p == row.is_paused)
+            && self
+                .bundle_name
+                .as_deref()
+                .is_none_or(|b| b == row.bundle_name)
+            && text(&self.id_pattern, &dag.dag_id)
             && pre(&self.id_prefix, &dag.dag_id)
-            && text(&self.name_pattern, &name)
-            && pre(&self.name_prefix, &name)
+            && text(&self.name_pattern, name)
+            && pre(&self.name_prefix, name)
             && (self.tags.is_empty()
                 || if self.all_tags {
                     self.tags.iter().all(tag_ok)
                 } else {
                     self.tags.iter().any(tag_ok)
                 })
-            && (self.owners.is_empty()
-                || self
-                    .owners
-                    .iter()
-                    .any(|o| joined_owners.contains(&o.to_lowercase())))
-            && !(self.exclude_stale && row.is_stale)
-            && self.paused.is_none_or(|p| p == row.is_paused)
-            && self.has_import_errors.is_none_or(|h| h == errors)
-            && self.last_run_state.is_none_or(|s| latest == Some(s))
+            && (self.owners.is_empty() || owners_ok())
             && self
-                .bundle_name
-                .as_deref()
-                .is_none_or(|b| b == row.bundle_name)
+                .has_import_errors
+                .is_none_or(|h| h == facts.has_errors(row))
+            && self
+                .last_run_state
+                .is_none_or(|s| facts.latest.get(&dag.dag_id).map(|l| l.state) == Some(s))
     }
 }
 
@@ -706,9 +757,7 @@ fn dag_json(ctx: &Ctx, row: &DagRow, next: Option<RunInfo>, facts: &Facts) -> Ma
         .iter()
         .map(|t| json!({"name": t, "dag_id": dag.dag_id, "dag_display_name": name}))
         .collect();
-    let has_errors = facts
-        .errors
-        .contains(&(row.bundle_name.clone(), row.relative_fileloc.clone()));
+    let has_errors = facts.has_errors(row);
     let v = json!({
         "dag_id": dag.dag_id,
         "dag_display_name": name,
@@ -846,10 +895,8 @@ fn params_json(params: &Value) -> Value {
     }
 }
 
-fn display_name(dag: &Dag) -> String {
-    dag.dag_display_name
-        .clone()
-        .unwrap_or_else(|| dag.dag_id.clone())
+fn display_name(dag: &Dag) -> &str {
+    dag.dag_display_name.as_deref().unwrap_or(&dag.dag_id)
 }
 
 /// A DAG by id, stale ones included (Airflow still serves their last version).
@@ -914,6 +961,67 @@ fn set_paused(store: &mut Store, row: &DagRow, paused: bool, p: &Params) -> Resu
         ops::set_paused(store, &row.dag.dag_id, paused, user, Utc::now())?;
     }
     Ok(())
+}
+
+/// A key the DAG list sorts by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DagKey {
+    Id,
+    Name,
+    Next,
+    LastState,
+    LastStart,
+}
+
+/// One DAG of the list with the computed values it may be sorted by.
+struct Listed<'a> {
+    row: Arc<DagRow>,
+    /// The next run: computed for every match only when the order names it.
+    next: Option<RunInfo>,
+    /// The newest run, when the facts hold them.
+    last_run: Option<&'a LatestRun>,
+}
+
+impl DagKey {
+    /// Two DAGs by this key, nulls first as SQL sorts them. Times compare as times,
+    /// which orders them as their stored text does.
+    fn compare(self, a: &Listed, b: &Listed) -> std::cmp::Ordering {
+        match self {
+            DagKey::Id => a.row.dag.dag_id.cmp(&b.row.dag.dag_id),
+            DagKey::Name => display_name(&a.row.dag).cmp(display_name(&b.row.dag)),
+            DagKey::Next => {
+                let date = |l: &Listed| l.next.map(|n| n.logical_date);
+                date(a).cmp(&date(b))
+            }
+            DagKey::LastState => {
+                let state = |l: &Listed| l.last_run.map(|r| r.state.as_str());
+                state(a).cmp(&state(b))
+            }
+            DagKey::LastStart => {
+                let start = |l: &Listed| l.last_run.and_then(|r| r.start_date);
+                start(a).cmp(&start(b))
+            }
+        }
+    }
+}
+
+/// Sorts the DAG list as [`sorted`] sorts JSON rows: by each key of `order` in turn,
+/// ties broken by `dag_id` in the direction of the first key, as Airflow appends its
+/// primary key. Typed keys, so no JSON is built for DAGs outside the page.
+fn sort_dags(rows: &mut [Listed], order: &[(DagKey, bool)]) {
+    let mut keys = order.to_vec();
+    if !keys.iter().any(|(k, _)| *k == DagKey::Id) {
+        keys.push((DagKey::Id, order.first().is_some_and(|(_, d)| *d)));
+    }
+    rows.sort_by(|a, b| {
+        keys.iter()
+            .map(|(k, desc)| {
+                let o = k.compare(a, b);
+                if *desc { o.reverse() } else { o }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
 }
 
 /// `rows` in the order of `order` over the matching `keys` (one object per row), ties
@@ -1194,6 +1302,114 @@ mod tests {
         assert!(prefix_match("example_", "examples"));
         assert!(prefix_match("zz|ex", "example"));
         assert!(prefix_match("~", "example"));
+    }
+
+    /// A stored DAG with just what the list sorts by.
+    fn listed(id: &str, name: Option<&str>) -> Arc<DagRow> {
+        let dag = Dag {
+            dag_id: id.into(),
+            fileloc: format!("{id}.yml"),
+            line: 1,
+            dag_display_name: name.map(str::to_string),
+            description: None,
+            schedule: Schedule::None,
+            start_date: None,
+            end_date: None,
+            catchup: false,
+            tags: Vec::new(),
+            params: Value::Null,
+            max_active_runs: None,
+            max_active_tasks: None,
+            dagrun_timeout_secs: None,
+            owners: Vec::new(),
+            tasks: Vec::new(),
+            task_groups: Vec::new(),
+        };
+        Arc::new(DagRow {
+            dag: Arc::new(dag),
+            bundle_name: "b".into(),
+            relative_fileloc: format!("{id}.yml"),
+            fileloc: format!("/{id}.yml"),
+            is_paused: false,
+            is_stale: false,
+            last_parsed_time: Utc::now(),
+        })
+    }
+
+    #[test]
+    fn the_dag_list_sorts_as_the_json_keys_did() {
+        // Ties, nulls and upper case in every key, so each order leans on the next key
+        // and on the dag_id tiebreak.
+        let t = |h: u32| Some(DateTime::<Utc>::from_timestamp(i64::from(h) * 3600, 0).unwrap());
+        let run = |state, start| {
+            Some(LatestRun {
+                state,
+                start_date: start,
+            })
+        };
+        let data = [
+            ("e", Some("Beta"), t(2), run(RunState::Success, t(1))),
+            ("a", None, None, run(RunState::Failed, t(1))),
+            ("c", Some("beta"), t(2), None),
+            ("b", Some("Zed"), t(1), run(RunState::Success, None)),
+            ("d", None, None, run(RunState::Running, t(3))),
+            ("f", Some("a"), t(1), run(RunState::Failed, t(3))),
+        ];
+        let latest: Vec<Option<LatestRun>> = data.iter().map(|d| d.3.clone()).collect();
+        let rows = || -> Vec<Listed> {
+            data.iter()
+                .zip(&latest)
+                .map(|((id, name, next, _), last)| Listed {
+                    row: listed(id, *name),
+                    next: next.map(|d| RunInfo {
+                        logical_date: d,
+                        data_interval_start: d,
+                        data_interval_end: d,
+                        run_after: d,
+                    }),
+                    last_run: last.as_ref(),
+                })
+                .collect()
+        };
+        let mut orders: Vec<Vec<(usize, bool)>> = Vec::new();
+        for i in 0..DAG_KEYS.len() {
+            for d in [false, true] {
+                orders.push(vec![(i, d)]);
+                for j in 0..DAG_KEYS.len() {
+                    if j != i {
+                        orders.push(vec![(i, d), (j, !d)]);
+                        orders.push(vec![(i, d), (j, d)]);
+                    }
+                }
+            }
+        }
+        for order in orders {
+            // The old way: JSON keys and stable sorts over the rows in dag_id order.
+            let mut by_id = rows();
+            by_id.sort_by(|a, b| a.row.dag.dag_id.cmp(&b.row.dag.dag_id));
+            let keys: Vec<Value> = by_id
+                .iter()
+                .map(|l| {
+                    json!({
+                        "dag_id": l.row.dag.dag_id,
+                        "dag_display_name": display_name(&l.row.dag),
+                        "next_dagrun": l.next.map(|n| crate::store::ts(n.logical_date)),
+                        "last_run_state": l.last_run.map(|r| r.state.as_str()),
+                        "last_run_start_date": l.last_run.and_then(|r| r.start_date).map(crate::store::ts),
+                    })
+                })
+                .collect();
+            let ids: Vec<Value> = by_id.iter().map(|l| json!(l.row.dag.dag_id)).collect();
+            let named: Vec<(&str, bool)> =
+                order.iter().map(|(i, d)| (DAG_KEYS[*i].0, *d)).collect();
+            let old: Vec<Value> = sorted(ids, keys, &named, "dag_id");
+            let mut new = rows();
+            let typed: Vec<(DagKey, bool)> =
+                order.iter().map(|(i, d)| (DAG_KEYS[*i].1, *d)).collect();
+            sort_dags(&mut new, &typed);
+            let new: Vec<Value> = new.iter().map(|l| json!(l.row.dag.dag_id)).collect();
+            assert_eq!(new, old, "{named:?}");
+        }
     }
 
     #[test]
