@@ -18,6 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::Sha512;
 
@@ -135,11 +136,18 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
         } else {
             next_run(store, &listed.row.dag, facts.now)?
         };
-        dags.push(Value::Object(dag_json(ctx, &listed.row, next, &facts)));
+        dags.push((listed.row, next));
     }
+    let dags = dags
+        .iter()
+        .map(|(row, next)| dag_json(ctx, row, *next, &facts))
+        .collect();
     Ok(Reply::json(
         200,
-        &json!({"dags": dags, "total_entries": total}),
+        &DagCollection {
+            dags,
+            total_entries: total,
+        },
     ))
 }
 
@@ -147,10 +155,7 @@ fn get(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, Ap
     let row = find_dag(store, p.get("dag_id"))?;
     let facts = Facts::load(store, false)?;
     let next = next_run(store, &row.dag, facts.now)?;
-    Ok(Reply::json(
-        200,
-        &Value::Object(dag_json(ctx, &row, next, &facts)),
-    ))
+    Ok(Reply::json(200, &dag_json(ctx, &row, next, &facts)))
 }
 
 fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
@@ -165,10 +170,7 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     let row = find_dag(store, dag_id)?;
     let facts = Facts::load(store, false)?;
     let next = next_run(store, &row.dag, facts.now)?;
-    Ok(Reply::json(
-        200,
-        &Value::Object(dag_json(ctx, &row, next, &facts)),
-    ))
+    Ok(Reply::json(200, &dag_json(ctx, &row, next, &facts)))
 }
 
 /// Airflow's `patch_dags`: every DAG the filters match is changed; the reply is one page
@@ -198,11 +200,18 @@ fn patch_many(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Rep
             ..DagRow::clone(&row)
         };
         let next = next_run(store, &row.dag, facts.now)?;
-        dags.push(Value::Object(dag_json(ctx, &row, next, &facts)));
+        dags.push((row, next));
     }
+    let dags = dags
+        .iter()
+        .map(|(row, next)| dag_json(ctx, row, *next, &facts))
+        .collect();
     Ok(Reply::json(
         200,
-        &json!({"dags": dags, "total_entries": total}),
+        &DagCollection {
+            dags,
+            total_entries: total,
+        },
     ))
 }
 
@@ -220,7 +229,10 @@ fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
     let row = find_dag(store, p.get("dag_id"))?;
     let facts = Facts::load(store, false)?;
     let next = next_run(store, &row.dag, facts.now)?;
-    let mut out = dag_json(ctx, &row, next, &facts);
+    let mut out = match serde_json::to_value(dag_json(ctx, &row, next, &facts)) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
     // The computed fields come last in Airflow's DAGDetailsResponse, after its own.
     let backfillable = out.remove("is_backfillable").unwrap_or(Value::Null);
     let token = out.remove("file_token").unwrap_or(Value::Null);
@@ -745,55 +757,113 @@ impl DagFilter {
     }
 }
 
-/// One DAG as Airflow's DAGResponse, fields in its order.
-fn dag_json(ctx: &Ctx, row: &DagRow, next: Option<RunInfo>, facts: &Facts) -> Map<String, Value> {
+/// Airflow's DAGCollectionResponse.
+#[derive(Serialize)]
+struct DagCollection<'a> {
+    dags: Vec<DagResponse<'a>>,
+    total_entries: usize,
+}
+
+/// One DAG as Airflow's DAGResponse, fields in its order. Typed and borrowed from the
+/// row, so a page of DAGs is written into the reply without building JSON values.
+#[derive(Serialize)]
+struct DagResponse<'a> {
+    dag_id: &'a str,
+    dag_display_name: &'a str,
+    is_paused: bool,
+    is_stale: bool,
+    last_parsed_time: Value,
+    /// The processor does not time each file.
+    last_parse_duration: (),
+    last_expired: (),
+    bundle_name: &'a str,
+    bundle_version: (),
+    relative_fileloc: &'a str,
+    fileloc: &'a str,
+    description: Option<&'a str>,
+    timetable_summary: Option<String>,
+    timetable_description: String,
+    timetable_partitioned: bool,
+    timetable_periodic: bool,
+    tags: Vec<DagTag<'a>>,
+    max_active_tasks: u32,
+    max_active_runs: u32,
+    max_consecutive_failed_dag_runs: u32,
+    has_task_concurrency_limits: bool,
+    has_import_errors: bool,
+    next_dagrun_logical_date: Value,
+    next_dagrun_data_interval_start: Value,
+    next_dagrun_data_interval_end: Value,
+    next_dagrun_run_after: Value,
+    allowed_run_types: (),
+    owners: &'a [String],
+    is_backfillable: bool,
+    file_token: String,
+}
+
+/// A tag as Airflow's DagTagResponse.
+#[derive(Serialize)]
+struct DagTag<'a> {
+    name: &'a str,
+    dag_id: &'a str,
+    dag_display_name: &'a str,
+}
+
+/// One DAG as Airflow's DAGResponse.
+fn dag_json<'a>(
+    ctx: &Ctx,
+    row: &'a DagRow,
+    next: Option<RunInfo>,
+    facts: &Facts,
+) -> DagResponse<'a> {
     let dag = &row.dag;
     let name = display_name(dag);
     let periodic = matches!(dag.schedule, Schedule::Cron { .. } | Schedule::Delta { .. });
-    let mut tags = dag.tags.clone();
-    tags.sort();
+    let mut tags: Vec<&str> = dag.tags.iter().map(String::as_str).collect();
+    tags.sort_unstable();
     tags.dedup();
-    let tags: Vec<Value> = tags
-        .iter()
-        .map(|t| json!({"name": t, "dag_id": dag.dag_id, "dag_display_name": name}))
-        .collect();
-    let has_errors = facts.has_errors(row);
-    let v = json!({
-        "dag_id": dag.dag_id,
-        "dag_display_name": name,
-        "is_paused": row.is_paused,
-        "is_stale": row.is_stale,
-        "last_parsed_time": dt(Some(row.last_parsed_time)),
-        // The processor does not time each file.
-        "last_parse_duration": null,
-        "last_expired": null,
-        "bundle_name": row.bundle_name,
-        "bundle_version": null,
-        "relative_fileloc": row.relative_fileloc,
-        "fileloc": row.fileloc,
-        "description": dag.description,
-        "timetable_summary": dag.schedule.summary(),
-        "timetable_description": timetable::description(&dag.schedule),
-        "timetable_partitioned": false,
-        "timetable_periodic": periodic,
-        "tags": tags,
-        "max_active_tasks": dag.max_active_tasks.unwrap_or(ctx.cfg.core.max_active_tasks_per_dag),
-        "max_active_runs": dag.max_active_runs.unwrap_or(ctx.cfg.core.max_active_runs_per_dag),
-        "max_consecutive_failed_dag_runs": 0,
-        "has_task_concurrency_limits": false,
-        "has_import_errors": has_errors,
-        "next_dagrun_logical_date": dt(next.map(|n| n.logical_date)),
-        "next_dagrun_data_interval_start": dt(next.map(|n| n.data_interval_start)),
-        "next_dagrun_data_interval_end": dt(next.map(|n| n.data_interval_end)),
-        "next_dagrun_run_after": dt(next.map(|n| n.run_after)),
-        "allowed_run_types": null,
-        "owners": dag.owners,
-        "is_backfillable": periodic,
-        "file_token": file_token(&ctx.secret, &row.bundle_name, &row.relative_fileloc),
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
+    DagResponse {
+        dag_id: &dag.dag_id,
+        dag_display_name: name,
+        is_paused: row.is_paused,
+        is_stale: row.is_stale,
+        last_parsed_time: dt(Some(row.last_parsed_time)),
+        last_parse_duration: (),
+        last_expired: (),
+        bundle_name: &row.bundle_name,
+        bundle_version: (),
+        relative_fileloc: &row.relative_fileloc,
+        fileloc: &row.fileloc,
+        description: dag.description.as_deref(),
+        timetable_summary: dag.schedule.summary(),
+        timetable_description: timetable::description(&dag.schedule),
+        timetable_partitioned: false,
+        timetable_periodic: periodic,
+        tags: tags
+            .into_iter()
+            .map(|t| DagTag {
+                name: t,
+                dag_id: &dag.dag_id,
+                dag_display_name: name,
+            })
+            .collect(),
+        max_active_tasks: dag
+            .max_active_tasks
+            .unwrap_or(ctx.cfg.core.max_active_tasks_per_dag),
+        max_active_runs: dag
+            .max_active_runs
+            .unwrap_or(ctx.cfg.core.max_active_runs_per_dag),
+        max_consecutive_failed_dag_runs: 0,
+        has_task_concurrency_limits: false,
+        has_import_errors: facts.has_errors(row),
+        next_dagrun_logical_date: dt(next.map(|n| n.logical_date)),
+        next_dagrun_data_interval_start: dt(next.map(|n| n.data_interval_start)),
+        next_dagrun_data_interval_end: dt(next.map(|n| n.data_interval_end)),
+        next_dagrun_run_after: dt(next.map(|n| n.run_after)),
+        allowed_run_types: (),
+        owners: &dag.owners,
+        is_backfillable: periodic,
+        file_token: file_token(&ctx.secret, &row.bundle_name, &row.relative_fileloc),
     }
 }
 
