@@ -207,6 +207,8 @@ pub struct Ctx {
     pub started: Instant,
     /// The JWT signing secret (see `jwt::secret`).
     pub secret: Vec<u8>,
+    /// DAG file tokens, keyed with `secret`.
+    pub file_tokens: core::dags::FileTokens,
     /// Wakes the scheduler when it runs in this process and a task finished.
     pub scheduler_wake: Option<crossbeam_channel::Sender<()>>,
     /// Failed logins per client address.

@@ -863,7 +863,9 @@ fn dag_json<'a>(
         allowed_run_types: (),
         owners: &dag.owners,
         is_backfillable: periodic,
-        file_token: file_token(&ctx.secret, &row.bundle_name, &row.relative_fileloc),
+        file_token: ctx
+            .file_tokens
+            .sign(&row.bundle_name, &row.relative_fileloc),
     }
 }
 
@@ -1261,50 +1263,64 @@ fn iso_duration(secs: f64) -> String {
     out
 }
 
-/// A DAG file's token, shaped as Airflow's (itsdangerous's `payload.signature`): the
-/// payload is `{"bundle_name", "relative_fileloc"}` as compact JSON in base64url, the
-/// signature a keyed hash of it with the server secret, so a token names only files the
-/// server itself handed out.
-pub fn file_token(secret: &[u8], bundle_name: &str, relative_fileloc: &str) -> String {
-    let payload = B64.encode(
-        json!({"bundle_name": bundle_name, "relative_fileloc": relative_fileloc}).to_string(),
-    );
-    let sig = B64.encode(token_mac(secret, &payload).finalize().into_bytes());
-    let sig = &sig[..TOKEN_SIG_CHARS.min(sig.len())];
-    format!("{payload}.{sig}")
-}
+/// Signs and checks DAG files' tokens with the server secret. A token is shaped as
+/// Airflow's (itsdangerous's `payload.signature`): the payload is `{"bundle_name",
+/// "relative_fileloc"}` as compact JSON in base64url, the signature a keyed hash of it,
+/// so a token names only files the server itself handed out.
+///
+/// Keyed once per server, as keying HMAC-SHA512 is two of the four block compressions a
+/// token costs, and a page of the DAG list signs one token per DAG.
+pub struct FileTokens(Hmac<Sha512>);
 
-/// (bundle_name, relative_fileloc) from a token made by [`file_token`] with this secret.
-pub fn parse_file_token(secret: &[u8], token: &str) -> Option<(String, String)> {
-    let (payload, sig) = token.split_once('.')?;
-    let full = B64.encode(token_mac(secret, payload).finalize().into_bytes());
-    let want = full.get(..TOKEN_SIG_CHARS)?;
-    let same = want.len() == sig.len()
-        && want
-            .bytes()
-            .zip(sig.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
-        return None;
+impl FileTokens {
+    pub fn new(secret: &[u8]) -> FileTokens {
+        let mut m =
+            <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+        m.update(b"file_token.");
+        FileTokens(m)
     }
-    let v: Value = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
-    Some((
-        v["bundle_name"].as_str()?.to_string(),
-        v["relative_fileloc"].as_str()?.to_string(),
-    ))
+
+    /// The token of a DAG file.
+    pub fn sign(&self, bundle_name: &str, relative_fileloc: &str) -> String {
+        let payload = B64.encode(
+            json!({"bundle_name": bundle_name, "relative_fileloc": relative_fileloc}).to_string(),
+        );
+        let sig = B64.encode(self.mac(&payload).finalize().into_bytes());
+        let sig = &sig[..TOKEN_SIG_CHARS.min(sig.len())];
+        format!("{payload}.{sig}")
+    }
+
+    /// (bundle_name, relative_fileloc) from a token [`FileTokens::sign`] made with this
+    /// secret.
+    pub fn open(&self, token: &str) -> Option<(String, String)> {
+        let (payload, sig) = token.split_once('.')?;
+        let full = B64.encode(self.mac(payload).finalize().into_bytes());
+        let want = full.get(..TOKEN_SIG_CHARS)?;
+        let same = want.len() == sig.len()
+            && want
+                .bytes()
+                .zip(sig.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
+        Some((
+            v["bundle_name"].as_str()?.to_string(),
+            v["relative_fileloc"].as_str()?.to_string(),
+        ))
+    }
+
+    fn mac(&self, payload: &str) -> Hmac<Sha512> {
+        let mut m = self.0.clone();
+        m.update(payload.as_bytes());
+        m
+    }
 }
 
 /// itsdangerous signatures are 20 bytes, 27 base64url characters; these are as long.
 const TOKEN_SIG_CHARS: usize = 27;
-
-fn token_mac(secret: &[u8], payload: &str) -> Hmac<Sha512> {
-    let mut m =
-        <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
-    m.update(b"file_token.");
-    m.update(payload.as_bytes());
-    m
-}
 
 #[cfg(test)]
 mod tests {
@@ -1338,7 +1354,8 @@ mod tests {
 
     #[test]
     fn file_tokens_round_trip_and_resist_tampering() {
-        let t = file_token(b"k", "dags-folder", "sample_abc.py");
+        let (k, other) = (FileTokens::new(b"k"), FileTokens::new(b"other"));
+        let t = k.sign("dags-folder", "sample_abc.py");
         // The payload is exactly Airflow's (see samples/GET_dags_limit2.json).
         assert!(
             t.starts_with("eyJidW5kbGVfbmFtZSI6ImRhZ3MtZm9sZGVyIiwicmVsYXRpdmVfZmlsZWxvYyI6InNhbXBsZV9hYmMucHkifQ."),
@@ -1346,16 +1363,16 @@ mod tests {
         );
         assert_eq!(t.split('.').nth(1).unwrap().len(), 27);
         assert_eq!(
-            parse_file_token(b"k", &t),
+            k.open(&t),
             Some(("dags-folder".into(), "sample_abc.py".into()))
         );
-        assert_eq!(parse_file_token(b"other", &t), None);
+        assert_eq!(other.open(&t), None);
         let forged = format!(
             "{}.{}",
             B64.encode(r#"{"bundle_name":"x","relative_fileloc":"y"}"#),
             t.split('.').nth(1).unwrap()
         );
-        assert_eq!(parse_file_token(b"k", &forged), None);
+        assert_eq!(k.open(&forged), None);
     }
 
     #[test]
