@@ -217,6 +217,9 @@ pub struct Ctx {
     pub dags: DagCache,
 }
 
+/// Every DAG's row in id order, shared by the requests that read it.
+pub type DagRows = Arc<[Arc<DagRow>]>;
+
 /// A DAG's row as last read, with the stamp of the parse it holds.
 struct Cached {
     stamp: String,
@@ -228,7 +231,12 @@ struct Cached {
 /// for every task of a big run made claims cost O(tasks) each, and reading every DAG's
 /// made the DAG list cost a JSON parse per DAG per request.
 #[derive(Default)]
-pub struct DagCache(RwLock<HashMap<String, Cached>>);
+pub struct DagCache {
+    by_id: RwLock<HashMap<String, Cached>>,
+    /// Every DAG's row as of a count of `Store::dag_changes`: the DAG list's input for
+    /// as long as no DAG row changes.
+    all: RwLock<Option<(i64, DagRows)>>,
+}
 
 impl DagCache {
     /// The DAG as last parsed, from the cache when it is current.
@@ -244,11 +252,27 @@ impl DagCache {
         Ok(self.load(store, dag_id)?.map(|row| row.dag.clone()))
     }
 
-    /// Every DAG's row, stale ones included, ordered by id: one scan of the rows' heads,
-    /// the rest from the cache. Only DAGs parsed since they were cached are read whole
-    /// and deserialized; a row whose flags changed is copied without its DAG. DAGs the
-    /// store no longer holds are forgotten, so the cache never outgrows the store.
-    pub fn rows(&self, store: &Store) -> crate::error::Result<Vec<Arc<DagRow>>> {
+    /// Every DAG's row, stale ones included, ordered by id. While no DAG row changed
+    /// since the last call, that call's rows; otherwise one scan of the rows' heads, the
+    /// rest from the cache.
+    pub fn rows(&self, store: &Store) -> crate::error::Result<DagRows> {
+        // Read before the scan, so the rows kept are at least as new as the count.
+        let changes = store.dag_changes()?;
+        if let Some((n, rows)) = &*self.all.read().unwrap_or_else(|p| p.into_inner())
+            && *n == changes
+        {
+            return Ok(rows.clone());
+        }
+        let rows: DagRows = self.scan(store)?.into();
+        *self.all.write().unwrap_or_else(|p| p.into_inner()) = Some((changes, rows.clone()));
+        Ok(rows)
+    }
+
+    /// Every DAG's row from one scan of the rows' heads: only DAGs parsed since they
+    /// were cached are read whole and deserialized; a row whose flags changed is copied
+    /// without its DAG. DAGs the store no longer holds are forgotten, so the cache never
+    /// outgrows the store.
+    fn scan(&self, store: &Store) -> crate::error::Result<Vec<Arc<DagRow>>> {
         // Slots in id order: a cached row, a row to re-flag, or a DAG to read.
         enum Slot {
             Hit(Arc<DagRow>),
@@ -312,11 +336,11 @@ impl DagCache {
 
     // A panic while holding the lock leaves the map as it was between two inserts.
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Cached>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner())
+        self.by_id.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Cached>> {
-        self.0.write().unwrap_or_else(|p| p.into_inner())
+        self.by_id.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -265,6 +265,15 @@ impl Store {
         Ok(())
     }
 
+    /// How many times any DAG's row was written, deleted or added (triggers count it in
+    /// the writing transaction): while it stays the same, so do the rows.
+    pub fn dag_changes(&self) -> Result<i64> {
+        self.conn
+            .prepare_cached("SELECT n FROM dag_changes WHERE id = 1")
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
     /// One DAG by id.
     pub fn dag(&self, dag_id: &str) -> Result<Option<DagRow>> {
         self.conn

@@ -218,4 +218,16 @@ CREATE INDEX log_dttm ON log (dttm);
     r#"
 CREATE INDEX dag_head ON dag (dag_id, last_parsed_time, is_paused, is_stale);
 "#,
+    // 3: a count of the changes to `dag`, bumped by triggers in the writing transaction,
+    // so a reader that keeps every DAG's row checks one row per request, not every DAG.
+    r#"
+CREATE TABLE dag_changes (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    n   INTEGER NOT NULL
+);
+INSERT INTO dag_changes (id, n) VALUES (1, 0);
+CREATE TRIGGER dag_inserted AFTER INSERT ON dag BEGIN UPDATE dag_changes SET n = n + 1; END;
+CREATE TRIGGER dag_updated AFTER UPDATE ON dag BEGIN UPDATE dag_changes SET n = n + 1; END;
+CREATE TRIGGER dag_deleted AFTER DELETE ON dag BEGIN UPDATE dag_changes SET n = n + 1; END;
+"#,
 ];

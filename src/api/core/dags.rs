@@ -12,7 +12,6 @@
 //! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -110,9 +109,10 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
             .iter()
             .any(|(k, _)| matches!(k, DagKey::LastState | DagKey::LastStart));
     let facts = Facts::load(store, by_last_run)?;
+    let all = ctx.dags.rows(store)?;
     let mut rows = Vec::new();
-    for row in ctx.dags.rows(store)? {
-        if !filter.keeps(&row, &facts) {
+    for row in all.iter() {
+        if !filter.keeps(row, &facts) {
             continue;
         }
         let next = if by_next {
@@ -182,10 +182,10 @@ fn patch_many(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Rep
     let (limit, offset) = page(ctx, req)?;
     let filter = DagFilter::from_query(req, true)?;
     let facts = Facts::load(store, false)?;
-    let matched: Vec<Arc<DagRow>> = ctx
-        .dags
-        .rows(store)?
-        .into_iter()
+    let all = ctx.dags.rows(store)?;
+    let matched: Vec<&DagRow> = all
+        .iter()
+        .map(|row| &**row)
         .filter(|row| filter.keeps(row, &facts))
         .collect();
     for row in &matched {
@@ -197,7 +197,7 @@ fn patch_many(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Rep
     for row in matched.into_iter().skip(offset).take(limit) {
         let row = DagRow {
             is_paused: paused,
-            ..DagRow::clone(&row)
+            ..row.clone()
         };
         let next = next_run(store, &row.dag, facts.now)?;
         dags.push((row, next));
@@ -1047,7 +1047,7 @@ enum DagKey {
 
 /// One DAG of the list with the computed values it may be sorted by.
 struct Listed<'a> {
-    row: Arc<DagRow>,
+    row: &'a DagRow,
     /// The next run: computed for every match only when the order names it.
     next: Option<RunInfo>,
     /// The newest run, when the facts hold them.
@@ -1392,7 +1392,7 @@ mod tests {
     }
 
     /// A stored DAG with just what the list sorts by.
-    fn listed(id: &str, name: Option<&str>) -> Arc<DagRow> {
+    fn listed(id: &str, name: Option<&str>) -> DagRow {
         let dag = Dag {
             dag_id: id.into(),
             fileloc: format!("{id}.yml"),
@@ -1412,15 +1412,15 @@ mod tests {
             tasks: Vec::new(),
             task_groups: Vec::new(),
         };
-        Arc::new(DagRow {
-            dag: Arc::new(dag),
+        DagRow {
+            dag: std::sync::Arc::new(dag),
             bundle_name: "b".into(),
             relative_fileloc: format!("{id}.yml"),
             fileloc: format!("/{id}.yml"),
             is_paused: false,
             is_stale: false,
             last_parsed_time: Utc::now(),
-        })
+        }
     }
 
     #[test]
@@ -1443,11 +1443,16 @@ mod tests {
             ("f", Some("a"), t(1), run(RunState::Failed, t(3))),
         ];
         let latest: Vec<Option<LatestRun>> = data.iter().map(|d| d.3.clone()).collect();
+        let stored: Vec<DagRow> = data
+            .iter()
+            .map(|(id, name, ..)| listed(id, *name))
+            .collect();
         let rows = || -> Vec<Listed> {
             data.iter()
                 .zip(&latest)
-                .map(|((id, name, next, _), last)| Listed {
-                    row: listed(id, *name),
+                .zip(&stored)
+                .map(|(((_, _, next, _), last), row)| Listed {
+                    row,
                     next: next.map(|d| RunInfo {
                         logical_date: d,
                         data_interval_start: d,
