@@ -730,7 +730,8 @@ impl DagFilter {
                 .iter()
                 .any(|o| joined.contains(&o.to_lowercase()))
         };
-        let name = display_name(dag);
+        // Lazily: reading the DAG itself costs a cache miss per DAG.
+        let name = || display_name(dag);
         !(self.exclude_stale && row.is_stale)
             && self.paused.is_none_or(|p| p == row.is_paused)
             && self
@@ -739,8 +740,8 @@ impl DagFilter {
                 .is_none_or(|b| b == row.bundle_name)
             && text(&self.id_pattern, &dag.dag_id)
             && pre(&self.id_prefix, &dag.dag_id)
-            && text(&self.name_pattern, name)
-            && pre(&self.name_prefix, name)
+            && (self.name_pattern.is_none() || text(&self.name_pattern, name()))
+            && (self.name_prefix.is_none() || pre(&self.name_prefix, name()))
             && (self.tags.is_empty()
                 || if self.all_tags {
                     self.tags.iter().all(tag_ok)
@@ -1077,10 +1078,19 @@ impl DagKey {
     }
 }
 
-/// Sorts the DAG list as [`sorted`] sorts JSON rows: by each key of `order` in turn,
-/// ties broken by `dag_id` in the direction of the first key, as Airflow appends its
-/// primary key. Typed keys, so no JSON is built for DAGs outside the page.
+/// Sorts the DAG list, which comes in `dag_id` order (as `DagCache::rows` gives it),
+/// as [`sorted`] sorts JSON rows: by each key of `order` in turn, ties broken by
+/// `dag_id` in the direction of the first key, as Airflow appends its primary key. Typed
+/// keys, so no JSON is built for DAGs outside the page.
 fn sort_dags(rows: &mut [Listed], order: &[(DagKey, bool)]) {
+    // By dag_id first (the default), the ids being unique: already in order, or reversed.
+    // SQLite orders text as bytes, as `str` does.
+    if let Some((DagKey::Id, desc)) = order.first() {
+        if *desc {
+            rows.reverse();
+        }
+        return;
+    }
     let mut keys = order.to_vec();
     if !keys.iter().any(|(k, _)| *k == DagKey::Id) {
         keys.push((DagKey::Id, order.first().is_some_and(|(_, d)| *d)));
@@ -1496,6 +1506,7 @@ mod tests {
                 order.iter().map(|(i, d)| (DAG_KEYS[*i].0, *d)).collect();
             let old: Vec<Value> = sorted(ids, keys, &named, "dag_id");
             let mut new = rows();
+            new.sort_by(|a, b| a.row.dag.dag_id.cmp(&b.row.dag.dag_id));
             let typed: Vec<(DagKey, bool)> =
                 order.iter().map(|(i, d)| (DAG_KEYS[*i].1, *d)).collect();
             sort_dags(&mut new, &typed);
