@@ -12,6 +12,7 @@
 //! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -1278,20 +1279,49 @@ fn iso_duration(secs: f64) -> String {
 /// "relative_fileloc"}` as compact JSON in base64url, the signature a keyed hash of it,
 /// so a token names only files the server itself handed out.
 ///
-/// Keyed once per server, as keying HMAC-SHA512 is two of the four block compressions a
-/// token costs, and a page of the DAG list signs one token per DAG.
-pub struct FileTokens(Hmac<Sha512>);
+/// A page of the DAG list shows a token per DAG, the same files request after request,
+/// and a token costs four SHA-512 block compressions and some JSON: each file's token is
+/// signed once and kept (a server's secret never changes), and the key is set up once.
+pub struct FileTokens {
+    key: Hmac<Sha512>,
+    /// Tokens by bundle, then file. Forgotten wholesale past [`MAX_KEPT_TOKENS`].
+    signed: RwLock<HashMap<String, HashMap<String, String>>>,
+}
+
+/// How many file tokens [`FileTokens`] keeps before it starts over: far more files than
+/// a DAG folder holds, so only a server that has seen many renames ever forgets them.
+const MAX_KEPT_TOKENS: usize = 100_000;
 
 impl FileTokens {
     pub fn new(secret: &[u8]) -> FileTokens {
-        let mut m =
+        let mut key =
             <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
-        m.update(b"file_token.");
-        FileTokens(m)
+        key.update(b"file_token.");
+        FileTokens {
+            key,
+            signed: RwLock::default(),
+        }
     }
 
     /// The token of a DAG file.
     pub fn sign(&self, bundle_name: &str, relative_fileloc: &str) -> String {
+        let kept = self.signed.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = kept.get(bundle_name).and_then(|b| b.get(relative_fileloc)) {
+            return t.clone();
+        }
+        drop(kept);
+        let token = self.signed_anew(bundle_name, relative_fileloc);
+        let mut kept = self.signed.write().unwrap_or_else(|p| p.into_inner());
+        if kept.values().map(HashMap::len).sum::<usize>() >= MAX_KEPT_TOKENS {
+            kept.clear();
+        }
+        kept.entry(bundle_name.to_string())
+            .or_default()
+            .insert(relative_fileloc.to_string(), token.clone());
+        token
+    }
+
+    fn signed_anew(&self, bundle_name: &str, relative_fileloc: &str) -> String {
         let payload = B64.encode(
             json!({"bundle_name": bundle_name, "relative_fileloc": relative_fileloc}).to_string(),
         );
@@ -1323,7 +1353,7 @@ impl FileTokens {
     }
 
     fn mac(&self, payload: &str) -> Hmac<Sha512> {
-        let mut m = self.0.clone();
+        let mut m = self.key.clone();
         m.update(payload.as_bytes());
         m
     }
@@ -1372,6 +1402,13 @@ mod tests {
             "{t}"
         );
         assert_eq!(t.split('.').nth(1).unwrap().len(), 27);
+        // The signature: HMAC-SHA512 keyed with the secret over `file_token.` and the
+        // payload, cut to 27 characters; the same when kept.
+        let (payload, sig) = t.split_once('.').unwrap();
+        let mut m = <Hmac<Sha512> as KeyInit>::new_from_slice(b"k").unwrap();
+        m.update(format!("file_token.{payload}").as_bytes());
+        assert_eq!(sig, &B64.encode(m.finalize().into_bytes())[..27]);
+        assert_eq!(k.sign("dags-folder", "sample_abc.py"), t);
         assert_eq!(
             k.open(&t),
             Some(("dags-folder".into(), "sample_abc.py".into()))
