@@ -4,11 +4,12 @@
 //!
 //! The DAG list is filtered and sorted here, not in SQL, as some fields Airflow sorts by
 //! (the next run, the latest run) are computed rather than stored. It runs over every
-//! DAG's row and parsed DAG from the API's cache (`DagCache::rows`: one index scan, no
-//! JSON parsed for a DAG seen before) with typed sort keys; only the page is rendered,
-//! and only its DAGs' next runs are computed unless the order names `next_dagrun`. So a
-//! request costs its page plus a little per stored DAG. The event log, which grows with
-//! every task, is filtered in SQL.
+//! DAG's row and parsed DAG as the API keeps them (`DagCache::rows`: the same rows while
+//! no DAG row changed, else one index scan, and no JSON parsed for a DAG seen before),
+//! with typed sort keys; only the page is rendered, and only its DAGs' next runs are
+//! computed unless the order names `next_dagrun`. So a request costs its page plus a
+//! flag check per stored DAG. The event log, which grows with every task, is filtered
+//! in SQL.
 //! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
 use std::collections::{HashMap, HashSet};
