@@ -309,8 +309,8 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// A DAG's parse stamp (see [`DagHead::parsed`]), to check a kept parsed copy:
-    /// read from the `dag_head` index alone.
+    /// A DAG's parse stamp (see [`DagHead::parsed`]), to check a kept parsed copy
+    /// without reading the serialized DAG.
     pub fn dag_parse_stamp(&self, dag_id: &str) -> Result<Option<String>> {
         self.conn
             .query_row(

@@ -138,12 +138,8 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
         } else {
             next_run(store, &listed.row.dag, facts.now)?
         };
-        dags.push((listed.row, next));
+        dags.push(dag_json(ctx, listed.row, next, &facts));
     }
-    let dags = dags
-        .iter()
-        .map(|(row, next)| dag_json(ctx, row, *next, &facts))
-        .collect();
     Ok(Reply::json(
         200,
         &DagCollection {
