@@ -314,6 +314,37 @@ fn the_dag_list_filters_orders_and_pages_like_airflow() {
     assert_eq!(v["total_entries"], 3);
     let (_, v) = get(srv, &t, "/api/v2/dags?offset=5");
     assert_eq!((ids(&v).len(), &v["total_entries"]), (0, &json!(3)));
+    // A page is cut after filtering and ordering, whatever the key; the rows of a page
+    // carry their computed fields however they were ordered.
+    let pages: &[(&str, &[&str], usize)] = &[
+        ("order_by=next_dagrun&limit=1&offset=1", &["gamma_etl"], 3),
+        (
+            "order_by=-next_dagrun&limit=2&offset=1",
+            &["gamma_etl", "alpha"],
+            3,
+        ),
+        ("order_by=-dag_display_name&limit=1&offset=2", &["alpha"], 3),
+        ("tags=red&limit=1&offset=1", &["gamma_etl"], 2),
+        ("tags=red&order_by=-dag_id&limit=1", &["gamma_etl"], 2),
+        ("dag_id_pattern=a&limit=1&offset=5", &[], 3),
+    ];
+    for (query, want, total) in pages {
+        let (status, v) = get(srv, &t, &format!("/api/v2/dags?{query}"));
+        assert_eq!(status, 200, "{query}: {v}");
+        assert_eq!(ids(&v), *want, "{query}");
+        assert_eq!(v["total_entries"], json!(total), "{query}");
+    }
+    let (_, v) = get(srv, &t, "/api/v2/dags?order_by=-next_dagrun&limit=1");
+    assert_eq!(v["dags"][0]["dag_id"], "beta");
+    assert_eq!(
+        v["dags"][0]["next_dagrun_logical_date"],
+        "2099-01-01T00:00:00Z"
+    );
+    let (_, v) = get(srv, &t, "/api/v2/dags?offset=1&limit=1");
+    assert_eq!(
+        v["dags"][0]["next_dagrun_run_after"],
+        "2099-01-01T00:00:00Z"
+    );
 
     // Bad values are 4xx with a detail, never a 500.
     for (query, want) in [
@@ -652,6 +683,16 @@ fn pausing_and_deleting_need_the_user_role_and_leave_event_logs() {
         (vec!["alpha".to_string()], &json!(3))
     );
     assert_eq!(v["dags"][0]["is_paused"], false);
+    let (_, v) = srv.call(
+        &user,
+        "PATCH",
+        "/api/v2/dags?dag_id_pattern=a&limit=1&offset=2",
+        Some(unpause.clone()),
+    );
+    assert_eq!(
+        (ids(&v), &v["total_entries"]),
+        (vec!["gamma_etl".to_string()], &json!(3))
+    );
     let (_, v) = get(srv, &viewer, "/api/v2/dags?paused=false");
     assert_eq!(ids(&v), ["alpha", "beta", "gamma_etl"]);
     let (_, v) = srv.call(
@@ -842,6 +883,27 @@ fn stats_and_last_run_follow_real_runs() {
     assert_eq!(ids(&v), ["slow"]);
     let (_, v) = get(&e.srv, &t, "/api/v2/dags?order_by=-last_run_start_date");
     assert_eq!(ids(&v), ["slow", "quick"]);
+    // Pages over the latest runs: cut after ordering, counted before.
+    for (query, want) in [
+        ("order_by=-last_run_start_date&limit=1", "slow"),
+        ("order_by=-last_run_start_date&limit=1&offset=1", "quick"),
+        ("order_by=last_run_state&limit=1", "slow"),
+        ("order_by=last_run_state&limit=1&offset=1", "quick"),
+        ("order_by=-last_run_state&limit=1", "quick"),
+    ] {
+        let (_, v) = get(&e.srv, &t, &format!("/api/v2/dags?{query}"));
+        assert_eq!(
+            (ids(&v), &v["total_entries"]),
+            (vec![want.to_string()], &json!(2)),
+            "{query}"
+        );
+    }
+    let (_, v) = get(
+        &e.srv,
+        &t,
+        "/api/v2/dags?last_dag_run_state=success&limit=1&offset=1",
+    );
+    assert_eq!((ids(&v).len(), &v["total_entries"]), (0, &json!(1)));
     let (status, v) = e.srv.call(&user, "DELETE", "/api/v2/dags/slow", None);
     assert_eq!(
         (status, v["detail"].as_str()),

@@ -112,11 +112,12 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn json(status: u16, value: &Value) -> Reply {
+    /// A JSON reply: a `Value`, or a typed response written straight into the body.
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Reply {
         Reply {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
-            body: serde_json::to_vec(value).expect("JSON values serialize"),
+            body: serde_json::to_vec(value).expect("JSON values and our DTOs serialize"),
         }
     }
 

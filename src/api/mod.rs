@@ -12,8 +12,9 @@ pub mod http;
 mod monitor;
 pub mod openapi;
 
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use serde_json::json;
@@ -23,7 +24,8 @@ pub use http::{ApiError, Method, Reply, Req};
 use crate::auth::{Limiter, Role, User};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::model::Dag;
+use crate::store::{DagRow, Store};
 
 /// Which sub-applications a server runs (`--apps`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +207,8 @@ pub struct Ctx {
     pub started: Instant,
     /// The JWT signing secret (see `jwt::secret`).
     pub secret: Vec<u8>,
+    /// DAG file tokens, keyed with `secret`.
+    pub file_tokens: core::dags::FileTokens,
     /// Wakes the scheduler when it runs in this process and a task finished.
     pub scheduler_wake: Option<crossbeam_channel::Sender<()>>,
     /// Failed logins per client address.
@@ -213,42 +217,130 @@ pub struct Ctx {
     pub dags: DagCache,
 }
 
-/// Parsed DAGs by id, each kept with the parse time it came from and replaced when the
-/// store holds a newer parse. A DAG's stored JSON grows with its task count; reading it
-/// for every task of a big run made claims cost O(tasks) each.
-/// A parsed DAG and the parse time it came from.
-type CachedDag = (
-    chrono::DateTime<chrono::Utc>,
-    std::sync::Arc<crate::model::Dag>,
-);
+/// Every DAG's row in id order, shared by the requests that read it.
+pub type DagRows = Arc<[Arc<DagRow>]>;
 
+/// A DAG's row as last read, with the stamp of the parse it holds.
+struct Cached {
+    stamp: String,
+    row: Arc<DagRow>,
+}
+
+/// Parsed DAGs by id, each kept with the row it was read with and replaced when the
+/// store holds a newer parse. A DAG's stored JSON grows with its task count; reading it
+/// for every task of a big run made claims cost O(tasks) each, and reading every DAG's
+/// made the DAG list cost a JSON parse per DAG per request.
 #[derive(Default)]
-pub struct DagCache(Mutex<std::collections::HashMap<String, CachedDag>>);
+pub struct DagCache {
+    by_id: RwLock<HashMap<String, Cached>>,
+    /// Every DAG's row as of a count of `Store::dag_changes`: the DAG list's input for
+    /// as long as no DAG row changes.
+    all: RwLock<Option<(i64, DagRows)>>,
+}
 
 impl DagCache {
     /// The DAG as last parsed, from the cache when it is current.
-    pub fn get(
-        &self,
-        store: &Store,
-        dag_id: &str,
-    ) -> crate::error::Result<Option<std::sync::Arc<crate::model::Dag>>> {
-        let Some(parsed) = store.dag_parsed_time(dag_id)? else {
+    pub fn get(&self, store: &Store, dag_id: &str) -> crate::error::Result<Option<Arc<Dag>>> {
+        let Some(stamp) = store.dag_parse_stamp(dag_id)? else {
             return Ok(None);
         };
-        if let Some((t, dag)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(dag_id)
-            && *t == parsed
+        if let Some(c) = self.read().get(dag_id)
+            && c.stamp == stamp
         {
-            return Ok(Some(dag.clone()));
+            return Ok(Some(c.row.dag.clone()));
         }
-        let Some(row) = store.dag(dag_id)? else {
-            return Ok(None);
-        };
-        let dag = std::sync::Arc::new(row.dag);
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(dag_id.to_string(), (row.last_parsed_time, dag.clone()));
-        Ok(Some(dag))
+        Ok(self.load(store, dag_id)?.map(|row| row.dag.clone()))
+    }
+
+    /// Every DAG's row, stale ones included, ordered by id. While no DAG row changed
+    /// since the last call, that call's rows; otherwise one scan of the rows' heads, the
+    /// rest from the cache.
+    pub fn rows(&self, store: &Store) -> crate::error::Result<DagRows> {
+        // Read before the scan, so the rows kept are at least as new as the count.
+        let changes = store.dag_changes()?;
+        if let Some((n, rows)) = &*self.all.read().unwrap_or_else(|p| p.into_inner())
+            && *n == changes
+        {
+            return Ok(rows.clone());
+        }
+        let rows: DagRows = self.scan(store)?.into();
+        *self.all.write().unwrap_or_else(|p| p.into_inner()) = Some((changes, rows.clone()));
+        Ok(rows)
+    }
+
+    /// Every DAG's row from one scan of the rows' heads: only DAGs parsed since they
+    /// were cached are read whole and deserialized; a row whose flags changed is copied
+    /// without its DAG. DAGs the store no longer holds are forgotten, so the cache never
+    /// outgrows the store.
+    fn scan(&self, store: &Store) -> crate::error::Result<Vec<Arc<DagRow>>> {
+        // Slots in id order: a cached row, a row to re-flag, or a DAG to read.
+        enum Slot {
+            Hit(Arc<DagRow>),
+            Flags(Arc<DagRow>, bool, bool),
+            Miss(String),
+        }
+        let mut slots = Vec::new();
+        {
+            let map = self.read();
+            store.dag_heads(|h| {
+                slots.push(match map.get(h.dag_id) {
+                    Some(c) if c.stamp == h.parsed => {
+                        if (c.row.is_paused, c.row.is_stale) == (h.is_paused, h.is_stale) {
+                            Slot::Hit(c.row.clone())
+                        } else {
+                            Slot::Flags(c.row.clone(), h.is_paused, h.is_stale)
+                        }
+                    }
+                    _ => Slot::Miss(h.dag_id.to_string()),
+                });
+            })?;
+        }
+        let mut rows = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match slot {
+                Slot::Hit(row) => rows.push(row),
+                Slot::Flags(row, is_paused, is_stale) => {
+                    let row = Arc::new(DagRow {
+                        is_paused,
+                        is_stale,
+                        ..DagRow::clone(&row)
+                    });
+                    self.keep(row.clone());
+                    rows.push(row);
+                }
+                // Read whole; one deleted since the scan is left out.
+                Slot::Miss(dag_id) => rows.extend(self.load(store, &dag_id)?),
+            }
+        }
+        if self.read().len() > rows.len() {
+            let ids: HashSet<&str> = rows.iter().map(|r| r.dag.dag_id.as_str()).collect();
+            self.write().retain(|id, _| ids.contains(id.as_str()));
+        }
+        Ok(rows)
+    }
+
+    /// Reads one DAG from the store and keeps it.
+    fn load(&self, store: &Store, dag_id: &str) -> crate::error::Result<Option<Arc<DagRow>>> {
+        let row = store.dag(dag_id)?.map(Arc::new);
+        if let Some(row) = &row {
+            self.keep(row.clone());
+        }
+        Ok(row)
+    }
+
+    fn keep(&self, row: Arc<DagRow>) {
+        let stamp = row.parse_stamp();
+        self.write()
+            .insert(row.dag.dag_id.clone(), Cached { stamp, row });
+    }
+
+    // A panic while holding the lock leaves the map as it was between two inserts.
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Cached>> {
+        self.by_id.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Cached>> {
+        self.by_id.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -341,7 +341,7 @@ impl Scheduler {
             if let Some(d) = self.dags.get(id) {
                 out.insert(id.to_string(), d.1.clone());
             } else if let Some(row) = self.store.dag(id)? {
-                let d = Arc::new(row.dag);
+                let d = row.dag;
                 self.dags
                     .insert(id.to_string(), (row.last_parsed_time, d.clone()));
                 out.insert(id.to_string(), d);

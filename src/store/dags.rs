@@ -1,6 +1,7 @@
 //! DAG files, DAGs, tags and import errors: what the DAG processor writes and the API reads.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -17,16 +18,37 @@ pub struct FileState {
     pub size: i64,
 }
 
-/// A DAG as stored: its parsed structure plus the state around it.
+/// A DAG as stored: its parsed structure plus the state around it. The structure is
+/// shared, so a parsed DAG can be kept and handed out without copying it.
 #[derive(Debug, Clone)]
 pub struct DagRow {
-    pub dag: Dag,
+    pub dag: Arc<Dag>,
     pub bundle_name: String,
     pub relative_fileloc: String,
     pub fileloc: String,
     pub is_paused: bool,
     pub is_stale: bool,
     pub last_parsed_time: DateTime<Utc>,
+}
+
+/// The part of a DAG's row that changes without a new parse, and which parse it holds:
+/// borrowed from the row being read, so scanning every DAG allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct DagHead<'a> {
+    pub dag_id: &'a str,
+    /// `last_parsed_time` as stored (see [`DagRow::parse_stamp`]). Equal
+    /// stamps mean the same parse, so a kept parsed DAG is still current.
+    pub parsed: &'a str,
+    pub is_paused: bool,
+    pub is_stale: bool,
+}
+
+impl DagRow {
+    /// Its parse time as stored, to compare with [`DagHead::parsed`]: stored times are
+    /// `ts` text, which reads back to the same text.
+    pub fn parse_stamp(&self) -> String {
+        ts(self.last_parsed_time)
+    }
 }
 
 /// (dag_id, is_paused, is_stale, last_parsed_time).
@@ -213,6 +235,46 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Calls `f` with the head of every DAG, stale ones included, ordered by id: one
+    /// scan of the `dag_head` index, which covers the query, so the serialized DAGs are
+    /// not read. For callers that keep parsed DAGs by parse stamp (the API's cache).
+    pub fn dag_heads(&self, mut f: impl FnMut(DagHead<'_>)) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT dag_id, last_parsed_time, is_paused, is_stale FROM dag ORDER BY dag_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let text = |i: usize| -> rusqlite::Result<&str> {
+                r.get_ref(i)?.as_str().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        i,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })
+            };
+            f(DagHead {
+                dag_id: text(0).map_err(|e| self.err(e))?,
+                parsed: text(1).map_err(|e| self.err(e))?,
+                is_paused: r.get(2).map_err(|e| self.err(e))?,
+                is_stale: r.get(3).map_err(|e| self.err(e))?,
+            });
+        }
+        Ok(())
+    }
+
+    /// How many times any DAG's row was written, deleted or added (triggers count it in
+    /// the writing transaction): while it stays the same, so do the rows.
+    pub fn dag_changes(&self) -> Result<i64> {
+        self.conn
+            .prepare_cached("SELECT n FROM dag_changes WHERE id = 1")
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
     /// One DAG by id.
     pub fn dag(&self, dag_id: &str) -> Result<Option<DagRow>> {
         self.conn
@@ -248,16 +310,25 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// When a DAG was last parsed (cheap: one indexed column), to check a cached copy.
-    pub fn dag_parsed_time(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {
+    /// A DAG's parse stamp (see [`DagHead::parsed`]), to check a kept parsed copy
+    /// without reading the serialized DAG.
+    pub fn dag_parse_stamp(&self, dag_id: &str) -> Result<Option<String>> {
         self.conn
             .row(
                 "SELECT last_parsed_time FROM dag WHERE dag_id = ?1",
                 [dag_id],
-                |r| time_col(r, 0),
+                |r| r.get(0),
             )
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// (bundle_name, filename) of every file with an import error, without the errors'
+    /// texts: what a DAG's `has_import_errors` needs.
+    pub fn import_error_files(&self) -> Result<Vec<(String, String)>> {
+        self.query("SELECT bundle_name, filename FROM import_error", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 
     /// Every import error, ordered by file.
@@ -309,7 +380,7 @@ fn dag_row(r: &rusqlite::Row) -> rusqlite::Result<DagRow> {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })?;
     Ok(DagRow {
-        dag,
+        dag: Arc::new(dag),
         bundle_name: r.get(1)?,
         relative_fileloc: r.get(2)?,
         fileloc: r.get(3)?,

@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::OpenFlags;
 
-pub use dags::{DagRow, FileState, ImportErrorRow, ParsedFile};
+pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
 pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
@@ -267,6 +267,36 @@ mod tests {
         assert_eq!(slots, 128);
         store.reset().unwrap();
         assert_eq!(store.status().unwrap().version, st.latest);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn every_write_to_a_dag_row_is_counted_and_heads_read_without_the_dag() {
+        let (dir, mut store) = temp_db();
+        let n0 = store.dag_changes().unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO dag (dag_id, bundle_name, relative_fileloc, fileloc, is_paused, last_parsed_time, serialized)
+                 VALUES ('d', 'b', 'f.yml', '/f.yml', 0, '2026-01-01T00:00:00.000000+00:00', 'not read')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(store.dag_changes().unwrap(), n0 + 1);
+        let mut heads = Vec::new();
+        store
+            .dag_heads(|h| heads.push((h.dag_id.to_string(), h.parsed.to_string(), h.is_paused)))
+            .unwrap();
+        assert_eq!(
+            heads,
+            [("d".into(), "2026-01-01T00:00:00.000000+00:00".into(), false)]
+        );
+        assert!(store.set_paused("d", true).unwrap());
+        assert_eq!(store.dag_changes().unwrap(), n0 + 2);
+        assert!(!store.set_paused("nope", true).unwrap());
+        assert_eq!(store.dag_changes().unwrap(), n0 + 2);
+        store.delete_dag("d").unwrap();
+        assert_eq!(store.dag_changes().unwrap(), n0 + 3);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

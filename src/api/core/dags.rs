@@ -2,17 +2,24 @@
 //! tasks, source, run statistics, tags, import errors and the event log, in Airflow
 //! 3.3.2's shapes.
 //!
-//! The DAG list is filtered and sorted here, over every stored DAG: a laptop has tens or
-//! hundreds, and the fields Airflow sorts by (the next run, the latest run) are computed
-//! rather than stored. The event log, which grows with every task, is filtered in SQL.
+//! The DAG list is filtered and sorted here, not in SQL, as some fields Airflow sorts by
+//! (the next run, the latest run) are computed rather than stored. It runs over every
+//! DAG's row and parsed DAG as the API keeps them (`DagCache::rows`: the same rows while
+//! no DAG row changed, else one index scan, and no JSON parsed for a DAG seen before),
+//! with typed sort keys; only the page is rendered, and only its DAGs' next runs are
+//! computed unless the order names `next_dagrun`. So a request costs its page plus a
+//! flag check per stored DAG. The event log, which grows with every task, is filtered
+//! in SQL.
 //! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::Sha512;
 
@@ -75,52 +82,78 @@ fn dag_warnings(
     ))
 }
 
-/// What the DAG list sorts by, besides the primary key.
-const DAG_ORDER: &[&str] = &[
-    "dag_id",
-    "dag_display_name",
-    "next_dagrun",
-    "last_run_state",
-    "last_run_start_date",
+/// What the DAG list sorts by, as `order_by` names it.
+const DAG_KEYS: &[(&str, DagKey)] = &[
+    ("dag_id", DagKey::Id),
+    ("dag_display_name", DagKey::Name),
+    ("next_dagrun", DagKey::Next),
+    ("last_run_state", DagKey::LastState),
+    ("last_run_start_date", DagKey::LastStart),
 ];
 
 /// The only field a DAG PATCH changes.
 const PATCH_FIELDS: &[super::Field] = &[field("is_paused", Kind::Bool, true, false)];
 
+/// The DAG list: filtered and sorted over the rows and cached parsed DAGs, so only the
+/// page is rendered. The next run, a query and a timetable step per DAG, is computed for
+/// the page's DAGs only, unless the order needs it for every match.
 fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
     let (limit, offset) = page(ctx, req)?;
-    let order = order_keys(req, DAG_ORDER, "dag_id")?;
+    let names: Vec<&str> = DAG_KEYS.iter().map(|(n, _)| *n).collect();
+    let order: Vec<(DagKey, bool)> = order_keys(req, &names, "dag_id")?
+        .into_iter()
+        .filter_map(|(k, d)| DAG_KEYS.iter().find(|(n, _)| *n == k).map(|(_, c)| (*c, d)))
+        .collect();
     let filter = DagFilter::from_query(req, false)?;
-    let facts = Facts::load(store)?;
+    let by_next = order.iter().any(|(k, _)| *k == DagKey::Next);
+    let by_last_run = filter.last_run_state.is_some()
+        || order
+            .iter()
+            .any(|(k, _)| matches!(k, DagKey::LastState | DagKey::LastStart));
+    let facts = Facts::load(store, by_last_run)?;
+    let all = ctx.dags.rows(store)?;
     let mut rows = Vec::new();
-    let mut keys = Vec::new();
-    for row in store.dags()? {
-        if !filter.keeps(&row, &facts) {
+    for row in all.iter() {
+        if !filter.keeps(row, &facts) {
             continue;
         }
-        let next = next_run(store, &row.dag, facts.now)?;
-        let latest = facts.latest.get(&row.dag.dag_id);
-        keys.push(json!({
-            "dag_id": row.dag.dag_id,
-            "dag_display_name": display_name(&row.dag),
-            "next_dagrun": next.map(|n| crate::store::ts(n.logical_date)),
-            "last_run_state": latest.map(|l| l.state.as_str()),
-            "last_run_start_date": latest.and_then(|l| l.start_date).map(crate::store::ts),
-        }));
-        rows.push(Value::Object(dag_json(ctx, &row, next, &facts)));
+        let next = if by_next {
+            next_run(store, &row.dag, facts.now)?
+        } else {
+            None
+        };
+        let last_run = facts.latest.get(&row.dag.dag_id);
+        rows.push(Listed {
+            row,
+            next,
+            last_run,
+        });
     }
-    let rows = sorted(rows, keys, &order, "dag_id");
-    Ok(Reply::json(200, &collection("dags", rows, limit, offset)))
+    sort_dags(&mut rows, &order);
+    let total = rows.len();
+    let mut dags = Vec::new();
+    for listed in rows.into_iter().skip(offset).take(limit) {
+        let next = if by_next {
+            listed.next
+        } else {
+            next_run(store, &listed.row.dag, facts.now)?
+        };
+        dags.push(dag_json(ctx, listed.row, next, &facts));
+    }
+    Ok(Reply::json(
+        200,
+        &DagCollection {
+            dags,
+            total_entries: total,
+        },
+    ))
 }
 
 fn get(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let row = find_dag(store, p.get("dag_id"))?;
-    let facts = Facts::load(store)?;
+    let facts = Facts::load(store, false)?;
     let next = next_run(store, &row.dag, facts.now)?;
-    Ok(Reply::json(
-        200,
-        &Value::Object(dag_json(ctx, &row, next, &facts)),
-    ))
+    Ok(Reply::json(200, &dag_json(ctx, &row, next, &facts)))
 }
 
 fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
@@ -133,12 +166,9 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     set_paused(store, &row, paused, p)?;
     ctx.wake_scheduler();
     let row = find_dag(store, dag_id)?;
-    let facts = Facts::load(store)?;
+    let facts = Facts::load(store, false)?;
     let next = next_run(store, &row.dag, facts.now)?;
-    Ok(Reply::json(
-        200,
-        &Value::Object(dag_json(ctx, &row, next, &facts)),
-    ))
+    Ok(Reply::json(200, &dag_json(ctx, &row, next, &facts)))
 }
 
 /// Airflow's `patch_dags`: every DAG the filters match is changed; the reply is one page
@@ -149,26 +179,38 @@ fn patch_many(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Rep
     check_update_mask(req)?;
     let (limit, offset) = page(ctx, req)?;
     let filter = DagFilter::from_query(req, true)?;
-    let facts = Facts::load(store)?;
-    let matched: Vec<DagRow> = store
-        .dags()?
-        .into_iter()
+    let facts = Facts::load(store, false)?;
+    let all = ctx.dags.rows(store)?;
+    let matched: Vec<&DagRow> = all
+        .iter()
+        .map(|row| &**row)
         .filter(|row| filter.keeps(row, &facts))
         .collect();
     for row in &matched {
         set_paused(store, row, paused, p)?;
     }
     ctx.wake_scheduler();
-    let mut rows = Vec::new();
-    for row in matched {
+    let total = matched.len();
+    let mut dags = Vec::new();
+    for row in matched.into_iter().skip(offset).take(limit) {
         let row = DagRow {
             is_paused: paused,
-            ..row
+            ..row.clone()
         };
         let next = next_run(store, &row.dag, facts.now)?;
-        rows.push(Value::Object(dag_json(ctx, &row, next, &facts)));
+        dags.push((row, next));
     }
-    Ok(Reply::json(200, &collection("dags", rows, limit, offset)))
+    let dags = dags
+        .iter()
+        .map(|(row, next)| dag_json(ctx, row, *next, &facts))
+        .collect();
+    Ok(Reply::json(
+        200,
+        &DagCollection {
+            dags,
+            total_entries: total,
+        },
+    ))
 }
 
 fn delete(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
@@ -183,9 +225,12 @@ fn delete(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply,
 
 fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let row = find_dag(store, p.get("dag_id"))?;
-    let facts = Facts::load(store)?;
+    let facts = Facts::load(store, false)?;
     let next = next_run(store, &row.dag, facts.now)?;
-    let mut out = dag_json(ctx, &row, next, &facts);
+    let mut out = match serde_json::to_value(dag_json(ctx, &row, next, &facts)) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
     // The computed fields come last in Airflow's DAGDetailsResponse, after its own.
     let backfillable = out.remove("is_backfillable").unwrap_or(Value::Null);
     let token = out.remove("file_token").unwrap_or(Value::Null);
@@ -365,7 +410,7 @@ fn stats(_ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply,
     for (dag_id, by_state) in counts {
         let name = store
             .dag(&dag_id)?
-            .map_or_else(|| dag_id.clone(), |r| display_name(&r.dag));
+            .map_or_else(|| dag_id.clone(), |r| display_name(&r.dag).to_string());
         let stats: Vec<Value> = RunState::ALL
             .iter()
             .map(|s| json!({"state": s.as_str(), "count": by_state.get(s.as_str()).copied().unwrap_or(0)}))
@@ -556,23 +601,36 @@ fn event_log(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Re
 
 /// What every DAG in a response needs besides its row, read once per request.
 struct Facts {
-    /// (bundle, file) of every file with an import error now.
-    errors: HashSet<(String, String)>,
+    /// The files with an import error now: file names by bundle.
+    errors: HashMap<String, HashSet<String>>,
+    /// The newest run of each DAG; read only when asked for (filtering or sorting by it),
+    /// as it is a query over every DAG's runs. Empty otherwise.
     latest: HashMap<String, LatestRun>,
     now: DateTime<Utc>,
 }
 
 impl Facts {
-    fn load(store: &Store) -> Result<Facts, ApiError> {
+    fn load(store: &Store, with_latest: bool) -> Result<Facts, ApiError> {
+        let mut errors: HashMap<String, HashSet<String>> = HashMap::new();
+        for (bundle, file) in store.import_error_files()? {
+            errors.entry(bundle).or_default().insert(file);
+        }
         Ok(Facts {
-            errors: store
-                .import_errors()?
-                .into_iter()
-                .map(|e| (e.bundle_name, e.filename))
-                .collect(),
-            latest: store.latest_runs()?,
+            errors,
+            latest: if with_latest {
+                store.latest_runs()?
+            } else {
+                HashMap::new()
+            },
             now: Utc::now(),
         })
+    }
+
+    /// Whether the DAG's file has an import error now.
+    fn has_errors(&self, row: &DagRow) -> bool {
+        self.errors
+            .get(&row.bundle_name)
+            .is_some_and(|files| files.contains(&row.relative_fileloc))
     }
 }
 
@@ -654,97 +712,159 @@ impl DagFilter {
         })
     }
 
+    /// Whether a DAG passes every filter. Called for every stored DAG per request, so
+    /// the cheap flags go first and nothing is allocated for a filter not given.
     fn keeps(&self, row: &DagRow, facts: &Facts) -> bool {
         let dag = &row.dag;
-        let name = display_name(dag);
         if self.need_id_pattern && self.id_pattern.is_none() && self.id_prefix.is_none() {
             return false;
         }
         let text = |pat: &Option<String>, t: &str| pat.as_deref().is_none_or(|p| search(p, t));
         let pre = |pat: &Option<String>, t: &str| pat.as_deref().is_none_or(|p| prefix_match(p, t));
         let tag_ok = |t: &String| dag.tags.contains(t);
-        let joined_owners = dag.owners.join(",").to_lowercase();
-        let errors = facts
-            .errors
-            .contains(&(row.bundle_name.clone(), row.relative_fileloc.clone()));
-        let latest = facts.latest.get(&dag.dag_id).map(|l| l.state);
-        text(&self.id_pattern, &dag.dag_id)
+        let owners_ok = || {
+            let joined = dag.owners.join(",").to_lowercase();
+            self.owners
+                .iter()
+                .any(|o| joined.contains(&o.to_lowercase()))
+        };
+        // Lazily: reading the DAG itself costs a cache miss per DAG.
+        let name = || display_name(dag);
+        !(self.exclude_stale && row.is_stale)
+            && self.paused.is_none_or(|p| p == row.is_paused)
+            && self
+                .bundle_name
+                .as_deref()
+                .is_none_or(|b| b == row.bundle_name)
+            && text(&self.id_pattern, &dag.dag_id)
             && pre(&self.id_prefix, &dag.dag_id)
-            && text(&self.name_pattern, &name)
-            && pre(&self.name_prefix, &name)
+            && (self.name_pattern.is_none() || text(&self.name_pattern, name()))
+            && (self.name_prefix.is_none() || pre(&self.name_prefix, name()))
             && (self.tags.is_empty()
                 || if self.all_tags {
                     self.tags.iter().all(tag_ok)
                 } else {
                     self.tags.iter().any(tag_ok)
                 })
-            && (self.owners.is_empty()
-                || self
-                    .owners
-                    .iter()
-                    .any(|o| joined_owners.contains(&o.to_lowercase())))
-            && !(self.exclude_stale && row.is_stale)
-            && self.paused.is_none_or(|p| p == row.is_paused)
-            && self.has_import_errors.is_none_or(|h| h == errors)
-            && self.last_run_state.is_none_or(|s| latest == Some(s))
+            && (self.owners.is_empty() || owners_ok())
             && self
-                .bundle_name
-                .as_deref()
-                .is_none_or(|b| b == row.bundle_name)
+                .has_import_errors
+                .is_none_or(|h| h == facts.has_errors(row))
+            && self
+                .last_run_state
+                .is_none_or(|s| facts.latest.get(&dag.dag_id).map(|l| l.state) == Some(s))
     }
 }
 
-/// One DAG as Airflow's DAGResponse, fields in its order.
-fn dag_json(ctx: &Ctx, row: &DagRow, next: Option<RunInfo>, facts: &Facts) -> Map<String, Value> {
+/// Airflow's DAGCollectionResponse.
+#[derive(Serialize)]
+struct DagCollection<'a> {
+    dags: Vec<DagResponse<'a>>,
+    total_entries: usize,
+}
+
+/// One DAG as Airflow's DAGResponse, fields in its order. Typed and borrowed from the
+/// row, so a page of DAGs is written into the reply without building JSON values.
+#[derive(Serialize)]
+struct DagResponse<'a> {
+    dag_id: &'a str,
+    dag_display_name: &'a str,
+    is_paused: bool,
+    is_stale: bool,
+    last_parsed_time: Value,
+    /// The processor does not time each file.
+    last_parse_duration: (),
+    last_expired: (),
+    bundle_name: &'a str,
+    bundle_version: (),
+    relative_fileloc: &'a str,
+    fileloc: &'a str,
+    description: Option<&'a str>,
+    timetable_summary: Option<String>,
+    timetable_description: String,
+    timetable_partitioned: bool,
+    timetable_periodic: bool,
+    tags: Vec<DagTag<'a>>,
+    max_active_tasks: u32,
+    max_active_runs: u32,
+    max_consecutive_failed_dag_runs: u32,
+    has_task_concurrency_limits: bool,
+    has_import_errors: bool,
+    next_dagrun_logical_date: Value,
+    next_dagrun_data_interval_start: Value,
+    next_dagrun_data_interval_end: Value,
+    next_dagrun_run_after: Value,
+    allowed_run_types: (),
+    owners: &'a [String],
+    is_backfillable: bool,
+    file_token: String,
+}
+
+/// A tag as Airflow's DagTagResponse.
+#[derive(Serialize)]
+struct DagTag<'a> {
+    name: &'a str,
+    dag_id: &'a str,
+    dag_display_name: &'a str,
+}
+
+/// One DAG as Airflow's DAGResponse.
+fn dag_json<'a>(
+    ctx: &Ctx,
+    row: &'a DagRow,
+    next: Option<RunInfo>,
+    facts: &Facts,
+) -> DagResponse<'a> {
     let dag = &row.dag;
     let name = display_name(dag);
     let periodic = matches!(dag.schedule, Schedule::Cron { .. } | Schedule::Delta { .. });
-    let mut tags = dag.tags.clone();
-    tags.sort();
+    let mut tags: Vec<&str> = dag.tags.iter().map(String::as_str).collect();
+    tags.sort_unstable();
     tags.dedup();
-    let tags: Vec<Value> = tags
-        .iter()
-        .map(|t| json!({"name": t, "dag_id": dag.dag_id, "dag_display_name": name}))
-        .collect();
-    let has_errors = facts
-        .errors
-        .contains(&(row.bundle_name.clone(), row.relative_fileloc.clone()));
-    let v = json!({
-        "dag_id": dag.dag_id,
-        "dag_display_name": name,
-        "is_paused": row.is_paused,
-        "is_stale": row.is_stale,
-        "last_parsed_time": dt(Some(row.last_parsed_time)),
-        // The processor does not time each file.
-        "last_parse_duration": null,
-        "last_expired": null,
-        "bundle_name": row.bundle_name,
-        "bundle_version": null,
-        "relative_fileloc": row.relative_fileloc,
-        "fileloc": row.fileloc,
-        "description": dag.description,
-        "timetable_summary": dag.schedule.summary(),
-        "timetable_description": timetable::description(&dag.schedule),
-        "timetable_partitioned": false,
-        "timetable_periodic": periodic,
-        "tags": tags,
-        "max_active_tasks": dag.max_active_tasks.unwrap_or(ctx.cfg.core.max_active_tasks_per_dag),
-        "max_active_runs": dag.max_active_runs.unwrap_or(ctx.cfg.core.max_active_runs_per_dag),
-        "max_consecutive_failed_dag_runs": 0,
-        "has_task_concurrency_limits": false,
-        "has_import_errors": has_errors,
-        "next_dagrun_logical_date": dt(next.map(|n| n.logical_date)),
-        "next_dagrun_data_interval_start": dt(next.map(|n| n.data_interval_start)),
-        "next_dagrun_data_interval_end": dt(next.map(|n| n.data_interval_end)),
-        "next_dagrun_run_after": dt(next.map(|n| n.run_after)),
-        "allowed_run_types": null,
-        "owners": dag.owners,
-        "is_backfillable": periodic,
-        "file_token": file_token(&ctx.secret, &row.bundle_name, &row.relative_fileloc),
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
+    DagResponse {
+        dag_id: &dag.dag_id,
+        dag_display_name: name,
+        is_paused: row.is_paused,
+        is_stale: row.is_stale,
+        last_parsed_time: dt(Some(row.last_parsed_time)),
+        last_parse_duration: (),
+        last_expired: (),
+        bundle_name: &row.bundle_name,
+        bundle_version: (),
+        relative_fileloc: &row.relative_fileloc,
+        fileloc: &row.fileloc,
+        description: dag.description.as_deref(),
+        timetable_summary: dag.schedule.summary(),
+        timetable_description: timetable::description(&dag.schedule),
+        timetable_partitioned: false,
+        timetable_periodic: periodic,
+        tags: tags
+            .into_iter()
+            .map(|t| DagTag {
+                name: t,
+                dag_id: &dag.dag_id,
+                dag_display_name: name,
+            })
+            .collect(),
+        max_active_tasks: dag
+            .max_active_tasks
+            .unwrap_or(ctx.cfg.core.max_active_tasks_per_dag),
+        max_active_runs: dag
+            .max_active_runs
+            .unwrap_or(ctx.cfg.core.max_active_runs_per_dag),
+        max_consecutive_failed_dag_runs: 0,
+        has_task_concurrency_limits: false,
+        has_import_errors: facts.has_errors(row),
+        next_dagrun_logical_date: dt(next.map(|n| n.logical_date)),
+        next_dagrun_data_interval_start: dt(next.map(|n| n.data_interval_start)),
+        next_dagrun_data_interval_end: dt(next.map(|n| n.data_interval_end)),
+        next_dagrun_run_after: dt(next.map(|n| n.run_after)),
+        allowed_run_types: (),
+        owners: &dag.owners,
+        is_backfillable: periodic,
+        file_token: ctx
+            .file_tokens
+            .sign(&row.bundle_name, &row.relative_fileloc),
     }
 }
 
@@ -846,10 +966,8 @@ fn params_json(params: &Value) -> Value {
     }
 }
 
-fn display_name(dag: &Dag) -> String {
-    dag.dag_display_name
-        .clone()
-        .unwrap_or_else(|| dag.dag_id.clone())
+fn display_name(dag: &Dag) -> &str {
+    dag.dag_display_name.as_deref().unwrap_or(&dag.dag_id)
 }
 
 /// A DAG by id, stale ones included (Airflow still serves their last version).
@@ -914,6 +1032,76 @@ fn set_paused(store: &mut Store, row: &DagRow, paused: bool, p: &Params) -> Resu
         ops::set_paused(store, &row.dag.dag_id, paused, user, Utc::now())?;
     }
     Ok(())
+}
+
+/// A key the DAG list sorts by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DagKey {
+    Id,
+    Name,
+    Next,
+    LastState,
+    LastStart,
+}
+
+/// One DAG of the list with the computed values it may be sorted by.
+struct Listed<'a> {
+    row: &'a DagRow,
+    /// The next run: computed for every match only when the order names it.
+    next: Option<RunInfo>,
+    /// The newest run, when the facts hold them.
+    last_run: Option<&'a LatestRun>,
+}
+
+impl DagKey {
+    /// Two DAGs by this key, nulls first as SQL sorts them. Times compare as times,
+    /// which orders them as their stored text does.
+    fn compare(self, a: &Listed, b: &Listed) -> std::cmp::Ordering {
+        match self {
+            DagKey::Id => a.row.dag.dag_id.cmp(&b.row.dag.dag_id),
+            DagKey::Name => display_name(&a.row.dag).cmp(display_name(&b.row.dag)),
+            DagKey::Next => {
+                let date = |l: &Listed| l.next.map(|n| n.logical_date);
+                date(a).cmp(&date(b))
+            }
+            DagKey::LastState => {
+                let state = |l: &Listed| l.last_run.map(|r| r.state.as_str());
+                state(a).cmp(&state(b))
+            }
+            DagKey::LastStart => {
+                let start = |l: &Listed| l.last_run.and_then(|r| r.start_date);
+                start(a).cmp(&start(b))
+            }
+        }
+    }
+}
+
+/// Sorts the DAG list, which comes in `dag_id` order (as `DagCache::rows` gives it),
+/// as [`sorted`] sorts JSON rows: by each key of `order` in turn, ties broken by
+/// `dag_id` in the direction of the first key, as Airflow appends its primary key. Typed
+/// keys, so no JSON is built for DAGs outside the page.
+fn sort_dags(rows: &mut [Listed], order: &[(DagKey, bool)]) {
+    // By dag_id first (the default), the ids being unique: already in order, or reversed.
+    // SQLite orders text as bytes, as `str` does.
+    if let Some((DagKey::Id, desc)) = order.first() {
+        if *desc {
+            rows.reverse();
+        }
+        return;
+    }
+    let mut keys = order.to_vec();
+    if !keys.iter().any(|(k, _)| *k == DagKey::Id) {
+        keys.push((DagKey::Id, order.first().is_some_and(|(_, d)| *d)));
+    }
+    rows.sort_by(|a, b| {
+        keys.iter()
+            .map(|(k, desc)| {
+                let o = k.compare(a, b);
+                if *desc { o.reverse() } else { o }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
 }
 
 /// `rows` in the order of `order` over the matching `keys` (one object per row), ties
@@ -1083,50 +1271,93 @@ fn iso_duration(secs: f64) -> String {
     out
 }
 
-/// A DAG file's token, shaped as Airflow's (itsdangerous's `payload.signature`): the
-/// payload is `{"bundle_name", "relative_fileloc"}` as compact JSON in base64url, the
-/// signature a keyed hash of it with the server secret, so a token names only files the
-/// server itself handed out.
-pub fn file_token(secret: &[u8], bundle_name: &str, relative_fileloc: &str) -> String {
-    let payload = B64.encode(
-        json!({"bundle_name": bundle_name, "relative_fileloc": relative_fileloc}).to_string(),
-    );
-    let sig = B64.encode(token_mac(secret, &payload).finalize().into_bytes());
-    let sig = &sig[..TOKEN_SIG_CHARS.min(sig.len())];
-    format!("{payload}.{sig}")
+/// Signs and checks DAG files' tokens with the server secret. A token is shaped as
+/// Airflow's (itsdangerous's `payload.signature`): the payload is `{"bundle_name",
+/// "relative_fileloc"}` as compact JSON in base64url, the signature a keyed hash of it,
+/// so a token names only files the server itself handed out.
+///
+/// A page of the DAG list shows a token per DAG, the same files request after request,
+/// and a token costs four SHA-512 block compressions and some JSON: each file's token is
+/// signed once and kept (a server's secret never changes), and the key is set up once.
+pub struct FileTokens {
+    key: Hmac<Sha512>,
+    /// Tokens by bundle, then file. Forgotten wholesale past [`MAX_KEPT_TOKENS`].
+    signed: RwLock<HashMap<String, HashMap<String, String>>>,
 }
 
-/// (bundle_name, relative_fileloc) from a token made by [`file_token`] with this secret.
-pub fn parse_file_token(secret: &[u8], token: &str) -> Option<(String, String)> {
-    let (payload, sig) = token.split_once('.')?;
-    let full = B64.encode(token_mac(secret, payload).finalize().into_bytes());
-    let want = full.get(..TOKEN_SIG_CHARS)?;
-    let same = want.len() == sig.len()
-        && want
-            .bytes()
-            .zip(sig.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
-        return None;
+/// How many file tokens [`FileTokens`] keeps before it starts over: far more files than
+/// a DAG folder holds, so only a server that has seen many renames ever forgets them.
+const MAX_KEPT_TOKENS: usize = 100_000;
+
+impl FileTokens {
+    pub fn new(secret: &[u8]) -> FileTokens {
+        let mut key =
+            <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+        key.update(b"file_token.");
+        FileTokens {
+            key,
+            signed: RwLock::default(),
+        }
     }
-    let v: Value = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
-    Some((
-        v["bundle_name"].as_str()?.to_string(),
-        v["relative_fileloc"].as_str()?.to_string(),
-    ))
+
+    /// The token of a DAG file.
+    pub fn sign(&self, bundle_name: &str, relative_fileloc: &str) -> String {
+        let kept = self.signed.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = kept.get(bundle_name).and_then(|b| b.get(relative_fileloc)) {
+            return t.clone();
+        }
+        drop(kept);
+        let token = self.signed_anew(bundle_name, relative_fileloc);
+        let mut kept = self.signed.write().unwrap_or_else(|p| p.into_inner());
+        if kept.values().map(HashMap::len).sum::<usize>() >= MAX_KEPT_TOKENS {
+            kept.clear();
+        }
+        kept.entry(bundle_name.to_string())
+            .or_default()
+            .insert(relative_fileloc.to_string(), token.clone());
+        token
+    }
+
+    fn signed_anew(&self, bundle_name: &str, relative_fileloc: &str) -> String {
+        let payload = B64.encode(
+            json!({"bundle_name": bundle_name, "relative_fileloc": relative_fileloc}).to_string(),
+        );
+        let sig = B64.encode(self.mac(&payload).finalize().into_bytes());
+        let sig = &sig[..TOKEN_SIG_CHARS.min(sig.len())];
+        format!("{payload}.{sig}")
+    }
+
+    /// (bundle_name, relative_fileloc) from a token [`FileTokens::sign`] made with this
+    /// secret.
+    pub fn open(&self, token: &str) -> Option<(String, String)> {
+        let (payload, sig) = token.split_once('.')?;
+        let full = B64.encode(self.mac(payload).finalize().into_bytes());
+        let want = full.get(..TOKEN_SIG_CHARS)?;
+        let same = want.len() == sig.len()
+            && want
+                .bytes()
+                .zip(sig.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
+        Some((
+            v["bundle_name"].as_str()?.to_string(),
+            v["relative_fileloc"].as_str()?.to_string(),
+        ))
+    }
+
+    fn mac(&self, payload: &str) -> Hmac<Sha512> {
+        let mut m = self.key.clone();
+        m.update(payload.as_bytes());
+        m
+    }
 }
 
 /// itsdangerous signatures are 20 bytes, 27 base64url characters; these are as long.
 const TOKEN_SIG_CHARS: usize = 27;
-
-fn token_mac(secret: &[u8], payload: &str) -> Hmac<Sha512> {
-    let mut m =
-        <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
-    m.update(b"file_token.");
-    m.update(payload.as_bytes());
-    m
-}
 
 #[cfg(test)]
 mod tests {
@@ -1160,24 +1391,32 @@ mod tests {
 
     #[test]
     fn file_tokens_round_trip_and_resist_tampering() {
-        let t = file_token(b"k", "dags-folder", "sample_abc.py");
+        let (k, other) = (FileTokens::new(b"k"), FileTokens::new(b"other"));
+        let t = k.sign("dags-folder", "sample_abc.py");
         // The payload is exactly Airflow's (see samples/GET_dags_limit2.json).
         assert!(
             t.starts_with("eyJidW5kbGVfbmFtZSI6ImRhZ3MtZm9sZGVyIiwicmVsYXRpdmVfZmlsZWxvYyI6InNhbXBsZV9hYmMucHkifQ."),
             "{t}"
         );
         assert_eq!(t.split('.').nth(1).unwrap().len(), 27);
+        // The signature: HMAC-SHA512 keyed with the secret over `file_token.` and the
+        // payload, cut to 27 characters; the same when kept.
+        let (payload, sig) = t.split_once('.').unwrap();
+        let mut m = <Hmac<Sha512> as KeyInit>::new_from_slice(b"k").unwrap();
+        m.update(format!("file_token.{payload}").as_bytes());
+        assert_eq!(sig, &B64.encode(m.finalize().into_bytes())[..27]);
+        assert_eq!(k.sign("dags-folder", "sample_abc.py"), t);
         assert_eq!(
-            parse_file_token(b"k", &t),
+            k.open(&t),
             Some(("dags-folder".into(), "sample_abc.py".into()))
         );
-        assert_eq!(parse_file_token(b"other", &t), None);
+        assert_eq!(other.open(&t), None);
         let forged = format!(
             "{}.{}",
             B64.encode(r#"{"bundle_name":"x","relative_fileloc":"y"}"#),
             t.split('.').nth(1).unwrap()
         );
-        assert_eq!(parse_file_token(b"k", &forged), None);
+        assert_eq!(k.open(&forged), None);
     }
 
     #[test]
@@ -1194,6 +1433,120 @@ mod tests {
         assert!(prefix_match("example_", "examples"));
         assert!(prefix_match("zz|ex", "example"));
         assert!(prefix_match("~", "example"));
+    }
+
+    /// A stored DAG with just what the list sorts by.
+    fn listed(id: &str, name: Option<&str>) -> DagRow {
+        let dag = Dag {
+            dag_id: id.into(),
+            fileloc: format!("{id}.yml"),
+            line: 1,
+            dag_display_name: name.map(str::to_string),
+            description: None,
+            schedule: Schedule::None,
+            start_date: None,
+            end_date: None,
+            catchup: false,
+            tags: Vec::new(),
+            params: Value::Null,
+            max_active_runs: None,
+            max_active_tasks: None,
+            dagrun_timeout_secs: None,
+            owners: Vec::new(),
+            tasks: Vec::new(),
+            task_groups: Vec::new(),
+        };
+        DagRow {
+            dag: std::sync::Arc::new(dag),
+            bundle_name: "b".into(),
+            relative_fileloc: format!("{id}.yml"),
+            fileloc: format!("/{id}.yml"),
+            is_paused: false,
+            is_stale: false,
+            last_parsed_time: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_dag_list_sorts_as_the_json_keys_did() {
+        // Ties, nulls and upper case in every key, so each order leans on the next key
+        // and on the dag_id tiebreak.
+        let t = |h: u32| Some(DateTime::<Utc>::from_timestamp(i64::from(h) * 3600, 0).unwrap());
+        let run = |state, start| {
+            Some(LatestRun {
+                state,
+                start_date: start,
+            })
+        };
+        let data = [
+            ("e", Some("Beta"), t(2), run(RunState::Success, t(1))),
+            ("a", None, None, run(RunState::Failed, t(1))),
+            ("c", Some("beta"), t(2), None),
+            ("b", Some("Zed"), t(1), run(RunState::Success, None)),
+            ("d", None, None, run(RunState::Running, t(3))),
+            ("f", Some("a"), t(1), run(RunState::Failed, t(3))),
+        ];
+        let latest: Vec<Option<LatestRun>> = data.iter().map(|d| d.3.clone()).collect();
+        let stored: Vec<DagRow> = data
+            .iter()
+            .map(|(id, name, ..)| listed(id, *name))
+            .collect();
+        let rows = || -> Vec<Listed> {
+            data.iter()
+                .zip(&latest)
+                .zip(&stored)
+                .map(|(((_, _, next, _), last), row)| Listed {
+                    row,
+                    next: next.map(|d| RunInfo {
+                        logical_date: d,
+                        data_interval_start: d,
+                        data_interval_end: d,
+                        run_after: d,
+                    }),
+                    last_run: last.as_ref(),
+                })
+                .collect()
+        };
+        let mut orders: Vec<Vec<(usize, bool)>> = Vec::new();
+        for i in 0..DAG_KEYS.len() {
+            for d in [false, true] {
+                orders.push(vec![(i, d)]);
+                for j in 0..DAG_KEYS.len() {
+                    if j != i {
+                        orders.push(vec![(i, d), (j, !d)]);
+                        orders.push(vec![(i, d), (j, d)]);
+                    }
+                }
+            }
+        }
+        for order in orders {
+            // The old way: JSON keys and stable sorts over the rows in dag_id order.
+            let mut by_id = rows();
+            by_id.sort_by(|a, b| a.row.dag.dag_id.cmp(&b.row.dag.dag_id));
+            let keys: Vec<Value> = by_id
+                .iter()
+                .map(|l| {
+                    json!({
+                        "dag_id": l.row.dag.dag_id,
+                        "dag_display_name": display_name(&l.row.dag),
+                        "next_dagrun": l.next.map(|n| crate::store::ts(n.logical_date)),
+                        "last_run_state": l.last_run.map(|r| r.state.as_str()),
+                        "last_run_start_date": l.last_run.and_then(|r| r.start_date).map(crate::store::ts),
+                    })
+                })
+                .collect();
+            let ids: Vec<Value> = by_id.iter().map(|l| json!(l.row.dag.dag_id)).collect();
+            let named: Vec<(&str, bool)> =
+                order.iter().map(|(i, d)| (DAG_KEYS[*i].0, *d)).collect();
+            let old: Vec<Value> = sorted(ids, keys, &named, "dag_id");
+            let mut new = rows();
+            new.sort_by(|a, b| a.row.dag.dag_id.cmp(&b.row.dag.dag_id));
+            let typed: Vec<(DagKey, bool)> =
+                order.iter().map(|(i, d)| (DAG_KEYS[*i].1, *d)).collect();
+            sort_dags(&mut new, &typed);
+            let new: Vec<Value> = new.iter().map(|l| json!(l.row.dag.dag_id)).collect();
+            assert_eq!(new, old, "{named:?}");
+        }
     }
 
     #[test]

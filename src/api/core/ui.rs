@@ -101,7 +101,7 @@ fn grid(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiE
     ))
 }
 
-fn dag_of(store: &Store, dag_id: &str) -> Result<Dag, ApiError> {
+fn dag_of(store: &Store, dag_id: &str) -> Result<std::sync::Arc<Dag>, ApiError> {
     store
         .dag(dag_id)?
         .map(|row| row.dag)
