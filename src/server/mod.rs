@@ -88,11 +88,13 @@ pub fn start_with(
 ) -> Result<Running> {
     let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
     let addr = format!("{}:{}", cfg.api.host, cfg.api.port);
-    let http = tiny_http::Server::http(&addr).map_err(|e| {
-        Error::Failed(format!(
-            "cannot listen on {addr}: {e}; set [api] port (or --port) to a free port"
-        ))
-    })?;
+    let http = listen(&addr)
+        .and_then(|l| tiny_http::Server::from_listener(l, None).map_err(std::io::Error::other))
+        .map_err(|e| {
+            Error::Failed(format!(
+                "cannot listen on {addr}: {e}; set [api] port (or --port) to a free port"
+            ))
+        })?;
     let local = http
         .server_addr()
         .to_ip()
@@ -302,6 +304,32 @@ fn method_label(m: &tiny_http::Method) -> &'static str {
 /// The production dispatch.
 pub fn dispatch(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) {
     api::handle(ctx, store, req)
+}
+
+/// Binds `addr` (the first of its addresses that binds, as std does) with TCP_NODELAY,
+/// which every accepted connection inherits: tiny_http writes a reply's head and body
+/// in two writes, and with Nagle's algorithm the body of any reply over ~1 KB waited
+/// for the client's delayed ACK, ~40 ms per request on a kept-alive connection.
+fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let mut last = None;
+    for a in std::net::ToSocketAddrs::to_socket_addrs(addr)? {
+        let bound = Socket::new(Domain::for_address(a), Type::STREAM, None).and_then(|s| {
+            // As std does on Unix, so a restart can bind while old connections linger;
+            // never on Windows, where it would let another process share the port.
+            #[cfg(unix)]
+            s.set_reuse_address(true)?;
+            s.set_tcp_nodelay(true)?;
+            s.bind(&a.into())?;
+            s.listen(1024)?;
+            Ok(s)
+        });
+        match bound {
+            Ok(s) => return Ok(s.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no address to listen on")))
 }
 
 #[cfg(test)]
