@@ -403,11 +403,11 @@ impl Scheduler {
                     *n += 1;
                     run_state = RunState::Running;
                 }
-                let tis: Vec<&TiRow> = by_run
+                let tis = by_run
                     .get(&(run.dag_id.as_str(), run.run_id.as_str()))
-                    .map(|t| t.iter().collect())
+                    .copied()
                     .unwrap_or_default();
-                let outcome = advance_run(tx, run, dag, &tis, now)?;
+                let outcome = advance_run(tx, run, dag, tis, now)?;
                 if let Some(at) = outcome.retry_at {
                     retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
                 }
@@ -677,14 +677,14 @@ fn advance_run<'a>(
     tx: &Tx,
     run: &RunRow,
     dag: &Dag,
-    tis: &[&'a TiRow],
+    tis: &'a [TiRow],
     now: DateTime<Utc>,
 ) -> Result<Outcome<'a>> {
     let mut state: HashMap<&str, Option<TaskState>> = HashMap::with_capacity(tis.len());
     let mut by_task: HashMap<&str, &'a TiRow> = HashMap::with_capacity(tis.len());
     for t in tis {
         state.insert(t.task_id.as_str(), t.state);
-        by_task.insert(t.task_id.as_str(), *t);
+        by_task.insert(t.task_id.as_str(), t);
     }
     let mut schedulable = Vec::new();
     let mut retry_at = None;
