@@ -460,18 +460,20 @@ fn pools_and_max_active_runs_limit_concurrency() {
     let run1 = store.run("pool", &r1).unwrap().unwrap();
     let run2 = store.run("pool", &r2).unwrap().unwrap();
     assert!(run1.end_date <= run2.start_date, "runs overlapped");
+    assert_one_at_a_time(&store, "pool", &r1, "tasks in a one-slot pool overlapped");
+}
+
+/// Fails if any two task instances of the run were running at the same time.
+fn assert_one_at_a_time(store: &Store, dag_id: &str, run_id: &str, why: &str) {
     let mut spans: Vec<_> = store
-        .tis_of_run("pool", &r1)
+        .tis_of_run(dag_id, run_id)
         .unwrap()
         .into_iter()
         .map(|t| (t.start_date.unwrap(), t.end_date.unwrap()))
         .collect();
     spans.sort();
     for w in spans.windows(2) {
-        assert!(
-            w[0].1 <= w[1].0,
-            "tasks in a one-slot pool overlapped: {spans:?}"
-        );
+        assert!(w[0].1 <= w[1].0, "{why}: {spans:?}");
     }
 }
 
@@ -778,20 +780,12 @@ fn dagrun_timeout_fails_the_run_and_max_active_tasks_limits_it() {
 
     let run = e.trigger("narrow", None);
     assert_eq!(e.wait_run("narrow", &run), "success");
-    let mut spans: Vec<_> = e
-        .store()
-        .tis_of_run("narrow", &run)
-        .unwrap()
-        .into_iter()
-        .map(|t| (t.start_date.unwrap(), t.end_date.unwrap()))
-        .collect();
-    spans.sort();
-    for w in spans.windows(2) {
-        assert!(
-            w[0].1 <= w[1].0,
-            "max_active_tasks 1 but tasks overlapped: {spans:?}"
-        );
-    }
+    assert_one_at_a_time(
+        &e.store(),
+        "narrow",
+        &run,
+        "max_active_tasks 1 but tasks overlapped",
+    );
 }
 
 #[test]

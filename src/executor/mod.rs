@@ -170,8 +170,11 @@ pub fn kill_orphans(ti_ids: &HashSet<String>) {
             .split(|b| *b == 0)
             .filter_map(|var| std::str::from_utf8(var).ok()?.strip_prefix(&prefix))
             .any(|id| ti_ids.contains(id));
-        let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)));
-        if ours && pgid.is_ok_and(|g| g.as_raw() == pid) {
+        let leads_group = || {
+            nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
+                .is_ok_and(|g| g.as_raw() == pid)
+        };
+        if ours && leads_group() {
             log::warn!("stopping process group {pid}, left running by a killed executor");
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pid),

@@ -7,7 +7,7 @@
 //! Writers are serialized by SQLite, so change numbers are given in commit order: once
 //! a number is seen, every change with a smaller one is visible too.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::store::{RunRow, Store, TiRow};
@@ -84,12 +84,11 @@ impl TiCache {
         self.seq = Some(seq);
         // Runs not seen before (new, or back from a finished state) are read whole; a
         // change made to them after this read has a higher number, read next time.
-        let known: HashSet<(String, String)> = self.runs.keys().cloned().collect();
         for run in runs {
             let key = (run.dag_id.clone(), run.run_id.clone());
-            if !known.contains(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.runs.entry(key) {
                 let tis = store.tis_of_run(&run.dag_id, &run.run_id)?;
-                self.runs.insert(key, RunTis::new(run.id, tis));
+                slot.insert(RunTis::new(run.id, tis));
             }
         }
         Ok(self
