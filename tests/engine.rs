@@ -745,12 +745,12 @@ fn a_standby_scheduler_takes_over() {
 }
 
 #[test]
-fn dagrun_timeout_fails_the_run_and_max_active_tasks_limits_it() {
+fn dagrun_timeout_fails_the_run_and_max_active_tasks_limits_it_by_priority() {
     let slow = task("slow", "sleep 300", "");
     let three = [
-        task("m1", "echo 1", ""),
-        task("m2", "echo 2", ""),
-        task("m3", "echo 3", ""),
+        task("m1", "echo 1", "priority_weight: 1"),
+        task("m2", "echo 2", "priority_weight: 3"),
+        task("m3", "echo 3", "priority_weight: 2"),
     ]
     .concat();
     let e = Engine::start(
@@ -786,6 +786,11 @@ fn dagrun_timeout_fails_the_run_and_max_active_tasks_limits_it() {
         &run,
         "max_active_tasks 1 but tasks overlapped",
     );
+    // One at a time, highest priority_weight first.
+    let mut tis = e.store().tis_of_run("narrow", &run).unwrap();
+    tis.sort_by_key(|t| t.start_date);
+    let order: Vec<&str> = tis.iter().map(|t| t.task_id.as_str()).collect();
+    assert_eq!(order, ["m2", "m3", "m1"]);
 }
 
 #[test]

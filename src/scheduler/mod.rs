@@ -14,7 +14,6 @@ pub mod rules;
 pub mod timetable;
 mod tis;
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +29,7 @@ use crate::executor::{ExecEvent, LocalExecutor, Workload};
 use crate::model::{Dag, RunState, RunType, TaskState};
 use crate::store::{Event, NewRun, RunRow, Store, TiRow, Tx};
 use rules::{Decision, Upstream};
+use tis::{RunTis, TiCache};
 
 /// How often a scheduler with nothing to do checks the database for outside changes.
 const POLL: Duration = Duration::from_millis(20);
@@ -78,7 +78,7 @@ pub struct Scheduler {
     /// Pools that do not exist, already warned about.
     warned_pools: HashSet<String>,
     /// The task instances of the active runs, refreshed from what changed.
-    tis: tis::TiCache,
+    tis: TiCache,
 }
 
 impl Scheduler {
@@ -375,11 +375,12 @@ impl Scheduler {
         }
         let dags = self.dags_for(runs.iter().map(|r| r.dag_id.as_str()))?;
         // Taken out of `self` so the candidates can borrow it while `queue` runs; an
-        // error leaves an empty cache, which the next pass fills again.
+        // error (which may leave it ahead of a rolled-back transaction) drops it, and the
+        // next pass reads it again.
         let mut cache = std::mem::take(&mut self.tis);
-        let by_run = cache.refresh(&self.store, &runs)?;
+        cache.refresh(&self.store, &runs)?;
         let max_runs_default = self.cfg.core.max_active_runs_per_dag;
-        let mut to_queue: Vec<(i64, i64, Cow<TiRow>)> = Vec::new();
+        let mut to_queue: Vec<&RunRow> = Vec::new();
         let decisions = self.store.write(|tx| {
             let mut running_per_dag: HashMap<&str, u32> = HashMap::new();
             for r in runs.iter().filter(|r| r.state == RunState::Running) {
@@ -403,10 +404,9 @@ impl Scheduler {
                     *n += 1;
                     run_state = RunState::Running;
                 }
-                let tis = by_run
-                    .get(&(run.dag_id.as_str(), run.run_id.as_str()))
-                    .copied()
-                    .unwrap_or_default();
+                let Some(tis) = cache.run_mut(run.id) else {
+                    continue;
+                };
                 let outcome = advance_run(tx, run, dag, tis, now)?;
                 if let Some(at) = outcome.retry_at {
                     retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
@@ -416,9 +416,7 @@ impl Scheduler {
                     log::info!("run {} of {} finished: {done}", run.run_id, run.dag_id);
                     continue;
                 }
-                for ti in outcome.schedulable {
-                    to_queue.push((ti.priority_weight, run.id, ti));
-                }
+                to_queue.push(run);
             }
             Ok(retry_at)
         })?;
@@ -426,70 +424,74 @@ impl Scheduler {
             let wait = (at - Utc::now()).to_std().unwrap_or_default();
             next = next.min(Instant::now() + wait);
         }
-        self.queue(to_queue, &dags, now)?;
-        drop(by_run);
+        self.queue(&cache, &to_queue, &dags, now)?;
         self.tis = cache;
         Ok(next)
     }
 
-    /// Moves scheduled task instances to the executor, highest priority first, within
-    /// `parallelism`, each DAG's `max_active_tasks` and the pools.
+    /// Moves scheduled task instances of `runs` to the executor, highest priority first,
+    /// within `parallelism`, each DAG's `max_active_tasks` and the pools.
     fn queue(
         &mut self,
-        mut candidates: Vec<(i64, i64, Cow<TiRow>)>,
+        cache: &TiCache,
+        runs: &[&RunRow],
         dags: &HashMap<String, Arc<Dag>>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        if candidates.is_empty() {
+        if runs.is_empty() {
             return Ok(());
         }
-        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let usage = self.store.slot_usage()?;
         let pools: HashMap<String, i64> = self.store.pool_slots()?.into_iter().collect();
-        let mut total = usage.len() as u32;
-        let mut per_dag: HashMap<String, u32> = HashMap::new();
-        let mut per_pool: HashMap<String, i64> = HashMap::new();
+        let mut taken = Slots::default();
         for (dag_id, pool, slots) in &usage {
-            *per_dag.entry(dag_id.clone()).or_default() += 1;
-            *per_pool.entry(pool.clone()).or_default() += *slots as i64;
+            taken.take(dag_id, pool, *slots as i64);
         }
-        let mut chosen = Vec::new();
-        for (_, _, ti) in candidates {
-            if total >= self.cfg.core.parallelism {
-                break;
-            }
-            let dag_limit = dags
-                .get(&ti.dag_id)
+        let parallelism = self.cfg.core.parallelism;
+        let default_limit = self.cfg.core.max_active_tasks_per_dag;
+        let dag_limit = |dag_id: &str| {
+            dags.get(dag_id)
                 .and_then(|d| d.max_active_tasks)
-                .unwrap_or(self.cfg.core.max_active_tasks_per_dag);
-            if per_dag.get(&ti.dag_id).copied().unwrap_or(0) >= dag_limit {
-                continue;
-            }
-            let Some(&pool_size) = pools.get(&ti.pool) else {
-                if self.warned_pools.insert(ti.pool.clone()) {
-                    log::warn!(
-                        "pool {:?} does not exist; tasks in it wait until it is created",
-                        ti.pool
-                    );
-                }
+                .unwrap_or(default_limit)
+        };
+        // Each run offers, best first, the scheduled task instances it could start on its
+        // own, so a pass looks at no more of a big run than can start.
+        let mut candidates = Vec::new();
+        for run in runs {
+            let Some(tis) = cache.run(run.id) else {
                 continue;
             };
-            let used = per_pool.get(&ti.pool).copied().unwrap_or(0);
-            // -1 is an unlimited pool, as in Airflow.
-            if pool_size != -1 && used + ti.pool_slots as i64 > pool_size {
-                continue;
+            let limit = dag_limit(&run.dag_id);
+            let mut mine = taken.clone();
+            for ti in tis.scheduled() {
+                if mine.total >= parallelism || mine.dag(&run.dag_id) >= limit {
+                    break;
+                }
+                if mine.pool_has_room(ti, &pools, &mut self.warned_pools) {
+                    mine.take(&ti.dag_id, &ti.pool, ti.pool_slots as i64);
+                    candidates.push((ti.priority_weight, run.id, ti));
+                }
             }
-            total += 1;
-            *per_dag.entry(ti.dag_id.clone()).or_default() += 1;
-            *per_pool.entry(ti.pool.clone()).or_default() += ti.pool_slots as i64;
-            chosen.push(ti);
+        }
+        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut chosen = Vec::new();
+        for (_, _, ti) in candidates {
+            if taken.total >= parallelism {
+                break;
+            }
+            if taken.dag(&ti.dag_id) < dag_limit(&ti.dag_id)
+                && taken.pool_has_room(ti, &pools, &mut self.warned_pools)
+            {
+                taken.take(&ti.dag_id, &ti.pool, ti.pool_slots as i64);
+                chosen.push(ti);
+            }
         }
         let job_id = self.job_id;
-        let queued: Vec<TiRow> = self.store.write(|tx| {
+        let queued: Vec<&TiRow> = self.store.write(|tx| {
             let mut out = Vec::new();
             for ti in chosen {
                 if tx.queue_ti(&ti.id, job_id, now)? {
-                    out.push(ti.into_owned());
+                    out.push(ti);
                 }
             }
             Ok(out)
@@ -664,29 +666,63 @@ impl Scheduler {
     }
 }
 
+/// Slots taken, of `parallelism` (total), per DAG and per pool.
+#[derive(Clone, Default)]
+struct Slots<'a> {
+    total: u32,
+    per_dag: HashMap<&'a str, u32>,
+    per_pool: HashMap<&'a str, i64>,
+}
+
+impl<'a> Slots<'a> {
+    fn take(&mut self, dag_id: &'a str, pool: &'a str, slots: i64) {
+        self.total += 1;
+        *self.per_dag.entry(dag_id).or_default() += 1;
+        *self.per_pool.entry(pool).or_default() += slots;
+    }
+
+    fn dag(&self, dag_id: &str) -> u32 {
+        self.per_dag.get(dag_id).copied().unwrap_or(0)
+    }
+
+    /// Whether `ti` fits in its pool; a pool that does not exist is warned about once.
+    fn pool_has_room(
+        &self,
+        ti: &TiRow,
+        pools: &HashMap<String, i64>,
+        warned: &mut HashSet<String>,
+    ) -> bool {
+        let Some(&size) = pools.get(&ti.pool) else {
+            if warned.insert(ti.pool.clone()) {
+                log::warn!(
+                    "pool {:?} does not exist; tasks in it wait until it is created",
+                    ti.pool
+                );
+            }
+            return false;
+        };
+        let used = self.per_pool.get(ti.pool.as_str()).copied().unwrap_or(0);
+        // -1 is an unlimited pool, as in Airflow.
+        size == -1 || used + ti.pool_slots as i64 <= size
+    }
+}
+
 /// What one run's pass found.
-struct Outcome<'a> {
+struct Outcome {
     finished: Option<RunState>,
-    schedulable: Vec<Cow<'a, TiRow>>,
     retry_at: Option<DateTime<Utc>>,
 }
 
-/// Applies trigger rules and retries to one run's task instances, in task order so
+/// Applies trigger rules and retries to the task instances of one run that can move:
+/// those whose own or an upstream's state changed since the last pass, in task order so
 /// skips and upstream failures travel down the graph in one pass.
-fn advance_run<'a>(
+fn advance_run(
     tx: &Tx,
     run: &RunRow,
-    dag: &Dag,
-    tis: &'a [TiRow],
+    dag: &Arc<Dag>,
+    tis: &mut RunTis,
     now: DateTime<Utc>,
-) -> Result<Outcome<'a>> {
-    let mut state: HashMap<&str, Option<TaskState>> = HashMap::with_capacity(tis.len());
-    let mut by_task: HashMap<&str, &'a TiRow> = HashMap::with_capacity(tis.len());
-    for t in tis {
-        state.insert(t.task_id.as_str(), t.state);
-        by_task.insert(t.task_id.as_str(), t);
-    }
-    let mut schedulable = Vec::new();
+) -> Result<Outcome> {
     let mut retry_at = None;
 
     if let (Some(timeout), Some(start)) = (dag.dagrun_timeout_secs, run.start_date)
@@ -698,6 +734,7 @@ fn advance_run<'a>(
             run.dag_id
         );
         for ti in tis
+            .tis()
             .iter()
             .filter(|t| !t.state.is_some_and(TaskState::is_finished))
         {
@@ -706,16 +743,19 @@ fn advance_run<'a>(
         }
         return Ok(Outcome {
             finished: Some(RunState::Failed),
-            schedulable,
             retry_at,
         });
     }
 
-    for task in &dag.tasks {
-        let Some(ti) = by_task.get(task.task_id.as_str()) else {
+    let graph = tis.graph(dag);
+    let mut todo = tis.take_todo(&graph);
+    while let Some(p) = todo.pop_first() {
+        let Some(i) = graph.ti_of_task[p] else {
             continue;
         };
-        let current = state[task.task_id.as_str()];
+        let task = &dag.tasks[p];
+        let ti = tis.ti(i);
+        let current = ti.state;
         let ready = match current {
             None => true,
             Some(TaskState::UpForRetry) => match ti.next_retry_at {
@@ -725,19 +765,15 @@ fn advance_run<'a>(
                 }
                 _ => true,
             },
-            Some(TaskState::Scheduled) => {
-                schedulable.push(Cow::Borrowed(*ti));
-                false
-            }
             _ => false,
         };
         if !ready {
             continue;
         }
         let up = Upstream::tally(
-            task.upstream
+            graph.upstream[p]
                 .iter()
-                .map(|u| state.get(u.as_str()).copied().flatten()),
+                .map(|u| u.and_then(|j| tis.ti(j).state)),
         );
         // A retry waits only for its delay: its upstreams already let it run once.
         let decision = if current == Some(TaskState::UpForRetry) {
@@ -755,45 +791,37 @@ fn advance_run<'a>(
             Decision::Skip => Some(TaskState::Skipped),
             Decision::UpstreamFailed => Some(TaskState::UpstreamFailed),
         };
-        if to == Some(TaskState::Success) {
+        let id = &ti.id;
+        let moved = if to == Some(TaskState::Success) {
             // Straight from no state to success, as a try of its own.
-            if tx.set_ti_state(&ti.id, current, Some(TaskState::Scheduled), now, None)? {
-                tx.set_ti_state(
-                    &ti.id,
+            tx.set_ti_state(id, current, Some(TaskState::Scheduled), now, None)?
+                && tx.set_ti_state(
+                    id,
                     Some(TaskState::Scheduled),
                     Some(TaskState::Success),
                     now,
                     None,
-                )?;
+                )?
+        } else {
+            tx.set_ti_state(id, current, to, now, None)?
+        };
+        if moved {
+            if to == Some(TaskState::Success) {
+                tis.set_state(i, Some(TaskState::Scheduled));
             }
-        } else if tx.set_ti_state(&ti.id, current, to, now, None)?
-            && to == Some(TaskState::Scheduled)
-        {
-            let mut t = (*ti).clone();
-            t.state = to;
-            t.try_number += 1;
-            schedulable.push(Cow::Owned(t));
+            tis.set_state(i, to);
+            todo.extend(&graph.downstream[p]);
         }
-        state.insert(task.task_id.as_str(), to);
     }
 
-    let unfinished = state
-        .values()
-        .filter(|s| !s.is_some_and(TaskState::is_finished))
-        .count();
+    let (unfinished, moving) = tis.unfinished();
     let finished = if unfinished == 0 {
-        let has_downstream: HashSet<&str> = dag
-            .tasks
-            .iter()
-            .flat_map(|t| t.upstream.iter().map(String::as_str))
-            .collect();
-        let leaf_failed = dag
-            .tasks
-            .iter()
-            .filter(|t| !has_downstream.contains(t.task_id.as_str()))
-            .any(|t| {
+        let leaf_failed = (0..dag.tasks.len())
+            .filter(|&p| graph.downstream[p].is_empty())
+            .filter_map(|p| graph.ti_of_task[p])
+            .any(|i| {
                 matches!(
-                    state.get(t.task_id.as_str()).copied().flatten(),
+                    tis.ti(i).state,
                     Some(TaskState::Failed | TaskState::UpstreamFailed)
                 )
             });
@@ -804,19 +832,7 @@ fn advance_run<'a>(
         })
     } else {
         // Deadlock: nothing can ever move (all waiting on rules that cannot be met).
-        let moving = state.values().any(|s| {
-            matches!(
-                s,
-                Some(
-                    TaskState::Scheduled
-                        | TaskState::Queued
-                        | TaskState::Running
-                        | TaskState::UpForRetry
-                        | TaskState::Restarting
-                )
-            )
-        });
-        (!moving && schedulable.is_empty() && retry_at.is_none()).then(|| {
+        (moving == 0).then(|| {
             log::warn!(
                 "run {} of {} is deadlocked: no task can run",
                 run.run_id,
@@ -825,11 +841,7 @@ fn advance_run<'a>(
             RunState::Failed
         })
     };
-    Ok(Outcome {
-        finished,
-        schedulable,
-        retry_at,
-    })
+    Ok(Outcome { finished, retry_at })
 }
 
 /// Ends a try that will not report for itself: up for retry if it has tries left,

@@ -6,42 +6,241 @@
 //!
 //! Writers are serialized by SQLite, so change numbers are given in commit order: once
 //! a number is seen, every change with a smaller one is visible too.
+//!
+//! Each run also keeps what a pass needs to look only at what can move: the task
+//! instances whose state changed since the run was last advanced, the scheduled ones in
+//! priority order, and counts of unfinished and moving ones. A pass then costs what
+//! changed, not the size of the run.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::error::Result;
+use crate::model::{Dag, TaskState};
 use crate::store::{RunRow, Store, TiRow};
 
+/// A DAG's tasks laid over one run's task instances, by task position (the DAG's
+/// topological order).
+pub struct Graph {
+    dag: Arc<Dag>,
+    /// The task instance of each task, if the run has one.
+    pub ti_of_task: Vec<Option<usize>>,
+    /// The task of each task instance, if the DAG still has it.
+    task_of_ti: Vec<Option<usize>>,
+    /// Each task's upstreams, as task instances (`None`: the run has none for it).
+    pub upstream: Vec<Vec<Option<usize>>>,
+    /// Each task's direct downstreams, as task positions.
+    pub downstream: Vec<Vec<usize>>,
+}
+
+impl Graph {
+    fn new(dag: &Arc<Dag>, tis: &[TiRow]) -> Graph {
+        let ti_by_task: HashMap<&str, usize> = tis
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.task_id.as_str(), i))
+            .collect();
+        let position: HashMap<&str, usize> = dag
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(p, t)| (t.task_id.as_str(), p))
+            .collect();
+        let ti_of_task: Vec<Option<usize>> = dag
+            .tasks
+            .iter()
+            .map(|t| ti_by_task.get(t.task_id.as_str()).copied())
+            .collect();
+        let mut task_of_ti = vec![None; tis.len()];
+        for (p, i) in ti_of_task.iter().enumerate() {
+            if let Some(i) = i {
+                task_of_ti[*i] = Some(p);
+            }
+        }
+        let mut downstream = vec![Vec::new(); dag.tasks.len()];
+        let upstream = dag
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(p, t)| {
+                for u in &t.upstream {
+                    if let Some(&q) = position.get(u.as_str()) {
+                        downstream[q].push(p);
+                    }
+                }
+                t.upstream
+                    .iter()
+                    .map(|u| ti_by_task.get(u.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        Graph {
+            dag: dag.clone(),
+            ti_of_task,
+            task_of_ti,
+            upstream,
+            downstream,
+        }
+    }
+}
+
 /// The task instances of one run, in insertion order.
-struct RunTis {
-    /// The run's row id: a run deleted and created again under the same id is new.
-    run_row: i64,
+pub struct RunTis {
     tis: Vec<TiRow>,
     index: HashMap<String, usize>,
+    graph: Option<Arc<Graph>>,
+    /// Every task is to be looked at: the run is new to the cache or has a new task
+    /// instance.
+    full: bool,
+    /// Task instances whose state changed since the run was last advanced.
+    dirty: Vec<usize>,
+    /// The scheduled task instances, highest priority first.
+    scheduled: BTreeSet<(Reverse<i64>, usize)>,
+    /// The task instances up for retry, looked at on every pass until their delay ends.
+    retrying: BTreeSet<usize>,
+    unfinished: usize,
+    moving: usize,
+}
+
+/// States a task instance leaves on its own (or the scheduler moves it from): while one
+/// is in them, the run is not stuck.
+fn is_moving(state: Option<TaskState>) -> bool {
+    matches!(
+        state,
+        Some(
+            TaskState::Scheduled
+                | TaskState::Queued
+                | TaskState::Running
+                | TaskState::UpForRetry
+                | TaskState::Restarting
+        )
+    )
 }
 
 impl RunTis {
-    fn new(run_row: i64, tis: Vec<TiRow>) -> RunTis {
-        let index = tis
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id.clone(), i))
-            .collect();
-        RunTis {
-            run_row,
-            tis,
-            index,
+    fn new(tis: Vec<TiRow>) -> RunTis {
+        let mut run = RunTis {
+            tis: Vec::with_capacity(tis.len()),
+            index: HashMap::with_capacity(tis.len()),
+            graph: None,
+            full: true,
+            dirty: Vec::new(),
+            scheduled: BTreeSet::new(),
+            retrying: BTreeSet::new(),
+            unfinished: 0,
+            moving: 0,
+        };
+        for ti in tis {
+            run.put(ti);
+        }
+        run
+    }
+
+    /// Counts task instance `i` into the run's tallies (`add`), or out of them.
+    fn count(&mut self, i: usize, add: bool) {
+        let ti = &self.tis[i];
+        let key = (Reverse(ti.priority_weight), i);
+        let state = ti.state;
+        let step = |n: &mut usize| if add { *n += 1 } else { *n -= 1 };
+        if !state.is_some_and(TaskState::is_finished) {
+            step(&mut self.unfinished);
+        }
+        if is_moving(state) {
+            step(&mut self.moving);
+        }
+        match state {
+            Some(TaskState::Scheduled) if add => self.scheduled.insert(key),
+            Some(TaskState::Scheduled) => self.scheduled.remove(&key),
+            Some(TaskState::UpForRetry) if add => self.retrying.insert(i),
+            Some(TaskState::UpForRetry) => self.retrying.remove(&i),
+            _ => false,
+        };
+    }
+
+    /// A row read from the store, new or changed.
+    fn put(&mut self, ti: TiRow) {
+        match self.index.get(&ti.id) {
+            Some(&i) => {
+                if self.tis[i].state != ti.state {
+                    self.dirty.push(i);
+                }
+                self.count(i, false);
+                self.tis[i] = ti;
+                self.count(i, true);
+            }
+            None => {
+                let i = self.tis.len();
+                self.index.insert(ti.id.clone(), i);
+                self.tis.push(ti);
+                self.count(i, true);
+                self.full = true;
+            }
         }
     }
 
-    fn put(&mut self, ti: TiRow) {
-        match self.index.get(&ti.id) {
-            Some(&i) => self.tis[i] = ti,
-            None => {
-                self.index.insert(ti.id.clone(), self.tis.len());
-                self.tis.push(ti);
+    pub fn ti(&self, i: usize) -> &TiRow {
+        &self.tis[i]
+    }
+
+    pub fn tis(&self) -> &[TiRow] {
+        &self.tis
+    }
+
+    /// Records a state this pass wrote; moving to scheduled starts a new try, as the
+    /// store's update does.
+    pub fn set_state(&mut self, i: usize, to: Option<TaskState>) {
+        self.count(i, false);
+        let ti = &mut self.tis[i];
+        if to == Some(TaskState::Scheduled) {
+            ti.try_number += 1;
+        }
+        ti.state = to;
+        self.count(i, true);
+    }
+
+    /// The run's graph for `dag`, made again when the DAG was parsed again or the run
+    /// has new task instances.
+    pub fn graph(&mut self, dag: &Arc<Dag>) -> Arc<Graph> {
+        match &self.graph {
+            Some(g) if !self.full && Arc::ptr_eq(&g.dag, dag) => g.clone(),
+            _ => {
+                let g = Arc::new(Graph::new(dag, &self.tis));
+                self.graph = Some(g.clone());
+                self.full = true;
+                g
             }
         }
+    }
+
+    /// The task positions a pass must look at, and forgets them: every task the first
+    /// time, then those whose own or an upstream's state changed, and those up for
+    /// retry.
+    pub fn take_todo(&mut self, g: &Graph) -> BTreeSet<usize> {
+        let mut todo = BTreeSet::new();
+        if std::mem::take(&mut self.full) {
+            todo.extend(0..g.ti_of_task.len());
+            self.dirty.clear();
+            return todo;
+        }
+        let changed = self.dirty.drain(..).chain(self.retrying.iter().copied());
+        for p in changed.filter_map(|i| g.task_of_ti[i]) {
+            todo.insert(p);
+            todo.extend(&g.downstream[p]);
+        }
+        todo
+    }
+
+    /// How many task instances have not finished, and how many of those are moving
+    /// (scheduled, queued, running, up for retry or restarting).
+    pub fn unfinished(&self) -> (usize, usize) {
+        (self.unfinished, self.moving)
+    }
+
+    /// The scheduled task instances, highest priority first.
+    pub fn scheduled(&self) -> impl Iterator<Item = &TiRow> {
+        self.scheduled.iter().map(|&(_, i)| &self.tis[i])
     }
 }
 
@@ -49,34 +248,38 @@ impl RunTis {
 pub struct TiCache {
     /// The highest change number applied; `None` before the first refresh.
     seq: Option<i64>,
-    runs: HashMap<(String, String), RunTis>,
+    /// By run row id.
+    runs: HashMap<i64, RunTis>,
+    /// Run row ids by (dag_id, run_id), to place changed rows.
+    keys: HashMap<(String, String), i64>,
 }
 
 impl TiCache {
-    /// Brings the cache up to date for `runs` (the active runs, just read) and returns
-    /// the task instances of each, by (dag_id, run_id).
-    pub fn refresh(
-        &mut self,
-        store: &Store,
-        runs: &[RunRow],
-    ) -> Result<HashMap<(&str, &str), &[TiRow]>> {
+    /// Brings the cache up to date for `runs` (the active runs, just read).
+    pub fn refresh(&mut self, store: &Store, runs: &[RunRow]) -> Result<()> {
         let counter = store.ti_change_seq()?;
         // First look, or the database was reset under us: start from the counter.
         if self.seq.is_none_or(|s| counter < s) {
             self.runs.clear();
+            self.keys.clear();
             self.seq = Some(counter);
         }
-        let active: HashMap<(&str, &str), i64> = runs
+        let active: HashMap<i64, (&str, &str)> = runs
             .iter()
-            .map(|r| ((r.dag_id.as_str(), r.run_id.as_str()), r.id))
+            .map(|r| (r.id, (r.dag_id.as_str(), r.run_id.as_str())))
             .collect();
-        self.runs
-            .retain(|(d, r), v| active.get(&(d.as_str(), r.as_str())) == Some(&v.run_row));
+        self.runs.retain(|id, _| active.contains_key(id));
+        self.keys.retain(|(d, r), id| {
+            active
+                .get(id)
+                .is_some_and(|k| *k == (d.as_str(), r.as_str()))
+        });
         let mut seq = self.seq.unwrap_or(counter);
         if counter > seq {
             for (n, ti) in store.tis_changed_since(seq)? {
                 seq = seq.max(n);
-                if let Some(run) = self.runs.get_mut(&(ti.dag_id.clone(), ti.run_id.clone())) {
+                let key = (ti.dag_id.clone(), ti.run_id.clone());
+                if let Some(run) = self.keys.get(&key).and_then(|id| self.runs.get_mut(id)) {
                     run.put(ti);
                 }
             }
@@ -85,16 +288,21 @@ impl TiCache {
         // Runs not seen before (new, or back from a finished state) are read whole; a
         // change made to them after this read has a higher number, read next time.
         for run in runs {
-            let key = (run.dag_id.clone(), run.run_id.clone());
-            if let std::collections::hash_map::Entry::Vacant(slot) = self.runs.entry(key) {
+            if let Entry::Vacant(slot) = self.runs.entry(run.id) {
                 let tis = store.tis_of_run(&run.dag_id, &run.run_id)?;
-                slot.insert(RunTis::new(run.id, tis));
+                slot.insert(RunTis::new(tis));
+                self.keys
+                    .insert((run.dag_id.clone(), run.run_id.clone()), run.id);
             }
         }
-        Ok(self
-            .runs
-            .iter()
-            .map(|((d, r), v)| ((d.as_str(), r.as_str()), v.tis.as_slice()))
-            .collect())
+        Ok(())
+    }
+
+    pub fn run(&self, run_row: i64) -> Option<&RunTis> {
+        self.runs.get(&run_row)
+    }
+
+    pub fn run_mut(&mut self, run_row: i64) -> Option<&mut RunTis> {
+        self.runs.get_mut(&run_row)
     }
 }
