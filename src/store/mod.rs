@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::OpenFlags;
+use rusqlite::config::DbConfig;
 
 pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
@@ -84,6 +85,13 @@ impl Store {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
         )
         .map_err(|e| db_err(path, e))?;
+        // Plans that do not depend on the values bound: SQLite (built with STAT4) otherwise
+        // marks a statement whose plan looked at a bound value (an ORDER BY ... LIMIT, a
+        // LIKE) to be parsed and planned again on every new binding, which undoes the
+        // statement cache. Partial indexes still apply: queries write their conditions
+        // out (see `runs::ACTIVE_TI`).
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(|e| db_err(path, e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Store {
             conn,
@@ -247,6 +255,22 @@ mod tests {
     fn rand_suffix() -> u64 {
         use std::hash::{BuildHasher, RandomState};
         RandomState::new().hash_one(0u8)
+    }
+
+    #[test]
+    fn cached_statements_are_not_planned_again_for_new_values() {
+        let (dir, store) = temp_db();
+        // An ORDER BY ... LIMIT over an index is planned with the bound value in view.
+        let sql = "SELECT latest_heartbeat FROM job WHERE job_type = ?1 AND state = 'running'
+                   ORDER BY latest_heartbeat DESC LIMIT 1";
+        for kind in ["SchedulerJob", "TriggererJob", "SchedulerJob"] {
+            let got = store.conn.row(sql, [kind], |r| r.get::<_, String>(0));
+            assert!(matches!(got, Err(rusqlite::Error::QueryReturnedNoRows)));
+        }
+        let stmt = store.conn.prepare_cached(sql).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+        drop(stmt);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
