@@ -465,6 +465,19 @@ class Bench:
         self.spawn_cpu.append(cpu / n * 1000)
         return rate
 
+    def log_cost(self, n):
+        """ms to create what each try's log takes on disk, a directory and a file, on the
+        filesystem the homes are on, right now: n of them, one after another."""
+        root = os.path.join(self.tmp, "log-cost")
+        os.makedirs(root)
+        t0 = time.perf_counter()
+        for i in range(n):
+            d = os.path.join(root, f"task_id=t{i}")
+            os.mkdir(d)
+            with open(os.path.join(d, "attempt=1.log"), "w") as f:
+                f.write("x\n")
+        return (time.perf_counter() - t0) / n * 1000
+
     # -- engine: trigger latency, scheduling gap, throughput, memory
 
     def engine(self):
@@ -525,6 +538,7 @@ class Bench:
             log(f"scheduling gap: median {median(gaps):.2f} ms, p99 {percentile(gaps, 99):.2f} ms")
 
             # Throughput, interleaved with the raw spawn-rate baseline.
+            self.results["log_cost"] = self.log_cost(a.tasks)
             rates, base, spans, own_cpu, kids_cpu, req_ms = [], [], [], [], [], []
             sampler = MemorySampler(srv.pid)
             for rep in range(a.reps):
@@ -1001,6 +1015,12 @@ def diagnostics(b):
             f"its children (the tasks' bash), against {median(t['spawn_cpu']):.2f} ms per raw "
             f"`bash -c true` spawn; mean HTTP request time in the server "
             f"{median(t['req_ms']):.2f} ms (nearly all Execution API calls, two per task)")
+    if "log_cost" in r:
+        out.append(
+            f"filesystem: creating a try's log (a directory and a file) took {r['log_cost']:.2f} ms "
+            f"in this run, single-threaded, on the disk the homes are on. Each task pays it; "
+            f"on a journal-less ext4 it grows with the inodes freed in the minutes before "
+            f"(bench/PROFILES.md), so the throughput and gap figures move with it")
     if "gap" in r:
         g = r["gap"]
         out.append(
