@@ -429,6 +429,69 @@ fn a_worker_that_is_not_ready_aborts_the_refresh() {
 }
 
 #[test]
+fn a_keep_alive_connection_is_closed_after_100_requests() {
+    use std::io::Write;
+    // tiny_http drops a `Connection` header given to its responses: this checks the one
+    // updraft writes itself reaches the client, with the reply intact.
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server"], &[]);
+    let addr = srv.origin().trim_start_matches("http://").to_string();
+    let connect = || {
+        let w = std::net::TcpStream::connect(&addr).unwrap();
+        w.set_read_timeout(Some(WAIT)).unwrap();
+        let r = std::io::BufReader::new(w.try_clone().unwrap());
+        (w, r)
+    };
+    let (mut w, mut r) = connect();
+    for i in 1..=100 {
+        write!(w, "GET /api/v2/version HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (head, body) = read_reply(&mut r);
+        assert!(
+            head[0].starts_with("http/1.1 200") && body.starts_with('{'),
+            "{i}: {head:?}"
+        );
+        let closing = head.iter().any(|h| h == "connection: close");
+        assert_eq!(closing, i == 100, "request {i}: {head:?}");
+    }
+    // The client closes, as HTTP/1.1 asks; the server answers the next connection.
+    drop((r, w));
+    assert_eq!(get(&format!("{}/api/v2/version", srv.base)).0, 200);
+
+    // A browser's connections close after every reply.
+    let (mut w, mut r) = connect();
+    write!(
+        w,
+        "GET /api/v2/version HTTP/1.1\r\nHost: x\r\nSec-Fetch-Mode: cors\r\n\r\n"
+    )
+    .unwrap();
+    let (head, body) = read_reply(&mut r);
+    assert!(head.iter().any(|h| h == "connection: close"), "{head:?}");
+    assert!(body.starts_with('{') && body.ends_with('}'), "{body}");
+}
+
+/// One reply off a kept-alive connection: its head lines (lowercase) and its body, read
+/// to its Content-Length.
+fn read_reply(r: &mut impl std::io::BufRead) -> (Vec<String>, String) {
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push(line.trim_end().to_ascii_lowercase());
+    }
+    let len: usize = head
+        .iter()
+        .find_map(|h| h.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap();
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
+
+#[test]
 fn idle_and_slow_clients_do_not_take_the_workers() {
     use std::io::Write;
     let home = TempHome::new();

@@ -10,11 +10,12 @@
 mod pool;
 pub mod probe;
 
-use std::io::Read;
+use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -116,6 +117,7 @@ pub fn start_with(
         secret,
         scheduler_wake,
         limiter: Default::default(),
+        connections: Default::default(),
         dags: Default::default(),
         cfg,
     });
@@ -166,35 +168,107 @@ fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Re
             started.elapsed()
         );
     }
-    respond(rq, reply);
+    respond(ctx, rq, reply);
     healthy
 }
 
+/// Requests one keep-alive connection may carry before the server closes it: Apache's
+/// `MaxKeepAliveRequests` default.
+const KEEPALIVE_REQUESTS: u32 = 100;
+
+/// Requests served per client connection (by peer address), to close each after
+/// [`KEEPALIVE_REQUESTS`].
+#[derive(Default)]
+pub struct Connections(Mutex<HashMap<SocketAddr, u32>>);
+
+impl Connections {
+    /// Counts a request on the connection from `peer`: true when it is the last one the
+    /// connection may carry.
+    fn last(&self, peer: Option<&SocketAddr>) -> bool {
+        let Some(peer) = peer else {
+            return false;
+        };
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Connections their clients closed stay counted until this clears them.
+        if seen.len() >= 4096 {
+            seen.clear();
+        }
+        let n = seen.entry(*peer).or_default();
+        *n += 1;
+        let last = *n >= KEEPALIVE_REQUESTS;
+        if last {
+            seen.remove(peer);
+        }
+        last
+    }
+}
+
 /// Writes a reply; a client that went away is not an error worth more than a debug line.
-fn respond(rq: tiny_http::Request, reply: Reply) {
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-    // Browsers open several connections at once and leave them idle. tiny_http 0.12 gives
-    // each connection one of its threads, and its pool can hand a burst of new connections
-    // to fewer threads than it thinks are idle (its `waiting_tasks` count lags), so one of
-    // them waits until another connection closes: a page load that hangs. Closing browser
-    // connections after each reply bounds that wait to one request; API clients, which
-    // do not open idle bursts, keep their keep-alive connections.
-    let browser = rq.headers().iter().any(|h| h.field.equiv("Sec-Fetch-Mode"));
-    let close = browser.then_some(("Connection", "close"));
-    for (name, value) in reply
+fn respond(ctx: &Ctx, rq: tiny_http::Request, reply: Reply) {
+    let headers: Vec<tiny_http::Header> = reply
         .headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .chain([("X-Content-Type-Options", "nosniff")])
-        .chain(close)
-    {
-        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+        .filter(|(n, v)| !format!("{n}{v}").contains(['\r', '\n']))
+        .filter_map(|(n, v)| tiny_http::Header::from_bytes(n, v).ok())
+        .collect();
+    // tiny_http 0.12 gives each connection one of its threads for the connection's whole
+    // life, and its pool can hand a burst of new connections to fewer threads than it
+    // thinks are idle (its `waiting_tasks` count lags), so one of them waits until
+    // another connection closes. Browsers open such bursts and leave the connections
+    // idle: theirs close after each reply, or a page load could hang. Other clients'
+    // connections close after KEEPALIVE_REQUESTS, so under load a connection left
+    // waiting gets a thread within a moment instead of when some client hangs up.
+    let browser = rq.headers().iter().any(|h| h.field.equiv("Sec-Fetch-Mode"));
+    let done = if browser || ctx.connections.last(rq.remote_addr()) {
+        respond_closing(rq, reply.status, &headers, &reply.body)
+    } else {
+        let mut response =
+            tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+        for h in headers {
             response.add_header(h);
         }
-    }
-    if let Err(e) = rq.respond(response) {
+        rq.respond(response)
+    };
+    if let Err(e) = done {
         log::debug!("client went away before the reply: {e}");
     }
+}
+
+/// Writes a reply that tells the client to close the connection. tiny_http 0.12 drops a
+/// `Connection` header from its responses (it closes only when the request asks), so
+/// this one is written by hand; the client closes after reading it, which ends
+/// tiny_http's thread for the connection.
+fn respond_closing(
+    rq: tiny_http::Request,
+    status: u16,
+    headers: &[tiny_http::Header],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let tiny_http::HTTPVersion(major, minor) = *rq.http_version();
+    let head_only = *rq.method() == tiny_http::Method::Head;
+    let mut out = format!(
+        "HTTP/{major}.{minor} {status} {}\r\n",
+        tiny_http::StatusCode(status).default_reason_phrase()
+    );
+    for h in headers {
+        out += &format!("{h}\r\n");
+    }
+    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
+    out += &format!("Date: {date}\r\n");
+    // 1xx, 204 and 304 replies have no body, nor a length.
+    let bodiless = matches!(status, 100..=199 | 204 | 304);
+    if !bodiless {
+        out += &format!("Content-Length: {}\r\n", body.len());
+    }
+    out += "Connection: close\r\n\r\n";
+    let mut w = rq.into_writer();
+    w.write_all(out.as_bytes())?;
+    if !bodiless && !head_only {
+        w.write_all(body)?;
+    }
+    w.flush()
 }
 
 enum Routed {
