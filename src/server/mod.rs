@@ -204,71 +204,59 @@ impl Connections {
 }
 
 /// Writes a reply; a client that went away is not an error worth more than a debug line.
+///
+/// The reply is written by hand through the request's writer, which keeps tiny_http's
+/// ordering of pipelined replies: its own `respond` sends a body in 8 KB pieces (each its
+/// own `send` and, with `TCP_NODELAY`, its own segment) and drops a `Connection` header.
 fn respond(ctx: &Ctx, rq: tiny_http::Request, reply: Reply) {
-    let headers: Vec<tiny_http::Header> = reply
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .chain([("X-Content-Type-Options", "nosniff")])
-        .filter(|(n, v)| !format!("{n}{v}").contains(['\r', '\n']))
-        .filter_map(|(n, v)| tiny_http::Header::from_bytes(n, v).ok())
-        .collect();
     // tiny_http 0.12 gives each connection one of its threads for the connection's whole
     // life, and its pool can hand a burst of new connections to fewer threads than it
     // thinks are idle (its `waiting_tasks` count lags), so one of them waits until
     // another connection closes. Browsers open such bursts and leave the connections
     // idle: theirs close after each reply, or a page load could hang. Other clients'
     // connections close after KEEPALIVE_REQUESTS, so under load a connection left
-    // waiting gets a thread within a moment instead of when some client hangs up.
+    // waiting gets a thread within a moment instead of when some client hangs up. The
+    // client closes after reading `Connection: close`, which ends tiny_http's thread.
     let browser = rq.headers().iter().any(|h| h.field.equiv("Sec-Fetch-Mode"));
-    let done = if browser || ctx.connections.last(rq.remote_addr()) {
-        respond_closing(rq, reply.status, &headers, &reply.body)
-    } else {
-        let mut response =
-            tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-        for h in headers {
-            response.add_header(h);
-        }
-        rq.respond(response)
-    };
-    if let Err(e) = done {
-        log::debug!("client went away before the reply: {e}");
-    }
-}
-
-/// Writes a reply that tells the client to close the connection. tiny_http 0.12 drops a
-/// `Connection` header from its responses (it closes only when the request asks), so
-/// this one is written by hand; the client closes after reading it, which ends
-/// tiny_http's thread for the connection.
-fn respond_closing(
-    rq: tiny_http::Request,
-    status: u16,
-    headers: &[tiny_http::Header],
-    body: &[u8],
-) -> std::io::Result<()> {
+    let close = browser || ctx.connections.last(rq.remote_addr());
     let tiny_http::HTTPVersion(major, minor) = *rq.http_version();
     let head_only = *rq.method() == tiny_http::Method::Head;
-    let mut out = format!(
+    let status = reply.status;
+    let mut head = format!(
         "HTTP/{major}.{minor} {status} {}\r\n",
         tiny_http::StatusCode(status).default_reason_phrase()
     );
-    for h in headers {
-        out += &format!("{h}\r\n");
+    let fits = |s: &str| s.is_ascii() && !s.contains(['\r', '\n']);
+    for (name, value) in reply
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .chain([("X-Content-Type-Options", "nosniff")])
+        .filter(|(n, v)| fits(n) && fits(v))
+    {
+        head += &format!("{name}: {value}\r\n");
     }
     let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
-    out += &format!("Date: {date}\r\n");
+    head += &format!("Date: {date}\r\n");
     // 1xx, 204 and 304 replies have no body, nor a length.
     let bodiless = matches!(status, 100..=199 | 204 | 304);
     if !bodiless {
-        out += &format!("Content-Length: {}\r\n", body.len());
+        head += &format!("Content-Length: {}\r\n", reply.body.len());
     }
-    out += "Connection: close\r\n\r\n";
+    if close {
+        head += "Connection: close\r\n";
+    }
+    head += "\r\n";
+    // One write, so the reply leaves in as few segments as the kernel makes of it.
+    let mut out = head.into_bytes();
+    if !(bodiless || head_only) {
+        out.extend_from_slice(&reply.body);
+    }
     let mut w = rq.into_writer();
-    w.write_all(out.as_bytes())?;
-    if !bodiless && !head_only {
-        w.write_all(body)?;
+    let done = w.write_all(&out).and_then(|()| w.flush());
+    if let Err(e) = done {
+        log::debug!("client went away before the reply: {e}");
     }
-    w.flush()
 }
 
 enum Routed {
