@@ -381,7 +381,17 @@ fn the_dag_list_filters_orders_and_pages_like_airflow() {
         (404, Some("The Dag with ID: `nope` was not found"))
     );
 
-    // A file that breaks keeps its DAGs' last version and flags them.
+    // A file that breaks keeps its DAGs' last version and flags them, in the list too.
+    let flags = |v: &Value| -> Vec<Value> {
+        v["dags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["has_import_errors"].clone())
+            .collect()
+    };
+    let (_, v) = get(srv, &t, "/api/v2/dags");
+    assert_eq!(flags(&v), [false, false, false]);
     e.home.write("dags/gamma.yml", "gamma_etl: [\n  oops\n");
     let flagged = wait_until(WAIT, || {
         get(srv, &t, "/api/v2/dags/gamma_etl").1["has_import_errors"] == json!(true)
@@ -389,6 +399,8 @@ fn the_dag_list_filters_orders_and_pages_like_airflow() {
     assert!(flagged, "{}", srv.log());
     let (_, v) = get(srv, &t, "/api/v2/dags?has_import_errors=true");
     assert_eq!(ids(&v), ["gamma_etl"]);
+    let (_, v) = get(srv, &t, "/api/v2/dags");
+    assert_eq!(flags(&v), [false, false, true]);
 
     // A file that is gone leaves stale DAGs, which the list hides unless asked.
     std::fs::remove_file(e.home.path.join("dags/gamma.yml")).unwrap();
@@ -704,6 +716,14 @@ fn pausing_and_deleting_need_the_user_role_and_leave_event_logs() {
     assert_eq!(ids(&v), ["beta", "gamma_etl"]);
     let (_, v) = get(srv, &viewer, "/api/v2/dags?paused=true");
     assert_eq!(ids(&v), ["beta", "gamma_etl"]);
+    let (_, v) = get(srv, &viewer, "/api/v2/dags");
+    let paused: Vec<&Value> = v["dags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["is_paused"])
+        .collect();
+    assert_eq!(paused, [false, true, true]);
 
     // The audit trail: who paused what, oldest first unless asked otherwise.
     let (status, v) = get(srv, &viewer, "/api/v2/eventLogs?event=patch_dag");

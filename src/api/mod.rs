@@ -217,6 +217,8 @@ pub struct Ctx {
     pub connections: crate::server::Connections,
     /// Parsed DAGs, so a task's claim does not deserialize its whole DAG every time.
     pub dags: DagCache,
+    /// The DAG list's rendered DAGs.
+    pub dag_pieces: core::dags::DagPieces,
 }
 
 /// Every DAG's row in id order, shared by the requests that read it.

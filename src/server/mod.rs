@@ -119,6 +119,7 @@ pub fn start_with(
         limiter: Default::default(),
         connections: Default::default(),
         dags: Default::default(),
+        dag_pieces: Default::default(),
         cfg,
     });
     let (control, supervisor) = pool::start(Arc::new(http), ctx.clone(), dispatch)?;

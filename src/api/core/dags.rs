@@ -13,7 +13,7 @@
 //! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -131,22 +131,85 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
     }
     sort_dags(&mut rows, &order);
     let total = rows.len();
-    let mut dags = Vec::new();
+    let mut page = Vec::new();
     for listed in rows.into_iter().skip(offset).take(limit) {
         let next = if by_next {
             listed.next
         } else {
             next_run(store, &listed.row.dag, facts.now)?
         };
-        dags.push(dag_json(ctx, listed.row, next, &facts));
+        page.push((listed.row, next));
     }
-    Ok(Reply::json(
-        200,
-        &DagCollection {
-            dags,
-            total_entries: total,
-        },
-    ))
+    let body = ctx.dag_pieces.page(ctx, &page, &facts, total, all.len());
+    Ok(Reply::bytes(200, "application/json", body))
+}
+
+/// Each listed DAG's DAGResponse as JSON, with what it was made from. A page of the DAG
+/// list is its DAGs' pieces put together, and a piece is made again only when its row
+/// (a new parse, a pause), its next run or its file's import errors changed: rendering
+/// a 100-DAG page was most of a list request's time.
+#[derive(Default)]
+pub struct DagPieces(Mutex<HashMap<String, Piece>>);
+
+struct Piece {
+    /// Held, so the row's address cannot be reused by another row while it is a key.
+    row: Arc<DagRow>,
+    next: Option<RunInfo>,
+    has_errors: bool,
+    json: Arc<[u8]>,
+}
+
+impl DagPieces {
+    /// A DagCollection of `page`, the same bytes serializing [`DagCollection`] makes.
+    fn page(
+        &self,
+        ctx: &Ctx,
+        page: &[(&Arc<DagRow>, Option<RunInfo>)],
+        facts: &Facts,
+        total: usize,
+        dags: usize,
+    ) -> Vec<u8> {
+        let pieces: Vec<Arc<[u8]>> = {
+            let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            // Rows the DAG cache let go of (deleted DAGs, older parses).
+            if held.len() > dags + page.len() {
+                held.retain(|_, p| Arc::strong_count(&p.row) > 1);
+            }
+            page.iter()
+                .map(|&(row, next)| {
+                    let has_errors = facts.has_errors(row);
+                    let fresh = |p: &&Piece| {
+                        Arc::ptr_eq(&p.row, row) && p.next == next && p.has_errors == has_errors
+                    };
+                    if let Some(p) = held.get(&row.dag.dag_id).filter(fresh) {
+                        return p.json.clone();
+                    }
+                    let json: Arc<[u8]> = serde_json::to_vec(&dag_json(ctx, row, next, facts))
+                        .expect("a DAGResponse serializes")
+                        .into();
+                    let piece = Piece {
+                        row: row.clone(),
+                        next,
+                        has_errors,
+                        json: json.clone(),
+                    };
+                    held.insert(row.dag.dag_id.clone(), piece);
+                    json
+                })
+                .collect()
+        };
+        let size = pieces.iter().map(|p| p.len() + 1).sum::<usize>();
+        let mut out = Vec::with_capacity(size + 40);
+        out.extend_from_slice(b"{\"dags\":[");
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(piece);
+        }
+        out.extend_from_slice(format!("],\"total_entries\":{total}}}").as_bytes());
+        out
+    }
 }
 
 fn get(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
@@ -1046,7 +1109,7 @@ enum DagKey {
 
 /// One DAG of the list with the computed values it may be sorted by.
 struct Listed<'a> {
-    row: &'a DagRow,
+    row: &'a Arc<DagRow>,
     /// The next run: computed for every match only when the order names it.
     next: Option<RunInfo>,
     /// The newest run, when the facts hold them.
@@ -1487,9 +1550,9 @@ mod tests {
             ("f", Some("a"), t(1), run(RunState::Failed, t(3))),
         ];
         let latest: Vec<Option<LatestRun>> = data.iter().map(|d| d.3.clone()).collect();
-        let stored: Vec<DagRow> = data
+        let stored: Vec<Arc<DagRow>> = data
             .iter()
-            .map(|(id, name, ..)| listed(id, *name))
+            .map(|(id, name, ..)| Arc::new(listed(id, *name)))
             .collect();
         let rows = || -> Vec<Listed> {
             data.iter()
