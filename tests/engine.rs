@@ -810,3 +810,26 @@ fn short_lived_task_tokens_are_refreshed_while_a_task_runs() {
         e.log("refresh", &run, "long", 1)
     );
 }
+
+#[test]
+fn the_write_ahead_log_is_checkpointed_in_the_background() {
+    let e = Engine::start(&[("one.yml", &dag("one", "", &task("t", "true", "")))], &[]);
+    let run = e.trigger("one", None);
+    assert_eq!(e.wait_run("one", &run), "success");
+    // Only a checkpoint copies pages from the -wal file into the database file, and no
+    // commit here comes near SQLite's own threshold: a copy of the database file alone
+    // shows the run once the background checkpoint ran. (A copy torn by a checkpoint in
+    // progress fails to read and is taken again.)
+    let (db, copy) = (e.home.path.join("updraft.db"), e.home.path.join("copy.db"));
+    let in_file = || {
+        std::fs::copy(&db, &copy).unwrap();
+        let c = rusqlite::Connection::open(&copy).unwrap();
+        let n = c.query_row(
+            "SELECT count(*) FROM dag_run WHERE state = 'success' AND run_id = ?1",
+            [&run],
+            |r| r.get::<_, i64>(0),
+        );
+        matches!(n, Ok(1))
+    };
+    assert!(wait_until(LONG, in_file), "{}", e.srv.log());
+}

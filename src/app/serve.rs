@@ -207,11 +207,12 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
     }
 }
 
-/// Config, home folders, database: what every long-running command needs first.
+/// Config, home folders, database (and its checkpoint thread): what every long-running
+/// command needs first.
 fn prepare(env: &Env) -> Result<Config> {
     let cfg = load_config(env)?;
     home::ensure_folders(&cfg)?;
-    Store::open(&cfg.database.path)?;
+    Store::open(&cfg.database.path)?.checkpoint_in_background()?;
     Ok(cfg)
 }
 

@@ -32,6 +32,13 @@ use crate::error::{Error, Result};
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often a long-running process moves the write-ahead log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// WAL pages after which a commit checkpoints in place, SQLite's own way (its default is
+/// 1,000): only a backstop where no background checkpoint runs or it fell behind.
+const AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
 /// An open database connection.
 pub struct Store {
     conn: rusqlite::Connection,
@@ -53,6 +60,30 @@ impl Store {
         let mut store = Store::connect(path, true)?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Checkpoints the write-ahead log on a thread of its own, every [`CHECKPOINT_EVERY`],
+    /// for as long as the process runs. Otherwise the commit that takes the log past
+    /// SQLite's threshold does it, fsyncs included, while a task waits on that commit:
+    /// those were the slowest steps between two dependent tasks (the scheduling gap's
+    /// p99 was 4.9-6.1 ms with them and 1.7-1.8 ms without). A passive checkpoint takes
+    /// no lock that writers or readers wait for.
+    pub fn checkpoint_in_background(self) -> Result<()> {
+        std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    let done =
+                        self.conn
+                            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(e) = done {
+                        log::debug!("background checkpoint: {e}");
+                    }
+                }
+            })
+            .map(drop)
+            .map_err(|e| Error::Failed(format!("cannot start the checkpoint thread: {e}")))
     }
 
     /// Opens an existing database without changing it; an error if it is missing.
@@ -81,9 +112,10 @@ impl Store {
             .map_err(|e| db_err(path, e))?;
         // WAL: readers beside one writer. NORMAL sync is durable across process crashes
         // (only an OS crash can lose the last commits), which is what a laptop needs.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
+        ))
         .map_err(|e| db_err(path, e))?;
         // Plans that do not depend on the values bound: SQLite (built with STAT4) otherwise
         // marks a statement whose plan looked at a bound value (an ORDER BY ... LIMIT, a
