@@ -1093,8 +1093,11 @@ def main():
     if b.notes:
         print("\n".join("note: " + n for n in b.notes))
     if a.out:
+        # Made before the file is opened: opening truncates it, and the report asks git
+        # whether the tree is clean.
+        text = report(b, tbl, time.monotonic() - t0)
         with open(a.out, "w") as f:
-            f.write(report(b, tbl, time.monotonic() - t0))
+            f.write(text)
         log(f"wrote {a.out}")
 
 
