@@ -438,7 +438,13 @@ impl Scheduler {
         dags: &HashMap<String, Arc<Dag>>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        if runs.is_empty() {
+        let waiting: Vec<(&RunRow, &RunTis)> = runs
+            .iter()
+            .filter_map(|r| cache.run(r.id).map(|tis| (*r, tis)))
+            .filter(|(_, tis)| tis.scheduled().next().is_some())
+            .collect();
+        // Most passes have nothing scheduled: no need to read what is in use.
+        if waiting.is_empty() {
             return Ok(());
         }
         let usage = self.store.slot_usage()?;
@@ -457,18 +463,14 @@ impl Scheduler {
         // Each run offers, best first, the scheduled task instances it could start on its
         // own, so a pass looks at no more of a big run than can start.
         let mut candidates = Vec::new();
-        for run in runs {
-            let Some(tis) = cache.run(run.id) else {
-                continue;
-            };
+        for (run, tis) in waiting {
             let limit = dag_limit(&run.dag_id);
             let mut mine = taken.clone();
             for ti in tis.scheduled() {
                 if mine.total >= parallelism || mine.dag(&run.dag_id) >= limit {
                     break;
                 }
-                if mine.pool_has_room(ti, &pools, &mut self.warned_pools) {
-                    mine.take(&ti.dag_id, &ti.pool, ti.pool_slots as i64);
+                if mine.admit(ti, limit, &pools, &mut self.warned_pools) {
                     candidates.push((ti.priority_weight, run.id, ti));
                 }
             }
@@ -479,10 +481,7 @@ impl Scheduler {
             if taken.total >= parallelism {
                 break;
             }
-            if taken.dag(&ti.dag_id) < dag_limit(&ti.dag_id)
-                && taken.pool_has_room(ti, &pools, &mut self.warned_pools)
-            {
-                taken.take(&ti.dag_id, &ti.pool, ti.pool_slots as i64);
+            if taken.admit(ti, dag_limit(&ti.dag_id), &pools, &mut self.warned_pools) {
                 chosen.push(ti);
             }
         }
@@ -683,6 +682,21 @@ impl<'a> Slots<'a> {
 
     fn dag(&self, dag_id: &str) -> u32 {
         self.per_dag.get(dag_id).copied().unwrap_or(0)
+    }
+
+    /// Takes `ti`'s slots if it fits within its DAG's `dag_limit` and its pool.
+    fn admit(
+        &mut self,
+        ti: &'a TiRow,
+        dag_limit: u32,
+        pools: &HashMap<String, i64>,
+        warned: &mut HashSet<String>,
+    ) -> bool {
+        let fits = self.dag(&ti.dag_id) < dag_limit && self.pool_has_room(ti, pools, warned);
+        if fits {
+            self.take(&ti.dag_id, &ti.pool, ti.pool_slots as i64);
+        }
+        fits
     }
 
     /// Whether `ti` fits in its pool; a pool that does not exist is warned about once.
