@@ -191,11 +191,19 @@ fn get(srv: &TestServer, token: &str, path: &str) -> (u16, Value) {
 
 /// The `dag_id`s of a DAG collection.
 fn ids(v: &Value) -> Vec<String> {
+    listed(v, "dag_id")
+        .into_iter()
+        .map(|id| id.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// One field of every DAG in a DAG collection, in order.
+fn listed<'a>(v: &'a Value, field: &str) -> Vec<&'a Value> {
     v["dags"]
         .as_array()
         .unwrap_or_else(|| panic!("not a DAG collection: {v}"))
         .iter()
-        .map(|d| d["dag_id"].as_str().unwrap().to_string())
+        .map(|d| &d[field])
         .collect()
 }
 
@@ -382,16 +390,8 @@ fn the_dag_list_filters_orders_and_pages_like_airflow() {
     );
 
     // A file that breaks keeps its DAGs' last version and flags them, in the list too.
-    let flags = |v: &Value| -> Vec<Value> {
-        v["dags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["has_import_errors"].clone())
-            .collect()
-    };
     let (_, v) = get(srv, &t, "/api/v2/dags");
-    assert_eq!(flags(&v), [false, false, false]);
+    assert_eq!(listed(&v, "has_import_errors"), [false, false, false]);
     e.home.write("dags/gamma.yml", "gamma_etl: [\n  oops\n");
     let flagged = wait_until(WAIT, || {
         get(srv, &t, "/api/v2/dags/gamma_etl").1["has_import_errors"] == json!(true)
@@ -400,7 +400,7 @@ fn the_dag_list_filters_orders_and_pages_like_airflow() {
     let (_, v) = get(srv, &t, "/api/v2/dags?has_import_errors=true");
     assert_eq!(ids(&v), ["gamma_etl"]);
     let (_, v) = get(srv, &t, "/api/v2/dags");
-    assert_eq!(flags(&v), [false, false, true]);
+    assert_eq!(listed(&v, "has_import_errors"), [false, false, true]);
 
     // A file that is gone leaves stale DAGs, which the list hides unless asked.
     std::fs::remove_file(e.home.path.join("dags/gamma.yml")).unwrap();
@@ -717,13 +717,7 @@ fn pausing_and_deleting_need_the_user_role_and_leave_event_logs() {
     let (_, v) = get(srv, &viewer, "/api/v2/dags?paused=true");
     assert_eq!(ids(&v), ["beta", "gamma_etl"]);
     let (_, v) = get(srv, &viewer, "/api/v2/dags");
-    let paused: Vec<&Value> = v["dags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| &d["is_paused"])
-        .collect();
-    assert_eq!(paused, [false, true, true]);
+    assert_eq!(listed(&v, "is_paused"), [false, true, true]);
 
     // The audit trail: who paused what, oldest first unless asked otherwise.
     let (status, v) = get(srv, &viewer, "/api/v2/eventLogs?event=patch_dag");
