@@ -25,9 +25,17 @@ pub const AUDIENCE: &str = "apache-airflow";
 /// Airflow's password alphabet: no 0/O, 1/l/I, i/j.
 const ALPHABET: &[u8] = b"abcdefghkmnpqrstuvwxyzABCDEFGHKMNPQRSTUVWXYZ23456789";
 const PASSWORD_LEN: usize = 16;
-/// Wrong passwords allowed per client address within [`WINDOW`] before 429s.
-const MAX_FAILURES: u32 = 10;
-const WINDOW: Duration = Duration::from_secs(60);
+/// Wrong passwords allowed for one user name within [`WINDOW`] before its logins get 429s.
+pub const MAX_USER_FAILURES: u32 = 10;
+/// Wrong passwords allowed from one client address within [`WINDOW`], whatever the user
+/// names: more than one user's allowance, so one user's typos never lock out the others
+/// who share an address (every local user is 127.0.0.1), while spraying names is slowed.
+pub const MAX_CLIENT_FAILURES: u32 = 50;
+/// How long a count lasts, from its first failure: the longest a right password waits.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// Entries kept before expired ones are swept, so a scan of names or addresses cannot
+/// grow the maps without bound.
+const SWEEP_AT: usize = 10_000;
 
 /// SimpleAuthManager's roles, in order: each can do what the ones before it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,8 +47,10 @@ pub enum Role {
 }
 
 impl Role {
+    /// A role by its exact name: tokens and the parsed config carry it in lowercase, and
+    /// `ADMIN` in a token is not `admin`.
     pub fn parse(s: &str) -> Option<Role> {
-        match s.to_ascii_lowercase().as_str() {
+        match s {
             "viewer" => Some(Role::Viewer),
             "user" => Some(Role::User),
             "op" => Some(Role::Op),
@@ -153,41 +163,96 @@ pub fn verify(
     Ok(User { name, role })
 }
 
-/// Counts failed logins per client address, to slow down guessing.
+/// Whether a token's user is still configured with the token's role. A user dropped from
+/// `[core] simple_auth_manager_users`, or given another role, must log in again rather
+/// than keep the old role until the token expires.
+pub fn still_configured(user: &User, users: &[(String, String)]) -> bool {
+    users
+        .iter()
+        .any(|(name, role)| *name == user.name && Role::parse(role) == Some(user.role))
+}
+
+/// Counts failed logins per user name and per client address, to slow down guessing.
+///
+/// A count starts at its first failure and lasts [`WINDOW`]; while a user name has
+/// [`MAX_USER_FAILURES`] or its client [`MAX_CLIENT_FAILURES`], logins get 429 whatever
+/// the password (a right one must not be told apart from a wrong one). A right password
+/// clears only its own user name's count: another account's login must not buy an
+/// attacker more guesses, so the client's count only expires.
 #[derive(Default)]
 pub struct Limiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    by_user: Mutex<HashMap<String, Count>>,
+    by_client: Mutex<HashMap<IpAddr, Count>>,
+}
+
+#[derive(Clone, Copy)]
+struct Count {
+    failures: u32,
+    since: Instant,
+}
+
+impl Count {
+    fn live(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.since) <= WINDOW
+    }
+}
+
+fn blocked<K: std::hash::Hash + Eq>(
+    map: &Mutex<HashMap<K, Count>>,
+    key: &K,
+    max: u32,
+    now: Instant,
+) -> bool {
+    let map = map.lock().unwrap_or_else(|p| p.into_inner());
+    map.get(key)
+        .is_some_and(|c| c.failures >= max && c.live(now))
+}
+
+fn count<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Count>>, key: K, now: Instant) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    let c = map.entry(key).or_insert(Count {
+        failures: 0,
+        since: now,
+    });
+    if !c.live(now) {
+        *c = Count {
+            failures: 0,
+            since: now,
+        };
+    }
+    c.failures = c.failures.saturating_add(1);
+    if map.len() > SWEEP_AT {
+        map.retain(|_, c| c.live(now));
+    }
 }
 
 impl Limiter {
-    /// Whether this address may try now.
-    pub fn allowed(&self, ip: Option<IpAddr>) -> bool {
-        let Some(ip) = ip else { return true };
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&ip)
-            .is_none_or(|(n, since)| *n < MAX_FAILURES || since.elapsed() > WINDOW)
+    /// Whether `user` may try to log in from `ip` now.
+    pub fn allowed(&self, ip: Option<IpAddr>, user: &str) -> bool {
+        self.allowed_at(ip, user, Instant::now())
     }
 
-    pub fn failed(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() > WINDOW {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-        // Forget old entries so a scan of many addresses cannot grow this forever.
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| since.elapsed() <= WINDOW);
-        }
+    pub fn failed(&self, ip: Option<IpAddr>, user: &str) {
+        self.failed_at(ip, user, Instant::now());
     }
 
-    pub fn succeeded(&self, ip: Option<IpAddr>) {
+    /// A right password for `user`: forgets that name's failures, nothing else.
+    pub fn succeeded(&self, user: &str) {
+        self.by_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(user);
+    }
+
+    fn allowed_at(&self, ip: Option<IpAddr>, user: &str, now: Instant) -> bool {
+        !blocked(&self.by_user, &user.to_string(), MAX_USER_FAILURES, now)
+            && !ip.is_some_and(|ip| blocked(&self.by_client, &ip, MAX_CLIENT_FAILURES, now))
+    }
+
+    fn failed_at(&self, ip: Option<IpAddr>, user: &str, now: Instant) {
+        count(&self.by_user, user.to_string(), now);
         if let Some(ip) = ip {
-            self.failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&ip);
+            count(&self.by_client, ip, now);
         }
     }
 }
@@ -223,16 +288,55 @@ mod tests {
     }
 
     #[test]
-    fn the_limiter_blocks_after_repeated_failures() {
+    fn the_limiter_counts_per_user_and_per_client() {
         let l = Limiter::default();
+        let t0 = Instant::now();
         let ip = Some("10.0.0.1".parse().unwrap());
-        for _ in 0..MAX_FAILURES {
-            assert!(l.allowed(ip));
-            l.failed(ip);
+        for _ in 0..MAX_USER_FAILURES - 1 {
+            assert!(l.allowed_at(ip, "admin", t0));
+            l.failed_at(ip, "admin", t0);
         }
-        assert!(!l.allowed(ip));
-        assert!(l.allowed(Some("10.0.0.2".parse().unwrap())));
-        l.succeeded(ip);
-        assert!(l.allowed(ip));
+        // Another account's right password clears nothing of admin's.
+        l.succeeded("viewer");
+        l.failed_at(ip, "admin", t0);
+        assert!(!l.allowed_at(ip, "admin", t0));
+        // Other users on the same address are not locked out by admin's failures...
+        assert!(l.allowed_at(ip, "viewer", t0));
+        // ...nor admin from anywhere once the window has passed.
+        let later = t0 + WINDOW + Duration::from_secs(1);
+        assert!(l.allowed_at(ip, "admin", later));
+        // Spraying names from one address stops at the client's allowance.
+        let spray = Some("10.0.0.2".parse().unwrap());
+        for i in 0..MAX_CLIENT_FAILURES {
+            assert!(l.allowed_at(spray, &format!("u{i}"), t0));
+            l.failed_at(spray, &format!("u{i}"), t0);
+        }
+        assert!(!l.allowed_at(spray, "fresh", t0));
+        assert!(l.allowed_at(Some("10.0.0.3".parse().unwrap()), "fresh", t0));
+        assert!(l.allowed_at(spray, "fresh", later));
+        // A right password for admin clears admin's count only.
+        l.succeeded("admin");
+        assert!(l.allowed_at(ip, "admin", t0));
+    }
+
+    #[test]
+    fn roles_are_exact_and_tokens_need_a_configured_user() {
+        assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("ADMIN"), None);
+        assert_eq!(Role::parse("Admin"), None);
+        let users = vec![("alice".to_string(), "op".to_string())];
+        let alice = |role| User {
+            name: "alice".into(),
+            role,
+        };
+        assert!(still_configured(&alice(Role::Op), &users));
+        assert!(!still_configured(&alice(Role::Admin), &users));
+        assert!(!still_configured(
+            &User {
+                name: "bob".into(),
+                role: Role::Op
+            },
+            &users
+        ));
     }
 }

@@ -269,3 +269,217 @@ fn all_admins_turns_login_off() {
     let plain = TestServer::start(&home, &["api-server"], &[]);
     assert_eq!(plain.call("", "GET", "/auth/token", None).0, 403);
 }
+
+/// A change carried by the `_token` cookie alone: `(status, body)` of `METHOD path` with
+/// `headers` and a `content_type` body, as a page of another site can send it.
+fn with_cookie(
+    srv: &TestServer,
+    token: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
+    let url = format!("{}{path}", srv.base);
+    let a = agent(false);
+    let mut r = match method {
+        "POST" => a.post(&url),
+        "PATCH" => a.patch(&url),
+        _ => a.put(&url),
+    }
+    .header("Cookie", &format!("_token={token}"))
+    .content_type(content_type);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let mut res = r.send(body.to_string()).unwrap();
+    let status = res.status().as_u16();
+    (status, res.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn cookie_changes_must_come_from_the_servers_own_pages() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server"], &[USERS]);
+    let token = srv.login("admin");
+    let var = |key: &str| {
+        srv.call(&token, "GET", &format!("/api/v2/variables/{key}"), None)
+            .0
+    };
+    let body = |key: &str| json!({"key": key, "value": "v"}).to_string();
+    let evil = ("Origin", "https://evil.example");
+    // Another site's form or fetch: every content type, with or without its headers.
+    for (i, (ctype, headers)) in [
+        ("text/plain", vec![evil]),
+        ("application/x-www-form-urlencoded", vec![evil]),
+        ("multipart/form-data; boundary=x", vec![evil]),
+        ("text/plain", vec![evil, ("Sec-Fetch-Site", "cross-site")]),
+        ("text/plain", vec![("Sec-Fetch-Site", "same-site")]),
+        ("text/plain", vec![("Origin", "null")]),
+        ("text/plain", vec![]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = format!("csrf{i}");
+        let (status, text) = with_cookie(
+            &srv,
+            &token,
+            "POST",
+            "/api/v2/variables",
+            &headers,
+            ctype,
+            &body(&key),
+        );
+        assert_eq!(status, 403, "{ctype} {headers:?}: {text}");
+        assert!(text.contains("_token cookie"), "{text}");
+        assert_eq!(var(&key), 404, "{ctype} {headers:?}");
+    }
+    // Our own pages: the browser says same-origin, or the Origin is this host.
+    let own = srv.origin();
+    for (i, headers) in [
+        vec![("Sec-Fetch-Site", "same-origin"), ("Origin", own.as_str())],
+        vec![("Origin", own.as_str())],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = format!("own{i}");
+        let (status, text) = with_cookie(
+            &srv,
+            &token,
+            "POST",
+            "/api/v2/variables",
+            &headers,
+            "application/json",
+            &body(&key),
+        );
+        assert_eq!(status, 201, "{headers:?}: {text}");
+    }
+    // Reads with the cookie, and Bearer requests from anywhere, are unaffected.
+    let mut res = agent(false)
+        .get(&format!("{}/api/v2/variables/own0", srv.base))
+        .header("Cookie", &format!("_token={token}"))
+        .header("Origin", "https://evil.example")
+        .call()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let _ = res.body_mut().read_to_string();
+    let res = agent(false)
+        .post(&format!("{}/api/v2/variables", srv.base))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Origin", "https://evil.example")
+        .content_type("application/json")
+        .send(body("bearer"))
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    drop(srv);
+    // Behind a trusted proxy, the proxy's host is the origin to match.
+    let proxied = TestServer::start(
+        &home,
+        &["api-server"],
+        &[USERS, ("UPDRAFT__API__PROXY_HEADERS", "True")],
+    );
+    let proxy = [
+        ("Origin", "https://airflow.example.com"),
+        ("X-Forwarded-Host", "airflow.example.com:443"),
+    ];
+    let (status, text) = with_cookie(
+        &proxied,
+        &token,
+        "POST",
+        "/api/v2/variables",
+        &proxy,
+        "application/json",
+        &body("proxied"),
+    );
+    assert_eq!(status, 201, "{text}");
+    let (status, _) = with_cookie(
+        &proxied,
+        &token,
+        "POST",
+        "/api/v2/variables",
+        &[evil, ("X-Forwarded-Host", "airflow.example.com")],
+        "application/json",
+        &body("proxied2"),
+    );
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn failed_logins_count_per_user_and_client_and_another_login_resets_nothing() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server"], &[USERS]);
+    let password = |user: &str| {
+        srv.passwords
+            .iter()
+            .find(|(u, _)| u == user)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let login = |user: &str, password: &str| {
+        srv.call(
+            "",
+            "POST",
+            "/auth/token",
+            Some(json!({"username": user, "password": password})),
+        )
+    };
+    for _ in 0..9 {
+        assert_eq!(login("admin", "nope").0, 401);
+    }
+    // The attacker's own account logs in: admin's count stands.
+    assert_eq!(login("viewer", &password("viewer")).0, 201);
+    assert_eq!(login("admin", "nope").0, 401);
+    let (status, body) = login("admin", "nope");
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("60 seconds"),
+        "{body}"
+    );
+    // Admin's right password waits out the window too, but other users on the same
+    // address are not locked out by admin's failures.
+    assert_eq!(login("admin", &password("admin")).0, 429);
+    assert_eq!(login("op", &password("op")).0, 201);
+    assert_eq!(login("op", "nope").0, 401);
+}
+
+#[test]
+fn tokens_of_dropped_users_changed_roles_and_odd_roles_are_refused() {
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server"], &[USERS]);
+    let (op, viewer, admin) = (srv.login("op"), srv.login("viewer"), srv.login("admin"));
+    drop(srv);
+    // op is now a viewer, viewer is gone.
+    let srv = TestServer::start(
+        &home,
+        &["api-server"],
+        &[(
+            "UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_USERS",
+            "admin:admin,op:viewer",
+        )],
+    );
+    for (who, token) in [("op", &op), ("viewer", &viewer)] {
+        let (status, body) = srv.call(token, "GET", "/ui/auth/me", None);
+        assert_eq!(status, 403, "{who}: {body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("Invalid JWT token"),
+            "{body}"
+        );
+    }
+    assert_eq!(srv.call(&admin, "GET", "/ui/auth/me", None).0, 200);
+    // A role is compared exactly: `ADMIN` is not `admin`.
+    let secret = updraft::jwt::secret("", &home.path).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let upper = updraft::jwt::sign(
+        &secret,
+        &json!({"sub": "admin", "role": "ADMIN", "aud": "apache-airflow", "iat": now, "nbf": now, "exp": now + 600}),
+    );
+    let (status, body) = srv.call(&upper, "GET", "/ui/auth/me", None);
+    assert_eq!(status, 403, "{body}");
+}

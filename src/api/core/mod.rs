@@ -48,17 +48,78 @@ pub fn authorize(ctx: &Ctx, req: &Req, need: Role) -> Result<User, ApiError> {
         })
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    let token = bearer
-        .or_else(|| cookie(req, COOKIE))
-        .ok_or_else(|| ApiError::new(401, "Not authenticated"))?;
+    let token = match bearer {
+        Some(t) => t,
+        None => {
+            let t = cookie(req, COOKIE).ok_or_else(|| ApiError::new(401, "Not authenticated"))?;
+            // A browser sends the cookie along with any site's form or fetch; only our own
+            // pages may use it to change things (a Bearer header is never sent by itself).
+            if !matches!(req.method, Method::Get | Method::Head | Method::Options)
+                && !same_origin(ctx, req)
+            {
+                return Err(ApiError::new(
+                    403,
+                    "Forbidden: a change authenticated by the _token cookie must come from \
+                     this server's own pages (Origin or Sec-Fetch-Site); API clients send \
+                     Authorization: Bearer",
+                ));
+            }
+            t
+        }
+    };
     let user = auth::verify(&ctx.secret, token, Utc::now()).map_err(|e| match e {
         crate::jwt::Invalid::Expired => ApiError::new(403, "Token Expired"),
         _ => ApiError::new(403, "Invalid JWT token"),
     })?;
+    if !auth::still_configured(&user, &ctx.cfg.auth.users) {
+        return Err(ApiError::new(
+            403,
+            "Invalid JWT token: its user is no longer configured with its role; log in again",
+        ));
+    }
     if user.role < need {
         return Err(ApiError::new(403, "Forbidden"));
     }
     Ok(user)
+}
+
+/// Whether a request comes from a page this server served: `Sec-Fetch-Site: same-origin`
+/// when the browser sends it (every current one does), else an `Origin` whose host and
+/// port are the request's `Host` (or, with `[api] proxy_headers`, the proxy's
+/// `X-Forwarded-Host`), so any base_url prefix and any proxy in front keep working.
+/// Neither header means an old browser we cannot judge or a script holding the cookie,
+/// which can send it as a Bearer header instead: refused.
+fn same_origin(ctx: &Ctx, req: &Req) -> bool {
+    if let Some(site) = req.header("sec-fetch-site") {
+        return site.trim().eq_ignore_ascii_case("same-origin");
+    }
+    let Some((scheme, origin_host)) = req
+        .header("origin")
+        .and_then(|o| o.trim().split_once("://"))
+    else {
+        return false;
+    };
+    let forwarded = if ctx.cfg.api.proxy_headers {
+        req.header("x-forwarded-host")
+            .and_then(|h| h.split(',').next())
+    } else {
+        None
+    };
+    let Some(host) = forwarded.or_else(|| req.header("host")) else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return false,
+    };
+    let norm = |h: &str| {
+        let h = h.trim().to_ascii_lowercase();
+        h.strip_suffix(default_port)
+            .map(str::to_string)
+            .unwrap_or(h)
+    };
+    !origin_host.contains('/') && norm(origin_host) == norm(host)
 }
 
 fn cookie<'a>(req: &'a Req, name: &str) -> Option<&'a str> {
@@ -80,13 +141,6 @@ fn token(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiEr
                 role: Role::Admin,
             },
         );
-    }
-    let ip = req.remote.map(|a| a.ip());
-    if !ctx.limiter.allowed(ip) {
-        return Err(ApiError::new(
-            429,
-            "Too many failed logins from this address; wait a minute",
-        ));
     }
     let form = req
         .header("content-type")
@@ -125,6 +179,16 @@ fn token(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiEr
             ),
         ));
     };
+    let ip = req.remote.map(|a| a.ip());
+    if !ctx.limiter.allowed(ip, username) {
+        return Err(ApiError::new(
+            429,
+            format!(
+                "Too many failed logins for this user or from this address; try again in {} seconds",
+                auth::WINDOW.as_secs()
+            ),
+        ));
+    }
     let passwords = auth::init_passwords(&ctx.cfg).map_err(|e| {
         log::error!("cannot read the passwords file: {e}");
         ApiError::new(500, "internal error; see the server log")
@@ -142,7 +206,7 @@ fn token(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiEr
             .is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()));
     match (ok, role) {
         (true, Some(role)) => {
-            ctx.limiter.succeeded(ip);
+            ctx.limiter.succeeded(username);
             issue_for(
                 ctx,
                 User {
@@ -152,7 +216,7 @@ fn token(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiEr
             )
         }
         _ => {
-            ctx.limiter.failed(ip);
+            ctx.limiter.failed(ip, username);
             log::warn!("failed login for {username:?} from {ip:?}");
             Err(ApiError::new(401, "Invalid credentials"))
         }
