@@ -523,7 +523,13 @@ fn a_task_token_is_refused_for_another_task() {
     let a = store.ti_by_key("tok", &run, "a").unwrap().unwrap();
     let b = store.ti_by_key("tok", &run, "b").unwrap().unwrap();
     let secret = updraft::jwt::secret("", &e.home.path).unwrap();
-    let token_a = updraft::api::execution::task_token(&secret, &a.id, 600.0, chrono::Utc::now());
+    let token_a = updraft::api::execution::task_token(
+        &secret,
+        &a.id,
+        a.try_number,
+        600.0,
+        chrono::Utc::now(),
+    );
     let put = |ti: &str, token: &str| {
         agent(false)
             .put(&format!(
@@ -832,4 +838,128 @@ fn the_write_ahead_log_is_checkpointed_in_the_background() {
         matches!(n, Ok(1))
     };
     assert!(wait_until(LONG, in_file), "{}", e.srv.log());
+}
+
+/// `METHOD /execution/PATH` with a task token: the status and whether the reply re-issued
+/// the token.
+fn exec_call(e: &Engine, token: &str, method: &str, path: &str, body: &str) -> (u16, bool) {
+    let url = format!("{}/execution/{path}", e.srv.base);
+    let a = agent(false);
+    let auth = format!("Bearer {token}");
+    let res = match method {
+        "GET" => a.get(&url).header("Authorization", &auth).call(),
+        "POST" => a
+            .post(&url)
+            .header("Authorization", &auth)
+            .content_type("application/json")
+            .send(body),
+        "PUT" => a
+            .put(&url)
+            .header("Authorization", &auth)
+            .content_type("application/json")
+            .send(body),
+        _ => a
+            .patch(&url)
+            .header("Authorization", &auth)
+            .content_type("application/json")
+            .send(body),
+    }
+    .unwrap();
+    (
+        res.status().as_u16(),
+        res.headers().contains_key("refreshed-api-token"),
+    )
+}
+
+#[test]
+fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
+    // Twenty-second tokens: always within the refresh threshold (30 s at least).
+    let tasks = [
+        task("t", "echo \"token=$UPDRAFT_TASK_TOKEN\"", ""),
+        task("long", "sleep 60", ""),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[("done.yml", &dag("done", "", &tasks))],
+        &[("UPDRAFT__EXECUTION_API__JWT_EXPIRATION_TIME", "20")],
+    );
+    e.home.run(&["variables", "set", "k", "v"], FAST).expect(0);
+    let run = e.trigger("done", None);
+    assert!(wait_until(LONG, || e.state("done", &run, "t") == "success"
+        && e.state("done", &run, "long") == "running"));
+    let store = e.store();
+    let t = store.ti_by_key("done", &run, "t").unwrap().unwrap();
+    let long = store.ti_by_key("done", &run, "long").unwrap().unwrap();
+    let log = e.log("done", &run, "t", 1);
+    let token = log
+        .lines()
+        .find_map(|l| l.strip_prefix("token="))
+        .unwrap_or_else(|| panic!("{log}"))
+        .to_string();
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let mint = |id: &str, try_number: u32| {
+        updraft::api::execution::task_token(&secret, id, try_number, 20.0, chrono::Utc::now())
+    };
+    let xcom = "xcoms/done/".to_string() + &run + "/t/return_value";
+    // A running try reads, and its expiring token is re-issued.
+    let running = mint(&long.id, long.try_number);
+    assert_eq!(
+        exec_call(&e, &running, "GET", "variables/k", ""),
+        (200, true)
+    );
+    // The finished try's own token: no data, no refresh.
+    for (method, path, body) in [
+        ("GET", "variables/k".to_string(), ""),
+        ("GET", "connections/c".to_string(), ""),
+        ("GET", xcom.clone(), ""),
+        ("POST", xcom.clone(), "\"x\""),
+    ] {
+        assert_eq!(
+            exec_call(&e, &token, method, &path, body),
+            (403, false),
+            "{method} {path}"
+        );
+    }
+    // Its own routes answer by state, as the supervisor needs: a repeated final state is
+    // fine, a heartbeat or a second start is told the try is over.
+    let ti_path = |what: &str| format!("task-instances/{}/{what}", t.id);
+    assert_eq!(
+        exec_call(
+            &e,
+            &token,
+            "PATCH",
+            &ti_path("state"),
+            r#"{"state": "success"}"#
+        ),
+        (200, false)
+    );
+    assert_eq!(
+        exec_call(
+            &e,
+            &token,
+            "PUT",
+            &ti_path("heartbeat"),
+            r#"{"pid": 1, "hostname": "x"}"#
+        ),
+        (409, false)
+    );
+    assert_eq!(
+        exec_call(
+            &e,
+            &token,
+            "PATCH",
+            &ti_path("run"),
+            r#"{"pid": 1, "hostname": "x"}"#
+        ),
+        (409, false)
+    );
+    // A token for another try of a running task instance is no better.
+    let other_try = mint(&long.id, long.try_number + 1);
+    assert_eq!(
+        exec_call(&e, &other_try, "GET", "variables/k", ""),
+        (403, false)
+    );
+    e.home
+        .run(&["tasks", "clear", "done", "-y"], FAST)
+        .expect(0);
 }

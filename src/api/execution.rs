@@ -21,23 +21,50 @@ const REFRESH_FRACTION: f64 = 0.2;
 const REFRESH_MIN_SECS: i64 = 30;
 const LEEWAY_SECS: i64 = 10;
 
-/// Mints a task token for one task instance.
-pub fn task_token(secret: &[u8], ti_id: &str, lifetime_secs: f64, now: DateTime<Utc>) -> String {
+/// Mints a task token for one try of one task instance.
+pub fn task_token(
+    secret: &[u8],
+    ti_id: &str,
+    try_number: u32,
+    lifetime_secs: f64,
+    now: DateTime<Utc>,
+) -> String {
     let iat = now.timestamp();
     jwt::sign(
         secret,
-        &json!({"sub": ti_id, "aud": AUDIENCE, "iat": iat, "nbf": iat, "exp": iat + lifetime_secs as i64, "scope": "execution"}),
+        &json!({"sub": ti_id, "aud": AUDIENCE, "iat": iat, "nbf": iat, "exp": iat + lifetime_secs as i64,
+                "scope": "execution", TRY_CLAIM: try_number}),
     )
 }
 
-/// The checked claims of a request's task token.
+/// updraft's claim naming the try a token was minted for. Airflow gives every try a new
+/// task instance id; updraft keeps the id across tries, so the token names its try.
+const TRY_CLAIM: &str = "try_number";
+
+/// A request's task token, checked, with the task instance it names as it is now.
+///
+/// A token is good for its try only while that try is live. Once the task instance has a
+/// final state, is up for retry, is cleared or has moved on to another try, the token
+/// reaches only the routes under its own `/task-instances/{id}`, which answer by state as
+/// Airflow's do (409 to a heartbeat, so the supervisor stops its task; 200 to a repeated
+/// final state, so a report whose reply was lost can be sent again), and it is never
+/// refreshed. Airflow 3.3.2 checks no state when it validates or re-issues a task token;
+/// updraft refuses the rest, which only a leaked token would still call.
 struct Caller {
-    ti_id: String,
-    /// A fresh token to hand back when this one is close to expiry.
-    refreshed: Option<String>,
+    ti: TiRow,
+    /// The try in the token; `None` for a token without the claim (never refused on it).
+    token_try: Option<u32>,
+    /// Whether the token is close enough to expiry to be re-issued.
+    expiring: bool,
 }
 
-fn caller(ctx: &Ctx, req: &Req) -> Result<Caller, ApiError> {
+impl Caller {
+    fn current_try(&self) -> bool {
+        self.token_try.is_none_or(|t| t == self.ti.try_number)
+    }
+}
+
+fn caller(ctx: &Ctx, store: &Store, req: &Req, path_ti: Option<&str>) -> Result<Caller, ApiError> {
     let header = req.header("authorization").unwrap_or("");
     let token = header
         .strip_prefix("Bearer ")
@@ -53,41 +80,89 @@ fn caller(ctx: &Ctx, req: &Req) -> Result<Caller, ApiError> {
             "Invalid auth token: not an execution token",
         ));
     }
-    let ti_id = claims["sub"].as_str().unwrap_or("").to_string();
+    let ti_id = claims["sub"].as_str().unwrap_or("");
+    if let Some(path_ti) = path_ti
+        && path_ti != ti_id
+    {
+        return Err(ApiError::new(
+            403,
+            "Token subject does not match task instance ID",
+        ));
+    }
     let (iat, exp) = (
         claims["iat"].as_i64().unwrap_or(now),
         claims["exp"].as_i64().unwrap_or(now),
     );
     let validity = (exp - iat).max(0);
     let threshold = ((validity as f64 * REFRESH_FRACTION) as i64).max(REFRESH_MIN_SECS);
-    let refreshed = (exp - now <= threshold).then(|| {
-        task_token(
-            &ctx.secret,
-            &ti_id,
-            ctx.cfg.auth.execution_jwt_expiration_time,
-            Utc::now(),
-        )
-    });
-    Ok(Caller { ti_id, refreshed })
-}
-
-/// The caller's token must belong to the task instance in the path.
-fn caller_for(ctx: &Ctx, req: &Req, ti_id: &str) -> Result<Caller, ApiError> {
-    let c = caller(ctx, req)?;
-    if c.ti_id != ti_id {
-        return Err(ApiError::new(
-            403,
-            "Token subject does not match task instance ID",
+    let token_try = claims[TRY_CLAIM]
+        .as_u64()
+        .map(|t| u32::try_from(t).unwrap_or(u32::MAX));
+    let ti = match store.ti(ti_id)? {
+        Some(ti) => ti,
+        None if path_ti.is_some() => {
+            return Err(not_found(format!(
+                "Task Instance with id {ti_id} not found"
+            )));
+        }
+        None => {
+            return Err(ApiError::new(
+                403,
+                "Invalid auth token: its task instance no longer exists",
+            ));
+        }
+    };
+    let c = Caller {
+        ti,
+        token_try,
+        expiring: exp - now <= threshold,
+    };
+    if path_ti.is_some() && !c.current_try() {
+        return Err(conflict(
+            "not_running",
+            &format!(
+                "the token is for try {}; the task instance is at try {}: the task should terminate",
+                token_try.unwrap_or(0),
+                c.ti.try_number
+            ),
+            c.ti.state,
         ));
     }
     Ok(c)
 }
 
-fn with_token(reply: Reply, c: &Caller) -> Reply {
-    match &c.refreshed {
-        Some(t) => reply.with_header("Refreshed-API-Token", t),
-        None => reply,
+/// The caller of a route that reads or writes data (variables, connections, XComs): its
+/// try must be running.
+fn running_caller(ctx: &Ctx, store: &Store, req: &Req) -> Result<Caller, ApiError> {
+    let c = caller(ctx, store, req, None)?;
+    if c.ti.state != Some(TaskState::Running) || !c.current_try() {
+        let state = c.ti.state.map_or("none", TaskState::as_str);
+        return Err(ApiError::new(
+            403,
+            format!(
+                "Invalid auth token: its task instance is {state} (try {}), not running",
+                c.ti.try_number
+            ),
+        ));
     }
+    Ok(c)
+}
+
+/// Adds a re-issued token when the caller's is close to expiry and its try is still
+/// queued or running after this request (`state_now`).
+fn with_token(ctx: &Ctx, reply: Reply, c: &Caller, state_now: Option<TaskState>) -> Reply {
+    let live = matches!(state_now, Some(TaskState::Queued | TaskState::Running));
+    if !(c.expiring && live && c.current_try()) {
+        return reply;
+    }
+    let t = task_token(
+        &ctx.secret,
+        &c.ti.id,
+        c.ti.try_number,
+        ctx.cfg.auth.execution_jwt_expiration_time,
+        Utc::now(),
+    );
+    reply.with_header("Refreshed-API-Token", &t)
 }
 
 fn conflict(reason: &str, message: &str, state: Option<TaskState>) -> ApiError {
@@ -130,7 +205,7 @@ struct RunBody {
 /// `PATCH /execution/task-instances/{id}/run`: queued -> running; returns the run context.
 pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let id = p.get("task_instance_id");
-    let c = caller_for(ctx, req, id)?;
+    let c = caller(ctx, store, req, Some(id))?;
     let b: RunBody = body(req)?;
     let now = Utc::now();
     let ti = load_ti(store, id)?;
@@ -197,7 +272,7 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             "execution_timeout": task.execution_timeout_secs, "retries": task.retries,
         },
     });
-    Ok(with_token(Reply::json(200, &context), &c))
+    Ok(with_token(ctx, Reply::json(200, &context), &c, ti.state))
 }
 
 #[derive(Deserialize)]
@@ -210,12 +285,14 @@ struct HeartbeatBody {
 /// task instance; 409 when it was cleared or changed elsewhere (the task must stop).
 pub fn heartbeat(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let id = p.get("task_instance_id");
-    let c = caller_for(ctx, req, id)?;
+    let c = caller(ctx, store, req, Some(id))?;
     let b: HeartbeatBody = body(req)?;
     if store.write(|tx| tx.heartbeat_ti(id, b.pid, &b.hostname, Utc::now()))? {
         return Ok(with_token(
+            ctx,
             Reply::bytes(204, "application/json", Vec::new()),
             &c,
+            Some(TaskState::Running),
         ));
     }
     let ti = load_ti(store, id)?;
@@ -245,7 +322,7 @@ struct StateBody {
 pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     use TaskState::*;
     let id = p.get("task_instance_id");
-    let c = caller_for(ctx, req, id)?;
+    let c = caller(ctx, store, req, Some(id))?;
     let b: StateBody = body(req)?;
     let to = match TaskState::parse(&b.state) {
         Some(s @ (Success | Failed | Skipped | UpForRetry | Removed)) => s,
@@ -262,8 +339,10 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
     let ti = load_ti(store, id)?;
     if ti.state == Some(to) {
         return Ok(with_token(
+            ctx,
             Reply::bytes(200, "application/json", Vec::new()),
             &c,
+            ti.state,
         ));
     }
     let now = b.end_date.unwrap_or_else(Utc::now);
@@ -305,37 +384,46 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
     }
     ctx.wake_scheduler();
     Ok(with_token(
+        ctx,
         Reply::bytes(204, "application/json", Vec::new()),
         &c,
+        Some(to),
     ))
 }
 
 /// `GET /execution/variables/{variable_key}`.
 pub fn variable(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let c = caller(ctx, req)?;
+    let c = running_caller(ctx, store, req)?;
     let key = p.get("variable_key");
     let v = store
         .variable(key)?
         .ok_or_else(|| not_found(format!("Variable with key '{key}' not found")))?;
     Ok(with_token(
+        ctx,
         Reply::json(200, &json!({"key": v.key, "value": v.val})),
         &c,
+        c.ti.state,
     ))
 }
 
 /// `GET /execution/connections/{connection_id}`.
 pub fn connection(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let c = caller(ctx, req)?;
+    let c = running_caller(ctx, store, req)?;
     let id = p.get("connection_id");
     let conn = store
         .connection(id)?
         .ok_or_else(|| not_found(format!("Connection with ID {id} not found")))?;
-    Ok(with_token(Reply::json(200, &conn.to_json()), &c))
+    Ok(with_token(
+        ctx,
+        Reply::json(200, &conn.to_json()),
+        &c,
+        c.ti.state,
+    ))
 }
 
 /// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}`.
 pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let c = caller(ctx, req)?;
+    let c = running_caller(ctx, store, req)?;
     let (dag_id, run_id, task_id, key) = (
         p.get("dag_id"),
         p.get("run_id"),
@@ -346,30 +434,34 @@ pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
         not_found(format!("XCom with key='{key}' map_index=-1 not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"))
     })?;
     Ok(with_token(
+        ctx,
         Reply::json(200, &json!({"key": key, "value": value})),
         &c,
+        c.ti.state,
     ))
 }
 
 /// `POST /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}`: body is the JSON value.
 /// Only the task instance itself may push its XComs.
 pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let c = caller(ctx, req)?;
+    let c = running_caller(ctx, store, req)?;
     let (dag_id, run_id, task_id, key) = (
         p.get("dag_id"),
         p.get("run_id"),
         p.get("task_id"),
         p.get("key"),
     );
-    let ti = load_ti(store, &c.ti_id)?;
+    let ti = &c.ti;
     if (ti.dag_id.as_str(), ti.run_id.as_str(), ti.task_id.as_str()) != (dag_id, run_id, task_id) {
         return Err(ApiError::new(403, "a task may only push its own XComs"));
     }
     let value: Value = body(req)?;
     store.write(|tx| tx.set_xcom(dag_id, run_id, task_id, key, &value, Utc::now()))?;
     Ok(with_token(
+        ctx,
         Reply::json(201, &json!({"message": "XCom successfully set"})),
         &c,
+        c.ti.state,
     ))
 }
 

@@ -501,7 +501,7 @@ impl Scheduler {
         let lifetime = self.cfg.auth.execution_jwt_expiration_time;
         for ti in queued {
             let w = Workload {
-                token: task_token(&self.secret, &ti.id, lifetime, now),
+                token: task_token(&self.secret, &ti.id, ti.try_number, lifetime, now),
                 ti_id: ti.id.clone(),
                 dag_id: ti.dag_id.clone(),
                 task_id: ti.task_id.clone(),
