@@ -17,16 +17,13 @@ mod yaml;
 
 use chrono::{DateTime, Offset, Utc};
 
-use crate::model::{Dag, Schedule};
+use crate::model::{Dag, ID_LEN, Schedule};
 use yaml::{Node, Pos, Value};
 
 pub use schema::schema;
 
 /// Top-level keys that are not DAGs (dag-factory's `SYSTEM_PARAMS`).
 const NOT_DAGS: &[&str] = &["default", "task_groups"];
-
-/// Airflow's `ID_LEN`.
-const MAX_ID_LEN: usize = 250;
 
 /// dag-factory tags every DAG it builds with this.
 const DAG_FACTORY_TAG: &str = "dagfactory";
@@ -131,7 +128,7 @@ fn file(cx: &mut Ctx, fileloc: &str, root: &Node) -> Vec<Dag> {
             continue;
         }
         let dag_id = &entry.key;
-        cx.ok(check_id(dag_id, entry.key_pos, "dag_id", true));
+        cx.ok(check_id(dag_id, entry.key_pos, "dag_id", true, ID_LEN));
         if !entry.value.is_map() {
             let found = entry.value.describe();
             cx.errors.push(entry.key_pos.error(format!(
@@ -265,14 +262,25 @@ fn dag(cx: &mut Ctx, fileloc: &str, dag_id: &str, pos: Pos, cfg: &Node) -> Optio
     (cx.errors.len() == errors_before).then_some(dag)
 }
 
-/// Airflow's `validate_key`: letters, digits, `_`, `-` and `.`, at most 250 characters.
-fn check_id(id: &str, pos: Pos, what: &str, dots: bool) -> Result<(), ImportError> {
+/// Airflow's `validate_key` (`validate_group_key` for a group's own id, without dots):
+/// letters, digits, `_`, `-` and `.`, at most `max` characters. An id too long to show
+/// is shown by its start and length.
+fn check_id(id: &str, pos: Pos, what: &str, dots: bool, max: usize) -> Result<(), ImportError> {
     let allowed = |c: char| c.is_alphanumeric() || c == '_' || c == '-' || (dots && c == '.');
-    if !id.is_empty() && id.chars().count() <= MAX_ID_LEN && id.chars().all(allowed) {
+    let len = id.chars().count();
+    if !id.is_empty() && len <= max && id.chars().all(allowed) {
         return Ok(());
     }
+    let shown = if len > max {
+        format!(
+            "{}...` ({len} characters)",
+            id.chars().take(40).collect::<String>()
+        )
+    } else {
+        format!("{id}`")
+    };
     Err(pos.error(format!(
-        "{what} `{id}` must be 1 to {MAX_ID_LEN} letters, digits, `_` or `-`{}",
+        "{what} `{shown} must be 1 to {max} letters, digits, `_` or `-`{}",
         if dots { " or `.`" } else { "" }
     )))
 }
@@ -720,12 +728,73 @@ mod tests {
         );
         check(
             "d: {task_groups: [{group_name: a.b}]}",
-            "error 1:32 group_name `a.b` must be 1 to 250 letters, digits, `_` or `-`\n",
+            "error 1:32 group_name `a.b` must be 1 to 200 letters, digits, `_` or `-`\n",
         );
         check(
             "d: {tasks: [{task_id: a, decorator: airflow.decorators.task}]}",
             "error 1:23 task `a` uses a `decorator`",
         );
         check("d: {start_date: '2 days'}\ne: {}", "dag d None\ndag e None");
+    }
+
+    #[test]
+    fn ids_are_held_to_airflows_column_sizes() {
+        let long = |n: usize| "x".repeat(n);
+        // Each id on its own: dag_id and task_id 250, a group's own id 200.
+        check(
+            &format!("{}: {{}}", long(250)),
+            &format!("dag {} None", long(250)),
+        );
+        check(
+            &format!("{}: {{}}", long(251)),
+            "error 1:1 dag_id `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...` (251 characters) must be 1 to 250",
+        );
+        check(
+            &format!(
+                "d: {{tasks: [{{task_id: {}, operator: EmptyOperator}}]}}",
+                long(251)
+            ),
+            "error 1:23 task_id `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...` (251 characters) must be 1 to 250",
+        );
+        check(
+            &format!("d: {{task_groups: [{{group_name: {}}}]}}", long(201)),
+            "error 1:32 group_name `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...` (201 characters) must be 1 to 200",
+        );
+        // A task's full id, with its groups' ids in front, is held to 250 as well.
+        let (g, t) = (long(150), long(100));
+        check(
+            &format!(
+                "d:\n  task_groups: [{{group_name: {g}}}]\n  tasks:\n    - {{task_id: {t}, operator: EmptyOperator, task_group_name: {g}}}\n"
+            ),
+            "error 4:17 the full id of this task, `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...` with the ids of the task groups around it, is 251 characters long; Airflow's limit is 250",
+        );
+        // Thousands of nested groups: every group past the limit is reported, at its
+        // line, and the ids are never built in full.
+        let depth = 2000;
+        let mut yaml = String::from("d:\n  task_groups:\n");
+        for i in 0..depth {
+            yaml.push_str(&format!("    - {{group_name: group{i:04}"));
+            if i > 0 {
+                yaml.push_str(&format!(", parent_group_name: group{:04}", i - 1));
+            }
+            yaml.push_str("}\n");
+        }
+        yaml.push_str(&format!(
+            "  tasks:\n    - {{task_id: t, operator: EmptyOperator, task_group_name: group{:04}}}\n",
+            depth - 1
+        ));
+        let parsed = parse("dags/deep.yml", &yaml, now());
+        assert!(parsed.dags.is_empty());
+        // `groupNNNN` is 9 characters: 25 levels make 249, the 26th is too long.
+        let first = &parsed.errors[0];
+        assert_eq!((first.line, first.column), (3 + 25, 20), "{first:?}");
+        assert!(
+            first.message.contains("is 259 characters long"),
+            "{first:?}"
+        );
+        assert_eq!(parsed.errors.len(), depth - 25 + 1);
+        let last = parsed.errors.last().unwrap();
+        assert_eq!(last.line as usize, 3 + depth + 1);
+        assert!(last.message.contains("this task"), "{last:?}");
     }
 }

@@ -10,6 +10,13 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Airflow's `ID_LEN`, the size of its id columns: the longest dag_id, full task_id (with
+/// its groups' prefix) and run_id. Longer ids would not fit Airflow's database, and they
+/// make log paths longer than file systems take.
+pub const ID_LEN: usize = 250;
+/// Airflow's `validate_group_key` limit: the longest id of one task group.
+pub const GROUP_ID_LEN: usize = 200;
+
 /// A parsed DAG, as the scheduler and the API see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dag {

@@ -58,6 +58,14 @@ fn check_run_id(run_id: &str) -> Result<()> {
     if run_id.trim().is_empty() {
         return Err(Error::Usage("the run id must not be empty".into()));
     }
+    // Before anything echoes the id back: a long one would make a long reply.
+    let len = run_id.chars().count();
+    if len > crate::model::ID_LEN {
+        return Err(Error::Usage(format!(
+            "The run_id is {len} characters long; at most {} are allowed (Airflow's ID_LEN)",
+            crate::model::ID_LEN
+        )));
+    }
     if run_id.contains("..") {
         return Err(Error::Usage(format!(
             "The run_id '{run_id}' must not contain '..' to prevent path traversal"

@@ -1001,3 +1001,51 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
         );
     }
 }
+
+#[test]
+fn run_ids_are_held_to_airflows_id_len_and_one_at_the_limit_runs() {
+    let e = Engine::start(
+        &[("lim.yml", &dag("lim", "", &task("t", "echo ok", "")))],
+        &[USERS],
+    );
+    let srv = &e.srv;
+    let user = srv.login("user");
+    let post = |run_id: &str| {
+        srv.call(
+            &user,
+            "POST",
+            "/api/v2/dags/lim/dagRuns",
+            Some(json!({"dag_run_id": run_id, "logical_date": null})),
+        )
+    };
+    let (status, body) = post(&"r".repeat(100_000));
+    assert_eq!(status, 400, "{}", &body.to_string()[..200]);
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("run_id") && detail.contains("100000") && detail.contains("250"),
+        "{detail}"
+    );
+    assert!(
+        detail.len() < 200,
+        "the reply echoes the id: {}",
+        detail.len()
+    );
+    let (status, _) = post(&"r".repeat(251));
+    assert_eq!(status, 400);
+    let (_, runs) = srv.call(&user, "GET", "/api/v2/dags/lim/dagRuns", None);
+    assert_eq!(runs["total_entries"], 0, "{runs}");
+    // At the limit, the run and its log work, though `run_id=` and 250 characters are
+    // more than a file name holds.
+    let at_limit = "r".repeat(250);
+    let (status, body) = post(&at_limit);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(wait_run(srv, &user, "lim", &at_limit), "success");
+    let (status, log) = srv.call(
+        &user,
+        "GET",
+        &format!("{}/logs/1", ti_path("lim", &at_limit, "t")),
+        None,
+    );
+    assert_eq!(status, 200, "{log}");
+    assert!(log.to_string().contains("ok"), "{log}");
+}

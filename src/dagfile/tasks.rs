@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::yaml::{Node, Pos, Value};
 use super::{Ctx, ImportError, check_id, values};
-use crate::model::{Operator, Task, TaskGroup, TriggerRule};
+use crate::model::{GROUP_ID_LEN, ID_LEN, Operator, Task, TaskGroup, TriggerRule};
 
 /// Import paths of the operators updraft runs, by the names Airflow 2 and 3 use.
 const BASH_OPERATORS: &[&str] = &[
@@ -53,6 +53,10 @@ pub(super) fn build(
 ) -> (Vec<Task>, Vec<TaskGroup>) {
     let groups = items(cx, cfg.field("task_groups"), "task_groups", "group_name");
     let parents = parents(cx, &groups);
+    // Full ids and their lengths in characters. An id over `ID_LEN` is an error, and is
+    // kept only as far as it is needed to show it: a file of deeply nested groups must
+    // not build ids of square size.
+    let mut group_lens = Vec::with_capacity(groups.len());
     let group_ids: Vec<String> = (0..groups.len())
         .map(|g| {
             let mut chain: Vec<&str> = ancestors(&parents, Some(g))
@@ -60,9 +64,24 @@ pub(super) fn build(
                 .map(|&a| groups[a].name.as_str())
                 .collect();
             chain.reverse();
-            chain.join(".")
+            let len = chain.iter().map(|n| n.chars().count() + 1).sum::<usize>() - 1;
+            group_lens.push(len);
+            let mut id = String::new();
+            for name in chain {
+                if id.len() > ID_LEN {
+                    break;
+                }
+                if !id.is_empty() {
+                    id.push('.');
+                }
+                id.push_str(name);
+            }
+            id
         })
         .collect();
+    for (g, id) in group_ids.iter().enumerate() {
+        long_id(cx, id, group_lens[g], groups[g].pos, "task group");
+    }
     let items = items(cx, cfg.field("tasks"), "tasks", "task_id");
 
     let mut tasks = Vec::new();
@@ -82,6 +101,10 @@ pub(super) fn build(
             Some(g) => format!("{}.{}", group_ids[g], item.name),
             None => item.name.clone(),
         };
+        if let Some(g) = group {
+            let len = group_lens[g] + 1 + item.name.chars().count();
+            long_id(cx, &task_id, len, item.pos, "task");
+        }
         tasks.push(task(
             cx,
             item,
@@ -231,11 +254,27 @@ fn items<'a>(cx: &mut Ctx, n: Option<&'a Node>, key: &str, id_key: &str) -> Vec<
         }
     }
     // Airflow's group ids may not hold dots: the dot separates nested ids.
-    let dots = key == "tasks";
+    let (dots, max) = if key == "tasks" {
+        (true, ID_LEN)
+    } else {
+        (false, GROUP_ID_LEN)
+    };
     for item in &out {
-        cx.ok(check_id(&item.name, item.pos, id_key, dots));
+        cx.ok(check_id(&item.name, item.pos, id_key, dots, max));
     }
     out
+}
+
+/// A full id (a group's or a task's, with the ids of the groups around it) longer than
+/// Airflow's `ID_LEN`: an error at the item, naming the length and the limit.
+fn long_id(cx: &mut Ctx, full_id: &str, len: usize, pos: Pos, what: &str) {
+    if len > ID_LEN {
+        let start: String = full_id.chars().take(40).collect();
+        cx.errors.push(pos.error(format!(
+            "the full id of this {what}, `{start}...` with the ids of the task groups around it, is {len} \
+             characters long; Airflow's limit is {ID_LEN}"
+        )));
+    }
 }
 
 /// Each group's parent, from `parent_group_name`. A chain of parents that comes round is an
@@ -270,11 +309,14 @@ fn parents(cx: &mut Ctx, groups: &[Item]) -> Vec<Option<usize>> {
 /// `group` and the groups around it, innermost first; stops before it would come round.
 fn ancestors(parents: &[Option<usize>], group: Option<usize>) -> Vec<usize> {
     let mut chain = Vec::new();
+    // A set, not a search of `chain`: deep nesting must cost depth, not depth squared.
+    let mut seen = vec![false; parents.len()];
     let mut next = group;
     while let Some(g) = next {
-        if chain.contains(&g) {
+        if seen[g] {
             break;
         }
+        seen[g] = true;
         chain.push(g);
         next = parents[g];
     }

@@ -133,10 +133,31 @@ pub fn log_path(
             s.replace('/', "_")
         }
     };
-    base.join(format!("dag_id={}", clean(dag_id)))
-        .join(format!("run_id={}", clean(run_id)))
-        .join(format!("task_id={}", clean(task_id)))
+    base.join(fit_name(format!("dag_id={}", clean(dag_id))))
+        .join(fit_name(format!("run_id={}", clean(run_id))))
+        .join(fit_name(format!("task_id={}", clean(task_id))))
         .join(format!("attempt={try_number}.log"))
+}
+
+/// The longest file name ext4, NTFS and APFS take: 255 bytes (NTFS counts UTF-16 units,
+/// never more than the UTF-8 bytes).
+const NAME_MAX: usize = 255;
+
+/// A path component as it is when it fits in [`NAME_MAX`]; else its start, `~` and a
+/// hash of the whole, so two long ids still get two files. Ids may be 250 characters
+/// (Airflow's `ID_LEN`), which with `run_id=` in front is more than a file name holds.
+fn fit_name(name: String) -> String {
+    use sha2::Digest;
+    if name.len() <= NAME_MAX {
+        return name;
+    }
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let mut cut = NAME_MAX - 1 - hash.len();
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{hash}", &name[..cut])
 }
 
 /// Runs one try with the task's own token; errors are logged and leave it unreported.
