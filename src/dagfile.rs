@@ -768,8 +768,9 @@ mod tests {
             ),
             "error 4:17 the full id of this task, `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...` with the ids of the task groups around it, is 251 characters long; Airflow's limit is 250",
         );
-        // Thousands of nested groups: every group past the limit is reported, at its
-        // line, and the ids are never built in full.
+        // Thousands of nested groups: the group where the chain passes the limit is
+        // reported, at its line, once (not each group and task inside it), and the ids
+        // are never built in full.
         let depth = 2000;
         let mut yaml = String::from("d:\n  task_groups:\n");
         for i in 0..depth {
@@ -792,9 +793,6 @@ mod tests {
             first.message.contains("is 259 characters long"),
             "{first:?}"
         );
-        assert_eq!(parsed.errors.len(), depth - 25 + 1);
-        let last = parsed.errors.last().unwrap();
-        assert_eq!(last.line as usize, 3 + depth + 1);
-        assert!(last.message.contains("this task"), "{last:?}");
+        assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors.get(1));
     }
 }

@@ -79,8 +79,11 @@ pub(super) fn build(
             id
         })
         .collect();
+    // Only where a chain first passes the limit: the groups inside are too long with it.
     for (g, id) in group_ids.iter().enumerate() {
-        long_id(cx, id, group_lens[g], groups[g].pos, "task group");
+        if parents[g].is_none_or(|p| group_lens[p] <= ID_LEN) {
+            long_id(cx, id, group_lens[g], groups[g].pos, "task group");
+        }
     }
     let items = items(cx, cfg.field("tasks"), "tasks", "task_id");
 
@@ -101,7 +104,7 @@ pub(super) fn build(
             Some(g) => format!("{}.{}", group_ids[g], item.name),
             None => item.name.clone(),
         };
-        if let Some(g) = group {
+        if let Some(g) = group.filter(|&g| group_lens[g] <= ID_LEN) {
             let len = group_lens[g] + 1 + item.name.chars().count();
             long_id(cx, &task_id, len, item.pos, "task");
         }
