@@ -178,7 +178,8 @@ pub fn still_configured(user: &User, users: &[(String, String)]) -> bool {
 /// [`MAX_USER_FAILURES`] or its client [`MAX_CLIENT_FAILURES`], logins get 429 whatever
 /// the password (a right one must not be told apart from a wrong one). A right password
 /// clears only its own user name's count: another account's login must not buy an
-/// attacker more guesses, so the client's count only expires.
+/// attacker more guesses, so the client's count only expires. Callers count names that
+/// are no configured user under one name, so the map of names stays small.
 #[derive(Default)]
 pub struct Limiter {
     by_user: Mutex<HashMap<String, Count>>,

@@ -180,7 +180,11 @@ fn token(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiEr
         ));
     };
     let ip = req.remote.map(|a| a.ip());
-    if !ctx.limiter.allowed(ip, username) {
+    // Names that are no user share one count: the limiter keeps one entry per
+    // configured user, however many names a client makes up.
+    let configured = ctx.cfg.auth.users.iter().any(|(u, _)| u == username);
+    let counted = if configured { username } else { "" };
+    if !ctx.limiter.allowed(ip, counted) {
         return Err(ApiError::new(
             429,
             format!(
@@ -216,8 +220,10 @@ fn token(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiEr
             )
         }
         _ => {
-            ctx.limiter.failed(ip, username);
-            log::warn!("failed login for {username:?} from {ip:?}");
+            ctx.limiter.failed(ip, counted);
+            // Shown, not echoed whole: the name is whatever the client sent.
+            let shown: String = username.chars().take(64).collect();
+            log::warn!("failed login for {shown:?} from {ip:?}");
             Err(ApiError::new(401, "Invalid credentials"))
         }
     }
