@@ -99,8 +99,8 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -161,12 +161,45 @@ impl From<Request> for Message {
 
 // this trait is to make sure that Server implements Share and Send
 #[doc(hidden)]
+#[allow(dead_code)]
 trait MustBeShareDummy: Sync + Send {}
 #[doc(hidden)]
 impl MustBeShareDummy for Server {}
 
 pub struct IncomingRequests<'a> {
     server: &'a Server,
+}
+
+/// What one client may cost the server: the size of a request body, how long a client
+/// may take, and how many connections are served at once. (Patch: upstream has no
+/// limits; see PATCHES.md.)
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest request body read. A request declaring a larger one is queued without
+    /// its body (its `body_length` says how large it claimed to be), and its connection
+    /// is closed after the reply; a chunked body that grows past it is cut off there.
+    pub max_body: usize,
+    /// How long a kept-alive connection may wait for the first byte of its next request.
+    pub idle_timeout: Option<Duration>,
+    /// How long a client may take to send a whole request, head and body, from its
+    /// first byte; a client that is slower gets a 408 and the connection is closed.
+    pub request_timeout: Option<Duration>,
+    /// How long one write of a reply may block on a client that does not read.
+    pub write_timeout: Option<Duration>,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body: 10 * 1024 * 1024,
+            idle_timeout: Some(Duration::from_secs(120)),
+            request_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(30)),
+            max_connections: 4096,
+        }
+    }
 }
 
 /// Represents the parameters required to create a server.
@@ -243,6 +276,15 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, Limits::default())
+    }
+
+    /// Builds a new server from a listener, with the given [`Limits`]. (Patch.)
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -288,11 +330,23 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            let open = Arc::new(AtomicUsize::new(0));
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
+                        // Patch: a client that does not read cannot block a writer forever,
+                        // and the connections served at once are bounded.
+                        let _ = sock.set_write_timeout(limits.write_timeout);
+                        if open.load(Relaxed) >= limits.max_connections {
+                            log::warn!(
+                                "{} connections open: refusing one more",
+                                limits.max_connections
+                            );
+                            refuse_connection(sock);
+                            continue;
+                        }
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
@@ -311,7 +365,7 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable, limits))
                     }
                     Err(e) => Err(e),
                 };
@@ -320,7 +374,10 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        let counted = OpenConnection::new(&open);
+                        let mut counted = Some(counted);
                         tasks_pool.spawn(Box::new(move || {
+                            let _counted = counted.take();
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
@@ -338,10 +395,11 @@ impl Server {
                         }));
                     }
 
+                    // Patch: running out of file descriptors (or any other failed accept)
+                    // must not stop the server for good: wait a moment and accept again.
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        thread::sleep(ACCEPT_RETRY);
                     }
                 }
             }
@@ -409,6 +467,41 @@ impl Server {
     pub fn unblock(&self) {
         self.messages.unblock();
     }
+}
+
+/// How long the accept thread waits after a failed accept (out of file descriptors, say)
+/// before it tries again. (Patch.)
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// Counts an open connection while it lives. (Patch.)
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(open: &Arc<AtomicUsize>) -> OpenConnection {
+        open.fetch_add(1, Relaxed);
+        OpenConnection(open.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Answers a connection over the limit with a 503 and closes it. A fresh socket's send
+/// buffer is empty, so the write does not block the accept thread. (Patch.)
+fn refuse_connection(sock: Connection) {
+    use std::io::Write;
+    let body = r#"{"detail": "the server has too many open connections; try again later"}"#;
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{}",
+        body.len(),
+        body
+    );
+    let mut sock = sock;
+    let _ = sock.write_all(reply.as_bytes());
+    let _ = sock.shutdown(Shutdown::Write);
 }
 
 impl Iterator for IncomingRequests<'_> {

@@ -7,7 +7,6 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
-use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -74,6 +73,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // Patch: true when the body was larger than the limit and was not (all) read.
+    body_refused: bool,
 }
 
 struct NotifyOnDrop<R> {
@@ -134,7 +136,8 @@ pub fn new_request<R, W>(
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
-    writer: W,
+    mut writer: W,
+    max_body: usize,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -171,60 +174,50 @@ where
         }
     };
 
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
+    // Patch: the body is read here, on the connection's thread, before the request is
+    // queued, so a slow client never holds a thread that serves requests; and only up
+    // to `max_body`, in a buffer that grows with what arrives, never sized by what
+    // the client declares. A body over the limit is not read: the request is queued
+    // without it (`body_length` says what was claimed) and the connection closes after
+    // the reply. (Upstream read bodies over 1 KiB lazily, and on drop threw the unread
+    // rest away into one buffer of the declared size.) `Connection: upgrade` no longer
+    // hands the raw stream to the request: its body is read like any other.
+    let mut body_refused = false;
+    let mut body = Vec::new();
+    let send_continue = |writer: &mut W| -> io::Result<()> {
+        if expects_continue {
+            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            writer.flush()?;
         }
+        Ok(())
     };
-
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
-        if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
+    if let Some(content_length) = content_length {
+        if content_length > max_body {
+            body_refused = true;
+        } else if content_length > 0 {
+            send_continue(&mut writer)?;
+            (&mut source_data)
+                .take(content_length as u64)
+                .read_to_end(&mut body)?;
+            if body.len() < content_length {
+                // the socket returned EOF, but we were before the expected content-length
+                let info = "Connection has been closed before we received enough data";
+                let err = IoError::new(ErrorKind::ConnectionAborted, info);
+                return Err(RequestCreationError::CreationIoError(err));
             }
-
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
-        } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
-    } else {
-        // if we have neither a Content-Length nor a Transfer-Encoding,
-        // assuming that we have no data
-        // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-    };
+        send_continue(&mut writer)?;
+        Decoder::new(&mut source_data)
+            .take(max_body as u64 + 1)
+            .read_to_end(&mut body)?;
+        body_refused = body.len() > max_body;
+    }
+    // if we have neither a Content-Length nor a Transfer-Encoding,
+    // assuming that we have no data
+    let reader = Box::new(Cursor::new(body)) as Box<dyn Read + Send + 'static>;
 
     Ok(Request {
         data_reader: Some(reader),
@@ -236,8 +229,9 @@ where
         http_version: version,
         headers,
         body_length: content_length,
-        must_send_continue: expects_continue,
+        must_send_continue: false,
         notify_when_responded: None,
+        body_refused,
     })
 }
 
@@ -278,6 +272,13 @@ impl Request {
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
         self.body_length
+    }
+
+    /// True when the body was larger than the server's limit and was not read; the
+    /// connection closes after the reply. (Patch.)
+    #[inline]
+    pub fn body_refused(&self) -> bool {
+        self.body_refused
     }
 
     /// Returns the address of the client that sent this request.

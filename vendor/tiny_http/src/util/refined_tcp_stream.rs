@@ -1,6 +1,8 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -45,6 +47,16 @@ impl Stream {
         }
     }
 
+    /// (Patch.)
+    fn set_read_timeout(&mut self, t: Option<std::time::Duration>) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(t),
+            // The TLS streams keep upstream's behaviour: no read timeout.
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(()),
+        }
+    }
+
     fn shutdown(&mut self, how: Shutdown) -> IoResult<()> {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.shutdown(how),
@@ -86,7 +98,13 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    deadline: Option<Deadline>,
 }
+
+/// The instant by which the next read must have returned; `None` waits forever. Shared
+/// between a connection's reading half and the `ClientConnection` that moves it from
+/// phase to phase (waiting for a request, reading one). (Patch.)
+pub(crate) type Deadline = Arc<Mutex<Option<Instant>>>;
 
 impl RefinedTcpStream {
     pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
@@ -101,12 +119,14 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            deadline: None,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            deadline: None,
         };
 
         (read, write)
@@ -120,6 +140,11 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// Bounds every read by `deadline`. (Patch.)
+    pub(crate) fn set_deadline(&mut self, deadline: Deadline) {
+        self.deadline = Some(deadline);
     }
 }
 
@@ -137,7 +162,26 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        self.stream.read(buf)
+        // Patch: each read waits at most until the deadline, so a whole request (or the
+        // wait for the next one) is bounded in time, however its bytes trickle in.
+        if let Some(deadline) = &self.deadline {
+            let at = *deadline.lock().unwrap_or_else(|p| p.into_inner());
+            let left = match at {
+                Some(at) => match at.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(std::io::ErrorKind::TimedOut.into()),
+                },
+                None => None,
+            };
+            self.stream.set_read_timeout(left)?;
+        }
+        match self.stream.read(buf) {
+            // Unix reports an expired SO_RCVTIMEO as EAGAIN, Windows as a timeout.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                Err(std::io::ErrorKind::TimedOut.into())
+            }
+            other => other,
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
@@ -121,6 +121,30 @@ impl<R: Read + Send> Read for SequentialReader<R> {
         let result = reader.read(buf);
         self.inner = SequentialReaderInner::MyTurn(reader);
         result
+    }
+}
+
+impl<R: BufRead + Send> SequentialReader<R> {
+    /// Waits for this reader's turn, then for its first byte: true when there is one,
+    /// false at the end of the stream. Nothing is consumed. (Patch.)
+    pub fn fill_buf_first(&mut self) -> IoResult<bool> {
+        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
+            let reader = recv.recv().unwrap();
+            self.inner = SequentialReaderInner::MyTurn(reader);
+        }
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => Ok(!reader.fill_buf()?.is_empty()),
+            _ => unreachable!(),
+        }
+    }
+}
+
+impl<W: Write + Send> SequentialWriter<W> {
+    /// Waits until the writers before this one are done. (Patch.)
+    pub fn wait_turn(&mut self) {
+        if let Some(v) = self.trigger.take() {
+            v.recv().ok();
+        }
     }
 }
 
