@@ -146,6 +146,11 @@ pub fn start_with(
 #[cfg(unix)]
 const FDS_RESERVED: u64 = 256;
 
+/// Bytes of request bodies held at once across all connections (or one
+/// `max_body_size`, if larger): bodies are read before a worker sees their request, so
+/// without this, every connection could hold a full one.
+const BODY_MEMORY: usize = 256 * 1024 * 1024;
+
 /// What one client may cost, from `[api]`: the body limit, the timeouts, and the
 /// connections served at once, no more than the process's file descriptors allow.
 fn limits(cfg: &Config) -> tiny_http::Limits {
@@ -165,8 +170,10 @@ fn limits(cfg: &Config) -> tiny_http::Limits {
             max_connections = fit.max(1);
         }
     }
+    let max_body = usize::try_from(cfg.api.max_body_size).unwrap_or(usize::MAX);
     tiny_http::Limits {
-        max_body: usize::try_from(cfg.api.max_body_size).unwrap_or(usize::MAX),
+        max_body,
+        max_buffered: BODY_MEMORY.max(max_body),
         idle_timeout: secs(cfg.api.worker_timeout),
         request_timeout: secs(cfg.api.request_timeout),
         write_timeout: secs(cfg.api.request_timeout),
@@ -457,6 +464,49 @@ fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bodies held at once across connections are bounded: a body that would go over
+    /// the budget gets a 503, and the budget comes back when a request is dropped.
+    #[test]
+    fn bodies_held_at_once_are_bounded() {
+        use std::io::{Read, Write};
+        let limits = tiny_http::Limits {
+            max_body: 8_000,
+            max_buffered: 10_000,
+            ..Default::default()
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let http = tiny_http::Server::from_listener_with_limits(listener, None, limits).unwrap();
+        let wait = Duration::from_secs(30);
+        let post = || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(wait)).unwrap();
+            let body = "x".repeat(6_000);
+            write!(
+                s,
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            s
+        };
+        // The first body is read and its request queued, holding 6,000 bytes.
+        let _first = post();
+        let held = http.recv_timeout(wait).unwrap().unwrap();
+        // A second one does not fit beside it.
+        let mut second = post();
+        let mut reply = String::new();
+        second.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+        // Once the first request is gone, a body fits again.
+        drop(held);
+        let _third = post();
+        let mut rq = http.recv_timeout(wait).unwrap().unwrap();
+        let mut body = Vec::new();
+        rq.as_reader().read_to_end(&mut body).unwrap();
+        assert_eq!(body.len(), 6_000);
+    }
 
     #[test]
     fn prefixes_from_base_url() {

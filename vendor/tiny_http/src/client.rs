@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
+use crate::request::BodyBudget;
 use crate::util::refined_tcp_stream::Deadline;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder};
@@ -48,8 +49,10 @@ pub struct ClientConnection {
     // true if the connection goes through SSL
     secure: bool,
 
-    // Patch: the limits, and the deadline of the next read on the socket.
+    // Patch: the limits, the bodies held across connections, and the deadline of the
+    // next read on the socket.
     limits: Limits,
+    budget: Arc<BodyBudget>,
     deadline: Deadline,
     // Patch: true after a request whose body was refused, which ends the connection.
     linger: bool,
@@ -69,6 +72,8 @@ enum ReadError {
     NotAscii,
     /// Patch: the head is larger than `MAX_HEAD`.
     HeadTooLarge,
+    /// Patch: the server holds `Limits::max_buffered` bytes of bodies already.
+    Busy,
 }
 
 impl ClientConnection {
@@ -77,6 +82,7 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         limits: Limits,
+        budget: Arc<BodyBudget>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -94,6 +100,7 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             limits,
+            budget,
             deadline,
             linger: false,
         }
@@ -236,6 +243,7 @@ impl ClientConnection {
             data_source,
             writer,
             self.limits.max_body,
+            Some(&self.budget),
         )
         .map_err(|e| {
             use crate::request;
@@ -244,6 +252,7 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
+                request::RequestCreationError::BodyBudgetFull => ReadError::Busy,
             }
         })?;
 
@@ -335,6 +344,11 @@ impl Iterator for ClientConnection {
                 "the request line or a header is not ASCII (percent-encode the URL)",
             ),
             Err(ReadError::HeadTooLarge) => (v11, 431, "the request head is larger than 64 KiB"),
+            Err(ReadError::Busy) => (
+                v11,
+                503,
+                "the server is holding too many request bodies; try again later",
+            ),
             Err(ReadError::ExpectationFailed(ver)) => {
                 (ver, 417, "the only expectation understood is 100-continue")
             }

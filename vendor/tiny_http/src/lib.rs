@@ -188,6 +188,10 @@ pub struct Limits {
     pub write_timeout: Option<Duration>,
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// Bytes of request bodies held at once, across all connections, from the first
+    /// byte read until the request is dropped; a body that would go over is answered
+    /// 503 and its connection closed. At least `max_body`, so one body always fits.
+    pub max_buffered: usize,
 }
 
 impl Default for Limits {
@@ -198,6 +202,7 @@ impl Default for Limits {
             request_timeout: Some(Duration::from_secs(30)),
             write_timeout: Some(Duration::from_secs(30)),
             max_connections: 4096,
+            max_buffered: 256 * 1024 * 1024,
         }
     }
 }
@@ -331,6 +336,7 @@ impl Server {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
             let open = Arc::new(AtomicUsize::new(0));
+            let budget = request::BodyBudget::new(limits.max_buffered.max(limits.max_body));
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
@@ -365,7 +371,12 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable, limits))
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            limits,
+                            budget.clone(),
+                        ))
                     }
                     Err(e) => Err(e),
                 };

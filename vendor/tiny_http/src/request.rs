@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
@@ -110,6 +112,96 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// Patch: the bodies being held by the server already fill `Limits::max_buffered`.
+    BodyBudgetFull,
+}
+
+/// The bytes of request bodies the server holds at once, across connections: a body is
+/// counted from its first byte read until its request is dropped. (Patch.)
+#[derive(Debug)]
+pub(crate) struct BodyBudget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl BodyBudget {
+    pub(crate) fn new(max: usize) -> Arc<BodyBudget> {
+        Arc::new(BodyBudget {
+            used: AtomicUsize::new(0),
+            max,
+        })
+    }
+}
+
+/// A share of a [`BodyBudget`], given back on drop. (Patch.)
+struct Held {
+    budget: Arc<BodyBudget>,
+    bytes: usize,
+}
+
+impl Held {
+    fn grow(&mut self, n: usize) -> bool {
+        let max = self.budget.max;
+        let ok = self
+            .budget
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= max)
+            })
+            .is_ok();
+        if ok {
+            self.bytes += n;
+        }
+        ok
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// A body read in full, holding its share of the budget while it lives. (Patch.)
+struct HeldBody {
+    body: Cursor<Vec<u8>>,
+    _held: Option<Held>,
+}
+
+impl Read for HeldBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.body.read(buf)
+    }
+}
+
+/// Reads `src` to its end into a buffer that grows by what arrives, taking each piece
+/// from `budget` first. (Patch.)
+fn read_body<R: Read>(
+    mut src: R,
+    budget: Option<&Arc<BodyBudget>>,
+) -> Result<(Vec<u8>, Option<Held>), RequestCreationError> {
+    let mut body = Vec::new();
+    let mut held = budget.map(|b| Held {
+        budget: b.clone(),
+        bytes: 0,
+    });
+    let mut piece = [0u8; 8192];
+    loop {
+        let n = match src.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(h) = held.as_mut() {
+            if !h.grow(n) {
+                return Err(RequestCreationError::BodyBudgetFull);
+            }
+        }
+        body.extend_from_slice(&piece[..n]);
+    }
+    Ok((body, held))
 }
 
 impl From<IoError> for RequestCreationError {
@@ -138,6 +230,7 @@ pub fn new_request<R, W>(
     mut source_data: R,
     mut writer: W,
     max_body: usize,
+    budget: Option<&Arc<BodyBudget>>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -181,9 +274,10 @@ where
     // without it (`body_length` says what was claimed) and the connection closes after
     // the reply. (Upstream read bodies over 1 KiB lazily, and on drop threw the unread
     // rest away into one buffer of the declared size.) `Connection: upgrade` no longer
-    // hands the raw stream to the request: its body is read like any other.
+    // hands the raw stream to the request: its body is read like any other. Bodies held
+    // at once, across connections, are bounded by `budget` (503 beyond).
     let mut body_refused = false;
-    let mut body = Vec::new();
+    let mut body = (Vec::new(), None);
     let send_continue = |writer: &mut W| -> io::Result<()> {
         if expects_continue {
             writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
@@ -196,10 +290,8 @@ where
             body_refused = true;
         } else if content_length > 0 {
             send_continue(&mut writer)?;
-            (&mut source_data)
-                .take(content_length as u64)
-                .read_to_end(&mut body)?;
-            if body.len() < content_length {
+            body = read_body((&mut source_data).take(content_length as u64), budget)?;
+            if body.0.len() < content_length {
                 // the socket returned EOF, but we were before the expected content-length
                 let info = "Connection has been closed before we received enough data";
                 let err = IoError::new(ErrorKind::ConnectionAborted, info);
@@ -210,14 +302,16 @@ where
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
         send_continue(&mut writer)?;
-        Decoder::new(&mut source_data)
-            .take(max_body as u64 + 1)
-            .read_to_end(&mut body)?;
-        body_refused = body.len() > max_body;
+        let chunked = Decoder::new(&mut source_data).take(max_body as u64 + 1);
+        body = read_body(chunked, budget)?;
+        body_refused = body.0.len() > max_body;
     }
     // if we have neither a Content-Length nor a Transfer-Encoding,
     // assuming that we have no data
-    let reader = Box::new(Cursor::new(body)) as Box<dyn Read + Send + 'static>;
+    let reader = Box::new(HeldBody {
+        body: Cursor::new(body.0),
+        _held: body.1,
+    }) as Box<dyn Read + Send + 'static>;
 
     Ok(Request {
         data_reader: Some(reader),
