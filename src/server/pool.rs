@@ -66,7 +66,13 @@ impl Lanes {
     /// Takes a slot for a request outside the Execution API, if one is free.
     fn acquire(&self, ctx: &Ctx) -> bool {
         let size = ctx.pool.target.load(Ordering::Relaxed) as usize;
-        let slots = size.saturating_sub(EXECUTION_RESERVE).max(1);
+        // A server without the Execution API (`--apps core`) keeps nothing back.
+        let reserve = if ctx.apps.execution {
+            EXECUTION_RESERVE
+        } else {
+            0
+        };
+        let slots = size.saturating_sub(reserve).max(1);
         self.other_busy
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |busy| {
                 (busy < slots).then_some(busy + 1)
