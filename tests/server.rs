@@ -561,6 +561,21 @@ fn a_huge_declared_body_costs_one_413_not_the_process() {
         );
         assert!(raw.contains("Connection: close"), "{raw}");
     }
+    // A length that is not a number is refused, not taken for "no body" (which read the
+    // body as the next request).
+    for length in ["99999999999999999999999", "12abc"] {
+        let raw = raw_exchange(
+            &srv.origin(),
+            format!(
+                "POST /api/v2/version HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\nGET /api/v2/version HTTP/1.1\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let (status, body) = status_and_detail(&raw);
+        assert!(status.starts_with("HTTP/1.1 400"), "{length}: {raw}");
+        assert!(body["detail"].is_string(), "{raw}");
+        assert!(!raw.contains("200 OK"), "{raw}");
+    }
     // A body over the limit that does arrive is not read either; the server stays up.
     let raw = raw_exchange(
         &srv.origin(),

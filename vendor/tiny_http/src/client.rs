@@ -253,6 +253,7 @@ impl ClientConnection {
                     ReadError::ExpectationFailed(version)
                 }
                 request::RequestCreationError::BodyBudgetFull => ReadError::Busy,
+                request::RequestCreationError::BadContentLength => ReadError::WrongHeader(version),
             }
         })?;
 

@@ -115,6 +115,9 @@ pub enum RequestCreationError {
 
     /// Patch: the bodies being held by the server already fill `Limits::max_buffered`.
     BodyBudgetFull,
+
+    /// Patch: the `Content-Length` header is not a number.
+    BadContentLength,
 }
 
 /// The bytes of request bodies the server holds at once, across connections: a body is
@@ -248,10 +251,18 @@ where
         // header must be ignored (RFC2616 #4.4)
         None
     } else {
-        headers
+        // Patch: a length that does not parse is an error, not "no body" (which took
+        // the body for the next request).
+        match headers
             .iter()
             .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+        {
+            Some(h) => match FromStr::from_str(h.value.as_str().trim()) {
+                Ok(n) => Some(n),
+                Err(_) => return Err(RequestCreationError::BadContentLength),
+            },
+            None => None,
+        }
     };
 
     // true if the client sent a `Expect: 100-continue` header
