@@ -214,9 +214,9 @@ Usage: updraft api-server [--apps all|core|execution|core,execution] [--host H] 
 
 Serves /api/v2, /auth, the UI and /openapi.json (the core app) and /execution (the
 execution app) on [api] host:port, under the path of [api] base_url if set. Flags
-override [api] host, port, workers and proxy_headers. The worker pool recycles itself
-every [api] worker_refresh_interval seconds. On Unix, SIGTTIN adds a worker, SIGTTOU
-retires the oldest and SIGHUP refreshes the whole pool. Ctrl-C (or SIGTERM) stops it
+override [api] host, port, workers (1 to 64) and proxy_headers. The worker pool recycles
+itself every [api] worker_refresh_interval seconds. On Unix, SIGTTIN adds a worker (up to
+64), SIGTTOU retires the oldest and SIGHUP refreshes the whole pool. Ctrl-C (or SIGTERM) stops it
 after in-flight requests finish.
 ";
 

@@ -105,6 +105,14 @@ pub const KEYS: &[Key] = &[
     key("api", "maximum_page_limit", "100", Kind::Int(1)),
     key("api", "fallback_page_limit", "50", Kind::Int(1)),
     key("api", "max_body_size", "10485760", Kind::Int(1)),
+    // Airflow passes it to uvicorn as `timeout_keep_alive`: how long an idle kept-alive
+    // connection stays open.
+    key("api", "worker_timeout", "120", Kind::Secs),
+    // updraft's own: the time a client has to send a whole request once it has begun
+    // (head and body), and to take each piece of a reply.
+    key("api", "request_timeout", "30", Kind::Secs),
+    // updraft's own: connections served at once (each costs a thread and two sockets).
+    key("api", "max_connections", "4096", Kind::Int(1)),
     key("api_auth", "jwt_secret", "", Kind::Secret),
     key("api_auth", "jwt_expiration_time", "86400", Kind::Secs),
     key("execution_api", "jwt_expiration_time", "600", Kind::Secs),
@@ -214,7 +222,16 @@ pub struct Api {
     pub maximum_page_limit: u32,
     pub fallback_page_limit: u32,
     pub max_body_size: u64,
+    /// Seconds an idle kept-alive connection stays open.
+    pub worker_timeout: f64,
+    /// Seconds a client has to send a request once begun, and to take a piece of a reply.
+    pub request_timeout: f64,
+    pub max_connections: u32,
 }
+
+/// The most API workers a pool may have (`[api] workers`, `--workers`, SIGTTIN): each is
+/// a thread with its own database connection, and past a few per core more only contend.
+pub const MAX_WORKERS: u32 = 64;
 
 /// Authentication settings; `Debug` hides the secret.
 #[derive(Clone)]
@@ -379,6 +396,18 @@ impl Config {
                 "expected a URL such as http://localhost:8080/prefix, or a path such as /prefix",
             ));
         }
+        let workers = get("api", "workers");
+        if int("api", "workers") > i64::from(MAX_WORKERS) {
+            return Err(bad(
+                workers,
+                &format!("expected at most {MAX_WORKERS} workers"),
+            ));
+        }
+        for key in ["worker_timeout", "request_timeout"] {
+            if secs("api", key) <= 0.0 {
+                return Err(bad(get("api", key), "expected a number of seconds above 0"));
+            }
+        }
         let users_entry = get("core", "simple_auth_manager_users");
         let users = parse_users(&users_entry.value).map_err(|reason| bad(users_entry, &reason))?;
         let level = match s("logging", "logging_level").to_ascii_lowercase().as_str() {
@@ -415,6 +444,9 @@ impl Config {
                 maximum_page_limit: int("api", "maximum_page_limit") as u32,
                 fallback_page_limit: int("api", "fallback_page_limit") as u32,
                 max_body_size: int("api", "max_body_size") as u64,
+                worker_timeout: secs("api", "worker_timeout"),
+                request_timeout: secs("api", "request_timeout"),
+                max_connections: u32::try_from(int("api", "max_connections")).unwrap_or(u32::MAX),
             },
             auth: Auth {
                 users,
@@ -704,6 +736,14 @@ mod tests {
                 "[scheduler] scheduler_heartbeat_sec",
             ),
             ("port = 1\n", &[], "before any [section]"),
+            ("[api]\nworkers = 65\n", &[], "at most 64 workers"),
+            ("[api]\nrequest_timeout = 0\n", &[], "[api] request_timeout"),
+            (
+                "",
+                &[("AIRFLOW__API__WORKER_TIMEOUT", "0")],
+                "[api] worker_timeout",
+            ),
+            ("[api]\nmax_connections = 0\n", &[], "[api] max_connections"),
         ];
         for (file, env, want) in cases {
             let err = load(file, env).unwrap_err();

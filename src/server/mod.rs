@@ -2,10 +2,13 @@
 //! `base_url` prefix, and writes [`Reply`]s back. The worker threads and their rolling
 //! recycle live in `pool.rs`; what a request means is `api`'s business.
 //!
-//! tiny_http reads request heads on its own connection threads and queues them; any
-//! worker takes the next one. A connection (keep-alive included) is never tied to a
-//! worker, which is why a worker can retire between two requests without a client
-//! noticing.
+//! tiny_http reads requests, head and body, on its own connection threads and queues
+//! them; any worker takes the next one. A connection (keep-alive included) is never
+//! tied to a worker, which is why a worker can retire between two requests without a
+//! client noticing, and why a slow or stalled client never holds a worker. What one
+//! client may cost (body size, time to send a request or take a reply, idle time,
+//! connections at once) is bounded by [`limits`], inside our patched tiny_http
+//! (vendor/tiny_http/PATCHES.md).
 
 mod pool;
 pub mod probe;
@@ -89,8 +92,12 @@ pub fn start_with(
 ) -> Result<Running> {
     let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
     let addr = format!("{}:{}", cfg.api.host, cfg.api.port);
+    let limits = limits(&cfg);
     let http = listen(&addr)
-        .and_then(|l| tiny_http::Server::from_listener(l, None).map_err(std::io::Error::other))
+        .and_then(|l| {
+            tiny_http::Server::from_listener_with_limits(l, None, limits)
+                .map_err(std::io::Error::other)
+        })
         .map_err(|e| {
             Error::Failed(format!(
                 "cannot listen on {addr}: {e}; set [api] port (or --port) to a free port"
@@ -132,6 +139,65 @@ pub fn start_with(
         supervisor: Some(supervisor),
         _stop_probe: stop_probe,
     })
+}
+
+/// File descriptors kept for everything but client connections (the database, logs,
+/// task processes and their pipes).
+#[cfg(unix)]
+const FDS_RESERVED: u64 = 256;
+
+/// Bytes of request bodies held at once across all connections (or one
+/// `max_body_size`, if larger): bodies are read before a worker sees their request, so
+/// without this, every connection could hold a full one.
+const BODY_MEMORY: usize = 256 * 1024 * 1024;
+
+/// What one client may cost, from `[api]`: the body limit, the timeouts, and the
+/// connections served at once, no more than the process's file descriptors allow.
+fn limits(cfg: &Config) -> tiny_http::Limits {
+    let secs = |s: f64| Some(Duration::from_secs_f64(s));
+    let mut max_connections = u64::from(cfg.api.max_connections);
+    if let Some(fds) = raise_fd_limit() {
+        // Each connection holds two descriptors (tiny_http reads and writes through a
+        // clone of the socket).
+        #[cfg(unix)]
+        let fit = fds.saturating_sub(FDS_RESERVED) / 2;
+        #[cfg(not(unix))]
+        let fit = fds;
+        if fit < max_connections {
+            log::warn!(
+                "[api] max_connections {max_connections} lowered to {fit}: the process may open {fds} files"
+            );
+            max_connections = fit.max(1);
+        }
+    }
+    let max_body = usize::try_from(cfg.api.max_body_size).unwrap_or(usize::MAX);
+    tiny_http::Limits {
+        max_body,
+        max_buffered: BODY_MEMORY.max(max_body),
+        idle_timeout: secs(cfg.api.worker_timeout),
+        request_timeout: secs(cfg.api.request_timeout),
+        write_timeout: secs(cfg.api.request_timeout),
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+    }
+}
+
+/// Raises the soft limit of open files to the hard one (Unix, where the soft one is
+/// often 1024: a few hundred connections) and returns it; `None` where there is no
+/// such limit (Windows) or it cannot be read.
+#[cfg(unix)]
+pub fn raise_fd_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
+/// Windows has no per-process limit on sockets to raise.
+#[cfg(windows)]
+pub fn raise_fd_limit() -> Option<u64> {
+    None
 }
 
 /// Serves one request from the queue: read, route, reply, count. Returns false when the
@@ -210,16 +276,16 @@ impl Connections {
 /// ordering of pipelined replies: its own `respond` sends a body in 8 KB pieces (each its
 /// own `send` and, with `TCP_NODELAY`, its own segment) and drops a `Connection` header.
 fn respond(ctx: &Ctx, rq: tiny_http::Request, reply: Reply) {
-    // tiny_http 0.12 gives each connection one of its threads for the connection's whole
-    // life, and its pool can hand a burst of new connections to fewer threads than it
-    // thinks are idle (its `waiting_tasks` count lags), so one of them waits until
-    // another connection closes. Browsers open such bursts and leave the connections
-    // idle: theirs close after each reply, or a page load could hang. Other clients'
-    // connections close after KEEPALIVE_REQUESTS, so under load a connection left
-    // waiting gets a thread within a moment instead of when some client hangs up. The
-    // client closes after reading `Connection: close`, which ends tiny_http's thread.
+    // tiny_http gives each connection one of its threads for the connection's whole
+    // life. Upstream's pool could hand a burst of new connections to fewer threads than
+    // it thought idle, so one waited until another connection closed (our copy counts
+    // right: PATCHES.md). Browsers open such bursts and leave the connections idle, so
+    // theirs still close after each reply, and other clients' after KEEPALIVE_REQUESTS:
+    // a kept-alive connection holds a thread, which [api] worker_timeout also bounds.
+    // The client closes after reading `Connection: close`, which ends tiny_http's thread.
     let browser = rq.headers().iter().any(|h| h.field.equiv("Sec-Fetch-Mode"));
-    let close = browser || ctx.connections.last(rq.remote_addr());
+    // tiny_http closes a connection whose body it refused; the client should know.
+    let close = browser || rq.body_refused() || ctx.connections.last(rq.remote_addr());
     let tiny_http::HTTPVersion(major, minor) = *rq.http_version();
     let head_only = *rq.method() == tiny_http::Method::Head;
     let status = reply.status;
@@ -398,6 +464,49 @@ fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bodies held at once across connections are bounded: a body that would go over
+    /// the budget gets a 503, and the budget comes back when a request is dropped.
+    #[test]
+    fn bodies_held_at_once_are_bounded() {
+        use std::io::{Read, Write};
+        let limits = tiny_http::Limits {
+            max_body: 8_000,
+            max_buffered: 10_000,
+            ..Default::default()
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let http = tiny_http::Server::from_listener_with_limits(listener, None, limits).unwrap();
+        let wait = Duration::from_secs(30);
+        let post = || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(wait)).unwrap();
+            let body = "x".repeat(6_000);
+            write!(
+                s,
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            s
+        };
+        // The first body is read and its request queued, holding 6,000 bytes.
+        let _first = post();
+        let held = http.recv_timeout(wait).unwrap().unwrap();
+        // A second one does not fit beside it.
+        let mut second = post();
+        let mut reply = String::new();
+        second.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+        // Once the first request is gone, a body fits again.
+        drop(held);
+        let _third = post();
+        let mut rq = http.recv_timeout(wait).unwrap().unwrap();
+        let mut body = Vec::new();
+        rq.as_reader().read_to_end(&mut body).unwrap();
+        assert_eq!(body.len(), 6_000);
+    }
 
     #[test]
     fn prefixes_from_base_url() {

@@ -6,11 +6,15 @@
 //! only then does one of the oldest workers stop taking requests, finish the one it
 //! has, and exit. Requests wait in tiny_http's queue, not in a worker, so nothing is
 //! dropped. A new worker that is not ready aborts the cycle and the old ones stay.
+//!
+//! The Execution API keeps a reserve: at most all workers but one serve other requests
+//! at once ([`Lanes`]), so a pool busy with slow Core API or UI requests still answers
+//! the tasks that report through `/execution` at once.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,6 +22,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, after, never, select
 
 use super::{Dispatch, serve};
 use crate::api::{Ctx, Method, Req};
+use crate::config::MAX_WORKERS;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -30,6 +35,74 @@ const RETIRE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The grace period when the controlling side disappears without saying how long.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// Workers kept back for the Execution API: requests to anything else are served by at
+/// most `workers - EXECUTION_RESERVE` workers at once (and at least one).
+const EXECUTION_RESERVE: usize = 1;
+
+/// The two lanes of the pool. Every worker takes requests from tiny_http's one queue;
+/// an Execution API request is served at once, any other only while fewer than the
+/// pool's size less [`EXECUTION_RESERVE`] workers are serving such requests. When they
+/// all are, the request waits in `backlog`, and the next worker to finish one takes it
+/// before anything new. So a worker is always free to pick the next request off the
+/// queue and find the Execution API's among them, however slow the others are.
+struct Lanes {
+    /// Workers serving a request that is not the Execution API's.
+    other_busy: AtomicUsize,
+    backlog_tx: Sender<tiny_http::Request>,
+    backlog: Receiver<tiny_http::Request>,
+}
+
+impl Lanes {
+    fn new() -> Lanes {
+        let (backlog_tx, backlog) = unbounded();
+        Lanes {
+            other_busy: AtomicUsize::new(0),
+            backlog_tx,
+            backlog,
+        }
+    }
+
+    /// Takes a slot for a request outside the Execution API, if one is free.
+    fn acquire(&self, ctx: &Ctx) -> bool {
+        let size = ctx.pool.target.load(Ordering::Relaxed) as usize;
+        // A server without the Execution API (`--apps core`) keeps nothing back.
+        let reserve = if ctx.apps.execution {
+            EXECUTION_RESERVE
+        } else {
+            0
+        };
+        let slots = size.saturating_sub(reserve).max(1);
+        self.other_busy
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |busy| {
+                (busy < slots).then_some(busy + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self) {
+        self.other_busy.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A waiting request and a slot for it, if there are both.
+    fn take_waiting(&self, ctx: &Ctx) -> Option<tiny_http::Request> {
+        if self.backlog.is_empty() || !self.acquire(ctx) {
+            return None;
+        }
+        let rq = self.backlog.try_recv().ok();
+        if rq.is_none() {
+            self.release();
+        }
+        rq
+    }
+
+    /// Is this request for the Execution API (under the `base_url` prefix)?
+    fn is_execution(ctx: &Ctx, rq: &tiny_http::Request) -> bool {
+        let path = rq.url().split('?').next().unwrap_or("");
+        path.strip_prefix(ctx.prefix.as_str())
+            .is_some_and(|p| p == "/execution" || p.starts_with("/execution/"))
+    }
+}
 
 /// What the supervisor can be told, by signals (Unix), by the app, or by tests.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +140,7 @@ struct Worker {
 
 struct Supervisor {
     http: Arc<tiny_http::Server>,
+    lanes: Arc<Lanes>,
     ctx: Arc<Ctx>,
     dispatch: Dispatch,
     events_tx: Sender<Event>,
@@ -90,6 +164,7 @@ pub fn start(
     let target = ctx.cfg.api.workers.max(1) as usize;
     let mut sup = Supervisor {
         http,
+        lanes: Arc::new(Lanes::new()),
         ctx,
         dispatch,
         events_tx,
@@ -148,6 +223,11 @@ impl Supervisor {
                     }
                 }
                 recv(control) -> msg => match msg {
+                    Ok(Control::AddWorker) if self.target >= MAX_WORKERS as usize => {
+                        log::warn!(
+                            "not adding a worker: the pool has the maximum of {MAX_WORKERS}"
+                        );
+                    }
                     Ok(Control::AddWorker) => {
                         self.target += 1;
                         self.publish_target();
@@ -243,8 +323,9 @@ impl Supervisor {
         self.next_id += 1;
         let id = self.next_id;
         let retire = Arc::new(AtomicBool::new(false));
-        let (http, ctx, dispatch, events, flag) = (
+        let (http, lanes, ctx, dispatch, events, flag) = (
             self.http.clone(),
+            self.lanes.clone(),
             self.ctx.clone(),
             self.dispatch,
             self.events_tx.clone(),
@@ -252,7 +333,7 @@ impl Supervisor {
         );
         let handle = std::thread::Builder::new()
             .name(format!("api-worker-{id}"))
-            .spawn(move || work(id, &http, &ctx, dispatch, &events, &flag))
+            .spawn(move || work(id, &http, &lanes, &ctx, dispatch, &events, &flag))
             .expect("the OS can start a thread");
         self.workers.insert(
             id,
@@ -392,6 +473,7 @@ impl Supervisor {
 fn work(
     id: u64,
     http: &tiny_http::Server,
+    lanes: &Lanes,
     ctx: &Ctx,
     dispatch: Dispatch,
     events: &Sender<Event>,
@@ -436,17 +518,32 @@ fn work(
         if retire.load(Ordering::Relaxed) {
             break Exit::Retired;
         }
-        let rq = match http.recv_timeout(POLL) {
-            Ok(Some(rq)) => rq,
-            Ok(None) => continue,
-            Err(e) => {
-                log::debug!("worker {id}: listener closed: {e}");
-                break Exit::ListenerClosed;
-            }
+        // A request that waited for a slot comes first; then the queue.
+        let (rq, slot) = match lanes.take_waiting(ctx) {
+            Some(rq) => (rq, true),
+            None => match http.recv_timeout(POLL) {
+                Ok(Some(rq)) if Lanes::is_execution(ctx, &rq) => (rq, false),
+                Ok(Some(rq)) => {
+                    if !lanes.acquire(ctx) {
+                        let _ = lanes.backlog_tx.send(rq);
+                        continue;
+                    }
+                    (rq, true)
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    log::debug!("worker {id}: listener closed: {e}");
+                    break Exit::ListenerClosed;
+                }
+            },
         };
         // A panic costs this request a 500 and this worker its life; the supervisor
         // starts a replacement. The store may be mid-transaction, so it goes too.
-        if !serve(ctx, &mut store, dispatch, rq) {
+        let healthy = serve(ctx, &mut store, dispatch, rq);
+        if slot {
+            lanes.release();
+        }
+        if !healthy {
             log::error!(
                 "worker {id}: a handler panicked; the request got a 500 and this worker retires"
             );
