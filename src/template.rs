@@ -446,11 +446,17 @@ fn globals(ctx: &Context, asker: Arc<Asker>) -> Value {
 struct PyDateTime {
     at: DateTime<Utc>,
     naive: bool,
+    /// A `date` (from `.date()`): prints without a time.
+    date_only: bool,
 }
 
 fn datetime(value: Option<DateTime<Utc>>) -> Value {
     match value {
-        Some(at) => Value::from_object(PyDateTime { at, naive: false }),
+        Some(at) => Value::from_object(PyDateTime {
+            at,
+            naive: false,
+            date_only: false,
+        }),
         None => Value::from(()),
     }
 }
@@ -459,6 +465,7 @@ fn naive_datetime(at: NaiveDateTime) -> Value {
     Value::from_object(PyDateTime {
         at: at.and_utc(),
         naive: true,
+        date_only: false,
     })
 }
 
@@ -565,6 +572,54 @@ impl PyDateTime {
             .ok_or_else(|| invalid("date value out of range"))
     }
 
+    /// pendulum's `start_of(unit)` and `end_of(unit)`: `second` .. `year`, weeks from
+    /// Monday.
+    fn span(self, unit: &str, end: bool) -> Result<Value, Error> {
+        let at = self.at;
+        let day = at.date_naive();
+        let start = match unit {
+            "second" => at.with_nanosecond(0),
+            "minute" => at.with_nanosecond(0).and_then(|t| t.with_second(0)),
+            "hour" => at
+                .with_nanosecond(0)
+                .and_then(|t| t.with_second(0))
+                .and_then(|t| t.with_minute(0)),
+            "day" => Some(day.and_time(Default::default()).and_utc()),
+            "week" => {
+                let back = i64::from(day.weekday().num_days_from_monday());
+                day.checked_sub_signed(chrono::TimeDelta::days(back))
+                    .map(|monday| monday.and_time(Default::default()).and_utc())
+            }
+            "month" => day
+                .with_day(1)
+                .map(|first| first.and_time(Default::default()).and_utc()),
+            "year" => NaiveDate::from_ymd_opt(day.year(), 1, 1)
+                .map(|first| first.and_time(Default::default()).and_utc()),
+            _ => {
+                return Err(invalid(format!(
+                    "{} is not a valid unit for start_of/end_of",
+                    python_repr_str(unit)
+                )));
+            }
+        };
+        let start = start.ok_or_else(|| invalid("date value out of range"))?;
+        if !end {
+            return Ok(self.with(start));
+        }
+        let next = match unit {
+            "second" => start.checked_add_signed(chrono::TimeDelta::seconds(1)),
+            "minute" => start.checked_add_signed(chrono::TimeDelta::minutes(1)),
+            "hour" => start.checked_add_signed(chrono::TimeDelta::hours(1)),
+            "day" => start.checked_add_signed(chrono::TimeDelta::days(1)),
+            "week" => start.checked_add_signed(chrono::TimeDelta::weeks(1)),
+            "month" => start.checked_add_months(chrono::Months::new(1)),
+            _ => start.checked_add_months(chrono::Months::new(12)),
+        };
+        next.and_then(|next| next.checked_sub_signed(chrono::TimeDelta::microseconds(1)))
+            .map(|last| self.with(last))
+            .ok_or_else(|| invalid("date value out of range"))
+    }
+
     /// Python's `replace(year=.., month=.., day=.., hour=.., minute=.., second=..,
     /// microsecond=..)`.
     fn replace(self, args: &[Value]) -> Result<Value, Error> {
@@ -608,6 +663,10 @@ impl Object for PyDateTime {
             "minute" => date.minute(),
             "second" => date.second(),
             "microsecond" => date.nanosecond() / 1_000,
+            // pendulum's
+            "day_of_week" => date.weekday().num_days_from_monday(),
+            "day_of_year" => date.ordinal(),
+            "int_timestamp" => return Some(Value::from(date.timestamp())),
             _ => return None,
         };
         Some(Value::from(field))
@@ -640,6 +699,9 @@ impl Object for PyDateTime {
                     Some(&[sep]) => sep,
                     Some(_) => return Err(invalid("isoformat() takes a one-character separator")),
                 };
+                if self.date_only {
+                    return Ok(Value::from(self.at.format("%Y-%m-%d").to_string()));
+                }
                 Ok(Value::from(isoformat_of(self.at, sep, self.naive)))
             }
             "timestamp" => {
@@ -657,6 +719,37 @@ impl Object for PyDateTime {
             "add" => self.shift(args, 1),
             "subtract" => self.shift(args, -1),
             "replace" => self.replace(args),
+            "date" => {
+                from_args::<()>(args)?;
+                let day = self.at.date_naive().and_time(Default::default()).and_utc();
+                Ok(Value::from_object(PyDateTime {
+                    at: day,
+                    naive: true,
+                    date_only: true,
+                }))
+            }
+            "start_of" | "end_of" => {
+                let (unit,): (&str,) = from_args(args)?;
+                self.span(unit, method == "end_of")
+            }
+            "format" => {
+                let (format,): (&str,) = from_args(args)?;
+                Ok(Value::from(pendulum_format(self.at, format, self.naive)))
+            }
+            // Without a time zone database only UTC can be named; Airflow's dates are UTC.
+            "in_timezone" | "in_tz" => {
+                let (zone,): (&str,) = from_args(args)?;
+                if !matches!(zone, "UTC" | "utc" | "Etc/UTC" | "GMT") {
+                    return Err(invalid(format!(
+                        "{method}({}) is not supported: updraft knows only UTC",
+                        python_repr_str(zone)
+                    )));
+                }
+                Ok(Value::from_object(PyDateTime {
+                    naive: false,
+                    ..**self
+                }))
+            }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("datetime has no method named {method}"),
@@ -665,8 +758,79 @@ impl Object for PyDateTime {
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.date_only {
+            return write!(f, "{}", self.at.format("%Y-%m-%d"));
+        }
         f.write_str(&isoformat_of(self.at, ' ', self.naive))
     }
+}
+
+/// pendulum's `format()` tokens, longest first; text in `[brackets]` is kept as is.
+const PENDULUM_TOKENS: &[(&str, &str)] = &[
+    ("YYYY", "%Y"),
+    ("MMMM", "%B"),
+    ("dddd", "%A"),
+    ("MMM", "%b"),
+    ("ddd", "%a"),
+    ("DDDD", "%j"),
+    ("YY", "%y"),
+    ("MM", "%m"),
+    ("DD", "%d"),
+    ("HH", "%H"),
+    ("hh", "%I"),
+    ("mm", "%M"),
+    ("ss", "%S"),
+    ("ZZ", "%z"),
+    ("Z", "%:z"),
+    ("A", "%p"),
+    ("M", "%-m"),
+    ("D", "%-d"),
+    ("H", "%-H"),
+    ("h", "%-I"),
+    ("m", "%-M"),
+    ("s", "%-S"),
+    ("X", "%s"),
+];
+
+/// pendulum's `DateTime.format(fmt)` for its common tokens, by translation to strftime.
+fn pendulum_format(at: DateTime<Utc>, format: &str, naive: bool) -> String {
+    let mut strftime = String::new();
+    let mut rest = format;
+    while let Some(c) = rest.chars().next() {
+        if c == '['
+            && let Some(close) = rest.find(']')
+        {
+            strftime.push_str(&rest[1..close].replace('%', "%%"));
+            rest = &rest[close + 1..];
+            continue;
+        }
+        match PENDULUM_TOKENS
+            .iter()
+            .find(|(token, _)| rest.starts_with(token))
+        {
+            Some((token, directive)) => {
+                let zone = directive.contains('z');
+                if !(zone && naive) {
+                    strftime.push_str(directive);
+                }
+                rest = &rest[token.len()..];
+            }
+            None => {
+                if c == '%' {
+                    strftime.push('%');
+                }
+                strftime.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    let mut out = String::new();
+    // Every directive above is one chrono knows, so this cannot fail; keep the text
+    // rather than panic if it ever did.
+    if write!(out, "{}", at.format(&strftime)).is_err() {
+        return format.to_string();
+    }
+    out
 }
 
 /// `macros.datetime`: Python's `datetime.datetime` class. Calling it and its
@@ -2404,6 +2568,137 @@ mod tests {
         ),
         (r#"{{ '{:>8}'.format(params.name) }}"#, r#"   world"#),
         (r#"{{ task_instance_key_str }}"#, r#"etl__load__20240102"#),
+        (
+            r#"{{ '{name}-{ds}'.format(name=params.name, ds=ds) }}"#,
+            r#"world-2024-01-02"#,
+        ),
+        (
+            r#"{{ '{0}/{1}'.format(dag.dag_id, ds_nodash) }}"#,
+            r#"etl/20240102"#,
+        ),
+        (r#"{{ dag_run.conf['x'] }}"#, r#"from conf"#),
+        (r#"{{ dag_run.conf.missing | default('d') }}"#, r#"d"#),
+        (r#"{{ dag_run.conf.get('list', []) | join(',') }}"#, r#""#),
+        (
+            r#"{{ ti.xcom_pull(task_ids='push') | tojson }}"#,
+            r#""pushed""#,
+        ),
+        (
+            r#"{{ params | tojson }}"#,
+            r#"{"flag": true, "name": "world", "nested": {"n": [1, 2]}}"#,
+        ),
+        (
+            r#"{{ macros.ds_format(ds, '%Y-%m-%d', '%A') }}"#,
+            r#"Tuesday"#,
+        ),
+        (
+            r#"{{ logical_date.strftime('%A %B') }}"#,
+            r#"Tuesday January"#,
+        ),
+        (r#"{{ data_interval_end.int_timestamp }}"#, r#"1704153600"#),
+        (r#"{{ logical_date.timestamp() | int }}"#, r#"1704164645"#),
+        (r#"{{ logical_date.date() }}"#, r#"2024-01-02"#),
+        (
+            r#"{{ logical_date.date().strftime('%d.%m.%Y') }}"#,
+            r#"02.01.2024"#,
+        ),
+        (
+            r#"{{ logical_date.start_of('month') }}"#,
+            r#"2024-01-01 00:00:00+00:00"#,
+        ),
+        (
+            r#"{{ logical_date.end_of('day') }}"#,
+            r#"2024-01-02 23:59:59.999999+00:00"#,
+        ),
+        (r#"{{ logical_date.day_of_week }}"#, r#"1"#),
+        (
+            r#"{{ logical_date.format('YYYY-MM-DD') }}"#,
+            r#"2024-01-02"#,
+        ),
+        (r#"{{ macros.datetime.now().year > 2000 }}"#, r#"True"#),
+        (r#"{{ params.flag | string | lower }}"#, r#"true"#),
+        (r#"{{ params.nested.n | sum }}"#, r#"3"#),
+        (
+            r#"{{ dag_run.conf.get('nothing') or 'fallback' }}"#,
+            r#"fallback"#,
+        ),
+        (r#"{{ 'x' in dag_run.conf }}"#, r#"True"#),
+        (
+            r#"{{ dag_run.conf.keys() | sort | join(',') }}"#,
+            r#"env,limit,opts,tables,x"#,
+        ),
+        (r#"{{ run_id.split('__')[0] }}"#, r#"scheduled"#),
+        (
+            r#"{{ dag_run.conf.opts.get('mode', 'slow') }}"#,
+            r#"<fast>"#,
+        ),
+        (r#"{{ macros.timedelta(days=1).days }}"#, r#"1"#),
+        (r#"{{ dag_run.logical_date.strftime('%Y') }}"#, r#"2024"#),
+        (r#"{{ var.json.get('cfg', {}).get('bucket') }}"#, r#"b1"#),
+        (
+            r#"{{ var.json.get('nope', {}).get('bucket', 'none') }}"#,
+            r#"none"#,
+        ),
+        (
+            r#"{{ dag_run.conf.tables.split(',') | map('trim') | join('|') }}"#,
+            r#"orders|customers|items"#,
+        ),
+        (
+            r#"{{ dag_run.conf.tables.upper().split(',')[0].lower() }}"#,
+            r#"orders"#,
+        ),
+        (r#"{{ params.name | replace('o', '0') }}"#, r#"w0rld"#),
+        (r#"{{ dag_run.conf.limit * 2 }}"#, r#"20"#),
+        (
+            r#"{{ dag_run.conf.limit // 3 }} {{ dag_run.conf.limit / 4 }}"#,
+            r#"3 2.5"#,
+        ),
+        (
+            r#"{{ (dag_run.conf.limit | string).rjust(4, '0') }}"#,
+            r#"0010"#,
+        ),
+        (r#"{{ dag_run.conf.env | upper }}"#, r#"PROD"#),
+        (r#"{{ logical_date.strftime('%s') }}"#, r#"1704164645"#),
+        (
+            r#"{{ logical_date.in_timezone('UTC') }}"#,
+            r#"2024-01-02 03:04:05+00:00"#,
+        ),
+        (r#"{{ params.nested.n | list | first }}"#, r#"1"#),
+        (r#"{{ 'a' if params.flag else 'b' }}"#, r#"a"#),
+        (r#"{{ dag_run.conf.get('limit') | int + 5 }}"#, r#"15"#),
+        (r#"{{ (ds_nodash | int) + 1 }}"#, r#"20240103"#),
+        (r#"{{ dag_run.run_type }}"#, r#"scheduled"#),
+        (
+            r#"{{ logical_date.format('YYYY-MM-DD HH:mm:ss') }}"#,
+            r#"2024-01-02 03:04:05"#,
+        ),
+        (
+            r#"{{ logical_date.format('dddd, MMMM D, YYYY h:mm A') }}"#,
+            r#"Tuesday, January 2, 2024 3:04 AM"#,
+        ),
+        (
+            r#"{{ logical_date.format('[at] YYYYMMDD') }}"#,
+            r#"at 20240102"#,
+        ),
+        (
+            r#"{{ logical_date.format('YYYY-MM-DDTHH:mm:ssZ') }}"#,
+            r#"2024-01-02T03:04:05+00:00"#,
+        ),
+        (
+            r#"{{ logical_date.start_of('week') }}"#,
+            r#"2024-01-01 00:00:00+00:00"#,
+        ),
+        (
+            r#"{{ logical_date.end_of('month').strftime('%Y-%m-%d') }}"#,
+            r#"2024-01-31"#,
+        ),
+        (
+            r#"{{ logical_date.start_of('year').isoformat() }}"#,
+            r#"2024-01-01T00:00:00+00:00"#,
+        ),
+        (r#"{{ logical_date.day_of_year }}"#, r#"2"#),
+        (r#"{{ logical_date.date().isoformat() }}"#, r#"2024-01-02"#),
+        (r#"{{ macros.datetime.utcnow().year > 2000 }}"#, r#"True"#),
     ];
 
     /// A run as the table's Python side has it: `conf` with values to work on.
