@@ -2699,6 +2699,14 @@ mod tests {
         (r#"{{ logical_date.day_of_year }}"#, r#"2"#),
         (r#"{{ logical_date.date().isoformat() }}"#, r#"2024-01-02"#),
         (r#"{{ macros.datetime.utcnow().year > 2000 }}"#, r#"True"#),
+        (
+            r#"{{ '  a b'.rsplit(none, 1) }} {{ 'a b  c  '.rsplit(none, 1) }} {{ ' a  b c '.rsplit() }}"#,
+            r#"['  a', 'b'] ['a b', 'c'] ['a', 'b', 'c']"#,
+        ),
+        (
+            r#"{{ 'abc'.center(8, '*') }} {{ '-42'.zfill(5) }} {{ 'a.b.c'.rpartition('.')[0] }}"#,
+            r#"**abc*** -0042 a.b"#,
+        ),
     ];
 
     /// A run as the table's Python side has it: `conf` with values to work on.
