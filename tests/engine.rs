@@ -963,3 +963,66 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
         .run(&["tasks", "clear", "done", "-y"], FAST)
         .expect(0);
 }
+
+/// Issue 12, item 4: a template that never ends, one whose output is huge and one slower
+/// than its `execution_timeout` each fail their own task with a message saying which
+/// bound they hit; the process stays up and the rest of the run succeeds. Before the
+/// bounds, the first spun a core until the zombie check failed it (and on after), the
+/// second ran into the shell's argument limit. `wait_run` bounds the test if it regresses.
+#[test]
+fn a_template_that_renders_forever_or_too_much_fails_only_its_task() {
+    let forever =
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}";
+    let tasks = [
+        task("forever", forever, ""),
+        task(
+            "huge",
+            "{% for a in range(2048) %}{{ 'x' * 1024 }}{% endfor %}",
+            "",
+        ),
+        task("slow", forever, "execution_timeout: 0.3"),
+        task("fine", "echo {{ dag_run.conf.get('x', 'none') }}", ""),
+        task("after", "echo after", "dependencies: [fine]"),
+    ]
+    .concat();
+    let e = Engine::start(&[("bounded.yml", &dag("bounded", "", &tasks))], &[]);
+    let run = e.trigger("bounded", None);
+    assert_eq!(e.wait_run("bounded", &run), "failed");
+    expect_states(
+        &e,
+        "bounded",
+        &run,
+        &[
+            ("forever", "failed"),
+            ("huge", "failed"),
+            ("slow", "failed"),
+            ("fine", "success"),
+            ("after", "success"),
+        ],
+    );
+    let log = |task: &str| e.log("bounded", &run, task, 1);
+    let forever_log = log("forever");
+    assert!(
+        forever_log.contains(
+            "cannot render bash_command: the template exceeded its step budget of 10000000 steps"
+        ),
+        "{forever_log}"
+    );
+    let huge_log = log("huge");
+    assert!(
+        huge_log.contains(
+            "cannot render bash_command: the rendered template is larger than the output cap of 1048576 bytes"
+        ),
+        "{huge_log}"
+    );
+    let slow_log = log("slow");
+    assert!(
+        slow_log.contains(
+            "execution_timeout of 0.300 s reached while rendering bash_command: the render was stopped"
+        ),
+        "{slow_log}"
+    );
+    assert!(log("fine").lines().any(|l| l == "none"));
+    let (status, _) = crate::util::get(&format!("{}/api/v2/monitor/health", e.srv.base));
+    assert_eq!(status, 200, "{}", e.srv.log());
+}

@@ -3,9 +3,10 @@
 //!
 //! Its life: claim the task instance (`run`; 409 means another process owns it), render
 //! the command, start it in its own process group (job object on Windows), heartbeat
-//! while it runs (a 409 means the task was cleared or changed elsewhere: kill it), stop
-//! it at `execution_timeout` or when the executor shuts down, push the last line of its
-//! output as the `return_value` XCom, and report the final state.
+//! while it renders and runs (a 409 means the task was cleared or changed elsewhere: kill
+//! it), stop it at `execution_timeout` (counted from before the render) or when the
+//! executor shuts down, push the last line of its output as the `return_value` XCom, and
+//! report the final state.
 //!
 //! Supervisors are threads, not processes: a process per supervisor doubled the process
 //! starts per task (see bench/PROFILES.md). What a task sees is unchanged: its own
@@ -13,6 +14,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +28,7 @@ use super::threads::Threads;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::process::{self, Shell, Spec};
-use crate::template;
+use crate::template::{self, RenderError};
 
 /// The variable that names the task instance in its task's environment, so a task tree
 /// left behind by a killed executor can be found and stopped (see `kill_orphans`).
@@ -225,14 +227,56 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         run_id: &run_id,
     };
     let tctx = template_context(&ctx, try_number);
-    let rendered =
-        match template::render(task["bash_command"].as_str().unwrap_or(""), &tctx, &lookup) {
-            Ok(r) => r,
-            Err(e) => {
-                log.line(&format!("cannot render bash_command: {e}"));
-                return Ok(finish(&mut log, fail_state, None));
+    // execution_timeout covers the render too: its clock starts here, and the command
+    // gets what the render left of it.
+    let clock = Instant::now();
+    let timeout = task["execution_timeout"]
+        .as_f64()
+        .map(Duration::from_secs_f64);
+    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
+    let mut render_beat = RenderBeat {
+        every: beat,
+        last_beat: Instant::now(),
+        last_ok: Instant::now(),
+        stopped: None,
+    };
+    let rendered = template::render_within(
+        task["bash_command"].as_str().unwrap_or(""),
+        &tctx,
+        &lookup,
+        timeout.and_then(|t| clock.checked_add(t)),
+        &mut || render_beat.tick(sv, &client, ti_id),
+    );
+    let rendered = match rendered {
+        Ok(r) => r,
+        Err(RenderError::Template(e)) => {
+            log.line(&format!("cannot render bash_command: {e}"));
+            return Ok(finish(&mut log, fail_state, None));
+        }
+        Err(RenderError::Timeout) => {
+            log.line(&format!(
+                "execution_timeout of {:.3} s reached while rendering bash_command: the render was stopped",
+                timeout.unwrap_or_default().as_secs_f64()
+            ));
+            return Ok(finish(&mut log, fail_state, None));
+        }
+        Err(RenderError::Abandoned) => {
+            match render_beat.stopped {
+                Some(RenderStop::Shutdown) => {
+                    log.line("the executor is shutting down: the render was stopped and the task will be retried");
+                    return Ok(finish(&mut log, "up_for_retry", None));
+                }
+                Some(RenderStop::NotOurs) => {
+                    log.line("the task instance was cleared or changed elsewhere: the render was stopped");
+                    return Ok(Outcome::NotOurs);
+                }
+                Some(RenderStop::ApiGone) | None => {
+                    log.line("the Execution API has not answered heartbeats for too long: the render was stopped");
+                    return Ok(Outcome::Unreported);
+                }
             }
-        };
+        }
+    };
     log.line(&format!("running with {}: {rendered}", sv.shell.describe()));
 
     let mut env: Vec<(String, String)> = vec![
@@ -288,10 +332,6 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     log.line(&format!("started pid {}", child.pid()));
     let copier = copy_stdout(&sv.threads, reader, log.file()?)?;
 
-    let timeout = task["execution_timeout"]
-        .as_f64()
-        .map(Duration::from_secs_f64);
-    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
     let mut last_beat = Instant::now();
     let mut last_ok = Instant::now();
     let exit = loop {
@@ -306,7 +346,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             log.line("the executor is shutting down: the task was stopped and will be retried");
             return Ok(finish(&mut log, "up_for_retry", Some(&rendered)));
         }
-        if timeout.is_some_and(|t| started.elapsed() >= t) {
+        if timeout.is_some_and(|t| clock.elapsed() >= t) {
             let _ = child.kill_tree(KILL_GRACE);
             log.line(&format!(
                 "execution_timeout of {:.3} s reached: the task and its children were killed",
@@ -361,6 +401,52 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         log.line(&format!("could not push the return_value XCom: {e}"));
     }
     Ok(finish(&mut log, state, Some(&rendered)))
+}
+
+/// Heartbeats while `bash_command` renders, as the loop does while the command runs, so a
+/// long render (slow look-ups, a big template) is never taken for a zombie; and stops the
+/// render when the try is no longer this supervisor's to run.
+struct RenderBeat {
+    every: Duration,
+    last_beat: Instant,
+    last_ok: Instant,
+    stopped: Option<RenderStop>,
+}
+
+/// Why a render was abandoned.
+#[derive(Debug, Clone, Copy)]
+enum RenderStop {
+    Shutdown,
+    NotOurs,
+    ApiGone,
+}
+
+impl RenderBeat {
+    fn tick(&mut self, sv: &Supervisors, client: &Client, ti_id: &str) -> ControlFlow<()> {
+        if sv.stopping() {
+            self.stopped = Some(RenderStop::Shutdown);
+            return ControlFlow::Break(());
+        }
+        if self.last_beat.elapsed() < self.every {
+            return ControlFlow::Continue(());
+        }
+        self.last_beat = Instant::now();
+        match client.heartbeat(ti_id, sv.pid, &sv.hostname) {
+            Ok(true) => self.last_ok = Instant::now(),
+            Ok(false) => {
+                self.stopped = Some(RenderStop::NotOurs);
+                return ControlFlow::Break(());
+            }
+            Err(e) => {
+                log::warn!("heartbeat failed: {e}");
+                if self.last_ok.elapsed().as_secs_f64() > sv.heartbeat_timeout {
+                    self.stopped = Some(RenderStop::ApiGone);
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// The template context of this try, from the run context the API returned.
