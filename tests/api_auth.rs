@@ -3,7 +3,7 @@
 use base64::Engine;
 use serde_json::json;
 
-use crate::util::{TempHome, TestServer, USERS, agent};
+use crate::util::{Method, TempHome, TestServer, USERS};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -63,12 +63,12 @@ fn login_gives_a_token_that_opens_guarded_routes() {
         .unwrap()
         .1
         .clone();
-    let res = agent(false)
-        .post(&format!("{}/auth/token", srv.base))
+    let reply = srv
+        .request(Method::Post, "/auth/token")
         .content_type("application/x-www-form-urlencoded")
-        .send(format!("username=op&password={pass}"))
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
+        .raw(format!("username=op&password={pass}"))
+        .send();
+    assert_eq!(reply.status, 201);
     // A second start keeps the same passwords and prints none.
     drop(srv);
     let again = TestServer::start(&home, &["api-server"], &[USERS]);
@@ -153,17 +153,11 @@ fn bad_credentials_and_tokens_are_refused() {
         (403, Some("Token Expired"))
     );
     // The cookie the UI keeps works like the header.
-    let mut res = agent(false)
-        .get(&format!("{}/ui/auth/me", srv.base))
+    let reply = srv
+        .request(Method::Get, "/ui/auth/me")
         .header("Cookie", &format!("_token={good}"))
-        .call()
-        .unwrap();
-    assert_eq!(
-        res.status().as_u16(),
-        200,
-        "{}",
-        res.body_mut().read_to_string().unwrap()
-    );
+        .send();
+    assert_eq!(reply.status, 200, "{}", reply.text);
 }
 
 #[test]
@@ -275,27 +269,20 @@ fn all_admins_turns_login_off() {
 fn with_cookie(
     srv: &TestServer,
     token: &str,
-    method: &str,
+    method: Method,
     path: &str,
     headers: &[(&str, &str)],
     content_type: &str,
     body: &str,
 ) -> (u16, String) {
-    let url = format!("{}{path}", srv.base);
-    let a = agent(false);
-    let mut r = match method {
-        "POST" => a.post(&url),
-        "PATCH" => a.patch(&url),
-        _ => a.put(&url),
-    }
-    .header("Cookie", &format!("_token={token}"))
-    .content_type(content_type);
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    let mut res = r.send(body.to_string()).unwrap();
-    let status = res.status().as_u16();
-    (status, res.body_mut().read_to_string().unwrap_or_default())
+    let reply = srv
+        .request(method, path)
+        .header("Cookie", &format!("_token={token}"))
+        .content_type(content_type)
+        .headers(headers)
+        .raw(body)
+        .send();
+    (reply.status, reply.text)
 }
 
 #[test]
@@ -326,7 +313,7 @@ fn cookie_changes_must_come_from_the_servers_own_pages() {
         let (status, text) = with_cookie(
             &srv,
             &token,
-            "POST",
+            Method::Post,
             "/api/v2/variables",
             &headers,
             ctype,
@@ -349,7 +336,7 @@ fn cookie_changes_must_come_from_the_servers_own_pages() {
         let (status, text) = with_cookie(
             &srv,
             &token,
-            "POST",
+            Method::Post,
             "/api/v2/variables",
             &headers,
             "application/json",
@@ -358,22 +345,20 @@ fn cookie_changes_must_come_from_the_servers_own_pages() {
         assert_eq!(status, 201, "{headers:?}: {text}");
     }
     // Reads with the cookie, and Bearer requests from anywhere, are unaffected.
-    let mut res = agent(false)
-        .get(&format!("{}/api/v2/variables/own0", srv.base))
+    let reply = srv
+        .request(Method::Get, "/api/v2/variables/own0")
         .header("Cookie", &format!("_token={token}"))
         .header("Origin", "https://evil.example")
-        .call()
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    let _ = res.body_mut().read_to_string();
-    let res = agent(false)
-        .post(&format!("{}/api/v2/variables", srv.base))
-        .header("Authorization", &format!("Bearer {token}"))
+        .send();
+    assert_eq!(reply.status, 200);
+    let reply = srv
+        .request(Method::Post, "/api/v2/variables")
+        .token(&token)
         .header("Origin", "https://evil.example")
         .content_type("application/json")
-        .send(body("bearer"))
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
+        .raw(body("bearer"))
+        .send();
+    assert_eq!(reply.status, 201);
     drop(srv);
     // Behind a trusted proxy, the proxy's host is the origin to match.
     let proxied = TestServer::start(
@@ -388,7 +373,7 @@ fn cookie_changes_must_come_from_the_servers_own_pages() {
     let (status, text) = with_cookie(
         &proxied,
         &token,
-        "POST",
+        Method::Post,
         "/api/v2/variables",
         &proxy,
         "application/json",
@@ -398,7 +383,7 @@ fn cookie_changes_must_come_from_the_servers_own_pages() {
     let (status, _) = with_cookie(
         &proxied,
         &token,
-        "POST",
+        Method::Post,
         "/api/v2/variables",
         &[evil, ("X-Forwarded-Host", "airflow.example.com")],
         "application/json",

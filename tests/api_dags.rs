@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::engine::{Engine, dag, task};
-use crate::util::{TestServer, USERS, agent, wait_until};
+use crate::util::{Method, TestServer, USERS, request, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -535,16 +535,11 @@ fn details_tasks_source_tags_and_import_errors() {
     assert_eq!(v["dag_id"], "beta");
     let url = format!("{}/api/v2/dagSources/beta", srv.base);
     let fetch = |accept: &str| {
-        let mut res = agent(true)
-            .get(&url)
-            .header("Authorization", &format!("Bearer {t}"))
+        let reply = request(Method::Get, &url)
+            .token(&t)
             .header("Accept", accept)
-            .call()
-            .unwrap();
-        (
-            res.status().as_u16(),
-            res.body_mut().read_to_string().unwrap(),
-        )
+            .send();
+        (reply.status, reply.text)
     };
     assert_eq!(fetch("text/plain"), (200, team_yml()));
     let (status, body) = fetch("text/html");

@@ -11,7 +11,7 @@ use updraft::store::Store;
 use crate::engine::Engine;
 #[cfg(unix)]
 use crate::engine::{dag, task};
-use crate::util::{TempHome, TestServer, USERS, agent, wait_until};
+use crate::util::{Method, TempHome, TestServer, USERS, wait_until};
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -85,23 +85,13 @@ impl Api {
 
 /// GET with an `Accept` header: (status, content type, body text).
 fn get_accept(srv: &TestServer, token: &str, path: &str, accept: &str) -> (u16, String, String) {
-    let mut res = agent(false)
-        .get(&format!("{}{path}", srv.base))
-        .header("Authorization", &format!("Bearer {token}"))
+    let reply = srv
+        .request(Method::Get, path)
+        .token(token)
         .header("Accept", accept)
-        .call()
-        .unwrap();
-    let ct = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    (
-        res.status().as_u16(),
-        ct,
-        res.body_mut().read_to_string().unwrap(),
-    )
+        .send();
+    let ct = reply.header("content-type").unwrap_or_default().to_string();
+    (reply.status, ct, reply.text)
 }
 
 #[test]
@@ -1273,11 +1263,12 @@ fn hostile_input_is_refused_cleanly() {
         (&json!("../../etc/hosts"), &json!("null"))
     );
     // Invalid JSON text, not just wrong values.
-    let res = agent(false)
-        .post(&format!("{}/api/v2/variables", api.srv.base))
-        .header("Authorization", &format!("Bearer {}", api.op))
+    let reply = api
+        .srv
+        .request(Method::Post, "/api/v2/variables")
+        .token(&api.op)
         .content_type("application/json")
-        .send("{\"key\": \"k\", \"value\": ")
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 422);
+        .raw("{\"key\": \"k\", \"value\": ")
+        .send();
+    assert_eq!(reply.status, 422);
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::engine::{Engine, dag, task};
-use crate::util::{TestServer, USERS, agent, wait_until};
+use crate::util::{Method, TestServer, USERS, wait_until};
 
 /// Waits for runs and tasks; generous, as CI machines are slow and shared.
 const LONG: Duration = Duration::from_secs(90);
@@ -94,53 +94,6 @@ fn run_path(dag_id: &str, run_id: &str) -> String {
 
 fn ti_path(dag_id: &str, run_id: &str, task_id: &str) -> String {
     format!("{}/taskInstances/{task_id}", run_path(dag_id, run_id))
-}
-
-/// `METHOD path` with a raw body and extra headers: (status, headers, body text).
-fn raw(
-    srv: &TestServer,
-    token: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> (u16, Vec<(String, String)>, String) {
-    let url = format!("{}{path}", srv.base);
-    let a = agent(true);
-    let auth = format!("Bearer {token}");
-    let res = match method {
-        "GET" => {
-            let mut r = a.get(&url).header("Authorization", &auth);
-            for (k, v) in headers {
-                r = r.header(*k, *v);
-            }
-            r.call()
-        }
-        _ => {
-            let mut r = match method {
-                "POST" => a.post(&url),
-                _ => a.patch(&url),
-            }
-            .header("Authorization", &auth);
-            for (k, v) in headers {
-                r = r.header(*k, *v);
-            }
-            r.content_type("application/json")
-                .send(body.unwrap_or("").to_string())
-        }
-    };
-    let mut res = res.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = res.status().as_u16();
-    let hs = res
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    (
-        status,
-        hs,
-        res.body_mut().read_to_string().unwrap_or_default(),
-    )
 }
 
 fn has_fields(v: &Value, fields: &[&str]) {
@@ -275,16 +228,14 @@ fn runs_trigger_list_patch_clear_and_delete() {
         .collect();
     assert_eq!(kinds, ["missing", "dict_type", "extra_forbidden"], "{bad}");
     assert_eq!(bad["detail"][0]["loc"], json!(["body", "logical_date"]));
-    let (status, _, text) = raw(
-        srv,
-        &user,
-        "POST",
-        "/api/v2/dags/ok/dagRuns",
-        &[],
-        Some(r#"{"logical_date": null, "conf": {"#),
-    );
-    assert_eq!(status, 422, "{text}");
-    let bad: Value = serde_json::from_str(&text).unwrap();
+    let reply = srv
+        .request(Method::Post, "/api/v2/dags/ok/dagRuns")
+        .token(&user)
+        .content_type("application/json")
+        .raw(r#"{"logical_date": null, "conf": {"#)
+        .send();
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    let bad = reply.json();
     assert_eq!(bad["detail"][0]["type"], "json_invalid");
     let (status, bad) = srv.call(
         &user,
@@ -585,43 +536,36 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
     assert!(events.contains(&"final state: success"), "{rest}");
     assert_eq!(rest["continuation_token"], Value::Null);
     // The same log as text/plain and as NDJSON; no other format.
-    let (status, headers, text) = raw(
-        srv,
-        &viewer,
-        "GET",
-        &logs,
-        &[("Accept", "text/plain")],
-        None,
-    );
-    assert_eq!(status, 200);
+    let accept = |kind: &str| {
+        srv.request(Method::Get, &logs)
+            .token(&viewer)
+            .header("Accept", kind)
+            .send()
+    };
+    let reply = accept("text/plain");
+    assert_eq!(reply.status, 200);
     assert!(
-        headers
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/plain")),
-        "{headers:?}"
+        reply
+            .header("content-type")
+            .is_some_and(|v| v.starts_with("text/plain")),
+        "{:?}",
+        reply.headers
     );
+    let text = reply.text;
     assert!(
         text.starts_with('[') && text.contains("\nfirst\n") && text.contains("\nsecond\n"),
         "{text}"
     );
-    let (status, _, nd) = raw(
-        srv,
-        &viewer,
-        "GET",
-        &logs,
-        &[("Accept", "application/x-ndjson")],
-        None,
-    );
-    assert_eq!(status, 200);
-    for line in nd.lines() {
+    let nd = accept("application/x-ndjson");
+    assert_eq!(nd.status, 200);
+    for line in nd.text.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         assert!(
             v.get("timestamp").is_some() && v["event"].is_string(),
             "{line}"
         );
     }
-    let (status, _, _) = raw(srv, &viewer, "GET", &logs, &[("Accept", "image/png")], None);
-    assert_eq!(status, 406);
+    assert_eq!(accept("image/png").status, 406);
     let (status, _) = srv.call(&viewer, "GET", &format!("{logs}?token=forged.token"), None);
     assert_eq!(status, 400);
     let (status, _) = srv.call(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use updraft::store::Store;
 
-use crate::util::{TempHome, TestServer, agent, wait_until};
+use crate::util::{Method, TempHome, TestServer, wait_until};
 
 /// Waits for runs and tasks; generous, as CI machines are slow and shared.
 const LONG: Duration = Duration::from_secs(90);
@@ -531,29 +531,29 @@ fn a_task_token_is_refused_for_another_task() {
         chrono::Utc::now(),
     );
     let put = |ti: &str, token: &str| {
-        agent(false)
-            .put(&format!(
-                "{}/execution/task-instances/{ti}/heartbeat",
-                e.srv.base
-            ))
-            .header("Authorization", &format!("Bearer {token}"))
-            .send_json(serde_json::json!({"pid": 1, "hostname": "x"}))
-            .unwrap()
-            .status()
-            .as_u16()
+        e.srv
+            .request(
+                Method::Put,
+                &format!("/execution/task-instances/{ti}/heartbeat"),
+            )
+            .token(token)
+            .json(&serde_json::json!({"pid": 1, "hostname": "x"}))
+            .send()
+            .status
     };
     assert_eq!(put(&b.id, &token_a), 403);
     assert_eq!(put(&b.id, "not-a-token"), 403);
     // Its own id with the wrong pid: the task runs elsewhere.
     assert_eq!(put(&a.id, &token_a), 409);
-    let res = agent(false)
-        .put(&format!(
-            "{}/execution/task-instances/{}/heartbeat",
-            e.srv.base, a.id
-        ))
-        .send_json(serde_json::json!({}))
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 401);
+    let reply = e
+        .srv
+        .request(
+            Method::Put,
+            &format!("/execution/task-instances/{}/heartbeat", a.id),
+        )
+        .json(&serde_json::json!({}))
+        .send();
+    assert_eq!(reply.status, 401);
     e.home.run(&["tasks", "clear", "tok", "-y"], FAST).expect(0);
 }
 
@@ -843,32 +843,14 @@ fn the_write_ahead_log_is_checkpointed_in_the_background() {
 /// `METHOD /execution/PATH` with a task token: the status and whether the reply re-issued
 /// the token.
 fn exec_call(e: &Engine, token: &str, method: &str, path: &str, body: &str) -> (u16, bool) {
-    let url = format!("{}/execution/{path}", e.srv.base);
-    let a = agent(false);
-    let auth = format!("Bearer {token}");
-    let res = match method {
-        "GET" => a.get(&url).header("Authorization", &auth).call(),
-        "POST" => a
-            .post(&url)
-            .header("Authorization", &auth)
-            .content_type("application/json")
-            .send(body),
-        "PUT" => a
-            .put(&url)
-            .header("Authorization", &auth)
-            .content_type("application/json")
-            .send(body),
-        _ => a
-            .patch(&url)
-            .header("Authorization", &auth)
-            .content_type("application/json")
-            .send(body),
-    }
-    .unwrap();
-    (
-        res.status().as_u16(),
-        res.headers().contains_key("refreshed-api-token"),
-    )
+    let reply = e
+        .srv
+        .request(method, &format!("/execution/{path}"))
+        .token(token)
+        .content_type("application/json")
+        .raw(body)
+        .send();
+    (reply.status, reply.header("refreshed-api-token").is_some())
 }
 
 #[test]

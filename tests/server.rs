@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{TempHome, TestServer, agent, get, get_json, wait_until};
+use crate::util::{Method, TempHome, TestServer, agent, get, get_json, request, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -109,18 +109,11 @@ fn base_url_moves_everything_under_the_prefix() {
             (404, Some("API route not found"))
         );
         assert_eq!(get_json(&format!("{origin}{prefix}/nope.js")).0, 404);
-        let res = agent(false)
-            .get(&format!("{origin}/"))
-            .config()
-            .max_redirects(0)
-            .build()
-            .call()
-            .unwrap();
-        assert_eq!(res.status().as_u16(), 307);
-        assert_eq!(
-            res.headers().get("location").unwrap(),
-            &format!("{prefix}/")
-        );
+        let res = request(Method::Get, &format!("{origin}/"))
+            .no_redirects()
+            .send();
+        assert_eq!(res.status, 307);
+        assert_eq!(res.header("location").unwrap(), format!("{prefix}/"));
         // The derived execution URL carries the prefix and is checked (it points at
         // port 28080, where nothing listens, so the check fails, plainly).
         let probe = health(&srv)["execution_api"].clone();
@@ -135,12 +128,10 @@ fn base_url_moves_everything_under_the_prefix() {
 fn proxy_prefix_is_trusted_only_when_asked() {
     let home = TempHome::new();
     let page = |srv: &TestServer| {
-        let mut res = agent(false)
-            .get(&format!("{}/", srv.base))
+        srv.request(Method::Get, "/")
             .header("X-Forwarded-Prefix", "/proxy")
-            .call()
-            .unwrap();
-        res.body_mut().read_to_string().unwrap()
+            .send()
+            .text
     };
     let plain = TestServer::start(&home, &["api-server"], &[]);
     assert!(page(&plain).contains("<base href=\"/\">"));
@@ -241,11 +232,11 @@ fn oversized_bodies_and_bad_paths_are_refused() {
         &["api-server"],
         &[("UPDRAFT__API__MAX_BODY_SIZE", "1000")],
     );
-    let res = agent(false)
-        .post(&format!("{}/api/v2/version", srv.base))
-        .send(vec![b'x'; 5000])
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 413);
+    let res = srv
+        .request(Method::Post, "/api/v2/version")
+        .raw(vec![b'x'; 5000])
+        .send();
+    assert_eq!(res.status, 413);
     // Traversal in every spelling stays inside the embedded files.
     for path in [
         "/../Cargo.toml",
@@ -359,14 +350,14 @@ fn refresh_under_load_drops_nothing() {
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(60);
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    match agent.get(&url).call() {
-                        Ok(res) if res.status() == 200 => {
+                    match request(Method::Get, &url).try_send_on(&agent) {
+                        Ok(res) if res.status == 200 => {
                             ok.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(res) => failures
                             .lock()
                             .unwrap()
-                            .push(format!("status {}", res.status())),
+                            .push(format!("status {}", res.status)),
                         Err(e) => failures.lock().unwrap().push(e.to_string()),
                     }
                 }
@@ -742,7 +733,7 @@ fn a_chain_runs_to_success_beside_stalled_bodies_and_idle_connections() {
     let mut took = Vec::new();
     let done = wait_until(Duration::from_secs(180), || {
         let started = Instant::now();
-        let status = client.get(&url).call().unwrap().status().as_u16();
+        let status = request(Method::Get, &url).send_on(&client).status;
         took.push(started.elapsed());
         assert_eq!(status, 200);
         let state = store

@@ -229,7 +229,7 @@ impl Drop for TestServer {
 }
 
 /// An HTTP client that returns 4xx/5xx as values. `keep_alive` false opens a new
-/// connection for every request.
+/// connection for every request; pass one to [`Request::send_on`] to reuse its connections.
 pub fn agent(keep_alive: bool) -> ureq::Agent {
     let mut cfg = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -240,23 +240,208 @@ pub fn agent(keep_alive: bool) -> ureq::Agent {
     cfg.build().into()
 }
 
+/// The HTTP methods the tests send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `"GET"` and friends, so a call can name its method as Airflow's docs print it.
+impl From<&str> for Method {
+    fn from(s: &str) -> Method {
+        match s {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            other => panic!("no such method in the tests: {other}"),
+        }
+    }
+}
+
+/// One HTTP request: the only way the tests speak HTTP, apart from the raw-socket tests that
+/// send malformed requests on purpose. Build it with [`request`] (or
+/// [`TestServer::request`]), then `send`.
+pub struct Request {
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    follow_redirects: bool,
+}
+
+/// `METHOD url`, no headers, no body, following redirects.
+pub fn request(method: impl Into<Method>, url: &str) -> Request {
+    Request {
+        method: method.into(),
+        url: url.to_string(),
+        headers: Vec::new(),
+        body: None,
+        follow_redirects: true,
+    }
+}
+
+impl Request {
+    /// `Authorization: Bearer TOKEN`.
+    pub fn token(self, token: &str) -> Request {
+        self.header("Authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn headers(self, headers: &[(&str, &str)]) -> Request {
+        headers.iter().fold(self, |r, (k, v)| r.header(k, v))
+    }
+
+    /// A JSON body, with its content type.
+    pub fn json(self, body: &serde_json::Value) -> Request {
+        self.content_type("application/json").raw(body.to_string())
+    }
+
+    /// A body sent as it is; no content type unless one is set.
+    pub fn raw(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = Some(body.into());
+        self
+    }
+
+    pub fn content_type(self, value: &str) -> Request {
+        self.header("Content-Type", value)
+    }
+
+    /// Answers a redirect with the redirect itself.
+    pub fn no_redirects(mut self) -> Request {
+        self.follow_redirects = false;
+        self
+    }
+
+    /// Sends on a fresh connection; panics when no HTTP reply comes back.
+    pub fn send(self) -> Reply {
+        self.send_on(&agent(false))
+    }
+
+    /// Sends through `agent` (and its kept-alive connections); panics when no HTTP reply
+    /// comes back.
+    pub fn send_on(self, agent: &ureq::Agent) -> Reply {
+        let what = format!("{} {}", self.method, self.url);
+        self.try_send_on(agent)
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    /// Sends through `agent`; a transport error is a value.
+    pub fn try_send_on(self, agent: &ureq::Agent) -> Result<Reply, ureq::Error> {
+        fn dress<B>(
+            mut r: ureq::RequestBuilder<B>,
+            headers: &[(String, String)],
+            follow: bool,
+        ) -> ureq::RequestBuilder<B> {
+            for (k, v) in headers {
+                r = r.header(k, v);
+            }
+            if follow {
+                r
+            } else {
+                r.config().max_redirects(0).build()
+            }
+        }
+        let (h, follow, url) = (&self.headers, self.follow_redirects, &self.url);
+        let res = match self.method {
+            Method::Get => dress(agent.get(url), h, follow).call(),
+            Method::Delete => dress(agent.delete(url), h, follow).call(),
+            m => {
+                let r = match m {
+                    Method::Post => agent.post(url),
+                    Method::Put => agent.put(url),
+                    _ => agent.patch(url),
+                };
+                dress(r, h, follow).send(self.body.unwrap_or_default())
+            }
+        };
+        let mut res = res?;
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        Ok(Reply {
+            status: res.status().as_u16(),
+            headers,
+            text: res.body_mut().read_to_string().unwrap_or_default(),
+        })
+    }
+}
+
+/// What came back: status, headers (names lowercase) and the body as text.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+}
+
+impl Reply {
+    /// The first value of header `name`, any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON; panics, showing it, when it is not.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The body as JSON, the text as a JSON string when it is not, Null when empty.
+    pub fn value(&self) -> serde_json::Value {
+        if self.text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&self.text)
+                .unwrap_or_else(|_| serde_json::Value::String(self.text.clone()))
+        }
+    }
+}
+
 /// GET a URL: (status, body).
 pub fn get(url: &str) -> (u16, String) {
-    let mut res = agent(false)
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = res.status().as_u16();
-    (status, res.body_mut().read_to_string().unwrap_or_default())
+    let r = request(Method::Get, url).send();
+    (r.status, r.text)
 }
 
 /// GET a URL and parse JSON.
 pub fn get_json(url: &str) -> (u16, serde_json::Value) {
-    let (status, body) = get(url);
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {body}")),
-    )
+    let r = request(Method::Get, url).send();
+    let v = serde_json::from_str(&r.text)
+        .unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {}", r.text));
+    (r.status, v)
 }
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes.
@@ -292,59 +477,33 @@ impl TestServer {
         body["access_token"].as_str().unwrap().to_string()
     }
 
+    /// `METHOD base+path`, nothing set yet.
+    pub fn request(&self, method: impl Into<Method>, path: &str) -> Request {
+        request(method, &format!("{}{path}", self.base))
+    }
+
     /// `METHOD base+path` with a bearer token (none if empty) and a JSON body: (status, JSON
-    /// or the text as a JSON string, Null when empty).
+    /// or the text as a JSON string, Null when empty). POST, PUT and PATCH without a body
+    /// send an empty one as JSON.
     pub fn call(
         &self,
         token: &str,
-        method: &str,
+        method: impl Into<Method>,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let url = format!("{}{path}", self.base);
-        let a = agent(true);
-        let auth = format!("Bearer {token}");
-        let res = match (method, body) {
-            ("GET", _) => {
-                let r = a.get(&url);
-                if token.is_empty() {
-                    r.call()
-                } else {
-                    r.header("Authorization", &auth).call()
-                }
-            }
-            ("DELETE", _) => {
-                let r = a.delete(&url);
-                if token.is_empty() {
-                    r.call()
-                } else {
-                    r.header("Authorization", &auth).call()
-                }
-            }
-            (m, body) => {
-                let r = match m {
-                    "POST" => a.post(&url),
-                    "PUT" => a.put(&url),
-                    _ => a.patch(&url),
-                };
-                let r = if token.is_empty() {
-                    r
-                } else {
-                    r.header("Authorization", &auth)
-                };
-                r.content_type("application/json")
-                    .send(body.map(|b| b.to_string()).unwrap_or_default())
-            }
+        let method = method.into();
+        let mut r = self.request(method, path);
+        if !token.is_empty() {
+            r = r.token(token);
+        }
+        r = match (method, body) {
+            (Method::Get | Method::Delete, _) => r,
+            (_, Some(b)) => r.json(&b),
+            (_, None) => r.content_type("application/json").raw(""),
         };
-        let mut res = res.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let status = res.status().as_u16();
-        let text = res.body_mut().read_to_string().unwrap_or_default();
-        let value = if text.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-        };
-        (status, value)
+        let reply = r.send_on(&agent(true));
+        (reply.status, reply.value())
     }
 }
 
