@@ -55,8 +55,8 @@ impl Api {
         Store::open_existing(&self.home.path.join("updraft.db")).unwrap()
     }
 
-    /// The `extra` of every audit entry of one event, from `GET /api/v2/eventLogs` when
-    /// this build serves it, else from the audit table itself.
+    /// The `extra` of every audit entry of one event, through `GET /api/v2/eventLogs`.
+    #[track_caller]
     fn audit(&self, event: &str) -> Vec<String> {
         let (status, body) = self.srv.call(
             &self.admin,
@@ -64,22 +64,13 @@ impl Api {
             &format!("/api/v2/eventLogs?event={event}&limit=100"),
             None,
         );
-        if status == 200 {
-            return body["event_logs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["extra"].as_str().unwrap_or_default().to_string())
-                .collect();
-        }
-        let db = rusqlite::Connection::open(self.home.path.join("updraft.db")).unwrap();
-        let mut stmt = db
-            .prepare("SELECT COALESCE(extra, '') FROM log WHERE event = ?1 ORDER BY id")
-            .unwrap();
-        stmt.query_map([event], |r| r.get(0))
+        assert_eq!(status, 200, "eventLogs?event={event}: {body}");
+        body["event_logs"]
+            .as_array()
             .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+            .iter()
+            .map(|e| e["extra"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 }
 
