@@ -106,7 +106,7 @@ fn has_fields(v: &Value, fields: &[&str]) {
 fn wait_run(srv: &TestServer, token: &str, dag_id: &str, run_id: &str) -> String {
     let mut last = Value::Null;
     let done = wait_until(LONG, || {
-        let (_, run) = srv.call(token, "GET", &run_path(dag_id, run_id), None);
+        let (_, run) = srv.call(token, Method::Get, &run_path(dag_id, run_id), None);
         last = run;
         matches!(last["state"].as_str(), Some("success" | "failed"))
     });
@@ -118,7 +118,7 @@ fn wait_run(srv: &TestServer, token: &str, dag_id: &str, run_id: &str) -> String
 fn wait_ti(srv: &TestServer, token: &str, dag_id: &str, run_id: &str, task_id: &str, state: &str) {
     let mut last = Value::Null;
     let done = wait_until(LONG, || {
-        let (_, ti) = srv.call(token, "GET", &ti_path(dag_id, run_id, task_id), None);
+        let (_, ti) = srv.call(token, Method::Get, &ti_path(dag_id, run_id, task_id), None);
         last = ti;
         last["state"] == state
     });
@@ -128,7 +128,7 @@ fn wait_ti(srv: &TestServer, token: &str, dag_id: &str, run_id: &str, task_id: &
 fn trigger(srv: &TestServer, token: &str, dag_id: &str, body: Value) -> Value {
     let (status, run) = srv.call(
         token,
-        "POST",
+        Method::Post,
         &format!("/api/v2/dags/{dag_id}/dagRuns"),
         Some(body),
     );
@@ -136,33 +136,111 @@ fn trigger(srv: &TestServer, token: &str, dag_id: &str, body: Value) -> Value {
     run
 }
 
-#[test]
-fn runs_trigger_list_patch_clear_and_delete() {
-    let ok = dag(
-        "ok",
-        "",
-        &[
-            task("a", "echo a", ""),
-            task("b", "echo hello", "dependencies: [a]"),
-        ]
-        .concat(),
-    );
-    let other = dag("other", "", &task("x", "echo x", ""));
-    let e = Engine::start(&[("ok.yml", &ok), ("other.yml", &other)], &[USERS]);
-    let srv = &e.srv;
-    let (user, viewer) = (srv.login("user"), srv.login("viewer"));
+/// A standalone running some DAGs, with users of every role, and the user's and the
+/// viewer's tokens. Each test starts its own, so its runs are the only ones it sees.
+struct Fixture {
+    e: Engine,
+    user: String,
+    viewer: String,
+}
 
+impl Fixture {
+    fn start(files: &[(&str, &str)]) -> Fixture {
+        let e = Engine::start(files, &[USERS]);
+        let (user, viewer) = (e.srv.login("user"), e.srv.login("viewer"));
+        Fixture { e, user, viewer }
+    }
+
+    /// `ok` (a, then b echoing hello) and `other` (x).
+    fn ok_and_other() -> Fixture {
+        let ok = dag(
+            "ok",
+            "",
+            &[
+                task("a", "echo a", ""),
+                task("b", "echo hello", "dependencies: [a]"),
+            ]
+            .concat(),
+        );
+        let other = dag("other", "", &task("x", "echo x", ""));
+        Fixture::start(&[("ok.yml", &ok), ("other.yml", &other)])
+    }
+
+    /// `tis`: flaky (fails its first try), b after it echoing hello, and slow, which
+    /// echoes "first", sleeps `pause` seconds, then echoes "second".
+    fn tis(pause: u32) -> Fixture {
+        let tasks = [
+            task(
+                "flaky",
+                "{% if ti.try_number < 2 %}exit 1{% else %}echo second try{% endif %}",
+                "retries: 1\nretry_delay: 0",
+            ),
+            task("b", "echo hello", "dependencies: [flaky]"),
+            task(
+                "slow",
+                &format!("echo first; sleep {pause}; echo second"),
+                "",
+            ),
+        ]
+        .concat();
+        Fixture::start(&[("tis.yml", &dag("tis", "", &tasks))])
+    }
+
+    fn srv(&self) -> &TestServer {
+        &self.e.srv
+    }
+
+    /// A manual run of `dag_id` triggered by the user, waited for until it succeeded.
+    fn finished_run(&self, dag_id: &str) -> String {
+        let run = trigger(
+            self.srv(),
+            &self.user,
+            dag_id,
+            json!({"logical_date": null}),
+        );
+        let run_id = run["dag_run_id"].as_str().unwrap().to_string();
+        assert_eq!(
+            wait_run(self.srv(), &self.viewer, dag_id, &run_id),
+            "success"
+        );
+        run_id
+    }
+
+    /// The runs the list tests read: a finished manual run of `ok` (its id returned
+    /// first), `dup_run` of `ok` with a logical date, and a run of `other` (its id second).
+    fn three_runs(&self) -> (String, String) {
+        let run_id = self.finished_run("ok");
+        trigger(
+            self.srv(),
+            &self.user,
+            "ok",
+            json!({"dag_run_id": "dup_run", "logical_date": "2025-01-01T00:00:00Z"}),
+        );
+        let other = trigger(
+            self.srv(),
+            &self.user,
+            "other",
+            json!({"logical_date": null}),
+        );
+        (run_id, other["dag_run_id"].as_str().unwrap().to_string())
+    }
+}
+
+#[test]
+fn a_user_triggers_a_run_and_a_viewer_may_not() {
+    let f = Fixture::ok_and_other();
+    let (srv, user, viewer) = (f.srv(), &f.user, &f.viewer);
     // A viewer may not trigger; a user may, and gets 200 with the whole run.
     let (status, _) = srv.call(
-        &viewer,
-        "POST",
+        viewer,
+        Method::Post,
         "/api/v2/dags/ok/dagRuns",
         Some(json!({"logical_date": null})),
     );
     assert_eq!(status, 403);
     let run = trigger(
         srv,
-        &user,
+        user,
         "ok",
         json!({"logical_date": null, "conf": {"x": 1}}),
     );
@@ -176,15 +254,19 @@ fn runs_trigger_list_patch_clear_and_delete() {
     assert_eq!(run["logical_date"], Value::Null);
     let run_id = run["dag_run_id"].as_str().unwrap().to_string();
     assert!(run_id.starts_with("manual__"), "{run_id}");
-    assert_eq!(wait_run(srv, &viewer, "ok", &run_id), "success");
-    let (_, done) = srv.call(&viewer, "GET", &run_path("ok", &run_id), None);
+    assert_eq!(wait_run(srv, viewer, "ok", &run_id), "success");
+    let (_, done) = srv.call(viewer, Method::Get, &run_path("ok", &run_id), None);
     assert!(done["duration"].as_f64().unwrap() > 0.0, "{done}");
     assert!(done["end_date"].as_str().unwrap().ends_with('Z'), "{done}");
+}
 
-    // A chosen id, then the same id again: Airflow's 409.
+#[test]
+fn a_chosen_run_id_is_kept_and_taking_it_again_is_a_409() {
+    let f = Fixture::ok_and_other();
+    let (srv, user) = (f.srv(), &f.user);
     let dup = trigger(
         srv,
-        &user,
+        user,
         "ok",
         json!({"dag_run_id": "dup_run", "logical_date": "2025-01-01T00:00:00Z", "note": "first"}),
     );
@@ -193,8 +275,8 @@ fn runs_trigger_list_patch_clear_and_delete() {
     assert_eq!(dup["logical_date"], "2025-01-01T00:00:00Z");
     assert_eq!(dup["data_interval_end"], "2025-01-01T00:00:00Z");
     let (status, conflict) = srv.call(
-        &user,
-        "POST",
+        user,
+        Method::Post,
         "/api/v2/dags/ok/dagRuns",
         Some(json!({"dag_run_id": "dup_run", "logical_date": null})),
     );
@@ -209,13 +291,16 @@ fn runs_trigger_list_patch_clear_and_delete() {
             .unwrap()
             .contains("look for ID")
     );
-    let other_run = trigger(srv, &user, "other", json!({"logical_date": null}));
-    let other_id = other_run["dag_run_id"].as_str().unwrap().to_string();
+}
 
-    // Malformed bodies: every problem in one pydantic-style 422.
+#[test]
+fn malformed_trigger_bodies_are_refused_with_airflows_status() {
+    let f = Fixture::ok_and_other();
+    let (srv, user) = (f.srv(), &f.user);
+    // Every problem in one pydantic-style 422.
     let (status, bad) = srv.call(
-        &user,
-        "POST",
+        user,
+        Method::Post,
         "/api/v2/dags/ok/dagRuns",
         Some(json!({"conf": "not-a-dict", "bogus": 1})),
     );
@@ -228,43 +313,48 @@ fn runs_trigger_list_patch_clear_and_delete() {
         .collect();
     assert_eq!(kinds, ["missing", "dict_type", "extra_forbidden"], "{bad}");
     assert_eq!(bad["detail"][0]["loc"], json!(["body", "logical_date"]));
+    // Text that is not JSON at all.
     let reply = srv
         .request(Method::Post, "/api/v2/dags/ok/dagRuns")
-        .token(&user)
+        .token(user)
         .content_type("application/json")
         .raw(r#"{"logical_date": null, "conf": {"#)
         .send();
     assert_eq!(reply.status, 422, "{}", reply.text);
     let bad = reply.json();
     assert_eq!(bad["detail"][0]["type"], "json_invalid");
+    // Well-formed JSON with a wrong value: (body, status, the first error's type).
+    for (body, want, kind) in [
+        (
+            json!({"logical_date": "2025-02-01T00:00:00"}),
+            422,
+            Some("timezone_aware"),
+        ),
+        (
+            json!({"logical_date": null, "data_interval_start": "2025-01-01T00:00:00Z"}),
+            422,
+            None,
+        ),
+        (
+            json!({"logical_date": null, "dag_run_id": "scheduled__mine"}),
+            400,
+            None,
+        ),
+    ] {
+        let (status, bad) = srv.call(
+            user,
+            Method::Post,
+            "/api/v2/dags/ok/dagRuns",
+            Some(body.clone()),
+        );
+        assert_eq!(status, want, "{body}: {bad}");
+        if let Some(kind) = kind {
+            assert_eq!(bad["detail"][0]["type"].as_str(), Some(kind), "{bad}");
+        }
+    }
     let (status, bad) = srv.call(
-        &user,
-        "POST",
-        "/api/v2/dags/ok/dagRuns",
-        Some(json!({"logical_date": "2025-02-01T00:00:00"})),
-    );
-    assert_eq!(
-        (status, bad["detail"][0]["type"].as_str()),
-        (422, Some("timezone_aware")),
-        "{bad}"
-    );
-    let (status, bad) = srv.call(
-        &user,
-        "POST",
-        "/api/v2/dags/ok/dagRuns",
-        Some(json!({"logical_date": null, "data_interval_start": "2025-01-01T00:00:00Z"})),
-    );
-    assert_eq!(status, 422, "{bad}");
-    let (status, bad) = srv.call(
-        &user,
-        "POST",
-        "/api/v2/dags/ok/dagRuns",
-        Some(json!({"logical_date": null, "dag_run_id": "scheduled__mine"})),
-    );
-    assert_eq!(status, 400, "{bad}");
-    let (status, bad) = srv.call(
-        &user,
-        "POST",
+        user,
+        Method::Post,
         "/api/v2/dags/nope/dagRuns",
         Some(json!({"logical_date": null})),
     );
@@ -272,9 +362,18 @@ fn runs_trigger_list_patch_clear_and_delete() {
         (status, bad["detail"].as_str()),
         (404, Some("Dag with dag_id: 'nope' not found"))
     );
+    // Nothing of the above made a run.
+    let (_, list) = srv.call(user, Method::Get, "/api/v2/dags/~/dagRuns", None);
+    assert_eq!(list["total_entries"], 0, "{list}");
+}
 
-    // Lists: oldest first by default, filters, order, paging, `~` for every DAG.
-    let (status, list) = srv.call(&viewer, "GET", "/api/v2/dags/ok/dagRuns", None);
+#[test]
+fn run_lists_filter_order_and_page_like_airflow() {
+    let f = Fixture::ok_and_other();
+    let (srv, viewer) = (f.srv(), &f.viewer);
+    let (run_id, other_id) = f.three_runs();
+    // Oldest first by default, filters, order, paging, `~` for every DAG.
+    let (status, list) = srv.call(viewer, Method::Get, "/api/v2/dags/ok/dagRuns", None);
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["total_entries"], 2);
     for k in ["total_entries_limit", "next_cursor", "previous_cursor"] {
@@ -288,43 +387,46 @@ fn runs_trigger_list_patch_clear_and_delete() {
         .collect();
     assert_eq!(ids, [run_id.as_str(), "dup_run"]);
     has_fields(&list["dag_runs"][1], RUN_FIELDS);
-    let (_, list) = srv.call(&viewer, "GET", "/api/v2/dags/ok/dagRuns?order_by=-id", None);
+    let (_, list) = srv.call(
+        viewer,
+        Method::Get,
+        "/api/v2/dags/ok/dagRuns?order_by=-id",
+        None,
+    );
     assert_eq!(list["dag_runs"][0]["dag_run_id"], "dup_run");
+    for query in [
+        "run_id_pattern=DUP&limit=5",
+        "logical_date_gte=2024-12-31T00:00:00Z",
+    ] {
+        let (_, list) = srv.call(
+            viewer,
+            Method::Get,
+            &format!("/api/v2/dags/ok/dagRuns?{query}"),
+            None,
+        );
+        assert_eq!(list["total_entries"], 1, "{query}: {list}");
+    }
     let (_, list) = srv.call(
-        &viewer,
-        "GET",
-        "/api/v2/dags/ok/dagRuns?run_id_pattern=DUP&limit=5",
-        None,
-    );
-    assert_eq!(list["total_entries"], 1, "{list}");
-    let (_, list) = srv.call(
-        &viewer,
-        "GET",
-        "/api/v2/dags/ok/dagRuns?logical_date_gte=2024-12-31T00:00:00Z",
-        None,
-    );
-    assert_eq!(list["total_entries"], 1, "{list}");
-    let (_, list) = srv.call(
-        &viewer,
-        "GET",
+        viewer,
+        Method::Get,
         "/api/v2/dags/ok/dagRuns?state=success&state=failed&run_type=manual",
         None,
     );
     assert!(list["total_entries"].as_u64().unwrap() >= 1, "{list}");
-    let (_, list) = srv.call(&viewer, "GET", "/api/v2/dags/~/dagRuns?limit=1", None);
+    let (_, list) = srv.call(viewer, Method::Get, "/api/v2/dags/~/dagRuns?limit=1", None);
     assert_eq!(list["total_entries"], 3, "{list}");
     assert_eq!(list["dag_runs"].as_array().unwrap().len(), 1);
     let (_, list) = srv.call(
-        &viewer,
-        "GET",
+        viewer,
+        Method::Get,
         "/api/v2/dags/~/dagRuns?dag_id_pattern=oth",
         None,
     );
     assert_eq!(list["dag_runs"][0]["dag_run_id"], json!(other_id));
     // Cursor paging walks forward and back.
     let (_, first) = srv.call(
-        &viewer,
-        "GET",
+        viewer,
+        Method::Get,
         "/api/v2/dags/~/dagRuns?limit=2&cursor=",
         None,
     );
@@ -332,8 +434,8 @@ fn runs_trigger_list_patch_clear_and_delete() {
     assert_eq!(first["previous_cursor"], Value::Null);
     let next = first["next_cursor"].as_str().unwrap().to_string();
     let (_, second) = srv.call(
-        &viewer,
-        "GET",
+        viewer,
+        Method::Get,
         &format!("/api/v2/dags/~/dagRuns?limit=2&cursor={next}"),
         None,
     );
@@ -341,8 +443,8 @@ fn runs_trigger_list_patch_clear_and_delete() {
     assert_eq!(second["next_cursor"], Value::Null);
     let back = second["previous_cursor"].as_str().unwrap().to_string();
     let (_, again) = srv.call(
-        &viewer,
-        "GET",
+        viewer,
+        Method::Get,
         &format!("/api/v2/dags/~/dagRuns?limit=2&cursor={}", enc(&back)),
         None,
     );
@@ -355,7 +457,35 @@ fn runs_trigger_list_patch_clear_and_delete() {
             .collect()
     };
     assert_eq!(ids(&again), ids(&first));
-    // Bad query values are 4xx.
+}
+
+#[test]
+fn the_batch_run_list_takes_its_filters_in_a_body() {
+    let f = Fixture::ok_and_other();
+    let (srv, viewer) = (f.srv(), &f.viewer);
+    f.three_runs();
+    let (status, list) = srv.call(
+        viewer,
+        Method::Post,
+        "/api/v2/dags/~/dagRuns/list",
+        Some(json!({"dag_ids": ["ok", "other"], "order_by": "-dag_run_id", "page_limit": 2})),
+    );
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total_entries"], 3);
+    assert_eq!(list["dag_runs"].as_array().unwrap().len(), 2);
+    let (_, list) = srv.call(
+        viewer,
+        Method::Post,
+        "/api/v2/dags/~/dagRuns/list",
+        Some(json!({"dag_ids": ["other"], "states": ["queued", "running", "success", "failed"]})),
+    );
+    assert_eq!(list["total_entries"], 1, "{list}");
+}
+
+#[test]
+fn bad_run_list_queries_and_bodies_are_4xx() {
+    let f = Fixture::ok_and_other();
+    let (srv, viewer) = (f.srv(), &f.viewer);
     for (q, want) in [
         ("order_by=bogus", 400),
         ("state=bogus", 422),
@@ -365,32 +495,20 @@ fn runs_trigger_list_patch_clear_and_delete() {
         ("cursor=%21%21", 400),
         ("partition_date_gte=2024-01-01", 400),
     ] {
-        let (status, body) = srv.call(&viewer, "GET", &format!("/api/v2/dags/~/dagRuns?{q}"), None);
+        let (status, body) = srv.call(
+            viewer,
+            Method::Get,
+            &format!("/api/v2/dags/~/dagRuns?{q}"),
+            None,
+        );
         assert_eq!(status, want, "{q}: {body}");
     }
-    let (status, _) = srv.call(&viewer, "GET", "/api/v2/dags/nope/dagRuns", None);
+    let (status, _) = srv.call(viewer, Method::Get, "/api/v2/dags/nope/dagRuns", None);
     assert_eq!(status, 404);
-
-    // The batch list takes its filters in a body, and only under `~`.
-    let (status, list) = srv.call(
-        &viewer,
-        "POST",
-        "/api/v2/dags/~/dagRuns/list",
-        Some(json!({"dag_ids": ["ok", "other"], "order_by": "-dag_run_id", "page_limit": 2})),
-    );
-    assert_eq!(status, 200, "{list}");
-    assert_eq!(list["total_entries"], 3);
-    assert_eq!(list["dag_runs"].as_array().unwrap().len(), 2);
-    let (_, list) = srv.call(
-        &viewer,
-        "POST",
-        "/api/v2/dags/~/dagRuns/list",
-        Some(json!({"dag_ids": ["other"], "states": ["queued", "running", "success", "failed"]})),
-    );
-    assert_eq!(list["total_entries"], 1, "{list}");
+    // The batch list is only under `~`.
     let (status, bad) = srv.call(
-        &viewer,
-        "POST",
+        viewer,
+        Method::Post,
         "/api/v2/dags/ok/dagRuns/list",
         Some(json!({})),
     );
@@ -399,46 +517,62 @@ fn runs_trigger_list_patch_clear_and_delete() {
         (422, &json!("literal_error"))
     );
     let (status, _) = srv.call(
-        &viewer,
-        "POST",
+        viewer,
+        Method::Post,
         "/api/v2/dags/~/dagRuns/list",
         Some(json!({"states": ["bogus"], "page_offset": -1})),
     );
     assert_eq!(status, 422);
+}
 
-    // Patch: note and state; a viewer may not.
-    let path = run_path("ok", &run_id);
-    let (status, _) = srv.call(&viewer, "PATCH", &path, Some(json!({"note": "x"})));
+#[test]
+fn patching_a_run_sets_its_note_and_state() {
+    let f = Fixture::ok_and_other();
+    let (srv, user, viewer) = (f.srv(), &f.user, &f.viewer);
+    let path = run_path("ok", &f.finished_run("ok"));
+    // A viewer may not.
+    let (status, _) = srv.call(viewer, Method::Patch, &path, Some(json!({"note": "x"})));
     assert_eq!(status, 403);
-    let (status, patched) = srv.call(&user, "PATCH", &path, Some(json!({"note": "checked"})));
+    let (status, patched) = srv.call(user, Method::Patch, &path, Some(json!({"note": "checked"})));
     assert_eq!(
         (status, &patched["note"]),
         (200, &json!("checked")),
         "{patched}"
     );
     let (status, patched) = srv.call(
-        &user,
-        "PATCH",
+        user,
+        Method::Patch,
         &format!("{path}?update_mask=state"),
         Some(json!({"state": "failed", "note": "ignored"})),
     );
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["state"], "failed");
     assert_eq!(patched["note"], "checked");
-    let (status, bad) = srv.call(&user, "PATCH", &path, Some(json!({"state": "running"})));
+    let (status, bad) = srv.call(
+        user,
+        Method::Patch,
+        &path,
+        Some(json!({"state": "running"})),
+    );
     assert_eq!(
         (status, &bad["detail"][0]["type"]),
         (422, &json!("enum")),
         "{bad}"
     );
+}
 
-    // Clear: a dry run (the default) lists the task instances; a real one re-runs them.
-    let clear = format!("{path}/clear");
-    let (status, dry) = srv.call(&user, "POST", &clear, Some(json!({})));
+#[test]
+fn clearing_a_run_lists_its_tasks_then_runs_them_again() {
+    let f = Fixture::ok_and_other();
+    let (srv, user, viewer) = (f.srv(), &f.user, &f.viewer);
+    let run_id = f.finished_run("ok");
+    // A dry run (the default) lists the task instances; a real one re-runs them.
+    let clear = format!("{}/clear", run_path("ok", &run_id));
+    let (status, dry) = srv.call(user, Method::Post, &clear, Some(json!({})));
     assert_eq!(status, 200, "{dry}");
     assert_eq!(dry["total_entries"], 2, "{dry}");
     has_fields(&dry["task_instances"][0], TI_FIELDS);
-    let (status, cleared) = srv.call(&user, "POST", &clear, Some(json!({"dry_run": false})));
+    let (status, cleared) = srv.call(user, Method::Post, &clear, Some(json!({"dry_run": false})));
     assert_eq!(status, 200, "{cleared}");
     has_fields(&cleared, RUN_FIELDS);
     // Queued again, unless the scheduler was quicker still.
@@ -447,62 +581,56 @@ fn runs_trigger_list_patch_clear_and_delete() {
         "{cleared}"
     );
     assert_eq!(cleared["end_date"], Value::Null, "{cleared}");
-    assert_eq!(wait_run(srv, &viewer, "ok", &run_id), "success");
-    let (_, b) = srv.call(&viewer, "GET", &ti_path("ok", &run_id, "b"), None);
+    assert_eq!(wait_run(srv, viewer, "ok", &run_id), "success");
+    let (_, b) = srv.call(viewer, Method::Get, &ti_path("ok", &run_id, "b"), None);
     assert_eq!(
         (b["state"].as_str(), b["try_number"].as_u64()),
         (Some("success"), Some(2)),
         "{b}"
     );
     let (status, _) = srv.call(
-        &user,
-        "POST",
+        user,
+        Method::Post,
         &clear,
         Some(json!({"only_failed": true, "only_new": true})),
     );
     assert_eq!(status, 422);
+}
 
-    // Delete: 204, then the run and its task instances are gone.
-    let (status, _) = srv.call(&viewer, "DELETE", &path, None);
+#[test]
+fn deleting_a_run_removes_it_and_its_task_instances() {
+    let f = Fixture::ok_and_other();
+    let (srv, user, viewer) = (f.srv(), &f.user, &f.viewer);
+    let run_id = f.finished_run("ok");
+    let path = run_path("ok", &run_id);
+    let (status, _) = srv.call(viewer, Method::Delete, &path, None);
     assert_eq!(status, 403);
-    let (status, body) = srv.call(&user, "DELETE", &path, None);
+    let (status, body) = srv.call(user, Method::Delete, &path, None);
     assert_eq!((status, body), (204, Value::Null));
-    let (status, gone) = srv.call(&viewer, "GET", &path, None);
+    let (status, gone) = srv.call(viewer, Method::Get, &path, None);
     assert_eq!(status, 404);
     assert_eq!(
         gone["detail"],
         format!("The DagRun with dag_id: `ok` and run_id: `{run_id}` was not found")
     );
-    let (status, _) = srv.call(&viewer, "GET", &ti_path("ok", &run_id, "b"), None);
+    let (status, _) = srv.call(viewer, Method::Get, &ti_path("ok", &run_id, "b"), None);
     assert_eq!(status, 404);
-    let (status, _) = srv.call(&user, "DELETE", &path, None);
+    let (status, _) = srv.call(user, Method::Delete, &path, None);
     assert_eq!(status, 404);
 }
 
 #[test]
-fn task_instances_tries_logs_xcoms_and_clearing() {
-    let tasks = [
-        task(
-            "flaky",
-            "{% if ti.try_number < 2 %}exit 1{% else %}echo second try{% endif %}",
-            "retries: 1\nretry_delay: 0",
-        ),
-        task("b", "echo hello", "dependencies: [flaky]"),
-        task("slow", "echo first; sleep 5; echo second", ""),
-    ]
-    .concat();
-    let e = Engine::start(&[("tis.yml", &dag("tis", "", &tasks))], &[USERS]);
-    let srv = &e.srv;
-    let (user, viewer) = (srv.login("user"), srv.login("viewer"));
-    let run = trigger(srv, &user, "tis", json!({"logical_date": null}));
+fn a_running_tasks_log_is_followed_with_a_continuation_token() {
+    let f = Fixture::tis(5);
+    let (srv, user, viewer) = (f.srv(), &f.user, &f.viewer);
+    let run = trigger(srv, user, "tis", json!({"logical_date": null}));
     let run_id = run["dag_run_id"].as_str().unwrap().to_string();
-
     // Follow the slow task's log while it runs: the token brings only what came after.
-    wait_ti(srv, &viewer, "tis", &run_id, "slow", "running");
+    wait_ti(srv, viewer, "tis", &run_id, "slow", "running");
     let logs = format!("{}/logs/1", ti_path("tis", &run_id, "slow"));
     let mut live = Value::Null;
     let seen = wait_until(LONG, || {
-        live = srv.call(&viewer, "GET", &logs, None).1;
+        live = srv.call(viewer, Method::Get, &logs, None).1;
         live.to_string().contains("\"first\"")
     });
     assert!(seen, "{live}");
@@ -522,8 +650,8 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
         "{live}"
     );
     assert_eq!(live["content"][3]["level"], "info");
-    assert_eq!(wait_run(srv, &viewer, "tis", &run_id), "success");
-    let (status, rest) = srv.call(&viewer, "GET", &format!("{logs}?token={token}"), None);
+    assert_eq!(wait_run(srv, viewer, "tis", &run_id), "success");
+    let (status, rest) = srv.call(viewer, Method::Get, &format!("{logs}?token={token}"), None);
     assert_eq!(status, 200, "{rest}");
     let events: Vec<&str> = rest["content"]
         .as_array()
@@ -535,10 +663,18 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
     assert!(!events.contains(&"first"), "{rest}");
     assert!(events.contains(&"final state: success"), "{rest}");
     assert_eq!(rest["continuation_token"], Value::Null);
+}
+
+#[test]
+fn a_log_comes_as_json_text_or_ndjson_and_bad_log_requests_are_4xx() {
+    let f = Fixture::tis(0);
+    let (srv, viewer) = (f.srv(), &f.viewer);
+    let run_id = f.finished_run("tis");
+    let logs = format!("{}/logs/1", ti_path("tis", &run_id, "slow"));
     // The same log as text/plain and as NDJSON; no other format.
     let accept = |kind: &str| {
         srv.request(Method::Get, &logs)
-            .token(&viewer)
+            .token(viewer)
             .header("Accept", kind)
             .send()
     };
@@ -566,26 +702,25 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
         );
     }
     assert_eq!(accept("image/png").status, 406);
-    let (status, _) = srv.call(&viewer, "GET", &format!("{logs}?token=forged.token"), None);
-    assert_eq!(status, 400);
-    let (status, _) = srv.call(
-        &viewer,
-        "GET",
-        &format!("{}/logs/7", ti_path("tis", &run_id, "slow")),
-        None,
-    );
-    assert_eq!(status, 404);
-    let (status, _) = srv.call(
-        &viewer,
-        "GET",
-        &format!("{}/logs/one", ti_path("tis", &run_id, "slow")),
-        None,
-    );
-    assert_eq!(status, 422);
+    // (path after the task instance, status)
+    for (tail, want) in [
+        ("logs/1?token=forged.token", 400),
+        ("logs/7", 404),
+        ("logs/one", 422),
+    ] {
+        let path = format!("{}/{tail}", ti_path("tis", &run_id, "slow"));
+        let (status, body) = srv.call(viewer, Method::Get, &path, None);
+        assert_eq!(status, want, "{tail}: {body}");
+    }
+}
 
-    // Task instances: the list and one, with every field the client needs.
+#[test]
+fn task_instances_list_and_read_with_every_field_the_client_needs() {
+    let f = Fixture::tis(0);
+    let (srv, viewer) = (f.srv(), &f.viewer);
+    let run_id = f.finished_run("tis");
     let tis_path = format!("{}/taskInstances", run_path("tis", &run_id));
-    let (status, list) = srv.call(&viewer, "GET", &tis_path, None);
+    let (status, list) = srv.call(viewer, Method::Get, &tis_path, None);
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["total_entries"], 3);
     for ti in list["task_instances"].as_array().unwrap() {
@@ -594,15 +729,15 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
         assert_eq!(ti["executor_config"], "{}");
     }
     let (_, list) = srv.call(
-        &viewer,
-        "GET",
+        viewer,
+        Method::Get,
         &format!("{tis_path}?task_display_name_pattern=fla&order_by=-start_date"),
         None,
     );
     assert_eq!(list["total_entries"], 1, "{list}");
     let (_, all) = srv.call(
-        &viewer,
-        "GET",
+        viewer,
+        Method::Get,
         "/api/v2/dags/~/dagRuns/~/taskInstances?state=success&limit=2",
         None,
     );
@@ -615,13 +750,13 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
         "{all}"
     );
     let (status, _) = srv.call(
-        &viewer,
-        "GET",
+        viewer,
+        Method::Get,
         &format!("/api/v2/dags/~/dagRuns/{}/taskInstances", enc(&run_id)),
         None,
     );
     assert_eq!(status, 400);
-    let (status, b) = srv.call(&viewer, "GET", &ti_path("tis", &run_id, "b"), None);
+    let (status, b) = srv.call(viewer, Method::Get, &ti_path("tis", &run_id, "b"), None);
     assert_eq!(status, 200);
     has_fields(&b, TI_FIELDS);
     assert_eq!(
@@ -636,14 +771,15 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
         b["id"].as_str().unwrap().len() == 36 && b["pid"].is_i64(),
         "{b}"
     );
+}
 
-    // Tries: the failed first try and the second, in the history shape.
-    let (status, tries) = srv.call(
-        &viewer,
-        "GET",
-        &format!("{}/tries", ti_path("tis", &run_id, "flaky")),
-        None,
-    );
+#[test]
+fn tries_keep_the_failed_first_try_in_the_history_shape() {
+    let f = Fixture::tis(0);
+    let (srv, viewer) = (f.srv(), &f.viewer);
+    let run_id = f.finished_run("tis");
+    let flaky = ti_path("tis", &run_id, "flaky");
+    let (status, tries) = srv.call(viewer, Method::Get, &format!("{flaky}/tries"), None);
     assert_eq!(status, 200, "{tries}");
     let numbers: Vec<u64> = tries["task_instances"]
         .as_array()
@@ -664,42 +800,28 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
     ] {
         assert!(tries["task_instances"][0].get(gone).is_none(), "{gone}");
     }
-    let (status, one) = srv.call(
-        &viewer,
-        "GET",
-        &format!("{}/tries/1", ti_path("tis", &run_id, "flaky")),
-        None,
-    );
+    let (status, one) = srv.call(viewer, Method::Get, &format!("{flaky}/tries/1"), None);
     assert_eq!(
         (status, one["try_number"].as_u64()),
         (200, Some(1)),
         "{one}"
     );
-    let (status, _) = srv.call(
-        &viewer,
-        "GET",
-        &format!("{}/tries/3", ti_path("tis", &run_id, "flaky")),
-        None,
-    );
+    let (status, _) = srv.call(viewer, Method::Get, &format!("{flaky}/tries/3"), None);
     assert_eq!(status, 404);
-    let (_, first_try) = srv.call(
-        &viewer,
-        "GET",
-        &format!("{}/logs/1", ti_path("tis", &run_id, "flaky")),
-        None,
-    );
+    let (_, first_try) = srv.call(viewer, Method::Get, &format!("{flaky}/logs/1"), None);
     assert!(
         first_try.to_string().contains("final state: up_for_retry"),
         "{first_try}"
     );
+}
 
-    // XComs: BashOperator's return value, listed without its value and read with it.
-    let (status, xs) = srv.call(
-        &viewer,
-        "GET",
-        &format!("{}/xcomEntries", ti_path("tis", &run_id, "b")),
-        None,
-    );
+#[test]
+fn xcoms_hold_the_bash_return_value_listed_without_it_and_read_with_it() {
+    let f = Fixture::tis(0);
+    let (srv, viewer) = (f.srv(), &f.viewer);
+    let run_id = f.finished_run("tis");
+    let b_path = ti_path("tis", &run_id, "b");
+    let (status, xs) = srv.call(viewer, Method::Get, &format!("{b_path}/xcomEntries"), None);
     assert_eq!(status, 200, "{xs}");
     assert_eq!(xs["total_entries"], 1);
     let entry = &xs["xcom_entries"][0];
@@ -724,44 +846,50 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
             "run_after"
         ]
     );
-    let xcom = format!("{}/xcomEntries/return_value", ti_path("tis", &run_id, "b"));
-    let (status, x) = srv.call(&viewer, "GET", &xcom, None);
+    let xcom = format!("{b_path}/xcomEntries/return_value");
+    let (status, x) = srv.call(viewer, Method::Get, &xcom, None);
     assert_eq!((status, &x["value"]), (200, &json!("hello")), "{x}");
     let (_, x) = srv.call(
-        &viewer,
-        "GET",
+        viewer,
+        Method::Get,
         &format!("{xcom}?stringify=true&deserialize=true"),
         None,
     );
     assert_eq!(x["value"], "hello");
     let (status, _) = srv.call(
-        &viewer,
-        "GET",
-        &format!("{}/xcomEntries/nope", ti_path("tis", &run_id, "b")),
+        viewer,
+        Method::Get,
+        &format!("{b_path}/xcomEntries/nope"),
         None,
     );
     assert_eq!(status, 404);
     let (_, every) = srv.call(
-        &viewer,
-        "GET",
+        viewer,
+        Method::Get,
         "/api/v2/dags/~/dagRuns/~/taskInstances/~/xcomEntries",
         None,
     );
     assert_eq!(every["total_entries"], 3, "{every}");
     assert_eq!(every["xcom_entries"][0]["task_id"], "b", "{every}");
+}
 
-    // Set a state by hand: a viewer may not; a user gets the task instance back.
+#[test]
+fn a_task_state_set_by_hand_comes_back_and_decides_the_run() {
+    let f = Fixture::tis(0);
+    let (srv, user, viewer) = (f.srv(), &f.user, &f.viewer);
+    let run_id = f.finished_run("tis");
+    // A viewer may not; a user gets the task instance back.
     let b_path = ti_path("tis", &run_id, "b");
     let (status, _) = srv.call(
-        &viewer,
-        "PATCH",
+        viewer,
+        Method::Patch,
         &b_path,
         Some(json!({"new_state": "failed"})),
     );
     assert_eq!(status, 403);
     let (status, dry) = srv.call(
-        &user,
-        "PATCH",
+        user,
+        Method::Patch,
         &format!("{b_path}/dry_run"),
         Some(json!({"new_state": "failed", "include_upstream": true})),
     );
@@ -771,8 +899,8 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
         "{dry}"
     );
     let (status, bad) = srv.call(
-        &user,
-        "PATCH",
+        user,
+        Method::Patch,
         &b_path,
         Some(json!({"new_state": "running"})),
     );
@@ -782,8 +910,8 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
         "{bad}"
     );
     let (status, patched) = srv.call(
-        &user,
-        "PATCH",
+        user,
+        Method::Patch,
         &b_path,
         Some(json!({"new_state": "failed", "note": "broken by hand"})),
     );
@@ -792,19 +920,34 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
     assert_eq!(patched["task_instances"][0]["state"], "failed");
     assert_eq!(patched["task_instances"][0]["note"], "broken by hand");
     let (status, _) = srv.call(
-        &user,
-        "PATCH",
+        user,
+        Method::Patch,
         &b_path,
         Some(json!({"new_state": "failed"})),
     );
     assert_eq!(status, 409);
-    assert_eq!(wait_run(srv, &viewer, "tis", &run_id), "failed");
+    assert_eq!(wait_run(srv, viewer, "tis", &run_id), "failed");
+}
 
-    // clearTaskInstances: a dry run lists, a real one runs the task again.
+#[test]
+fn clear_task_instances_lists_then_runs_a_failed_task_again() {
+    let f = Fixture::tis(0);
+    let (srv, user, viewer) = (f.srv(), &f.user, &f.viewer);
+    let run_id = f.finished_run("tis");
+    let b_path = ti_path("tis", &run_id, "b");
+    let (status, failed) = srv.call(
+        user,
+        Method::Patch,
+        &b_path,
+        Some(json!({"new_state": "failed"})),
+    );
+    assert_eq!(status, 200, "{failed}");
+    assert_eq!(wait_run(srv, viewer, "tis", &run_id), "failed");
+    // A dry run lists, a real one runs the task again.
     let clear = "/api/v2/dags/tis/clearTaskInstances";
     let (status, dry) = srv.call(
-        &user,
-        "POST",
+        user,
+        Method::Post,
         clear,
         Some(json!({"dag_run_id": run_id, "task_ids": ["b"]})),
     );
@@ -812,15 +955,15 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
     assert_eq!(dry["total_entries"], 1);
     assert_eq!(dry["task_instances"][0]["state"], "failed");
     let (status, _) = srv.call(
-        &viewer,
-        "POST",
+        viewer,
+        Method::Post,
         clear,
         Some(json!({"dag_run_id": run_id, "dry_run": false})),
     );
     assert_eq!(status, 403);
     let (status, bad) = srv.call(
-        &user,
-        "POST",
+        user,
+        Method::Post,
         clear,
         Some(json!({"only_failed": true, "only_running": true})),
     );
@@ -830,115 +973,122 @@ fn task_instances_tries_logs_xcoms_and_clearing() {
         "{bad}"
     );
     let (status, done) = srv.call(
-        &user,
-        "POST",
+        user,
+        Method::Post,
         clear,
         Some(json!({"dag_run_id": run_id, "task_ids": ["b"], "dry_run": false})),
     );
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["total_entries"], 1);
-    assert_eq!(wait_run(srv, &viewer, "tis", &run_id), "success");
-    let (_, b) = srv.call(&viewer, "GET", &b_path, None);
+    assert_eq!(wait_run(srv, viewer, "tis", &run_id), "success");
+    let (_, b) = srv.call(viewer, Method::Get, &b_path, None);
     assert_eq!(
         (b["state"].as_str(), b["try_number"].as_u64()),
         (Some("success"), Some(2)),
         "{b}"
     );
     let (status, _) = srv.call(
-        &user,
-        "POST",
+        user,
+        Method::Post,
         "/api/v2/dags/nope/clearTaskInstances",
         Some(json!({})),
     );
     assert_eq!(status, 404);
+}
 
-    // Bad input of every kind is a 4xx, never a 500.
+#[test]
+fn bad_task_instance_input_of_every_kind_is_a_4xx_never_a_500() {
+    use Method::{Get, Patch, Post};
+    let f = Fixture::tis(0);
+    let (srv, user) = (f.srv(), &f.user);
+    let run_id = f.finished_run("tis");
+    let tis_path = format!("{}/taskInstances", run_path("tis", &run_id));
+    let logs = format!("{}/logs/1", ti_path("tis", &run_id, "slow"));
+    let b_path = ti_path("tis", &run_id, "b");
+    let xcom = format!("{b_path}/xcomEntries/return_value");
+    let clear = "/api/v2/dags/tis/clearTaskInstances";
     let long = "x".repeat(1001);
     let runs = "/api/v2/dags/tis/dagRuns";
-    let cases: Vec<(&str, String, Option<Value>)> = vec![
-        ("GET", format!("{tis_path}?state=bogus"), None),
-        ("GET", format!("{tis_path}?order_by=task_id"), None),
-        ("GET", format!("{tis_path}?try_number=x"), None),
-        ("GET", format!("{tis_path}?duration_lt=nan"), None),
-        ("GET", format!("{tis_path}?start_date_gte=soon"), None),
-        ("GET", format!("{logs}?full_content=maybe"), None),
-        ("GET", format!("{logs}?map_index=-5"), None),
-        ("GET", format!("{xcom}?map_index=x"), None),
-        ("GET", format!("{xcom}?stringify=perhaps"), None),
-        ("GET", format!("{}/tries/-1", b_path), None),
-        ("PATCH", b_path.clone(), Some(json!({"new_state": 5}))),
-        ("PATCH", b_path.clone(), Some(json!({"new_state": null}))),
-        ("PATCH", b_path.clone(), Some(json!({"note": long}))),
-        ("PATCH", b_path.clone(), Some(json!([1, 2]))),
+    let cases: Vec<(Method, String, Option<Value>)> = vec![
+        (Get, format!("{tis_path}?state=bogus"), None),
+        (Get, format!("{tis_path}?order_by=task_id"), None),
+        (Get, format!("{tis_path}?try_number=x"), None),
+        (Get, format!("{tis_path}?duration_lt=nan"), None),
+        (Get, format!("{tis_path}?start_date_gte=soon"), None),
+        (Get, format!("{logs}?full_content=maybe"), None),
+        (Get, format!("{logs}?map_index=-5"), None),
+        (Get, format!("{xcom}?map_index=x"), None),
+        (Get, format!("{xcom}?stringify=perhaps"), None),
+        (Get, format!("{}/tries/-1", b_path), None),
+        (Patch, b_path.clone(), Some(json!({"new_state": 5}))),
+        (Patch, b_path.clone(), Some(json!({"new_state": null}))),
+        (Patch, b_path.clone(), Some(json!({"note": long}))),
+        (Patch, b_path.clone(), Some(json!([1, 2]))),
         (
-            "PATCH",
+            Patch,
             format!("{}/taskInstances/nope", run_path("tis", &run_id)),
             Some(json!({"new_state": "success"})),
         ),
         (
-            "POST",
+            Post,
             clear.to_string(),
             Some(json!({"task_ids": [1, ["b", "x"]]})),
         ),
-        ("POST", clear.to_string(), Some(json!({"task_ids": []}))),
+        (Post, clear.to_string(), Some(json!({"task_ids": []}))),
         (
-            "POST",
+            Post,
             clear.to_string(),
             Some(json!({"start_date": "2025-01-01T00:00:00"})),
         ),
+        (Post, clear.to_string(), Some(json!({"dag_run_id": "nope"}))),
         (
-            "POST",
-            clear.to_string(),
-            Some(json!({"dag_run_id": "nope"})),
-        ),
-        (
-            "POST",
+            Post,
             clear.to_string(),
             Some(json!({"dag_run_id": run_id, "include_past": true})),
         ),
         (
-            "POST",
+            Post,
             clear.to_string(),
             Some(json!({"start_date": "2025-02-01T00:00:00Z", "end_date": "2025-01-01T00:00:00Z"})),
         ),
         (
-            "POST",
+            Post,
             runs.to_string(),
             Some(json!({"logical_date": null, "conf": [], "run_after": "later"})),
         ),
         (
-            "POST",
+            Post,
             runs.to_string(),
             Some(json!({"logical_date": null, "dag_run_id": "a/../b"})),
         ),
         (
-            "POST",
+            Post,
             runs.to_string(),
             Some(json!({"logical_date": null, "partition_key": "p"})),
         ),
         (
-            "POST",
+            Post,
             format!("{runs}/list"),
             Some(json!({"dag_ids": [1], "order_by": "nope"})),
         ),
         (
-            "POST",
+            Post,
             "/api/v2/dags/~/dagRuns/list".to_string(),
             Some(json!({"order_by": "nope"})),
         ),
         (
-            "PATCH",
+            Patch,
             run_path("tis", &run_id),
             Some(json!({"bogus": true})),
         ),
         (
-            "POST",
+            Post,
             format!("{}/clear", run_path("tis", &run_id)),
             Some(json!({"dry_run": "yes"})),
         ),
     ];
     for (method, path, body) in cases {
-        let (status, reply) = srv.call(&user, method, &path, body.clone());
+        let (status, reply) = srv.call(user, method, &path, body.clone());
         assert!(
             (400..500).contains(&status),
             "{method} {path} {body:?}: {status} {reply}"
@@ -957,7 +1107,7 @@ fn run_ids_are_held_to_airflows_id_len_and_one_at_the_limit_runs() {
     let post = |run_id: &str| {
         srv.call(
             &user,
-            "POST",
+            Method::Post,
             "/api/v2/dags/lim/dagRuns",
             Some(json!({"dag_run_id": run_id, "logical_date": null})),
         )
@@ -976,7 +1126,7 @@ fn run_ids_are_held_to_airflows_id_len_and_one_at_the_limit_runs() {
     );
     let (status, _) = post(&"r".repeat(251));
     assert_eq!(status, 400);
-    let (_, runs) = srv.call(&user, "GET", "/api/v2/dags/lim/dagRuns", None);
+    let (_, runs) = srv.call(&user, Method::Get, "/api/v2/dags/lim/dagRuns", None);
     assert_eq!(runs["total_entries"], 0, "{runs}");
     // At the limit, the run and its log work, though `run_id=` and 250 characters are
     // more than a file name holds.
@@ -986,7 +1136,7 @@ fn run_ids_are_held_to_airflows_id_len_and_one_at_the_limit_runs() {
     assert_eq!(wait_run(srv, &user, "lim", &at_limit), "success");
     let (status, log) = srv.call(
         &user,
-        "GET",
+        Method::Get,
         &format!("{}/logs/1", ti_path("lim", &at_limit, "t")),
         None,
     );
