@@ -178,7 +178,7 @@ fn start() -> Engine {
     );
     let viewer = e.srv.login("viewer");
     let listed = wait_until(WAIT, || {
-        e.srv.call(&viewer, "GET", "/api/v2/dags", None).1["total_entries"] == json!(3)
+        e.srv.call(&viewer, Method::Get, "/api/v2/dags", None).1["total_entries"] == json!(3)
     });
     assert!(listed, "DAGs never listed; log:\n{}", e.srv.log());
     e
@@ -186,7 +186,7 @@ fn start() -> Engine {
 
 /// `GET path` as `token`: (status, JSON).
 fn get(srv: &TestServer, token: &str, path: &str) -> (u16, Value) {
-    srv.call(token, "GET", path, None)
+    srv.call(token, Method::Get, path, None)
 }
 
 /// The `dag_id`s of a DAG collection.
@@ -216,7 +216,7 @@ fn keys(v: &Value) -> Vec<&str> {
 }
 
 #[test]
-fn the_dag_list_filters_orders_and_pages_like_airflow() {
+fn the_dag_list_has_airflows_fields_and_one_dag_is_the_same_object() {
     let e = start();
     let srv = &e.srv;
     let t = srv.login("viewer");
@@ -267,6 +267,21 @@ fn the_dag_list_filters_orders_and_pages_like_airflow() {
     assert_eq!(beta["owners"], json!(["ops"]));
     assert_eq!(all["dags"][2]["max_active_runs"], 3);
 
+    // One DAG is the same object as in the list; an unknown one is Airflow's 404.
+    let (status, one) = get(srv, &t, "/api/v2/dags/alpha");
+    assert_eq!((status, &one), (200, alpha));
+    let (status, v) = get(srv, &t, "/api/v2/dags/nope");
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (404, Some("The Dag with ID: `nope` was not found"))
+    );
+}
+
+#[test]
+fn the_dag_list_filters_by_each_parameter_alone() {
+    let e = start();
+    let srv = &e.srv;
+    let t = srv.login("viewer");
     // Filters, each alone.
     let cases: &[(&str, &[&str])] = &[
         ("dag_id_pattern=ALP", &["alpha"]),
@@ -292,7 +307,13 @@ fn the_dag_list_filters_orders_and_pages_like_airflow() {
         assert_eq!(ids(&v), *want, "{query}");
         assert_eq!(v["total_entries"], json!(want.len()), "{query}");
     }
+}
 
+#[test]
+fn the_dag_list_orders_and_pages_after_filtering() {
+    let e = start();
+    let srv = &e.srv;
+    let t = srv.login("viewer");
     // Orders; ties go by dag_id in the direction of the first key.
     let orders: &[(&str, &[&str])] = &[
         ("-dag_id", &["gamma_etl", "beta", "alpha"]),
@@ -353,7 +374,13 @@ fn the_dag_list_filters_orders_and_pages_like_airflow() {
         v["dags"][0]["next_dagrun_run_after"],
         "2099-01-01T00:00:00Z"
     );
+}
 
+#[test]
+fn bad_dag_list_values_are_4xx_with_a_detail() {
+    let e = start();
+    let srv = &e.srv;
+    let t = srv.login("viewer");
     // Bad values are 4xx with a detail, never a 500.
     for (query, want) in [
         ("order_by=bogus", 400),
@@ -379,16 +406,13 @@ fn the_dag_list_filters_orders_and_pages_like_airflow() {
             )
         )
     );
+}
 
-    // One DAG is the same object as in the list; an unknown one is Airflow's 404.
-    let (status, one) = get(srv, &t, "/api/v2/dags/alpha");
-    assert_eq!((status, &one), (200, alpha));
-    let (status, v) = get(srv, &t, "/api/v2/dags/nope");
-    assert_eq!(
-        (status, v["detail"].as_str()),
-        (404, Some("The Dag with ID: `nope` was not found"))
-    );
-
+#[test]
+fn a_broken_file_flags_its_dags_and_a_removed_one_leaves_them_stale() {
+    let e = start();
+    let srv = &e.srv;
+    let t = srv.login("viewer");
     // A file that breaks keeps its DAGs' last version and flags them, in the list too.
     let (_, v) = get(srv, &t, "/api/v2/dags");
     assert_eq!(listed(&v, "has_import_errors"), [false, false, false]);
@@ -441,11 +465,10 @@ fn the_dag_list_caps_limit_at_100() {
 }
 
 #[test]
-fn details_tasks_source_tags_and_import_errors() {
+fn dag_details_answer_in_airflows_field_order() {
     let e = start();
     let srv = &e.srv;
     let t = srv.login("viewer");
-
     let (status, d) = get(srv, &t, "/api/v2/dags/alpha/details");
     assert_eq!(status, 200, "{d}");
     let want: Vec<&str> = DAG_FIELDS
@@ -477,7 +500,13 @@ fn details_tasks_source_tags_and_import_errors() {
         (status, v["detail"].as_str()),
         (404, Some("The Dag with ID: `nope` was not found"))
     );
+}
 
+#[test]
+fn tasks_have_every_spec_field_in_airflows_types() {
+    let e = start();
+    let srv = &e.srv;
+    let t = srv.login("viewer");
     // Tasks: every spec field, counts as floats, durations as TimeDelta objects.
     let (status, v) = get(srv, &t, "/api/v2/dags/alpha/tasks");
     assert_eq!(status, 200, "{v}");
@@ -523,7 +552,13 @@ fn details_tasks_source_tags_and_import_errors() {
         (status, v["detail"].as_str()),
         (404, Some("Task with id nope was not found"))
     );
+}
 
+#[test]
+fn a_dags_source_comes_as_json_or_plain_text() {
+    let e = start();
+    let srv = &e.srv;
+    let t = srv.login("viewer");
     // Source: the file's text, as JSON or as plain text.
     let (status, v) = get(srv, &t, "/api/v2/dagSources/beta");
     assert_eq!(status, 200, "{v}");
@@ -548,7 +583,13 @@ fn details_tasks_source_tags_and_import_errors() {
     assert_eq!(status, 404, "{v}");
     let (status, v) = get(srv, &t, "/api/v2/dagSources/beta?version_number=x");
     assert_eq!(status, 422, "{v}");
+}
 
+#[test]
+fn tags_are_listed_once_each_ordered_filtered_and_paged() {
+    let e = start();
+    let srv = &e.srv;
+    let t = srv.login("viewer");
     // Tags: names once each, ordered, filtered, paged.
     let (status, v) = get(srv, &t, "/api/v2/dagTags");
     assert_eq!(status, 200, "{v}");
@@ -564,7 +605,13 @@ fn details_tasks_source_tags_and_import_errors() {
     assert_eq!(v, json!({"tags": ["dagfactory"], "total_entries": 3}));
     let (status, _) = get(srv, &t, "/api/v2/dagTags?order_by=dag_id");
     assert_eq!(status, 400);
+}
 
+#[test]
+fn import_errors_name_the_broken_file_and_its_position() {
+    let e = start();
+    let srv = &e.srv;
+    let t = srv.login("viewer");
     // Import errors: the broken file, bundle-relative, with its position.
     let (status, v) = get(srv, &t, "/api/v2/importErrors");
     assert_eq!(status, 200, "{v}");
@@ -611,33 +658,30 @@ fn details_tasks_source_tags_and_import_errors() {
     );
 }
 
-#[test]
-fn pausing_and_deleting_need_the_user_role_and_leave_event_logs() {
-    let e = start();
-    let srv = &e.srv;
-    let viewer = srv.login("viewer");
-    let user = srv.login("user");
+/// Pauses and unpauses alpha alone, as a viewer (refused) and as a user, with every
+/// kind of bad request; asserts each reply.
+fn pause_one_dag(srv: &TestServer, viewer: &str, user: &str) {
     let unpause = json!({"is_paused": false});
-
-    // One DAG.
     let (status, v) = srv.call(
-        &viewer,
-        "PATCH",
+        viewer,
+        Method::Patch,
         "/api/v2/dags/alpha",
         Some(unpause.clone()),
     );
     assert_eq!((status, v["detail"].as_str()), (403, Some("Forbidden")));
-    let (status, v) = srv.call(&user, "PATCH", "/api/v2/dags/alpha", Some(unpause.clone()));
+    let (status, v) = srv.call(
+        user,
+        Method::Patch,
+        "/api/v2/dags/alpha",
+        Some(unpause.clone()),
+    );
     assert_eq!(status, 200, "{v}");
     assert_eq!(keys(&v), DAG_FIELDS);
     assert_eq!(v["is_paused"], false);
-    assert_eq!(
-        get(srv, &viewer, "/api/v2/dags/alpha").1["is_paused"],
-        false
-    );
+    assert_eq!(get(srv, viewer, "/api/v2/dags/alpha").1["is_paused"], false);
     let (status, v) = srv.call(
-        &user,
-        "PATCH",
+        user,
+        Method::Patch,
         "/api/v2/dags/alpha?update_mask=is_paused",
         Some(json!({"is_paused": true})),
     );
@@ -657,29 +701,39 @@ fn pausing_and_deleting_need_the_user_role_and_leave_event_logs() {
         ),
         ("/api/v2/dags/nope", unpause.clone(), 404),
     ] {
-        let (status, v) = srv.call(&user, "PATCH", path, Some(body.clone()));
+        let (status, v) = srv.call(user, Method::Patch, path, Some(body.clone()));
         assert_eq!(status, want, "{path} {body}: {v}");
         assert!(!v["detail"].is_null(), "{v}");
     }
-    let (_, v) = srv.call(&user, "PATCH", "/api/v2/dags/nope", Some(unpause.clone()));
+    let (_, v) = srv.call(
+        user,
+        Method::Patch,
+        "/api/v2/dags/nope",
+        Some(unpause.clone()),
+    );
     assert_eq!(v["detail"], "Dag with id: nope was not found");
+}
 
+/// Unpauses every DAG by id pattern a page at a time, then pauses beta and gamma_etl;
+/// asserts each reply.
+fn pause_many_dags(srv: &TestServer, viewer: &str, user: &str) {
+    let unpause = json!({"is_paused": false});
     // Many DAGs: only those the id pattern matches; none without one.
     let (status, v) = srv.call(
-        &viewer,
-        "PATCH",
+        viewer,
+        Method::Patch,
         "/api/v2/dags?dag_id_pattern=~",
         Some(unpause.clone()),
     );
     assert_eq!(status, 403, "{v}");
-    let (status, v) = srv.call(&user, "PATCH", "/api/v2/dags", Some(unpause.clone()));
+    let (status, v) = srv.call(user, Method::Patch, "/api/v2/dags", Some(unpause.clone()));
     assert_eq!(
         (status, &v),
         (200, &json!({"dags": [], "total_entries": 0}))
     );
     let (status, v) = srv.call(
-        &user,
-        "PATCH",
+        user,
+        Method::Patch,
         "/api/v2/dags?dag_id_pattern=a&limit=1",
         Some(unpause.clone()),
     );
@@ -691,8 +745,8 @@ fn pausing_and_deleting_need_the_user_role_and_leave_event_logs() {
     );
     assert_eq!(v["dags"][0]["is_paused"], false);
     let (_, v) = srv.call(
-        &user,
-        "PATCH",
+        user,
+        Method::Patch,
         "/api/v2/dags?dag_id_pattern=a&limit=1&offset=2",
         Some(unpause.clone()),
     );
@@ -700,20 +754,44 @@ fn pausing_and_deleting_need_the_user_role_and_leave_event_logs() {
         (ids(&v), &v["total_entries"]),
         (vec!["gamma_etl".to_string()], &json!(3))
     );
-    let (_, v) = get(srv, &viewer, "/api/v2/dags?paused=false");
+    let (_, v) = get(srv, viewer, "/api/v2/dags?paused=false");
     assert_eq!(ids(&v), ["alpha", "beta", "gamma_etl"]);
     let (_, v) = srv.call(
-        &user,
-        "PATCH",
+        user,
+        Method::Patch,
         "/api/v2/dags?dag_id_pattern=beta|gamma",
         Some(json!({"is_paused": true})),
     );
     assert_eq!(ids(&v), ["beta", "gamma_etl"]);
-    let (_, v) = get(srv, &viewer, "/api/v2/dags?paused=true");
+    let (_, v) = get(srv, viewer, "/api/v2/dags?paused=true");
     assert_eq!(ids(&v), ["beta", "gamma_etl"]);
-    let (_, v) = get(srv, &viewer, "/api/v2/dags");
+    let (_, v) = get(srv, viewer, "/api/v2/dags");
     assert_eq!(listed(&v, "is_paused"), [false, true, true]);
+}
 
+#[test]
+fn pausing_one_dag_needs_the_user_role() {
+    let e = start();
+    let srv = &e.srv;
+    let (viewer, user) = (srv.login("viewer"), srv.login("user"));
+    pause_one_dag(srv, &viewer, &user);
+}
+
+#[test]
+fn pausing_many_dags_changes_only_those_the_pattern_matches() {
+    let e = start();
+    let srv = &e.srv;
+    let (viewer, user) = (srv.login("viewer"), srv.login("user"));
+    pause_many_dags(srv, &viewer, &user);
+}
+
+#[test]
+fn pausing_leaves_an_event_log_that_filters_orders_and_pages() {
+    let e = start();
+    let srv = &e.srv;
+    let (viewer, user) = (srv.login("viewer"), srv.login("user"));
+    pause_one_dag(srv, &viewer, &user);
+    pause_many_dags(srv, &viewer, &user);
     // The audit trail: who paused what, oldest first unless asked otherwise.
     let (status, v) = get(srv, &viewer, "/api/v2/eventLogs?event=patch_dag");
     assert_eq!(status, 200, "{v}");
@@ -811,17 +889,31 @@ fn pausing_and_deleting_need_the_user_role_and_leave_event_logs() {
         (status, v["detail"].as_str()),
         (404, Some("The Event Log with id: `999999` not found"))
     );
+}
 
+#[test]
+fn deleting_a_dag_needs_the_user_role_and_its_file_brings_it_back_paused() {
+    let e = start();
+    let srv = &e.srv;
+    let (viewer, user) = (srv.login("viewer"), srv.login("user"));
+    // Unpaused first, so coming back paused shows it came back new.
+    let (status, v) = srv.call(
+        &user,
+        Method::Patch,
+        "/api/v2/dags/gamma_etl",
+        Some(json!({"is_paused": false})),
+    );
+    assert_eq!((status, &v["is_paused"]), (200, &json!(false)), "{v}");
     // Delete: 204, then gone; the file still defines it, so the processor brings it back.
-    let (status, _) = srv.call(&viewer, "DELETE", "/api/v2/dags/gamma_etl", None);
+    let (status, _) = srv.call(&viewer, Method::Delete, "/api/v2/dags/gamma_etl", None);
     assert_eq!(status, 403);
-    let (status, body) = srv.call(&user, "DELETE", "/api/v2/dags/gamma_etl", None);
+    let (status, body) = srv.call(&user, Method::Delete, "/api/v2/dags/gamma_etl", None);
     assert_eq!((status, body), (204, Value::Null));
-    let (status, v) = srv.call(&user, "DELETE", "/api/v2/dags/gamma_etl", None);
+    let (status, v) = srv.call(&user, Method::Delete, "/api/v2/dags/gamma_etl", None);
     if status == 404 {
         assert_eq!(v["detail"], "Dag with id: gamma_etl was not found");
     }
-    let (status, v) = srv.call(&user, "DELETE", "/api/v2/dags/nope", None);
+    let (status, v) = srv.call(&user, Method::Delete, "/api/v2/dags/nope", None);
     assert_eq!(
         (status, v["detail"].as_str()),
         (404, Some("Dag with id: nope was not found"))
@@ -913,7 +1005,7 @@ fn stats_and_last_run_follow_real_runs() {
         "/api/v2/dags?last_dag_run_state=success&limit=1&offset=1",
     );
     assert_eq!((ids(&v).len(), &v["total_entries"]), (0, &json!(1)));
-    let (status, v) = e.srv.call(&user, "DELETE", "/api/v2/dags/slow", None);
+    let (status, v) = e.srv.call(&user, Method::Delete, "/api/v2/dags/slow", None);
     assert_eq!(
         (status, v["detail"].as_str()),
         (
@@ -945,7 +1037,7 @@ fn versions_warnings_and_dependencies_answer_in_airflows_shape() {
     let token = e.srv.login("viewer");
     let (status, v) = e
         .srv
-        .call(&token, "GET", "/api/v2/dags/deps/dagVersions", None);
+        .call(&token, Method::Get, "/api/v2/dags/deps/dagVersions", None);
     assert_eq!(
         (status, v),
         (
@@ -955,11 +1047,11 @@ fn versions_warnings_and_dependencies_answer_in_airflows_shape() {
     );
     assert_eq!(
         e.srv
-            .call(&token, "GET", "/api/v2/dags/nope/dagVersions", None)
+            .call(&token, Method::Get, "/api/v2/dags/nope/dagVersions", None)
             .0,
         404
     );
-    let (status, w) = e.srv.call(&token, "GET", "/api/v2/dagWarnings", None);
+    let (status, w) = e.srv.call(&token, Method::Get, "/api/v2/dagWarnings", None);
     assert_eq!(
         (status, w),
         (
@@ -978,9 +1070,9 @@ fn versions_warnings_and_dependencies_answer_in_airflows_shape() {
             updraft::executor::client::encode(&run)
         )
     };
-    let (status, d) = e.srv.call(&token, "GET", &path("second"), None);
+    let (status, d) = e.srv.call(&token, Method::Get, &path("second"), None);
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["dependencies"][0]["name"], "Trigger Rule", "{d}");
-    let (status, d) = e.srv.call(&token, "GET", &path("first"), None);
+    let (status, d) = e.srv.call(&token, Method::Get, &path("first"), None);
     assert_eq!((status, d), (200, serde_json::json!({"dependencies": []})));
 }
