@@ -199,8 +199,7 @@ impl Store {
             }
             Ok(())
         })();
-        res.and_then(|()| tx.commit())
-            .map_err(|e| Error::Db(e.to_string()))
+        res.and_then(|()| tx.commit()).map_err(Error::from)
     }
 
     /// Forgets a file that is gone: its DAGs become stale (history kept), its error goes.
@@ -217,8 +216,7 @@ impl Store {
             )?;
             mark_stale_except(&tx, bundle, relative_path, &[])
         })();
-        res.and_then(|()| tx.commit())
-            .map_err(|e| Error::Db(e.to_string()))
+        res.and_then(|()| tx.commit()).map_err(Error::from)
     }
 
     /// Every DAG, stale ones included, ordered by id.

@@ -27,7 +27,7 @@ pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
 pub use vars::{Connection, Variable};
 
-use crate::error::{Error, Result};
+use crate::error::{DbKind, Error, Result};
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -136,7 +136,7 @@ impl Store {
         let from = self.version()?;
         let latest = migrations::MIGRATIONS.len();
         if from > latest {
-            return Err(Error::Db(format!(
+            return Err(Error::db(format!(
                 "{} is at schema version {from}, newer than this updraft knows ({latest}); upgrade updraft",
                 self.path.display()
             )));
@@ -146,7 +146,10 @@ impl Store {
             tx.execute_batch(sql)
                 .and_then(|()| tx.pragma_update(None, "user_version", (i + 1) as i64))
                 .and_then(|()| tx.commit())
-                .map_err(|e| Error::Db(format!("migration {} failed: {e}", i + 1)))?;
+                .map_err(|e| Error::Db {
+                    kind: kind_of(&e),
+                    msg: format!("migration {} failed: {e}", i + 1),
+                })?;
             log::info!("database migrated to version {}", i + 1);
         }
         Ok((from, latest))
@@ -183,11 +186,11 @@ impl Store {
         let tx = self.begin()?;
         for t in &tables {
             tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{t}\""))
-                .map_err(|e| Error::Db(e.to_string()))?;
+                .map_err(db)?;
         }
         tx.pragma_update(None, "user_version", 0)
             .and_then(|()| tx.commit())
-            .map_err(|e| Error::Db(e.to_string()))?;
+            .map_err(db)?;
         self.conn
             .execute_batch("PRAGMA foreign_keys = ON")
             .map_err(|e| self.err(e))?;
@@ -223,7 +226,41 @@ impl Store {
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Error {
-    Error::Db(format!("{}: {e}", path.display()))
+    Error::Db {
+        kind: kind_of(&e),
+        msg: format!("{}: {e}", path.display()),
+    }
+}
+
+/// A rusqlite error as the crate's, its kind kept.
+pub(super) fn db(e: rusqlite::Error) -> Error {
+    Error::from(e)
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Db {
+            kind: kind_of(&e),
+            msg: e.to_string(),
+        }
+    }
+}
+
+/// SQLite's result code as a [`DbKind`]: the one place the store reads it.
+fn kind_of(e: &rusqlite::Error) -> DbKind {
+    use rusqlite::ErrorCode;
+    let Some(err) = e.sqlite_error() else {
+        return DbKind::Other;
+    };
+    match err.code {
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => DbKind::Busy,
+        ErrorCode::ConstraintViolation => match err.extended_code {
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => DbKind::Unique,
+            _ => DbKind::Constraint,
+        },
+        _ => DbKind::Other,
+    }
 }
 
 /// The one text form of a time in the database: RFC 3339, UTC, microseconds.
@@ -353,6 +390,48 @@ mod tests {
         assert_eq!(store.dag_changes().unwrap(), n0 + 2);
         store.delete_dag("d").unwrap();
         assert_eq!(store.dag_changes().unwrap(), n0 + 3);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn kind(e: &Error) -> Option<DbKind> {
+        match e {
+            Error::Db { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Issue 13: a write refused because another process holds the write lock is
+    /// `Busy` (the API answers 503 and the caller may retry); a duplicate key is
+    /// `Unique`, another refused constraint `Constraint` (409); both were one string.
+    #[test]
+    fn database_failures_keep_their_kind() {
+        let (dir, mut store) = temp_db();
+        let holder = rusqlite::Connection::open(dir.join("t.db")).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        store.conn.busy_timeout(Duration::from_millis(20)).unwrap();
+        let busy = store.set_variable("k", "v", None).unwrap_err();
+        assert_eq!(kind(&busy), Some(DbKind::Busy), "{busy}");
+        assert!(busy.to_string().contains("try again"), "{busy}");
+        holder.execute_batch("ROLLBACK").unwrap();
+        store.set_variable("k", "v", None).unwrap();
+
+        let insert = |store: &mut Store, sql: &str| {
+            store
+                .write(|tx| tx.0.exec(sql, []).map_err(db))
+                .unwrap_err()
+        };
+        let dup = insert(
+            &mut store,
+            "INSERT INTO slot_pool (pool, slots) VALUES ('default_pool', 1)",
+        );
+        assert_eq!(kind(&dup), Some(DbKind::Unique), "{dup}");
+        let null = insert(
+            &mut store,
+            "INSERT INTO slot_pool (pool, slots) VALUES ('p', NULL)",
+        );
+        assert_eq!(kind(&null), Some(DbKind::Constraint), "{null}");
+        let bad = insert(&mut store, "INSERT INTO no_such_table VALUES (1)");
+        assert_eq!(kind(&bad), Some(DbKind::Other), "{bad}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
