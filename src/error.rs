@@ -21,8 +21,9 @@ pub enum Error {
     },
     /// A file or directory operation failed.
     Io { path: PathBuf, err: std::io::Error },
-    /// The database refused or failed.
-    Db(String),
+    /// The database refused or failed; `kind` says whether the caller can do anything
+    /// about it (try again later, or change the request).
+    Db { kind: DbKind, msg: String },
     /// Something asked for does not exist (a DAG id, a run id, a key).
     NotFound(String),
     /// The change collides with the current state (a duplicate run id, a task that is
@@ -32,6 +33,23 @@ pub enum Error {
     Failed(String),
     /// Exit with this code, having said what there was to say (a supervisor's outcome).
     Exit(u8),
+}
+
+/// What kind of database failure an [`Error::Db`] is: the store classifies SQLite's
+/// result codes once, so callers decide on a kind, never on message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    /// Another connection held the write lock for longer than the busy timeout
+    /// (SQLite's BUSY or LOCKED): nothing was written, and the same write may succeed
+    /// later.
+    Busy,
+    /// A UNIQUE or PRIMARY KEY constraint refused the write: the row already exists.
+    Unique,
+    /// Another constraint (a foreign key, CHECK or NOT NULL) refused the write: it
+    /// collides with what is stored now, e.g. a row it refers to is gone.
+    Constraint,
+    /// Anything else: the file cannot be read or written, a bug.
+    Other,
 }
 
 /// The crate's result type.
@@ -44,10 +62,18 @@ impl Error {
             Error::Usage(_) | Error::Config { .. } => 2,
             Error::Exit(code) => *code,
             Error::Io { .. }
-            | Error::Db(_)
+            | Error::Db { .. }
             | Error::NotFound(_)
             | Error::Conflict(_)
             | Error::Failed(_) => 1,
+        }
+    }
+
+    /// A database failure of no particular kind (see [`DbKind::Other`]).
+    pub(crate) fn db(msg: impl Into<String>) -> Error {
+        Error::Db {
+            kind: DbKind::Other,
+            msg: msg.into(),
         }
     }
 
@@ -74,7 +100,14 @@ impl fmt::Display for Error {
                 "bad config value [{section}] {key} = {value:?} (from {source}): {reason}"
             ),
             Error::Io { path, err } => write!(f, "{}: {err}", path.display()),
-            Error::Db(msg) => write!(f, "database: {msg}"),
+            Error::Db {
+                kind: DbKind::Busy,
+                msg,
+            } => write!(
+                f,
+                "database: {msg} (another process held the write lock too long; try again)"
+            ),
+            Error::Db { msg, .. } => write!(f, "database: {msg}"),
             Error::NotFound(msg) | Error::Conflict(msg) | Error::Failed(msg) => f.write_str(msg),
             Error::Exit(code) => write!(f, "exit code {code}"),
         }

@@ -159,8 +159,8 @@ pub fn set_paused(
     now: DateTime<Utc>,
 ) -> Result<()> {
     dag(store, dag_id)?;
-    store.set_paused(dag_id, paused)?;
     store.write(|tx| {
+        tx.set_paused(dag_id, paused)?;
         tx.event(
             &Event {
                 event: if paused { "pause" } else { "unpause" }.into(),

@@ -1263,3 +1263,49 @@ fn hostile_input_is_refused_cleanly() {
         .send();
     assert_eq!(reply.status, 422);
 }
+
+/// Issue 13: a write that finds another process holding the database's write lock
+/// for longer than the store's busy timeout (30 s, so this test waits that long) is a
+/// 503 with `Retry-After` and a `detail`, not a 500, and loses nothing: the same
+/// request succeeds once the lock is gone.
+#[test]
+fn a_write_blocked_by_another_writer_is_a_503_to_retry() {
+    let api = Api::start(&[]);
+    let holder = rusqlite::Connection::open(api.home.path.join("updraft.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = json!({"key": "locked_out", "value": "v"});
+    // Longer than the server's busy timeout, which the shared agent's is not.
+    let patient: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(180)))
+        .build()
+        .into();
+    let mut res = patient
+        .post(&format!("{}/api/v2/variables", api.srv.base))
+        .header("Authorization", &format!("Bearer {}", api.op))
+        .content_type("application/json")
+        .send(body.to_string())
+        .unwrap();
+    holder.execute_batch("ROLLBACK").unwrap();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let reply: Value = serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(res.status().as_u16(), 503, "{reply}");
+    assert!(
+        retry_after
+            .as_deref()
+            .is_some_and(|s| s.parse::<u32>().is_ok()),
+        "{retry_after:?}"
+    );
+    assert!(
+        reply["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{reply}"
+    );
+    let (status, _) = api.call("GET", "/api/v2/variables/locked_out", None);
+    assert_eq!(status, 404, "the refused write left nothing behind");
+    let (status, created) = api.call("POST", "/api/v2/variables", Some(body));
+    assert_eq!((status, &created["value"]), (201, &json!("v")));
+}

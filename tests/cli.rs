@@ -40,6 +40,44 @@ fn exit_codes() {
     home.run(&["dags", "show", "missing"], &[]).expect(1);
 }
 
+/// `connections add` refuses an id that exists (exit 1) and leaves the stored one as it
+/// was; the check and the insert are one transaction, so two adds cannot both win.
+#[test]
+fn connections_add_refuses_an_existing_id() {
+    let home = TempHome::new();
+    home.run(&["db", "migrate"], &[]).expect(0);
+    let add = |host: &str| {
+        home.run(
+            &[
+                "connections",
+                "add",
+                "c1",
+                "--conn-type",
+                "http",
+                "--conn-host",
+                host,
+            ],
+            &[],
+        )
+    };
+    let first = add("first.example").expect(0);
+    assert!(
+        first.stdout().contains("Successfully added `conn_id`=c1"),
+        "{}",
+        first.stdout()
+    );
+    let again = add("second.example").expect(1);
+    assert!(
+        again
+            .stderr()
+            .contains("A connection with `conn_id`=c1 already exists."),
+        "{}",
+        again.stderr()
+    );
+    let got = home.run(&["connections", "get", "c1"], &[]).expect(0);
+    assert!(got.stdout().contains("first.example"), "{}", got.stdout());
+}
+
 #[test]
 fn home_is_created_with_a_config_file() {
     let home = TempHome::new();

@@ -166,17 +166,14 @@ fn with_token(ctx: &Ctx, reply: Reply, c: &Caller, state_now: Option<TaskState>)
 }
 
 fn conflict(reason: &str, message: &str, state: Option<TaskState>) -> ApiError {
-    ApiError {
-        status: 409,
-        detail: json!({"reason": reason, "message": message, "previous_state": state.map(TaskState::as_str)}),
-    }
+    ApiError::with_detail(
+        409,
+        json!({"reason": reason, "message": message, "previous_state": state.map(TaskState::as_str)}),
+    )
 }
 
 fn not_found(what: String) -> ApiError {
-    ApiError {
-        status: 404,
-        detail: json!({"reason": "not_found", "message": what}),
-    }
+    ApiError::with_detail(404, json!({"reason": "not_found", "message": what}))
 }
 
 fn body<T: for<'de> Deserialize<'de>>(req: &Req) -> Result<T, ApiError> {

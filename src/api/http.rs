@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
-use crate::error::Error;
+use crate::error::{DbKind, Error};
 
 /// HTTP methods updraft routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,18 +143,30 @@ impl Reply {
     }
 }
 
-/// Why a request failed, as the API reports it: `{"detail": ...}` with a status.
+/// Why a request failed, as the API reports it: `{"detail": ...}` with a status, and
+/// any headers the status needs (`Retry-After` with a 503).
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: u16,
     pub detail: Value,
+    pub headers: Vec<(String, String)>,
 }
+
+/// What a 503 for a busy database tells clients to wait before trying again, in
+/// seconds. The write already waited the store's whole busy timeout for another
+/// process's transaction, so this only spaces out the retries of a client that loops.
+const BUSY_RETRY_AFTER_SECS: u32 = 1;
 
 impl ApiError {
     pub fn new(status: u16, detail: impl Into<String>) -> ApiError {
+        ApiError::with_detail(status, Value::String(detail.into()))
+    }
+    /// A detail that is not a string: pydantic's error lists, Airflow's objects.
+    pub fn with_detail(status: u16, detail: Value) -> ApiError {
         ApiError {
             status,
-            detail: Value::String(detail.into()),
+            detail,
+            headers: Vec::new(),
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> ApiError {
@@ -163,8 +175,33 @@ impl ApiError {
     pub fn not_found(detail: impl Into<String>) -> ApiError {
         ApiError::new(404, detail)
     }
+    /// Airflow's reply to a database error it explains by `reason` only: the statement
+    /// and SQLite's message go to the server log under an error id the reply names, as
+    /// Airflow hides the SQL (`api_fastapi/common/exceptions.py`).
+    pub fn database(status: u16, reason: &str, what: &str) -> ApiError {
+        let id = crate::ids::random_string(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            8,
+        );
+        log::warn!("error id {id}: {}: {what}", reason.to_lowercase());
+        ApiError::with_detail(
+            status,
+            json!({
+                "reason": reason,
+                "statement": "hidden",
+                "orig_error": "hidden",
+                "message": format!("Serious error when handling your request. Check logs for more details - you will find it in api server when you look for ID {id}"),
+            }),
+        )
+    }
+    pub fn with_header(mut self, name: &str, value: &str) -> ApiError {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
     pub fn into_reply(self) -> Reply {
-        Reply::json(self.status, &json!({ "detail": self.detail }))
+        let mut reply = Reply::json(self.status, &json!({ "detail": self.detail }));
+        reply.headers.extend(self.headers);
+        reply
     }
 }
 
@@ -177,7 +214,30 @@ impl From<Error> for ApiError {
             Error::Usage(msg) | Error::Failed(msg) => ApiError::new(400, msg),
             Error::Exit(code) => ApiError::new(500, format!("exit code {code}")),
             Error::Config { .. } => ApiError::new(400, e.to_string()),
-            Error::Io { .. } | Error::Db(_) => {
+            Error::Db {
+                kind: DbKind::Busy,
+                msg,
+            } => {
+                log::warn!("request refused, database busy: {msg}");
+                ApiError::new(
+                    503,
+                    "The database is busy: another process held its write lock too long. Nothing was changed; try again.",
+                )
+                .with_header("Retry-After", &BUSY_RETRY_AFTER_SECS.to_string())
+            }
+            Error::Db {
+                kind: DbKind::Unique,
+                msg,
+            } => ApiError::database(409, "Unique constraint violation", &msg),
+            Error::Db {
+                kind: DbKind::Constraint,
+                msg,
+            } => ApiError::database(409, "Constraint violation", &msg),
+            Error::Io { .. }
+            | Error::Db {
+                kind: DbKind::Other,
+                ..
+            } => {
                 log::error!("request failed: {e}");
                 ApiError::new(500, "internal error; see the server log")
             }
@@ -226,6 +286,53 @@ pub fn parse_query(q: &str) -> Option<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn db(kind: DbKind) -> Error {
+        Error::Db {
+            kind,
+            msg: "/h/updraft.db: the text SQLite gave".into(),
+        }
+    }
+
+    /// Issue 13: a busy database is a 503 a client may retry after `Retry-After`; a
+    /// refused constraint a 409 in Airflow's shape (`api_fastapi/common/exceptions.py`),
+    /// SQLite's text kept out of the reply; anything else stays a 500.
+    #[test]
+    fn database_errors_become_statuses_by_kind() {
+        let busy = ApiError::from(db(DbKind::Busy)).into_reply();
+        assert_eq!(busy.status, 503);
+        assert!(
+            busy.headers
+                .contains(&("Retry-After".into(), BUSY_RETRY_AFTER_SECS.to_string())),
+            "{:?}",
+            busy.headers
+        );
+        let body: Value = serde_json::from_slice(&busy.body).unwrap();
+        assert!(
+            body["detail"].as_str().unwrap().contains("try again"),
+            "{body}"
+        );
+
+        for (kind, reason) in [
+            (DbKind::Unique, "Unique constraint violation"),
+            (DbKind::Constraint, "Constraint violation"),
+        ] {
+            let reply = ApiError::from(db(kind)).into_reply();
+            assert_eq!(reply.status, 409, "{kind:?}");
+            let body: Value = serde_json::from_slice(&reply.body).unwrap();
+            let detail = &body["detail"];
+            assert_eq!(detail["reason"], reason);
+            assert_eq!(
+                (&detail["statement"], &detail["orig_error"]),
+                (&json!("hidden"), &json!("hidden"))
+            );
+            assert!(!body.to_string().contains("SQLite"), "{body}");
+            assert!(!reply.headers.iter().any(|(n, _)| n == "Retry-After"));
+        }
+
+        let other = ApiError::from(db(DbKind::Other)).into_reply();
+        assert_eq!(other.status, 500);
+    }
 
     #[test]
     fn decodes() {

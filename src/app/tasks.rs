@@ -238,13 +238,7 @@ fn add_connection(cfg: &Config, a: ConnectionArgs) -> Result<()> {
             .map_err(|e| Error::Usage(format!("--conn-extra is not JSON: {e}")))?;
     }
     let mut store = Store::open(&cfg.database.path)?;
-    if store.connection(&a.conn_id)?.is_some() {
-        return Err(Error::Conflict(format!(
-            "A connection with `conn_id`={} already exists.",
-            a.conn_id
-        )));
-    }
-    store.set_connection(&Connection {
+    let added = store.add_connection(&Connection {
         conn_id: a.conn_id.clone(),
         conn_type: a.conn_type,
         description: a.description,
@@ -255,6 +249,12 @@ fn add_connection(cfg: &Config, a: ConnectionArgs) -> Result<()> {
         port,
         extra: a.extra,
     })?;
+    if !added {
+        return Err(Error::Conflict(format!(
+            "A connection with `conn_id`={} already exists.",
+            a.conn_id
+        )));
+    }
     emit(&format!("Successfully added `conn_id`={}\n", a.conn_id))
 }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::Cached;
-use super::{Store, parse_ts, ts};
+use super::{Store, Tx, parse_ts, ts};
 use crate::error::{Error, Result};
 use crate::model::Dag;
 
@@ -199,8 +199,7 @@ impl Store {
             }
             Ok(())
         })();
-        res.and_then(|()| tx.commit())
-            .map_err(|e| Error::Db(e.to_string()))
+        res.and_then(|()| tx.commit()).map_err(Error::from)
     }
 
     /// Forgets a file that is gone: its DAGs become stale (history kept), its error goes.
@@ -217,8 +216,7 @@ impl Store {
             )?;
             mark_stale_except(&tx, bundle, relative_path, &[])
         })();
-        res.and_then(|()| tx.commit())
-            .map_err(|e| Error::Db(e.to_string()))
+        res.and_then(|()| tx.commit()).map_err(Error::from)
     }
 
     /// Every DAG, stale ones included, ordered by id.
@@ -300,14 +298,7 @@ impl Store {
 
     /// Sets a DAG's paused flag; false if there is no such DAG.
     pub fn set_paused(&mut self, dag_id: &str, paused: bool) -> Result<bool> {
-        let n = self
-            .conn
-            .exec(
-                "UPDATE dag SET is_paused = ?2 WHERE dag_id = ?1",
-                params![dag_id, paused],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(n == 1)
+        self.write(|tx| tx.set_paused(dag_id, paused))
     }
 
     /// A DAG's parse stamp (see [`DagHead::parsed`]), to check a kept parsed copy
@@ -355,6 +346,20 @@ impl Store {
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
+    }
+}
+
+impl Tx<'_> {
+    /// Sets a DAG's paused flag; false if there is no such DAG.
+    pub fn set_paused(&self, dag_id: &str, paused: bool) -> Result<bool> {
+        let n = self
+            .0
+            .exec(
+                "UPDATE dag SET is_paused = ?2 WHERE dag_id = ?1",
+                params![dag_id, paused],
+            )
+            .map_err(Error::from)?;
+        Ok(n == 1)
     }
 }
 

@@ -79,7 +79,7 @@ impl Store {
                  VALUES (?1, 'running', ?2, ?3, ?4, ?4)",
                 params![job_type, hostname, pid, ts(now)],
             )
-            .map_err(|e| Error::Db(e.to_string()))?;
+            .map_err(Error::from)?;
             Ok(tx.0.last_insert_rowid())
         })
     }
@@ -98,7 +98,7 @@ impl Store {
                     params![job_id, now],
                 )
             })
-            .map_err(|e| Error::Db(e.to_string()))?;
+            .map_err(Error::from)?;
             Ok(())
         })
     }
@@ -113,7 +113,7 @@ impl Store {
             .and_then(|_| {
                 tx.0.exec("DELETE FROM scheduler_lease WHERE job_id = ?1", [job_id])
             })
-            .map_err(|e| Error::Db(e.to_string()))?;
+            .map_err(Error::from)?;
             Ok(())
         })
     }
@@ -129,7 +129,7 @@ impl Store {
         stale_before: DateTime<Utc>,
     ) -> Result<Lease> {
         self.write(|tx| {
-            let db = |e: rusqlite::Error| Error::Db(e.to_string());
+            let db = Error::from;
             let holder: Option<Lease> = tx
                 .0
                 .row("SELECT job_id, hostname, pid, heartbeat FROM scheduler_lease WHERE id = 1", [], |r| {

@@ -27,7 +27,7 @@ pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
 pub use vars::{Connection, Variable};
 
-use crate::error::{Error, Result};
+use crate::error::{DbKind, Error, Result};
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -112,10 +112,13 @@ impl Store {
             .map_err(|e| db_err(path, e))?;
         // WAL: readers beside one writer. NORMAL sync is durable across process crashes
         // (only an OS crash can lose the last commits), which is what a laptop needs.
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
-        ))
+        settings(
+            &conn,
+            &format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+                 PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
+            ),
+        )
         .map_err(|e| db_err(path, e))?;
         // Plans that do not depend on the values bound: SQLite (built with STAT4) otherwise
         // marks a statement whose plan looked at a bound value (an ORDER BY ... LIMIT, a
@@ -136,17 +139,20 @@ impl Store {
         let from = self.version()?;
         let latest = migrations::MIGRATIONS.len();
         if from > latest {
-            return Err(Error::Db(format!(
+            return Err(Error::db(format!(
                 "{} is at schema version {from}, newer than this updraft knows ({latest}); upgrade updraft",
                 self.path.display()
             )));
         }
         for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(from) {
             let tx = self.begin()?;
-            tx.execute_batch(sql)
-                .and_then(|()| tx.pragma_update(None, "user_version", (i + 1) as i64))
+            tx.batch(sql)
+                .and_then(|()| tx.batch(&format!("PRAGMA user_version = {}", i + 1)))
                 .and_then(|()| tx.commit())
-                .map_err(|e| Error::Db(format!("migration {} failed: {e}", i + 1)))?;
+                .map_err(|e| Error::Db {
+                    kind: kind_of(&e),
+                    msg: format!("migration {} failed: {e}", i + 1),
+                })?;
             log::info!("database migrated to version {}", i + 1);
         }
         Ok((from, latest))
@@ -177,20 +183,17 @@ impl Store {
             rows.collect::<rusqlite::Result<_>>()
                 .map_err(|e| self.err(e))?
         };
-        self.conn
-            .execute_batch("PRAGMA foreign_keys = OFF")
-            .map_err(|e| self.err(e))?;
+        // SQLite ignores `foreign_keys` inside a transaction, so it is switched around one.
+        settings(&self.conn, "PRAGMA foreign_keys = OFF").map_err(|e| self.err(e))?;
         let tx = self.begin()?;
         for t in &tables {
-            tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{t}\""))
-                .map_err(|e| Error::Db(e.to_string()))?;
+            tx.batch(&format!("DROP TABLE IF EXISTS \"{t}\""))
+                .map_err(db)?;
         }
-        tx.pragma_update(None, "user_version", 0)
+        tx.batch("PRAGMA user_version = 0")
             .and_then(|()| tx.commit())
-            .map_err(|e| Error::Db(e.to_string()))?;
-        self.conn
-            .execute_batch("PRAGMA foreign_keys = ON")
-            .map_err(|e| self.err(e))?;
+            .map_err(db)?;
+        settings(&self.conn, "PRAGMA foreign_keys = ON").map_err(|e| self.err(e))?;
         self.migrate().map(|_| ())
     }
 
@@ -223,7 +226,47 @@ impl Store {
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Error {
-    Error::Db(format!("{}: {e}", path.display()))
+    Error::Db {
+        kind: kind_of(&e),
+        msg: format!("{}: {e}", path.display()),
+    }
+}
+
+/// A rusqlite error as the crate's, its kind kept.
+pub(super) fn db(e: rusqlite::Error) -> Error {
+    Error::from(e)
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Db {
+            kind: kind_of(&e),
+            msg: e.to_string(),
+        }
+    }
+}
+
+/// SQLite's result code as a [`DbKind`]: the one place the store reads it.
+fn kind_of(e: &rusqlite::Error) -> DbKind {
+    use rusqlite::ErrorCode;
+    let Some(err) = e.sqlite_error() else {
+        return DbKind::Other;
+    };
+    match err.code {
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => DbKind::Busy,
+        ErrorCode::ConstraintViolation => match err.extended_code {
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => DbKind::Unique,
+            _ => DbKind::Constraint,
+        },
+        _ => DbKind::Other,
+    }
+}
+
+/// Connection settings (`PRAGMA`s) that SQLite ignores or refuses inside a
+/// transaction: the only statements the store runs outside one.
+fn settings(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.execute_batch(sql)
 }
 
 /// The one text form of a time in the database: RFC 3339, UTC, microseconds.
@@ -242,21 +285,32 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 /// the API run, so none is parsed twice (parsing showed as ~20 % of a busy server).
 const STATEMENT_CACHE: usize = 256;
 
-/// `execute` and `query_row` through the connection's statement cache; the store uses
-/// only these, so no statement is prepared on every call.
-pub(super) trait Cached {
-    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
-    fn row<T, P: rusqlite::Params>(
-        &self,
-        sql: &str,
-        params: P,
-        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T>;
-}
+/// A connection inside a write transaction (`BEGIN IMMEDIATE`, from [`Store::begin`]).
+/// Only these may write: [`Cached::exec`] and [`Cached::batch`] require it, so a write
+/// on the bare connection (autocommit) does not compile.
+pub(super) trait InTransaction {}
 
-impl Cached for rusqlite::Connection {
-    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.prepare_cached(sql)?.execute(params)
+impl InTransaction for rusqlite::Transaction<'_> {}
+
+/// `execute` and `query_row` through the connection's statement cache; the store uses
+/// only these, so no statement is prepared on every call. Writes only in a transaction.
+pub(super) trait Cached {
+    /// The connection underneath.
+    fn connection(&self) -> &rusqlite::Connection;
+
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>
+    where
+        Self: InTransaction,
+    {
+        self.connection().prepare_cached(sql)?.execute(params)
+    }
+
+    /// Statements without parameters (migrations, `PRAGMA user_version`), uncached.
+    fn batch(&self, sql: &str) -> rusqlite::Result<()>
+    where
+        Self: InTransaction,
+    {
+        self.connection().execute_batch(sql)
     }
 
     fn row<T, P: rusqlite::Params>(
@@ -265,7 +319,19 @@ impl Cached for rusqlite::Connection {
         params: P,
         f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        self.prepare_cached(sql)?.query_row(params, f)
+        self.connection().prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+impl Cached for rusqlite::Connection {
+    fn connection(&self) -> &rusqlite::Connection {
+        self
+    }
+}
+
+impl Cached for rusqlite::Transaction<'_> {
+    fn connection(&self) -> &rusqlite::Connection {
+        self
     }
 }
 
@@ -354,6 +420,95 @@ mod tests {
         store.delete_dag("d").unwrap();
         assert_eq!(store.dag_changes().unwrap(), n0 + 3);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn kind(e: &Error) -> Option<DbKind> {
+        match e {
+            Error::Db { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Issue 13: a write refused because another process holds the write lock is
+    /// `Busy` (the API answers 503 and the caller may retry); a duplicate key is
+    /// `Unique`, another refused constraint `Constraint` (409); both were one string.
+    #[test]
+    fn database_failures_keep_their_kind() {
+        let (dir, mut store) = temp_db();
+        let holder = rusqlite::Connection::open(dir.join("t.db")).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        store.conn.busy_timeout(Duration::from_millis(20)).unwrap();
+        let busy = store.set_variable("k", "v", None).unwrap_err();
+        assert_eq!(kind(&busy), Some(DbKind::Busy), "{busy}");
+        assert!(busy.to_string().contains("try again"), "{busy}");
+        holder.execute_batch("ROLLBACK").unwrap();
+        store.set_variable("k", "v", None).unwrap();
+
+        let insert = |store: &mut Store, sql: &str| {
+            store
+                .write(|tx| tx.0.exec(sql, []).map_err(db))
+                .unwrap_err()
+        };
+        let dup = insert(
+            &mut store,
+            "INSERT INTO slot_pool (pool, slots) VALUES ('default_pool', 1)",
+        );
+        assert_eq!(kind(&dup), Some(DbKind::Unique), "{dup}");
+        let null = insert(
+            &mut store,
+            "INSERT INTO slot_pool (pool, slots) VALUES ('p', NULL)",
+        );
+        assert_eq!(kind(&null), Some(DbKind::Constraint), "{null}");
+        let bad = insert(&mut store, "INSERT INTO no_such_table VALUES (1)");
+        assert_eq!(kind(&bad), Some(DbKind::Other), "{bad}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Every write is one `BEGIN IMMEDIATE` transaction: `Cached::exec` and `batch`
+    /// demand one by type, and this checks that nothing in the store goes around them
+    /// with rusqlite's own write methods. The kit in this file is the only caller.
+    #[test]
+    fn every_write_goes_through_a_transaction() {
+        let files = [
+            ("dags.rs", include_str!("dags.rs")),
+            ("jobs.rs", include_str!("jobs.rs")),
+            ("migrations.rs", include_str!("migrations.rs")),
+            ("mod.rs", include_str!("mod.rs")),
+            ("q_dags.rs", include_str!("q_dags.rs")),
+            ("q_objects.rs", include_str!("q_objects.rs")),
+            ("q_runs.rs", include_str!("q_runs.rs")),
+            ("runs.rs", include_str!("runs.rs")),
+            ("vars.rs", include_str!("vars.rs")),
+        ];
+        let raw = regex_lite::Regex::new(
+            r"\.(execute|execute_batch|insert|pragma_update|pragma_update_and_check)\s*\(",
+        )
+        .unwrap();
+        let mut found = Vec::new();
+        for (name, text) in files {
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            for line in code.lines().filter(|l| raw.is_match(l)) {
+                found.push(format!("{name}: {}", line.trim()));
+            }
+        }
+        assert_eq!(
+            found,
+            [
+                "mod.rs: conn.execute_batch(sql)",
+                "mod.rs: self.connection().prepare_cached(sql)?.execute(params)",
+                "mod.rs: self.connection().execute_batch(sql)",
+            ],
+            "write through `Cached::exec` in `Store::write` (or `settings` for a PRAGMA \
+             SQLite refuses inside a transaction)"
+        );
+        let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/store"))
+            .unwrap()
+            .count();
+        assert_eq!(
+            on_disk,
+            files.len(),
+            "a new file in src/store: list it here"
+        );
     }
 
     #[test]

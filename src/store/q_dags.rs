@@ -13,7 +13,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use super::Cached;
-use super::{Store, parse_ts, ts};
+use super::{Store, db, parse_ts, ts};
 use crate::error::{Error, Result};
 use crate::model::RunState;
 
@@ -336,10 +336,6 @@ fn any(parts: impl Iterator<Item = String>) -> String {
     } else {
         format!("({})", parts.join(" OR "))
     }
-}
-
-fn db(e: rusqlite::Error) -> Error {
-    Error::Db(e.to_string())
 }
 
 fn log_row(r: &rusqlite::Row) -> rusqlite::Result<LogRow> {

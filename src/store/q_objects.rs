@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::Cached;
-use super::{Connection, Store, Tx, Variable, parse_ts};
-use crate::error::{Error, Result};
+use super::{Connection, Store, Tx, Variable, db, parse_ts};
+use crate::error::Result;
 
 /// A pool's settings, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -248,10 +248,6 @@ impl Tx<'_> {
             .map_err(db)?;
         Ok(n > 0)
     }
-}
-
-fn db(e: rusqlite::Error) -> Error {
-    Error::Db(e.to_string())
 }
 
 fn variable_row(r: &Row, at: usize) -> rusqlite::Result<Variable> {

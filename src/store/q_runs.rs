@@ -12,7 +12,8 @@ use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 
 use super::Cached;
-use super::runs::{RUN_COLS, TI_COLS, db, run_row, ti_row};
+use super::db;
+use super::runs::{RUN_COLS, TI_COLS, run_row, ti_row};
 use super::{RunRow, Store, TiRow, Tx, parse_ts, ts};
 use crate::error::{Error, Result};
 use crate::model::Dag;

@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::Cached;
-use super::{Store, parse_ts, ts};
+use super::{Store, db, parse_ts, ts};
 use crate::error::{Error, Result};
 use crate::model::{Dag, RunState, RunType, TaskState};
 
@@ -101,7 +101,7 @@ impl Store {
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let tx = Tx(self.begin()?);
         let out = f(&tx)?;
-        tx.0.commit().map_err(|e| Error::Db(e.to_string()))?;
+        tx.0.commit().map_err(db)?;
         Ok(out)
     }
 
@@ -695,10 +695,6 @@ impl Event {
             extra: Some(extra.to_string()),
         }
     }
-}
-
-pub(super) fn db(e: rusqlite::Error) -> Error {
-    Error::Db(e.to_string())
 }
 
 pub(super) fn opt_time(r: &Row, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::Cached;
-use super::Store;
+use super::{Store, db};
 use crate::error::Result;
 
 /// A connection, with Airflow's field names.
@@ -58,16 +58,19 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Creates the variable, or sets the value (and the description, when given) of the
+    /// one with its key.
     pub fn set_variable(&mut self, key: &str, val: &str, description: Option<&str>) -> Result<()> {
-        self.conn
-            .exec(
+        self.write(|tx| {
+            tx.0.exec(
                 "INSERT INTO variable (key, val, description) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET val = excluded.val,
                    description = COALESCE(excluded.description, variable.description)",
                 params![key, val, description],
             )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+            .map_err(db)?;
+            Ok(())
+        })
     }
 
     pub fn connection(&self, conn_id: &str) -> Result<Option<Connection>> {
@@ -94,27 +97,30 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    pub fn set_connection(&mut self, c: &Connection) -> Result<()> {
-        self.conn
-            .exec(
-                "INSERT OR REPLACE INTO connection (conn_id, conn_type, description, host, schema, login, password, port, extra)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    /// Creates a connection; `false` (and nothing written) when one with its id exists.
+    pub fn add_connection(&mut self, c: &Connection) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.0.exec(
+                "INSERT INTO connection (conn_id, conn_type, description, host, schema, login, password, port, extra)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (conn_id) DO NOTHING",
                 params![c.conn_id, c.conn_type, c.description, c.host, c.schema, c.login, c.password, c.port, c.extra],
             )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+            .map_err(db)?;
+            Ok(n == 1)
+        })
     }
 
     /// Creates or resizes a pool.
     pub fn set_pool(&mut self, pool: &str, slots: i64, description: Option<&str>) -> Result<()> {
-        self.conn
-            .exec(
+        self.write(|tx| {
+            tx.0.exec(
                 "INSERT INTO slot_pool (pool, slots, description) VALUES (?1, ?2, ?3)
                  ON CONFLICT (pool) DO UPDATE SET slots = excluded.slots,
                    description = COALESCE(excluded.description, slot_pool.description)",
                 params![pool, slots, description],
             )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+            .map_err(db)?;
+            Ok(())
+        })
     }
 }

@@ -583,31 +583,17 @@ pub fn collection(key: &str, rows: Vec<Value>, limit: usize, offset: usize) -> V
     json!({ key: items, "total_entries": total })
 }
 
-/// Airflow's 409 for a row that already exists: the details go to the server log under
-/// an error id the reply names, as Airflow hides the SQL.
+/// Airflow's 409 for a row that already exists (see [`ApiError::database`]).
 pub fn unique_violation(what: &str) -> ApiError {
-    let id = crate::ids::random_string(
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-        8,
-    );
-    log::warn!("error id {id}: unique constraint violation: {what}");
-    ApiError {
-        status: 409,
-        detail: json!({
-            "reason": "Unique constraint violation",
-            "statement": "hidden",
-            "orig_error": "hidden",
-            "message": format!("Serious error when handling your request. Check logs for more details - you will find it in api server when you look for ID {id}"),
-        }),
-    }
+    ApiError::database(409, "Unique constraint violation", what)
 }
 
 /// A 422 with one pydantic-style error.
 pub fn invalid(loc: &[&str], kind: &str, msg: &str, input: Value) -> ApiError {
-    ApiError {
-        status: 422,
-        detail: json!([{"type": kind, "loc": loc, "msg": msg, "input": input}]),
-    }
+    ApiError::with_detail(
+        422,
+        json!([{"type": kind, "loc": loc, "msg": msg, "input": input}]),
+    )
 }
 
 /// The kinds of value a body field takes.
@@ -652,11 +638,11 @@ pub fn body(req: &Req, fields: &[Field]) -> Result<Map<String, Value>, ApiError>
                 .body
                 .len()
                 .min(e.column().saturating_sub(1) + line_offset(&req.body, e.line()));
-            return Err(ApiError {
-                status: 422,
-                detail: json!([{"type": "json_invalid", "loc": ["body", offset], "msg": "JSON decode error",
+            return Err(ApiError::with_detail(
+                422,
+                json!([{"type": "json_invalid", "loc": ["body", offset], "msg": "JSON decode error",
                                 "input": {}, "ctx": {"error": e.to_string()}}]),
-            });
+            ));
         }
     };
     let Value::Object(map) = value else {
@@ -688,10 +674,7 @@ pub fn body(req: &Req, fields: &[Field]) -> Result<Map<String, Value>, ApiError>
     if errors.is_empty() {
         Ok(map)
     } else {
-        Err(ApiError {
-            status: 422,
-            detail: Value::Array(errors),
-        })
+        Err(ApiError::with_detail(422, Value::Array(errors)))
     }
 }
 

@@ -1548,10 +1548,7 @@ fn no_content() -> Reply {
 }
 
 fn unprocessable(errors: Vec<Value>) -> ApiError {
-    ApiError {
-        status: 422,
-        detail: Value::Array(errors),
-    }
+    ApiError::with_detail(422, Value::Array(errors))
 }
 
 fn body_loc() -> [Value; 1] {

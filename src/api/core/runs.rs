@@ -170,10 +170,7 @@ pub(super) fn dag_not_found(dag_id: &str) -> ApiError {
 
 /// A 422 with several pydantic-style errors.
 pub(super) fn unprocessable(errors: Vec<Value>) -> ApiError {
-    ApiError {
-        status: 422,
-        detail: Value::Array(errors),
-    }
+    ApiError::with_detail(422, Value::Array(errors))
 }
 
 /// A pydantic `value_error` of a whole body (a model validator's complaint).
@@ -321,10 +318,12 @@ pub(super) fn query_ints(req: &Req, name: &str) -> Result<Vec<i64>, ApiError> {
         .into_iter()
         .enumerate()
         .map(|(i, v)| {
-            v.trim().parse().map_err(|_| ApiError {
-                status: 422,
-                detail: json!([{"type": "int_parsing", "loc": ["query", name, i],
-                    "msg": "Input should be a valid integer, unable to parse string as an integer", "input": v}]),
+            v.trim().parse().map_err(|_| {
+                ApiError::with_detail(
+                    422,
+                    json!([{"type": "int_parsing", "loc": ["query", name, i],
+                        "msg": "Input should be a valid integer, unable to parse string as an integer", "input": v}]),
+                )
             })
         })
         .collect()

@@ -587,10 +587,12 @@ fn path_number(p: &Params, name: &str) -> Result<u32, ApiError> {
             json!(v),
         )
     })?;
-    u32::try_from(n).map_err(|_| ApiError {
-        status: 422,
-        detail: json!([{"type": "greater_than_equal", "loc": ["path", name],
+    u32::try_from(n).map_err(|_| {
+        ApiError::with_detail(
+            422,
+            json!([{"type": "greater_than_equal", "loc": ["path", name],
             "msg": "Input should be greater than or equal to 0", "input": v, "ctx": {"ge": 0}}]),
+        )
     })
 }
 
@@ -624,11 +626,11 @@ fn query_map_index(req: &Req) -> Result<Option<i64>, ApiError> {
         )
     })?;
     if n < -1 {
-        return Err(ApiError {
-            status: 422,
-            detail: json!([{"type": "greater_than_equal", "loc": ["query", "map_index"],
+        return Err(ApiError::with_detail(
+            422,
+            json!([{"type": "greater_than_equal", "loc": ["query", "map_index"],
                 "msg": "Input should be greater than or equal to -1", "input": v, "ctx": {"ge": -1}}]),
-        });
+        ));
     }
     Ok(Some(n))
 }
