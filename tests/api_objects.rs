@@ -1274,26 +1274,18 @@ fn a_write_blocked_by_another_writer_is_a_503_to_retry() {
     let holder = rusqlite::Connection::open(api.home.path.join("updraft.db")).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     let body = json!({"key": "locked_out", "value": "v"});
-    // Longer than the server's busy timeout, which the shared agent's is not.
-    let patient: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(180)))
-        .build()
-        .into();
-    let mut res = patient
-        .post(&format!("{}/api/v2/variables", api.srv.base))
-        .header("Authorization", &format!("Bearer {}", api.op))
-        .content_type("application/json")
-        .send(body.to_string())
-        .unwrap();
+    // Longer than the server's busy timeout, which the helper's default is not.
+    let res = api
+        .srv
+        .request(Method::Post, "/api/v2/variables")
+        .token(&api.op)
+        .json(&body)
+        .timeout(Duration::from_secs(180))
+        .send();
     holder.execute_batch("ROLLBACK").unwrap();
-    let retry_after = res
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let reply: Value = serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
-    assert_eq!(res.status().as_u16(), 503, "{reply}");
+    let retry_after = res.header("retry-after").map(str::to_string);
+    let reply = res.json();
+    assert_eq!(res.status, 503, "{reply}");
     assert!(
         retry_after
             .as_deref()

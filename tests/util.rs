@@ -291,6 +291,7 @@ pub struct Request {
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     follow_redirects: bool,
+    timeout: Option<std::time::Duration>,
 }
 
 /// `METHOD url`, no headers, no body, following redirects.
@@ -301,6 +302,7 @@ pub fn request(method: impl Into<Method>, url: &str) -> Request {
         headers: Vec::new(),
         body: None,
         follow_redirects: true,
+        timeout: None,
     }
 }
 
@@ -340,6 +342,12 @@ impl Request {
         self
     }
 
+    /// Waits up to `limit` for the whole exchange instead of the agent's 30 s.
+    pub fn timeout(mut self, limit: std::time::Duration) -> Request {
+        self.timeout = Some(limit);
+        self
+    }
+
     /// Sends on a fresh connection; panics when no HTTP reply comes back.
     pub fn send(self) -> Reply {
         self.send_on(&agent(false))
@@ -355,31 +363,30 @@ impl Request {
 
     /// Sends through `agent`; a transport error is a value.
     pub fn try_send_on(self, agent: &ureq::Agent) -> Result<Reply, ureq::Error> {
-        fn dress<B>(
-            mut r: ureq::RequestBuilder<B>,
-            headers: &[(String, String)],
-            follow: bool,
-        ) -> ureq::RequestBuilder<B> {
-            for (k, v) in headers {
+        fn dress<B>(mut r: ureq::RequestBuilder<B>, req: &Request) -> ureq::RequestBuilder<B> {
+            for (k, v) in &req.headers {
                 r = r.header(k, v);
             }
-            if follow {
-                r
-            } else {
-                r.config().max_redirects(0).build()
+            let mut cfg = r.config();
+            if !req.follow_redirects {
+                cfg = cfg.max_redirects(0);
             }
+            if req.timeout.is_some() {
+                cfg = cfg.timeout_global(req.timeout);
+            }
+            cfg.build()
         }
-        let (h, follow, url) = (&self.headers, self.follow_redirects, &self.url);
+        let url = &self.url;
         let res = match self.method {
-            Method::Get => dress(agent.get(url), h, follow).call(),
-            Method::Delete => dress(agent.delete(url), h, follow).call(),
+            Method::Get => dress(agent.get(url), &self).call(),
+            Method::Delete => dress(agent.delete(url), &self).call(),
             m => {
                 let r = match m {
                     Method::Post => agent.post(url),
                     Method::Put => agent.put(url),
                     _ => agent.patch(url),
                 };
-                dress(r, h, follow).send(self.body.unwrap_or_default())
+                dress(r, &self).send(self.body.clone().unwrap_or_default())
             }
         };
         let mut res = res?;
