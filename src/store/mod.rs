@@ -166,6 +166,28 @@ impl Store {
         })
     }
 
+    /// SQLite's own checks, for `db check`: `PRAGMA integrity_check` (b-trees, indexes,
+    /// constraints; at most its first 100 findings) and `PRAGMA foreign_key_check`.
+    /// Returns what they found, one line each; empty when the file is sound.
+    pub fn problems(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .query("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))?
+            .into_iter()
+            .filter(|line| line != "ok")
+            .map(|line| format!("integrity_check: {line}"))
+            .collect();
+        out.extend(self.query("PRAGMA foreign_key_check", [], |r| {
+            let table: String = r.get(0)?;
+            let rowid: Option<i64> = r.get(1)?;
+            let parent: String = r.get(2)?;
+            let row = rowid.map_or_else(|| "a row".to_string(), |id| format!("row {id}"));
+            Ok(format!(
+                "foreign_key_check: {row} of {table} refers to a missing row of {parent}"
+            ))
+        })?);
+        Ok(out)
+    }
+
     /// Drops every table and migrates from empty.
     pub fn reset(&mut self) -> Result<()> {
         let tables: Vec<String> = {
