@@ -557,6 +557,120 @@ fn is_executable(path: &Path) -> bool {
     path.is_file()
 }
 
+// ---- Another process: is it still the one that started before a time? ----
+
+/// Whether process `pid` on this host is still the process that was already running at
+/// `started_by`: `Some(false)` when that is proven wrong (no such process, or the pid
+/// now belongs to a process started later, i.e. it was reused), `Some(true)` when it
+/// is, `None` when this platform cannot tell.
+///
+/// The scheduler asks this of a lease holder on its own host, with the time the holder
+/// registered its job, which comes after its process started: a process with that pid
+/// started later is another one. Start times are compared with a second's slack, as
+/// Linux knows its boot time only to the second; the slack can only make a dead holder
+/// look alive, which costs the wait it always cost.
+pub fn still_running(pid: u32, started_by: chrono::DateTime<chrono::Utc>) -> Option<bool> {
+    let slack = chrono::Duration::seconds(1);
+    match process_started(pid)? {
+        Started::Gone => Some(false),
+        Started::At(at) => Some(at <= started_by + slack),
+        Started::Unknown => None,
+    }
+}
+
+/// When a process started, as far as the platform says.
+enum Started {
+    Gone,
+    At(chrono::DateTime<chrono::Utc>),
+    /// It exists, but its start time cannot be read.
+    Unknown,
+}
+
+/// Linux: `/proc/PID/stat`'s start time, in clock ticks after the boot time of
+/// `/proc/stat`.
+#[cfg(target_os = "linux")]
+fn process_started(pid: u32) -> Option<Started> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Some(Started::Gone),
+        Err(_) => return None,
+    };
+    // The command name (field 2) may hold spaces and parentheses: count after its `)`.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    // Fields 3 (state) onwards; the start time is field 22.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return Some(Started::Gone);
+    }
+    let ticks: i64 = fields.nth(18)?.parse().ok()?;
+    let boot: i64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|hz| *hz > 0)? as i64;
+    let micros = boot * 1_000_000 + ticks * 1_000_000 / hz;
+    Some(chrono::DateTime::from_timestamp_micros(micros).map_or(Started::Unknown, Started::At))
+}
+
+/// Other Unixes: a signal 0 tells whether the pid exists, not since when.
+#[cfg(all(unix, not(target_os = "linux")))]
+fn process_started(pid: u32) -> Option<Started> {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).ok()?);
+    match nix::sys::signal::kill(pid, None) {
+        Err(nix::errno::Errno::ESRCH) => Some(Started::Gone),
+        _ => Some(Started::Unknown),
+    }
+}
+
+/// Windows: the creation time of the process, which `OpenProcess` finds by pid.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn process_started(pid: u32) -> Option<Started> {
+    use windows::Win32::Foundation::{
+        CloseHandle, ERROR_INVALID_PARAMETER, FILETIME, STILL_ACTIVE,
+    };
+    use windows::Win32::System::Threading::{
+        GetExitCodeProcess, GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+    };
+    // SAFETY: OpenProcess takes plain values; the handle it returns is used only below
+    // and closed once.
+    let handle = match unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, false, pid) } {
+        Ok(h) => h,
+        // No process has this id.
+        Err(e) if e.code() == ERROR_INVALID_PARAMETER.to_hresult() => return Some(Started::Gone),
+        Err(_) => return None,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (
+        FILETIME::default(),
+        FILETIME::default(),
+        FILETIME::default(),
+        FILETIME::default(),
+    );
+    let mut code = 0u32;
+    // SAFETY: a live handle from OpenProcess and pointers to locals that outlive the
+    // calls; the handle is closed after its last use.
+    let (times, exit) = unsafe {
+        let times = GetProcessTimes(handle, &mut created, &mut exited, &mut kernel, &mut user);
+        let exit = GetExitCodeProcess(handle, &mut code);
+        let _ = CloseHandle(handle);
+        (times, exit)
+    };
+    // An ended process whose handle someone still holds can be opened too.
+    if exit.is_ok() && code != STILL_ACTIVE.0 as u32 {
+        return Some(Started::Gone);
+    }
+    if times.is_err() {
+        return Some(Started::Unknown);
+    }
+    // 100 ns intervals since 1601-01-01.
+    let intervals = (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime);
+    let unix_micros = (intervals / 10) as i64 - 11_644_473_600_000_000;
+    Some(chrono::DateTime::from_timestamp_micros(unix_micros).map_or(Started::Unknown, Started::At))
+}
+
 // ---- Both ----
 
 /// The first `name` in the folders of a PATH value that can be run.
@@ -693,6 +807,32 @@ mod tests {
             Some(PathBuf::from(r"C:\Program Files\Git\bin\bash.exe"))
         );
         assert_eq!(git_bash_near(Path::new(r"C:\tools\git.exe")), None);
+    }
+
+    #[test]
+    fn still_running_tells_this_process_from_a_gone_or_later_one() {
+        let now = chrono::Utc::now();
+        let me = std::process::id();
+        if cfg!(any(target_os = "linux", windows)) {
+            assert_eq!(still_running(me, now), Some(true));
+            // A job registered an hour before this process started was another one's.
+            assert_eq!(
+                still_running(me, now - chrono::Duration::hours(1)),
+                Some(false)
+            );
+        }
+        // A child that has ended and been reaped.
+        let mut child = Command::new(if cfg!(windows) { "cmd" } else { "true" })
+            .args(if cfg!(windows) {
+                &["/C", "exit"][..]
+            } else {
+                &[][..]
+            })
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert_eq!(still_running(pid, now), Some(false));
     }
 
     #[test]

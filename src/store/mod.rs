@@ -22,6 +22,7 @@ use rusqlite::OpenFlags;
 use rusqlite::config::DbConfig;
 
 pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
+pub use jobs::Lease;
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
 pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
