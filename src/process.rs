@@ -60,17 +60,184 @@ impl Shell {
         format!("{} ({})", self.kind.name(), self.program.display())
     }
 
-    /// The command that runs `script`, before environment and handles are set.
-    pub fn command(&self, script: &str) -> io::Result<Command> {
+    /// What the task log says about how `script` runs: the shell, and for cmd how it
+    /// takes the script (see [`batch_file`]).
+    pub fn describe_for(&self, script: &str) -> String {
+        match self.kind {
+            ShellKind::Bash | ShellKind::Sh => self.describe(),
+            ShellKind::Cmd if is_multi_line(script) => format!(
+                "{} as a batch file in UTF-8 (code page 65001; a top-level line that fails ends it with its exit code)",
+                self.describe()
+            ),
+            ShellKind::Cmd => format!("{} in UTF-8 (code page 65001)", self.describe()),
+        }
+    }
+
+    /// The command that runs `script`, before environment and handles are set. Keep
+    /// the returned value until the command has ended: for a multi-line script under
+    /// cmd it holds the batch file, which is deleted when it drops.
+    pub fn command(&self, script: &str) -> io::Result<ShellCommand> {
         let mut command = Command::new(&self.program);
+        let mut file = None;
         match self.kind {
             ShellKind::Bash | ShellKind::Sh => {
                 command.arg("-c").arg(script);
             }
-            ShellKind::Cmd => cmd_args(&mut command, script)?,
+            ShellKind::Cmd if is_multi_line(script) => {
+                let batch = BatchFile::write(&batch_file(script))?;
+                cmd_args(&mut command, &cmd_call(&batch.0))?;
+                file = Some(batch);
+            }
+            ShellKind::Cmd => cmd_args(
+                &mut command,
+                &format!("{CHCP_UTF8} & {CLEAR_ERRORLEVEL} & {script}"),
+            )?,
         }
-        Ok(command)
+        Ok(ShellCommand {
+            command,
+            _file: file,
+        })
     }
+}
+
+/// A shell's command line for one script, and the batch file it runs, if any.
+#[derive(Debug)]
+pub struct ShellCommand {
+    pub command: Command,
+    _file: Option<BatchFile>,
+}
+
+/// Switches cmd's output to UTF-8 (code page 65001), silently: without it cmd and the
+/// console programs it runs write in the OEM code page (`café` as `caf\x82`), which no
+/// log reader can tell from UTF-8 gone wrong.
+const CHCP_UTF8: &str = "chcp 65001 >nul 2>&1";
+
+/// Sets ERRORLEVEL to 0. Where chcp cannot switch (no console: a service, Wine) it
+/// leaves ERRORLEVEL at 1, and cmd builtins such as `echo` do not reset it, so
+/// `cmd /C "chcp ... & echo hi"` would otherwise exit 1.
+const CLEAR_ERRORLEVEL: &str = "(call )";
+
+/// Whether a script has more than one line (trailing line breaks, as a YAML `|` block
+/// leaves, do not count). `cmd /C` runs only the first line of such a script.
+fn is_multi_line(script: &str) -> bool {
+    script.trim_end_matches(['\r', '\n']).contains('\n')
+}
+
+/// A multi-line script as a cmd batch file (CRLF line ends, as cmd's label and `goto`
+/// handling needs), which cmd runs line by line with batch-file rules (`%%i` in `for`,
+/// `%%` for a literal `%`).
+///
+/// The rule, which README states: the file starts with `@echo off` (cmd does not print
+/// the commands, as `bash -c` does not) and switches to UTF-8; the lines run in turn,
+/// and after each one that ends at the top level (a parenthesised `if`/`for` block
+/// counts as one line, checked after its closing parenthesis; a line continued with
+/// `^` is checked after its last part) a check line follows: when `ERRORLEVEL` is not
+/// 0, the script ends with it. cmd has no `set -e`, and ` || exit /b` appended to
+/// lines would break blocks (and Wine's cmd takes it wrongly); a check on a line of its
+/// own expands `%errorlevel%` after the line before has run. Blank lines, comments,
+/// labels and `goto`/`exit` lines get no check. A script that runs to its end exits 0.
+pub fn batch_file(script: &str) -> String {
+    let mut out = format!("@echo off\r\n{CHCP_UTF8}\r\n{CLEAR_ERRORLEVEL}\r\n");
+    let mut depth: i64 = 0;
+    let mut continued = false;
+    let mut checkable = true;
+    for line in script.trim_end_matches(['\r', '\n']).split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if !continued {
+            checkable = is_checkable(line);
+        }
+        depth += paren_balance(line);
+        continued = line.ends_with('^') && !line.ends_with("^^");
+        out.push_str(line);
+        out.push_str("\r\n");
+        if !continued && checkable && depth <= 0 {
+            out.push_str(ERRORLEVEL_CHECK);
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+/// The line that ends a batch file with the ERRORLEVEL of the line before, if not 0.
+const ERRORLEVEL_CHECK: &str = "if %errorlevel% neq 0 exit /b %errorlevel%";
+
+/// Whether a batch line is a command whose failure should end the script: not blank,
+/// not a comment or label, not a jump.
+fn is_checkable(line: &str) -> bool {
+    let text = line.trim_start().trim_start_matches('@').trim_start();
+    let word = text
+        .split(|c: char| c.is_whitespace() || c == '(' || c == '/')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    !(text.is_empty() || text.starts_with(':') || matches!(word.as_str(), "rem" | "goto" | "exit"))
+}
+
+/// Opening minus closing parentheses on a batch line, outside double quotes and not
+/// escaped with `^`. A `rem` line's text is not code.
+fn paren_balance(line: &str) -> i64 {
+    let text = line.trim_start().trim_start_matches('@').trim_start();
+    if text.get(..3).is_some_and(|w| w.eq_ignore_ascii_case("rem"))
+        && text[3..].starts_with(|c: char| c.is_whitespace())
+        || text.starts_with("::")
+    {
+        return 0;
+    }
+    let (mut n, mut quoted, mut escaped) = (0, false, false);
+    for c in text.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '^' if !quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '(' if !quoted => n += 1,
+            ')' if !quoted => n -= 1,
+            _ => {}
+        }
+    }
+    n
+}
+
+/// The batch file of one multi-line cmd script, in the temp folder; removed on drop.
+#[derive(Debug)]
+struct BatchFile(PathBuf);
+
+impl BatchFile {
+    fn write(text: &str) -> io::Result<BatchFile> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut random = [0u8; 8];
+        crate::ids::random_bytes(&mut random);
+        let name = format!(
+            "updraft-{}-{}-{}.cmd",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            u64::from_le_bytes(random)
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| io::Write::write_all(&mut f, text.as_bytes()))
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot write the batch file {}: {e}", path.display()),
+                )
+            })?;
+        Ok(BatchFile(path))
+    }
+}
+
+impl Drop for BatchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The cmd command line that runs a batch file: quoted, as temp paths hold spaces.
+fn cmd_call(path: &Path) -> String {
+    format!("\"{}\"", path.display())
 }
 
 /// Finds the shell for a `bash_command`, given the value of PATH.
@@ -173,6 +340,8 @@ pub struct Running {
     child: Box<dyn ChildWrapper>,
     /// Set once the top process has been waited for; later calls return it again.
     exit: Option<Exit>,
+    /// cmd's batch file, if any: removed when this drops, after the tree is gone.
+    _batch: Option<BatchFile>,
 }
 
 /// Starts `spec.script` under `spec.shell`, in its own process group or job object.
@@ -189,7 +358,10 @@ pub fn spawn(spec: Spec) -> io::Result<Running> {
     let context =
         |e: io::Error| io::Error::new(e.kind(), format!("cannot start {}: {e}", shell.describe()));
 
-    let mut command = shell.command(&script)?;
+    let ShellCommand {
+        mut command,
+        _file: file,
+    } = shell.command(&script)?;
     if !inherit_env {
         command.env_clear();
         keep_essential_env(&mut command, &env);
@@ -210,7 +382,11 @@ pub fn spawn(spec: Spec) -> io::Result<Running> {
     let mut command = CommandWrap::from(command);
     wrap_tree(&mut command);
     let child = command.spawn().map_err(context)?;
-    Ok(Running { child, exit: None })
+    Ok(Running {
+        child,
+        exit: None,
+        _batch: file,
+    })
 }
 
 impl Running {
@@ -807,6 +983,58 @@ mod tests {
             Some(PathBuf::from(r"C:\Program Files\Git\bin\bash.exe"))
         );
         assert_eq!(git_bash_near(Path::new(r"C:\tools\git.exe")), None);
+    }
+
+    #[test]
+    fn multi_line_cmd_scripts_become_batch_files_that_stop_at_a_failing_line() {
+        assert!(!is_multi_line("echo a"));
+        assert!(!is_multi_line("echo a\n"));
+        assert!(!is_multi_line("echo a\r\n\r\n"));
+        assert!(is_multi_line("echo a\necho b"));
+        let script = "echo first\r\n\
+                      rem a comment (with a parenthesis\n\
+                      :label\n\
+                      if exist x (\n\
+                        echo in block\n\
+                      ) else (\n\
+                        echo \"other ) side\"\n\
+                      )\n\
+                      echo ^(escaped\n\
+                      echo one ^\n\
+                        two\n\
+                      goto :eof\n\
+                      @cmd /c exit 3\n";
+        let check = "if %errorlevel% neq 0 exit /b %errorlevel%\r\n";
+        let want = [
+            "@echo off\r\nchcp 65001 >nul 2>&1\r\n(call )\r\n",
+            "echo first\r\n",
+            check,
+            "rem a comment (with a parenthesis\r\n",
+            ":label\r\n",
+            "if exist x (\r\n",
+            "echo in block\r\n",
+            ") else (\r\n",
+            "echo \"other ) side\"\r\n",
+            ")\r\n",
+            check,
+            "echo ^(escaped\r\n",
+            check,
+            "echo one ^\r\n",
+            "two\r\n",
+            check,
+            "goto :eof\r\n",
+            "@cmd /c exit 3\r\n",
+            check,
+        ]
+        .concat();
+        assert_eq!(batch_file(script), want);
+        let cmd = Shell {
+            kind: ShellKind::Cmd,
+            program: PathBuf::from(r"C:\Windows\System32\cmd.exe"),
+        };
+        assert!(cmd.describe_for("a\nb").contains("as a batch file"));
+        assert!(!cmd.describe_for("a\n").contains("batch"));
+        assert!(cmd.describe_for("a").contains("65001"));
     }
 
     #[test]

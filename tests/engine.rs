@@ -677,6 +677,18 @@ fn dags_test_and_tasks_test_run_in_the_foreground() {
 }
 
 #[test]
+fn dags_test_prints_a_log_that_is_not_utf8() {
+    let home = TempHome::new();
+    // Latin-1 bytes, as a program writing in a legacy code page prints them.
+    let tasks = task("latin", r"printf 'caf\351 ok\n'", "");
+    std::fs::write(home.dags().join("l1.yml"), dag("l1", "", &tasks)).unwrap();
+    let run = home
+        .run(&["dags", "test", "l1", "2024-03-01"], FAST)
+        .expect(0);
+    assert!(run.stdout().contains("caf\u{fffd} ok"), "{}", run.stdout());
+}
+
+#[test]
 fn jobs_check_follows_the_scheduler() {
     let e = Engine::start(&[], &[]);
     assert!(wait_until(LONG, || e

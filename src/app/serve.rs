@@ -217,7 +217,10 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
                     &ti.task_id,
                     ti.try_number,
                 );
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                // Lossy: a task may print in any encoding, and its log must still show.
+                let text = std::fs::read(&path)
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or_default();
                 emit(&format!(
                     "--- {} (try {}): {} ---\n{text}",
                     ti.task_id,

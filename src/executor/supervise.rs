@@ -235,7 +235,10 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
                 return Ok(finish(&mut log, fail_state, None));
             }
         };
-    log.line(&format!("running with {}: {rendered}", sv.shell.describe()));
+    log.line(&format!(
+        "running with {}: {rendered}",
+        sv.shell.describe_for(&rendered)
+    ));
 
     let mut env: Vec<(String, String)> = vec![
         ("AIRFLOW_CTX_DAG_ID".into(), dag_id.clone()),
