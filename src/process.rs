@@ -754,6 +754,26 @@ pub fn still_running(pid: u32, started_by: chrono::DateTime<chrono::Utc>) -> Opt
     }
 }
 
+/// This process's host as the scheduler lease records it: the host name, and on Linux
+/// the pid namespace too (`vm pid:[4026531836]`). Two containers can share a host name
+/// (host networking) and a database file while their pids mean different processes; a
+/// holder's pid proves something only in the namespace it came from. Where the
+/// namespace cannot be read, the identity names this process alone, so no other
+/// scheduler ever counts as on the same host.
+pub fn host_identity(hostname: &str) -> String {
+    #[cfg(target_os = "linux")]
+    {
+        match std::fs::read_link("/proc/self/ns/pid") {
+            Ok(ns) => format!("{hostname} {}", ns.display()),
+            Err(_) => format!("{hostname} pid-namespace-unknown-{}", std::process::id()),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        hostname.to_string()
+    }
+}
+
 /// When a process started, as far as the platform says.
 enum Started {
     Gone,

@@ -64,6 +64,8 @@ pub struct Scheduler {
     exec: LocalExecutor,
     exec_events: Receiver<ExecEvent>,
     hostname: String,
+    /// Who this process is in the lease: see `process::host_identity`.
+    lease_host: String,
     job_id: i64,
     active: bool,
     /// Parsed DAGs by id, with the parse time they came from.
@@ -101,6 +103,7 @@ impl Scheduler {
             secret,
             exec,
             exec_events,
+            lease_host: crate::process::host_identity(&hostname),
             hostname,
             job_id,
             active: false,
@@ -224,9 +227,10 @@ impl Scheduler {
         let threshold = chrono::Duration::milliseconds(
             (self.cfg.scheduler.health_check_threshold * 1000.0) as i64,
         );
-        // A holder on this host whose process is provably gone (no such pid, or the pid
-        // now names a later process) is not waited for: its heartbeat only looks fresh.
-        let host = self.hostname.clone();
+        // A holder on this host (and in this pid namespace) whose process is provably
+        // gone (no such pid, or the pid now names a later process) is not waited for:
+        // its heartbeat only looks fresh.
+        let host = self.lease_host.clone();
         let dead = |h: &crate::store::Lease| {
             let gone = h.hostname == host
                 && h.started.is_some_and(|at| {
@@ -244,7 +248,7 @@ impl Scheduler {
         };
         let holder = self.store.take_lease(
             self.job_id,
-            &self.hostname,
+            &self.lease_host,
             std::process::id(),
             now,
             now - threshold,
@@ -266,7 +270,7 @@ impl Scheduler {
             log::info!(
                 "another scheduler is active (job {} on {} pid {}); standing by",
                 holder.job_id,
-                holder.hostname,
+                holder.hostname.split(' ').next().unwrap_or_default(),
                 holder.pid
             );
             // Once per standby spell. No made-up past instant: on Windows `Instant`
