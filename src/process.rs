@@ -1084,6 +1084,18 @@ mod tests {
     }
 
     #[test]
+    fn host_identity_names_the_pid_namespace_on_linux() {
+        let id = host_identity("box");
+        if cfg!(target_os = "linux") {
+            assert!(id.starts_with("box "), "{id}");
+            assert_eq!(id, host_identity("box"));
+            assert_ne!(id, "box");
+        } else {
+            assert_eq!(id, "box");
+        }
+    }
+
+    #[test]
     fn cmd_outside_windows_is_refused() {
         if cfg!(windows) {
             return;
