@@ -151,7 +151,7 @@ Commands:
   config list                   print every setting, its value and where it came from
   config get-value SECTION KEY  print one setting
   db migrate                    create or upgrade the database
-  db check                      check that the database answers
+  db check                      check that the database answers and is sound
   db reset --yes                delete all data and recreate the database
   dags list                     list DAGs (after reading the DAG folder)
   dags list-import-errors       list DAG files that failed to load

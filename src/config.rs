@@ -269,6 +269,11 @@ pub struct Logging {
     pub level: log::LevelFilter,
 }
 
+/// The largest number of seconds a key takes (100 years). Larger values would overflow
+/// `Duration` and `Instant` arithmetic (on Windows an `Instant` counts from boot), and
+/// mean "never" anyway.
+const MAX_SECS: f64 = 3_153_600_000.0;
+
 /// The roles of Airflow's SimpleAuthManager, lowest first.
 pub const ROLES: &[&str] = &["viewer", "user", "op", "admin"];
 
@@ -552,8 +557,11 @@ fn check_kind(e: &Entry) -> Result<()> {
             Err(_) => Err(bad(e, "expected a whole number")),
         },
         Kind::Secs => match v.parse::<f64>() {
-            Ok(n) if n >= 0.0 && n.is_finite() => Ok(()),
-            _ => Err(bad(e, "expected a number of seconds, 0 or more")),
+            Ok(n) if (0.0..=MAX_SECS).contains(&n) => Ok(()),
+            _ => Err(bad(
+                e,
+                "expected a number of seconds from 0 to 3153600000 (100 years)",
+            )),
         },
         Kind::Bool => parse_bool(v)
             .map(|_| ())
@@ -612,6 +620,9 @@ type IniValues = BTreeMap<(String, String), String>;
 fn parse_ini(text: &str, file: &Path, warnings: &mut Vec<String>) -> Result<IniValues> {
     let mut values = IniValues::new();
     let mut section: Option<String> = None;
+    // A UTF-8 byte order mark, as PowerShell 5 and old Notepad write one, is not text
+    // (Python's configparser reads Airflow's file with `utf-8-sig` semantics too).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -744,6 +755,11 @@ mod tests {
                 "[api] worker_timeout",
             ),
             ("[api]\nmax_connections = 0\n", &[], "[api] max_connections"),
+            (
+                "",
+                &[("UPDRAFT__CORE__KILLED_TASK_CLEANUP_TIME", "1e30")],
+                "[core] killed_task_cleanup_time",
+            ),
         ];
         for (file, env, want) in cases {
             let err = load(file, env).unwrap_err();
@@ -753,6 +769,13 @@ mod tests {
             );
             assert_eq!(err.exit_code(), 2);
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_file() {
+        let c = load("\u{feff}[api]\r\nport = 9000\r\n", &[]).unwrap();
+        assert_eq!(c.api.port, 9000);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]

@@ -60,17 +60,184 @@ impl Shell {
         format!("{} ({})", self.kind.name(), self.program.display())
     }
 
-    /// The command that runs `script`, before environment and handles are set.
-    pub fn command(&self, script: &str) -> io::Result<Command> {
+    /// What the task log says about how `script` runs: the shell, and for cmd how it
+    /// takes the script (see [`batch_file`]).
+    pub fn describe_for(&self, script: &str) -> String {
+        match self.kind {
+            ShellKind::Bash | ShellKind::Sh => self.describe(),
+            ShellKind::Cmd if is_multi_line(script) => format!(
+                "{} as a batch file in UTF-8 (code page 65001; a top-level line that fails ends it with its exit code)",
+                self.describe()
+            ),
+            ShellKind::Cmd => format!("{} in UTF-8 (code page 65001)", self.describe()),
+        }
+    }
+
+    /// The command that runs `script`, before environment and handles are set. Keep
+    /// the returned value until the command has ended: for a multi-line script under
+    /// cmd it holds the batch file, which is deleted when it drops.
+    pub fn command(&self, script: &str) -> io::Result<ShellCommand> {
         let mut command = Command::new(&self.program);
+        let mut file = None;
         match self.kind {
             ShellKind::Bash | ShellKind::Sh => {
                 command.arg("-c").arg(script);
             }
-            ShellKind::Cmd => cmd_args(&mut command, script)?,
+            ShellKind::Cmd if is_multi_line(script) => {
+                let batch = BatchFile::write(&batch_file(script))?;
+                cmd_args(&mut command, &cmd_call(&batch.0))?;
+                file = Some(batch);
+            }
+            ShellKind::Cmd => cmd_args(
+                &mut command,
+                &format!("{CHCP_UTF8} & {CLEAR_ERRORLEVEL} & {script}"),
+            )?,
         }
-        Ok(command)
+        Ok(ShellCommand {
+            command,
+            _file: file,
+        })
     }
+}
+
+/// A shell's command line for one script, and the batch file it runs, if any.
+#[derive(Debug)]
+pub struct ShellCommand {
+    pub command: Command,
+    _file: Option<BatchFile>,
+}
+
+/// Switches cmd's output to UTF-8 (code page 65001), silently: without it cmd and the
+/// console programs it runs write in the OEM code page (`café` as `caf\x82`), which no
+/// log reader can tell from UTF-8 gone wrong.
+const CHCP_UTF8: &str = "chcp 65001 >nul 2>&1";
+
+/// Sets ERRORLEVEL to 0. Where chcp cannot switch (no console: a service, Wine) it
+/// leaves ERRORLEVEL at 1, and cmd builtins such as `echo` do not reset it, so
+/// `cmd /C "chcp ... & echo hi"` would otherwise exit 1.
+const CLEAR_ERRORLEVEL: &str = "(call )";
+
+/// Whether a script has more than one line (trailing line breaks, as a YAML `|` block
+/// leaves, do not count). `cmd /C` runs only the first line of such a script.
+fn is_multi_line(script: &str) -> bool {
+    script.trim_end_matches(['\r', '\n']).contains('\n')
+}
+
+/// A multi-line script as a cmd batch file (CRLF line ends, as cmd's label and `goto`
+/// handling needs), which cmd runs line by line with batch-file rules (`%%i` in `for`,
+/// `%%` for a literal `%`).
+///
+/// The rule, which README states: the file starts with `@echo off` (cmd does not print
+/// the commands, as `bash -c` does not) and switches to UTF-8; the lines run in turn,
+/// and after each one that ends at the top level (a parenthesised `if`/`for` block
+/// counts as one line, checked after its closing parenthesis; a line continued with
+/// `^` is checked after its last part) a check line follows: when `ERRORLEVEL` is not
+/// 0, the script ends with it. cmd has no `set -e`, and ` || exit /b` appended to
+/// lines would break blocks (and Wine's cmd takes it wrongly); a check on a line of its
+/// own expands `%errorlevel%` after the line before has run. Blank lines, comments,
+/// labels and `goto`/`exit` lines get no check. A script that runs to its end exits 0.
+pub fn batch_file(script: &str) -> String {
+    let mut out = format!("@echo off\r\n{CHCP_UTF8}\r\n{CLEAR_ERRORLEVEL}\r\n");
+    let mut depth: i64 = 0;
+    let mut continued = false;
+    let mut checkable = true;
+    for line in script.trim_end_matches(['\r', '\n']).split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if !continued {
+            checkable = is_checkable(line);
+        }
+        depth += paren_balance(line);
+        continued = line.ends_with('^') && !line.ends_with("^^");
+        out.push_str(line);
+        out.push_str("\r\n");
+        if !continued && checkable && depth <= 0 {
+            out.push_str(ERRORLEVEL_CHECK);
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+/// The line that ends a batch file with the ERRORLEVEL of the line before, if not 0.
+const ERRORLEVEL_CHECK: &str = "if %errorlevel% neq 0 exit /b %errorlevel%";
+
+/// Whether a batch line is a command whose failure should end the script: not blank,
+/// not a comment or label, not a jump.
+fn is_checkable(line: &str) -> bool {
+    let text = line.trim_start().trim_start_matches('@').trim_start();
+    let word = text
+        .split(|c: char| c.is_whitespace() || c == '(' || c == '/')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    !(text.is_empty() || text.starts_with(':') || matches!(word.as_str(), "rem" | "goto" | "exit"))
+}
+
+/// Opening minus closing parentheses on a batch line, outside double quotes and not
+/// escaped with `^`. A `rem` line's text is not code.
+fn paren_balance(line: &str) -> i64 {
+    let text = line.trim_start().trim_start_matches('@').trim_start();
+    if text.get(..3).is_some_and(|w| w.eq_ignore_ascii_case("rem"))
+        && text[3..].starts_with(|c: char| c.is_whitespace())
+        || text.starts_with("::")
+    {
+        return 0;
+    }
+    let (mut n, mut quoted, mut escaped) = (0, false, false);
+    for c in text.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '^' if !quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '(' if !quoted => n += 1,
+            ')' if !quoted => n -= 1,
+            _ => {}
+        }
+    }
+    n
+}
+
+/// The batch file of one multi-line cmd script, in the temp folder; removed on drop.
+#[derive(Debug)]
+struct BatchFile(PathBuf);
+
+impl BatchFile {
+    fn write(text: &str) -> io::Result<BatchFile> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut random = [0u8; 8];
+        crate::ids::random_bytes(&mut random);
+        let name = format!(
+            "updraft-{}-{}-{}.cmd",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            u64::from_le_bytes(random)
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| io::Write::write_all(&mut f, text.as_bytes()))
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot write the batch file {}: {e}", path.display()),
+                )
+            })?;
+        Ok(BatchFile(path))
+    }
+}
+
+impl Drop for BatchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The cmd command line that runs a batch file: quoted, as temp paths hold spaces.
+fn cmd_call(path: &Path) -> String {
+    format!("\"{}\"", path.display())
 }
 
 /// Finds the shell for a `bash_command`, given the value of PATH.
@@ -173,6 +340,8 @@ pub struct Running {
     child: Box<dyn ChildWrapper>,
     /// Set once the top process has been waited for; later calls return it again.
     exit: Option<Exit>,
+    /// cmd's batch file, if any: removed when this drops, after the tree is gone.
+    _batch: Option<BatchFile>,
 }
 
 /// Starts `spec.script` under `spec.shell`, in its own process group or job object.
@@ -189,7 +358,10 @@ pub fn spawn(spec: Spec) -> io::Result<Running> {
     let context =
         |e: io::Error| io::Error::new(e.kind(), format!("cannot start {}: {e}", shell.describe()));
 
-    let mut command = shell.command(&script)?;
+    let ShellCommand {
+        mut command,
+        _file: file,
+    } = shell.command(&script)?;
     if !inherit_env {
         command.env_clear();
         keep_essential_env(&mut command, &env);
@@ -210,7 +382,11 @@ pub fn spawn(spec: Spec) -> io::Result<Running> {
     let mut command = CommandWrap::from(command);
     wrap_tree(&mut command);
     let child = command.spawn().map_err(context)?;
-    Ok(Running { child, exit: None })
+    Ok(Running {
+        child,
+        exit: None,
+        _batch: file,
+    })
 }
 
 impl Running {
@@ -557,6 +733,140 @@ fn is_executable(path: &Path) -> bool {
     path.is_file()
 }
 
+// ---- Another process: is it still the one that started before a time? ----
+
+/// Whether process `pid` on this host is still the process that was already running at
+/// `started_by`: `Some(false)` when that is proven wrong (no such process, or the pid
+/// now belongs to a process started later, i.e. it was reused), `Some(true)` when it
+/// is, `None` when this platform cannot tell.
+///
+/// The scheduler asks this of a lease holder on its own host, with the time the holder
+/// registered its job, which comes after its process started: a process with that pid
+/// started later is another one. Start times are compared with a second's slack, as
+/// Linux knows its boot time only to the second; the slack can only make a dead holder
+/// look alive, which costs the wait it always cost.
+pub fn still_running(pid: u32, started_by: chrono::DateTime<chrono::Utc>) -> Option<bool> {
+    let slack = chrono::Duration::seconds(1);
+    match process_started(pid)? {
+        Started::Gone => Some(false),
+        Started::At(at) => Some(at <= started_by + slack),
+        Started::Unknown => None,
+    }
+}
+
+/// This process's host as the scheduler lease records it: the host name, and on Linux
+/// the pid namespace too (`vm pid:[4026531836]`). Two containers can share a host name
+/// (host networking) and a database file while their pids mean different processes; a
+/// holder's pid proves something only in the namespace it came from. Where the
+/// namespace cannot be read, the identity names this process alone, so no other
+/// scheduler ever counts as on the same host.
+pub fn host_identity(hostname: &str) -> String {
+    #[cfg(target_os = "linux")]
+    {
+        match std::fs::read_link("/proc/self/ns/pid") {
+            Ok(ns) => format!("{hostname} {}", ns.display()),
+            Err(_) => format!("{hostname} pid-namespace-unknown-{}", std::process::id()),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        hostname.to_string()
+    }
+}
+
+/// When a process started, as far as the platform says.
+enum Started {
+    Gone,
+    At(chrono::DateTime<chrono::Utc>),
+    /// It exists, but its start time cannot be read.
+    Unknown,
+}
+
+/// Linux: `/proc/PID/stat`'s start time, in clock ticks after the boot time of
+/// `/proc/stat`.
+#[cfg(target_os = "linux")]
+fn process_started(pid: u32) -> Option<Started> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Some(Started::Gone),
+        Err(_) => return None,
+    };
+    // The command name (field 2) may hold spaces and parentheses: count after its `)`.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    // Fields 3 (state) onwards; the start time is field 22.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return Some(Started::Gone);
+    }
+    let ticks: i64 = fields.nth(18)?.parse().ok()?;
+    let boot: i64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|hz| *hz > 0)? as i64;
+    let micros = boot * 1_000_000 + ticks * 1_000_000 / hz;
+    Some(chrono::DateTime::from_timestamp_micros(micros).map_or(Started::Unknown, Started::At))
+}
+
+/// Other Unixes: a signal 0 tells whether the pid exists, not since when.
+#[cfg(all(unix, not(target_os = "linux")))]
+fn process_started(pid: u32) -> Option<Started> {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).ok()?);
+    match nix::sys::signal::kill(pid, None) {
+        Err(nix::errno::Errno::ESRCH) => Some(Started::Gone),
+        _ => Some(Started::Unknown),
+    }
+}
+
+/// Windows: the creation time of the process, which `OpenProcess` finds by pid.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn process_started(pid: u32) -> Option<Started> {
+    use windows::Win32::Foundation::{
+        CloseHandle, ERROR_INVALID_PARAMETER, FILETIME, STILL_ACTIVE,
+    };
+    use windows::Win32::System::Threading::{
+        GetExitCodeProcess, GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+    };
+    // SAFETY: OpenProcess takes plain values; the handle it returns is used only below
+    // and closed once.
+    let handle = match unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, false, pid) } {
+        Ok(h) => h,
+        // No process has this id.
+        Err(e) if e.code() == ERROR_INVALID_PARAMETER.to_hresult() => return Some(Started::Gone),
+        Err(_) => return None,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (
+        FILETIME::default(),
+        FILETIME::default(),
+        FILETIME::default(),
+        FILETIME::default(),
+    );
+    let mut code = 0u32;
+    // SAFETY: a live handle from OpenProcess and pointers to locals that outlive the
+    // calls; the handle is closed after its last use.
+    let (times, exit) = unsafe {
+        let times = GetProcessTimes(handle, &mut created, &mut exited, &mut kernel, &mut user);
+        let exit = GetExitCodeProcess(handle, &mut code);
+        let _ = CloseHandle(handle);
+        (times, exit)
+    };
+    // An ended process whose handle someone still holds can be opened too.
+    if exit.is_ok() && code != STILL_ACTIVE.0 as u32 {
+        return Some(Started::Gone);
+    }
+    if times.is_err() {
+        return Some(Started::Unknown);
+    }
+    // 100 ns intervals since 1601-01-01.
+    let intervals = (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime);
+    let unix_micros = (intervals / 10) as i64 - 11_644_473_600_000_000;
+    Some(chrono::DateTime::from_timestamp_micros(unix_micros).map_or(Started::Unknown, Started::At))
+}
+
 // ---- Both ----
 
 /// The first `name` in the folders of a PATH value that can be run.
@@ -693,6 +1003,96 @@ mod tests {
             Some(PathBuf::from(r"C:\Program Files\Git\bin\bash.exe"))
         );
         assert_eq!(git_bash_near(Path::new(r"C:\tools\git.exe")), None);
+    }
+
+    #[test]
+    fn multi_line_cmd_scripts_become_batch_files_that_stop_at_a_failing_line() {
+        assert!(!is_multi_line("echo a"));
+        assert!(!is_multi_line("echo a\n"));
+        assert!(!is_multi_line("echo a\r\n\r\n"));
+        assert!(is_multi_line("echo a\necho b"));
+        let script = "echo first\r\n\
+                      rem a comment (with a parenthesis\n\
+                      :label\n\
+                      if exist x (\n\
+                        echo in block\n\
+                      ) else (\n\
+                        echo \"other ) side\"\n\
+                      )\n\
+                      echo ^(escaped\n\
+                      echo one ^\n\
+                        two\n\
+                      goto :eof\n\
+                      @cmd /c exit 3\n";
+        let check = "if %errorlevel% neq 0 exit /b %errorlevel%\r\n";
+        let want = [
+            "@echo off\r\nchcp 65001 >nul 2>&1\r\n(call )\r\n",
+            "echo first\r\n",
+            check,
+            "rem a comment (with a parenthesis\r\n",
+            ":label\r\n",
+            "if exist x (\r\n",
+            "echo in block\r\n",
+            ") else (\r\n",
+            "echo \"other ) side\"\r\n",
+            ")\r\n",
+            check,
+            "echo ^(escaped\r\n",
+            check,
+            "echo one ^\r\n",
+            "two\r\n",
+            check,
+            "goto :eof\r\n",
+            "@cmd /c exit 3\r\n",
+            check,
+        ]
+        .concat();
+        assert_eq!(batch_file(script), want);
+        let cmd = Shell {
+            kind: ShellKind::Cmd,
+            program: PathBuf::from(r"C:\Windows\System32\cmd.exe"),
+        };
+        assert!(cmd.describe_for("a\nb").contains("as a batch file"));
+        assert!(!cmd.describe_for("a\n").contains("batch"));
+        assert!(cmd.describe_for("a").contains("65001"));
+    }
+
+    #[test]
+    fn still_running_tells_this_process_from_a_gone_or_later_one() {
+        let now = chrono::Utc::now();
+        let me = std::process::id();
+        if cfg!(any(target_os = "linux", windows)) {
+            assert_eq!(still_running(me, now), Some(true));
+            // A job registered an hour before this process started was another one's.
+            assert_eq!(
+                still_running(me, now - chrono::Duration::hours(1)),
+                Some(false)
+            );
+        }
+        // A child that has ended and been reaped.
+        let mut child = Command::new(if cfg!(windows) { "cmd" } else { "true" })
+            .args(if cfg!(windows) {
+                &["/C", "exit"][..]
+            } else {
+                &[][..]
+            })
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert_eq!(still_running(pid, now), Some(false));
+    }
+
+    #[test]
+    fn host_identity_names_the_pid_namespace_on_linux() {
+        let id = host_identity("box");
+        if cfg!(target_os = "linux") {
+            assert!(id.starts_with("box "), "{id}");
+            assert_eq!(id, host_identity("box"));
+            assert_ne!(id, "box");
+        } else {
+            assert_eq!(id, "box");
+        }
     }
 
     #[test]

@@ -106,6 +106,58 @@ fn db_check_fails_without_a_database() {
 }
 
 #[test]
+fn db_check_runs_sqlite_integrity_and_foreign_key_checks() {
+    let home = TempHome::new();
+    home.run(&["db", "migrate"], &[]).expect(0);
+    let ok = home.run(&["db", "check"], &[]).expect(0);
+    assert!(
+        ok.stdout().contains("integrity_check ok"),
+        "{}",
+        ok.stdout()
+    );
+    let db = home.path.join("updraft.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        // An XCom of a run that does not exist: a dangling foreign key (possible with foreign
+        // keys off, as the sqlite3 shell has them by default).
+        c.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             INSERT INTO xcom (dag_id, run_id, task_id, key, value, timestamp)
+             VALUES ('gone', 'gone', 't', 'k', '1', '2024-01-01T00:00:00Z');",
+        )
+        .unwrap();
+    }
+    let run = home.run(&["db", "check"], &[]).expect(1);
+    assert!(
+        run.stderr()
+            .contains("foreign_key_check: row 1 of xcom refers to a missing row of dag_run"),
+        "{}",
+        run.stderr()
+    );
+    {
+        // An index that no longer matches its table: the schema says it indexes
+        // another column than the one its entries came from.
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "DELETE FROM xcom;
+             CREATE TABLE junk (a TEXT, b TEXT);
+             CREATE INDEX junk_a ON junk (a);
+             INSERT INTO junk VALUES ('x', 'y');
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_master SET sql = 'CREATE INDEX junk_a ON junk (b)' WHERE name = 'junk_a';
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+    }
+    let run = home.run(&["db", "check"], &[]).expect(1);
+    assert!(
+        run.stderr().contains("integrity_check: ") && run.stderr().contains("junk_a"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
 fn config_precedence_through_the_binary() {
     let home = TempHome::new();
     home.write(

@@ -683,6 +683,18 @@ fn dags_test_and_tasks_test_run_in_the_foreground() {
 }
 
 #[test]
+fn dags_test_prints_a_log_that_is_not_utf8() {
+    let home = TempHome::new();
+    // Latin-1 bytes, as a program writing in a legacy code page prints them.
+    let tasks = task("latin", r"printf 'caf\351 ok\n'", "");
+    std::fs::write(home.dags().join("l1.yml"), dag("l1", "", &tasks)).unwrap();
+    let run = home
+        .run(&["dags", "test", "l1", "2024-03-01"], FAST)
+        .expect(0);
+    assert!(run.stdout().contains("caf\u{fffd} ok"), "{}", run.stdout());
+}
+
+#[test]
 fn jobs_check_follows_the_scheduler() {
     let e = Engine::start(&[], &[]);
     assert!(wait_until(LONG, || e
@@ -748,6 +760,67 @@ fn a_standby_scheduler_takes_over() {
         .run("ha", &run)
         .unwrap()
         .is_some_and(|r| r.state.to_string() == "success")));
+}
+
+/// A scheduler killed on this host is taken over at once, not after
+/// `scheduler_health_check_threshold` (an hour here, longer than any wait below).
+#[cfg(unix)]
+#[test]
+fn a_restarted_scheduler_takes_over_from_a_dead_one_on_this_host_at_once() {
+    let home = TempHome::new();
+    let api = TestServer::start(&home, &["api-server"], FAST);
+    let url = format!("{}/execution/", api.base);
+    let mut env: Vec<(&str, &str)> = FAST.to_vec();
+    env.push(("UPDRAFT__CORE__EXECUTION_API_SERVER_URL", &url));
+    env.push((
+        "UPDRAFT__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD",
+        "3600",
+    ));
+    let mut first = TestServer::start(&home, &["scheduler"], &env);
+    assert!(
+        wait_until(LONG, || first.log().contains("is now the active one")),
+        "{}",
+        first.log()
+    );
+    first.child.kill().unwrap();
+    let _ = first.child.wait();
+    let second = TestServer::start(&home, &["scheduler"], &env);
+    assert!(
+        wait_until(LONG, || second.log().contains("is now the active one")),
+        "{}",
+        second.log()
+    );
+    assert!(
+        second.log().contains("is gone; taking over"),
+        "{}",
+        second.log()
+    );
+}
+
+/// A scheduler thread that dies takes its process down, API and all, with a message
+/// and exit code 1, instead of leaving an API that answers while nothing schedules.
+#[cfg(unix)]
+#[test]
+fn a_standalone_whose_scheduler_dies_exits_1() {
+    let home = TempHome::new();
+    let mut srv = TestServer::start(&home, &["standalone"], FAST);
+    assert!(
+        wait_until(LONG, || srv.log().contains("is now the active one")),
+        "{}",
+        srv.log()
+    );
+    // The scheduler's next heartbeat fails: its loop ends with an error.
+    rusqlite::Connection::open(home.path.join("updraft.db"))
+        .unwrap()
+        .execute_batch("DROP TABLE scheduler_lease")
+        .unwrap();
+    assert_eq!(srv.wait_exit(LONG), Some(1), "{}", srv.log());
+    assert!(
+        srv.log()
+            .contains("updraft stopped because its scheduler did"),
+        "{}",
+        srv.log()
+    );
 }
 
 #[test]

@@ -103,7 +103,8 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             ))
         }
         Command::DbCheck => {
-            let st = Store::open_existing(&cfg.database.path)?.status()?;
+            let store = Store::open_existing(&cfg.database.path)?;
+            let st = store.status()?;
             if st.version != st.latest {
                 return Err(Error::Failed(format!(
                     "database {} is at version {} of {}; run 'updraft db migrate'",
@@ -112,8 +113,17 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
                     st.latest
                 )));
             }
+            let problems = store.problems()?;
+            if !problems.is_empty() {
+                return Err(Error::Failed(format!(
+                    "database {} failed its checks ({} finding(s)); restore a backup, or start afresh with 'updraft db reset --yes':\n  {}",
+                    st.path.display(),
+                    problems.len(),
+                    problems.join("\n  ")
+                )));
+            }
             emit(&format!(
-                "Connection successful: {} (schema version {}, journal {})\n",
+                "Connection successful: {} (schema version {}, journal {}; integrity_check ok, foreign_key_check ok)\n",
                 st.path.display(),
                 st.version,
                 st.journal_mode

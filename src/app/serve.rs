@@ -81,8 +81,8 @@ pub fn scheduler(env: &Env) -> Result<()> {
     let (control, _unused) = crossbeam_channel::unbounded();
     let stop = stop_signals(control);
     println!("updraft scheduler running");
-    let _ = stop.recv();
-    sched.stop()
+    let asked = wait_for_stop(&stop, &sched);
+    stop_scheduler(sched, asked)
 }
 
 /// `updraft standalone`: API server, scheduler and executor in one process.
@@ -109,12 +109,48 @@ pub fn standalone(env: &Env) -> Result<()> {
     let sched = scheduler::start(cfg, opts, wake_rx)?;
     let stop = stop_signals(running.control());
     announce("updraft standalone", &running);
-    let _ = stop.recv();
-    log::info!("stopping: no new tasks start; running ones get {grace:?} to finish");
-    let result = sched.stop();
+    let asked = wait_for_stop(&stop, &sched);
+    if asked {
+        log::info!("stopping: no new tasks start; running ones get {grace:?} to finish");
+    }
+    let result = stop_scheduler(sched, asked);
     running.shutdown(HTTP_GRACE);
     log::info!("standalone stopped");
     result
+}
+
+/// Waits for Ctrl-C (or SIGTERM), or for the scheduler thread to end by itself, which
+/// only a failure does; true for a stop that was asked for.
+///
+/// A process whose scheduler died must not go on answering the API as if all were
+/// well (health would report a live standby's heartbeat, and nothing would run): it
+/// stops, exits 1 and says why, so a service manager restarts it and a user sees it.
+/// Restarting the loop in-process was rejected: a failure that repeats would loop
+/// silently, and the process's exit is what every supervisor of services watches.
+fn wait_for_stop(stop: &Receiver<()>, sched: &scheduler::Handle) -> bool {
+    crossbeam_channel::select! {
+        recv(stop) -> _ => true,
+        recv(sched.ended()) -> _ => {
+            log::error!("the scheduler thread ended by itself; stopping the process");
+            false
+        }
+    }
+}
+
+/// Stops the scheduler and waits for it. One that ended without being `asked` is a
+/// failure even if its loop returned cleanly.
+fn stop_scheduler(sched: scheduler::Handle, asked: bool) -> Result<()> {
+    let result = sched.stop();
+    if asked {
+        return result;
+    }
+    let why = match result {
+        Err(e) => e.to_string(),
+        Ok(()) => "the scheduler ended without being asked to".into(),
+    };
+    Err(Error::Failed(format!(
+        "{why}; updraft stopped because its scheduler did"
+    )))
 }
 
 /// `updraft dags test DAG_ID [DATE]`: one run, in the foreground, its task logs on
@@ -181,7 +217,10 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
                     &ti.task_id,
                     ti.try_number,
                 );
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                // Lossy: a task may print in any encoding, and its log must still show.
+                let text = std::fs::read(&path)
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or_default();
                 emit(&format!(
                     "--- {} (try {}): {} ---\n{text}",
                     ti.task_id,

@@ -291,10 +291,12 @@ fn tasks_test(cfg: &Config, dag_id: &str, task_id: &str, date: Option<&str>) -> 
     };
     let rendered = template::render(command, &ctx, &StoreLookup(&store)).map_err(Error::Failed)?;
     let shell = process::find_shell(std::env::var_os("PATH").as_deref());
-    eprintln!("running with {}: {rendered}", shell.describe());
-    let mut cmd = shell
+    eprintln!("running with {}: {rendered}", shell.describe_for(&rendered));
+    // Kept until the command ends: it holds cmd's batch file, if there is one.
+    let mut shell_cmd = shell
         .command(&rendered)
         .map_err(|e| Error::Failed(format!("cannot run the command: {e}")))?;
+    let cmd = &mut shell_cmd.command;
     if let Some(env) = &task.env {
         if !task.append_env {
             cmd.env_clear();

@@ -34,6 +34,9 @@ use tis::{RunTis, TiCache};
 /// How often a scheduler with nothing to do checks the database for outside changes.
 const POLL: Duration = Duration::from_millis(20);
 
+/// The longest the loop plans ahead; it wakes at least this often with nothing to do.
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
 /// Why the loop stopped.
 #[derive(Debug, PartialEq)]
 pub enum Stop {
@@ -61,12 +64,16 @@ pub struct Scheduler {
     exec: LocalExecutor,
     exec_events: Receiver<ExecEvent>,
     hostname: String,
+    /// Who this process is in the lease: see `process::host_identity`.
+    lease_host: String,
     job_id: i64,
     active: bool,
     /// Parsed DAGs by id, with the parse time they came from.
     dags: HashMap<String, (DateTime<Utc>, Arc<Dag>)>,
     paused: HashSet<String>,
     last_sync: Option<Instant>,
+    /// Whether "another scheduler is active" was logged (once per standby spell).
+    told_standby: bool,
     last_heartbeat: Instant,
     last_reap: Instant,
     data_version: i64,
@@ -96,12 +103,14 @@ impl Scheduler {
             secret,
             exec,
             exec_events,
+            lease_host: crate::process::host_identity(&hostname),
             hostname,
             job_id,
             active: false,
             dags: HashMap::new(),
             paused: HashSet::new(),
             last_sync: None,
+            told_standby: false,
             last_heartbeat: Instant::now(),
             last_reap: Instant::now(),
             data_version: -1,
@@ -121,15 +130,30 @@ impl Scheduler {
             self.hostname,
             std::process::id()
         );
-        let result = self.main_loop(&wake, &shutdown);
+        // A panic in the loop ends this scheduler like an error does: its tasks are
+        // still stopped for retry and its job is marked failed, so whoever waits on the
+        // thread (the process) learns why and stops too.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.main_loop(&wake, &shutdown)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(Error::Failed(format!(
+                "the scheduler panicked: {}",
+                panic_message(panic.as_ref())
+            )))
+        });
         let events = self.exec_events.clone();
         self.exec.shutdown(self.opts.grace, &events);
         // What the supervisors reported while stopping still needs its bookkeeping.
         while let Ok(ev) = events.try_recv() {
             let _ = self.on_exec_event(ev);
         }
-        let _ = self.store.end_job(self.job_id, "success", Utc::now());
-        log::info!("scheduler stopped");
+        let state = if result.is_ok() { "success" } else { "failed" };
+        let _ = self.store.end_job(self.job_id, state, Utc::now());
+        match &result {
+            Ok(_) => log::info!("scheduler stopped"),
+            Err(e) => log::error!("scheduler stopped: {e}"),
+        }
         result
     }
 
@@ -203,17 +227,38 @@ impl Scheduler {
         let threshold = chrono::Duration::milliseconds(
             (self.cfg.scheduler.health_check_threshold * 1000.0) as i64,
         );
+        // A holder on this host (and in this pid namespace) whose process is provably
+        // gone (no such pid, or the pid now names a later process) is not waited for:
+        // its heartbeat only looks fresh.
+        let host = self.lease_host.clone();
+        let dead = |h: &crate::store::Lease| {
+            let gone = h.hostname == host
+                && h.started.is_some_and(|at| {
+                    u32::try_from(h.pid)
+                        .is_ok_and(|pid| crate::process::still_running(pid, at) == Some(false))
+                });
+            if gone {
+                log::warn!(
+                    "the scheduler holding the lease (job {}, pid {} on this host) is gone; taking over without waiting for its heartbeat to go stale",
+                    h.job_id,
+                    h.pid
+                );
+            }
+            gone
+        };
         let holder = self.store.take_lease(
             self.job_id,
-            &self.hostname,
+            &self.lease_host,
             std::process::id(),
             now,
             now - threshold,
+            &dead,
         )?;
         let mine = holder.job_id == self.job_id;
         if mine && !self.active {
             log::info!("this scheduler (job {}) is now the active one", self.job_id);
             self.active = true;
+            self.told_standby = false;
             self.adopt_orphans()?;
         } else if !mine && self.active {
             log::error!(
@@ -221,15 +266,16 @@ impl Scheduler {
                 holder.job_id
             );
             self.active = false;
-        } else if !mine && self.last_sync.is_none() {
+        } else if !mine && !self.told_standby {
             log::info!(
                 "another scheduler is active (job {} on {} pid {}); standing by",
                 holder.job_id,
-                holder.hostname,
+                holder.hostname.split(' ').next().unwrap_or_default(),
                 holder.pid
             );
-            // Logged once: last_sync doubles as "has ever been active".
-            self.last_sync = Some(Instant::now() - Duration::from_secs(3600 * 24));
+            // Once per standby spell. No made-up past instant: on Windows `Instant`
+            // counts from boot, so `now - 24 h` panics on a machine up for less.
+            self.told_standby = true;
         }
         Ok(mine)
     }
@@ -422,7 +468,7 @@ impl Scheduler {
         })?;
         if let Some(at) = decisions {
             let wait = (at - Utc::now()).to_std().unwrap_or_default();
-            next = next.min(Instant::now() + wait);
+            next = next.min(later(wait));
         }
         self.queue(&cache, &to_queue, &dags, now)?;
         self.tis = cache;
@@ -554,7 +600,7 @@ impl Scheduler {
 
     /// Creates the runs whose time has come; returns when the next one is due.
     fn create_scheduled_runs(&mut self, now: DateTime<Utc>) -> Result<Instant> {
-        let mut next = Instant::now() + Duration::from_secs(3600);
+        let mut next = later(MAX_SLEEP);
         let candidates: Vec<Arc<Dag>> = self
             .dags
             .iter()
@@ -581,7 +627,7 @@ impl Scheduler {
             };
             if info.run_after > now {
                 let wait = (info.run_after - now).to_std().unwrap_or_default();
-                next = next.min(Instant::now() + wait);
+                next = next.min(later(wait));
                 continue;
             }
             let active = self.store.active_run_count(&dag.dag_id)?;
@@ -901,11 +947,29 @@ fn info_of(r: &RunRow) -> Option<timetable::RunInfo> {
     })
 }
 
+/// The instant `wait` from now, at most [`MAX_SLEEP`] away: a run due in the year 9999
+/// must not overflow `Instant` (whose range is the platform's: on Windows it counts
+/// from boot), and the loop looks again within the hour anyway.
+fn later(wait: Duration) -> Instant {
+    Instant::now() + wait.min(MAX_SLEEP)
+}
+
+/// The text a panic was raised with, when it is text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 /// A scheduler running on its own thread.
 pub struct Handle {
     thread: std::thread::JoinHandle<Result<Stop>>,
     /// Dropped to stop it: every select! in the loop sees the disconnect.
     shutdown: Sender<()>,
+    /// Disconnects when the thread ends, however it ends (see [`Handle::ended`]).
+    ended: Receiver<()>,
 }
 
 impl Handle {
@@ -914,8 +978,18 @@ impl Handle {
         drop(self.shutdown);
         match self.thread.join() {
             Ok(r) => r.map(|_| ()),
-            Err(_) => Err(Error::Failed("the scheduler thread panicked".into())),
+            Err(panic) => Err(Error::Failed(format!(
+                "the scheduler thread panicked: {}",
+                panic_message(panic.as_ref())
+            ))),
         }
+    }
+
+    /// A channel that disconnects when the scheduler thread ends, for a `select!` beside
+    /// the process's stop signals: a scheduler that ends before it was asked to has
+    /// failed, and the process must not carry on without it.
+    pub fn ended(&self) -> &Receiver<()> {
+        &self.ended
     }
 
     /// Whether the loop has ended by itself (`dags test`'s run finished).
@@ -927,10 +1001,19 @@ impl Handle {
 /// Starts a scheduler on its own thread; `wake` is poked by an in-process API server.
 pub fn start(cfg: Config, opts: Options, wake: Receiver<()>) -> Result<Handle> {
     let (shutdown, stop) = crossbeam_channel::bounded(0);
+    let (ended_tx, ended) = crossbeam_channel::bounded::<()>(0);
     let sched = Scheduler::new(cfg, opts)?;
     let thread = std::thread::Builder::new()
         .name("scheduler".into())
-        .spawn(move || sched.run(wake, stop))
+        .spawn(move || {
+            // Dropped when this closure ends, by return or by unwinding.
+            let _ended = ended_tx;
+            sched.run(wake, stop)
+        })
         .map_err(|e| Error::Failed(format!("cannot start the scheduler: {e}")))?;
-    Ok(Handle { thread, shutdown })
+    Ok(Handle {
+        thread,
+        shutdown,
+        ended,
+    })
 }

@@ -25,6 +25,9 @@ pub struct Lease {
     pub hostname: String,
     pub pid: i64,
     pub heartbeat: DateTime<Utc>,
+    /// When the holder's job was registered (after its process started); None when
+    /// its job row is gone.
+    pub started: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -118,8 +121,9 @@ impl Store {
         })
     }
 
-    /// Takes the scheduler lease if it is free, stale (heartbeat before `stale_before`)
-    /// or already ours. Returns the holder after the attempt.
+    /// Takes the scheduler lease if it is free, stale (heartbeat before `stale_before`),
+    /// already ours, or held by a holder `dead` proves gone (asked only of a holder with
+    /// a fresh heartbeat). Returns the holder after the attempt.
     pub fn take_lease(
         &mut self,
         job_id: i64,
@@ -127,17 +131,33 @@ impl Store {
         pid: u32,
         now: DateTime<Utc>,
         stale_before: DateTime<Utc>,
+        dead: &dyn Fn(&Lease) -> bool,
     ) -> Result<Lease> {
         self.write(|tx| {
             let db = Error::from;
             let holder: Option<Lease> = tx
                 .0
-                .row("SELECT job_id, hostname, pid, heartbeat FROM scheduler_lease WHERE id = 1", [], |r| {
-                    Ok(Lease { job_id: r.get(0)?, hostname: r.get(1)?, pid: r.get(2)?, heartbeat: time_col(r, 3)? })
-                })
+                .row(
+                    "SELECT l.job_id, l.hostname, l.pid, l.heartbeat, j.start_date
+                     FROM scheduler_lease l LEFT JOIN job j ON j.id = l.job_id WHERE l.id = 1",
+                    [],
+                    |r| {
+                        Ok(Lease {
+                            job_id: r.get(0)?,
+                            hostname: r.get(1)?,
+                            pid: r.get(2)?,
+                            heartbeat: time_col(r, 3)?,
+                            started: r
+                                .get::<_, Option<String>>(4)?
+                                .and_then(|t| super::parse_ts(&t)),
+                        })
+                    },
+                )
                 .optional()
                 .map_err(db)?;
-            if let Some(h) = holder.filter(|h| h.job_id != job_id && h.heartbeat >= stale_before) {
+            if let Some(h) = holder
+                .filter(|h| h.job_id != job_id && h.heartbeat >= stale_before && !dead(h))
+            {
                 return Ok(h);
             }
             tx.0.exec(
@@ -145,7 +165,13 @@ impl Store {
                 params![job_id, hostname, pid, ts(now)],
             )
             .map_err(db)?;
-            Ok(Lease { job_id, hostname: hostname.to_string(), pid: pid as i64, heartbeat: now })
+            Ok(Lease {
+                job_id,
+                hostname: hostname.to_string(),
+                pid: pid as i64,
+                heartbeat: now,
+                started: None,
+            })
         })
     }
 }

@@ -22,6 +22,7 @@ use rusqlite::OpenFlags;
 use rusqlite::config::DbConfig;
 
 pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
+pub use jobs::Lease;
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
 pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
@@ -170,6 +171,28 @@ impl Store {
             latest: migrations::MIGRATIONS.len(),
             journal_mode,
         })
+    }
+
+    /// SQLite's own checks, for `db check`: `PRAGMA integrity_check` (b-trees, indexes,
+    /// constraints; at most its first 100 findings) and `PRAGMA foreign_key_check`.
+    /// Returns what they found, one line each; empty when the file is sound.
+    pub fn problems(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .query("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))?
+            .into_iter()
+            .filter(|line| line != "ok")
+            .map(|line| format!("integrity_check: {line}"))
+            .collect();
+        out.extend(self.query("PRAGMA foreign_key_check", [], |r| {
+            let table: String = r.get(0)?;
+            let rowid: Option<i64> = r.get(1)?;
+            let parent: String = r.get(2)?;
+            let row = rowid.map_or_else(|| "a row".to_string(), |id| format!("row {id}"));
+            Ok(format!(
+                "foreign_key_check: {row} of {table} refers to a missing row of {parent}"
+            ))
+        })?);
+        Ok(out)
     }
 
     /// Drops every table and migrates from empty.
