@@ -8,7 +8,8 @@
 //! - `dagfile` turns dag-factory YAML into `model::Dag`s or import errors;
 //!   `processor` keeps the store in step with the DAG files.
 //! - `scheduler` decides when DAGs run and what tasks do next (pure rules in
-//!   `rules` and `timetable`), and hands work to the `executor`.
+//!   `rules`, `timetable` and `decide`), and hands work to the `executor`; `clock` is
+//!   the wall clock it reads, real or fake.
 //! - `store` is the only module that talks to SQLite.
 //! - `template` renders templated task fields with Airflow's Jinja context.
 //! - `process` runs a task command in its own process group or job object, output to
@@ -21,6 +22,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod dagfile;
 pub mod error;

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use super::{Env, emit, load_config};
 use crate::api::Apps;
 use crate::cli::ServerArgs;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::executor::supervise::log_path;
@@ -76,6 +77,7 @@ pub fn scheduler(env: &Env) -> Result<()> {
         grace,
         until_run: None,
         metrics: Default::default(),
+        clock: Clock::System,
     };
     let sched = scheduler::start(cfg, opts, wake_rx)?;
     let (control, _unused) = crossbeam_channel::unbounded();
@@ -105,6 +107,7 @@ pub fn standalone(env: &Env) -> Result<()> {
         grace,
         until_run: None,
         metrics: running.ctx.metrics.clone(),
+        clock: Clock::System,
     };
     let sched = scheduler::start(cfg, opts, wake_rx)?;
     let stop = stop_signals(running.control());
@@ -197,6 +200,7 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
         grace: grace(&cfg),
         until_run: until,
         metrics: Default::default(),
+        clock: Clock::System,
     };
     let sched = scheduler::start(cfg.clone(), opts, wake_rx)?;
     emit(&format!("dags test: {dag_id} run {}\n", run.run_id))?;

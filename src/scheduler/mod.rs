@@ -10,6 +10,7 @@
 //! so its cost does not grow with history. One scheduler is active per database (a
 //! lease); others stand by and take over when its heartbeat goes stale.
 
+pub mod decide;
 pub mod rules;
 pub mod timetable;
 mod tis;
@@ -23,11 +24,13 @@ use crossbeam_channel::{Receiver, Sender, after, select};
 use serde_json::Value;
 
 use crate::api::execution::task_token;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::executor::{ExecEvent, LocalExecutor, Workload};
 use crate::model::{Dag, RunState, RunType, TaskState};
 use crate::store::{Event, NewRun, RunRow, Store, TiRow, Tx};
+use decide::RunPlan;
 use rules::{Decision, Upstream};
 use tis::{RunTis, TiCache};
 
@@ -54,6 +57,8 @@ pub struct Options {
     /// Where to count runs created, tasks queued and finished (the API server's
     /// `/metrics` when it runs in this process).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where the scheduler reads the wall-clock time (`Clock::System` but in tests).
+    pub clock: Clock,
 }
 
 pub struct Scheduler {
@@ -95,7 +100,12 @@ impl Scheduler {
         let (tx, exec_events) = crossbeam_channel::unbounded();
         let exec = LocalExecutor::new(&cfg, &opts.api_url, tx);
         let hostname = crate::hostname();
-        let job_id = store.start_job("SchedulerJob", &hostname, std::process::id(), Utc::now())?;
+        let job_id = store.start_job(
+            "SchedulerJob",
+            &hostname,
+            std::process::id(),
+            opts.clock.now(),
+        )?;
         Ok(Scheduler {
             cfg,
             opts,
@@ -149,7 +159,9 @@ impl Scheduler {
             let _ = self.on_exec_event(ev);
         }
         let state = if result.is_ok() { "success" } else { "failed" };
-        let _ = self.store.end_job(self.job_id, state, Utc::now());
+        let _ = self
+            .store
+            .end_job(self.job_id, state, self.opts.clock.now());
         match &result {
             Ok(_) => log::info!("scheduler stopped"),
             Err(e) => log::error!("scheduler stopped: {e}"),
@@ -165,7 +177,8 @@ impl Scheduler {
         self.active = private;
         loop {
             if !private && (self.last_heartbeat.elapsed() >= beat || !self.active) {
-                self.store.heartbeat_job(self.job_id, Utc::now())?;
+                self.store
+                    .heartbeat_job(self.job_id, self.opts.clock.now())?;
                 self.last_heartbeat = Instant::now();
                 if !self.try_activate()? {
                     select! {
@@ -223,7 +236,7 @@ impl Scheduler {
     /// Takes the lease if no other live scheduler holds it. On becoming active, adopts
     /// what a dead predecessor left behind.
     fn try_activate(&mut self) -> Result<bool> {
-        let now = Utc::now();
+        let now = self.opts.clock.now();
         let threshold = chrono::Duration::milliseconds(
             (self.cfg.scheduler.health_check_threshold * 1000.0) as i64,
         );
@@ -299,7 +312,7 @@ impl Scheduler {
                 .map(|t| t.id.clone())
                 .collect(),
         );
-        let now = Utc::now();
+        let now = self.opts.clock.now();
         let dags = self.dags_for(orphans.iter().map(|t| t.dag_id.as_str()))?;
         self.store.write(|tx| {
             for ti in &orphans {
@@ -348,7 +361,7 @@ impl Scheduler {
         if ti.try_number != try_number {
             return Ok(());
         }
-        let now = Utc::now();
+        let now = self.opts.clock.now();
         match ti.state {
             // Cleared while it ran: now that its process is gone, it can run again.
             Some(TaskState::Restarting) => {
@@ -399,7 +412,7 @@ impl Scheduler {
     /// One scheduling pass. Returns when the next time-based work is due.
     fn pass(&mut self) -> Result<Instant> {
         self.opts.metrics.incr("scheduler_passes", 1);
-        let now = Utc::now();
+        let now = self.opts.clock.now();
         let beat = Duration::from_secs_f64(self.cfg.scheduler.heartbeat_sec.max(0.05));
         let mut next = Instant::now() + beat;
         self.sync_dags(now)?;
@@ -439,11 +452,11 @@ impl Scheduler {
                 };
                 let mut run_state = run.state;
                 if run_state == RunState::Queued {
-                    let limit = dag.max_active_runs.unwrap_or(max_runs_default);
+                    let limit = decide::run_limit(dag, max_runs_default);
                     let n = running_per_dag.entry(&run.dag_id).or_default();
-                    // A paused DAG's queued runs wait, manual ones too, as in Airflow
-                    // (but not the one run `dags test` was started for).
-                    if *n >= limit || self.paused.contains(&run.dag_id) && only.is_none() {
+                    // Held: the DAG is paused, and this is not the run `dags test` drives.
+                    let held = only.is_none() && self.paused.contains(&run.dag_id);
+                    if !decide::may_start_run(*n, limit, held) {
                         continue;
                     }
                     tx.set_run_state(run.id, RunState::Queued, RunState::Running, now)?;
@@ -467,7 +480,7 @@ impl Scheduler {
             Ok(retry_at)
         })?;
         if let Some(at) = decisions {
-            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+            let wait = (at - self.opts.clock.now()).to_std().unwrap_or_default();
             next = next.min(later(wait));
         }
         self.queue(&cache, &to_queue, &dags, now)?;
@@ -495,42 +508,21 @@ impl Scheduler {
         }
         let usage = self.store.slot_usage()?;
         let pools: HashMap<String, i64> = self.store.pool_slots()?.into_iter().collect();
-        let mut taken = Slots::default();
-        for (dag_id, pool, slots) in &usage {
-            taken.take(dag_id, pool, *slots as i64);
-        }
-        let parallelism = self.cfg.core.parallelism;
         let default_limit = self.cfg.core.max_active_tasks_per_dag;
-        let dag_limit = |dag_id: &str| {
-            dags.get(dag_id)
-                .and_then(|d| d.max_active_tasks)
-                .unwrap_or(default_limit)
-        };
-        // Each run offers, best first, the scheduled task instances it could start on its
-        // own, so a pass looks at no more of a big run than can start.
-        let mut candidates = Vec::new();
-        for (run, tis) in waiting {
-            let limit = dag_limit(&run.dag_id);
-            let mut mine = taken.clone();
-            for ti in tis.scheduled() {
-                if mine.total >= parallelism || mine.dag(&run.dag_id) >= limit {
-                    break;
-                }
-                if mine.admit(ti, limit, &pools, &mut self.warned_pools) {
-                    candidates.push((ti.priority_weight, run.id, ti));
-                }
-            }
-        }
-        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut chosen = Vec::new();
-        for (_, _, ti) in candidates {
-            if taken.total >= parallelism {
-                break;
-            }
-            if taken.admit(ti, dag_limit(&ti.dag_id), &pools, &mut self.warned_pools) {
-                chosen.push(ti);
-            }
-        }
+        let chosen = decide::to_queue(
+            waiting
+                .into_iter()
+                .map(|(run, tis)| (run.id, run.dag_id.as_str(), tis.scheduled())),
+            decide::Slots::in_use(&usage),
+            &pools,
+            self.cfg.core.parallelism,
+            |dag_id| {
+                dags.get(dag_id)
+                    .and_then(|d| d.max_active_tasks)
+                    .unwrap_or(default_limit)
+            },
+            &mut self.warned_pools,
+        );
         let job_id = self.job_id;
         let queued: Vec<&TiRow> = self.store.write(|tx| {
             let mut out = Vec::new();
@@ -610,7 +602,7 @@ impl Scheduler {
             .map(|(_, (_, d))| d.clone())
             .collect();
         for dag in candidates {
-            let info = match self.next_runs.get(&dag.dag_id) {
+            let next_run = match self.next_runs.get(&dag.dag_id) {
                 Some(cached) => *cached,
                 None => {
                     let last = self
@@ -622,27 +614,20 @@ impl Scheduler {
                     info
                 }
             };
-            let Some(info) = info else {
-                continue;
+            let limit = decide::run_limit(&dag, self.cfg.core.max_active_runs_per_dag);
+            let store = &self.store;
+            let plan = decide::scheduled_run(next_run, now, limit, || {
+                store.active_run_count(&dag.dag_id)
+            })?;
+            let (run_id, info) = match plan {
+                RunPlan::Done | RunPlan::Full => continue,
+                RunPlan::Later(at) => {
+                    let wait = (at - now).to_std().unwrap_or_default();
+                    next = next.min(later(wait));
+                    continue;
+                }
+                RunPlan::Create { run_id, info } => (run_id, info),
             };
-            if info.run_after > now {
-                let wait = (info.run_after - now).to_std().unwrap_or_default();
-                next = next.min(later(wait));
-                continue;
-            }
-            let active = self.store.active_run_count(&dag.dag_id)?;
-            if active
-                >= dag
-                    .max_active_runs
-                    .unwrap_or(self.cfg.core.max_active_runs_per_dag)
-            {
-                continue;
-            }
-            let run_id = format!(
-                "scheduled__{}",
-                info.logical_date
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-            );
             let created = self.store.write(|tx| {
                 tx.create_run(
                     &NewRun {
@@ -708,62 +693,6 @@ impl Scheduler {
             }
             Ok(())
         })
-    }
-}
-
-/// Slots taken, of `parallelism` (total), per DAG and per pool.
-#[derive(Clone, Default)]
-struct Slots<'a> {
-    total: u32,
-    per_dag: HashMap<&'a str, u32>,
-    per_pool: HashMap<&'a str, i64>,
-}
-
-impl<'a> Slots<'a> {
-    fn take(&mut self, dag_id: &'a str, pool: &'a str, slots: i64) {
-        self.total += 1;
-        *self.per_dag.entry(dag_id).or_default() += 1;
-        *self.per_pool.entry(pool).or_default() += slots;
-    }
-
-    fn dag(&self, dag_id: &str) -> u32 {
-        self.per_dag.get(dag_id).copied().unwrap_or(0)
-    }
-
-    /// Takes `ti`'s slots if it fits within its DAG's `dag_limit` and its pool.
-    fn admit(
-        &mut self,
-        ti: &'a TiRow,
-        dag_limit: u32,
-        pools: &HashMap<String, i64>,
-        warned: &mut HashSet<String>,
-    ) -> bool {
-        let fits = self.dag(&ti.dag_id) < dag_limit && self.pool_has_room(ti, pools, warned);
-        if fits {
-            self.take(&ti.dag_id, &ti.pool, ti.pool_slots as i64);
-        }
-        fits
-    }
-
-    /// Whether `ti` fits in its pool; a pool that does not exist is warned about once.
-    fn pool_has_room(
-        &self,
-        ti: &TiRow,
-        pools: &HashMap<String, i64>,
-        warned: &mut HashSet<String>,
-    ) -> bool {
-        let Some(&size) = pools.get(&ti.pool) else {
-            if warned.insert(ti.pool.clone()) {
-                log::warn!(
-                    "pool {:?} does not exist; tasks in it wait until it is created",
-                    ti.pool
-                );
-            }
-            return false;
-        };
-        let used = self.per_pool.get(ti.pool.as_str()).copied().unwrap_or(0);
-        // -1 is an unlimited pool, as in Airflow.
-        size == -1 || used + ti.pool_slots as i64 <= size
     }
 }
 

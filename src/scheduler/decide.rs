@@ -1,0 +1,560 @@
+//! The scheduler's decisions, as functions of plain values: which run a schedule asks
+//! for at a given time, whether a queued run may start, and which scheduled task
+//! instances to queue under the limits. The loop (`mod.rs`) reads the rows and counts,
+//! calls these, and does the writes; nothing here reads the clock, the store or the
+//! executor, so every case is a row in a table test below.
+//!
+//! They are the loop's hot path, so they allocate only what the loop did before they
+//! were pulled out, and a count that costs a query is asked for only when the decision
+//! needs it (`scheduled_run`'s `active`).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use super::timetable::RunInfo;
+use crate::error::Result;
+use crate::model::Dag;
+use crate::store::TiRow;
+
+/// What one DAG's schedule asks for in this pass.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunPlan {
+    /// No run is coming: `@once` already ran, or the next fire time is past `end_date`.
+    Done,
+    /// The next run is due at this time; nothing to do before it.
+    Later(DateTime<Utc>),
+    /// The next run is due, but the DAG already has `max_active_runs` active runs.
+    Full,
+    /// Create this run now.
+    Create { run_id: String, info: RunInfo },
+}
+
+/// What to do about a DAG whose next scheduled run is `next` (the timetable's answer,
+/// see `timetable::next_run`) at `now`, with at most `limit` active runs.
+///
+/// `active` counts the DAG's active (queued or running) runs; it is called only when the
+/// run is due, since it costs the loop a query.
+pub fn scheduled_run(
+    next: Option<RunInfo>,
+    now: DateTime<Utc>,
+    limit: u32,
+    active: impl FnOnce() -> Result<u32>,
+) -> Result<RunPlan> {
+    let Some(info) = next else {
+        return Ok(RunPlan::Done);
+    };
+    if info.run_after > now {
+        return Ok(RunPlan::Later(info.run_after));
+    }
+    if active()? >= limit {
+        return Ok(RunPlan::Full);
+    }
+    Ok(RunPlan::Create {
+        run_id: scheduled_run_id(info.logical_date),
+        info,
+    })
+}
+
+/// Airflow's run id for a scheduled run: `scheduled__` and the logical date in RFC 3339
+/// to the second.
+pub fn scheduled_run_id(logical_date: DateTime<Utc>) -> String {
+    format!(
+        "scheduled__{}",
+        logical_date.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    )
+}
+
+/// How many runs of `dag` may be active at once: its `max_active_runs`, or the
+/// configured `max_active_runs_per_dag`.
+pub fn run_limit(dag: &Dag, default: u32) -> u32 {
+    dag.max_active_runs.unwrap_or(default)
+}
+
+/// Whether a queued run starts, with `running` runs of its DAG already running under
+/// `limit`. A `held` run (its DAG is paused, and it is not the run `dags test` drives)
+/// waits, manual runs too, as in Airflow.
+pub fn may_start_run(running: u32, limit: u32, held: bool) -> bool {
+    running < limit && !held
+}
+
+/// Slots taken, of `parallelism` (total), per DAG and per pool.
+#[derive(Clone, Default)]
+pub struct Slots<'a> {
+    total: u32,
+    per_dag: HashMap<&'a str, u32>,
+    per_pool: HashMap<&'a str, i64>,
+}
+
+impl<'a> Slots<'a> {
+    /// The slots that task instances already queued or running hold: `(dag_id, pool,
+    /// pool_slots)` each.
+    pub fn in_use(rows: &'a [(String, String, u32)]) -> Slots<'a> {
+        let mut taken = Slots::default();
+        for (dag_id, pool, slots) in rows {
+            taken.take(dag_id, pool, *slots as i64);
+        }
+        taken
+    }
+
+    fn take(&mut self, dag_id: &'a str, pool: &'a str, slots: i64) {
+        self.total += 1;
+        *self.per_dag.entry(dag_id).or_default() += 1;
+        *self.per_pool.entry(pool).or_default() += slots;
+    }
+
+    fn dag(&self, dag_id: &str) -> u32 {
+        self.per_dag.get(dag_id).copied().unwrap_or(0)
+    }
+
+    /// Takes `ti`'s slots if it fits within its DAG's `dag_limit` and its pool.
+    fn admit(
+        &mut self,
+        ti: &'a TiRow,
+        dag_limit: u32,
+        pools: &HashMap<String, i64>,
+        warned: &mut HashSet<String>,
+    ) -> bool {
+        let fits = self.dag(&ti.dag_id) < dag_limit && self.pool_has_room(ti, pools, warned);
+        if fits {
+            self.take(&ti.dag_id, &ti.pool, ti.pool_slots as i64);
+        }
+        fits
+    }
+
+    /// Whether `ti` fits in its pool; a pool that does not exist is warned about once.
+    fn pool_has_room(
+        &self,
+        ti: &TiRow,
+        pools: &HashMap<String, i64>,
+        warned: &mut HashSet<String>,
+    ) -> bool {
+        let Some(&size) = pools.get(&ti.pool) else {
+            if warned.insert(ti.pool.clone()) {
+                log::warn!(
+                    "pool {:?} does not exist; tasks in it wait until it is created",
+                    ti.pool
+                );
+            }
+            return false;
+        };
+        let used = self.per_pool.get(ti.pool.as_str()).copied().unwrap_or(0);
+        // -1 is an unlimited pool, as in Airflow.
+        size == -1 || used + ti.pool_slots as i64 <= size
+    }
+}
+
+/// The scheduled task instances to queue, in the order to queue them.
+///
+/// `waiting` is each run with scheduled task instances: its row id (lower is older),
+/// its DAG and those task instances, highest priority first. `taken` is what queued and
+/// running ones hold (`Slots::in_use`), `pools` each pool's size (-1: unlimited),
+/// `dag_limit` a DAG's `max_active_tasks`. Within `parallelism`, the DAG limits and the
+/// pools, the highest `priority_weight` goes first; ties go to the older run, then to
+/// the order the run holds them in. A pool that does not exist holds its tasks back and
+/// is added to `warned` (and logged) the first time.
+pub fn to_queue<'a, I>(
+    waiting: impl IntoIterator<Item = (i64, &'a str, I)>,
+    mut taken: Slots<'a>,
+    pools: &HashMap<String, i64>,
+    parallelism: u32,
+    dag_limit: impl Fn(&str) -> u32,
+    warned: &mut HashSet<String>,
+) -> Vec<&'a TiRow>
+where
+    I: Iterator<Item = &'a TiRow>,
+{
+    // Each run offers, best first, the scheduled task instances it could start on its
+    // own, so a pass looks at no more of a big run than can start.
+    let mut candidates = Vec::new();
+    for (run, dag_id, scheduled) in waiting {
+        let limit = dag_limit(dag_id);
+        let mut mine = taken.clone();
+        for ti in scheduled {
+            if mine.total >= parallelism || mine.dag(dag_id) >= limit {
+                break;
+            }
+            if mine.admit(ti, limit, pools, warned) {
+                candidates.push((ti.priority_weight, run, ti));
+            }
+        }
+    }
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut chosen = Vec::new();
+    for (_, _, ti) in candidates {
+        if taken.total >= parallelism {
+            break;
+        }
+        if taken.admit(ti, dag_limit(&ti.dag_id), pools, warned) {
+            chosen.push(ti);
+        }
+    }
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::model::{Schedule, TaskState};
+    use crate::scheduler::timetable;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse()
+            .unwrap_or_else(|e| panic!("bad time `{s}` in a test: {e}"))
+    }
+
+    fn dag(schedule: Schedule, start: &str, end: Option<&str>, catchup: bool) -> Dag {
+        Dag {
+            dag_id: "d".to_string(),
+            fileloc: "d.yml".to_string(),
+            line: 1,
+            dag_display_name: None,
+            description: None,
+            schedule,
+            start_date: Some(t(start)),
+            end_date: end.map(t),
+            catchup,
+            tags: vec![],
+            params: serde_json::Value::Null,
+            max_active_runs: None,
+            max_active_tasks: None,
+            dagrun_timeout_secs: None,
+            owners: vec![],
+            tasks: vec![],
+            task_groups: vec![],
+        }
+    }
+
+    fn daily() -> Schedule {
+        Schedule::Cron {
+            expr: "0 0 * * *".to_string(),
+            raw: "@daily".to_string(),
+        }
+    }
+
+    /// A run at one instant, as the trigger timetables (Airflow 3's default) make them.
+    fn at(when: &str) -> RunInfo {
+        RunInfo {
+            logical_date: t(when),
+            data_interval_start: t(when),
+            data_interval_end: t(when),
+            run_after: t(when),
+        }
+    }
+
+    /// A run of the data-interval timetables: due when its interval ends.
+    fn interval(start: &str, end: &str) -> RunInfo {
+        RunInfo {
+            logical_date: t(start),
+            data_interval_start: t(start),
+            data_interval_end: t(end),
+            run_after: t(end),
+        }
+    }
+
+    fn create(info: RunInfo) -> RunPlan {
+        RunPlan::Create {
+            run_id: scheduled_run_id(info.logical_date),
+            info,
+        }
+    }
+
+    use timetable::Intervals::{Data, Trigger};
+
+    /// why, timetable, DAG, the last scheduled run, now, the DAG's active runs (`None`:
+    /// must not be counted, as the count costs a query), the plan.
+    type RunCase<'a> = (
+        &'a str,
+        timetable::Intervals,
+        &'a Dag,
+        Option<RunInfo>,
+        &'a str,
+        Option<u32>,
+        RunPlan,
+    );
+
+    #[test]
+    fn runs_from_schedules() {
+        let start = "2026-01-01T00:00:00Z";
+        let catchup = dag(daily(), start, None, true);
+        let no_catchup = dag(daily(), start, None, false);
+        let ended = dag(daily(), start, Some("2026-01-03T00:00:00Z"), true);
+        let mut one_at_a_time = dag(daily(), start, None, true);
+        one_at_a_time.max_active_runs = Some(1);
+        let once = dag(Schedule::Once, start, None, false);
+        #[rustfmt::skip]
+        let cases: Vec<RunCase> = vec![
+            ("before start_date: wait for it, count nothing",
+             Trigger, &catchup, None, "2025-12-31T12:00:00Z", None,
+             RunPlan::Later(t(start))),
+            ("first fire time reached: its run",
+             Trigger, &catchup, None, start, Some(0),
+             create(at(start))),
+            ("between fire times: wait for the next, count nothing",
+             Trigger, &catchup, Some(at("2026-01-02T00:00:00Z")), "2026-01-02T12:00:00Z", None,
+             RunPlan::Later(t("2026-01-03T00:00:00Z"))),
+            ("catchup after a long pause: the oldest missed fire time",
+             Trigger, &catchup, Some(at(start)), "2026-03-01T06:00:00Z", Some(0),
+             create(at("2026-01-02T00:00:00Z"))),
+            ("catchup off after a long pause: only the latest fire time",
+             Trigger, &no_catchup, Some(at(start)), "2026-03-01T06:00:00Z", Some(0),
+             create(at("2026-03-01T00:00:00Z"))),
+            ("catchup off, never ran, started long ago: the latest fire time",
+             Trigger, &no_catchup, None, "2026-03-01T06:00:00Z", Some(0),
+             create(at("2026-03-01T00:00:00Z"))),
+            ("end_date passed: no more runs",
+             Trigger, &ended, Some(at("2026-01-03T00:00:00Z")), "2026-03-01T00:00:00Z", None,
+             RunPlan::Done),
+            ("a fire time at end_date still runs",
+             Trigger, &ended, Some(at("2026-01-02T00:00:00Z")), "2026-03-01T00:00:00Z", Some(0),
+             create(at("2026-01-03T00:00:00Z"))),
+            ("max_active_runs reached: wait for a run to end",
+             Trigger, &one_at_a_time, Some(at(start)), "2026-03-01T00:00:00Z", Some(1),
+             RunPlan::Full),
+            ("below max_active_runs: create",
+             Trigger, &one_at_a_time, Some(at(start)), "2026-03-01T00:00:00Z", Some(0),
+             create(at("2026-01-02T00:00:00Z"))),
+            ("max_active_runs_per_dag (16 here) when the DAG sets none",
+             Trigger, &catchup, Some(at(start)), "2026-03-01T00:00:00Z", Some(16),
+             RunPlan::Full),
+            ("data intervals: the first is due when it ends",
+             Data, &catchup, None, "2026-01-01T12:00:00Z", None,
+             RunPlan::Later(t("2026-01-02T00:00:00Z"))),
+            ("data intervals: the next interval after the last",
+             Data, &catchup, Some(interval(start, "2026-01-02T00:00:00Z")), "2026-01-05T00:00:00Z", Some(0),
+             create(interval("2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"))),
+            ("data intervals, catchup off after a pause: the latest whole interval",
+             Data, &no_catchup, Some(interval(start, "2026-01-02T00:00:00Z")), "2026-01-05T06:00:00Z", Some(0),
+             create(interval("2026-01-04T00:00:00Z", "2026-01-05T00:00:00Z"))),
+            ("@once before its start: wait",
+             Trigger, &once, None, "2025-12-31T00:00:00Z", None,
+             RunPlan::Later(t(start))),
+            ("@once after it ran: done",
+             Trigger, &once, Some(at(start)), "2026-03-01T00:00:00Z", None,
+             RunPlan::Done),
+        ];
+        for (why, intervals, dag, last, now, active, want) in cases {
+            let now = t(now);
+            let next = intervals.next_run(dag, last.as_ref(), now);
+            let got = scheduled_run(next, now, run_limit(dag, 16), || {
+                active.ok_or_else(|| Error::Failed("the active runs were counted".into()))
+            })
+            .unwrap_or_else(|e| panic!("{why}: {e}"));
+            assert_eq!(got, want, "{why}");
+        }
+    }
+
+    #[test]
+    fn scheduled_run_ids_are_airflows() {
+        assert_eq!(
+            scheduled_run_id(t("2026-01-02T03:04:05.678Z")),
+            "scheduled__2026-01-02T03:04:05+00:00"
+        );
+    }
+
+    #[test]
+    fn queued_runs_start_below_max_active_runs_unless_held() {
+        #[rustfmt::skip]
+        let cases: &[(u32, u32, bool, bool)] = &[
+            // running, limit, held, starts
+            (0, 1, false, true),
+            (1, 1, false, false),
+            (3, 2, false, false),
+            (0, 16, true, false),
+            (0, 0, false, false),
+        ];
+        for &(running, limit, held, want) in cases {
+            assert_eq!(
+                may_start_run(running, limit, held),
+                want,
+                "{running} running of {limit}, held {held}"
+            );
+        }
+    }
+
+    /// A scheduled task instance of run `run` of DAG `dag`: `task` in `pool`, taking
+    /// `slots` of it, with `priority`.
+    fn ti(dag: &str, run: &str, task: &str, pool: &str, slots: u32, priority: i64) -> TiRow {
+        TiRow {
+            id: format!("{dag}/{run}/{task}"),
+            dag_id: dag.to_string(),
+            run_id: run.to_string(),
+            task_id: task.to_string(),
+            map_index: -1,
+            try_number: 1,
+            max_tries: 0,
+            state: Some(TaskState::Scheduled),
+            operator: None,
+            pool: pool.to_string(),
+            pool_slots: slots,
+            priority_weight: priority,
+            queued_dttm: None,
+            scheduled_dttm: None,
+            start_date: None,
+            end_date: None,
+            duration: None,
+            hostname: None,
+            unixname: None,
+            pid: None,
+            last_heartbeat_at: None,
+            next_retry_at: None,
+            rendered_command: None,
+            note: None,
+            updated_at: t("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    /// One queueing case: the runs waiting (each a row id and its scheduled task
+    /// instances, written `dag/run/task/pool/slots/priority`, best first as the run
+    /// keeps them), the slots in use (`dag/pool/slots`), the pools, `parallelism`, the
+    /// DAG limits (`dag=n`, 16 otherwise), and the task ids expected, in queue order.
+    struct Case {
+        why: &'static str,
+        runs: &'static [(i64, &'static [&'static str])],
+        in_use: &'static [&'static str],
+        pools: &'static [(&'static str, i64)],
+        parallelism: u32,
+        dag_limits: &'static [(&'static str, u32)],
+        want: &'static [&'static str],
+    }
+
+    fn run_case(c: &Case) -> (Vec<String>, HashSet<String>) {
+        let runs: Vec<(i64, Vec<TiRow>)> = c
+            .runs
+            .iter()
+            .map(|(id, tis)| {
+                let mut tis: Vec<TiRow> = tis
+                    .iter()
+                    .map(|s| {
+                        let f: Vec<&str> = s.split('/').collect();
+                        ti(
+                            f[0],
+                            f[1],
+                            f[2],
+                            f[3],
+                            f[4].parse().unwrap(),
+                            f[5].parse().unwrap(),
+                        )
+                    })
+                    .collect();
+                // As `RunTis::scheduled` yields them: priority first, then as held.
+                tis.sort_by_key(|t| std::cmp::Reverse(t.priority_weight));
+                (*id, tis)
+            })
+            .collect();
+        let in_use: Vec<(String, String, u32)> = c
+            .in_use
+            .iter()
+            .map(|s| {
+                let f: Vec<&str> = s.split('/').collect();
+                (f[0].to_string(), f[1].to_string(), f[2].parse().unwrap())
+            })
+            .collect();
+        let pools: HashMap<String, i64> =
+            c.pools.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+        let limits: HashMap<&str, u32> = c.dag_limits.iter().copied().collect();
+        let mut warned = HashSet::new();
+        let chosen = to_queue(
+            runs.iter()
+                .map(|(id, tis)| (*id, tis[0].dag_id.as_str(), tis.iter())),
+            Slots::in_use(&in_use),
+            &pools,
+            c.parallelism,
+            |d| limits.get(d).copied().unwrap_or(16),
+            &mut warned,
+        );
+        let ids = chosen.iter().map(|t| t.task_id.clone()).collect();
+        (ids, warned)
+    }
+
+    const DEFAULT_POOL: &[(&str, i64)] = &[("default_pool", 128)];
+
+    #[test]
+    fn task_instances_to_queue_under_the_limits() {
+        #[rustfmt::skip]
+        let cases = [
+            Case { why: "all fit: highest priority first",
+                runs: &[(1, &["a/r1/low/default_pool/1/1", "a/r1/high/default_pool/1/9"])],
+                in_use: &[], pools: DEFAULT_POOL, parallelism: 32, dag_limits: &[],
+                want: &["high", "low"] },
+            Case { why: "parallelism: only as many as free slots, best first",
+                runs: &[(1, &["a/r1/x/default_pool/1/1", "a/r1/y/default_pool/1/3", "a/r1/z/default_pool/1/2"])],
+                in_use: &["b/default_pool/1"], pools: DEFAULT_POOL, parallelism: 3, dag_limits: &[],
+                want: &["y", "z"] },
+            Case { why: "parallelism already taken: nothing",
+                runs: &[(1, &["a/r1/x/default_pool/1/1"])],
+                in_use: &["b/default_pool/1", "b/default_pool/1"], pools: DEFAULT_POOL, parallelism: 2, dag_limits: &[],
+                want: &[] },
+            Case { why: "max_active_tasks counts the DAG's running ones, across its runs",
+                runs: &[(1, &["a/r1/x/default_pool/1/1"]), (2, &["a/r2/y/default_pool/1/5"]), (3, &["b/r3/z/default_pool/1/0"])],
+                in_use: &["a/default_pool/1"], pools: DEFAULT_POOL, parallelism: 32, dag_limits: &[("a", 2)],
+                want: &["y", "z"] },
+            Case { why: "a pool with 0 free slots holds its tasks; others go on",
+                runs: &[(1, &["a/r1/x/full/1/9", "a/r1/y/default_pool/1/1"])],
+                in_use: &["b/full/2"], pools: &[("full", 2), ("default_pool", 128)], parallelism: 32, dag_limits: &[],
+                want: &["y"] },
+            Case { why: "a pool of size 0 runs nothing",
+                runs: &[(1, &["a/r1/x/closed/1/1"])],
+                in_use: &[], pools: &[("closed", 0)], parallelism: 32, dag_limits: &[],
+                want: &[] },
+            Case { why: "pool_slots count against the pool, not parallelism",
+                runs: &[(1, &["a/r1/big/p/3/9", "a/r1/small/p/1/5", "a/r1/small2/p/1/1"])],
+                in_use: &[], pools: &[("p", 4)], parallelism: 32, dag_limits: &[],
+                want: &["big", "small"] },
+            Case { why: "a task wider than its pool's free slots waits; a narrower one goes",
+                runs: &[(1, &["a/r1/wide/p/3/9", "a/r1/narrow/p/1/1"])],
+                in_use: &["b/p/1"], pools: &[("p", 3)], parallelism: 32, dag_limits: &[],
+                want: &["narrow"] },
+            Case { why: "an unlimited pool (-1) takes any number",
+                runs: &[(1, &["a/r1/x/free/100/1", "a/r1/y/free/100/1"])],
+                in_use: &["b/free/1000"], pools: &[("free", -1)], parallelism: 32, dag_limits: &[],
+                want: &["x", "y"] },
+            Case { why: "a pool that does not exist holds its tasks",
+                runs: &[(1, &["a/r1/x/nowhere/1/9", "a/r1/y/default_pool/1/1"])],
+                in_use: &[], pools: DEFAULT_POOL, parallelism: 32, dag_limits: &[],
+                want: &["y"] },
+            Case { why: "across runs: priority_weight first, then the older run",
+                runs: &[(7, &["a/r7/newer_hi/default_pool/1/5", "a/r7/newer_lo/default_pool/1/1"]),
+                        (3, &["b/r3/older_hi/default_pool/1/5", "b/r3/older_lo/default_pool/1/1"])],
+                in_use: &[], pools: DEFAULT_POOL, parallelism: 3, dag_limits: &[],
+                want: &["older_hi", "newer_hi", "older_lo"] },
+            Case { why: "equal priority in one run: in the order the run holds them",
+                runs: &[(1, &["a/r1/first/default_pool/1/1", "a/r1/second/default_pool/1/1", "a/r1/third/default_pool/1/1"])],
+                in_use: &[], pools: DEFAULT_POOL, parallelism: 2, dag_limits: &[],
+                want: &["first", "second"] },
+            Case { why: "runs of one DAG share its limit: the better task wins it",
+                runs: &[(1, &["a/r1/lo/default_pool/1/1"]), (2, &["a/r2/hi/default_pool/1/9"])],
+                in_use: &[], pools: DEFAULT_POOL, parallelism: 32, dag_limits: &[("a", 1)],
+                want: &["hi"] },
+            Case { why: "runs share a pool: the better task wins its last slot",
+                runs: &[(1, &["a/r1/lo/p/1/1"]), (2, &["b/r2/hi/p/1/9"])],
+                in_use: &["c/p/1"], pools: &[("p", 2)], parallelism: 32, dag_limits: &[],
+                want: &["hi"] },
+            Case { why: "a DAG limit of 0 runs nothing of it",
+                runs: &[(1, &["a/r1/x/default_pool/1/1"]), (2, &["b/r2/y/default_pool/1/1"])],
+                in_use: &[], pools: DEFAULT_POOL, parallelism: 32, dag_limits: &[("a", 0)],
+                want: &["y"] },
+        ];
+        for c in &cases {
+            let (got, _) = run_case(c);
+            assert_eq!(got, c.want, "{}", c.why);
+        }
+    }
+
+    #[test]
+    fn a_missing_pool_is_warned_about_once() {
+        let c = Case {
+            why: "",
+            runs: &[(1, &["a/r1/x/nowhere/1/1", "a/r1/y/nowhere/1/1"])],
+            in_use: &[],
+            pools: DEFAULT_POOL,
+            parallelism: 32,
+            dag_limits: &[],
+            want: &[],
+        };
+        let (got, warned) = run_case(&c);
+        assert!(got.is_empty());
+        assert_eq!(warned, HashSet::from(["nowhere".to_string()]));
+    }
+}
