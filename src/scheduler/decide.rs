@@ -1,20 +1,23 @@
 //! The scheduler's decisions, as functions of plain values: which run a schedule asks
-//! for at a given time, whether a queued run may start, and which scheduled task
+//! for at a given time, whether a queued run may start, what a task instance does next
+//! (with the trigger rules of `rules.rs`), how a run ends, and which scheduled task
 //! instances to queue under the limits. The loop (`mod.rs`) reads the rows and counts,
 //! calls these, and does the writes; nothing here reads the clock, the store or the
 //! executor, so every case is a row in a table test below.
 //!
 //! They are the loop's hot path, so they allocate only what the loop did before they
 //! were pulled out, and a count that costs a query is asked for only when the decision
-//! needs it (`scheduled_run`'s `active`).
+//! needs it (`scheduled_run`'s `active`, `task_step`'s `rule`, `run_end`'s
+//! `leaf_failed`).
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use super::rules::Decision;
 use super::timetable::RunInfo;
 use crate::error::Result;
-use crate::model::Dag;
+use crate::model::{Dag, RunState, TaskState};
 use crate::store::TiRow;
 
 /// What one DAG's schedule asks for in this pass.
@@ -76,6 +79,83 @@ pub fn run_limit(dag: &Dag, default: u32) -> u32 {
 /// waits, manual runs too, as in Airflow.
 pub fn may_start_run(running: u32, limit: u32, held: bool) -> bool {
     running < limit && !held
+}
+
+/// What a pass does with one task instance of a run it advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing: it is not waiting to be scheduled, or its trigger rule says wait.
+    Stay,
+    /// It is up for retry and its delay ends at this time: look again then.
+    RetryAt(DateTime<Utc>),
+    /// Move it to this state: scheduled, skipped, upstream_failed, or success for an
+    /// EmptyOperator (which never runs anything, as in Airflow).
+    To(TaskState),
+}
+
+/// The step for a task instance in state `current` (up for retry until
+/// `next_retry_at`) at `now`. `empty`: its operator is EmptyOperator. `rule` evaluates
+/// its trigger rule over its upstreams' states, and is called only for a task instance
+/// with no state: a retry waits only for its delay, since its upstreams already let it
+/// run once.
+pub fn task_step(
+    current: Option<TaskState>,
+    next_retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    empty: bool,
+    rule: impl FnOnce() -> Decision,
+) -> Step {
+    let decision = match current {
+        None => rule(),
+        Some(TaskState::UpForRetry) => match next_retry_at {
+            Some(at) if at > now => return Step::RetryAt(at),
+            _ => Decision::Run,
+        },
+        _ => return Step::Stay,
+    };
+    match decision {
+        Decision::Wait => Step::Stay,
+        Decision::Run if empty => Step::To(TaskState::Success),
+        Decision::Run => Step::To(TaskState::Scheduled),
+        Decision::Skip => Step::To(TaskState::Skipped),
+        Decision::UpstreamFailed => Step::To(TaskState::UpstreamFailed),
+    }
+}
+
+/// Whether a run that started at `started` has outlived its DAG's `dagrun_timeout`
+/// (seconds) at `now`.
+pub fn run_timed_out(
+    timeout: Option<f64>,
+    started: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    match (timeout, started) {
+        (Some(secs), Some(start)) => {
+            now - start > chrono::Duration::milliseconds((secs * 1000.0) as i64)
+        }
+        _ => false,
+    }
+}
+
+/// How a run ends after a pass, if it does: with `unfinished` task instances not in a
+/// final state, `moving` of them able to move on their own (scheduled, queued, running,
+/// up for retry, restarting). All finished: failed if a leaf task (one with no
+/// downstream) failed or is upstream_failed (`leaf_failed`, asked only then), success
+/// otherwise. Some unfinished but none moving: deadlocked, failed.
+pub fn run_end(
+    unfinished: usize,
+    moving: usize,
+    leaf_failed: impl FnOnce() -> bool,
+) -> Option<RunState> {
+    if unfinished == 0 {
+        Some(if leaf_failed() {
+            RunState::Failed
+        } else {
+            RunState::Success
+        })
+    } else {
+        (moving == 0).then_some(RunState::Failed)
+    }
 }
 
 /// Slots taken, of `parallelism` (total), per DAG and per pool.
@@ -195,8 +275,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
     use crate::error::Error;
-    use crate::model::{Schedule, TaskState};
+    use crate::model::Schedule;
     use crate::scheduler::timetable;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -370,6 +451,101 @@ mod tests {
                 want,
                 "{running} running of {limit}, held {held}"
             );
+        }
+    }
+
+    /// A time a row may leave out.
+    type When = Option<DateTime<Utc>>;
+
+    /// current state, next_retry_at, EmptyOperator, what its trigger rule says (`None`:
+    /// the rule must not be evaluated), the step.
+    type StepCase = (Option<TaskState>, When, bool, Option<Decision>, Step);
+
+    #[test]
+    fn what_a_task_instance_does_next() {
+        use Decision::{Run, Skip, UpstreamFailed as UF, Wait};
+        use TaskState::{Queued, Running, Scheduled, Skipped, Success, UpForRetry, UpstreamFailed};
+        let now = t("2026-01-01T12:00:00Z");
+        let earlier = Some(t("2026-01-01T11:59:59Z"));
+        let later = Some(t("2026-01-01T12:00:01Z"));
+        #[rustfmt::skip]
+        let cases: &[StepCase] = &[
+            (None, None, false, Some(Run), Step::To(Scheduled)),
+            (None, None, false, Some(Wait), Step::Stay),
+            (None, None, false, Some(Skip), Step::To(Skipped)),
+            (None, None, false, Some(UF), Step::To(UpstreamFailed)),
+            (None, None, true, Some(Run), Step::To(Success)),
+            (None, None, true, Some(Skip), Step::To(Skipped)),
+            (Some(UpForRetry), later, false, None, Step::RetryAt(t("2026-01-01T12:00:01Z"))),
+            (Some(UpForRetry), earlier, false, None, Step::To(Scheduled)),
+            (Some(UpForRetry), Some(now), false, None, Step::To(Scheduled)),
+            (Some(UpForRetry), None, false, None, Step::To(Scheduled)),
+            (Some(UpForRetry), earlier, true, None, Step::To(Success)),
+            (Some(Scheduled), None, false, None, Step::Stay),
+            (Some(Queued), None, false, None, Step::Stay),
+            (Some(Running), None, false, None, Step::Stay),
+            (Some(Success), None, false, None, Step::Stay),
+        ];
+        for &(current, retry, empty, rule, want) in cases {
+            let got = task_step(current, retry, now, empty, || {
+                rule.unwrap_or_else(|| panic!("{current:?}: the trigger rule was evaluated"))
+            });
+            assert_eq!(got, want, "{current:?}, retry at {retry:?}, empty {empty}");
+        }
+    }
+
+    #[test]
+    fn a_retry_starts_when_the_clock_reaches_its_time() {
+        let clock = Clock::fake(t("2026-01-01T12:00:00Z"));
+        let at = Some(t("2026-01-01T12:05:00Z"));
+        let step = |c: &Clock| {
+            task_step(Some(TaskState::UpForRetry), at, c.now(), false, || {
+                Decision::Wait
+            })
+        };
+        assert_eq!(step(&clock), Step::RetryAt(t("2026-01-01T12:05:00Z")));
+        clock.advance(chrono::Duration::minutes(5));
+        assert_eq!(step(&clock), Step::To(TaskState::Scheduled));
+    }
+
+    #[test]
+    fn runs_time_out_after_dagrun_timeout() {
+        let started = Some(t("2026-01-01T00:00:00Z"));
+        #[rustfmt::skip]
+        let cases: &[(Option<f64>, When, &str, bool)] = &[
+            (Some(60.0), started, "2026-01-01T00:01:00Z", false),
+            (Some(60.0), started, "2026-01-01T00:01:00.001Z", true),
+            (Some(0.5), started, "2026-01-01T00:00:01Z", true),
+            (None, started, "2027-01-01T00:00:00Z", false),
+            (Some(60.0), None, "2027-01-01T00:00:00Z", false),
+        ];
+        for &(timeout, started, now, want) in cases {
+            assert_eq!(
+                run_timed_out(timeout, started, t(now)),
+                want,
+                "{timeout:?} at {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn how_a_run_ends() {
+        // unfinished, moving, a leaf failed (`None`: must not be asked), the end.
+        #[rustfmt::skip]
+        let cases: &[(usize, usize, Option<bool>, Option<RunState>)] = &[
+            (0, 0, Some(false), Some(RunState::Success)),
+            (0, 0, Some(true), Some(RunState::Failed)),
+            (3, 1, None, None),
+            (3, 3, None, None),
+            // Deadlocked: waiting on rules that can never be met.
+            (2, 0, None, Some(RunState::Failed)),
+        ];
+        for &(unfinished, moving, leaf_failed, want) in cases {
+            let got = run_end(unfinished, moving, || {
+                leaf_failed
+                    .unwrap_or_else(|| panic!("{unfinished}/{moving}: leaves were looked at"))
+            });
+            assert_eq!(got, want, "{unfinished} unfinished, {moving} moving");
         }
     }
 

@@ -30,8 +30,8 @@ use crate::error::{Error, Result};
 use crate::executor::{ExecEvent, LocalExecutor, Workload};
 use crate::model::{Dag, RunState, RunType, TaskState};
 use crate::store::{Event, NewRun, RunRow, Store, TiRow, Tx};
-use decide::RunPlan;
-use rules::{Decision, Upstream};
+use decide::{RunPlan, Step};
+use rules::Upstream;
 use tis::{RunTis, TiCache};
 
 /// How often a scheduler with nothing to do checks the database for outside changes.
@@ -714,9 +714,8 @@ fn advance_run(
 ) -> Result<Outcome> {
     let mut retry_at = None;
 
-    if let (Some(timeout), Some(start)) = (dag.dagrun_timeout_secs, run.start_date)
-        && now - start > chrono::Duration::milliseconds((timeout * 1000.0) as i64)
-    {
+    if decide::run_timed_out(dag.dagrun_timeout_secs, run.start_date, now) {
+        let timeout = dag.dagrun_timeout_secs.unwrap_or_default();
         log::warn!(
             "run {} of {} timed out after {timeout} s",
             run.run_id,
@@ -745,40 +744,27 @@ fn advance_run(
         let task = &dag.tasks[p];
         let ti = tis.ti(i);
         let current = ti.state;
-        let ready = match current {
-            None => true,
-            Some(TaskState::UpForRetry) => match ti.next_retry_at {
-                Some(at) if at > now => {
-                    retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
-                    false
-                }
-                _ => true,
+        let step = decide::task_step(
+            current,
+            ti.next_retry_at,
+            now,
+            task.operator == crate::model::Operator::Empty,
+            || {
+                let up = Upstream::tally(
+                    graph.upstream[p]
+                        .iter()
+                        .map(|u| u.and_then(|j| tis.ti(j).state)),
+                );
+                rules::evaluate(task.trigger_rule, &up)
             },
-            _ => false,
-        };
-        if !ready {
-            continue;
-        }
-        let up = Upstream::tally(
-            graph.upstream[p]
-                .iter()
-                .map(|u| u.and_then(|j| tis.ti(j).state)),
         );
-        // A retry waits only for its delay: its upstreams already let it run once.
-        let decision = if current == Some(TaskState::UpForRetry) {
-            Decision::Run
-        } else {
-            rules::evaluate(task.trigger_rule, &up)
-        };
-        let to = match decision {
-            Decision::Wait => continue,
-            Decision::Run if task.operator == crate::model::Operator::Empty => {
-                // EmptyOperator never runs anything: Airflow marks it success directly.
-                Some(TaskState::Success)
+        let to = match step {
+            Step::Stay => continue,
+            Step::RetryAt(at) => {
+                retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
+                continue;
             }
-            Decision::Run => Some(TaskState::Scheduled),
-            Decision::Skip => Some(TaskState::Skipped),
-            Decision::UpstreamFailed => Some(TaskState::UpstreamFailed),
+            Step::To(to) => Some(to),
         };
         let id = &ti.id;
         let moved = if to == Some(TaskState::Success) {
@@ -804,8 +790,8 @@ fn advance_run(
     }
 
     let (unfinished, moving) = tis.unfinished();
-    let finished = if unfinished == 0 {
-        let leaf_failed = (0..dag.tasks.len())
+    let finished = decide::run_end(unfinished, moving, || {
+        (0..dag.tasks.len())
             .filter(|&p| graph.downstream[p].is_empty())
             .filter_map(|p| graph.ti_of_task[p])
             .any(|i| {
@@ -813,23 +799,16 @@ fn advance_run(
                     tis.ti(i).state,
                     Some(TaskState::Failed | TaskState::UpstreamFailed)
                 )
-            });
-        Some(if leaf_failed {
-            RunState::Failed
-        } else {
-            RunState::Success
-        })
-    } else {
+            })
+    });
+    if unfinished > 0 && finished.is_some() {
         // Deadlock: nothing can ever move (all waiting on rules that cannot be met).
-        (moving == 0).then(|| {
-            log::warn!(
-                "run {} of {} is deadlocked: no task can run",
-                run.run_id,
-                run.dag_id
-            );
-            RunState::Failed
-        })
-    };
+        log::warn!(
+            "run {} of {} is deadlocked: no task can run",
+            run.run_id,
+            run.dag_id
+        );
+    }
     Ok(Outcome { finished, retry_at })
 }
 
