@@ -925,3 +925,105 @@ pub fn start(cfg: Config, opts: Options, wake: Receiver<()>) -> Result<Handle> {
         ended,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// A fresh `UPDRAFT_HOME`, removed when dropped.
+    struct Home(std::path::PathBuf);
+
+    impl Drop for Home {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A scheduler over a home whose one DAG, `daily`, runs an EmptyOperator every
+    /// midnight from 2020-01-01 with catchup, reading the time from `clock`. Its passes
+    /// need no executor: EmptyOperator tasks succeed without running.
+    fn scheduler(name: &str, clock: &Clock) -> (Home, Scheduler) {
+        let home = Home(
+            std::env::temp_dir().join(format!("updraft-scheduler-{name}-{}", std::process::id())),
+        );
+        let _ = std::fs::remove_dir_all(&home.0);
+        std::fs::create_dir_all(home.0.join("dags")).unwrap();
+        std::fs::write(
+            home.0.join("dags").join("daily.yml"),
+            "daily:\n  schedule: \"0 0 * * *\"\n  catchup: true\n  default_args:\n    start_date: 2020-01-01\n  tasks:\n    - task_id: t\n      operator: EmptyOperator\n",
+        )
+        .unwrap();
+        let env: Vec<(String, String)> = [
+            ("UPDRAFT__CORE__LOAD_EXAMPLES", "False"),
+            ("UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let cfg = Config::load(&home.0, &env).unwrap();
+        let opts = Options {
+            api_url: "http://127.0.0.1:9/execution/".into(),
+            grace: Duration::ZERO,
+            until_run: None,
+            metrics: Default::default(),
+            clock: clock.clone(),
+        };
+        (home, Scheduler::new(cfg, opts).unwrap())
+    }
+
+    /// The logical dates of `daily`'s runs, oldest first, and whether all succeeded.
+    fn runs(s: &Scheduler) -> (Vec<String>, bool) {
+        let rows = s.store.runs_of(Some("daily"), 100).unwrap();
+        let dates = rows
+            .iter()
+            .rev()
+            .map(|r| r.logical_date.unwrap().date_naive().to_string())
+            .collect();
+        (dates, rows.iter().all(|r| r.state == RunState::Success))
+    }
+
+    #[test]
+    fn passes_create_the_runs_their_clock_says_are_due() {
+        let clock = Clock::fake(Utc.with_ymd_and_hms(2020, 1, 3, 12, 0, 0).unwrap());
+        let (_home, mut sched) = scheduler("clock", &clock);
+        // Catchup creates one run a pass; more passes than runs create no more.
+        for _ in 0..6 {
+            sched.pass().unwrap();
+        }
+        assert_eq!(
+            runs(&sched),
+            (
+                vec![
+                    "2020-01-01".into(),
+                    "2020-01-02".into(),
+                    "2020-01-03".into()
+                ],
+                true
+            )
+        );
+        clock.advance(chrono::Duration::hours(11));
+        sched.pass().unwrap();
+        assert_eq!(
+            runs(&sched).0.len(),
+            3,
+            "2020-01-04 is not due before midnight"
+        );
+        clock.advance(chrono::Duration::hours(1));
+        for _ in 0..3 {
+            sched.pass().unwrap();
+        }
+        assert_eq!(
+            runs(&sched),
+            (
+                vec![
+                    "2020-01-01".into(),
+                    "2020-01-02".into(),
+                    "2020-01-03".into(),
+                    "2020-01-04".into()
+                ],
+                true
+            )
+        );
+    }
+}
