@@ -6,9 +6,10 @@
 //! executor, so every case is a row in a table test below.
 //!
 //! They are the loop's hot path, so they allocate only what the loop did before they
-//! were pulled out, and a count that costs a query is asked for only when the decision
-//! needs it (`scheduled_run`'s `active`, `task_step`'s `rule`, `run_end`'s
-//! `leaf_failed`).
+//! were pulled out, and an input that costs a query or a walk over the graph is a
+//! closure, called only when the decision needs it (`scheduled_run`'s `active`,
+//! `task_step`'s `rule`, `run_end`'s `leaf_failed`); the tests check that it is not
+//! called otherwise.
 
 use std::collections::{HashMap, HashSet};
 
