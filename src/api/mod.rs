@@ -186,7 +186,11 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         core::dags::ROUTES,
         core::runs::ROUTES,
         core::tis::ROUTES,
-        core::objects::ROUTES,
+        core::variables::ROUTES,
+        core::connections::ROUTES,
+        core::pools::ROUTES,
+        core::config::ROUTES,
+        core::jobs::ROUTES,
         core::ui::ROUTES,
     ]
     .into_iter()

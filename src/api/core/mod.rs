@@ -4,11 +4,18 @@
 //! the login routes themselves. Resources live in the sibling files, one route table
 //! each.
 
+mod bulk;
+pub mod config;
+pub mod connections;
 pub mod dags;
-pub mod objects;
+pub mod jobs;
+mod kit;
+pub mod pools;
+mod py;
 pub mod runs;
 pub mod tis;
 pub mod ui;
+pub mod variables;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};

@@ -1,0 +1,243 @@
+//! Variables: create, read, update, delete and bulk changes, with Airflow 3.3.2's paths,
+//! shapes, texts and status codes. A variable whose key looks secret answers `***`.
+
+use super::bulk::{Bulk, parse_bulk, run_bulk};
+use super::py::py_json;
+use crate::store::{Store, Tx, Variable};
+use serde_json::{Map, Value, json};
+
+use super::kit::{
+    Patterns, body_loc, check, fields_to_update, get, max_len, no_content, no_team, read_json,
+    sort, text, unprocessable, update_mask,
+};
+use super::{Field, Kind, collection, field, is_sensitive, mask, order_by, page};
+use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::auth::Role;
+use crate::error::{Error, Result};
+
+use Method::{Delete, Get, Patch, Post};
+
+/// Variables.
+#[rustfmt::skip]
+pub static ROUTES: &[Route] = &[
+    guarded(Get, "/api/v2/variables", Role::Op, None, "List variables (values of secret-looking keys masked)", list_variables),
+    guarded(Post, "/api/v2/variables", Role::Op, Some("post_variable"), "Create a variable", post_variable),
+    guarded(Patch, "/api/v2/variables", Role::Op, Some("bulk_variables"), "Create, update and delete variables in bulk", bulk_variables),
+    guarded(Get, "/api/v2/variables/{variable_key}", Role::Op, None, "Get a variable", get_variable),
+    guarded(Patch, "/api/v2/variables/{variable_key}", Role::Op, Some("patch_variable"), "Update a variable (update_mask for some fields)", patch_variable),
+    guarded(Delete, "/api/v2/variables/{variable_key}", Role::Op, Some("delete_variable"), "Delete a variable", delete_variable),
+];
+
+/// Airflow's `ID_LEN`: the longest variable key.
+const ID_LEN: usize = 250;
+
+const VARIABLE: &[Field] = &[
+    field("key", Kind::Str, true, false),
+    field("value", Kind::Any, true, true),
+    field("description", Kind::Str, false, true),
+    field("team_name", Kind::Str, false, true),
+];
+
+fn list_variables(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
+    let (limit, offset) = page(ctx, req)?;
+    let allowed = [
+        "key",
+        "id",
+        "_val",
+        "description",
+        "is_encrypted",
+        "team_name",
+    ];
+    let (by, desc) = order_by(req, &allowed, "id")?;
+    let filter = Patterns::new(req, "variable_key");
+    let mut rows: Vec<Value> = store
+        .variables()?
+        .into_iter()
+        .filter(|(_, v)| filter.keep(&v.key))
+        .map(|(id, v)| {
+            let mut row = variable_json(&v);
+            row["id"] = json!(id);
+            row["_val"] = json!(v.val);
+            row
+        })
+        .collect();
+    sort(&mut rows, by, desc, &["id", "_val"]);
+    Ok(Reply::json(
+        200,
+        &collection("variables", rows, limit, offset),
+    ))
+}
+
+fn get_variable(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let key = p.get("variable_key");
+    let v = store
+        .variable(key)?
+        .ok_or_else(|| ApiError::not_found(variable_missing(key)))?;
+    Ok(Reply::json(200, &variable_json(&v)))
+}
+
+fn post_variable(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
+    let m = check_variable(&read_json(req)?, &body_loc()).map_err(unprocessable)?;
+    let v = Variable {
+        key: text(&m, "key").unwrap_or_default(),
+        val: stored_value(get(&m, "value")),
+        description: text(&m, "description"),
+    };
+    store.write(|tx| {
+        if tx.variable(&v.key)?.is_some() {
+            return Err(Error::Conflict(format!(
+                "The Variable with key: `{}` already exists",
+                v.key
+            )));
+        }
+        tx.put_variable(&v)
+    })?;
+    Ok(Reply::json(201, &variable_json(&v)))
+}
+
+fn patch_variable(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let key = p.get("variable_key");
+    let m = check_variable(&read_json(req)?, &body_loc()).map_err(unprocessable)?;
+    if get(&m, "key") != key {
+        return Err(ApiError::bad_request(
+            "Invalid body, key from request body doesn't match uri parameter",
+        ));
+    }
+    let mask = update_mask(req);
+    let v = store.write(|tx| {
+        let old = tx
+            .variable(key)?
+            .ok_or_else(|| Error::NotFound(variable_missing(key)))?;
+        let new = apply_variable(&old, &m, mask.as_deref()).map_err(Error::Usage)?;
+        tx.put_variable(&new)?;
+        Ok(new)
+    })?;
+    Ok(Reply::json(200, &variable_json(&v)))
+}
+
+fn delete_variable(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let key = p.get("variable_key");
+    if !store.write(|tx| tx.delete_variable(key))? {
+        return Err(ApiError::not_found(variable_missing(key)));
+    }
+    Ok(no_content())
+}
+
+fn bulk_variables(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
+    let actions = parse_bulk(req, check_variable, "key")?;
+    Ok(Reply::json(200, &run_bulk::<Vars>(store, &actions)?))
+}
+
+fn variable_missing(key: &str) -> String {
+    format!("The Variable with key: `{key}` was not found")
+}
+
+fn check_variable(v: &Value, loc: &[Value]) -> Result<Map<String, Value>, Vec<Value>> {
+    let m = check(v, VARIABLE, loc)?;
+    let mut errors = Vec::new();
+    max_len(&m, "key", ID_LEN, loc, &mut errors);
+    no_team(&m, loc, &mut errors);
+    errors.is_empty().then_some(m).ok_or(errors)
+}
+
+/// VariableResponse. `is_encrypted` is false: updraft keeps no Fernet key.
+fn variable_json(v: &Variable) -> Value {
+    json!({
+        "key": v.key,
+        "value": shown_value(&v.key, &v.val),
+        "description": v.description,
+        "is_encrypted": false,
+        "team_name": null,
+    })
+}
+
+/// A variable's value as stored: a string as it is, anything else as Python's
+/// `json.dumps(value, indent=2)` writes it (so `Variable.get(deserialize_json=True)`
+/// reads it back).
+fn stored_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => py_json(other, Some(2)),
+    }
+}
+
+/// A value as the API shows it: `***` under a secret-looking key; JSON re-written the way
+/// Python writes it, with secret-looking keys inside masked; other text as it is.
+fn shown_value(key: &str, val: &str) -> String {
+    if is_sensitive(key) {
+        return "***".into();
+    }
+    match serde_json::from_str::<Value>(val) {
+        Ok(v) => py_json(&mask(&v), None),
+        Err(_) => val.to_string(),
+    }
+}
+
+fn apply_variable(
+    old: &Variable,
+    m: &Map<String, Value>,
+    mask: Option<&[String]>,
+) -> std::result::Result<Variable, String> {
+    let mut v = old.clone();
+    for f in fields_to_update(m, mask, &["key"])? {
+        match f.as_str() {
+            "value" => v.val = stored_value(get(m, "value")),
+            "description" => v.description = text(m, "description"),
+            _ => {}
+        }
+    }
+    Ok(v)
+}
+
+struct Vars;
+
+impl Bulk for Vars {
+    const NOUN: &'static str = "variables";
+    const IDS: &'static str = "keys";
+    fn exists(tx: &Tx, id: &str) -> Result<bool> {
+        Ok(tx.variable(id)?.is_some())
+    }
+    fn create(tx: &Tx, m: &Map<String, Value>, _: bool) -> Result<()> {
+        // Variable.set replaces the whole variable, description too.
+        tx.put_variable(&Variable {
+            key: text(m, "key").unwrap_or_default(),
+            val: stored_value(get(m, "value")),
+            description: text(m, "description"),
+        })
+    }
+    fn update(
+        tx: &Tx,
+        id: &str,
+        m: &Map<String, Value>,
+        mask: Option<&[String]>,
+    ) -> Result<std::result::Result<(), String>> {
+        let Some(old) = tx.variable(id)? else {
+            return Ok(Err(variable_missing(id)));
+        };
+        match apply_variable(&old, m, mask) {
+            Ok(v) => tx.put_variable(&v).map(Ok),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+    fn delete(tx: &Tx, id: &str) -> Result<std::result::Result<(), String>> {
+        tx.delete_variable(id).map(|_| Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_shown_masked_or_as_python_json() {
+        assert_eq!(shown_value("db_password", "hunter2"), "***");
+        assert_eq!(shown_value("plain", "v1"), "v1");
+        assert_eq!(shown_value("plain", "{\"a\":1}"), "{\"a\": 1}");
+        assert_eq!(
+            shown_value("cfg", "{\"token\": \"t\", \"n\": 1}"),
+            "{\"token\": \"***\", \"n\": 1}"
+        );
+        assert_eq!(stored_value(&json!({"a": 1})), "{\n  \"a\": 1\n}");
+        assert_eq!(stored_value(&json!("x")), "x");
+    }
+}
