@@ -8,7 +8,7 @@ use super::py::py_set;
 use crate::store::{Store, Tx};
 use serde_json::{Map, Value, json};
 
-use super::kit::{at, body_loc, check, error, get, read_json, text, unprocessable};
+use super::kit::{at, body_loc, check, error, get, read_json, string, unprocessable};
 use super::{Field, Kind, field};
 use crate::api::{ApiError, Req};
 use crate::error::Result;
@@ -166,7 +166,7 @@ pub(super) fn parse_bulk(
             }
             match check_entity(e, &eloc) {
                 Ok(body) => {
-                    let id = text(&body, id_field).unwrap_or_default();
+                    let id = string(&body, id_field).unwrap_or_default();
                     entities.push((id, (kind != BulkKind::Delete).then_some(body)));
                 }
                 Err(e) => errors.extend(e),

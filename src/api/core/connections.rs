@@ -9,8 +9,8 @@ use crate::store::{Connection, Store, Tx};
 use serde_json::{Map, Value, json};
 
 use super::kit::{
-    Patterns, at, body_loc, check, error, get, max_len, no_content, no_team, read_json, sort, text,
-    unprocessable, update_mask,
+    Patterns, at, body_loc, check, error, get, max_len, no_content, no_team, read_json, sort,
+    string, unprocessable, update_mask,
 };
 use super::{Field, Kind, collection, field, is_sensitive, mask, order_by, page};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
@@ -158,7 +158,7 @@ fn test_connection(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Re
             "Testing connections is disabled in Airflow configuration. Contact your deployment admin to enable it.",
         ));
     }
-    let conn_type = text(&m, "conn_type").unwrap_or_default();
+    let conn_type = string(&m, "conn_type").unwrap_or_default();
     Ok(Reply::json(
         200,
         &json!({"status": false, "message": format!("Unknown hook type \"{conn_type}\"")}),
@@ -225,13 +225,13 @@ fn extra_text(m: &Map<String, Value>) -> Option<String> {
 
 fn new_connection(m: &Map<String, Value>) -> Connection {
     Connection {
-        conn_id: text(m, "connection_id").unwrap_or_default(),
-        conn_type: text(m, "conn_type").unwrap_or_default(),
-        description: text(m, "description"),
-        host: text(m, "host"),
-        schema: text(m, "schema"),
-        login: text(m, "login"),
-        password: text(m, "password"),
+        conn_id: string(m, "connection_id").unwrap_or_default(),
+        conn_type: string(m, "conn_type").unwrap_or_default(),
+        description: string(m, "description"),
+        host: string(m, "host"),
+        schema: string(m, "schema"),
+        login: string(m, "login"),
+        password: string(m, "password"),
         port: m.get("port").and_then(Value::as_i64),
         extra: extra_text(m),
     }
@@ -274,7 +274,7 @@ fn apply_connection(
     let set = |f: &str| m.contains_key(f) && in_mask(f);
     let mut c = old.clone();
     if set("conn_type") {
-        c.conn_type = text(m, "conn_type").unwrap_or_default();
+        c.conn_type = string(m, "conn_type").unwrap_or_default();
     }
     for (f, slot) in [
         ("description", &mut c.description),
@@ -283,7 +283,7 @@ fn apply_connection(
         ("schema", &mut c.schema),
     ] {
         if set(f) {
-            *slot = text(m, f);
+            *slot = string(m, f);
         }
     }
     if set("port") {
@@ -295,7 +295,7 @@ fn apply_connection(
         Some(mk) => mk.iter().any(|x| x == f),
     };
     if touched("password") {
-        c.password = match text(m, "password") {
+        c.password = match string(m, "password") {
             Some(p) if p == "***" => old.password.clone(),
             other => other,
         };

@@ -3,12 +3,15 @@
 
 use std::collections::BTreeSet;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::py::py_set;
-use super::{Field, body, like, query_all, query_time, sort_rows};
-use crate::api::{ApiError, Method, Reply, Req};
+use super::{Field, body, invalid, like, page, parse_datetime, query_all, query_time, sort_rows};
+use crate::api::{ApiError, Ctx, Method, Reply, Req};
+use crate::store::q_runs::{Bound, ListQuery, Op};
 
 /// `NAME_gte`, `NAME_gt`, `NAME_lte`, `NAME_lt` query bounds on a time.
 pub(super) struct Range {
@@ -219,7 +222,7 @@ pub(super) fn get<'a>(m: &'a Map<String, Value>, f: &str) -> &'a Value {
     m.get(f).unwrap_or(&Value::Null)
 }
 
-pub(super) fn text(m: &Map<String, Value>, f: &str) -> Option<String> {
+pub(super) fn string(m: &Map<String, Value>, f: &str) -> Option<String> {
     m.get(f).and_then(Value::as_str).map(String::from)
 }
 
@@ -250,6 +253,278 @@ pub(super) fn fields_to_update(
         fields.retain(|f| mask.contains(f));
     }
     Ok(fields)
+}
+
+/// Airflow caps the count of a cursor-paged list at this (`EXACT_COUNT_LIMIT`).
+pub(super) const CURSOR_COUNT_LIMIT: usize = 50_000;
+/// A note's longest length (`max_length` in Airflow's models).
+pub(super) const NOTE_MAX: usize = 1000;
+
+/// A pydantic `value_error` of a whole body (a model validator's complaint).
+pub(super) fn body_value_error(body: &Map<String, Value>, msg: &str) -> ApiError {
+    unprocessable(vec![json!({
+        "type": "value_error", "loc": ["body"], "msg": format!("Value error, {msg}"),
+        "input": body, "ctx": {"error": {}},
+    })])
+}
+
+/// Errors for body times that must carry an offset (pydantic's `AwareDatetime`).
+pub(super) fn naive_times(body: &Map<String, Value>, names: &[&str]) -> Vec<Value> {
+    names
+        .iter()
+        .filter_map(|n| {
+            let v = body.get(*n)?;
+            let s = v.as_str()?;
+            (parse_datetime(s).is_some() && DateTime::parse_from_rfc3339(s).is_err()).then(|| {
+                json!({"type": "timezone_aware", "loc": ["body", n], "msg": "Input should have timezone info", "input": v})
+            })
+        })
+        .collect()
+}
+
+/// Errors for notes over Airflow's length limit.
+pub(super) fn long_note(body: &Map<String, Value>) -> Vec<Value> {
+    match body.get("note").and_then(Value::as_str) {
+        Some(n) if n.chars().count() > NOTE_MAX => vec![json!({
+            "type": "string_too_long", "loc": ["body", "note"],
+            "msg": format!("String should have at most {NOTE_MAX} characters"),
+            "input": n, "ctx": {"max_length": NOTE_MAX},
+        })],
+        _ => Vec::new(),
+    }
+}
+
+/// A pydantic enum error, for a value not among `allowed`.
+pub(super) fn enum_error(loc: Value, input: &Value, allowed: &[&str]) -> Value {
+    let expected = match allowed {
+        [] => String::new(),
+        [one] => format!("'{one}'"),
+        [rest @ .., last] => format!(
+            "{} or '{last}'",
+            rest.iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    json!({"type": "enum", "loc": loc, "msg": format!("Input should be {expected}"), "input": input,
+           "ctx": {"expected": expected}})
+}
+
+/// A string from a checked body.
+pub(super) fn text<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    body.get(name).and_then(Value::as_str)
+}
+
+/// A boolean from a checked body, with its default.
+pub(super) fn flag(body: &Map<String, Value>, name: &str, default: bool) -> bool {
+    body.get(name).and_then(Value::as_bool).unwrap_or(default)
+}
+
+/// A time from a checked body.
+pub(super) fn time(body: &Map<String, Value>, name: &str) -> Option<DateTime<Utc>> {
+    text(body, name).and_then(parse_datetime)
+}
+
+/// Adds the sort keys to `q`, then `tiebreak` in the direction of the first key, as
+/// Airflow appends the primary key.
+pub(super) fn apply_order(
+    q: &mut ListQuery,
+    keys: &[(&'static str, bool)],
+    tiebreak: &'static str,
+) {
+    for (k, desc) in keys {
+        q.order_by(k, *desc);
+    }
+    if !keys.iter().any(|(k, _)| *k == tiebreak) {
+        q.order_by(tiebreak, keys.first().is_some_and(|k| k.1));
+    }
+}
+
+/// `{field}_gte`, `_gt`, `_lte`, `_lt` time filters from the query string.
+pub(super) fn time_ranges(
+    req: &Req,
+    q: &mut ListQuery,
+    fields: &[&'static str],
+) -> Result<(), ApiError> {
+    for f in fields {
+        for (suffix, op) in Op::SUFFIXES {
+            if let Some(t) = query_time(req, &format!("{f}_{suffix}"))? {
+                q.cmp(f, op, Bound::Time(t));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `{field}_gte`, `_gt`, `_lte`, `_lt` number filters from the query string.
+pub(super) fn number_ranges(
+    req: &Req,
+    q: &mut ListQuery,
+    field: &'static str,
+) -> Result<(), ApiError> {
+    for (suffix, op) in Op::SUFFIXES {
+        let name = format!("{field}_{suffix}");
+        if let Some(v) = req.query(&name) {
+            let x: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|x: &f64| x.is_finite())
+                .ok_or_else(|| {
+                    invalid(
+                        &["query", &name],
+                        "float_parsing",
+                        "Input should be a valid number, unable to parse string as a number",
+                        json!(v),
+                    )
+                })?;
+            q.cmp(field, op, Bound::Num(x));
+        }
+    }
+    Ok(())
+}
+
+/// Every value of a repeatable integer query parameter, or a 422 naming it.
+pub(super) fn query_ints(req: &Req, name: &str) -> Result<Vec<i64>, ApiError> {
+    query_all(req, name)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.trim().parse().map_err(|_| ApiError {
+                status: 422,
+                detail: json!([{"type": "int_parsing", "loc": ["query", name, i],
+                    "msg": "Input should be a valid integer, unable to parse string as an integer", "input": v}]),
+            })
+        })
+        .collect()
+}
+
+/// A repeatable state-like filter: each value among `valid` or `none` (NULL), else
+/// Airflow's 422 with `detail_name` ("state", "run type").
+pub(super) fn state_filter(
+    req: &Req,
+    name: &str,
+    valid: &[&str],
+    nulls: &[&str],
+    detail_name: &str,
+) -> Result<Vec<Option<String>>, ApiError> {
+    query_all(req, name)
+        .into_iter()
+        .map(|v| {
+            if nulls.contains(&v) {
+                Ok(None)
+            } else if valid.contains(&v) {
+                Ok(Some(v.to_string()))
+            } else {
+                Err(ApiError::new(
+                    422,
+                    format!(
+                        "Invalid value for {detail_name}. Valid values are {}",
+                        valid.join(", ")
+                    ),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// `*_pattern` and `*_prefix_pattern` filters on the given fields.
+pub(super) fn patterns(req: &Req, q: &mut ListQuery, fields: &[(&str, &'static str)]) {
+    for (param, field) in fields {
+        if let Some(p) = req.query(&format!("{param}_pattern")) {
+            q.search(field, p);
+        }
+        if let Some(p) = req.query(&format!("{param}_prefix_pattern")) {
+            q.prefix(field, p);
+        }
+    }
+}
+
+/// How a list is paged: Airflow's offset paging, or its cursor paging when `cursor` is
+/// given. updraft's cursors are opaque tokens of a position in the ordered list.
+pub(super) struct Paging {
+    pub limit: usize,
+    pub offset: usize,
+    pub cursor: bool,
+}
+
+const CURSOR_TAG: &str = "o:";
+
+pub(super) fn encode_cursor(offset: usize) -> String {
+    B64.encode(format!("{CURSOR_TAG}{offset}"))
+}
+
+/// `limit`, `offset` and `cursor` from the query string.
+pub(super) fn paging(ctx: &Ctx, req: &Req) -> Result<Paging, ApiError> {
+    let (limit, offset) = page(ctx, req)?;
+    let Some(cursor) = req.query("cursor") else {
+        return Ok(Paging {
+            limit,
+            offset,
+            cursor: false,
+        });
+    };
+    if cursor.is_empty() {
+        return Ok(Paging {
+            limit,
+            offset: 0,
+            cursor: true,
+        });
+    }
+    let (token, backward) = match cursor.strip_prefix('~') {
+        Some(t) => (t, true),
+        None => (cursor, false),
+    };
+    let at: usize = B64
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix(CURSOR_TAG).and_then(|n| n.parse().ok()))
+        .ok_or_else(|| ApiError::bad_request("Invalid cursor token"))?;
+    // A backward cursor names where the next page starts: the page before ends there.
+    Ok(if backward {
+        Paging {
+            limit: limit.min(at),
+            offset: at.saturating_sub(limit),
+            cursor: true,
+        }
+    } else {
+        Paging {
+            limit,
+            offset: at,
+            cursor: true,
+        }
+    })
+}
+
+/// A page of a `dag_runs` or `task_instances` list with Airflow's paging fields.
+pub(super) fn paged(key: &str, items: Vec<Value>, total: usize, p: &Paging) -> Value {
+    if !p.cursor {
+        return json!({key: items, "total_entries": total, "total_entries_limit": null,
+                      "next_cursor": null, "previous_cursor": null});
+    }
+    let end = p.offset + items.len();
+    let next = (end < total && !items.is_empty()).then(|| encode_cursor(end));
+    let previous =
+        (p.offset > 0 && !items.is_empty()).then(|| format!("~{}", encode_cursor(p.offset)));
+    json!({key: items, "total_entries": total.min(CURSOR_COUNT_LIMIT),
+           "total_entries_limit": CURSOR_COUNT_LIMIT, "next_cursor": next, "previous_cursor": previous})
+}
+
+/// The body fields an `update_mask` lets through: those set, limited to the mask's
+/// names when there is one (`update_mask=a&update_mask=b` or `update_mask=a,b`).
+pub(super) fn masked<'a>(req: &Req, body: &'a Map<String, Value>) -> Vec<&'a str> {
+    let mask: Vec<&str> = query_all(req, "update_mask")
+        .into_iter()
+        .flat_map(|m| m.split(','))
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .collect();
+    body.keys()
+        .map(String::as_str)
+        .filter(|k| mask.is_empty() || mask.contains(k))
+        .collect()
 }
 
 #[cfg(test)]
@@ -287,5 +562,32 @@ mod tests {
         req.query = vec![("variable_key_prefix_pattern".into(), "test_".into())];
         let p = Patterns::new(&req, "variable_key");
         assert!(p.keep("testing") && !p.keep("Test") && !p.keep("my_test"));
+    }
+
+    #[test]
+    fn enum_errors_read_like_pydantic() {
+        let e = enum_error(
+            json!(["body", "state"]),
+            &json!("x"),
+            &["queued", "success", "failed"],
+        );
+        assert_eq!(e["msg"], "Input should be 'queued', 'success' or 'failed'");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_bad_ones_are_refused() {
+        assert_eq!(B64.decode(encode_cursor(150)).unwrap(), b"o:150".to_vec());
+        let p = Paging {
+            limit: 2,
+            offset: 2,
+            cursor: true,
+        };
+        let v = paged("dag_runs", vec![json!(1), json!(2)], 5, &p);
+        assert_eq!(v["next_cursor"], json!(encode_cursor(4)));
+        assert_eq!(
+            v["previous_cursor"],
+            json!(format!("~{}", encode_cursor(2)))
+        );
+        assert_eq!(v["total_entries_limit"], json!(CURSOR_COUNT_LIMIT));
     }
 }

@@ -7,15 +7,16 @@
 mod bulk;
 pub mod config;
 pub mod connections;
+pub mod dag_runs;
 pub mod dags;
 pub mod jobs;
 mod kit;
 pub mod pools;
 mod py;
-pub mod runs;
-pub mod tis;
+pub mod task_instances;
 pub mod ui;
 pub mod variables;
+mod views;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};

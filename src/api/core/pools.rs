@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::kit::{
     Patterns, at, body_loc, check, error, fields_to_update, get, max_len, no_content, no_team,
-    read_json, sort, text, unprocessable, update_mask,
+    read_json, sort, string, unprocessable, update_mask,
 };
 use super::{Field, Kind, collection, field, order_by, page};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
@@ -182,9 +182,9 @@ fn min_slots(m: &Map<String, Value>, loc: &[Value], errors: &mut Vec<Value>) {
 
 fn new_pool(m: &Map<String, Value>) -> Pool {
     Pool {
-        name: text(m, "name").unwrap_or_default(),
+        name: string(m, "name").unwrap_or_default(),
         slots: m.get("slots").and_then(Value::as_i64).unwrap_or(0),
-        description: text(m, "description"),
+        description: string(m, "description"),
         include_deferred: m
             .get("include_deferred")
             .and_then(Value::as_bool)
@@ -213,7 +213,7 @@ fn apply_pool(
     for f in fields_to_update(m, mask, &[])? {
         match f.as_str() {
             "slots" => p.slots = get(m, "slots").as_i64().unwrap_or(p.slots),
-            "description" => p.description = text(m, "description"),
+            "description" => p.description = string(m, "description"),
             "include_deferred" => {
                 p.include_deferred = get(m, "include_deferred")
                     .as_bool()

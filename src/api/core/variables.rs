@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::kit::{
     Patterns, body_loc, check, fields_to_update, get, max_len, no_content, no_team, read_json,
-    sort, text, unprocessable, update_mask,
+    sort, string, unprocessable, update_mask,
 };
 use super::{Field, Kind, collection, field, is_sensitive, mask, order_by, page};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
@@ -79,9 +79,9 @@ fn get_variable(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply
 fn post_variable(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
     let m = check_variable(&read_json(req)?, &body_loc()).map_err(unprocessable)?;
     let v = Variable {
-        key: text(&m, "key").unwrap_or_default(),
+        key: string(&m, "key").unwrap_or_default(),
         val: stored_value(get(&m, "value")),
-        description: text(&m, "description"),
+        description: string(&m, "description"),
     };
     store.write(|tx| {
         if tx.variable(&v.key)?.is_some() {
@@ -182,7 +182,7 @@ fn apply_variable(
     for f in fields_to_update(m, mask, &["key"])? {
         match f.as_str() {
             "value" => v.val = stored_value(get(m, "value")),
-            "description" => v.description = text(m, "description"),
+            "description" => v.description = string(m, "description"),
             _ => {}
         }
     }
@@ -200,9 +200,9 @@ impl Bulk for Vars {
     fn create(tx: &Tx, m: &Map<String, Value>, _: bool) -> Result<()> {
         // Variable.set replaces the whole variable, description too.
         tx.put_variable(&Variable {
-            key: text(m, "key").unwrap_or_default(),
+            key: string(m, "key").unwrap_or_default(),
             val: stored_value(get(m, "value")),
-            description: text(m, "description"),
+            description: string(m, "description"),
         })
     }
     fn update(

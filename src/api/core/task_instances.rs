@@ -16,19 +16,19 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha512;
 
-use super::runs::{
-    Dags, Paging, apply_order, body_value_error, dag_not_found, flag, long_note, masked,
-    naive_times, number_ranges, paged, paging, patterns, query_ints, state_filter, text, time,
-    time_ranges, unprocessable,
+use super::kit::{
+    Paging, apply_order, body_value_error, flag, long_note, masked, naive_times, number_ranges,
+    paged, paging, patterns, query_ints, state_filter, text, time, time_ranges, unprocessable,
 };
-use super::{Kind, body, dt, field, invalid, mask, orders, parse_datetime, query_all, query_bool};
+use super::views::{Dags, Views, dag_not_found};
+use super::{Kind, body, dt, field, invalid, orders, parse_datetime, query_all, query_bool};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
 use crate::auth::Role;
 use crate::executor::supervise::log_path;
 use crate::model::TaskState;
 use crate::ops;
 use crate::store::q_runs::{Bound, ListQuery, Op, XcomRow};
-use crate::store::{DagRow, RunRow, Store, TiRow};
+use crate::store::{RunRow, Store, TiRow};
 
 use Method::{Get, Patch, Post};
 
@@ -89,135 +89,10 @@ const XCOM_ORDER: &[&str] = &[
     "timestamp",
     "run_after",
 ];
-/// Fields a task instance history leaves out of the task instance shape.
-const NOT_IN_HISTORY: &[&str] = &[
-    "id",
-    "logical_date",
-    "run_after",
-    "note",
-    "rendered_map_index",
-    "rendered_fields",
-    "trigger",
-    "triggerer_job",
-];
 /// The states Airflow lets a user set by hand.
 const SETTABLE: &[&str] = &["success", "failed", "skipped"];
 /// How long a continuation token's signature is, in bytes.
 const TOKEN_MAC_LEN: usize = 16;
-
-/// The DAGs and runs a request touches, read once each.
-pub(super) struct Views<'a> {
-    store: &'a Store,
-    pub dags: Dags<'a>,
-    runs: HashMap<(String, String), Option<RunRow>>,
-}
-
-impl<'a> Views<'a> {
-    pub(super) fn new(store: &'a Store) -> Views<'a> {
-        Views {
-            store,
-            dags: Dags::new(store),
-            runs: HashMap::new(),
-        }
-    }
-
-    fn run(&mut self, dag_id: &str, run_id: &str) -> Result<Option<&RunRow>, ApiError> {
-        let key = (dag_id.to_string(), run_id.to_string());
-        if !self.runs.contains_key(&key) {
-            let run = self.store.run(dag_id, run_id)?;
-            self.runs.insert(key.clone(), run);
-        }
-        Ok(self.runs.get(&key).and_then(Option::as_ref))
-    }
-
-    /// A task instance as Airflow's `TaskInstanceResponse` shows it.
-    pub(super) fn ti(&mut self, ti: &TiRow) -> Result<Value, ApiError> {
-        let run = self.run(&ti.dag_id, &ti.run_id)?.cloned();
-        ti_json(&mut self.dags, ti, run.as_ref())
-    }
-
-    /// A try as Airflow's `TaskInstanceHistoryResponse` shows it.
-    fn try_json(&mut self, ti: &TiRow) -> Result<Value, ApiError> {
-        Ok(match self.ti(ti)? {
-            Value::Object(m) => Value::Object(
-                m.into_iter()
-                    .filter(|(k, _)| !NOT_IN_HISTORY.contains(&k.as_str()))
-                    .collect(),
-            ),
-            other => other,
-        })
-    }
-
-    fn all(&mut self, tis: &[TiRow]) -> Result<Vec<Value>, ApiError> {
-        tis.iter().map(|t| self.ti(t)).collect()
-    }
-}
-
-/// A task instance as Airflow's `TaskInstanceResponse` shows it. updraft has no
-/// executors by name, triggers, mapped tasks or DAG versions: those are null.
-pub(super) fn ti_json(
-    dags: &mut Dags,
-    ti: &TiRow,
-    run: Option<&RunRow>,
-) -> Result<Value, ApiError> {
-    let dag_display_name = dags.display(&ti.dag_id)?;
-    let rendered = rendered_fields(ti, dags.get(&ti.dag_id)?);
-    Ok(json!({
-        "id": ti.id,
-        "task_id": ti.task_id,
-        "dag_id": ti.dag_id,
-        "dag_run_id": ti.run_id,
-        "map_index": ti.map_index,
-        "logical_date": dt(run.and_then(|r| r.logical_date)),
-        "run_after": dt(Some(run.map_or(ti.updated_at, |r| r.run_after))),
-        "start_date": dt(ti.start_date),
-        "end_date": dt(ti.end_date),
-        "duration": ti.duration,
-        "state": ti.state.map(TaskState::as_str),
-        "try_number": ti.try_number,
-        "max_tries": ti.max_tries,
-        "task_display_name": ti.task_id,
-        "dag_display_name": dag_display_name,
-        "hostname": ti.hostname,
-        "unixname": ti.unixname,
-        "pool": ti.pool,
-        "pool_slots": ti.pool_slots,
-        "queue": "default",
-        "priority_weight": ti.priority_weight,
-        "operator": ti.operator,
-        "operator_name": ti.operator,
-        "queued_when": dt(ti.queued_dttm),
-        "scheduled_when": dt(ti.scheduled_dttm),
-        "pid": ti.pid,
-        "executor": null,
-        "executor_config": "{}",
-        "note": ti.note,
-        "rendered_map_index": null,
-        "rendered_fields": rendered,
-        "trigger": null,
-        "triggerer_job": null,
-        "dag_version": null,
-    }))
-}
-
-/// The rendered template fields of the current try: the command as it ran, and the
-/// task's env (secret-looking values masked) and cwd. Empty before the task rendered.
-fn rendered_fields(ti: &TiRow, dag: Option<&DagRow>) -> Value {
-    let Some(command) = &ti.rendered_command else {
-        return json!({});
-    };
-    let task = dag.and_then(|d| d.dag.task(&ti.task_id));
-    let env = task.and_then(|t| t.env.as_ref()).map(|env| {
-        mask(&Value::Object(
-            env.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
-        ))
-    });
-    json!({
-        "bash_command": command,
-        "env": env,
-        "cwd": task.and_then(|t| t.cwd.clone()),
-    })
-}
 
 /// A task instance collection with Airflow's (offset) paging fields.
 fn collection(items: Vec<Value>) -> Value {
