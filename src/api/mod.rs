@@ -184,8 +184,12 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         BASE,
         core::AUTH,
         core::dags::ROUTES,
+        core::import_errors::ROUTES,
+        core::event_logs::ROUTES,
         core::dag_runs::ROUTES,
         core::task_instances::ROUTES,
+        core::logs::ROUTES,
+        core::xcoms::ROUTES,
         core::variables::ROUTES,
         core::connections::ROUTES,
         core::pools::ROUTES,
@@ -212,7 +216,7 @@ pub struct Ctx {
     /// The JWT signing secret (see `jwt::secret`).
     pub secret: Vec<u8>,
     /// DAG file tokens, keyed with `secret`.
-    pub file_tokens: core::dags::FileTokens,
+    pub file_tokens: core::signing::FileTokens,
     /// Wakes the scheduler when it runs in this process and a task finished.
     pub scheduler_wake: Option<crossbeam_channel::Sender<()>>,
     /// Failed logins per client address.

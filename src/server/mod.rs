@@ -120,7 +120,7 @@ pub fn start_with(
             detail: "not checked yet".into(),
         }),
         started: Instant::now(),
-        file_tokens: crate::api::core::dags::FileTokens::new(&secret),
+        file_tokens: crate::api::core::signing::FileTokens::new(&secret),
         secret,
         scheduler_wake,
         limiter: Default::default(),

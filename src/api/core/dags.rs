@@ -13,26 +13,22 @@
 //! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use sha2::Sha512;
 
+use super::kit::{prefix_match, query_int, search, sorted};
 use super::{
-    Kind, body, collection, dt, field, invalid, like, order_by, order_keys, page, query_all,
-    query_bool, query_time, sort_rows,
+    Kind, body, collection, dt, field, invalid, order_by, order_keys, page, query_all, query_bool,
 };
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
 use crate::auth::Role;
 use crate::model::{Dag, Operator, RunState, Schedule, Task};
 use crate::ops;
 use crate::scheduler::timetable::{self, RunInfo};
-use crate::store::{DagRow, ImportErrorRow, LatestRun, LogCol, LogFilter, LogRow, Store};
+use crate::store::{DagRow, LatestRun, Store};
 
 use Method::{Delete, Get, Patch};
 use Role::{User, Viewer};
@@ -50,10 +46,6 @@ pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/dagSources/{dag_id}", Viewer, None, "The text of a DAG's file (JSON, or text/plain)", source),
     guarded(Get, "/api/v2/dagStats", Viewer, None, "Run counts by state, per DAG", stats),
     guarded(Get, "/api/v2/dagTags", Viewer, None, "Tag names of the DAGs", tags),
-    guarded(Get, "/api/v2/importErrors", Viewer, None, "Files that failed to parse", import_errors),
-    guarded(Get, "/api/v2/importErrors/{import_error_id}", Viewer, None, "One import error", import_error),
-    guarded(Get, "/api/v2/eventLogs", Viewer, None, "The audit log, with filters", event_logs),
-    guarded(Get, "/api/v2/eventLogs/{event_log_id}", Viewer, None, "One audit log entry", event_log),
     guarded(Get, "/api/v2/dags/{dag_id}/dagVersions", Viewer, None, "Versions of a DAG (updraft keeps none: always empty)", dag_versions),
     guarded(Get, "/api/v2/dagWarnings", Viewer, None, "DAG warnings (updraft raises none: always empty)", dag_warnings),
 ];
@@ -505,163 +497,6 @@ fn tags(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
     Ok(Reply::json(200, &collection("tags", names, limit, offset)))
 }
 
-fn import_errors(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
-    let (limit, offset) = page(ctx, req)?;
-    let order: Vec<(&str, bool)> = order_keys(
-        req,
-        &[
-            "id",
-            "import_error_id",
-            "timestamp",
-            "filename",
-            "bundle_name",
-            "stacktrace",
-        ],
-        "id",
-    )?
-    .into_iter()
-    .map(|(k, d)| {
-        let k = match k {
-            "id" => "import_error_id",
-            "stacktrace" => "stack_trace",
-            other => other,
-        };
-        (k, d)
-    })
-    .collect();
-    let pattern = req.query("filename_pattern");
-    let prefix = req.query("filename_prefix_pattern");
-    let filename = req.query("filename");
-    let bundle = req.query("bundle_name");
-    let mut rows = Vec::new();
-    let mut keys = Vec::new();
-    for e in store.import_errors()? {
-        let keep = pattern.is_none_or(|p| search(p, &e.filename))
-            && prefix.is_none_or(|p| prefix_match(p, &e.filename))
-            && filename.is_none_or(|f| f == e.filename)
-            && bundle.is_none_or(|b| b == e.bundle_name);
-        if !keep {
-            continue;
-        }
-        let row = import_error_json(&e);
-        let mut key = row.clone();
-        key["timestamp"] = json!(crate::store::ts(e.timestamp));
-        keys.push(key);
-        rows.push(row);
-    }
-    let rows = sorted(rows, keys, &order, "import_error_id");
-    Ok(Reply::json(
-        200,
-        &collection("import_errors", rows, limit, offset),
-    ))
-}
-
-fn import_error(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let id = path_int(p, "import_error_id")?;
-    let e = store
-        .import_errors()?
-        .into_iter()
-        .find(|e| e.id == id)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "The ImportError with import_error_id: `{id}` was not found"
-            ))
-        })?;
-    Ok(Reply::json(200, &import_error_json(&e)))
-}
-
-fn event_logs(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
-    use LogCol::*;
-    let (limit, offset) = page(ctx, req)?;
-    let names = [
-        ("id", Id),
-        ("event_log_id", Id),
-        ("dttm", When),
-        ("when", When),
-        ("dag_id", DagId),
-        ("task_id", TaskId),
-        ("run_id", RunId),
-        ("event", Event),
-        ("logical_date", LogicalDate),
-        ("owner", Owner),
-        ("extra", Extra),
-    ];
-    let allowed: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
-    let order: Vec<(LogCol, bool)> = order_keys(req, &allowed, "id")?
-        .into_iter()
-        .filter_map(|(k, d)| names.iter().find(|(n, _)| *n == k).map(|(_, c)| (*c, d)))
-        .collect();
-    let mut filters = Vec::new();
-    for (name, col) in [
-        ("dag_id", DagId),
-        ("task_id", TaskId),
-        ("run_id", RunId),
-        ("owner", Owner),
-        ("event", Event),
-    ] {
-        if let Some(v) = req.query(name) {
-            filters.push(LogFilter::Eq(col, v.to_string()));
-        }
-    }
-    for (name, col) in [("map_index", MapIndex), ("try_number", TryNumber)] {
-        if let Some(v) = query_int(req, name)? {
-            filters.push(LogFilter::EqInt(col, v));
-        }
-    }
-    let list = |name| -> Vec<String> {
-        query_all(req, name)
-            .into_iter()
-            .map(str::to_string)
-            .collect()
-    };
-    let excluded = list("excluded_events");
-    if !excluded.is_empty() {
-        filters.push(LogFilter::NotIn(Event, excluded));
-    }
-    let included = list("included_events");
-    if !included.is_empty() {
-        filters.push(LogFilter::In(Event, included));
-    }
-    if let Some(t) = query_time(req, "before")? {
-        filters.push(LogFilter::Before(t));
-    }
-    if let Some(t) = query_time(req, "after")? {
-        filters.push(LogFilter::After(t));
-    }
-    for (name, col) in [
-        ("dag_id", DagId),
-        ("task_id", TaskId),
-        ("run_id", RunId),
-        ("owner", Owner),
-        ("event", Event),
-    ] {
-        if let Some(p) = req.query(&format!("{name}_pattern")) {
-            let terms = search_terms(p).into_iter().map(|t| format!("%{t}%"));
-            filters.push(LogFilter::Like(col, terms.collect()));
-        }
-        if let Some(p) = req.query(&format!("{name}_prefix_pattern")) {
-            let terms = prefix_terms(p);
-            if !terms.iter().any(String::is_empty) {
-                filters.push(LogFilter::Prefix(col, terms));
-            }
-        }
-    }
-    let (total, rows) = store.event_logs(&filters, &order, limit, offset)?;
-    let rows: Vec<Value> = rows.iter().map(log_json).collect();
-    Ok(Reply::json(
-        200,
-        &json!({"event_logs": rows, "total_entries": total}),
-    ))
-}
-
-fn event_log(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let id = path_int(p, "event_log_id")?;
-    let row = store
-        .event_log(id)?
-        .ok_or_else(|| ApiError::not_found(format!("The Event Log with id: `{id}` not found")))?;
-    Ok(Reply::json(200, &log_json(&row)))
-}
-
 /// What every DAG in a response needs besides its row, read once per request.
 struct Facts {
     /// The files with an import error now: file names by bundle.
@@ -983,34 +818,6 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
     })
 }
 
-fn import_error_json(e: &ImportErrorRow) -> Value {
-    json!({
-        "import_error_id": e.id,
-        "timestamp": dt(Some(e.timestamp)),
-        "filename": e.filename,
-        "bundle_name": e.bundle_name,
-        "stack_trace": e.stack_trace,
-    })
-}
-
-fn log_json(r: &LogRow) -> Value {
-    json!({
-        "event_log_id": r.id,
-        "when": dt(Some(r.when)),
-        "dag_id": r.dag_id,
-        "task_id": r.task_id,
-        "run_id": r.run_id,
-        "map_index": r.map_index,
-        "try_number": r.try_number,
-        "event": r.event,
-        "logical_date": dt(r.logical_date),
-        "owner": r.owner,
-        "extra": r.extra,
-        "dag_display_name": r.dag_display_name,
-        "task_display_name": r.task_display_name,
-    })
-}
-
 /// DAG params as Airflow's `Param.dump()` writes each: value, schema, description, source.
 /// updraft's params are plain values, so the schema is empty and there is no description.
 fn params_json(params: &Value) -> Value {
@@ -1167,117 +974,6 @@ fn sort_dags(rows: &mut [Listed], order: &[(DagKey, bool)]) {
     });
 }
 
-/// `rows` in the order of `order` over the matching `keys` (one object per row), ties
-/// broken by `pk` in the direction of the first key, as Airflow appends its primary key.
-fn sorted(rows: Vec<Value>, keys: Vec<Value>, order: &[(&str, bool)], pk: &str) -> Vec<Value> {
-    let mut pairs: Vec<Value> = keys
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut k)| {
-            k["__row"] = json!(i);
-            k
-        })
-        .collect();
-    // Stable sorts, least significant key first.
-    if !order.iter().any(|(k, _)| *k == pk) {
-        sort_rows(&mut pairs, pk, order.first().is_some_and(|(_, d)| *d));
-    }
-    for (key, desc) in order.iter().rev() {
-        sort_rows(&mut pairs, key, *desc);
-    }
-    let mut rows: Vec<Option<Value>> = rows.into_iter().map(Some).collect();
-    pairs
-        .iter()
-        .filter_map(|k| k["__row"].as_u64())
-        .filter_map(|i| rows.get_mut(i as usize).and_then(Option::take))
-        .collect()
-}
-
-/// The terms of an Airflow `*_pattern`: `|` separates alternatives, `~` means all.
-fn search_terms(pattern: &str) -> Vec<String> {
-    let pattern = if pattern == "~" { "%" } else { pattern };
-    let terms: Vec<String> = pattern
-        .split('|')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect();
-    if pattern.contains('|') && !terms.is_empty() {
-        terms
-    } else {
-        vec![pattern.to_string()]
-    }
-}
-
-/// Airflow's `*_pattern` match: `ILIKE '%term%'` for any term, its wildcards kept.
-fn search(pattern: &str, text: &str) -> bool {
-    search_terms(pattern)
-        .iter()
-        .any(|t| like(&format!("%{t}%"), text))
-}
-
-/// The prefixes of an Airflow `*_prefix_pattern`: `|` separates alternatives, `~` is the
-/// empty prefix, and trailing characters that are not letters or digits are dropped.
-fn prefix_terms(pattern: &str) -> Vec<String> {
-    let pattern = if pattern == "~" { "" } else { pattern };
-    let terms: Vec<&str> = if pattern.contains('|') {
-        pattern
-            .split('|')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .collect()
-    } else {
-        vec![pattern]
-    };
-    let terms = if terms.is_empty() {
-        vec![pattern]
-    } else {
-        terms
-    };
-    terms
-        .into_iter()
-        .map(|t| {
-            t.trim_end_matches(|c: char| !c.is_alphanumeric())
-                .to_string()
-        })
-        .collect()
-}
-
-/// Airflow's `*_prefix_pattern` match: case-sensitive.
-fn prefix_match(pattern: &str, text: &str) -> bool {
-    prefix_terms(pattern)
-        .iter()
-        .any(|t| text.starts_with(t.as_str()))
-}
-
-/// An integer query parameter, or a 422 naming it.
-fn query_int(req: &Req, name: &str) -> Result<Option<i64>, ApiError> {
-    req.query(name)
-        .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| int_error("query", name, v))
-        })
-        .transpose()
-}
-
-/// An integer path parameter, or a 422 naming it.
-fn path_int(p: &Params, name: &str) -> Result<i64, ApiError> {
-    let v = p.get(name);
-    v.trim()
-        .parse::<i64>()
-        .map_err(|_| int_error("path", name, v))
-}
-
-fn int_error(place: &str, name: &str, v: &str) -> ApiError {
-    invalid(
-        &[place, name],
-        "int_parsing",
-        "Input should be a valid integer, unable to parse string as an integer",
-        json!(v),
-    )
-}
-
 /// Python's `timedelta` as Airflow's API writes it: `{"__type": "TimeDelta", ...}`,
 /// normalised like Python (days may be negative, seconds and microseconds never are).
 fn timedelta_json(secs: f64) -> Value {
@@ -1334,94 +1030,6 @@ fn iso_duration(secs: f64) -> String {
     out
 }
 
-/// Signs and checks DAG files' tokens with the server secret. A token is shaped as
-/// Airflow's (itsdangerous's `payload.signature`): the payload is `{"bundle_name",
-/// "relative_fileloc"}` as compact JSON in base64url, the signature a keyed hash of it,
-/// so a token names only files the server itself handed out.
-///
-/// A page of the DAG list shows a token per DAG, the same files request after request,
-/// and a token costs four SHA-512 block compressions and some JSON: each file's token is
-/// signed once and kept (a server's secret never changes), and the key is set up once.
-pub struct FileTokens {
-    key: Hmac<Sha512>,
-    /// Tokens by bundle, then file. Forgotten wholesale past [`MAX_KEPT_TOKENS`].
-    signed: RwLock<HashMap<String, HashMap<String, String>>>,
-}
-
-/// How many file tokens [`FileTokens`] keeps before it starts over: far more files than
-/// a DAG folder holds, so only a server that has seen many renames ever forgets them.
-const MAX_KEPT_TOKENS: usize = 100_000;
-
-impl FileTokens {
-    pub fn new(secret: &[u8]) -> FileTokens {
-        let mut key =
-            <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
-        key.update(b"file_token.");
-        FileTokens {
-            key,
-            signed: RwLock::default(),
-        }
-    }
-
-    /// The token of a DAG file.
-    pub fn sign(&self, bundle_name: &str, relative_fileloc: &str) -> String {
-        let kept = self.signed.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = kept.get(bundle_name).and_then(|b| b.get(relative_fileloc)) {
-            return t.clone();
-        }
-        drop(kept);
-        let token = self.signed_anew(bundle_name, relative_fileloc);
-        let mut kept = self.signed.write().unwrap_or_else(|p| p.into_inner());
-        if kept.values().map(HashMap::len).sum::<usize>() >= MAX_KEPT_TOKENS {
-            kept.clear();
-        }
-        kept.entry(bundle_name.to_string())
-            .or_default()
-            .insert(relative_fileloc.to_string(), token.clone());
-        token
-    }
-
-    fn signed_anew(&self, bundle_name: &str, relative_fileloc: &str) -> String {
-        let payload = B64.encode(
-            json!({"bundle_name": bundle_name, "relative_fileloc": relative_fileloc}).to_string(),
-        );
-        let sig = B64.encode(self.mac(&payload).finalize().into_bytes());
-        let sig = &sig[..TOKEN_SIG_CHARS.min(sig.len())];
-        format!("{payload}.{sig}")
-    }
-
-    /// (bundle_name, relative_fileloc) from a token [`FileTokens::sign`] made with this
-    /// secret.
-    pub fn open(&self, token: &str) -> Option<(String, String)> {
-        let (payload, sig) = token.split_once('.')?;
-        let full = B64.encode(self.mac(payload).finalize().into_bytes());
-        let want = full.get(..TOKEN_SIG_CHARS)?;
-        let same = want.len() == sig.len()
-            && want
-                .bytes()
-                .zip(sig.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !same {
-            return None;
-        }
-        let v: Value = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
-        Some((
-            v["bundle_name"].as_str()?.to_string(),
-            v["relative_fileloc"].as_str()?.to_string(),
-        ))
-    }
-
-    fn mac(&self, payload: &str) -> Hmac<Sha512> {
-        let mut m = self.key.clone();
-        m.update(payload.as_bytes());
-        m
-    }
-}
-
-/// itsdangerous signatures are 20 bytes, 27 base64url characters; these are as long.
-const TOKEN_SIG_CHARS: usize = 27;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1450,52 +1058,6 @@ mod tests {
         assert_eq!(timedelta_parts(300.0), (0, 300, 0));
         assert_eq!(timedelta_parts(86_401.5), (1, 1, 500_000));
         assert_eq!(timedelta_parts(-1.0), (-1, 86_399, 0));
-    }
-
-    #[test]
-    fn file_tokens_round_trip_and_resist_tampering() {
-        let (k, other) = (FileTokens::new(b"k"), FileTokens::new(b"other"));
-        let t = k.sign("dags-folder", "sample_abc.py");
-        // The payload is exactly Airflow's (see samples/GET_dags_limit2.json).
-        assert!(
-            t.starts_with("eyJidW5kbGVfbmFtZSI6ImRhZ3MtZm9sZGVyIiwicmVsYXRpdmVfZmlsZWxvYyI6InNhbXBsZV9hYmMucHkifQ."),
-            "{t}"
-        );
-        assert_eq!(t.split('.').nth(1).unwrap().len(), 27);
-        // The signature: HMAC-SHA512 keyed with the secret over `file_token.` and the
-        // payload, cut to 27 characters; the same when kept.
-        let (payload, sig) = t.split_once('.').unwrap();
-        let mut m = <Hmac<Sha512> as KeyInit>::new_from_slice(b"k").unwrap();
-        m.update(format!("file_token.{payload}").as_bytes());
-        assert_eq!(sig, &B64.encode(m.finalize().into_bytes())[..27]);
-        assert_eq!(k.sign("dags-folder", "sample_abc.py"), t);
-        assert_eq!(
-            k.open(&t),
-            Some(("dags-folder".into(), "sample_abc.py".into()))
-        );
-        assert_eq!(other.open(&t), None);
-        let forged = format!(
-            "{}.{}",
-            B64.encode(r#"{"bundle_name":"x","relative_fileloc":"y"}"#),
-            t.split('.').nth(1).unwrap()
-        );
-        assert_eq!(k.open(&forged), None);
-    }
-
-    #[test]
-    fn patterns_follow_airflow() {
-        // `*_pattern`: substring, case-insensitive, wildcards kept, `|` for OR, `~` all.
-        assert!(search("bash", "example_BASH_operator"));
-        assert!(search("exam%", "my_example"));
-        assert!(search("zzz|exam", "example"));
-        assert!(search("~", "anything"));
-        assert!(!search("nope", "example"));
-        // `*_prefix_pattern`: case-sensitive prefix; trailing punctuation dropped.
-        assert!(prefix_match("exa", "example"));
-        assert!(!prefix_match("Exa", "example"));
-        assert!(prefix_match("example_", "examples"));
-        assert!(prefix_match("zz|ex", "example"));
-        assert!(prefix_match("~", "example"));
     }
 
     /// A stored DAG with just what the list sorts by.

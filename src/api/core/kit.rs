@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::py::py_set;
 use super::{Field, body, invalid, like, page, parse_datetime, query_all, query_time, sort_rows};
-use crate::api::{ApiError, Ctx, Method, Reply, Req};
+use crate::api::{ApiError, Ctx, Method, Params, Reply, Req};
 use crate::store::q_runs::{Bound, ListQuery, Op};
 
 /// `NAME_gte`, `NAME_gt`, `NAME_lte`, `NAME_lt` query bounds on a time.
@@ -527,6 +527,163 @@ pub(super) fn masked<'a>(req: &Req, body: &'a Map<String, Value>) -> Vec<&'a str
         .collect()
 }
 
+/// `rows` in the order of `order` over the matching `keys` (one object per row), ties
+/// broken by `pk` in the direction of the first key, as Airflow appends its primary key.
+pub(super) fn sorted(
+    rows: Vec<Value>,
+    keys: Vec<Value>,
+    order: &[(&str, bool)],
+    pk: &str,
+) -> Vec<Value> {
+    let mut pairs: Vec<Value> = keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut k)| {
+            k["__row"] = json!(i);
+            k
+        })
+        .collect();
+    // Stable sorts, least significant key first.
+    if !order.iter().any(|(k, _)| *k == pk) {
+        sort_rows(&mut pairs, pk, order.first().is_some_and(|(_, d)| *d));
+    }
+    for (key, desc) in order.iter().rev() {
+        sort_rows(&mut pairs, key, *desc);
+    }
+    let mut rows: Vec<Option<Value>> = rows.into_iter().map(Some).collect();
+    pairs
+        .iter()
+        .filter_map(|k| k["__row"].as_u64())
+        .filter_map(|i| rows.get_mut(i as usize).and_then(Option::take))
+        .collect()
+}
+
+/// The terms of an Airflow `*_pattern`: `|` separates alternatives, `~` means all.
+pub(super) fn search_terms(pattern: &str) -> Vec<String> {
+    let pattern = if pattern == "~" { "%" } else { pattern };
+    let terms: Vec<String> = pattern
+        .split('|')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    if pattern.contains('|') && !terms.is_empty() {
+        terms
+    } else {
+        vec![pattern.to_string()]
+    }
+}
+
+/// Airflow's `*_pattern` match: `ILIKE '%term%'` for any term, its wildcards kept.
+pub(super) fn search(pattern: &str, text: &str) -> bool {
+    search_terms(pattern)
+        .iter()
+        .any(|t| like(&format!("%{t}%"), text))
+}
+
+/// The prefixes of an Airflow `*_prefix_pattern`: `|` separates alternatives, `~` is the
+/// empty prefix, and trailing characters that are not letters or digits are dropped.
+pub(super) fn prefix_terms(pattern: &str) -> Vec<String> {
+    let pattern = if pattern == "~" { "" } else { pattern };
+    let terms: Vec<&str> = if pattern.contains('|') {
+        pattern
+            .split('|')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect()
+    } else {
+        vec![pattern]
+    };
+    let terms = if terms.is_empty() {
+        vec![pattern]
+    } else {
+        terms
+    };
+    terms
+        .into_iter()
+        .map(|t| {
+            t.trim_end_matches(|c: char| !c.is_alphanumeric())
+                .to_string()
+        })
+        .collect()
+}
+
+/// Airflow's `*_prefix_pattern` match: case-sensitive.
+pub(super) fn prefix_match(pattern: &str, text: &str) -> bool {
+    prefix_terms(pattern)
+        .iter()
+        .any(|t| text.starts_with(t.as_str()))
+}
+
+/// An integer query parameter, or a 422 naming it.
+pub(super) fn query_int(req: &Req, name: &str) -> Result<Option<i64>, ApiError> {
+    req.query(name)
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| int_error("query", name, v))
+        })
+        .transpose()
+}
+
+/// An integer path parameter, or a 422 naming it.
+pub(super) fn path_int(p: &Params, name: &str) -> Result<i64, ApiError> {
+    let v = p.get(name);
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| int_error("path", name, v))
+}
+
+pub(super) fn int_error(place: &str, name: &str, v: &str) -> ApiError {
+    invalid(
+        &[place, name],
+        "int_parsing",
+        "Input should be a valid integer, unable to parse string as an integer",
+        json!(v),
+    )
+}
+
+/// `map_index` from the query string (default -1, at least -1), or a 422.
+pub(super) fn query_map_index(req: &Req) -> Result<Option<i64>, ApiError> {
+    let Some(v) = req.query("map_index") else {
+        return Ok(None);
+    };
+    let n: i64 = v.trim().parse().map_err(|_| {
+        invalid(
+            &["query", "map_index"],
+            "int_parsing",
+            "Input should be a valid integer, unable to parse string as an integer",
+            json!(v),
+        )
+    })?;
+    if n < -1 {
+        return Err(ApiError {
+            status: 422,
+            detail: json!([{"type": "greater_than_equal", "loc": ["query", "map_index"],
+                "msg": "Input should be greater than or equal to -1", "input": v, "ctx": {"ge": -1}}]),
+        });
+    }
+    Ok(Some(n))
+}
+
+/// A path segment as a non-negative integer, or pydantic's 422 naming it.
+pub(super) fn path_number(p: &Params, name: &str) -> Result<u32, ApiError> {
+    let v = p.get(name);
+    let n: i64 = v.parse().map_err(|_| {
+        invalid(
+            &["path", name],
+            "int_parsing",
+            "Input should be a valid integer, unable to parse string as an integer",
+            json!(v),
+        )
+    })?;
+    u32::try_from(n).map_err(|_| ApiError {
+        status: 422,
+        detail: json!([{"type": "greater_than_equal", "loc": ["path", name],
+            "msg": "Input should be greater than or equal to 0", "input": v, "ctx": {"ge": 0}}]),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,5 +746,21 @@ mod tests {
             json!(format!("~{}", encode_cursor(2)))
         );
         assert_eq!(v["total_entries_limit"], json!(CURSOR_COUNT_LIMIT));
+    }
+
+    #[test]
+    fn patterns_follow_airflow() {
+        // `*_pattern`: substring, case-insensitive, wildcards kept, `|` for OR, `~` all.
+        assert!(search("bash", "example_BASH_operator"));
+        assert!(search("exam%", "my_example"));
+        assert!(search("zzz|exam", "example"));
+        assert!(search("~", "anything"));
+        assert!(!search("nope", "example"));
+        // `*_prefix_pattern`: case-sensitive prefix; trailing punctuation dropped.
+        assert!(prefix_match("exa", "example"));
+        assert!(!prefix_match("Exa", "example"));
+        assert!(prefix_match("example_", "examples"));
+        assert!(prefix_match("zz|ex", "example"));
+        assert!(prefix_match("~", "example"));
     }
 }

@@ -6,29 +6,22 @@
 //! (signed, so only tokens this server made are taken) holds the byte offset read so
 //! far, so a client following a running task gets only what was appended since.
 
-use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::Utc;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value, json};
-use sha2::Sha512;
 
 use super::kit::{
     Paging, apply_order, body_value_error, flag, long_note, masked, naive_times, number_ranges,
-    paged, paging, patterns, query_ints, state_filter, text, time, time_ranges, unprocessable,
+    paged, paging, path_number, patterns, query_ints, state_filter, text, time, time_ranges,
+    unprocessable,
 };
-use super::views::{Dags, Views, dag_not_found};
-use super::{Kind, body, dt, field, invalid, orders, parse_datetime, query_all, query_bool};
+use super::views::{Views, dag_not_found};
+use super::{Kind, body, field, orders, query_all};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
 use crate::auth::Role;
-use crate::executor::supervise::log_path;
 use crate::model::TaskState;
 use crate::ops;
-use crate::store::q_runs::{Bound, ListQuery, Op, XcomRow};
-use crate::store::{RunRow, Store, TiRow};
+use crate::store::q_runs::{Bound, ListQuery, Op};
+use crate::store::{Store, TiRow};
 
 use Method::{Get, Patch, Post};
 
@@ -41,9 +34,6 @@ pub static ROUTES: &[Route] = &[
     guarded(Patch, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/dry_run", Role::User, None, "The task instances a state change would change", patch_dry_run),
     guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", Role::Viewer, None, "Every try of a task instance", tries),
     guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{task_try_number}", Role::Viewer, None, "One try of a task instance", one_try),
-    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", Role::Viewer, None, "The log of a try: JSON, NDJSON or text/plain; a continuation token follows a running task", logs),
-    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries", Role::Viewer, None, "XComs of a task instance (`~` for every DAG, run and task)", xcoms),
-    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}", Role::Viewer, None, "One XCom with its value", xcom),
     guarded(Post, "/api/v2/dags/{dag_id}/clearTaskInstances", Role::User, Some("post_clear_task_instances"), "Clear task instances so they run again (dry_run, the default, only lists them)", clear),
 ];
 
@@ -80,20 +70,8 @@ const TI_ORDER: &[&str] = &[
     "operator",
 ];
 /// What an XCom list sorts by.
-const XCOM_ORDER: &[&str] = &[
-    "key",
-    "dag_id",
-    "run_id",
-    "task_id",
-    "map_index",
-    "timestamp",
-    "run_after",
-];
 /// The states Airflow lets a user set by hand.
 const SETTABLE: &[&str] = &["success", "failed", "skipped"];
-/// How long a continuation token's signature is, in bytes.
-const TOKEN_MAC_LEN: usize = 16;
-
 /// A task instance collection with Airflow's (offset) paging fields.
 fn collection(items: Vec<Value>) -> Value {
     let n = items.len();
@@ -451,24 +429,6 @@ fn tries(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply,
     ))
 }
 
-/// A path segment as a non-negative integer, or pydantic's 422 naming it.
-fn path_number(p: &Params, name: &str) -> Result<u32, ApiError> {
-    let v = p.get(name);
-    let n: i64 = v.parse().map_err(|_| {
-        invalid(
-            &["path", name],
-            "int_parsing",
-            "Input should be a valid integer, unable to parse string as an integer",
-            json!(v),
-        )
-    })?;
-    u32::try_from(n).map_err(|_| ApiError {
-        status: 422,
-        detail: json!([{"type": "greater_than_equal", "loc": ["path", name],
-            "msg": "Input should be greater than or equal to 0", "input": v, "ctx": {"ge": 0}}]),
-    })
-}
-
 fn one_try(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let n = path_number(p, "task_try_number")?;
     let found = tries_of(store, p)?
@@ -483,403 +443,6 @@ fn one_try(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Repl
             ))
         })?;
     Ok(Reply::json(200, &Views::new(store).try_json(&found)?))
-}
-
-/// `map_index` from the query string (default -1, at least -1), or a 422.
-fn query_map_index(req: &Req) -> Result<Option<i64>, ApiError> {
-    let Some(v) = req.query("map_index") else {
-        return Ok(None);
-    };
-    let n: i64 = v.trim().parse().map_err(|_| {
-        invalid(
-            &["query", "map_index"],
-            "int_parsing",
-            "Input should be a valid integer, unable to parse string as an integer",
-            json!(v),
-        )
-    })?;
-    if n < -1 {
-        return Err(ApiError {
-            status: 422,
-            detail: json!([{"type": "greater_than_equal", "loc": ["query", "map_index"],
-                "msg": "Input should be greater than or equal to -1", "input": v, "ctx": {"ge": -1}}]),
-        });
-    }
-    Ok(Some(n))
-}
-
-/// The log formats a client may ask for.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum LogFormat {
-    Json,
-    Ndjson,
-    Text,
-}
-
-/// Picks the log format from `Accept`: the first of its types updraft serves, JSON
-/// for `*/*` or none. Airflow 3.3.2 serves no `text/plain`; updraft adds it.
-fn log_format(req: &Req) -> Result<LogFormat, ApiError> {
-    let Some(accept) = req.header("accept").filter(|a| !a.trim().is_empty()) else {
-        return Ok(LogFormat::Json);
-    };
-    for part in accept.split(',') {
-        let mime = part.split(';').next().unwrap_or("").trim();
-        match mime.to_ascii_lowercase().as_str() {
-            "*/*" | "application/json" | "application/*" => return Ok(LogFormat::Json),
-            "application/x-ndjson" => return Ok(LogFormat::Ndjson),
-            "text/plain" | "text/*" => return Ok(LogFormat::Text),
-            _ => {}
-        }
-    }
-    Err(ApiError::new(
-        406,
-        "Only application/json, application/x-ndjson or text/plain is supported",
-    ))
-}
-
-/// What a continuation token signs: the log it belongs to and the offset read.
-fn token_payload(p: &Params, try_number: u32, offset: u64) -> String {
-    format!(
-        "updraft-log\0{}\0{}\0{}\0{try_number}\0{offset}",
-        p.get("dag_id"),
-        p.get("dag_run_id"),
-        p.get("task_id")
-    )
-}
-
-fn token_mac(ctx: &Ctx, payload: &str) -> Vec<u8> {
-    let mut m =
-        <Hmac<Sha512> as KeyInit>::new_from_slice(&ctx.secret).expect("HMAC takes any key length");
-    m.update(payload.as_bytes());
-    m.finalize().into_bytes()[..TOKEN_MAC_LEN].to_vec()
-}
-
-fn make_token(ctx: &Ctx, p: &Params, try_number: u32, offset: u64) -> String {
-    let mac = token_mac(ctx, &token_payload(p, try_number, offset));
-    format!("{}.{}", B64.encode(offset.to_string()), B64.encode(mac))
-}
-
-/// The offset a token carries, if this server signed it for this log.
-fn read_token(ctx: &Ctx, p: &Params, try_number: u32, token: &str) -> Result<u64, ApiError> {
-    let bad =
-        || ApiError::bad_request("Bad Signature. Please use only the tokens provided by the API.");
-    let (offset, mac) = token.split_once('.').ok_or_else(bad)?;
-    let offset: u64 = B64
-        .decode(offset)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    let mac = B64.decode(mac).map_err(|_| bad())?;
-    let want = token_mac(ctx, &token_payload(p, try_number, offset));
-    let same =
-        mac.len() == want.len() && mac.iter().zip(&want).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
-    if same { Ok(offset) } else { Err(bad()) }
-}
-
-/// One log line as a structured message: the supervisor's own lines
-/// (`[time] {updraft} text`) with their time and a level, the task's output as is.
-fn log_message(line: &str) -> Value {
-    if let Some((stamp, text)) = line
-        .strip_prefix('[')
-        .and_then(|rest| rest.split_once("] {updraft} "))
-        && let Some(t) = parse_datetime(stamp)
-    {
-        let failed = ["final state: failed", "final state: up_for_retry"].contains(&text)
-            || text.starts_with("cannot ")
-            || text.starts_with("could not ")
-            || text.starts_with("execution_timeout");
-        return json!({"timestamp": dt(Some(t)), "event": text, "level": if failed { "error" } else { "info" }});
-    }
-    json!({"event": line})
-}
-
-/// Reads the log from `start`; while the try may still write, only whole lines, so the
-/// next read starts at a line. Returns the bytes and where the next read starts.
-fn read_from(
-    path: &std::path::Path,
-    start: u64,
-    whole_lines: bool,
-) -> std::io::Result<(Vec<u8>, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    let start = start.min(len);
-    f.seek(SeekFrom::Start(start))?;
-    let mut buf = Vec::new();
-    f.take(len - start).read_to_end(&mut buf)?;
-    if whole_lines {
-        let keep = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        buf.truncate(keep);
-    }
-    let next = start + buf.len() as u64;
-    Ok((buf, next))
-}
-
-fn logs(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let (dag_id, run_id, task_id) = (p.get("dag_id"), p.get("dag_run_id"), p.get("task_id"));
-    let n = path_number(p, "try_number")?;
-    let format = log_format(req)?;
-    let full = query_bool(req, "full_content")?.unwrap_or(false);
-    let map_index = query_map_index(req)?.unwrap_or(-1);
-    let token = match req.query("token").filter(|t| !t.is_empty()) {
-        Some(t) => Some(read_token(ctx, p, n, t)?),
-        None => None,
-    };
-    let not_found = || ApiError::not_found("TaskInstance not found");
-    if map_index != -1 {
-        return Err(not_found());
-    }
-    let current = store.ti_by_key(dag_id, run_id, task_id)?;
-    let (ti, is_current) = match current {
-        Some(ti) if ti.try_number == n => (ti, true),
-        _ => match store
-            .ti_history(dag_id, run_id, task_id)?
-            .into_iter()
-            .find(|h| h.try_number == n)
-        {
-            Some(h) => (h, false),
-            None => return Err(not_found()),
-        },
-    };
-    // A try that may still write: the current one, waiting to run or running.
-    let live = is_current
-        && matches!(
-            ti.state,
-            Some(
-                TaskState::Scheduled
-                    | TaskState::Queued
-                    | TaskState::Running
-                    | TaskState::Restarting
-                    | TaskState::Deferred
-                    | TaskState::UpForReschedule
-            )
-        );
-    let path = log_path(&ctx.cfg.logging.base_log_folder, dag_id, run_id, task_id, n);
-    let start = if full { 0 } else { token.unwrap_or(0) };
-    let mut messages = Vec::new();
-    let (raw, next) = if n == 0 {
-        let skipped = matches!(
-            ti.state,
-            Some(TaskState::Skipped | TaskState::UpstreamFailed)
-        );
-        messages.push(if skipped {
-            json!({"event": "Task was skipped, no logs available."})
-        } else {
-            json!({"event": "Error fetching the logs. Try number 0 is invalid.", "level": "error"})
-        });
-        (Vec::new(), 0)
-    } else {
-        match read_from(&path, start, live) {
-            Ok(read) => read,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && live => (Vec::new(), start),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ApiError::not_found(format!(
-                    "The log of try {n} of task instance {task_id} does not exist"
-                )));
-            }
-            Err(e) => return Err(crate::error::Error::io(&path, e).into()),
-        }
-    };
-    let token = (live && n > 0).then(|| make_token(ctx, p, n, next));
-    if format == LogFormat::Text {
-        let mut reply = Reply::bytes(200, "text/plain; charset=utf-8", raw);
-        if let Some(t) = &token {
-            reply = reply.with_header("Airflow-Continuation-Token", t);
-        }
-        return Ok(reply);
-    }
-    if start == 0 && n > 0 {
-        messages.extend([
-            json!({"event": "::group::Log message source details"}),
-            json!({"event": path.display().to_string()}),
-            json!({"event": "::endgroup::"}),
-        ]);
-    }
-    let text = String::from_utf8_lossy(&raw);
-    messages.extend(
-        text.lines()
-            .map(|l| log_message(l.strip_suffix('\r').unwrap_or(l))),
-    );
-    if format == LogFormat::Ndjson {
-        let mut out = Vec::new();
-        for m in &messages {
-            // As Airflow streams them: `timestamp` first, null when a line has none.
-            let mut line = Map::new();
-            line.insert("timestamp".into(), m["timestamp"].clone());
-            if let Value::Object(fields) = m {
-                line.extend(
-                    fields
-                        .iter()
-                        .filter(|(k, _)| *k != "timestamp")
-                        .map(|(k, v)| (k.clone(), v.clone())),
-                );
-            }
-            out.extend(serde_json::to_vec(&Value::Object(line)).expect("JSON serializes"));
-            out.push(b'\n');
-        }
-        let mut reply = Reply::bytes(200, "application/x-ndjson", out);
-        if let Some(t) = &token {
-            reply = reply.with_header("Airflow-Continuation-Token", t);
-        }
-        return Ok(reply);
-    }
-    Ok(Reply::json(
-        200,
-        &json!({"content": messages, "continuation_token": token}),
-    ))
-}
-
-/// An XCom as Airflow's `XComResponse` shows it (the list leaves out the value).
-fn xcom_json(
-    dags: &mut Dags,
-    runs: &mut HashMap<(String, String), Option<RunRow>>,
-    store: &Store,
-    x: &XcomRow,
-) -> Result<Value, ApiError> {
-    let key = (x.dag_id.clone(), x.run_id.clone());
-    if !runs.contains_key(&key) {
-        runs.insert(key.clone(), store.run(&x.dag_id, &x.run_id)?);
-    }
-    let run = runs.get(&key).and_then(Option::as_ref);
-    Ok(json!({
-        "key": x.key,
-        "timestamp": dt(Some(x.timestamp)),
-        "logical_date": dt(run.and_then(|r| r.logical_date)),
-        "map_index": x.map_index,
-        "task_id": x.task_id,
-        "dag_id": x.dag_id,
-        "run_id": x.run_id,
-        "dag_display_name": dags.display(&x.dag_id)?,
-        "task_display_name": x.task_id,
-        "run_after": dt(Some(run.map_or(x.timestamp, |r| r.run_after))),
-    }))
-}
-
-fn xcoms(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let (limit, offset) = super::page(ctx, req)?;
-    let mut q = ListQuery::default();
-    for (param, field) in [
-        ("dag_id", "dag_id"),
-        ("dag_run_id", "run_id"),
-        ("task_id", "task_id"),
-    ] {
-        let v = p.get(param);
-        if v != "~" {
-            q.any_of(field, vec![Some(v.to_string())]);
-        }
-    }
-    if let Some(k) = req.query("xcom_key") {
-        q.any_of("key", vec![Some(k.to_string())]);
-    }
-    if let Some(m) = query_map_index(req)? {
-        q.any_int("map_index", vec![m]);
-    }
-    let filter = query_ints(req, "map_index_filter")?;
-    if let Some(m) = filter.first() {
-        q.any_int("map_index", vec![*m]);
-    }
-    patterns(
-        req,
-        &mut q,
-        &[
-            ("xcom_key", "key"),
-            ("dag_display_name", "dag_display_name"),
-            ("run_id", "run_id"),
-            ("task_id", "task_id"),
-        ],
-    );
-    time_ranges(req, &mut q, &["logical_date", "run_after"])?;
-    let keys = orders(
-        &query_all(req, "order_by"),
-        XCOM_ORDER,
-        &[
-            ("dag_id", false),
-            ("task_id", false),
-            ("run_id", false),
-            ("map_index", false),
-            ("key", false),
-        ],
-        &[],
-    )?;
-    apply_order(&mut q, &keys, "rowid");
-    q.limit = Some(limit);
-    q.offset = offset;
-    let (rows, total) = store.list_xcoms(&q)?;
-    let mut dags = Dags::new(store);
-    let mut runs = HashMap::new();
-    let items = rows
-        .iter()
-        .map(|x| xcom_json(&mut dags, &mut runs, store, x))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Reply::json(
-        200,
-        &json!({"xcom_entries": items, "total_entries": total}),
-    ))
-}
-
-/// Python's `str()` of a JSON value, as Airflow's `stringify=true` shows values.
-fn py_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => py_repr(other),
-    }
-}
-
-fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => {
-            if s.contains('\'') && !s.contains('"') {
-                format!("\"{}\"", s.replace('\\', "\\\\"))
-            } else {
-                format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-            }
-        }
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{}: {}", py_repr(&json!(k)), py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-fn xcom(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let key = p.get("xcom_key");
-    let map_index = query_map_index(req)?.unwrap_or(-1);
-    let deserialize = query_bool(req, "deserialize")?.unwrap_or(false);
-    let stringify = query_bool(req, "stringify")?.unwrap_or(false);
-    let mut q = ListQuery::default();
-    q.any_of("dag_id", vec![Some(p.get("dag_id").to_string())])
-        .any_of("run_id", vec![Some(p.get("dag_run_id").to_string())])
-        .any_of("task_id", vec![Some(p.get("task_id").to_string())])
-        .any_of("key", vec![Some(key.to_string())])
-        .any_int("map_index", vec![map_index]);
-    q.limit = Some(1);
-    let (rows, _) = store.list_xcoms(&q)?;
-    let x = rows
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::not_found(format!("XCom entry with key: `{key}` not found")))?;
-    let mut value = x.value.clone();
-    // A value pushed as a JSON text is shown parsed, as Airflow's `deserialize` does.
-    if deserialize
-        && let Value::String(s) = &value
-        && let Ok(parsed) = serde_json::from_str::<Value>(s)
-    {
-        value = parsed;
-    }
-    if stringify && !value.is_null() {
-        value = Value::String(py_str(&value));
-    }
-    let mut out = xcom_json(&mut Dags::new(store), &mut HashMap::new(), store, &x)?;
-    out["value"] = value;
-    Ok(Reply::json(200, &out))
 }
 
 /// Task ids from `ClearTaskInstancesBody.task_ids`: names, or `[name, map_index]` pairs
@@ -1065,44 +628,4 @@ fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     };
     let items = Views::new(store).all(&tis)?;
     Ok(Reply::json(200, &collection(items)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn supervisor_lines_carry_time_and_level() {
-        let m = log_message("[2026-11-21T08:56:40.753991Z] {updraft} final state: failed");
-        assert_eq!(
-            m,
-            json!({"timestamp": "2026-11-21T08:56:40.753991Z", "event": "final state: failed", "level": "error"})
-        );
-        assert_eq!(log_message("hello"), json!({"event": "hello"}));
-        assert_eq!(
-            log_message("[x] {updraft} y"),
-            json!({"event": "[x] {updraft} y"})
-        );
-    }
-
-    #[test]
-    fn values_stringify_as_python_prints_them() {
-        assert_eq!(py_str(&json!("hello")), "hello");
-        assert_eq!(
-            py_str(&json!({"a": [1, true, null, "it's"]})),
-            "{'a': [1, True, None, \"it's\"]}"
-        );
-    }
-
-    #[test]
-    fn accept_picks_a_format() {
-        let mut req = Req::internal(Method::Get, "/x");
-        assert_eq!(log_format(&req).unwrap(), LogFormat::Json);
-        req.headers.push(("accept".into(), "text/plain".into()));
-        assert_eq!(log_format(&req).unwrap(), LogFormat::Text);
-        req.headers[0].1 = "application/x-ndjson".into();
-        assert_eq!(log_format(&req).unwrap(), LogFormat::Ndjson);
-        req.headers[0].1 = "image/png".into();
-        assert_eq!(log_format(&req).unwrap_err().status, 406);
-    }
 }
