@@ -220,7 +220,7 @@ fn token(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiEr
     let ok = role.is_some()
         && passwords
             .get(username)
-            .is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()));
+            .is_some_and(|p| signing::same_secret(p.as_bytes(), password.as_bytes()));
     match (ok, role) {
         (true, Some(role)) => {
             ctx.limiter.succeeded(username);
@@ -298,10 +298,6 @@ fn is_safe_next(next: &str, prefix: &str) -> bool {
         && !next.starts_with("//")
         && !next.contains("://")
         && !next.contains('\\')
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Writes the audit entry of a successful mutating call: who, what, which DAG, run and

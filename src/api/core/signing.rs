@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use base64::Engine;
+use base64::alphabet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha512;
@@ -34,8 +36,7 @@ const MAX_KEPT_TOKENS: usize = 100_000;
 
 impl FileTokens {
     pub fn new(secret: &[u8]) -> FileTokens {
-        let mut key =
-            <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+        let mut key = keyed(secret);
         key.update(b"file_token.");
         FileTokens {
             key,
@@ -74,15 +75,16 @@ impl FileTokens {
     /// secret.
     pub fn open(&self, token: &str) -> Option<(String, String)> {
         let (payload, sig) = token.split_once('.')?;
-        let full = B64.encode(self.mac(payload).finalize().into_bytes());
-        let want = full.get(..TOKEN_SIG_CHARS)?;
-        let same = want.len() == sig.len()
-            && want
-                .bytes()
-                .zip(sig.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !same {
+        if sig.len() != TOKEN_SIG_CHARS {
+            return None;
+        }
+        // 27 characters carry the MAC's first 20 bytes and two bits of the 21st: the bytes
+        // are checked in constant time, then (with 160 bits already right) the last
+        // character in the clear.
+        let head = B64_LOOSE.decode(sig).ok()?;
+        let mac = self.mac(payload);
+        let full = mac.clone().finalize().into_bytes();
+        if !verify_prefix(mac, &head) || B64.encode(full).get(..TOKEN_SIG_CHARS)? != sig {
             return None;
         }
         let v: Value = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
@@ -115,16 +117,19 @@ fn token_payload(p: &Params, try_number: u32, offset: u64) -> String {
     )
 }
 
-fn token_mac(ctx: &Ctx, payload: &str) -> Vec<u8> {
-    let mut m =
-        <Hmac<Sha512> as KeyInit>::new_from_slice(&ctx.secret).expect("HMAC takes any key length");
+fn token_mac(ctx: &Ctx, payload: &str) -> Hmac<Sha512> {
+    let mut m = keyed(&ctx.secret);
     m.update(payload.as_bytes());
-    m.finalize().into_bytes()[..TOKEN_MAC_LEN].to_vec()
+    m
 }
 
 pub fn make_token(ctx: &Ctx, p: &Params, try_number: u32, offset: u64) -> String {
-    let mac = token_mac(ctx, &token_payload(p, try_number, offset));
-    format!("{}.{}", B64.encode(offset.to_string()), B64.encode(mac))
+    let mac = token_mac(ctx, &token_payload(p, try_number, offset)).finalize();
+    format!(
+        "{}.{}",
+        B64.encode(offset.to_string()),
+        B64.encode(&mac.into_bytes()[..TOKEN_MAC_LEN])
+    )
 }
 
 /// The offset a token carries, if this server signed it for this log.
@@ -140,10 +145,45 @@ pub fn read_token(ctx: &Ctx, p: &Params, try_number: u32, token: &str) -> Result
         .ok_or_else(bad)?;
     let mac = B64.decode(mac).map_err(|_| bad())?;
     let want = token_mac(ctx, &token_payload(p, try_number, offset));
-    let same =
-        mac.len() == want.len() && mac.iter().zip(&want).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
-    if same { Ok(offset) } else { Err(bad()) }
+    if mac.len() == TOKEN_MAC_LEN && verify_prefix(want, &mac) {
+        Ok(offset)
+    } else {
+        Err(bad())
+    }
 }
+
+/// An HMAC-SHA512 keyed with `secret`.
+fn keyed(secret: &[u8]) -> Hmac<Sha512> {
+    <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length")
+}
+
+/// Whether `tag` is the start of `mac`'s output, checked by the MAC crate in constant time
+/// (an empty tag never is).
+fn verify_prefix(mac: Hmac<Sha512>, tag: &[u8]) -> bool {
+    mac.verify_truncated_left(tag).is_ok()
+}
+
+/// Whether two secrets (a stored password and a given one) are the same, in a time that
+/// does not depend on where they differ: both are MACed under one key and the MACs
+/// compared by the MAC crate's constant-time verify.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let key = keyed(b"updraft-same-secret");
+    let mut given = key.clone();
+    given.update(b);
+    let mut stored = key;
+    stored.update(a);
+    stored.verify_slice(&given.finalize().into_bytes()).is_ok()
+}
+
+/// base64url that takes the 27-character signatures, whose last character carries bits
+/// beyond the 20th byte.
+const B64_LOOSE: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
 
 #[cfg(test)]
 mod tests {
@@ -177,5 +217,23 @@ mod tests {
             t.split('.').nth(1).unwrap()
         );
         assert_eq!(k.open(&forged), None);
+        // The last character carries two bits of the MAC too: another one is refused.
+        // Flip the lowest bit of the last character: only a MAC bit past the 20th byte.
+        let abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = abc.find(sig.chars().last().unwrap()).unwrap();
+        let other_last = abc.chars().nth(last ^ 1).unwrap();
+        let tampered = format!("{payload}.{}{other_last}", &sig[..26]);
+        assert_eq!(k.open(&tampered), None);
+        assert_eq!(k.open(&format!("{payload}.{}", &sig[..26])), None);
+        assert_eq!(k.open(&format!("{payload}.")), None);
+    }
+
+    #[test]
+    fn same_secret_compares_whole_secrets() {
+        assert!(same_secret(b"hunter2", b"hunter2"));
+        assert!(!same_secret(b"hunter2", b"hunter3"));
+        assert!(!same_secret(b"hunter2", b"hunter"));
+        assert!(!same_secret(b"", b"x"));
+        assert!(same_secret(b"", b""));
     }
 }
