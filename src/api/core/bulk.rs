@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::py::py_set;
+use super::kit::py::py_set;
 use crate::store::{Store, Tx};
 use serde_json::{Map, Value, json};
 

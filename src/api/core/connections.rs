@@ -4,7 +4,7 @@
 //! stored secret, as Airflow merges it.
 
 use super::bulk::{Bulk, parse_bulk, run_bulk};
-use super::py::py_json;
+use super::kit::py::py_json;
 use crate::store::{Connection, Store, Tx};
 use serde_json::{Map, Value, json};
 

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::kit::{prefix_match, query_int, search, sorted};
+use super::kit::{Patterns, query_int, sorted};
 use super::{
     Kind, body, collection, dt, field, invalid, order_by, order_keys, page, query_all, query_bool,
 };
@@ -482,13 +482,11 @@ fn stats(_ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply,
 fn tags(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
     let (limit, offset) = page(ctx, req)?;
     let (_, desc) = order_by(req, &["name"], "name")?;
-    let pattern = req.query("tag_name_pattern");
-    let prefix = req.query("tag_name_prefix_pattern");
+    let filter = Patterns::new(req, "tag_name");
     let mut names: Vec<Value> = store
         .tag_names()?
         .into_iter()
-        .filter(|n| pattern.is_none_or(|p| search(p, n)))
-        .filter(|n| prefix.is_none_or(|p| prefix_match(p, n)))
+        .filter(|n| filter.keep(n))
         .map(Value::String)
         .collect();
     if desc {
@@ -534,10 +532,8 @@ impl Facts {
 
 /// The DAG list's filters, as Airflow's query parameters name them.
 struct DagFilter {
-    id_pattern: Option<String>,
-    id_prefix: Option<String>,
-    name_pattern: Option<String>,
-    name_prefix: Option<String>,
+    id: Patterns,
+    name: Patterns,
     tags: Vec<String>,
     all_tags: bool,
     owners: Vec<String>,
@@ -584,10 +580,12 @@ impl DagFilter {
         };
         let list_only = |v: Option<String>| if for_patch { None } else { v };
         Ok(DagFilter {
-            id_pattern: q("dag_id_pattern"),
-            id_prefix: q("dag_id_prefix_pattern"),
-            name_pattern: list_only(q("dag_display_name_pattern")),
-            name_prefix: list_only(q("dag_display_name_prefix_pattern")),
+            id: Patterns::new(req, "dag_id"),
+            name: if for_patch {
+                Patterns::default()
+            } else {
+                Patterns::new(req, "dag_display_name")
+            },
             tags: query_all(req, "tags")
                 .into_iter()
                 .map(str::to_string)
@@ -614,11 +612,9 @@ impl DagFilter {
     /// the cheap flags go first and nothing is allocated for a filter not given.
     fn keeps(&self, row: &DagRow, facts: &Facts) -> bool {
         let dag = &row.dag;
-        if self.need_id_pattern && self.id_pattern.is_none() && self.id_prefix.is_none() {
+        if self.need_id_pattern && self.id.is_empty() {
             return false;
         }
-        let text = |pat: &Option<String>, t: &str| pat.as_deref().is_none_or(|p| search(p, t));
-        let pre = |pat: &Option<String>, t: &str| pat.as_deref().is_none_or(|p| prefix_match(p, t));
         let tag_ok = |t: &String| dag.tags.contains(t);
         let owners_ok = || {
             let joined = dag.owners.join(",").to_lowercase();
@@ -634,10 +630,8 @@ impl DagFilter {
                 .bundle_name
                 .as_deref()
                 .is_none_or(|b| b == row.bundle_name)
-            && text(&self.id_pattern, &dag.dag_id)
-            && pre(&self.id_prefix, &dag.dag_id)
-            && (self.name_pattern.is_none() || text(&self.name_pattern, name()))
-            && (self.name_prefix.is_none() || pre(&self.name_prefix, name()))
+            && self.id.keep(&dag.dag_id)
+            && (self.name.is_empty() || self.name.keep(name()))
             && (self.tags.is_empty()
                 || if self.all_tags {
                     self.tags.iter().all(tag_ok)

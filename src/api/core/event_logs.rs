@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::kit::{path_int, prefix_terms, query_int, search_terms};
+use super::kit::{Patterns, path_int, query_int};
 use super::{dt, order_keys, page, query_all, query_time};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
 use crate::auth::Role;
@@ -82,15 +82,12 @@ fn event_logs(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Re
         ("owner", Owner),
         ("event", Event),
     ] {
-        if let Some(p) = req.query(&format!("{name}_pattern")) {
-            let terms = search_terms(p).into_iter().map(|t| format!("%{t}%"));
-            filters.push(LogFilter::Like(col, terms.collect()));
+        let p = Patterns::new(req, name);
+        if let Some(s) = p.search {
+            filters.push(LogFilter::Like(col, s.sql_terms()));
         }
-        if let Some(p) = req.query(&format!("{name}_prefix_pattern")) {
-            let terms = prefix_terms(p);
-            if !terms.iter().any(String::is_empty) {
-                filters.push(LogFilter::Prefix(col, terms));
-            }
+        if let Some(s) = p.prefix.filter(|s| !s.any_prefix()) {
+            filters.push(LogFilter::Prefix(col, s.sql_terms()));
         }
     }
     let (total, rows) = store.event_logs(&filters, &order, limit, offset)?;

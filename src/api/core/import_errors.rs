@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::kit::{path_int, prefix_match, search, sorted};
+use super::kit::{Patterns, path_int, sorted};
 use super::{collection, dt, order_keys, page};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
 use crate::auth::Role;
@@ -41,15 +41,13 @@ fn import_errors(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result
         (k, d)
     })
     .collect();
-    let pattern = req.query("filename_pattern");
-    let prefix = req.query("filename_prefix_pattern");
+    let name_filter = Patterns::new(req, "filename");
     let filename = req.query("filename");
     let bundle = req.query("bundle_name");
     let mut rows = Vec::new();
     let mut keys = Vec::new();
     for e in store.import_errors()? {
-        let keep = pattern.is_none_or(|p| search(p, &e.filename))
-            && prefix.is_none_or(|p| prefix_match(p, &e.filename))
+        let keep = name_filter.keep(&e.filename)
             && filename.is_none_or(|f| f == e.filename)
             && bundle.is_none_or(|b| b == e.bundle_name);
         if !keep {

@@ -15,7 +15,7 @@ pub mod jobs;
 mod kit;
 pub mod logs;
 pub mod pools;
-mod py;
+
 pub mod signing;
 pub mod task_instances;
 pub mod ui;
@@ -807,45 +807,6 @@ pub fn query_all<'a>(req: &'a Req, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// A SQL-LIKE pattern as Airflow's `*_pattern` filters take it: `%` any run, `_` one
-/// character, case-insensitive.
-pub fn like(pattern: &str, text: &str) -> bool {
-    // Airflow wraps the pattern in `%...%` unless it has wildcards of its own.
-    if !pattern.contains(['%', '_']) {
-        return text
-            .to_ascii_lowercase()
-            .contains(&pattern.to_ascii_lowercase());
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // Greedy matching that remembers only the last `%`: at most len(p) * len(t) steps,
-    // where trying every split at every `%` would take exponential time on a pattern
-    // like `%a%a%a%a%b` (a request must not be able to stall a worker).
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('%') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(c) if *c == '_' || c.eq_ignore_ascii_case(&t[ti]) => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|c| *c == '%')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -867,20 +828,6 @@ mod tests {
             mask(&v),
             json!({"password": "***", "login": "u", "extra": {"api_key": "***", "n": 1}, "key": "db_token", "value": "***"})
         );
-    }
-
-    #[test]
-    fn patterns_match_like_sql() {
-        assert!(like("exam%", "example_bash"));
-        assert!(!like("exam%", "my_example"));
-        assert!(like("bash", "example_bash_operator"));
-        assert!(like("ex_mple%", "example"));
-        assert!(like("%a%b%", "xxaxxbxx"));
-        assert!(!like("%a%b", "xxaxxbxx"));
-        assert!(like("%", ""));
-        // No exponential backtracking on many `%`.
-        let t = "a".repeat(250);
-        assert!(!like(&format!("{}b", "%a".repeat(40)), &t));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! shapes, texts and status codes. A variable whose key looks secret answers `***`.
 
 use super::bulk::{Bulk, parse_bulk, run_bulk};
-use super::py::py_json;
+use super::kit::py::py_json;
 use crate::store::{Store, Tx, Variable};
 use serde_json::{Map, Value, json};
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::kit::{apply_order, patterns, query_ints, query_map_index, time_ranges};
+use super::kit::{apply_order, patterns, py, query_ints, query_map_index, time_ranges};
 use super::views::Dags;
 use super::{dt, orders, query_all, query_bool};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
@@ -118,38 +118,6 @@ fn xcoms(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     ))
 }
 
-/// Python's `str()` of a JSON value, as Airflow's `stringify=true` shows values.
-fn py_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => py_repr(other),
-    }
-}
-
-fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => {
-            if s.contains('\'') && !s.contains('"') {
-                format!("\"{}\"", s.replace('\\', "\\\\"))
-            } else {
-                format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-            }
-        }
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{}: {}", py_repr(&json!(k)), py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 fn xcom(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let key = p.get("xcom_key");
     let map_index = query_map_index(req)?.unwrap_or(-1);
@@ -176,23 +144,9 @@ fn xcom(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
         value = parsed;
     }
     if stringify && !value.is_null() {
-        value = Value::String(py_str(&value));
+        value = Value::String(py::str_of(&value));
     }
     let mut out = xcom_json(&mut Dags::new(store), &mut HashMap::new(), store, &x)?;
     out["value"] = value;
     Ok(Reply::json(200, &out))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_stringify_as_python_prints_them() {
-        assert_eq!(py_str(&json!("hello")), "hello");
-        assert_eq!(
-            py_str(&json!({"a": [1, true, null, "it's"]})),
-            "{'a': [1, True, None, \"it's\"]}"
-        );
-    }
 }

@@ -3,15 +3,20 @@
 
 use std::collections::BTreeSet;
 
+mod pattern;
+pub(super) mod py;
+
+pub(super) use pattern::Patterns;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::py::py_set;
-use super::{Field, body, invalid, like, page, parse_datetime, query_all, query_time, sort_rows};
+use super::{Field, body, invalid, page, parse_datetime, query_all, query_time, sort_rows};
 use crate::api::{ApiError, Ctx, Method, Params, Reply, Req};
 use crate::store::q_runs::{Bound, ListQuery, Op};
+use py::py_set;
 
 /// `NAME_gte`, `NAME_gt`, `NAME_lte`, `NAME_lt` query bounds on a time.
 pub(super) struct Range {
@@ -43,52 +48,6 @@ impl Range {
             && self.gt.is_none_or(|b| t > b)
             && self.lte.is_none_or(|b| t <= b)
             && self.lt.is_none_or(|b| t < b)
-    }
-}
-
-/// `*_pattern` (case-insensitive substring, SQL wildcards) and `*_prefix_pattern`
-/// (case-sensitive prefix) filters, `|` between alternatives, `~` for all.
-pub(super) struct Patterns {
-    contains: Option<Vec<String>>,
-    prefix: Option<Vec<String>>,
-}
-
-impl Patterns {
-    pub fn new(req: &Req, base: &str) -> Patterns {
-        let terms = |v: &str| -> Vec<String> {
-            if v.contains('|') {
-                let t: Vec<String> = v
-                    .split('|')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(String::from)
-                    .collect();
-                if !t.is_empty() {
-                    return t;
-                }
-            }
-            vec![v.to_string()]
-        };
-        let contains = req
-            .query(&format!("{base}_pattern"))
-            .map(|v| terms(if v == "~" { "%" } else { v }));
-        let prefix = req
-            .query(&format!("{base}_prefix_pattern"))
-            .map(|v| terms(if v == "~" { "" } else { v }));
-        Patterns { contains, prefix }
-    }
-
-    pub fn keep(&self, s: &str) -> bool {
-        let contains = self
-            .contains
-            .as_ref()
-            .is_none_or(|ts| ts.iter().any(|t| like(&format!("%{t}%"), s)));
-        // Airflow drops trailing punctuation from a prefix before matching.
-        let prefix = self.prefix.as_ref().is_none_or(|ts| {
-            ts.iter()
-                .any(|t| s.starts_with(t.trim_end_matches(|c: char| !c.is_alphanumeric())))
-        });
-        contains && prefix
     }
 }
 
@@ -432,11 +391,12 @@ pub(super) fn state_filter(
 /// `*_pattern` and `*_prefix_pattern` filters on the given fields.
 pub(super) fn patterns(req: &Req, q: &mut ListQuery, fields: &[(&str, &'static str)]) {
     for (param, field) in fields {
-        if let Some(p) = req.query(&format!("{param}_pattern")) {
-            q.search(field, p);
+        let p = Patterns::new(req, param);
+        if let Some(s) = p.search {
+            q.search(field, s.sql_terms());
         }
-        if let Some(p) = req.query(&format!("{param}_prefix_pattern")) {
-            q.prefix(field, p);
+        if let Some(s) = p.prefix {
+            q.prefix(field, s.sql_terms());
         }
     }
 }
@@ -558,63 +518,6 @@ pub(super) fn sorted(
         .collect()
 }
 
-/// The terms of an Airflow `*_pattern`: `|` separates alternatives, `~` means all.
-pub(super) fn search_terms(pattern: &str) -> Vec<String> {
-    let pattern = if pattern == "~" { "%" } else { pattern };
-    let terms: Vec<String> = pattern
-        .split('|')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect();
-    if pattern.contains('|') && !terms.is_empty() {
-        terms
-    } else {
-        vec![pattern.to_string()]
-    }
-}
-
-/// Airflow's `*_pattern` match: `ILIKE '%term%'` for any term, its wildcards kept.
-pub(super) fn search(pattern: &str, text: &str) -> bool {
-    search_terms(pattern)
-        .iter()
-        .any(|t| like(&format!("%{t}%"), text))
-}
-
-/// The prefixes of an Airflow `*_prefix_pattern`: `|` separates alternatives, `~` is the
-/// empty prefix, and trailing characters that are not letters or digits are dropped.
-pub(super) fn prefix_terms(pattern: &str) -> Vec<String> {
-    let pattern = if pattern == "~" { "" } else { pattern };
-    let terms: Vec<&str> = if pattern.contains('|') {
-        pattern
-            .split('|')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .collect()
-    } else {
-        vec![pattern]
-    };
-    let terms = if terms.is_empty() {
-        vec![pattern]
-    } else {
-        terms
-    };
-    terms
-        .into_iter()
-        .map(|t| {
-            t.trim_end_matches(|c: char| !c.is_alphanumeric())
-                .to_string()
-        })
-        .collect()
-}
-
-/// Airflow's `*_prefix_pattern` match: case-sensitive.
-pub(super) fn prefix_match(pattern: &str, text: &str) -> bool {
-    prefix_terms(pattern)
-        .iter()
-        .any(|t| text.starts_with(t.as_str()))
-}
-
 /// An integer query parameter, or a 422 naming it.
 pub(super) fn query_int(req: &Req, name: &str) -> Result<Option<i64>, ApiError> {
     req.query(name)
@@ -709,19 +612,6 @@ mod tests {
     }
 
     #[test]
-    fn patterns_like_airflow() {
-        let mut req = Req::internal(Method::Get, "/");
-        req.query = vec![("variable_key_pattern".into(), "ab|cd".into())];
-        let p = Patterns::new(&req, "variable_key");
-        assert!(p.keep("xABx") && p.keep("cd") && !p.keep("ac"));
-        req.query = vec![("variable_key_pattern".into(), "~".into())];
-        assert!(Patterns::new(&req, "variable_key").keep("anything"));
-        req.query = vec![("variable_key_prefix_pattern".into(), "test_".into())];
-        let p = Patterns::new(&req, "variable_key");
-        assert!(p.keep("testing") && !p.keep("Test") && !p.keep("my_test"));
-    }
-
-    #[test]
     fn enum_errors_read_like_pydantic() {
         let e = enum_error(
             json!(["body", "state"]),
@@ -746,21 +636,5 @@ mod tests {
             json!(format!("~{}", encode_cursor(2)))
         );
         assert_eq!(v["total_entries_limit"], json!(CURSOR_COUNT_LIMIT));
-    }
-
-    #[test]
-    fn patterns_follow_airflow() {
-        // `*_pattern`: substring, case-insensitive, wildcards kept, `|` for OR, `~` all.
-        assert!(search("bash", "example_BASH_operator"));
-        assert!(search("exam%", "my_example"));
-        assert!(search("zzz|exam", "example"));
-        assert!(search("~", "anything"));
-        assert!(!search("nope", "example"));
-        // `*_prefix_pattern`: case-sensitive prefix; trailing punctuation dropped.
-        assert!(prefix_match("exa", "example"));
-        assert!(!prefix_match("Exa", "example"));
-        assert!(prefix_match("example_", "examples"));
-        assert!(prefix_match("zz|ex", "example"));
-        assert!(prefix_match("~", "example"));
     }
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 /// A Python set of strings as an f-string shows it: `{'a', 'b'}`, in the order given
 /// (callers pass sorted sets; Python's order is arbitrary).
-pub(super) fn py_set<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+pub fn py_set<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     let parts: Vec<String> = items
         .into_iter()
         .map(crate::template::python_repr_str)
@@ -16,7 +16,7 @@ pub(super) fn py_set<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
 /// JSON as Python's `json.dumps` writes it: `", "` and `": "` between items (with
 /// `indent`, newlines and that many spaces per level, and `","`), every character outside
 /// printable ASCII escaped, floats as Python's `repr`.
-pub(super) fn py_json(v: &Value, indent: Option<usize>) -> String {
+pub fn py_json(v: &Value, indent: Option<usize>) -> String {
     let mut out = String::new();
     write_py(&mut out, v, indent, 0);
     out
@@ -118,6 +118,40 @@ fn py_float(f: f64) -> String {
     }
 }
 
+/// Python's `str()` of a JSON value, as Airflow's `stringify=true` shows XCom values: a
+/// string bare, anything else its [`repr`].
+pub fn str_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => repr(other),
+    }
+}
+
+/// Python's `repr()` of a JSON value as `json.loads` gives it: `None`, `True`, strings
+/// quoted and escaped as Python quotes them, floats as [`py_float`], lists and dicts.
+pub fn repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) => py_float(f),
+            _ => n.to_string(),
+        },
+        Value::String(s) => crate::template::python_repr_str(s),
+        Value::Array(a) => format!("[{}]", a.iter().map(repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", crate::template::python_repr_str(k), repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +181,19 @@ mod tests {
         assert_eq!(py_set(["b", "a"]), "{'b', 'a'}");
         assert_eq!(crate::template::python_repr_str("it's"), "\"it's\"");
         assert_eq!(crate::template::python_repr_str("a\nb"), "'a\\nb'");
+    }
+
+    #[test]
+    fn values_stringify_as_python_prints_them() {
+        assert_eq!(str_of(&json!("hello")), "hello");
+        assert_eq!(
+            str_of(&json!({"a": [1, true, null, "it's"]})),
+            "{'a': [1, True, None, \"it's\"]}"
+        );
+        // Escapes as Python's repr does: a newline inside a value is `\n`, not a line break.
+        assert_eq!(
+            str_of(&json!(["a\nb", "c\\d", 2.5, 1e20])),
+            r"['a\nb', 'c\\d', 2.5, 1e+20]"
+        );
     }
 }
