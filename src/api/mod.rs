@@ -493,7 +493,7 @@ fn match_path(template: &'static str, segments: &[&str]) -> Option<Vec<(&'static
                 return None;
             }
             // Each segment is decoded on its own, so an id may hold an encoded `/`.
-            params.push((name, http::percent_decode(s, false)?));
+            params.push((name, crate::percent::decode_segment(s)?));
         } else if t != s {
             return None;
         }

@@ -160,7 +160,7 @@ fn token(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiEr
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     let body: Map<String, Value> = if form {
         let text = String::from_utf8_lossy(&req.body);
-        super::http::parse_query(&text)
+        crate::percent::parse_query(&text)
             .ok_or_else(|| {
                 ApiError::bad_request("the form body is not valid percent-encoded UTF-8")
             })?
@@ -265,7 +265,7 @@ fn login_redirect(_: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply
     let next = req.query("next").filter(|n| is_safe_next(n, &req.prefix));
     let mut location = format!("{}/login", req.prefix);
     if let Some(n) = next {
-        location.push_str(&format!("?next={}", crate::executor::client::encode(n)));
+        location.push_str(&format!("?next={}", crate::percent::encode_query(n)));
     }
     Ok(Reply::redirect(&location))
 }
