@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::kit::{at, body_loc, check, error, get, read_json, string, unprocessable};
 use super::{Field, Kind, field};
-use crate::api::{ApiError, Req};
+use crate::api::http::{ApiError, Req};
 use crate::error::Result;
 
 /// One action of a BulkBody.

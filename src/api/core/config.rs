@@ -3,7 +3,8 @@
 use crate::store::Store;
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::error::Result;
 

@@ -16,7 +16,8 @@ use super::kit::{
 };
 use super::views::{Dags, dag_not_found, run_json, the_run, ti_json};
 use super::{Kind, body, field, orders, query_all};
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::error::Error;
 use crate::model::{RunState, TaskState};

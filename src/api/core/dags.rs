@@ -13,17 +13,19 @@
 //! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use super::dag_pieces::{DagPieces, Piece};
 use super::kit::{Patterns, query_int, sorted};
 use super::{
     Kind, body, collection, dt, field, invalid, order_by, order_keys, page, query_all, query_bool,
 };
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::model::{Dag, Operator, RunState, Schedule, Task};
 use crate::ops;
@@ -134,21 +136,6 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
     }
     let body = ctx.dag_pieces.page(ctx, &page, &facts, total, all.len());
     Ok(Reply::bytes(200, "application/json", body))
-}
-
-/// Each listed DAG's DAGResponse as JSON, with what it was made from. A page of the DAG
-/// list is its DAGs' pieces put together, and a piece is made again only when its row
-/// (a new parse, a pause), its next run or its file's import errors changed: rendering
-/// a 100-DAG page was most of a list request's time.
-#[derive(Default)]
-pub struct DagPieces(Mutex<HashMap<String, Piece>>);
-
-struct Piece {
-    /// Held, so the row's address cannot be reused by another row while it is a key.
-    row: Arc<DagRow>,
-    next: Option<RunInfo>,
-    has_errors: bool,
-    json: Arc<[u8]>,
 }
 
 impl DagPieces {

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use super::kit::{Patterns, path_int, query_int};
 use super::{dt, order_keys, page, query_all, query_time};
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::store::{LogCol, LogFilter, LogRow, Store};
 

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use super::kit::{Patterns, path_int, sorted};
 use super::{collection, dt, order_keys, page};
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::store::{ImportErrorRow, Store};
 

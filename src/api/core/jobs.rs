@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use super::kit::{Range, sort};
 use super::{collection, dt, order_by, page, query_bool};
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::error::Result;
 

@@ -3,14 +3,15 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use super::signing::{make_token, read_token};
+use super::signing::{LogId, make_token, read_token};
 use crate::executor::supervise::log_path;
 use crate::model::TaskState;
 use serde_json::{Map, Value, json};
 
 use super::kit::{path_number, query_map_index};
 use super::{dt, parse_datetime, query_bool};
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::store::Store;
 
@@ -92,11 +93,17 @@ fn read_from(
 fn logs(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let (dag_id, run_id, task_id) = (p.get("dag_id"), p.get("dag_run_id"), p.get("task_id"));
     let n = path_number(p, "try_number")?;
+    let log_id = LogId {
+        dag_id: p.get("dag_id"),
+        run_id: p.get("dag_run_id"),
+        task_id: p.get("task_id"),
+        try_number: n,
+    };
     let format = log_format(req)?;
     let full = query_bool(req, "full_content")?.unwrap_or(false);
     let map_index = query_map_index(req)?.unwrap_or(-1);
     let token = match req.query("token").filter(|t| !t.is_empty()) {
-        Some(t) => Some(read_token(ctx, p, n, t)?),
+        Some(t) => Some(read_token(&ctx.secret, &log_id, t)?),
         None => None,
     };
     let not_found = || ApiError::not_found("TaskInstance not found");
@@ -154,7 +161,7 @@ fn logs(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
             Err(e) => return Err(crate::error::Error::io(&path, e).into()),
         }
     };
-    let token = (live && n > 0).then(|| make_token(ctx, p, n, next));
+    let token = (live && n > 0).then(|| make_token(&ctx.secret, &log_id, next));
     if format == LogFormat::Text {
         let mut reply = Reply::bytes(200, "text/plain; charset=utf-8", raw);
         if let Some(t) = &token {

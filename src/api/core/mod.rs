@@ -7,6 +7,7 @@
 mod bulk;
 pub mod config;
 pub mod connections;
+pub mod dag_pieces;
 pub mod dag_runs;
 pub mod dags;
 pub mod event_logs;
@@ -26,18 +27,19 @@ pub mod xcoms;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded, public};
+use super::http::{ApiError, Method, Reply, Req};
+use super::route::{App, Ctx, Params, Route, guarded, public};
 use crate::auth::{self, Role, User};
 use crate::store::{Event, Store};
 
 /// Login: SimpleAuthManager's token routes, and the UI's login/logout redirects.
 #[rustfmt::skip]
 pub static AUTH: &[Route] = &[
-    public(Method::Post, "/auth/token", super::App::Core, "Log in: username and password (JSON or form) for a token", token),
-    public(Method::Post, "/auth/token/cli", super::App::Core, "Log in for a CLI token", token),
-    public(Method::Get, "/auth/token", super::App::Core, "A token without credentials (only with simple_auth_manager_all_admins)", token_all_admins),
-    public(Method::Get, "/api/v2/auth/login", super::App::Core, "Redirect to the login page", login_redirect),
-    public(Method::Get, "/api/v2/auth/logout", super::App::Core, "Log out: forget the token cookie and go to the login page", logout),
+    public(Method::Post, "/auth/token", App::Core, "Log in: username and password (JSON or form) for a token", token),
+    public(Method::Post, "/auth/token/cli", App::Core, "Log in for a CLI token", token),
+    public(Method::Get, "/auth/token", App::Core, "A token without credentials (only with simple_auth_manager_all_admins)", token_all_admins),
+    public(Method::Get, "/api/v2/auth/login", App::Core, "Redirect to the login page", login_redirect),
+    public(Method::Get, "/api/v2/auth/logout", App::Core, "Log out: forget the token cookie and go to the login page", logout),
     guarded(Method::Get, "/ui/auth/me", Role::Viewer, None, "Who is logged in (for the UI)", me),
 ];
 

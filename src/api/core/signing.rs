@@ -14,7 +14,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha512;
 
-use crate::api::{ApiError, Ctx, Params};
+use crate::api::http::ApiError;
 
 /// Signs and checks DAG files' tokens with the server secret. A token is shaped as
 /// Airflow's (itsdangerous's `payload.signature`): the payload is `{"bundle_name",
@@ -107,24 +107,31 @@ const TOKEN_SIG_CHARS: usize = 27;
 /// How long a continuation token's signature is, in bytes.
 const TOKEN_MAC_LEN: usize = 16;
 
+/// The log a continuation token belongs to: a try of a task instance.
+pub struct LogId<'a> {
+    pub dag_id: &'a str,
+    pub run_id: &'a str,
+    pub task_id: &'a str,
+    pub try_number: u32,
+}
+
 /// What a continuation token signs: the log it belongs to and the offset read.
-fn token_payload(p: &Params, try_number: u32, offset: u64) -> String {
+fn token_payload(log: &LogId, offset: u64) -> String {
     format!(
-        "updraft-log\0{}\0{}\0{}\0{try_number}\0{offset}",
-        p.get("dag_id"),
-        p.get("dag_run_id"),
-        p.get("task_id")
+        "updraft-log\0{}\0{}\0{}\0{}\0{offset}",
+        log.dag_id, log.run_id, log.task_id, log.try_number
     )
 }
 
-fn token_mac(ctx: &Ctx, payload: &str) -> Hmac<Sha512> {
-    let mut m = keyed(&ctx.secret);
+fn token_mac(secret: &[u8], payload: &str) -> Hmac<Sha512> {
+    let mut m = keyed(secret);
     m.update(payload.as_bytes());
     m
 }
 
-pub fn make_token(ctx: &Ctx, p: &Params, try_number: u32, offset: u64) -> String {
-    let mac = token_mac(ctx, &token_payload(p, try_number, offset)).finalize();
+/// A continuation token: where the next read of `log` starts, signed with `secret`.
+pub fn make_token(secret: &[u8], log: &LogId, offset: u64) -> String {
+    let mac = token_mac(secret, &token_payload(log, offset)).finalize();
     format!(
         "{}.{}",
         B64.encode(offset.to_string()),
@@ -133,7 +140,7 @@ pub fn make_token(ctx: &Ctx, p: &Params, try_number: u32, offset: u64) -> String
 }
 
 /// The offset a token carries, if this server signed it for this log.
-pub fn read_token(ctx: &Ctx, p: &Params, try_number: u32, token: &str) -> Result<u64, ApiError> {
+pub fn read_token(secret: &[u8], log: &LogId, token: &str) -> Result<u64, ApiError> {
     let bad =
         || ApiError::bad_request("Bad Signature. Please use only the tokens provided by the API.");
     let (offset, mac) = token.split_once('.').ok_or_else(bad)?;
@@ -144,7 +151,7 @@ pub fn read_token(ctx: &Ctx, p: &Params, try_number: u32, token: &str) -> Result
         .and_then(|s| s.parse().ok())
         .ok_or_else(bad)?;
     let mac = B64.decode(mac).map_err(|_| bad())?;
-    let want = token_mac(ctx, &token_payload(p, try_number, offset));
+    let want = token_mac(secret, &token_payload(log, offset));
     if mac.len() == TOKEN_MAC_LEN && verify_prefix(want, &mac) {
         Ok(offset)
     } else {

@@ -16,7 +16,8 @@ use super::kit::{
 };
 use super::views::{Views, dag_not_found};
 use super::{Kind, body, field, orders, query_all};
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::model::TaskState;
 use crate::ops;

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::dt;
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::model::Dag;
 use crate::store::{RunRow, Store, TiRow};

@@ -11,7 +11,8 @@ use super::kit::{
     sort, string, unprocessable, update_mask,
 };
 use super::{Field, Kind, collection, field, is_sensitive, mask, order_by, page};
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::error::{Error, Result};
 

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::{dt, mask};
-use crate::api::{ApiError, Params};
+use crate::api::http::ApiError;
+use crate::api::route::Params;
 use crate::model::TaskState;
 use crate::store::{DagRow, RunRow, Store, TiRow};
 

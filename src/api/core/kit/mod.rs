@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::{Field, body, invalid, page, parse_datetime, query_all, query_time, sort_rows};
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params};
 use crate::store::q_runs::{Bound, ListQuery, Op};
 use py::py_set;
 

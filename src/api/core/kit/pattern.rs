@@ -7,7 +7,7 @@
 //! `|` separates alternatives (any one may match), and a whole pattern of `~` means
 //! "anything", as Airflow's `transform_aliases` reads it.
 
-use crate::api::Req;
+use crate::api::http::Req;
 
 /// One `*_pattern` or `*_prefix_pattern` filter.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +152,7 @@ pub fn like(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Method;
+    use crate::api::http::Method;
 
     #[test]
     fn patterns_like_airflow() {
