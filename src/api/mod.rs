@@ -49,7 +49,7 @@ static BASE: &[Route] = &[
 pub fn routes() -> impl Iterator<Item = &'static Route> {
     [
         BASE,
-        core::AUTH,
+        core::auth::ROUTES,
         core::dags::ROUTES,
         core::import_errors::ROUTES,
         core::event_logs::ROUTES,
@@ -101,7 +101,7 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
         }
         let user = match r
             .role
-            .map(|role| core::authorize(ctx, req, role))
+            .map(|role| core::auth::authorize(ctx, req, role))
             .transpose()
         {
             Ok(user) => user,
@@ -112,7 +112,7 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
         if let Some(event) = r.event
             && reply.status < 400
         {
-            core::audit(store, event, req, &params);
+            core::auth::audit(store, event, req, &params);
         }
         return (reply, r.path);
     }

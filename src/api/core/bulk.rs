@@ -8,8 +8,8 @@ use super::kit::py::py_set;
 use crate::store::{Store, Tx};
 use serde_json::{Map, Value, json};
 
-use super::kit::{at, body_loc, check, error, get, read_json, string, unprocessable};
-use super::{Field, Kind, field};
+use super::kit::{Field, Kind, field};
+use super::kit::{at, body_loc, error, get, json_body, string, unprocessable, validate};
 use crate::api::http::{ApiError, Req};
 use crate::error::Result;
 
@@ -59,8 +59,8 @@ pub(super) fn parse_bulk(
     check_entity: Check,
     id_field: &str,
 ) -> Result<Vec<Action>, ApiError> {
-    let top = check(
-        &read_json(req)?,
+    let top = validate(
+        &json_body(req)?,
         &[field("actions", Kind::List, true, false)],
         &body_loc(),
     )
@@ -103,7 +103,7 @@ pub(super) fn parse_bulk(
         };
         let tag = ["create", "update", "delete"][kind as usize];
         let loc: Vec<Value> = base.iter().cloned().chain([json!(tag)]).collect();
-        let m = match check(a, fields, &loc) {
+        let m = match validate(a, fields, &loc) {
             Ok(m) => m,
             Err(e) => {
                 errors.extend(e);

@@ -8,11 +8,11 @@ use super::kit::py::py_json;
 use crate::store::{Connection, Store, Tx};
 use serde_json::{Map, Value, json};
 
+use super::kit::{Field, Kind, collection, field, is_sensitive, mask, order_by, page};
 use super::kit::{
-    Patterns, at, body_loc, check, error, get, max_len, no_content, no_team, read_json, sort,
-    string, unprocessable, update_mask,
+    Patterns, at, body_loc, error, get, json_body, max_len, no_content, no_team, sort, string,
+    unprocessable, update_mask, validate,
 };
-use super::{Field, Kind, collection, field, is_sensitive, mask, order_by, page};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
@@ -94,7 +94,7 @@ fn get_connection(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Rep
 }
 
 fn post_connection(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let m = check_connection(&read_json(req)?, &body_loc()).map_err(unprocessable)?;
+    let m = check_connection(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
     let c = new_connection(&m);
     let created = store.write(|tx| {
         if tx.connection(&c.conn_id)?.is_some() {
@@ -103,7 +103,7 @@ fn post_connection(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<
         tx.put_connection(&c).map(|()| true)
     })?;
     if !created {
-        return Err(super::unique_violation(&format!(
+        return Err(super::kit::unique_violation(&format!(
             "connection {:?}",
             c.conn_id
         )));
@@ -113,7 +113,7 @@ fn post_connection(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<
 
 fn patch_connection(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let id = p.get("connection_id");
-    let m = check_connection(&read_json(req)?, &body_loc()).map_err(unprocessable)?;
+    let m = check_connection(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
     if get(&m, "connection_id") != id {
         return Err(ApiError::bad_request(
             "The connection_id in the request body does not match the URL parameter",
@@ -148,7 +148,7 @@ fn bulk_connections(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result
 /// When on, the answer is the one Airflow gives for a connection type no installed
 /// provider has a hook for, which is every type here: updraft ships no hooks.
 fn test_connection(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let m = check_connection(&read_json(req)?, &body_loc()).map_err(unprocessable)?;
+    let m = check_connection(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
     let mode = ctx
         .cfg
         .get("core", "test_connection")
@@ -171,7 +171,7 @@ fn connection_missing(id: &str) -> String {
 }
 
 fn check_connection(v: &Value, loc: &[Value]) -> Result<Map<String, Value>, Vec<Value>> {
-    let m = check(v, CONNECTION, loc)?;
+    let m = validate(v, CONNECTION, loc)?;
     let mut errors = Vec::new();
     if let Some(id) = m.get("connection_id").and_then(Value::as_str) {
         max_len(&m, "connection_id", 200, loc, &mut errors);

@@ -9,13 +9,13 @@
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
+use super::kit::{Kind, body, field, orders, query_all};
 use super::kit::{
     Paging, apply_order, body_value_error, enum_error, flag, long_note, masked, naive_times,
     number_ranges, paged, paging, patterns, query_ints, state_filter, text, time, time_ranges,
     unprocessable,
 };
 use super::views::{Dags, dag_not_found, run_json, the_run, ti_json};
-use super::{Kind, body, field, orders, query_all};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
@@ -400,7 +400,7 @@ fn trigger(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     };
     let run = match ops::trigger(store, dag_id, t, Utc::now()) {
         Ok(run) => run,
-        Err(Error::Conflict(msg)) => return Err(super::unique_violation(&msg)),
+        Err(Error::Conflict(msg)) => return Err(super::kit::unique_violation(&msg)),
         Err(e) => return Err(e.into()),
     };
     ctx.wake_scheduler();

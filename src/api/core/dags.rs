@@ -20,10 +20,10 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::dag_pieces::{DagPieces, Piece};
-use super::kit::{Patterns, query_int, sorted};
-use super::{
+use super::kit::{
     Kind, body, collection, dt, field, invalid, order_by, order_keys, page, query_all, query_bool,
 };
+use super::kit::{Patterns, query_int, sorted};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
@@ -86,7 +86,7 @@ const DAG_KEYS: &[(&str, DagKey)] = &[
 ];
 
 /// The only field a DAG PATCH changes.
-const PATCH_FIELDS: &[super::Field] = &[field("is_paused", Kind::Bool, true, false)];
+const PATCH_FIELDS: &[super::kit::Field] = &[field("is_paused", Kind::Bool, true, false)];
 
 /// The DAG list: filtered and sorted over the rows and cached parsed DAGs, so only the
 /// page is rendered. The next run, a query and a timetable step per DAG, is computed for

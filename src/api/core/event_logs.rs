@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::kit::{Patterns, path_int, query_int};
-use super::{dt, order_keys, page, query_all, query_time};
+use super::kit::{dt, order_keys, page, query_all, query_time};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::kit::{Patterns, path_int, sorted};
-use super::{collection, dt, order_keys, page};
+use super::kit::{collection, dt, order_keys, page};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;

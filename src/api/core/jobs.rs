@@ -6,7 +6,7 @@ use crate::store::Store;
 use serde_json::{Value, json};
 
 use super::kit::{Range, sort};
-use super::{collection, dt, order_by, page, query_bool};
+use super::kit::{collection, dt, order_by, page, query_bool};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;

@@ -8,8 +8,8 @@ use crate::executor::supervise::log_path;
 use crate::model::TaskState;
 use serde_json::{Map, Value, json};
 
+use super::kit::{dt, parse_datetime, query_bool};
 use super::kit::{path_number, query_map_index};
-use super::{dt, parse_datetime, query_bool};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;

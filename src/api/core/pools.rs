@@ -5,11 +5,11 @@ use super::bulk::{Bulk, parse_bulk, run_bulk};
 use crate::store::{Pool, Store, Tx};
 use serde_json::{Map, Value, json};
 
+use super::kit::{Field, Kind, collection, field, order_by, page};
 use super::kit::{
-    Patterns, at, body_loc, check, error, fields_to_update, get, max_len, no_content, no_team,
-    read_json, sort, string, unprocessable, update_mask,
+    Patterns, at, body_loc, error, fields_to_update, get, json_body, max_len, no_content, no_team,
+    sort, string, unprocessable, update_mask, validate,
 };
-use super::{Field, Kind, collection, field, order_by, page};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
@@ -74,7 +74,7 @@ fn get_pool(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, Ap
 }
 
 fn post_pool(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let m = check_pool(&read_json(req)?, &body_loc()).map_err(unprocessable)?;
+    let m = check_pool(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
     let pool = new_pool(&m);
     let created = store.write(|tx| {
         if tx.pool(&pool.name)?.is_some() {
@@ -83,14 +83,17 @@ fn post_pool(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply,
         tx.put_pool(&pool).map(|()| true)
     })?;
     if !created {
-        return Err(super::unique_violation(&format!("pool {:?}", pool.name)));
+        return Err(super::kit::unique_violation(&format!(
+            "pool {:?}",
+            pool.name
+        )));
     }
     pool_reply(store, 201, &pool.name)
 }
 
 fn patch_pool(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let name = p.get("pool_name");
-    let m = check_pool_patch(&read_json(req)?, &body_loc()).map_err(unprocessable)?;
+    let m = check_pool_patch(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
     if m.get("name")
         .and_then(Value::as_str)
         .is_some_and(|n| !n.is_empty() && n != name)
@@ -150,7 +153,7 @@ fn pool_alias(v: &Value) -> Value {
 }
 
 fn check_pool(v: &Value, loc: &[Value]) -> Result<Map<String, Value>, Vec<Value>> {
-    let m = check(&pool_alias(v), POOL, loc)?;
+    let m = validate(&pool_alias(v), POOL, loc)?;
     let mut errors = Vec::new();
     max_len(&m, "name", 256, loc, &mut errors);
     min_slots(&m, loc, &mut errors);
@@ -159,7 +162,7 @@ fn check_pool(v: &Value, loc: &[Value]) -> Result<Map<String, Value>, Vec<Value>
 }
 
 fn check_pool_patch(v: &Value, loc: &[Value]) -> Result<Map<String, Value>, Vec<Value>> {
-    let m = check(&pool_alias(v), POOL_PATCH, loc)?;
+    let m = validate(&pool_alias(v), POOL_PATCH, loc)?;
     let mut errors = Vec::new();
     min_slots(&m, loc, &mut errors);
     no_team(&m, loc, &mut errors);

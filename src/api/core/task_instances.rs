@@ -9,13 +9,13 @@
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
+use super::kit::{Kind, body, field, orders, query_all};
 use super::kit::{
     Paging, apply_order, body_value_error, flag, long_note, masked, naive_times, number_ranges,
     paged, paging, path_number, patterns, query_ints, state_filter, text, time, time_ranges,
     unprocessable,
 };
 use super::views::{Views, dag_not_found};
-use super::{Kind, body, field, orders, query_all};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;

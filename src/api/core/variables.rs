@@ -6,11 +6,11 @@ use super::kit::py::py_json;
 use crate::store::{Store, Tx, Variable};
 use serde_json::{Map, Value, json};
 
+use super::kit::{Field, Kind, collection, field, is_sensitive, mask, order_by, page};
 use super::kit::{
-    Patterns, body_loc, check, fields_to_update, get, max_len, no_content, no_team, read_json,
-    sort, string, unprocessable, update_mask,
+    Patterns, body_loc, fields_to_update, get, json_body, max_len, no_content, no_team, sort,
+    string, unprocessable, update_mask, validate,
 };
-use super::{Field, Kind, collection, field, is_sensitive, mask, order_by, page};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
@@ -78,7 +78,7 @@ fn get_variable(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply
 }
 
 fn post_variable(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let m = check_variable(&read_json(req)?, &body_loc()).map_err(unprocessable)?;
+    let m = check_variable(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
     let v = Variable {
         key: string(&m, "key").unwrap_or_default(),
         val: stored_value(get(&m, "value")),
@@ -98,7 +98,7 @@ fn post_variable(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Re
 
 fn patch_variable(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let key = p.get("variable_key");
-    let m = check_variable(&read_json(req)?, &body_loc()).map_err(unprocessable)?;
+    let m = check_variable(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
     if get(&m, "key") != key {
         return Err(ApiError::bad_request(
             "Invalid body, key from request body doesn't match uri parameter",
@@ -134,7 +134,7 @@ fn variable_missing(key: &str) -> String {
 }
 
 fn check_variable(v: &Value, loc: &[Value]) -> Result<Map<String, Value>, Vec<Value>> {
-    let m = check(v, VARIABLE, loc)?;
+    let m = validate(v, VARIABLE, loc)?;
     let mut errors = Vec::new();
     max_len(&m, "key", ID_LEN, loc, &mut errors);
     no_team(&m, loc, &mut errors);

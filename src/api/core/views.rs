@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{dt, mask};
+use super::kit::{dt, mask};
 use crate::api::http::ApiError;
 use crate::api::route::Params;
 use crate::model::TaskState;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::kit::{apply_order, patterns, py, query_ints, query_map_index, time_ranges};
+use super::kit::{dt, orders, query_all, query_bool};
 use super::views::Dags;
-use super::{dt, orders, query_all, query_bool};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
@@ -58,7 +58,7 @@ fn xcom_json(
 }
 
 fn xcoms(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let (limit, offset) = super::page(ctx, req)?;
+    let (limit, offset) = super::kit::page(ctx, req)?;
     let mut q = ListQuery::default();
     for (param, field) in [
         ("dag_id", "dag_id"),

@@ -3,18 +3,25 @@
 
 use std::collections::BTreeSet;
 
+mod body;
+mod mask;
 mod pattern;
 pub(super) mod py;
+mod query;
+mod time;
 
+pub(super) use body::*;
+pub(super) use mask::{is_sensitive, mask};
 pub(super) use pattern::Patterns;
+pub(super) use query::*;
+pub(super) use time::{dt, parse_datetime};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{Field, body, invalid, page, parse_datetime, query_all, query_time, sort_rows};
-use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::http::{ApiError, Reply, Req};
 use crate::api::route::{Ctx, Params};
 use crate::store::q_runs::{Bound, ListQuery, Op};
 use py::py_set;
@@ -81,13 +88,6 @@ pub(super) fn no_content() -> Reply {
     Reply::bytes(204, "application/json", Vec::new())
 }
 
-pub(super) fn unprocessable(errors: Vec<Value>) -> ApiError {
-    ApiError {
-        status: 422,
-        detail: Value::Array(errors),
-    }
-}
-
 pub(super) fn body_loc() -> [Value; 1] {
     [json!("body")]
 }
@@ -109,39 +109,6 @@ pub(super) fn error(
         e["ctx"] = c;
     }
     e
-}
-
-/// The body as JSON, or the 422 `json_invalid` that [`body`] gives for it.
-pub(super) fn read_json(req: &Req) -> Result<Value, ApiError> {
-    match serde_json::from_slice(&req.body) {
-        Ok(v) => Ok(v),
-        Err(_) => body(req, &[]).map(Value::Object),
-    }
-}
-
-/// Checks one JSON object against `fields` with [`body`]'s rules, its errors located
-/// under `loc` (a bulk entity sits deep inside the request body).
-pub(super) fn check(
-    v: &Value,
-    fields: &[Field],
-    loc: &[Value],
-) -> Result<Map<String, Value>, Vec<Value>> {
-    let mut one = Req::internal(Method::Post, "/");
-    one.body = serde_json::to_vec(v).expect("JSON values serialize");
-    body(&one, fields).map_err(|e| match e.detail {
-        Value::Array(errors) => errors
-            .into_iter()
-            .map(|mut err| {
-                let rest: Vec<Value> = err["loc"]
-                    .as_array()
-                    .map(|l| l.iter().skip(1).cloned().collect())
-                    .unwrap_or_default();
-                err["loc"] = Value::Array(loc.iter().cloned().chain(rest).collect());
-                err
-            })
-            .collect(),
-        other => vec![other],
-    })
 }
 
 pub(super) fn max_len(
