@@ -1,6 +1,9 @@
-//! The bulk engine behind `PATCH /variables`, `/connections` and `/pools`: a BulkBody
-//! read with pydantic's error locations, and its actions run in one transaction by a
-//! [`Bulk`] implementation per kind of object.
+//! Variables, connections and pools are one kind of resource: objects with an id that are
+//! created, read, updated, deleted one at a time or in bulk. [`Objects`] says what that
+//! needs of each kind; the single-object handlers ([`get_one`], [`post_one`],
+//! [`patch_one`], [`delete_one`]) and the bulk engine behind `PATCH /variables`,
+//! `/connections` and `/pools` (a BulkBody read with pydantic's error locations, its
+//! actions run in one transaction) are written once against it.
 
 use std::collections::BTreeSet;
 
@@ -9,9 +12,12 @@ use crate::store::{Store, Tx};
 use serde_json::{Map, Value, json};
 
 use super::kit::{Field, Kind, field};
-use super::kit::{at, body_loc, error, get, json_body, string, unprocessable, validate};
-use crate::api::http::{ApiError, Req};
-use crate::error::Result;
+use super::kit::{
+    at, body_loc, error, get, json_body, no_content, string, unprocessable, update_mask, validate,
+};
+use crate::api::http::{ApiError, Reply, Req};
+use crate::api::route::{Ctx, Params};
+use crate::error::{Error, Result};
 
 /// One action of a BulkBody.
 #[derive(Debug)]
@@ -187,12 +193,33 @@ pub(super) fn parse_bulk(
     }
 }
 
-/// What bulk changes need of one kind of object.
-pub(super) trait Bulk {
+/// What the handlers need of one kind of object.
+pub(super) trait Objects {
     /// `variables`, as the error texts say it.
     const NOUN: &'static str;
     /// `keys`, as the error texts say it.
     const IDS: &'static str;
+    /// The path parameter that names one object (`variable_key`).
+    const PARAM: &'static str;
+    /// The body field that holds the id (`key`).
+    const ID_FIELD: &'static str;
+    /// Checks a create (or bulk) body, its errors located under `loc`.
+    fn check(v: &Value, loc: &[Value]) -> std::result::Result<Map<String, Value>, Vec<Value>>;
+    /// Checks a single PATCH body.
+    fn check_patch(
+        v: &Value,
+        loc: &[Value],
+    ) -> std::result::Result<Map<String, Value>, Vec<Value>> {
+        Self::check(v, loc)
+    }
+    /// The 400 text when a PATCH body names another object than its path.
+    fn id_mismatch(body: &Map<String, Value>, id: &str) -> Option<&'static str>;
+    /// Airflow's 404 text.
+    fn missing(id: &str) -> String;
+    /// What a single create of an existing object answers.
+    fn already_exists(id: &str) -> ApiError;
+    /// The object as the API shows it, if it exists.
+    fn show(store: &Store, id: &str) -> Result<Option<Value>>;
     fn exists(tx: &Tx, id: &str) -> Result<bool>;
     /// Creates the entity, or overwrites the given fields of an existing one.
     fn create(tx: &Tx, body: &Map<String, Value>, exists: bool) -> Result<()>;
@@ -206,11 +233,106 @@ pub(super) trait Bulk {
     fn delete(tx: &Tx, id: &str) -> Result<std::result::Result<(), String>>;
 }
 
+/// `GET /{objects}/{id}`.
+pub(super) fn get_one<B: Objects>(
+    _: &Ctx,
+    store: &mut Store,
+    _: &Req,
+    p: &Params,
+) -> std::result::Result<Reply, ApiError> {
+    let id = p.get(B::PARAM);
+    let shown = B::show(store, id)?.ok_or_else(|| ApiError::not_found(B::missing(id)))?;
+    Ok(Reply::json(200, &shown))
+}
+
+/// `POST /{objects}`: creates one; an existing id is refused.
+pub(super) fn post_one<B: Objects>(
+    _: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    _: &Params,
+) -> std::result::Result<Reply, ApiError> {
+    let m = B::check(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
+    let id = string(&m, B::ID_FIELD).unwrap_or_default();
+    let created = store.write(|tx| {
+        if B::exists(tx, &id)? {
+            return Ok(false);
+        }
+        B::create(tx, &m, false).map(|()| true)
+    })?;
+    if !created {
+        return Err(B::already_exists(&id));
+    }
+    reply_one::<B>(store, 201, &id)
+}
+
+/// `PATCH /{objects}/{id}`: the body's fields (those in `update_mask` when given).
+pub(super) fn patch_one<B: Objects>(
+    _: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> std::result::Result<Reply, ApiError> {
+    let id = p.get(B::PARAM);
+    let m = B::check_patch(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
+    if let Some(msg) = B::id_mismatch(&m, id) {
+        return Err(ApiError::bad_request(msg));
+    }
+    let mask = update_mask(req);
+    store.write(|tx| {
+        if !B::exists(tx, id)? {
+            return Err(Error::NotFound(B::missing(id)));
+        }
+        B::update(tx, id, &m, mask.as_deref())?.map_err(Error::Usage)
+    })?;
+    reply_one::<B>(store, 200, id)
+}
+
+/// `DELETE /{objects}/{id}`.
+pub(super) fn delete_one<B: Objects>(
+    _: &Ctx,
+    store: &mut Store,
+    _: &Req,
+    p: &Params,
+) -> std::result::Result<Reply, ApiError> {
+    let id = p.get(B::PARAM);
+    store.write(|tx| {
+        if !B::exists(tx, id)? {
+            return Err(Error::NotFound(B::missing(id)));
+        }
+        B::delete(tx, id)?.map_err(Error::Usage)
+    })?;
+    Ok(no_content())
+}
+
+/// `PATCH /{objects}`: a BulkBody.
+pub(super) fn bulk<B: Objects>(
+    _: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    _: &Params,
+) -> std::result::Result<Reply, ApiError> {
+    let actions = parse_bulk(req, B::check, B::ID_FIELD)?;
+    Ok(Reply::json(200, &run_bulk::<B>(store, &actions)?))
+}
+
+fn reply_one<B: Objects>(
+    store: &Store,
+    status: u16,
+    id: &str,
+) -> std::result::Result<Reply, ApiError> {
+    let shown = B::show(store, id)?.ok_or_else(|| ApiError::not_found(B::missing(id)))?;
+    Ok(Reply::json(status, &shown))
+}
+
 /// Runs every action in one transaction and answers a BulkResponse: per action kind, the
 /// ids that succeeded and the errors, `null` for a kind the request did not use. As in
 /// Airflow, a failed check (`fail` on existence or absence) skips its whole action, and an
 /// update or delete that fails stops the rest of its action.
-pub(super) fn run_bulk<B: Bulk>(store: &mut Store, actions: &[Action]) -> Result<Value, ApiError> {
+pub(super) fn run_bulk<B: Objects>(
+    store: &mut Store,
+    actions: &[Action],
+) -> Result<Value, ApiError> {
     let out = store.write(|tx| {
         let mut results: [Option<(Vec<String>, Vec<Value>)>; 3] = Default::default();
         for a in actions {

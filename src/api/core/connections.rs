@@ -3,20 +3,21 @@
 //! `***` and its `extra` is masked key by key; a `***` sent back in a PATCH keeps the
 //! stored secret, as Airflow merges it.
 
-use super::bulk::{Bulk, parse_bulk, run_bulk};
+use super::bulk::{Objects, bulk, delete_one, get_one, patch_one, post_one};
 use super::kit::py::py_json;
+use super::kit::unique_violation;
 use crate::store::{Connection, Store, Tx};
 use serde_json::{Map, Value, json};
 
 use super::kit::{Field, Kind, collection, field, is_sensitive, mask, order_by, page};
 use super::kit::{
-    Patterns, at, body_loc, error, get, json_body, max_len, no_content, no_team, sort, string,
-    unprocessable, update_mask, validate,
+    Patterns, at, body_loc, error, get, json_body, max_len, no_team, sort, string, unprocessable,
+    validate,
 };
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use Method::{Delete, Get, Patch, Post};
 
@@ -24,12 +25,12 @@ use Method::{Delete, Get, Patch, Post};
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/connections", Role::Op, None, "List connections (passwords and secret extras masked)", list_connections),
-    guarded(Post, "/api/v2/connections", Role::Op, Some("post_connection"), "Create a connection", post_connection),
-    guarded(Patch, "/api/v2/connections", Role::Op, Some("bulk_connections"), "Create, update and delete connections in bulk", bulk_connections),
+    guarded(Post, "/api/v2/connections", Role::Op, Some("post_connection"), "Create a connection", post_one::<Conns>),
+    guarded(Patch, "/api/v2/connections", Role::Op, Some("bulk_connections"), "Create, update and delete connections in bulk", bulk::<Conns>),
     guarded(Post, "/api/v2/connections/test", Role::Op, None, "Test a connection (only with [core] test_connection = Enabled)", test_connection),
-    guarded(Get, "/api/v2/connections/{connection_id}", Role::Op, None, "Get a connection", get_connection),
-    guarded(Patch, "/api/v2/connections/{connection_id}", Role::Op, Some("patch_connection"), "Update a connection; `***` keeps a stored secret", patch_connection),
-    guarded(Delete, "/api/v2/connections/{connection_id}", Role::Op, Some("delete_connection"), "Delete a connection", delete_connection),
+    guarded(Get, "/api/v2/connections/{connection_id}", Role::Op, None, "Get a connection", get_one::<Conns>),
+    guarded(Patch, "/api/v2/connections/{connection_id}", Role::Op, Some("patch_connection"), "Update a connection; `***` keeps a stored secret", patch_one::<Conns>),
+    guarded(Delete, "/api/v2/connections/{connection_id}", Role::Op, Some("delete_connection"), "Delete a connection", delete_one::<Conns>),
 ];
 
 const CONNECTION: &[Field] = &[
@@ -83,65 +84,6 @@ fn list_connections(
         200,
         &collection("connections", rows, limit, offset),
     ))
-}
-
-fn get_connection(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let id = p.get("connection_id");
-    let c = store
-        .connection(id)?
-        .ok_or_else(|| ApiError::not_found(connection_missing(id)))?;
-    Ok(Reply::json(200, &connection_json(&c)))
-}
-
-fn post_connection(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let m = check_connection(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
-    let c = new_connection(&m);
-    let created = store.write(|tx| {
-        if tx.connection(&c.conn_id)?.is_some() {
-            return Ok(false);
-        }
-        tx.put_connection(&c).map(|()| true)
-    })?;
-    if !created {
-        return Err(super::kit::unique_violation(&format!(
-            "connection {:?}",
-            c.conn_id
-        )));
-    }
-    Ok(Reply::json(201, &connection_json(&c)))
-}
-
-fn patch_connection(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let id = p.get("connection_id");
-    let m = check_connection(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
-    if get(&m, "connection_id") != id {
-        return Err(ApiError::bad_request(
-            "The connection_id in the request body does not match the URL parameter",
-        ));
-    }
-    let mask = update_mask(req);
-    let c = store.write(|tx| {
-        let old = tx
-            .connection(id)?
-            .ok_or_else(|| Error::NotFound(connection_missing(id)))?;
-        let new = apply_connection(&old, &m, mask.as_deref());
-        tx.put_connection(&new)?;
-        Ok(new)
-    })?;
-    Ok(Reply::json(200, &connection_json(&c)))
-}
-
-fn delete_connection(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let id = p.get("connection_id");
-    if !store.write(|tx| tx.delete_connection(id))? {
-        return Err(ApiError::not_found(connection_missing(id)));
-    }
-    Ok(no_content())
-}
-
-fn bulk_connections(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let actions = parse_bulk(req, check_connection, "connection_id")?;
-    Ok(Reply::json(200, &run_bulk::<Conns>(store, &actions)?))
 }
 
 /// `POST /connections/test`: off unless `[core] test_connection = Enabled`, as in Airflow.
@@ -348,9 +290,27 @@ fn merge(new: &Value, old: &Value, sensitive: bool) -> Value {
 
 struct Conns;
 
-impl Bulk for Conns {
+impl Objects for Conns {
     const NOUN: &'static str = "connections";
     const IDS: &'static str = "connection_ids";
+    const PARAM: &'static str = "connection_id";
+    const ID_FIELD: &'static str = "connection_id";
+    fn check(v: &Value, loc: &[Value]) -> std::result::Result<Map<String, Value>, Vec<Value>> {
+        check_connection(v, loc)
+    }
+    fn id_mismatch(body: &Map<String, Value>, id: &str) -> Option<&'static str> {
+        (get(body, "connection_id") != id)
+            .then_some("The connection_id in the request body does not match the URL parameter")
+    }
+    fn missing(id: &str) -> String {
+        connection_missing(id)
+    }
+    fn already_exists(id: &str) -> ApiError {
+        unique_violation(&format!("connection {id:?}"))
+    }
+    fn show(store: &Store, id: &str) -> Result<Option<Value>> {
+        Ok(store.connection(id)?.map(|c| connection_json(&c)))
+    }
     fn exists(tx: &Tx, id: &str) -> Result<bool> {
         Ok(tx.connection(id)?.is_some())
     }

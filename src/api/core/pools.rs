@@ -1,19 +1,19 @@
 //! Pools: create, read, update, delete and bulk changes, with their slot usage, with
 //! Airflow 3.3.2's paths, shapes, texts and status codes. `default_pool` cannot be deleted.
 
-use super::bulk::{Bulk, parse_bulk, run_bulk};
+use super::bulk::{Objects, bulk, delete_one, get_one, patch_one, post_one};
+use super::kit::unique_violation;
 use crate::store::{Pool, Store, Tx};
 use serde_json::{Map, Value, json};
 
 use super::kit::{Field, Kind, collection, field, order_by, page};
 use super::kit::{
-    Patterns, at, body_loc, error, fields_to_update, get, json_body, max_len, no_content, no_team,
-    sort, string, unprocessable, update_mask, validate,
+    Patterns, at, error, fields_to_update, get, max_len, no_team, sort, string, validate,
 };
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use Method::{Delete, Get, Patch, Post};
 
@@ -21,11 +21,11 @@ use Method::{Delete, Get, Patch, Post};
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/pools", Role::Viewer, None, "List pools with their slot usage", list_pools),
-    guarded(Post, "/api/v2/pools", Role::Op, Some("post_pool"), "Create a pool (slots -1: unlimited)", post_pool),
-    guarded(Patch, "/api/v2/pools", Role::Op, Some("bulk_pools"), "Create, update and delete pools in bulk", bulk_pools),
-    guarded(Get, "/api/v2/pools/{pool_name}", Role::Viewer, None, "Get a pool with its slot usage", get_pool),
-    guarded(Patch, "/api/v2/pools/{pool_name}", Role::Op, Some("patch_pool"), "Update a pool", patch_pool),
-    guarded(Delete, "/api/v2/pools/{pool_name}", Role::Op, Some("delete_pool"), "Delete a pool (not default_pool)", delete_pool),
+    guarded(Post, "/api/v2/pools", Role::Op, Some("post_pool"), "Create a pool (slots -1: unlimited)", post_one::<Pools>),
+    guarded(Patch, "/api/v2/pools", Role::Op, Some("bulk_pools"), "Create, update and delete pools in bulk", bulk::<Pools>),
+    guarded(Get, "/api/v2/pools/{pool_name}", Role::Viewer, None, "Get a pool with its slot usage", get_one::<Pools>),
+    guarded(Patch, "/api/v2/pools/{pool_name}", Role::Op, Some("patch_pool"), "Update a pool", patch_one::<Pools>),
+    guarded(Delete, "/api/v2/pools/{pool_name}", Role::Op, Some("delete_pool"), "Delete a pool (not default_pool)", delete_one::<Pools>),
 ];
 
 const DEFAULT_POOL: &str = "default_pool";
@@ -65,79 +65,8 @@ fn list_pools(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Rep
     Ok(Reply::json(200, &collection("pools", rows, limit, offset)))
 }
 
-fn get_pool(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let name = p.get("pool_name");
-    let pool = store
-        .pool(name)?
-        .ok_or_else(|| ApiError::not_found(pool_missing(name)))?;
-    Ok(Reply::json(200, &pool_json(&pool)))
-}
-
-fn post_pool(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let m = check_pool(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
-    let pool = new_pool(&m);
-    let created = store.write(|tx| {
-        if tx.pool(&pool.name)?.is_some() {
-            return Ok(false);
-        }
-        tx.put_pool(&pool).map(|()| true)
-    })?;
-    if !created {
-        return Err(super::kit::unique_violation(&format!(
-            "pool {:?}",
-            pool.name
-        )));
-    }
-    pool_reply(store, 201, &pool.name)
-}
-
-fn patch_pool(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let name = p.get("pool_name");
-    let m = check_pool_patch(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
-    if m.get("name")
-        .and_then(Value::as_str)
-        .is_some_and(|n| !n.is_empty() && n != name)
-    {
-        return Err(ApiError::bad_request(
-            "Invalid body, pool name from request body doesn't match uri parameter",
-        ));
-    }
-    let mask = update_mask(req);
-    store.write(|tx| {
-        let old = tx
-            .pool(name)?
-            .ok_or_else(|| Error::NotFound(pool_missing(name)))?;
-        let new = apply_pool(&old, &m, mask.as_deref()).map_err(Error::Usage)?;
-        tx.put_pool(&new)
-    })?;
-    pool_reply(store, 200, name)
-}
-
-fn delete_pool(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let name = p.get("pool_name");
-    if name == DEFAULT_POOL {
-        return Err(ApiError::bad_request("Default Pool can't be deleted"));
-    }
-    if !store.write(|tx| tx.delete_pool(name))? {
-        return Err(ApiError::not_found(pool_missing(name)));
-    }
-    Ok(no_content())
-}
-
-fn bulk_pools(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let actions = parse_bulk(req, check_pool, "name")?;
-    Ok(Reply::json(200, &run_bulk::<Pools>(store, &actions)?))
-}
-
 fn pool_missing(name: &str) -> String {
     format!("The Pool with name: `{name}` was not found")
-}
-
-fn pool_reply(store: &Store, status: u16, name: &str) -> Result<Reply, ApiError> {
-    let pool = store
-        .pool(name)?
-        .ok_or_else(|| ApiError::not_found(pool_missing(name)))?;
-    Ok(Reply::json(status, &pool_json(&pool)))
 }
 
 /// PoolBody accepts its field's own name `pool` for `name` (pydantic's populate_by_name).
@@ -248,9 +177,35 @@ fn pool_json(p: &crate::store::PoolRow) -> Value {
 
 struct Pools;
 
-impl Bulk for Pools {
+impl Objects for Pools {
     const NOUN: &'static str = "pools";
     const IDS: &'static str = "pool names";
+    const PARAM: &'static str = "pool_name";
+    const ID_FIELD: &'static str = "name";
+    fn check(v: &Value, loc: &[Value]) -> std::result::Result<Map<String, Value>, Vec<Value>> {
+        check_pool(v, loc)
+    }
+    fn check_patch(
+        v: &Value,
+        loc: &[Value],
+    ) -> std::result::Result<Map<String, Value>, Vec<Value>> {
+        check_pool_patch(v, loc)
+    }
+    fn id_mismatch(body: &Map<String, Value>, id: &str) -> Option<&'static str> {
+        body.get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty() && n != id)
+            .then_some("Invalid body, pool name from request body doesn't match uri parameter")
+    }
+    fn missing(id: &str) -> String {
+        pool_missing(id)
+    }
+    fn already_exists(id: &str) -> ApiError {
+        unique_violation(&format!("pool {id:?}"))
+    }
+    fn show(store: &Store, id: &str) -> Result<Option<Value>> {
+        Ok(store.pool(id)?.map(|p| pool_json(&p)))
+    }
     fn exists(tx: &Tx, id: &str) -> Result<bool> {
         Ok(tx.pool(id)?.is_some())
     }

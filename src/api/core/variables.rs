@@ -1,16 +1,13 @@
 //! Variables: create, read, update, delete and bulk changes, with Airflow 3.3.2's paths,
 //! shapes, texts and status codes. A variable whose key looks secret answers `***`.
 
-use super::bulk::{Bulk, parse_bulk, run_bulk};
+use super::bulk::{Objects, bulk, delete_one, get_one, patch_one, post_one};
 use super::kit::py::py_json;
 use crate::store::{Store, Tx, Variable};
 use serde_json::{Map, Value, json};
 
 use super::kit::{Field, Kind, collection, field, is_sensitive, mask, order_by, page};
-use super::kit::{
-    Patterns, body_loc, fields_to_update, get, json_body, max_len, no_content, no_team, sort,
-    string, unprocessable, update_mask, validate,
-};
+use super::kit::{Patterns, fields_to_update, get, max_len, no_team, sort, string, validate};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
@@ -22,11 +19,11 @@ use Method::{Delete, Get, Patch, Post};
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/variables", Role::Op, None, "List variables (values of secret-looking keys masked)", list_variables),
-    guarded(Post, "/api/v2/variables", Role::Op, Some("post_variable"), "Create a variable", post_variable),
-    guarded(Patch, "/api/v2/variables", Role::Op, Some("bulk_variables"), "Create, update and delete variables in bulk", bulk_variables),
-    guarded(Get, "/api/v2/variables/{variable_key}", Role::Op, None, "Get a variable", get_variable),
-    guarded(Patch, "/api/v2/variables/{variable_key}", Role::Op, Some("patch_variable"), "Update a variable (update_mask for some fields)", patch_variable),
-    guarded(Delete, "/api/v2/variables/{variable_key}", Role::Op, Some("delete_variable"), "Delete a variable", delete_variable),
+    guarded(Post, "/api/v2/variables", Role::Op, Some("post_variable"), "Create a variable", post_one::<Vars>),
+    guarded(Patch, "/api/v2/variables", Role::Op, Some("bulk_variables"), "Create, update and delete variables in bulk", bulk::<Vars>),
+    guarded(Get, "/api/v2/variables/{variable_key}", Role::Op, None, "Get a variable", get_one::<Vars>),
+    guarded(Patch, "/api/v2/variables/{variable_key}", Role::Op, Some("patch_variable"), "Update a variable (update_mask for some fields)", patch_one::<Vars>),
+    guarded(Delete, "/api/v2/variables/{variable_key}", Role::Op, Some("delete_variable"), "Delete a variable", delete_one::<Vars>),
 ];
 
 /// Airflow's `ID_LEN`: the longest variable key.
@@ -67,66 +64,6 @@ fn list_variables(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result
         200,
         &collection("variables", rows, limit, offset),
     ))
-}
-
-fn get_variable(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let key = p.get("variable_key");
-    let v = store
-        .variable(key)?
-        .ok_or_else(|| ApiError::not_found(variable_missing(key)))?;
-    Ok(Reply::json(200, &variable_json(&v)))
-}
-
-fn post_variable(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let m = check_variable(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
-    let v = Variable {
-        key: string(&m, "key").unwrap_or_default(),
-        val: stored_value(get(&m, "value")),
-        description: string(&m, "description"),
-    };
-    store.write(|tx| {
-        if tx.variable(&v.key)?.is_some() {
-            return Err(Error::Conflict(format!(
-                "The Variable with key: `{}` already exists",
-                v.key
-            )));
-        }
-        tx.put_variable(&v)
-    })?;
-    Ok(Reply::json(201, &variable_json(&v)))
-}
-
-fn patch_variable(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let key = p.get("variable_key");
-    let m = check_variable(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
-    if get(&m, "key") != key {
-        return Err(ApiError::bad_request(
-            "Invalid body, key from request body doesn't match uri parameter",
-        ));
-    }
-    let mask = update_mask(req);
-    let v = store.write(|tx| {
-        let old = tx
-            .variable(key)?
-            .ok_or_else(|| Error::NotFound(variable_missing(key)))?;
-        let new = apply_variable(&old, &m, mask.as_deref()).map_err(Error::Usage)?;
-        tx.put_variable(&new)?;
-        Ok(new)
-    })?;
-    Ok(Reply::json(200, &variable_json(&v)))
-}
-
-fn delete_variable(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let key = p.get("variable_key");
-    if !store.write(|tx| tx.delete_variable(key))? {
-        return Err(ApiError::not_found(variable_missing(key)));
-    }
-    Ok(no_content())
-}
-
-fn bulk_variables(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let actions = parse_bulk(req, check_variable, "key")?;
-    Ok(Reply::json(200, &run_bulk::<Vars>(store, &actions)?))
 }
 
 fn variable_missing(key: &str) -> String {
@@ -192,9 +129,27 @@ fn apply_variable(
 
 struct Vars;
 
-impl Bulk for Vars {
+impl Objects for Vars {
     const NOUN: &'static str = "variables";
     const IDS: &'static str = "keys";
+    const PARAM: &'static str = "variable_key";
+    const ID_FIELD: &'static str = "key";
+    fn check(v: &Value, loc: &[Value]) -> std::result::Result<Map<String, Value>, Vec<Value>> {
+        check_variable(v, loc)
+    }
+    fn id_mismatch(body: &Map<String, Value>, id: &str) -> Option<&'static str> {
+        (get(body, "key") != id)
+            .then_some("Invalid body, key from request body doesn't match uri parameter")
+    }
+    fn missing(id: &str) -> String {
+        variable_missing(id)
+    }
+    fn already_exists(id: &str) -> ApiError {
+        Error::Conflict(format!("The Variable with key: `{id}` already exists")).into()
+    }
+    fn show(store: &Store, id: &str) -> Result<Option<Value>> {
+        Ok(store.variable(id)?.map(|v| variable_json(&v)))
+    }
     fn exists(tx: &Tx, id: &str) -> Result<bool> {
         Ok(tx.variable(id)?.is_some())
     }
