@@ -20,14 +20,15 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::dag_pieces::{DagPieces, Piece};
+use super::kit::Patterns;
 use super::kit::{
-    Kind, body, collection, dt, field, invalid, order_by, order_keys, page, query_all, query_bool,
+    Kind, body, dt, field, invalid, iso_duration, order_keys, page, query_all, query_bool,
 };
-use super::kit::{Patterns, query_int, sorted};
+use super::views::{display_name, find_dag, params_json};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
-use crate::model::{Dag, Operator, RunState, Schedule, Task};
+use crate::model::{Dag, RunState, Schedule};
 use crate::ops;
 use crate::scheduler::timetable::{self, RunInfo};
 use crate::store::{DagRow, LatestRun, Store};
@@ -43,11 +44,6 @@ pub static ROUTES: &[Route] = &[
     guarded(Patch, "/api/v2/dags/{dag_id}", User, Some("patch_dag"), "Pause or unpause a DAG", patch),
     guarded(Delete, "/api/v2/dags/{dag_id}", User, Some("delete_dag"), "Delete a DAG and its history; its file, if still there, brings it back", delete),
     guarded(Get, "/api/v2/dags/{dag_id}/details", Viewer, None, "One DAG with its settings, params and active run count", details),
-    guarded(Get, "/api/v2/dags/{dag_id}/tasks", Viewer, None, "The tasks of a DAG", tasks),
-    guarded(Get, "/api/v2/dags/{dag_id}/tasks/{task_id}", Viewer, None, "One task of a DAG", task),
-    guarded(Get, "/api/v2/dagSources/{dag_id}", Viewer, None, "The text of a DAG's file (JSON, or text/plain)", source),
-    guarded(Get, "/api/v2/dagStats", Viewer, None, "Run counts by state, per DAG", stats),
-    guarded(Get, "/api/v2/dagTags", Viewer, None, "Tag names of the DAGs", tags),
     guarded(Get, "/api/v2/dags/{dag_id}/dagVersions", Viewer, None, "Versions of a DAG (updraft keeps none: always empty)", dag_versions),
     guarded(Get, "/api/v2/dagWarnings", Viewer, None, "DAG warnings (updraft raises none: always empty)", dag_warnings),
 ];
@@ -309,177 +305,6 @@ fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
         out.extend(m);
     }
     Ok(Reply::json(200, &Value::Object(out)))
-}
-
-/// Task fields Airflow sorts by (`_SORTABLE_TASK_FIELDS`).
-const TASK_ORDER: &[&str] = &[
-    "task_id",
-    "task_display_name",
-    "owner",
-    "start_date",
-    "end_date",
-    "trigger_rule",
-    "depends_on_past",
-    "wait_for_downstream",
-    "retries",
-    "queue",
-    "pool",
-    "pool_slots",
-    "execution_timeout",
-    "retry_delay",
-    "retry_exponential_backoff",
-    "priority_weight",
-    "weight_rule",
-    "ui_color",
-    "ui_fgcolor",
-    "operator_name",
-];
-
-fn tasks(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let row = find_dag(store, p.get("dag_id"))?;
-    let (key, desc) = order_by(req, TASK_ORDER, "task_id")?;
-    let rows: Vec<Value> = row
-        .dag
-        .tasks
-        .iter()
-        .map(|t| task_json(&row.dag, t))
-        .collect();
-    // Airflow sorts by (value is None, value): missing values last, first when reversed.
-    let keys: Vec<Value> = rows
-        .iter()
-        .map(|t| {
-            let v = match &t[key] {
-                Value::Object(td) => json!(
-                    td["days"].as_f64().unwrap_or(0.0) * 86_400.0
-                        + td["seconds"].as_f64().unwrap_or(0.0)
-                        + td["microseconds"].as_f64().unwrap_or(0.0) / 1e6
-                ),
-                v => v.clone(),
-            };
-            json!({"missing": v.is_null(), "value": v})
-        })
-        .collect();
-    let rows = sorted(rows, keys, &[("missing", desc), ("value", desc)], "value");
-    let total = rows.len();
-    Ok(Reply::json(
-        200,
-        &json!({"tasks": rows, "total_entries": total}),
-    ))
-}
-
-fn task(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let row = find_dag(store, p.get("dag_id"))?;
-    let task_id = p.get("task_id");
-    let task = row
-        .dag
-        .task(task_id)
-        .ok_or_else(|| ApiError::not_found(format!("Task with id {task_id} was not found")))?;
-    Ok(Reply::json(200, &task_json(&row.dag, task)))
-}
-
-/// The file's text as the DAG processor last read it. updraft keeps no older versions,
-/// so `version_number` is null and asking for a given version finds nothing.
-fn source(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let accept = req.header("accept").unwrap_or("*/*");
-    let plain = if accept.starts_with("*/*") || accept.starts_with("application/json") {
-        false
-    } else if accept.starts_with("text/plain") {
-        true
-    } else {
-        return Err(ApiError::new(
-            406,
-            "Only application/json or text/plain is supported",
-        ));
-    };
-    let version = query_int(req, "version_number")?;
-    let shown = version.map_or("None".to_string(), |v| v.to_string());
-    let dag_id = p.get("dag_id");
-    let row = store
-        .dag(dag_id)?
-        .filter(|_| version.is_none())
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "The source code of the Dag {dag_id}, version_number {shown} was not found"
-            ))
-        })?;
-    let content = store
-        .file_source(&row.bundle_name, &row.relative_fileloc)?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Code not found. dag_id='{dag_id}' version_number='{shown}'"
-            ))
-        })?;
-    if plain {
-        return Ok(Reply::bytes(
-            200,
-            "text/plain; charset=utf-8",
-            content.into_bytes(),
-        ));
-    }
-    Ok(Reply::json(
-        200,
-        &json!({
-            "content": content,
-            "dag_id": dag_id,
-            "version_number": null,
-            "dag_display_name": display_name(&row.dag),
-        }),
-    ))
-}
-
-/// Run counts per DAG, the four run states always in Airflow's order. As in Airflow,
-/// a DAG without runs is not listed.
-fn stats(_ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
-    // Repeated (`dag_ids=a&dag_ids=b`, Airflow 3) or comma-separated (Airflow 2); DAG ids
-    // cannot contain commas, so both read the same.
-    let ids: Vec<String> = query_all(req, "dag_ids")
-        .into_iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-        .collect();
-    let mut counts: Vec<(String, HashMap<String, u64>)> = Vec::new();
-    for (dag_id, state, n) in store.run_counts(&ids)? {
-        match counts.last_mut() {
-            Some((id, by_state)) if *id == dag_id => {
-                by_state.insert(state, n);
-            }
-            _ => counts.push((dag_id, HashMap::from([(state, n)]))),
-        }
-    }
-    let mut dags = Vec::new();
-    for (dag_id, by_state) in counts {
-        let name = store
-            .dag(&dag_id)?
-            .map_or_else(|| dag_id.clone(), |r| display_name(&r.dag).to_string());
-        let stats: Vec<Value> = RunState::ALL
-            .iter()
-            .map(|s| json!({"state": s.as_str(), "count": by_state.get(s.as_str()).copied().unwrap_or(0)}))
-            .collect();
-        dags.push(json!({"dag_id": dag_id, "dag_display_name": name, "stats": stats}));
-    }
-    let total = dags.len();
-    Ok(Reply::json(
-        200,
-        &json!({"dags": dags, "total_entries": total}),
-    ))
-}
-
-fn tags(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
-    let (limit, offset) = page(ctx, req)?;
-    let (_, desc) = order_by(req, &["name"], "name")?;
-    let filter = Patterns::new(req, "tag_name");
-    let mut names: Vec<Value> = store
-        .tag_names()?
-        .into_iter()
-        .filter(|n| filter.keep(n))
-        .map(Value::String)
-        .collect();
-    if desc {
-        names.reverse();
-    }
-    Ok(Reply::json(200, &collection("tags", names, limit, offset)))
 }
 
 /// What every DAG in a response needs besides its row, read once per request.
@@ -747,87 +572,6 @@ fn dag_json<'a>(
     }
 }
 
-/// One task as Airflow's TaskResponse: counts as floats, durations as TimeDelta objects.
-fn task_json(dag: &Dag, task: &Task) -> Value {
-    let mut downstream: Vec<&str> = dag
-        .tasks
-        .iter()
-        .filter(|t| t.upstream.contains(&task.task_id))
-        .map(|t| t.task_id.as_str())
-        .collect();
-    downstream.sort_unstable();
-    let (module, template_fields, ui_color): (&str, &[&str], &str) = match task.operator {
-        Operator::Bash => (
-            "airflow.providers.standard.operators.bash",
-            &["bash_command", "env", "cwd"],
-            "#f0ede4",
-        ),
-        Operator::Empty => ("airflow.providers.standard.operators.empty", &[], "#e8f7e4"),
-    };
-    json!({
-        "task_id": task.task_id,
-        "task_display_name": task.task_id,
-        "owner": task.owner,
-        // Tasks take the DAG's dates (updraft has no task-level ones), as Airflow's do
-        // when they set none.
-        "start_date": dt(dag.start_date),
-        "end_date": dt(dag.end_date),
-        "trigger_rule": task.trigger_rule.as_str(),
-        "depends_on_past": false,
-        "wait_for_downstream": false,
-        "retries": f64::from(task.retries),
-        "queue": "default",
-        "pool": task.pool,
-        "pool_slots": f64::from(task.pool_slots),
-        "execution_timeout": task.execution_timeout_secs.map(timedelta_json),
-        "retry_delay": timedelta_json(task.retry_delay_secs),
-        // Airflow 3.3 reads `True` as a multiplier of 2.0 and `False` as 0.
-        "retry_exponential_backoff": if task.retry_exponential_backoff { 2.0 } else { 0.0 },
-        "priority_weight": task.priority_weight as f64,
-        "weight_rule": "downstream",
-        "ui_color": ui_color,
-        "ui_fgcolor": "#000",
-        "template_fields": template_fields,
-        "downstream_task_ids": downstream,
-        "doc_md": task.doc_md,
-        "operator_name": task.operator.class_name(),
-        // A task's params are its DAG's, as Airflow merges them into each task.
-        "params": params_json(&dag.params),
-        "class_ref": {"module_path": module, "class_name": task.operator.class_name()},
-        "is_mapped": false,
-        "extra_links": [],
-    })
-}
-
-/// DAG params as Airflow's `Param.dump()` writes each: value, schema, description, source.
-/// updraft's params are plain values, so the schema is empty and there is no description.
-fn params_json(params: &Value) -> Value {
-    match params {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        json!({"value": v, "schema": {}, "description": null, "source": "dag"}),
-                    )
-                })
-                .collect(),
-        ),
-        _ => json!({}),
-    }
-}
-
-fn display_name(dag: &Dag) -> &str {
-    dag.dag_display_name.as_deref().unwrap_or(&dag.dag_id)
-}
-
-/// A DAG by id, stale ones included (Airflow still serves their last version).
-fn find_dag(store: &Store, dag_id: &str) -> Result<DagRow, ApiError> {
-    store
-        .dag(dag_id)?
-        .ok_or_else(|| ApiError::not_found(format!("The Dag with ID: `{dag_id}` was not found")))
-}
-
 /// The next scheduled run, from the newest scheduled one, as the scheduler will compute
 /// it. Airflow keeps it on the DAG whether paused or not, and so does this.
 fn next_run(store: &Store, dag: &Dag, now: DateTime<Utc>) -> Result<Option<RunInfo>, ApiError> {
@@ -955,91 +699,10 @@ fn sort_dags(rows: &mut [Listed], order: &[(DagKey, bool)]) {
     });
 }
 
-/// Python's `timedelta` as Airflow's API writes it: `{"__type": "TimeDelta", ...}`,
-/// normalised like Python (days may be negative, seconds and microseconds never are).
-fn timedelta_json(secs: f64) -> Value {
-    let (days, seconds, micros) = timedelta_parts(secs);
-    json!({"__type": "TimeDelta", "days": days, "seconds": seconds, "microseconds": micros})
-}
-
-fn timedelta_parts(secs: f64) -> (i64, i64, i64) {
-    let total = (secs * 1e6).round() as i64;
-    let day = 86_400_000_000;
-    let days = total.div_euclid(day);
-    let rest = total.rem_euclid(day);
-    (days, rest / 1_000_000, rest % 1_000_000)
-}
-
-/// A duration in ISO 8601 as pydantic writes a `timedelta`: `PT1H`, `P1DT2H`,
-/// `PT1.25S`, `P1Y35D` (a year is 365 days; no months), `-PT30S`, `PT0S`.
-fn iso_duration(secs: f64) -> String {
-    let total = (secs * 1e6).round() as i64;
-    let sign = if total < 0 { "-" } else { "" };
-    let total = total.unsigned_abs();
-    let mut days = total / 86_400_000_000;
-    let rest = total % 86_400_000_000;
-    let (secs, micros) = (rest / 1_000_000, rest % 1_000_000);
-    let mut out = format!("{sign}P");
-    if days >= 365 {
-        out.push_str(&format!("{}Y", days / 365));
-        days %= 365;
-    }
-    if days != 0 {
-        out.push_str(&format!("{days}D"));
-    }
-    if rest != 0 {
-        out.push('T');
-        let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-        if h != 0 {
-            out.push_str(&format!("{h}H"));
-        }
-        if m != 0 {
-            out.push_str(&format!("{m}M"));
-        }
-        if s != 0 || micros != 0 {
-            let frac = format!("{micros:06}");
-            let frac = frac.trim_end_matches('0');
-            if frac.is_empty() {
-                out.push_str(&format!("{s}S"));
-            } else {
-                out.push_str(&format!("{s}.{frac}S"));
-            }
-        }
-    } else if total == 0 {
-        out.push_str("T0S");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_as_pydantic_writes_them() {
-        // Expected strings are pydantic 2.13's `TypeAdapter(timedelta).dump_json`.
-        let cases = [
-            (0.0, "PT0S"),
-            (3600.0, "PT1H"),
-            (90.0, "PT1M30S"),
-            (86_400.0 + 3.5, "P1DT3.5S"),
-            (400.0 * 86_400.0, "P1Y35D"),
-            (45.0 * 86_400.0, "P45D"),
-            (3661.25, "PT1H1M1.25S"),
-            (0.000_005, "PT0.000005S"),
-            (-30.0, "-PT30S"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(iso_duration(secs), want, "{secs}");
-        }
-    }
-
-    #[test]
-    fn timedeltas_normalise_like_python() {
-        assert_eq!(timedelta_parts(300.0), (0, 300, 0));
-        assert_eq!(timedelta_parts(86_401.5), (1, 1, 500_000));
-        assert_eq!(timedelta_parts(-1.0), (-1, 86_399, 0));
-    }
+    use crate::api::core::kit::sorted;
 
     /// A stored DAG with just what the list sorts by.
     fn listed(id: &str, name: Option<&str>) -> DagRow {

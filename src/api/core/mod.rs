@@ -9,6 +9,9 @@ pub mod config;
 pub mod connections;
 pub mod dag_pieces;
 pub mod dag_runs;
+pub mod dag_sources;
+pub mod dag_stats;
+pub mod dag_tags;
 pub mod dags;
 pub mod event_logs;
 pub mod import_errors;
@@ -19,6 +22,7 @@ pub mod pools;
 
 pub mod signing;
 pub mod task_instances;
+pub mod tasks;
 pub mod ui;
 pub mod variables;
 mod views;

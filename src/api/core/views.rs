@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::kit::{dt, mask};
 use crate::api::http::ApiError;
 use crate::api::route::Params;
+use crate::model::Dag;
 use crate::model::TaskState;
 use crate::store::{DagRow, RunRow, Store, TiRow};
 
@@ -220,4 +221,33 @@ fn rendered_fields(ti: &TiRow, dag: Option<&DagRow>) -> Value {
         "env": env,
         "cwd": task.and_then(|t| t.cwd.clone()),
     })
+}
+
+/// A DAG by id, stale ones included (Airflow still serves their last version).
+pub fn find_dag(store: &Store, dag_id: &str) -> Result<DagRow, ApiError> {
+    store
+        .dag(dag_id)?
+        .ok_or_else(|| ApiError::not_found(format!("The Dag with ID: `{dag_id}` was not found")))
+}
+
+pub fn display_name(dag: &Dag) -> &str {
+    dag.dag_display_name.as_deref().unwrap_or(&dag.dag_id)
+}
+
+/// DAG params as Airflow's `Param.dump()` writes each: value, schema, description, source.
+/// updraft's params are plain values, so the schema is empty and there is no description.
+pub fn params_json(params: &Value) -> Value {
+    match params {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        json!({"value": v, "schema": {}, "description": null, "source": "dag"}),
+                    )
+                })
+                .collect(),
+        ),
+        _ => json!({}),
+    }
 }

@@ -14,7 +14,7 @@ pub(super) use body::*;
 pub(super) use mask::{is_sensitive, mask};
 pub(super) use pattern::Patterns;
 pub(super) use query::*;
-pub(super) use time::{dt, parse_datetime};
+pub(super) use time::{dt, iso_duration, parse_datetime, timedelta_json};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
