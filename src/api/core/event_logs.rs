@@ -50,6 +50,14 @@ fn event_logs(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Re
         if let Some(v) = req.query(name) {
             filters.push(LogFilter::Eq(col, v.to_string()));
         }
+        // `*_pattern` and `*_prefix_pattern`; an empty prefix (`~`) filters nothing.
+        let p = Patterns::new(req, name);
+        if let Some(s) = p.search {
+            filters.push(LogFilter::Like(col, s.sql_terms()));
+        }
+        if let Some(s) = p.prefix.filter(|s| !s.any_prefix()) {
+            filters.push(LogFilter::Prefix(col, s.sql_terms()));
+        }
     }
     for (name, col) in [("map_index", MapIndex), ("try_number", TryNumber)] {
         if let Some(v) = query_int(req, name)? {
@@ -75,21 +83,6 @@ fn event_logs(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Re
     }
     if let Some(t) = query_time(req, "after")? {
         filters.push(LogFilter::After(t));
-    }
-    for (name, col) in [
-        ("dag_id", DagId),
-        ("task_id", TaskId),
-        ("run_id", RunId),
-        ("owner", Owner),
-        ("event", Event),
-    ] {
-        let p = Patterns::new(req, name);
-        if let Some(s) = p.search {
-            filters.push(LogFilter::Like(col, s.sql_terms()));
-        }
-        if let Some(s) = p.prefix.filter(|s| !s.any_prefix()) {
-            filters.push(LogFilter::Prefix(col, s.sql_terms()));
-        }
     }
     let (total, rows) = store.event_logs(&filters, &order, limit, offset)?;
     let rows: Vec<Value> = rows.iter().map(log_json).collect();
