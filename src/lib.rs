@@ -34,6 +34,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod percent;
 pub mod process;
 pub mod processor;
 pub mod scheduler;

@@ -474,3 +474,34 @@ fn tokens_of_dropped_users_changed_roles_and_odd_roles_are_refused() {
     let (status, body) = srv.call(&upper, "GET", "/ui/auth/me", None);
     assert_eq!(status, 403, "{body}");
 }
+
+/// `/api/v2/auth/login?next=...` sends the browser to the login page with `next` as a
+/// query value: a run id's `+00:00` must stay a `+` (escaped), not turn into a space.
+#[test]
+fn login_redirect_keeps_a_plus_in_next() {
+    use std::io::{Read, Write};
+    let home = TempHome::new();
+    let srv = TestServer::start(&home, &["api-server"], &[USERS]);
+    let origin = srv.origin();
+    let mut s = std::net::TcpStream::connect(origin.trim_start_matches("http://")).unwrap();
+    let next = "/dags/d/runs/manual__2024-01-01T00:00:00%2B00:00";
+    write!(
+        s,
+        "GET /api/v2/auth/login?next={next} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let location = raw
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("location")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Location: {raw}"));
+    assert_eq!(
+        location, "/login?next=%2Fdags%2Fd%2Fruns%2Fmanual__2024-01-01T00:00:00%2B00:00",
+        "{raw}"
+    );
+}

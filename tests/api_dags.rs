@@ -1067,7 +1067,7 @@ fn versions_warnings_and_dependencies_answer_in_airflows_shape() {
     let path = |t: &str| {
         format!(
             "/api/v2/dags/deps/dagRuns/{}/taskInstances/{t}/dependencies",
-            updraft::executor::client::encode(&run)
+            updraft::percent::encode_segment(&run)
         )
     };
     let (status, d) = e.srv.call(&token, Method::Get, &path("second"), None);

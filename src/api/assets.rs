@@ -10,7 +10,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use rust_embed::Embed;
 
-use super::{ApiError, Reply, Req};
+use crate::api::http::{ApiError, Reply, Req};
 
 #[derive(Embed)]
 #[folder = "static/"]

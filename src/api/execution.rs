@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, Ctx, Params, Reply, Req};
+use crate::api::http::{ApiError, Reply, Req};
+use crate::api::route::{Ctx, Params};
 use crate::jwt;
 use crate::model::{Dag, Task, TaskState};
 use crate::store::{Event, Store, TiRow};

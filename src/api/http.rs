@@ -245,44 +245,6 @@ impl From<Error> for ApiError {
     }
 }
 
-/// Decodes `%XX` escapes; `plus_is_space` for query strings. `None` on a bad escape
-/// or on bytes that are not UTF-8.
-pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Splits `a=1&b=2` into decoded pairs.
-pub fn parse_query(q: &str) -> Option<Vec<(String, String)>> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((percent_decode(k, true)?, percent_decode(v, true)?))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,23 +294,5 @@ mod tests {
 
         let other = ApiError::from(db(DbKind::Other)).into_reply();
         assert_eq!(other.status, 500);
-    }
-
-    #[test]
-    fn decodes() {
-        assert_eq!(percent_decode("a%20b+c", false).unwrap(), "a b+c");
-        assert_eq!(percent_decode("a%20b+c", true).unwrap(), "a b c");
-        assert_eq!(percent_decode("%2e%2E", false).unwrap(), "..");
-        assert!(percent_decode("%zz", false).is_none());
-        assert!(percent_decode("%ff", false).is_none());
-        assert!(percent_decode("%4", false).is_none());
-        assert_eq!(
-            parse_query("tags=a&tags=b&x").unwrap(),
-            vec![
-                ("tags".into(), "a".into()),
-                ("tags".into(), "b".into()),
-                ("x".into(), "".into())
-            ]
-        );
     }
 }

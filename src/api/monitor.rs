@@ -3,7 +3,8 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{ApiError, Ctx, Params, PoolStats, Reply, Req};
+use crate::api::http::{ApiError, Reply, Req};
+use crate::api::route::{Ctx, Params, PoolStats};
 use crate::store::Store;
 
 /// `GET /api/v2/monitor/health`: Airflow's shape, plus an `api_server` block. Always 200,

@@ -2,13 +2,13 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, App, Ctx, Params, Reply, Req, routes};
-use crate::store::Store;
+use super::http::{ApiError, Reply, Req};
+use super::route::{App, Ctx, Route};
 
 /// The document for the apps this server runs, with `servers` carrying the prefix.
-pub fn document(ctx: &Ctx, prefix: &str) -> Value {
+pub fn document<'a>(ctx: &Ctx, prefix: &str, routes: impl Iterator<Item = &'a Route>) -> Value {
     let mut paths = Map::new();
-    for r in routes().filter(|r| match r.app {
+    for r in routes.filter(|r| match r.app {
         App::Core => ctx.apps.core,
         App::Execution => ctx.apps.execution,
         App::Any => true,
@@ -48,14 +48,13 @@ pub fn document(ctx: &Ctx, prefix: &str) -> Value {
     })
 }
 
-/// `GET /openapi.json`.
-pub fn get(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    Ok(Reply::json(200, &document(ctx, &req.prefix)))
-}
-
 /// `GET /docs`: a plain page listing every route, linking the JSON document.
-pub fn docs(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let doc = document(ctx, &req.prefix);
+pub fn docs<'a>(
+    ctx: &Ctx,
+    req: &Req,
+    routes: impl Iterator<Item = &'a Route>,
+) -> Result<Reply, ApiError> {
+    let doc = document(ctx, &req.prefix, routes);
     let mut rows = String::new();
     if let Some(paths) = doc["paths"].as_object() {
         for (path, ops) in paths {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::percent::encode_segment;
+
 /// The environment variables a task (and its supervisor) finds the API in.
 pub const URL_VAR: &str = "UPDRAFT_EXECUTION_API_URL";
 pub const TOKEN_VAR: &str = "UPDRAFT_TASK_TOKEN";
@@ -210,7 +212,7 @@ impl Client {
     }
 
     pub fn variable(&self, key: &str) -> Result<Option<String>, CallError> {
-        match self.call("GET", &format!("variables/{}", encode(key)), None)? {
+        match self.call("GET", &format!("variables/{}", encode_segment(key)), None)? {
             (200, v) => Ok(v["value"].as_str().map(str::to_string)),
             (404, _) => Ok(None),
             (s, v) => Err(CallError::Status(s, v)),
@@ -218,7 +220,11 @@ impl Client {
     }
 
     pub fn connection(&self, conn_id: &str) -> Result<Option<Value>, CallError> {
-        match self.call("GET", &format!("connections/{}", encode(conn_id)), None)? {
+        match self.call(
+            "GET",
+            &format!("connections/{}", encode_segment(conn_id)),
+            None,
+        )? {
             (200, v) => Ok(Some(v)),
             (404, _) => Ok(None),
             (s, v) => Err(CallError::Status(s, v)),
@@ -234,10 +240,10 @@ impl Client {
     ) -> Result<Option<Value>, CallError> {
         let path = format!(
             "xcoms/{}/{}/{}/{}",
-            encode(dag_id),
-            encode(run_id),
-            encode(task_id),
-            encode(key)
+            encode_segment(dag_id),
+            encode_segment(run_id),
+            encode_segment(task_id),
+            encode_segment(key)
         );
         match self.call("GET", &path, None)? {
             (200, v) => Ok(Some(v["value"].clone())),
@@ -256,10 +262,10 @@ impl Client {
     ) -> Result<(), CallError> {
         let path = format!(
             "xcoms/{}/{}/{}/{}",
-            encode(dag_id),
-            encode(run_id),
-            encode(task_id),
-            encode(key)
+            encode_segment(dag_id),
+            encode_segment(run_id),
+            encode_segment(task_id),
+            encode_segment(key)
         );
         self.expect("POST", &path, Some(value), &[200, 201])
             .map(|_| ())
@@ -283,25 +289,4 @@ pub fn agent() -> ureq::Agent {
         .timeout_per_write(Some(TIMEOUT))
         .build()
         .into()
-}
-
-/// Percent-encodes one path segment.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'_'
-            | b'.'
-            | b'~'
-            | b':'
-            | b'+'
-            | b'@' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }

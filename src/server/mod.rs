@@ -26,10 +26,10 @@ use crossbeam_channel::Sender;
 
 pub use pool::Control;
 
-use crate::api::http::{parse_query, percent_decode};
 use crate::api::{self, ApiError, Apps, Ctx, Method, Probe, Reply, Req};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::percent::{decode_segment, parse_query};
 use crate::store::Store;
 
 /// What a worker calls for each request: the route table in production; tests may wrap it.
@@ -120,7 +120,7 @@ pub fn start_with(
             detail: "not checked yet".into(),
         }),
         started: Instant::now(),
-        file_tokens: crate::api::core::dags::FileTokens::new(&secret),
+        file_tokens: crate::api::core::signing::FileTokens::new(&secret),
         secret,
         scheduler_wake,
         limiter: Default::default(),
@@ -383,7 +383,7 @@ fn read(ctx: &Ctx, rq: &mut tiny_http::Request) -> std::result::Result<Routed, R
         );
         return Ok(Routed::Reply(ApiError::not_found(detail).into_reply()));
     };
-    let path = percent_decode(below, false)
+    let path = decode_segment(below)
         .filter(|p| !p.contains('\0'))
         .ok_or_else(|| {
             ApiError::bad_request("the request path is not valid percent-encoded UTF-8")

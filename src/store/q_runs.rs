@@ -59,10 +59,11 @@ enum Cond {
     AnyOf(&'static str, Vec<Option<String>>),
     AnyInt(&'static str, Vec<i64>),
     Cmp(&'static str, Op, Bound),
-    /// Airflow's `*_pattern`: case-insensitive substring, `|` between alternatives.
-    Search(&'static str, String),
-    /// Airflow's `*_prefix_pattern`: case-sensitive prefix, `|` between alternatives.
-    Prefix(&'static str, String),
+    /// Airflow's `*_pattern`: any of these SQL `LIKE` patterns (the API parses them).
+    Search(&'static str, Vec<String>),
+    /// Airflow's `*_prefix_pattern`: any of these case-sensitive prefixes; an empty one
+    /// matches any value that is not NULL.
+    Prefix(&'static str, Vec<String>),
     /// Case-sensitive substring of the text (`conf_contains`).
     Contains(&'static str, String),
     /// Matches nothing: a filter on a value updraft never records.
@@ -95,13 +96,13 @@ impl ListQuery {
         self
     }
 
-    pub fn search(&mut self, field: &'static str, term: &str) -> &mut Self {
-        self.conds.push(Cond::Search(field, term.to_string()));
+    pub fn search(&mut self, field: &'static str, likes: Vec<String>) -> &mut Self {
+        self.conds.push(Cond::Search(field, likes));
         self
     }
 
-    pub fn prefix(&mut self, field: &'static str, term: &str) -> &mut Self {
-        self.conds.push(Cond::Prefix(field, term.to_string()));
+    pub fn prefix(&mut self, field: &'static str, prefixes: Vec<String>) -> &mut Self {
+        self.conds.push(Cond::Prefix(field, prefixes));
         self
     }
 
@@ -157,23 +158,19 @@ impl ListQuery {
                     });
                     format!("{e} {} ?", op.sql())
                 }
-                Cond::Search(f, term) => {
+                Cond::Search(f, likes) => {
                     let e = col(f)?;
                     let mut parts = Vec::new();
-                    for t in alternatives(term) {
+                    for t in likes {
                         parts.push(format!("{e} LIKE ?"));
-                        // `~` is Airflow's "anything".
-                        let t = if t == "~" { "%" } else { t };
-                        args.push(Sql::Text(format!("%{t}%")));
+                        args.push(Sql::Text(t.clone()));
                     }
                     any(parts)
                 }
-                Cond::Prefix(f, term) => {
+                Cond::Prefix(f, prefixes) => {
                     let e = col(f)?;
                     let mut parts = Vec::new();
-                    for t in alternatives(term) {
-                        // Airflow drops trailing punctuation before matching a prefix.
-                        let t = t.trim_end_matches(|c: char| !c.is_alphanumeric());
+                    for t in prefixes {
                         if t.is_empty() {
                             parts.push(format!("{e} IS NOT NULL"));
                         } else {
@@ -217,20 +214,6 @@ fn any(parts: Vec<String>) -> String {
         "0".to_string()
     } else {
         format!("({})", parts.join(" OR "))
-    }
-}
-
-/// The `|`-separated alternatives of a pattern; the whole pattern when there are none.
-fn alternatives(term: &str) -> Vec<&str> {
-    let parts: Vec<&str> = term
-        .split('|')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
-    if term.contains('|') && !parts.is_empty() {
-        parts
-    } else {
-        vec![term]
     }
 }
 
@@ -548,8 +531,8 @@ mod tests {
     fn filters_become_bound_sql() {
         let mut q = ListQuery::default();
         q.any_of("state", vec![Some("failed".into()), None])
-            .search("run_id", "manual|sched")
-            .prefix("dag_id", "exa_")
+            .search("run_id", vec!["%manual%".into(), "%sched%".into()])
+            .prefix("dag_id", vec!["exa".into()])
             .cmp("duration", Op::Gte, Bound::Num(1.5))
             .order_by("logical_date", true);
         let (wheres, args, order) = q.build(run_field).unwrap();

@@ -13,26 +13,25 @@
 //! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use sha2::Sha512;
 
-use super::{
-    Kind, body, collection, dt, field, invalid, like, order_by, order_keys, page, query_all,
-    query_bool, query_time, sort_rows,
+use super::dag_pieces::{DagPieces, Piece};
+use super::kit::Patterns;
+use super::kit::{
+    Kind, body, dt, field, invalid, iso_duration, order_keys, page, query_all, query_bool,
 };
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use super::views::{display_name, find_dag, params_json};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
-use crate::model::{Dag, Operator, RunState, Schedule, Task};
+use crate::model::{Dag, RunState, Schedule};
 use crate::ops;
 use crate::scheduler::timetable::{self, RunInfo};
-use crate::store::{DagRow, ImportErrorRow, LatestRun, LogCol, LogFilter, LogRow, Store};
+use crate::store::{DagRow, LatestRun, Store};
 
 use Method::{Delete, Get, Patch};
 use Role::{User, Viewer};
@@ -45,15 +44,6 @@ pub static ROUTES: &[Route] = &[
     guarded(Patch, "/api/v2/dags/{dag_id}", User, Some("patch_dag"), "Pause or unpause a DAG", patch),
     guarded(Delete, "/api/v2/dags/{dag_id}", User, Some("delete_dag"), "Delete a DAG and its history; its file, if still there, brings it back", delete),
     guarded(Get, "/api/v2/dags/{dag_id}/details", Viewer, None, "One DAG with its settings, params and active run count", details),
-    guarded(Get, "/api/v2/dags/{dag_id}/tasks", Viewer, None, "The tasks of a DAG", tasks),
-    guarded(Get, "/api/v2/dags/{dag_id}/tasks/{task_id}", Viewer, None, "One task of a DAG", task),
-    guarded(Get, "/api/v2/dagSources/{dag_id}", Viewer, None, "The text of a DAG's file (JSON, or text/plain)", source),
-    guarded(Get, "/api/v2/dagStats", Viewer, None, "Run counts by state, per DAG", stats),
-    guarded(Get, "/api/v2/dagTags", Viewer, None, "Tag names of the DAGs", tags),
-    guarded(Get, "/api/v2/importErrors", Viewer, None, "Files that failed to parse", import_errors),
-    guarded(Get, "/api/v2/importErrors/{import_error_id}", Viewer, None, "One import error", import_error),
-    guarded(Get, "/api/v2/eventLogs", Viewer, None, "The audit log, with filters", event_logs),
-    guarded(Get, "/api/v2/eventLogs/{event_log_id}", Viewer, None, "One audit log entry", event_log),
     guarded(Get, "/api/v2/dags/{dag_id}/dagVersions", Viewer, None, "Versions of a DAG (updraft keeps none: always empty)", dag_versions),
     guarded(Get, "/api/v2/dagWarnings", Viewer, None, "DAG warnings (updraft raises none: always empty)", dag_warnings),
 ];
@@ -92,7 +82,7 @@ const DAG_KEYS: &[(&str, DagKey)] = &[
 ];
 
 /// The only field a DAG PATCH changes.
-const PATCH_FIELDS: &[super::Field] = &[field("is_paused", Kind::Bool, true, false)];
+const PATCH_FIELDS: &[super::kit::Field] = &[field("is_paused", Kind::Bool, true, false)];
 
 /// The DAG list: filtered and sorted over the rows and cached parsed DAGs, so only the
 /// page is rendered. The next run, a query and a timetable step per DAG, is computed for
@@ -142,21 +132,6 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
     }
     let body = ctx.dag_pieces.page(ctx, &page, &facts, total, all.len());
     Ok(Reply::bytes(200, "application/json", body))
-}
-
-/// Each listed DAG's DAGResponse as JSON, with what it was made from. A page of the DAG
-/// list is its DAGs' pieces put together, and a piece is made again only when its row
-/// (a new parse, a pause), its next run or its file's import errors changed: rendering
-/// a 100-DAG page was most of a list request's time.
-#[derive(Default)]
-pub struct DagPieces(Mutex<HashMap<String, Piece>>);
-
-struct Piece {
-    /// Held, so the row's address cannot be reused by another row while it is a key.
-    row: Arc<DagRow>,
-    next: Option<RunInfo>,
-    has_errors: bool,
-    json: Arc<[u8]>,
 }
 
 impl DagPieces {
@@ -332,336 +307,6 @@ fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
     Ok(Reply::json(200, &Value::Object(out)))
 }
 
-/// Task fields Airflow sorts by (`_SORTABLE_TASK_FIELDS`).
-const TASK_ORDER: &[&str] = &[
-    "task_id",
-    "task_display_name",
-    "owner",
-    "start_date",
-    "end_date",
-    "trigger_rule",
-    "depends_on_past",
-    "wait_for_downstream",
-    "retries",
-    "queue",
-    "pool",
-    "pool_slots",
-    "execution_timeout",
-    "retry_delay",
-    "retry_exponential_backoff",
-    "priority_weight",
-    "weight_rule",
-    "ui_color",
-    "ui_fgcolor",
-    "operator_name",
-];
-
-fn tasks(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let row = find_dag(store, p.get("dag_id"))?;
-    let (key, desc) = order_by(req, TASK_ORDER, "task_id")?;
-    let rows: Vec<Value> = row
-        .dag
-        .tasks
-        .iter()
-        .map(|t| task_json(&row.dag, t))
-        .collect();
-    // Airflow sorts by (value is None, value): missing values last, first when reversed.
-    let keys: Vec<Value> = rows
-        .iter()
-        .map(|t| {
-            let v = match &t[key] {
-                Value::Object(td) => json!(
-                    td["days"].as_f64().unwrap_or(0.0) * 86_400.0
-                        + td["seconds"].as_f64().unwrap_or(0.0)
-                        + td["microseconds"].as_f64().unwrap_or(0.0) / 1e6
-                ),
-                v => v.clone(),
-            };
-            json!({"missing": v.is_null(), "value": v})
-        })
-        .collect();
-    let rows = sorted(rows, keys, &[("missing", desc), ("value", desc)], "value");
-    let total = rows.len();
-    Ok(Reply::json(
-        200,
-        &json!({"tasks": rows, "total_entries": total}),
-    ))
-}
-
-fn task(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let row = find_dag(store, p.get("dag_id"))?;
-    let task_id = p.get("task_id");
-    let task = row
-        .dag
-        .task(task_id)
-        .ok_or_else(|| ApiError::not_found(format!("Task with id {task_id} was not found")))?;
-    Ok(Reply::json(200, &task_json(&row.dag, task)))
-}
-
-/// The file's text as the DAG processor last read it. updraft keeps no older versions,
-/// so `version_number` is null and asking for a given version finds nothing.
-fn source(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let accept = req.header("accept").unwrap_or("*/*");
-    let plain = if accept.starts_with("*/*") || accept.starts_with("application/json") {
-        false
-    } else if accept.starts_with("text/plain") {
-        true
-    } else {
-        return Err(ApiError::new(
-            406,
-            "Only application/json or text/plain is supported",
-        ));
-    };
-    let version = query_int(req, "version_number")?;
-    let shown = version.map_or("None".to_string(), |v| v.to_string());
-    let dag_id = p.get("dag_id");
-    let row = store
-        .dag(dag_id)?
-        .filter(|_| version.is_none())
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "The source code of the Dag {dag_id}, version_number {shown} was not found"
-            ))
-        })?;
-    let content = store
-        .file_source(&row.bundle_name, &row.relative_fileloc)?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Code not found. dag_id='{dag_id}' version_number='{shown}'"
-            ))
-        })?;
-    if plain {
-        return Ok(Reply::bytes(
-            200,
-            "text/plain; charset=utf-8",
-            content.into_bytes(),
-        ));
-    }
-    Ok(Reply::json(
-        200,
-        &json!({
-            "content": content,
-            "dag_id": dag_id,
-            "version_number": null,
-            "dag_display_name": display_name(&row.dag),
-        }),
-    ))
-}
-
-/// Run counts per DAG, the four run states always in Airflow's order. As in Airflow,
-/// a DAG without runs is not listed.
-fn stats(_ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
-    // Repeated (`dag_ids=a&dag_ids=b`, Airflow 3) or comma-separated (Airflow 2); DAG ids
-    // cannot contain commas, so both read the same.
-    let ids: Vec<String> = query_all(req, "dag_ids")
-        .into_iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-        .collect();
-    let mut counts: Vec<(String, HashMap<String, u64>)> = Vec::new();
-    for (dag_id, state, n) in store.run_counts(&ids)? {
-        match counts.last_mut() {
-            Some((id, by_state)) if *id == dag_id => {
-                by_state.insert(state, n);
-            }
-            _ => counts.push((dag_id, HashMap::from([(state, n)]))),
-        }
-    }
-    let mut dags = Vec::new();
-    for (dag_id, by_state) in counts {
-        let name = store
-            .dag(&dag_id)?
-            .map_or_else(|| dag_id.clone(), |r| display_name(&r.dag).to_string());
-        let stats: Vec<Value> = RunState::ALL
-            .iter()
-            .map(|s| json!({"state": s.as_str(), "count": by_state.get(s.as_str()).copied().unwrap_or(0)}))
-            .collect();
-        dags.push(json!({"dag_id": dag_id, "dag_display_name": name, "stats": stats}));
-    }
-    let total = dags.len();
-    Ok(Reply::json(
-        200,
-        &json!({"dags": dags, "total_entries": total}),
-    ))
-}
-
-fn tags(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
-    let (limit, offset) = page(ctx, req)?;
-    let (_, desc) = order_by(req, &["name"], "name")?;
-    let pattern = req.query("tag_name_pattern");
-    let prefix = req.query("tag_name_prefix_pattern");
-    let mut names: Vec<Value> = store
-        .tag_names()?
-        .into_iter()
-        .filter(|n| pattern.is_none_or(|p| search(p, n)))
-        .filter(|n| prefix.is_none_or(|p| prefix_match(p, n)))
-        .map(Value::String)
-        .collect();
-    if desc {
-        names.reverse();
-    }
-    Ok(Reply::json(200, &collection("tags", names, limit, offset)))
-}
-
-fn import_errors(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
-    let (limit, offset) = page(ctx, req)?;
-    let order: Vec<(&str, bool)> = order_keys(
-        req,
-        &[
-            "id",
-            "import_error_id",
-            "timestamp",
-            "filename",
-            "bundle_name",
-            "stacktrace",
-        ],
-        "id",
-    )?
-    .into_iter()
-    .map(|(k, d)| {
-        let k = match k {
-            "id" => "import_error_id",
-            "stacktrace" => "stack_trace",
-            other => other,
-        };
-        (k, d)
-    })
-    .collect();
-    let pattern = req.query("filename_pattern");
-    let prefix = req.query("filename_prefix_pattern");
-    let filename = req.query("filename");
-    let bundle = req.query("bundle_name");
-    let mut rows = Vec::new();
-    let mut keys = Vec::new();
-    for e in store.import_errors()? {
-        let keep = pattern.is_none_or(|p| search(p, &e.filename))
-            && prefix.is_none_or(|p| prefix_match(p, &e.filename))
-            && filename.is_none_or(|f| f == e.filename)
-            && bundle.is_none_or(|b| b == e.bundle_name);
-        if !keep {
-            continue;
-        }
-        let row = import_error_json(&e);
-        let mut key = row.clone();
-        key["timestamp"] = json!(crate::store::ts(e.timestamp));
-        keys.push(key);
-        rows.push(row);
-    }
-    let rows = sorted(rows, keys, &order, "import_error_id");
-    Ok(Reply::json(
-        200,
-        &collection("import_errors", rows, limit, offset),
-    ))
-}
-
-fn import_error(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let id = path_int(p, "import_error_id")?;
-    let e = store
-        .import_errors()?
-        .into_iter()
-        .find(|e| e.id == id)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "The ImportError with import_error_id: `{id}` was not found"
-            ))
-        })?;
-    Ok(Reply::json(200, &import_error_json(&e)))
-}
-
-fn event_logs(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
-    use LogCol::*;
-    let (limit, offset) = page(ctx, req)?;
-    let names = [
-        ("id", Id),
-        ("event_log_id", Id),
-        ("dttm", When),
-        ("when", When),
-        ("dag_id", DagId),
-        ("task_id", TaskId),
-        ("run_id", RunId),
-        ("event", Event),
-        ("logical_date", LogicalDate),
-        ("owner", Owner),
-        ("extra", Extra),
-    ];
-    let allowed: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
-    let order: Vec<(LogCol, bool)> = order_keys(req, &allowed, "id")?
-        .into_iter()
-        .filter_map(|(k, d)| names.iter().find(|(n, _)| *n == k).map(|(_, c)| (*c, d)))
-        .collect();
-    let mut filters = Vec::new();
-    for (name, col) in [
-        ("dag_id", DagId),
-        ("task_id", TaskId),
-        ("run_id", RunId),
-        ("owner", Owner),
-        ("event", Event),
-    ] {
-        if let Some(v) = req.query(name) {
-            filters.push(LogFilter::Eq(col, v.to_string()));
-        }
-    }
-    for (name, col) in [("map_index", MapIndex), ("try_number", TryNumber)] {
-        if let Some(v) = query_int(req, name)? {
-            filters.push(LogFilter::EqInt(col, v));
-        }
-    }
-    let list = |name| -> Vec<String> {
-        query_all(req, name)
-            .into_iter()
-            .map(str::to_string)
-            .collect()
-    };
-    let excluded = list("excluded_events");
-    if !excluded.is_empty() {
-        filters.push(LogFilter::NotIn(Event, excluded));
-    }
-    let included = list("included_events");
-    if !included.is_empty() {
-        filters.push(LogFilter::In(Event, included));
-    }
-    if let Some(t) = query_time(req, "before")? {
-        filters.push(LogFilter::Before(t));
-    }
-    if let Some(t) = query_time(req, "after")? {
-        filters.push(LogFilter::After(t));
-    }
-    for (name, col) in [
-        ("dag_id", DagId),
-        ("task_id", TaskId),
-        ("run_id", RunId),
-        ("owner", Owner),
-        ("event", Event),
-    ] {
-        if let Some(p) = req.query(&format!("{name}_pattern")) {
-            let terms = search_terms(p).into_iter().map(|t| format!("%{t}%"));
-            filters.push(LogFilter::Like(col, terms.collect()));
-        }
-        if let Some(p) = req.query(&format!("{name}_prefix_pattern")) {
-            let terms = prefix_terms(p);
-            if !terms.iter().any(String::is_empty) {
-                filters.push(LogFilter::Prefix(col, terms));
-            }
-        }
-    }
-    let (total, rows) = store.event_logs(&filters, &order, limit, offset)?;
-    let rows: Vec<Value> = rows.iter().map(log_json).collect();
-    Ok(Reply::json(
-        200,
-        &json!({"event_logs": rows, "total_entries": total}),
-    ))
-}
-
-fn event_log(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let id = path_int(p, "event_log_id")?;
-    let row = store
-        .event_log(id)?
-        .ok_or_else(|| ApiError::not_found(format!("The Event Log with id: `{id}` not found")))?;
-    Ok(Reply::json(200, &log_json(&row)))
-}
-
 /// What every DAG in a response needs besides its row, read once per request.
 struct Facts {
     /// The files with an import error now: file names by bundle.
@@ -699,10 +344,8 @@ impl Facts {
 
 /// The DAG list's filters, as Airflow's query parameters name them.
 struct DagFilter {
-    id_pattern: Option<String>,
-    id_prefix: Option<String>,
-    name_pattern: Option<String>,
-    name_prefix: Option<String>,
+    id: Patterns,
+    name: Patterns,
     tags: Vec<String>,
     all_tags: bool,
     owners: Vec<String>,
@@ -749,10 +392,12 @@ impl DagFilter {
         };
         let list_only = |v: Option<String>| if for_patch { None } else { v };
         Ok(DagFilter {
-            id_pattern: q("dag_id_pattern"),
-            id_prefix: q("dag_id_prefix_pattern"),
-            name_pattern: list_only(q("dag_display_name_pattern")),
-            name_prefix: list_only(q("dag_display_name_prefix_pattern")),
+            id: Patterns::new(req, "dag_id"),
+            name: if for_patch {
+                Patterns::default()
+            } else {
+                Patterns::new(req, "dag_display_name")
+            },
             tags: query_all(req, "tags")
                 .into_iter()
                 .map(str::to_string)
@@ -779,11 +424,9 @@ impl DagFilter {
     /// the cheap flags go first and nothing is allocated for a filter not given.
     fn keeps(&self, row: &DagRow, facts: &Facts) -> bool {
         let dag = &row.dag;
-        if self.need_id_pattern && self.id_pattern.is_none() && self.id_prefix.is_none() {
+        if self.need_id_pattern && self.id.is_empty() {
             return false;
         }
-        let text = |pat: &Option<String>, t: &str| pat.as_deref().is_none_or(|p| search(p, t));
-        let pre = |pat: &Option<String>, t: &str| pat.as_deref().is_none_or(|p| prefix_match(p, t));
         let tag_ok = |t: &String| dag.tags.contains(t);
         let owners_ok = || {
             let joined = dag.owners.join(",").to_lowercase();
@@ -799,10 +442,8 @@ impl DagFilter {
                 .bundle_name
                 .as_deref()
                 .is_none_or(|b| b == row.bundle_name)
-            && text(&self.id_pattern, &dag.dag_id)
-            && pre(&self.id_prefix, &dag.dag_id)
-            && (self.name_pattern.is_none() || text(&self.name_pattern, name()))
-            && (self.name_prefix.is_none() || pre(&self.name_prefix, name()))
+            && self.id.keep(&dag.dag_id)
+            && (self.name.is_empty() || self.name.keep(name()))
             && (self.tags.is_empty()
                 || if self.all_tags {
                     self.tags.iter().all(tag_ok)
@@ -929,115 +570,6 @@ fn dag_json<'a>(
             .file_tokens
             .sign(&row.bundle_name, &row.relative_fileloc),
     }
-}
-
-/// One task as Airflow's TaskResponse: counts as floats, durations as TimeDelta objects.
-fn task_json(dag: &Dag, task: &Task) -> Value {
-    let mut downstream: Vec<&str> = dag
-        .tasks
-        .iter()
-        .filter(|t| t.upstream.contains(&task.task_id))
-        .map(|t| t.task_id.as_str())
-        .collect();
-    downstream.sort_unstable();
-    let (module, template_fields, ui_color): (&str, &[&str], &str) = match task.operator {
-        Operator::Bash => (
-            "airflow.providers.standard.operators.bash",
-            &["bash_command", "env", "cwd"],
-            "#f0ede4",
-        ),
-        Operator::Empty => ("airflow.providers.standard.operators.empty", &[], "#e8f7e4"),
-    };
-    json!({
-        "task_id": task.task_id,
-        "task_display_name": task.task_id,
-        "owner": task.owner,
-        // Tasks take the DAG's dates (updraft has no task-level ones), as Airflow's do
-        // when they set none.
-        "start_date": dt(dag.start_date),
-        "end_date": dt(dag.end_date),
-        "trigger_rule": task.trigger_rule.as_str(),
-        "depends_on_past": false,
-        "wait_for_downstream": false,
-        "retries": f64::from(task.retries),
-        "queue": "default",
-        "pool": task.pool,
-        "pool_slots": f64::from(task.pool_slots),
-        "execution_timeout": task.execution_timeout_secs.map(timedelta_json),
-        "retry_delay": timedelta_json(task.retry_delay_secs),
-        // Airflow 3.3 reads `True` as a multiplier of 2.0 and `False` as 0.
-        "retry_exponential_backoff": if task.retry_exponential_backoff { 2.0 } else { 0.0 },
-        "priority_weight": task.priority_weight as f64,
-        "weight_rule": "downstream",
-        "ui_color": ui_color,
-        "ui_fgcolor": "#000",
-        "template_fields": template_fields,
-        "downstream_task_ids": downstream,
-        "doc_md": task.doc_md,
-        "operator_name": task.operator.class_name(),
-        // A task's params are its DAG's, as Airflow merges them into each task.
-        "params": params_json(&dag.params),
-        "class_ref": {"module_path": module, "class_name": task.operator.class_name()},
-        "is_mapped": false,
-        "extra_links": [],
-    })
-}
-
-fn import_error_json(e: &ImportErrorRow) -> Value {
-    json!({
-        "import_error_id": e.id,
-        "timestamp": dt(Some(e.timestamp)),
-        "filename": e.filename,
-        "bundle_name": e.bundle_name,
-        "stack_trace": e.stack_trace,
-    })
-}
-
-fn log_json(r: &LogRow) -> Value {
-    json!({
-        "event_log_id": r.id,
-        "when": dt(Some(r.when)),
-        "dag_id": r.dag_id,
-        "task_id": r.task_id,
-        "run_id": r.run_id,
-        "map_index": r.map_index,
-        "try_number": r.try_number,
-        "event": r.event,
-        "logical_date": dt(r.logical_date),
-        "owner": r.owner,
-        "extra": r.extra,
-        "dag_display_name": r.dag_display_name,
-        "task_display_name": r.task_display_name,
-    })
-}
-
-/// DAG params as Airflow's `Param.dump()` writes each: value, schema, description, source.
-/// updraft's params are plain values, so the schema is empty and there is no description.
-fn params_json(params: &Value) -> Value {
-    match params {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        json!({"value": v, "schema": {}, "description": null, "source": "dag"}),
-                    )
-                })
-                .collect(),
-        ),
-        _ => json!({}),
-    }
-}
-
-fn display_name(dag: &Dag) -> &str {
-    dag.dag_display_name.as_deref().unwrap_or(&dag.dag_id)
-}
-
-/// A DAG by id, stale ones included (Airflow still serves their last version).
-fn find_dag(store: &Store, dag_id: &str) -> Result<DagRow, ApiError> {
-    store
-        .dag(dag_id)?
-        .ok_or_else(|| ApiError::not_found(format!("The Dag with ID: `{dag_id}` was not found")))
 }
 
 /// The next scheduled run, from the newest scheduled one, as the scheduler will compute
@@ -1167,336 +699,10 @@ fn sort_dags(rows: &mut [Listed], order: &[(DagKey, bool)]) {
     });
 }
 
-/// `rows` in the order of `order` over the matching `keys` (one object per row), ties
-/// broken by `pk` in the direction of the first key, as Airflow appends its primary key.
-fn sorted(rows: Vec<Value>, keys: Vec<Value>, order: &[(&str, bool)], pk: &str) -> Vec<Value> {
-    let mut pairs: Vec<Value> = keys
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut k)| {
-            k["__row"] = json!(i);
-            k
-        })
-        .collect();
-    // Stable sorts, least significant key first.
-    if !order.iter().any(|(k, _)| *k == pk) {
-        sort_rows(&mut pairs, pk, order.first().is_some_and(|(_, d)| *d));
-    }
-    for (key, desc) in order.iter().rev() {
-        sort_rows(&mut pairs, key, *desc);
-    }
-    let mut rows: Vec<Option<Value>> = rows.into_iter().map(Some).collect();
-    pairs
-        .iter()
-        .filter_map(|k| k["__row"].as_u64())
-        .filter_map(|i| rows.get_mut(i as usize).and_then(Option::take))
-        .collect()
-}
-
-/// The terms of an Airflow `*_pattern`: `|` separates alternatives, `~` means all.
-fn search_terms(pattern: &str) -> Vec<String> {
-    let pattern = if pattern == "~" { "%" } else { pattern };
-    let terms: Vec<String> = pattern
-        .split('|')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect();
-    if pattern.contains('|') && !terms.is_empty() {
-        terms
-    } else {
-        vec![pattern.to_string()]
-    }
-}
-
-/// Airflow's `*_pattern` match: `ILIKE '%term%'` for any term, its wildcards kept.
-fn search(pattern: &str, text: &str) -> bool {
-    search_terms(pattern)
-        .iter()
-        .any(|t| like(&format!("%{t}%"), text))
-}
-
-/// The prefixes of an Airflow `*_prefix_pattern`: `|` separates alternatives, `~` is the
-/// empty prefix, and trailing characters that are not letters or digits are dropped.
-fn prefix_terms(pattern: &str) -> Vec<String> {
-    let pattern = if pattern == "~" { "" } else { pattern };
-    let terms: Vec<&str> = if pattern.contains('|') {
-        pattern
-            .split('|')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .collect()
-    } else {
-        vec![pattern]
-    };
-    let terms = if terms.is_empty() {
-        vec![pattern]
-    } else {
-        terms
-    };
-    terms
-        .into_iter()
-        .map(|t| {
-            t.trim_end_matches(|c: char| !c.is_alphanumeric())
-                .to_string()
-        })
-        .collect()
-}
-
-/// Airflow's `*_prefix_pattern` match: case-sensitive.
-fn prefix_match(pattern: &str, text: &str) -> bool {
-    prefix_terms(pattern)
-        .iter()
-        .any(|t| text.starts_with(t.as_str()))
-}
-
-/// An integer query parameter, or a 422 naming it.
-fn query_int(req: &Req, name: &str) -> Result<Option<i64>, ApiError> {
-    req.query(name)
-        .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| int_error("query", name, v))
-        })
-        .transpose()
-}
-
-/// An integer path parameter, or a 422 naming it.
-fn path_int(p: &Params, name: &str) -> Result<i64, ApiError> {
-    let v = p.get(name);
-    v.trim()
-        .parse::<i64>()
-        .map_err(|_| int_error("path", name, v))
-}
-
-fn int_error(place: &str, name: &str, v: &str) -> ApiError {
-    invalid(
-        &[place, name],
-        "int_parsing",
-        "Input should be a valid integer, unable to parse string as an integer",
-        json!(v),
-    )
-}
-
-/// Python's `timedelta` as Airflow's API writes it: `{"__type": "TimeDelta", ...}`,
-/// normalised like Python (days may be negative, seconds and microseconds never are).
-fn timedelta_json(secs: f64) -> Value {
-    let (days, seconds, micros) = timedelta_parts(secs);
-    json!({"__type": "TimeDelta", "days": days, "seconds": seconds, "microseconds": micros})
-}
-
-fn timedelta_parts(secs: f64) -> (i64, i64, i64) {
-    let total = (secs * 1e6).round() as i64;
-    let day = 86_400_000_000;
-    let days = total.div_euclid(day);
-    let rest = total.rem_euclid(day);
-    (days, rest / 1_000_000, rest % 1_000_000)
-}
-
-/// A duration in ISO 8601 as pydantic writes a `timedelta`: `PT1H`, `P1DT2H`,
-/// `PT1.25S`, `P1Y35D` (a year is 365 days; no months), `-PT30S`, `PT0S`.
-fn iso_duration(secs: f64) -> String {
-    let total = (secs * 1e6).round() as i64;
-    let sign = if total < 0 { "-" } else { "" };
-    let total = total.unsigned_abs();
-    let mut days = total / 86_400_000_000;
-    let rest = total % 86_400_000_000;
-    let (secs, micros) = (rest / 1_000_000, rest % 1_000_000);
-    let mut out = format!("{sign}P");
-    if days >= 365 {
-        out.push_str(&format!("{}Y", days / 365));
-        days %= 365;
-    }
-    if days != 0 {
-        out.push_str(&format!("{days}D"));
-    }
-    if rest != 0 {
-        out.push('T');
-        let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-        if h != 0 {
-            out.push_str(&format!("{h}H"));
-        }
-        if m != 0 {
-            out.push_str(&format!("{m}M"));
-        }
-        if s != 0 || micros != 0 {
-            let frac = format!("{micros:06}");
-            let frac = frac.trim_end_matches('0');
-            if frac.is_empty() {
-                out.push_str(&format!("{s}S"));
-            } else {
-                out.push_str(&format!("{s}.{frac}S"));
-            }
-        }
-    } else if total == 0 {
-        out.push_str("T0S");
-    }
-    out
-}
-
-/// Signs and checks DAG files' tokens with the server secret. A token is shaped as
-/// Airflow's (itsdangerous's `payload.signature`): the payload is `{"bundle_name",
-/// "relative_fileloc"}` as compact JSON in base64url, the signature a keyed hash of it,
-/// so a token names only files the server itself handed out.
-///
-/// A page of the DAG list shows a token per DAG, the same files request after request,
-/// and a token costs four SHA-512 block compressions and some JSON: each file's token is
-/// signed once and kept (a server's secret never changes), and the key is set up once.
-pub struct FileTokens {
-    key: Hmac<Sha512>,
-    /// Tokens by bundle, then file. Forgotten wholesale past [`MAX_KEPT_TOKENS`].
-    signed: RwLock<HashMap<String, HashMap<String, String>>>,
-}
-
-/// How many file tokens [`FileTokens`] keeps before it starts over: far more files than
-/// a DAG folder holds, so only a server that has seen many renames ever forgets them.
-const MAX_KEPT_TOKENS: usize = 100_000;
-
-impl FileTokens {
-    pub fn new(secret: &[u8]) -> FileTokens {
-        let mut key =
-            <Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
-        key.update(b"file_token.");
-        FileTokens {
-            key,
-            signed: RwLock::default(),
-        }
-    }
-
-    /// The token of a DAG file.
-    pub fn sign(&self, bundle_name: &str, relative_fileloc: &str) -> String {
-        let kept = self.signed.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = kept.get(bundle_name).and_then(|b| b.get(relative_fileloc)) {
-            return t.clone();
-        }
-        drop(kept);
-        let token = self.signed_anew(bundle_name, relative_fileloc);
-        let mut kept = self.signed.write().unwrap_or_else(|p| p.into_inner());
-        if kept.values().map(HashMap::len).sum::<usize>() >= MAX_KEPT_TOKENS {
-            kept.clear();
-        }
-        kept.entry(bundle_name.to_string())
-            .or_default()
-            .insert(relative_fileloc.to_string(), token.clone());
-        token
-    }
-
-    fn signed_anew(&self, bundle_name: &str, relative_fileloc: &str) -> String {
-        let payload = B64.encode(
-            json!({"bundle_name": bundle_name, "relative_fileloc": relative_fileloc}).to_string(),
-        );
-        let sig = B64.encode(self.mac(&payload).finalize().into_bytes());
-        let sig = &sig[..TOKEN_SIG_CHARS.min(sig.len())];
-        format!("{payload}.{sig}")
-    }
-
-    /// (bundle_name, relative_fileloc) from a token [`FileTokens::sign`] made with this
-    /// secret.
-    pub fn open(&self, token: &str) -> Option<(String, String)> {
-        let (payload, sig) = token.split_once('.')?;
-        let full = B64.encode(self.mac(payload).finalize().into_bytes());
-        let want = full.get(..TOKEN_SIG_CHARS)?;
-        let same = want.len() == sig.len()
-            && want
-                .bytes()
-                .zip(sig.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !same {
-            return None;
-        }
-        let v: Value = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
-        Some((
-            v["bundle_name"].as_str()?.to_string(),
-            v["relative_fileloc"].as_str()?.to_string(),
-        ))
-    }
-
-    fn mac(&self, payload: &str) -> Hmac<Sha512> {
-        let mut m = self.key.clone();
-        m.update(payload.as_bytes());
-        m
-    }
-}
-
-/// itsdangerous signatures are 20 bytes, 27 base64url characters; these are as long.
-const TOKEN_SIG_CHARS: usize = 27;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_as_pydantic_writes_them() {
-        // Expected strings are pydantic 2.13's `TypeAdapter(timedelta).dump_json`.
-        let cases = [
-            (0.0, "PT0S"),
-            (3600.0, "PT1H"),
-            (90.0, "PT1M30S"),
-            (86_400.0 + 3.5, "P1DT3.5S"),
-            (400.0 * 86_400.0, "P1Y35D"),
-            (45.0 * 86_400.0, "P45D"),
-            (3661.25, "PT1H1M1.25S"),
-            (0.000_005, "PT0.000005S"),
-            (-30.0, "-PT30S"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(iso_duration(secs), want, "{secs}");
-        }
-    }
-
-    #[test]
-    fn timedeltas_normalise_like_python() {
-        assert_eq!(timedelta_parts(300.0), (0, 300, 0));
-        assert_eq!(timedelta_parts(86_401.5), (1, 1, 500_000));
-        assert_eq!(timedelta_parts(-1.0), (-1, 86_399, 0));
-    }
-
-    #[test]
-    fn file_tokens_round_trip_and_resist_tampering() {
-        let (k, other) = (FileTokens::new(b"k"), FileTokens::new(b"other"));
-        let t = k.sign("dags-folder", "sample_abc.py");
-        // The payload is exactly Airflow's (see samples/GET_dags_limit2.json).
-        assert!(
-            t.starts_with("eyJidW5kbGVfbmFtZSI6ImRhZ3MtZm9sZGVyIiwicmVsYXRpdmVfZmlsZWxvYyI6InNhbXBsZV9hYmMucHkifQ."),
-            "{t}"
-        );
-        assert_eq!(t.split('.').nth(1).unwrap().len(), 27);
-        // The signature: HMAC-SHA512 keyed with the secret over `file_token.` and the
-        // payload, cut to 27 characters; the same when kept.
-        let (payload, sig) = t.split_once('.').unwrap();
-        let mut m = <Hmac<Sha512> as KeyInit>::new_from_slice(b"k").unwrap();
-        m.update(format!("file_token.{payload}").as_bytes());
-        assert_eq!(sig, &B64.encode(m.finalize().into_bytes())[..27]);
-        assert_eq!(k.sign("dags-folder", "sample_abc.py"), t);
-        assert_eq!(
-            k.open(&t),
-            Some(("dags-folder".into(), "sample_abc.py".into()))
-        );
-        assert_eq!(other.open(&t), None);
-        let forged = format!(
-            "{}.{}",
-            B64.encode(r#"{"bundle_name":"x","relative_fileloc":"y"}"#),
-            t.split('.').nth(1).unwrap()
-        );
-        assert_eq!(k.open(&forged), None);
-    }
-
-    #[test]
-    fn patterns_follow_airflow() {
-        // `*_pattern`: substring, case-insensitive, wildcards kept, `|` for OR, `~` all.
-        assert!(search("bash", "example_BASH_operator"));
-        assert!(search("exam%", "my_example"));
-        assert!(search("zzz|exam", "example"));
-        assert!(search("~", "anything"));
-        assert!(!search("nope", "example"));
-        // `*_prefix_pattern`: case-sensitive prefix; trailing punctuation dropped.
-        assert!(prefix_match("exa", "example"));
-        assert!(!prefix_match("Exa", "example"));
-        assert!(prefix_match("example_", "examples"));
-        assert!(prefix_match("zz|ex", "example"));
-        assert!(prefix_match("~", "example"));
-    }
+    use crate::api::core::kit::sorted;
 
     /// A stored DAG with just what the list sorts by.
     fn listed(id: &str, name: Option<&str>) -> DagRow {

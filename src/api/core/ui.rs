@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::dt;
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use super::kit::dt;
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::model::Dag;
 use crate::store::{RunRow, Store, TiRow};
@@ -35,7 +36,7 @@ const DAG_IDS_MAX: usize = 100;
 /// DAGs themselves stay with `GET /api/v2/dags`.
 fn recent_runs(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
     let limit = limit(req, RECENT_RUNS, GRID_RUNS_MAX)?;
-    let ids = super::query_all(req, "dag_ids");
+    let ids = super::kit::query_all(req, "dag_ids");
     if ids.len() > DAG_IDS_MAX {
         return Err(ApiError::bad_request(format!(
             "at most {DAG_IDS_MAX} dag_ids in one call"
@@ -112,7 +113,7 @@ fn limit(req: &Req, default: usize, max: usize) -> Result<usize, ApiError> {
     match req.query("limit") {
         None => Ok(default),
         Some(v) => v.parse::<usize>().map(|n| n.min(max)).map_err(|_| {
-            super::invalid(
+            super::kit::invalid(
                 &["query", "limit"],
                 "int_parsing",
                 "Input should be a valid integer, unable to parse string as an integer",

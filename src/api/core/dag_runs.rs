@@ -6,21 +6,24 @@
 //! Lists are filtered, ordered and paged by the store in SQL; handlers only turn query
 //! parameters and bodies into a `ListQuery`, checking them as Airflow's models do.
 
-use std::collections::HashMap;
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use super::{Kind, body, dt, field, invalid, orders, page, parse_datetime, query_all, query_time};
-use crate::api::{ApiError, Ctx, Method, Params, Reply, Req, Route, guarded};
+use super::kit::{Kind, body, field, orders, query_all};
+use super::kit::{
+    Paging, apply_order, body_value_error, enum_error, flag, long_note, masked, naive_times,
+    number_ranges, paged, paging, patterns, query_ints, state_filter, text, time, time_ranges,
+    unprocessable,
+};
+use super::views::{Dags, dag_not_found, run_json, the_run, ti_json};
+use crate::api::http::{ApiError, Method, Reply, Req};
+use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::error::Error;
 use crate::model::{RunState, TaskState};
 use crate::ops;
 use crate::store::q_runs::{Bound, ListQuery, Op};
-use crate::store::{DagRow, RunRow, Store, TiRow};
+use crate::store::{RunRow, Store, TiRow};
 
 use Method::{Delete, Get, Patch, Post};
 
@@ -84,128 +87,6 @@ const RUN_TIMES: &[&str] = &[
     "end_date",
     "updated_at",
 ];
-/// Airflow caps the count of a cursor-paged list at this (`EXACT_COUNT_LIMIT`).
-const CURSOR_COUNT_LIMIT: usize = 50_000;
-/// A note's longest length (`max_length` in Airflow's models).
-const NOTE_MAX: usize = 1000;
-
-/// The DAGs a request touches, read once each.
-pub(super) struct Dags<'a> {
-    store: &'a Store,
-    seen: HashMap<String, Option<DagRow>>,
-}
-
-impl<'a> Dags<'a> {
-    pub(super) fn new(store: &'a Store) -> Dags<'a> {
-        Dags {
-            store,
-            seen: HashMap::new(),
-        }
-    }
-
-    pub(super) fn get(&mut self, dag_id: &str) -> Result<Option<&DagRow>, ApiError> {
-        if !self.seen.contains_key(dag_id) {
-            let row = self.store.dag(dag_id)?;
-            self.seen.insert(dag_id.to_string(), row);
-        }
-        Ok(self.seen.get(dag_id).and_then(Option::as_ref))
-    }
-
-    /// The DAG's display name; its id when it has none or is gone.
-    pub(super) fn display(&mut self, dag_id: &str) -> Result<String, ApiError> {
-        Ok(self
-            .get(dag_id)?
-            .and_then(|d| d.dag.dag_display_name.clone())
-            .unwrap_or_else(|| dag_id.to_string()))
-    }
-}
-
-/// A DAG run as Airflow's `DAGRunResponse` shows it. updraft keeps no DAG versions,
-/// bundle versions or partitions: those are empty, honestly.
-pub(super) fn run_json(run: &RunRow, dag_display_name: &str) -> Value {
-    let duration = match (run.start_date, run.end_date) {
-        (Some(s), Some(e)) => (e - s)
-            .num_microseconds()
-            .map(|us| json!(us as f64 / 1e6))
-            .unwrap_or(Value::Null),
-        _ => Value::Null,
-    };
-    json!({
-        "dag_run_id": run.run_id,
-        "dag_id": run.dag_id,
-        "logical_date": dt(run.logical_date),
-        "queued_at": dt(run.queued_at),
-        "start_date": dt(run.start_date),
-        "end_date": dt(run.end_date),
-        "duration": duration,
-        "data_interval_start": dt(run.data_interval_start),
-        "data_interval_end": dt(run.data_interval_end),
-        "run_after": dt(Some(run.run_after)),
-        "last_scheduling_decision": dt(run.last_scheduling_decision),
-        "run_type": run.run_type.as_str(),
-        "state": run.state.as_str(),
-        "triggered_by": run.triggered_by,
-        "triggering_user_name": run.triggering_user_name,
-        "conf": run.conf,
-        "note": run.note,
-        "dag_versions": [],
-        "bundle_version": null,
-        "dag_display_name": dag_display_name,
-        "partition_key": null,
-        "partition_date": null,
-    })
-}
-
-/// Airflow's 404 text for a run.
-pub(super) fn run_not_found(dag_id: &str, run_id: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "The DagRun with dag_id: `{dag_id}` and run_id: `{run_id}` was not found"
-    ))
-}
-
-/// Airflow's 404 text for a DAG.
-pub(super) fn dag_not_found(dag_id: &str) -> ApiError {
-    ApiError::not_found(format!("The Dag with ID: `{dag_id}` was not found"))
-}
-
-/// A 422 with several pydantic-style errors.
-pub(super) fn unprocessable(errors: Vec<Value>) -> ApiError {
-    ApiError::with_detail(422, Value::Array(errors))
-}
-
-/// A pydantic `value_error` of a whole body (a model validator's complaint).
-pub(super) fn body_value_error(body: &Map<String, Value>, msg: &str) -> ApiError {
-    unprocessable(vec![json!({
-        "type": "value_error", "loc": ["body"], "msg": format!("Value error, {msg}"),
-        "input": body, "ctx": {"error": {}},
-    })])
-}
-
-/// Errors for body times that must carry an offset (pydantic's `AwareDatetime`).
-pub(super) fn naive_times(body: &Map<String, Value>, names: &[&str]) -> Vec<Value> {
-    names
-        .iter()
-        .filter_map(|n| {
-            let v = body.get(*n)?;
-            let s = v.as_str()?;
-            (parse_datetime(s).is_some() && DateTime::parse_from_rfc3339(s).is_err()).then(|| {
-                json!({"type": "timezone_aware", "loc": ["body", n], "msg": "Input should have timezone info", "input": v})
-            })
-        })
-        .collect()
-}
-
-/// Errors for notes over Airflow's length limit.
-pub(super) fn long_note(body: &Map<String, Value>) -> Vec<Value> {
-    match body.get("note").and_then(Value::as_str) {
-        Some(n) if n.chars().count() > NOTE_MAX => vec![json!({
-            "type": "string_too_long", "loc": ["body", "note"],
-            "msg": format!("String should have at most {NOTE_MAX} characters"),
-            "input": n, "ctx": {"max_length": NOTE_MAX},
-        })],
-        _ => Vec::new(),
-    }
-}
 
 /// Errors for integers that must not be negative (pydantic's `NonNegativeInt`).
 fn negative_ints(body: &Map<String, Value>, names: &[&str]) -> Vec<Value> {
@@ -219,226 +100,6 @@ fn negative_ints(body: &Map<String, Value>, names: &[&str]) -> Vec<Value> {
             })
         })
         .collect()
-}
-
-/// A pydantic enum error, for a value not among `allowed`.
-pub(super) fn enum_error(loc: Value, input: &Value, allowed: &[&str]) -> Value {
-    let expected = match allowed {
-        [] => String::new(),
-        [one] => format!("'{one}'"),
-        [rest @ .., last] => format!(
-            "{} or '{last}'",
-            rest.iter()
-                .map(|a| format!("'{a}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    json!({"type": "enum", "loc": loc, "msg": format!("Input should be {expected}"), "input": input,
-           "ctx": {"expected": expected}})
-}
-
-/// A string from a checked body.
-pub(super) fn text<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    body.get(name).and_then(Value::as_str)
-}
-
-/// A boolean from a checked body, with its default.
-pub(super) fn flag(body: &Map<String, Value>, name: &str, default: bool) -> bool {
-    body.get(name).and_then(Value::as_bool).unwrap_or(default)
-}
-
-/// A time from a checked body.
-pub(super) fn time(body: &Map<String, Value>, name: &str) -> Option<DateTime<Utc>> {
-    text(body, name).and_then(parse_datetime)
-}
-
-/// Adds the sort keys to `q`, then `tiebreak` in the direction of the first key, as
-/// Airflow appends the primary key.
-pub(super) fn apply_order(
-    q: &mut ListQuery,
-    keys: &[(&'static str, bool)],
-    tiebreak: &'static str,
-) {
-    for (k, desc) in keys {
-        q.order_by(k, *desc);
-    }
-    if !keys.iter().any(|(k, _)| *k == tiebreak) {
-        q.order_by(tiebreak, keys.first().is_some_and(|k| k.1));
-    }
-}
-
-/// `{field}_gte`, `_gt`, `_lte`, `_lt` time filters from the query string.
-pub(super) fn time_ranges(
-    req: &Req,
-    q: &mut ListQuery,
-    fields: &[&'static str],
-) -> Result<(), ApiError> {
-    for f in fields {
-        for (suffix, op) in Op::SUFFIXES {
-            if let Some(t) = query_time(req, &format!("{f}_{suffix}"))? {
-                q.cmp(f, op, Bound::Time(t));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `{field}_gte`, `_gt`, `_lte`, `_lt` number filters from the query string.
-pub(super) fn number_ranges(
-    req: &Req,
-    q: &mut ListQuery,
-    field: &'static str,
-) -> Result<(), ApiError> {
-    for (suffix, op) in Op::SUFFIXES {
-        let name = format!("{field}_{suffix}");
-        if let Some(v) = req.query(&name) {
-            let x: f64 = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|x: &f64| x.is_finite())
-                .ok_or_else(|| {
-                    invalid(
-                        &["query", &name],
-                        "float_parsing",
-                        "Input should be a valid number, unable to parse string as a number",
-                        json!(v),
-                    )
-                })?;
-            q.cmp(field, op, Bound::Num(x));
-        }
-    }
-    Ok(())
-}
-
-/// Every value of a repeatable integer query parameter, or a 422 naming it.
-pub(super) fn query_ints(req: &Req, name: &str) -> Result<Vec<i64>, ApiError> {
-    query_all(req, name)
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.trim().parse().map_err(|_| {
-                ApiError::with_detail(
-                    422,
-                    json!([{"type": "int_parsing", "loc": ["query", name, i],
-                        "msg": "Input should be a valid integer, unable to parse string as an integer", "input": v}]),
-                )
-            })
-        })
-        .collect()
-}
-
-/// A repeatable state-like filter: each value among `valid` or `none` (NULL), else
-/// Airflow's 422 with `detail_name` ("state", "run type").
-pub(super) fn state_filter(
-    req: &Req,
-    name: &str,
-    valid: &[&str],
-    nulls: &[&str],
-    detail_name: &str,
-) -> Result<Vec<Option<String>>, ApiError> {
-    query_all(req, name)
-        .into_iter()
-        .map(|v| {
-            if nulls.contains(&v) {
-                Ok(None)
-            } else if valid.contains(&v) {
-                Ok(Some(v.to_string()))
-            } else {
-                Err(ApiError::new(
-                    422,
-                    format!(
-                        "Invalid value for {detail_name}. Valid values are {}",
-                        valid.join(", ")
-                    ),
-                ))
-            }
-        })
-        .collect()
-}
-
-/// `*_pattern` and `*_prefix_pattern` filters on the given fields.
-pub(super) fn patterns(req: &Req, q: &mut ListQuery, fields: &[(&str, &'static str)]) {
-    for (param, field) in fields {
-        if let Some(p) = req.query(&format!("{param}_pattern")) {
-            q.search(field, p);
-        }
-        if let Some(p) = req.query(&format!("{param}_prefix_pattern")) {
-            q.prefix(field, p);
-        }
-    }
-}
-
-/// How a list is paged: Airflow's offset paging, or its cursor paging when `cursor` is
-/// given. updraft's cursors are opaque tokens of a position in the ordered list.
-pub(super) struct Paging {
-    pub limit: usize,
-    pub offset: usize,
-    pub cursor: bool,
-}
-
-const CURSOR_TAG: &str = "o:";
-
-fn encode_cursor(offset: usize) -> String {
-    B64.encode(format!("{CURSOR_TAG}{offset}"))
-}
-
-/// `limit`, `offset` and `cursor` from the query string.
-pub(super) fn paging(ctx: &Ctx, req: &Req) -> Result<Paging, ApiError> {
-    let (limit, offset) = page(ctx, req)?;
-    let Some(cursor) = req.query("cursor") else {
-        return Ok(Paging {
-            limit,
-            offset,
-            cursor: false,
-        });
-    };
-    if cursor.is_empty() {
-        return Ok(Paging {
-            limit,
-            offset: 0,
-            cursor: true,
-        });
-    }
-    let (token, backward) = match cursor.strip_prefix('~') {
-        Some(t) => (t, true),
-        None => (cursor, false),
-    };
-    let at: usize = B64
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix(CURSOR_TAG).and_then(|n| n.parse().ok()))
-        .ok_or_else(|| ApiError::bad_request("Invalid cursor token"))?;
-    // A backward cursor names where the next page starts: the page before ends there.
-    Ok(if backward {
-        Paging {
-            limit: limit.min(at),
-            offset: at.saturating_sub(limit),
-            cursor: true,
-        }
-    } else {
-        Paging {
-            limit,
-            offset: at,
-            cursor: true,
-        }
-    })
-}
-
-/// A page of a `dag_runs` or `task_instances` list with Airflow's paging fields.
-pub(super) fn paged(key: &str, items: Vec<Value>, total: usize, p: &Paging) -> Value {
-    if !p.cursor {
-        return json!({key: items, "total_entries": total, "total_entries_limit": null,
-                      "next_cursor": null, "previous_cursor": null});
-    }
-    let end = p.offset + items.len();
-    let next = (end < total && !items.is_empty()).then(|| encode_cursor(end));
-    let previous =
-        (p.offset > 0 && !items.is_empty()).then(|| format!("~{}", encode_cursor(p.offset)));
-    json!({key: items, "total_entries": total.min(CURSOR_COUNT_LIMIT),
-           "total_entries_limit": CURSOR_COUNT_LIMIT, "next_cursor": next, "previous_cursor": previous})
 }
 
 /// The rows of one page as JSON, each with its DAG's display name.
@@ -654,14 +315,6 @@ fn list_batch(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Re
     ))
 }
 
-/// The run named by the path, or Airflow's 404.
-pub(super) fn the_run(store: &Store, p: &Params) -> Result<RunRow, ApiError> {
-    let (dag_id, run_id) = (p.get("dag_id"), p.get("dag_run_id"));
-    store
-        .run(dag_id, run_id)?
-        .ok_or_else(|| run_not_found(dag_id, run_id))
-}
-
 fn reply_run(store: &Store, run: &RunRow) -> Result<Reply, ApiError> {
     let display = Dags::new(store).display(&run.dag_id)?;
     Ok(Reply::json(200, &run_json(run, &display)))
@@ -747,26 +400,11 @@ fn trigger(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     };
     let run = match ops::trigger(store, dag_id, t, Utc::now()) {
         Ok(run) => run,
-        Err(Error::Conflict(msg)) => return Err(super::unique_violation(&msg)),
+        Err(Error::Conflict(msg)) => return Err(super::kit::unique_violation(&msg)),
         Err(e) => return Err(e.into()),
     };
     ctx.wake_scheduler();
     reply_run(store, &run)
-}
-
-/// The body fields an `update_mask` lets through: those set, limited to the mask's
-/// names when there is one (`update_mask=a&update_mask=b` or `update_mask=a,b`).
-pub(super) fn masked<'a>(req: &Req, body: &'a Map<String, Value>) -> Vec<&'a str> {
-    let mask: Vec<&str> = query_all(req, "update_mask")
-        .into_iter()
-        .flat_map(|m| m.split(','))
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .collect();
-    body.keys()
-        .map(String::as_str)
-        .filter(|k| mask.is_empty() || mask.contains(k))
-        .collect()
 }
 
 fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
@@ -878,7 +516,7 @@ fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
         } else {
             let mut dags = Dags::new(store);
             tis.iter()
-                .map(|ti| super::tis::ti_json(&mut dags, ti, Some(&run)))
+                .map(|ti| ti_json(&mut dags, ti, Some(&run)))
                 .collect::<Result<_, _>>()?
         };
         return Ok(Reply::json(
@@ -926,32 +564,5 @@ mod tests {
         );
         let err = orders(&["bogus"], RUN_ORDER, &[("id", false)], &[]).unwrap_err();
         assert_eq!(err.status, 400);
-    }
-
-    #[test]
-    fn enum_errors_read_like_pydantic() {
-        let e = enum_error(
-            json!(["body", "state"]),
-            &json!("x"),
-            &["queued", "success", "failed"],
-        );
-        assert_eq!(e["msg"], "Input should be 'queued', 'success' or 'failed'");
-    }
-
-    #[test]
-    fn cursors_round_trip_and_bad_ones_are_refused() {
-        assert_eq!(B64.decode(encode_cursor(150)).unwrap(), b"o:150".to_vec());
-        let p = Paging {
-            limit: 2,
-            offset: 2,
-            cursor: true,
-        };
-        let v = paged("dag_runs", vec![json!(1), json!(2)], 5, &p);
-        assert_eq!(v["next_cursor"], json!(encode_cursor(4)));
-        assert_eq!(
-            v["previous_cursor"],
-            json!(format!("~{}", encode_cursor(2)))
-        );
-        assert_eq!(v["total_entries_limit"], json!(CURSOR_COUNT_LIMIT));
     }
 }
