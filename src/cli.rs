@@ -8,6 +8,7 @@ use std::ffi::OsString;
 
 use pico_args::Arguments;
 
+use crate::config::Override;
 use crate::error::{Error, Result};
 
 /// How list commands print.
@@ -138,6 +139,30 @@ pub struct ServerArgs {
     pub proxy_headers: bool,
 }
 
+impl ServerArgs {
+    /// The `[api]` values these flags set, above the environment and the file.
+    pub fn overrides(&self) -> Vec<Override> {
+        let flag = |key, by, value: &Option<String>| {
+            value.as_ref().map(|v| Override {
+                section: "api",
+                key,
+                value: v.clone(),
+                by,
+            })
+        };
+        let proxy_headers = self.proxy_headers.then(|| "True".to_string());
+        [
+            flag("host", "--host", &self.host),
+            flag("port", "--port", &self.port),
+            flag("workers", "--workers", &self.workers),
+            flag("proxy_headers", "--proxy-headers", &proxy_headers),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
 pub const HELP: &str = "\
 updraft: an Airflow-compatible workflow orchestrator in one binary
 
@@ -182,7 +207,8 @@ Usage: updraft config list
        updraft config get-value SECTION KEY
 
 list prints every setting with its effective value and its source (default, the
-config file, or the environment variable that set it). get-value prints one value.
+config file, the environment variable, or `cli --flag` for a command's flag). get-value
+prints one value.
 ";
 
 const HELP_DB: &str = "\

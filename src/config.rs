@@ -1,24 +1,36 @@
 //! Configuration: Airflow's sections and keys, read from `updraft.cfg` and the environment.
 //!
-//! Precedence, highest first: `UPDRAFT__SECTION__KEY`, `AIRFLOW__SECTION__KEY`, the file
-//! `$UPDRAFT_HOME/updraft.cfg`, the defaults in [`KEYS`]. Every value is validated once,
-//! here, and a bad one stops the program naming its key; after that the rest of the crate
-//! reads typed fields of [`Config`], which is passed around, never global.
+//! Precedence, highest first: a command's flags ([`Override`], e.g. `api-server --port`),
+//! `UPDRAFT__SECTION__KEY`, `AIRFLOW__SECTION__KEY`, the file `$UPDRAFT_HOME/updraft.cfg`,
+//! the defaults in [`KEYS`]. Every value is parsed once, here, by its [`Kind`] (with its
+//! range), and a bad one stops the program naming its key and where it came from; after
+//! that the rest of the crate reads typed fields of [`Config`], which is passed around,
+//! never global.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::process::HostEnv;
 
 /// The kinds of value a key accepts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
     Str,
-    /// A whole number at least this large.
-    Int(i64),
-    /// A number of seconds, at least zero.
+    /// A whole number from `min` to `max`; `unit` names what it counts, for the error.
+    /// `max` never exceeds what the field it goes into holds.
+    Int {
+        min: i64,
+        max: i64,
+        unit: &'static str,
+    },
+    /// A TCP port, 0 to 65535 (0: any free port).
+    Port,
+    /// A number of seconds, from zero to [`MAX_SECS`].
     Secs,
+    /// A number of seconds above zero, up to [`MAX_SECS`].
+    PositiveSecs,
     Bool,
     /// One of a closed list of words (compared case-insensitively).
     Word(&'static [&'static str]),
@@ -35,6 +47,15 @@ pub struct Key {
     pub kind: Kind,
 }
 
+/// A count that goes into a `u32`, at least `min`.
+const fn count(min: i64, unit: &'static str) -> Kind {
+    Kind::Int {
+        min,
+        max: u32::MAX as i64,
+        unit,
+    }
+}
+
 const fn key(section: &'static str, key: &'static str, default: &'static str, kind: Kind) -> Key {
     Key {
         section,
@@ -47,9 +68,9 @@ const fn key(section: &'static str, key: &'static str, default: &'static str, ki
 /// Every key updraft reads. `config list` prints them in this order.
 pub const KEYS: &[Key] = &[
     key("core", "dags_folder", "{UPDRAFT_HOME}/dags", Kind::Str),
-    key("core", "parallelism", "32", Kind::Int(1)),
-    key("core", "max_active_tasks_per_dag", "16", Kind::Int(1)),
-    key("core", "max_active_runs_per_dag", "16", Kind::Int(1)),
+    key("core", "parallelism", "32", count(1, "tasks")),
+    key("core", "max_active_tasks_per_dag", "16", count(1, "tasks")),
+    key("core", "max_active_runs_per_dag", "16", count(1, "runs")),
     key("core", "dags_are_paused_at_creation", "True", Kind::Bool),
     key("core", "load_examples", "True", Kind::Bool),
     key("core", "default_timezone", "utc", Kind::Word(&["utc"])),
@@ -88,12 +109,21 @@ pub const KEYS: &[Key] = &[
         Kind::Str,
     ),
     key("api", "host", "127.0.0.1", Kind::Str),
-    key("api", "port", "8080", Kind::Int(0)),
+    key("api", "port", "8080", Kind::Port),
     key("api", "base_url", "", Kind::Str),
-    key("api", "workers", "4", Kind::Int(1)),
+    key(
+        "api",
+        "workers",
+        "4",
+        Kind::Int {
+            min: 1,
+            max: MAX_WORKERS as i64,
+            unit: "workers",
+        },
+    ),
     key("api", "server_type", "uvicorn", Kind::Str),
     key("api", "worker_refresh_interval", "0", Kind::Secs),
-    key("api", "worker_refresh_batch_size", "1", Kind::Int(1)),
+    key("api", "worker_refresh_batch_size", "1", count(1, "workers")),
     key("api", "reload_on_plugin_change", "False", Kind::Bool),
     key("api", "proxy_headers", "False", Kind::Bool),
     key(
@@ -102,17 +132,26 @@ pub const KEYS: &[Key] = &[
         "False",
         Kind::Word(&["true", "false", "non-sensitive-only"]),
     ),
-    key("api", "maximum_page_limit", "100", Kind::Int(1)),
-    key("api", "fallback_page_limit", "50", Kind::Int(1)),
-    key("api", "max_body_size", "10485760", Kind::Int(1)),
+    key("api", "maximum_page_limit", "100", count(1, "items")),
+    key("api", "fallback_page_limit", "50", count(1, "items")),
+    key(
+        "api",
+        "max_body_size",
+        "10485760",
+        Kind::Int {
+            min: 1,
+            max: i64::MAX,
+            unit: "bytes",
+        },
+    ),
     // Airflow passes it to uvicorn as `timeout_keep_alive`: how long an idle kept-alive
     // connection stays open.
-    key("api", "worker_timeout", "120", Kind::Secs),
+    key("api", "worker_timeout", "120", Kind::PositiveSecs),
     // updraft's own: the time a client has to send a whole request once it has begun
     // (head and body), and to take each piece of a reply.
-    key("api", "request_timeout", "30", Kind::Secs),
+    key("api", "request_timeout", "30", Kind::PositiveSecs),
     // updraft's own: connections served at once (each costs a thread and two sockets).
-    key("api", "max_connections", "4096", Kind::Int(1)),
+    key("api", "max_connections", "4096", count(1, "connections")),
     key("api_auth", "jwt_secret", "", Kind::Secret),
     key("api_auth", "jwt_expiration_time", "86400", Kind::Secs),
     key("execution_api", "jwt_expiration_time", "600", Kind::Secs),
@@ -152,6 +191,9 @@ pub enum Source {
     Default,
     File(PathBuf),
     Env(String),
+    /// The command line: the flag that set it (`--port`), or the command that sets it
+    /// itself (`dags test`).
+    Cli(&'static str),
 }
 
 impl fmt::Display for Source {
@@ -160,8 +202,21 @@ impl fmt::Display for Source {
             Source::Default => f.write_str("default"),
             Source::File(p) => write!(f, "{}", p.display()),
             Source::Env(var) => f.write_str(var),
+            Source::Cli(what) => write!(f, "cli {what}"),
         }
     }
+}
+
+/// A value the command line sets, above the environment and the file: a flag such as
+/// `api-server --port`, or what a command fixes for itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub section: &'static str,
+    pub key: &'static str,
+    pub value: String,
+    /// The flag (`--port`) or command (`dags test`) that set it, as `config list` and
+    /// errors name it.
+    pub by: &'static str,
 }
 
 /// One effective value, as `config list` shows it.
@@ -181,6 +236,9 @@ pub struct Config {
     pub entries: Vec<Entry>,
     /// Unknown keys seen in the file or the environment, as warnings to log.
     pub warnings: Vec<String>,
+    /// The process environment as `app::Env` read it, for what starts tasks (PATH, the
+    /// user, Windows' folders). Empty unless `app::load_config` built this `Config`.
+    pub host: HostEnv,
     pub core: Core,
     pub database: Database,
     pub api: Api,
@@ -200,6 +258,23 @@ pub struct Core {
     /// Empty when not set: then derived from the API address (see the server).
     pub execution_api_server_url: String,
     pub killed_task_cleanup_time: f64,
+    pub test_connection: TestConnection,
+}
+
+/// `[core] test_connection`: whether `POST /api/v2/connections/test` may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestConnection {
+    Disabled,
+    Enabled,
+    Hidden,
+}
+
+/// `[api] expose_config`: whether `GET /api/v2/config` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExposeConfig {
+    False,
+    True,
+    NonSensitiveOnly,
 }
 
 #[derive(Debug, Clone)]
@@ -218,7 +293,7 @@ pub struct Api {
     pub worker_refresh_batch_size: u32,
     pub reload_on_plugin_change: bool,
     pub proxy_headers: bool,
-    pub expose_config: String,
+    pub expose_config: ExposeConfig,
     pub maximum_page_limit: u32,
     pub fallback_page_limit: u32,
     pub max_body_size: u64,
@@ -281,21 +356,31 @@ impl Config {
     /// Loads the configuration for `home` from its file and `env` (the process
     /// environment in production; any list in tests).
     pub fn load(home: &Path, env: &[(String, String)]) -> Result<Config> {
+        Config::load_with_flags(home, env, &[])
+    }
+
+    /// [`Config::load`], with the command line's `flags` above the environment.
+    pub fn load_with_flags(
+        home: &Path,
+        env: &[(String, String)],
+        flags: &[Override],
+    ) -> Result<Config> {
         let file = home.join("updraft.cfg");
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(Error::io(&file, e)),
         };
-        Config::from_sources(home, &file, &text, env)
+        Config::from_sources(home, &file, &text, env, flags)
     }
 
-    /// Resolves every key from its sources, then validates the whole set.
+    /// Resolves every key from its sources, then parses and checks the whole set.
     pub fn from_sources(
         home: &Path,
         file: &Path,
         file_text: &str,
         env: &[(String, String)],
+        flags: &[Override],
     ) -> Result<Config> {
         let mut warnings = Vec::new();
         let file_values = parse_ini(file_text, file, &mut warnings)?;
@@ -322,6 +407,14 @@ impl Config {
                 }
             }
         }
+        for o in flags {
+            if find(o.section, o.key).is_none() {
+                warnings.push(format!(
+                    "unknown key [{}] {} from {} is ignored",
+                    o.section, o.key, o.by
+                ));
+            }
+        }
 
         let home_str = home.to_string_lossy();
         let entries: Vec<Entry> = KEYS
@@ -334,13 +427,22 @@ impl Config {
                         k.key.to_ascii_uppercase()
                     )
                 };
-                let from_env = ["UPDRAFT", "AIRFLOW"].iter().find_map(|p| {
-                    let name = var(p);
-                    env.iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, v)| (v.clone(), Source::Env(name)))
-                });
-                let (raw, source) = from_env
+                // The last flag for a key wins, as on a command line.
+                let from_flags = flags
+                    .iter()
+                    .rev()
+                    .find(|o| o.section == k.section && o.key == k.key)
+                    .map(|o| (o.value.clone(), Source::Cli(o.by)));
+                let from_env = || {
+                    ["UPDRAFT", "AIRFLOW"].iter().find_map(|p| {
+                        let name = var(p);
+                        env.iter()
+                            .find(|(n, _)| *n == name)
+                            .map(|(_, v)| (v.clone(), Source::Env(name)))
+                    })
+                };
+                let (raw, source) = from_flags
+                    .or_else(from_env)
                     .or_else(|| {
                         file_values
                             .get(&(k.section.to_string(), k.key.to_string()))
@@ -359,124 +461,15 @@ impl Config {
                 }
             })
             .collect();
-        for e in &entries {
-            check_kind(e)?;
-        }
-        Config::from_entries(home, entries, warnings)
-    }
-
-    fn from_entries(home: &Path, entries: Vec<Entry>, warnings: Vec<String>) -> Result<Config> {
-        let get = |section: &str, key: &str| -> &Entry {
-            entries
-                .iter()
-                .find(|e| e.section == section && e.key == key)
-                .expect("every key in KEYS has an entry")
+        let parsed = entries.iter().map(parse).collect::<Result<Vec<Value>>>()?;
+        let values = Values {
+            entries: &entries,
+            parsed,
         };
-        let s = |section: &str, key: &str| get(section, key).value.trim().to_string();
-        let int = |section: &str, key: &str| -> i64 { s(section, key).parse().unwrap_or(0) };
-        let secs = |section: &str, key: &str| -> f64 { s(section, key).parse().unwrap_or(0.0) };
-        let boolean = |section: &str, key: &str| parse_bool(&s(section, key)).unwrap_or(false);
-
-        let port = get("api", "port");
-        let port_value = u16::try_from(int("api", "port"))
-            .map_err(|_| bad(port, "expected a port number from 0 to 65535"))?;
-        let db = get("database", "sql_alchemy_conn");
-        let db_path = sqlite_path(&db.value).ok_or_else(|| {
-            bad(db, "expected a sqlite:/// URL, e.g. sqlite:////home/me/updraft/updraft.db (updraft stores its state in SQLite only)")
-        })?;
-        let server_type = get("api", "server_type");
-        if server_type.value.trim() != "uvicorn" {
-            return Err(bad(
-                server_type,
-                "process workers are not supported yet; only 'uvicorn' (updraft's thread pool) is accepted",
-            ));
-        }
-        let base_url = get("api", "base_url");
-        if !base_url.value.is_empty()
-            && !base_url.value.contains("://")
-            && !base_url.value.starts_with('/')
-        {
-            return Err(bad(
-                base_url,
-                "expected a URL such as http://localhost:8080/prefix, or a path such as /prefix",
-            ));
-        }
-        let workers = get("api", "workers");
-        if int("api", "workers") > i64::from(MAX_WORKERS) {
-            return Err(bad(
-                workers,
-                &format!("expected at most {MAX_WORKERS} workers"),
-            ));
-        }
-        for key in ["worker_timeout", "request_timeout"] {
-            if secs("api", key) <= 0.0 {
-                return Err(bad(get("api", key), "expected a number of seconds above 0"));
-            }
-        }
-        let users_entry = get("core", "simple_auth_manager_users");
-        let users = parse_users(&users_entry.value).map_err(|reason| bad(users_entry, &reason))?;
-        let level = match s("logging", "logging_level").to_ascii_lowercase().as_str() {
-            "debug" => log::LevelFilter::Debug,
-            "warning" => log::LevelFilter::Warn,
-            "error" | "critical" => log::LevelFilter::Error,
-            _ => log::LevelFilter::Info,
-        };
-
-        Ok(Config {
-            home: home.to_path_buf(),
-            core: Core {
-                dags_folder: PathBuf::from(s("core", "dags_folder")),
-                parallelism: int("core", "parallelism") as u32,
-                max_active_tasks_per_dag: int("core", "max_active_tasks_per_dag") as u32,
-                max_active_runs_per_dag: int("core", "max_active_runs_per_dag") as u32,
-                dags_are_paused_at_creation: boolean("core", "dags_are_paused_at_creation"),
-                load_examples: boolean("core", "load_examples"),
-                execution_api_server_url: s("core", "execution_api_server_url"),
-                killed_task_cleanup_time: secs("core", "killed_task_cleanup_time"),
-            },
-            database: Database { path: db_path },
-            api: Api {
-                host: s("api", "host"),
-                port: port_value,
-                base_url: s("api", "base_url"),
-                workers: int("api", "workers") as u32,
-                server_type: s("api", "server_type"),
-                worker_refresh_interval: secs("api", "worker_refresh_interval"),
-                worker_refresh_batch_size: int("api", "worker_refresh_batch_size") as u32,
-                reload_on_plugin_change: boolean("api", "reload_on_plugin_change"),
-                proxy_headers: boolean("api", "proxy_headers"),
-                expose_config: s("api", "expose_config").to_ascii_lowercase(),
-                maximum_page_limit: int("api", "maximum_page_limit") as u32,
-                fallback_page_limit: int("api", "fallback_page_limit") as u32,
-                max_body_size: int("api", "max_body_size") as u64,
-                worker_timeout: secs("api", "worker_timeout"),
-                request_timeout: secs("api", "request_timeout"),
-                max_connections: u32::try_from(int("api", "max_connections")).unwrap_or(u32::MAX),
-            },
-            auth: Auth {
-                users,
-                all_admins: boolean("core", "simple_auth_manager_all_admins"),
-                passwords_file: PathBuf::from(s("core", "simple_auth_manager_passwords_file")),
-                jwt_secret: s("api_auth", "jwt_secret"),
-                jwt_expiration_time: secs("api_auth", "jwt_expiration_time"),
-                execution_jwt_expiration_time: secs("execution_api", "jwt_expiration_time"),
-            },
-            scheduler: Scheduler {
-                heartbeat_sec: secs("scheduler", "scheduler_heartbeat_sec"),
-                health_check_threshold: secs("scheduler", "scheduler_health_check_threshold"),
-                dag_dir_list_interval: secs("scheduler", "dag_dir_list_interval"),
-                task_instance_heartbeat_timeout: secs(
-                    "scheduler",
-                    "task_instance_heartbeat_timeout",
-                ),
-            },
-            logging: Logging {
-                base_log_folder: PathBuf::from(s("logging", "base_log_folder")),
-                level,
-            },
-            entries,
-            warnings,
-        })
+        let mut cfg = values.config(home)?;
+        cfg.entries = entries;
+        cfg.warnings = warnings;
+        Ok(cfg)
     }
 
     /// The effective value of one key, as `config get-value` prints it.
@@ -544,35 +537,220 @@ fn bad(e: &Entry, reason: &str) -> Error {
     }
 }
 
-fn check_kind(e: &Entry) -> Result<()> {
+/// A value parsed by its key's [`Kind`], within its range.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Str(String),
+    Int(i64),
+    Secs(f64),
+    Bool(bool),
+    /// The word of the key's list it matched, as the list spells it.
+    Word(&'static str),
+}
+
+/// Parses one entry by its kind: the only place a value's text is read as a number, a
+/// boolean or a word.
+fn parse(e: &Entry) -> Result<Value> {
     let v = e.value.trim();
     match e.kind {
-        Kind::Str | Kind::Secret => Ok(()),
-        Kind::Int(min) => match v.parse::<i64>() {
-            Ok(n) if n >= min => Ok(()),
-            Ok(_) => Err(bad(
+        Kind::Str | Kind::Secret => Ok(Value::Str(v.to_string())),
+        Kind::Int { min, max, unit } => match v.parse::<i64>() {
+            Ok(n) if n < min => Err(bad(
                 e,
                 &format!("expected a whole number of at least {min}"),
             )),
+            Ok(n) if n > max => Err(bad(e, &format!("expected at most {max} {unit}"))),
+            Ok(n) => Ok(Value::Int(n)),
             Err(_) => Err(bad(e, "expected a whole number")),
         },
-        Kind::Secs => match v.parse::<f64>() {
-            Ok(n) if (0.0..=MAX_SECS).contains(&n) => Ok(()),
-            _ => Err(bad(
-                e,
-                "expected a number of seconds from 0 to 3153600000 (100 years)",
-            )),
+        Kind::Port => match v.parse::<u16>() {
+            Ok(n) => Ok(Value::Int(i64::from(n))),
+            Err(_) => Err(bad(e, "expected a port number from 0 to 65535")),
         },
-        Kind::Bool => parse_bool(v)
-            .map(|_| ())
-            .ok_or_else(|| bad(e, "expected True or False")),
-        Kind::Word(words) => {
-            if words.iter().any(|w| w.eq_ignore_ascii_case(v)) {
-                Ok(())
-            } else {
-                Err(bad(e, &format!("expected one of: {}", words.join(", "))))
+        Kind::Secs | Kind::PositiveSecs => {
+            let positive = e.kind == Kind::PositiveSecs;
+            match v.parse::<f64>() {
+                Ok(n) if positive && n == 0.0 => {
+                    Err(bad(e, "expected a number of seconds above 0"))
+                }
+                Ok(n) if (0.0..=MAX_SECS).contains(&n) => Ok(Value::Secs(n)),
+                _ => Err(bad(
+                    e,
+                    "expected a number of seconds from 0 to 3153600000 (100 years)",
+                )),
             }
         }
+        Kind::Bool => parse_bool(v)
+            .map(Value::Bool)
+            .ok_or_else(|| bad(e, "expected True or False")),
+        Kind::Word(words) => words
+            .iter()
+            .find(|w| w.eq_ignore_ascii_case(v))
+            .map(|w| Value::Word(w))
+            .ok_or_else(|| bad(e, &format!("expected one of: {}", words.join(", ")))),
+    }
+}
+
+/// The parsed values of every key, by key, for building [`Config`]'s typed fields.
+struct Values<'a> {
+    entries: &'a [Entry],
+    parsed: Vec<Value>,
+}
+
+impl Values<'_> {
+    fn find(&self, section: &str, key: &str) -> Result<(&Entry, &Value)> {
+        self.entries
+            .iter()
+            .zip(&self.parsed)
+            .find(|(e, _)| e.section == section && e.key == key)
+            .ok_or_else(|| Error::Usage(format!("updraft has no key [{section}] {key}")))
+    }
+
+    /// The error for a key read as a type its [`Kind`] does not give: a mistake in
+    /// [`KEYS`] that `template_parses_back_to_defaults` catches.
+    fn wrong(e: &Entry, want: &str) -> Error {
+        bad(e, &format!("read as {want}, which its kind does not give"))
+    }
+
+    fn text(&self, section: &str, key: &str) -> Result<String> {
+        match self.find(section, key)? {
+            (_, Value::Str(s)) => Ok(s.clone()),
+            (e, _) => Err(Self::wrong(e, "text")),
+        }
+    }
+
+    /// A whole number as the field's type; the kind's range keeps it in that type.
+    fn int<T: TryFrom<i64>>(&self, section: &str, key: &str) -> Result<T> {
+        match self.find(section, key)? {
+            (e, Value::Int(n)) => {
+                T::try_from(*n).map_err(|_| bad(e, "the number does not fit its field"))
+            }
+            (e, _) => Err(Self::wrong(e, "a whole number")),
+        }
+    }
+
+    fn secs(&self, section: &str, key: &str) -> Result<f64> {
+        match self.find(section, key)? {
+            (_, Value::Secs(n)) => Ok(*n),
+            (e, _) => Err(Self::wrong(e, "seconds")),
+        }
+    }
+
+    fn boolean(&self, section: &str, key: &str) -> Result<bool> {
+        match self.find(section, key)? {
+            (_, Value::Bool(b)) => Ok(*b),
+            (e, _) => Err(Self::wrong(e, "a boolean")),
+        }
+    }
+
+    fn word(&self, section: &str, key: &str) -> Result<&'static str> {
+        match self.find(section, key)? {
+            (_, Value::Word(w)) => Ok(w),
+            (e, _) => Err(Self::wrong(e, "a word")),
+        }
+    }
+
+    /// Builds [`Config`] from the parsed values, with the checks that span more than a
+    /// value's kind. `entries` and `warnings` are left for the caller to fill.
+    fn config(&self, home: &Path) -> Result<Config> {
+        let (db, _) = self.find("database", "sql_alchemy_conn")?;
+        let db_path = sqlite_path(&db.value).ok_or_else(|| {
+            bad(db, "expected a sqlite:/// URL, e.g. sqlite:////home/me/updraft/updraft.db (updraft stores its state in SQLite only)")
+        })?;
+        let (server_type, _) = self.find("api", "server_type")?;
+        if server_type.value.trim() != "uvicorn" {
+            return Err(bad(
+                server_type,
+                "process workers are not supported yet; only 'uvicorn' (updraft's thread pool) is accepted",
+            ));
+        }
+        let (base_url, _) = self.find("api", "base_url")?;
+        if !base_url.value.is_empty()
+            && !base_url.value.contains("://")
+            && !base_url.value.starts_with('/')
+        {
+            return Err(bad(
+                base_url,
+                "expected a URL such as http://localhost:8080/prefix, or a path such as /prefix",
+            ));
+        }
+        let (users_entry, _) = self.find("core", "simple_auth_manager_users")?;
+        let users = parse_users(&users_entry.value).map_err(|reason| bad(users_entry, &reason))?;
+        // Each match below covers its key's word list; the last arm is its last word.
+        let level = match self.word("logging", "logging_level")? {
+            "debug" => log::LevelFilter::Debug,
+            "info" => log::LevelFilter::Info,
+            "warning" => log::LevelFilter::Warn,
+            _ => log::LevelFilter::Error,
+        };
+        let test_connection = match self.word("core", "test_connection")? {
+            "disabled" => TestConnection::Disabled,
+            "enabled" => TestConnection::Enabled,
+            _ => TestConnection::Hidden,
+        };
+        let expose_config = match self.word("api", "expose_config")? {
+            "true" => ExposeConfig::True,
+            "false" => ExposeConfig::False,
+            _ => ExposeConfig::NonSensitiveOnly,
+        };
+        let path = |section: &str, key: &str| self.text(section, key).map(PathBuf::from);
+
+        Ok(Config {
+            home: home.to_path_buf(),
+            core: Core {
+                dags_folder: path("core", "dags_folder")?,
+                parallelism: self.int("core", "parallelism")?,
+                max_active_tasks_per_dag: self.int("core", "max_active_tasks_per_dag")?,
+                max_active_runs_per_dag: self.int("core", "max_active_runs_per_dag")?,
+                dags_are_paused_at_creation: self.boolean("core", "dags_are_paused_at_creation")?,
+                load_examples: self.boolean("core", "load_examples")?,
+                execution_api_server_url: self.text("core", "execution_api_server_url")?,
+                killed_task_cleanup_time: self.secs("core", "killed_task_cleanup_time")?,
+                test_connection,
+            },
+            database: Database { path: db_path },
+            api: Api {
+                host: self.text("api", "host")?,
+                port: self.int("api", "port")?,
+                base_url: self.text("api", "base_url")?,
+                workers: self.int("api", "workers")?,
+                server_type: self.text("api", "server_type")?,
+                worker_refresh_interval: self.secs("api", "worker_refresh_interval")?,
+                worker_refresh_batch_size: self.int("api", "worker_refresh_batch_size")?,
+                reload_on_plugin_change: self.boolean("api", "reload_on_plugin_change")?,
+                proxy_headers: self.boolean("api", "proxy_headers")?,
+                expose_config,
+                maximum_page_limit: self.int("api", "maximum_page_limit")?,
+                fallback_page_limit: self.int("api", "fallback_page_limit")?,
+                max_body_size: self.int("api", "max_body_size")?,
+                worker_timeout: self.secs("api", "worker_timeout")?,
+                request_timeout: self.secs("api", "request_timeout")?,
+                max_connections: self.int("api", "max_connections")?,
+            },
+            auth: Auth {
+                users,
+                all_admins: self.boolean("core", "simple_auth_manager_all_admins")?,
+                passwords_file: path("core", "simple_auth_manager_passwords_file")?,
+                jwt_secret: self.text("api_auth", "jwt_secret")?,
+                jwt_expiration_time: self.secs("api_auth", "jwt_expiration_time")?,
+                execution_jwt_expiration_time: self.secs("execution_api", "jwt_expiration_time")?,
+            },
+            scheduler: Scheduler {
+                heartbeat_sec: self.secs("scheduler", "scheduler_heartbeat_sec")?,
+                health_check_threshold: self
+                    .secs("scheduler", "scheduler_health_check_threshold")?,
+                dag_dir_list_interval: self.secs("scheduler", "dag_dir_list_interval")?,
+                task_instance_heartbeat_timeout: self
+                    .secs("scheduler", "task_instance_heartbeat_timeout")?,
+            },
+            logging: Logging {
+                base_log_folder: path("logging", "base_log_folder")?,
+                level,
+            },
+            entries: Vec::new(),
+            warnings: Vec::new(),
+            host: HostEnv::default(),
+        })
     }
 }
 
@@ -665,7 +843,13 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::from_sources(Path::new("/h"), Path::new("/h/updraft.cfg"), file, &env)
+        Config::from_sources(
+            Path::new("/h"),
+            Path::new("/h/updraft.cfg"),
+            file,
+            &env,
+            &[],
+        )
     }
 
     #[test]
@@ -769,6 +953,79 @@ mod tests {
             );
             assert_eq!(err.exit_code(), 2);
         }
+    }
+
+    #[test]
+    fn flags_win_over_env_and_file_and_say_so() {
+        let env: Vec<(String, String)> = vec![("UPDRAFT__API__PORT".into(), "9200".into())];
+        let flags = [
+            Override {
+                section: "api",
+                key: "port",
+                value: "9300".into(),
+                by: "--port",
+            },
+            Override {
+                section: "api",
+                key: "workers",
+                value: "65".into(),
+                by: "--workers",
+            },
+        ];
+        let file = "[api]\nport = 9000\nworkers = 2\n";
+        let load = |flags: &[Override]| {
+            Config::from_sources(
+                Path::new("/h"),
+                Path::new("/h/updraft.cfg"),
+                file,
+                &env,
+                flags,
+            )
+        };
+        let c = load(&flags[..1]).unwrap();
+        assert_eq!(c.api.port, 9300);
+        let port = c.get("api", "port").unwrap();
+        assert_eq!(port.source, Source::Cli("--port"));
+        assert_eq!(port.source.to_string(), "cli --port");
+        assert_eq!(c.api.workers, 2);
+        // A bad flag names the flag, not a variable nobody set.
+        let err = load(&flags).unwrap_err().to_string();
+        assert!(
+            err.contains("[api] workers = \"65\" (from cli --workers)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn numbers_too_large_for_their_field_are_refused() {
+        // Each once passed the check as an i64 and was then cut to a u32 (`as u32`):
+        // 4294967296 tasks at once became 0.
+        for (key, value) in [
+            ("UPDRAFT__CORE__PARALLELISM", "4294967296"),
+            ("UPDRAFT__CORE__MAX_ACTIVE_RUNS_PER_DAG", "4294967297"),
+            ("UPDRAFT__API__MAXIMUM_PAGE_LIMIT", "4294967396"),
+            ("UPDRAFT__API__MAX_CONNECTIONS", "5000000000"),
+        ] {
+            let err = load("", &[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains("expected at most 4294967295"), "{key}: {err}");
+        }
+        let c = load("", &[("UPDRAFT__CORE__PARALLELISM", "4294967295")]).unwrap();
+        assert_eq!(c.core.parallelism, u32::MAX);
+    }
+
+    #[test]
+    fn words_become_typed_values() {
+        let c = load(
+            "[core]\ntest_connection = ENABLED\n[api]\nexpose_config = Non-Sensitive-Only\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.core.test_connection, TestConnection::Enabled);
+        assert_eq!(c.api.expose_config, ExposeConfig::NonSensitiveOnly);
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.core.test_connection, TestConnection::Disabled);
+        assert_eq!(c.api.expose_config, ExposeConfig::False);
+        assert_eq!(c.logging.level, log::LevelFilter::Info);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! This module knows nothing of task states, retries or the API: it starts, waits and
 //! kills. The supervisor decides when (`execution_timeout`, a cleared task, shutdown).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -28,12 +28,63 @@ const MAX_POLL: Duration = Duration::from_millis(50);
 /// How long dropping a still-running `Running` waits for its killed tree to end.
 const DROP_WAIT: Duration = Duration::from_secs(5);
 
-/// The shell that runs a `bash_command`.
+/// This process's environment, as `app::Env` read it once at start: the copy that
+/// finding a shell and starting tasks read instead of the process's own (see
+/// ARCHITECTURE.md: nothing outside `Env` reads the process environment).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostEnv {
+    vars: Vec<(OsString, OsString)>,
+    temp_dir: PathBuf,
+}
+
+impl HostEnv {
+    /// A copy of `vars`, with `temp_dir` as the folder for temporary files.
+    pub fn new(
+        vars: impl IntoIterator<Item = (impl Into<OsString>, impl Into<OsString>)>,
+        temp_dir: PathBuf,
+    ) -> HostEnv {
+        HostEnv {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            temp_dir,
+        }
+    }
+
+    /// The value of `name`; compared as the OS does, without case on Windows.
+    pub fn var(&self, name: &str) -> Option<&OsStr> {
+        let same = |k: &OsStr| {
+            if cfg!(windows) {
+                k.eq_ignore_ascii_case(name)
+            } else {
+                k == name
+            }
+        };
+        self.vars
+            .iter()
+            .find(|(k, _)| same(k))
+            .map(|(_, v)| v.as_os_str())
+    }
+
+    /// The folder for temporary files (cmd's batch files).
+    pub fn temp_dir(&self) -> &Path {
+        &self.temp_dir
+    }
+}
+
+/// The shell that runs a `bash_command`, with what running it takes from this
+/// process's environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shell {
     pub kind: ShellKind,
     /// The executable, as found (an absolute path, except for a bare fallback name).
     pub program: PathBuf,
+    /// Where cmd's batch files go.
+    pub temp_dir: PathBuf,
+    /// Variables a task's replaced environment keeps, with this process's values
+    /// (`SystemRoot` on Windows; none on Unix).
+    pub essential_env: Vec<(String, OsString)>,
 }
 
 /// How a shell takes a script: `bash -c` and `sh -c` alike, `cmd /D /S /C` apart.
@@ -84,7 +135,7 @@ impl Shell {
                 command.arg("-c").arg(script);
             }
             ShellKind::Cmd if is_multi_line(script) => {
-                let batch = BatchFile::write(&batch_file(script))?;
+                let batch = BatchFile::write(&self.temp_dir, &batch_file(script))?;
                 cmd_args(&mut command, &cmd_call(&batch.0))?;
                 file = Some(batch);
             }
@@ -202,7 +253,7 @@ fn paren_balance(line: &str) -> i64 {
 struct BatchFile(PathBuf);
 
 impl BatchFile {
-    fn write(text: &str) -> io::Result<BatchFile> {
+    fn write(dir: &Path, text: &str) -> io::Result<BatchFile> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let mut random = [0u8; 8];
@@ -213,7 +264,7 @@ impl BatchFile {
             NEXT.fetch_add(1, Ordering::Relaxed),
             u64::from_le_bytes(random)
         );
-        let path = std::env::temp_dir().join(name);
+        let path = dir.join(name);
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -240,20 +291,27 @@ fn cmd_call(path: &Path) -> String {
     format!("\"{}\"", path.display())
 }
 
-/// Finds the shell for a `bash_command`, given the value of PATH.
+/// Finds the shell for a `bash_command` in `host`'s PATH (and, on Windows, its install
+/// folders).
 ///
 /// Bash comes first, as Airflow's BashOperator runs `bash -c`. On Windows that is Git
 /// Bash: from PATH, beside a `git.exe` on PATH, or in the usual Git for Windows install
 /// folders; WSL's `bash.exe` launcher is passed over, as it runs the script in Linux.
 /// Without bash, Windows uses `cmd` and Unix `sh`.
-pub fn find_shell(path_var: Option<&OsStr>) -> Shell {
-    if let Some(program) = find_bash(path_var) {
-        return Shell {
-            kind: ShellKind::Bash,
-            program,
-        };
+pub fn find_shell(host: &HostEnv) -> Shell {
+    let (kind, program) = match find_bash(host) {
+        Some(program) => (ShellKind::Bash, program),
+        None => fallback_shell(host),
+    };
+    Shell {
+        kind,
+        program,
+        temp_dir: host.temp_dir().to_path_buf(),
+        essential_env: ESSENTIAL_ENV
+            .iter()
+            .filter_map(|name| Some((name.to_string(), host.var(name)?.to_os_string())))
+            .collect(),
     }
-    fallback_shell(path_var)
 }
 
 /// Everything `spawn` needs to start a task command.
@@ -364,7 +422,7 @@ pub fn spawn(spec: Spec) -> io::Result<Running> {
     } = shell.command(&script)?;
     if !inherit_env {
         command.env_clear();
-        keep_essential_env(&mut command, &env);
+        keep_essential_env(&mut command, &shell.essential_env, &env);
     }
     command.envs(env);
     if let Some(dir) = cwd {
@@ -572,8 +630,17 @@ fn wrap_tree(command: &mut CommandWrap) {
     command.wrap(process_wrap::std::ProcessGroup::leader());
 }
 
+/// What a task's replaced environment keeps from this process's (see
+/// `keep_essential_env`).
 #[cfg(unix)]
-fn keep_essential_env(_command: &mut Command, _env: &[(String, String)]) {
+const ESSENTIAL_ENV: &[&str] = &[];
+
+#[cfg(unix)]
+fn keep_essential_env(
+    _command: &mut Command,
+    _essential: &[(String, OsString)],
+    _env: &[(String, String)],
+) {
     // Nothing: Airflow gives a task with `append_env=False` exactly its `env`, and bash
     // supplies a default PATH itself.
 }
@@ -597,16 +664,14 @@ fn signal_name(signal: i32) -> Option<&'static str> {
 const BASH: &str = "bash";
 
 #[cfg(unix)]
-fn find_bash(path_var: Option<&OsStr>) -> Option<PathBuf> {
-    search_path(path_var, BASH)
+fn find_bash(host: &HostEnv) -> Option<PathBuf> {
+    search_path(host.var("PATH"), BASH)
 }
 
 #[cfg(unix)]
-fn fallback_shell(path_var: Option<&OsStr>) -> Shell {
-    Shell {
-        kind: ShellKind::Sh,
-        program: search_path(path_var, "sh").unwrap_or_else(|| PathBuf::from("/bin/sh")),
-    }
+fn fallback_shell(host: &HostEnv) -> (ShellKind, PathBuf) {
+    let program = search_path(host.var("PATH"), "sh").unwrap_or_else(|| PathBuf::from("/bin/sh"));
+    (ShellKind::Sh, program)
 }
 
 #[cfg(unix)]
@@ -651,14 +716,20 @@ fn wrap_tree(command: &mut CommandWrap) {
     command.wrap(JobObject);
 }
 
+/// Windows programs, the C runtime and Winsock among them, fail without SystemRoot, so
+/// a replaced environment keeps it unless the task sets it.
 #[cfg(windows)]
-fn keep_essential_env(command: &mut Command, env: &[(String, String)]) {
-    // Windows programs, the C runtime and Winsock among them, fail without SystemRoot,
-    // so a replaced environment keeps it unless the task sets it.
-    const ESSENTIAL: &[&str] = &["SystemRoot"];
-    for name in ESSENTIAL {
+const ESSENTIAL_ENV: &[&str] = &["SystemRoot"];
+
+#[cfg(windows)]
+fn keep_essential_env(
+    command: &mut Command,
+    essential: &[(String, OsString)],
+    env: &[(String, String)],
+) {
+    for (name, value) in essential {
         let set_by_task = env.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
-        if let (false, Some(value)) = (set_by_task, std::env::var_os(name)) {
+        if !set_by_task {
             command.env(name, value);
         }
     }
@@ -683,14 +754,15 @@ fn signal_name(_signal: i32) -> Option<&'static str> {
 const BASH: &str = "bash.exe";
 
 #[cfg(windows)]
-fn find_bash(path_var: Option<&OsStr>) -> Option<PathBuf> {
+fn find_bash(host: &HostEnv) -> Option<PathBuf> {
+    let path_var = host.var("PATH");
     let on_path = path_var
         .into_iter()
         .flat_map(std::env::split_paths)
         .map(|dir| dir.join(BASH))
         .filter(|p| !is_wsl_launcher(p));
     let near_git = search_path(path_var, "git.exe").and_then(|git| git_bash_near(&git));
-    let installed = git_install_roots()
+    let installed = git_install_roots(host)
         .into_iter()
         .map(|root| root.join(r"bin\bash.exe"));
     on_path
@@ -701,13 +773,13 @@ fn find_bash(path_var: Option<&OsStr>) -> Option<PathBuf> {
 
 /// Git for Windows' usual install folders: machine-wide, 32-bit, and per user.
 #[cfg(windows)]
-fn git_install_roots() -> Vec<PathBuf> {
+fn git_install_roots(host: &HostEnv) -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = ["ProgramW6432", "ProgramFiles", "ProgramFiles(x86)"]
         .iter()
-        .filter_map(std::env::var_os)
+        .filter_map(|name| host.var(name))
         .map(|dir| PathBuf::from(dir).join("Git"))
         .collect();
-    if let Some(local) = std::env::var_os("LOCALAPPDATA") {
+    if let Some(local) = host.var("LOCALAPPDATA") {
         roots.push(PathBuf::from(local).join(r"Programs\Git"));
     }
     roots.push(PathBuf::from(r"C:\Program Files\Git"));
@@ -715,17 +787,16 @@ fn git_install_roots() -> Vec<PathBuf> {
 }
 
 #[cfg(windows)]
-fn fallback_shell(_path_var: Option<&OsStr>) -> Shell {
-    let program = std::env::var_os("ComSpec")
+fn fallback_shell(host: &HostEnv) -> (ShellKind, PathBuf) {
+    let program = host
+        .var("ComSpec")
         .map(PathBuf::from)
         .or_else(|| {
-            std::env::var_os("SystemRoot").map(|root| PathBuf::from(root).join(r"System32\cmd.exe"))
+            host.var("SystemRoot")
+                .map(|root| PathBuf::from(root).join(r"System32\cmd.exe"))
         })
         .unwrap_or_else(|| PathBuf::from("cmd.exe"));
-    Shell {
-        kind: ShellKind::Cmd,
-        program,
-    }
+    (ShellKind::Cmd, program)
 }
 
 #[cfg(windows)]
@@ -908,6 +979,21 @@ mod tests {
 
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    /// This test process's environment, as `app::Env` would read it.
+    fn this_host() -> HostEnv {
+        HostEnv::new(std::env::vars_os(), std::env::temp_dir())
+    }
+
+    /// A shell at `program`, with this process's temp folder.
+    fn test_shell(kind: ShellKind, program: PathBuf) -> Shell {
+        Shell {
+            kind,
+            program,
+            temp_dir: std::env::temp_dir(),
+            essential_env: Vec::new(),
+        }
+    }
+
     /// A folder of its own under the system temp dir, removed on drop.
     struct TempDir(PathBuf);
 
@@ -970,10 +1056,7 @@ mod tests {
 
     #[test]
     fn describe_names_the_shell_and_its_path() {
-        let shell = Shell {
-            kind: ShellKind::Bash,
-            program: PathBuf::from("/usr/bin/bash"),
-        };
+        let shell = test_shell(ShellKind::Bash, PathBuf::from("/usr/bin/bash"));
         assert_eq!(shell.describe(), "bash (/usr/bin/bash)");
     }
 
@@ -1048,10 +1131,10 @@ mod tests {
         ]
         .concat();
         assert_eq!(batch_file(script), want);
-        let cmd = Shell {
-            kind: ShellKind::Cmd,
-            program: PathBuf::from(r"C:\Windows\System32\cmd.exe"),
-        };
+        let cmd = test_shell(
+            ShellKind::Cmd,
+            PathBuf::from(r"C:\Windows\System32\cmd.exe"),
+        );
         assert!(cmd.describe_for("a\nb").contains("as a batch file"));
         assert!(!cmd.describe_for("a\n").contains("batch"));
         assert!(cmd.describe_for("a").contains("65001"));
@@ -1100,10 +1183,7 @@ mod tests {
         if cfg!(windows) {
             return;
         }
-        let shell = Shell {
-            kind: ShellKind::Cmd,
-            program: PathBuf::from("cmd.exe"),
-        };
+        let shell = test_shell(ShellKind::Cmd, PathBuf::from("cmd.exe"));
         assert!(shell.command("echo hi").is_err());
     }
 
@@ -1112,7 +1192,7 @@ mod tests {
         use super::*;
 
         fn bash() -> Shell {
-            let shell = find_shell(std::env::var_os("PATH").as_deref());
+            let shell = find_shell(&this_host());
             assert_eq!(shell.kind, ShellKind::Bash, "these tests need bash on PATH");
             shell
         }
@@ -1197,19 +1277,19 @@ mod tests {
 
             // Not executable: passed over.
             let path = std::env::join_paths([dir.path(), empty.path()]).unwrap();
-            assert_eq!(find_shell(Some(&path)).kind, ShellKind::Sh);
-            assert_eq!(find_shell(None).program, PathBuf::from("/bin/sh"));
+            assert_eq!(
+                find_shell(&HostEnv::new([("PATH", &path)], PathBuf::new())).kind,
+                ShellKind::Sh
+            );
+            assert_eq!(
+                find_shell(&HostEnv::default()).program,
+                PathBuf::from("/bin/sh")
+            );
 
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-            let shell = find_shell(Some(&path));
-            assert_eq!(
-                shell,
-                Shell {
-                    kind: ShellKind::Bash,
-                    program: fake.clone()
-                }
-            );
+            let shell = find_shell(&HostEnv::new([("PATH", &path)], PathBuf::new()));
+            assert_eq!((shell.kind, &shell.program), (ShellKind::Bash, &fake));
             assert_eq!(shell.describe(), format!("bash ({})", fake.display()));
         }
 
@@ -1403,7 +1483,7 @@ mod tests {
 
         #[test]
         fn finds_a_shell() {
-            let shell = find_shell(std::env::var_os("PATH").as_deref());
+            let shell = find_shell(&this_host());
             assert!(
                 matches!(shell.kind, ShellKind::Bash | ShellKind::Cmd),
                 "{shell:?}"
@@ -1411,7 +1491,13 @@ mod tests {
         }
 
         fn cmd() -> Shell {
-            fallback_shell(None)
+            let host = this_host();
+            let (kind, program) = fallback_shell(&host);
+            Shell {
+                kind,
+                program,
+                ..find_shell(&host)
+            }
         }
 
         fn start(script: &str, log: &Path) -> Running {

@@ -1,6 +1,6 @@
 //! The command line, run as a user would: exit codes, config, and DAG folders.
 
-use crate::util::TempHome;
+use crate::util::{TempHome, TestServer, get_json};
 
 const GOOD: &str = r#"
 hello:
@@ -198,6 +198,26 @@ fn config_precedence_through_the_binary() {
     );
     assert!(list.contains("workers = 7  # "), "{list}");
     assert!(list.contains("host = 127.0.0.1  # default"), "{list}");
+}
+
+#[test]
+fn server_flags_win_over_env_and_file_and_name_themselves() {
+    let home = TempHome::new();
+    home.write("updraft.cfg", "[api]\nworkers = 1\n");
+    let env = [("UPDRAFT__API__WORKERS", "2")];
+    // A bad flag is reported as the flag, not as a variable the user never set.
+    let run = home.run(&["api-server", "--workers", "65"], &env).expect(2);
+    assert!(
+        run.stderr()
+            .contains("[api] workers = \"65\" (from cli --workers): expected at most 64"),
+        "{}",
+        run.stderr()
+    );
+    // A good one wins over the environment and the file.
+    let srv = TestServer::start(&home, &["api-server", "--workers", "3"], &env);
+    let (status, health) = get_json(&format!("{}/api/v2/monitor/health", srv.base));
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["api_server"]["workers_alive"], 3, "{health}");
 }
 
 #[test]

@@ -11,22 +11,36 @@ use std::io::Write;
 use serde_json::{Value, json};
 
 use crate::cli::{Command, Output};
-use crate::config::Config;
+use crate::config::{Config, Override};
 use crate::error::{Error, Result};
+use crate::process::HostEnv;
 use crate::store::{DagRow, Store};
 use crate::{dagfile, home, logging, processor};
 
 /// Everything a command reads from the process: the environment, the clock.
+///
+/// **Invariant:** `from_process` is the only code (tests aside) that reads the process
+/// environment; everything else gets it from here, passed down (`Config::host` carries
+/// it to the executor). ARCHITECTURE.md says how that is checked.
 pub struct Env {
+    /// The variables whose names and values are Unicode: what the config, the home and
+    /// the task commands (`UPDRAFT_TI_*`) read.
     pub vars: Vec<(String, String)>,
+    /// Every variable as the OS gave it, and the temp folder: what finding a shell and
+    /// starting tasks read.
+    pub host: HostEnv,
 }
 
 impl Env {
     pub fn from_process() -> Env {
+        let all: Vec<_> = std::env::vars_os().collect();
         Env {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            vars: all
+                .iter()
+                .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())))
                 .collect(),
+            // Reads TMPDIR, or TMP and TEMP on Windows.
+            host: HostEnv::new(all, std::env::temp_dir()),
         }
     }
 }
@@ -44,15 +58,17 @@ pub fn run(cmd: Command, env: &Env) -> Result<()> {
             dag_id,
             logical_date,
         } => serve::dags_test(env, &dag_id, logical_date.as_deref()),
-        cmd => run_with_config(cmd, &load_config(env)?, env),
+        cmd => run_with_config(cmd, &load_config(env, &[])?, env),
     }
 }
 
-/// Finds the home, creates it if needed, loads and validates the config, starts logging.
-pub fn load_config(env: &Env) -> Result<Config> {
+/// Finds the home, creates it if needed, loads and validates the config (the command
+/// line's `flags` above the environment and the file), starts logging.
+pub fn load_config(env: &Env, flags: &[Override]) -> Result<Config> {
     let home = home::locate(&env.vars)?;
     home::ensure(&home)?;
-    let cfg = Config::load(&home, &env.vars)?;
+    let mut cfg = Config::load_with_flags(&home, &env.vars, flags)?;
+    cfg.host = env.host.clone();
     logging::init(cfg.logging.level);
     for w in &cfg.warnings {
         log::warn!("{w}");
@@ -367,5 +383,58 @@ pub(crate) fn emit(text: &str) -> Result<()> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("<stdout>", e)),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The lines of `dir`'s Rust files, above each file's tests, that read the process
+    /// environment, as `path:line: text`.
+    fn environment_reads(dir: &Path, out: &mut Vec<String>) {
+        let reads = [
+            "env::var(",
+            "env::vars(",
+            "env::var_os",
+            "env::vars_os",
+            "env::temp_dir",
+            "env::home_dir",
+        ];
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                environment_reads(&path, out);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("\n#[cfg(test)]\nmod tests").next().unwrap();
+            for (n, line) in code.lines().enumerate() {
+                if reads.iter().any(|r| line.contains(r)) {
+                    let shown = path.display().to_string().replace('\\', "/");
+                    out.push(format!("{shown}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_env_reads_the_process_environment() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = Vec::new();
+        environment_reads(&src, &mut found);
+        let outside: Vec<&String> = found
+            .iter()
+            .filter(|l| {
+                !(l.contains("app/mod.rs")
+                    && (l.contains("std::env::vars_os().collect()")
+                        || l.contains("HostEnv::new(all, std::env::temp_dir())")))
+            })
+            .collect();
+        assert!(outside.is_empty(), "read around Env: {outside:#?}");
+        assert_eq!(found.len(), 2, "{found:#?}");
     }
 }

@@ -16,7 +16,7 @@ use super::{Env, emit, load_config};
 use crate::api::Apps;
 use crate::cli::ServerArgs;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Override};
 use crate::error::{Error, Result};
 use crate::executor::supervise::log_path;
 use crate::model::TaskState;
@@ -36,22 +36,7 @@ pub fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
             "--apps takes all, core, execution or core,execution, not {apps_text:?}"
         ))
     })?;
-    // Flags win over everything: they go in as the highest-precedence variables.
-    let mut vars = env.vars.clone();
-    let flags = [
-        ("HOST", &args.host),
-        ("PORT", &args.port),
-        ("WORKERS", &args.workers),
-    ];
-    for (key, value) in flags {
-        if let Some(v) = value {
-            vars.push((format!("UPDRAFT__API__{key}"), v.clone()));
-        }
-    }
-    if args.proxy_headers {
-        vars.push(("UPDRAFT__API__PROXY_HEADERS".into(), "True".into()));
-    }
-    let cfg = prepare(&Env { vars })?;
+    let cfg = prepare(env, &args.overrides())?;
     if apps.core {
         crate::auth::init_passwords(&cfg)?;
     }
@@ -66,7 +51,7 @@ pub fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
 
 /// `updraft scheduler`: the scheduler and its executor, reporting to an api-server.
 pub fn scheduler(env: &Env) -> Result<()> {
-    let cfg = prepare(env)?;
+    let cfg = prepare(env, &[])?;
     let url = configured_execution_url(&cfg);
     check_in_background(url.clone());
     // Nothing in this process wakes it: it watches the database instead.
@@ -89,7 +74,7 @@ pub fn scheduler(env: &Env) -> Result<()> {
 
 /// `updraft standalone`: API server, scheduler and executor in one process.
 pub fn standalone(env: &Env) -> Result<()> {
-    let cfg = prepare(env)?;
+    let cfg = prepare(env, &[])?;
     crate::auth::init_passwords(&cfg)?;
     processor::sync(&mut Store::open(&cfg.database.path)?, &cfg, Utc::now())?;
     let (wake_tx, wake_rx) = bounded(1);
@@ -160,15 +145,22 @@ fn stop_scheduler(sched: scheduler::Handle, asked: bool) -> Result<()> {
 /// stdout; the exit code is the run's result. A private API server on a free loopback
 /// port serves the run's tasks, so nothing else needs to be running.
 pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<()> {
-    let mut vars = env.vars.clone();
-    vars.push(("UPDRAFT__API__HOST".into(), "127.0.0.1".into()));
-    vars.push(("UPDRAFT__API__PORT".into(), "0".into()));
-    vars.push(("UPDRAFT__API__BASE_URL".into(), String::new()));
-    vars.push((
-        "UPDRAFT__CORE__EXECUTION_API_SERVER_URL".into(),
-        String::new(),
-    ));
-    let cfg = prepare(&Env { vars })?;
+    // A private server on a free loopback port, whatever the config says.
+    let fixed = |section, key, value: &str| Override {
+        section,
+        key,
+        value: value.to_string(),
+        by: "dags test",
+    };
+    let cfg = prepare(
+        env,
+        &[
+            fixed("api", "host", "127.0.0.1"),
+            fixed("api", "port", "0"),
+            fixed("api", "base_url", ""),
+            fixed("core", "execution_api_server_url", ""),
+        ],
+    )?;
     let mut store = Store::open(&cfg.database.path)?;
     processor::sync(&mut store, &cfg, Utc::now())?;
     let logical_date = logical_date.map(super::tasks::parse_date).transpose()?;
@@ -252,8 +244,8 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
 
 /// Config, home folders, database (and its checkpoint thread): what every long-running
 /// command needs first.
-fn prepare(env: &Env) -> Result<Config> {
-    let cfg = load_config(env)?;
+fn prepare(env: &Env, flags: &[Override]) -> Result<Config> {
+    let cfg = load_config(env, flags)?;
     home::ensure_folders(&cfg)?;
     Store::open(&cfg.database.path)?.checkpoint_in_background()?;
     Ok(cfg)

@@ -290,7 +290,7 @@ fn tasks_test(cfg: &Config, dag_id: &str, task_id: &str, date: Option<&str>) -> 
         ));
     };
     let rendered = template::render(command, &ctx, &StoreLookup(&store)).map_err(Error::Failed)?;
-    let shell = process::find_shell(std::env::var_os("PATH").as_deref());
+    let shell = process::find_shell(&cfg.host);
     eprintln!("running with {}: {rendered}", shell.describe_for(&rendered));
     // Kept until the command ends: it holds cmd's batch file, if there is one.
     let mut shell_cmd = shell

@@ -12,7 +12,7 @@
 //! starts per task (see bench/PROFILES.md). What a task sees is unchanged: its own
 //! process tree, the Execution API URL and a token of its own.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -77,7 +77,7 @@ pub struct Supervisors {
 
 impl Supervisors {
     pub fn new(cfg: &Config, api_url: &str) -> Supervisors {
-        let path = std::env::var_os("PATH");
+        let path = cfg.host.var("PATH").map(OsStr::to_os_string);
         let exe_dir = std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(PathBuf::from));
@@ -98,12 +98,13 @@ impl Supervisors {
             home: cfg.home.clone(),
             base_log_folder: cfg.logging.base_log_folder.clone(),
             heartbeat_timeout: cfg.scheduler.task_instance_heartbeat_timeout,
-            shell: process::find_shell(path.as_deref()),
+            shell: process::find_shell(&cfg.host),
             task_path,
             unixname: ["USER", "USERNAME"]
                 .iter()
-                .find_map(|k| std::env::var(k).ok())
-                .unwrap_or_default(),
+                .find_map(|k| cfg.host.var(k)?.to_str())
+                .unwrap_or_default()
+                .to_string(),
             hostname: crate::hostname(),
             pid: std::process::id(),
             stop: AtomicBool::new(false),

@@ -56,8 +56,7 @@ fn wants_text(req: &Req) -> Result<bool, ApiError> {
 /// `[api] expose_config`: `False` refuses; `True` and `non-sensitive-only` both show the
 /// configuration with sensitive values hidden (Airflow 3.3.2 never shows them).
 fn check_expose(ctx: &Ctx) -> Result<(), ApiError> {
-    let v = ctx.cfg.api.expose_config.as_str();
-    if v == "non-sensitive-only" || crate::config::parse_bool(v) == Some(true) {
+    if ctx.cfg.api.expose_config != crate::config::ExposeConfig::False {
         Ok(())
     } else {
         Err(ApiError::new(

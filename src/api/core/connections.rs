@@ -91,11 +91,7 @@ fn list_connections(
 /// provider has a hook for, which is every type here: updraft ships no hooks.
 fn test_connection(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
     let m = check_connection(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
-    let mode = ctx
-        .cfg
-        .get("core", "test_connection")
-        .map(|e| e.value.trim().to_ascii_lowercase());
-    if mode.as_deref() != Some("enabled") {
+    if ctx.cfg.core.test_connection != crate::config::TestConnection::Enabled {
         return Err(ApiError::new(
             403,
             "Testing connections is disabled in Airflow configuration. Contact your deployment admin to enable it.",
