@@ -479,6 +479,29 @@ impl Config {
             .find(|e| e.section == section && e.key == key)
     }
 
+    /// What `config list` prints: every key by section, its value (secrets hidden) and
+    /// where the value came from.
+    pub fn list(&self) -> String {
+        let mut out = String::new();
+        let mut section = "";
+        for e in &self.entries {
+            if e.section != section {
+                section = e.section;
+                out.push_str(&format!(
+                    "{}[{section}]\n",
+                    if out.is_empty() { "" } else { "\n" }
+                ));
+            }
+            out.push_str(&format!(
+                "{} = {}  # {}\n",
+                e.key,
+                e.display_value(),
+                e.source
+            ));
+        }
+        out
+    }
+
     /// The text of a fresh `updraft.cfg`: every key, commented out at its default.
     pub fn template() -> String {
         let mut out = String::from(
@@ -987,6 +1010,9 @@ mod tests {
         let port = c.get("api", "port").unwrap();
         assert_eq!(port.source, Source::Cli("--port"));
         assert_eq!(port.source.to_string(), "cli --port");
+        let list = c.list();
+        assert!(list.contains("\nport = 9300  # cli --port\n"), "{list}");
+        assert!(list.contains("\nworkers = 2  # /h/updraft.cfg\n"), "{list}");
         assert_eq!(c.api.workers, 2);
         // A bad flag names the flag, not a variable nobody set.
         let err = load(&flags).unwrap_err().to_string();

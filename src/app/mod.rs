@@ -78,26 +78,7 @@ pub fn load_config(env: &Env, flags: &[Override]) -> Result<Config> {
 
 fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
     match cmd {
-        Command::ConfigList => {
-            let mut out = String::new();
-            let mut section = "";
-            for e in &cfg.entries {
-                if e.section != section {
-                    section = e.section;
-                    out.push_str(&format!(
-                        "{}[{section}]\n",
-                        if out.is_empty() { "" } else { "\n" }
-                    ));
-                }
-                out.push_str(&format!(
-                    "{} = {}  # {}\n",
-                    e.key,
-                    e.display_value(),
-                    e.source
-                ));
-            }
-            emit(&out)
-        }
+        Command::ConfigList => emit(&cfg.list()),
         Command::ConfigGetValue { section, key } => {
             let entry = cfg.get(&section, &key).ok_or_else(|| {
                 Error::NotFound(format!(
