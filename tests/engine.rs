@@ -523,13 +523,8 @@ fn a_task_token_is_refused_for_another_task() {
     let a = store.ti_by_key("tok", &run, "a").unwrap().unwrap();
     let b = store.ti_by_key("tok", &run, "b").unwrap().unwrap();
     let secret = updraft::jwt::secret("", &e.home.path).unwrap();
-    let token_a = updraft::api::execution::task_token(
-        &secret,
-        &a.id,
-        a.try_number,
-        600.0,
-        chrono::Utc::now(),
-    );
+    let token_a =
+        updraft::auth::task::mint(&secret, &a.id, a.try_number, 600.0, chrono::Utc::now());
     let put = |ti: &str, token: &str| {
         e.srv
             .request(
@@ -953,7 +948,7 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
         .to_string();
     let secret = updraft::jwt::secret("", &e.home.path).unwrap();
     let mint = |id: &str, try_number: u32| {
-        updraft::api::execution::task_token(&secret, id, try_number, 20.0, chrono::Utc::now())
+        updraft::auth::task::mint(&secret, id, try_number, 20.0, chrono::Utc::now())
     };
     let xcom = "xcoms/done/".to_string() + &run + "/t/return_value";
     // A running try reads, and its expiring token is re-issued.
