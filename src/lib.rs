@@ -41,6 +41,7 @@ pub mod scheduler;
 pub mod server;
 pub mod signals;
 pub mod store;
+pub mod task_log;
 pub mod template;
 
 /// This machine's name, as tasks report it to the Execution API.

@@ -124,7 +124,7 @@ impl Engine {
 
     /// The log file of one try.
     pub fn log(&self, dag_id: &str, run_id: &str, task_id: &str, try_number: u32) -> String {
-        let path = updraft::executor::supervise::log_path(
+        let path = updraft::task_log::log_path(
             &self.home.path.join("logs"),
             dag_id,
             run_id,
@@ -564,13 +564,7 @@ fn a_killed_executor_leaves_no_task_behind() {
     );
     let mut e = Engine::start(&[("zombie.yml", &dag("zombie", "", &tasks))], &[]);
     let run = e.trigger("zombie", None);
-    let log = updraft::executor::supervise::log_path(
-        &e.home.path.join("logs"),
-        "zombie",
-        &run,
-        "victim",
-        1,
-    );
+    let log = updraft::task_log::log_path(&e.home.path.join("logs"), "zombie", &run, "victim", 1);
     let started = |_: &Engine| {
         let log = std::fs::read_to_string(&log).ok()?;
         let pid = log
