@@ -37,6 +37,7 @@ pub mod ops;
 pub mod percent;
 pub mod process;
 pub mod processor;
+pub mod py;
 pub mod scheduler;
 pub mod server;
 pub mod signals;
