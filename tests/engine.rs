@@ -904,7 +904,7 @@ fn the_write_ahead_log_is_checkpointed_in_the_background() {
 
 /// `METHOD /execution/PATH` with a task token: the status and whether the reply re-issued
 /// the token.
-fn exec_call(e: &Engine, token: &str, method: &str, path: &str, body: &str) -> (u16, bool) {
+fn exec_call(e: &Engine, token: &str, method: Method, path: &str, body: &str) -> (u16, bool) {
     let reply = e
         .srv
         .request(method, &format!("/execution/{path}"))
@@ -948,15 +948,15 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
     // A running try reads, and its expiring token is re-issued.
     let running = mint(&long.id, long.try_number);
     assert_eq!(
-        exec_call(&e, &running, "GET", "variables/k", ""),
+        exec_call(&e, &running, Method::Get, "variables/k", ""),
         (200, true)
     );
     // The finished try's own token: no data, no refresh.
     for (method, path, body) in [
-        ("GET", "variables/k".to_string(), ""),
-        ("GET", "connections/c".to_string(), ""),
-        ("GET", xcom.clone(), ""),
-        ("POST", xcom.clone(), "\"x\""),
+        (Method::Get, "variables/k".to_string(), ""),
+        (Method::Get, "connections/c".to_string(), ""),
+        (Method::Get, xcom.clone(), ""),
+        (Method::Post, xcom.clone(), "\"x\""),
     ] {
         assert_eq!(
             exec_call(&e, &token, method, &path, body),
@@ -971,7 +971,7 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
         exec_call(
             &e,
             &token,
-            "PATCH",
+            Method::Patch,
             &ti_path("state"),
             r#"{"state": "success"}"#
         ),
@@ -981,7 +981,7 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
         exec_call(
             &e,
             &token,
-            "PUT",
+            Method::Put,
             &ti_path("heartbeat"),
             r#"{"pid": 1, "hostname": "x"}"#
         ),
@@ -991,7 +991,7 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
         exec_call(
             &e,
             &token,
-            "PATCH",
+            Method::Patch,
             &ti_path("run"),
             r#"{"pid": 1, "hostname": "x"}"#
         ),
@@ -1000,7 +1000,7 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
     // A token for another try of a running task instance is no better.
     let other_try = mint(&long.id, long.try_number + 1);
     assert_eq!(
-        exec_call(&e, &other_try, "GET", "variables/k", ""),
+        exec_call(&e, &other_try, Method::Get, "variables/k", ""),
         (403, false)
     );
     e.home
