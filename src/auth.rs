@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+pub mod task;
+
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::{ids, jwt};

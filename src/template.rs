@@ -598,7 +598,7 @@ impl PyDateTime {
             _ => {
                 return Err(invalid(format!(
                     "{} is not a valid unit for start_of/end_of",
-                    python_repr_str(unit)
+                    crate::py::repr_str(unit)
                 )));
             }
         };
@@ -742,7 +742,7 @@ impl Object for PyDateTime {
                 if !matches!(zone, "UTC" | "utc" | "Etc/UTC" | "GMT") {
                     return Err(invalid(format!(
                         "{method}({}) is not supported: updraft knows only UTC",
-                        python_repr_str(zone)
+                        crate::py::repr_str(zone)
                     )));
                 }
                 Ok(Value::from_object(PyDateTime {
@@ -946,7 +946,7 @@ fn fromisoformat(text: &str) -> Result<Value, Error> {
         .map_err(|_| {
             invalid(format!(
                 "Invalid isoformat string: {}",
-                python_repr_str(text)
+                crate::py::repr_str(text)
             ))
         })
 }
@@ -1098,8 +1098,8 @@ fn ds_format(ds: Value, input_format: &str, output_format: &str) -> Result<Value
 fn no_match(ds: &str, format: &str) -> Error {
     invalid(format!(
         "time data {} does not match format {}",
-        python_repr_str(ds),
-        python_repr_str(format)
+        crate::py::repr_str(ds),
+        crate::py::repr_str(format)
     ))
 }
 
@@ -1733,7 +1733,7 @@ fn python_str(value: &Value) -> String {
 fn python_repr(value: &Value) -> String {
     use minijinja::value::ValueKind;
     match value.kind() {
-        ValueKind::String => python_repr_str(value.as_str().unwrap_or_default()),
+        ValueKind::String => crate::py::repr_str(value.as_str().unwrap_or_default()),
         // `dict.items()` and friends come as iterables; Python prints them in a
         // `dict_items(...)` wrapper, which no template wants: a list is closer.
         ValueKind::Seq | ValueKind::Iterable => {
@@ -1759,35 +1759,6 @@ fn python_repr(value: &Value) -> String {
         }
         _ => value.to_string(),
     }
-}
-
-/// Python's `repr(str)`: single quotes unless the text has one and no double quote.
-pub fn python_repr_str(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push(quote);
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 /// One line for an error: what went wrong, then where. An undefined name is named by the

@@ -35,7 +35,7 @@ fn login_gives_a_token_that_opens_guarded_routes() {
         );
     }
     let token = srv.login("viewer");
-    let (status, me) = srv.call(&token, "GET", "/ui/auth/me", None);
+    let (status, me) = srv.call(&token, Method::Get, "/ui/auth/me", None);
     assert_eq!(
         (status, me["username"].as_str(), me["role"].as_str()),
         (200, Some("viewer"), Some("viewer"))
@@ -75,7 +75,7 @@ fn login_gives_a_token_that_opens_guarded_routes() {
     assert!(again.passwords.is_empty());
     let (status, _) = again.call(
         "",
-        "POST",
+        Method::Post,
         "/auth/token",
         Some(json!({"username": "op", "password": pass})),
     );
@@ -88,7 +88,7 @@ fn bad_credentials_and_tokens_are_refused() {
     let srv = TestServer::start(&home, &["api-server"], &[USERS]);
     let (status, body) = srv.call(
         "",
-        "POST",
+        Method::Post,
         "/auth/token",
         Some(json!({"username": "admin", "password": "wrong"})),
     );
@@ -98,12 +98,12 @@ fn bad_credentials_and_tokens_are_refused() {
     );
     let (status, _) = srv.call(
         "",
-        "POST",
+        Method::Post,
         "/auth/token",
         Some(json!({"username": "admin"})),
     );
     assert_eq!(status, 422);
-    let (status, body) = srv.call("", "GET", "/ui/auth/me", None);
+    let (status, body) = srv.call("", Method::Get, "/ui/auth/me", None);
     assert_eq!(
         (status, body["detail"].as_str()),
         (401, Some("Not authenticated"))
@@ -128,7 +128,7 @@ fn bad_credentials_and_tokens_are_refused() {
         parts[1]
     );
     for bad in [tampered.as_str(), none.as_str(), "garbage"] {
-        let (status, body) = srv.call(bad, "GET", "/ui/auth/me", None);
+        let (status, body) = srv.call(bad, Method::Get, "/ui/auth/me", None);
         assert_eq!(
             (status, body["detail"].as_str()),
             (403, Some("Invalid JWT token")),
@@ -147,7 +147,7 @@ fn bad_credentials_and_tokens_are_refused() {
         60.0,
         chrono::Utc::now() - chrono::Duration::hours(1),
     );
-    let (status, body) = srv.call(&old, "GET", "/ui/auth/me", None);
+    let (status, body) = srv.call(&old, Method::Get, "/ui/auth/me", None);
     assert_eq!(
         (status, body["detail"].as_str()),
         (403, Some("Token Expired"))
@@ -168,7 +168,7 @@ fn repeated_wrong_passwords_are_rate_limited() {
         .map(|_| {
             srv.call(
                 "",
-                "POST",
+                Method::Post,
                 "/auth/token",
                 Some(json!({"username": "admin", "password": "nope"})),
             )
@@ -187,7 +187,7 @@ fn repeated_wrong_passwords_are_rate_limited() {
         .clone();
     let (status, _) = srv.call(
         "",
-        "POST",
+        Method::Post,
         "/auth/token",
         Some(json!({"username": "admin", "password": pass})),
     );
@@ -215,14 +215,14 @@ fn reset_password_and_dropped_users() {
     assert_ne!(new, old);
     let (status, _) = srv.call(
         "",
-        "POST",
+        Method::Post,
         "/auth/token",
         Some(json!({"username": "op", "password": old})),
     );
     assert_eq!(status, 401);
     let (status, _) = srv.call(
         "",
-        "POST",
+        Method::Post,
         "/auth/token",
         Some(json!({"username": "op", "password": new})),
     );
@@ -256,12 +256,12 @@ fn all_admins_turns_login_off() {
         &[("UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")],
     );
     assert!(srv.passwords.is_empty());
-    let (status, me) = srv.call("", "GET", "/ui/auth/me", None);
+    let (status, me) = srv.call("", Method::Get, "/ui/auth/me", None);
     assert_eq!((status, me["role"].as_str()), (200, Some("admin")));
-    let (status, body) = srv.call("", "GET", "/auth/token", None);
+    let (status, body) = srv.call("", Method::Get, "/auth/token", None);
     assert_eq!(status, 201, "{body}");
     let plain = TestServer::start(&home, &["api-server"], &[]);
-    assert_eq!(plain.call("", "GET", "/auth/token", None).0, 403);
+    assert_eq!(plain.call("", Method::Get, "/auth/token", None).0, 403);
 }
 
 /// A change carried by the `_token` cookie alone: `(status, body)` of `METHOD path` with
@@ -291,8 +291,13 @@ fn cookie_changes_must_come_from_the_servers_own_pages() {
     let srv = TestServer::start(&home, &["api-server"], &[USERS]);
     let token = srv.login("admin");
     let var = |key: &str| {
-        srv.call(&token, "GET", &format!("/api/v2/variables/{key}"), None)
-            .0
+        srv.call(
+            &token,
+            Method::Get,
+            &format!("/api/v2/variables/{key}"),
+            None,
+        )
+        .0
     };
     let body = |key: &str| json!({"key": key, "value": "v"}).to_string();
     let evil = ("Origin", "https://evil.example");
@@ -407,7 +412,7 @@ fn failed_logins_count_per_user_and_client_and_another_login_resets_nothing() {
     let login = |user: &str, password: &str| {
         srv.call(
             "",
-            "POST",
+            Method::Post,
             "/auth/token",
             Some(json!({"username": user, "password": password})),
         )
@@ -453,7 +458,7 @@ fn tokens_of_dropped_users_changed_roles_and_odd_roles_are_refused() {
         )],
     );
     for (who, token) in [("op", &op), ("viewer", &viewer)] {
-        let (status, body) = srv.call(token, "GET", "/ui/auth/me", None);
+        let (status, body) = srv.call(token, Method::Get, "/ui/auth/me", None);
         assert_eq!(status, 403, "{who}: {body}");
         assert!(
             body["detail"]
@@ -463,7 +468,7 @@ fn tokens_of_dropped_users_changed_roles_and_odd_roles_are_refused() {
             "{body}"
         );
     }
-    assert_eq!(srv.call(&admin, "GET", "/ui/auth/me", None).0, 200);
+    assert_eq!(srv.call(&admin, Method::Get, "/ui/auth/me", None).0, 200);
     // A role is compared exactly: `ADMIN` is not `admin`.
     let secret = updraft::jwt::secret("", &home.path).unwrap();
     let now = chrono::Utc::now().timestamp();
@@ -471,7 +476,7 @@ fn tokens_of_dropped_users_changed_roles_and_odd_roles_are_refused() {
         &secret,
         &json!({"sub": "admin", "role": "ADMIN", "aud": "apache-airflow", "iat": now, "nbf": now, "exp": now + 600}),
     );
-    let (status, body) = srv.call(&upper, "GET", "/ui/auth/me", None);
+    let (status, body) = srv.call(&upper, Method::Get, "/ui/auth/me", None);
     assert_eq!(status, 403, "{body}");
 }
 

@@ -40,13 +40,13 @@ impl Api {
     }
 
     /// A call as the op user.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         self.srv.call(&self.op, method, path, body)
     }
 
     /// Asserts status and whole body.
     #[track_caller]
-    fn check(&self, method: &str, path: &str, body: Option<Value>, status: u16, want: Value) {
+    fn check(&self, method: Method, path: &str, body: Option<Value>, status: u16, want: Value) {
         let (got_status, got) = self.call(method, path, body);
         assert_eq!((got_status, &got), (status, &want), "{method} {path}");
     }
@@ -60,7 +60,7 @@ impl Api {
     fn audit(&self, event: &str) -> Vec<String> {
         let (status, body) = self.srv.call(
             &self.admin,
-            "GET",
+            Method::Get,
             &format!("/api/v2/eventLogs?event={event}&limit=100"),
             None,
         );
@@ -90,21 +90,21 @@ fn variables_crud_with_secret_values_masked() {
     let api = Api::start(&[]);
     let sample = json!({"key": "sample_var", "value": "v1", "description": "sample variable", "is_encrypted": false, "team_name": null});
     api.check(
-        "POST",
+        Method::Post,
         "/api/v2/variables",
         Some(json!({"key": "sample_var", "value": "v1", "description": "sample variable"})),
         201,
         sample.clone(),
     );
     api.check(
-        "POST",
+        Method::Post,
         "/api/v2/variables",
         Some(json!({"key": "sample_var", "value": "v2"})),
         409,
         json!({"detail": "The Variable with key: `sample_var` already exists"}),
     );
     api.check(
-        "GET",
+        Method::Get,
         "/api/v2/variables/sample_var",
         None,
         200,
@@ -113,13 +113,14 @@ fn variables_crud_with_secret_values_masked() {
 
     // A secret-looking key: masked in every reply, kept in clear in the store.
     let (status, v) = api.call(
-        "POST",
+        Method::Post,
         "/api/v2/variables",
         Some(json!({"key": "db_password", "value": "hunter2"})),
     );
     assert_eq!((status, &v["value"]), (201, &json!("***")), "{v}");
     assert_eq!(
-        api.call("GET", "/api/v2/variables/db_password", None).1["value"],
+        api.call(Method::Get, "/api/v2/variables/db_password", None)
+            .1["value"],
         "***"
     );
     assert_eq!(
@@ -129,7 +130,7 @@ fn variables_crud_with_secret_values_masked() {
     // JSON values are stored as Python's json.dumps(indent=2) and shown compact, with
     // secret keys inside masked.
     api.call(
-        "POST",
+        Method::Post,
         "/api/v2/variables",
         Some(json!({"key": "cfg", "value": {"n": 1, "api_key": "k"}})),
     );
@@ -138,17 +139,17 @@ fn variables_crud_with_secret_values_masked() {
         "{\n  \"n\": 1,\n  \"api_key\": \"k\"\n}"
     );
     assert_eq!(
-        api.call("GET", "/api/v2/variables/cfg", None).1["value"],
+        api.call(Method::Get, "/api/v2/variables/cfg", None).1["value"],
         "{\"n\": 1, \"api_key\": \"***\"}"
     );
 
-    let (status, list) = api.call("GET", "/api/v2/variables", None);
+    let (status, list) = api.call(Method::Get, "/api/v2/variables", None);
     assert_eq!(status, 200);
     assert_eq!(list["total_entries"], 3);
     assert_eq!(list["variables"][0], sample);
     assert_eq!(list["variables"][1]["value"], "***");
     let keys = |q: &str| -> Vec<Value> {
-        let (s, l) = api.call("GET", &format!("/api/v2/variables?{q}"), None);
+        let (s, l) = api.call(Method::Get, &format!("/api/v2/variables?{q}"), None);
         assert_eq!(s, 200, "{q}: {l}");
         l["variables"]
             .as_array()
@@ -174,48 +175,48 @@ fn variables_crud_with_secret_values_masked() {
 
     // PATCH: everything given, or only the update_mask; the key is the id.
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/variables/sample_var?update_mask=description",
         Some(json!({"key": "sample_var", "value": "ignored", "description": "new"})),
         200,
         json!({"key": "sample_var", "value": "v1", "description": "new", "is_encrypted": false, "team_name": null}),
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/variables/sample_var",
         Some(json!({"key": "sample_var", "value": "v3"})),
         200,
         json!({"key": "sample_var", "value": "v3", "description": "new", "is_encrypted": false, "team_name": null}),
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/variables/sample_var?update_mask=key",
         Some(json!({"key": "sample_var", "value": "v3"})),
         400,
         json!({"detail": "Update not allowed: the following fields are immutable and cannot be modified: {'key'}"}),
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/variables/sample_var",
         Some(json!({"key": "other", "value": "v"})),
         400,
         json!({"detail": "Invalid body, key from request body doesn't match uri parameter"}),
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/variables/nope",
         Some(json!({"key": "nope", "value": "v"})),
         404,
         json!({"detail": "The Variable with key: `nope` was not found"}),
     );
     let (status, e) = api.call(
-        "PATCH",
+        Method::Patch,
         "/api/v2/variables/sample_var",
         Some(json!({"key": "sample_var"})),
     );
     assert_eq!((status, &e["detail"][0]["type"]), (422, &json!("missing")));
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/variables/db_password",
         Some(json!({"key": "db_password", "value": "s3cret"})),
         200,
@@ -223,14 +224,14 @@ fn variables_crud_with_secret_values_masked() {
     );
 
     api.check(
-        "DELETE",
+        Method::Delete,
         "/api/v2/variables/sample_var",
         None,
         204,
         Value::Null,
     );
     api.check(
-        "DELETE",
+        Method::Delete,
         "/api/v2/variables/sample_var",
         None,
         404,
@@ -259,7 +260,7 @@ fn connections_crud_with_passwords_masked() {
     let sample = json!({"connection_id": "sample_conn", "conn_type": "http", "description": "sample connection",
                         "host": "example.com", "login": "user1", "schema": "https", "port": 443,
                         "password": "***", "extra": "{\"timeout\": 5}", "team_name": null});
-    let (status, got) = api.call("POST", "/api/v2/connections", Some(body.clone()));
+    let (status, got) = api.call(Method::Post, "/api/v2/connections", Some(body.clone()));
     assert_eq!((status, &got), (201, &sample));
     assert_eq!(
         serde_json::to_string(&got).unwrap(),
@@ -267,25 +268,25 @@ fn connections_crud_with_passwords_masked() {
         "key order"
     );
     api.check(
-        "GET",
+        Method::Get,
         "/api/v2/connections/sample_conn",
         None,
         200,
         sample.clone(),
     );
-    let (status, dup) = api.call("POST", "/api/v2/connections", Some(body));
+    let (status, dup) = api.call(Method::Post, "/api/v2/connections", Some(body));
     assert_eq!(status, 409);
     assert_eq!(dup["detail"]["reason"], "Unique constraint violation");
     assert_eq!(dup["detail"]["statement"], "hidden");
 
     // Secret keys in extra are masked; the password is *** whenever one is set.
     api.call(
-        "POST",
+        Method::Post,
         "/api/v2/connections",
         Some(json!({"connection_id": "vault", "conn_type": "vault",
                     "extra": "{\"token\": \"tk\", \"nested\": {\"client_secret\": \"cs\"}, \"n\": 1}"})),
     );
-    let (_, vault) = api.call("GET", "/api/v2/connections/vault", None);
+    let (_, vault) = api.call(Method::Get, "/api/v2/connections/vault", None);
     assert_eq!(vault["password"], Value::Null);
     assert_eq!(
         vault["extra"],
@@ -297,7 +298,7 @@ fn connections_crud_with_passwords_masked() {
     patch["host"] = json!("example.org");
     patch.as_object_mut().unwrap().remove("team_name");
     let (status, got) = api.call(
-        "PATCH",
+        Method::Patch,
         "/api/v2/connections/sample_conn",
         Some(patch.clone()),
     );
@@ -309,7 +310,7 @@ fn connections_crud_with_passwords_masked() {
     let stored = api.store().connection("sample_conn").unwrap().unwrap();
     assert_eq!(stored.password.as_deref(), Some("conn-secret-123"));
     let (status, got) = api.call(
-        "PATCH",
+        Method::Patch,
         "/api/v2/connections/vault?update_mask=extra",
         Some(json!({"connection_id": "vault", "conn_type": "ignored",
                     "extra": "{\"token\": \"***\", \"nested\": {\"client_secret\": \"***\"}, \"n\": 2}"})),
@@ -321,14 +322,14 @@ fn connections_crud_with_passwords_masked() {
         Some("{\"token\": \"tk\", \"nested\": {\"client_secret\": \"cs\"}, \"n\": 2}")
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/connections/sample_conn",
         Some(json!({"connection_id": "other", "conn_type": "http"})),
         400,
         json!({"detail": "The connection_id in the request body does not match the URL parameter"}),
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/connections/nope",
         Some(json!({"connection_id": "nope", "conn_type": "http"})),
         404,
@@ -336,7 +337,7 @@ fn connections_crud_with_passwords_masked() {
     );
 
     let ids = |q: &str| -> Vec<Value> {
-        let (s, l) = api.call("GET", &format!("/api/v2/connections?{q}"), None);
+        let (s, l) = api.call(Method::Get, &format!("/api/v2/connections?{q}"), None);
         assert_eq!(s, 200, "{q}: {l}");
         assert!(
             l["connections"]
@@ -361,7 +362,7 @@ fn connections_crud_with_passwords_masked() {
 
     // Testing is off by default, with Airflow's words.
     api.check(
-        "POST",
+        Method::Post,
         "/api/v2/connections/test",
         Some(json!({"connection_id": "sample_conn", "conn_type": "http"})),
         403,
@@ -369,14 +370,14 @@ fn connections_crud_with_passwords_masked() {
     );
 
     api.check(
-        "DELETE",
+        Method::Delete,
         "/api/v2/connections/vault",
         None,
         204,
         Value::Null,
     );
     api.check(
-        "GET",
+        Method::Get,
         "/api/v2/connections/vault",
         None,
         404,
@@ -398,7 +399,7 @@ fn connections_crud_with_passwords_masked() {
 fn test_connection_when_enabled_says_no_hook() {
     let api = Api::start(&[("UPDRAFT__CORE__TEST_CONNECTION", "Enabled")]);
     api.check(
-        "POST",
+        Method::Post,
         "/api/v2/connections/test",
         Some(json!({"connection_id": "c", "conn_type": "postgres"})),
         200,
@@ -415,7 +416,7 @@ fn pools_crud_and_default_pool_rules() {
                          "occupied_slots": 0, "running_slots": 0, "queued_slots": 0, "scheduled_slots": 0,
                          "open_slots": 128, "deferred_slots": 0, "team_name": null});
     api.check(
-        "GET",
+        Method::Get,
         "/api/v2/pools",
         None,
         200,
@@ -427,21 +428,21 @@ fn pools_crud_and_default_pool_rules() {
                "open_slots": open, "deferred_slots": 0, "team_name": null})
     };
     api.check(
-        "POST",
+        Method::Post,
         "/api/v2/pools",
         Some(json!({"name": "etl", "slots": 4, "description": "ETL"})),
         201,
         p("etl", 4, 4, json!("ETL"), false),
     );
     api.check(
-        "POST",
+        Method::Post,
         "/api/v2/pools",
         Some(json!({"name": "free", "slots": -1, "include_deferred": true})),
         201,
         p("free", -1, -1, Value::Null, true),
     );
     let (status, dup) = api.call(
-        "POST",
+        Method::Post,
         "/api/v2/pools",
         Some(json!({"name": "etl", "slots": 1})),
     );
@@ -450,42 +451,42 @@ fn pools_crud_and_default_pool_rules() {
         (409, &json!("Unique constraint violation"))
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/pools/etl",
         Some(json!({"slots": 6})),
         200,
         p("etl", 6, 6, json!("ETL"), false),
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/pools/etl?update_mask=description",
         Some(json!({"name": "etl", "slots": 1, "description": "new"})),
         200,
         p("etl", 6, 6, json!("new"), false),
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/pools/etl",
         Some(json!({"name": "other", "slots": 1})),
         400,
         json!({"detail": "Invalid body, pool name from request body doesn't match uri parameter"}),
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/pools/nope",
         Some(json!({"slots": 1})),
         404,
         json!({"detail": "The Pool with name: `nope` was not found"}),
     );
     api.check(
-        "PATCH",
+        Method::Patch,
         "/api/v2/pools/default_pool",
         Some(json!({"slots": 5})),
         400,
         json!({"detail": "Only slots and included_deferred can be modified on Default Pool"}),
     );
     let (status, got) = api.call(
-        "PATCH",
+        Method::Patch,
         "/api/v2/pools/default_pool?update_mask=slots",
         Some(json!({"slots": 5, "description": "ignored"})),
     );
@@ -494,21 +495,21 @@ fn pools_crud_and_default_pool_rules() {
         (200, &json!(5), &json!("Default pool"))
     );
     api.check(
-        "DELETE",
+        Method::Delete,
         "/api/v2/pools/default_pool",
         None,
         400,
         json!({"detail": "Default Pool can't be deleted"}),
     );
-    api.check("DELETE", "/api/v2/pools/etl", None, 204, Value::Null);
+    api.check(Method::Delete, "/api/v2/pools/etl", None, 204, Value::Null);
     api.check(
-        "DELETE",
+        Method::Delete,
         "/api/v2/pools/etl",
         None,
         404,
         json!({"detail": "The Pool with name: `etl` was not found"}),
     );
-    let (_, list) = api.call("GET", "/api/v2/pools?order_by=-name", None);
+    let (_, list) = api.call(Method::Get, "/api/v2/pools?order_by=-name", None);
     let names: Vec<&Value> = list["pools"]
         .as_array()
         .unwrap()
@@ -516,7 +517,7 @@ fn pools_crud_and_default_pool_rules() {
         .map(|p| &p["name"])
         .collect();
     assert_eq!(names, [&json!("free"), &json!("default_pool")]);
-    let (_, list) = api.call("GET", "/api/v2/pools?pool_name_pattern=fre", None);
+    let (_, list) = api.call(Method::Get, "/api/v2/pools?pool_name_pattern=fre", None);
     assert_eq!(list["total_entries"], 1);
     assert_eq!(api.audit("post_pool").len(), 2);
     assert_eq!(api.audit("patch_pool").len(), 3);
@@ -528,14 +529,17 @@ fn bulk_variables_with_every_existence_rule() {
     let api = Api::start(&[]);
     let bulk = |actions: Value, want: Value| {
         api.check(
-            "PATCH",
+            Method::Patch,
             "/api/v2/variables",
             Some(json!({ "actions": actions })),
             200,
             want,
         )
     };
-    let value = |key: &str| api.call("GET", &format!("/api/v2/variables/{key}"), None).1;
+    let value = |key: &str| {
+        api.call(Method::Get, &format!("/api/v2/variables/{key}"), None)
+            .1
+    };
     bulk(
         json!([{"action": "create", "entities": [{"key": "a", "value": "1"}, {"key": "b", "value": {"x": 1}, "description": "B"}]}]),
         json!({"create": {"success": ["a", "b"], "errors": []}, "update": null, "delete": null}),
@@ -591,7 +595,7 @@ fn bulk_variables_with_every_existence_rule() {
                {"action": "delete", "entities": ["b"]}]),
         json!({"create": {"success": ["d"], "errors": []}, "update": null, "delete": {"success": ["a", "b"], "errors": []}}),
     );
-    let (_, list) = api.call("GET", "/api/v2/variables", None);
+    let (_, list) = api.call(Method::Get, "/api/v2/variables", None);
     let keys: Vec<&Value> = list["variables"]
         .as_array()
         .unwrap()
@@ -602,7 +606,7 @@ fn bulk_variables_with_every_existence_rule() {
 
     // A malformed body is one 422 listing every problem where pydantic puts it.
     let (status, e) = api.call(
-        "PATCH",
+        Method::Patch,
         "/api/v2/variables",
         Some(json!({"actions": [{"action": "upsert", "entities": []},
                                 {"action": "create", "entities": [{"key": 1, "value": "x"}], "action_on_existence": "maybe"}]})),
@@ -624,7 +628,7 @@ fn bulk_variables_with_every_existence_rule() {
     );
     // The audit entry of a bulk call masks every entity's value.
     api.call(
-        "PATCH",
+        Method::Patch,
         "/api/v2/variables",
         Some(json!({"actions": [{"action": "create", "entities": [{"key": "api_token", "value": "tok-123"}]}]})),
     );
@@ -637,7 +641,7 @@ fn bulk_connections_and_pools() {
     let api = Api::start(&[]);
     let bulk = |path: &str, actions: Value, want: Value| {
         api.check(
-            "PATCH",
+            Method::Patch,
             path,
             Some(json!({ "actions": actions })),
             200,
@@ -689,7 +693,7 @@ fn bulk_connections_and_pools() {
     );
     // Entities are checked like single bodies.
     let (status, e) = api.call(
-        "PATCH",
+        Method::Patch,
         conns,
         Some(json!({"actions": [{"action": "create", "entities": [{"connection_id": "a/b", "conn_type": "x"}]}]})),
     );
@@ -715,7 +719,7 @@ fn bulk_connections_and_pools() {
                {"action": "update", "entities": [{"name": "default_pool", "slots": 7}]}]),
         json!({"create": {"success": ["p2"], "errors": []}, "update": {"success": [], "errors": [{"error": "Only slots and included_deferred can be modified on Default Pool", "status_code": 400}]}, "delete": null}),
     );
-    let (_, p2) = api.call("GET", "/api/v2/pools/p2", None);
+    let (_, p2) = api.call(Method::Get, "/api/v2/pools/p2", None);
     assert_eq!(
         (&p2["slots"], &p2["description"]),
         (&json!(3), &json!("two"))
@@ -726,7 +730,7 @@ fn bulk_connections_and_pools() {
                {"action": "delete", "entities": ["default_pool", "p1"]}]),
         json!({"create": null, "update": {"success": ["default_pool"], "errors": []}, "delete": {"success": ["p1"], "errors": [{"error": "Default Pool can't be deleted", "status_code": 400}]}}),
     );
-    let (_, d) = api.call("GET", "/api/v2/pools/default_pool", None);
+    let (_, d) = api.call(Method::Get, "/api/v2/pools/default_pool", None);
     assert_eq!((&d["slots"], &d["open_slots"]), (&json!(7), &json!(7)));
 }
 
@@ -739,7 +743,7 @@ fn roles_decide_who_reads_and_changes() {
     let pool = |token: &str, name: &str| {
         api.srv.call(
             token,
-            "POST",
+            Method::Post,
             "/api/v2/pools",
             Some(json!({"name": name, "slots": 1})),
         )
@@ -748,11 +752,11 @@ fn roles_decide_who_reads_and_changes() {
     for path in ["/api/v2/variables", "/api/v2/connections"] {
         for token in [&viewer, &user] {
             assert_eq!(
-                api.srv.call(token, "GET", path, None),
+                api.srv.call(token, Method::Get, path, None),
                 (403, forbidden.clone())
             );
         }
-        assert_eq!(api.call("GET", path, None).0, 200);
+        assert_eq!(api.call(Method::Get, path, None).0, 200);
     }
     for path in [
         "/api/v2/pools",
@@ -761,14 +765,18 @@ fn roles_decide_who_reads_and_changes() {
         "/api/v2/providers",
         "/api/v2/jobs",
     ] {
-        assert_eq!(api.srv.call(&viewer, "GET", path, None).0, 200, "{path}");
+        assert_eq!(
+            api.srv.call(&viewer, Method::Get, path, None).0,
+            200,
+            "{path}"
+        );
     }
     assert_eq!(pool(&viewer, "v"), (403, forbidden.clone()));
     assert_eq!(pool(&user, "u"), (403, forbidden.clone()));
     assert_eq!(pool(&api.op, "o").0, 201);
     assert_eq!(pool(&api.admin, "a").0, 201);
     assert_eq!(
-        api.srv.call("", "GET", "/api/v2/pools", None),
+        api.srv.call("", Method::Get, "/api/v2/pools", None),
         (401, json!({"detail": "Not authenticated"}))
     );
     let posts = api.audit("post_pool");
@@ -780,9 +788,9 @@ fn config_is_gated_by_expose_config() {
     let secret = ("UPDRAFT__API_AUTH__JWT_SECRET", "very-secret-key");
     let off = Api::start(&[secret]);
     let refused = json!({"detail": "Your Airflow administrator chose not to expose the configuration, most likely for security reasons."});
-    off.check("GET", "/api/v2/config", None, 403, refused.clone());
+    off.check(Method::Get, "/api/v2/config", None, 403, refused.clone());
     off.check(
-        "GET",
+        Method::Get,
         "/api/v2/config/section/core/option/parallelism",
         None,
         403,
@@ -793,7 +801,7 @@ fn config_is_gated_by_expose_config() {
     for mode in ["non-sensitive-only", "True"] {
         let api = Api::start(&[secret, ("UPDRAFT__API__EXPOSE_CONFIG", mode)]);
         let viewer = api.srv.login("viewer");
-        let (status, cfg) = api.srv.call(&viewer, "GET", "/api/v2/config", None);
+        let (status, cfg) = api.srv.call(&viewer, Method::Get, "/api/v2/config", None);
         assert_eq!(status, 200, "{cfg}");
         let option = |section: &str, key: &str| -> Value {
             cfg["sections"]
@@ -818,7 +826,7 @@ fn config_is_gated_by_expose_config() {
         assert!(!cfg.to_string().contains("very-secret-key"));
 
         api.check(
-            "GET",
+            Method::Get,
             "/api/v2/config?section=scheduler",
             None,
             200,
@@ -829,28 +837,28 @@ fn config_is_gated_by_expose_config() {
                 {"key": "task_instance_heartbeat_timeout", "value": "300"}]}]}),
         );
         api.check(
-            "GET",
+            Method::Get,
             "/api/v2/config?section=nope",
             None,
             404,
             json!({"detail": "Section nope not found."}),
         );
         api.check(
-            "GET",
+            Method::Get,
             "/api/v2/config/section/core/option/PARALLELISM",
             None,
             200,
             json!({"sections": [{"name": "core", "options": [{"key": "PARALLELISM", "value": "32"}]}]}),
         );
         api.check(
-            "GET",
+            Method::Get,
             "/api/v2/config/section/api_auth/option/jwt_secret",
             None,
             200,
             json!({"sections": [{"name": "api_auth", "options": [{"key": "jwt_secret", "value": "< hidden >"}]}]}),
         );
         api.check(
-            "GET",
+            Method::Get,
             "/api/v2/config/section/core/option/nope",
             None,
             404,
@@ -884,21 +892,21 @@ fn config_is_gated_by_expose_config() {
 fn plugins_providers_and_jobs() {
     let api = Api::start(&[]);
     api.check(
-        "GET",
+        Method::Get,
         "/api/v2/plugins",
         None,
         200,
         json!({"plugins": [], "total_entries": 0}),
     );
     api.check(
-        "GET",
+        Method::Get,
         "/api/v2/plugins/importErrors",
         None,
         200,
         json!({"import_errors": [], "total_entries": 0}),
     );
     api.check(
-        "GET",
+        Method::Get,
         "/api/v2/providers",
         None,
         200,
@@ -906,7 +914,7 @@ fn plugins_providers_and_jobs() {
     );
     // An api-server alone runs no jobs.
     api.check(
-        "GET",
+        Method::Get,
         "/api/v2/jobs",
         None,
         200,
@@ -919,7 +927,9 @@ fn jobs_list_the_running_scheduler() {
     let e = Engine::start(&[], &[USERS]);
     let token = e.srv.login("viewer");
     let jobs = |q: &str| -> Value {
-        let (status, body) = e.srv.call(&token, "GET", &format!("/api/v2/jobs{q}"), None);
+        let (status, body) = e
+            .srv
+            .call(&token, Method::Get, &format!("/api/v2/jobs{q}"), None);
         assert_eq!(status, 200, "{q}: {body}");
         body
     };
@@ -969,13 +979,13 @@ fn pool_slots_follow_running_tasks() {
     let op = e.srv.login("op");
     let (status, _) = e.srv.call(
         &op,
-        "POST",
+        Method::Post,
         "/api/v2/pools",
         Some(json!({"name": "etl", "slots": 3})),
     );
     assert_eq!(status, 201);
     let run = e.trigger("pooled", None);
-    let pool = || e.srv.call(&op, "GET", "/api/v2/pools/etl", None).1;
+    let pool = || e.srv.call(&op, Method::Get, "/api/v2/pools/etl", None).1;
     let mut last = Value::Null;
     // One task fits (2 of 3 slots); the other waits, scheduled.
     let one_runs = wait_until(LONG, || {
@@ -998,7 +1008,7 @@ fn pool_slots_follow_running_tasks() {
     // Unlimited: the second task starts too.
     let (status, got) = e.srv.call(
         &op,
-        "PATCH",
+        Method::Patch,
         "/api/v2/pools/etl",
         Some(json!({"slots": -1})),
     );
@@ -1017,7 +1027,9 @@ fn pool_slots_follow_running_tasks() {
         (&json!(4), &json!(-1), &json!(0))
     );
     // The default pool saw none of it.
-    let (_, d) = e.srv.call(&op, "GET", "/api/v2/pools/default_pool", None);
+    let (_, d) = e
+        .srv
+        .call(&op, Method::Get, "/api/v2/pools/default_pool", None);
     assert_eq!(d["occupied_slots"], 0);
     e.srv.signal("INT");
     assert_eq!(e.srv.wait_exit(LONG), Some(0), "{}", e.srv.log());
@@ -1028,195 +1040,210 @@ fn pool_slots_follow_running_tasks() {
 fn hostile_input_is_refused_cleanly() {
     let api = Api::start(&[]);
     let long = "x".repeat(300);
-    let cases: Vec<(&str, String, Option<Value>, u16)> = vec![
+    let cases: Vec<(Method, String, Option<Value>, u16)> = vec![
         (
-            "POST",
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!({"name": "huge", "slots": u64::MAX})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!({"name": "huge", "slots": 1e300})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!({"name": "max", "slots": i64::MAX})),
             201,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!({"name": "neg", "slots": -2})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!({"name": "str", "slots": "ten"})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!({"name": "flt", "slots": 1.5})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!({"name": long, "slots": 1})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!({"name": "x", "slots": 1, "bogus": true})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!({"name": "x", "slots": 1, "team_name": "t"})),
             422,
         ),
-        ("POST", "/api/v2/pools".into(), Some(json!([1, 2])), 422),
         (
-            "POST",
+            Method::Post,
+            "/api/v2/pools".into(),
+            Some(json!([1, 2])),
+            422,
+        ),
+        (
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!("just a string")),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/pools".into(),
             Some(json!({"name": "ünïcødé 池", "slots": 1})),
             201,
         ),
         (
-            "GET",
+            Method::Get,
             "/api/v2/pools/%C3%BCn%C3%AFc%C3%B8d%C3%A9%20%E6%B1%A0".into(),
             None,
             200,
         ),
         (
-            "GET",
+            Method::Get,
             "/api/v2/pools/..%2F..%2Fetc%2Fpasswd".into(),
             None,
             404,
         ),
         (
-            "PATCH",
+            Method::Patch,
             "/api/v2/pools/default_pool?update_mask=slots".into(),
             Some(json!({"slots": null})),
             422,
         ),
         (
-            "PATCH",
+            Method::Patch,
             "/api/v2/pools".into(),
             Some(json!({"actions": "all"})),
             422,
         ),
         (
-            "PATCH",
+            Method::Patch,
             "/api/v2/pools".into(),
             Some(json!({"actions": [{"entities": []}]})),
             422,
         ),
         (
-            "PATCH",
+            Method::Patch,
             "/api/v2/pools".into(),
             Some(json!({"actions": [{"action": "delete", "entities": [5]}]})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/connections".into(),
             Some(json!({"connection_id": "../etc", "conn_type": "x"})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/connections".into(),
             Some(json!({"connection_id": "", "conn_type": "x"})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/connections".into(),
             Some(json!({"connection_id": long, "conn_type": "x"})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/connections".into(),
             Some(json!({"connection_id": "p", "conn_type": "x", "port": "80"})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/connections".into(),
             Some(json!({"connection_id": "e", "conn_type": "x", "extra": "not json"})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/connections".into(),
             Some(json!({"connection_id": "e", "conn_type": "x", "extra": {"a": 1}})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/connections".into(),
             Some(json!({"connection_id": "ünï.cødé-1", "conn_type": "x"})),
             201,
         ),
         (
-            "GET",
+            Method::Get,
             "/api/v2/connections/%C3%BCn%C3%AF.c%C3%B8d%C3%A9-1".into(),
             None,
             200,
         ),
-        ("GET", "/api/v2/connections/..%2F..%2Fetc".into(), None, 404),
         (
-            "POST",
+            Method::Get,
+            "/api/v2/connections/..%2F..%2Fetc".into(),
+            None,
+            404,
+        ),
+        (
+            Method::Post,
             "/api/v2/variables".into(),
             Some(json!({"key": 5, "value": "x"})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/variables".into(),
             Some(json!({"key": long, "value": "x"})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/variables".into(),
             Some(json!({"value": "x"})),
             422,
         ),
         (
-            "POST",
+            Method::Post,
             "/api/v2/variables".into(),
             Some(json!({"key": "../../etc/hosts", "value": null})),
             201,
         ),
         (
-            "GET",
+            Method::Get,
             "/api/v2/variables/..%2F..%2Fetc%2Fhosts".into(),
             None,
             200,
         ),
-        ("GET", "/api/v2/variables/%00".into(), None, 400),
-        ("GET", "/api/v2/variables?limit=-1".into(), None, 422),
-        ("GET", "/api/v2/variables?limit=abc".into(), None, 422),
-        ("GET", "/api/v2/variables?order_by=val".into(), None, 400),
+        (Method::Get, "/api/v2/variables/%00".into(), None, 400),
+        (Method::Get, "/api/v2/variables?limit=-1".into(), None, 422),
+        (Method::Get, "/api/v2/variables?limit=abc".into(), None, 422),
         (
-            "GET",
+            Method::Get,
+            "/api/v2/variables?order_by=val".into(),
+            None,
+            400,
+        ),
+        (
+            Method::Get,
             format!(
                 "/api/v2/variables?variable_key_pattern={}b",
                 "%25a".repeat(60)
@@ -1224,16 +1251,26 @@ fn hostile_input_is_refused_cleanly() {
             None,
             200,
         ),
-        ("GET", "/api/v2/pools?order_by=slots".into(), None, 400),
         (
-            "GET",
+            Method::Get,
+            "/api/v2/pools?order_by=slots".into(),
+            None,
+            400,
+        ),
+        (
+            Method::Get,
             "/api/v2/jobs?start_date_gte=yesterday".into(),
             None,
             422,
         ),
-        ("GET", "/api/v2/jobs?is_alive=maybe".into(), None, 422),
-        ("GET", "/api/v2/config".into(), None, 403),
-        ("POST", "/api/v2/variables/x".into(), Some(json!({})), 405),
+        (Method::Get, "/api/v2/jobs?is_alive=maybe".into(), None, 422),
+        (Method::Get, "/api/v2/config".into(), None, 403),
+        (
+            Method::Post,
+            "/api/v2/variables/x".into(),
+            Some(json!({})),
+            405,
+        ),
     ];
     for (method, path, body, want) in cases {
         let (status, reply) = api.call(method, &path, body.clone());
@@ -1243,12 +1280,12 @@ fn hostile_input_is_refused_cleanly() {
         }
     }
     // What was stored reads back as sent.
-    let (_, max) = api.call("GET", "/api/v2/pools/max", None);
+    let (_, max) = api.call(Method::Get, "/api/v2/pools/max", None);
     assert_eq!(
         (&max["slots"], &max["open_slots"]),
         (&json!(i64::MAX), &json!(i64::MAX))
     );
-    let (_, v) = api.call("GET", "/api/v2/variables/..%2F..%2Fetc%2Fhosts", None);
+    let (_, v) = api.call(Method::Get, "/api/v2/variables/..%2F..%2Fetc%2Fhosts", None);
     assert_eq!(
         (&v["key"], &v["value"]),
         (&json!("../../etc/hosts"), &json!("null"))
@@ -1296,8 +1333,8 @@ fn a_write_blocked_by_another_writer_is_a_503_to_retry() {
         reply["detail"].as_str().is_some_and(|d| !d.is_empty()),
         "{reply}"
     );
-    let (status, _) = api.call("GET", "/api/v2/variables/locked_out", None);
+    let (status, _) = api.call(Method::Get, "/api/v2/variables/locked_out", None);
     assert_eq!(status, 404, "the refused write left nothing behind");
-    let (status, created) = api.call("POST", "/api/v2/variables", Some(body));
+    let (status, created) = api.call(Method::Post, "/api/v2/variables", Some(body));
     assert_eq!((status, &created["value"]), (201, &json!("v")));
 }

@@ -5,7 +5,7 @@
 use updraft::api::{Method, routes};
 use updraft::auth::Role;
 
-use crate::util::{TempHome, TestServer, USERS};
+use crate::util::{self, TempHome, TestServer, USERS};
 
 const ROLES: [(Role, &str); 4] = [
     (Role::Viewer, "viewer"),
@@ -42,7 +42,14 @@ fn every_guarded_route_checks_its_role() {
             })
             .collect::<Vec<_>>()
             .join("/");
-        let method = route.method.as_str();
+        let method = match route.method {
+            Method::Get => util::Method::Get,
+            Method::Post => util::Method::Post,
+            Method::Put => util::Method::Put,
+            Method::Patch => util::Method::Patch,
+            Method::Delete => util::Method::Delete,
+            other => panic!("the tests send no {other:?}"),
+        };
         let body = (route.method != Method::Get && route.method != Method::Delete)
             .then(|| serde_json::json!({}));
         let (status, _) = srv.call("", method, &path, body.clone());

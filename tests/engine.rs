@@ -124,7 +124,7 @@ impl Engine {
 
     /// The log file of one try.
     pub fn log(&self, dag_id: &str, run_id: &str, task_id: &str, try_number: u32) -> String {
-        let path = updraft::executor::supervise::log_path(
+        let path = updraft::task_log::log_path(
             &self.home.path.join("logs"),
             dag_id,
             run_id,
@@ -523,13 +523,8 @@ fn a_task_token_is_refused_for_another_task() {
     let a = store.ti_by_key("tok", &run, "a").unwrap().unwrap();
     let b = store.ti_by_key("tok", &run, "b").unwrap().unwrap();
     let secret = updraft::jwt::secret("", &e.home.path).unwrap();
-    let token_a = updraft::api::execution::task_token(
-        &secret,
-        &a.id,
-        a.try_number,
-        600.0,
-        chrono::Utc::now(),
-    );
+    let token_a =
+        updraft::auth::task::mint(&secret, &a.id, a.try_number, 600.0, chrono::Utc::now());
     let put = |ti: &str, token: &str| {
         e.srv
             .request(
@@ -569,13 +564,7 @@ fn a_killed_executor_leaves_no_task_behind() {
     );
     let mut e = Engine::start(&[("zombie.yml", &dag("zombie", "", &tasks))], &[]);
     let run = e.trigger("zombie", None);
-    let log = updraft::executor::supervise::log_path(
-        &e.home.path.join("logs"),
-        "zombie",
-        &run,
-        "victim",
-        1,
-    );
+    let log = updraft::task_log::log_path(&e.home.path.join("logs"), "zombie", &run, "victim", 1);
     let started = |_: &Engine| {
         let log = std::fs::read_to_string(&log).ok()?;
         let pid = log
@@ -915,7 +904,7 @@ fn the_write_ahead_log_is_checkpointed_in_the_background() {
 
 /// `METHOD /execution/PATH` with a task token: the status and whether the reply re-issued
 /// the token.
-fn exec_call(e: &Engine, token: &str, method: &str, path: &str, body: &str) -> (u16, bool) {
+fn exec_call(e: &Engine, token: &str, method: Method, path: &str, body: &str) -> (u16, bool) {
     let reply = e
         .srv
         .request(method, &format!("/execution/{path}"))
@@ -953,21 +942,21 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
         .to_string();
     let secret = updraft::jwt::secret("", &e.home.path).unwrap();
     let mint = |id: &str, try_number: u32| {
-        updraft::api::execution::task_token(&secret, id, try_number, 20.0, chrono::Utc::now())
+        updraft::auth::task::mint(&secret, id, try_number, 20.0, chrono::Utc::now())
     };
     let xcom = "xcoms/done/".to_string() + &run + "/t/return_value";
     // A running try reads, and its expiring token is re-issued.
     let running = mint(&long.id, long.try_number);
     assert_eq!(
-        exec_call(&e, &running, "GET", "variables/k", ""),
+        exec_call(&e, &running, Method::Get, "variables/k", ""),
         (200, true)
     );
     // The finished try's own token: no data, no refresh.
     for (method, path, body) in [
-        ("GET", "variables/k".to_string(), ""),
-        ("GET", "connections/c".to_string(), ""),
-        ("GET", xcom.clone(), ""),
-        ("POST", xcom.clone(), "\"x\""),
+        (Method::Get, "variables/k".to_string(), ""),
+        (Method::Get, "connections/c".to_string(), ""),
+        (Method::Get, xcom.clone(), ""),
+        (Method::Post, xcom.clone(), "\"x\""),
     ] {
         assert_eq!(
             exec_call(&e, &token, method, &path, body),
@@ -982,7 +971,7 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
         exec_call(
             &e,
             &token,
-            "PATCH",
+            Method::Patch,
             &ti_path("state"),
             r#"{"state": "success"}"#
         ),
@@ -992,7 +981,7 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
         exec_call(
             &e,
             &token,
-            "PUT",
+            Method::Put,
             &ti_path("heartbeat"),
             r#"{"pid": 1, "hostname": "x"}"#
         ),
@@ -1002,7 +991,7 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
         exec_call(
             &e,
             &token,
-            "PATCH",
+            Method::Patch,
             &ti_path("run"),
             r#"{"pid": 1, "hostname": "x"}"#
         ),
@@ -1011,7 +1000,7 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
     // A token for another try of a running task instance is no better.
     let other_try = mint(&long.id, long.try_number + 1);
     assert_eq!(
-        exec_call(&e, &other_try, "GET", "variables/k", ""),
+        exec_call(&e, &other_try, Method::Get, "variables/k", ""),
         (403, false)
     );
     e.home

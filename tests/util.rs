@@ -268,20 +268,6 @@ impl std::fmt::Display for Method {
     }
 }
 
-/// `"GET"` and friends, so a call can name its method as Airflow's docs print it.
-impl From<&str> for Method {
-    fn from(s: &str) -> Method {
-        match s {
-            "GET" => Method::Get,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "PATCH" => Method::Patch,
-            "DELETE" => Method::Delete,
-            other => panic!("no such method in the tests: {other}"),
-        }
-    }
-}
-
 /// One HTTP request: the only way the tests speak HTTP, apart from the raw-socket tests that
 /// send malformed requests on purpose. Build it with [`request`] (or
 /// [`TestServer::request`]), then `send`.
@@ -295,9 +281,9 @@ pub struct Request {
 }
 
 /// `METHOD url`, no headers, no body, following redirects.
-pub fn request(method: impl Into<Method>, url: &str) -> Request {
+pub fn request(method: Method, url: &str) -> Request {
     Request {
-        method: method.into(),
+        method,
         url: url.to_string(),
         headers: Vec::new(),
         body: None,
@@ -476,7 +462,7 @@ impl TestServer {
             .unwrap_or_else(|| panic!("no password printed for {user}: {:?}", self.passwords));
         let (status, body) = self.call(
             "",
-            "POST",
+            Method::Post,
             "/auth/token",
             Some(serde_json::json!({"username": user, "password": password})),
         );
@@ -485,7 +471,7 @@ impl TestServer {
     }
 
     /// `METHOD base+path`, nothing set yet.
-    pub fn request(&self, method: impl Into<Method>, path: &str) -> Request {
+    pub fn request(&self, method: Method, path: &str) -> Request {
         request(method, &format!("{}{path}", self.base))
     }
 
@@ -495,11 +481,10 @@ impl TestServer {
     pub fn call(
         &self,
         token: &str,
-        method: impl Into<Method>,
+        method: Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let method = method.into();
         let mut r = self.request(method, path);
         if !token.is_empty() {
             r = r.token(token);

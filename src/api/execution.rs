@@ -11,36 +11,13 @@ use serde_json::{Value, json};
 
 use crate::api::http::{ApiError, Reply, Req};
 use crate::api::route::{Ctx, Params};
-use crate::jwt;
+use crate::auth::task as task_token;
 use crate::model::{Dag, Task, TaskState};
 use crate::store::{Event, Store, TiRow};
 
-/// The audience of task tokens, as Airflow sets it.
-pub const AUDIENCE: &str = "urn:airflow.apache.org:task";
 /// Tokens are re-issued when this little validity is left (Airflow: 20%, at least 30 s).
 const REFRESH_FRACTION: f64 = 0.2;
 const REFRESH_MIN_SECS: i64 = 30;
-const LEEWAY_SECS: i64 = 10;
-
-/// Mints a task token for one try of one task instance.
-pub fn task_token(
-    secret: &[u8],
-    ti_id: &str,
-    try_number: u32,
-    lifetime_secs: f64,
-    now: DateTime<Utc>,
-) -> String {
-    let iat = now.timestamp();
-    jwt::sign(
-        secret,
-        &json!({"sub": ti_id, "aud": AUDIENCE, "iat": iat, "nbf": iat, "exp": iat + lifetime_secs as i64,
-                "scope": "execution", TRY_CLAIM: try_number}),
-    )
-}
-
-/// updraft's claim naming the try a token was minted for. Airflow gives every try a new
-/// task instance id; updraft keeps the id across tries, so the token names its try.
-const TRY_CLAIM: &str = "try_number";
 
 /// A request's task token, checked, with the task instance it names as it is now.
 ///
@@ -73,15 +50,15 @@ fn caller(ctx: &Ctx, store: &Store, req: &Req, path_ti: Option<&str>) -> Result<
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::new(401, "Missing auth token"))?;
     let now = Utc::now().timestamp();
-    let claims = jwt::verify(&ctx.secret, token, AUDIENCE, now, LEEWAY_SECS)
+    let claims = task_token::verify(&ctx.secret, token, now)
         .map_err(|e| ApiError::new(403, format!("Invalid auth token: {e}")))?;
-    if claims["scope"] != "execution" {
+    if !claims.execution {
         return Err(ApiError::new(
             403,
             "Invalid auth token: not an execution token",
         ));
     }
-    let ti_id = claims["sub"].as_str().unwrap_or("");
+    let ti_id = claims.ti_id.as_str();
     if let Some(path_ti) = path_ti
         && path_ti != ti_id
     {
@@ -90,15 +67,10 @@ fn caller(ctx: &Ctx, store: &Store, req: &Req, path_ti: Option<&str>) -> Result<
             "Token subject does not match task instance ID",
         ));
     }
-    let (iat, exp) = (
-        claims["iat"].as_i64().unwrap_or(now),
-        claims["exp"].as_i64().unwrap_or(now),
-    );
+    let (iat, exp) = (claims.iat, claims.exp);
     let validity = (exp - iat).max(0);
     let threshold = ((validity as f64 * REFRESH_FRACTION) as i64).max(REFRESH_MIN_SECS);
-    let token_try = claims[TRY_CLAIM]
-        .as_u64()
-        .map(|t| u32::try_from(t).unwrap_or(u32::MAX));
+    let token_try = claims.try_number;
     let ti = match store.ti(ti_id)? {
         Some(ti) => ti,
         None if path_ti.is_some() => {
@@ -156,7 +128,7 @@ fn with_token(ctx: &Ctx, reply: Reply, c: &Caller, state_now: Option<TaskState>)
     if !(c.expiring && live && c.current_try()) {
         return reply;
     }
-    let t = task_token(
+    let t = task_token::mint(
         &ctx.secret,
         &c.ti.id,
         c.ti.try_number,

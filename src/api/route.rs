@@ -164,8 +164,6 @@ pub struct Ctx {
     pub scheduler_wake: Option<crossbeam_channel::Sender<()>>,
     /// Failed logins per client address.
     pub limiter: Limiter,
-    /// Requests served per client connection (see `server::Connections`).
-    pub connections: crate::server::Connections,
     /// Parsed DAGs, so a task's claim does not deserialize its whole DAG every time.
     pub dags: DagCache,
     /// The DAG list's rendered DAGs.

@@ -18,11 +18,11 @@ use crate::cli::ServerArgs;
 use crate::clock::Clock;
 use crate::config::{Config, Override};
 use crate::error::{Error, Result};
-use crate::executor::supervise::log_path;
 use crate::model::TaskState;
 use crate::scheduler::{self, Options};
 use crate::server::{self, Control, probe};
 use crate::store::Store;
+use crate::task_log::log_path;
 use crate::{home, ops, processor, signals};
 
 /// How long in-flight HTTP requests get to finish after Ctrl-C.

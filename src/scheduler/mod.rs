@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, after, select};
 use serde_json::Value;
 
-use crate::api::execution::task_token;
+use crate::auth::task as task_token;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -539,7 +539,7 @@ impl Scheduler {
         let lifetime = self.cfg.auth.execution_jwt_expiration_time;
         for ti in queued {
             let w = Workload {
-                token: task_token(&self.secret, &ti.id, ti.try_number, lifetime, now),
+                token: task_token::mint(&self.secret, &ti.id, ti.try_number, lifetime, now),
                 ti_id: ti.id.clone(),
                 dag_id: ti.dag_id.clone(),
                 task_id: ti.task_id.clone(),

@@ -124,7 +124,6 @@ pub fn start_with(
         secret,
         scheduler_wake,
         limiter: Default::default(),
-        connections: Default::default(),
         dags: Default::default(),
         dag_pieces: Default::default(),
         cfg,
@@ -203,7 +202,13 @@ pub fn raise_fd_limit() -> Option<u64> {
 /// Serves one request from the queue: read, route, reply, count. Returns false when the
 /// handler panicked: the client got a 500 and the caller must retire (the store may be
 /// mid-transaction).
-fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Request) -> bool {
+fn serve(
+    ctx: &Ctx,
+    connections: &Connections,
+    store: &mut Store,
+    dispatch: Dispatch,
+    mut rq: tiny_http::Request,
+) -> bool {
     let started = Instant::now();
     let method_name = method_label(rq.method());
     let mut healthy = true;
@@ -235,7 +240,7 @@ fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Re
             started.elapsed()
         );
     }
-    respond(ctx, rq, reply);
+    respond(connections, rq, reply);
     healthy
 }
 
@@ -244,7 +249,8 @@ fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Re
 const KEEPALIVE_REQUESTS: u32 = 100;
 
 /// Requests served per client connection (by peer address), to close each after
-/// [`KEEPALIVE_REQUESTS`].
+/// [`KEEPALIVE_REQUESTS`]. The server's own state: the pool's workers share one, and the
+/// API's `Ctx` knows nothing of connections.
 #[derive(Default)]
 pub struct Connections(Mutex<HashMap<SocketAddr, u32>>);
 
@@ -275,7 +281,7 @@ impl Connections {
 /// The reply is written by hand through the request's writer, which keeps tiny_http's
 /// ordering of pipelined replies: its own `respond` sends a body in 8 KB pieces (each its
 /// own `send` and, with `TCP_NODELAY`, its own segment) and drops a `Connection` header.
-fn respond(ctx: &Ctx, rq: tiny_http::Request, reply: Reply) {
+fn respond(connections: &Connections, rq: tiny_http::Request, reply: Reply) {
     // tiny_http gives each connection one of its threads for the connection's whole
     // life. Upstream's pool could hand a burst of new connections to fewer threads than
     // it thought idle, so one waited until another connection closed (our copy counts
@@ -285,7 +291,7 @@ fn respond(ctx: &Ctx, rq: tiny_http::Request, reply: Reply) {
     // The client closes after reading `Connection: close`, which ends tiny_http's thread.
     let browser = rq.headers().iter().any(|h| h.field.equiv("Sec-Fetch-Mode"));
     // tiny_http closes a connection whose body it refused; the client should know.
-    let close = browser || rq.body_refused() || ctx.connections.last(rq.remote_addr());
+    let close = browser || rq.body_refused() || connections.last(rq.remote_addr());
     let tiny_http::HTTPVersion(major, minor) = *rq.http_version();
     let head_only = *rq.method() == tiny_http::Method::Head;
     let status = reply.status;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, after, never, select, unbounded};
 
-use super::{Dispatch, serve};
+use super::{Connections, Dispatch, serve};
 use crate::api::{Ctx, Method, Req};
 use crate::config::MAX_WORKERS;
 use crate::error::{Error, Result};
@@ -51,6 +51,8 @@ struct Lanes {
     other_busy: AtomicUsize,
     backlog_tx: Sender<tiny_http::Request>,
     backlog: Receiver<tiny_http::Request>,
+    /// Requests each client connection has carried, whichever worker served them.
+    connections: Connections,
 }
 
 impl Lanes {
@@ -60,6 +62,7 @@ impl Lanes {
             other_busy: AtomicUsize::new(0),
             backlog_tx,
             backlog,
+            connections: Connections::default(),
         }
     }
 
@@ -539,7 +542,7 @@ fn work(
         };
         // A panic costs this request a 500 and this worker its life; the supervisor
         // starts a replacement. The store may be mid-transaction, so it goes too.
-        let healthy = serve(ctx, &mut store, dispatch, rq);
+        let healthy = serve(ctx, &lanes.connections, &mut store, dispatch, rq);
         if slot {
             lanes.release();
         }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::kit::py::py_set;
+use crate::py::py_set;
 use crate::store::{Store, Tx};
 use serde_json::{Map, Value, json};
 

@@ -4,8 +4,8 @@
 //! stored secret, as Airflow merges it.
 
 use super::bulk::{Objects, bulk, delete_one, get_one, patch_one, post_one};
-use super::kit::py::py_json;
 use super::kit::unique_violation;
+use crate::py::py_json;
 use crate::store::{Connection, Store, Tx};
 use serde_json::{Map, Value, json};
 

@@ -4,8 +4,8 @@
 use std::io::{Read, Seek, SeekFrom};
 
 use super::signing::{LogId, make_token, read_token};
-use crate::executor::supervise::log_path;
 use crate::model::TaskState;
+use crate::task_log::log_path;
 use serde_json::{Map, Value, json};
 
 use super::kit::{dt, parse_datetime, query_bool};

@@ -2,7 +2,7 @@
 //! shapes, texts and status codes. A variable whose key looks secret answers `***`.
 
 use super::bulk::{Objects, bulk, delete_one, get_one, patch_one, post_one};
-use super::kit::py::py_json;
+use crate::py::py_json;
 use crate::store::{Store, Tx, Variable};
 use serde_json::{Map, Value, json};
 

@@ -4,12 +4,13 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::kit::{apply_order, patterns, py, query_ints, query_map_index, time_ranges};
+use super::kit::{apply_order, patterns, query_ints, query_map_index, time_ranges};
 use super::kit::{dt, orders, query_all, query_bool};
 use super::views::Dags;
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
+use crate::py;
 use crate::store::q_runs::{ListQuery, XcomRow};
 use crate::store::{RunRow, Store};
 

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 mod body;
 mod mask;
 mod pattern;
-pub(super) mod py;
 mod query;
 mod time;
 
@@ -23,8 +22,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::http::{ApiError, Reply, Req};
 use crate::api::route::{Ctx, Params};
+use crate::py::py_set;
 use crate::store::q_runs::{Bound, ListQuery, Op};
-use py::py_set;
 
 /// `NAME_gte`, `NAME_gt`, `NAME_lte`, `NAME_lt` query bounds on a time.
 pub(super) struct Range {

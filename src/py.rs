@@ -1,15 +1,44 @@
-//! Python's text forms of JSON values, as Airflow's responses carry them: `json.dumps`,
-//! `repr` of a set of strings, `repr(float)`.
+//! Python's text forms, one of each: `repr(str)` (for templates and API responses
+//! alike), and for JSON values as Airflow's responses carry them `json.dumps`, `repr`,
+//! `str`, `repr` of a set of strings and `repr(float)`. No I/O, no other module of ours.
+
+use std::fmt::Write;
 
 use serde_json::Value;
+
+/// Python's `repr(str)`: single quotes unless the text has one and no double quote.
+pub fn repr_str(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
 
 /// A Python set of strings as an f-string shows it: `{'a', 'b'}`, in the order given
 /// (callers pass sorted sets; Python's order is arbitrary).
 pub fn py_set<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    let parts: Vec<String> = items
-        .into_iter()
-        .map(crate::template::python_repr_str)
-        .collect();
+    let parts: Vec<String> = items.into_iter().map(repr_str).collect();
     format!("{{{}}}", parts.join(", "))
 }
 
@@ -140,12 +169,12 @@ pub fn repr(v: &Value) -> String {
             (_, _, Some(f)) => py_float(f),
             _ => n.to_string(),
         },
-        Value::String(s) => crate::template::python_repr_str(s),
+        Value::String(s) => repr_str(s),
         Value::Array(a) => format!("[{}]", a.iter().map(repr).collect::<Vec<_>>().join(", ")),
         Value::Object(m) => format!(
             "{{{}}}",
             m.iter()
-                .map(|(k, v)| format!("{}: {}", crate::template::python_repr_str(k), repr(v)))
+                .map(|(k, v)| format!("{}: {}", repr_str(k), repr(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -179,8 +208,8 @@ mod tests {
     #[test]
     fn python_reprs() {
         assert_eq!(py_set(["b", "a"]), "{'b', 'a'}");
-        assert_eq!(crate::template::python_repr_str("it's"), "\"it's\"");
-        assert_eq!(crate::template::python_repr_str("a\nb"), "'a\\nb'");
+        assert_eq!(repr_str("it's"), "\"it's\"");
+        assert_eq!(repr_str("a\nb"), "'a\\nb'");
     }
 
     #[test]

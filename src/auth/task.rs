@@ -1,0 +1,91 @@
+//! Task tokens: the JWTs a task's supervisor shows the Execution API. The scheduler mints
+//! them when it hands a try to the executor; the Execution API checks them and re-issues
+//! them near expiry. Both come here, so neither depends on the other.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::jwt;
+
+/// The audience of task tokens, as Airflow sets it.
+pub const AUDIENCE: &str = "urn:airflow.apache.org:task";
+/// Seconds past `exp` a task token is still accepted.
+const LEEWAY_SECS: i64 = 10;
+/// updraft's claim naming the try a token was minted for. Airflow gives every try a new
+/// task instance id; updraft keeps the id across tries, so the token names its try.
+const TRY_CLAIM: &str = "try_number";
+
+/// Mints a task token for one try of one task instance.
+pub fn mint(
+    secret: &[u8],
+    ti_id: &str,
+    try_number: u32,
+    lifetime_secs: f64,
+    now: DateTime<Utc>,
+) -> String {
+    let iat = now.timestamp();
+    jwt::sign(
+        secret,
+        &json!({"sub": ti_id, "aud": AUDIENCE, "iat": iat, "nbf": iat, "exp": iat + lifetime_secs as i64,
+                "scope": "execution", TRY_CLAIM: try_number}),
+    )
+}
+
+/// What a checked task token says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    /// Whether its scope is `execution` (a token of another scope is refused by callers).
+    pub execution: bool,
+    /// The task instance it names (`sub`); empty when missing.
+    pub ti_id: String,
+    /// The try it was minted for; `None` for a token without the claim.
+    pub try_number: Option<u32>,
+    /// Issued-at and expiry (seconds since the epoch); `now` when missing.
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Checks a task token's algorithm, signature, audience and expiry (with a little leeway)
+/// at `now` (seconds since the epoch), and reads its claims.
+pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<Claims, jwt::Invalid> {
+    let claims = jwt::verify(secret, token, AUDIENCE, now, LEEWAY_SECS)?;
+    Ok(Claims {
+        execution: claims["scope"] == "execution",
+        ti_id: claims["sub"].as_str().unwrap_or("").to_string(),
+        try_number: claims[TRY_CLAIM]
+            .as_u64()
+            .map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
+        iat: claims["iat"].as_i64().unwrap_or(now),
+        exp: claims["exp"].as_i64().unwrap_or(now),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minted_token_reads_back_and_expires_after_the_leeway() {
+        let now = Utc::now();
+        let t = mint(b"secret", "ti-1", 3, 60.0, now);
+        let c = verify(b"secret", &t, now.timestamp()).unwrap();
+        assert!(c.execution);
+        assert_eq!((c.ti_id.as_str(), c.try_number), ("ti-1", Some(3)));
+        assert_eq!(c.exp - c.iat, 60);
+        let late = now.timestamp() + 60 + LEEWAY_SECS + 1;
+        assert_eq!(verify(b"secret", &t, late), Err(jwt::Invalid::Expired));
+        assert_eq!(
+            verify(b"other", &t, now.timestamp()),
+            Err(jwt::Invalid::Signature)
+        );
+        // A user token (another audience) is not a task token.
+        let user = jwt::sign(
+            b"secret",
+            &json!({"sub": "u", "aud": "apache-airflow", "exp": now.timestamp() + 60}),
+        );
+        assert_eq!(
+            verify(b"secret", &user, now.timestamp()),
+            Err(jwt::Invalid::Audience)
+        );
+    }
+}
