@@ -212,6 +212,22 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Percent-encodes `s` as one query-string value: everything but RFC 3986's unreserved
+/// characters is escaped, as `encodeURIComponent` does. A path-segment encoder would
+/// leave `+` raw, and a query reader (ours, `URLSearchParams`) turns a raw `+` into a
+/// space, so a run id with `+00:00` came back as another id.
+pub fn query_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Splits `a=1&b=2` into decoded pairs.
 pub fn parse_query(q: &str) -> Option<Vec<(String, String)>> {
     q.split('&')
@@ -226,6 +242,19 @@ pub fn parse_query(q: &str) -> Option<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_round_trip() {
+        for v in [
+            "/dags/d/runs/manual__2024-01-01T00:00:00+00:00",
+            "a b&c=d#e%f",
+            "caf\u{e9}",
+        ] {
+            let q = format!("next={}", query_encode(v));
+            assert_eq!(parse_query(&q).unwrap(), vec![("next".into(), v.into())]);
+        }
+        assert_eq!(query_encode("+00:00"), "%2B00%3A00");
+    }
 
     #[test]
     fn decodes() {

@@ -179,12 +179,20 @@ fn token_all_admins(ctx: &Ctx, s: &mut Store, req: &Req, p: &Params) -> Result<R
 
 /// `GET /api/v2/auth/login`: to the UI's login page (under the prefix), keeping `next`.
 fn login_redirect(_: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let next = req.query("next").filter(|n| is_safe_next(n, &req.prefix));
-    let mut location = format!("{}/login", req.prefix);
-    if let Some(n) = next {
-        location.push_str(&format!("?next={}", crate::executor::client::encode(n)));
+    Ok(Reply::redirect(&login_location(
+        &req.prefix,
+        req.query("next"),
+    )))
+}
+
+/// The UI's login page under `prefix`, with `next` when it is safe, encoded as a query
+/// value so that every reader gets it back as sent.
+fn login_location(prefix: &str, next: Option<&str>) -> String {
+    let mut location = format!("{prefix}/login");
+    if let Some(n) = next.filter(|n| is_safe_next(n, prefix)) {
+        location.push_str(&format!("?next={}", crate::api::http::query_encode(n)));
     }
-    Ok(Reply::redirect(&location))
+    location
 }
 
 /// `GET /api/v2/auth/logout`: clears the cookie (scoped to the prefix) and goes to login.
@@ -831,6 +839,19 @@ mod tests {
         let m = mask_audit("bulk_variables", &bulk);
         assert_eq!(m["actions"][0]["entities"][0]["value"], "***");
         assert_eq!(m["actions"][1]["entities"][0], "plain");
+    }
+
+    /// Issue 12, item 20: a `next` naming a run id with `+00:00` came back from the
+    /// login page's query as `' 00:00'`, another run.
+    #[test]
+    fn login_keeps_next_as_sent() {
+        let next = "/p/dags/d/grid?run=manual__2024-01-01T00:00:00+00:00&task=t";
+        let location = login_location("/p", Some(next));
+        let (page, query) = location.split_once('?').unwrap();
+        assert_eq!(page, "/p/login");
+        let got = crate::api::http::parse_query(query).unwrap();
+        assert_eq!(got, vec![("next".to_string(), next.to_string())]);
+        assert_eq!(login_location("/p", Some("//evil.com/x")), "/p/login");
     }
 
     #[test]
