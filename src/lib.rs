@@ -11,10 +11,11 @@
 //!   `rules` and `timetable`), and hands work to the `executor`.
 //! - `store` is the only module that talks to SQLite.
 //! - `template` renders templated task fields with Airflow's Jinja context.
+//! - `memory` gives freed memory back to the system in long-running commands.
 //! - `process` runs a task command in its own process group or job object, output to
 //!   the try's log, and kills its whole tree.
-// One Windows call has no safe wrapper (executor::end_tasks_with_this_process); it is
-// the only `allow`.
+// Two calls have no safe wrapper: a Windows one (executor::end_tasks_with_this_process)
+// and glibc's malloc_trim (memory::release_free); they are the only `allow`s.
 #![deny(unsafe_code)]
 
 pub mod api;
@@ -29,6 +30,7 @@ pub mod home;
 pub mod ids;
 pub mod jwt;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod ops;
