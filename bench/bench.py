@@ -56,6 +56,8 @@ PARSE_TIMEOUT = 60.0
 # The soak's bound on growth over its last two thirds (KiB of VmRSS): what is left when
 # every cache has reached its bound.
 SOAK_TAIL_KIB = 512
+# Seconds between the soak's RSS readings; each sample is the median of a minute's.
+SOAK_READ_EVERY = 2.0
 
 
 # ---------------------------------------------------------------- small helpers
@@ -766,9 +768,10 @@ class Bench:
         `echo` tasks scheduled every `--soak-period` seconds (a timedelta schedule), and
         one client looping over the API pages a user and the UI read (DAG list, runs,
         task instances, a log, structure, health), each request on a new connection.
-        VmRSS is read from /proc every `--soak-sample` seconds; the figure is RSS at
-        minutes 1, 10, 20 and 30 and its growth from minute 1, with the runs created
-        since, so growth per run shows whether anything keeps a share of every run.
+        VmRSS is read from /proc every 2 s, and every `--soak-sample` seconds the median
+        of those readings is a sample; the figure is RSS at minutes 1, 10, 20 and 30 and
+        its growth from minute 1, with the runs created since, so growth per run shows
+        whether anything keeps a share of every run.
         The load loop and the sampling stop by themselves after `--soak-minutes`."""
         a = self.args
         period = a.soak_period
@@ -820,23 +823,31 @@ class Bench:
             t0 = time.monotonic()
             end = t0 + a.soak_minutes * 60
             samples = []  # (minute, VmRSS, runs created, RssAnon, RssFile), KiB
-            while True:
-                now = time.monotonic()
-                if now >= end:
-                    break
-                stop.wait(min(a.soak_sample, end - now))
-                rss = proc_kib(srv.pid, "VmRSS")
-                if rss is None:
-                    raise RuntimeError(f"the standalone exited; log: {srv.log_tail()}")
-                # Anonymous memory is the heap (SQLite's page caches included) and the
-                # stacks; file-backed is mostly the binary's own pages, faulted in as
-                # code first runs, at most its size.
-                anon, file = proc_kib(srv.pid, "RssAnon"), proc_kib(srv.pid, "RssFile")
+            # RSS moves by a megabyte within seconds (a request's buffers, the trim
+            # thread giving freed memory back every 10 s), so each sample is the median
+            # of readings every SOAK_READ_EVERY seconds since the previous one.
+            mark = t0
+            while mark < end:
+                mark = min(mark + a.soak_sample, end)
+                window = []
+                while True:
+                    rss = proc_kib(srv.pid, "VmRSS")
+                    if rss is None:
+                        raise RuntimeError(f"the standalone exited; log: {srv.log_tail()}")
+                    # Anonymous memory is the heap (SQLite's page caches included) and the
+                    # stacks; file-backed is mostly the binary's own pages, faulted in as
+                    # code first runs, at most its size.
+                    window.append((rss, proc_kib(srv.pid, "RssAnon"), proc_kib(srv.pid, "RssFile")))
+                    left = mark - time.monotonic()
+                    if left <= 0:
+                        break
+                    stop.wait(min(SOAK_READ_EVERY, left))
+                rss, anon, file = (median([w[i] for w in window]) for i in range(3))
                 runs = home.query("SELECT count(*) FROM dag_run WHERE dag_id='soak'")[0][0]
                 minute = (time.monotonic() - t0) / 60
                 samples.append((minute, rss, runs, anon, file))
                 log(f"soak: minute {minute:.1f}: VmRSS {mb(rss):.2f} MB (anon {mb(anon):.2f}, "
-                    f"file {mb(file):.2f}), {runs} runs, "
+                    f"file {mb(file):.2f}; medians of {len(window)} readings), {runs} runs, "
                     f"{counts['requests']} requests ({counts['errors']} errors)")
             stop.set()
             loader.join(timeout=15)
@@ -1026,10 +1037,10 @@ def soak_row(s):
     samples = s["samples"]
     end = samples[-1]
     marks = [m for m in (1, 10, 20, 30) if m <= end[0] + 0.05]
-    if not marks or end[0] - marks[-1] > 0.5:
+    if not marks or end[0] - marks[-1] > 0.25:
         marks.append(end[0])
     first = soak_at(samples, 1)
-    at = ", ".join(f"min {m:.0f} {mb(soak_at(samples, m)[1]):.1f} MB" for m in marks)
+    at = ", ".join(f"min {round(m, 1):g} {mb(soak_at(samples, m)[1]):.1f} MB" for m in marks)
     grow, runs = end[1] - first[1], end[2] - first[2]
     per_run = f"{grow * 1024 / runs:.0f} B/run over {runs} runs" if runs > 0 else "no runs"
     third = soak_at(samples, end[0] / 3)
@@ -1037,8 +1048,8 @@ def soak_row(s):
     return [f"memory: soak {s['minutes']:g} min (DAG every {s['period']:g} s + API load), VmRSS",
             f"{at}; {s['requests']:,} requests ({s['errors']} errors); runs {s['states']}",
             f"min 1: {mb(first[1]):.1f} MB", f"+{mb(grow):.2f} MB ({per_run}); "
-            f"min {third[0]:.0f}→{end[0]:.0f} +{mb(tail):.2f} MB",
-            f"levels off: min {third[0]:.0f}→{end[0]:.0f} ≤ +{mb(SOAK_TAIL_KIB):.2f} MB",
+            f"min {round(third[0], 1):g}→{round(end[0], 1):g} +{mb(tail):.2f} MB",
+            f"levels off: min {round(third[0], 1):g}→{round(end[0], 1):g} ≤ +{mb(SOAK_TAIL_KIB):.2f} MB",
             verdict(tail <= SOAK_TAIL_KIB)]
 
 
