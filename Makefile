@@ -112,7 +112,7 @@ release:
 	$(CARGO) build --release --locked --target $(MUSL_TARGET)
 	@stat -c '%n: %s bytes' $(MUSL_BIN) && file $(MUSL_BIN)
 
-# bench builds the release binary, the bare-server baseline and the static musl binary, then prints the benchmark table and writes bench/RESULTS.md.
+# bench builds the release binary, the bare-server baseline and the static musl binary, then prints the benchmark table (the 30-minute memory soak last) and writes bench/RESULTS.md.
 bench: release
 	@$(call need_cmd,wrk,wrk)
 	@$(call need_cmd,$(PYTHON),python3)

@@ -53,6 +53,11 @@ START_TIMEOUT = 30.0
 RUN_TIMEOUT = 120.0
 SCALE_TIMEOUT = 60.0
 PARSE_TIMEOUT = 60.0
+# The soak's bound on growth over its last two thirds (KiB of VmRSS): what is left when
+# every cache has reached its bound.
+SOAK_TAIL_KIB = 512
+# Seconds between the soak's RSS readings; each sample is the median of a minute's.
+SOAK_READ_EVERY = 2.0
 
 
 # ---------------------------------------------------------------- small helpers
@@ -756,6 +761,104 @@ class Bench:
         log(f"parse: first {median(first):.0f} ms, re-scan {median(rescan):.1f} ms, "
             f"unchanged {median(unchanged):.1f} ms ({n_dags} DAGs)")
 
+    # -- soak
+
+    def soak(self):
+        """RSS of a standalone over a long steady load (issue 12): a DAG of three chained
+        `echo` tasks scheduled every `--soak-period` seconds (a timedelta schedule), and
+        one client looping over the API pages a user and the UI read (DAG list, runs,
+        task instances, a log, structure, health), each request on a new connection.
+        VmRSS is read from /proc every 2 s, and every `--soak-sample` seconds the median
+        of those readings is a sample; the figure is RSS at minutes 1, 10, 20 and 30 and
+        its growth from minute 1, with the runs created since, so growth per run shows
+        whether anything keeps a share of every run.
+        The load loop and the sampling stop by themselves after `--soak-minutes`."""
+        a = self.args
+        period = a.soak_period
+        home = self.home("soak")
+        tasks = [(f"s{i}", f"echo soak {i} {{{{ run_id }}}}", [f"s{i - 1}"] if i else []) for i in range(3)]
+        text = dag_yaml("soak", tasks).replace(
+            "  schedule: null\n",
+            f"  schedule:\n    __type__: datetime.timedelta\n    seconds: {period:g}\n")
+        home.write("soak.yml", text)
+        srv = self.standalone(home)
+        stop = threading.Event()
+        counts = {"requests": 0, "errors": 0}
+        try:
+            token = srv.token()
+            u = srv.url
+
+            def load():
+                pages = [
+                    "api/v2/monitor/health",
+                    "api/v2/dags?limit=100",
+                    "api/v2/dags/soak/dagRuns?limit=25&order_by=-run_after",
+                    "api/v2/dags/~/dagRuns/~/taskInstances?limit=50&order_by=-start_date",
+                    "ui/structure/soak",
+                    "ui/dags/recent_runs?dag_ids=soak",
+                    "api/v2/dags/soak/details",
+                ]
+                i = 0
+                while not stop.is_set():
+                    path = pages[i % len(pages)]
+                    i += 1
+                    try:
+                        status, body = http("GET", u + path, token=token)
+                        if path.startswith("api/v2/dags/soak/dagRuns") and status == 200:
+                            runs = body.get("dag_runs", []) if isinstance(body, dict) else []
+                            done = [r["dag_run_id"] for r in runs if r.get("state") == "success"]
+                            if done:
+                                rid = urllib.request.quote(done[0], safe="")
+                                status, _ = http("GET", f"{u}api/v2/dags/soak/dagRuns/{rid}"
+                                                 "/taskInstances/s2/logs/1", token=token)
+                        counts["requests"] += 1
+                        if status >= 400:
+                            counts["errors"] += 1
+                    except OSError:
+                        counts["errors"] += 1
+                    stop.wait(a.soak_pause)
+
+            loader = threading.Thread(target=load, daemon=True)
+            loader.start()
+            t0 = time.monotonic()
+            end = t0 + a.soak_minutes * 60
+            samples = []  # (minute, VmRSS, runs created, RssAnon, RssFile), KiB
+            # RSS moves by a megabyte within seconds (a request's buffers, the trim
+            # thread giving freed memory back every 10 s), so each sample is the median
+            # of readings every SOAK_READ_EVERY seconds since the previous one.
+            mark = t0
+            while mark < end:
+                mark = min(mark + a.soak_sample, end)
+                window = []
+                while True:
+                    rss = proc_kib(srv.pid, "VmRSS")
+                    if rss is None:
+                        raise RuntimeError(f"the standalone exited; log: {srv.log_tail()}")
+                    # Anonymous memory is the heap (SQLite's page caches included) and the
+                    # stacks; file-backed is mostly the binary's own pages, faulted in as
+                    # code first runs, at most its size.
+                    window.append((rss, proc_kib(srv.pid, "RssAnon"), proc_kib(srv.pid, "RssFile")))
+                    left = mark - time.monotonic()
+                    if left <= 0:
+                        break
+                    stop.wait(min(SOAK_READ_EVERY, left))
+                rss, anon, file = (median([w[i] for w in window]) for i in range(3))
+                runs = home.query("SELECT count(*) FROM dag_run WHERE dag_id='soak'")[0][0]
+                minute = (time.monotonic() - t0) / 60
+                samples.append((minute, rss, runs, anon, file))
+                log(f"soak: minute {minute:.1f}: VmRSS {mb(rss):.2f} MB (anon {mb(anon):.2f}, "
+                    f"file {mb(file):.2f}; medians of {len(window)} readings), {runs} runs, "
+                    f"{counts['requests']} requests ({counts['errors']} errors)")
+            stop.set()
+            loader.join(timeout=15)
+            states = dict(home.query("SELECT state, count(*) FROM dag_run WHERE dag_id='soak' GROUP BY state"))
+            self.results["soak"] = {"samples": samples, "minutes": a.soak_minutes, "period": period,
+                                    "requests": counts["requests"], "errors": counts["errors"],
+                                    "states": states}
+        finally:
+            stop.set()
+            srv.stop()
+
     # -- binary
 
     def binary(self):
@@ -906,6 +1009,8 @@ def table(b):
                      f"{per_big:.2f} ms/task ({s['done']:,} done, n=1, {state})",
                      f"{b.args.tasks:,}-task run {per_small:.2f} ms/task ({spread(small, f2)})",
                      f"{ratio:.2f}", "≤ 1.3", verdict(ok)])
+    if "soak" in r:
+        rows.append(soak_row(r["soak"]))
     if "binary" in r:
         x = r["binary"]
         if "missing" in x:
@@ -918,6 +1023,34 @@ def table(b):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def soak_at(samples, minute):
+    """The sample nearest to `minute` (the last one for the end of a shortened soak)."""
+    return min(samples, key=lambda x: abs(x[0] - minute))
+
+
+def soak_row(s):
+    """RSS at minutes 1, 10, 20, 30 (those the soak reached, and its end), growth from
+    minute 1 and per run since. The target: RSS levels off, so the last two thirds of
+    the soak (minute 10 to 30) add at most SOAK_TAIL_KIB."""
+    samples = s["samples"]
+    end = samples[-1]
+    marks = [m for m in (1, 10, 20, 30) if m <= end[0] + 0.05]
+    if not marks or end[0] - marks[-1] > 0.25:
+        marks.append(end[0])
+    first = soak_at(samples, 1)
+    at = ", ".join(f"min {round(m, 1):g} {mb(soak_at(samples, m)[1]):.1f} MB" for m in marks)
+    grow, runs = end[1] - first[1], end[2] - first[2]
+    per_run = f"{grow * 1024 / runs:.0f} B/run over {runs} runs" if runs > 0 else "no runs"
+    third = soak_at(samples, end[0] / 3)
+    tail = end[1] - third[1]
+    return [f"memory: soak {s['minutes']:g} min (DAG every {s['period']:g} s + API load), VmRSS",
+            f"{at}; {s['requests']:,} requests ({s['errors']} errors); runs {s['states']}",
+            f"min 1: {mb(first[1]):.1f} MB", f"+{mb(grow):.2f} MB ({per_run}); "
+            f"min {round(third[0], 1):g}→{round(end[0], 1):g} +{mb(tail):.2f} MB",
+            f"levels off: min {round(third[0], 1):g}→{round(end[0], 1):g} ≤ +{mb(SOAK_TAIL_KIB):.2f} MB",
+            verdict(tail <= SOAK_TAIL_KIB)]
 
 
 def errors(runs):
@@ -985,7 +1118,8 @@ def report(b, tbl, elapsed):
         f"{a.triggers} triggers, {a.cold_starts} cold starts, {a.rescans} re-scans; the scale run once. "
         "Figures are medians; spread is min–max over the repetitions.",
         f"- sizes: throughput {a.tasks:,} independent `true` BashOperator tasks (max_active_tasks 32); "
-        f"chain of {a.chain}; scale {a.scale_tasks:,} tasks; {a.dag_files:,} dag-factory files of 10 tasks",
+        f"chain of {a.chain}; scale {a.scale_tasks:,} tasks; {a.dag_files:,} dag-factory files of 10 tasks; "
+        f"soak {a.soak_minutes:g} min, a 3-task run every {a.soak_period:g} s, RSS every {a.soak_sample:g} s",
         "- settings (product settings, as environment variables): "
         + ", ".join(f"`{k}={v}`" for k, v in SETTINGS.items()),
         "",
@@ -1046,7 +1180,7 @@ def diagnostics(b):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
-    p.add_argument("--only", default="", help="comma-separated: engine,scale,api,cold,parse,binary")
+    p.add_argument("--only", default="", help="comma-separated: engine,scale,api,cold,parse,binary,soak")
     p.add_argument("--out", help="write RESULTS.md here")
     p.add_argument("--keep", action="store_true", help="keep the temporary homes")
     p.add_argument("--exe", help="the updraft binary (default target/release/updraft); "
@@ -1060,19 +1194,28 @@ def main():
     p.add_argument("--cold-starts", type=int, default=10)
     p.add_argument("--rescans", type=int, default=5)
     p.add_argument("--wrk-seconds", type=int, default=10)
+    p.add_argument("--soak-minutes", type=float, default=30.0,
+                   help="how long the soak runs (a shorter one checks the harness)")
+    p.add_argument("--soak-period", type=float, default=5.0, help="seconds between the soak DAG's runs")
+    p.add_argument("--soak-sample", type=float, default=60.0, help="seconds between RSS samples")
+    p.add_argument("--soak-pause", type=float, default=0.05, help="seconds between the soak's API requests")
     a = p.parse_args()
     if a.quick:
         a.tasks, a.scale_tasks, a.chain, a.dag_files = 100, 300, 20, 100
         a.reps, a.triggers, a.cold_starts, a.rescans, a.wrk_seconds = 2, 3, 3, 2, 2
+        a.soak_minutes, a.soak_sample = min(a.soak_minutes, 2.0), min(a.soak_sample, 15.0)
     b = Bench(a)
     b.load_before = os.getloadavg()
-    for exe in (b.exe, b.bare):
+    only = set(filter(None, a.only.split(",")))
+    # Only the API figures need the bare server and wrk.
+    api = not only or "api" in only
+    for exe in (b.exe, b.bare) if api else (b.exe,):
         if not os.path.exists(exe):
             sys.exit(f"{exe} is missing: run `cargo build --release --examples` first")
-    if not shutil.which("wrk"):
+    if api and not shutil.which("wrk"):
         sys.exit("wrk is missing: `apt-get install wrk` (make bench does it)")
-    only = set(filter(None, a.only.split(",")))
-    steps = ["binary", "cold", "parse", "api", "engine", "scale"]
+    # The soak comes last: 30 minutes of one standalone, after the speed figures.
+    steps = ["binary", "cold", "parse", "api", "engine", "scale", "soak"]
     t0 = time.monotonic()
     try:
         for step in steps:

@@ -12,12 +12,13 @@
 //!   the wall clock it reads, real or fake.
 //! - `store` is the only module that talks to SQLite.
 //! - `template` renders templated task fields with Airflow's Jinja context.
+//! - `memory` gives freed memory back to the system in long-running commands.
 //! - `process` runs a task command in its own process group or job object, output to
 //!   the try's log, and kills its whole tree.
 //
 // Modules depend downward only, in the layers ARCHITECTURE.md lists; `tests` below checks it.
-// One Windows call has no safe wrapper (executor::end_tasks_with_this_process); it is
-// the only `allow`.
+// Two calls have no safe wrapper: a Windows one (executor::end_tasks_with_this_process)
+// and glibc's malloc_trim (memory::release_free); they are the only `allow`s.
 #![deny(unsafe_code)]
 
 pub mod api;
@@ -33,6 +34,7 @@ pub mod home;
 pub mod ids;
 pub mod jwt;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod ops;
@@ -62,7 +64,7 @@ mod tests {
     /// module goes into one of these lists. ARCHITECTURE.md, "Layers", says why.
     const LAYERS: [&[&str]; 6] = [
         &[
-            "clock", "error", "ids", "metrics", "model", "percent", "py", "task_log",
+            "clock", "error", "ids", "memory", "metrics", "model", "percent", "py", "task_log",
         ],
         &[
             "auth", "cli", "config", "dagfile", "home", "jwt", "logging", "process", "store",

@@ -64,7 +64,18 @@ export function detailText(detail) {
       return loc ? `${loc}: ${e.msg}` : e.msg;
     }).join("; ");
   }
-  if (typeof detail === "object") return detail.message ?? detail.reason ?? JSON.stringify(detail);
+  if (typeof detail === "object") {
+    // Airflow's `{reason, message, ...}` (its 409 for a unique constraint, the execution
+    // API's conflicts): the reason says what went wrong, the message where to look, and
+    // fields Airflow blanks out as "hidden" say nothing.
+    const parts = [detail.reason, detail.message].filter((x) => typeof x === "string" && x);
+    for (const [k, v] of Object.entries(detail)) {
+      if (k === "reason" || k === "message" || v == null || v === "hidden") continue;
+      parts.push(`${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
+    }
+    if (!parts.length) return JSON.stringify(detail);
+    return parts.map((p, i) => (i < parts.length - 1 && !/[.!?:]$/.test(p) ? `${p}.` : p)).join(" ");
+  }
   return String(detail);
 }
 

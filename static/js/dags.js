@@ -4,7 +4,7 @@
 
 import { api, path } from "./api.js";
 import { put, h, badge, time, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
-import { href, navigate, setQuery } from "./router.js";
+import { href, navigate, setQuery, readQuery } from "./router.js";
 import { openTrigger } from "./trigger.js";
 
 const PAGE = 50;
@@ -51,7 +51,7 @@ export function dagsPage(main, route) {
     clearTimeout(debounce);
     debounce = setTimeout(() => {
       setQuery({ search: search.value, offset: null });
-      query = new URLSearchParams(location.search);
+      query = readQuery(location.search);
       poller.kick();
     }, 250);
   });
@@ -129,7 +129,7 @@ export function dagsPage(main, route) {
       type: "button", class: "seg", "aria-pressed": String((current ?? null) === value),
       onclick: () => {
         setQuery({ paused: value, offset: null });
-        query = new URLSearchParams(location.search);
+        query = readQuery(location.search);
         poller.kick();
       },
     }, label, h("span", { class: "seg-count" }, String(n)));
@@ -150,7 +150,7 @@ export function dagsPage(main, route) {
     if (tags.has(t)) tags.delete(t);
     else tags.add(t);
     setQuery({ tags: [...tags], offset: null });
-    query = new URLSearchParams(location.search);
+    query = readQuery(location.search);
     tagsLoaded = false;
     poller.kick();
   }

@@ -18,7 +18,38 @@ export function current() {
       return x;
     }
   }) : [];
-  return { path: rel, segments, query: new URLSearchParams(location.search) };
+  return { path: rel, segments, query: readQuery(location.search) };
+}
+
+// The UI's own query strings use one codec both ways: values are written with
+// encodeURIComponent (a space is %20, a `+` is %2B) and read with decodeURIComponent,
+// so a raw `+` means `+`. Run ids never hold a space but often a `+` (`+00:00`), and a
+// link pasted or passed through `?next=` with the `+` raw must still name that run;
+// URLSearchParams would read it as a space.
+
+/** A query string (`?a=1&b=2` or without `?`) as URLSearchParams of the decoded pairs. */
+export function readQuery(search) {
+  const q = new URLSearchParams();
+  for (const pair of search.replace(/^\?/, "").split("&")) {
+    if (!pair) continue;
+    const i = pair.indexOf("=");
+    const [k, v] = i < 0 ? [pair, ""] : [pair.slice(0, i), pair.slice(i + 1)];
+    q.append(decodeOne(k), decodeOne(v));
+  }
+  return q;
+}
+
+function decodeOne(x) {
+  try {
+    return decodeURIComponent(x);
+  } catch {
+    return x;
+  }
+}
+
+/** Pairs (URLSearchParams or `[k, v]` entries) as a query string without `?`. */
+export function writeQuery(pairs) {
+  return [...pairs].map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join("&");
 }
 
 /** Goes to `to` (relative to the base, may carry a query); renders without a reload. */
@@ -32,12 +63,14 @@ export function navigate(to, { replace = false } = {}) {
 /** Changes the query of the current URL in place (filters), without a new history entry. */
 export function setQuery(params, { push = false } = {}) {
   const u = new URL(location.href);
+  const q = readQuery(u.search);
   for (const [k, v] of Object.entries(params)) {
-    u.searchParams.delete(k);
+    q.delete(k);
     for (const one of Array.isArray(v) ? v : [v]) {
-      if (one !== undefined && one !== null && one !== "" && one !== false) u.searchParams.append(k, String(one));
+      if (one !== undefined && one !== null && one !== "" && one !== false) q.append(k, String(one));
     }
   }
+  u.search = writeQuery(q);
   if (u.href === location.href) return;
   history[push ? "pushState" : "replaceState"](null, "", u.href);
   if (push) listener();
@@ -46,11 +79,9 @@ export function setQuery(params, { push = false } = {}) {
 /** A link target relative to the base for `segments` and `query`. */
 export function href(segments, query) {
   const p = segments.map((x) => encodeURIComponent(x)).join("/");
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(query ?? {})) {
-    if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
-  }
-  const qs = q.toString();
+  const qs = writeQuery(Object.entries(query ?? {})
+    .filter(([, v]) => v !== undefined && v !== null && v !== "")
+    .map(([k, v]) => [k, String(v)]));
   return qs ? `${p}?${qs}` : p;
 }
 

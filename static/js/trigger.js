@@ -109,6 +109,19 @@ export async function openTrigger(dagId) {
   };
 
   const conf = h("textarea", { id: "trigger-conf", class: "code", rows: 6, spellcheck: "false", "aria-describedby": "trigger-conf-error" });
+  /** The conf text as an object: `{value}` or `{error}`; an empty box is `{}`. */
+  const readConf = () => {
+    let obj;
+    try {
+      obj = JSON.parse(conf.value || "{}");
+    } catch (e) {
+      return { error: `Not valid JSON: ${e.message}` };
+    }
+    if (!obj || typeof obj !== "object" || Array.isArray(obj)) return { error: "The configuration must be a JSON object." };
+    return { value: obj };
+  };
+  // Fields to conf. Conf text the user typed that is not a JSON object is never replaced:
+  // it keeps its error, and the form refuses to trigger until it is fixed.
   const syncConf = () => {
     const obj = {};
     for (const f of fields) {
@@ -117,31 +130,19 @@ export async function openTrigger(dagId) {
       obj[f.spec.name] = r.error ? f.last : r.value;
       if (!r.error) f.last = r.value;
     }
-    let extra = {};
-    try {
-      extra = JSON.parse(conf.value || "{}");
-    } catch {
-      extra = {};
-    }
-    conf.value = JSON.stringify({ ...extra, ...obj }, null, 2);
-    showError("trigger-conf", null);
+    const extra = readConf();
+    showError("trigger-conf", extra.error);
+    if (extra.error) return false;
+    conf.value = JSON.stringify({ ...extra.value, ...obj }, null, 2);
+    return true;
   };
   conf.addEventListener("input", () => {
-    let obj;
-    try {
-      obj = JSON.parse(conf.value || "{}");
-    } catch (e) {
-      showError("trigger-conf", `Not valid JSON: ${e.message}`);
-      return;
-    }
-    if (!obj || typeof obj !== "object" || Array.isArray(obj)) {
-      showError("trigger-conf", "The configuration must be a JSON object.");
-      return;
-    }
-    showError("trigger-conf", null);
-    for (const f of fields) if (f.spec.name in obj) {
-      writeField(f.kind, f.input, obj[f.spec.name]);
-      f.last = obj[f.spec.name];
+    const r = readConf();
+    showError("trigger-conf", r.error);
+    if (r.error) return;
+    for (const f of fields) if (f.spec.name in r.value) {
+      writeField(f.kind, f.input, r.value[f.spec.name]);
+      f.last = r.value[f.spec.name];
       showError(f.id, readField(f.spec, f.kind, f.input).error);
     }
   });
@@ -193,8 +194,7 @@ export async function openTrigger(dagId) {
     submitLabel: "Trigger",
     wide: true,
     onSubmit: async () => {
-      syncConf();
-      let bad = false;
+      let bad = !syncConf();
       for (const f of fields) {
         const r = readField(f.spec, f.kind, f.input);
         if (r.error) {
@@ -202,12 +202,8 @@ export async function openTrigger(dagId) {
           bad = true;
         }
       }
-      let confObj;
-      try {
-        confObj = JSON.parse(conf.value || "{}");
-        if (!confObj || typeof confObj !== "object" || Array.isArray(confObj)) throw new Error("The configuration must be a JSON object.");
-      } catch (e) {
-        showError("trigger-conf", e.message);
+      const confObj = readConf().value;
+      if (!confObj) {
         content.querySelector("details.advanced").open = true;
         bad = true;
       }

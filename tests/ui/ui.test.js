@@ -317,13 +317,29 @@ for (const { label, prefix } of PREFIXES) {
       await page.click("#trigger");
       const dialog = page.locator("dialog[open]");
       await dialog.locator("summary").click();
+      // Hand-typed conf that is not JSON is refused with its error, kept as typed (a
+      // field edit does not overwrite it), and nothing is triggered.
+      const posts = [];
+      const countPost = (r) => r.method() === "POST" && r.url().endsWith("/dagRuns") && posts.push(r.url());
+      page.on("request", countPost);
       await dialog.locator("#trigger-conf").fill("{not json");
       await dialog.locator("#trigger-conf-error", { hasText: "Not valid JSON" }).waitFor();
+      await dialog.locator("input[name=count]").fill("5");
+      await dialog.getByRole("button", { name: "Trigger" }).click();
+      await dialog.getByText("Fix the fields marked in red.").waitFor();
+      await dialog.locator("#trigger-conf-error:not([hidden])", { hasText: "Not valid JSON" }).waitFor();
+      assert.equal(await dialog.locator("#trigger-conf").inputValue(), "{not json");
+      assert.deepEqual(posts, [], "invalid conf JSON triggers nothing");
+      await snap("trigger-bad-conf");
       await dialog.locator("#trigger-conf").fill('{"name": "again", "count": 1}');
       await dialog.locator("#trigger-run-id").fill(runId);
+      // A duplicate run id: the form shows the API's 409 detail, Airflow's unique
+      // constraint reason, not only the message that points at the server log.
       const done409 = w.allow((url, status, method) => status === 409 && method !== "GET" && url.endsWith("/dagRuns"));
       await dialog.getByRole("button", { name: "Trigger" }).click();
-      await dialog.locator("#trigger-run-id-error:not([hidden])").waitFor();
+      await dialog.locator("#trigger-run-id-error:not([hidden])", { hasText: "Unique constraint violation" }).waitFor();
+      assert.equal(posts.length, 1, "the fixed form triggers once");
+      page.off("request", countPost);
       await snap("trigger-duplicate");
       done409();
       await dialog.getByRole("button", { name: "Cancel" }).click();
@@ -499,6 +515,38 @@ for (const { label, prefix } of PREFIXES) {
       await snap("logged-out");
       doneProbe();
       w.check("logout");
+    });
+
+    step("logging in from a deep link to a run whose id holds +00:00 opens that run", async () => {
+      assert.match(runId, /\+00:00$/);
+      const doneProbe = w.allow(meProbe(base));
+      // The link as pasted from the API or CLI: the run id's `+` and `:` raw.
+      const deep = `dags/${dag}/grid?run=${runId}&task=greet`;
+      const logInAndCheck = async (what) => {
+        await page.locator("#username").waitFor();
+        await page.fill("#username", "admin");
+        await page.fill("#password", srv.password);
+        await page.click("form.login-card button[type=submit]");
+        await page.locator(".ti-panel .panel-title", { hasText: "greet" }).waitFor();
+        await page.waitForFunction((id) => [...document.querySelectorAll(".ti-panel a")].some((a) => a.textContent === id), runId);
+        await page.locator(".ti-panel .panel-state .badge.st-success").waitFor();
+        await snap(`deep-link-login-${what}`);
+      };
+      const logOut = () => w.nav(async () => {
+        await page.click("#logout");
+        await page.waitForURL(like(`${base}login`));
+      });
+      // The UI's own redirect to login.
+      await page.goto(`${base}${deep}`);
+      await page.waitForURL(like(`${base}login?next=**`));
+      await logInAndCheck("ui");
+      // Airflow's login route, which the server answers with a redirect keeping `next`.
+      await logOut();
+      await page.goto(`${base}api/v2/auth/login?next=${encodeURIComponent(new URL(base).pathname + deep)}`);
+      await page.waitForURL(like(`${base}login?next=**`));
+      await logInAndCheck("api");
+      doneProbe();
+      w.check("deep link login");
     });
   });
 }
