@@ -11,6 +11,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 
 use crate::cli::{Command, Output};
+use crate::clock::Clock;
 use crate::config::{Config, Override};
 use crate::error::{Error, Result};
 use crate::process::HostEnv;
@@ -29,6 +30,9 @@ pub struct Env {
     /// Every variable as the OS gave it, and the temp folder: what finding a shell and
     /// starting tasks read.
     pub host: HostEnv,
+    /// Where the wall-clock time is read: handed to the scheduler, the API and the
+    /// executor, so what they decide by the date can be checked with a fake clock.
+    pub clock: Clock,
 }
 
 impl Env {
@@ -41,6 +45,7 @@ impl Env {
                 .collect(),
             // Reads TMPDIR, or TMP and TEMP on Windows.
             host: HostEnv::new(all, std::env::temp_dir()),
+            clock: Clock::System,
         }
     }
 }
@@ -137,7 +142,7 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             emit(&format!("database {} reset\n", cfg.database.path.display()))
         }
         Command::DagsList { output } => {
-            let store = synced_store(cfg)?;
+            let store = synced_store(cfg, &env.clock)?;
             let rows: Vec<Value> = live_dags(&store)?
                 .iter()
                 .map(|d| {
@@ -160,7 +165,7 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             print_rows(&rows, output)
         }
         Command::DagsListImportErrors { output } => {
-            let store = synced_store(cfg)?;
+            let store = synced_store(cfg, &env.clock)?;
             let rows: Vec<Value> = store
                 .import_errors()?
                 .iter()
@@ -186,7 +191,7 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             }
         }
         Command::DagsShow { dag_id, output } => {
-            let store = synced_store(cfg)?;
+            let store = synced_store(cfg, &env.clock)?;
             let row = live_dag(&store, &dag_id)?;
             match output {
                 Output::Json => emit(&pretty(&dag_structure(&row))),
@@ -194,7 +199,7 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             }
         }
         Command::TasksList { dag_id } => {
-            let store = synced_store(cfg)?;
+            let store = synced_store(cfg, &env.clock)?;
             let row = live_dag(&store, &dag_id)?;
             let mut ids: Vec<&str> = row.dag.tasks.iter().map(|t| t.task_id.as_str()).collect();
             ids.sort_unstable();
@@ -228,10 +233,10 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
 }
 
 /// Opens the store and reads the DAG folder into it, as the DAG commands need.
-pub(crate) fn synced_store(cfg: &Config) -> Result<Store> {
+pub(crate) fn synced_store(cfg: &Config, clock: &Clock) -> Result<Store> {
     home::ensure_folders(cfg)?;
     let mut store = Store::open(&cfg.database.path)?;
-    processor::sync(&mut store, cfg, chrono::Utc::now())?;
+    processor::sync(&mut store, cfg, clock.now())?;
     Ok(store)
 }
 
