@@ -423,4 +423,87 @@ mod tests {
         assert!(outside.is_empty(), "read around Env: {outside:#?}");
         assert_eq!(found.len(), 2, "{found:#?}");
     }
+
+    /// The time of a triggered run is the one `Env::clock` reads, whether the CLI or
+    /// the API (through its `Ctx`) triggers it: with a fake clock, `run_after` and the
+    /// generated run id are the fake time, which the system clock cannot give.
+    #[test]
+    fn runs_triggered_by_cli_and_api_are_dated_by_the_env_clock() {
+        use chrono::{TimeZone, Utc};
+
+        use super::*;
+        use crate::clock::Clock;
+        use crate::server;
+
+        let home = std::env::temp_dir().join(format!("updraft-env-clock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(home.join("dags")).unwrap();
+        std::fs::write(
+            home.join("dags").join("hand.yml"),
+            "hand:\n  schedule: null\n  tasks:\n    - task_id: t\n      operator: EmptyOperator\n",
+        )
+        .unwrap();
+        let at = Utc.with_ymd_and_hms(2021, 6, 1, 12, 0, 0).unwrap();
+        let env = Env {
+            vars: [
+                ("UPDRAFT_HOME", home.to_str().unwrap()),
+                ("UPDRAFT__CORE__LOAD_EXAMPLES", "False"),
+                ("UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True"),
+                ("UPDRAFT__API__PORT", "0"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            host: HostEnv::default(),
+            clock: Clock::fake(at),
+        };
+
+        let trigger = Command::DagsTrigger {
+            dag_id: "hand".into(),
+            conf: None,
+            run_id: None,
+            logical_date: None,
+            output: Output::Plain,
+        };
+        run(trigger, &env).unwrap();
+
+        let cfg = load_config(&env, &[]).unwrap();
+        let running = server::start(
+            cfg.clone(),
+            crate::api::Apps::ALL,
+            server::dispatch,
+            env.clock.clone(),
+        )
+        .unwrap();
+        env.clock.advance(chrono::Duration::hours(1));
+        let url = format!("http://{}/api/v2/dags/hand/dagRuns", running.addr);
+        let reply = crate::executor::client::agent()
+            .post(&url)
+            .send_json(json!({"logical_date": null}));
+        running.shutdown(std::time::Duration::from_secs(5));
+        let mut reply = reply.unwrap();
+        let body: Value = reply.body_mut().read_json().unwrap();
+        assert_eq!(reply.status(), 200, "{body}");
+        assert_eq!(body["run_after"], "2021-06-01T13:00:00Z", "{body}");
+
+        let store = Store::open(&cfg.database.path).unwrap();
+        let mut runs: Vec<_> = store
+            .runs_of(Some("hand"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.run_after, r.run_id))
+            .collect();
+        runs.sort();
+        assert_eq!(
+            runs,
+            [
+                (at, "manual__2021-06-01T12:00:00.000000+00:00".to_string()),
+                (
+                    at + chrono::Duration::hours(1),
+                    "manual__2021-06-01T13:00:00.000000+00:00".to_string()
+                ),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&home);
+    }
 }
