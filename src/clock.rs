@@ -1,7 +1,8 @@
 //! The wall clock, as one value handed to whoever reads the time: the system's in
 //! production, a settable one in tests, so decisions that depend on the date (which
 //! runs are due, when a retry may start, which heartbeat is stale) can be checked at
-//! any instant without waiting for it.
+//! any instant without waiting for it. A process's clock is `app::Env::clock`, handed
+//! down to whatever it builds; a test checks that nothing else reads the wall clock.
 //!
 //! Only wall-clock time (`DateTime<Utc>`) goes through a `Clock`. Waiting does not:
 //! loops sleep on `Instant`s and crossbeam's `after`, which are monotonic and real. A
@@ -79,5 +80,62 @@ mod tests {
         clock.set(before - chrono::Duration::days(365));
         let read = clock.now();
         assert!(read >= before, "{read} < {before}");
+    }
+
+    /// The reads of the wall clock allowed outside a `Clock`: `(file, line start)`. Each
+    /// stamps a record for people to read and decides nothing, and what writes it has
+    /// no `Clock` at hand without threading one through every caller for a timestamp:
+    /// the stderr logger is a global (`log`'s), and the HTTP `Date` header is written
+    /// by the connection code, below the API's `Ctx`.
+    const ALLOWED: [(&str, &str); 3] = [
+        ("clock.rs", "Clock::System => Utc::now(),"),
+        ("logging.rs", "let now = chrono::Utc::now().format("),
+        ("server/mod.rs", "let date = chrono::Utc::now().format("),
+    ];
+
+    /// The lines of `dir`'s Rust files, above each file's tests, that read the wall
+    /// clock, as `(path, text)`.
+    fn wall_clock_reads(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+        let reads = ["Utc::now", "Local::now", "SystemTime::now"];
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                wall_clock_reads(&path, out);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("\n#[cfg(test)]\nmod tests").next().unwrap();
+            for line in code.lines() {
+                let code = line.split("//").next().unwrap();
+                if reads.iter().any(|r| code.contains(r)) {
+                    let shown = path.display().to_string().replace('\\', "/");
+                    out.push((shown, line.trim().to_string()));
+                }
+            }
+        }
+    }
+
+    /// Time is read through a `Clock` (so a fake one decides in tests), except on the
+    /// lines of `ALLOWED`. A new `Utc::now()` elsewhere fails here.
+    #[test]
+    fn only_a_clock_and_the_allowed_lines_read_the_wall_clock() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = Vec::new();
+        wall_clock_reads(&src, &mut found);
+        let allowed = |(path, line): &(String, String)| {
+            ALLOWED.iter().any(|(file, text)| {
+                path.ends_with(&format!("src/{file}")) && line.starts_with(text)
+            })
+        };
+        let outside: Vec<_> = found.iter().filter(|r| !allowed(r)).collect();
+        assert!(
+            outside.is_empty(),
+            "wall clock read around Clock: {outside:#?}"
+        );
+        // An entry that no longer matches is removed, not kept as a hole.
+        assert_eq!(found.len(), ALLOWED.len(), "{found:#?}");
     }
 }

@@ -36,6 +36,8 @@ use crossbeam_channel::{Receiver, Sender};
 use minijinja::value::{Kwargs, Object, ObjectRepr, Rest, from_args};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
 
+use crate::clock::Clock;
+
 /// Everything a template can see that is known before the task runs.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -58,6 +60,8 @@ pub struct Context {
     /// Airflow's token: `manual`, `scheduled`, `backfill`, `asset_triggered`.
     pub run_type: String,
     pub owner: String,
+    /// What `macros.datetime.now()` and `utcnow()` read.
+    pub clock: Clock,
 }
 
 /// What templates look up at render time, answered by the caller (over the Execution API
@@ -379,7 +383,12 @@ fn globals(ctx: &Context, asker: Arc<Asker>) -> Value {
     let macros = Value::from_iter([
         ("ds_add", Value::from_function(ds_add)),
         ("ds_format", Value::from_function(ds_format)),
-        ("datetime", Value::from_object(DateTimeClass)),
+        (
+            "datetime",
+            Value::from_object(DateTimeClass {
+                clock: ctx.clock.clone(),
+            }),
+        ),
         ("timedelta", Value::from_function(timedelta)),
         (
             "json",
@@ -836,7 +845,9 @@ fn pendulum_format(at: DateTime<Utc>, format: &str, naive: bool) -> String {
 /// `macros.datetime`: Python's `datetime.datetime` class. Calling it and its
 /// constructors make naive datetimes, as in Python.
 #[derive(Debug)]
-struct DateTimeClass;
+struct DateTimeClass {
+    clock: Clock,
+}
 
 impl Object for DateTimeClass {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
@@ -899,11 +910,12 @@ impl Object for DateTimeClass {
             // Python's naive `now()` is the machine's local time.
             "now" | "today" => {
                 from_args::<()>(args)?;
-                Ok(naive_datetime(chrono::Local::now().naive_local()))
+                let now = self.clock.now().with_timezone(&chrono::Local);
+                Ok(naive_datetime(now.naive_local()))
             }
             "utcnow" => {
                 from_args::<()>(args)?;
-                Ok(naive_datetime(Utc::now().naive_utc()))
+                Ok(naive_datetime(self.clock.now().naive_utc()))
             }
             "strptime" => {
                 let (text, format): (&str, &str) = from_args(args)?;
@@ -1879,6 +1891,7 @@ mod tests {
             params: json!({"name": "world", "flag": true, "nested": {"n": [1, 2]}}),
             run_type: "scheduled".to_string(),
             owner: "data-team".to_string(),
+            clock: Clock::System,
         }
     }
 
@@ -1966,6 +1979,24 @@ mod tests {
     fn check_in(ctx: &Context, template: &str, expect: &str) {
         let got = render(template, ctx, &Fake::default());
         assert_eq!(got.as_deref(), Ok(expect), "template: {template}");
+    }
+
+    /// `macros.datetime.utcnow()` and `now()` read the context's clock, not the system's.
+    #[test]
+    fn now_reads_the_context_clock() {
+        let at = utc("2021-06-01T12:00:00Z");
+        let ctx = Context {
+            clock: Clock::fake(at),
+            ..scheduled()
+        };
+        check_in(
+            &ctx,
+            "{{ macros.datetime.utcnow() }}",
+            "2021-06-01 12:00:00",
+        );
+        let local = at.with_timezone(&chrono::Local).naive_local();
+        let expect = local.format("%Y-%m-%d %H:%M:%S").to_string();
+        check_in(&ctx, "{{ macros.datetime.now() }}", &expect);
     }
 
     fn check_err(template: &str, expect: &str) {

@@ -49,7 +49,7 @@ fn start(home: &TempHome) -> server::Running {
         .collect();
     let cfg = Config::load(&home.path, &env).unwrap();
     Store::open(&cfg.database.path).unwrap();
-    server::start(cfg, Apps::ALL, dispatch).unwrap()
+    server::start(cfg, Apps::ALL, dispatch, updraft::clock::Clock::System).unwrap()
 }
 
 #[test]

@@ -49,7 +49,7 @@ fn caller(ctx: &Ctx, store: &Store, req: &Req, path_ti: Option<&str>) -> Result<
         .or_else(|| header.strip_prefix("bearer "))
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::new(401, "Missing auth token"))?;
-    let now = Utc::now().timestamp();
+    let now = ctx.clock.now().timestamp();
     let claims = task_token::verify(&ctx.secret, token, now)
         .map_err(|e| ApiError::new(403, format!("Invalid auth token: {e}")))?;
     if !claims.execution {
@@ -133,7 +133,7 @@ fn with_token(ctx: &Ctx, reply: Reply, c: &Caller, state_now: Option<TaskState>)
         &c.ti.id,
         c.ti.try_number,
         ctx.cfg.auth.execution_jwt_expiration_time,
-        Utc::now(),
+        ctx.clock.now(),
     );
     reply.with_header("Refreshed-API-Token", &t)
 }
@@ -177,7 +177,7 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     let id = p.get("task_instance_id");
     let c = caller(ctx, store, req, Some(id))?;
     let b: RunBody = body(req)?;
-    let now = Utc::now();
+    let now = ctx.clock.now();
     let ti = load_ti(store, id)?;
     let same_process = ti.state == Some(TaskState::Running)
         && ti.pid == Some(b.pid)
@@ -257,7 +257,7 @@ pub fn heartbeat(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<
     let id = p.get("task_instance_id");
     let c = caller(ctx, store, req, Some(id))?;
     let b: HeartbeatBody = body(req)?;
-    if store.write(|tx| tx.heartbeat_ti(id, b.pid, &b.hostname, Utc::now()))? {
+    if store.write(|tx| tx.heartbeat_ti(id, b.pid, &b.hostname, ctx.clock.now()))? {
         return Ok(with_token(
             ctx,
             Reply::bytes(204, "application/json", Vec::new()),
@@ -315,7 +315,7 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
             ti.state,
         ));
     }
-    let now = b.end_date.unwrap_or_else(Utc::now);
+    let now = b.end_date.unwrap_or_else(|| ctx.clock.now());
     let next_retry_at = if to == UpForRetry {
         let task = ctx
             .dags
@@ -426,7 +426,7 @@ pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
         return Err(ApiError::new(403, "a task may only push its own XComs"));
     }
     let value: Value = body(req)?;
-    store.write(|tx| tx.set_xcom(dag_id, run_id, task_id, key, &value, Utc::now()))?;
+    store.write(|tx| tx.set_xcom(dag_id, run_id, task_id, key, &value, ctx.clock.now()))?;
     Ok(with_token(
         ctx,
         Reply::json(201, &json!({"message": "XCom successfully set"})),

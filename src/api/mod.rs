@@ -116,7 +116,7 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
         if let Some(event) = r.event
             && reply.status < 400
         {
-            core::auth::audit(store, event, req, &params);
+            core::auth::audit(store, event, req, &params, ctx.clock.now());
         }
         return (reply, r.path);
     }

@@ -1,6 +1,5 @@
 //! Health, version and metrics: the routes probes and operators call without logging in.
 
-use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::api::http::{ApiError, Reply, Req};
@@ -19,7 +18,7 @@ pub fn health(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Rep
         }
     };
     let scheduler_ok = heartbeat
-        .is_some_and(|hb| (Utc::now() - hb).num_milliseconds() as f64 <= threshold * 1000.0);
+        .is_some_and(|hb| (ctx.clock.now() - hb).num_milliseconds() as f64 <= threshold * 1000.0);
     let probe = ctx
         .execution_probe
         .lock()

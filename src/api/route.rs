@@ -11,6 +11,7 @@ use super::core::dag_pieces::DagPieces;
 use super::core::signing::FileTokens;
 use super::http::{ApiError, Method, Reply, Req};
 use crate::auth::{Limiter, Role, User};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::Dag;
@@ -168,6 +169,8 @@ pub struct Ctx {
     pub dags: DagCache,
     /// The DAG list's rendered DAGs.
     pub dag_pieces: DagPieces,
+    /// Where handlers read the wall-clock time (the process's `Env::clock`).
+    pub clock: Clock,
 }
 
 /// Every DAG's row in id order, shared by the requests that read it.

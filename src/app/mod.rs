@@ -11,6 +11,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 
 use crate::cli::{Command, Output};
+use crate::clock::Clock;
 use crate::config::{Config, Override};
 use crate::error::{Error, Result};
 use crate::process::HostEnv;
@@ -29,6 +30,9 @@ pub struct Env {
     /// Every variable as the OS gave it, and the temp folder: what finding a shell and
     /// starting tasks read.
     pub host: HostEnv,
+    /// Where the wall-clock time is read: handed to the scheduler, the API and the
+    /// executor, so what they decide by the date can be checked with a fake clock.
+    pub clock: Clock,
 }
 
 impl Env {
@@ -41,6 +45,7 @@ impl Env {
                 .collect(),
             // Reads TMPDIR, or TMP and TEMP on Windows.
             host: HostEnv::new(all, std::env::temp_dir()),
+            clock: Clock::System,
         }
     }
 }
@@ -137,7 +142,7 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             emit(&format!("database {} reset\n", cfg.database.path.display()))
         }
         Command::DagsList { output } => {
-            let store = synced_store(cfg)?;
+            let store = synced_store(cfg, &env.clock)?;
             let rows: Vec<Value> = live_dags(&store)?
                 .iter()
                 .map(|d| {
@@ -160,7 +165,7 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             print_rows(&rows, output)
         }
         Command::DagsListImportErrors { output } => {
-            let store = synced_store(cfg)?;
+            let store = synced_store(cfg, &env.clock)?;
             let rows: Vec<Value> = store
                 .import_errors()?
                 .iter()
@@ -186,7 +191,7 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             }
         }
         Command::DagsShow { dag_id, output } => {
-            let store = synced_store(cfg)?;
+            let store = synced_store(cfg, &env.clock)?;
             let row = live_dag(&store, &dag_id)?;
             match output {
                 Output::Json => emit(&pretty(&dag_structure(&row))),
@@ -194,7 +199,7 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             }
         }
         Command::TasksList { dag_id } => {
-            let store = synced_store(cfg)?;
+            let store = synced_store(cfg, &env.clock)?;
             let row = live_dag(&store, &dag_id)?;
             let mut ids: Vec<&str> = row.dag.tasks.iter().map(|t| t.task_id.as_str()).collect();
             ids.sort_unstable();
@@ -228,10 +233,10 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
 }
 
 /// Opens the store and reads the DAG folder into it, as the DAG commands need.
-pub(crate) fn synced_store(cfg: &Config) -> Result<Store> {
+pub(crate) fn synced_store(cfg: &Config, clock: &Clock) -> Result<Store> {
     home::ensure_folders(cfg)?;
     let mut store = Store::open(&cfg.database.path)?;
-    processor::sync(&mut store, cfg, chrono::Utc::now())?;
+    processor::sync(&mut store, cfg, clock.now())?;
     Ok(store)
 }
 
@@ -417,5 +422,88 @@ mod tests {
             .collect();
         assert!(outside.is_empty(), "read around Env: {outside:#?}");
         assert_eq!(found.len(), 2, "{found:#?}");
+    }
+
+    /// The time of a triggered run is the one `Env::clock` reads, whether the CLI or
+    /// the API (through its `Ctx`) triggers it: with a fake clock, `run_after` and the
+    /// generated run id are the fake time, which the system clock cannot give.
+    #[test]
+    fn runs_triggered_by_cli_and_api_are_dated_by_the_env_clock() {
+        use chrono::{TimeZone, Utc};
+
+        use super::*;
+        use crate::clock::Clock;
+        use crate::server;
+
+        let home = std::env::temp_dir().join(format!("updraft-env-clock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(home.join("dags")).unwrap();
+        std::fs::write(
+            home.join("dags").join("hand.yml"),
+            "hand:\n  schedule: null\n  tasks:\n    - task_id: t\n      operator: EmptyOperator\n",
+        )
+        .unwrap();
+        let at = Utc.with_ymd_and_hms(2021, 6, 1, 12, 0, 0).unwrap();
+        let env = Env {
+            vars: [
+                ("UPDRAFT_HOME", home.to_str().unwrap()),
+                ("UPDRAFT__CORE__LOAD_EXAMPLES", "False"),
+                ("UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True"),
+                ("UPDRAFT__API__PORT", "0"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            host: HostEnv::default(),
+            clock: Clock::fake(at),
+        };
+
+        let trigger = Command::DagsTrigger {
+            dag_id: "hand".into(),
+            conf: None,
+            run_id: None,
+            logical_date: None,
+            output: Output::Plain,
+        };
+        run(trigger, &env).unwrap();
+
+        let cfg = load_config(&env, &[]).unwrap();
+        let running = server::start(
+            cfg.clone(),
+            crate::api::Apps::ALL,
+            server::dispatch,
+            env.clock.clone(),
+        )
+        .unwrap();
+        env.clock.advance(chrono::Duration::hours(1));
+        let url = format!("http://{}/api/v2/dags/hand/dagRuns", running.addr);
+        let reply = crate::executor::client::agent()
+            .post(&url)
+            .send_json(json!({"logical_date": null}));
+        running.shutdown(std::time::Duration::from_secs(5));
+        let mut reply = reply.unwrap();
+        let body: Value = reply.body_mut().read_json().unwrap();
+        assert_eq!(reply.status(), 200, "{body}");
+        assert_eq!(body["run_after"], "2021-06-01T13:00:00Z", "{body}");
+
+        let store = Store::open(&cfg.database.path).unwrap();
+        let mut runs: Vec<_> = store
+            .runs_of(Some("hand"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.run_after, r.run_id))
+            .collect();
+        runs.sort();
+        assert_eq!(
+            runs,
+            [
+                (at, "manual__2021-06-01T12:00:00.000000+00:00".to_string()),
+                (
+                    at + chrono::Duration::hours(1),
+                    "manual__2021-06-01T13:00:00.000000+00:00".to_string()
+                ),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&home);
     }
 }

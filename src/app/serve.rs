@@ -9,13 +9,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::Utc;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::{Env, emit, load_config};
 use crate::api::Apps;
 use crate::cli::ServerArgs;
-use crate::clock::Clock;
 use crate::config::{Config, Override};
 use crate::error::{Error, Result};
 use crate::model::TaskState;
@@ -40,7 +38,7 @@ pub fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
     if apps.core {
         crate::auth::init_passwords(&cfg)?;
     }
-    let running = server::start(cfg, apps, server::dispatch)?;
+    let running = server::start(cfg, apps, server::dispatch, env.clock.clone())?;
     let stop = stop_signals(running.control());
     announce(&format!("updraft api-server ({apps_text})"), &running);
     let _ = stop.recv();
@@ -62,7 +60,7 @@ pub fn scheduler(env: &Env) -> Result<()> {
         grace,
         until_run: None,
         metrics: Default::default(),
-        clock: Clock::System,
+        clock: env.clock.clone(),
     };
     let sched = scheduler::start(cfg, opts, wake_rx)?;
     let (control, _unused) = crossbeam_channel::unbounded();
@@ -76,9 +74,15 @@ pub fn scheduler(env: &Env) -> Result<()> {
 pub fn standalone(env: &Env) -> Result<()> {
     let cfg = prepare(env, &[])?;
     crate::auth::init_passwords(&cfg)?;
-    processor::sync(&mut Store::open(&cfg.database.path)?, &cfg, Utc::now())?;
+    processor::sync(&mut Store::open(&cfg.database.path)?, &cfg, env.clock.now())?;
     let (wake_tx, wake_rx) = bounded(1);
-    let running = server::start_with(cfg.clone(), Apps::ALL, server::dispatch, Some(wake_tx))?;
+    let running = server::start_with(
+        cfg.clone(),
+        Apps::ALL,
+        server::dispatch,
+        Some(wake_tx),
+        env.clock.clone(),
+    )?;
     let url = running
         .ctx
         .execution_probe
@@ -92,7 +96,7 @@ pub fn standalone(env: &Env) -> Result<()> {
         grace,
         until_run: None,
         metrics: running.ctx.metrics.clone(),
-        clock: Clock::System,
+        clock: env.clock.clone(),
     };
     let sched = scheduler::start(cfg, opts, wake_rx)?;
     let stop = stop_signals(running.control());
@@ -162,9 +166,9 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
         ],
     )?;
     let mut store = Store::open(&cfg.database.path)?;
-    processor::sync(&mut store, &cfg, Utc::now())?;
+    processor::sync(&mut store, &cfg, env.clock.now())?;
     let logical_date = logical_date.map(super::tasks::parse_date).transpose()?;
-    let now = Utc::now();
+    let now = env.clock.now();
     let run = ops::trigger(
         &mut store,
         dag_id,
@@ -184,6 +188,7 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
         },
         server::dispatch,
         Some(wake_tx),
+        env.clock.clone(),
     )?;
     let url = format!("http://{}/execution/", running.addr);
     let until = Some((dag_id.to_string(), run.run_id.clone()));
@@ -192,7 +197,7 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
         grace: grace(&cfg),
         until_run: until,
         metrics: Default::default(),
-        clock: Clock::System,
+        clock: env.clock.clone(),
     };
     let sched = scheduler::start(cfg.clone(), opts, wake_rx)?;
     emit(&format!("dags test: {dag_id} run {}\n", run.run_id))?;

@@ -18,7 +18,7 @@ use crate::store::{Connection, RunRow, Store, ts};
 use crate::{ops, process, template};
 
 pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
-    let now = Utc::now();
+    let now = env.clock.now();
     let user = env_var(env, "USER").or_else(|| env_var(env, "USERNAME"));
     match cmd {
         Command::DagsTrigger {
@@ -28,7 +28,7 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             logical_date,
             output,
         } => {
-            let mut store = synced_store(cfg)?;
+            let mut store = synced_store(cfg, &env.clock)?;
             let conf = conf
                 .map(|c| {
                     serde_json::from_str::<Value>(&c)
@@ -50,7 +50,7 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             }
         }
         Command::DagsPause { dag_id, paused } => {
-            let mut store = synced_store(cfg)?;
+            let mut store = synced_store(cfg, &env.clock)?;
             ops::set_paused(&mut store, &dag_id, paused, user.as_deref(), now)?;
             emit(&format!(
                 "Dag: {dag_id}, paused: {}\n",
@@ -76,7 +76,7 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             task_regex,
             only_failed,
         } => {
-            let mut store = synced_store(cfg)?;
+            let mut store = synced_store(cfg, &env.clock)?;
             let n = ops::clear(
                 &mut store,
                 &dag_id,
@@ -117,7 +117,7 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             dag_id,
             task_id,
             logical_date,
-        } => tasks_test(cfg, &dag_id, &task_id, logical_date.as_deref()),
+        } => tasks_test(cfg, env, &dag_id, &task_id, logical_date.as_deref()),
         Command::TasksXcomPush { key, value } => {
             let (client, dag_id, run_id, task_id) = in_task(env)?;
             // A value that parses as JSON is stored as that JSON, else as a string.
@@ -260,14 +260,23 @@ fn add_connection(cfg: &Config, a: ConnectionArgs) -> Result<()> {
 
 /// `tasks test`: renders and runs one task's command here, output to this terminal,
 /// nothing recorded. Template look-ups read the database.
-fn tasks_test(cfg: &Config, dag_id: &str, task_id: &str, date: Option<&str>) -> Result<()> {
-    let store = synced_store(cfg)?;
+fn tasks_test(
+    cfg: &Config,
+    env: &Env,
+    dag_id: &str,
+    task_id: &str,
+    date: Option<&str>,
+) -> Result<()> {
+    let store = synced_store(cfg, &env.clock)?;
     let row = live_dag(&store, dag_id)?;
     let task = row
         .dag
         .task(task_id)
         .ok_or_else(|| Error::NotFound(format!("Task {task_id} not found in DAG {dag_id}")))?;
-    let logical_date = date.map(parse_date).transpose()?.unwrap_or_else(Utc::now);
+    let logical_date = date
+        .map(parse_date)
+        .transpose()?
+        .unwrap_or_else(|| env.clock.now());
     let ctx = template::Context {
         dag_id: dag_id.into(),
         task_id: task_id.into(),
@@ -282,6 +291,7 @@ fn tasks_test(cfg: &Config, dag_id: &str, task_id: &str, date: Option<&str>) -> 
         params: template::params_with_conf(&row.dag.params, &Value::Null),
         run_type: "manual".into(),
         owner: task.owner.clone(),
+        clock: env.clock.clone(),
     };
     let Some(command) = &task.bash_command else {
         return emit(&format!(

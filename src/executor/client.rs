@@ -169,8 +169,9 @@ impl Client {
         pid: u32,
         hostname: &str,
         unixname: &str,
+        start_date: DateTime<Utc>,
     ) -> Result<Value, CallError> {
-        let body = json!({"pid": pid, "hostname": hostname, "unixname": unixname, "start_date": Utc::now()});
+        let body = json!({"pid": pid, "hostname": hostname, "unixname": unixname, "start_date": start_date});
         self.expect(
             "PATCH",
             &format!("task-instances/{ti_id}/run"),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use supervise::{Outcome, Supervisors};
 
@@ -78,10 +79,16 @@ fn run_one(w: Workload, supervisors: &Supervisors, events: &Sender<ExecEvent>) {
 }
 
 impl LocalExecutor {
-    pub fn new(cfg: &Config, api_url: &str, events: Sender<ExecEvent>) -> LocalExecutor {
+    /// `clock` is where supervisors read the time they report (a try's start and end).
+    pub fn new(
+        cfg: &Config,
+        api_url: &str,
+        clock: Clock,
+        events: Sender<ExecEvent>,
+    ) -> LocalExecutor {
         end_tasks_with_this_process();
         LocalExecutor {
-            supervisors: Arc::new(Supervisors::new(cfg, api_url)),
+            supervisors: Arc::new(Supervisors::new(cfg, api_url, clock)),
             events,
             running: HashSet::new(),
         }

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::client::{CallError, Client, TOKEN_VAR, URL_VAR};
 use super::threads::Threads;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::process::{self, Shell, Spec};
@@ -70,6 +71,8 @@ pub struct Supervisors {
     unixname: String,
     hostname: String,
     pid: u32,
+    /// Where the time a try reports (its start, its end, its log lines) is read.
+    clock: Clock,
     /// Set when the executor shuts down: running tasks stop and are reported for retry.
     pub stop: AtomicBool,
     /// The threads supervisors and their output readers run on.
@@ -77,7 +80,7 @@ pub struct Supervisors {
 }
 
 impl Supervisors {
-    pub fn new(cfg: &Config, api_url: &str) -> Supervisors {
+    pub fn new(cfg: &Config, api_url: &str, clock: Clock) -> Supervisors {
         let path = cfg.host.var("PATH").map(OsStr::to_os_string);
         let exe_dir = std::env::current_exe()
             .ok()
@@ -108,6 +111,7 @@ impl Supervisors {
                 .to_string(),
             hostname: crate::hostname(),
             pid: std::process::id(),
+            clock,
             stop: AtomicBool::new(false),
             threads: Threads::new(),
         }
@@ -131,7 +135,7 @@ pub fn supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Outcome {
 
 fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> {
     let client = Client::with_agent(sv.agent.clone(), &sv.api_url, token);
-    let ctx = match client.run(ti_id, sv.pid, &sv.hostname, &sv.unixname) {
+    let ctx = match client.run(ti_id, sv.pid, &sv.hostname, &sv.unixname, sv.clock.now()) {
         Ok(ctx) => ctx,
         Err(CallError::Status(409, body)) => {
             log::warn!("task instance {ti_id} is not ours to run: {body}");
@@ -150,7 +154,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let try_number = ctx["try_number"].as_u64().unwrap_or(1) as u32;
     let should_retry = ctx["should_retry"].as_bool().unwrap_or(false);
     let path = log_path(&sv.base_log_folder, &dag_id, &run_id, &task_id, try_number);
-    let mut log = TaskLog::open(&path)?;
+    let mut log = TaskLog::open(&path, sv.clock.clone())?;
     log.line(&format!(
         "updraft supervisor: dag_id={dag_id} run_id={run_id} task_id={task_id} try {try_number} of {} (pid {} on {})",
         ctx["max_tries"].as_u64().unwrap_or(0) + 1,
@@ -165,7 +169,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     };
     let finish = |log: &mut TaskLog, state: &str, rendered: Option<&str>| -> Outcome {
         log.line(&format!("final state: {state}"));
-        match client.finish(ti_id, state, Utc::now(), rendered) {
+        match client.finish(ti_id, state, sv.clock.now(), rendered) {
             Ok(()) => Outcome::Reported,
             Err(e) => {
                 log.line(&format!("could not report the state: {e}"));
@@ -182,7 +186,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         dag_id: &dag_id,
         run_id: &run_id,
     };
-    let tctx = template_context(&ctx, try_number);
+    let tctx = template_context(&ctx, try_number, &sv.clock);
     // execution_timeout covers the render too: its clock starts here, and the command
     // gets what the render left of it.
     let clock = Instant::now();
@@ -409,7 +413,7 @@ impl RenderBeat {
 }
 
 /// The template context of this try, from the run context the API returned.
-fn template_context(ctx: &Value, try_number: u32) -> template::Context {
+fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Context {
     let run = &ctx["dag_run"];
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
     let time = |v: &Value| {
@@ -426,11 +430,12 @@ fn template_context(ctx: &Value, try_number: u32) -> template::Context {
         logical_date: time(&run["logical_date"]),
         data_interval_start: time(&run["data_interval_start"]),
         data_interval_end: time(&run["data_interval_end"]),
-        run_after: time(&run["run_after"]).unwrap_or_else(Utc::now),
+        run_after: time(&run["run_after"]).unwrap_or_else(|| clock.now()),
         conf: run["conf"].clone(),
         params: template::params_with_conf(&ctx["params"], &run["conf"]),
         run_type: s(&run["run_type"]),
         owner: s(&ctx["task"]["owner"]),
+        clock: clock.clone(),
     }
 }
 
@@ -495,10 +500,11 @@ fn copy_stdout(
 /// The try's log file; supervisor lines carry a UTC time stamp.
 struct TaskLog {
     file: std::fs::File,
+    clock: Clock,
 }
 
 impl TaskLog {
-    fn open(path: &Path) -> Result<TaskLog> {
+    fn open(path: &Path, clock: Clock) -> Result<TaskLog> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -507,7 +513,7 @@ impl TaskLog {
             .append(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        Ok(TaskLog { file })
+        Ok(TaskLog { file, clock })
     }
 
     fn file(&self) -> Result<std::fs::File> {
@@ -517,7 +523,7 @@ impl TaskLog {
     }
 
     fn line(&mut self, text: &str) {
-        let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        let now = self.clock.now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
         let _ = writeln!(self.file, "[{now}] {{updraft}} {text}");
     }
 }

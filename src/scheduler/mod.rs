@@ -98,7 +98,7 @@ impl Scheduler {
         let mut store = Store::open(&cfg.database.path)?;
         let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
         let (tx, exec_events) = crossbeam_channel::unbounded();
-        let exec = LocalExecutor::new(&cfg, &opts.api_url, tx);
+        let exec = LocalExecutor::new(&cfg, &opts.api_url, opts.clock.clone(), tx);
         let hostname = crate::hostname();
         let job_id = store.start_job(
             "SchedulerJob",

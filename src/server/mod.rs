@@ -27,6 +27,7 @@ use crossbeam_channel::Sender;
 pub use pool::Control;
 
 use crate::api::{self, ApiError, Apps, Ctx, Method, Probe, Reply, Req};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::percent::{decode_segment, parse_query};
@@ -79,8 +80,8 @@ pub fn prefix_of(base_url: &str) -> String {
 }
 
 /// Binds the listener and starts the workers. The database must exist (migrated).
-pub fn start(cfg: Config, apps: Apps, dispatch: Dispatch) -> Result<Running> {
-    start_with(cfg, apps, dispatch, None)
+pub fn start(cfg: Config, apps: Apps, dispatch: Dispatch, clock: Clock) -> Result<Running> {
+    start_with(cfg, apps, dispatch, None, clock)
 }
 
 /// [`start`], with a channel that wakes a scheduler in this process when tasks finish.
@@ -89,6 +90,7 @@ pub fn start_with(
     apps: Apps,
     dispatch: Dispatch,
     scheduler_wake: Option<Sender<()>>,
+    clock: Clock,
 ) -> Result<Running> {
     let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
     let addr = format!("{}:{}", cfg.api.host, cfg.api.port);
@@ -126,6 +128,7 @@ pub fn start_with(
         limiter: Default::default(),
         dags: Default::default(),
         dag_pieces: Default::default(),
+        clock,
         cfg,
     });
     let (control, supervisor) = pool::start(Arc::new(http), ctx.clone(), dispatch)?;

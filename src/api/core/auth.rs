@@ -2,7 +2,7 @@
 //! logout redirects, the check of a guarded route's token or cookie ([`authorize`]) and
 //! the audit log entry of a change ([`audit`]).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::kit::mask;
@@ -62,7 +62,7 @@ pub fn authorize(ctx: &Ctx, req: &Req, need: Role) -> Result<User, ApiError> {
             t
         }
     };
-    let user = auth::verify(&ctx.secret, token, Utc::now()).map_err(|e| match e {
+    let user = auth::verify(&ctx.secret, token, ctx.clock.now()).map_err(|e| match e {
         crate::jwt::Invalid::Expired => ApiError::new(403, "Token Expired"),
         _ => ApiError::new(403, "Invalid JWT token"),
     })?;
@@ -229,7 +229,7 @@ fn issue_for(ctx: &Ctx, user: User) -> Result<Reply, ApiError> {
         &ctx.secret,
         &user,
         ctx.cfg.auth.jwt_expiration_time,
-        Utc::now(),
+        ctx.clock.now(),
     );
     Ok(Reply::json(201, &json!({"access_token": t})))
 }
@@ -284,7 +284,7 @@ fn is_safe_next(next: &str, prefix: &str) -> bool {
 
 /// Writes the audit entry of a successful mutating call: who, what, which DAG, run and
 /// task, and the request body with secrets masked.
-pub fn audit(store: &mut Store, event: &str, req: &Req, p: &Params) {
+pub fn audit(store: &mut Store, event: &str, req: &Req, p: &Params, now: DateTime<Utc>) {
     let param = |name: &str| {
         p.values
             .iter()
@@ -305,7 +305,7 @@ pub fn audit(store: &mut Store, event: &str, req: &Req, p: &Params) {
         extra: Some(extra.to_string()),
         ..Event::default()
     };
-    if let Err(e) = store.write(|tx| tx.event(&ev, Utc::now())) {
+    if let Err(e) = store.write(|tx| tx.event(&ev, now)) {
         log::error!("cannot write the audit entry {event}: {e}");
     }
 }

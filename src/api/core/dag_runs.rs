@@ -6,7 +6,6 @@
 //! Lists are filtered, ordered and paged by the store in SQL; handlers only turn query
 //! parameters and bodies into a `ListQuery`, checking them as Airflow's models do.
 
-use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::kit::{Kind, body, field, orders, query_all};
@@ -398,7 +397,7 @@ fn trigger(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         user: p.user().map(|u| u.name.clone()),
         audited_by_caller: true,
     };
-    let run = match ops::trigger(store, dag_id, t, Utc::now()) {
+    let run = match ops::trigger(store, dag_id, t, ctx.clock.now()) {
         Ok(run) => run,
         Err(Error::Conflict(msg)) => return Err(super::kit::unique_violation(&msg)),
         Err(e) => return Err(e.into()),
@@ -433,7 +432,7 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     }
     let run = the_run(store, p)?;
     let fields = masked(req, &b);
-    let now = Utc::now();
+    let now = ctx.clock.now();
     if fields.contains(&"note") {
         let note = text(&b, "note").filter(|n| !n.is_empty());
         store.write(|tx| tx.set_run_note(run.id, note))?;
@@ -504,7 +503,7 @@ fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
                 )
         })
         .collect();
-    let now = Utc::now();
+    let now = ctx.clock.now();
     if flag(&b, "dry_run", true) {
         let items: Vec<Value> = if only_new {
             dag.dag

@@ -100,7 +100,7 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
         || order
             .iter()
             .any(|(k, _)| matches!(k, DagKey::LastState | DagKey::LastStart));
-    let facts = Facts::load(store, by_last_run)?;
+    let facts = Facts::load(store, by_last_run, ctx.clock.now())?;
     let all = ctx.dags.rows(store)?;
     let mut rows = Vec::new();
     for row in all.iter() {
@@ -189,7 +189,7 @@ impl DagPieces {
 
 fn get(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let row = find_dag(store, p.get("dag_id"))?;
-    let facts = Facts::load(store, false)?;
+    let facts = Facts::load(store, false, ctx.clock.now())?;
     let next = next_run(store, &row.dag, facts.now)?;
     Ok(Reply::json(200, &dag_json(ctx, &row, next, &facts)))
 }
@@ -201,10 +201,10 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
         .dag(dag_id)?
         .ok_or_else(|| ApiError::not_found(format!("Dag with id: {dag_id} was not found")))?;
     check_update_mask(req)?;
-    set_paused(store, &row, paused, p)?;
+    set_paused(store, &row, paused, p, ctx.clock.now())?;
     ctx.wake_scheduler();
     let row = find_dag(store, dag_id)?;
-    let facts = Facts::load(store, false)?;
+    let facts = Facts::load(store, false, ctx.clock.now())?;
     let next = next_run(store, &row.dag, facts.now)?;
     Ok(Reply::json(200, &dag_json(ctx, &row, next, &facts)))
 }
@@ -217,7 +217,7 @@ fn patch_many(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Rep
     check_update_mask(req)?;
     let (limit, offset) = page(ctx, req)?;
     let filter = DagFilter::from_query(req, true)?;
-    let facts = Facts::load(store, false)?;
+    let facts = Facts::load(store, false, ctx.clock.now())?;
     let all = ctx.dags.rows(store)?;
     let matched: Vec<&DagRow> = all
         .iter()
@@ -225,7 +225,7 @@ fn patch_many(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Rep
         .filter(|row| filter.keeps(row, &facts))
         .collect();
     for row in &matched {
-        set_paused(store, row, paused, p)?;
+        set_paused(store, row, paused, p, ctx.clock.now())?;
     }
     ctx.wake_scheduler();
     let total = matched.len();
@@ -263,7 +263,7 @@ fn delete(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply,
 
 fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let row = find_dag(store, p.get("dag_id"))?;
-    let facts = Facts::load(store, false)?;
+    let facts = Facts::load(store, false, ctx.clock.now())?;
     let next = next_run(store, &row.dag, facts.now)?;
     let mut out = match serde_json::to_value(dag_json(ctx, &row, next, &facts)) {
         Ok(Value::Object(m)) => m,
@@ -318,7 +318,7 @@ struct Facts {
 }
 
 impl Facts {
-    fn load(store: &Store, with_latest: bool) -> Result<Facts, ApiError> {
+    fn load(store: &Store, with_latest: bool, now: DateTime<Utc>) -> Result<Facts, ApiError> {
         let mut errors: HashMap<String, HashSet<String>> = HashMap::new();
         for (bundle, file) in store.import_error_files()? {
             errors.entry(bundle).or_default().insert(file);
@@ -330,7 +330,7 @@ impl Facts {
             } else {
                 HashMap::new()
             },
-            now: Utc::now(),
+            now,
         })
     }
 
@@ -616,7 +616,13 @@ fn check_update_mask(req: &Req) -> Result<(), ApiError> {
 
 /// Pauses or unpauses through `ops::set_paused` when that changes something. A stale DAG
 /// (which Airflow still lets one pause) is set directly, as `ops` knows only live ones.
-fn set_paused(store: &mut Store, row: &DagRow, paused: bool, p: &Params) -> Result<(), ApiError> {
+fn set_paused(
+    store: &mut Store,
+    row: &DagRow,
+    paused: bool,
+    p: &Params,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     if row.is_paused == paused {
         return Ok(());
     }
@@ -624,7 +630,7 @@ fn set_paused(store: &mut Store, row: &DagRow, paused: bool, p: &Params) -> Resu
         store.set_paused(&row.dag.dag_id, paused)?;
     } else {
         let user = p.user().map(|u| u.name.as_str());
-        ops::set_paused(store, &row.dag.dag_id, paused, user, Utc::now())?;
+        ops::set_paused(store, &row.dag.dag_id, paused, user, now)?;
     }
     Ok(())
 }

@@ -1,7 +1,5 @@
 //! Plugins and providers (updraft has none) and jobs (schedulers and their heartbeats).
 
-use chrono::Utc;
-
 use crate::store::Store;
 use serde_json::{Value, json};
 
@@ -69,7 +67,7 @@ fn list_jobs(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Repl
     let end = Range::new(req, "end_date")?;
     let equals = |name: &str, v: Option<&str>| req.query(name).is_none_or(|q| Some(q) == v);
     let alive = query_bool(req, "is_alive")?;
-    let now = Utc::now();
+    let now = ctx.clock.now();
     let mut rows: Vec<Value> = store
         .jobs()?
         .into_iter()

@@ -6,7 +6,6 @@
 //! (signed, so only tokens this server made are taken) holds the byte offset read so
 //! far, so a client following a running task gets only what was appended since.
 
-use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::kit::{Kind, body, field, orders, query_all};
@@ -215,8 +214,9 @@ fn get(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, A
 /// running, as Airflow's dependency checks word it: its trigger rule while upstream
 /// tasks have not settled it, its retry delay, its run or DAG being paused. Empty once it
 /// runs or has run.
-fn dependencies(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+fn dependencies(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
     use crate::scheduler::rules::{self, Decision, Upstream};
+    let now = ctx.clock.now();
     let ti = the_ti(store, p)?;
     let mut deps = Vec::new();
     let waiting = matches!(
@@ -252,11 +252,11 @@ fn dependencies(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result
             }
         }
         if let (Some(TaskState::UpForRetry), Some(at)) = (ti.state, ti.next_retry_at)
-            && at > chrono::Utc::now()
+            && at > now
         {
             deps.push(serde_json::json!({"name": "Not In Retry Period", "reason": format!(
                 "Task is not ready for retry yet but will be retried automatically. Current date is {} and task will be retried at {}.",
-                crate::store::ts(chrono::Utc::now()), crate::store::ts(at))}));
+                crate::store::ts(now), crate::store::ts(at))}));
         }
     }
     Ok(Reply::json(200, &serde_json::json!({"dependencies": deps})))
@@ -351,7 +351,7 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
             to,
             relatives(&b),
             true,
-            Utc::now(),
+            ctx.clock.now(),
         )?;
         if changed.is_empty() {
             return Err(ApiError::new(
@@ -366,7 +366,7 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     Ok(Reply::json(200, &collection(items)))
 }
 
-fn patch_dry_run(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+fn patch_dry_run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let (b, state) = patch_body(req)?;
     let ti = patch_target(store, p)?;
     let would = match state.filter(|_| masked(req, &b).contains(&"new_state")) {
@@ -378,7 +378,7 @@ fn patch_dry_run(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result
             to,
             relatives(&b),
             false,
-            Utc::now(),
+            ctx.clock.now(),
         )?,
         None => vec![ti],
     };
@@ -607,7 +607,7 @@ fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
                 "AirflowClearRunningTaskException: Disable 'prevent_running_task' to proceed, or wait until the task is not running, queued, or scheduled state.",
             ));
         }
-        let now = Utc::now();
+        let now = ctx.clock.now();
         ops::clear_tis(store, &dag.dag, &tis, flag(&b, "reset_dag_runs", true), now)?;
         if let Some(note) = b.get("note").filter(|n| !n.is_null()) {
             let note = note.as_str().filter(|n| !n.is_empty());
