@@ -6,7 +6,7 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
@@ -14,7 +14,7 @@ use crate::request::BodyBudget;
 use crate::util::refined_tcp_stream::Deadline;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder};
-use crate::util::{SequentialWriter, SequentialWriterBuilder};
+use crate::util::{SequentialWriter, SequentialWriterBuilder, Turn};
 use crate::{Limits, Request, StatusCode};
 
 /// The largest request head (request line and headers) read. (Patch.)
@@ -53,7 +53,7 @@ pub struct ClientConnection {
     // next read on the socket.
     limits: Limits,
     budget: Arc<BodyBudget>,
-    deadline: Deadline,
+    deadline: Arc<Deadline>,
     // Patch: true after a request whose body was refused, which ends the connection.
     linger: bool,
 }
@@ -86,7 +86,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
-        let deadline: Deadline = Arc::new(Mutex::new(None));
+        let deadline = Deadline::new();
         read_socket.set_deadline(deadline.clone());
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
@@ -108,8 +108,7 @@ impl ClientConnection {
 
     /// Lets the next reads wait `timeout` at most, from now. (Patch.)
     fn set_deadline(&self, timeout: Option<Duration>) {
-        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) =
-            timeout.map(|t| Instant::now() + t);
+        self.deadline.set(timeout);
     }
 
     /// true if the connection is HTTPS
@@ -158,14 +157,23 @@ impl ClientConnection {
 
     /// Waits for the first byte of the next request, then gives the client
     /// `request_timeout` for the whole request. (Patch.)
-    fn wait_for_request(&mut self) -> Result<(), ReadError> {
-        self.set_deadline(self.limits.idle_timeout);
-        let started = self
-            .next_header_source
-            .fill_buf_first()
-            .map_err(|_| ReadError::Idle)?;
-        if !started {
-            return Err(ReadError::Idle);
+    ///
+    /// `turn` is the wait for the reply to the previous request. The idle time counts
+    /// from that reply: a wait that began before it was written and timed out is begun
+    /// again once it is. When no request comes, this returns only after that reply is
+    /// written, so the connection (and its thread) lasts as long as its last reply.
+    fn wait_for_request(&mut self, turn: &mut Turn) -> Result<(), ReadError> {
+        loop {
+            self.set_deadline(self.limits.idle_timeout);
+            let replied = turn.came();
+            match self.next_header_source.fill_buf_first() {
+                Ok(true) => break,
+                Err(e) if e.kind() == ErrorKind::TimedOut && !replied => turn.wait(),
+                Ok(false) | Err(_) => {
+                    turn.wait();
+                    return Err(ReadError::Idle);
+                }
+            }
         }
         self.set_deadline(self.limits.request_timeout);
         Ok(())
@@ -188,10 +196,10 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     ///
-    /// Patch: takes the writer of this request (whose turn has come), reads the body
-    /// too (see `new_request`), and bounds the head by `MAX_HEAD`.
-    fn read(&mut self, writer: Writer) -> Result<Request, ReadError> {
-        self.wait_for_request()?;
+    /// Patch: takes the writer of this request and the wait for its turn (see `next`),
+    /// reads the body too (see `new_request`), and bounds the head by `MAX_HEAD`.
+    fn read(&mut self, writer: Writer, turn: &mut Turn) -> Result<Request, ReadError> {
+        self.wait_for_request(turn)?;
         let mut budget = MAX_HEAD;
         let (method, path, version, headers) = {
             // reading the request line, after the empty lines RFC 9112 lets a client send
@@ -227,6 +235,15 @@ impl ClientConnection {
 
             (method, path, version, headers)
         };
+
+        // Patch: a `100 Continue` is written by `new_request` through `writer`, so only
+        // after the previous reply; the client cannot send the body before it, so that
+        // wait does not count against its `request_timeout`.
+        if headers.iter().any(|h: &crate::Header| h.field.equiv("Expect")) && !turn.came() {
+            let waited = Instant::now();
+            turn.wait();
+            self.deadline.extend(waited.elapsed());
+        }
 
         // follow-up for next potential request
         let mut data_source = self.source.next().unwrap();
@@ -278,15 +295,22 @@ impl Iterator for ClientConnection {
             return None;
         }
 
-        // Patch: the next request is read only once the reply to this connection's
-        // previous one has been written, so a connection holds at most one request
-        // (and its body) in the server's queue, however many the client pipelines.
+        // Patch: the next request (head and body, both bounded) is read at once, but
+        // queued (or refused) only once the reply to this connection's previous request
+        // has been written. So a connection holds at most one request in the server's
+        // queue and one more in hand, however many the client pipelines; and when the
+        // client does not pipeline, that reply is written by the time the next request
+        // arrives, and this thread blocks only on the socket. (Waiting for the reply
+        // before reading cost a second wake-up per request.) The writer's turn is taken
+        // out of it: every path below waits on `turn` before anything is written.
         let mut writer = self.sink.next().unwrap();
-        writer.wait_turn();
+        let mut turn = writer.take_turn();
+        let read = self.read(writer, &mut turn);
+        turn.wait();
 
         // Patch: every refusal closes the connection, with a JSON body saying why.
         let v11 = HTTPVersion(1, 1);
-        let (version, status, detail) = match self.read(writer) {
+        let (version, status, detail) = match read {
             Ok(rq) => {
                 // updating the status of the connection
                 let connection_header = rq
@@ -417,5 +441,81 @@ mod test {
 
         assert!(super::parse_request_line("GET /hello").is_err());
         assert!(super::parse_request_line("qsd qsd qsd").is_err());
+    }
+
+    /// Reads one reply (head and `Content-Length` body) off `r`.
+    fn reply(r: &mut impl std::io::BufRead) -> String {
+        let mut head = String::new();
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        head + &String::from_utf8(body).unwrap()
+    }
+
+    // Patch: a pipelined request is read before the previous reply is written, but queued
+    // only after it; its `100 Continue` comes after that reply too; replies keep order.
+    #[test]
+    fn pipelined_requests_queue_one_at_a_time_and_replies_keep_order() {
+        use crate::{Response, Server};
+        use std::io::{BufReader, Write};
+        use std::time::Duration;
+        let server = Server::http("127.0.0.1:0").unwrap();
+        let addr = server.server_addr().to_ip().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        client
+            .write_all(
+                b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n\
+                  POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+            )
+            .unwrap();
+        let mut replies = BufReader::new(client.try_clone().unwrap());
+        let first = server.recv().unwrap();
+        assert_eq!(first.url(), "/1");
+        // The second request is not queued while the first has no reply.
+        assert!(server
+            .recv_timeout(Duration::from_millis(300))
+            .unwrap()
+            .is_none());
+        first.respond(Response::from_string("one")).unwrap();
+        let one = reply(&mut replies);
+        assert!(one.starts_with("HTTP/1.1 200"), "{}", one);
+        assert!(one.ends_with("one"), "{}", one);
+        // Only now may the client send the body.
+        let cont = reply(&mut replies);
+        assert!(cont.starts_with("HTTP/1.1 100"), "{}", cont);
+        client
+            .write_all(b"body\
+                GET /3 HTTP/1.1\r\nHost: x\r\n\r\nGET /4 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut second = server.recv().unwrap();
+        assert_eq!(second.url(), "/2");
+        let mut body = String::new();
+        std::io::Read::read_to_string(second.as_reader(), &mut body).unwrap();
+        assert_eq!(body, "body");
+        assert!(server
+            .recv_timeout(Duration::from_millis(300))
+            .unwrap()
+            .is_none());
+        second.respond(Response::from_string("two")).unwrap();
+        for n in ["3", "4"] {
+            let rq = server.recv().unwrap();
+            assert_eq!(rq.url(), format!("/{}", n));
+            rq.respond(Response::from_string(n)).unwrap();
+        }
+        for n in ["two", "3", "4"] {
+            let r = reply(&mut replies);
+            assert!(r.ends_with(n), "{}", r);
+        }
     }
 }

@@ -2,7 +2,7 @@ pub use self::custom_stream::CustomStream;
 pub use self::messages_queue::MessagesQueue;
 pub use self::refined_tcp_stream::RefinedTcpStream;
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
-pub use self::sequential::{SequentialWriter, SequentialWriterBuilder};
+pub use self::sequential::{SequentialWriter, SequentialWriterBuilder, Turn};
 pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;

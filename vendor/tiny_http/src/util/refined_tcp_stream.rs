@@ -1,8 +1,9 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -98,13 +99,78 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
-    deadline: Option<Deadline>,
+    deadline: Option<Arc<Deadline>>,
+    // Patch: the read timeout the socket has now (`None`: reads block), so it is set
+    // again only when a read would otherwise outlast the deadline.
+    armed: Option<Duration>,
+    // Patch: how many times the socket's read timeout was set (for the tests).
+    arms: usize,
 }
 
-/// The instant by which the next read must have returned; `None` waits forever. Shared
+/// The longest a read on a connection with a deadline waits before it wakes and looks
+/// at the deadline again, while that deadline is further away. (Patch.)
+const SLICE: Duration = Duration::from_secs(5);
+
+/// The instant by which the reads on a connection must have returned, or none. Shared
 /// between a connection's reading half and the `ClientConnection` that moves it from
-/// phase to phase (waiting for a request, reading one). (Patch.)
-pub(crate) type Deadline = Arc<Mutex<Option<Instant>>>;
+/// phase to phase (waiting for a request, reading one, lingering); both sit on the
+/// connection's thread, so reading it is one relaxed atomic load. (Patch.)
+#[derive(Debug)]
+pub(crate) struct Deadline {
+    base: Instant,
+    /// Nanoseconds from `base`; `NONE` when reads may wait forever.
+    at: AtomicU64,
+}
+
+impl Deadline {
+    const NONE: u64 = u64::MAX;
+
+    pub(crate) fn new() -> Arc<Deadline> {
+        Arc::new(Deadline {
+            base: Instant::now(),
+            at: AtomicU64::new(Self::NONE),
+        })
+    }
+
+    /// `d` in nanoseconds, kept below `NONE` (584 years).
+    fn nanos(d: Duration) -> u64 {
+        std::convert::TryFrom::try_from(d.as_nanos()).unwrap_or(Self::NONE).min(Self::NONE - 1)
+    }
+
+    fn now(&self) -> u64 {
+        Self::nanos(Instant::now().saturating_duration_since(self.base))
+    }
+
+    /// Reads must have returned `timeout` from now; `None`: no limit.
+    pub(crate) fn set(&self, timeout: Option<Duration>) {
+        let at = match timeout {
+            Some(t) => self.now().saturating_add(Self::nanos(t)).min(Self::NONE - 1),
+            None => Self::NONE,
+        };
+        self.at.store(at, Ordering::Relaxed);
+    }
+
+    /// Moves the deadline `by` later (time the client could not use does not count).
+    pub(crate) fn extend(&self, by: Duration) {
+        let at = self.at.load(Ordering::Relaxed);
+        if at != Self::NONE {
+            let later = at.saturating_add(Self::nanos(by)).min(Self::NONE - 1);
+            self.at.store(later, Ordering::Relaxed);
+        }
+    }
+
+    /// What is left until the deadline: `Ok(None)` without one, `Err` once it passed.
+    fn left(&self) -> Result<Option<Duration>, ()> {
+        let at = self.at.load(Ordering::Relaxed);
+        if at == Self::NONE {
+            return Ok(None);
+        }
+        match at.checked_sub(self.now()) {
+            Some(left) if left > 0 => Ok(Some(Duration::from_nanos(left))),
+            _ => Err(()),
+        }
+    }
+}
 
 impl RefinedTcpStream {
     pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
@@ -120,6 +186,8 @@ impl RefinedTcpStream {
             close_read: true,
             close_write: false,
             deadline: None,
+            armed: None,
+            arms: 0,
         };
 
         let write = RefinedTcpStream {
@@ -127,6 +195,8 @@ impl RefinedTcpStream {
             close_read: false,
             close_write: true,
             deadline: None,
+            armed: None,
+            arms: 0,
         };
 
         (read, write)
@@ -143,7 +213,7 @@ impl RefinedTcpStream {
     }
 
     /// Bounds every read by `deadline`. (Patch.)
-    pub(crate) fn set_deadline(&mut self, deadline: Deadline) {
+    pub(crate) fn set_deadline(&mut self, deadline: Arc<Deadline>) {
         self.deadline = Some(deadline);
     }
 }
@@ -162,25 +232,56 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        // Patch: each read waits at most until the deadline, so a whole request (or the
-        // wait for the next one) is bounded in time, however its bytes trickle in.
-        if let Some(deadline) = &self.deadline {
-            let at = *deadline.lock().unwrap_or_else(|p| p.into_inner());
-            let left = match at {
-                Some(at) => match at.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Err(std::io::ErrorKind::TimedOut.into()),
-                },
+        // Patch: no read returns later than the deadline, so a whole request (or the
+        // wait for the next one) is bounded in time, however its bytes trickle in. The
+        // socket's read timeout is not set for every read (a system call each): it is
+        // left as it is while a read bounded by it still ends by the deadline, and a
+        // read that times out before the deadline simply reads again. So the socket
+        // timeout is set only when the deadline comes nearer than it (at most `SLICE`
+        // away), and when it has become much shorter than needed; while a client keeps
+        // its connection busy, not at all.
+        let deadline = match &self.deadline {
+            Some(deadline) => deadline.clone(),
+            None => return self.stream.read(buf),
+        };
+        loop {
+            let left = deadline
+                .left()
+                .map_err(|()| std::io::Error::from(std::io::ErrorKind::TimedOut))?;
+            let want = match left {
                 None => None,
+                Some(left) => {
+                    let want = left.min(SLICE);
+                    match self.armed {
+                        // Ends by the deadline, and does not wake much more often than
+                        // it needs to.
+                        Some(armed) if armed <= left && armed >= want / 2 => Some(armed),
+                        _ => Some(want),
+                    }
+                }
             };
-            self.stream.set_read_timeout(left)?;
-        }
-        match self.stream.read(buf) {
-            // Unix reports an expired SO_RCVTIMEO as EAGAIN, Windows as a timeout.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                Err(std::io::ErrorKind::TimedOut.into())
+            if want != self.armed {
+                self.stream.set_read_timeout(want)?;
+                self.armed = want;
+                self.arms += 1;
             }
-            other => other,
+            match self.stream.read(buf) {
+                // Unix reports an expired SO_RCVTIMEO as EAGAIN, Windows as a timeout:
+                // either way, look at the deadline again. So too after a signal (a
+                // receive with a timeout is not restarted by the kernel), which would
+                // otherwise end the connection.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                other => return other,
+            }
         }
     }
 }
@@ -192,5 +293,59 @@ impl Write for RefinedTcpStream {
 
     fn flush(&mut self) -> IoResult<()> {
         self.stream.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A connected pair: the server's reading half, bounded by a deadline, and the client.
+    fn pair() -> (RefinedTcpStream, Arc<Deadline>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (mut read, _write) = RefinedTcpStream::new(Connection::from(server));
+        let deadline = Deadline::new();
+        read.set_deadline(deadline.clone());
+        (read, deadline, client)
+    }
+
+    #[test]
+    fn a_busy_connection_sets_its_read_timeout_once() {
+        let (mut read, deadline, mut client) = pair();
+        deadline.set(Some(Duration::from_secs(30)));
+        let mut buf = [0u8; 16];
+        for i in 0..100u8 {
+            client.write_all(&[i]).unwrap();
+            assert_eq!(read.read(&mut buf).unwrap(), 1);
+            assert_eq!(buf[0], i);
+            // A new phase with the same timeout, as between keep-alive requests.
+            deadline.set(Some(Duration::from_secs(30)));
+        }
+        assert_eq!(read.arms, 1);
+    }
+
+    #[test]
+    fn a_read_ends_at_its_deadline_not_before() {
+        let (mut read, deadline, mut client) = pair();
+        let started = Instant::now();
+        deadline.set(Some(Duration::from_millis(300)));
+        let mut buf = [0u8; 16];
+        let err = read.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        // Past the deadline, no read waits at all, even with bytes on their way.
+        client.write_all(b"late").unwrap();
+        let err = read.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        // A new deadline, and the bytes are there.
+        deadline.set(Some(Duration::from_secs(30)));
+        assert_eq!(read.read(&mut buf).unwrap(), 4);
+        // Without a deadline, the read blocks until data comes.
+        deadline.set(None);
+        client.write_all(b"x").unwrap();
+        assert_eq!(read.read(&mut buf).unwrap(), 1);
     }
 }

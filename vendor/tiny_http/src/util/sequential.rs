@@ -140,10 +140,34 @@ impl<R: BufRead + Send> SequentialReader<R> {
 }
 
 impl<W: Write + Send> SequentialWriter<W> {
-    /// Waits until the writers before this one are done. (Patch.)
-    pub fn wait_turn(&mut self) {
-        if let Some(v) = self.trigger.take() {
+    /// Takes this writer's wait for the writers before it: the writer no longer waits
+    /// by itself, so whoever holds the `Turn` must wait on it before anything is
+    /// written. (Patch.)
+    pub fn take_turn(&mut self) -> Turn {
+        Turn(self.trigger.take())
+    }
+}
+
+/// The wait for the writers before one `SequentialWriter` to be done. (Patch.)
+pub struct Turn(Option<Receiver<()>>);
+
+impl Turn {
+    /// Waits until the writers before are done.
+    pub fn wait(&mut self) {
+        if let Some(v) = self.0.take() {
             v.recv().ok();
+        }
+    }
+
+    /// True once the writers before are done; never waits.
+    pub fn came(&mut self) -> bool {
+        match self.0.as_ref().map(|v| v.try_recv()) {
+            None => true,
+            Some(Err(std::sync::mpsc::TryRecvError::Empty)) => false,
+            Some(_) => {
+                self.0 = None;
+                true
+            }
         }
     }
 }
