@@ -46,9 +46,10 @@ run:
 # official client against a server, then the UI in a browser.
 test: test-rust test-compat test-client test-ui
 
-# test-rust runs the Rust unit and integration tests.
+# test-rust runs the Rust unit and integration tests, and the vendored tiny_http's own unit tests.
 test-rust:
 	$(CARGO) test --locked
+	$(CARGO) test --locked -p tiny_http --lib
 
 # test-compat checks that updraft reads DAG files as Apache Airflow with dag-factory does.
 test-compat:

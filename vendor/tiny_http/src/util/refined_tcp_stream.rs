@@ -102,13 +102,18 @@ pub struct RefinedTcpStream {
     deadline: Option<Arc<Deadline>>,
     // Patch: the read timeout the socket has now (`None`: reads block), so it is set
     // again only when a read would otherwise outlast the deadline.
+    #[cfg(not(windows))]
     armed: Option<Duration>,
     // Patch: how many times the socket's read timeout was set (for the tests).
     arms: usize,
+    // Patch (Windows): the deadline the socket's read timeout was set for.
+    #[cfg(windows)]
+    armed_at: u64,
 }
 
 /// The longest a read on a connection with a deadline waits before it wakes and looks
 /// at the deadline again, while that deadline is further away. (Patch.)
+#[cfg(not(windows))]
 const SLICE: Duration = Duration::from_secs(5);
 
 /// The instant by which the reads on a connection must have returned, or none. Shared
@@ -186,8 +191,11 @@ impl RefinedTcpStream {
             close_read: true,
             close_write: false,
             deadline: None,
+            #[cfg(not(windows))]
             armed: None,
             arms: 0,
+            #[cfg(windows)]
+            armed_at: Deadline::NONE,
         };
 
         let write = RefinedTcpStream {
@@ -195,8 +203,11 @@ impl RefinedTcpStream {
             close_read: false,
             close_write: true,
             deadline: None,
+            #[cfg(not(windows))]
             armed: None,
             arms: 0,
+            #[cfg(windows)]
+            armed_at: Deadline::NONE,
         };
 
         (read, write)
@@ -244,6 +255,35 @@ impl Read for RefinedTcpStream {
             Some(deadline) => deadline.clone(),
             None => return self.stream.read(buf),
         };
+        // Windows documents a socket whose receive timed out as in an indeterminate
+        // state, so there a timeout is never read past: the socket is armed with the
+        // time left whenever the deadline moves (once per phase) and its expiry ends the
+        // request. A read later in the same phase may so outlast the deadline by at most
+        // that phase's timeout.
+        #[cfg(windows)]
+        {
+            let at = deadline.at.load(Ordering::Relaxed);
+            let left = deadline
+                .left()
+                .map_err(|()| std::io::Error::from(std::io::ErrorKind::TimedOut))?;
+            if at != self.armed_at {
+                self.stream.set_read_timeout(left)?;
+                self.armed_at = at;
+                self.arms += 1;
+            }
+            return match self.stream.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    Err(std::io::ErrorKind::TimedOut.into())
+                }
+                other => other,
+            };
+        }
+        #[cfg(not(windows))]
         loop {
             let left = deadline
                 .left()
