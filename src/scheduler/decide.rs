@@ -281,31 +281,10 @@ mod tests {
     use crate::model::Schedule;
     use crate::scheduler::timetable;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        s.parse()
-            .unwrap_or_else(|e| panic!("bad time `{s}` in a test: {e}"))
-    }
+    use crate::scheduler::timetable::tests::t;
 
     fn dag(schedule: Schedule, start: &str, end: Option<&str>, catchup: bool) -> Dag {
-        Dag {
-            dag_id: "d".to_string(),
-            fileloc: "d.yml".to_string(),
-            line: 1,
-            dag_display_name: None,
-            description: None,
-            schedule,
-            start_date: Some(t(start)),
-            end_date: end.map(t),
-            catchup,
-            tags: vec![],
-            params: serde_json::Value::Null,
-            max_active_runs: None,
-            max_active_tasks: None,
-            dagrun_timeout_secs: None,
-            owners: vec![],
-            tasks: vec![],
-            task_groups: vec![],
-        }
+        timetable::tests::dag(schedule, Some(start), end, catchup)
     }
 
     fn daily() -> Schedule {

@@ -565,10 +565,10 @@ fn join(items: &[String], serial_comma: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
+    pub(in crate::scheduler) fn t(s: &str) -> DateTime<Utc> {
         s.parse()
             .unwrap_or_else(|e| panic!("bad time `{s}` in a test: {e}"))
     }
@@ -584,7 +584,13 @@ mod tests {
         Schedule::Delta { secs: n * 3600.0 }
     }
 
-    fn dag(schedule: Schedule, start: Option<&str>, end: Option<&str>, catchup: bool) -> Dag {
+    /// A DAG with no tasks and only these scheduling fields set (decide.rs's tests too).
+    pub(in crate::scheduler) fn dag(
+        schedule: Schedule,
+        start: Option<&str>,
+        end: Option<&str>,
+        catchup: bool,
+    ) -> Dag {
         Dag {
             dag_id: "d".to_string(),
             fileloc: "d.yml".to_string(),
