@@ -95,9 +95,14 @@ pub fn start_with(
     let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
     let addr = format!("{}:{}", cfg.api.host, cfg.api.port);
     let limits = limits(&cfg);
+    // The Execution API's requests come first, and to the worker kept for them
+    // (server/pool.rs's `Lanes`).
+    let first = apps
+        .execution
+        .then(|| format!("{}/execution", prefix_of(&cfg.api.base_url)));
     let http = listen(&addr)
         .and_then(|l| {
-            tiny_http::Server::from_listener_with_limits(l, None, limits)
+            tiny_http::Server::from_listener_with_lanes(l, None, limits, first)
                 .map_err(std::io::Error::other)
         })
         .map_err(|e| {

@@ -40,33 +40,28 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// most `workers - EXECUTION_RESERVE` workers at once (and at least one).
 const EXECUTION_RESERVE: usize = 1;
 
-/// The two lanes of the pool. Every worker takes requests from tiny_http's one queue;
-/// an Execution API request is served at once, any other only while fewer than the
-/// pool's size less [`EXECUTION_RESERVE`] workers are serving such requests. When they
-/// all are, the request waits in `backlog`, and the next worker to finish one takes it
-/// before anything new. So a worker is always free to pick the next request off the
-/// queue and find the Execution API's among them, however slow the others are.
+/// The two lanes of the pool. tiny_http queues the Execution API's requests in a lane of
+/// their own, handed out first (`server::start_with`). A worker takes a slot before it
+/// waits for a request: with one, it takes whatever comes next; without, it waits for the
+/// Execution API's lane alone. There are the pool's size less [`EXECUTION_RESERVE`]
+/// slots, so however slow the other requests are, a worker is always waiting for the
+/// tasks' calls, and no request is ever taken by a worker that cannot serve it.
 struct Lanes {
-    /// Workers serving a request that is not the Execution API's.
+    /// Workers holding a slot: serving, or waiting for, any request.
     other_busy: AtomicUsize,
-    backlog_tx: Sender<tiny_http::Request>,
-    backlog: Receiver<tiny_http::Request>,
     /// Requests each client connection has carried, whichever worker served them.
     connections: Connections,
 }
 
 impl Lanes {
     fn new() -> Lanes {
-        let (backlog_tx, backlog) = unbounded();
         Lanes {
             other_busy: AtomicUsize::new(0),
-            backlog_tx,
-            backlog,
             connections: Connections::default(),
         }
     }
 
-    /// Takes a slot for a request outside the Execution API, if one is free.
+    /// Takes a slot for any request, if one is free.
     fn acquire(&self, ctx: &Ctx) -> bool {
         let size = ctx.pool.target.load(Ordering::Relaxed) as usize;
         // A server without the Execution API (`--apps core`) keeps nothing back.
@@ -85,25 +80,6 @@ impl Lanes {
 
     fn release(&self) {
         self.other_busy.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// A waiting request and a slot for it, if there are both.
-    fn take_waiting(&self, ctx: &Ctx) -> Option<tiny_http::Request> {
-        if self.backlog.is_empty() || !self.acquire(ctx) {
-            return None;
-        }
-        let rq = self.backlog.try_recv().ok();
-        if rq.is_none() {
-            self.release();
-        }
-        rq
-    }
-
-    /// Is this request for the Execution API (under the `base_url` prefix)?
-    fn is_execution(ctx: &Ctx, rq: &tiny_http::Request) -> bool {
-        let path = rq.url().split('?').next().unwrap_or("");
-        path.strip_prefix(ctx.prefix.as_str())
-            .is_some_and(|p| p == "/execution" || p.starts_with("/execution/"))
     }
 }
 
@@ -521,24 +497,28 @@ fn work(
         if retire.load(Ordering::Relaxed) {
             break Exit::Retired;
         }
-        // A request that waited for a slot comes first; then the queue.
-        let (rq, slot) = match lanes.take_waiting(ctx) {
-            Some(rq) => (rq, true),
-            None => match http.recv_timeout(POLL) {
-                Ok(Some(rq)) if Lanes::is_execution(ctx, &rq) => (rq, false),
-                Ok(Some(rq)) => {
-                    if !lanes.acquire(ctx) {
-                        let _ = lanes.backlog_tx.send(rq);
-                        continue;
-                    }
-                    (rq, true)
+        // With a slot, any request (the Execution API's first); without, only theirs.
+        let slot = lanes.acquire(ctx);
+        let next = if slot {
+            http.recv_timeout(POLL)
+        } else {
+            http.recv_first_timeout(POLL)
+        };
+        let rq = match next {
+            Ok(Some(rq)) => rq,
+            Ok(None) => {
+                if slot {
+                    lanes.release();
                 }
-                Ok(None) => continue,
-                Err(e) => {
-                    log::debug!("worker {id}: listener closed: {e}");
-                    break Exit::ListenerClosed;
+                continue;
+            }
+            Err(e) => {
+                if slot {
+                    lanes.release();
                 }
-            },
+                log::debug!("worker {id}: listener closed: {e}");
+                break Exit::ListenerClosed;
+            }
         };
         // A panic costs this request a 500 and this worker its life; the supervisor
         // starts a replacement. The store may be mid-transaction, so it goes too.

@@ -290,6 +290,19 @@ impl Server {
         ssl_config: Option<SslConfig>,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_lanes(listener, ssl_config, limits, None)
+    }
+
+    /// [`Server::from_listener_with_limits`], where the requests whose path is `first`
+    /// or below it are handed out before all others, and to [`Server::recv_first_timeout`]
+    /// alone. (Patch.)
+    pub fn from_listener_with_lanes<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+        first: Option<String>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let first: Option<Arc<str>> = first.map(Arc::from);
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -384,6 +397,7 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
+                        let first = first.clone();
                         let mut client = Some(client);
                         let counted = OpenConnection::new(&open);
                         let mut counted = Some(counted);
@@ -399,7 +413,11 @@ impl Server {
                                     }
                                 } else {
                                     for rq in client {
-                                        messages.push(rq.into());
+                                        if first.as_deref().is_some_and(|p| under(rq.url(), p)) {
+                                            messages.push_first(rq.into());
+                                        } else {
+                                            messages.push(rq.into());
+                                        }
                                     }
                                 }
                             }
@@ -463,6 +481,16 @@ impl Server {
         }
     }
 
+    /// A request of the first lane (see [`Server::from_listener_with_lanes`]), waiting at
+    /// most `timeout`; other requests stay queued for `recv`. (Patch.)
+    pub fn recv_first_timeout(&self, timeout: Duration) -> IoResult<Option<Request>> {
+        match self.messages.pop_first_timeout(timeout) {
+            Some(Message::Error(err)) => Err(err),
+            Some(Message::NewRequest(rq)) => Ok(Some(rq)),
+            None => Ok(None),
+        }
+    }
+
     /// Same as `recv()` but doesn't block.
     pub fn try_recv(&self) -> IoResult<Option<Request>> {
         match self.messages.try_pop() {
@@ -478,6 +506,13 @@ impl Server {
     pub fn unblock(&self) {
         self.messages.unblock();
     }
+}
+
+/// Whether `url`'s path is `path` or below it. (Patch.)
+fn under(url: &str, path: &str) -> bool {
+    let url = url.split('?').next().unwrap_or("");
+    url.strip_prefix(path)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// How long the accept thread waits after a failed accept (out of file descriptors, say)
