@@ -15,9 +15,9 @@ mod tasks;
 mod values;
 mod yaml;
 
-use chrono::{DateTime, Offset, Utc};
+use chrono::{DateTime, Utc};
 
-use crate::model::{Dag, ID_LEN, Schedule};
+use crate::model::{Dag, ID_LEN, Schedule, Zone};
 use yaml::{Node, Pos, Value};
 
 pub use schema::schema;
@@ -45,9 +45,16 @@ pub struct ImportError {
 }
 
 /// Parses one dag-factory file. `fileloc` names the file in messages and in `Dag::fileloc`.
+/// DAGs without a start date get the zone UTC (see `parse_in`).
 pub fn parse(fileloc: &str, source: &str, now: DateTime<Utc>) -> FileParse {
+    parse_in(fileloc, source, now, Zone::default())
+}
+
+/// `parse`, with `[core] default_timezone`: the zone of DAGs without a start date.
+pub fn parse_in(fileloc: &str, source: &str, now: DateTime<Utc>, default_zone: Zone) -> FileParse {
     let mut cx = Ctx {
         now,
+        default_zone,
         errors: Vec::new(),
         warnings: Vec::new(),
     };
@@ -76,6 +83,8 @@ pub fn parse(fileloc: &str, source: &str, now: DateTime<Utc>) -> FileParse {
 /// What the readers share: the clock reading and what went wrong so far.
 struct Ctx {
     now: DateTime<Utc>,
+    /// `[core] default_timezone`.
+    default_zone: Zone,
     errors: Vec<ImportError>,
     warnings: Vec<String>,
 }
@@ -189,21 +198,29 @@ fn dag(cx: &mut Ctx, fileloc: &str, dag_id: &str, pos: Pos, cfg: &Node) -> Optio
         None => &[],
     };
 
-    // Dates in `default_args` follow `default_args.timezone`, as in dag-factory.
-    let utc = Utc.fix();
+    // Dates in `default_args` follow `default_args.timezone`, as in dag-factory; both
+    // default to UTC there, not to `[core] default_timezone`.
     let tz = cx
         .get(own, "timezone", |n, _| values::timezone(n))
-        .unwrap_or(utc);
+        .unwrap_or_default();
     let args_tz = cx
         .get(args, "timezone", |n, _| values::timezone(n))
-        .unwrap_or(utc);
+        .unwrap_or_default();
     let now = cx.now;
     let mut date = |key: &str| {
         cx.get(own, key, |n, key| values::date(n, key, tz, now))
-            .or_else(|| cx.get(args, key, |n, key| values::date(n, key, args_tz, now)))
+            .map(|d| (d, tz))
+            .or_else(|| {
+                cx.get(args, key, |n, key| values::date(n, key, args_tz, now))
+                    .map(|d| (d, args_tz))
+            })
     };
-    let start_date = date("start_date");
-    let end_date = date("end_date");
+    let start = date("start_date");
+    let end_date = date("end_date").map(|(d, _)| d);
+    // Airflow's DAG takes its zone from its start date (`_extract_tz`), which dag-factory
+    // has put in the zone above; without one, `[core] default_timezone`.
+    let timezone = start.map_or(cx.default_zone, |(_, zone)| zone);
+    let start_date = start.map(|(d, _)| d);
 
     // `schedule_interval` is the pre-1.0 name; `schedule` wins if both are there.
     let schedule_key = if cfg.entry("schedule").is_some() {
@@ -247,6 +264,7 @@ fn dag(cx: &mut Ctx, fileloc: &str, dag_id: &str, pos: Pos, cfg: &Node) -> Optio
         dag_display_name: cx.get(own, "dag_display_name", Node::string),
         description: cx.get(own, "description", Node::string),
         schedule,
+        timezone,
         start_date,
         end_date,
         catchup: cx.get(own, "catchup", Node::boolean).unwrap_or(false),
@@ -435,7 +453,9 @@ mod tests {
         assert_eq!(dag.schedule, Schedule::Delta { secs: 1800.0 });
         // The DAG's own start_date, in its timezone, wins over default_args'.
         assert_eq!(dag.start_date, "2024-01-01T04:00:00Z".parse().ok());
-        assert_eq!(dag.end_date, "2024-12-31T00:00:00Z".parse().ok());
+        // The written `Z` gives way to the DAG's zone, as dag-factory's `get_datetime` does.
+        assert_eq!(dag.end_date, "2024-12-30T22:00:00Z".parse().ok());
+        assert_eq!(dag.timezone.name(), "+02:00");
         assert!(dag.catchup);
         assert_eq!(dag.tags, ["a", "b", "dagfactory"]);
         assert_eq!(
@@ -599,7 +619,7 @@ mod tests {
             ),
             (
                 fixture!("bad_timezone.yml"),
-                "error 2:13 unsupported timezone `Europe/Paris`: only UTC and fixed offsets",
+                "error 2:13 unknown time zone `Europe/Lutetia`: use an IANA name",
             ),
             (
                 fixture!("bad_timedelta.yml"),
@@ -720,7 +740,7 @@ mod tests {
         check("d: {schedule: null}", "dag d None");
         check(
             "d: {schedule: '@daily', schedule_interval: '@hourly'}",
-            "dag d @daily",
+            "dag d 0 0 * * *",
         );
         check(
             "'my dag': {}",

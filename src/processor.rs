@@ -130,7 +130,7 @@ fn sync_bundle(
                 (state, text, format!("{EXAMPLES_BUNDLE}/{name}"))
             }
         };
-        let parsed = dagfile::parse(&rel, &text, now);
+        let parsed = dagfile::parse_in(&rel, &text, now, cfg.core.default_timezone);
         for w in &parsed.warnings {
             log::warn!("{rel}: {w}");
         }
