@@ -757,6 +757,68 @@ mod tests {
         check("d: {start_date: '2 days'}\ne: {}", "dag d None\ndag e None");
     }
 
+    /// A DAG's zone is its start date's, as Airflow's `_extract_tz` finds it after
+    /// dag-factory has read the date in `timezone` (or `default_args.timezone`), UTC when
+    /// that is unset; without a start date, `[core] default_timezone`.
+    #[test]
+    fn a_dag_takes_the_zone_of_its_start_date() {
+        let tokyo = Zone::parse("Asia/Tokyo").unwrap();
+        let cases = [
+            (
+                "d: {timezone: Europe/Amsterdam, start_date: 2024-03-30, schedule: '30 2 * * *'}",
+                "Europe/Amsterdam",
+                Some("2024-03-29T23:00:00Z"),
+            ),
+            (
+                "d: {default_args: {timezone: America/New_York, start_date: 2024-01-01}}",
+                "America/New_York",
+                Some("2024-01-01T05:00:00Z"),
+            ),
+            // The DAG's own start date is read in the DAG's `timezone`, UTC by default,
+            // whatever default_args say.
+            (
+                "d: {start_date: 2024-01-01, default_args: {timezone: America/New_York, start_date: 2023-01-01}}",
+                "UTC",
+                Some("2024-01-01T00:00:00Z"),
+            ),
+            ("d: {timezone: Europe/Amsterdam}", "Asia/Tokyo", None),
+            ("d: {}", "Asia/Tokyo", None),
+        ];
+        for (yaml, zone, start) in cases {
+            let parsed = parse_in("dags/test.yml", yaml, now(), tokyo);
+            assert_eq!(parsed.errors, [], "{yaml}");
+            let dag = &parsed.dags[0];
+            assert_eq!(dag.timezone.name(), zone, "{yaml}");
+            assert_eq!(dag.start_date, start.map(|s| s.parse().unwrap()), "{yaml}");
+        }
+        // Stored DAGs from before zones load, in UTC.
+        let mut json = serde_json::to_value(&parse_ok("d: {}")[0]).unwrap();
+        json.as_object_mut().unwrap().remove("timezone");
+        let old: Dag = serde_json::from_value(json).unwrap();
+        assert_eq!(old.timezone, Zone::default());
+    }
+
+    /// Timetables in a file: unknown classes and zones are import errors at their line.
+    #[test]
+    fn timetable_import_errors() {
+        check(
+            "d:\n  schedule:\n    __type__: airflow.timetables.trigger.CronTriggerTimetable\n    cron: '0 3 * * *'\n    timezone: Europe/Amsterdam\n",
+            "dag d 0 3 * * *",
+        );
+        check(
+            "d:\n  schedule:\n    __type__: airflow.timetables.simple.ContinuousTimetable\n",
+            "error 3:15 schedules of type `airflow.timetables.simple.ContinuousTimetable` are not supported",
+        );
+        check(
+            "d:\n  schedule:\n    __type__: airflow.timetables.trigger.CronTriggerTimetable\n    cron: '0 3 * * *'\n    timezone: Europe/Amsterdm\n",
+            "error 5:15 unknown time zone `Europe/Amsterdm`",
+        );
+        check(
+            "d:\n  timezone: Mars/Olympus\n  start_date: 2024-01-01\n",
+            "error 2:13 unknown time zone `Mars/Olympus`",
+        );
+    }
+
     #[test]
     fn ids_are_held_to_airflows_column_sizes() {
         let long = |n: usize| "x".repeat(n);

@@ -20,3 +20,5 @@ mod api_dags;
 mod api_objects;
 // DAG runs, task instances, logs and XComs through the Core API.
 mod api_runs;
+// Named time zones and timetables: DAGs in zones, run and read back through the API.
+mod timezones;

@@ -283,6 +283,17 @@ pub(crate) fn schedule(n: &Node) -> Result<Schedule, ImportError> {
     }
 }
 
+/// Every timetable class path a schedule may name, for the schema.
+pub(crate) const TIMETABLE_CLASSES: [&str; CLASSES.len()] = {
+    let mut names = [""; CLASSES.len()];
+    let mut i = 0;
+    while i < CLASSES.len() {
+        names[i] = CLASSES[i].0;
+        i += 1;
+    }
+    names
+};
+
 /// The core timetable classes, for messages.
 fn timetable_names() -> String {
     let names: Vec<&str> = CLASSES
