@@ -4,7 +4,7 @@
 // server's 400/409/422 answers.
 
 import { api, path, ApiError } from "./api.js";
-import { h, modal, notify } from "./ui.js";
+import { h, modal, notify, zone, fromWallClock } from "./ui.js";
 
 /** Params in either shape: Airflow's dumped `{value, schema, description}` or plain values. */
 function paramSpecs(params) {
@@ -181,7 +181,7 @@ export async function openTrigger(dagId) {
       h("summary", {}, "Configuration JSON and run options"),
       h("div", { class: "field" }, h("label", { for: "trigger-conf" }, "Configuration (conf)"), conf, errorEl("trigger-conf")),
       h("div", { class: "field" },
-        h("label", { for: "trigger-date" }, "Logical date ", h("span", { class: "muted" }, "(your local time; empty for none)")),
+        h("label", { for: "trigger-date" }, "Logical date ", h("span", { class: "muted" }, `(${zone()}; empty for none)`)),
         date, errorEl("trigger-date")),
       h("div", { class: "field" }, h("label", { for: "trigger-run-id" }, "Run ID"), runId, errorEl("trigger-run-id")),
       h("div", { class: "field" }, h("label", { for: "trigger-note" }, "Note"), note)),
@@ -209,8 +209,8 @@ export async function openTrigger(dagId) {
       }
       let logical = null;
       if (date.value) {
-        const d = new Date(date.value);
-        if (Number.isNaN(d.getTime())) {
+        const d = fromWallClock(date.value);
+        if (!d) {
           showError("trigger-date", "Not a valid date and time.");
           bad = true;
         } else logical = d.toISOString();
