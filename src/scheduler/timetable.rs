@@ -590,7 +590,8 @@ impl Steps {
             // (or now) one period at a time to the last boundary at or before now.
             Steps::Relative(r) if r.months != 0 || r.years != 0 => {
                 let mut boundary = earliest.unwrap_or(now);
-                while let Some(next) = self.next(boundary).filter(|n| *n <= now) {
+                // A delta whose days undo its months can step backwards; stop there.
+                while let Some(next) = self.next(boundary).filter(|n| *n <= now && *n > boundary) {
                     boundary = next;
                 }
                 self.prev(boundary)?
