@@ -76,16 +76,16 @@ enum Class {
     Events,
 }
 
-/// The timetable classes dag-factory files name, with their constructors' parameters in
-/// Airflow 3.3.2: the core classes (`airflow.timetables...`) and the SDK's
-/// (`airflow.sdk...`), whose cron classes call the expression `expression`, not `cron`,
-/// and take the zone positionally.
 /// A constructor's parameters, in order.
 type Params = &'static [(&'static str, Arg)];
 
 /// Arguments bound to parameter names, and the `*args` rest.
 type Bound<'n> = (Vec<(&'static str, &'n Node)>, Vec<&'n Node>);
 
+/// The timetable classes dag-factory files name, with their constructors' parameters in
+/// Airflow 3.3.2: the core classes (`airflow.timetables...`) and the SDK's
+/// (`airflow.sdk...`), whose cron classes call the expression `expression`, not `cron`,
+/// and take the zone positionally.
 const CLASSES: &[(&str, Class, Params)] = {
     use Arg::*;
     const CORE_CRON_TRIGGER: &[(&str, Arg)] = &[
@@ -274,10 +274,10 @@ pub(crate) fn schedule(n: &Node) -> Result<Schedule, ImportError> {
             )),
         },
         Value::List(_) => Err(n.pos.error(
-            "asset and dataset schedules are not supported; use a cron expression, a preset or a timedelta",
+            "asset and dataset schedules are not supported; use a cron expression, a preset, a timedelta or a timetable",
         )),
         _ => Err(n.pos.error(format!(
-            "`schedule` must be a cron expression, a preset such as `@daily`, null or a timedelta, not {}",
+            "`schedule` must be a cron expression, a preset such as `@daily`, null, a timedelta or a timetable, not {}",
             n.describe()
         ))),
     }
