@@ -597,6 +597,7 @@ pub(super) mod tests {
             line: 1,
             dag_display_name: None,
             description: None,
+            doc_md: None,
             schedule,
             start_date: start.map(t),
             end_date: end.map(t),
