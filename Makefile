@@ -62,7 +62,7 @@ test-compat:
 	fi
 	$(CARGO) build
 	$(COMPAT_VENV)/bin/python tests/compat/check_dagfactory.py --updraft target/debug/updraft \
-		src/example_dags tests/compat/dags
+		src/example_dags tests/compat/dags tests/compat/dagfactory-dev
 
 # test-client drives a real server with the official Airflow Python client and fuzzes every route for 5xx.
 test-client:

@@ -27,6 +27,9 @@ pub struct Dag {
     pub line: u32,
     pub dag_display_name: Option<String>,
     pub description: Option<String>,
+    /// The DAG's documentation (`doc_md`, or the file `doc_md_file_path` names).
+    #[serde(default)]
+    pub doc_md: Option<String>,
     pub schedule: Schedule,
     /// The DAG's time zone (Airflow's `dag.timezone`): plain cron schedules tick in it.
     /// DAGs stored before updraft knew zones have none in their JSON: UTC, as they ran.

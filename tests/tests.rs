@@ -14,6 +14,8 @@ mod engine;
 mod api_auth;
 // Every guarded route against every role, from the route table.
 mod api_roles;
+// dag-factory's file features: defaults.yml up the tree, re-read on change; refused keys.
+mod dag_files;
 // The Core API's DAG resources: list, details, tasks, source, stats, tags, import errors, event logs.
 mod api_dags;
 // Variables, connections, pools, config, plugins, providers, jobs through the Core API.

@@ -155,7 +155,8 @@ pub fn schema() -> Value {
             "dag_display_name": string,
             "doc_md": string,
             "schedule": { "$ref": "#/$defs/schedule" },
-            "schedule_interval": { "$ref": "#/$defs/schedule", "deprecated": true },
+            "schedule_interval": { "type": "null", "description": "Refused by Airflow 3 unless null: use schedule" },
+            "doc_md_file_path": { "type": "string", "description": "An absolute path (such as $CONFIG_ROOT_DIR/docs/dag.md) of a file whose text becomes doc_md" },
             "start_date": date,
             "end_date": date,
             "timezone": { "$ref": "#/$defs/timezone" },
@@ -184,7 +185,7 @@ pub fn schema() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "dag-factory DAG file, as updraft reads it",
-        "description": "Every top-level key but `default` and `task_groups` is a dag_id",
+        "description": "Every top-level key but `default` and `task_groups` is a dag_id. $NAME and ${NAME} are replaced by environment variables first; defaults.yml files in this folder and those above it supply defaults",
         "type": "object",
         "properties": {
             "default": { "$ref": "#/$defs/dag", "description": "Merged into every DAG of the file; the DAG's values win, lists are replaced" },

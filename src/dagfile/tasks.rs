@@ -25,6 +25,117 @@ const EMPTY_OPERATORS: &[&str] = &[
     "EmptyOperator",
 ];
 
+/// The arguments Airflow 3.3's `BaseOperator` takes (`inspect.signature`); with the ones
+/// below and dag-factory's own, these are the keys a task may have. Airflow refuses any
+/// other ("Invalid arguments were passed to BashOperator"), so updraft does too.
+const BASE_OPERATOR_ARGS: &[&str] = &[
+    "allow_nested_operators",
+    "dag",
+    "default_args",
+    "depends_on_past",
+    "do_xcom_push",
+    "doc",
+    "doc_json",
+    "doc_md",
+    "doc_rst",
+    "doc_yaml",
+    "email",
+    "email_on_failure",
+    "email_on_retry",
+    "end_date",
+    "execution_timeout",
+    "executor",
+    "executor_config",
+    "ignore_first_depends_on_past",
+    "inlets",
+    "logger_name",
+    "map_index_template",
+    "max_active_tis_per_dag",
+    "max_active_tis_per_dagrun",
+    "max_retry_delay",
+    "multiple_outputs",
+    "on_execute_callback",
+    "on_failure_callback",
+    "on_retry_callback",
+    "on_skipped_callback",
+    "on_success_callback",
+    "outlets",
+    "owner",
+    "params",
+    "pool",
+    "pool_slots",
+    "post_execute",
+    "pre_execute",
+    "priority_weight",
+    "queue",
+    "render_template_as_native_obj",
+    "resources",
+    "retries",
+    "retry_delay",
+    "retry_exponential_backoff",
+    "retry_policy",
+    "run_as_user",
+    "sla",
+    "start_date",
+    "task_display_name",
+    "task_group",
+    "task_id",
+    "trigger_rule",
+    "wait_for_downstream",
+    "wait_for_past_depends_before_skipping",
+    "weight_rule",
+];
+/// What BashOperator takes besides.
+const BASH_OPERATOR_ARGS: &[&str] = &[
+    "append_env",
+    "bash_command",
+    "cwd",
+    "env",
+    "output_encoding",
+    "output_processor",
+    "skip_on_exit_code",
+];
+/// Task keys dag-factory reads and removes before it builds the operator. (`expand` and
+/// `partial`, dynamic task mapping, are for a later issue; until then they are ignored.)
+const DAG_FACTORY_TASK_KEYS: &[&str] = &[
+    "operator",
+    "dependencies",
+    "task_group_name",
+    "parent_group_name",
+    "variables_as_arguments",
+    "expand",
+    "partial",
+    "on_execute_callback_name",
+    "on_execute_callback_file",
+    "on_success_callback_name",
+    "on_success_callback_file",
+    "on_failure_callback_name",
+    "on_failure_callback_file",
+    "on_retry_callback_name",
+    "on_retry_callback_file",
+    "on_skipped_callback_name",
+    "on_skipped_callback_file",
+];
+/// The arguments of Airflow 3.3's `TaskGroup`, and the group keys dag-factory reads.
+const TASK_GROUP_KEYS: &[&str] = &[
+    "add_suffix_on_collision",
+    "dag",
+    "default_args",
+    "doc_md",
+    "group_display_name",
+    "group_id",
+    "parent_group",
+    "prefix_group_id",
+    "tooltip",
+    "ui_color",
+    "ui_fgcolor",
+    "group_name",
+    "dependencies",
+    "parent_group_name",
+    "operator",
+    "task_group_name",
+];
+
 /// Airflow's `BaseOperator` defaults.
 const DEFAULT_RETRY_DELAY_SECS: f64 = 300.0;
 const DEFAULT_POOL: &str = "default_pool";
@@ -84,6 +195,9 @@ pub(super) fn build(
         if parents[g].is_none_or(|p| group_lens[p] <= ID_LEN) {
             long_id(cx, id, group_lens[g], groups[g].pos, "task group");
         }
+    }
+    for group in &groups {
+        unknown_keys(cx, group, "task group", "TaskGroup", &[TASK_GROUP_KEYS]);
     }
     let items = items(cx, cfg.field("tasks"), "tasks", "task_id");
 
@@ -189,6 +303,19 @@ pub(super) fn build(
         })
         .collect();
     (tasks, groups)
+}
+
+/// Records each key of `item` that none of `known` holds: what `takes` (the operator or
+/// `TaskGroup`) would refuse as an argument it does not have.
+fn unknown_keys(cx: &mut Ctx, item: &Item, what: &str, takes: &str, known: &[&[&str]]) {
+    for e in item.cfg.entries() {
+        if !known.iter().any(|keys| keys.contains(&e.key.as_str())) {
+            cx.errors.push(e.key_pos.error(format!(
+                "{what} `{}`: {takes} takes no argument `{}` (Airflow 3 refuses unknown arguments)",
+                item.name, e.key
+            )));
+        }
+    }
 }
 
 /// The entries of `tasks` (or `task_groups`), from list form (each names itself with
@@ -379,6 +506,27 @@ fn task(
         }
     };
     let bash = operator == Some(Operator::Bash);
+    match operator {
+        Some(Operator::Bash) => unknown_keys(
+            cx,
+            item,
+            "task",
+            "BashOperator",
+            &[
+                BASE_OPERATOR_ARGS,
+                BASH_OPERATOR_ARGS,
+                DAG_FACTORY_TASK_KEYS,
+            ],
+        ),
+        Some(Operator::Empty) => unknown_keys(
+            cx,
+            item,
+            "task",
+            "EmptyOperator",
+            &[BASE_OPERATOR_ARGS, DAG_FACTORY_TASK_KEYS],
+        ),
+        None => {}
+    }
     let bash_command = cx
         .get(layers, "bash_command", Node::string)
         .filter(|_| bash);

@@ -16,11 +16,13 @@ use super::ImportError;
 /// Deeper than any real DAG file goes, and shallow enough for the recursion below.
 const MAX_DEPTH: usize = 64;
 
-/// A 1-based line and column.
+/// A 1-based line and column, in the file numbered `src` (0: the DAG file itself; others
+/// are its `defaults.yml` files, numbered by the parser).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Pos {
     pub line: u32,
     pub col: u32,
+    pub src: u16,
 }
 
 /// A YAML value and where it starts. Tags are dropped and aliases already expanded.
@@ -69,6 +71,7 @@ impl Pos {
             line: self.line,
             column: self.col,
             message: message.into(),
+            src: self.src,
         }
     }
 }
@@ -91,6 +94,21 @@ impl Node {
         match &self.value {
             Value::Map(entries) => entries,
             _ => &[],
+        }
+    }
+
+    /// Marks this node and everything in it as read from the file numbered `src`.
+    pub fn set_src(&mut self, src: u16) {
+        self.pos.src = src;
+        match &mut self.value {
+            Value::List(items) => items.iter_mut().for_each(|n| n.set_src(src)),
+            Value::Map(entries) => {
+                for e in entries {
+                    e.key_pos.src = src;
+                    e.value.set_src(src);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -202,6 +220,7 @@ fn pos_of(m: &Marker) -> Pos {
     Pos {
         line: u32::try_from(m.line()).unwrap_or(u32::MAX).max(1),
         col: u32::try_from(m.col() + 1).unwrap_or(u32::MAX),
+        src: 0,
     }
 }
 
@@ -376,7 +395,7 @@ mod tests {
     use super::*;
 
     fn at(line: u32, col: u32) -> Pos {
-        Pos { line, col }
+        Pos { line, col, src: 0 }
     }
 
     #[test]

@@ -566,7 +566,13 @@ impl Scheduler {
     fn sync_dags(&mut self, now: DateTime<Utc>) -> Result<()> {
         let every = Duration::from_secs_f64(self.cfg.scheduler.dag_dir_list_interval);
         if self.last_sync.is_none_or(|t| t.elapsed() >= every) {
-            crate::processor::sync(&mut self.store, &self.cfg, now)?;
+            // The first pass re-parses every file: this process's environment, which
+            // `$VAR`s in DAG files read, may not be the one they were last parsed with.
+            if self.last_sync.is_none() {
+                crate::processor::sync_all(&mut self.store, &self.cfg, now)?;
+            } else {
+                crate::processor::sync(&mut self.store, &self.cfg, now)?;
+            }
             self.last_sync = Some(Instant::now());
             self.dirty = true;
         }

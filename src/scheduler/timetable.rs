@@ -898,6 +898,7 @@ pub(super) mod tests {
             line: 1,
             dag_display_name: None,
             description: None,
+            doc_md: None,
             schedule,
             timezone: Zone::default(),
             start_date: start.map(t),

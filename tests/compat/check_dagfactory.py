@@ -9,11 +9,21 @@ builds DAG objects, so no database is needed. updraft is asked through its CLI:
 `dags list --output json`, `dags list-import-errors --output json`, `tasks list DAG_ID`
 and `dags show DAG_ID --output json`.
 
+A file that Airflow refuses passes when updraft refuses it too (the same verdict), and
+fails when updraft loads it. `defaults.yml`/`defaults.yaml` are settings, not DAG files,
+on both sides. Both sides get `CONFIG_ROOT_DIR` set to the folder being checked (as
+dag-factory's own examples expect) and Python imports from that folder (its helpers).
+
+Files in EXPECTED_TO_FAIL need what updraft does not have yet; each is listed with the
+reason. They print `xfail` and do not fail the run, unless they pass: then the run fails
+(`XPASS`), so the list is shortened as soon as a file starts to work.
+
 Usage: check_dagfactory.py --updraft target/debug/updraft FOLDER...
 
-It prints one line per file, then `N passed, N failed`, and exits 1 on any failure. A
-folder with no YAML file counts as one failed file (a check that checks nothing must not
-pass), and so do DAGs or import errors that updraft lists for no checked file.
+It prints one line per file, then `N passed, N expected to fail, N failed`, and exits 1
+on any failure. A folder with no YAML file counts as one failed file (a check that checks
+nothing must not pass), and so do DAGs or import errors that updraft lists for no checked
+file.
 """
 
 import argparse
@@ -27,6 +37,27 @@ from pathlib import Path
 # dag-factory reads these as settings, not as DAG files.
 DEFAULTS_FILES = {"defaults.yml", "defaults.yaml"}
 YAML_SUFFIXES = {".yml", ".yaml"}
+# Files (relative to this folder) that Airflow loads but that need what updraft does not do
+# yet, with the reason. Later issues shrink this list; the check fails when a listed file
+# starts to pass. Files Airflow itself refuses here (they need pandas, the http or
+# kubernetes providers, or the Airflow 2 `airflow.datasets` module; or are invalid) are
+# not listed: updraft must refuse them too, and does.
+PYTHON = "Python callables (PythonOperator, TaskFlow, python_callable_file)"
+EXPECTED_TO_FAIL = {
+    "dagfactory-dev/airflow3/example_custom_py_object_dag.yml": "KubernetesPodOperator and Python objects",
+    "dagfactory-dev/airflow3/example_customize_operator.yml": "custom operators (Python classes)",
+    "dagfactory-dev/airflow3/example_dynamic_task_mapping.yml": "dynamic task mapping (`expand`), " + PYTHON,
+    "dagfactory-dev/airflow3/example_dag_factory_multiple_config.yml": PYTHON,
+    "dagfactory-dev/airflow3/example_params.yml": PYTHON,
+    "dagfactory-dev/airflow3/example_taskflow.yml": PYTHON,
+    # updraft refuses user_defined_macros on purpose (see README): it cannot call them.
+    "dagfactory-dev/airflow3/example_user_defined_macros.yml": "user_defined_macros (Python callables)",
+    "dagfactory-dev/asset_triggered_dags.yml": "assets (schedules and outlets)",
+    "dagfactory-dev/example_callbacks.yml": "callbacks (Python callables)",
+    "dagfactory-dev/example_map_index_template.yml": "dynamic task mapping (`expand`), " + PYTHON,
+    "dagfactory-dev/example_multiple_outputs_taskflow.yml": PYTHON,
+    "dagfactory-dev/example_object_storage.yml": PYTHON,
+}
 # Generous: one CLI call parses the whole folder on a shared 2-core machine.
 UPDRAFT_TIMEOUT_SECS = 120
 
@@ -67,7 +98,7 @@ def main() -> int:
             DO_NOT_TRACK="1",
             SCARF_NO_ANALYTICS="1",
         )
-        passed = failed = 0
+        passed = failed = xfailed = 0
         for n, folder in enumerate(args.folders):
             folder = Path(folder).resolve()
             files = yaml_files(folder)
@@ -75,6 +106,8 @@ def main() -> int:
                 print(f"FAIL {display(folder)}: no YAML files to check")
                 failed += 1
                 continue
+            # dag-factory expands variables when it reads a file, so this is read per folder.
+            os.environ["CONFIG_ROOT_DIR"] = str(folder)
             airflow = airflow_dags(folder, files, tmp / f"loaders-{n}")
             try:
                 listed, errors = updraft_dags(updraft, folder, tmp / f"updraft-home-{n}")
@@ -87,16 +120,35 @@ def main() -> int:
                 continue
             by_file = attribute(listed, airflow)
             for path in files:
-                problems = errors.pop(path, []) + compare(airflow[path], by_file.pop(path, {}))
+                own_errors = errors.pop(path, [])
+                dags = by_file.pop(path, {})
                 name = display(path)
-                if problems:
+                reason = EXPECTED_TO_FAIL.get(expected_key(path))
+                if isinstance(airflow[path], Failure):
+                    # The same verdict: both refuse the file.
+                    problems = [] if own_errors and not dags else [
+                        f"{airflow[path]}\nbut updraft loads it: {sorted(dags)}"
+                    ]
+                    verdict = "both refuse it"
+                else:
+                    problems = own_errors + compare(airflow[path], dags)
+                    verdict = ""
+                if reason and problems:
+                    print(f"xfail {name} ({reason})")
+                    xfailed += 1
+                elif reason:
+                    print(f"XPASS {name}: it passes now; remove it from EXPECTED_TO_FAIL")
+                    failed += 1
+                elif problems:
                     print(f"FAIL {name}")
                     print(indent("\n".join(problems)))
                     failed += 1
+                elif verdict:
+                    print(f"ok   {name} ({verdict})")
+                    passed += 1
                 else:
-                    dags = airflow[path]
-                    tasks = sum(len(t) for t in dags.values())
-                    print(f"ok   {name} ({len(dags)} DAGs, {tasks} tasks)")
+                    tasks = sum(len(t) for t in airflow[path].values())
+                    print(f"ok   {name} ({len(airflow[path])} DAGs, {tasks} tasks)")
                     passed += 1
             if stray := by_file.get(None):
                 stray = sorted(stray)
@@ -106,8 +158,16 @@ def main() -> int:
                 print(f"FAIL {display(folder)}: updraft import errors in no checked file")
                 print(indent("\n".join(stray)))
                 failed += 1
-    print(f"{passed} passed, {failed} failed")
+    print(f"{passed} passed, {xfailed} expected to fail, {failed} failed")
     return 1 if failed else 0
+
+
+def expected_key(path: Path) -> str:
+    """How EXPECTED_TO_FAIL names `path`: relative to this script's folder."""
+    try:
+        return path.relative_to(Path(__file__).resolve().parent).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def yaml_files(folder: Path) -> list[Path]:
@@ -125,6 +185,10 @@ def airflow_dags(folder: Path, files: list[Path], loader_dir: Path) -> dict:
     """Maps each YAML file to `{dag_id: {task_id: upstreams}}`, or to a Failure."""
     from airflow.dag_processing.dagbag import DagBag
 
+    # The folder's Python helpers (callables, custom operators) import as top-level modules,
+    # as in dag-factory's own development setup.
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
     loader_dir.mkdir(parents=True)
     loaders = {}
     for i, path in enumerate(files):

@@ -279,8 +279,7 @@ fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
         "catchup": dag.catchup,
         "dag_run_timeout": dag.dagrun_timeout_secs.map(iso_duration),
         "asset_expression": null,
-        // updraft's DAGs carry no doc_md of their own (tasks do).
-        "doc_md": null,
+        "doc_md": dag.doc_md,
         "start_date": dt(dag.start_date),
         "end_date": dt(dag.end_date),
         "is_paused_upon_creation": null,
@@ -718,6 +717,7 @@ mod tests {
             line: 1,
             dag_display_name: name.map(str::to_string),
             description: None,
+            doc_md: None,
             schedule: Schedule::None,
             timezone: Default::default(),
             start_date: None,
