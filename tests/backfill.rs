@@ -240,6 +240,25 @@ fn reprocess_failed_reruns_only_the_failed_dates() {
             ("2024-01-04".into(), true, None),
         ]
     );
+    // A run of a completed backfill, cleared, runs again under its backfill's limit.
+    let (status, body) = api.call(
+        Method::Post,
+        &format!("/api/v2/dags/rp/dagRuns/{}/clear", runs[0].1),
+        Some(json!({"dry_run": false})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        wait_until(LONG, || store
+            .ti_by_key("rp", &runs[0].1, "t")
+            .unwrap()
+            .is_some_and(
+                |t| t.try_number == 2 && t.state.is_some_and(|s| s.is_finished())
+            )),
+        "{:?}\n{}",
+        api.runs("rp"),
+        e.srv.log()
+    );
+    assert_eq!(e.wait_run("rp", &runs[0].1), "success");
 }
 
 #[test]

@@ -85,18 +85,19 @@ pub fn may_start_run(running: u32, limit: u32, held: bool) -> bool {
 /// Which limit a queued run starts under, and whether it is held, as Airflow's
 /// `_start_queued_dagruns` decides: a backfill's run counts against its backfill's
 /// `max_active_runs` (runs of the same backfill), not the DAG's, and waits while the
-/// backfill is paused or is no longer open (cancelled, or created after `open` was
-/// read); every run waits while its DAG is paused. Returns `(limit, held)`.
+/// backfill is paused (a cancelled one is) or is not in `backfills` (the caller lists
+/// the backfill of every active run); every run waits while its DAG is paused.
+/// Returns `(limit, held)`.
 pub fn start_limit(
     backfill_id: Option<i64>,
-    open: &[OpenBackfill],
+    backfills: &[OpenBackfill],
     dag_limit: u32,
     dag_paused: bool,
 ) -> (u32, bool) {
     let Some(id) = backfill_id else {
         return (dag_limit, dag_paused);
     };
-    match open.iter().find(|b| b.id == id) {
+    match backfills.iter().find(|b| b.id == id) {
         Some(b) => (
             u32::try_from(b.max_active_runs.max(0)).unwrap_or(u32::MAX),
             dag_paused || b.is_paused,

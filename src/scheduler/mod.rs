@@ -439,6 +439,21 @@ impl Scheduler {
         if runs.is_empty() {
             return Ok(next);
         }
+        // The limits of the backfills whose runs are active: the open ones, and a
+        // completed one whose run was cleared and queued again (it runs under its
+        // backfill's limit, as in Airflow).
+        let mut backfills = open;
+        for id in runs.iter().filter_map(|r| r.backfill_id) {
+            if !backfills.iter().any(|b| b.id == id)
+                && let Some(b) = self.store.backfill(id)?
+            {
+                backfills.push(crate::store::OpenBackfill {
+                    id,
+                    max_active_runs: b.max_active_runs,
+                    is_paused: b.is_paused,
+                });
+            }
+        }
         let dags = self.dags_for(runs.iter().map(|r| r.dag_id.as_str()))?;
         // Taken out of `self` so the candidates can borrow it while `queue` runs; an
         // error (which may leave it ahead of a rolled-back transaction) drops it, and the
@@ -467,7 +482,7 @@ impl Scheduler {
                     // run `dags test` drives.
                     let (limit, held) = decide::start_limit(
                         run.backfill_id,
-                        &open,
+                        &backfills,
                         decide::run_limit(dag, max_runs_default),
                         self.paused.contains(&run.dag_id),
                     );
