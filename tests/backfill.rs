@@ -648,3 +648,61 @@ fn backfill_create_on_the_command_line() {
         none.stderr()
     );
 }
+
+#[test]
+fn the_schedule_goes_on_after_the_dates_a_backfill_made() {
+    // A catchup DAG, paused, backfilled over its first days: unpaused, its scheduler
+    // carries on after the backfill's last date (Airflow's `_get_latest_runs_stmt` takes
+    // backfill runs too) rather than trying the backfilled dates again, and the
+    // backfill's runs, held by its pause, do not count against the DAG's own
+    // max_active_runs of 1 (Airflow's `exclude_backfill`).
+    let today = chrono::Utc::now().date_naive();
+    let start = today - chrono::Duration::days(4);
+    let text = format!(
+        "cu:\n  schedule: \"0 0 * * *\"\n  catchup: true\n  max_active_runs: 1\n  default_args:\n    start_date: {start}\n  tasks:\n{}",
+        task("t", "true", "")
+    );
+    let (e, token) = start_paused(&[("cu.yml", &text)]);
+    let api = Api { e: &e, token };
+    let to = start + chrono::Duration::days(1);
+    let b = api.create(json!({"dag_id": "cu", "from_date": format!("{start}T00:00:00Z"), "to_date": format!("{to}T00:00:00Z")}));
+    let id = b["id"].as_i64().unwrap();
+    let path = format!("/api/v2/backfills/{id}/pause");
+    assert_eq!(api.call(Method::Put, &path, None).0, 200);
+    let unpause = Some(json!({"is_paused": false}));
+    assert_eq!(api.call(Method::Patch, "/api/v2/dags/cu", unpause).0, 200);
+    let store = e.store();
+    let days = |kind: &str| -> Vec<String> {
+        let mut d: Vec<String> = store
+            .runs_of(Some("cu"), 100)
+            .unwrap()
+            .iter()
+            .filter(|r| r.run_type.as_str() == kind)
+            .map(|r| r.logical_date.unwrap().date_naive().to_string())
+            .collect();
+        d.sort();
+        d
+    };
+    let want: Vec<String> = (2..=4)
+        .map(|n| (start + chrono::Duration::days(n)).to_string())
+        .collect();
+    let done = wait_until(LONG, || days("scheduled") == want);
+    assert!(done, "{:?}\n{}", days("scheduled"), e.srv.log());
+    let path = format!("/api/v2/backfills/{id}/unpause");
+    assert_eq!(api.call(Method::Put, &path, None).0, 200);
+    api.wait_completed(id);
+    assert_eq!(days("backfill"), [start.to_string(), to.to_string()]);
+}
+
+/// A standalone whose DAGs are paused when they first appear.
+fn start_paused(files: &[(&str, &str)]) -> (Engine, String) {
+    let e = Engine::start(
+        files,
+        &[
+            USERS,
+            ("UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True"),
+        ],
+    );
+    let token = e.srv.login("user");
+    (e, token)
+}
