@@ -694,6 +694,41 @@ fn the_schedule_goes_on_after_the_dates_a_backfill_made() {
     assert_eq!(days("backfill"), [start.to_string(), to.to_string()]);
 }
 
+#[test]
+fn reprocessed_runs_start_in_the_backfills_order() {
+    let (e, token) = start(&[("ord.yml", &daily("ord", "", &task("t", "true", "")))]);
+    let api = Api { e: &e, token };
+    let first = api.create(json!({"dag_id": "ord", "from_date": day(2), "to_date": day(2)}));
+    api.wait_completed(first["id"].as_i64().unwrap());
+    // Day 2's run is older than the two this backfill makes, yet with one run at a
+    // time, newest first, it runs second.
+    let second = api.create(
+        json!({"dag_id": "ord", "from_date": day(1), "to_date": day(3),
+        "reprocess_behavior": "completed", "run_backwards": true, "max_active_runs": 1}),
+    );
+    api.wait_completed(second["id"].as_i64().unwrap());
+    let store = e.store();
+    let mut started: Vec<(chrono::DateTime<chrono::Utc>, String)> = store
+        .runs_of(Some("ord"), 100)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.run_type.as_str() == "backfill")
+        .map(|r| {
+            (
+                r.start_date.unwrap(),
+                r.logical_date.unwrap().date_naive().to_string(),
+            )
+        })
+        .collect();
+    started.sort();
+    let order: Vec<&str> = started.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(
+        order,
+        ["2024-01-03", "2024-01-02", "2024-01-01"],
+        "{started:?}"
+    );
+}
+
 /// A standalone whose DAGs are paused when they first appear.
 fn start_paused(files: &[(&str, &str)]) -> (Engine, String) {
     let e = Engine::start(

@@ -122,12 +122,17 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Every queued or running run, oldest first. Cheap however long the history is:
-    /// it reads a partial index of active runs.
+    /// Every queued or running run: those of no backfill first, oldest first, then
+    /// backfill runs in their backfill's order (`sort_ordinal`), as Airflow's
+    /// `get_queued_dag_runs_to_set_running` orders them, so a reprocessed (older) run
+    /// still starts in its turn. Cheap however long the history is: it reads a partial
+    /// index of active runs, and one index entry per backfill run.
     pub fn active_runs(&self) -> Result<Vec<RunRow>> {
         self.query(
             &format!(
-                "SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running') ORDER BY id"
+                "SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running')
+                 ORDER BY (SELECT b.sort_ordinal FROM backfill_dag_run b
+                           WHERE b.dag_run_id = dag_run.id AND b.backfill_id = dag_run.backfill_id) NULLS FIRST, id"
             ),
             [],
             run_row,
