@@ -407,8 +407,49 @@ fn isoformat(t: DateTime<Utc>) -> String {
 }
 
 /// Python's `str(datetime)`: `isoformat` with a space for the `T`.
-fn py_str(t: DateTime<Utc>) -> String {
+pub fn py_str(t: DateTime<Utc>) -> String {
     isoformat(t).replacen('T', " ", 1)
+}
+
+/// The dry run's dates as Airflow's CLI prints them: `tabulate`'s "grid" table of
+/// logical date, partition key and partition date (updraft has no partitions, so
+/// those are empty, as tabulate prints None).
+pub fn dry_run_table(dates: &[RunInfo]) -> String {
+    let headers = ["logical_date", "partition_key", "partition_date"];
+    let rows: Vec<[String; 3]> = dates
+        .iter()
+        .map(|d| [py_str(d.logical_date), String::new(), String::new()])
+        .collect();
+    let widths: Vec<usize> = (0..3)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                // tabulate's MIN_PADDING: a header gets two spaces more than its text.
+                .chain([headers[i].len() + 2])
+                .max()
+                .unwrap_or_default()
+        })
+        .collect();
+    let rule = |c: char| -> String {
+        let cells: Vec<String> = widths.iter().map(|w| c.to_string().repeat(w + 2)).collect();
+        format!("+{}+\n", cells.join("+"))
+    };
+    let line = |cells: [&str; 3]| -> String {
+        let cells: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!(" {c:<w$} "))
+            .collect();
+        format!("|{}|\n", cells.join("|"))
+    };
+    let mut out = rule('-');
+    out.push_str(&line(headers));
+    out.push_str(&rule('='));
+    for r in &rows {
+        out.push_str(&line([&r[0], &r[1], &r[2]]));
+        out.push_str(&rule('-'));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -522,5 +563,24 @@ mod tests {
     fn run_ids_and_messages_print_dates_as_python() {
         assert_eq!(run_id(at(2)), "backfill__2024-01-02T00:00:00+00:00");
         assert_eq!(py_str(at(2)), "2024-01-02 00:00:00+00:00");
+    }
+
+    #[test]
+    fn the_dry_run_table_is_tabulates_grid() {
+        // What `tabulate([{"logical_date": dt, "partition_key": None, "partition_date":
+        // None}], tablefmt="grid", headers="keys")` prints.
+        let infos = dates(&daily(), &req(1, 2), at(31)).unwrap();
+        assert_eq!(
+            dry_run_table(&infos),
+            "\
++---------------------------+-----------------+------------------+
+| logical_date              | partition_key   | partition_date   |
++===========================+=================+==================+
+| 2024-01-01 00:00:00+00:00 |                 |                  |
++---------------------------+-----------------+------------------+
+| 2024-01-02 00:00:00+00:00 |                 |                  |
++---------------------------+-----------------+------------------+
+"
+        );
     }
 }

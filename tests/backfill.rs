@@ -569,10 +569,11 @@ fn backfill_create_on_the_command_line() {
         e.home.run(&a, crate::engine::FAST)
     };
     let dry = run(&["--dry-run", "--run-backwards"]).expect(0).stdout();
-    let dates: Vec<&str> = dry.lines().filter(|l| l.starts_with("2024-")).collect();
+    let dates: Vec<&str> = dry.lines().filter(|l| l.starts_with("| 2024-")).collect();
     assert_eq!(dates.len(), 3, "{dry}");
     assert!(
-        dates[0].starts_with("2024-01-03") && dates[2].starts_with("2024-01-01"),
+        dates[0].starts_with("| 2024-01-03 00:00:00+00:00 |")
+            && dates[2].starts_with("| 2024-01-01"),
         "{dry}"
     );
     assert!(

@@ -385,11 +385,10 @@ fn backfill_create(
     };
     if a.dry_run {
         let dates = backfill::dry_run(&store, &req, now)?;
-        let mut out = String::from("Performing dry run of backfill.\nRuns to be attempted:\n");
-        for d in &dates {
-            out.push_str(&format!("{}\n", ts(d.logical_date)));
-        }
-        return emit(&out);
+        return emit(&format!(
+            "Performing dry run of backfill.\nRuns to be attempted:\n{}",
+            backfill::dry_run_table(&dates)
+        ));
     }
     match backfill::create(&mut store, &req, false, now) {
         Ok(b) => {
