@@ -144,10 +144,7 @@ pub fn verdict(existing: Option<RunState>, reprocess: Reprocess) -> Verdict {
 /// Whether a schedule makes runs at regular times (Airflow's `timetable.periodic`);
 /// `None` and `@once` do not, and cannot be backfilled.
 pub fn periodic(schedule: &Schedule) -> bool {
-    match schedule {
-        Schedule::None | Schedule::Once => false,
-        Schedule::Cron { .. } | Schedule::Delta { .. } => true,
-    }
+    schedule.is_periodic()
 }
 
 /// The runs a backfill of `dag` over the request's range covers, in the order they are

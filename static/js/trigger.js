@@ -6,7 +6,7 @@
 // server's 400/409/422 answers.
 
 import { api, path, ApiError } from "./api.js";
-import { h, put, time, modal, notify } from "./ui.js";
+import { h, put, time, modal, notify, zone, fromWallClock } from "./ui.js";
 
 /** Params in either shape: Airflow's dumped `{value, schema, description}` or plain values. */
 function paramSpecs(params) {
@@ -182,7 +182,7 @@ export async function openTrigger(dagId) {
   const bf = periodic ? backfillFields(dagId, errorEl, showError, readConf) : null;
   const singleOnly = h("div", { class: "single-only" },
     h("div", { class: "field" },
-      h("label", { for: "trigger-date" }, "Logical date ", h("span", { class: "muted" }, "(your local time; empty for none)")),
+      h("label", { for: "trigger-date" }, "Logical date ", h("span", { class: "muted" }, `(${zone()}; empty for none)`)),
       date, errorEl("trigger-date")),
     h("div", { class: "field" }, h("label", { for: "trigger-run-id" }, "Run ID"), runId, errorEl("trigger-run-id")),
     h("div", { class: "field" }, h("label", { for: "trigger-note" }, "Note"), note));
@@ -226,8 +226,8 @@ export async function openTrigger(dagId) {
       }
       let logical = null;
       if (date.value) {
-        const d = new Date(date.value);
-        if (Number.isNaN(d.getTime())) {
+        const d = fromWallClock(date.value);
+        if (!d) {
           showError("trigger-date", "Not a valid date and time.");
           bad = true;
         } else logical = d.toISOString();
@@ -314,7 +314,7 @@ function backfillFields(dagId, errorEl, showError, readConf) {
     h("p", { class: "muted" }, "Choose the range to see the runs it makes."));
   const section = h("fieldset", { class: "backfill-fields", hidden: true }, h("legend", {}, "Backfill"),
     h("div", { class: "field-row" },
-      h("div", { class: "field" }, h("label", { for: "backfill-from" }, "From ", h("span", { class: "muted" }, "(your local time)")), from, errorEl("backfill-from")),
+      h("div", { class: "field" }, h("label", { for: "backfill-from" }, "From ", h("span", { class: "muted" }, `(${zone()})`)), from, errorEl("backfill-from")),
       h("div", { class: "field" }, h("label", { for: "backfill-to" }, "To ", h("span", { class: "muted" }, "(inclusive)")), to, errorEl("backfill-to"))),
     h("div", { class: "field" }, h("label", { for: "backfill-reprocess" }, "Reprocess behaviour"), reprocess),
     h("div", { class: "field-row" },
@@ -336,8 +336,8 @@ function backfillFields(dagId, errorEl, showError, readConf) {
       showError(id, "Required.");
       return null;
     }
-    const d = new Date(input.value);
-    if (Number.isNaN(d.getTime())) {
+    const d = fromWallClock(input.value);
+    if (!d) {
       showError(id, "Not a valid date and time.");
       return null;
     }

@@ -43,7 +43,6 @@ YAML_SUFFIXES = {".yml", ".yaml"}
 # kubernetes providers, or the Airflow 2 `airflow.datasets` module; or are invalid) are
 # not listed: updraft must refuse them too, and does.
 PYTHON = "Python callables (PythonOperator, TaskFlow, python_callable_file)"
-TZ = "timetables/time zones (tz branch)"
 EXPECTED_TO_FAIL = {
     "dagfactory-dev/airflow3/example_custom_py_object_dag.yml": "KubernetesPodOperator and Python objects",
     "dagfactory-dev/airflow3/example_customize_operator.yml": "custom operators (Python classes)",
@@ -51,7 +50,6 @@ EXPECTED_TO_FAIL = {
     "dagfactory-dev/airflow3/example_dag_factory_multiple_config.yml": PYTHON,
     "dagfactory-dev/airflow3/example_params.yml": PYTHON,
     "dagfactory-dev/airflow3/example_taskflow.yml": PYTHON,
-    "dagfactory-dev/airflow3/example_timetable_schedule.yml": TZ,
     # updraft refuses user_defined_macros on purpose (see README): it cannot call them.
     "dagfactory-dev/airflow3/example_user_defined_macros.yml": "user_defined_macros (Python callables)",
     "dagfactory-dev/asset_triggered_dags.yml": "assets (schedules and outlets)",

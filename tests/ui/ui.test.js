@@ -361,6 +361,33 @@ for (const { label, prefix } of PREFIXES) {
       w.check("grid and graph");
     });
 
+    step("times show in the time zone chosen in the header, and the choice sticks", async () => {
+      const stamp = page.locator("main time[datetime]").first();
+      await stamp.waitFor();
+      const iso = await stamp.getAttribute("datetime");
+      // What 2026-11-21 09:59:03 looks like for that instant in a zone, by the browser's rules.
+      const inZone = (zone) => page.evaluate(([t, z]) => {
+        const p = Object.fromEntries(new Intl.DateTimeFormat("en-CA", { timeZone: z, hourCycle: "h23", year: "numeric",
+          month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+          .formatToParts(new Date(t)).map((x) => [x.type, x.value]));
+        return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
+      }, [iso, zone]);
+      const shows = (zone) => page.waitForFunction(([t, want]) =>
+        [...document.querySelectorAll(`main time[datetime="${t}"]`)].some((e) => e.textContent === want), [iso, zone]);
+      const original = await page.locator("#timezone").inputValue();
+      for (const zone of ["Asia/Tokyo", "America/New_York"]) {
+        await page.selectOption("#timezone", zone);
+        await shows(await inZone(zone));
+      }
+      await page.reload();
+      assert.equal(await page.locator("#timezone").inputValue(), "America/New_York");
+      await shows(await inZone("America/New_York"));
+      await snap("time-zone");
+      await page.selectOption("#timezone", original);
+      await shows(await inZone(original));
+      w.check("time zone");
+    });
+
     step("the trigger form shows the server's refusal next to the field", async () => {
       await page.click("#trigger");
       const dialog = page.locator("dialog[open]");
