@@ -9,11 +9,6 @@
 //! second under API load, one `malloc_trim` took the anonymous RSS from 12.6 MB to
 //! 8.2 MB (issue 12, item 12). The trim thread does that every [`TRIM_EVERY`].
 //!
-//! Each arena also keeps partly used pages that no trim can return, and a thread that
-//! finds its arena locked makes another, so the resident total grew with the number of
-//! arenas the server's threads had touched. [`manage`] caps them at the number of cores:
-//! no more threads than that run at once, so a thread rarely waits for an arena.
-//!
 //! Elsewhere there is nothing to call: musl's allocator unmaps freed pages itself, and
 //! the Windows heap decommits large free blocks on its own.
 
@@ -25,16 +20,12 @@ use std::time::Duration;
 /// churn is the most RSS may hold beyond the live heap.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 
-/// Caps malloc's arenas at the number of cores and starts the thread that returns free
-/// memory every [`TRIM_EVERY`], for as long as the process runs (like the store's
-/// checkpoint thread, it has no state to stop cleanly). Called before the process starts
-/// its other threads, since an arena, once made, stays.
-pub fn manage() -> crate::error::Result<()> {
+/// Starts the thread that returns free memory every [`TRIM_EVERY`], for as long as the
+/// process runs (like the store's checkpoint thread, it has no state to stop cleanly).
+pub fn trim_in_background() -> crate::error::Result<()> {
     if !TRIMS {
         return Ok(());
     }
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    limit_arenas(i32::try_from(cores).unwrap_or(i32::MAX));
     std::thread::Builder::new()
         .name("trim".into())
         .spawn(|| {
@@ -60,20 +51,6 @@ pub fn release_free() {
         libc::malloc_trim(0);
     }
 }
-
-/// Lets malloc make at most `n` arenas.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn limit_arenas(n: i32) {
-    // SAFETY: mallopt only sets one of glibc's tunables; M_ARENA_MAX takes any positive
-    // count and applies to arenas made from now on.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, n);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_arenas(_n: i32) {}
 
 /// Nothing to return: this target's allocator gives free pages back itself.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

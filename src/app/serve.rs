@@ -247,13 +247,13 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
     }
 }
 
-/// The memory policy, config, home folders, database (and its checkpoint thread): what
-/// every long-running command needs first.
+/// Config, home folders, database (and its checkpoint thread), the memory trim thread:
+/// what every long-running command needs first.
 fn prepare(env: &Env, flags: &[Override]) -> Result<Config> {
-    crate::memory::manage()?;
     let cfg = load_config(env, flags)?;
     home::ensure_folders(&cfg)?;
     Store::open(&cfg.database.path)?.checkpoint_in_background()?;
+    crate::memory::trim_in_background()?;
     Ok(cfg)
 }
 
