@@ -110,6 +110,39 @@ pub struct Task {
     pub priority_weight: i64,
     pub owner: String,
     pub doc_md: Option<String>,
+    /// What a Python task calls (PythonOperator, TaskFlow `@task`); `None` for others.
+    #[serde(default)]
+    pub python: Option<PythonCall>,
+}
+
+/// The callable of a Python task and the arguments it gets, as dag-factory builds them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PythonCall {
+    /// `module.func` (imported with the DAG folder on `sys.path`), or with `file` the
+    /// function's name in that file (`python_callable_name`).
+    pub callable: String,
+    /// `python_callable_file`: an absolute path.
+    pub file: Option<String>,
+    /// `op_args`, then `op_kwargs` (for TaskFlow: the keyword arguments at task level).
+    pub op_args: Vec<serde_json::Value>,
+    pub op_kwargs: serde_json::Map<String, serde_json::Value>,
+    /// Keyword arguments that are other tasks' results (`+task`, `+task['key']`).
+    pub xcom_args: Vec<XcomArg>,
+    pub templates_dict: Option<serde_json::Value>,
+    /// `None`: TaskFlow infers it from a `dict` return annotation.
+    pub multiple_outputs: Option<bool>,
+    pub do_xcom_push: bool,
+    pub show_return_value_in_logs: bool,
+    /// The task's own `params`, over the DAG's.
+    pub params: serde_json::Value,
+}
+
+/// A keyword argument that takes the XCom `key` of task `task_id` at run time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct XcomArg {
+    pub name: String,
+    pub task_id: String,
+    pub key: String,
 }
 
 /// A task group: only for display and for dependencies on groups.
@@ -127,6 +160,10 @@ pub struct TaskGroup {
 pub enum Operator {
     Bash,
     Empty,
+    /// PythonOperator.
+    Python,
+    /// A TaskFlow task (`decorator: airflow.sdk.task`).
+    TaskFlow,
 }
 
 impl Operator {
@@ -135,6 +172,8 @@ impl Operator {
         match self {
             Operator::Bash => "BashOperator",
             Operator::Empty => "EmptyOperator",
+            Operator::Python => "PythonOperator",
+            Operator::TaskFlow => "_PythonDecoratedOperator",
         }
     }
 }

@@ -90,9 +90,34 @@ pub fn schema() -> Value {
                     "airflow.operators.empty.EmptyOperator",
                     "airflow.operators.dummy.DummyOperator",
                     "airflow.operators.dummy_operator.DummyOperator",
-                    "EmptyOperator"
+                    "EmptyOperator",
+                    "airflow.providers.standard.operators.python.PythonOperator",
+                    "airflow.operators.python.PythonOperator",
+                    "airflow.operators.python_operator.PythonOperator"
                 ]
             },
+            "decorator": {
+                "type": "string",
+                "description": "A TaskFlow task; its other keys are the callable's keyword arguments (`+task` takes another task's result)",
+                "enum": [
+                    "airflow.sdk.task",
+                    "airflow.sdk.definitions.decorators.task",
+                    "airflow.decorators.task",
+                    "airflow.sdk.task.python",
+                    "airflow.sdk.definitions.decorators.task.python",
+                    "airflow.decorators.task.python",
+                    "airflow.providers.standard.decorators.python.python_task"
+                ]
+            },
+            "python_callable": { "type": "string", "description": "module.function, imported with the DAG folder on sys.path" },
+            "python_callable_name": string,
+            "python_callable_file": { "type": "string", "description": "An absolute path, such as $CONFIG_ROOT_DIR/callables.py" },
+            "op_args": { "type": "array" },
+            "op_kwargs": { "type": "object" },
+            "templates_dict": { "type": "object" },
+            "multiple_outputs": boolean,
+            "do_xcom_push": boolean,
+            "show_return_value_in_logs": boolean,
             "dependencies": { "description": "Task ids or group names", "type": "array", "items": { "type": "string" } },
             "task_group_name": string
         })),

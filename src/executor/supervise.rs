@@ -178,6 +178,13 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         }
     };
 
+    if matches!(
+        task["operator"].as_str(),
+        Some("PythonOperator" | "_PythonDecoratedOperator")
+    ) {
+        log.line("updraft cannot run Python tasks yet");
+        return Ok(finish(&mut log, "failed", None));
+    }
     if task["operator"] != "BashOperator" {
         return Ok(finish(&mut log, "success", None));
     }

@@ -101,6 +101,16 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
             "#f0ede4",
         ),
         Operator::Empty => ("airflow.providers.standard.operators.empty", &[], "#e8f7e4"),
+        Operator::Python => (
+            "airflow.providers.standard.operators.python",
+            &["templates_dict", "op_args", "op_kwargs"],
+            "#ffefeb",
+        ),
+        Operator::TaskFlow => (
+            "airflow.providers.standard.decorators.python",
+            &["templates_dict", "op_args", "op_kwargs"],
+            "#ffefeb",
+        ),
     };
     json!({
         "task_id": task.task_id,
