@@ -84,6 +84,8 @@ pub const KEYS: &[Key] = &[
         "Disabled",
         Kind::Word(&["disabled", "enabled", "hidden"]),
     ),
+    // updraft's own: the Python that runs Python tasks; empty finds one on PATH.
+    key("core", "python_interpreter", "", Kind::Str),
     key(
         "core",
         "simple_auth_manager_users",
@@ -259,6 +261,8 @@ pub struct Core {
     pub execution_api_server_url: String,
     pub killed_task_cleanup_time: f64,
     pub test_connection: TestConnection,
+    /// `[core] python_interpreter`: empty when not set (then found on PATH).
+    pub python_interpreter: String,
 }
 
 /// `[core] test_connection`: whether `POST /api/v2/connections/test` may run.
@@ -730,6 +734,7 @@ impl Values<'_> {
                 execution_api_server_url: self.text("core", "execution_api_server_url")?,
                 killed_task_cleanup_time: self.secs("core", "killed_task_cleanup_time")?,
                 test_connection,
+                python_interpreter: self.text("core", "python_interpreter")?,
             },
             database: Database { path: db_path },
             api: Api {

@@ -240,7 +240,9 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
             "append_env": task.append_env, "cwd": task.cwd,
             "execution_timeout": task.execution_timeout_secs, "retries": task.retries,
+            "python": task.python,
         },
+        "fileloc": dag.fileloc,
     });
     Ok(with_token(ctx, Reply::json(200, &context), &c, ti.state))
 }

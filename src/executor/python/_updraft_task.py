@@ -1,0 +1,398 @@
+"""What updraft_runner.py does, as a module the `airflow` compatibility package can import.
+
+It holds the running try: its Execution API client and its context, so that
+`get_current_context()`, `Variable.get()` and `ti.xcom_pull()` reach the same try.
+"""
+
+import datetime as _dt
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+
+RETURN_KEY = "return_value"
+# Set by main(): the running try's context and API client.
+CONTEXT = None
+CLIENT = None
+
+
+class NotFound(Exception):
+    """The Execution API answered 404."""
+
+
+class Client:
+    """The Execution API, as the try's token may call it."""
+
+    def __init__(self, base, token):
+        self.base = base.rstrip("/") + "/"
+        self.token = token
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + self.token)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                self._refresh(r.headers)
+                text = r.read().decode("utf-8")
+        except urllib.error.HTTPError as e:
+            self._refresh(e.headers)
+            detail = e.read().decode("utf-8", "replace")
+            if e.code == 404:
+                raise NotFound(detail) from None
+            raise RuntimeError(f"Execution API {method} {path}: {e.code} {detail}") from None
+        return json.loads(text) if text else None
+
+    def _refresh(self, headers):
+        token = headers.get("Refreshed-API-Token") if headers else None
+        if token:
+            self.token = token
+
+    def variable(self, key):
+        return self.call("GET", "variables/" + _q(key))["value"]
+
+    def connection(self, conn_id):
+        return self.call("GET", "connections/" + _q(conn_id))
+
+    def xcom_get(self, dag_id, run_id, task_id, key):
+        path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
+        return self.call("GET", "xcoms/" + path)["value"]
+
+    def xcom_set(self, dag_id, run_id, task_id, key, value):
+        path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
+        self.call("POST", "xcoms/" + path, value)
+
+
+def _q(part):
+    return urllib.parse.quote(str(part), safe="")
+
+
+def to_json(value, what):
+    """`value` as JSON text, or a TypeError naming the type that is not JSON."""
+
+    def refuse(o):
+        raise TypeError(
+            f"{what} is not JSON-serialisable: a value of type {type(o).__module__}.{type(o).__qualname__}"
+            " (updraft keeps XComs as JSON: return str, int, float, bool, None, list or dict)"
+        )
+
+    return json.loads(json.dumps(value, default=refuse, allow_nan=False))
+
+
+class TaskInstance:
+    """The `ti` / `task_instance` of the context."""
+
+    def __init__(self, spec):
+        c = spec["context"]
+        self.dag_id = c["dag_id"]
+        self.task_id = c["task_id"]
+        self.run_id = c["run_id"]
+        self.try_number = c["try_number"]
+        self.map_index = -1
+        self.max_tries = c.get("max_tries", 0)
+
+    def xcom_push(self, key, value):
+        CLIENT.xcom_set(self.dag_id, self.run_id, self.task_id, key, to_json(value, f"XCom {key!r}"))
+
+    def xcom_pull(self, task_ids=None, dag_id=None, key=RETURN_KEY, include_prior_dates=False,
+                  map_indexes=None, default=None, run_id=None):
+        dag_id = dag_id or self.dag_id
+        run_id = run_id or self.run_id
+        if task_ids is None:
+            task_ids = self.task_id
+        single = isinstance(task_ids, str)
+        out = []
+        for task_id in [task_ids] if single else list(task_ids):
+            try:
+                out.append(CLIENT.xcom_get(dag_id, run_id, task_id, key))
+            except NotFound:
+                out.append(default)
+        return out[0] if single else out
+
+    def __repr__(self):
+        return f"<TaskInstance: {self.dag_id}.{self.task_id} {self.run_id} [running]>"
+
+
+class _Named:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.__dict__}>"
+
+
+class DagRun(_Named):
+    pass
+
+
+class _VarAccessor:
+    """`var.value.name` and `var.json.name`, as in templates."""
+
+    def __init__(self, as_json):
+        self._json = as_json
+
+    def __getattr__(self, key):
+        if key.startswith("__"):
+            raise AttributeError(key)
+        return self.get(key)
+
+    def get(self, key, default=None):
+        try:
+            value = CLIENT.variable(key)
+        except NotFound:
+            return default
+        return json.loads(value) if self._json else value
+
+
+class _ConnAccessor:
+    def __getattr__(self, conn_id):
+        if conn_id.startswith("__"):
+            raise AttributeError(conn_id)
+        return get_connection(conn_id)
+
+    def get(self, conn_id, default=None):
+        try:
+            return get_connection(conn_id)
+        except KeyError:
+            return default
+
+
+def get_connection(conn_id):
+    from_api = None
+    try:
+        from_api = CLIENT.connection(conn_id)
+    except NotFound:
+        raise KeyError(f"The conn_id `{conn_id}` isn't defined") from None
+    return ConnectionValue(from_api)
+
+
+class ConnectionValue:
+    """A connection as Airflow's `Connection` shows it."""
+
+    def __init__(self, d):
+        self.conn_id = d.get("conn_id")
+        self.conn_type = d.get("conn_type")
+        self.description = d.get("description")
+        self.host = d.get("host")
+        self.schema = d.get("schema")
+        self.login = d.get("login")
+        self.password = d.get("password")
+        self.port = d.get("port")
+        self.extra = d.get("extra")
+
+    @property
+    def extra_dejson(self):
+        try:
+            return json.loads(self.extra) if self.extra else {}
+        except ValueError:
+            return {}
+
+    def get_uri(self):
+        auth = ""
+        if self.login or self.password:
+            auth = _q(self.login or "") + (":" + _q(self.password) if self.password else "") + "@"
+        host = (self.host or "") + (f":{self.port}" if self.port else "")
+        uri = f"{(self.conn_type or '').replace('_', '-')}://{auth}{host}"
+        if self.schema:
+            uri += "/" + _q(self.schema)
+        return uri
+
+    def __repr__(self):
+        return self.conn_id or ""
+
+
+def _time(text):
+    if not text:
+        return None
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _macros():
+    import random
+    import time
+    import uuid
+
+    def ds_add(ds, days):
+        return (_dt.datetime.strptime(ds, "%Y-%m-%d") + _dt.timedelta(days=days)).strftime("%Y-%m-%d")
+
+    def ds_format(ds, input_format, output_format):
+        return _dt.datetime.strptime(str(ds), input_format).strftime(output_format)
+
+    return _Named(datetime=_dt.datetime, timedelta=_dt.timedelta, json=json, uuid=uuid,
+                  random=random, time=time, ds_add=ds_add, ds_format=ds_format)
+
+
+def build_context(spec):
+    """Airflow 3's context for a Python callable, from what the supervisor sent."""
+    c = spec["context"]
+    logical_date = _time(c.get("logical_date"))
+    ti = TaskInstance(spec)
+    ctx = {
+        "dag": _Named(dag_id=c["dag_id"]),
+        "task": _Named(task_id=c["task_id"], dag_id=c["dag_id"], owner=c.get("owner")),
+        "dag_run": DagRun(dag_id=c["dag_id"], run_id=c["run_id"], logical_date=logical_date,
+                          data_interval_start=_time(c.get("data_interval_start")),
+                          data_interval_end=_time(c.get("data_interval_end")),
+                          run_after=_time(c.get("run_after")), run_type=c.get("run_type"),
+                          conf=c.get("conf") or {}),
+        "run_id": c["run_id"],
+        "data_interval_start": _time(c.get("data_interval_start")),
+        "data_interval_end": _time(c.get("data_interval_end")),
+        "params": c.get("params") or {},
+        "ti": ti,
+        "task_instance": ti,
+        "task_instance_key_str": f"{c['dag_id']}__{c['task_id']}__{(logical_date or _dt.datetime.now()).strftime('%Y%m%d')}",
+        "var": {"value": _VarAccessor(False), "json": _VarAccessor(True)},
+        "conn": _ConnAccessor(),
+        "macros": _macros(),
+        "map_index_template": None,
+        "expanded_ti_count": None,
+        "inlets": [],
+        "outlets": [],
+        "triggering_asset_events": {},
+        "task_reschedule_count": 0,
+        "test_mode": False,
+        "start_date": _time(c.get("start_date")),
+        "templates_dict": spec.get("templates_dict"),
+    }
+    if logical_date is not None:
+        ctx.update({
+            "logical_date": logical_date,
+            "ds": logical_date.strftime("%Y-%m-%d"),
+            "ds_nodash": logical_date.strftime("%Y%m%d"),
+            "ts": logical_date.isoformat(),
+            "ts_nodash": logical_date.strftime("%Y%m%dT%H%M%S"),
+            "ts_nodash_with_tz": logical_date.isoformat().replace("-", "").replace(":", ""),
+        })
+    return ctx
+
+
+def determine_kwargs(func, args, kwargs):
+    """Airflow's `determine_kwargs`: what of `kwargs` the callable's signature takes."""
+    sig = inspect.signature(func)
+    wildcard = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    for i, (name, p) in enumerate(sig.parameters.items()):
+        if i >= len(args):
+            break
+        if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD):
+            continue
+        if name in kwargs:
+            raise ValueError(f"The key {name!r} in args is a part of kwargs and therefore reserved.")
+    if wildcard:
+        return dict(kwargs)
+    return {k: kwargs[k] for k in sig.parameters if k in kwargs}
+
+
+def load_callable(spec):
+    """The callable: `module.func` from sys.path, or a function of a file (dag-factory's way)."""
+    name = spec["callable"]
+    path = spec.get("file")
+    if path:
+        module_name = os.path.splitext(os.path.basename(path))[0]
+        sys.path.insert(0, os.path.dirname(path))
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        if loader_spec is None:
+            raise ImportError(f"cannot load python_callable_file {path!r}")
+        module = importlib.util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+        sys.modules[module_name] = module
+        return getattr(module, name)
+    module_name, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _is(exc, name):
+    return any(k.__name__ == name for k in type(exc).__mro__)
+
+
+def _multiple_outputs(spec, func):
+    if spec.get("multiple_outputs") is not None:
+        return spec["multiple_outputs"]
+    if spec.get("operator") != "_PythonDecoratedOperator":
+        return False
+    # TaskFlow infers it from a dict return annotation, as Airflow does.
+    try:
+        ret = inspect.signature(func).return_annotation
+    except (TypeError, ValueError):
+        return False
+    if isinstance(ret, str):
+        return ret.startswith(("dict", "Dict", "typing.Dict"))
+    origin = getattr(ret, "__origin__", ret)
+    return origin is dict
+
+
+def _setup_paths(spec):
+    """The DAG folder on sys.path (as Airflow has it), and the compatibility package when
+    the interpreter has no Airflow of its own."""
+    for folder in (spec.get("dag_file_folder"), spec.get("dags_folder")):
+        if folder and folder not in sys.path:
+            sys.path.insert(1, folder)
+    if importlib.util.find_spec("airflow") is None:
+        sys.path.insert(1, spec["compat_folder"])
+
+
+def _write_outcome(spec, state, retry=True):
+    with open(spec["outcome"], "w", encoding="utf-8") as f:
+        json.dump({"state": state, "retry": retry}, f)
+
+
+def main(argv):
+    global CONTEXT, CLIENT
+    with open(argv[0], encoding="utf-8") as f:
+        spec = json.load(f)
+    CLIENT = Client(os.environ["UPDRAFT_EXECUTION_API_URL"], os.environ["UPDRAFT_TASK_TOKEN"])
+    _setup_paths(spec)
+    try:
+        func = load_callable(spec)
+        CONTEXT = build_context(spec)
+        op_kwargs = dict(spec.get("op_kwargs") or {})
+        ti = CONTEXT["ti"]
+        for arg in spec.get("xcom_args") or []:
+            try:
+                op_kwargs[arg["name"]] = CLIENT.xcom_get(ti.dag_id, ti.run_id, arg["task_id"], arg["key"])
+            except NotFound:
+                raise KeyError(
+                    f"argument {arg['name']!r}: task {arg['task_id']!r} pushed no XCom {arg['key']!r} in this run"
+                ) from None
+        op_args = list(spec.get("op_args") or [])
+        merged = dict(CONTEXT)
+        merged.update(op_kwargs)
+        kwargs = determine_kwargs(func, op_args, merged)
+        result = func(*op_args, **kwargs)
+        if spec.get("show_return_value_in_logs", True):
+            print(f"Done. Returned value was: {result}", flush=True)
+        if spec.get("do_xcom_push", True) and result is not None:
+            if _multiple_outputs(spec, func):
+                if not isinstance(result, dict):
+                    raise TypeError(f"Returned output was type {type(result)} expected dictionary for multiple_outputs")
+                for k in result:
+                    if not isinstance(k, str):
+                        raise TypeError(
+                            "Returned dictionary keys must be strings when using "
+                            f"multiple_outputs, found {k} ({type(k)}) instead"
+                        )
+                for k, v in result.items():
+                    ti.xcom_push(k, v)
+            CLIENT.xcom_set(ti.dag_id, ti.run_id, ti.task_id, RETURN_KEY, to_json(result, "the return value"))
+    except BaseException as e:  # noqa: B036 - the outcome of every end is reported
+        if _is(e, "AirflowSkipException"):
+            print(f"Skipping: {e}", flush=True)
+            _write_outcome(spec, "skipped")
+            return 0
+        traceback.print_exc()
+        sys.stderr.flush()
+        if _is(e, "AirflowFailException"):
+            _write_outcome(spec, "failed", retry=False)
+        else:
+            _write_outcome(spec, "failed")
+        return 1
+    _write_outcome(spec, "success")
+    return 0
