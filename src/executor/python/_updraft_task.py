@@ -235,6 +235,7 @@ def build_context(spec):
     c = spec["context"]
     logical_date = _time(c.get("logical_date"))
     ti = TaskInstance(spec)
+    # The keys Airflow 3.3's task runner puts in every context (`get_template_context`).
     ctx = {
         "dag": _Named(dag_id=c["dag_id"]),
         "task": _Named(task_id=c["task_id"], dag_id=c["dag_id"], owner=c.get("owner")),
@@ -242,25 +243,21 @@ def build_context(spec):
                           data_interval_start=_time(c.get("data_interval_start")),
                           data_interval_end=_time(c.get("data_interval_end")),
                           run_after=_time(c.get("run_after")), run_type=c.get("run_type"),
-                          conf=c.get("conf") or {}),
+                          start_date=_time(c.get("start_date")), conf=c.get("conf") or {}),
         "run_id": c["run_id"],
-        "data_interval_start": _time(c.get("data_interval_start")),
-        "data_interval_end": _time(c.get("data_interval_end")),
         "params": c.get("params") or {},
         "ti": ti,
         "task_instance": ti,
-        "task_instance_key_str": f"{c['dag_id']}__{c['task_id']}__{(logical_date or _dt.datetime.now()).strftime('%Y%m%d')}",
+        "task_instance_key_str": f"{c['dag_id']}__{c['task_id']}__{c['run_id']}",
         "var": {"value": _VarAccessor(False), "json": _VarAccessor(True)},
         "conn": _ConnAccessor(),
         "macros": _macros(),
         "map_index_template": None,
-        "expanded_ti_count": None,
         "inlets": [],
         "outlets": [],
         "triggering_asset_events": {},
         "task_reschedule_count": 0,
-        "test_mode": False,
-        "start_date": _time(c.get("start_date")),
+        # PythonOperator merges it in (`context_merge`).
         "templates_dict": spec.get("templates_dict"),
     }
     if logical_date is not None:
@@ -271,6 +268,9 @@ def build_context(spec):
             "ts": logical_date.isoformat(),
             "ts_nodash": logical_date.strftime("%Y%m%dT%H%M%S"),
             "ts_nodash_with_tz": logical_date.isoformat().replace("-", "").replace(":", ""),
+            "task_instance_key_str": f"{c['dag_id']}__{c['task_id']}__{logical_date.strftime('%Y%m%d')}",
+            "data_interval_start": _time(c.get("data_interval_start")),
+            "data_interval_end": _time(c.get("data_interval_end")),
         })
     return ctx
 

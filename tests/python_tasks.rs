@@ -1,0 +1,219 @@
+//! Python tasks run for real: `updraft standalone` with the interpreter on PATH (the
+//! Makefile and CI install Debian's python3), callables in the DAG folder, XComs, Variables
+//! and states read back from the SQLite file. No sleeps: every wait polls a condition.
+
+use serde_json::json;
+
+use crate::engine::{Engine, FAST, dag, task};
+
+const PYTHON_OPERATOR: &str = "airflow.providers.standard.operators.python.PythonOperator";
+
+/// One Python task as a YAML list item: a PythonOperator, or a TaskFlow task when `more`
+/// names a `decorator`.
+fn py_task(id: &str, callable: &str, more: &str) -> String {
+    let mut s = format!("    - task_id: {id}\n      python_callable: {callable}\n");
+    if !more.contains("decorator:") {
+        s.push_str(&format!("      operator: {PYTHON_OPERATOR}\n"));
+    }
+    for line in more.lines().filter(|l| !l.trim().is_empty()) {
+        s.push_str(&format!("      {}\n", line.trim()));
+    }
+    s
+}
+
+const CALLABLES: &str = r#"
+import json
+
+from airflow.sdk import Variable, get_current_context
+from airflow.exceptions import AirflowFailException, AirflowSkipException
+
+
+def start(prefix, ds=None, ti=None, **kwargs):
+    print("started", prefix, "café", ti.task_id, kwargs["dag_run"].conf.get("n"))
+    assert kwargs["logical_date"].tzinfo is not None
+    assert kwargs["data_interval_start"] == kwargs["logical_date"]
+    return {"n": kwargs["params"]["n"], "word": prefix + "-" + ds}
+
+
+def double(number):
+    return number * 2
+
+
+def back_from_bash():
+    ctx = get_current_context()
+    got = ctx["ti"].xcom_pull(task_ids="bash")
+    both = ctx["ti"].xcom_pull(task_ids=["doubled", "bash"])
+    return {"from_bash": got, "both": both, "greeting": Variable.get("greeting"),
+            "missing": Variable.get("nope", "dflt")}
+
+
+def boom():
+    raise ValueError("callable went wrong")
+
+
+def skip():
+    raise AirflowSkipException("nothing to do")
+
+
+def fail_now():
+    raise AirflowFailException("no point retrying")
+
+
+def not_json():
+    return {1, 2}
+
+
+def imports_dag():
+    from airflow.models import DAG  # noqa: F401
+"#;
+
+#[test]
+fn python_and_taskflow_pass_xcoms_to_bash_and_back() {
+    let tasks = [
+        py_task(
+            "start",
+            "lib.start",
+            "op_args: ['{{ dag.dag_id }}']\nmultiple_outputs: true",
+        ),
+        py_task(
+            "doubled",
+            "lib.double",
+            "decorator: airflow.sdk.task\nnumber: \"+start['n']\"",
+        ),
+        task(
+            "bash",
+            "echo {{ ti.xcom_pull(task_ids='doubled') + 1 }}",
+            "dependencies: [doubled]",
+        ),
+        py_task(
+            "back",
+            "lib.back_from_bash",
+            "decorator: airflow.decorators.task\ndependencies: [bash]",
+        ),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("flow.yml", &dag("flow", "  params:\n    n: 21\n", &tasks)),
+        ],
+        &[],
+    );
+    e.home
+        .run(&["variables", "set", "greeting", "hello"], FAST)
+        .expect(0);
+    let args = [
+        "dags",
+        "trigger",
+        "flow",
+        "--conf",
+        r#"{"n": 5}"#,
+        "--logical-date",
+        "2024-05-01T00:00:00+00:00",
+    ];
+    let run = e
+        .home
+        .run(&args, FAST)
+        .expect(0)
+        .stdout()
+        .trim()
+        .to_string();
+    let state = e.wait_run("flow", &run);
+    let states = e.states("flow", &run);
+    let logs: Vec<String> = ["start", "doubled", "bash", "back"]
+        .iter()
+        .filter(|t| states[**t].0 != "upstream_failed")
+        .map(|t| e.log("flow", &run, t, 1))
+        .collect();
+    assert_eq!(state, "success", "{states:?}\n{}", logs.join("\n"));
+    // The log is UTF-8 and live output of the callable; the conf overrides the param.
+    assert!(logs[0].contains("started flow café start 5"), "{}", logs[0]);
+    let store = e.store();
+    let xcom = |task: &str, key: &str| store.xcom("flow", &run, task, key).unwrap();
+    assert_eq!(xcom("start", "word"), Some(json!("flow-2024-05-01")));
+    // Multiple outputs: one XCom per key, and the whole dict as return_value.
+    assert_eq!(xcom("start", "n"), Some(json!(5)));
+    assert_eq!(xcom("doubled", "return_value"), Some(json!(10)));
+    assert!(logs[2].lines().any(|l| l == "11"), "{}", logs[2]);
+    assert_eq!(
+        xcom("back", "return_value"),
+        Some(json!({
+            "from_bash": "11",
+            "both": [10, "11"],
+            "greeting": "hello",
+            "missing": "dflt",
+        }))
+    );
+}
+
+#[test]
+fn failures_retries_skips_and_what_the_log_says() {
+    let tasks = [
+        py_task("boom", "lib.boom", "retries: 1\nretry_delay: 0"),
+        py_task("skip", "lib.skip", ""),
+        py_task("fail_now", "lib.fail_now", "retries: 3\nretry_delay: 0"),
+        py_task("not_json", "lib.not_json", ""),
+        py_task("imports_dag", "lib.imports_dag", ""),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[("lib.py", CALLABLES), ("bad.yml", &dag("bad", "", &tasks))],
+        &[],
+    );
+    let run = e.trigger("bad", None);
+    assert_eq!(e.wait_run("bad", &run), "failed");
+    let states = e.states("bad", &run);
+    let st = |t: &str| states[t].clone();
+    // A raising callable uses its retries; the traceback is in each try's log.
+    assert_eq!(st("boom"), ("failed".to_string(), 2), "{states:?}");
+    for try_number in [1, 2] {
+        let log = e.log("bad", &run, "boom", try_number);
+        assert!(
+            log.contains("Traceback (most recent call last)")
+                && log.contains("ValueError: callable went wrong"),
+            "{log}"
+        );
+    }
+    assert_eq!(st("skip").0, "skipped", "{states:?}");
+    // AirflowFailException: failed at once, its three retries unused.
+    assert_eq!(st("fail_now"), ("failed".to_string(), 1), "{states:?}");
+    assert!(
+        e.log("bad", &run, "fail_now", 1)
+            .contains("without retrying")
+    );
+    let log = e.log("bad", &run, "not_json", 1);
+    assert!(
+        log.contains("the return value is not JSON-serialisable: a value of type builtins.set"),
+        "{log}"
+    );
+    // Without Apache Airflow installed, other airflow names fail saying what exists.
+    let log = e.log("bad", &run, "imports_dag", 1);
+    assert!(
+        log.contains("ImportError") && log.contains("airflow.sdk: get_current_context, Variable"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_missing_interpreter_fails_the_task_naming_the_key() {
+    let tasks = [
+        py_task("t", "lib.double", "op_args: [1]"),
+        task("b", "echo ok", ""),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("nopy.yml", &dag("nopy", "", &tasks)),
+        ],
+        &[("UPDRAFT__CORE__PYTHON_INTERPRETER", "/nonexistent/python3")],
+    );
+    let run = e.trigger("nopy", None);
+    assert_eq!(e.wait_run("nopy", &run), "failed");
+    assert_eq!(e.state("nopy", &run, "b"), "success");
+    let log = e.log("nopy", &run, "t", 1);
+    assert!(
+        log.contains("`/nonexistent/python3` set in [core] python_interpreter (AIRFLOW__CORE__PYTHON_INTERPRETER) was not found"),
+        "{log}"
+    );
+}
