@@ -135,6 +135,10 @@ pub struct PythonCall {
     pub show_return_value_in_logs: bool,
     /// The task's own `params`, over the DAG's.
     pub params: serde_json::Value,
+    /// ShortCircuit: skip everything downstream (true), or only the direct downstream
+    /// tasks and let trigger rules decide the rest.
+    #[serde(default)]
+    pub ignore_downstream_trigger_rules: bool,
 }
 
 /// A keyword argument that takes the XCom `key` of task `task_id` at run time.
@@ -160,10 +164,21 @@ pub struct TaskGroup {
 pub enum Operator {
     Bash,
     Empty,
-    /// PythonOperator.
-    Python,
-    /// A TaskFlow task (`decorator: airflow.sdk.task`).
-    TaskFlow,
+    /// PythonOperator, BranchPythonOperator, ShortCircuitOperator.
+    Python(PythonKind),
+    /// A TaskFlow task (`decorator: airflow.sdk.task`, or its branch and short-circuit forms).
+    TaskFlow(PythonKind),
+}
+
+/// What a Python task does with its callable's result besides pushing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PythonKind {
+    /// Nothing.
+    Call,
+    /// The result names the downstream tasks to follow; the others are skipped.
+    Branch,
+    /// A falsy result skips what is downstream.
+    ShortCircuit,
 }
 
 impl Operator {
@@ -172,8 +187,12 @@ impl Operator {
         match self {
             Operator::Bash => "BashOperator",
             Operator::Empty => "EmptyOperator",
-            Operator::Python => "PythonOperator",
-            Operator::TaskFlow => "_PythonDecoratedOperator",
+            Operator::Python(PythonKind::Call) => "PythonOperator",
+            Operator::Python(PythonKind::Branch) => "BranchPythonOperator",
+            Operator::Python(PythonKind::ShortCircuit) => "ShortCircuitOperator",
+            Operator::TaskFlow(PythonKind::Call) => "_PythonDecoratedOperator",
+            Operator::TaskFlow(PythonKind::Branch) => "_BranchPythonDecoratedOperator",
+            Operator::TaskFlow(PythonKind::ShortCircuit) => "_ShortCircuitDecoratedOperator",
         }
     }
 }

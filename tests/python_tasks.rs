@@ -8,11 +8,11 @@ use crate::engine::{Engine, FAST, dag, task};
 
 const PYTHON_OPERATOR: &str = "airflow.providers.standard.operators.python.PythonOperator";
 
-/// One Python task as a YAML list item: a PythonOperator, or a TaskFlow task when `more`
-/// names a `decorator`.
+/// One Python task as a YAML list item: a PythonOperator, unless `more` names another
+/// `operator` or a `decorator`.
 fn py_task(id: &str, callable: &str, more: &str) -> String {
     let mut s = format!("    - task_id: {id}\n      python_callable: {callable}\n");
-    if !more.contains("decorator:") {
+    if !more.contains("decorator:") && !more.contains("operator:") {
         s.push_str(&format!("      operator: {PYTHON_OPERATOR}\n"));
     }
     for line in more.lines().filter(|l| !l.trim().is_empty()) {
@@ -61,6 +61,18 @@ def fail_now():
 
 def not_json():
     return {1, 2}
+
+
+def choose(ti):
+    return ti.xcom_pull(task_ids="pick_input") or "left"
+
+
+def falsy():
+    return 0
+
+
+def truthy():
+    return "yes"
 
 
 def imports_dag():
@@ -215,5 +227,72 @@ fn a_missing_interpreter_fails_the_task_naming_the_key() {
     assert!(
         log.contains("`/nonexistent/python3` set in [core] python_interpreter (AIRFLOW__CORE__PYTHON_INTERPRETER) was not found"),
         "{log}"
+    );
+}
+
+#[test]
+fn branches_and_short_circuits_skip_what_is_not_followed() {
+    let short = "decorator: airflow.providers.standard.decorators.short_circuit.short_circuit_task";
+    let tasks = [
+        py_task(
+            "branch",
+            "lib.choose",
+            "operator: airflow.operators.python.BranchPythonOperator",
+        ),
+        task("left", "echo left", "dependencies: [branch]"),
+        task("right", "echo right", "dependencies: [branch]"),
+        task("after_right", "echo after", "dependencies: [right]"),
+        task(
+            "join",
+            "echo join",
+            "dependencies: [left, right]\ntrigger_rule: none_failed_min_one_success",
+        ),
+        py_task("stop", "lib.falsy", short),
+        task("stopped", "echo no", "dependencies: [stop]"),
+        task(
+            "stopped_too",
+            "echo no",
+            "dependencies: [stopped]\ntrigger_rule: all_done",
+        ),
+        py_task(
+            "go",
+            "lib.truthy",
+            "operator: airflow.providers.standard.operators.python.ShortCircuitOperator",
+        ),
+        task("went", "echo went", "dependencies: [go]"),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[("lib.py", CALLABLES), ("br.yml", &dag("br", "", &tasks))],
+        &[],
+    );
+    let run = e.trigger("br", None);
+    let state = e.wait_run("br", &run);
+    let states = e.states("br", &run);
+    assert_eq!(
+        state,
+        "success",
+        "{states:?}\n{}",
+        e.log("br", &run, "branch", 1)
+    );
+    let want = [
+        ("branch", "success"),
+        ("left", "success"),
+        ("right", "skipped"),
+        ("after_right", "skipped"),
+        ("join", "success"),
+        ("stop", "success"),
+        ("stopped", "skipped"),
+        // ignore_downstream_trigger_rules (the default): all_done does not save it.
+        ("stopped_too", "skipped"),
+        ("go", "success"),
+        ("went", "success"),
+    ];
+    for (task, st) in want {
+        assert_eq!(states[task].0, st, "{task}: {states:?}");
+    }
+    assert_eq!(
+        e.store().xcom("br", &run, "stop", "return_value").unwrap(),
+        Some(json!(0))
     );
 }

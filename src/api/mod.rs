@@ -37,6 +37,7 @@ static BASE: &[Route] = &[
     public(Patch, "/execution/task-instances/{task_instance_id}/run", Execution, "Mark a task instance running; returns its run context", execution::run),
     public(Put, "/execution/task-instances/{task_instance_id}/heartbeat", Execution, "Heartbeat of a running task instance", execution::heartbeat),
     public(Patch, "/execution/task-instances/{task_instance_id}/state", Execution, "Finish a try: success, failed, skipped, up_for_retry", execution::state),
+    public(Patch, "/execution/task-instances/{task_instance_id}/skip-downstream", Execution, "Skip tasks downstream of a branch or short-circuit", execution::skip_downstream),
     public(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
     public(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Read an XCom", execution::get_xcom),

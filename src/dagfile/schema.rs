@@ -93,7 +93,13 @@ pub fn schema() -> Value {
                     "EmptyOperator",
                     "airflow.providers.standard.operators.python.PythonOperator",
                     "airflow.operators.python.PythonOperator",
-                    "airflow.operators.python_operator.PythonOperator"
+                    "airflow.operators.python_operator.PythonOperator",
+                    "airflow.providers.standard.operators.python.BranchPythonOperator",
+                    "airflow.operators.python.BranchPythonOperator",
+                    "airflow.operators.python_operator.BranchPythonOperator",
+                    "airflow.providers.standard.operators.python.ShortCircuitOperator",
+                    "airflow.operators.python.ShortCircuitOperator",
+                    "airflow.operators.python_operator.ShortCircuitOperator"
                 ]
             },
             "decorator": {
@@ -103,10 +109,9 @@ pub fn schema() -> Value {
                     "airflow.sdk.task",
                     "airflow.sdk.definitions.decorators.task",
                     "airflow.decorators.task",
-                    "airflow.sdk.task.python",
-                    "airflow.sdk.definitions.decorators.task.python",
-                    "airflow.decorators.task.python",
-                    "airflow.providers.standard.decorators.python.python_task"
+                    "airflow.providers.standard.decorators.python.python_task",
+                    "airflow.providers.standard.decorators.branch_python.branch_task",
+                    "airflow.providers.standard.decorators.short_circuit.short_circuit_task"
                 ]
             },
             "python_callable": { "type": "string", "description": "module.function, imported with the DAG folder on sys.path" },
@@ -118,6 +123,7 @@ pub fn schema() -> Value {
             "multiple_outputs": boolean,
             "do_xcom_push": boolean,
             "show_return_value_in_logs": boolean,
+            "ignore_downstream_trigger_rules": { "type": "boolean", "default": true, "description": "ShortCircuit: skip everything downstream, or only the direct downstream tasks" },
             "dependencies": { "description": "Task ids or group names", "type": "array", "items": { "type": "string" } },
             "task_group_name": string
         })),

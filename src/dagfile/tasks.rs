@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use super::yaml::{Node, Pos, Value};
 use super::{Ctx, ImportError, check_id, values};
 use crate::model::{
-    GROUP_ID_LEN, ID_LEN, Operator, PythonCall, Task, TaskGroup, TriggerRule, XcomArg,
+    GROUP_ID_LEN, ID_LEN, Operator, PythonCall, PythonKind, Task, TaskGroup, TriggerRule, XcomArg,
 };
 
 /// Import paths of the operators updraft runs, by the names Airflow 2 and 3 use.
@@ -31,16 +31,29 @@ const PYTHON_OPERATORS: &[&str] = &[
     "airflow.operators.python.PythonOperator",
     "airflow.operators.python_operator.PythonOperator",
 ];
-/// TaskFlow's `@task` by the paths Airflow 3.3 imports it from (`task.python` is the same).
+const BRANCH_OPERATORS: &[&str] = &[
+    "airflow.providers.standard.operators.python.BranchPythonOperator",
+    "airflow.operators.python.BranchPythonOperator",
+    "airflow.operators.python_operator.BranchPythonOperator",
+];
+const SHORT_CIRCUIT_OPERATORS: &[&str] = &[
+    "airflow.providers.standard.operators.python.ShortCircuitOperator",
+    "airflow.operators.python.ShortCircuitOperator",
+    "airflow.operators.python_operator.ShortCircuitOperator",
+];
+/// TaskFlow's `@task` by the paths dag-factory can import it from in Airflow 3.3
+/// (`import_string`: `airflow.sdk.task.branch` is an attribute, not a path, so the branch
+/// and short-circuit forms are only reachable by their modules' names).
 const TASK_DECORATORS: &[&str] = &[
     "airflow.sdk.task",
     "airflow.sdk.definitions.decorators.task",
     "airflow.decorators.task",
-    "airflow.sdk.task.python",
-    "airflow.sdk.definitions.decorators.task.python",
-    "airflow.decorators.task.python",
     "airflow.providers.standard.decorators.python.python_task",
 ];
+const BRANCH_DECORATORS: &[&str] =
+    &["airflow.providers.standard.decorators.branch_python.branch_task"];
+const SHORT_CIRCUIT_DECORATORS: &[&str] =
+    &["airflow.providers.standard.decorators.short_circuit.short_circuit_task"];
 
 /// The arguments Airflow 3.3's `BaseOperator` takes (`inspect.signature`); with the ones
 /// below and dag-factory's own, these are the keys a task may have. Airflow refuses any
@@ -537,11 +550,21 @@ fn task(
             } else if EMPTY_OPERATORS.contains(&path.as_str()) {
                 Some(Operator::Empty)
             } else if PYTHON_OPERATORS.contains(&path.as_str()) {
-                Some(Operator::Python)
+                Some(Operator::Python(PythonKind::Call))
+            } else if BRANCH_OPERATORS.contains(&path.as_str()) {
+                Some(Operator::Python(PythonKind::Branch))
+            } else if SHORT_CIRCUIT_OPERATORS.contains(&path.as_str()) {
+                Some(Operator::Python(PythonKind::ShortCircuit))
             } else {
-                let known = [BASH_OPERATORS, EMPTY_OPERATORS, PYTHON_OPERATORS]
-                    .concat()
-                    .join(", ");
+                let known = [
+                    BASH_OPERATORS,
+                    EMPTY_OPERATORS,
+                    PYTHON_OPERATORS,
+                    BRANCH_OPERATORS,
+                    SHORT_CIRCUIT_OPERATORS,
+                ]
+                .concat()
+                .join(", ");
                 cx.errors.push(
                     n.pos
                         .error(format!("unknown operator `{path}`: updraft runs {known}")),
@@ -551,11 +574,16 @@ fn task(
         }),
         (None, Some(n)) => cx.ok(n.string("decorator")).and_then(|path| {
             if TASK_DECORATORS.contains(&path.as_str()) {
-                Some(Operator::TaskFlow)
+                Some(Operator::TaskFlow(PythonKind::Call))
+            } else if BRANCH_DECORATORS.contains(&path.as_str()) {
+                Some(Operator::TaskFlow(PythonKind::Branch))
+            } else if SHORT_CIRCUIT_DECORATORS.contains(&path.as_str()) {
+                Some(Operator::TaskFlow(PythonKind::ShortCircuit))
             } else {
+                let known = [TASK_DECORATORS, BRANCH_DECORATORS, SHORT_CIRCUIT_DECORATORS];
                 cx.errors.push(n.pos.error(format!(
                     "unknown decorator `{path}`: updraft runs {}",
-                    TASK_DECORATORS.join(", ")
+                    known.concat().join(", ")
                 )));
                 None
             }
@@ -588,22 +616,29 @@ fn task(
             "EmptyOperator",
             &[BASE_OPERATOR_ARGS, DAG_FACTORY_TASK_KEYS],
         ),
-        Some(Operator::Python) => unknown_keys(
-            cx,
-            item,
-            "task",
-            "PythonOperator",
-            &[
-                BASE_OPERATOR_ARGS,
-                PYTHON_OPERATOR_ARGS,
-                DAG_FACTORY_TASK_KEYS,
-            ],
-        ),
+        Some(op @ Operator::Python(kind)) => {
+            let own: &[&str] = match kind {
+                PythonKind::ShortCircuit => &["ignore_downstream_trigger_rules"],
+                _ => &[],
+            };
+            unknown_keys(
+                cx,
+                item,
+                "task",
+                op.class_name(),
+                &[
+                    BASE_OPERATOR_ARGS,
+                    PYTHON_OPERATOR_ARGS,
+                    DAG_FACTORY_TASK_KEYS,
+                    own,
+                ],
+            )
+        }
         // Every other key of a TaskFlow task is an argument of its callable.
-        Some(Operator::TaskFlow) | None => {}
+        Some(Operator::TaskFlow(_)) | None => {}
     }
     let python = match operator {
-        Some(op @ (Operator::Python | Operator::TaskFlow)) => python_call(cx, item, op, refs),
+        Some(op @ (Operator::Python(_) | Operator::TaskFlow(_))) => python_call(cx, item, op, refs),
         _ => None,
     };
     let bash_command = cx
@@ -694,7 +729,7 @@ fn python_call(
     let file = cx.get(own, "python_callable_file", Node::string);
     // PythonOperator takes `python_callable` first; TaskFlow takes name and file first.
     let (callable, file) = match (callable, name, file) {
-        (Some(c), _, _) if op == Operator::Python => (c, None),
+        (Some(c), _, _) if matches!(op, Operator::Python(_)) => (c, None),
         (_, Some(name), Some(file)) => {
             if !is_absolute(&file) {
                 let pos = file_node.map_or(item.pos, |n| n.pos);
@@ -747,13 +782,18 @@ fn python_call(
         None => serde_json::Map::new(),
     };
     let mut xcom_args = Vec::new();
-    if op == Operator::TaskFlow {
+    if let Operator::TaskFlow(kind) = op {
         for e in item.cfg.entries() {
             let known = [
                 BASE_OPERATOR_ARGS,
                 PYTHON_OPERATOR_ARGS,
                 DAG_FACTORY_TASK_KEYS,
                 &["decorator"],
+                if kind == PythonKind::ShortCircuit {
+                    &["ignore_downstream_trigger_rules"]
+                } else {
+                    &[]
+                },
             ];
             if known.iter().any(|keys| keys.contains(&e.key.as_str())) {
                 continue;
@@ -804,6 +844,9 @@ fn python_call(
         params: cx
             .mapping(item.cfg.field("params"), "params")
             .map_or_else(|| serde_json::json!({}), Node::to_json),
+        ignore_downstream_trigger_rules: cx
+            .get(own, "ignore_downstream_trigger_rules", Node::boolean)
+            .unwrap_or(true),
     })
 }
 
@@ -985,7 +1028,7 @@ mod tests {
         );
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         let t = &p.dags[0].tasks[0];
-        assert_eq!(t.operator, Operator::Python);
+        assert_eq!(t.operator, Operator::Python(PythonKind::Call));
         let call = t.python.as_ref().unwrap();
         assert_eq!(
             (call.callable.as_str(), call.file.as_deref()),
@@ -1046,7 +1089,7 @@ mod tests {
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         let d = &p.dags[0];
         let one = d.task("one").unwrap();
-        assert_eq!(one.operator, Operator::TaskFlow);
+        assert_eq!(one.operator, Operator::TaskFlow(PythonKind::Call));
         assert_eq!(one.upstream, ["collect"]);
         assert_eq!(one.retries, 1);
         let call = one.python.as_ref().unwrap();
@@ -1077,6 +1120,54 @@ mod tests {
         assert_eq!(
             e,
             ["3:74 task `a` takes the result of `nope`, which is not a task of this DAG"]
+        );
+    }
+
+    #[test]
+    fn branch_and_short_circuit_forms() {
+        let p = parse(concat!(
+            "d:\n  tasks:\n",
+            "    - {task_id: a, operator: airflow.operators.python.BranchPythonOperator, python_callable: m.f}\n",
+            "    - {task_id: b, operator: airflow.providers.standard.operators.python.ShortCircuitOperator, python_callable: m.f, ignore_downstream_trigger_rules: false}\n",
+            "    - {task_id: c, decorator: airflow.providers.standard.decorators.branch_python.branch_task, python_callable: m.f}\n",
+            "    - {task_id: d, decorator: airflow.providers.standard.decorators.short_circuit.short_circuit_task, python_callable: m.f}\n",
+        ));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let ops: Vec<&str> = p.dags[0]
+            .tasks
+            .iter()
+            .map(|t| t.operator.class_name())
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "BranchPythonOperator",
+                "ShortCircuitOperator",
+                "_BranchPythonDecoratedOperator",
+                "_ShortCircuitDecoratedOperator"
+            ]
+        );
+        let ignore: Vec<bool> = p.dags[0]
+            .tasks
+            .iter()
+            .map(|t| t.python.as_ref().unwrap().ignore_downstream_trigger_rules)
+            .collect();
+        assert_eq!(ignore, [true, false, true, true]);
+        // `airflow.sdk.task.branch` is not an import path (Airflow 3.3 refuses it too).
+        let e = errors(
+            "d: {tasks: [{task_id: a, decorator: airflow.sdk.task.branch, python_callable: m.f}]}",
+        );
+        assert!(
+            e[0].contains("unknown decorator `airflow.sdk.task.branch`"),
+            "{e:?}"
+        );
+        // Only ShortCircuit takes ignore_downstream_trigger_rules.
+        let e = errors(
+            "d: {tasks: [{task_id: a, operator: airflow.operators.python.PythonOperator, python_callable: m.f, ignore_downstream_trigger_rules: true}]}",
+        );
+        assert!(
+            e[0].contains("PythonOperator takes no argument `ignore_downstream_trigger_rules`"),
+            "{e:?}"
         );
     }
 

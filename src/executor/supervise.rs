@@ -189,10 +189,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         }
     };
 
-    let is_python = matches!(
-        task["operator"].as_str(),
-        Some("PythonOperator" | "_PythonDecoratedOperator")
-    );
+    let is_python = task["python"].is_object();
     if task["operator"] != "BashOperator" && !is_python {
         return Ok(finish(&mut log, "success", None));
     }
@@ -584,6 +581,11 @@ fn python_spec(
     let params = template::params_with_conf(&params, &run["conf"]);
     serde_json::json!({
         "operator": task["operator"],
+        "kind": task["python_kind"],
+        "downstream": task["downstream"],
+        "all_downstream": task["all_downstream"],
+        "group_roots": task["group_roots"],
+        "ignore_downstream_trigger_rules": call["ignore_downstream_trigger_rules"],
         "callable": call["callable"],
         "file": call["file"],
         "op_args": fields["op_args"],

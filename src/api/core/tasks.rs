@@ -7,7 +7,7 @@ use super::views::{find_dag, params_json};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
-use crate::model::{Dag, Operator, Task};
+use crate::model::{Dag, Operator, PythonKind, Task};
 use crate::store::Store;
 
 use Method::Get;
@@ -101,13 +101,17 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
             "#f0ede4",
         ),
         Operator::Empty => ("airflow.providers.standard.operators.empty", &[], "#e8f7e4"),
-        Operator::Python => (
+        Operator::Python(_) => (
             "airflow.providers.standard.operators.python",
             &["templates_dict", "op_args", "op_kwargs"],
             "#ffefeb",
         ),
-        Operator::TaskFlow => (
-            "airflow.providers.standard.decorators.python",
+        Operator::TaskFlow(kind) => (
+            match kind {
+                PythonKind::Call => "airflow.providers.standard.decorators.python",
+                PythonKind::Branch => "airflow.providers.standard.decorators.branch_python",
+                PythonKind::ShortCircuit => "airflow.providers.standard.decorators.short_circuit",
+            },
             &["templates_dict", "op_args", "op_kwargs"],
             "#ffefeb",
         ),

@@ -66,6 +66,9 @@ class Client:
         path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
         return self.call("GET", "xcoms/" + path)["value"]
 
+    def skip(self, ti_id, task_ids):
+        self.call("PATCH", f"task-instances/{_q(ti_id)}/skip-downstream", {"tasks": list(task_ids)})
+
     def xcom_set(self, dag_id, run_id, task_id, key, value):
         path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
         self.call("POST", "xcoms/" + path, value)
@@ -316,7 +319,7 @@ def _is(exc, name):
 def _multiple_outputs(spec, func):
     if spec.get("multiple_outputs") is not None:
         return spec["multiple_outputs"]
-    if spec.get("operator") != "_PythonDecoratedOperator":
+    if not spec.get("operator", "").startswith("_"):
         return False
     # TaskFlow infers it from a dict return annotation, as Airflow does.
     try:
@@ -337,6 +340,50 @@ def _setup_paths(spec):
             sys.path.insert(1, folder)
     if importlib.util.find_spec("airflow") is None:
         sys.path.insert(1, spec["compat_folder"])
+
+
+def follow(spec, result):
+    """What a branch or a short-circuit does with the result: skip tasks downstream."""
+    kind = spec.get("kind")
+    downstream = spec.get("downstream") or []
+    if kind == "branch":
+        # Airflow's BranchMixIn: a task id, a list of them, or None (follow none); a
+        # task group's id stands for its roots.
+        if result is None:
+            chosen = []
+        elif isinstance(result, str):
+            chosen = [result]
+        else:
+            chosen = list(result)
+        groups = spec.get("group_roots") or {}
+        follow_ids = set()
+        for t in chosen:
+            if not isinstance(t, str):
+                raise TypeError(f"a branch must return task ids (str), not {type(t).__name__}")
+            follow_ids.add(t)
+            follow_ids.update(groups.get(t, []))
+        invalid = sorted(t for t in chosen if t not in downstream and t not in groups)
+        known = set(spec.get("all_downstream") or [])
+        invalid = [t for t in invalid if t not in known]
+        if invalid:
+            raise ValueError(
+                f"'branch_task_ids' must contain only valid task_ids. Invalid tasks found: {invalid}"
+            )
+        skip = [t for t in downstream if t not in follow_ids]
+        print(f"Branch into {sorted(follow_ids)}; skipping {skip}", flush=True)
+        if skip:
+            CLIENT.skip(os.environ["UPDRAFT_TI_ID"], skip)
+    elif kind == "short_circuit":
+        if result:
+            print("Proceeding with downstream tasks...", flush=True)
+            return
+        if spec.get("ignore_downstream_trigger_rules", True):
+            skip = spec.get("all_downstream") or []
+        else:
+            skip = downstream
+        print(f"Condition result is {result!r}: skipping downstream tasks {skip}", flush=True)
+        if skip:
+            CLIENT.skip(os.environ["UPDRAFT_TI_ID"], skip)
 
 
 def _write_outcome(spec, state, retry=True):
@@ -382,6 +429,7 @@ def main(argv):
                 for k, v in result.items():
                     ti.xcom_push(k, v)
             CLIENT.xcom_set(ti.dag_id, ti.run_id, ti.task_id, RETURN_KEY, to_json(result, "the return value"))
+        follow(spec, result)
     except BaseException as e:  # noqa: B036 - the outcome of every end is reported
         if _is(e, "AirflowSkipException"):
             print(f"Skipping: {e}", flush=True)
