@@ -296,3 +296,47 @@ fn branches_and_short_circuits_skip_what_is_not_followed() {
         Some(json!(0))
     );
 }
+
+/// dag-factory's own examples, with its `sample.py`, as they come.
+const DAGFACTORY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/dagfactory-dev");
+
+#[test]
+fn dag_factorys_python_examples_run() {
+    let read = |rel: &str| std::fs::read_to_string(format!("{DAGFACTORY}/{rel}")).unwrap();
+    let e = Engine::start(
+        &[
+            ("sample.py", &read("sample.py")),
+            (
+                "outputs.yml",
+                &read("example_multiple_outputs_taskflow.yml"),
+            ),
+            ("params.yml", &read("airflow3/example_params.yml")),
+        ],
+        &[],
+    );
+    let run = e.trigger("example_multiple_outputs_taskflow", None);
+    let dag = "example_multiple_outputs_taskflow";
+    assert_eq!(
+        e.wait_run(dag, &run),
+        "success",
+        "{:?}",
+        e.states(dag, &run)
+    );
+    let store = e.store();
+    for (task, value) in [("echo1", "value1"), ("echo2", "value2")] {
+        assert_eq!(
+            store.xcom(dag, &run, task, "return_value").unwrap(),
+            Some(json!(value))
+        );
+    }
+    let run = e.trigger("example_params", None);
+    assert_eq!(e.wait_run("example_params", &run), "success");
+    // The task's own params over the DAG's.
+    let log = e.log("example_params", &run, "task_2", 1);
+    assert!(
+        log.contains(
+            "params:  {'model_version': '1.0.0', 'input_uri': 'localhost', 'my_param': 10}"
+        ) && log.contains("model_version: 1.0.0"),
+        "{log}"
+    );
+}

@@ -49,6 +49,14 @@ const FILES: &[(&str, &str)] = &[
         "compat/airflow/utils/context.py",
         include_str!("python/airflow/utils/context.py"),
     ),
+    (
+        "compat/airflow/operators/__init__.py",
+        include_str!("python/airflow/operators/__init__.py"),
+    ),
+    (
+        "compat/airflow/operators/python.py",
+        include_str!("python/airflow/operators/python.py"),
+    ),
 ];
 
 /// A Python to run: the program and the arguments that come before the script (`-3` for

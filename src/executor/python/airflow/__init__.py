@@ -12,9 +12,18 @@ import sys
 PROVIDED = (
     "airflow.sdk: get_current_context, Variable, Connection, Param, task; "
     "airflow.exceptions: AirflowException, AirflowSkipException, AirflowFailException; "
-    "airflow.models: Variable; airflow.utils.context: Context"
+    "airflow.models: Variable; airflow.utils.context: Context; "
+    "airflow.operators.python: get_current_context"
 )
-_MODULES = {"airflow.sdk", "airflow.exceptions", "airflow.models", "airflow.utils", "airflow.utils.context"}
+_MODULES = {
+    "airflow.sdk",
+    "airflow.exceptions",
+    "airflow.models",
+    "airflow.utils",
+    "airflow.utils.context",
+    "airflow.operators",
+    "airflow.operators.python",
+}
 
 
 def _refuse(name):
