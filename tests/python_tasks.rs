@@ -75,6 +75,25 @@ def truthy():
     return "yes"
 
 
+def spawn_and_hang(pidfile):
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    with open(pidfile, "w") as f:
+        f.write(str(child.pid))
+    time.sleep(300)
+
+
+def read_conn():
+    from airflow.sdk import Connection
+
+    c = Connection.get("db")
+    ctx = get_current_context()
+    return [c.host, c.port, c.login, c.extra_dejson["k"], ctx["conn"].db.schema]
+
+
 def imports_dag():
     from airflow.models import DAG  # noqa: F401
 "#;
@@ -339,4 +358,75 @@ fn dag_factorys_python_examples_run() {
         ) && log.contains("model_version: 1.0.0"),
         "{log}"
     );
+}
+
+#[test]
+fn execution_timeout_kills_the_python_tree_and_connections_are_read() {
+    let pidfile =
+        std::env::temp_dir().join(format!("updraft-py-grandchild-{}", std::process::id()));
+    let kwargs = format!(
+        "op_kwargs: {{pidfile: '{}'}}\nexecution_timeout: 2",
+        pidfile.display()
+    );
+    let tasks = [
+        py_task("hang", "lib.spawn_and_hang", &kwargs),
+        py_task("conn", "lib.read_conn", ""),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("slow.yml", &dag("slow", "", &tasks)),
+        ],
+        &[],
+    );
+    let add = [
+        "connections",
+        "add",
+        "db",
+        "--conn-type",
+        "postgres",
+        "--conn-host",
+        "h.example",
+        "--conn-port",
+        "5432",
+        "--conn-login",
+        "me",
+        "--conn-schema",
+        "s1",
+        "--conn-extra",
+        r#"{"k": "v"}"#,
+    ];
+    e.home.run(&add, FAST).expect(0);
+    let run = e.trigger("slow", None);
+    assert_eq!(e.wait_run("slow", &run), "failed");
+    assert_eq!(e.state("slow", &run, "conn"), "success");
+    assert_eq!(
+        e.store()
+            .xcom("slow", &run, "conn", "return_value")
+            .unwrap(),
+        Some(json!(["h.example", 5432, "me", "v", "s1"]))
+    );
+    let log = e.log("slow", &run, "hang", 1);
+    assert!(
+        log.contains("execution_timeout of 2.000 s reached"),
+        "{log}"
+    );
+    let grandchild: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(") ")
+                .next()
+                .is_some_and(|r| !r.starts_with('Z'))
+        })
+    };
+    assert!(
+        crate::util::wait_until(std::time::Duration::from_secs(60), || !alive(grandchild)),
+        "grandchild {grandchild} survived"
+    );
+    let _ = std::fs::remove_file(pidfile);
 }
