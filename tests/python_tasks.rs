@@ -91,6 +91,7 @@ def read_conn():
 
     c = Connection.get("db")
     ctx = get_current_context()
+    Variable.set("written", {"by": "callable"}, serialize_json=True)
     return [c.host, c.port, c.login, c.extra_dejson["k"], ctx["conn"].db.schema]
 
 
@@ -361,7 +362,7 @@ fn dag_factorys_python_examples_run() {
 }
 
 #[test]
-fn execution_timeout_kills_the_python_tree_and_connections_are_read() {
+fn execution_timeout_kills_the_python_tree_connections_read_variables_written() {
     let pidfile =
         std::env::temp_dir().join(format!("updraft-py-grandchild-{}", std::process::id()));
     let kwargs = format!(
@@ -407,6 +408,8 @@ fn execution_timeout_kills_the_python_tree_and_connections_are_read() {
             .unwrap(),
         Some(json!(["h.example", 5432, "me", "v", "s1"]))
     );
+    let written = e.home.run(&["variables", "get", "written"], FAST).expect(0);
+    assert_eq!(written.stdout().trim(), r#"{"by": "callable"}"#);
     let log = e.log("slow", &run, "hang", 1);
     assert!(
         log.contains("execution_timeout of 2.000 s reached"),

@@ -382,6 +382,42 @@ pub fn variable(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
     ))
 }
 
+#[derive(Deserialize)]
+struct VariableBody {
+    value: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// `PUT /execution/variables/{variable_key}`: creates or sets a variable (a callable's
+/// `Variable.set`). 201.
+pub fn put_variable(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let key = p.get("variable_key");
+    if key.is_empty() || key.chars().count() > crate::model::ID_LEN {
+        return Err(ApiError::new(
+            422,
+            format!(
+                "a variable key must be 1 to {} characters",
+                crate::model::ID_LEN
+            ),
+        ));
+    }
+    let b: VariableBody = body(req)?;
+    store.set_variable(key, &b.value, b.description.as_deref())?;
+    Ok(with_token(
+        ctx,
+        Reply::json(201, &json!({"message": "Variable successfully set"})),
+        &c,
+        c.ti.state,
+    ))
+}
+
 /// `GET /execution/connections/{connection_id}`.
 pub fn connection(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let c = running_caller(ctx, store, req)?;

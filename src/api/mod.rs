@@ -39,6 +39,7 @@ static BASE: &[Route] = &[
     public(Patch, "/execution/task-instances/{task_instance_id}/state", Execution, "Finish a try: success, failed, skipped, up_for_retry", execution::state),
     public(Patch, "/execution/task-instances/{task_instance_id}/skip-downstream", Execution, "Skip tasks downstream of a branch or short-circuit", execution::skip_downstream),
     public(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
+    public(Put, "/execution/variables/{variable_key}", Execution, "Set a variable", execution::put_variable),
     public(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Read an XCom", execution::get_xcom),
     public(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Push an XCom", execution::set_xcom),

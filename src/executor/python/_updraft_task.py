@@ -59,6 +59,9 @@ class Client:
     def variable(self, key):
         return self.call("GET", "variables/" + _q(key))["value"]
 
+    def set_variable(self, key, value, description=None):
+        self.call("PUT", "variables/" + _q(key), {"value": value, "description": description})
+
     def connection(self, conn_id):
         return self.call("GET", "connections/" + _q(conn_id))
 

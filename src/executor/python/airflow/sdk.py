@@ -29,9 +29,8 @@ class Variable:
 
     @staticmethod
     def set(key, value, description=None, serialize_json=False):
-        raise NotImplementedError(
-            "updraft's Execution API does not write variables yet; set them with `updraft variables set`"
-        )
+        text = json.dumps(value) if serialize_json else str(value)
+        _rt.CLIENT.set_variable(key, text, description)
 
 
 class Connection(_rt.ConnectionValue):
