@@ -787,6 +787,7 @@ mod tests {
             owner: "someone".into(),
             doc_md: Some("runs bash".into()),
             python: None,
+            callbacks: Vec::new(),
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");

@@ -113,6 +113,22 @@ pub struct Task {
     /// What a Python task calls (PythonOperator, TaskFlow `@task`); `None` for others.
     #[serde(default)]
     pub python: Option<PythonCall>,
+    /// The task's callbacks (`on_success_callback`, ...), from it, its groups'
+    /// `default_args` and the DAG's.
+    #[serde(default)]
+    pub callbacks: Vec<Callback>,
+}
+
+/// A Python function a task calls with its context when something happens to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    /// `on_success_callback` and its kin, by Airflow's name.
+    pub on: String,
+    /// `module.func`, or with `file` the function's name in that file.
+    pub callable: String,
+    pub file: Option<String>,
+    /// Keyword arguments given with the `callback:` mapping form.
+    pub kwargs: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The callable of a Python task and the arguments it gets, as dag-factory builds them.

@@ -95,6 +95,16 @@ def read_conn():
     return [c.host, c.port, c.login, c.extra_dejson["k"], ctx["conn"].db.schema]
 
 
+def report(context, tag="plain"):
+    ti = context["ti"]
+    print(f"callback {tag} for {ti.task_id} try {ti.try_number}", flush=True)
+    Variable.set(f"cb_{ti.task_id}_{tag}_{ti.try_number}", "fired")
+
+
+def broken_callback(context):
+    raise RuntimeError("callback broke")
+
+
 def imports_dag():
     from airflow.models import DAG  # noqa: F401
 "#;
@@ -432,4 +442,63 @@ fn execution_timeout_kills_the_python_tree_connections_read_variables_written() 
         "grandchild {grandchild} survived"
     );
     let _ = std::fs::remove_file(pidfile);
+}
+
+#[test]
+fn callbacks_fire_once_each_and_never_change_the_state() {
+    let lib = "  default_args:\n    start_date: 2024-01-01\n    on_retry_callback: lib.report\n";
+    let tasks = [
+        task(
+            "ok",
+            "echo ok",
+            "on_execute_callback: {callback: lib.report, tag: exec}\non_success_callback: {callback: lib.report, tag: success}",
+        ),
+        py_task(
+            "boom",
+            "lib.boom",
+            "retries: 1\nretry_delay: 0\non_failure_callback_name: broken_callback\non_failure_callback_file: $CONFIG_ROOT_DIR/lib.py",
+        ),
+        py_task("skip", "lib.skip", "on_skipped_callback: {callback: lib.report, tag: skipped}"),
+    ]
+    .concat();
+    let yaml = dag("cbs", "", &tasks).replace("  default_args:\n    start_date: 2024-01-01\n", lib);
+    let e = Engine::start(&[("lib.py", CALLABLES), ("cbs.yml", &yaml)], &[]);
+    let run = e.trigger("cbs", None);
+    assert_eq!(e.wait_run("cbs", &run), "failed");
+    let states = e.states("cbs", &run);
+    assert_eq!(states["ok"].0, "success", "{states:?}");
+    assert_eq!(states["boom"], ("failed".to_string(), 2), "{states:?}");
+    assert_eq!(states["skip"].0, "skipped", "{states:?}");
+    let var = |key: &str| {
+        let out = e.home.run(&["variables", "get", key], FAST);
+        (out.code() == 0).then(|| out.stdout().trim().to_string())
+    };
+    for key in [
+        "cb_ok_exec_1",
+        "cb_ok_success_1",
+        "cb_boom_plain_1",
+        "cb_skip_skipped_1",
+    ] {
+        assert_eq!(var(key).as_deref(), Some("fired"), "{key}");
+    }
+    // on_retry only for the try that is retried; the DAG's default_args reach every task.
+    assert_eq!(var("cb_boom_plain_2"), None);
+    let ok_log = e.log("cbs", &run, "ok", 1);
+    assert_eq!(
+        ok_log.matches("callback exec for ok").count(),
+        1,
+        "{ok_log}"
+    );
+    assert_eq!(
+        ok_log.matches("callback success for ok").count(),
+        1,
+        "{ok_log}"
+    );
+    // A callback that raises is logged; the state stays failed, as the try made it.
+    let log = e.log("cbs", &run, "boom", 2);
+    assert!(
+        log.contains("on_failure_callback broken_callback failed")
+            && log.contains("RuntimeError: callback broke"),
+        "{log}"
+    );
 }

@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use super::yaml::{Node, Pos, Value};
 use super::{Ctx, ImportError, check_id, values};
 use crate::model::{
-    GROUP_ID_LEN, ID_LEN, Operator, PythonCall, PythonKind, Task, TaskGroup, TriggerRule, XcomArg,
+    Callback, GROUP_ID_LEN, ID_LEN, Operator, PythonCall, PythonKind, Task, TaskGroup, TriggerRule,
+    XcomArg,
 };
 
 /// Import paths of the operators updraft runs, by the names Airflow 2 and 3 use.
@@ -709,7 +710,108 @@ fn task(
             .unwrap_or_else(|| DEFAULT_OWNER.to_string()),
         doc_md: cx.get(layers, "doc_md", Node::string),
         python,
+        callbacks: callbacks(cx, layers),
     }
+}
+
+/// Airflow's task callbacks, by the names dag-factory reads.
+const CALLBACKS: &[&str] = &[
+    "on_execute_callback",
+    "on_success_callback",
+    "on_failure_callback",
+    "on_retry_callback",
+    "on_skipped_callback",
+];
+
+/// A task's callbacks as dag-factory 1.1.0's `set_callback` reads them, from the first of
+/// `layers` (the task, its groups' `default_args`, the DAG's) that sets each: `module.func`;
+/// `X_name` + `X_file` (an absolute path; it wins over `X` in the same layer); or a mapping
+/// whose `callback` names the function and whose other keys are its keyword arguments. A
+/// notifier of a provider (`airflow.providers....`) cannot run here: a warning, and no
+/// callback.
+fn callbacks(cx: &mut Ctx, layers: &[&Node]) -> Vec<Callback> {
+    let mut out = Vec::new();
+    for &on in CALLBACKS {
+        let (name_key, file_key) = (format!("{on}_name"), format!("{on}_file"));
+        let Some(layer) = layers.iter().find(|l| {
+            l.field(on).is_some_and(|n| n.value != Value::Null)
+                || (l.field(&name_key).is_some() && l.field(&file_key).is_some())
+        }) else {
+            continue;
+        };
+        if let (Some(name), Some(file)) = (layer.field(&name_key), layer.field(&file_key)) {
+            let (Some(name), Some(path)) =
+                (cx.ok(name.string(&name_key)), cx.ok(file.string(&file_key)))
+            else {
+                continue;
+            };
+            if !is_absolute(&path) {
+                cx.errors.push(file.pos.error(format!(
+                    "`{file_key}` must be an absolute path, not `{path}` (`$CONFIG_ROOT_DIR/...` is one way)"
+                )));
+                continue;
+            }
+            out.push(Callback {
+                on: on.to_string(),
+                callable: name,
+                file: Some(path),
+                kwargs: serde_json::Map::new(),
+            });
+            continue;
+        }
+        let Some(n) = layer.field(on) else { continue };
+        let (callable, kwargs, pos) = match &n.value {
+            Value::Str(s) => (s.clone(), serde_json::Map::new(), n.pos),
+            Value::Map(entries) => {
+                let Some(c) = n.field("callback") else {
+                    cx.errors.push(n.pos.error(format!(
+                        "`{on}` as a mapping needs a `callback`: the function's `module.name`"
+                    )));
+                    continue;
+                };
+                let Some(callable) = cx.ok(c.string("callback")) else {
+                    continue;
+                };
+                let kwargs = entries
+                    .iter()
+                    .filter(|e| e.key != "callback")
+                    .map(|e| (e.key.clone(), e.value.to_json()))
+                    .collect();
+                (callable, kwargs, c.pos)
+            }
+            _ => {
+                cx.errors.push(n.pos.error(format!(
+                    "`{on}` must be `module.function` or a mapping with a `callback`, not {}",
+                    n.describe()
+                )));
+                continue;
+            }
+        };
+        if callable.starts_with("airflow.providers.") {
+            let warning = format!(
+                "line {}: `{on}` names `{callable}`, a provider's notifier, which updraft cannot run: it is left out",
+                pos.line
+            );
+            // Once, though `default_args` hand it to every task.
+            if !cx.warnings.contains(&warning) {
+                cx.warnings.push(warning);
+            }
+            continue;
+        }
+        if !callable.contains('.') {
+            cx.errors.push(pos.error(format!(
+                "`{on}` must be a dotted path such as `module.function`, not `{callable}`"
+            )));
+            continue;
+        }
+        out.push(Callback {
+            on: on.to_string(),
+            callable,
+            file: None,
+            kwargs,
+        });
+    }
+    out
 }
 
 /// A Python task's callable and arguments, as dag-factory 1.1.0 reads them
@@ -1167,6 +1269,46 @@ mod tests {
         );
         assert!(
             e[0].contains("PythonOperator takes no argument `ignore_downstream_trigger_rules`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn callbacks_in_dag_factorys_forms() {
+        let p = parse(concat!(
+            "d:\n  default_args:\n    on_retry_callback: m.retry\n    on_success_callback: m.dag_level\n",
+            "    on_failure_callback: {callback: airflow.providers.slack.notifications.slack.send_slack_notification, text: x}\n",
+            "  tasks:\n",
+            "    - task_id: a\n      operator: airflow.operators.empty.EmptyOperator\n",
+            "      on_success_callback: {callback: m.ok, p: 1}\n",
+            "      on_execute_callback: m.wrong\n      on_execute_callback_name: f\n      on_execute_callback_file: /x/cb.py\n",
+        ));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("send_slack_notification")),
+            "{:?}",
+            p.warnings
+        );
+        let got: Vec<String> = p.dags[0].tasks[0]
+            .callbacks
+            .iter()
+            .map(|c| format!("{} {} {:?} {}", c.on, c.callable, c.file, json!(c.kwargs)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "on_execute_callback f Some(\"/x/cb.py\") {}",
+                "on_success_callback m.ok None {\"p\":1}",
+                "on_retry_callback m.retry None {}",
+            ]
+        );
+        let e = errors(
+            "d: {tasks: [{task_id: a, operator: EmptyOperator, on_success_callback: [m.f]}]}",
+        );
+        assert!(
+            e[0].contains("`on_success_callback` must be `module.function` or a mapping"),
             "{e:?}"
         );
     }

@@ -179,6 +179,17 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         "failed"
     };
     let finish = |log: &mut TaskLog, state: &str, rendered: Option<&str>| -> Outcome {
+        // As Airflow 3's task runner: callbacks run before the state is reported, while
+        // the try's token still reaches variables, connections and XComs.
+        let on = match state {
+            "success" => "on_success_callback",
+            "skipped" => "on_skipped_callback",
+            "up_for_retry" => "on_retry_callback",
+            _ => "on_failure_callback",
+        };
+        if !sv.stopping() {
+            run_callbacks(sv, &ctx, ti_id, &client, on, log);
+        }
         log.line(&format!("final state: {state}"));
         match client.finish(ti_id, state, sv.clock.now(), rendered) {
             Ok(()) => Outcome::Reported,
@@ -325,6 +336,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let cwd = task["cwd"].as_str().map(PathBuf::from);
     // stdout comes through a pipe: copied into the log line by line, its last line kept
     // for the return value. stderr goes to the log directly.
+    run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
     // A Python task writes its own log lines and reports its return value itself; its
     // spec goes in a file (argv and the environment are too small on Windows).
     let mut python_files = None;
@@ -477,6 +489,110 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         log.line(&format!("could not push the return_value XCom: {e}"));
     }
     Ok(finish(&mut log, state, shown))
+}
+
+/// The longest a task's callbacks may run, all of them together, before they are killed:
+/// bounded, so a hung callback cannot keep a try from being reported.
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs the task's `on` callbacks with the Python runner, their output into the try's log.
+/// A callback that fails or cannot run is logged; it never changes the task's state.
+fn run_callbacks(
+    sv: &Supervisors,
+    ctx: &Value,
+    ti_id: &str,
+    client: &Client,
+    on: &str,
+    log: &mut TaskLog,
+) {
+    let callbacks: Vec<&Value> = ctx["task"]["callbacks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["on"] == on)
+        .collect();
+    if callbacks.is_empty() {
+        return;
+    }
+    let interpreter = match &sv.python {
+        Ok(i) => i.clone(),
+        Err(line) => {
+            log.line(&format!("cannot run {on}: {line}"));
+            return;
+        }
+    };
+    let runner = match sv
+        .python_runner
+        .get_or_init(|| python::install(&sv.home).map_err(|e| e.to_string()))
+    {
+        Ok(dir) => dir.clone(),
+        Err(e) => {
+            log.line(&format!(
+                "cannot run {on}: cannot write the Python runner's files: {e}"
+            ));
+            return;
+        }
+    };
+    let try_number = ctx["try_number"].as_u64().unwrap_or(1) as u32;
+    let files = PythonFiles::new(&sv.temp_dir, &format!("{ti_id}-{on}"), try_number);
+    let mut spec = python_spec(ctx, &Value::Null, sv, &runner, &files.outcome);
+    spec["callbacks"] = Value::Array(callbacks.into_iter().cloned().collect());
+    if let Err(e) = std::fs::write(&files.spec, spec.to_string()) {
+        log.line(&format!("cannot run {on}: cannot write its spec: {e}"));
+        return;
+    }
+    log.line(&format!("running {on} with {}", interpreter.describe()));
+    let mut args = interpreter.args.clone();
+    args.push(runner.join("updraft_runner.py").into_os_string());
+    args.push(files.spec.clone().into_os_string());
+    let program = Program {
+        path: interpreter.program.clone(),
+        args,
+    };
+    let Ok(file) = log.file() else { return };
+    let mut env = vec![
+        (URL_VAR.to_string(), sv.api_url.clone()),
+        (TOKEN_VAR.to_string(), client.token()),
+        (TI_VAR.to_string(), ti_id.to_string()),
+        (
+            "UPDRAFT_HOME".to_string(),
+            sv.home.to_string_lossy().into_owned(),
+        ),
+        ("PYTHONUTF8".to_string(), "1".to_string()),
+        ("PYTHONIOENCODING".to_string(), "utf-8".to_string()),
+        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+    ];
+    if let Some(path) = &sv.task_path {
+        env.push(("PATH".into(), path.to_string_lossy().into_owned()));
+    }
+    let spec = Spec {
+        shell: sv.shell.clone(),
+        script: String::new(),
+        env,
+        inherit_env: true,
+        cwd: None,
+        log: file,
+        stdout: None,
+    };
+    let mut child = match process::spawn_program(&program, spec) {
+        Ok(c) => c,
+        Err(e) => {
+            log.line(&format!("cannot run {on}: {e}"));
+            return;
+        }
+    };
+    let started = Instant::now();
+    loop {
+        match child.wait_timeout(TICK) {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() < CALLBACK_TIMEOUT && !sv.stopping() => {}
+            Ok(None) | Err(_) => {
+                let _ = child.kill_tree(KILL_GRACE);
+                log.line(&format!("{on} was stopped: it ran for too long"));
+                return;
+            }
+        }
+    }
 }
 
 /// A Python try's spec file and the file its runner writes the outcome to; both are

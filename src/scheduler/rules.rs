@@ -425,6 +425,7 @@ mod tests {
             owner: "airflow".to_string(),
             doc_md: None,
             python: None,
+            callbacks: Vec::new(),
         }
     }
 

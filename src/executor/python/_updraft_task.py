@@ -389,6 +389,23 @@ def follow(spec, result):
             CLIENT.skip(os.environ["UPDRAFT_TI_ID"], skip)
 
 
+def run_callbacks(spec):
+    """Calls each callback with the context (and its keyword arguments); a failure is
+    printed with its traceback and does not stop the others."""
+    global CONTEXT
+    CONTEXT = build_context(spec)
+    for cb in spec["callbacks"]:
+        name = cb["callable"]
+        try:
+            func = load_callable({"callable": name, "file": cb.get("file")})
+            func(CONTEXT, **(cb.get("kwargs") or {}))
+        except BaseException:  # noqa: B036 - a callback never changes the task's state
+            print(f"{cb['on']} {name} failed:", file=sys.stderr, flush=True)
+            traceback.print_exc()
+            sys.stderr.flush()
+    return 0
+
+
 def _write_outcome(spec, state, retry=True):
     with open(spec["outcome"], "w", encoding="utf-8") as f:
         json.dump({"state": state, "retry": retry}, f)
@@ -400,6 +417,8 @@ def main(argv):
         spec = json.load(f)
     CLIENT = Client(os.environ["UPDRAFT_EXECUTION_API_URL"], os.environ["UPDRAFT_TASK_TOKEN"])
     _setup_paths(spec)
+    if spec.get("callbacks"):
+        return run_callbacks(spec)
     try:
         func = load_callable(spec)
         CONTEXT = build_context(spec)
