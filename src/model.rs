@@ -155,6 +155,10 @@ pub struct PythonCall {
     /// tasks and let trigger rules decide the rest.
     #[serde(default)]
     pub ignore_downstream_trigger_rules: bool,
+    /// The DAG's `render_template_as_native_obj`: rendered strings that read as Python
+    /// literals become those values.
+    #[serde(default)]
+    pub native: bool,
 }
 
 /// A keyword argument that takes the XCom `key` of task `task_id` at run time.

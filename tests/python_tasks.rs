@@ -105,6 +105,10 @@ def broken_callback(context):
     raise RuntimeError("callback broke")
 
 
+def types(**kwargs):
+    return {k: type(v).__name__ for k, v in kwargs.items() if k in ("n", "items", "word")}
+
+
 def imports_dag():
     from airflow.models import DAG  # noqa: F401
 "#;
@@ -501,4 +505,35 @@ fn callbacks_fire_once_each_and_never_change_the_state() {
             && log.contains("RuntimeError: callback broke"),
         "{log}"
     );
+}
+
+#[test]
+fn native_rendering_gives_python_values() {
+    let kwargs = "op_kwargs: {n: '{{ params.n }}', items: '{{ [1, 2] }}', word: '{{ params.w }}'}";
+    let tasks = [py_task("t", "lib.types", kwargs)].concat();
+    let extra = "  render_template_as_native_obj: true\n  params:\n    n: 3\n    w: abc\n";
+    let plain = dag("plain", "  params:\n    n: 3\n    w: abc\n", &tasks);
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("native.yml", &dag("native", extra, &tasks)),
+            ("plain.yml", &plain),
+        ],
+        &[],
+    );
+    for (dag_id, want) in [
+        (
+            "native",
+            json!({"n": "int", "items": "list", "word": "str"}),
+        ),
+        ("plain", json!({"n": "str", "items": "str", "word": "str"})),
+    ] {
+        let run = e.trigger(dag_id, None);
+        assert_eq!(e.wait_run(dag_id, &run), "success");
+        assert_eq!(
+            e.store().xcom(dag_id, &run, "t", "return_value").unwrap(),
+            Some(want),
+            "{dag_id}"
+        );
+    }
 }

@@ -356,6 +356,12 @@ pub(super) fn build(
         ids.sort();
         tasks[t].upstream = ids;
     }
+    let native = cfg
+        .field("render_template_as_native_obj")
+        .is_some_and(|n| n.value == Value::Bool(true));
+    for call in tasks.iter_mut().filter_map(|t| t.python.as_mut()) {
+        call.native = native;
+    }
     let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
     let tasks = order.into_iter().filter_map(|t| slots[t].take()).collect();
 
@@ -949,6 +955,7 @@ fn python_call(
         ignore_downstream_trigger_rules: cx
             .get(own, "ignore_downstream_trigger_rules", Node::boolean)
             .unwrap_or(true),
+        native: false,
     })
 }
 

@@ -315,6 +315,23 @@ def load_callable(spec):
     return getattr(importlib.import_module(module_name), attr)
 
 
+def native(value):
+    """Airflow's NativeEnvironment on a rendered value: a string that reads as a Python
+    literal becomes that value (`ast.literal_eval`), in lists and dicts too."""
+    import ast
+
+    if isinstance(value, str):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return value
+    if isinstance(value, list):
+        return [native(v) for v in value]
+    if isinstance(value, dict):
+        return {k: native(v) for k, v in value.items()}
+    return value
+
+
 def _is(exc, name):
     return any(k.__name__ == name for k in type(exc).__mro__)
 
@@ -417,6 +434,9 @@ def main(argv):
         spec = json.load(f)
     CLIENT = Client(os.environ["UPDRAFT_EXECUTION_API_URL"], os.environ["UPDRAFT_TASK_TOKEN"])
     _setup_paths(spec)
+    if spec.get("native"):
+        for key in ("op_args", "op_kwargs", "templates_dict"):
+            spec[key] = native(spec.get(key))
     if spec.get("callbacks"):
         return run_callbacks(spec)
     try:
