@@ -218,6 +218,11 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         ))
     })?;
     let t = |d: Option<DateTime<Utc>>| d.map(crate::store::ts);
+    let branching = matches!(
+        task.operator,
+        Operator::Python(PythonKind::Branch | PythonKind::ShortCircuit)
+            | Operator::TaskFlow(PythonKind::Branch | PythonKind::ShortCircuit)
+    );
     let context = json!({
         "dag_run": {
             "dag_id": run.dag_id, "run_id": run.run_id, "logical_date": t(run.logical_date),
@@ -243,9 +248,10 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             "python": task.python,
             "python_kind": python_kind(task.operator),
             "callbacks": task.callbacks,
-            "downstream": downstream(&dag, &task.task_id, false),
-            "all_downstream": downstream(&dag, &task.task_id, true),
-            "group_roots": group_roots(&dag),
+            // What only a branch or short-circuit needs: not worked out for other tasks.
+            "downstream": branching.then(|| downstream(&dag, &task.task_id, false)),
+            "all_downstream": branching.then(|| downstream(&dag, &task.task_id, true)),
+            "group_roots": branching.then(|| group_roots(&dag)),
         },
         "fileloc": dag.fileloc,
     });

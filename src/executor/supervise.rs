@@ -79,7 +79,9 @@ pub struct Supervisors {
     /// The folder the runner's files were written to, once a Python task needed them.
     python_runner: std::sync::OnceLock<std::result::Result<PathBuf, String>>,
     dags_folder: PathBuf,
-    temp_dir: PathBuf,
+    /// Where Python tries' spec and outcome files go: under the home, not the shared
+    /// temporary folder, so no other user can plant a file under a name one will take.
+    tries_dir: PathBuf,
     /// Set when the executor shuts down: running tasks stop and are reported for retry.
     pub stop: AtomicBool,
     /// The threads supervisors and their output readers run on.
@@ -122,7 +124,7 @@ impl Supervisors {
             python: python::find(&cfg.core.python_interpreter, &cfg.host),
             python_runner: std::sync::OnceLock::new(),
             dags_folder: cfg.core.dags_folder.clone(),
-            temp_dir: cfg.host.temp_dir().to_path_buf(),
+            tries_dir: cfg.home.join("python-runner").join("tries"),
             stop: AtomicBool::new(false),
             threads: Threads::new(),
         }
@@ -342,7 +344,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let mut python_files = None;
     let program = match &python_run {
         Some((interpreter, runner)) => {
-            let files = PythonFiles::new(&sv.temp_dir, ti_id, try_number);
+            let files = PythonFiles::new(&sv.tries_dir, ti_id, try_number);
             let fields: Value = serde_json::from_str(&rendered).unwrap_or_default();
             let spec = python_spec(&ctx, &fields, sv, runner, &files.outcome);
             if let Err(e) = std::fs::write(&files.spec, spec.to_string()) {
@@ -534,7 +536,7 @@ fn run_callbacks(
         }
     };
     let try_number = ctx["try_number"].as_u64().unwrap_or(1) as u32;
-    let files = PythonFiles::new(&sv.temp_dir, &format!("{ti_id}-{on}"), try_number);
+    let files = PythonFiles::new(&sv.tries_dir, &format!("{ti_id}-{on}"), try_number);
     let mut spec = python_spec(ctx, &Value::Null, sv, &runner, &files.outcome);
     spec["callbacks"] = Value::Array(callbacks.into_iter().cloned().collect());
     if let Err(e) = std::fs::write(&files.spec, spec.to_string()) {
@@ -603,7 +605,8 @@ struct PythonFiles {
 }
 
 impl PythonFiles {
-    fn new(temp_dir: &Path, ti_id: &str, try_number: u32) -> PythonFiles {
+    fn new(dir: &Path, ti_id: &str, try_number: u32) -> PythonFiles {
+        let _ = std::fs::create_dir_all(dir);
         let id: String = ti_id
             .chars()
             .map(|c| {
@@ -615,10 +618,13 @@ impl PythonFiles {
             })
             .collect();
         let stem = format!("updraft-py-{id}-{try_number}");
-        PythonFiles {
-            spec: temp_dir.join(format!("{stem}.json")),
-            outcome: temp_dir.join(format!("{stem}-outcome.json")),
-        }
+        let files = PythonFiles {
+            spec: dir.join(format!("{stem}.json")),
+            outcome: dir.join(format!("{stem}-outcome.json")),
+        };
+        // One a killed process left behind must not pass for this try's outcome.
+        let _ = std::fs::remove_file(&files.outcome);
+        files
     }
 
     /// The state the runner wrote, and whether a failure may be retried.
