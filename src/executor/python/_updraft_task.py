@@ -7,14 +7,14 @@ It holds the running try: its Execution API client and its context, so that
 import datetime as _dt
 import importlib
 import importlib.util
-import inspect
 import json
 import os
+import socket
 import sys
-import traceback
-import urllib.error
-import urllib.parse
-import urllib.request
+
+# Imports that take tens of milliseconds (urllib.request, http.client with ssl, inspect,
+# traceback) are left out of the path every try takes: the interpreter's start and these
+# imports are most of a small task's time.
 
 RETURN_KEY = "return_value"
 # Set by main(): the running try's context and API client.
@@ -34,27 +34,69 @@ class Client:
         self.token = token
 
     def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + self.token)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                self._refresh(r.headers)
-                text = r.read().decode("utf-8")
-        except urllib.error.HTTPError as e:
-            self._refresh(e.headers)
-            detail = e.read().decode("utf-8", "replace")
-            if e.code == 404:
-                raise NotFound(detail) from None
-            raise RuntimeError(f"Execution API {method} {path}: {e.code} {detail}") from None
-        return json.loads(text) if text else None
-
-    def _refresh(self, headers):
-        token = headers.get("Refreshed-API-Token") if headers else None
+        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        status, headers, payload = self._send(method, path, data)
+        token = headers.get("refreshed-api-token")
         if token:
             self.token = token
+        text = payload.decode("utf-8", "replace")
+        if status == 404:
+            raise NotFound(text)
+        if status >= 400:
+            raise RuntimeError(f"Execution API {method} {path}: {status} {text}")
+        return json.loads(text) if text else None
+
+    def _send(self, method, path, data):
+        """One HTTP/1.1 request on its own connection: (status, headers, body). Plain
+        HTTP over a socket, as the Execution API is on this machine; https goes through
+        urllib."""
+        url = self.base + path
+        if not url.startswith("http://"):
+            return self._send_urllib(method, url, data)
+        rest = url[len("http://"):]
+        hostport, _, target = rest.partition("/")
+        host, sep, port = hostport.rpartition(":")
+        if not sep or "]" in port:
+            host, port = hostport, "80"
+        head = (
+            f"{method} /{target} HTTP/1.1\r\nHost: {hostport}\r\n"
+            f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        )
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=60) as sock:
+            sock.sendall(head.encode("latin-1") + data)
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        raw = b"".join(chunks)
+        head_bytes, _, body = raw.partition(b"\r\n\r\n")
+        lines = head_bytes.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = _unchunk(body)
+        elif "content-length" in headers:
+            body = body[: int(headers["content-length"])]
+        return status, headers, body
+
+    def _send_urllib(self, method, url, data):
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(url, data=data or None, method=method)
+        req.add_header("Authorization", "Bearer " + self.token)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
     def variable(self, key):
         return self.call("GET", "variables/" + _q(key))["value"]
@@ -77,8 +119,24 @@ class Client:
         self.call("POST", "xcoms/" + path, value)
 
 
+def _unchunk(body):
+    out = []
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out.append(body[:size])
+        body = body[size + 2:]
+    return b"".join(out)
+
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
 def _q(part):
-    return urllib.parse.quote(str(part), safe="")
+    """Percent-encodes one path segment (urllib.parse.quote with safe="")."""
+    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in str(part).encode("utf-8"))
 
 
 def to_json(value, what):
@@ -281,20 +339,49 @@ def build_context(spec):
     return ctx
 
 
+def _parameters(func):
+    """The callable's parameters as (name, kind) in order, kind one of "positional",
+    "keyword_only", "var_positional", "var_keyword". Read from a plain function's code
+    object (inspect costs ~10 ms to import); anything else goes through inspect."""
+    code = getattr(func, "__code__", None)
+    plain = code is not None and not hasattr(func, "__self__") and not hasattr(func, "__wrapped__")
+    if not plain:
+        import inspect
+
+        kinds = {
+            inspect.Parameter.KEYWORD_ONLY: "keyword_only",
+            inspect.Parameter.VAR_POSITIONAL: "var_positional",
+            inspect.Parameter.VAR_KEYWORD: "var_keyword",
+        }
+        return [(n, kinds.get(p.kind, "positional")) for n, p in inspect.signature(func).parameters.items()]
+    names = code.co_varnames
+    n_pos, n_kw = code.co_argcount, code.co_kwonlyargcount
+    out = [(n, "positional") for n in names[:n_pos]]
+    i = n_pos + n_kw
+    if code.co_flags & 0x04:  # CO_VARARGS
+        out.append((names[i], "var_positional"))
+        i += 1
+    out += [(n, "keyword_only") for n in names[n_pos:n_pos + n_kw]]
+    if code.co_flags & 0x08:  # CO_VARKEYWORDS
+        out.append((names[i], "var_keyword"))
+    return out
+
+
 def determine_kwargs(func, args, kwargs):
     """Airflow's `determine_kwargs`: what of `kwargs` the callable's signature takes."""
-    sig = inspect.signature(func)
-    wildcard = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
-    for i, (name, p) in enumerate(sig.parameters.items()):
+    params = _parameters(func)
+    wildcard = any(kind == "var_keyword" for _, kind in params)
+    for i, (name, kind) in enumerate(params):
         if i >= len(args):
             break
-        if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD):
+        if kind in ("keyword_only", "var_keyword"):
             continue
         if name in kwargs:
             raise ValueError(f"The key {name!r} in args is a part of kwargs and therefore reserved.")
     if wildcard:
         return dict(kwargs)
-    return {k: kwargs[k] for k in sig.parameters if k in kwargs}
+    names = [n for n, kind in params if kind not in ("var_positional", "var_keyword")]
+    return {k: kwargs[k] for k in names if k in kwargs}
 
 
 def load_callable(spec):
@@ -342,9 +429,8 @@ def _multiple_outputs(spec, func):
     if not spec.get("operator", "").startswith("_"):
         return False
     # TaskFlow infers it from a dict return annotation, as Airflow does.
-    try:
-        ret = inspect.signature(func).return_annotation
-    except (TypeError, ValueError):
+    ret = getattr(func, "__annotations__", {}).get("return")
+    if ret is None:
         return False
     if isinstance(ret, str):
         return ret.startswith(("dict", "Dict", "typing.Dict"))
@@ -417,6 +503,8 @@ def run_callbacks(spec):
             func = load_callable({"callable": name, "file": cb.get("file")})
             func(CONTEXT, **(cb.get("kwargs") or {}))
         except BaseException:  # noqa: B036 - a callback never changes the task's state
+            import traceback
+
             print(f"{cb['on']} {name} failed:", file=sys.stderr, flush=True)
             traceback.print_exc()
             sys.stderr.flush()
@@ -477,6 +565,8 @@ def main(argv):
             print(f"Skipping: {e}", flush=True)
             _write_outcome(spec, "skipped")
             return 0
+        import traceback
+
         traceback.print_exc()
         sys.stderr.flush()
         if _is(e, "AirflowFailException"):
