@@ -159,6 +159,9 @@ pub struct PythonCall {
     /// literals become those values.
     #[serde(default)]
     pub native: bool,
+    /// A sensor's settings; `None` for other Python tasks.
+    #[serde(default)]
+    pub sensor: Option<Sensor>,
 }
 
 /// A keyword argument that takes the XCom `key` of task `task_id` at run time.
@@ -199,6 +202,19 @@ pub enum PythonKind {
     Branch,
     /// A falsy result skips what is downstream.
     ShortCircuit,
+    /// Called every `poke_interval` until its result is truthy (PythonSensor, poke mode).
+    Sensor,
+}
+
+/// A PythonSensor's settings (Airflow's `BaseSensorOperator` arguments).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sensor {
+    pub poke_interval_secs: f64,
+    /// Since the first poke; Airflow's `[sensors] default_timeout` (7 days) when unset.
+    pub timeout_secs: f64,
+    pub soft_fail: bool,
+    pub never_fail: bool,
+    pub silent_fail: bool,
 }
 
 impl Operator {
@@ -210,9 +226,11 @@ impl Operator {
             Operator::Python(PythonKind::Call) => "PythonOperator",
             Operator::Python(PythonKind::Branch) => "BranchPythonOperator",
             Operator::Python(PythonKind::ShortCircuit) => "ShortCircuitOperator",
+            Operator::Python(PythonKind::Sensor) => "PythonSensor",
             Operator::TaskFlow(PythonKind::Call) => "_PythonDecoratedOperator",
             Operator::TaskFlow(PythonKind::Branch) => "_BranchPythonDecoratedOperator",
             Operator::TaskFlow(PythonKind::ShortCircuit) => "_ShortCircuitDecoratedOperator",
+            Operator::TaskFlow(PythonKind::Sensor) => "DecoratedSensorOperator",
         }
     }
 }

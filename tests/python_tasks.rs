@@ -109,6 +109,17 @@ def types(**kwargs):
     return {k: type(v).__name__ for k, v in kwargs.items() if k in ("n", "items", "word")}
 
 
+def wait_for_go():
+    from airflow.sdk import PokeReturnValue
+
+    value = Variable.get("go", None)
+    return PokeReturnValue(is_done=value is not None, xcom_value=value)
+
+
+def never():
+    return False
+
+
 def imports_dag():
     from airflow.models import DAG  # noqa: F401
 "#;
@@ -536,4 +547,55 @@ fn native_rendering_gives_python_values() {
             "{dag_id}"
         );
     }
+}
+
+#[test]
+fn python_sensors_poke_until_done_or_time_out() {
+    let sensor = "operator: airflow.providers.standard.sensors.python.PythonSensor";
+    let tasks = [
+        py_task(
+            "wait",
+            "lib.wait_for_go",
+            "decorator: airflow.providers.standard.decorators.sensor.sensor_task\npoke_interval: 0.2",
+        ),
+        py_task("soft", "lib.never", &format!("{sensor}\npoke_interval: 0.1\ntimeout: 0.5\nsoft_fail: true")),
+        py_task("hard", "lib.never", &format!("{sensor}\npoke_interval: 0.1\ntimeout: 0.5\nretries: 2")),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("sense.yml", &dag("sense", "", &tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("sense", None);
+    let path = updraft::task_log::log_path(&e.home.path.join("logs"), "sense", &run, "wait", 1);
+    let poked = crate::util::wait_until(std::time::Duration::from_secs(90), || {
+        std::fs::read_to_string(&path).is_ok_and(|l| l.contains("Poke returned"))
+    });
+    assert!(
+        poked,
+        "the sensor never poked: {:?}",
+        e.states("sense", &run)
+    );
+    e.home
+        .run(&["variables", "set", "go", "now"], FAST)
+        .expect(0);
+    assert_eq!(e.wait_run("sense", &run), "failed");
+    let states = e.states("sense", &run);
+    assert_eq!(states["wait"].0, "success", "{states:?}");
+    assert_eq!(
+        e.store()
+            .xcom("sense", &run, "wait", "return_value")
+            .unwrap(),
+        Some(json!("now"))
+    );
+    assert_eq!(states["soft"].0, "skipped", "{states:?}");
+    // A sensor's timeout fails it without using its retries.
+    assert_eq!(states["hard"], ("failed".to_string(), 1), "{states:?}");
+    assert!(
+        e.log("sense", &run, "hard", 1)
+            .contains("Sensor has timed out")
+    );
 }

@@ -491,6 +491,7 @@ fn python_kind(op: Operator) -> Option<&'static str> {
             PythonKind::Call => "call",
             PythonKind::Branch => "branch",
             PythonKind::ShortCircuit => "short_circuit",
+            PythonKind::Sensor => "sensor",
         }),
         Operator::Bash | Operator::Empty => None,
     }

@@ -99,7 +99,9 @@ pub fn schema() -> Value {
                     "airflow.operators.python_operator.BranchPythonOperator",
                     "airflow.providers.standard.operators.python.ShortCircuitOperator",
                     "airflow.operators.python.ShortCircuitOperator",
-                    "airflow.operators.python_operator.ShortCircuitOperator"
+                    "airflow.operators.python_operator.ShortCircuitOperator",
+                    "airflow.providers.standard.sensors.python.PythonSensor",
+                    "airflow.sensors.python.PythonSensor"
                 ]
             },
             "decorator": {
@@ -111,7 +113,8 @@ pub fn schema() -> Value {
                     "airflow.decorators.task",
                     "airflow.providers.standard.decorators.python.python_task",
                     "airflow.providers.standard.decorators.branch_python.branch_task",
-                    "airflow.providers.standard.decorators.short_circuit.short_circuit_task"
+                    "airflow.providers.standard.decorators.short_circuit.short_circuit_task",
+                    "airflow.providers.standard.decorators.sensor.sensor_task"
                 ]
             },
             "python_callable": { "type": "string", "description": "module.function, imported with the DAG folder on sys.path" },
@@ -123,6 +126,12 @@ pub fn schema() -> Value {
             "multiple_outputs": boolean,
             "do_xcom_push": boolean,
             "show_return_value_in_logs": boolean,
+            "poke_interval": { "description": "PythonSensor: seconds between pokes (default 60)" },
+            "timeout": { "description": "PythonSensor: seconds from the first poke before it fails (default 7 days)" },
+            "soft_fail": boolean,
+            "never_fail": boolean,
+            "silent_fail": boolean,
+            "mode": { "enum": ["poke", "reschedule"], "description": "reschedule runs as poke in updraft" },
             "ignore_downstream_trigger_rules": { "type": "boolean", "default": true, "description": "ShortCircuit: skip everything downstream, or only the direct downstream tasks" },
             "dependencies": { "description": "Task ids or group names", "type": "array", "items": { "type": "string" } },
             "task_group_name": string

@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use super::yaml::{Node, Pos, Value};
 use super::{Ctx, ImportError, check_id, values};
 use crate::model::{
-    Callback, GROUP_ID_LEN, ID_LEN, Operator, PythonCall, PythonKind, Task, TaskGroup, TriggerRule,
-    XcomArg,
+    Callback, GROUP_ID_LEN, ID_LEN, Operator, PythonCall, PythonKind, Sensor, Task, TaskGroup,
+    TriggerRule, XcomArg,
 };
 
 /// Import paths of the operators updraft runs, by the names Airflow 2 and 3 use.
@@ -42,6 +42,23 @@ const SHORT_CIRCUIT_OPERATORS: &[&str] = &[
     "airflow.operators.python.ShortCircuitOperator",
     "airflow.operators.python_operator.ShortCircuitOperator",
 ];
+const SENSOR_OPERATORS: &[&str] = &[
+    "airflow.providers.standard.sensors.python.PythonSensor",
+    "airflow.sensors.python.PythonSensor",
+];
+/// What `BaseSensorOperator` takes.
+const SENSOR_ARGS: &[&str] = &[
+    "poke_interval",
+    "timeout",
+    "soft_fail",
+    "mode",
+    "exponential_backoff",
+    "max_wait",
+    "silent_fail",
+    "never_fail",
+];
+/// Airflow's `[sensors] default_timeout`: 7 days.
+const DEFAULT_SENSOR_TIMEOUT_SECS: f64 = 604_800.0;
 /// TaskFlow's `@task` by the paths dag-factory can import it from in Airflow 3.3
 /// (`import_string`: `airflow.sdk.task.branch` is an attribute, not a path, so the branch
 /// and short-circuit forms are only reachable by their modules' names).
@@ -55,6 +72,7 @@ const BRANCH_DECORATORS: &[&str] =
     &["airflow.providers.standard.decorators.branch_python.branch_task"];
 const SHORT_CIRCUIT_DECORATORS: &[&str] =
     &["airflow.providers.standard.decorators.short_circuit.short_circuit_task"];
+const SENSOR_DECORATORS: &[&str] = &["airflow.providers.standard.decorators.sensor.sensor_task"];
 
 /// The arguments Airflow 3.3's `BaseOperator` takes (`inspect.signature`); with the ones
 /// below and dag-factory's own, these are the keys a task may have. Airflow refuses any
@@ -562,6 +580,8 @@ fn task(
                 Some(Operator::Python(PythonKind::Branch))
             } else if SHORT_CIRCUIT_OPERATORS.contains(&path.as_str()) {
                 Some(Operator::Python(PythonKind::ShortCircuit))
+            } else if SENSOR_OPERATORS.contains(&path.as_str()) {
+                Some(Operator::Python(PythonKind::Sensor))
             } else {
                 let known = [
                     BASH_OPERATORS,
@@ -569,6 +589,7 @@ fn task(
                     PYTHON_OPERATORS,
                     BRANCH_OPERATORS,
                     SHORT_CIRCUIT_OPERATORS,
+                    SENSOR_OPERATORS,
                 ]
                 .concat()
                 .join(", ");
@@ -586,8 +607,15 @@ fn task(
                 Some(Operator::TaskFlow(PythonKind::Branch))
             } else if SHORT_CIRCUIT_DECORATORS.contains(&path.as_str()) {
                 Some(Operator::TaskFlow(PythonKind::ShortCircuit))
+            } else if SENSOR_DECORATORS.contains(&path.as_str()) {
+                Some(Operator::TaskFlow(PythonKind::Sensor))
             } else {
-                let known = [TASK_DECORATORS, BRANCH_DECORATORS, SHORT_CIRCUIT_DECORATORS];
+                let known = [
+                    TASK_DECORATORS,
+                    BRANCH_DECORATORS,
+                    SHORT_CIRCUIT_DECORATORS,
+                    SENSOR_DECORATORS,
+                ];
                 cx.errors.push(n.pos.error(format!(
                     "unknown decorator `{path}`: updraft runs {}",
                     known.concat().join(", ")
@@ -626,6 +654,7 @@ fn task(
         Some(op @ Operator::Python(kind)) => {
             let own: &[&str] = match kind {
                 PythonKind::ShortCircuit => &["ignore_downstream_trigger_rules"],
+                PythonKind::Sensor => SENSOR_ARGS,
                 _ => &[],
             };
             unknown_keys(
@@ -897,10 +926,10 @@ fn python_call(
                 PYTHON_OPERATOR_ARGS,
                 DAG_FACTORY_TASK_KEYS,
                 &["decorator"],
-                if kind == PythonKind::ShortCircuit {
-                    &["ignore_downstream_trigger_rules"]
-                } else {
-                    &[]
+                match kind {
+                    PythonKind::ShortCircuit => &["ignore_downstream_trigger_rules"],
+                    PythonKind::Sensor => SENSOR_ARGS,
+                    _ => &[],
                 },
             ];
             if known.iter().any(|keys| keys.contains(&e.key.as_str())) {
@@ -956,7 +985,39 @@ fn python_call(
             .get(own, "ignore_downstream_trigger_rules", Node::boolean)
             .unwrap_or(true),
         native: false,
+        sensor: match op {
+            Operator::Python(PythonKind::Sensor) | Operator::TaskFlow(PythonKind::Sensor) => {
+                Some(sensor(cx, item.cfg))
+            }
+            _ => None,
+        },
     })
+}
+
+/// A sensor's settings, with `BaseSensorOperator`'s defaults. `mode: reschedule` runs as
+/// poke (the try holds its slot between pokes), and `exponential_backoff`/`max_wait` are
+/// not applied: the pokes come every `poke_interval`.
+fn sensor(cx: &mut Ctx, cfg: &Node) -> Sensor {
+    let own = &[cfg];
+    let flag = |cx: &mut Ctx, key: &str| cx.get(own, key, Node::boolean).unwrap_or(false);
+    let sensor = Sensor {
+        poke_interval_secs: cx
+            .get(own, "poke_interval", values::timedelta)
+            .unwrap_or(60.0),
+        timeout_secs: cx
+            .get(own, "timeout", values::timedelta)
+            .unwrap_or(DEFAULT_SENSOR_TIMEOUT_SECS),
+        soft_fail: flag(cx, "soft_fail"),
+        never_fail: flag(cx, "never_fail"),
+        silent_fail: flag(cx, "silent_fail"),
+    };
+    if sensor.soft_fail && sensor.never_fail {
+        let pos = cfg.field("never_fail").map_or(cfg.pos, |n| n.pos);
+        cx.errors.push(
+            pos.error("soft_fail and never_fail are mutually exclusive, you can not provide both."),
+        );
+    }
+    sensor
 }
 
 /// dag-factory's `+task` / `+task['key']` (or `"key"`): the task's name and the XCom key.

@@ -716,6 +716,7 @@ fn python_spec(
         "xcom_args": call["xcom_args"],
         "multiple_outputs": call["multiple_outputs"],
         "native": call["native"],
+        "sensor": call["sensor"],
         "do_xcom_push": call["do_xcom_push"],
         "show_return_value_in_logs": call["show_return_value_in_logs"],
         "dags_folder": sv.dags_folder,

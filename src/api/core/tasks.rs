@@ -101,6 +101,11 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
             "#f0ede4",
         ),
         Operator::Empty => ("airflow.providers.standard.operators.empty", &[], "#e8f7e4"),
+        Operator::Python(PythonKind::Sensor) => (
+            "airflow.providers.standard.sensors.python",
+            &["templates_dict", "op_args", "op_kwargs"],
+            "#e6f1f2",
+        ),
         Operator::Python(_) => (
             "airflow.providers.standard.operators.python",
             &["templates_dict", "op_args", "op_kwargs"],
@@ -111,6 +116,7 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
                 PythonKind::Call => "airflow.providers.standard.decorators.python",
                 PythonKind::Branch => "airflow.providers.standard.decorators.branch_python",
                 PythonKind::ShortCircuit => "airflow.providers.standard.decorators.short_circuit",
+                PythonKind::Sensor => "airflow.providers.standard.decorators.sensor",
             },
             &["templates_dict", "op_args", "op_kwargs"],
             "#ffefeb",

@@ -448,6 +448,60 @@ def _setup_paths(spec):
         sys.path.insert(1, spec["compat_folder"])
 
 
+class SensorTimeout(Exception):
+    """Airflow's AirflowSensorTimeout: fails the task without retrying."""
+
+
+def sense(cfg, poke):
+    """BaseSensorOperator.execute in poke mode: poke until truthy, then the value of a
+    PokeReturnValue (or None); past `timeout` fail, or skip with soft_fail."""
+    import time
+
+    started = time.monotonic()
+    while True:
+        try:
+            got = poke()
+        except BaseException as e:  # noqa: B036 - sorted as Airflow sorts them
+            if _is(e, "AirflowSkipException"):
+                raise
+            failing = _is(e, "AirflowSensorTimeout") or _is(e, "AirflowFailException") or isinstance(e, SensorTimeout)
+            if failing and (cfg.get("soft_fail") or cfg.get("never_fail")):
+                raise _skip("Skipping due to soft_fail or never_fail") from e
+            if failing or not isinstance(e, Exception):
+                raise
+            if cfg.get("silent_fail"):
+                import traceback
+
+                print("Sensor poke failed:\n" + traceback.format_exc(), flush=True)
+                got = False
+            elif cfg.get("never_fail"):
+                raise _skip("Skipping due to never_fail is set to True.") from e
+            else:
+                raise
+        if got:
+            print("Success criteria met. Exiting.", flush=True)
+            return getattr(got, "xcom_value", None) if hasattr(got, "is_done") else None
+        elapsed = time.monotonic() - started
+        if elapsed > cfg["timeout_secs"]:
+            message = (
+                f"Sensor has timed out; run duration of {elapsed} seconds exceeds "
+                f"the specified timeout of {cfg['timeout_secs']}."
+            )
+            if cfg.get("soft_fail"):
+                raise _skip(message)
+            raise SensorTimeout(message)
+        print(f"Poke returned {got!r}; next poke in {cfg['poke_interval_secs']} s", flush=True)
+        time.sleep(cfg["poke_interval_secs"])
+
+
+def _skip(message):
+    try:
+        from airflow.exceptions import AirflowSkipException
+    except ImportError:
+        AirflowSkipException = type("AirflowSkipException", (Exception,), {})
+    return AirflowSkipException(message)
+
+
 def follow(spec, result):
     """What a branch or a short-circuit does with the result: skip tasks downstream."""
     kind = spec.get("kind")
@@ -543,7 +597,10 @@ def main(argv):
         merged = dict(CONTEXT)
         merged.update(op_kwargs)
         kwargs = determine_kwargs(func, op_args, merged)
-        result = func(*op_args, **kwargs)
+        if spec.get("sensor"):
+            result = sense(spec["sensor"], lambda: func(*op_args, **kwargs))
+        else:
+            result = func(*op_args, **kwargs)
         if spec.get("show_return_value_in_logs", True):
             print(f"Done. Returned value was: {result}", flush=True)
         if spec.get("do_xcom_push", True) and result is not None:
@@ -569,7 +626,7 @@ def main(argv):
 
         traceback.print_exc()
         sys.stderr.flush()
-        if _is(e, "AirflowFailException"):
+        if _is(e, "AirflowFailException") or _is(e, "AirflowSensorTimeout") or isinstance(e, SensorTimeout):
             _write_outcome(spec, "failed", retry=False)
         else:
             _write_outcome(spec, "failed")

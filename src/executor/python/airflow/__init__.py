@@ -10,8 +10,9 @@ import importlib.abc
 import sys
 
 PROVIDED = (
-    "airflow.sdk: get_current_context, Variable, Connection, Param, task; "
-    "airflow.exceptions: AirflowException, AirflowSkipException, AirflowFailException; "
+    "airflow.sdk: get_current_context, Variable, Connection, Param, PokeReturnValue, task; "
+    "airflow.exceptions: AirflowException, AirflowSkipException, AirflowFailException, "
+    "AirflowSensorTimeout; "
     "airflow.models: Variable; airflow.utils.context: Context; "
     "airflow.operators.python: get_current_context"
 )

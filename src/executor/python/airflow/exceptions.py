@@ -13,6 +13,10 @@ class AirflowFailException(AirflowException):
     """Raise to fail the task at once, without using its retries."""
 
 
+class AirflowSensorTimeout(AirflowException):
+    """Raised when a sensor's `timeout` passes; fails the task without retrying."""
+
+
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)

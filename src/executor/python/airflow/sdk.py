@@ -70,6 +70,17 @@ class _Task:
 task = _Task()
 
 
+class PokeReturnValue:
+    """What a sensor's callable may return: done or not, and the XCom value when done."""
+
+    def __init__(self, is_done, xcom_value=None):
+        self.is_done = is_done
+        self.xcom_value = xcom_value
+
+    def __bool__(self):
+        return self.is_done
+
+
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
