@@ -113,6 +113,20 @@ pub enum Command {
     UsersResetPassword {
         user: String,
     },
+    BackfillCreate(BackfillArgs),
+}
+
+/// `backfill create` flags, Airflow 3's names (`airflow backfill create`).
+#[derive(Debug, Default, PartialEq)]
+pub struct BackfillArgs {
+    pub dag_id: String,
+    pub from_date: String,
+    pub to_date: String,
+    pub dag_run_conf: Option<String>,
+    pub run_backwards: bool,
+    pub max_active_runs: Option<u32>,
+    pub reprocess_behavior: Option<String>,
+    pub dry_run: bool,
 }
 
 /// `connections add` flags, Airflow's names.
@@ -196,6 +210,7 @@ Commands:
   connections get ID | add ID --conn-type T [--conn-host ...]  read or add a connection
   jobs check --job-type SchedulerJob [--local]  exit 0 if one scheduler is alive
   users reset-password USER     print a new password for USER
+  backfill create --dag-id D --from-date F --to-date T   run a DAG over past dates
 
 Every command takes --help. Settings come from $UPDRAFT_HOME/updraft.cfg and from
 UPDRAFT__SECTION__KEY or AIRFLOW__SECTION__KEY environment variables.
@@ -296,6 +311,21 @@ Usage: updraft connections get CONN_ID
        updraft connections add CONN_ID --conn-type TYPE [--conn-host H] [--conn-login L]
             [--conn-password P] [--conn-port N] [--conn-schema S] [--conn-extra JSON]
             [--conn-description D]
+";
+
+const HELP_BACKFILL: &str = "\
+Usage: updraft backfill create --dag-id DAG_ID --from-date DATE --to-date DATE
+            [--dag-run-conf JSON] [--run-backwards] [--max-active-runs N]
+            [--reprocess-behavior none|failed|completed] [--dry-run]
+
+Creates a backfill: a queued run of type backfill for every logical date of the DAG's
+schedule from --from-date to --to-date (both inclusive) whose interval has ended. The
+scheduler of a running server starts them, at most --max-active-runs (default 10) at
+once, newest first with --run-backwards. A date that already has a run is skipped,
+unless --reprocess-behavior is failed (its failed run runs again) or completed (every
+finished run runs again). --dry-run prints the logical dates it would run and creates
+nothing. --run-on-latest-version is accepted and has no effect (updraft keeps no
+bundle versions).
 ";
 
 /// Parses the process arguments (without the program name).
@@ -456,6 +486,44 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
                 user: free(&mut args, "USER")?,
             },
             (_, other) => return Err(unknown("users", other)),
+        },
+        Some("backfill") => match (help, sub(&mut args)?.as_deref()) {
+            (true, _) => Command::Help(HELP_BACKFILL),
+            (_, Some("create")) => {
+                let need = |args: &mut Arguments, flag: &'static str| {
+                    opt(args, flag)?.ok_or_else(|| Error::Usage(format!("missing {flag}")))
+                };
+                let _ = args.contains("--run-on-latest-version")
+                    || args.contains("--no-run-on-latest-version");
+                Command::BackfillCreate(BackfillArgs {
+                    dag_id: need(&mut args, "--dag-id")?,
+                    from_date: need(&mut args, "--from-date")?,
+                    to_date: need(&mut args, "--to-date")?,
+                    dag_run_conf: opt(&mut args, "--dag-run-conf")?,
+                    run_backwards: args.contains("--run-backwards"),
+                    max_active_runs: opt(&mut args, "--max-active-runs")?
+                        .map(|n| match n.parse::<u32>() {
+                            Ok(v) if v > 0 => Ok(v),
+                            _ => Err(Error::Usage(format!(
+                                "--max-active-runs takes a positive whole number, not {n:?}"
+                            ))),
+                        })
+                        .transpose()?,
+                    reprocess_behavior: opt(&mut args, "--reprocess-behavior")?
+                        .map(|r| {
+                            if matches!(r.as_str(), "none" | "completed" | "failed") {
+                                Ok(r)
+                            } else {
+                                Err(Error::Usage(format!(
+                                    "--reprocess-behavior takes none, completed or failed, not {r:?}"
+                                )))
+                            }
+                        })
+                        .transpose()?,
+                    dry_run: args.contains("--dry-run"),
+                })
+            }
+            (_, other) => return Err(unknown("backfill", other)),
         },
         Some("api-server") if help => Command::Help(HELP_API_SERVER),
         Some("api-server") => Command::ApiServer(ServerArgs {

@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::model::Zone;
 use crate::process::HostEnv;
 
 /// The kinds of value a key accepts.
@@ -34,6 +35,8 @@ pub enum Kind {
     Bool,
     /// One of a closed list of words (compared case-insensitively).
     Word(&'static [&'static str]),
+    /// A time zone: an IANA name (`Europe/Amsterdam`), `utc`, or an offset (`+02:00`).
+    Zone,
     /// A string that `list` shows as `< hidden >`.
     Secret,
 }
@@ -73,7 +76,7 @@ pub const KEYS: &[Key] = &[
     key("core", "max_active_runs_per_dag", "16", count(1, "runs")),
     key("core", "dags_are_paused_at_creation", "True", Kind::Bool),
     key("core", "load_examples", "True", Kind::Bool),
-    key("core", "default_timezone", "utc", Kind::Word(&["utc"])),
+    key("core", "default_timezone", "utc", Kind::Zone),
     key("core", "execution_api_server_url", "", Kind::Str),
     // After Ctrl-C, how long running tasks may finish before they are stopped for retry.
     key("core", "killed_task_cleanup_time", "60", Kind::Secs),
@@ -263,6 +266,8 @@ pub struct Core {
     pub test_connection: TestConnection,
     /// `[core] python_interpreter`: empty when not set (then found on PATH).
     pub python_interpreter: String,
+    /// The zone of DAGs without a start date (their cron schedules tick in it).
+    pub default_timezone: Zone,
 }
 
 /// `[core] test_connection`: whether `POST /api/v2/connections/test` may run.
@@ -573,6 +578,7 @@ enum Value {
     Bool(bool),
     /// The word of the key's list it matched, as the list spells it.
     Word(&'static str),
+    Zone(Zone),
 }
 
 /// Parses one entry by its kind: the only place a value's text is read as a number, a
@@ -615,6 +621,12 @@ fn parse(e: &Entry) -> Result<Value> {
             .find(|w| w.eq_ignore_ascii_case(v))
             .map(|w| Value::Word(w))
             .ok_or_else(|| bad(e, &format!("expected one of: {}", words.join(", ")))),
+        Kind::Zone => Zone::parse(v).map(Value::Zone).ok_or_else(|| {
+            bad(
+                e,
+                "expected a time zone name from the IANA database such as Europe/Amsterdam (case-sensitive), utc, or an offset such as +02:00",
+            )
+        }),
     }
 }
 
@@ -667,6 +679,13 @@ impl Values<'_> {
         match self.find(section, key)? {
             (_, Value::Bool(b)) => Ok(*b),
             (e, _) => Err(Self::wrong(e, "a boolean")),
+        }
+    }
+
+    fn zone(&self, section: &str, key: &str) -> Result<Zone> {
+        match self.find(section, key)? {
+            (_, Value::Zone(z)) => Ok(*z),
+            (e, _) => Err(Self::wrong(e, "a time zone")),
         }
     }
 
@@ -735,6 +754,7 @@ impl Values<'_> {
                 killed_task_cleanup_time: self.secs("core", "killed_task_cleanup_time")?,
                 test_connection,
                 python_interpreter: self.text("core", "python_interpreter")?,
+                default_timezone: self.zone("core", "default_timezone")?,
             },
             database: Database { path: db_path },
             api: Api {

@@ -23,9 +23,9 @@ mod values;
 mod vars;
 mod yaml;
 
-use chrono::{DateTime, Offset, Utc};
+use chrono::{DateTime, Utc};
 
-use crate::model::{Dag, ID_LEN, Schedule};
+use crate::model::{Dag, ID_LEN, Schedule, Zone};
 use yaml::{Entry, Node, Pos, Value};
 
 pub use schema::schema;
@@ -69,6 +69,8 @@ pub struct DefaultsFile {
 pub struct Inputs<'a> {
     /// For relative dates (`start_date: 2 days`).
     pub now: DateTime<Utc>,
+    /// `[core] default_timezone`: the zone of DAGs without a start date.
+    pub default_zone: Zone,
     /// An environment variable's value, for `$NAME` and `${NAME}`.
     pub var: &'a dyn Fn(&str) -> Option<String>,
     /// The `defaults.yml` files that apply, the farthest from the DAG file (the DAG
@@ -79,10 +81,17 @@ pub struct Inputs<'a> {
     pub read: &'a dyn Fn(&str) -> Result<String, String>,
 }
 
-/// Parses one dag-factory file with no environment, no `defaults.yml` and no other files.
+/// Parses one dag-factory file with no environment, no `defaults.yml` and no other files;
+/// DAGs without a start date are in UTC.
 pub fn parse(fileloc: &str, source: &str, now: DateTime<Utc>) -> FileParse {
+    parse_in(fileloc, source, now, Zone::default())
+}
+
+/// `parse`, with `default_zone` (`[core] default_timezone`) for DAGs without a start date.
+pub fn parse_in(fileloc: &str, source: &str, now: DateTime<Utc>, default_zone: Zone) -> FileParse {
     let inputs = Inputs {
         now,
+        default_zone,
         var: &|_| None,
         defaults: &[],
         read: &|path| Err(format!("{path} is not readable here")),
@@ -94,6 +103,7 @@ pub fn parse(fileloc: &str, source: &str, now: DateTime<Utc>) -> FileParse {
 pub fn parse_with(fileloc: &str, source: &str, inputs: &Inputs) -> FileParse {
     let mut cx = Ctx {
         now: inputs.now,
+        default_zone: inputs.default_zone,
         read: inputs.read,
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -165,6 +175,8 @@ pub fn parse_with(fileloc: &str, source: &str, inputs: &Inputs) -> FileParse {
 /// What the readers share: the clock reading, the file reader and what went wrong so far.
 struct Ctx<'a> {
     now: DateTime<Utc>,
+    /// `[core] default_timezone`.
+    default_zone: Zone,
     read: &'a dyn Fn(&str) -> Result<String, String>,
     errors: Vec<ImportError>,
     warnings: Vec<String>,
@@ -415,21 +427,29 @@ fn dag(cx: &mut Ctx, fileloc: &str, dag_id: &str, pos: Pos, cfg: &Node) -> Optio
         None => &[],
     };
 
-    // Dates in `default_args` follow `default_args.timezone`, as in dag-factory.
-    let utc = Utc.fix();
+    // Dates in `default_args` follow `default_args.timezone`, as in dag-factory; both
+    // default to UTC there, not to `[core] default_timezone`.
     let tz = cx
         .get(own, "timezone", |n, _| values::timezone(n))
-        .unwrap_or(utc);
+        .unwrap_or_default();
     let args_tz = cx
         .get(args, "timezone", |n, _| values::timezone(n))
-        .unwrap_or(utc);
+        .unwrap_or_default();
     let now = cx.now;
     let mut date = |key: &str| {
         cx.get(own, key, |n, key| values::date(n, key, tz, now))
-            .or_else(|| cx.get(args, key, |n, key| values::date(n, key, args_tz, now)))
+            .map(|d| (d, tz))
+            .or_else(|| {
+                cx.get(args, key, |n, key| values::date(n, key, args_tz, now))
+                    .map(|d| (d, args_tz))
+            })
     };
-    let start_date = date("start_date");
-    let end_date = date("end_date");
+    let start = date("start_date");
+    let end_date = date("end_date").map(|(d, _)| d);
+    // Airflow's DAG takes its zone from its start date (`_extract_tz`), which dag-factory
+    // has put in the zone above; without one, `[core] default_timezone`.
+    let timezone = start.map_or(cx.default_zone, |(_, zone)| zone);
+    let start_date = start.map(|(d, _)| d);
 
     refused(cx, cfg);
     let schedule = cx
@@ -474,6 +494,7 @@ fn dag(cx: &mut Ctx, fileloc: &str, dag_id: &str, pos: Pos, cfg: &Node) -> Optio
         description: cx.get(own, "description", Node::string),
         doc_md,
         schedule,
+        timezone,
         start_date,
         end_date,
         catchup: cx.get(own, "catchup", Node::boolean).unwrap_or(false),
@@ -744,7 +765,9 @@ mod tests {
         assert_eq!(dag.schedule, Schedule::Delta { secs: 1800.0 });
         // The DAG's own start_date, in its timezone, wins over default_args'.
         assert_eq!(dag.start_date, "2024-01-01T04:00:00Z".parse().ok());
-        assert_eq!(dag.end_date, "2024-12-31T00:00:00Z".parse().ok());
+        // The written `Z` gives way to the DAG's zone, as dag-factory's `get_datetime` does.
+        assert_eq!(dag.end_date, "2024-12-30T22:00:00Z".parse().ok());
+        assert_eq!(dag.timezone.name(), "+02:00");
         assert!(dag.catchup);
         assert_eq!(dag.tags, ["a", "b", "dagfactory"]);
         assert_eq!(
@@ -910,7 +933,7 @@ mod tests {
             ),
             (
                 fixture!("bad_timezone.yml"),
-                "error 2:13 unsupported timezone `Europe/Paris`: only UTC and fixed offsets",
+                "error 2:13 unknown time zone `Europe/Lutetia`: use an IANA name",
             ),
             (
                 fixture!("bad_timedelta.yml"),
@@ -1036,7 +1059,7 @@ mod tests {
         );
         check(
             "d: {schedule: '@daily', schedule_interval: null}",
-            "dag d @daily",
+            "dag d 0 0 * * *",
         );
         check(
             "'my dag': {}",
@@ -1055,6 +1078,68 @@ mod tests {
             "error 1:37 unknown decorator `my.task`",
         );
         check("d: {start_date: '2 days'}\ne: {}", "dag d None\ndag e None");
+    }
+
+    /// A DAG's zone is its start date's, as Airflow's `_extract_tz` finds it after
+    /// dag-factory has read the date in `timezone` (or `default_args.timezone`), UTC when
+    /// that is unset; without a start date, `[core] default_timezone`.
+    #[test]
+    fn a_dag_takes_the_zone_of_its_start_date() {
+        let tokyo = Zone::parse("Asia/Tokyo").unwrap();
+        let cases = [
+            (
+                "d: {timezone: Europe/Amsterdam, start_date: 2024-03-30, schedule: '30 2 * * *'}",
+                "Europe/Amsterdam",
+                Some("2024-03-29T23:00:00Z"),
+            ),
+            (
+                "d: {default_args: {timezone: America/New_York, start_date: 2024-01-01}}",
+                "America/New_York",
+                Some("2024-01-01T05:00:00Z"),
+            ),
+            // The DAG's own start date is read in the DAG's `timezone`, UTC by default,
+            // whatever default_args say.
+            (
+                "d: {start_date: 2024-01-01, default_args: {timezone: America/New_York, start_date: 2023-01-01}}",
+                "UTC",
+                Some("2024-01-01T00:00:00Z"),
+            ),
+            ("d: {timezone: Europe/Amsterdam}", "Asia/Tokyo", None),
+            ("d: {}", "Asia/Tokyo", None),
+        ];
+        for (yaml, zone, start) in cases {
+            let parsed = crate::dagfile::parse_in("dags/test.yml", yaml, now(), tokyo);
+            assert_eq!(parsed.errors, [], "{yaml}");
+            let dag = &parsed.dags[0];
+            assert_eq!(dag.timezone.name(), zone, "{yaml}");
+            assert_eq!(dag.start_date, start.map(|s| s.parse().unwrap()), "{yaml}");
+        }
+        // Stored DAGs from before zones load, in UTC.
+        let mut json = serde_json::to_value(&parse_ok("d: {}")[0]).unwrap();
+        json.as_object_mut().unwrap().remove("timezone");
+        let old: Dag = serde_json::from_value(json).unwrap();
+        assert_eq!(old.timezone, Zone::default());
+    }
+
+    /// Timetables in a file: unknown classes and zones are import errors at their line.
+    #[test]
+    fn timetable_import_errors() {
+        check(
+            "d:\n  schedule:\n    __type__: airflow.timetables.trigger.CronTriggerTimetable\n    cron: '0 3 * * *'\n    timezone: Europe/Amsterdam\n",
+            "dag d 0 3 * * *",
+        );
+        check(
+            "d:\n  schedule:\n    __type__: airflow.timetables.simple.ContinuousTimetable\n",
+            "error 3:15 schedules of type `airflow.timetables.simple.ContinuousTimetable` are not supported",
+        );
+        check(
+            "d:\n  schedule:\n    __type__: airflow.timetables.trigger.CronTriggerTimetable\n    cron: '0 3 * * *'\n    timezone: Europe/Amsterdm\n",
+            "error 5:15 unknown time zone `Europe/Amsterdm`",
+        );
+        check(
+            "d:\n  timezone: Mars/Olympus\n  start_date: 2024-01-01\n",
+            "error 2:13 unknown time zone `Mars/Olympus`",
+        );
     }
 
     #[test]
@@ -1144,6 +1229,7 @@ mod tests {
         };
         let inputs = Inputs {
             now: now(),
+            default_zone: Zone::default(),
             var: &var,
             defaults: &defaults,
             read: &read,
@@ -1227,7 +1313,7 @@ mod tests {
                     dag.catchup,
                     got_tags,
                 ),
-                (Some(description), Some("@daily"), true, tags),
+                (Some(description), Some("0 0 * * *"), true, tags),
                 "{yaml}"
             );
             assert_eq!(
@@ -1251,7 +1337,7 @@ mod tests {
         let bash = |extra: &str| format!("d:\n{TASK}{extra}");
         let dag = |key: &str| format!("d:\n  {key}\n{TASK}");
         let cases: Vec<(&str, String, &str, &str)> = vec![
-            ("plain", dag("schedule: '@daily'"), "", "dag d @daily"),
+            ("plain", dag("schedule: '@daily'"), "", "dag d 0 0 * * *"),
             (
                 "schedule_interval",
                 dag("schedule_interval: '@daily'"),

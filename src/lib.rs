@@ -24,6 +24,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backfill;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -70,7 +71,7 @@ mod tests {
             "auth", "cli", "config", "dagfile", "home", "jwt", "logging", "process", "store",
             "template",
         ],
-        &["executor", "ops", "processor", "scheduler"],
+        &["backfill", "executor", "ops", "processor", "scheduler"],
         &["api"],
         &["server"],
         &["app", "signals"],

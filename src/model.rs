@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Airflow's `ID_LEN`, the size of its id columns: the longest dag_id, full task_id (with
@@ -31,6 +31,10 @@ pub struct Dag {
     #[serde(default)]
     pub doc_md: Option<String>,
     pub schedule: Schedule,
+    /// The DAG's time zone (Airflow's `dag.timezone`): plain cron schedules tick in it.
+    /// DAGs stored before updraft knew zones have none in their JSON: UTC, as they ran.
+    #[serde(default)]
+    pub timezone: Zone,
     pub start_date: Option<DateTime<Utc>>,
     pub end_date: Option<DateTime<Utc>>,
     pub catchup: bool,
@@ -242,22 +246,334 @@ pub enum Schedule {
     None,
     /// `@once`.
     Once,
-    /// A cron expression, presets already expanded (`@daily` is `0 0 * * *`); `raw` is
-    /// what the file said, for display.
+    /// A cron expression, presets already expanded (`@daily` is `0 0 * * *`), in the
+    /// DAG's zone; `raw` is what the file said.
     Cron { expr: String, raw: String },
     /// A fixed interval (`__type__: datetime.timedelta`), in seconds.
     Delta { secs: f64 },
+    /// A calendar interval (`__type__: dateutil.relativedelta.relativedelta`).
+    Relative(RelativeDelta),
+    /// A timetable named by its class (`__type__: airflow.timetables...`).
+    Timetable(Timetable),
+}
+
+/// Airflow's timetable classes, with their arguments, as dag-factory builds them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Timetable {
+    /// `CronTriggerTimetable`, or `MultipleCronTriggerTimetable` when there are several
+    /// expressions (presets expanded): a run at each fire time of any of them.
+    CronTrigger {
+        crons: Vec<String>,
+        zone: Zone,
+        /// The data interval before each fire time (`interval=`, zero by default).
+        interval: Delta,
+        run_immediately: RunImmediately,
+    },
+    /// `CronDataIntervalTimetable`: the intervals between fire times.
+    CronDataInterval { cron: String, zone: Zone },
+    /// `DeltaTriggerTimetable`: a run every `delta`.
+    DeltaTrigger { delta: Delta, interval: Delta },
+    /// `DeltaDataIntervalTimetable`: back-to-back intervals of `delta`.
+    DeltaDataInterval { delta: Delta },
+    /// `EventsTimetable`: runs at the listed instants, sorted, each with the offset it
+    /// was written with (Airflow's description shows them so).
+    Events {
+        events: Vec<DateTime<FixedOffset>>,
+        restrict_to_events: bool,
+        description: Option<String>,
+    },
+}
+
+/// A `datetime.timedelta` or a `relativedelta`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Delta {
+    Fixed { secs: f64 },
+    Relative(RelativeDelta),
+}
+
+impl Delta {
+    pub const ZERO: Delta = Delta::Fixed { secs: 0.0 };
+
+    /// Python's `str()` of the value: Airflow's `summary` of the delta timetables.
+    pub fn summary(&self) -> String {
+        match self {
+            Delta::Fixed { secs } => format_timedelta(*secs),
+            Delta::Relative(r) => r.to_string(),
+        }
+    }
+}
+
+/// `run_immediately` of the cron trigger timetables: which run a DAG without a start
+/// date begins with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum RunImmediately {
+    /// `True`: the latest fire time, however long ago.
+    Yes,
+    /// `False` (the default): the latest fire time if it was at most a tenth of the gap
+    /// between fire times ago (and at least 5 minutes), else the next one.
+    No,
+    /// A timedelta: the latest fire time if it was at most this long ago.
+    Within { secs: f64 },
+}
+
+/// `dateutil.relativedelta.relativedelta`'s relative part, normalized as its `_fix` does
+/// (weeks are days; seconds, minutes and hours carry up to days, months to years).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelativeDelta {
+    pub years: i64,
+    pub months: i64,
+    pub days: i64,
+    pub hours: i64,
+    pub minutes: i64,
+    pub seconds: i64,
+    pub microseconds: i64,
+}
+
+impl RelativeDelta {
+    /// relativedelta's `_fix`: each field carried into the next larger one, keeping the
+    /// sign of the smaller (Python's `divmod` of the absolute value).
+    pub fn normalized(mut self) -> RelativeDelta {
+        fn carry(small: &mut i64, big: &mut i64, limit: i64) {
+            if small.abs() >= limit {
+                let sign = small.signum();
+                let (div, rem) = ((*small * sign) / limit, (*small * sign) % limit);
+                *small = rem * sign;
+                *big += div * sign;
+            }
+        }
+        carry(&mut self.microseconds, &mut self.seconds, 1_000_000);
+        carry(&mut self.seconds, &mut self.minutes, 60);
+        carry(&mut self.minutes, &mut self.hours, 60);
+        carry(&mut self.hours, &mut self.days, 24);
+        carry(&mut self.months, &mut self.years, 12);
+        self
+    }
+
+    pub fn negated(self) -> RelativeDelta {
+        RelativeDelta {
+            years: -self.years,
+            months: -self.months,
+            days: -self.days,
+            hours: -self.hours,
+            minutes: -self.minutes,
+            seconds: -self.seconds,
+            microseconds: -self.microseconds,
+        }
+    }
+
+    /// `t + relativedelta` as dateutil adds it: years and months first, the day clamped
+    /// to the month's length, then the rest as a timedelta. None past chrono's range.
+    pub fn add_to(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        use chrono::Datelike;
+        let naive = t.naive_utc();
+        let months = i64::from(naive.year()) * 12
+            + i64::from(naive.month0())
+            + self.years * 12
+            + self.months;
+        let (year, month0) = (
+            i32::try_from(months.div_euclid(12)).ok()?,
+            months.rem_euclid(12) as u32,
+        );
+        let first = chrono::NaiveDate::from_ymd_opt(year, month0 + 1, 1)?;
+        let next_first = first.checked_add_months(chrono::Months::new(1))?;
+        let month_len = (next_first - first).num_days() as u32;
+        let date = first.with_day(naive.day().min(month_len))?;
+        let moved = date.and_time(naive.time()).and_utc();
+        let rest = TimeDelta::try_days(self.days)?
+            .checked_add(&TimeDelta::try_hours(self.hours)?)?
+            .checked_add(&TimeDelta::try_minutes(self.minutes)?)?
+            .checked_add(&TimeDelta::try_seconds(self.seconds)?)?
+            .checked_add(&TimeDelta::microseconds(self.microseconds))?;
+        moved.checked_add_signed(rest)
+    }
+
+    /// Airflow's `_relativedelta_in_seconds` (a month is 30 days, a year 365).
+    pub fn approx_secs(&self) -> i64 {
+        self.years * 365 * 86_400
+            + self.months * 30 * 86_400
+            + self.days * 86_400
+            + self.hours * 3_600
+            + self.minutes * 60
+            + self.seconds
+    }
+}
+
+/// relativedelta's `repr`: `relativedelta(months=+1, days=-2)`.
+impl fmt::Display for RelativeDelta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields = [
+            ("years", self.years),
+            ("months", self.months),
+            ("days", self.days),
+            ("hours", self.hours),
+            ("minutes", self.minutes),
+            ("seconds", self.seconds),
+            ("microseconds", self.microseconds),
+        ];
+        let shown: Vec<String> = fields
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(name, v)| format!("{name}={v:+}"))
+            .collect();
+        write!(f, "relativedelta({})", shown.join(", "))
+    }
+}
+
+/// A time zone: a name from the IANA database compiled into the binary, or a fixed
+/// offset from UTC. Kept in the stored DAG as its name (`Europe/Amsterdam`, `+02:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Zone {
+    Named(chrono_tz::Tz),
+    Fixed(FixedOffset),
+}
+
+impl Default for Zone {
+    fn default() -> Zone {
+        Zone::Named(chrono_tz::UTC)
+    }
+}
+
+impl Zone {
+    /// An IANA name as pendulum reads it (exact case; `UTC` in any case), or an offset
+    /// such as `+02:00`, `+0200`, `-05`, optionally after `UTC`/`GMT` (updraft's own
+    /// addition: Airflow takes only names). None for anything else.
+    pub fn parse(text: &str) -> Option<Zone> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("utc") {
+            return Some(Zone::default());
+        }
+        if let Ok(tz) = t.parse::<chrono_tz::Tz>() {
+            return Some(Zone::Named(tz));
+        }
+        ["UTC", "GMT", ""]
+            .iter()
+            .find_map(|prefix| t.strip_prefix(prefix).and_then(parse_offset))
+            .map(Zone::Fixed)
+    }
+
+    /// The name Airflow shows (`dag.timezone`): the IANA name, or `+HH:MM`.
+    pub fn name(&self) -> String {
+        match self {
+            Zone::Named(tz) => tz.name().to_string(),
+            Zone::Fixed(off) => off.to_string(),
+        }
+    }
+
+    /// The wall-clock reading of `t` in this zone.
+    pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        match self {
+            Zone::Named(tz) => t.with_timezone(tz).naive_local(),
+            Zone::Fixed(off) => t.with_timezone(off).naive_local(),
+        }
+    }
+
+    /// The instant a wall-clock time in this zone stands for, as Airflow's `make_aware`
+    /// (pendulum with `fold=1`) reads it: a time that happens twice (the autumn hour) is
+    /// its second occurrence; a time that never happens (the spring gap) is read with the
+    /// offset from before the gap, which lands as far past the gap as it was into it
+    /// (02:30 becomes 03:30).
+    pub fn instant(&self, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
+        use chrono::LocalResult;
+        let tz = match self {
+            Zone::Fixed(off) => {
+                return off.from_local_datetime(&naive).single().map(|d| d.to_utc());
+            }
+            Zone::Named(tz) => tz,
+        };
+        match tz.from_local_datetime(&naive) {
+            LocalResult::Single(d) => Some(d.to_utc()),
+            LocalResult::Ambiguous(_, later) => Some(later.to_utc()),
+            LocalResult::None => {
+                // Gaps are an hour or so and never near another change; half a day
+                // before, the old offset still holds.
+                let before = tz
+                    .offset_from_utc_datetime(&naive.checked_sub_signed(TimeDelta::hours(12))?)
+                    .fix();
+                Some(
+                    naive
+                        .checked_sub_signed(TimeDelta::seconds(i64::from(
+                            before.local_minus_utc(),
+                        )))?
+                        .and_utc(),
+                )
+            }
+        }
+    }
+}
+
+impl From<Zone> for String {
+    fn from(z: Zone) -> String {
+        z.name()
+    }
+}
+
+impl TryFrom<String> for Zone {
+    type Error = String;
+    fn try_from(s: String) -> Result<Zone, String> {
+        Zone::parse(&s).ok_or_else(|| format!("unknown time zone `{s}`"))
+    }
+}
+
+/// `+02:00`, `+0200`, `+02`, `-05:30`.
+fn parse_offset(s: &str) -> Option<FixedOffset> {
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) || ![2, 4].contains(&digits.len()) {
+        return None;
+    }
+    let hours: i32 = digits[..2].parse().ok()?;
+    let minutes: i32 = digits
+        .get(2..)
+        .filter(|m| !m.is_empty())
+        .map_or(Ok(0), str::parse)
+        .ok()?;
+    if minutes >= 60 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+}
+
+/// `+02:00` and friends, for date strings that carry an offset.
+pub fn offset(s: &str) -> Option<FixedOffset> {
+    parse_offset(s)
 }
 
 impl Schedule {
-    /// The text Airflow shows as `timetable_summary`.
+    /// The text Airflow shows as `timetable_summary` (its timetable's `summary`):
+    /// presets come out expanded, as Airflow's `CronMixin` expands them.
     pub fn summary(&self) -> Option<String> {
-        match self {
-            Schedule::None => None,
-            Schedule::Once => Some("@once".to_string()),
-            Schedule::Cron { raw, .. } => Some(raw.clone()),
-            Schedule::Delta { secs } => Some(format_timedelta(*secs)),
-        }
+        Some(match self {
+            Schedule::None => return None,
+            Schedule::Once => "@once".to_string(),
+            Schedule::Cron { expr, .. } => expr.clone(),
+            Schedule::Delta { secs } => format_timedelta(*secs),
+            Schedule::Relative(r) => r.to_string(),
+            Schedule::Timetable(t) => match t {
+                Timetable::CronTrigger { crons, .. } => crons.join(", "),
+                Timetable::CronDataInterval { cron, .. } => cron.clone(),
+                Timetable::DeltaTrigger { delta, .. } | Timetable::DeltaDataInterval { delta } => {
+                    delta.summary()
+                }
+                Timetable::Events {
+                    events,
+                    description,
+                    ..
+                } => description
+                    .clone()
+                    .unwrap_or_else(|| format!("{} events", events.len())),
+            },
+        })
+    }
+
+    /// Airflow's `Timetable.periodic`: false only for `None` and `@once` (its base class
+    /// says true, and `EventsTimetable` keeps that).
+    pub fn is_periodic(&self) -> bool {
+        !matches!(self, Schedule::None | Schedule::Once)
     }
 }
 

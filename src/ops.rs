@@ -126,6 +126,7 @@ pub fn trigger(store: &mut Store, dag_id: &str, t: Trigger, now: DateTime<Utc>) 
                 note: t.note.clone(),
                 triggered_by: t.triggered_by,
                 user: t.user.as_deref(),
+                backfill_id: None,
             },
             now,
         )?;

@@ -229,6 +229,7 @@ fn sync_bundle(
             .collect();
         let inputs = dagfile::Inputs {
             now,
+            default_zone: cfg.core.default_timezone,
             var: &var,
             defaults: &applying,
             read: &read,

@@ -3,7 +3,7 @@
 // at / and under any base_url prefix without a rebuild.
 
 import { api, token, url, setUnauthorizedHandler } from "./js/api.js";
-import { put, h } from "./js/ui.js";
+import { put, h, zone, zones, setZone } from "./js/ui.js";
 import * as router from "./js/router.js";
 
 const main = document.getElementById("main");
@@ -53,8 +53,23 @@ function showUser() {
       h("span", { class: "avatar", "aria-hidden": "true" }, me.username.slice(0, 1).toUpperCase()),
       h("span", { class: "name" }, me.username),
       h("span", { class: "role" }, me.role)),
+    zonePicker(),
     me.all_admins ? null : h("button", { type: "button", class: "btn small", id: "logout", onclick: logout }, "Log out"),
   );
+}
+
+/** The time zone times are shown in; a change shows the page again in it. */
+function zonePicker() {
+  const current = zone();
+  const select = h("select", { id: "timezone", class: "zone", title: "Show times in this time zone", "aria-label": "Time zone" },
+    ...zones().map((z) => h("option", { value: z, selected: z === current }, z)));
+  select.addEventListener("change", () => {
+    setZone(select.value);
+    // A new key makes render mount the page afresh (unmounting this one).
+    if (page) page.key = null;
+    render();
+  });
+  return select;
 }
 
 /** Forgets the token, then lets the server clear its cookie and send us to login. */

@@ -24,3 +24,7 @@ mod api_dags;
 mod api_objects;
 // DAG runs, task instances, logs and XComs through the Core API.
 mod api_runs;
+// Backfills: the Core API's routes, the CLI, and the scheduler within a backfill's limit.
+mod backfill;
+// Named time zones and timetables: DAGs in zones, run and read back through the API.
+mod timezones;

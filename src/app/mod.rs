@@ -217,7 +217,8 @@ fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
         | Command::VariablesGet { .. }
         | Command::VariablesSet { .. }
         | Command::ConnectionsGet { .. }
-        | Command::ConnectionsAdd(_)) => tasks::run(cmd, cfg, env),
+        | Command::ConnectionsAdd(_)
+        | Command::BackfillCreate(_)) => tasks::run(cmd, cfg, env),
         Command::UsersResetPassword { user } => {
             let password = crate::auth::reset_password(cfg, &user)?;
             emit(&format!("{password}\n"))

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{Env, emit, live_dag, pretty, print_rows, synced_store};
-use crate::cli::{Command, ConnectionArgs, Output};
+use crate::cli::{BackfillArgs, Command, ConnectionArgs, Output};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::executor::client::Client;
@@ -49,6 +49,7 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
                 _ => emit(&format!("{}\n", run.run_id)),
             }
         }
+        Command::BackfillCreate(a) => backfill_create(cfg, env, a, user, now),
         Command::DagsPause { dag_id, paused } => {
             let mut store = synced_store(cfg, &env.clock)?;
             ops::set_paused(&mut store, &dag_id, paused, user.as_deref(), now)?;
@@ -349,6 +350,64 @@ impl template::Lookup for StoreLookup<'_> {
 }
 
 /// A run as Airflow's CLI prints it.
+/// `backfill create`, as Airflow's `backfill_command.create_backfill`: the dry run
+/// prints the logical dates it would run; otherwise the backfill is created and said.
+fn backfill_create(
+    cfg: &Config,
+    env: &Env,
+    a: BackfillArgs,
+    user: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    use crate::backfill::{self, Refused, Reprocess};
+    let mut store = synced_store(cfg, &env.clock)?;
+    let dag_run_conf = a
+        .dag_run_conf
+        .map(|c| match serde_json::from_str::<Value>(&c) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(_) => Err(Error::Usage("--dag-run-conf must be a JSON object".into())),
+            Err(e) => Err(Error::Usage(format!("Invalid JSON in --dag-run-conf: {e}"))),
+        })
+        .transpose()?;
+    let req = backfill::Request {
+        dag_id: a.dag_id,
+        from_date: parse_date(&a.from_date)?,
+        to_date: parse_date(&a.to_date)?,
+        run_backwards: a.run_backwards,
+        dag_run_conf,
+        reprocess: a
+            .reprocess_behavior
+            .as_deref()
+            .and_then(Reprocess::parse)
+            .unwrap_or_default(),
+        max_active_runs: a.max_active_runs.map_or(10, i64::from),
+        user,
+    };
+    if a.dry_run {
+        let dates = backfill::dry_run(&store, &req, now)?;
+        return emit(&format!(
+            "Performing dry run of backfill.\nRuns to be attempted:\n{}",
+            backfill::dry_run_table(&dates)
+        ));
+    }
+    match backfill::create(&mut store, &req, false, now) {
+        Ok(b) => {
+            let runs = store.backfill_progress(b.id)?;
+            emit(&format!(
+                "Created backfill {} of {}: {} run(s) queued, {} date(s) skipped\n",
+                b.id,
+                b.dag_id,
+                runs.queued + runs.running,
+                runs.skipped
+            ))
+        }
+        Err(Refused::Invalid(msg)) if msg.starts_with("No runs to create") => {
+            Err(Error::Failed(format!("Warning: {msg}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn run_json(r: &RunRow) -> Value {
     let t = |d: Option<DateTime<Utc>>| {
         d.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))

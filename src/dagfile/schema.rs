@@ -25,6 +25,44 @@ pub fn schema() -> Value {
         },
         "additionalProperties": false
     });
+    let relativedelta = json!({
+        "type": "object",
+        "description": "A dateutil relativedelta (its relative arguments)",
+        "required": ["__type__"],
+        "properties": {
+            "__type__": { "const": "dateutil.relativedelta.relativedelta" },
+            "years": { "type": "integer" },
+            "months": { "type": "integer" },
+            "weeks": { "type": "integer" },
+            "days": { "type": "integer" },
+            "hours": { "type": "integer" },
+            "minutes": { "type": "integer" },
+            "seconds": { "type": "integer" },
+            "microseconds": { "type": "integer" }
+        },
+        "additionalProperties": false
+    });
+    let timetable_types: Vec<&str> = super::values::TIMETABLE_CLASSES.to_vec();
+    let timetable = json!({
+        "type": "object",
+        "description": "An Airflow timetable, built as dag-factory builds it: positional arguments in __args__, the rest by name (cron or expression, timezone, interval, run_immediately, delta, event_dates, restrict_to_events, description)",
+        "required": ["__type__"],
+        "properties": {
+            "__type__": { "enum": timetable_types },
+            "__args__": { "type": "array" },
+            "cron": { "type": "string" },
+            "expression": { "type": "string" },
+            "timezone": { "$ref": "#/$defs/timezone" },
+            "interval": { "$ref": "#/$defs/delta" },
+            "run_immediately": { "oneOf": [{ "type": "boolean" }, { "$ref": "#/$defs/timedelta" }] },
+            "delta": { "$ref": "#/$defs/delta" },
+            "event_dates": { "type": "array", "items": { "type": "string", "description": "A date and time with an offset" } },
+            "restrict_to_events": { "type": "boolean" },
+            "presorted": { "type": "boolean" },
+            "description": { "type": "string" }
+        },
+        "additionalProperties": false
+    });
     let duration = json!({
         "oneOf": [
             { "type": "number", "minimum": 0, "description": "Seconds" },
@@ -72,7 +110,7 @@ pub fn schema() -> Value {
     let default_args = json!({
         "type": "object",
         "description": "Defaults for every task's settings; dates here follow default_args.timezone",
-        "properties": with(json!({ "start_date": date, "end_date": date, "timezone": string })),
+        "properties": with(json!({ "start_date": date, "end_date": date, "timezone": { "$ref": "#/$defs/timezone" } })),
         "additionalProperties": true
     });
     let task = json!({
@@ -161,7 +199,7 @@ pub fn schema() -> Value {
             "doc_md_file_path": { "type": "string", "description": "An absolute path (such as $CONFIG_ROOT_DIR/docs/dag.md) of a file whose text becomes doc_md" },
             "start_date": date,
             "end_date": date,
-            "timezone": { "type": "string", "description": "UTC or a fixed offset such as +02:00" },
+            "timezone": { "$ref": "#/$defs/timezone" },
             "catchup": { "type": "boolean", "default": false },
             "tags": names,
             "params": { "type": "object" },
@@ -200,11 +238,20 @@ pub fn schema() -> Value {
             "task": task,
             "task_group": group,
             "timedelta": timedelta,
+            "relativedelta": relativedelta,
+            "delta": { "oneOf": [{ "$ref": "#/$defs/timedelta" }, { "$ref": "#/$defs/relativedelta" }] },
+            "timezone": {
+                "type": "string",
+                "description": "An IANA time zone such as Europe/Amsterdam (case-sensitive), UTC, or a fixed offset such as +02:00; the DAG's start_date is read in it, and its cron schedule ticks in it"
+            },
+            "timetable": timetable,
             "schedule": {
                 "oneOf": [
                     { "type": "string", "description": "A cron expression or @once, @hourly, @daily, @weekly, @monthly, @quarterly, @yearly" },
                     { "type": "null" },
-                    { "$ref": "#/$defs/timedelta" }
+                    { "$ref": "#/$defs/timedelta" },
+                    { "$ref": "#/$defs/relativedelta" },
+                    { "$ref": "#/$defs/timetable" }
                 ]
             }
         }

@@ -19,7 +19,7 @@ use super::rules::Decision;
 use super::timetable::RunInfo;
 use crate::error::Result;
 use crate::model::{Dag, RunState, TaskState};
-use crate::store::TiRow;
+use crate::store::{OpenBackfill, TiRow};
 
 /// What one DAG's schedule asks for in this pass.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +80,44 @@ pub fn run_limit(dag: &Dag, default: u32) -> u32 {
 /// waits, manual runs too, as in Airflow.
 pub fn may_start_run(running: u32, limit: u32, held: bool) -> bool {
     running < limit && !held
+}
+
+/// Which limit a queued run starts under, and whether it is held, as Airflow's
+/// `_start_queued_dagruns` decides: a backfill's run counts against its backfill's
+/// `max_active_runs` (runs of the same backfill), not the DAG's, and waits while the
+/// backfill is paused (a cancelled one is) or is not in `backfills` (the caller lists
+/// the backfill of every active run); every run waits while its DAG is paused.
+/// Returns `(limit, held)`.
+pub fn start_limit(
+    backfill_id: Option<i64>,
+    backfills: &[OpenBackfill],
+    dag_limit: u32,
+    dag_paused: bool,
+) -> (u32, bool) {
+    let Some(id) = backfill_id else {
+        return (dag_limit, dag_paused);
+    };
+    match backfills.iter().find(|b| b.id == id) {
+        Some(b) => (
+            u32::try_from(b.max_active_runs.max(0)).unwrap_or(u32::MAX),
+            dag_paused || b.is_paused,
+        ),
+        None => (0, true),
+    }
+}
+
+/// The open backfills none of whose runs is queued or running (`active` lists the
+/// backfill of every active run): Airflow's `_mark_backfills_complete`. The caller
+/// re-checks each in its write, since a run may have been queued since.
+pub fn finished_backfills(
+    open: &[OpenBackfill],
+    active: impl IntoIterator<Item = Option<i64>>,
+) -> Vec<i64> {
+    let busy: HashSet<i64> = active.into_iter().flatten().collect();
+    open.iter()
+        .map(|b| b.id)
+        .filter(|id| !busy.contains(id))
+        .collect()
 }
 
 /// What a pass does with one task instance of a run it advances.
@@ -712,5 +750,131 @@ mod tests {
         let (got, warned) = run_case(&c);
         assert!(got.is_empty());
         assert_eq!(warned, HashSet::from(["nowhere".to_string()]));
+    }
+
+    /// why, backfill, DAG limit, DAG paused, (limit, held).
+    type StartCase = (&'static str, Option<i64>, u32, bool, (u32, bool));
+    /// why, open backfills, backfills of the active runs, finished.
+    type FinishCase = (&'static str, Vec<OpenBackfill>, Vec<Option<i64>>, Vec<i64>);
+
+    #[test]
+    fn backfill_runs_start_under_their_backfills_limit_and_pause() {
+        let open = [
+            OpenBackfill {
+                id: 1,
+                max_active_runs: 2,
+                is_paused: false,
+            },
+            OpenBackfill {
+                id: 2,
+                max_active_runs: 5,
+                is_paused: true,
+            },
+            OpenBackfill {
+                id: 3,
+                max_active_runs: -1,
+                is_paused: false,
+            },
+        ];
+        let table: &[StartCase] = &[
+            (
+                "not a backfill run: the DAG's limit",
+                None,
+                16,
+                false,
+                (16, false),
+            ),
+            ("not a backfill run, DAG paused", None, 16, true, (16, true)),
+            (
+                "the backfill's limit, not the DAG's",
+                Some(1),
+                16,
+                false,
+                (2, false),
+            ),
+            (
+                "the backfill's limit even above the DAG's",
+                Some(2),
+                1,
+                false,
+                (5, true),
+            ),
+            (
+                "a backfill run of a paused DAG waits too",
+                Some(1),
+                16,
+                true,
+                (2, true),
+            ),
+            (
+                "a paused backfill starts nothing",
+                Some(2),
+                16,
+                false,
+                (5, true),
+            ),
+            (
+                "a nonsense limit starts nothing",
+                Some(3),
+                16,
+                false,
+                (0, false),
+            ),
+            (
+                "a completed (cancelled) or unknown backfill starts nothing",
+                Some(9),
+                16,
+                false,
+                (0, true),
+            ),
+        ];
+        for (why, backfill, dag_limit, paused, want) in table {
+            assert_eq!(
+                start_limit(*backfill, &open, *dag_limit, *paused),
+                *want,
+                "{why}"
+            );
+        }
+        // And then `may_start_run` decides with the count of the backfill's own runs.
+        let (limit, held) = start_limit(Some(1), &open, 16, false);
+        assert!(may_start_run(1, limit, held));
+        assert!(!may_start_run(2, limit, held));
+    }
+
+    #[test]
+    fn backfills_finish_when_none_of_their_runs_is_active() {
+        let open = |id| OpenBackfill {
+            id,
+            max_active_runs: 2,
+            is_paused: false,
+        };
+        let table: &[FinishCase] = &[
+            ("nothing open", vec![], vec![None, Some(1)], vec![]),
+            (
+                "a run still active",
+                vec![open(1)],
+                vec![None, Some(1)],
+                vec![],
+            ),
+            (
+                "only other runs active",
+                vec![open(1), open(2)],
+                vec![None, Some(2)],
+                vec![1],
+            ),
+            (
+                "no active run at all (every date skipped)",
+                vec![open(3)],
+                vec![],
+                vec![3],
+            ),
+        ];
+        for (why, o, active, want) in table {
+            assert_eq!(
+                &finished_backfills(o, active.iter().copied()),
+                want,
+                "{why}"
+            );
+        }
     }
 }

@@ -424,13 +424,35 @@ impl Scheduler {
             self.last_reap = Instant::now();
         }
 
+        // Open backfills are read before the runs: a backfill created in between has
+        // runs this pass does not see, rather than no runs (which would finish it).
+        let open = match self.opts.until_run {
+            Some(_) => Vec::new(),
+            None => self.store.open_backfills()?,
+        };
         let mut runs = self.store.active_runs()?;
         if let Some((dag_id, run_id)) = &self.opts.until_run {
             runs.retain(|r| &r.dag_id == dag_id && &r.run_id == run_id);
         }
         let only = self.opts.until_run.clone();
+        self.finish_backfills(&open, &runs, now)?;
         if runs.is_empty() {
             return Ok(next);
+        }
+        // The limits of the backfills whose runs are active: the open ones, and a
+        // completed one whose run was cleared and queued again (it runs under its
+        // backfill's limit, as in Airflow).
+        let mut backfills = open;
+        for id in runs.iter().filter_map(|r| r.backfill_id) {
+            if !backfills.iter().any(|b| b.id == id)
+                && let Some(b) = self.store.backfill(id)?
+            {
+                backfills.push(crate::store::OpenBackfill {
+                    id,
+                    max_active_runs: b.max_active_runs,
+                    is_paused: b.is_paused,
+                });
+            }
         }
         let dags = self.dags_for(runs.iter().map(|r| r.dag_id.as_str()))?;
         // Taken out of `self` so the candidates can borrow it while `queue` runs; an
@@ -441,9 +463,13 @@ impl Scheduler {
         let max_runs_default = self.cfg.core.max_active_runs_per_dag;
         let mut to_queue: Vec<&RunRow> = Vec::new();
         let decisions = self.store.write(|tx| {
-            let mut running_per_dag: HashMap<&str, u32> = HashMap::new();
+            // Running runs per DAG and backfill: a backfill's runs count against its own
+            // limit, the others against the DAG's (Airflow groups by both).
+            let mut running_per_dag: HashMap<(&str, Option<i64>), u32> = HashMap::new();
             for r in runs.iter().filter(|r| r.state == RunState::Running) {
-                *running_per_dag.entry(&r.dag_id).or_default() += 1;
+                *running_per_dag
+                    .entry((&r.dag_id, r.backfill_id))
+                    .or_default() += 1;
             }
             let mut retry_at: Option<DateTime<Utc>> = None;
             for run in &runs {
@@ -452,10 +478,18 @@ impl Scheduler {
                 };
                 let mut run_state = run.state;
                 if run_state == RunState::Queued {
-                    let limit = decide::run_limit(dag, max_runs_default);
-                    let n = running_per_dag.entry(&run.dag_id).or_default();
-                    // Held: the DAG is paused, and this is not the run `dags test` drives.
-                    let held = only.is_none() && self.paused.contains(&run.dag_id);
+                    // Held: the DAG (or the run's backfill) is paused, and this is not the
+                    // run `dags test` drives.
+                    let (limit, held) = decide::start_limit(
+                        run.backfill_id,
+                        &backfills,
+                        decide::run_limit(dag, max_runs_default),
+                        self.paused.contains(&run.dag_id),
+                    );
+                    let held = held && only.is_none();
+                    let n = running_per_dag
+                        .entry((&run.dag_id, run.backfill_id))
+                        .or_default();
                     if !decide::may_start_run(*n, limit, held) {
                         continue;
                     }
@@ -486,6 +520,28 @@ impl Scheduler {
         self.queue(&cache, &to_queue, &dags, now)?;
         self.tis = cache;
         Ok(next)
+    }
+
+    /// Marks completed the open backfills none of whose runs is active any more; the
+    /// write re-checks it, in case a run was queued again since `runs` was read.
+    fn finish_backfills(
+        &mut self,
+        open: &[crate::store::OpenBackfill],
+        runs: &[RunRow],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let done = decide::finished_backfills(open, runs.iter().map(|r| r.backfill_id));
+        if done.is_empty() {
+            return Ok(());
+        }
+        self.store.write(|tx| {
+            for id in &done {
+                if tx.complete_backfill(*id, true, now)? {
+                    log::info!("backfill {id} completed");
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Moves scheduled task instances of `runs` to the executor, highest priority first,
@@ -647,6 +703,7 @@ impl Scheduler {
                         note: None,
                         triggered_by: "timetable",
                         user: None,
+                        backfill_id: None,
                     },
                     now,
                 )

@@ -3,15 +3,18 @@
 //! Given a DAG, its last scheduled run and the time, `next_run` says which run comes next,
 //! exactly as Airflow 3's `Timetable.next_dagrun_info` would with its default settings.
 //! Nothing here reads the clock or the store: `now` is an argument, and whether a run may
-//! be created yet (`run_after <= now`) is the caller's decision. Times are UTC throughout;
-//! cron expressions are evaluated in UTC as well (Airflow uses the DAG's timezone, and
-//! updraft has already turned every date into UTC by the time a `Dag` exists).
+//! be created yet (`run_after <= now`) is the caller's decision. Instants are UTC; cron
+//! expressions tick in their zone (the DAG's, or the timetable's own `timezone`), across
+//! daylight-saving changes as Airflow's `CronMixin` does: wall-clock times for schedules
+//! that skip hours (the autumn's repeated 02:30 runs once, at its second occurrence; the
+//! spring's missing 02:30 runs at 03:30), elapsed time for schedules that fire every hour.
+//! Delta schedules count in UTC, as Airflow's do.
 
-use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Timelike, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
-use crate::model::{Dag, Schedule};
+use crate::model::{Dag, Delta, RelativeDelta, RunImmediately, Schedule, Timetable, Zone};
 
 /// One scheduled run, as Airflow's `DagRunInfo` describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +50,8 @@ impl RunInfo {
 /// Airflow 3 defaults it to False, so plain schedules get the trigger timetables.
 /// Airflow also documents `create_delta_data_intervals` for timedeltas, but its
 /// `_create_timetable` (task-sdk `definitions/dag.py`) reads only the cron option for both
-/// kinds (Airflow issue #69868), so one switch is what Airflow really has.
+/// kinds (Airflow issue #69868), so one switch is what Airflow really has. Timetables
+/// named by `__type__` are what they say, whatever this is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Intervals {
     /// `CronTriggerTimetable` / `DeltaTriggerTimetable`: each run is a point in time.
@@ -79,14 +83,123 @@ pub fn manual_interval(dag: &Dag, logical_date: DateTime<Utc>) -> (DateTime<Utc>
 ///
 /// Cron descriptions follow the `cron_descriptor` package Airflow uses, for the common
 /// shapes (times, steps, day and month lists and ranges); anything else is described by
-/// its own cron text rather than by a guess. Timedelta schedules have no description in
-/// Airflow (its delta timetables keep the base class's empty one), so they get "".
+/// its own cron text rather than by a guess. Delta timetables have no description in
+/// Airflow (they keep the base class's empty one), so they get "".
 pub fn description(schedule: &Schedule) -> String {
+    let cron = |expr: &str| describe_cron(expr).unwrap_or_else(|| expr.to_string());
     match schedule {
         Schedule::None => "Never, external triggers only".to_string(),
         Schedule::Once => "Once, as soon as possible".to_string(),
-        Schedule::Cron { expr, .. } => describe_cron(expr).unwrap_or_else(|| expr.clone()),
-        Schedule::Delta { .. } => String::new(),
+        Schedule::Cron { expr, .. } => cron(expr),
+        Schedule::Delta { .. } | Schedule::Relative(_) => String::new(),
+        Schedule::Timetable(t) => match t {
+            Timetable::CronTrigger { crons, .. } => {
+                crons.iter().map(|c| cron(c)).collect::<Vec<_>>().join(", ")
+            }
+            Timetable::CronDataInterval { cron: expr, .. } => cron(expr),
+            Timetable::DeltaTrigger { .. } | Timetable::DeltaDataInterval { .. } => String::new(),
+            Timetable::Events {
+                events,
+                description,
+                ..
+            } => match (description, events.first(), events.last()) {
+                (Some(d), _, _) => d.clone(),
+                (None, Some(first), Some(last)) => format!(
+                    "{} events between {} and {}",
+                    events.len(),
+                    python_isoformat(first),
+                    python_isoformat(last)
+                ),
+                _ => "No events".to_string(),
+            },
+        },
+    }
+}
+
+/// Python's `datetime.isoformat()`: microseconds only when there are some, the offset
+/// as `+HH:MM`.
+fn python_isoformat(t: &DateTime<chrono::FixedOffset>) -> String {
+    let format = if t.nanosecond() / 1000 == 0 {
+        "%Y-%m-%dT%H:%M:%S%:z"
+    } else {
+        "%Y-%m-%dT%H:%M:%S%.6f%:z"
+    };
+    t.format(format).to_string()
+}
+
+/// What a schedule asks of the clock, once the setting and the DAG's zone are applied.
+enum Plan {
+    Once,
+    /// `_TriggerTimetable` (one or several crons, or a delta).
+    Trigger {
+        steps: Vec<Steps>,
+        interval: Delta,
+        run_immediately: RunImmediately,
+    },
+    /// `_DataIntervalTimetable`.
+    Data(Steps),
+    /// `EventsTimetable`, its instants sorted.
+    Events {
+        events: Vec<DateTime<Utc>>,
+        restrict: bool,
+    },
+}
+
+impl Plan {
+    /// None for `schedule: None`, and for a schedule that cannot fire (an expression the
+    /// DAG file parser would have refused, a zero delta).
+    fn of(intervals: Intervals, dag: &Dag) -> Option<Plan> {
+        let trigger = |steps: Steps| Plan::Trigger {
+            steps: vec![steps],
+            interval: Delta::ZERO,
+            run_immediately: RunImmediately::No,
+        };
+        let plain = |steps: Steps| match intervals {
+            Intervals::Trigger => trigger(steps),
+            Intervals::Data => Plan::Data(steps),
+        };
+        Some(match &dag.schedule {
+            Schedule::None => return None,
+            Schedule::Once => Plan::Once,
+            Schedule::Cron { expr, .. } => plain(Steps::cron(expr, dag.timezone)?),
+            Schedule::Delta { secs } => plain(Steps::delta(&Delta::Fixed { secs: *secs })?),
+            Schedule::Relative(r) => plain(Steps::delta(&Delta::Relative(*r))?),
+            Schedule::Timetable(t) => match t {
+                Timetable::CronTrigger {
+                    crons,
+                    zone,
+                    interval,
+                    run_immediately,
+                } => Plan::Trigger {
+                    steps: crons
+                        .iter()
+                        .map(|c| Steps::cron(c, *zone))
+                        .collect::<Option<Vec<_>>>()?,
+                    interval: *interval,
+                    run_immediately: *run_immediately,
+                },
+                Timetable::CronDataInterval { cron, zone } => Plan::Data(Steps::cron(cron, *zone)?),
+                Timetable::DeltaTrigger { delta, interval } => Plan::Trigger {
+                    steps: vec![Steps::delta(delta)?],
+                    interval: *interval,
+                    run_immediately: RunImmediately::No,
+                },
+                Timetable::DeltaDataInterval { delta } => Plan::Data(Steps::delta(delta)?),
+                Timetable::Events {
+                    events,
+                    restrict_to_events,
+                    ..
+                } => {
+                    let mut events: Vec<DateTime<Utc>> =
+                        events.iter().map(|e| e.to_utc()).collect();
+                    events.sort();
+                    Plan::Events {
+                        events,
+                        restrict: *restrict_to_events,
+                    }
+                }
+            },
+        })
     }
 }
 
@@ -105,13 +218,30 @@ impl Intervals {
             latest: dag.end_date,
             catchup: dag.catchup,
         };
-        if let Schedule::Once = dag.schedule {
-            return once(last, &bounds, now);
-        }
-        let steps = Steps::of(&dag.schedule)?;
-        match self {
-            Intervals::Trigger => trigger(&steps, last, &bounds, now),
-            Intervals::Data => data_interval(&steps, last, &bounds, now),
+        match Plan::of(self, dag)? {
+            Plan::Once => once(last, &bounds, now),
+            Plan::Trigger {
+                steps,
+                interval,
+                run_immediately,
+            } => {
+                let runs = steps
+                    .iter()
+                    .map(|steps| trigger(steps, &interval, run_immediately, last, &bounds, now));
+                // `MultipleCronTriggerTimetable`: with catchup the earliest; without, the
+                // latest at or before now, else the earliest after it. One cron is the same.
+                let now_ts = now.timestamp_micros();
+                runs.flatten().min_by_key(|run| {
+                    let ts = run.logical_date.timestamp_micros();
+                    if bounds.catchup || ts > now_ts {
+                        ts
+                    } else {
+                        ts.saturating_neg()
+                    }
+                })
+            }
+            Plan::Data(steps) => data_interval(&steps, last, &bounds, now),
+            Plan::Events { events, .. } => events_next(&events, last, &bounds, now),
         }
     }
 
@@ -122,25 +252,43 @@ impl Intervals {
         logical_date: DateTime<Utc>,
     ) -> (DateTime<Utc>, DateTime<Utc>) {
         let exact = (logical_date, logical_date);
-        let Some(steps) = Steps::of(&dag.schedule) else {
+        match Plan::of(self, dag) {
             // `schedule=None` and `@once`: `DataInterval.exact` (`_TrivialTimetable`).
-            return exact;
-        };
-        match (self, &steps) {
+            None | Some(Plan::Once) => exact,
             // `_TriggerTimetable`: `(run_after - interval, run_after)`, and the interval
             // (the timetable's `interval=` argument) is zero for plain schedules.
-            (Intervals::Trigger, _) => exact,
+            Some(Plan::Trigger { interval, .. }) => (
+                sub(&interval, logical_date).unwrap_or(logical_date),
+                logical_date,
+            ),
             // `DeltaDataIntervalTimetable`: the delta that ends at the logical date.
-            (Intervals::Data, Steps::Delta(_)) => steps
-                .prev(logical_date)
-                .map_or(exact, |start| (start, logical_date)),
             // `CronDataIntervalTimetable`: the last whole period before the logical date,
             // e.g. 00:00 on the 24th to 00:00 on the 25th for a daily run triggered at
             // 01:00 on the 25th.
-            (Intervals::Data, Steps::Cron(_)) => steps
-                .align_prev(logical_date)
-                .and_then(|end| Some((steps.prev(end)?, end)))
-                .unwrap_or(exact),
+            Some(Plan::Data(steps)) => match steps {
+                Steps::Cron { .. } => steps
+                    .align_prev(logical_date)
+                    .and_then(|end| Some((steps.prev(end)?, end)))
+                    .unwrap_or(exact),
+                _ => steps
+                    .prev(logical_date)
+                    .map_or(exact, |start| (start, logical_date)),
+            },
+            // `EventsTimetable`: restricted to events, the latest event at or before the
+            // date (the first event if all are later); else the date itself.
+            Some(Plan::Events { events, restrict }) => {
+                let at = match (restrict, events.first()) {
+                    (true, Some(first)) if logical_date < *first => *first,
+                    (true, Some(_)) => events
+                        .iter()
+                        .rev()
+                        .find(|e| **e <= logical_date)
+                        .copied()
+                        .unwrap_or(logical_date),
+                    _ => logical_date,
+                };
+                (at, at)
+            }
         }
     }
 }
@@ -177,8 +325,11 @@ fn once(last: Option<&RunInfo>, bounds: &Bounds, now: DateTime<Utc>) -> Option<R
 /// runs the most recent missed fire time once (not the next one in the future), and a
 /// start date in the future wins over both. Airflow's own test
 /// `test_daily_cron_trigger_no_catchup_first_starts_at_next_schedule` pins this down.
+/// A run's data interval is the `interval` before its fire time.
 fn trigger(
     steps: &Steps,
+    interval: &Delta,
+    run_immediately: RunImmediately,
     last: Option<&RunInfo>,
     bounds: &Bounds,
     now: DateTime<Utc>,
@@ -187,14 +338,14 @@ fn trigger(
         match (last, bounds.earliest) {
             (Some(last), _) => steps.next(last.data_interval_end)?,
             (None, Some(start)) => steps.align_next(start)?,
-            (None, None) => steps.first_run(now)?,
+            (None, None) => steps.first_run(now, run_immediately)?,
         }
     } else {
         let after_last = match (last, bounds.earliest) {
             (Some(last), _) => steps.next(last.data_interval_end),
             // Without a start date the first run follows `first_run`; with one, the
             // start date's candidate below decides.
-            (None, None) => steps.first_run(now),
+            (None, None) => steps.first_run(now, run_immediately),
             (None, Some(_)) => None,
         };
         let from_start = bounds.earliest.and_then(|start| steps.align_next(start));
@@ -204,7 +355,10 @@ fn trigger(
             .max()?
     };
     // `latest < next_start_time` ends the schedule; a fire time on the end date still runs.
-    (!bounds.past_end(at)).then(|| RunInfo::exact(at))
+    if bounds.past_end(at) {
+        return None;
+    }
+    Some(RunInfo::interval(sub(interval, at)?, at))
 }
 
 /// `_DataIntervalTimetable.next_dagrun_info` (airflow-core `timetables/interval.py`), used
@@ -229,7 +383,14 @@ fn data_interval(
         Some(last) => {
             // Aligning matters when the schedule changed since the last run.
             let after_last = steps.align_prev(last.data_interval_end)?;
-            earliest.map_or(after_last, |e| e.max(after_last))
+            let start = earliest.map_or(after_last, |e| e.max(after_last));
+            // A coarser schedule can realign onto the last run's start; Airflow steps
+            // once past it rather than collide with that run.
+            if start <= last.data_interval_start {
+                Some(steps.next(start)?).filter(|s| *s > last.data_interval_start)?
+            } else {
+                start
+            }
         }
     };
     // Here the interval's start is compared with the end date, not its end.
@@ -239,33 +400,80 @@ fn data_interval(
     Some(RunInfo::interval(start, steps.next(start)?))
 }
 
+/// `EventsTimetable.next_dagrun_info`: the first listed instant at or after the start
+/// date (without catchup, at or after now) and after the last run.
+fn events_next(
+    events: &[DateTime<Utc>],
+    last: Option<&RunInfo>,
+    bounds: &Bounds,
+    now: DateTime<Utc>,
+) -> Option<RunInfo> {
+    let mut earliest = bounds.earliest;
+    if !bounds.catchup && earliest.is_none_or(|e| now > e) {
+        earliest = Some(now);
+    }
+    let at = *events.iter().find(|e| {
+        earliest.is_none_or(|start| **e >= start)
+            && last.is_none_or(|last| **e > last.data_interval_end)
+    })?;
+    (!bounds.past_end(at)).then(|| RunInfo::exact(at))
+}
+
+/// `t - delta`, as Python subtracts a timedelta or a relativedelta.
+fn sub(delta: &Delta, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match delta {
+        Delta::Fixed { secs } => t.checked_sub_signed(fixed(*secs)?),
+        Delta::Relative(r) => r.negated().add_to(t),
+    }
+}
+
+fn fixed(secs: f64) -> Option<TimeDelta> {
+    let micros = (secs * 1e6).round();
+    (micros.abs() < i64::MAX as f64).then(|| TimeDelta::microseconds(micros as i64))
+}
+
 /// The fire times of a schedule: Airflow's `CronMixin` and `DeltaMixin`.
 enum Steps {
-    Cron(Box<Cron>),
-    Delta(TimeDelta),
+    /// A cron expression in a zone; `every_hour` when its hour field covers all 24 hours,
+    /// which is when Airflow steps by elapsed time rather than by wall-clock time.
+    Cron {
+        cron: Box<Cron>,
+        zone: Zone,
+        every_hour: bool,
+    },
+    Fixed(TimeDelta),
+    Relative(RelativeDelta),
 }
 
 /// Airflow's fallback of `max(gap / 10, 5 minutes)` in `CronTriggerTimetable._calc_first_run`.
 const FIRST_RUN_MIN_BUFFER: TimeDelta = TimeDelta::minutes(5);
 
 impl Steps {
-    /// None for schedules without fire times, and for an expression that does not parse
-    /// (the DAG file parser has already rejected those, so none should reach here).
-    fn of(schedule: &Schedule) -> Option<Steps> {
-        match schedule {
-            Schedule::None | Schedule::Once => None,
-            Schedule::Cron { expr, .. } => CronParser::builder()
-                .seconds(Seconds::Disallowed)
-                .year(Year::Disallowed)
-                .build()
-                .parse(expr)
-                .ok()
-                .map(|cron| Steps::Cron(Box::new(cron))),
-            Schedule::Delta { secs } => {
-                let micros = (secs * 1e6).round();
-                // Zero, negative and absurd deltas would loop or overflow; they never fire.
-                (micros >= 1.0 && micros < i64::MAX as f64)
-                    .then(|| Steps::Delta(TimeDelta::microseconds(micros as i64)))
+    fn cron(expr: &str, zone: Zone) -> Option<Steps> {
+        let cron = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .build()
+            .parse(expr)
+            .ok()?;
+        let hour = expr.split_whitespace().nth(1)?;
+        Some(Steps::Cron {
+            cron: Box::new(cron),
+            zone,
+            every_hour: covers_every_hour(hour),
+        })
+    }
+
+    /// Zero, negative and absurd deltas would loop or overflow; they never fire.
+    fn delta(delta: &Delta) -> Option<Steps> {
+        match delta {
+            Delta::Fixed { secs } => {
+                let d = fixed(*secs)?;
+                (d > TimeDelta::zero()).then_some(Steps::Fixed(d))
+            }
+            Delta::Relative(r) => {
+                let probe = DateTime::<Utc>::UNIX_EPOCH;
+                (r.add_to(probe)? > probe).then_some(Steps::Relative(*r))
             }
         }
     }
@@ -273,65 +481,90 @@ impl Steps {
     /// The first fire time strictly after `t` (`_get_next`).
     fn next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            // Fire times fall on whole seconds, so a search from `t`'s second, exclusive,
-            // never returns a time at or before `t` even when `t` has a fraction.
-            Steps::Cron(cron) => cron.find_next_occurrence(&whole_second(t), false).ok(),
-            Steps::Delta(d) => t.checked_add_signed(*d),
+            Steps::Cron {
+                cron,
+                zone,
+                every_hour,
+            } => {
+                let naive = zone.local(t);
+                // Fire times fall on whole seconds, so a search from `t`'s second,
+                // exclusive, never returns a time at or before `t` even with a fraction.
+                let from = whole_second(naive.and_utc());
+                let fire = cron.find_next_occurrence(&from, false).ok()?.naive_utc();
+                from_wall(*zone, *every_hour, t, naive, fire)
+            }
+            Steps::Fixed(d) => t.checked_add_signed(*d),
+            Steps::Relative(r) => r.add_to(t),
         }
     }
 
     /// The last fire time strictly before `t` (`_get_prev`).
     fn prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            Steps::Cron(cron) => {
-                let second = whole_second(t);
-                cron.find_previous_occurrence(&second, second != t).ok()
+            Steps::Cron {
+                cron,
+                zone,
+                every_hour,
+            } => {
+                let naive = zone.local(t);
+                let exact = naive.and_utc();
+                let second = whole_second(exact);
+                let fire = cron
+                    .find_previous_occurrence(&second, second != exact)
+                    .ok()?
+                    .naive_utc();
+                from_wall(*zone, *every_hour, t, naive, fire)
             }
-            Steps::Delta(d) => t.checked_sub_signed(*d),
+            Steps::Fixed(d) => t.checked_sub_signed(*d),
+            Steps::Relative(r) => r.negated().add_to(t),
         }
     }
 
-    /// `t` if it is a fire time, else the next one (`_align_to_next`). Every instant is a
+    /// `t` if it is a fire time, else the next one (`_align_to_next`): Airflow asks
+    /// whether the fire time before the next one is `t`, which in a zone's gap or
+    /// repeated hour is not the same as `t` matching the expression. Every instant is a
     /// fire time of a delta schedule: it counts from wherever it starts.
     fn align_next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if self.fires_at(t) {
-            Some(t)
-        } else {
-            self.next(t)
+        if !matches!(self, Steps::Cron { .. }) {
+            return Some(t);
         }
+        let next = self.next(t)?;
+        Some(if self.prev(next) == Some(t) { t } else { next })
     }
 
     /// `t` if it is a fire time, else the previous one (`_align_to_prev`).
     fn align_prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if self.fires_at(t) {
-            Some(t)
-        } else {
-            self.prev(t)
+        if !matches!(self, Steps::Cron { .. }) {
+            return Some(t);
         }
-    }
-
-    fn fires_at(&self, t: DateTime<Utc>) -> bool {
-        match self {
-            Steps::Cron(cron) => whole_second(t) == t && cron.is_time_matching(&t).unwrap_or(false),
-            Steps::Delta(_) => true,
-        }
+        let prev = self.prev(t)?;
+        Some(if self.next(prev) == Some(t) { t } else { prev })
     }
 
     /// The first trigger run of a DAG without a start date (`_calc_first_run`).
     ///
     /// A delta schedule starts now. A cron schedule runs its latest fire time if that was
-    /// at most a tenth of the gap between fire times ago (at least 5 minutes), else waits
-    /// for the next one: Airflow's `run_immediately=False`, the default, takes this branch
-    /// too (only `True` and an explicit timedelta differ), whatever its docstring says.
-    fn first_run(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if let Steps::Delta(_) = self {
+    /// recent enough by `run_immediately`, else waits for the next one. Airflow's default
+    /// `run_immediately=False` is not `True` and not a timedelta, so it takes the "a tenth
+    /// of the gap between fire times, at least 5 minutes" branch, whatever its docstring
+    /// says.
+    fn first_run(
+        &self,
+        now: DateTime<Utc>,
+        run_immediately: RunImmediately,
+    ) -> Option<DateTime<Utc>> {
+        if !matches!(self, Steps::Cron { .. }) {
             return Some(now);
         }
         let next = self.align_next(now)?;
         let Some(past) = self.align_prev(now) else {
             return Some(next);
         };
-        let buffer = ((next - past) / 10).max(FIRST_RUN_MIN_BUFFER);
+        let buffer = match run_immediately {
+            RunImmediately::Yes => return Some(past),
+            RunImmediately::Within { secs } => fixed(secs)?,
+            RunImmediately::No => ((next - past) / 10).max(FIRST_RUN_MIN_BUFFER),
+        };
         Some(if now - past <= buffer { past } else { next })
     }
 
@@ -343,7 +576,7 @@ impl Steps {
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
         let new_start = match self {
-            Steps::Cron(_) => {
+            Steps::Cron { .. } => {
                 // On a boundary, the interval that ends now; between boundaries, the one
                 // that ended at the last boundary.
                 let last_start = self.prev(now)?;
@@ -353,13 +586,30 @@ impl Steps {
                     self.prev(last_start)?
                 }
             }
-            Steps::Delta(d) => {
-                // Airflow rounds `now` down to a multiple of the delta counted from the
-                // Unix epoch, not from the start date, then steps back one delta.
-                let step = d.num_microseconds()?;
+            // Months and years have no fixed length: Airflow steps from the start date
+            // (or now) one period at a time to the last boundary at or before now.
+            Steps::Relative(r) if r.months != 0 || r.years != 0 => {
+                let mut boundary = earliest.unwrap_or(now);
+                // A delta whose days undo its months can step backwards; stop there.
+                while let Some(next) = self.next(boundary).filter(|n| *n <= now && *n > boundary) {
+                    boundary = next;
+                }
+                self.prev(boundary)?
+            }
+            // Airflow rounds `now` down to a multiple of the delta counted from the Unix
+            // epoch, not from the start date, then steps back one delta.
+            Steps::Fixed(_) | Steps::Relative(_) => {
+                let step = match self {
+                    Steps::Fixed(d) => d.num_microseconds()?,
+                    Steps::Relative(r) => r.approx_secs().checked_mul(1_000_000)?,
+                    Steps::Cron { .. } => return None,
+                };
+                if step <= 0 {
+                    return None;
+                }
                 let since_epoch = now.timestamp_micros();
                 let rounded = since_epoch - since_epoch.rem_euclid(step);
-                DateTime::from_timestamp_micros(rounded)?.checked_sub_signed(*d)?
+                self.prev(DateTime::from_timestamp_micros(rounded)?)?
             }
         };
         Some(match earliest {
@@ -367,6 +617,57 @@ impl Steps {
             None => new_start,
         })
     }
+}
+
+/// A cron fire time found on the wall clock, as an instant (the end of `_get_next` and
+/// `_get_prev`): read in the zone, or, for expressions that fire every hour, `t` moved
+/// by as much as the wall clock moved, so no hour is skipped or run twice.
+fn from_wall(
+    zone: Zone,
+    every_hour: bool,
+    t: DateTime<Utc>,
+    naive: NaiveDateTime,
+    fire: NaiveDateTime,
+) -> Option<DateTime<Utc>> {
+    if every_hour {
+        t.checked_add_signed(fire - naive)
+    } else {
+        zone.instant(fire)
+    }
+}
+
+/// Whether a cron hour field names all 24 hours (croniter then normalizes it to `*`,
+/// which Airflow's `_covers_every_hour` checks): `*`, `*/1`, `0-23`, a full list.
+fn covers_every_hour(field: &str) -> bool {
+    let mut hours = [false; 24];
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((range, step)) => match step.parse::<usize>() {
+                Ok(step) if step > 0 => (range, step),
+                _ => return false,
+            },
+            None => (part, 1),
+        };
+        let (from, to) = match range {
+            "*" => (0, 23),
+            _ => match range.split_once('-') {
+                Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    _ => return false,
+                },
+                None => match range.parse::<usize>() {
+                    // `5/2` runs from 5 to the end.
+                    Ok(a) if step > 1 || part.contains('/') => (a, 23),
+                    Ok(a) => (a, a),
+                    Err(_) => return false,
+                },
+            },
+        };
+        for h in (from..=to.min(23)).step_by(step) {
+            hours[h] = true;
+        }
+    }
+    hours.iter().all(|h| *h)
 }
 
 fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -599,6 +900,7 @@ pub(super) mod tests {
             description: None,
             doc_md: None,
             schedule,
+            timezone: Zone::default(),
             start_date: start.map(t),
             end_date: end.map(t),
             catchup,
@@ -1089,7 +1391,7 @@ pub(super) mod tests {
 
     #[test]
     fn fire_times_ignore_fractions_of_a_second() {
-        let steps = Steps::of(&cron("0 0 * * *")).unwrap();
+        let steps = Steps::cron("0 0 * * *", Zone::default()).unwrap();
         let cases = [
             (
                 "2024-01-02T00:00:00Z",
@@ -1246,4 +1548,715 @@ pub(super) mod tests {
             assert_eq!(description(&schedule), want, "{schedule:?}");
         }
     }
+
+    /// One question to Airflow: a schedule as a DAG file writes it, the zone of the DAG
+    /// (for plain cron strings), the DAG's dates in UTC, catchup, the time, and the runs
+    /// Airflow listed, each asked for with the one before as the last run.
+    struct Case {
+        schedule: &'static str,
+        zone: &'static str,
+        start: Option<&'static str>,
+        end: Option<&'static str>,
+        catchup: bool,
+        now: &'static str,
+        runs: &'static [&'static str],
+    }
+
+    /// A DAG with `schedule` as the DAG file parser reads it, in `zone`.
+    fn parsed(schedule: &str, zone: &str) -> Dag {
+        let zone = Zone::parse(zone).unwrap();
+        let yaml = format!("d:\n  schedule: {schedule}\n");
+        let parsed = crate::dagfile::parse_in("d.yml", &yaml, t("2024-01-01T00:00:00Z"), zone);
+        assert_eq!(parsed.errors, [], "{schedule}");
+        parsed.dags.into_iter().next().unwrap()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        t(&format!("{s}:00Z"))
+    }
+
+    /// Every timetable, across both daylight-saving changes in three zones, against the
+    /// runs the real Airflow 3.3.2 schedules (`AIRFLOW_RUNS`).
+    #[test]
+    fn airflow_table() {
+        for case in AIRFLOW_RUNS {
+            let mut dag = parsed(case.schedule, case.zone);
+            dag.start_date = case.start.map(utc);
+            dag.end_date = case.end.map(utc);
+            dag.catchup = case.catchup;
+            let mut last = None;
+            let mut got = Vec::new();
+            for _ in 0..case.runs.len() {
+                let Some(run) = next_run(&dag, last.as_ref(), utc(case.now)) else {
+                    got.push("none".to_string());
+                    break;
+                };
+                got.push(show(&run));
+                last = Some(run);
+            }
+            assert_eq!(
+                got, case.runs,
+                "\n{} in {}, start {:?}, catchup {}, now {}",
+                case.schedule, case.zone, case.start, case.catchup, case.now
+            );
+        }
+    }
+
+    /// `timetable_summary` and `timetable_description` as Airflow gives them.
+    #[test]
+    fn airflow_texts() {
+        for (schedule, summary, text) in AIRFLOW_TEXTS {
+            let dag = parsed(schedule, "UTC");
+            assert_eq!(
+                dag.schedule.summary().as_deref(),
+                Some(*summary),
+                "{schedule}"
+            );
+            assert_eq!(description(&dag.schedule), *text, "{schedule}");
+        }
+    }
+
+    // Produced by tests/compat/timetable_table.py against apache-airflow 3.3.2.
+    const AIRFLOW_RUNS: &[Case] = &[
+        Case {
+            schedule: "'30 2 * * *'",
+            zone: "Europe/Amsterdam",
+            start: Some("2024-03-29T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-29T01:30",
+                "2024-03-30T01:30",
+                "2024-03-31T01:30",
+                "2024-04-01T00:30",
+                "2024-04-02T00:30",
+            ],
+        },
+        Case {
+            schedule: "'30 2 * * *'",
+            zone: "America/New_York",
+            start: Some("2024-03-08T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-08T07:30",
+                "2024-03-09T07:30",
+                "2024-03-10T07:30",
+                "2024-03-11T06:30",
+                "2024-03-12T06:30",
+            ],
+        },
+        Case {
+            schedule: "'30 2 * * *'",
+            zone: "Australia/Sydney",
+            start: Some("2024-10-04T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-11-05T00:00",
+            runs: &[
+                "2024-10-04T16:30",
+                "2024-10-05T16:30",
+                "2024-10-06T15:30",
+                "2024-10-07T15:30",
+                "2024-10-08T15:30",
+            ],
+        },
+        Case {
+            schedule: "'30 2 * * *'",
+            zone: "Europe/Amsterdam",
+            start: Some("2024-10-25T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-11-05T00:00",
+            runs: &[
+                "2024-10-25T00:30",
+                "2024-10-26T00:30",
+                "2024-10-27T01:30",
+                "2024-10-28T01:30",
+                "2024-10-29T01:30",
+            ],
+        },
+        Case {
+            schedule: "'30 1 * * *'",
+            zone: "America/New_York",
+            start: Some("2024-11-01T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-12-05T00:00",
+            runs: &[
+                "2024-11-01T05:30",
+                "2024-11-02T05:30",
+                "2024-11-03T06:30",
+                "2024-11-04T06:30",
+                "2024-11-05T06:30",
+            ],
+        },
+        Case {
+            schedule: "'30 2 * * *'",
+            zone: "Australia/Sydney",
+            start: Some("2024-04-05T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-05-05T00:00",
+            runs: &[
+                "2024-04-05T15:30",
+                "2024-04-06T16:30",
+                "2024-04-07T16:30",
+                "2024-04-08T16:30",
+                "2024-04-09T16:30",
+            ],
+        },
+        Case {
+            schedule: "'@daily'",
+            zone: "Europe/Amsterdam",
+            start: Some("2024-03-29T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-29T23:00",
+                "2024-03-30T23:00",
+                "2024-03-31T22:00",
+                "2024-04-01T22:00",
+            ],
+        },
+        Case {
+            schedule: "'0 0 * * *'",
+            zone: "Australia/Sydney",
+            start: Some("2024-04-05T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-05-05T00:00",
+            runs: &[
+                "2024-04-05T13:00",
+                "2024-04-06T13:00",
+                "2024-04-07T14:00",
+                "2024-04-08T14:00",
+            ],
+        },
+        Case {
+            schedule: "'0 * * * *'",
+            zone: "Europe/Amsterdam",
+            start: Some("2024-03-31T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-31T00:00",
+                "2024-03-31T01:00",
+                "2024-03-31T02:00",
+                "2024-03-31T03:00",
+                "2024-03-31T04:00",
+            ],
+        },
+        Case {
+            schedule: "'0 * * * *'",
+            zone: "Europe/Amsterdam",
+            start: Some("2024-10-26T23:00"),
+            end: None,
+            catchup: true,
+            now: "2024-11-05T00:00",
+            runs: &[
+                "2024-10-26T23:00",
+                "2024-10-27T00:00",
+                "2024-10-27T01:00",
+                "2024-10-27T02:00",
+                "2024-10-27T03:00",
+            ],
+        },
+        Case {
+            schedule: "'30 * * * *'",
+            zone: "America/New_York",
+            start: Some("2024-03-10T05:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-10T05:30",
+                "2024-03-10T06:30",
+                "2024-03-10T07:30",
+                "2024-03-10T08:30",
+            ],
+        },
+        Case {
+            schedule: "'30 * * * *'",
+            zone: "America/New_York",
+            start: Some("2024-11-03T04:00"),
+            end: None,
+            catchup: true,
+            now: "2024-12-05T00:00",
+            runs: &[
+                "2024-11-03T04:30",
+                "2024-11-03T05:30",
+                "2024-11-03T06:30",
+                "2024-11-03T07:30",
+                "2024-11-03T08:30",
+            ],
+        },
+        Case {
+            schedule: "'*/30 * * * *'",
+            zone: "Australia/Sydney",
+            start: Some("2024-04-06T15:00"),
+            end: None,
+            catchup: true,
+            now: "2024-05-05T00:00",
+            runs: &[
+                "2024-04-06T15:00",
+                "2024-04-06T15:30",
+                "2024-04-06T16:00",
+                "2024-04-06T16:30",
+                "2024-04-06T17:00",
+            ],
+        },
+        Case {
+            schedule: "'0 * * * *'",
+            zone: "Australia/Sydney",
+            start: Some("2024-10-05T14:00"),
+            end: None,
+            catchup: true,
+            now: "2024-11-05T00:00",
+            runs: &[
+                "2024-10-05T14:00",
+                "2024-10-05T15:00",
+                "2024-10-05T16:00",
+                "2024-10-05T17:00",
+            ],
+        },
+        Case {
+            schedule: "'0 */2 * * *'",
+            zone: "Europe/Amsterdam",
+            start: Some("2024-10-26T20:00"),
+            end: None,
+            catchup: true,
+            now: "2024-11-05T00:00",
+            runs: &[
+                "2024-10-26T20:00",
+                "2024-10-26T22:00",
+                "2024-10-27T01:00",
+                "2024-10-27T03:00",
+                "2024-10-27T05:00",
+            ],
+        },
+        Case {
+            schedule: "'0 */2 * * *'",
+            zone: "Europe/Amsterdam",
+            start: Some("2024-03-30T20:00"),
+            end: None,
+            catchup: true,
+            now: "2024-11-05T00:00",
+            runs: &[
+                "2024-03-30T21:00",
+                "2024-03-30T23:00",
+                "2024-03-31T01:00",
+                "2024-03-31T02:00",
+                "2024-03-31T04:00",
+            ],
+        },
+        Case {
+            schedule: "'30 2 * * *'",
+            zone: "Europe/Amsterdam",
+            start: Some("2024-01-01T00:00"),
+            end: None,
+            catchup: false,
+            now: "2024-03-31T05:00",
+            runs: &["2024-03-31T01:30", "2024-04-01T00:30"],
+        },
+        Case {
+            schedule: "'30 2 * * *'",
+            zone: "Europe/Amsterdam",
+            start: Some("2024-01-01T00:00"),
+            end: None,
+            catchup: false,
+            now: "2024-10-27T01:45",
+            runs: &["2024-10-27T01:30", "2024-10-28T01:30"],
+        },
+        Case {
+            schedule: "'0 * * * *'",
+            zone: "America/New_York",
+            start: Some("2024-01-01T00:00"),
+            end: None,
+            catchup: false,
+            now: "2024-11-03T06:10",
+            runs: &["2024-11-03T06:00", "2024-11-03T07:00", "2024-11-03T08:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.interval.CronDataIntervalTimetable, __args__: ['30 2 * * *', Europe/Amsterdam]}",
+            zone: "UTC",
+            start: Some("2024-03-29T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-29T01:30 [2024-03-29T01:30,2024-03-30T01:30) after 2024-03-30T01:30",
+                "2024-03-30T01:30 [2024-03-30T01:30,2024-03-31T01:30) after 2024-03-31T01:30",
+                "2024-03-31T01:30 [2024-03-31T01:30,2024-04-01T00:30) after 2024-04-01T00:30",
+                "2024-04-01T00:30 [2024-04-01T00:30,2024-04-02T00:30) after 2024-04-02T00:30",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.interval.CronDataIntervalTimetable, cron: '0 * * * *', timezone: America/New_York}",
+            zone: "UTC",
+            start: Some("2024-11-03T04:00"),
+            end: None,
+            catchup: true,
+            now: "2024-12-05T00:00",
+            runs: &[
+                "2024-11-03T04:00 [2024-11-03T04:00,2024-11-03T05:00) after 2024-11-03T05:00",
+                "2024-11-03T05:00 [2024-11-03T05:00,2024-11-03T06:00) after 2024-11-03T06:00",
+                "2024-11-03T06:00 [2024-11-03T06:00,2024-11-03T07:00) after 2024-11-03T07:00",
+                "2024-11-03T07:00 [2024-11-03T07:00,2024-11-03T08:00) after 2024-11-03T08:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.sdk.CronDataIntervalTimetable, expression: '0 0 * * *', timezone: Australia/Sydney}",
+            zone: "UTC",
+            start: Some("2024-04-04T00:00"),
+            end: None,
+            catchup: false,
+            now: "2024-04-08T03:00",
+            runs: &[
+                "2024-04-06T13:00 [2024-04-06T13:00,2024-04-07T14:00) after 2024-04-07T14:00",
+                "2024-04-07T14:00 [2024-04-07T14:00,2024-04-08T14:00) after 2024-04-08T14:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '0 3 * * *', timezone: Europe/Amsterdam}",
+            zone: "UTC",
+            start: Some("2024-03-29T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &["2024-03-29T02:00", "2024-03-30T02:00", "2024-03-31T01:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.CronTriggerTimetable, __args__: ['0 3 * * *'], timezone: Asia/Tokyo, interval: {__type__: datetime.timedelta, hours: 4}}",
+            zone: "UTC",
+            start: Some("2024-03-29T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-29T14:00 [2024-03-29T14:00,2024-03-29T18:00) after 2024-03-29T18:00",
+                "2024-03-30T14:00 [2024-03-30T14:00,2024-03-30T18:00) after 2024-03-30T18:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.sdk.CronTriggerTimetable, expression: '@hourly', timezone: UTC, interval: {__type__: dateutil.relativedelta.relativedelta, days: 1}}",
+            zone: "UTC",
+            start: Some("2024-03-29T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-28T00:00 [2024-03-28T00:00,2024-03-29T00:00) after 2024-03-29T00:00",
+                "2024-03-28T01:00 [2024-03-28T01:00,2024-03-29T01:00) after 2024-03-29T01:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '0 3 * * *', timezone: UTC, run_immediately: true}",
+            zone: "UTC",
+            start: None,
+            end: None,
+            catchup: false,
+            now: "2024-08-15T12:05",
+            runs: &["2024-08-15T03:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '0 3 * * *', timezone: UTC, run_immediately: false}",
+            zone: "UTC",
+            start: None,
+            end: None,
+            catchup: false,
+            now: "2024-08-15T12:05",
+            runs: &["2024-08-16T03:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '0 3 * * *', timezone: UTC, run_immediately: {__type__: datetime.timedelta, hours: 10}}",
+            zone: "UTC",
+            start: None,
+            end: None,
+            catchup: false,
+            now: "2024-08-15T12:05",
+            runs: &["2024-08-15T03:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '0 3 * * *', timezone: UTC, run_immediately: {__type__: datetime.timedelta, hours: 9}}",
+            zone: "UTC",
+            start: None,
+            end: None,
+            catchup: false,
+            now: "2024-08-15T12:05",
+            runs: &["2024-08-16T03:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '0 3 * * *', timezone: UTC}",
+            zone: "UTC",
+            start: None,
+            end: None,
+            catchup: false,
+            now: "2024-08-15T03:05",
+            runs: &["2024-08-15T03:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.MultipleCronTriggerTimetable, __args__: ['0 3 * * *', '30 12 * * 1-5'], timezone: Europe/Amsterdam}",
+            zone: "UTC",
+            start: Some("2024-03-29T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-29T02:00",
+                "2024-03-29T11:30",
+                "2024-03-30T02:00",
+                "2024-03-31T01:00",
+                "2024-04-01T01:00",
+                "2024-04-01T10:30",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.sdk.MultipleCronTriggerTimetable, __args__: ['0 * * * *', '0 0 * * *'], timezone: UTC}",
+            zone: "UTC",
+            start: Some("2024-03-29T22:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &["2024-03-29T22:00", "2024-03-29T23:00", "2024-03-30T00:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.MultipleCronTriggerTimetable, __args__: ['0 3 * * *', '0 6 * * *'], timezone: UTC}",
+            zone: "UTC",
+            start: Some("2024-01-01T00:00"),
+            end: None,
+            catchup: false,
+            now: "2024-03-30T05:00",
+            runs: &["2024-03-30T03:00", "2024-03-30T06:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.DeltaTriggerTimetable, __args__: [{__type__: datetime.timedelta, hours: 6}]}",
+            zone: "UTC",
+            start: Some("2024-03-29T01:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &["2024-03-29T01:00", "2024-03-29T07:00", "2024-03-29T13:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.sdk.DeltaTriggerTimetable, delta: {__type__: datetime.timedelta, days: 1}, interval: {__type__: datetime.timedelta, hours: 1}}",
+            zone: "UTC",
+            start: Some("2024-03-29T01:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-29T00:00 [2024-03-29T00:00,2024-03-29T01:00) after 2024-03-29T01:00",
+                "2024-03-30T00:00 [2024-03-30T00:00,2024-03-30T01:00) after 2024-03-30T01:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.trigger.DeltaTriggerTimetable, delta: {__type__: dateutil.relativedelta.relativedelta, months: 1}}",
+            zone: "UTC",
+            start: Some("2024-01-31T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-06-05T00:00",
+            runs: &[
+                "2024-01-31T00:00",
+                "2024-02-29T00:00",
+                "2024-03-29T00:00",
+                "2024-04-29T00:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.interval.DeltaDataIntervalTimetable, __args__: [{__type__: datetime.timedelta, hours: 6}]}",
+            zone: "UTC",
+            start: Some("2024-03-29T01:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-03-29T01:00 [2024-03-29T01:00,2024-03-29T07:00) after 2024-03-29T07:00",
+                "2024-03-29T07:00 [2024-03-29T07:00,2024-03-29T13:00) after 2024-03-29T13:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.interval.DeltaDataIntervalTimetable, __args__: [{__type__: datetime.timedelta, hours: 6}]}",
+            zone: "UTC",
+            start: Some("2024-03-29T01:00"),
+            end: None,
+            catchup: false,
+            now: "2024-04-05T10:00",
+            runs: &[
+                "2024-04-05T00:00 [2024-04-05T00:00,2024-04-05T06:00) after 2024-04-05T06:00",
+                "2024-04-05T06:00 [2024-04-05T06:00,2024-04-05T12:00) after 2024-04-05T12:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.sdk.DeltaDataIntervalTimetable, delta: {__type__: dateutil.relativedelta.relativedelta, months: 1, days: 1}}",
+            zone: "UTC",
+            start: Some("2024-01-31T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-06-05T00:00",
+            runs: &[
+                "2024-01-31T00:00 [2024-01-31T00:00,2024-03-01T00:00) after 2024-03-01T00:00",
+                "2024-03-01T00:00 [2024-03-01T00:00,2024-04-02T00:00) after 2024-04-02T00:00",
+                "2024-04-02T00:00 [2024-04-02T00:00,2024-05-03T00:00) after 2024-05-03T00:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.interval.DeltaDataIntervalTimetable, delta: {__type__: dateutil.relativedelta.relativedelta, months: 1}}",
+            zone: "UTC",
+            start: Some("2024-01-31T00:00"),
+            end: None,
+            catchup: false,
+            now: "2024-06-05T00:00",
+            runs: &[
+                "2024-04-29T00:00 [2024-04-29T00:00,2024-05-29T00:00) after 2024-05-29T00:00",
+                "2024-05-29T00:00 [2024-05-29T00:00,2024-06-29T00:00) after 2024-06-29T00:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: datetime.timedelta, hours: 12}",
+            zone: "Europe/Amsterdam",
+            start: Some("2024-03-30T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &["2024-03-30T00:00", "2024-03-30T12:00", "2024-03-31T00:00"],
+        },
+        Case {
+            schedule: "{__type__: dateutil.relativedelta.relativedelta, months: 1}",
+            zone: "UTC",
+            start: Some("2024-01-31T10:00"),
+            end: None,
+            catchup: true,
+            now: "2024-06-05T00:00",
+            runs: &[
+                "2024-01-31T10:00",
+                "2024-02-29T10:00",
+                "2024-03-29T10:00",
+                "2024-04-29T10:00",
+            ],
+        },
+        Case {
+            schedule: "{__type__: dateutil.relativedelta.relativedelta, weeks: 1, hours: 2}",
+            zone: "UTC",
+            start: Some("2024-01-31T10:00"),
+            end: None,
+            catchup: false,
+            now: "2024-06-05T00:00",
+            runs: &["2024-06-05T00:00", "2024-06-12T02:00"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.events.EventsTimetable, event_dates: [2024-03-01T10:00:00+00:00, 2024-01-15T08:30:00+01:00, 2024-06-01T00:00:00Z]}",
+            zone: "UTC",
+            start: Some("2024-01-01T00:00"),
+            end: None,
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &[
+                "2024-01-15T07:30",
+                "2024-03-01T10:00",
+                "2024-06-01T00:00",
+                "none",
+            ],
+        },
+        Case {
+            schedule: "{__type__: airflow.sdk.EventsTimetable, event_dates: [2024-03-01T10:00:00+00:00, 2024-01-15T08:30:00+01:00, 2024-06-01T00:00:00Z], description: Match days}",
+            zone: "UTC",
+            start: Some("2024-01-01T00:00"),
+            end: None,
+            catchup: false,
+            now: "2024-04-05T00:00",
+            runs: &["2024-06-01T00:00", "none"],
+        },
+        Case {
+            schedule: "{__type__: airflow.timetables.events.EventsTimetable, event_dates: [2024-03-01T10:00:00+00:00, 2024-06-01T00:00:00Z], restrict_to_events: true}",
+            zone: "UTC",
+            start: Some("2024-01-01T00:00"),
+            end: Some("2024-04-01T00:00"),
+            catchup: true,
+            now: "2024-04-05T00:00",
+            runs: &["2024-03-01T10:00", "none"],
+        },
+    ];
+
+    // (schedule, timetable_summary, timetable_description), from the same Airflow.
+    const AIRFLOW_TEXTS: &[(&str, &str, &str)] = &[
+        ("'@daily'", "0 0 * * *", "At 00:00"),
+        ("'0 3 * * *'", "0 3 * * *", "At 03:00"),
+        ("{__type__: datetime.timedelta, hours: 12}", "12:00:00", ""),
+        (
+            "{__type__: datetime.timedelta, days: 1, seconds: 30}",
+            "1 day, 0:00:30",
+            "",
+        ),
+        (
+            "{__type__: dateutil.relativedelta.relativedelta, months: 1}",
+            "relativedelta(months=+1)",
+            "",
+        ),
+        (
+            "{__type__: dateutil.relativedelta.relativedelta, weeks: 1, hours: 2}",
+            "relativedelta(days=+7, hours=+2)",
+            "",
+        ),
+        (
+            "{__type__: dateutil.relativedelta.relativedelta, years: 1, months: -2, days: 3, minutes: 4, seconds: 5, microseconds: 6}",
+            "relativedelta(years=+1, months=-2, days=+3, minutes=+4, seconds=+5, microseconds=+6)",
+            "",
+        ),
+        (
+            "{__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '@daily', timezone: Europe/Amsterdam}",
+            "0 0 * * *",
+            "At 00:00",
+        ),
+        (
+            "{__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '0 3 * * 1-5', timezone: UTC, interval: {__type__: datetime.timedelta, hours: 4}}",
+            "0 3 * * 1-5",
+            "At 03:00, Monday through Friday",
+        ),
+        (
+            "{__type__: airflow.timetables.interval.CronDataIntervalTimetable, __args__: ['0 0 * * *', Europe/Amsterdam]}",
+            "0 0 * * *",
+            "At 00:00",
+        ),
+        (
+            "{__type__: airflow.timetables.interval.DeltaDataIntervalTimetable, __args__: [{__type__: datetime.timedelta, hours: 6}]}",
+            "6:00:00",
+            "",
+        ),
+        (
+            "{__type__: airflow.timetables.interval.DeltaDataIntervalTimetable, __args__: [{__type__: dateutil.relativedelta.relativedelta, months: 1}]}",
+            "relativedelta(months=+1)",
+            "",
+        ),
+        (
+            "{__type__: airflow.timetables.trigger.DeltaTriggerTimetable, __args__: [{__type__: datetime.timedelta, hours: 6}]}",
+            "6:00:00",
+            "",
+        ),
+        (
+            "{__type__: airflow.timetables.trigger.MultipleCronTriggerTimetable, __args__: ['0 3 * * *', '30 12 * * 1-5'], timezone: UTC}",
+            "0 3 * * *, 30 12 * * 1-5",
+            "At 03:00, At 12:30, Monday through Friday",
+        ),
+        (
+            "{__type__: airflow.timetables.events.EventsTimetable, event_dates: [2024-03-01T10:00:00+00:00, 2024-01-15T08:30:00+01:00]}",
+            "2 events",
+            "2 events between 2024-01-15T08:30:00+01:00 and 2024-03-01T10:00:00+00:00",
+        ),
+        (
+            "{__type__: airflow.timetables.events.EventsTimetable, event_dates: [2024-03-01T10:00:00+00:00], description: Match days}",
+            "Match days",
+            "Match days",
+        ),
+        (
+            "{__type__: airflow.timetables.events.EventsTimetable, event_dates: []}",
+            "0 events",
+            "No events",
+        ),
+    ];
 }

@@ -13,12 +13,11 @@
 mod pool;
 pub mod probe;
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -210,13 +209,7 @@ pub fn raise_fd_limit() -> Option<u64> {
 /// Serves one request from the queue: read, route, reply, count. Returns false when the
 /// handler panicked: the client got a 500 and the caller must retire (the store may be
 /// mid-transaction).
-fn serve(
-    ctx: &Ctx,
-    connections: &Connections,
-    store: &mut Store,
-    dispatch: Dispatch,
-    mut rq: tiny_http::Request,
-) -> bool {
+fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Request) -> bool {
     let started = Instant::now();
     let method_name = method_label(rq.method());
     let mut healthy = true;
@@ -248,7 +241,7 @@ fn serve(
             started.elapsed()
         );
     }
-    respond(connections, rq, reply);
+    respond(rq, reply);
     healthy
 }
 
@@ -256,40 +249,12 @@ fn serve(
 /// `MaxKeepAliveRequests` default.
 const KEEPALIVE_REQUESTS: u32 = 100;
 
-/// Requests served per client connection (by peer address), to close each after
-/// [`KEEPALIVE_REQUESTS`]. The server's own state: the pool's workers share one, and the
-/// API's `Ctx` knows nothing of connections.
-#[derive(Default)]
-pub struct Connections(Mutex<HashMap<SocketAddr, u32>>);
-
-impl Connections {
-    /// Counts a request on the connection from `peer`: true when it is the last one the
-    /// connection may carry.
-    fn last(&self, peer: Option<&SocketAddr>) -> bool {
-        let Some(peer) = peer else {
-            return false;
-        };
-        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        // Connections their clients closed stay counted until this clears them.
-        if seen.len() >= 4096 {
-            seen.clear();
-        }
-        let n = seen.entry(*peer).or_default();
-        *n += 1;
-        let last = *n >= KEEPALIVE_REQUESTS;
-        if last {
-            seen.remove(peer);
-        }
-        last
-    }
-}
-
 /// Writes a reply; a client that went away is not an error worth more than a debug line.
 ///
 /// The reply is written by hand through the request's writer, which keeps tiny_http's
 /// ordering of pipelined replies: its own `respond` sends a body in 8 KB pieces (each its
 /// own `send` and, with `TCP_NODELAY`, its own segment) and drops a `Connection` header.
-fn respond(connections: &Connections, rq: tiny_http::Request, reply: Reply) {
+fn respond(rq: tiny_http::Request, reply: Reply) {
     // tiny_http gives each connection one of its threads for the connection's whole
     // life. Upstream's pool could hand a burst of new connections to fewer threads than
     // it thought idle, so one waited until another connection closed (our copy counts
@@ -299,7 +264,7 @@ fn respond(connections: &Connections, rq: tiny_http::Request, reply: Reply) {
     // The client closes after reading `Connection: close`, which ends tiny_http's thread.
     let browser = rq.headers().iter().any(|h| h.field.equiv("Sec-Fetch-Mode"));
     // tiny_http closes a connection whose body it refused; the client should know.
-    let close = browser || rq.body_refused() || connections.last(rq.remote_addr());
+    let close = browser || rq.body_refused() || rq.sequence() >= KEEPALIVE_REQUESTS;
     let tiny_http::HTTPVersion(major, minor) = *rq.http_version();
     let head_only = *rq.method() == tiny_http::Method::Head;
     let status = reply.status;

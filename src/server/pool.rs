@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, after, never, select, unbounded};
 
-use super::{Connections, Dispatch, serve};
+use super::{Dispatch, serve};
 use crate::api::{Ctx, Method, Req};
 use crate::config::MAX_WORKERS;
 use crate::error::{Error, Result};
@@ -49,15 +49,12 @@ const EXECUTION_RESERVE: usize = 1;
 struct Lanes {
     /// Workers holding a slot: serving, or waiting for, any request.
     other_busy: AtomicUsize,
-    /// Requests each client connection has carried, whichever worker served them.
-    connections: Connections,
 }
 
 impl Lanes {
     fn new() -> Lanes {
         Lanes {
             other_busy: AtomicUsize::new(0),
-            connections: Connections::default(),
         }
     }
 
@@ -522,7 +519,7 @@ fn work(
         };
         // A panic costs this request a 500 and this worker its life; the supervisor
         // starts a replacement. The store may be mid-transaction, so it goes too.
-        let healthy = serve(ctx, &lanes.connections, &mut store, dispatch, rq);
+        let healthy = serve(ctx, &mut store, dispatch, rq);
         if slot {
             lanes.release();
         }

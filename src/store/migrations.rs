@@ -248,4 +248,40 @@ CREATE TRIGGER dag_inserted AFTER INSERT ON dag BEGIN UPDATE dag_changes SET n =
 CREATE TRIGGER dag_updated AFTER UPDATE ON dag BEGIN UPDATE dag_changes SET n = n + 1; END;
 CREATE TRIGGER dag_deleted AFTER DELETE ON dag BEGIN UPDATE dag_changes SET n = n + 1; END;
 "#,
+    // 5: Airflow 3's backfills. `backfill_dag_run` maps each logical date a backfill
+    // covers to the run it made or reprocessed, or, without a run, to the reason it
+    // skipped the date (`exception_reason`, Airflow's "already exists" / "in flight").
+    // A run a backfill drives names it in `dag_run.backfill_id`.
+    r#"
+CREATE TABLE backfill (
+    id                   INTEGER PRIMARY KEY,
+    dag_id               TEXT NOT NULL,
+    from_date            TEXT NOT NULL,
+    to_date              TEXT NOT NULL,
+    dag_run_conf         TEXT NOT NULL DEFAULT '{}',
+    is_paused            INTEGER NOT NULL DEFAULT 0,
+    reprocess_behavior   TEXT NOT NULL DEFAULT 'none',
+    max_active_runs      INTEGER NOT NULL DEFAULT 10,
+    created_at           TEXT NOT NULL,
+    completed_at         TEXT,
+    updated_at           TEXT NOT NULL,
+    triggering_user_name TEXT
+);
+CREATE INDEX backfill_dag ON backfill (dag_id, id);
+CREATE INDEX backfill_open ON backfill (id) WHERE completed_at IS NULL;
+
+CREATE TABLE backfill_dag_run (
+    id               INTEGER PRIMARY KEY,
+    backfill_id      INTEGER NOT NULL REFERENCES backfill (id) ON DELETE CASCADE,
+    dag_run_id       INTEGER REFERENCES dag_run (id) ON DELETE SET NULL,
+    exception_reason TEXT,
+    logical_date     TEXT,
+    sort_ordinal     INTEGER NOT NULL CHECK (sort_ordinal >= 1),
+    UNIQUE (backfill_id, dag_run_id)
+);
+CREATE INDEX backfill_dag_run_run ON backfill_dag_run (dag_run_id);
+
+ALTER TABLE dag_run ADD COLUMN backfill_id INTEGER REFERENCES backfill (id);
+CREATE INDEX dag_run_backfill ON dag_run (backfill_id) WHERE backfill_id IS NOT NULL;
+"#,
 ];

@@ -5,6 +5,7 @@
 //! `BEGIN IMMEDIATE` transaction, so contention shows up at `BEGIN` under the busy
 //! timeout instead of as a failed commit. SQL is literal and sits next to its function.
 
+mod backfills;
 mod dags;
 mod jobs;
 mod migrations;
@@ -21,6 +22,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::OpenFlags;
 use rusqlite::config::DbConfig;
 
+pub use backfills::{BackfillDate, BackfillRow, NewBackfill, OpenBackfill, Progress};
 pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
 pub use jobs::Lease;
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
@@ -493,6 +495,7 @@ mod tests {
     #[test]
     fn every_write_goes_through_a_transaction() {
         let files = [
+            ("backfills.rs", include_str!("backfills.rs")),
             ("dags.rs", include_str!("dags.rs")),
             ("jobs.rs", include_str!("jobs.rs")),
             ("migrations.rs", include_str!("migrations.rs")),

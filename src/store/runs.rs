@@ -36,6 +36,9 @@ pub struct RunRow {
     pub clear_number: i64,
     pub last_scheduling_decision: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The backfill that drives it, if any: its `max_active_runs` and pause apply,
+    /// not the DAG's.
+    pub backfill_id: Option<i64>,
 }
 
 /// A task instance as stored (its current try).
@@ -80,11 +83,13 @@ pub struct NewRun<'a> {
     pub note: Option<String>,
     pub triggered_by: &'a str,
     pub user: Option<&'a str>,
+    /// The backfill that makes it (`run_type` backfill), if any.
+    pub backfill_id: Option<i64>,
 }
 
 pub(super) const RUN_COLS: &str = "id, dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end,
     run_after, queued_at, start_date, end_date, conf, note, triggered_by, triggering_user_name, clear_number,
-    last_scheduling_decision, updated_at";
+    last_scheduling_decision, updated_at, backfill_id";
 
 /// The condition of the `ti_active` partial index, word for word: SQLite uses a partial
 /// index only for a query whose WHERE contains its condition, and does not see that
@@ -117,12 +122,17 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Every queued or running run, oldest first. Cheap however long the history is:
-    /// it reads a partial index of active runs.
+    /// Every queued or running run: those of no backfill first, oldest first, then
+    /// backfill runs in their backfill's order (`sort_ordinal`), as Airflow's
+    /// `get_queued_dag_runs_to_set_running` orders them, so a reprocessed (older) run
+    /// still starts in its turn. Cheap however long the history is: it reads a partial
+    /// index of active runs, and one index entry per backfill run.
     pub fn active_runs(&self) -> Result<Vec<RunRow>> {
         self.query(
             &format!(
-                "SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running') ORDER BY id"
+                "SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running')
+                 ORDER BY (SELECT b.sort_ordinal FROM backfill_dag_run b
+                           WHERE b.dag_run_id = dag_run.id AND b.backfill_id = dag_run.backfill_id) NULLS FIRST, id"
             ),
             [],
             run_row,
@@ -140,23 +150,27 @@ impl Store {
         )
     }
 
-    /// How many runs of a DAG are queued or running.
+    /// How many runs of a DAG are queued or running, not counting those of backfills,
+    /// which have their own limit (Airflow's `exclude_backfill`).
     pub fn active_run_count(&self, dag_id: &str) -> Result<u32> {
         self.conn
             .row(
-                "SELECT COUNT(*) FROM dag_run WHERE dag_id = ?1 AND state IN ('queued', 'running')",
+                "SELECT COUNT(*) FROM dag_run WHERE dag_id = ?1 AND state IN ('queued', 'running')
+                 AND backfill_id IS NULL",
                 [dag_id],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))
     }
 
-    /// The newest scheduled run of a DAG, from which the next one is computed.
+    /// The newest scheduled or backfill run of a DAG, from which the next one is computed
+    /// (Airflow's `_get_latest_runs_stmt` takes both kinds, so the scheduler does not make
+    /// a run a backfill already made, or a reprocessed scheduled run turned into).
     pub fn last_scheduled_run(&self, dag_id: &str) -> Result<Option<RunRow>> {
         self.conn
             .row(
                 &format!(
-                    "SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND run_type = 'scheduled'
+                    "SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND run_type IN ('scheduled', 'backfill')
                      ORDER BY logical_date DESC LIMIT 1"
                 ),
                 [dag_id],
@@ -333,8 +347,8 @@ impl Tx<'_> {
             .map_or((None, None), |(s, e)| (Some(ts(s)), Some(ts(e))));
         let res = self.0.exec(
             "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end,
-                 run_after, queued_at, conf, note, triggered_by, triggering_user_name, updated_at)
-             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?8)",
+                 run_after, queued_at, conf, note, triggered_by, triggering_user_name, updated_at, backfill_id)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?8, ?13)",
             params![
                 new.dag.dag_id,
                 new.run_id,
@@ -348,6 +362,7 @@ impl Tx<'_> {
                 new.note,
                 new.triggered_by,
                 new.user,
+                new.backfill_id,
             ],
         );
         match res {
@@ -737,6 +752,7 @@ pub(super) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
         clear_number: r.get(16)?,
         last_scheduling_decision: opt_time(r, 17)?,
         updated_at: time(r, 18)?,
+        backfill_id: r.get(19)?,
     })
 }
 

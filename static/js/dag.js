@@ -35,6 +35,8 @@ export function dagPage(main, route, ctx) {
   let details = null;
   let source = null;
   let runsList = null;
+  /** The DAG's backfill while it is not completed (from `ui/backfill`), else null. */
+  let backfill = null;
 
   const head = h("header", { class: "dag-head" }, h("p", { class: "muted" }, "Loading…"));
   const tabs = h("nav", { class: "tabs", "aria-label": "DAG views" });
@@ -80,13 +82,44 @@ export function dagPage(main, route, ctx) {
         h("div", {}, h("dt", {}, "Next run"), h("dd", {}, dag.next_dagrun_run_after ? time(dag.next_dagrun_run_after) : h("span", { class: "muted" }, "–"))),
         h("div", {}, h("dt", {}, "Owner"), h("dd", {}, (dag.owners ?? []).join(", ") || "–")),
         dag.tags?.length ? h("div", {}, h("dt", {}, "Tags"), h("dd", { class: "tags" }, dag.tags.map((t) => h("a", { class: "tag small", href: href(["dags"], { tags: t.name }) }, t.name)))) : null),
-      dag.has_import_errors ? h("div", { class: "banner banner-error" }, "This DAG's file has an import error; the page shows its last good version.") : null);
+      dag.has_import_errors ? h("div", { class: "banner banner-error" }, "This DAG's file has an import error; the page shows its last good version.") : null,
+      backfill ? backfillBanner(backfill) : null);
+  }
+
+  /** "Backfill in progress: N of M runs", with pause/unpause and cancel. */
+  function backfillBanner(b) {
+    const r = b.runs;
+    const done = r.success + r.failed;
+    const act = (verb, label, danger = false) => h("button", {
+      type: "button", class: danger ? "btn small danger" : "btn small", id: `backfill-${verb}`,
+      onclick: async () => {
+        try {
+          await api(path`api/v2/backfills/${b.id}/${verb}`, { method: "PUT" });
+          notify(`Backfill ${b.id}: ${label.toLowerCase()}`, "success");
+          poller.kick();
+        } catch (e) {
+          notify(e.message, "error");
+        }
+      },
+    }, label);
+    return h("div", { class: "banner banner-backfill", id: "backfill-banner", role: "status" },
+      h("strong", {}, b.is_paused ? "Backfill paused: " : "Backfill in progress: "),
+      `${done} of ${r.total} runs`,
+      h("progress", { max: r.total || 1, value: done, "aria-label": "Backfill progress" }),
+      h("span", { class: "muted" }, time(b.from_date), " – ", time(b.to_date),
+        r.running ? ` · ${r.running} running` : "", r.failed ? ` · ${r.failed} failed` : "",
+        r.skipped_dates ? ` · ${r.skipped_dates} dates skipped` : "",
+        dag.is_paused ? " · the DAG is paused: its runs wait" : ""),
+      h("span", { class: "spacer" }),
+      b.is_paused ? act("unpause", "Unpause") : act("pause", "Pause"),
+      act("cancel", "Cancel", true));
   }
 
   async function trigger() {
     try {
       const run = await openTrigger(dagId);
-      if (run) {
+      if (run?.backfill) poller.kick();
+      else if (run) {
         navigate(href(["dags", dagId, view === "graph" ? "graph" : "grid"], { run: run.dag_run_id }));
         poller.kick();
       }
@@ -329,9 +362,10 @@ export function dagPage(main, route, ctx) {
   }
 
   async function tick() {
-    const [d, g] = await Promise.all([
+    const [d, g, b] = await Promise.all([
       api(path`api/v2/dags/${dagId}`),
       api(path`ui/grid/${dagId}`, { query: { limit: GRID_RUNS } }),
+      api(path`ui/backfill/${dagId}`),
     ]);
     if (!structure || d.last_parsed_time !== parsedAt) {
       structure = await api(path`ui/structure/${dagId}`);
@@ -340,18 +374,19 @@ export function dagPage(main, route, ctx) {
       details = null;
     }
     if (view === "runs") await loadRuns();
-    const key = JSON.stringify([d, g]);
+    const key = JSON.stringify([d, g, b]);
     const changed = key !== lastKey;
     lastKey = key;
     dag = d;
     grid = g;
+    backfill = b.backfill && !b.backfill.completed_at ? b.backfill : null;
     if (changed) {
       document.title = `${d.dag_display_name ?? dagId} · updraft`;
       renderHead();
       renderView();
       refreshPanel();
     }
-    return { active: g.dag_runs.some((r) => isActive(r.state)), changed };
+    return { active: Boolean(backfill) || g.dag_runs.some((r) => isActive(r.state)), changed };
   }
 
   const poller = new Poller(async () => {

@@ -187,7 +187,7 @@ export function dagsPage(main, route) {
         onclick: async () => {
           try {
             const run = await openTrigger(d.dag_id);
-            if (run) navigate(href(["dags", d.dag_id, "grid"], { run: run.dag_run_id }));
+            if (run) navigate(href(["dags", d.dag_id, "grid"], { run: run.backfill ? null : run.dag_run_id }));
           } catch (e) {
             notify(e.message, "error");
           }

@@ -4,7 +4,7 @@
 // confirmation. The run panel: a run's facts, conf and the same actions for the run.
 
 import { api, path, ApiError } from "./api.js";
-import { put, h, badge, time, fmtDuration, durationOf, isActive, confirm, modal, notify, Poller, errorBox } from "./ui.js";
+import { put, h, badge, time, fmtClock, fmtDuration, durationOf, isActive, confirm, modal, notify, Poller, errorBox } from "./ui.js";
 import { href } from "./router.js";
 
 const ROLES = ["viewer", "user", "op", "admin"];
@@ -300,7 +300,7 @@ class LogFollower {
     const level = String(entry.level ?? "").toLowerCase();
     const ts = entry.timestamp ? new Date(entry.timestamp) : null;
     const row = h("div", { class: `log-line ${level ? `lvl-${level}` : ""}` },
-      ts && !Number.isNaN(ts.getTime()) ? h("span", { class: "log-ts" }, ts.toLocaleTimeString([], { hour12: false }) + `.${String(ts.getMilliseconds()).padStart(3, "0")}`) : null,
+      ts && !Number.isNaN(ts.getTime()) ? h("span", { class: "log-ts" }, fmtClock(ts) + `.${String(ts.getMilliseconds()).padStart(3, "0")}`) : null,
       level ? h("span", { class: "log-lvl" }, level) : null,
       h("span", { class: "log-msg" }, event),
       entry.error_detail ? h("pre", { class: "log-err" }, JSON.stringify(entry.error_detail, null, 2)) : null);

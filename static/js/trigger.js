@@ -1,10 +1,12 @@
 // The trigger form: one field per DAG param (from its JSON schema and default), the raw
 // `conf` as JSON kept in step with the fields, an optional logical date, run id and note.
+// For a DAG with a repeating schedule it also offers a backfill: a date range and its
+// options, with the dry run's logical dates listed before it starts.
 // Errors show next to the field they belong to, from our own checks and from the
 // server's 400/409/422 answers.
 
 import { api, path, ApiError } from "./api.js";
-import { h, modal, notify } from "./ui.js";
+import { h, put, time, modal, notify, zone, fromWallClock } from "./ui.js";
 
 /** Params in either shape: Airflow's dumped `{value, schema, description}` or plain values. */
 function paramSpecs(params) {
@@ -82,7 +84,8 @@ function writeField(kind, input, value) {
 }
 
 /**
- * Opens the trigger form for a DAG. Resolves with the new run (DAGRunResponse) or null.
+ * Opens the trigger form for a DAG. Resolves with the new run (DAGRunResponse),
+ * `{backfill}` (BackfillResponse) when a backfill was created, or null.
  * `dag` is the DAG (list item or details); its params are read from details.
  */
 export async function openTrigger(dagId) {
@@ -174,17 +177,31 @@ export async function openTrigger(dagId) {
   const note = h("input", { id: "trigger-note", placeholder: "Optional" });
   const unpause = details.is_paused ? h("input", { id: "trigger-unpause", type: "checkbox", checked: true }) : null;
 
+  // A backfill is offered for DAGs whose schedule repeats, as Airflow's dialog does.
+  const periodic = Boolean(details.timetable_summary) && details.timetable_summary !== "@once";
+  const bf = periodic ? backfillFields(dagId, errorEl, showError, readConf) : null;
+  const singleOnly = h("div", { class: "single-only" },
+    h("div", { class: "field" },
+      h("label", { for: "trigger-date" }, "Logical date ", h("span", { class: "muted" }, `(${zone()}; empty for none)`)),
+      date, errorEl("trigger-date")),
+    h("div", { class: "field" }, h("label", { for: "trigger-run-id" }, "Run ID"), runId, errorEl("trigger-run-id")),
+    h("div", { class: "field" }, h("label", { for: "trigger-note" }, "Note"), note));
+  const isBackfill = () => Boolean(bf?.chosen());
+  bf?.onMode((on) => {
+    singleOnly.hidden = on;
+    const submit = content.closest("form")?.querySelector("button[type=submit]");
+    if (submit) submit.textContent = on ? "Run backfill" : "Trigger";
+  });
+
   const content = h("div", { class: "trigger-form" },
     details.description ? h("p", { class: "muted" }, details.description) : null,
+    bf ? bf.choice : null,
+    bf ? bf.section : null,
     specs.length ? h("fieldset", {}, h("legend", {}, "Parameters"), paramRows) : h("p", { class: "muted" }, "This DAG has no params."),
     h("details", { class: "advanced", open: specs.length === 0 },
       h("summary", {}, "Configuration JSON and run options"),
       h("div", { class: "field" }, h("label", { for: "trigger-conf" }, "Configuration (conf)"), conf, errorEl("trigger-conf")),
-      h("div", { class: "field" },
-        h("label", { for: "trigger-date" }, "Logical date ", h("span", { class: "muted" }, "(your local time; empty for none)")),
-        date, errorEl("trigger-date")),
-      h("div", { class: "field" }, h("label", { for: "trigger-run-id" }, "Run ID"), runId, errorEl("trigger-run-id")),
-      h("div", { class: "field" }, h("label", { for: "trigger-note" }, "Note"), note)),
+      singleOnly),
     unpause ? h("div", { class: "field check warn-box" }, unpause,
       h("label", { for: "trigger-unpause" }, "This DAG is paused: unpause it so the run starts")) : null);
 
@@ -209,11 +226,27 @@ export async function openTrigger(dagId) {
       }
       let logical = null;
       if (date.value) {
-        const d = new Date(date.value);
-        if (Number.isNaN(d.getTime())) {
+        const d = fromWallClock(date.value);
+        if (!d) {
           showError("trigger-date", "Not a valid date and time.");
           bad = true;
         } else logical = d.toISOString();
+      }
+      if (isBackfill()) {
+        const b = bf.body(confObj);
+        if (!b) bad = true;
+        if (bad) {
+          content.querySelector("[aria-invalid=true]")?.focus();
+          throw new Error("Fix the fields marked in red.");
+        }
+        try {
+          if (unpause?.checked) await api(path`api/v2/dags/${dagId}`, { method: "PATCH", body: { is_paused: false } });
+          const created = await api("api/v2/backfills", { method: "POST", body: b });
+          notify(`Backfill ${created.id} of ${dagId} created`, "success");
+          return { backfill: created };
+        } catch (err) {
+          throw placeServerError(err, { showError, fields, content });
+        }
       }
       if (bad) {
         content.querySelector("[aria-invalid=true]")?.focus();
@@ -237,7 +270,10 @@ export async function openTrigger(dagId) {
 /** Puts a server error next to its field when it names one; returns the error for the form. */
 function placeServerError(err, { showError, fields, content }) {
   if (!(err instanceof ApiError)) return err;
-  const map = { conf: "trigger-conf", logical_date: "trigger-date", dag_run_id: "trigger-run-id" };
+  const map = {
+    conf: "trigger-conf", logical_date: "trigger-date", dag_run_id: "trigger-run-id",
+    from_date: "backfill-from", to_date: "backfill-to", max_active_runs: "backfill-max", dag_run_conf: "trigger-conf",
+  };
   let placed = false;
   for (const [name, msg] of Object.entries(err.fields())) {
     if (map[name]) placed = showError(map[name], msg) || placed;
@@ -252,4 +288,106 @@ function placeServerError(err, { showError, fields, content }) {
   }
   if (placed) content.querySelector("details.advanced").open ||= !!content.querySelector("details.advanced [aria-invalid=true]");
   return err;
+}
+
+/** Airflow's words for `reprocess_behavior` in its backfill dialog. */
+const REPROCESS = [["none", "Missing runs"], ["failed", "Missing and errored runs"], ["completed", "All runs"]];
+/** Logical dates the dry run lists before the rest are counted. */
+const PREVIEW_DATES = 50;
+
+/**
+ * The backfill half of the trigger dialog: a "Single run / Backfill" choice, the range
+ * and options, and the dry run's list of logical dates, refreshed as they change.
+ */
+function backfillFields(dagId, errorEl, showError, readConf) {
+  const single = h("input", { type: "radio", name: "trigger-mode", id: "mode-single", value: "single", checked: true });
+  const backfill = h("input", { type: "radio", name: "trigger-mode", id: "mode-backfill", value: "backfill" });
+  const choice = h("fieldset", { class: "mode-choice" }, h("legend", {}, "Run"),
+    h("label", { for: "mode-single" }, single, " Single run"),
+    h("label", { for: "mode-backfill" }, backfill, " Backfill"));
+  const from = h("input", { id: "backfill-from", type: "datetime-local", step: 1, "aria-describedby": "backfill-from-error" });
+  const to = h("input", { id: "backfill-to", type: "datetime-local", step: 1, "aria-describedby": "backfill-to-error" });
+  const reprocess = h("select", { id: "backfill-reprocess" }, REPROCESS.map(([v, label]) => h("option", { value: v }, label)));
+  const max = h("input", { id: "backfill-max", type: "number", min: 1, step: 1, value: "10", inputmode: "numeric", "aria-describedby": "backfill-max-error" });
+  const backwards = h("input", { id: "backfill-backwards", type: "checkbox" });
+  const preview = h("div", { id: "backfill-preview", class: "backfill-preview", "aria-live": "polite" },
+    h("p", { class: "muted" }, "Choose the range to see the runs it makes."));
+  const section = h("fieldset", { class: "backfill-fields", hidden: true }, h("legend", {}, "Backfill"),
+    h("div", { class: "field-row" },
+      h("div", { class: "field" }, h("label", { for: "backfill-from" }, "From ", h("span", { class: "muted" }, `(${zone()})`)), from, errorEl("backfill-from")),
+      h("div", { class: "field" }, h("label", { for: "backfill-to" }, "To ", h("span", { class: "muted" }, "(inclusive)")), to, errorEl("backfill-to"))),
+    h("div", { class: "field" }, h("label", { for: "backfill-reprocess" }, "Reprocess behaviour"), reprocess),
+    h("div", { class: "field-row" },
+      h("div", { class: "field" }, h("label", { for: "backfill-max" }, "Max active runs"), max, errorEl("backfill-max")),
+      h("div", { class: "field check" }, backwards, h("label", { for: "backfill-backwards" }, "Run backwards (newest first)"))),
+    preview);
+
+  const listeners = [];
+  const chosen = () => backfill.checked;
+  for (const r of [single, backfill]) {
+    r.addEventListener("change", () => {
+      section.hidden = !chosen();
+      for (const f of listeners) f(chosen());
+      if (chosen()) refresh();
+    });
+  }
+  const iso = (input, id) => {
+    if (!input.value) {
+      showError(id, "Required.");
+      return null;
+    }
+    const d = fromWallClock(input.value);
+    if (!d) {
+      showError(id, "Not a valid date and time.");
+      return null;
+    }
+    showError(id, null);
+    return d.toISOString();
+  };
+  /** The request body, or null with the bad fields marked. */
+  const body = (conf) => {
+    const f = iso(from, "backfill-from");
+    const t = iso(to, "backfill-to");
+    const n = Number(max.value);
+    const nOk = Number.isInteger(n) && n >= 1;
+    showError("backfill-max", nOk ? null : "A whole number, 1 or more.");
+    if (!f || !t || !nOk) return null;
+    return {
+      dag_id: dagId, from_date: f, to_date: t, run_backwards: backwards.checked,
+      reprocess_behavior: reprocess.value, max_active_runs: n, dag_run_conf: conf ?? {},
+    };
+  };
+
+  let seq = 0;
+  let timer = null;
+  async function refresh() {
+    clearTimeout(timer);
+    const mine = ++seq;
+    if (!from.value || !to.value) {
+      put(preview, h("p", { class: "muted" }, "Choose the range to see the runs it makes."));
+      return;
+    }
+    const b = body(readConf().value);
+    if (!b) return;
+    try {
+      const dry = await api("api/v2/backfills/dry_run", { method: "POST", body: b });
+      if (mine !== seq) return;
+      const dates = dry.backfills.map((x) => x.logical_date);
+      put(preview,
+        h("p", { class: "count" }, dates.length === 1 ? "1 run will be made:" : `${dates.length} runs will be made${dates.length ? ":" : "."}`),
+        dates.length ? h("ol", { class: "dates" }, dates.slice(0, PREVIEW_DATES).map((d) => h("li", {}, time(d)))) : null,
+        dates.length > PREVIEW_DATES ? h("p", { class: "muted" }, `and ${dates.length - PREVIEW_DATES} more`) : null);
+    } catch (err) {
+      if (mine !== seq) return;
+      put(preview, h("p", { class: "field-error" }, err.message));
+    }
+  }
+  const later = () => {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 250);
+  };
+  for (const el of [from, to, max]) el.addEventListener("input", later);
+  for (const el of [reprocess, backwards]) el.addEventListener("change", later);
+
+  return { choice, section, chosen, body, onMode: (f) => listeners.push(f) };
 }

@@ -81,19 +81,97 @@ export function dot(state, extra = "") {
 
 const pad = (n) => String(n).padStart(2, "0");
 
-/** `2026-11-21 09:59:03` in the browser's time zone; empty for null. */
+// The time zone times are shown in: the user's choice, kept in this browser, else the
+// browser's own zone, as Airflow 3's UI does (its navigation bar has the same choice).
+const TZ_KEY = "updraft.timezone";
+
+/** The browser's own IANA zone (`UTC` if it does not say). */
+export function browserZone() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
+/** The zone times are shown in. */
+export function zone() {
+  const chosen = localStorage.getItem(TZ_KEY);
+  return chosen && zoneFormat(chosen) ? chosen : browserZone();
+}
+
+/** Shows times in `name` from now on (null: the browser's zone). */
+export function setZone(name) {
+  if (!name || name === browserZone()) localStorage.removeItem(TZ_KEY);
+  else localStorage.setItem(TZ_KEY, name);
+}
+
+/** Every zone this browser knows, UTC and its own first. */
+export function zones() {
+  const all = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  return [...new Set(["UTC", browserZone(), zone(), ...all])];
+}
+
+const formats = new Map();
+/** A formatter of date and time parts in `name`, or null for a zone the browser lacks. */
+function zoneFormat(name) {
+  if (!formats.has(name)) {
+    let f = null;
+    try {
+      f = new Intl.DateTimeFormat("en-CA", {
+        timeZone: name, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit",
+      });
+    } catch {
+      f = null;
+    }
+    formats.set(name, f);
+  }
+  return formats.get(name);
+}
+
+/** The wall-clock reading of `d` in the shown zone: `{year, month, day, hour, minute, second}`. */
+function wallClock(d) {
+  const f = zoneFormat(zone());
+  if (!f) return { year: d.getFullYear(), month: d.getMonth() + 1, day: d.getDate(), hour: d.getHours(), minute: d.getMinutes(), second: d.getSeconds() };
+  const p = Object.fromEntries(f.formatToParts(d).map((x) => [x.type, x.value]));
+  return { year: +p.year, month: +p.month, day: +p.day, hour: +p.hour % 24, minute: +p.minute, second: +p.second };
+}
+
+/** `2026-11-21 09:59:03` in the shown zone; empty for null. */
 export function fmtTime(iso) {
   if (!iso) return "";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const w = wallClock(d);
+  return `${w.year}-${pad(w.month)}-${pad(w.day)} ${pad(w.hour)}:${pad(w.minute)}:${pad(w.second)}`;
 }
 
-/** A time element showing local time, with the UTC ISO form as its tooltip. */
+/** `09:59:03` in the shown zone. */
+export function fmtClock(d) {
+  const w = wallClock(d);
+  return `${pad(w.hour)}:${pad(w.minute)}:${pad(w.second)}`;
+}
+
+/**
+ * The instant a `datetime-local` value (`2026-11-21T09:59` or with seconds) stands for
+ * in the shown zone; null if it is not one. A time the zone skips or repeats is found
+ * by correcting the offset twice, as wall clocks allow.
+ */
+export function fromWallClock(value) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(value ?? "");
+  if (!m) return null;
+  const want = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] ?? 0));
+  let t = want;
+  for (let i = 0; i < 2; i++) {
+    const w = wallClock(new Date(t));
+    t += want - Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
+  }
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/** A time element showing the time in the shown zone, with the zone and the UTC ISO form as its tooltip. */
 export function time(iso, { relative = false } = {}) {
   if (!iso) return h("span", { class: "muted" }, "–");
   const text = relative ? ago(iso) : fmtTime(iso);
-  return h("time", { datetime: iso, title: `${fmtTime(iso)} (${new Date(iso).toISOString()})` }, text);
+  return h("time", { datetime: iso, title: `${fmtTime(iso)} ${zone()} (${new Date(iso).toISOString()})` }, text);
 }
 
 /** `3 min ago`, `in 2 h`. */

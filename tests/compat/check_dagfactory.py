@@ -45,12 +45,9 @@ YAML_SUFFIXES = {".yml", ".yaml"}
 # Dynamic task mapping (`expand`) is read for its dependencies only; mapped tasks do not
 # run as mapped yet, so example_dynamic_task_mapping and example_map_index_template load
 # and match here but would not run as in Airflow.
-TZ = "timetables/time zones (tz branch)"
 EXPECTED_TO_FAIL = {
     "dagfactory-dev/airflow3/example_custom_py_object_dag.yml": "KubernetesPodOperator and Python objects",
     "dagfactory-dev/airflow3/example_customize_operator.yml": "custom operators (Python classes)",
-    "dagfactory-dev/airflow3/example_dag_factory_multiple_config.yml": TZ,
-    "dagfactory-dev/airflow3/example_timetable_schedule.yml": TZ,
     # updraft refuses user_defined_macros on purpose (see README): it cannot call them.
     "dagfactory-dev/airflow3/example_user_defined_macros.yml": "user_defined_macros (Python callables)",
     "dagfactory-dev/asset_triggered_dags.yml": "assets (schedules and outlets)",

@@ -268,6 +268,54 @@ for (const { label, prefix } of PREFIXES) {
       w.check("DAG list");
     });
 
+    step("backfill: the trigger dialog lists the dry run's dates, the DAG page shows its progress", async () => {
+      const bfDag = "example_bash_operator";
+      await page.goto(`${base}dags/${bfDag}/grid`);
+      await page.click("#trigger");
+      const dialog = page.locator("dialog[open]");
+      await dialog.locator("#mode-backfill").check();
+      await dialog.getByRole("button", { name: "Run backfill" }).waitFor();
+      // Without a range the form refuses, next to the fields, and posts nothing.
+      await dialog.getByRole("button", { name: "Run backfill" }).click();
+      await dialog.locator("#backfill-from-error:not([hidden])", { hasText: "Required." }).waitFor();
+      await dialog.locator("#backfill-from").fill("2024-01-01T00:00");
+      await dialog.locator("#backfill-to").fill("2024-01-03T00:00");
+      await dialog.locator("#backfill-max").fill("1");
+      await dialog.locator("#backfill-backwards").check();
+      await dialog.locator("#backfill-preview .count", { hasText: "3 runs will be made:" }).waitFor();
+      assert.equal(await dialog.locator("#backfill-preview .dates li").count(), 3);
+      // A range after its end is the server's refusal, shown in place of the dates.
+      await dialog.locator("#backfill-to").fill("2023-12-01T00:00");
+      const done422 = w.allow((url, status, method) => status === 422 && method !== "GET" && url.endsWith("/backfills/dry_run"));
+      await dialog.locator("#backfill-preview .field-error", { hasText: "must not be after to_date" }).waitFor();
+      await dialog.locator("#backfill-to").fill("2024-01-03T00:00");
+      await dialog.locator("#backfill-preview .count", { hasText: "3 runs will be made:" }).waitFor();
+      await snap("backfill-form");
+      // Left paused, the DAG starts none of the runs, so the banner holds still.
+      await dialog.locator("#trigger-unpause").uncheck();
+      await dialog.getByRole("button", { name: "Run backfill" }).click();
+      await dialog.waitFor({ state: "detached" });
+      const banner = page.locator("#backfill-banner");
+      await banner.getByText("0 of 3 runs").waitFor();
+      await banner.getByText("Backfill in progress:").waitFor();
+      const said = await banner.textContent();
+      assert.match(said, /2024-01-01.*2024-01-03/, said);
+      assert.match(said, /the DAG is paused/, said);
+      await snap("backfill-banner");
+      await banner.getByRole("button", { name: "Pause" }).click();
+      await banner.getByText("Backfill paused:").waitFor();
+      await banner.getByRole("button", { name: "Unpause" }).click();
+      await banner.getByText("Backfill in progress:").waitFor();
+      await banner.getByRole("button", { name: "Cancel" }).click();
+      await banner.waitFor({ state: "detached" });
+      // Chromium reports the refused dry run on the console a moment later: allowed
+      // until here.
+      w.check("backfill");
+      done422();
+      await page.goto(`${base}dags`);
+      await page.locator(`tr[data-dag-id="${dag}"] .dag-link`).waitFor();
+    });
+
     step("unpause and trigger a DAG from the form with a param", async () => {
       const row = page.locator(`tr[data-dag-id="${dag}"]`);
       const toggle = row.getByRole("switch");
@@ -311,6 +359,33 @@ for (const { label, prefix } of PREFIXES) {
       await snap("graph-dark");
       await page.emulateMedia({ colorScheme: "light" });
       w.check("grid and graph");
+    });
+
+    step("times show in the time zone chosen in the header, and the choice sticks", async () => {
+      const stamp = page.locator("main time[datetime]").first();
+      await stamp.waitFor();
+      const iso = await stamp.getAttribute("datetime");
+      // What 2026-11-21 09:59:03 looks like for that instant in a zone, by the browser's rules.
+      const inZone = (zone) => page.evaluate(([t, z]) => {
+        const p = Object.fromEntries(new Intl.DateTimeFormat("en-CA", { timeZone: z, hourCycle: "h23", year: "numeric",
+          month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+          .formatToParts(new Date(t)).map((x) => [x.type, x.value]));
+        return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
+      }, [iso, zone]);
+      const shows = (zone) => page.waitForFunction(([t, want]) =>
+        [...document.querySelectorAll(`main time[datetime="${t}"]`)].some((e) => e.textContent === want), [iso, zone]);
+      const original = await page.locator("#timezone").inputValue();
+      for (const zone of ["Asia/Tokyo", "America/New_York"]) {
+        await page.selectOption("#timezone", zone);
+        await shows(await inZone(zone));
+      }
+      await page.reload();
+      assert.equal(await page.locator("#timezone").inputValue(), "America/New_York");
+      await shows(await inZone("America/New_York"));
+      await snap("time-zone");
+      await page.selectOption("#timezone", original);
+      await shows(await inZone(original));
+      w.check("time zone");
     });
 
     step("the trigger form shows the server's refusal next to the field", async () => {

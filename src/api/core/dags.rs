@@ -286,7 +286,7 @@ fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
         "params": params_json(&dag.params),
         "render_template_as_native_obj": false,
         "template_search_path": null,
-        "timezone": "UTC",
+        "timezone": dag.timezone.name(),
         "last_parsed": dt(last_parsed),
         // The model keeps default_args applied to each task, not as a mapping.
         "default_args": null,
@@ -520,7 +520,7 @@ fn dag_json<'a>(
 ) -> DagResponse<'a> {
     let dag = &row.dag;
     let name = display_name(dag);
-    let periodic = matches!(dag.schedule, Schedule::Cron { .. } | Schedule::Delta { .. });
+    let periodic = dag.schedule.is_periodic();
     let mut tags: Vec<&str> = dag.tags.iter().map(String::as_str).collect();
     tags.sort_unstable();
     tags.dedup();
@@ -719,6 +719,7 @@ mod tests {
             description: None,
             doc_md: None,
             schedule: Schedule::None,
+            timezone: Default::default(),
             start_date: None,
             end_date: None,
             catchup: false,

@@ -4,6 +4,7 @@
 //! file here imports a resource file, so the files form no import cycle.
 
 pub mod auth;
+pub mod backfills;
 mod bulk;
 pub mod config;
 pub mod connections;

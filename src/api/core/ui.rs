@@ -21,7 +21,34 @@ pub static ROUTES: &[Route] = &[
     guarded(Method::Get, "/ui/dags/recent_runs", Role::Viewer, None, "UI: the newest runs of each DAG in dag_ids (for the DAG list)", recent_runs),
     guarded(Method::Get, "/ui/structure/{dag_id}", Role::Viewer, None, "UI: a DAG's tasks inside their groups, its edges and YAML lines (for the graph and grid)", structure),
     guarded(Method::Get, "/ui/grid/{dag_id}", Role::Viewer, None, "UI: a DAG's newest runs with the state of every task instance (for the grid)", grid),
+    guarded(Method::Get, "/ui/backfill/{dag_id}", Role::Viewer, None, "UI: a DAG's newest backfill with its runs counted by state (for the DAG page's banner)", backfill),
 ];
+
+/// `GET /ui/backfill/{dag_id}`: the DAG's newest backfill (null if it never had one),
+/// with its runs counted by state and the dates it skipped, so the DAG page can say
+/// "N of M runs".
+fn backfill(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let (rows, _) = store.backfills_of(p.get("dag_id"), true, 1, 0)?;
+    let Some(b) = rows.first() else {
+        return Ok(Reply::json(200, &json!({"backfill": null})));
+    };
+    let n = store.backfill_progress(b.id)?;
+    Ok(Reply::json(
+        200,
+        &json!({"backfill": {
+            "id": b.id,
+            "from_date": dt(Some(b.from_date)),
+            "to_date": dt(Some(b.to_date)),
+            "is_paused": b.is_paused,
+            "max_active_runs": b.max_active_runs,
+            "reprocess_behavior": b.reprocess_behavior,
+            "completed_at": dt(b.completed_at),
+            "runs": {"total": n.queued + n.running + n.success + n.failed,
+                     "queued": n.queued, "running": n.running, "success": n.success,
+                     "failed": n.failed, "skipped_dates": n.skipped},
+        }}),
+    ))
+}
 
 /// Recent runs per DAG in the list: Airflow's UI shows ten.
 const RECENT_RUNS: usize = 10;

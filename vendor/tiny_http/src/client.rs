@@ -56,6 +56,8 @@ pub struct ClientConnection {
     deadline: Arc<Deadline>,
     // Patch: true after a request whose body was refused, which ends the connection.
     linger: bool,
+    // Patch: requests read from this connection so far.
+    served: u32,
 }
 
 /// Error that can happen when reading a request.
@@ -103,6 +105,7 @@ impl ClientConnection {
             budget,
             deadline,
             linger: false,
+            served: 0,
         }
     }
 
@@ -274,7 +277,9 @@ impl ClientConnection {
             }
         })?;
 
-        // return the request
+        self.served = self.served.saturating_add(1);
+        let mut request = request;
+        request.set_sequence(self.served);
         Ok(request)
     }
 }

@@ -78,6 +78,9 @@ pub struct Request {
 
     // Patch: true when the body was larger than the limit and was not (all) read.
     body_refused: bool,
+
+    // Patch: this request's place on its connection, from 1.
+    sequence: u32,
 }
 
 struct NotifyOnDrop<R> {
@@ -337,6 +340,7 @@ where
         must_send_continue: false,
         notify_when_responded: None,
         body_refused,
+        sequence: 1,
     })
 }
 
@@ -384,6 +388,17 @@ impl Request {
     #[inline]
     pub fn body_refused(&self) -> bool {
         self.body_refused
+    }
+
+    /// Patch: this request's place on its connection: 1 for the first request a
+    /// connection carries, 2 for the next one kept alive, and so on.
+    #[inline]
+    pub fn sequence(&self) -> u32 {
+        self.sequence
+    }
+
+    pub(crate) fn set_sequence(&mut self, sequence: u32) {
+        self.sequence = sequence;
     }
 
     /// Returns the address of the client that sent this request.
