@@ -584,7 +584,16 @@ fn run_callbacks(
         }
     };
     let started = Instant::now();
+    // Heartbeats go on while callbacks run, so a slow one is not taken for a zombie.
+    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
+    let mut last_beat = Instant::now();
     loop {
+        if last_beat.elapsed() >= beat {
+            last_beat = Instant::now();
+            if let Err(e) = client.heartbeat(ti_id, sv.pid, &sv.hostname) {
+                log::warn!("heartbeat during {on} failed: {e}");
+            }
+        }
         match child.wait_timeout(TICK) {
             Ok(Some(_)) => break,
             Ok(None) if started.elapsed() < CALLBACK_TIMEOUT && !sv.stopping() => {}
