@@ -8,6 +8,12 @@
 //! executor shuts down, push the last line of its output as the `return_value` XCom, and
 //! report the final state.
 //!
+//! A Python task (PythonOperator, TaskFlow, branch, short-circuit, sensor) takes the same
+//! path with another program: its templated arguments are rendered, a spec file is
+//! written, and the user's interpreter runs the embedded runner (`python.rs`), which pushes
+//! its own XComs and leaves only its outcome for the supervisor to report. Task callbacks
+//! run with the same runner, just before the final state is reported.
+//!
 //! Supervisors are threads, not processes: a process per supervisor doubled the process
 //! starts per task (see bench/PROFILES.md). What a task sees is unchanged: its own
 //! process tree, the Execution API URL and a token of its own.
