@@ -390,7 +390,9 @@ def load_callable(spec):
     path = spec.get("file")
     if path:
         module_name = os.path.splitext(os.path.basename(path))[0]
-        sys.path.insert(0, os.path.dirname(path))
+        folder = os.path.dirname(path)
+        if folder not in sys.path:
+            sys.path.append(folder)
         loader_spec = importlib.util.spec_from_file_location(module_name, path)
         if loader_spec is None:
             raise ImportError(f"cannot load python_callable_file {path!r}")
@@ -439,11 +441,12 @@ def _multiple_outputs(spec, func):
 
 
 def _setup_paths(spec):
-    """The DAG folder on sys.path (as Airflow has it), and the compatibility package when
-    the interpreter has no Airflow of its own."""
-    for folder in (spec.get("dag_file_folder"), spec.get("dags_folder")):
+    """The DAG folder on sys.path (appended, as Airflow's settings do, so a DAG-folder
+    module never shadows the standard library), and the compatibility package when the
+    interpreter has no Airflow of its own."""
+    for folder in (spec.get("dags_folder"), spec.get("dag_file_folder")):
         if folder and folder not in sys.path:
-            sys.path.insert(1, folder)
+            sys.path.append(folder)
     if importlib.util.find_spec("airflow") is None:
         sys.path.insert(1, spec["compat_folder"])
 
