@@ -237,6 +237,18 @@ impl Operator {
             Operator::TaskFlow(PythonKind::Sensor) => "DecoratedSensorOperator",
         }
     }
+
+    /// Airflow's `operator_name`: a decorator's `custom_operator_name` (`@task`, ...), else
+    /// the class name.
+    pub fn operator_name(self) -> &'static str {
+        match self {
+            Operator::TaskFlow(PythonKind::Call) => "@task",
+            Operator::TaskFlow(PythonKind::Branch) => "@task.branch",
+            Operator::TaskFlow(PythonKind::ShortCircuit) => "@task.short_circuit",
+            Operator::TaskFlow(PythonKind::Sensor) => "@task.sensor",
+            other => other.class_name(),
+        }
+    }
 }
 
 /// When a DAG runs by itself.

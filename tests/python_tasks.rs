@@ -340,6 +340,28 @@ fn branches_and_short_circuits_skip_what_is_not_followed() {
         e.store().xcom("br", &run, "stop", "return_value").unwrap(),
         Some(json!(0))
     );
+    // The Core API names them as Airflow does: a decorator by its `@task...` name.
+    let token = e.srv.login("admin");
+    for (task, name, class) in [
+        ("branch", "BranchPythonOperator", "BranchPythonOperator"),
+        (
+            "stop",
+            "@task.short_circuit",
+            "_ShortCircuitDecoratedOperator",
+        ),
+    ] {
+        let path = format!("/api/v2/dags/br/tasks/{task}");
+        let (status, body) = e.srv.call(&token, crate::util::Method::Get, &path, None);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            (
+                body["operator_name"].as_str(),
+                body["class_ref"]["class_name"].as_str()
+            ),
+            (Some(name), Some(class)),
+            "{body}"
+        );
+    }
 }
 
 /// dag-factory's own examples, with its `sample.py`, as they come.

@@ -148,7 +148,7 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
         "template_fields": template_fields,
         "downstream_task_ids": downstream,
         "doc_md": task.doc_md,
-        "operator_name": task.operator.class_name(),
+        "operator_name": task.operator.operator_name(),
         // A task's params are its DAG's, as Airflow merges them into each task.
         "params": params_json(&dag.params),
         "class_ref": {"module_path": module, "class_name": task.operator.class_name()},
