@@ -265,6 +265,18 @@ fn a_missing_interpreter_fails_the_task_naming_the_key() {
         ],
         &[("UPDRAFT__CORE__PYTHON_INTERPRETER", "/nonexistent/python3")],
     );
+    // `config list` says so too, naming the key.
+    let list = e
+        .home
+        .run(
+            &["config", "list"],
+            &[("UPDRAFT__CORE__PYTHON_INTERPRETER", "/nonexistent/python3")],
+        )
+        .expect(0)
+        .stdout();
+    assert!(list.contains("# Python tasks cannot run: the Python interpreter `/nonexistent/python3` set in [core] python_interpreter"), "{list}");
+    let found = e.home.run(&["config", "list"], &[]).expect(0).stdout();
+    assert!(found.contains("# Python tasks run with /"), "{found}");
     let run = e.trigger("nopy", None);
     assert_eq!(e.wait_run("nopy", &run), "failed");
     assert_eq!(e.state("nopy", &run, "b"), "success");

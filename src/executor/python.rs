@@ -127,6 +127,14 @@ pub fn find(configured: &str, host: &HostEnv) -> Result<Interpreter, String> {
     })
 }
 
+/// One line for `config list`: which interpreter Python tasks would run with.
+pub fn summary(configured: &str, host: &HostEnv) -> String {
+    match find(configured, host) {
+        Ok(i) => format!("Python tasks run with {}", i.describe()),
+        Err(e) => format!("Python tasks cannot run: {e}"),
+    }
+}
+
 /// The configured interpreter: a path as given, or a bare name searched on PATH.
 fn named(
     configured: &str,
