@@ -6,7 +6,7 @@ It holds the running try: its Execution API client and its context, so that
 
 import datetime as _dt
 import importlib
-import importlib.util
+import importlib.machinery
 import json
 import os
 import socket
@@ -389,14 +389,17 @@ def load_callable(spec):
     name = spec["callable"]
     path = spec.get("file")
     if path:
+        # Not `import importlib.util`: that would make `importlib` a local name here.
+        from importlib import util as import_util
+
         module_name = os.path.splitext(os.path.basename(path))[0]
         folder = os.path.dirname(path)
         if folder not in sys.path:
             sys.path.append(folder)
-        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        loader_spec = import_util.spec_from_file_location(module_name, path)
         if loader_spec is None:
             raise ImportError(f"cannot load python_callable_file {path!r}")
-        module = importlib.util.module_from_spec(loader_spec)
+        module = import_util.module_from_spec(loader_spec)
         loader_spec.loader.exec_module(module)
         sys.modules[module_name] = module
         return getattr(module, name)
@@ -447,7 +450,7 @@ def _setup_paths(spec):
     for folder in (spec.get("dags_folder"), spec.get("dag_file_folder")):
         if folder and folder not in sys.path:
             sys.path.append(folder)
-    if importlib.util.find_spec("airflow") is None:
+    if importlib.machinery.PathFinder.find_spec("airflow", sys.path) is None:
         sys.path.insert(1, spec["compat_folder"])
 
 
