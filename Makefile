@@ -47,7 +47,9 @@ run:
 test: test-rust test-compat test-client test-ui
 
 # test-rust runs the Rust unit and integration tests, and the vendored tiny_http's own unit tests.
+# The Python task tests run the python3 on PATH (Debian's is installed if there is none).
 test-rust:
+	@$(call need_cmd,python3,python3)
 	$(CARGO) test --locked
 	$(CARGO) test --locked -p tiny_http --lib
 

@@ -440,9 +440,10 @@ class Bench:
 
     # -- baseline: the raw spawn rate
 
-    def spawn_rate(self, n, threads=32):
-        """`bash -c true` started and waited on by `threads` threads: spawns/s."""
-        bash = shutil.which("bash", path=PATH)
+    def spawn_rate(self, n, threads=32, argv=None):
+        """`bash -c true` (or `argv`) started and waited on by `threads` threads: spawns/s."""
+        argv = argv or [shutil.which("bash", path=PATH), "-c", "true"]
+        bash = argv[0]
         env = {"PATH": PATH}
         left = [n]
         lock = threading.Lock()
@@ -454,7 +455,7 @@ class Bench:
                         return
                     left[0] -= 1
                 # posix_spawn + waitpid: the least Python between two spawns.
-                pid = os.posix_spawn(bash, ["bash", "-c", "true"], env)
+                pid = os.posix_spawn(bash, argv, env)
                 os.waitpid(pid, 0)
 
         t0, c0 = time.perf_counter(), os.times()
@@ -573,6 +574,68 @@ class Bench:
                 "peak_procs": sampler.peak_procs,
                 "tasks": a.tasks,
             }
+        finally:
+            srv.stop()
+
+    # -- Python tasks
+
+    def python(self):
+        """Python tasks with the python3 on PATH: a 200-task fan-out of PythonOperator tasks
+        returning a small value (tasks/s against the raw spawn rate of `python3 -c pass`,
+        measured between its runs), and the gaps of a 20-task chain of them."""
+        a = self.args
+        py = shutil.which("python3", path=PATH)
+        if not py:
+            raise RuntimeError("python3 is not on PATH")
+        n, links = a.py_tasks, a.py_chain
+        op = "airflow.providers.standard.operators.python.PythonOperator"
+
+        def py_dag(dag_id, ids, chained):
+            lines = [f"{dag_id}:", "  schedule: null", "  max_active_tasks: 32",
+                     "  default_args:", "    start_date: 2024-01-01", "  tasks:"]
+            for i, t in enumerate(ids):
+                lines += [f"    - task_id: {t}", f"      operator: {op}", "      python_callable: lib.small"]
+                if chained and i:
+                    lines.append(f"      dependencies: [{ids[i - 1]}]")
+            return "\n".join(lines) + "\n"
+
+        home = self.home("python")
+        home.write("lib.py", "def small():\n    return {'n': 1}\n")
+        home.write("pyfan.yml", py_dag("pyfan", [f"p{i:04d}" for i in range(n)], False))
+        home.write("pychain.yml", py_dag("pychain", [f"c{i:03d}" for i in range(links)], True))
+        srv = self.standalone(home, {"UPDRAFT__CORE__PYTHON_INTERPRETER": py})
+        try:
+            time.sleep(1.0)
+            # The interpreter's own start, one after another: what each task pays anyway.
+            starts = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                subprocess.run([py, "-c", "pass"], check=True)
+                starts.append((time.perf_counter() - t0) * 1000)
+            rates, base = [], []
+            for rep in range(a.reps):
+                base.append(self.spawn_rate(n, argv=[py, "-c", "pass"]))
+                run_id = self.trigger_cli(home, "pyfan")
+                state = self.wait_run(home, "pyfan", run_id, RUN_TIMEOUT, poll=0.1)
+                rate, done, _ = self.throughput_of(home, "pyfan", run_id)
+                if state != "success":
+                    self.notes.append(f"python fan-out run {rep + 1}: {state} with {done} of {n} tasks done")
+                rates.append(rate)
+            gaps, durations = [], []
+            for rep in range(a.reps):
+                run_id = self.trigger_cli(home, "pychain")
+                state = self.wait_run(home, "pychain", run_id, RUN_TIMEOUT)
+                if state != "success":
+                    raise RuntimeError(f"python chain run: {state}")
+                rows = self.tis(home, "pychain", run_id)
+                for up, down in zip(rows, rows[1:]):
+                    gaps.append((parse_ts(down[2]) - parse_ts(up[3])) * 1000)
+                durations += [(parse_ts(r[3]) - parse_ts(r[2])) * 1000 for r in rows]
+            self.results["python"] = {"rate": rates, "base": base, "gaps": gaps, "durations": durations,
+                                      "start_ms": starts, "tasks": n, "chain": links}
+            log(f"python: {median(rates):.0f} tasks/s vs python3 -c pass {median(base):.0f}/s; "
+                f"chain gap median {median(gaps):.2f} ms; task {median(durations):.0f} ms, "
+                f"interpreter start {median(starts):.0f} ms")
         finally:
             srv.stop()
 
@@ -928,6 +991,17 @@ def table(b):
         rows.append(["task throughput", f"{rate:.0f} tasks/s ({spread(t['rate'], f0)})",
                      f"raw spawn {base:.0f}/s ({spread(t['base'], f0)})", f"{ratio:.2f}",
                      "≥ 0.5", verdict(ratio >= 0.5)])
+    if "python" in r:
+        py = r["python"]
+        rate, base = median(py["rate"]), median(py["base"])
+        rows.append([f"Python tasks: {py['tasks']}-task fan-out", f"{rate:.0f} tasks/s ({spread(py['rate'], f0)})",
+                     f"python3 -c pass {base:.0f}/s ({spread(py['base'], f0)})", f"{rate / base:.2f}",
+                     "≥ 0.5", verdict(rate / base >= 0.5)])
+        g = py["gaps"]
+        rows.append([f"Python tasks: {py['chain']}-task chain gap",
+                     f"median {median(g):.2f} ms, p99 {percentile(g, 99):.2f} ms; a task takes "
+                     f"{median(py['durations']):.0f} ms, the interpreter's start {median(py['start_ms']):.0f} ms",
+                     "—", "—", "median ≤ 2 ms", verdict(median(g) <= 2)])
     if "gap" in r:
         g = r["gap"]["ms"]
         med, p99 = median(g), percentile(g, 99)
@@ -1180,7 +1254,7 @@ def diagnostics(b):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
-    p.add_argument("--only", default="", help="comma-separated: engine,scale,api,cold,parse,binary,soak")
+    p.add_argument("--only", default="", help="comma-separated: engine,python,scale,api,cold,parse,binary,soak")
     p.add_argument("--out", help="write RESULTS.md here")
     p.add_argument("--keep", action="store_true", help="keep the temporary homes")
     p.add_argument("--exe", help="the updraft binary (default target/release/updraft); "
@@ -1188,6 +1262,8 @@ def main():
     p.add_argument("--tasks", type=int, default=1000)
     p.add_argument("--scale-tasks", type=int, default=10000)
     p.add_argument("--chain", type=int, default=100)
+    p.add_argument("--py-tasks", type=int, default=200)
+    p.add_argument("--py-chain", type=int, default=20)
     p.add_argument("--dag-files", type=int, default=1000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--triggers", type=int, default=10)
@@ -1215,7 +1291,7 @@ def main():
     if api and not shutil.which("wrk"):
         sys.exit("wrk is missing: `apt-get install wrk` (make bench does it)")
     # The soak comes last: 30 minutes of one standalone, after the speed figures.
-    steps = ["binary", "cold", "parse", "api", "engine", "scale", "soak"]
+    steps = ["binary", "cold", "parse", "api", "engine", "python", "scale", "soak"]
     t0 = time.monotonic()
     try:
         for step in steps:

@@ -87,6 +87,8 @@ pub const KEYS: &[Key] = &[
         "Disabled",
         Kind::Word(&["disabled", "enabled", "hidden"]),
     ),
+    // updraft's own: the Python that runs Python tasks; empty finds one on PATH.
+    key("core", "python_interpreter", "", Kind::Str),
     key(
         "core",
         "simple_auth_manager_users",
@@ -262,6 +264,8 @@ pub struct Core {
     pub execution_api_server_url: String,
     pub killed_task_cleanup_time: f64,
     pub test_connection: TestConnection,
+    /// `[core] python_interpreter`: empty when not set (then found on PATH).
+    pub python_interpreter: String,
     /// The zone of DAGs without a start date (their cron schedules tick in it).
     pub default_timezone: Zone,
 }
@@ -749,6 +753,7 @@ impl Values<'_> {
                 execution_api_server_url: self.text("core", "execution_api_server_url")?,
                 killed_task_cleanup_time: self.secs("core", "killed_task_cleanup_time")?,
                 test_connection,
+                python_interpreter: self.text("core", "python_interpreter")?,
                 default_timezone: self.zone("core", "default_timezone")?,
             },
             database: Database { path: db_path },

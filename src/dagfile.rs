@@ -809,6 +809,8 @@ mod tests {
             priority_weight: 5,
             owner: "someone".into(),
             doc_md: Some("runs bash".into()),
+            python: None,
+            callbacks: Vec::new(),
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");
@@ -887,7 +889,7 @@ mod tests {
             ),
             (
                 fixture!("unknown_operator.yml"),
-                "error 4:17 unknown operator `airflow.operators.python.PythonOperator`: updraft runs airflow.providers.standard.operators.bash.BashOperator, ",
+                "error 4:17 unknown operator `airflow.providers.http.operators.http.HttpOperator`: updraft runs airflow.providers.standard.operators.bash.BashOperator, ",
             ),
             (
                 fixture!("missing_operator.yml"),
@@ -1069,7 +1071,11 @@ mod tests {
         );
         check(
             "d: {tasks: [{task_id: a, decorator: airflow.decorators.task}]}",
-            "error 1:23 task `a` uses a `decorator`",
+            "error 1:23 task `a` needs a `python_callable`",
+        );
+        check(
+            "d: {tasks: [{task_id: a, decorator: my.task, python_callable: m.f}]}",
+            "error 1:37 unknown decorator `my.task`",
         );
         check("d: {start_date: '2 days'}\ne: {}", "dag d None\ndag e None");
     }

@@ -114,6 +114,66 @@ pub struct Task {
     pub priority_weight: i64,
     pub owner: String,
     pub doc_md: Option<String>,
+    /// What a Python task calls (PythonOperator, TaskFlow `@task`); `None` for others.
+    #[serde(default)]
+    pub python: Option<PythonCall>,
+    /// The task's callbacks (`on_success_callback`, ...), from it, its groups'
+    /// `default_args` and the DAG's.
+    #[serde(default)]
+    pub callbacks: Vec<Callback>,
+}
+
+/// A Python function a task calls with its context when something happens to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    /// `on_success_callback` and its kin, by Airflow's name.
+    pub on: String,
+    /// `module.func`, or with `file` the function's name in that file.
+    pub callable: String,
+    pub file: Option<String>,
+    /// Keyword arguments given with the `callback:` mapping form.
+    pub kwargs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The callable of a Python task and the arguments it gets, as dag-factory builds them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PythonCall {
+    /// `module.func` (imported with the DAG folder on `sys.path`), or with `file` the
+    /// function's name in that file (`python_callable_name`).
+    pub callable: String,
+    /// `python_callable_file`: an absolute path.
+    pub file: Option<String>,
+    /// `op_args`, then `op_kwargs` (for TaskFlow: the keyword arguments at task level).
+    pub op_args: Vec<serde_json::Value>,
+    pub op_kwargs: serde_json::Map<String, serde_json::Value>,
+    /// Keyword arguments that are other tasks' results (`+task`, `+task['key']`).
+    pub xcom_args: Vec<XcomArg>,
+    pub templates_dict: Option<serde_json::Value>,
+    /// `None`: TaskFlow infers it from a `dict` return annotation.
+    pub multiple_outputs: Option<bool>,
+    pub do_xcom_push: bool,
+    pub show_return_value_in_logs: bool,
+    /// The task's own `params`, over the DAG's.
+    pub params: serde_json::Value,
+    /// ShortCircuit: skip everything downstream (true), or only the direct downstream
+    /// tasks and let trigger rules decide the rest.
+    #[serde(default)]
+    pub ignore_downstream_trigger_rules: bool,
+    /// The DAG's `render_template_as_native_obj`: rendered strings that read as Python
+    /// literals become those values.
+    #[serde(default)]
+    pub native: bool,
+    /// A sensor's settings; `None` for other Python tasks.
+    #[serde(default)]
+    pub sensor: Option<Sensor>,
+}
+
+/// A keyword argument that takes the XCom `key` of task `task_id` at run time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct XcomArg {
+    pub name: String,
+    pub task_id: String,
+    pub key: String,
 }
 
 /// A task group: only for display and for dependencies on groups.
@@ -131,6 +191,34 @@ pub struct TaskGroup {
 pub enum Operator {
     Bash,
     Empty,
+    /// PythonOperator, BranchPythonOperator, ShortCircuitOperator.
+    Python(PythonKind),
+    /// A TaskFlow task (`decorator: airflow.sdk.task`, or its branch and short-circuit forms).
+    TaskFlow(PythonKind),
+}
+
+/// What a Python task does with its callable's result besides pushing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PythonKind {
+    /// Nothing.
+    Call,
+    /// The result names the downstream tasks to follow; the others are skipped.
+    Branch,
+    /// A falsy result skips what is downstream.
+    ShortCircuit,
+    /// Called every `poke_interval` until its result is truthy (PythonSensor, poke mode).
+    Sensor,
+}
+
+/// A PythonSensor's settings (Airflow's `BaseSensorOperator` arguments).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sensor {
+    pub poke_interval_secs: f64,
+    /// Since the first poke; Airflow's `[sensors] default_timeout` (7 days) when unset.
+    pub timeout_secs: f64,
+    pub soft_fail: bool,
+    pub never_fail: bool,
+    pub silent_fail: bool,
 }
 
 impl Operator {
@@ -139,6 +227,26 @@ impl Operator {
         match self {
             Operator::Bash => "BashOperator",
             Operator::Empty => "EmptyOperator",
+            Operator::Python(PythonKind::Call) => "PythonOperator",
+            Operator::Python(PythonKind::Branch) => "BranchPythonOperator",
+            Operator::Python(PythonKind::ShortCircuit) => "ShortCircuitOperator",
+            Operator::Python(PythonKind::Sensor) => "PythonSensor",
+            Operator::TaskFlow(PythonKind::Call) => "_PythonDecoratedOperator",
+            Operator::TaskFlow(PythonKind::Branch) => "_BranchPythonDecoratedOperator",
+            Operator::TaskFlow(PythonKind::ShortCircuit) => "_ShortCircuitDecoratedOperator",
+            Operator::TaskFlow(PythonKind::Sensor) => "DecoratedSensorOperator",
+        }
+    }
+
+    /// Airflow's `operator_name`: a decorator's `custom_operator_name` (`@task`, ...), else
+    /// the class name.
+    pub fn operator_name(self) -> &'static str {
+        match self {
+            Operator::TaskFlow(PythonKind::Call) => "@task",
+            Operator::TaskFlow(PythonKind::Branch) => "@task.branch",
+            Operator::TaskFlow(PythonKind::ShortCircuit) => "@task.short_circuit",
+            Operator::TaskFlow(PythonKind::Sensor) => "@task.sensor",
+            other => other.class_name(),
         }
     }
 }

@@ -404,22 +404,47 @@ pub struct Running {
 
 /// Starts `spec.script` under `spec.shell`, in its own process group or job object.
 pub fn spawn(spec: Spec) -> io::Result<Running> {
+    let ShellCommand {
+        command,
+        _file: file,
+    } = spec.shell.command(&spec.script)?;
+    let what = spec.shell.describe();
+    start(command, &what, spec, file)
+}
+
+/// A program run with arguments rather than a shell script (a Python task's interpreter).
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub path: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+/// Starts `program` as `spawn` starts a script: same environment rules, log and process
+/// tree; `spec.shell` gives only the variables a replaced environment keeps, and
+/// `spec.script` is not used.
+pub fn spawn_program(program: &Program, spec: Spec) -> io::Result<Running> {
+    let mut command = Command::new(&program.path);
+    command.args(&program.args);
+    let what = program.path.display().to_string();
+    start(command, &what, spec, None)
+}
+
+fn start(
+    mut command: Command,
+    what: &str,
+    spec: Spec,
+    file: Option<BatchFile>,
+) -> io::Result<Running> {
     let Spec {
         shell,
-        script,
+        script: _,
         env,
         inherit_env,
         cwd,
         log,
         stdout,
     } = spec;
-    let context =
-        |e: io::Error| io::Error::new(e.kind(), format!("cannot start {}: {e}", shell.describe()));
-
-    let ShellCommand {
-        mut command,
-        _file: file,
-    } = shell.command(&script)?;
+    let context = |e: io::Error| io::Error::new(e.kind(), format!("cannot start {what}: {e}"));
     if !inherit_env {
         command.env_clear();
         keep_essential_env(&mut command, &shell.essential_env, &env);

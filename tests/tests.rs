@@ -10,6 +10,8 @@ mod server;
 mod pool;
 // Running DAGs: standalone, scheduler, executor, supervisor, Execution API.
 mod engine;
+// Python tasks with a real interpreter: PythonOperator, TaskFlow, XComs, skip/fail, errors.
+mod python_tasks;
 // Logging in: passwords, tokens, roles, rate limits.
 mod api_auth;
 // Every guarded route against every role, from the route table.

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::api::http::{ApiError, Reply, Req};
 use crate::api::route::{Ctx, Params};
 use crate::auth::task as task_token;
-use crate::model::{Dag, Task, TaskState};
+use crate::model::{Dag, Operator, PythonKind, Task, TaskState};
 use crate::store::{Event, Store, TiRow};
 
 /// Tokens are re-issued when this little validity is left (Airflow: 20%, at least 30 s).
@@ -218,6 +218,11 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         ))
     })?;
     let t = |d: Option<DateTime<Utc>>| d.map(crate::store::ts);
+    let branching = matches!(
+        task.operator,
+        Operator::Python(PythonKind::Branch | PythonKind::ShortCircuit)
+            | Operator::TaskFlow(PythonKind::Branch | PythonKind::ShortCircuit)
+    );
     let context = json!({
         "dag_run": {
             "dag_id": run.dag_id, "run_id": run.run_id, "logical_date": t(run.logical_date),
@@ -240,7 +245,15 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
             "append_env": task.append_env, "cwd": task.cwd,
             "execution_timeout": task.execution_timeout_secs, "retries": task.retries,
+            "python": task.python,
+            "python_kind": python_kind(task.operator),
+            "callbacks": task.callbacks,
+            // What only a branch or short-circuit needs: not worked out for other tasks.
+            "downstream": branching.then(|| downstream(&dag, &task.task_id, false)),
+            "all_downstream": branching.then(|| downstream(&dag, &task.task_id, true)),
+            "group_roots": branching.then(|| group_roots(&dag)),
         },
+        "fileloc": dag.fileloc,
     });
     Ok(with_token(ctx, Reply::json(200, &context), &c, ti.state))
 }
@@ -376,6 +389,42 @@ pub fn variable(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
     ))
 }
 
+#[derive(Deserialize)]
+struct VariableBody {
+    value: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// `PUT /execution/variables/{variable_key}`: creates or sets a variable (a callable's
+/// `Variable.set`). 201.
+pub fn put_variable(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let key = p.get("variable_key");
+    if key.is_empty() || key.chars().count() > crate::model::ID_LEN {
+        return Err(ApiError::new(
+            422,
+            format!(
+                "a variable key must be 1 to {} characters",
+                crate::model::ID_LEN
+            ),
+        ));
+    }
+    let b: VariableBody = body(req)?;
+    store.set_variable(key, &b.value, b.description.as_deref())?;
+    Ok(with_token(
+        ctx,
+        Reply::json(201, &json!({"message": "Variable successfully set"})),
+        &c,
+        c.ti.state,
+    ))
+}
+
 /// `GET /execution/connections/{connection_id}`.
 pub fn connection(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let c = running_caller(ctx, store, req)?;
@@ -430,6 +479,112 @@ pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
     Ok(with_token(
         ctx,
         Reply::json(201, &json!({"message": "XCom successfully set"})),
+        &c,
+        c.ti.state,
+    ))
+}
+
+/// `call`, `branch` or `short_circuit` for a Python task; null for others.
+fn python_kind(op: Operator) -> Option<&'static str> {
+    match op {
+        Operator::Python(kind) | Operator::TaskFlow(kind) => Some(match kind {
+            PythonKind::Call => "call",
+            PythonKind::Branch => "branch",
+            PythonKind::ShortCircuit => "short_circuit",
+            PythonKind::Sensor => "sensor",
+        }),
+        Operator::Bash | Operator::Empty => None,
+    }
+}
+
+/// The ids of the tasks directly downstream of `task_id`, or with `all` every task
+/// downstream of it (Airflow's `get_flat_relatives(upstream=False)`), in DAG order.
+fn downstream(dag: &Dag, task_id: &str, all: bool) -> Vec<String> {
+    let mut found: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    found.insert(task_id);
+    let mut out = Vec::new();
+    // Tasks are in a topological order, so one pass sees every upstream first.
+    for t in &dag.tasks {
+        let hit = if all {
+            t.upstream.iter().any(|u| found.contains(u.as_str()))
+        } else {
+            t.upstream.iter().any(|u| u == task_id)
+        };
+        if hit && t.task_id != task_id {
+            found.insert(&t.task_id);
+            out.push(t.task_id.clone());
+        }
+    }
+    out
+}
+
+/// Each task group's roots (its tasks with no upstream inside it): what a branch that
+/// names the group follows.
+fn group_roots(dag: &Dag) -> serde_json::Map<String, Value> {
+    let inside = |t: &Task, g: &str| {
+        t.task_group
+            .as_deref()
+            .is_some_and(|tg| tg == g || tg.starts_with(&format!("{g}.")))
+    };
+    dag.task_groups
+        .iter()
+        .map(|g| {
+            let g = g.group_id.as_str();
+            let roots: Vec<Value> = dag
+                .tasks
+                .iter()
+                .filter(|t| inside(t, g))
+                .filter(|t| {
+                    !t.upstream
+                        .iter()
+                        .any(|u| task_of(dag, u).is_some_and(|ut| inside(ut, g)))
+                })
+                .map(|t| Value::String(t.task_id.clone()))
+                .collect();
+            (g.to_string(), Value::Array(roots))
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct SkipBody {
+    tasks: Vec<String>,
+}
+
+/// `PATCH /execution/task-instances/{id}/skip-downstream`: a branch or short-circuit
+/// task marks tasks of its own run skipped before they start (those not yet started:
+/// no state or scheduled). 204.
+pub fn skip_downstream(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let id = p.get("task_instance_id");
+    let c = caller(ctx, store, req, Some(id))?;
+    if c.ti.state != Some(TaskState::Running) || !c.current_try() {
+        return Err(conflict("invalid_state", "TI is not running", c.ti.state));
+    }
+    let b: SkipBody = body(req)?;
+    let mut targets = Vec::new();
+    for task_id in &b.tasks {
+        if let Some(ti) = store.ti_by_key(&c.ti.dag_id, &c.ti.run_id, task_id)?
+            && matches!(ti.state, None | Some(TaskState::Scheduled))
+        {
+            targets.push(ti);
+        }
+    }
+    let now = ctx.clock.now();
+    store.write(|tx| {
+        for ti in &targets {
+            tx.set_ti_state(&ti.id, ti.state, Some(TaskState::Skipped), now, None)?;
+        }
+        Ok(())
+    })?;
+    ctx.wake_scheduler();
+    Ok(with_token(
+        ctx,
+        Reply::bytes(204, "application/json", Vec::new()),
         &c,
         c.ti.state,
     ))

@@ -83,7 +83,11 @@ pub fn load_config(env: &Env, flags: &[Override]) -> Result<Config> {
 
 fn run_with_config(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
     match cmd {
-        Command::ConfigList => emit(&cfg.list()),
+        Command::ConfigList => emit(&format!(
+            "{}\n# {}\n",
+            cfg.list(),
+            crate::executor::python::summary(&cfg.core.python_interpreter, &cfg.host)
+        )),
         Command::ConfigGetValue { section, key } => {
             let entry = cfg.get(&section, &key).ok_or_else(|| {
                 Error::NotFound(format!(

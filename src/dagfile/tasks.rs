@@ -8,7 +8,10 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::yaml::{Node, Pos, Value};
 use super::{Ctx, ImportError, check_id, values};
-use crate::model::{GROUP_ID_LEN, ID_LEN, Operator, Task, TaskGroup, TriggerRule};
+use crate::model::{
+    Callback, GROUP_ID_LEN, ID_LEN, Operator, PythonCall, PythonKind, Sensor, Task, TaskGroup,
+    TriggerRule, XcomArg,
+};
 
 /// Import paths of the operators updraft runs, by the names Airflow 2 and 3 use.
 const BASH_OPERATORS: &[&str] = &[
@@ -24,6 +27,52 @@ const EMPTY_OPERATORS: &[&str] = &[
     "airflow.operators.dummy_operator.DummyOperator",
     "EmptyOperator",
 ];
+const PYTHON_OPERATORS: &[&str] = &[
+    "airflow.providers.standard.operators.python.PythonOperator",
+    "airflow.operators.python.PythonOperator",
+    "airflow.operators.python_operator.PythonOperator",
+];
+const BRANCH_OPERATORS: &[&str] = &[
+    "airflow.providers.standard.operators.python.BranchPythonOperator",
+    "airflow.operators.python.BranchPythonOperator",
+    "airflow.operators.python_operator.BranchPythonOperator",
+];
+const SHORT_CIRCUIT_OPERATORS: &[&str] = &[
+    "airflow.providers.standard.operators.python.ShortCircuitOperator",
+    "airflow.operators.python.ShortCircuitOperator",
+    "airflow.operators.python_operator.ShortCircuitOperator",
+];
+const SENSOR_OPERATORS: &[&str] = &[
+    "airflow.providers.standard.sensors.python.PythonSensor",
+    "airflow.sensors.python.PythonSensor",
+];
+/// What `BaseSensorOperator` takes.
+const SENSOR_ARGS: &[&str] = &[
+    "poke_interval",
+    "timeout",
+    "soft_fail",
+    "mode",
+    "exponential_backoff",
+    "max_wait",
+    "silent_fail",
+    "never_fail",
+];
+/// Airflow's `[sensors] default_timeout`: 7 days.
+const DEFAULT_SENSOR_TIMEOUT_SECS: f64 = 604_800.0;
+/// TaskFlow's `@task` by the paths dag-factory can import it from in Airflow 3.3
+/// (`import_string`: `airflow.sdk.task.branch` is an attribute, not a path, so the branch
+/// and short-circuit forms are only reachable by their modules' names).
+const TASK_DECORATORS: &[&str] = &[
+    "airflow.sdk.task",
+    "airflow.sdk.definitions.decorators.task",
+    "airflow.decorators.task",
+    "airflow.providers.standard.decorators.python.python_task",
+];
+const BRANCH_DECORATORS: &[&str] =
+    &["airflow.providers.standard.decorators.branch_python.branch_task"];
+const SHORT_CIRCUIT_DECORATORS: &[&str] =
+    &["airflow.providers.standard.decorators.short_circuit.short_circuit_task"];
+const SENSOR_DECORATORS: &[&str] = &["airflow.providers.standard.decorators.sensor.sensor_task"];
 
 /// The arguments Airflow 3.3's `BaseOperator` takes (`inspect.signature`); with the ones
 /// below and dag-factory's own, these are the keys a task may have. Airflow refuses any
@@ -94,6 +143,17 @@ const BASH_OPERATOR_ARGS: &[&str] = &[
     "output_encoding",
     "output_processor",
     "skip_on_exit_code",
+];
+/// What PythonOperator takes besides, with the keys dag-factory turns into its callable.
+const PYTHON_OPERATOR_ARGS: &[&str] = &[
+    "python_callable",
+    "op_args",
+    "op_kwargs",
+    "templates_dict",
+    "templates_exts",
+    "show_return_value_in_logs",
+    "python_callable_name",
+    "python_callable_file",
 ];
 /// Task keys dag-factory reads and removes before it builds the operator. (`expand` and
 /// `partial`, dynamic task mapping, are for a later issue; until then they are ignored.)
@@ -204,6 +264,8 @@ pub(super) fn build(
     let mut tasks = Vec::new();
     // For each task, the groups it is in, innermost first.
     let mut member: Vec<Vec<usize>> = Vec::new();
+    // Per task, the tasks its TaskFlow arguments take results from.
+    let mut xcom_refs: Vec<Vec<(String, Pos)>> = Vec::new();
     for item in &items {
         let owner = format!("task `{}`", item.name);
         let group = group_named(cx, &groups, item.cfg, "task_group_name", &owner);
@@ -222,13 +284,16 @@ pub(super) fn build(
             let len = group_lens[g] + 1 + item.name.chars().count();
             long_id(cx, &task_id, len, item.pos, "task");
         }
+        let mut refs = Vec::new();
         tasks.push(task(
             cx,
             item,
             &layers,
             task_id,
             group.map(|g| group_ids[g].clone()),
+            &mut refs,
         ));
+        xcom_refs.push(refs);
         member.push(chain);
     }
 
@@ -259,7 +324,27 @@ pub(super) fn build(
         }
         refs
     };
-    let task_deps: Vec<Vec<Ref>> = items.iter().map(|i| deps_of(cx, i, "task")).collect();
+    let mut task_deps: Vec<Vec<Ref>> = items.iter().map(|i| deps_of(cx, i, "task")).collect();
+    // A result passed as an argument (an XComArg) makes its task upstream, as in Airflow.
+    let full_ids: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).collect();
+    for (t, refs) in xcom_refs.iter().enumerate() {
+        for (name, pos) in refs {
+            match task_index.get(name.as_str()) {
+                Some(&u) => {
+                    task_deps[t].push(Ref::Task(u));
+                    if let Some(call) = tasks[t].python.as_mut() {
+                        for arg in call.xcom_args.iter_mut().filter(|a| &a.task_id == name) {
+                            arg.task_id = full_ids[u].clone();
+                        }
+                    }
+                }
+                None => cx.errors.push(pos.error(format!(
+                    "task `{}` takes the result of `{name}`, which is not a task of this DAG",
+                    items[t].name
+                ))),
+            }
+        }
+    }
     let group_deps: Vec<Vec<Ref>> = groups
         .iter()
         .map(|g| deps_of(cx, g, "task group"))
@@ -288,6 +373,12 @@ pub(super) fn build(
         let mut ids: Vec<String> = ups.iter().map(|&u| tasks[u].task_id.clone()).collect();
         ids.sort();
         tasks[t].upstream = ids;
+    }
+    let native = cfg
+        .field("render_template_as_native_obj")
+        .is_some_and(|n| n.value == Value::Bool(true));
+    for call in tasks.iter_mut().filter_map(|t| t.python.as_mut()) {
+        call.native = native;
     }
     let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
     let tasks = order.into_iter().filter_map(|t| slots[t].take()).collect();
@@ -475,15 +566,33 @@ fn task(
     layers: &[&Node],
     task_id: String,
     group: Option<String>,
+    refs: &mut Vec<(String, Pos)>,
 ) -> Task {
-    let operator = match item.cfg.field("operator") {
-        Some(n) => cx.ok(n.string("operator")).and_then(|path| {
+    let operator = match (item.cfg.field("operator"), item.cfg.field("decorator")) {
+        (Some(n), _) => cx.ok(n.string("operator")).and_then(|path| {
             if BASH_OPERATORS.contains(&path.as_str()) {
                 Some(Operator::Bash)
             } else if EMPTY_OPERATORS.contains(&path.as_str()) {
                 Some(Operator::Empty)
+            } else if PYTHON_OPERATORS.contains(&path.as_str()) {
+                Some(Operator::Python(PythonKind::Call))
+            } else if BRANCH_OPERATORS.contains(&path.as_str()) {
+                Some(Operator::Python(PythonKind::Branch))
+            } else if SHORT_CIRCUIT_OPERATORS.contains(&path.as_str()) {
+                Some(Operator::Python(PythonKind::ShortCircuit))
+            } else if SENSOR_OPERATORS.contains(&path.as_str()) {
+                Some(Operator::Python(PythonKind::Sensor))
             } else {
-                let known = [BASH_OPERATORS, EMPTY_OPERATORS].concat().join(", ");
+                let known = [
+                    BASH_OPERATORS,
+                    EMPTY_OPERATORS,
+                    PYTHON_OPERATORS,
+                    BRANCH_OPERATORS,
+                    SHORT_CIRCUIT_OPERATORS,
+                    SENSOR_OPERATORS,
+                ]
+                .concat()
+                .join(", ");
                 cx.errors.push(
                     n.pos
                         .error(format!("unknown operator `{path}`: updraft runs {known}")),
@@ -491,17 +600,34 @@ fn task(
                 None
             }
         }),
-        None => {
-            let message = match item.cfg.entry("decorator") {
-                Some(_) => {
-                    "uses a `decorator`, which updraft does not run; give it an `operator` instead"
-                }
-                None => {
-                    "has no `operator`; give it one such as airflow.providers.standard.operators.bash.BashOperator"
-                }
-            };
-            cx.errors
-                .push(item.pos.error(format!("task `{}` {message}", item.name)));
+        (None, Some(n)) => cx.ok(n.string("decorator")).and_then(|path| {
+            if TASK_DECORATORS.contains(&path.as_str()) {
+                Some(Operator::TaskFlow(PythonKind::Call))
+            } else if BRANCH_DECORATORS.contains(&path.as_str()) {
+                Some(Operator::TaskFlow(PythonKind::Branch))
+            } else if SHORT_CIRCUIT_DECORATORS.contains(&path.as_str()) {
+                Some(Operator::TaskFlow(PythonKind::ShortCircuit))
+            } else if SENSOR_DECORATORS.contains(&path.as_str()) {
+                Some(Operator::TaskFlow(PythonKind::Sensor))
+            } else {
+                let known = [
+                    TASK_DECORATORS,
+                    BRANCH_DECORATORS,
+                    SHORT_CIRCUIT_DECORATORS,
+                    SENSOR_DECORATORS,
+                ];
+                cx.errors.push(n.pos.error(format!(
+                    "unknown decorator `{path}`: updraft runs {}",
+                    known.concat().join(", ")
+                )));
+                None
+            }
+        }),
+        (None, None) => {
+            cx.errors.push(item.pos.error(format!(
+                "task `{}` has no `operator`; give it one such as airflow.providers.standard.operators.bash.BashOperator",
+                item.name
+            )));
             None
         }
     };
@@ -525,8 +651,32 @@ fn task(
             "EmptyOperator",
             &[BASE_OPERATOR_ARGS, DAG_FACTORY_TASK_KEYS],
         ),
-        None => {}
+        Some(op @ Operator::Python(kind)) => {
+            let own: &[&str] = match kind {
+                PythonKind::ShortCircuit => &["ignore_downstream_trigger_rules"],
+                PythonKind::Sensor => SENSOR_ARGS,
+                _ => &[],
+            };
+            unknown_keys(
+                cx,
+                item,
+                "task",
+                op.class_name(),
+                &[
+                    BASE_OPERATOR_ARGS,
+                    PYTHON_OPERATOR_ARGS,
+                    DAG_FACTORY_TASK_KEYS,
+                    own,
+                ],
+            )
+        }
+        // Every other key of a TaskFlow task is an argument of its callable.
+        Some(Operator::TaskFlow(_)) | None => {}
     }
+    let python = match operator {
+        Some(op @ (Operator::Python(_) | Operator::TaskFlow(_))) => python_call(cx, item, op, refs),
+        _ => None,
+    };
     let bash_command = cx
         .get(layers, "bash_command", Node::string)
         .filter(|_| bash);
@@ -594,7 +744,308 @@ fn task(
             .get(layers, "owner", Node::string)
             .unwrap_or_else(|| DEFAULT_OWNER.to_string()),
         doc_md: cx.get(layers, "doc_md", Node::string),
+        python,
+        callbacks: callbacks(cx, layers),
     }
+}
+
+/// Airflow's task callbacks, by the names dag-factory reads.
+const CALLBACKS: &[&str] = &[
+    "on_execute_callback",
+    "on_success_callback",
+    "on_failure_callback",
+    "on_retry_callback",
+    "on_skipped_callback",
+];
+
+/// A task's callbacks as dag-factory 1.1.0's `set_callback` reads them, from the first of
+/// `layers` (the task, its groups' `default_args`, the DAG's) that sets each: `module.func`;
+/// `X_name` + `X_file` (an absolute path; it wins over `X` in the same layer); or a mapping
+/// whose `callback` names the function and whose other keys are its keyword arguments. A
+/// notifier of a provider (`airflow.providers....`) cannot run here: a warning, and no
+/// callback.
+fn callbacks(cx: &mut Ctx, layers: &[&Node]) -> Vec<Callback> {
+    let mut out = Vec::new();
+    for &on in CALLBACKS {
+        let (name_key, file_key) = (format!("{on}_name"), format!("{on}_file"));
+        let Some(layer) = layers.iter().find(|l| {
+            l.field(on).is_some_and(|n| n.value != Value::Null)
+                || (l.field(&name_key).is_some() && l.field(&file_key).is_some())
+        }) else {
+            continue;
+        };
+        if let (Some(name), Some(file)) = (layer.field(&name_key), layer.field(&file_key)) {
+            let (Some(name), Some(path)) =
+                (cx.ok(name.string(&name_key)), cx.ok(file.string(&file_key)))
+            else {
+                continue;
+            };
+            if !is_absolute(&path) {
+                cx.errors.push(file.pos.error(format!(
+                    "`{file_key}` must be an absolute path, not `{path}` (`$CONFIG_ROOT_DIR/...` is one way)"
+                )));
+                continue;
+            }
+            out.push(Callback {
+                on: on.to_string(),
+                callable: name,
+                file: Some(path),
+                kwargs: serde_json::Map::new(),
+            });
+            continue;
+        }
+        let Some(n) = layer.field(on) else { continue };
+        let (callable, kwargs, pos) = match &n.value {
+            Value::Str(s) => (s.clone(), serde_json::Map::new(), n.pos),
+            Value::Map(entries) => {
+                let Some(c) = n.field("callback") else {
+                    cx.errors.push(n.pos.error(format!(
+                        "`{on}` as a mapping needs a `callback`: the function's `module.name`"
+                    )));
+                    continue;
+                };
+                let Some(callable) = cx.ok(c.string("callback")) else {
+                    continue;
+                };
+                let kwargs = entries
+                    .iter()
+                    .filter(|e| e.key != "callback")
+                    .map(|e| (e.key.clone(), e.value.to_json()))
+                    .collect();
+                (callable, kwargs, c.pos)
+            }
+            _ => {
+                cx.errors.push(n.pos.error(format!(
+                    "`{on}` must be `module.function` or a mapping with a `callback`, not {}",
+                    n.describe()
+                )));
+                continue;
+            }
+        };
+        if callable.starts_with("airflow.providers.") {
+            let warning = format!(
+                "line {}: `{on}` names `{callable}`, a provider's notifier, which updraft cannot run: it is left out",
+                pos.line
+            );
+            // Once, though `default_args` hand it to every task.
+            if !cx.warnings.contains(&warning) {
+                cx.warnings.push(warning);
+            }
+            continue;
+        }
+        if !callable.contains('.') {
+            cx.errors.push(pos.error(format!(
+                "`{on}` must be a dotted path such as `module.function`, not `{callable}`"
+            )));
+            continue;
+        }
+        out.push(Callback {
+            on: on.to_string(),
+            callable,
+            file: None,
+            kwargs,
+        });
+    }
+    out
+}
+
+/// A Python task's callable and arguments, as dag-factory 1.1.0 reads them
+/// (`DagBuilder.make_task` for PythonOperator, `make_decorator` for TaskFlow). TaskFlow's
+/// `+task` and `+task['key']` arguments are pushed to `refs` (a task name and where it
+/// was written), as they make dependencies too.
+fn python_call(
+    cx: &mut Ctx,
+    item: &Item,
+    op: Operator,
+    refs: &mut Vec<(String, Pos)>,
+) -> Option<PythonCall> {
+    let own = &[item.cfg];
+    let callable = cx.get(own, "python_callable", Node::string);
+    let name = cx.get(own, "python_callable_name", Node::string);
+    let file_node = item.cfg.field("python_callable_file");
+    let file = cx.get(own, "python_callable_file", Node::string);
+    // PythonOperator takes `python_callable` first; TaskFlow takes name and file first.
+    let (callable, file) = match (callable, name, file) {
+        (Some(c), _, _) if matches!(op, Operator::Python(_)) => (c, None),
+        (_, Some(name), Some(file)) => {
+            if !is_absolute(&file) {
+                let pos = file_node.map_or(item.pos, |n| n.pos);
+                cx.errors.push(pos.error(format!(
+                    "`python_callable_file` must be an absolute path, not `{file}` (`$CONFIG_ROOT_DIR/...` is one way)"
+                )));
+                return None;
+            }
+            (name, Some(file))
+        }
+        (Some(c), _, _) => (c, None),
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            cx.errors.push(item.pos.error(format!(
+                "task `{}` needs both `python_callable_name` and `python_callable_file`",
+                item.name
+            )));
+            return None;
+        }
+        (None, None, None) => {
+            cx.errors.push(item.pos.error(format!(
+                "task `{}` needs a `python_callable` (`module.function`), or `python_callable_name` and `python_callable_file`",
+                item.name
+            )));
+            return None;
+        }
+    };
+    if file.is_none() && !callable.contains('.') {
+        let pos = item
+            .cfg
+            .field("python_callable")
+            .map_or(item.pos, |n| n.pos);
+        cx.errors.push(pos.error(format!(
+            "`python_callable` must be a dotted path such as `module.function`, not `{callable}`"
+        )));
+        return None;
+    }
+    let op_args: Vec<serde_json::Value> = cx
+        .get(own, "op_args", |n, key| match &n.value {
+            Value::List(items) => Ok(items.iter().map(Node::to_json).collect()),
+            _ => Err(n
+                .pos
+                .error(format!("`{key}` must be a list, not {}", n.describe()))),
+        })
+        .unwrap_or_default();
+    let mut op_kwargs = match cx.mapping(item.cfg.field("op_kwargs"), "op_kwargs") {
+        Some(n) => match n.to_json() {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        },
+        None => serde_json::Map::new(),
+    };
+    let mut xcom_args = Vec::new();
+    if let Operator::TaskFlow(kind) = op {
+        for e in item.cfg.entries() {
+            let known = [
+                BASE_OPERATOR_ARGS,
+                PYTHON_OPERATOR_ARGS,
+                DAG_FACTORY_TASK_KEYS,
+                &["decorator"],
+                match kind {
+                    PythonKind::ShortCircuit => &["ignore_downstream_trigger_rules"],
+                    PythonKind::Sensor => SENSOR_ARGS,
+                    _ => &[],
+                },
+            ];
+            if known.iter().any(|keys| keys.contains(&e.key.as_str())) {
+                continue;
+            }
+            match &e.value.value {
+                Value::Str(text) => match xcom_ref(text) {
+                    Some((task, key)) => {
+                        refs.push((task.clone(), e.value.pos));
+                        xcom_args.push(XcomArg {
+                            name: e.key.clone(),
+                            task_id: task,
+                            key,
+                        });
+                    }
+                    None => {
+                        op_kwargs.insert(e.key.clone(), e.value.to_json());
+                    }
+                },
+                _ => {
+                    op_kwargs.insert(e.key.clone(), e.value.to_json());
+                }
+            }
+        }
+    }
+    // Mapped arguments (`expand`, `partial`) are not run yet, but the tasks they take
+    // results from are upstream all the same, as dag-factory makes them XComArgs.
+    for key in ["expand", "partial"] {
+        for e in item.cfg.field(key).map_or(&[][..], Node::entries) {
+            if let Value::Str(text) = &e.value.value
+                && let Some((task, _)) = xcom_ref(text)
+            {
+                refs.push((task, e.value.pos));
+            }
+        }
+    }
+    Some(PythonCall {
+        callable,
+        file,
+        op_args,
+        op_kwargs,
+        xcom_args,
+        templates_dict: item.cfg.field("templates_dict").map(Node::to_json),
+        multiple_outputs: cx.get(own, "multiple_outputs", Node::boolean),
+        do_xcom_push: cx.get(own, "do_xcom_push", Node::boolean).unwrap_or(true),
+        show_return_value_in_logs: cx
+            .get(own, "show_return_value_in_logs", Node::boolean)
+            .unwrap_or(true),
+        params: cx
+            .mapping(item.cfg.field("params"), "params")
+            .map_or_else(|| serde_json::json!({}), Node::to_json),
+        ignore_downstream_trigger_rules: cx
+            .get(own, "ignore_downstream_trigger_rules", Node::boolean)
+            .unwrap_or(true),
+        native: false,
+        sensor: match op {
+            Operator::Python(PythonKind::Sensor) | Operator::TaskFlow(PythonKind::Sensor) => {
+                Some(sensor(cx, item.cfg))
+            }
+            _ => None,
+        },
+    })
+}
+
+/// A sensor's settings, with `BaseSensorOperator`'s defaults. `mode: reschedule` runs as
+/// poke (the try holds its slot between pokes), and `exponential_backoff`/`max_wait` are
+/// not applied: the pokes come every `poke_interval`.
+fn sensor(cx: &mut Ctx, cfg: &Node) -> Sensor {
+    let own = &[cfg];
+    let flag = |cx: &mut Ctx, key: &str| cx.get(own, key, Node::boolean).unwrap_or(false);
+    let sensor = Sensor {
+        poke_interval_secs: cx
+            .get(own, "poke_interval", values::timedelta)
+            .unwrap_or(60.0),
+        timeout_secs: cx
+            .get(own, "timeout", values::timedelta)
+            .unwrap_or(DEFAULT_SENSOR_TIMEOUT_SECS),
+        soft_fail: flag(cx, "soft_fail"),
+        never_fail: flag(cx, "never_fail"),
+        silent_fail: flag(cx, "silent_fail"),
+    };
+    if sensor.soft_fail && sensor.never_fail {
+        let pos = cfg.field("never_fail").map_or(cfg.pos, |n| n.pos);
+        cx.errors.push(
+            pos.error("soft_fail and never_fail are mutually exclusive, you can not provide both."),
+        );
+    }
+    sensor
+}
+
+/// dag-factory's `+task` / `+task['key']` (or `"key"`): the task's name and the XCom key.
+fn xcom_ref(text: &str) -> Option<(String, String)> {
+    let rest = text.strip_prefix('+')?;
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let (task, tail) = rest.split_at(end);
+    if tail.is_empty() {
+        return Some((task.to_string(), "return_value".to_string()));
+    }
+    let inner = tail.strip_prefix('[')?.strip_suffix(']')?;
+    // dag-factory's pattern takes either quote at either end.
+    let key = inner.strip_prefix(['\'', '"'])?.strip_suffix(['\'', '"'])?;
+    Some((task.to_string(), key.to_string()))
+}
+
+/// Python's `os.path.isabs` for POSIX paths, or a Windows path with a drive or a UNC
+/// prefix (dag-factory runs on either).
+fn is_absolute(path: &str) -> bool {
+    let b = path.as_bytes();
+    path.starts_with('/')
+        || path.starts_with("\\\\")
+        || (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && matches!(b[2], b'/' | b'\\'))
 }
 
 /// `env`: names to strings. Numbers and booleans are written out as YAML shows them.
@@ -718,4 +1169,226 @@ fn order(up: &[BTreeSet<usize>]) -> Result<Vec<usize>, Vec<usize>> {
         path.push(next);
     }
     Err(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(yaml: &str) -> crate::dagfile::FileParse {
+        let now = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        crate::dagfile::parse("dags/t.yml", yaml, now)
+    }
+
+    fn errors(yaml: &str) -> Vec<String> {
+        parse(yaml)
+            .errors
+            .iter()
+            .map(|e| format!("{}:{} {}", e.line, e.column, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn python_operator_takes_its_callable_and_arguments() {
+        let p = parse(
+            "d:\n  tasks:\n    a:\n      operator: airflow.operators.python.PythonOperator\n      python_callable: lib.f\n      op_args: [1, x]\n      op_kwargs: {k: '{{ ds }}'}\n      params: {p: 2}\n      do_xcom_push: false\n",
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let t = &p.dags[0].tasks[0];
+        assert_eq!(t.operator, Operator::Python(PythonKind::Call));
+        let call = t.python.as_ref().unwrap();
+        assert_eq!(
+            (call.callable.as_str(), call.file.as_deref()),
+            ("lib.f", None)
+        );
+        assert_eq!(call.op_args, vec![json!(1), json!("x")]);
+        assert_eq!(json!(call.op_kwargs), json!({"k": "{{ ds }}"}));
+        assert_eq!(call.params, json!({"p": 2}));
+        assert_eq!((call.do_xcom_push, call.multiple_outputs), (false, None));
+    }
+
+    #[test]
+    fn callable_files_must_be_absolute_and_complete() {
+        let p = parse(
+            "d:\n  tasks:\n    a:\n      operator: airflow.providers.standard.operators.python.PythonOperator\n      python_callable_name: f\n      python_callable_file: /x/lib.py\n",
+        );
+        let call = p.dags[0].tasks[0].python.clone().unwrap();
+        assert_eq!(
+            (call.callable.as_str(), call.file.as_deref()),
+            ("f", Some("/x/lib.py"))
+        );
+        assert!(is_absolute("C:\\dags\\lib.py") && is_absolute("/x") && !is_absolute("lib.py"));
+        let e = errors(
+            "d:\n  tasks:\n    a:\n      operator: airflow.operators.python.PythonOperator\n      python_callable_name: f\n      python_callable_file: lib.py\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "6:29 `python_callable_file` must be an absolute path, not `lib.py` (`$CONFIG_ROOT_DIR/...` is one way)"
+            ]
+        );
+        let e = errors(
+            "d:\n  tasks:\n    a:\n      operator: airflow.operators.python.PythonOperator\n      python_callable_name: f\n",
+        );
+        assert_eq!(
+            e,
+            ["3:5 task `a` needs both `python_callable_name` and `python_callable_file`"]
+        );
+        // PythonOperator refuses arguments it does not have; TaskFlow hands them on.
+        let e = errors(
+            "d:\n  tasks:\n    a:\n      operator: airflow.operators.python.PythonOperator\n      python_callable: m.f\n      number: 2\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("PythonOperator takes no argument `number`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn taskflow_arguments_and_results_of_other_tasks() {
+        let p = parse(concat!(
+            "d:\n  tasks:\n",
+            "    - {task_id: collect, decorator: airflow.sdk.task, python_callable: m.collect, multiple_outputs: true}\n",
+            "    - {task_id: one, decorator: airflow.decorators.task, python_callable: m.echo, value: \"+collect['key1']\", n: 2, retries: 1}\n",
+            "    - {task_id: two, decorator: airflow.sdk.definitions.decorators.task, python_callable: m.echo, value: +one, text: '+ not a ref'}\n",
+        ));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let d = &p.dags[0];
+        let one = d.task("one").unwrap();
+        assert_eq!(one.operator, Operator::TaskFlow(PythonKind::Call));
+        assert_eq!(one.upstream, ["collect"]);
+        assert_eq!(one.retries, 1);
+        let call = one.python.as_ref().unwrap();
+        assert_eq!(json!(call.op_kwargs), json!({"n": 2}));
+        let arg = XcomArg {
+            name: "value".into(),
+            task_id: "collect".into(),
+            key: "key1".into(),
+        };
+        assert_eq!(call.xcom_args, [arg]);
+        let two = d.task("two").unwrap();
+        assert_eq!(two.upstream, ["one"]);
+        let call = two.python.as_ref().unwrap();
+        assert_eq!(call.xcom_args[0].key, "return_value");
+        assert_eq!(json!(call.op_kwargs), json!({"text": "+ not a ref"}));
+        assert_eq!(
+            d.task("collect")
+                .unwrap()
+                .python
+                .as_ref()
+                .unwrap()
+                .multiple_outputs,
+            Some(true)
+        );
+        let e = errors(
+            "d:\n  tasks:\n    - {task_id: a, decorator: airflow.sdk.task, python_callable: m.f, v: +nope}\n",
+        );
+        assert_eq!(
+            e,
+            ["3:74 task `a` takes the result of `nope`, which is not a task of this DAG"]
+        );
+    }
+
+    #[test]
+    fn branch_and_short_circuit_forms() {
+        let p = parse(concat!(
+            "d:\n  tasks:\n",
+            "    - {task_id: a, operator: airflow.operators.python.BranchPythonOperator, python_callable: m.f}\n",
+            "    - {task_id: b, operator: airflow.providers.standard.operators.python.ShortCircuitOperator, python_callable: m.f, ignore_downstream_trigger_rules: false}\n",
+            "    - {task_id: c, decorator: airflow.providers.standard.decorators.branch_python.branch_task, python_callable: m.f}\n",
+            "    - {task_id: d, decorator: airflow.providers.standard.decorators.short_circuit.short_circuit_task, python_callable: m.f}\n",
+        ));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let ops: Vec<&str> = p.dags[0]
+            .tasks
+            .iter()
+            .map(|t| t.operator.class_name())
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "BranchPythonOperator",
+                "ShortCircuitOperator",
+                "_BranchPythonDecoratedOperator",
+                "_ShortCircuitDecoratedOperator"
+            ]
+        );
+        let ignore: Vec<bool> = p.dags[0]
+            .tasks
+            .iter()
+            .map(|t| t.python.as_ref().unwrap().ignore_downstream_trigger_rules)
+            .collect();
+        assert_eq!(ignore, [true, false, true, true]);
+        // `airflow.sdk.task.branch` is not an import path (Airflow 3.3 refuses it too).
+        let e = errors(
+            "d: {tasks: [{task_id: a, decorator: airflow.sdk.task.branch, python_callable: m.f}]}",
+        );
+        assert!(
+            e[0].contains("unknown decorator `airflow.sdk.task.branch`"),
+            "{e:?}"
+        );
+        // Only ShortCircuit takes ignore_downstream_trigger_rules.
+        let e = errors(
+            "d: {tasks: [{task_id: a, operator: airflow.operators.python.PythonOperator, python_callable: m.f, ignore_downstream_trigger_rules: true}]}",
+        );
+        assert!(
+            e[0].contains("PythonOperator takes no argument `ignore_downstream_trigger_rules`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn callbacks_in_dag_factorys_forms() {
+        let p = parse(concat!(
+            "d:\n  default_args:\n    on_retry_callback: m.retry\n    on_success_callback: m.dag_level\n",
+            "    on_failure_callback: {callback: airflow.providers.slack.notifications.slack.send_slack_notification, text: x}\n",
+            "  tasks:\n",
+            "    - task_id: a\n      operator: airflow.operators.empty.EmptyOperator\n",
+            "      on_success_callback: {callback: m.ok, p: 1}\n",
+            "      on_execute_callback: m.wrong\n      on_execute_callback_name: f\n      on_execute_callback_file: /x/cb.py\n",
+        ));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("send_slack_notification")),
+            "{:?}",
+            p.warnings
+        );
+        let got: Vec<String> = p.dags[0].tasks[0]
+            .callbacks
+            .iter()
+            .map(|c| format!("{} {} {:?} {}", c.on, c.callable, c.file, json!(c.kwargs)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "on_execute_callback f Some(\"/x/cb.py\") {}",
+                "on_success_callback m.ok None {\"p\":1}",
+                "on_retry_callback m.retry None {}",
+            ]
+        );
+        let e = errors(
+            "d: {tasks: [{task_id: a, operator: EmptyOperator, on_success_callback: [m.f]}]}",
+        );
+        assert!(
+            e[0].contains("`on_success_callback` must be `module.function` or a mapping"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn xcom_references_read_as_dag_factory_reads_them() {
+        let r = |s: &str| xcom_ref(s).map(|(t, k)| format!("{t}/{k}"));
+        assert_eq!(r("+t").as_deref(), Some("t/return_value"));
+        assert_eq!(r("+t['a b']").as_deref(), Some("t/a b"));
+        assert_eq!(r("+t[\"k\"]").as_deref(), Some("t/k"));
+        assert_eq!(r("+t.x"), None);
+        assert_eq!(r("t"), None);
+        assert_eq!(r("+t[k]"), None);
+    }
 }

@@ -8,6 +8,12 @@
 //! executor shuts down, push the last line of its output as the `return_value` XCom, and
 //! report the final state.
 //!
+//! A Python task (PythonOperator, TaskFlow, branch, short-circuit, sensor) takes the same
+//! path with another program: its templated arguments are rendered, a spec file is
+//! written, and the user's interpreter runs the embedded runner (`python.rs`), which pushes
+//! its own XComs and leaves only its outcome for the supervisor to report. Task callbacks
+//! run with the same runner, just before the final state is reported.
+//!
 //! Supervisors are threads, not processes: a process per supervisor doubled the process
 //! starts per task (see bench/PROFILES.md). What a task sees is unchanged: its own
 //! process tree, the Execution API URL and a token of its own.
@@ -24,11 +30,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::client::{CallError, Client, TOKEN_VAR, URL_VAR};
+use super::python;
 use super::threads::Threads;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::process::{self, Shell, Spec};
+use crate::process::{self, Program, Shell, Spec};
 use crate::task_log::log_path;
 use crate::template::{self, RenderError};
 
@@ -73,6 +80,14 @@ pub struct Supervisors {
     pid: u32,
     /// Where the time a try reports (its start, its end, its log lines) is read.
     clock: Clock,
+    /// The interpreter of Python tasks, or the log line that says it is missing.
+    python: Result<python::Interpreter, String>,
+    /// The folder the runner's files were written to, once a Python task needed them.
+    python_runner: std::sync::OnceLock<std::result::Result<PathBuf, String>>,
+    dags_folder: PathBuf,
+    /// Where Python tries' spec and outcome files go: under the home, not the shared
+    /// temporary folder, so no other user can plant a file under a name one will take.
+    tries_dir: PathBuf,
     /// Set when the executor shuts down: running tasks stop and are reported for retry.
     pub stop: AtomicBool,
     /// The threads supervisors and their output readers run on.
@@ -112,6 +127,10 @@ impl Supervisors {
             hostname: crate::hostname(),
             pid: std::process::id(),
             clock,
+            python: python::find(&cfg.core.python_interpreter, &cfg.host),
+            python_runner: std::sync::OnceLock::new(),
+            dags_folder: cfg.core.dags_folder.clone(),
+            tries_dir: cfg.home.join("python-runner").join("tries"),
             stop: AtomicBool::new(false),
             threads: Threads::new(),
         }
@@ -168,6 +187,17 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         "failed"
     };
     let finish = |log: &mut TaskLog, state: &str, rendered: Option<&str>| -> Outcome {
+        // As Airflow 3's task runner: callbacks run before the state is reported, while
+        // the try's token still reaches variables, connections and XComs.
+        let on = match state {
+            "success" => "on_success_callback",
+            "skipped" => "on_skipped_callback",
+            "up_for_retry" => "on_retry_callback",
+            _ => "on_failure_callback",
+        };
+        if !sv.stopping() {
+            run_callbacks(sv, &ctx, ti_id, &client, on, log);
+        }
         log.line(&format!("final state: {state}"));
         match client.finish(ti_id, state, sv.clock.now(), rendered) {
             Ok(()) => Outcome::Reported,
@@ -178,9 +208,32 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         }
     };
 
-    if task["operator"] != "BashOperator" {
+    let is_python = task["python"].is_object();
+    if task["operator"] != "BashOperator" && !is_python {
         return Ok(finish(&mut log, "success", None));
     }
+    // A Python task needs an interpreter and the runner's files before anything runs.
+    let python_run = if is_python {
+        let interpreter = match &sv.python {
+            Ok(i) => i.clone(),
+            Err(line) => {
+                log.line(line);
+                return Ok(finish(&mut log, "failed", None));
+            }
+        };
+        let runner = sv
+            .python_runner
+            .get_or_init(|| python::install(&sv.home).map_err(|e| e.to_string()));
+        match runner {
+            Ok(dir) => Some((interpreter, dir.clone())),
+            Err(e) => {
+                log.line(&format!("cannot write the Python runner's files: {e}"));
+                return Ok(finish(&mut log, fail_state, None));
+            }
+        }
+    } else {
+        None
+    };
     let lookup = ApiLookup {
         client: &client,
         dag_id: &dag_id,
@@ -200,22 +253,33 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         last_ok: Instant::now(),
         stopped: None,
     };
-    let rendered = template::render_within(
-        task["bash_command"].as_str().unwrap_or(""),
-        &tctx,
-        &lookup,
-        timeout.and_then(|t| clock.checked_add(t)),
-        &mut || render_beat.tick(sv, &client, ti_id),
-    );
+    let deadline = timeout.and_then(|t| clock.checked_add(t));
+    let what = if is_python {
+        "op_args, op_kwargs and templates_dict"
+    } else {
+        "bash_command"
+    };
+    let rendered = {
+        let mut render = |text: &str| {
+            template::render_within(text, &tctx, &lookup, deadline, &mut || {
+                render_beat.tick(sv, &client, ti_id)
+            })
+        };
+        if is_python {
+            python_fields(&task["python"], &mut render).map(|v| v.to_string())
+        } else {
+            render(task["bash_command"].as_str().unwrap_or(""))
+        }
+    };
     let rendered = match rendered {
         Ok(r) => r,
         Err(RenderError::Template(e)) => {
-            log.line(&format!("cannot render bash_command: {e}"));
+            log.line(&format!("cannot render {what}: {e}"));
             return Ok(finish(&mut log, fail_state, None));
         }
         Err(RenderError::Timeout) => {
             log.line(&format!(
-                "execution_timeout of {:.3} s reached while rendering bash_command: the render was stopped",
+                "execution_timeout of {:.3} s reached while rendering {what}: the render was stopped",
                 timeout.unwrap_or_default().as_secs_f64()
             ));
             return Ok(finish(&mut log, fail_state, None));
@@ -237,10 +301,17 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             }
         }
     };
-    log.line(&format!(
-        "running with {}: {rendered}",
-        sv.shell.describe_for(&rendered)
-    ));
+    match &python_run {
+        Some((interpreter, _)) => log.line(&format!(
+            "running {} with {}",
+            task["python"]["callable"].as_str().unwrap_or(""),
+            interpreter.describe()
+        )),
+        None => log.line(&format!(
+            "running with {}: {rendered}",
+            sv.shell.describe_for(&rendered)
+        )),
+    }
 
     let mut env: Vec<(String, String)> = vec![
         ("AIRFLOW_CTX_DAG_ID".into(), dag_id.clone()),
@@ -273,8 +344,43 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let cwd = task["cwd"].as_str().map(PathBuf::from);
     // stdout comes through a pipe: copied into the log line by line, its last line kept
     // for the return value. stderr goes to the log directly.
-    let (reader, writer) =
-        std::io::pipe().map_err(|e| Error::Failed(format!("cannot make a pipe: {e}")))?;
+    run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
+    // A Python task writes its own log lines and reports its return value itself; its
+    // spec goes in a file (argv and the environment are too small on Windows).
+    let mut python_files = None;
+    let program = match &python_run {
+        Some((interpreter, runner)) => {
+            let files = PythonFiles::new(&sv.tries_dir, ti_id, try_number);
+            let fields: Value = serde_json::from_str(&rendered).unwrap_or_default();
+            let spec = python_spec(&ctx, &fields, sv, runner, &files.outcome);
+            if let Err(e) = std::fs::write(&files.spec, spec.to_string()) {
+                log.line(&format!("cannot write the Python task's spec: {e}"));
+                return Ok(finish(&mut log, fail_state, None));
+            }
+            env.extend([
+                ("PYTHONUTF8".to_string(), "1".to_string()),
+                ("PYTHONIOENCODING".to_string(), "utf-8".to_string()),
+                ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+            ]);
+            let mut args = interpreter.args.clone();
+            args.push(runner.join("updraft_runner.py").into_os_string());
+            args.push(files.spec.clone().into_os_string());
+            python_files = Some(files);
+            Some(Program {
+                path: interpreter.program.clone(),
+                args,
+            })
+        }
+        None => None,
+    };
+    let (reader, writer) = match program {
+        Some(_) => (None, None),
+        None => {
+            let (r, w) =
+                std::io::pipe().map_err(|e| Error::Failed(format!("cannot make a pipe: {e}")))?;
+            (Some(r), Some(w))
+        }
+    };
     let spec = Spec {
         shell: sv.shell.clone(),
         script: rendered.clone(),
@@ -282,18 +388,27 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         inherit_env,
         cwd,
         log: log.file()?,
-        stdout: Some(writer),
+        stdout: writer,
     };
+    // The rendered command the API shows: a Bash task's only.
+    let shown = program.is_none().then_some(rendered.as_str());
     let started = Instant::now();
-    let mut child = match process::spawn(spec) {
+    let spawned = match &program {
+        Some(p) => process::spawn_program(p, spec),
+        None => process::spawn(spec),
+    };
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             log.line(&format!("cannot start the command: {e}"));
-            return Ok(finish(&mut log, fail_state, Some(&rendered)));
+            return Ok(finish(&mut log, fail_state, shown));
         }
     };
     log.line(&format!("started pid {}", child.pid()));
-    let copier = copy_stdout(&sv.threads, reader, log.file()?)?;
+    let copier = match reader {
+        Some(reader) => Some(copy_stdout(&sv.threads, reader, log.file()?)?),
+        None => None,
+    };
 
     let mut last_beat = Instant::now();
     let mut last_ok = Instant::now();
@@ -307,7 +422,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         if sv.stopping() {
             let _ = child.kill_tree(KILL_GRACE);
             log.line("the executor is shutting down: the task was stopped and will be retried");
-            return Ok(finish(&mut log, "up_for_retry", Some(&rendered)));
+            return Ok(finish(&mut log, "up_for_retry", shown));
         }
         if timeout.is_some_and(|t| clock.elapsed() >= t) {
             let _ = child.kill_tree(KILL_GRACE);
@@ -315,7 +430,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
                 "execution_timeout of {:.3} s reached: the task and its children were killed",
                 timeout.unwrap_or_default().as_secs_f64()
             ));
-            return Ok(finish(&mut log, fail_state, Some(&rendered)));
+            return Ok(finish(&mut log, fail_state, shown));
         }
         if last_beat.elapsed() >= beat {
             last_beat = Instant::now();
@@ -340,11 +455,29 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         }
     };
     // The tree is gone, so the pipe is closed and the copier ends.
-    let last = copier.recv().unwrap_or_default();
+    let last = copier.and_then(|c| c.recv().unwrap_or_default());
     log.line(&format!(
         "command exited with {exit} after {:.3} s",
         started.elapsed().as_secs_f64()
     ));
+    if let Some(files) = &python_files {
+        let state = match files.outcome() {
+            Some((state, retry)) => match state.as_str() {
+                "success" => "success",
+                "skipped" => "skipped",
+                _ if !retry => {
+                    log.line("AirflowFailException: the task fails without retrying");
+                    "failed"
+                }
+                _ => fail_state,
+            },
+            None => {
+                log.line("the Python runner ended without reporting how the callable ended");
+                fail_state
+            }
+        };
+        return Ok(finish(&mut log, state, None));
+    }
     let state = match exit.code() {
         0 => "success",
         SKIP_EXIT_CODE => "skipped",
@@ -363,7 +496,257 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     {
         log.line(&format!("could not push the return_value XCom: {e}"));
     }
-    Ok(finish(&mut log, state, Some(&rendered)))
+    Ok(finish(&mut log, state, shown))
+}
+
+/// The longest a task's callbacks may run, all of them together, before they are killed:
+/// bounded, so a hung callback cannot keep a try from being reported.
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs the task's `on` callbacks with the Python runner, their output into the try's log.
+/// A callback that fails or cannot run is logged; it never changes the task's state.
+fn run_callbacks(
+    sv: &Supervisors,
+    ctx: &Value,
+    ti_id: &str,
+    client: &Client,
+    on: &str,
+    log: &mut TaskLog,
+) {
+    let callbacks: Vec<&Value> = ctx["task"]["callbacks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["on"] == on)
+        .collect();
+    if callbacks.is_empty() {
+        return;
+    }
+    let interpreter = match &sv.python {
+        Ok(i) => i.clone(),
+        Err(line) => {
+            log.line(&format!("cannot run {on}: {line}"));
+            return;
+        }
+    };
+    let runner = match sv
+        .python_runner
+        .get_or_init(|| python::install(&sv.home).map_err(|e| e.to_string()))
+    {
+        Ok(dir) => dir.clone(),
+        Err(e) => {
+            log.line(&format!(
+                "cannot run {on}: cannot write the Python runner's files: {e}"
+            ));
+            return;
+        }
+    };
+    let try_number = ctx["try_number"].as_u64().unwrap_or(1) as u32;
+    let files = PythonFiles::new(&sv.tries_dir, &format!("{ti_id}-{on}"), try_number);
+    let mut spec = python_spec(ctx, &Value::Null, sv, &runner, &files.outcome);
+    spec["callbacks"] = Value::Array(callbacks.into_iter().cloned().collect());
+    if let Err(e) = std::fs::write(&files.spec, spec.to_string()) {
+        log.line(&format!("cannot run {on}: cannot write its spec: {e}"));
+        return;
+    }
+    log.line(&format!("running {on} with {}", interpreter.describe()));
+    let mut args = interpreter.args.clone();
+    args.push(runner.join("updraft_runner.py").into_os_string());
+    args.push(files.spec.clone().into_os_string());
+    let program = Program {
+        path: interpreter.program.clone(),
+        args,
+    };
+    let Ok(file) = log.file() else { return };
+    let mut env = vec![
+        (URL_VAR.to_string(), sv.api_url.clone()),
+        (TOKEN_VAR.to_string(), client.token()),
+        (TI_VAR.to_string(), ti_id.to_string()),
+        (
+            "UPDRAFT_HOME".to_string(),
+            sv.home.to_string_lossy().into_owned(),
+        ),
+        ("PYTHONUTF8".to_string(), "1".to_string()),
+        ("PYTHONIOENCODING".to_string(), "utf-8".to_string()),
+        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+    ];
+    if let Some(path) = &sv.task_path {
+        env.push(("PATH".into(), path.to_string_lossy().into_owned()));
+    }
+    let spec = Spec {
+        shell: sv.shell.clone(),
+        script: String::new(),
+        env,
+        inherit_env: true,
+        cwd: None,
+        log: file,
+        stdout: None,
+    };
+    let mut child = match process::spawn_program(&program, spec) {
+        Ok(c) => c,
+        Err(e) => {
+            log.line(&format!("cannot run {on}: {e}"));
+            return;
+        }
+    };
+    let started = Instant::now();
+    // Heartbeats go on while callbacks run, so a slow one is not taken for a zombie.
+    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
+    let mut last_beat = Instant::now();
+    loop {
+        if last_beat.elapsed() >= beat {
+            last_beat = Instant::now();
+            if let Err(e) = client.heartbeat(ti_id, sv.pid, &sv.hostname) {
+                log::warn!("heartbeat during {on} failed: {e}");
+            }
+        }
+        match child.wait_timeout(TICK) {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() < CALLBACK_TIMEOUT && !sv.stopping() => {}
+            Ok(None) | Err(_) => {
+                let _ = child.kill_tree(KILL_GRACE);
+                log.line(&format!("{on} was stopped: it ran for too long"));
+                return;
+            }
+        }
+    }
+}
+
+/// A Python try's spec file and the file its runner writes the outcome to; both are
+/// removed when this drops.
+struct PythonFiles {
+    spec: PathBuf,
+    outcome: PathBuf,
+}
+
+impl PythonFiles {
+    fn new(dir: &Path, ti_id: &str, try_number: u32) -> PythonFiles {
+        let _ = std::fs::create_dir_all(dir);
+        let id: String = ti_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let stem = format!("updraft-py-{id}-{try_number}");
+        let files = PythonFiles {
+            spec: dir.join(format!("{stem}.json")),
+            outcome: dir.join(format!("{stem}-outcome.json")),
+        };
+        // One a killed process left behind must not pass for this try's outcome.
+        let _ = std::fs::remove_file(&files.outcome);
+        files
+    }
+
+    /// The state the runner wrote, and whether a failure may be retried.
+    fn outcome(&self) -> Option<(String, bool)> {
+        let text = std::fs::read_to_string(&self.outcome).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        Some((
+            v["state"].as_str()?.to_string(),
+            v["retry"].as_bool().unwrap_or(true),
+        ))
+    }
+}
+
+impl Drop for PythonFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.spec);
+        let _ = std::fs::remove_file(&self.outcome);
+    }
+}
+
+/// The templated fields of a Python task (Airflow's `template_fields`: `op_args`,
+/// `op_kwargs`, `templates_dict`), every string in them rendered.
+fn python_fields(
+    call: &Value,
+    render: &mut dyn FnMut(&str) -> std::result::Result<String, RenderError>,
+) -> std::result::Result<Value, RenderError> {
+    fn walk(
+        v: &Value,
+        render: &mut dyn FnMut(&str) -> std::result::Result<String, RenderError>,
+    ) -> std::result::Result<Value, RenderError> {
+        Ok(match v {
+            Value::String(s) => Value::String(render(s)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| walk(i, render))
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, i)| Ok((k.clone(), walk(i, render)?)))
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+    let mut out = serde_json::Map::new();
+    for key in ["op_args", "op_kwargs", "templates_dict"] {
+        out.insert(key.to_string(), walk(&call[key], render)?);
+    }
+    Ok(Value::Object(out))
+}
+
+/// What the runner reads: the callable, its rendered arguments, the context, the folders
+/// for `sys.path` and where to write the outcome.
+fn python_spec(
+    ctx: &Value,
+    fields: &Value,
+    sv: &Supervisors,
+    runner: &Path,
+    outcome: &Path,
+) -> Value {
+    let run = &ctx["dag_run"];
+    let task = &ctx["task"];
+    let call = &task["python"];
+    let dag_file_folder = ctx["fileloc"]
+        .as_str()
+        .map(|f| sv.dags_folder.join(f))
+        .and_then(|f| f.parent().map(Path::to_path_buf));
+    // The task's own params over the DAG's, then the run's conf over both.
+    let mut params = template::params_with_conf(&ctx["params"], &Value::Null);
+    let own = template::params_with_conf(&call["params"], &Value::Null);
+    if let (Some(all), Some(own)) = (params.as_object_mut(), own.as_object()) {
+        all.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let params = template::params_with_conf(&params, &run["conf"]);
+    serde_json::json!({
+        "operator": task["operator"],
+        "kind": task["python_kind"],
+        "downstream": task["downstream"],
+        "all_downstream": task["all_downstream"],
+        "group_roots": task["group_roots"],
+        "ignore_downstream_trigger_rules": call["ignore_downstream_trigger_rules"],
+        "callable": call["callable"],
+        "file": call["file"],
+        "op_args": fields["op_args"],
+        "op_kwargs": fields["op_kwargs"],
+        "templates_dict": fields["templates_dict"],
+        "xcom_args": call["xcom_args"],
+        "multiple_outputs": call["multiple_outputs"],
+        "native": call["native"],
+        "sensor": call["sensor"],
+        "do_xcom_push": call["do_xcom_push"],
+        "show_return_value_in_logs": call["show_return_value_in_logs"],
+        "dags_folder": sv.dags_folder,
+        "dag_file_folder": dag_file_folder,
+        "compat_folder": runner.join("compat"),
+        "outcome": outcome,
+        "context": {
+            "dag_id": run["dag_id"], "task_id": task["task_id"], "run_id": run["run_id"],
+            "try_number": ctx["try_number"], "max_tries": ctx["max_tries"],
+            "logical_date": run["logical_date"], "data_interval_start": run["data_interval_start"],
+            "data_interval_end": run["data_interval_end"], "run_after": run["run_after"],
+            "start_date": run["start_date"], "run_type": run["run_type"], "conf": run["conf"],
+            "params": params, "owner": task["owner"],
+        },
+    })
 }
 
 /// Heartbeats while `bash_command` renders, as the loop does while the command runs, so a

@@ -7,7 +7,7 @@ use super::views::{find_dag, params_json};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
-use crate::model::{Dag, Operator, Task};
+use crate::model::{Dag, Operator, PythonKind, Task};
 use crate::store::Store;
 
 use Method::Get;
@@ -101,6 +101,26 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
             "#f0ede4",
         ),
         Operator::Empty => ("airflow.providers.standard.operators.empty", &[], "#e8f7e4"),
+        Operator::Python(PythonKind::Sensor) => (
+            "airflow.providers.standard.sensors.python",
+            &["templates_dict", "op_args", "op_kwargs"],
+            "#e6f1f2",
+        ),
+        Operator::Python(_) => (
+            "airflow.providers.standard.operators.python",
+            &["templates_dict", "op_args", "op_kwargs"],
+            "#ffefeb",
+        ),
+        Operator::TaskFlow(kind) => (
+            match kind {
+                PythonKind::Call => "airflow.providers.standard.decorators.python",
+                PythonKind::Branch => "airflow.providers.standard.decorators.branch_python",
+                PythonKind::ShortCircuit => "airflow.providers.standard.decorators.short_circuit",
+                PythonKind::Sensor => "airflow.providers.standard.decorators.sensor",
+            },
+            &["templates_dict", "op_args", "op_kwargs"],
+            "#ffefeb",
+        ),
     };
     json!({
         "task_id": task.task_id,
@@ -128,7 +148,7 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
         "template_fields": template_fields,
         "downstream_task_ids": downstream,
         "doc_md": task.doc_md,
-        "operator_name": task.operator.class_name(),
+        "operator_name": task.operator.operator_name(),
         // A task's params are its DAG's, as Airflow merges them into each task.
         "params": params_json(&dag.params),
         "class_ref": {"module_path": module, "class_name": task.operator.class_name()},

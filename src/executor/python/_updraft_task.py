@@ -1,0 +1,641 @@
+"""What updraft_runner.py does, as a module the `airflow` compatibility package can import.
+
+It holds the running try: its Execution API client and its context, so that
+`get_current_context()`, `Variable.get()` and `ti.xcom_pull()` reach the same try.
+"""
+
+import datetime as _dt
+import importlib
+import importlib.machinery
+import json
+import os
+import socket
+import sys
+
+# Imports that take tens of milliseconds (urllib.request, http.client with ssl, inspect,
+# traceback) are left out of the path every try takes: the interpreter's start and these
+# imports are most of a small task's time.
+
+RETURN_KEY = "return_value"
+# Set by main(): the running try's context and API client.
+CONTEXT = None
+CLIENT = None
+
+
+class NotFound(Exception):
+    """The Execution API answered 404."""
+
+
+class Client:
+    """The Execution API, as the try's token may call it."""
+
+    def __init__(self, base, token):
+        self.base = base.rstrip("/") + "/"
+        self.token = token
+
+    def call(self, method, path, body=None):
+        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        status, headers, payload = self._send(method, path, data)
+        token = headers.get("refreshed-api-token")
+        if token:
+            self.token = token
+        text = payload.decode("utf-8", "replace")
+        if status == 404:
+            raise NotFound(text)
+        if status >= 400:
+            raise RuntimeError(f"Execution API {method} {path}: {status} {text}")
+        return json.loads(text) if text else None
+
+    def _send(self, method, path, data):
+        """One HTTP/1.1 request on its own connection: (status, headers, body). Plain
+        HTTP over a socket, as the Execution API is on this machine; https goes through
+        urllib."""
+        url = self.base + path
+        if not url.startswith("http://"):
+            return self._send_urllib(method, url, data)
+        rest = url[len("http://"):]
+        hostport, _, target = rest.partition("/")
+        host, sep, port = hostport.rpartition(":")
+        if not sep or "]" in port:
+            host, port = hostport, "80"
+        head = (
+            f"{method} /{target} HTTP/1.1\r\nHost: {hostport}\r\n"
+            f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        )
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=60) as sock:
+            sock.sendall(head.encode("latin-1") + data)
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        raw = b"".join(chunks)
+        head_bytes, _, body = raw.partition(b"\r\n\r\n")
+        lines = head_bytes.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = _unchunk(body)
+        elif "content-length" in headers:
+            body = body[: int(headers["content-length"])]
+        return status, headers, body
+
+    def _send_urllib(self, method, url, data):
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(url, data=data or None, method=method)
+        req.add_header("Authorization", "Bearer " + self.token)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+    def variable(self, key):
+        return self.call("GET", "variables/" + _q(key))["value"]
+
+    def set_variable(self, key, value, description=None):
+        self.call("PUT", "variables/" + _q(key), {"value": value, "description": description})
+
+    def connection(self, conn_id):
+        return self.call("GET", "connections/" + _q(conn_id))
+
+    def xcom_get(self, dag_id, run_id, task_id, key):
+        path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
+        return self.call("GET", "xcoms/" + path)["value"]
+
+    def skip(self, ti_id, task_ids):
+        self.call("PATCH", f"task-instances/{_q(ti_id)}/skip-downstream", {"tasks": list(task_ids)})
+
+    def xcom_set(self, dag_id, run_id, task_id, key, value):
+        path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
+        self.call("POST", "xcoms/" + path, value)
+
+
+def _unchunk(body):
+    out = []
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out.append(body[:size])
+        body = body[size + 2:]
+    return b"".join(out)
+
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def _q(part):
+    """Percent-encodes one path segment (urllib.parse.quote with safe="")."""
+    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in str(part).encode("utf-8"))
+
+
+def to_json(value, what):
+    """`value` as JSON text, or a TypeError naming the type that is not JSON."""
+
+    def refuse(o):
+        raise TypeError(
+            f"{what} is not JSON-serialisable: a value of type {type(o).__module__}.{type(o).__qualname__}"
+            " (updraft keeps XComs as JSON: return str, int, float, bool, None, list or dict)"
+        )
+
+    return json.loads(json.dumps(value, default=refuse, allow_nan=False))
+
+
+class TaskInstance:
+    """The `ti` / `task_instance` of the context."""
+
+    def __init__(self, spec):
+        c = spec["context"]
+        self.dag_id = c["dag_id"]
+        self.task_id = c["task_id"]
+        self.run_id = c["run_id"]
+        self.try_number = c["try_number"]
+        self.map_index = -1
+        self.max_tries = c.get("max_tries", 0)
+
+    def xcom_push(self, key, value):
+        CLIENT.xcom_set(self.dag_id, self.run_id, self.task_id, key, to_json(value, f"XCom {key!r}"))
+
+    def xcom_pull(self, task_ids=None, dag_id=None, key=RETURN_KEY, include_prior_dates=False,
+                  map_indexes=None, default=None, run_id=None):
+        dag_id = dag_id or self.dag_id
+        run_id = run_id or self.run_id
+        if task_ids is None:
+            task_ids = self.task_id
+        single = isinstance(task_ids, str)
+        out = []
+        for task_id in [task_ids] if single else list(task_ids):
+            try:
+                out.append(CLIENT.xcom_get(dag_id, run_id, task_id, key))
+            except NotFound:
+                out.append(default)
+        return out[0] if single else out
+
+    def __repr__(self):
+        return f"<TaskInstance: {self.dag_id}.{self.task_id} {self.run_id} [running]>"
+
+
+class _Named:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.__dict__}>"
+
+
+class DagRun(_Named):
+    pass
+
+
+class _VarAccessor:
+    """`var.value.name` and `var.json.name`, as in templates."""
+
+    def __init__(self, as_json):
+        self._json = as_json
+
+    def __getattr__(self, key):
+        if key.startswith("__"):
+            raise AttributeError(key)
+        return self.get(key)
+
+    def get(self, key, default=None):
+        try:
+            value = CLIENT.variable(key)
+        except NotFound:
+            return default
+        return json.loads(value) if self._json else value
+
+
+class _ConnAccessor:
+    def __getattr__(self, conn_id):
+        if conn_id.startswith("__"):
+            raise AttributeError(conn_id)
+        return get_connection(conn_id)
+
+    def get(self, conn_id, default=None):
+        try:
+            return get_connection(conn_id)
+        except KeyError:
+            return default
+
+
+def get_connection(conn_id):
+    from_api = None
+    try:
+        from_api = CLIENT.connection(conn_id)
+    except NotFound:
+        raise KeyError(f"The conn_id `{conn_id}` isn't defined") from None
+    return ConnectionValue(from_api)
+
+
+class ConnectionValue:
+    """A connection as Airflow's `Connection` shows it."""
+
+    def __init__(self, d):
+        self.conn_id = d.get("conn_id")
+        self.conn_type = d.get("conn_type")
+        self.description = d.get("description")
+        self.host = d.get("host")
+        self.schema = d.get("schema")
+        self.login = d.get("login")
+        self.password = d.get("password")
+        self.port = d.get("port")
+        self.extra = d.get("extra")
+
+    @property
+    def extra_dejson(self):
+        try:
+            return json.loads(self.extra) if self.extra else {}
+        except ValueError:
+            return {}
+
+    def get_uri(self):
+        auth = ""
+        if self.login or self.password:
+            auth = _q(self.login or "") + (":" + _q(self.password) if self.password else "") + "@"
+        host = (self.host or "") + (f":{self.port}" if self.port else "")
+        uri = f"{(self.conn_type or '').replace('_', '-')}://{auth}{host}"
+        if self.schema:
+            uri += "/" + _q(self.schema)
+        return uri
+
+    def __repr__(self):
+        return self.conn_id or ""
+
+
+def _time(text):
+    if not text:
+        return None
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _macros():
+    import random
+    import time
+    import uuid
+
+    def ds_add(ds, days):
+        return (_dt.datetime.strptime(ds, "%Y-%m-%d") + _dt.timedelta(days=days)).strftime("%Y-%m-%d")
+
+    def ds_format(ds, input_format, output_format):
+        return _dt.datetime.strptime(str(ds), input_format).strftime(output_format)
+
+    return _Named(datetime=_dt.datetime, timedelta=_dt.timedelta, json=json, uuid=uuid,
+                  random=random, time=time, ds_add=ds_add, ds_format=ds_format)
+
+
+def build_context(spec):
+    """Airflow 3's context for a Python callable, from what the supervisor sent."""
+    c = spec["context"]
+    logical_date = _time(c.get("logical_date"))
+    ti = TaskInstance(spec)
+    # The keys Airflow 3.3's task runner puts in every context (`get_template_context`).
+    ctx = {
+        "dag": _Named(dag_id=c["dag_id"]),
+        "task": _Named(task_id=c["task_id"], dag_id=c["dag_id"], owner=c.get("owner")),
+        "dag_run": DagRun(dag_id=c["dag_id"], run_id=c["run_id"], logical_date=logical_date,
+                          data_interval_start=_time(c.get("data_interval_start")),
+                          data_interval_end=_time(c.get("data_interval_end")),
+                          run_after=_time(c.get("run_after")), run_type=c.get("run_type"),
+                          start_date=_time(c.get("start_date")), conf=c.get("conf") or {}),
+        "run_id": c["run_id"],
+        "params": c.get("params") or {},
+        "ti": ti,
+        "task_instance": ti,
+        "task_instance_key_str": f"{c['dag_id']}__{c['task_id']}__{c['run_id']}",
+        "var": {"value": _VarAccessor(False), "json": _VarAccessor(True)},
+        "conn": _ConnAccessor(),
+        "macros": _macros(),
+        "map_index_template": None,
+        "inlets": [],
+        "outlets": [],
+        "triggering_asset_events": {},
+        "task_reschedule_count": 0,
+        # PythonOperator merges it in (`context_merge`).
+        "templates_dict": spec.get("templates_dict"),
+    }
+    if logical_date is not None:
+        ctx.update({
+            "logical_date": logical_date,
+            "ds": logical_date.strftime("%Y-%m-%d"),
+            "ds_nodash": logical_date.strftime("%Y%m%d"),
+            "ts": logical_date.isoformat(),
+            "ts_nodash": logical_date.strftime("%Y%m%dT%H%M%S"),
+            "ts_nodash_with_tz": logical_date.isoformat().replace("-", "").replace(":", ""),
+            "task_instance_key_str": f"{c['dag_id']}__{c['task_id']}__{logical_date.strftime('%Y%m%d')}",
+            "data_interval_start": _time(c.get("data_interval_start")),
+            "data_interval_end": _time(c.get("data_interval_end")),
+        })
+    return ctx
+
+
+def _parameters(func):
+    """The callable's parameters as (name, kind) in order, kind one of "positional",
+    "keyword_only", "var_positional", "var_keyword". Read from a plain function's code
+    object (inspect costs ~10 ms to import); anything else goes through inspect."""
+    code = getattr(func, "__code__", None)
+    plain = code is not None and not hasattr(func, "__self__") and not hasattr(func, "__wrapped__")
+    if not plain:
+        import inspect
+
+        kinds = {
+            inspect.Parameter.KEYWORD_ONLY: "keyword_only",
+            inspect.Parameter.VAR_POSITIONAL: "var_positional",
+            inspect.Parameter.VAR_KEYWORD: "var_keyword",
+        }
+        return [(n, kinds.get(p.kind, "positional")) for n, p in inspect.signature(func).parameters.items()]
+    names = code.co_varnames
+    n_pos, n_kw = code.co_argcount, code.co_kwonlyargcount
+    out = [(n, "positional") for n in names[:n_pos]]
+    i = n_pos + n_kw
+    if code.co_flags & 0x04:  # CO_VARARGS
+        out.append((names[i], "var_positional"))
+        i += 1
+    out += [(n, "keyword_only") for n in names[n_pos:n_pos + n_kw]]
+    if code.co_flags & 0x08:  # CO_VARKEYWORDS
+        out.append((names[i], "var_keyword"))
+    return out
+
+
+def determine_kwargs(func, args, kwargs):
+    """Airflow's `determine_kwargs`: what of `kwargs` the callable's signature takes."""
+    params = _parameters(func)
+    wildcard = any(kind == "var_keyword" for _, kind in params)
+    for i, (name, kind) in enumerate(params):
+        if i >= len(args):
+            break
+        if kind in ("keyword_only", "var_keyword"):
+            continue
+        if name in kwargs:
+            raise ValueError(f"The key {name!r} in args is a part of kwargs and therefore reserved.")
+    if wildcard:
+        return dict(kwargs)
+    names = [n for n, kind in params if kind not in ("var_positional", "var_keyword")]
+    return {k: kwargs[k] for k in names if k in kwargs}
+
+
+def load_callable(spec):
+    """The callable: `module.func` from sys.path, or a function of a file (dag-factory's way)."""
+    name = spec["callable"]
+    path = spec.get("file")
+    if path:
+        # Not `import importlib.util`: that would make `importlib` a local name here.
+        from importlib import util as import_util
+
+        module_name = os.path.splitext(os.path.basename(path))[0]
+        folder = os.path.dirname(path)
+        if folder not in sys.path:
+            sys.path.append(folder)
+        loader_spec = import_util.spec_from_file_location(module_name, path)
+        if loader_spec is None:
+            raise ImportError(f"cannot load python_callable_file {path!r}")
+        module = import_util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+        sys.modules[module_name] = module
+        return getattr(module, name)
+    module_name, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def native(value):
+    """Airflow's NativeEnvironment on a rendered value: a string that reads as a Python
+    literal becomes that value (`ast.literal_eval`), in lists and dicts too."""
+    import ast
+
+    if isinstance(value, str):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return value
+    if isinstance(value, list):
+        return [native(v) for v in value]
+    if isinstance(value, dict):
+        return {k: native(v) for k, v in value.items()}
+    return value
+
+
+def _is(exc, name):
+    return any(k.__name__ == name for k in type(exc).__mro__)
+
+
+def _multiple_outputs(spec, func):
+    if spec.get("multiple_outputs") is not None:
+        return spec["multiple_outputs"]
+    if not spec.get("operator", "").startswith("_"):
+        return False
+    # TaskFlow infers it from a dict return annotation, as Airflow does.
+    ret = getattr(func, "__annotations__", {}).get("return")
+    if ret is None:
+        return False
+    if isinstance(ret, str):
+        return ret.startswith(("dict", "Dict", "typing.Dict"))
+    origin = getattr(ret, "__origin__", ret)
+    return origin is dict
+
+
+def _setup_paths(spec):
+    """The DAG folder on sys.path (appended, as Airflow's settings do, so a DAG-folder
+    module never shadows the standard library), and the compatibility package when the
+    interpreter has no Airflow of its own."""
+    for folder in (spec.get("dags_folder"), spec.get("dag_file_folder")):
+        if folder and folder not in sys.path:
+            sys.path.append(folder)
+    if importlib.machinery.PathFinder.find_spec("airflow", sys.path) is None:
+        sys.path.insert(1, spec["compat_folder"])
+
+
+class SensorTimeout(Exception):
+    """Airflow's AirflowSensorTimeout: fails the task without retrying."""
+
+
+def sense(cfg, poke):
+    """BaseSensorOperator.execute in poke mode: poke until truthy, then the value of a
+    PokeReturnValue (or None); past `timeout` fail, or skip with soft_fail."""
+    import time
+
+    started = time.monotonic()
+    while True:
+        try:
+            got = poke()
+        except BaseException as e:  # noqa: B036 - sorted as Airflow sorts them
+            if _is(e, "AirflowSkipException"):
+                raise
+            failing = _is(e, "AirflowSensorTimeout") or _is(e, "AirflowFailException") or isinstance(e, SensorTimeout)
+            if failing and (cfg.get("soft_fail") or cfg.get("never_fail")):
+                raise _skip("Skipping due to soft_fail or never_fail") from e
+            if failing or not isinstance(e, Exception):
+                raise
+            if cfg.get("silent_fail"):
+                import traceback
+
+                print("Sensor poke failed:\n" + traceback.format_exc(), flush=True)
+                got = False
+            elif cfg.get("never_fail"):
+                raise _skip("Skipping due to never_fail is set to True.") from e
+            else:
+                raise
+        if got:
+            print("Success criteria met. Exiting.", flush=True)
+            return getattr(got, "xcom_value", None) if hasattr(got, "is_done") else None
+        elapsed = time.monotonic() - started
+        if elapsed > cfg["timeout_secs"]:
+            message = (
+                f"Sensor has timed out; run duration of {elapsed} seconds exceeds "
+                f"the specified timeout of {cfg['timeout_secs']}."
+            )
+            if cfg.get("soft_fail"):
+                raise _skip(message)
+            raise SensorTimeout(message)
+        print(f"Poke returned {got!r}; next poke in {cfg['poke_interval_secs']} s", flush=True)
+        time.sleep(cfg["poke_interval_secs"])
+
+
+def _skip(message):
+    try:
+        from airflow.exceptions import AirflowSkipException
+    except ImportError:
+        AirflowSkipException = type("AirflowSkipException", (Exception,), {})
+    return AirflowSkipException(message)
+
+
+def follow(spec, result):
+    """What a branch or a short-circuit does with the result: skip tasks downstream."""
+    kind = spec.get("kind")
+    downstream = spec.get("downstream") or []
+    if kind == "branch":
+        # Airflow's BranchMixIn: a task id, a list of them, or None (follow none); a
+        # task group's id stands for its roots.
+        if result is None:
+            chosen = []
+        elif isinstance(result, str):
+            chosen = [result]
+        else:
+            chosen = list(result)
+        groups = spec.get("group_roots") or {}
+        follow_ids = set()
+        for t in chosen:
+            if not isinstance(t, str):
+                raise TypeError(f"a branch must return task ids (str), not {type(t).__name__}")
+            follow_ids.add(t)
+            follow_ids.update(groups.get(t, []))
+        invalid = sorted(t for t in chosen if t not in downstream and t not in groups)
+        known = set(spec.get("all_downstream") or [])
+        invalid = [t for t in invalid if t not in known]
+        if invalid:
+            raise ValueError(
+                f"'branch_task_ids' must contain only valid task_ids. Invalid tasks found: {invalid}"
+            )
+        skip = [t for t in downstream if t not in follow_ids]
+        print(f"Branch into {sorted(follow_ids)}; skipping {skip}", flush=True)
+        if skip:
+            CLIENT.skip(os.environ["UPDRAFT_TI_ID"], skip)
+    elif kind == "short_circuit":
+        if result:
+            print("Proceeding with downstream tasks...", flush=True)
+            return
+        if spec.get("ignore_downstream_trigger_rules", True):
+            skip = spec.get("all_downstream") or []
+        else:
+            skip = downstream
+        print(f"Condition result is {result!r}: skipping downstream tasks {skip}", flush=True)
+        if skip:
+            CLIENT.skip(os.environ["UPDRAFT_TI_ID"], skip)
+
+
+def run_callbacks(spec):
+    """Calls each callback with the context (and its keyword arguments); a failure is
+    printed with its traceback and does not stop the others."""
+    global CONTEXT
+    CONTEXT = build_context(spec)
+    for cb in spec["callbacks"]:
+        name = cb["callable"]
+        try:
+            func = load_callable({"callable": name, "file": cb.get("file")})
+            func(CONTEXT, **(cb.get("kwargs") or {}))
+        except BaseException:  # noqa: B036 - a callback never changes the task's state
+            import traceback
+
+            print(f"{cb['on']} {name} failed:", file=sys.stderr, flush=True)
+            traceback.print_exc()
+            sys.stderr.flush()
+    return 0
+
+
+def _write_outcome(spec, state, retry=True):
+    with open(spec["outcome"], "w", encoding="utf-8") as f:
+        json.dump({"state": state, "retry": retry}, f)
+
+
+def main(argv):
+    global CONTEXT, CLIENT
+    with open(argv[0], encoding="utf-8") as f:
+        spec = json.load(f)
+    CLIENT = Client(os.environ["UPDRAFT_EXECUTION_API_URL"], os.environ["UPDRAFT_TASK_TOKEN"])
+    _setup_paths(spec)
+    if spec.get("native"):
+        for key in ("op_args", "op_kwargs", "templates_dict"):
+            spec[key] = native(spec.get(key))
+    if spec.get("callbacks"):
+        return run_callbacks(spec)
+    try:
+        func = load_callable(spec)
+        CONTEXT = build_context(spec)
+        op_kwargs = dict(spec.get("op_kwargs") or {})
+        ti = CONTEXT["ti"]
+        for arg in spec.get("xcom_args") or []:
+            try:
+                op_kwargs[arg["name"]] = CLIENT.xcom_get(ti.dag_id, ti.run_id, arg["task_id"], arg["key"])
+            except NotFound:
+                raise KeyError(
+                    f"argument {arg['name']!r}: task {arg['task_id']!r} pushed no XCom {arg['key']!r} in this run"
+                ) from None
+        op_args = list(spec.get("op_args") or [])
+        merged = dict(CONTEXT)
+        merged.update(op_kwargs)
+        kwargs = determine_kwargs(func, op_args, merged)
+        if spec.get("sensor"):
+            result = sense(spec["sensor"], lambda: func(*op_args, **kwargs))
+        else:
+            result = func(*op_args, **kwargs)
+        if spec.get("show_return_value_in_logs", True):
+            print(f"Done. Returned value was: {result}", flush=True)
+        if spec.get("do_xcom_push", True) and result is not None:
+            if _multiple_outputs(spec, func):
+                if not isinstance(result, dict):
+                    raise TypeError(f"Returned output was type {type(result)} expected dictionary for multiple_outputs")
+                for k in result:
+                    if not isinstance(k, str):
+                        raise TypeError(
+                            "Returned dictionary keys must be strings when using "
+                            f"multiple_outputs, found {k} ({type(k)}) instead"
+                        )
+                for k, v in result.items():
+                    ti.xcom_push(k, v)
+            CLIENT.xcom_set(ti.dag_id, ti.run_id, ti.task_id, RETURN_KEY, to_json(result, "the return value"))
+        follow(spec, result)
+    except BaseException as e:  # noqa: B036 - the outcome of every end is reported
+        if _is(e, "AirflowSkipException"):
+            print(f"Skipping: {e}", flush=True)
+            _write_outcome(spec, "skipped")
+            return 0
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        if _is(e, "AirflowFailException") or _is(e, "AirflowSensorTimeout") or isinstance(e, SensorTimeout):
+            _write_outcome(spec, "failed", retry=False)
+        else:
+            _write_outcome(spec, "failed")
+        return 1
+    _write_outcome(spec, "success")
+    return 0

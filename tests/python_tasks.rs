@@ -1,0 +1,635 @@
+//! Python tasks run for real: `updraft standalone` with the interpreter on PATH (the
+//! Makefile and CI install Debian's python3), callables in the DAG folder, XComs, Variables
+//! and states read back from the SQLite file. No sleeps: every wait polls a condition.
+
+use serde_json::json;
+
+use crate::engine::{Engine, FAST, dag, task};
+
+const PYTHON_OPERATOR: &str = "airflow.providers.standard.operators.python.PythonOperator";
+
+/// One Python task as a YAML list item: a PythonOperator, unless `more` names another
+/// `operator` or a `decorator`.
+fn py_task(id: &str, callable: &str, more: &str) -> String {
+    let mut s = format!("    - task_id: {id}\n      python_callable: {callable}\n");
+    if !more.contains("decorator:") && !more.contains("operator:") {
+        s.push_str(&format!("      operator: {PYTHON_OPERATOR}\n"));
+    }
+    for line in more.lines().filter(|l| !l.trim().is_empty()) {
+        s.push_str(&format!("      {}\n", line.trim()));
+    }
+    s
+}
+
+const CALLABLES: &str = r#"
+import json
+
+from airflow.sdk import Variable, get_current_context
+from airflow.exceptions import AirflowFailException, AirflowSkipException
+
+
+def start(prefix, ds=None, ti=None, **kwargs):
+    print("started", prefix, "café", ti.task_id, kwargs["dag_run"].conf.get("n"))
+    assert kwargs["logical_date"].tzinfo is not None
+    assert kwargs["data_interval_start"] == kwargs["logical_date"]
+    return {"n": kwargs["params"]["n"], "word": prefix + "-" + ds}
+
+
+def double(number):
+    return number * 2
+
+
+def back_from_bash():
+    ctx = get_current_context()
+    got = ctx["ti"].xcom_pull(task_ids="bash")
+    both = ctx["ti"].xcom_pull(task_ids=["doubled", "bash"])
+    return {"from_bash": got, "both": both, "greeting": Variable.get("greeting"),
+            "missing": Variable.get("nope", "dflt")}
+
+
+def boom():
+    raise ValueError("callable went wrong")
+
+
+def skip():
+    raise AirflowSkipException("nothing to do")
+
+
+def fail_now():
+    raise AirflowFailException("no point retrying")
+
+
+def not_json():
+    return {1, 2}
+
+
+def choose(ti):
+    return ti.xcom_pull(task_ids="pick_input") or "left"
+
+
+def falsy():
+    return 0
+
+
+def truthy():
+    return "yes"
+
+
+def spawn_and_hang(pidfile):
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    with open(pidfile, "w") as f:
+        f.write(str(child.pid))
+    time.sleep(300)
+
+
+def read_conn():
+    from airflow.sdk import Connection
+
+    c = Connection.get("db")
+    ctx = get_current_context()
+    Variable.set("written", {"by": "callable"}, serialize_json=True)
+    return [c.host, c.port, c.login, c.extra_dejson["k"], ctx["conn"].db.schema]
+
+
+def report(context, tag="plain"):
+    ti = context["ti"]
+    print(f"callback {tag} for {ti.task_id} try {ti.try_number}", flush=True)
+    Variable.set(f"cb_{ti.task_id}_{tag}_{ti.try_number}", "fired")
+
+
+def broken_callback(context):
+    raise RuntimeError("callback broke")
+
+
+def types(**kwargs):
+    return {k: type(v).__name__ for k, v in kwargs.items() if k in ("n", "items", "word")}
+
+
+def wait_for_go():
+    from airflow.sdk import PokeReturnValue
+
+    value = Variable.get("go", None)
+    return PokeReturnValue(is_done=value is not None, xcom_value=value)
+
+
+def never():
+    return False
+
+
+def imports_dag():
+    from airflow.models import DAG  # noqa: F401
+"#;
+
+#[test]
+fn python_and_taskflow_pass_xcoms_to_bash_and_back() {
+    let tasks = [
+        py_task(
+            "start",
+            "lib.start",
+            "op_args: ['{{ dag.dag_id }}']\nmultiple_outputs: true",
+        ),
+        py_task(
+            "doubled",
+            "lib.double",
+            "decorator: airflow.sdk.task\nnumber: \"+start['n']\"",
+        ),
+        task(
+            "bash",
+            "echo {{ ti.xcom_pull(task_ids='doubled') + 1 }}",
+            "dependencies: [doubled]",
+        ),
+        py_task(
+            "back",
+            "lib.back_from_bash",
+            "decorator: airflow.decorators.task\ndependencies: [bash]",
+        ),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("flow.yml", &dag("flow", "  params:\n    n: 21\n", &tasks)),
+        ],
+        &[],
+    );
+    e.home
+        .run(&["variables", "set", "greeting", "hello"], FAST)
+        .expect(0);
+    let args = [
+        "dags",
+        "trigger",
+        "flow",
+        "--conf",
+        r#"{"n": 5}"#,
+        "--logical-date",
+        "2024-05-01T00:00:00+00:00",
+    ];
+    let run = e
+        .home
+        .run(&args, FAST)
+        .expect(0)
+        .stdout()
+        .trim()
+        .to_string();
+    let state = e.wait_run("flow", &run);
+    let states = e.states("flow", &run);
+    let logs: Vec<String> = ["start", "doubled", "bash", "back"]
+        .iter()
+        .filter(|t| states[**t].0 != "upstream_failed")
+        .map(|t| e.log("flow", &run, t, 1))
+        .collect();
+    assert_eq!(state, "success", "{states:?}\n{}", logs.join("\n"));
+    // The log is UTF-8 and live output of the callable; the conf overrides the param.
+    assert!(logs[0].contains("started flow café start 5"), "{}", logs[0]);
+    let store = e.store();
+    let xcom = |task: &str, key: &str| store.xcom("flow", &run, task, key).unwrap();
+    assert_eq!(xcom("start", "word"), Some(json!("flow-2024-05-01")));
+    // Multiple outputs: one XCom per key, and the whole dict as return_value.
+    assert_eq!(xcom("start", "n"), Some(json!(5)));
+    assert_eq!(xcom("doubled", "return_value"), Some(json!(10)));
+    assert!(logs[2].lines().any(|l| l == "11"), "{}", logs[2]);
+    assert_eq!(
+        xcom("back", "return_value"),
+        Some(json!({
+            "from_bash": "11",
+            "both": [10, "11"],
+            "greeting": "hello",
+            "missing": "dflt",
+        }))
+    );
+}
+
+#[test]
+fn failures_retries_skips_and_what_the_log_says() {
+    let tasks = [
+        py_task("boom", "lib.boom", "retries: 1\nretry_delay: 0"),
+        py_task("skip", "lib.skip", ""),
+        py_task("fail_now", "lib.fail_now", "retries: 3\nretry_delay: 0"),
+        py_task("not_json", "lib.not_json", ""),
+        py_task("imports_dag", "lib.imports_dag", ""),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[("lib.py", CALLABLES), ("bad.yml", &dag("bad", "", &tasks))],
+        &[],
+    );
+    let run = e.trigger("bad", None);
+    assert_eq!(e.wait_run("bad", &run), "failed");
+    let states = e.states("bad", &run);
+    let st = |t: &str| states[t].clone();
+    // A raising callable uses its retries; the traceback is in each try's log.
+    assert_eq!(st("boom"), ("failed".to_string(), 2), "{states:?}");
+    for try_number in [1, 2] {
+        let log = e.log("bad", &run, "boom", try_number);
+        assert!(
+            log.contains("Traceback (most recent call last)")
+                && log.contains("ValueError: callable went wrong"),
+            "{log}"
+        );
+    }
+    assert_eq!(st("skip").0, "skipped", "{states:?}");
+    // AirflowFailException: failed at once, its three retries unused.
+    assert_eq!(st("fail_now"), ("failed".to_string(), 1), "{states:?}");
+    assert!(
+        e.log("bad", &run, "fail_now", 1)
+            .contains("without retrying")
+    );
+    let log = e.log("bad", &run, "not_json", 1);
+    assert!(
+        log.contains("the return value is not JSON-serialisable: a value of type builtins.set"),
+        "{log}"
+    );
+    // Without Apache Airflow installed, other airflow names fail saying what exists.
+    let log = e.log("bad", &run, "imports_dag", 1);
+    assert!(
+        log.contains("ImportError") && log.contains("airflow.sdk: get_current_context, Variable"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_missing_interpreter_fails_the_task_naming_the_key() {
+    let tasks = [
+        py_task("t", "lib.double", "op_args: [1]"),
+        task("b", "echo ok", ""),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("nopy.yml", &dag("nopy", "", &tasks)),
+        ],
+        &[("UPDRAFT__CORE__PYTHON_INTERPRETER", "/nonexistent/python3")],
+    );
+    // `config list` says so too, naming the key.
+    let list = e
+        .home
+        .run(
+            &["config", "list"],
+            &[("UPDRAFT__CORE__PYTHON_INTERPRETER", "/nonexistent/python3")],
+        )
+        .expect(0)
+        .stdout();
+    assert!(list.contains("# Python tasks cannot run: the Python interpreter `/nonexistent/python3` set in [core] python_interpreter"), "{list}");
+    let found = e.home.run(&["config", "list"], &[]).expect(0).stdout();
+    assert!(found.contains("# Python tasks run with /"), "{found}");
+    let run = e.trigger("nopy", None);
+    assert_eq!(e.wait_run("nopy", &run), "failed");
+    assert_eq!(e.state("nopy", &run, "b"), "success");
+    let log = e.log("nopy", &run, "t", 1);
+    assert!(
+        log.contains("`/nonexistent/python3` set in [core] python_interpreter (AIRFLOW__CORE__PYTHON_INTERPRETER) was not found"),
+        "{log}"
+    );
+}
+
+#[test]
+fn branches_and_short_circuits_skip_what_is_not_followed() {
+    let short = "decorator: airflow.providers.standard.decorators.short_circuit.short_circuit_task";
+    let tasks = [
+        py_task(
+            "branch",
+            "lib.choose",
+            "operator: airflow.operators.python.BranchPythonOperator",
+        ),
+        task("left", "echo left", "dependencies: [branch]"),
+        task("right", "echo right", "dependencies: [branch]"),
+        task("after_right", "echo after", "dependencies: [right]"),
+        task(
+            "join",
+            "echo join",
+            "dependencies: [left, right]\ntrigger_rule: none_failed_min_one_success",
+        ),
+        py_task("stop", "lib.falsy", short),
+        task("stopped", "echo no", "dependencies: [stop]"),
+        task(
+            "stopped_too",
+            "echo no",
+            "dependencies: [stopped]\ntrigger_rule: all_done",
+        ),
+        py_task(
+            "go",
+            "lib.truthy",
+            "operator: airflow.providers.standard.operators.python.ShortCircuitOperator",
+        ),
+        task("went", "echo went", "dependencies: [go]"),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[("lib.py", CALLABLES), ("br.yml", &dag("br", "", &tasks))],
+        &[],
+    );
+    let run = e.trigger("br", None);
+    let state = e.wait_run("br", &run);
+    let states = e.states("br", &run);
+    assert_eq!(
+        state,
+        "success",
+        "{states:?}\n{}",
+        e.log("br", &run, "branch", 1)
+    );
+    let want = [
+        ("branch", "success"),
+        ("left", "success"),
+        ("right", "skipped"),
+        ("after_right", "skipped"),
+        ("join", "success"),
+        ("stop", "success"),
+        ("stopped", "skipped"),
+        // ignore_downstream_trigger_rules (the default): all_done does not save it.
+        ("stopped_too", "skipped"),
+        ("go", "success"),
+        ("went", "success"),
+    ];
+    for (task, st) in want {
+        assert_eq!(states[task].0, st, "{task}: {states:?}");
+    }
+    assert_eq!(
+        e.store().xcom("br", &run, "stop", "return_value").unwrap(),
+        Some(json!(0))
+    );
+    // The Core API names them as Airflow does: a decorator by its `@task...` name.
+    let token = e.srv.login("admin");
+    for (task, name, class) in [
+        ("branch", "BranchPythonOperator", "BranchPythonOperator"),
+        (
+            "stop",
+            "@task.short_circuit",
+            "_ShortCircuitDecoratedOperator",
+        ),
+    ] {
+        let path = format!("/api/v2/dags/br/tasks/{task}");
+        let (status, body) = e.srv.call(&token, crate::util::Method::Get, &path, None);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            (
+                body["operator_name"].as_str(),
+                body["class_ref"]["class_name"].as_str()
+            ),
+            (Some(name), Some(class)),
+            "{body}"
+        );
+    }
+}
+
+/// dag-factory's own examples, with its `sample.py`, as they come.
+const DAGFACTORY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/dagfactory-dev");
+
+#[test]
+fn dag_factorys_python_examples_run() {
+    let read = |rel: &str| std::fs::read_to_string(format!("{DAGFACTORY}/{rel}")).unwrap();
+    let e = Engine::start(
+        &[
+            ("sample.py", &read("sample.py")),
+            (
+                "outputs.yml",
+                &read("example_multiple_outputs_taskflow.yml"),
+            ),
+            ("params.yml", &read("airflow3/example_params.yml")),
+        ],
+        &[],
+    );
+    let run = e.trigger("example_multiple_outputs_taskflow", None);
+    let dag = "example_multiple_outputs_taskflow";
+    assert_eq!(
+        e.wait_run(dag, &run),
+        "success",
+        "{:?}",
+        e.states(dag, &run)
+    );
+    let store = e.store();
+    for (task, value) in [("echo1", "value1"), ("echo2", "value2")] {
+        assert_eq!(
+            store.xcom(dag, &run, task, "return_value").unwrap(),
+            Some(json!(value))
+        );
+    }
+    let run = e.trigger("example_params", None);
+    assert_eq!(e.wait_run("example_params", &run), "success");
+    // The task's own params over the DAG's.
+    let log = e.log("example_params", &run, "task_2", 1);
+    assert!(
+        log.contains(
+            "params:  {'model_version': '1.0.0', 'input_uri': 'localhost', 'my_param': 10}"
+        ) && log.contains("model_version: 1.0.0"),
+        "{log}"
+    );
+}
+
+#[test]
+fn execution_timeout_kills_the_python_tree_connections_read_variables_written() {
+    let pidfile =
+        std::env::temp_dir().join(format!("updraft-py-grandchild-{}", std::process::id()));
+    let kwargs = format!(
+        "op_kwargs: {{pidfile: '{}'}}\nexecution_timeout: 2",
+        pidfile.display()
+    );
+    let tasks = [
+        py_task("hang", "lib.spawn_and_hang", &kwargs),
+        py_task("conn", "lib.read_conn", ""),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("slow.yml", &dag("slow", "", &tasks)),
+        ],
+        &[],
+    );
+    let add = [
+        "connections",
+        "add",
+        "db",
+        "--conn-type",
+        "postgres",
+        "--conn-host",
+        "h.example",
+        "--conn-port",
+        "5432",
+        "--conn-login",
+        "me",
+        "--conn-schema",
+        "s1",
+        "--conn-extra",
+        r#"{"k": "v"}"#,
+    ];
+    e.home.run(&add, FAST).expect(0);
+    let run = e.trigger("slow", None);
+    assert_eq!(e.wait_run("slow", &run), "failed");
+    assert_eq!(e.state("slow", &run, "conn"), "success");
+    assert_eq!(
+        e.store()
+            .xcom("slow", &run, "conn", "return_value")
+            .unwrap(),
+        Some(json!(["h.example", 5432, "me", "v", "s1"]))
+    );
+    let written = e.home.run(&["variables", "get", "written"], FAST).expect(0);
+    assert_eq!(written.stdout().trim(), r#"{"by": "callable"}"#);
+    let log = e.log("slow", &run, "hang", 1);
+    assert!(
+        log.contains("execution_timeout of 2.000 s reached"),
+        "{log}"
+    );
+    let grandchild: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(") ")
+                .next()
+                .is_some_and(|r| !r.starts_with('Z'))
+        })
+    };
+    assert!(
+        crate::util::wait_until(std::time::Duration::from_secs(60), || !alive(grandchild)),
+        "grandchild {grandchild} survived"
+    );
+    let _ = std::fs::remove_file(pidfile);
+}
+
+#[test]
+fn callbacks_fire_once_each_and_never_change_the_state() {
+    let lib = "  default_args:\n    start_date: 2024-01-01\n    on_retry_callback: lib.report\n";
+    let tasks = [
+        task(
+            "ok",
+            "echo ok",
+            "on_execute_callback: {callback: lib.report, tag: exec}\non_success_callback: {callback: lib.report, tag: success}",
+        ),
+        py_task(
+            "boom",
+            "lib.boom",
+            "retries: 1\nretry_delay: 0\non_failure_callback_name: broken_callback\non_failure_callback_file: $CONFIG_ROOT_DIR/lib.py",
+        ),
+        py_task("skip", "lib.skip", "on_skipped_callback: {callback: lib.report, tag: skipped}"),
+    ]
+    .concat();
+    let yaml = dag("cbs", "", &tasks).replace("  default_args:\n    start_date: 2024-01-01\n", lib);
+    let e = Engine::start(&[("lib.py", CALLABLES), ("cbs.yml", &yaml)], &[]);
+    let run = e.trigger("cbs", None);
+    assert_eq!(e.wait_run("cbs", &run), "failed");
+    let states = e.states("cbs", &run);
+    assert_eq!(states["ok"].0, "success", "{states:?}");
+    assert_eq!(states["boom"], ("failed".to_string(), 2), "{states:?}");
+    assert_eq!(states["skip"].0, "skipped", "{states:?}");
+    let var = |key: &str| {
+        let out = e.home.run(&["variables", "get", key], FAST);
+        (out.code() == 0).then(|| out.stdout().trim().to_string())
+    };
+    for key in [
+        "cb_ok_exec_1",
+        "cb_ok_success_1",
+        "cb_boom_plain_1",
+        "cb_skip_skipped_1",
+    ] {
+        assert_eq!(var(key).as_deref(), Some("fired"), "{key}");
+    }
+    // on_retry only for the try that is retried; the DAG's default_args reach every task.
+    assert_eq!(var("cb_boom_plain_2"), None);
+    let ok_log = e.log("cbs", &run, "ok", 1);
+    assert_eq!(
+        ok_log.matches("callback exec for ok").count(),
+        1,
+        "{ok_log}"
+    );
+    assert_eq!(
+        ok_log.matches("callback success for ok").count(),
+        1,
+        "{ok_log}"
+    );
+    // A callback that raises is logged; the state stays failed, as the try made it.
+    let log = e.log("cbs", &run, "boom", 2);
+    assert!(
+        log.contains("on_failure_callback broken_callback failed")
+            && log.contains("RuntimeError: callback broke"),
+        "{log}"
+    );
+}
+
+#[test]
+fn native_rendering_gives_python_values() {
+    let kwargs = "op_kwargs: {n: '{{ params.n }}', items: '{{ [1, 2] }}', word: '{{ params.w }}'}";
+    let tasks = [py_task("t", "lib.types", kwargs)].concat();
+    let extra = "  render_template_as_native_obj: true\n  params:\n    n: 3\n    w: abc\n";
+    let plain = dag("plain", "  params:\n    n: 3\n    w: abc\n", &tasks);
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("native.yml", &dag("native", extra, &tasks)),
+            ("plain.yml", &plain),
+        ],
+        &[],
+    );
+    for (dag_id, want) in [
+        (
+            "native",
+            json!({"n": "int", "items": "list", "word": "str"}),
+        ),
+        ("plain", json!({"n": "str", "items": "str", "word": "str"})),
+    ] {
+        let run = e.trigger(dag_id, None);
+        assert_eq!(e.wait_run(dag_id, &run), "success");
+        assert_eq!(
+            e.store().xcom(dag_id, &run, "t", "return_value").unwrap(),
+            Some(want),
+            "{dag_id}"
+        );
+    }
+}
+
+#[test]
+fn python_sensors_poke_until_done_or_time_out() {
+    let sensor = "operator: airflow.providers.standard.sensors.python.PythonSensor";
+    let tasks = [
+        py_task(
+            "wait",
+            "lib.wait_for_go",
+            "decorator: airflow.providers.standard.decorators.sensor.sensor_task\npoke_interval: 0.2",
+        ),
+        py_task("soft", "lib.never", &format!("{sensor}\npoke_interval: 0.1\ntimeout: 0.5\nsoft_fail: true")),
+        py_task("hard", "lib.never", &format!("{sensor}\npoke_interval: 0.1\ntimeout: 0.5\nretries: 2")),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("sense.yml", &dag("sense", "", &tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("sense", None);
+    let path = updraft::task_log::log_path(&e.home.path.join("logs"), "sense", &run, "wait", 1);
+    let poked = crate::util::wait_until(std::time::Duration::from_secs(90), || {
+        std::fs::read_to_string(&path).is_ok_and(|l| l.contains("Poke returned"))
+    });
+    assert!(
+        poked,
+        "the sensor never poked: {:?}",
+        e.states("sense", &run)
+    );
+    e.home
+        .run(&["variables", "set", "go", "now"], FAST)
+        .expect(0);
+    assert_eq!(e.wait_run("sense", &run), "failed");
+    let states = e.states("sense", &run);
+    assert_eq!(states["wait"].0, "success", "{states:?}");
+    assert_eq!(
+        e.store()
+            .xcom("sense", &run, "wait", "return_value")
+            .unwrap(),
+        Some(json!("now"))
+    );
+    assert_eq!(states["soft"].0, "skipped", "{states:?}");
+    // A sensor's timeout fails it without using its retries.
+    assert_eq!(states["hard"], ("failed".to_string(), 1), "{states:?}");
+    assert!(
+        e.log("sense", &run, "hard", 1)
+            .contains("Sensor has timed out")
+    );
+}
