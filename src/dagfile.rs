@@ -17,6 +17,7 @@
 //! `yaml` turns text into positioned nodes, `values` reads schedules, dates and durations,
 //! `tasks` builds tasks and groups and expands dependencies, `schema` describes the format.
 
+mod mapping;
 mod schema;
 mod tasks;
 mod values;
@@ -786,6 +787,8 @@ mod tests {
             priority_weight: 5,
             owner: "someone".into(),
             doc_md: Some("runs bash".into()),
+            map_index_template: None,
+            mapped: None,
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");

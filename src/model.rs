@@ -110,6 +110,66 @@ pub struct Task {
     pub priority_weight: i64,
     pub owner: String,
     pub doc_md: Option<String>,
+    /// `map_index_template`: a Jinja template whose render names each task instance
+    /// (`rendered_map_index`).
+    #[serde(default)]
+    pub map_index_template: Option<String>,
+    /// Dynamic task mapping (`expand`): `None` for a plain task.
+    #[serde(default)]
+    pub mapped: Option<Mapped>,
+}
+
+/// What a mapped task is expanded over: Airflow's `DictOfListsExpandInput`. The task
+/// instances are the cross product of the arguments' values, the last argument varying
+/// fastest (map index `i` takes, from the last argument back, `i % len` and goes on with
+/// `i / len`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mapped {
+    /// Each expanded argument by name, in the order the file gives them.
+    pub args: Vec<(String, MapSource)>,
+}
+
+/// Where an expanded argument's values come from.
+///
+/// Only literals exist yet. Mapping over an upstream task's result (`+task_id`,
+/// `task.output`) is a variant here, `Upstream { task_id }`, whose length the scheduler
+/// reads from the upstream's `return_value` XCom at expansion (`Mapped::length`'s
+/// `None`), and whose values the Execution API reads per map index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MapSource {
+    /// A literal list; a literal mapping is kept as its `[key, value]` pairs, which is
+    /// what Airflow hands each instance.
+    Literal(Vec<serde_json::Value>),
+}
+
+impl Mapped {
+    /// How many task instances the task expands into, when that is known from the DAG
+    /// file alone (Airflow's `get_parse_time_mapped_ti_count`).
+    pub fn length(&self) -> Option<usize> {
+        self.args.iter().try_fold(1usize, |n, (_, src)| match src {
+            MapSource::Literal(values) => Some(n.saturating_mul(values.len())),
+        })
+    }
+
+    /// The values of instance `map_index`, argument by argument (Airflow's
+    /// `_expand_mapped_field`); `None` when the index is out of range.
+    pub fn values_at(&self, map_index: usize) -> Option<Vec<(&str, &serde_json::Value)>> {
+        let mut rest = map_index;
+        let mut out = Vec::with_capacity(self.args.len());
+        for (name, src) in self.args.iter().rev() {
+            let MapSource::Literal(values) = src;
+            if values.is_empty() {
+                return None;
+            }
+            out.push((name.as_str(), &values[rest % values.len()]));
+            rest /= values.len();
+        }
+        if rest != 0 {
+            return None;
+        }
+        out.reverse();
+        Some(out)
+    }
 }
 
 /// A task group: only for display and for dependencies on groups.
@@ -298,6 +358,37 @@ mod tests {
         assert_eq!(format_timedelta(86_400.0 + 3723.0), "1 day, 1:02:03");
         assert_eq!(format_timedelta(3.0 * 86_400.0), "3 days, 0:00:00");
         assert_eq!(format_timedelta(1.5), "0:00:01.500000");
+    }
+
+    #[test]
+    fn mapped_values_are_the_cross_product_last_argument_fastest() {
+        let lit =
+            |v: serde_json::Value| MapSource::Literal(v.as_array().cloned().unwrap_or_default());
+        let m = Mapped {
+            args: vec![
+                ("a".into(), lit(serde_json::json!([1, 2]))),
+                ("b".into(), lit(serde_json::json!(["x", "y", "z"]))),
+            ],
+        };
+        assert_eq!(m.length(), Some(6));
+        let at = |i| {
+            m.values_at(i).map(|v| {
+                v.iter()
+                    .map(|(_, x)| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+        };
+        assert_eq!(at(0).as_deref(), Some(r#"1,"x""#));
+        assert_eq!(at(1).as_deref(), Some(r#"1,"y""#));
+        assert_eq!(at(3).as_deref(), Some(r#"2,"x""#));
+        assert_eq!(at(5).as_deref(), Some(r#"2,"z""#));
+        assert_eq!(at(6), None);
+        let empty = Mapped {
+            args: vec![("a".into(), lit(serde_json::json!([])))],
+        };
+        assert_eq!(empty.length(), Some(0));
+        assert_eq!(empty.values_at(0), None);
     }
 
     #[test]

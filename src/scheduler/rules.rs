@@ -424,6 +424,8 @@ mod tests {
             priority_weight: 1,
             owner: "airflow".to_string(),
             doc_md: None,
+            map_index_template: None,
+            mapped: None,
         }
     }
 
