@@ -151,6 +151,15 @@ impl Mapped {
         })
     }
 
+    /// The map indexes a run's task instances of a task start with: `0..count`, or the
+    /// unexpanded `-1` when the count is zero or not known yet.
+    pub fn initial_indexes(count: usize) -> Vec<i64> {
+        match count {
+            0 => vec![-1],
+            n => (0..n as i64).collect(),
+        }
+    }
+
     /// The values of instance `map_index`, argument by argument (Airflow's
     /// `_expand_mapped_field`); `None` when the index is out of range.
     pub fn values_at(&self, map_index: usize) -> Option<Vec<(&str, &serde_json::Value)>> {

@@ -24,3 +24,5 @@ mod api_objects;
 mod api_runs;
 // Backfills: the Core API's routes, the CLI, and the scheduler within a backfill's limit.
 mod backfill;
+// Dynamic task mapping: expand/partial over literals, mapped instances in the engine and the API.
+mod mapping;

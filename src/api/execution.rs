@@ -186,7 +186,7 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         let started = store.write(|tx| {
             let ok = tx.start_ti(id, b.pid, &b.hostname, &b.unixname, now)?;
             if ok {
-                tx.clear_xcoms(&ti.dag_id, &ti.run_id, &ti.task_id)?;
+                tx.clear_xcoms(&ti.dag_id, &ti.run_id, &ti.task_id, ti.map_index)?;
                 tx.event(
                     &Event::for_ti(&ti, "running", "airflow", json!({"host_name": b.hostname})),
                     now,
@@ -218,6 +218,26 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         ))
     })?;
     let t = |d: Option<DateTime<Utc>>| d.map(crate::store::ts);
+    let mut task_json = json!({
+        "task_id": task.task_id, "operator": task.operator.class_name(), "owner": task.owner,
+        "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
+        "append_env": task.append_env, "cwd": task.cwd,
+        "execution_timeout": task.execution_timeout_secs, "retries": task.retries,
+        "map_index_template": task.map_index_template,
+    });
+    // A mapped instance gets its own values of the expanded arguments.
+    if let (Some(mapped), Ok(i)) = (&task.mapped, usize::try_from(ti.map_index)) {
+        let values = mapped.values_at(i).ok_or_else(|| {
+            not_found(format!(
+                "map index {i} of task {} is beyond its {} expanded values",
+                ti.task_id,
+                mapped.length().unwrap_or(0)
+            ))
+        })?;
+        for (name, value) in values {
+            task_json[name] = value.clone();
+        }
+    }
     let context = json!({
         "dag_run": {
             "dag_id": run.dag_id, "run_id": run.run_id, "logical_date": t(run.logical_date),
@@ -235,12 +255,8 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         // updraft's additions: what a supervisor needs to run the task without the DAG file.
         "try_number": ti.try_number,
         "params": dag.params,
-        "task": {
-            "task_id": task.task_id, "operator": task.operator.class_name(), "owner": task.owner,
-            "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
-            "append_env": task.append_env, "cwd": task.cwd,
-            "execution_timeout": task.execution_timeout_secs, "retries": task.retries,
-        },
+        "map_index": ti.map_index,
+        "task": task_json,
     });
     Ok(with_token(ctx, Reply::json(200, &context), &c, ti.state))
 }
@@ -400,8 +416,9 @@ pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
         p.get("task_id"),
         p.get("key"),
     );
-    let value = store.xcom(dag_id, run_id, task_id, key)?.ok_or_else(|| {
-        not_found(format!("XCom with key='{key}' map_index=-1 not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"))
+    let map_index = xcom_map_index(req)?.unwrap_or(-1);
+    let value = store.xcom_at(dag_id, run_id, task_id, map_index, key)?.ok_or_else(|| {
+        not_found(format!("XCom with key='{key}' map_index={map_index} not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"))
     })?;
     Ok(with_token(
         ctx,
@@ -422,14 +439,71 @@ pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
         p.get("key"),
     );
     let ti = &c.ti;
-    if (ti.dag_id.as_str(), ti.run_id.as_str(), ti.task_id.as_str()) != (dag_id, run_id, task_id) {
+    // The map index defaults to the caller's own: a task only pushes its own XComs.
+    let map_index = xcom_map_index(req)?.unwrap_or(ti.map_index);
+    if (
+        ti.dag_id.as_str(),
+        ti.run_id.as_str(),
+        ti.task_id.as_str(),
+        ti.map_index,
+    ) != (dag_id, run_id, task_id, map_index)
+    {
         return Err(ApiError::new(403, "a task may only push its own XComs"));
     }
     let value: Value = body(req)?;
-    store.write(|tx| tx.set_xcom(dag_id, run_id, task_id, key, &value, ctx.clock.now()))?;
+    store.write(|tx| {
+        tx.set_xcom(
+            dag_id,
+            run_id,
+            task_id,
+            map_index,
+            key,
+            &value,
+            ctx.clock.now(),
+        )
+    })?;
     Ok(with_token(
         ctx,
         Reply::json(201, &json!({"message": "XCom successfully set"})),
+        &c,
+        c.ti.state,
+    ))
+}
+
+/// `map_index` of an XCom route's query, if given: an integer of at least -1, or a 422.
+fn xcom_map_index(req: &Req) -> Result<Option<i64>, ApiError> {
+    let Some(v) = req.query("map_index") else {
+        return Ok(None);
+    };
+    match v.parse::<i64>() {
+        Ok(n) if n >= -1 => Ok(Some(n)),
+        _ => Err(ApiError::new(
+            422,
+            format!("map_index must be an integer of at least -1, not {v:?}"),
+        )),
+    }
+}
+
+/// `PATCH /execution/task-instances/{id}/rendered-map-index`: the body is the render of
+/// the task's `map_index_template`, a JSON string, as Airflow's Task SDK sends it.
+pub fn rendered_map_index(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let id = p.get("task_instance_id");
+    let c = caller(ctx, store, req, Some(id))?;
+    let text: String = body(req)?;
+    if text.is_empty() {
+        return Err(ApiError::new(422, "rendered_map_index cannot be empty"));
+    }
+    if !store.write(|tx| tx.set_rendered_map_index(id, &text))? {
+        return Err(ApiError::new(404, "Task Instance not found"));
+    }
+    Ok(with_token(
+        ctx,
+        Reply::bytes(204, "application/json", Vec::new()),
         &c,
         c.ti.state,
     ))

@@ -37,6 +37,7 @@ static BASE: &[Route] = &[
     public(Patch, "/execution/task-instances/{task_instance_id}/run", Execution, "Mark a task instance running; returns its run context", execution::run),
     public(Put, "/execution/task-instances/{task_instance_id}/heartbeat", Execution, "Heartbeat of a running task instance", execution::heartbeat),
     public(Patch, "/execution/task-instances/{task_instance_id}/state", Execution, "Finish a try: success, failed, skipped, up_for_retry", execution::state),
+    public(Patch, "/execution/task-instances/{task_instance_id}/rendered-map-index", Execution, "Set the render of a task's map_index_template", execution::rendered_map_index),
     public(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
     public(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Read an XCom", execution::get_xcom),
@@ -68,6 +69,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         core::config::ROUTES,
         core::jobs::ROUTES,
         core::ui::ROUTES,
+        core::task_instances::MAPPED_ROUTES,
     ]
     .into_iter()
     .flatten()

@@ -253,6 +253,21 @@ impl Client {
         }
     }
 
+    /// Records the render of the task's `map_index_template`.
+    pub fn rendered_map_index(&self, ti_id: &str, text: &str) -> Result<(), CallError> {
+        let path = format!(
+            "task-instances/{}/rendered-map-index",
+            encode_segment(ti_id)
+        );
+        self.expect(
+            "PATCH",
+            &path,
+            Some(&Value::String(text.to_string())),
+            &[204],
+        )
+        .map(|_| ())
+    }
+
     pub fn xcom_set(
         &self,
         dag_id: &str,

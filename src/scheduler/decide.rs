@@ -130,6 +130,27 @@ pub enum Step {
     /// Move it to this state: scheduled, skipped, upstream_failed, or success for an
     /// EmptyOperator (which never runs anything, as in Airflow).
     To(TaskState),
+    /// Expand this unexpanded instance of a mapped task into this many (at least one):
+    /// it becomes map index 0 and the others are added; the next pass schedules them.
+    Expand(usize),
+}
+
+/// The step for the task instance at `map_index` of a task that `mapped` (`Some(length)`,
+/// the length when known: literals, or later an upstream's XCom), given the `step` its
+/// trigger rule led to. Airflow's `_get_ready_tis`: an unexpanded instance (map index
+/// -1) whose trigger rule lets it run is expanded then; to nothing it is skipped, and
+/// with a length that cannot be known (an upstream pushed nothing) it is
+/// upstream_failed (`expand_mapped_task`). Other steps, and expanded instances, stay.
+pub fn mapped_step(step: Step, map_index: i64, mapped: Option<Option<usize>>) -> Step {
+    let Some(length) = mapped else { return step };
+    match step {
+        Step::To(TaskState::Scheduled | TaskState::Success) if map_index < 0 => match length {
+            None => Step::To(TaskState::UpstreamFailed),
+            Some(0) => Step::To(TaskState::Skipped),
+            Some(n) => Step::Expand(n),
+        },
+        other => other,
+    }
 }
 
 /// The step for a task instance in state `current` (up for retry until
@@ -513,6 +534,42 @@ mod tests {
     }
 
     #[test]
+    fn unexpanded_mapped_instances_expand_when_they_may_run() {
+        use Step::*;
+        let run = To(TaskState::Scheduled);
+        let cases = [
+            // (step, map index, mapped length, expected)
+            (run, -1, None, run),
+            (run, -1, Some(Some(3)), Expand(3)),
+            (To(TaskState::Success), -1, Some(Some(2)), Expand(2)),
+            (run, -1, Some(Some(0)), To(TaskState::Skipped)),
+            (run, -1, Some(None), To(TaskState::UpstreamFailed)),
+            (run, 0, Some(Some(3)), run),
+            (run, 2, Some(Some(0)), run),
+            (
+                To(TaskState::UpstreamFailed),
+                -1,
+                Some(Some(3)),
+                To(TaskState::UpstreamFailed),
+            ),
+            (
+                To(TaskState::Skipped),
+                -1,
+                Some(Some(0)),
+                To(TaskState::Skipped),
+            ),
+            (Stay, -1, Some(Some(3)), Stay),
+        ];
+        for (step, map_index, mapped, want) in cases {
+            assert_eq!(
+                mapped_step(step, map_index, mapped),
+                want,
+                "{step:?} {map_index} {mapped:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_retry_starts_when_the_clock_reaches_its_time() {
         let clock = Clock::fake(t("2026-01-01T12:00:00Z"));
         let at = Some(t("2026-01-01T12:05:00Z"));
@@ -596,6 +653,7 @@ mod tests {
             rendered_command: None,
             note: None,
             updated_at: t("2026-01-01T00:00:00Z"),
+            rendered_map_index: None,
         }
     }
 

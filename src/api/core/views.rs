@@ -196,7 +196,7 @@ pub fn ti_json(dags: &mut Dags, ti: &TiRow, run: Option<&RunRow>) -> Result<Valu
         "executor": null,
         "executor_config": "{}",
         "note": ti.note,
-        "rendered_map_index": null,
+        "rendered_map_index": ti.rendered_map_index,
         "rendered_fields": rendered,
         "trigger": null,
         "triggerer_job": null,

@@ -1,0 +1,286 @@
+//! Dynamic task mapping, end to end: Bash tasks expanded over literals run as task
+//! instances with map indexes 0..n-1, each with its own try, log, XCom and state; the
+//! tasks downstream see them all; the Core API reads and clears them one by one.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::engine::{Engine, dag, task};
+use crate::util::{Method, USERS, wait_until};
+
+/// map index -> (state, try number) of one task's instances.
+fn instances(
+    e: &Engine,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+) -> BTreeMap<i64, (String, u32)> {
+    e.store()
+        .tis_of_run(dag_id, run_id)
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.task_id == task_id)
+        .map(|t| {
+            (
+                t.map_index,
+                (
+                    t.state.map_or("none".into(), |s| s.to_string()),
+                    t.try_number,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The log of one try of one mapped instance, from where Airflow lays it out.
+fn mapped_log(
+    e: &Engine,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    map_index: i64,
+    try_number: u32,
+) -> String {
+    let path = e
+        .home
+        .path
+        .join("logs")
+        .join(format!("dag_id={dag_id}"))
+        .join(format!("run_id={run_id}"))
+        .join(format!("task_id={task_id}"))
+        .join(format!("map_index={map_index}"))
+        .join(format!("attempt={try_number}.log"));
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+fn states(list: &[(i64, &str)]) -> BTreeMap<i64, (String, u32)> {
+    list.iter().map(|(i, s)| (*i, (s.to_string(), 1))).collect()
+}
+
+#[test]
+fn bash_mapped_over_a_literal_runs_each_value_as_its_own_instance() {
+    let tasks = [
+        task("first", "echo first", ""),
+        "    - task_id: m\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      dependencies: [first]\n      partial:\n        bash_command: 'echo \"value=$V index={{ ti.map_index }}\"'\n        map_index_template: 'item {{ ti.map_index }}'\n      expand:\n        env: [{V: red}, {V: green}, {V: blue}]\n".to_string(),
+        task("after", "echo after", "dependencies: [m]"),
+    ]
+    .concat();
+    let e = Engine::start(&[("m.yml", &dag("mapped", "", &tasks))], &[]);
+    let run = e.trigger("mapped", None);
+    assert_eq!(e.wait_run("mapped", &run), "success");
+    assert_eq!(
+        instances(&e, "mapped", &run, "m"),
+        states(&[(0, "success"), (1, "success"), (2, "success")])
+    );
+    let tis = e.store().tis_of_run("mapped", &run).unwrap();
+    let end_of_m = tis
+        .iter()
+        .filter(|t| t.task_id == "m")
+        .filter_map(|t| t.end_date)
+        .max();
+    let after = tis.iter().find(|t| t.task_id == "after").unwrap();
+    assert!(
+        after.start_date >= end_of_m,
+        "downstream started before every instance ended"
+    );
+    for (i, colour) in ["red", "green", "blue"].iter().enumerate() {
+        let log = mapped_log(&e, "mapped", &run, "m", i as i64, 1);
+        assert!(
+            log.lines()
+                .any(|l| l == format!("value={colour} index={i}")),
+            "{log}"
+        );
+        let ti = tis
+            .iter()
+            .find(|t| t.task_id == "m" && t.map_index == i as i64)
+            .unwrap();
+        assert_eq!(
+            ti.rendered_map_index.as_deref(),
+            Some(format!("item {i}").as_str())
+        );
+    }
+    // Each instance pushed its own return value.
+    let store = e.store();
+    for i in 0..3 {
+        let value = store
+            .xcom_at("mapped", &run, "m", i, "return_value")
+            .unwrap();
+        assert_eq!(
+            value,
+            Some(json!(format!(
+                "value={} index={i}",
+                ["red", "green", "blue"][i as usize]
+            )))
+        );
+    }
+}
+
+#[test]
+fn several_expanded_arguments_run_their_cross_product() {
+    let tasks = "    - task_id: m\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      expand:\n        bash_command: ['echo A$X', 'echo B$X']\n        env: [{X: '1'}, {X: '2'}, {X: '3'}]\n";
+    let e = Engine::start(&[("x.yml", &dag("cross", "", tasks))], &[]);
+    let run = e.trigger("cross", None);
+    assert_eq!(e.wait_run("cross", &run), "success");
+    let got = instances(&e, "cross", &run, "m");
+    assert_eq!(got.len(), 6, "{got:?}");
+    // The last argument varies fastest, as in Airflow.
+    for (i, want) in ["A1", "A2", "A3", "B1", "B2", "B3"].iter().enumerate() {
+        let log = mapped_log(&e, "cross", &run, "m", i as i64, 1);
+        assert!(log.lines().any(|l| l == *want), "map index {i}: {log}");
+    }
+}
+
+#[test]
+fn a_task_mapped_to_nothing_is_skipped_and_so_is_what_needs_its_success() {
+    let tasks = [
+        task("first", "echo first", ""),
+        task(
+            "m",
+            "echo never",
+            "dependencies: [first]\nexpand: {env: []}",
+        ),
+        task("needs_success", "echo x", "dependencies: [m]"),
+        task(
+            "runs_anyway",
+            "echo x",
+            "dependencies: [m]\ntrigger_rule: all_done",
+        ),
+    ]
+    .concat();
+    let e = Engine::start(&[("z.yml", &dag("zero", "", &tasks))], &[]);
+    let run = e.trigger("zero", None);
+    assert_eq!(e.wait_run("zero", &run), "success");
+    let ms = instances(&e, "zero", &run, "m");
+    assert_eq!(ms.keys().copied().collect::<Vec<_>>(), [-1]);
+    assert_eq!(ms[&-1].0, "skipped");
+    assert_eq!(e.state("zero", &run, "needs_success"), "skipped");
+    assert_eq!(e.state("zero", &run, "runs_anyway"), "success");
+}
+
+#[test]
+fn one_failed_instance_fails_all_success_downstreams_but_not_all_done() {
+    let tasks = [
+        "    - task_id: m\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      expand:\n        bash_command: ['true', 'exit 3', 'true']\n".to_string(),
+        task("needs_success", "echo x", "dependencies: [m]"),
+        task("runs_anyway", "echo x", "dependencies: [m]\ntrigger_rule: all_done"),
+    ]
+    .concat();
+    let e = Engine::start(&[("f.yml", &dag("fail_one", "", &tasks))], &[]);
+    let run = e.trigger("fail_one", None);
+    assert_eq!(e.wait_run("fail_one", &run), "failed");
+    let ms = instances(&e, "fail_one", &run, "m");
+    assert_eq!(ms[&0].0, "success", "{ms:?}");
+    assert_eq!(ms[&1].0, "failed", "{ms:?}");
+    assert_eq!(ms[&2].0, "success", "{ms:?}");
+    assert_eq!(
+        e.state("fail_one", &run, "needs_success"),
+        "upstream_failed"
+    );
+    assert_eq!(e.state("fail_one", &run, "runs_anyway"), "success");
+}
+
+#[test]
+fn the_api_reads_mapped_instances_and_clears_one() {
+    let tasks = "    - task_id: m\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      map_index_template: 'n{{ ti.map_index }}'\n      expand:\n        bash_command: ['echo 0', 'exit 3', 'echo 2']\n";
+    let e = Engine::start(&[("a.yml", &dag("api_map", "", tasks))], &[USERS]);
+    let run = e.trigger("api_map", None);
+    assert_eq!(e.wait_run("api_map", &run), "failed");
+    let token = e.srv.login("user");
+    let call = |method: Method, path: &str, body: Option<Value>| {
+        e.srv.call(
+            &token,
+            method,
+            &format!("/api/v2/dags/api_map/dagRuns/{run}/{path}"),
+            body,
+        )
+    };
+    // The task's own route names no instance: Airflow's 404.
+    let (status, body) = call(Method::Get, "taskInstances/m", None);
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        body["detail"],
+        "Task instance is mapped, add the map_index value to the URL"
+    );
+    let (status, body) = call(Method::Get, "taskInstances/m/1", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["map_index"].clone(), body["state"].clone()),
+        (json!(1), json!("failed"))
+    );
+    assert_eq!(body["rendered_map_index"], "n1");
+    let (status, body) = call(Method::Get, "taskInstances/m/7", None);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = call(Method::Get, "taskInstances/m/x", None);
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = call(Method::Get, "taskInstances/m/1/tries", None);
+    assert_eq!(
+        (status, body["total_entries"].clone()),
+        (200, json!(1)),
+        "{body}"
+    );
+    let (status, body) = call(Method::Get, "taskInstances/m/1/tries/1", None);
+    assert_eq!(
+        (status, body["map_index"].clone()),
+        (200, json!(1)),
+        "{body}"
+    );
+    // listMapped: every instance, in map index order; filters and order_by.
+    let (status, body) = call(Method::Get, "taskInstances/m/listMapped", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total_entries"], 3);
+    let indexes = |b: &Value| -> Vec<i64> {
+        b["task_instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["map_index"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(indexes(&body), [0, 1, 2]);
+    let (_, body) = call(
+        Method::Get,
+        "taskInstances/m/listMapped?state=success&order_by=-map_index",
+        None,
+    );
+    assert_eq!(indexes(&body), [2, 0]);
+    let (_, body) = call(Method::Get, "taskInstances?map_index=2", None);
+    assert_eq!(indexes(&body), [2]);
+    let log = e
+        .srv
+        .request(
+            Method::Get,
+            &format!("/api/v2/dags/api_map/dagRuns/{run}/taskInstances/m/logs/1?map_index=2"),
+        )
+        .token(&token)
+        .header("Accept", "text/plain")
+        .send();
+    assert_eq!(log.status, 200);
+    assert!(log.text.contains("echo 2"), "{}", log.text);
+    let (status, _) = call(Method::Get, "taskInstances/m/logs/1?map_index=5", None);
+    assert_eq!(status, 404);
+    // Clearing map index 1 alone runs it again, and only it.
+    let (status, body) = e.srv.call(
+        &token,
+        Method::Post,
+        "/api/v2/dags/api_map/clearTaskInstances",
+        Some(json!({"dry_run": false, "dag_run_id": run, "task_ids": [["m", 1]]})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(indexes(&body), [1]);
+    assert!(
+        wait_until(std::time::Duration::from_secs(90), || {
+            instances(&e, "api_map", &run, "m")[&1] == ("failed".to_string(), 2)
+        }),
+        "{:?}",
+        instances(&e, "api_map", &run, "m")
+    );
+    assert_eq!(
+        instances(&e, "api_map", &run, "m")[&0],
+        ("success".to_string(), 1)
+    );
+    assert_eq!(
+        instances(&e, "api_map", &run, "m")[&2],
+        ("success".to_string(), 1)
+    );
+}
