@@ -264,7 +264,7 @@ fn the_api_reads_mapped_instances_and_clears_one() {
         &token,
         Method::Post,
         "/api/v2/dags/api_map/clearTaskInstances",
-        Some(json!({"dry_run": false, "dag_run_id": run, "task_ids": [["m", 1]]})),
+        Some(json!({"dry_run": false, "dag_run_id": run, "task_ids": [["m", 1]], "only_failed": false})),
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(indexes(&body), [1]);
@@ -283,4 +283,87 @@ fn the_api_reads_mapped_instances_and_clears_one() {
         instances(&e, "api_map", &run, "m")[&2],
         ("success".to_string(), 1)
     );
+}
+
+/// The Execution API's routes as a mapped instance's Task SDK calls them: its XComs at
+/// its own map index, `mapped_length` past `[core] max_map_length` refused with Airflow's
+/// reason, and `rendered-map-index`.
+#[test]
+fn mapped_instances_push_and_read_xcoms_at_their_map_index() {
+    let tasks = "    - task_id: m\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      expand:\n        bash_command: ['sleep 30', 'sleep 30']\n";
+    let e = Engine::start(
+        &[("x.yml", &dag("xmap", "", tasks))],
+        &[("UPDRAFT__CORE__MAX_MAP_LENGTH", "10")],
+    );
+    let run = e.trigger("xmap", None);
+    assert!(wait_until(std::time::Duration::from_secs(90), || {
+        instances(&e, "xmap", &run, "m")
+            .values()
+            .all(|(state, _)| state == "running")
+    }));
+    let store = e.store();
+    let one = store.ti_at("xmap", &run, "m", 1).unwrap().unwrap();
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let token =
+        updraft::auth::task::mint(&secret, &one.id, one.try_number, 600.0, chrono::Utc::now());
+    let push = |query: &str, value: Value| {
+        let reply = e
+            .srv
+            .request(
+                Method::Post,
+                &format!("/execution/xcoms/xmap/{run}/m/k{query}"),
+            )
+            .token(&token)
+            .json(&value)
+            .send();
+        (reply.status, reply.value())
+    };
+    let (status, body) = push("?map_index=1&mapped_length=11", json!([1]));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["detail"],
+        json!({"reason": "unmappable_return_value_length",
+               "message": "pushed value is too large to map as a downstream's dependency"})
+    );
+    assert_eq!(push("?map_index=1&mapped_length=10", json!([1, 2])).0, 201);
+    // Another instance's map index is not its own.
+    assert_eq!(push("?map_index=0", json!("x")).0, 403);
+    // Without a map index, a task pushes at its own.
+    assert_eq!(push("", json!("own")).0, 201);
+    assert_eq!(
+        store.xcom_at("xmap", &run, "m", 1, "k").unwrap(),
+        Some(json!("own"))
+    );
+    assert_eq!(store.xcom_at("xmap", &run, "m", 0, "k").unwrap(), None);
+    let get = |query: &str| {
+        let reply = e
+            .srv
+            .request(
+                Method::Get,
+                &format!("/execution/xcoms/xmap/{run}/m/k{query}"),
+            )
+            .token(&token)
+            .send();
+        (reply.status, reply.value())
+    };
+    assert_eq!(
+        get("?map_index=1"),
+        (200, json!({"key": "k", "value": "own"}))
+    );
+    assert_eq!(get("?map_index=0").0, 404);
+    let reply = e
+        .srv
+        .request(
+            Method::Patch,
+            &format!("/execution/task-instances/{}/rendered-map-index", one.id),
+        )
+        .token(&token)
+        .json(&json!("the second"))
+        .send();
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    let got = store.ti_at("xmap", &run, "m", 1).unwrap().unwrap();
+    assert_eq!(got.rendered_map_index.as_deref(), Some("the second"));
+    e.home
+        .run(&["tasks", "clear", "xmap", "-y"], crate::engine::FAST)
+        .expect(0);
 }

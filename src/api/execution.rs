@@ -450,6 +450,20 @@ pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
     {
         return Err(ApiError::new(403, "a task may only push its own XComs"));
     }
+    // `mapped_length`: the Task SDK's length of a value a mapped task will expand over;
+    // past `[core] max_map_length` the push is refused, which fails the pushing task.
+    if let Some(v) = req.query("mapped_length") {
+        let n: u64 = v
+            .parse()
+            .map_err(|_| ApiError::new(422, format!("mapped_length must be a count, not {v:?}")))?;
+        if n > u64::from(ctx.cfg.core.max_map_length) {
+            return Err(ApiError::with_detail(
+                400,
+                json!({"reason": "unmappable_return_value_length",
+                       "message": "pushed value is too large to map as a downstream's dependency"}),
+            ));
+        }
+    }
     let value: Value = body(req)?;
     store.write(|tx| {
         tx.set_xcom(
