@@ -788,6 +788,8 @@ mod tests {
             owner: "someone".into(),
             doc_md: Some("runs bash".into()),
             map_index_template: None,
+            max_active_tis_per_dag: None,
+            max_active_tis_per_dagrun: None,
             mapped: None,
         };
         assert_eq!(bash, &expected);

@@ -114,6 +114,13 @@ pub struct Task {
     /// (`rendered_map_index`).
     #[serde(default)]
     pub map_index_template: Option<String>,
+    /// How many of the task's instances may be queued or running at once, over all runs
+    /// (`max_active_tis_per_dag`) and in one run (`max_active_tis_per_dagrun`): mapped
+    /// instances count one by one.
+    #[serde(default)]
+    pub max_active_tis_per_dag: Option<u32>,
+    #[serde(default)]
+    pub max_active_tis_per_dagrun: Option<u32>,
     /// Dynamic task mapping (`expand`): `None` for a plain task.
     #[serde(default)]
     pub mapped: Option<Mapped>,

@@ -367,3 +367,28 @@ fn mapped_instances_push_and_read_xcoms_at_their_map_index() {
         .run(&["tasks", "clear", "xmap", "-y"], crate::engine::FAST)
         .expect(0);
 }
+
+/// Mapped instances are task instances to the limits: with `max_active_tis_per_dagrun: 1`
+/// no two of them run at once.
+#[test]
+fn max_active_tis_per_dagrun_runs_mapped_instances_one_at_a_time() {
+    let tasks = "    - task_id: m\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      max_active_tis_per_dagrun: 1\n      expand:\n        bash_command: ['sleep 0.3', 'sleep 0.3', 'sleep 0.3']\n";
+    let e = Engine::start(&[("l.yml", &dag("limited", "", tasks))], &[]);
+    let run = e.trigger("limited", None);
+    assert_eq!(e.wait_run("limited", &run), "success");
+    let mut spans: Vec<_> = e
+        .store()
+        .tis_of_run("limited", &run)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.start_date.unwrap(), t.end_date.unwrap()))
+        .collect();
+    assert_eq!(spans.len(), 3);
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "two instances overlapped: {spans:?}"
+        );
+    }
+}

@@ -620,6 +620,8 @@ fn task(
             .unwrap_or_else(|| DEFAULT_OWNER.to_string()),
         doc_md: cx.get(layers, "doc_md", Node::string),
         map_index_template: cx.get(layers, "map_index_template", Node::string),
+        max_active_tis_per_dag: cx.get(layers, "max_active_tis_per_dag", Node::count),
+        max_active_tis_per_dagrun: cx.get(layers, "max_active_tis_per_dagrun", Node::count),
         mapped,
     }
 }

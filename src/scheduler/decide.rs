@@ -218,12 +218,20 @@ pub fn run_end(
     }
 }
 
-/// Slots taken, of `parallelism` (total), per DAG and per pool.
+/// Tasks with `max_active_tis_per_dag` or `max_active_tis_per_dagrun`, by (dag_id,
+/// task_id): (per DAG, per run).
+pub type TaskLimits = HashMap<(String, String), (Option<u32>, Option<u32>)>;
+
+/// Slots taken, of `parallelism` (total), per DAG and per pool; and the instances of the
+/// tasks with limits of their own, per task and per task in a run.
 #[derive(Clone, Default)]
 pub struct Slots<'a> {
     total: u32,
     per_dag: HashMap<&'a str, u32>,
     per_pool: HashMap<&'a str, i64>,
+    limits: Option<&'a TaskLimits>,
+    per_task: HashMap<(&'a str, &'a str), u32>,
+    per_run_task: HashMap<(&'a str, &'a str, &'a str), u32>,
 }
 
 impl<'a> Slots<'a> {
@@ -237,10 +245,49 @@ impl<'a> Slots<'a> {
         taken
     }
 
+    /// Counts the queued and running instances of the tasks in `limits`: `(dag_id,
+    /// run_id, task_id)` each.
+    pub fn with_task_limits(
+        mut self,
+        limits: &'a TaskLimits,
+        rows: &'a [(String, String, String)],
+    ) -> Slots<'a> {
+        self.limits = Some(limits);
+        for (dag_id, run_id, task_id) in rows {
+            self.take_task(dag_id, run_id, task_id);
+        }
+        self
+    }
+
     fn take(&mut self, dag_id: &'a str, pool: &'a str, slots: i64) {
         self.total += 1;
         *self.per_dag.entry(dag_id).or_default() += 1;
         *self.per_pool.entry(pool).or_default() += slots;
+    }
+
+    fn task_limit(&self, dag_id: &str, task_id: &str) -> Option<(Option<u32>, Option<u32>)> {
+        self.limits?
+            .get(&(dag_id.to_string(), task_id.to_string()))
+            .copied()
+    }
+
+    fn take_task(&mut self, dag_id: &'a str, run_id: &'a str, task_id: &'a str) {
+        if self.task_limit(dag_id, task_id).is_some() {
+            *self.per_task.entry((dag_id, task_id)).or_default() += 1;
+            *self.per_run_task.entry((dag_id, run_id, task_id)).or_default() += 1;
+        }
+    }
+
+    /// Whether `ti` is within its task's own limits, if it has any.
+    fn task_has_room(&self, ti: &TiRow) -> bool {
+        let Some((per_dag, per_run)) = self.task_limit(&ti.dag_id, &ti.task_id) else {
+            return true;
+        };
+        let key = (ti.dag_id.as_str(), ti.task_id.as_str());
+        let in_dag = self.per_task.get(&key).copied().unwrap_or(0);
+        let run_key = (ti.dag_id.as_str(), ti.run_id.as_str(), ti.task_id.as_str());
+        let in_run = self.per_run_task.get(&run_key).copied().unwrap_or(0);
+        per_dag.is_none_or(|n| in_dag < n) && per_run.is_none_or(|n| in_run < n)
     }
 
     fn dag(&self, dag_id: &str) -> u32 {
@@ -255,9 +302,12 @@ impl<'a> Slots<'a> {
         pools: &HashMap<String, i64>,
         warned: &mut HashSet<String>,
     ) -> bool {
-        let fits = self.dag(&ti.dag_id) < dag_limit && self.pool_has_room(ti, pools, warned);
+        let fits = self.dag(&ti.dag_id) < dag_limit
+            && self.task_has_room(ti)
+            && self.pool_has_room(ti, pools, warned);
         if fits {
             self.take(&ti.dag_id, &ti.pool, ti.pool_slots as i64);
+            self.take_task(&ti.dag_id, &ti.run_id, &ti.task_id);
         }
         fits
     }
@@ -567,6 +617,55 @@ mod tests {
                 "{step:?} {map_index} {mapped:?}"
             );
         }
+    }
+
+    /// `max_active_tis_per_dag` and `_per_dagrun` count a task's instances (a mapped
+    /// task's one by one) already queued or running, and those queued in the same pass.
+    #[test]
+    fn a_tasks_own_limits_hold_back_its_instances() {
+        // Two runs with 4 scheduled instances of `m` each, and `other` with no limit.
+        let mut run1: Vec<TiRow> = (0..4)
+            .map(|i| {
+                let mut t = ti("d", "r1", "m", "default_pool", 1, 1);
+                t.map_index = i;
+                t
+            })
+            .collect();
+        run1.push(ti("d", "r1", "other", "default_pool", 1, 1));
+        let run2: Vec<TiRow> = (0..4).map(|_| ti("d", "r2", "m", "default_pool", 1, 1)).collect();
+        let pools: HashMap<String, i64> = HashMap::from([("default_pool".to_string(), 128)]);
+        let queue = |per_dag: Option<u32>, per_run: Option<u32>, running: &[(&str, &str, &str)]| {
+            let limits: TaskLimits =
+                HashMap::from([(("d".to_string(), "m".to_string()), (per_dag, per_run))]);
+            let rows: Vec<(String, String, String)> = running
+                .iter()
+                .map(|(d, r, t)| (d.to_string(), r.to_string(), t.to_string()))
+                .collect();
+            let mut warned = HashSet::new();
+            let chosen = to_queue(
+                [(1, "d", run1.iter()), (2, "d", run2.iter())],
+                Slots::in_use(&[]).with_task_limits(&limits, &rows),
+                &pools,
+                32,
+                |_| 16,
+                &mut warned,
+            );
+            let mut got: Vec<String> = chosen
+                .iter()
+                .map(|t| format!("{}/{}", t.run_id, t.task_id))
+                .collect();
+            got.sort();
+            got.join(" ")
+        };
+        assert_eq!(queue(Some(3), None, &[]), "r1/m r1/m r1/m r1/other");
+        assert_eq!(queue(Some(3), None, &[("d", "r2", "m")]), "r1/m r1/m r1/other");
+        assert_eq!(queue(None, Some(1), &[]), "r1/m r1/other r2/m");
+        assert_eq!(queue(None, Some(2), &[("d", "r1", "m")]), "r1/m r1/other r2/m r2/m");
+        assert_eq!(queue(Some(2), Some(1), &[("d", "r1", "m")]), "r1/other r2/m");
+        assert_eq!(
+            queue(None, None, &[]),
+            "r1/m r1/m r1/m r1/m r1/other r2/m r2/m r2/m r2/m"
+        );
     }
 
     #[test]

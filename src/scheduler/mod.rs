@@ -563,12 +563,34 @@ impl Scheduler {
         }
         let usage = self.store.slot_usage()?;
         let pools: HashMap<String, i64> = self.store.pool_slots()?.into_iter().collect();
+        // The tasks with limits of their own, and what their DAGs have queued or running.
+        let mut limits = decide::TaskLimits::new();
+        let mut task_usage = Vec::new();
+        let mut seen = HashSet::new();
+        for (run, _) in &waiting {
+            let Some(dag) = dags.get(&run.dag_id) else {
+                continue;
+            };
+            let mut limited = false;
+            for t in &dag.tasks {
+                if t.max_active_tis_per_dag.is_some() || t.max_active_tis_per_dagrun.is_some() {
+                    limits.insert(
+                        (dag.dag_id.clone(), t.task_id.clone()),
+                        (t.max_active_tis_per_dag, t.max_active_tis_per_dagrun),
+                    );
+                    limited = true;
+                }
+            }
+            if limited && seen.insert(dag.dag_id.clone()) {
+                task_usage.extend(self.store.task_usage(&dag.dag_id)?);
+            }
+        }
         let default_limit = self.cfg.core.max_active_tasks_per_dag;
         let chosen = decide::to_queue(
             waiting
                 .into_iter()
                 .map(|(run, tis)| (run.id, run.dag_id.as_str(), tis.scheduled())),
-            decide::Slots::in_use(&usage),
+            decide::Slots::in_use(&usage).with_task_limits(&limits, &task_usage),
             &pools,
             self.cfg.core.parallelism,
             |dag_id| {

@@ -452,6 +452,8 @@ mod tests {
             owner: "airflow".to_string(),
             doc_md: None,
             map_index_template: None,
+            max_active_tis_per_dag: None,
+            max_active_tis_per_dagrun: None,
             mapped: None,
         }
     }

@@ -342,6 +342,19 @@ impl Store {
         Ok(text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
     }
 
+    /// The queued and running task instances of `dag_id`: (dag_id, run_id, task_id)
+    /// each, for the tasks' own limits (`max_active_tis_per_dag`/`_per_dagrun`).
+    pub fn task_usage(&self, dag_id: &str) -> Result<Vec<(String, String, String)>> {
+        self.query(
+            &format!(
+                "SELECT dag_id, run_id, task_id FROM task_instance
+                 WHERE dag_id = ?1 AND state IN ('queued', 'running') AND {ACTIVE_TI}"
+            ),
+            [dag_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
     /// Counts of task instances by state across all DAGs, for limits: (running+queued
     /// overall, per DAG, per pool slots used).
     pub fn slot_usage(&self) -> Result<Vec<(String, String, u32)>> {
