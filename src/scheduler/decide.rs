@@ -274,7 +274,10 @@ impl<'a> Slots<'a> {
     fn take_task(&mut self, dag_id: &'a str, run_id: &'a str, task_id: &'a str) {
         if self.task_limit(dag_id, task_id).is_some() {
             *self.per_task.entry((dag_id, task_id)).or_default() += 1;
-            *self.per_run_task.entry((dag_id, run_id, task_id)).or_default() += 1;
+            *self
+                .per_run_task
+                .entry((dag_id, run_id, task_id))
+                .or_default() += 1;
         }
     }
 
@@ -632,7 +635,9 @@ mod tests {
             })
             .collect();
         run1.push(ti("d", "r1", "other", "default_pool", 1, 1));
-        let run2: Vec<TiRow> = (0..4).map(|_| ti("d", "r2", "m", "default_pool", 1, 1)).collect();
+        let run2: Vec<TiRow> = (0..4)
+            .map(|_| ti("d", "r2", "m", "default_pool", 1, 1))
+            .collect();
         let pools: HashMap<String, i64> = HashMap::from([("default_pool".to_string(), 128)]);
         let queue = |per_dag: Option<u32>, per_run: Option<u32>, running: &[(&str, &str, &str)]| {
             let limits: TaskLimits =
@@ -658,10 +663,19 @@ mod tests {
             got.join(" ")
         };
         assert_eq!(queue(Some(3), None, &[]), "r1/m r1/m r1/m r1/other");
-        assert_eq!(queue(Some(3), None, &[("d", "r2", "m")]), "r1/m r1/m r1/other");
+        assert_eq!(
+            queue(Some(3), None, &[("d", "r2", "m")]),
+            "r1/m r1/m r1/other"
+        );
         assert_eq!(queue(None, Some(1), &[]), "r1/m r1/other r2/m");
-        assert_eq!(queue(None, Some(2), &[("d", "r1", "m")]), "r1/m r1/other r2/m r2/m");
-        assert_eq!(queue(Some(2), Some(1), &[("d", "r1", "m")]), "r1/other r2/m");
+        assert_eq!(
+            queue(None, Some(2), &[("d", "r1", "m")]),
+            "r1/m r1/other r2/m r2/m"
+        );
+        assert_eq!(
+            queue(Some(2), Some(1), &[("d", "r1", "m")]),
+            "r1/other r2/m"
+        );
         assert_eq!(
             queue(None, None, &[]),
             "r1/m r1/m r1/m r1/m r1/other r2/m r2/m r2/m r2/m"
