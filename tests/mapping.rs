@@ -124,6 +124,29 @@ fn several_expanded_arguments_run_their_cross_product() {
     assert_eq!(e.wait_run("cross", &run), "success");
     let got = instances(&e, "cross", &run, "m");
     assert_eq!(got.len(), 6, "{got:?}");
+    // The CLI lists each instance with its map index, as Airflow's does.
+    let out = e
+        .home
+        .run(
+            &[
+                "tasks",
+                "states-for-dag-run",
+                "cross",
+                &run,
+                "--output",
+                "json",
+            ],
+            crate::engine::FAST,
+        )
+        .expect(0)
+        .json();
+    let listed: Vec<&str> = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["map_index"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["0", "1", "2", "3", "4", "5"]);
     // The last argument varies fastest, as in Airflow.
     for (i, want) in ["A1", "A2", "A3", "B1", "B2", "B3"].iter().enumerate() {
         let log = mapped_log(&e, "cross", &run, "m", i as i64, 1);

@@ -97,11 +97,13 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             let run = store.run(&dag_id, &run_id)?.ok_or_else(|| {
                 Error::NotFound(format!("DagRun {run_id:?} of {dag_id:?} not found"))
             })?;
-            let rows: Vec<Value> = store
-                .tis_of_run(&dag_id, &run_id)?
+            let tis = store.tis_of_run(&dag_id, &run_id)?;
+            // A `map_index` column when the run has mapped instances, as in Airflow.
+            let mapped = tis.iter().any(|ti| ti.map_index >= 0);
+            let rows: Vec<Value> = tis
                 .iter()
                 .map(|ti| {
-                    json!({
+                    let mut row = json!({
                         "dag_id": ti.dag_id,
                         "logical_date": run.logical_date.map(ts).unwrap_or_default(),
                         "task_id": ti.task_id,
@@ -109,7 +111,14 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
                         "try_number": ti.try_number,
                         "start_date": ti.start_date.map(ts).unwrap_or_default(),
                         "end_date": ti.end_date.map(ts).unwrap_or_default(),
-                    })
+                    });
+                    if mapped {
+                        row["map_index"] = match ti.map_index {
+                            i if i >= 0 => json!(i.to_string()),
+                            _ => json!(""),
+                        };
+                    }
+                    row
                 })
                 .collect();
             print_rows(&rows, output)
