@@ -248,6 +248,19 @@ fn the_api_reads_mapped_instances_and_clears_one() {
         (200, json!(1)),
         "{body}"
     );
+    // The UI's grid shows the task as one cell summarising its instances, as Airflow's.
+    let (status, grid) = e.srv.call(&token, Method::Get, "/ui/grid/api_map", None);
+    assert_eq!(status, 200, "{grid}");
+    let cell = &grid["dag_runs"][0]["task_instances"]["m"];
+    assert_eq!(cell["state"], "failed", "{cell}");
+    assert_eq!(cell["map_count"], 3);
+    assert_eq!(cell["child_states"], json!({"success": 2, "failed": 1}));
+    let (_, structure) = e
+        .srv
+        .call(&token, Method::Get, "/ui/structure/api_map", None);
+    assert_eq!(structure["nodes"][0]["is_mapped"], true, "{structure}");
+    let (_, body) = call(Method::Get, "taskInstances/m/2", None);
+    assert_eq!(body["rendered_fields"]["bash_command"], "echo 2");
     // listMapped: every instance, in map index order; filters and order_by.
     let (status, body) = call(Method::Get, "taskInstances/m/listMapped", None);
     assert_eq!(status, 200, "{body}");
