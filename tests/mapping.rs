@@ -87,6 +87,10 @@ fn bash_mapped_over_a_literal_runs_each_value_as_its_own_instance() {
     for (i, colour) in ["red", "green", "blue"].iter().enumerate() {
         let log = mapped_log(&e, "mapped", &run, "m", i as i64, 1);
         assert!(
+            log.contains(&format!("task_id=m map_index={i} try 1")),
+            "{log}"
+        );
+        assert!(
             log.lines()
                 .any(|l| l == format!("value={colour} index={i}")),
             "{log}"

@@ -167,7 +167,11 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     );
     let mut log = TaskLog::open(&path, sv.clock.clone())?;
     log.line(&format!(
-        "updraft supervisor: dag_id={dag_id} run_id={run_id} task_id={task_id} try {try_number} of {} (pid {} on {})",
+        "updraft supervisor: dag_id={dag_id} run_id={run_id} task_id={task_id}{} try {try_number} of {} (pid {} on {})",
+        match map_index {
+            i if i >= 0 => format!(" map_index={i}"),
+            _ => String::new(),
+        },
         ctx["max_tries"].as_u64().unwrap_or(0) + 1,
         sv.pid,
         sv.hostname
