@@ -391,6 +391,47 @@ fn mapped_instances_push_and_read_xcoms_at_their_map_index() {
         (200, json!({"key": "k", "value": "own"}))
     );
     assert_eq!(get("?map_index=0").0, 404);
+    // The sequence routes a mapped task's downstream reads its results through: the count
+    // (HEAD), one by position, a slice; in map index order.
+    let zero = store.ti_at("xmap", &run, "m", 0).unwrap().unwrap();
+    let token0 = updraft::auth::task::mint(
+        &secret,
+        &zero.id,
+        zero.try_number,
+        600.0,
+        chrono::Utc::now(),
+    );
+    let reply = e
+        .srv
+        .request(Method::Post, &format!("/execution/xcoms/xmap/{run}/m/k"))
+        .token(&token0)
+        .json(&json!("zero"))
+        .send();
+    assert_eq!(reply.status, 201);
+    let head = e
+        .srv
+        .request(Method::Head, &format!("/execution/xcoms/xmap/{run}/m/k"))
+        .token(&token)
+        .send();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-range"), Some("map_indexes 2"));
+    let read = |path: &str| {
+        let r = e
+            .srv
+            .request(
+                Method::Get,
+                &format!("/execution/xcoms/xmap/{run}/m/k/{path}"),
+            )
+            .token(&token)
+            .send();
+        (r.status, r.value())
+    };
+    assert_eq!(read("item/0"), (200, json!("zero")));
+    assert_eq!(read("item/-1"), (200, json!("own")));
+    assert_eq!(read("item/2").0, 404);
+    assert_eq!(read("slice"), (200, json!(["zero", "own"])));
+    assert_eq!(read("slice?step=-1"), (200, json!(["own", "zero"])));
+    assert_eq!(read("slice?start=1"), (200, json!(["own"])));
     let reply = e
         .srv
         .request(

@@ -416,6 +416,19 @@ pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
         p.get("task_id"),
         p.get("key"),
     );
+    // HEAD: how many instances pushed it, in `Content-Range` (Airflow's own range unit).
+    if req.method == crate::api::http::Method::Head {
+        if req.query("map_index").is_some() {
+            return Err(ApiError::with_detail(
+                400,
+                json!({"reason": "invalid_request", "message": "Cannot specify map_index in a HEAD request"}),
+            ));
+        }
+        let count = store.xcom_values(dag_id, run_id, task_id, key)?.len();
+        let reply = Reply::bytes(200, "application/json", Vec::new())
+            .with_header("Content-Range", &format!("map_indexes {count}"));
+        return Ok(with_token(ctx, reply, &c, c.ti.state));
+    }
     let map_index = xcom_map_index(req)?.unwrap_or(-1);
     let value = store.xcom_at(dag_id, run_id, task_id, map_index, key)?.ok_or_else(|| {
         not_found(format!("XCom with key='{key}' map_index={map_index} not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"))
@@ -484,6 +497,97 @@ pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
     ))
 }
 
+/// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/item/{offset}`: the value at
+/// position `offset` of the task's XComs in map index order; a negative offset counts
+/// from the end, as Python's.
+pub fn xcom_item(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id, task_id, key) = (
+        p.get("dag_id"),
+        p.get("run_id"),
+        p.get("task_id"),
+        p.get("key"),
+    );
+    let offset_text = p.get("offset");
+    let offset: i64 = offset_text.parse().map_err(|_| {
+        ApiError::new(
+            422,
+            format!("offset must be an integer, not {offset_text:?}"),
+        )
+    })?;
+    let values = store.xcom_values(dag_id, run_id, task_id, key)?;
+    let at = if offset >= 0 {
+        usize::try_from(offset).ok()
+    } else {
+        usize::try_from(offset.unsigned_abs())
+            .ok()
+            .and_then(|back| values.len().checked_sub(back))
+    };
+    let Some((_, value)) = at.and_then(|i| values.get(i)) else {
+        return Err(not_found(format!(
+            "XCom with key='{key}' offset={offset} not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"
+        )));
+    };
+    Ok(with_token(ctx, Reply::json(200, value), &c, c.ti.state))
+}
+
+/// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/slice?start=&stop=&step=`: the
+/// task's XComs in map index order, sliced as Python slices a list (a step of 0 is 1, as
+/// in Airflow).
+pub fn xcom_slice(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id, task_id, key) = (
+        p.get("dag_id"),
+        p.get("run_id"),
+        p.get("task_id"),
+        p.get("key"),
+    );
+    let int = |name: &str| -> Result<Option<i64>, ApiError> {
+        match req.query(name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::new(422, format!("{name} must be an integer, not {v:?}"))),
+        }
+    };
+    let (start, stop) = (int("start")?, int("stop")?);
+    let step = int("step")?.filter(|&s| s != 0).unwrap_or(1);
+    let values = store.xcom_values(dag_id, run_id, task_id, key)?;
+    let picked: Vec<&Value> = py_slice(values.len(), start, stop, step)
+        .into_iter()
+        .map(|i| &values[i].1)
+        .collect();
+    Ok(with_token(ctx, Reply::json(200, &picked), &c, c.ti.state))
+}
+
+/// The indexes `list[start:stop:step]` takes of a list of `len` items in Python (`step`
+/// not 0).
+fn py_slice(len: usize, start: Option<i64>, stop: Option<i64>, step: i64) -> Vec<usize> {
+    let n = i64::try_from(len).unwrap_or(i64::MAX);
+    let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
+    let adjust = |v: Option<i64>, default: i64, lo: i64, hi: i64| match v {
+        None => default,
+        Some(v) if v < 0 => clamp(v + n, lo, hi),
+        Some(v) => clamp(v, lo, hi),
+    };
+    let mut out = Vec::new();
+    if step > 0 {
+        let (mut i, end) = (adjust(start, 0, 0, n), adjust(stop, n, 0, n));
+        while i < end {
+            out.push(i as usize);
+            i += step;
+        }
+    } else {
+        let (mut i, end) = (adjust(start, n - 1, -1, n - 1), adjust(stop, -1, -1, n - 1));
+        while i > end {
+            out.push(i as usize);
+            i += step;
+        }
+    }
+    out
+}
+
 /// `map_index` of an XCom route's query, if given: an integer of at least -1, or a 422.
 fn xcom_map_index(req: &Req) -> Result<Option<i64>, ApiError> {
     let Some(v) = req.query("map_index") else {
@@ -536,4 +640,36 @@ fn retry_delay(task: &Task, try_number: u32) -> std::time::Duration {
         secs = secs.min(max);
     }
     std::time::Duration::from_secs_f64(secs.min(86_400.0 * 365.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::py_slice;
+
+    #[test]
+    fn slices_like_python() {
+        // (start, stop, step) -> list(range(5))[start:stop:step]
+        type Case = (Option<i64>, Option<i64>, i64, &'static [usize]);
+        let cases: &[Case] = &[
+            (None, None, 1, &[0, 1, 2, 3, 4]),
+            (Some(1), Some(3), 1, &[1, 2]),
+            (Some(-2), None, 1, &[3, 4]),
+            (None, Some(-1), 1, &[0, 1, 2, 3]),
+            (None, None, 2, &[0, 2, 4]),
+            (None, None, -1, &[4, 3, 2, 1, 0]),
+            (Some(3), Some(0), -1, &[3, 2, 1]),
+            (Some(-1), Some(-4), -2, &[4, 2]),
+            (Some(10), None, 1, &[]),
+            (Some(-10), Some(2), 1, &[0, 1]),
+            (None, Some(-10), -1, &[4, 3, 2, 1, 0]),
+        ];
+        for (start, stop, step, want) in cases {
+            assert_eq!(
+                py_slice(5, *start, *stop, *step),
+                *want,
+                "[{start:?}:{stop:?}:{step}]"
+            );
+        }
+        assert_eq!(py_slice(0, None, None, -1), Vec::<usize>::new());
+    }
 }

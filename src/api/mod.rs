@@ -42,6 +42,8 @@ static BASE: &[Route] = &[
     public(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Read an XCom", execution::get_xcom),
     public(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Push an XCom", execution::set_xcom),
+    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/item/{offset}", Execution, "One XCom of a mapped task by its position (negative from the end)", execution::xcom_item),
+    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/slice", Execution, "XComs of a mapped task by a Python slice (start, stop, step)", execution::xcom_slice),
     public(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 

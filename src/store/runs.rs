@@ -321,6 +321,26 @@ impl Store {
         self.xcom_at(dag_id, run_id, task_id, -1, key)
     }
 
+    /// The XCom values under `key` of every instance of a task, by map index.
+    pub fn xcom_values(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        key: &str,
+    ) -> Result<Vec<(i64, Value)>> {
+        self.query(
+            "SELECT map_index, value FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND key = ?4
+             ORDER BY map_index",
+            [dag_id, run_id, task_id, key],
+            |r| {
+                let text: String = r.get(1)?;
+                let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                Ok((r.get(0)?, value))
+            },
+        )
+    }
+
     /// An XCom value (JSON) of the task instance at `map_index`, if pushed.
     pub fn xcom_at(
         &self,
