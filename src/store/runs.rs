@@ -942,3 +942,77 @@ pub(super) fn ti_row(r: &Row) -> rusqlite::Result<TiRow> {
         rendered_map_index: r.get(25)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of a DAG whose task `m` is mapped over `values` (YAML), in a fresh store.
+    fn run_of(values: &str) -> (std::path::PathBuf, Store, Vec<TiRow>) {
+        use std::hash::{BuildHasher, RandomState};
+        let dir = std::env::temp_dir().join(format!(
+            "updraft-runs-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(0u8)
+        ));
+        let mut store = Store::open(&dir.join("t.db")).unwrap();
+        let now: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+        let yaml = format!(
+            "d:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    - task_id: m\n      \
+             operator: airflow.providers.standard.operators.bash.BashOperator\n      \
+             bash_command: echo\n      pool_slots: 2\n      expand:\n        env: {values}\n"
+        );
+        let parsed = crate::dagfile::parse("d.yml", &yaml, now);
+        assert_eq!(parsed.errors, []);
+        let dag = &parsed.dags[0];
+        store
+            .write(|tx| {
+                tx.create_run(
+                    &NewRun {
+                        dag,
+                        run_id: "r".into(),
+                        run_type: RunType::Manual,
+                        logical_date: None,
+                        data_interval: None,
+                        run_after: now,
+                        conf: Value::Object(Default::default()),
+                        note: None,
+                        triggered_by: "test",
+                        user: None,
+                        backfill_id: None,
+                    },
+                    now,
+                )
+            })
+            .unwrap();
+        let tis = store.tis_of_run("d", "r").unwrap();
+        (dir, store, tis)
+    }
+
+    #[test]
+    fn a_literal_mapped_task_gets_its_instances_with_the_run() {
+        let (dir, _, tis) = run_of("[{A: '1'}, {A: '2'}]");
+        let indexes: Vec<i64> = tis.iter().map(|t| t.map_index).collect();
+        assert_eq!(indexes, [0, 1]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The expansion the scheduler does when a length is known only at run time (and for
+    /// zero-length literals, which are skipped instead): -1 becomes 0, the rest are new,
+    /// like it; once only.
+    #[test]
+    fn an_unexpanded_instance_expands_once() {
+        let (dir, mut store, tis) = run_of("[]");
+        assert_eq!(tis.len(), 1);
+        assert_eq!(tis[0].map_index, -1);
+        let now: DateTime<Utc> = "2025-01-01T00:01:00Z".parse().unwrap();
+        assert!(store.write(|tx| tx.expand_ti(&tis[0], 3, now)).unwrap());
+        assert!(!store.write(|tx| tx.expand_ti(&tis[0], 3, now)).unwrap());
+        let after = store.tis_of_run("d", "r").unwrap();
+        let indexes: Vec<i64> = after.iter().map(|t| t.map_index).collect();
+        assert_eq!(indexes, [0, 1, 2]);
+        assert_eq!(after[0].id, tis[0].id);
+        assert!(after.iter().all(|t| t.pool_slots == 2 && t.state.is_none()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
