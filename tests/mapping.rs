@@ -473,3 +473,28 @@ fn max_active_tis_per_dagrun_runs_mapped_instances_one_at_a_time() {
         );
     }
 }
+
+/// `dags test` runs every instance in the foreground and prints each one's log under its
+/// map index.
+#[test]
+fn dags_test_prints_each_mapped_instance() {
+    let home = crate::util::TempHome::new();
+    let tasks = "    - task_id: m\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      expand:\n        bash_command: ['echo first-value', 'echo second-value']\n";
+    home.write("dags/t.yml", &dag("mapped_test", "", tasks));
+    let out = home
+        .run(&["dags", "test", "mapped_test"], crate::engine::FAST)
+        .expect(0)
+        .stdout();
+    for (i, value) in ["first-value", "second-value"].iter().enumerate() {
+        let head = format!("--- m map_index={i} (try 1): success ---");
+        let at = out
+            .find(&head)
+            .unwrap_or_else(|| panic!("no {head:?} in {out}"))
+            + head.len();
+        let section = out[at..].split("\n--- ").next().unwrap_or_default();
+        assert!(
+            section.lines().any(|l| l == *value),
+            "{value} not under {head}: {out}"
+        );
+    }
+}

@@ -227,8 +227,12 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
                     .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                     .unwrap_or_default();
                 emit(&format!(
-                    "--- {} (try {}): {} ---\n{text}",
+                    "--- {}{} (try {}): {} ---\n{text}",
                     ti.task_id,
+                    match ti.map_index {
+                        i if i >= 0 => format!(" map_index={i}"),
+                        _ => String::new(),
+                    },
                     ti.try_number,
                     ti.state.map_or("none", TaskState::as_str)
                 ))?;
