@@ -126,6 +126,59 @@ pub struct Task {
     pub mapped: Option<Mapped>,
 }
 
+impl Task {
+    /// The task as its instance at `map_index` runs it: the expanded arguments set to
+    /// that instance's values. A task that is not mapped is itself at -1; a mapped one
+    /// needs a map index in range, and values of the arguments' types.
+    pub fn instance(&self, map_index: i64) -> Result<Task, String> {
+        let Some(mapped) = &self.mapped else {
+            return match map_index {
+                -1 => Ok(self.clone()),
+                i => Err(format!(
+                    "{} is not mapped; it has no map index {i}",
+                    self.task_id
+                )),
+            };
+        };
+        let values = usize::try_from(map_index)
+            .ok()
+            .and_then(|i| mapped.values_at(i))
+            .ok_or_else(|| match map_index {
+                -1 => "No map_index passed to mapped task".to_string(),
+                i => format!(
+                    "{} has {} mapped instances; there is no map index {i}",
+                    self.task_id,
+                    mapped.length().unwrap_or(0)
+                ),
+            })?;
+        let mut t = self.clone();
+        let wrong = |name: &str, want: &str, v: &serde_json::Value| {
+            format!("{name} must be {want}, not {v}")
+        };
+        for (name, v) in values {
+            match name {
+                "bash_command" => {
+                    let s = v.as_str().ok_or_else(|| wrong(name, "a string", v))?;
+                    t.bash_command = Some(s.to_string());
+                }
+                "cwd" => t.cwd = v.as_str().map(str::to_string),
+                "append_env" => {
+                    t.append_env = v.as_bool().ok_or_else(|| wrong(name, "a boolean", v))?;
+                }
+                "env" => {
+                    let m = v.as_object().ok_or_else(|| wrong(name, "a mapping", v))?;
+                    let text = |x: &serde_json::Value| {
+                        x.as_str().map_or_else(|| x.to_string(), str::to_string)
+                    };
+                    t.env = Some(m.iter().map(|(k, x)| (k.clone(), text(x))).collect());
+                }
+                _ => return Err(format!("updraft cannot map {name}")),
+            }
+        }
+        Ok(t)
+    }
+}
+
 /// What a mapped task is expanded over: Airflow's `DictOfListsExpandInput`. The task
 /// instances are the cross product of the arguments' values, the last argument varying
 /// fastest (map index `i` takes, from the last argument back, `i % len` and goes on with

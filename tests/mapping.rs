@@ -498,3 +498,40 @@ fn dags_test_prints_each_mapped_instance() {
         );
     }
 }
+
+/// `tasks test --map-index N` runs that instance's values here; without one, a mapped
+/// task is refused with Airflow's words.
+#[test]
+fn tasks_test_runs_one_mapped_instance() {
+    let home = crate::util::TempHome::new();
+    let tasks = "    - task_id: m\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      partial:\n        bash_command: 'echo \"$V at {{ ti.map_index }}\"'\n      expand:\n        env: [{V: first}, {V: second}]\n";
+    home.write("dags/t.yml", &dag("tt", "", tasks));
+    let run = home.run(
+        &["tasks", "test", "tt", "m", "--map-index", "1"],
+        crate::engine::FAST,
+    );
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(
+        run.stdout().lines().any(|l| l == "second at 1"),
+        "{}",
+        run.stdout()
+    );
+    let refused = home.run(&["tasks", "test", "tt", "m"], crate::engine::FAST);
+    assert_ne!(refused.code(), 0);
+    assert!(
+        refused
+            .stderr()
+            .contains("No map_index passed to mapped task"),
+        "{}",
+        refused.stderr()
+    );
+    let beyond = home.run(
+        &["tasks", "test", "tt", "m", "--map-index", "2"],
+        crate::engine::FAST,
+    );
+    assert!(
+        beyond.stderr().contains("there is no map index 2"),
+        "{}",
+        beyond.stderr()
+    );
+}
