@@ -194,7 +194,8 @@ export function dagPage(main, route, ctx) {
         opt.textContent = `${run.dag_run_id} · ${run.state}`;
       }
       const states = Object.fromEntries(Object.entries(run?.task_instances ?? {}).map(([k, v]) => [k, v.state]));
-      graph.update(states, run?.dag_run_id ?? null, sel.task);
+      const counts = Object.fromEntries(Object.entries(run?.task_instances ?? {}).filter(([, v]) => v.map_count != null).map(([k, v]) => [k, v.map_count]));
+      graph.update(states, run?.dag_run_id ?? null, sel.task, counts);
     } else if (view === "runs") {
       if (runsList) put(content, runsTable(runsList));
       else if (!content.querySelector(".loading")) put(content, h("p", { class: "muted loading" }, "Loading…"));

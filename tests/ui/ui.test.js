@@ -687,6 +687,10 @@ describe("a mapped task in the grid and the task panel", { concurrency: false },
     await panel.locator(".panel-state .badge.st-failed").waitFor();
     await panel.locator("#ti-log", { hasText: "exit 3" }).waitFor({ timeout: 20_000 });
     await page.screenshot({ path: path.join(SHOTS, "mapped-instance-log.png") });
+    // The graph marks the mapped task with its count of instances in the run.
+    await page.goto(`${srv.url}dags/mapped/graph?run=${encodeURIComponent(runId)}`);
+    await page.locator("svg.graph a.node .node-sub", { hasText: "BashOperator [3] · failed" }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "mapped-graph.png") });
     w.check("mapped task");
   });
 });
