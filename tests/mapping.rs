@@ -265,6 +265,25 @@ fn the_api_reads_mapped_instances_and_clears_one() {
     assert_eq!(structure["nodes"][0]["is_mapped"], true, "{structure}");
     let (_, body) = call(Method::Get, "taskInstances/m/2", None);
     assert_eq!(body["rendered_fields"]["bash_command"], "echo 2");
+    // A state change names one instance; the dry run lists only it.
+    let (status, body) = call(
+        Method::Patch,
+        "taskInstances/m/0/dry_run",
+        Some(json!({"new_state": "failed"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["task_instances"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
+    assert_eq!(body["task_instances"][0]["map_index"], 0);
+    let (status, body) = call(Method::Get, "taskInstances/m/1/dependencies", None);
+    assert_eq!(
+        (status, body["dependencies"].clone()),
+        (200, json!([])),
+        "{body}"
+    );
     // listMapped: every instance, in map index order; filters and order_by.
     let (status, body) = call(Method::Get, "taskInstances/m/listMapped", None);
     assert_eq!(status, 200, "{body}");
