@@ -63,7 +63,11 @@ fn bash_mapped_over_a_literal_runs_each_value_as_its_own_instance() {
     let tasks = [
         task("first", "echo first", ""),
         "    - task_id: m\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      dependencies: [first]\n      partial:\n        bash_command: 'echo \"value=$V index={{ ti.map_index }}\"'\n        map_index_template: 'item {{ ti.map_index }}'\n      expand:\n        env: [{V: red}, {V: green}, {V: blue}]\n".to_string(),
-        task("after", "echo after", "dependencies: [m]"),
+        task(
+            "after",
+            "echo {{ ti.xcom_pull(task_ids='m') }}",
+            "dependencies: [m]",
+        ),
     ]
     .concat();
     let e = Engine::start(&[("m.yml", &dag("mapped", "", &tasks))], &[]);
@@ -104,6 +108,16 @@ fn bash_mapped_over_a_literal_runs_each_value_as_its_own_instance() {
             Some(format!("item {i}").as_str())
         );
     }
+    // Downstream, xcom_pull of the mapped task is every instance's value, in map index
+    // order, as Airflow 3's `XCom.get_all`.
+    let log = e.log("mapped", &run, "after", 1);
+    assert!(
+        log.lines().any(
+            |l| l == "[value=red index=0, value=green index=1, value=blue index=2]"
+                || l == "['value=red index=0', 'value=green index=1', 'value=blue index=2']"
+        ),
+        "{log}"
+    );
     // Each instance pushed its own return value.
     let store = e.store();
     for i in 0..3 {

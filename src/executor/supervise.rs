@@ -524,10 +524,19 @@ impl template::Lookup for ApiLookup<'_> {
     fn connection(&self, conn_id: &str) -> std::result::Result<Option<Value>, String> {
         self.client.connection(conn_id).map_err(|e| e.to_string())
     }
+    /// As Airflow 3's `xcom_pull` without `map_indexes`: every map index's value; one
+    /// value (a task that is not mapped, or mapped once) as itself, several (a mapped
+    /// task's results) as a list in map index order, none as None.
     fn xcom_pull(&self, task_id: &str, key: &str) -> std::result::Result<Option<Value>, String> {
-        self.client
-            .xcom_get(self.dag_id, self.run_id, task_id, key)
-            .map_err(|e| e.to_string())
+        let mut all = self
+            .client
+            .xcom_all(self.dag_id, self.run_id, task_id, key)
+            .map_err(|e| e.to_string())?;
+        Ok(match all.len() {
+            0 => None,
+            1 => all.pop(),
+            _ => Some(Value::Array(all)),
+        })
     }
 }
 
