@@ -74,6 +74,8 @@ pub enum Command {
         dag_id: String,
         task_id: String,
         logical_date: Option<String>,
+        /// `--map-index`: the instance of a mapped task (-1: not mapped).
+        map_index: i64,
     },
     TasksClear {
         dag_id: String,
@@ -263,7 +265,7 @@ after in-flight requests finish.
 
 const HELP_TASKS: &str = "\
 Usage: updraft tasks list DAG_ID
-       updraft tasks test DAG_ID TASK_ID [LOGICAL_DATE]
+       updraft tasks test DAG_ID TASK_ID [LOGICAL_DATE] [--map-index N]
        updraft tasks clear DAG_ID [-t REGEX] [--only-failed] [-y]
        updraft tasks states-for-dag-run DAG_ID RUN_ID [--output table|json]
        updraft tasks xcom push KEY VALUE
@@ -397,6 +399,14 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
                 dag_id: free(&mut args, "DAG_ID")?,
             },
             (_, Some("test")) => Command::TasksTest {
+                map_index: opt(&mut args, "--map-index")?
+                    .map(|v: String| {
+                        v.parse().map_err(|_| {
+                            Error::Usage(format!("--map-index must be an integer, not {v:?}"))
+                        })
+                    })
+                    .transpose()?
+                    .unwrap_or(-1),
                 dag_id: free(&mut args, "DAG_ID")?,
                 task_id: free(&mut args, "TASK_ID")?,
                 logical_date: args.opt_free_from_str().map_err(usage)?,

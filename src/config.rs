@@ -74,6 +74,8 @@ pub const KEYS: &[Key] = &[
     key("core", "parallelism", "32", count(1, "tasks")),
     key("core", "max_active_tasks_per_dag", "16", count(1, "tasks")),
     key("core", "max_active_runs_per_dag", "16", count(1, "runs")),
+    // The longest list or mapping a task may push for a mapped task to expand over.
+    key("core", "max_map_length", "1024", count(1, "values")),
     key("core", "dags_are_paused_at_creation", "True", Kind::Bool),
     key("core", "load_examples", "True", Kind::Bool),
     key("core", "default_timezone", "utc", Kind::Zone),
@@ -258,6 +260,7 @@ pub struct Core {
     pub parallelism: u32,
     pub max_active_tasks_per_dag: u32,
     pub max_active_runs_per_dag: u32,
+    pub max_map_length: u32,
     pub dags_are_paused_at_creation: bool,
     pub load_examples: bool,
     /// Empty when not set: then derived from the API address (see the server).
@@ -748,6 +751,7 @@ impl Values<'_> {
                 parallelism: self.int("core", "parallelism")?,
                 max_active_tasks_per_dag: self.int("core", "max_active_tasks_per_dag")?,
                 max_active_runs_per_dag: self.int("core", "max_active_runs_per_dag")?,
+                max_map_length: self.int("core", "max_map_length")?,
                 dags_are_paused_at_creation: self.boolean("core", "dags_are_paused_at_creation")?,
                 load_examples: self.boolean("core", "load_examples")?,
                 execution_api_server_url: self.text("core", "execution_api_server_url")?,

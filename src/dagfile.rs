@@ -17,6 +17,7 @@
 //! `yaml` turns text into positioned nodes, `values` reads schedules, dates and durations,
 //! `tasks` builds tasks and groups and expands dependencies, `schema` describes the format.
 
+mod mapping;
 mod schema;
 mod tasks;
 mod values;
@@ -811,6 +812,10 @@ mod tests {
             doc_md: Some("runs bash".into()),
             python: None,
             callbacks: Vec::new(),
+            map_index_template: None,
+            max_active_tis_per_dag: None,
+            max_active_tis_per_dagrun: None,
+            mapped: None,
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");

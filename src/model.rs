@@ -121,6 +121,20 @@ pub struct Task {
     /// `default_args` and the DAG's.
     #[serde(default)]
     pub callbacks: Vec<Callback>,
+    /// `map_index_template`: a Jinja template whose render names each task instance
+    /// (`rendered_map_index`).
+    #[serde(default)]
+    pub map_index_template: Option<String>,
+    /// How many of the task's instances may be queued or running at once, over all runs
+    /// (`max_active_tis_per_dag`) and in one run (`max_active_tis_per_dagrun`): mapped
+    /// instances count one by one.
+    #[serde(default)]
+    pub max_active_tis_per_dag: Option<u32>,
+    #[serde(default)]
+    pub max_active_tis_per_dagrun: Option<u32>,
+    /// Dynamic task mapping (`expand`): `None` for a plain task.
+    #[serde(default)]
+    pub mapped: Option<Mapped>,
 }
 
 /// A Python function a task calls with its context when something happens to it.
@@ -174,6 +188,121 @@ pub struct XcomArg {
     pub name: String,
     pub task_id: String,
     pub key: String,
+}
+
+impl Task {
+    /// The task as its instance at `map_index` runs it: the expanded arguments set to
+    /// that instance's values. A task that is not mapped is itself at -1; a mapped one
+    /// needs a map index in range, and values of the arguments' types.
+    pub fn instance(&self, map_index: i64) -> Result<Task, String> {
+        let Some(mapped) = &self.mapped else {
+            return match map_index {
+                -1 => Ok(self.clone()),
+                i => Err(format!(
+                    "{} is not mapped; it has no map index {i}",
+                    self.task_id
+                )),
+            };
+        };
+        let values = usize::try_from(map_index)
+            .ok()
+            .and_then(|i| mapped.values_at(i))
+            .ok_or_else(|| match map_index {
+                -1 => "No map_index passed to mapped task".to_string(),
+                i => format!(
+                    "{} has {} mapped instances; there is no map index {i}",
+                    self.task_id,
+                    mapped.length().unwrap_or(0)
+                ),
+            })?;
+        let mut t = self.clone();
+        let wrong = |name: &str, want: &str, v: &serde_json::Value| {
+            format!("{name} must be {want}, not {v}")
+        };
+        for (name, v) in values {
+            match name {
+                "bash_command" => {
+                    let s = v.as_str().ok_or_else(|| wrong(name, "a string", v))?;
+                    t.bash_command = Some(s.to_string());
+                }
+                "cwd" => t.cwd = v.as_str().map(str::to_string),
+                "append_env" => {
+                    t.append_env = v.as_bool().ok_or_else(|| wrong(name, "a boolean", v))?;
+                }
+                "env" => {
+                    let m = v.as_object().ok_or_else(|| wrong(name, "a mapping", v))?;
+                    let text = |x: &serde_json::Value| {
+                        x.as_str().map_or_else(|| x.to_string(), str::to_string)
+                    };
+                    t.env = Some(m.iter().map(|(k, x)| (k.clone(), text(x))).collect());
+                }
+                _ => return Err(format!("updraft cannot map {name}")),
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// What a mapped task is expanded over: Airflow's `DictOfListsExpandInput`. The task
+/// instances are the cross product of the arguments' values, the last argument varying
+/// fastest (map index `i` takes, from the last argument back, `i % len` and goes on with
+/// `i / len`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mapped {
+    /// Each expanded argument by name, in the order the file gives them.
+    pub args: Vec<(String, MapSource)>,
+}
+
+/// Where an expanded argument's values come from.
+///
+/// Only literals exist yet. Mapping over an upstream task's result (`+task_id`,
+/// `task.output`) is a variant here, `Upstream { task_id }`, whose length the scheduler
+/// reads from the upstream's `return_value` XCom at expansion (`Mapped::length`'s
+/// `None`), and whose values the Execution API reads per map index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MapSource {
+    /// A literal list; a literal mapping is kept as its `[key, value]` pairs, which is
+    /// what Airflow hands each instance.
+    Literal(Vec<serde_json::Value>),
+}
+
+impl Mapped {
+    /// How many task instances the task expands into, when that is known from the DAG
+    /// file alone (Airflow's `get_parse_time_mapped_ti_count`).
+    pub fn length(&self) -> Option<usize> {
+        self.args.iter().try_fold(1usize, |n, (_, src)| match src {
+            MapSource::Literal(values) => Some(n.saturating_mul(values.len())),
+        })
+    }
+
+    /// The map indexes a run's task instances of a task start with: `0..count`, or the
+    /// unexpanded `-1` when the count is zero or not known yet.
+    pub fn initial_indexes(count: usize) -> Vec<i64> {
+        match count {
+            0 => vec![-1],
+            n => (0..n as i64).collect(),
+        }
+    }
+
+    /// The values of instance `map_index`, argument by argument (Airflow's
+    /// `_expand_mapped_field`); `None` when the index is out of range.
+    pub fn values_at(&self, map_index: usize) -> Option<Vec<(&str, &serde_json::Value)>> {
+        let mut rest = map_index;
+        let mut out = Vec::with_capacity(self.args.len());
+        for (name, src) in self.args.iter().rev() {
+            let MapSource::Literal(values) = src;
+            if values.is_empty() {
+                return None;
+            }
+            out.push((name.as_str(), &values[rest % values.len()]));
+            rest /= values.len();
+        }
+        if rest != 0 {
+            return None;
+        }
+        out.reverse();
+        Some(out)
+    }
 }
 
 /// A task group: only for display and for dependencies on groups.
@@ -722,6 +851,37 @@ mod tests {
         assert_eq!(format_timedelta(86_400.0 + 3723.0), "1 day, 1:02:03");
         assert_eq!(format_timedelta(3.0 * 86_400.0), "3 days, 0:00:00");
         assert_eq!(format_timedelta(1.5), "0:00:01.500000");
+    }
+
+    #[test]
+    fn mapped_values_are_the_cross_product_last_argument_fastest() {
+        let lit =
+            |v: serde_json::Value| MapSource::Literal(v.as_array().cloned().unwrap_or_default());
+        let m = Mapped {
+            args: vec![
+                ("a".into(), lit(serde_json::json!([1, 2]))),
+                ("b".into(), lit(serde_json::json!(["x", "y", "z"]))),
+            ],
+        };
+        assert_eq!(m.length(), Some(6));
+        let at = |i| {
+            m.values_at(i).map(|v| {
+                v.iter()
+                    .map(|(_, x)| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+        };
+        assert_eq!(at(0).as_deref(), Some(r#"1,"x""#));
+        assert_eq!(at(1).as_deref(), Some(r#"1,"y""#));
+        assert_eq!(at(3).as_deref(), Some(r#"2,"x""#));
+        assert_eq!(at(5).as_deref(), Some(r#"2,"z""#));
+        assert_eq!(at(6), None);
+        let empty = Mapped {
+            args: vec![("a".into(), lit(serde_json::json!([])))],
+        };
+        assert_eq!(empty.length(), Some(0));
+        assert_eq!(empty.values_at(0), None);
     }
 
     #[test]

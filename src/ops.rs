@@ -378,7 +378,7 @@ pub fn task_family(dag: &Dag, task_id: &str, upstream: bool, downstream: bool) -
 }
 
 /// Sets task instances' state by hand, as Airflow's `set_task_instance_state`: the task
-/// in one run and, as `rel` asks, its relatives; those already in that state are left
+/// in one run (all its map indexes, or the one given) and, as `rel` asks, its relatives; those already in that state are left
 /// out. With `commit` false nothing changes and the result is what would. After a
 /// change, failed and upstream_failed tasks downstream of the task are cleared so they
 /// run again, and finished runs are opened again so the scheduler reacts. Returns the
@@ -389,6 +389,7 @@ pub fn set_ti_states(
     dag_id: &str,
     run_id: &str,
     task_id: &str,
+    map_index: Option<i64>,
     to: TaskState,
     rel: Relatives,
     commit: bool,
@@ -420,7 +421,9 @@ pub fn set_ti_states(
             store
                 .tis_of_run(dag_id, &r.run_id)?
                 .into_iter()
-                .filter(|ti| family.contains(&ti.task_id) && ti.state != Some(to)),
+                .filter(|ti| family.contains(&ti.task_id) && ti.state != Some(to))
+                // One instance of the task itself, when one is named; its relatives whole.
+                .filter(|ti| ti.task_id != task_id || map_index.is_none_or(|m| ti.map_index == m)),
         );
     }
     if !commit || changing.is_empty() {
@@ -497,6 +500,7 @@ pub fn mark_ti(
         dag_id,
         run_id,
         task_id,
+        None,
         to,
         Relatives::default(),
         true,

@@ -13,11 +13,29 @@ pub fn log_path(
     task_id: &str,
     try_number: u32,
 ) -> PathBuf {
+    log_path_at(base, dag_id, run_id, task_id, -1, try_number)
+}
+
+/// [`log_path`] of the instance at `map_index`: `map_index=M/` comes before `attempt`
+/// for an instance of a mapped task (`map_index` at least 0), as in Airflow.
+pub fn log_path_at(
+    base: &Path,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    map_index: i64,
+    try_number: u32,
+) -> PathBuf {
     let part = |s: &str| path_part(s, cfg!(windows));
-    base.join(fit_name(format!("dag_id={}", part(dag_id))))
+    let task = base
+        .join(fit_name(format!("dag_id={}", part(dag_id))))
         .join(fit_name(format!("run_id={}", part(run_id))))
-        .join(fit_name(format!("task_id={}", part(task_id))))
-        .join(format!("attempt={try_number}.log"))
+        .join(fit_name(format!("task_id={}", part(task_id))));
+    let dir = match map_index {
+        i if i >= 0 => task.join(format!("map_index={i}")),
+        _ => task,
+    };
+    dir.join(format!("attempt={try_number}.log"))
 }
 
 /// The longest file name ext4, NTFS and APFS take: 255 bytes (NTFS counts UTF-16 units,
@@ -125,6 +143,10 @@ mod tests {
                 .join(format!("run_id={want}"))
                 .join("task_id=t")
                 .join("attempt=2.log")
+        );
+        assert_eq!(
+            log_path_at(Path::new("logs"), "d", "r", "t", 3, 1),
+            Path::new("logs/dag_id=d/run_id=r/task_id=t/map_index=3/attempt=1.log")
         );
     }
 

@@ -28,3 +28,5 @@ mod api_runs;
 mod backfill;
 // Named time zones and timetables: DAGs in zones, run and read back through the API.
 mod timezones;
+// Dynamic task mapping: expand/partial over literals, mapped instances in the engine and the API.
+mod mapping;

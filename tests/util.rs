@@ -248,6 +248,7 @@ pub enum Method {
     Put,
     Patch,
     Delete,
+    Head,
 }
 
 impl Method {
@@ -258,6 +259,7 @@ impl Method {
             Method::Put => "PUT",
             Method::Patch => "PATCH",
             Method::Delete => "DELETE",
+            Method::Head => "HEAD",
         }
     }
 }
@@ -366,6 +368,7 @@ impl Request {
         let res = match self.method {
             Method::Get => dress(agent.get(url), &self).call(),
             Method::Delete => dress(agent.delete(url), &self).call(),
+            Method::Head => dress(agent.head(url), &self).call(),
             m => {
                 let r = match m {
                     Method::Post => agent.post(url),

@@ -186,7 +186,7 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         let started = store.write(|tx| {
             let ok = tx.start_ti(id, b.pid, &b.hostname, &b.unixname, now)?;
             if ok {
-                tx.clear_xcoms(&ti.dag_id, &ti.run_id, &ti.task_id)?;
+                tx.clear_xcoms(&ti.dag_id, &ti.run_id, &ti.task_id, ti.map_index)?;
                 tx.event(
                     &Event::for_ti(&ti, "running", "airflow", json!({"host_name": b.hostname})),
                     now,
@@ -223,6 +223,33 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         Operator::Python(PythonKind::Branch | PythonKind::ShortCircuit)
             | Operator::TaskFlow(PythonKind::Branch | PythonKind::ShortCircuit)
     );
+    let mut task_json = json!({
+        "task_id": task.task_id, "operator": task.operator.class_name(), "owner": task.owner,
+        "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
+        "append_env": task.append_env, "cwd": task.cwd,
+        "execution_timeout": task.execution_timeout_secs, "retries": task.retries,
+        "map_index_template": task.map_index_template,
+        "python": task.python,
+        "python_kind": python_kind(task.operator),
+        "callbacks": task.callbacks,
+        // What only a branch or short-circuit needs: not worked out for other tasks.
+        "downstream": branching.then(|| downstream(&dag, &task.task_id, false)),
+        "all_downstream": branching.then(|| downstream(&dag, &task.task_id, true)),
+        "group_roots": branching.then(|| group_roots(&dag)),
+    });
+    // A mapped instance gets its own values of the expanded arguments.
+    if let (Some(mapped), Ok(i)) = (&task.mapped, usize::try_from(ti.map_index)) {
+        let values = mapped.values_at(i).ok_or_else(|| {
+            not_found(format!(
+                "map index {i} of task {} is beyond its {} expanded values",
+                ti.task_id,
+                mapped.length().unwrap_or(0)
+            ))
+        })?;
+        for (name, value) in values {
+            task_json[name] = value.clone();
+        }
+    }
     let context = json!({
         "dag_run": {
             "dag_id": run.dag_id, "run_id": run.run_id, "logical_date": t(run.logical_date),
@@ -240,19 +267,8 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         // updraft's additions: what a supervisor needs to run the task without the DAG file.
         "try_number": ti.try_number,
         "params": dag.params,
-        "task": {
-            "task_id": task.task_id, "operator": task.operator.class_name(), "owner": task.owner,
-            "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
-            "append_env": task.append_env, "cwd": task.cwd,
-            "execution_timeout": task.execution_timeout_secs, "retries": task.retries,
-            "python": task.python,
-            "python_kind": python_kind(task.operator),
-            "callbacks": task.callbacks,
-            // What only a branch or short-circuit needs: not worked out for other tasks.
-            "downstream": branching.then(|| downstream(&dag, &task.task_id, false)),
-            "all_downstream": branching.then(|| downstream(&dag, &task.task_id, true)),
-            "group_roots": branching.then(|| group_roots(&dag)),
-        },
+        "map_index": ti.map_index,
+        "task": task_json,
         "fileloc": dag.fileloc,
     });
     Ok(with_token(ctx, Reply::json(200, &context), &c, ti.state))
@@ -449,8 +465,22 @@ pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
         p.get("task_id"),
         p.get("key"),
     );
-    let value = store.xcom(dag_id, run_id, task_id, key)?.ok_or_else(|| {
-        not_found(format!("XCom with key='{key}' map_index=-1 not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"))
+    // HEAD: how many instances pushed it, in `Content-Range` (Airflow's own range unit).
+    if req.method == crate::api::http::Method::Head {
+        if req.query("map_index").is_some() {
+            return Err(ApiError::with_detail(
+                400,
+                json!({"reason": "invalid_request", "message": "Cannot specify map_index in a HEAD request"}),
+            ));
+        }
+        let count = store.xcom_values(dag_id, run_id, task_id, key)?.len();
+        let reply = Reply::bytes(200, "application/json", Vec::new())
+            .with_header("Content-Range", &format!("map_indexes {count}"));
+        return Ok(with_token(ctx, reply, &c, c.ti.state));
+    }
+    let map_index = xcom_map_index(req)?.unwrap_or(-1);
+    let value = store.xcom_at(dag_id, run_id, task_id, map_index, key)?.ok_or_else(|| {
+        not_found(format!("XCom with key='{key}' map_index={map_index} not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"))
     })?;
     Ok(with_token(
         ctx,
@@ -471,11 +501,43 @@ pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
         p.get("key"),
     );
     let ti = &c.ti;
-    if (ti.dag_id.as_str(), ti.run_id.as_str(), ti.task_id.as_str()) != (dag_id, run_id, task_id) {
+    // The map index defaults to the caller's own: a task only pushes its own XComs.
+    let map_index = xcom_map_index(req)?.unwrap_or(ti.map_index);
+    if (
+        ti.dag_id.as_str(),
+        ti.run_id.as_str(),
+        ti.task_id.as_str(),
+        ti.map_index,
+    ) != (dag_id, run_id, task_id, map_index)
+    {
         return Err(ApiError::new(403, "a task may only push its own XComs"));
     }
+    // `mapped_length`: the Task SDK's length of a value a mapped task will expand over;
+    // past `[core] max_map_length` the push is refused, which fails the pushing task.
+    if let Some(v) = req.query("mapped_length") {
+        let n: u64 = v
+            .parse()
+            .map_err(|_| ApiError::new(422, format!("mapped_length must be a count, not {v:?}")))?;
+        if n > u64::from(ctx.cfg.core.max_map_length) {
+            return Err(ApiError::with_detail(
+                400,
+                json!({"reason": "unmappable_return_value_length",
+                       "message": "pushed value is too large to map as a downstream's dependency"}),
+            ));
+        }
+    }
     let value: Value = body(req)?;
-    store.write(|tx| tx.set_xcom(dag_id, run_id, task_id, key, &value, ctx.clock.now()))?;
+    store.write(|tx| {
+        tx.set_xcom(
+            dag_id,
+            run_id,
+            task_id,
+            map_index,
+            key,
+            &value,
+            ctx.clock.now(),
+        )
+    })?;
     Ok(with_token(
         ctx,
         Reply::json(201, &json!({"message": "XCom successfully set"})),
@@ -590,6 +652,136 @@ pub fn skip_downstream(
     ))
 }
 
+/// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/item/{offset}`: the value at
+/// position `offset` of the task's XComs in map index order; a negative offset counts
+/// from the end, as Python's.
+pub fn xcom_item(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id, task_id, key) = (
+        p.get("dag_id"),
+        p.get("run_id"),
+        p.get("task_id"),
+        p.get("key"),
+    );
+    let offset_text = p.get("offset");
+    let offset: i64 = offset_text.parse().map_err(|_| {
+        ApiError::new(
+            422,
+            format!("offset must be an integer, not {offset_text:?}"),
+        )
+    })?;
+    let values = store.xcom_values(dag_id, run_id, task_id, key)?;
+    let at = if offset >= 0 {
+        usize::try_from(offset).ok()
+    } else {
+        usize::try_from(offset.unsigned_abs())
+            .ok()
+            .and_then(|back| values.len().checked_sub(back))
+    };
+    let Some((_, value)) = at.and_then(|i| values.get(i)) else {
+        return Err(not_found(format!(
+            "XCom with key='{key}' offset={offset} not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"
+        )));
+    };
+    Ok(with_token(ctx, Reply::json(200, value), &c, c.ti.state))
+}
+
+/// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/slice?start=&stop=&step=`: the
+/// task's XComs in map index order, sliced as Python slices a list (a step of 0 is 1, as
+/// in Airflow).
+pub fn xcom_slice(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id, task_id, key) = (
+        p.get("dag_id"),
+        p.get("run_id"),
+        p.get("task_id"),
+        p.get("key"),
+    );
+    let int = |name: &str| -> Result<Option<i64>, ApiError> {
+        match req.query(name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::new(422, format!("{name} must be an integer, not {v:?}"))),
+        }
+    };
+    let (start, stop) = (int("start")?, int("stop")?);
+    let step = int("step")?.filter(|&s| s != 0).unwrap_or(1);
+    let values = store.xcom_values(dag_id, run_id, task_id, key)?;
+    let picked: Vec<&Value> = py_slice(values.len(), start, stop, step)
+        .into_iter()
+        .map(|i| &values[i].1)
+        .collect();
+    Ok(with_token(ctx, Reply::json(200, &picked), &c, c.ti.state))
+}
+
+/// The indexes `list[start:stop:step]` takes of a list of `len` items in Python (`step`
+/// not 0).
+fn py_slice(len: usize, start: Option<i64>, stop: Option<i64>, step: i64) -> Vec<usize> {
+    let n = i64::try_from(len).unwrap_or(i64::MAX);
+    let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
+    let adjust = |v: Option<i64>, default: i64, lo: i64, hi: i64| match v {
+        None => default,
+        Some(v) if v < 0 => clamp(v + n, lo, hi),
+        Some(v) => clamp(v, lo, hi),
+    };
+    let mut out = Vec::new();
+    if step > 0 {
+        let (mut i, end) = (adjust(start, 0, 0, n), adjust(stop, n, 0, n));
+        while i < end {
+            out.push(i as usize);
+            i += step;
+        }
+    } else {
+        let (mut i, end) = (adjust(start, n - 1, -1, n - 1), adjust(stop, -1, -1, n - 1));
+        while i > end {
+            out.push(i as usize);
+            i += step;
+        }
+    }
+    out
+}
+
+/// `map_index` of an XCom route's query, if given: an integer of at least -1, or a 422.
+fn xcom_map_index(req: &Req) -> Result<Option<i64>, ApiError> {
+    let Some(v) = req.query("map_index") else {
+        return Ok(None);
+    };
+    match v.parse::<i64>() {
+        Ok(n) if n >= -1 => Ok(Some(n)),
+        _ => Err(ApiError::new(
+            422,
+            format!("map_index must be an integer of at least -1, not {v:?}"),
+        )),
+    }
+}
+
+/// `PATCH /execution/task-instances/{id}/rendered-map-index`: the body is the render of
+/// the task's `map_index_template`, a JSON string, as Airflow's Task SDK sends it.
+pub fn rendered_map_index(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let id = p.get("task_instance_id");
+    let c = caller(ctx, store, req, Some(id))?;
+    let text: String = body(req)?;
+    if text.is_empty() {
+        return Err(ApiError::new(422, "rendered_map_index cannot be empty"));
+    }
+    if !store.write(|tx| tx.set_rendered_map_index(id, &text))? {
+        return Err(ApiError::new(404, "Task Instance not found"));
+    }
+    Ok(with_token(
+        ctx,
+        Reply::bytes(204, "application/json", Vec::new()),
+        &c,
+        c.ti.state,
+    ))
+}
+
 /// How long a failed try waits before the next: `retry_delay`, doubled per try with
 /// `retry_exponential_backoff`, never above `max_retry_delay`.
 fn retry_delay(task: &Task, try_number: u32) -> std::time::Duration {
@@ -603,4 +795,36 @@ fn retry_delay(task: &Task, try_number: u32) -> std::time::Duration {
         secs = secs.min(max);
     }
     std::time::Duration::from_secs_f64(secs.min(86_400.0 * 365.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::py_slice;
+
+    #[test]
+    fn slices_like_python() {
+        // (start, stop, step) -> list(range(5))[start:stop:step]
+        type Case = (Option<i64>, Option<i64>, i64, &'static [usize]);
+        let cases: &[Case] = &[
+            (None, None, 1, &[0, 1, 2, 3, 4]),
+            (Some(1), Some(3), 1, &[1, 2]),
+            (Some(-2), None, 1, &[3, 4]),
+            (None, Some(-1), 1, &[0, 1, 2, 3]),
+            (None, None, 2, &[0, 2, 4]),
+            (None, None, -1, &[4, 3, 2, 1, 0]),
+            (Some(3), Some(0), -1, &[3, 2, 1]),
+            (Some(-1), Some(-4), -2, &[4, 2]),
+            (Some(10), None, 1, &[]),
+            (Some(-10), Some(2), 1, &[0, 1]),
+            (None, Some(-10), -1, &[4, 3, 2, 1, 0]),
+        ];
+        for (start, stop, step, want) in cases {
+            assert_eq!(
+                py_slice(5, *start, *stop, *step),
+                *want,
+                "[{start:?}:{stop:?}:{step}]"
+            );
+        }
+        assert_eq!(py_slice(0, None, None, -1), Vec::<usize>::new());
+    }
 }

@@ -38,11 +38,14 @@ static BASE: &[Route] = &[
     public(Put, "/execution/task-instances/{task_instance_id}/heartbeat", Execution, "Heartbeat of a running task instance", execution::heartbeat),
     public(Patch, "/execution/task-instances/{task_instance_id}/state", Execution, "Finish a try: success, failed, skipped, up_for_retry", execution::state),
     public(Patch, "/execution/task-instances/{task_instance_id}/skip-downstream", Execution, "Skip tasks downstream of a branch or short-circuit", execution::skip_downstream),
+    public(Patch, "/execution/task-instances/{task_instance_id}/rendered-map-index", Execution, "Set the render of a task's map_index_template", execution::rendered_map_index),
     public(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
     public(Put, "/execution/variables/{variable_key}", Execution, "Set a variable", execution::put_variable),
     public(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Read an XCom", execution::get_xcom),
     public(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Push an XCom", execution::set_xcom),
+    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/item/{offset}", Execution, "One XCom of a mapped task by its position (negative from the end)", execution::xcom_item),
+    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/slice", Execution, "XComs of a mapped task by a Python slice (start, stop, step)", execution::xcom_slice),
     public(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 
@@ -70,6 +73,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         core::config::ROUTES,
         core::jobs::ROUTES,
         core::ui::ROUTES,
+        core::task_instances::MAPPED_ROUTES,
     ]
     .into_iter()
     .flatten()

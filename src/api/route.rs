@@ -81,6 +81,14 @@ impl Params {
             .expect("the route template names this parameter")
     }
 
+    /// A parameter the route may not have.
+    pub fn try_get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The caller, on a route with a role; `None` on public routes.
     pub fn user(&self) -> Option<&User> {
         self.user.as_ref()

@@ -20,7 +20,7 @@ use crate::model::TaskState;
 use crate::scheduler::{self, Options};
 use crate::server::{self, Control, probe};
 use crate::store::Store;
-use crate::task_log::log_path;
+use crate::task_log::log_path_at;
 use crate::{home, ops, processor, signals};
 
 /// How long in-flight HTTP requests get to finish after Ctrl-C.
@@ -210,12 +210,16 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
             let ended = ti
                 .state
                 .is_some_and(|s| s.is_finished() || s == TaskState::UpForRetry);
-            if ended && ti.try_number > 0 && shown.insert((ti.task_id.clone(), ti.try_number)) {
-                let path = log_path(
+            if ended
+                && ti.try_number > 0
+                && shown.insert((ti.task_id.clone(), ti.map_index, ti.try_number))
+            {
+                let path = log_path_at(
                     &cfg.logging.base_log_folder,
                     dag_id,
                     &run.run_id,
                     &ti.task_id,
+                    ti.map_index,
                     ti.try_number,
                 );
                 // Lossy: a task may print in any encoding, and its log must still show.
@@ -223,8 +227,12 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
                     .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                     .unwrap_or_default();
                 emit(&format!(
-                    "--- {} (try {}): {} ---\n{text}",
+                    "--- {}{} (try {}): {} ---\n{text}",
                     ti.task_id,
+                    match ti.map_index {
+                        i if i >= 0 => format!(" map_index={i}"),
+                        _ => String::new(),
+                    },
                     ti.try_number,
                     ti.state.map_or("none", TaskState::as_str)
                 ))?;

@@ -97,11 +97,13 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             let run = store.run(&dag_id, &run_id)?.ok_or_else(|| {
                 Error::NotFound(format!("DagRun {run_id:?} of {dag_id:?} not found"))
             })?;
-            let rows: Vec<Value> = store
-                .tis_of_run(&dag_id, &run_id)?
+            let tis = store.tis_of_run(&dag_id, &run_id)?;
+            // A `map_index` column when the run has mapped instances, as in Airflow.
+            let mapped = tis.iter().any(|ti| ti.map_index >= 0);
+            let rows: Vec<Value> = tis
                 .iter()
                 .map(|ti| {
-                    json!({
+                    let mut row = json!({
                         "dag_id": ti.dag_id,
                         "logical_date": run.logical_date.map(ts).unwrap_or_default(),
                         "task_id": ti.task_id,
@@ -109,7 +111,14 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
                         "try_number": ti.try_number,
                         "start_date": ti.start_date.map(ts).unwrap_or_default(),
                         "end_date": ti.end_date.map(ts).unwrap_or_default(),
-                    })
+                    });
+                    if mapped {
+                        row["map_index"] = match ti.map_index {
+                            i if i >= 0 => json!(i.to_string()),
+                            _ => json!(""),
+                        };
+                    }
+                    row
                 })
                 .collect();
             print_rows(&rows, output)
@@ -118,7 +127,15 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             dag_id,
             task_id,
             logical_date,
-        } => tasks_test(cfg, env, &dag_id, &task_id, logical_date.as_deref()),
+            map_index,
+        } => tasks_test(
+            cfg,
+            env,
+            &dag_id,
+            &task_id,
+            logical_date.as_deref(),
+            map_index,
+        ),
         Command::TasksXcomPush { key, value } => {
             let (client, dag_id, run_id, task_id) = in_task(env)?;
             // A value that parses as JSON is stored as that JSON, else as a string.
@@ -267,6 +284,7 @@ fn tasks_test(
     dag_id: &str,
     task_id: &str,
     date: Option<&str>,
+    map_index: i64,
 ) -> Result<()> {
     let store = synced_store(cfg, &env.clock)?;
     let row = live_dag(&store, dag_id)?;
@@ -274,6 +292,7 @@ fn tasks_test(
         .dag
         .task(task_id)
         .ok_or_else(|| Error::NotFound(format!("Task {task_id} not found in DAG {dag_id}")))?;
+    let task = &task.instance(map_index).map_err(Error::Usage)?;
     let logical_date = date
         .map(parse_date)
         .transpose()?
@@ -283,7 +302,7 @@ fn tasks_test(
         task_id: task_id.into(),
         run_id: format!("__airflow_temporary_run_{}__", ts(logical_date)),
         try_number: 1,
-        map_index: -1,
+        map_index,
         logical_date: Some(logical_date),
         data_interval_start: Some(logical_date),
         data_interval_end: Some(logical_date),

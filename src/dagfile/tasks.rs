@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::yaml::{Node, Pos, Value};
-use super::{Ctx, ImportError, check_id, values};
+use super::{Ctx, ImportError, check_id, mapping, values};
 use crate::model::{
     Callback, GROUP_ID_LEN, ID_LEN, Operator, PythonCall, PythonKind, Sensor, Task, TaskGroup,
     TriggerRule, XcomArg,
@@ -155,8 +155,8 @@ const PYTHON_OPERATOR_ARGS: &[&str] = &[
     "python_callable_name",
     "python_callable_file",
 ];
-/// Task keys dag-factory reads and removes before it builds the operator. (`expand` and
-/// `partial`, dynamic task mapping, are for a later issue; until then they are ignored.)
+/// Task keys dag-factory reads and removes before it builds the operator (`expand` and
+/// `partial`: dynamic task mapping, read in `mapping.rs`).
 const DAG_FACTORY_TASK_KEYS: &[&str] = &[
     "operator",
     "dependencies",
@@ -270,8 +270,11 @@ pub(super) fn build(
         let owner = format!("task `{}`", item.name);
         let group = group_named(cx, &groups, item.cfg, "task_group_name", &owner);
         let chain = ancestors(&parents, group);
-        // Task settings win over group default_args (inner first), which win over the DAG's.
-        let mut layers = vec![item.cfg];
+        // `partial` wins over the task's settings (dag-factory merges it in), which win
+        // over group default_args (inner first), which win over the DAG's.
+        let partial = mapping::partial(cx, item.cfg);
+        let mut layers: Vec<&Node> = partial.into_iter().collect();
+        layers.push(item.cfg);
         for &g in &chain {
             layers.extend(cx.mapping(groups[g].cfg.field("default_args"), "default_args"));
         }
@@ -289,6 +292,7 @@ pub(super) fn build(
             cx,
             item,
             &layers,
+            partial,
             task_id,
             group.map(|g| group_ids[g].clone()),
             &mut refs,
@@ -564,6 +568,7 @@ fn task(
     cx: &mut Ctx,
     item: &Item,
     layers: &[&Node],
+    partial: Option<&Node>,
     task_id: String,
     group: Option<String>,
     refs: &mut Vec<(String, Pos)>,
@@ -677,10 +682,30 @@ fn task(
         Some(op @ (Operator::Python(_) | Operator::TaskFlow(_))) => python_call(cx, item, op, refs),
         _ => None,
     };
+    let mapped = operator.and_then(|operator| {
+        let t = mapping::Task {
+            name: &item.name,
+            cfg: item.cfg,
+            operator,
+            below: &layers[usize::from(partial.is_some())..],
+            factory_keys: DAG_FACTORY_TASK_KEYS,
+            base_args: BASE_OPERATOR_ARGS,
+        };
+        mapping::expand(cx, &t, partial)
+    });
+    // Even when `expand` is refused, an argument it names is not also missing.
+    let expanded = |key: &str| {
+        item.cfg
+            .field("expand")
+            .is_some_and(|e| e.field(key).is_some())
+    };
     let bash_command = cx
         .get(layers, "bash_command", Node::string)
         .filter(|_| bash);
-    if bash && !layers.iter().any(|l| l.field("bash_command").is_some()) {
+    if bash
+        && !expanded("bash_command")
+        && !layers.iter().any(|l| l.field("bash_command").is_some())
+    {
         cx.errors.push(item.pos.error(format!(
             "task `{}` is a BashOperator but has no `bash_command`",
             item.name
@@ -746,6 +771,10 @@ fn task(
         doc_md: cx.get(layers, "doc_md", Node::string),
         python,
         callbacks: callbacks(cx, layers),
+        map_index_template: cx.get(layers, "map_index_template", Node::string),
+        max_active_tis_per_dag: cx.get(layers, "max_active_tis_per_dag", Node::count),
+        max_active_tis_per_dagrun: cx.get(layers, "max_active_tis_per_dagrun", Node::count),
+        mapped,
     }
 }
 

@@ -253,6 +253,43 @@ impl Client {
         }
     }
 
+    /// Every value of an XCom of a task, in map index order (one for a task that is not
+    /// mapped): the Execution API's slice route, as Airflow's `XCom.get_all`.
+    pub fn xcom_all(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        key: &str,
+    ) -> Result<Vec<Value>, CallError> {
+        let path = format!(
+            "xcoms/{}/{}/{}/{}/slice",
+            encode_segment(dag_id),
+            encode_segment(run_id),
+            encode_segment(task_id),
+            encode_segment(key)
+        );
+        match self.call("GET", &path, None)? {
+            (200, Value::Array(values)) => Ok(values),
+            (s, v) => Err(CallError::Status(s, v)),
+        }
+    }
+
+    /// Records the render of the task's `map_index_template`.
+    pub fn rendered_map_index(&self, ti_id: &str, text: &str) -> Result<(), CallError> {
+        let path = format!(
+            "task-instances/{}/rendered-map-index",
+            encode_segment(ti_id)
+        );
+        self.expect(
+            "PATCH",
+            &path,
+            Some(&Value::String(text.to_string())),
+            &[204],
+        )
+        .map(|_| ())
+    }
+
     pub fn xcom_set(
         &self,
         dag_id: &str,

@@ -36,7 +36,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::process::{self, Program, Shell, Spec};
-use crate::task_log::log_path;
+use crate::task_log::log_path_at;
 use crate::template::{self, RenderError};
 
 /// The variable that names the task instance in its task's environment, so a task tree
@@ -51,6 +51,9 @@ const TICK: Duration = Duration::from_millis(50);
 const MAX_HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long a killed task gets to stop before it is killed hard.
 const KILL_GRACE: Duration = Duration::from_secs(5);
+/// The longest a `map_index_template` may take to render (it names the instance; the
+/// task does not wait on it for long).
+const MAP_INDEX_RENDER_LIMIT: Duration = Duration::from_secs(30);
 
 /// How a try ended, as far as its supervisor could tell the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,10 +175,22 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let (dag_id, run_id, task_id) = (s(&run["dag_id"]), s(&run["run_id"]), s(&task["task_id"]));
     let try_number = ctx["try_number"].as_u64().unwrap_or(1) as u32;
     let should_retry = ctx["should_retry"].as_bool().unwrap_or(false);
-    let path = log_path(&sv.base_log_folder, &dag_id, &run_id, &task_id, try_number);
+    let map_index = ctx["map_index"].as_i64().unwrap_or(-1);
+    let path = log_path_at(
+        &sv.base_log_folder,
+        &dag_id,
+        &run_id,
+        &task_id,
+        map_index,
+        try_number,
+    );
     let mut log = TaskLog::open(&path, sv.clock.clone())?;
     log.line(&format!(
-        "updraft supervisor: dag_id={dag_id} run_id={run_id} task_id={task_id} try {try_number} of {} (pid {} on {})",
+        "updraft supervisor: dag_id={dag_id} run_id={run_id} task_id={task_id}{} try {try_number} of {} (pid {} on {})",
+        match map_index {
+            i if i >= 0 => format!(" map_index={i}"),
+            _ => String::new(),
+        },
         ctx["max_tries"].as_u64().unwrap_or(0) + 1,
         sv.pid,
         sv.hostname
@@ -240,6 +255,37 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         run_id: &run_id,
     };
     let tctx = template_context(&ctx, try_number, &sv.clock);
+    // An expanded value of a mapped task may be of any type; Airflow's BashOperator
+    // fails on what it cannot run. (A Python task has none of these arguments.)
+    let bash_args = if is_python {
+        &[][..]
+    } else {
+        &[
+            ("bash_command", task["bash_command"].is_string()),
+            ("env", task["env"].is_object() || task["env"].is_null()),
+            ("cwd", task["cwd"].is_string() || task["cwd"].is_null()),
+            ("append_env", task["append_env"].is_boolean()),
+        ][..]
+    };
+    for &(key, ok) in bash_args {
+        if !ok {
+            log.line(&format!(
+                "cannot run: {key} must be {}, not {}",
+                if key == "env" {
+                    "a mapping"
+                } else if key == "append_env" {
+                    "a boolean"
+                } else {
+                    "a string"
+                },
+                task[key]
+            ));
+            return Ok(finish(&mut log, fail_state, None));
+        }
+    }
+    if let Some(template) = task["map_index_template"].as_str() {
+        render_map_index(&client, ti_id, template, &tctx, &lookup, &mut log);
+    }
     // execution_timeout covers the render too: its clock starts here, and the command
     // gets what the render left of it.
     let clock = Instant::now();
@@ -809,7 +855,7 @@ fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Co
         task_id: s(&ctx["task"]["task_id"]),
         run_id: s(&run["run_id"]),
         try_number,
-        map_index: -1,
+        map_index: ctx["map_index"].as_i64().unwrap_or(-1),
         logical_date: time(&run["logical_date"]),
         data_interval_start: time(&run["data_interval_start"]),
         data_interval_end: time(&run["data_interval_end"]),
@@ -819,6 +865,36 @@ fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Co
         run_type: s(&run["run_type"]),
         owner: s(&ctx["task"]["owner"]),
         clock: clock.clone(),
+    }
+}
+
+/// Renders `map_index_template` and records it as the instance's `rendered_map_index`
+/// (Airflow's Task SDK does it before it runs the task; a template that fails is
+/// logged, and the task runs on, as there).
+fn render_map_index(
+    client: &Client,
+    ti_id: &str,
+    template: &str,
+    tctx: &template::Context,
+    lookup: &ApiLookup,
+    log: &mut TaskLog,
+) {
+    let deadline = Instant::now().checked_add(MAP_INDEX_RENDER_LIMIT);
+    let mut go_on = || std::ops::ControlFlow::Continue(());
+    match template::render_within(template, tctx, lookup, deadline, &mut go_on) {
+        Ok(text) if text.is_empty() => {}
+        Ok(text) => {
+            if let Err(e) = client.rendered_map_index(ti_id, &text) {
+                log.line(&format!("could not record the rendered map index: {e}"));
+            }
+        }
+        Err(RenderError::Template(e)) => {
+            log.line(&format!("cannot render map_index_template: {e}"))
+        }
+        Err(_) => log.line(&format!(
+            "map_index_template took more than {} s to render: it was stopped",
+            MAP_INDEX_RENDER_LIMIT.as_secs()
+        )),
     }
 }
 
@@ -836,10 +912,19 @@ impl template::Lookup for ApiLookup<'_> {
     fn connection(&self, conn_id: &str) -> std::result::Result<Option<Value>, String> {
         self.client.connection(conn_id).map_err(|e| e.to_string())
     }
+    /// As Airflow 3's `xcom_pull` without `map_indexes`: every map index's value; one
+    /// value (a task that is not mapped, or mapped once) as itself, several (a mapped
+    /// task's results) as a list in map index order, none as None.
     fn xcom_pull(&self, task_id: &str, key: &str) -> std::result::Result<Option<Value>, String> {
-        self.client
-            .xcom_get(self.dag_id, self.run_id, task_id, key)
-            .map_err(|e| e.to_string())
+        let mut all = self
+            .client
+            .xcom_all(self.dag_id, self.run_id, task_id, key)
+            .map_err(|e| e.to_string())?;
+        Ok(match all.len() {
+            0 => None,
+            1 => all.pop(),
+            _ => Some(Value::Array(all)),
+        })
     }
 }
 

@@ -130,6 +130,27 @@ pub enum Step {
     /// Move it to this state: scheduled, skipped, upstream_failed, or success for an
     /// EmptyOperator (which never runs anything, as in Airflow).
     To(TaskState),
+    /// Expand this unexpanded instance of a mapped task into this many (at least one):
+    /// it becomes map index 0 and the others are added; the next pass schedules them.
+    Expand(usize),
+}
+
+/// The step for the task instance at `map_index` of a task that `mapped` (`Some(length)`,
+/// the length when known: literals, or later an upstream's XCom), given the `step` its
+/// trigger rule led to. Airflow's `_get_ready_tis`: an unexpanded instance (map index
+/// -1) whose trigger rule lets it run is expanded then; to nothing it is skipped, and
+/// with a length that cannot be known (an upstream pushed nothing) it is
+/// upstream_failed (`expand_mapped_task`). Other steps, and expanded instances, stay.
+pub fn mapped_step(step: Step, map_index: i64, mapped: Option<Option<usize>>) -> Step {
+    let Some(length) = mapped else { return step };
+    match step {
+        Step::To(TaskState::Scheduled | TaskState::Success) if map_index < 0 => match length {
+            None => Step::To(TaskState::UpstreamFailed),
+            Some(0) => Step::To(TaskState::Skipped),
+            Some(n) => Step::Expand(n),
+        },
+        other => other,
+    }
 }
 
 /// The step for a task instance in state `current` (up for retry until
@@ -197,12 +218,20 @@ pub fn run_end(
     }
 }
 
-/// Slots taken, of `parallelism` (total), per DAG and per pool.
+/// Tasks with `max_active_tis_per_dag` or `max_active_tis_per_dagrun`, by (dag_id,
+/// task_id): (per DAG, per run).
+pub type TaskLimits = HashMap<(String, String), (Option<u32>, Option<u32>)>;
+
+/// Slots taken, of `parallelism` (total), per DAG and per pool; and the instances of the
+/// tasks with limits of their own, per task and per task in a run.
 #[derive(Clone, Default)]
 pub struct Slots<'a> {
     total: u32,
     per_dag: HashMap<&'a str, u32>,
     per_pool: HashMap<&'a str, i64>,
+    limits: Option<&'a TaskLimits>,
+    per_task: HashMap<(&'a str, &'a str), u32>,
+    per_run_task: HashMap<(&'a str, &'a str, &'a str), u32>,
 }
 
 impl<'a> Slots<'a> {
@@ -216,10 +245,52 @@ impl<'a> Slots<'a> {
         taken
     }
 
+    /// Counts the queued and running instances of the tasks in `limits`: `(dag_id,
+    /// run_id, task_id)` each.
+    pub fn with_task_limits(
+        mut self,
+        limits: &'a TaskLimits,
+        rows: &'a [(String, String, String)],
+    ) -> Slots<'a> {
+        self.limits = Some(limits);
+        for (dag_id, run_id, task_id) in rows {
+            self.take_task(dag_id, run_id, task_id);
+        }
+        self
+    }
+
     fn take(&mut self, dag_id: &'a str, pool: &'a str, slots: i64) {
         self.total += 1;
         *self.per_dag.entry(dag_id).or_default() += 1;
         *self.per_pool.entry(pool).or_default() += slots;
+    }
+
+    fn task_limit(&self, dag_id: &str, task_id: &str) -> Option<(Option<u32>, Option<u32>)> {
+        self.limits?
+            .get(&(dag_id.to_string(), task_id.to_string()))
+            .copied()
+    }
+
+    fn take_task(&mut self, dag_id: &'a str, run_id: &'a str, task_id: &'a str) {
+        if self.task_limit(dag_id, task_id).is_some() {
+            *self.per_task.entry((dag_id, task_id)).or_default() += 1;
+            *self
+                .per_run_task
+                .entry((dag_id, run_id, task_id))
+                .or_default() += 1;
+        }
+    }
+
+    /// Whether `ti` is within its task's own limits, if it has any.
+    fn task_has_room(&self, ti: &TiRow) -> bool {
+        let Some((per_dag, per_run)) = self.task_limit(&ti.dag_id, &ti.task_id) else {
+            return true;
+        };
+        let key = (ti.dag_id.as_str(), ti.task_id.as_str());
+        let in_dag = self.per_task.get(&key).copied().unwrap_or(0);
+        let run_key = (ti.dag_id.as_str(), ti.run_id.as_str(), ti.task_id.as_str());
+        let in_run = self.per_run_task.get(&run_key).copied().unwrap_or(0);
+        per_dag.is_none_or(|n| in_dag < n) && per_run.is_none_or(|n| in_run < n)
     }
 
     fn dag(&self, dag_id: &str) -> u32 {
@@ -234,9 +305,12 @@ impl<'a> Slots<'a> {
         pools: &HashMap<String, i64>,
         warned: &mut HashSet<String>,
     ) -> bool {
-        let fits = self.dag(&ti.dag_id) < dag_limit && self.pool_has_room(ti, pools, warned);
+        let fits = self.dag(&ti.dag_id) < dag_limit
+            && self.task_has_room(ti)
+            && self.pool_has_room(ti, pools, warned);
         if fits {
             self.take(&ti.dag_id, &ti.pool, ti.pool_slots as i64);
+            self.take_task(&ti.dag_id, &ti.run_id, &ti.task_id);
         }
         fits
     }
@@ -513,6 +587,102 @@ mod tests {
     }
 
     #[test]
+    fn unexpanded_mapped_instances_expand_when_they_may_run() {
+        use Step::*;
+        let run = To(TaskState::Scheduled);
+        let cases = [
+            // (step, map index, mapped length, expected)
+            (run, -1, None, run),
+            (run, -1, Some(Some(3)), Expand(3)),
+            (To(TaskState::Success), -1, Some(Some(2)), Expand(2)),
+            (run, -1, Some(Some(0)), To(TaskState::Skipped)),
+            (run, -1, Some(None), To(TaskState::UpstreamFailed)),
+            (run, 0, Some(Some(3)), run),
+            (run, 2, Some(Some(0)), run),
+            (
+                To(TaskState::UpstreamFailed),
+                -1,
+                Some(Some(3)),
+                To(TaskState::UpstreamFailed),
+            ),
+            (
+                To(TaskState::Skipped),
+                -1,
+                Some(Some(0)),
+                To(TaskState::Skipped),
+            ),
+            (Stay, -1, Some(Some(3)), Stay),
+        ];
+        for (step, map_index, mapped, want) in cases {
+            assert_eq!(
+                mapped_step(step, map_index, mapped),
+                want,
+                "{step:?} {map_index} {mapped:?}"
+            );
+        }
+    }
+
+    /// `max_active_tis_per_dag` and `_per_dagrun` count a task's instances (a mapped
+    /// task's one by one) already queued or running, and those queued in the same pass.
+    #[test]
+    fn a_tasks_own_limits_hold_back_its_instances() {
+        // Two runs with 4 scheduled instances of `m` each, and `other` with no limit.
+        let mut run1: Vec<TiRow> = (0..4)
+            .map(|i| {
+                let mut t = ti("d", "r1", "m", "default_pool", 1, 1);
+                t.map_index = i;
+                t
+            })
+            .collect();
+        run1.push(ti("d", "r1", "other", "default_pool", 1, 1));
+        let run2: Vec<TiRow> = (0..4)
+            .map(|_| ti("d", "r2", "m", "default_pool", 1, 1))
+            .collect();
+        let pools: HashMap<String, i64> = HashMap::from([("default_pool".to_string(), 128)]);
+        let queue = |per_dag: Option<u32>, per_run: Option<u32>, running: &[(&str, &str, &str)]| {
+            let limits: TaskLimits =
+                HashMap::from([(("d".to_string(), "m".to_string()), (per_dag, per_run))]);
+            let rows: Vec<(String, String, String)> = running
+                .iter()
+                .map(|(d, r, t)| (d.to_string(), r.to_string(), t.to_string()))
+                .collect();
+            let mut warned = HashSet::new();
+            let chosen = to_queue(
+                [(1, "d", run1.iter()), (2, "d", run2.iter())],
+                Slots::in_use(&[]).with_task_limits(&limits, &rows),
+                &pools,
+                32,
+                |_| 16,
+                &mut warned,
+            );
+            let mut got: Vec<String> = chosen
+                .iter()
+                .map(|t| format!("{}/{}", t.run_id, t.task_id))
+                .collect();
+            got.sort();
+            got.join(" ")
+        };
+        assert_eq!(queue(Some(3), None, &[]), "r1/m r1/m r1/m r1/other");
+        assert_eq!(
+            queue(Some(3), None, &[("d", "r2", "m")]),
+            "r1/m r1/m r1/other"
+        );
+        assert_eq!(queue(None, Some(1), &[]), "r1/m r1/other r2/m");
+        assert_eq!(
+            queue(None, Some(2), &[("d", "r1", "m")]),
+            "r1/m r1/other r2/m r2/m"
+        );
+        assert_eq!(
+            queue(Some(2), Some(1), &[("d", "r1", "m")]),
+            "r1/other r2/m"
+        );
+        assert_eq!(
+            queue(None, None, &[]),
+            "r1/m r1/m r1/m r1/m r1/other r2/m r2/m r2/m r2/m"
+        );
+    }
+
+    #[test]
     fn a_retry_starts_when_the_clock_reaches_its_time() {
         let clock = Clock::fake(t("2026-01-01T12:00:00Z"));
         let at = Some(t("2026-01-01T12:05:00Z"));
@@ -596,6 +766,7 @@ mod tests {
             rendered_command: None,
             note: None,
             updated_at: t("2026-01-01T00:00:00Z"),
+            rendered_map_index: None,
         }
     }
 

@@ -31,7 +31,6 @@ use crate::executor::{ExecEvent, LocalExecutor, Workload};
 use crate::model::{Dag, RunState, RunType, TaskState};
 use crate::store::{Event, NewRun, RunRow, Store, TiRow, Tx};
 use decide::{RunPlan, Step};
-use rules::Upstream;
 use tis::{RunTis, TiCache};
 
 /// How often a scheduler with nothing to do checks the database for outside changes.
@@ -564,12 +563,34 @@ impl Scheduler {
         }
         let usage = self.store.slot_usage()?;
         let pools: HashMap<String, i64> = self.store.pool_slots()?.into_iter().collect();
+        // The tasks with limits of their own, and what their DAGs have queued or running.
+        let mut limits = decide::TaskLimits::new();
+        let mut task_usage = Vec::new();
+        let mut seen = HashSet::new();
+        for (run, _) in &waiting {
+            let Some(dag) = dags.get(&run.dag_id) else {
+                continue;
+            };
+            let mut limited = false;
+            for t in &dag.tasks {
+                if t.max_active_tis_per_dag.is_some() || t.max_active_tis_per_dagrun.is_some() {
+                    limits.insert(
+                        (dag.dag_id.clone(), t.task_id.clone()),
+                        (t.max_active_tis_per_dag, t.max_active_tis_per_dagrun),
+                    );
+                    limited = true;
+                }
+            }
+            if limited && seen.insert(dag.dag_id.clone()) {
+                task_usage.extend(self.store.task_usage(&dag.dag_id)?);
+            }
+        }
         let default_limit = self.cfg.core.max_active_tasks_per_dag;
         let chosen = decide::to_queue(
             waiting
                 .into_iter()
                 .map(|(run, tis)| (run.id, run.dag_id.as_str(), tis.scheduled())),
-            decide::Slots::in_use(&usage),
+            decide::Slots::in_use(&usage).with_task_limits(&limits, &task_usage),
             &pools,
             self.cfg.core.parallelism,
             |dag_id| {
@@ -800,63 +821,87 @@ fn advance_run(
 
     let graph = tis.graph(dag);
     let mut todo = tis.take_todo(&graph);
-    while let Some(p) = todo.pop_first() {
-        let Some(i) = graph.ti_of_task[p] else {
-            continue;
-        };
+    let mut expanded = false;
+    while let Some((p, which)) = todo.pop_first() {
         let task = &dag.tasks[p];
-        let ti = tis.ti(i);
-        let current = ti.state;
-        let step = decide::task_step(
-            current,
-            ti.next_retry_at,
-            now,
-            task.operator == crate::model::Operator::Empty,
-            || {
-                let up = Upstream::tally(
-                    graph.upstream[p]
-                        .iter()
-                        .map(|u| u.and_then(|j| tis.ti(j).state)),
-                );
-                rules::evaluate(task.trigger_rule, &up)
-            },
-        );
-        let to = match step {
-            Step::Stay => continue,
-            Step::RetryAt(at) => {
-                retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
-                continue;
-            }
-            Step::To(to) => Some(to),
+        let mapped = task.mapped.as_ref().map(|m| m.length());
+        // The trigger rule is the same for every instance of a task: evaluated once.
+        let mut decision = None;
+        let instances = match which {
+            Some(i) => vec![i],
+            None => graph.tis_of_task[p].clone(),
         };
-        let id = &ti.id;
-        let moved = if to == Some(TaskState::Success) {
-            // Straight from no state to success, as a try of its own.
-            tx.set_ti_state(id, current, Some(TaskState::Scheduled), now, None)?
-                && tx.set_ti_state(
-                    id,
-                    Some(TaskState::Scheduled),
-                    Some(TaskState::Success),
-                    now,
-                    None,
-                )?
-        } else {
-            tx.set_ti_state(id, current, to, now, None)?
-        };
-        if moved {
-            if to == Some(TaskState::Success) {
-                tis.set_state(i, Some(TaskState::Scheduled));
+        for i in instances {
+            let ti = tis.ti(i);
+            let current = ti.state;
+            let step = decide::task_step(
+                current,
+                ti.next_retry_at,
+                now,
+                task.operator == crate::model::Operator::Empty,
+                || {
+                    *decision.get_or_insert_with(|| {
+                        rules::evaluate(task.trigger_rule, &tis.upstream_states(&graph, p))
+                    })
+                },
+            );
+            let to = match decide::mapped_step(step, ti.map_index, mapped) {
+                Step::Stay => continue,
+                Step::RetryAt(at) => {
+                    retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
+                    continue;
+                }
+                Step::Expand(n) => {
+                    if tx.expand_ti(ti, n, now)? {
+                        log::info!(
+                            "{} of {} expanded into {n} task instances",
+                            ti.task_id,
+                            ti.run_id
+                        );
+                        // The next pass reads the new instances and schedules them.
+                        expanded = true;
+                        retry_at = Some(now);
+                    }
+                    continue;
+                }
+                Step::To(to) => Some(to),
+            };
+            let id = &ti.id;
+            let moved = if to == Some(TaskState::Success) {
+                // Straight from no state to success, as a try of its own.
+                tx.set_ti_state(id, current, Some(TaskState::Scheduled), now, None)?
+                    && tx.set_ti_state(
+                        id,
+                        Some(TaskState::Scheduled),
+                        Some(TaskState::Success),
+                        now,
+                        None,
+                    )?
+            } else {
+                tx.set_ti_state(id, current, to, now, None)?
+            };
+            if moved {
+                if to == Some(TaskState::Success) {
+                    tis.set_state(i, Some(TaskState::Scheduled));
+                }
+                tis.set_state(i, to);
+                todo.extend(graph.downstream[p].iter().map(|&d| (d, None)));
             }
-            tis.set_state(i, to);
-            todo.extend(&graph.downstream[p]);
         }
     }
 
+    if expanded {
+        // Its new instances are not in the counts yet: the run is not over.
+        return Ok(Outcome {
+            finished: None,
+            retry_at,
+        });
+    }
     let (unfinished, moving) = tis.unfinished();
     let finished = decide::run_end(unfinished, moving, || {
         (0..dag.tasks.len())
             .filter(|&p| graph.downstream[p].is_empty())
-            .filter_map(|p| graph.ti_of_task[p])
+            .flat_map(|p| graph.tis_of_task[p].iter().copied())
             .any(|i| {
                 matches!(
                     tis.ti(i).state,

@@ -4,14 +4,15 @@
 //! as the scheduler runs it, with `flag_upstream_failed` on; `retry_delay` is
 //! `TaskInstance.next_retry_datetime` (airflow-core `models/taskinstance.py`) less the
 //! failed try's end date. Both are pure: the caller counts the upstream states and adds
-//! the delay to the time the try ended. Mapped tasks, setup/teardown tasks and
+//! the delay to the time the try ended. Setup/teardown tasks, mapped task groups and
 //! `depends_on_past` do not exist in updraft, so their branches are left out.
 
 use std::time::Duration;
 
 use crate::model::{Task, TaskState, TriggerRule};
 
-/// Counts of a task's direct upstream states.
+/// Counts of a task's direct upstream states: every task instance of each upstream task
+/// (all map indexes of a mapped one, as Airflow's `TriggerRuleDep` counts them).
 ///
 /// `done` counts the finished ones (success, failed, skipped, upstream_failed, removed:
 /// Airflow's `State.finished`, `TaskState::is_finished` here) and `total` all of them.
@@ -46,6 +47,32 @@ impl Upstream {
             }
         }
         up
+    }
+
+    /// Counts `state` in (`add`) or out.
+    pub fn count(&mut self, state: Option<TaskState>, add: bool) {
+        let one = Upstream::tally([state]);
+        let apply = |n: &mut usize, d: usize| {
+            if add { *n += d } else { *n -= d }
+        };
+        apply(&mut self.success, one.success);
+        apply(&mut self.skipped, one.skipped);
+        apply(&mut self.failed, one.failed);
+        apply(&mut self.upstream_failed, one.upstream_failed);
+        apply(&mut self.removed, one.removed);
+        apply(&mut self.done, one.done);
+        apply(&mut self.total, one.total);
+    }
+
+    /// Adds another task's counts.
+    pub fn merge(&mut self, other: &Upstream) {
+        self.success += other.success;
+        self.skipped += other.skipped;
+        self.failed += other.failed;
+        self.upstream_failed += other.upstream_failed;
+        self.removed += other.removed;
+        self.done += other.done;
+        self.total += other.total;
     }
 
     fn all_done(&self) -> bool {
@@ -426,6 +453,10 @@ mod tests {
             doc_md: None,
             python: None,
             callbacks: Vec::new(),
+            map_index_template: None,
+            max_active_tis_per_dag: None,
+            max_active_tis_per_dagrun: None,
+            mapped: None,
         }
     }
 

@@ -21,43 +21,41 @@ use crate::error::Result;
 use crate::model::{Dag, TaskState};
 use crate::store::{RunRow, Store, TiRow};
 
+use super::rules::Upstream;
+
 /// A DAG's tasks laid over one run's task instances, by task position (the DAG's
 /// topological order).
 pub struct Graph {
     dag: Arc<Dag>,
-    /// The task instance of each task, if the run has one.
-    pub ti_of_task: Vec<Option<usize>>,
+    /// The task instances of each task, by map index (one, map index -1, for a task
+    /// that is not mapped or not expanded yet; none if the run has none for it).
+    pub tis_of_task: Vec<Vec<usize>>,
     /// The task of each task instance, if the DAG still has it.
     task_of_ti: Vec<Option<usize>>,
-    /// Each task's upstreams, as task instances (`None`: the run has none for it).
-    pub upstream: Vec<Vec<Option<usize>>>,
+    /// Each task's upstreams, as task positions.
+    pub upstream: Vec<Vec<usize>>,
     /// Each task's direct downstreams, as task positions.
     pub downstream: Vec<Vec<usize>>,
 }
 
 impl Graph {
     fn new(dag: &Arc<Dag>, tis: &[TiRow]) -> Graph {
-        let ti_by_task: HashMap<&str, usize> = tis
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.task_id.as_str(), i))
-            .collect();
         let position: HashMap<&str, usize> = dag
             .tasks
             .iter()
             .enumerate()
             .map(|(p, t)| (t.task_id.as_str(), p))
             .collect();
-        let ti_of_task: Vec<Option<usize>> = dag
-            .tasks
-            .iter()
-            .map(|t| ti_by_task.get(t.task_id.as_str()).copied())
-            .collect();
+        let mut tis_of_task: Vec<Vec<usize>> = vec![Vec::new(); dag.tasks.len()];
         let mut task_of_ti = vec![None; tis.len()];
-        for (p, i) in ti_of_task.iter().enumerate() {
-            if let Some(i) = i {
-                task_of_ti[*i] = Some(p);
+        for (i, t) in tis.iter().enumerate() {
+            if let Some(&p) = position.get(t.task_id.as_str()) {
+                tis_of_task[p].push(i);
+                task_of_ti[i] = Some(p);
             }
+        }
+        for list in &mut tis_of_task {
+            list.sort_by_key(|&i| tis[i].map_index);
         }
         let mut downstream = vec![Vec::new(); dag.tasks.len()];
         let upstream = dag
@@ -65,26 +63,30 @@ impl Graph {
             .iter()
             .enumerate()
             .map(|(p, t)| {
-                for u in &t.upstream {
-                    if let Some(&q) = position.get(u.as_str()) {
-                        downstream[q].push(p);
-                    }
-                }
-                t.upstream
+                let ups: Vec<usize> = t
+                    .upstream
                     .iter()
-                    .map(|u| ti_by_task.get(u.as_str()).copied())
-                    .collect()
+                    .filter_map(|u| position.get(u.as_str()).copied())
+                    .collect();
+                for &q in &ups {
+                    downstream[q].push(p);
+                }
+                ups
             })
             .collect();
         Graph {
             dag: dag.clone(),
-            ti_of_task,
+            tis_of_task,
             task_of_ti,
             upstream,
             downstream,
         }
     }
 }
+
+/// What a pass looks at: a task position, and one of its task instances (its own state
+/// changed) or all of them (`None`: an upstream's changed, or the run is new).
+pub type Todo = (usize, Option<usize>);
 
 /// The task instances of one run, in insertion order.
 pub struct RunTis {
@@ -102,6 +104,9 @@ pub struct RunTis {
     retrying: BTreeSet<usize>,
     unfinished: usize,
     moving: usize,
+    /// The states of each task's instances, counted, by task id: a downstream's trigger
+    /// rule reads these, so it costs its upstream tasks, not their mapped instances.
+    by_task: HashMap<String, Upstream>,
 }
 
 /// States a task instance leaves on its own (or the scheduler moves it from): while one
@@ -131,6 +136,7 @@ impl RunTis {
             retrying: BTreeSet::new(),
             unfinished: 0,
             moving: 0,
+            by_task: HashMap::new(),
         };
         for ti in tis {
             run.put(ti);
@@ -143,6 +149,10 @@ impl RunTis {
         let ti = &self.tis[i];
         let key = (Reverse(ti.priority_weight), i);
         let state = ti.state;
+        self.by_task
+            .entry(ti.task_id.clone())
+            .or_default()
+            .count(state, add);
         let step = |n: &mut usize| if add { *n += 1 } else { *n -= 1 };
         if !state.is_some_and(TaskState::is_finished) {
             step(&mut self.unfinished);
@@ -214,22 +224,37 @@ impl RunTis {
         }
     }
 
-    /// The task positions a pass must look at, and forgets them: every task the first
-    /// time, then those whose own or an upstream's state changed, and those up for
-    /// retry.
-    pub fn take_todo(&mut self, g: &Graph) -> BTreeSet<usize> {
+    /// What a pass must look at, and forgets it: every task the first time, then the
+    /// task instances whose own state changed, those up for retry, and every instance of
+    /// the tasks downstream of a change.
+    pub fn take_todo(&mut self, g: &Graph) -> BTreeSet<Todo> {
         let mut todo = BTreeSet::new();
         if std::mem::take(&mut self.full) {
-            todo.extend(0..g.ti_of_task.len());
+            todo.extend((0..g.tis_of_task.len()).map(|p| (p, None)));
             self.dirty.clear();
             return todo;
         }
         let changed = self.dirty.drain(..).chain(self.retrying.iter().copied());
-        for p in changed.filter_map(|i| g.task_of_ti[i]) {
-            todo.insert(p);
-            todo.extend(&g.downstream[p]);
+        for i in changed {
+            if let Some(p) = g.task_of_ti[i] {
+                todo.insert((p, Some(i)));
+                todo.extend(g.downstream[p].iter().map(|&d| (d, None)));
+            }
         }
         todo
+    }
+
+    /// The states of task `p`'s upstream tasks' instances, counted; an upstream task
+    /// with no instance in the run counts as one with no state.
+    pub fn upstream_states(&self, g: &Graph, p: usize) -> Upstream {
+        let mut up = Upstream::default();
+        for &q in &g.upstream[p] {
+            match self.by_task.get(g.dag.tasks[q].task_id.as_str()) {
+                Some(counts) if counts.total > 0 => up.merge(counts),
+                _ => up.count(None, true),
+            }
+        }
+        up
     }
 
     /// How many task instances have not finished, and how many of those are moving

@@ -284,4 +284,10 @@ CREATE INDEX backfill_dag_run_run ON backfill_dag_run (dag_run_id);
 ALTER TABLE dag_run ADD COLUMN backfill_id INTEGER REFERENCES backfill (id);
 CREATE INDEX dag_run_backfill ON dag_run (backfill_id) WHERE backfill_id IS NOT NULL;
 "#,
+    // Dynamic task mapping: the render of a task's `map_index_template` (Airflow's
+    // `rendered_map_index`), per try.
+    r#"
+ALTER TABLE task_instance ADD COLUMN rendered_map_index TEXT;
+ALTER TABLE task_instance_history ADD COLUMN rendered_map_index TEXT;
+"#,
 ];

@@ -69,6 +69,8 @@ pub struct TiRow {
     pub rendered_command: Option<String>,
     pub note: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// The render of the task's `map_index_template`, once a try rendered it.
+    pub rendered_map_index: Option<String>,
 }
 
 /// What a new run is made of.
@@ -99,7 +101,7 @@ const ACTIVE_TI: &str = "state IN ('scheduled', 'queued', 'running', 'up_for_ret
 
 pub(super) const TI_COLS: &str = "id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator, pool,
     pool_slots, priority_weight, queued_dttm, scheduled_dttm, start_date, end_date, duration, hostname, unixname,
-    pid, last_heartbeat_at, next_retry_at, rendered_command, note, updated_at";
+    pid, last_heartbeat_at, next_retry_at, rendered_command, note, updated_at, rendered_map_index";
 
 impl Store {
     /// Runs the closure in one `BEGIN IMMEDIATE` transaction; commits only if it succeeds.
@@ -258,33 +260,57 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// One task instance by its key.
+    /// The task instance of a task that is not mapped (map index -1).
     pub fn ti_by_key(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<Option<TiRow>> {
+        self.ti_at(dag_id, run_id, task_id, -1)
+    }
+
+    /// One task instance by its key.
+    pub fn ti_at(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: i64,
+    ) -> Result<Option<TiRow>> {
         self.conn
             .row(
                 &format!(
-                    "SELECT {TI_COLS} FROM task_instance WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = -1"
+                    "SELECT {TI_COLS} FROM task_instance WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4"
                 ),
-                [dag_id, run_id, task_id],
+                params![dag_id, run_id, task_id, map_index],
                 ti_row,
             )
             .optional()
             .map_err(|e| self.err(e))
     }
 
-    /// Earlier tries of a task instance, oldest first.
+    /// Earlier tries of the task instance of a task that is not mapped, oldest first.
     pub fn ti_history(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<Vec<TiRow>> {
+        self.ti_history_at(dag_id, run_id, task_id, -1)
+    }
+
+    /// Earlier tries of a task instance, oldest first.
+    pub fn ti_history_at(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: i64,
+    ) -> Result<Vec<TiRow>> {
         self.query(
             "SELECT task_instance_id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator,
                     pool, pool_slots, priority_weight, queued_dttm, NULL, start_date, end_date, duration, hostname,
-                    unixname, pid, NULL, NULL, rendered_command, NULL, COALESCE(end_date, start_date, queued_dttm)
-             FROM task_instance_history WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 ORDER BY try_number",
-            [dag_id, run_id, task_id],
+                    unixname, pid, NULL, NULL, rendered_command, NULL, COALESCE(end_date, start_date, queued_dttm),
+                    rendered_map_index
+             FROM task_instance_history WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4
+             ORDER BY try_number",
+            params![dag_id, run_id, task_id, map_index],
             ti_row,
         )
     }
 
-    /// An XCom value (JSON), if pushed.
+    /// An XCom value (JSON) of a task that is not mapped, if pushed.
     pub fn xcom(
         &self,
         dag_id: &str,
@@ -292,16 +318,61 @@ impl Store {
         task_id: &str,
         key: &str,
     ) -> Result<Option<Value>> {
+        self.xcom_at(dag_id, run_id, task_id, -1, key)
+    }
+
+    /// The XCom values under `key` of every instance of a task, by map index.
+    pub fn xcom_values(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        key: &str,
+    ) -> Result<Vec<(i64, Value)>> {
+        self.query(
+            "SELECT map_index, value FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND key = ?4
+             ORDER BY map_index",
+            [dag_id, run_id, task_id, key],
+            |r| {
+                let text: String = r.get(1)?;
+                let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                Ok((r.get(0)?, value))
+            },
+        )
+    }
+
+    /// An XCom value (JSON) of the task instance at `map_index`, if pushed.
+    pub fn xcom_at(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: i64,
+        key: &str,
+    ) -> Result<Option<Value>> {
         let text: Option<String> = self
             .conn
             .row(
-                "SELECT value FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = -1 AND key = ?4",
-                [dag_id, run_id, task_id, key],
+                "SELECT value FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?5 AND key = ?4",
+                params![dag_id, run_id, task_id, key, map_index],
                 |r| r.get(0),
             )
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
+    }
+
+    /// The queued and running task instances of `dag_id`: (dag_id, run_id, task_id)
+    /// each, for the tasks' own limits (`max_active_tis_per_dag`/`_per_dagrun`).
+    pub fn task_usage(&self, dag_id: &str) -> Result<Vec<(String, String, String)>> {
+        self.query(
+            &format!(
+                "SELECT dag_id, run_id, task_id FROM task_instance
+                 WHERE dag_id = ?1 AND state IN ('queued', 'running') AND {ACTIVE_TI}"
+            ),
+            [dag_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     /// Counts of task instances by state across all DAGs, for limits: (running+queued
@@ -386,25 +457,20 @@ impl Tx<'_> {
         };
         let weights = new.dag.effective_weights();
         for task in &new.dag.tasks {
-            self.0
-                .exec(
-                    "INSERT INTO task_instance (id, dag_id, run_id, task_id, max_tries, operator, pool, pool_slots,
-                         priority_weight, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        crate::ids::uuid7(now),
-                        new.dag.dag_id,
-                        new.run_id,
-                        task.task_id,
-                        task.retries,
-                        task.operator.class_name(),
-                        task.pool,
-                        task.pool_slots,
-                        weights[task.task_id.as_str()],
-                        now_s,
-                    ],
-                )
-                .map_err(db)?;
+            // A task mapped over literals gets its instances now (Airflow's
+            // `_create_tasks`); any other, and one mapped to nothing, gets map index -1,
+            // which the scheduler expands, or skips, when its upstreams are done.
+            let count = task.mapped.as_ref().and_then(|m| m.length()).unwrap_or(0);
+            for map_index in crate::model::Mapped::initial_indexes(count) {
+                self.insert_ti(
+                    new,
+                    task,
+                    map_index,
+                    weights[task.task_id.as_str()],
+                    &now_s,
+                    now,
+                )?;
+            }
         }
         self.0
             .row(
@@ -413,6 +479,70 @@ impl Tx<'_> {
                 run_row,
             )
             .map_err(db)
+    }
+
+    /// A new task instance, with no state, of `task` in run `new`.
+    fn insert_ti(
+        &self,
+        new: &NewRun,
+        task: &crate::model::Task,
+        map_index: i64,
+        weight: i64,
+        now_s: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.0
+            .exec(
+                "INSERT INTO task_instance (id, dag_id, run_id, task_id, map_index, max_tries, operator, pool,
+                     pool_slots, priority_weight, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    crate::ids::uuid7(now),
+                    new.dag.dag_id,
+                    new.run_id,
+                    task.task_id,
+                    map_index,
+                    task.retries,
+                    task.operator.class_name(),
+                    task.pool,
+                    task.pool_slots,
+                    weight,
+                    now_s,
+                ],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Expands the unexpanded (map index -1) task instance `ti` into `count` instances
+    /// (`count` > 0): it becomes map index 0, as in Airflow's `expand_mapped_task`, and
+    /// 1..count are added with no state. False when it was expanded or changed since read.
+    pub fn expand_ti(&self, ti: &TiRow, count: usize, now: DateTime<Utc>) -> Result<bool> {
+        let now_s = ts(now);
+        let n = self
+            .0
+            .exec(
+                "UPDATE task_instance SET map_index = 0, updated_at = ?2
+                 WHERE id = ?1 AND map_index = -1 AND state IS NULL",
+                params![ti.id, now_s],
+            )
+            .map_err(db)?;
+        if n != 1 {
+            return Ok(false);
+        }
+        for map_index in 1..count {
+            self.0
+                .exec(
+                    "INSERT INTO task_instance (id, dag_id, run_id, task_id, map_index, max_tries, operator, pool,
+                         pool_slots, priority_weight, updated_at)
+                     SELECT ?1, dag_id, run_id, task_id, ?3, max_tries, operator, pool, pool_slots,
+                         priority_weight, ?4
+                     FROM task_instance WHERE id = ?2",
+                    params![crate::ids::uuid7(now), ti.id, map_index as i64, now_s],
+                )
+                .map_err(db)?;
+        }
+        Ok(true)
     }
 
     /// Moves a run from `from` to `to`; start and end dates follow the state.
@@ -499,10 +629,10 @@ impl Tx<'_> {
             .exec(
                 "INSERT OR REPLACE INTO task_instance_history (task_instance_id, dag_id, run_id, task_id, map_index,
                      try_number, max_tries, state, operator, pool, pool_slots, priority_weight, queued_dttm,
-                     start_date, end_date, duration, hostname, unixname, pid, rendered_command)
+                     start_date, end_date, duration, hostname, unixname, pid, rendered_command, rendered_map_index)
                  SELECT id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator, pool,
                      pool_slots, priority_weight, queued_dttm, start_date, end_date, duration, hostname, unixname,
-                     pid, rendered_command
+                     pid, rendered_command, rendered_map_index
                  FROM task_instance WHERE id = ?1 AND try_number > 0",
                 [id],
             )
@@ -582,6 +712,18 @@ impl Tx<'_> {
     }
 
     /// Saves the rendered command of the current try (shown in the UI and API).
+    /// Records the render of a task instance's `map_index_template`.
+    pub fn set_rendered_map_index(&self, id: &str, text: &str) -> Result<bool> {
+        let n = self
+            .0
+            .exec(
+                "UPDATE task_instance SET rendered_map_index = ?2 WHERE id = ?1",
+                [id, text],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
     pub fn set_rendered(&self, id: &str, command: &str) -> Result<()> {
         self.0
             .exec(
@@ -608,12 +750,15 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Writes an XCom value (JSON), replacing an earlier one.
+    /// Writes an XCom value (JSON) of the task instance at `map_index`, replacing an
+    /// earlier one.
+    #[allow(clippy::too_many_arguments)]
     pub fn set_xcom(
         &self,
         dag_id: &str,
         run_id: &str,
         task_id: &str,
+        map_index: i64,
         key: &str,
         value: &Value,
         now: DateTime<Utc>,
@@ -621,19 +766,25 @@ impl Tx<'_> {
         self.0
             .exec(
                 "INSERT OR REPLACE INTO xcom (dag_id, run_id, task_id, map_index, key, value, timestamp)
-                 VALUES (?1, ?2, ?3, -1, ?4, ?5, ?6)",
-                params![dag_id, run_id, task_id, key, value.to_string(), ts(now)],
+                 VALUES (?1, ?2, ?3, ?7, ?4, ?5, ?6)",
+                params![dag_id, run_id, task_id, key, value.to_string(), ts(now), map_index],
             )
             .map_err(db)?;
         Ok(())
     }
 
-    /// Removes a task's XComs (a new try starts clean, as in Airflow).
-    pub fn clear_xcoms(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<()> {
+    /// Removes a task instance's XComs (a new try starts clean, as in Airflow).
+    pub fn clear_xcoms(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: i64,
+    ) -> Result<()> {
         self.0
             .exec(
-                "DELETE FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3",
-                [dag_id, run_id, task_id],
+                "DELETE FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+                params![dag_id, run_id, task_id, map_index],
             )
             .map_err(db)?;
         Ok(())
@@ -788,5 +939,80 @@ pub(super) fn ti_row(r: &Row) -> rusqlite::Result<TiRow> {
         rendered_command: r.get(22)?,
         note: r.get(23)?,
         updated_at: time(r, 24)?,
+        rendered_map_index: r.get(25)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of a DAG whose task `m` is mapped over `values` (YAML), in a fresh store.
+    fn run_of(values: &str) -> (std::path::PathBuf, Store, Vec<TiRow>) {
+        use std::hash::{BuildHasher, RandomState};
+        let dir = std::env::temp_dir().join(format!(
+            "updraft-runs-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(0u8)
+        ));
+        let mut store = Store::open(&dir.join("t.db")).unwrap();
+        let now: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+        let yaml = format!(
+            "d:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    - task_id: m\n      \
+             operator: airflow.providers.standard.operators.bash.BashOperator\n      \
+             bash_command: echo\n      pool_slots: 2\n      expand:\n        env: {values}\n"
+        );
+        let parsed = crate::dagfile::parse("d.yml", &yaml, now);
+        assert_eq!(parsed.errors, []);
+        let dag = &parsed.dags[0];
+        store
+            .write(|tx| {
+                tx.create_run(
+                    &NewRun {
+                        dag,
+                        run_id: "r".into(),
+                        run_type: RunType::Manual,
+                        logical_date: None,
+                        data_interval: None,
+                        run_after: now,
+                        conf: Value::Object(Default::default()),
+                        note: None,
+                        triggered_by: "test",
+                        user: None,
+                        backfill_id: None,
+                    },
+                    now,
+                )
+            })
+            .unwrap();
+        let tis = store.tis_of_run("d", "r").unwrap();
+        (dir, store, tis)
+    }
+
+    #[test]
+    fn a_literal_mapped_task_gets_its_instances_with_the_run() {
+        let (dir, _, tis) = run_of("[{A: '1'}, {A: '2'}]");
+        let indexes: Vec<i64> = tis.iter().map(|t| t.map_index).collect();
+        assert_eq!(indexes, [0, 1]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The expansion the scheduler does when a length is known only at run time (and for
+    /// zero-length literals, which are skipped instead): -1 becomes 0, the rest are new,
+    /// like it; once only.
+    #[test]
+    fn an_unexpanded_instance_expands_once() {
+        let (dir, mut store, tis) = run_of("[]");
+        assert_eq!(tis.len(), 1);
+        assert_eq!(tis[0].map_index, -1);
+        let now: DateTime<Utc> = "2025-01-01T00:01:00Z".parse().unwrap();
+        assert!(store.write(|tx| tx.expand_ti(&tis[0], 3, now)).unwrap());
+        assert!(!store.write(|tx| tx.expand_ti(&tis[0], 3, now)).unwrap());
+        let after = store.tis_of_run("d", "r").unwrap();
+        let indexes: Vec<i64> = after.iter().map(|t| t.map_index).collect();
+        assert_eq!(indexes, [0, 1, 2]);
+        assert_eq!(after[0].id, tis[0].id);
+        assert!(after.iter().all(|t| t.pool_slots == 2 && t.state.is_none()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -48,7 +48,8 @@ export function dagPage(main, route, ctx) {
     head, tabs, body));
 
   function selection(q) {
-    return { run: q.get("run"), task: q.get("task"), try: q.get("try") ? Number(q.get("try")) : null };
+    const map = q.get("map_index");
+    return { run: q.get("run"), task: q.get("task"), try: q.get("try") ? Number(q.get("try")) : null, map: map != null && map !== "" ? Number(map) : null };
   }
 
   function renderTabs() {
@@ -193,7 +194,8 @@ export function dagPage(main, route, ctx) {
         opt.textContent = `${run.dag_run_id} · ${run.state}`;
       }
       const states = Object.fromEntries(Object.entries(run?.task_instances ?? {}).map(([k, v]) => [k, v.state]));
-      graph.update(states, run?.dag_run_id ?? null, sel.task);
+      const counts = Object.fromEntries(Object.entries(run?.task_instances ?? {}).filter(([, v]) => v.map_count != null).map(([k, v]) => [k, v.map_count]));
+      graph.update(states, run?.dag_run_id ?? null, sel.task, counts);
     } else if (view === "runs") {
       if (runsList) put(content, runsTable(runsList));
       else if (!content.querySelector(".loading")) put(content, h("p", { class: "muted loading" }, "Loading…"));
@@ -327,7 +329,9 @@ export function dagPage(main, route, ctx) {
     let key = "";
     let runId = sel.run;
     if (sel.task && !runId && view === "graph") runId = shownRun()?.dag_run_id ?? null;
-    if (sel.task && runId) key = `ti:${runId}:${sel.task}:${sel.try ?? ""}`;
+    // A mapped task without a map index shows the list of its instances.
+    const isMapped = Boolean(taskLines().find((n) => n.id === sel.task)?.is_mapped);
+    if (sel.task && runId) key = `ti:${runId}:${sel.task}:${sel.try ?? ""}:${sel.map ?? ""}:${isMapped}`;
     else if (runId) {
       const run = grid?.dag_runs.find((r) => r.dag_run_id === runId);
       key = `run:${runId}:${JSON.stringify(run ?? null)}`;
@@ -345,7 +349,7 @@ export function dagPage(main, route, ctx) {
     if (!key) return;
     const common = { dagId, view, me: ctx.me, onChange: () => poller.kick() };
     if (key.startsWith("ti:")) {
-      panel = tiPanel({ ...common, runId, taskId: sel.task, tryNumber: sel.try });
+      panel = tiPanel({ ...common, runId, taskId: sel.task, tryNumber: sel.try, mapIndex: sel.map, isMapped });
     } else {
       let run = grid?.dag_runs.find((r) => r.dag_run_id === runId);
       if (!run) {

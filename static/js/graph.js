@@ -197,12 +197,16 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
   return {
     el: svg,
     size: { w: W, h: H },
-    /** Colours nodes by `states` (task id → state) of run `runId`; marks `selected`. */
-    update(states, runId, selected) {
+    /**
+     * Colours nodes by `states` (task id → state) of run `runId`; marks `selected`; a
+     * mapped task shows how many instances it has in that run (`counts`, task id → n).
+     */
+    update(states, runId, selected, counts = {}) {
       for (const ne of nodeEls) {
         const st = ne.isTask ? states[ne.node.id] ?? null : summarize(ne.ids.map((id) => states[id] ?? null));
         ne.el.setAttribute("class", `node ${ne.isTask ? "task-node" : "group-node"} st-${st ?? "none"} ${ne.isTask && selected === ne.node.id ? "selected" : ""}`);
-        ne.sub.textContent = `${ne.isTask ? ne.node.operator : `${ne.ids.length} tasks`}${st ? ` · ${st.replaceAll("_", " ")}` : ""}`;
+        const mapped = ne.isTask && ne.node.is_mapped ? ` [${counts[ne.node.id] ?? " "}]` : "";
+        ne.sub.textContent = `${ne.isTask ? ne.node.operator : `${ne.ids.length} tasks`}${mapped}${st ? ` · ${st.replaceAll("_", " ")}` : ""}`;
         if (ne.isTask) {
           ne.el.setAttribute("href", href(["dags", dagId, "graph"], { run: runId, task: ne.node.id }));
           ne.el.setAttribute("aria-label", `${ne.node.id}: ${st ?? "no status"}`);

@@ -63,7 +63,7 @@ export function renderGrid({ dagId, view, structure, grid, collapsed, selected, 
       : h("a", {
         href: link({ run: selected.run ?? runs.at(-1)?.dag_run_id, task: node.id }), class: "task-name",
         title: node.id, dataset: { key: `task:${node.id}` },
-      }, node.label);
+      }, node.label, node.is_mapped ? h("span", { class: "muted small", title: "Mapped task" }, " [ ]") : null);
     return h("tr", { class: `${isGroup ? "group-row" : "task-row"} ${rowSel ? "sel" : ""}` },
       h("th", { scope: "row", class: "name", style: `padding-left:${0.5 + depth * 1.1}rem` }, name),
       runs.map((r) => {
@@ -77,13 +77,17 @@ export function renderGrid({ dagId, view, structure, grid, collapsed, selected, 
         const ti = tis[node.id];
         const st = ti?.state ?? null;
         const cellSel = sel && selected.task === node.id;
+        // A mapped task's cell sums up its instances: their count by state.
+        const counts = ti?.map_count != null
+          ? `\n${ti.map_count} mapped: ${Object.entries(ti.child_states ?? {}).map(([s, n]) => `${n} ${s.replaceAll("_", " ")}`).join(", ")}`
+          : "";
         return h("td", { class: `cell ${sel ? "sel" : ""}` },
           h("a", {
-            href: link({ run: r.dag_run_id, task: node.id }), class: `sq st-${st ?? "none"} ${cellSel ? "current" : ""}`,
+            href: link({ run: r.dag_run_id, task: node.id }), class: `sq st-${st ?? "none"} ${ti?.map_count != null ? "mapped" : ""} ${cellSel ? "current" : ""}`,
             dataset: { key: `ti:${r.dag_run_id}:${node.id}` },
             "aria-label": `${node.id} in ${r.dag_run_id}: ${st ?? "no status"}`,
             "aria-current": cellSel ? "true" : null,
-            title: `${node.id}\n${r.dag_run_id}\n${st ?? "no status"}${ti?.try_number > 1 ? ` (try ${ti.try_number})` : ""}${ti?.duration != null ? ` · ${fmtDuration(ti.duration)}` : ""}`,
+            title: `${node.id}\n${r.dag_run_id}\n${st ?? "no status"}${ti?.try_number > 1 ? ` (try ${ti.try_number})` : ""}${ti?.duration != null ? ` · ${fmtDuration(ti.duration)}` : ""}${counts}`,
           }));
       }));
   });

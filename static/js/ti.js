@@ -4,7 +4,7 @@
 // confirmation. The run panel: a run's facts, conf and the same actions for the run.
 
 import { api, path, ApiError } from "./api.js";
-import { put, h, badge, time, fmtClock, fmtDuration, durationOf, isActive, confirm, modal, notify, Poller, errorBox } from "./ui.js";
+import { put, h, badge, time, fmtClock, fmtDuration, durationOf, isActive, confirm, modal, notify, Poller, errorBox, summarize } from "./ui.js";
 import { href } from "./router.js";
 
 const ROLES = ["viewer", "user", "op", "admin"];
@@ -17,8 +17,13 @@ function facts(pairs) {
 }
 
 /** The task instance panel. `onChange` runs after an action so the page polls at once. */
-export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange }) {
-  const ti = `api/v2/dags/${encodeURIComponent(dagId)}/dagRuns/${encodeURIComponent(runId)}/taskInstances/${encodeURIComponent(taskId)}`;
+export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = null, isMapped = false, onChange }) {
+  const base = `api/v2/dags/${encodeURIComponent(dagId)}/dagRuns/${encodeURIComponent(runId)}/taskInstances/${encodeURIComponent(taskId)}`;
+  // One instance of a mapped task has its own routes; its log and XComs take its map index.
+  const mapped = mapIndex != null;
+  const ti = mapped ? `${base}/${mapIndex}` : base;
+  const mapQuery = mapped ? { map_index: mapIndex } : {};
+  const instances = h("div", { class: "instances" });
   const head = h("div", { class: "panel-state" });
   const info = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const command = h("div", {});
@@ -40,9 +45,10 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
 
   const el = h("section", { class: "panel ti-panel", "aria-label": `Task ${taskId}` },
     h("header", { class: "panel-head" },
-      h("div", {}, h("p", { class: "eyebrow" }, "Task instance"), h("h2", { class: "panel-title" }, taskId)),
+      h("div", {}, h("p", { class: "eyebrow" }, mapped ? [h("a", { href: href(["dags", dagId, view], { run: runId, task: taskId }) }, "Mapped task"), ` · map index ${mapIndex}`] : "Task instance"),
+        h("h2", { class: "panel-title" }, taskId)),
       h("a", { href: href(["dags", dagId, view], { run: runId }), class: "icon-btn", "aria-label": "Close the task panel", title: "Close" }, "×")),
-    head, summary, actions,
+    head, summary, instances, actions,
     h("div", { class: "subtabs" }, tabLog, tabDetails, tabXcom),
     logPane, detailsPane, xcomPane);
 
@@ -114,7 +120,7 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
       try {
         const res = await api(path`api/v2/dags/${dagId}/clearTaskInstances`, {
           method: "POST",
-          body: { dry_run: true, dag_run_id: runId, task_ids: [taskId], only_failed: false, include_downstream: downstream.checked, include_upstream: false },
+          body: { dry_run: true, dag_run_id: runId, task_ids: [mapped ? [taskId, mapIndex] : taskId], only_failed: false, include_downstream: downstream.checked, include_upstream: false },
         });
         put(list, ...(res.task_instances ?? []).map((x) => h("li", {}, h("code", {}, x.task_id), " ", badge(x.state))));
       } catch (e) {
@@ -132,7 +138,7 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
       danger: true,
       onSubmit: () => api(path`api/v2/dags/${dagId}/clearTaskInstances`, {
         method: "POST",
-        body: { dry_run: false, dag_run_id: runId, task_ids: [taskId], only_failed: false, include_downstream: downstream.checked, include_upstream: false },
+        body: { dry_run: false, dag_run_id: runId, task_ids: [mapped ? [taskId, mapIndex] : taskId], only_failed: false, include_downstream: downstream.checked, include_upstream: false },
       }),
     });
     if (ok) {
@@ -161,12 +167,33 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
     poller.kick();
   }
 
+  /** A mapped task without a map index: its instances, each a link to its own panel. */
+  async function listInstances() {
+    const res = await api(`${base}/listMapped`, { query: { limit: 1000 } });
+    const list = res.task_instances ?? [];
+    const changed = JSON.stringify(list) !== JSON.stringify(current);
+    current = list;
+    put(head, badge(summarize(list.map((x) => x.state))));
+    put(summary, `${res.total_entries} mapped instances`);
+    put(actions);
+    for (const pane of [logPane, detailsPane, xcomPane]) pane.hidden = true;
+    el.querySelector(".subtabs").style.display = "none";
+    put(instances, list.length
+      ? h("ul", { class: "instance-list", "aria-label": "Mapped instances" }, list.map((x) => h("li", {},
+        h("a", { href: href(["dags", dagId, view], { run: runId, task: taskId, map_index: x.map_index }) },
+          x.rendered_map_index ?? `map index ${x.map_index}`),
+        " ", badge(x.state))))
+      : h("p", { class: "muted" }, "This task was mapped to nothing in this run."));
+    if (changed) onChange?.();
+    return { active: list.some((x) => isActive(x.state) || x.state === null), changed };
+  }
+
   async function loadXcoms() {
     if (xcomLoaded && !isActive(current?.state)) return;
     try {
-      const res = await api(`${ti}/xcomEntries`);
+      const res = await api(`${base}/xcomEntries`, { query: mapped ? mapQuery : { map_index: -1 } });
       const entries = res.xcom_entries ?? [];
-      const values = await Promise.all(entries.map((x) => api(`${ti}/xcomEntries/${encodeURIComponent(x.key)}`, { query: { map_index: x.map_index } })
+      const values = await Promise.all(entries.map((x) => api(`${base}/xcomEntries/${encodeURIComponent(x.key)}`, { query: { map_index: x.map_index } })
         .then((v) => v.value, (e) => `(could not read: ${e.message})`)));
       put(xcomBox, entries.length ? h("table", { class: "kv" },
         h("thead", {}, h("tr", {}, h("th", {}, "Key"), h("th", {}, "Value"))),
@@ -180,11 +207,12 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
   }
 
   function startLog() {
-    log = new LogFollower(`${ti}/logs/${shownTry}`, logBox, follow);
+    log = new LogFollower(`${base}/logs/${shownTry}`, logBox, follow, mapQuery);
     logStatus.textContent = "";
   }
 
   const poller = new Poller(async () => {
+    if (isMapped && !mapped) return listInstances();
     let t;
     try {
       t = await api(ti);
@@ -232,8 +260,9 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, onChange })
  * gives one, otherwise by fetching the whole log and appending what is new.
  */
 class LogFollower {
-  constructor(url, box, follow) {
+  constructor(url, box, follow, query = {}) {
     this.url = url;
+    this.query = query;
     this.box = box;
     this.follow = follow;
     this.token = null;
@@ -256,7 +285,7 @@ class LogFollower {
     if (this.finished) return false;
     let res;
     try {
-      res = await api(this.url, { query: this.token ? { token: this.token } : {} });
+      res = await api(this.url, { query: { ...this.query, ...(this.token ? { token: this.token } : {}) } });
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
         put(this.box, h("p", { class: "muted" }, "No log for this try yet."));

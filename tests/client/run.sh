@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs coverage.py (once), drive.py, ctl.py and sweep.py against a fresh `updraft standalone`,
+# Runs coverage.py (once), drive.py, mapped.py, ctl.py and sweep.py against a fresh `updraft standalone`,
 # once at the root and once under a base_url prefix, each on its own temporary UPDRAFT_HOME.
 #
 # Usage: tests/client/run.sh [PYTHON] [UPDRAFT_BINARY]
@@ -55,6 +55,9 @@ one() {
     # from a path they take the bound address plus the prefix.
     [ -n "$prefix" ] && base_url=("UPDRAFT__API__BASE_URL=$prefix")
     home=$(mktemp -d "${TMPDIR:-/tmp}/updraft-client-XXXXXX")
+    # A mapped task for mapped.py, beside the examples.
+    mkdir -p "$home/dags"
+    "$python" "$here/mapped.py" --print-yaml >"$home/dags/client_mapped.yml"
     echo "== server at $label (UPDRAFT_HOME=$home)"
     env UPDRAFT_HOME="$home" \
         UPDRAFT__API__HOST=127.0.0.1 \
@@ -88,6 +91,8 @@ one() {
     if [ "$first" = 1 ]; then "$python" "$here/coverage.py" --base "$base"; first=0; fi
     "$python" "$here/drive.py" --base "$base" --password "$admin" \
         --viewer viewer --viewer-password "$viewer" || rc=1
+    # A mapped task's instances through the routes with {map_index} and listMapped.
+    "$python" "$here/mapped.py" --base "$base" --password "$admin" || rc=1
     # airflowctl (apache-airflow-ctl), the command-line client: its backfill commands.
     "$python" "$here/ctl.py" --base "$base" --password "$admin" || rc=1
     "$python" "$here/sweep.py" --base "$base" --password "$admin" \

@@ -48,10 +48,11 @@ function freePort() {
  * Starts `updraft standalone` on a fresh home with the example DAGs and a broken file;
  * resolves `{child, url, password, home}` once it prints its URL.
  */
-async function startServer({ port = 0, baseUrl = null, env: extra = {} } = {}) {
+async function startServer({ port = 0, baseUrl = null, env: extra = {}, files = {} } = {}) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-ui-"));
   fs.mkdirSync(path.join(home, "dags"));
   fs.writeFileSync(path.join(home, "dags", "broken.yml"), BROKEN_YAML);
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(home, "dags", name), text);
   const env = {
     PATH: process.env.PATH,
     UPDRAFT_HOME: home,
@@ -652,5 +653,71 @@ describe("all-admins mode and a base_url without the port", { concurrency: false
     await page.locator("#execution-check", { hasText: "http://127.0.0.1/d12345/execution/" }).waitFor();
     await page.screenshot({ path: path.join(SHOTS, "all-admins-no-port-about.png") });
     w.check("execution check");
+  });
+});
+
+describe("a mapped task in the grid and the task panel", { concurrency: false }, () => {
+  let srv;
+  let ctx;
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
+  const MAPPED_YAML = [
+    "mapped:",
+    "  schedule: null",
+    "  start_date: 2024-01-01",
+    "  tasks:",
+    "    - task_id: m",
+    "      operator: airflow.providers.standard.operators.bash.BashOperator",
+    "      map_index_template: 'item {{ ti.map_index }}'",
+    "      expand:",
+    "        bash_command: ['echo one', 'exit 3', 'echo three']",
+    "",
+  ].join("\n");
+  const env = {
+    UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True",
+    UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION: "False",
+    UPDRAFT__CORE__LOAD_EXAMPLES: "False",
+  };
+  before(async () => {
+    srv = await startServer({ env, files: { "mapped.yml": MAPPED_YAML } });
+    ctx = await launch(profile);
+  });
+  after(async () => {
+    await ctx?.close();
+    await stopServer(srv);
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  test("one cell counts the instances by state, and the panel opens each instance", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const trigger = spawnSync(BIN, ["dags", "trigger", "mapped"], {
+      env: { PATH: process.env.PATH, UPDRAFT_HOME: srv.home, ...env }, encoding: "utf8",
+    });
+    assert.equal(trigger.status, 0, trigger.stderr);
+    const runId = trigger.stdout.trim();
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const w = watch(page, srv.url);
+    await page.goto(`${srv.url}dags/mapped/grid?run=${encodeURIComponent(runId)}`);
+    const cell = page.locator(`a.sq.mapped[aria-label="m in ${runId}: failed"]`);
+    await cell.waitFor({ timeout: RUN_TIMEOUT });
+    assert.match(await cell.getAttribute("title"), /3 mapped: (2 success, 1 failed|1 failed, 2 success)/);
+    await page.screenshot({ path: path.join(SHOTS, "mapped-grid.png") });
+    await cell.click();
+    const panel = page.locator(".ti-panel");
+    const items = panel.locator(".instance-list li");
+    await items.nth(2).waitFor();
+    assert.equal(await items.count(), 3);
+    await panel.locator(".instance-list li", { hasText: "item 1" }).locator(".badge.st-failed").waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "mapped-instances.png") });
+    await panel.getByRole("link", { name: "item 1" }).click();
+    await page.waitForURL(like(`**/dags/mapped/grid?**map_index=1**`));
+    await panel.locator(".eyebrow", { hasText: "map index 1" }).waitFor();
+    await panel.locator(".panel-state .badge.st-failed").waitFor();
+    await panel.locator("#ti-log", { hasText: "exit 3" }).waitFor({ timeout: 20_000 });
+    await page.screenshot({ path: path.join(SHOTS, "mapped-instance-log.png") });
+    // The graph marks the mapped task with its count of instances in the run.
+    await page.goto(`${srv.url}dags/mapped/graph?run=${encodeURIComponent(runId)}`);
+    await page.locator("svg.graph a.node .node-sub", { hasText: "BashOperator [3] · failed" }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "mapped-graph.png") });
+    w.check("mapped task");
   });
 });

@@ -5,7 +5,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 use super::signing::{LogId, make_token, read_token};
 use crate::model::TaskState;
-use crate::task_log::log_path;
+use crate::task_log::log_path_at;
 use serde_json::{Map, Value, json};
 
 use super::kit::{dt, parse_datetime, query_bool};
@@ -107,14 +107,11 @@ fn logs(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
         None => None,
     };
     let not_found = || ApiError::not_found("TaskInstance not found");
-    if map_index != -1 {
-        return Err(not_found());
-    }
-    let current = store.ti_by_key(dag_id, run_id, task_id)?;
+    let current = store.ti_at(dag_id, run_id, task_id, map_index)?;
     let (ti, is_current) = match current {
         Some(ti) if ti.try_number == n => (ti, true),
         _ => match store
-            .ti_history(dag_id, run_id, task_id)?
+            .ti_history_at(dag_id, run_id, task_id, map_index)?
             .into_iter()
             .find(|h| h.try_number == n)
         {
@@ -135,7 +132,14 @@ fn logs(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
                     | TaskState::UpForReschedule
             )
         );
-    let path = log_path(&ctx.cfg.logging.base_log_folder, dag_id, run_id, task_id, n);
+    let path = log_path_at(
+        &ctx.cfg.logging.base_log_folder,
+        dag_id,
+        run_id,
+        task_id,
+        map_index,
+        n,
+    );
     let start = if full { 0 } else { token.unwrap_or(0) };
     let mut messages = Vec::new();
     let (raw, next) = if n == 0 {

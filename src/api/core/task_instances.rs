@@ -11,8 +11,8 @@ use serde_json::{Map, Value, json};
 use super::kit::{Kind, body, field, orders, query_all};
 use super::kit::{
     Paging, apply_order, body_value_error, flag, long_note, masked, naive_times, number_ranges,
-    paged, paging, path_number, patterns, query_ints, state_filter, text, time, time_ranges,
-    unprocessable,
+    paged, paging, path_map_index, path_number, patterns, query_ints, state_filter, text, time,
+    time_ranges, unprocessable,
 };
 use super::views::{Views, dag_not_found};
 use crate::api::http::{ApiError, Method, Reply, Req};
@@ -35,6 +35,20 @@ pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", Role::Viewer, None, "Every try of a task instance", tries),
     guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{task_try_number}", Role::Viewer, None, "One try of a task instance", one_try),
     guarded(Post, "/api/v2/dags/{dag_id}/clearTaskInstances", Role::User, Some("post_clear_task_instances"), "Clear task instances so they run again (dry_run, the default, only lists them)", clear),
+];
+
+/// The routes that name one instance of a mapped task, and its list. They come after every
+/// other route (`api::routes`), since `{map_index}` would take `.../{task_id}/tries`,
+/// `.../{task_id}/xcomEntries` and the like.
+#[rustfmt::skip]
+pub static MAPPED_ROUTES: &[Route] = &[
+    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/listMapped", Role::Viewer, None, "The instances of a mapped task: filters, order_by, limit/offset", list_mapped),
+    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", Role::Viewer, None, "One instance of a mapped task", get),
+    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/dependencies", Role::Viewer, None, "Why an instance of a mapped task is not running yet", dependencies),
+    guarded(Patch, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", Role::User, Some("patch_task_instance"), "Set the state (with relatives) or note of an instance of a mapped task", patch),
+    guarded(Patch, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/dry_run", Role::User, None, "The task instances a state change of an instance of a mapped task would change", patch_dry_run),
+    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/tries", Role::Viewer, None, "Every try of an instance of a mapped task", tries),
+    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/tries/{task_try_number}", Role::Viewer, None, "One try of an instance of a mapped task", one_try),
 ];
 
 /// Task instance states as Airflow lists them (some never occur in updraft).
@@ -83,6 +97,49 @@ fn collection(items: Vec<Value>) -> Value {
     paged("task_instances", items, n, &p)
 }
 
+/// `GET .../taskInstances/{task_id}/listMapped`: the instances of a mapped task (map
+/// index 0 and up), with the list's filters, ordered by map index unless asked. None is
+/// no error for a mapped task (it may have expanded to nothing), as in Airflow.
+fn list_mapped(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let (dag_id, run_id, task_id) = (p.get("dag_id"), p.get("dag_run_id"), p.get("task_id"));
+    let paging = paging(ctx, req)?;
+    let mut q = ListQuery::default();
+    q.any_of("dag_id", vec![Some(dag_id.to_string())]);
+    q.any_of("run_id", vec![Some(run_id.to_string())]);
+    q.any_of("task_id", vec![Some(task_id.to_string())]);
+    q.cmp("map_index", Op::Gte, Bound::Num(0.0));
+    let mut unfiltered = q.clone();
+    unfiltered.limit = Some(1);
+    if store.list_tis(&unfiltered)?.1 == 0 {
+        let dag = store.dag(dag_id)?.ok_or_else(|| dag_not_found(dag_id))?;
+        match dag.dag.task(task_id) {
+            None => return Err(ApiError::not_found(format!("Task id {task_id} not found"))),
+            Some(t) if t.mapped.is_none() => {
+                return Err(ApiError::not_found(format!(
+                    "Task id {task_id} is not mapped"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    filters(req, &mut q, None)?;
+    let keys = orders(
+        &query_all(req, "order_by"),
+        TI_ORDER,
+        &[("map_index", false)],
+        &[],
+    )?;
+    apply_order(&mut q, &keys, "map_index");
+    q.limit = Some(paging.limit);
+    q.offset = paging.offset;
+    let (rows, total) = store.list_tis(&q)?;
+    let items = Views::new(store).all(&rows)?;
+    Ok(Reply::json(
+        200,
+        &paged("task_instances", items, total, &paging),
+    ))
+}
+
 fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let (dag_id, run_id) = (p.get("dag_id"), p.get("dag_run_id"));
     let paging = paging(ctx, req)?;
@@ -108,9 +165,30 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
     if let Some(t) = req.query("task_id") {
         q.any_of("task_id", vec![Some(t.to_string())]);
     }
+    filters(req, &mut q, dag.as_ref().map(|d| d.dag.as_ref()))?;
+    let keys = orders(
+        &query_all(req, "order_by"),
+        TI_ORDER,
+        &[("map_index", false)],
+        &[],
+    )?;
+    // Ties keep the order the run's task instances were made in: the DAG's task order.
+    apply_order(&mut q, &keys, "rowid");
+    q.limit = Some(paging.limit);
+    q.offset = paging.offset;
+    let (rows, total) = store.list_tis(&q)?;
+    let items = Views::new(store).all(&rows)?;
+    Ok(Reply::json(
+        200,
+        &paged("task_instances", items, total, &paging),
+    ))
+}
+
+/// The filters the task instance lists share (`task_group_id` needs the DAG).
+fn filters(req: &Req, q: &mut ListQuery, dag: Option<&crate::model::Dag>) -> Result<(), ApiError> {
     time_ranges(
         req,
-        &mut q,
+        q,
         &[
             "run_after",
             "logical_date",
@@ -119,10 +197,10 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
             "updated_at",
         ],
     )?;
-    number_ranges(req, &mut q, "duration")?;
+    number_ranges(req, q, "duration")?;
     patterns(
         req,
-        &mut q,
+        q,
         &[
             ("task_display_name", "task_display_name"),
             ("dag_id", "dag_id"),
@@ -161,12 +239,11 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
     if !query_ints(req, "version_number")?.is_empty() {
         q.nothing();
     }
-    if let (Some(group), Some(dag)) = (req.query("task_group_id"), &dag) {
+    if let (Some(group), Some(dag)) = (req.query("task_group_id"), dag) {
         let inside = format!("{group}.");
         q.any_of(
             "task_id",
-            dag.dag
-                .tasks
+            dag.tasks
                 .iter()
                 .filter(|t| {
                     t.task_group
@@ -177,32 +254,30 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
                 .collect(),
         );
     }
-    let keys = orders(
-        &query_all(req, "order_by"),
-        TI_ORDER,
-        &[("map_index", false)],
-        &[],
-    )?;
-    // Ties keep the order the run's task instances were made in: the DAG's task order.
-    apply_order(&mut q, &keys, "rowid");
-    q.limit = Some(paging.limit);
-    q.offset = paging.offset;
-    let (rows, total) = store.list_tis(&q)?;
-    let items = Views::new(store).all(&rows)?;
-    Ok(Reply::json(
-        200,
-        &paged("task_instances", items, total, &paging),
-    ))
+    Ok(())
 }
 
-/// The task instance named by the path, or Airflow's 404.
+/// The task instance named by the path (its `{map_index}`, or -1), or Airflow's 404s:
+/// without a map index, a mapped task's instances are not found ("add the map_index").
 fn the_ti(store: &Store, p: &Params) -> Result<TiRow, ApiError> {
     let (dag_id, run_id, task_id) = (p.get("dag_id"), p.get("dag_run_id"), p.get("task_id"));
-    store.ti_by_key(dag_id, run_id, task_id)?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}` and task_id: `{task_id}` was not found"
-        ))
-    })
+    let map_index = path_map_index(p)?;
+    if let Some(ti) = store.ti_at(dag_id, run_id, task_id, map_index)? {
+        return Ok(ti);
+    }
+    if p.try_get("map_index").is_some() {
+        return Err(ApiError::not_found(format!(
+            "The Mapped Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}`, and map_index: `{map_index}` was not found"
+        )));
+    }
+    if store.ti_at(dag_id, run_id, task_id, 0)?.is_some() {
+        return Err(ApiError::not_found(
+            "Task instance is mapped, add the map_index value to the URL",
+        ));
+    }
+    Err(ApiError::not_found(format!(
+        "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}` and task_id: `{task_id}` was not found"
+    )))
 }
 
 fn get(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
@@ -315,11 +390,16 @@ fn patch_target(store: &Store, p: &Params) -> Result<TiRow, ApiError> {
             "Task '{task_id}' not found in Dag '{dag_id}'"
         )));
     }
-    store.ti_by_key(dag_id, run_id, task_id)?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` and map_index: `None` was not found"
-        ))
-    })
+    let named = p.try_get("map_index").is_some();
+    let map_index = path_map_index(p)?;
+    store
+        .ti_at(dag_id, run_id, task_id, map_index)?
+        .ok_or_else(|| {
+            let shown = if named { map_index.to_string() } else { "None".into() };
+            ApiError::not_found(format!(
+                "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` and map_index: `{shown}` was not found"
+            ))
+        })
 }
 
 fn relatives(b: &Map<String, Value>) -> ops::Relatives {
@@ -348,6 +428,7 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
             &ti.dag_id,
             &ti.run_id,
             &ti.task_id,
+            Some(ti.map_index),
             to,
             relatives(&b),
             true,
@@ -375,6 +456,7 @@ fn patch_dry_run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<
             &ti.dag_id,
             &ti.run_id,
             &ti.task_id,
+            Some(ti.map_index),
             to,
             relatives(&b),
             false,
@@ -391,8 +473,9 @@ fn patch_dry_run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<
 /// task instance cleared and not yet started again shows its tries from history only.
 fn tries_of(store: &Store, p: &Params) -> Result<Vec<TiRow>, ApiError> {
     let (dag_id, run_id, task_id) = (p.get("dag_id"), p.get("dag_run_id"), p.get("task_id"));
-    let history = store.ti_history(dag_id, run_id, task_id)?;
-    let Some(current) = store.ti_by_key(dag_id, run_id, task_id)? else {
+    let map_index = path_map_index(p)?;
+    let history = store.ti_history_at(dag_id, run_id, task_id, map_index)?;
+    let Some(current) = store.ti_at(dag_id, run_id, task_id, map_index)? else {
         return Ok(history);
     };
     let cleared = current.state.is_none()
@@ -413,10 +496,11 @@ fn tries(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply,
     let all = tries_of(store, p)?;
     if all.is_empty() {
         return Err(ApiError::not_found(format!(
-            "The Task Instance with dag_id: `{}`, run_id: `{}`, task_id: `{}` and map_index: `-1` was not found",
+            "The Task Instance with dag_id: `{}`, run_id: `{}`, task_id: `{}` and map_index: `{}` was not found",
             p.get("dag_id"),
             p.get("dag_run_id"),
-            p.get("task_id")
+            p.get("task_id"),
+            path_map_index(p)?
         )));
     }
     let mut views = Views::new(store);
@@ -437,27 +521,29 @@ fn one_try(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Repl
         .rfind(|t| t.try_number == n)
         .ok_or_else(|| {
             ApiError::not_found(format!(
-                "The Task Instance with dag_id: `{}`, run_id: `{}`, task_id: `{}`, try_number: `{n}` and map_index: `-1` was not found",
+                "The Task Instance with dag_id: `{}`, run_id: `{}`, task_id: `{}`, try_number: `{n}` and map_index: `{}` was not found",
                 p.get("dag_id"),
                 p.get("dag_run_id"),
-                p.get("task_id")
+                p.get("task_id"),
+                p.try_get("map_index").unwrap_or("-1")
             ))
         })?;
     Ok(Reply::json(200, &Views::new(store).try_json(&found)?))
 }
 
-/// Task ids from `ClearTaskInstancesBody.task_ids`: names, or `[name, map_index]` pairs
-/// (only map index -1 exists in updraft). Errors are pydantic's.
-fn clear_task_ids(list: &[Value]) -> Result<Vec<String>, Vec<Value>> {
+/// Task ids from `ClearTaskInstancesBody.task_ids`: names (every map index), or
+/// `[name, map_index]` pairs (that instance). Errors are pydantic's.
+fn clear_task_ids(list: &[Value]) -> Result<Vec<(String, Option<i64>)>, Vec<Value>> {
     let mut ids = Vec::new();
     let mut errors = Vec::new();
     for (i, v) in list.iter().enumerate() {
         match v {
-            Value::String(s) => ids.push(s.clone()),
+            Value::String(s) => ids.push((s.clone(), None)),
             Value::Array(pair) if pair.len() == 2 && pair[0].is_string() && pair[1].is_i64() => {
-                if pair[1].as_i64() == Some(-1) {
-                    ids.push(pair[0].as_str().unwrap_or_default().to_string());
-                }
+                ids.push((
+                    pair[0].as_str().unwrap_or_default().to_string(),
+                    pair[1].as_i64(),
+                ));
             }
             other => errors.push(
                 json!({"type": "string_type", "loc": ["body", "task_ids", i, "str"],
@@ -574,7 +660,7 @@ fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
             flag(&b, "include_downstream", false),
         );
         let mut family: Vec<String> = Vec::new();
-        for id in ids {
+        for (id, _) in ids {
             for t in ops::task_family(&dag.dag, id, up, down) {
                 if !family.contains(&t) {
                     family.push(t);
@@ -595,7 +681,17 @@ fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     } else if flag(&b, "only_running", false) {
         q.any_of("state", vec![Some("running".into())]);
     }
-    let (tis, _) = store.list_tis(&q)?;
+    let (mut tis, _) = store.list_tis(&q)?;
+    // A task named only in `[name, map_index]` pairs is cleared at those map indexes.
+    if let Some(ids) = &task_ids {
+        tis.retain(|t| {
+            let named = ids.iter().filter(|(id, _)| *id == t.task_id);
+            named.clone().next().is_none()
+                || named
+                    .into_iter()
+                    .any(|(_, m)| m.is_none_or(|m| m == t.map_index))
+        });
+    }
     let tis = if flag(&b, "dry_run", true) {
         tis
     } else {

@@ -13,7 +13,7 @@ use super::kit::dt;
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
-use crate::model::Dag;
+use crate::model::{Dag, TaskState};
 use crate::store::{RunRow, Store, TiRow};
 
 #[rustfmt::skip]
@@ -114,11 +114,19 @@ fn grid(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiE
     runs.reverse();
     let mut out = Vec::with_capacity(runs.len());
     for run in &runs {
-        let tis: Map<String, Value> = store
-            .tis_of_run(dag_id, &run.run_id)?
-            .iter()
-            .map(|ti| (ti.task_id.clone(), ti_json(ti)))
-            .collect();
+        let rows = store.tis_of_run(dag_id, &run.run_id)?;
+        let mut mapped: HashMap<&str, Vec<&TiRow>> = HashMap::new();
+        let mut tis = Map::new();
+        for ti in &rows {
+            if ti.map_index >= 0 {
+                mapped.entry(ti.task_id.as_str()).or_default().push(ti);
+            } else {
+                tis.insert(ti.task_id.clone(), ti_json(ti));
+            }
+        }
+        for (task_id, instances) in mapped {
+            tis.insert(task_id.to_string(), mapped_json(&instances));
+        }
         let mut r = run_json(run);
         r["task_instances"] = Value::Object(tis);
         out.push(r);
@@ -177,6 +185,50 @@ fn ti_json(ti: &TiRow) -> Value {
         "start_date": dt(ti.start_date),
         "end_date": dt(ti.end_date),
         "duration": ti.duration,
+    })
+}
+
+/// Airflow's grid order of states for a mapped task's cell (`state_priority`): the
+/// first one any instance is in is the cell's state; `None` is no status.
+const STATE_PRIORITY: &[Option<TaskState>] = &[
+    Some(TaskState::Failed),
+    Some(TaskState::UpstreamFailed),
+    Some(TaskState::UpForRetry),
+    Some(TaskState::UpForReschedule),
+    Some(TaskState::Running),
+    Some(TaskState::Restarting),
+    Some(TaskState::Deferred),
+    Some(TaskState::Queued),
+    Some(TaskState::Scheduled),
+    None,
+    Some(TaskState::Success),
+    Some(TaskState::Skipped),
+    Some(TaskState::Removed),
+];
+
+/// A mapped task's cell: its instances summarised as Airflow's grid does (the state by
+/// `STATE_PRIORITY`, the count of each state, the first start and last end), and how
+/// many there are.
+fn mapped_json(instances: &[&TiRow]) -> Value {
+    let mut counts: Map<String, Value> = Map::new();
+    for ti in instances {
+        let key = ti.state.map_or("none", TaskState::as_str);
+        let n = counts.get(key).and_then(Value::as_u64).unwrap_or(0);
+        counts.insert(key.to_string(), json!(n + 1));
+    }
+    let state = STATE_PRIORITY
+        .iter()
+        .find(|s| instances.iter().any(|ti| ti.state == **s))
+        .copied()
+        .flatten();
+    json!({
+        "state": state.map(TaskState::as_str),
+        "map_count": instances.len(),
+        "child_states": counts,
+        "try_number": instances.iter().map(|t| t.try_number).max(),
+        "start_date": dt(instances.iter().filter_map(|t| t.start_date).min()),
+        "end_date": dt(instances.iter().filter_map(|t| t.end_date).max()),
+        "duration": null,
     })
 }
 
@@ -241,6 +293,7 @@ fn children(
                 "type": "task",
                 "operator": t.operator.class_name(),
                 "line": t.line,
+                "is_mapped": t.mapped.is_some(),
             }),
         ));
     }

@@ -196,7 +196,7 @@ pub fn ti_json(dags: &mut Dags, ti: &TiRow, run: Option<&RunRow>) -> Result<Valu
         "executor": null,
         "executor_config": "{}",
         "note": ti.note,
-        "rendered_map_index": null,
+        "rendered_map_index": ti.rendered_map_index,
         "rendered_fields": rendered,
         "trigger": null,
         "triggerer_job": null,
@@ -211,15 +211,25 @@ fn rendered_fields(ti: &TiRow, dag: Option<&DagRow>) -> Value {
         return json!({});
     };
     let task = dag.and_then(|d| d.dag.task(&ti.task_id));
-    let env = task.and_then(|t| t.env.as_ref()).map(|env| {
-        mask(&Value::Object(
-            env.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
-        ))
-    });
+    let mut env = task
+        .and_then(|t| t.env.as_ref())
+        .map(|env| Value::Object(env.iter().map(|(k, v)| (k.clone(), json!(v))).collect()));
+    let mut cwd = task.and_then(|t| t.cwd.clone()).map(Value::String);
+    // An instance of a mapped task shows its own values of the expanded arguments.
+    let mapped = task.and_then(|t| t.mapped.as_ref());
+    if let (Some(m), Ok(i)) = (mapped, usize::try_from(ti.map_index)) {
+        for (name, value) in m.values_at(i).unwrap_or_default() {
+            match name {
+                "env" => env = Some(value.clone()),
+                "cwd" => cwd = Some(value.clone()),
+                _ => {}
+            }
+        }
+    }
     json!({
         "bash_command": command,
-        "env": env,
-        "cwd": task.and_then(|t| t.cwd.clone()),
+        "env": env.as_ref().map(mask),
+        "cwd": cwd,
     })
 }
 

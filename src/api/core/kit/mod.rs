@@ -533,6 +533,22 @@ pub(super) fn query_map_index(req: &Req) -> Result<Option<i64>, ApiError> {
     Ok(Some(n))
 }
 
+/// The `{map_index}` path segment as an integer (pydantic's 422 if it is not one);
+/// -1, a task that is not mapped, on a route without it.
+pub(super) fn path_map_index(p: &Params) -> Result<i64, ApiError> {
+    let Some(v) = p.try_get("map_index") else {
+        return Ok(-1);
+    };
+    v.parse().map_err(|_| {
+        invalid(
+            &["path", "map_index"],
+            "int_parsing",
+            "Input should be a valid integer, unable to parse string as an integer",
+            json!(v),
+        )
+    })
+}
+
 /// A path segment as a non-negative integer, or pydantic's 422 naming it.
 pub(super) fn path_number(p: &Params, name: &str) -> Result<u32, ApiError> {
     let v = p.get(name);
