@@ -633,3 +633,41 @@ fn python_sensors_poke_until_done_or_time_out() {
             .contains("Sensor has timed out")
     );
 }
+
+/// A plain callable's try imports nothing it does not need: JSON goes through `_json`,
+/// the socket is imported by the first API call (there is none here: the return value's
+/// XComs go back through the outcome file), the context's macros on first use. Each of
+/// `json`, `socket` and `uuid` (with `platform`) cost a few ms of CPU on every try.
+const LEAN: &str = r#"
+import sys
+
+
+def lean():
+    return {"loaded": sorted(m for m in ("json", "socket", "uuid", "platform") if m in sys.modules)}
+
+
+def uses_macros(macros):
+    return [macros.uuid.UUID(int=1).version is None, macros.json.dumps([1]), macros.ds_add("2024-01-01", 2)]
+"#;
+
+#[test]
+fn a_plain_callable_imports_no_json_socket_or_macros() {
+    let tasks = [
+        py_task("t", "lean.lean", "multiple_outputs: true"),
+        py_task("m", "lean.uses_macros", ""),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[("lean.py", LEAN), ("lean.yml", &dag("lean", "", &tasks))],
+        &[],
+    );
+    let run = e.trigger("lean", None);
+    assert_eq!(e.wait_run("lean", &run), "success");
+    let xcom = |task: &str, key: &str| e.store().xcom("lean", &run, task, key).unwrap();
+    assert_eq!(xcom("t", "return_value"), Some(json!({"loaded": []})));
+    assert_eq!(xcom("t", "loaded"), Some(json!([])));
+    assert_eq!(
+        xcom("m", "return_value"),
+        Some(json!([true, "[1]", "2024-01-03"]))
+    );
+}
