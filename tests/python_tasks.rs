@@ -671,3 +671,34 @@ fn a_plain_callable_imports_no_json_socket_or_macros() {
         Some(json!([true, "[1]", "2024-01-03"]))
     );
 }
+
+/// Airflow runs an EmptyOperator task on a worker only when it has an
+/// `on_execute_callback` or `on_success_callback` (`DagRun.schedule_tis`), so that they
+/// fire; any other EmptyOperator task is marked success without a process.
+#[test]
+fn empty_tasks_with_execute_or_success_callbacks_fire_them() {
+    let empty = "      operator: airflow.providers.standard.operators.empty.EmptyOperator\n";
+    let tasks = [
+        format!(
+            "    - task_id: e\n{empty}      on_execute_callback: {{callback: lib.report, tag: exec}}\n      on_success_callback: {{callback: lib.report, tag: success}}\n"
+        ),
+        format!("    - task_id: plain\n{empty}      dependencies: [e]\n"),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("empty.yml", &dag("empty", "", &tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("empty", None);
+    assert_eq!(e.wait_run("empty", &run), "success");
+    for key in ["cb_e_exec_1", "cb_e_success_1"] {
+        let out = e.home.run(&["variables", "get", key], FAST);
+        assert_eq!(out.stdout().trim(), "fired", "{key}: {}", out.stderr());
+    }
+    let log = e.log("empty", &run, "e", 1);
+    assert_eq!(log.matches("callback exec for e").count(), 1, "{log}");
+    assert_eq!(log.matches("callback success for e").count(), 1, "{log}");
+}

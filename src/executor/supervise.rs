@@ -210,6 +210,9 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
 
     let is_python = task["python"].is_object();
     if task["operator"] != "BashOperator" && !is_python {
+        // An operator with nothing to execute here (EmptyOperator with callbacks):
+        // its callbacks still fire around the execute that does nothing, as in Airflow.
+        run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
         return Ok(finish(&mut log, "success", None));
     }
     // A Python task needs an interpreter and the runner's files before anything runs.

@@ -811,7 +811,7 @@ fn advance_run(
             current,
             ti.next_retry_at,
             now,
-            task.operator == crate::model::Operator::Empty,
+            task.skips_the_worker(),
             || {
                 let up = Upstream::tally(
                     graph.upstream[p]
