@@ -702,3 +702,40 @@ fn empty_tasks_with_execute_or_success_callbacks_fire_them() {
     assert_eq!(log.matches("callback exec for e").count(), 1, "{log}");
     assert_eq!(log.matches("callback success for e").count(), 1, "{log}");
 }
+
+/// `tasks test` of a Python task runs it as Airflow 3's `task_test` does: in a temporary
+/// run, through an Execution API (here a private one), with its log on stdout; the run is
+/// deleted afterwards.
+#[test]
+fn tasks_test_runs_a_python_task_in_a_temporary_run() {
+    let home = crate::util::TempHome::new();
+    let lib = format!(
+        "{CALLABLES}\n\ndef tested(ds, ti):\n    print('tested', ds, Variable.get('greeting'), ti.task_id)\n    return ds\n"
+    );
+    home.write("dags/lib.py", &lib);
+    let tasks = [
+        py_task("up", "lib.boom", ""),
+        py_task("t", "lib.tested", "dependencies: [up]"),
+    ]
+    .concat();
+    home.write("dags/tt.yml", &dag("tt", "", &tasks));
+    home.run(&["variables", "set", "greeting", "hi"], FAST)
+        .expect(0);
+    let run = home
+        .run(&["tasks", "test", "tt", "t", "2024-03-02"], FAST)
+        .expect(0);
+    assert!(
+        run.stdout().contains("tested 2024-03-02 hi t")
+            && run.stdout().contains("Returned value was: 2024-03-02"),
+        "{}",
+        run.stdout()
+    );
+    let run = home.run(&["tasks", "test", "tt", "up"], FAST).expect(1);
+    assert!(
+        run.stdout().contains("ValueError: callable went wrong"),
+        "{}",
+        run.stdout()
+    );
+    let store = updraft::store::Store::open_existing(&home.path.join("updraft.db")).unwrap();
+    assert_eq!(store.runs_of(Some("tt"), 10).unwrap().len(), 0);
+}
