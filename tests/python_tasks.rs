@@ -739,3 +739,30 @@ fn tasks_test_runs_a_python_task_in_a_temporary_run() {
     let store = updraft::store::Store::open_existing(&home.path.join("updraft.db")).unwrap();
     assert_eq!(store.runs_of(Some("tt"), 10).unwrap().len(), 0);
 }
+
+/// Python reads a `.pyc` but never writes one when the environment has
+/// PYTHONDONTWRITEBYTECODE; the runner then writes its own once, so later tries do not
+/// compile it again.
+#[test]
+fn the_runner_keeps_its_bytecode_even_with_pythondontwritebytecode() {
+    let tasks = py_task("t", "lean.lean", "");
+    let e = Engine::start(
+        &[("lean.py", LEAN), ("bc.yml", &dag("bc", "", &tasks))],
+        &[("PYTHONDONTWRITEBYTECODE", "1")],
+    );
+    let run = e.trigger("bc", None);
+    assert_eq!(e.wait_run("bc", &run), "success");
+    let runners = e.home.path.join("python-runner");
+    let cached: Vec<String> = std::fs::read_dir(&runners)
+        .unwrap()
+        .flatten()
+        .filter_map(|d| std::fs::read_dir(d.path().join("__pycache__")).ok())
+        .flatten()
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached.iter().any(|f| f.starts_with("_updraft_task.")),
+        "{cached:?}"
+    );
+}
