@@ -272,7 +272,9 @@ Usage: updraft tasks list DAG_ID
        updraft tasks xcom pull --task-id TASK_ID [--key KEY]
 
 list prints the task ids of a DAG, one per line. test renders and runs one task's
-command in the foreground, records nothing, and exits with its exit code. clear makes
+command in the foreground, records nothing, and exits with its exit code; a Python task
+runs in a temporary run (deleted afterwards) through a private Execution API, as Airflow's
+task_test does, its log on stdout, exit 1 unless it succeeds. clear makes
 matching task instances (all runs) run again. The xcom commands work inside a running
 task: they reach the Execution API with the task's own token.
 ";

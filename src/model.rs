@@ -137,6 +137,19 @@ pub struct Task {
     pub mapped: Option<Mapped>,
 }
 
+impl Task {
+    /// An EmptyOperator task that needs no worker: the scheduler marks it success
+    /// straight away. As Airflow's `schedule_tis`, one with an `on_execute_callback` or
+    /// `on_success_callback` is run like any task, so that its callbacks fire.
+    pub fn skips_the_worker(&self) -> bool {
+        self.operator == Operator::Empty
+            && !self
+                .callbacks
+                .iter()
+                .any(|c| c.on == "on_execute_callback" || c.on == "on_success_callback")
+    }
+}
+
 /// A Python function a task calls with its context when something happens to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Callback {

@@ -633,3 +633,136 @@ fn python_sensors_poke_until_done_or_time_out() {
             .contains("Sensor has timed out")
     );
 }
+
+/// A plain callable's try imports nothing it does not need: JSON goes through `_json`,
+/// the socket is imported by the first API call (there is none here: the return value's
+/// XComs go back through the outcome file), the context's macros on first use. Each of
+/// `json`, `socket` and `uuid` (with `platform`) cost a few ms of CPU on every try.
+const LEAN: &str = r#"
+import sys
+
+
+def lean():
+    return {"loaded": sorted(m for m in ("json", "socket", "uuid", "platform") if m in sys.modules)}
+
+
+def uses_macros(macros):
+    return [macros.uuid.UUID(int=1).version is None, macros.json.dumps([1]), macros.ds_add("2024-01-01", 2)]
+"#;
+
+#[test]
+fn a_plain_callable_imports_no_json_socket_or_macros() {
+    let tasks = [
+        py_task("t", "lean.lean", "multiple_outputs: true"),
+        py_task("m", "lean.uses_macros", ""),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[("lean.py", LEAN), ("lean.yml", &dag("lean", "", &tasks))],
+        &[],
+    );
+    let run = e.trigger("lean", None);
+    assert_eq!(e.wait_run("lean", &run), "success");
+    let xcom = |task: &str, key: &str| e.store().xcom("lean", &run, task, key).unwrap();
+    assert_eq!(xcom("t", "return_value"), Some(json!({"loaded": []})));
+    assert_eq!(xcom("t", "loaded"), Some(json!([])));
+    assert_eq!(
+        xcom("m", "return_value"),
+        Some(json!([true, "[1]", "2024-01-03"]))
+    );
+}
+
+/// Airflow runs an EmptyOperator task on a worker only when it has an
+/// `on_execute_callback` or `on_success_callback` (`DagRun.schedule_tis`), so that they
+/// fire; any other EmptyOperator task is marked success without a process.
+#[test]
+fn empty_tasks_with_execute_or_success_callbacks_fire_them() {
+    let empty = "      operator: airflow.providers.standard.operators.empty.EmptyOperator\n";
+    let tasks = [
+        format!(
+            "    - task_id: e\n{empty}      on_execute_callback: {{callback: lib.report, tag: exec}}\n      on_success_callback: {{callback: lib.report, tag: success}}\n"
+        ),
+        format!("    - task_id: plain\n{empty}      dependencies: [e]\n"),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("empty.yml", &dag("empty", "", &tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("empty", None);
+    assert_eq!(e.wait_run("empty", &run), "success");
+    for key in ["cb_e_exec_1", "cb_e_success_1"] {
+        let out = e.home.run(&["variables", "get", key], FAST);
+        assert_eq!(out.stdout().trim(), "fired", "{key}: {}", out.stderr());
+    }
+    let log = e.log("empty", &run, "e", 1);
+    assert_eq!(log.matches("callback exec for e").count(), 1, "{log}");
+    assert_eq!(log.matches("callback success for e").count(), 1, "{log}");
+}
+
+/// `tasks test` of a Python task runs it as Airflow 3's `task_test` does: in a temporary
+/// run, through an Execution API (here a private one), with its log on stdout; the run is
+/// deleted afterwards.
+#[test]
+fn tasks_test_runs_a_python_task_in_a_temporary_run() {
+    let home = crate::util::TempHome::new();
+    let lib = format!(
+        "{CALLABLES}\n\ndef tested(ds, ti):\n    print('tested', ds, Variable.get('greeting'), ti.task_id)\n    return ds\n"
+    );
+    home.write("dags/lib.py", &lib);
+    let tasks = [
+        py_task("up", "lib.boom", ""),
+        py_task("t", "lib.tested", "dependencies: [up]"),
+    ]
+    .concat();
+    home.write("dags/tt.yml", &dag("tt", "", &tasks));
+    home.run(&["variables", "set", "greeting", "hi"], FAST)
+        .expect(0);
+    let run = home
+        .run(&["tasks", "test", "tt", "t", "2024-03-02"], FAST)
+        .expect(0);
+    assert!(
+        run.stdout().contains("tested 2024-03-02 hi t")
+            && run.stdout().contains("Returned value was: 2024-03-02"),
+        "{}",
+        run.stdout()
+    );
+    let run = home.run(&["tasks", "test", "tt", "up"], FAST).expect(1);
+    assert!(
+        run.stdout().contains("ValueError: callable went wrong"),
+        "{}",
+        run.stdout()
+    );
+    let store = updraft::store::Store::open_existing(&home.path.join("updraft.db")).unwrap();
+    assert_eq!(store.runs_of(Some("tt"), 10).unwrap().len(), 0);
+}
+
+/// Python reads a `.pyc` but never writes one when the environment has
+/// PYTHONDONTWRITEBYTECODE; the runner then writes its own once, so later tries do not
+/// compile it again.
+#[test]
+fn the_runner_keeps_its_bytecode_even_with_pythondontwritebytecode() {
+    let tasks = py_task("t", "lean.lean", "");
+    let e = Engine::start(
+        &[("lean.py", LEAN), ("bc.yml", &dag("bc", "", &tasks))],
+        &[("PYTHONDONTWRITEBYTECODE", "1")],
+    );
+    let run = e.trigger("bc", None);
+    assert_eq!(e.wait_run("bc", &run), "success");
+    let runners = e.home.path.join("python-runner");
+    let cached: Vec<String> = std::fs::read_dir(&runners)
+        .unwrap()
+        .flatten()
+        .filter_map(|d| std::fs::read_dir(d.path().join("__pycache__")).ok())
+        .flatten()
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached.iter().any(|f| f.starts_with("_updraft_task.")),
+        "{cached:?}"
+    );
+}

@@ -255,6 +255,130 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
     }
 }
 
+/// `tasks test` of a Python task, as Airflow 3's `task_test`: a temporary run
+/// (`__airflow_temporary_run_...`) is written, the one task runs in it through a private
+/// Execution API (the runner reads variables, connections and XComs through it, as in a
+/// real run), its log is printed, and the run is deleted again.
+pub fn python_task_test(
+    env: &Env,
+    dag_id: &str,
+    task_id: &str,
+    logical_date: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let fixed = |section, key, value: &str| Override {
+        section,
+        key,
+        value: value.to_string(),
+        by: "tasks test",
+    };
+    let cfg = prepare(
+        env,
+        &[
+            fixed("api", "host", "127.0.0.1"),
+            fixed("api", "port", "0"),
+            fixed("api", "base_url", ""),
+            fixed("core", "execution_api_server_url", ""),
+        ],
+    )?;
+    let mut store = Store::open(&cfg.database.path)?;
+    let now = env.clock.now();
+    let run = ops::trigger(
+        &mut store,
+        dag_id,
+        ops::Trigger {
+            run_id: Some(format!(
+                "__airflow_temporary_run_{}__",
+                crate::store::ts(now)
+            )),
+            logical_date: Some(logical_date),
+            triggered_by: "test",
+            ..Default::default()
+        },
+        now,
+    )?;
+    let outcome = run_one_task(env, &cfg, &mut store, &run, task_id);
+    let deleted = store.write(|tx| tx.delete_run(run.id));
+    let state = outcome?;
+    deleted?;
+    if state == "success" {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!("the task ended {state}")))
+    }
+}
+
+/// Runs `task_id` of `run` once under a private Execution API; prints its log and
+/// returns its final state.
+fn run_one_task(
+    env: &Env,
+    cfg: &Config,
+    store: &mut Store,
+    run: &crate::store::RunRow,
+    task_id: &str,
+) -> Result<String> {
+    let ti = store
+        .tis_of_run(&run.dag_id, &run.run_id)?
+        .into_iter()
+        .find(|t| t.task_id == task_id)
+        .ok_or_else(|| {
+            Error::NotFound(format!("Task {task_id} not found in DAG {}", run.dag_id))
+        })?;
+    let now = env.clock.now();
+    let job_id = store.start_job("TaskTest", &crate::hostname(), std::process::id(), now)?;
+    store.write(|tx| {
+        tx.set_ti_state(&ti.id, ti.state, Some(TaskState::Scheduled), now, None)?;
+        tx.queue_ti(&ti.id, job_id, now)
+    })?;
+    let ti = store
+        .tis_of_run(&run.dag_id, &run.run_id)?
+        .into_iter()
+        .find(|t| t.id == ti.id)
+        .ok_or_else(|| Error::Failed(format!("task instance {} vanished", ti.id)))?;
+    let running = server::start_with(
+        cfg.clone(),
+        Apps {
+            core: false,
+            execution: true,
+        },
+        server::dispatch,
+        None,
+        env.clock.clone(),
+    )?;
+    let url = format!("http://{}/execution/", running.addr);
+    let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
+    let token = crate::auth::task::mint(
+        &secret,
+        &ti.id,
+        ti.try_number,
+        cfg.auth.execution_jwt_expiration_time,
+        now,
+    );
+    let sv = crate::executor::supervise::Supervisors::new(cfg, &url, env.clock.clone());
+    let outcome = crate::executor::supervise::supervise(&sv, &ti.id, &token);
+    running.shutdown(HTTP_GRACE);
+    let path = log_path_at(
+        &cfg.logging.base_log_folder,
+        &run.dag_id,
+        &run.run_id,
+        task_id,
+        ti.map_index,
+        ti.try_number,
+    );
+    let text = std::fs::read(&path)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    emit(&text)?;
+    let state = store
+        .tis_of_run(&run.dag_id, &run.run_id)?
+        .into_iter()
+        .find(|t| t.id == ti.id)
+        .and_then(|t| t.state)
+        .map_or("none", TaskState::as_str)
+        .to_string();
+    log::debug!("tasks test of {task_id}: {outcome:?}, {state}");
+    Ok(state)
+}
+
 /// Config, home folders, database (and its checkpoint thread), the memory trim thread:
 /// what every long-running command needs first.
 fn prepare(env: &Env, flags: &[Override]) -> Result<Config> {

@@ -313,6 +313,9 @@ fn tasks_test(
         owner: task.owner.clone(),
         clock: env.clock.clone(),
     };
+    if task.python.is_some() {
+        return super::serve::python_task_test(env, dag_id, task_id, logical_date);
+    }
     let Some(command) = &task.bash_command else {
         return emit(&format!(
             "{task_id} is an {} and runs nothing\n",

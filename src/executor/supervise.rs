@@ -10,8 +10,8 @@
 //!
 //! A Python task (PythonOperator, TaskFlow, branch, short-circuit, sensor) takes the same
 //! path with another program: its templated arguments are rendered, a spec file is
-//! written, and the user's interpreter runs the embedded runner (`python.rs`), which pushes
-//! its own XComs and leaves only its outcome for the supervisor to report. Task callbacks
+//! written, and the user's interpreter runs the embedded runner (`python.rs`), which leaves
+//! its outcome and its return value's XComs in a file for the supervisor to push and report. Task callbacks
 //! run with the same runner, just before the final state is reported.
 //!
 //! Supervisors are threads, not processes: a process per supervisor doubled the process
@@ -225,6 +225,9 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
 
     let is_python = task["python"].is_object();
     if task["operator"] != "BashOperator" && !is_python {
+        // An operator with nothing to execute here (EmptyOperator with callbacks):
+        // its callbacks still fire around the execute that does nothing, as in Airflow.
+        run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
         return Ok(finish(&mut log, "success", None));
     }
     // A Python task needs an interpreter and the runner's files before anything runs.
@@ -508,8 +511,19 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     ));
     if let Some(files) = &python_files {
         let state = match files.outcome() {
-            Some((state, retry)) => match state.as_str() {
-                "success" => "success",
+            Some((state, retry, xcoms)) => match state.as_str() {
+                // The return value's XComs, pushed here (as Airflow 3's supervisor does
+                // the task process's SetXCom) before the success is reported; one that
+                // cannot be pushed fails the try, as in Airflow.
+                "success" => match xcoms.iter().try_for_each(|(key, value)| {
+                    client.xcom_set(&dag_id, &run_id, &task_id, key, value)
+                }) {
+                    Ok(()) => "success",
+                    Err(e) => {
+                        log.line(&format!("could not push the return value's XComs: {e}"));
+                        fail_state
+                    }
+                },
                 "skipped" => "skipped",
                 _ if !retry => {
                     log.line("AirflowFailException: the task fails without retrying");
@@ -658,6 +672,9 @@ fn run_callbacks(
     }
 }
 
+/// An XCom the runner left for the supervisor to push: key and value.
+type Xcom = (String, Value);
+
 /// A Python try's spec file and the file its runner writes the outcome to; both are
 /// removed when this drops.
 struct PythonFiles {
@@ -688,13 +705,22 @@ impl PythonFiles {
         files
     }
 
-    /// The state the runner wrote, and whether a failure may be retried.
-    fn outcome(&self) -> Option<(String, bool)> {
+    /// What the runner wrote: the state, whether a failure may be retried, and the
+    /// XComs of the return value to push, as (key, value) in order.
+    fn outcome(&self) -> Option<(String, bool, Vec<Xcom>)> {
         let text = std::fs::read_to_string(&self.outcome).ok()?;
-        let v: Value = serde_json::from_str(&text).ok()?;
+        let mut v: Value = serde_json::from_str(&text).ok()?;
+        let xcoms = match v["xcoms"].take() {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|mut pair| Some((pair[0].as_str()?.to_string(), pair[1].take())))
+                .collect::<Option<Vec<_>>>()?,
+            _ => Vec::new(),
+        };
         Some((
             v["state"].as_str()?.to_string(),
             v["retry"].as_bool().unwrap_or(true),
+            xcoms,
         ))
     }
 }

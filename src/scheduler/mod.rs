@@ -838,7 +838,7 @@ fn advance_run(
                 current,
                 ti.next_retry_at,
                 now,
-                task.operator == crate::model::Operator::Empty,
+                task.skips_the_worker(),
                 || {
                     *decision.get_or_insert_with(|| {
                         rules::evaluate(task.trigger_rule, &tis.upstream_states(&graph, p))

@@ -7,14 +7,67 @@ It holds the running try: its Execution API client and its context, so that
 import datetime as _dt
 import importlib
 import importlib.machinery
-import json
 import os
-import socket
 import sys
 
-# Imports that take tens of milliseconds (urllib.request, http.client with ssl, inspect,
-# traceback) are left out of the path every try takes: the interpreter's start and these
-# imports are most of a small task's time.
+# What a try costs beyond the interpreter's own start is mostly imports, so the path every
+# try takes imports nothing it can do without (measured with `python -X importtime` and
+# the CPU time of 50 runs): not urllib/http.client/ssl, inspect, traceback (tens of ms);
+# not `json` or `socket`, which pull in `re` and `enum` (about 7 ms of CPU together, most
+# of what the runner added to a 10 ms start): JSON goes through the C scanner and encoder
+# that `json` itself uses (`_json`), the socket is imported by the first API call, and the
+# return value's XComs go back to the supervisor in the outcome file (as Airflow 3's task
+# process hands SetXCom to its supervisor), so a plain callable never opens a connection.
+try:
+    import _json
+except ImportError:  # an interpreter without the C accelerator: the `json` package
+    _json = None
+
+
+class _Decoding:
+    """What `_json.make_scanner` reads of a decoder: json.loads's defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+
+
+_SCAN = _json.make_scanner(_Decoding()) if _json is not None else None
+
+
+def loads(text):
+    """json.loads(text) for a str."""
+    if _SCAN is not None:
+        s = text.strip(" \t\n\r")
+        try:
+            value, end = _SCAN(s, 0)
+            if end == len(s):
+                return value
+        except (StopIteration, ValueError):
+            pass  # json.loads says what is wrong
+    import json
+
+    return json.loads(text)
+
+
+def dumps(value, default=None, allow_nan=True):
+    """json.dumps(value, default=default, allow_nan=allow_nan)."""
+    if _json is not None:
+        encode = _json.make_encoder(
+            {}, default or _not_json, _json.encode_basestring_ascii, None, ": ", ", ", False, False, allow_nan
+        )
+        return "".join(encode(value, 0))
+    import json
+
+    return json.dumps(value, default=default, allow_nan=allow_nan)
+
+
+def _not_json(o):
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
 
 RETURN_KEY = "return_value"
 # Set by main(): the running try's context and API client.
@@ -34,7 +87,7 @@ class Client:
         self.token = token
 
     def call(self, method, path, body=None):
-        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        data = b"" if body is None else dumps(body).encode("utf-8")
         status, headers, payload = self._send(method, path, data)
         token = headers.get("refreshed-api-token")
         if token:
@@ -44,7 +97,7 @@ class Client:
             raise NotFound(text)
         if status >= 400:
             raise RuntimeError(f"Execution API {method} {path}: {status} {text}")
-        return json.loads(text) if text else None
+        return loads(text) if text else None
 
     def _send(self, method, path, data):
         """One HTTP/1.1 request on its own connection: (status, headers, body). Plain
@@ -63,6 +116,8 @@ class Client:
             f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
         )
+        import socket
+
         with socket.create_connection((host.strip("[]"), int(port)), timeout=60) as sock:
             sock.sendall(head.encode("latin-1") + data)
             chunks = []
@@ -148,7 +203,7 @@ def to_json(value, what):
             " (updraft keeps XComs as JSON: return str, int, float, bool, None, list or dict)"
         )
 
-    return json.loads(json.dumps(value, default=refuse, allow_nan=False))
+    return loads(dumps(value, default=refuse, allow_nan=False))
 
 
 class TaskInstance:
@@ -213,7 +268,7 @@ class _VarAccessor:
             value = CLIENT.variable(key)
         except NotFound:
             return default
-        return json.loads(value) if self._json else value
+        return loads(value) if self._json else value
 
 
 class _ConnAccessor:
@@ -255,7 +310,7 @@ class ConnectionValue:
     @property
     def extra_dejson(self):
         try:
-            return json.loads(self.extra) if self.extra else {}
+            return loads(self.extra) if self.extra else {}
         except ValueError:
             return {}
 
@@ -279,19 +334,32 @@ def _time(text):
     return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _macros():
-    import random
-    import time
-    import uuid
+class _Macros:
+    """The context's `macros`: its modules are imported when first used (uuid alone
+    imports `platform`, a few ms every try would pay for nothing)."""
 
+    _MODULES = ("json", "random", "time", "uuid")
+
+    datetime = _dt.datetime
+    timedelta = _dt.timedelta
+
+    def __getattr__(self, name):
+        if name not in self._MODULES:
+            raise AttributeError(name)
+        module = importlib.import_module(name)
+        setattr(self, name, module)
+        return module
+
+    @staticmethod
     def ds_add(ds, days):
         return (_dt.datetime.strptime(ds, "%Y-%m-%d") + _dt.timedelta(days=days)).strftime("%Y-%m-%d")
 
+    @staticmethod
     def ds_format(ds, input_format, output_format):
         return _dt.datetime.strptime(str(ds), input_format).strftime(output_format)
 
-    return _Named(datetime=_dt.datetime, timedelta=_dt.timedelta, json=json, uuid=uuid,
-                  random=random, time=time, ds_add=ds_add, ds_format=ds_format)
+    def __repr__(self):
+        return "<macros>"
 
 
 def build_context(spec):
@@ -315,7 +383,7 @@ def build_context(spec):
         "task_instance_key_str": f"{c['dag_id']}__{c['task_id']}__{c['run_id']}",
         "var": {"value": _VarAccessor(False), "json": _VarAccessor(True)},
         "conn": _ConnAccessor(),
-        "macros": _macros(),
+        "macros": _Macros(),
         "map_index_template": None,
         "inlets": [],
         "outlets": [],
@@ -571,15 +639,32 @@ def run_callbacks(spec):
     return 0
 
 
-def _write_outcome(spec, state, retry=True):
+def _write_outcome(spec, state, retry=True, xcoms=()):
+    """How the callable ended, and the XComs of its return value ([key, value] pairs in
+    the order to push them), which the supervisor pushes before it reports the state."""
     with open(spec["outcome"], "w", encoding="utf-8") as f:
-        json.dump({"state": state, "retry": retry}, f)
+        f.write(dumps({"state": state, "retry": retry, "xcoms": list(xcoms)}))
+
+
+def _keep_bytecode():
+    """Writes this module's .pyc once when the environment has PYTHONDONTWRITEBYTECODE:
+    Python still reads a .pyc then but never writes one, so every try would compile this
+    module again (5-15 ms of CPU a try)."""
+    cached = globals().get("__cached__")
+    if sys.dont_write_bytecode and cached and not os.path.exists(cached):
+        try:
+            import py_compile
+
+            py_compile.compile(__file__, cfile=cached, doraise=True)
+        except Exception:  # noqa: BLE001 - only a cache: the try goes on without it
+            pass
 
 
 def main(argv):
     global CONTEXT, CLIENT
+    _keep_bytecode()
     with open(argv[0], encoding="utf-8") as f:
-        spec = json.load(f)
+        spec = loads(f.read())
     CLIENT = Client(os.environ["UPDRAFT_EXECUTION_API_URL"], os.environ["UPDRAFT_TASK_TOKEN"])
     _setup_paths(spec)
     if spec.get("native"):
@@ -609,6 +694,7 @@ def main(argv):
             result = func(*op_args, **kwargs)
         if spec.get("show_return_value_in_logs", True):
             print(f"Done. Returned value was: {result}", flush=True)
+        xcoms = []
         if spec.get("do_xcom_push", True) and result is not None:
             if _multiple_outputs(spec, func):
                 if not isinstance(result, dict):
@@ -619,9 +705,8 @@ def main(argv):
                             "Returned dictionary keys must be strings when using "
                             f"multiple_outputs, found {k} ({type(k)}) instead"
                         )
-                for k, v in result.items():
-                    ti.xcom_push(k, v)
-            CLIENT.xcom_set(ti.dag_id, ti.run_id, ti.task_id, RETURN_KEY, to_json(result, "the return value"))
+                xcoms += [[k, to_json(v, f"XCom {k!r}")] for k, v in result.items()]
+            xcoms.append([RETURN_KEY, to_json(result, "the return value")])
         follow(spec, result)
     except BaseException as e:  # noqa: B036 - the outcome of every end is reported
         if _is(e, "AirflowSkipException"):
@@ -637,5 +722,5 @@ def main(argv):
         else:
             _write_outcome(spec, "failed")
         return 1
-    _write_outcome(spec, "success")
+    _write_outcome(spec, "success", xcoms=xcoms)
     return 0
