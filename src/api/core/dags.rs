@@ -102,7 +102,7 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
             .any(|(k, _)| matches!(k, DagKey::LastState | DagKey::LastStart));
     let facts = Facts::load(store, by_last_run, ctx.clock.now())?;
     let all = ctx.dags.rows(store)?;
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(all.len());
     for row in all.iter() {
         if !filter.keeps(row, &facts) {
             continue;
