@@ -195,6 +195,25 @@ pub struct PythonCall {
     pub sensor: Option<Sensor>,
 }
 
+impl PythonCall {
+    /// Sets an expanded argument to one instance's value: `op_args` and `op_kwargs`
+    /// replace the task's (`partial` cannot hold what is expanded); any other name is a
+    /// keyword argument of a TaskFlow callable. A value of the wrong type is an error
+    /// (Airflow's callable call fails on `*op_args` / `**op_kwargs` of it).
+    pub fn set_mapped(&mut self, name: &str, v: &serde_json::Value) -> Result<(), String> {
+        match (name, v) {
+            ("op_args", serde_json::Value::Array(items)) => self.op_args = items.clone(),
+            ("op_kwargs", serde_json::Value::Object(m)) => self.op_kwargs = m.clone(),
+            ("op_args", _) => return Err(format!("op_args must be a list, not {v}")),
+            ("op_kwargs", _) => return Err(format!("op_kwargs must be a mapping, not {v}")),
+            _ => {
+                self.op_kwargs.insert(name.to_string(), v.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A keyword argument that takes the XCom `key` of task `task_id` at run time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XcomArg {
@@ -233,6 +252,10 @@ impl Task {
             format!("{name} must be {want}, not {v}")
         };
         for (name, v) in values {
+            if let Some(call) = &mut t.python {
+                call.set_mapped(name, v)?;
+                continue;
+            }
             match name {
                 "bash_command" => {
                     let s = v.as_str().ok_or_else(|| wrong(name, "a string", v))?;

@@ -568,3 +568,96 @@ fn tasks_test_runs_one_mapped_instance() {
         beyond.stderr()
     );
 }
+
+const PYTHON_LIB: &str = r#"
+from airflow.sdk import get_current_context
+
+
+def times(x, factor, ti=None):
+    return [ti.map_index, x * factor]
+
+
+def double_with_label(number, label=False):
+    return f"original={number} doubled={number * 2}" if label else number * 2
+
+
+def double(number):
+    return number * 2
+
+
+def collect():
+    ti = get_current_context()["ti"]
+    return {
+        "times": ti.xcom_pull(task_ids="times"),
+        "doubled": ti.xcom_pull(task_ids="doubled"),
+        "one": ti.xcom_pull(task_ids="doubled", map_indexes=1),
+        "labelled": ti.xcom_pull(task_ids="labelled"),
+    }
+"#;
+
+#[test]
+fn python_tasks_mapped_over_literals_call_each_instance_with_its_values() {
+    let tasks = "    - task_id: times
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: lib.times
+      partial:
+        op_kwargs: {factor: 10}
+      expand:
+        op_args: [[1], [2], [3]]
+    - task_id: doubled
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: [1, 2, 3]
+    - task_id: labelled
+      decorator: airflow.decorators.task
+      python_callable: lib.double_with_label
+      partial:
+        label: true
+      expand:
+        number: [5, 7]
+    - task_id: collect
+      decorator: airflow.sdk.task
+      python_callable: lib.collect
+      dependencies: [times, doubled, labelled]
+";
+    let e = Engine::start(
+        &[
+            ("lib.py", PYTHON_LIB),
+            ("p.yml", &dag("pymapped", "", tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("pymapped", None);
+    let state = e.wait_run("pymapped", &run);
+    assert_eq!(
+        state,
+        "success",
+        "{:?}",
+        e.store().tis_of_run("pymapped", &run)
+    );
+    assert_eq!(
+        instances(&e, "pymapped", &run, "doubled"),
+        states(&[(0, "success"), (1, "success"), (2, "success")])
+    );
+    let store = e.store();
+    for i in 0..3i64 {
+        assert_eq!(
+            store
+                .xcom_at("pymapped", &run, "doubled", i, "return_value")
+                .unwrap(),
+            Some(json!((i + 1) * 2))
+        );
+    }
+    assert_eq!(
+        store
+            .xcom("pymapped", &run, "collect", "return_value")
+            .unwrap(),
+        Some(json!({
+            "times": [[0, 10], [1, 20], [2, 30]],
+            "doubled": [2, 4, 6],
+            "one": 4,
+            "labelled": ["original=5 doubled=10", "original=7 doubled=14"],
+        }))
+    );
+}

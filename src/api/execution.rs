@@ -247,7 +247,18 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             ))
         })?;
         for (name, value) in values {
-            task_json[name] = value.clone();
+            if task.python.is_some() {
+                // A Python task's expanded arguments are its callable's: `op_args`,
+                // `op_kwargs`, or (TaskFlow) one keyword argument. A value of the wrong
+                // type goes as it is, for the runner's call to fail on as Airflow's.
+                let call = &mut task_json["python"];
+                match name {
+                    "op_args" | "op_kwargs" => call[name] = value.clone(),
+                    _ => call["op_kwargs"][name] = value.clone(),
+                }
+            } else {
+                task_json[name] = value.clone();
+            }
         }
     }
     let context = json!({

@@ -679,7 +679,9 @@ fn task(
         Some(Operator::TaskFlow(_)) | None => {}
     }
     let python = match operator {
-        Some(op @ (Operator::Python(_) | Operator::TaskFlow(_))) => python_call(cx, item, op, refs),
+        Some(op @ (Operator::Python(_) | Operator::TaskFlow(_))) => {
+            python_call(cx, item, partial, op, refs)
+        }
         _ => None,
     };
     let mapped = operator.and_then(|operator| {
@@ -885,6 +887,7 @@ fn callbacks(cx: &mut Ctx, layers: &[&Node]) -> Vec<Callback> {
 fn python_call(
     cx: &mut Ctx,
     item: &Item,
+    partial: Option<&Node>,
     op: Operator,
     refs: &mut Vec<(String, Pos)>,
 ) -> Option<PythonCall> {
@@ -932,15 +935,20 @@ fn python_call(
         )));
         return None;
     }
+    // `partial` (dynamic task mapping) is merged in over the task's own arguments.
+    let with_partial: Vec<&Node> = partial.into_iter().chain([item.cfg]).collect();
     let op_args: Vec<serde_json::Value> = cx
-        .get(own, "op_args", |n, key| match &n.value {
+        .get(&with_partial, "op_args", |n, key| match &n.value {
             Value::List(items) => Ok(items.iter().map(Node::to_json).collect()),
             _ => Err(n
                 .pos
                 .error(format!("`{key}` must be a list, not {}", n.describe()))),
         })
         .unwrap_or_default();
-    let mut op_kwargs = match cx.mapping(item.cfg.field("op_kwargs"), "op_kwargs") {
+    let op_kwargs_node = partial
+        .and_then(|p| p.field("op_kwargs"))
+        .or_else(|| item.cfg.field("op_kwargs"));
+    let mut op_kwargs = match cx.mapping(op_kwargs_node, "op_kwargs") {
         Some(n) => match n.to_json() {
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),
@@ -949,7 +957,8 @@ fn python_call(
     };
     let mut xcom_args = Vec::new();
     if let Operator::TaskFlow(kind) = op {
-        for e in item.cfg.entries() {
+        let partial_entries = partial.map_or(&[][..], Node::entries);
+        for e in partial_entries.iter().chain(item.cfg.entries()) {
             let known = [
                 BASE_OPERATOR_ARGS,
                 PYTHON_OPERATOR_ARGS,

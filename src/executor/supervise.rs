@@ -812,7 +812,7 @@ fn python_spec(
         "outcome": outcome,
         "context": {
             "dag_id": run["dag_id"], "task_id": task["task_id"], "run_id": run["run_id"],
-            "try_number": ctx["try_number"], "max_tries": ctx["max_tries"],
+            "try_number": ctx["try_number"], "max_tries": ctx["max_tries"], "map_index": ctx["map_index"],
             "logical_date": run["logical_date"], "data_interval_start": run["data_interval_start"],
             "data_interval_end": run["data_interval_end"], "run_after": run["run_after"],
             "start_date": run["start_date"], "run_type": run["run_type"], "conf": run["conf"],

@@ -166,6 +166,16 @@ class Client:
         path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
         return self.call("GET", "xcoms/" + path)["value"]
 
+    def xcom_at(self, dag_id, run_id, task_id, key, map_index):
+        path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
+        return self.call("GET", f"xcoms/{path}?map_index={int(map_index)}")["value"]
+
+    def xcom_all(self, dag_id, run_id, task_id, key):
+        """Every map index's value, in map index order (the slice route, as the SDK's
+        `XCom.get_all`)."""
+        path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
+        return self.call("GET", f"xcoms/{path}/slice")
+
     def skip(self, ti_id, task_ids):
         self.call("PATCH", f"task-instances/{_q(ti_id)}/skip-downstream", {"tasks": list(task_ids)})
 
@@ -215,7 +225,7 @@ class TaskInstance:
         self.task_id = c["task_id"]
         self.run_id = c["run_id"]
         self.try_number = c["try_number"]
-        self.map_index = -1
+        self.map_index = c.get("map_index", -1)
         self.max_tries = c.get("max_tries", 0)
 
     def xcom_push(self, key, value):
@@ -228,13 +238,25 @@ class TaskInstance:
         if task_ids is None:
             task_ids = self.task_id
         single = isinstance(task_ids, str)
+        task_ids = [task_ids] if single else list(task_ids)
         out = []
-        for task_id in [task_ids] if single else list(task_ids):
-            try:
-                out.append(CLIENT.xcom_get(dag_id, run_id, task_id, key))
-            except NotFound:
-                out.append(default)
-        return out[0] if single else out
+        if map_indexes is None:
+            # Every instance of a mapped task, in map index order, as Airflow's SDK.
+            for task_id in task_ids:
+                values = CLIENT.xcom_all(dag_id, run_id, task_id, key)
+                if values:
+                    out.extend(values)
+                else:
+                    out.append(default)
+            return out[0] if single and len(out) == 1 else out
+        one_index = isinstance(map_indexes, int)
+        for task_id in task_ids:
+            for m in [map_indexes] if one_index else list(map_indexes):
+                try:
+                    out.append(CLIENT.xcom_at(dag_id, run_id, task_id, key, m))
+                except NotFound:
+                    out.append(default)
+        return out[0] if single and one_index else out
 
     def __repr__(self):
         return f"<TaskInstance: {self.dag_id}.{self.task_id} {self.run_id} [running]>"
