@@ -661,3 +661,212 @@ fn python_tasks_mapped_over_literals_call_each_instance_with_its_values() {
         }))
     );
 }
+
+const UPSTREAM_LIB: &str = r#"
+from airflow.sdk import get_current_context
+
+
+def numbers():
+    return [1, 2, 3]
+
+
+def pairs():
+    return {"a": 1, "b": 2}
+
+
+def nothing():
+    return []
+
+
+def scalar():
+    return 5
+
+
+def double(number):
+    return number * 2
+
+
+def join(key, value):
+    return f"{key}={value}"
+
+
+def collect():
+    ti = get_current_context()["ti"]
+    return {"doubled": ti.xcom_pull(task_ids="doubled"), "joined": ti.xcom_pull(task_ids="joined")}
+"#;
+
+#[test]
+fn python_tasks_mapped_over_an_upstreams_result_expand_when_it_is_done() {
+    let py = "airflow.providers.standard.operators.python.PythonOperator";
+    let tasks = format!(
+        "    - task_id: doubled
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +numbers
+    - task_id: numbers
+      operator: {py}
+      python_callable: lib.numbers
+    - task_id: pairs
+      operator: {py}
+      python_callable: lib.pairs
+    - task_id: joined
+      operator: {py}
+      python_callable: lib.join
+      expand:
+        op_args: pairs.output
+    - task_id: nothing
+      operator: {py}
+      python_callable: lib.nothing
+    - task_id: over_nothing
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +nothing
+    - task_id: scalar
+      operator: {py}
+      python_callable: lib.scalar
+    - task_id: over_scalar
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +scalar
+    - task_id: collect
+      decorator: airflow.sdk.task
+      python_callable: lib.collect
+      dependencies: [doubled, joined]
+"
+    );
+    let e = Engine::start(
+        &[
+            ("lib.py", UPSTREAM_LIB),
+            ("u.yml", &dag("upmapped", "", &tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("upmapped", None);
+    let state = e.wait_run("upmapped", &run);
+    let tis = e.store().tis_of_run("upmapped", &run).unwrap();
+    assert_eq!(state, "failed", "{tis:?}");
+    assert_eq!(
+        instances(&e, "upmapped", &run, "doubled"),
+        states(&[(0, "success"), (1, "success"), (2, "success")])
+    );
+    let store = e.store();
+    assert_eq!(
+        store
+            .xcom("upmapped", &run, "collect", "return_value")
+            .unwrap(),
+        Some(json!({"doubled": [2, 4, 6], "joined": ["a=1", "b=2"]}))
+    );
+    // Zero length: skipped. A result that is not a list or a dict fails its task with
+    // Airflow's message, and what expands over it is upstream_failed.
+    let one = |t: &str| instances(&e, "upmapped", &run, t);
+    assert_eq!(one("over_nothing")[&-1].0, "skipped");
+    assert_eq!(one("scalar")[&-1].0, "failed");
+    assert_eq!(one("over_scalar")[&-1].0, "upstream_failed");
+    let log = e.log("upmapped", &run, "scalar", 1);
+    assert!(log.contains("unmappable return type 'int'"), "{log}");
+}
+
+const DAGFACTORY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/dagfactory-dev");
+
+/// dag-factory 1.1.0's mapped examples, run with a real interpreter.
+#[test]
+fn dag_factorys_mapped_python_examples_run() {
+    let read = |rel: &str| std::fs::read_to_string(format!("{DAGFACTORY}/{rel}")).unwrap();
+    let e = Engine::start(
+        &[
+            ("sample.py", &read("sample.py")),
+            ("expand_tasks.py", &read("expand_tasks.py")),
+            (
+                "dynamic.yml",
+                &read("airflow3/example_dynamic_task_mapping.yml"),
+            ),
+            ("taskflow.yml", &read("airflow3/example_taskflow.yml")),
+            ("named.yml", &read("example_map_index_template.yml")),
+        ],
+        &[],
+    );
+    let values = |dag: &str, run: &str, task: &str| -> Vec<Value> {
+        e.store()
+            .xcom_values(dag, run, task, "return_value")
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    };
+    // `process` expands `op_args` over `request.output` ([[1], [2], [3], [4]]), with
+    // `fixed_param` from `partial`'s op_kwargs.
+    let run = e.trigger("dynamic_task_map", None);
+    let state = e.wait_run("dynamic_task_map", &run);
+    assert_eq!(state, "success", "{:?}", e.states("dynamic_task_map", &run));
+    assert_eq!(
+        values("dynamic_task_map", &run, "process"),
+        [json!([1]), json!([2]), json!([3]), json!([4])]
+    );
+    assert!(mapped_log(&e, "dynamic_task_map", &run, "process", 2, 1).contains("test\n3\n"));
+    let run = e.trigger("taskflow", None);
+    let state = e.wait_run("taskflow", &run);
+    assert_eq!(state, "success", "{:?}", e.states("taskflow", &run));
+    let v = |task: &str| values("taskflow", &run, task);
+    assert_eq!(
+        v("double_number_with_dynamic_task_mapping_static"),
+        [json!(2), json!(6), json!(10)]
+    );
+    assert_eq!(
+        v("double_number_with_dynamic_task_mapping_taskflow"),
+        [json!(4), json!(8), json!(12)]
+    );
+    // Two upstream results: their cross product, the last varying fastest.
+    assert_eq!(
+        v("multiply_with_multiple_parameters"),
+        [4, 8, 12, 8, 16, 24, 12, 24, 36].map(|n| json!(n))
+    );
+    assert_eq!(v("double_number_with_dynamic_task_and_partial").len(), 3);
+    let run = e.trigger("example_map_index_template", None);
+    let state = e.wait_run("example_map_index_template", &run);
+    assert_eq!(state, "success");
+    assert_eq!(
+        values(
+            "example_map_index_template",
+            &run,
+            "dynamic_task_with_named_mapping"
+        ),
+        [json!("Black"), json!("Santos"), json!("Spencer")]
+    );
+}
+
+/// `[core] max_map_length` bounds what a task pushes for a downstream to expand over: the
+/// push is refused (Airflow's 400), so the task fails and what expands over it does not run.
+#[test]
+fn a_result_longer_than_max_map_length_fails_its_task() {
+    let tasks = "    - task_id: numbers
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: lib.numbers
+    - task_id: doubled
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +numbers
+";
+    let e = Engine::start(
+        &[
+            ("lib.py", UPSTREAM_LIB),
+            ("l.yml", &dag("toolong", "", tasks)),
+        ],
+        &[("AIRFLOW__CORE__MAX_MAP_LENGTH", "2")],
+    );
+    let run = e.trigger("toolong", None);
+    assert_eq!(e.wait_run("toolong", &run), "failed");
+    assert_eq!(instances(&e, "toolong", &run, "numbers")[&-1].0, "failed");
+    assert_eq!(
+        instances(&e, "toolong", &run, "doubled")[&-1].0,
+        "upstream_failed"
+    );
+    let log = e.log("toolong", &run, "numbers", 1);
+    assert!(
+        log.contains("could not push the return value's XComs"),
+        "{log}"
+    );
+}

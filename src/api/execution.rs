@@ -232,6 +232,12 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         "python": task.python,
         "python_kind": python_kind(task.operator),
         "callbacks": task.callbacks,
+        // A task another expands over pushes its result's length (Airflow's
+        // `iter_mapped_dependants`).
+        "mapped_dependants": dag.tasks.iter().any(|t| t
+            .mapped
+            .as_ref()
+            .is_some_and(|m| m.upstreams().any(|u| u == task.task_id))),
         // What only a branch or short-circuit needs: not worked out for other tasks.
         "downstream": branching.then(|| downstream(&dag, &task.task_id, false)),
         "all_downstream": branching.then(|| downstream(&dag, &task.task_id, true)),
@@ -239,6 +245,20 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     });
     // A mapped instance gets its own values of the expanded arguments.
     if let (Some(mapped), Ok(i)) = (&task.mapped, usize::try_from(ti.map_index)) {
+        // Values from an upstream's result are read now, from its XComs in this run.
+        let mapped = &mapped
+            .resolved(|upstream| {
+                let pushed = store
+                    .xcom_values(&ti.dag_id, &ti.run_id, upstream, "return_value")
+                    .ok()?;
+                crate::model::mappable_values(&pushed)
+            })
+            .ok_or_else(|| {
+                not_found(format!(
+                    "task {} is expanded over a result its upstream did not push",
+                    ti.task_id
+                ))
+            })?;
         let values = mapped.values_at(i).ok_or_else(|| {
             not_found(format!(
                 "map index {i} of task {} is beyond its {} expanded values",

@@ -246,15 +246,21 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
     };
     let mut args = Vec::with_capacity(entries.len());
     for e in entries {
-        // An upstream task's result (`+task`, `task.output`): not run yet.
+        // An upstream task's result (`+task`, `task.output`, `XcomArg(task)`).
         if let (true, Value::Str(text)) = (upstream(&e.value), &e.value.value) {
-            return error(
-                cx,
-                e.value.pos.error(format!(
-                    "task `{}`: updraft cannot map {class} over another task's result (`{text}`) yet; it maps literal lists and mappings",
-                    t.name
-                )),
-            );
+            let Some(task_id) = upstream_task(text) else {
+                return error(
+                    cx,
+                    e.value.pos.error(format!(
+                        "task `{}`: updraft maps over another task's whole result (`+task`, `task.output`), not `{text}`",
+                        t.name
+                    )),
+                );
+            };
+            if taskflow || mappable.contains(&e.key.as_str()) {
+                args.push((e.key.clone(), MapSource::Upstream { task_id }));
+                continue;
+            }
         }
         // A TaskFlow callable's argument: a list or a mapping, as Airflow's `expand`.
         if taskflow && !t.base_args.contains(&e.key.as_str()) {
@@ -313,6 +319,26 @@ fn unexpected(task: &str, class: &str, func: &str, names: &[&str]) -> String {
 fn upstream(n: &Node) -> bool {
     matches!(&n.value, Value::Str(text)
         if text.starts_with('+') || text.contains(".output") || text.contains("XcomArg"))
+}
+
+/// The task an upstream reference names, as dag-factory reads it: `+task`,
+/// `task.output` (what comes before `.output`), `XcomArg(task)`.
+pub(super) fn upstream_task(text: &str) -> Option<String> {
+    let ident = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty()
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .then(|| s.to_string())
+    };
+    if let Some(rest) = text.strip_prefix('+') {
+        return ident(rest);
+    }
+    if let Some((task, tail)) = text.split_once(".output") {
+        return tail.trim().is_empty().then(|| ident(task)).flatten();
+    }
+    let inner = text.split_once('(')?.1.split_once(')')?.0;
+    ident(inner.trim_matches(['\'', '"']))
 }
 
 /// Python's name for the type a YAML scalar loads as.
@@ -393,7 +419,11 @@ mod tests {
     fn python_tasks_map_their_callables_arguments() {
         let head = "m:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n";
         let ok = "    - task_id: p\n      operator: airflow.providers.standard.operators.python.PythonOperator\n      python_callable: lib.f\n      partial:\n        op_kwargs: {k: 1}\n      expand:\n        op_args: [[1], [2]]\n    - task_id: t\n      decorator: airflow.sdk.task\n      python_callable: lib.g\n      partial:\n        label: true\n      expand:\n        number: [3, 4]\n";
-        let upstream = "    - task_id: u\n      decorator: airflow.sdk.task\n      python_callable: lib.g\n      expand:\n        number: +p\n";
+        let upstream = |v: &str| {
+            format!(
+                "    - task_id: u\n      decorator: airflow.sdk.task\n      python_callable: lib.g\n      expand:\n        number: {v}\n"
+            )
+        };
         let at = "2025-01-01T00:00:00Z".parse().expect("a time");
         let errors = |doc: &str| -> Vec<String> {
             parse("dags/m.yml", doc, at)
@@ -403,10 +433,22 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            errors(&format!("{head}{ok}{upstream}")),
+            errors(&format!("{head}{ok}{}", upstream("\"+p['k']\""))),
             [
-                "23:17 task `u`: updraft cannot map _PythonDecoratedOperator over another task's result (`+p`) yet; it maps literal lists and mappings"
+                "23:17 task `u`: updraft maps over another task's whole result (`+task`, `task.output`), not `+p['k']`"
             ]
+        );
+        let p = parse("dags/m.yml", &format!("{head}{ok}{}", upstream("+p")), at);
+        assert_eq!(
+            p.dags[0].tasks[2].mapped,
+            Some(Mapped {
+                args: vec![(
+                    "number".into(),
+                    MapSource::Upstream {
+                        task_id: "p".into()
+                    }
+                )]
+            })
         );
         let p = parse("dags/m.yml", &format!("{head}{ok}"), at);
         assert_eq!(errors(&format!("{head}{ok}")), Vec::<String>::new());

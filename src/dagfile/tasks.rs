@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use super::yaml::{Node, Pos, Value};
 use super::{Ctx, ImportError, check_id, mapping, values};
 use crate::model::{
-    Callback, GROUP_ID_LEN, ID_LEN, Operator, PythonCall, PythonKind, Sensor, Task, TaskGroup,
-    TriggerRule, XcomArg,
+    Callback, GROUP_ID_LEN, ID_LEN, MapSource, Operator, PythonCall, PythonKind, Sensor, Task,
+    TaskGroup, TriggerRule, XcomArg,
 };
 
 /// Import paths of the operators updraft runs, by the names Airflow 2 and 3 use.
@@ -336,6 +336,15 @@ pub(super) fn build(
             match task_index.get(name.as_str()) {
                 Some(&u) => {
                     task_deps[t].push(Ref::Task(u));
+                    if let Some(m) = tasks[t].mapped.as_mut() {
+                        for (_, src) in &mut m.args {
+                            if let MapSource::Upstream { task_id } = src
+                                && task_id == name
+                            {
+                                *task_id = full_ids[u].clone();
+                            }
+                        }
+                    }
                     if let Some(call) = tasks[t].python.as_mut() {
                         for arg in call.xcom_args.iter_mut().filter(|a| &a.task_id == name) {
                             arg.task_id = full_ids[u].clone();
@@ -695,6 +704,15 @@ fn task(
         };
         mapping::expand(cx, &t, partial)
     });
+    // A task expanded over another's result has that task upstream, as dag-factory's
+    // XComArg makes it.
+    for e in item.cfg.field("expand").map_or(&[][..], Node::entries) {
+        if let Value::Str(text) = &e.value.value
+            && let Some(task) = mapping::upstream_task(text)
+        {
+            refs.push((task, e.value.pos));
+        }
+    }
     // Even when `expand` is refused, an argument it names is not also missing.
     let expanded = |key: &str| {
         item.cfg
@@ -990,17 +1008,6 @@ fn python_call(
                 _ => {
                     op_kwargs.insert(e.key.clone(), e.value.to_json());
                 }
-            }
-        }
-    }
-    // Mapped arguments (`expand`, `partial`) are not run yet, but the tasks they take
-    // results from are upstream all the same, as dag-factory makes them XComArgs.
-    for key in ["expand", "partial"] {
-        for e in item.cfg.field(key).map_or(&[][..], Node::entries) {
-            if let Value::Str(text) = &e.value.value
-                && let Some((task, _)) = xcom_ref(text)
-            {
-                refs.push((task, e.value.pos));
             }
         }
     }

@@ -515,8 +515,15 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
                 // The return value's XComs, pushed here (as Airflow 3's supervisor does
                 // the task process's SetXCom) before the success is reported; one that
                 // cannot be pushed fails the try, as in Airflow.
-                "success" => match xcoms.iter().try_for_each(|(key, value)| {
-                    client.xcom_set(&dag_id, &run_id, &task_id, key, value)
+                "success" => match xcoms.iter().try_for_each(|x| {
+                    client.xcom_set(
+                        &dag_id,
+                        &run_id,
+                        &task_id,
+                        &x.key,
+                        &x.value,
+                        x.mapped_length,
+                    )
                 }) {
                     Ok(()) => "success",
                     Err(e) => {
@@ -552,6 +559,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             &task_id,
             "return_value",
             &Value::String(line),
+            None,
         )
     {
         log.line(&format!("could not push the return_value XCom: {e}"));
@@ -673,7 +681,13 @@ fn run_callbacks(
 }
 
 /// An XCom the runner left for the supervisor to push: key and value.
-type Xcom = (String, Value);
+/// One XCom of a Python try's return value; `mapped_length` for a value a mapped
+/// downstream expands over.
+struct Xcom {
+    key: String,
+    value: Value,
+    mapped_length: Option<u64>,
+}
 
 /// A Python try's spec file and the file its runner writes the outcome to; both are
 /// removed when this drops.
@@ -713,7 +727,13 @@ impl PythonFiles {
         let xcoms = match v["xcoms"].take() {
             Value::Array(items) => items
                 .into_iter()
-                .map(|mut pair| Some((pair[0].as_str()?.to_string(), pair[1].take())))
+                .map(|mut pair| {
+                    Some(Xcom {
+                        key: pair[0].as_str()?.to_string(),
+                        value: pair[1].take(),
+                        mapped_length: pair[2].as_u64(),
+                    })
+                })
                 .collect::<Option<Vec<_>>>()?,
             _ => Vec::new(),
         };
@@ -805,6 +825,7 @@ fn python_spec(
         "native": call["native"],
         "sensor": call["sensor"],
         "do_xcom_push": call["do_xcom_push"],
+        "mapped_dependants": task["mapped_dependants"],
         "show_return_value_in_logs": call["show_return_value_in_logs"],
         "dags_folder": sv.dags_folder,
         "dag_file_folder": dag_file_folder,

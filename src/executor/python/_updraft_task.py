@@ -216,6 +216,16 @@ def to_json(value, what):
     return loads(dumps(value, default=refuse, allow_nan=False))
 
 
+class XComForMappingNotPushed(TypeError):
+    def __str__(self):
+        return "did not push XCom for task mapping"
+
+
+class UnmappableXComTypePushed(TypeError):
+    def __str__(self):
+        return f"unmappable return type {type(self.args[0]).__qualname__!r}"
+
+
 class TaskInstance:
     """The `ti` / `task_instance` of the context."""
 
@@ -717,6 +727,15 @@ def main(argv):
         if spec.get("show_return_value_in_logs", True):
             print(f"Done. Returned value was: {result}", flush=True)
         xcoms = []
+        mapped_length = None
+        if spec.get("do_xcom_push", True) and spec.get("mapped_dependants") and ti.map_index < 0:
+            # A downstream expands over this result: Airflow's task runner checks it and
+            # sends its length with the push.
+            if result is None:
+                raise XComForMappingNotPushed()
+            if not isinstance(result, (list, tuple, dict)):
+                raise UnmappableXComTypePushed(result)
+            mapped_length = len(result)
         if spec.get("do_xcom_push", True) and result is not None:
             if _multiple_outputs(spec, func):
                 if not isinstance(result, dict):
@@ -728,7 +747,7 @@ def main(argv):
                             f"multiple_outputs, found {k} ({type(k)}) instead"
                         )
                 xcoms += [[k, to_json(v, f"XCom {k!r}")] for k, v in result.items()]
-            xcoms.append([RETURN_KEY, to_json(result, "the return value")])
+            xcoms.append([RETURN_KEY, to_json(result, "the return value"), mapped_length])
         follow(spec, result)
     except BaseException as e:  # noqa: B036 - the outcome of every end is reported
         if _is(e, "AirflowSkipException"):
