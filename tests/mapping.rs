@@ -835,6 +835,20 @@ fn dag_factorys_mapped_python_examples_run() {
         ),
         [json!("Black"), json!("Santos"), json!("Spencer")]
     );
+    // `map_index_template: "{{ custom_mapping_key }}"` reads what the callable put into
+    // its context: rendered after the call, as Airflow does.
+    let mut named: Vec<(i64, Option<String>)> = e
+        .store()
+        .tis_of_run("example_map_index_template", &run)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.map_index, t.rendered_map_index))
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [(0, "Lucy"), (1, "Vera"), (2, "Marks")].map(|(i, n)| (i, Some(n.to_string())))
+    );
 }
 
 /// `[core] max_map_length` bounds what a task pushes for a downstream to expand over: the

@@ -298,6 +298,7 @@ fn tasks_test(
         .transpose()?
         .unwrap_or_else(|| env.clock.now());
     let ctx = template::Context {
+        extra: serde_json::Map::new(),
         dag_id: dag_id.into(),
         task_id: task_id.into(),
         run_id: format!("__airflow_temporary_run_{}__", ts(logical_date)),

@@ -510,8 +510,19 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         started.elapsed().as_secs_f64()
     ));
     if let Some(files) = &python_files {
-        let state = match files.outcome() {
-            Some((state, retry, xcoms)) => match state.as_str() {
+        let outcome = files.outcome();
+        // Airflow renders `map_index_template` again after the call, with what the
+        // callable put into its context.
+        if let (Some(template), Some((_, _, _, extra))) =
+            (task["map_index_template"].as_str(), &outcome)
+            && !extra.is_empty()
+        {
+            let mut after = tctx.clone();
+            after.extra = extra.clone();
+            render_map_index(&client, ti_id, template, &after, &lookup, &mut log);
+        }
+        let state = match outcome {
+            Some((state, retry, xcoms, _)) => match state.as_str() {
                 // The return value's XComs, pushed here (as Airflow 3's supervisor does
                 // the task process's SetXCom) before the success is reported; one that
                 // cannot be pushed fails the try, as in Airflow.
@@ -681,6 +692,9 @@ fn run_callbacks(
 }
 
 /// An XCom the runner left for the supervisor to push: key and value.
+/// What a callable added to its context, by name.
+type ContextExtra = serde_json::Map<String, Value>;
+
 /// One XCom of a Python try's return value; `mapped_length` for a value a mapped
 /// downstream expands over.
 struct Xcom {
@@ -721,7 +735,7 @@ impl PythonFiles {
 
     /// What the runner wrote: the state, whether a failure may be retried, and the
     /// XComs of the return value to push, as (key, value) in order.
-    fn outcome(&self) -> Option<(String, bool, Vec<Xcom>)> {
+    fn outcome(&self) -> Option<(String, bool, Vec<Xcom>, ContextExtra)> {
         let text = std::fs::read_to_string(&self.outcome).ok()?;
         let mut v: Value = serde_json::from_str(&text).ok()?;
         let xcoms = match v["xcoms"].take() {
@@ -741,6 +755,10 @@ impl PythonFiles {
             v["state"].as_str()?.to_string(),
             v["retry"].as_bool().unwrap_or(true),
             xcoms,
+            match v["context_extra"].take() {
+                Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            },
         ))
     }
 }
@@ -826,6 +844,7 @@ fn python_spec(
         "sensor": call["sensor"],
         "do_xcom_push": call["do_xcom_push"],
         "mapped_dependants": task["mapped_dependants"],
+        "map_index_template": task["map_index_template"],
         "show_return_value_in_logs": call["show_return_value_in_logs"],
         "dags_folder": sv.dags_folder,
         "dag_file_folder": dag_file_folder,
@@ -898,6 +917,7 @@ fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Co
             .map(|t| t.with_timezone(&Utc))
     };
     template::Context {
+        extra: serde_json::Map::new(),
         dag_id: s(&run["dag_id"]),
         task_id: s(&ctx["task"]["task_id"]),
         run_id: s(&run["run_id"]),

@@ -671,11 +671,31 @@ def run_callbacks(spec):
     return 0
 
 
+_CONTEXT_KEYS = frozenset()
+
+
+def _context_extra():
+    """What the callable added to its context (`context["key"] = value`) with a JSON
+    value, for the supervisor's render of `map_index_template` after the call."""
+    extra = {}
+    for key, value in (CONTEXT or {}).items():
+        if key in _CONTEXT_KEYS or not isinstance(key, str):
+            continue
+        try:
+            extra[key] = loads(dumps(value, allow_nan=False))
+        except (TypeError, ValueError):
+            pass
+    return extra
+
+
 def _write_outcome(spec, state, retry=True, xcoms=()):
     """How the callable ended, and the XComs of its return value ([key, value] pairs in
     the order to push them), which the supervisor pushes before it reports the state."""
+    out = {"state": state, "retry": retry, "xcoms": list(xcoms)}
+    if spec.get("map_index_template"):
+        out["context_extra"] = _context_extra()
     with open(spec["outcome"], "w", encoding="utf-8") as f:
-        f.write(dumps({"state": state, "retry": retry, "xcoms": list(xcoms)}))
+        f.write(dumps(out))
 
 
 def _keep_bytecode():
@@ -707,6 +727,8 @@ def main(argv):
     try:
         func = load_callable(spec)
         CONTEXT = build_context(spec)
+        global _CONTEXT_KEYS
+        _CONTEXT_KEYS = frozenset(CONTEXT)
         op_kwargs = dict(spec.get("op_kwargs") or {})
         ti = CONTEXT["ti"]
         for arg in spec.get("xcom_args") or []:
