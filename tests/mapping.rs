@@ -884,3 +884,36 @@ fn a_result_longer_than_max_map_length_fails_its_task() {
         "{log}"
     );
 }
+
+/// A Bash task's result is a string: a task expanded over it cannot map it, so the Bash
+/// task fails with Airflow's message and what expands over it is upstream_failed.
+#[test]
+fn a_bash_result_cannot_be_mapped_over() {
+    let tasks = [
+        task("up", "echo 3", ""),
+        "    - task_id: doubled
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +up
+"
+        .to_string(),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", UPSTREAM_LIB),
+            ("b.yml", &dag("bashup", "", &tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("bashup", None);
+    assert_eq!(e.wait_run("bashup", &run), "failed");
+    assert_eq!(instances(&e, "bashup", &run, "up")[&-1].0, "failed");
+    assert_eq!(
+        instances(&e, "bashup", &run, "doubled")[&-1].0,
+        "upstream_failed"
+    );
+    let log = e.log("bashup", &run, "up", 1);
+    assert!(log.contains("unmappable return type 'str'"), "{log}");
+}

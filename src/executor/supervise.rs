@@ -561,6 +561,17 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         SKIP_EXIT_CODE => "skipped",
         _ => fail_state,
     };
+    // A task a mapped task expands over must push a list or a dict; BashOperator's
+    // return value is a string (its last line), so Airflow's task runner fails it.
+    let state = if state == "success"
+        && task["mapped_dependants"].as_bool() == Some(true)
+        && ctx["map_index"].as_i64().unwrap_or(-1) < 0
+    {
+        log.line("UnmappableXComTypePushed: unmappable return type 'str'");
+        fail_state
+    } else {
+        state
+    };
     // BashOperator pushes the last line of stdout as its return value.
     if state == "success"
         && let Some(line) = last
