@@ -682,6 +682,14 @@ def scalar():
     return 5
 
 
+def templated():
+    return ["{{ ti.map_index }}", "x"]
+
+
+def same(text):
+    return text
+
+
 def double(number):
     return number * 2
 
@@ -735,6 +743,19 @@ fn python_tasks_mapped_over_an_upstreams_result_expand_when_it_is_done() {
       decorator: airflow.sdk.task
       python_callable: lib.collect
       dependencies: [doubled, joined]
+    - task_id: templated
+      operator: {py}
+      python_callable: lib.templated
+    - task_id: raw
+      decorator: airflow.sdk.task
+      python_callable: lib.same
+      expand:
+        text: +templated
+    - task_id: rendered
+      decorator: airflow.sdk.task
+      python_callable: lib.same
+      expand:
+        text: ['{{{{ ti.map_index }}}}', y]
 "
     );
     let e = Engine::start(
@@ -767,6 +788,18 @@ fn python_tasks_mapped_over_an_upstreams_result_expand_when_it_is_done() {
     assert_eq!(one("over_scalar")[&-1].0, "upstream_failed");
     let log = e.log("upmapped", &run, "scalar", 1);
     assert!(log.contains("unmappable return type 'int'"), "{log}");
+    // A value read from an upstream's XCom is not a template (Airflow's
+    // `resolved_oids`); a literal one is rendered.
+    let all = |t: &str| -> Vec<Value> {
+        store
+            .xcom_values("upmapped", &run, t, "return_value")
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    };
+    assert_eq!(all("raw"), [json!("{{ ti.map_index }}"), json!("x")]);
+    assert_eq!(all("rendered"), [json!("0"), json!("y")]);
 }
 
 const DAGFACTORY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/dagfactory-dev");

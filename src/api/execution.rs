@@ -245,6 +245,17 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     });
     // A mapped instance gets its own values of the expanded arguments.
     if let (Some(mapped), Ok(i)) = (&task.mapped, usize::try_from(ti.map_index)) {
+        // Airflow renders no template in a value read from an XCom (`resolved_oids`):
+        // the supervisor is told which arguments those are.
+        let from_xcom: Vec<&str> = mapped
+            .args
+            .iter()
+            .filter(|(_, src)| matches!(src, crate::model::MapSource::Upstream { .. }))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if task.python.is_some() && !from_xcom.is_empty() {
+            task_json["python"]["from_xcom"] = json!(from_xcom);
+        }
         // Values from an upstream's result are read now, from its XComs in this run.
         let mapped = &mapped
             .resolved(|upstream| {

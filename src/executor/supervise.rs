@@ -807,9 +807,32 @@ fn python_fields(
             other => other.clone(),
         })
     }
+    // Mapped arguments read from an upstream's XCom are not templates (Airflow's
+    // `resolved_oids`): `op_args`, `op_kwargs`, or one keyword argument of a TaskFlow call.
+    let from_xcom = |name: &str| {
+        call["from_xcom"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|n| n.as_str() == Some(name)))
+    };
     let mut out = serde_json::Map::new();
     for key in ["op_args", "op_kwargs", "templates_dict"] {
-        out.insert(key.to_string(), walk(&call[key], render)?);
+        let v = match &call[key] {
+            v if from_xcom(key) => v.clone(),
+            Value::Object(m) if key == "op_kwargs" => Value::Object(
+                m.iter()
+                    .map(|(k, i)| {
+                        let v = if from_xcom(k) {
+                            i.clone()
+                        } else {
+                            walk(i, render)?
+                        };
+                        Ok((k.clone(), v))
+                    })
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+            v => walk(v, render)?,
+        };
+        out.insert(key.to_string(), v);
     }
     Ok(Value::Object(out))
 }
