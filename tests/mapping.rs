@@ -690,6 +690,10 @@ def same(text):
     return text
 
 
+def commands():
+    return ["echo '{{ run_id }}'", "echo two"]
+
+
 def double(number):
     return number * 2
 
@@ -949,4 +953,32 @@ fn a_bash_result_cannot_be_mapped_over() {
     );
     let log = e.log("bashup", &run, "up", 1);
     assert!(log.contains("unmappable return type 'str'"), "{log}");
+}
+
+/// A Bash task expanded over the commands a Python task returned runs each as it is: a
+/// value read from an XCom is not a template (Airflow's `resolved_oids`).
+#[test]
+fn bash_mapped_over_a_python_result_runs_each_command_unrendered() {
+    let tasks = "    - task_id: commands
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: lib.commands
+    - task_id: run
+      operator: airflow.providers.standard.operators.bash.BashOperator
+      expand:
+        bash_command: +commands
+";
+    let e = Engine::start(
+        &[("lib.py", UPSTREAM_LIB), ("c.yml", &dag("cmds", "", tasks))],
+        &[],
+    );
+    let run = e.trigger("cmds", None);
+    assert_eq!(e.wait_run("cmds", &run), "success");
+    let out: Vec<Value> = e
+        .store()
+        .xcom_values("cmds", &run, "run", "return_value")
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(out, [json!("{{ run_id }}"), json!("two")]);
 }

@@ -253,8 +253,11 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             .filter(|(_, src)| matches!(src, crate::model::MapSource::Upstream { .. }))
             .map(|(name, _)| name.as_str())
             .collect();
-        if task.python.is_some() && !from_xcom.is_empty() {
-            task_json["python"]["from_xcom"] = json!(from_xcom);
+        if !from_xcom.is_empty() {
+            match task.python {
+                Some(_) => task_json["python"]["from_xcom"] = json!(from_xcom),
+                None => task_json["from_xcom"] = json!(from_xcom),
+            }
         }
         // Values from an upstream's result are read now, from its XComs in this run.
         let mapped = &mapped

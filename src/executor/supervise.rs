@@ -317,7 +317,17 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         if is_python {
             python_fields(&task["python"], &mut render).map(|v| v.to_string())
         } else {
-            render(task["bash_command"].as_str().unwrap_or(""))
+            let command = task["bash_command"].as_str().unwrap_or("");
+            // A command read from an upstream's XCom is not a template (Airflow's
+            // `resolved_oids`).
+            let raw = task["from_xcom"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|n| n.as_str() == Some("bash_command")));
+            if raw {
+                Ok(command.to_string())
+            } else {
+                render(command)
+            }
         }
     };
     let rendered = match rendered {
