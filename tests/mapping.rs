@@ -750,6 +750,15 @@ fn python_tasks_mapped_over_an_upstreams_result_expand_when_it_is_done() {
     - task_id: templated
       operator: {py}
       python_callable: lib.templated
+    - task_id: unpushed
+      operator: {py}
+      python_callable: lib.numbers
+      do_xcom_push: false
+    - task_id: over_unpushed
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +unpushed
     - task_id: raw
       decorator: airflow.sdk.task
       python_callable: lib.same
@@ -792,6 +801,10 @@ fn python_tasks_mapped_over_an_upstreams_result_expand_when_it_is_done() {
     assert_eq!(one("over_scalar")[&-1].0, "upstream_failed");
     let log = e.log("upmapped", &run, "scalar", 1);
     assert!(log.contains("unmappable return type 'int'"), "{log}");
+    assert_eq!(one("unpushed")[&-1].0, "failed");
+    assert_eq!(one("over_unpushed")[&-1].0, "upstream_failed");
+    let log = e.log("upmapped", &run, "unpushed", 1);
+    assert!(log.contains("did not push XCom for task mapping"), "{log}");
     // A value read from an upstream's XCom is not a template (Airflow's
     // `resolved_oids`); a literal one is rendered.
     let all = |t: &str| -> Vec<Value> {

@@ -750,14 +750,15 @@ def main(argv):
             print(f"Done. Returned value was: {result}", flush=True)
         xcoms = []
         mapped_length = None
-        if spec.get("do_xcom_push", True) and spec.get("mapped_dependants") and ti.map_index < 0:
-            # A downstream expands over this result: Airflow's task runner checks it and
-            # sends its length with the push.
-            if result is None:
+        if spec.get("mapped_dependants") and ti.map_index < 0:
+            # A downstream expands over this result: Airflow's task runner checks it (none
+            # is pushed without do_xcom_push) and sends its length with the push.
+            pushed = result if spec.get("do_xcom_push", True) else None
+            if pushed is None:
                 raise XComForMappingNotPushed()
-            if not isinstance(result, (list, tuple, dict)):
-                raise UnmappableXComTypePushed(result)
-            mapped_length = len(result)
+            if not isinstance(pushed, (list, tuple, dict)):
+                raise UnmappableXComTypePushed(pushed)
+            mapped_length = len(pushed)
         if spec.get("do_xcom_push", True) and result is not None:
             if _multiple_outputs(spec, func):
                 if not isinstance(result, dict):
