@@ -899,6 +899,17 @@ fn dag_factorys_mapped_python_examples_run() {
         named,
         [(0, "Lucy"), (1, "Vera"), (2, "Marks")].map(|(i, n)| (i, Some(n.to_string())))
     );
+    // The render before the call fails (the name is not set yet) and, as Airflow's early
+    // render, says nothing.
+    let log = mapped_log(
+        &e,
+        "example_map_index_template",
+        &run,
+        "dynamic_task_with_named_mapping",
+        0,
+        1,
+    );
+    assert!(!log.contains("cannot render map_index_template"), "{log}");
 }
 
 /// `[core] max_map_length` bounds what a task pushes for a downstream to expand over: the

@@ -286,9 +286,13 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             return Ok(finish(&mut log, fail_state, None));
         }
     }
-    if let Some(template) = task["map_index_template"].as_str() {
-        render_map_index(&client, ti_id, template, &tctx, &lookup, &mut log);
-    }
+    // A Python task's is rendered again after the call (where an error is logged), so
+    // an error here says nothing yet: as Airflow's early render, it is kept quiet.
+    let early_map_index = task["map_index_template"].as_str().map(|template| {
+        render_map_index(
+            &client, ti_id, template, &tctx, &lookup, &mut log, is_python,
+        )
+    });
     // execution_timeout covers the render too: its clock starts here, and the command
     // gets what the render left of it.
     let clock = Instant::now();
@@ -525,11 +529,11 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         // callable put into its context.
         if let (Some(template), Some((_, _, _, extra))) =
             (task["map_index_template"].as_str(), &outcome)
-            && !extra.is_empty()
+            && (!extra.is_empty() || early_map_index == Some(false))
         {
             let mut after = tctx.clone();
             after.extra = extra.clone();
-            render_map_index(&client, ti_id, template, &after, &lookup, &mut log);
+            render_map_index(&client, ti_id, template, &after, &lookup, &mut log, false);
         }
         let state = match outcome {
             Some((state, retry, xcoms, _)) => match state.as_str() {
@@ -981,7 +985,7 @@ fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Co
 
 /// Renders `map_index_template` and records it as the instance's `rendered_map_index`
 /// (Airflow's Task SDK does it before it runs the task; a template that fails is
-/// logged, and the task runs on, as there).
+/// logged, unless `quiet`, and the task runs on, as there). False when it did not render.
 fn render_map_index(
     client: &Client,
     ti_id: &str,
@@ -989,23 +993,31 @@ fn render_map_index(
     tctx: &template::Context,
     lookup: &ApiLookup,
     log: &mut TaskLog,
-) {
+    quiet: bool,
+) -> bool {
     let deadline = Instant::now().checked_add(MAP_INDEX_RENDER_LIMIT);
     let mut go_on = || std::ops::ControlFlow::Continue(());
     match template::render_within(template, tctx, lookup, deadline, &mut go_on) {
-        Ok(text) if text.is_empty() => {}
+        Ok(text) if text.is_empty() => true,
         Ok(text) => {
             if let Err(e) = client.rendered_map_index(ti_id, &text) {
                 log.line(&format!("could not record the rendered map index: {e}"));
             }
+            true
         }
         Err(RenderError::Template(e)) => {
-            log.line(&format!("cannot render map_index_template: {e}"))
+            if !quiet {
+                log.line(&format!("cannot render map_index_template: {e}"));
+            }
+            false
         }
-        Err(_) => log.line(&format!(
-            "map_index_template took more than {} s to render: it was stopped",
-            MAP_INDEX_RENDER_LIMIT.as_secs()
-        )),
+        Err(_) => {
+            log.line(&format!(
+                "map_index_template took more than {} s to render: it was stopped",
+                MAP_INDEX_RENDER_LIMIT.as_secs()
+            ));
+            false
+        }
     }
 }
 
