@@ -195,6 +195,25 @@ pub struct PythonCall {
     pub sensor: Option<Sensor>,
 }
 
+impl PythonCall {
+    /// Sets an expanded argument to one instance's value: `op_args` and `op_kwargs`
+    /// replace the task's (`partial` cannot hold what is expanded); any other name is a
+    /// keyword argument of a TaskFlow callable. A value of the wrong type is an error
+    /// (Airflow's callable call fails on `*op_args` / `**op_kwargs` of it).
+    pub fn set_mapped(&mut self, name: &str, v: &serde_json::Value) -> Result<(), String> {
+        match (name, v) {
+            ("op_args", serde_json::Value::Array(items)) => self.op_args = items.clone(),
+            ("op_kwargs", serde_json::Value::Object(m)) => self.op_kwargs = m.clone(),
+            ("op_args", _) => return Err(format!("op_args must be a list, not {v}")),
+            ("op_kwargs", _) => return Err(format!("op_kwargs must be a mapping, not {v}")),
+            _ => {
+                self.op_kwargs.insert(name.to_string(), v.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A keyword argument that takes the XCom `key` of task `task_id` at run time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XcomArg {
@@ -233,6 +252,10 @@ impl Task {
             format!("{name} must be {want}, not {v}")
         };
         for (name, v) in values {
+            if let Some(call) = &mut t.python {
+                call.set_mapped(name, v)?;
+                continue;
+            }
             match name {
                 "bash_command" => {
                     let s = v.as_str().ok_or_else(|| wrong(name, "a string", v))?;
@@ -267,16 +290,32 @@ pub struct Mapped {
 }
 
 /// Where an expanded argument's values come from.
-///
-/// Only literals exist yet. Mapping over an upstream task's result (`+task_id`,
-/// `task.output`) is a variant here, `Upstream { task_id }`, whose length the scheduler
-/// reads from the upstream's `return_value` XCom at expansion (`Mapped::length`'s
-/// `None`), and whose values the Execution API reads per map index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MapSource {
     /// A literal list; a literal mapping is kept as its `[key, value]` pairs, which is
     /// what Airflow hands each instance.
     Literal(Vec<serde_json::Value>),
+    /// The `return_value` XCom of an upstream task (`+task_id`, `task.output`), read when
+    /// that task is done: the scheduler takes the length from it at expansion, the
+    /// Execution API each instance's element (see [`Mapped::resolved`]).
+    Upstream { task_id: String },
+}
+
+/// The values a task expanded over an upstream's result takes from that upstream's
+/// `return_value` XComs (by map index): a list's items, or a mapping's `[key, value]`
+/// pairs, pushed by the unmapped upstream; or, from a mapped upstream, each instance's
+/// value in map index order. `None` when nothing was pushed or the value cannot be
+/// mapped over (Airflow's `is_mappable_value`: a list or a dict).
+pub fn mappable_values(xcoms: &[(i64, serde_json::Value)]) -> Option<Vec<serde_json::Value>> {
+    match xcoms {
+        [] => None,
+        [(-1, serde_json::Value::Array(items))] => Some(items.clone()),
+        [(-1, serde_json::Value::Object(m))] => {
+            Some(m.iter().map(|(k, v)| serde_json::json!([k, v])).collect())
+        }
+        [(-1, _)] => None,
+        many => Some(many.iter().map(|(_, v)| v.clone()).collect()),
+    }
 }
 
 impl Mapped {
@@ -285,7 +324,33 @@ impl Mapped {
     pub fn length(&self) -> Option<usize> {
         self.args.iter().try_fold(1usize, |n, (_, src)| match src {
             MapSource::Literal(values) => Some(n.saturating_mul(values.len())),
+            MapSource::Upstream { .. } => None,
         })
+    }
+
+    /// The tasks whose results the task is expanded over.
+    pub fn upstreams(&self) -> impl Iterator<Item = &str> {
+        self.args.iter().filter_map(|(_, src)| match src {
+            MapSource::Upstream { task_id } => Some(task_id.as_str()),
+            MapSource::Literal(_) => None,
+        })
+    }
+
+    /// The mapping with every upstream source replaced by the values `pushed` gives for
+    /// its task (see [`mappable_values`]); `None` when one has none.
+    pub fn resolved(
+        &self,
+        mut pushed: impl FnMut(&str) -> Option<Vec<serde_json::Value>>,
+    ) -> Option<Mapped> {
+        let mut args = Vec::with_capacity(self.args.len());
+        for (name, src) in &self.args {
+            let values = match src {
+                MapSource::Literal(values) => values.clone(),
+                MapSource::Upstream { task_id } => pushed(task_id)?,
+            };
+            args.push((name.clone(), MapSource::Literal(values)));
+        }
+        Some(Mapped { args })
     }
 
     /// The map indexes a run's task instances of a task start with: `0..count`, or the
@@ -303,7 +368,9 @@ impl Mapped {
         let mut rest = map_index;
         let mut out = Vec::with_capacity(self.args.len());
         for (name, src) in self.args.iter().rev() {
-            let MapSource::Literal(values) = src;
+            let MapSource::Literal(values) = src else {
+                return None;
+            };
             if values.is_empty() {
                 return None;
             }
@@ -906,5 +973,26 @@ mod tests {
             assert_eq!(TriggerRule::parse(r.as_str()), Some(*r));
         }
         assert_eq!(TaskState::parse("none"), None);
+    }
+
+    #[test]
+    fn mappable_values_are_a_lists_items_a_dicts_pairs_or_each_instances_value() {
+        use super::mappable_values;
+        use serde_json::json;
+        assert_eq!(
+            mappable_values(&[(-1, json!([1, 2]))]),
+            Some(vec![json!(1), json!(2)])
+        );
+        assert_eq!(
+            mappable_values(&[(-1, json!({"a": 1}))]),
+            Some(vec![json!(["a", 1])])
+        );
+        assert_eq!(mappable_values(&[(-1, json!(5))]), None);
+        assert_eq!(mappable_values(&[(-1, json!("ab"))]), None);
+        assert_eq!(mappable_values(&[]), None);
+        assert_eq!(
+            mappable_values(&[(0, json!("x")), (1, json!([2]))]),
+            Some(vec![json!("x"), json!([2])])
+        );
     }
 }

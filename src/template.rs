@@ -62,6 +62,10 @@ pub struct Context {
     pub owner: String,
     /// What `macros.datetime.now()` and `utcnow()` read.
     pub clock: Clock,
+    /// Names a Python callable added to its context (`context["key"] = value`), for
+    /// the `map_index_template` Airflow renders after the call; they never hide a name
+    /// the context has.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What templates look up at render time, answered by the caller (over the Execution API
@@ -442,6 +446,11 @@ fn globals(ctx: &Context, asker: Arc<Asker>) -> Value {
         "task_instance_key_str",
         Value::from(format!("{}__{}__{key_suffix}", ctx.dag_id, ctx.task_id)),
     ));
+    for (name, value) in &ctx.extra {
+        if !names.iter().any(|(n, _)| n == name) {
+            names.push((name.as_str(), Value::from_serialize(value)));
+        }
+    }
     Value::from_iter(names)
 }
 
@@ -1878,6 +1887,7 @@ mod tests {
     /// A scheduled run of `etl.load`, second try.
     fn scheduled() -> Context {
         Context {
+            extra: serde_json::Map::new(),
             dag_id: "etl".to_string(),
             task_id: "load".to_string(),
             run_id: "scheduled__2024-01-02T03:04:05+00:00".to_string(),
@@ -1898,6 +1908,7 @@ mod tests {
     /// A manual run triggered without a logical date, as Airflow 3 allows.
     fn manual() -> Context {
         Context {
+            extra: serde_json::Map::new(),
             run_id: "manual__2024-01-05T10:00:00+00:00".to_string(),
             logical_date: None,
             data_interval_start: None,
@@ -1986,6 +1997,7 @@ mod tests {
     fn now_reads_the_context_clock() {
         let at = utc("2021-06-01T12:00:00Z");
         let ctx = Context {
+            extra: serde_json::Map::new(),
             clock: Clock::fake(at),
             ..scheduled()
         };
@@ -2045,6 +2057,7 @@ mod tests {
         );
 
         let ctx = Context {
+            extra: serde_json::Map::new(),
             logical_date: Some(utc("2024-01-02T03:04:05.250Z")),
             ..scheduled()
         };
@@ -2714,6 +2727,7 @@ mod tests {
     /// A run as the table's Python side has it: `conf` with values to work on.
     fn airflow_run() -> Context {
         Context {
+            extra: serde_json::Map::new(),
             conf: json!({"x": "from conf", "tables": "orders,customers, items", "env": "prod",
                 "limit": 10, "opts": {"full": true, "mode": "<fast>"}}),
             ..scheduled()

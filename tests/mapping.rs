@@ -568,3 +568,441 @@ fn tasks_test_runs_one_mapped_instance() {
         beyond.stderr()
     );
 }
+
+const PYTHON_LIB: &str = r#"
+from airflow.sdk import get_current_context
+
+
+def times(x, factor, ti=None):
+    return [ti.map_index, x * factor]
+
+
+def double_with_label(number, label=False):
+    return f"original={number} doubled={number * 2}" if label else number * 2
+
+
+def double(number):
+    return number * 2
+
+
+def collect():
+    ti = get_current_context()["ti"]
+    return {
+        "times": ti.xcom_pull(task_ids="times"),
+        "doubled": ti.xcom_pull(task_ids="doubled"),
+        "one": ti.xcom_pull(task_ids="doubled", map_indexes=1),
+        "labelled": ti.xcom_pull(task_ids="labelled"),
+    }
+"#;
+
+#[test]
+fn python_tasks_mapped_over_literals_call_each_instance_with_its_values() {
+    let tasks = "    - task_id: times
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: lib.times
+      partial:
+        op_kwargs: {factor: 10}
+      expand:
+        op_args: [[1], [2], [3]]
+    - task_id: doubled
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: [1, 2, 3]
+    - task_id: labelled
+      decorator: airflow.decorators.task
+      python_callable: lib.double_with_label
+      partial:
+        label: true
+      expand:
+        number: [5, 7]
+    - task_id: collect
+      decorator: airflow.sdk.task
+      python_callable: lib.collect
+      dependencies: [times, doubled, labelled]
+";
+    let e = Engine::start(
+        &[
+            ("lib.py", PYTHON_LIB),
+            ("p.yml", &dag("pymapped", "", tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("pymapped", None);
+    let state = e.wait_run("pymapped", &run);
+    assert_eq!(
+        state,
+        "success",
+        "{:?}",
+        e.store().tis_of_run("pymapped", &run)
+    );
+    assert_eq!(
+        instances(&e, "pymapped", &run, "doubled"),
+        states(&[(0, "success"), (1, "success"), (2, "success")])
+    );
+    let store = e.store();
+    for i in 0..3i64 {
+        assert_eq!(
+            store
+                .xcom_at("pymapped", &run, "doubled", i, "return_value")
+                .unwrap(),
+            Some(json!((i + 1) * 2))
+        );
+    }
+    assert_eq!(
+        store
+            .xcom("pymapped", &run, "collect", "return_value")
+            .unwrap(),
+        Some(json!({
+            "times": [[0, 10], [1, 20], [2, 30]],
+            "doubled": [2, 4, 6],
+            "one": 4,
+            "labelled": ["original=5 doubled=10", "original=7 doubled=14"],
+        }))
+    );
+}
+
+const UPSTREAM_LIB: &str = r#"
+from airflow.sdk import get_current_context
+
+
+def numbers():
+    return [1, 2, 3]
+
+
+def pairs():
+    return {"a": 1, "b": 2}
+
+
+def nothing():
+    return []
+
+
+def scalar():
+    return 5
+
+
+def templated():
+    return ["{{ ti.map_index }}", "x"]
+
+
+def same(text):
+    return text
+
+
+def commands():
+    return ["echo '{{ run_id }}'", "echo two"]
+
+
+def double(number):
+    return number * 2
+
+
+def join(key, value):
+    return f"{key}={value}"
+
+
+def collect():
+    ti = get_current_context()["ti"]
+    return {"doubled": ti.xcom_pull(task_ids="doubled"), "joined": ti.xcom_pull(task_ids="joined")}
+"#;
+
+#[test]
+fn python_tasks_mapped_over_an_upstreams_result_expand_when_it_is_done() {
+    let py = "airflow.providers.standard.operators.python.PythonOperator";
+    let tasks = format!(
+        "    - task_id: doubled
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +numbers
+    - task_id: numbers
+      operator: {py}
+      python_callable: lib.numbers
+    - task_id: pairs
+      operator: {py}
+      python_callable: lib.pairs
+    - task_id: joined
+      operator: {py}
+      python_callable: lib.join
+      expand:
+        op_args: pairs.output
+    - task_id: nothing
+      operator: {py}
+      python_callable: lib.nothing
+    - task_id: over_nothing
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +nothing
+    - task_id: scalar
+      operator: {py}
+      python_callable: lib.scalar
+    - task_id: over_scalar
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +scalar
+    - task_id: collect
+      decorator: airflow.sdk.task
+      python_callable: lib.collect
+      dependencies: [doubled, joined]
+    - task_id: templated
+      operator: {py}
+      python_callable: lib.templated
+    - task_id: unpushed
+      operator: {py}
+      python_callable: lib.numbers
+      do_xcom_push: false
+    - task_id: over_unpushed
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +unpushed
+    - task_id: raw
+      decorator: airflow.sdk.task
+      python_callable: lib.same
+      expand:
+        text: +templated
+    - task_id: rendered
+      decorator: airflow.sdk.task
+      python_callable: lib.same
+      expand:
+        text: ['{{{{ ti.map_index }}}}', y]
+"
+    );
+    let e = Engine::start(
+        &[
+            ("lib.py", UPSTREAM_LIB),
+            ("u.yml", &dag("upmapped", "", &tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("upmapped", None);
+    let state = e.wait_run("upmapped", &run);
+    let tis = e.store().tis_of_run("upmapped", &run).unwrap();
+    assert_eq!(state, "failed", "{tis:?}");
+    assert_eq!(
+        instances(&e, "upmapped", &run, "doubled"),
+        states(&[(0, "success"), (1, "success"), (2, "success")])
+    );
+    let store = e.store();
+    assert_eq!(
+        store
+            .xcom("upmapped", &run, "collect", "return_value")
+            .unwrap(),
+        Some(json!({"doubled": [2, 4, 6], "joined": ["a=1", "b=2"]}))
+    );
+    // Zero length: skipped. A result that is not a list or a dict fails its task with
+    // Airflow's message, and what expands over it is upstream_failed.
+    let one = |t: &str| instances(&e, "upmapped", &run, t);
+    assert_eq!(one("over_nothing")[&-1].0, "skipped");
+    assert_eq!(one("scalar")[&-1].0, "failed");
+    assert_eq!(one("over_scalar")[&-1].0, "upstream_failed");
+    let log = e.log("upmapped", &run, "scalar", 1);
+    assert!(log.contains("unmappable return type 'int'"), "{log}");
+    assert_eq!(one("unpushed")[&-1].0, "failed");
+    assert_eq!(one("over_unpushed")[&-1].0, "upstream_failed");
+    let log = e.log("upmapped", &run, "unpushed", 1);
+    assert!(log.contains("did not push XCom for task mapping"), "{log}");
+    // A value read from an upstream's XCom is not a template (Airflow's
+    // `resolved_oids`); a literal one is rendered.
+    let all = |t: &str| -> Vec<Value> {
+        store
+            .xcom_values("upmapped", &run, t, "return_value")
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    };
+    assert_eq!(all("raw"), [json!("{{ ti.map_index }}"), json!("x")]);
+    assert_eq!(all("rendered"), [json!("0"), json!("y")]);
+}
+
+const DAGFACTORY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/dagfactory-dev");
+
+/// dag-factory 1.1.0's mapped examples, run with a real interpreter.
+#[test]
+fn dag_factorys_mapped_python_examples_run() {
+    let read = |rel: &str| std::fs::read_to_string(format!("{DAGFACTORY}/{rel}")).unwrap();
+    let e = Engine::start(
+        &[
+            ("sample.py", &read("sample.py")),
+            ("expand_tasks.py", &read("expand_tasks.py")),
+            (
+                "dynamic.yml",
+                &read("airflow3/example_dynamic_task_mapping.yml"),
+            ),
+            ("taskflow.yml", &read("airflow3/example_taskflow.yml")),
+            ("named.yml", &read("example_map_index_template.yml")),
+        ],
+        &[],
+    );
+    let values = |dag: &str, run: &str, task: &str| -> Vec<Value> {
+        e.store()
+            .xcom_values(dag, run, task, "return_value")
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    };
+    // `process` expands `op_args` over `request.output` ([[1], [2], [3], [4]]), with
+    // `fixed_param` from `partial`'s op_kwargs.
+    let run = e.trigger("dynamic_task_map", None);
+    let state = e.wait_run("dynamic_task_map", &run);
+    assert_eq!(state, "success", "{:?}", e.states("dynamic_task_map", &run));
+    assert_eq!(
+        values("dynamic_task_map", &run, "process"),
+        [json!([1]), json!([2]), json!([3]), json!([4])]
+    );
+    assert!(mapped_log(&e, "dynamic_task_map", &run, "process", 2, 1).contains("test\n3\n"));
+    let run = e.trigger("taskflow", None);
+    let state = e.wait_run("taskflow", &run);
+    assert_eq!(state, "success", "{:?}", e.states("taskflow", &run));
+    let v = |task: &str| values("taskflow", &run, task);
+    assert_eq!(
+        v("double_number_with_dynamic_task_mapping_static"),
+        [json!(2), json!(6), json!(10)]
+    );
+    assert_eq!(
+        v("double_number_with_dynamic_task_mapping_taskflow"),
+        [json!(4), json!(8), json!(12)]
+    );
+    // Two upstream results: their cross product, the last varying fastest.
+    assert_eq!(
+        v("multiply_with_multiple_parameters"),
+        [4, 8, 12, 8, 16, 24, 12, 24, 36].map(|n| json!(n))
+    );
+    assert_eq!(v("double_number_with_dynamic_task_and_partial").len(), 3);
+    let run = e.trigger("example_map_index_template", None);
+    let state = e.wait_run("example_map_index_template", &run);
+    assert_eq!(state, "success");
+    assert_eq!(
+        values(
+            "example_map_index_template",
+            &run,
+            "dynamic_task_with_named_mapping"
+        ),
+        [json!("Black"), json!("Santos"), json!("Spencer")]
+    );
+    // `map_index_template: "{{ custom_mapping_key }}"` reads what the callable put into
+    // its context: rendered after the call, as Airflow does.
+    let mut named: Vec<(i64, Option<String>)> = e
+        .store()
+        .tis_of_run("example_map_index_template", &run)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.map_index, t.rendered_map_index))
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [(0, "Lucy"), (1, "Vera"), (2, "Marks")].map(|(i, n)| (i, Some(n.to_string())))
+    );
+    // The render before the call fails (the name is not set yet) and, as Airflow's early
+    // render, says nothing.
+    let log = mapped_log(
+        &e,
+        "example_map_index_template",
+        &run,
+        "dynamic_task_with_named_mapping",
+        0,
+        1,
+    );
+    assert!(!log.contains("cannot render map_index_template"), "{log}");
+}
+
+/// `[core] max_map_length` bounds what a task pushes for a downstream to expand over: the
+/// push is refused (Airflow's 400), so the task fails and what expands over it does not run.
+#[test]
+fn a_result_longer_than_max_map_length_fails_its_task() {
+    let tasks = "    - task_id: numbers
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: lib.numbers
+    - task_id: doubled
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +numbers
+";
+    let e = Engine::start(
+        &[
+            ("lib.py", UPSTREAM_LIB),
+            ("l.yml", &dag("toolong", "", tasks)),
+        ],
+        &[("AIRFLOW__CORE__MAX_MAP_LENGTH", "2")],
+    );
+    let run = e.trigger("toolong", None);
+    assert_eq!(e.wait_run("toolong", &run), "failed");
+    assert_eq!(instances(&e, "toolong", &run, "numbers")[&-1].0, "failed");
+    assert_eq!(
+        instances(&e, "toolong", &run, "doubled")[&-1].0,
+        "upstream_failed"
+    );
+    let log = e.log("toolong", &run, "numbers", 1);
+    assert!(
+        log.contains("could not push the return value's XComs"),
+        "{log}"
+    );
+}
+
+/// A Bash task's result is a string: a task expanded over it cannot map it, so the Bash
+/// task fails with Airflow's message and what expands over it is upstream_failed.
+#[test]
+fn a_bash_result_cannot_be_mapped_over() {
+    let tasks = [
+        task("up", "echo 3", ""),
+        "    - task_id: doubled
+      decorator: airflow.sdk.task
+      python_callable: lib.double
+      expand:
+        number: +up
+"
+        .to_string(),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", UPSTREAM_LIB),
+            ("b.yml", &dag("bashup", "", &tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("bashup", None);
+    assert_eq!(e.wait_run("bashup", &run), "failed");
+    assert_eq!(instances(&e, "bashup", &run, "up")[&-1].0, "failed");
+    assert_eq!(
+        instances(&e, "bashup", &run, "doubled")[&-1].0,
+        "upstream_failed"
+    );
+    let log = e.log("bashup", &run, "up", 1);
+    assert!(log.contains("unmappable return type 'str'"), "{log}");
+}
+
+/// A Bash task expanded over the commands a Python task returned runs each as it is: a
+/// value read from an XCom is not a template (Airflow's `resolved_oids`).
+#[test]
+fn bash_mapped_over_a_python_result_runs_each_command_unrendered() {
+    let tasks = "    - task_id: commands
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: lib.commands
+    - task_id: run
+      operator: airflow.providers.standard.operators.bash.BashOperator
+      expand:
+        bash_command: +commands
+";
+    let e = Engine::start(
+        &[("lib.py", UPSTREAM_LIB), ("c.yml", &dag("cmds", "", tasks))],
+        &[],
+    );
+    let run = e.trigger("cmds", None);
+    assert_eq!(e.wait_run("cmds", &run), "success");
+    let out: Vec<Value> = e
+        .store()
+        .xcom_values("cmds", &run, "run", "return_value")
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(out, [json!("{{ run_id }}"), json!("two")]);
+}

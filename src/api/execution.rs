@@ -232,6 +232,12 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         "python": task.python,
         "python_kind": python_kind(task.operator),
         "callbacks": task.callbacks,
+        // A task another expands over pushes its result's length (Airflow's
+        // `iter_mapped_dependants`).
+        "mapped_dependants": dag.tasks.iter().any(|t| t
+            .mapped
+            .as_ref()
+            .is_some_and(|m| m.upstreams().any(|u| u == task.task_id))),
         // What only a branch or short-circuit needs: not worked out for other tasks.
         "downstream": branching.then(|| downstream(&dag, &task.task_id, false)),
         "all_downstream": branching.then(|| downstream(&dag, &task.task_id, true)),
@@ -239,6 +245,34 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     });
     // A mapped instance gets its own values of the expanded arguments.
     if let (Some(mapped), Ok(i)) = (&task.mapped, usize::try_from(ti.map_index)) {
+        // Airflow renders no template in a value read from an XCom (`resolved_oids`):
+        // the supervisor is told which arguments those are.
+        let from_xcom: Vec<&str> = mapped
+            .args
+            .iter()
+            .filter(|(_, src)| matches!(src, crate::model::MapSource::Upstream { .. }))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !from_xcom.is_empty() {
+            match task.python {
+                Some(_) => task_json["python"]["from_xcom"] = json!(from_xcom),
+                None => task_json["from_xcom"] = json!(from_xcom),
+            }
+        }
+        // Values from an upstream's result are read now, from its XComs in this run.
+        let mapped = &mapped
+            .resolved(|upstream| {
+                let pushed = store
+                    .xcom_values(&ti.dag_id, &ti.run_id, upstream, "return_value")
+                    .ok()?;
+                crate::model::mappable_values(&pushed)
+            })
+            .ok_or_else(|| {
+                not_found(format!(
+                    "task {} is expanded over a result its upstream did not push",
+                    ti.task_id
+                ))
+            })?;
         let values = mapped.values_at(i).ok_or_else(|| {
             not_found(format!(
                 "map index {i} of task {} is beyond its {} expanded values",
@@ -247,7 +281,18 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             ))
         })?;
         for (name, value) in values {
-            task_json[name] = value.clone();
+            if task.python.is_some() {
+                // A Python task's expanded arguments are its callable's: `op_args`,
+                // `op_kwargs`, or (TaskFlow) one keyword argument. A value of the wrong
+                // type goes as it is, for the runner's call to fail on as Airflow's.
+                let call = &mut task_json["python"];
+                match name {
+                    "op_args" | "op_kwargs" => call[name] = value.clone(),
+                    _ => call["op_kwargs"][name] = value.clone(),
+                }
+            } else {
+                task_json[name] = value.clone();
+            }
         }
     }
     let context = json!({

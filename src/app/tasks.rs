@@ -141,7 +141,7 @@ pub fn run(cmd: Command, cfg: &Config, env: &Env) -> Result<()> {
             // A value that parses as JSON is stored as that JSON, else as a string.
             let v = serde_json::from_str(&value).unwrap_or(Value::String(value));
             client
-                .xcom_set(&dag_id, &run_id, &task_id, &key, &v)
+                .xcom_set(&dag_id, &run_id, &task_id, &key, &v, None)
                 .map_err(|e| Error::Failed(e.to_string()))
         }
         Command::TasksXcomPull { task_id, key } => {
@@ -298,6 +298,7 @@ fn tasks_test(
         .transpose()?
         .unwrap_or_else(|| env.clock.now());
     let ctx = template::Context {
+        extra: serde_json::Map::new(),
         dag_id: dag_id.into(),
         task_id: task_id.into(),
         run_id: format!("__airflow_temporary_run_{}__", ts(logical_date)),

@@ -65,6 +65,19 @@ const BASH_SIGNATURE: &[&str] = &[
     "output_processor",
 ];
 
+/// PythonOperator's own arguments in its signature's order.
+const PYTHON_SIGNATURE: &[&str] = &[
+    "python_callable",
+    "op_args",
+    "op_kwargs",
+    "templates_dict",
+    "templates_exts",
+    "show_return_value_in_logs",
+];
+
+/// The PythonOperator arguments updraft applies per task instance.
+const PYTHON_MAPPED: &[&str] = &["op_args", "op_kwargs"];
+
 /// The arguments updraft applies per task instance. Airflow maps any argument `partial`
 /// does not hold; updraft refuses the others by name rather than ignore them.
 const BASH_MAPPED: &[&str] = &["bash_command", "env", "append_env", "cwd"];
@@ -108,19 +121,12 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
     let own: &[&str] = match t.operator {
         Operator::Bash => BASH_SIGNATURE,
         Operator::Empty => &[],
-        // Mapping a Python task's arguments needs the values at run time in the runner:
-        // refused rather than run once, unmapped, with arguments missing.
-        Operator::Python(_) | Operator::TaskFlow(_) => {
-            if let Some(n) = t.cfg.field("expand").or(partial) {
-                cx.errors.push(n.pos.error(format!(
-                    "task `{}`: updraft cannot map a {class} yet (`expand` and `partial` work on BashOperator tasks)",
-                    t.name
-                )));
-            }
-            return None;
-        }
+        Operator::Python(_) => PYTHON_SIGNATURE,
+        // A TaskFlow task's other keys are its callable's arguments.
+        Operator::TaskFlow(_) => &[],
     };
-    let takes = |key: &str| own.contains(&key) || t.base_args.contains(&key);
+    let taskflow = matches!(t.operator, Operator::TaskFlow(_));
+    let takes = |key: &str| taskflow || own.contains(&key) || t.base_args.contains(&key);
     let task_keys = || {
         t.cfg
             .entries()
@@ -178,6 +184,7 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
     for name in own.iter().chain(t.base_args.iter()) {
         if let Some(e) = entries.iter().find(|e| e.key == *name)
             && !matches!(e.value.value, Value::List(_) | Value::Map(_))
+            && !upstream(&e.value)
         {
             let ty = python_type(&e.value);
             return error(
@@ -234,12 +241,40 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
     }
     let mappable: &[&str] = match t.operator {
         Operator::Bash => BASH_MAPPED,
-        // Python tasks returned above.
-        Operator::Empty | Operator::Python(_) | Operator::TaskFlow(_) => &[],
+        Operator::Python(_) => PYTHON_MAPPED,
+        Operator::Empty | Operator::TaskFlow(_) => &[],
     };
     let mut args = Vec::with_capacity(entries.len());
     for e in entries {
-        if !mappable.contains(&e.key.as_str()) {
+        // An upstream task's result (`+task`, `task.output`, `XcomArg(task)`).
+        if let (true, Value::Str(text)) = (upstream(&e.value), &e.value.value) {
+            let Some(task_id) = upstream_task(text) else {
+                return error(
+                    cx,
+                    e.value.pos.error(format!(
+                        "task `{}`: updraft maps over another task's whole result (`+task`, `task.output`), not `{text}`",
+                        t.name
+                    )),
+                );
+            };
+            if taskflow || mappable.contains(&e.key.as_str()) {
+                args.push((e.key.clone(), MapSource::Upstream { task_id }));
+                continue;
+            }
+        }
+        // A TaskFlow callable's argument: a list or a mapping, as Airflow's `expand`.
+        if taskflow && !t.base_args.contains(&e.key.as_str()) {
+            if !matches!(e.value.value, Value::List(_) | Value::Map(_)) {
+                let ty = python_type(&e.value);
+                return error(
+                    cx,
+                    e.value.pos.error(format!(
+                        "task `{}`: {class}.expand() got an unexpected type '{ty}' for keyword argument {}",
+                        t.name, e.key
+                    )),
+                );
+            }
+        } else if !mappable.contains(&e.key.as_str()) {
             let known = if mappable.is_empty() {
                 "nothing".to_string()
             } else {
@@ -277,6 +312,33 @@ fn unexpected(task: &str, class: &str, func: &str, names: &[&str]) -> String {
         }
     };
     format!("task `{task}`: {class}.{func}() got {what}")
+}
+
+/// Whether an expanded value names another task's result, in dag-factory's forms
+/// (`+task` for TaskFlow, `task.output` or `XcomArg(task)` for operators).
+fn upstream(n: &Node) -> bool {
+    matches!(&n.value, Value::Str(text)
+        if text.starts_with('+') || text.contains(".output") || text.contains("XcomArg"))
+}
+
+/// The task an upstream reference names, as dag-factory reads it: `+task`,
+/// `task.output` (what comes before `.output`), `XcomArg(task)`.
+pub(super) fn upstream_task(text: &str) -> Option<String> {
+    let ident = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty()
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .then(|| s.to_string())
+    };
+    if let Some(rest) = text.strip_prefix('+') {
+        return ident(rest);
+    }
+    if let Some((task, tail)) = text.split_once(".output") {
+        return tail.trim().is_empty().then(|| ident(task)).flatten();
+    }
+    let inner = text.split_once('(')?.1.split_once(')')?.0;
+    ident(inner.trim_matches(['\'', '"']))
 }
 
 /// Python's name for the type a YAML scalar loads as.
@@ -351,6 +413,58 @@ mod tests {
         assert_eq!(mapped.and_then(|m| m.length()), Some(0));
         let (errors, mapped, _) = parsed("      bash_command: echo\n      expand: {}\n");
         assert_eq!((errors.len(), mapped), (0, None));
+    }
+
+    #[test]
+    fn python_tasks_map_their_callables_arguments() {
+        let head = "m:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n";
+        let ok = "    - task_id: p\n      operator: airflow.providers.standard.operators.python.PythonOperator\n      python_callable: lib.f\n      partial:\n        op_kwargs: {k: 1}\n      expand:\n        op_args: [[1], [2]]\n    - task_id: t\n      decorator: airflow.sdk.task\n      python_callable: lib.g\n      partial:\n        label: true\n      expand:\n        number: [3, 4]\n";
+        let upstream = |v: &str| {
+            format!(
+                "    - task_id: u\n      decorator: airflow.sdk.task\n      python_callable: lib.g\n      expand:\n        number: {v}\n"
+            )
+        };
+        let at = "2025-01-01T00:00:00Z".parse().expect("a time");
+        let errors = |doc: &str| -> Vec<String> {
+            parse("dags/m.yml", doc, at)
+                .errors
+                .iter()
+                .map(|e| format!("{}:{} {}", e.line, e.column, e.message))
+                .collect()
+        };
+        assert_eq!(
+            errors(&format!("{head}{ok}{}", upstream("\"+p['k']\""))),
+            [
+                "23:17 task `u`: updraft maps over another task's whole result (`+task`, `task.output`), not `+p['k']`"
+            ]
+        );
+        let p = parse("dags/m.yml", &format!("{head}{ok}{}", upstream("+p")), at);
+        assert_eq!(
+            p.dags[0].tasks[2].mapped,
+            Some(Mapped {
+                args: vec![(
+                    "number".into(),
+                    MapSource::Upstream {
+                        task_id: "p".into()
+                    }
+                )]
+            })
+        );
+        let p = parse("dags/m.yml", &format!("{head}{ok}"), at);
+        assert_eq!(errors(&format!("{head}{ok}")), Vec::<String>::new());
+        let tasks = &p.dags[0].tasks;
+        let p0 = tasks[0].instance(1).expect("an instance");
+        let call = p0.python.expect("a Python task");
+        assert_eq!(
+            (call.op_args, call.op_kwargs["k"].clone()),
+            (vec![json!(2)], json!(1))
+        );
+        let t0 = tasks[1].instance(0).expect("an instance");
+        let call = t0.python.expect("a Python task");
+        assert_eq!(
+            serde_json::Value::Object(call.op_kwargs),
+            json!({"label": true, "number": 3})
+        );
     }
 
     /// The messages are Airflow 3.3.2's and dag-factory 1.1.0's, read from the real ones.

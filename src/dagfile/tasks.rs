@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use super::yaml::{Node, Pos, Value};
 use super::{Ctx, ImportError, check_id, mapping, values};
 use crate::model::{
-    Callback, GROUP_ID_LEN, ID_LEN, Operator, PythonCall, PythonKind, Sensor, Task, TaskGroup,
-    TriggerRule, XcomArg,
+    Callback, GROUP_ID_LEN, ID_LEN, MapSource, Operator, PythonCall, PythonKind, Sensor, Task,
+    TaskGroup, TriggerRule, XcomArg,
 };
 
 /// Import paths of the operators updraft runs, by the names Airflow 2 and 3 use.
@@ -336,6 +336,15 @@ pub(super) fn build(
             match task_index.get(name.as_str()) {
                 Some(&u) => {
                     task_deps[t].push(Ref::Task(u));
+                    if let Some(m) = tasks[t].mapped.as_mut() {
+                        for (_, src) in &mut m.args {
+                            if let MapSource::Upstream { task_id } = src
+                                && task_id == name
+                            {
+                                *task_id = full_ids[u].clone();
+                            }
+                        }
+                    }
                     if let Some(call) = tasks[t].python.as_mut() {
                         for arg in call.xcom_args.iter_mut().filter(|a| &a.task_id == name) {
                             arg.task_id = full_ids[u].clone();
@@ -679,7 +688,9 @@ fn task(
         Some(Operator::TaskFlow(_)) | None => {}
     }
     let python = match operator {
-        Some(op @ (Operator::Python(_) | Operator::TaskFlow(_))) => python_call(cx, item, op, refs),
+        Some(op @ (Operator::Python(_) | Operator::TaskFlow(_))) => {
+            python_call(cx, item, partial, op, refs)
+        }
         _ => None,
     };
     let mapped = operator.and_then(|operator| {
@@ -693,6 +704,15 @@ fn task(
         };
         mapping::expand(cx, &t, partial)
     });
+    // A task expanded over another's result has that task upstream, as dag-factory's
+    // XComArg makes it.
+    for e in item.cfg.field("expand").map_or(&[][..], Node::entries) {
+        if let Value::Str(text) = &e.value.value
+            && let Some(task) = mapping::upstream_task(text)
+        {
+            refs.push((task, e.value.pos));
+        }
+    }
     // Even when `expand` is refused, an argument it names is not also missing.
     let expanded = |key: &str| {
         item.cfg
@@ -885,6 +905,7 @@ fn callbacks(cx: &mut Ctx, layers: &[&Node]) -> Vec<Callback> {
 fn python_call(
     cx: &mut Ctx,
     item: &Item,
+    partial: Option<&Node>,
     op: Operator,
     refs: &mut Vec<(String, Pos)>,
 ) -> Option<PythonCall> {
@@ -932,15 +953,20 @@ fn python_call(
         )));
         return None;
     }
+    // `partial` (dynamic task mapping) is merged in over the task's own arguments.
+    let with_partial: Vec<&Node> = partial.into_iter().chain([item.cfg]).collect();
     let op_args: Vec<serde_json::Value> = cx
-        .get(own, "op_args", |n, key| match &n.value {
+        .get(&with_partial, "op_args", |n, key| match &n.value {
             Value::List(items) => Ok(items.iter().map(Node::to_json).collect()),
             _ => Err(n
                 .pos
                 .error(format!("`{key}` must be a list, not {}", n.describe()))),
         })
         .unwrap_or_default();
-    let mut op_kwargs = match cx.mapping(item.cfg.field("op_kwargs"), "op_kwargs") {
+    let op_kwargs_node = partial
+        .and_then(|p| p.field("op_kwargs"))
+        .or_else(|| item.cfg.field("op_kwargs"));
+    let mut op_kwargs = match cx.mapping(op_kwargs_node, "op_kwargs") {
         Some(n) => match n.to_json() {
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),
@@ -949,7 +975,8 @@ fn python_call(
     };
     let mut xcom_args = Vec::new();
     if let Operator::TaskFlow(kind) = op {
-        for e in item.cfg.entries() {
+        let partial_entries = partial.map_or(&[][..], Node::entries);
+        for e in partial_entries.iter().chain(item.cfg.entries()) {
             let known = [
                 BASE_OPERATOR_ARGS,
                 PYTHON_OPERATOR_ARGS,
@@ -981,17 +1008,6 @@ fn python_call(
                 _ => {
                     op_kwargs.insert(e.key.clone(), e.value.to_json());
                 }
-            }
-        }
-    }
-    // Mapped arguments (`expand`, `partial`) are not run yet, but the tasks they take
-    // results from are upstream all the same, as dag-factory makes them XComArgs.
-    for key in ["expand", "partial"] {
-        for e in item.cfg.field(key).map_or(&[][..], Node::entries) {
-            if let Value::Str(text) = &e.value.value
-                && let Some((task, _)) = xcom_ref(text)
-            {
-                refs.push((task, e.value.pos));
             }
         }
     }

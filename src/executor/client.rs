@@ -297,14 +297,20 @@ impl Client {
         task_id: &str,
         key: &str,
         value: &Value,
+        mapped_length: Option<u64>,
     ) -> Result<(), CallError> {
-        let path = format!(
+        let mut path = format!(
             "xcoms/{}/{}/{}/{}",
             encode_segment(dag_id),
             encode_segment(run_id),
             encode_segment(task_id),
             encode_segment(key)
         );
+        // The length of a value a mapped downstream expands over, which the server
+        // bounds by `[core] max_map_length`, as the Task SDK sends it.
+        if let Some(n) = mapped_length {
+            path.push_str(&format!("?mapped_length={n}"));
+        }
         self.expect("POST", &path, Some(value), &[200, 201])
             .map(|_| ())
     }

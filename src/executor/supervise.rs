@@ -286,9 +286,13 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             return Ok(finish(&mut log, fail_state, None));
         }
     }
-    if let Some(template) = task["map_index_template"].as_str() {
-        render_map_index(&client, ti_id, template, &tctx, &lookup, &mut log);
-    }
+    // A Python task's is rendered again after the call (where an error is logged), so
+    // an error here says nothing yet: as Airflow's early render, it is kept quiet.
+    let early_map_index = task["map_index_template"].as_str().map(|template| {
+        render_map_index(
+            &client, ti_id, template, &tctx, &lookup, &mut log, is_python,
+        )
+    });
     // execution_timeout covers the render too: its clock starts here, and the command
     // gets what the render left of it.
     let clock = Instant::now();
@@ -317,7 +321,17 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         if is_python {
             python_fields(&task["python"], &mut render).map(|v| v.to_string())
         } else {
-            render(task["bash_command"].as_str().unwrap_or(""))
+            let command = task["bash_command"].as_str().unwrap_or("");
+            // A command read from an upstream's XCom is not a template (Airflow's
+            // `resolved_oids`).
+            let raw = task["from_xcom"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|n| n.as_str() == Some("bash_command")));
+            if raw {
+                Ok(command.to_string())
+            } else {
+                render(command)
+            }
         }
     };
     let rendered = match rendered {
@@ -510,13 +524,31 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         started.elapsed().as_secs_f64()
     ));
     if let Some(files) = &python_files {
-        let state = match files.outcome() {
-            Some((state, retry, xcoms)) => match state.as_str() {
+        let outcome = files.outcome();
+        // Airflow renders `map_index_template` again after the call, with what the
+        // callable put into its context.
+        if let (Some(template), Some((_, _, _, extra))) =
+            (task["map_index_template"].as_str(), &outcome)
+            && (!extra.is_empty() || early_map_index == Some(false))
+        {
+            let mut after = tctx.clone();
+            after.extra = extra.clone();
+            render_map_index(&client, ti_id, template, &after, &lookup, &mut log, false);
+        }
+        let state = match outcome {
+            Some((state, retry, xcoms, _)) => match state.as_str() {
                 // The return value's XComs, pushed here (as Airflow 3's supervisor does
                 // the task process's SetXCom) before the success is reported; one that
                 // cannot be pushed fails the try, as in Airflow.
-                "success" => match xcoms.iter().try_for_each(|(key, value)| {
-                    client.xcom_set(&dag_id, &run_id, &task_id, key, value)
+                "success" => match xcoms.iter().try_for_each(|x| {
+                    client.xcom_set(
+                        &dag_id,
+                        &run_id,
+                        &task_id,
+                        &x.key,
+                        &x.value,
+                        x.mapped_length,
+                    )
                 }) {
                     Ok(()) => "success",
                     Err(e) => {
@@ -543,6 +575,17 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         SKIP_EXIT_CODE => "skipped",
         _ => fail_state,
     };
+    // A task a mapped task expands over must push a list or a dict; BashOperator's
+    // return value is a string (its last line), so Airflow's task runner fails it.
+    let state = if state == "success"
+        && task["mapped_dependants"].as_bool() == Some(true)
+        && ctx["map_index"].as_i64().unwrap_or(-1) < 0
+    {
+        log.line("UnmappableXComTypePushed: unmappable return type 'str'");
+        fail_state
+    } else {
+        state
+    };
     // BashOperator pushes the last line of stdout as its return value.
     if state == "success"
         && let Some(line) = last
@@ -552,6 +595,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             &task_id,
             "return_value",
             &Value::String(line),
+            None,
         )
     {
         log.line(&format!("could not push the return_value XCom: {e}"));
@@ -673,7 +717,16 @@ fn run_callbacks(
 }
 
 /// An XCom the runner left for the supervisor to push: key and value.
-type Xcom = (String, Value);
+/// What a callable added to its context, by name.
+type ContextExtra = serde_json::Map<String, Value>;
+
+/// One XCom of a Python try's return value; `mapped_length` for a value a mapped
+/// downstream expands over.
+struct Xcom {
+    key: String,
+    value: Value,
+    mapped_length: Option<u64>,
+}
 
 /// A Python try's spec file and the file its runner writes the outcome to; both are
 /// removed when this drops.
@@ -707,13 +760,19 @@ impl PythonFiles {
 
     /// What the runner wrote: the state, whether a failure may be retried, and the
     /// XComs of the return value to push, as (key, value) in order.
-    fn outcome(&self) -> Option<(String, bool, Vec<Xcom>)> {
+    fn outcome(&self) -> Option<(String, bool, Vec<Xcom>, ContextExtra)> {
         let text = std::fs::read_to_string(&self.outcome).ok()?;
         let mut v: Value = serde_json::from_str(&text).ok()?;
         let xcoms = match v["xcoms"].take() {
             Value::Array(items) => items
                 .into_iter()
-                .map(|mut pair| Some((pair[0].as_str()?.to_string(), pair[1].take())))
+                .map(|mut pair| {
+                    Some(Xcom {
+                        key: pair[0].as_str()?.to_string(),
+                        value: pair[1].take(),
+                        mapped_length: pair[2].as_u64(),
+                    })
+                })
                 .collect::<Option<Vec<_>>>()?,
             _ => Vec::new(),
         };
@@ -721,6 +780,10 @@ impl PythonFiles {
             v["state"].as_str()?.to_string(),
             v["retry"].as_bool().unwrap_or(true),
             xcoms,
+            match v["context_extra"].take() {
+                Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            },
         ))
     }
 }
@@ -758,9 +821,32 @@ fn python_fields(
             other => other.clone(),
         })
     }
+    // Mapped arguments read from an upstream's XCom are not templates (Airflow's
+    // `resolved_oids`): `op_args`, `op_kwargs`, or one keyword argument of a TaskFlow call.
+    let from_xcom = |name: &str| {
+        call["from_xcom"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|n| n.as_str() == Some(name)))
+    };
     let mut out = serde_json::Map::new();
     for key in ["op_args", "op_kwargs", "templates_dict"] {
-        out.insert(key.to_string(), walk(&call[key], render)?);
+        let v = match &call[key] {
+            v if from_xcom(key) => v.clone(),
+            Value::Object(m) if key == "op_kwargs" => Value::Object(
+                m.iter()
+                    .map(|(k, i)| {
+                        let v = if from_xcom(k) {
+                            i.clone()
+                        } else {
+                            walk(i, render)?
+                        };
+                        Ok((k.clone(), v))
+                    })
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+            v => walk(v, render)?,
+        };
+        out.insert(key.to_string(), v);
     }
     Ok(Value::Object(out))
 }
@@ -805,6 +891,8 @@ fn python_spec(
         "native": call["native"],
         "sensor": call["sensor"],
         "do_xcom_push": call["do_xcom_push"],
+        "mapped_dependants": task["mapped_dependants"],
+        "map_index_template": task["map_index_template"],
         "show_return_value_in_logs": call["show_return_value_in_logs"],
         "dags_folder": sv.dags_folder,
         "dag_file_folder": dag_file_folder,
@@ -812,7 +900,7 @@ fn python_spec(
         "outcome": outcome,
         "context": {
             "dag_id": run["dag_id"], "task_id": task["task_id"], "run_id": run["run_id"],
-            "try_number": ctx["try_number"], "max_tries": ctx["max_tries"],
+            "try_number": ctx["try_number"], "max_tries": ctx["max_tries"], "map_index": ctx["map_index"],
             "logical_date": run["logical_date"], "data_interval_start": run["data_interval_start"],
             "data_interval_end": run["data_interval_end"], "run_after": run["run_after"],
             "start_date": run["start_date"], "run_type": run["run_type"], "conf": run["conf"],
@@ -877,6 +965,7 @@ fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Co
             .map(|t| t.with_timezone(&Utc))
     };
     template::Context {
+        extra: serde_json::Map::new(),
         dag_id: s(&run["dag_id"]),
         task_id: s(&ctx["task"]["task_id"]),
         run_id: s(&run["run_id"]),
@@ -896,7 +985,7 @@ fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Co
 
 /// Renders `map_index_template` and records it as the instance's `rendered_map_index`
 /// (Airflow's Task SDK does it before it runs the task; a template that fails is
-/// logged, and the task runs on, as there).
+/// logged, unless `quiet`, and the task runs on, as there). False when it did not render.
 fn render_map_index(
     client: &Client,
     ti_id: &str,
@@ -904,23 +993,31 @@ fn render_map_index(
     tctx: &template::Context,
     lookup: &ApiLookup,
     log: &mut TaskLog,
-) {
+    quiet: bool,
+) -> bool {
     let deadline = Instant::now().checked_add(MAP_INDEX_RENDER_LIMIT);
     let mut go_on = || std::ops::ControlFlow::Continue(());
     match template::render_within(template, tctx, lookup, deadline, &mut go_on) {
-        Ok(text) if text.is_empty() => {}
+        Ok(text) if text.is_empty() => true,
         Ok(text) => {
             if let Err(e) = client.rendered_map_index(ti_id, &text) {
                 log.line(&format!("could not record the rendered map index: {e}"));
             }
+            true
         }
         Err(RenderError::Template(e)) => {
-            log.line(&format!("cannot render map_index_template: {e}"))
+            if !quiet {
+                log.line(&format!("cannot render map_index_template: {e}"));
+            }
+            false
         }
-        Err(_) => log.line(&format!(
-            "map_index_template took more than {} s to render: it was stopped",
-            MAP_INDEX_RENDER_LIMIT.as_secs()
-        )),
+        Err(_) => {
+            log.line(&format!(
+                "map_index_template took more than {} s to render: it was stopped",
+                MAP_INDEX_RENDER_LIMIT.as_secs()
+            ));
+            false
+        }
     }
 }
 

@@ -824,7 +824,20 @@ fn advance_run(
     let mut expanded = false;
     while let Some((p, which)) = todo.pop_first() {
         let task = &dag.tasks[p];
-        let mapped = task.mapped.as_ref().map(|m| m.length());
+        // A length not known from the file comes from the upstreams' results, now that
+        // they may be done (`None`, so upstream_failed, when one pushed none).
+        let mapped = match &task.mapped {
+            Some(m) if m.length().is_none() => Some(
+                m.resolved(|u| {
+                    let pushed = tx
+                        .xcom_values(&run.dag_id, &run.run_id, u, "return_value")
+                        .ok()?;
+                    crate::model::mappable_values(&pushed)
+                })
+                .and_then(|m| m.length()),
+            ),
+            other => other.as_ref().map(|m| m.length()),
+        };
         // The trigger rule is the same for every instance of a task: evaluated once.
         let mut decision = None;
         let instances = match which {

@@ -514,6 +514,32 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The XCom values under `key` of every instance of a task, by map index (as
+    /// [`Store::xcom_values`], inside the transaction).
+    pub fn xcom_values(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        key: &str,
+    ) -> Result<Vec<(i64, Value)>> {
+        let mut stmt = self
+            .0
+            .prepare_cached(
+                "SELECT map_index, value FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND key = ?4
+                 ORDER BY map_index",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([dag_id, run_id, task_id, key], |r| {
+                let text: String = r.get(1)?;
+                let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                Ok((r.get(0)?, value))
+            })
+            .map_err(db)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db)
+    }
+
     /// Expands the unexpanded (map index -1) task instance `ti` into `count` instances
     /// (`count` > 0): it becomes map index 0, as in Airflow's `expand_mapped_task`, and
     /// 1..count are added with no state. False when it was expanded or changed since read.

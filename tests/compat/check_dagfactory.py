@@ -45,10 +45,6 @@ YAML_SUFFIXES = {".yml", ".yaml"}
 # Dynamic task mapping works for BashOperator tasks; `expand`/`partial` on a Python task
 # is an import error until mapping over Python arguments and results lands.
 EXPECTED_TO_FAIL = {
-    "dagfactory-dev/airflow3/example_dynamic_task_mapping.yml": "mapping a Python task (expand over op_args/op_kwargs)",
-    "dagfactory-dev/airflow3/example_taskflow.yml": "mapping TaskFlow tasks",
-    "dagfactory-dev/comparison/example_pypi_stats_dagfactory.yml": "mapping a TaskFlow task",
-    "dagfactory-dev/example_map_index_template.yml": "mapping a TaskFlow task (map_index_template)",
     "dagfactory-dev/airflow3/example_custom_py_object_dag.yml": "KubernetesPodOperator and Python objects",
     "dagfactory-dev/airflow3/example_customize_operator.yml": "custom operators (Python classes)",
     # updraft refuses user_defined_macros on purpose (see README): it cannot call them.

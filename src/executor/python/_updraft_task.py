@@ -166,6 +166,16 @@ class Client:
         path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
         return self.call("GET", "xcoms/" + path)["value"]
 
+    def xcom_at(self, dag_id, run_id, task_id, key, map_index):
+        path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
+        return self.call("GET", f"xcoms/{path}?map_index={int(map_index)}")["value"]
+
+    def xcom_all(self, dag_id, run_id, task_id, key):
+        """Every map index's value, in map index order (the slice route, as the SDK's
+        `XCom.get_all`)."""
+        path = "/".join(_q(p) for p in (dag_id, run_id, task_id, key))
+        return self.call("GET", f"xcoms/{path}/slice")
+
     def skip(self, ti_id, task_ids):
         self.call("PATCH", f"task-instances/{_q(ti_id)}/skip-downstream", {"tasks": list(task_ids)})
 
@@ -206,6 +216,16 @@ def to_json(value, what):
     return loads(dumps(value, default=refuse, allow_nan=False))
 
 
+class XComForMappingNotPushed(TypeError):
+    def __str__(self):
+        return "did not push XCom for task mapping"
+
+
+class UnmappableXComTypePushed(TypeError):
+    def __str__(self):
+        return f"unmappable return type {type(self.args[0]).__qualname__!r}"
+
+
 class TaskInstance:
     """The `ti` / `task_instance` of the context."""
 
@@ -215,7 +235,7 @@ class TaskInstance:
         self.task_id = c["task_id"]
         self.run_id = c["run_id"]
         self.try_number = c["try_number"]
-        self.map_index = -1
+        self.map_index = c.get("map_index", -1)
         self.max_tries = c.get("max_tries", 0)
 
     def xcom_push(self, key, value):
@@ -228,13 +248,25 @@ class TaskInstance:
         if task_ids is None:
             task_ids = self.task_id
         single = isinstance(task_ids, str)
+        task_ids = [task_ids] if single else list(task_ids)
         out = []
-        for task_id in [task_ids] if single else list(task_ids):
-            try:
-                out.append(CLIENT.xcom_get(dag_id, run_id, task_id, key))
-            except NotFound:
-                out.append(default)
-        return out[0] if single else out
+        if map_indexes is None:
+            # Every instance of a mapped task, in map index order, as Airflow's SDK.
+            for task_id in task_ids:
+                values = CLIENT.xcom_all(dag_id, run_id, task_id, key)
+                if values:
+                    out.extend(values)
+                else:
+                    out.append(default)
+            return out[0] if single and len(out) == 1 else out
+        one_index = isinstance(map_indexes, int)
+        for task_id in task_ids:
+            for m in [map_indexes] if one_index else list(map_indexes):
+                try:
+                    out.append(CLIENT.xcom_at(dag_id, run_id, task_id, key, m))
+                except NotFound:
+                    out.append(default)
+        return out[0] if single and one_index else out
 
     def __repr__(self):
         return f"<TaskInstance: {self.dag_id}.{self.task_id} {self.run_id} [running]>"
@@ -639,11 +671,31 @@ def run_callbacks(spec):
     return 0
 
 
+_CONTEXT_KEYS = frozenset()
+
+
+def _context_extra():
+    """What the callable added to its context (`context["key"] = value`) with a JSON
+    value, for the supervisor's render of `map_index_template` after the call."""
+    extra = {}
+    for key, value in (CONTEXT or {}).items():
+        if key in _CONTEXT_KEYS or not isinstance(key, str):
+            continue
+        try:
+            extra[key] = loads(dumps(value, allow_nan=False))
+        except (TypeError, ValueError):
+            pass
+    return extra
+
+
 def _write_outcome(spec, state, retry=True, xcoms=()):
     """How the callable ended, and the XComs of its return value ([key, value] pairs in
     the order to push them), which the supervisor pushes before it reports the state."""
+    out = {"state": state, "retry": retry, "xcoms": list(xcoms)}
+    if spec.get("map_index_template"):
+        out["context_extra"] = _context_extra()
     with open(spec["outcome"], "w", encoding="utf-8") as f:
-        f.write(dumps({"state": state, "retry": retry, "xcoms": list(xcoms)}))
+        f.write(dumps(out))
 
 
 def _keep_bytecode():
@@ -675,6 +727,8 @@ def main(argv):
     try:
         func = load_callable(spec)
         CONTEXT = build_context(spec)
+        global _CONTEXT_KEYS
+        _CONTEXT_KEYS = frozenset(CONTEXT)
         op_kwargs = dict(spec.get("op_kwargs") or {})
         ti = CONTEXT["ti"]
         for arg in spec.get("xcom_args") or []:
@@ -695,6 +749,16 @@ def main(argv):
         if spec.get("show_return_value_in_logs", True):
             print(f"Done. Returned value was: {result}", flush=True)
         xcoms = []
+        mapped_length = None
+        if spec.get("mapped_dependants") and ti.map_index < 0:
+            # A downstream expands over this result: Airflow's task runner checks it (none
+            # is pushed without do_xcom_push) and sends its length with the push.
+            pushed = result if spec.get("do_xcom_push", True) else None
+            if pushed is None:
+                raise XComForMappingNotPushed()
+            if not isinstance(pushed, (list, tuple, dict)):
+                raise UnmappableXComTypePushed(pushed)
+            mapped_length = len(pushed)
         if spec.get("do_xcom_push", True) and result is not None:
             if _multiple_outputs(spec, func):
                 if not isinstance(result, dict):
@@ -706,7 +770,7 @@ def main(argv):
                             f"multiple_outputs, found {k} ({type(k)}) instead"
                         )
                 xcoms += [[k, to_json(v, f"XCom {k!r}")] for k, v in result.items()]
-            xcoms.append([RETURN_KEY, to_json(result, "the return value")])
+            xcoms.append([RETURN_KEY, to_json(result, "the return value"), mapped_length])
         follow(spec, result)
     except BaseException as e:  # noqa: B036 - the outcome of every end is reported
         if _is(e, "AirflowSkipException"):
