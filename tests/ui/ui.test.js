@@ -146,7 +146,9 @@ function watch(page, base) {
   }
   page.on("requestfailed", (r) => {
     const err = r.failure()?.errorText;
-    if (navigating && err === "net::ERR_ABORTED" && ["fetch", "xhr"].includes(r.resourceType())) return;
+    // A page that sends itself elsewhere (the UI's redirect to login) cancels the
+    // scripts it was still loading, as it cancels its polls.
+    if (navigating && err === "net::ERR_ABORTED" && ["fetch", "xhr", "script"].includes(r.resourceType())) return;
     problems.push(`request failed: ${r.method()} ${r.url()}: ${err}`);
   });
   page.on("response", (r) => {
@@ -612,14 +614,18 @@ for (const { label, prefix } of PREFIXES) {
         await page.click("#logout");
         await page.waitForURL(like(`${base}login`));
       });
-      // The UI's own redirect to login.
-      await page.goto(`${base}${deep}`);
-      await page.waitForURL(like(`${base}login?next=**`));
+      // The UI's own redirect to login: a navigation until the login page is there.
+      await w.nav(async () => {
+        await page.goto(`${base}${deep}`);
+        await page.waitForURL(like(`${base}login?next=**`));
+      });
       await logInAndCheck("ui");
       // Airflow's login route, which the server answers with a redirect keeping `next`.
       await logOut();
-      await page.goto(`${base}api/v2/auth/login?next=${encodeURIComponent(new URL(base).pathname + deep)}`);
-      await page.waitForURL(like(`${base}login?next=**`));
+      await w.nav(async () => {
+        await page.goto(`${base}api/v2/auth/login?next=${encodeURIComponent(new URL(base).pathname + deep)}`);
+        await page.waitForURL(like(`${base}login?next=**`));
+      });
       await logInAndCheck("api");
       doneProbe();
       w.check("deep link login");
