@@ -123,21 +123,7 @@ fn list_mapped(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Re
         }
     }
     filters(req, &mut q, None)?;
-    let keys = orders(
-        &query_all(req, "order_by"),
-        TI_ORDER,
-        &[("map_index", false)],
-        &[],
-    )?;
-    apply_order(&mut q, &keys, "map_index");
-    q.limit = Some(paging.limit);
-    q.offset = paging.offset;
-    let (rows, total) = store.list_tis(&q)?;
-    let items = Views::new(store).all(&rows)?;
-    Ok(Reply::json(
-        200,
-        &paged("task_instances", items, total, &paging),
-    ))
+    ordered_page(store, req, q, &paging, "map_index")
 }
 
 fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
@@ -166,21 +152,33 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
         q.any_of("task_id", vec![Some(t.to_string())]);
     }
     filters(req, &mut q, dag.as_ref().map(|d| d.dag.as_ref()))?;
+    // Ties keep the order the run's task instances were made in: the DAG's task order.
+    ordered_page(store, req, q, &paging, "rowid")
+}
+
+/// One page of the task instances `q` selects, in the request's `order_by` and then
+/// `tiebreak`: Airflow's TaskInstanceCollection.
+fn ordered_page(
+    store: &mut Store,
+    req: &Req,
+    mut q: ListQuery,
+    paging: &Paging,
+    tiebreak: &'static str,
+) -> Result<Reply, ApiError> {
     let keys = orders(
         &query_all(req, "order_by"),
         TI_ORDER,
         &[("map_index", false)],
         &[],
     )?;
-    // Ties keep the order the run's task instances were made in: the DAG's task order.
-    apply_order(&mut q, &keys, "rowid");
+    apply_order(&mut q, &keys, tiebreak);
     q.limit = Some(paging.limit);
     q.offset = paging.offset;
     let (rows, total) = store.list_tis(&q)?;
     let items = Views::new(store).all(&rows)?;
     Ok(Reply::json(
         200,
-        &paged("task_instances", items, total, &paging),
+        &paged("task_instances", items, total, paging),
     ))
 }
 
