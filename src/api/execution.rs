@@ -501,15 +501,20 @@ pub fn connection(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result
     ))
 }
 
-/// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}`.
-pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let c = running_caller(ctx, store, req)?;
-    let (dag_id, run_id, task_id, key) = (
+/// The `{dag_id}/{run_id}/{task_id}/{key}` of an XCom route.
+fn xcom_path(p: &Params) -> (&str, &str, &str, &str) {
+    (
         p.get("dag_id"),
         p.get("run_id"),
         p.get("task_id"),
         p.get("key"),
-    );
+    )
+}
+
+/// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}`.
+pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id, task_id, key) = xcom_path(p);
     // HEAD: how many instances pushed it, in `Content-Range` (Airflow's own range unit).
     if req.method == crate::api::http::Method::Head {
         if req.query("map_index").is_some() {
@@ -539,12 +544,7 @@ pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
 /// Only the task instance itself may push its XComs.
 pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let c = running_caller(ctx, store, req)?;
-    let (dag_id, run_id, task_id, key) = (
-        p.get("dag_id"),
-        p.get("run_id"),
-        p.get("task_id"),
-        p.get("key"),
-    );
+    let (dag_id, run_id, task_id, key) = xcom_path(p);
     let ti = &c.ti;
     // The map index defaults to the caller's own: a task only pushes its own XComs.
     let map_index = xcom_map_index(req)?.unwrap_or(ti.map_index);
@@ -702,12 +702,7 @@ pub fn skip_downstream(
 /// from the end, as Python's.
 pub fn xcom_item(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let c = running_caller(ctx, store, req)?;
-    let (dag_id, run_id, task_id, key) = (
-        p.get("dag_id"),
-        p.get("run_id"),
-        p.get("task_id"),
-        p.get("key"),
-    );
+    let (dag_id, run_id, task_id, key) = xcom_path(p);
     let offset_text = p.get("offset");
     let offset: i64 = offset_text.parse().map_err(|_| {
         ApiError::new(
@@ -736,12 +731,7 @@ pub fn xcom_item(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<
 /// in Airflow).
 pub fn xcom_slice(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let c = running_caller(ctx, store, req)?;
-    let (dag_id, run_id, task_id, key) = (
-        p.get("dag_id"),
-        p.get("run_id"),
-        p.get("task_id"),
-        p.get("key"),
-    );
+    let (dag_id, run_id, task_id, key) = xcom_path(p);
     let int = |name: &str| -> Result<Option<i64>, ApiError> {
         match req.query(name).filter(|v| !v.is_empty()) {
             None => Ok(None),

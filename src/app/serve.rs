@@ -149,22 +149,7 @@ fn stop_scheduler(sched: scheduler::Handle, asked: bool) -> Result<()> {
 /// stdout; the exit code is the run's result. A private API server on a free loopback
 /// port serves the run's tasks, so nothing else needs to be running.
 pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<()> {
-    // A private server on a free loopback port, whatever the config says.
-    let fixed = |section, key, value: &str| Override {
-        section,
-        key,
-        value: value.to_string(),
-        by: "dags test",
-    };
-    let cfg = prepare(
-        env,
-        &[
-            fixed("api", "host", "127.0.0.1"),
-            fixed("api", "port", "0"),
-            fixed("api", "base_url", ""),
-            fixed("core", "execution_api_server_url", ""),
-        ],
-    )?;
+    let cfg = prepare_private(env, "dags test")?;
     let mut store = Store::open(&cfg.database.path)?;
     processor::sync(&mut store, &cfg, env.clock.now())?;
     let logical_date = logical_date.map(super::tasks::parse_date).transpose()?;
@@ -265,21 +250,7 @@ pub fn python_task_test(
     task_id: &str,
     logical_date: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
-    let fixed = |section, key, value: &str| Override {
-        section,
-        key,
-        value: value.to_string(),
-        by: "tasks test",
-    };
-    let cfg = prepare(
-        env,
-        &[
-            fixed("api", "host", "127.0.0.1"),
-            fixed("api", "port", "0"),
-            fixed("api", "base_url", ""),
-            fixed("core", "execution_api_server_url", ""),
-        ],
-    )?;
+    let cfg = prepare_private(env, "tasks test")?;
     let mut store = Store::open(&cfg.database.path)?;
     let now = env.clock.now();
     let run = ops::trigger(
@@ -381,6 +352,26 @@ fn run_one_task(
 
 /// Config, home folders, database (and its checkpoint thread), the memory trim thread:
 /// what every long-running command needs first.
+/// [`prepare`] for a command that serves its own tasks: a private server on a free
+/// loopback port, whatever the config says (`by` names the command in `config list`).
+fn prepare_private(env: &Env, by: &'static str) -> Result<Config> {
+    let fixed = |section, key, value: &str| Override {
+        section,
+        key,
+        value: value.to_string(),
+        by,
+    };
+    prepare(
+        env,
+        &[
+            fixed("api", "host", "127.0.0.1"),
+            fixed("api", "port", "0"),
+            fixed("api", "base_url", ""),
+            fixed("core", "execution_api_server_url", ""),
+        ],
+    )
+}
+
 fn prepare(env: &Env, flags: &[Override]) -> Result<Config> {
     let cfg = load_config(env, flags)?;
     home::ensure_folders(&cfg)?;
