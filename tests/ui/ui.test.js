@@ -810,6 +810,10 @@ describe("human in the loop under /d12345", { concurrency: false }, () => {
     await panel.locator(".hitl-in-panel", { hasText: "Answered Reject by admin" }).waitFor({ timeout: 30_000 });
     await page.goto(`${srv.url}dags/approval/grid?run=${encodeURIComponent(second)}&task=ship`);
     await page.locator(".ti-panel .panel-state .badge.st-skipped").waitFor({ timeout: RUN_TIMEOUT });
+    // Airflow's link to a task's request (`generate_link_to_ui`) opens that task's panel.
+    await page.goto(`${srv.url}dags/approval/runs/${encodeURIComponent(second)}/tasks/ask/required_actions?map_index=-1`);
+    await page.waitForURL(like(`${srv.url}dags/approval/grid?**task=ask**`));
+    await page.locator(".ti-panel .hitl-in-panel", { hasText: "Answered Reject by admin" }).waitFor({ timeout: 30_000 });
     w.check("human in the loop");
   });
 });
