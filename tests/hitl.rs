@@ -184,6 +184,23 @@ fn people_answer_hitl_tasks_through_the_api_and_timeouts_choose_defaults() {
     let x = xcom(&e, "entry", &run, "form");
     assert_eq!(x["params_input"], json!({"name": "Ada", "count": 3}));
     assert_eq!(x["chosen_options"], json!(["OK"]));
+    // A value its param's schema refuses fails the task when it resumes, as in Airflow.
+    let run = e.trigger("entry", None);
+    wait_state(&e, "entry", &run, "form", "awaiting_input");
+    let bad = json!({"chosen_options": ["OK"], "params_input": {"name": "Ada", "count": "three"}});
+    let (status, _) = e.srv.call(
+        &user,
+        Method::Patch,
+        &detail_path("entry", &run, "form"),
+        Some(bad),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(e.wait_run("entry", &run), "failed");
+    let log = e.log("entry", &run, "form", 1);
+    assert!(
+        log.contains("ParamValidationError: Invalid input for param count"),
+        "{log}"
+    );
 
     // Timeouts: the defaults are chosen (by nobody), or the task fails without them.
     let run = e.trigger("timeout", None);

@@ -151,6 +151,20 @@ fn complete(
         ));
         return fail;
     }
+    // Each value against its param's schema, as `ParamsDict.__setitem__` checks it.
+    if let (Some(p), Some(input)) = (params, params_input.as_object()) {
+        for (key, value) in input {
+            if let Some(err) = p
+                .get(key)
+                .and_then(|param| schema_error(&param["schema"], value))
+            {
+                log.line(&format!(
+                    "ParamValidationError: Invalid input for param {key}: {err}"
+                ));
+                return fail;
+            }
+        }
+    }
     let by = &event["responded_by_user"];
     log.line(&format!(
         "{} chose {chosen:?}{}",
@@ -249,4 +263,83 @@ fn complete(
         return fail;
     }
     "success"
+}
+
+/// Why `value` does not satisfy `schema`, for the JSON Schema keywords a form's params
+/// use (`type`, `enum`, `minimum`, `maximum`, `minLength`, `maxLength`); `None` when it
+/// does (or the schema says nothing this checks).
+fn schema_error(schema: &Value, value: &Value) -> Option<String> {
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let is = |t: &str| match t {
+        "string" => value.is_string(),
+        "integer" => {
+            value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        "null" => value.is_null(),
+        _ => true,
+    };
+    if !types.is_empty() && !types.iter().any(|t| is(t)) {
+        return Some(format!("{value} is not of type {}", types.join(" or ")));
+    }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        return Some(format!(
+            "{value} is not one of {}",
+            Value::Array(options.clone())
+        ));
+    }
+    if let Some(n) = value.as_f64() {
+        if let Some(min) = schema["minimum"].as_f64()
+            && n < min
+        {
+            return Some(format!("{value} is less than the minimum of {min}"));
+        }
+        if let Some(max) = schema["maximum"].as_f64()
+            && n > max
+        {
+            return Some(format!("{value} is greater than the maximum of {max}"));
+        }
+    }
+    if let Some(s) = value.as_str() {
+        let len = s.chars().count() as u64;
+        if let Some(min) = schema["minLength"].as_u64()
+            && len < min
+        {
+            return Some(format!("{value} is too short"));
+        }
+        if let Some(max) = schema["maxLength"].as_u64()
+            && len > max
+        {
+            return Some(format!("{value} is too long"));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::schema_error;
+    use serde_json::json;
+
+    #[test]
+    fn values_are_checked_against_their_param_schema() {
+        let ok = |s, v| schema_error(&s, &v).is_none();
+        assert!(ok(json!({"type": "integer"}), json!(3)));
+        assert!(!ok(json!({"type": "integer"}), json!("three")));
+        assert!(!ok(json!({"type": "integer"}), json!(1.5)));
+        assert!(ok(json!({"type": ["null", "string"]}), json!(null)));
+        assert!(!ok(json!({"enum": ["a", "b"]}), json!("c")));
+        assert!(!ok(json!({"type": "number", "minimum": 1}), json!(0)));
+        assert!(!ok(json!({"type": "string", "maxLength": 2}), json!("abc")));
+        assert!(ok(json!({}), json!({"any": "thing"})));
+    }
 }
