@@ -241,4 +241,34 @@ fn people_answer_hitl_tasks_through_the_api_and_timeouts_choose_defaults() {
         None,
     );
     assert_eq!(status, 404);
+    // The list's filters and order, as Airflow's.
+    let all = "/api/v2/dags/~/dagRuns/~/hitlDetails";
+    let count = |query: &str| {
+        let (status, l) = e
+            .srv
+            .call(&viewer, Method::Get, &format!("{all}?{query}"), None);
+        assert_eq!(status, 200, "{query}: {l}");
+        l["total_entries"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(count(""), 7);
+    assert_eq!(count("dag_id_pattern=appr"), 2);
+    assert_eq!(count("task_id=pick"), 1);
+    assert_eq!(count("state=success"), 5);
+    assert_eq!(count("responded_by_user_name=user"), 3);
+    assert_eq!(count("subject_search=quick"), 2);
+    let (_, l) = e.srv.call(
+        &viewer,
+        Method::Get,
+        &format!("{all}?order_by=-created_at&limit=1"),
+        None,
+    );
+    assert_eq!(
+        l["hitl_details"][0]["task_instance"]["dag_id"], "timeout",
+        "{l}"
+    );
+    assert_eq!(l["total_entries"], 7);
+    let (status, err) = e
+        .srv
+        .call(&viewer, Method::Get, &format!("{all}?order_by=nope"), None);
+    assert_eq!(status, 400, "{err}");
 }
