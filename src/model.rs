@@ -135,6 +135,9 @@ pub struct Task {
     /// Dynamic task mapping (`expand`): `None` for a plain task.
     #[serde(default)]
     pub mapped: Option<Mapped>,
+    /// A human-in-the-loop task's request; `None` for other tasks.
+    #[serde(default)]
+    pub hitl: Option<Hitl>,
 }
 
 impl Task {
@@ -404,6 +407,48 @@ pub enum Operator {
     Python(PythonKind),
     /// A TaskFlow task (`decorator: airflow.sdk.task`, or its branch and short-circuit forms).
     TaskFlow(PythonKind),
+    /// A human-in-the-loop task (Airflow 3.1+'s standard provider): its settings are
+    /// `Task::hitl`.
+    Hitl(HitlKind),
+}
+
+/// Which human-in-the-loop operator a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HitlKind {
+    /// HITLOperator: the answer is the result, nothing more.
+    Plain,
+    /// ApprovalOperator: "Approve" or "Reject"; a rejection skips what is downstream (or
+    /// fails the task with `fail_on_reject`).
+    Approval,
+    /// HITLBranchOperator: the chosen options (through `options_mapping`) are the tasks to
+    /// follow.
+    Branch,
+    /// HITLEntryOperator: a form of `params`, with "OK" as its one option by default.
+    Entry,
+}
+
+/// A human-in-the-loop task's request, as Airflow's HITLOperator takes it (`subject` and
+/// `body` are templates, rendered when the task runs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hitl {
+    pub subject: String,
+    pub body: Option<String>,
+    pub options: Vec<String>,
+    /// What a timeout chooses; `None`: a timeout fails the task.
+    pub defaults: Option<Vec<String>>,
+    pub multiple: bool,
+    /// The form's fields, serialized as Airflow's `Param.serialize()` (name -> `{value,
+    /// description, schema, source}`).
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// `{id, name}` objects; empty: anyone with access may answer.
+    pub assigned_users: Vec<serde_json::Value>,
+    /// `response_timeout` (or the deprecated `execution_timeout`), in seconds.
+    pub response_timeout_secs: Option<f64>,
+    /// ApprovalOperator's.
+    pub fail_on_reject: bool,
+    pub ignore_downstream_trigger_rules: bool,
+    /// HITLBranchOperator's: option -> task id.
+    pub options_mapping: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What a Python task does with its callable's result besides pushing it.
@@ -444,6 +489,10 @@ impl Operator {
             Operator::TaskFlow(PythonKind::Branch) => "_BranchPythonDecoratedOperator",
             Operator::TaskFlow(PythonKind::ShortCircuit) => "_ShortCircuitDecoratedOperator",
             Operator::TaskFlow(PythonKind::Sensor) => "DecoratedSensorOperator",
+            Operator::Hitl(HitlKind::Plain) => "HITLOperator",
+            Operator::Hitl(HitlKind::Approval) => "ApprovalOperator",
+            Operator::Hitl(HitlKind::Branch) => "HITLBranchOperator",
+            Operator::Hitl(HitlKind::Entry) => "HITLEntryOperator",
         }
     }
 
@@ -878,6 +927,9 @@ airflow_enum! {
         Removed = "removed",
         Deferred = "deferred",
         UpForReschedule = "up_for_reschedule",
+        // A human-in-the-loop task waiting for its answer (Airflow 3.3's
+        // `awaiting_input`): it holds no slot, thread or process.
+        AwaitingInput = "awaiting_input",
     }
 }
 

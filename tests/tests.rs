@@ -30,3 +30,5 @@ mod backfill;
 mod timezones;
 // Dynamic task mapping: expand/partial over literals, mapped instances in the engine and the API.
 mod mapping;
+// Human in the loop: approval, branch and entry tasks answered through the API, timeouts.
+mod hitl;

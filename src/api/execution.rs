@@ -15,6 +15,8 @@ use crate::auth::task as task_token;
 use crate::model::{Dag, Operator, PythonKind, Task, TaskState};
 use crate::store::{Event, Store, TiRow};
 
+pub mod hitl;
+
 /// Tokens are re-issued when this little validity is left (Airflow: 20%, at least 30 s).
 const REFRESH_FRACTION: f64 = 0.2;
 const REFRESH_MIN_SECS: i64 = 30;
@@ -222,6 +224,7 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         task.operator,
         Operator::Python(PythonKind::Branch | PythonKind::ShortCircuit)
             | Operator::TaskFlow(PythonKind::Branch | PythonKind::ShortCircuit)
+            | Operator::Hitl(_)
     );
     let mut task_json = json!({
         "task_id": task.task_id, "operator": task.operator.class_name(), "owner": task.owner,
@@ -316,6 +319,11 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         "task": task_json,
         "fileloc": dag.fileloc,
     });
+    let mut context = context;
+    if task.hitl.is_some() {
+        task_json_hitl(&mut context, task);
+        hitl::resume_context(store, &ti, &mut context)?;
+    }
     Ok(with_token(ctx, Reply::json(200, &context), &c, ti.state))
 }
 
@@ -368,6 +376,9 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
     let id = p.get("task_instance_id");
     let c = caller(ctx, store, req, Some(id))?;
     let b: StateBody = body(req)?;
+    if b.state == "awaiting_input" {
+        return hitl::park(ctx, store, req, p);
+    }
     let to = match TaskState::parse(&b.state) {
         Some(s @ (Success | Failed | Skipped | UpForRetry | Removed)) => s,
         _ => {
@@ -591,6 +602,11 @@ pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
     ))
 }
 
+/// A human-in-the-loop task's request in its run context (`task.hitl`).
+fn task_json_hitl(context: &mut Value, task: &Task) {
+    context["task"]["hitl"] = serde_json::to_value(&task.hitl).unwrap_or(Value::Null);
+}
+
 /// `call`, `branch` or `short_circuit` for a Python task; null for others.
 fn python_kind(op: Operator) -> Option<&'static str> {
     match op {
@@ -600,7 +616,7 @@ fn python_kind(op: Operator) -> Option<&'static str> {
             PythonKind::ShortCircuit => "short_circuit",
             PythonKind::Sensor => "sensor",
         }),
-        Operator::Bash | Operator::Empty => None,
+        Operator::Bash | Operator::Empty | Operator::Hitl(_) => None,
     }
 }
 

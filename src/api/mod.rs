@@ -46,6 +46,9 @@ static BASE: &[Route] = &[
     public(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Push an XCom", execution::set_xcom),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/item/{offset}", Execution, "One XCom of a mapped task by its position (negative from the end)", execution::xcom_item),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/slice", Execution, "XComs of a mapped task by a Python slice (start, stop, step)", execution::xcom_slice),
+    public(Post, "/execution/hitlDetails/{task_instance_id}", Execution, "Write a human-in-the-loop task's request", execution::hitl::upsert),
+    public(Patch, "/execution/hitlDetails/{task_instance_id}", Execution, "Answer a human-in-the-loop request from the task's side", execution::hitl::update),
+    public(Get, "/execution/hitlDetails/{task_instance_id}", Execution, "The answer to a human-in-the-loop request", execution::hitl::get),
     public(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 
@@ -73,6 +76,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         core::config::ROUTES,
         core::jobs::ROUTES,
         core::ui::ROUTES,
+        core::hitl::ROUTES,
         core::task_instances::MAPPED_ROUTES,
     ]
     .into_iter()

@@ -596,7 +596,10 @@ fn task(
                 Some(Operator::Python(PythonKind::ShortCircuit))
             } else if SENSOR_OPERATORS.contains(&path.as_str()) {
                 Some(Operator::Python(PythonKind::Sensor))
+            } else if let Some(kind) = super::hitl::operator(&path) {
+                Some(Operator::Hitl(kind))
             } else {
+                let hitl = super::hitl::paths();
                 let known = [
                     BASH_OPERATORS,
                     EMPTY_OPERATORS,
@@ -604,6 +607,7 @@ fn task(
                     BRANCH_OPERATORS,
                     SHORT_CIRCUIT_OPERATORS,
                     SENSOR_OPERATORS,
+                    &hitl,
                 ]
                 .concat()
                 .join(", ");
@@ -684,9 +688,26 @@ fn task(
                 ],
             )
         }
+        Some(op @ Operator::Hitl(kind)) => unknown_keys(
+            cx,
+            item,
+            "task",
+            op.class_name(),
+            &[
+                BASE_OPERATOR_ARGS,
+                DAG_FACTORY_TASK_KEYS,
+                &super::hitl::args(kind),
+            ],
+        ),
         // Every other key of a TaskFlow task is an argument of its callable.
         Some(Operator::TaskFlow(_)) | None => {}
     }
+    let hitl = match operator {
+        Some(Operator::Hitl(kind)) => {
+            super::hitl::build(cx, item.cfg, layers, kind, item.pos, &item.name)
+        }
+        _ => None,
+    };
     let python = match operator {
         Some(op @ (Operator::Python(_) | Operator::TaskFlow(_))) => {
             python_call(cx, item, partial, op, refs)
@@ -777,7 +798,11 @@ fn task(
             .get(layers, "retry_exponential_backoff", backoff)
             .unwrap_or(false),
         max_retry_delay_secs: cx.get(layers, "max_retry_delay", values::timedelta),
-        execution_timeout_secs: cx.get(layers, "execution_timeout", values::timedelta),
+        // A human-in-the-loop task's `execution_timeout` is its `response_timeout`
+        // (Airflow moves it there and clears it).
+        execution_timeout_secs: cx
+            .get(layers, "execution_timeout", values::timedelta)
+            .filter(|_| !matches!(operator, Some(Operator::Hitl(_)))),
         pool: cx
             .get(layers, "pool", Node::string)
             .unwrap_or_else(|| DEFAULT_POOL.to_string()),
@@ -795,6 +820,7 @@ fn task(
         max_active_tis_per_dag: cx.get(layers, "max_active_tis_per_dag", Node::count),
         max_active_tis_per_dagrun: cx.get(layers, "max_active_tis_per_dagrun", Node::count),
         mapped,
+        hitl,
     }
 }
 

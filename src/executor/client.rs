@@ -316,6 +316,40 @@ impl Client {
     }
 }
 
+/// The human-in-the-loop calls (Airflow's `upsert_hitl_detail`, the `awaiting_input`
+/// transition) and the skip of tasks downstream that an answer leads to.
+impl Client {
+    /// Writes the request of a human-in-the-loop task (`POST /hitlDetails/{ti_id}`).
+    pub fn hitl_upsert(&self, ti_id: &str, request: &Value) -> Result<Value, CallError> {
+        let path = format!("hitlDetails/{}", encode_segment(ti_id));
+        self.expect("POST", &path, Some(request), &[201])
+    }
+
+    /// Parks the try until its answer comes, or `timeout_secs` pass (the server resumes
+    /// it at once when the answer is already there).
+    pub fn hitl_park(&self, ti_id: &str, timeout_secs: Option<f64>) -> Result<(), CallError> {
+        let body = json!({"state": "awaiting_input", "timeout": timeout_secs, "next_method": "execute_complete", "next_kwargs": {}});
+        self.expect(
+            "PATCH",
+            &format!("task-instances/{}/state", encode_segment(ti_id)),
+            Some(&body),
+            &[204],
+        )
+        .map(|_| ())
+    }
+
+    /// Marks tasks of the caller's run skipped before they start.
+    pub fn skip_downstream(&self, ti_id: &str, tasks: &[String]) -> Result<(), CallError> {
+        self.expect(
+            "PATCH",
+            &format!("task-instances/{}/skip-downstream", encode_segment(ti_id)),
+            Some(&json!({"tasks": tasks})),
+            &[204],
+        )
+        .map(|_| ())
+    }
+}
+
 /// An HTTP agent as every client uses it: statuses are results, not errors.
 ///
 /// ureq keeps 3 idle connections per host. Keeping one per supervisor made calls cheaper

@@ -39,6 +39,8 @@ use crate::process::{self, Program, Shell, Spec};
 use crate::task_log::log_path_at;
 use crate::template::{self, RenderError};
 
+mod hitl;
+
 /// The variable that names the task instance in its task's environment, so a task tree
 /// left behind by a killed executor can be found and stopped (see `kill_orphans`).
 pub const TI_VAR: &str = "UPDRAFT_TI_ID";
@@ -223,6 +225,11 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         }
     };
 
+    if task["hitl"].is_object() {
+        return Ok(hitl::run(
+            &ctx, ti_id, &client, &sv.clock, &mut log, fail_state, &finish,
+        ));
+    }
     let is_python = task["python"].is_object();
     if task["operator"] != "BashOperator" && !is_python {
         // An operator with nothing to execute here (EmptyOperator with callbacks):

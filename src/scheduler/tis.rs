@@ -120,6 +120,8 @@ fn is_moving(state: Option<TaskState>) -> bool {
                 | TaskState::Running
                 | TaskState::UpForRetry
                 | TaskState::Restarting
+                // Left by an answer, or by the timeout sweep.
+                | TaskState::AwaitingInput
         )
     )
 }

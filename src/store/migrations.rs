@@ -290,4 +290,30 @@ CREATE INDEX dag_run_backfill ON dag_run (backfill_id) WHERE backfill_id IS NOT 
 ALTER TABLE task_instance ADD COLUMN rendered_map_index TEXT;
 ALTER TABLE task_instance_history ADD COLUMN rendered_map_index TEXT;
 "#,
+    // Human in the loop: Airflow's `hitl_detail` (the request, its answer), with the wait
+    // of the task instance that asked (`timeout_at`, Airflow's `trigger_timeout`) and the
+    // event its resumed try reads (`resume_event` for try `resume_try`, Airflow's
+    // `next_kwargs`). The partial indexes serve the timeout sweep and the UI's badge.
+    r#"
+CREATE TABLE hitl_detail (
+    ti_id          TEXT PRIMARY KEY REFERENCES task_instance (id) ON DELETE CASCADE,
+    options        TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    body           TEXT,
+    defaults       TEXT,
+    multiple       INTEGER NOT NULL DEFAULT 0,
+    params         TEXT NOT NULL DEFAULT '{}',
+    assignees      TEXT,
+    created_at     TEXT NOT NULL,
+    responded_at   TEXT,
+    responded_by   TEXT,
+    chosen_options TEXT,
+    params_input   TEXT NOT NULL DEFAULT '{}',
+    timeout_at     TEXT,
+    resume_try     INTEGER,
+    resume_event   TEXT
+);
+CREATE INDEX hitl_timeout ON hitl_detail (timeout_at) WHERE timeout_at IS NOT NULL;
+CREATE INDEX hitl_open ON hitl_detail (ti_id) WHERE responded_at IS NULL;
+"#,
 ];

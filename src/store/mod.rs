@@ -7,6 +7,7 @@
 
 mod backfills;
 mod dags;
+mod hitl;
 mod jobs;
 mod migrations;
 mod q_dags;
@@ -24,6 +25,7 @@ use rusqlite::config::DbConfig;
 
 pub use backfills::{BackfillDate, BackfillRow, NewBackfill, OpenBackfill, Progress};
 pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
+pub use hitl::{HitlRequest, HitlRow, Swept};
 pub use jobs::Lease;
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
 pub use q_objects::{JobRecord, Pool, PoolRow};
@@ -520,6 +522,7 @@ mod tests {
         let files = [
             ("backfills.rs", include_str!("backfills.rs")),
             ("dags.rs", include_str!("dags.rs")),
+            ("hitl.rs", include_str!("hitl.rs")),
             ("jobs.rs", include_str!("jobs.rs")),
             ("migrations.rs", include_str!("migrations.rs")),
             ("mod.rs", include_str!("mod.rs")),

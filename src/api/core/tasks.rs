@@ -121,6 +121,11 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
             &["templates_dict", "op_args", "op_kwargs"],
             "#ffefeb",
         ),
+        Operator::Hitl(_) => (
+            "airflow.providers.standard.operators.hitl",
+            &["subject", "body"],
+            "#fff",
+        ),
     };
     json!({
         "task_id": task.task_id,
