@@ -19,6 +19,7 @@
 
 mod mapping;
 mod schema;
+mod sensors;
 mod tasks;
 mod values;
 mod vars;
@@ -816,6 +817,7 @@ mod tests {
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
             mapped: None,
+            sensor: None,
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");

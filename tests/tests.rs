@@ -30,3 +30,5 @@ mod backfill;
 mod timezones;
 // Dynamic task mapping: expand/partial over literals, mapped instances in the engine and the API.
 mod mapping;
+// Sensors: native pokes, poke and reschedule modes, timeouts, soft_fail.
+mod sensors;

@@ -558,12 +558,18 @@ class SensorTimeout(Exception):
     """Airflow's AirflowSensorTimeout: fails the task without retrying."""
 
 
+class NotYet(Exception):
+    """A sensor in reschedule mode whose one poke of this try was not done: the
+    supervisor decides the timeout and the next poke's date."""
+
+
 def sense(cfg, poke):
     """BaseSensorOperator.execute in poke mode: poke until truthy, then the value of a
     PokeReturnValue (or None); past `timeout` fail, or skip with soft_fail."""
     import time
 
     started = time.monotonic()
+    once = bool(cfg.get("reschedule"))
     while True:
         try:
             got = poke()
@@ -587,6 +593,9 @@ def sense(cfg, poke):
         if got:
             print("Success criteria met. Exiting.", flush=True)
             return getattr(got, "xcom_value", None) if hasattr(got, "is_done") else None
+        if once:
+            print(f"Poke returned {got!r}; the sensor is rescheduled", flush=True)
+            raise NotYet()
         elapsed = time.monotonic() - started
         if elapsed > cfg["timeout_secs"]:
             message = (
@@ -773,6 +782,9 @@ def main(argv):
             xcoms.append([RETURN_KEY, to_json(result, "the return value"), mapped_length])
         follow(spec, result)
     except BaseException as e:  # noqa: B036 - the outcome of every end is reported
+        if isinstance(e, NotYet):
+            _write_outcome(spec, "up_for_reschedule")
+            return 0
         if _is(e, "AirflowSkipException"):
             print(f"Skipping: {e}", flush=True)
             _write_outcome(spec, "skipped")
