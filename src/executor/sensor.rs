@@ -59,6 +59,9 @@ pub struct PokeCx<'a> {
     pub started: DateTime<Utc>,
     /// The sensor's `soft_fail`, for pokes that skip on it themselves.
     pub soft_fail: bool,
+    /// The task instance, for a poke that takes long to heartbeat it
+    /// (`super::supervise::Beat`).
+    pub ti_id: &'a str,
 }
 
 /// A sensor kind's poke: the rendered arguments in, done / not yet / an error out.
@@ -270,6 +273,7 @@ pub fn run(t: &Try, log: &mut TaskLog) -> End {
                 log,
                 started,
                 soft_fail: s.soft_fail,
+                ti_id: t.ti_id,
             };
             poke(&mut cx, &args)
         };
@@ -818,14 +822,21 @@ fn poke_bash(cx: &mut PokeCx, args: &Map<String, Value>) -> Result<Poke, PokeErr
     };
     let mut child = crate::process::spawn(spec)
         .map_err(|e| PokeError::Error(format!("cannot start the command: {e}")))?;
+    // The command may run long: the try heartbeats meanwhile, and stops it when the
+    // executor shuts down or the task instance was changed elsewhere.
+    let mut beat = super::supervise::Beat::new(cx.sv);
     let exit = loop {
         match child.wait_timeout(super::supervise::TICK) {
             Ok(Some(exit)) => break exit,
-            Ok(None) if cx.sv.stopping() => {
-                let _ = child.kill_tree(Duration::from_secs(5));
-                return Err(PokeError::Error("the executor is shutting down".into()));
-            }
-            Ok(None) => {}
+            Ok(None) => match beat.tick(cx.client, cx.ti_id) {
+                super::supervise::BeatSays::Go => {}
+                _ => {
+                    let _ = child.kill_tree(Duration::from_secs(5));
+                    return Err(PokeError::Error(
+                        "the command was stopped: the executor is shutting down or the task instance changed elsewhere".into(),
+                    ));
+                }
+            },
             Err(e) => return Err(PokeError::Error(format!("waiting for the command: {e}"))),
         }
     };
