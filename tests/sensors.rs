@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::engine::{Engine, dag, task};
-use crate::util::{TempHome, wait_until};
+use crate::util::{Method, TempHome, wait_until};
 
 const FILE_SENSOR: &str = "airflow.providers.standard.sensors.filesystem.FileSensor";
 
@@ -73,6 +73,40 @@ fn a_rescheduled_file_sensor_frees_its_pool_slot_and_times_out_as_airflow() {
     );
     let (count, first) = store.reschedules(&wait.id).unwrap();
     assert!(count >= 1, "no reschedule rows");
+    // The Execution API tells a try where its timeout counts from, as the Task SDK asks
+    // it, and refuses a reschedule without its date.
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let token = updraft::auth::task::mint(
+        &secret,
+        &wait.id,
+        wait.try_number,
+        600.0,
+        chrono::Utc::now(),
+    );
+    let call = |method: Method, path: &str, body: &str| {
+        e.srv
+            .request(method, &format!("/execution/{path}"))
+            .token(&token)
+            .content_type("application/json")
+            .raw(body.to_string())
+            .send()
+    };
+    let start = call(
+        Method::Get,
+        &format!("task-reschedules/{}/start_date", wait.id),
+        "",
+    );
+    assert_eq!(start.status, 200, "{}", start.text);
+    assert_eq!(
+        start.json(),
+        serde_json::json!(updraft::store::ts(first.unwrap()))
+    );
+    let no_date = call(
+        Method::Patch,
+        &format!("task-instances/{}/state", wait.id),
+        r#"{"state": "up_for_reschedule", "end_date": "2026-01-01T00:00:00Z"}"#,
+    );
+    assert_eq!(no_date.status, 422, "{}", no_date.text);
     let other = ti_of("other");
     assert!(
         first.unwrap() <= other.start_date.unwrap(),
