@@ -305,6 +305,22 @@ fn native_sensors_wait_for_files_times_commands_and_other_dags() {
         e.log("misc", &misc_run, "bash_fail", 1)
             .contains("Command exited with return code 3")
     );
+    // `tasks test` pokes a sensor as a run would, its template rendered.
+    let tested = e
+        .home
+        .run(
+            &["tasks", "test", "misc", "dt", "2024-06-03"],
+            crate::engine::FAST,
+        )
+        .expect(0);
+    assert!(
+        tested
+            .stdout()
+            .contains("Checking if the time (2024-06-03) has come")
+            && tested.stdout().contains("Success criteria met"),
+        "{}",
+        tested.stdout()
+    );
 }
 
 /// dag-factory's example file fails to import in Airflow too (a task id with a colon);
