@@ -290,7 +290,12 @@ pub fn run(t: &Try, log: &mut TaskLog) -> End {
             Err(PokeError::Fail(m)) => {
                 log.line(&m);
                 if s.soft_fail || s.never_fail {
-                    log.line("Skipping due to soft_fail is set to True.");
+                    let which = if s.soft_fail {
+                        "soft_fail"
+                    } else {
+                        "never_fail"
+                    };
+                    log.line(&format!("Skipping due to {which} is set to True."));
                     return End::State("skipped", None);
                 }
                 return End::State("failed", None);
