@@ -213,6 +213,11 @@ fn native_sensors_wait_for_files_times_commands_and_other_dags() {
             "    - task_id: py\n      operator: airflow.providers.standard.sensors.python.PythonSensor\n      python_callable: lib.exists\n      op_args: ['{}']\n      mode: reschedule\n      poke_interval: 0.3\n",
             go.display()
         ),
+        // Poke mode in the runner, with Airflow's backoff capped by max_wait.
+        format!(
+            "    - task_id: py_backoff\n      operator: airflow.sensors.python.PythonSensor\n      python_callable: lib.exists\n      op_args: ['{}']\n      poke_interval: 1\n      exponential_backoff: true\n      max_wait: 0.2\n",
+            go.display()
+        ),
     ]
     .concat();
     let e = Engine::start(
@@ -270,6 +275,14 @@ fn native_sensors_wait_for_files_times_commands_and_other_dags() {
             && ["bash_wait", "fs", "py"]
                 .iter()
                 .all(|t| rescheduled("misc", &misc_run, t))
+            && std::fs::read_to_string(updraft::task_log::log_path(
+                &e.home.path.join("logs"),
+                "misc",
+                &misc_run,
+                "py_backoff",
+                1,
+            ))
+            .is_ok_and(|l| l.contains("next poke in"))
     });
     assert!(
         poked,
@@ -290,7 +303,7 @@ fn native_sensors_wait_for_files_times_commands_and_other_dags() {
     assert_eq!(c["ext_broken"].0, "skipped", "{c:?}");
     assert_eq!(e.wait_run("misc", &misc_run), "failed");
     let m = e.states("misc", &misc_run);
-    for t in ["td", "tm", "dt", "bash_wait", "fs", "py"] {
+    for t in ["td", "tm", "dt", "bash_wait", "fs", "py", "py_backoff"] {
         assert_eq!(
             m[t],
             ("success".to_string(), 1),
@@ -299,6 +312,8 @@ fn native_sensors_wait_for_files_times_commands_and_other_dags() {
         );
     }
     assert_eq!(m["dt_future"].0, "skipped", "{m:?}");
+    let backoff = e.log("misc", &misc_run, "py_backoff", 1);
+    assert!(backoff.contains("next poke in 0.2 s"), "{backoff}");
     // A code other than retry_exit_code fails at once, without a retry.
     assert_eq!(m["bash_fail"], ("failed".to_string(), 1), "{m:?}");
     assert!(

@@ -563,12 +563,32 @@ class NotYet(Exception):
     supervisor decides the timeout and the next poke's date."""
 
 
-def sense(cfg, poke):
+def _next_poke_interval(cfg, ids, started, elapsed, poke_count):
+    """BaseSensorOperator._get_next_poke_interval in poke mode: the interval, or with
+    exponential_backoff a doubling wait with Airflow's SHA-1 jitter, never past the
+    timeout nor max_wait (the supervisor does the same for reschedule mode)."""
+    interval = cfg["poke_interval_secs"]
+    if not cfg.get("exponential_backoff"):
+        return interval
+    import hashlib
+
+    min_backoff = max(int(interval * (2 ** (poke_count - 2))), 1)
+    key = f"{ids[0]}#{ids[1]}#{started}#{poke_count}".encode()
+    run_hash = int(hashlib.sha1(key).hexdigest(), 16)
+    delay = min(min_backoff + run_hash % min_backoff, 86_399_999_999_999)
+    wait = min(cfg["timeout_secs"] - int(elapsed), delay)
+    if cfg.get("max_wait_secs"):
+        wait = min(cfg["max_wait_secs"], wait)
+    return wait
+
+
+def sense(cfg, poke, ids=("", "")):
     """BaseSensorOperator.execute in poke mode: poke until truthy, then the value of a
     PokeReturnValue (or None); past `timeout` fail, or skip with soft_fail."""
     import time
 
     started = time.monotonic()
+    poke_count = 1
     once = bool(cfg.get("reschedule"))
     while True:
         try:
@@ -605,8 +625,10 @@ def sense(cfg, poke):
             if cfg.get("soft_fail"):
                 raise _skip(message)
             raise SensorTimeout(message)
-        print(f"Poke returned {got!r}; next poke in {cfg['poke_interval_secs']} s", flush=True)
-        time.sleep(cfg["poke_interval_secs"])
+        wait = _next_poke_interval(cfg, ids, started, elapsed, poke_count)
+        print(f"Poke returned {got!r}; next poke in {wait} s", flush=True)
+        time.sleep(max(wait, 0))
+        poke_count += 1
 
 
 def _skip(message):
@@ -752,7 +774,7 @@ def main(argv):
         merged.update(op_kwargs)
         kwargs = determine_kwargs(func, op_args, merged)
         if spec.get("sensor"):
-            result = sense(spec["sensor"], lambda: func(*op_args, **kwargs))
+            result = sense(spec["sensor"], lambda: func(*op_args, **kwargs), (ti.dag_id, ti.task_id))
         else:
             result = func(*op_args, **kwargs)
         if spec.get("show_return_value_in_logs", True):
