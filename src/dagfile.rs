@@ -20,6 +20,7 @@
 mod hitl;
 mod mapping;
 mod schema;
+mod sensors;
 mod tasks;
 mod values;
 mod vars;
@@ -818,6 +819,7 @@ mod tests {
             max_active_tis_per_dagrun: None,
             mapped: None,
             hitl: None,
+            sensor: None,
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");

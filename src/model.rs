@@ -138,6 +138,9 @@ pub struct Task {
     /// A human-in-the-loop task's request; `None` for other tasks.
     #[serde(default)]
     pub hitl: Option<Hitl>,
+    /// A native sensor's settings and arguments (`Operator::Sensor`); `None` for others.
+    #[serde(default)]
+    pub sensor: Option<NativeSensor>,
 }
 
 impl Task {
@@ -410,6 +413,9 @@ pub enum Operator {
     /// A human-in-the-loop task (Airflow 3.1+'s standard provider): its settings are
     /// `Task::hitl`.
     Hitl(HitlKind),
+    /// A sensor whose poke runs inside the supervisor, no process spawned (BashSensor's
+    /// command aside): its settings and arguments are in `Task::sensor`.
+    Sensor(SensorKind),
 }
 
 /// Which human-in-the-loop operator a task is.
@@ -451,6 +457,56 @@ pub struct Hitl {
     pub options_mapping: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The sensors updraft pokes natively (`executor/sensor.rs` has one poke function each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SensorKind {
+    File,
+    TimeDelta,
+    Time,
+    DateTime,
+    ExternalTask,
+    Bash,
+}
+
+impl SensorKind {
+    /// Airflow's class name.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            SensorKind::File => "FileSensor",
+            SensorKind::TimeDelta => "TimeDeltaSensor",
+            SensorKind::Time => "TimeSensor",
+            SensorKind::DateTime => "DateTimeSensor",
+            SensorKind::ExternalTask => "ExternalTaskSensor",
+            SensorKind::Bash => "BashSensor",
+        }
+    }
+
+    /// The arguments Airflow renders as templates (the class's `template_fields`).
+    pub fn template_fields(self) -> &'static [&'static str] {
+        match self {
+            SensorKind::File => &["filepath", "fs_conn_id"],
+            SensorKind::TimeDelta => &["delta"],
+            SensorKind::Time => &[],
+            SensorKind::DateTime => &["target_time"],
+            SensorKind::ExternalTask => &[
+                "external_dag_id",
+                "external_task_id",
+                "external_task_ids",
+                "external_task_group_id",
+            ],
+            SensorKind::Bash => &["bash_command", "env"],
+        }
+    }
+}
+
+/// A native sensor: `BaseSensorOperator`'s settings, and the kind's own arguments as the
+/// DAG file gives them (rendered per try on `SensorKind::template_fields`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NativeSensor {
+    pub settings: Sensor,
+    pub args: serde_json::Map<String, serde_json::Value>,
+}
+
 /// What a Python task does with its callable's result besides pushing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PythonKind {
@@ -464,7 +520,7 @@ pub enum PythonKind {
     Sensor,
 }
 
-/// A PythonSensor's settings (Airflow's `BaseSensorOperator` arguments).
+/// A sensor's settings (Airflow's `BaseSensorOperator` arguments).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sensor {
     pub poke_interval_secs: f64,
@@ -473,6 +529,15 @@ pub struct Sensor {
     pub soft_fail: bool,
     pub never_fail: bool,
     pub silent_fail: bool,
+    /// `mode: reschedule` (and `deferrable: true`, run as reschedule): the try ends
+    /// `up_for_reschedule` after a poke that is not done, freeing its slots.
+    #[serde(default)]
+    pub reschedule: bool,
+    #[serde(default)]
+    pub exponential_backoff: bool,
+    /// The longest wait between pokes with `exponential_backoff`.
+    #[serde(default)]
+    pub max_wait_secs: Option<f64>,
 }
 
 impl Operator {
@@ -493,6 +558,7 @@ impl Operator {
             Operator::Hitl(HitlKind::Approval) => "ApprovalOperator",
             Operator::Hitl(HitlKind::Branch) => "HITLBranchOperator",
             Operator::Hitl(HitlKind::Entry) => "HITLEntryOperator",
+            Operator::Sensor(kind) => kind.class_name(),
         }
     }
 

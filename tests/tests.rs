@@ -32,3 +32,5 @@ mod timezones;
 mod mapping;
 // Human in the loop: approval, branch and entry tasks answered through the API, timeouts.
 mod hitl;
+// Sensors: native pokes, poke and reschedule modes, timeouts, soft_fail.
+mod sensors;

@@ -234,6 +234,11 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         "map_index_template": task.map_index_template,
         "python": task.python,
         "python_kind": python_kind(task.operator),
+        "sensor": task.sensor,
+        "sensor_kind": match task.operator {
+            Operator::Sensor(kind) => Some(kind),
+            _ => None,
+        },
         "callbacks": task.callbacks,
         // A task another expands over pushes its result's length (Airflow's
         // `iter_mapped_dependants`).
@@ -298,6 +303,7 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             }
         }
     }
+    let reschedules = store.reschedules(id)?;
     let context = json!({
         "dag_run": {
             "dag_id": run.dag_id, "run_id": run.run_id, "logical_date": t(run.logical_date),
@@ -306,7 +312,11 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             "run_type": run.run_type.as_str(), "conf": run.conf, "clear_number": run.clear_number,
             "triggering_user_name": run.triggering_user_name,
         },
-        "task_reschedule_count": 0,
+        "task_reschedule_count": reschedules.0,
+        // updraft's: where a sensor in reschedule mode counts its timeout from (the
+        // first reschedule of this try), so the supervisor needs no second call.
+        "first_reschedule_date": reschedules.1.map(crate::store::ts),
+        "dag_timezone": dag.timezone,
         "max_tries": ti.max_tries,
         "should_retry": ti.try_number <= ti.max_tries,
         "variables": [],
@@ -366,6 +376,8 @@ pub fn heartbeat(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<
 struct StateBody {
     state: String,
     end_date: Option<DateTime<Utc>>,
+    /// With `up_for_reschedule`: when the sensor pokes next.
+    reschedule_date: Option<DateTime<Utc>>,
     rendered_command: Option<String>,
 }
 
@@ -380,7 +392,7 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         return hitl::park(ctx, store, req, p);
     }
     let to = match TaskState::parse(&b.state) {
-        Some(s @ (Success | Failed | Skipped | UpForRetry | Removed)) => s,
+        Some(s @ (Success | Failed | Skipped | UpForRetry | UpForReschedule | Removed)) => s,
         _ => {
             return Err(ApiError::new(
                 422,
@@ -391,6 +403,12 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
             ));
         }
     };
+    if to == UpForReschedule && b.reschedule_date.is_none() {
+        return Err(ApiError::new(
+            422,
+            "up_for_reschedule needs a reschedule_date".to_string(),
+        ));
+    }
     let ti = load_ti(store, id)?;
     if ti.state == Some(to) {
         return Ok(with_token(
@@ -409,14 +427,21 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         task.map(|t| {
             now + chrono::Duration::from_std(retry_delay(&t, ti.try_number)).unwrap_or_default()
         })
+    } else if to == UpForReschedule {
+        // The scheduler moves it back to scheduled when this is due.
+        b.reschedule_date
     } else {
         None
     };
+    let reported = ctx.clock.now();
     let changed = store.write(|tx| {
         if let Some(cmd) = &b.rendered_command {
             tx.set_rendered(id, cmd)?;
         }
         let ok = tx.set_ti_state(id, Some(Running), Some(to), now, next_retry_at)?;
+        if ok && let (UpForReschedule, Some(at)) = (to, b.reschedule_date) {
+            tx.add_reschedule(id, reported, now, at)?;
+        }
         if ok && matches!(to, Success | Failed) {
             tx.event(
                 &Event::for_ti(
@@ -444,6 +469,142 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         &c,
         Some(to),
     ))
+}
+
+/// `GET /execution/task-reschedules/{id}/start_date`: the start of the first reschedule
+/// of the task instance's current try, or null.
+pub fn reschedule_start_date(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let id = p.get("task_instance_id");
+    let c = caller(ctx, store, req, Some(id))?;
+    let (_, first) = store.reschedules(id)?;
+    Ok(with_token(
+        ctx,
+        Reply::json(200, &json!(first.map(crate::store::ts))),
+        &c,
+        c.ti.state,
+    ))
+}
+
+/// Every value of a repeated query parameter (`states=a&states=b`).
+fn query_all<'a>(req: &'a Req, name: &str) -> Vec<&'a str> {
+    req.query
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// The `logical_dates` query values of the counting routes (ExternalTaskSensor's).
+fn logical_dates(req: &Req) -> Result<Vec<DateTime<Utc>>, ApiError> {
+    query_all(req, "logical_dates")
+        .into_iter()
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|_| ApiError::new(422, format!("logical_dates: {v:?} is not a date-time")))
+        })
+        .collect()
+}
+
+/// The `dag_id` query value the counting routes require.
+fn dag_id_query(req: &Req) -> Result<&str, ApiError> {
+    req.query("dag_id")
+        .ok_or_else(|| ApiError::new(422, "dag_id is required"))
+}
+
+/// `GET /execution/task-instances/count`: how many task instances of `dag_id` (of
+/// `task_ids`, in runs at `logical_dates`) are in one of `states`.
+pub fn ti_count(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let dag_id = dag_id_query(req)?;
+    let task_ids: Vec<String> = query_all(req, "task_ids")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let states = query_all(req, "states");
+    let map_index = req.query("map_index").and_then(|m| m.parse::<i64>().ok());
+    let rows = store.ti_states_at(
+        dag_id,
+        (!task_ids.is_empty()).then_some(&task_ids[..]),
+        &logical_dates(req)?,
+    )?;
+    let n = rows
+        .iter()
+        .filter(|(_, _, i, _)| map_index.is_none_or(|m| m == *i))
+        .filter(|(_, _, _, st)| {
+            states.is_empty() || st.as_deref().is_some_and(|s| states.contains(&s))
+        })
+        .count();
+    Ok(with_token(ctx, Reply::json(200, &json!(n)), &c, c.ti.state))
+}
+
+/// `GET /execution/task-instances/states`: `{"task_states": {run_id: {task_id: state}}}`
+/// of `dag_id`'s task instances at `logical_dates` (of `task_ids`, or of the tasks of
+/// `task_group_id` and the groups within it).
+pub fn ti_states(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let dag_id = dag_id_query(req)?;
+    let mut task_ids: Vec<String> = query_all(req, "task_ids")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if let Some(group) = req.query("task_group_id") {
+        let dag = ctx.dags.get(store, dag_id)?;
+        let prefix = format!("{group}.");
+        task_ids.extend(
+            dag.iter()
+                .flat_map(|d| &d.tasks)
+                .filter(|t| {
+                    t.task_group
+                        .as_deref()
+                        .is_some_and(|g| g == group || g.starts_with(&prefix))
+                })
+                .map(|t| t.task_id.clone()),
+        );
+        if task_ids.is_empty() {
+            task_ids.push(group.to_string());
+        }
+    }
+    let rows = store.ti_states_at(
+        dag_id,
+        (!task_ids.is_empty()).then_some(&task_ids[..]),
+        &logical_dates(req)?,
+    )?;
+    let mut out = serde_json::Map::new();
+    for (run_id, task_id, map_index, state) in rows {
+        let key = match map_index {
+            i if i < 0 => task_id,
+            i => format!("{task_id}_{i}"),
+        };
+        if let Value::Object(m) = out.entry(run_id).or_insert_with(|| json!({})) {
+            m.insert(key, json!(state));
+        }
+    }
+    Ok(with_token(
+        ctx,
+        Reply::json(200, &json!({"task_states": out})),
+        &c,
+        c.ti.state,
+    ))
+}
+
+/// `GET /execution/dag-runs/count`: how many runs of `dag_id` at `logical_dates` are in
+/// one of `states`.
+pub fn dr_count(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let dag_id = dag_id_query(req)?;
+    let states = query_all(req, "states");
+    let n = store
+        .run_states_at(dag_id, &logical_dates(req)?)?
+        .iter()
+        .filter(|s| states.is_empty() || states.contains(&s.as_str()))
+        .count();
+    Ok(with_token(ctx, Reply::json(200, &json!(n)), &c, c.ti.state))
 }
 
 /// `GET /execution/variables/{variable_key}`.
@@ -616,7 +777,7 @@ fn python_kind(op: Operator) -> Option<&'static str> {
             PythonKind::ShortCircuit => "short_circuit",
             PythonKind::Sensor => "sensor",
         }),
-        Operator::Bash | Operator::Empty | Operator::Hitl(_) => None,
+        Operator::Bash | Operator::Empty | Operator::Hitl(_) | Operator::Sensor(_) => None,
     }
 }
 

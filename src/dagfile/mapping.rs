@@ -125,6 +125,7 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
         // A TaskFlow task's other keys are its callable's arguments.
         Operator::TaskFlow(_) => &[],
         Operator::Hitl(_) => super::hitl::ALL_ARGS,
+        Operator::Sensor(kind) => kind.template_fields(),
     };
     let taskflow = matches!(t.operator, Operator::TaskFlow(_));
     let takes = |key: &str| taskflow || own.contains(&key) || t.base_args.contains(&key);
@@ -243,7 +244,7 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
     let mappable: &[&str] = match t.operator {
         Operator::Bash => BASH_MAPPED,
         Operator::Python(_) => PYTHON_MAPPED,
-        Operator::Empty | Operator::TaskFlow(_) | Operator::Hitl(_) => &[],
+        Operator::Empty | Operator::TaskFlow(_) | Operator::Hitl(_) | Operator::Sensor(_) => &[],
     };
     let mut args = Vec::with_capacity(entries.len());
     for e in entries {

@@ -7,10 +7,10 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::yaml::{Node, Pos, Value};
-use super::{Ctx, ImportError, check_id, mapping, values};
+use super::{Ctx, ImportError, check_id, mapping, sensors, values};
 use crate::model::{
-    Callback, GROUP_ID_LEN, ID_LEN, MapSource, Operator, PythonCall, PythonKind, Sensor, Task,
-    TaskGroup, TriggerRule, XcomArg,
+    Callback, GROUP_ID_LEN, ID_LEN, MapSource, Operator, PythonCall, PythonKind, Task, TaskGroup,
+    TriggerRule, XcomArg,
 };
 
 /// Import paths of the operators updraft runs, by the names Airflow 2 and 3 use.
@@ -46,19 +46,7 @@ const SENSOR_OPERATORS: &[&str] = &[
     "airflow.providers.standard.sensors.python.PythonSensor",
     "airflow.sensors.python.PythonSensor",
 ];
-/// What `BaseSensorOperator` takes.
-const SENSOR_ARGS: &[&str] = &[
-    "poke_interval",
-    "timeout",
-    "soft_fail",
-    "mode",
-    "exponential_backoff",
-    "max_wait",
-    "silent_fail",
-    "never_fail",
-];
-/// Airflow's `[sensors] default_timeout`: 7 days.
-const DEFAULT_SENSOR_TIMEOUT_SECS: f64 = 604_800.0;
+use sensors::SENSOR_ARGS;
 /// TaskFlow's `@task` by the paths dag-factory can import it from in Airflow 3.3
 /// (`import_string`: `airflow.sdk.task.branch` is an attribute, not a path, so the branch
 /// and short-circuit forms are only reachable by their modules' names).
@@ -202,11 +190,11 @@ const DEFAULT_POOL: &str = "default_pool";
 const DEFAULT_OWNER: &str = "airflow";
 
 /// One entry of `tasks` or `task_groups`, in either form.
-struct Item<'a> {
-    name: String,
+pub(super) struct Item<'a> {
+    pub(super) name: String,
     /// Of the `task_id`/`group_name` value in list form, of the key in dict form.
-    pos: Pos,
-    cfg: &'a Node,
+    pub(super) pos: Pos,
+    pub(super) cfg: &'a Node,
 }
 
 /// What a `dependencies` entry names.
@@ -598,6 +586,8 @@ fn task(
                 Some(Operator::Python(PythonKind::Sensor))
             } else if let Some(kind) = super::hitl::operator(&path) {
                 Some(Operator::Hitl(kind))
+            } else if let Some(kind) = sensors::kind_of(&path) {
+                Some(Operator::Sensor(kind))
             } else {
                 let hitl = super::hitl::paths();
                 let known = [
@@ -608,6 +598,10 @@ fn task(
                     SHORT_CIRCUIT_OPERATORS,
                     SENSOR_OPERATORS,
                     &hitl,
+                    &sensors::NATIVE_SENSORS
+                        .iter()
+                        .map(|(p, _)| *p)
+                        .collect::<Vec<_>>(),
                 ]
                 .concat()
                 .join(", ");
@@ -699,6 +693,18 @@ fn task(
                 &super::hitl::args(kind),
             ],
         ),
+        Some(op @ Operator::Sensor(kind)) => unknown_keys(
+            cx,
+            item,
+            "task",
+            op.class_name(),
+            &[
+                BASE_OPERATOR_ARGS,
+                SENSOR_ARGS,
+                sensors::own_args(kind),
+                DAG_FACTORY_TASK_KEYS,
+            ],
+        ),
         // Every other key of a TaskFlow task is an argument of its callable.
         Some(Operator::TaskFlow(_)) | None => {}
     }
@@ -706,6 +712,10 @@ fn task(
         Some(Operator::Hitl(kind)) => {
             super::hitl::build(cx, item.cfg, layers, kind, item.pos, &item.name)
         }
+        _ => None,
+    };
+    let sensor = match operator {
+        Some(Operator::Sensor(kind)) => Some(sensors::native(cx, item, layers, kind)),
         _ => None,
     };
     let python = match operator {
@@ -821,6 +831,7 @@ fn task(
         max_active_tis_per_dagrun: cx.get(layers, "max_active_tis_per_dagrun", Node::count),
         mapped,
         hitl,
+        sensor,
     }
 }
 
@@ -1058,37 +1069,11 @@ fn python_call(
         native: false,
         sensor: match op {
             Operator::Python(PythonKind::Sensor) | Operator::TaskFlow(PythonKind::Sensor) => {
-                Some(sensor(cx, item.cfg))
+                Some(sensors::settings(cx, &[item.cfg], item.cfg))
             }
             _ => None,
         },
     })
-}
-
-/// A sensor's settings, with `BaseSensorOperator`'s defaults. `mode: reschedule` runs as
-/// poke (the try holds its slot between pokes), and `exponential_backoff`/`max_wait` are
-/// not applied: the pokes come every `poke_interval`.
-fn sensor(cx: &mut Ctx, cfg: &Node) -> Sensor {
-    let own = &[cfg];
-    let flag = |cx: &mut Ctx, key: &str| cx.get(own, key, Node::boolean).unwrap_or(false);
-    let sensor = Sensor {
-        poke_interval_secs: cx
-            .get(own, "poke_interval", values::timedelta)
-            .unwrap_or(60.0),
-        timeout_secs: cx
-            .get(own, "timeout", values::timedelta)
-            .unwrap_or(DEFAULT_SENSOR_TIMEOUT_SECS),
-        soft_fail: flag(cx, "soft_fail"),
-        never_fail: flag(cx, "never_fail"),
-        silent_fail: flag(cx, "silent_fail"),
-    };
-    if sensor.soft_fail && sensor.never_fail {
-        let pos = cfg.field("never_fail").map_or(cfg.pos, |n| n.pos);
-        cx.errors.push(
-            pos.error("soft_fail and never_fail are mutually exclusive, you can not provide both."),
-        );
-    }
-    sensor
 }
 
 /// dag-factory's `+task` / `+task['key']` (or `"key"`): the task's name and the XCom key.

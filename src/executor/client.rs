@@ -212,6 +212,35 @@ impl Client {
         .map(|_| ())
     }
 
+    /// `up_for_reschedule` until `reschedule_date`, as the Task SDK's `RescheduleTask`.
+    pub fn reschedule(
+        &self,
+        ti_id: &str,
+        reschedule_date: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<(), CallError> {
+        let body = json!({"state": "up_for_reschedule", "reschedule_date": reschedule_date, "end_date": end});
+        self.expect(
+            "PATCH",
+            &format!("task-instances/{ti_id}/state"),
+            Some(&body),
+            &[200, 204],
+        )
+        .map(|_| ())
+    }
+
+    /// A GET with query parameters (repeated names allowed), its JSON answer.
+    pub fn get_with_query(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CallError> {
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", crate::percent::encode_query(v)))
+            .collect();
+        match self.call("GET", &format!("{path}?{}", q.join("&")), None)? {
+            (200, v) => Ok(v),
+            (s, v) => Err(CallError::Status(s, v)),
+        }
+    }
+
     pub fn variable(&self, key: &str) -> Result<Option<String>, CallError> {
         match self.call("GET", &format!("variables/{}", encode_segment(key)), None)? {
             (200, v) => Ok(v["value"].as_str().map(str::to_string)),

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod python;
+mod sensor;
 pub mod supervise;
 mod threads;
 

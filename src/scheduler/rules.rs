@@ -458,6 +458,7 @@ mod tests {
             max_active_tis_per_dagrun: None,
             mapped: None,
             hitl: None,
+            sensor: None,
         }
     }
 

@@ -316,4 +316,21 @@ CREATE TABLE hitl_detail (
 CREATE INDEX hitl_timeout ON hitl_detail (timeout_at) WHERE timeout_at IS NOT NULL;
 CREATE INDEX hitl_open ON hitl_detail (ti_id) WHERE responded_at IS NULL;
 "#,
+    // Sensors in reschedule mode: Airflow's `task_reschedule` rows (one per poke that was
+    // not done), with the try they belong to (a task instance keeps its id across tries
+    // here), and `up_for_reschedule` among the active states.
+    r#"
+CREATE TABLE task_reschedule (
+    id              INTEGER PRIMARY KEY,
+    ti_id           TEXT NOT NULL REFERENCES task_instance (id) ON DELETE CASCADE,
+    try_number      INTEGER NOT NULL,
+    start_date      TEXT NOT NULL,
+    end_date        TEXT NOT NULL,
+    duration        REAL NOT NULL,
+    reschedule_date TEXT NOT NULL
+);
+CREATE INDEX task_reschedule_ti ON task_reschedule (ti_id, try_number, id);
+DROP INDEX ti_active;
+CREATE INDEX ti_active ON task_instance (state) WHERE state IN ('scheduled', 'queued', 'running', 'up_for_retry', 'up_for_reschedule', 'restarting');
+"#,
 ];

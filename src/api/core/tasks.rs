@@ -7,7 +7,7 @@ use super::views::{find_dag, params_json};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
-use crate::model::{Dag, Operator, PythonKind, Task};
+use crate::model::{Dag, Operator, PythonKind, SensorKind, Task};
 use crate::store::Store;
 
 use Method::Get;
@@ -110,6 +110,22 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
             "airflow.providers.standard.operators.python",
             &["templates_dict", "op_args", "op_kwargs"],
             "#ffefeb",
+        ),
+        Operator::Sensor(kind) => (
+            match kind {
+                SensorKind::File => "airflow.providers.standard.sensors.filesystem",
+                SensorKind::TimeDelta => "airflow.providers.standard.sensors.time_delta",
+                SensorKind::Time => "airflow.providers.standard.sensors.time",
+                SensorKind::DateTime => "airflow.providers.standard.sensors.date_time",
+                SensorKind::ExternalTask => "airflow.providers.standard.sensors.external_task",
+                SensorKind::Bash => "airflow.providers.standard.sensors.bash",
+            },
+            kind.template_fields(),
+            match kind {
+                SensorKind::File => "#91818a",
+                SensorKind::ExternalTask => "#4db7db",
+                _ => "#e6f1f2",
+            },
         ),
         Operator::TaskFlow(kind) => (
             match kind {
