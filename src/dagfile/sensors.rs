@@ -105,6 +105,25 @@ pub(super) const SENSOR_ARGS: &[&str] = &[
     "never_fail",
 ];
 
+/// Airflow's `State.task_states` less `None`, and `State.dag_states`: what
+/// ExternalTaskSensor's state lists may hold.
+const TASK_STATES: &[&str] = &[
+    "removed",
+    "scheduled",
+    "queued",
+    "running",
+    "success",
+    "restarting",
+    "failed",
+    "up_for_retry",
+    "up_for_reschedule",
+    "upstream_failed",
+    "skipped",
+    "deferred",
+    "awaiting_input",
+];
+const DAG_STATES: &[&str] = &["queued", "success", "running", "failed"];
+
 /// Airflow's `[sensors] default_timeout`: 7 days.
 const DEFAULT_SENSOR_TIMEOUT_SECS: f64 = 604_800.0;
 
@@ -261,8 +280,46 @@ pub(super) fn native(
         }
         if has("external_task_group_id") && (has("external_task_id") || has("external_task_ids")) {
             cx.errors.push(item.pos.error(
-                "Values for `external_task_group_id` and `external_task_id` or `external_task_ids` can't be set at the same time",
+                "Only one of `external_task_group_id` or `external_task_ids` may be provided to ExternalTaskSensor; use external_task_id or external_task_ids or external_task_group_id.",
             ));
+        }
+        // Airflow's checks of the state lists: no state twice, and states of the target
+        // (task instance states for tasks or a group, run states for a whole DAG).
+        let list = |k: &str| -> Vec<String> {
+            match args.get(k) {
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let mut allowed = list("allowed_states");
+        if allowed.is_empty() {
+            allowed.push("success".into());
+        }
+        let all: Vec<String> = [allowed, list("skipped_states"), list("failed_states")].concat();
+        let unique: std::collections::BTreeSet<&String> = all.iter().collect();
+        if unique.len() != all.len() {
+            cx.errors.push(item.pos.error(
+                "DuplicateStateError: Duplicate values provided across allowed_states, skipped_states and failed_states.",
+            ));
+        }
+        let on_tasks =
+            has("external_task_id") || has("external_task_ids") || has("external_task_group_id");
+        let valid: &[&str] = if on_tasks { TASK_STATES } else { DAG_STATES };
+        if all.iter().any(|st| !valid.contains(&st.as_str())) {
+            cx.errors.push(item.pos.error(if on_tasks {
+                format!(
+                    "Valid values for `allowed_states`, `skipped_states` and `failed_states` when `external_task_id` or `external_task_ids` or `external_task_group_id` is not `None`: {}",
+                    valid.join(", ")
+                )
+            } else {
+                format!(
+                    "Valid values for `allowed_states`, `skipped_states` and `failed_states` when `external_task_id` and `external_task_group_id` is `None`: {}",
+                    valid.join(", ")
+                )
+            }));
         }
         if has("execution_delta") && has("execution_date_fn") {
             cx.errors.push(item.pos.error(
@@ -285,5 +342,69 @@ fn signed_seconds(n: &Node, key: &str) -> Result<f64, super::ImportError> {
         Value::Int(i) => Ok(*i as f64),
         Value::Float(f) => Ok(*f),
         _ => values::signed_timedelta(n, key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Operator, SensorKind};
+
+    fn parse(tasks: &str) -> crate::dagfile::FileParse {
+        let yaml = format!("d:\n  default_args:\n    start_date: 2024-01-01\n  tasks:\n{tasks}");
+        crate::dagfile::parse(
+            "dags/test.yml",
+            &yaml,
+            "2025-06-15T13:45:00Z".parse().unwrap(),
+        )
+    }
+
+    fn errors(tasks: &str) -> Vec<String> {
+        parse(tasks).errors.into_iter().map(|e| e.message).collect()
+    }
+
+    #[test]
+    fn sensors_parse_by_every_path_with_airflows_checks() {
+        let ok = parse(
+            "    - task_id: f\n      operator: airflow.sensors.filesystem.FileSensor\n      filepath: a/*.csv\n      deferrable: true\n      poke_interval: 5\n      max_wait: {__type__: datetime.timedelta, minutes: 1}\n",
+        );
+        assert!(ok.errors.is_empty(), "{:?}", ok.errors);
+        let t = &ok.dags[0].tasks[0];
+        assert_eq!(t.operator, Operator::Sensor(SensorKind::File));
+        let s = t.sensor.as_ref().unwrap();
+        assert!(s.settings.reschedule, "deferrable runs as reschedule");
+        assert_eq!(s.settings.max_wait_secs, Some(60.0));
+        assert_eq!(s.args["filepath"], "a/*.csv");
+        let ext = "      operator: airflow.providers.standard.sensors.external_task.ExternalTaskSensor\n      external_dag_id: other\n";
+        let e = errors(&format!(
+            "    - task_id: e\n{ext}      external_task_id: t\n      allowed_states: [success]\n      failed_states: [success]\n"
+        ));
+        assert!(e[0].starts_with("DuplicateStateError"), "{e:?}");
+        let e = errors(&format!(
+            "    - task_id: e\n{ext}      allowed_states: [skipped]\n"
+        ));
+        assert!(
+            e[0].contains("when `external_task_id` and `external_task_group_id` is `None`"),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "    - task_id: e\n{ext}      external_task_id: a\n      external_task_ids: [b]\n"
+        ));
+        assert!(
+            e[0].starts_with("Only one of `external_task_id` or `external_task_ids`"),
+            "{e:?}"
+        );
+        let e = errors(
+            "    - task_id: b\n      operator: airflow.sensors.bash.BashSensor\n      mode: sometimes\n",
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("missing 1 required keyword-only argument: 'bash_command'")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("The mode must be one of ['poke', 'reschedule']")),
+            "{e:?}"
+        );
     }
 }
