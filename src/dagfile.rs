@@ -18,6 +18,7 @@
 //! `tasks` builds tasks and groups and expands dependencies, `schema` describes the format.
 
 mod mapping;
+mod operators;
 mod schema;
 mod tasks;
 mod values;
@@ -816,6 +817,7 @@ mod tests {
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
             mapped: None,
+            args: None,
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");

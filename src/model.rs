@@ -5,6 +5,8 @@
 //! second set of look-alike structs; the YAML file format lives in `dagfile.rs` and the
 //! API's wire shapes in `api/`, never here.
 
+mod builtin;
+pub use builtin::{BUILTINS, Builtin, BuiltinSpec, builtin_paths};
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
@@ -135,6 +137,10 @@ pub struct Task {
     /// Dynamic task mapping (`expand`): `None` for a plain task.
     #[serde(default)]
     pub mapped: Option<Mapped>,
+    /// A built-in operator's own arguments (`Operator::Builtin`), as the file gave them
+    /// (templates unrendered); `None` for other operators.
+    #[serde(default)]
+    pub args: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Task {
@@ -404,6 +410,9 @@ pub enum Operator {
     Python(PythonKind),
     /// A TaskFlow task (`decorator: airflow.sdk.task`, or its branch and short-circuit forms).
     TaskFlow(PythonKind),
+    /// An operator run in the supervisor itself, without a child process; its
+    /// arguments are in `Task::args`.
+    Builtin(Builtin),
 }
 
 /// What a Python task does with its callable's result besides pushing it.
@@ -444,6 +453,7 @@ impl Operator {
             Operator::TaskFlow(PythonKind::Branch) => "_BranchPythonDecoratedOperator",
             Operator::TaskFlow(PythonKind::ShortCircuit) => "_ShortCircuitDecoratedOperator",
             Operator::TaskFlow(PythonKind::Sensor) => "DecoratedSensorOperator",
+            Operator::Builtin(b) => b.class_name(),
         }
     }
 

@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::yaml::{Node, Pos, Value};
-use super::{Ctx, ImportError, check_id, mapping, values};
+use super::{Ctx, ImportError, check_id, mapping, operators, values};
 use crate::model::{
     Callback, GROUP_ID_LEN, ID_LEN, MapSource, Operator, PythonCall, PythonKind, Sensor, Task,
     TaskGroup, TriggerRule, XcomArg,
@@ -596,6 +596,8 @@ fn task(
                 Some(Operator::Python(PythonKind::ShortCircuit))
             } else if SENSOR_OPERATORS.contains(&path.as_str()) {
                 Some(Operator::Python(PythonKind::Sensor))
+            } else if let Some(kind) = crate::model::Builtin::by_path(&path) {
+                Some(Operator::Builtin(kind))
             } else {
                 let known = [
                     BASH_OPERATORS,
@@ -604,6 +606,7 @@ fn task(
                     BRANCH_OPERATORS,
                     SHORT_CIRCUIT_OPERATORS,
                     SENSOR_OPERATORS,
+                    &crate::model::builtin_paths(),
                 ]
                 .concat()
                 .join(", ");
@@ -684,9 +687,22 @@ fn task(
                 ],
             )
         }
+        Some(op @ Operator::Builtin(kind)) => unknown_keys(
+            cx,
+            item,
+            "task",
+            op.class_name(),
+            &[BASE_OPERATOR_ARGS, DAG_FACTORY_TASK_KEYS, kind.spec().args],
+        ),
         // Every other key of a TaskFlow task is an argument of its callable.
         Some(Operator::TaskFlow(_)) | None => {}
     }
+    let args = match operator {
+        Some(Operator::Builtin(kind)) => {
+            Some(operators::args(cx, layers, item.cfg, &item.name, kind))
+        }
+        _ => None,
+    };
     let python = match operator {
         Some(op @ (Operator::Python(_) | Operator::TaskFlow(_))) => {
             python_call(cx, item, partial, op, refs)
@@ -795,6 +811,7 @@ fn task(
         max_active_tis_per_dag: cx.get(layers, "max_active_tis_per_dag", Node::count),
         max_active_tis_per_dagrun: cx.get(layers, "max_active_tis_per_dagrun", Node::count),
         mapped,
+        args,
     }
 }
 

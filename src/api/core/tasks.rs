@@ -121,6 +121,10 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
             &["templates_dict", "op_args", "op_kwargs"],
             "#ffefeb",
         ),
+        Operator::Builtin(kind) => {
+            let spec = kind.spec();
+            (spec.module, spec.template_fields, spec.ui_color)
+        }
     };
     json!({
         "task_id": task.task_id,

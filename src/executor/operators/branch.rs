@@ -1,0 +1,266 @@
+//! LatestOnlyOperator, BranchDayOfWeekOperator and BranchDateTimeOperator: each picks
+//! task ids to follow, and the direct downstream tasks not picked are skipped through
+//! the Execution API (`skip-downstream`), as BranchPythonOperator's runner does.
+
+use chrono::{DateTime, Datelike, NaiveTime, Utc};
+use serde_json::{Map, Value};
+
+use super::{Done, OpEnv};
+
+/// A string or a list of strings as a list.
+fn ids(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// ISO week day numbers (Monday 1) of `week_day`: names in any case, as Airflow's
+/// `WeekDay.validate_week_day`.
+pub fn week_days(v: &Value) -> Result<Vec<u32>, String> {
+    const NAMES: [&str; 7] = [
+        "MONDAY",
+        "TUESDAY",
+        "WEDNESDAY",
+        "THURSDAY",
+        "FRIDAY",
+        "SATURDAY",
+        "SUNDAY",
+    ];
+    ids(v)
+        .iter()
+        .map(|d| {
+            NAMES
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(d))
+                .map(|i| i as u32 + 1)
+                .ok_or_else(|| format!("Invalid Week Day passed: \"{d}\""))
+        })
+        .collect()
+}
+
+/// A `target_lower`/`target_upper`: a time of day or a date-time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    Time(NaiveTime),
+    At(DateTime<Utc>),
+}
+
+pub fn target(v: &Value) -> Result<Option<Target>, String> {
+    let Some(s) = v.as_str() else {
+        return match v {
+            Value::Null => Ok(None),
+            other => Err(format!(
+                "a target must be a time or a date-time, not {other}"
+            )),
+        };
+    };
+    for f in ["%H:%M:%S%.f", "%H:%M:%S", "%H:%M"] {
+        if let Ok(t) = NaiveTime::parse_from_str(s.trim(), f) {
+            return Ok(Some(Target::Time(t)));
+        }
+    }
+    super::trigger::parse_date(s)
+        .map(|d| Some(Target::At(d)))
+        .ok_or_else(|| format!("{s:?} is neither a time nor a date-time"))
+}
+
+/// BranchDateTimeOperator's choice: whether `now` lies within the targets (times of day
+/// taken on `now`'s date; an upper time before the lower one is on the next day).
+pub fn in_window(now: DateTime<Utc>, lower: Option<Target>, upper: Option<Target>) -> bool {
+    let on = |t: NaiveTime| now.date_naive().and_time(t).and_utc();
+    let (lower, upper) = match (lower, upper) {
+        (Some(Target::At(l)), Some(Target::At(u))) => (Some(l), Some(u)),
+        (l, u) => {
+            let l = l.map(|t| match t {
+                Target::Time(t) => on(t),
+                Target::At(d) => d,
+            });
+            let mut u = u.map(|t| match t {
+                Target::Time(t) => on(t),
+                Target::At(d) => d,
+            });
+            if let (Some(lv), Some(uv)) = (l, u)
+                && uv < lv
+            {
+                u = Some(uv + chrono::Duration::days(1));
+            }
+            (l, u)
+        }
+    };
+    !(upper.is_some_and(|u| u < now) || lower.is_some_and(|l| l > now))
+}
+
+fn ts(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_str().and_then(super::trigger::parse_date)
+}
+
+/// LatestOnlyOperator's test on a run: a manual run, or one whose interval is empty, is
+/// the latest; else the run is the latest while now is within its data interval or the
+/// one after it (an interval as long, which is what the DAG's timetable gives for cron
+/// and delta schedules).
+pub fn latest(run: &Value, now: DateTime<Utc>) -> bool {
+    if run["run_type"] == "manual" {
+        return true;
+    }
+    let (Some(start), Some(end)) = (
+        ts(&run["data_interval_start"]),
+        ts(&run["data_interval_end"]),
+    ) else {
+        return true;
+    };
+    let len = end - start;
+    if len <= chrono::Duration::zero() {
+        return true;
+    }
+    start < now && now <= end + len
+}
+
+pub fn operator(kind: crate::model::Builtin, args: &Map<String, Value>, env: &mut OpEnv) -> Done {
+    use crate::model::Builtin;
+    let null = Value::Null;
+    let get = |k: &str| args.get(k).unwrap_or(&null);
+    let task = &env.ctx["task"];
+    let downstream = ids(&task["downstream"]);
+    let run = &env.ctx["dag_run"];
+    let now = if get("use_task_logical_date").as_bool().unwrap_or(false) {
+        ts(&run["logical_date"])
+            .or_else(|| ts(&run["run_after"]))
+            .unwrap_or(env.now)
+    } else {
+        env.now
+    };
+    let follow: Vec<String> = match kind {
+        Builtin::LatestOnly => {
+            if latest(run, env.now) {
+                (env.log)("Latest, allowing execution to proceed.");
+                downstream.clone()
+            } else {
+                (env.log)("Not latest execution, skipping downstream.");
+                Vec::new()
+            }
+        }
+        Builtin::BranchDayOfWeek => match week_days(get("week_day")) {
+            Ok(days) if days.contains(&now.weekday().number_from_monday()) => {
+                ids(get("follow_task_ids_if_true"))
+            }
+            Ok(_) => ids(get("follow_task_ids_if_false")),
+            Err(e) => return Done::Failed(e),
+        },
+        Builtin::BranchDateTime => {
+            let (lower, upper) = match (target(get("target_lower")), target(get("target_upper"))) {
+                (Ok(l), Ok(u)) => (l, u),
+                (Err(e), _) | (_, Err(e)) => return Done::Failed(e),
+            };
+            if lower.is_none() && upper.is_none() {
+                return Done::Failed(
+                    "Both target_upper and target_lower are None. At least one must be defined to be compared to the current datetime".into(),
+                );
+            }
+            if in_window(now, lower, upper) {
+                ids(get("follow_task_ids_if_true"))
+            } else {
+                ids(get("follow_task_ids_if_false"))
+            }
+        }
+        _ => return Done::Failed(format!("{} is not a branch", kind.class_name())),
+    };
+    // A task group's id stands for its roots.
+    let groups = &task["group_roots"];
+    let mut followed: Vec<String> = follow.clone();
+    for f in &follow {
+        followed.extend(ids(&groups[f.as_str()]));
+    }
+    let all = ids(&task["all_downstream"]);
+    if let Some(bad) = follow
+        .iter()
+        .find(|t| !all.contains(t) && groups.get(t.as_str()).is_none())
+    {
+        return Done::Failed(format!(
+            "'branch_task_ids' must contain only valid task_ids. Invalid tasks found: {{'{bad}'}}"
+        ));
+    }
+    let skip: Vec<String> = downstream
+        .into_iter()
+        .filter(|t| !followed.contains(t))
+        .collect();
+    (env.log)(&format!("Following branch {follow:?}; skipping {skip:?}"));
+    if !skip.is_empty()
+        && let Err(e) = env.client.skip_downstream(env.ti_id, &skip)
+    {
+        return Done::Failed(format!("could not skip {skip:?}: {e}"));
+    }
+    let value = match (kind, follow.as_slice()) {
+        (Builtin::LatestOnly, _) => Value::from(follow.clone()),
+        (_, [one])
+            if get("follow_task_ids_if_true").is_string()
+                || get("follow_task_ids_if_false").is_string() =>
+        {
+            Value::String(one.clone())
+        }
+        _ => Value::from(follow.clone()),
+    };
+    Done::Success(Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn windows_and_week_days_as_airflow() {
+        let t = |s| target(&json!(s)).unwrap();
+        let now = at("2024-01-03T12:00:00Z"); // a Wednesday
+        assert!(in_window(now, t("11:00"), t("13:00")));
+        assert!(!in_window(now, t("13:00"), t("14:00")));
+        // 22:00 to 02:00 crosses midnight: noon is outside.
+        assert!(!in_window(now, t("22:00"), t("02:00")));
+        assert!(in_window(now, None, t("2024-01-04T00:00:00+00:00")));
+        assert_eq!(
+            week_days(&json!(["monday", "Wednesday"])).unwrap(),
+            vec![1, 3]
+        );
+        assert!(week_days(&json!("Funday")).is_err());
+    }
+
+    #[test]
+    fn latest_only_windows() {
+        let run =
+            |t, s, e| json!({"run_type": t, "data_interval_start": s, "data_interval_end": e});
+        let now = at("2024-01-03T12:00:00Z");
+        assert!(latest(
+            &run(
+                "scheduled",
+                "2024-01-02T00:00:00+00:00",
+                "2024-01-03T00:00:00+00:00"
+            ),
+            now
+        ));
+        assert!(!latest(
+            &run(
+                "scheduled",
+                "2024-01-01T00:00:00+00:00",
+                "2024-01-02T00:00:00+00:00"
+            ),
+            now
+        ));
+        assert!(latest(
+            &run(
+                "manual",
+                "2020-01-01T00:00:00+00:00",
+                "2020-01-02T00:00:00+00:00"
+            ),
+            now
+        ));
+    }
+}
