@@ -30,3 +30,5 @@ mod backfill;
 mod timezones;
 // Dynamic task mapping: expand/partial over literals, mapped instances in the engine and the API.
 mod mapping;
+// Built-in operators (HTTP, SQL on SQLite, trigger, branches) against loopback servers and files.
+mod operators;
