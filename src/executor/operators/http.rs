@@ -382,4 +382,46 @@ mod tests {
         assert_eq!(j.body, br#"{"d":1}"#);
         assert!(build(None, "GET", "/x", &Value::Null, &Value::Null, &Value::Null).is_err());
     }
+
+    /// A server on loopback answering each connection with the next of `replies`.
+    fn serve(replies: Vec<&'static str>) -> u16 {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for reply in replies {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let body = "ok";
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {reply}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn the_http_poke_waits_on_404_and_fails_on_other_errors() {
+        let port = serve(vec!["404 Not Found", "200 OK", "500 Internal Server Error"]);
+        let conn = json!({"host": "127.0.0.1", "port": port});
+        let args = json!({"endpoint": "/ready"}).as_object().unwrap().clone();
+        let mut lines = Vec::new();
+        let mut log = |l: &str| lines.push(l.to_string());
+        assert_eq!(poke_http(&args, Some(&conn), &mut log), Poke::NotYet);
+        assert_eq!(poke_http(&args, Some(&conn), &mut log), Poke::Done(None));
+        assert_eq!(
+            poke_http(&args, Some(&conn), &mut log),
+            Poke::Error("500:Internal Server Error".into())
+        );
+        // Nothing listens there any more: the poke is an error, not a wait.
+        assert!(matches!(
+            poke_http(&args, Some(&conn), &mut log),
+            Poke::Error(_)
+        ));
+        assert!(lines.iter().any(|l| l == "Poking: /ready"), "{lines:?}");
+    }
 }

@@ -330,4 +330,44 @@ mod tests {
             Done::Success(None)
         );
     }
+
+    #[test]
+    fn the_sql_poke_reads_the_first_cell() {
+        let dir = std::env::temp_dir().join(format!("updraft-sql-poke-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("p.db");
+        let _ = std::fs::remove_file(&db);
+        let conn = json!({"conn_id": "db", "conn_type": "sqlite", "host": db.to_string_lossy()});
+        let mut log = |_: &str| {};
+        let run = |sql: &str| {
+            run_sqlite(&db, &[sql.to_string()], &Value::Null, false).unwrap();
+        };
+        run("CREATE TABLE flags (done INTEGER, name TEXT)");
+        let args = |extra: Value| {
+            let mut a =
+                json!({"sql": "SELECT done FROM flags WHERE name = :n", "parameters": {"n": "x"}});
+            a.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            a.as_object().unwrap().clone()
+        };
+        assert_eq!(poke_sql(&args(json!({})), &conn, &mut log), Poke::NotYet);
+        assert_eq!(
+            poke_sql(&args(json!({"fail_on_empty": true})), &conn, &mut log),
+            Poke::Error("No rows returned, raising as per fail_on_empty flag".into())
+        );
+        run("INSERT INTO flags VALUES (0, 'x')");
+        assert_eq!(poke_sql(&args(json!({})), &conn, &mut log), Poke::NotYet);
+        run("UPDATE flags SET done = 1");
+        assert_eq!(
+            poke_sql(&args(json!({})), &conn, &mut log),
+            Poke::Done(None)
+        );
+        let other = json!({"conn_id": "pg", "conn_type": "postgres", "host": "h"});
+        assert!(matches!(
+            poke_sql(&args(json!({})), &other, &mut log),
+            Poke::Error(_)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
