@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use crate::engine::{Engine, FAST, dag, task};
+use crate::util::Method;
 
 /// One request as the loopback server saw it.
 #[derive(Debug, Clone)]
@@ -417,7 +418,7 @@ fn dag_factorys_http_examples_run_against_loopback() {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let e = Engine::start(&refs, &[]);
+    let e = Engine::start(&refs, &[("UPDRAFT__CORE__TEST_CONNECTION", "Enabled")]);
     let port = port.to_string();
     e.home
         .run(
@@ -456,4 +457,65 @@ fn dag_factorys_http_examples_run_against_loopback() {
     }
     // (A scheduled run of either DAG may add its own requests.)
     assert!(seen.lock().unwrap().len() >= 4);
+
+    // The connection test, enabled: each type as its Airflow hook tests it.
+    let token = e.srv.login("admin");
+    let test = |body: Value| {
+        let (status, reply) =
+            e.srv
+                .call(&token, Method::Post, "/api/v2/connections/test", Some(body));
+        assert_eq!(status, 200, "{reply}");
+        (
+            reply["status"].as_bool().unwrap(),
+            reply["message"].as_str().unwrap().to_string(),
+        )
+    };
+    let before = seen.lock().unwrap().len();
+    // The stored connection, as the form sends it back (password masked).
+    assert_eq!(
+        test(json!({"connection_id": "example_host", "conn_type": "http", "password": "***"})),
+        (true, "Connection successfully tested".to_string())
+    );
+    assert_eq!(seen.lock().unwrap()[before].method, "POST");
+    let missing = format!("http://127.0.0.1:{port}/missing");
+    assert_eq!(
+        test(json!({"connection_id": "new_http", "conn_type": "http", "host": missing})),
+        (false, "404:Not Found".to_string())
+    );
+    // Stored credentials are not sent to another host.
+    let (status, _) = e.srv.call(
+        &token,
+        Method::Post,
+        "/api/v2/connections/test",
+        Some(json!({"connection_id": "example_host", "conn_type": "http", "host": "elsewhere.invalid"})),
+    );
+    assert_eq!(status, 400);
+    let db = e
+        .home
+        .path
+        .join("updraft.db")
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(
+        test(json!({"connection_id": "lite", "conn_type": "sqlite", "host": db})),
+        (true, "Connection successfully tested".to_string())
+    );
+    let nowhere = e.home.path.join("nowhere").to_string_lossy().into_owned();
+    let (ok, _) = test(json!({"connection_id": "lite", "conn_type": "sqlite", "host": nowhere}));
+    assert!(!ok);
+    assert!(
+        !e.home.path.join("nowhere").exists(),
+        "a test creates nothing"
+    );
+    let dags = e.home.dags().to_string_lossy().into_owned();
+    let extra = json!({"path": dags}).to_string();
+    assert_eq!(
+        test(json!({"connection_id": "files", "conn_type": "fs", "extra": extra})),
+        (true, format!("Path {dags} is existing."))
+    );
+    let extra = json!({"path": nowhere}).to_string();
+    assert_eq!(
+        test(json!({"connection_id": "files", "conn_type": "fs", "extra": extra})),
+        (false, format!("Path {nowhere} does not exist."))
+    );
 }

@@ -146,3 +146,55 @@ pub fn connection_extra(conn: &Value) -> Map<String, Value> {
         _ => Map::new(),
     }
 }
+
+/// `POST /api/v2/connections/test` for the types updraft can reach, as their Airflow
+/// hooks test them: `http` sends HttpHook's default request (a POST to the base URL) and
+/// wants a status below 400; `sqlite` opens the file (read-only: a test creates nothing)
+/// and runs `select 1`; `fs` looks for the `path` of its extra. Other types have no hook
+/// here, and say so as Airflow does for a type without a provider.
+pub fn test_connection(conn: &Value) -> (bool, String) {
+    match conn["conn_type"].as_str().unwrap_or("") {
+        "http" => {
+            let call = http::build(
+                Some(conn),
+                "POST",
+                "",
+                &Value::Null,
+                &Value::Null,
+                &Value::Null,
+            );
+            match call.and_then(|mut c| {
+                c.timeout = c.timeout.or(Some(std::time::Duration::from_secs(10)));
+                http::send(&c).map(|r| (c, r))
+            }) {
+                Ok((c, r)) if c.check_response && r.status >= 400 => {
+                    (false, format!("{}:{}", r.status, r.reason))
+                }
+                Ok(_) => (true, "Connection successfully tested".into()),
+                Err(e) => (false, e),
+            }
+        }
+        "sqlite" => match sql::sqlite_path(conn) {
+            Ok(path) => match crate::store::user_sql::check_sqlite(&path) {
+                Ok(()) => (true, "Connection successfully tested".into()),
+                Err(e) => (false, e),
+            },
+            Err(e) => (false, e),
+        },
+        "fs" => {
+            let path = connection_extra(conn)
+                .get("path")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if path.is_empty() {
+                (false, "File Path is undefined.".into())
+            } else if std::path::Path::new(&path).exists() {
+                (true, format!("Path {path} is existing."))
+            } else {
+                (false, format!("Path {path} does not exist."))
+            }
+        }
+        other => (false, format!("Unknown hook type \"{other}\"")),
+    }
+}
