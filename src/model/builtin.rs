@@ -298,6 +298,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_lists_every_import_path() {
+        let readme = include_str!("../../README.md");
+        for s in BUILTINS {
+            for p in s.paths.iter().filter(|p| p.contains('.')) {
+                assert!(readme.contains(&format!("`{p}`")), "README.md lacks {p}");
+            }
+        }
+    }
+
+    #[test]
     fn the_table_is_in_declaration_order() {
         for (i, s) in BUILTINS.iter().enumerate() {
             assert_eq!(s.kind as usize, i, "{}", s.class);
