@@ -235,6 +235,8 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         "builtin": match task.operator { Operator::Builtin(b) => Some(b), _ => None },
         "args": task.args,
         "template_fields": match task.operator { Operator::Builtin(b) => Some(b.spec().template_fields), _ => None },
+        // The DAG's zone: the branch operators read wall-clock times in it.
+        "dag_timezone": matches!(task.operator, Operator::Builtin(_)).then(|| dag.timezone.name()),
         "callbacks": task.callbacks,
         // A task another expands over pushes its result's length (Airflow's
         // `iter_mapped_dependants`).

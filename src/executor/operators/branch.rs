@@ -6,6 +6,7 @@ use chrono::{DateTime, Datelike, NaiveTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{Done, OpEnv};
+use crate::model::Zone;
 
 /// A string or a list of strings as a list.
 fn ids(v: &Value) -> Vec<String> {
@@ -51,7 +52,9 @@ pub enum Target {
     At(DateTime<Utc>),
 }
 
-pub fn target(v: &Value) -> Result<Option<Target>, String> {
+/// A target as written: a time of day, or a date-time (one without an offset is a
+/// wall-clock time in `zone`, as Airflow coerces it to the DAG's zone).
+pub fn target(v: &Value, zone: &Zone) -> Result<Option<Target>, String> {
     let Some(s) = v.as_str() else {
         return match v {
             Value::Null => Ok(None),
@@ -65,15 +68,36 @@ pub fn target(v: &Value) -> Result<Option<Target>, String> {
             return Ok(Some(Target::Time(t)));
         }
     }
-    super::trigger::parse_date(s)
-        .map(|d| Some(Target::At(d)))
-        .ok_or_else(|| format!("{s:?} is neither a time nor a date-time"))
+    if let Ok(d) = DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(Some(Target::At(d.with_timezone(&Utc))));
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(s.trim(), f) {
+            return Ok(zone.instant(n).map(Target::At));
+        }
+    }
+    Err(format!("{s:?} is neither a time nor a date-time"))
 }
 
-/// BranchDateTimeOperator's choice: whether `now` lies within the targets (times of day
-/// taken on `now`'s date; an upper time before the lower one is on the next day).
-pub fn in_window(now: DateTime<Utc>, lower: Option<Target>, upper: Option<Target>) -> bool {
-    let on = |t: NaiveTime| now.date_naive().and_time(t).and_utc();
+/// BranchDateTimeOperator's choice: whether `now` lies within the targets (a time of
+/// day is taken on `now`'s UTC date, as a wall-clock time in the DAG's `zone`, as
+/// Airflow's `target_times_as_dates` then `coerce_datetime`; an upper time before the
+/// lower one is on the next day).
+pub fn in_window(
+    now: DateTime<Utc>,
+    lower: Option<Target>,
+    upper: Option<Target>,
+    zone: &Zone,
+) -> bool {
+    let on = |t: NaiveTime| {
+        let naive = now.date_naive().and_time(t);
+        zone.instant(naive).unwrap_or_else(|| naive.and_utc())
+    };
     let (lower, upper) = match (lower, upper) {
         (Some(Target::At(l)), Some(Target::At(u))) => (Some(l), Some(u)),
         (l, u) => {
@@ -128,12 +152,23 @@ pub fn operator(kind: crate::model::Builtin, args: &Map<String, Value>, env: &mu
     let task = &env.ctx["task"];
     let downstream = ids(&task["downstream"]);
     let run = &env.ctx["dag_run"];
-    let now = if get("use_task_logical_date").as_bool().unwrap_or(false) {
+    let zone = task["dag_timezone"]
+        .as_str()
+        .and_then(Zone::parse)
+        .unwrap_or_default();
+    let by_logical_date = get("use_task_logical_date").as_bool().unwrap_or(false);
+    let now = if by_logical_date {
         ts(&run["logical_date"])
             .or_else(|| ts(&run["run_after"]))
             .unwrap_or(env.now)
     } else {
         env.now
+    };
+    // BranchDayOfWeek reads now's day in the DAG's zone (the logical date's in UTC).
+    let weekday = if by_logical_date {
+        now.weekday()
+    } else {
+        zone.local(now).weekday()
     };
     let follow: Vec<String> = match kind {
         Builtin::LatestOnly => {
@@ -146,14 +181,17 @@ pub fn operator(kind: crate::model::Builtin, args: &Map<String, Value>, env: &mu
             }
         }
         Builtin::BranchDayOfWeek => match week_days(get("week_day")) {
-            Ok(days) if days.contains(&now.weekday().number_from_monday()) => {
+            Ok(days) if days.contains(&weekday.number_from_monday()) => {
                 ids(get("follow_task_ids_if_true"))
             }
             Ok(_) => ids(get("follow_task_ids_if_false")),
             Err(e) => return Done::Failed(e),
         },
         Builtin::BranchDateTime => {
-            let (lower, upper) = match (target(get("target_lower")), target(get("target_upper"))) {
+            let (lower, upper) = match (
+                target(get("target_lower"), &zone),
+                target(get("target_upper"), &zone),
+            ) {
                 (Ok(l), Ok(u)) => (l, u),
                 (Err(e), _) | (_, Err(e)) => return Done::Failed(e),
             };
@@ -162,7 +200,7 @@ pub fn operator(kind: crate::model::Builtin, args: &Map<String, Value>, env: &mu
                     "Both target_upper and target_lower are None. At least one must be defined to be compared to the current datetime".into(),
                 );
             }
-            if in_window(now, lower, upper) {
+            if in_window(now, lower, upper, &zone) {
                 ids(get("follow_task_ids_if_true"))
             } else {
                 ids(get("follow_task_ids_if_false"))
@@ -219,13 +257,25 @@ mod tests {
 
     #[test]
     fn windows_and_week_days_as_airflow() {
-        let t = |s| target(&json!(s)).unwrap();
+        let utc = Zone::default();
+        let t = |s| target(&json!(s), &utc).unwrap();
         let now = at("2024-01-03T12:00:00Z"); // a Wednesday
-        assert!(in_window(now, t("11:00"), t("13:00")));
-        assert!(!in_window(now, t("13:00"), t("14:00")));
+        assert!(in_window(now, t("11:00"), t("13:00"), &utc));
+        assert!(!in_window(now, t("13:00"), t("14:00"), &utc));
         // 22:00 to 02:00 crosses midnight: noon is outside.
-        assert!(!in_window(now, t("22:00"), t("02:00")));
-        assert!(in_window(now, None, t("2024-01-04T00:00:00+00:00")));
+        assert!(!in_window(now, t("22:00"), t("02:00"), &utc));
+        assert!(in_window(now, None, t("2024-01-04T00:00:00+00:00"), &utc));
+        // In Amsterdam (UTC+1 in January) 12:30-13:30 is 11:30-12:30 UTC: noon is in it;
+        // 13:30-14:30 there is not.
+        let ams = Zone::parse("Europe/Amsterdam").unwrap();
+        let a = |s| target(&json!(s), &ams).unwrap();
+        assert!(in_window(now, a("12:30"), a("13:30"), &ams));
+        assert!(!in_window(now, a("13:30"), a("14:30"), &ams));
+        // A date-time without an offset is wall-clock time in the zone too.
+        assert_eq!(
+            a("2024-01-03 13:00"),
+            Some(Target::At(at("2024-01-03T12:00:00Z")))
+        );
         assert_eq!(
             week_days(&json!(["monday", "Wednesday"])).unwrap(),
             vec![1, 3]
