@@ -896,7 +896,7 @@ mod tests {
             ),
             (
                 fixture!("unknown_operator.yml"),
-                "error 4:17 unknown operator `airflow.providers.http.operators.http.HttpOperator`: updraft runs airflow.providers.standard.operators.bash.BashOperator, ",
+                "error 4:17 unknown operator `airflow.providers.amazon.aws.operators.s3.S3CreateBucketOperator`: updraft runs airflow.providers.standard.operators.bash.BashOperator, ",
             ),
             (
                 fixture!("missing_operator.yml"),
