@@ -147,6 +147,11 @@ fn http_sql_trigger_and_branch_operators_run_in_the_supervisor() {
             "conn_id: db\nsql: SELECT count(*) FROM t\ndependencies: [create]",
         ),
         op(
+            "quiet",
+            SQL,
+            "conn_id: db\nsql: SELECT 1\ndo_xcom_push: false\ndependencies: [create]",
+        ),
+        op(
             "check_bad",
             SQL_CHECK,
             "conn_id: db\nsql: SELECT count(*) FROM t WHERE a > 5\ndependencies: [create]",
@@ -342,6 +347,8 @@ fn http_sql_trigger_and_branch_operators_run_in_the_supervisor() {
         e.log("sql_ops", &run, "check_bad", 1)
             .contains("Test failed.")
     );
+    assert_eq!(states["quiet"].0, "success");
+    assert_eq!(xcom(&e, "sql_ops", &run, "quiet", "return_value"), None);
 
     // Triggering: the child runs with the rendered conf and the parent waits for it;
     // the same run id again is skipped, or reset and waited for; a failed child fails

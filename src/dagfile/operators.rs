@@ -24,6 +24,10 @@ pub(super) fn args(
             out.insert(key.to_string(), node.to_json());
         }
     }
+    // BaseOperator's `do_xcom_push`: whether the return value becomes an XCom.
+    if let Some(node) = layers.iter().find_map(|l| l.field("do_xcom_push")) {
+        out.insert("do_xcom_push".to_string(), node.to_json());
+    }
     for &key in spec.required {
         if !out.contains_key(key) {
             cx.errors.push(task.pos.error(format!(

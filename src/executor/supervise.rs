@@ -1018,7 +1018,9 @@ fn run_builtin(
     };
     match done {
         Done::Success(value) => {
-            if let Some(value) = value {
+            // `do_xcom_push: false` keeps the return value out of XCom, as in Airflow.
+            let push = !matches!(args.get("do_xcom_push"), Some(Value::Bool(false)));
+            if let Some(value) = value.filter(|_| push) {
                 let s = |v: &Value| v.as_str().unwrap_or("").to_string();
                 let run = &b.ctx["dag_run"];
                 if let Err(e) = b.client.xcom_set(

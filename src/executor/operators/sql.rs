@@ -166,9 +166,6 @@ pub fn operator(
             } else {
                 Value::Array(results.iter().map(rows).collect())
             };
-            if get("do_xcom_push").as_bool() == Some(false) {
-                return Done::Success(None);
-            }
             Done::Success(Some(value))
         }
         Builtin::SqlCheck | Builtin::SqlValueCheck => {
