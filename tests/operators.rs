@@ -232,6 +232,18 @@ fn http_sql_trigger_and_branch_operators_run_in_the_supervisor() {
             ("parent.yml", &dag("parent", params, &parent)),
             ("child.yml", &dag("child", "", &child)),
             ("branches.yml", &dag("branches", "", &branches)),
+            (
+                "old.yml",
+                &format!(
+                    "old:\n  schedule: '@daily'\n  catchup: false\n  default_args:\n    start_date: 2024-01-01\n  tasks:\n{}{}",
+                    op(
+                        "latest",
+                        "airflow.operators.latest_only.LatestOnlyOperator",
+                        ""
+                    ),
+                    task("after_latest", "echo latest", "dependencies: [latest]"),
+                ),
+            ),
         ],
         &[],
     );
@@ -400,6 +412,38 @@ fn http_sql_trigger_and_branch_operators_run_in_the_supervisor() {
         xcom(&e, "branches", &run, "weekday", "return_value"),
         Some(json!("yes_day"))
     );
+    // A backfilled run of 2024 is not the latest: its downstream is skipped.
+    e.home
+        .run(
+            &[
+                "backfill",
+                "create",
+                "--dag-id",
+                "old",
+                "--from-date",
+                "2024-01-02",
+                "--to-date",
+                "2024-01-02",
+            ],
+            FAST,
+        )
+        .expect(0);
+    let store = e.store();
+    let mut old_run = None;
+    assert!(crate::util::wait_until(
+        std::time::Duration::from_secs(90),
+        || {
+            old_run = store
+                .runs_of(Some("old"), 10)
+                .unwrap()
+                .into_iter()
+                .find(|r| r.run_type.as_str() == "backfill" && r.state.to_string() == "success");
+            old_run.is_some()
+        }
+    ));
+    let old_run = old_run.unwrap().run_id;
+    assert_eq!(e.state("old", &old_run, "latest"), "success");
+    assert_eq!(e.state("old", &old_run, "after_latest"), "skipped");
     let _ = std::fs::remove_file(&db);
 }
 

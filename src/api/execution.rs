@@ -237,6 +237,10 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         "template_fields": match task.operator { Operator::Builtin(b) => Some(b.spec().template_fields), _ => None },
         // The DAG's zone: the branch operators read wall-clock times in it.
         "dag_timezone": matches!(task.operator, Operator::Builtin(_)).then(|| dag.timezone.name()),
+        // LatestOnlyOperator's right edge: the end of the next scheduled interval after
+        // this run's, by the DAG's timetable (null when there is none).
+        "latest_only_next_end": (task.operator == Operator::Builtin(crate::model::Builtin::LatestOnly))
+            .then(|| latest_only_next_end(&dag, &run, ctx.clock.now())),
         "callbacks": task.callbacks,
         // A task another expands over pushes its result's length (Airflow's
         // `iter_mapped_dependants`).
@@ -836,6 +840,27 @@ fn retry_delay(task: &Task, try_number: u32) -> std::time::Duration {
         secs = secs.min(max);
     }
     std::time::Duration::from_secs_f64(secs.min(86_400.0 * 365.0))
+}
+
+/// The end of the data interval of the scheduled run that follows `run`'s, as Airflow's
+/// LatestOnlyOperator asks the timetable (`next_dagrun_info` with catchup on); `None`
+/// when the run has no interval or the timetable has no next run.
+fn latest_only_next_end(
+    dag: &Dag,
+    run: &crate::store::RunRow,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let at = run.logical_date.unwrap_or(run.run_after);
+    let current = crate::scheduler::timetable::RunInfo {
+        logical_date: at,
+        data_interval_start: run.data_interval_start.unwrap_or(at),
+        data_interval_end: run.data_interval_end.unwrap_or(at),
+        run_after: run.run_after,
+    };
+    let mut d = dag.clone();
+    d.catchup = true;
+    crate::scheduler::timetable::next_run(&d, Some(&current), now)
+        .map(|next| crate::store::ts(next.data_interval_end))
 }
 
 /// The body of `POST /execution/dag-runs/{dag_id}/{run_id}` (Airflow's

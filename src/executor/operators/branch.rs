@@ -124,25 +124,21 @@ fn ts(v: &Value) -> Option<DateTime<Utc>> {
     v.as_str().and_then(super::trigger::parse_date)
 }
 
-/// LatestOnlyOperator's test on a run: a manual run, or one whose interval is empty, is
-/// the latest; else the run is the latest while now is within its data interval or the
-/// one after it (an interval as long, which is what the DAG's timetable gives for cron
-/// and delta schedules).
-pub fn latest(run: &Value, now: DateTime<Utc>) -> bool {
+/// LatestOnlyOperator's test on a run, as Airflow's `_get_compare_dates`: a manual run
+/// is the latest; else the run is the latest while now is after its interval's start and
+/// not after `next_end`, the end of the next scheduled interval (the server asks the
+/// DAG's timetable; none means this is the last scheduled run: latest).
+pub fn latest(run: &Value, next_end: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     if run["run_type"] == "manual" {
         return true;
     }
-    let (Some(start), Some(end)) = (
-        ts(&run["data_interval_start"]),
-        ts(&run["data_interval_end"]),
-    ) else {
-        return true;
-    };
-    let len = end - start;
-    if len <= chrono::Duration::zero() {
-        return true;
+    let start = ts(&run["data_interval_start"])
+        .or_else(|| ts(&run["logical_date"]))
+        .or_else(|| ts(&run["run_after"]));
+    match (start, next_end) {
+        (Some(left), Some(right)) => left < now && now <= right,
+        _ => true,
     }
-    start < now && now <= end + len
 }
 
 pub fn operator(kind: crate::model::Builtin, args: &Map<String, Value>, env: &mut OpEnv) -> Done {
@@ -172,7 +168,7 @@ pub fn operator(kind: crate::model::Builtin, args: &Map<String, Value>, env: &mu
     };
     let follow: Vec<String> = match kind {
         Builtin::LatestOnly => {
-            if latest(run, env.now) {
+            if latest(run, ts(&task["latest_only_next_end"]), env.now) {
                 (env.log)("Latest, allowing execution to proceed.");
                 downstream.clone()
             } else {
@@ -285,31 +281,28 @@ mod tests {
 
     #[test]
     fn latest_only_windows() {
-        let run =
-            |t, s, e| json!({"run_type": t, "data_interval_start": s, "data_interval_end": e});
+        let run = |t, s| json!({"run_type": t, "data_interval_start": s, "data_interval_end": s});
         let now = at("2024-01-03T12:00:00Z");
+        let next = Some(at("2024-01-04T00:00:00Z"));
+        // A cron trigger run at midnight is the latest until the next fire time.
         assert!(latest(
-            &run(
-                "scheduled",
-                "2024-01-02T00:00:00+00:00",
-                "2024-01-03T00:00:00+00:00"
-            ),
+            &run("scheduled", "2024-01-03T00:00:00+00:00"),
+            next,
             now
         ));
         assert!(!latest(
-            &run(
-                "scheduled",
-                "2024-01-01T00:00:00+00:00",
-                "2024-01-02T00:00:00+00:00"
-            ),
+            &run("scheduled", "2024-01-02T00:00:00+00:00"),
+            Some(at("2024-01-03T00:00:00Z")),
             now
         ));
         assert!(latest(
-            &run(
-                "manual",
-                "2020-01-01T00:00:00+00:00",
-                "2020-01-02T00:00:00+00:00"
-            ),
+            &run("manual", "2020-01-01T00:00:00+00:00"),
+            next,
+            now
+        ));
+        assert!(latest(
+            &run("scheduled", "2020-01-01T00:00:00+00:00"),
+            None,
             now
         ));
     }
