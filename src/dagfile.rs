@@ -19,6 +19,7 @@
 
 mod hitl;
 mod mapping;
+mod operators;
 mod schema;
 mod sensors;
 mod tasks;
@@ -820,6 +821,7 @@ mod tests {
             mapped: None,
             hitl: None,
             sensor: None,
+            args: None,
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");
@@ -898,7 +900,7 @@ mod tests {
             ),
             (
                 fixture!("unknown_operator.yml"),
-                "error 4:17 unknown operator `airflow.providers.http.operators.http.HttpOperator`: updraft runs airflow.providers.standard.operators.bash.BashOperator, ",
+                "error 4:17 unknown operator `airflow.providers.amazon.aws.operators.s3.S3CreateBucketOperator`: updraft runs airflow.providers.standard.operators.bash.BashOperator, ",
             ),
             (
                 fixture!("missing_operator.yml"),

@@ -5,6 +5,8 @@
 //! second set of look-alike structs; the YAML file format lives in `dagfile.rs` and the
 //! API's wire shapes in `api/`, never here.
 
+mod builtin;
+pub use builtin::{BUILTINS, Builtin, BuiltinSpec, builtin_paths};
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
@@ -141,6 +143,10 @@ pub struct Task {
     /// A native sensor's settings and arguments (`Operator::Sensor`); `None` for others.
     #[serde(default)]
     pub sensor: Option<NativeSensor>,
+    /// A built-in operator's own arguments (`Operator::Builtin`), as the file gave them
+    /// (templates unrendered); `None` for other operators.
+    #[serde(default)]
+    pub args: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Task {
@@ -416,6 +422,9 @@ pub enum Operator {
     /// A sensor whose poke runs inside the supervisor, no process spawned (BashSensor's
     /// command aside): its settings and arguments are in `Task::sensor`.
     Sensor(SensorKind),
+    /// An operator run in the supervisor itself, without a child process; its
+    /// arguments are in `Task::args`.
+    Builtin(Builtin),
 }
 
 /// Which human-in-the-loop operator a task is.
@@ -559,6 +568,7 @@ impl Operator {
             Operator::Hitl(HitlKind::Branch) => "HITLBranchOperator",
             Operator::Hitl(HitlKind::Entry) => "HITLEntryOperator",
             Operator::Sensor(kind) => kind.class_name(),
+            Operator::Builtin(b) => b.class_name(),
         }
     }
 

@@ -34,3 +34,5 @@ mod mapping;
 mod hitl;
 // Sensors: native pokes, poke and reschedule modes, timeouts, soft_fail.
 mod sensors;
+// Built-in operators (HTTP, SQL on SQLite, trigger, branches) against loopback servers and files.
+mod operators;

@@ -225,7 +225,7 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         Operator::Python(PythonKind::Branch | PythonKind::ShortCircuit)
             | Operator::TaskFlow(PythonKind::Branch | PythonKind::ShortCircuit)
             | Operator::Hitl(_)
-    );
+    ) || matches!(task.operator, Operator::Builtin(b) if b.branches());
     let mut task_json = json!({
         "task_id": task.task_id, "operator": task.operator.class_name(), "owner": task.owner,
         "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
@@ -239,6 +239,16 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             Operator::Sensor(kind) => Some(kind),
             _ => None,
         },
+        // A built-in operator's arguments (executor::operators) and its template fields.
+        "builtin": match task.operator { Operator::Builtin(b) => Some(b), _ => None },
+        "args": task.args,
+        "template_fields": match task.operator { Operator::Builtin(b) => Some(b.spec().template_fields), _ => None },
+        // The DAG's zone: the branch operators read wall-clock times in it.
+        "dag_timezone": matches!(task.operator, Operator::Builtin(_)).then(|| dag.timezone.name()),
+        // LatestOnlyOperator's right edge: the end of the next scheduled interval after
+        // this run's, by the DAG's timetable (null when there is none).
+        "latest_only_next_end": (task.operator == Operator::Builtin(crate::model::Builtin::LatestOnly))
+            .then(|| latest_only_next_end(&dag, &run, ctx.clock.now())),
         "callbacks": task.callbacks,
         // A task another expands over pushes its result's length (Airflow's
         // `iter_mapped_dependants`).
@@ -777,7 +787,11 @@ fn python_kind(op: Operator) -> Option<&'static str> {
             PythonKind::ShortCircuit => "short_circuit",
             PythonKind::Sensor => "sensor",
         }),
-        Operator::Bash | Operator::Empty | Operator::Hitl(_) | Operator::Sensor(_) => None,
+        Operator::Bash
+        | Operator::Empty
+        | Operator::Hitl(_)
+        | Operator::Sensor(_)
+        | Operator::Builtin(_) => None,
     }
 }
 
@@ -1007,6 +1021,154 @@ fn retry_delay(task: &Task, try_number: u32) -> std::time::Duration {
         secs = secs.min(max);
     }
     std::time::Duration::from_secs_f64(secs.min(86_400.0 * 365.0))
+}
+
+/// The end of the data interval of the scheduled run that follows `run`'s, as Airflow's
+/// LatestOnlyOperator asks the timetable (`next_dagrun_info` with catchup on); `None`
+/// when the run has no interval or the timetable has no next run.
+fn latest_only_next_end(
+    dag: &Dag,
+    run: &crate::store::RunRow,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let at = run.logical_date.unwrap_or(run.run_after);
+    let current = crate::scheduler::timetable::RunInfo {
+        logical_date: at,
+        data_interval_start: run.data_interval_start.unwrap_or(at),
+        data_interval_end: run.data_interval_end.unwrap_or(at),
+        run_after: run.run_after,
+    };
+    let mut d = dag.clone();
+    d.catchup = true;
+    crate::scheduler::timetable::next_run(&d, Some(&current), now)
+        .map(|next| crate::store::ts(next.data_interval_end))
+}
+
+/// The body of `POST /execution/dag-runs/{dag_id}/{run_id}` (Airflow's
+/// `TriggerDAGRunPayload`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerRunBody {
+    #[serde(default)]
+    logical_date: Option<DateTime<Utc>>,
+    #[serde(default)]
+    run_after: Option<DateTime<Utc>>,
+    #[serde(default)]
+    conf: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    reset_dag_run: bool,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    partition_key: Option<String>,
+}
+
+/// The DAG a dag-runs route names, or Airflow's 404.
+fn dag_for_trigger(store: &Store, dag_id: &str) -> Result<(), ApiError> {
+    crate::ops::dag(store, dag_id).map(|_| ()).map_err(|_| {
+        ApiError::with_detail(
+            404,
+            json!({"reason": "not_found", "message": format!("Dag with dag_id: '{dag_id}' not found")}),
+        )
+    })
+}
+
+/// `POST /execution/dag-runs/{dag_id}/{run_id}`: a task (TriggerDagRunOperator)
+/// triggers a run of another DAG; 204, 404 without the DAG, 409 when the run (or one at
+/// that logical date) exists. The run is manual, triggered by `operator`, for the user
+/// who triggered the caller's run.
+pub fn trigger_dag_run(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id) = (p.get("dag_id"), p.get("run_id"));
+    let b: TriggerRunBody = body(req)?;
+    dag_for_trigger(store, dag_id)?;
+    let user = store
+        .run(&c.ti.dag_id, &c.ti.run_id)?
+        .and_then(|r| r.triggering_user_name);
+    let trigger = crate::ops::Trigger {
+        run_id: Some(run_id.to_string()),
+        logical_date: b.logical_date,
+        data_interval: None,
+        run_after: b.run_after.or(b.logical_date),
+        conf: b.conf,
+        note: b.note,
+        triggered_by: "operator",
+        user,
+        audited_by_caller: false,
+    };
+    match crate::ops::trigger(store, dag_id, trigger, ctx.clock.now()) {
+        Ok(_) => {}
+        Err(crate::error::Error::Conflict(_)) => {
+            return Err(ApiError::with_detail(
+                409,
+                json!({"reason": "already_exists", "message": format!("A run already exists for Dag '{dag_id}' with run_id '{run_id}'")}),
+            ));
+        }
+        Err(crate::error::Error::Usage(m)) => {
+            return Err(ApiError::with_detail(
+                400,
+                json!({"reason": "value_error", "message": m}),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ctx.wake_scheduler();
+    Ok(with_token(
+        ctx,
+        Reply::bytes(204, "application/json", Vec::new()),
+        &c,
+        c.ti.state,
+    ))
+}
+
+/// `POST /execution/dag-runs/{dag_id}/{run_id}/clear`: every task instance of the run
+/// is cleared and the run queued again (`reset_dag_run`).
+pub fn clear_dag_run(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id) = (p.get("dag_id"), p.get("run_id"));
+    dag_for_trigger(store, dag_id)?;
+    crate::ops::clear(store, dag_id, Some(run_id), None, false, ctx.clock.now())?;
+    ctx.wake_scheduler();
+    Ok(with_token(
+        ctx,
+        Reply::bytes(204, "application/json", Vec::new()),
+        &c,
+        c.ti.state,
+    ))
+}
+
+/// `GET /execution/dag-runs/{dag_id}/{run_id}/state`: `{"state": ...}`.
+pub fn dag_run_state(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id) = (p.get("dag_id"), p.get("run_id"));
+    let run = store.run(dag_id, run_id)?.ok_or_else(|| {
+        not_found(format!(
+            "Dag run with dag_id '{dag_id}' and run_id '{run_id}' was not found"
+        ))
+    })?;
+    Ok(with_token(
+        ctx,
+        Reply::json(200, &json!({"state": run.state.as_str()})),
+        &c,
+        c.ti.state,
+    ))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::yaml::{Node, Pos, Value};
-use super::{Ctx, ImportError, check_id, mapping, sensors, values};
+use super::{Ctx, ImportError, check_id, mapping, operators, sensors, values};
 use crate::model::{
     Callback, GROUP_ID_LEN, ID_LEN, MapSource, Operator, PythonCall, PythonKind, Task, TaskGroup,
     TriggerRule, XcomArg,
@@ -588,6 +588,8 @@ fn task(
                 Some(Operator::Hitl(kind))
             } else if let Some(kind) = sensors::kind_of(&path) {
                 Some(Operator::Sensor(kind))
+            } else if let Some(kind) = crate::model::Builtin::by_path(&path) {
+                Some(Operator::Builtin(kind))
             } else {
                 let hitl = super::hitl::paths();
                 let known = [
@@ -602,6 +604,7 @@ fn task(
                         .iter()
                         .map(|(p, _)| *p)
                         .collect::<Vec<_>>(),
+                    &crate::model::builtin_paths(),
                 ]
                 .concat()
                 .join(", ");
@@ -705,6 +708,13 @@ fn task(
                 DAG_FACTORY_TASK_KEYS,
             ],
         ),
+        Some(op @ Operator::Builtin(kind)) => unknown_keys(
+            cx,
+            item,
+            "task",
+            op.class_name(),
+            &[BASE_OPERATOR_ARGS, DAG_FACTORY_TASK_KEYS, kind.spec().args],
+        ),
         // Every other key of a TaskFlow task is an argument of its callable.
         Some(Operator::TaskFlow(_)) | None => {}
     }
@@ -716,6 +726,12 @@ fn task(
     };
     let sensor = match operator {
         Some(Operator::Sensor(kind)) => Some(sensors::native(cx, item, layers, kind)),
+        _ => None,
+    };
+    let args = match operator {
+        Some(Operator::Builtin(kind)) => {
+            Some(operators::args(cx, layers, item.cfg, &item.name, kind))
+        }
         _ => None,
     };
     let python = match operator {
@@ -832,6 +848,7 @@ fn task(
         mapped,
         hitl,
         sensor,
+        args,
     }
 }
 

@@ -366,17 +366,6 @@ impl Client {
         )
         .map(|_| ())
     }
-
-    /// Marks tasks of the caller's run skipped before they start.
-    pub fn skip_downstream(&self, ti_id: &str, tasks: &[String]) -> Result<(), CallError> {
-        self.expect(
-            "PATCH",
-            &format!("task-instances/{}/skip-downstream", encode_segment(ti_id)),
-            Some(&json!({"tasks": tasks})),
-            &[204],
-        )
-        .map(|_| ())
-    }
 }
 
 /// An HTTP agent as every client uses it: statuses are results, not errors.
@@ -396,4 +385,53 @@ pub fn agent() -> ureq::Agent {
         .timeout_per_write(Some(TIMEOUT))
         .build()
         .into()
+}
+
+/// The Execution API's dag-runs routes, as Airflow's task SDK calls them for
+/// TriggerDagRunOperator (executor::operators::trigger).
+impl Client {
+    /// `POST dag-runs/{dag_id}/{run_id}`: the status (204 made, 409 exists, 404 no DAG)
+    /// and the body.
+    pub fn trigger_dag_run(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        body: &Value,
+    ) -> Result<(u16, Value), CallError> {
+        let path = format!(
+            "dag-runs/{}/{}",
+            encode_segment(dag_id),
+            encode_segment(run_id)
+        );
+        self.call("POST", &path, Some(body))
+    }
+
+    /// `POST dag-runs/{dag_id}/{run_id}/clear`.
+    pub fn clear_dag_run(&self, dag_id: &str, run_id: &str) -> Result<(), CallError> {
+        let path = format!(
+            "dag-runs/{}/{}/clear",
+            encode_segment(dag_id),
+            encode_segment(run_id)
+        );
+        self.expect("POST", &path, Some(&json!({})), &[200, 204])
+            .map(|_| ())
+    }
+
+    /// `GET dag-runs/{dag_id}/{run_id}/state`: the run's state.
+    pub fn dag_run_state(&self, dag_id: &str, run_id: &str) -> Result<String, CallError> {
+        let path = format!(
+            "dag-runs/{}/{}/state",
+            encode_segment(dag_id),
+            encode_segment(run_id)
+        );
+        let v = self.expect("GET", &path, None, &[200])?;
+        Ok(v["state"].as_str().unwrap_or("").to_string())
+    }
+
+    /// `PATCH task-instances/{id}/skip-downstream`: skips these tasks of the run.
+    pub fn skip_downstream(&self, ti_id: &str, tasks: &[String]) -> Result<(), CallError> {
+        let path = format!("task-instances/{}/skip-downstream", encode_segment(ti_id));
+        self.expect("PATCH", &path, Some(&json!({"tasks": tasks})), &[200, 204])
+            .map(|_| ())
+    }
 }

@@ -9,6 +9,7 @@
 //! (`kill_orphans`).
 
 pub mod client;
+pub mod operators;
 pub mod python;
 mod sensor;
 pub mod supervise;

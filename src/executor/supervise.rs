@@ -268,7 +268,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             sensor::End::Unreported => Outcome::Unreported,
         });
     }
-    if task["operator"] != "BashOperator" && !is_python {
+    if task["operator"] != "BashOperator" && !is_python && task["builtin"].is_null() {
         // An operator with nothing to execute here (EmptyOperator with callbacks):
         // its callbacks still fire around the execute that does nothing, as in Airflow.
         run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
@@ -302,6 +302,21 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         run_id: &run_id,
     };
     let tctx = template_context(&ctx, try_number, &sv.clock);
+    // A built-in operator runs here, in this thread (executor::operators).
+    if let Ok(kind) = serde_json::from_value::<crate::model::Builtin>(task["builtin"].clone()) {
+        run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
+        let b = BuiltinTry {
+            sv,
+            ctx: &ctx,
+            ti_id,
+            client: &client,
+            fail_state,
+        };
+        return Ok(match run_builtin(&b, kind, &tctx, &lookup, &mut log) {
+            BuiltinEnd::State(state) => finish(&mut log, state, None),
+            BuiltinEnd::Gone(outcome) => outcome,
+        });
+    }
     // An expanded value of a mapped task may be of any type; Airflow's BashOperator
     // fails on what it cannot run. (A Python task has none of these arguments.)
     let bash_args = if is_python {
@@ -993,6 +1008,128 @@ fn python_spec(
 /// Heartbeats while `bash_command` renders, as the loop does while the command runs, so a
 /// long render (slow look-ups, a big template) is never taken for a zombie; and stops the
 /// render when the try is no longer this supervisor's to run.
+/// What a built-in operator's try runs with.
+struct BuiltinTry<'a> {
+    sv: &'a Supervisors,
+    ctx: &'a Value,
+    ti_id: &'a str,
+    client: &'a Client,
+    fail_state: &'static str,
+}
+
+/// How a built-in operator's try ended: a state to report, or an outcome without one.
+enum BuiltinEnd {
+    State(&'static str),
+    Gone(Outcome),
+}
+
+/// Renders a built-in operator's template fields, runs it (heartbeating while it
+/// waits, within `execution_timeout`) and pushes its return value.
+fn run_builtin(
+    b: &BuiltinTry,
+    kind: crate::model::Builtin,
+    tctx: &template::Context,
+    lookup: &ApiLookup,
+    log: &mut TaskLog,
+) -> BuiltinEnd {
+    use super::operators::{self, Done, OpEnv};
+    let task = &b.ctx["task"];
+    let timeout = task["execution_timeout"]
+        .as_f64()
+        .map(Duration::from_secs_f64);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let beat_every =
+        Duration::from_secs_f64(b.sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
+    let mut beat = RenderBeat {
+        every: beat_every,
+        last_beat: Instant::now(),
+        last_ok: Instant::now(),
+        stopped: None,
+    };
+    let empty = serde_json::Map::new();
+    let args = task["args"].as_object().unwrap_or(&empty);
+    let fields = kind.spec().template_fields;
+    let rendered = operators::render_fields(args, fields, &mut |text: &str| {
+        template::render_within(text, tctx, lookup, deadline, &mut || {
+            beat.tick(b.sv, b.client, b.ti_id)
+        })
+    });
+    let gone = |stopped: Option<RenderStop>, log: &mut TaskLog| match stopped {
+        Some(RenderStop::Shutdown) => {
+            log.line("the executor is shutting down: the task was stopped and will be retried");
+            BuiltinEnd::State("up_for_retry")
+        }
+        Some(RenderStop::NotOurs) => {
+            log.line("the task instance was cleared or changed elsewhere: the task was stopped");
+            BuiltinEnd::Gone(Outcome::NotOurs)
+        }
+        Some(RenderStop::ApiGone) | None => {
+            log.line(
+                "the Execution API has not answered heartbeats for too long: the task was stopped",
+            );
+            BuiltinEnd::Gone(Outcome::Unreported)
+        }
+    };
+    let rendered = match rendered {
+        Ok(r) => r,
+        Err(RenderError::Template(e)) => {
+            log.line(&format!("cannot render {}: {e}", fields.join(", ")));
+            return BuiltinEnd::State(b.fail_state);
+        }
+        Err(RenderError::Timeout) => {
+            log.line("execution_timeout reached while rendering the template fields");
+            return BuiltinEnd::State(b.fail_state);
+        }
+        Err(RenderError::Abandoned) => return gone(beat.stopped, log),
+    };
+    log.line(&format!("running {} in the supervisor", kind.class_name()));
+    let done = {
+        let mut write = |line: &str| log.line(line);
+        let mut tick = || beat.tick(b.sv, b.client, b.ti_id);
+        let mut env = OpEnv {
+            client: b.client,
+            ti_id: b.ti_id,
+            ctx: b.ctx,
+            now: b.sv.clock.now(),
+            deadline,
+            beat: &mut tick,
+            log: &mut write,
+        };
+        operators::run(kind, &rendered, &mut env)
+    };
+    match done {
+        Done::Success(value) => {
+            // `do_xcom_push: false` keeps the return value out of XCom, as in Airflow.
+            let push = !matches!(args.get("do_xcom_push"), Some(Value::Bool(false)));
+            if let Some(value) = value.filter(|_| push) {
+                let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+                let run = &b.ctx["dag_run"];
+                if let Err(e) = b.client.xcom_set(
+                    &s(&run["dag_id"]),
+                    &s(&run["run_id"]),
+                    &s(&task["task_id"]),
+                    "return_value",
+                    &value,
+                    None,
+                ) {
+                    log.line(&format!("could not push the return_value XCom: {e}"));
+                    return BuiltinEnd::State(b.fail_state);
+                }
+            }
+            BuiltinEnd::State("success")
+        }
+        Done::Skipped(why) => {
+            log.line(&why);
+            BuiltinEnd::State("skipped")
+        }
+        Done::Failed(why) => {
+            log.line(&format!("Task failed with exception: {why}"));
+            BuiltinEnd::State(b.fail_state)
+        }
+        Done::Stopped => gone(beat.stopped, log),
+    }
+}
+
 struct RenderBeat {
     every: Duration,
     last_beat: Instant,

@@ -459,6 +459,7 @@ mod tests {
             mapped: None,
             hitl: None,
             sensor: None,
+            args: None,
         }
     }
 

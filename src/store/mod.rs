@@ -14,6 +14,7 @@ mod q_dags;
 mod q_objects;
 pub mod q_runs;
 mod runs;
+pub mod user_sql;
 mod vars;
 
 use std::path::{Path, PathBuf};
@@ -531,6 +532,7 @@ mod tests {
             ("q_runs.rs", include_str!("q_runs.rs")),
             ("runs.rs", include_str!("runs.rs")),
             ("vars.rs", include_str!("vars.rs")),
+            ("user_sql.rs", include_str!("user_sql.rs")),
         ];
         let raw = regex_lite::Regex::new(
             r"\.(execute|execute_batch|insert|pragma_update|pragma_update_and_check)\s*\(",

@@ -552,6 +552,23 @@ for (const { label, prefix } of PREFIXES) {
       const row = page.locator('tr[data-id="ui_conn"]');
       await row.locator(".masked").waitFor();
       assert.ok(!(await page.content()).includes("s3cret"), "the password is not on the page");
+      // The form follows the type: a SQLite file has no port or login; a folder (fs)
+      // has only its path, kept in extra.
+      await page.click("#add");
+      await dialog.locator("#f-conn_type").fill("sqlite");
+      assert.ok(await dialog.locator("#f-port").isHidden(), "sqlite shows no port");
+      assert.equal(await dialog.locator('label[for="f-host"]').innerText(), "Database file");
+      await dialog.locator("#f-conn_type").fill("fs");
+      assert.ok(await dialog.locator("#f-host").isHidden(), "fs shows no host");
+      await dialog.locator("#f-connection_id").fill("ui_fs");
+      await dialog.locator("#f-path").fill("/data/in");
+      await dialog.getByRole("button", { name: "Create" }).click();
+      const fsRow = page.locator('tr[data-id="ui_fs"]');
+      await fsRow.waitFor();
+      await fsRow.getByRole("button", { name: "Edit ui_fs" }).click();
+      assert.equal(await dialog.locator("#f-path").inputValue(), "/data/in");
+      assert.equal(JSON.parse(await dialog.locator("#f-extra").inputValue()).path, "/data/in");
+      await dialog.getByRole("button", { name: "Cancel" }).click();
       await snap("connections");
       await page.getByRole("link", { name: "Pools", exact: true }).click();
       await page.locator('tr[data-id="default_pool"]').waitFor();

@@ -142,6 +142,10 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
             &["subject", "body"],
             "#fff",
         ),
+        Operator::Builtin(kind) => {
+            let spec = kind.spec();
+            (spec.module, spec.template_fields, spec.ui_color)
+        }
     };
     json!({
         "task_id": task.task_id,
