@@ -475,6 +475,10 @@ pub enum SensorKind {
     DateTime,
     ExternalTask,
     Bash,
+    /// HttpSensor (the http provider's): `executor/operators/http.rs` pokes.
+    Http,
+    /// SqlSensor (common-sql's) on a SQLite connection: `executor/operators/sql.rs` pokes.
+    Sql,
 }
 
 impl SensorKind {
@@ -487,6 +491,8 @@ impl SensorKind {
             SensorKind::DateTime => "DateTimeSensor",
             SensorKind::ExternalTask => "ExternalTaskSensor",
             SensorKind::Bash => "BashSensor",
+            SensorKind::Http => "HttpSensor",
+            SensorKind::Sql => "SqlSensor",
         }
     }
 
@@ -504,6 +510,8 @@ impl SensorKind {
                 "external_task_group_id",
             ],
             SensorKind::Bash => &["bash_command", "env"],
+            SensorKind::Http => &["endpoint", "request_params", "headers"],
+            SensorKind::Sql => &["sql", "hook_params", "parameters", "conn_id"],
         }
     }
 }

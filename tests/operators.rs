@@ -98,6 +98,8 @@ fn op(id: &str, operator: &str, more: &str) -> String {
 
 const HTTP: &str = "airflow.providers.http.operators.http.HttpOperator";
 const SIMPLE_HTTP: &str = "airflow.providers.http.operators.http.SimpleHttpOperator";
+const HTTP_SENSOR: &str = "airflow.providers.http.sensors.http.HttpSensor";
+const SQL_SENSOR: &str = "airflow.providers.common.sql.sensors.sql.SqlSensor";
 const SQL: &str = "airflow.providers.common.sql.operators.sql.SQLExecuteQueryOperator";
 const SQL_CHECK: &str = "airflow.providers.common.sql.operators.sql.SQLCheckOperator";
 const SQL_VALUE: &str = "airflow.operators.sql.SQLValueCheckOperator";
@@ -127,6 +129,14 @@ fn http_sql_trigger_and_branch_operators_run_in_the_supervisor() {
             "missing",
             HTTP,
             "http_conn_id: web\nmethod: GET\nendpoint: /missing\ndependencies: [post_json]",
+        ),
+        // HttpSensor: a 200 is done; a 404 waits (here in reschedule mode) until the
+        // timeout, which soft_fail turns into a skip.
+        op("sense", HTTP_SENSOR, "http_conn_id: web\nendpoint: 'hello/{{ params.who }}'"),
+        op(
+            "sense_missing",
+            "airflow.sensors.http_sensor.HttpSensor",
+            "http_conn_id: web\nendpoint: /missing\nmode: reschedule\npoke_interval: 0.2\ntimeout: 1\nsoft_fail: true",
         ),
     ]
     .concat();
@@ -165,6 +175,17 @@ fn http_sql_trigger_and_branch_operators_run_in_the_supervisor() {
             "value_bad",
             SQL_VALUE,
             "conn_id: db\nsql: SELECT sum(a) FROM t\npass_value: 10\ntolerance: 0.1\ndependencies: [create]",
+        ),
+        // SqlSensor: a truthy first cell is done; no rows waits until the timeout.
+        op(
+            "rows",
+            SQL_SENSOR,
+            "conn_id: db\nsql: SELECT count(*) FROM t\nmode: reschedule\npoke_interval: 0.2\ndependencies: [create]",
+        ),
+        op(
+            "no_rows",
+            SQL_SENSOR,
+            "conn_id: db\nsql: SELECT a FROM t WHERE a > 5\npoke_interval: 0.2\ntimeout: 1\ndependencies: [create]",
         ),
     ]
     .concat();
@@ -300,6 +321,17 @@ fn http_sql_trigger_and_branch_operators_run_in_the_supervisor() {
         e.log("http_ops", &run, "post_json", 1)
     );
     assert_eq!(states["missing"].0, "failed");
+    assert_eq!(states["sense"].0, "success");
+    assert_eq!(
+        states["sense_missing"].0,
+        "skipped",
+        "{}",
+        e.log("http_ops", &run, "sense_missing", 1)
+    );
+    assert!(
+        e.log("http_ops", &run, "sense_missing", 1)
+            .contains("Poking: /missing")
+    );
     assert!(
         e.log("http_ops", &run, "missing", 1)
             .contains("404:Not Found")
@@ -321,8 +353,10 @@ fn http_sql_trigger_and_branch_operators_run_in_the_supervisor() {
         let seen = seen.lock().unwrap();
         let get = seen
             .iter()
-            .find(|s| s.target.starts_with("/hello"))
+            .find(|s| s.target.starts_with("/hello/me?q="))
             .unwrap();
+        // The HttpSensor's templated endpoint, without the operator's data.
+        assert!(seen.iter().any(|s| s.target == "/hello/me"));
         assert_eq!(get.method, "GET");
         assert_eq!(get.header("x-run"), Some("me"));
         assert_eq!(get.header("x-extra"), Some("e"));
@@ -344,6 +378,8 @@ fn http_sql_trigger_and_branch_operators_run_in_the_supervisor() {
         ("check_bad", "failed"),
         ("value_ok", "success"),
         ("value_bad", "failed"),
+        ("rows", "success"),
+        ("no_rows", "failed"),
     ] {
         assert_eq!(states[t].0, want, "{t}: {}", e.log("sql_ops", &run, t, 1));
     }

@@ -90,6 +90,17 @@ pub(super) const NATIVE_SENSORS: &[(&str, SensorKind)] = &[
     ),
     ("airflow.sensors.bash.BashSensor", SensorKind::Bash),
     ("airflow.sensors.bash_sensor.BashSensor", SensorKind::Bash),
+    (
+        "airflow.providers.http.sensors.http.HttpSensor",
+        SensorKind::Http,
+    ),
+    ("airflow.sensors.http_sensor.HttpSensor", SensorKind::Http),
+    (
+        "airflow.providers.common.sql.sensors.sql.SqlSensor",
+        SensorKind::Sql,
+    ),
+    ("airflow.sensors.sql.SqlSensor", SensorKind::Sql),
+    ("airflow.sensors.sql_sensor.SqlSensor", SensorKind::Sql),
 ];
 
 /// What `BaseSensorOperator` takes (`deferrable` is the deferrable sensors' own; updraft
@@ -170,6 +181,34 @@ pub(super) fn own_args(kind: SensorKind) -> &'static [&'static str] {
             "deferrable",
         ],
         SensorKind::Bash => &["bash_command", "env", "output_encoding", "retry_exit_code"],
+        SensorKind::Http => &[
+            "endpoint",
+            "http_conn_id",
+            "method",
+            "request_params",
+            "headers",
+            "extra_options",
+            "response_error_codes_allowlist",
+            "response_check",
+            "response_check_name",
+            "response_check_file",
+            "response_check_lambda",
+            "tcp_keep_alive",
+            "tcp_keep_alive_idle",
+            "tcp_keep_alive_count",
+            "tcp_keep_alive_interval",
+            "deferrable",
+        ],
+        SensorKind::Sql => &[
+            "conn_id",
+            "sql",
+            "parameters",
+            "fail_on_empty",
+            "hook_params",
+            "success",
+            "failure",
+            "selector",
+        ],
     }
 }
 
@@ -232,7 +271,29 @@ pub(super) fn native(
         SensorKind::Time | SensorKind::DateTime => &["target_time"],
         SensorKind::ExternalTask => &["external_dag_id"],
         SensorKind::Bash => &["bash_command"],
+        SensorKind::Http => &["endpoint"],
+        SensorKind::Sql => &["conn_id", "sql"],
     };
+    // Callables are Python objects; these sensors are poked natively, without Python.
+    let callables: &[&str] = match kind {
+        SensorKind::Http => &[
+            "response_check",
+            "response_check_name",
+            "response_check_file",
+            "response_check_lambda",
+        ],
+        SensorKind::Sql => &["success", "failure", "selector"],
+        _ => &[],
+    };
+    for &key in callables {
+        if let Some(n) = layers.iter().find_map(|l| l.field(key)) {
+            cx.errors.push(n.pos.error(format!(
+                "task `{}`: `{key}` (a Python callable) is not supported by updraft's native {}",
+                item.name,
+                kind.class_name()
+            )));
+        }
+    }
     for key in required {
         if !args.contains_key(*key) {
             cx.errors.push(item.pos.error(format!(

@@ -76,6 +76,8 @@ pub fn poke_fn(kind: SensorKind) -> PokeFn {
         SensorKind::DateTime => poke_date_time,
         SensorKind::ExternalTask => poke_external_task,
         SensorKind::Bash => poke_bash,
+        SensorKind::Http => poke_http,
+        SensorKind::Sql => poke_sql,
     }
 }
 
@@ -467,6 +469,20 @@ fn poke_file(cx: &mut PokeCx, args: &Map<String, Value>) -> Result<Poke, PokeErr
     } else {
         Poke::NotYet
     })
+}
+
+/// HttpSensor: the `http_conn_id` connection (`http_default`), then one request.
+fn poke_http(cx: &mut PokeCx, args: &Map<String, Value>) -> Result<Poke, PokeError> {
+    let conn_id = arg_str(args, "http_conn_id").unwrap_or("http_default");
+    let conn = super::operators::connection(cx.client, conn_id).map_err(PokeError::Error)?;
+    super::operators::http::poke_http(args, Some(&conn), &mut |l| cx.log.line(l))
+}
+
+/// SqlSensor: its `conn_id` connection (a SQLite file), then the query.
+fn poke_sql(cx: &mut PokeCx, args: &Map<String, Value>) -> Result<Poke, PokeError> {
+    let conn_id = arg_str(args, "conn_id").unwrap_or("");
+    let conn = super::operators::connection(cx.client, conn_id).map_err(PokeError::Error)?;
+    super::operators::sql::poke_sql(args, &conn, &mut |l| cx.log.line(l))
 }
 
 /// An `fs` connection's base path: its extra's `path`.

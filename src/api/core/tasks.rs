@@ -119,6 +119,8 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
                 SensorKind::DateTime => "airflow.providers.standard.sensors.date_time",
                 SensorKind::ExternalTask => "airflow.providers.standard.sensors.external_task",
                 SensorKind::Bash => "airflow.providers.standard.sensors.bash",
+                SensorKind::Http => "airflow.providers.http.sensors.http",
+                SensorKind::Sql => "airflow.providers.common.sql.sensors.sql",
             },
             kind.template_fields(),
             match kind {

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{Done, Poke, connection_extra};
+use super::{Done, connection_extra};
+use crate::executor::sensor::{Poke, PokeError};
 use crate::percent::encode_query as encode_query_value;
 
 /// What is sent.
@@ -306,7 +307,7 @@ pub fn poke_http(
     args: &Map<String, Value>,
     conn: Option<&Value>,
     log: &mut dyn FnMut(&str),
-) -> Poke {
+) -> Result<Poke, PokeError> {
     let null = Value::Null;
     let get = |k: &str| args.get(k).unwrap_or(&null);
     let method = get("method").as_str().unwrap_or("GET");
@@ -320,18 +321,18 @@ pub fn poke_http(
         get("extra_options"),
     ) {
         Ok(c) => c,
-        Err(e) => return Poke::Error(e),
+        Err(e) => return Err(PokeError::Error(e)),
     };
     log(&format!("Poking: {}", endpoint));
     match send(&call) {
-        Ok(r) if r.status == 404 => Poke::NotYet,
+        Ok(r) if r.status == 404 => Ok(Poke::NotYet),
         Ok(r) if r.status >= 400 && call.check_response => {
             log(&format!("HTTP error: {}", r.reason));
             log(&r.text);
-            Poke::Error(format!("{}:{}", r.status, r.reason))
+            Err(PokeError::Error(format!("{}:{}", r.status, r.reason)))
         }
-        Ok(_) => Poke::Done(None),
-        Err(e) => Poke::Error(e),
+        Ok(_) => Ok(Poke::Done(None)),
+        Err(e) => Err(PokeError::Error(e)),
     }
 }
 
@@ -411,16 +412,19 @@ mod tests {
         let args = json!({"endpoint": "/ready"}).as_object().unwrap().clone();
         let mut lines = Vec::new();
         let mut log = |l: &str| lines.push(l.to_string());
-        assert_eq!(poke_http(&args, Some(&conn), &mut log), Poke::NotYet);
-        assert_eq!(poke_http(&args, Some(&conn), &mut log), Poke::Done(None));
+        assert_eq!(poke_http(&args, Some(&conn), &mut log), Ok(Poke::NotYet));
         assert_eq!(
             poke_http(&args, Some(&conn), &mut log),
-            Poke::Error("500:Internal Server Error".into())
+            Ok(Poke::Done(None))
+        );
+        assert_eq!(
+            poke_http(&args, Some(&conn), &mut log),
+            Err(PokeError::Error("500:Internal Server Error".into()))
         );
         // Nothing listens there any more: the poke is an error, not a wait.
         assert!(matches!(
             poke_http(&args, Some(&conn), &mut log),
-            Poke::Error(_)
+            Err(PokeError::Error(_))
         ));
         assert!(lines.iter().any(|l| l == "Poking: /ready"), "{lines:?}");
     }

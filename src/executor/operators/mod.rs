@@ -34,17 +34,6 @@ pub enum Done {
     Stopped,
 }
 
-/// One poke of a sensor.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Poke {
-    /// The condition holds; the value, if any, is the sensor's XCom.
-    Done(Option<Value>),
-    /// Not yet: poke again later.
-    NotYet,
-    /// The poke raised: the sensor fails (or skips with `soft_fail`, the loop's call).
-    Error(String),
-}
-
 /// What an operator may use besides its arguments.
 pub struct OpEnv<'a> {
     pub client: &'a Client,

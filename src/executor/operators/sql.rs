@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-use super::{Done, Poke};
+use super::Done;
+use crate::executor::sensor::{Poke, PokeError};
 use crate::model::Builtin;
 use crate::store::user_sql::{Rows, run_sqlite};
 
@@ -261,12 +262,16 @@ fn value_check(record: &[Value], pass_value: &Value, tolerance: &Value, sql: &st
 /// SqlSensor's poke (without `success`/`failure` callables): runs `sql` with
 /// `parameters` against the connection's SQLite file; no rows is "not yet" (an error
 /// with `fail_on_empty`); else the first column of the first row decides: truthy is done.
-pub fn poke_sql(args: &Map<String, Value>, conn: &Value, log: &mut dyn FnMut(&str)) -> Poke {
+pub fn poke_sql(
+    args: &Map<String, Value>,
+    conn: &Value,
+    log: &mut dyn FnMut(&str),
+) -> Result<Poke, PokeError> {
     let null = Value::Null;
     let get = |k: &str| args.get(k).unwrap_or(&null);
     let path = match sqlite_path(conn) {
         Ok(p) => p,
-        Err(e) => return Poke::Error(e),
+        Err(e) => return Err(PokeError::Error(e)),
     };
     let sql = get("sql").as_str().unwrap_or("").to_string();
     log(&format!(
@@ -275,7 +280,7 @@ pub fn poke_sql(args: &Map<String, Value>, conn: &Value, log: &mut dyn FnMut(&st
     ));
     let results = match run_sqlite(&path, &[sql], get("parameters"), false) {
         Ok(r) => r,
-        Err(e) => return Poke::Error(e),
+        Err(e) => return Err(PokeError::Error(e)),
     };
     let Some(row) = results
         .first()
@@ -283,13 +288,15 @@ pub fn poke_sql(args: &Map<String, Value>, conn: &Value, log: &mut dyn FnMut(&st
         .and_then(|rows| rows.first())
     else {
         if get("fail_on_empty").as_bool().unwrap_or(false) {
-            return Poke::Error("No rows returned, raising as per fail_on_empty flag".into());
+            return Err(PokeError::Error(
+                "No rows returned, raising as per fail_on_empty flag".into(),
+            ));
         }
-        return Poke::NotYet;
+        return Ok(Poke::NotYet);
     };
     match row.first() {
-        Some(v) if truthy(v) => Poke::Done(None),
-        _ => Poke::NotYet,
+        Some(v) if truthy(v) => Ok(Poke::Done(None)),
+        _ => Ok(Poke::NotYet),
     }
 }
 
@@ -348,22 +355,30 @@ mod tests {
                 .extend(extra.as_object().unwrap().clone());
             a.as_object().unwrap().clone()
         };
-        assert_eq!(poke_sql(&args(json!({})), &conn, &mut log), Poke::NotYet);
+        assert_eq!(
+            poke_sql(&args(json!({})), &conn, &mut log),
+            Ok(Poke::NotYet)
+        );
         assert_eq!(
             poke_sql(&args(json!({"fail_on_empty": true})), &conn, &mut log),
-            Poke::Error("No rows returned, raising as per fail_on_empty flag".into())
+            Err(PokeError::Error(
+                "No rows returned, raising as per fail_on_empty flag".into()
+            ))
         );
         run("INSERT INTO flags VALUES (0, 'x')");
-        assert_eq!(poke_sql(&args(json!({})), &conn, &mut log), Poke::NotYet);
+        assert_eq!(
+            poke_sql(&args(json!({})), &conn, &mut log),
+            Ok(Poke::NotYet)
+        );
         run("UPDATE flags SET done = 1");
         assert_eq!(
             poke_sql(&args(json!({})), &conn, &mut log),
-            Poke::Done(None)
+            Ok(Poke::Done(None))
         );
         let other = json!({"conn_id": "pg", "conn_type": "postgres", "host": "h"});
         assert!(matches!(
             poke_sql(&args(json!({})), &other, &mut log),
-            Poke::Error(_)
+            Err(PokeError::Error(_))
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
