@@ -766,3 +766,179 @@ fn the_runner_keeps_its_bytecode_even_with_pythondontwritebytecode() {
         "{cached:?}"
     );
 }
+
+const DAG_CALLBACKS: &str = r#"
+import json
+import os
+
+
+def record(context, tag, pull):
+    from airflow.sdk import Variable
+
+    ti = context.get("ti")
+    line = {
+        "tag": tag, "reason": context["reason"], "run_id": context["run_id"],
+        "dag_run": context["dag_run"].run_id, "run_state": context["dag_run"].state,
+        "ti": ti.task_id, "ti_state": ti.state, "dag": context["dag"].dag_id,
+        "xcom": ti.xcom_pull(task_ids=pull), "var": Variable.get("greeting", "none"),
+    }
+    Variable.set("dcb_" + tag, "set")
+    with open(os.path.join(os.path.dirname(__file__), "fired.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def broken(context):
+    raise RuntimeError("dag callback broke: " + context["reason"])
+"#;
+
+/// DAG-level callbacks: recorded by the scheduler when a run ends, run once by the
+/// executor's callback runner with the context Airflow's DAG processor builds (the
+/// relevant task instance's, with `reason`), logged where Airflow's DAG processor logs the
+/// file; one that raises changes nothing.
+#[test]
+fn dag_callbacks_fire_once_with_the_runs_context() {
+    let ok = dag(
+        "dcb_ok",
+        "  on_success_callback: {callback: dcb.record, tag: ok, pull: a}\n  on_failure_callback: {callback: dcb.record, tag: wrong, pull: a}\n",
+        &[
+            task("a", "echo a", ""),
+            task("b", "echo b", "dependencies: [a]"),
+        ]
+        .concat(),
+    );
+    let fail = dag(
+        "dcb_fail",
+        "  on_failure_callback: {callback: dcb.record, tag: fail, pull: fine}\n  on_success_callback: {callback: dcb.record, tag: wrong, pull: fine}\n",
+        &[task("fine", "echo fine", ""), task("boom", "exit 3", "")].concat(),
+    );
+    let bad = dag(
+        "dcb_bad",
+        "  on_failure_callback_name: broken\n  on_failure_callback_file: $CONFIG_ROOT_DIR/dcb.py\n",
+        &task("boom", "exit 3", ""),
+    );
+    let e = Engine::start(
+        &[
+            ("dcb.py", DAG_CALLBACKS),
+            ("dcb_ok.yml", &ok),
+            ("dcb_fail.yml", &fail),
+            ("dcb_bad.yml", &bad),
+        ],
+        &[],
+    );
+    e.home
+        .run(&["variables", "set", "greeting", "hi"], FAST)
+        .expect(0);
+    let runs: Vec<(&str, String)> = ["dcb_ok", "dcb_fail", "dcb_bad"]
+        .into_iter()
+        .map(|d| (d, e.trigger(d, None)))
+        .collect();
+    let store = e.store();
+    for (d, run) in &runs {
+        e.wait_run(d, run);
+        let done = crate::util::wait_until(std::time::Duration::from_secs(90), || {
+            let cbs = store.dag_callbacks_of_run(d, run).unwrap();
+            !cbs.is_empty()
+                && cbs
+                    .iter()
+                    .all(|c| c.state == "success" || c.state == "failed")
+        });
+        assert!(
+            done,
+            "{d}: {:?}\n{}",
+            store.dag_callbacks_of_run(d, run),
+            e.srv.log()
+        );
+    }
+    let states: Vec<(String, String, String)> = runs
+        .iter()
+        .flat_map(|(d, run)| store.dag_callbacks_of_run(d, run).unwrap())
+        .map(|c| (c.dag_id, c.reason, c.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("dcb_ok".into(), "success".into(), "success".into()),
+            ("dcb_fail".into(), "task_failure".into(), "success".into()),
+            ("dcb_bad".into(), "task_failure".into(), "failed".into()),
+        ]
+    );
+    // A failing callback changes nothing: the run and its task keep their states.
+    assert_eq!(e.wait_run("dcb_bad", &runs[2].1), "failed");
+    assert_eq!(e.state("dcb_bad", &runs[2].1, "boom"), "failed");
+    assert_eq!(e.wait_run("dcb_ok", &runs[0].1), "success");
+    let fired = std::fs::read_to_string(e.home.dags().join("fired.jsonl")).unwrap();
+    let mut lines: Vec<serde_json::Value> = fired
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines.sort_by_key(|l| l["tag"].as_str().unwrap_or_default().to_string());
+    assert_eq!(
+        lines,
+        [
+            json!({"tag": "fail", "reason": "task_failure", "run_id": runs[1].1, "dag_run": runs[1].1,
+                   "run_state": "failed", "ti": "boom", "ti_state": "failed", "dag": "dcb_fail",
+                   "xcom": "fine", "var": "hi"}),
+            json!({"tag": "ok", "reason": "success", "run_id": runs[0].1, "dag_run": runs[0].1,
+                   "run_state": "success", "ti": "b", "ti_state": "success", "dag": "dcb_ok",
+                   "xcom": "a", "var": "hi"}),
+        ],
+        "{fired}"
+    );
+    // Its token set a variable while it ran (as Airflow's DAG processor lets a callback).
+    let out = e.home.run(&["variables", "get", "dcb_ok"], FAST);
+    assert_eq!(out.stdout().trim(), "set");
+    // A finished request's token reads nothing more, claims nothing again, and a callback
+    // token never reaches a task instance's routes.
+    let cb = &store.dag_callbacks_of_run("dcb_ok", &runs[0].1).unwrap()[0];
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let token = updraft::auth::task::mint_dag_callback(&secret, cb.id, 600.0, chrono::Utc::now());
+    let status = |method, path: &str| {
+        e.srv
+            .request(method, path)
+            .token(&token)
+            .json(&json!({"pid": 1, "hostname": "x", "state": "success"}))
+            .send()
+            .status
+    };
+    use crate::util::Method::{Get, Patch, Put};
+    assert_eq!(status(Get, "/execution/variables/greeting"), 403);
+    assert_eq!(
+        status(Patch, &format!("/execution/dag-callbacks/{}/run", cb.id)),
+        409
+    );
+    assert_eq!(
+        status(
+            Patch,
+            &format!("/execution/dag-callbacks/{}/run", cb.id + 1)
+        ),
+        403
+    );
+    let ti = store.ti_by_key("dcb_ok", &runs[0].1, "b").unwrap().unwrap();
+    assert_eq!(
+        status(
+            Put,
+            &format!("/execution/task-instances/{}/heartbeat", ti.id)
+        ),
+        403
+    );
+    // Output goes where Airflow's DAG processor logs the file.
+    let day = store
+        .run("dcb_bad", &runs[2].1)
+        .unwrap()
+        .unwrap()
+        .end_date
+        .unwrap();
+    let log_path = e
+        .home
+        .path
+        .join("logs/dag_processor")
+        .join(day.format("%Y-%m-%d").to_string())
+        .join("dags-folder/dcb_bad.yml.log");
+    let log = std::fs::read_to_string(&log_path)
+        .unwrap_or_else(|err| panic!("{}: {err}", log_path.display()));
+    assert!(
+        log.contains("on_failure_callback broken failed")
+            && log.contains("RuntimeError: dag callback broke: task_failure"),
+        "{log}"
+    );
+}

@@ -7,6 +7,7 @@
 
 pub mod assets;
 pub mod core;
+mod dag_callbacks;
 pub mod execution;
 pub mod http;
 mod monitor;
@@ -39,6 +40,8 @@ static BASE: &[Route] = &[
     public(Patch, "/execution/task-instances/{task_instance_id}/state", Execution, "Finish a try: success, failed, skipped, up_for_retry", execution::state),
     public(Patch, "/execution/task-instances/{task_instance_id}/skip-downstream", Execution, "Skip tasks downstream of a branch or short-circuit", execution::skip_downstream),
     public(Patch, "/execution/task-instances/{task_instance_id}/rendered-map-index", Execution, "Set the render of a task's map_index_template", execution::rendered_map_index),
+    public(Patch, "/execution/dag-callbacks/{callback_id}/run", Execution, "Claim a DAG callback request; returns its callbacks and context", dag_callbacks::run),
+    public(Patch, "/execution/dag-callbacks/{callback_id}/state", Execution, "Finish a DAG callback request: success or failed", dag_callbacks::state),
     public(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
     public(Put, "/execution/variables/{variable_key}", Execution, "Set a variable", execution::put_variable),
     public(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),

@@ -111,6 +111,22 @@ impl LocalExecutor {
         Ok(())
     }
 
+    /// Runs one DAG callback request (see `supervise::dag_callback`) on a thread of its
+    /// own. It takes no slot of `parallelism`, as Airflow's DAG processor runs callbacks
+    /// outside the executor's slots, and is not waited for on shutdown beyond its runner
+    /// being stopped.
+    pub fn submit_dag_callback(&mut self, id: i64, token: String) -> std::io::Result<()> {
+        let supervisors = self.supervisors.clone();
+        self.supervisors.threads.run("dag-callback", move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                supervise::dag_callback(&supervisors, id, &token)
+            }));
+            if ran.is_err() {
+                log::error!("the runner of DAG callback request {id} panicked");
+            }
+        })
+    }
+
     /// Forgets a finished supervisor.
     pub fn reap(&mut self, ti_id: &str) {
         self.running.remove(ti_id);

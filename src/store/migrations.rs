@@ -290,4 +290,21 @@ CREATE INDEX dag_run_backfill ON dag_run (backfill_id) WHERE backfill_id IS NOT 
 ALTER TABLE task_instance ADD COLUMN rendered_map_index TEXT;
 ALTER TABLE task_instance_history ADD COLUMN rendered_map_index TEXT;
 "#,
+    // DAG-level callbacks: one request per run end that has callbacks to run (Airflow's
+    // `DagCallbackRequest`), recorded by the scheduler, claimed and finished by the
+    // executor's callback runner through the Execution API.
+    r#"
+CREATE TABLE dag_callback (
+    id           INTEGER PRIMARY KEY,
+    dag_id       TEXT NOT NULL,
+    run_id       TEXT NOT NULL,
+    is_failure   INTEGER NOT NULL,
+    reason       TEXT NOT NULL,
+    ti_id        TEXT,
+    state        TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    end_date     TEXT
+);
+CREATE INDEX dag_callback_queued ON dag_callback (id) WHERE state = 'queued';
+"#,
 ];

@@ -237,6 +237,8 @@ class TaskInstance:
         self.try_number = c["try_number"]
         self.map_index = c.get("map_index", -1)
         self.max_tries = c.get("max_tries", 0)
+        # Known to a callback: the state the try ended in.
+        self.state = c.get("state")
 
     def xcom_push(self, key, value):
         CLIENT.xcom_set(self.dag_id, self.run_id, self.task_id, key, to_json(value, f"XCom {key!r}"))
@@ -407,7 +409,8 @@ def build_context(spec):
                           data_interval_start=_time(c.get("data_interval_start")),
                           data_interval_end=_time(c.get("data_interval_end")),
                           run_after=_time(c.get("run_after")), run_type=c.get("run_type"),
-                          start_date=_time(c.get("start_date")), conf=c.get("conf") or {}),
+                          start_date=_time(c.get("start_date")), conf=c.get("conf") or {},
+                          state=c.get("run_state"), end_date=_time(c.get("end_date"))),
         "run_id": c["run_id"],
         "params": c.get("params") or {},
         "ti": ti,
@@ -654,21 +657,35 @@ def follow(spec, result):
 
 def run_callbacks(spec):
     """Calls each callback with the context (and its keyword arguments); a failure is
-    printed with its traceback and does not stop the others."""
+    printed with its traceback and does not stop the others. A DAG's callbacks (a spec
+    with a `reason`) get the context Airflow 3's DAG processor builds: the task instance's
+    with `reason`, or only `dag`, `run_id` and `reason` when there is no task instance.
+    Ends with 1 when one failed."""
     global CONTEXT
-    CONTEXT = build_context(spec)
+    reason = spec.get("reason")
+    if reason is not None and spec.get("minimal"):
+        c = spec["context"]
+        CONTEXT = {"dag": _Named(dag_id=c["dag_id"]), "run_id": c["run_id"]}
+    else:
+        CONTEXT = build_context(spec)
+    if reason is not None:
+        CONTEXT["reason"] = reason
+    failed = 0
     for cb in spec["callbacks"]:
         name = cb["callable"]
+        if reason is not None:
+            print(f"Executing {cb['on']} dag callback {name}", flush=True)
         try:
             func = load_callable({"callable": name, "file": cb.get("file")})
             func(CONTEXT, **(cb.get("kwargs") or {}))
         except BaseException:  # noqa: B036 - a callback never changes the task's state
             import traceback
 
+            failed = 1
             print(f"{cb['on']} {name} failed:", file=sys.stderr, flush=True)
             traceback.print_exc()
             sys.stderr.flush()
-    return 0
+    return failed
 
 
 _CONTEXT_KEYS = frozenset()
@@ -722,7 +739,7 @@ def main(argv):
     if spec.get("native"):
         for key in ("op_args", "op_kwargs", "templates_dict"):
             spec[key] = native(spec.get(key))
-    if spec.get("callbacks"):
+    if spec.get("callbacks") is not None:
         return run_callbacks(spec)
     try:
         func = load_callable(spec)
