@@ -99,6 +99,9 @@ def report(context, tag="plain"):
     ti = context["ti"]
     print(f"callback {tag} for {ti.task_id} try {ti.try_number}", flush=True)
     Variable.set(f"cb_{ti.task_id}_{tag}_{ti.try_number}", "fired")
+    e = context.get("exception", "absent")
+    kind = "BaseException" if isinstance(e, BaseException) and not isinstance(e, Exception) else "Exception"
+    Variable.set(f"exc_{ti.task_id}_{tag}_{ti.try_number}", f"{e!r} {kind if e != 'absent' and e is not None else ''}".strip())
 
 
 def broken_callback(context):
@@ -508,6 +511,12 @@ fn callbacks_fire_once_each_and_never_change_the_state() {
             "retries: 1\nretry_delay: 0\non_failure_callback_name: broken_callback\non_failure_callback_file: $CONFIG_ROOT_DIR/lib.py",
         ),
         py_task("skip", "lib.skip", "on_skipped_callback: {callback: lib.report, tag: skipped}"),
+        task("bash_fail", "exit 3", "on_failure_callback: {callback: lib.report, tag: failed}"),
+        task(
+            "slow",
+            "sleep 30",
+            "execution_timeout: 1\non_failure_callback: {callback: lib.report, tag: failed}",
+        ),
     ]
     .concat();
     let yaml = dag("cbs", "", &tasks).replace("  default_args:\n    start_date: 2024-01-01\n", lib);
@@ -532,6 +541,29 @@ fn callbacks_fire_once_each_and_never_change_the_state() {
     }
     // on_retry only for the try that is retried; the DAG's default_args reach every task.
     assert_eq!(var("cb_boom_plain_2"), None);
+    // The context's `exception`: what failed the try (Airflow 3.3.2's own for a Bash exit
+    // and a timeout), None after a success or skip, absent before the task runs.
+    for (key, want) in [
+        (
+            "exc_boom_plain_1",
+            "ValueError('callable went wrong') Exception",
+        ),
+        (
+            "exc_bash_fail_failed_1",
+            "AirflowException('Bash command failed. The command returned a non-zero exit code 3.') Exception",
+        ),
+        ("exc_ok_success_1", "None"),
+        ("exc_ok_exec_1", "'absent'"),
+        ("exc_skip_skipped_1", "None"),
+    ] {
+        assert_eq!(var(key).as_deref(), Some(want), "{key}");
+    }
+    let timeout = var("exc_slow_failed_1").unwrap_or_default();
+    assert!(
+        timeout.starts_with("AirflowTaskTimeout('Timeout, PID: ")
+            && timeout.ends_with(" BaseException"),
+        "{timeout}"
+    );
     let ok_log = e.log("cbs", &run, "ok", 1);
     assert_eq!(
         ok_log.matches("callback exec for ok").count(),

@@ -201,6 +201,10 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     } else {
         "failed"
     };
+    // What failed the try, for the failure and retry callbacks' `exception` (as Airflow's
+    // task runner puts the error in the context before `finalize`): set where a failure is
+    // known, `null` otherwise.
+    let exception = std::cell::RefCell::new(Value::Null);
     let finish = |log: &mut TaskLog, state: &str, rendered: Option<&str>| -> Outcome {
         // As Airflow 3's task runner: callbacks run before the state is reported, while
         // the try's token still reaches variables, connections and XComs.
@@ -211,7 +215,11 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             _ => "on_failure_callback",
         };
         if !sv.stopping() {
-            run_callbacks(sv, &ctx, ti_id, &client, on, log);
+            let error = match state {
+                "success" | "skipped" => Value::Null,
+                _ => exception.borrow().clone(),
+            };
+            run_callbacks(sv, &ctx, ti_id, &client, (on, Some(&error)), log);
         }
         log.line(&format!("final state: {state}"));
         match client.finish(ti_id, state, sv.clock.now(), rendered) {
@@ -227,7 +235,14 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     if task["operator"] != "BashOperator" && !is_python {
         // An operator with nothing to execute here (EmptyOperator with callbacks):
         // its callbacks still fire around the execute that does nothing, as in Airflow.
-        run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
+        run_callbacks(
+            sv,
+            &ctx,
+            ti_id,
+            &client,
+            ("on_execute_callback", None),
+            &mut log,
+        );
         return Ok(finish(&mut log, "success", None));
     }
     // A Python task needs an interpreter and the runner's files before anything runs.
@@ -407,7 +422,14 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let cwd = task["cwd"].as_str().map(PathBuf::from);
     // stdout comes through a pipe: copied into the log line by line, its last line kept
     // for the return value. stderr goes to the log directly.
-    run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
+    run_callbacks(
+        sv,
+        &ctx,
+        ti_id,
+        &client,
+        ("on_execute_callback", None),
+        &mut log,
+    );
     // A Python task writes its own log lines and reports its return value itself; its
     // spec goes in a file (argv and the environment are too small on Windows).
     let mut python_files = None;
@@ -488,6 +510,11 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             return Ok(finish(&mut log, "up_for_retry", shown));
         }
         if timeout.is_some_and(|t| clock.elapsed() >= t) {
+            // Airflow's `timeout` raises this in the task process.
+            *exception.borrow_mut() = airflow_error(
+                "AirflowTaskTimeout",
+                &format!("Timeout, PID: {}", child.pid()),
+            );
             let _ = child.kill_tree(KILL_GRACE);
             log.line(&format!(
                 "execution_timeout of {:.3} s reached: the task and its children were killed",
@@ -535,6 +562,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             after.extra = extra.clone();
             render_map_index(&client, ti_id, template, &after, &lookup, &mut log, false);
         }
+        *exception.borrow_mut() = files.exception();
         let state = match outcome {
             Some((state, retry, xcoms, _)) => match state.as_str() {
                 // The return value's XComs, pushed here (as Airflow 3's supervisor does
@@ -573,7 +601,14 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let state = match exit.code() {
         0 => "success",
         SKIP_EXIT_CODE => "skipped",
-        _ => fail_state,
+        code => {
+            // BashOperator's error for a non-zero exit, in Airflow 3.3.2's words.
+            *exception.borrow_mut() = airflow_error(
+                "AirflowException",
+                &format!("Bash command failed. The command returned a non-zero exit code {code}."),
+            );
+            fail_state
+        }
     };
     // A task a mapped task expands over must push a list or a dict; BashOperator's
     // return value is a string (its last line), so Airflow's task runner fails it.
@@ -609,12 +644,14 @@ const CALLBACK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs the task's `on` callbacks with the Python runner, their output into the try's log.
 /// A callback that fails or cannot run is logged; it never changes the task's state.
+/// `exception` is the context's `exception` (a description the runner makes an exception
+/// of, or `null`); `None` leaves the key out, as before the task runs.
 fn run_callbacks(
     sv: &Supervisors,
     ctx: &Value,
     ti_id: &str,
     client: &Client,
-    on: &str,
+    (on, exception): (&str, Option<&Value>),
     log: &mut TaskLog,
 ) {
     let callbacks: Vec<&Value> = ctx["task"]["callbacks"]
@@ -649,6 +686,9 @@ fn run_callbacks(
     let files = PythonFiles::new(&sv.tries_dir, &format!("{ti_id}-{on}"), try_number);
     let mut spec = python_spec(ctx, &Value::Null, sv, &runner, &files.outcome);
     spec["callbacks"] = Value::Array(callbacks.into_iter().cloned().collect());
+    if let Some(e) = exception {
+        spec["exception"] = e.clone();
+    }
     log.line(&format!("running {on} with {}", interpreter.describe()));
     // Heartbeats go on while callbacks run, so a slow one is not taken for a zombie.
     let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
@@ -945,6 +985,21 @@ impl PythonFiles {
             },
         ))
     }
+}
+
+impl PythonFiles {
+    /// How the runner described the exception that failed the callable, or `null`.
+    fn exception(&self) -> Value {
+        std::fs::read_to_string(&self.outcome)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .map_or(Value::Null, |mut v| v["exception"].take())
+    }
+}
+
+/// An exception of Airflow's SDK as the runner rebuilds it for a callback's context.
+fn airflow_error(class: &str, message: &str) -> Value {
+    serde_json::json!({"module": "airflow.sdk.exceptions", "qualname": class, "args": [message]})
 }
 
 impl Drop for PythonFiles {

@@ -670,6 +670,8 @@ def run_callbacks(spec):
         CONTEXT = build_context(spec)
     if reason is not None:
         CONTEXT["reason"] = reason
+    if "exception" in spec:
+        CONTEXT["exception"] = _rebuild(spec["exception"])
     failed = 0
     for cb in spec["callbacks"]:
         name = cb["callable"]
@@ -705,10 +707,55 @@ def _context_extra():
     return extra
 
 
-def _write_outcome(spec, state, retry=True, xcoms=()):
+def _describe(e):
+    """An exception as the supervisor hands it to failure callbacks (which run in another
+    process): its class by module and name, and its arguments when they are JSON."""
+    cls = type(e)
+    try:
+        args = loads(dumps(list(e.args), allow_nan=False))
+    except (TypeError, ValueError):
+        args = [str(e)]
+    return {"module": cls.__module__, "qualname": cls.__qualname__, "args": args}
+
+
+def _rebuild(desc):
+    """The exception `_describe` (or the supervisor) described: of its own class when that
+    imports, else of a stand-in class with its name (an Airflow one derives from
+    AirflowException, AirflowTaskTimeout from BaseException, as in Airflow)."""
+    if not desc:
+        return None
+    args = desc.get("args") or []
+    name = desc.get("qualname") or "Exception"
+    cls = None
+    try:
+        cls = importlib.import_module(desc.get("module") or "builtins")
+        for part in name.split("."):
+            cls = getattr(cls, part)
+    except Exception:  # noqa: BLE001 - the stand-in below
+        cls = None
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        try:
+            return cls(*args)
+        except Exception:  # noqa: BLE001 - a class whose arguments differ
+            pass
+    base = Exception
+    if name == "AirflowTaskTimeout":
+        base = BaseException
+    elif name.startswith("Airflow"):
+        try:
+            from airflow.exceptions import AirflowException as base
+        except ImportError:
+            pass
+    stand_in = type(name.rsplit(".", 1)[-1], (base,), {"__module__": desc.get("module") or __name__})
+    return stand_in(*args)
+
+
+def _write_outcome(spec, state, retry=True, xcoms=(), exception=None):
     """How the callable ended, and the XComs of its return value ([key, value] pairs in
     the order to push them), which the supervisor pushes before it reports the state."""
     out = {"state": state, "retry": retry, "xcoms": list(xcoms)}
+    if exception is not None:
+        out["exception"] = exception
     if spec.get("map_index_template"):
         out["context_extra"] = _context_extra()
     with open(spec["outcome"], "w", encoding="utf-8") as f:
@@ -798,10 +845,8 @@ def main(argv):
 
         traceback.print_exc()
         sys.stderr.flush()
-        if _is(e, "AirflowFailException") or _is(e, "AirflowSensorTimeout") or isinstance(e, SensorTimeout):
-            _write_outcome(spec, "failed", retry=False)
-        else:
-            _write_outcome(spec, "failed")
+        retry = not (_is(e, "AirflowFailException") or _is(e, "AirflowSensorTimeout") or isinstance(e, SensorTimeout))
+        _write_outcome(spec, "failed", retry=retry, exception=_describe(e))
         return 1
     _write_outcome(spec, "success", xcoms=xcoms)
     return 0
