@@ -680,6 +680,22 @@ def lean():
 
 def uses_macros(macros):
     return [macros.uuid.UUID(int=1).version is None, macros.json.dumps([1]), macros.ds_add("2024-01-01", 2)]
+
+
+def uses_dateutil(macros):
+    import importlib.util
+
+    if importlib.util.find_spec("dateutil") is None:
+        try:
+            macros.dateutil
+        except ImportError as e:
+            return ["2024-01-31", "2024-02-29", "no dateutil: " + str(e)]
+    month = macros.dateutil.relativedelta.relativedelta(months=1)
+    return [
+        macros.dateutil.parser.parse("2024-01-31T10:00:00+01:00").date().isoformat(),
+        (macros.datetime(2024, 1, 31) + month).date().isoformat(),
+        macros.dateutil.tz.UTC.tzname(None),
+    ]
 "#;
 
 #[test]
@@ -687,6 +703,7 @@ fn a_plain_callable_imports_no_json_socket_or_macros() {
     let tasks = [
         py_task("t", "lean.lean", "multiple_outputs: true"),
         py_task("m", "lean.uses_macros", ""),
+        py_task("d", "lean.uses_dateutil", ""),
     ]
     .concat();
     let e = Engine::start(
@@ -701,6 +718,19 @@ fn a_plain_callable_imports_no_json_socket_or_macros() {
     assert_eq!(
         xcom("m", "return_value"),
         Some(json!([true, "[1]", "2024-01-03"]))
+    );
+    // `macros.dateutil` is the dateutil package, with its submodules, as in Airflow; an
+    // interpreter without it says what to install.
+    let got = xcom("d", "return_value").unwrap();
+    assert_eq!(
+        (&got[0], &got[1]),
+        (&json!("2024-01-31"), &json!("2024-02-29")),
+        "{got}"
+    );
+    let third = got[2].as_str().unwrap_or_default();
+    assert!(
+        third == "UTC" || third.contains("pip install python-dateutil"),
+        "{got}"
     );
 }
 

@@ -378,9 +378,22 @@ class _Macros:
     timedelta = _dt.timedelta
 
     def __getattr__(self, name):
-        if name not in self._MODULES:
+        if name == "dateutil":
+            # Airflow's `macros.dateutil` is the package, whose submodules Airflow's own
+            # imports have loaded by the time a callable runs: so are they here.
+            try:
+                module = importlib.import_module("dateutil")
+                for sub in ("parser", "relativedelta", "rrule", "tz"):
+                    importlib.import_module("dateutil." + sub)
+            except ImportError as e:
+                raise ImportError(
+                    "macros.dateutil needs the python-dateutil package in the interpreter that "
+                    f"runs the task ({sys.executable}): pip install python-dateutil"
+                ) from e
+        elif name in self._MODULES:
+            module = importlib.import_module(name)
+        else:
             raise AttributeError(name)
-        module = importlib.import_module(name)
         setattr(self, name, module)
         return module
 
