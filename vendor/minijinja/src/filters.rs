@@ -275,6 +275,12 @@ mod builtins {
     ) -> Result<Value, Error> {
         let safety_aware = !matches!(state.auto_escape(), AutoEscape::None)
             && (value.is_safe() || from.is_safe() || to.is_safe());
+        // Patch: the result's length, checked against the render's budget first.
+        ok!(crate::budget::check(crate::budget::replaced_len(
+            value.as_str(),
+            from.as_str(),
+            to.as_str()
+        )));
 
         if safety_aware {
             let output = value
@@ -467,19 +473,23 @@ mod builtins {
         value: &Value,
         joiner: Option<StringInput<'_>>,
     ) -> Result<Value, Error> {
-        fn join_plain(iter: impl Iterator<Item = Value>, joiner: &str) -> String {
+        // Patch: the output is checked against the render's budget as it grows.
+        fn join_plain(iter: impl Iterator<Item = Value>, joiner: &str) -> Result<String, Error> {
             let mut output = String::new();
             for (idx, item) in iter.enumerate() {
                 if idx > 0 {
+                    ok!(crate::budget::check(output.len() + joiner.len()));
                     output.push_str(joiner);
                 }
                 if let Some(string) = item.as_str() {
+                    ok!(crate::budget::check(output.len() + string.len()));
                     output.push_str(string);
                 } else {
                     write!(output, "{item}").ok();
+                    ok!(crate::budget::check(output.len()));
                 }
             }
-            output
+            Ok(output)
         }
 
         fn join_safe(
@@ -497,6 +507,8 @@ mod builtins {
                 } else {
                     output.push_str(&ok!(state.format(item)));
                 }
+                // Patch: checked against the render's budget as it grows.
+                ok!(crate::budget::check(output.len()));
             }
             Ok(output)
         }
@@ -511,7 +523,7 @@ mod builtins {
         }));
 
         if matches!(state.auto_escape(), AutoEscape::None) {
-            return Ok(Value::from(join_plain(iter, joiner_str)));
+            return Ok(Value::from(ok!(join_plain(iter, joiner_str))));
         }
 
         if joiner.as_ref().is_some_and(StringInput::is_safe) {
@@ -534,7 +546,7 @@ mod builtins {
                 &joiner
             ))))
         } else {
-            Ok(Value::from(join_plain(items.into_iter(), joiner_str)))
+            Ok(Value::from(ok!(join_plain(items.into_iter(), joiner_str))))
         }
     }
 
@@ -1231,6 +1243,11 @@ mod builtins {
         ok!(kwargs.assert_all_used());
 
         let input = strip_trailing_newline(value.as_str());
+        // Patch: the result's length, checked against the render's budget first.
+        let lines = input.split('\n').count();
+        ok!(crate::budget::check(
+            width.saturating_mul(lines).saturating_add(input.len())
+        ));
         let indent_with = " ".repeat(width);
         let mut output = String::new();
         let mut iterator = input.split('\n');

@@ -207,6 +207,7 @@
 #[macro_use]
 mod macros;
 
+mod budget;
 mod compiler;
 mod defaults;
 mod environment;
@@ -233,6 +234,8 @@ pub use loader::path_loader;
 #[cfg(feature = "debug")]
 mod debug;
 
+// Patch (updraft): a per-thread budget of bytes a render builds (see budget.rs).
+pub use self::budget::{build_budget_allows, build_budget_spent, replaced_len, set_build_budget};
 pub use self::defaults::{default_auto_escape_callback, escape_formatter};
 pub use self::environment::Environment;
 pub use self::error::{Error, ErrorKind};

@@ -297,6 +297,11 @@ pub fn add(lhs: &Value, rhs: &Value) -> Result<Value, Error> {
         // stack frame per concatenation.  Only do that for sized operands;
         // unsized iterables may represent streams and must not be consumed, so
         // `MergeSeq` flattens only its own lazy structure instead.
+        // Patch: a concatenation longer than the render's budget allows fails here, while
+        // it is still lazy, rather than when something materializes it.
+        if let Some(len) = seq_concat_len(lhs, rhs) {
+            ok!(crate::budget::check(crate::budget::seq_bytes(len)));
+        }
         if depth > MergeSeq::MAX_DEPTH {
             if let Some(len) = seq_concat_len(lhs, rhs) {
                 return materialize_seq_concat(lhs, rhs, len);
@@ -311,7 +316,11 @@ pub fn add(lhs: &Value, rhs: &Value) -> Result<Value, Error> {
             .ok_or_else(|| failed_op("+", lhs, rhs))
             .map(int_as_value),
         Some(CoerceResult::F64(a, b)) => Ok((a + b).into()),
-        Some(CoerceResult::Str(a, b)) => Ok(Value::from([a, b].concat())),
+        Some(CoerceResult::Str(a, b)) => {
+            // Patch: checked against the render's budget before it allocates.
+            ok!(crate::budget::check(a.len().saturating_add(b.len())));
+            Ok(Value::from([a, b].concat()))
+        }
         _ => Err(impossible_op("+", lhs, rhs)),
     }
 }
@@ -337,6 +346,8 @@ pub fn mul(lhs: &Value, rhs: &Value) -> Result<Value, Error> {
                 "repeated string is too large",
             ));
         }
+        // Patch: checked against the render's budget before it allocates.
+        ok!(crate::budget::check(s.len().saturating_mul(n)));
         return Ok(Value::from(s.repeat(n)));
     } else if let Some((seq, n)) = lhs
         .as_object()
@@ -371,6 +382,10 @@ fn repeat_iterable(n: &Value, seq: &DynObject) -> Result<Value, Error> {
             "cannot repeat unsized iterables",
         )
     }));
+    // Patch: the repeated sequence's length, checked against the render's budget.
+    ok!(crate::budget::check(crate::budget::seq_bytes(
+        len.saturating_mul(n)
+    )));
 
     // This is not optimal.  We only query the enumerator for the length once
     // but we support repeated iteration.  We could both lie about our length
@@ -460,8 +475,20 @@ pub fn neg(val: &Value) -> Result<Value, Error> {
 }
 
 /// Attempts a string concatenation.
-pub fn string_concat(left: Value, right: &Value) -> Value {
-    Value::from(format!("{left}{right}"))
+///
+/// Patch: fails, before it allocates, when the result would not fit the render's budget.
+pub fn string_concat(left: Value, right: &Value) -> Result<Value, Error> {
+    let left_len = left.as_str().map(str::len);
+    let right_len = right.as_str().map(str::len);
+    match (left_len, right_len) {
+        (Some(l), Some(r)) => ok!(crate::budget::check(l.saturating_add(r))),
+        _ => {
+            let (l, r) = (left.to_string(), right.to_string());
+            ok!(crate::budget::check(l.len().saturating_add(r.len())));
+            return Ok(Value::from(l + &r));
+        }
+    }
+    Ok(Value::from(format!("{left}{right}")))
 }
 
 /// Implements a containment operation on values.

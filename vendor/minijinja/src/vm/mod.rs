@@ -320,6 +320,11 @@ impl<'env> Vm<'env> {
                 ctx_ok!(tracker.track(instr));
             }
 
+            // Patch: a render past its budget of bytes built stops at the next step.
+            if crate::budget::build_budget_spent() {
+                bail!(crate::budget::exceeded());
+            }
+
             match instr {
                 Instruction::Swap => {
                     a = stack.pop();
@@ -468,7 +473,7 @@ impl<'env> Vm<'env> {
                     b = stack.pop();
                     ctx_ok!(undefined_behavior.assert_value_not_undefined(&b));
                     ctx_ok!(undefined_behavior.assert_value_not_undefined(&a));
-                    stack.push(ops::string_concat(b, &a));
+                    stack.push(ctx_ok!(ops::string_concat(b, &a)));
                 }
                 Instruction::In => {
                     a = stack.pop();
