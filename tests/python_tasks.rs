@@ -1004,3 +1004,26 @@ fn dag_callbacks_fire_once_with_the_runs_context() {
         "{log}"
     );
 }
+
+/// `dags test` lets a DAG callback its run asked for finish before it exits (Airflow's
+/// `dag.test` runs them in its process), within the shutdown grace.
+#[test]
+fn dags_test_waits_for_the_dag_callbacks_of_its_run() {
+    let home = crate::util::TempHome::new();
+    let lib = "import os, time\n\n\ndef slow(context):\n    time.sleep(1)\n    with open(os.path.join(os.path.dirname(__file__), 'fired.txt'), 'a') as f:\n        f.write(context['reason'] + '\\n')\n";
+    std::fs::write(home.dags().join("slowcb.py"), lib).unwrap();
+    let yaml = dag(
+        "slowcb",
+        "  on_success_callback: slowcb.slow\n",
+        &task("a", "echo a", ""),
+    );
+    std::fs::write(home.dags().join("slowcb.yml"), yaml).unwrap();
+    // The shutdown grace (`killed_task_cleanup_time`, 60 s by default) bounds the wait.
+    home.run(
+        &["dags", "test", "slowcb"],
+        &[("UPDRAFT__CORE__KILLED_TASK_CLEANUP_TIME", "30")],
+    )
+    .expect(0);
+    let fired = std::fs::read_to_string(home.dags().join("fired.txt")).unwrap_or_default();
+    assert_eq!(fired, "success\n");
+}

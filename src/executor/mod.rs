@@ -15,7 +15,7 @@ mod threads;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -50,6 +50,9 @@ pub struct LocalExecutor {
     supervisors: Arc<Supervisors>,
     events: Sender<ExecEvent>,
     running: HashSet<String>,
+    /// DAG callback requests being run (`submit_dag_callback`): shutdown waits for them
+    /// as for tasks, so `dags test` and a stopping standalone let them finish.
+    callbacks: Arc<AtomicUsize>,
 }
 
 /// Supervises one workload and tells the scheduler how it ended.
@@ -92,6 +95,7 @@ impl LocalExecutor {
             supervisors: Arc::new(Supervisors::new(cfg, api_url, clock)),
             events,
             running: HashSet::new(),
+            callbacks: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -117,14 +121,21 @@ impl LocalExecutor {
     /// being stopped.
     pub fn submit_dag_callback(&mut self, id: i64, token: String) -> std::io::Result<()> {
         let supervisors = self.supervisors.clone();
-        self.supervisors.threads.run("dag-callback", move || {
+        let callbacks = self.callbacks.clone();
+        callbacks.fetch_add(1, Ordering::SeqCst);
+        let started = self.supervisors.threads.run("dag-callback", move || {
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 supervise::dag_callback(&supervisors, id, &token)
             }));
             if ran.is_err() {
                 log::error!("the runner of DAG callback request {id} panicked");
             }
-        })
+            callbacks.fetch_sub(1, Ordering::SeqCst);
+        });
+        if started.is_err() {
+            self.callbacks.fetch_sub(1, Ordering::SeqCst);
+        }
+        started
     }
 
     /// Forgets a finished supervisor.
@@ -143,17 +154,28 @@ impl LocalExecutor {
             );
         }
         self.wait_all(deadline, events);
-        if self.running.is_empty() {
+        self.wait_callbacks(deadline);
+        if self.running.is_empty() && self.callbacks.load(Ordering::SeqCst) == 0 {
             return;
         }
-        log::warn!(
-            "stopping {} task(s) still running; they will be retried",
-            self.running.len()
-        );
+        if !self.running.is_empty() {
+            log::warn!(
+                "stopping {} task(s) still running; they will be retried",
+                self.running.len()
+            );
+        }
         self.supervisors.stop.store(true, Ordering::Relaxed);
         self.wait_all(Instant::now() + Duration::from_secs(30), events);
+        self.wait_callbacks(Instant::now() + Duration::from_secs(30));
         if !self.running.is_empty() {
             log::error!("{} supervisor(s) did not stop", self.running.len());
+        }
+    }
+
+    /// Waits until no DAG callback runs, or `deadline`.
+    fn wait_callbacks(&self, deadline: Instant) {
+        while self.callbacks.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
