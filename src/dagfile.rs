@@ -510,6 +510,7 @@ fn dag(cx: &mut Ctx, fileloc: &str, dag_id: &str, pos: Pos, cfg: &Node) -> Optio
         owners,
         tasks,
         task_groups,
+        callbacks: tasks::dag_callbacks(cx, cfg),
     };
     (cx.errors.len() == errors_before).then_some(dag)
 }

@@ -51,6 +51,10 @@ pub struct Dag {
     /// Tasks in a topological order (every task after its upstreams).
     pub tasks: Vec<Task>,
     pub task_groups: Vec<TaskGroup>,
+    /// The DAG's own `on_success_callback` / `on_failure_callback`: run once when a run
+    /// ends (see `store::DagCallbackRow`). Stored DAGs from before have none.
+    #[serde(default)]
+    pub callbacks: Vec<Callback>,
 }
 
 impl Dag {

@@ -20,7 +20,7 @@
 //! This module does no I/O of its own. Variables, connections and XComs come from the
 //! caller's [`Lookup`], asked only when the template reaches them.
 //!
-//! Not provided yet: `prev_*`/`next_*`, `macros.dateutil`, `macros.uuid`/`random`/`time`,
+//! Not provided yet: `prev_*`/`next_*`, `macros.dateutil` (in templates; Python tasks have it), `macros.uuid`/`random`/`time`,
 //! inlets and outlets, and `conf` (in Airflow that is its configuration, not the run's
 //! conf, which is `dag_run.conf`).
 
@@ -126,6 +126,10 @@ pub const STEP_BUDGET: u64 = 10_000_000;
 /// The most bytes a rendered template may have: far above what a shell accepts as one
 /// command line (bash -c: 128 KiB on Linux; cmd: 8 KiB).
 pub const MAX_OUTPUT: usize = 1 << 20;
+/// The most bytes of strings and lists one render may build, all its values together
+/// (our patch of minijinja, `vendor/minijinja/PATCHES.md`): a value that doubles in a loop
+/// fails the render long before memory runs out. Far above what a real template builds.
+pub const BUILD_BUDGET: usize = 64 << 20;
 /// How often the caller's `tick` runs while a template renders.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -288,7 +292,20 @@ impl Asker {
 // ---------------------------------------------------------------------------------------
 // The environment and the context
 
+/// Renders on this thread, under the build budget, counted from zero for this render.
 fn render_here(
+    source: &str,
+    ctx: &Context,
+    asker: Asker,
+    cancel: Arc<AtomicBool>,
+) -> Result<String, String> {
+    minijinja::set_build_budget(Some(BUILD_BUDGET));
+    let rendered = render_budgeted(source, ctx, asker, cancel);
+    minijinja::set_build_budget(None);
+    rendered
+}
+
+fn render_budgeted(
     source: &str,
     ctx: &Context,
     asker: Asker,
@@ -326,6 +343,10 @@ fn render_here(
         cancel,
     };
     match template.render_captured_to(globals, &mut out) {
+        // The last step may have spent the budget with no step after it to fail.
+        Ok(_) if minijinja::build_budget_spent() => Err(format!(
+            "the template built more than {BUILD_BUDGET} bytes of values (a string or list that grows in a loop?)"
+        )),
         Ok(_) => Ok(String::from_utf8_lossy(&out.text).into_owned()),
         Err(_) if out.over => Err(format!(
             "the rendered template is larger than the output cap of {MAX_OUTPUT} bytes"
@@ -1259,6 +1280,9 @@ fn python_method(
     method: &str,
     args: &[Value],
 ) -> Result<Value, Error> {
+    if let Some(s) = value.as_str() {
+        check_string_growth(s, method, args)?;
+    }
     match minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args) {
         Err(err) if err.kind() == ErrorKind::UnknownMethod => {}
         done => return done,
@@ -1270,6 +1294,48 @@ fn python_method(
         ErrorKind::UnknownMethod,
         format!("{} has no method named {method}", python_type(value)),
     ))
+}
+
+/// Refuses, before it is built, a string a method would make past the render's build
+/// budget (`BUILD_BUDGET`): the methods whose result can be much longer than the string
+/// and their arguments (`'x'.ljust(10**12)`, `s.replace('x', s)`, `s.join(big)`).
+fn check_string_growth(s: &str, method: &str, args: &[Value]) -> Result<(), Error> {
+    let grows_to = match method {
+        "replace" => {
+            let (old, new, count): (&str, &str, Option<i64>) = from_args(args)?;
+            match count.and_then(|c| usize::try_from(c).ok()) {
+                Some(n) => s.len().saturating_add(n.saturating_mul(new.len())),
+                None => minijinja::replaced_len(s, old, new),
+            }
+        }
+        "join" => {
+            let (values,): (&Value,) = from_args(args)?;
+            let mut total = 0usize;
+            for (i, v) in values.try_iter()?.enumerate() {
+                let len = v.as_str().map_or_else(|| v.to_string().len(), str::len);
+                total = total
+                    .saturating_add(len)
+                    .saturating_add(if i > 0 { s.len() } else { 0 });
+                if !minijinja::build_budget_allows(total) {
+                    break;
+                }
+            }
+            total
+        }
+        "ljust" | "rjust" | "center" | "zfill" => {
+            let width = args.first().and_then(Value::as_usize).unwrap_or(0);
+            // A fill character takes up to 4 bytes.
+            width.saturating_mul(4).max(s.len())
+        }
+        _ => return Ok(()),
+    };
+    if minijinja::build_budget_allows(grows_to) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "str.{method} would build a string of {grows_to} bytes: more than the template's budget of {BUILD_BUDGET} bytes of values"
+        )))
+    }
 }
 
 /// What `pycompat` lacks: `str.rsplit`, `zfill`, `ljust`, `rjust`, `center`,
@@ -2750,6 +2816,68 @@ mod tests {
             wrong.len(),
             AIRFLOW_IDIOMS.len(),
             wrong.join("\n")
+        );
+    }
+
+    /// A template that builds an ever larger value fails its render with a message, long
+    /// before memory runs out, whichever operator, filter or method builds it; the same
+    /// idioms at a sane size still render.
+    #[test]
+    fn values_that_grow_without_bound_fail_the_render() {
+        let doubling = |step: &str| {
+            format!(
+                "{{% set ns = namespace(s='x') %}}{{% for i in range(100) %}}{{% set ns.s = {step} %}}{{% endfor %}}{{{{ ns.s|length }}}}"
+            )
+        };
+        let cases = [
+            doubling("ns.s ~ ns.s"),
+            doubling("ns.s + ns.s"),
+            doubling("ns.s * 2"),
+            doubling("[ns.s, ns.s]|join"),
+            doubling("ns.s|replace('x', 'xx')"),
+            doubling("ns.s.replace('x', 'xx')"),
+            doubling("''.join([ns.s, ns.s])"),
+            doubling("ns.s.ljust(ns.s|length * 2, 'y')"),
+            doubling("ns.s|indent(ns.s|length, true)"),
+            doubling("'%s%s'|format(ns.s, ns.s)"),
+            doubling("'{}{}'.format(ns.s, ns.s)"),
+            doubling("(ns.s ~ ns.s)|upper"),
+            // Lists: lazy concatenations and repeats, and what materializes them.
+            "{% set ns = namespace(l=[1]) %}{% for i in range(100) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|length }}".to_string(),
+            "{% set ns = namespace(l=[1]) %}{% for i in range(100) %}{% set ns.l = ns.l * 2 %}{% endfor %}{{ ns.l|list|length }}".to_string(),
+            // Many distinct large strings kept alive at once.
+            "{% set ns = namespace(l=[], s='x' * 1000000) %}{% for i in range(1000) %}{% set ns.l = ns.l + [ns.s ~ i] %}{% endfor %}{{ ns.l|length }}".to_string(),
+            "{{ 'x'.ljust(1000000000000) }}".to_string(),
+            "{{ 'x' * 100000000 }}".to_string(),
+        ];
+        let ctx = scheduled();
+        for template in &cases {
+            let got = render(template, &ctx, &Fake::default());
+            let err = got.expect_err(template);
+            assert!(
+                err.contains("bytes of values") && err.contains(&BUILD_BUDGET.to_string()),
+                "{template}: {err}"
+            );
+        }
+        // The same idioms at a sane size.
+        check(
+            "{% set ns = namespace(s='ab') %}{% for i in range(10) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }} {{ ['a', 'b']|join('-') }} {{ 'a-b'.replace('-', '+') }} {{ 'x'.ljust(3, '.') }}",
+            "2048 a-b a+b x..",
+        );
+    }
+
+    /// The case the earlier engine let through (it stopped only at the output cap, after
+    /// building 128 MiB): small enough to run without the budget.
+    #[test]
+    fn a_string_doubled_27_times_fails_before_it_is_printed() {
+        let got = render(
+            "{% set ns = namespace(s='x') %}{% for i in range(27) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+            &scheduled(),
+            &Fake::default(),
+        );
+        assert!(
+            got.as_ref().is_err_and(|e| e.contains("bytes of values")),
+            "{got:?}"
         );
     }
 

@@ -1008,8 +1008,9 @@ fn a_finished_tasks_token_reaches_only_its_own_routes_and_is_never_refreshed() {
         .expect(0);
 }
 
-/// Issue 12, item 4: a template that never ends, one whose output is huge and one slower
-/// than its `execution_timeout` each fail their own task with a message saying which
+/// Issue 12, item 4: a template that never ends, one whose output is huge, one slower
+/// than its `execution_timeout` and one that doubles a string in a loop (before the build
+/// budget it exhausted memory and aborted the process) each fail their own task with a message saying which
 /// bound they hit; the process stays up and the rest of the run succeeds. Before the
 /// bounds, the first spun a core until the zombie check failed it (and on after), the
 /// second ran into the shell's argument limit. `wait_run` bounds the test if it regresses.
@@ -1025,6 +1026,12 @@ fn a_template_that_renders_forever_or_too_much_fails_only_its_task() {
             "",
         ),
         task("slow", forever, "execution_timeout: 0.3"),
+        // A string that doubles 100 times: 2^100 bytes if nothing stopped it.
+        task(
+            "doubling",
+            "{% set ns = namespace(s='x') %}{% for i in range(100) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+            "",
+        ),
         task("fine", "echo {{ dag_run.conf.get('x', 'none') }}", ""),
         task("after", "echo after", "dependencies: [fine]"),
     ]
@@ -1040,6 +1047,7 @@ fn a_template_that_renders_forever_or_too_much_fails_only_its_task() {
             ("forever", "failed"),
             ("huge", "failed"),
             ("slow", "failed"),
+            ("doubling", "failed"),
             ("fine", "success"),
             ("after", "success"),
         ],
@@ -1065,6 +1073,13 @@ fn a_template_that_renders_forever_or_too_much_fails_only_its_task() {
             "execution_timeout of 0.300 s reached while rendering bash_command: the render was stopped"
         ),
         "{slow_log}"
+    );
+    let doubling_log = log("doubling");
+    assert!(
+        doubling_log.contains(
+            "cannot render bash_command: the template built more than 67108864 bytes of values"
+        ),
+        "{doubling_log}"
     );
     assert!(log("fine").lines().any(|l| l == "none"));
     let (status, _) = crate::util::get(&format!("{}/api/v2/monitor/health", e.srv.base));

@@ -99,6 +99,9 @@ def report(context, tag="plain"):
     ti = context["ti"]
     print(f"callback {tag} for {ti.task_id} try {ti.try_number}", flush=True)
     Variable.set(f"cb_{ti.task_id}_{tag}_{ti.try_number}", "fired")
+    e = context.get("exception", "absent")
+    kind = "BaseException" if isinstance(e, BaseException) and not isinstance(e, Exception) else "Exception"
+    Variable.set(f"exc_{ti.task_id}_{tag}_{ti.try_number}", f"{e!r} {kind if e != 'absent' and e is not None else ''}".strip())
 
 
 def broken_callback(context):
@@ -508,6 +511,12 @@ fn callbacks_fire_once_each_and_never_change_the_state() {
             "retries: 1\nretry_delay: 0\non_failure_callback_name: broken_callback\non_failure_callback_file: $CONFIG_ROOT_DIR/lib.py",
         ),
         py_task("skip", "lib.skip", "on_skipped_callback: {callback: lib.report, tag: skipped}"),
+        task("bash_fail", "exit 3", "on_failure_callback: {callback: lib.report, tag: failed}"),
+        task(
+            "slow",
+            "sleep 30",
+            "execution_timeout: 1\non_failure_callback: {callback: lib.report, tag: failed}",
+        ),
     ]
     .concat();
     let yaml = dag("cbs", "", &tasks).replace("  default_args:\n    start_date: 2024-01-01\n", lib);
@@ -532,6 +541,29 @@ fn callbacks_fire_once_each_and_never_change_the_state() {
     }
     // on_retry only for the try that is retried; the DAG's default_args reach every task.
     assert_eq!(var("cb_boom_plain_2"), None);
+    // The context's `exception`: what failed the try (Airflow 3.3.2's own for a Bash exit
+    // and a timeout), None after a success or skip, absent before the task runs.
+    for (key, want) in [
+        (
+            "exc_boom_plain_1",
+            "ValueError('callable went wrong') Exception",
+        ),
+        (
+            "exc_bash_fail_failed_1",
+            "AirflowException('Bash command failed. The command returned a non-zero exit code 3.') Exception",
+        ),
+        ("exc_ok_success_1", "None"),
+        ("exc_ok_exec_1", "'absent'"),
+        ("exc_skip_skipped_1", "None"),
+    ] {
+        assert_eq!(var(key).as_deref(), Some(want), "{key}");
+    }
+    let timeout = var("exc_slow_failed_1").unwrap_or_default();
+    assert!(
+        timeout.starts_with("AirflowTaskTimeout('Timeout, PID: ")
+            && timeout.ends_with(" BaseException"),
+        "{timeout}"
+    );
     let ok_log = e.log("cbs", &run, "ok", 1);
     assert_eq!(
         ok_log.matches("callback exec for ok").count(),
@@ -648,6 +680,22 @@ def lean():
 
 def uses_macros(macros):
     return [macros.uuid.UUID(int=1).version is None, macros.json.dumps([1]), macros.ds_add("2024-01-01", 2)]
+
+
+def uses_dateutil(macros):
+    import importlib.util
+
+    if importlib.util.find_spec("dateutil") is None:
+        try:
+            macros.dateutil
+        except ImportError as e:
+            return ["2024-01-31", "2024-02-29", "no dateutil: " + str(e)]
+    month = macros.dateutil.relativedelta.relativedelta(months=1)
+    return [
+        macros.dateutil.parser.parse("2024-01-31T10:00:00+01:00").date().isoformat(),
+        (macros.datetime(2024, 1, 31) + month).date().isoformat(),
+        macros.dateutil.tz.UTC.tzname(None),
+    ]
 "#;
 
 #[test]
@@ -655,6 +703,7 @@ fn a_plain_callable_imports_no_json_socket_or_macros() {
     let tasks = [
         py_task("t", "lean.lean", "multiple_outputs: true"),
         py_task("m", "lean.uses_macros", ""),
+        py_task("d", "lean.uses_dateutil", ""),
     ]
     .concat();
     let e = Engine::start(
@@ -669,6 +718,19 @@ fn a_plain_callable_imports_no_json_socket_or_macros() {
     assert_eq!(
         xcom("m", "return_value"),
         Some(json!([true, "[1]", "2024-01-03"]))
+    );
+    // `macros.dateutil` is the dateutil package, with its submodules, as in Airflow; an
+    // interpreter without it says what to install.
+    let got = xcom("d", "return_value").unwrap();
+    assert_eq!(
+        (&got[0], &got[1]),
+        (&json!("2024-01-31"), &json!("2024-02-29")),
+        "{got}"
+    );
+    let third = got[2].as_str().unwrap_or_default();
+    assert!(
+        third == "UTC" || third.contains("pip install python-dateutil"),
+        "{got}"
     );
 }
 
@@ -765,4 +827,203 @@ fn the_runner_keeps_its_bytecode_even_with_pythondontwritebytecode() {
         cached.iter().any(|f| f.starts_with("_updraft_task.")),
         "{cached:?}"
     );
+}
+
+const DAG_CALLBACKS: &str = r#"
+import json
+import os
+
+
+def record(context, tag, pull):
+    from airflow.sdk import Variable
+
+    ti = context.get("ti")
+    line = {
+        "tag": tag, "reason": context["reason"], "run_id": context["run_id"],
+        "dag_run": context["dag_run"].run_id, "run_state": context["dag_run"].state,
+        "ti": ti.task_id, "ti_state": ti.state, "dag": context["dag"].dag_id,
+        "xcom": ti.xcom_pull(task_ids=pull), "var": Variable.get("greeting", "none"),
+    }
+    Variable.set("dcb_" + tag, "set")
+    with open(os.path.join(os.path.dirname(__file__), "fired.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def broken(context):
+    raise RuntimeError("dag callback broke: " + context["reason"])
+"#;
+
+/// DAG-level callbacks: recorded by the scheduler when a run ends, run once by the
+/// executor's callback runner with the context Airflow's DAG processor builds (the
+/// relevant task instance's, with `reason`), logged where Airflow's DAG processor logs the
+/// file; one that raises changes nothing.
+#[test]
+fn dag_callbacks_fire_once_with_the_runs_context() {
+    let ok = dag(
+        "dcb_ok",
+        "  on_success_callback: {callback: dcb.record, tag: ok, pull: a}\n  on_failure_callback: {callback: dcb.record, tag: wrong, pull: a}\n",
+        &[
+            task("a", "echo a", ""),
+            task("b", "echo b", "dependencies: [a]"),
+        ]
+        .concat(),
+    );
+    let fail = dag(
+        "dcb_fail",
+        "  on_failure_callback: {callback: dcb.record, tag: fail, pull: fine}\n  on_success_callback: {callback: dcb.record, tag: wrong, pull: fine}\n",
+        &[task("fine", "echo fine", ""), task("boom", "exit 3", "")].concat(),
+    );
+    let bad = dag(
+        "dcb_bad",
+        "  on_failure_callback_name: broken\n  on_failure_callback_file: $CONFIG_ROOT_DIR/dcb.py\n",
+        &task("boom", "exit 3", ""),
+    );
+    let e = Engine::start(
+        &[
+            ("dcb.py", DAG_CALLBACKS),
+            ("dcb_ok.yml", &ok),
+            ("dcb_fail.yml", &fail),
+            ("dcb_bad.yml", &bad),
+        ],
+        &[],
+    );
+    e.home
+        .run(&["variables", "set", "greeting", "hi"], FAST)
+        .expect(0);
+    let runs: Vec<(&str, String)> = ["dcb_ok", "dcb_fail", "dcb_bad"]
+        .into_iter()
+        .map(|d| (d, e.trigger(d, None)))
+        .collect();
+    let store = e.store();
+    for (d, run) in &runs {
+        e.wait_run(d, run);
+        let done = crate::util::wait_until(std::time::Duration::from_secs(90), || {
+            let cbs = store.dag_callbacks_of_run(d, run).unwrap();
+            !cbs.is_empty()
+                && cbs
+                    .iter()
+                    .all(|c| c.state == "success" || c.state == "failed")
+        });
+        assert!(
+            done,
+            "{d}: {:?}\n{}",
+            store.dag_callbacks_of_run(d, run),
+            e.srv.log()
+        );
+    }
+    let states: Vec<(String, String, String)> = runs
+        .iter()
+        .flat_map(|(d, run)| store.dag_callbacks_of_run(d, run).unwrap())
+        .map(|c| (c.dag_id, c.reason, c.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("dcb_ok".into(), "success".into(), "success".into()),
+            ("dcb_fail".into(), "task_failure".into(), "success".into()),
+            ("dcb_bad".into(), "task_failure".into(), "failed".into()),
+        ]
+    );
+    // A failing callback changes nothing: the run and its task keep their states.
+    assert_eq!(e.wait_run("dcb_bad", &runs[2].1), "failed");
+    assert_eq!(e.state("dcb_bad", &runs[2].1, "boom"), "failed");
+    assert_eq!(e.wait_run("dcb_ok", &runs[0].1), "success");
+    let fired = std::fs::read_to_string(e.home.dags().join("fired.jsonl")).unwrap();
+    let mut lines: Vec<serde_json::Value> = fired
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines.sort_by_key(|l| l["tag"].as_str().unwrap_or_default().to_string());
+    assert_eq!(
+        lines,
+        [
+            json!({"tag": "fail", "reason": "task_failure", "run_id": runs[1].1, "dag_run": runs[1].1,
+                   "run_state": "failed", "ti": "boom", "ti_state": "failed", "dag": "dcb_fail",
+                   "xcom": "fine", "var": "hi"}),
+            json!({"tag": "ok", "reason": "success", "run_id": runs[0].1, "dag_run": runs[0].1,
+                   "run_state": "success", "ti": "b", "ti_state": "success", "dag": "dcb_ok",
+                   "xcom": "a", "var": "hi"}),
+        ],
+        "{fired}"
+    );
+    // Its token set a variable while it ran (as Airflow's DAG processor lets a callback).
+    let out = e.home.run(&["variables", "get", "dcb_ok"], FAST);
+    assert_eq!(out.stdout().trim(), "set");
+    // A finished request's token reads nothing more, claims nothing again, and a callback
+    // token never reaches a task instance's routes.
+    let cb = &store.dag_callbacks_of_run("dcb_ok", &runs[0].1).unwrap()[0];
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let token = updraft::auth::task::mint_dag_callback(&secret, cb.id, 600.0, chrono::Utc::now());
+    let status = |method, path: &str| {
+        e.srv
+            .request(method, path)
+            .token(&token)
+            .json(&json!({"pid": 1, "hostname": "x", "state": "success"}))
+            .send()
+            .status
+    };
+    use crate::util::Method::{Get, Patch, Put};
+    assert_eq!(status(Get, "/execution/variables/greeting"), 403);
+    assert_eq!(
+        status(Patch, &format!("/execution/dag-callbacks/{}/run", cb.id)),
+        409
+    );
+    assert_eq!(
+        status(
+            Patch,
+            &format!("/execution/dag-callbacks/{}/run", cb.id + 1)
+        ),
+        403
+    );
+    let ti = store.ti_by_key("dcb_ok", &runs[0].1, "b").unwrap().unwrap();
+    assert_eq!(
+        status(
+            Put,
+            &format!("/execution/task-instances/{}/heartbeat", ti.id)
+        ),
+        403
+    );
+    // Output goes where Airflow's DAG processor logs the file.
+    let day = store
+        .run("dcb_bad", &runs[2].1)
+        .unwrap()
+        .unwrap()
+        .end_date
+        .unwrap();
+    let log_path = e
+        .home
+        .path
+        .join("logs/dag_processor")
+        .join(day.format("%Y-%m-%d").to_string())
+        .join("dags-folder/dcb_bad.yml.log");
+    let log = std::fs::read_to_string(&log_path)
+        .unwrap_or_else(|err| panic!("{}: {err}", log_path.display()));
+    assert!(
+        log.contains("on_failure_callback broken failed")
+            && log.contains("RuntimeError: dag callback broke: task_failure"),
+        "{log}"
+    );
+}
+
+/// `dags test` lets a DAG callback its run asked for finish before it exits (Airflow's
+/// `dag.test` runs them in its process), within the shutdown grace.
+#[test]
+fn dags_test_waits_for_the_dag_callbacks_of_its_run() {
+    let home = crate::util::TempHome::new();
+    let lib = "import os, time\n\n\ndef slow(context):\n    time.sleep(1)\n    with open(os.path.join(os.path.dirname(__file__), 'fired.txt'), 'a') as f:\n        f.write(context['reason'] + '\\n')\n";
+    std::fs::write(home.dags().join("slowcb.py"), lib).unwrap();
+    let yaml = dag(
+        "slowcb",
+        "  on_success_callback: slowcb.slow\n",
+        &task("a", "echo a", ""),
+    );
+    std::fs::write(home.dags().join("slowcb.yml"), yaml).unwrap();
+    // The shutdown grace (`killed_task_cleanup_time`, 60 s by default) bounds the wait.
+    home.run(
+        &["dags", "test", "slowcb"],
+        &[("UPDRAFT__CORE__KILLED_TASK_CLEANUP_TIME", "30")],
+    )
+    .expect(0);
+    let fired = std::fs::read_to_string(home.dags().join("fired.txt")).unwrap_or_default();
+    assert_eq!(fired, "success\n");
 }

@@ -123,6 +123,23 @@ fn running_caller(ctx: &Ctx, store: &Store, req: &Req) -> Result<Caller, ApiErro
     Ok(c)
 }
 
+/// The caller of a route a running DAG callback may also call (`api/dag_callbacks.rs`):
+/// `None` for such a callback (its token is never re-issued), else the running try.
+fn reader(ctx: &Ctx, store: &Store, req: &Req) -> Result<Option<Caller>, ApiError> {
+    if super::dag_callbacks::running_callback(ctx, store, req)? {
+        return Ok(None);
+    }
+    running_caller(ctx, store, req).map(Some)
+}
+
+/// `with_token` for a `reader`'s caller.
+fn with_reader_token(ctx: &Ctx, reply: Reply, c: Option<&Caller>) -> Reply {
+    match c {
+        Some(c) => with_token(ctx, reply, c, c.ti.state),
+        None => reply,
+    }
+}
+
 /// Adds a re-issued token when the caller's is close to expiry and its try is still
 /// queued or running after this request (`state_now`).
 fn with_token(ctx: &Ctx, reply: Reply, c: &Caller, state_now: Option<TaskState>) -> Reply {
@@ -619,16 +636,15 @@ pub fn dr_count(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<
 
 /// `GET /execution/variables/{variable_key}`.
 pub fn variable(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let c = running_caller(ctx, store, req)?;
+    let c = reader(ctx, store, req)?;
     let key = p.get("variable_key");
     let v = store
         .variable(key)?
         .ok_or_else(|| not_found(format!("Variable with key '{key}' not found")))?;
-    Ok(with_token(
+    Ok(with_reader_token(
         ctx,
         Reply::json(200, &json!({"key": v.key, "value": v.val})),
-        &c,
-        c.ti.state,
+        c.as_ref(),
     ))
 }
 
@@ -647,7 +663,7 @@ pub fn put_variable(
     req: &Req,
     p: &Params,
 ) -> Result<Reply, ApiError> {
-    let c = running_caller(ctx, store, req)?;
+    let c = reader(ctx, store, req)?;
     let key = p.get("variable_key");
     if key.is_empty() || key.chars().count() > crate::model::ID_LEN {
         return Err(ApiError::new(
@@ -660,26 +676,24 @@ pub fn put_variable(
     }
     let b: VariableBody = body(req)?;
     store.set_variable(key, &b.value, b.description.as_deref())?;
-    Ok(with_token(
+    Ok(with_reader_token(
         ctx,
         Reply::json(201, &json!({"message": "Variable successfully set"})),
-        &c,
-        c.ti.state,
+        c.as_ref(),
     ))
 }
 
 /// `GET /execution/connections/{connection_id}`.
 pub fn connection(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let c = running_caller(ctx, store, req)?;
+    let c = reader(ctx, store, req)?;
     let id = p.get("connection_id");
     let conn = store
         .connection(id)?
         .ok_or_else(|| not_found(format!("Connection with ID {id} not found")))?;
-    Ok(with_token(
+    Ok(with_reader_token(
         ctx,
         Reply::json(200, &conn.to_json()),
-        &c,
-        c.ti.state,
+        c.as_ref(),
     ))
 }
 
@@ -695,7 +709,7 @@ fn xcom_path(p: &Params) -> (&str, &str, &str, &str) {
 
 /// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}`.
 pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let c = running_caller(ctx, store, req)?;
+    let c = reader(ctx, store, req)?;
     let (dag_id, run_id, task_id, key) = xcom_path(p);
     // HEAD: how many instances pushed it, in `Content-Range` (Airflow's own range unit).
     if req.method == crate::api::http::Method::Head {
@@ -708,17 +722,16 @@ pub fn get_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
         let count = store.xcom_values(dag_id, run_id, task_id, key)?.len();
         let reply = Reply::bytes(200, "application/json", Vec::new())
             .with_header("Content-Range", &format!("map_indexes {count}"));
-        return Ok(with_token(ctx, reply, &c, c.ti.state));
+        return Ok(with_reader_token(ctx, reply, c.as_ref()));
     }
     let map_index = xcom_map_index(req)?.unwrap_or(-1);
     let value = store.xcom_at(dag_id, run_id, task_id, map_index, key)?.ok_or_else(|| {
         not_found(format!("XCom with key='{key}' map_index={map_index} not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"))
     })?;
-    Ok(with_token(
+    Ok(with_reader_token(
         ctx,
         Reply::json(200, &json!({"key": key, "value": value})),
-        &c,
-        c.ti.state,
+        c.as_ref(),
     ))
 }
 
@@ -892,7 +905,7 @@ pub fn skip_downstream(
 /// position `offset` of the task's XComs in map index order; a negative offset counts
 /// from the end, as Python's.
 pub fn xcom_item(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let c = running_caller(ctx, store, req)?;
+    let c = reader(ctx, store, req)?;
     let (dag_id, run_id, task_id, key) = xcom_path(p);
     let offset_text = p.get("offset");
     let offset: i64 = offset_text.parse().map_err(|_| {
@@ -914,14 +927,14 @@ pub fn xcom_item(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<
             "XCom with key='{key}' offset={offset} not found for task '{task_id}' in DAG run '{run_id}' of '{dag_id}'"
         )));
     };
-    Ok(with_token(ctx, Reply::json(200, value), &c, c.ti.state))
+    Ok(with_reader_token(ctx, Reply::json(200, value), c.as_ref()))
 }
 
 /// `GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/slice?start=&stop=&step=`: the
 /// task's XComs in map index order, sliced as Python slices a list (a step of 0 is 1, as
 /// in Airflow).
 pub fn xcom_slice(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    let c = running_caller(ctx, store, req)?;
+    let c = reader(ctx, store, req)?;
     let (dag_id, run_id, task_id, key) = xcom_path(p);
     let int = |name: &str| -> Result<Option<i64>, ApiError> {
         match req.query(name).filter(|v| !v.is_empty()) {
@@ -939,7 +952,11 @@ pub fn xcom_slice(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result
         .into_iter()
         .map(|i| &values[i].1)
         .collect();
-    Ok(with_token(ctx, Reply::json(200, &picked), &c, c.ti.state))
+    Ok(with_reader_token(
+        ctx,
+        Reply::json(200, &picked),
+        c.as_ref(),
+    ))
 }
 
 /// The indexes `list[start:stop:step]` takes of a list of `len` items in Python (`step`

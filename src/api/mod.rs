@@ -7,6 +7,7 @@
 
 pub mod assets;
 pub mod core;
+mod dag_callbacks;
 pub mod execution;
 pub mod http;
 mod monitor;
@@ -43,6 +44,8 @@ static BASE: &[Route] = &[
     public(Get, "/execution/task-instances/states", Execution, "Another DAG's task instance states by run (ExternalTaskSensor)", execution::ti_states),
     public(Get, "/execution/dag-runs/count", Execution, "Count another DAG's runs by state (ExternalTaskSensor)", execution::dr_count),
     public(Get, "/execution/task-reschedules/{task_instance_id}/start_date", Execution, "The first reschedule date of a sensor's try", execution::reschedule_start_date),
+    public(Patch, "/execution/dag-callbacks/{callback_id}/run", Execution, "Claim a DAG callback request; returns its callbacks and context", dag_callbacks::run),
+    public(Patch, "/execution/dag-callbacks/{callback_id}/state", Execution, "Finish a DAG callback request: success or failed", dag_callbacks::state),
     public(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
     public(Put, "/execution/variables/{variable_key}", Execution, "Set a variable", execution::put_variable),
     public(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),

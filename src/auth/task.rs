@@ -31,6 +31,25 @@ pub fn mint(
     )
 }
 
+/// updraft's claim naming the DAG callback request a token was minted for: such a token
+/// reaches that request's own routes and, while it runs, reads what a callback may read.
+const DAG_CALLBACK_CLAIM: &str = "dag_callback";
+
+/// Mints a token for running one DAG callback request (`store::DagCallbackRow`).
+pub fn mint_dag_callback(
+    secret: &[u8],
+    callback_id: i64,
+    lifetime_secs: f64,
+    now: DateTime<Utc>,
+) -> String {
+    let iat = now.timestamp();
+    jwt::sign(
+        secret,
+        &json!({"sub": format!("dag_callback:{callback_id}"), "aud": AUDIENCE, "iat": iat, "nbf": iat,
+                "exp": iat + lifetime_secs as i64, "scope": "execution", DAG_CALLBACK_CLAIM: callback_id}),
+    )
+}
+
 /// What a checked task token says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claims {
@@ -40,6 +59,9 @@ pub struct Claims {
     pub ti_id: String,
     /// The try it was minted for; `None` for a token without the claim.
     pub try_number: Option<u32>,
+    /// The DAG callback request a callback token names (its `sub` is then no task
+    /// instance).
+    pub dag_callback: Option<i64>,
     /// Issued-at and expiry (seconds since the epoch); `now` when missing.
     pub iat: i64,
     pub exp: i64,
@@ -55,6 +77,7 @@ pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<Claims, jwt::Inval
         try_number: claims[TRY_CLAIM]
             .as_u64()
             .map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
+        dag_callback: claims[DAG_CALLBACK_CLAIM].as_i64(),
         iat: claims["iat"].as_i64().unwrap_or(now),
         exp: claims["exp"].as_i64().unwrap_or(now),
     })
@@ -72,6 +95,13 @@ mod tests {
         assert!(c.execution);
         assert_eq!((c.ti_id.as_str(), c.try_number), ("ti-1", Some(3)));
         assert_eq!(c.exp - c.iat, 60);
+        assert_eq!(c.dag_callback, None);
+        let cb = mint_dag_callback(b"secret", 7, 60.0, now);
+        let c = verify(b"secret", &cb, now.timestamp()).unwrap();
+        assert_eq!(
+            (c.dag_callback, c.ti_id.as_str()),
+            (Some(7), "dag_callback:7")
+        );
         let late = now.timestamp() + 60 + LEEWAY_SECS + 1;
         assert_eq!(verify(b"secret", &t, late), Err(jwt::Invalid::Expired));
         assert_eq!(

@@ -868,8 +868,18 @@ const CALLBACKS: &[&str] = &[
 /// notifier of a provider (`airflow.providers....`) cannot run here: a warning, and no
 /// callback.
 fn callbacks(cx: &mut Ctx, layers: &[&Node]) -> Vec<Callback> {
+    callbacks_named(cx, layers, CALLBACKS)
+}
+
+/// The DAG's own callbacks (Airflow's `DAG(on_success_callback=..., on_failure_callback=...)`),
+/// in the same forms, from the DAG's keys only: dag-factory hands `default_args` to tasks.
+pub(crate) fn dag_callbacks(cx: &mut Ctx, dag: &Node) -> Vec<Callback> {
+    callbacks_named(cx, &[dag], &["on_success_callback", "on_failure_callback"])
+}
+
+fn callbacks_named(cx: &mut Ctx, layers: &[&Node], names: &[&str]) -> Vec<Callback> {
     let mut out = Vec::new();
-    for &on in CALLBACKS {
+    for &on in names {
         let (name_key, file_key) = (format!("{on}_name"), format!("{on}_file"));
         let Some(layer) = layers.iter().find(|l| {
             l.field(on).is_some_and(|n| n.value != Value::Null)
@@ -1452,6 +1462,32 @@ mod tests {
             e[0].contains("`on_success_callback` must be `module.function` or a mapping"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn dag_level_callbacks_come_from_the_dags_own_keys() {
+        let p = parse(concat!(
+            "d:\n  default_args:\n    on_success_callback: m.for_tasks\n",
+            "  on_success_callback: {callback: m.done, channel: ops}\n",
+            "  on_failure_callback_name: failed\n  on_failure_callback_file: /x/cb.py\n",
+            "  on_retry_callback: m.not_a_dag_callback\n",
+            "  tasks:\n    - task_id: a\n      operator: airflow.operators.empty.EmptyOperator\n",
+        ));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let got: Vec<String> = p.dags[0]
+            .callbacks
+            .iter()
+            .map(|c| format!("{} {} {:?} {}", c.on, c.callable, c.file, json!(c.kwargs)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "on_success_callback m.done None {\"channel\":\"ops\"}",
+                "on_failure_callback failed Some(\"/x/cb.py\") {}",
+            ]
+        );
+        // default_args reach the tasks only.
+        assert_eq!(p.dags[0].tasks[0].callbacks[0].callable, "m.for_tasks");
     }
 
     #[test]

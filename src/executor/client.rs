@@ -229,6 +229,27 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Claims a DAG callback request; its callbacks and context.
+    pub fn dag_callback_run(&self, id: i64) -> Result<Value, CallError> {
+        self.expect(
+            "PATCH",
+            &format!("dag-callbacks/{id}/run"),
+            Some(&json!({})),
+            &[200],
+        )
+    }
+
+    /// Says how a DAG callback request's run ended: `success` or `failed`.
+    pub fn dag_callback_finish(&self, id: i64, state: &str) -> Result<(), CallError> {
+        self.expect(
+            "PATCH",
+            &format!("dag-callbacks/{id}/state"),
+            Some(&json!({"state": state})),
+            &[200, 204],
+        )
+        .map(|_| ())
+    }
+
     /// A GET with query parameters (repeated names allowed), its JSON answer.
     pub fn get_with_query(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CallError> {
         let q: Vec<String> = query

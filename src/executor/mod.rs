@@ -17,7 +17,7 @@ mod threads;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -55,6 +55,9 @@ pub struct LocalExecutor {
     /// task's resumed try may start before the first part's exit is reaped, so one task
     /// instance can have two for a moment.
     running: HashMap<String, u32>,
+    /// DAG callback requests being run (`submit_dag_callback`): shutdown waits for them
+    /// as for tasks, so `dags test` and a stopping standalone let them finish.
+    callbacks: Arc<AtomicUsize>,
 }
 
 /// Supervises one workload and tells the scheduler how it ended.
@@ -97,6 +100,7 @@ impl LocalExecutor {
             supervisors: Arc::new(Supervisors::new(cfg, api_url, clock)),
             events,
             running: HashMap::new(),
+            callbacks: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -114,6 +118,29 @@ impl LocalExecutor {
             .run("task", move || run_one(w, &supervisors, &events))?;
         *self.running.entry(ti_id).or_default() += 1;
         Ok(())
+    }
+
+    /// Runs one DAG callback request (see `supervise::dag_callback`) on a thread of its
+    /// own. It takes no slot of `parallelism`, as Airflow's DAG processor runs callbacks
+    /// outside the executor's slots, and is not waited for on shutdown beyond its runner
+    /// being stopped.
+    pub fn submit_dag_callback(&mut self, id: i64, token: String) -> std::io::Result<()> {
+        let supervisors = self.supervisors.clone();
+        let callbacks = self.callbacks.clone();
+        callbacks.fetch_add(1, Ordering::SeqCst);
+        let started = self.supervisors.threads.run("dag-callback", move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                supervise::dag_callback(&supervisors, id, &token)
+            }));
+            if ran.is_err() {
+                log::error!("the runner of DAG callback request {id} panicked");
+            }
+            callbacks.fetch_sub(1, Ordering::SeqCst);
+        });
+        if started.is_err() {
+            self.callbacks.fetch_sub(1, Ordering::SeqCst);
+        }
+        started
     }
 
     /// Forgets a finished supervisor.
@@ -137,17 +164,28 @@ impl LocalExecutor {
             );
         }
         self.wait_all(deadline, events);
-        if self.running.is_empty() {
+        self.wait_callbacks(deadline);
+        if self.running.is_empty() && self.callbacks.load(Ordering::SeqCst) == 0 {
             return;
         }
-        log::warn!(
-            "stopping {} task(s) still running; they will be retried",
-            self.running()
-        );
+        if !self.running.is_empty() {
+            log::warn!(
+                "stopping {} task(s) still running; they will be retried",
+                self.running()
+            );
+        }
         self.supervisors.stop.store(true, Ordering::Relaxed);
         self.wait_all(Instant::now() + Duration::from_secs(30), events);
+        self.wait_callbacks(Instant::now() + Duration::from_secs(30));
         if !self.running.is_empty() {
             log::error!("{} supervisor(s) did not stop", self.running());
+        }
+    }
+
+    /// Waits until no DAG callback runs, or `deadline`.
+    fn wait_callbacks(&self, deadline: Instant) {
+        while self.callbacks.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

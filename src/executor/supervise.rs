@@ -204,6 +204,10 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     } else {
         "failed"
     };
+    // What failed the try, for the failure and retry callbacks' `exception` (as Airflow's
+    // task runner puts the error in the context before `finalize`): set where a failure is
+    // known, `null` otherwise.
+    let exception = std::cell::RefCell::new(Value::Null);
     let finish = |log: &mut TaskLog, state: &str, rendered: Option<&str>| -> Outcome {
         // As Airflow 3's task runner: callbacks run before the state is reported, while
         // the try's token still reaches variables, connections and XComs.
@@ -214,7 +218,11 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             _ => "on_failure_callback",
         };
         if !sv.stopping() {
-            run_callbacks(sv, &ctx, ti_id, &client, on, log);
+            let error = match state {
+                "success" | "skipped" => Value::Null,
+                _ => exception.borrow().clone(),
+            };
+            run_callbacks(sv, &ctx, ti_id, &client, (on, Some(&error)), log);
         }
         log.line(&format!("final state: {state}"));
         match client.finish(ti_id, state, sv.clock.now(), rendered) {
@@ -241,7 +249,14 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             run_id: &run_id,
         };
         let tctx = template_context(&ctx, try_number, &sv.clock);
-        run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
+        run_callbacks(
+            sv,
+            &ctx,
+            ti_id,
+            &client,
+            ("on_execute_callback", None),
+            &mut log,
+        );
         let t = sensor::Try {
             sv,
             client: &client,
@@ -271,7 +286,14 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     if task["operator"] != "BashOperator" && !is_python && task["builtin"].is_null() {
         // An operator with nothing to execute here (EmptyOperator with callbacks):
         // its callbacks still fire around the execute that does nothing, as in Airflow.
-        run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
+        run_callbacks(
+            sv,
+            &ctx,
+            ti_id,
+            &client,
+            ("on_execute_callback", None),
+            &mut log,
+        );
         return Ok(finish(&mut log, "success", None));
     }
     // A Python task needs an interpreter and the runner's files before anything runs.
@@ -304,7 +326,14 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let tctx = template_context(&ctx, try_number, &sv.clock);
     // A built-in operator runs here, in this thread (executor::operators).
     if let Ok(kind) = serde_json::from_value::<crate::model::Builtin>(task["builtin"].clone()) {
-        run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
+        run_callbacks(
+            sv,
+            &ctx,
+            ti_id,
+            &client,
+            ("on_execute_callback", None),
+            &mut log,
+        );
         let b = BuiltinTry {
             sv,
             ctx: &ctx,
@@ -466,7 +495,14 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let cwd = task["cwd"].as_str().map(PathBuf::from);
     // stdout comes through a pipe: copied into the log line by line, its last line kept
     // for the return value. stderr goes to the log directly.
-    run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
+    run_callbacks(
+        sv,
+        &ctx,
+        ti_id,
+        &client,
+        ("on_execute_callback", None),
+        &mut log,
+    );
     // A Python task writes its own log lines and reports its return value itself; its
     // spec goes in a file (argv and the environment are too small on Windows).
     let mut python_files = None;
@@ -547,6 +583,11 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             return Ok(finish(&mut log, "up_for_retry", shown));
         }
         if timeout.is_some_and(|t| clock.elapsed() >= t) {
+            // Airflow's `timeout` raises this in the task process.
+            *exception.borrow_mut() = airflow_error(
+                "AirflowTaskTimeout",
+                &format!("Timeout, PID: {}", child.pid()),
+            );
             let _ = child.kill_tree(KILL_GRACE);
             log.line(&format!(
                 "execution_timeout of {:.3} s reached: the task and its children were killed",
@@ -612,6 +653,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
                 sensor::End::Unreported => Outcome::Unreported,
             });
         }
+        *exception.borrow_mut() = files.exception();
         let state = match outcome {
             Some((state, retry, xcoms, _)) => match state.as_str() {
                 // The return value's XComs, pushed here (as Airflow 3's supervisor does
@@ -650,7 +692,14 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let state = match exit.code() {
         0 => "success",
         SKIP_EXIT_CODE => "skipped",
-        _ => fail_state,
+        code => {
+            // BashOperator's error for a non-zero exit, in Airflow 3.3.2's words.
+            *exception.borrow_mut() = airflow_error(
+                "AirflowException",
+                &format!("Bash command failed. The command returned a non-zero exit code {code}."),
+            );
+            fail_state
+        }
     };
     // A task a mapped task expands over must push a list or a dict; BashOperator's
     // return value is a string (its last line), so Airflow's task runner fails it.
@@ -705,12 +754,14 @@ const CALLBACK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs the task's `on` callbacks with the Python runner, their output into the try's log.
 /// A callback that fails or cannot run is logged; it never changes the task's state.
+/// `exception` is the context's `exception` (a description the runner makes an exception
+/// of, or `null`); `None` leaves the key out, as before the task runs.
 fn run_callbacks(
     sv: &Supervisors,
     ctx: &Value,
     ti_id: &str,
     client: &Client,
-    on: &str,
+    (on, exception): (&str, Option<&Value>),
     log: &mut TaskLog,
 ) {
     let callbacks: Vec<&Value> = ctx["task"]["callbacks"]
@@ -745,11 +796,58 @@ fn run_callbacks(
     let files = PythonFiles::new(&sv.tries_dir, &format!("{ti_id}-{on}"), try_number);
     let mut spec = python_spec(ctx, &Value::Null, sv, &runner, &files.outcome);
     spec["callbacks"] = Value::Array(callbacks.into_iter().cloned().collect());
-    if let Err(e) = std::fs::write(&files.spec, spec.to_string()) {
-        log.line(&format!("cannot run {on}: cannot write its spec: {e}"));
-        return;
+    if let Some(e) = exception {
+        spec["exception"] = e.clone();
     }
     log.line(&format!("running {on} with {}", interpreter.describe()));
+    // Heartbeats go on while callbacks run, so a slow one is not taken for a zombie.
+    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
+    let mut last_beat = Instant::now();
+    run_callback_runner(
+        sv,
+        on,
+        (&interpreter, &runner),
+        (&spec, &files),
+        (client.token(), Some(ti_id)),
+        log,
+        || {
+            if last_beat.elapsed() >= beat {
+                last_beat = Instant::now();
+                if let Err(e) = client.heartbeat(ti_id, sv.pid, &sv.hostname) {
+                    log::warn!("heartbeat during {on} failed: {e}");
+                }
+            }
+        },
+    );
+}
+
+/// How the Python runner of some callbacks ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallbacksEnd {
+    /// Every callback returned.
+    Ran,
+    /// One raised (the runner printed its traceback), or the runner failed.
+    Failed,
+    /// It could not start, or was stopped (too long, or the executor shuts down).
+    NotRun,
+}
+
+/// Writes `spec` and runs the Python runner on it, its output into `log`, for at most
+/// `CALLBACK_TIMEOUT`; `tick` is called about every `TICK` while it runs. `auth` is the
+/// token the runner uses and the task instance it runs for, if any.
+fn run_callback_runner(
+    sv: &Supervisors,
+    on: &str,
+    (interpreter, runner): (&python::Interpreter, &Path),
+    (spec, files): (&Value, &PythonFiles),
+    auth: (String, Option<&str>),
+    log: &mut TaskLog,
+    mut tick: impl FnMut(),
+) -> CallbacksEnd {
+    if let Err(e) = std::fs::write(&files.spec, spec.to_string()) {
+        log.line(&format!("cannot run {on}: cannot write its spec: {e}"));
+        return CallbacksEnd::NotRun;
+    }
     let mut args = interpreter.args.clone();
     args.push(runner.join("updraft_runner.py").into_os_string());
     args.push(files.spec.clone().into_os_string());
@@ -757,11 +855,13 @@ fn run_callbacks(
         path: interpreter.program.clone(),
         args,
     };
-    let Ok(file) = log.file() else { return };
+    let Ok(file) = log.file() else {
+        return CallbacksEnd::NotRun;
+    };
+    let (token, ti_id) = auth;
     let mut env = vec![
         (URL_VAR.to_string(), sv.api_url.clone()),
-        (TOKEN_VAR.to_string(), client.token()),
-        (TI_VAR.to_string(), ti_id.to_string()),
+        (TOKEN_VAR.to_string(), token),
         (
             "UPDRAFT_HOME".to_string(),
             sv.home.to_string_lossy().into_owned(),
@@ -770,6 +870,9 @@ fn run_callbacks(
         ("PYTHONIOENCODING".to_string(), "utf-8".to_string()),
         ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
     ];
+    if let Some(ti_id) = ti_id {
+        env.push((TI_VAR.to_string(), ti_id.to_string()));
+    }
     if let Some(path) = &sv.task_path {
         env.push(("PATH".into(), path.to_string_lossy().into_owned()));
     }
@@ -786,30 +889,140 @@ fn run_callbacks(
         Ok(c) => c,
         Err(e) => {
             log.line(&format!("cannot run {on}: {e}"));
-            return;
+            return CallbacksEnd::NotRun;
         }
     };
     let started = Instant::now();
-    // Heartbeats go on while callbacks run, so a slow one is not taken for a zombie.
-    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
-    let mut last_beat = Instant::now();
     loop {
-        if last_beat.elapsed() >= beat {
-            last_beat = Instant::now();
-            if let Err(e) = client.heartbeat(ti_id, sv.pid, &sv.hostname) {
-                log::warn!("heartbeat during {on} failed: {e}");
-            }
-        }
+        tick();
         match child.wait_timeout(TICK) {
-            Ok(Some(_)) => break,
+            Ok(Some(exit)) if exit.code() == 0 => return CallbacksEnd::Ran,
+            Ok(Some(_)) => return CallbacksEnd::Failed,
             Ok(None) if started.elapsed() < CALLBACK_TIMEOUT && !sv.stopping() => {}
             Ok(None) | Err(_) => {
                 let _ = child.kill_tree(KILL_GRACE);
                 log.line(&format!("{on} was stopped: it ran for too long"));
-                return;
+                return CallbacksEnd::NotRun;
             }
         }
     }
+}
+
+/// Runs one DAG callback request: claims it through the Execution API (so it runs once
+/// however often it is handed over), runs the DAG's callbacks for it with the Python
+/// runner and the request's own token, and says how they ended. Their output goes where
+/// Airflow's DAG processor writes a DAG file's log:
+/// `{base_log_folder}/dag_processor/<date>/<bundle>/<file>.log`.
+pub fn dag_callback(sv: &Supervisors, id: i64, token: &str) {
+    let client = Client::with_agent(sv.agent.clone(), &sv.api_url, token);
+    let ctx = match client.dag_callback_run(id) {
+        Ok(ctx) => ctx,
+        Err(CallError::Status(409, body)) => {
+            log::info!("DAG callback request {id} was already claimed: {body}");
+            return;
+        }
+        Err(e) => {
+            log::error!("cannot claim DAG callback request {id}: {e}");
+            return;
+        }
+    };
+    let run = &ctx["dag_run"];
+    let on = ctx["on"]
+        .as_str()
+        .unwrap_or("on_success_callback")
+        .to_string();
+    let (dag_id, run_id) = (
+        run["dag_id"].as_str().unwrap_or_default(),
+        run["run_id"].as_str().unwrap_or_default(),
+    );
+    let path = dag_processor_log(
+        &sv.base_log_folder,
+        sv.clock.now(),
+        ctx["bundle"].as_str().unwrap_or("dags-folder"),
+        ctx["fileloc"].as_str().unwrap_or(dag_id),
+    );
+    let finish = |state: &str| {
+        if let Err(e) = client.dag_callback_finish(id, state) {
+            log::warn!("cannot finish DAG callback request {id}: {e}");
+        }
+    };
+    let mut log = match TaskLog::open(&path, sv.clock.clone()) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("DAG callback request {id}: {e}");
+            return finish("failed");
+        }
+    };
+    log.line(&format!(
+        "running {on} of DAG {dag_id} for run {run_id} ({})",
+        ctx["reason"].as_str().unwrap_or_default()
+    ));
+    let interpreter = match &sv.python {
+        Ok(i) => i.clone(),
+        Err(line) => {
+            log.line(&format!("cannot run {on}: {line}"));
+            return finish("failed");
+        }
+    };
+    let runner = match sv
+        .python_runner
+        .get_or_init(|| python::install(&sv.home).map_err(|e| e.to_string()))
+    {
+        Ok(dir) => dir.clone(),
+        Err(e) => {
+            log.line(&format!(
+                "cannot run {on}: cannot write the Python runner's files: {e}"
+            ));
+            return finish("failed");
+        }
+    };
+    let files = PythonFiles::new(&sv.tries_dir, &format!("dag-callback-{id}"), 1);
+    let mut full = ctx.clone();
+    full["task"]["python"] = Value::Null;
+    let mut spec = python_spec(&full, &Value::Null, sv, &runner, &files.outcome);
+    spec["callbacks"] = ctx["callbacks"].clone();
+    spec["reason"] = ctx["reason"].clone();
+    spec["minimal"] = ctx["minimal"].clone();
+    spec["context"]["state"] = ctx["ti_state"].clone();
+    spec["context"]["run_state"] = run["state"].clone();
+    spec["context"]["end_date"] = run["end_date"].clone();
+    let end = run_callback_runner(
+        sv,
+        &on,
+        (&interpreter, &runner),
+        (&spec, &files),
+        (token.to_string(), None),
+        &mut log,
+        || {},
+    );
+    log.line(&format!("{on} of DAG {dag_id} for run {run_id}: {end:?}"));
+    finish(if end == CallbacksEnd::Ran {
+        "success"
+    } else {
+        "failed"
+    });
+}
+
+/// Where Airflow 3's DAG processor logs a DAG file (`dag_processor_child_process_log_directory`,
+/// by default `logs/dag_processor`, then the day, the bundle and the file's relative path).
+fn dag_processor_log(base: &Path, now: DateTime<Utc>, bundle: &str, fileloc: &str) -> PathBuf {
+    let mut path = base
+        .join("dag_processor")
+        .join(now.format("%Y-%m-%d").to_string())
+        .join(bundle);
+    // The file's relative path, part by part, never leaving the folder.
+    for part in fileloc.split(['/', '\\']) {
+        if !part.is_empty() && part != "." && part != ".." {
+            path.push(part);
+        }
+    }
+    path.set_file_name(format!(
+        "{}.log",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    path
 }
 
 /// An XCom the runner left for the supervisor to push: key and value.
@@ -882,6 +1095,21 @@ impl PythonFiles {
             },
         ))
     }
+}
+
+impl PythonFiles {
+    /// How the runner described the exception that failed the callable, or `null`.
+    fn exception(&self) -> Value {
+        std::fs::read_to_string(&self.outcome)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .map_or(Value::Null, |mut v| v["exception"].take())
+    }
+}
+
+/// An exception of Airflow's SDK as the runner rebuilds it for a callback's context.
+fn airflow_error(class: &str, message: &str) -> Value {
+    serde_json::json!({"module": "airflow.sdk.exceptions", "qualname": class, "args": [message]})
 }
 
 impl Drop for PythonFiles {

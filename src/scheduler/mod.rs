@@ -272,6 +272,17 @@ impl Scheduler {
             self.active = true;
             self.told_standby = false;
             self.adopt_orphans()?;
+            // DAG callback requests a previous scheduler recorded but whose runner never
+            // claimed them (the process ended first): handed over again. A claimed one
+            // is not (Airflow too runs a DAG callback at most once).
+            let queued: Vec<i64> = self
+                .store
+                .queued_dag_callbacks()?
+                .iter()
+                .map(|c| c.id)
+                .collect();
+            let now = self.opts.clock.now();
+            self.dag_callbacks(&queued, now);
         } else if !mine && self.active {
             log::error!(
                 "lost the scheduler lease to job {}; standing by",
@@ -472,7 +483,9 @@ impl Scheduler {
         cache.refresh(&self.store, &runs)?;
         let max_runs_default = self.cfg.core.max_active_runs_per_dag;
         let mut to_queue: Vec<&RunRow> = Vec::new();
+        let mut new_callbacks: Vec<i64> = Vec::new();
         let decisions = self.store.write(|tx| {
+            new_callbacks.clear();
             // Running runs per DAG and backfill: a backfill's runs count against its own
             // limit, the others against the DAG's (Airflow groups by both).
             let mut running_per_dag: HashMap<(&str, Option<i64>), u32> = HashMap::new();
@@ -515,7 +528,26 @@ impl Scheduler {
                     retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
                 }
                 if let Some(done) = outcome.finished {
-                    tx.set_run_state(run.id, run_state, done, now)?;
+                    if tx.set_run_state(run.id, run_state, done, now)? {
+                        // The DAG's callbacks for this end, recorded with the end itself, run
+                        // by the executor once this commits (see `dag_callbacks`).
+                        let is_failure = done == RunState::Failed;
+                        let on = if is_failure {
+                            "on_failure_callback"
+                        } else {
+                            "on_success_callback"
+                        };
+                        if dag.callbacks.iter().any(|c| c.on == on) {
+                            new_callbacks.push(tx.add_dag_callback(
+                                &run.dag_id,
+                                &run.run_id,
+                                is_failure,
+                                outcome.reason,
+                                outcome.reason_ti.as_deref(),
+                                now,
+                            )?);
+                        }
+                    }
                     log::info!("run {} of {} finished: {done}", run.run_id, run.dag_id);
                     continue;
                 }
@@ -527,9 +559,23 @@ impl Scheduler {
             let wait = (at - self.opts.clock.now()).to_std().unwrap_or_default();
             next = next.min(later(wait));
         }
+        self.dag_callbacks(&new_callbacks, now);
         self.queue(&cache, &to_queue, &dags, now)?;
         self.tis = cache;
         Ok(next)
+    }
+
+    /// Hands DAG callback requests to the executor, each with a token good for that
+    /// request only. The executor's runner claims each (a compare-and-set), so one handed
+    /// over twice runs once.
+    fn dag_callbacks(&mut self, ids: &[i64], now: DateTime<Utc>) {
+        let lifetime = self.cfg.auth.execution_jwt_expiration_time;
+        for &id in ids {
+            let token = task_token::mint_dag_callback(&self.secret, id, lifetime, now);
+            if let Err(e) = self.exec.submit_dag_callback(id, token) {
+                log::error!("cannot start the runner of DAG callback request {id}: {e}");
+            }
+        }
     }
 
     /// Marks completed the open backfills none of whose runs is active any more; the
@@ -795,6 +841,12 @@ impl Scheduler {
 struct Outcome {
     finished: Option<RunState>,
     retry_at: Option<DateTime<Utc>>,
+    /// Why it finished, in Airflow's words (`DagCallbackRequest.msg`), and the task
+    /// instance the DAG's callback gets the context of when this pass knows it (a timeout's
+    /// or a deadlock's); the ones that succeeded or failed last are looked up when the
+    /// callback runs.
+    reason: &'static str,
+    reason_ti: Option<String>,
 }
 
 /// Applies trigger rules and retries to the task instances of one run that can move:
@@ -816,6 +868,13 @@ fn advance_run(
             run.run_id,
             run.dag_id
         );
+        // Airflow's callback context: the unfinished instance that started last.
+        let last_unfinished = tis
+            .tis()
+            .iter()
+            .filter(|t| !t.state.is_some_and(TaskState::is_finished))
+            .max_by_key(|t| t.start_date)
+            .map(|t| t.id.clone());
         for ti in tis
             .tis()
             .iter()
@@ -827,6 +886,8 @@ fn advance_run(
         return Ok(Outcome {
             finished: Some(RunState::Failed),
             retry_at,
+            reason: "timed_out",
+            reason_ti: last_unfinished,
         });
     }
 
@@ -919,6 +980,8 @@ fn advance_run(
         return Ok(Outcome {
             finished: None,
             retry_at,
+            reason: "",
+            reason_ti: None,
         });
     }
     let (unfinished, moving) = tis.unfinished();
@@ -933,6 +996,11 @@ fn advance_run(
                 )
             })
     });
+    let mut reason = match finished {
+        Some(RunState::Success) => "success",
+        _ => "task_failure",
+    };
+    let mut reason_ti = None;
     if unfinished > 0 && finished.is_some() {
         // Deadlock: nothing can ever move (all waiting on rules that cannot be met).
         log::warn!(
@@ -940,8 +1008,33 @@ fn advance_run(
             run.run_id,
             run.dag_id
         );
+        reason = "all_tasks_deadlocked";
+        // As Airflow's: an unfinished instance one of whose direct upstreams finished.
+        let finished_tasks: HashSet<&str> = tis
+            .tis()
+            .iter()
+            .filter(|t| t.state.is_some_and(TaskState::is_finished))
+            .map(|t| t.task_id.as_str())
+            .collect();
+        reason_ti = tis
+            .tis()
+            .iter()
+            .filter(|t| !t.state.is_some_and(TaskState::is_finished))
+            .find(|t| {
+                dag.task(&t.task_id).is_some_and(|task| {
+                    task.upstream
+                        .iter()
+                        .any(|u| finished_tasks.contains(u.as_str()))
+                })
+            })
+            .map(|t| t.id.clone());
     }
-    Ok(Outcome { finished, retry_at })
+    Ok(Outcome {
+        finished,
+        retry_at,
+        reason,
+        reason_ti,
+    })
 }
 
 /// Ends a try that will not report for itself: up for retry if it has tries left,

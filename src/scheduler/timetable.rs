@@ -912,6 +912,7 @@ pub(super) mod tests {
             owners: vec![],
             tasks: vec![],
             task_groups: vec![],
+            callbacks: vec![],
         }
     }
 

@@ -333,4 +333,21 @@ CREATE INDEX task_reschedule_ti ON task_reschedule (ti_id, try_number, id);
 DROP INDEX ti_active;
 CREATE INDEX ti_active ON task_instance (state) WHERE state IN ('scheduled', 'queued', 'running', 'up_for_retry', 'up_for_reschedule', 'restarting');
 "#,
+    // DAG-level callbacks: one request per run end that has callbacks to run (Airflow's
+    // `DagCallbackRequest`), recorded by the scheduler, claimed and finished by the
+    // executor's callback runner through the Execution API.
+    r#"
+CREATE TABLE dag_callback (
+    id           INTEGER PRIMARY KEY,
+    dag_id       TEXT NOT NULL,
+    run_id       TEXT NOT NULL,
+    is_failure   INTEGER NOT NULL,
+    reason       TEXT NOT NULL,
+    ti_id        TEXT,
+    state        TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    end_date     TEXT
+);
+CREATE INDEX dag_callback_queued ON dag_callback (id) WHERE state = 'queued';
+"#,
 ];

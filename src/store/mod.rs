@@ -6,6 +6,7 @@
 //! timeout instead of as a failed commit. SQL is literal and sits next to its function.
 
 mod backfills;
+mod callbacks;
 mod dags;
 mod hitl;
 mod jobs;
@@ -25,6 +26,7 @@ use rusqlite::OpenFlags;
 use rusqlite::config::DbConfig;
 
 pub use backfills::{BackfillDate, BackfillRow, NewBackfill, OpenBackfill, Progress};
+pub use callbacks::DagCallbackRow;
 pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
 pub use hitl::{HitlRequest, HitlRow, Swept};
 pub use jobs::Lease;
@@ -522,6 +524,7 @@ mod tests {
     fn every_write_goes_through_a_transaction() {
         let files = [
             ("backfills.rs", include_str!("backfills.rs")),
+            ("callbacks.rs", include_str!("callbacks.rs")),
             ("dags.rs", include_str!("dags.rs")),
             ("hitl.rs", include_str!("hitl.rs")),
             ("jobs.rs", include_str!("jobs.rs")),

@@ -731,6 +731,7 @@ mod tests {
             owners: Vec::new(),
             tasks: Vec::new(),
             task_groups: Vec::new(),
+            callbacks: Vec::new(),
         };
         DagRow {
             dag: std::sync::Arc::new(dag),

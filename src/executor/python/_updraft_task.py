@@ -237,6 +237,8 @@ class TaskInstance:
         self.try_number = c["try_number"]
         self.map_index = c.get("map_index", -1)
         self.max_tries = c.get("max_tries", 0)
+        # Known to a callback: the state the try ended in.
+        self.state = c.get("state")
 
     def xcom_push(self, key, value):
         CLIENT.xcom_set(self.dag_id, self.run_id, self.task_id, key, to_json(value, f"XCom {key!r}"))
@@ -376,9 +378,22 @@ class _Macros:
     timedelta = _dt.timedelta
 
     def __getattr__(self, name):
-        if name not in self._MODULES:
+        if name == "dateutil":
+            # Airflow's `macros.dateutil` is the package, whose submodules Airflow's own
+            # imports have loaded by the time a callable runs: so are they here.
+            try:
+                module = importlib.import_module("dateutil")
+                for sub in ("parser", "relativedelta", "rrule", "tz"):
+                    importlib.import_module("dateutil." + sub)
+            except ImportError as e:
+                raise ImportError(
+                    "macros.dateutil needs the python-dateutil package in the interpreter that "
+                    f"runs the task ({sys.executable}): pip install python-dateutil"
+                ) from e
+        elif name in self._MODULES:
+            module = importlib.import_module(name)
+        else:
             raise AttributeError(name)
-        module = importlib.import_module(name)
         setattr(self, name, module)
         return module
 
@@ -407,7 +422,8 @@ def build_context(spec):
                           data_interval_start=_time(c.get("data_interval_start")),
                           data_interval_end=_time(c.get("data_interval_end")),
                           run_after=_time(c.get("run_after")), run_type=c.get("run_type"),
-                          start_date=_time(c.get("start_date")), conf=c.get("conf") or {}),
+                          start_date=_time(c.get("start_date")), conf=c.get("conf") or {},
+                          state=c.get("run_state"), end_date=_time(c.get("end_date"))),
         "run_id": c["run_id"],
         "params": c.get("params") or {},
         "ti": ti,
@@ -685,21 +701,37 @@ def follow(spec, result):
 
 def run_callbacks(spec):
     """Calls each callback with the context (and its keyword arguments); a failure is
-    printed with its traceback and does not stop the others."""
+    printed with its traceback and does not stop the others. A DAG's callbacks (a spec
+    with a `reason`) get the context Airflow 3's DAG processor builds: the task instance's
+    with `reason`, or only `dag`, `run_id` and `reason` when there is no task instance.
+    Ends with 1 when one failed."""
     global CONTEXT
-    CONTEXT = build_context(spec)
+    reason = spec.get("reason")
+    if reason is not None and spec.get("minimal"):
+        c = spec["context"]
+        CONTEXT = {"dag": _Named(dag_id=c["dag_id"]), "run_id": c["run_id"]}
+    else:
+        CONTEXT = build_context(spec)
+    if reason is not None:
+        CONTEXT["reason"] = reason
+    if "exception" in spec:
+        CONTEXT["exception"] = _rebuild(spec["exception"])
+    failed = 0
     for cb in spec["callbacks"]:
         name = cb["callable"]
+        if reason is not None:
+            print(f"Executing {cb['on']} dag callback {name}", flush=True)
         try:
             func = load_callable({"callable": name, "file": cb.get("file")})
             func(CONTEXT, **(cb.get("kwargs") or {}))
         except BaseException:  # noqa: B036 - a callback never changes the task's state
             import traceback
 
+            failed = 1
             print(f"{cb['on']} {name} failed:", file=sys.stderr, flush=True)
             traceback.print_exc()
             sys.stderr.flush()
-    return 0
+    return failed
 
 
 _CONTEXT_KEYS = frozenset()
@@ -719,10 +751,55 @@ def _context_extra():
     return extra
 
 
-def _write_outcome(spec, state, retry=True, xcoms=()):
+def _describe(e):
+    """An exception as the supervisor hands it to failure callbacks (which run in another
+    process): its class by module and name, and its arguments when they are JSON."""
+    cls = type(e)
+    try:
+        args = loads(dumps(list(e.args), allow_nan=False))
+    except (TypeError, ValueError):
+        args = [str(e)]
+    return {"module": cls.__module__, "qualname": cls.__qualname__, "args": args}
+
+
+def _rebuild(desc):
+    """The exception `_describe` (or the supervisor) described: of its own class when that
+    imports, else of a stand-in class with its name (an Airflow one derives from
+    AirflowException, AirflowTaskTimeout from BaseException, as in Airflow)."""
+    if not desc:
+        return None
+    args = desc.get("args") or []
+    name = desc.get("qualname") or "Exception"
+    cls = None
+    try:
+        cls = importlib.import_module(desc.get("module") or "builtins")
+        for part in name.split("."):
+            cls = getattr(cls, part)
+    except Exception:  # noqa: BLE001 - the stand-in below
+        cls = None
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        try:
+            return cls(*args)
+        except Exception:  # noqa: BLE001 - a class whose arguments differ
+            pass
+    base = Exception
+    if name == "AirflowTaskTimeout":
+        base = BaseException
+    elif name.startswith("Airflow"):
+        try:
+            from airflow.exceptions import AirflowException as base
+        except ImportError:
+            pass
+    stand_in = type(name.rsplit(".", 1)[-1], (base,), {"__module__": desc.get("module") or __name__})
+    return stand_in(*args)
+
+
+def _write_outcome(spec, state, retry=True, xcoms=(), exception=None):
     """How the callable ended, and the XComs of its return value ([key, value] pairs in
     the order to push them), which the supervisor pushes before it reports the state."""
     out = {"state": state, "retry": retry, "xcoms": list(xcoms)}
+    if exception is not None:
+        out["exception"] = exception
     if spec.get("map_index_template"):
         out["context_extra"] = _context_extra()
     with open(spec["outcome"], "w", encoding="utf-8") as f:
@@ -753,7 +830,7 @@ def main(argv):
     if spec.get("native"):
         for key in ("op_args", "op_kwargs", "templates_dict"):
             spec[key] = native(spec.get(key))
-    if spec.get("callbacks"):
+    if spec.get("callbacks") is not None:
         return run_callbacks(spec)
     try:
         func = load_callable(spec)
@@ -815,10 +892,8 @@ def main(argv):
 
         traceback.print_exc()
         sys.stderr.flush()
-        if _is(e, "AirflowFailException") or _is(e, "AirflowSensorTimeout") or isinstance(e, SensorTimeout):
-            _write_outcome(spec, "failed", retry=False)
-        else:
-            _write_outcome(spec, "failed")
+        retry = not (_is(e, "AirflowFailException") or _is(e, "AirflowSensorTimeout") or isinstance(e, SensorTimeout))
+        _write_outcome(spec, "failed", retry=retry, exception=_describe(e))
         return 1
     _write_outcome(spec, "success", xcoms=xcoms)
     return 0
