@@ -17,6 +17,7 @@
 //! `yaml` turns text into positioned nodes, `values` reads schedules, dates and durations,
 //! `tasks` builds tasks and groups and expands dependencies, `schema` describes the format.
 
+mod assets;
 mod mapping;
 mod schema;
 mod tasks;
@@ -816,6 +817,8 @@ mod tests {
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
             mapped: None,
+            outlets: Vec::new(),
+            inlets: Vec::new(),
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");

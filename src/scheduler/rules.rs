@@ -457,6 +457,8 @@ mod tests {
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
             mapped: None,
+            outlets: Vec::new(),
+            inlets: Vec::new(),
         }
     }
 
