@@ -30,3 +30,5 @@ mod backfill;
 mod timezones;
 // Dynamic task mapping: expand/partial over literals, mapped instances in the engine and the API.
 mod mapping;
+// Assets: outlets, asset schedules (AND/OR, paused, AssetOrTimeSchedule), the asset routes.
+mod assets;

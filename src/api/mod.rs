@@ -46,6 +46,9 @@ static BASE: &[Route] = &[
     public(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Push an XCom", execution::set_xcom),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/item/{offset}", Execution, "One XCom of a mapped task by its position (negative from the end)", execution::xcom_item),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/slice", Execution, "XComs of a mapped task by a Python slice (start, stop, step)", execution::xcom_slice),
+    public(Get, "/execution/assets/by-name", Execution, "An asset by its name", execution::asset_by_name),
+    public(Get, "/execution/assets/by-uri", Execution, "An asset by its URI", execution::asset_by_uri),
+    public(Get, "/execution/asset-events/by-asset", Execution, "Events of an asset, by name and/or URI", execution::asset_events_by_asset),
     public(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 

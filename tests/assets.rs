@@ -1,0 +1,227 @@
+//! Assets: producers' outlets make events, consumers run on their conditions, through
+//! a real standalone; the Core and Execution API's asset routes.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use updraft::store::RunRow;
+
+use crate::engine::{Engine, task};
+use crate::util::{Method, wait_until};
+
+const LONG: Duration = Duration::from_secs(90);
+const BASH: &str = "airflow.providers.standard.operators.bash.BashOperator";
+
+fn asset(uri: &str) -> String {
+    format!("{{__type__: airflow.sdk.Asset, uri: '{uri}'}}")
+}
+
+/// A DAG scheduled by `schedule` (flow YAML) with one Bash task.
+fn consumer(dag_id: &str, schedule: &str) -> String {
+    format!(
+        "{dag_id}:\n  default_args:\n    start_date: 2024-01-01\n  catchup: false\n  schedule: {schedule}\n  tasks:\n    - task_id: use\n      operator: {BASH}\n      bash_command: 'echo consumed'\n"
+    )
+}
+
+/// A manual DAG whose one task runs `cmd` and updates `outlets` (flow YAML).
+fn producer(dag_id: &str, cmd: &str, outlets: &str) -> String {
+    format!(
+        "{dag_id}:\n  default_args:\n    start_date: 2024-01-01\n  schedule: null\n  tasks:\n{}",
+        task("make", cmd, &format!("outlets: {outlets}"))
+    )
+}
+
+fn runs(e: &Engine, dag_id: &str) -> Vec<RunRow> {
+    e.store().runs_of(Some(dag_id), 100).unwrap()
+}
+
+fn wait_runs(e: &Engine, dag_id: &str, n: usize) -> Vec<RunRow> {
+    let mut got = Vec::new();
+    let ok = wait_until(LONG, || {
+        got = runs(e, dag_id);
+        got.len() >= n
+    });
+    assert!(
+        ok,
+        "{dag_id} has {} runs, not {n}\n{}",
+        got.len(),
+        e.srv.log()
+    );
+    got
+}
+
+/// URIs of the events a run consumed.
+fn consumed(e: &Engine, run: &RunRow) -> Vec<String> {
+    e.store()
+        .consumed_events(run.id)
+        .unwrap()
+        .into_iter()
+        .map(|ev| ev.uri)
+        .collect()
+}
+
+#[test]
+fn consumers_run_on_their_conditions_and_only_on_successful_updates() {
+    let files = [
+        ("prod_a.yml", producer("prod_a", "echo a", "['s3://b/a']")),
+        (
+            "prod_b.yml",
+            producer("prod_b", "echo b", &format!("[{}]", asset("s3://b/b"))),
+        ),
+        ("prod_c.yml", producer("prod_c", "echo c", "['s3://b/c']")),
+        (
+            "prod_fail.yml",
+            producer("prod_fail", "exit 3", "['s3://b/f']"),
+        ),
+        ("prod_p.yml", producer("prod_p", "echo p", "['s3://b/p']")),
+        ("prod_t.yml", producer("prod_t", "echo t", "['s3://b/t']")),
+        // AND: a list of assets, all must update.
+        (
+            "cons_and.yml",
+            consumer("cons_and", "['s3://b/a', 's3://b/b']"),
+        ),
+        // OR, written with dag-factory's __or__ over Asset mappings.
+        (
+            "cons_or.yml",
+            consumer(
+                "cons_or",
+                &format!("{{__or__: [{}, {}]}}", asset("s3://b/a"), asset("s3://b/c")),
+            ),
+        ),
+        ("cons_fail.yml", consumer("cons_fail", "['s3://b/f']")),
+        ("cons_paused.yml", consumer("cons_paused", "['s3://b/p']")),
+        (
+            "cons_time.yml",
+            consumer(
+                "cons_time",
+                &format!(
+                    "{{__type__: airflow.timetables.assets.AssetOrTimeSchedule, timetable: {{__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '* * * * *', timezone: UTC}}, assets: [{}]}}",
+                    asset("s3://b/t")
+                ),
+            ),
+        ),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let e = Engine::start(&files, &[]);
+    let token = e.srv.login("admin");
+    let loaded = wait_until(LONG, || {
+        e.store().dags().map(|d| d.len()).unwrap_or(0) == files.len()
+    });
+    assert!(loaded, "{}", e.srv.log());
+    e.home.run(&["dags", "pause", "cons_paused"], &[]).expect(0);
+
+    // A failed producer emits nothing and triggers nothing.
+    let run = e.trigger("prod_fail", None);
+    assert_eq!(e.wait_run("prod_fail", &run), "failed");
+
+    // a alone: OR runs, AND waits with a queued event.
+    let run = e.trigger("prod_a", None);
+    assert_eq!(e.wait_run("prod_a", &run), "success");
+    let or_runs = wait_runs(&e, "cons_or", 1);
+    let or_run = &or_runs[0];
+    assert_eq!(or_run.run_type.as_str(), "asset_triggered");
+    assert!(
+        or_run.run_id.starts_with("asset_triggered__"),
+        "{}",
+        or_run.run_id
+    );
+    assert_eq!(or_run.logical_date, None);
+    assert_eq!(or_run.data_interval_start, None);
+    assert_eq!(or_run.triggered_by.as_deref(), Some("asset"));
+    assert_eq!(consumed(&e, or_run), ["s3://b/a"]);
+    assert_eq!(e.wait_run("cons_or", &or_run.run_id), "success");
+    let queued = e
+        .store()
+        .queued_events(Some("cons_and"), None, None)
+        .unwrap();
+    assert_eq!(
+        queued.iter().map(|q| q.uri.as_str()).collect::<Vec<_>>(),
+        ["s3://b/a"]
+    );
+    assert!(
+        runs(&e, "cons_and").is_empty(),
+        "AND ran on half its condition"
+    );
+
+    // b completes the AND: one run consuming both events, the queue emptied.
+    let run = e.trigger("prod_b", None);
+    assert_eq!(e.wait_run("prod_b", &run), "success");
+    let and_runs = wait_runs(&e, "cons_and", 1);
+    assert_eq!(consumed(&e, &and_runs[0]), ["s3://b/a", "s3://b/b"]);
+    assert!(
+        e.store()
+            .queued_events(Some("cons_and"), None, None)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(e.wait_run("cons_and", &and_runs[0].run_id), "success");
+
+    // The failed producer's asset: no event, no queue, no run.
+    let events = e.store().asset_events().unwrap();
+    assert!(events.iter().all(|ev| ev.uri != "s3://b/f"), "{events:?}");
+    assert!(runs(&e, "cons_fail").is_empty());
+    // The producer's event names its source.
+    let a = events.iter().find(|ev| ev.uri == "s3://b/a").unwrap();
+    assert_eq!(
+        (
+            a.source_dag_id.as_deref(),
+            a.source_task_id.as_deref(),
+            a.source_map_index
+        ),
+        (Some("prod_a"), Some("make"), -1)
+    );
+
+    // A paused consumer gets no run (as Airflow 3.3.2, nothing is queued for it); once
+    // unpaused, its next run consumes the events made while it was paused too.
+    let run = e.trigger("prod_p", None);
+    assert_eq!(e.wait_run("prod_p", &run), "success");
+    let run = e.trigger("prod_c", None);
+    assert_eq!(e.wait_run("prod_c", &run), "success");
+    // cons_or's run on c shows the scheduler has passed since p's event.
+    wait_runs(&e, "cons_or", 2);
+    assert!(runs(&e, "cons_paused").is_empty());
+    assert!(
+        e.store()
+            .queued_events(Some("cons_paused"), None, None)
+            .unwrap()
+            .is_empty()
+    );
+    e.home
+        .run(&["dags", "unpause", "cons_paused"], &[])
+        .expect(0);
+    let run = e.trigger("prod_p", None);
+    assert_eq!(e.wait_run("prod_p", &run), "success");
+    let paused_runs = wait_runs(&e, "cons_paused", 1);
+    assert_eq!(consumed(&e, &paused_runs[0]), ["s3://b/p", "s3://b/p"]);
+
+    // AssetOrTimeSchedule: a run on the asset, and one on the clock.
+    let run = e.trigger("prod_t", None);
+    assert_eq!(e.wait_run("prod_t", &run), "success");
+    let time_runs = wait_runs(&e, "cons_time", 1);
+    assert!(
+        time_runs
+            .iter()
+            .any(|r| r.run_type.as_str() == "asset_triggered"),
+        "{time_runs:?}"
+    );
+    let (status, details) = e
+        .srv
+        .call(&token, Method::Get, "/api/v2/dags/cons_time/details", None);
+    assert_eq!(status, 200, "{details}");
+    assert_eq!(details["timetable_summary"], "Asset or * * * * *");
+    assert_eq!(
+        details["asset_expression"],
+        json!({"all": [{"asset": {"uri": "s3://b/t", "name": "s3://b/t", "group": "asset"}}]})
+    );
+    let ok = wait_until(Duration::from_secs(150), || {
+        runs(&e, "cons_time")
+            .iter()
+            .any(|r| r.run_type.as_str() == "scheduled")
+    });
+    assert!(
+        ok,
+        "no scheduled run of cons_time: {:?}",
+        runs(&e, "cons_time")
+    );
+    let _: Value = Value::Null;
+}
