@@ -1026,6 +1026,7 @@ airflow_enum! {
         Scheduled = "scheduled",
         Backfill = "backfill",
         AssetTriggered = "asset_triggered",
+        AssetMaterialization = "asset_materialization",
     }
 }
 

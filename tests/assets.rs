@@ -194,6 +194,126 @@ fn consumers_run_on_their_conditions_and_only_on_successful_updates() {
     let paused_runs = wait_runs(&e, "cons_paused", 1);
     assert_eq!(consumed(&e, &paused_runs[0]), ["s3://b/p", "s3://b/p"]);
 
+    // The Core API: assets with their DAGs and last event, events with the runs they
+    // made, a run's upstream events.
+    let (status, list) = e.srv.call(
+        &token,
+        Method::Get,
+        "/api/v2/assets?uri_pattern=s3://b/a",
+        None,
+    );
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total_entries"], 1, "{list}");
+    let a = &list["assets"][0];
+    let scheduled: Vec<&str> = a["scheduled_dags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["dag_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(scheduled, ["cons_and", "cons_or"]);
+    assert_eq!(a["producing_tasks"][0]["dag_id"], "prod_a");
+    assert_eq!(a["producing_tasks"][0]["task_id"], "make");
+    assert!(a["last_asset_event"]["id"].is_i64(), "{a}");
+    let (status, evs) = e.srv.call(
+        &token,
+        Method::Get,
+        "/api/v2/assets/events?source_dag_id=prod_a",
+        None,
+    );
+    assert_eq!(status, 200, "{evs}");
+    assert_eq!(evs["total_entries"], 1, "{evs}");
+    let made: Vec<&str> = evs["asset_events"][0]["created_dagruns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dag_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(made, ["cons_or", "cons_and"]);
+    let path = format!(
+        "/api/v2/dags/cons_and/dagRuns/{}/upstreamAssetEvents",
+        and_runs[0].run_id
+    );
+    let (status, up) = e.srv.call(&token, Method::Get, &path, None);
+    assert_eq!(status, 200, "{up}");
+    let uris: Vec<&str> = up["asset_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ev| ev["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris, ["s3://b/a", "s3://b/b"]);
+
+    // A manual event of c triggers the OR consumer like a producer's.
+    let c_id = e
+        .store()
+        .asset_by(None, Some("s3://b/c"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let (status, ev) = e.srv.call(
+        &token,
+        Method::Post,
+        "/api/v2/assets/events",
+        Some(json!({"asset_id": c_id, "extra": {"k": 1}})),
+    );
+    assert_eq!(status, 200, "{ev}");
+    assert_eq!(ev["extra"], json!({"k": 1, "from_rest_api": true}));
+    assert_eq!(ev["source_dag_id"], Value::Null);
+    let or_runs = wait_runs(&e, "cons_or", 3);
+    assert_eq!(consumed(&e, &or_runs[0]), ["s3://b/c"]);
+    let (status, _) = e.srv.call(
+        &token,
+        Method::Post,
+        "/api/v2/assets/events",
+        Some(json!({"asset_id": 999_999})),
+    );
+    assert_eq!(status, 404);
+
+    // Queued events per DAG: listed, then dropped, so the AND never completes.
+    let run = e.trigger("prod_a", None);
+    assert_eq!(e.wait_run("prod_a", &run), "success");
+    let mut queued = Value::Null;
+    let ok = wait_until(LONG, || {
+        queued = e
+            .srv
+            .call(
+                &token,
+                Method::Get,
+                "/api/v2/dags/cons_and/assets/queuedEvents",
+                None,
+            )
+            .1;
+        queued["total_entries"] == 1
+    });
+    assert!(ok, "{queued}");
+    assert_eq!(queued["queued_events"][0]["dag_id"], "cons_and");
+    let (status, _) = e.srv.call(
+        &token,
+        Method::Delete,
+        "/api/v2/dags/cons_and/assets/queuedEvents",
+        None,
+    );
+    assert_eq!(status, 204);
+    let (status, _) = e.srv.call(
+        &token,
+        Method::Delete,
+        "/api/v2/dags/cons_and/assets/queuedEvents",
+        None,
+    );
+    assert_eq!(status, 404);
+    let run = e.trigger("prod_b", None);
+    assert_eq!(e.wait_run("prod_b", &run), "success");
+    let ok = wait_until(LONG, || {
+        e.store()
+            .queued_events(Some("cons_and"), None, None)
+            .unwrap()
+            .len()
+            == 1
+    });
+    assert!(ok);
+    assert_eq!(runs(&e, "cons_and").len(), 1, "AND ran on a dropped event");
+
     // AssetOrTimeSchedule: a run on the asset, and one on the clock.
     let run = e.trigger("prod_t", None);
     assert_eq!(e.wait_run("prod_t", &run), "success");
@@ -223,5 +343,4 @@ fn consumers_run_on_their_conditions_and_only_on_successful_updates() {
         "no scheduled run of cons_time: {:?}",
         runs(&e, "cons_time")
     );
-    let _: Value = Value::Null;
 }

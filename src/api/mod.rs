@@ -66,6 +66,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         core::import_errors::ROUTES,
         core::event_logs::ROUTES,
         core::dag_runs::ROUTES,
+        core::assets::ROUTES,
         core::backfills::ROUTES,
         core::task_instances::ROUTES,
         core::logs::ROUTES,
