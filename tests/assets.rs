@@ -270,6 +270,39 @@ fn consumers_run_on_their_conditions_and_only_on_successful_updates() {
     );
     assert_eq!(status, 404);
 
+    // The asset state store: set, read, listed, deleted.
+    let base = format!("/api/v2/assets/{c_id}/state-store");
+    let (status, body) = e.srv.call(
+        &token,
+        Method::Put,
+        &format!("{base}/cursor"),
+        Some(json!({"value": {"offset": [1, 2]}})),
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, got) = e
+        .srv
+        .call(&token, Method::Get, &format!("{base}/cursor"), None);
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["value"], json!({"offset": [1, 2]}));
+    assert_eq!(got["last_updated_by"]["kind"], "api");
+    let (_, list) = e.srv.call(&token, Method::Get, &base, None);
+    assert_eq!(list["total_entries"], 1, "{list}");
+    let (status, _) = e
+        .srv
+        .call(&token, Method::Delete, &format!("{base}/cursor"), None);
+    assert_eq!(status, 204);
+    let (status, _) = e
+        .srv
+        .call(&token, Method::Get, &format!("{base}/cursor"), None);
+    assert_eq!(status, 404);
+    let (status, _) = e.srv.call(
+        &token,
+        Method::Put,
+        "/api/v2/assets/999999/state-store/k",
+        Some(json!({"value": 1})),
+    );
+    assert_eq!(status, 404);
+
     // Queued events per DAG: listed, then dropped, so the AND never completes.
     let run = e.trigger("prod_a", None);
     assert_eq!(e.wait_run("prod_a", &run), "success");

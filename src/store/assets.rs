@@ -373,7 +373,77 @@ impl Tx<'_> {
     }
 }
 
+/// One key of an asset's state store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetStateRow {
+    pub key: String,
+    pub value: Json,
+    pub updated_at: DateTime<Utc>,
+    /// `(kind, dag_id, run_id, task_id, map_index)` of the last writer, if recorded.
+    pub kind: Option<String>,
+    pub dag_id: Option<String>,
+    pub run_id: Option<String>,
+    pub task_id: Option<String>,
+    pub map_index: Option<i64>,
+}
+
+impl Tx<'_> {
+    /// Sets one key of an asset's state store, written through the Core API.
+    pub fn set_asset_state(
+        &self,
+        asset_id: i64,
+        key: &str,
+        value: &Json,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.0
+            .exec(
+                "INSERT INTO asset_state_store (asset_id, key, value, updated_at, last_updated_by_kind)
+                 VALUES (?1, ?2, ?3, ?4, 'api')
+                 ON CONFLICT (asset_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at,
+                   last_updated_by_kind = 'api', last_updated_by_dag_id = NULL, last_updated_by_run_id = NULL,
+                   last_updated_by_task_id = NULL, last_updated_by_map_index = NULL",
+                params![asset_id, key, value.to_string(), ts(now)],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Deletes one key, or every key with `None`.
+    pub fn delete_asset_state(&self, asset_id: i64, key: Option<&str>) -> Result<usize> {
+        self.0
+            .exec(
+                "DELETE FROM asset_state_store WHERE asset_id = ?1 AND (?2 IS NULL OR key = ?2)",
+                params![asset_id, key],
+            )
+            .map_err(db)
+    }
+}
+
 impl Store {
+    /// An asset's state store, by key.
+    pub fn asset_state(&self, asset_id: i64) -> Result<Vec<AssetStateRow>> {
+        self.query(
+            "SELECT key, value, updated_at, last_updated_by_kind, last_updated_by_dag_id, last_updated_by_run_id,
+                    last_updated_by_task_id, last_updated_by_map_index
+             FROM asset_state_store WHERE asset_id = ?1 ORDER BY key",
+            [asset_id],
+            |r| {
+                let text: String = r.get(1)?;
+                Ok(AssetStateRow {
+                    key: r.get(0)?,
+                    value: serde_json::from_str(&text).unwrap_or(Json::Null),
+                    updated_at: time(r, 2)?,
+                    kind: r.get(3)?,
+                    dag_id: r.get(4)?,
+                    run_id: r.get(5)?,
+                    task_id: r.get(6)?,
+                    map_index: r.get(7)?,
+                })
+            },
+        )
+    }
+
     /// The DAGs that have queued asset events.
     pub fn dags_with_queued_events(&self) -> Result<Vec<String>> {
         self.query(

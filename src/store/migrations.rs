@@ -294,7 +294,8 @@ ALTER TABLE task_instance_history ADD COLUMN rendered_map_index TEXT;
     // name them; `dag_asset_ref` which DAG schedules on an asset (task_id '') or which
     // task produces or reads it, from each DAG's latest parse; `asset_event` each update;
     // `asset_dag_run_queue` the events queued per consumer (Airflow's ADRQ), until a run
-    // consumes them; `dag_run_asset_event` the events a run consumed.
+    // consumes them; `dag_run_asset_event` the events a run consumed; `asset_state_store`
+    // Airflow 3.3's key-value state per asset.
     r#"
 CREATE TABLE asset (
     id          INTEGER PRIMARY KEY,
@@ -351,5 +352,18 @@ CREATE TABLE dag_run_asset_event (
     PRIMARY KEY (dag_run_id, event_id)
 );
 CREATE INDEX dag_run_asset_event_event ON dag_run_asset_event (event_id);
+
+CREATE TABLE asset_state_store (
+    asset_id            INTEGER NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+    key                 TEXT NOT NULL,
+    value               TEXT NOT NULL,                -- JSON
+    updated_at          TEXT NOT NULL,
+    last_updated_by_kind TEXT,                        -- task, watcher, api
+    last_updated_by_dag_id TEXT,
+    last_updated_by_run_id TEXT,
+    last_updated_by_task_id TEXT,
+    last_updated_by_map_index INTEGER,
+    PRIMARY KEY (asset_id, key)
+);
 "#,
 ];

@@ -23,7 +23,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::OpenFlags;
 use rusqlite::config::DbConfig;
 
-pub use assets::{AssetEventRow, AssetRefRow, AssetRow, EventSource, QueuedRow};
+pub use assets::{AssetEventRow, AssetRefRow, AssetRow, AssetStateRow, EventSource, QueuedRow};
 pub use backfills::{BackfillDate, BackfillRow, NewBackfill, OpenBackfill, Progress};
 pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
 pub use jobs::Lease;

@@ -13,9 +13,9 @@ use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
 use crate::model::RunType;
-use crate::store::{AssetEventRow, AssetRefRow, AssetRow, QueuedRow, RunRow, Store};
+use crate::store::{AssetEventRow, AssetRefRow, AssetRow, AssetStateRow, QueuedRow, RunRow, Store};
 
-use Method::{Delete, Get, Post};
+use Method::{Delete, Get, Post, Put};
 
 /// The Asset tag. The literal paths come before `{asset_id}`.
 #[rustfmt::skip]
@@ -29,6 +29,11 @@ pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/assets/{asset_id}/queuedEvents", Role::Viewer, None, "Events of an asset queued for its consumers", asset_queued),
     guarded(Delete, "/api/v2/assets/{asset_id}/queuedEvents", Role::Op, Some("delete_asset_queued_events"), "Drop the queued events of an asset", delete_asset_queued),
     guarded(Get, "/api/v2/assets/{asset_id}", Role::Viewer, None, "One asset", asset),
+    guarded(Get, "/api/v2/assets/{asset_id}/state-store", Role::Viewer, None, "An asset's state store", state_list),
+    guarded(Delete, "/api/v2/assets/{asset_id}/state-store", Role::Op, None, "Clear an asset's state store", state_clear),
+    guarded(Get, "/api/v2/assets/{asset_id}/state-store/{key}", Role::Viewer, None, "One key of an asset's state store", state_get),
+    guarded(Put, "/api/v2/assets/{asset_id}/state-store/{key}", Role::Op, None, "Set one key of an asset's state store", state_put),
+    guarded(Delete, "/api/v2/assets/{asset_id}/state-store/{key}", Role::Op, None, "Delete one key of an asset's state store (no error when absent)", state_delete),
     guarded(Get, "/api/v2/dags/{dag_id}/assets/queuedEvents", Role::Viewer, None, "Events queued for a DAG", dag_queued),
     guarded(Delete, "/api/v2/dags/{dag_id}/assets/queuedEvents", Role::Op, Some("delete_dag_asset_queued_events"), "Drop the events queued for a DAG", delete_dag_queued),
     guarded(Get, "/api/v2/dags/{dag_id}/assets/{asset_id}/queuedEvents", Role::Viewer, None, "The event of one asset queued for a DAG", dag_asset_queued),
@@ -472,4 +477,74 @@ fn upstream_events(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Re
         200,
         &json!({"asset_events": events, "total_entries": n}),
     ))
+}
+
+/// The asset of a state-store route, or Airflow's 404.
+fn state_asset(store: &Store, p: &Params) -> Result<i64, ApiError> {
+    let id = path_int(p, "asset_id")?;
+    match store.asset(id)? {
+        Some(_) => Ok(id),
+        None => Err(ApiError::not_found(format!("Asset with id {id} not found"))),
+    }
+}
+
+/// `AssetStateStoreResponse`.
+fn state_json(s: &AssetStateRow) -> Value {
+    json!({
+        "key": s.key,
+        "value": s.value,
+        "updated_at": dt(Some(s.updated_at)),
+        "last_updated_by": s.kind.as_ref().map(|kind| json!({
+            "kind": kind,
+            "dag_id": s.dag_id,
+            "run_id": s.run_id,
+            "task_id": s.task_id,
+            "map_index": s.map_index,
+        })),
+    })
+}
+
+fn state_list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let id = state_asset(store, p)?;
+    let (limit, offset) = page(ctx, req)?;
+    let rows: Vec<Value> = store.asset_state(id)?.iter().map(state_json).collect();
+    Ok(Reply::json(
+        200,
+        &collection("asset_state_store", rows, limit, offset),
+    ))
+}
+
+fn state_get(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let id = state_asset(store, p)?;
+    let key = p.get("key");
+    match store.asset_state(id)?.iter().find(|s| s.key == key) {
+        Some(s) => Ok(Reply::json(200, &state_json(s))),
+        None => Err(ApiError::not_found(format!(
+            "Asset state store key {} not found",
+            crate::py::repr_str(key)
+        ))),
+    }
+}
+
+const STATE_FIELDS: &[super::kit::Field] = &[field("value", Kind::Any, true, true)];
+
+fn state_put(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let id = state_asset(store, p)?;
+    let b = body(req, STATE_FIELDS)?;
+    let value = b.get("value").cloned().unwrap_or(Value::Null);
+    let now = ctx.clock.now();
+    store.write(|tx| tx.set_asset_state(id, p.get("key"), &value, now))?;
+    Ok(super::kit::no_content())
+}
+
+fn state_delete(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let id = state_asset(store, p)?;
+    store.write(|tx| tx.delete_asset_state(id, Some(p.get("key"))))?;
+    Ok(super::kit::no_content())
+}
+
+fn state_clear(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let id = state_asset(store, p)?;
+    store.write(|tx| tx.delete_asset_state(id, None))?;
+    Ok(super::kit::no_content())
 }
