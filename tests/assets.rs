@@ -377,3 +377,68 @@ fn consumers_run_on_their_conditions_and_only_on_successful_updates() {
         runs(&e, "cons_time")
     );
 }
+
+const PY_CALLABLES: &str = r#"
+from airflow.sdk import Asset, AssetAlias
+
+
+def produce(outlet_events, outlets, **context):
+    outlet_events["s3://b/py"].extra = {"rows": 3, "outlets": [o.uri for o in outlets if hasattr(o, "uri")]}
+    outlet_events[AssetAlias("al")].add(Asset("s3://b/via_alias"), extra={"n": 1})
+
+
+def consume(triggering_asset_events, **context):
+    events = triggering_asset_events["s3://b/py"]
+    return {"extra": events[0].extra, "source": events[0].source_dag_id, "assets": len(triggering_asset_events)}
+"#;
+
+#[test]
+fn a_python_producer_sets_extras_and_its_consumer_reads_triggering_events() {
+    let producer = "prod_py:\n  default_args:\n    start_date: 2024-01-01\n  schedule: null\n  tasks:\n    - task_id: make\n      operator: airflow.providers.standard.operators.python.PythonOperator\n      python_callable: assetfns.produce\n      outlets: ['s3://b/py', {__type__: airflow.sdk.AssetAlias, name: al}]\n";
+    let consumer = "cons_py:\n  default_args:\n    start_date: 2024-01-01\n  schedule: ['s3://b/py']\n  tasks:\n    - task_id: use\n      operator: airflow.providers.standard.operators.python.PythonOperator\n      python_callable: assetfns.consume\n";
+    let e = Engine::start(
+        &[
+            ("assetfns.py", PY_CALLABLES),
+            ("prod_py.yml", producer),
+            ("cons_py.yml", consumer),
+        ],
+        &[],
+    );
+    let loaded = wait_until(LONG, || e.store().dags().map(|d| d.len()).unwrap_or(0) == 2);
+    assert!(loaded, "{}", e.srv.log());
+    let run = e.trigger("prod_py", None);
+    assert_eq!(
+        e.wait_run("prod_py", &run),
+        "success",
+        "{}",
+        e.log("prod_py", &run, "make", 1)
+    );
+    let events = e.store().asset_events().unwrap();
+    let py = events
+        .iter()
+        .find(|ev| ev.uri == "s3://b/py")
+        .expect("no event of s3://b/py");
+    assert_eq!(py.extra, json!({"rows": 3, "outlets": ["s3://b/py"]}));
+    let alias = events
+        .iter()
+        .find(|ev| ev.uri == "s3://b/via_alias")
+        .expect("no event through the alias");
+    assert_eq!(alias.extra, json!({"n": 1}));
+    let runs = wait_runs(&e, "cons_py", 1);
+    assert_eq!(
+        e.wait_run("cons_py", &runs[0].run_id),
+        "success",
+        "{}",
+        e.log("cons_py", &runs[0].run_id, "use", 1)
+    );
+    let got = e
+        .store()
+        .xcom("cons_py", &runs[0].run_id, "use", "return_value")
+        .unwrap();
+    assert_eq!(
+        got,
+        Some(
+            json!({"extra": {"rows": 3, "outlets": ["s3://b/py"]}, "source": "prod_py", "assets": 1})
+        )
+    );
+}

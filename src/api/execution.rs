@@ -232,6 +232,8 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         "python": task.python,
         "python_kind": python_kind(task.operator),
         "callbacks": task.callbacks,
+        "outlets": task.outlets.iter().map(asset_cond_json).collect::<Vec<_>>(),
+        "inlets": task.inlets.iter().map(asset_cond_json).collect::<Vec<_>>(),
         // A task another expands over pushes its result's length (Airflow's
         // `iter_mapped_dependants`).
         "mapped_dependants": dag.tasks.iter().any(|t| t
@@ -302,6 +304,7 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             "run_after": crate::store::ts(run.run_after), "start_date": t(run.start_date), "end_date": null,
             "run_type": run.run_type.as_str(), "conf": run.conf, "clear_number": run.clear_number,
             "triggering_user_name": run.triggering_user_name,
+            "consumed_asset_events": consumed_asset_events(store, run.id)?,
         },
         "task_reschedule_count": 0,
         "max_tries": ti.max_tries,
@@ -849,6 +852,38 @@ fn retry_delay(task: &Task, try_number: u32) -> std::time::Duration {
         secs = secs.min(max);
     }
     std::time::Duration::from_secs_f64(secs.min(86_400.0 * 365.0))
+}
+
+/// An outlet or inlet as the run context carries it: an asset, or `{"alias": name}`.
+fn asset_cond_json(c: &AssetCond) -> Value {
+    match c {
+        AssetCond::Asset(a) => {
+            json!({"name": a.name, "uri": a.uri, "group": a.group, "extra": a.extra})
+        }
+        AssetCond::Alias(name) => json!({"alias": name}),
+        AssetCond::All(_) | AssetCond::Any(_) => Value::Null,
+    }
+}
+
+/// The run's `consumed_asset_events` as Airflow's `AssetEventDagRunReference`s.
+fn consumed_asset_events(store: &Store, run_pk: i64) -> Result<Vec<Value>, ApiError> {
+    Ok(store
+        .consumed_events(run_pk)?
+        .iter()
+        .map(|e| {
+            json!({
+                "asset": {"name": e.name, "uri": e.uri, "extra": {}},
+                "extra": e.extra,
+                "source_task_id": e.source_task_id,
+                "source_dag_id": e.source_dag_id,
+                "source_run_id": e.source_run_id,
+                "source_map_index": e.source_map_index,
+                "source_aliases": [],
+                "timestamp": when(Some(e.timestamp)),
+                "partition_key": null,
+            })
+        })
+        .collect())
 }
 
 /// The asset events a successful try makes: one per asset outlet of its task, with the

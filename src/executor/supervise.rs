@@ -201,6 +201,8 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     } else {
         "failed"
     };
+    // What a Python callable set through `outlet_events`, sent with its success.
+    let outlet_events: std::cell::RefCell<Vec<Value>> = std::cell::RefCell::new(Vec::new());
     let finish = |log: &mut TaskLog, state: &str, rendered: Option<&str>| -> Outcome {
         // As Airflow 3's task runner: callbacks run before the state is reported, while
         // the try's token still reaches variables, connections and XComs.
@@ -214,7 +216,8 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             run_callbacks(sv, &ctx, ti_id, &client, on, log);
         }
         log.line(&format!("final state: {state}"));
-        match client.finish(ti_id, state, sv.clock.now(), rendered) {
+        let outlets = outlet_events.borrow();
+        match client.finish_with_outlets(ti_id, state, sv.clock.now(), rendered, &outlets) {
             Ok(()) => Outcome::Reported,
             Err(e) => {
                 log.line(&format!("could not report the state: {e}"));
@@ -525,6 +528,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     ));
     if let Some(files) = &python_files {
         let outcome = files.outcome();
+        *outlet_events.borrow_mut() = files.outlet_events();
         // Airflow renders `map_index_template` again after the call, with what the
         // callable put into its context.
         if let (Some(template), Some((_, _, _, extra))) =
@@ -788,6 +792,18 @@ impl PythonFiles {
     }
 }
 
+impl PythonFiles {
+    /// The `outlet_events` the runner wrote beside the outcome (Airflow's shape:
+    /// `dest_asset_key`, `extra`, and `source_alias_name` for an alias's event).
+    fn outlet_events(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.outcome).unwrap_or_default();
+        match serde_json::from_str::<Value>(&text).map(|mut v| v["outlet_events"].take()) {
+            Ok(Value::Array(items)) => items,
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl Drop for PythonFiles {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.spec);
@@ -874,7 +890,7 @@ fn python_spec(
         all.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     let params = template::params_with_conf(&params, &run["conf"]);
-    serde_json::json!({
+    let mut spec = serde_json::json!({
         "operator": task["operator"],
         "kind": task["python_kind"],
         "downstream": task["downstream"],
@@ -906,7 +922,16 @@ fn python_spec(
             "start_date": run["start_date"], "run_type": run["run_type"], "conf": run["conf"],
             "params": params, "owner": task["owner"],
         },
-    })
+    });
+    // Assets: the events that triggered the run, and the task's outlets and inlets.
+    for (key, value) in [
+        ("triggering_asset_events", &run["consumed_asset_events"]),
+        ("outlets", &task["outlets"]),
+        ("inlets", &task["inlets"]),
+    ] {
+        spec["context"][key] = value.clone();
+    }
+    spec
 }
 
 /// Heartbeats while `bash_command` renders, as the loop does while the command runs, so a
