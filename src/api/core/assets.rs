@@ -79,22 +79,32 @@ fn asset_json(a: &AssetRow, refs: &[&AssetRefRow], last: Option<&AssetEventRow>)
     })
 }
 
-fn run_ref(r: &RunRow) -> Value {
-    json!({
+/// `DagRunAssetReference`: `triggering` when the event is the run's newest consumed
+/// one (Airflow's `resolve_triggering_event_refs`). Airflow's model requires a start
+/// date, which a queued run does not have yet: it gets the time it was queued.
+fn run_ref(store: &Store, r: &RunRow, event_id: i64) -> Result<Value, ApiError> {
+    let newest = store.consumed_events(r.id)?.last().map(|e| e.id);
+    Ok(json!({
         "run_id": r.run_id,
         "dag_id": r.dag_id,
         "logical_date": dt(r.logical_date),
-        "start_date": dt(r.start_date),
+        "start_date": dt(r.start_date.or(r.queued_at).or(Some(r.run_after))),
         "end_date": dt(r.end_date),
         "state": r.state.as_str(),
         "data_interval_start": dt(r.data_interval_start),
         "data_interval_end": dt(r.data_interval_end),
-    })
+        "partition_key": null,
+        "triggering": newest == Some(event_id),
+    }))
 }
 
 /// `AssetEventResponse`.
 pub fn event_json(store: &Store, e: &AssetEventRow) -> Result<Value, ApiError> {
-    let runs: Vec<Value> = store.runs_of_event(e.id)?.iter().map(run_ref).collect();
+    let runs = store
+        .runs_of_event(e.id)?
+        .iter()
+        .map(|r| run_ref(store, r, e.id))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(json!({
         "id": e.id,
         "asset_id": e.asset_id,
