@@ -78,7 +78,10 @@ fn consumers_run_on_their_conditions_and_only_on_successful_updates() {
         // AND: a list of assets, all must update.
         (
             "cons_and.yml",
-            consumer("cons_and", "['s3://b/a', 's3://b/b']"),
+            consumer("cons_and", "['s3://b/a', 's3://b/b']").replace(
+                "echo consumed",
+                "echo {% for uri, events in triggering_asset_events.items() %}{{ uri }}={{ events[0].source_dag_id }},{% endfor %}",
+            ),
         ),
         // OR, written with dag-factory's __or__ over Asset mappings.
         (
@@ -155,6 +158,9 @@ fn consumers_run_on_their_conditions_and_only_on_successful_updates() {
             .is_empty()
     );
     assert_eq!(e.wait_run("cons_and", &and_runs[0].run_id), "success");
+    // `triggering_asset_events` in a Bash task's template.
+    let log = e.log("cons_and", &and_runs[0].run_id, "use", 1);
+    assert!(log.contains("s3://b/a=prod_a,s3://b/b=prod_b,"), "{log}");
 
     // The failed producer's asset: no event, no queue, no run.
     let events = e.store().asset_events().unwrap();

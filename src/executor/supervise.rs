@@ -989,8 +989,29 @@ fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Co
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
     };
+    // `triggering_asset_events`: the events the run consumed, by their asset's URI
+    // (Airflow keys them by the asset; in a template the URI stands for it).
+    let mut triggering = serde_json::Map::new();
+    for event in run["consumed_asset_events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let uri = s(&event["asset"]["uri"]);
+        if let Value::Array(list) = triggering
+            .entry(uri)
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            list.push(event.clone());
+        }
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "triggering_asset_events".to_string(),
+        Value::Object(triggering),
+    );
     template::Context {
-        extra: serde_json::Map::new(),
+        extra,
         dag_id: s(&run["dag_id"]),
         task_id: s(&ctx["task"]["task_id"]),
         run_id: s(&run["run_id"]),
