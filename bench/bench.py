@@ -484,6 +484,71 @@ class Bench:
                 f.write("x\n")
         return (time.perf_counter() - t0) / n * 1000
 
+    # -- assets: producer end -> consumer's first task start; a chain of DAGs by assets
+
+    def assets(self, n=20, links=10):
+        home = self.home("assets")
+
+        def asset_dag(dag_id, schedule, outlet):
+            lines = [f"{dag_id}:", f"  schedule: {schedule}", "  catchup: false",
+                     "  default_args:", "    start_date: 2024-01-01", "  tasks:",
+                     "    - task_id: t", f"      operator: {BASH}", "      bash_command: \"true\""]
+            if outlet:
+                lines.append(f"      outlets: ['{outlet}']")
+            return "\n".join(lines) + "\n"
+
+        home.write("producer.yml", asset_dag("producer", "null", "bench://data"))
+        home.write("consumer.yml", asset_dag("consumer", "['bench://data']", None))
+        for i in range(links):
+            schedule = "null" if i == 0 else f"['bench://link{i - 1}']"
+            home.write(f"link{i}.yml", asset_dag(f"link{i}", schedule, f"bench://link{i}"))
+        srv = self.standalone(home)
+
+        def consumer_runs(dag_id):
+            return home.query("SELECT run_id FROM dag_run WHERE dag_id=? ORDER BY id", (dag_id,))
+
+        def wait_new_run(dag_id, before):
+            deadline = time.monotonic() + RUN_TIMEOUT
+            while time.monotonic() < deadline:
+                runs = consumer_runs(dag_id)
+                if len(runs) > before:
+                    run_id = runs[-1][0]
+                    if self.wait_run(home, dag_id, run_id, RUN_TIMEOUT, poll=0.01) != "success":
+                        raise RuntimeError(f"run {run_id} of {dag_id} did not succeed")
+                    return run_id
+                time.sleep(0.005)
+            raise RuntimeError(f"no asset-triggered run of {dag_id}")
+
+        try:
+            time.sleep(1.0)  # settle: the first scheduler pass, the probe
+            deadline = time.monotonic() + RUN_TIMEOUT
+            while home.query("SELECT COUNT(*) FROM dag WHERE is_stale = 0")[0][0] < links + 2:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the asset DAGs were not parsed")
+                time.sleep(0.05)
+            lat = []
+            for _ in range(n):
+                before = len(consumer_runs("consumer"))
+                run_id = self.trigger_cli(home, "producer")
+                if self.wait_run(home, "producer", run_id, RUN_TIMEOUT, poll=0.01) != "success":
+                    raise RuntimeError(f"run {run_id} of producer did not succeed")
+                end = parse_ts(self.tis(home, "producer", run_id)[0][3])
+                consumed = wait_new_run("consumer", before)
+                start = parse_ts(self.tis(home, "consumer", consumed)[0][2])
+                lat.append((start - end) * 1000)
+            befores = [len(consumer_runs(f"link{i}")) for i in range(links)]
+            first = self.trigger_cli(home, "link0")
+            self.wait_run(home, "link0", first, RUN_TIMEOUT, poll=0.01)
+            t_first = parse_ts(self.tis(home, "link0", first)[0][2])
+            last = first
+            for i in range(1, links):
+                last = wait_new_run(f"link{i}", befores[i])
+            t_last = parse_ts(self.tis(home, f"link{links - 1}", last)[0][3])
+            self.results["assets"] = {"ms": lat, "chain_ms": (t_last - t_first) * 1000, "links": links}
+            log(f"asset latency: median {median(lat):.1f} ms; chain of {links}: {(t_last - t_first) * 1000:.0f} ms")
+        finally:
+            srv.stop()
+
     # -- engine: trigger latency, scheduling gap, throughput, memory
 
     def engine(self):
@@ -1084,6 +1149,12 @@ def table(b):
         extra = f"; queued_at→start {median(t['db_ms']):.1f} ms" if t["db_ms"] else ""
         rows.append([f"trigger latency ({how})", f"{med:.1f} ms ({spread(t['ms'], f1)}){extra}",
                      "—", "—", "≤ 20 ms", verdict(med <= 20)])
+    if "assets" in r:
+        x = r["assets"]
+        med = median(x["ms"])
+        rows.append(["assets: producer end → consumer's first task start",
+                     f"{med:.1f} ms ({spread(x['ms'], f1)}); {x['links']}-DAG asset chain end to end "
+                     f"{x['chain_ms']:.0f} ms", "—", "—", "≤ 20 ms", verdict(med <= 20)])
     if "health" in r:
         h = r["health"]
         rows.append(api_row("API: health", h["updraft"], h["bare"], 0.5))
@@ -1323,7 +1394,7 @@ def diagnostics(b):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
-    p.add_argument("--only", default="", help="comma-separated: engine,python,sensors,scale,api,cold,parse,binary,soak")
+    p.add_argument("--only", default="", help="comma-separated: engine,assets,python,sensors,scale,api,cold,parse,binary,soak")
     p.add_argument("--out", help="write RESULTS.md here")
     p.add_argument("--keep", action="store_true", help="keep the temporary homes")
     p.add_argument("--exe", help="the updraft binary (default target/release/updraft); "
@@ -1363,7 +1434,7 @@ def main():
     if api and not shutil.which("wrk"):
         sys.exit("wrk is missing: `apt-get install wrk` (make bench does it)")
     # The soak comes last: 30 minutes of one standalone, after the speed figures.
-    steps = ["binary", "cold", "parse", "api", "engine", "python", "sensors", "scale", "soak"]
+    steps = ["binary", "cold", "parse", "api", "engine", "assets", "python", "sensors", "scale", "soak"]
     t0 = time.monotonic()
     try:
         for step in steps:

@@ -17,6 +17,7 @@
 //! `yaml` turns text into positioned nodes, `values` reads schedules, dates and durations,
 //! `tasks` builds tasks and groups and expands dependencies, `schema` describes the format.
 
+mod assets;
 mod hitl;
 mod mapping;
 mod operators;
@@ -823,6 +824,8 @@ mod tests {
             hitl: None,
             sensor: None,
             args: None,
+            outlets: Vec::new(),
+            inlets: Vec::new(),
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");

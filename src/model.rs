@@ -151,6 +151,12 @@ pub struct Task {
     /// (templates unrendered); `None` for other operators.
     #[serde(default)]
     pub args: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `outlets`: the assets (or aliases) its success updates.
+    #[serde(default)]
+    pub outlets: Vec<AssetCond>,
+    /// `inlets`: the assets it reads (shown, and given to the task as `inlet_events`).
+    #[serde(default)]
+    pub inlets: Vec<AssetCond>,
 }
 
 impl Task {
@@ -613,6 +619,111 @@ pub enum Schedule {
     Relative(RelativeDelta),
     /// A timetable named by its class (`__type__: airflow.timetables...`).
     Timetable(Timetable),
+    /// On assets (Airflow's `AssetTriggeredTimetable`): a run when the condition is met
+    /// by the events queued for the DAG.
+    Assets(AssetCond),
+    /// `AssetOrTimeSchedule`: runs by the timetable, and also when the condition is met.
+    AssetOrTime {
+        timetable: Timetable,
+        assets: AssetCond,
+    },
+}
+
+/// An asset (`airflow.sdk.Asset`): Airflow 3 keys it by name and URI together; one
+/// given alone stands for both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetRef {
+    pub name: String,
+    pub uri: String,
+    pub group: String,
+    /// `extra`, a JSON object.
+    pub extra: serde_json::Value,
+}
+
+/// What a schedule waits for, or one outlet or inlet (then only `Asset` or `Alias`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AssetCond {
+    Asset(AssetRef),
+    /// `AssetAlias(name)`: events a task attaches to the alias at run time.
+    Alias(String),
+    /// `&`, `AssetAll`, and a list of assets: every one updated.
+    All(Vec<AssetCond>),
+    /// `|`, `AssetAny`: any one updated.
+    Any(Vec<AssetCond>),
+}
+
+impl AssetCond {
+    /// Whether the condition holds when the assets `updated` says are updated, as
+    /// Airflow's `evaluate`: an alias holds when one of its assets is (none here, as
+    /// aliases resolve only to events attached at run time, which `updated` names by
+    /// the alias's own name).
+    pub fn evaluate(&self, updated: &dyn Fn(&AssetCond) -> bool) -> bool {
+        match self {
+            AssetCond::Asset(_) | AssetCond::Alias(_) => updated(self),
+            AssetCond::All(items) => items.iter().all(|c| c.evaluate(updated)),
+            AssetCond::Any(items) => items.iter().any(|c| c.evaluate(updated)),
+        }
+    }
+
+    /// Every asset the condition names, in order, once each.
+    pub fn assets(&self) -> Vec<&AssetRef> {
+        let mut out: Vec<&AssetRef> = Vec::new();
+        fn walk<'a>(c: &'a AssetCond, out: &mut Vec<&'a AssetRef>) {
+            match c {
+                AssetCond::Asset(a) => {
+                    if !out.iter().any(|o| o.name == a.name && o.uri == a.uri) {
+                        out.push(a)
+                    }
+                }
+                AssetCond::Alias(_) => {}
+                AssetCond::All(items) | AssetCond::Any(items) => {
+                    items.iter().for_each(|i| walk(i, out))
+                }
+            }
+        }
+        walk(self, &mut out);
+        out
+    }
+
+    /// Airflow's `asset_expression` (the DAG details' field): `{"all": [...]}`,
+    /// `{"any": [...]}`, `{"asset": {name, uri, group, id?}}`, `{"alias": {...}}`.
+    pub fn expression(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            AssetCond::Asset(a) => {
+                json!({"asset": {"uri": a.uri, "name": a.name, "group": a.group}})
+            }
+            AssetCond::Alias(name) => json!({"alias": {"name": name, "group": "asset"}}),
+            AssetCond::All(items) => {
+                json!({"all": items.iter().map(|i| i.expression()).collect::<Vec<_>>()})
+            }
+            AssetCond::Any(items) => {
+                json!({"any": items.iter().map(|i| i.expression()).collect::<Vec<_>>()})
+            }
+        }
+    }
+
+    /// A readable form for lists: `a`, `(a & b) | c`.
+    pub fn describe(&self) -> String {
+        let inner = |items: &[AssetCond], op: &str| {
+            items
+                .iter()
+                .map(|i| match i {
+                    AssetCond::All(v) | AssetCond::Any(v) if v.len() > 1 => {
+                        format!("({})", i.describe())
+                    }
+                    _ => i.describe(),
+                })
+                .collect::<Vec<_>>()
+                .join(op)
+        };
+        match self {
+            AssetCond::Asset(a) => a.name.clone(),
+            AssetCond::Alias(name) => format!("alias {name}"),
+            AssetCond::All(items) => inner(items, " & "),
+            AssetCond::Any(items) => inner(items, " | "),
+        }
+    }
 }
 
 /// Airflow's timetable classes, with their arguments, as dag-factory builds them.
@@ -911,27 +1022,44 @@ impl Schedule {
             Schedule::Cron { expr, .. } => expr.clone(),
             Schedule::Delta { secs } => format_timedelta(*secs),
             Schedule::Relative(r) => r.to_string(),
-            Schedule::Timetable(t) => match t {
-                Timetable::CronTrigger { crons, .. } => crons.join(", "),
-                Timetable::CronDataInterval { cron, .. } => cron.clone(),
-                Timetable::DeltaTrigger { delta, .. } | Timetable::DeltaDataInterval { delta } => {
-                    delta.summary()
-                }
-                Timetable::Events {
-                    events,
-                    description,
-                    ..
-                } => description
-                    .clone()
-                    .unwrap_or_else(|| format!("{} events", events.len())),
-            },
+            Schedule::Timetable(t) => t.summary(),
+            Schedule::Assets(_) => "Asset".to_string(),
+            Schedule::AssetOrTime { timetable, .. } => format!("Asset or {}", timetable.summary()),
         })
     }
 
-    /// Airflow's `Timetable.periodic`: false only for `None` and `@once` (its base class
-    /// says true, and `EventsTimetable` keeps that).
+    /// Airflow's `Timetable.periodic`: false for `None`, `@once` and assets alone (its
+    /// base class says true, and `EventsTimetable` keeps that).
     pub fn is_periodic(&self) -> bool {
-        !matches!(self, Schedule::None | Schedule::Once)
+        !matches!(self, Schedule::None | Schedule::Once | Schedule::Assets(_))
+    }
+
+    /// The asset condition of an asset schedule.
+    pub fn asset_condition(&self) -> Option<&AssetCond> {
+        match self {
+            Schedule::Assets(c) | Schedule::AssetOrTime { assets: c, .. } => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl Timetable {
+    /// Its `summary`.
+    pub fn summary(&self) -> String {
+        match self {
+            Timetable::CronTrigger { crons, .. } => crons.join(", "),
+            Timetable::CronDataInterval { cron, .. } => cron.clone(),
+            Timetable::DeltaTrigger { delta, .. } | Timetable::DeltaDataInterval { delta } => {
+                delta.summary()
+            }
+            Timetable::Events {
+                events,
+                description,
+                ..
+            } => description
+                .clone()
+                .unwrap_or_else(|| format!("{} events", events.len())),
+        }
     }
 }
 
@@ -1038,6 +1166,7 @@ airflow_enum! {
         Scheduled = "scheduled",
         Backfill = "backfill",
         AssetTriggered = "asset_triggered",
+        AssetMaterialization = "asset_materialization",
     }
 }
 

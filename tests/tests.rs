@@ -36,3 +36,5 @@ mod hitl;
 mod sensors;
 // Built-in operators (HTTP, SQL on SQLite, trigger, branches) against loopback servers and files.
 mod operators;
+// Assets: outlets, asset schedules (AND/OR, paused, AssetOrTimeSchedule), the asset routes.
+mod assets;

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::api::http::{ApiError, Reply, Req};
 use crate::api::route::{Ctx, Params};
 use crate::auth::task as task_token;
-use crate::model::{Dag, Operator, PythonKind, Task, TaskState};
-use crate::store::{Event, Store, TiRow};
+use crate::model::{AssetCond, AssetRef, Dag, Operator, PythonKind, Task, TaskState};
+use crate::store::{Event, EventSource, Store, TiRow};
 
 pub mod hitl;
 
@@ -267,6 +267,8 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         "latest_only_next_end": (task.operator == Operator::Builtin(crate::model::Builtin::LatestOnly))
             .then(|| latest_only_next_end(&dag, &run, ctx.clock.now())),
         "callbacks": task.callbacks,
+        "outlets": task.outlets.iter().map(asset_cond_json).collect::<Vec<_>>(),
+        "inlets": task.inlets.iter().map(asset_cond_json).collect::<Vec<_>>(),
         // A task another expands over pushes its result's length (Airflow's
         // `iter_mapped_dependants`).
         "mapped_dependants": dag.tasks.iter().any(|t| t
@@ -338,6 +340,7 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             "run_after": crate::store::ts(run.run_after), "start_date": t(run.start_date), "end_date": null,
             "run_type": run.run_type.as_str(), "conf": run.conf, "clear_number": run.clear_number,
             "triggering_user_name": run.triggering_user_name,
+            "consumed_asset_events": consumed_asset_events(store, run.id)?,
         },
         "task_reschedule_count": reschedules.0,
         // updraft's: where a sensor in reschedule mode counts its timeout from (the
@@ -406,6 +409,10 @@ struct StateBody {
     /// With `up_for_reschedule`: when the sensor pokes next.
     reschedule_date: Option<DateTime<Utc>>,
     rendered_command: Option<String>,
+    /// The Task SDK's events of a success (`outlet_events`): extras set by the task, and
+    /// events attached to aliases.
+    #[serde(default)]
+    outlet_events: Vec<Value>,
 }
 
 /// `PATCH /execution/task-instances/{id}/state`: running -> a terminal state or
@@ -461,6 +468,10 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         None
     };
     let reported = ctx.clock.now();
+    let outlets = match to {
+        Success => success_outlets(ctx, store, &ti, &b.outlet_events)?,
+        _ => Vec::new(),
+    };
     let changed = store.write(|tx| {
         if let Some(cmd) = &b.rendered_command {
             tx.set_rendered(id, cmd)?;
@@ -468,6 +479,17 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         let ok = tx.set_ti_state(id, Some(Running), Some(to), now, next_retry_at)?;
         if ok && let (UpForReschedule, Some(at)) = (to, b.reschedule_date) {
             tx.add_reschedule(id, reported, now, at)?;
+        }
+        if ok {
+            let source = EventSource {
+                dag_id: &ti.dag_id,
+                task_id: &ti.task_id,
+                run_id: &ti.run_id,
+                map_index: ti.map_index,
+            };
+            for (asset, extra) in &outlets {
+                tx.asset_event(asset, extra, Some(source), now)?;
+            }
         }
         if ok && matches!(to, Success | Failed) {
             tx.event(
@@ -1186,6 +1208,238 @@ pub fn dag_run_state(
         &c,
         c.ti.state,
     ))
+}
+
+/// An outlet or inlet as the run context carries it: an asset, or `{"alias": name}`.
+fn asset_cond_json(c: &AssetCond) -> Value {
+    match c {
+        AssetCond::Asset(a) => {
+            json!({"name": a.name, "uri": a.uri, "group": a.group, "extra": a.extra})
+        }
+        AssetCond::Alias(name) => json!({"alias": name}),
+        AssetCond::All(_) | AssetCond::Any(_) => Value::Null,
+    }
+}
+
+/// The run's `consumed_asset_events` as Airflow's `AssetEventDagRunReference`s.
+fn consumed_asset_events(store: &Store, run_pk: i64) -> Result<Vec<Value>, ApiError> {
+    Ok(store
+        .consumed_events(run_pk)?
+        .iter()
+        .map(|e| {
+            json!({
+                "asset": {"name": e.name, "uri": e.uri, "extra": {}},
+                "extra": e.extra,
+                "source_task_id": e.source_task_id,
+                "source_dag_id": e.source_dag_id,
+                "source_run_id": e.source_run_id,
+                "source_map_index": e.source_map_index,
+                "source_aliases": [],
+                "timestamp": when(Some(e.timestamp)),
+                "partition_key": null,
+            })
+        })
+        .collect())
+}
+
+/// The asset events a successful try makes: one per asset outlet of its task, with the
+/// `extra` the task set on it (`outlet_events[asset].extra`), and one per event the task
+/// attached to one of its alias outlets (`outlet_events[alias].add(asset, extra)`).
+fn success_outlets(
+    ctx: &Ctx,
+    store: &Store,
+    ti: &TiRow,
+    reported: &[Value],
+) -> Result<Vec<(AssetRef, Value)>, ApiError> {
+    let Some(dag) = ctx.dags.get(store, &ti.dag_id)? else {
+        return Ok(Vec::new());
+    };
+    let Some(task) = task_of(&dag, &ti.task_id) else {
+        return Ok(Vec::new());
+    };
+    let key_of = |e: &Value| {
+        let k = e.get("dest_asset_key")?;
+        Some((
+            k.get("name")?.as_str()?.to_string(),
+            k.get("uri")?.as_str()?.to_string(),
+        ))
+    };
+    let extra_of = |e: &Value| match e.get("extra") {
+        Some(v @ Value::Object(_)) => v.clone(),
+        _ => json!({}),
+    };
+    let mut out = Vec::new();
+    for outlet in &task.outlets {
+        match outlet {
+            AssetCond::Asset(a) => {
+                let extra = reported
+                    .iter()
+                    .find(|e| {
+                        e.get("source_alias_name").is_none()
+                            && key_of(e).is_some_and(|(n, u)| n == a.name && u == a.uri)
+                    })
+                    .map_or_else(|| json!({}), extra_of);
+                out.push((a.clone(), extra));
+            }
+            AssetCond::Alias(alias) => {
+                for e in reported.iter().filter(|e| {
+                    e.get("source_alias_name").and_then(Value::as_str) == Some(alias.as_str())
+                }) {
+                    let Some((name, uri)) = key_of(e) else {
+                        continue;
+                    };
+                    let asset = match store.asset_by(Some(&name), Some(&uri))? {
+                        Some(row) => AssetRef {
+                            name: row.name,
+                            uri: row.uri,
+                            group: row.group,
+                            extra: row.extra,
+                        },
+                        None => AssetRef {
+                            name,
+                            uri,
+                            group: "asset".to_string(),
+                            extra: e
+                                .get("dest_asset_extra")
+                                .cloned()
+                                .unwrap_or_else(|| json!({})),
+                        },
+                    };
+                    out.push((asset, extra_of(e)));
+                }
+            }
+            AssetCond::All(_) | AssetCond::Any(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A time as pydantic writes one: `...Z`, microseconds only when there are some.
+fn when(t: Option<DateTime<Utc>>) -> Value {
+    use chrono::SecondsFormat;
+    match t {
+        None => Value::Null,
+        Some(t) if t.timestamp_subsec_micros() == 0 => {
+            Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        }
+        Some(t) => Value::String(t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+    }
+}
+
+fn asset_json(a: &crate::store::AssetRow) -> Value {
+    json!({"name": a.name, "uri": a.uri, "group": a.group, "extra": a.extra})
+}
+
+fn asset_not_found(msg: String) -> ApiError {
+    ApiError::with_detail(404, json!({"reason": "not_found", "message": msg}))
+}
+
+/// `GET /execution/assets/by-name?name=` and `/by-uri?uri=`.
+pub fn asset_by_name(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    _: &Params,
+) -> Result<Reply, ApiError> {
+    running_caller(ctx, store, req)?;
+    let name = req.query("name").unwrap_or_default().to_string();
+    match store.asset_by(Some(&name), None)? {
+        Some(a) => Ok(Reply::json(200, &asset_json(&a))),
+        None => Err(asset_not_found(format!("Asset with name {name} not found"))),
+    }
+}
+
+pub fn asset_by_uri(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    _: &Params,
+) -> Result<Reply, ApiError> {
+    running_caller(ctx, store, req)?;
+    let uri = req.query("uri").unwrap_or_default().to_string();
+    match store.asset_by(None, Some(&uri))? {
+        Some(a) => Ok(Reply::json(200, &asset_json(&a))),
+        None => Err(asset_not_found(format!("Asset with uri {uri} not found"))),
+    }
+}
+
+/// `GET /execution/asset-events/by-asset?name=&uri=&after=&before=&ascending=&limit=`.
+pub fn asset_events_by_asset(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    _: &Params,
+) -> Result<Reply, ApiError> {
+    running_caller(ctx, store, req)?;
+    let name = req.query("name").filter(|s| !s.is_empty());
+    let uri = req.query("uri").filter(|s| !s.is_empty());
+    if name.is_none() && uri.is_none() {
+        return Err(ApiError::with_detail(
+            400,
+            json!({"reason": "Missing parameter", "message": "name and uri cannot both be None"}),
+        ));
+    }
+    let time = |key: &str| -> Result<Option<DateTime<Utc>>, ApiError> {
+        req.query(key)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.to_utc())
+                    .map_err(|_| ApiError::new(422, format!("`{key}` must be a date-time")))
+            })
+            .transpose()
+    };
+    let (after, before) = (time("after")?, time("before")?);
+    let ascending = req.query("ascending").is_none_or(|v| v != "false");
+    let limit = match req.query("limit") {
+        Some(v) => Some(
+            v.parse::<usize>()
+                .map_err(|_| ApiError::new(422, "`limit` must be a whole number"))?,
+        ),
+        None => None,
+    };
+    let mut events: Vec<_> = store
+        .asset_events()?
+        .into_iter()
+        .filter(|e| name.is_none_or(|n| e.name == n))
+        .filter(|e| uri.is_none_or(|u| e.uri == u))
+        .filter(|e| after.is_none_or(|t| e.timestamp >= t))
+        .filter(|e| before.is_none_or(|t| e.timestamp <= t))
+        .collect();
+    events.sort_by_key(|e| (e.timestamp, e.id));
+    if !ascending {
+        events.reverse();
+    }
+    if let Some(n) = limit.filter(|n| *n > 0) {
+        events.truncate(n);
+    }
+    let mut out = Vec::new();
+    for e in &events {
+        let asset = store.asset(e.asset_id)?;
+        let runs = store.runs_of_event(e.id)?;
+        out.push(json!({
+            "id": e.id,
+            "timestamp": when(Some(e.timestamp)),
+            "extra": e.extra,
+            "asset": asset.as_ref().map(asset_json),
+            "created_dagruns": runs.iter().map(|r| json!({
+                "run_id": r.run_id,
+                "dag_id": r.dag_id,
+                "logical_date": when(r.logical_date),
+                "start_date": when(r.start_date),
+                "end_date": when(r.end_date),
+                "state": r.state.as_str(),
+                "data_interval_start": when(r.data_interval_start),
+                "data_interval_end": when(r.data_interval_end),
+                "partition_key": null,
+            })).collect::<Vec<_>>(),
+            "source_task_id": e.source_task_id,
+            "source_dag_id": e.source_dag_id,
+            "source_run_id": e.source_run_id,
+            "source_map_index": e.source_map_index,
+            "partition_key": null,
+        }));
+    }
+    Ok(Reply::json(200, &json!({"asset_events": out})))
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ static BASE: &[Route] = &[
     public(Post, "/execution/hitlDetails/{task_instance_id}", Execution, "Write a human-in-the-loop task's request", execution::hitl::upsert),
     public(Patch, "/execution/hitlDetails/{task_instance_id}", Execution, "Answer a human-in-the-loop request from the task's side", execution::hitl::update),
     public(Get, "/execution/hitlDetails/{task_instance_id}", Execution, "The answer to a human-in-the-loop request", execution::hitl::get),
+    public(Get, "/execution/assets/by-name", Execution, "An asset by its name", execution::asset_by_name),
+    public(Get, "/execution/assets/by-uri", Execution, "An asset by its URI", execution::asset_by_uri),
+    public(Get, "/execution/asset-events/by-asset", Execution, "Events of an asset, by name and/or URI", execution::asset_events_by_asset),
     public(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 
@@ -76,6 +79,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         core::import_errors::ROUTES,
         core::event_logs::ROUTES,
         core::dag_runs::ROUTES,
+        core::assets::ROUTES,
         core::backfills::ROUTES,
         core::task_instances::ROUTES,
         core::logs::ROUTES,

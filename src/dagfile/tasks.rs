@@ -849,7 +849,18 @@ fn task(
         hitl,
         sensor,
         args,
+        outlets: asset_list(cx, layers, "outlets"),
+        inlets: asset_list(cx, layers, "inlets"),
     }
+}
+
+/// `outlets` or `inlets`, read as dag-factory 1.1.0 reads them.
+fn asset_list(cx: &mut Ctx, layers: &[&Node], key: &str) -> Vec<crate::model::AssetCond> {
+    let read = cx.read;
+    cx.get(layers, key, |n, key| {
+        super::assets::task_assets(n, key, read)
+    })
+    .unwrap_or_default()
 }
 
 /// Airflow's task callbacks, by the names dag-factory reads.

@@ -216,6 +216,9 @@ const CLASSES: &[(&str, Class, Params)] = {
 
 /// `schedule` (or the old `schedule_interval`).
 pub(crate) fn schedule(n: &Node) -> Result<Schedule, ImportError> {
+    if super::assets::is_asset_schedule(n) {
+        return super::assets::schedule(n);
+    }
     match &n.value {
         Value::Null => Ok(Schedule::None),
         Value::Str(raw) => {
@@ -270,12 +273,9 @@ pub(crate) fn schedule(n: &Node) -> Result<Schedule, ImportError> {
                 ))),
             },
             None => Err(n.pos.error(
-                "asset and dataset schedules are not supported; use a cron expression, a preset, a timedelta or a timetable",
+                "a schedule mapping must be a `__type__` mapping (a timedelta, a timetable, an asset, AssetOrTimeSchedule) or `__and__`/`__or__` of assets; dag-factory's `datasets:`/`file:` schedule forms are Airflow 2 only and Airflow 3 refuses them",
             )),
         },
-        Value::List(_) => Err(n.pos.error(
-            "asset and dataset schedules are not supported; use a cron expression, a preset, a timedelta or a timetable",
-        )),
         _ => Err(n.pos.error(format!(
             "`schedule` must be a cron expression, a preset such as `@daily`, null, a timedelta or a timetable, not {}",
             n.describe()
@@ -851,7 +851,11 @@ mod tests {
             "{__type__: dateutil.relativedelta.relativedelta}",
             "1:1 `schedule` must be positive",
         );
-        check("[s3://bucket/a]", "1:1 asset and dataset schedules");
+        check("{datasets: [a]}", "1:1 a schedule mapping must be");
+        check(
+            "[s3://bucket/a, 3]",
+            "1:17 all elements of an asset schedule must be assets",
+        );
         check("3", "1:1 `schedule` must be a cron expression");
     }
 

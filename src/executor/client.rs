@@ -202,7 +202,23 @@ impl Client {
         end: DateTime<Utc>,
         rendered: Option<&str>,
     ) -> Result<(), CallError> {
-        let body = json!({"state": state, "end_date": end, "rendered_command": rendered});
+        self.finish_with_outlets(ti_id, state, end, rendered, &[])
+    }
+
+    /// `finish`, with the task's `outlet_events` (extras it set on its outlets, events
+    /// it attached to its aliases) as the Task SDK sends them with a success.
+    pub fn finish_with_outlets(
+        &self,
+        ti_id: &str,
+        state: &str,
+        end: DateTime<Utc>,
+        rendered: Option<&str>,
+        outlet_events: &[Value],
+    ) -> Result<(), CallError> {
+        let mut body = json!({"state": state, "end_date": end, "rendered_command": rendered});
+        if !outlet_events.is_empty() {
+            body["outlet_events"] = json!(outlet_events);
+        }
         self.expect(
             "PATCH",
             &format!("task-instances/{ti_id}/state"),

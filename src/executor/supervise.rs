@@ -208,6 +208,8 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     // task runner puts the error in the context before `finalize`): set where a failure is
     // known, `null` otherwise.
     let exception = std::cell::RefCell::new(Value::Null);
+    // What a Python callable set through `outlet_events`, sent with its success.
+    let outlet_events: std::cell::RefCell<Vec<Value>> = std::cell::RefCell::new(Vec::new());
     let finish = |log: &mut TaskLog, state: &str, rendered: Option<&str>| -> Outcome {
         // As Airflow 3's task runner: callbacks run before the state is reported, while
         // the try's token still reaches variables, connections and XComs.
@@ -225,7 +227,8 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             run_callbacks(sv, &ctx, ti_id, &client, (on, Some(&error)), log);
         }
         log.line(&format!("final state: {state}"));
-        match client.finish(ti_id, state, sv.clock.now(), rendered) {
+        let outlets = outlet_events.borrow();
+        match client.finish_with_outlets(ti_id, state, sv.clock.now(), rendered, &outlets) {
             Ok(()) => Outcome::Reported,
             Err(e) => {
                 log.line(&format!("could not report the state: {e}"));
@@ -625,6 +628,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     ));
     if let Some(files) = &python_files {
         let outcome = files.outcome();
+        *outlet_events.borrow_mut() = files.outlet_events();
         // Airflow renders `map_index_template` again after the call, with what the
         // callable put into its context.
         if let (Some(template), Some((_, _, _, extra))) =
@@ -1105,6 +1109,16 @@ impl PythonFiles {
             .and_then(|text| serde_json::from_str::<Value>(&text).ok())
             .map_or(Value::Null, |mut v| v["exception"].take())
     }
+
+    /// The `outlet_events` the runner wrote beside the outcome (Airflow's shape:
+    /// `dest_asset_key`, `extra`, and `source_alias_name` for an alias's event).
+    fn outlet_events(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.outcome).unwrap_or_default();
+        match serde_json::from_str::<Value>(&text).map(|mut v| v["outlet_events"].take()) {
+            Ok(Value::Array(items)) => items,
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// An exception of Airflow's SDK as the runner rebuilds it for a callback's context.
@@ -1198,7 +1212,7 @@ fn python_spec(
         all.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     let params = template::params_with_conf(&params, &run["conf"]);
-    serde_json::json!({
+    let mut spec = serde_json::json!({
         "operator": task["operator"],
         "kind": task["python_kind"],
         "downstream": task["downstream"],
@@ -1230,7 +1244,16 @@ fn python_spec(
             "start_date": run["start_date"], "run_type": run["run_type"], "conf": run["conf"],
             "params": params, "owner": task["owner"],
         },
-    })
+    });
+    // Assets: the events that triggered the run, and the task's outlets and inlets.
+    for (key, value) in [
+        ("triggering_asset_events", &run["consumed_asset_events"]),
+        ("outlets", &task["outlets"]),
+        ("inlets", &task["inlets"]),
+    ] {
+        spec["context"][key] = value.clone();
+    }
+    spec
 }
 
 /// Heartbeats while `bash_command` renders, as the loop does while the command runs, so a
@@ -1463,8 +1486,29 @@ fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Co
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
     };
+    // `triggering_asset_events`: the events the run consumed, by their asset's URI
+    // (Airflow keys them by the asset; in a template the URI stands for it).
+    let mut triggering = serde_json::Map::new();
+    for event in run["consumed_asset_events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let uri = s(&event["asset"]["uri"]);
+        if let Value::Array(list) = triggering
+            .entry(uri)
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            list.push(event.clone());
+        }
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "triggering_asset_events".to_string(),
+        Value::Object(triggering),
+    );
     template::Context {
-        extra: serde_json::Map::new(),
+        extra,
         dag_id: s(&run["dag_id"]),
         task_id: s(&ctx["task"]["task_id"]),
         run_id: s(&run["run_id"]),

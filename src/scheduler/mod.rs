@@ -428,6 +428,7 @@ impl Scheduler {
         self.sync_dags(now)?;
         if self.opts.until_run.is_none() {
             next = next.min(self.create_scheduled_runs(now)?);
+            self.create_asset_runs(now)?;
         }
         if self.last_reap.elapsed() >= beat {
             self.reap_zombies(now)?;
@@ -802,6 +803,53 @@ impl Scheduler {
         Ok(next)
     }
 
+    /// Creates a run of each unpaused asset-scheduled DAG whose condition its queued
+    /// events satisfy (Airflow's `dags_needing_dagruns` and
+    /// `_create_dag_runs_asset_triggered`). A DAG no longer scheduled on assets has its
+    /// queue emptied. A producer's success wakes the scheduler, so this runs at once.
+    fn create_asset_runs(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let waiting = self.store.dags_with_queued_events()?;
+        for dag_id in waiting {
+            if self.paused.contains(&dag_id) {
+                continue;
+            }
+            let Some(dag) = self.dags.get(&dag_id).map(|(_, d)| d.clone()) else {
+                continue;
+            };
+            let Some(cond) = dag.schedule.asset_condition() else {
+                self.store
+                    .write(|tx| tx.delete_queued(Some(&dag_id), None, None))?;
+                continue;
+            };
+            let queued = self.store.queued_events(Some(&dag_id), None, None)?;
+            let ready = cond.evaluate(&|leaf| match leaf {
+                crate::model::AssetCond::Asset(a) => {
+                    queued.iter().any(|q| q.name == a.name && q.uri == a.uri)
+                }
+                _ => false,
+            });
+            if !ready {
+                continue;
+            }
+            let Some(triggered) = queued.iter().map(|q| q.created_at).max() else {
+                continue;
+            };
+            let run_id = asset_run_id(triggered);
+            let created = self
+                .store
+                .write(|tx| tx.create_asset_run(&dag, &queued, &run_id, now));
+            match created {
+                Ok(_) => {
+                    self.opts.metrics.incr("scheduler_dag_runs_created", 1);
+                    log::info!("created asset-triggered run {run_id} of {dag_id}");
+                }
+                Err(Error::Conflict(msg)) => log::debug!("{msg}"),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Running task instances whose heartbeat stopped (supervisor killed, machine
     /// asleep) fail or go up for retry after `task_instance_heartbeat_timeout`.
     fn reap_zombies(&mut self, now: DateTime<Utc>) -> Result<()> {
@@ -1069,6 +1117,25 @@ fn fail_try(tx: &Tx, ti: &TiRow, dag: Option<&Dag>, now: DateTime<Utc>, why: &st
         )?;
     }
     Ok(())
+}
+
+/// Airflow's run id of an asset-triggered run: `asset_triggered__`, `run_after` as
+/// Python's `isoformat` writes it, and 8 random letters and digits (it has no logical
+/// date to make it unique).
+fn asset_run_id(run_after: DateTime<Utc>) -> String {
+    let digits = if run_after.timestamp_subsec_micros() == 0 {
+        chrono::SecondsFormat::Secs
+    } else {
+        chrono::SecondsFormat::Micros
+    };
+    format!(
+        "asset_triggered__{}_{}",
+        run_after.to_rfc3339_opts(digits, false),
+        crate::ids::random_string(
+            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+            8
+        )
+    )
 }
 
 fn info_of(r: &RunRow) -> Option<timetable::RunInfo> {

@@ -460,6 +460,8 @@ mod tests {
             hitl: None,
             sensor: None,
             args: None,
+            outlets: Vec::new(),
+            inlets: Vec::new(),
         }
     }
 

@@ -92,6 +92,11 @@ pub fn description(schedule: &Schedule) -> String {
         Schedule::Once => "Once, as soon as possible".to_string(),
         Schedule::Cron { expr, .. } => cron(expr),
         Schedule::Delta { .. } | Schedule::Relative(_) => String::new(),
+        Schedule::Assets(_) => "Triggered by assets".to_string(),
+        Schedule::AssetOrTime { timetable, .. } => format!(
+            "Triggered by assets or {}",
+            description(&Schedule::Timetable(timetable.clone()))
+        ),
         Schedule::Timetable(t) => match t {
             Timetable::CronTrigger { crons, .. } => {
                 crons.iter().map(|c| cron(c)).collect::<Vec<_>>().join(", ")
@@ -158,8 +163,17 @@ impl Plan {
             Intervals::Trigger => trigger(steps),
             Intervals::Data => Plan::Data(steps),
         };
-        Some(match &dag.schedule {
-            Schedule::None => return None,
+        let owned;
+        let schedule = match &dag.schedule {
+            Schedule::AssetOrTime { timetable, .. } => {
+                owned = Schedule::Timetable(timetable.clone());
+                &owned
+            }
+            other => other,
+        };
+        Some(match schedule {
+            Schedule::None | Schedule::Assets(_) => return None,
+            Schedule::AssetOrTime { .. } => return None,
             Schedule::Once => Plan::Once,
             Schedule::Cron { expr, .. } => plain(Steps::cron(expr, dag.timezone)?),
             Schedule::Delta { secs } => plain(Steps::delta(&Delta::Fixed { secs: *secs })?),

@@ -350,4 +350,80 @@ CREATE TABLE dag_callback (
 );
 CREATE INDEX dag_callback_queued ON dag_callback (id) WHERE state = 'queued';
 "#,
+    // Assets (Airflow 3's data-aware scheduling). `asset` and `asset_alias` as the DAGs
+    // name them; `dag_asset_ref` which DAG schedules on an asset (task_id '') or which
+    // task produces or reads it, from each DAG's latest parse; `asset_event` each update;
+    // `asset_dag_run_queue` the events queued per consumer (Airflow's ADRQ), until a run
+    // consumes them; `dag_run_asset_event` the events a run consumed; `asset_state_store`
+    // Airflow 3.3's key-value state per asset.
+    r#"
+CREATE TABLE asset (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    uri         TEXT NOT NULL,
+    grp         TEXT NOT NULL DEFAULT 'asset',
+    extra       TEXT NOT NULL DEFAULT '{}',
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (name, uri)
+);
+CREATE INDEX asset_uri ON asset (uri);
+
+CREATE TABLE asset_alias (
+    id    INTEGER PRIMARY KEY,
+    name  TEXT NOT NULL UNIQUE,
+    grp   TEXT NOT NULL DEFAULT 'asset'
+);
+
+CREATE TABLE dag_asset_ref (
+    dag_id      TEXT NOT NULL,
+    asset_id    INTEGER NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL CHECK (kind IN ('schedule', 'outlet', 'inlet')),
+    task_id     TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (dag_id, kind, asset_id, task_id)
+);
+CREATE INDEX dag_asset_ref_asset ON dag_asset_ref (asset_id, kind);
+
+CREATE TABLE asset_event (
+    id                INTEGER PRIMARY KEY,
+    asset_id          INTEGER NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+    extra             TEXT NOT NULL DEFAULT '{}',
+    source_dag_id     TEXT,
+    source_task_id    TEXT,
+    source_run_id     TEXT,
+    source_map_index  INTEGER NOT NULL DEFAULT -1,
+    timestamp         TEXT NOT NULL
+);
+CREATE INDEX asset_event_asset ON asset_event (asset_id, timestamp);
+
+CREATE TABLE asset_dag_run_queue (
+    asset_id       INTEGER NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+    target_dag_id  TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    PRIMARY KEY (asset_id, target_dag_id)
+);
+CREATE INDEX asset_dag_run_queue_dag ON asset_dag_run_queue (target_dag_id);
+
+CREATE TABLE dag_run_asset_event (
+    dag_run_id  INTEGER NOT NULL REFERENCES dag_run (id) ON DELETE CASCADE,
+    event_id    INTEGER NOT NULL REFERENCES asset_event (id) ON DELETE CASCADE,
+    PRIMARY KEY (dag_run_id, event_id)
+);
+CREATE INDEX dag_run_asset_event_event ON dag_run_asset_event (event_id);
+
+CREATE TABLE asset_state_store (
+    asset_id            INTEGER NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+    key                 TEXT NOT NULL,
+    value               TEXT NOT NULL,                -- JSON
+    updated_at          TEXT NOT NULL,
+    last_updated_by_kind TEXT,                        -- task, watcher, api
+    last_updated_by_dag_id TEXT,
+    last_updated_by_run_id TEXT,
+    last_updated_by_task_id TEXT,
+    last_updated_by_map_index INTEGER,
+    PRIMARY KEY (asset_id, key)
+);
+"#,
 ];

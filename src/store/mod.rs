@@ -5,6 +5,7 @@
 //! `BEGIN IMMEDIATE` transaction, so contention shows up at `BEGIN` under the busy
 //! timeout instead of as a failed commit. SQL is literal and sits next to its function.
 
+mod assets;
 mod backfills;
 mod callbacks;
 mod dags;
@@ -25,6 +26,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::OpenFlags;
 use rusqlite::config::DbConfig;
 
+pub use assets::{AssetEventRow, AssetRefRow, AssetRow, AssetStateRow, EventSource, QueuedRow};
 pub use backfills::{BackfillDate, BackfillRow, NewBackfill, OpenBackfill, Progress};
 pub use callbacks::DagCallbackRow;
 pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
@@ -532,6 +534,7 @@ mod tests {
             ("mod.rs", include_str!("mod.rs")),
             ("q_dags.rs", include_str!("q_dags.rs")),
             ("q_objects.rs", include_str!("q_objects.rs")),
+            ("assets.rs", include_str!("assets.rs")),
             ("q_runs.rs", include_str!("q_runs.rs")),
             ("runs.rs", include_str!("runs.rs")),
             ("vars.rs", include_str!("vars.rs")),

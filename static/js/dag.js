@@ -246,6 +246,15 @@ export function dagPage(main, route, ctx) {
     }
   }
 
+  // An asset condition (`asset_expression`) in words: names joined by & (all) and | (any).
+  function assetCondition(e, nested = false) {
+    if (e.asset) return e.asset.name;
+    if (e.alias) return `alias ${e.alias.name}`;
+    const [items, op] = e.all ? [e.all, " & "] : [e.any ?? [], " | "];
+    const text = items.map((i) => assetCondition(i, true)).join(op);
+    return nested && items.length > 1 ? `(${text})` : text;
+  }
+
   function detailsView(d) {
     const params = Object.entries(d.params ?? {});
     const row = (k, v) => (v === null || v === undefined || v === "" ? null : h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v)));
@@ -255,6 +264,7 @@ export function dagPage(main, route, ctx) {
         row("Description", d.description),
         row("Schedule", d.timetable_summary ? h("code", {}, d.timetable_summary) : "None"),
         row("Schedule, in words", d.timetable_description),
+        row("Runs on assets", d.asset_expression ? h("code", { class: "asset-condition" }, "on " + assetCondition(d.asset_expression)) : null),
         row("Start date", time(d.start_date)),
         row("End date", d.end_date ? time(d.end_date) : null),
         row("Catchup", String(d.catchup)),

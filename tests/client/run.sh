@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs coverage.py (once), drive.py, mapped.py, ctl.py and sweep.py against a fresh `updraft standalone`,
+# Runs coverage.py (once), drive.py, mapped.py, assets.py, ctl.py and sweep.py against a fresh `updraft standalone`,
 # once at the root and once under a base_url prefix, each on its own temporary UPDRAFT_HOME.
 #
 # Usage: tests/client/run.sh [PYTHON] [UPDRAFT_BINARY]
@@ -58,6 +58,7 @@ one() {
     # A mapped task for mapped.py, beside the examples.
     mkdir -p "$home/dags"
     "$python" "$here/mapped.py" --print-yaml >"$home/dags/client_mapped.yml"
+    "$python" "$here/assets.py" --print-yaml >"$home/dags/client_assets.yml"
     echo "== server at $label (UPDRAFT_HOME=$home)"
     env UPDRAFT_HOME="$home" \
         UPDRAFT__API__HOST=127.0.0.1 \
@@ -93,6 +94,8 @@ one() {
         --viewer viewer --viewer-password "$viewer" || rc=1
     # A mapped task's instances through the routes with {map_index} and listMapped.
     "$python" "$here/mapped.py" --base "$base" --password "$admin" || rc=1
+    # Assets: a producer triggers its consumer; the Asset routes through the client and airflowctl.
+    "$python" "$here/assets.py" --base "$base" --password "$admin" || rc=1
     # airflowctl (apache-airflow-ctl), the command-line client: its backfill commands.
     "$python" "$here/ctl.py" --base "$base" --password "$admin" || rc=1
     "$python" "$here/sweep.py" --base "$base" --password "$admin" \

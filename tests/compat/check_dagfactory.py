@@ -49,7 +49,6 @@ EXPECTED_TO_FAIL = {
     "dagfactory-dev/airflow3/example_customize_operator.yml": "custom operators (Python classes)",
     # updraft refuses user_defined_macros on purpose (see README): it cannot call them.
     "dagfactory-dev/airflow3/example_user_defined_macros.yml": "user_defined_macros (Python callables)",
-    "dagfactory-dev/asset_triggered_dags.yml": "assets (schedules and outlets)",
 }
 # Files Airflow refuses only because a module their callables import at the top (pandas),
 # or a provider's notifier they name as a callback (Slack), is not in the oracle's

@@ -834,3 +834,43 @@ describe("human in the loop under /d12345", { concurrency: false }, () => {
     w.check("human in the loop");
   });
 });
+
+describe("an asset schedule on the DAG's details", { concurrency: false }, () => {
+  let srv;
+  let ctx;
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
+  const YAML = [
+    "on_assets:",
+    "  schedule:",
+    "    __or__:",
+    "      - __and__:",
+    "        - {__type__: airflow.sdk.Asset, uri: 's3://b/a'}",
+    "        - {__type__: airflow.sdk.Asset, uri: 's3://b/b'}",
+    "      - {__type__: airflow.sdk.Asset, name: c}",
+    "  start_date: 2024-01-01",
+    "  tasks:",
+    "    - task_id: t",
+    "      operator: airflow.providers.standard.operators.bash.BashOperator",
+    "      bash_command: 'echo 1'",
+    "",
+  ].join("\n");
+  const env = { UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True", UPDRAFT__CORE__LOAD_EXAMPLES: "False" };
+  before(async () => {
+    srv = await startServer({ env, files: { "on_assets.yml": YAML } });
+    ctx = await launch(profile);
+  });
+  after(async () => {
+    await ctx?.close();
+    await stopServer(srv);
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  test("shows the condition in words", async () => {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const w = watch(page, srv.url);
+    await page.goto(`${srv.url}dags/on_assets/details`);
+    await page.locator(".details code.asset-condition", { hasText: "on (s3://b/a & s3://b/b) | c" }).waitFor({ timeout: RUN_TIMEOUT });
+    await page.screenshot({ path: path.join(SHOTS, "asset-schedule-details.png") });
+    w.check("asset schedule");
+  });
+});

@@ -278,7 +278,7 @@ fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
     let more = json!({
         "catchup": dag.catchup,
         "dag_run_timeout": dag.dagrun_timeout_secs.map(iso_duration),
-        "asset_expression": null,
+        "asset_expression": dag.schedule.asset_condition().map(|c| c.expression()),
         "doc_md": dag.doc_md,
         "start_date": dt(dag.start_date),
         "end_date": dt(dag.end_date),

@@ -3,6 +3,7 @@
 //! `views.rs` (runs and task instances as shown) and `signing.rs` (signed tokens). No
 //! file here imports a resource file, so the files form no import cycle.
 
+pub mod assets;
 pub mod auth;
 pub mod backfills;
 mod bulk;

@@ -409,11 +409,155 @@ class _Macros:
         return "<macros>"
 
 
+class Asset:
+    """`airflow.sdk.Asset`: a name and a URI (one given alone stands for both)."""
+
+    def __init__(self, name=None, uri=None, *, group="asset", extra=None, watchers=()):
+        if name is None and uri is None:
+            raise TypeError("Asset() requires either 'name' or 'uri'")
+        self.name = name if name is not None else uri
+        self.uri = uri if uri is not None else name
+        self.group = group or "asset"
+        self.extra = dict(extra or {})
+
+    def __eq__(self, other):
+        return isinstance(other, Asset) and (self.name, self.uri) == (other.name, other.uri)
+
+    def __hash__(self):
+        return hash((self.name, self.uri))
+
+    def __repr__(self):
+        return f"Asset(name={self.name!r}, uri={self.uri!r}, group={self.group!r}, extra={self.extra!r})"
+
+
+class AssetAlias:
+    """`airflow.sdk.AssetAlias`."""
+
+    def __init__(self, name, group="asset"):
+        self.name = name
+        self.group = group
+
+    def __eq__(self, other):
+        return isinstance(other, AssetAlias) and self.name == other.name
+
+    def __hash__(self):
+        return hash(("alias", self.name))
+
+    def __repr__(self):
+        return f"AssetAlias(name={self.name!r}, group={self.group!r})"
+
+
+class AssetEvent:
+    """One event of `triggering_asset_events` (Airflow's `AssetEventDagRunReference`)."""
+
+    def __init__(self, d):
+        a = d.get("asset") or {}
+        self.asset = Asset(name=a.get("name"), uri=a.get("uri"), extra=a.get("extra"))
+        self.extra = d.get("extra") or {}
+        self.source_task_id = d.get("source_task_id")
+        self.source_dag_id = d.get("source_dag_id")
+        self.source_run_id = d.get("source_run_id")
+        self.source_map_index = d.get("source_map_index")
+        self.source_aliases = d.get("source_aliases") or []
+        self.timestamp = _time(d.get("timestamp"))
+        self.partition_key = d.get("partition_key")
+
+    def __repr__(self):
+        return (f"AssetEventDagRunReference(asset={self.asset!r}, extra={self.extra!r}, "
+                f"source_dag_id={self.source_dag_id!r}, source_task_id={self.source_task_id!r}, "
+                f"timestamp={self.timestamp!r})")
+
+
+def _asset_key(key):
+    """An accessor's key: an Asset or alias, or a string naming an asset's URI or name."""
+    if isinstance(key, (Asset, AssetAlias)):
+        return key
+    if isinstance(key, str):
+        return key
+    # Airflow's own classes, when the interpreter has Airflow installed.
+    if type(key).__name__ == "AssetAlias" and hasattr(key, "name"):
+        return AssetAlias(key.name)
+    if hasattr(key, "name") and hasattr(key, "uri"):
+        return Asset(name=key.name, uri=key.uri, extra=getattr(key, "extra", None))
+    raise TypeError(f"Key should be either an asset or an asset alias, not {type(key)}")
+
+
+class TriggeringAssetEvents(dict):
+    """`triggering_asset_events`: the events that triggered the run, by asset. A string
+    looks an asset up by its URI, then its name."""
+
+    def __getitem__(self, key):
+        key = _asset_key(key)
+        if isinstance(key, str):
+            for asset in self:
+                if asset.uri == key or asset.name == key:
+                    return dict.__getitem__(self, asset)
+            return []
+        return dict.get(self, key, [])
+
+
+class _OutletEvent:
+    def __init__(self, key):
+        self.key = key
+        self.extra = {}
+        self.asset_alias_events = []
+
+    def add(self, asset, extra=None):
+        """Attaches an event of `asset` to this alias."""
+        if not isinstance(self.key, AssetAlias):
+            raise TypeError("add() is for asset aliases only")
+        asset = _asset_key(asset)
+        if isinstance(asset, str):
+            asset = Asset(uri=asset)
+        self.asset_alias_events.append((asset, dict(extra or {})))
+
+
+class OutletEventAccessors(dict):
+    """`outlet_events`: per outlet, the `extra` of its event, and for an alias the
+    events attached to it."""
+
+    def __getitem__(self, key):
+        key = _asset_key(key)
+        if isinstance(key, str):
+            key = next((k for k in self if isinstance(k, Asset) and (k.uri == key or k.name == key)), Asset(uri=key))
+        if key not in self:
+            dict.__setitem__(self, key, _OutletEvent(key))
+        return dict.__getitem__(self, key)
+
+    def serialize(self):
+        out = []
+        for key, ev in self.items():
+            if isinstance(key, AssetAlias):
+                for asset, extra in ev.asset_alias_events:
+                    out.append({"source_alias_name": key.name,
+                                "dest_asset_key": {"name": asset.name, "uri": asset.uri},
+                                "dest_asset_extra": asset.extra, "extra": extra})
+            elif ev.extra:
+                out.append({"dest_asset_key": {"name": key.name, "uri": key.uri}, "extra": ev.extra})
+        return out
+
+
+def _assets(items):
+    out = []
+    for d in items or []:
+        if not isinstance(d, dict):
+            continue
+        if "alias" in d:
+            out.append(AssetAlias(d["alias"]))
+        else:
+            out.append(Asset(name=d.get("name"), uri=d.get("uri"), group=d.get("group"), extra=d.get("extra")))
+    return out
+
+
 def build_context(spec):
     """Airflow 3's context for a Python callable, from what the supervisor sent."""
     c = spec["context"]
     logical_date = _time(c.get("logical_date"))
     ti = TaskInstance(spec)
+    triggering = TriggeringAssetEvents()
+    for d in c.get("triggering_asset_events") or []:
+        ev = AssetEvent(d)
+        triggering.setdefault(ev.asset, []).append(ev)
     # The keys Airflow 3.3's task runner puts in every context (`get_template_context`).
     ctx = {
         "dag": _Named(dag_id=c["dag_id"]),
@@ -433,9 +577,10 @@ def build_context(spec):
         "conn": _ConnAccessor(),
         "macros": _Macros(),
         "map_index_template": None,
-        "inlets": [],
-        "outlets": [],
-        "triggering_asset_events": {},
+        "inlets": _assets(c.get("inlets")),
+        "outlets": _assets(c.get("outlets")),
+        "triggering_asset_events": triggering,
+        "outlet_events": OutletEventAccessors(),
         "task_reschedule_count": 0,
         # PythonOperator merges it in (`context_merge`).
         "templates_dict": spec.get("templates_dict"),
@@ -800,6 +945,8 @@ def _write_outcome(spec, state, retry=True, xcoms=(), exception=None):
     out = {"state": state, "retry": retry, "xcoms": list(xcoms)}
     if exception is not None:
         out["exception"] = exception
+    if state == "success" and CONTEXT is not None and isinstance(CONTEXT.get("outlet_events"), OutletEventAccessors):
+        out["outlet_events"] = CONTEXT["outlet_events"].serialize()
     if spec.get("map_index_template"):
         out["context_extra"] = _context_extra()
     with open(spec["outcome"], "w", encoding="utf-8") as f:

@@ -7,6 +7,10 @@ import _updraft_task as _rt
 _NOTSET = object()
 
 
+Asset = _rt.Asset
+AssetAlias = _rt.AssetAlias
+
+
 def get_current_context():
     """The running try's context, as Airflow hands it to callables."""
     if _rt.CONTEXT is None:
