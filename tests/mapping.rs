@@ -1006,3 +1006,103 @@ fn bash_mapped_over_a_python_result_runs_each_command_unrendered() {
         .collect();
     assert_eq!(out, [json!("{{ run_id }}"), json!("two")]);
 }
+
+/// A DAG file parsed again with a longer or shorter literal list revises the instances of
+/// a run already made, as Airflow's `verify_integrity` and `_revise_map_indexes_if_mapped`
+/// do: the new values get instances of their own once the task may run, the map indexes
+/// past a shorter list are removed, and what needs every instance's success runs.
+#[test]
+fn a_literal_list_changed_after_the_run_was_made_grows_or_shrinks_its_instances() {
+    let long = std::time::Duration::from_secs(90);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let gate =
+        std::env::temp_dir().join(format!("updraft-map-gate-{}-{nanos}", std::process::id()));
+    let file = |grow: &str, shrink: &str| {
+        let mapped = |id: &str, list: &str| {
+            format!(
+                "    - task_id: {id}\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      dependencies: [gate]\n      expand:\n        bash_command: {list}\n"
+            )
+        };
+        dag(
+            "revise",
+            "",
+            &format!(
+                "{}{}{}{}",
+                task(
+                    "gate",
+                    &format!("while [ ! -f '{}' ]; do sleep 0.1; done", gate.display()),
+                    ""
+                ),
+                mapped("grow", grow),
+                mapped("shrink", shrink),
+                task("after", "echo done", "dependencies: [grow, shrink]"),
+            ),
+        )
+    };
+    let e = Engine::start(
+        &[(
+            "revise.yml",
+            &file(
+                "['echo g0', 'echo g1']",
+                "['echo s0', 'echo s1', 'echo s2']",
+            ),
+        )],
+        &[],
+    );
+    let run = e.trigger("revise", None);
+    assert!(wait_until(long, || e.state("revise", &run, "gate") == "running"));
+    assert_eq!(instances(&e, "revise", &run, "grow").len(), 2);
+    assert_eq!(instances(&e, "revise", &run, "shrink").len(), 3);
+
+    std::fs::write(
+        e.home.dags().join("revise.yml"),
+        file(
+            "['echo g0', 'echo g1', 'echo g2', 'echo g3']",
+            "['echo s0']",
+        ),
+    )
+    .unwrap();
+    // Once the file is parsed again the shrunk list removes its last two instances; the
+    // grown one waits for its upstream before it gets new ones.
+    assert!(
+        wait_until(long, || {
+            let now: Vec<String> = instances(&e, "revise", &run, "shrink")
+                .into_values()
+                .map(|(s, _)| s)
+                .collect();
+            now == ["none", "removed", "removed"]
+        }),
+        "{:?}",
+        instances(&e, "revise", &run, "shrink")
+    );
+    assert_eq!(instances(&e, "revise", &run, "grow").len(), 2);
+    std::fs::write(&gate, "").unwrap();
+
+    assert_eq!(e.wait_run("revise", &run), "success");
+    let _ = std::fs::remove_file(&gate);
+    assert_eq!(
+        instances(&e, "revise", &run, "grow"),
+        states(&[
+            (0, "success"),
+            (1, "success"),
+            (2, "success"),
+            (3, "success")
+        ])
+    );
+    assert_eq!(
+        instances(&e, "revise", &run, "shrink"),
+        [
+            (0, ("success".to_string(), 1)),
+            (1, ("removed".into(), 0)),
+            (2, ("removed".into(), 0))
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(e.state("revise", &run, "after"), "success");
+    // The new instances run their own values from the file as it is now.
+    assert!(mapped_log(&e, "revise", &run, "grow", 3, 1).contains("g3"));
+}
