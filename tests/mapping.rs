@@ -1106,3 +1106,78 @@ fn a_literal_list_changed_after_the_run_was_made_grows_or_shrinks_its_instances(
     // The new instances run their own values from the file as it is now.
     assert!(mapped_log(&e, "revise", &run, "grow", 3, 1).contains("g3"));
 }
+
+/// `map_index_template` is rendered again after the task, as Airflow's Task SDK does:
+/// with the task's fields rendered (`task.bash_command` is the instance's command as it
+/// ran), and a render error there fails a task that succeeded, Bash or Python (its
+/// result is not pushed), where the render before the task kept quiet.
+#[test]
+fn map_index_template_is_rendered_after_the_task_and_its_error_fails_the_task() {
+    let bash = "airflow.providers.standard.operators.bash.BashOperator";
+    let tasks = format!(
+        "    - task_id: named
+      operator: {bash}
+      retries: 2
+      map_index_template: '{{{{ task.bash_command }}}}|{{{{ task.retries }}}}|{{{{ task.task_id }}}}'
+      expand:
+        bash_command: ['echo {{{{ ti.map_index }}}}', 'echo second']
+    - task_id: bad_bash
+      operator: {bash}
+      map_index_template: '{{{{ nope.attr }}}}'
+      expand:
+        bash_command: ['echo fine']
+    - task_id: bad_python
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: lib.same
+      map_index_template: '{{{{ nope.attr }}}}'
+      expand:
+        op_args: [['x']]
+"
+    );
+    let e = Engine::start(
+        &[
+            ("lib.py", UPSTREAM_LIB),
+            ("n.yml", &dag("names", "", &tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("names", None);
+    assert_eq!(e.wait_run("names", &run), "failed");
+    let tis = e.store().tis_of_run("names", &run).unwrap();
+    let named: Vec<(i64, Option<String>)> = tis
+        .iter()
+        .filter(|t| t.task_id == "named")
+        .map(|t| (t.map_index, t.rendered_map_index.clone()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (0, Some("echo 0|2|named".to_string())),
+            (1, Some("echo second|2|named".to_string()))
+        ]
+    );
+    assert_eq!(
+        instances(&e, "names", &run, "named"),
+        states(&[(0, "success"), (1, "success")])
+    );
+    for task_id in ["bad_bash", "bad_python"] {
+        assert_eq!(
+            instances(&e, "names", &run, task_id),
+            states(&[(0, "failed")]),
+            "{task_id}"
+        );
+        let log = mapped_log(&e, "names", &run, task_id, 0, 1);
+        assert_eq!(
+            log.matches("cannot render map_index_template").count(),
+            1,
+            "{log}"
+        );
+        assert!(
+            e.store()
+                .xcom_values("names", &run, task_id, "return_value")
+                .unwrap()
+                .is_empty(),
+            "{task_id}"
+        );
+    }
+}

@@ -299,6 +299,13 @@ fn tasks_test(
         .unwrap_or_else(|| env.clock.now());
     let ctx = template::Context {
         extra: serde_json::Map::new(),
+        task_attrs: template::task_attrs(&json!({
+            "operator": task.operator.class_name(), "bash_command": task.bash_command,
+            "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect::<serde_json::Map<_, _>>()),
+            "append_env": task.append_env, "cwd": task.cwd,
+            "retries": task.retries, "map_index_template": task.map_index_template,
+        })),
         dag_id: dag_id.into(),
         task_id: task_id.into(),
         run_id: format!("__airflow_temporary_run_{}__", ts(logical_date)),
