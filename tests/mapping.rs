@@ -989,7 +989,7 @@ fn bash_mapped_over_a_python_result_runs_each_command_unrendered() {
     - task_id: run
       operator: airflow.providers.standard.operators.bash.BashOperator
       expand:
-        bash_command: +commands
+        bash_command: commands.output
 ";
     let e = Engine::start(
         &[("lib.py", UPSTREAM_LIB), ("c.yml", &dag("cmds", "", tasks))],
