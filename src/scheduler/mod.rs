@@ -819,15 +819,24 @@ fn advance_run(
         });
     }
 
-    let graph = tis.graph(dag);
+    let mut graph = tis.graph(dag);
     let mut todo = tis.take_todo(&graph);
     let mut expanded = false;
     while let Some((p, which)) = todo.pop_first() {
         let task = &dag.tasks[p];
         // A length not known from the file comes from the upstreams' results, now that
         // they may be done (`None`, so upstream_failed, when one pushed none).
+        // Only an unexpanded instance needs the length: an expanded task's instances
+        // are looked at without reading (and parsing) the upstream's result each time.
+        let unexpanded = || {
+            graph.tis_of_task[p]
+                .iter()
+                .any(|&i| tis.ti(i).map_index < 0)
+        };
         let mapped = match &task.mapped {
-            Some(m) if m.length().is_none() => Some(
+            Some(m) if m.length().is_some() => Some(m.length()),
+            Some(_) if !unexpanded() => Some(None),
+            Some(m) => Some(
                 m.resolved(|u| {
                     let pushed = tx
                         .xcom_values(&run.dag_id, &run.run_id, u, "return_value")
@@ -836,7 +845,7 @@ fn advance_run(
                 })
                 .and_then(|m| m.length()),
             ),
-            other => other.as_ref().map(|m| m.length()),
+            None => None,
         };
         if which.is_none()
             && let Some(n) = task.mapped.as_ref().and_then(|m| m.length())
@@ -885,9 +894,16 @@ fn advance_run(
                             ti.task_id,
                             ti.run_id
                         );
-                        // The next pass reads the new instances and schedules them.
+                        // As Airflow's `_get_ready_tis`, what was expanded is scheduled in
+                        // the same pass: the instances are read into the run's cache and
+                        // the task is looked at again.
+                        for row in tx.tis_of_task(&run.dag_id, &run.run_id, &task.task_id)? {
+                            tis.put(row);
+                        }
+                        graph = tis.graph(dag);
+                        todo.insert((p, None));
                         expanded = true;
-                        retry_at = Some(now);
+                        break;
                     }
                     continue;
                 }

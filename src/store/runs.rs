@@ -540,6 +540,21 @@ impl Tx<'_> {
         rows.collect::<rusqlite::Result<_>>().map_err(db)
     }
 
+    /// The task instances of one task in a run, by map index (inside the transaction).
+    pub fn tis_of_task(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<Vec<TiRow>> {
+        let mut stmt = self
+            .0
+            .prepare_cached(&format!(
+                "SELECT {TI_COLS} FROM task_instance WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3
+                 ORDER BY map_index"
+            ))
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([dag_id, run_id, task_id], ti_row)
+            .map_err(db)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db)
+    }
+
     /// Expands the unexpanded (map index -1) task instance `ti` into `count` instances
     /// (`count` > 0): it becomes map index 0, as in Airflow's `expand_mapped_task`, and
     /// 1..count are added with no state. False when it was expanded or changed since read.
