@@ -1181,3 +1181,55 @@ fn map_index_template_is_rendered_after_the_task_and_its_error_fails_the_task() 
         );
     }
 }
+
+/// `tasks test --map-index N` of a task expanded over an upstream's result reads the
+/// values from the run it names (run id or logical date), as Airflow's `tasks test` runs
+/// in the existing run; without such a run it says what it needs.
+#[test]
+fn tasks_test_of_a_task_mapped_over_a_result_reads_the_named_run() {
+    let tasks = "    - task_id: commands
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: lib.commands
+    - task_id: run
+      operator: airflow.providers.standard.operators.bash.BashOperator
+      expand:
+        bash_command: commands.output
+";
+    let e = Engine::start(
+        &[
+            ("lib.py", UPSTREAM_LIB),
+            ("c.yml", &dag("cmdtest", "", tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("cmdtest", None);
+    assert_eq!(e.wait_run("cmdtest", &run), "success");
+    let test = e.home.run(
+        &["tasks", "test", "cmdtest", "run", &run, "--map-index", "1"],
+        crate::engine::FAST,
+    );
+    assert_eq!(test.code(), 0, "{}", test.stderr());
+    assert!(
+        test.stdout().lines().any(|l| l == "two"),
+        "{}",
+        test.stdout()
+    );
+    let no_run = e.home.run(
+        &[
+            "tasks",
+            "test",
+            "cmdtest",
+            "run",
+            "2001-01-01",
+            "--map-index",
+            "1",
+        ],
+        crate::engine::FAST,
+    );
+    assert_ne!(no_run.code(), 0);
+    assert!(
+        no_run.stderr().contains("name a run that has it"),
+        "{}",
+        no_run.stderr()
+    );
+}
