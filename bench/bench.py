@@ -706,7 +706,7 @@ class Bench:
         home.write("fan.yml", independent("fan", n))
         home.write("mapfan.yml", mapped("mapfan"))
         home.write("mapup.yml", mapped("mapup", upstream="bash"))
-        home.write("mapxcom.yml", mapped("mapxcom", upstream="python", source="+up"))
+        home.write("mapxcom.yml", mapped("mapxcom", upstream="python", source="up.output"))
         srv = self.standalone(home, {"UPDRAFT__CORE__PYTHON_INTERPRETER": py})
 
         def per_task(dag_id, run_id, task_id=None):
