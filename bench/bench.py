@@ -795,6 +795,93 @@ class Bench:
         finally:
             srv.stop()
 
+    # -- dynamic task mapping
+
+    def mapping(self):
+        """Dynamic task mapping (issue 16). One task mapped over `--map-tasks` `true`
+        commands against the same number of independent `true` tasks, the two runs
+        interleaved in one standalone: time per instance (first start to last end over
+        the count) against time per task of the fan-out. And the time from an upstream's
+        end to the first mapped instance's start, with the values known from the file
+        (the instances exist with the run) and with them read from the upstream's
+        result (a Python task returns the commands; the instances are made when it
+        ends), `--map-tasks` values each."""
+        a = self.args
+        n = a.map_tasks
+        py = shutil.which("python3", path=PATH)
+        if not py:
+            raise RuntimeError("python3 is not on PATH")
+        def mapped(dag_id, upstream=None, source=None):
+            lines = [f"{dag_id}:", "  schedule: null", "  catchup: false", "  max_active_tasks: 32",
+                     "  default_args:", "    start_date: 2024-01-01", "  tasks:"]
+            if upstream == "bash":
+                lines += ["    - task_id: up", f"      operator: {BASH}", "      bash_command: 'true'"]
+            elif upstream == "python":
+                lines += ["    - task_id: up",
+                          "      operator: airflow.providers.standard.operators.python.PythonOperator",
+                          "      python_callable: lib.commands"]
+            lines += ["    - task_id: m", f"      operator: {BASH}"]
+            if upstream == "bash":
+                lines.append("      dependencies: [up]")
+            lines += ["      expand:", f"        bash_command: {source or json.dumps(['true'] * n)}"]
+            return "\n".join(lines) + "\n"
+
+        home = self.home("mapping")
+        home.write("lib.py", f"def commands():\n    return ['true'] * {n}\n")
+        home.write("fan.yml", independent("fan", n))
+        home.write("mapfan.yml", mapped("mapfan"))
+        home.write("mapup.yml", mapped("mapup", upstream="bash"))
+        home.write("mapxcom.yml", mapped("mapxcom", upstream="python", source="up.output"))
+        srv = self.standalone(home, {"UPDRAFT__CORE__PYTHON_INTERPRETER": py})
+
+        def per_task(dag_id, run_id, task_id=None):
+            rows = home.query(
+                "SELECT start_date, end_date FROM task_instance WHERE dag_id=? AND run_id=? "
+                "AND state='success'" + (" AND task_id=?" if task_id else ""),
+                (dag_id, run_id, task_id) if task_id else (dag_id, run_id))
+            if not rows:
+                return float("nan"), 0
+            span = max(parse_ts(r[1]) for r in rows) - min(parse_ts(r[0]) for r in rows)
+            return span / len(rows) * 1000, len(rows)
+
+        def first_start(dag_id, run_id):
+            """(up end → first instance start, up end → first instance queued) in ms."""
+            up_end = parse_ts(home.query(
+                "SELECT end_date FROM task_instance WHERE dag_id=? AND run_id=? AND task_id='up'",
+                (dag_id, run_id))[0][0])
+            start, queued = home.query(
+                "SELECT min(start_date), min(queued_dttm) FROM task_instance "
+                "WHERE dag_id=? AND run_id=? AND task_id='m'", (dag_id, run_id))[0]
+            return (parse_ts(start) - up_end) * 1000, (parse_ts(queued) - up_end) * 1000
+
+        try:
+            time.sleep(1.0)
+            fan, mapd = [], []
+            for rep in range(a.reps):
+                for dag_id, out, task in (("fan", fan, None), ("mapfan", mapd, "m")):
+                    run_id = self.trigger_cli(home, dag_id)
+                    state = self.wait_run(home, dag_id, run_id, RUN_TIMEOUT, poll=0.1)
+                    ms, done = per_task(dag_id, run_id, task)
+                    if state != "success" or done != n:
+                        self.notes.append(f"mapping: {dag_id} run {rep + 1}: {state} with {done} of {n} done")
+                    out.append(ms)
+                log(f"mapping {rep + 1}/{a.reps}: {mapd[-1]:.2f} ms/instance vs fan-out {fan[-1]:.2f} ms/task")
+            gaps = {}
+            for dag_id in ("mapup", "mapxcom"):
+                gaps[dag_id] = []
+                for rep in range(a.reps):
+                    run_id = self.trigger_cli(home, dag_id)
+                    state = self.wait_run(home, dag_id, run_id, RUN_TIMEOUT, poll=0.1)
+                    if state != "success":
+                        raise RuntimeError(f"{dag_id} run: {state}")
+                    gaps[dag_id].append(first_start(dag_id, run_id))
+                log(f"mapping: {dag_id} upstream end → first instance start "
+                    f"{median([g[0] for g in gaps[dag_id]]):.1f} ms")
+            self.results["mapping"] = {"n": n, "fan": fan, "mapped": mapd, "literal": gaps["mapup"],
+                                       "xcom": gaps["mapxcom"]}
+        finally:
+            srv.stop()
+
     # -- API
 
     def wrk(self, url, token=None):
@@ -1223,6 +1310,19 @@ def table(b):
                      f"{per_big:.2f} ms/task ({s['done']:,} done, n=1, {state})",
                      f"{b.args.tasks:,}-task run {per_small:.2f} ms/task ({spread(small, f2)})",
                      f"{ratio:.2f}", "≤ 1.3", verdict(ok)])
+    if "mapping" in r:
+        m = r["mapping"]
+        per, base = median(m["mapped"]), median(m["fan"])
+        rows.append([f"mapping: one task over {m['n']:,} values, time per instance",
+                     f"{per:.2f} ms/instance ({spread(m['mapped'], f2)})",
+                     f"{m['n']:,}-task fan-out {base:.2f} ms/task ({spread(m['fan'], f2)})",
+                     f"{per / base:.2f}", "≤ 1.2", verdict(per / base <= 1.2)])
+        for key, how in (("literal", "values in the file"), ("xcom", "values from the upstream's result")):
+            g = [x[0] for x in m[key]]
+            rows.append([f"mapping: upstream end → first instance start ({how}, {m['n']:,} values)",
+                         f"median {median(g):.1f} ms ({spread(g, f1)}); → first queued "
+                         f"{median([x[1] for x in m[key]]):.1f} ms", "—", "—", "≤ 20 ms",
+                         verdict(median(g) <= 20)])
     if "soak" in r:
         rows.append(soak_row(r["soak"]))
     if "binary" in r:
@@ -1394,7 +1494,7 @@ def diagnostics(b):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
-    p.add_argument("--only", default="", help="comma-separated: engine,assets,python,sensors,scale,api,cold,parse,binary,soak")
+    p.add_argument("--only", default="", help="comma-separated: engine,assets,python,mapping,sensors,scale,api,cold,parse,binary,soak")
     p.add_argument("--out", help="write RESULTS.md here")
     p.add_argument("--keep", action="store_true", help="keep the temporary homes")
     p.add_argument("--exe", help="the updraft binary (default target/release/updraft); "
@@ -1407,6 +1507,7 @@ def main():
     p.add_argument("--sensors", type=int, default=200)
     p.add_argument("--sensor-interval", type=float, default=5.0)
     p.add_argument("--sensor-wait", type=float, default=30.0)
+    p.add_argument("--map-tasks", type=int, default=1000)
     p.add_argument("--dag-files", type=int, default=1000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--triggers", type=int, default=10)
@@ -1421,6 +1522,7 @@ def main():
     a = p.parse_args()
     if a.quick:
         a.tasks, a.scale_tasks, a.chain, a.dag_files = 100, 300, 20, 100
+        a.map_tasks = 100
         a.reps, a.triggers, a.cold_starts, a.rescans, a.wrk_seconds = 2, 3, 3, 2, 2
         a.soak_minutes, a.soak_sample = min(a.soak_minutes, 2.0), min(a.soak_sample, 15.0)
     b = Bench(a)
@@ -1434,7 +1536,7 @@ def main():
     if api and not shutil.which("wrk"):
         sys.exit("wrk is missing: `apt-get install wrk` (make bench does it)")
     # The soak comes last: 30 minutes of one standalone, after the speed figures.
-    steps = ["binary", "cold", "parse", "api", "engine", "assets", "python", "sensors", "scale", "soak"]
+    steps = ["binary", "cold", "parse", "api", "engine", "assets", "python", "mapping", "sensors", "scale", "soak"]
     t0 = time.monotonic()
     try:
         for step in steps:

@@ -66,6 +66,45 @@ pub struct Context {
     /// the `map_index_template` Airflow renders after the call; they never hide a name
     /// the context has.
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// What `task.<name>` reads besides `task_id`, `dag_id` and `owner` (Airflow's
+    /// operator object): the task's arguments, a mapped instance's own values of its
+    /// expanded ones.
+    pub task_attrs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The `task.<name>` attributes of a task as the Execution API's run context gives it
+/// (a mapped instance's with its own values): the arguments Airflow's BashOperator or
+/// PythonOperator object has under those names. Others are left out, so reading them
+/// fails as an attribute Airflow's operator does not have.
+pub fn task_attrs(task: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    const COMMON: &[&str] = &["retries", "map_index_template"];
+    const BASH: &[&str] = &["bash_command", "env", "append_env", "cwd"];
+    const PYTHON: &[&str] = &[
+        "op_args",
+        "op_kwargs",
+        "templates_dict",
+        "multiple_outputs",
+        "do_xcom_push",
+        "show_return_value_in_logs",
+    ];
+    let mut attrs = serde_json::Map::new();
+    let mut take = |from: &serde_json::Value, names: &[&str]| {
+        for &name in names {
+            if let Some(v) = from.get(name) {
+                attrs.insert(name.to_string(), v.clone());
+            }
+        }
+    };
+    take(task, COMMON);
+    if task["python"].is_object() {
+        take(&task["python"], PYTHON);
+    } else if task["operator"]
+        .as_str()
+        .is_some_and(|o| o.ends_with(".BashOperator"))
+    {
+        take(task, BASH);
+    }
+    attrs
 }
 
 /// What templates look up at render time, answered by the caller (over the Execution API
@@ -427,11 +466,16 @@ fn globals(ctx: &Context, asker: Arc<Asker>) -> Value {
         ("dag", Value::from_iter([("dag_id", ctx.dag_id.as_str())])),
         (
             "task",
-            Value::from_iter([
-                ("task_id", ctx.task_id.as_str()),
-                ("dag_id", ctx.dag_id.as_str()),
-                ("owner", ctx.owner.as_str()),
-            ]),
+            Value::from_iter(
+                ctx.task_attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from_serialize(v)))
+                    .chain([
+                        ("task_id".to_string(), Value::from(ctx.task_id.as_str())),
+                        ("dag_id".to_string(), Value::from(ctx.dag_id.as_str())),
+                        ("owner".to_string(), Value::from(ctx.owner.as_str())),
+                    ]),
+            ),
         ),
         ("run_id", Value::from(ctx.run_id.as_str())),
         ("dag_run", dag_run),
@@ -1954,6 +1998,7 @@ mod tests {
     fn scheduled() -> Context {
         Context {
             extra: serde_json::Map::new(),
+            task_attrs: serde_json::Map::new(),
             dag_id: "etl".to_string(),
             task_id: "load".to_string(),
             run_id: "scheduled__2024-01-02T03:04:05+00:00".to_string(),
@@ -2056,6 +2101,36 @@ mod tests {
     fn check_in(ctx: &Context, template: &str, expect: &str) {
         let got = render(template, ctx, &Fake::default());
         assert_eq!(got.as_deref(), Ok(expect), "template: {template}");
+    }
+
+    /// `task.<name>` reads the operator's arguments Airflow's task object has (a Bash
+    /// task's command, env, retries; a Python task's op_args), not the others.
+    #[test]
+    fn task_reads_the_operators_arguments() {
+        let bash = Context {
+            task_attrs: task_attrs(&json!({
+                "operator": "airflow.providers.standard.operators.bash.BashOperator",
+                "bash_command": "echo 1", "env": null, "append_env": false, "cwd": null,
+                "retries": 2, "owner": "x", "callbacks": [],
+            })),
+            ..scheduled()
+        };
+        check_in(
+            &bash,
+            "{{ task.task_id }} {{ task.bash_command }} {{ task.env }} {{ task.append_env }} {{ task.retries }}",
+            "load echo 1 None False 2",
+        );
+        let python = Context {
+            task_attrs: task_attrs(&json!({
+                "operator": "airflow.providers.standard.operators.python.PythonOperator",
+                "bash_command": null, "retries": 0,
+                "python": {"op_args": [1, "a"], "op_kwargs": {}, "callable": "lib.f"},
+            })),
+            ..scheduled()
+        };
+        check_in(&python, "{{ task.op_args }}", "[1, 'a']");
+        assert!(render("{{ task.bash_command.x }}", &python, &Fake::default()).is_err());
+        assert!(render("{{ task.callable.x }}", &python, &Fake::default()).is_err());
     }
 
     /// `macros.datetime.utcnow()` and `now()` read the context's clock, not the system's.

@@ -989,7 +989,7 @@ fn bash_mapped_over_a_python_result_runs_each_command_unrendered() {
     - task_id: run
       operator: airflow.providers.standard.operators.bash.BashOperator
       expand:
-        bash_command: +commands
+        bash_command: commands.output
 ";
     let e = Engine::start(
         &[("lib.py", UPSTREAM_LIB), ("c.yml", &dag("cmds", "", tasks))],
@@ -1005,4 +1005,231 @@ fn bash_mapped_over_a_python_result_runs_each_command_unrendered() {
         .map(|(_, v)| v)
         .collect();
     assert_eq!(out, [json!("{{ run_id }}"), json!("two")]);
+}
+
+/// A DAG file parsed again with a longer or shorter literal list revises the instances of
+/// a run already made, as Airflow's `verify_integrity` and `_revise_map_indexes_if_mapped`
+/// do: the new values get instances of their own once the task may run, the map indexes
+/// past a shorter list are removed, and what needs every instance's success runs.
+#[test]
+fn a_literal_list_changed_after_the_run_was_made_grows_or_shrinks_its_instances() {
+    let long = std::time::Duration::from_secs(90);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let gate =
+        std::env::temp_dir().join(format!("updraft-map-gate-{}-{nanos}", std::process::id()));
+    let file = |grow: &str, shrink: &str| {
+        let mapped = |id: &str, list: &str| {
+            format!(
+                "    - task_id: {id}\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      dependencies: [gate]\n      expand:\n        bash_command: {list}\n"
+            )
+        };
+        dag(
+            "revise",
+            "",
+            &format!(
+                "{}{}{}{}",
+                task(
+                    "gate",
+                    &format!("while [ ! -f '{}' ]; do sleep 0.1; done", gate.display()),
+                    ""
+                ),
+                mapped("grow", grow),
+                mapped("shrink", shrink),
+                task("after", "echo done", "dependencies: [grow, shrink]"),
+            ),
+        )
+    };
+    let e = Engine::start(
+        &[(
+            "revise.yml",
+            &file(
+                "['echo g0', 'echo g1']",
+                "['echo s0', 'echo s1', 'echo s2']",
+            ),
+        )],
+        &[],
+    );
+    let run = e.trigger("revise", None);
+    assert!(wait_until(long, || e.state("revise", &run, "gate") == "running"));
+    assert_eq!(instances(&e, "revise", &run, "grow").len(), 2);
+    assert_eq!(instances(&e, "revise", &run, "shrink").len(), 3);
+
+    std::fs::write(
+        e.home.dags().join("revise.yml"),
+        file(
+            "['echo g0', 'echo g1', 'echo g2', 'echo g3']",
+            "['echo s0']",
+        ),
+    )
+    .unwrap();
+    // Once the file is parsed again the shrunk list removes its last two instances; the
+    // grown one waits for its upstream before it gets new ones.
+    assert!(
+        wait_until(long, || {
+            let now: Vec<String> = instances(&e, "revise", &run, "shrink")
+                .into_values()
+                .map(|(s, _)| s)
+                .collect();
+            now == ["none", "removed", "removed"]
+        }),
+        "{:?}",
+        instances(&e, "revise", &run, "shrink")
+    );
+    assert_eq!(instances(&e, "revise", &run, "grow").len(), 2);
+    std::fs::write(&gate, "").unwrap();
+
+    assert_eq!(e.wait_run("revise", &run), "success");
+    let _ = std::fs::remove_file(&gate);
+    assert_eq!(
+        instances(&e, "revise", &run, "grow"),
+        states(&[
+            (0, "success"),
+            (1, "success"),
+            (2, "success"),
+            (3, "success")
+        ])
+    );
+    assert_eq!(
+        instances(&e, "revise", &run, "shrink"),
+        [
+            (0, ("success".to_string(), 1)),
+            (1, ("removed".into(), 0)),
+            (2, ("removed".into(), 0))
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(e.state("revise", &run, "after"), "success");
+    // The new instances run their own values from the file as it is now.
+    assert!(mapped_log(&e, "revise", &run, "grow", 3, 1).contains("g3"));
+}
+
+/// `map_index_template` is rendered again after the task, as Airflow's Task SDK does:
+/// with the task's fields rendered (`task.bash_command` is the instance's command as it
+/// ran), and a render error there fails a task that succeeded, Bash or Python (its
+/// result is not pushed), where the render before the task kept quiet.
+#[test]
+fn map_index_template_is_rendered_after_the_task_and_its_error_fails_the_task() {
+    let bash = "airflow.providers.standard.operators.bash.BashOperator";
+    let tasks = format!(
+        "    - task_id: named
+      operator: {bash}
+      retries: 2
+      map_index_template: '{{{{ task.bash_command }}}}|{{{{ task.retries }}}}|{{{{ task.task_id }}}}'
+      expand:
+        bash_command: ['echo {{{{ ti.map_index }}}}', 'echo second']
+    - task_id: bad_bash
+      operator: {bash}
+      map_index_template: '{{{{ nope.attr }}}}'
+      expand:
+        bash_command: ['echo fine']
+    - task_id: bad_python
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: lib.same
+      map_index_template: '{{{{ nope.attr }}}}'
+      expand:
+        op_args: [['x']]
+"
+    );
+    let e = Engine::start(
+        &[
+            ("lib.py", UPSTREAM_LIB),
+            ("n.yml", &dag("names", "", &tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("names", None);
+    assert_eq!(e.wait_run("names", &run), "failed");
+    let tis = e.store().tis_of_run("names", &run).unwrap();
+    let named: Vec<(i64, Option<String>)> = tis
+        .iter()
+        .filter(|t| t.task_id == "named")
+        .map(|t| (t.map_index, t.rendered_map_index.clone()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (0, Some("echo 0|2|named".to_string())),
+            (1, Some("echo second|2|named".to_string()))
+        ]
+    );
+    assert_eq!(
+        instances(&e, "names", &run, "named"),
+        states(&[(0, "success"), (1, "success")])
+    );
+    for task_id in ["bad_bash", "bad_python"] {
+        assert_eq!(
+            instances(&e, "names", &run, task_id),
+            states(&[(0, "failed")]),
+            "{task_id}"
+        );
+        let log = mapped_log(&e, "names", &run, task_id, 0, 1);
+        assert_eq!(
+            log.matches("cannot render map_index_template").count(),
+            1,
+            "{log}"
+        );
+        assert!(
+            e.store()
+                .xcom_values("names", &run, task_id, "return_value")
+                .unwrap()
+                .is_empty(),
+            "{task_id}"
+        );
+    }
+}
+
+/// `tasks test --map-index N` of a task expanded over an upstream's result reads the
+/// values from the run it names (run id or logical date), as Airflow's `tasks test` runs
+/// in the existing run; without such a run it says what it needs.
+#[test]
+fn tasks_test_of_a_task_mapped_over_a_result_reads_the_named_run() {
+    let tasks = "    - task_id: commands
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: lib.commands
+    - task_id: run
+      operator: airflow.providers.standard.operators.bash.BashOperator
+      expand:
+        bash_command: commands.output
+";
+    let e = Engine::start(
+        &[
+            ("lib.py", UPSTREAM_LIB),
+            ("c.yml", &dag("cmdtest", "", tasks)),
+        ],
+        &[],
+    );
+    let run = e.trigger("cmdtest", None);
+    assert_eq!(e.wait_run("cmdtest", &run), "success");
+    let test = e.home.run(
+        &["tasks", "test", "cmdtest", "run", &run, "--map-index", "1"],
+        crate::engine::FAST,
+    );
+    assert_eq!(test.code(), 0, "{}", test.stderr());
+    assert!(
+        test.stdout().lines().any(|l| l == "two"),
+        "{}",
+        test.stdout()
+    );
+    let no_run = e.home.run(
+        &[
+            "tasks",
+            "test",
+            "cmdtest",
+            "run",
+            "2001-01-01",
+            "--map-index",
+            "1",
+        ],
+        crate::engine::FAST,
+    );
+    assert_ne!(no_run.code(), 0);
+    assert!(
+        no_run.stderr().contains("name a run that has it"),
+        "{}",
+        no_run.stderr()
+    );
 }

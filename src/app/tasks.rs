@@ -292,16 +292,68 @@ fn tasks_test(
         .dag
         .task(task_id)
         .ok_or_else(|| Error::NotFound(format!("Task {task_id} not found in DAG {dag_id}")))?;
+    // A task expanded over an upstream's result takes its values from the run named by
+    // its run id or logical date, as Airflow's `tasks test` runs in the existing run.
+    let run = match (&task.mapped, date) {
+        (Some(m), Some(d)) if m.length().is_none() => match store.run(dag_id, d)? {
+            Some(run) => Some(run),
+            None => store.run_at(dag_id, parse_date(d)?)?,
+        },
+        _ => None,
+    };
+    let resolved;
+    let task = match (&task.mapped, &run) {
+        (Some(m), _) if m.length().is_some() || map_index < 0 => task,
+        (Some(m), Some(run)) => {
+            let m = m
+                .resolved(|u| {
+                    let pushed = store
+                        .xcom_values(dag_id, &run.run_id, u, "return_value")
+                        .ok()?;
+                    crate::model::mappable_values(&pushed)
+                })
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{task_id} is expanded over an upstream's result, which run {} has not pushed",
+                        run.run_id
+                    ))
+                })?;
+            resolved = crate::model::Task {
+                mapped: Some(m),
+                ..task.clone()
+            };
+            &resolved
+        }
+        (Some(_), None) => {
+            return Err(Error::Usage(format!(
+                "{task_id} is expanded over an upstream's result: name a run that has it (its run id or logical date)"
+            )));
+        }
+        (None, _) => task,
+    };
     let task = &task.instance(map_index).map_err(Error::Usage)?;
-    let logical_date = date
-        .map(parse_date)
-        .transpose()?
-        .unwrap_or_else(|| env.clock.now());
+    let logical_date = match &run {
+        Some(r) => r.logical_date.unwrap_or(r.run_after),
+        None => date
+            .map(parse_date)
+            .transpose()?
+            .unwrap_or_else(|| env.clock.now()),
+    };
     let ctx = template::Context {
         extra: serde_json::Map::new(),
+        task_attrs: template::task_attrs(&json!({
+            "operator": task.operator.class_name(), "bash_command": task.bash_command,
+            "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect::<serde_json::Map<_, _>>()),
+            "append_env": task.append_env, "cwd": task.cwd,
+            "retries": task.retries, "map_index_template": task.map_index_template,
+        })),
         dag_id: dag_id.into(),
         task_id: task_id.into(),
-        run_id: format!("__airflow_temporary_run_{}__", ts(logical_date)),
+        run_id: run.as_ref().map_or_else(
+            || format!("__airflow_temporary_run_{}__", ts(logical_date)),
+            |r| r.run_id.clone(),
+        ),
         try_number: 1,
         map_index,
         logical_date: Some(logical_date),

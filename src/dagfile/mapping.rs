@@ -187,7 +187,7 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
     for name in own.iter().chain(t.base_args.iter()) {
         if let Some(e) = entries.iter().find(|e| e.key == *name)
             && !matches!(e.value.value, Value::List(_) | Value::Map(_))
-            && !upstream(&e.value)
+            && !upstream(&e.value, taskflow)
         {
             let ty = python_type(&e.value);
             return error(
@@ -255,15 +255,16 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
     let mut args = Vec::with_capacity(entries.len());
     for e in entries {
         // An upstream task's result (`+task`, `task.output`, `XcomArg(task)`).
-        if let (true, Value::Str(text)) = (upstream(&e.value), &e.value.value) {
+        if let (true, Value::Str(text)) = (upstream(&e.value, taskflow), &e.value.value) {
             let Some(task_id) = upstream_task(text) else {
-                return error(
-                    cx,
-                    e.value.pos.error(format!(
-                        "task `{}`: updraft maps over another task's whole result (`+task`, `task.output`), not `{text}`",
-                        t.name
-                    )),
-                );
+                // `+task['key']`: Airflow maps only over a task's return value.
+                let what = match super::tasks::xcom_ref(text) {
+                    Some((task, key)) => {
+                        format!("cannot map over XCom with custom key '{key}' from task `{task}`")
+                    }
+                    _ => format!("cannot map over `{text}`"),
+                };
+                return error(cx, e.value.pos.error(format!("task `{}`: {what}", t.name)));
             };
             if taskflow || mappable.contains(&e.key.as_str()) {
                 args.push((e.key.clone(), MapSource::Upstream { task_id }));
@@ -277,7 +278,7 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
                 return error(
                     cx,
                     e.value.pos.error(format!(
-                        "task `{}`: {class}.expand() got an unexpected type '{ty}' for keyword argument {}",
+                        "task `{}`: expand() got an unexpected type '{ty}' for keyword argument '{}'",
                         t.name, e.key
                     )),
                 );
@@ -324,9 +325,12 @@ fn unexpected(task: &str, class: &str, func: &str, names: &[&str]) -> String {
 
 /// Whether an expanded value names another task's result, in dag-factory's forms
 /// (`+task` for TaskFlow, `task.output` or `XcomArg(task)` for operators).
-fn upstream(n: &Node) -> bool {
-    matches!(&n.value, Value::Str(text)
-        if text.starts_with('+') || text.contains(".output") || text.contains("XcomArg"))
+fn upstream(n: &Node, taskflow: bool) -> bool {
+    matches!(&n.value, Value::Str(text) if if taskflow {
+        text.starts_with('+')
+    } else {
+        text.contains(".output") || text.contains("XcomArg")
+    })
 }
 
 /// The task an upstream reference names, as dag-factory reads it: `+task`,
@@ -442,9 +446,29 @@ mod tests {
         };
         assert_eq!(
             errors(&format!("{head}{ok}{}", upstream("\"+p['k']\""))),
+            ["23:17 task `u`: cannot map over XCom with custom key 'k' from task `p`"]
+        );
+        // dag-factory 1.1.0 turns `+task` into a reference only for a TaskFlow task's
+        // arguments, and `task.output` / `XcomArg(task)` only for an operator's: the
+        // other forms stay strings, which Airflow's `expand` refuses.
+        assert_eq!(
+            errors(&format!("{head}{ok}{}", upstream("p.output"))),
+            ["23:17 task `u`: expand() got an unexpected type 'str' for keyword argument 'number'"]
+        );
+        let bash = |v: &str| {
+            format!(
+                "    - task_id: b\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      expand:\n        bash_command: {v}\n"
+            )
+        };
+        assert_eq!(
+            errors(&format!("{head}{ok}{}", bash("+p"))),
             [
-                "23:17 task `u`: updraft maps over another task's whole result (`+task`, `task.output`), not `+p['k']`"
+                "22:23 task `b`: BashOperator.expand() got an unexpected type 'str' for keyword argument bash_command"
             ]
+        );
+        assert_eq!(
+            errors(&format!("{head}{ok}{}", bash("p.output"))),
+            Vec::<String>::new()
         );
         let p = parse("dags/m.yml", &format!("{head}{ok}{}", upstream("+p")), at);
         assert_eq!(

@@ -1115,7 +1115,7 @@ fn python_call(
 }
 
 /// dag-factory's `+task` / `+task['key']` (or `"key"`): the task's name and the XCom key.
-fn xcom_ref(text: &str) -> Option<(String, String)> {
+pub(super) fn xcom_ref(text: &str) -> Option<(String, String)> {
     let rest = text.strip_prefix('+')?;
     let end = rest
         .find(|c: char| !(c.is_alphanumeric() || c == '_'))

@@ -377,12 +377,15 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             return Ok(finish(&mut log, fail_state, None));
         }
     }
-    // A Python task's is rendered again after the call (where an error is logged), so
-    // an error here says nothing yet: as Airflow's early render, it is kept quiet.
-    let early_map_index = task["map_index_template"].as_str().map(|template| {
-        render_map_index(
-            &client, ti_id, template, &tctx, &lookup, &mut log, is_python,
-        )
+    // Rendered again after the task (where an error fails a task that succeeded), so an
+    // error here says nothing yet: as Airflow's early render, it is kept quiet.
+    let map_index_template = task["map_index_template"].as_str();
+    let early_map_index = map_index_template.map(|template| {
+        let early = render_map_index(template, &tctx, &lookup);
+        if let Ok(text) = &early {
+            record_map_index(&client, ti_id, text, None, &mut log);
+        }
+        early
     });
     // execution_timeout covers the render too: its clock starts here, and the command
     // gets what the render left of it.
@@ -453,6 +456,41 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
                     return Ok(Outcome::Unreported);
                 }
             }
+        }
+    };
+    // The task's fields as rendered, for `task.<name>` after the task.
+    let rendered_attrs = if is_python {
+        let fields: Value = serde_json::from_str(&rendered).unwrap_or_default();
+        template::task_attrs(&serde_json::json!({ "python": fields }))
+    } else {
+        serde_json::Map::from_iter([("bash_command".to_string(), Value::from(rendered.as_str()))])
+    };
+    // Airflow's render after the task (`_execute_task`'s `else`): again, with the task's
+    // fields rendered (what `task.<name>` reads) and what the task added to its context;
+    // an error fails a task that succeeded (its result is not pushed), and is swallowed
+    // for one that failed.
+    let render_after = |extra: Option<&serde_json::Map<String, Value>>,
+                        succeeded: bool,
+                        log: &mut TaskLog|
+     -> bool {
+        let (Some(template), Some(early)) = (map_index_template, &early_map_index) else {
+            return true;
+        };
+        let mut after = tctx.clone();
+        after.task_attrs.extend(rendered_attrs.clone());
+        if let Some(extra) = extra {
+            after.extra = extra.clone();
+        }
+        match render_map_index(template, &after, &lookup) {
+            Ok(text) => {
+                record_map_index(&client, ti_id, &text, early.as_ref().ok(), log);
+                true
+            }
+            Err(e) if succeeded => {
+                log.line(&format!("cannot render map_index_template: {e}"));
+                false
+            }
+            Err(_) => true,
         }
     };
     match &python_run {
@@ -629,16 +667,11 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     if let Some(files) = &python_files {
         let outcome = files.outcome();
         *outlet_events.borrow_mut() = files.outlet_events();
-        // Airflow renders `map_index_template` again after the call, with what the
-        // callable put into its context.
-        if let (Some(template), Some((_, _, _, extra))) =
-            (task["map_index_template"].as_str(), &outcome)
-            && (!extra.is_empty() || early_map_index == Some(false))
-        {
-            let mut after = tctx.clone();
-            after.extra = extra.clone();
-            render_map_index(&client, ti_id, template, &after, &lookup, &mut log, false);
-        }
+        let rendered = render_after(
+            outcome.as_ref().map(|(_, _, _, extra)| extra),
+            outcome.as_ref().is_some_and(|(s, ..)| s == "success"),
+            &mut log,
+        );
         if outcome
             .as_ref()
             .is_some_and(|(state, ..)| state == "up_for_reschedule")
@@ -659,6 +692,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         }
         *exception.borrow_mut() = files.exception();
         let state = match outcome {
+            Some((state, _, _, _)) if state == "success" && !rendered => fail_state,
             Some((state, retry, xcoms, _)) => match state.as_str() {
                 // The return value's XComs, pushed here (as Airflow 3's supervisor does
                 // the task process's SetXCom) before the success is reported; one that
@@ -694,6 +728,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         return Ok(finish(&mut log, state, None));
     }
     let state = match exit.code() {
+        0 if !render_after(None, true, &mut log) => fail_state,
         0 => "success",
         SKIP_EXIT_CODE => "skipped",
         code => {
@@ -1509,6 +1544,7 @@ fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Co
     );
     template::Context {
         extra,
+        task_attrs: template::task_attrs(&ctx["task"]),
         dag_id: s(&run["dag_id"]),
         task_id: s(&ctx["task"]["task_id"]),
         run_id: s(&run["run_id"]),
@@ -1526,41 +1562,38 @@ fn template_context(ctx: &Value, try_number: u32, clock: &Clock) -> template::Co
     }
 }
 
-/// Renders `map_index_template` and records it as the instance's `rendered_map_index`
-/// (Airflow's Task SDK does it before it runs the task; a template that fails is
-/// logged, unless `quiet`, and the task runs on, as there). False when it did not render.
+/// Renders `map_index_template` (Airflow's `_render_map_index`): the text, or why not.
 fn render_map_index(
-    client: &Client,
-    ti_id: &str,
     template: &str,
     tctx: &template::Context,
     lookup: &ApiLookup,
-    log: &mut TaskLog,
-    quiet: bool,
-) -> bool {
+) -> Result<String, String> {
     let deadline = Instant::now().checked_add(MAP_INDEX_RENDER_LIMIT);
     let mut go_on = || std::ops::ControlFlow::Continue(());
     match template::render_within(template, tctx, lookup, deadline, &mut go_on) {
-        Ok(text) if text.is_empty() => true,
-        Ok(text) => {
-            if let Err(e) = client.rendered_map_index(ti_id, &text) {
-                log.line(&format!("could not record the rendered map index: {e}"));
-            }
-            true
-        }
-        Err(RenderError::Template(e)) => {
-            if !quiet {
-                log.line(&format!("cannot render map_index_template: {e}"));
-            }
-            false
-        }
-        Err(_) => {
-            log.line(&format!(
-                "map_index_template took more than {} s to render: it was stopped",
-                MAP_INDEX_RENDER_LIMIT.as_secs()
-            ));
-            false
-        }
+        Ok(text) => Ok(text),
+        Err(RenderError::Template(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "it took more than {} s to render and was stopped",
+            MAP_INDEX_RENDER_LIMIT.as_secs()
+        )),
+    }
+}
+
+/// Records a rendered map index as the instance's `rendered_map_index`, unless it is
+/// empty or the same as `previous` (what was recorded already), as Airflow's Task SDK.
+fn record_map_index(
+    client: &Client,
+    ti_id: &str,
+    text: &str,
+    previous: Option<&String>,
+    log: &mut TaskLog,
+) {
+    if text.is_empty() || previous.is_some_and(|p| p == text) {
+        return;
+    }
+    if let Err(e) = client.rendered_map_index(ti_id, text) {
+        log.line(&format!("could not record the rendered map index: {e}"));
     }
 }
 

@@ -939,15 +939,24 @@ fn advance_run(
         });
     }
 
-    let graph = tis.graph(dag);
+    let mut graph = tis.graph(dag);
     let mut todo = tis.take_todo(&graph);
     let mut expanded = false;
     while let Some((p, which)) = todo.pop_first() {
         let task = &dag.tasks[p];
         // A length not known from the file comes from the upstreams' results, now that
         // they may be done (`None`, so upstream_failed, when one pushed none).
+        // Only an unexpanded instance needs the length: an expanded task's instances
+        // are looked at without reading (and parsing) the upstream's result each time.
+        let unexpanded = || {
+            graph.tis_of_task[p]
+                .iter()
+                .any(|&i| tis.ti(i).map_index < 0)
+        };
         let mapped = match &task.mapped {
-            Some(m) if m.length().is_none() => Some(
+            Some(m) if m.length().is_some() => Some(m.length()),
+            Some(_) if !unexpanded() => Some(None),
+            Some(m) => Some(
                 m.resolved(|u| {
                     let pushed = tx
                         .xcom_values(&run.dag_id, &run.run_id, u, "return_value")
@@ -956,8 +965,22 @@ fn advance_run(
                 })
                 .and_then(|m| m.length()),
             ),
-            other => other.as_ref().map(|m| m.length()),
+            None => None,
         };
+        if which.is_none()
+            && let Some(n) = task.mapped.as_ref().and_then(|m| m.length())
+            && revise_literal_map(tx, tis, &graph, p, task, n, now)?
+        {
+            log::info!(
+                "{} of {} revised to {n} mapped task instances (its list changed)",
+                task.task_id,
+                run.run_id
+            );
+            // The next pass reads the revised instances and schedules them.
+            expanded = true;
+            retry_at = Some(now);
+            continue;
+        }
         // The trigger rule is the same for every instance of a task: evaluated once.
         let mut decision = None;
         let instances = match which {
@@ -991,9 +1014,16 @@ fn advance_run(
                             ti.task_id,
                             ti.run_id
                         );
-                        // The next pass reads the new instances and schedules them.
+                        // As Airflow's `_get_ready_tis`, what was expanded is scheduled in
+                        // the same pass: the instances are read into the run's cache and
+                        // the task is looked at again.
+                        for row in tx.tis_of_task(&run.dag_id, &run.run_id, &task.task_id)? {
+                            tis.put(row);
+                        }
+                        graph = tis.graph(dag);
+                        todo.insert((p, None));
                         expanded = true;
-                        retry_at = Some(now);
+                        break;
                     }
                     continue;
                 }
@@ -1083,6 +1113,53 @@ fn advance_run(
         reason,
         reason_ti,
     })
+}
+
+/// Task `p`, mapped over literals that now give `n` instances, after its list changed in
+/// the file since the run's instances were made: Airflow's `verify_integrity` when the
+/// DAG changed removes the instances past the new length (whatever their state) and
+/// brings back removed ones within it, and `_revise_map_indexes_if_mapped` adds the
+/// missing map indexes when one of the task's instances may be scheduled (no state or
+/// up for retry, its trigger rule met). Only expanded instances are revised: an
+/// unexpanded one (map index -1) is expanded by `decide::mapped_step`. True if it wrote.
+fn revise_literal_map(
+    tx: &Tx,
+    tis: &RunTis,
+    graph: &tis::Graph,
+    p: usize,
+    task: &crate::model::Task,
+    n: usize,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let expanded: Vec<&TiRow> = graph.tis_of_task[p]
+        .iter()
+        .map(|&i| tis.ti(i))
+        .filter(|t| t.map_index >= 0)
+        .collect();
+    let Some(first) = expanded.first() else {
+        return Ok(false);
+    };
+    let within = |t: &TiRow| (t.map_index as usize) < n;
+    let removed = |t: &TiRow| t.state == Some(TaskState::Removed);
+    let shrink = expanded.iter().any(|t| !within(t) && !removed(t));
+    let restore = expanded.iter().any(|t| within(t) && removed(t));
+    let missing = expanded.iter().filter(|t| within(t)).count() < n;
+    // Restored instances have no state again, so they count as waiting too.
+    let waiting = expanded.iter().any(|t| {
+        within(t)
+            && matches!(
+                t.state,
+                None | Some(TaskState::UpForRetry | TaskState::Removed)
+            )
+    });
+    let grow = missing
+        && waiting
+        && rules::evaluate(task.trigger_rule, &tis.upstream_states(graph, p))
+            == rules::Decision::Run;
+    if !(shrink || restore || grow) {
+        return Ok(false);
+    }
+    tx.revise_map_indexes(first, n, grow, now)
 }
 
 /// Ends a try that will not report for itself: up for retry if it has tries left,

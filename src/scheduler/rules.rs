@@ -146,21 +146,21 @@ fn settle(rule: TriggerRule, up: &Upstream) -> Option<Decision> {
     }
 }
 
-/// The second half of `_evaluate_direct_relatives`: whether the rule passes. Airflow's
-/// `ti.map_index > -1` adjustments for removed upstreams are left out with mapping, so a
-/// removed upstream keeps an `all_success` (or `all_failed`, `none_failed`, `all_skipped`)
-/// task waiting, as it does for unmapped tasks in Airflow.
+/// The second half of `_evaluate_direct_relatives`: whether the rule passes. A removed
+/// upstream instance (a mapped task's map index past its list after the list shrank) does
+/// not hold `all_success`, `all_failed` or `none_failed` back: Airflow counts
+/// `upstream - success - removed` (and so on) there. `all_skipped` does not subtract it.
 fn is_met(rule: TriggerRule, up: &Upstream) -> bool {
     match rule {
         TriggerRule::OneSuccess => up.success > 0,
         TriggerRule::OneFailed => up.failed > 0 || up.upstream_failed > 0,
         TriggerRule::OneDone => up.success + up.failed > 0,
-        TriggerRule::AllSuccess => up.success >= up.total,
-        TriggerRule::AllFailed => up.failed + up.upstream_failed >= up.total,
+        TriggerRule::AllSuccess => up.success + up.removed >= up.total,
+        TriggerRule::AllFailed => up.failed + up.upstream_failed + up.removed >= up.total,
         TriggerRule::AllDone => up.all_done(),
         // Both rules pass the same way; "min one success" lives only in `settle`.
         TriggerRule::NoneFailed | TriggerRule::NoneFailedMinOneSuccess => {
-            up.success + up.skipped >= up.total
+            up.success + up.skipped + up.removed >= up.total
         }
         TriggerRule::NoneSkipped => up.all_done() && up.skipped == 0,
         TriggerRule::AllSkipped => up.skipped >= up.total,
@@ -276,7 +276,9 @@ mod tests {
                 ("su", UF),
                 // A failure outweighs a skip.
                 ("kf", UF),
-                ("sr", Wait),
+                // Airflow: `upstream - success - removed`, nothing left to wait for.
+                ("sr", Run),
+                ("sr-", Wait),
             ],
         );
     }
@@ -292,6 +294,7 @@ mod tests {
                 ("fs", Skip),
                 ("fk", Skip),
                 ("s-", Skip),
+                ("fr", Run),
             ],
         );
     }
@@ -386,6 +389,7 @@ mod tests {
                 ("s-", Wait),
                 ("sf", UF),
                 ("ku", UF),
+                ("kr", Run),
             ],
         );
     }

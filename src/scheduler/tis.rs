@@ -175,7 +175,7 @@ impl RunTis {
     }
 
     /// A row read from the store, new or changed.
-    fn put(&mut self, ti: TiRow) {
+    pub fn put(&mut self, ti: TiRow) {
         match self.index.get(&ti.id) {
             Some(&i) => {
                 if self.tis[i].state != ti.state {

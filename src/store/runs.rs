@@ -593,6 +593,21 @@ impl Tx<'_> {
         rows.collect::<rusqlite::Result<_>>().map_err(db)
     }
 
+    /// The task instances of one task in a run, by map index (inside the transaction).
+    pub fn tis_of_task(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<Vec<TiRow>> {
+        let mut stmt = self
+            .0
+            .prepare_cached(&format!(
+                "SELECT {TI_COLS} FROM task_instance WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3
+                 ORDER BY map_index"
+            ))
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([dag_id, run_id, task_id], ti_row)
+            .map_err(db)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db)
+    }
+
     /// Expands the unexpanded (map index -1) task instance `ti` into `count` instances
     /// (`count` > 0): it becomes map index 0, as in Airflow's `expand_mapped_task`, and
     /// 1..count are added with no state. False when it was expanded or changed since read.
@@ -622,6 +637,57 @@ impl Tx<'_> {
                 .map_err(db)?;
         }
         Ok(true)
+    }
+
+    /// Revises the instances of `ti`'s task, mapped over literals, to `count` map indexes
+    /// after its list changed in the file (Airflow's `_check_for_removed_or_restored_tasks`
+    /// and `_revise_map_indexes_if_mapped`): instances past the new length become
+    /// removed whatever their state, removed ones within it come back with no state, and
+    /// with `grow` the missing map indexes below `count` are added with no state (copies
+    /// of `ti`'s row, as `expand_ti` makes them). True if a row changed.
+    pub fn revise_map_indexes(
+        &self,
+        ti: &TiRow,
+        count: usize,
+        grow: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let now_s = ts(now);
+        let count = count as i64;
+        let mut changed = self
+            .0
+            .exec(
+                "UPDATE task_instance SET state = 'removed', updated_at = ?5
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index >= ?4
+                   AND state IS NOT 'removed'",
+                params![ti.dag_id, ti.run_id, ti.task_id, count, now_s],
+            )
+            .map_err(db)?;
+        changed += self
+            .0
+            .exec(
+                "UPDATE task_instance SET state = NULL, updated_at = ?5
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index BETWEEN 0 AND ?4 - 1
+                   AND state = 'removed'",
+                params![ti.dag_id, ti.run_id, ti.task_id, count, now_s],
+            )
+            .map_err(db)?;
+        if grow {
+            for map_index in 0..count {
+                changed += self
+                    .0
+                    .exec(
+                        "INSERT OR IGNORE INTO task_instance (id, dag_id, run_id, task_id, map_index, max_tries,
+                             operator, pool, pool_slots, priority_weight, updated_at)
+                         SELECT ?1, dag_id, run_id, task_id, ?3, max_tries, operator, pool, pool_slots,
+                             priority_weight, ?4
+                         FROM task_instance WHERE id = ?2",
+                        params![crate::ids::uuid7(now), ti.id, map_index, now_s],
+                    )
+                    .map_err(db)?;
+            }
+        }
+        Ok(changed > 0)
     }
 
     /// Moves a run from `from` to `to`; start and end dates follow the state.
