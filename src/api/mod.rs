@@ -17,7 +17,8 @@ use serde_json::json;
 
 pub use http::{ApiError, Method, Reply, Req};
 pub use route::{
-    App, Apps, Ctx, DagCache, DagRows, Handler, Params, PoolStats, Probe, Route, guarded, public,
+    App, Apps, Ctx, DagCache, DagRows, Handler, Params, PoolStats, Probe, ProcessWorker, Route,
+    guarded, public,
 };
 
 use crate::store::Store;

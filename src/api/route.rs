@@ -324,6 +324,20 @@ pub struct PoolStats {
     pub target: AtomicU64,
     pub generation: AtomicU64,
     pub refreshes: AtomicU64,
+    /// Every reply closes its connection: this process is stopping.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Set in a process worker (`[api] server_type = gunicorn`): which one, and where
+    /// its arbiter publishes the pool.
+    pub process: std::sync::OnceLock<ProcessWorker>,
+}
+
+/// A process worker's place in its arbiter's pool (`server::arbiter`).
+#[derive(Debug, Clone)]
+pub struct ProcessWorker {
+    pub id: u64,
+    pub generation: u64,
+    /// The arbiter's state file: the pool's workers, as JSON.
+    pub state: std::path::PathBuf,
 }
 
 impl PoolStats {
