@@ -71,6 +71,12 @@ const fn key(section: &'static str, key: &'static str, default: &'static str, ki
 /// Every key updraft reads. `config list` prints them in this order.
 pub const KEYS: &[Key] = &[
     key("core", "dags_folder", "{UPDRAFT_HOME}/dags", Kind::Str),
+    key(
+        "core",
+        "plugins_folder",
+        "{UPDRAFT_HOME}/plugins",
+        Kind::Str,
+    ),
     key("core", "parallelism", "32", count(1, "tasks")),
     key("core", "max_active_tasks_per_dag", "16", count(1, "tasks")),
     key("core", "max_active_runs_per_dag", "16", count(1, "runs")),
@@ -257,6 +263,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Core {
     pub dags_folder: PathBuf,
+    /// Declarative plugin files (`plugins.rs`).
+    pub plugins_folder: PathBuf,
     pub parallelism: u32,
     pub max_active_tasks_per_dag: u32,
     pub max_active_runs_per_dag: u32,
@@ -761,6 +769,7 @@ impl Values<'_> {
             home: home.to_path_buf(),
             core: Core {
                 dags_folder: path("core", "dags_folder")?,
+                plugins_folder: path("core", "plugins_folder")?,
                 parallelism: self.int("core", "parallelism")?,
                 max_active_tasks_per_dag: self.int("core", "max_active_tasks_per_dag")?,
                 max_active_runs_per_dag: self.int("core", "max_active_runs_per_dag")?,

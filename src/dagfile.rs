@@ -22,7 +22,7 @@ mod schema;
 mod tasks;
 mod values;
 mod vars;
-mod yaml;
+pub(crate) mod yaml;
 
 use chrono::{DateTime, Utc};
 

@@ -52,7 +52,8 @@ pub fn health(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Rep
     });
     let mut body = body;
     if let Some(me) = ctx.pool.process.get() {
-        process_pool(&mut body["api_server"], me);
+        let now = ctx.clock.now().timestamp_micros() as f64 / 1e6;
+        process_pool(&mut body["api_server"], me, now);
     }
     let strict = req
         .query("strict")
@@ -66,14 +67,14 @@ pub fn health(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Rep
 
 /// A process worker's health: the pool as its arbiter published it (each worker's pid,
 /// age, generation and RSS), and which worker answered.
-fn process_pool(block: &mut Value, me: &crate::api::ProcessWorker) {
+fn process_pool(block: &mut Value, me: &crate::api::ProcessWorker, now: f64) {
     block["server_type"] = json!("gunicorn");
     block["worker"] = json!({
         "id": me.id,
         "pid": std::process::id(),
         "generation": me.generation,
     });
-    if let Some(state) = pool_state(&me.state) {
+    if let Some(state) = pool_state(&me.state, now) {
         for key in [
             "workers_alive",
             "workers_configured",
@@ -88,12 +89,9 @@ fn process_pool(block: &mut Value, me: &crate::api::ProcessWorker) {
 }
 
 /// The arbiter's state file (`server::arbiter`), each worker's age computed now.
-fn pool_state(path: &std::path::Path) -> Option<Value> {
+fn pool_state(path: &std::path::Path, now: f64) -> Option<Value> {
     let text = std::fs::read_to_string(path).ok()?;
     let mut v: Value = serde_json::from_str(&text).ok()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
     if let Some(ws) = v["workers"].as_array_mut() {
         for w in ws {
             let age = w["started"].as_f64().map(|s| (now - s).max(0.0));

@@ -55,7 +55,7 @@ pub fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
     }
     #[cfg(unix)]
     if cfg.api.server_type == "gunicorn" {
-        let arbiter = server::arbiter::start(cfg, apps)?;
+        let arbiter = server::arbiter::start(cfg, apps, env.clock.clone())?;
         let stop = stop_signals(arbiter.control());
         announce_at(
             &format!("updraft api-server ({apps_text}, worker processes)"),
@@ -151,7 +151,7 @@ pub fn standalone(env: &Env) -> Result<()> {
 /// scheduler` does, and its metrics stay in this process (not in a worker's /metrics).
 #[cfg(unix)]
 fn standalone_with_processes(cfg: Config, env: &Env) -> Result<()> {
-    let arbiter = server::arbiter::start(cfg.clone(), Apps::ALL)?;
+    let arbiter = server::arbiter::start(cfg.clone(), Apps::ALL, env.clock.clone())?;
     let url = probe::execution_url(&cfg, arbiter.addr);
     let grace = grace(&cfg);
     let opts = Options {

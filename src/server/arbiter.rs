@@ -36,7 +36,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, after, never, select, unbounded};
 use nix::sys::signal::{Signal, kill};
@@ -104,7 +104,8 @@ enum Event {
 struct Proc {
     child: Child,
     generation: u64,
-    started: SystemTime,
+    /// Seconds since the epoch, as the arbiter's clock read them.
+    started: f64,
     /// The private port, once the worker reported ready.
     port: Option<u16>,
     /// Its readiness was proven (report and health check).
@@ -129,11 +130,12 @@ struct State {
     refreshes: u64,
     stopping: bool,
     rss_read: Instant,
+    clock: Clock,
 }
 
 /// Binds `[api] host:port`, starts `[api] workers` worker processes and waits until each
 /// is ready; then the arbiter runs on a thread of its own.
-pub fn start(cfg: Config, apps: Apps) -> Result<Arbiter> {
+pub fn start(cfg: Config, apps: Apps, clock: Clock) -> Result<Arbiter> {
     let addr = format!("{}:{}", cfg.api.host, cfg.api.port);
     let listener = super::listen(&addr)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -165,6 +167,7 @@ pub fn start(cfg: Config, apps: Apps) -> Result<Arbiter> {
         refreshes: 0,
         stopping: false,
         rss_read: Instant::now(),
+        clock,
     };
     log::info!(
         "api-server: arbiter (pid {}) with {target} worker processes of {THREADS} threads on {local}",
@@ -217,6 +220,15 @@ impl State {
         }
         let mut next_refresh = every.map(|d| Instant::now() + d);
         let ticker = crossbeam_channel::tick(TICK);
+        let mut watch = self
+            .cfg
+            .api
+            .reload_on_plugin_change
+            .then(|| crate::plugins::Watch::new(&self.cfg.core.plugins_folder));
+        let plugin_tick = match watch {
+            Some(_) => crossbeam_channel::tick(super::pool::PLUGIN_POLL),
+            None => never(),
+        };
         loop {
             let refresh_at = match next_refresh {
                 Some(at) => after(at.saturating_duration_since(Instant::now())),
@@ -229,6 +241,12 @@ impl State {
                     }
                 }
                 recv(ticker) -> _ => self.check(),
+                recv(plugin_tick) -> _ => {
+                    if let Some(files) = watch.as_mut().and_then(|w| w.poll()) {
+                        log::info!("plugins changed ({}): refreshing the worker processes", files.join(", "));
+                        self.refresh(batch.min(self.target));
+                    }
+                }
                 recv(control) -> msg => match msg {
                     Ok(Control::AddWorker) if self.target >= MAX_WORKERS as usize => {
                         log::warn!("not adding a worker: the pool has the maximum of {MAX_WORKERS}");
@@ -405,7 +423,7 @@ impl State {
             Proc {
                 child,
                 generation: self.generation,
-                started: SystemTime::now(),
+                started: self.clock.now().timestamp_micros() as f64 / 1e6,
                 port: None,
                 ready: false,
                 retiring: false,
@@ -630,7 +648,7 @@ impl State {
                     "id": id,
                     "pid": w.child.id(),
                     "generation": w.generation,
-                    "started": w.started.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+                    "started": w.started,
                     "ready": w.ready,
                     "retiring": w.retiring,
                     "rss_bytes": w.rss,

@@ -177,6 +177,7 @@ pub fn start_on(
     if let Some(me) = me {
         let _ = ctx.pool.process.set(me);
     }
+    ctx.pool.load_plugins(&ctx.cfg.core.plugins_folder);
     let http = Arc::new(http);
     let (control, supervisor) = pool::start(http.clone(), ctx.clone(), dispatch)?;
     let (stop_probe, stop) = crossbeam_channel::bounded(0);
@@ -259,6 +260,9 @@ fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Re
     let method_name = method_label(rq.method());
     let mut healthy = true;
     let (reply, route) = match read(ctx, &mut rq) {
+        Ok(Routed::Request(req)) if req.path.starts_with("/plugins/") => {
+            (plugin_file(ctx, &req), "/plugins/{plugin}/{file}")
+        }
         Ok(Routed::Request(req)) => {
             match catch_unwind(AssertUnwindSafe(|| dispatch(ctx, store, &req))) {
                 Ok(done) => done,
@@ -288,6 +292,38 @@ fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Re
     }
     respond(rq, reply, ctx.pool.draining.load(Ordering::Relaxed));
     healthy
+}
+
+/// `GET /plugins/{plugin}/{path}`: a file of a plugin's `static_folder`.
+fn plugin_file(ctx: &Ctx, req: &Req) -> Reply {
+    let not_found = || ApiError::not_found("no such plugin file").into_reply();
+    if req.method != Method::Get {
+        return ApiError::new(405, "Method Not Allowed").into_reply();
+    }
+    let rest = req.path.trim_start_matches("/plugins/");
+    let Some((name, file)) = rest.split_once('/') else {
+        return not_found();
+    };
+    // No way out of the folder: every part is a plain name.
+    if file
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == ".." || part.contains('\\'))
+    {
+        return not_found();
+    }
+    let plugins = ctx.pool.plugins();
+    let Some(dir) = plugins
+        .plugins
+        .iter()
+        .find(|p| p.name == name)
+        .and_then(|p| p.static_folder.clone())
+    else {
+        return not_found();
+    };
+    match std::fs::read(dir.join(file)) {
+        Ok(bytes) => Reply::bytes(200, crate::api::assets::mime(file), bytes),
+        Err(_) => not_found(),
+    }
 }
 
 /// Requests one keep-alive connection may carry before the server closes it: Apache's
