@@ -5,6 +5,7 @@
 import { api, token, url, setUnauthorizedHandler } from "./js/api.js";
 import { put, h, zone, zones, setZone } from "./js/ui.js";
 import * as router from "./js/router.js";
+import { addNavViews } from "./js/plugins.js";
 
 const main = document.getElementById("main");
 const userBox = document.getElementById("user");
@@ -80,7 +81,7 @@ function logout() {
 }
 
 function markNav(path) {
-  for (const a of document.querySelectorAll("nav.main-nav a")) {
+  for (const a of document.querySelectorAll("nav.main-nav a:not(.plugin-view)")) {
     const target = a.getAttribute("href");
     const here = target === "dags" ? path === "" || path.startsWith("dags") : path.startsWith(target);
     if (here) a.setAttribute("aria-current", "page");
@@ -106,6 +107,7 @@ async function renderNow() {
   }
   document.body.classList.toggle("logged-out", !me);
   showUser();
+  if (me) addNavViews(document.querySelector("nav.main-nav"));
   markNav(route.path);
   const key = r.key(route.segments);
   if (page && page.key === key && page.update) {

@@ -48,9 +48,11 @@ function freePort() {
  * Starts `updraft standalone` on a fresh home with the example DAGs and a broken file;
  * resolves `{child, url, password, home}` once it prints its URL.
  */
-async function startServer({ port = 0, baseUrl = null, env: extra = {}, files = {} } = {}) {
+async function startServer({ port = 0, baseUrl = null, env: extra = {}, files = {}, plugins = {} } = {}) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-ui-"));
   fs.mkdirSync(path.join(home, "dags"));
+  fs.mkdirSync(path.join(home, "plugins"));
+  for (const [name, text] of Object.entries(plugins)) fs.writeFileSync(path.join(home, "plugins", name), text);
   fs.writeFileSync(path.join(home, "dags", "broken.yml"), BROKEN_YAML);
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(home, "dags", name), text);
   const env = {
@@ -725,5 +727,58 @@ describe("a mapped task in the grid and the task panel", { concurrency: false },
     await page.locator("svg.graph a.node .node-sub", { hasText: "BashOperator [3] · failed" }).waitFor();
     await page.screenshot({ path: path.join(SHOTS, "mapped-graph.png") });
     w.check("mapped task");
+  });
+});
+
+describe("a plugin's external views under /d12345", { concurrency: false }, () => {
+  let srv;
+  let ctx;
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
+  const PLUGIN = [
+    "name: company",
+    "external_views:",
+    "  - name: Company wiki",
+    "    href: https://wiki.example.com/",
+    "  - name: Runbook",
+    "    href: https://wiki.example.com/runbooks/{dag_id}",
+    "    destination: dag",
+    "",
+  ].join("\n");
+  const DAG = "viewed:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    - task_id: t\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: echo hi\n";
+  before(async () => {
+    const port = await freePort();
+    srv = await startServer({
+      port,
+      baseUrl: `http://127.0.0.1:${port}/d12345`,
+      env: { UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True", UPDRAFT__CORE__LOAD_EXAMPLES: "False" },
+      files: { "viewed.yml": DAG },
+      plugins: { "company.yml": PLUGIN },
+    });
+    ctx = await launch(profile);
+  });
+  after(async () => {
+    await ctx?.close();
+    await stopServer(srv);
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  test("the navigation and the DAG page show the plugin's links", async () => {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const w = watch(page, srv.url);
+    assert.ok(srv.url.endsWith("/d12345/"), srv.url);
+    await page.goto(`${srv.url}dags`);
+    const nav = page.locator("nav.main-nav a.plugin-view", { hasText: "Company wiki" });
+    await nav.waitFor();
+    assert.equal(await nav.getAttribute("href"), "https://wiki.example.com/");
+    assert.equal(await nav.getAttribute("target"), "_blank");
+    await page.goto(`${srv.url}dags/viewed`);
+    const runbook = page.locator(".plugin-views a", { hasText: "Runbook" });
+    await runbook.waitFor();
+    assert.equal(await runbook.getAttribute("href"), "https://wiki.example.com/runbooks/viewed");
+    // A nav view is not shown on the DAG page, nor a DAG view in the navigation.
+    assert.equal(await page.locator(".plugin-views a", { hasText: "Company wiki" }).count(), 0);
+    assert.equal(await page.locator("nav.main-nav a", { hasText: "Runbook" }).count(), 0);
+    await page.screenshot({ path: path.join(SHOTS, "d12345-plugin-views.png") });
+    w.check("external views");
   });
 });
