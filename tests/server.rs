@@ -478,7 +478,13 @@ fn worker_processes_follow_ttin_ttou_hup_and_replace_a_killed_one() {
         "{}",
         srv.log()
     );
+    // One at a time: the kernel merges a signal sent while the same one is pending.
     srv.signal("TTOU");
+    assert!(
+        wait_until(WAIT, || processes(&srv).len() == 2),
+        "{}",
+        srv.log()
+    );
     srv.signal("TTOU");
     assert!(
         wait_until(WAIT, || processes(&srv).len() == 1),
@@ -498,6 +504,15 @@ fn worker_processes_follow_ttin_ttou_hup_and_replace_a_killed_one() {
         srv.log()
     );
 
+    // Plugins load at start and on SIGHUP (reload_on_plugin_change is off).
+    let token = srv.login("admin");
+    let plugins = |srv: &TestServer| {
+        srv.call(&token, crate::util::Method::Get, "/api/v2/plugins", None)
+            .1["total_entries"]
+            .clone()
+    };
+    home.write("plugins/late.yml", "name: late\n");
+    assert_eq!(plugins(&srv), 0);
     srv.signal("HUP");
     assert!(
         wait_until(WAIT, || health(&srv)["api_server"]["refreshes_completed"]
@@ -505,6 +520,7 @@ fn worker_processes_follow_ttin_ttou_hup_and_replace_a_killed_one() {
         "{}",
         srv.log()
     );
+    assert_eq!(plugins(&srv), 1, "{}", srv.log());
     let after = processes(&srv);
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(after[0].1, 2, "{after:?}");
