@@ -34,6 +34,25 @@ use crate::dagfile::yaml::{self, Node};
 /// Where a process finds its plugins (set once, from the config, at startup).
 static FOLDER: OnceLock<PathBuf> = OnceLock::new();
 
+/// The keys of a plugin file, and of one external view: what the loader accepts and
+/// what [`schema`] declares.
+const PLUGIN_KEYS: &[&str] = &[
+    "name",
+    "external_views",
+    "macros",
+    "user_defined_filters",
+    "static_folder",
+];
+const VIEW_KEYS: &[&str] = &[
+    "name",
+    "href",
+    "destination",
+    "icon",
+    "icon_dark_mode",
+    "url_route",
+    "category",
+];
+
 /// The `destination` values of Airflow 3's external views.
 const DESTINATIONS: &[&str] = &["nav", "dag", "dag_run", "task", "task_instance"];
 
@@ -230,10 +249,7 @@ fn parse(root: &Node, file: &Path) -> Result<Plugin, crate::dagfile::ImportError
         )));
     }
     for e in root.entries() {
-        if !matches!(
-            e.key.as_str(),
-            "name" | "external_views" | "macros" | "user_defined_filters" | "static_folder"
-        ) {
+        if !PLUGIN_KEYS.contains(&e.key.as_str()) {
             return Err(e.key_pos.error(format!(
                 "unknown key `{}`; a plugin file has name, external_views, macros, user_defined_filters, static_folder",
                 e.key
@@ -306,8 +322,7 @@ fn external_view(item: &Node) -> Result<Value, crate::dagfile::ImportError> {
                     DESTINATIONS.join(", ")
                 )));
             }
-            "name" | "href" | "icon" | "icon_dark_mode" | "url_route" | "category"
-            | "destination" => v[e.key.as_str()] = json!(text),
+            key if VIEW_KEYS.contains(&key) => v[key] = json!(text),
             other => {
                 return Err(e.key_pos.error(format!(
                     "unknown key `{other}` of an external view; it has name, href, destination, icon, icon_dark_mode, url_route, category"
@@ -390,6 +405,55 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The JSON Schema of plugin files, for editors (`GET /plugin-schema.json`).
+pub fn schema() -> Value {
+    let snippet = json!({
+        "oneOf": [
+            {"type": "string", "description": "A Jinja template without arguments"},
+            {
+                "type": "object",
+                "required": ["template"],
+                "additionalProperties": false,
+                "properties": {
+                    "template": {"type": "string", "description": "A Jinja template; the arguments are names in it"},
+                    "args": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        ],
+    });
+    let identifier = "^[A-Za-z_][A-Za-z0-9_]*$";
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "updraft plugin file",
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": false,
+        "properties": {
+            "name": {"type": "string", "pattern": identifier, "description": "Macros are macros.<name>.<macro>"},
+            "external_views": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "href"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "name": {"type": "string"},
+                        "href": {"type": "string", "description": "May hold {dag_id}, {run_id}, {task_id}"},
+                        "destination": {"enum": DESTINATIONS, "default": "nav"},
+                        "icon": {"type": "string"},
+                        "icon_dark_mode": {"type": "string"},
+                        "url_route": {"type": "string"},
+                        "category": {"type": "string"},
+                    },
+                },
+            },
+            "macros": {"type": "object", "propertyNames": {"pattern": identifier}, "additionalProperties": snippet},
+            "user_defined_filters": {"type": "object", "propertyNames": {"pattern": identifier}, "additionalProperties": snippet},
+            "static_folder": {"type": "string", "description": "A folder next to the file, served under {base_url}/plugins/<name>/"},
+        },
+    })
+}
+
 /// Airflow's `PluginResponse` for one plugin.
 pub fn to_response(p: &Plugin) -> Value {
     json!({
@@ -416,6 +480,27 @@ mod tests {
 
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    /// The schema declares exactly the keys the loader takes.
+    #[test]
+    fn the_schema_matches_the_loader() {
+        let s = schema();
+        let keys = |v: &Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let sorted = |l: &[&str]| {
+            let mut k: Vec<String> = l.iter().map(|s| s.to_string()).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&s["properties"]), sorted(PLUGIN_KEYS));
+        assert_eq!(
+            keys(&s["properties"]["external_views"]["items"]["properties"]),
+            sorted(VIEW_KEYS)
+        );
     }
 
     #[test]

@@ -72,6 +72,10 @@ fn plugins_and_reload(server_type: &str) {
         "{errors}"
     );
     assert!(srv.log().contains("broken.yml:5"), "{}", srv.log());
+    // The schema editors fetch.
+    let (status, schema) = crate::util::get_json(&format!("{}/plugin-schema.json", srv.base));
+    assert_eq!(status, 200);
+    assert_eq!(schema["required"], serde_json::json!(["name"]), "{schema}");
     // Static files under the prefix.
     let (status, text) = get(&format!("{}/plugins/company/hello.txt", srv.base));
     assert_eq!((status, text.as_str()), (200, "hi from a plugin"));

@@ -125,6 +125,11 @@ pub fn dag_schema(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, 
     Ok(Reply::json(200, &crate::dagfile::schema()))
 }
 
+/// `GET /plugin-schema.json`: the JSON Schema of plugin files.
+pub fn plugin_schema(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
+    Ok(Reply::json(200, &crate::plugins::schema()))
+}
+
 /// `GET /execution/health`, as Airflow's Execution API answers it.
 pub fn execution_health(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
     Ok(Reply::json(200, &json!({"status": "healthy"})))
