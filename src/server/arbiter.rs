@@ -533,7 +533,9 @@ impl State {
         }
     }
 
-    /// Reaps a worker whose stdout closed, and replaces it unless it was retired.
+    /// Reaps a worker whose stdout closed. One that died unasked is replaced by the next
+    /// [`State::check`], within a second: a worker that cannot start (a database gone)
+    /// is retried once a second, not in a tight loop.
     fn reap(&mut self, id: u64) {
         let Some(mut w) = self.workers.remove(&id) else {
             return;
@@ -546,17 +548,11 @@ impl State {
             Ok(s) => s.to_string(),
             Err(e) => e.to_string(),
         };
-        if self.workers.len() < self.target {
-            match self.spawn() {
-                Ok(new) => log::warn!(
-                    "worker process {id} (pid {}) died ({how}); worker process {new} replaces it",
-                    w.child.id()
-                ),
-                Err(e) => {
-                    log::error!("worker process {id} died ({how}) and cannot be replaced: {e}")
-                }
-            }
-        }
+        let when = if w.ready { "" } else { " before it was ready" };
+        log::warn!(
+            "worker process {id} (pid {}) died{when} ({how}); a new one replaces it",
+            w.child.id()
+        );
     }
 
     /// Once a tick: reaps workers that exited without closing their pipe (a worker's
@@ -570,6 +566,15 @@ impl State {
         }
         for id in exited {
             self.reap(id);
+        }
+        if !self.stopping && self.workers.len() < self.target {
+            match self.spawn() {
+                Ok(new) => log::info!(
+                    "worker process {new} started to keep {} workers",
+                    self.target
+                ),
+                Err(e) => log::error!("cannot start a worker process: {e}"),
+            }
         }
         if self.rss_read.elapsed() >= RSS_EVERY {
             self.rss_read = Instant::now();
