@@ -22,6 +22,7 @@ const ROUTES = [
   { match: (s) => s.length === 0 || (s.length === 1 && s[0] === "dags"), key: () => "dags", load: () => import("./js/dags.js").then((m) => m.dagsPage) },
   { match: (s) => s[0] === "dags" && (s.length === 2 || s.length === 3), key: (s) => `dag:${s[1]}`, load: () => import("./js/dag.js").then((m) => m.dagPage) },
   { match: (s) => s.length === 2 && s[0] === "admin", key: (s) => `admin:${s[1]}`, load: () => import("./js/admin.js").then((m) => m.adminPage) },
+  { match: (s) => s.length === 2 && s[0] === "plugin", key: (s) => `plugin:${s[1]}`, load: () => import("./js/plugins.js").then((m) => m.pluginPage) },
   { match: (s) => s.length === 1 && s[0] === "about", key: () => "about", load: () => import("./js/about.js").then((m) => m.aboutPage) },
 ];
 

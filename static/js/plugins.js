@@ -21,12 +21,15 @@ export function fillHref(href, ids) {
   return href.replace(/\{(dag_id|run_id|task_id)\}/g, (_, k) => encodeURIComponent(ids[k] ?? ""));
 }
 
+/** A view with a `url_route` opens inside the UI (an iframe at `plugin/<url_route>`), as
+ * in Airflow 3; one without, in a new tab. */
 function link(view, ids, cls) {
+  const inside = (view.destination ?? "nav") === "nav" && view.url_route;
   return h("a", {
     class: cls,
-    href: fillHref(view.href, ids),
-    target: "_blank",
-    rel: "noopener",
+    href: inside ? `plugin/${encodeURIComponent(view.url_route)}` : fillHref(view.href, ids),
+    target: inside ? null : "_blank",
+    rel: inside ? null : "noopener",
     title: view.category ? `${view.category}: ${view.name}` : view.name,
     dataset: { plugin: "external-view" },
   }, view.icon ? h("img", { src: view.icon, alt: "", width: 14, height: 14, class: "view-icon" }) : null, view.name);
@@ -50,5 +53,23 @@ export function addNavViews(nav) {
   navDone = true;
   externalViews().then((vs) => {
     for (const v of vs.filter((v) => (v.destination ?? "nav") === "nav")) nav.append(link(v, {}, "plugin-view"));
+  });
+}
+
+/** The page of a `nav` view with a `url_route`: its href in an iframe. */
+export function pluginPage(main, route) {
+  const name = decodeURIComponent(route.segments[1] ?? "");
+  const box = h("div", { class: "plugin-frame" }, h("p", { class: "muted" }, "Loading…"));
+  main.append(h("section", { class: "page" }, box));
+  externalViews().then((vs) => {
+    const view = vs.find((v) => (v.destination ?? "nav") === "nav" && v.url_route === name);
+    box.replaceChildren();
+    if (!view) {
+      document.title = "Not found · updraft";
+      box.append(h("p", { class: "muted" }, `No plugin view is at ${name}.`));
+      return;
+    }
+    document.title = `${view.name} · updraft`;
+    box.append(h("iframe", { src: view.href, title: view.name, class: "plugin-iframe" }));
   });
 }

@@ -52,7 +52,10 @@ async function startServer({ port = 0, baseUrl = null, env: extra = {}, files = 
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-ui-"));
   fs.mkdirSync(path.join(home, "dags"));
   fs.mkdirSync(path.join(home, "plugins"));
-  for (const [name, text] of Object.entries(plugins)) fs.writeFileSync(path.join(home, "plugins", name), text);
+  for (const [name, text] of Object.entries(plugins)) {
+    fs.mkdirSync(path.dirname(path.join(home, "plugins", name)), { recursive: true });
+    fs.writeFileSync(path.join(home, "plugins", name), text);
+  }
   fs.writeFileSync(path.join(home, "dags", "broken.yml"), BROKEN_YAML);
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(home, "dags", name), text);
   const env = {
@@ -742,6 +745,10 @@ describe("a plugin's external views under /d12345", { concurrency: false }, () =
     "  - name: Runbook",
     "    href: https://wiki.example.com/runbooks/{dag_id}",
     "    destination: dag",
+    "  - name: Team page",
+    "    href: plugins/company/team.html",
+    "    url_route: team",
+    "static_folder: static",
     "",
   ].join("\n");
   const DAG = "viewed:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    - task_id: t\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: echo hi\n";
@@ -752,7 +759,7 @@ describe("a plugin's external views under /d12345", { concurrency: false }, () =
       baseUrl: `http://127.0.0.1:${port}/d12345`,
       env: { UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True", UPDRAFT__CORE__LOAD_EXAMPLES: "False" },
       files: { "viewed.yml": DAG },
-      plugins: { "company.yml": PLUGIN },
+      plugins: { "company.yml": PLUGIN, "static/team.html": "<!doctype html><title>team</title><h1 id=team>The team</h1>" },
     });
     ctx = await launch(profile);
   });
@@ -779,6 +786,13 @@ describe("a plugin's external views under /d12345", { concurrency: false }, () =
     assert.equal(await page.locator(".plugin-views a", { hasText: "Company wiki" }).count(), 0);
     assert.equal(await page.locator("nav.main-nav a", { hasText: "Runbook" }).count(), 0);
     await page.screenshot({ path: path.join(SHOTS, "d12345-plugin-views.png") });
+    // A view with a url_route opens inside the UI: the plugin's own static page in a frame.
+    const team = page.locator("nav.main-nav a.plugin-view", { hasText: "Team page" });
+    assert.equal(await team.getAttribute("href"), "plugin/team");
+    await team.click();
+    await page.waitForURL(`${srv.url}plugin/team`);
+    await page.frameLocator("iframe.plugin-iframe").locator("#team", { hasText: "The team" }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "d12345-plugin-frame.png") });
     w.check("external views");
   });
 });
