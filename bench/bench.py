@@ -1134,6 +1134,84 @@ class Bench:
             stop.set()
             srv.stop()
 
+    # -- servers: both server types over a long load with rolling refreshes
+
+    def servers(self):
+        """RSS of an api-server under mixed API load for `--servers-minutes` (10) with a
+        rolling refresh every `--servers-refresh` seconds (60), once per `[api]
+        server_type`: uvicorn (threads in one process) and gunicorn (an arbiter and its
+        worker processes, Unix). The load: the 1,000-DAG list, a page of 100, one DAG's
+        details, health and version, each request on a new connection. Every
+        `--servers-sample` seconds (10) the VmRSS of every server process (the
+        api-server and its descendants) is summed; the figure is the growth from minute
+        1 to the end, and the failed requests (which must be none)."""
+        a = self.args
+        out = {}
+        for server_type in ("uvicorn", "gunicorn"):
+            home = self.home(f"servers-{server_type}")
+            for i in range(a.dag_files):
+                home.write(f"f{i:04d}.yml", factory_file(i))
+            r = home.cli(self.exe, ["dags", "list", "--output", "json"], timeout=300)
+            if r.returncode != 0:
+                raise RuntimeError(f"dags list: {r.stderr[-500:]}")
+            extra = {"UPDRAFT__API__SERVER_TYPE": server_type,
+                     "UPDRAFT__API__WORKER_REFRESH_INTERVAL": f"{a.servers_refresh:g}",
+                     "UPDRAFT__API__WORKERS": "4"}
+            srv = Server([self.exe, "api-server"], home.env(extra), home.path,
+                         os.path.join(home.path, "api-server.log"))
+            stop = threading.Event()
+            counts = {"requests": 0, "errors": 0}
+            try:
+                token = srv.token()
+                u = srv.url
+                pages = ["api/v2/dags?limit=1000", "api/v2/monitor/health", "api/v2/dags?limit=100",
+                         "api/v2/dags/factory_0000/details", "api/v2/version"]
+
+                def load():
+                    i = 0
+                    while not stop.is_set():
+                        path = pages[i % len(pages)]
+                        i += 1
+                        try:
+                            status, _ = http("GET", u + path, token=token, timeout=30)
+                            counts["requests"] += 1
+                            if status >= 400:
+                                counts["errors"] += 1
+                        except OSError:
+                            counts["errors"] += 1
+
+                loaders = [threading.Thread(target=load, daemon=True) for _ in range(2)]
+                for t in loaders:
+                    t.start()
+                t0 = time.monotonic()
+                end = t0 + a.servers_minutes * 60
+                samples = []  # (minute, KiB summed over the server's processes, processes)
+                while time.monotonic() < end:
+                    stop.wait(min(a.servers_sample, max(end - time.monotonic(), 0)))
+                    pids = [srv.pid]
+                    k = 0
+                    while k < len(pids):
+                        pids.extend(children(pids[k]))
+                        k += 1
+                    rss = [proc_kib(p, "VmRSS") for p in pids]
+                    total = sum(x for x in rss if x)
+                    if proc_kib(srv.pid, "VmRSS") is None:
+                        raise RuntimeError(f"the api-server exited; log: {srv.log_tail()}")
+                    minute = (time.monotonic() - t0) / 60
+                    samples.append((minute, total, len(pids)))
+                    log(f"servers: {server_type}: minute {minute:.1f}: RSS {mb(total):.1f} MB in "
+                        f"{len(pids)} process(es), {counts['requests']} requests ({counts['errors']} errors)")
+                stop.set()
+                for t in loaders:
+                    t.join(timeout=35)
+                out[server_type] = {"samples": samples, "requests": counts["requests"],
+                                    "errors": counts["errors"]}
+            finally:
+                stop.set()
+                srv.stop()
+        self.results["servers"] = {"types": out, "minutes": a.servers_minutes,
+                                   "refresh": a.servers_refresh}
+
     # -- binary
 
     def binary(self):
@@ -1325,6 +1403,17 @@ def table(b):
                          verdict(median(g) <= 20)])
     if "soak" in r:
         rows.append(soak_row(r["soak"]))
+    if "servers" in r:
+        sv = r["servers"]
+        for server_type, x in sv["types"].items():
+            first, last = soak_at_servers(x["samples"], 1), x["samples"][-1]
+            growth = mb(last[1] - first[1])
+            rows.append([f"memory: api-server {server_type}, {sv['minutes']:g} min of API load, "
+                         f"refresh every {sv['refresh']:g} s, RSS of all its processes",
+                         f"min {first[0]:.1f} {mb(first[1]):.1f} MB, min {last[0]:.1f} {mb(last[1]):.1f} MB "
+                         f"({last[2]} processes); growth {growth:+.1f} MB; {x['requests']:,} requests, "
+                         f"{x['errors']} failed", "—", "—", "bounded, no failed request",
+                         verdict(x["errors"] == 0)])
     if "binary" in r:
         x = r["binary"]
         if "missing" in x:
@@ -1341,6 +1430,11 @@ def table(b):
 
 def soak_at(samples, minute):
     """The sample nearest to `minute` (the last one for the end of a shortened soak)."""
+    return min(samples, key=lambda x: abs(x[0] - minute))
+
+
+def soak_at_servers(samples, minute):
+    """The servers sample nearest to `minute`."""
     return min(samples, key=lambda x: abs(x[0] - minute))
 
 
@@ -1494,7 +1588,7 @@ def diagnostics(b):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
-    p.add_argument("--only", default="", help="comma-separated: engine,assets,python,mapping,sensors,scale,api,cold,parse,binary,soak")
+    p.add_argument("--only", default="", help="comma-separated: engine,assets,python,mapping,sensors,scale,api,cold,parse,binary,soak,servers")
     p.add_argument("--out", help="write RESULTS.md here")
     p.add_argument("--keep", action="store_true", help="keep the temporary homes")
     p.add_argument("--exe", help="the updraft binary (default target/release/updraft); "
@@ -1518,6 +1612,10 @@ def main():
                    help="how long the soak runs (a shorter one checks the harness)")
     p.add_argument("--soak-period", type=float, default=5.0, help="seconds between the soak DAG's runs")
     p.add_argument("--soak-sample", type=float, default=60.0, help="seconds between RSS samples")
+    p.add_argument("--servers-minutes", type=float, default=10.0,
+                   help="how long each server type's soak runs")
+    p.add_argument("--servers-refresh", type=float, default=60.0, help="[api] worker_refresh_interval of that soak")
+    p.add_argument("--servers-sample", type=float, default=10.0, help="seconds between its RSS readings")
     p.add_argument("--soak-pause", type=float, default=0.05, help="seconds between the soak's API requests")
     a = p.parse_args()
     if a.quick:
@@ -1525,6 +1623,7 @@ def main():
         a.map_tasks = 100
         a.reps, a.triggers, a.cold_starts, a.rescans, a.wrk_seconds = 2, 3, 3, 2, 2
         a.soak_minutes, a.soak_sample = min(a.soak_minutes, 2.0), min(a.soak_sample, 15.0)
+        a.servers_minutes, a.servers_refresh = min(a.servers_minutes, 2.0), min(a.servers_refresh, 20.0)
     b = Bench(a)
     b.load_before = os.getloadavg()
     only = set(filter(None, a.only.split(",")))
@@ -1536,7 +1635,7 @@ def main():
     if api and not shutil.which("wrk"):
         sys.exit("wrk is missing: `apt-get install wrk` (make bench does it)")
     # The soak comes last: 30 minutes of one standalone, after the speed figures.
-    steps = ["binary", "cold", "parse", "api", "engine", "assets", "python", "mapping", "sensors", "scale", "soak"]
+    steps = ["binary", "cold", "parse", "api", "engine", "assets", "python", "mapping", "sensors", "scale", "soak", "servers"]
     t0 = time.monotonic()
     try:
         for step in steps:

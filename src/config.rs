@@ -71,6 +71,12 @@ const fn key(section: &'static str, key: &'static str, default: &'static str, ki
 /// Every key updraft reads. `config list` prints them in this order.
 pub const KEYS: &[Key] = &[
     key("core", "dags_folder", "{UPDRAFT_HOME}/dags", Kind::Str),
+    key(
+        "core",
+        "plugins_folder",
+        "{UPDRAFT_HOME}/plugins",
+        Kind::Str,
+    ),
     key("core", "parallelism", "32", count(1, "tasks")),
     key("core", "max_active_tasks_per_dag", "16", count(1, "tasks")),
     key("core", "max_active_runs_per_dag", "16", count(1, "runs")),
@@ -257,6 +263,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Core {
     pub dags_folder: PathBuf,
+    /// Declarative plugin files (`plugins.rs`).
+    pub plugins_folder: PathBuf,
     pub parallelism: u32,
     pub max_active_tasks_per_dag: u32,
     pub max_active_runs_per_dag: u32,
@@ -314,6 +322,22 @@ pub struct Api {
     /// Seconds a client has to send a request once begun, and to take a piece of a reply.
     pub request_timeout: f64,
     pub max_connections: u32,
+}
+
+/// Whether `[api] server_type` names a server this platform runs: `uvicorn` (the
+/// thread pool, everywhere) or `gunicorn` (prefork worker processes, Unix only, as in
+/// Airflow, whose gunicorn needs `fork` and `fcntl`).
+pub fn check_server_type(value: &str, windows: bool) -> std::result::Result<(), &'static str> {
+    match value {
+        "uvicorn" => Ok(()),
+        "gunicorn" if windows => Err(
+            "gunicorn is Unix-only (it needs fork and fcntl, as in Airflow); on Windows use the default 'uvicorn' (updraft's thread pool, which also recycles its workers)",
+        ),
+        "gunicorn" => Ok(()),
+        _ => Err(
+            "expected 'uvicorn' (the default: worker threads in one process) or 'gunicorn' (worker processes, Unix only)",
+        ),
+    }
 }
 
 /// The most API workers a pool may have (`[api] workers`, `--workers`, SIGTTIN): each is
@@ -707,11 +731,8 @@ impl Values<'_> {
             bad(db, "expected a sqlite:/// URL, e.g. sqlite:////home/me/updraft/updraft.db (updraft stores its state in SQLite only)")
         })?;
         let (server_type, _) = self.find("api", "server_type")?;
-        if server_type.value.trim() != "uvicorn" {
-            return Err(bad(
-                server_type,
-                "process workers are not supported yet; only 'uvicorn' (updraft's thread pool) is accepted",
-            ));
+        if let Err(why) = check_server_type(server_type.value.trim(), cfg!(windows)) {
+            return Err(bad(server_type, why));
         }
         let (base_url, _) = self.find("api", "base_url")?;
         if !base_url.value.is_empty()
@@ -748,6 +769,7 @@ impl Values<'_> {
             home: home.to_path_buf(),
             core: Core {
                 dags_folder: path("core", "dags_folder")?,
+                plugins_folder: path("core", "plugins_folder")?,
                 parallelism: self.int("core", "parallelism")?,
                 max_active_tasks_per_dag: self.int("core", "max_active_tasks_per_dag")?,
                 max_active_runs_per_dag: self.int("core", "max_active_runs_per_dag")?,
@@ -959,8 +981,8 @@ mod tests {
             ),
             (
                 "",
-                &[("UPDRAFT__API__SERVER_TYPE", "gunicorn")],
-                "process workers are not supported",
+                &[("UPDRAFT__API__SERVER_TYPE", "hypercorn")],
+                "[api] server_type = \"hypercorn\"",
             ),
             (
                 "",
@@ -1117,5 +1139,19 @@ mod tests {
             "< hidden >"
         );
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn gunicorn_is_refused_on_windows_only() {
+        assert_eq!(check_server_type("uvicorn", true), Ok(()));
+        assert_eq!(check_server_type("uvicorn", false), Ok(()));
+        assert_eq!(check_server_type("gunicorn", false), Ok(()));
+        let why = check_server_type("gunicorn", true).unwrap_err();
+        assert!(why.contains("Unix-only"), "{why}");
+        assert!(why.contains("'uvicorn'"), "{why}");
+        assert!(check_server_type("sync", false).is_err());
+        // On this platform, the value is taken or refused as check_server_type says.
+        let loaded = load("", &[("UPDRAFT__API__SERVER_TYPE", "gunicorn")]);
+        assert_eq!(loaded.is_ok(), cfg!(unix), "{:?}", loaded.err());
     }
 }

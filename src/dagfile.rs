@@ -26,7 +26,7 @@ mod sensors;
 mod tasks;
 mod values;
 mod vars;
-mod yaml;
+pub(crate) mod yaml;
 
 use chrono::{DateTime, Utc};
 

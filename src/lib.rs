@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod percent;
+pub mod plugins;
 pub mod process;
 pub mod processor;
 pub mod py;
@@ -68,8 +69,8 @@ mod tests {
             "clock", "error", "ids", "memory", "metrics", "model", "percent", "py", "task_log",
         ],
         &[
-            "auth", "cli", "config", "dagfile", "home", "jwt", "logging", "process", "store",
-            "template",
+            "auth", "cli", "config", "dagfile", "home", "jwt", "logging", "plugins", "process",
+            "store", "template",
         ],
         &["backfill", "executor", "ops", "processor", "scheduler"],
         &["api"],

@@ -372,10 +372,26 @@ fn render_budgeted(
         env.add_filter(name, move |value: Value| date_filter(name, format, &value));
     }
     env.add_filter("tojson", tojson);
+    // Plugins' filters and macros (`plugins.rs`), read now as a task process would.
+    let plugins = crate::plugins::current();
+    for e in &plugins.errors {
+        log::warn!("plugin not loaded: {e}");
+    }
+    for p in &plugins.plugins {
+        for f in &p.filters {
+            let snippet = f.clone();
+            env.add_filter(f.name.clone(), move |state: &State, args: Rest<Value>| {
+                call_snippet(state, &snippet, &args)
+            });
+        }
+    }
     let template = env
         .template_from_str(source)
         .map_err(|err| describe(&err, source))?;
-    let globals = globals(ctx, Arc::new(asker));
+    let mut globals = globals(ctx, Arc::new(asker));
+    if !plugins.plugins.is_empty() {
+        globals = with_plugin_macros(globals, &plugins);
+    }
     let mut out = Capped {
         text: Vec::new(),
         over: false,
@@ -421,6 +437,78 @@ impl std::io::Write for Capped {
 }
 
 /// The template context, by Airflow 3's names.
+/// Renders a plugin's snippet with its arguments bound to their names.
+fn call_snippet(
+    state: &State,
+    snippet: &crate::plugins::Snippet,
+    args: &[Value],
+) -> Result<String, Error> {
+    if args.len() > snippet.args.len() {
+        return Err(Error::new(
+            ErrorKind::TooManyArguments,
+            format!(
+                "{} takes {} argument(s), not {}",
+                snippet.name,
+                snippet.args.len(),
+                args.len()
+            ),
+        ));
+    }
+    let mut bound: Vec<(String, Value)> = snippet
+        .args
+        .iter()
+        .cloned()
+        .zip(args.iter().cloned())
+        .collect();
+    for missing in snippet.args.iter().skip(args.len()) {
+        bound.push((missing.clone(), Value::from(())));
+    }
+    state
+        .env()
+        .render_str(&snippet.template, Value::from_iter(bound))
+}
+
+/// `globals` with each plugin's macros under `macros.<plugin>`.
+fn with_plugin_macros(globals: Value, plugins: &crate::plugins::Loaded) -> Value {
+    let Some(pairs) = globals.try_iter().ok().map(|keys| {
+        keys.filter_map(|k| {
+            let v = globals.get_item(&k).ok()?;
+            Some((k, v))
+        })
+        .collect::<Vec<_>>()
+    }) else {
+        return globals;
+    };
+    let pairs = pairs.into_iter().map(|(k, v)| {
+        if k.as_str() != Some("macros") {
+            return (k, v);
+        }
+        let mut entries: Vec<(Value, Value)> = v
+            .try_iter()
+            .map(|keys| {
+                keys.filter_map(|mk| v.get_item(&mk).ok().map(|mv| (mk, mv)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for p in &plugins.plugins {
+            let fns: Vec<(String, Value)> = p
+                .macros
+                .iter()
+                .map(|m| {
+                    let snippet = m.clone();
+                    let f = Value::from_function(move |state: &State, args: Rest<Value>| {
+                        call_snippet(state, &snippet, &args)
+                    });
+                    (m.name.clone(), f)
+                })
+                .collect();
+            entries.push((Value::from(p.name.clone()), Value::from_iter(fns)));
+        }
+        (k, Value::from_iter(entries))
+    });
+    Value::from_iter(pairs.collect::<Vec<_>>())
+}
+
 fn globals(ctx: &Context, asker: Arc<Asker>) -> Value {
     let dag_run = Value::from_iter([
         ("dag_id", Value::from(ctx.dag_id.as_str())),

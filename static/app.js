@@ -5,6 +5,7 @@
 import { api, token, url, setUnauthorizedHandler } from "./js/api.js";
 import { put, h, zone, zones, setZone } from "./js/ui.js";
 import * as router from "./js/router.js";
+import { addNavViews } from "./js/plugins.js";
 
 const main = document.getElementById("main");
 const userBox = document.getElementById("user");
@@ -28,6 +29,7 @@ const ROUTES = [
     router.navigate(router.href(["dags", dagId, "grid"], { run: runId, task: taskId, ...(mapIndex && mapIndex !== "-1" ? { map_index: mapIndex } : {}) }), { replace: true });
   } },
   { match: (s) => s.length === 1 && s[0] === "required_actions", key: () => "required_actions", load: () => import("./js/hitl.js").then((m) => m.requiredActionsPage) },
+  { match: (s) => s.length === 2 && s[0] === "plugin", key: (s) => `plugin:${s[1]}`, load: () => import("./js/plugins.js").then((m) => m.pluginPage) },
   { match: (s) => s.length === 1 && s[0] === "about", key: () => "about", load: () => import("./js/about.js").then((m) => m.aboutPage) },
 ];
 
@@ -109,7 +111,7 @@ document.addEventListener("visibilitychange", () => {
 });
 
 function markNav(path) {
-  for (const a of document.querySelectorAll("nav.main-nav a")) {
+  for (const a of document.querySelectorAll("nav.main-nav a:not(.plugin-view)")) {
     const target = a.getAttribute("href");
     const here = target === "dags" ? path === "" || path.startsWith("dags") : path.startsWith(target);
     if (here) a.setAttribute("aria-current", "page");
@@ -135,6 +137,7 @@ async function renderNow() {
   }
   document.body.classList.toggle("logged-out", !me);
   showUser();
+  if (me) addNavViews(document.querySelector("nav.main-nav"));
   markNav(route.path);
   refreshBadge();
   const key = r.key(route.segments);

@@ -1085,3 +1085,23 @@ fn a_template_that_renders_forever_or_too_much_fails_only_its_task() {
     let (status, _) = crate::util::get(&format!("{}/api/v2/monitor/health", e.srv.base));
     assert_eq!(status, 200, "{}", e.srv.log());
 }
+
+// See: issue 21, item 1: standalone with worker processes runs its scheduler once, in
+// the arbiter; the workers serve HTTP only, and tasks report through them.
+#[cfg(unix)]
+#[test]
+fn standalone_with_worker_processes_runs_one_scheduler() {
+    let e = Engine::start(
+        &[("once.yml", &dag("once", "", &task("t", "echo ran", "")))],
+        &[
+            ("UPDRAFT__API__SERVER_TYPE", "gunicorn"),
+            ("UPDRAFT__API__WORKERS", "2"),
+        ],
+    );
+    let run = e.trigger("once", None);
+    assert_eq!(e.wait_run("once", &run), "success");
+    assert!(e.log("once", &run, "t", 1).contains("ran"));
+    let log = e.srv.log();
+    assert_eq!(log.matches("scheduler started").count(), 1, "{log}");
+    assert!(log.contains("worker processes"), "{log}");
+}

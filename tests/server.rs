@@ -329,6 +329,17 @@ fn ttin_ttou_and_hup_steer_the_pool() {
 
 #[test]
 fn refresh_under_load_drops_nothing() {
+    refresh_under_load("uvicorn");
+}
+
+// See: issue 21, item 1: the same test against worker processes.
+#[cfg(unix)]
+#[test]
+fn refresh_under_load_drops_nothing_with_worker_processes() {
+    refresh_under_load("gunicorn");
+}
+
+fn refresh_under_load(server_type: &str) {
     let home = TempHome::new();
     let srv = TestServer::start(
         &home,
@@ -336,8 +347,10 @@ fn refresh_under_load_drops_nothing() {
         &[
             ("UPDRAFT__API__WORKER_REFRESH_INTERVAL", "0.5"),
             ("UPDRAFT__API__WORKER_REFRESH_BATCH_SIZE", "9"),
+            ("UPDRAFT__API__SERVER_TYPE", server_type),
         ],
     );
+    assert_eq!(health(&srv)["api_server"]["server_type"], server_type);
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -395,6 +408,141 @@ fn refresh_under_load_drops_nothing() {
     );
     assert!(log.contains("cycle done"), "{log}");
     assert!(health(&srv)["api_server"]["generation"].as_u64() >= Some(5));
+    if server_type == "gunicorn" {
+        // Every worker the clients reached was a process of the newest generations.
+        let h = health(&srv);
+        let workers = h["api_server"]["workers"].as_array().unwrap();
+        assert!(workers.len() >= 3, "{h}");
+        for w in workers {
+            assert!(w["pid"].as_u64() != Some(u64::from(srv.pid())), "{h}");
+            assert!(w["generation"].as_u64() >= Some(4), "{h}");
+        }
+    }
+}
+
+/// The worker processes of an api-server with `server_type = gunicorn`, from its health.
+#[cfg(unix)]
+fn processes(srv: &TestServer) -> Vec<(u64, u64)> {
+    let h = health(srv);
+    let Some(workers) = h["api_server"]["workers"].as_array() else {
+        eprintln!("no workers in {h}");
+        return Vec::new();
+    };
+    workers
+        .iter()
+        .filter(|w| w["ready"] == true && w["retiring"] == false)
+        .map(|w| {
+            (
+                w["pid"].as_u64().unwrap(),
+                w["generation"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+// See: issue 21, item 1.
+#[cfg(unix)]
+#[test]
+fn worker_processes_follow_ttin_ttou_hup_and_replace_a_killed_one() {
+    let home = TempHome::new();
+    let srv = TestServer::start(
+        &home,
+        &["api-server", "--workers", "2"],
+        &[("UPDRAFT__API__SERVER_TYPE", "gunicorn")],
+    );
+    let h = health(&srv);
+    let a = &h["api_server"];
+    assert_eq!(a["server_type"], "gunicorn", "{h}");
+    assert_eq!(a["arbiter_pid"].as_u64(), Some(u64::from(srv.pid())), "{h}");
+    // Each worker: its own pid, an age, a generation, its RSS.
+    let first = processes(&srv);
+    assert_eq!(first.len(), 2, "{h}");
+    for w in a["workers"].as_array().unwrap() {
+        assert!(w["age_seconds"].as_f64().is_some(), "{h}");
+        assert_eq!(w["generation"], 1, "{h}");
+        assert!(w["pid"].as_u64() != Some(u64::from(srv.pid())), "{h}");
+    }
+    assert!(
+        wait_until(WAIT, || {
+            health(&srv)["api_server"]["workers"][0]["rss_bytes"]
+                .as_u64()
+                .is_some_and(|b| b > 0)
+        }),
+        "{}",
+        health(&srv)
+    );
+
+    srv.signal("TTIN");
+    assert!(
+        wait_until(WAIT, || processes(&srv).len() == 3),
+        "{}",
+        srv.log()
+    );
+    // One at a time: the kernel merges a signal sent while the same one is pending.
+    srv.signal("TTOU");
+    assert!(
+        wait_until(WAIT, || processes(&srv).len() == 2),
+        "{}",
+        srv.log()
+    );
+    srv.signal("TTOU");
+    assert!(
+        wait_until(WAIT, || processes(&srv).len() == 1),
+        "{}",
+        srv.log()
+    );
+    // The oldest went first: the one left is the one TTIN added.
+    let left = processes(&srv);
+    assert!(
+        !first.iter().any(|f| f.0 == left[0].0),
+        "{left:?} {first:?}"
+    );
+    srv.signal("TTOU");
+    assert!(
+        wait_until(WAIT, || srv.log().contains("not retiring the last worker")),
+        "{}",
+        srv.log()
+    );
+
+    // Plugins load at start and on SIGHUP (reload_on_plugin_change is off).
+    let token = srv.login("admin");
+    let plugins = |srv: &TestServer| {
+        srv.call(&token, crate::util::Method::Get, "/api/v2/plugins", None)
+            .1["total_entries"]
+            .clone()
+    };
+    home.write("plugins/late.yml", "name: late\n");
+    assert_eq!(plugins(&srv), 0);
+    srv.signal("HUP");
+    assert!(
+        wait_until(WAIT, || health(&srv)["api_server"]["refreshes_completed"]
+            == 1),
+        "{}",
+        srv.log()
+    );
+    assert_eq!(plugins(&srv), 1, "{}", srv.log());
+    let after = processes(&srv);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].1, 2, "{after:?}");
+    assert_ne!(after[0].0, left[0].0, "{after:?}");
+
+    // A worker that dies is replaced, and the server answers throughout.
+    let victim = after[0].0;
+    let ok = std::process::Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(
+        wait_until(WAIT, || {
+            let p = processes(&srv);
+            p.len() == 1 && p[0].0 != victim
+        }),
+        "{}",
+        srv.log()
+    );
+    assert!(srv.log().contains("died"), "{}", srv.log());
+    assert_eq!(get(&format!("{}/api/v2/version", srv.base)).0, 200);
 }
 
 #[cfg(unix)]

@@ -28,6 +28,8 @@ mod api_runs;
 mod backfill;
 // Named time zones and timetables: DAGs in zones, run and read back through the API.
 mod timezones;
+// Declarative plugins: API, static files, template macros, reload on change.
+mod plugins;
 // Dynamic task mapping: expand/partial over literals, mapped instances in the engine and the API.
 mod mapping;
 // Human in the loop: approval, branch and entry tasks answered through the API, timeouts.

@@ -18,7 +18,8 @@ use serde_json::json;
 
 pub use http::{ApiError, Method, Reply, Req};
 pub use route::{
-    App, Apps, Ctx, DagCache, DagRows, Handler, Params, PoolStats, Probe, Route, guarded, public,
+    App, Apps, Ctx, DagCache, DagRows, Handler, Params, PoolStats, Probe, ProcessWorker, Route,
+    guarded, public,
 };
 
 use crate::store::Store;
@@ -34,6 +35,7 @@ static BASE: &[Route] = &[
     public(Get, "/openapi.json", Core, "This document", openapi_json),
     public(Get, "/docs", Core, "A page that lists the API's routes", openapi_docs),
     public(Get, "/dag-schema.json", Core, "The JSON Schema of dag-factory DAG files (as `updraft dags schema` prints it)", monitor::dag_schema),
+    public(Get, "/plugin-schema.json", Core, "The JSON Schema of declarative plugin files ([core] plugins_folder)", monitor::plugin_schema),
     public(Get, "/execution/health", Execution, "Execution API health", monitor::execution_health),
     public(Patch, "/execution/task-instances/{task_instance_id}/run", Execution, "Mark a task instance running; returns its run context", execution::run),
     public(Put, "/execution/task-instances/{task_instance_id}/heartbeat", Execution, "Heartbeat of a running task instance", execution::heartbeat),

@@ -42,6 +42,7 @@ pub fn health(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Rep
             "generation": PoolStats::get(&pool.generation),
             "refreshes_completed": PoolStats::get(&pool.refreshes),
             "uptime_seconds": ctx.started.elapsed().as_secs_f64(),
+            "server_type": "uvicorn",
         },
         "execution_api": {
             "status": match probe.ok { Some(ok) => Value::from(status(ok)), None => Value::Null },
@@ -49,6 +50,11 @@ pub fn health(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Rep
             "detail": probe.detail,
         },
     });
+    let mut body = body;
+    if let Some(me) = ctx.pool.process.get() {
+        let now = ctx.clock.now().timestamp_micros() as f64 / 1e6;
+        process_pool(&mut body["api_server"], me, now);
+    }
     let strict = req
         .query("strict")
         .is_some_and(|v| crate::config::parse_bool(v) == Some(true));
@@ -57,6 +63,42 @@ pub fn health(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Rep
         if strict && !healthy { 503 } else { 200 },
         &body,
     ))
+}
+
+/// A process worker's health: the pool as its arbiter published it (each worker's pid,
+/// age, generation and RSS), and which worker answered.
+fn process_pool(block: &mut Value, me: &crate::api::ProcessWorker, now: f64) {
+    block["server_type"] = json!("gunicorn");
+    block["worker"] = json!({
+        "id": me.id,
+        "pid": std::process::id(),
+        "generation": me.generation,
+    });
+    if let Some(state) = pool_state(&me.state, now) {
+        for key in [
+            "workers_alive",
+            "workers_configured",
+            "generation",
+            "refreshes_completed",
+            "workers",
+            "arbiter_pid",
+        ] {
+            block[key] = state[key].clone();
+        }
+    }
+}
+
+/// The arbiter's state file (`server::arbiter`), each worker's age computed now.
+fn pool_state(path: &std::path::Path, now: f64) -> Option<Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut v: Value = serde_json::from_str(&text).ok()?;
+    if let Some(ws) = v["workers"].as_array_mut() {
+        for w in ws {
+            let age = w["started"].as_f64().map(|s| (now - s).max(0.0));
+            w["age_seconds"] = json!(age);
+        }
+    }
+    Some(v)
 }
 
 fn apps_list(ctx: &Ctx) -> Vec<&'static str> {
@@ -81,6 +123,11 @@ pub fn version(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, Api
 /// `GET /dag-schema.json`: the JSON Schema of DAG files, for editors that fetch it by URL.
 pub fn dag_schema(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
     Ok(Reply::json(200, &crate::dagfile::schema()))
+}
+
+/// `GET /plugin-schema.json`: the JSON Schema of plugin files.
+pub fn plugin_schema(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
+    Ok(Reply::json(200, &crate::plugins::schema()))
 }
 
 /// `GET /execution/health`, as Airflow's Execution API answers it.

@@ -324,6 +324,44 @@ pub struct PoolStats {
     pub target: AtomicU64,
     pub generation: AtomicU64,
     pub refreshes: AtomicU64,
+    /// Every reply closes its connection: this process is stopping.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Set in a process worker (`[api] server_type = gunicorn`): which one, and where
+    /// its arbiter publishes the pool.
+    pub process: std::sync::OnceLock<ProcessWorker>,
+    /// The plugins this pool serves: loaded when it starts and at each refresh.
+    pub plugins: std::sync::RwLock<std::sync::Arc<crate::plugins::Loaded>>,
+}
+
+impl PoolStats {
+    /// Loads `[core] plugins_folder` anew (a pool's start or refresh); logs what failed.
+    pub fn load_plugins(&self, folder: &std::path::Path) {
+        let loaded = crate::plugins::load(folder);
+        for e in &loaded.errors {
+            log::error!("plugin file not loaded: {e}");
+        }
+        if !loaded.plugins.is_empty() {
+            let names: Vec<&str> = loaded.plugins.iter().map(|p| p.name.as_str()).collect();
+            log::info!("plugins loaded: {}", names.join(", "));
+        }
+        *self.plugins.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(loaded);
+    }
+
+    pub fn plugins(&self) -> std::sync::Arc<crate::plugins::Loaded> {
+        self.plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A process worker's place in its arbiter's pool (`server::arbiter`).
+#[derive(Debug, Clone)]
+pub struct ProcessWorker {
+    pub id: u64,
+    pub generation: u64,
+    /// The arbiter's state file: the pool's workers, as JSON.
+    pub state: std::path::PathBuf,
 }
 
 impl PoolStats {

@@ -75,6 +75,7 @@ pub fn load_config(env: &Env, flags: &[Override]) -> Result<Config> {
     let mut cfg = Config::load_with_flags(&home, &env.vars, flags)?;
     cfg.host = env.host.clone();
     logging::init(cfg.logging.level);
+    crate::plugins::set_folder(&cfg.core.plugins_folder);
     for w in &cfg.warnings {
         log::warn!("{w}");
     }

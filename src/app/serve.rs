@@ -34,9 +34,38 @@ pub fn api_server(args: ServerArgs, env: &Env) -> Result<()> {
             "--apps takes all, core, execution or core,execution, not {apps_text:?}"
         ))
     })?;
+    #[cfg(unix)]
+    if let Some(me) = server::arbiter::worker_env(&env.vars) {
+        // A worker process of an arbiter (below): the arbiter did the rest.
+        let cfg = load_config(env, &args.overrides())?;
+        crate::memory::trim_in_background()?;
+        let stop = stop_signals(crossbeam_channel::unbounded().0);
+        return server::arbiter::serve_as_worker(
+            cfg,
+            apps,
+            me,
+            server::dispatch,
+            env.clock.clone(),
+            stop,
+        );
+    }
     let cfg = prepare(env, &args.overrides())?;
     if apps.core {
         crate::auth::init_passwords(&cfg)?;
+    }
+    #[cfg(unix)]
+    if cfg.api.server_type == "gunicorn" {
+        let arbiter = server::arbiter::start(cfg, apps, env.clock.clone())?;
+        let stop = stop_signals(arbiter.control());
+        announce_at(
+            &format!("updraft api-server ({apps_text}, worker processes)"),
+            arbiter.addr,
+            &arbiter.prefix,
+        );
+        let _ = stop.recv();
+        arbiter.shutdown(HTTP_GRACE);
+        log::info!("api-server stopped");
+        return Ok(());
     }
     let running = server::start(cfg, apps, server::dispatch, env.clock.clone())?;
     let stop = stop_signals(running.control());
@@ -75,6 +104,10 @@ pub fn standalone(env: &Env) -> Result<()> {
     let cfg = prepare(env, &[])?;
     crate::auth::init_passwords(&cfg)?;
     processor::sync(&mut Store::open(&cfg.database.path)?, &cfg, env.clock.now())?;
+    #[cfg(unix)]
+    if cfg.api.server_type == "gunicorn" {
+        return standalone_with_processes(cfg, env);
+    }
     let (wake_tx, wake_rx) = bounded(1);
     let running = server::start_with(
         cfg.clone(),
@@ -107,6 +140,48 @@ pub fn standalone(env: &Env) -> Result<()> {
     }
     let result = stop_scheduler(sched, asked);
     running.shutdown(HTTP_GRACE);
+    log::info!("standalone stopped");
+    result
+}
+
+/// `updraft standalone` with `[api] server_type = gunicorn`: this process is the
+/// arbiter of the API's worker processes and runs the scheduler, once, itself; the
+/// workers serve HTTP only. Tasks finishing wake nothing across processes: the
+/// scheduler sees them in the database on its next loop, as a separate `updraft
+/// scheduler` does, and its metrics stay in this process (not in a worker's /metrics).
+#[cfg(unix)]
+fn standalone_with_processes(cfg: Config, env: &Env) -> Result<()> {
+    let arbiter = server::arbiter::start(cfg.clone(), Apps::ALL, env.clock.clone())?;
+    let url = probe::execution_url(&cfg, arbiter.addr);
+    let grace = grace(&cfg);
+    let opts = Options {
+        api_url: url,
+        grace,
+        until_run: None,
+        metrics: Default::default(),
+        clock: env.clock.clone(),
+    };
+    // Nothing in this process wakes it: it watches the database instead.
+    let (_wake_tx, wake_rx) = bounded(1);
+    let sched = match scheduler::start(cfg, opts, wake_rx) {
+        Ok(s) => s,
+        Err(e) => {
+            arbiter.shutdown(HTTP_GRACE);
+            return Err(e);
+        }
+    };
+    let stop = stop_signals(arbiter.control());
+    announce_at(
+        "updraft standalone (worker processes)",
+        arbiter.addr,
+        &arbiter.prefix,
+    );
+    let asked = wait_for_stop(&stop, &sched);
+    if asked {
+        log::info!("stopping: no new tasks start; running ones get {grace:?} to finish");
+    }
+    let result = stop_scheduler(sched, asked);
+    arbiter.shutdown(HTTP_GRACE);
     log::info!("standalone stopped");
     result
 }
@@ -429,7 +504,11 @@ fn stop_signals(control: Sender<Control>) -> Receiver<()> {
 
 /// Prints the URL. Printed last: whoever waits for this line may signal us at once.
 fn announce(what: &str, running: &server::Running) {
-    let url = format!("http://{}{}/", running.addr, running.ctx.prefix);
+    announce_at(what, running.addr, &running.ctx.prefix);
+}
+
+fn announce_at(what: &str, addr: std::net::SocketAddr, prefix: &str) {
+    let url = format!("http://{addr}{prefix}/");
     log::info!("{what} listening on {url}");
     println!("{what} listening on {url}");
 }

@@ -10,6 +10,8 @@
 //! connections at once) is bounded by [`limits`], inside our patched tiny_http
 //! (vendor/tiny_http/PATCHES.md).
 
+#[cfg(unix)]
+pub mod arbiter;
 mod pool;
 pub mod probe;
 
@@ -43,6 +45,7 @@ pub struct Running {
     supervisor: Option<JoinHandle<()>>,
     /// Dropped on shutdown, which stops the execution URL probe.
     _stop_probe: Sender<()>,
+    http: Arc<tiny_http::Server>,
 }
 
 impl Running {
@@ -56,6 +59,23 @@ impl Running {
         let _ = self.control.send(Control::Shutdown(grace));
         if let Some(h) = self.supervisor.take() {
             let _ = h.join();
+        }
+    }
+
+    /// Stops accepting connections and serves the open ones until they close or `limit`
+    /// passes, every reply saying `Connection: close`: what a process worker does before
+    /// [`Running::shutdown`], so a kept-alive client is told to reconnect (to another
+    /// worker) rather than finding its connection gone.
+    pub fn drain(&self, limit: Duration) {
+        self.ctx.pool.draining.store(true, Ordering::Relaxed);
+        self.http.stop_accepting();
+        let deadline = Instant::now() + limit;
+        while self.http.open_connections() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = self.http.open_connections();
+        if left > 0 {
+            log::info!("{left} idle connection(s) still open after {limit:?}; closing them");
         }
     }
 
@@ -91,15 +111,34 @@ pub fn start_with(
     scheduler_wake: Option<Sender<()>>,
     clock: Clock,
 ) -> Result<Running> {
+    start_on(cfg, apps, dispatch, scheduler_wake, clock, None)
+}
+
+/// [`start_with`], serving `shared` (a non-blocking listener other processes accept on
+/// too: a process worker's, see `arbiter`) instead of binding `[api] host:port`.
+pub fn start_on(
+    cfg: Config,
+    apps: Apps,
+    dispatch: Dispatch,
+    scheduler_wake: Option<Sender<()>>,
+    clock: Clock,
+    shared: Option<(std::net::TcpListener, crate::api::ProcessWorker)>,
+) -> Result<Running> {
+    let (shared, me) = shared.unzip();
     let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
     let addr = format!("{}:{}", cfg.api.host, cfg.api.port);
-    let limits = limits(&cfg);
+    let mut limits = limits(&cfg);
+    limits.shared_listener = shared.is_some();
     // The Execution API's requests come first, and to the worker kept for them
     // (server/pool.rs's `Lanes`).
     let first = apps
         .execution
         .then(|| format!("{}/execution", prefix_of(&cfg.api.base_url)));
-    let http = listen(&addr)
+    let listener = match shared {
+        Some(l) => Ok(l),
+        None => listen(&addr),
+    };
+    let http = listener
         .and_then(|l| {
             tiny_http::Server::from_listener_with_lanes(l, None, limits, first)
                 .map_err(std::io::Error::other)
@@ -135,7 +174,12 @@ pub fn start_with(
         clock,
         cfg,
     });
-    let (control, supervisor) = pool::start(Arc::new(http), ctx.clone(), dispatch)?;
+    if let Some(me) = me {
+        let _ = ctx.pool.process.set(me);
+    }
+    ctx.pool.load_plugins(&ctx.cfg.core.plugins_folder);
+    let http = Arc::new(http);
+    let (control, supervisor) = pool::start(http.clone(), ctx.clone(), dispatch)?;
     let (stop_probe, stop) = crossbeam_channel::bounded(0);
     probe::watch(ctx.clone(), stop);
     Ok(Running {
@@ -144,6 +188,7 @@ pub fn start_with(
         control,
         supervisor: Some(supervisor),
         _stop_probe: stop_probe,
+        http,
     })
 }
 
@@ -184,6 +229,7 @@ fn limits(cfg: &Config) -> tiny_http::Limits {
         request_timeout: secs(cfg.api.request_timeout),
         write_timeout: secs(cfg.api.request_timeout),
         max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        shared_listener: false,
     }
 }
 
@@ -214,6 +260,9 @@ fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Re
     let method_name = method_label(rq.method());
     let mut healthy = true;
     let (reply, route) = match read(ctx, &mut rq) {
+        Ok(Routed::Request(req)) if req.path.starts_with("/plugins/") => {
+            (plugin_file(ctx, &req), "/plugins/{plugin}/{file}")
+        }
         Ok(Routed::Request(req)) => {
             match catch_unwind(AssertUnwindSafe(|| dispatch(ctx, store, &req))) {
                 Ok(done) => done,
@@ -241,8 +290,40 @@ fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Re
             started.elapsed()
         );
     }
-    respond(rq, reply);
+    respond(rq, reply, ctx.pool.draining.load(Ordering::Relaxed));
     healthy
+}
+
+/// `GET /plugins/{plugin}/{path}`: a file of a plugin's `static_folder`.
+fn plugin_file(ctx: &Ctx, req: &Req) -> Reply {
+    let not_found = || ApiError::not_found("no such plugin file").into_reply();
+    if req.method != Method::Get {
+        return ApiError::new(405, "Method Not Allowed").into_reply();
+    }
+    let rest = req.path.trim_start_matches("/plugins/");
+    let Some((name, file)) = rest.split_once('/') else {
+        return not_found();
+    };
+    // No way out of the folder: every part is a plain name.
+    if file
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == ".." || part.contains('\\'))
+    {
+        return not_found();
+    }
+    let plugins = ctx.pool.plugins();
+    let Some(dir) = plugins
+        .plugins
+        .iter()
+        .find(|p| p.name == name)
+        .and_then(|p| p.static_folder.clone())
+    else {
+        return not_found();
+    };
+    match std::fs::read(dir.join(file)) {
+        Ok(bytes) => Reply::bytes(200, crate::api::assets::mime(file), bytes),
+        Err(_) => not_found(),
+    }
 }
 
 /// Requests one keep-alive connection may carry before the server closes it: Apache's
@@ -254,7 +335,7 @@ const KEEPALIVE_REQUESTS: u32 = 100;
 /// The reply is written by hand through the request's writer, which keeps tiny_http's
 /// ordering of pipelined replies: its own `respond` sends a body in 8 KB pieces (each its
 /// own `send` and, with `TCP_NODELAY`, its own segment) and drops a `Connection` header.
-fn respond(rq: tiny_http::Request, reply: Reply) {
+fn respond(rq: tiny_http::Request, reply: Reply, draining: bool) {
     // tiny_http gives each connection one of its threads for the connection's whole
     // life. Upstream's pool could hand a burst of new connections to fewer threads than
     // it thought idle, so one waited until another connection closed (our copy counts
@@ -264,7 +345,7 @@ fn respond(rq: tiny_http::Request, reply: Reply) {
     // The client closes after reading `Connection: close`, which ends tiny_http's thread.
     let browser = rq.headers().iter().any(|h| h.field.equiv("Sec-Fetch-Mode"));
     // tiny_http closes a connection whose body it refused; the client should know.
-    let close = browser || rq.body_refused() || rq.sequence() >= KEEPALIVE_REQUESTS;
+    let close = browser || draining || rq.body_refused() || rq.sequence() >= KEEPALIVE_REQUESTS;
     let tiny_http::HTTPVersion(major, minor) = *rq.http_version();
     let head_only = *rq.method() == tiny_http::Method::Head;
     let status = reply.status;

@@ -26,6 +26,8 @@ use crate::config::MAX_WORKERS;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// How often `[api] reload_on_plugin_change` looks at the plugins folder.
+pub const PLUGIN_POLL: Duration = Duration::from_secs(1);
 /// How often an idle worker looks at its retire flag.
 const POLL: Duration = Duration::from_millis(50);
 /// How long a new worker may take to prove it is ready.
@@ -187,12 +189,28 @@ impl Supervisor {
             batch = self.target;
         }
         let mut next_refresh = every.map(|d| Instant::now() + d);
+        let mut watch = self
+            .ctx
+            .cfg
+            .api
+            .reload_on_plugin_change
+            .then(|| crate::plugins::Watch::new(&self.ctx.cfg.core.plugins_folder));
+        let plugin_tick = match watch {
+            Some(_) => crossbeam_channel::tick(PLUGIN_POLL),
+            None => never(),
+        };
         loop {
             let tick = match next_refresh {
                 Some(at) => after(at.saturating_duration_since(Instant::now())),
                 None => never(),
             };
             select! {
+                recv(plugin_tick) -> _ => {
+                    if let Some(files) = watch.as_mut().and_then(|w| w.poll()) {
+                        log::info!("plugins changed ({}): refreshing the workers", files.join(", "));
+                        self.refresh(batch.min(self.target));
+                    }
+                }
                 recv(self.events) -> ev => {
                     if let Ok(ev) = ev {
                         self.on_event(ev);
@@ -244,6 +262,10 @@ impl Supervisor {
     /// One rolling refresh: replace every current worker, `batch` at a time.
     fn refresh(&mut self, batch: usize) {
         let started = Instant::now();
+        // The new workers serve the plugins as they are now.
+        self.ctx
+            .pool
+            .load_plugins(&self.ctx.cfg.core.plugins_folder);
         let old_gen = self.generation;
         self.generation += 1;
         let new_gen = self.generation;

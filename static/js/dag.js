@@ -11,6 +11,7 @@ import { renderGrid } from "./grid.js";
 import { renderGraph } from "./graph.js";
 import { tiPanel, runPanel } from "./ti.js";
 import { openTrigger } from "./trigger.js";
+import { viewLinks } from "./plugins.js";
 
 const VIEWS = [["grid", "Grid"], ["graph", "Graph"], ["runs", "Runs"], ["details", "Details"], ["code", "Code"]];
 const GRID_RUNS = 25;
@@ -75,6 +76,7 @@ export function dagPage(main, route, ctx) {
         dag.is_paused ? h("span", { class: "pill muted-pill" }, "paused") : null,
         latest ? badge(latest.state) : null,
         h("span", { class: "spacer" }),
+        viewLinks(["dag"], { dag_id: dagId }),
         h("button", { type: "button", class: "btn primary", id: "trigger", onclick: trigger },
           h("span", { "aria-hidden": "true" }, "▶ "), "Trigger")),
       dag.description ? h("p", { class: "muted desc" }, dag.description) : null,

@@ -7,6 +7,7 @@ import { api, path, ApiError } from "./api.js";
 import { put, h, badge, time, fmtClock, fmtDuration, durationOf, isActive, confirm, modal, notify, Poller, errorBox, summarize } from "./ui.js";
 import { href } from "./router.js";
 import { tiRequest } from "./hitl.js";
+import { viewLinks } from "./plugins.js";
 
 const ROLES = ["viewer", "user", "op", "admin"];
 /** Whether the logged-in user may change runs and task instances. */
@@ -49,7 +50,8 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = 
   const el = h("section", { class: "panel ti-panel", "aria-label": `Task ${taskId}` },
     h("header", { class: "panel-head" },
       h("div", {}, h("p", { class: "eyebrow" }, mapped ? [h("a", { href: href(["dags", dagId, view], { run: runId, task: taskId }) }, "Mapped task"), ` · map index ${mapIndex}`] : "Task instance"),
-        h("h2", { class: "panel-title" }, taskId)),
+        h("h2", { class: "panel-title" }, taskId),
+        viewLinks(["task", "task_instance"], { dag_id: dagId, run_id: runId, task_id: taskId })),
       h("a", { href: href(["dags", dagId, view], { run: runId }), class: "icon-btn", "aria-label": "Close the task panel", title: "Close" }, "×")),
     head, summary, instances, actions, hitlBox,
     h("div", { class: "subtabs" }, tabLog, tabDetails, tabXcom),
@@ -354,7 +356,8 @@ export function runPanel({ dagId, run, view, me, onChange }) {
   const btn = (label, cls, fn) => h("button", { type: "button", class: `btn small ${cls}`, disabled: !edit, onclick: fn }, label);
   const el = h("section", { class: "panel run-panel", "aria-label": `Run ${run.dag_run_id}` },
     h("header", { class: "panel-head" },
-      h("div", {}, h("p", { class: "eyebrow" }, `${run.run_type} run`), h("h2", { class: "panel-title" }, run.dag_run_id)),
+      h("div", {}, h("p", { class: "eyebrow" }, `${run.run_type} run`), h("h2", { class: "panel-title" }, run.dag_run_id),
+        viewLinks(["dag_run"], { dag_id: dagId, run_id: run.dag_run_id })),
       h("a", { href: href(["dags", dagId, view]), class: "icon-btn", "aria-label": "Close the run panel", title: "Close" }, "×")),
     h("div", { class: "panel-state" }, badge(run.state)),
     h("div", { class: "actions" },

@@ -48,9 +48,14 @@ function freePort() {
  * Starts `updraft standalone` on a fresh home with the example DAGs and a broken file;
  * resolves `{child, url, password, home}` once it prints its URL.
  */
-async function startServer({ port = 0, baseUrl = null, env: extra = {}, files = {} } = {}) {
+async function startServer({ port = 0, baseUrl = null, env: extra = {}, files = {}, plugins = {} } = {}) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-ui-"));
   fs.mkdirSync(path.join(home, "dags"));
+  fs.mkdirSync(path.join(home, "plugins"));
+  for (const [name, text] of Object.entries(plugins)) {
+    fs.mkdirSync(path.dirname(path.join(home, "plugins", name)), { recursive: true });
+    fs.writeFileSync(path.join(home, "plugins", name), text);
+  }
   fs.writeFileSync(path.join(home, "dags", "broken.yml"), BROKEN_YAML);
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(home, "dags", name), text);
   const env = {
@@ -872,5 +877,69 @@ describe("an asset schedule on the DAG's details", { concurrency: false }, () =>
     await page.locator(".details code.asset-condition", { hasText: "on (s3://b/a & s3://b/b) | c" }).waitFor({ timeout: RUN_TIMEOUT });
     await page.screenshot({ path: path.join(SHOTS, "asset-schedule-details.png") });
     w.check("asset schedule");
+  });
+});
+
+describe("a plugin's external views under /d12345", { concurrency: false }, () => {
+  let srv;
+  let ctx;
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
+  const PLUGIN = [
+    "name: company",
+    "external_views:",
+    "  - name: Company wiki",
+    "    href: https://wiki.example.com/",
+    "  - name: Runbook",
+    "    href: https://wiki.example.com/runbooks/{dag_id}",
+    "    destination: dag",
+    "  - name: Team page",
+    "    href: plugins/company/team.html",
+    "    url_route: team",
+    "static_folder: static",
+    "",
+  ].join("\n");
+  const DAG = "viewed:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    - task_id: t\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: echo hi\n";
+  before(async () => {
+    const port = await freePort();
+    srv = await startServer({
+      port,
+      baseUrl: `http://127.0.0.1:${port}/d12345`,
+      env: { UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True", UPDRAFT__CORE__LOAD_EXAMPLES: "False" },
+      files: { "viewed.yml": DAG },
+      plugins: { "company.yml": PLUGIN, "static/team.html": "<!doctype html><title>team</title><h1 id=team>The team</h1>" },
+    });
+    ctx = await launch(profile);
+  });
+  after(async () => {
+    await ctx?.close();
+    await stopServer(srv);
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  test("the navigation and the DAG page show the plugin's links", async () => {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const w = watch(page, srv.url);
+    assert.ok(srv.url.endsWith("/d12345/"), srv.url);
+    await page.goto(`${srv.url}dags`);
+    const nav = page.locator("nav.main-nav a.plugin-view", { hasText: "Company wiki" });
+    await nav.waitFor();
+    assert.equal(await nav.getAttribute("href"), "https://wiki.example.com/");
+    assert.equal(await nav.getAttribute("target"), "_blank");
+    await page.goto(`${srv.url}dags/viewed`);
+    const runbook = page.locator(".plugin-views a", { hasText: "Runbook" });
+    await runbook.waitFor();
+    assert.equal(await runbook.getAttribute("href"), "https://wiki.example.com/runbooks/viewed");
+    // A nav view is not shown on the DAG page, nor a DAG view in the navigation.
+    assert.equal(await page.locator(".plugin-views a", { hasText: "Company wiki" }).count(), 0);
+    assert.equal(await page.locator("nav.main-nav a", { hasText: "Runbook" }).count(), 0);
+    await page.screenshot({ path: path.join(SHOTS, "d12345-plugin-views.png") });
+    // A view with a url_route opens inside the UI: the plugin's own static page in a frame.
+    const team = page.locator("nav.main-nav a.plugin-view", { hasText: "Team page" });
+    assert.equal(await team.getAttribute("href"), "plugin/team");
+    await team.click();
+    await page.waitForURL(`${srv.url}plugin/team`);
+    await page.frameLocator("iframe.plugin-iframe").locator("#team", { hasText: "The team" }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "d12345-plugin-frame.png") });
+    w.check("external views");
   });
 });

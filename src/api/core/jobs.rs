@@ -15,24 +15,38 @@ use Method::Get;
 /// Plugins, providers and jobs.
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    guarded(Get, "/api/v2/plugins", Role::Viewer, None, "Plugins (updraft loads none)", list_plugins),
-    guarded(Get, "/api/v2/plugins/importErrors", Role::Viewer, None, "Plugin import errors (updraft loads no plugins)", plugin_import_errors),
+    guarded(Get, "/api/v2/plugins", Role::Viewer, None, "Plugins: the declarative plugin files of [core] plugins_folder", list_plugins),
+    guarded(Get, "/api/v2/plugins/importErrors", Role::Viewer, None, "Plugin files that failed to load, with file and line", plugin_import_errors),
     guarded(Get, "/api/v2/providers", Role::Viewer, None, "Provider packages (updraft installs none)", list_providers),
     guarded(Get, "/api/v2/jobs", Role::Viewer, None, "Jobs (schedulers) and their heartbeats", list_jobs),
 ];
 
 fn list_plugins(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    page(ctx, req)?;
+    let (limit, offset) = page(ctx, req)?;
+    let loaded = ctx.pool.plugins();
+    let all: Vec<Value> = loaded
+        .plugins
+        .iter()
+        .map(crate::plugins::to_response)
+        .collect();
+    let total = all.len();
+    let shown: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
     Ok(Reply::json(
         200,
-        &json!({"plugins": [], "total_entries": 0}),
+        &json!({"plugins": shown, "total_entries": total}),
     ))
 }
 
-fn plugin_import_errors(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
+fn plugin_import_errors(ctx: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
+    let loaded = ctx.pool.plugins();
+    let errors: Vec<Value> = loaded
+        .errors
+        .iter()
+        .map(|e| json!({"source": e.file.display().to_string(), "error": format!("line {}: {}", e.line, e.message)}))
+        .collect();
     Ok(Reply::json(
         200,
-        &json!({"import_errors": [], "total_entries": 0}),
+        &json!({"total_entries": errors.len(), "import_errors": errors}),
     ))
 }
 

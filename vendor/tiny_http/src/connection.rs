@@ -22,6 +22,31 @@ impl Listener {
         }
     }
 
+    /// Waits until a connection may be accepted, for at most `timeout`; false when
+    /// none came. (Patch.)
+    #[cfg(unix)]
+    pub(crate) fn wait_readable(&self, timeout: std::time::Duration) -> std::io::Result<bool> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let fd = match self {
+            Self::Tcp(l) => l.as_fd(),
+            Self::Unix(l) => l.as_fd(),
+        };
+        let ms = <u16 as std::convert::TryFrom<u128>>::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) => Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => Ok(false),
+            Err(e) => Err(std::io::Error::from(e)),
+        }
+    }
+
+    /// Never called: `shared_listener` is Unix only. (Patch.)
+    #[cfg(not(unix))]
+    pub(crate) fn wait_readable(&self, _: std::time::Duration) -> std::io::Result<bool> {
+        Ok(true)
+    }
+
     pub(crate) fn accept(&self) -> std::io::Result<(Connection, Option<SocketAddr>)> {
         match self {
             Self::Tcp(l) => l
@@ -105,6 +130,16 @@ impl Connection {
     }
 
     /// (Patch.)
+    /// Blocking, whatever the listener was: BSD sockets take a non-blocking listener's
+    /// flag at accept (Linux's do not). (Patch.)
+    pub(crate) fn set_blocking(&self) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_nonblocking(false),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_nonblocking(false),
+        }
+    }
+
     pub(crate) fn set_write_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
         match self {
             Self::Tcp(s) => s.set_write_timeout(t),

@@ -140,6 +140,12 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // Patch: connections open now, and whether the listener is shared with other
+    // processes (see `Limits::shared_listener`).
+    open: Arc<AtomicUsize>,
+    shared_listener: bool,
+    accepting: Arc<AtomicBool>,
 }
 
 enum Message {
@@ -192,7 +198,19 @@ pub struct Limits {
     /// byte read until the request is dropped; a body that would go over is answered
     /// 503 and its connection closed. At least `max_body`, so one body always fits.
     pub max_buffered: usize,
+    /// The listening socket is shared with other processes (prefork workers) and is
+    /// non-blocking: the accept thread waits for a connection with poll(2) for at most
+    /// [`ACCEPT_POLL`] at a time, so it sees [`Server::stop_accepting`] within that
+    /// and never accepts a connection after it; another process may take a connection
+    /// this one was woken for. Dropping the server does not connect to the socket
+    /// to wake the accept thread (another process would get that connection). Unix
+    /// only; elsewhere it is ignored. (Patch.)
+    pub shared_listener: bool,
 }
+
+/// How long the accept thread of a shared listener waits before it checks whether it
+/// should stop. (Patch.)
+pub const ACCEPT_POLL: Duration = Duration::from_millis(100);
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -203,6 +221,7 @@ impl Default for Limits {
             write_timeout: Some(Duration::from_secs(30)),
             max_connections: 4096,
             max_buffered: 256 * 1024 * 1024,
+            shared_listener: false,
         }
     }
 }
@@ -345,16 +364,36 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let inside_open = open.clone();
+        let accepting = Arc::new(AtomicBool::new(true));
+        let inside_accepting = accepting.clone();
+        let shared_listener = limits.shared_listener && cfg!(unix);
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
-            let open = Arc::new(AtomicUsize::new(0));
+            let open = inside_open;
             let budget = request::BodyBudget::new(limits.max_buffered.max(limits.max_body));
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
+                // Patch: a shared listener is polled, so the close flag is seen in time.
+                if shared_listener {
+                    match server.wait_readable(ACCEPT_POLL) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => {
+                            log::error!("Error waiting for a client: {}", e);
+                            thread::sleep(ACCEPT_RETRY);
+                            continue;
+                        }
+                    }
+                }
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
+                        if shared_listener {
+                            let _ = sock.set_blocking();
+                        }
                         // Patch: a client that does not read cannot block a writer forever,
                         // and the connections served at once are bounded.
                         let _ = sock.set_write_timeout(limits.write_timeout);
@@ -424,6 +463,8 @@ impl Server {
                         }));
                     }
 
+                    // Patch: another process took the connection of a shared listener.
+                    Err(e) if shared_listener && e.kind() == std::io::ErrorKind::WouldBlock => {}
                     // Patch: running out of file descriptors (or any other failed accept)
                     // must not stop the server for good: wait a moment and accept again.
                     Err(e) => {
@@ -433,12 +474,16 @@ impl Server {
                 }
             }
             log::debug!("Terminating accept thread");
+            inside_accepting.store(false, Relaxed);
         });
 
         // result
         Ok(Server {
             messages,
             close: close_trigger,
+            open,
+            shared_listener,
+            accepting,
             listening_addr: local_addr,
         })
     }
@@ -506,6 +551,26 @@ impl Server {
     pub fn unblock(&self) {
         self.messages.unblock();
     }
+
+    /// Stops accepting connections; those already accepted are served on. With a
+    /// shared listener, waits (about [`ACCEPT_POLL`] at most) until the accept thread has
+    /// ended, so no connection is accepted once this returns and every one accepted is
+    /// counted by [`Server::open_connections`]. (Patch.)
+    pub fn stop_accepting(&self) {
+        self.close.store(true, Relaxed);
+        if !self.shared_listener {
+            return;
+        }
+        let deadline = std::time::Instant::now() + 10 * ACCEPT_POLL;
+        while self.accepting.load(Relaxed) && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Client connections open now (each until its thread ends). (Patch.)
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Relaxed)
+    }
 }
 
 /// Whether `url`'s path is `path` or below it. (Patch.)
@@ -560,6 +625,11 @@ impl Iterator for IncomingRequests<'_> {
 impl Drop for Server {
     fn drop(&mut self) {
         self.close.store(true, Relaxed);
+        // Patch: a shared listener's accept thread polls and sees the flag; a
+        // connection to the socket would go to any of the processes sharing it.
+        if self.shared_listener {
+            return;
+        }
         // Connect briefly to ourselves to unblock the accept thread
         let maybe_stream = match &self.listening_addr {
             ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
