@@ -1099,7 +1099,13 @@ fn standalone_with_worker_processes_runs_one_scheduler() {
         ],
     );
     let run = e.trigger("once", None);
-    assert_eq!(e.wait_run("once", &run), "success");
+    assert_eq!(
+        e.wait_run("once", &run),
+        "success",
+        "{}\n{}",
+        e.log("once", &run, "t", 1),
+        e.srv.log()
+    );
     assert!(e.log("once", &run, "t", 1).contains("ran"));
     let log = e.srv.log();
     assert_eq!(log.matches("scheduler started").count(), 1, "{log}");
