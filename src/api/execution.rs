@@ -28,8 +28,8 @@ const REFRESH_MIN_SECS: i64 = 30;
 /// final state, so a report whose reply was lost can be sent again), and it is never
 /// refreshed. Airflow 3.3.2 checks no state when it validates or re-issues a task token;
 /// updraft refuses the rest, which only a leaked token would still call.
-struct Caller {
-    ti: TiRow,
+pub(crate) struct Caller {
+    pub(crate) ti: TiRow,
     /// The try in the token; `None` for a token without the claim (never refused on it).
     token_try: Option<u32>,
     /// Whether the token is close enough to expiry to be re-issued.
@@ -42,7 +42,12 @@ impl Caller {
     }
 }
 
-fn caller(ctx: &Ctx, store: &Store, req: &Req, path_ti: Option<&str>) -> Result<Caller, ApiError> {
+pub(crate) fn caller(
+    ctx: &Ctx,
+    store: &Store,
+    req: &Req,
+    path_ti: Option<&str>,
+) -> Result<Caller, ApiError> {
     let header = req.header("authorization").unwrap_or("");
     let token = header
         .strip_prefix("Bearer ")
@@ -106,7 +111,7 @@ fn caller(ctx: &Ctx, store: &Store, req: &Req, path_ti: Option<&str>) -> Result<
 
 /// The caller of a route that reads or writes data (variables, connections, XComs): its
 /// try must be running.
-fn running_caller(ctx: &Ctx, store: &Store, req: &Req) -> Result<Caller, ApiError> {
+pub(crate) fn running_caller(ctx: &Ctx, store: &Store, req: &Req) -> Result<Caller, ApiError> {
     let c = caller(ctx, store, req, None)?;
     if c.ti.state != Some(TaskState::Running) || !c.current_try() {
         let state = c.ti.state.map_or("none", TaskState::as_str);
@@ -123,7 +128,12 @@ fn running_caller(ctx: &Ctx, store: &Store, req: &Req) -> Result<Caller, ApiErro
 
 /// Adds a re-issued token when the caller's is close to expiry and its try is still
 /// queued or running after this request (`state_now`).
-fn with_token(ctx: &Ctx, reply: Reply, c: &Caller, state_now: Option<TaskState>) -> Reply {
+pub(crate) fn with_token(
+    ctx: &Ctx,
+    reply: Reply,
+    c: &Caller,
+    state_now: Option<TaskState>,
+) -> Reply {
     let live = matches!(state_now, Some(TaskState::Queued | TaskState::Running));
     if !(c.expiring && live && c.current_try()) {
         return reply;
@@ -145,11 +155,11 @@ fn conflict(reason: &str, message: &str, state: Option<TaskState>) -> ApiError {
     )
 }
 
-fn not_found(what: String) -> ApiError {
+pub(crate) fn not_found(what: String) -> ApiError {
     ApiError::with_detail(404, json!({"reason": "not_found", "message": what}))
 }
 
-fn body<T: for<'de> Deserialize<'de>>(req: &Req) -> Result<T, ApiError> {
+pub(crate) fn body<T: for<'de> Deserialize<'de>>(req: &Req) -> Result<T, ApiError> {
     serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::new(422, format!("invalid request body: {e}")))
 }
@@ -296,13 +306,9 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         }
     }
     let context = json!({
-        "dag_run": {
-            "dag_id": run.dag_id, "run_id": run.run_id, "logical_date": t(run.logical_date),
-            "data_interval_start": t(run.data_interval_start), "data_interval_end": t(run.data_interval_end),
-            "run_after": crate::store::ts(run.run_after), "start_date": t(run.start_date), "end_date": null,
-            "run_type": run.run_type.as_str(), "conf": run.conf, "clear_number": run.clear_number,
-            "triggering_user_name": run.triggering_user_name,
-        },
+        "dag_run": crate::api::execution_sdk::dag_run_json(&run),
+        // The try's own start (the Task SDK's `TIRunContext.start_date`).
+        "start_date": t(ti.start_date),
         "task_reschedule_count": 0,
         "max_tries": ti.max_tries,
         "should_retry": ti.try_number <= ti.max_tries,
@@ -452,6 +458,8 @@ pub fn variable(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
 
 #[derive(Deserialize)]
 struct VariableBody {
+    /// The Task SDK sends `val` (Airflow's alias); updraft's own supervisor `value`.
+    #[serde(alias = "val")]
     value: String,
     #[serde(default)]
     description: Option<String>,

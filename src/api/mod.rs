@@ -8,6 +8,7 @@
 pub mod assets;
 pub mod core;
 pub mod execution;
+pub mod execution_sdk;
 pub mod http;
 mod monitor;
 pub mod openapi;
@@ -23,7 +24,7 @@ pub use route::{
 use crate::store::Store;
 
 use App::{Any, Core, Execution};
-use Method::{Get, Patch, Post, Put};
+use Method::{Delete, Get, Patch, Post, Put};
 
 /// Health, version, the API's own description, metrics and the Execution API.
 #[rustfmt::skip]
@@ -49,10 +50,33 @@ static BASE: &[Route] = &[
     public(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 
+/// The Execution API routes the Task SDK's client calls beyond a task's own run (see
+/// `execution_sdk.rs`). Literal paths come before the templates they would also match.
+#[rustfmt::skip]
+static EXECUTION_SDK: &[Route] = &[
+    public(Get, "/execution/task-instances/count", Execution, "How many task instances match", execution_sdk::ti_count),
+    public(Get, "/execution/task-instances/states", Execution, "States of the task instances that match, by run", execution_sdk::ti_states),
+    public(Get, "/execution/task-instances/breadcrumbs", Execution, "The finished task instances of a run", execution_sdk::breadcrumbs),
+    public(Get, "/execution/task-instances/previous/{dag_id}/{task_id}", Execution, "A task's instance in an earlier run", execution_sdk::previous_ti),
+    public(Put, "/execution/task-instances/{task_instance_id}/rtif", Execution, "Store a task's rendered template fields", execution_sdk::put_rtif),
+    public(Get, "/execution/task-instances/{task_instance_id}/previous-successful-dagrun", Execution, "The latest successful run before this one", execution_sdk::previous_successful_dagrun),
+    public(Get, "/execution/task-instances/{task_instance_id}/validate-inlets-and-outlets", Execution, "Inactive assets among a task's inlets and outlets", execution_sdk::validate_inlets_and_outlets),
+    public(Get, "/execution/variables/keys", Execution, "Variable keys, by prefix", execution_sdk::variable_keys),
+    public(Delete, "/execution/variables/{variable_key}", Execution, "Delete a variable", execution_sdk::delete_variable),
+    public(Delete, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Delete one of the task's XComs", execution_sdk::delete_xcom),
+    public(Get, "/execution/dag-runs/count", Execution, "How many runs of a DAG match", execution_sdk::dag_run_count),
+    public(Get, "/execution/dag-runs/previous", Execution, "The run before a logical date", execution_sdk::previous_dag_run),
+    public(Get, "/execution/dag-runs/{dag_id}/{run_id}", Execution, "A run", execution_sdk::dag_run),
+    public(Get, "/execution/dag-runs/{dag_id}/{run_id}/state", Execution, "A run's state", execution_sdk::dag_run_state),
+    public(Post, "/execution/dag-runs/{dag_id}/{run_id}/clear", Execution, "Clear a run", execution_sdk::clear_dag_run),
+    public(Get, "/execution/dags/{dag_id}", Execution, "A DAG's summary", execution_sdk::dag),
+];
+
 /// Every route, the one place to look: the tables of each resource, in order. The UI
 /// is the fallback after these.
 pub fn routes() -> impl Iterator<Item = &'static Route> {
     [
+        EXECUTION_SDK,
         BASE,
         core::auth::ROUTES,
         core::dags::ROUTES,
@@ -119,7 +143,19 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
             Err(e) => return (e.into_reply(), r.path),
         };
         let params = Params { values, user };
+        // The Execution API answers in the version the request names, and says which.
+        let version = match r.app {
+            Execution => match execution_sdk::api_version(req) {
+                Ok(v) => Some(v),
+                Err(e) => return (e.into_reply(), r.path),
+            },
+            _ => None,
+        };
         let reply = (r.handler)(ctx, store, req, &params).unwrap_or_else(ApiError::into_reply);
+        let reply = match version {
+            Some(v) => reply.with_header("Airflow-API-Version", &v),
+            None => reply,
+        };
         if let Some(event) = r.event
             && reply.status < 400
         {

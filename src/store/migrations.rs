@@ -290,4 +290,8 @@ CREATE INDEX dag_run_backfill ON dag_run (backfill_id) WHERE backfill_id IS NOT 
 ALTER TABLE task_instance ADD COLUMN rendered_map_index TEXT;
 ALTER TABLE task_instance_history ADD COLUMN rendered_map_index TEXT;
 "#,
+    // The rendered template fields a worker sends (the Execution API's `rtif`), the latest try's.
+    r#"
+ALTER TABLE task_instance ADD COLUMN rendered_fields TEXT;
+"#,
 ];

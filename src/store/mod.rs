@@ -10,6 +10,7 @@ mod dags;
 mod jobs;
 mod migrations;
 mod q_dags;
+mod q_exec;
 mod q_objects;
 pub mod q_runs;
 mod runs;
@@ -524,6 +525,7 @@ mod tests {
             ("migrations.rs", include_str!("migrations.rs")),
             ("mod.rs", include_str!("mod.rs")),
             ("q_dags.rs", include_str!("q_dags.rs")),
+            ("q_exec.rs", include_str!("q_exec.rs")),
             ("q_objects.rs", include_str!("q_objects.rs")),
             ("q_runs.rs", include_str!("q_runs.rs")),
             ("runs.rs", include_str!("runs.rs")),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs coverage.py (once), drive.py, mapped.py, ctl.py and sweep.py against a fresh `updraft standalone`,
+# Runs coverage.py (once), drive.py, mapped.py, task_sdk.py, ctl.py and sweep.py against a fresh `updraft standalone`,
 # once at the root and once under a base_url prefix, each on its own temporary UPDRAFT_HOME.
 #
 # Usage: tests/client/run.sh [PYTHON] [UPDRAFT_BINARY]
@@ -58,6 +58,9 @@ one() {
     # A mapped task for mapped.py, beside the examples.
     mkdir -p "$home/dags"
     "$python" "$here/mapped.py" --print-yaml >"$home/dags/client_mapped.yml"
+    # Tasks for task_sdk.py: they leave their tokens in $home/sdk and wait to be released.
+    mkdir -p "$home/sdk"
+    "$python" "$here/task_sdk.py" --print-yaml --dir "$home/sdk" >"$home/dags/client_sdk.yml"
     echo "== server at $label (UPDRAFT_HOME=$home)"
     env UPDRAFT_HOME="$home" \
         UPDRAFT__API__HOST=127.0.0.1 \
@@ -93,6 +96,8 @@ one() {
         --viewer viewer --viewer-password "$viewer" || rc=1
     # A mapped task's instances through the routes with {map_index} and listMapped.
     "$python" "$here/mapped.py" --base "$base" --password "$admin" || rc=1
+    # The Task SDK's Execution API client through three tasks' lives.
+    "$python" "$here/task_sdk.py" --base "$base" --password "$admin" --dir "$home/sdk" || rc=1
     # airflowctl (apache-airflow-ctl), the command-line client: its backfill commands.
     "$python" "$here/ctl.py" --base "$base" --password "$admin" || rc=1
     "$python" "$here/sweep.py" --base "$base" --password "$admin" \

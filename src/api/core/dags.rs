@@ -571,6 +571,15 @@ fn dag_json<'a>(
     }
 }
 
+/// The logical date of the next scheduled run (the Execution API's `next_dagrun`).
+pub(crate) fn next_logical_date(
+    ctx: &Ctx,
+    store: &Store,
+    dag: &Dag,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    Ok(next_run(store, dag, ctx.clock.now())?.map(|n| n.logical_date))
+}
+
 /// The next scheduled run, from the newest scheduled one, as the scheduler will compute
 /// it. Airflow keeps it on the DAG whether paused or not, and so does this.
 fn next_run(store: &Store, dag: &Dag, now: DateTime<Utc>) -> Result<Option<RunInfo>, ApiError> {

@@ -165,7 +165,13 @@ impl<'a> Views<'a> {
 /// executors by name, triggers, mapped tasks or DAG versions: those are null.
 pub fn ti_json(dags: &mut Dags, ti: &TiRow, run: Option<&RunRow>) -> Result<Value, ApiError> {
     let dag_display_name = dags.display(&ti.dag_id)?;
-    let rendered = rendered_fields(ti, dags.get(&ti.dag_id)?);
+    let mut rendered = rendered_fields(ti, dags.get(&ti.dag_id)?);
+    // What a worker sent through the Execution API's `rtif` wins over updraft's own.
+    if let (Some(Value::Object(sent)), Some(shown)) =
+        (dags.store.rtif(&ti.id)?, rendered.as_object_mut())
+    {
+        shown.extend(sent);
+    }
     Ok(json!({
         "id": ti.id,
         "task_id": ti.task_id,
