@@ -294,4 +294,12 @@ ALTER TABLE task_instance_history ADD COLUMN rendered_map_index TEXT;
     r#"
 ALTER TABLE task_instance ADD COLUMN rendered_fields TEXT;
 "#,
+    // DAGs a user marked favorite (Airflow's `dag_favorite`).
+    r#"
+CREATE TABLE dag_favorite (
+    dag_id  TEXT NOT NULL REFERENCES dag (dag_id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (dag_id, user_id)
+);
+"#,
 ];

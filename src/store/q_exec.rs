@@ -1,5 +1,6 @@
-//! What the Task SDK's Execution API client reads and writes beyond a task's own run:
-//! rendered template fields (RTIF), XCom deletes, variable keys.
+//! What the API reads and writes beyond the older resources: for the Task SDK's client,
+//! rendered template fields (RTIF), XCom deletes and variable keys; for the Core API,
+//! task instance deletes and users' favorite DAGs.
 
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -45,7 +46,33 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The DAGs `user` marked favorite.
+    pub fn favorites(&self, user: &str) -> Result<std::collections::HashSet<String>> {
+        Ok(self
+            .query(
+                "SELECT dag_id FROM dag_favorite WHERE user_id = ?1",
+                [user],
+                |r| r.get::<_, String>(0),
+            )?
+            .into_iter()
+            .collect())
+    }
+}
+
 impl Tx<'_> {
+    /// Marks (or with `on` false unmarks) a DAG favorite for `user`; whether that
+    /// changed anything.
+    pub fn set_favorite(&self, dag_id: &str, user: &str, on: bool) -> Result<bool> {
+        let sql = if on {
+            "INSERT OR IGNORE INTO dag_favorite (dag_id, user_id) VALUES (?1, ?2)"
+        } else {
+            "DELETE FROM dag_favorite WHERE dag_id = ?1 AND user_id = ?2"
+        };
+        let n = self.0.exec(sql, [dag_id, user]).map_err(db)?;
+        Ok(n > 0)
+    }
+
     /// Stores the rendered template fields of a task instance (a JSON object), replacing
     /// earlier ones. Whether the task instance exists.
     pub fn set_rtif(&self, ti_id: &str, fields: &Value) -> Result<bool> {
@@ -76,5 +103,28 @@ impl Tx<'_> {
             )
             .map_err(db)?;
         Ok(n > 0)
+    }
+
+    /// Deletes a task instance with its tries kept in history and its XComs (Airflow's
+    /// foreign keys cascade the same way). Whether it existed.
+    pub fn delete_ti(&self, ti: &super::TiRow) -> Result<bool> {
+        let key = params![ti.dag_id, ti.run_id, ti.task_id, ti.map_index];
+        self.0
+            .exec(
+                "DELETE FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+                key,
+            )
+            .map_err(db)?;
+        self.0
+            .exec(
+                "DELETE FROM task_instance_history WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+                params![ti.dag_id, ti.run_id, ti.task_id, ti.map_index],
+            )
+            .map_err(db)?;
+        let n = self
+            .0
+            .exec("DELETE FROM task_instance WHERE id = ?1", [&ti.id])
+            .map_err(db)?;
+        Ok(n == 1)
     }
 }

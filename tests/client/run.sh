@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs coverage.py (once), drive.py, mapped.py, task_sdk.py, ctl.py and sweep.py against a fresh `updraft standalone`,
+# Runs coverage.py (once), drive.py, mapped.py, task_sdk.py, parity.py, ctl.py and sweep.py against a fresh `updraft standalone`,
 # once at the root and once under a base_url prefix, each on its own temporary UPDRAFT_HOME.
 #
 # Usage: tests/client/run.sh [PYTHON] [UPDRAFT_BINARY]
@@ -98,6 +98,8 @@ one() {
     "$python" "$here/mapped.py" --base "$base" --password "$admin" || rc=1
     # The Task SDK's Execution API client through three tasks' lives.
     "$python" "$here/task_sdk.py" --base "$base" --password "$admin" --dir "$home/sdk" || rc=1
+    # The Core API operations of issue 19 (XCom writes, bulk, wait, favorites, ...).
+    "$python" "$here/parity.py" --base "$base" --password "$admin" || rc=1
     # airflowctl (apache-airflow-ctl), the command-line client: its backfill commands.
     "$python" "$here/ctl.py" --base "$base" --password "$admin" || rc=1
     "$python" "$here/sweep.py" --base "$base" --password "$admin" \

@@ -406,7 +406,12 @@ fn trigger(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     reply_run(store, &run)
 }
 
-fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn patch(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
     let b = body(
         req,
         &[
@@ -447,7 +452,12 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     reply_run(store, &run)
 }
 
-fn delete(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn delete(
+    _ctx: &Ctx,
+    store: &mut Store,
+    _req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
     let run = the_run(store, p)?;
     if run.state == RunState::Running {
         return Err(ApiError::new(
@@ -466,7 +476,12 @@ fn delete(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
     })
 }
 
-fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn clear(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
     let b = body(
         req,
         &[

@@ -87,7 +87,7 @@ const PATCH_FIELDS: &[super::kit::Field] = &[field("is_paused", Kind::Bool, true
 /// The DAG list: filtered and sorted over the rows and cached parsed DAGs, so only the
 /// page is rendered. The next run, a query and a timetable step per DAG, is computed for
 /// the page's DAGs only, unless the order needs it for every match.
-fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let (limit, offset) = page(ctx, req)?;
     let names: Vec<&str> = DAG_KEYS.iter().map(|(n, _)| *n).collect();
     let order: Vec<(DagKey, bool)> = order_keys(req, &names, "dag_id")?
@@ -102,9 +102,22 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
             .any(|(k, _)| matches!(k, DagKey::LastState | DagKey::LastStart));
     let facts = Facts::load(store, by_last_run, ctx.clock.now())?;
     let all = ctx.dags.rows(store)?;
+    // `is_favorite`: the caller's favorites (see misc_more.rs), or all the others.
+    let favorites = match query_bool(req, "is_favorite")? {
+        Some(want) => {
+            let user = p.user.as_ref().map_or("", |u| u.name.as_str());
+            Some((want, store.favorites(user)?))
+        }
+        None => None,
+    };
     let mut rows = Vec::with_capacity(all.len());
     for row in all.iter() {
         if !filter.keeps(row, &facts) {
+            continue;
+        }
+        if let Some((want, favs)) = &favorites
+            && favs.contains(&row.dag.dag_id) != *want
+        {
             continue;
         }
         let next = if by_next {

@@ -19,12 +19,16 @@ pub mod import_errors;
 pub mod jobs;
 mod kit;
 pub mod logs;
+pub mod misc_more;
 pub mod pools;
+pub mod run_more;
 
 pub mod signing;
 pub mod task_instances;
 pub mod tasks;
+pub mod ti_more;
 pub mod ui;
 pub mod variables;
 mod views;
+pub mod xcom_writes;
 pub mod xcoms;
