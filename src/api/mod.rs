@@ -80,6 +80,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         BASE,
         core::auth::ROUTES,
         core::dags::ROUTES,
+        core::versions::ROUTES,
         core::tasks::ROUTES,
         core::dag_sources::ROUTES,
         core::dag_stats::ROUTES,

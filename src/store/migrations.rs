@@ -302,4 +302,20 @@ CREATE TABLE dag_favorite (
     PRIMARY KEY (dag_id, user_id)
 );
 "#,
+    // DAG versions (Airflow's `dag_version`): a new one each time a DAG's parsed structure
+    // or its file's text changes, with that text; each run records the version it ran with.
+    r#"
+CREATE TABLE dag_version (
+    id             INTEGER PRIMARY KEY,
+    uuid           TEXT NOT NULL UNIQUE,
+    dag_id         TEXT NOT NULL REFERENCES dag (dag_id) ON DELETE CASCADE,
+    version_number INTEGER NOT NULL,
+    bundle_name    TEXT NOT NULL,
+    serialized     TEXT NOT NULL,
+    source         TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    UNIQUE (dag_id, version_number)
+);
+ALTER TABLE dag_run ADD COLUMN dag_version_id INTEGER REFERENCES dag_version (id) ON DELETE SET NULL;
+"#,
 ];

@@ -13,6 +13,7 @@ mod q_dags;
 mod q_exec;
 mod q_objects;
 pub mod q_runs;
+mod q_versions;
 mod runs;
 mod vars;
 
@@ -28,6 +29,7 @@ pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
 pub use jobs::Lease;
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
 pub use q_objects::{JobRecord, Pool, PoolRow};
+pub use q_versions::VersionRow;
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
 pub use vars::{Connection, Variable};
 
@@ -526,6 +528,7 @@ mod tests {
             ("mod.rs", include_str!("mod.rs")),
             ("q_dags.rs", include_str!("q_dags.rs")),
             ("q_exec.rs", include_str!("q_exec.rs")),
+            ("q_versions.rs", include_str!("q_versions.rs")),
             ("q_objects.rs", include_str!("q_objects.rs")),
             ("q_runs.rs", include_str!("q_runs.rs")),
             ("runs.rs", include_str!("runs.rs")),

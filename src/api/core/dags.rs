@@ -44,19 +44,8 @@ pub static ROUTES: &[Route] = &[
     guarded(Patch, "/api/v2/dags/{dag_id}", User, Some("patch_dag"), "Pause or unpause a DAG", patch),
     guarded(Delete, "/api/v2/dags/{dag_id}", User, Some("delete_dag"), "Delete a DAG and its history; its file, if still there, brings it back", delete),
     guarded(Get, "/api/v2/dags/{dag_id}/details", Viewer, None, "One DAG with its settings, params and active run count", details),
-    guarded(Get, "/api/v2/dags/{dag_id}/dagVersions", Viewer, None, "Versions of a DAG (updraft keeps none: always empty)", dag_versions),
     guarded(Get, "/api/v2/dagWarnings", Viewer, None, "DAG warnings (updraft raises none: always empty)", dag_warnings),
 ];
-
-/// `GET /api/v2/dags/{dag_id}/dagVersions`: updraft does not version DAGs, so the list is
-/// empty, in Airflow's shape; an unknown DAG is still a 404.
-fn dag_versions(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    find_dag(store, p.get("dag_id"))?;
-    Ok(Reply::json(
-        200,
-        &serde_json::json!({"dag_versions": [], "total_entries": 0}),
-    ))
-}
 
 /// `GET /api/v2/dagWarnings`: Airflow's warnings are about pools and callbacks updraft does
 /// not have; parse problems are import errors here. Always empty, in Airflow's shape.
@@ -305,13 +294,15 @@ fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
         "default_args": null,
         "rerun_with_latest_version": null,
         "owner_links": {},
-        "is_favorite": false,
+        "is_favorite": store.favorites(p.user.as_ref().map_or("", |u| u.name.as_str()))?.contains(&dag.dag_id),
         "active_runs_count": store.running_run_count(&dag.dag_id)?,
         "is_backfillable": backfillable,
         "file_token": token,
         "concurrency": concurrency,
-        // updraft keeps no DAG versions; the spec allows null.
-        "latest_dag_version": null,
+        "latest_dag_version": store
+            .dag_versions(&dag.dag_id)?
+            .last()
+            .map(|v| super::versions::version_json(v, display_name(dag))),
     });
     if let Value::Object(m) = more {
         out.extend(m);

@@ -29,6 +29,7 @@ pub mod tasks;
 pub mod ti_more;
 pub mod ui;
 pub mod variables;
+pub mod versions;
 mod views;
 pub mod xcom_writes;
 pub mod xcoms;

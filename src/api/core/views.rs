@@ -57,8 +57,9 @@ impl<'a> Dags<'a> {
     }
 }
 
-/// A DAG run as Airflow's `DAGRunResponse` shows it. updraft keeps no DAG versions,
-/// bundle versions or partitions: those are empty, honestly.
+/// A DAG run as Airflow's `DAGRunResponse` shows it. updraft keeps no bundle versions or
+/// partitions: those are empty, honestly. `dag_versions` is filled in by the caller
+/// (it needs the store; see `versions.rs`).
 pub fn run_json(run: &RunRow, dag_display_name: &str) -> Value {
     let duration = match (run.start_date, run.end_date) {
         (Some(s), Some(e)) => (e - s)
