@@ -556,3 +556,55 @@ pub fn dag(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     });
     Ok(ok_json(ctx, &c, 200, &v))
 }
+
+/// The state store scope of the caller's task instance (the path's id is the token's).
+fn own_scope(c: &super::execution::Caller) -> crate::store::StateScope {
+    crate::store::StateScope {
+        dag_id: c.ti.dag_id.clone(),
+        run_id: c.ti.run_id.clone(),
+        task_id: c.ti.task_id.clone(),
+        map_index: c.ti.map_index,
+    }
+}
+
+/// `GET /execution/store/ti/{id}/{key}`: `{"value": ...}`; 404 when missing or expired.
+pub fn get_state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = caller(ctx, store, req, Some(p.get("task_instance_id")))?;
+    let key = p.get("key");
+    let e = store
+        .state_entries(&own_scope(&c), ctx.clock.now())?
+        .into_iter()
+        .find(|e| e.key == key)
+        .ok_or_else(|| not_found(format!("Task state store key '{key}' not found")))?;
+    Ok(ok_json(ctx, &c, 200, &json!({"value": e.value})))
+}
+
+/// `PUT /execution/store/ti/{id}/{key}`: `{value, expires_at}`. 204.
+pub fn put_state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = caller(ctx, store, req, Some(p.get("task_instance_id")))?;
+    let b: Map<String, Value> = body(req)?;
+    let value = crate::api::core::state_store::value_of(&b)?;
+    let expires = crate::api::core::state_store::expiry_of(&b)?;
+    let now = ctx.clock.now();
+    store.write(|tx| tx.set_state(&own_scope(&c), p.get("key"), &value, expires, now))?;
+    Ok(no_content(ctx, &c))
+}
+
+/// `DELETE /execution/store/ti/{id}/{key}`: 204 whether or not it was there.
+pub fn delete_state(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let c = caller(ctx, store, req, Some(p.get("task_instance_id")))?;
+    store.write(|tx| tx.delete_state(&own_scope(&c), Some(p.get("key")), false))?;
+    Ok(no_content(ctx, &c))
+}
+
+/// `DELETE /execution/store/ti/{id}`: every key of the task instance. 204.
+pub fn clear_state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+    let c = caller(ctx, store, req, Some(p.get("task_instance_id")))?;
+    store.write(|tx| tx.delete_state(&own_scope(&c), None, false))?;
+    Ok(no_content(ctx, &c))
+}

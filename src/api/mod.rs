@@ -70,6 +70,10 @@ static EXECUTION_SDK: &[Route] = &[
     public(Get, "/execution/dag-runs/{dag_id}/{run_id}/state", Execution, "A run's state", execution_sdk::dag_run_state),
     public(Post, "/execution/dag-runs/{dag_id}/{run_id}/clear", Execution, "Clear a run", execution_sdk::clear_dag_run),
     public(Get, "/execution/dags/{dag_id}", Execution, "A DAG's summary", execution_sdk::dag),
+    public(Get, "/execution/store/ti/{task_instance_id}/{key}", Execution, "A value of the task's state store", execution_sdk::get_state),
+    public(Put, "/execution/store/ti/{task_instance_id}/{key}", Execution, "Set a value of the task's state store", execution_sdk::put_state),
+    public(Delete, "/execution/store/ti/{task_instance_id}/{key}", Execution, "Delete a key of the task's state store", execution_sdk::delete_state),
+    public(Delete, "/execution/store/ti/{task_instance_id}", Execution, "Delete every key of the task's state store", execution_sdk::clear_state),
 ];
 
 /// Every route, the one place to look: the tables of each resource, in order. The UI
@@ -92,6 +96,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         core::backfills::ROUTES,
         core::task_instances::ROUTES,
         core::ti_more::ROUTES,
+        core::state_store::ROUTES,
         core::logs::ROUTES,
         core::xcoms::ROUTES,
         core::xcom_writes::ROUTES,

@@ -318,4 +318,20 @@ CREATE TABLE dag_version (
 );
 ALTER TABLE dag_run ADD COLUMN dag_version_id INTEGER REFERENCES dag_version (id) ON DELETE SET NULL;
 "#,
+    // The task state store (Airflow's `task_state_store`): JSON values a task instance
+    // keeps under keys, across its tries, each with an optional expiry.
+    r#"
+CREATE TABLE task_state_store (
+    dag_id     TEXT NOT NULL,
+    run_id     TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    map_index  INTEGER NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    expires_at TEXT,
+    PRIMARY KEY (dag_id, run_id, task_id, map_index, key),
+    FOREIGN KEY (dag_id, run_id) REFERENCES dag_run (dag_id, run_id) ON DELETE CASCADE
+);
+"#,
 ];

@@ -28,6 +28,7 @@ pub use backfills::{BackfillDate, BackfillRow, NewBackfill, OpenBackfill, Progre
 pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
 pub use jobs::Lease;
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
+pub use q_exec::{StateEntry, StateScope};
 pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use q_versions::VersionRow;
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};

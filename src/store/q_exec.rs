@@ -1,12 +1,13 @@
 //! What the API reads and writes beyond the older resources: for the Task SDK's client,
 //! rendered template fields (RTIF), XCom deletes and variable keys; for the Core API,
-//! task instance deletes and users' favorite DAGs.
+//! task instance deletes and users' favorite DAGs; for both, the task state store.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::Cached;
-use super::{Store, Tx, db};
+use super::{Store, Tx, db, ts};
 use crate::error::Result;
 
 impl Store {
@@ -126,5 +127,94 @@ impl Tx<'_> {
             .exec("DELETE FROM task_instance WHERE id = ?1", [&ti.id])
             .map_err(db)?;
         Ok(n == 1)
+    }
+
+    /// Sets a task state store value (JSON text), creating or replacing the key.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_state(
+        &self,
+        ti: &StateScope,
+        key: &str,
+        value: &str,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.0
+            .exec(
+                "INSERT INTO task_state_store (dag_id, run_id, task_id, map_index, key, value, updated_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (dag_id, run_id, task_id, map_index, key) DO UPDATE SET
+                   value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at",
+                params![ti.dag_id, ti.run_id, ti.task_id, ti.map_index, key, value, ts(now), expires_at.map(ts)],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Deletes one key (`Some`) or every key (`None`) of a task instance's state store;
+    /// with `all_map_indices`, of every instance of the task. How many went.
+    pub fn delete_state(
+        &self,
+        ti: &StateScope,
+        key: Option<&str>,
+        all_map_indices: bool,
+    ) -> Result<usize> {
+        self.0
+            .exec(
+                "DELETE FROM task_state_store WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3
+                   AND (?6 OR map_index = ?4) AND (?5 IS NULL OR key = ?5)",
+                params![
+                    ti.dag_id,
+                    ti.run_id,
+                    ti.task_id,
+                    ti.map_index,
+                    key,
+                    all_map_indices
+                ],
+            )
+            .map_err(db)
+    }
+}
+
+/// The task instance a state store entry belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateScope {
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub map_index: i64,
+}
+
+/// A task state store entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateEntry {
+    pub key: String,
+    /// The value, JSON.
+    pub value: Value,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// A task instance's state store entries not expired at `now`, by key.
+    pub fn state_entries(&self, ti: &StateScope, now: DateTime<Utc>) -> Result<Vec<StateEntry>> {
+        self.query(
+            "SELECT key, value, updated_at, expires_at FROM task_state_store
+             WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4
+               AND (expires_at IS NULL OR expires_at > ?5)
+             ORDER BY key",
+            params![ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ts(now)],
+            |r| {
+                let value: String = r.get(1)?;
+                let updated: String = r.get(2)?;
+                let expires: Option<String> = r.get(3)?;
+                Ok(StateEntry {
+                    key: r.get(0)?,
+                    value: serde_json::from_str(&value).unwrap_or(Value::String(value)),
+                    updated_at: super::parse_ts(&updated).unwrap_or_default(),
+                    expires_at: expires.as_deref().and_then(super::parse_ts),
+                })
+            },
+        )
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Calls, through the official Airflow client (apache-airflow-client 3.3.2, unchanged), the
 Core API operations updraft gained for issue 19, so the client's models check every reply:
-XCom create/update/delete, task instance delete, batch list, bulk update, extra links and
+XCom create/update/delete, the task state store, task instance delete, batch list, bulk update, extra links and
 external log URL, DAG run bulk update, wait and clearDagRuns, favorites and the
 `is_favorite` filter, default connections, the connection test queue (disabled by
 default: 403) and parseDagFile.
@@ -86,6 +86,22 @@ class Parity(Driver):
         dry = json.loads(raw.data)
         check(raw.status == 200 and dry["total_entries"] == 2, f"clearDagRuns dry run: {dry}")
 
+    def state_store(self):
+        api, run_id = af.TaskStateStoreApi(self.api), self.state["run_id"]
+        api.set_task_state_store("k", DAG, run_id, "m", m.TaskStateStoreBody(value={"n": 1}), map_index=0)
+        got = api.get_task_state_store("k", DAG, run_id, "m", map_index=0)
+        check(got.value == {"n": 1} and got.expires_at is None, f"get: {got}")
+        api.patch_task_state_store("k", DAG, run_id, "m", m.TaskStateStorePatchBody(value=[2]), map_index=0)
+        listed = api.list_task_state_store(DAG, run_id, "m", map_index=0)
+        check([(e.key, e.value) for e in listed.task_state_store] == [("k", [2])], f"list: {listed}")
+        expect_error(lambda: api.get_task_state_store("nope", DAG, run_id, "m", map_index=0), NotFoundException, 404)
+        expect_error(lambda: api.set_task_state_store("k", DAG, run_id, "m", m.TaskStateStoreBody(value=1), map_index=7),
+                     NotFoundException, 404)
+        api.delete_task_state_store("k", DAG, run_id, "m", map_index=0)
+        api.set_task_state_store("k2", DAG, run_id, "m", m.TaskStateStoreBody(value=1), map_index=0)
+        api.clear_task_state_store(DAG, run_id, "m", all_map_indices=True)
+        check(api.list_task_state_store(DAG, run_id, "m", map_index=0).total_entries == 0, "clear")
+
     def favorites(self):
         api = af.DAGApi(self.api)
         api.favorite_dag(DAG)
@@ -116,6 +132,7 @@ class Parity(Driver):
         self.step("xcoms", self.xcoms, needs=["run_id"])
         self.step("task instances", self.task_instances, needs=["run_id"])
         self.step("dag runs", self.dag_runs, needs=["run_id"])
+        self.step("state store", self.state_store, needs=["run_id"])
         self.step("favorites", self.favorites, needs=["token"])
         self.step("connections", self.connections, needs=["token"])
         self.step("parseDagFile", self.reparse, needs=["token"])

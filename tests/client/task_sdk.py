@@ -11,7 +11,7 @@ with the pid and hostname the supervisor registered (Airflow's idempotent re-run
 SDK's pydantic models check every reply, and drives `a` to success, `b` to failed and
 `c` to up_for_retry (its second try, released, succeeds). Along the way: heartbeat,
 variables (with one named `keys`), connections, XComs (set, get, HEAD count, sequence
-item and slice, delete), rtif, task and run lookups, the DAG, and the
+item and slice, delete), the task state store, rtif, task and run lookups, the DAG, and the
 `Airflow-API-Version` header. Prints `ok <step>` / `FAIL <step>: <reason>`, then
 `N passed, N failed`; exits 1 if any step failed.
 """
@@ -177,6 +177,23 @@ class TaskSdk(Driver):
         check(c.xcoms.get(DAG, run_id, "a", "k").value is None, "deleted XCom still read")
         check(c.xcoms.head(DAG, run_id, "a", "k").len == 0, "HEAD after delete")
 
+    def state_store(self):
+        c, ti_id, _ = self.state["a"]
+        c.task_state_store.set(ti_id, "cursor/1", {"page": 3}, expires_at=None)
+        got = c.task_state_store.get(ti_id, "cursor/1")
+        check(got.value == {"page": 3}, f"state store get: {got}")
+        past = datetime.datetime(2001, 1, 1, tzinfo=datetime.timezone.utc)
+        c.task_state_store.set(ti_id, "gone", 1, expires_at=past)
+        check(isinstance(c.task_state_store.get(ti_id, "gone"), ErrorResponse), "an expired key was read")
+        # The Core API sees the same entries.
+        listed = af.TaskStateStoreApi(self.api).list_task_state_store(DAG, self.state["run_id"], "a")
+        check([e.key for e in listed.task_state_store] == ["cursor/1"], f"Core API list: {listed}")
+        c.task_state_store.delete(ti_id, "cursor/1")
+        check(isinstance(c.task_state_store.get(ti_id, "cursor/1"), ErrorResponse), "deleted key read")
+        c.task_state_store.set(ti_id, "x", "y", expires_at=None)
+        c.task_state_store.clear(ti_id)
+        check(isinstance(c.task_state_store.get(ti_id, "x"), ErrorResponse), "cleared key read")
+
     def rtif(self):
         c, ti_id, _ = self.state["a"]
         c.task_instances.set_rtif(ti_id, {"bash_command": "echo rendered by the SDK", "env": None})
@@ -261,6 +278,7 @@ class TaskSdk(Driver):
         self.step("variables", self.variables, needs=["a"])
         self.step("connection", self.connection, needs=["a"])
         self.step("xcoms", self.xcoms, needs=["a"])
+        self.step("state store", self.state_store, needs=["a"])
         self.step("rtif", self.rtif, needs=["a"])
         self.step("lookups", self.lookups, needs=["a"])
         self.step("succeed a", self.succeed_a, needs=["a"])

@@ -24,6 +24,7 @@ pub mod pools;
 pub mod run_more;
 
 pub mod signing;
+pub mod state_store;
 pub mod task_instances;
 pub mod tasks;
 pub mod ti_more;
