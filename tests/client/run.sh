@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs coverage.py (once), drive.py, mapped.py, task_sdk.py, parity.py, ctl.py and sweep.py against a fresh `updraft standalone`,
+# Runs coverage.py (once), drive.py, mapped.py, task_sdk.py, parity.py, ctl.py, ctl_all.py and sweep.py against a fresh `updraft standalone`,
 # once at the root and once under a base_url prefix, each on its own temporary UPDRAFT_HOME.
 #
 # Usage: tests/client/run.sh [PYTHON] [UPDRAFT_BINARY]
@@ -102,6 +102,8 @@ one() {
     "$python" "$here/parity.py" --base "$base" --password "$admin" || rc=1
     # airflowctl (apache-airflow-ctl), the command-line client: its backfill commands.
     "$python" "$here/ctl.py" --base "$base" --password "$admin" || rc=1
+    # airflowctl over every command group it has (its known defects listed in ctl_all.py).
+    "$python" "$here/ctl_all.py" --base "$base" --password "$admin" || rc=1
     "$python" "$here/sweep.py" --base "$base" --password "$admin" \
         --examples "${SWEEP_EXAMPLES:-25}" --timeout "${SWEEP_TIMEOUT:-300}" \
         ${SWEEP_SPEC:+--spec "$SWEEP_SPEC"} || rc=1
