@@ -639,6 +639,66 @@ class Bench:
         finally:
             srv.stop()
 
+    def sensors(self):
+        """200 FileSensors in reschedule mode waiting for one file: the standalone's CPU
+        and RSS while they wait (no thread or process is held between pokes), then the
+        time from the file's creation to the last sensor's success."""
+        a = self.args
+        n, interval, wait_s = a.sensors, a.sensor_interval, a.sensor_wait
+        home = self.home("sensors")
+        target = os.path.join(home.path, "files", "ready.flag")
+        lines = ["sensing:", "  schedule: null", f"  max_active_tasks: {n + 8}",
+                 "  default_args:", "    start_date: 2024-01-01", "  tasks:"]
+        for i in range(n):
+            lines += [f"    - task_id: s{i:04d}",
+                      "      operator: airflow.providers.standard.sensors.filesystem.FileSensor",
+                      f"      filepath: '{target}'", "      mode: reschedule",
+                      f"      poke_interval: {interval}"]
+        home.write("sensing.yml", "\n".join(lines) + "\n")
+        srv = self.standalone(home)
+        try:
+            time.sleep(1.0)
+            run_id = self.trigger_cli(home, "sensing")
+            # Let every sensor poke once before measuring the wait.
+            deadline = time.monotonic() + RUN_TIMEOUT
+            while time.monotonic() < deadline:
+                rows = home.query("SELECT count(DISTINCT ti_id) FROM task_reschedule")
+                if rows and rows[0][0] >= n:
+                    break
+                time.sleep(0.2)
+            cpu0, t0 = cpu_seconds(srv.pid), time.monotonic()
+            rss = []
+            threads = []
+            while time.monotonic() - t0 < wait_s:
+                rss.append(proc_kib(srv.pid, "VmRSS") or 0)
+                try:
+                    threads.append(len(os.listdir(f"/proc/{srv.pid}/task")))
+                except OSError:
+                    pass
+                time.sleep(0.5)
+            cpu1, t1 = cpu_seconds(srv.pid), time.monotonic()
+            pokes = home.query("SELECT count(*) FROM task_reschedule")[0][0]
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "w") as f:
+                f.write("ready")
+            created = time.time()
+            state = self.wait_run(home, "sensing", run_id, RUN_TIMEOUT, poll=0.05)
+            ends = [parse_ts(r[3]) for r in self.tis(home, "sensing", run_id) if r[1] == "success" and r[3]]
+            if state != "success" or len(ends) < n:
+                self.notes.append(f"sensors run: {state} with {len(ends)} of {n} sensors done")
+            last = max(ends) if ends else created
+            self.results["sensors"] = {
+                "n": n, "interval": interval, "wait_s": t1 - t0,
+                "cpu_pct": (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / (t1 - t0) * 100,
+                "rss_mb": mb(max(rss)) if rss else 0, "threads": max(threads) if threads else 0,
+                "pokes": pokes, "to_success_ms": (last - created) * 1000, "done": len(ends),
+            }
+            log(f"sensors: {n} waiting {t1 - t0:.0f} s: CPU {self.results['sensors']['cpu_pct']:.1f} %, "
+                f"RSS {self.results['sensors']['rss_mb']:.1f} MB, {self.results['sensors']['threads']} threads; "
+                f"file to all success {(last - created) * 1000:.0f} ms")
+        finally:
+            srv.stop()
+
     def scale(self):
         a = self.args
         home = self.home("scale")
@@ -991,6 +1051,15 @@ def table(b):
         rows.append(["task throughput", f"{rate:.0f} tasks/s ({spread(t['rate'], f0)})",
                      f"raw spawn {base:.0f}/s ({spread(t['base'], f0)})", f"{ratio:.2f}",
                      "≥ 0.5", verdict(ratio >= 0.5)])
+    if "sensors" in r:
+        se = r["sensors"]
+        budget = se["interval"] * 1000 + 50
+        rows.append([f"{se['n']} FileSensors, reschedule, waiting {se['wait_s']:.0f} s",
+                     f"CPU {se['cpu_pct']:.1f} %, RSS {se['rss_mb']:.1f} MB, {se['threads']} threads",
+                     f"{se['pokes']} pokes", "", "", ""])
+        rows.append(["file created -> all sensors success", f"{se['to_success_ms']:.0f} ms",
+                     f"poke_interval {se['interval']} s", "", f"≤ {budget:.0f} ms",
+                     verdict(se["to_success_ms"] <= budget and se["done"] == se["n"])])
     if "python" in r:
         py = r["python"]
         rate, base = median(py["rate"]), median(py["base"])
@@ -1254,7 +1323,7 @@ def diagnostics(b):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
-    p.add_argument("--only", default="", help="comma-separated: engine,python,scale,api,cold,parse,binary,soak")
+    p.add_argument("--only", default="", help="comma-separated: engine,python,sensors,scale,api,cold,parse,binary,soak")
     p.add_argument("--out", help="write RESULTS.md here")
     p.add_argument("--keep", action="store_true", help="keep the temporary homes")
     p.add_argument("--exe", help="the updraft binary (default target/release/updraft); "
@@ -1264,6 +1333,9 @@ def main():
     p.add_argument("--chain", type=int, default=100)
     p.add_argument("--py-tasks", type=int, default=200)
     p.add_argument("--py-chain", type=int, default=20)
+    p.add_argument("--sensors", type=int, default=200)
+    p.add_argument("--sensor-interval", type=float, default=5.0)
+    p.add_argument("--sensor-wait", type=float, default=30.0)
     p.add_argument("--dag-files", type=int, default=1000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--triggers", type=int, default=10)
@@ -1291,7 +1363,7 @@ def main():
     if api and not shutil.which("wrk"):
         sys.exit("wrk is missing: `apt-get install wrk` (make bench does it)")
     # The soak comes last: 30 minutes of one standalone, after the speed figures.
-    steps = ["binary", "cold", "parse", "api", "engine", "python", "scale", "soak"]
+    steps = ["binary", "cold", "parse", "api", "engine", "python", "sensors", "scale", "soak"]
     t0 = time.monotonic()
     try:
         for step in steps:

@@ -17,8 +17,11 @@
 //! `yaml` turns text into positioned nodes, `values` reads schedules, dates and durations,
 //! `tasks` builds tasks and groups and expands dependencies, `schema` describes the format.
 
+mod hitl;
 mod mapping;
+mod operators;
 mod schema;
+mod sensors;
 mod tasks;
 mod values;
 mod vars;
@@ -816,6 +819,9 @@ mod tests {
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
             mapped: None,
+            hitl: None,
+            sensor: None,
+            args: None,
         };
         assert_eq!(bash, &expected);
         let empty = task(dag, "empty");
@@ -894,7 +900,7 @@ mod tests {
             ),
             (
                 fixture!("unknown_operator.yml"),
-                "error 4:17 unknown operator `airflow.providers.http.operators.http.HttpOperator`: updraft runs airflow.providers.standard.operators.bash.BashOperator, ",
+                "error 4:17 unknown operator `airflow.providers.amazon.aws.operators.s3.S3CreateBucketOperator`: updraft runs airflow.providers.standard.operators.bash.BashOperator, ",
             ),
             (
                 fixture!("missing_operator.yml"),

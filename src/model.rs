@@ -5,6 +5,8 @@
 //! second set of look-alike structs; the YAML file format lives in `dagfile.rs` and the
 //! API's wire shapes in `api/`, never here.
 
+mod builtin;
+pub use builtin::{BUILTINS, Builtin, BuiltinSpec, builtin_paths};
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
@@ -135,6 +137,16 @@ pub struct Task {
     /// Dynamic task mapping (`expand`): `None` for a plain task.
     #[serde(default)]
     pub mapped: Option<Mapped>,
+    /// A human-in-the-loop task's request; `None` for other tasks.
+    #[serde(default)]
+    pub hitl: Option<Hitl>,
+    /// A native sensor's settings and arguments (`Operator::Sensor`); `None` for others.
+    #[serde(default)]
+    pub sensor: Option<NativeSensor>,
+    /// A built-in operator's own arguments (`Operator::Builtin`), as the file gave them
+    /// (templates unrendered); `None` for other operators.
+    #[serde(default)]
+    pub args: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Task {
@@ -404,6 +416,104 @@ pub enum Operator {
     Python(PythonKind),
     /// A TaskFlow task (`decorator: airflow.sdk.task`, or its branch and short-circuit forms).
     TaskFlow(PythonKind),
+    /// A human-in-the-loop task (Airflow 3.1+'s standard provider): its settings are
+    /// `Task::hitl`.
+    Hitl(HitlKind),
+    /// A sensor whose poke runs inside the supervisor, no process spawned (BashSensor's
+    /// command aside): its settings and arguments are in `Task::sensor`.
+    Sensor(SensorKind),
+    /// An operator run in the supervisor itself, without a child process; its
+    /// arguments are in `Task::args`.
+    Builtin(Builtin),
+}
+
+/// Which human-in-the-loop operator a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HitlKind {
+    /// HITLOperator: the answer is the result, nothing more.
+    Plain,
+    /// ApprovalOperator: "Approve" or "Reject"; a rejection skips what is downstream (or
+    /// fails the task with `fail_on_reject`).
+    Approval,
+    /// HITLBranchOperator: the chosen options (through `options_mapping`) are the tasks to
+    /// follow.
+    Branch,
+    /// HITLEntryOperator: a form of `params`, with "OK" as its one option by default.
+    Entry,
+}
+
+/// A human-in-the-loop task's request, as Airflow's HITLOperator takes it (`subject` and
+/// `body` are templates, rendered when the task runs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hitl {
+    pub subject: String,
+    pub body: Option<String>,
+    pub options: Vec<String>,
+    /// What a timeout chooses; `None`: a timeout fails the task.
+    pub defaults: Option<Vec<String>>,
+    pub multiple: bool,
+    /// The form's fields, serialized as Airflow's `Param.serialize()` (name -> `{value,
+    /// description, schema, source}`).
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// `{id, name}` objects; empty: anyone with access may answer.
+    pub assigned_users: Vec<serde_json::Value>,
+    /// `response_timeout` (or the deprecated `execution_timeout`), in seconds.
+    pub response_timeout_secs: Option<f64>,
+    /// ApprovalOperator's.
+    pub fail_on_reject: bool,
+    pub ignore_downstream_trigger_rules: bool,
+    /// HITLBranchOperator's: option -> task id.
+    pub options_mapping: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The sensors updraft pokes natively (`executor/sensor.rs` has one poke function each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SensorKind {
+    File,
+    TimeDelta,
+    Time,
+    DateTime,
+    ExternalTask,
+    Bash,
+}
+
+impl SensorKind {
+    /// Airflow's class name.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            SensorKind::File => "FileSensor",
+            SensorKind::TimeDelta => "TimeDeltaSensor",
+            SensorKind::Time => "TimeSensor",
+            SensorKind::DateTime => "DateTimeSensor",
+            SensorKind::ExternalTask => "ExternalTaskSensor",
+            SensorKind::Bash => "BashSensor",
+        }
+    }
+
+    /// The arguments Airflow renders as templates (the class's `template_fields`).
+    pub fn template_fields(self) -> &'static [&'static str] {
+        match self {
+            SensorKind::File => &["filepath", "fs_conn_id"],
+            SensorKind::TimeDelta => &["delta"],
+            SensorKind::Time => &[],
+            SensorKind::DateTime => &["target_time"],
+            SensorKind::ExternalTask => &[
+                "external_dag_id",
+                "external_task_id",
+                "external_task_ids",
+                "external_task_group_id",
+            ],
+            SensorKind::Bash => &["bash_command", "env"],
+        }
+    }
+}
+
+/// A native sensor: `BaseSensorOperator`'s settings, and the kind's own arguments as the
+/// DAG file gives them (rendered per try on `SensorKind::template_fields`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NativeSensor {
+    pub settings: Sensor,
+    pub args: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What a Python task does with its callable's result besides pushing it.
@@ -419,7 +529,7 @@ pub enum PythonKind {
     Sensor,
 }
 
-/// A PythonSensor's settings (Airflow's `BaseSensorOperator` arguments).
+/// A sensor's settings (Airflow's `BaseSensorOperator` arguments).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sensor {
     pub poke_interval_secs: f64,
@@ -428,6 +538,15 @@ pub struct Sensor {
     pub soft_fail: bool,
     pub never_fail: bool,
     pub silent_fail: bool,
+    /// `mode: reschedule` (and `deferrable: true`, run as reschedule): the try ends
+    /// `up_for_reschedule` after a poke that is not done, freeing its slots.
+    #[serde(default)]
+    pub reschedule: bool,
+    #[serde(default)]
+    pub exponential_backoff: bool,
+    /// The longest wait between pokes with `exponential_backoff`.
+    #[serde(default)]
+    pub max_wait_secs: Option<f64>,
 }
 
 impl Operator {
@@ -444,6 +563,12 @@ impl Operator {
             Operator::TaskFlow(PythonKind::Branch) => "_BranchPythonDecoratedOperator",
             Operator::TaskFlow(PythonKind::ShortCircuit) => "_ShortCircuitDecoratedOperator",
             Operator::TaskFlow(PythonKind::Sensor) => "DecoratedSensorOperator",
+            Operator::Hitl(HitlKind::Plain) => "HITLOperator",
+            Operator::Hitl(HitlKind::Approval) => "ApprovalOperator",
+            Operator::Hitl(HitlKind::Branch) => "HITLBranchOperator",
+            Operator::Hitl(HitlKind::Entry) => "HITLEntryOperator",
+            Operator::Sensor(kind) => kind.class_name(),
+            Operator::Builtin(b) => b.class_name(),
         }
     }
 
@@ -878,6 +1003,9 @@ airflow_enum! {
         Removed = "removed",
         Deferred = "deferred",
         UpForReschedule = "up_for_reschedule",
+        // A human-in-the-loop task waiting for its answer (Airflow 3.3's
+        // `awaiting_input`): it holds no slot, thread or process.
+        AwaitingInput = "awaiting_input",
     }
 }
 

@@ -21,6 +21,13 @@ const ROUTES = [
   { match: (s) => s.length === 0 || (s.length === 1 && s[0] === "dags"), key: () => "dags", load: () => import("./js/dags.js").then((m) => m.dagsPage) },
   { match: (s) => s[0] === "dags" && (s.length === 2 || s.length === 3), key: (s) => `dag:${s[1]}`, load: () => import("./js/dag.js").then((m) => m.dagPage) },
   { match: (s) => s.length === 2 && s[0] === "admin", key: (s) => `admin:${s[1]}`, load: () => import("./js/admin.js").then((m) => m.adminPage) },
+  // Airflow's link to one task's request (`HITLOperator.generate_link_to_ui`): its panel.
+  { match: (s) => s.length === 7 && s[0] === "dags" && s[2] === "runs" && s[4] === "tasks" && s[6] === "required_actions", key: () => "required_action_link", load: async () => (_main, route) => {
+    const [, dagId, , runId, , taskId] = route.segments;
+    const mapIndex = route.query.get("map_index");
+    router.navigate(router.href(["dags", dagId, "grid"], { run: runId, task: taskId, ...(mapIndex && mapIndex !== "-1" ? { map_index: mapIndex } : {}) }), { replace: true });
+  } },
+  { match: (s) => s.length === 1 && s[0] === "required_actions", key: () => "required_actions", load: () => import("./js/hitl.js").then((m) => m.requiredActionsPage) },
   { match: (s) => s.length === 1 && s[0] === "about", key: () => "about", load: () => import("./js/about.js").then((m) => m.aboutPage) },
 ];
 
@@ -79,6 +86,28 @@ function logout() {
   location.assign(url("api/v2/auth/logout"));
 }
 
+/** The navigation bar's count of requests waiting for a person, polled while logged in. */
+const hitlBadge = document.getElementById("hitl-badge");
+let badgeTimer = null;
+async function refreshBadge() {
+  clearTimeout(badgeTimer);
+  if (!me || !hitlBadge) return;
+  try {
+    const { waitingCount } = await import("./js/hitl.js");
+    const n = await waitingCount();
+    hitlBadge.textContent = n ? String(n) : "";
+    hitlBadge.hidden = !n;
+    hitlBadge.title = `${n} waiting for an answer`;
+  } catch {
+    // The badge is a hint: a failed count leaves the last one.
+  }
+  if (!document.hidden) badgeTimer = setTimeout(refreshBadge, 10000);
+}
+document.addEventListener("hitl-changed", refreshBadge);
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) refreshBadge();
+});
+
 function markNav(path) {
   for (const a of document.querySelectorAll("nav.main-nav a")) {
     const target = a.getAttribute("href");
@@ -107,6 +136,7 @@ async function renderNow() {
   document.body.classList.toggle("logged-out", !me);
   showUser();
   markNav(route.path);
+  refreshBadge();
   const key = r.key(route.segments);
   if (page && page.key === key && page.update) {
     page.update(route);

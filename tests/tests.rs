@@ -30,3 +30,9 @@ mod backfill;
 mod timezones;
 // Dynamic task mapping: expand/partial over literals, mapped instances in the engine and the API.
 mod mapping;
+// Human in the loop: approval, branch and entry tasks answered through the API, timeouts.
+mod hitl;
+// Sensors: native pokes, poke and reschedule modes, timeouts, soft_fail.
+mod sensors;
+// Built-in operators (HTTP, SQL on SQLite, trigger, branches) against loopback servers and files.
+mod operators;

@@ -19,10 +19,18 @@ struct Static;
 /// Serves `req.path` from the embedded files.
 pub fn serve(req: &Req) -> Reply {
     let rel = req.path.trim_start_matches('/');
-    if !safe(rel) {
+    // A deep link may hold a run id (`...T00:00:00+00:00`), refused as a file name for its
+    // colons (drive letters, NTFS streams): it names no file, so it gets the page, and no
+    // file is looked up under its name.
+    let deep_link_with_colon = !safe(rel) && !has_extension(rel) && safe(&rel.replace(':', "_"));
+    if !safe(rel) && !deep_link_with_colon {
         return ApiError::not_found("Not Found").into_reply();
     }
-    let name = if rel.is_empty() { "index.html" } else { rel };
+    let name = if rel.is_empty() || deep_link_with_colon {
+        "index.html"
+    } else {
+        rel
+    };
     let (name, file) = match Static::get(name) {
         Some(f) => (name, f),
         None if has_extension(name) => return ApiError::not_found("Not Found").into_reply(),
@@ -174,5 +182,16 @@ mod tests {
             assert!(!safe(bad), "{bad}");
         }
         assert!(safe("app.js") && safe("img/logo.svg") && safe(""));
+    }
+
+    #[test]
+    fn a_deep_link_with_a_run_id_gets_the_page_and_a_file_with_a_colon_does_not() {
+        let req = |path: &str| Req::internal(crate::api::http::Method::Get, path);
+        let link = serve(&req(
+            "/dags/d/runs/manual__2024-01-01T00:00:00+00:00/tasks/t/required_actions",
+        ));
+        assert_eq!(link.status, 200);
+        assert_eq!(serve(&req("/C:/x.txt")).status, 404);
+        assert_eq!(serve(&req("/a/../x")).status, 404);
     }
 }

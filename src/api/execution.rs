@@ -15,6 +15,8 @@ use crate::auth::task as task_token;
 use crate::model::{Dag, Operator, PythonKind, Task, TaskState};
 use crate::store::{Event, Store, TiRow};
 
+pub mod hitl;
+
 /// Tokens are re-issued when this little validity is left (Airflow: 20%, at least 30 s).
 const REFRESH_FRACTION: f64 = 0.2;
 const REFRESH_MIN_SECS: i64 = 30;
@@ -232,7 +234,8 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         task.operator,
         Operator::Python(PythonKind::Branch | PythonKind::ShortCircuit)
             | Operator::TaskFlow(PythonKind::Branch | PythonKind::ShortCircuit)
-    );
+            | Operator::Hitl(_)
+    ) || matches!(task.operator, Operator::Builtin(b) if b.branches());
     let mut task_json = json!({
         "task_id": task.task_id, "operator": task.operator.class_name(), "owner": task.owner,
         "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
@@ -241,6 +244,21 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         "map_index_template": task.map_index_template,
         "python": task.python,
         "python_kind": python_kind(task.operator),
+        "sensor": task.sensor,
+        "sensor_kind": match task.operator {
+            Operator::Sensor(kind) => Some(kind),
+            _ => None,
+        },
+        // A built-in operator's arguments (executor::operators) and its template fields.
+        "builtin": match task.operator { Operator::Builtin(b) => Some(b), _ => None },
+        "args": task.args,
+        "template_fields": match task.operator { Operator::Builtin(b) => Some(b.spec().template_fields), _ => None },
+        // The DAG's zone: the branch operators read wall-clock times in it.
+        "dag_timezone": matches!(task.operator, Operator::Builtin(_)).then(|| dag.timezone.name()),
+        // LatestOnlyOperator's right edge: the end of the next scheduled interval after
+        // this run's, by the DAG's timetable (null when there is none).
+        "latest_only_next_end": (task.operator == Operator::Builtin(crate::model::Builtin::LatestOnly))
+            .then(|| latest_only_next_end(&dag, &run, ctx.clock.now())),
         "callbacks": task.callbacks,
         // A task another expands over pushes its result's length (Airflow's
         // `iter_mapped_dependants`).
@@ -305,11 +323,16 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             }
         }
     }
+    let reschedules = store.reschedules(id)?;
     let context = json!({
         "dag_run": crate::api::execution_sdk::dag_run_json(&run),
         // The try's own start (the Task SDK's `TIRunContext.start_date`).
         "start_date": t(ti.start_date),
-        "task_reschedule_count": 0,
+        "task_reschedule_count": reschedules.0,
+        // updraft's: where a sensor in reschedule mode counts its timeout from (the
+        // first reschedule of this try), so the supervisor needs no second call.
+        "first_reschedule_date": reschedules.1.map(crate::store::ts),
+        "dag_timezone": dag.timezone,
         "max_tries": ti.max_tries,
         "should_retry": ti.try_number <= ti.max_tries,
         "variables": [],
@@ -322,6 +345,11 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         "task": task_json,
         "fileloc": dag.fileloc,
     });
+    let mut context = context;
+    if task.hitl.is_some() {
+        task_json_hitl(&mut context, task);
+        hitl::resume_context(store, &ti, &mut context)?;
+    }
     Ok(with_token(ctx, Reply::json(200, &context), &c, ti.state))
 }
 
@@ -364,6 +392,8 @@ pub fn heartbeat(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<
 struct StateBody {
     state: String,
     end_date: Option<DateTime<Utc>>,
+    /// With `up_for_reschedule`: when the sensor pokes next.
+    reschedule_date: Option<DateTime<Utc>>,
     rendered_command: Option<String>,
 }
 
@@ -374,8 +404,11 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
     let id = p.get("task_instance_id");
     let c = caller(ctx, store, req, Some(id))?;
     let b: StateBody = body(req)?;
+    if b.state == "awaiting_input" {
+        return hitl::park(ctx, store, req, p);
+    }
     let to = match TaskState::parse(&b.state) {
-        Some(s @ (Success | Failed | Skipped | UpForRetry | Removed)) => s,
+        Some(s @ (Success | Failed | Skipped | UpForRetry | UpForReschedule | Removed)) => s,
         _ => {
             return Err(ApiError::new(
                 422,
@@ -386,6 +419,12 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
             ));
         }
     };
+    if to == UpForReschedule && b.reschedule_date.is_none() {
+        return Err(ApiError::new(
+            422,
+            "up_for_reschedule needs a reschedule_date".to_string(),
+        ));
+    }
     let ti = load_ti(store, id)?;
     if ti.state == Some(to) {
         return Ok(with_token(
@@ -404,14 +443,21 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         task.map(|t| {
             now + chrono::Duration::from_std(retry_delay(&t, ti.try_number)).unwrap_or_default()
         })
+    } else if to == UpForReschedule {
+        // The scheduler moves it back to scheduled when this is due.
+        b.reschedule_date
     } else {
         None
     };
+    let reported = ctx.clock.now();
     let changed = store.write(|tx| {
         if let Some(cmd) = &b.rendered_command {
             tx.set_rendered(id, cmd)?;
         }
         let ok = tx.set_ti_state(id, Some(Running), Some(to), now, next_retry_at)?;
+        if ok && let (UpForReschedule, Some(at)) = (to, b.reschedule_date) {
+            tx.add_reschedule(id, reported, now, at)?;
+        }
         if ok && matches!(to, Success | Failed) {
             tx.event(
                 &Event::for_ti(
@@ -439,6 +485,142 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         &c,
         Some(to),
     ))
+}
+
+/// `GET /execution/task-reschedules/{id}/start_date`: the start of the first reschedule
+/// of the task instance's current try, or null.
+pub fn reschedule_start_date(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let id = p.get("task_instance_id");
+    let c = caller(ctx, store, req, Some(id))?;
+    let (_, first) = store.reschedules(id)?;
+    Ok(with_token(
+        ctx,
+        Reply::json(200, &json!(first.map(crate::store::ts))),
+        &c,
+        c.ti.state,
+    ))
+}
+
+/// Every value of a repeated query parameter (`states=a&states=b`).
+fn query_all<'a>(req: &'a Req, name: &str) -> Vec<&'a str> {
+    req.query
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// The `logical_dates` query values of the counting routes (ExternalTaskSensor's).
+fn logical_dates(req: &Req) -> Result<Vec<DateTime<Utc>>, ApiError> {
+    query_all(req, "logical_dates")
+        .into_iter()
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|_| ApiError::new(422, format!("logical_dates: {v:?} is not a date-time")))
+        })
+        .collect()
+}
+
+/// The `dag_id` query value the counting routes require.
+fn dag_id_query(req: &Req) -> Result<&str, ApiError> {
+    req.query("dag_id")
+        .ok_or_else(|| ApiError::new(422, "dag_id is required"))
+}
+
+/// `GET /execution/task-instances/count`: how many task instances of `dag_id` (of
+/// `task_ids`, in runs at `logical_dates`) are in one of `states`.
+pub fn ti_count(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let dag_id = dag_id_query(req)?;
+    let task_ids: Vec<String> = query_all(req, "task_ids")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let states = query_all(req, "states");
+    let map_index = req.query("map_index").and_then(|m| m.parse::<i64>().ok());
+    let rows = store.ti_states_at(
+        dag_id,
+        (!task_ids.is_empty()).then_some(&task_ids[..]),
+        &logical_dates(req)?,
+    )?;
+    let n = rows
+        .iter()
+        .filter(|(_, _, i, _)| map_index.is_none_or(|m| m == *i))
+        .filter(|(_, _, _, st)| {
+            states.is_empty() || st.as_deref().is_some_and(|s| states.contains(&s))
+        })
+        .count();
+    Ok(with_token(ctx, Reply::json(200, &json!(n)), &c, c.ti.state))
+}
+
+/// `GET /execution/task-instances/states`: `{"task_states": {run_id: {task_id: state}}}`
+/// of `dag_id`'s task instances at `logical_dates` (of `task_ids`, or of the tasks of
+/// `task_group_id` and the groups within it).
+pub fn ti_states(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let dag_id = dag_id_query(req)?;
+    let mut task_ids: Vec<String> = query_all(req, "task_ids")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if let Some(group) = req.query("task_group_id") {
+        let dag = ctx.dags.get(store, dag_id)?;
+        let prefix = format!("{group}.");
+        task_ids.extend(
+            dag.iter()
+                .flat_map(|d| &d.tasks)
+                .filter(|t| {
+                    t.task_group
+                        .as_deref()
+                        .is_some_and(|g| g == group || g.starts_with(&prefix))
+                })
+                .map(|t| t.task_id.clone()),
+        );
+        if task_ids.is_empty() {
+            task_ids.push(group.to_string());
+        }
+    }
+    let rows = store.ti_states_at(
+        dag_id,
+        (!task_ids.is_empty()).then_some(&task_ids[..]),
+        &logical_dates(req)?,
+    )?;
+    let mut out = serde_json::Map::new();
+    for (run_id, task_id, map_index, state) in rows {
+        let key = match map_index {
+            i if i < 0 => task_id,
+            i => format!("{task_id}_{i}"),
+        };
+        if let Value::Object(m) = out.entry(run_id).or_insert_with(|| json!({})) {
+            m.insert(key, json!(state));
+        }
+    }
+    Ok(with_token(
+        ctx,
+        Reply::json(200, &json!({"task_states": out})),
+        &c,
+        c.ti.state,
+    ))
+}
+
+/// `GET /execution/dag-runs/count`: how many runs of `dag_id` at `logical_dates` are in
+/// one of `states`.
+pub fn dr_count(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let dag_id = dag_id_query(req)?;
+    let states = query_all(req, "states");
+    let n = store
+        .run_states_at(dag_id, &logical_dates(req)?)?
+        .iter()
+        .filter(|s| states.is_empty() || states.contains(&s.as_str()))
+        .count();
+    Ok(with_token(ctx, Reply::json(200, &json!(n)), &c, c.ti.state))
 }
 
 /// `GET /execution/variables/{variable_key}`.
@@ -599,6 +781,11 @@ pub fn set_xcom(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
     ))
 }
 
+/// A human-in-the-loop task's request in its run context (`task.hitl`).
+fn task_json_hitl(context: &mut Value, task: &Task) {
+    context["task"]["hitl"] = serde_json::to_value(&task.hitl).unwrap_or(Value::Null);
+}
+
 /// `call`, `branch` or `short_circuit` for a Python task; null for others.
 fn python_kind(op: Operator) -> Option<&'static str> {
     match op {
@@ -608,7 +795,11 @@ fn python_kind(op: Operator) -> Option<&'static str> {
             PythonKind::ShortCircuit => "short_circuit",
             PythonKind::Sensor => "sensor",
         }),
-        Operator::Bash | Operator::Empty => None,
+        Operator::Bash
+        | Operator::Empty
+        | Operator::Hitl(_)
+        | Operator::Sensor(_)
+        | Operator::Builtin(_) => None,
     }
 }
 
@@ -838,6 +1029,154 @@ fn retry_delay(task: &Task, try_number: u32) -> std::time::Duration {
         secs = secs.min(max);
     }
     std::time::Duration::from_secs_f64(secs.min(86_400.0 * 365.0))
+}
+
+/// The end of the data interval of the scheduled run that follows `run`'s, as Airflow's
+/// LatestOnlyOperator asks the timetable (`next_dagrun_info` with catchup on); `None`
+/// when the run has no interval or the timetable has no next run.
+fn latest_only_next_end(
+    dag: &Dag,
+    run: &crate::store::RunRow,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let at = run.logical_date.unwrap_or(run.run_after);
+    let current = crate::scheduler::timetable::RunInfo {
+        logical_date: at,
+        data_interval_start: run.data_interval_start.unwrap_or(at),
+        data_interval_end: run.data_interval_end.unwrap_or(at),
+        run_after: run.run_after,
+    };
+    let mut d = dag.clone();
+    d.catchup = true;
+    crate::scheduler::timetable::next_run(&d, Some(&current), now)
+        .map(|next| crate::store::ts(next.data_interval_end))
+}
+
+/// The body of `POST /execution/dag-runs/{dag_id}/{run_id}` (Airflow's
+/// `TriggerDAGRunPayload`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerRunBody {
+    #[serde(default)]
+    logical_date: Option<DateTime<Utc>>,
+    #[serde(default)]
+    run_after: Option<DateTime<Utc>>,
+    #[serde(default)]
+    conf: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    reset_dag_run: bool,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    partition_key: Option<String>,
+}
+
+/// The DAG a dag-runs route names, or Airflow's 404.
+fn dag_for_trigger(store: &Store, dag_id: &str) -> Result<(), ApiError> {
+    crate::ops::dag(store, dag_id).map(|_| ()).map_err(|_| {
+        ApiError::with_detail(
+            404,
+            json!({"reason": "not_found", "message": format!("Dag with dag_id: '{dag_id}' not found")}),
+        )
+    })
+}
+
+/// `POST /execution/dag-runs/{dag_id}/{run_id}`: a task (TriggerDagRunOperator)
+/// triggers a run of another DAG; 204, 404 without the DAG, 409 when the run (or one at
+/// that logical date) exists. The run is manual, triggered by `operator`, for the user
+/// who triggered the caller's run.
+pub fn trigger_dag_run(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id) = (p.get("dag_id"), p.get("run_id"));
+    let b: TriggerRunBody = body(req)?;
+    dag_for_trigger(store, dag_id)?;
+    let user = store
+        .run(&c.ti.dag_id, &c.ti.run_id)?
+        .and_then(|r| r.triggering_user_name);
+    let trigger = crate::ops::Trigger {
+        run_id: Some(run_id.to_string()),
+        logical_date: b.logical_date,
+        data_interval: None,
+        run_after: b.run_after.or(b.logical_date),
+        conf: b.conf,
+        note: b.note,
+        triggered_by: "operator",
+        user,
+        audited_by_caller: false,
+    };
+    match crate::ops::trigger(store, dag_id, trigger, ctx.clock.now()) {
+        Ok(_) => {}
+        Err(crate::error::Error::Conflict(_)) => {
+            return Err(ApiError::with_detail(
+                409,
+                json!({"reason": "already_exists", "message": format!("A run already exists for Dag '{dag_id}' with run_id '{run_id}'")}),
+            ));
+        }
+        Err(crate::error::Error::Usage(m)) => {
+            return Err(ApiError::with_detail(
+                400,
+                json!({"reason": "value_error", "message": m}),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ctx.wake_scheduler();
+    Ok(with_token(
+        ctx,
+        Reply::bytes(204, "application/json", Vec::new()),
+        &c,
+        c.ti.state,
+    ))
+}
+
+/// `POST /execution/dag-runs/{dag_id}/{run_id}/clear`: every task instance of the run
+/// is cleared and the run queued again (`reset_dag_run`).
+pub fn clear_dag_run(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id) = (p.get("dag_id"), p.get("run_id"));
+    dag_for_trigger(store, dag_id)?;
+    crate::ops::clear(store, dag_id, Some(run_id), None, false, ctx.clock.now())?;
+    ctx.wake_scheduler();
+    Ok(with_token(
+        ctx,
+        Reply::bytes(204, "application/json", Vec::new()),
+        &c,
+        c.ti.state,
+    ))
+}
+
+/// `GET /execution/dag-runs/{dag_id}/{run_id}/state`: `{"state": ...}`.
+pub fn dag_run_state(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let c = running_caller(ctx, store, req)?;
+    let (dag_id, run_id) = (p.get("dag_id"), p.get("run_id"));
+    let run = store.run(dag_id, run_id)?.ok_or_else(|| {
+        not_found(format!(
+            "Dag run with dag_id '{dag_id}' and run_id '{run_id}' was not found"
+        ))
+    })?;
+    Ok(with_token(
+        ctx,
+        Reply::json(200, &json!({"state": run.state.as_str()})),
+        &c,
+        c.ti.state,
+    ))
 }
 
 #[cfg(test)]

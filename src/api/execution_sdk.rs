@@ -452,41 +452,6 @@ pub fn dag_run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Re
     Ok(ok_json(ctx, &c, 200, &dag_run_json(&run)))
 }
 
-/// `GET /execution/dag-runs/{dag_id}/{run_id}/state`.
-pub fn dag_run_state(
-    ctx: &Ctx,
-    store: &mut Store,
-    req: &Req,
-    p: &Params,
-) -> Result<Reply, ApiError> {
-    let c = caller(ctx, store, req, None)?;
-    let run = the_run(store, p.get("dag_id"), p.get("run_id"))?;
-    Ok(ok_json(ctx, &c, 200, &json!({"state": run.state.as_str()})))
-}
-
-/// `POST /execution/dag-runs/{dag_id}/{run_id}/clear`: clears every task instance of the
-/// run (as the Core API's clear does), for a task that resets a run it triggered. 204.
-pub fn clear_dag_run(
-    ctx: &Ctx,
-    store: &mut Store,
-    req: &Req,
-    p: &Params,
-) -> Result<Reply, ApiError> {
-    let c = caller(ctx, store, req, None)?;
-    let (dag_id, run_id) = (p.get("dag_id"), p.get("run_id"));
-    let dag = store
-        .dag(dag_id)?
-        .filter(|d| !d.is_stale)
-        .ok_or_else(|| not_found(format!("Dag with dag_id: '{dag_id}' not found")))?;
-    let run = store
-        .run(dag_id, run_id)?
-        .ok_or_else(|| not_found(format!("Dag run with run_id: '{run_id}' not found")))?;
-    let tis = store.tis_of_run(&run.dag_id, &run.run_id)?;
-    crate::ops::clear_tis(store, &dag.dag, &tis, true, ctx.clock.now())?;
-    ctx.wake_scheduler();
-    Ok(no_content(ctx, &c))
-}
-
 /// The runs of `dag_id` that `count` filters (logical dates, run ids, states).
 fn matching_runs(store: &Store, req: &Req) -> Result<Vec<RunRow>, ApiError> {
     let dag_id = required(req, "dag_id")?;

@@ -40,13 +40,23 @@ static BASE: &[Route] = &[
     public(Patch, "/execution/task-instances/{task_instance_id}/state", Execution, "Finish a try: success, failed, skipped, up_for_retry", execution::state),
     public(Patch, "/execution/task-instances/{task_instance_id}/skip-downstream", Execution, "Skip tasks downstream of a branch or short-circuit", execution::skip_downstream),
     public(Patch, "/execution/task-instances/{task_instance_id}/rendered-map-index", Execution, "Set the render of a task's map_index_template", execution::rendered_map_index),
+    public(Get, "/execution/task-instances/count", Execution, "Count another DAG's task instances by state (ExternalTaskSensor)", execution_sdk::ti_count),
+    public(Get, "/execution/task-instances/states", Execution, "Another DAG's task instance states by run (ExternalTaskSensor)", execution_sdk::ti_states),
+    public(Get, "/execution/dag-runs/count", Execution, "Count another DAG's runs by state (ExternalTaskSensor)", execution_sdk::dag_run_count),
+    public(Get, "/execution/task-reschedules/{task_instance_id}/start_date", Execution, "The first reschedule date of a sensor's try", execution::reschedule_start_date),
     public(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
     public(Put, "/execution/variables/{variable_key}", Execution, "Set a variable", execution::put_variable),
     public(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),
+    public(Post, "/execution/dag-runs/{dag_id}/{run_id}", Execution, "Trigger a run of a DAG (TriggerDagRunOperator)", execution::trigger_dag_run),
+    public(Post, "/execution/dag-runs/{dag_id}/{run_id}/clear", Execution, "Clear a DAG run (TriggerDagRunOperator's reset_dag_run)", execution::clear_dag_run),
+    public(Get, "/execution/dag-runs/{dag_id}/{run_id}/state", Execution, "A DAG run's state", execution::dag_run_state),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Read an XCom", execution::get_xcom),
     public(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Push an XCom", execution::set_xcom),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/item/{offset}", Execution, "One XCom of a mapped task by its position (negative from the end)", execution::xcom_item),
     public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/slice", Execution, "XComs of a mapped task by a Python slice (start, stop, step)", execution::xcom_slice),
+    public(Post, "/execution/hitlDetails/{task_instance_id}", Execution, "Write a human-in-the-loop task's request", execution::hitl::upsert),
+    public(Patch, "/execution/hitlDetails/{task_instance_id}", Execution, "Answer a human-in-the-loop request from the task's side", execution::hitl::update),
+    public(Get, "/execution/hitlDetails/{task_instance_id}", Execution, "The answer to a human-in-the-loop request", execution::hitl::get),
     public(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 
@@ -54,8 +64,6 @@ static BASE: &[Route] = &[
 /// `execution_sdk.rs`). Literal paths come before the templates they would also match.
 #[rustfmt::skip]
 static EXECUTION_SDK: &[Route] = &[
-    public(Get, "/execution/task-instances/count", Execution, "How many task instances match", execution_sdk::ti_count),
-    public(Get, "/execution/task-instances/states", Execution, "States of the task instances that match, by run", execution_sdk::ti_states),
     public(Get, "/execution/task-instances/breadcrumbs", Execution, "The finished task instances of a run", execution_sdk::breadcrumbs),
     public(Get, "/execution/task-instances/previous/{dag_id}/{task_id}", Execution, "A task's instance in an earlier run", execution_sdk::previous_ti),
     public(Put, "/execution/task-instances/{task_instance_id}/rtif", Execution, "Store a task's rendered template fields", execution_sdk::put_rtif),
@@ -64,11 +72,8 @@ static EXECUTION_SDK: &[Route] = &[
     public(Get, "/execution/variables/keys", Execution, "Variable keys, by prefix", execution_sdk::variable_keys),
     public(Delete, "/execution/variables/{variable_key}", Execution, "Delete a variable", execution_sdk::delete_variable),
     public(Delete, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Delete one of the task's XComs", execution_sdk::delete_xcom),
-    public(Get, "/execution/dag-runs/count", Execution, "How many runs of a DAG match", execution_sdk::dag_run_count),
     public(Get, "/execution/dag-runs/previous", Execution, "The run before a logical date", execution_sdk::previous_dag_run),
     public(Get, "/execution/dag-runs/{dag_id}/{run_id}", Execution, "A run", execution_sdk::dag_run),
-    public(Get, "/execution/dag-runs/{dag_id}/{run_id}/state", Execution, "A run's state", execution_sdk::dag_run_state),
-    public(Post, "/execution/dag-runs/{dag_id}/{run_id}/clear", Execution, "Clear a run", execution_sdk::clear_dag_run),
     public(Get, "/execution/dags/{dag_id}", Execution, "A DAG's summary", execution_sdk::dag),
     public(Get, "/execution/store/ti/{task_instance_id}/{key}", Execution, "A value of the task's state store", execution_sdk::get_state),
     public(Put, "/execution/store/ti/{task_instance_id}/{key}", Execution, "Set a value of the task's state store", execution_sdk::put_state),
@@ -107,6 +112,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         core::config::ROUTES,
         core::jobs::ROUTES,
         core::ui::ROUTES,
+        core::hitl::ROUTES,
         core::task_instances::MAPPED_ROUTES,
     ]
     .into_iter()

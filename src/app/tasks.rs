@@ -314,7 +314,9 @@ fn tasks_test(
         owner: task.owner.clone(),
         clock: env.clock.clone(),
     };
-    if task.python.is_some() {
+    // A Python task and a native sensor run as in a real run, through a private
+    // Execution API (a sensor pokes; in reschedule mode one poke ends the test).
+    if task.python.is_some() || task.sensor.is_some() {
         return super::serve::python_task_test(env, dag_id, task_id, logical_date);
     }
     let Some(command) = &task.bash_command else {

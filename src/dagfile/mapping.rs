@@ -124,6 +124,9 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
         Operator::Python(_) => PYTHON_SIGNATURE,
         // A TaskFlow task's other keys are its callable's arguments.
         Operator::TaskFlow(_) => &[],
+        Operator::Hitl(_) => super::hitl::ALL_ARGS,
+        Operator::Sensor(kind) => kind.template_fields(),
+        Operator::Builtin(kind) => kind.spec().args,
     };
     let taskflow = matches!(t.operator, Operator::TaskFlow(_));
     let takes = |key: &str| taskflow || own.contains(&key) || t.base_args.contains(&key);
@@ -242,7 +245,12 @@ pub(super) fn expand(cx: &mut Ctx, t: &Task, partial: Option<&Node>) -> Option<M
     let mappable: &[&str] = match t.operator {
         Operator::Bash => BASH_MAPPED,
         Operator::Python(_) => PYTHON_MAPPED,
-        Operator::Empty | Operator::TaskFlow(_) => &[],
+        // Built-in operators are not expanded (yet): every argument is refused.
+        Operator::Empty
+        | Operator::TaskFlow(_)
+        | Operator::Hitl(_)
+        | Operator::Sensor(_)
+        | Operator::Builtin(_) => &[],
     };
     let mut args = Vec::with_capacity(entries.len());
     for e in entries {

@@ -7,10 +7,10 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::yaml::{Node, Pos, Value};
-use super::{Ctx, ImportError, check_id, mapping, values};
+use super::{Ctx, ImportError, check_id, mapping, operators, sensors, values};
 use crate::model::{
-    Callback, GROUP_ID_LEN, ID_LEN, MapSource, Operator, PythonCall, PythonKind, Sensor, Task,
-    TaskGroup, TriggerRule, XcomArg,
+    Callback, GROUP_ID_LEN, ID_LEN, MapSource, Operator, PythonCall, PythonKind, Task, TaskGroup,
+    TriggerRule, XcomArg,
 };
 
 /// Import paths of the operators updraft runs, by the names Airflow 2 and 3 use.
@@ -46,19 +46,7 @@ const SENSOR_OPERATORS: &[&str] = &[
     "airflow.providers.standard.sensors.python.PythonSensor",
     "airflow.sensors.python.PythonSensor",
 ];
-/// What `BaseSensorOperator` takes.
-const SENSOR_ARGS: &[&str] = &[
-    "poke_interval",
-    "timeout",
-    "soft_fail",
-    "mode",
-    "exponential_backoff",
-    "max_wait",
-    "silent_fail",
-    "never_fail",
-];
-/// Airflow's `[sensors] default_timeout`: 7 days.
-const DEFAULT_SENSOR_TIMEOUT_SECS: f64 = 604_800.0;
+use sensors::SENSOR_ARGS;
 /// TaskFlow's `@task` by the paths dag-factory can import it from in Airflow 3.3
 /// (`import_string`: `airflow.sdk.task.branch` is an attribute, not a path, so the branch
 /// and short-circuit forms are only reachable by their modules' names).
@@ -202,11 +190,11 @@ const DEFAULT_POOL: &str = "default_pool";
 const DEFAULT_OWNER: &str = "airflow";
 
 /// One entry of `tasks` or `task_groups`, in either form.
-struct Item<'a> {
-    name: String,
+pub(super) struct Item<'a> {
+    pub(super) name: String,
     /// Of the `task_id`/`group_name` value in list form, of the key in dict form.
-    pos: Pos,
-    cfg: &'a Node,
+    pub(super) pos: Pos,
+    pub(super) cfg: &'a Node,
 }
 
 /// What a `dependencies` entry names.
@@ -596,7 +584,14 @@ fn task(
                 Some(Operator::Python(PythonKind::ShortCircuit))
             } else if SENSOR_OPERATORS.contains(&path.as_str()) {
                 Some(Operator::Python(PythonKind::Sensor))
+            } else if let Some(kind) = super::hitl::operator(&path) {
+                Some(Operator::Hitl(kind))
+            } else if let Some(kind) = sensors::kind_of(&path) {
+                Some(Operator::Sensor(kind))
+            } else if let Some(kind) = crate::model::Builtin::by_path(&path) {
+                Some(Operator::Builtin(kind))
             } else {
+                let hitl = super::hitl::paths();
                 let known = [
                     BASH_OPERATORS,
                     EMPTY_OPERATORS,
@@ -604,6 +599,12 @@ fn task(
                     BRANCH_OPERATORS,
                     SHORT_CIRCUIT_OPERATORS,
                     SENSOR_OPERATORS,
+                    &hitl,
+                    &sensors::NATIVE_SENSORS
+                        .iter()
+                        .map(|(p, _)| *p)
+                        .collect::<Vec<_>>(),
+                    &crate::model::builtin_paths(),
                 ]
                 .concat()
                 .join(", ");
@@ -684,9 +685,55 @@ fn task(
                 ],
             )
         }
+        Some(op @ Operator::Hitl(kind)) => unknown_keys(
+            cx,
+            item,
+            "task",
+            op.class_name(),
+            &[
+                BASE_OPERATOR_ARGS,
+                DAG_FACTORY_TASK_KEYS,
+                &super::hitl::args(kind),
+            ],
+        ),
+        Some(op @ Operator::Sensor(kind)) => unknown_keys(
+            cx,
+            item,
+            "task",
+            op.class_name(),
+            &[
+                BASE_OPERATOR_ARGS,
+                SENSOR_ARGS,
+                sensors::own_args(kind),
+                DAG_FACTORY_TASK_KEYS,
+            ],
+        ),
+        Some(op @ Operator::Builtin(kind)) => unknown_keys(
+            cx,
+            item,
+            "task",
+            op.class_name(),
+            &[BASE_OPERATOR_ARGS, DAG_FACTORY_TASK_KEYS, kind.spec().args],
+        ),
         // Every other key of a TaskFlow task is an argument of its callable.
         Some(Operator::TaskFlow(_)) | None => {}
     }
+    let hitl = match operator {
+        Some(Operator::Hitl(kind)) => {
+            super::hitl::build(cx, item.cfg, layers, kind, item.pos, &item.name)
+        }
+        _ => None,
+    };
+    let sensor = match operator {
+        Some(Operator::Sensor(kind)) => Some(sensors::native(cx, item, layers, kind)),
+        _ => None,
+    };
+    let args = match operator {
+        Some(Operator::Builtin(kind)) => {
+            Some(operators::args(cx, layers, item.cfg, &item.name, kind))
+        }
+        _ => None,
+    };
     let python = match operator {
         Some(op @ (Operator::Python(_) | Operator::TaskFlow(_))) => {
             python_call(cx, item, partial, op, refs)
@@ -777,7 +824,11 @@ fn task(
             .get(layers, "retry_exponential_backoff", backoff)
             .unwrap_or(false),
         max_retry_delay_secs: cx.get(layers, "max_retry_delay", values::timedelta),
-        execution_timeout_secs: cx.get(layers, "execution_timeout", values::timedelta),
+        // A human-in-the-loop task's `execution_timeout` is its `response_timeout`
+        // (Airflow moves it there and clears it).
+        execution_timeout_secs: cx
+            .get(layers, "execution_timeout", values::timedelta)
+            .filter(|_| !matches!(operator, Some(Operator::Hitl(_)))),
         pool: cx
             .get(layers, "pool", Node::string)
             .unwrap_or_else(|| DEFAULT_POOL.to_string()),
@@ -795,6 +846,9 @@ fn task(
         max_active_tis_per_dag: cx.get(layers, "max_active_tis_per_dag", Node::count),
         max_active_tis_per_dagrun: cx.get(layers, "max_active_tis_per_dagrun", Node::count),
         mapped,
+        hitl,
+        sensor,
+        args,
     }
 }
 
@@ -1032,37 +1086,11 @@ fn python_call(
         native: false,
         sensor: match op {
             Operator::Python(PythonKind::Sensor) | Operator::TaskFlow(PythonKind::Sensor) => {
-                Some(sensor(cx, item.cfg))
+                Some(sensors::settings(cx, &[item.cfg], item.cfg))
             }
             _ => None,
         },
     })
-}
-
-/// A sensor's settings, with `BaseSensorOperator`'s defaults. `mode: reschedule` runs as
-/// poke (the try holds its slot between pokes), and `exponential_backoff`/`max_wait` are
-/// not applied: the pokes come every `poke_interval`.
-fn sensor(cx: &mut Ctx, cfg: &Node) -> Sensor {
-    let own = &[cfg];
-    let flag = |cx: &mut Ctx, key: &str| cx.get(own, key, Node::boolean).unwrap_or(false);
-    let sensor = Sensor {
-        poke_interval_secs: cx
-            .get(own, "poke_interval", values::timedelta)
-            .unwrap_or(60.0),
-        timeout_secs: cx
-            .get(own, "timeout", values::timedelta)
-            .unwrap_or(DEFAULT_SENSOR_TIMEOUT_SECS),
-        soft_fail: flag(cx, "soft_fail"),
-        never_fail: flag(cx, "never_fail"),
-        silent_fail: flag(cx, "silent_fail"),
-    };
-    if sensor.soft_fail && sensor.never_fail {
-        let pos = cfg.field("never_fail").map_or(cfg.pos, |n| n.pos);
-        cx.errors.push(
-            pos.error("soft_fail and never_fail are mutually exclusive, you can not provide both."),
-        );
-    }
-    sensor
 }
 
 /// dag-factory's `+task` / `+task['key']` (or `"key"`): the task's name and the XCom key.

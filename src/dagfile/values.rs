@@ -635,7 +635,7 @@ pub(crate) fn timedelta(n: &Node, key: &str) -> Result<f64, ImportError> {
 }
 
 /// `timedelta`, negative ones included.
-fn signed_timedelta(n: &Node, key: &str) -> Result<f64, ImportError> {
+pub(crate) fn signed_timedelta(n: &Node, key: &str) -> Result<f64, ImportError> {
     let expected = || {
         n.pos.error(format!(
             "`{key}` must be a number of seconds or a mapping with `__type__: {TIMEDELTA_TYPE}`, not {}",

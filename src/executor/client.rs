@@ -212,6 +212,35 @@ impl Client {
         .map(|_| ())
     }
 
+    /// `up_for_reschedule` until `reschedule_date`, as the Task SDK's `RescheduleTask`.
+    pub fn reschedule(
+        &self,
+        ti_id: &str,
+        reschedule_date: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<(), CallError> {
+        let body = json!({"state": "up_for_reschedule", "reschedule_date": reschedule_date, "end_date": end});
+        self.expect(
+            "PATCH",
+            &format!("task-instances/{ti_id}/state"),
+            Some(&body),
+            &[200, 204],
+        )
+        .map(|_| ())
+    }
+
+    /// A GET with query parameters (repeated names allowed), its JSON answer.
+    pub fn get_with_query(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CallError> {
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", crate::percent::encode_query(v)))
+            .collect();
+        match self.call("GET", &format!("{path}?{}", q.join("&")), None)? {
+            (200, v) => Ok(v),
+            (s, v) => Err(CallError::Status(s, v)),
+        }
+    }
+
     pub fn variable(&self, key: &str) -> Result<Option<String>, CallError> {
         match self.call("GET", &format!("variables/{}", encode_segment(key)), None)? {
             (200, v) => Ok(v["value"].as_str().map(str::to_string)),
@@ -316,6 +345,29 @@ impl Client {
     }
 }
 
+/// The human-in-the-loop calls (Airflow's `upsert_hitl_detail`, the `awaiting_input`
+/// transition) and the skip of tasks downstream that an answer leads to.
+impl Client {
+    /// Writes the request of a human-in-the-loop task (`POST /hitlDetails/{ti_id}`).
+    pub fn hitl_upsert(&self, ti_id: &str, request: &Value) -> Result<Value, CallError> {
+        let path = format!("hitlDetails/{}", encode_segment(ti_id));
+        self.expect("POST", &path, Some(request), &[201])
+    }
+
+    /// Parks the try until its answer comes, or `timeout_secs` pass (the server resumes
+    /// it at once when the answer is already there).
+    pub fn hitl_park(&self, ti_id: &str, timeout_secs: Option<f64>) -> Result<(), CallError> {
+        let body = json!({"state": "awaiting_input", "timeout": timeout_secs, "next_method": "execute_complete", "next_kwargs": {}});
+        self.expect(
+            "PATCH",
+            &format!("task-instances/{}/state", encode_segment(ti_id)),
+            Some(&body),
+            &[204],
+        )
+        .map(|_| ())
+    }
+}
+
 /// An HTTP agent as every client uses it: statuses are results, not errors.
 ///
 /// ureq keeps 3 idle connections per host. Keeping one per supervisor made calls cheaper
@@ -333,4 +385,53 @@ pub fn agent() -> ureq::Agent {
         .timeout_per_write(Some(TIMEOUT))
         .build()
         .into()
+}
+
+/// The Execution API's dag-runs routes, as Airflow's task SDK calls them for
+/// TriggerDagRunOperator (executor::operators::trigger).
+impl Client {
+    /// `POST dag-runs/{dag_id}/{run_id}`: the status (204 made, 409 exists, 404 no DAG)
+    /// and the body.
+    pub fn trigger_dag_run(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        body: &Value,
+    ) -> Result<(u16, Value), CallError> {
+        let path = format!(
+            "dag-runs/{}/{}",
+            encode_segment(dag_id),
+            encode_segment(run_id)
+        );
+        self.call("POST", &path, Some(body))
+    }
+
+    /// `POST dag-runs/{dag_id}/{run_id}/clear`.
+    pub fn clear_dag_run(&self, dag_id: &str, run_id: &str) -> Result<(), CallError> {
+        let path = format!(
+            "dag-runs/{}/{}/clear",
+            encode_segment(dag_id),
+            encode_segment(run_id)
+        );
+        self.expect("POST", &path, Some(&json!({})), &[200, 204])
+            .map(|_| ())
+    }
+
+    /// `GET dag-runs/{dag_id}/{run_id}/state`: the run's state.
+    pub fn dag_run_state(&self, dag_id: &str, run_id: &str) -> Result<String, CallError> {
+        let path = format!(
+            "dag-runs/{}/{}/state",
+            encode_segment(dag_id),
+            encode_segment(run_id)
+        );
+        let v = self.expect("GET", &path, None, &[200])?;
+        Ok(v["state"].as_str().unwrap_or("").to_string())
+    }
+
+    /// `PATCH task-instances/{id}/skip-downstream`: skips these tasks of the run.
+    pub fn skip_downstream(&self, ti_id: &str, tasks: &[String]) -> Result<(), CallError> {
+        let path = format!("task-instances/{}/skip-downstream", encode_segment(ti_id));
+        self.expect("PATCH", &path, Some(&json!({"tasks": tasks})), &[200, 204])
+            .map(|_| ())
+    }
 }

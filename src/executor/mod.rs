@@ -9,11 +9,13 @@
 //! (`kill_orphans`).
 
 pub mod client;
+pub mod operators;
 pub mod python;
+mod sensor;
 pub mod supervise;
 mod threads;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -49,7 +51,10 @@ pub enum ExecEvent {
 pub struct LocalExecutor {
     supervisors: Arc<Supervisors>,
     events: Sender<ExecEvent>,
-    running: HashSet<String>,
+    /// Supervisors started and not yet reaped, by task instance: a human-in-the-loop
+    /// task's resumed try may start before the first part's exit is reaped, so one task
+    /// instance can have two for a moment.
+    running: HashMap<String, u32>,
 }
 
 /// Supervises one workload and tells the scheduler how it ended.
@@ -91,12 +96,12 @@ impl LocalExecutor {
         LocalExecutor {
             supervisors: Arc::new(Supervisors::new(cfg, api_url, clock)),
             events,
-            running: HashSet::new(),
+            running: HashMap::new(),
         }
     }
 
     pub fn running(&self) -> usize {
-        self.running.len()
+        self.running.values().map(|&n| n as usize).sum()
     }
 
     /// Starts the supervisor of one workload.
@@ -107,13 +112,18 @@ impl LocalExecutor {
         self.supervisors
             .threads
             .run("task", move || run_one(w, &supervisors, &events))?;
-        self.running.insert(ti_id);
+        *self.running.entry(ti_id).or_default() += 1;
         Ok(())
     }
 
     /// Forgets a finished supervisor.
     pub fn reap(&mut self, ti_id: &str) {
-        self.running.remove(ti_id);
+        if let Some(n) = self.running.get_mut(ti_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.running.remove(ti_id);
+            }
+        }
     }
 
     /// Lets running tasks finish for up to `grace`, then tells every supervisor to stop
@@ -123,7 +133,7 @@ impl LocalExecutor {
         if !self.running.is_empty() {
             log::info!(
                 "waiting up to {grace:?} for {} running task(s)",
-                self.running.len()
+                self.running()
             );
         }
         self.wait_all(deadline, events);
@@ -132,12 +142,12 @@ impl LocalExecutor {
         }
         log::warn!(
             "stopping {} task(s) still running; they will be retried",
-            self.running.len()
+            self.running()
         );
         self.supervisors.stop.store(true, Ordering::Relaxed);
         self.wait_all(Instant::now() + Duration::from_secs(30), events);
         if !self.running.is_empty() {
-            log::error!("{} supervisor(s) did not stop", self.running.len());
+            log::error!("{} supervisor(s) did not stop", self.running());
         }
     }
 

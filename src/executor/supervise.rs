@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use super::client::{CallError, Client, TOKEN_VAR, URL_VAR};
 use super::python;
+use super::sensor;
 use super::threads::Threads;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -39,6 +40,8 @@ use crate::process::{self, Program, Shell, Spec};
 use crate::task_log::log_path_at;
 use crate::template::{self, RenderError};
 
+mod hitl;
+
 /// The variable that names the task instance in its task's environment, so a task tree
 /// left behind by a killed executor can be found and stopped (see `kill_orphans`).
 pub const TI_VAR: &str = "UPDRAFT_TI_ID";
@@ -46,7 +49,7 @@ pub const TI_VAR: &str = "UPDRAFT_TI_ID";
 /// Airflow's BashOperator `skip_on_exit_code` default.
 const SKIP_EXIT_CODE: i32 = 99;
 /// How often the stop flag and the child are looked at.
-const TICK: Duration = Duration::from_millis(50);
+pub(super) const TICK: Duration = Duration::from_millis(50);
 /// The longest wait between heartbeats (Airflow's `min_heartbeat_interval`).
 const MAX_HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long a killed task gets to stop before it is killed hard.
@@ -74,15 +77,15 @@ pub struct Supervisors {
     home: PathBuf,
     base_log_folder: PathBuf,
     heartbeat_timeout: f64,
-    shell: Shell,
+    pub(super) shell: Shell,
     /// PATH for tasks: this binary's folder first, so `updraft tasks xcom push` and
     /// friends work inside a task.
-    task_path: Option<OsString>,
+    pub(super) task_path: Option<OsString>,
     unixname: String,
     hostname: String,
     pid: u32,
     /// Where the time a try reports (its start, its end, its log lines) is read.
-    clock: Clock,
+    pub(super) clock: Clock,
     /// The interpreter of Python tasks, or the log line that says it is missing.
     python: Result<python::Interpreter, String>,
     /// The folder the runner's files were written to, once a Python task needed them.
@@ -90,7 +93,7 @@ pub struct Supervisors {
     dags_folder: PathBuf,
     /// Where Python tries' spec and outcome files go: under the home, not the shared
     /// temporary folder, so no other user can plant a file under a name one will take.
-    tries_dir: PathBuf,
+    pub(super) tries_dir: PathBuf,
     /// Set when the executor shuts down: running tasks stop and are reported for retry.
     pub stop: AtomicBool,
     /// The threads supervisors and their output readers run on.
@@ -139,7 +142,7 @@ impl Supervisors {
         }
     }
 
-    fn stopping(&self) -> bool {
+    pub(super) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 }
@@ -223,8 +226,49 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         }
     };
 
+    if task["hitl"].is_object() {
+        return Ok(hitl::run(
+            &ctx, ti_id, &client, &sv.clock, &mut log, fail_state, &finish,
+        ));
+    }
     let is_python = task["python"].is_object();
-    if task["operator"] != "BashOperator" && !is_python {
+    if task["sensor"].is_object() {
+        // A native sensor pokes here, in this thread: no process (BashSensor's command
+        // aside).
+        let lookup = ApiLookup {
+            client: &client,
+            dag_id: &dag_id,
+            run_id: &run_id,
+        };
+        let tctx = template_context(&ctx, try_number, &sv.clock);
+        run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
+        let t = sensor::Try {
+            sv,
+            client: &client,
+            ctx: &ctx,
+            ti_id,
+            tctx: &tctx,
+            lookup: &lookup,
+            fail_state,
+        };
+        let end = sensor::run(&t, &mut log);
+        return Ok(match end {
+            sensor::End::State("success", Some(v)) => {
+                match client.xcom_set(&dag_id, &run_id, &task_id, "return_value", &v, None) {
+                    Ok(()) => finish(&mut log, "success", None),
+                    Err(e) => {
+                        log.line(&format!("could not push the return_value XCom: {e}"));
+                        finish(&mut log, fail_state, None)
+                    }
+                }
+            }
+            sensor::End::State(state, _) => finish(&mut log, state, None),
+            sensor::End::Reschedule(at) => reschedule(&client, ti_id, at, &sv.clock, &mut log),
+            sensor::End::NotOurs => Outcome::NotOurs,
+            sensor::End::Unreported => Outcome::Unreported,
+        });
+    }
+    if task["operator"] != "BashOperator" && !is_python && task["builtin"].is_null() {
         // An operator with nothing to execute here (EmptyOperator with callbacks):
         // its callbacks still fire around the execute that does nothing, as in Airflow.
         run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
@@ -258,6 +302,21 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         run_id: &run_id,
     };
     let tctx = template_context(&ctx, try_number, &sv.clock);
+    // A built-in operator runs here, in this thread (executor::operators).
+    if let Ok(kind) = serde_json::from_value::<crate::model::Builtin>(task["builtin"].clone()) {
+        run_callbacks(sv, &ctx, ti_id, &client, "on_execute_callback", &mut log);
+        let b = BuiltinTry {
+            sv,
+            ctx: &ctx,
+            ti_id,
+            client: &client,
+            fail_state,
+        };
+        return Ok(match run_builtin(&b, kind, &tctx, &lookup, &mut log) {
+            BuiltinEnd::State(state) => finish(&mut log, state, None),
+            BuiltinEnd::Gone(outcome) => outcome,
+        });
+    }
     // An expanded value of a mapped task may be of any type; Airflow's BashOperator
     // fails on what it cannot run. (A Python task has none of these arguments.)
     let bash_args = if is_python {
@@ -535,6 +594,24 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
             after.extra = extra.clone();
             render_map_index(&client, ti_id, template, &after, &lookup, &mut log, false);
         }
+        if outcome
+            .as_ref()
+            .is_some_and(|(state, ..)| state == "up_for_reschedule")
+        {
+            // A PythonSensor in reschedule mode poked once and was not done: the
+            // timeout and the next poke's date are decided here, as for native sensors.
+            return Ok(match sensor::python_not_done(&ctx, &sv.clock) {
+                sensor::End::Reschedule(at) => reschedule(&client, ti_id, at, &sv.clock, &mut log),
+                sensor::End::State(state, message) => {
+                    if let Some(Value::String(m)) = message {
+                        log.line(&format!("AirflowSensorTimeout: {m}"));
+                    }
+                    finish(&mut log, state, None)
+                }
+                sensor::End::NotOurs => Outcome::NotOurs,
+                sensor::End::Unreported => Outcome::Unreported,
+            });
+        }
         let state = match outcome {
             Some((state, retry, xcoms, _)) => match state.as_str() {
                 // The return value's XComs, pushed here (as Airflow 3's supervisor does
@@ -601,6 +678,25 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         log.line(&format!("could not push the return_value XCom: {e}"));
     }
     Ok(finish(&mut log, state, shown))
+}
+
+/// Ends a sensor's try `up_for_reschedule` until `at` (Airflow's `RescheduleTask`): no
+/// callback runs, the try goes on at its next poke.
+fn reschedule(
+    client: &Client,
+    ti_id: &str,
+    at: DateTime<Utc>,
+    clock: &Clock,
+    log: &mut TaskLog,
+) -> Outcome {
+    log.line("final state: up_for_reschedule");
+    match client.reschedule(ti_id, at, clock.now()) {
+        Ok(()) => Outcome::Reported,
+        Err(e) => {
+            log.line(&format!("could not report the reschedule: {e}"));
+            Outcome::Unreported
+        }
+    }
 }
 
 /// The longest a task's callbacks may run, all of them together, before they are killed:
@@ -912,6 +1008,128 @@ fn python_spec(
 /// Heartbeats while `bash_command` renders, as the loop does while the command runs, so a
 /// long render (slow look-ups, a big template) is never taken for a zombie; and stops the
 /// render when the try is no longer this supervisor's to run.
+/// What a built-in operator's try runs with.
+struct BuiltinTry<'a> {
+    sv: &'a Supervisors,
+    ctx: &'a Value,
+    ti_id: &'a str,
+    client: &'a Client,
+    fail_state: &'static str,
+}
+
+/// How a built-in operator's try ended: a state to report, or an outcome without one.
+enum BuiltinEnd {
+    State(&'static str),
+    Gone(Outcome),
+}
+
+/// Renders a built-in operator's template fields, runs it (heartbeating while it
+/// waits, within `execution_timeout`) and pushes its return value.
+fn run_builtin(
+    b: &BuiltinTry,
+    kind: crate::model::Builtin,
+    tctx: &template::Context,
+    lookup: &ApiLookup,
+    log: &mut TaskLog,
+) -> BuiltinEnd {
+    use super::operators::{self, Done, OpEnv};
+    let task = &b.ctx["task"];
+    let timeout = task["execution_timeout"]
+        .as_f64()
+        .map(Duration::from_secs_f64);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let beat_every =
+        Duration::from_secs_f64(b.sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
+    let mut beat = RenderBeat {
+        every: beat_every,
+        last_beat: Instant::now(),
+        last_ok: Instant::now(),
+        stopped: None,
+    };
+    let empty = serde_json::Map::new();
+    let args = task["args"].as_object().unwrap_or(&empty);
+    let fields = kind.spec().template_fields;
+    let rendered = operators::render_fields(args, fields, &mut |text: &str| {
+        template::render_within(text, tctx, lookup, deadline, &mut || {
+            beat.tick(b.sv, b.client, b.ti_id)
+        })
+    });
+    let gone = |stopped: Option<RenderStop>, log: &mut TaskLog| match stopped {
+        Some(RenderStop::Shutdown) => {
+            log.line("the executor is shutting down: the task was stopped and will be retried");
+            BuiltinEnd::State("up_for_retry")
+        }
+        Some(RenderStop::NotOurs) => {
+            log.line("the task instance was cleared or changed elsewhere: the task was stopped");
+            BuiltinEnd::Gone(Outcome::NotOurs)
+        }
+        Some(RenderStop::ApiGone) | None => {
+            log.line(
+                "the Execution API has not answered heartbeats for too long: the task was stopped",
+            );
+            BuiltinEnd::Gone(Outcome::Unreported)
+        }
+    };
+    let rendered = match rendered {
+        Ok(r) => r,
+        Err(RenderError::Template(e)) => {
+            log.line(&format!("cannot render {}: {e}", fields.join(", ")));
+            return BuiltinEnd::State(b.fail_state);
+        }
+        Err(RenderError::Timeout) => {
+            log.line("execution_timeout reached while rendering the template fields");
+            return BuiltinEnd::State(b.fail_state);
+        }
+        Err(RenderError::Abandoned) => return gone(beat.stopped, log),
+    };
+    log.line(&format!("running {} in the supervisor", kind.class_name()));
+    let done = {
+        let mut write = |line: &str| log.line(line);
+        let mut tick = || beat.tick(b.sv, b.client, b.ti_id);
+        let mut env = OpEnv {
+            client: b.client,
+            ti_id: b.ti_id,
+            ctx: b.ctx,
+            now: b.sv.clock.now(),
+            deadline,
+            beat: &mut tick,
+            log: &mut write,
+        };
+        operators::run(kind, &rendered, &mut env)
+    };
+    match done {
+        Done::Success(value) => {
+            // `do_xcom_push: false` keeps the return value out of XCom, as in Airflow.
+            let push = !matches!(args.get("do_xcom_push"), Some(Value::Bool(false)));
+            if let Some(value) = value.filter(|_| push) {
+                let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+                let run = &b.ctx["dag_run"];
+                if let Err(e) = b.client.xcom_set(
+                    &s(&run["dag_id"]),
+                    &s(&run["run_id"]),
+                    &s(&task["task_id"]),
+                    "return_value",
+                    &value,
+                    None,
+                ) {
+                    log.line(&format!("could not push the return_value XCom: {e}"));
+                    return BuiltinEnd::State(b.fail_state);
+                }
+            }
+            BuiltinEnd::State("success")
+        }
+        Done::Skipped(why) => {
+            log.line(&why);
+            BuiltinEnd::State("skipped")
+        }
+        Done::Failed(why) => {
+            log.line(&format!("Task failed with exception: {why}"));
+            BuiltinEnd::State(b.fail_state)
+        }
+        Done::Stopped => gone(beat.stopped, log),
+    }
+}
+
 struct RenderBeat {
     every: Duration,
     last_beat: Instant,
@@ -952,6 +1170,59 @@ impl RenderBeat {
             }
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// What a heartbeat between a sensor's pokes says.
+pub(super) enum BeatSays {
+    Go,
+    Shutdown,
+    NotOurs,
+    ApiGone,
+}
+
+/// Heartbeats for a supervisor that waits without a child (a sensor between pokes).
+pub(super) struct Beat<'a> {
+    sv: &'a Supervisors,
+    every: Duration,
+    last_beat: Instant,
+    last_ok: Instant,
+}
+
+impl<'a> Beat<'a> {
+    pub(super) fn new(sv: &'a Supervisors) -> Beat<'a> {
+        Beat {
+            sv,
+            every: Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT),
+            last_beat: Instant::now(),
+            last_ok: Instant::now(),
+        }
+    }
+
+    /// Looks at the stop flag, and heartbeats when one is due.
+    pub(super) fn tick(&mut self, client: &Client, ti_id: &str) -> BeatSays {
+        if self.sv.stopping() {
+            return BeatSays::Shutdown;
+        }
+        if self.last_beat.elapsed() < self.every {
+            return BeatSays::Go;
+        }
+        self.last_beat = Instant::now();
+        match client.heartbeat(ti_id, self.sv.pid, &self.sv.hostname) {
+            Ok(true) => {
+                self.last_ok = Instant::now();
+                BeatSays::Go
+            }
+            Ok(false) => BeatSays::NotOurs,
+            Err(e) => {
+                log::warn!("heartbeat failed: {e}");
+                if self.last_ok.elapsed().as_secs_f64() > self.sv.heartbeat_timeout {
+                    BeatSays::ApiGone
+                } else {
+                    BeatSays::Go
+                }
+            }
+        }
     }
 }
 
@@ -1089,7 +1360,7 @@ fn copy_stdout(
 }
 
 /// The try's log file; supervisor lines carry a UTC time stamp.
-struct TaskLog {
+pub(super) struct TaskLog {
     file: std::fs::File,
     clock: Clock,
 }
@@ -1107,13 +1378,13 @@ impl TaskLog {
         Ok(TaskLog { file, clock })
     }
 
-    fn file(&self) -> Result<std::fs::File> {
+    pub(super) fn file(&self) -> Result<std::fs::File> {
         self.file
             .try_clone()
             .map_err(|e| Error::Failed(format!("cannot share the log file: {e}")))
     }
 
-    fn line(&mut self, text: &str) {
+    pub(super) fn line(&mut self, text: &str) {
         let now = self.clock.now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
         let _ = writeln!(self.file, "[{now}] {{updraft}} {text}");
     }

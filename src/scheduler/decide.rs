@@ -167,7 +167,8 @@ pub fn task_step(
 ) -> Step {
     let decision = match current {
         None => rule(),
-        Some(TaskState::UpForRetry) => match next_retry_at {
+        // A sensor's next poke waits for its reschedule date as a retry for its delay.
+        Some(TaskState::UpForRetry | TaskState::UpForReschedule) => match next_retry_at {
             Some(at) if at > now => return Step::RetryAt(at),
             _ => Decision::Run,
         },
@@ -573,6 +574,8 @@ mod tests {
             (Some(UpForRetry), Some(now), false, None, Step::To(Scheduled)),
             (Some(UpForRetry), None, false, None, Step::To(Scheduled)),
             (Some(UpForRetry), earlier, true, None, Step::To(Success)),
+            (Some(TaskState::UpForReschedule), later, false, None, Step::RetryAt(t("2026-01-01T12:00:01Z"))),
+            (Some(TaskState::UpForReschedule), earlier, false, None, Step::To(Scheduled)),
             (Some(Scheduled), None, false, None, Step::Stay),
             (Some(Queued), None, false, None, Step::Stay),
             (Some(Running), None, false, None, Step::Stay),

@@ -422,6 +422,17 @@ impl Scheduler {
             self.reap_zombies(now)?;
             self.last_reap = Instant::now();
         }
+        // Human-in-the-loop waits whose time is up: resumed with their defaults, or to
+        // fail (Airflow's `check_awaiting_input_timeouts`). A read first, so a pass with
+        // none due writes nothing.
+        if self.store.hitl_due(now)? {
+            let swept = self.store.write(|tx| tx.sweep_hitl(now))?;
+            log::info!(
+                "human-in-the-loop timeouts: {} resumed, {} failed",
+                swept.resumed,
+                swept.failed
+            );
+        }
 
         // Open backfills are read before the runs: a backfill created in between has
         // runs this pass does not see, rather than no runs (which would finish it).

@@ -457,6 +457,9 @@ mod tests {
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
             mapped: None,
+            hitl: None,
+            sensor: None,
+            args: None,
         }
     }
 

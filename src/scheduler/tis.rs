@@ -119,7 +119,10 @@ fn is_moving(state: Option<TaskState>) -> bool {
                 | TaskState::Queued
                 | TaskState::Running
                 | TaskState::UpForRetry
+                | TaskState::UpForReschedule
                 | TaskState::Restarting
+                // Left by an answer, or by the timeout sweep.
+                | TaskState::AwaitingInput
         )
     )
 }
@@ -163,8 +166,10 @@ impl RunTis {
         match state {
             Some(TaskState::Scheduled) if add => self.scheduled.insert(key),
             Some(TaskState::Scheduled) => self.scheduled.remove(&key),
-            Some(TaskState::UpForRetry) if add => self.retrying.insert(i),
-            Some(TaskState::UpForRetry) => self.retrying.remove(&i),
+            Some(TaskState::UpForRetry | TaskState::UpForReschedule) if add => {
+                self.retrying.insert(i)
+            }
+            Some(TaskState::UpForRetry | TaskState::UpForReschedule) => self.retrying.remove(&i),
             _ => false,
         };
     }
@@ -199,11 +204,11 @@ impl RunTis {
     }
 
     /// Records a state this pass wrote; moving to scheduled starts a new try, as the
-    /// store's update does.
+    /// store's update does, unless it is a rescheduled sensor's next poke.
     pub fn set_state(&mut self, i: usize, to: Option<TaskState>) {
         self.count(i, false);
         let ti = &mut self.tis[i];
-        if to == Some(TaskState::Scheduled) {
+        if to == Some(TaskState::Scheduled) && ti.state != Some(TaskState::UpForReschedule) {
             ti.try_number += 1;
         }
         ti.state = to;

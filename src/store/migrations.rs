@@ -290,6 +290,49 @@ CREATE INDEX dag_run_backfill ON dag_run (backfill_id) WHERE backfill_id IS NOT 
 ALTER TABLE task_instance ADD COLUMN rendered_map_index TEXT;
 ALTER TABLE task_instance_history ADD COLUMN rendered_map_index TEXT;
 "#,
+    // Human in the loop: Airflow's `hitl_detail` (the request, its answer), with the wait
+    // of the task instance that asked (`timeout_at`, Airflow's `trigger_timeout`) and the
+    // event its resumed try reads (`resume_event` for try `resume_try`, Airflow's
+    // `next_kwargs`). The partial indexes serve the timeout sweep and the UI's badge.
+    r#"
+CREATE TABLE hitl_detail (
+    ti_id          TEXT PRIMARY KEY REFERENCES task_instance (id) ON DELETE CASCADE,
+    options        TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    body           TEXT,
+    defaults       TEXT,
+    multiple       INTEGER NOT NULL DEFAULT 0,
+    params         TEXT NOT NULL DEFAULT '{}',
+    assignees      TEXT,
+    created_at     TEXT NOT NULL,
+    responded_at   TEXT,
+    responded_by   TEXT,
+    chosen_options TEXT,
+    params_input   TEXT NOT NULL DEFAULT '{}',
+    timeout_at     TEXT,
+    resume_try     INTEGER,
+    resume_event   TEXT
+);
+CREATE INDEX hitl_timeout ON hitl_detail (timeout_at) WHERE timeout_at IS NOT NULL;
+CREATE INDEX hitl_open ON hitl_detail (ti_id) WHERE responded_at IS NULL;
+"#,
+    // Sensors in reschedule mode: Airflow's `task_reschedule` rows (one per poke that was
+    // not done), with the try they belong to (a task instance keeps its id across tries
+    // here), and `up_for_reschedule` among the active states.
+    r#"
+CREATE TABLE task_reschedule (
+    id              INTEGER PRIMARY KEY,
+    ti_id           TEXT NOT NULL REFERENCES task_instance (id) ON DELETE CASCADE,
+    try_number      INTEGER NOT NULL,
+    start_date      TEXT NOT NULL,
+    end_date        TEXT NOT NULL,
+    duration        REAL NOT NULL,
+    reschedule_date TEXT NOT NULL
+);
+CREATE INDEX task_reschedule_ti ON task_reschedule (ti_id, try_number, id);
+DROP INDEX ti_active;
+CREATE INDEX ti_active ON task_instance (state) WHERE state IN ('scheduled', 'queued', 'running', 'up_for_retry', 'up_for_reschedule', 'restarting');
+"#,
     // The rendered template fields a worker sends (the Execution API's `rtif`), the latest try's.
     r#"
 ALTER TABLE task_instance ADD COLUMN rendered_fields TEXT;

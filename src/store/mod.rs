@@ -7,6 +7,7 @@
 
 mod backfills;
 mod dags;
+mod hitl;
 mod jobs;
 mod migrations;
 mod q_dags;
@@ -15,6 +16,7 @@ mod q_objects;
 pub mod q_runs;
 mod q_versions;
 mod runs;
+pub mod user_sql;
 mod vars;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ use rusqlite::config::DbConfig;
 
 pub use backfills::{BackfillDate, BackfillRow, NewBackfill, OpenBackfill, Progress};
 pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
+pub use hitl::{HitlRequest, HitlRow, Swept};
 pub use jobs::Lease;
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
 pub use q_exec::{StateEntry, StateScope};
@@ -524,6 +527,7 @@ mod tests {
         let files = [
             ("backfills.rs", include_str!("backfills.rs")),
             ("dags.rs", include_str!("dags.rs")),
+            ("hitl.rs", include_str!("hitl.rs")),
             ("jobs.rs", include_str!("jobs.rs")),
             ("migrations.rs", include_str!("migrations.rs")),
             ("mod.rs", include_str!("mod.rs")),
@@ -534,6 +538,7 @@ mod tests {
             ("q_runs.rs", include_str!("q_runs.rs")),
             ("runs.rs", include_str!("runs.rs")),
             ("vars.rs", include_str!("vars.rs")),
+            ("user_sql.rs", include_str!("user_sql.rs")),
         ];
         let raw = regex_lite::Regex::new(
             r"\.(execute|execute_batch|insert|pragma_update|pragma_update_and_check)\s*\(",

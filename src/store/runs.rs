@@ -97,7 +97,11 @@ pub(super) const RUN_COLS: &str = "id, dag_id, run_id, run_type, state, logical_
 /// index only for a query whose WHERE contains its condition, and does not see that
 /// `state = 'running'` implies it, so without this each such query scanned every task
 /// instance ever run.
-const ACTIVE_TI: &str = "state IN ('scheduled', 'queued', 'running', 'up_for_retry', 'restarting')";
+/// A task instance as ExternalTaskSensor's routes see it: run id, task id, map index,
+/// state.
+pub type TiStateRow = (String, String, i64, Option<String>);
+
+const ACTIVE_TI: &str = "state IN ('scheduled', 'queued', 'running', 'up_for_retry', 'up_for_reschedule', 'restarting')";
 
 pub(super) const TI_COLS: &str = "id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator, pool,
     pool_slots, priority_weight, queued_dttm, scheduled_dttm, start_date, end_date, duration, hostname, unixname,
@@ -319,6 +323,55 @@ impl Store {
         key: &str,
     ) -> Result<Option<Value>> {
         self.xcom_at(dag_id, run_id, task_id, -1, key)
+    }
+
+    /// The task instances of `dag_id` (of `task_ids`, or all) in runs whose logical date
+    /// is one of `logical_dates`: (run id, task id, map index, state). What the Execution
+    /// API's `task-instances/count` and `/states` (ExternalTaskSensor) answer from.
+    pub fn ti_states_at(
+        &self,
+        dag_id: &str,
+        task_ids: Option<&[String]>,
+        logical_dates: &[DateTime<Utc>],
+    ) -> Result<Vec<TiStateRow>> {
+        let dates = Value::from(logical_dates.iter().map(|d| ts(*d)).collect::<Vec<_>>());
+        let tasks = task_ids.map(|t| Value::from(t.to_vec()).to_string());
+        self.query(
+            "SELECT t.run_id, t.task_id, t.map_index, t.state FROM task_instance t
+             JOIN dag_run r ON r.dag_id = t.dag_id AND r.run_id = t.run_id
+             WHERE t.dag_id = ?1 AND r.logical_date IN (SELECT value FROM json_each(?2))
+               AND (?3 IS NULL OR t.task_id IN (SELECT value FROM json_each(?3)))
+             ORDER BY t.run_id, t.task_id, t.map_index",
+            rusqlite::params![dag_id, dates.to_string(), tasks],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+    }
+
+    /// The states of `dag_id`'s runs whose logical date is one of `logical_dates`.
+    pub fn run_states_at(
+        &self,
+        dag_id: &str,
+        logical_dates: &[DateTime<Utc>],
+    ) -> Result<Vec<String>> {
+        let dates = Value::from(logical_dates.iter().map(|d| ts(*d)).collect::<Vec<_>>());
+        self.query(
+            "SELECT state FROM dag_run
+             WHERE dag_id = ?1 AND logical_date IN (SELECT value FROM json_each(?2))",
+            rusqlite::params![dag_id, dates.to_string()],
+            |r| r.get(0),
+        )
+    }
+
+    /// How many reschedules the current try of a task instance has had, and the start
+    /// of its first (a sensor's timeout counts from there).
+    pub fn reschedules(&self, ti_id: &str) -> Result<(i64, Option<DateTime<Utc>>)> {
+        let rows = self.query(
+            "SELECT r.start_date FROM task_reschedule r JOIN task_instance t ON t.id = r.ti_id
+             WHERE r.ti_id = ?1 AND r.try_number = t.try_number ORDER BY r.id",
+            [ti_id],
+            |r| time(r, 0),
+        )?;
+        Ok((rows.len() as i64, rows.first().copied()))
     }
 
     /// The XCom values under `key` of every instance of a task, by map index.
@@ -618,8 +671,11 @@ impl Tx<'_> {
         use TaskState::*;
         let now_s = ts(now);
         let sql = match to {
+            // A sensor's next poke after a reschedule is the same try (Airflow's
+            // `schedule_tis` does not count it).
             Some(Scheduled) => {
-                "UPDATE task_instance SET state = ?3, try_number = try_number + 1, scheduled_dttm = ?4,
+                "UPDATE task_instance SET state = ?3,
+                    try_number = try_number + CASE WHEN state = 'up_for_reschedule' THEN 0 ELSE 1 END, scheduled_dttm = ?4,
                     next_retry_at = ?5, start_date = NULL, end_date = NULL, duration = NULL, pid = NULL,
                     hostname = NULL, last_heartbeat_at = NULL, updated_at = ?4
                  WHERE id = ?1 AND state IS ?2"
@@ -628,7 +684,7 @@ impl Tx<'_> {
                 "UPDATE task_instance SET state = ?3, queued_dttm = ?4, updated_at = ?4,
                     next_retry_at = COALESCE(?5, next_retry_at) WHERE id = ?1 AND state IS ?2"
             }
-            Some(Success | Failed | Skipped | UpstreamFailed | UpForRetry | Removed) => {
+            Some(Success | Failed | Skipped | UpstreamFailed | UpForRetry | UpForReschedule | Removed) => {
                 "UPDATE task_instance SET state = ?3, end_date = ?4, updated_at = ?4, next_retry_at = ?5,
                     start_date = COALESCE(start_date, ?4),
                     duration = round((julianday(?4) - julianday(COALESCE(start_date, ?4))) * 86400.0, 3)
@@ -652,10 +708,31 @@ impl Tx<'_> {
                 ],
             )
             .map_err(db)?;
-        if n == 1 && from == Some(Running) {
+        // A reschedule goes on with the same try: it is kept when the try ends.
+        if n == 1 && from == Some(Running) && to != Some(UpForReschedule) {
             self.record_try(id)?;
         }
         Ok(n == 1)
+    }
+
+    /// Records a sensor's poke that was not done (Airflow's `TaskReschedule`): the row's
+    /// start is when it was reported, as Airflow 3's Execution API dates it.
+    pub fn add_reschedule(
+        &self,
+        ti_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        reschedule_date: DateTime<Utc>,
+    ) -> Result<()> {
+        let duration = (end - start).num_microseconds().unwrap_or(0) as f64 / 1e6;
+        self.0
+            .exec(
+                "INSERT INTO task_reschedule (ti_id, try_number, start_date, end_date, duration, reschedule_date)
+                 SELECT id, try_number, ?2, ?3, ?4, ?5 FROM task_instance WHERE id = ?1",
+                params![ti_id, ts(start), ts(end), duration, ts(reschedule_date)],
+            )
+            .map_err(db)?;
+        Ok(())
     }
 
     /// Keeps the current try of a task instance in its history (once per try).
@@ -773,6 +850,10 @@ impl Tx<'_> {
     /// state to none (a running one to `restarting`, so its process is told to stop).
     pub fn clear_ti(&self, id: &str, retries: u32, now: DateTime<Utc>) -> Result<()> {
         self.record_try(id)?;
+        // As Airflow's clear: a sensor cleared starts its timeout afresh.
+        self.0
+            .exec("DELETE FROM task_reschedule WHERE ti_id = ?1", params![id])
+            .map_err(db)?;
         self.0
             .exec(
                 "UPDATE task_instance SET

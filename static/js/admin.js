@@ -45,7 +45,30 @@ const RESOURCES = {
       { name: "password", label: "Password", kind: "password", nullable: true, secret: true },
       { name: "port", label: "Port", kind: "integer", nullable: true },
       { name: "extra", label: "Extra (JSON)", kind: "textarea", nullable: true, json: true, mono: true },
+      // FSHook's own form field, kept in `extra` as {"path": ...}.
+      { name: "path", label: "Path", onlyFor: "fs", extraKey: "path", help: "The base folder file sensors resolve relative paths against." },
     ],
+    // What each connection type's form shows, as its Airflow hook's form does: the
+    // fields it hides, their labels and hints.
+    typeField: "conn_type",
+    byType: {
+      http: {
+        labels: { host: "Host", schema: "Schema", login: "Login (basic auth)", password: "Password (basic auth)", extra: "Extra (JSON: headers)" },
+        help: {
+          host: "api.example.com, or a full base URL such as https://api.example.com/v1",
+          schema: "http or https (http when empty)",
+          extra: 'Each key is sent as a header, e.g. {"Authorization": "Bearer ..."}; "timeout", "verify" and "check_response" set the request.',
+        },
+      },
+      sqlite: {
+        hide: ["schema", "login", "password", "port"],
+        labels: { host: "Database file" },
+        help: { host: "The path of the SQLite file, e.g. C:\\data\\app.db or /data/app.db" },
+      },
+      fs: {
+        hide: ["host", "schema", "login", "password", "port"],
+      },
+    },
     columns: [
       ["Connection ID", (c) => h("code", {}, c.connection_id)],
       ["Type", (c) => c.conn_type],
@@ -148,10 +171,20 @@ export function adminPage(main, route) {
     const isNew = item === null;
     const inputs = new Map();
     const errs = new Map();
+    const rowEls = new Map();
+    const labelEls = new Map();
+    const helpEls = new Map();
+    const extraOf = (it) => {
+      try {
+        return JSON.parse(it?.extra || "{}") ?? {};
+      } catch {
+        return {};
+      }
+    };
     const rows = R.fields.map((f) => {
       const id = `f-${f.name}`;
       let input;
-      const initial = item?.[f.name];
+      const initial = f.extraKey ? extraOf(item)[f.extraKey] : item?.[f.name];
       if (f.kind === "textarea") input = h("textarea", { id, rows: f.mono ? 5 : 2, class: f.mono ? "code" : "", spellcheck: f.mono ? "false" : null });
       else if (f.kind === "boolean") input = h("input", { id, type: "checkbox", checked: Boolean(initial) });
       else if (f.kind === "password") input = h("input", { id, type: "password", autocomplete: "new-password", placeholder: !isNew && initial ? "unchanged (type to replace)" : "" });
@@ -163,12 +196,38 @@ export function adminPage(main, route) {
       inputs.set(f.name, input);
       const err = h("p", { class: "field-error", id: `${id}-error`, hidden: true });
       errs.set(f.name, err);
-      return h("div", { class: `field ${f.kind === "boolean" ? "check" : ""}` },
-        f.kind === "boolean" ? [input, h("label", { for: id }, f.label)] : [h("label", { for: id }, f.label, f.required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null), input],
+      const labelText = h("span", {}, f.label);
+      labelEls.set(f.name, labelText);
+      const help = h("p", { class: "help", hidden: !f.help }, f.help ?? "");
+      helpEls.set(f.name, help);
+      const row = h("div", { class: `field ${f.kind === "boolean" ? "check" : ""}` },
+        f.kind === "boolean" ? [input, h("label", { for: id }, labelText)] : [h("label", { for: id }, labelText, f.required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null), input],
         f.list ? h("datalist", { id: `${id}-list` }, f.list.map((x) => h("option", { value: x }))) : null,
-        f.help ? h("p", { class: "help" }, f.help) : null,
+        help,
         err);
+      rowEls.set(f.name, row);
+      return row;
     });
+    // The fields, labels and hints of the chosen type (connections).
+    const typeNow = () => (R.typeField ? inputs.get(R.typeField).value.trim() : "");
+    const shown = (f) => {
+      const t = typeNow();
+      return !(R.byType?.[t]?.hide ?? []).includes(f.name) && (!f.onlyFor || f.onlyFor === t);
+    };
+    const applyType = () => {
+      const b = R.byType?.[typeNow()] ?? {};
+      for (const f of R.fields) {
+        rowEls.get(f.name).hidden = !shown(f);
+        labelEls.get(f.name).textContent = b.labels?.[f.name] ?? f.label;
+        const text = b.help?.[f.name] ?? f.help ?? "";
+        helpEls.get(f.name).textContent = text;
+        helpEls.get(f.name).hidden = !text;
+      }
+    };
+    if (R.typeField) {
+      inputs.get(R.typeField).addEventListener("input", applyType);
+      applyType();
+    }
     const showErr = (name, msg) => {
       const e = errs.get(name);
       const input = inputs.get(name);
@@ -188,9 +247,15 @@ export function adminPage(main, route) {
         const values = {};
         const changed = [];
         let bad = false;
+        const extraValues = {};
         for (const f of R.fields) {
           const input = inputs.get(f.name);
           showErr(f.name, null);
+          if (f.extraKey) {
+            // Kept in `extra`, merged below; only for the type that shows it.
+            if (shown(f) && input.value !== "") extraValues[f.extraKey] = input.value;
+            continue;
+          }
           let v;
           if (f.kind === "boolean") v = input.checked;
           else if (input.value === "") {
@@ -227,6 +292,16 @@ export function adminPage(main, route) {
         if (bad) {
           document.querySelector("dialog [aria-invalid=true]")?.focus();
           throw new Error("Fix the fields marked in red.");
+        }
+        if (Object.keys(extraValues).length) {
+          let extra = {};
+          try {
+            extra = values.extra ? JSON.parse(values.extra) : {};
+          } catch {
+            extra = {};
+          }
+          values.extra = JSON.stringify({ ...extra, ...extraValues });
+          if (!changed.includes("extra") && values.extra !== (item?.extra ?? null)) changed.push("extra");
         }
         try {
           if (isNew) {

@@ -6,6 +6,7 @@
 import { api, path, ApiError } from "./api.js";
 import { put, h, badge, time, fmtClock, fmtDuration, durationOf, isActive, confirm, modal, notify, Poller, errorBox, summarize } from "./ui.js";
 import { href } from "./router.js";
+import { tiRequest } from "./hitl.js";
 
 const ROLES = ["viewer", "user", "op", "admin"];
 /** Whether the logged-in user may change runs and task instances. */
@@ -28,6 +29,8 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = 
   const info = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const command = h("div", {});
   const actions = h("div", { class: "actions" });
+  // A human-in-the-loop task's request: its form while it waits, its answer after.
+  const hitlBox = h("div", { class: "ti-hitl" });
   const logBox = h("div", { class: "log", id: "ti-log", tabindex: 0, role: "log", "aria-label": "Task log", "aria-live": "off" });
   const logStatus = h("span", { class: "muted small log-status" });
   const follow = h("input", { type: "checkbox", id: "log-follow", checked: true });
@@ -48,7 +51,7 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = 
       h("div", {}, h("p", { class: "eyebrow" }, mapped ? [h("a", { href: href(["dags", dagId, view], { run: runId, task: taskId }) }, "Mapped task"), ` · map index ${mapIndex}`] : "Task instance"),
         h("h2", { class: "panel-title" }, taskId)),
       h("a", { href: href(["dags", dagId, view], { run: runId }), class: "icon-btn", "aria-label": "Close the task panel", title: "Close" }, "×")),
-    head, summary, instances, actions,
+    head, summary, instances, actions, hitlBox,
     h("div", { class: "subtabs" }, tabLog, tabDetails, tabXcom),
     logPane, detailsPane, xcomPane);
 
@@ -110,7 +113,8 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = 
       btn("Clear", "", () => clearTi()),
       btn("Mark success", "ok", () => mark("success")),
       btn("Mark failed", "bad", () => mark("failed")),
-      t.state && isActive(t.state) ? h("span", { class: "muted small" }, "Running now") : null);
+      t.state === "awaiting_input" ? h("span", { class: "muted small" }, "Waiting for an answer")
+        : t.state && isActive(t.state) ? h("span", { class: "muted small" }, "Running now") : null);
   }
 
   async function clearTi() {
@@ -232,6 +236,7 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = 
     if (changed) {
       renderTi(t);
       renderActions(t);
+      if (/^(HITL|Approval)/.test(t.operator ?? "")) tiRequest(hitlBox, { ...t, dag_run_id: runId }, { me, onDone: done });
     }
     if (!log || (tryChanged && shownTry === current.try_number - 1)) {
       if (tryChanged) shownTry = t.try_number;

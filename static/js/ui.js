@@ -47,9 +47,9 @@ function append(el, children) {
 /** Airflow's task and run states, in the order a group summary picks them. */
 export const STATES = [
   "failed", "upstream_failed", "up_for_retry", "up_for_reschedule", "running", "restarting",
-  "deferred", "queued", "scheduled", "success", "skipped", "removed",
+  "deferred", "awaiting_input", "queued", "scheduled", "success", "skipped", "removed",
 ];
-const ACTIVE = new Set(["running", "queued", "scheduled", "up_for_retry", "restarting", "deferred", "up_for_reschedule"]);
+const ACTIVE = new Set(["running", "queued", "scheduled", "up_for_retry", "restarting", "deferred", "up_for_reschedule", "awaiting_input"]);
 
 /** Whether a run or task state means more is to come. */
 export const isActive = (state) => ACTIVE.has(state);

@@ -552,6 +552,23 @@ for (const { label, prefix } of PREFIXES) {
       const row = page.locator('tr[data-id="ui_conn"]');
       await row.locator(".masked").waitFor();
       assert.ok(!(await page.content()).includes("s3cret"), "the password is not on the page");
+      // The form follows the type: a SQLite file has no port or login; a folder (fs)
+      // has only its path, kept in extra.
+      await page.click("#add");
+      await dialog.locator("#f-conn_type").fill("sqlite");
+      assert.ok(await dialog.locator("#f-port").isHidden(), "sqlite shows no port");
+      assert.equal(await dialog.locator('label[for="f-host"]').innerText(), "Database file");
+      await dialog.locator("#f-conn_type").fill("fs");
+      assert.ok(await dialog.locator("#f-host").isHidden(), "fs shows no host");
+      await dialog.locator("#f-connection_id").fill("ui_fs");
+      await dialog.locator("#f-path").fill("/data/in");
+      await dialog.getByRole("button", { name: "Create" }).click();
+      const fsRow = page.locator('tr[data-id="ui_fs"]');
+      await fsRow.waitFor();
+      await fsRow.getByRole("button", { name: "Edit ui_fs" }).click();
+      assert.equal(await dialog.locator("#f-path").inputValue(), "/data/in");
+      assert.equal(JSON.parse(await dialog.locator("#f-extra").inputValue()).path, "/data/in");
+      await dialog.getByRole("button", { name: "Cancel" }).click();
       await snap("connections");
       await page.getByRole("link", { name: "Pools", exact: true }).click();
       await page.locator('tr[data-id="default_pool"]').waitFor();
@@ -725,5 +742,95 @@ describe("a mapped task in the grid and the task panel", { concurrency: false },
     await page.locator("svg.graph a.node .node-sub", { hasText: "BashOperator [3] · failed" }).waitFor();
     await page.screenshot({ path: path.join(SHOTS, "mapped-graph.png") });
     w.check("mapped task");
+  });
+});
+
+describe("human in the loop under /d12345", { concurrency: false }, () => {
+  let srv;
+  let ctx;
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
+  const APPROVAL_YAML = [
+    "approval:",
+    "  schedule: null",
+    "  start_date: 2024-01-01",
+    "  tasks:",
+    "    - task_id: ask",
+    "      operator: airflow.providers.standard.operators.hitl.ApprovalOperator",
+    "      subject: 'Ship {{ dag_run.dag_id }}?'",
+    "      body: 'Release notes are ready.'",
+    "    - task_id: ship",
+    "      operator: airflow.providers.standard.operators.bash.BashOperator",
+    "      bash_command: echo shipped",
+    "      dependencies: [ask]",
+    "",
+  ].join("\n");
+  const env = {
+    UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True",
+    UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION: "False",
+    UPDRAFT__CORE__LOAD_EXAMPLES: "False",
+  };
+  before(async () => {
+    const port = await freePort();
+    srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}/d12345`, env, files: { "approval.yml": APPROVAL_YAML } });
+    ctx = await launch(profile);
+  });
+  after(async () => {
+    await ctx?.close();
+    await stopServer(srv);
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  const trigger = async () => {
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync(BIN, ["dags", "trigger", "approval"], {
+      env: { PATH: process.env.PATH, UPDRAFT_HOME: srv.home, ...env }, encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+
+  test("an approval is answered on the Required actions page and a rejection from the task panel", async () => {
+    assert.match(srv.url, /\/d12345\/$/);
+    const first = await trigger();
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const w = watch(page, srv.url);
+    // A task panel opened before its task has a log asks for it and is told 404 (and
+    // shows "No log for this try yet").
+    w.allow((url, status) => status === 404 && /\/logs\/\d+$/.test(url));
+    await page.goto(`${srv.url}required_actions`);
+    const card = page.locator("#hitl-waiting .hitl-card", { hasText: "Ship approval?" });
+    await card.waitFor({ timeout: RUN_TIMEOUT });
+    await card.getByText("Release notes are ready.").waitFor();
+    // The navigation bar counts what waits.
+    await page.locator("#hitl-badge:not([hidden])", { hasText: "1" }).waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: path.join(SHOTS, "hitl-required-actions.png") });
+    await card.getByLabel("Approve").check();
+    await card.getByRole("button", { name: "Respond" }).click();
+    await page.locator("#hitl-waiting", { hasText: "Nothing waits for an answer." }).waitFor({ timeout: 30_000 });
+    await page.locator("#hitl-answered .hitl-card", { hasText: "Answered Approve by admin" }).waitFor();
+    await page.locator("#hitl-badge[hidden]").waitFor({ state: "attached", timeout: 30_000 });
+    // The approved run goes on: `ship` runs.
+    await page.goto(`${srv.url}dags/approval/grid?run=${encodeURIComponent(first)}&task=ship`);
+    await page.locator(".ti-panel .panel-state .badge.st-success").waitFor({ timeout: RUN_TIMEOUT });
+
+    // A second run, rejected from its task panel: `ship` is skipped.
+    const second = await trigger();
+    await page.goto(`${srv.url}dags/approval/grid?run=${encodeURIComponent(second)}&task=ask`);
+    const panel = page.locator(".ti-panel");
+    await panel.locator(".panel-state .badge.st-awaiting_input").waitFor({ timeout: RUN_TIMEOUT });
+    const form = panel.locator(".hitl-in-panel form.hitl-form");
+    await form.waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: path.join(SHOTS, "hitl-ti-panel.png") });
+    await form.getByLabel("Reject").check();
+    await form.getByRole("button", { name: "Respond" }).click();
+    await panel.locator(".panel-state .badge.st-success").waitFor({ timeout: RUN_TIMEOUT });
+    await panel.locator(".hitl-in-panel", { hasText: "Answered Reject by admin" }).waitFor({ timeout: 30_000 });
+    await page.goto(`${srv.url}dags/approval/grid?run=${encodeURIComponent(second)}&task=ship`);
+    await page.locator(".ti-panel .panel-state .badge.st-skipped").waitFor({ timeout: RUN_TIMEOUT });
+    // Airflow's link to a task's request (`generate_link_to_ui`) opens that task's panel.
+    await page.goto(`${srv.url}dags/approval/runs/${encodeURIComponent(second)}/tasks/ask/required_actions?map_index=-1`);
+    await page.waitForURL(like(`${srv.url}dags/approval/grid?**task=ask**`));
+    await page.locator(".ti-panel .hitl-in-panel", { hasText: "Answered Reject by admin" }).waitFor({ timeout: 30_000 });
+    w.check("human in the loop");
   });
 });

@@ -87,9 +87,11 @@ fn list_connections(
 }
 
 /// `POST /connections/test`: off unless `[core] test_connection = Enabled`, as in Airflow.
-/// When on, the answer is the one Airflow gives for a connection type no installed
-/// provider has a hook for, which is every type here: updraft ships no hooks.
-fn test_connection(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
+/// When on, the body (over the stored connection of that id when it names one, whose
+/// secrets a `***` or an absent field keeps, as Airflow merges them; a different host or
+/// port must bring its own credentials) is tested by the supervisor's own code for the
+/// types updraft runs (`executor::operators::test_connection`): http, sqlite, fs.
+fn test_connection(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
     let m = check_connection(&json_body(req)?, &body_loc()).map_err(unprocessable)?;
     if ctx.cfg.core.test_connection != crate::config::TestConnection::Enabled {
         return Err(ApiError::new(
@@ -97,10 +99,41 @@ fn test_connection(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Re
             "Testing connections is disabled in Airflow configuration. Contact your deployment admin to enable it.",
         ));
     }
-    let conn_type = string(&m, "conn_type").unwrap_or_default();
+    let id = string(&m, "connection_id").unwrap_or_default();
+    let mut conn = json!({"conn_id": id});
+    if let Some(stored) = store.connection(&id)? {
+        let differs =
+            |k: &str, stored: Value| m.get(k).is_some_and(|v| !v.is_null() && *v != stored);
+        let moved = differs("host", json!(stored.host)) || differs("port", json!(stored.port));
+        let own_secret = ["login", "password"].iter().any(|k| {
+            m.get(*k)
+                .and_then(Value::as_str)
+                .is_some_and(|v| v != "***")
+        });
+        if moved && !own_secret {
+            return Err(ApiError::new(
+                400,
+                "The host or port to test differs from the stored connection. Include the credentials to test in the request body.",
+            ));
+        }
+        if !moved {
+            conn = stored.to_json();
+        }
+    }
+    for (k, v) in &m {
+        let key = if k == "connection_id" {
+            "conn_id"
+        } else {
+            k.as_str()
+        };
+        if v.as_str() != Some("***") {
+            conn[key] = v.clone();
+        }
+    }
+    let (status, message) = crate::executor::operators::test_connection(&conn);
     Ok(Reply::json(
         200,
-        &json!({"status": false, "message": format!("Unknown hook type \"{conn_type}\"")}),
+        &json!({"status": status, "message": message}),
     ))
 }
 

@@ -61,8 +61,9 @@ fn unfavorite(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Re
 }
 
 /// Airflow's default connections (`airflow.utils.db.create_default_connections`) of the
-/// types updraft's operators and hooks use.
-fn defaults() -> Vec<Connection> {
+/// types updraft's operators and hooks use; `sqlite_default`'s file is in updraft's home
+/// (Airflow's is in the temporary folder).
+fn defaults(home: &std::path::Path) -> Vec<Connection> {
     let conn = |id: &str, kind: &str, host: Option<String>, extra: Option<&str>| Connection {
         conn_id: id.to_string(),
         conn_type: kind.to_string(),
@@ -74,7 +75,7 @@ fn defaults() -> Vec<Connection> {
         port: None,
         extra: extra.map(str::to_string),
     };
-    let sqlite = std::env::temp_dir().join("sqlite_default.db");
+    let sqlite = home.join("sqlite_default.db");
     vec![
         conn("fs_default", "fs", None, Some(r#"{"path": "/"}"#)),
         conn(
@@ -94,12 +95,12 @@ fn defaults() -> Vec<Connection> {
 
 /// `POST /connections/defaults`: creates the default connections not there yet. 204.
 fn create_defaults(
-    _ctx: &Ctx,
+    ctx: &Ctx,
     store: &mut Store,
     _req: &Req,
     _p: &Params,
 ) -> Result<Reply, ApiError> {
-    for c in defaults() {
+    for c in defaults(&ctx.cfg.home) {
         store.add_connection(&c)?;
     }
     Ok(no_content())

@@ -15,6 +15,7 @@ pub mod dag_stats;
 pub mod dag_tags;
 pub mod dags;
 pub mod event_logs;
+pub mod hitl;
 pub mod import_errors;
 pub mod jobs;
 mod kit;

@@ -7,7 +7,7 @@ use super::views::{find_dag, params_json};
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
-use crate::model::{Dag, Operator, PythonKind, Task};
+use crate::model::{Dag, Operator, PythonKind, SensorKind, Task};
 use crate::store::Store;
 
 use Method::Get;
@@ -111,6 +111,22 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
             &["templates_dict", "op_args", "op_kwargs"],
             "#ffefeb",
         ),
+        Operator::Sensor(kind) => (
+            match kind {
+                SensorKind::File => "airflow.providers.standard.sensors.filesystem",
+                SensorKind::TimeDelta => "airflow.providers.standard.sensors.time_delta",
+                SensorKind::Time => "airflow.providers.standard.sensors.time",
+                SensorKind::DateTime => "airflow.providers.standard.sensors.date_time",
+                SensorKind::ExternalTask => "airflow.providers.standard.sensors.external_task",
+                SensorKind::Bash => "airflow.providers.standard.sensors.bash",
+            },
+            kind.template_fields(),
+            match kind {
+                SensorKind::File => "#91818a",
+                SensorKind::ExternalTask => "#4db7db",
+                _ => "#e6f1f2",
+            },
+        ),
         Operator::TaskFlow(kind) => (
             match kind {
                 PythonKind::Call => "airflow.providers.standard.decorators.python",
@@ -121,6 +137,15 @@ fn task_json(dag: &Dag, task: &Task) -> Value {
             &["templates_dict", "op_args", "op_kwargs"],
             "#ffefeb",
         ),
+        Operator::Hitl(_) => (
+            "airflow.providers.standard.operators.hitl",
+            &["subject", "body"],
+            "#fff",
+        ),
+        Operator::Builtin(kind) => {
+            let spec = kind.spec();
+            (spec.module, spec.template_fields, spec.ui_color)
+        }
     };
     json!({
         "task_id": task.task_id,

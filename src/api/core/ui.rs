@@ -198,6 +198,7 @@ const STATE_PRIORITY: &[Option<TaskState>] = &[
     Some(TaskState::Running),
     Some(TaskState::Restarting),
     Some(TaskState::Deferred),
+    Some(TaskState::AwaitingInput),
     Some(TaskState::Queued),
     Some(TaskState::Scheduled),
     None,

@@ -558,12 +558,38 @@ class SensorTimeout(Exception):
     """Airflow's AirflowSensorTimeout: fails the task without retrying."""
 
 
-def sense(cfg, poke):
+class NotYet(Exception):
+    """A sensor in reschedule mode whose one poke of this try was not done: the
+    supervisor decides the timeout and the next poke's date."""
+
+
+def _next_poke_interval(cfg, ids, started, elapsed, poke_count):
+    """BaseSensorOperator._get_next_poke_interval in poke mode: the interval, or with
+    exponential_backoff a doubling wait with Airflow's SHA-1 jitter, never past the
+    timeout nor max_wait (the supervisor does the same for reschedule mode)."""
+    interval = cfg["poke_interval_secs"]
+    if not cfg.get("exponential_backoff"):
+        return interval
+    import hashlib
+
+    min_backoff = max(int(interval * (2 ** (poke_count - 2))), 1)
+    key = f"{ids[0]}#{ids[1]}#{started}#{poke_count}".encode()
+    run_hash = int(hashlib.sha1(key).hexdigest(), 16)
+    delay = min(min_backoff + run_hash % min_backoff, 86_399_999_999_999)
+    wait = min(cfg["timeout_secs"] - int(elapsed), delay)
+    if cfg.get("max_wait_secs"):
+        wait = min(cfg["max_wait_secs"], wait)
+    return wait
+
+
+def sense(cfg, poke, ids=("", "")):
     """BaseSensorOperator.execute in poke mode: poke until truthy, then the value of a
     PokeReturnValue (or None); past `timeout` fail, or skip with soft_fail."""
     import time
 
     started = time.monotonic()
+    poke_count = 1
+    once = bool(cfg.get("reschedule"))
     while True:
         try:
             got = poke()
@@ -587,6 +613,9 @@ def sense(cfg, poke):
         if got:
             print("Success criteria met. Exiting.", flush=True)
             return getattr(got, "xcom_value", None) if hasattr(got, "is_done") else None
+        if once:
+            print(f"Poke returned {got!r}; the sensor is rescheduled", flush=True)
+            raise NotYet()
         elapsed = time.monotonic() - started
         if elapsed > cfg["timeout_secs"]:
             message = (
@@ -596,8 +625,10 @@ def sense(cfg, poke):
             if cfg.get("soft_fail"):
                 raise _skip(message)
             raise SensorTimeout(message)
-        print(f"Poke returned {got!r}; next poke in {cfg['poke_interval_secs']} s", flush=True)
-        time.sleep(cfg["poke_interval_secs"])
+        wait = _next_poke_interval(cfg, ids, started, elapsed, poke_count)
+        print(f"Poke returned {got!r}; next poke in {wait} s", flush=True)
+        time.sleep(max(wait, 0))
+        poke_count += 1
 
 
 def _skip(message):
@@ -743,7 +774,7 @@ def main(argv):
         merged.update(op_kwargs)
         kwargs = determine_kwargs(func, op_args, merged)
         if spec.get("sensor"):
-            result = sense(spec["sensor"], lambda: func(*op_args, **kwargs))
+            result = sense(spec["sensor"], lambda: func(*op_args, **kwargs), (ti.dag_id, ti.task_id))
         else:
             result = func(*op_args, **kwargs)
         if spec.get("show_return_value_in_logs", True):
@@ -773,6 +804,9 @@ def main(argv):
             xcoms.append([RETURN_KEY, to_json(result, "the return value"), mapped_length])
         follow(spec, result)
     except BaseException as e:  # noqa: B036 - the outcome of every end is reported
+        if isinstance(e, NotYet):
+            _write_outcome(spec, "up_for_reschedule")
+            return 0
         if _is(e, "AirflowSkipException"):
             print(f"Skipping: {e}", flush=True)
             _write_outcome(spec, "skipped")

@@ -11,7 +11,7 @@ mod time;
 
 pub(super) use body::*;
 pub(super) use mask::{is_sensitive, mask};
-pub(super) use pattern::Patterns;
+pub(super) use pattern::{Pattern, Patterns};
 pub(super) use query::*;
 pub(super) use time::{dt, iso_duration, parse_datetime, timedelta_json};
 
