@@ -136,3 +136,82 @@ fn refused_keys_are_import_errors_at_their_line() {
         "{errors}"
     );
 }
+
+/// Issue 19: a DAG gets a new version when its file's text or its parsed structure
+/// changes, each version keeps its text (`dagSources?version_number=`), and a run records
+/// the version it was created with (`dag_versions`, the `dag_version` filter).
+#[test]
+fn a_dag_is_versioned_by_its_text_and_structure_and_runs_record_theirs() {
+    let home = TempHome::new();
+    let v1 = "v:\n  schedule: null\n  default_args:\n    start_date: 2024-01-01\n  tasks:\n    - task_id: t\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: echo 1\n";
+    home.write("dags/v.yml", v1);
+    let mut env = FAST.to_vec();
+    env.push(USERS);
+    let srv = TestServer::start(&home, &["standalone"], &env);
+    let token = srv.login("admin");
+    let get = |path: &str| srv.call(&token, Method::Get, path, None);
+    let versions_are = |n: u64| {
+        let mut seen = Value::Null;
+        let ok = wait_until(WAIT, || {
+            seen = get("/api/v2/dags/v/dagVersions").1;
+            seen["total_entries"] == n
+        });
+        assert!(ok, "want {n} versions, saw {seen}; log:\n{}", srv.log());
+        seen
+    };
+    let first = versions_are(1);
+    assert_eq!(first["dag_versions"][0]["version_number"], 1, "{first}");
+    let (_, source) = get("/api/v2/dagSources/v");
+    assert_eq!(
+        (source["content"].as_str(), &source["version_number"]),
+        (Some(v1), &json!(1))
+    );
+    let (status, run) = srv.call(
+        &token,
+        Method::Post,
+        "/api/v2/dags/v/dagRuns",
+        Some(json!({"logical_date": null})),
+    );
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["dag_versions"][0]["version_number"], 1, "{run}");
+    let run_id = run["dag_run_id"].as_str().unwrap_or_default().to_string();
+
+    // The text changes (a comment), the structure does not: a new version all the same.
+    let v2 = format!("# edited\n{v1}");
+    home.write("dags/v.yml", &v2);
+    versions_are(2);
+    // The structure changes: another.
+    let v3 = v2.replace("echo 1", "echo 3");
+    home.write("dags/v.yml", &v3);
+    let all = versions_are(3);
+    let numbers: Vec<&Value> = all["dag_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["version_number"])
+        .collect();
+    assert_eq!(numbers, [&json!(1), &json!(2), &json!(3)], "{all}");
+    for (n, text) in [(1, v1), (2, v2.as_str()), (3, v3.as_str())] {
+        let (status, s) = get(&format!("/api/v2/dagSources/v?version_number={n}"));
+        assert_eq!(
+            (status, s["content"].as_str()),
+            (200, Some(text)),
+            "version {n}: {s}"
+        );
+    }
+    let (status, one) = get("/api/v2/dags/v/dagVersions/2");
+    assert_eq!(
+        (status, &one["version_number"], &one["dag_id"]),
+        (200, &json!(2), &json!("v")),
+        "{one}"
+    );
+    assert_eq!(get("/api/v2/dags/v/dagVersions/9").0, 404);
+    assert_eq!(get("/api/v2/dagSources/v?version_number=9").0, 404);
+    // The run keeps the version it was created with.
+    let (_, run) = get(&format!("/api/v2/dags/v/dagRuns/{run_id}"));
+    assert_eq!(run["dag_versions"][0]["version_number"], 1, "{run}");
+    let (_, runs) = get("/api/v2/dags/v/dagRuns?dag_version=1");
+    assert_eq!(runs["total_entries"], 1, "{runs}");
+    let (_, runs) = get("/api/v2/dags/v/dagRuns?dag_version=3");
+    assert_eq!(runs["total_entries"], 0, "{runs}");
+}

@@ -1111,3 +1111,140 @@ fn standalone_with_worker_processes_runs_one_scheduler() {
     assert_eq!(log.matches("scheduler started").count(), 1, "{log}");
     assert!(log.contains("worker processes"), "{log}");
 }
+
+/// Issue 19: the Execution API routes the Task SDK calls, with a running task's own token:
+/// `variables/keys` is the listing (a variable named `keys` is set and deleted by PUT and
+/// DELETE), the run context's `dag_run` has what the SDK's `DagRun` requires, rtif reaches
+/// the Core API, and `Airflow-API-Version` is answered as Airflow's versioned app does.
+#[test]
+fn the_task_sdks_execution_routes_answer_a_running_task() {
+    let tasks = task("a", "sleep 30", "");
+    let e = Engine::start(
+        &[("sdk.yml", &dag("sdk", "", &tasks))],
+        &[crate::util::USERS],
+    );
+    let run = e.trigger("sdk", None);
+    assert!(wait_until(LONG, || e.state("sdk", &run, "a") == "running"));
+    let a = e.store().ti_by_key("sdk", &run, "a").unwrap().unwrap();
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let token = updraft::auth::task::mint(&secret, &a.id, a.try_number, 600.0, chrono::Utc::now());
+    let call =
+        |method: Method, path: &str, body: Option<serde_json::Value>, version: Option<&str>| {
+            let mut r = e
+                .srv
+                .request(method, &format!("/execution/{path}"))
+                .token(&token);
+            if let Some(v) = version {
+                r = r.header("Airflow-API-Version", v);
+            }
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            r.send()
+        };
+    // The run context, re-asked by the process that holds the try.
+    let ctx = call(
+        Method::Patch,
+        &format!("task-instances/{}/run", a.id),
+        Some(
+            serde_json::json!({"pid": a.pid.unwrap(), "hostname": a.hostname.clone().unwrap(),
+                                "unixname": "u", "start_date": "2024-01-01T00:00:00Z"}),
+        ),
+        None,
+    );
+    assert_eq!(ctx.status, 200, "{}", ctx.text);
+    let dr = &ctx.json()["dag_run"];
+    assert_eq!(
+        (
+            &dr["state"],
+            &dr["consumed_asset_events"],
+            &dr["partition_key"]
+        ),
+        (
+            &serde_json::json!("running"),
+            &serde_json::json!([]),
+            &serde_json::Value::Null
+        ),
+        "{dr}"
+    );
+    assert_eq!(ctx.header("airflow-api-version"), Some("2026-06-30"));
+    // Versions: an older one is served and echoed, one before the first is not found,
+    // a non-date is refused.
+    let older = call(Method::Get, "dags/sdk", None, Some("2025-06-01"));
+    assert_eq!(
+        (older.status, older.header("airflow-api-version")),
+        (200, Some("2025-06-01"))
+    );
+    assert_eq!(
+        call(Method::Get, "dags/sdk", None, Some("2024-12-31")).status,
+        404
+    );
+    assert_eq!(
+        call(Method::Get, "dags/sdk", None, Some("latest")).status,
+        422
+    );
+    // A variable named `keys`.
+    let set = call(
+        Method::Put,
+        "variables/keys",
+        Some(serde_json::json!({"val": "k"})),
+        None,
+    );
+    assert_eq!(set.status, 201, "{}", set.text);
+    let listed = call(Method::Get, "variables/keys?prefix=ke", None, None);
+    assert_eq!(
+        listed.json(),
+        serde_json::json!({"keys": ["keys"], "total_entries": 1})
+    );
+    assert_eq!(
+        call(Method::Delete, "variables/keys", None, None).status,
+        204
+    );
+    assert_eq!(
+        call(Method::Get, "variables/keys", None, None).json()["total_entries"],
+        0
+    );
+    // Rendered fields reach the Core API.
+    let rtif = call(
+        Method::Put,
+        &format!("task-instances/{}/rtif", a.id),
+        Some(serde_json::json!({"bash_command": "sleep 30 # rendered"})),
+        None,
+    );
+    assert_eq!(rtif.status, 201, "{}", rtif.text);
+    let viewer = e.srv.login("viewer");
+    let (_, ti) = e.srv.call(
+        &viewer,
+        Method::Get,
+        &format!("/api/v2/dags/sdk/dagRuns/{run}/taskInstances/a"),
+        None,
+    );
+    assert_eq!(
+        ti["rendered_fields"]["bash_command"], "sleep 30 # rendered",
+        "{ti}"
+    );
+    // Lookups of its own run.
+    let states = call(
+        Method::Get,
+        &format!(
+            "task-instances/states?dag_id=sdk&run_ids={}",
+            run.replace('+', "%2B")
+        ),
+        None,
+        None,
+    );
+    assert_eq!(
+        states.json()["task_states"][&run]["a"],
+        "running",
+        "{}",
+        states.text
+    );
+    let count = call(
+        Method::Get,
+        "dag-runs/count?dag_id=sdk&states=running",
+        None,
+        None,
+    );
+    assert_eq!(count.json(), serde_json::json!(1));
+    e.home.run(&["tasks", "clear", "sdk", "-y"], FAST).expect(0);
+}

@@ -30,8 +30,8 @@ const REFRESH_MIN_SECS: i64 = 30;
 /// final state, so a report whose reply was lost can be sent again), and it is never
 /// refreshed. Airflow 3.3.2 checks no state when it validates or re-issues a task token;
 /// updraft refuses the rest, which only a leaked token would still call.
-struct Caller {
-    ti: TiRow,
+pub(crate) struct Caller {
+    pub(crate) ti: TiRow,
     /// The try in the token; `None` for a token without the claim (never refused on it).
     token_try: Option<u32>,
     /// Whether the token is close enough to expiry to be re-issued.
@@ -44,7 +44,12 @@ impl Caller {
     }
 }
 
-fn caller(ctx: &Ctx, store: &Store, req: &Req, path_ti: Option<&str>) -> Result<Caller, ApiError> {
+pub(crate) fn caller(
+    ctx: &Ctx,
+    store: &Store,
+    req: &Req,
+    path_ti: Option<&str>,
+) -> Result<Caller, ApiError> {
     let header = req.header("authorization").unwrap_or("");
     let token = header
         .strip_prefix("Bearer ")
@@ -108,7 +113,7 @@ fn caller(ctx: &Ctx, store: &Store, req: &Req, path_ti: Option<&str>) -> Result<
 
 /// The caller of a route that reads or writes data (variables, connections, XComs): its
 /// try must be running.
-fn running_caller(ctx: &Ctx, store: &Store, req: &Req) -> Result<Caller, ApiError> {
+pub(crate) fn running_caller(ctx: &Ctx, store: &Store, req: &Req) -> Result<Caller, ApiError> {
     let c = caller(ctx, store, req, None)?;
     if c.ti.state != Some(TaskState::Running) || !c.current_try() {
         let state = c.ti.state.map_or("none", TaskState::as_str);
@@ -142,7 +147,12 @@ fn with_reader_token(ctx: &Ctx, reply: Reply, c: Option<&Caller>) -> Reply {
 
 /// Adds a re-issued token when the caller's is close to expiry and its try is still
 /// queued or running after this request (`state_now`).
-fn with_token(ctx: &Ctx, reply: Reply, c: &Caller, state_now: Option<TaskState>) -> Reply {
+pub(crate) fn with_token(
+    ctx: &Ctx,
+    reply: Reply,
+    c: &Caller,
+    state_now: Option<TaskState>,
+) -> Reply {
     let live = matches!(state_now, Some(TaskState::Queued | TaskState::Running));
     if !(c.expiring && live && c.current_try()) {
         return reply;
@@ -164,11 +174,11 @@ fn conflict(reason: &str, message: &str, state: Option<TaskState>) -> ApiError {
     )
 }
 
-fn not_found(what: String) -> ApiError {
+pub(crate) fn not_found(what: String) -> ApiError {
     ApiError::with_detail(404, json!({"reason": "not_found", "message": what}))
 }
 
-fn body<T: for<'de> Deserialize<'de>>(req: &Req) -> Result<T, ApiError> {
+pub(crate) fn body<T: for<'de> Deserialize<'de>>(req: &Req) -> Result<T, ApiError> {
     serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::new(422, format!("invalid request body: {e}")))
 }
@@ -333,15 +343,12 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         }
     }
     let reschedules = store.reschedules(id)?;
+    let mut dag_run = crate::api::execution_sdk::dag_run_json(&run);
+    dag_run["consumed_asset_events"] = json!(consumed_asset_events(store, run.id)?);
     let context = json!({
-        "dag_run": {
-            "dag_id": run.dag_id, "run_id": run.run_id, "logical_date": t(run.logical_date),
-            "data_interval_start": t(run.data_interval_start), "data_interval_end": t(run.data_interval_end),
-            "run_after": crate::store::ts(run.run_after), "start_date": t(run.start_date), "end_date": null,
-            "run_type": run.run_type.as_str(), "conf": run.conf, "clear_number": run.clear_number,
-            "triggering_user_name": run.triggering_user_name,
-            "consumed_asset_events": consumed_asset_events(store, run.id)?,
-        },
+        "dag_run": dag_run,
+        // The try's own start (the Task SDK's `TIRunContext.start_date`).
+        "start_date": t(ti.start_date),
         "task_reschedule_count": reschedules.0,
         // updraft's: where a sensor in reschedule mode counts its timeout from (the
         // first reschedule of this try), so the supervisor needs no second call.
@@ -672,6 +679,8 @@ pub fn variable(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<R
 
 #[derive(Deserialize)]
 struct VariableBody {
+    /// The Task SDK sends `val` (Airflow's alias); updraft's own supervisor `value`.
+    #[serde(alias = "val")]
     value: String,
     #[serde(default)]
     description: Option<String>,

@@ -9,6 +9,7 @@ pub mod assets;
 pub mod core;
 mod dag_callbacks;
 pub mod execution;
+pub mod execution_sdk;
 pub mod http;
 mod monitor;
 pub mod openapi;
@@ -25,7 +26,7 @@ pub use route::{
 use crate::store::Store;
 
 use App::{Any, Core, Execution};
-use Method::{Get, Patch, Post, Put};
+use Method::{Delete, Get, Patch, Post, Put};
 
 /// Health, version, the API's own description, metrics and the Execution API.
 #[rustfmt::skip]
@@ -42,9 +43,9 @@ static BASE: &[Route] = &[
     public(Patch, "/execution/task-instances/{task_instance_id}/state", Execution, "Finish a try: success, failed, skipped, up_for_retry", execution::state),
     public(Patch, "/execution/task-instances/{task_instance_id}/skip-downstream", Execution, "Skip tasks downstream of a branch or short-circuit", execution::skip_downstream),
     public(Patch, "/execution/task-instances/{task_instance_id}/rendered-map-index", Execution, "Set the render of a task's map_index_template", execution::rendered_map_index),
-    public(Get, "/execution/task-instances/count", Execution, "Count another DAG's task instances by state (ExternalTaskSensor)", execution::ti_count),
-    public(Get, "/execution/task-instances/states", Execution, "Another DAG's task instance states by run (ExternalTaskSensor)", execution::ti_states),
-    public(Get, "/execution/dag-runs/count", Execution, "Count another DAG's runs by state (ExternalTaskSensor)", execution::dr_count),
+    public(Get, "/execution/task-instances/count", Execution, "Count another DAG's task instances by state (ExternalTaskSensor)", execution_sdk::ti_count),
+    public(Get, "/execution/task-instances/states", Execution, "Another DAG's task instance states by run (ExternalTaskSensor)", execution_sdk::ti_states),
+    public(Get, "/execution/dag-runs/count", Execution, "Count another DAG's runs by state (ExternalTaskSensor)", execution_sdk::dag_run_count),
     public(Get, "/execution/task-reschedules/{task_instance_id}/start_date", Execution, "The first reschedule date of a sensor's try", execution::reschedule_start_date),
     public(Patch, "/execution/dag-callbacks/{callback_id}/run", Execution, "Claim a DAG callback request; returns its callbacks and context", dag_callbacks::run),
     public(Patch, "/execution/dag-callbacks/{callback_id}/state", Execution, "Finish a DAG callback request: success or failed", dag_callbacks::state),
@@ -67,13 +68,36 @@ static BASE: &[Route] = &[
     public(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 
+/// The Execution API routes the Task SDK's client calls beyond a task's own run (see
+/// `execution_sdk.rs`). Literal paths come before the templates they would also match.
+#[rustfmt::skip]
+static EXECUTION_SDK: &[Route] = &[
+    public(Get, "/execution/task-instances/breadcrumbs", Execution, "The finished task instances of a run", execution_sdk::breadcrumbs),
+    public(Get, "/execution/task-instances/previous/{dag_id}/{task_id}", Execution, "A task's instance in an earlier run", execution_sdk::previous_ti),
+    public(Put, "/execution/task-instances/{task_instance_id}/rtif", Execution, "Store a task's rendered template fields", execution_sdk::put_rtif),
+    public(Get, "/execution/task-instances/{task_instance_id}/previous-successful-dagrun", Execution, "The latest successful run before this one", execution_sdk::previous_successful_dagrun),
+    public(Get, "/execution/task-instances/{task_instance_id}/validate-inlets-and-outlets", Execution, "Inactive assets among a task's inlets and outlets", execution_sdk::validate_inlets_and_outlets),
+    public(Get, "/execution/variables/keys", Execution, "Variable keys, by prefix", execution_sdk::variable_keys),
+    public(Delete, "/execution/variables/{variable_key}", Execution, "Delete a variable", execution_sdk::delete_variable),
+    public(Delete, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Delete one of the task's XComs", execution_sdk::delete_xcom),
+    public(Get, "/execution/dag-runs/previous", Execution, "The run before a logical date", execution_sdk::previous_dag_run),
+    public(Get, "/execution/dag-runs/{dag_id}/{run_id}", Execution, "A run", execution_sdk::dag_run),
+    public(Get, "/execution/dags/{dag_id}", Execution, "A DAG's summary", execution_sdk::dag),
+    public(Get, "/execution/store/ti/{task_instance_id}/{key}", Execution, "A value of the task's state store", execution_sdk::get_state),
+    public(Put, "/execution/store/ti/{task_instance_id}/{key}", Execution, "Set a value of the task's state store", execution_sdk::put_state),
+    public(Delete, "/execution/store/ti/{task_instance_id}/{key}", Execution, "Delete a key of the task's state store", execution_sdk::delete_state),
+    public(Delete, "/execution/store/ti/{task_instance_id}", Execution, "Delete every key of the task's state store", execution_sdk::clear_state),
+];
+
 /// Every route, the one place to look: the tables of each resource, in order. The UI
 /// is the fallback after these.
 pub fn routes() -> impl Iterator<Item = &'static Route> {
     [
+        EXECUTION_SDK,
         BASE,
         core::auth::ROUTES,
         core::dags::ROUTES,
+        core::versions::ROUTES,
         core::tasks::ROUTES,
         core::dag_sources::ROUTES,
         core::dag_stats::ROUTES,
@@ -82,12 +106,17 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         core::event_logs::ROUTES,
         core::dag_runs::ROUTES,
         core::assets::ROUTES,
+        core::run_more::ROUTES,
         core::backfills::ROUTES,
         core::task_instances::ROUTES,
+        core::ti_more::ROUTES,
+        core::state_store::ROUTES,
         core::logs::ROUTES,
         core::xcoms::ROUTES,
+        core::xcom_writes::ROUTES,
         core::variables::ROUTES,
         core::connections::ROUTES,
+        core::misc_more::ROUTES,
         core::pools::ROUTES,
         core::config::ROUTES,
         core::jobs::ROUTES,
@@ -139,7 +168,19 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
             Err(e) => return (e.into_reply(), r.path),
         };
         let params = Params { values, user };
+        // The Execution API answers in the version the request names, and says which.
+        let version = match r.app {
+            Execution => match execution_sdk::api_version(req) {
+                Ok(v) => Some(v),
+                Err(e) => return (e.into_reply(), r.path),
+            },
+            _ => None,
+        };
         let reply = (r.handler)(ctx, store, req, &params).unwrap_or_else(ApiError::into_reply);
+        let reply = match version {
+            Some(v) => reply.with_header("Airflow-API-Version", &v),
+            None => reply,
+        };
         if let Some(event) = r.event
             && reply.status < 400
         {

@@ -424,6 +424,49 @@ CREATE TABLE asset_state_store (
     last_updated_by_task_id TEXT,
     last_updated_by_map_index INTEGER,
     PRIMARY KEY (asset_id, key)
+"#,
+    // The rendered template fields a worker sends (the Execution API's `rtif`), the latest try's.
+    r#"
+ALTER TABLE task_instance ADD COLUMN rendered_fields TEXT;
+"#,
+    // DAGs a user marked favorite (Airflow's `dag_favorite`).
+    r#"
+CREATE TABLE dag_favorite (
+    dag_id  TEXT NOT NULL REFERENCES dag (dag_id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (dag_id, user_id)
+);
+"#,
+    // DAG versions (Airflow's `dag_version`): a new one each time a DAG's parsed structure
+    // or its file's text changes, with that text; each run records the version it ran with.
+    r#"
+CREATE TABLE dag_version (
+    id             INTEGER PRIMARY KEY,
+    uuid           TEXT NOT NULL UNIQUE,
+    dag_id         TEXT NOT NULL REFERENCES dag (dag_id) ON DELETE CASCADE,
+    version_number INTEGER NOT NULL,
+    bundle_name    TEXT NOT NULL,
+    serialized     TEXT NOT NULL,
+    source         TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    UNIQUE (dag_id, version_number)
+);
+ALTER TABLE dag_run ADD COLUMN dag_version_id INTEGER REFERENCES dag_version (id) ON DELETE SET NULL;
+"#,
+    // The task state store (Airflow's `task_state_store`): JSON values a task instance
+    // keeps under keys, across its tries, each with an optional expiry.
+    r#"
+CREATE TABLE task_state_store (
+    dag_id     TEXT NOT NULL,
+    run_id     TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    map_index  INTEGER NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    expires_at TEXT,
+    PRIMARY KEY (dag_id, run_id, task_id, map_index, key),
+    FOREIGN KEY (dag_id, run_id) REFERENCES dag_run (dag_id, run_id) ON DELETE CASCADE
 );
 "#,
 ];

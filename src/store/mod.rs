@@ -13,8 +13,10 @@ mod hitl;
 mod jobs;
 mod migrations;
 mod q_dags;
+mod q_exec;
 mod q_objects;
 pub mod q_runs;
+mod q_versions;
 mod runs;
 pub mod user_sql;
 mod vars;
@@ -33,7 +35,9 @@ pub use dags::{DagHead, DagRow, FileState, ImportErrorRow, ParsedFile};
 pub use hitl::{HitlRequest, HitlRow, Swept};
 pub use jobs::Lease;
 pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
+pub use q_exec::{StateEntry, StateScope};
 pub use q_objects::{JobRecord, Pool, PoolRow};
+pub use q_versions::VersionRow;
 pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
 pub use vars::{Connection, Variable};
 
@@ -533,6 +537,8 @@ mod tests {
             ("migrations.rs", include_str!("migrations.rs")),
             ("mod.rs", include_str!("mod.rs")),
             ("q_dags.rs", include_str!("q_dags.rs")),
+            ("q_exec.rs", include_str!("q_exec.rs")),
+            ("q_versions.rs", include_str!("q_versions.rs")),
             ("q_objects.rs", include_str!("q_objects.rs")),
             ("assets.rs", include_str!("assets.rs")),
             ("q_runs.rs", include_str!("q_runs.rs")),

@@ -247,6 +247,7 @@ fn run_field(name: &str) -> Option<&'static str> {
         "triggering_user_name" => "triggering_user_name",
         "duration" => "((julianday(end_date) - julianday(start_date)) * 86400.0)",
         "partition_date" | "partition_key" | "bundle_version" => "NULL",
+        "dag_version" => "(SELECT v.version_number FROM dag_version v WHERE v.id = dag_version_id)",
         "dag_display_name" => DISPLAY.as_str(),
         _ => return None,
     })

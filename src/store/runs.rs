@@ -508,6 +508,15 @@ impl Tx<'_> {
             }
             other => other.map_err(db)?,
         };
+        // The run records the DAG's newest version (Airflow's `created_dag_version`).
+        self.0
+            .exec(
+                "UPDATE dag_run SET dag_version_id =
+                   (SELECT id FROM dag_version WHERE dag_id = ?1 ORDER BY version_number DESC LIMIT 1)
+                 WHERE dag_id = ?1 AND run_id = ?2",
+                [&new.dag.dag_id, &new.run_id],
+            )
+            .map_err(db)?;
         let weights = new.dag.effective_weights();
         for task in &new.dag.tasks {
             // A task mapped over literals gets its instances now (Airflow's

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs coverage.py (once), drive.py, mapped.py, assets.py, ctl.py and sweep.py against a fresh `updraft standalone`,
+# Runs coverage.py (once), drive.py, mapped.py, assets.py, task_sdk.py, parity.py, ctl.py, ctl_all.py and sweep.py against a fresh `updraft standalone`,
 # once at the root and once under a base_url prefix, each on its own temporary UPDRAFT_HOME.
 #
 # Usage: tests/client/run.sh [PYTHON] [UPDRAFT_BINARY]
@@ -59,6 +59,9 @@ one() {
     mkdir -p "$home/dags"
     "$python" "$here/mapped.py" --print-yaml >"$home/dags/client_mapped.yml"
     "$python" "$here/assets.py" --print-yaml >"$home/dags/client_assets.yml"
+    # Tasks for task_sdk.py: they leave their tokens in $home/sdk and wait to be released.
+    mkdir -p "$home/sdk"
+    "$python" "$here/task_sdk.py" --print-yaml --dir "$home/sdk" >"$home/dags/client_sdk.yml"
     echo "== server at $label (UPDRAFT_HOME=$home)"
     env UPDRAFT_HOME="$home" \
         UPDRAFT__API__HOST=127.0.0.1 \
@@ -96,8 +99,14 @@ one() {
     "$python" "$here/mapped.py" --base "$base" --password "$admin" || rc=1
     # Assets: a producer triggers its consumer; the Asset routes through the client and airflowctl.
     "$python" "$here/assets.py" --base "$base" --password "$admin" || rc=1
+    # The Task SDK's Execution API client through three tasks' lives.
+    "$python" "$here/task_sdk.py" --base "$base" --password "$admin" --dir "$home/sdk" || rc=1
+    # The Core API operations of issue 19 (XCom writes, bulk, wait, favorites, ...).
+    "$python" "$here/parity.py" --base "$base" --password "$admin" || rc=1
     # airflowctl (apache-airflow-ctl), the command-line client: its backfill commands.
     "$python" "$here/ctl.py" --base "$base" --password "$admin" || rc=1
+    # airflowctl over every command group it has (its known defects listed in ctl_all.py).
+    "$python" "$here/ctl_all.py" --base "$base" --password "$admin" || rc=1
     "$python" "$here/sweep.py" --base "$base" --password "$admin" \
         --examples "${SWEEP_EXAMPLES:-25}" --timeout "${SWEEP_TIMEOUT:-300}" \
         ${SWEEP_SPEC:+--spec "$SWEEP_SPEC"} || rc=1

@@ -105,7 +105,13 @@ fn negative_ints(body: &Map<String, Value>, names: &[&str]) -> Vec<Value> {
 fn runs_json(store: &Store, rows: &[RunRow]) -> Result<Vec<Value>, ApiError> {
     let mut dags = Dags::new(store);
     rows.iter()
-        .map(|r| Ok(run_json(r, &dags.display(&r.dag_id)?)))
+        .map(|r| {
+            let display = dags.display(&r.dag_id)?;
+            let mut v = run_json(r, &display);
+            v["dag_versions"] =
+                super::versions::run_versions(store, &r.dag_id, &r.run_id, &display)?;
+            Ok(v)
+        })
         .collect()
 }
 
@@ -154,13 +160,13 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
             ("partition_key", "partition_key"),
         ],
     );
-    // updraft keeps no DAG versions, bundle versions or asset events: asking for one
-    // matches nothing.
+    // Runs by the number of the DAG version they were created with.
     let versions = query_ints(req, "dag_version")?;
-    if !versions.is_empty()
-        || req.query("bundle_version").is_some()
-        || req.query("consuming_asset_pattern").is_some()
-    {
+    if !versions.is_empty() {
+        q.any_int("dag_version", versions);
+    }
+    // updraft keeps no bundle versions or asset events: asking for one matches nothing.
+    if req.query("bundle_version").is_some() || req.query("consuming_asset_pattern").is_some() {
         q.nothing();
     }
     let keys = orders(
@@ -316,7 +322,9 @@ fn list_batch(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Re
 
 fn reply_run(store: &Store, run: &RunRow) -> Result<Reply, ApiError> {
     let display = Dags::new(store).display(&run.dag_id)?;
-    Ok(Reply::json(200, &run_json(run, &display)))
+    let mut v = run_json(run, &display);
+    v["dag_versions"] = super::versions::run_versions(store, &run.dag_id, &run.run_id, &display)?;
+    Ok(Reply::json(200, &v))
 }
 
 fn get(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
@@ -406,7 +414,12 @@ fn trigger(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     reply_run(store, &run)
 }
 
-fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn patch(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
     let b = body(
         req,
         &[
@@ -447,7 +460,12 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     reply_run(store, &run)
 }
 
-fn delete(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn delete(
+    _ctx: &Ctx,
+    store: &mut Store,
+    _req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
     let run = the_run(store, p)?;
     if run.state == RunState::Running {
         return Err(ApiError::new(
@@ -466,7 +484,12 @@ fn delete(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
     })
 }
 
-fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn clear(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
     let b = body(
         req,
         &[

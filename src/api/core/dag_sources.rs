@@ -17,8 +17,8 @@ pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/dagSources/{dag_id}", Role::Viewer, None, "The text of a DAG's file (JSON, or text/plain)", source),
 ];
 
-/// The file's text as the DAG processor last read it. updraft keeps no older versions,
-/// so `version_number` is null and asking for a given version finds nothing.
+/// The file's text of a DAG version (`version_number`, or the newest): each version
+/// keeps the text it was parsed from.
 fn source(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let accept = req.header("accept").unwrap_or("*/*");
     let plain = if accept.starts_with("*/*") || accept.starts_with("application/json") {
@@ -34,21 +34,30 @@ fn source(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     let version = query_int(req, "version_number")?;
     let shown = version.map_or("None".to_string(), |v| v.to_string());
     let dag_id = p.get("dag_id");
-    let row = store
-        .dag(dag_id)?
-        .filter(|_| version.is_none())
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "The source code of the Dag {dag_id}, version_number {shown} was not found"
-            ))
-        })?;
-    let content = store
-        .file_source(&row.bundle_name, &row.relative_fileloc)?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Code not found. dag_id='{dag_id}' version_number='{shown}'"
-            ))
-        })?;
+    let missing = || {
+        ApiError::not_found(format!(
+            "The source code of the Dag {dag_id}, version_number {shown} was not found"
+        ))
+    };
+    let row = store.dag(dag_id)?.ok_or_else(missing)?;
+    // A version's own text; without one, the newest version's (the file as last parsed).
+    let found = match version {
+        Some(n) => Some(store.dag_version(dag_id, n)?.ok_or_else(missing)?),
+        None => store.dag_versions(dag_id)?.pop(),
+    };
+    let (content, number) = match found {
+        Some(v) => (v.source, Some(v.version_number)),
+        None => (
+            store
+                .file_source(&row.bundle_name, &row.relative_fileloc)?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "Code not found. dag_id='{dag_id}' version_number='{shown}'"
+                    ))
+                })?,
+            None,
+        ),
+    };
     if plain {
         return Ok(Reply::bytes(
             200,
@@ -61,7 +70,7 @@ fn source(_ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         &json!({
             "content": content,
             "dag_id": dag_id,
-            "version_number": null,
+            "version_number": number,
             "dag_display_name": display_name(&row.dag),
         }),
     ))

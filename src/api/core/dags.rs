@@ -44,19 +44,8 @@ pub static ROUTES: &[Route] = &[
     guarded(Patch, "/api/v2/dags/{dag_id}", User, Some("patch_dag"), "Pause or unpause a DAG", patch),
     guarded(Delete, "/api/v2/dags/{dag_id}", User, Some("delete_dag"), "Delete a DAG and its history; its file, if still there, brings it back", delete),
     guarded(Get, "/api/v2/dags/{dag_id}/details", Viewer, None, "One DAG with its settings, params and active run count", details),
-    guarded(Get, "/api/v2/dags/{dag_id}/dagVersions", Viewer, None, "Versions of a DAG (updraft keeps none: always empty)", dag_versions),
     guarded(Get, "/api/v2/dagWarnings", Viewer, None, "DAG warnings (updraft raises none: always empty)", dag_warnings),
 ];
-
-/// `GET /api/v2/dags/{dag_id}/dagVersions`: updraft does not version DAGs, so the list is
-/// empty, in Airflow's shape; an unknown DAG is still a 404.
-fn dag_versions(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    find_dag(store, p.get("dag_id"))?;
-    Ok(Reply::json(
-        200,
-        &serde_json::json!({"dag_versions": [], "total_entries": 0}),
-    ))
-}
 
 /// `GET /api/v2/dagWarnings`: Airflow's warnings are about pools and callbacks updraft does
 /// not have; parse problems are import errors here. Always empty, in Airflow's shape.
@@ -87,7 +76,7 @@ const PATCH_FIELDS: &[super::kit::Field] = &[field("is_paused", Kind::Bool, true
 /// The DAG list: filtered and sorted over the rows and cached parsed DAGs, so only the
 /// page is rendered. The next run, a query and a timetable step per DAG, is computed for
 /// the page's DAGs only, unless the order needs it for every match.
-fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, ApiError> {
+fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let (limit, offset) = page(ctx, req)?;
     let names: Vec<&str> = DAG_KEYS.iter().map(|(n, _)| *n).collect();
     let order: Vec<(DagKey, bool)> = order_keys(req, &names, "dag_id")?
@@ -102,9 +91,22 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, _p: &Params) -> Result<Reply, A
             .any(|(k, _)| matches!(k, DagKey::LastState | DagKey::LastStart));
     let facts = Facts::load(store, by_last_run, ctx.clock.now())?;
     let all = ctx.dags.rows(store)?;
+    // `is_favorite`: the caller's favorites (see misc_more.rs), or all the others.
+    let favorites = match query_bool(req, "is_favorite")? {
+        Some(want) => {
+            let user = p.user.as_ref().map_or("", |u| u.name.as_str());
+            Some((want, store.favorites(user)?))
+        }
+        None => None,
+    };
     let mut rows = Vec::with_capacity(all.len());
     for row in all.iter() {
         if !filter.keeps(row, &facts) {
+            continue;
+        }
+        if let Some((want, favs)) = &favorites
+            && favs.contains(&row.dag.dag_id) != *want
+        {
             continue;
         }
         let next = if by_next {
@@ -292,13 +294,15 @@ fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
         "default_args": null,
         "rerun_with_latest_version": null,
         "owner_links": {},
-        "is_favorite": false,
+        "is_favorite": store.favorites(p.user.as_ref().map_or("", |u| u.name.as_str()))?.contains(&dag.dag_id),
         "active_runs_count": store.running_run_count(&dag.dag_id)?,
         "is_backfillable": backfillable,
         "file_token": token,
         "concurrency": concurrency,
-        // updraft keeps no DAG versions; the spec allows null.
-        "latest_dag_version": null,
+        "latest_dag_version": store
+            .dag_versions(&dag.dag_id)?
+            .last()
+            .map(|v| super::versions::version_json(v, display_name(dag))),
     });
     if let Value::Object(m) = more {
         out.extend(m);
@@ -569,6 +573,15 @@ fn dag_json<'a>(
             .file_tokens
             .sign(&row.bundle_name, &row.relative_fileloc),
     }
+}
+
+/// The logical date of the next scheduled run (the Execution API's `next_dagrun`).
+pub(crate) fn next_logical_date(
+    ctx: &Ctx,
+    store: &Store,
+    dag: &Dag,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    Ok(next_run(store, dag, ctx.clock.now())?.map(|n| n.logical_date))
 }
 
 /// The next scheduled run, from the newest scheduled one, as the scheduler will compute

@@ -21,12 +21,18 @@ pub mod import_errors;
 pub mod jobs;
 mod kit;
 pub mod logs;
+pub mod misc_more;
 pub mod pools;
+pub mod run_more;
 
 pub mod signing;
+pub mod state_store;
 pub mod task_instances;
 pub mod tasks;
+pub mod ti_more;
 pub mod ui;
 pub mod variables;
+pub mod versions;
 mod views;
+pub mod xcom_writes;
 pub mod xcoms;

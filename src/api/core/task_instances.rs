@@ -158,7 +158,7 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
 
 /// One page of the task instances `q` selects, in the request's `order_by` and then
 /// `tiebreak`: Airflow's TaskInstanceCollection.
-fn ordered_page(
+pub(super) fn ordered_page(
     store: &mut Store,
     req: &Req,
     mut q: ListQuery,
@@ -183,7 +183,11 @@ fn ordered_page(
 }
 
 /// The filters the task instance lists share (`task_group_id` needs the DAG).
-fn filters(req: &Req, q: &mut ListQuery, dag: Option<&crate::model::Dag>) -> Result<(), ApiError> {
+pub(super) fn filters(
+    req: &Req,
+    q: &mut ListQuery,
+    dag: Option<&crate::model::Dag>,
+) -> Result<(), ApiError> {
     time_ranges(
         req,
         q,
@@ -409,7 +413,12 @@ fn relatives(b: &Map<String, Value>) -> ops::Relatives {
     }
 }
 
-fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn patch(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
     let (b, state) = patch_body(req)?;
     let ti = patch_target(store, p)?;
     let fields = masked(req, &b);
@@ -445,7 +454,12 @@ fn patch(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     Ok(Reply::json(200, &collection(items)))
 }
 
-fn patch_dry_run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn patch_dry_run(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
     let (b, state) = patch_body(req)?;
     let ti = patch_target(store, p)?;
     let would = match state.filter(|_| masked(req, &b).contains(&"new_state")) {

@@ -57,8 +57,9 @@ impl<'a> Dags<'a> {
     }
 }
 
-/// A DAG run as Airflow's `DAGRunResponse` shows it. updraft keeps no DAG versions,
-/// bundle versions or partitions: those are empty, honestly.
+/// A DAG run as Airflow's `DAGRunResponse` shows it. updraft keeps no bundle versions or
+/// partitions: those are empty, honestly. `dag_versions` is filled in by the caller
+/// (it needs the store; see `versions.rs`).
 pub fn run_json(run: &RunRow, dag_display_name: &str) -> Value {
     let duration = match (run.start_date, run.end_date) {
         (Some(s), Some(e)) => (e - s)
@@ -165,7 +166,13 @@ impl<'a> Views<'a> {
 /// executors by name, triggers, mapped tasks or DAG versions: those are null.
 pub fn ti_json(dags: &mut Dags, ti: &TiRow, run: Option<&RunRow>) -> Result<Value, ApiError> {
     let dag_display_name = dags.display(&ti.dag_id)?;
-    let rendered = rendered_fields(ti, dags.get(&ti.dag_id)?);
+    let mut rendered = rendered_fields(ti, dags.get(&ti.dag_id)?);
+    // What a worker sent through the Execution API's `rtif` wins over updraft's own.
+    if let (Some(Value::Object(sent)), Some(shown)) =
+        (dags.store.rtif(&ti.id)?, rendered.as_object_mut())
+    {
+        shown.extend(sent);
+    }
     Ok(json!({
         "id": ti.id,
         "task_id": ti.task_id,
