@@ -424,6 +424,7 @@ CREATE TABLE asset_state_store (
     last_updated_by_task_id TEXT,
     last_updated_by_map_index INTEGER,
     PRIMARY KEY (asset_id, key)
+);
 "#,
     // The rendered template fields a worker sends (the Execution API's `rtif`), the latest try's.
     r#"
