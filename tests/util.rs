@@ -192,7 +192,6 @@ impl TestServer {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    #[cfg(unix)]
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
