@@ -166,6 +166,17 @@ function createdRuns(e) {
     h("a", { href: href(["dags", r.dag_id, "grid"], { run: r.run_id }) }, `${r.dag_id} · ${r.run_id}`))));
 }
 
+/** Asset events as a short list, for the narrow run panel: time, asset, source, extra. */
+export function eventsList(events) {
+  return h("ul", { class: "plain-list asset-events-list" }, events.map((e) => {
+    const x = e.extra ?? {};
+    return h("li", { dataset: { eventId: String(e.id) } },
+      h("div", {}, h("a", { href: href(["assets", String(e.asset_id)]), class: "asset-link-inline" }, e.name ?? e.uri), " ", h("span", { class: "muted small" }, time(e.timestamp))),
+      h("div", { class: "small" }, "from ", source(e)),
+      Object.keys(x).length ? h("code", { class: "small event-extra" }, JSON.stringify(x)) : null);
+  }));
+}
+
 /** A table of asset events: time, asset (unless `withAsset` is false), source, extra, triggered runs. */
 export function eventsTable(events, { withAsset = false, withRuns = true } = {}) {
   return h("div", { class: "table-wrap" }, h("table", { class: "asset-events" },

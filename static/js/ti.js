@@ -8,7 +8,7 @@ import { put, h, badge, time, fmtClock, fmtDuration, durationOf, isActive, confi
 import { href } from "./router.js";
 import { tiRequest } from "./hitl.js";
 import { viewLinks } from "./plugins.js";
-import { eventsTable } from "./assets.js";
+import { eventsList } from "./assets.js";
 
 const ROLES = ["viewer", "user", "op", "admin"];
 /** Whether the logged-in user may change runs and task instances. */
@@ -402,7 +402,7 @@ export function runPanel({ dagId, run, view, me, onChange }) {
     const events = res?.asset_events ?? [];
     if (!events.length) return;
     el.insertBefore(h("div", { class: "rendered run-assets", id: "run-asset-events" }, h("h3", {}, "Triggered by asset events"),
-      eventsTable(events, { withAsset: true, withRuns: false })), el.lastChild);
+      eventsList(events)), el.lastChild);
   }, () => {});
   // The conf is not in the grid data; read the run itself.
   api(runPath).then((full) => {

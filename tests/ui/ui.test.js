@@ -902,8 +902,9 @@ describe("assets under /d12345", { concurrency: false }, () => {
     "      bash_command: 'echo used'",
     "",
   ].join("\n");
+  // alice has the user role: she may trigger DAGs but not create asset events (op and admin may).
   const env = {
-    UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True",
+    UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_USERS: "admin:admin,alice:user",
     UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION: "False",
     UPDRAFT__CORE__LOAD_EXAMPLES: "False",
   };
@@ -918,9 +919,11 @@ describe("assets under /d12345", { concurrency: false }, () => {
     fs.rmSync(profile, { recursive: true, force: true });
   });
 
+  let adminToken;
+  const auth = () => ({ Authorization: `Bearer ${adminToken}` });
   /** The consumer's runs, through the API. */
   const consumerRuns = async () => {
-    const res = await fetch(`${srv.url}api/v2/dags/consumer/dagRuns`);
+    const res = await fetch(`${srv.url}api/v2/dags/consumer/dagRuns`, { headers: auth() });
     assert.equal(res.status, 200);
     return (await res.json()).dag_runs;
   };
@@ -929,19 +932,37 @@ describe("assets under /d12345", { concurrency: false }, () => {
     assert.match(srv.url, /\/d12345\/$/);
     const page = ctx.pages()[0] ?? (await ctx.newPage());
     const w = watch(page, srv.url);
+    const tok = await fetch(`${srv.url}auth/token`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ username: "admin", password: srv.password }),
+    });
+    assert.equal(tok.status, 201, await tok.clone().text());
+    adminToken = (await tok.json()).access_token;
     // The DAGs are parsed before the first run can be triggered.
     let res;
     for (let i = 0; i < 300; i++) {
       res = await fetch(`${srv.url}api/v2/dags/producer/dagRuns`, {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ logical_date: null }),
+        method: "POST", headers: { "Content-Type": "application/json", ...auth() }, body: JSON.stringify({ logical_date: null }),
       });
       if (res.status !== 404) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal(res.status, 200, await res.text());
 
+    /** Logs in through the login page, from a deep link to the asset list. */
+    const login = async (username, password) => {
+      const doneProbe = w.allow(meProbe(srv.url));
+      await page.goto(`${srv.url}assets`);
+      await page.waitForURL(like(`${srv.url}login?next=**`));
+      await page.fill("#username", username);
+      await page.fill("#password", password);
+      await page.click("form.login-card button[type=submit]");
+      await page.waitForURL(like(`${srv.url}assets`));
+      await page.locator(".who .name", { hasText: username }).waitFor();
+      doneProbe();
+    };
+    await login("admin", srv.password);
+
     // The list: the asset, its consumer DAG and its producing task, and a last event.
-    await page.goto(`${srv.url}assets`);
     await page.locator("nav.main-nav a[aria-current=page]", { hasText: "Assets" }).waitFor();
     const row = page.locator("table.asset-list tbody tr", { hasText: "s3://bucket/orders" });
     await row.waitFor({ timeout: RUN_TIMEOUT });
@@ -1000,12 +1021,30 @@ describe("assets under /d12345", { concurrency: false }, () => {
     await page.goto(`${srv.url}dags/consumer/grid?run=${encodeURIComponent(newest.dag_run_id)}`);
     await page.locator(".dag-head code.asset-schedule", { hasText: "on s3://bucket/orders" }).waitFor({ timeout: RUN_TIMEOUT });
     await page.locator(".dag-consumes a", { hasText: "s3://bucket/orders" }).waitFor();
-    const triggering = page.locator(".run-panel #run-asset-events table.asset-events tbody tr");
+    const triggering = page.locator(".run-panel #run-asset-events .asset-events-list li");
     await triggering.first().waitFor({ timeout: RUN_TIMEOUT });
+    await triggering.first().locator(".event-extra", { hasText: '"rows":42' }).waitFor();
     await page.screenshot({ path: path.join(SHOTS, "assets-consumer-run.png") });
     await page.locator(".dag-consumes a", { hasText: "s3://bucket/orders" }).click();
     await page.waitForURL(like(`${srv.url}assets/**`));
     await events.first().waitFor({ timeout: RUN_TIMEOUT });
+    const assetPage = page.url();
+    await page.locator("#create-event").waitFor();
+
+    // A role that may not create events sees the events but no button.
+    const doneProbe = w.allow(meProbe(srv.url));
+    await w.nav(async () => {
+      await page.click("#logout");
+      await page.waitForURL(like(`${srv.url}login`));
+    });
+    doneProbe();
+    const generated = JSON.parse(fs.readFileSync(path.join(srv.home, "simple_auth_manager_passwords.json.generated"), "utf8"));
+    await login("alice", generated.alice);
+    await page.goto(assetPage);
+    await events.nth(1).waitFor({ timeout: RUN_TIMEOUT });
+    await page.locator(".asset-page h1", { hasText: "s3://bucket/orders" }).waitFor();
+    assert.equal(await page.locator("#create-event").count(), 0, "no Create event button for the user role");
+    await page.screenshot({ path: path.join(SHOTS, "asset-page-user-role.png") });
     w.check("assets");
   });
 });
