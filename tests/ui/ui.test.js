@@ -900,6 +900,17 @@ describe("assets under /d12345", { concurrency: false }, () => {
     "    - task_id: use",
     "      operator: airflow.providers.standard.operators.bash.BashOperator",
     "      bash_command: 'echo used'",
+    "either:",
+    "  catchup: false",
+    "  start_date: 2024-01-01",
+    "  schedule:",
+    "    __type__: airflow.timetables.assets.AssetOrTimeSchedule",
+    "    timetable: {__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '0 1 * * 5', timezone: UTC}",
+    "    assets: [{__type__: airflow.sdk.Asset, uri: 's3://bucket/orders'}]",
+    "  tasks:",
+    "    - task_id: t",
+    "      operator: airflow.providers.standard.operators.bash.BashOperator",
+    "      bash_command: 'echo either'",
     "",
   ].join("\n");
   // alice has the user role: she may trigger DAGs but not create asset events (op and admin may).
@@ -1011,6 +1022,7 @@ describe("assets under /d12345", { concurrency: false }, () => {
     // The DAG list shows the asset schedule in words.
     await page.goto(`${srv.url}dags`);
     await page.locator('tr[data-dag-id="consumer"] .col-schedule code.asset-schedule', { hasText: "on s3://bucket/orders" }).waitFor({ timeout: RUN_TIMEOUT });
+    await page.locator('tr[data-dag-id="either"] .col-schedule code.asset-schedule', { hasText: "on s3://bucket/orders or 0 1 * * 5" }).waitFor();
     assert.equal(await page.locator('tr[data-dag-id="producer"] .col-schedule').innerText(), "None");
     await page.screenshot({ path: path.join(SHOTS, "assets-dag-list.png") });
 
