@@ -21,6 +21,8 @@ const ROUTES = [
   { match: (s) => s.length === 1 && s[0] === "login", key: () => "login", load: () => import("./js/login.js").then((m) => m.loginPage), public: true },
   { match: (s) => s.length === 0 || (s.length === 1 && s[0] === "dags"), key: () => "dags", load: () => import("./js/dags.js").then((m) => m.dagsPage) },
   { match: (s) => s[0] === "dags" && (s.length === 2 || s.length === 3), key: (s) => `dag:${s[1]}`, load: () => import("./js/dag.js").then((m) => m.dagPage) },
+  { match: (s) => s.length === 1 && s[0] === "assets", key: () => "assets", load: () => import("./js/assets.js").then((m) => m.assetsPage) },
+  { match: (s) => s.length === 2 && s[0] === "assets", key: (s) => `asset:${s[1]}`, load: () => import("./js/assets.js").then((m) => m.assetPage) },
   { match: (s) => s.length === 2 && s[0] === "admin", key: (s) => `admin:${s[1]}`, load: () => import("./js/admin.js").then((m) => m.adminPage) },
   // Airflow's link to one task's request (`HITLOperator.generate_link_to_ui`): its panel.
   { match: (s) => s.length === 7 && s[0] === "dags" && s[2] === "runs" && s[4] === "tasks" && s[6] === "required_actions", key: () => "required_action_link", load: async () => (_main, route) => {

@@ -448,3 +448,48 @@ fn a_python_producer_sets_extras_and_its_consumer_reads_triggering_events() {
         )
     );
 }
+
+#[test]
+fn the_asset_list_filters_on_exact_dag_ids_as_airflow() {
+    // `dag_ids` names DAGs exactly (Airflow's `_DagIdAssetReferenceFilter`): those
+    // scheduled on an asset or producing it, not those that only read it.
+    let reader = format!(
+        "reader:\n  default_args:\n    start_date: 2024-01-01\n  schedule: null\n  tasks:\n{}",
+        task("read", "echo r", "inlets: ['s3://b/x']")
+    );
+    let files = [
+        ("prod.yml", producer("prod", "echo p", "['s3://b/x']")),
+        ("cons.yml", consumer("cons", "['s3://b/y']")),
+        ("reader.yml", reader),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let e = Engine::start(&files, &[]);
+    let token = e.srv.login("admin");
+    let loaded = wait_until(LONG, || {
+        e.store().dags().map(|d| d.len()).unwrap_or(0) == files.len()
+    });
+    assert!(loaded, "{}", e.srv.log());
+    let uris = |query: &str| -> Vec<String> {
+        let (status, list) = e.srv.call(
+            &token,
+            Method::Get,
+            &format!("/api/v2/assets?order_by=uri&{query}"),
+            None,
+        );
+        assert_eq!(status, 200, "{list}");
+        list["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["uri"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(uris("dag_ids=prod"), ["s3://b/x"]);
+    assert_eq!(uris("dag_ids=cons"), ["s3://b/y"]);
+    assert_eq!(uris("dag_ids=prod,cons"), ["s3://b/x", "s3://b/y"]);
+    assert_eq!(uris("dag_ids=prod&dag_ids=cons"), ["s3://b/x", "s3://b/y"]);
+    // Not a pattern, and a DAG that only reads an asset does not count.
+    assert!(uris("dag_ids=pro").is_empty());
+    assert!(uris("dag_ids=reader").is_empty());
+    assert!(uris("dag_ids=nothing").is_empty());
+}

@@ -12,6 +12,7 @@ import { renderGraph } from "./graph.js";
 import { tiPanel, runPanel } from "./ti.js";
 import { openTrigger } from "./trigger.js";
 import { viewLinks } from "./plugins.js";
+import { assetCondition, assetSchedule } from "./assets.js";
 
 const VIEWS = [["grid", "Grid"], ["graph", "Graph"], ["runs", "Runs"], ["details", "Details"], ["code", "Code"]];
 const GRID_RUNS = 25;
@@ -38,6 +39,8 @@ export function dagPage(main, route, ctx) {
   let runsList = null;
   /** The DAG's backfill while it is not completed (from `ui/backfill`), else null. */
   let backfill = null;
+  /** What the DAG does with assets: `{condition, produces, consumes}` (read when it is parsed). */
+  let assets = null;
 
   const head = h("header", { class: "dag-head" }, h("p", { class: "muted" }, "Loading…"));
   const tabs = h("nav", { class: "tabs", "aria-label": "DAG views" });
@@ -81,12 +84,37 @@ export function dagPage(main, route, ctx) {
           h("span", { "aria-hidden": "true" }, "▶ "), "Trigger")),
       dag.description ? h("p", { class: "muted desc" }, dag.description) : null,
       h("dl", { class: "dag-facts" },
-        h("div", {}, h("dt", {}, "Schedule"), h("dd", {}, dag.timetable_summary ? h("code", { title: dag.timetable_description ?? "" }, dag.timetable_summary) : h("span", { class: "muted" }, dag.timetable_description ?? "None"))),
+        h("div", {}, h("dt", {}, "Schedule"), h("dd", {}, assets?.condition ? h("code", { class: "asset-schedule", title: dag.timetable_description ?? "" }, assets.condition)
+          : dag.timetable_summary ? h("code", { title: dag.timetable_description ?? "" }, dag.timetable_summary) : h("span", { class: "muted" }, dag.timetable_description ?? "None"))),
         h("div", {}, h("dt", {}, "Next run"), h("dd", {}, dag.next_dagrun_run_after ? time(dag.next_dagrun_run_after) : h("span", { class: "muted" }, "–"))),
         h("div", {}, h("dt", {}, "Owner"), h("dd", {}, (dag.owners ?? []).join(", ") || "–")),
+        assets?.consumes.length ? h("div", { class: "dag-assets dag-consumes" }, h("dt", {}, "Consumes"), h("dd", {}, assets.consumes.map(assetLink))) : null,
+        assets?.produces.length ? h("div", { class: "dag-assets dag-produces" }, h("dt", {}, "Produces"), h("dd", {}, assets.produces.map(assetLink))) : null,
         dag.tags?.length ? h("div", {}, h("dt", {}, "Tags"), h("dd", { class: "tags" }, dag.tags.map((t) => h("a", { class: "tag small", href: href(["dags"], { tags: t.name }) }, t.name)))) : null),
       dag.has_import_errors ? h("div", { class: "banner banner-error" }, "This DAG's file has an import error; the page shows its last good version.") : null,
       backfill ? backfillBanner(backfill) : null);
+  }
+
+  /** A link to an asset's page; a producer's link names the tasks that update it. */
+  function assetLink(a) {
+    return h("a", { href: href(["assets", String(a.id)]), class: "asset-link-inline", title: a.tasks ? `updated by ${a.tasks.join(", ")}` : a.uri }, a.name);
+  }
+
+  /** The assets this DAG's schedule waits on and its tasks' outlets update. */
+  async function loadAssets(d) {
+    const onAssets = /^Asset( or |$)/.test(d.timetable_summary ?? "");
+    const [list, det] = await Promise.all([
+      api("api/v2/assets", { query: { dag_ids: dagId, limit: 100, order_by: "name" } }),
+      onAssets ? api(path`api/v2/dags/${dagId}/details`) : null,
+    ]);
+    const consumes = [];
+    const produces = [];
+    for (const a of list.assets) {
+      if ((a.scheduled_dags ?? []).some((x) => x.dag_id === dagId)) consumes.push(a);
+      const tasks = (a.producing_tasks ?? []).filter((x) => x.dag_id === dagId).map((x) => x.task_id);
+      if (tasks.length) produces.push({ ...a, tasks });
+    }
+    return { condition: det ? assetSchedule(det.timetable_summary, det.asset_expression) : null, consumes, produces };
   }
 
   /** "Backfill in progress: N of M runs", with pause/unpause and cancel. */
@@ -248,15 +276,6 @@ export function dagPage(main, route, ctx) {
     }
   }
 
-  // An asset condition (`asset_expression`) in words: names joined by & (all) and | (any).
-  function assetCondition(e, nested = false) {
-    if (e.asset) return e.asset.name;
-    if (e.alias) return `alias ${e.alias.name}`;
-    const [items, op] = e.all ? [e.all, " & "] : [e.any ?? [], " | "];
-    const text = items.map((i) => assetCondition(i, true)).join(op);
-    return nested && items.length > 1 ? `(${text})` : text;
-  }
-
   function detailsView(d) {
     const params = Object.entries(d.params ?? {});
     const row = (k, v) => (v === null || v === undefined || v === "" ? null : h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v)));
@@ -384,7 +403,7 @@ export function dagPage(main, route, ctx) {
       api(path`ui/backfill/${dagId}`),
     ]);
     if (!structure || d.last_parsed_time !== parsedAt) {
-      structure = await api(path`ui/structure/${dagId}`);
+      [structure, assets] = await Promise.all([api(path`ui/structure/${dagId}`), loadAssets(d).catch(() => null)]);
       parsedAt = d.last_parsed_time;
       source = null;
       details = null;

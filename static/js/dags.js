@@ -6,6 +6,7 @@ import { api, path } from "./api.js";
 import { put, h, badge, time, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
 import { href, navigate, setQuery, readQuery } from "./router.js";
 import { openTrigger } from "./trigger.js";
+import { assetSchedule } from "./assets.js";
 
 const PAGE = 50;
 const RECENT = 10;
@@ -15,6 +16,8 @@ export function dagsPage(main, route) {
   let query = route.query;
   let lastJson = "";
   let tagsLoaded = false;
+  /** Asset-scheduled DAGs' conditions, by dag id, kept while the DAG's parse time stays. */
+  const conditions = new Map();
 
   const banner = h("div", { class: "import-errors" });
   const search = h("input", {
@@ -80,7 +83,19 @@ export function dagsPage(main, route) {
     const ids = list.dags.map((d) => d.dag_id);
     const recent = ids.length ? await api("ui/dags/recent_runs", { query: { dag_ids: ids, limit: RECENT } }) : { dags: [] };
     const runs = Object.fromEntries(recent.dags.map((d) => [d.dag_id, d.latest_dag_runs]));
-    const data = { list, counts: [all.total_entries, active.total_entries, paused.total_entries], errors, runs };
+    // The list route says only "Asset": the condition is in each such DAG's details.
+    await Promise.all(list.dags.filter((d) => /^Asset( or |$)/.test(d.timetable_summary ?? "")).map(async (d) => {
+      const known = conditions.get(d.dag_id);
+      if (known && known.parsed === d.last_parsed_time) return;
+      try {
+        const det = await api(path`api/v2/dags/${d.dag_id}/details`);
+        conditions.set(d.dag_id, { parsed: d.last_parsed_time, text: assetSchedule(det.timetable_summary, det.asset_expression) });
+      } catch {
+        // The summary stays as the list gives it.
+      }
+    }));
+    const schedules = Object.fromEntries(list.dags.map((d) => [d.dag_id, conditions.get(d.dag_id)?.text ?? null]));
+    const data = { list, counts: [all.total_entries, active.total_entries, paused.total_entries], errors, runs, schedules };
     const json = JSON.stringify(data);
     const changed = json !== lastJson;
     if (changed) {
@@ -91,11 +106,11 @@ export function dagsPage(main, route) {
     return { active: activeRuns, changed };
   }
 
-  function render({ list, counts, errors, runs }, f) {
+  function render({ list, counts, errors, runs, schedules }, f) {
     count.textContent = `${list.total_entries} shown of ${counts[0]}`;
     renderBanner(errors);
     renderStateFilter(counts, f.paused);
-    put(body, ...(list.dags.length ? list.dags.map((d) => row(d, runs[d.dag_id] ?? []))
+    put(body, ...(list.dags.length ? list.dags.map((d) => row(d, runs[d.dag_id] ?? [], schedules[d.dag_id]))
       : [h("tr", {}, h("td", { colspan: 8, class: "empty" }, f.search || f.tags.length || f.paused ? "No DAG matches these filters." : "No DAGs yet: put a YAML file in the DAG folder."))]));
     put(pager);
     if (list.total_entries > PAGE) {
@@ -155,7 +170,7 @@ export function dagsPage(main, route) {
     poller.kick();
   }
 
-  function row(d, runs) {
+  function row(d, runs, onAssets) {
     const dagHref = href(["dags", d.dag_id, "grid"]);
     const last = runs[0];
     return h("tr", { class: d.is_paused ? "paused" : "", dataset: { dagId: d.dag_id } },
@@ -173,7 +188,9 @@ export function dagsPage(main, route) {
         d.tags?.length ? h("div", { class: "tags" }, d.tags.map((t) => h("button", {
           type: "button", class: "tag small", title: `Show DAGs tagged ${t.name}`, onclick: () => toggleTag(t.name),
         }, t.name))) : null),
-      h("td", { class: "col-schedule" }, d.timetable_summary
+      h("td", { class: "col-schedule" }, onAssets
+        ? h("code", { class: "schedule asset-schedule", title: d.timetable_description ?? "" }, onAssets)
+        : d.timetable_summary
         ? h("code", { class: "schedule", title: d.timetable_description ?? "" }, d.timetable_summary)
         : h("span", { class: "muted", title: d.timetable_description ?? "" }, "None")),
       h("td", { class: "col-owner" }, (d.owners ?? []).join(", ")),

@@ -8,6 +8,7 @@ import { put, h, badge, time, fmtClock, fmtDuration, durationOf, isActive, confi
 import { href } from "./router.js";
 import { tiRequest } from "./hitl.js";
 import { viewLinks } from "./plugins.js";
+import { eventsList } from "./assets.js";
 
 const ROLES = ["viewer", "user", "op", "admin"];
 /** Whether the logged-in user may change runs and task instances. */
@@ -396,6 +397,13 @@ export function runPanel({ dagId, run, view, me, onChange }) {
     }
   }
 
+  // The asset events that triggered the run (an asset-triggered run consumed them).
+  if (run.run_type === "asset_triggered") api(`${runPath}/upstreamAssetEvents`).then((res) => {
+    const events = res?.asset_events ?? [];
+    if (!events.length) return;
+    el.insertBefore(h("div", { class: "rendered run-assets", id: "run-asset-events" }, h("h3", {}, "Triggered by asset events"),
+      eventsList(events)), el.lastChild);
+  }, () => {});
   // The conf is not in the grid data; read the run itself.
   api(runPath).then((full) => {
     if (full?.conf && Object.keys(full.conf).length) {

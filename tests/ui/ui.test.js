@@ -880,6 +880,187 @@ describe("an asset schedule on the DAG's details", { concurrency: false }, () =>
   });
 });
 
+describe("assets under /d12345", { concurrency: false }, () => {
+  let srv;
+  let ctx;
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
+  const YAML = [
+    "producer:",
+    "  schedule: null",
+    "  start_date: 2024-01-01",
+    "  tasks:",
+    "    - task_id: make",
+    "      operator: airflow.providers.standard.operators.bash.BashOperator",
+    "      bash_command: 'echo made'",
+    "      outlets: ['s3://bucket/orders']",
+    "consumer:",
+    "  schedule: ['s3://bucket/orders']",
+    "  start_date: 2024-01-01",
+    "  tasks:",
+    "    - task_id: use",
+    "      operator: airflow.providers.standard.operators.bash.BashOperator",
+    "      bash_command: 'echo used'",
+    "either:",
+    "  catchup: false",
+    "  start_date: 2024-01-01",
+    "  schedule:",
+    "    __type__: airflow.timetables.assets.AssetOrTimeSchedule",
+    "    timetable: {__type__: airflow.timetables.trigger.CronTriggerTimetable, cron: '0 1 * * 5', timezone: UTC}",
+    "    assets: [{__type__: airflow.sdk.Asset, uri: 's3://bucket/orders'}]",
+    "  tasks:",
+    "    - task_id: t",
+    "      operator: airflow.providers.standard.operators.bash.BashOperator",
+    "      bash_command: 'echo either'",
+    "",
+  ].join("\n");
+  // alice has the user role: she may trigger DAGs but not create asset events (op and admin may).
+  const env = {
+    UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_USERS: "admin:admin,alice:user",
+    UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION: "False",
+    UPDRAFT__CORE__LOAD_EXAMPLES: "False",
+  };
+  before(async () => {
+    const port = await freePort();
+    srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}/d12345`, env, files: { "assets.yml": YAML } });
+    ctx = await launch(profile);
+  });
+  after(async () => {
+    await ctx?.close();
+    await stopServer(srv);
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  let adminToken;
+  const auth = () => ({ Authorization: `Bearer ${adminToken}` });
+  /** The consumer's runs, through the API. */
+  const consumerRuns = async () => {
+    const res = await fetch(`${srv.url}api/v2/dags/consumer/dagRuns`, { headers: auth() });
+    assert.equal(res.status, 200);
+    return (await res.json()).dag_runs;
+  };
+
+  test("a producer's event, a created event, the consumers' runs and the schedules in words", async () => {
+    assert.match(srv.url, /\/d12345\/$/);
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const w = watch(page, srv.url);
+    const tok = await fetch(`${srv.url}auth/token`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ username: "admin", password: srv.password }),
+    });
+    assert.equal(tok.status, 201, await tok.clone().text());
+    adminToken = (await tok.json()).access_token;
+    // The DAGs are parsed before the first run can be triggered.
+    let res;
+    for (let i = 0; i < 300; i++) {
+      res = await fetch(`${srv.url}api/v2/dags/producer/dagRuns`, {
+        method: "POST", headers: { "Content-Type": "application/json", ...auth() }, body: JSON.stringify({ logical_date: null }),
+      });
+      if (res.status !== 404) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(res.status, 200, await res.text());
+
+    /** Logs in through the login page, from a deep link to the asset list. */
+    const login = async (username, password) => {
+      const doneProbe = w.allow(meProbe(srv.url));
+      await page.goto(`${srv.url}assets`);
+      await page.waitForURL(like(`${srv.url}login?next=**`));
+      await page.fill("#username", username);
+      await page.fill("#password", password);
+      await page.click("form.login-card button[type=submit]");
+      await page.waitForURL(like(`${srv.url}assets`));
+      await page.locator(".who .name", { hasText: username }).waitFor();
+      doneProbe();
+    };
+    await login("admin", srv.password);
+
+    // The list: the asset, its consumer DAG and its producing task, and a last event.
+    await page.locator("nav.main-nav a[aria-current=page]", { hasText: "Assets" }).waitFor();
+    const row = page.locator("table.asset-list tbody tr", { hasText: "s3://bucket/orders" });
+    await row.waitFor({ timeout: RUN_TIMEOUT });
+    await row.locator(".col-consumers a", { hasText: "consumer" }).waitFor();
+    await row.locator(".col-producers", { hasText: "producer · make" }).waitFor();
+    await row.locator(".col-last-event").filter({ hasNotText: "Never" }).waitFor({ timeout: RUN_TIMEOUT });
+    await page.screenshot({ path: path.join(SHOTS, "assets-list.png") });
+    // Searchable, by name or URI.
+    await page.fill("#asset-search", "nothing-like-it");
+    await page.locator("table.asset-list .empty", { hasText: "No asset matches this search." }).waitFor();
+    await page.waitForURL(like(`${srv.url}assets?search=nothing-like-it`));
+    await page.fill("#asset-search", "bucket/ord");
+    await row.waitFor();
+
+    // The asset's page: the producer's event, where it came from, and the run it triggered.
+    await row.locator("a.asset-link").click();
+    await page.waitForURL(like(`${srv.url}assets/**`));
+    const events = page.locator("#asset-events table.asset-events tbody tr");
+    await events.first().locator(".event-source", { hasText: "producer" }).waitFor({ timeout: RUN_TIMEOUT });
+    await events.first().locator(".event-source code", { hasText: "make" }).waitFor();
+    await events.first().locator(".created-runs a", { hasText: "consumer · asset_triggered__" }).waitFor({ timeout: RUN_TIMEOUT });
+    await page.locator(".asset-consumers a", { hasText: "consumer" }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "asset-page.png") });
+    assert.equal((await consumerRuns()).length, 1);
+
+    // "Create event": a bad extra is refused in the API's words, a good one triggers the consumer.
+    const done = w.allow((url, status, method) => status === 422 && url === `${srv.url}api/v2/assets/events` && method !== "GET");
+    await page.click("#create-event");
+    const dialog = page.locator("dialog");
+    await dialog.locator("#event-extra").fill("[1]");
+    await dialog.getByRole("button", { name: "Create event" }).click();
+    await dialog.locator(".form-error", { hasText: "extra: Input should be a valid dictionary" }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "asset-create-event-error.png") });
+    await dialog.locator("#event-extra").fill('{"rows": 42}');
+    await dialog.getByRole("button", { name: "Create event" }).click();
+    await dialog.waitFor({ state: "detached" });
+    done();
+    const manual = events.filter({ hasText: '"rows": 42' });
+    await manual.locator(".created-runs a", { hasText: "consumer · asset_triggered__" }).waitFor({ timeout: RUN_TIMEOUT });
+    await events.nth(1).waitFor();
+    assert.equal(await events.count(), 2);
+    await page.screenshot({ path: path.join(SHOTS, "asset-page-created-event.png") });
+    const runs = await consumerRuns();
+    assert.equal(runs.length, 2);
+
+    // The DAG list shows the asset schedule in words.
+    await page.goto(`${srv.url}dags`);
+    await page.locator('tr[data-dag-id="consumer"] .col-schedule code.asset-schedule', { hasText: "on s3://bucket/orders" }).waitFor({ timeout: RUN_TIMEOUT });
+    await page.locator('tr[data-dag-id="either"] .col-schedule code.asset-schedule', { hasText: "on s3://bucket/orders or 0 1 * * 5" }).waitFor();
+    assert.equal(await page.locator('tr[data-dag-id="producer"] .col-schedule').innerText(), "None");
+    await page.screenshot({ path: path.join(SHOTS, "assets-dag-list.png") });
+
+    // The DAG pages: what each consumes and produces, linked to the asset; the run's triggering events.
+    await page.goto(`${srv.url}dags/producer/grid`);
+    await page.locator(".dag-produces a", { hasText: "s3://bucket/orders" }).waitFor({ timeout: RUN_TIMEOUT });
+    const newest = runs.filter((r) => r.run_type === "asset_triggered").sort((a, b) => a.run_after.localeCompare(b.run_after)).at(-1);
+    await page.goto(`${srv.url}dags/consumer/grid?run=${encodeURIComponent(newest.dag_run_id)}`);
+    await page.locator(".dag-head code.asset-schedule", { hasText: "on s3://bucket/orders" }).waitFor({ timeout: RUN_TIMEOUT });
+    await page.locator(".dag-consumes a", { hasText: "s3://bucket/orders" }).waitFor();
+    const triggering = page.locator(".run-panel #run-asset-events .asset-events-list li");
+    await triggering.first().waitFor({ timeout: RUN_TIMEOUT });
+    await triggering.first().locator(".event-extra", { hasText: '"rows":42' }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "assets-consumer-run.png") });
+    await page.locator(".dag-consumes a", { hasText: "s3://bucket/orders" }).click();
+    await page.waitForURL(like(`${srv.url}assets/**`));
+    await events.first().waitFor({ timeout: RUN_TIMEOUT });
+    const assetPage = page.url();
+    await page.locator("#create-event").waitFor();
+
+    // A role that may not create events sees the events but no button.
+    const doneProbe = w.allow(meProbe(srv.url));
+    await w.nav(async () => {
+      await page.click("#logout");
+      await page.waitForURL(like(`${srv.url}login`));
+    });
+    doneProbe();
+    const generated = JSON.parse(fs.readFileSync(path.join(srv.home, "simple_auth_manager_passwords.json.generated"), "utf8"));
+    await login("alice", generated.alice);
+    await page.goto(assetPage);
+    await events.nth(1).waitFor({ timeout: RUN_TIMEOUT });
+    await page.locator(".asset-page h1", { hasText: "s3://bucket/orders" }).waitFor();
+    assert.equal(await page.locator("#create-event").count(), 0, "no Create event button for the user role");
+    await page.screenshot({ path: path.join(SHOTS, "asset-page-user-role.png") });
+    w.check("assets");
+  });
+});
+
 describe("a plugin's external views under /d12345", { concurrency: false }, () => {
   let srv;
   let ctx;

@@ -135,7 +135,14 @@ fn assets(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, 
     )?;
     let names = Patterns::new(req, "name");
     let uris = Patterns::new(req, "uri");
-    let dag_ids = Patterns::new(req, "dag_ids");
+    // Airflow's `dag_ids`: exact DAG ids (repeated, or one comma-separated value) of the
+    // DAGs scheduled on the asset or producing it (`_DagIdAssetReferenceFilter`).
+    let dag_ids: Vec<&str> = super::kit::query_all(req, "dag_ids")
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
     let only_active = super::kit::query_bool(req, "only_active")?.unwrap_or(true);
     let refs = store.asset_refs()?;
     let last = last_events(store)?;
@@ -145,7 +152,10 @@ fn assets(ctx: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, 
         let mine: Vec<&AssetRefRow> = refs.iter().filter(|r| r.asset_id == a.id).collect();
         let keep = names.keep(&a.name)
             && uris.keep(&a.uri)
-            && (dag_ids.is_empty() || mine.iter().any(|r| dag_ids.keep(&r.dag_id)))
+            && (dag_ids.is_empty()
+                || mine
+                    .iter()
+                    .any(|r| r.kind != "inlet" && dag_ids.contains(&r.dag_id.as_str())))
             && (!only_active || !mine.is_empty());
         if !keep {
             continue;
