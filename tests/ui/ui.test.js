@@ -586,6 +586,9 @@ for (const { label, prefix } of PREFIXES) {
       await page.locator("#execution-check .health.ok").waitFor({ timeout: 20_000 });
       await page.locator(".card", { hasText: "Scheduler" }).locator(".health.ok").waitFor();
       await page.locator(".card", { hasText: "API server" }).getByText("Generation").waitFor();
+      // updraft's own version, and the Airflow version whose API it implements.
+      assert.match(await page.locator("#updraft-version").innerText(), /^v\d+\.\d+\.\d+/);
+      assert.equal(await page.locator("#airflow-version").innerText(), "Implements the Apache Airflow 3.3.2 API");
       await snap("about");
       w.check("about");
     });
