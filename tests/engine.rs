@@ -1113,6 +1113,108 @@ fn standalone_with_worker_processes_runs_one_scheduler() {
 }
 
 /// Issue 19: the Execution API routes the Task SDK calls, with a running task's own token:
+/// Variable and XCom keys may hold a raw `/`, as Airflow's `{variable_key:path}` and
+/// `{key:path}` routes match them, in the Execution API and the Core API alike; the
+/// mapped-XCom `item` route still takes `.../item/0`.
+#[test]
+fn variable_and_xcom_keys_with_a_raw_slash_are_matched() {
+    let tasks = task("a", "sleep 30", "");
+    let e = Engine::start(
+        &[("slash.yml", &dag("slash", "", &tasks))],
+        &[crate::util::USERS],
+    );
+    let run = e.trigger("slash", None);
+    assert!(wait_until(LONG, || e.state("slash", &run, "a") == "running"));
+    let a = e.store().ti_by_key("slash", &run, "a").unwrap().unwrap();
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let token = updraft::auth::task::mint(&secret, &a.id, a.try_number, 600.0, chrono::Utc::now());
+    let exec = |method: Method, path: &str, body: Option<serde_json::Value>| {
+        let mut r = e
+            .srv
+            .request(method, &format!("/execution/{path}"))
+            .token(&token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    // Execution API: set and read `team/a/b`.
+    let set = exec(
+        Method::Put,
+        "variables/team/a/b",
+        Some(serde_json::json!({"val": "v1"})),
+    );
+    assert_eq!(set.status, 201, "{}", set.text);
+    let got = exec(Method::Get, "variables/team/a/b", None);
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(
+        (&got.json()["key"], &got.json()["value"]),
+        (&serde_json::json!("team/a/b"), &serde_json::json!("v1"))
+    );
+    // Core API: the same variable, read, changed and deleted by its raw key.
+    let admin = e.srv.login("admin");
+    let (status, v) = e
+        .srv
+        .call(&admin, Method::Get, "/api/v2/variables/team/a/b", None);
+    assert_eq!(
+        (status, &v["key"]),
+        (200, &serde_json::json!("team/a/b")),
+        "{v}"
+    );
+    let (status, v) = e.srv.call(
+        &admin,
+        Method::Patch,
+        "/api/v2/variables/team/a/b",
+        Some(serde_json::json!({"key": "team/a/b", "value": "v2"})),
+    );
+    assert_eq!(
+        (status, &v["value"]),
+        (200, &serde_json::json!("v2")),
+        "{v}"
+    );
+    assert_eq!(
+        exec(Method::Get, "variables/team/a/b", None).json()["value"],
+        "v2"
+    );
+    let (status, _) = e
+        .srv
+        .call(&admin, Method::Delete, "/api/v2/variables/team/a/b", None);
+    assert_eq!(status, 204);
+    assert_eq!(exec(Method::Get, "variables/team/a/b", None).status, 404);
+    // XComs: pushed by the task under `out/part`, read whole, and through the item route,
+    // which is matched before the plain key route (as Airflow declares it first).
+    let run_path = run.replace('+', "%2B");
+    let xcom = format!("xcoms/slash/{run_path}/a/out/part");
+    let pushed = exec(Method::Post, &xcom, Some(serde_json::json!({"n": 1})));
+    assert!(pushed.status < 300, "{} {}", pushed.status, pushed.text);
+    let got = exec(Method::Get, &xcom, None);
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.json()["key"], "out/part", "{}", got.text);
+    assert_eq!(
+        got.json()["value"],
+        serde_json::json!({"n": 1}),
+        "{}",
+        got.text
+    );
+    let item = exec(Method::Get, &format!("{xcom}/item/0"), None);
+    assert_eq!(item.status, 200, "{}", item.text);
+    assert_eq!(item.json(), serde_json::json!({"n": 1}), "{}", item.text);
+    let core =
+        format!("/api/v2/dags/slash/dagRuns/{run_path}/taskInstances/a/xcomEntries/out/part");
+    let (status, x) = e.srv.call(&admin, Method::Get, &core, None);
+    assert_eq!(
+        (status, &x["key"]),
+        (200, &serde_json::json!("out/part")),
+        "{x}"
+    );
+    assert_eq!(exec(Method::Delete, &xcom, None).status, 200);
+    let (status, _) = e.srv.call(&admin, Method::Get, &core, None);
+    assert_eq!(status, 404);
+    e.home
+        .run(&["tasks", "clear", "slash", "-y"], FAST)
+        .expect(0);
+}
+
 /// `variables/keys` is the listing (a variable named `keys` is set and deleted by PUT and
 /// DELETE), the run context's `dag_run` has what the SDK's `DagRun` requires, rtif reaches
 /// the Core API, and `Airflow-API-Version` is answered as Airflow's versioned app does.

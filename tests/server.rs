@@ -193,8 +193,20 @@ fn health_shape_and_legacy_routes() {
             .unwrap()
             .contains("/api/v1 has been removed")
     );
-    let (status, _) = get_json(&format!("{}/api/v2/version", srv.base));
+    // `version` is the Airflow version updraft implements, as Airflow's clients read it;
+    // updraft's own version is a separate field and header.
+    let (status, body) = get_json(&format!("{}/api/v2/version", srv.base));
     assert_eq!(status, 200);
+    assert_eq!(body["version"], "3.3.2", "{body}");
+    assert_eq!(body["git_version"], Value::Null);
+    assert_eq!(body["updraft_version"], env!("CARGO_PKG_VERSION"), "{body}");
+    let raw = raw_get(&srv.origin(), "/api/v2/version");
+    assert!(
+        raw.lines().any(|l| l
+            .to_ascii_lowercase()
+            .starts_with(&format!("x-updraft-version: {}", env!("CARGO_PKG_VERSION")))),
+        "{raw}"
+    );
 }
 
 #[test]

@@ -49,16 +49,17 @@ static BASE: &[Route] = &[
     public(Get, "/execution/task-reschedules/{task_instance_id}/start_date", Execution, "The first reschedule date of a sensor's try", execution::reschedule_start_date),
     public(Patch, "/execution/dag-callbacks/{callback_id}/run", Execution, "Claim a DAG callback request; returns its callbacks and context", dag_callbacks::run),
     public(Patch, "/execution/dag-callbacks/{callback_id}/state", Execution, "Finish a DAG callback request: success or failed", dag_callbacks::state),
-    public(Get, "/execution/variables/{variable_key}", Execution, "Read a variable", execution::variable),
-    public(Put, "/execution/variables/{variable_key}", Execution, "Set a variable", execution::put_variable),
+    public(Get, "/execution/variables/{variable_key:path}", Execution, "Read a variable", execution::variable),
+    public(Put, "/execution/variables/{variable_key:path}", Execution, "Set a variable", execution::put_variable),
     public(Get, "/execution/connections/{connection_id}", Execution, "Read a connection", execution::connection),
     public(Post, "/execution/dag-runs/{dag_id}/{run_id}", Execution, "Trigger a run of a DAG (TriggerDagRunOperator)", execution::trigger_dag_run),
     public(Post, "/execution/dag-runs/{dag_id}/{run_id}/clear", Execution, "Clear a DAG run (TriggerDagRunOperator's reset_dag_run)", execution::clear_dag_run),
     public(Get, "/execution/dag-runs/{dag_id}/{run_id}/state", Execution, "A DAG run's state", execution::dag_run_state),
-    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Read an XCom", execution::get_xcom),
-    public(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Push an XCom", execution::set_xcom),
-    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/item/{offset}", Execution, "One XCom of a mapped task by its position (negative from the end)", execution::xcom_item),
-    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}/slice", Execution, "XComs of a mapped task by a Python slice (start, stop, step)", execution::xcom_slice),
+    // Before the plain XCom routes, whose `{key:path}` would also take `.../item/0`.
+    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key:path}/item/{offset}", Execution, "One XCom of a mapped task by its position (negative from the end)", execution::xcom_item),
+    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key:path}/slice", Execution, "XComs of a mapped task by a Python slice (start, stop, step)", execution::xcom_slice),
+    public(Get, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key:path}", Execution, "Read an XCom", execution::get_xcom),
+    public(Post, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key:path}", Execution, "Push an XCom", execution::set_xcom),
     public(Post, "/execution/hitlDetails/{task_instance_id}", Execution, "Write a human-in-the-loop task's request", execution::hitl::upsert),
     public(Patch, "/execution/hitlDetails/{task_instance_id}", Execution, "Answer a human-in-the-loop request from the task's side", execution::hitl::update),
     public(Get, "/execution/hitlDetails/{task_instance_id}", Execution, "The answer to a human-in-the-loop request", execution::hitl::get),
@@ -78,14 +79,14 @@ static EXECUTION_SDK: &[Route] = &[
     public(Get, "/execution/task-instances/{task_instance_id}/previous-successful-dagrun", Execution, "The latest successful run before this one", execution_sdk::previous_successful_dagrun),
     public(Get, "/execution/task-instances/{task_instance_id}/validate-inlets-and-outlets", Execution, "Inactive assets among a task's inlets and outlets", execution_sdk::validate_inlets_and_outlets),
     public(Get, "/execution/variables/keys", Execution, "Variable keys, by prefix", execution_sdk::variable_keys),
-    public(Delete, "/execution/variables/{variable_key}", Execution, "Delete a variable", execution_sdk::delete_variable),
-    public(Delete, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", Execution, "Delete one of the task's XComs", execution_sdk::delete_xcom),
+    public(Delete, "/execution/variables/{variable_key:path}", Execution, "Delete a variable", execution_sdk::delete_variable),
+    public(Delete, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key:path}", Execution, "Delete one of the task's XComs", execution_sdk::delete_xcom),
     public(Get, "/execution/dag-runs/previous", Execution, "The run before a logical date", execution_sdk::previous_dag_run),
     public(Get, "/execution/dag-runs/{dag_id}/{run_id}", Execution, "A run", execution_sdk::dag_run),
     public(Get, "/execution/dags/{dag_id}", Execution, "A DAG's summary", execution_sdk::dag),
-    public(Get, "/execution/store/ti/{task_instance_id}/{key}", Execution, "A value of the task's state store", execution_sdk::get_state),
-    public(Put, "/execution/store/ti/{task_instance_id}/{key}", Execution, "Set a value of the task's state store", execution_sdk::put_state),
-    public(Delete, "/execution/store/ti/{task_instance_id}/{key}", Execution, "Delete a key of the task's state store", execution_sdk::delete_state),
+    public(Get, "/execution/store/ti/{task_instance_id}/{key:path}", Execution, "A value of the task's state store", execution_sdk::get_state),
+    public(Put, "/execution/store/ti/{task_instance_id}/{key:path}", Execution, "Set a value of the task's state store", execution_sdk::put_state),
+    public(Delete, "/execution/store/ti/{task_instance_id}/{key:path}", Execution, "Delete a key of the task's state store", execution_sdk::delete_state),
     public(Delete, "/execution/store/ti/{task_instance_id}", Execution, "Delete every key of the task's state store", execution_sdk::clear_state),
 ];
 
@@ -244,25 +245,58 @@ fn not_served(app: App) -> Reply {
     ApiError::not_found(which).into_reply()
 }
 
-/// Matches a template like `/api/v2/dags/{dag_id}` against path segments.
+/// Matches a template like `/api/v2/dags/{dag_id}` against path segments. A `{name:path}`
+/// placeholder, as in Airflow's `{variable_key:path}` routes, takes one or more segments
+/// with their `/` (the longest that lets the rest match, as Starlette's `.*` does); any
+/// other placeholder takes exactly one.
 fn match_path(template: &'static str, segments: &[&str]) -> Option<Vec<(&'static str, String)>> {
     let parts: Vec<&'static str> = template.split('/').skip(1).collect();
-    if parts.len() != segments.len() {
-        return None;
-    }
     let mut params = Vec::new();
-    for (t, s) in parts.iter().zip(segments) {
-        if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-            if s.is_empty() {
-                return None;
+    match_parts(&parts, segments, &mut params).then_some(params)
+}
+
+fn match_parts(
+    parts: &[&'static str],
+    segments: &[&str],
+    params: &mut Vec<(&'static str, String)>,
+) -> bool {
+    let Some((t, rest)) = parts.split_first() else {
+        return segments.is_empty();
+    };
+    let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) else {
+        return segments.first() == Some(t) && match_parts(rest, &segments[1..], params);
+    };
+    if let Some(name) = name.strip_suffix(":path") {
+        // Longest first; each segment is decoded on its own and the `/` kept between them.
+        for take in (1..=segments.len().saturating_sub(rest.len())).rev() {
+            if segments[..take].iter().any(|s| s.is_empty()) {
+                continue;
             }
-            // Each segment is decoded on its own, so an id may hold an encoded `/`.
-            params.push((name, crate::percent::decode_segment(s)?));
-        } else if t != s {
-            return None;
+            let Some(decoded) = segments[..take]
+                .iter()
+                .map(|s| crate::percent::decode_segment(s))
+                .collect::<Option<Vec<_>>>()
+            else {
+                return false;
+            };
+            let mark = params.len();
+            params.push((name, decoded.join("/")));
+            if match_parts(rest, &segments[take..], params) {
+                return true;
+            }
+            params.truncate(mark);
         }
+        return false;
     }
-    Some(params)
+    let Some(s) = segments.first().filter(|s| !s.is_empty()) else {
+        return false;
+    };
+    // Each segment is decoded on its own, so an id may hold an encoded `/`.
+    let Some(value) = crate::percent::decode_segment(s) else {
+        return false;
+    };
+    params.push((name, value));
+    match_parts(rest, &segments[1..], params)
 }
 
 #[cfg(test)]
@@ -298,6 +332,23 @@ mod tests {
         assert_eq!(p, vec![("dag_id", "x/y".to_string())]);
         assert!(match_path("/api/v2/dags/{dag_id}", &segs("/api/v2/dags/")).is_none());
         assert!(match_path("/api/v2/dags/{dag_id}", &segs("/api/v2/dags/x/y")).is_none());
+        // `{name:path}` takes the raw `/`s, the longest that lets the rest match.
+        let t = "/x/{dag_id}/{key:path}/item/{offset}";
+        let p = match_path(t, &segs("/x/d/a/item/b%2Fc/item/-1")).unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("dag_id", "d".to_string()),
+                ("key", "a/item/b/c".to_string()),
+                ("offset", "-1".to_string())
+            ]
+        );
+        assert!(match_path(t, &segs("/x/d/item/0")).is_none());
+        assert!(match_path(t, &segs("/x/d//item/0")).is_none());
+        let p = match_path("/v/{variable_key:path}", &segs("/v/a/b")).unwrap();
+        assert_eq!(p, vec![("variable_key", "a/b".to_string())]);
+        assert!(match_path("/v/{variable_key:path}", &segs("/v/")).is_none());
+        assert!(match_path("/v/{variable_key:path}", &segs("/v/a/")).is_none());
     }
 
     #[test]

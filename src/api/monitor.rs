@@ -112,12 +112,21 @@ fn apps_list(ctx: &Ctx) -> Vec<&'static str> {
     apps
 }
 
-/// `GET /api/v2/version`.
+/// The Apache Airflow release whose API updraft implements: what `/api/v2/version`
+/// reports as `version`, as Airflow's clients read that field as the server's Airflow version.
+pub const AIRFLOW_VERSION: &str = "3.3.2";
+
+/// `GET /api/v2/version`: `version` is the Airflow version updraft implements (Airflow's
+/// `VersionInfo`, which airflowctl and the official client validate); updraft's own version is
+/// the extra `updraft_version` field (both clients ignore unknown fields) and the
+/// `X-Updraft-Version` header.
 pub fn version(_: &Ctx, _: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
+    let updraft = env!("CARGO_PKG_VERSION");
     Ok(Reply::json(
         200,
-        &json!({"version": env!("CARGO_PKG_VERSION"), "git_version": null}),
-    ))
+        &json!({"version": AIRFLOW_VERSION, "git_version": null, "updraft_version": updraft}),
+    )
+    .with_header("X-Updraft-Version", updraft))
 }
 
 /// `GET /dag-schema.json`: the JSON Schema of DAG files, for editors that fetch it by URL.

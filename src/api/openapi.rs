@@ -13,15 +13,16 @@ pub fn document<'a>(ctx: &Ctx, prefix: &str, routes: impl Iterator<Item = &'a Ro
         App::Execution => ctx.apps.execution,
         App::Any => true,
     }) {
-        let params: Vec<Value> = r
-            .path
+        // A `{name:path}` placeholder is `{name}` in the document, as FastAPI writes it.
+        let path = r.path.replace(":path}", "}");
+        let params: Vec<Value> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
         let mut op = json!({
             "summary": r.summary,
-            "operationId": format!("{}_{}", r.method.as_str().to_ascii_lowercase(), r.path.trim_matches('/').replace(['/', '{', '}'], "_")),
+            "operationId": format!("{}_{}", r.method.as_str().to_ascii_lowercase(), path.trim_matches('/').replace(['/', '{', '}'], "_")),
             "parameters": params,
             "responses": {"200": {"description": "Successful Response"}},
         });
@@ -32,7 +33,7 @@ pub fn document<'a>(ctx: &Ctx, prefix: &str, routes: impl Iterator<Item = &'a Ro
             op["responses"]["403"] =
                 json!({"description": format!("Forbidden: needs the {} role", role.as_str())});
         }
-        let entry = paths.entry(r.path).or_insert_with(|| json!({}));
+        let entry = paths.entry(path).or_insert_with(|| json!({}));
         entry[r.method.as_str().to_ascii_lowercase()] = op;
     }
     json!({

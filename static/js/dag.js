@@ -5,7 +5,7 @@
 // runs are active and updates in place.
 
 import { api, path, ApiError } from "./api.js";
-import { put, h, badge, time, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
+import { put, h, badge, time, fmtTime, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
 import { href, navigate } from "./router.js";
 import { renderGrid } from "./grid.js";
 import { renderGraph } from "./graph.js";
@@ -36,6 +36,8 @@ export function dagPage(main, route, ctx) {
   let panelKey = "";
   let details = null;
   let source = null;
+  /** The DAG's versions (`dagVersions`), newest first, read with the source. */
+  let versions = [];
   let runsList = null;
   /** The DAG's backfill while it is not completed (from `ui/backfill`), else null. */
   let backfill = null;
@@ -53,7 +55,9 @@ export function dagPage(main, route, ctx) {
 
   function selection(q) {
     const map = q.get("map_index");
-    return { run: q.get("run"), task: q.get("task"), try: q.get("try") ? Number(q.get("try")) : null, map: map != null && map !== "" ? Number(map) : null };
+    const version = q.get("version");
+    return { run: q.get("run"), task: q.get("task"), try: q.get("try") ? Number(q.get("try")) : null, map: map != null && map !== "" ? Number(map) : null,
+      version: version ? Number(version) : null };
   }
 
   function renderTabs() {
@@ -233,7 +237,7 @@ export function dagPage(main, route, ctx) {
       if (details) put(content, detailsView(details));
       else loadDetails();
     } else if (view === "code") {
-      if (source) put(content, codeView(source));
+      if (source && source.wanted === sel.version) put(content, codeView(source));
       else loadSource();
     }
   }
@@ -309,10 +313,17 @@ export function dagPage(main, route, ctx) {
       d.doc_md ? [h("h2", {}, "Documentation"), h("pre", { class: "doc" }, d.doc_md)] : null);
   }
 
+  /** The DAG's versions, newest first, and the source of the one the URL names (else the newest). */
   async function loadSource() {
     put(content, h("p", { class: "muted loading" }, "Loading…"));
     try {
-      source = await api(path`api/v2/dagSources/${dagId}`);
+      const want = sel.version;
+      const [list, src] = await Promise.all([
+        api(path`api/v2/dags/${dagId}/dagVersions`, { query: { order_by: "-version_number", limit: 100 } }),
+        api(path`api/v2/dagSources/${dagId}`, { query: want != null ? { version_number: want } : {} }),
+      ]);
+      versions = list.dag_versions ?? [];
+      source = { ...src, wanted: want };
       if (view === "code") renderView();
     } catch (e) {
       put(content, errorBox(e));
@@ -339,14 +350,25 @@ export function dagPage(main, route, ctx) {
     const picker = h("select", { id: "code-task", "aria-label": "Highlight a task" },
       h("option", { value: "" }, "Highlight a task…"),
       tasks.map((t) => h("option", { value: t.id, selected: t.id === sel.task }, t.id)));
-    picker.addEventListener("change", () => navigate(href(["dags", dagId, "code"], { run: sel.run, task: picker.value || null })));
+    picker.addEventListener("change", () => navigate(href(["dags", dagId, "code"], { run: sel.run, task: picker.value || null, version: sel.version })));
+    // Which version's file is shown; the newest unless the URL names one.
+    const shown = src.version_number ?? versions[0]?.version_number ?? null;
+    const versionPicker = h("select", { id: "code-version", "aria-label": "DAG version" },
+      versions.length ? versions.map((v, i) => h("option", { value: String(v.version_number), selected: v.version_number === shown },
+        `v${v.version_number}${i === 0 ? " (latest)" : ""} · ${fmtTime(v.created_at)}`))
+        : h("option", { value: "" }, "No versions"));
+    versionPicker.addEventListener("change", () => {
+      const n = Number(versionPicker.value);
+      navigate(href(["dags", dagId, "code"], { run: sel.run, task: sel.task, version: n === versions[0]?.version_number ? null : n }));
+    });
     const pre = h("pre", { class: "source", tabindex: 0, "aria-label": "DAG file" }, lines.map((text, i) => {
       const n = i + 1;
       return h("span", { class: `src-line ${n >= from && n <= to ? "hl" : ""}`, id: `L${n}` },
         h("span", { class: "ln", "aria-hidden": "true" }, String(n)), yamlLine(text), "\n");
     }));
     const wrap = h("div", { class: "code-view" },
-      h("div", { class: "view-bar" }, picker, h("span", { class: "muted small" }, dag?.relative_fileloc ?? dag?.fileloc ?? "")),
+      h("div", { class: "view-bar" }, h("label", { for: "code-version" }, "Version"), versionPicker, picker,
+        h("span", { class: "muted small" }, dag?.relative_fileloc ?? dag?.fileloc ?? "")),
       pre);
     // Scroll the file, not the page, to the task.
     if (from) requestAnimationFrame(() => {

@@ -406,6 +406,13 @@ export function runPanel({ dagId, run, view, me, onChange }) {
   }, () => {});
   // The conf is not in the grid data; read the run itself.
   api(runPath).then((full) => {
+    // The DAG version(s) the run used, each a link to that version's file in the Code tab.
+    const used = full?.dag_versions ?? [];
+    if (used.length) {
+      el.insertBefore(h("dl", { class: "facts", id: "run-dag-versions" }, h("dt", {}, used.length > 1 ? "DAG versions" : "DAG version"),
+        h("dd", {}, used.map((v, i) => [i ? ", " : "", h("a", { href: href(["dags", dagId, "code"], { version: v.version_number }), class: "run-dag-version" }, `v${v.version_number}`)]))),
+      el.querySelector(".state-counts"));
+    }
     if (full?.conf && Object.keys(full.conf).length) {
       el.insertBefore(h("div", { class: "rendered" }, h("h3", {}, "Conf"), h("pre", { class: "code" }, JSON.stringify(full.conf, null, 2))), el.lastChild);
     }

@@ -66,7 +66,11 @@ def main() -> int:
             print(f"FAIL auth login: {r.stderr.strip()[-400:]}")
             return 1
         print("ok auth login")
-        run("version", out=False)
+        # `version --remote` reads the server's VersionInfo: the Airflow version updraft implements.
+        r = run("version", "--remote", out=False)
+        if r.returncode == 0 and "'version': '3.3.2'" not in r.stdout:
+            counts["failed"] += 1
+            print(f"FAIL version --remote: no Airflow version 3.3.2 in {r.stdout.strip()[-400:]}", flush=True)
         run("config", "list")
         run("config", "get", "core", "dags_folder")
         run("config", "lint", out=False)

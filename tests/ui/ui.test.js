@@ -586,6 +586,9 @@ for (const { label, prefix } of PREFIXES) {
       await page.locator("#execution-check .health.ok").waitFor({ timeout: 20_000 });
       await page.locator(".card", { hasText: "Scheduler" }).locator(".health.ok").waitFor();
       await page.locator(".card", { hasText: "API server" }).getByText("Generation").waitFor();
+      // updraft's own version, and the Airflow version whose API it implements.
+      assert.match(await page.locator("#updraft-version").innerText(), /^v\d+\.\d+\.\d+/);
+      assert.equal(await page.locator("#airflow-version").innerText(), "Implements the Apache Airflow 3.3.2 API");
       await snap("about");
       w.check("about");
     });
@@ -747,6 +750,80 @@ describe("a mapped task in the grid and the task panel", { concurrency: false },
     await page.locator("svg.graph a.node .node-sub", { hasText: "BashOperator [3] · failed" }).waitFor();
     await page.screenshot({ path: path.join(SHOTS, "mapped-graph.png") });
     w.check("mapped task");
+  });
+});
+
+describe("DAG versions in the Code tab and the run panel", { concurrency: false }, () => {
+  let srv;
+  let ctx;
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
+  const yaml = (word) => [
+    "versioned:",
+    "  schedule: null",
+    "  start_date: 2024-01-01",
+    "  tasks:",
+    "    - task_id: say",
+    "      operator: airflow.providers.standard.operators.bash.BashOperator",
+    `      bash_command: 'echo ${word}'`,
+    "",
+  ].join("\n");
+  const env = {
+    UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True",
+    UPDRAFT__CORE__LOAD_EXAMPLES: "False",
+    UPDRAFT__SCHEDULER__DAG_DIR_LIST_INTERVAL: "1",
+  };
+  before(async () => {
+    srv = await startServer({ env, files: { "versioned.yml": yaml("first") } });
+    ctx = await launch(profile);
+  });
+  after(async () => {
+    await ctx?.close();
+    await stopServer(srv);
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  test("an edited file makes a second version; both sources show, and each run names its version", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const trigger = () => {
+      const r = spawnSync(BIN, ["dags", "trigger", "versioned"], {
+        env: { PATH: process.env.PATH, UPDRAFT_HOME: srv.home, ...env }, encoding: "utf8",
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const w = watch(page, srv.url);
+    const source = page.locator(".code-view pre.source");
+    const picker = page.locator("#code-version");
+    await page.goto(`${srv.url}dags/versioned/code`);
+    await source.filter({ hasText: "echo first" }).waitFor({ timeout: RUN_TIMEOUT });
+    assert.equal(await picker.locator("option").count(), 1);
+    const first = trigger();
+    // The edit makes version 2; the open page picks it up as it polls.
+    fs.writeFileSync(path.join(srv.home, "dags", "versioned.yml"), yaml("second"));
+    await source.filter({ hasText: "echo second" }).waitFor({ timeout: RUN_TIMEOUT });
+    assert.equal(await picker.locator("option").count(), 2);
+    assert.match(await picker.locator("option:checked").innerText(), /^v2 \(latest\)/);
+    const second = trigger();
+    await page.screenshot({ path: path.join(SHOTS, "versions-code-v2.png") });
+    // The older version's file, by the picker.
+    await picker.selectOption("1");
+    await page.waitForURL(like("**/dags/versioned/code?version=1"));
+    await source.filter({ hasText: "echo first" }).waitFor();
+    assert.ok(!(await source.innerText()).includes("echo second"));
+    await page.screenshot({ path: path.join(SHOTS, "versions-code-v1.png") });
+    // Each run's panel names the version it ran with, linked to that version's file.
+    await page.goto(`${srv.url}dags/versioned/grid?run=${encodeURIComponent(second)}`);
+    await page.locator("#run-dag-versions .run-dag-version", { hasText: "v2" }).waitFor();
+    await page.goto(`${srv.url}dags/versioned/grid?run=${encodeURIComponent(first)}`);
+    const v1 = page.locator("#run-dag-versions .run-dag-version", { hasText: "v1" });
+    await v1.waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "versions-run-panel.png") });
+    await v1.click();
+    await page.waitForURL(like("**/dags/versioned/code?version=1"));
+    await source.filter({ hasText: "echo first" }).waitFor();
+    assert.match(await picker.locator("option:checked").innerText(), /^v1 /);
+    w.check("DAG versions");
   });
 });
 

@@ -23,9 +23,9 @@ pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/pools", Role::Viewer, None, "List pools with their slot usage", list_pools),
     guarded(Post, "/api/v2/pools", Role::Op, Some("post_pool"), "Create a pool (slots -1: unlimited)", post_one::<Pools>),
     guarded(Patch, "/api/v2/pools", Role::Op, Some("bulk_pools"), "Create, update and delete pools in bulk", bulk::<Pools>),
-    guarded(Get, "/api/v2/pools/{pool_name}", Role::Viewer, None, "Get a pool with its slot usage", get_one::<Pools>),
-    guarded(Patch, "/api/v2/pools/{pool_name}", Role::Op, Some("patch_pool"), "Update a pool", patch_one::<Pools>),
-    guarded(Delete, "/api/v2/pools/{pool_name}", Role::Op, Some("delete_pool"), "Delete a pool (not default_pool)", delete_one::<Pools>),
+    guarded(Get, "/api/v2/pools/{pool_name:path}", Role::Viewer, None, "Get a pool with its slot usage", get_one::<Pools>),
+    guarded(Patch, "/api/v2/pools/{pool_name:path}", Role::Op, Some("patch_pool"), "Update a pool", patch_one::<Pools>),
+    guarded(Delete, "/api/v2/pools/{pool_name:path}", Role::Op, Some("delete_pool"), "Delete a pool (not default_pool)", delete_one::<Pools>),
 ];
 
 const DEFAULT_POOL: &str = "default_pool";

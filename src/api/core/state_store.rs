@@ -19,10 +19,10 @@ use Method::{Delete, Get, Patch, Put};
 pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store", Role::Viewer, None, "A task instance's state store entries", list),
     guarded(Delete, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store", Role::User, None, "Delete every state store key of a task instance (all_map_indices: of every instance)", clear),
-    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store/{key}", Role::Viewer, None, "One state store entry", get),
-    guarded(Put, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store/{key}", Role::User, None, "Set a state store value", put),
-    guarded(Patch, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store/{key}", Role::User, None, "Change an existing state store value", patch),
-    guarded(Delete, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store/{key}", Role::User, None, "Delete a state store key", delete),
+    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store/{key:path}", Role::Viewer, None, "One state store entry", get),
+    guarded(Put, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store/{key:path}", Role::User, None, "Set a state store value", put),
+    guarded(Patch, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store/{key:path}", Role::User, None, "Change an existing state store value", patch),
+    guarded(Delete, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store/{key:path}", Role::User, None, "Delete a state store key", delete),
 ];
 
 fn scope(req: &Req, p: &Params) -> Result<StateScope, ApiError> {

@@ -21,9 +21,9 @@ pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/variables", Role::Op, None, "List variables (values of secret-looking keys masked)", list_variables),
     guarded(Post, "/api/v2/variables", Role::Op, Some("post_variable"), "Create a variable", post_one::<Vars>),
     guarded(Patch, "/api/v2/variables", Role::Op, Some("bulk_variables"), "Create, update and delete variables in bulk", bulk::<Vars>),
-    guarded(Get, "/api/v2/variables/{variable_key}", Role::Op, None, "Get a variable", get_one::<Vars>),
-    guarded(Patch, "/api/v2/variables/{variable_key}", Role::Op, Some("patch_variable"), "Update a variable (update_mask for some fields)", patch_one::<Vars>),
-    guarded(Delete, "/api/v2/variables/{variable_key}", Role::Op, Some("delete_variable"), "Delete a variable", delete_one::<Vars>),
+    guarded(Get, "/api/v2/variables/{variable_key:path}", Role::Op, None, "Get a variable", get_one::<Vars>),
+    guarded(Patch, "/api/v2/variables/{variable_key:path}", Role::Op, Some("patch_variable"), "Update a variable (update_mask for some fields)", patch_one::<Vars>),
+    guarded(Delete, "/api/v2/variables/{variable_key:path}", Role::Op, Some("delete_variable"), "Delete a variable", delete_one::<Vars>),
 ];
 
 /// Airflow's `ID_LEN`: the longest variable key.

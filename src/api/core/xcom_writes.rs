@@ -15,8 +15,8 @@ use Method::{Delete, Patch, Post};
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
     guarded(Post, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries", Role::User, Some("create_xcom_entry"), "Create an XCom of a task instance", create),
-    guarded(Patch, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}", Role::User, Some("update_xcom_entry"), "Change an XCom's value", update),
-    guarded(Delete, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}", Role::User, Some("delete_xcom_entry"), "Delete an XCom", delete),
+    guarded(Patch, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key:path}", Role::User, Some("update_xcom_entry"), "Change an XCom's value", update),
+    guarded(Delete, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key:path}", Role::User, Some("delete_xcom_entry"), "Delete an XCom", delete),
 ];
 
 fn map_index_of(b: &Map<String, Value>) -> Result<i64, ApiError> {

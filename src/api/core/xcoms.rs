@@ -20,7 +20,7 @@ use Method::Get;
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
     guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries", Role::Viewer, None, "XComs of a task instance (`~` for every DAG, run and task)", xcoms),
-    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}", Role::Viewer, None, "One XCom with its value", xcom),
+    guarded(Get, "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key:path}", Role::Viewer, None, "One XCom with its value", xcom),
 ];
 
 const XCOM_ORDER: &[&str] = &[
