@@ -387,6 +387,8 @@ fn consumers_run_on_their_conditions_and_only_on_successful_updates() {
 const PY_CALLABLES: &str = r#"
 from airflow.sdk import Asset, AssetAlias
 
+import _updraft_task
+
 
 def produce(outlet_events, outlets, **context):
     outlet_events["s3://b/py"].extra = {"rows": 3, "outlets": [o.uri for o in outlets if hasattr(o, "uri")]}
@@ -408,6 +410,9 @@ def read_inlets(inlet_events, triggering_asset_events, **context):
         "by_index": inlet_events[1][-1].asset.uri,
         "triggered_by_alias": [e.asset.uri for e in triggering_asset_events[AssetAlias("al")]],
         "missing": missing,
+        # The Execution API route the Task SDK resolves an alias with.
+        "resolved": [a["uri"] for a in _updraft_task.CLIENT.call("GET", "assets/by-alias?alias_name=al")],
+        "unresolved": _updraft_task.CLIENT.call("GET", "assets/by-alias?alias_name=nothing"),
     }
 
 
@@ -507,6 +512,8 @@ fn a_python_producer_sets_extras_and_its_consumer_reads_triggering_events() {
             "by_index": "s3://b/via_alias",
             "triggered_by_alias": ["s3://b/via_alias"],
             "missing": "KeyError",
+            "resolved": ["s3://b/via_alias"],
+            "unresolved": [],
         }))
     );
 }

@@ -1378,6 +1378,22 @@ pub fn asset_by_uri(
     }
 }
 
+/// `GET /execution/assets/by-alias?alias_name=`: the assets the alias resolves to (those
+/// events attached through it named), a list, empty for an alias unknown or unresolved.
+pub fn assets_by_alias(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    _: &Params,
+) -> Result<Reply, ApiError> {
+    running_caller(ctx, store, req)?;
+    let Some(alias) = req.query("alias_name") else {
+        return Err(ApiError::new(422, "`alias_name` is required"));
+    };
+    let assets: Vec<Value> = store.alias_assets(alias)?.iter().map(asset_json).collect();
+    Ok(Reply::json(200, &Value::Array(assets)))
+}
+
 /// `GET /execution/asset-events/by-asset?name=&uri=&after=&before=&ascending=&limit=`.
 pub fn asset_events_by_asset(
     ctx: &Ctx,

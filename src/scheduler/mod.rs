@@ -836,7 +836,7 @@ impl Scheduler {
                 crate::model::AssetCond::Alias(name) => resolved.get(name).is_some_and(|assets| {
                     assets
                         .iter()
-                        .any(|(n, u)| queued.iter().any(|q| &q.name == n && &q.uri == u))
+                        .any(|a| queued.iter().any(|q| q.name == a.name && q.uri == a.uri))
                 }),
                 _ => false,
             });

@@ -609,13 +609,20 @@ impl Store {
     }
 
     /// The assets an alias resolves to (Airflow's `expand_alias_to_assets`): those events
-    /// attached through it named, as (name, uri).
-    pub fn alias_assets(&self, alias: &str) -> Result<Vec<(String, String)>> {
+    /// attached through it named; none for an unknown alias.
+    pub fn alias_assets(&self, alias: &str) -> Result<Vec<AssetRow>> {
+        let cols = ASSET_COLS
+            .split(", ")
+            .map(|c| format!("a.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         self.query(
-            "SELECT a.name, a.uri FROM asset_alias_asset aa JOIN asset_alias al ON al.id = aa.alias_id
-             JOIN asset a ON a.id = aa.asset_id WHERE al.name = ?1 ORDER BY a.id",
+            &format!(
+                "SELECT {cols} FROM asset_alias_asset aa JOIN asset_alias al ON al.id = aa.alias_id
+                 JOIN asset a ON a.id = aa.asset_id WHERE al.name = ?1 ORDER BY a.id"
+            ),
             [alias],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            asset_row,
         )
     }
 
