@@ -665,6 +665,26 @@ impl AssetCond {
         }
     }
 
+    /// Every alias the condition names, in order, once each.
+    pub fn aliases(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        fn walk<'a>(c: &'a AssetCond, out: &mut Vec<&'a str>) {
+            match c {
+                AssetCond::Alias(name) => {
+                    if !out.contains(&name.as_str()) {
+                        out.push(name)
+                    }
+                }
+                AssetCond::Asset(_) => {}
+                AssetCond::All(items) | AssetCond::Any(items) => {
+                    items.iter().for_each(|i| walk(i, out))
+                }
+            }
+        }
+        walk(self, &mut out);
+        out
+    }
+
     /// Every asset the condition names, in order, once each.
     pub fn assets(&self) -> Vec<&AssetRef> {
         let mut out: Vec<&AssetRef> = Vec::new();

@@ -387,10 +387,33 @@ fn consumers_run_on_their_conditions_and_only_on_successful_updates() {
 const PY_CALLABLES: &str = r#"
 from airflow.sdk import Asset, AssetAlias
 
+import _updraft_task
+
 
 def produce(outlet_events, outlets, **context):
     outlet_events["s3://b/py"].extra = {"rows": 3, "outlets": [o.uri for o in outlets if hasattr(o, "uri")]}
     outlet_events[AssetAlias("al")].add(Asset("s3://b/via_alias"), extra={"n": 1})
+
+
+def read_inlets(inlet_events, triggering_asset_events, **context):
+    py = inlet_events[Asset("s3://b/py")]
+    try:
+        inlet_events[Asset("s3://b/not_an_inlet")]
+        missing = "no KeyError"
+    except KeyError:
+        missing = "KeyError"
+    return {
+        "py_runs": [e.source_run_id for e in py],
+        "newest": py[-1].source_run_id,
+        "newest_first": [e.source_run_id for e in inlet_events["s3://b/py"].ascending(False).limit(1)],
+        "alias": [[e.asset.uri, e.extra] for e in inlet_events[AssetAlias("al")]],
+        "by_index": inlet_events[1][-1].asset.uri,
+        "triggered_by_alias": [e.asset.uri for e in triggering_asset_events[AssetAlias("al")]],
+        "missing": missing,
+        # The Execution API route the Task SDK resolves an alias with.
+        "resolved": [a["uri"] for a in _updraft_task.CLIENT.call("GET", "assets/by-alias?alias_name=al")],
+        "unresolved": _updraft_task.CLIENT.call("GET", "assets/by-alias?alias_name=nothing"),
+    }
 
 
 def consume(triggering_asset_events, **context):
@@ -402,15 +425,19 @@ def consume(triggering_asset_events, **context):
 fn a_python_producer_sets_extras_and_its_consumer_reads_triggering_events() {
     let producer = "prod_py:\n  default_args:\n    start_date: 2024-01-01\n  schedule: null\n  tasks:\n    - task_id: make\n      operator: airflow.providers.standard.operators.python.PythonOperator\n      python_callable: assetfns.produce\n      outlets: ['s3://b/py', {__type__: airflow.sdk.AssetAlias, name: al}]\n";
     let consumer = "cons_py:\n  default_args:\n    start_date: 2024-01-01\n  schedule: ['s3://b/py']\n  tasks:\n    - task_id: use\n      operator: airflow.providers.standard.operators.python.PythonOperator\n      python_callable: assetfns.consume\n";
+    // Scheduled on the alias the producer attaches `s3://b/via_alias` through; reads its
+    // inlets' events (`inlet_events`) through the Execution API.
+    let on_alias = "cons_alias:\n  default_args:\n    start_date: 2024-01-01\n  schedule: [{__type__: airflow.sdk.AssetAlias, name: al}]\n  tasks:\n    - task_id: read\n      operator: airflow.providers.standard.operators.python.PythonOperator\n      python_callable: assetfns.read_inlets\n      inlets: ['s3://b/py', {__type__: airflow.sdk.AssetAlias, name: al}]\n";
     let e = Engine::start(
         &[
             ("assetfns.py", PY_CALLABLES),
             ("prod_py.yml", producer),
             ("cons_py.yml", consumer),
+            ("cons_alias.yml", on_alias),
         ],
         &[],
     );
-    let loaded = wait_until(LONG, || e.store().dags().map(|d| d.len()).unwrap_or(0) == 2);
+    let loaded = wait_until(LONG, || e.store().dags().map(|d| d.len()).unwrap_or(0) == 3);
     assert!(loaded, "{}", e.srv.log());
     let run = e.trigger("prod_py", None);
     assert_eq!(
@@ -446,6 +473,48 @@ fn a_python_producer_sets_extras_and_its_consumer_reads_triggering_events() {
         Some(
             json!({"extra": {"rows": 3, "outlets": ["s3://b/py"]}, "source": "prod_py", "assets": 1})
         )
+    );
+
+    // The alias resolved to `s3://b/via_alias` when the event attached through it was
+    // made, so the DAG scheduled on the alias runs, consuming that event only (as
+    // Airflow 3.3.2: events of assets it schedules on, or attached through its aliases).
+    let first = wait_runs(&e, "cons_alias", 1);
+    assert_eq!(first[0].run_type.as_str(), "asset_triggered");
+    assert_eq!(
+        e.wait_run("cons_alias", &first[0].run_id),
+        "success",
+        "{}",
+        e.log("cons_alias", &first[0].run_id, "read", 1)
+    );
+    assert_eq!(consumed(&e, &first[0]), ["s3://b/via_alias"]);
+    // A second update: the next run of the consumer sees both, newest last.
+    let run2 = e.trigger("prod_py", None);
+    assert_eq!(e.wait_run("prod_py", &run2), "success");
+    let both = wait_runs(&e, "cons_alias", 2);
+    let second = both.iter().max_by_key(|r| r.id).unwrap();
+    assert_eq!(
+        e.wait_run("cons_alias", &second.run_id),
+        "success",
+        "{}",
+        e.log("cons_alias", &second.run_id, "read", 1)
+    );
+    let got = e
+        .store()
+        .xcom("cons_alias", &second.run_id, "read", "return_value")
+        .unwrap();
+    assert_eq!(
+        got,
+        Some(json!({
+            "py_runs": [run, run2],
+            "newest": run2,
+            "newest_first": [run2],
+            "alias": [["s3://b/via_alias", {"n": 1}], ["s3://b/via_alias", {"n": 1}]],
+            "by_index": "s3://b/via_alias",
+            "triggered_by_alias": ["s3://b/via_alias"],
+            "missing": "KeyError",
+            "resolved": ["s3://b/via_alias"],
+            "unresolved": [],
+        }))
     );
 }
 

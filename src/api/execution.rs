@@ -494,8 +494,11 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
                 run_id: &ti.run_id,
                 map_index: ti.map_index,
             };
-            for (asset, extra) in &outlets {
-                tx.asset_event(asset, extra, Some(source), now)?;
+            for (asset, extra, alias) in &outlets {
+                match alias {
+                    Some(alias) => tx.alias_event(alias, asset, extra, Some(source), now)?,
+                    None => tx.asset_event(asset, extra, Some(source), now)?,
+                };
             }
         }
         if ok && matches!(to, Success | Failed) {
@@ -1232,23 +1235,26 @@ fn asset_cond_json(c: &AssetCond) -> Value {
 
 /// The run's `consumed_asset_events` as Airflow's `AssetEventDagRunReference`s.
 fn consumed_asset_events(store: &Store, run_pk: i64) -> Result<Vec<Value>, ApiError> {
-    Ok(store
-        .consumed_events(run_pk)?
-        .iter()
-        .map(|e| {
-            json!({
+    let mut out = Vec::new();
+    for e in store.consumed_events(run_pk)? {
+        let aliases: Vec<Value> = store
+            .event_aliases(e.id)?
+            .into_iter()
+            .map(|(name, group)| json!({"name": name, "group": group}))
+            .collect();
+        out.push(json!({
                 "asset": {"name": e.name, "uri": e.uri, "extra": {}},
                 "extra": e.extra,
                 "source_task_id": e.source_task_id,
                 "source_dag_id": e.source_dag_id,
                 "source_run_id": e.source_run_id,
                 "source_map_index": e.source_map_index,
-                "source_aliases": [],
+                "source_aliases": aliases,
                 "timestamp": when(Some(e.timestamp)),
                 "partition_key": null,
-            })
-        })
-        .collect())
+        }));
+    }
+    Ok(out)
 }
 
 /// The asset events a successful try makes: one per asset outlet of its task, with the
@@ -1259,7 +1265,7 @@ fn success_outlets(
     store: &Store,
     ti: &TiRow,
     reported: &[Value],
-) -> Result<Vec<(AssetRef, Value)>, ApiError> {
+) -> Result<Vec<(AssetRef, Value, Option<String>)>, ApiError> {
     let Some(dag) = ctx.dags.get(store, &ti.dag_id)? else {
         return Ok(Vec::new());
     };
@@ -1288,7 +1294,7 @@ fn success_outlets(
                             && key_of(e).is_some_and(|(n, u)| n == a.name && u == a.uri)
                     })
                     .map_or_else(|| json!({}), extra_of);
-                out.push((a.clone(), extra));
+                out.push((a.clone(), extra, None));
             }
             AssetCond::Alias(alias) => {
                 for e in reported.iter().filter(|e| {
@@ -1314,7 +1320,7 @@ fn success_outlets(
                                 .unwrap_or_else(|| json!({})),
                         },
                     };
-                    out.push((asset, extra_of(e)));
+                    out.push((asset, extra_of(e), Some(alias.clone())));
                 }
             }
             AssetCond::All(_) | AssetCond::Any(_) => {}
@@ -1372,6 +1378,22 @@ pub fn asset_by_uri(
     }
 }
 
+/// `GET /execution/assets/by-alias?alias_name=`: the assets the alias resolves to (those
+/// events attached through it named), a list, empty for an alias unknown or unresolved.
+pub fn assets_by_alias(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    _: &Params,
+) -> Result<Reply, ApiError> {
+    running_caller(ctx, store, req)?;
+    let Some(alias) = req.query("alias_name") else {
+        return Err(ApiError::new(422, "`alias_name` is required"));
+    };
+    let assets: Vec<Value> = store.alias_assets(alias)?.iter().map(asset_json).collect();
+    Ok(Reply::json(200, &Value::Array(assets)))
+}
+
 /// `GET /execution/asset-events/by-asset?name=&uri=&after=&before=&ascending=&limit=`.
 pub fn asset_events_by_asset(
     ctx: &Ctx,
@@ -1388,6 +1410,38 @@ pub fn asset_events_by_asset(
             json!({"reason": "Missing parameter", "message": "name and uri cannot both be None"}),
         ));
     }
+    let events = store
+        .asset_events()?
+        .into_iter()
+        .filter(|e| name.is_none_or(|n| e.name == n))
+        .filter(|e| uri.is_none_or(|u| e.uri == u))
+        .collect();
+    asset_events_reply(store, req, events)
+}
+
+/// `GET /execution/asset-events/by-asset-alias?name=&after=&before=&ascending=&limit=`:
+/// the events attached through the alias (Airflow's `source_aliases`).
+pub fn asset_events_by_alias(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    _: &Params,
+) -> Result<Reply, ApiError> {
+    running_caller(ctx, store, req)?;
+    let Some(name) = req.query("name") else {
+        return Err(ApiError::new(422, "`name` is required"));
+    };
+    let events = store.alias_events(name)?;
+    asset_events_reply(store, req, events)
+}
+
+/// The `AssetEventsResponse` of `events` within the request's `after`/`before`, in its
+/// order (`ascending`, by timestamp) and up to its `limit`.
+fn asset_events_reply(
+    store: &Store,
+    req: &Req,
+    events: Vec<crate::store::AssetEventRow>,
+) -> Result<Reply, ApiError> {
     let time = |key: &str| -> Result<Option<DateTime<Utc>>, ApiError> {
         req.query(key)
             .map(|v| {
@@ -1398,7 +1452,15 @@ pub fn asset_events_by_asset(
             .transpose()
     };
     let (after, before) = (time("after")?, time("before")?);
-    let ascending = req.query("ascending").is_none_or(|v| v != "false");
+    let ascending = match req
+        .query("ascending")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("true" | "1" | "yes" | "on") => true,
+        Some("false" | "0" | "no" | "off") => false,
+        Some(_) => return Err(ApiError::new(422, "`ascending` must be a boolean")),
+    };
     let limit = match req.query("limit") {
         Some(v) => Some(
             v.parse::<usize>()
@@ -1406,11 +1468,8 @@ pub fn asset_events_by_asset(
         ),
         None => None,
     };
-    let mut events: Vec<_> = store
-        .asset_events()?
+    let mut events: Vec<_> = events
         .into_iter()
-        .filter(|e| name.is_none_or(|n| e.name == n))
-        .filter(|e| uri.is_none_or(|u| e.uri == u))
         .filter(|e| after.is_none_or(|t| e.timestamp >= t))
         .filter(|e| before.is_none_or(|t| e.timestamp <= t))
         .collect();

@@ -65,7 +65,9 @@ static BASE: &[Route] = &[
     public(Get, "/execution/hitlDetails/{task_instance_id}", Execution, "The answer to a human-in-the-loop request", execution::hitl::get),
     public(Get, "/execution/assets/by-name", Execution, "An asset by its name", execution::asset_by_name),
     public(Get, "/execution/assets/by-uri", Execution, "An asset by its URI", execution::asset_by_uri),
+    public(Get, "/execution/assets/by-alias", Execution, "The assets an alias resolves to", execution::assets_by_alias),
     public(Get, "/execution/asset-events/by-asset", Execution, "Events of an asset, by name and/or URI", execution::asset_events_by_asset),
+    public(Get, "/execution/asset-events/by-asset-alias", Execution, "Events attached through an asset alias", execution::asset_events_by_alias),
     public(Get, "/metrics", Any, "Prometheus metrics", monitor::metrics),
 ];
 

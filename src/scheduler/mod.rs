@@ -822,10 +822,22 @@ impl Scheduler {
                 continue;
             };
             let queued = self.store.queued_events(Some(&dag_id), None, None)?;
+            // An alias stands for the assets it resolves to (events attached through it
+            // named them): satisfied when any of them has a queued event, as Airflow's
+            // `AssetEvaluator`.
+            let mut resolved = std::collections::HashMap::new();
+            for alias in cond.aliases() {
+                resolved.insert(alias.to_string(), self.store.alias_assets(alias)?);
+            }
             let ready = cond.evaluate(&|leaf| match leaf {
                 crate::model::AssetCond::Asset(a) => {
                     queued.iter().any(|q| q.name == a.name && q.uri == a.uri)
                 }
+                crate::model::AssetCond::Alias(name) => resolved.get(name).is_some_and(|assets| {
+                    assets
+                        .iter()
+                        .any(|a| queued.iter().any(|q| q.name == a.name && q.uri == a.uri))
+                }),
                 _ => false,
             });
             if !ready {

@@ -162,7 +162,19 @@ pub(super) fn sync_refs(
             .collect::<Vec<_>>();
         refs.extend(schedule.iter().map(|c| (c, "schedule", "")));
         collect_aliases(tx, cond)?;
+        for name in cond.aliases() {
+            tx.exec(
+                "INSERT INTO dag_alias_ref (dag_id, alias_id, created_at, updated_at)
+                 SELECT ?1, id, ?3, ?3 FROM asset_alias WHERE name = ?2
+                 ON CONFLICT (dag_id, alias_id) DO UPDATE SET updated_at = excluded.updated_at",
+                params![dag.dag_id, name, now_s],
+            )?;
+        }
     }
+    tx.exec(
+        "DELETE FROM dag_alias_ref WHERE dag_id = ?1 AND updated_at <> ?2",
+        params![dag.dag_id, now_s],
+    )?;
     for task in &dag.tasks {
         refs.extend(
             task.outlets
@@ -241,6 +253,64 @@ impl Tx<'_> {
         self.event_of(id, extra, source, now)
     }
 
+    /// Records an event of `asset` attached through the alias `alias` (a task's
+    /// `outlet_events[alias].add(asset)`), as Airflow 3.3.2's `register_asset_change`
+    /// with `source_alias_names`: the alias now names the asset (it resolves to it), the
+    /// event keeps the alias among its `source_aliases`, and it is queued for every
+    /// unpaused DAG scheduled on the alias as well as on the asset. The event's id.
+    pub fn alias_event(
+        &self,
+        alias: &str,
+        asset: &AssetRef,
+        extra: &Json,
+        source: Option<EventSource>,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let event_id = self.asset_event(asset, extra, source, now)?;
+        self.0
+            .exec(
+                "INSERT OR IGNORE INTO asset_alias (name, grp) VALUES (?1, 'asset')",
+                [alias],
+            )
+            .map_err(db)?;
+        let alias_id: i64 = self
+            .0
+            .row("SELECT id FROM asset_alias WHERE name = ?1", [alias], |r| {
+                r.get(0)
+            })
+            .map_err(db)?;
+        let asset_id: i64 = self
+            .0
+            .row(
+                "SELECT asset_id FROM asset_event WHERE id = ?1",
+                [event_id],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        self.0
+            .exec(
+                "INSERT OR IGNORE INTO asset_alias_asset (alias_id, asset_id) VALUES (?1, ?2)",
+                [alias_id, asset_id],
+            )
+            .map_err(db)?;
+        self.0
+            .exec(
+                "INSERT OR IGNORE INTO asset_alias_asset_event (alias_id, event_id) VALUES (?1, ?2)",
+                [alias_id, event_id],
+            )
+            .map_err(db)?;
+        self.0
+            .exec(
+                "INSERT INTO asset_dag_run_queue (asset_id, target_dag_id, created_at)
+                 SELECT ?1, r.dag_id, ?3 FROM dag_alias_ref r JOIN dag d ON d.dag_id = r.dag_id
+                 WHERE r.alias_id = ?2 AND d.is_paused = 0 AND d.is_stale = 0
+                 ON CONFLICT (asset_id, target_dag_id) DO NOTHING",
+                params![asset_id, alias_id, ts(now)],
+            )
+            .map_err(db)?;
+        Ok(event_id)
+    }
+
     /// Records an event of the asset `asset_id` and queues it (see `asset_event`).
     pub fn event_of(
         &self,
@@ -312,7 +382,9 @@ impl Tx<'_> {
         } else {
             self.0
                 .row(
-                    "SELECT MIN(created_at) FROM dag_asset_ref WHERE dag_id = ?1 AND kind = 'schedule'",
+                    "SELECT MIN(created_at) FROM (
+                       SELECT created_at FROM dag_asset_ref WHERE dag_id = ?1 AND kind = 'schedule'
+                       UNION ALL SELECT created_at FROM dag_alias_ref WHERE dag_id = ?1)",
                     [&dag.dag_id],
                     |r| r.get(0),
                 )
@@ -339,7 +411,9 @@ impl Tx<'_> {
             .exec(
                 "INSERT OR IGNORE INTO dag_run_asset_event (dag_run_id, event_id)
                  SELECT ?1, e.id FROM asset_event e
-                 WHERE e.asset_id IN (SELECT asset_id FROM dag_asset_ref WHERE dag_id = ?2 AND kind = 'schedule')
+                 WHERE (e.asset_id IN (SELECT asset_id FROM dag_asset_ref WHERE dag_id = ?2 AND kind = 'schedule')
+                     OR e.id IN (SELECT ae.event_id FROM asset_alias_asset_event ae
+                                 JOIN dag_alias_ref r ON r.alias_id = ae.alias_id WHERE r.dag_id = ?2))
                    AND e.timestamp <= ?3 AND e.timestamp > ?4",
                 params![run.id, dag.dag_id, triggered_s, floor],
             )
@@ -531,6 +605,47 @@ impl Store {
             "SELECT id, name, grp FROM asset_alias ORDER BY id",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// The assets an alias resolves to (Airflow's `expand_alias_to_assets`): those events
+    /// attached through it named; none for an unknown alias.
+    pub fn alias_assets(&self, alias: &str) -> Result<Vec<AssetRow>> {
+        let cols = ASSET_COLS
+            .split(", ")
+            .map(|c| format!("a.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.query(
+            &format!(
+                "SELECT {cols} FROM asset_alias_asset aa JOIN asset_alias al ON al.id = aa.alias_id
+                 JOIN asset a ON a.id = aa.asset_id WHERE al.name = ?1 ORDER BY a.id"
+            ),
+            [alias],
+            asset_row,
+        )
+    }
+
+    /// The aliases an event was attached through (its `source_aliases`): (name, group).
+    pub fn event_aliases(&self, event_id: i64) -> Result<Vec<(String, String)>> {
+        self.query(
+            "SELECT al.name, al.grp FROM asset_alias_asset_event ae JOIN asset_alias al ON al.id = ae.alias_id
+             WHERE ae.event_id = ?1 ORDER BY al.id",
+            [event_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    /// The events attached through the alias `alias`, oldest first.
+    pub fn alias_events(&self, alias: &str) -> Result<Vec<AssetEventRow>> {
+        self.query(
+            &format!(
+                "SELECT {EVENT_COLS} FROM asset_alias_asset_event ae JOIN asset_alias al ON al.id = ae.alias_id
+                 JOIN asset_event e ON e.id = ae.event_id JOIN asset a ON a.id = e.asset_id
+                 WHERE al.name = ?1 ORDER BY e.id"
+            ),
+            [alias],
+            event_row,
         )
     }
 

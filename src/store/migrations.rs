@@ -470,4 +470,29 @@ CREATE TABLE task_state_store (
     FOREIGN KEY (dag_id, run_id) REFERENCES dag_run (dag_id, run_id) ON DELETE CASCADE
 );
 "#,
+    // Asset aliases as Airflow 3.3.2 resolves them: `asset_alias_asset` which assets an
+    // alias has named (an event attached through it links them), `asset_alias_asset_event`
+    // the events attached through each alias (their `source_aliases`), `dag_alias_ref`
+    // which DAG schedules on an alias (from its latest parse; `created_at` kept).
+    r#"
+CREATE TABLE asset_alias_asset (
+    alias_id INTEGER NOT NULL REFERENCES asset_alias (id) ON DELETE CASCADE,
+    asset_id INTEGER NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+    PRIMARY KEY (alias_id, asset_id)
+);
+CREATE TABLE asset_alias_asset_event (
+    alias_id INTEGER NOT NULL REFERENCES asset_alias (id) ON DELETE CASCADE,
+    event_id INTEGER NOT NULL REFERENCES asset_event (id) ON DELETE CASCADE,
+    PRIMARY KEY (alias_id, event_id)
+);
+CREATE INDEX asset_alias_asset_event_event ON asset_alias_asset_event (event_id);
+CREATE TABLE dag_alias_ref (
+    dag_id     TEXT NOT NULL,
+    alias_id   INTEGER NOT NULL REFERENCES asset_alias (id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (dag_id, alias_id)
+);
+CREATE INDEX dag_alias_ref_alias ON dag_alias_ref (alias_id);
+"#,
 ];

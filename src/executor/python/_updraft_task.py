@@ -537,6 +537,125 @@ class OutletEventAccessors(dict):
         return out
 
 
+class AssetEventResult(AssetEvent):
+    """One event of `inlet_events[...]` (the Task SDK's `AssetEventResult`)."""
+
+    def __init__(self, d):
+        AssetEvent.__init__(self, d)
+        self.id = d.get("id")
+        self.created_dagruns = d.get("created_dagruns") or []
+
+    def __repr__(self):
+        return (f"AssetEventResult(id={self.id!r}, asset={self.asset!r}, extra={self.extra!r}, "
+                f"source_dag_id={self.source_dag_id!r}, timestamp={self.timestamp!r})")
+
+
+class InletEventsAccessor:
+    """`inlet_events[key]`: a sequence of the events of an asset (or attached through an
+    alias), read from the Execution API when first used, oldest first; `after`,
+    `before`, `ascending` and `limit` narrow it (as the Task SDK's)."""
+
+    def __init__(self, asset_name=None, asset_uri=None, alias_name=None):
+        self._name, self._uri, self._alias = asset_name, asset_uri, alias_name
+        self._after = self._before = self._limit = None
+        self._ascending = True
+        self._cache = None
+
+    def _set(self, attr, value):
+        setattr(self, attr, value)
+        self._cache = None
+        return self
+
+    def after(self, after):
+        return self._set("_after", after)
+
+    def before(self, before):
+        return self._set("_before", before)
+
+    def ascending(self, ascending=True):
+        return self._set("_ascending", bool(ascending))
+
+    def limit(self, limit):
+        return self._set("_limit", limit)
+
+    def _events(self):
+        if self._cache is None:
+            query = []
+            for key, value in (("after", self._after), ("before", self._before)):
+                if value:
+                    query.append((key, value.isoformat() if hasattr(value, "isoformat") else str(value)))
+            query.append(("ascending", "true" if self._ascending else "false"))
+            if self._limit:
+                query.append(("limit", str(int(self._limit))))
+            if self._alias is not None:
+                path = "asset-events/by-asset-alias"
+                query.insert(0, ("name", self._alias))
+            else:
+                path = "asset-events/by-asset"
+                if self._uri is not None:
+                    query.insert(0, ("uri", self._uri))
+                if self._name is not None:
+                    query.insert(0, ("name", self._name))
+            resp = CLIENT.call("GET", path + "?" + "&".join(f"{k}={_q(v)}" for k, v in query))
+            self._cache = [AssetEventResult(d) for d in resp.get("asset_events") or []]
+        return self._cache
+
+    def __iter__(self):
+        return iter(self._events())
+
+    def __len__(self):
+        return len(self._events())
+
+    def __getitem__(self, key):
+        return self._events()[key]
+
+    def __bool__(self):
+        return bool(self._events())
+
+    def __repr__(self):
+        return f"InletEventsAccessor({self._events()!r})"
+
+
+class InletEventsAccessors:
+    """`inlet_events`: for each of the task's inlets (an Asset, an AssetAlias, or its
+    position among the inlets), the accessor of its events. A string names an inlet by
+    URI or name. A key that is not an inlet is a KeyError, as in the Task SDK."""
+
+    def __init__(self, inlets):
+        self._inlets = list(inlets)
+
+    def __iter__(self):
+        return iter(self._inlets)
+
+    def __len__(self):
+        return len(self._inlets)
+
+    def __contains__(self, key):
+        try:
+            self[key]
+        except (KeyError, IndexError, TypeError):
+            return False
+        return True
+
+    def keys(self):
+        return list(self._inlets)
+
+    def __getitem__(self, key):
+        if isinstance(key, int) and not isinstance(key, bool):
+            obj = self._inlets[key]
+        else:
+            obj = _asset_key(key)
+            if isinstance(obj, str):
+                obj = next((i for i in self._inlets if isinstance(i, Asset) and obj in (i.uri, i.name)), None)
+                if obj is None:
+                    raise KeyError(key)
+            elif obj not in self._inlets:
+                raise KeyError(key)
+        if isinstance(obj, AssetAlias):
+            return InletEventsAccessor(alias_name=obj.name)
+        return InletEventsAccessor(asset_name=obj.name, asset_uri=obj.uri)
+
+
 def _assets(items):
     out = []
     for d in items or []:
@@ -558,6 +677,8 @@ def build_context(spec):
     for d in c.get("triggering_asset_events") or []:
         ev = AssetEvent(d)
         triggering.setdefault(ev.asset, []).append(ev)
+        for alias in ev.source_aliases:
+            triggering.setdefault(AssetAlias(alias.get("name"), alias.get("group") or "asset"), []).append(ev)
     # The keys Airflow 3.3's task runner puts in every context (`get_template_context`).
     ctx = {
         "dag": _Named(dag_id=c["dag_id"]),
@@ -581,6 +702,7 @@ def build_context(spec):
         "outlets": _assets(c.get("outlets")),
         "triggering_asset_events": triggering,
         "outlet_events": OutletEventAccessors(),
+        "inlet_events": InletEventsAccessors(_assets(c.get("inlets"))),
         "task_reschedule_count": 0,
         # PythonOperator merges it in (`context_merge`).
         "templates_dict": spec.get("templates_dict"),
