@@ -208,6 +208,16 @@ pub(super) fn own_args(kind: SensorKind) -> &'static [&'static str] {
             "success",
             "failure",
             "selector",
+            // dag-factory's forms of the callables (`operators::callable`).
+            "success_name",
+            "success_file",
+            "success_lambda",
+            "failure_name",
+            "failure_file",
+            "failure_lambda",
+            "selector_name",
+            "selector_file",
+            "selector_lambda",
         ],
     }
 }
@@ -274,24 +284,19 @@ pub(super) fn native(
         SensorKind::Http => &["endpoint"],
         SensorKind::Sql => &["conn_id", "sql"],
     };
-    // Callables are Python objects; these sensors are poked natively, without Python.
+    // Callables run with the Python runner on what the native poke got.
     let callables: &[&str] = match kind {
-        SensorKind::Http => &[
-            "response_check",
-            "response_check_name",
-            "response_check_file",
-            "response_check_lambda",
-        ],
+        SensorKind::Http => &["response_check"],
         SensorKind::Sql => &["success", "failure", "selector"],
         _ => &[],
     };
     for &key in callables {
-        if let Some(n) = layers.iter().find_map(|l| l.field(key)) {
-            cx.errors.push(n.pos.error(format!(
-                "task `{}`: `{key}` (a Python callable) is not supported by updraft's native {}",
-                item.name,
-                kind.class_name()
-            )));
+        for form in ["_name", "_file", "_lambda"] {
+            args.remove(&format!("{key}{form}"));
+        }
+        args.remove(key);
+        if let Some(r) = super::operators::callable(cx, layers, key, &item.name) {
+            args.insert(key.to_string(), r);
         }
     }
     for key in required {
