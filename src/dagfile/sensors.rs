@@ -473,4 +473,57 @@ mod tests {
             "{e:?}"
         );
     }
+
+    #[test]
+    fn sensor_callables_are_kept_in_dag_factorys_forms() {
+        let http =
+            "      operator: airflow.providers.http.sensors.http.HttpSensor\n      endpoint: e\n";
+        let sql = "      operator: airflow.providers.common.sql.sensors.sql.SqlSensor\n      conn_id: db\n      sql: SELECT 1\n";
+        let p = parse(&format!(
+            "    - task_id: a\n{http}      response_check: lib.ok\n    - task_id: b\n{http}      response_check_name: ok\n      response_check_file: /x/lib.py\n    - task_id: c\n{http}      response_check_lambda: 'lambda r: r.ok'\n    - task_id: d\n{sql}      selector: lib.sel\n      failure_name: bad\n      failure_file: /x/lib.py\n      success_lambda: 'lambda v: v'\n"
+        ));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let args = |i: usize| p.dags[0].tasks[i].sensor.as_ref().unwrap().args.clone();
+        assert_eq!(
+            args(0)["response_check"],
+            serde_json::json!({"callable": "lib.ok", "file": null})
+        );
+        assert_eq!(
+            args(1)["response_check"],
+            serde_json::json!({"callable": "ok", "file": "/x/lib.py"})
+        );
+        assert!(!args(1).contains_key("response_check_name"));
+        assert_eq!(
+            args(2)["response_check"],
+            serde_json::json!({"lambda": "lambda r: r.ok"})
+        );
+        let d = args(3);
+        assert_eq!(
+            d["selector"],
+            serde_json::json!({"callable": "lib.sel", "file": null})
+        );
+        assert_eq!(
+            d["failure"],
+            serde_json::json!({"callable": "bad", "file": "/x/lib.py"})
+        );
+        assert_eq!(d["success"], serde_json::json!({"lambda": "lambda v: v"}));
+        let e = errors(&format!(
+            "    - task_id: a\n{http}      response_check: ok\n    - task_id: b\n{sql}      success_name: ok\n    - task_id: c\n{sql}      failure_name: ok\n      failure_file: lib.py\n"
+        ));
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e[0].contains(
+                "`response_check` must be a dotted path such as `module.function`, not `ok`"
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains("task `b` needs both `success_name` and `success_file`"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].contains("`failure_file` must be an absolute path, not `lib.py`"),
+            "{e:?}"
+        );
+    }
 }
