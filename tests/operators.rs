@@ -640,6 +640,9 @@ def is_x(value):
 
 def no(value):
     return False
+
+def nothing(response):
+    return None
 "#;
 
 #[test]
@@ -658,6 +661,11 @@ fn python_callables_of_http_and_sql_operators_and_sensors_run_with_the_runner() 
             "checked",
             HTTP,
             "http_conn_id: web\nmethod: GET\nendpoint: /json\nresponse_check_name: is_ready\nresponse_check_file: $CONFIG_ROOT_DIR/lib.py\nresponse_filter: lib.json_n",
+        ),
+        op(
+            "filtered_none",
+            HTTP,
+            "http_conn_id: web\nmethod: GET\nendpoint: /hello\nresponse_filter: lib.nothing",
         ),
         op(
             "refused",
@@ -746,6 +754,7 @@ fn python_callables_of_http_and_sql_operators_and_sensors_run_with_the_runner() 
     for (t, want) in [
         ("filtered", "success"),
         ("checked", "success"),
+        ("filtered_none", "success"),
         ("refused", "failed"),
         ("sense_json", "success"),
         ("sense_never", "skipped"),
@@ -764,6 +773,11 @@ fn python_callables_of_http_and_sql_operators_and_sensors_run_with_the_runner() 
     assert_eq!(
         xcom(&e, "calls", &run, "checked", "return_value"),
         Some(json!(3))
+    );
+    // A filter that returns None pushes nothing.
+    assert_eq!(
+        xcom(&e, "calls", &run, "filtered_none", "return_value"),
+        None
     );
     assert!(
         log("refused").contains("Response check returned False."),

@@ -339,7 +339,10 @@ pub fn operator(
         Ok(out) if out["check"] == Value::Bool(false) => {
             Done::Failed("Response check returned False.".into())
         }
-        Ok(out) if !filter.is_null() => Done::Success(Some(out["value"].clone())),
+        // A filter that returns None pushes no XCom, as a Python task's None.
+        Ok(out) if !filter.is_null() => {
+            Done::Success(Some(out["value"].clone()).filter(|v| !v.is_null()))
+        }
         Ok(_) => Done::Success(Some(Value::String(reply.text))),
         Err(e) => Done::Failed(e),
     }
