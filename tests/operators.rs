@@ -30,8 +30,8 @@ impl Seen {
     }
 }
 
-/// An HTTP/1.1 server on 127.0.0.1: `/missing` is a 404, anything else a 200 whose body
-/// echoes the method, target and body. Every request is recorded.
+/// An HTTP/1.1 server on 127.0.0.1: `/missing` is a 404, `/json...` a 200 with a JSON
+/// body, anything else a 200 whose body echoes the method, target and body. Every request is recorded.
 fn loopback_server() -> (u16, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -66,10 +66,20 @@ fn loopback_server() -> (u16, Arc<Mutex<Vec<Seen>>>) {
             let mut body = vec![0; len];
             let _ = reader.read_exact(&mut body);
             let body = String::from_utf8_lossy(&body).into_owned();
-            let (status, text) = if target.starts_with("/missing") {
-                ("404 Not Found", "no such thing".to_string())
+            let (status, ctype, text) = if target.starts_with("/missing") {
+                ("404 Not Found", "text/plain", "no such thing".to_string())
+            } else if target.starts_with("/json") {
+                (
+                    "200 OK",
+                    "application/json",
+                    r#"{"ready": true, "n": 3}"#.to_string(),
+                )
             } else {
-                ("200 OK", format!("echo:{method} {target} {body}"))
+                (
+                    "200 OK",
+                    "text/plain",
+                    format!("echo:{method} {target} {body}"),
+                )
             };
             log.lock().unwrap().push(Seen {
                 method,
@@ -78,7 +88,7 @@ fn loopback_server() -> (u16, Arc<Mutex<Vec<Seen>>>) {
                 body,
             });
             let reply = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
                 text.len()
             );
             let _ = stream.write_all(reply.as_bytes());
@@ -605,4 +615,180 @@ fn dag_factorys_http_examples_run_against_loopback() {
         test(json!({"connection_id": "files", "conn_type": "fs", "extra": extra})),
         (false, format!("Path {nowhere} does not exist."))
     );
+}
+
+/// The Python callables of the operators and sensors, in a module of the DAG folder.
+const CALLABLES: &str = r#"
+def filt(response, ti):
+    return {"status": response.status_code, "word": response.text.split()[0],
+            "ctype": response.headers["content-type"], "ok": response.ok, "task": ti.task_id}
+
+def is_ready(response):
+    return response.json()["ready"]
+
+def json_n(response):
+    return response.json()["n"]
+
+def never(response, **context):
+    return "dag_run" in context and False
+
+def second(row):
+    return row[1]
+
+def is_x(value):
+    return value == "x"
+
+def no(value):
+    return False
+
+def nothing(response):
+    return None
+"#;
+
+#[test]
+fn python_callables_of_http_and_sql_operators_and_sensors_run_with_the_runner() {
+    let (port, _) = loopback_server();
+    let db = std::env::temp_dir().join(format!("updraft-calls-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let tasks = [
+        // HttpOperator: the filter's value is the XCom; the check runs first.
+        op(
+            "filtered",
+            HTTP,
+            "http_conn_id: web\nmethod: GET\nendpoint: /hello\nresponse_filter: lib.filt",
+        ),
+        op(
+            "checked",
+            HTTP,
+            "http_conn_id: web\nmethod: GET\nendpoint: /json\nresponse_check_name: is_ready\nresponse_check_file: $CONFIG_ROOT_DIR/lib.py\nresponse_filter: lib.json_n",
+        ),
+        op(
+            "filtered_none",
+            HTTP,
+            "http_conn_id: web\nmethod: GET\nendpoint: /hello\nresponse_filter: lib.nothing",
+        ),
+        op(
+            "refused",
+            HTTP,
+            "http_conn_id: web\nmethod: GET\nendpoint: /hello\nresponse_check: lib.never\nresponse_filter: lib.json_n",
+        ),
+        // HttpSensor: done when the check is truthy, else not yet.
+        op(
+            "sense_json",
+            HTTP_SENSOR,
+            "http_conn_id: web\nendpoint: /json\nresponse_check_lambda: \"lambda response: response.json()['ready']\"\npoke_interval: 0.2",
+        ),
+        op(
+            "sense_never",
+            HTTP_SENSOR,
+            "http_conn_id: web\nendpoint: /hello\nresponse_check: lib.never\nmode: reschedule\npoke_interval: 0.2\ntimeout: 1\nsoft_fail: true",
+        ),
+        // SqlSensor: selector, then failure, then success, on the first row.
+        op(
+            "create",
+            SQL,
+            "conn_id: db\nsql: \"CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'x')\"\nsplit_statements: true",
+        ),
+        op(
+            "sql_success",
+            SQL_SENSOR,
+            "conn_id: db\nsql: SELECT a, b FROM t\nselector: lib.second\nsuccess: lib.is_x\npoke_interval: 0.2\ndependencies: [create]",
+        ),
+        op(
+            "sql_failure",
+            SQL_SENSOR,
+            "conn_id: db\nsql: SELECT a, b FROM t\nselector: lib.second\nfailure: lib.is_x\npoke_interval: 0.2\ndependencies: [create]",
+        ),
+        op(
+            "sql_waits",
+            SQL_SENSOR,
+            "conn_id: db\nsql: SELECT a, b FROM t\nsuccess: lib.no\nmode: reschedule\npoke_interval: 0.2\ntimeout: 1\nsoft_fail: true\ndependencies: [create]",
+        ),
+    ]
+    .concat();
+    let e = Engine::start(
+        &[
+            ("lib.py", CALLABLES),
+            ("calls.yml", &dag("calls", "", &tasks)),
+        ],
+        &[],
+    );
+    let add = |args: &[&str]| e.home.run(args, FAST).expect(0);
+    let port = port.to_string();
+    add(&[
+        "connections",
+        "add",
+        "web",
+        "--conn-type",
+        "http",
+        "--conn-host",
+        "127.0.0.1",
+        "--conn-port",
+        &port,
+    ]);
+    let db_path = db.to_string_lossy().into_owned();
+    add(&[
+        "connections",
+        "add",
+        "db",
+        "--conn-type",
+        "sqlite",
+        "--conn-host",
+        &db_path,
+    ]);
+    let errors = e.home.run(&["dags", "list-import-errors"], FAST);
+    assert!(
+        !errors.stdout().contains("calls.yml"),
+        "{}",
+        errors.stdout()
+    );
+    let run = e.trigger("calls", None);
+    assert_eq!(
+        e.wait_run("calls", &run),
+        "failed",
+        "{:?}",
+        e.states("calls", &run)
+    );
+    let states = e.states("calls", &run);
+    let log = |t: &str| e.log("calls", &run, t, 1);
+    for (t, want) in [
+        ("filtered", "success"),
+        ("checked", "success"),
+        ("filtered_none", "success"),
+        ("refused", "failed"),
+        ("sense_json", "success"),
+        ("sense_never", "skipped"),
+        ("sql_success", "success"),
+        ("sql_failure", "failed"),
+        ("sql_waits", "skipped"),
+    ] {
+        assert_eq!(states[t].0, want, "{t}: {}", log(t));
+    }
+    assert_eq!(
+        xcom(&e, "calls", &run, "filtered", "return_value"),
+        Some(
+            json!({"status": 200, "word": "echo:GET", "ctype": "text/plain", "ok": true, "task": "filtered"})
+        )
+    );
+    assert_eq!(
+        xcom(&e, "calls", &run, "checked", "return_value"),
+        Some(json!(3))
+    );
+    // A filter that returns None pushes nothing.
+    assert_eq!(
+        xcom(&e, "calls", &run, "filtered_none", "return_value"),
+        None
+    );
+    assert!(
+        log("refused").contains("Response check returned False."),
+        "{}",
+        log("refused")
+    );
+    assert_eq!(xcom(&e, "calls", &run, "refused", "return_value"), None);
+    assert!(
+        log("sql_failure").contains("Failure criteria met. self.failure(x) returned True"),
+        "{}",
+        log("sql_failure")
+    );
+    let _ = std::fs::remove_file(&db);
 }

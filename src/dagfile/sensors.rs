@@ -208,6 +208,16 @@ pub(super) fn own_args(kind: SensorKind) -> &'static [&'static str] {
             "success",
             "failure",
             "selector",
+            // dag-factory's forms of the callables (`operators::callable`).
+            "success_name",
+            "success_file",
+            "success_lambda",
+            "failure_name",
+            "failure_file",
+            "failure_lambda",
+            "selector_name",
+            "selector_file",
+            "selector_lambda",
         ],
     }
 }
@@ -274,24 +284,19 @@ pub(super) fn native(
         SensorKind::Http => &["endpoint"],
         SensorKind::Sql => &["conn_id", "sql"],
     };
-    // Callables are Python objects; these sensors are poked natively, without Python.
+    // Callables run with the Python runner on what the native poke got.
     let callables: &[&str] = match kind {
-        SensorKind::Http => &[
-            "response_check",
-            "response_check_name",
-            "response_check_file",
-            "response_check_lambda",
-        ],
+        SensorKind::Http => &["response_check"],
         SensorKind::Sql => &["success", "failure", "selector"],
         _ => &[],
     };
     for &key in callables {
-        if let Some(n) = layers.iter().find_map(|l| l.field(key)) {
-            cx.errors.push(n.pos.error(format!(
-                "task `{}`: `{key}` (a Python callable) is not supported by updraft's native {}",
-                item.name,
-                kind.class_name()
-            )));
+        for form in ["_name", "_file", "_lambda"] {
+            args.remove(&format!("{key}{form}"));
+        }
+        args.remove(key);
+        if let Some(r) = super::operators::callable(cx, layers, key, &item.name) {
+            args.insert(key.to_string(), r);
         }
     }
     for key in required {
@@ -465,6 +470,59 @@ mod tests {
         assert!(
             e.iter()
                 .any(|m| m.contains("The mode must be one of ['poke', 'reschedule']")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn sensor_callables_are_kept_in_dag_factorys_forms() {
+        let http =
+            "      operator: airflow.providers.http.sensors.http.HttpSensor\n      endpoint: e\n";
+        let sql = "      operator: airflow.providers.common.sql.sensors.sql.SqlSensor\n      conn_id: db\n      sql: SELECT 1\n";
+        let p = parse(&format!(
+            "    - task_id: a\n{http}      response_check: lib.ok\n    - task_id: b\n{http}      response_check_name: ok\n      response_check_file: /x/lib.py\n    - task_id: c\n{http}      response_check_lambda: 'lambda r: r.ok'\n    - task_id: d\n{sql}      selector: lib.sel\n      failure_name: bad\n      failure_file: /x/lib.py\n      success_lambda: 'lambda v: v'\n"
+        ));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let args = |i: usize| p.dags[0].tasks[i].sensor.as_ref().unwrap().args.clone();
+        assert_eq!(
+            args(0)["response_check"],
+            serde_json::json!({"callable": "lib.ok", "file": null})
+        );
+        assert_eq!(
+            args(1)["response_check"],
+            serde_json::json!({"callable": "ok", "file": "/x/lib.py"})
+        );
+        assert!(!args(1).contains_key("response_check_name"));
+        assert_eq!(
+            args(2)["response_check"],
+            serde_json::json!({"lambda": "lambda r: r.ok"})
+        );
+        let d = args(3);
+        assert_eq!(
+            d["selector"],
+            serde_json::json!({"callable": "lib.sel", "file": null})
+        );
+        assert_eq!(
+            d["failure"],
+            serde_json::json!({"callable": "bad", "file": "/x/lib.py"})
+        );
+        assert_eq!(d["success"], serde_json::json!({"lambda": "lambda v: v"}));
+        let e = errors(&format!(
+            "    - task_id: a\n{http}      response_check: ok\n    - task_id: b\n{sql}      success_name: ok\n    - task_id: c\n{sql}      failure_name: ok\n      failure_file: lib.py\n"
+        ));
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e[0].contains(
+                "`response_check` must be a dotted path such as `module.function`, not `ok`"
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains("task `b` needs both `success_name` and `success_file`"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].contains("`failure_file` must be an absolute path, not `lib.py`"),
             "{e:?}"
         );
     }

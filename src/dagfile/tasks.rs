@@ -713,7 +713,12 @@ fn task(
             item,
             "task",
             op.class_name(),
-            &[BASE_OPERATOR_ARGS, DAG_FACTORY_TASK_KEYS, kind.spec().args],
+            &[
+                BASE_OPERATOR_ARGS,
+                DAG_FACTORY_TASK_KEYS,
+                kind.spec().args,
+                super::operators::callable_forms(kind),
+            ],
         ),
         // Every other key of a TaskFlow task is an argument of its callable.
         Some(Operator::TaskFlow(_)) | None => {}
@@ -1132,7 +1137,7 @@ pub(super) fn xcom_ref(text: &str) -> Option<(String, String)> {
 
 /// Python's `os.path.isabs` for POSIX paths, or a Windows path with a drive or a UNC
 /// prefix (dag-factory runs on either).
-fn is_absolute(path: &str) -> bool {
+pub(super) fn is_absolute(path: &str) -> bool {
     let b = path.as_bytes();
     path.starts_with('/')
         || path.starts_with("\\\\")

@@ -475,14 +475,32 @@ fn poke_file(cx: &mut PokeCx, args: &Map<String, Value>) -> Result<Poke, PokeErr
 fn poke_http(cx: &mut PokeCx, args: &Map<String, Value>) -> Result<Poke, PokeError> {
     let conn_id = arg_str(args, "http_conn_id").unwrap_or("http_default");
     let conn = super::operators::connection(cx.client, conn_id).map_err(PokeError::Error)?;
-    super::operators::http::poke_http(args, Some(&conn), &mut |l| cx.log.line(l))
+    let log = std::cell::RefCell::new(&mut *cx.log);
+    let (sv, ctx, ti_id, client) = (cx.sv, cx.ctx, cx.ti_id, cx.client);
+    super::operators::http::poke_http(
+        args,
+        Some(&conn),
+        &mut |l| log.borrow_mut().line(l),
+        &mut |invoke| {
+            super::supervise::invoke_python(sv, ctx, ti_id, client, invoke, &mut log.borrow_mut())
+        },
+    )
 }
 
 /// SqlSensor: its `conn_id` connection (a SQLite file), then the query.
 fn poke_sql(cx: &mut PokeCx, args: &Map<String, Value>) -> Result<Poke, PokeError> {
     let conn_id = arg_str(args, "conn_id").unwrap_or("");
     let conn = super::operators::connection(cx.client, conn_id).map_err(PokeError::Error)?;
-    super::operators::sql::poke_sql(args, &conn, &mut |l| cx.log.line(l))
+    let log = std::cell::RefCell::new(&mut *cx.log);
+    let (sv, ctx, ti_id, client) = (cx.sv, cx.ctx, cx.ti_id, cx.client);
+    super::operators::sql::poke_sql(
+        args,
+        &conn,
+        &mut |l| log.borrow_mut().line(l),
+        &mut |invoke| {
+            super::supervise::invoke_python(sv, ctx, ti_id, client, invoke, &mut log.borrow_mut())
+        },
+    )
 }
 
 /// An `fs` connection's base path: its extra's `path`.

@@ -860,6 +860,64 @@ fn run_callbacks(
     );
 }
 
+/// Runs a built-in operator's or sensor's Python callables (`response_check`,
+/// `response_filter`, SqlSensor's `selector`/`failure`/`success`) on what the supervisor
+/// got natively: `invoke` is the runner's `invoke` spec (`kind` `http` with the
+/// `response`, or `sql` with the first `row`). One runner process per call, its output
+/// into the try's log, heartbeating meanwhile. What the callables answered (`check`,
+/// and `value` for a filter), or why they could not answer.
+pub(super) fn invoke_python(
+    sv: &Supervisors,
+    ctx: &Value,
+    ti_id: &str,
+    client: &Client,
+    invoke: &Value,
+    log: &mut TaskLog,
+) -> Result<Value, String> {
+    let interpreter = sv.python.clone()?;
+    let runner = sv
+        .python_runner
+        .get_or_init(|| python::install(&sv.home).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| format!("cannot write the Python runner's files: {e}"))?;
+    let try_number = ctx["try_number"].as_u64().unwrap_or(1) as u32;
+    let files = PythonFiles::new(&sv.tries_dir, &format!("{ti_id}-invoke"), try_number);
+    let mut spec = python_spec(ctx, &Value::Null, sv, &runner, &files.outcome);
+    spec["invoke"] = invoke.clone();
+    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
+    let mut last_beat = Instant::now();
+    let end = run_callback_runner(
+        sv,
+        "the Python callable",
+        (&interpreter, &runner),
+        (&spec, &files),
+        (client.token(), Some(ti_id)),
+        log,
+        || {
+            if last_beat.elapsed() >= beat {
+                last_beat = Instant::now();
+                if let Err(e) = client.heartbeat(ti_id, sv.pid, &sv.hostname) {
+                    log::warn!("heartbeat during a Python callable failed: {e}");
+                }
+            }
+        },
+    );
+    let out = std::fs::read_to_string(&files.outcome)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let _ = std::fs::remove_file(&files.spec);
+    let _ = std::fs::remove_file(&files.outcome);
+    match out {
+        Some(out) if out["state"] == "success" => Ok(out),
+        Some(out) => Err(out["error"]
+            .as_str()
+            .unwrap_or("the callable failed")
+            .to_string()),
+        None if end == CallbacksEnd::NotRun => Err("the Python callable was not run".into()),
+        None => Err("the Python runner ended without an outcome".into()),
+    }
+}
+
 /// How the Python runner of some callbacks ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallbacksEnd {
@@ -1370,7 +1428,18 @@ fn run_builtin(
     };
     log.line(&format!("running {} in the supervisor", kind.class_name()));
     let done = {
-        let mut write = |line: &str| log.line(line);
+        let shared = std::cell::RefCell::new(&mut *log);
+        let mut write = |line: &str| shared.borrow_mut().line(line);
+        let mut python = |invoke: &Value| {
+            invoke_python(
+                b.sv,
+                b.ctx,
+                b.ti_id,
+                b.client,
+                invoke,
+                &mut shared.borrow_mut(),
+            )
+        };
         let mut tick = || beat.tick(b.sv, b.client, b.ti_id);
         let mut env = OpEnv {
             client: b.client,
@@ -1380,6 +1449,7 @@ fn run_builtin(
             deadline,
             beat: &mut tick,
             log: &mut write,
+            python: &mut python,
         };
         operators::run(kind, &rendered, &mut env)
     };

@@ -30,6 +30,23 @@ pub struct HttpReply {
     pub status: u16,
     pub reason: String,
     pub text: String,
+    /// The response's headers, in order (for a Python `response_check`).
+    pub headers: Vec<(String, String)>,
+    /// The URL it came from (after redirects: the request's).
+    pub url: String,
+}
+
+impl HttpReply {
+    /// The reply as the Python runner's `Response` reads it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "status_code": self.status,
+            "reason": self.reason,
+            "text": self.text,
+            "headers": self.headers,
+            "url": self.url,
+        })
+    }
 }
 
 /// Connection `extra` keys that set how requests sends, not headers (HttpHook's).
@@ -249,6 +266,16 @@ pub fn send(call: &HttpCall) -> Result<HttpReply, String> {
         .run(req)
         .map_err(|e| format!("{} {}: {e}", call.method, call.url))?;
     let status = res.status();
+    let headers = res
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let text = res
         .body_mut()
         .with_config()
@@ -259,14 +286,19 @@ pub fn send(call: &HttpCall) -> Result<HttpReply, String> {
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or("").to_string(),
         text,
+        headers,
+        url: call.url.clone(),
     })
 }
 
-/// HttpOperator's execute: the response's text is the return value.
+/// HttpOperator's execute: the response's text is the return value; or with a
+/// `response_check` (Python), a falsy answer fails the task, and with a
+/// `response_filter` (Python) its value is the return value, as `process_response` does.
 pub fn operator(
     args: &Map<String, Value>,
     conn: Option<&Value>,
     log: &mut dyn FnMut(&str),
+    python: &mut dyn FnMut(&Value) -> Result<Value, String>,
 ) -> Done {
     let null = Value::Null;
     let get = |k: &str| args.get(k).unwrap_or(&null);
@@ -296,17 +328,38 @@ pub fn operator(
         log(&reply.text);
         return Done::Failed(format!("{}:{}", reply.status, reply.reason));
     }
-    Done::Success(Some(Value::String(reply.text)))
+    let (check, filter) = (get("response_check"), get("response_filter"));
+    if check.is_null() && filter.is_null() {
+        return Done::Success(Some(Value::String(reply.text)));
+    }
+    let invoke = serde_json::json!({
+        "kind": "http", "check": check, "filter": filter, "response": reply.to_json(),
+    });
+    match python(&invoke) {
+        Ok(out) if out["check"] == Value::Bool(false) => {
+            Done::Failed("Response check returned False.".into())
+        }
+        // A filter that returns None pushes no XCom, as a Python task's None.
+        Ok(out) if !filter.is_null() => {
+            Done::Success(Some(out["value"].clone()).filter(|v| !v.is_null()))
+        }
+        Ok(_) => Done::Success(Some(Value::String(reply.text))),
+        Err(e) => Done::Failed(e),
+    }
 }
 
 /// HttpSensor's poke (without a `response_check`): done when the endpoint answers
 /// below 400; a 404 is "not yet" as in Airflow (any other error status fails the poke,
 /// unless `extra_options.check_response` is false). `args` are the rendered `endpoint`,
 /// `method` (GET), `request_params`, `headers`, `extra_options`.
+///
+/// With a `response_check` (Python), a response the status lets through is done when
+/// the check answers truthy, as HttpSensor's poke returns the check's value.
 pub fn poke_http(
     args: &Map<String, Value>,
     conn: Option<&Value>,
     log: &mut dyn FnMut(&str),
+    python: &mut dyn FnMut(&Value) -> Result<Value, String>,
 ) -> Result<Poke, PokeError> {
     let null = Value::Null;
     let get = |k: &str| args.get(k).unwrap_or(&null);
@@ -330,6 +383,19 @@ pub fn poke_http(
             log(&format!("HTTP error: {}", r.reason));
             log(&r.text);
             Err(PokeError::Error(format!("{}:{}", r.status, r.reason)))
+        }
+        Ok(r) if !get("response_check").is_null() => {
+            let invoke = serde_json::json!({
+                "kind": "http", "check": get("response_check"), "response": r.to_json(),
+            });
+            match python(&invoke) {
+                // A PokeReturnValue's `xcom_value` comes back as `value`.
+                Ok(out) if out["check"] == Value::Bool(true) => Ok(Poke::Done(
+                    out.get("value").filter(|v| !v.is_null()).cloned(),
+                )),
+                Ok(_) => Ok(Poke::NotYet),
+                Err(e) => Err(PokeError::Error(e)),
+            }
         }
         Ok(_) => Ok(Poke::Done(None)),
         Err(e) => Err(PokeError::Error(e)),
@@ -412,18 +478,29 @@ mod tests {
         let args = json!({"endpoint": "/ready"}).as_object().unwrap().clone();
         let mut lines = Vec::new();
         let mut log = |l: &str| lines.push(l.to_string());
-        assert_eq!(poke_http(&args, Some(&conn), &mut log), Ok(Poke::NotYet));
         assert_eq!(
-            poke_http(&args, Some(&conn), &mut log),
+            poke_http(&args, Some(&conn), &mut log, &mut |_| Err(
+                "no Python here".into()
+            )),
+            Ok(Poke::NotYet)
+        );
+        assert_eq!(
+            poke_http(&args, Some(&conn), &mut log, &mut |_| Err(
+                "no Python here".into()
+            )),
             Ok(Poke::Done(None))
         );
         assert_eq!(
-            poke_http(&args, Some(&conn), &mut log),
+            poke_http(&args, Some(&conn), &mut log, &mut |_| Err(
+                "no Python here".into()
+            )),
             Err(PokeError::Error("500:Internal Server Error".into()))
         );
         // Nothing listens there any more: the poke is an error, not a wait.
         assert!(matches!(
-            poke_http(&args, Some(&conn), &mut log),
+            poke_http(&args, Some(&conn), &mut log, &mut |_| Err(
+                "no Python here".into()
+            )),
             Err(PokeError::Error(_))
         ));
         assert!(lines.iter().any(|l| l == "Poking: /ready"), "{lines:?}");

@@ -1,5 +1,6 @@
 //! The built-in operators (`model::Builtin`), run inside the supervisor's thread: no
-//! child process, no Python. Each family has its file; the supervisor renders the
+//! child process, no Python, except a runner for a Python callable the task names
+//! (`response_check`, `response_filter`). Each family has its file; the supervisor renders the
 //! task's template fields (`render_fields`) and calls `run`, which reaches state only
 //! through the Execution API client, as every supervisor does.
 //!
@@ -46,6 +47,9 @@ pub struct OpEnv<'a> {
     /// Heartbeats while the operator waits; `Break` when it must stop.
     pub beat: &'a mut dyn FnMut() -> ControlFlow<()>,
     pub log: &'a mut dyn FnMut(&str),
+    /// Runs the task's Python callables on what the operator got (the runner's `invoke`
+    /// spec): what they answered, or why they failed.
+    pub python: &'a mut dyn FnMut(&Value) -> Result<Value, String>,
 }
 
 /// Renders the strings under `fields` of `args` (nested in lists and mappings too, as
@@ -96,7 +100,7 @@ pub fn run(kind: Builtin, args: &Map<String, Value>, env: &mut OpEnv) -> Done {
                 .and_then(Value::as_str)
                 .unwrap_or("http_default");
             match connection(env.client, conn_id) {
-                Ok(conn) => http::operator(args, Some(&conn), env.log),
+                Ok(conn) => http::operator(args, Some(&conn), env.log, env.python),
                 Err(e) => Done::Failed(e),
             }
         }

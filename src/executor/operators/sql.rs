@@ -262,10 +262,14 @@ fn value_check(record: &[Value], pass_value: &Value, tolerance: &Value, sql: &st
 /// SqlSensor's poke (without `success`/`failure` callables): runs `sql` with
 /// `parameters` against the connection's SQLite file; no rows is "not yet" (an error
 /// with `fail_on_empty`); else the first column of the first row decides: truthy is done.
+///
+/// With a `selector`, `failure` or `success` (Python callables), the first row goes to
+/// the runner, which applies them as SqlSensor's poke does.
 pub fn poke_sql(
     args: &Map<String, Value>,
     conn: &Value,
     log: &mut dyn FnMut(&str),
+    python: &mut dyn FnMut(&Value) -> Result<Value, String>,
 ) -> Result<Poke, PokeError> {
     let null = Value::Null;
     let get = |k: &str| args.get(k).unwrap_or(&null);
@@ -294,6 +298,18 @@ pub fn poke_sql(
         }
         return Ok(Poke::NotYet);
     };
+    let callables = ["selector", "failure", "success"];
+    if callables.iter().any(|k| !get(k).is_null()) {
+        let mut invoke = serde_json::json!({"kind": "sql", "row": row});
+        for k in callables {
+            invoke[k] = get(k).clone();
+        }
+        return match python(&invoke) {
+            Ok(out) if out["check"] == Value::Bool(true) => Ok(Poke::Done(None)),
+            Ok(_) => Ok(Poke::NotYet),
+            Err(e) => Err(PokeError::Error(e)),
+        };
+    }
     match row.first() {
         Some(v) if truthy(v) => Ok(Poke::Done(None)),
         _ => Ok(Poke::NotYet),
@@ -356,28 +372,41 @@ mod tests {
             a.as_object().unwrap().clone()
         };
         assert_eq!(
-            poke_sql(&args(json!({})), &conn, &mut log),
+            poke_sql(&args(json!({})), &conn, &mut log, &mut |_| Err(
+                "no Python here".into()
+            )),
             Ok(Poke::NotYet)
         );
         assert_eq!(
-            poke_sql(&args(json!({"fail_on_empty": true})), &conn, &mut log),
+            poke_sql(
+                &args(json!({"fail_on_empty": true})),
+                &conn,
+                &mut log,
+                &mut |_| Err("no Python here".into())
+            ),
             Err(PokeError::Error(
                 "No rows returned, raising as per fail_on_empty flag".into()
             ))
         );
         run("INSERT INTO flags VALUES (0, 'x')");
         assert_eq!(
-            poke_sql(&args(json!({})), &conn, &mut log),
+            poke_sql(&args(json!({})), &conn, &mut log, &mut |_| Err(
+                "no Python here".into()
+            )),
             Ok(Poke::NotYet)
         );
         run("UPDATE flags SET done = 1");
         assert_eq!(
-            poke_sql(&args(json!({})), &conn, &mut log),
+            poke_sql(&args(json!({})), &conn, &mut log, &mut |_| Err(
+                "no Python here".into()
+            )),
             Ok(Poke::Done(None))
         );
         let other = json!({"conn_id": "pg", "conn_type": "postgres", "host": "h"});
         assert!(matches!(
-            poke_sql(&args(json!({})), &other, &mut log),
+            poke_sql(&args(json!({})), &other, &mut log, &mut |_| Err(
+                "no Python here".into()
+            )),
             Err(PokeError::Error(_))
         ));
         std::fs::remove_dir_all(&dir).unwrap();
