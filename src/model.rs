@@ -417,6 +417,24 @@ pub struct TaskGroup {
     pub line: u32,
 }
 
+/// Task instance states as Airflow's `TaskInstanceState` lists them (`State.task_states`
+/// less `None`), some of which never occur in updraft.
+pub const AIRFLOW_TI_STATES: &[&str] = &[
+    "removed",
+    "scheduled",
+    "queued",
+    "running",
+    "success",
+    "restarting",
+    "failed",
+    "up_for_retry",
+    "up_for_reschedule",
+    "upstream_failed",
+    "skipped",
+    "deferred",
+    "awaiting_input",
+];
+
 /// What runs for a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Operator {

@@ -118,21 +118,7 @@ pub(super) const SENSOR_ARGS: &[&str] = &[
 
 /// Airflow's `State.task_states` less `None`, and `State.dag_states`: what
 /// ExternalTaskSensor's state lists may hold.
-const TASK_STATES: &[&str] = &[
-    "removed",
-    "scheduled",
-    "queued",
-    "running",
-    "success",
-    "restarting",
-    "failed",
-    "up_for_retry",
-    "up_for_reschedule",
-    "upstream_failed",
-    "skipped",
-    "deferred",
-    "awaiting_input",
-];
+const TASK_STATES: &[&str] = crate::model::AIRFLOW_TI_STATES;
 const DAG_STATES: &[&str] = &["queued", "success", "running", "failed"];
 
 /// Airflow's `[sensors] default_timeout`: 7 days.

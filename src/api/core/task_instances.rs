@@ -52,21 +52,7 @@ pub static MAPPED_ROUTES: &[Route] = &[
 ];
 
 /// Task instance states as Airflow lists them (some never occur in updraft).
-const TI_STATES: &[&str] = &[
-    "removed",
-    "scheduled",
-    "queued",
-    "running",
-    "success",
-    "restarting",
-    "failed",
-    "up_for_retry",
-    "up_for_reschedule",
-    "upstream_failed",
-    "skipped",
-    "deferred",
-    "awaiting_input",
-];
+const TI_STATES: &[&str] = crate::model::AIRFLOW_TI_STATES;
 /// What a task instance list sorts by.
 const TI_ORDER: &[&str] = &[
     "id",
