@@ -142,6 +142,11 @@ impl Supervisors {
         }
     }
 
+    /// How often a try heartbeats: a third of `heartbeat_timeout`, within bounds.
+    pub(super) fn beat_every(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT)
+    }
+
     pub(super) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
@@ -393,7 +398,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
     let timeout = task["execution_timeout"]
         .as_f64()
         .map(Duration::from_secs_f64);
-    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
+    let beat = sv.beat_every();
     let mut render_beat = RenderBeat {
         every: beat,
         last_beat: Instant::now(),
@@ -840,8 +845,6 @@ fn run_callbacks(
     }
     log.line(&format!("running {on} with {}", interpreter.describe()));
     // Heartbeats go on while callbacks run, so a slow one is not taken for a zombie.
-    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
-    let mut last_beat = Instant::now();
     run_callback_runner(
         sv,
         on,
@@ -849,14 +852,7 @@ fn run_callbacks(
         (&spec, &files),
         (client.token(), Some(ti_id)),
         log,
-        || {
-            if last_beat.elapsed() >= beat {
-                last_beat = Instant::now();
-                if let Err(e) = client.heartbeat(ti_id, sv.pid, &sv.hostname) {
-                    log::warn!("heartbeat during {on} failed: {e}");
-                }
-            }
-        },
+        heartbeats(sv, client, ti_id, on),
     );
 }
 
@@ -884,8 +880,6 @@ pub(super) fn invoke_python(
     let files = PythonFiles::new(&sv.tries_dir, &format!("{ti_id}-invoke"), try_number);
     let mut spec = python_spec(ctx, &Value::Null, sv, &runner, &files.outcome);
     spec["invoke"] = invoke.clone();
-    let beat = Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
-    let mut last_beat = Instant::now();
     let end = run_callback_runner(
         sv,
         "the Python callable",
@@ -893,14 +887,7 @@ pub(super) fn invoke_python(
         (&spec, &files),
         (client.token(), Some(ti_id)),
         log,
-        || {
-            if last_beat.elapsed() >= beat {
-                last_beat = Instant::now();
-                if let Err(e) = client.heartbeat(ti_id, sv.pid, &sv.hostname) {
-                    log::warn!("heartbeat during a Python callable failed: {e}");
-                }
-            }
-        },
+        heartbeats(sv, client, ti_id, "a Python callable"),
     );
     let out = std::fs::read_to_string(&files.outcome)
         .ok()
@@ -932,6 +919,26 @@ enum CallbacksEnd {
 /// Writes `spec` and runs the Python runner on it, its output into `log`, for at most
 /// `CALLBACK_TIMEOUT`; `tick` is called about every `TICK` while it runs. `auth` is the
 /// token the runner uses and the task instance it runs for, if any.
+/// A tick for `run_callback_runner` that heartbeats the try every `beat_every()`, so a
+/// slow callable is not taken for a zombie; a failed heartbeat is logged, naming `what`.
+fn heartbeats<'a>(
+    sv: &'a Supervisors,
+    client: &'a Client,
+    ti_id: &'a str,
+    what: &'a str,
+) -> impl FnMut() + 'a {
+    let beat = sv.beat_every();
+    let mut last_beat = Instant::now();
+    move || {
+        if last_beat.elapsed() >= beat {
+            last_beat = Instant::now();
+            if let Err(e) = client.heartbeat(ti_id, sv.pid, &sv.hostname) {
+                log::warn!("heartbeat during {what} failed: {e}");
+            }
+        }
+    }
+}
+
 fn run_callback_runner(
     sv: &Supervisors,
     on: &str,
@@ -1382,8 +1389,7 @@ fn run_builtin(
         .as_f64()
         .map(Duration::from_secs_f64);
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let beat_every =
-        Duration::from_secs_f64(b.sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT);
+    let beat_every = b.sv.beat_every();
     let mut beat = RenderBeat {
         every: beat_every,
         last_beat: Instant::now(),
@@ -1549,7 +1555,7 @@ impl<'a> Beat<'a> {
     pub(super) fn new(sv: &'a Supervisors) -> Beat<'a> {
         Beat {
             sv,
-            every: Duration::from_secs_f64(sv.heartbeat_timeout / 3.0).clamp(TICK, MAX_HEARTBEAT),
+            every: sv.beat_every(),
             last_beat: Instant::now(),
             last_ok: Instant::now(),
         }
