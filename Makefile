@@ -89,7 +89,7 @@ test-ui:
 		(cd tests/ui && npm ci --no-audit --no-fund --loglevel=error) && echo "$$want" > tests/ui/node_modules/.lock.sha256; \
 	fi
 	$(CARGO) build
-	cd tests/ui && CHROMIUM=$$(command -v chromium) node --test --test-concurrency=1 ui.test.js
+	cd tests/ui && CHROMIUM=$$(command -v chromium) UI_STAMP=$$(date -u +%Y-%m-%dT%H-%M-%SZ) node --test --test-concurrency=1 *.test.js
 
 # lint fails on what review refuses: unformatted code, any clippy warning, and code that
 # does not compile for Windows (checked, not linked; installing MinGW and the target if missing).
