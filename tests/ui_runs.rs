@@ -101,3 +101,34 @@ fn ui_changes_move_with_other_processes_and_the_grid_pages_to_every_run() {
         assert_eq!(status, 422, "{q}: {body}");
     }
 }
+
+/// The counts move with a scheduler in another process: `updraft scheduler` beside
+/// `updraft api-server` on one database runs a triggered run, and each step it commits
+/// (the run starting, its task instance made and finished) is seen by the API's poll.
+#[test]
+fn ui_changes_move_as_a_scheduler_in_another_process_runs_a_dag() {
+    let home = TempHome::new();
+    std::fs::write(home.dags().join("one.yml"), DAG).unwrap();
+    let api = TestServer::start(&home, &["api-server"], &[USERS]);
+    let url = format!("{}/execution/", api.base);
+    let mut env: Vec<(&str, &str)> = FAST.to_vec();
+    env.push(("UPDRAFT__CORE__EXECUTION_API_SERVER_URL", &url));
+    let _scheduler = TestServer::start(&home, &["scheduler"], &env);
+    let token = api.login("admin");
+    let changes = || api.call(&token, Method::Get, "/ui/changes", None).1;
+    trigger(&home, "r0");
+    let queued = changes();
+    let mut last = queued.clone();
+    let done = crate::util::wait_until(std::time::Duration::from_secs(90), || {
+        last = changes();
+        let (_, grid) = api.call(&token, Method::Get, "/ui/grid/one", None);
+        grid["dag_runs"][0]["state"] == "success"
+    });
+    assert!(done, "{last}");
+    let finished = changes();
+    assert!(
+        finished["runs"].as_i64() > queued["runs"].as_i64()
+            && finished["task_instances"].as_i64() > queued["task_instances"].as_i64(),
+        "{queued} -> {finished}"
+    );
+}
