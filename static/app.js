@@ -33,7 +33,22 @@ const ROUTES = [
   { match: (s) => s.length === 1 && s[0] === "required_actions", key: () => "required_actions", load: () => import("./js/hitl.js").then((m) => m.requiredActionsPage) },
   { match: (s) => s.length === 2 && s[0] === "plugin", key: (s) => `plugin:${s[1]}`, load: () => import("./js/plugins.js").then((m) => m.pluginPage) },
   { match: (s) => s.length === 1 && s[0] === "about", key: () => "about", load: () => import("./js/about.js").then((m) => m.aboutPage) },
+  // Browse and Admin pages, at Airflow 3's paths.
+  { match: (s) => s.length === 1 && s[0] === "events", key: () => "events", load: () => import("./js/events.js").then((m) => m.auditLogPage) },
+  { match: (s) => s.length === 1 && s[0] === "xcoms", key: () => "xcoms", load: () => import("./js/xcoms.js").then((m) => m.xcomsPage) },
+  { match: (s) => s.length === 1 && s[0] === "import_errors", key: () => "import_errors", load: () => import("./js/browse.js").then((m) => m.importErrorsPage) },
+  { match: (s) => s.length === 1 && s[0] === "configs", key: () => "configs", load: () => import("./js/browse.js").then((m) => m.configPage) },
+  { match: (s) => s.length === 1 && s[0] === "plugins", key: () => "plugins", load: () => import("./js/browse.js").then((m) => m.pluginsPage) },
+  { match: (s) => s.length === 1 && s[0] === "providers", key: () => "providers", load: () => import("./js/browse.js").then((m) => m.providersPage) },
 ];
+
+// The navigation's Browse and Admin menus close once one of their pages is chosen, or
+// on a click elsewhere.
+document.addEventListener("click", (e) => {
+  for (const d of document.querySelectorAll("nav.main-nav details.nav-menu[open]")) {
+    if (!d.contains(e.target) || e.target.closest("a")) d.open = false;
+  }
+});
 
 function goLogin() {
   const { path } = router.current();
@@ -118,6 +133,9 @@ function markNav(path) {
     const here = target === "dags" ? path === "" || path.startsWith("dags") : path.startsWith(target);
     if (here) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
+  }
+  for (const d of document.querySelectorAll("nav.main-nav details.nav-menu")) {
+    d.classList.toggle("current", Boolean(d.querySelector("a[aria-current=page]")));
   }
 }
 
