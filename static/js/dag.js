@@ -494,6 +494,8 @@ export function dagPage(main, route, ctx) {
       renderTabs();
       if (viewChanged) {
         graph = null;
+        zoomer?.destroy();
+        zoomer = null;
         moduleView = null;
         put(content);
         if (view === "runs") loadRuns().catch((e) => put(content, errorBox(e)));

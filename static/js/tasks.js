@@ -45,7 +45,7 @@ export function tasksView({ dagId }) {
     }
     const runs = grid.dag_runs;
     put(el, h("div", { class: "table-wrap" }, h("table", { class: "task-list" },
-      h("thead", {}, h("tr", {}, ["Task", "Operator", "Trigger rule", `Last ${runs.length} runs`, "Last state"].map((x) => h("th", {}, x)))),
+      h("thead", {}, h("tr", {}, ["Task", "Operator", "Trigger rule", "Recent runs", "Last state"].map((x) => h("th", {}, x)))),
       h("tbody", {}, tasks.map(({ node, groups }) => {
         const d = details?.get(node.id);
         const states = runs.map((r) => ({ run: r.dag_run_id, state: r.task_instances?.[node.id]?.state ?? null }));
