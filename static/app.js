@@ -43,10 +43,26 @@ const ROUTES = [
 ];
 
 // The navigation's Browse and Admin menus close once one of their pages is chosen, or
-// on a click elsewhere.
+// on a click elsewhere. A menu's list is fixed (the scrolling bar would clip it), so it
+// is placed under its summary when it opens, kept inside the window.
 document.addEventListener("click", (e) => {
   for (const d of document.querySelectorAll("nav.main-nav details.nav-menu[open]")) {
     if (!d.contains(e.target) || e.target.closest("a")) d.open = false;
+  }
+});
+document.addEventListener("toggle", (e) => {
+  const d = e.target;
+  if (!(d instanceof HTMLDetailsElement) || !d.matches("nav.main-nav details.nav-menu") || !d.open) return;
+  const list = d.querySelector(".nav-menu-list");
+  const r = d.querySelector("summary").getBoundingClientRect();
+  list.style.top = `${Math.round(r.bottom + 4)}px`;
+  list.style.left = `${Math.round(Math.max(8, Math.min(r.left, window.innerWidth - list.offsetWidth - 8)))}px`;
+}, true);
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape") return;
+  for (const d of document.querySelectorAll("nav.main-nav details.nav-menu[open]")) {
+    d.open = false;
+    d.querySelector("summary").focus();
   }
 });
 
