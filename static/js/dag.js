@@ -229,6 +229,8 @@ export function dagPage(main, route, ctx) {
           wrap);
         zoomer?.destroy();
         zoomer = panZoom(wrap, graph);
+        // A deep link to a task shows its node, wherever it is in a wide graph.
+        if (sel.task) zoomer.reveal(content.querySelector(`[data-key="${CSS.escape(`node:${sel.task}`)}"]`));
         if (focused) content.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
       }
       const run = shownRun();

@@ -235,7 +235,7 @@ const ZOOM_MAX = 3;
  * work while the wrap has focus. It starts fitted to the wrap, but never smaller than
  * MIN_READABLE (a wide graph starts at its left end, readable, and pans), and refits
  * when the wrap's size changes until the user zooms or pans. Returns
- * `{zoomBy(f), fit(), reset(), state(), destroy()}`.
+ * `{zoomBy(f), fit(), reset(), state(), reveal(el), destroy()}`.
  */
 export function panZoom(wrap, graph) {
   const { layer, size } = graph;
@@ -319,6 +319,30 @@ export function panZoom(wrap, graph) {
     e.preventDefault();
     f();
   };
+  /** Pans so `el` (an element of the graph) is in view, if it is not already. */
+  function reveal(el) {
+    if (!el || !layer.contains(el) || typeof el.getBBox !== "function") return;
+    const b = el.getBBox();
+    // The node's box in the layer's own units, through the inner group's offset.
+    const m = el.getCTM && layer.getCTM ? layer.getCTM().inverse().multiply(el.getCTM()) : null;
+    const left = (m ? m.e : 0) + b.x;
+    const top = (m ? m.f : 0) + b.y;
+    const w = wrap.clientWidth;
+    const hgt = wrap.clientHeight;
+    const sx = x + left * k;
+    const sy = y + top * k;
+    if (sx >= 0 && sy >= 0 && sx + b.width * k <= w && sy + b.height * k <= hgt) return;
+    touched = true;
+    x = w / 2 - (left + b.width / 2) * k;
+    y = hgt / 2 - (top + b.height / 2) * k;
+    apply();
+  }
+  // Tabbing to a node out of view brings it in, rather than scrolling the clipped wrap.
+  const onFocus = (e) => {
+    wrap.scrollLeft = 0;
+    wrap.scrollTop = 0;
+    if (e.target !== wrap) reveal(e.target.closest(".node, .group-head") ?? e.target);
+  };
   const resize = typeof ResizeObserver === "function" ? new ResizeObserver(() => {
     if (!touched) fit();
   }) : null;
@@ -329,6 +353,7 @@ export function panZoom(wrap, graph) {
   wrap.addEventListener("pointercancel", onUp);
   wrap.addEventListener("click", onClick, true);
   wrap.addEventListener("keydown", onKey);
+  wrap.addEventListener("focusin", onFocus);
   resize?.observe(wrap);
   fit();
   return {
@@ -346,6 +371,7 @@ export function panZoom(wrap, graph) {
       apply();
     },
     state: () => ({ k, x, y }),
+    reveal,
     destroy: () => resize?.disconnect(),
   };
 }

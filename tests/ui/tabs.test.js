@@ -220,6 +220,13 @@ for (const { label, prefix } of SHOWN) {
       await page.mouse.up();
       const dragged = await transformOf(page);
       assert.ok(dragged.x > before.x + 50, `a drag pans: ${before.x} → ${dragged.x}`);
+      // A deep link to a task far right shows its node inside the view.
+      await page.goto(`${base}dags/tabs_wide/graph?task=step_40`);
+      const node = page.locator('svg.graph a.node[aria-label^="step_40"]');
+      await node.waitFor({ state: "attached" });
+      const [n, v] = await Promise.all([node.boundingBox(), page.locator(".graph-wrap").boundingBox()]);
+      assert.ok(n.x >= v.x && n.x + n.width <= v.x + v.width && n.y >= v.y && n.y + n.height <= v.y + v.height,
+        `step_40 ${JSON.stringify(n)} inside ${JSON.stringify(v)}`);
       w.check("graph zoom");
     });
 
