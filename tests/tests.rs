@@ -40,3 +40,5 @@ mod sensors;
 mod operators;
 // Assets: outlets, asset schedules (AND/OR, paused, AssetOrTimeSchedule), the asset routes.
 mod assets;
+// The scopes of the UI's clear and mark dialogs: mapped tasks whole, relatives whole.
+mod ui_actions;
