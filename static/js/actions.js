@@ -263,6 +263,26 @@ export async function markRun({ dagId, runId, state }) {
   return Boolean(await done);
 }
 
+let busy = false;
+/**
+ * Runs one dialog `fn` at a time (a second click while the first dialog is being set up
+ * opens nothing), then says what it did and calls `onDone`.
+ */
+async function once(fn, text, onDone) {
+  if (busy) return;
+  busy = true;
+  try {
+    if (await fn()) {
+      notify(text, "success");
+      onDone?.();
+    }
+  } catch (e) {
+    notify(e.message, "error");
+  } finally {
+    busy = false;
+  }
+}
+
 /**
  * The clear and mark buttons of a task instance. `states` are the states of what the
  * panel shows (one instance, or every instance of a mapped task): an action that would
@@ -271,16 +291,7 @@ export async function markRun({ dagId, runId, state }) {
 export function tiActions({ dagId, runId, taskId, mapIndex = null, isMapped = false, logicalDate, states, edit, onDone }) {
   const why = edit ? null : "Your role may not change task instances";
   const args = { dagId, runId, taskId, mapIndex, isMapped, logicalDate };
-  const run = async (fn, text) => {
-    try {
-      if (await fn()) {
-        notify(text, "success");
-        onDone?.();
-      }
-    } catch (e) {
-      notify(e.message, "error");
-    }
-  };
+  const run = (fn, text) => once(fn, text, onDone);
   const none = states.every((s) => s == null);
   const all = (st) => states.length > 0 && states.every((s) => s === st);
   const btn = (label, cls, disabled, title, fn) => h("button", {
@@ -299,16 +310,7 @@ export function runActions({ dagId, run, edit, onDone }) {
   const tis = Object.values(run.task_instances ?? {});
   // The grid's run carries its task instances; with none that ran there is nothing to clear.
   const nothing = run.task_instances != null && tis.every((t) => t?.state == null);
-  const go = async (fn, text) => {
-    try {
-      if (await fn()) {
-        notify(text, "success");
-        onDone?.();
-      }
-    } catch (e) {
-      notify(e.message, "error");
-    }
-  };
+  const go = (fn, text) => once(fn, text, onDone);
   const runId = run.dag_run_id;
   const btn = (label, cls, disabled, title, fn) => h("button", {
     type: "button", class: `btn small ${cls}`, disabled: !edit || disabled, title: why ?? (disabled ? title : null), onclick: fn,
@@ -322,10 +324,10 @@ export function runActions({ dagId, run, edit, onDone }) {
 
 /**
  * A note shown in a panel, with a button to add or edit it. `save(text)` sends it (an
- * empty text removes the note) and resolves the note the server kept. `set(note)` shows
- * a note read since (the panel's poll).
+ * empty text removes the note) and resolves the note the server kept; `onSaved` runs
+ * after. `set(note)` shows a note read since (the panel's poll).
  */
-export function noteBox({ label, note, edit, save }) {
+export function noteBox({ label, note, edit, save, onSaved }) {
   let current = note ?? null;
   const text = h("p", { class: "note-text" });
   const button = h("button", { type: "button", class: "btn small", disabled: !edit, title: edit ? null : "Your role may not write notes", onclick: () => open() });
@@ -349,6 +351,7 @@ export function noteBox({ label, note, edit, save }) {
     current = saved.note ?? null;
     show();
     notify("Note saved", "success");
+    onSaved?.();
   }
   show();
   return {

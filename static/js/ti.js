@@ -322,6 +322,8 @@ export function runPanel({ dagId, run, view, me, onChange }) {
   const note = noteBox({
     label: "Run", note: run.note, edit,
     save: async (text) => (await api(runPath, { method: "PATCH", body: { note: text } }))?.note ?? null,
+    // The grid carries the note too: let the page read it now.
+    onSaved: () => onChange?.(),
   });
   const el = h("section", { class: "panel run-panel", "aria-label": `Run ${run.dag_run_id}` },
     h("header", { class: "panel-head" },

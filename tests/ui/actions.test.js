@@ -240,6 +240,23 @@ for (const { label, prefix } of PREFIXES) {
       w.check("clear mapped");
     });
 
+    step("a mapped task's panel marks every instance; the state they all have is disabled", async () => {
+      await page.goto(`${base}dags/${DAG}/grid?run=${encodeURIComponent(runs[0])}&task=m`);
+      const panel = page.locator(".ti-panel");
+      await panel.locator(".instance-list li").nth(1).waitFor();
+      assert.equal(await panel.getByRole("button", { name: "Mark success" }).isDisabled(), true);
+      await panel.getByRole("button", { name: "Mark failed" }).click();
+      const dialog = page.locator("dialog[open]");
+      const dry = keys(await call("PATCH", `${runPath(runs[0])}/taskInstances/m/dry_run`, { new_state: "failed" }));
+      assert.deepEqual(dry, [`m|0|${runs[0]}`, `m|1|${runs[0]}`]);
+      assert.deepEqual(await shown(dialog), dry);
+      await dialog.getByRole("button", { name: "Mark failed" }).click();
+      await dialog.waitFor({ state: "detached" });
+      assert.deepEqual([(await ti(runs[0], "m", 0)).state, (await ti(runs[0], "m", 1)).state], ["failed", "failed"]);
+      await page.waitForFunction(() => [...document.querySelectorAll(".ti-panel .actions button")].find((b) => b.textContent === "Mark failed")?.disabled);
+      w.check("mark mapped");
+    });
+
     step("mark a task: the state it has is disabled; the dry run's list; confirm", async () => {
       await page.goto(`${base}dags/${DAG}/grid?run=${encodeURIComponent(runs[1])}&task=grp.a`);
       const panel = page.locator(".ti-panel");
@@ -314,6 +331,7 @@ for (const { label, prefix } of PREFIXES) {
     };
 
     step("a note on a run and on a task instance, added and edited", async () => {
+      await waitFor("the first run to finish", async () => ["failed", "success"].includes((await call("GET", runPath(runs[0]))).state));
       await page.goto(`${base}dags/${DAG}/grid?run=${encodeURIComponent(runs[0])}`);
       await notes(page.locator(".run-panel"), async () => (await call("GET", runPath(runs[0]))).note);
       await page.goto(`${base}dags/${DAG}/grid?run=${encodeURIComponent(runs[0])}&task=m&map_index=0`);
