@@ -69,6 +69,18 @@ function option(id, label, { checked = false, disabled = false, help = null } = 
   return { el, input };
 }
 
+/**
+ * A dialog's note, as Airflow's dialogs carry one: the current note to edit, folded
+ * away until opened. `changed()` is the text to send when it differs, else undefined.
+ */
+function noteField(current) {
+  const area = h("textarea", { id: "act-note", rows: 3, maxlength: 1000, "aria-label": "Note" });
+  area.value = current ?? "";
+  const el = h("details", { class: "act-note", open: Boolean(current) },
+    h("summary", {}, current ? "Note" : "Add a note"), h("div", { class: "field" }, area));
+  return { el, changed: () => (area.value === (current ?? "") ? undefined : area.value) };
+}
+
 /** The groups `taskId` sits in, innermost first, each with every task id inside it. */
 async function groupsOf(dagId, taskId) {
   let structure;
@@ -164,9 +176,11 @@ function relativeOptions({ logicalDate, onlyFailed = false }) {
 }
 
 /** Opens the clear dialog of a task instance; resolves true when it cleared. */
-export async function clearTask({ dagId, runId, taskId, mapIndex = null, isMapped = false, logicalDate }) {
+export async function clearTask({ dagId, runId, taskId, mapIndex = null, isMapped = false, logicalDate, note = null }) {
   const list = await scopes({ dagId, runId, taskId, mapIndex, isMapped });
   const opts = relativeOptions({ logicalDate, onlyFailed: true });
+  // The note is the instance's own (Airflow's dialog patches it apart from the clear).
+  const noteBox = isMapped && mapIndex == null ? null : noteField(note);
   const body = (dry) => ({ dry_run: dry, dag_run_id: runId, task_ids: picker.current().taskIds, ...opts.values() });
   const affected = affectedList({
     verb: "cleared", runId,
@@ -178,19 +192,25 @@ export async function clearTask({ dagId, runId, taskId, mapIndex = null, isMappe
     title: `Clear ${taskId}${mapIndex != null ? ` [${mapIndex}]` : ""}`,
     content: h("div", { class: "action-dialog" },
       h("p", {}, "Clearing resets task instances so the scheduler runs them again."),
-      picker.el, opts.el, affected.el),
+      picker.el, opts.el, affected.el, noteBox?.el),
     submitLabel: "Clear",
     danger: true,
-    onSubmit: () => api(path`api/v2/dags/${dagId}/clearTaskInstances`, { method: "POST", body: body(false) }),
+    onSubmit: async () => {
+      const res = await api(path`api/v2/dags/${dagId}/clearTaskInstances`, { method: "POST", body: body(false) });
+      const text = noteBox?.changed();
+      if (text !== undefined) await api(list[0].url, { method: "PATCH", body: { note: text } });
+      return res;
+    },
   });
   affected.refresh();
   return Boolean(await done);
 }
 
 /** Opens the mark dialog of a task instance (`state` success or failed); resolves true when it changed. */
-export async function markTask({ dagId, runId, taskId, mapIndex = null, isMapped = false, logicalDate, state }) {
+export async function markTask({ dagId, runId, taskId, mapIndex = null, isMapped = false, logicalDate, state, note = null }) {
   const list = await scopes({ dagId, runId, taskId, mapIndex, isMapped });
   const opts = relativeOptions({ logicalDate });
+  const noteBox = isMapped && mapIndex == null ? null : noteField(note);
   const body = () => ({ new_state: state, ...opts.values() });
   const affected = affectedList({
     verb: `marked ${state}`, runId,
@@ -202,17 +222,24 @@ export async function markTask({ dagId, runId, taskId, mapIndex = null, isMapped
     title: `Mark ${taskId}${mapIndex != null ? ` [${mapIndex}]` : ""} as ${state}`,
     content: h("div", { class: "action-dialog" },
       h("p", {}, "These task instances take the state ", badge(state), "; a running try is stopped, and failed tasks downstream are cleared to run again."),
-      picker.el, opts.el, affected.el),
+      picker.el, opts.el, affected.el, noteBox?.el),
     submitLabel: `Mark ${state}`,
     danger: state === "failed",
-    onSubmit: () => api(picker.current().url, { method: "PATCH", body: body() }),
+    onSubmit: async () => {
+      const res = await api(picker.current().url, { method: "PATCH", body: body() });
+      // The note is the instance's own, whatever the scope marked.
+      const text = noteBox?.changed();
+      if (text !== undefined) await api(list[0].url, { method: "PATCH", body: { note: text } });
+      return res;
+    },
   });
   affected.refresh();
   return Boolean(await done);
 }
 
 /** Opens the clear dialog of a run; resolves true when it cleared. */
-export async function clearRun({ dagId, runId }) {
+export async function clearRun({ dagId, runId, note = null }) {
+  const noteBox = noteField(note);
   const onlyFailed = option("clear-run-only-failed", "Only failed", { help: "Clear only the failed and upstream failed task instances." });
   const url = `${runBase(dagId, runId)}/clear`;
   const affected = affectedList({
@@ -224,10 +251,10 @@ export async function clearRun({ dagId, runId }) {
     title: `Clear run ${runId}`,
     content: h("div", { class: "action-dialog" },
       h("p", {}, "Clearing resets the run's task instances so the scheduler runs them again."),
-      h("fieldset", { class: "action-options" }, h("legend", {}, "Include"), onlyFailed.el), affected.el),
+      h("fieldset", { class: "action-options" }, h("legend", {}, "Include"), onlyFailed.el), affected.el, noteBox.el),
     submitLabel: "Clear",
     danger: true,
-    onSubmit: () => api(url, { method: "POST", body: { dry_run: false, only_failed: onlyFailed.input.checked } }),
+    onSubmit: () => api(url, { method: "POST", body: { dry_run: false, only_failed: onlyFailed.input.checked, note: noteBox.changed() } }),
   });
   affected.refresh();
   return Boolean(await done);
@@ -238,7 +265,8 @@ export async function clearRun({ dagId, runId }) {
  * list is what the server's rule does to the run's task instances as read now: running
  * ones take the new state and the other unfinished ones are skipped.
  */
-export async function markRun({ dagId, runId, state }) {
+export async function markRun({ dagId, runId, state, note = null }) {
+  const noteBox = noteField(note);
   const affected = affectedList({
     verb: `changed`, runId,
     load: async () => {
@@ -251,10 +279,10 @@ export async function markRun({ dagId, runId, state }) {
     content: h("div", { class: "action-dialog" },
       h("p", {}, "The run becomes ", badge(state), ". Its running task instances become ", badge(state),
         " and its other unfinished ones ", badge("skipped"), "."),
-      affected.el),
+      affected.el, noteBox.el),
     submitLabel: `Mark ${state}`,
     danger: state === "failed",
-    onSubmit: () => api(runBase(dagId, runId), { method: "PATCH", body: { state } }),
+    onSubmit: () => api(runBase(dagId, runId), { method: "PATCH", body: { state, note: noteBox.changed() } }),
   });
   // Nothing unfinished still changes the run's own state: the button stays enabled.
   await affected.refresh();
@@ -288,9 +316,9 @@ async function once(fn, text, onDone) {
  * panel shows (one instance, or every instance of a mapped task): an action that would
  * leave all of them as they are is disabled, as Airflow's menu is.
  */
-export function tiActions({ dagId, runId, taskId, mapIndex = null, isMapped = false, logicalDate, states, edit, onDone }) {
+export function tiActions({ dagId, runId, taskId, mapIndex = null, isMapped = false, logicalDate, states, note = null, edit, onDone }) {
   const why = edit ? null : "Your role may not change task instances";
-  const args = { dagId, runId, taskId, mapIndex, isMapped, logicalDate };
+  const args = { dagId, runId, taskId, mapIndex, isMapped, logicalDate, note };
   const run = (fn, text) => once(fn, text, onDone);
   const none = states.every((s) => s == null);
   const all = (st) => states.length > 0 && states.every((s) => s === st);
@@ -304,8 +332,11 @@ export function tiActions({ dagId, runId, taskId, mapIndex = null, isMapped = fa
   ];
 }
 
-/** The clear and mark buttons of a run; mark is disabled for the state it is in. */
-export function runActions({ dagId, run, edit, onDone }) {
+/**
+ * The clear and mark buttons of a run; mark is disabled for the state it is in. `note()`
+ * is the run's note as the panel shows it now.
+ */
+export function runActions({ dagId, run, edit, onDone, note = () => run.note ?? null }) {
   const why = edit ? null : "Your role may not change runs";
   const tis = Object.values(run.task_instances ?? {});
   // The grid's run carries its task instances; with none that ran there is nothing to clear.
@@ -316,9 +347,9 @@ export function runActions({ dagId, run, edit, onDone }) {
     type: "button", class: `btn small ${cls}`, disabled: !edit || disabled, title: why ?? (disabled ? title : null), onclick: fn,
   }, label);
   return [
-    btn("Clear run", "", nothing, "Nothing to clear: no task has run", () => go(() => clearRun({ dagId, runId }), "Run cleared")),
-    btn("Mark success", "ok", run.state === "success", "Already success", () => go(() => markRun({ dagId, runId, state: "success" }), "Run marked success")),
-    btn("Mark failed", "bad", run.state === "failed", "Already failed", () => go(() => markRun({ dagId, runId, state: "failed" }), "Run marked failed")),
+    btn("Clear run", "", nothing, "Nothing to clear: no task has run", () => go(() => clearRun({ dagId, runId, note: note() }), "Run cleared")),
+    btn("Mark success", "ok", run.state === "success", "Already success", () => go(() => markRun({ dagId, runId, state: "success", note: note() }), "Run marked success")),
+    btn("Mark failed", "bad", run.state === "failed", "Already failed", () => go(() => markRun({ dagId, runId, state: "failed", note: note() }), "Run marked failed")),
   ];
 }
 
@@ -356,6 +387,8 @@ export function noteBox({ label, note, edit, save, onSaved }) {
   show();
   return {
     el,
+    /** The note shown now. */
+    value: () => current,
     set(n) {
       current = n ?? null;
       show();

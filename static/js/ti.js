@@ -118,7 +118,7 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = 
   function renderActions(t) {
     put(actions,
       tiActions({
-        dagId, runId, taskId, mapIndex, logicalDate: t.logical_date, states: [t.state], edit: canEdit(me),
+        dagId, runId, taskId, mapIndex, logicalDate: t.logical_date, states: [t.state], note: t.note, edit: canEdit(me),
         onDone: () => {
           shownTry = null;
           done();
@@ -331,7 +331,7 @@ export function runPanel({ dagId, run, view, me, onChange }) {
         viewLinks(["dag_run"], { dag_id: dagId, run_id: run.dag_run_id })),
       h("a", { href: href(["dags", dagId, view]), class: "icon-btn", "aria-label": "Close the run panel", title: "Close" }, "×")),
     h("div", { class: "panel-state" }, badge(run.state)),
-    h("div", { class: "actions" }, runActions({ dagId, run, edit, onDone: () => onChange?.() })),
+    h("div", { class: "actions" }, runActions({ dagId, run, edit, onDone: () => onChange?.(), note: () => note.value() })),
     facts([
       ["Run after", time(run.run_after)],
       ["Logical date", run.logical_date ? time(run.logical_date) : null],

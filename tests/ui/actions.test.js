@@ -304,9 +304,13 @@ for (const { label, prefix } of PREFIXES) {
       await panel.getByRole("button", { name: `Mark ${other}` }).click();
       const dialog = page.locator("dialog[open]");
       await shown(dialog);
+      // The dialog carries a note, as Airflow's does.
+      await dialog.getByText("Add a note").click();
+      await dialog.locator("#act-note").fill(`marked ${other} by hand`);
       await dialog.getByRole("button", { name: `Mark ${other}` }).click();
       await dialog.waitFor({ state: "detached" });
-      assert.equal((await call("GET", runPath(runs[1]))).state, other);
+      const after = await call("GET", runPath(runs[1]));
+      assert.deepEqual([after.state, after.note], [other, `marked ${other} by hand`]);
       w.check("mark run");
     });
 
