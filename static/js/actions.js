@@ -58,6 +58,18 @@ function affectedList({ verb, runId, load }) {
   return { el, refresh };
 }
 
+/**
+ * Puts the focus on the dialog's first choice a keyboard can reach (the shared modal
+ * tries the first input, which may be disabled or folded away), else on its confirm.
+ */
+function focusFirst(el) {
+  const dlg = el.closest("dialog");
+  const now = document.activeElement;
+  if (!dlg || (dlg.contains(now) && /^(INPUT|SELECT|TEXTAREA)$/.test(now.tagName))) return;
+  const first = [...dlg.querySelectorAll("input, select, textarea")].find((x) => !x.disabled && x.getClientRects().length);
+  (first ?? submitOf(el))?.focus();
+}
+
 /** `task_id|map_index|run_id`: one task instance, as the tests compare them. */
 export const tiKey = (t) => `${t.task_id}|${t.map_index ?? -1}|${t.dag_run_id}`;
 
@@ -202,6 +214,7 @@ export async function clearTask({ dagId, runId, taskId, mapIndex = null, isMappe
       return res;
     },
   });
+  focusFirst(affected.el);
   affected.refresh();
   return Boolean(await done);
 }
@@ -233,6 +246,7 @@ export async function markTask({ dagId, runId, taskId, mapIndex = null, isMapped
       return res;
     },
   });
+  focusFirst(affected.el);
   affected.refresh();
   return Boolean(await done);
 }
@@ -256,6 +270,7 @@ export async function clearRun({ dagId, runId, note = null }) {
     danger: true,
     onSubmit: () => api(url, { method: "POST", body: { dry_run: false, only_failed: onlyFailed.input.checked, note: noteBox.changed() } }),
   });
+  focusFirst(affected.el);
   affected.refresh();
   return Boolean(await done);
 }
@@ -288,6 +303,7 @@ export async function markRun({ dagId, runId, state, note = null }) {
   await affected.refresh();
   const submit = submitOf(affected.el);
   if (submit) submit.disabled = false;
+  focusFirst(affected.el);
   return Boolean(await done);
 }
 

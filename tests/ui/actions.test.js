@@ -304,6 +304,8 @@ for (const { label, prefix } of PREFIXES) {
       await panel.getByRole("button", { name: `Mark ${other}` }).click();
       const dialog = page.locator("dialog[open]");
       await shown(dialog);
+      // Its only field is folded away: the keyboard starts on the confirm button.
+      await page.waitForFunction((name) => document.activeElement?.textContent === name, `Mark ${other}`);
       // The dialog carries a note, as Airflow's does.
       await dialog.getByText("Add a note").click();
       await dialog.locator("#act-note").fill(`marked ${other} by hand`);
