@@ -42,3 +42,5 @@ mod operators;
 mod assets;
 // The UI's private routes for paging runs and noticing changes.
 mod ui_runs;
+// The scopes of the UI's clear and mark dialogs: mapped tasks whole, relatives whole.
+mod ui_actions;

@@ -1,5 +1,5 @@
-// The DAG page: a header (pause, schedule, next run, tags, trigger), then one of five
-// views (grid, graph, runs, details, code) with a side panel for the chosen run or task
+// The DAG page: a header (pause, schedule, next run, tags, trigger), then one of its
+// views (overview, grid, graph, runs, tasks, calendar, audit log, code, details) with a side panel for the chosen run or task
 // instance. The URL holds everything: `dags/<id>/<view>?run=<run_id>&task=<task_id>`,
 // so reloads, deep links and back/forward land on the same screen. The page polls while
 // runs are active and updates in place.
@@ -8,15 +8,24 @@ import { api, path, ApiError } from "./api.js";
 import { put, h, badge, time, fmtTime, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
 import { href, navigate } from "./router.js";
 import { renderGrid } from "./grid.js";
-import { renderGraph } from "./graph.js";
+import { renderGraph, panZoom } from "./graph.js";
 import { tiPanel, runPanel } from "./ti.js";
 import { openTrigger } from "./trigger.js";
 import { viewLinks } from "./plugins.js";
 import { assetCondition, assetSchedule } from "./assets.js";
+import { overviewView } from "./overview.js";
+import { tasksView } from "./tasks.js";
+import { calendarView } from "./calendar.js";
+import { eventsView } from "./events.js";
 import { watchChanges, reportFetch } from "./fresh.js";
 import { fromWallClock } from "./ui.js";
 
-const VIEWS = [["grid", "Grid"], ["graph", "Graph"], ["runs", "Runs"], ["details", "Details"], ["code", "Code"]];
+// Airflow 3's tabs in its order (Overview, Runs, Tasks, Calendar, Audit Log, Code,
+// Details), with the grid and graph, which its page keeps beside them, after Overview.
+const VIEWS = [["overview", "Overview"], ["grid", "Grid"], ["graph", "Graph"], ["runs", "Runs"], ["tasks", "Tasks"],
+  ["calendar", "Calendar"], ["events", "Audit Log"], ["code", "Code"], ["details", "Details"]];
+/** The views drawn by a module of their own: each makes `{el, update(data)}`. */
+const MODULE_VIEWS = { overview: overviewView, tasks: tasksView, calendar: calendarView, events: eventsView };
 /** Runs the grid shows at once: Airflow's choices, and its default. */
 const GRID_COUNTS = [10, 25, 50, 100, 365];
 const GRID_RUNS = 25;
@@ -43,7 +52,8 @@ export function dagPage(main, route, ctx) {
   let lastKey = "";
   let graph = null;
   let graphKey = "";
-  let fitGraph = true;
+  /** Zoom and pan of the graph on screen (`panZoom`). */
+  let zoomer = null;
   let panel = null;
   let panelKey = "";
   let details = null;
@@ -51,6 +61,8 @@ export function dagPage(main, route, ctx) {
   /** The DAG's versions (`dagVersions`), newest first, read with the source. */
   let versions = [];
   let runsList = null;
+  /** The view a module draws (`MODULE_VIEWS`), while it is shown: `{view, v}`. */
+  let moduleView = null;
   /** The query the shown `runsList` answered, to refetch when the URL asks for another. */
   let runsKey = "";
   /** The query the shown `grid` answered. */
@@ -242,18 +254,23 @@ export function dagPage(main, route, ctx) {
             : h("option", { value: "" }, "No runs yet"));
         runPicker.addEventListener("change", () => navigate(href(["dags", dagId, "graph"], { run: runPicker.value, task: sel.task })));
         const focused = document.activeElement?.dataset?.key;
-        const wrap = h("div", { class: `graph-wrap ${fitGraph ? "fit" : ""}` }, graph.el);
-        const zoom = h("button", {
-          type: "button", class: "btn small", "aria-pressed": String(fitGraph), title: "Fit the graph to the width or show it at full size",
-          onclick: () => {
-            fitGraph = !fitGraph;
-            wrap.classList.toggle("fit", fitGraph);
-            zoom.setAttribute("aria-pressed", String(fitGraph));
-          },
-        }, "Fit to width");
+        const wrap = h("div", {
+          class: "graph-wrap zoomable", tabindex: 0, style: `height: clamp(240px, ${Math.ceil(graph.size.h) + 8}px, 70vh)`,
+          "aria-label": "Task graph: + and - zoom, 0 fits, arrows pan, drag to pan", title: "Wheel or +/- to zoom, drag to pan",
+        }, graph.el);
+        const btn = (id, label, text, onclick) => h("button", { type: "button", class: "btn small", id, "aria-label": label, title: label, onclick }, text);
+        const zoomBar = h("span", { class: "zoom-bar", role: "group", "aria-label": "Zoom" },
+          btn("graph-zoom-out", "Zoom out", "−", () => zoomer?.zoomBy(0.8)),
+          btn("graph-zoom-in", "Zoom in", "+", () => zoomer?.zoomBy(1.25)),
+          btn("graph-fit", "Fit the graph to the view", "Fit", () => zoomer?.fit()),
+          btn("graph-full", "Full size", "1:1", () => zoomer?.reset()));
         put(content,
-          h("div", { class: "view-bar" }, h("label", { for: "graph-run" }, "Run"), runPicker, zoom, legend()),
+          h("div", { class: "view-bar" }, h("label", { for: "graph-run" }, "Run"), runPicker, zoomBar, legend()),
           wrap);
+        zoomer?.destroy();
+        zoomer = panZoom(wrap, graph);
+        // A deep link to a task shows its node, wherever it is in a wide graph.
+        if (sel.task) zoomer.reveal(content.querySelector(`[data-key="${CSS.escape(`node:${sel.task}`)}"]`));
         if (focused) content.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
       }
       const run = shownRun();
@@ -270,6 +287,12 @@ export function dagPage(main, route, ctx) {
       const states = Object.fromEntries(Object.entries(run?.task_instances ?? {}).map(([k, v]) => [k, v.state]));
       const counts = Object.fromEntries(Object.entries(run?.task_instances ?? {}).filter(([, v]) => v.map_count != null).map(([k, v]) => [k, v.map_count]));
       graph.update(states, run?.dag_run_id ?? null, sel.task, counts);
+    } else if (MODULE_VIEWS[view]) {
+      if (moduleView?.view !== view || !content.contains(moduleView.v.el)) {
+        moduleView = { view, v: MODULE_VIEWS[view]({ dagId }) };
+        put(content, moduleView.v.el);
+      }
+      moduleView.v.update({ dag, structure, grid, sel });
     } else if (view === "runs") {
       if (runsList) keepFocus(content, () => h("div", { class: "runs-view" }, runsBar(runsList), runsTable(runsList), runsPager(runsList)));
       else if (!content.querySelector(".loading")) put(content, h("p", { class: "muted loading" }, "Loading…"));
@@ -637,6 +660,9 @@ export function dagPage(main, route, ctx) {
       renderTabs();
       if (viewChanged) {
         graph = null;
+        zoomer?.destroy();
+        zoomer = null;
+        moduleView = null;
         put(content);
       }
       if (view === "runs" && (viewChanged || JSON.stringify(runsQuery()) !== runsKey)) {
@@ -651,6 +677,7 @@ export function dagPage(main, route, ctx) {
       unwatch();
       reportFetch("dag", null);
       poller.stop();
+      zoomer?.destroy();
       panel?.destroy();
     },
   };
