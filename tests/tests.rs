@@ -40,3 +40,5 @@ mod sensors;
 mod operators;
 // Assets: outlets, asset schedules (AND/OR, paused, AssetOrTimeSchedule), the asset routes.
 mod assets;
+// Why a task instance is not running: the dependencies route (issue 20).
+mod ti_deps;
