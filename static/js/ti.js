@@ -145,6 +145,9 @@ export function tiPanel({ dagId, runId, taskId, view = "grid", me, tryNumber, ma
     }
     if (which === "xcom") loadXcoms();
     if (which === "deps") loadDeps();
+    // Drawn only while shown, so a hidden tab holds no copy of the Details' command.
+    if (which === "rendered" && current && !Array.isArray(current)) renderFields(current);
+    else if (which !== "rendered") put(renderedBox);
     if (byUser) onTab?.(which);
   }
   showTab(tab);
@@ -183,7 +186,7 @@ export function tiPanel({ dagId, runId, taskId, view = "grid", me, tryNumber, ma
     showDuration(t);
     const cmd = t.rendered_fields?.bash_command;
     put(command, cmd ? h("div", { class: "rendered" }, h("h3", {}, "Rendered command"), h("pre", { class: "code" }, cmd)) : null);
-    renderFields(t);
+    if (shownTab === "rendered") renderFields(t);
     renderTries(t);
   }
 

@@ -129,9 +129,22 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
       const panel = page.locator(".ti-panel.ti-full");
       await panel.getByRole("button", { name: "Clear", exact: true }).click();
       const dialog = page.locator("dialog[open]");
+      // The page's next look at the task instance comes only once the new try is over,
+      // as when the scheduler is quicker than the poll: the log must still move on.
+      let hold = true;
+      const tiUrl = (u) => u.pathname.endsWith("/dagRuns/tz1/taskInstances/flaky");
+      await page.route(tiUrl, async (route) => {
+        for (let i = 0; hold && i < 600; i++) {
+          const ti = await api("api/v2/dags/ti_tz/dagRuns/tz1/taskInstances/flaky");
+          if (ti.try_number === 3 && ti.state === "success") hold = false;
+          else await new Promise((r) => setTimeout(r, 100));
+        }
+        await route.continue().catch(() => {});
+      });
       await dialog.getByRole("button", { name: "Clear", exact: true }).click();
       await dialog.waitFor({ state: "detached" });
       await panel.locator("#ti-log", { hasText: "try 3 here" }).waitFor({ timeout: RUN_TIMEOUT });
+      await page.unroute(tiUrl);
       assert.equal(await panel.locator("#ti-log", { hasText: "try 2 here" }).count(), 0, "the cleared try's log is gone from the pane");
       assert.equal(await panel.locator("button.try[aria-pressed=true]").textContent(), "3");
       await snap("cleared");
