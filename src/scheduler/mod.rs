@@ -3,7 +3,8 @@
 //! limits), hands them to the executor, and closes runs.
 //!
 //! It reacts to events, not ticks: a task that ends (its supervisor exits, or the
-//! Execution API wakes us in-process) starts a pass at once, and a commit by another
+//! Execution API wakes us in-process) starts a pass at once unless a pass has already
+//! seen the commit that reported it (`data_version` unchanged), and a commit by another
 //! process (a trigger from the CLI or the API server) is seen through SQLite's
 //! `data_version` within [`POLL`]. `scheduler_heartbeat_sec` only bounds how long it
 //! sleeps with nothing to do. A pass reads only active runs and their task instances,
