@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use process_wrap::std::{ChildWrapper, CommandWrap};
 
-/// The longest pause between two looks at a running child. Waits start at 1 ms and
-/// double up to this, so a quick command is seen to end quickly and a long one costs
-/// about 20 wake-ups a second.
+/// The longest pause between two looks at a running child where the system cannot wake
+/// us when it ends (a Unix without pidfds): waits start at 1 ms and double up to this.
+/// Linux (a pidfd) and Windows (the process handle) sleep until the end itself.
 const MAX_POLL: Duration = Duration::from_millis(50);
 
 /// How long dropping a still-running `Running` waits for its killed tree to end.
@@ -400,6 +400,14 @@ pub struct Running {
     exit: Option<Exit>,
     /// cmd's batch file, if any: removed when this drops, after the tree is gone.
     _batch: Option<BatchFile>,
+    /// A pidfd of the top process, readable once it has ended: `wait_timeout` sleeps on
+    /// it. None where the kernel has no pidfd_open (before Linux 5.3, or a seccomp
+    /// filter refuses it): then it polls.
+    #[cfg(target_os = "linux")]
+    pidfd: Option<rustix::fd::OwnedFd>,
+    /// How many times `try_exit` looked at the top process (tests count the wake-ups).
+    #[cfg(test)]
+    looks: u32,
 }
 
 /// Starts `spec.script` under `spec.shell`, in its own process group or job object.
@@ -465,10 +473,19 @@ fn start(
     let mut command = CommandWrap::from(command);
     wrap_tree(&mut command);
     let child = command.spawn().map_err(context)?;
+    // The child is ours and unreaped, so its pid cannot name another process yet.
+    #[cfg(target_os = "linux")]
+    let pidfd = rustix::process::Pid::from_raw(child.id() as i32).and_then(|pid| {
+        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+    });
     Ok(Running {
         child,
         exit: None,
         _batch: file,
+        #[cfg(target_os = "linux")]
+        pidfd,
+        #[cfg(test)]
+        looks: 0,
     })
 }
 
@@ -493,9 +510,20 @@ impl Running {
             if now >= deadline {
                 return Ok(None);
             }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(MAX_POLL);
+            self.sleep_on_top(deadline - now, &mut pause);
         }
+    }
+
+    /// Sleeps until the top process may have ended, at most `most`: woken by its end
+    /// where the system can tell (Linux's pidfd, Windows' process handle), else a pause
+    /// that doubles from call to call up to `MAX_POLL`. Returns early on a signal too;
+    /// callers look again.
+    fn sleep_on_top(&self, most: Duration, pause: &mut Duration) {
+        if self.exit.is_none() && self.block_on_top(most) {
+            return;
+        }
+        std::thread::sleep((*pause).min(most));
+        *pause = (*pause * 2).min(MAX_POLL);
     }
 
     /// Kills the whole tree and returns how the command ended.
@@ -517,6 +545,10 @@ impl Running {
     fn try_exit(&mut self) -> io::Result<Option<Exit>> {
         if let Some(exit) = self.exit {
             return Ok(Some(exit));
+        }
+        #[cfg(test)]
+        {
+            self.looks += 1;
         }
         if !self.top_ended()? {
             return Ok(None);
@@ -594,6 +626,24 @@ impl Running {
         }
     }
 
+    /// Sleeps until the top process ends or `most` passes, on its pidfd; false when
+    /// there is none (nothing waited).
+    fn block_on_top(&self, most: Duration) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.pidfd {
+            use rustix::event::{PollFd, PollFlags, Timespec, poll};
+            let mut fds = [PollFd::new(fd, PollFlags::IN)];
+            let most = Timespec::try_from(most).unwrap_or(Timespec {
+                tv_sec: i64::MAX,
+                tv_nsec: 0,
+            });
+            // EINTR (a signal) or a failure: the caller looks at the process again.
+            return poll(&mut fds, Some(&most)).is_ok();
+        }
+        let _ = most;
+        false
+    }
+
     /// Kills, without grace, what the top process left behind in its group.
     fn kill_rest(&mut self) {
         self.signal_group(nix::sys::signal::Signal::SIGKILL);
@@ -637,8 +687,9 @@ impl Running {
                 if now >= deadline {
                     break;
                 }
-                std::thread::sleep(pause.min(deadline - now));
-                pause = (pause * 2).min(MAX_POLL);
+                // Until the leader ends, its end wakes us; then the rest of the group is
+                // polled for.
+                self.sleep_on_top(deadline - now, &mut pause);
             }
         }
         // A zombie left by an init that does not reap also counts as alive above; it is
@@ -710,6 +761,27 @@ fn is_executable(path: &Path) -> bool {
 
 #[cfg(windows)]
 impl Running {
+    /// Sleeps until the top process ends or `most` passes, on its process handle;
+    /// false when there is none (nothing waited).
+    #[allow(unsafe_code)]
+    fn block_on_top(&self, most: Duration) -> bool {
+        use std::os::windows::io::AsRawHandle;
+        use windows::Win32::Foundation::HANDLE;
+        use windows::Win32::System::Threading::WaitForSingleObject;
+        let Some(handle) = self.child.process_handle() else {
+            return false;
+        };
+        // Whole milliseconds, rounded up so a short wait does not spin; below INFINITE.
+        let ms = most
+            .as_micros()
+            .div_ceil(1000)
+            .min(u128::from(u32::MAX - 1)) as u32;
+        // SAFETY: the handle is borrowed from the child, which outlives this call;
+        // waiting on a process handle has no other effect.
+        let _ = unsafe { WaitForSingleObject(HANDLE(handle.as_raw_handle()), ms) };
+        true
+    }
+
     fn top_ended(&mut self) -> io::Result<bool> {
         // A job object's handle stays ours however its processes end, so there is no
         // reuse to guard against: looking may reap.
@@ -1405,6 +1477,19 @@ mod tests {
             assert!(err.to_string().starts_with("cannot start bash ("), "{err}");
         }
 
+        /// The supervisor sleeps until its task ends, not in growing pauses that see a
+        /// 12 ms Python task end at 15 ms or 31 ms: a wait looks at the process when it
+        /// starts and when the process ends (a signal may add a look), not a dozen times.
+        #[cfg(target_os = "linux")]
+        #[test]
+        fn a_wait_sleeps_until_the_end_instead_of_polling() {
+            let dir = TempDir::new("woken");
+            let mut running = start("sleep 0.4", &dir.path().join("try.log"));
+            let exit = running.wait_timeout(Duration::from_secs(20)).unwrap();
+            assert_eq!(exit, Some(Exit::Code(0)));
+            assert!(running.looks <= 3, "{} looks", running.looks);
+        }
+
         #[test]
         fn wait_timeout_returns_none_while_running() {
             let dir = TempDir::new("timeout");
@@ -1536,6 +1621,16 @@ mod tests {
                 stdout: None,
             })
             .unwrap()
+        }
+
+        /// As on Linux: the wait sleeps on the process handle until the end.
+        #[test]
+        fn a_wait_sleeps_until_the_end_instead_of_polling() {
+            let dir = TempDir::new("woken");
+            let mut running = start("ping -n 2 127.0.0.1 >nul", &dir.path().join("try.log"));
+            let exit = running.wait_timeout(Duration::from_secs(20)).unwrap();
+            assert_eq!(exit, Some(Exit::Code(0)));
+            assert!(running.looks <= 3, "{} looks", running.looks);
         }
 
         #[test]

@@ -207,7 +207,9 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
     let c = caller(ctx, store, req, Some(id))?;
     let b: RunBody = body(req)?;
     let now = ctx.clock.now();
-    let ti = load_ti(store, id)?;
+    // The caller's row is this task instance's (the token's subject is the path's), read
+    // just now: not read again.
+    let ti = c.ti.clone();
     let same_process = ti.state == Some(TaskState::Running)
         && ti.pid == Some(b.pid)
         && ti.hostname.as_deref() == Some(b.hostname.as_str());
@@ -450,7 +452,9 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
             "up_for_reschedule needs a reschedule_date".to_string(),
         ));
     }
-    let ti = load_ti(store, id)?;
+    // The caller's row is this task instance's, read just now (every change below is a
+    // compare-and-set on it anyway).
+    let ti = c.ti.clone();
     if ti.state == Some(to) {
         return Ok(with_token(
             ctx,

@@ -3,7 +3,8 @@
 //! limits), hands them to the executor, and closes runs.
 //!
 //! It reacts to events, not ticks: a task that ends (its supervisor exits, or the
-//! Execution API wakes us in-process) starts a pass at once, and a commit by another
+//! Execution API wakes us in-process) starts a pass at once unless a pass has already
+//! seen the commit that reported it (`data_version` unchanged), and a commit by another
 //! process (a trigger from the CLI or the API server) is seen through SQLite's
 //! `data_version` within [`POLL`]. `scheduler_heartbeat_sec` only bounds how long it
 //! sleeps with nothing to do. A pass reads only active runs and their task instances,
@@ -209,18 +210,28 @@ impl Scheduler {
                 select! {
                     recv(shutdown) -> _ => return Ok(Stop::Shutdown),
                     recv(self.exec_events) -> ev => {
+                        let mut moved = false;
                         if let Ok(ev) = ev {
-                            self.on_exec_event(ev)?;
+                            moved |= self.on_exec_event(ev)?;
                         }
                         // Take whatever else is ready, then one pass for all of it.
                         while let Ok(ev) = self.exec_events.try_recv() {
-                            self.on_exec_event(ev)?;
+                            moved |= self.on_exec_event(ev)?;
                         }
-                        break;
+                        // A try that reported its state did so through the API, whose
+                        // commit a pass since may have seen already (an in-process API
+                        // wakes us for it): then there is nothing new to look at.
+                        if moved || self.outside_change()? {
+                            break;
+                        }
                     }
                     recv(wake) -> _ => {
                         while wake.try_recv().is_ok() {}
-                        break;
+                        // Woken after a commit of the API's: new unless the pass that
+                        // just ran saw it (an exit that came first asked for it).
+                        if self.outside_change()? {
+                            break;
+                        }
                     }
                     recv(after(wait)) -> _ => {
                         if Instant::now() >= until || self.outside_change()? {
@@ -354,7 +365,9 @@ impl Scheduler {
         Ok(changed)
     }
 
-    fn on_exec_event(&mut self, ev: ExecEvent) -> Result<()> {
+    /// Reaps a supervisor's exit; true when it changed a task instance here or ended
+    /// without reporting, so a pass must follow.
+    fn on_exec_event(&mut self, ev: ExecEvent) -> Result<bool> {
         let ExecEvent::Exited {
             ti_id,
             try_number,
@@ -366,16 +379,17 @@ impl Scheduler {
             self.opts.metrics.incr("executor_supervisors_unreported", 1);
         }
         let Some(ti) = self.store.ti(&ti_id)? else {
-            return Ok(());
+            return Ok(!reported);
         };
         if ti.try_number != try_number {
-            return Ok(());
+            return Ok(!reported);
         }
         let now = self.opts.clock.now();
         match ti.state {
             // Cleared while it ran: now that its process is gone, it can run again.
             Some(TaskState::Restarting) => {
                 self.store.write(|tx| tx.unqueue_ti(&ti.id, now))?;
+                return Ok(true);
             }
             // The supervisor is gone but the task never got a final state: the
             // executor's word is the last one (Airflow's "executor reports failed").
@@ -394,7 +408,7 @@ impl Scheduler {
             }
             _ => {}
         }
-        Ok(())
+        Ok(!reported)
     }
 
     /// The parsed DAGs of these ids, loaded or refreshed from the store as needed.

@@ -5,8 +5,6 @@ It holds the running try: its Execution API client and its context, so that
 """
 
 import datetime as _dt
-import importlib
-import importlib.machinery
 import os
 import sys
 
@@ -22,6 +20,19 @@ try:
     import _json
 except ImportError:  # an interpreter without the C accelerator: the `json` package
     _json = None
+# Not `importlib` either, which imports `warnings` (about 1 ms a try): modules are loaded
+# with `_import`, and the path finder comes from the import system's own module, loaded
+# before any Python code runs.
+try:
+    from _frozen_importlib_external import PathFinder as _PathFinder
+except ImportError:  # an interpreter that names it otherwise
+    from importlib.machinery import PathFinder as _PathFinder
+
+
+def _import(name):
+    """importlib.import_module(name) for an absolute name, without importing importlib."""
+    __import__(name)
+    return sys.modules[name]
 
 
 class _Decoding:
@@ -382,16 +393,16 @@ class _Macros:
             # Airflow's `macros.dateutil` is the package, whose submodules Airflow's own
             # imports have loaded by the time a callable runs: so are they here.
             try:
-                module = importlib.import_module("dateutil")
+                module = _import("dateutil")
                 for sub in ("parser", "relativedelta", "rrule", "tz"):
-                    importlib.import_module("dateutil." + sub)
+                    _import("dateutil." + sub)
             except ImportError as e:
                 raise ImportError(
                     "macros.dateutil needs the python-dateutil package in the interpreter that "
                     f"runs the task ({sys.executable}): pip install python-dateutil"
                 ) from e
         elif name in self._MODULES:
-            module = importlib.import_module(name)
+            module = _import(name)
         else:
             raise AttributeError(name)
         setattr(self, name, module)
@@ -772,7 +783,6 @@ def load_callable(spec):
     name = spec["callable"]
     path = spec.get("file")
     if path:
-        # Not `import importlib.util`: that would make `importlib` a local name here.
         from importlib import util as import_util
 
         module_name = os.path.splitext(os.path.basename(path))[0]
@@ -787,7 +797,7 @@ def load_callable(spec):
         sys.modules[module_name] = module
         return getattr(module, name)
     module_name, _, attr = name.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)
+    return getattr(_import(module_name), attr)
 
 
 def native(value):
@@ -833,7 +843,7 @@ def _setup_paths(spec):
     for folder in (spec.get("dags_folder"), spec.get("dag_file_folder")):
         if folder and folder not in sys.path:
             sys.path.append(folder)
-    if importlib.machinery.PathFinder.find_spec("airflow", sys.path) is None:
+    if _PathFinder.find_spec("airflow", sys.path) is None:
         sys.path.insert(1, spec["compat_folder"])
 
 
@@ -1168,7 +1178,7 @@ def _rebuild(desc):
     name = desc.get("qualname") or "Exception"
     cls = None
     try:
-        cls = importlib.import_module(desc.get("module") or "builtins")
+        cls = _import(desc.get("module") or "builtins")
         for part in name.split("."):
             cls = getattr(cls, part)
     except Exception:  # noqa: BLE001 - the stand-in below
