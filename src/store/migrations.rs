@@ -495,4 +495,14 @@ CREATE TABLE dag_alias_ref (
 );
 CREATE INDEX dag_alias_ref_alias ON dag_alias_ref (alias_id);
 "#,
+    // Statements that number their rows themselves (a mapped task's expansion inserts its
+    // instances with one change number, see `Tx::expand_ti`) skip the per-row insert
+    // trigger: it numbers only rows inserted without a number (0, the column's default).
+    r#"
+DROP TRIGGER ti_inserted;
+CREATE TRIGGER ti_inserted AFTER INSERT ON task_instance WHEN NEW.change_seq = 0 BEGIN
+    UPDATE ti_change SET seq = seq + 1;
+    UPDATE task_instance SET change_seq = (SELECT seq FROM ti_change) WHERE rowid = NEW.rowid;
+END;
+"#,
 ];
