@@ -108,7 +108,8 @@ fn structure(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, A
 /// to right), each with `task_instances` keyed by task id.
 fn grid(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let dag_id = p.get("dag_id");
-    dag_of(store, dag_id)?;
+    let dag = dag_of(store, dag_id)?;
+    let display = dag.dag_display_name.as_deref().unwrap_or(dag_id);
     let limit = limit(req, GRID_RUNS, GRID_RUNS_MAX)?;
     let mut runs = store.runs_of(Some(dag_id), limit)?;
     runs.reverse();
@@ -129,6 +130,8 @@ fn grid(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiE
         }
         let mut r = run_json(run);
         r["task_instances"] = Value::Object(tis);
+        // The DAG version(s) the run used, for the cells' titles.
+        r["dag_versions"] = super::versions::run_versions(store, dag_id, &run.run_id, display)?;
         out.push(r);
     }
     Ok(Reply::json(
