@@ -1272,13 +1272,24 @@ fn the_task_sdks_execution_routes_answer_a_running_task() {
     assert_eq!(ctx.header("airflow-api-version"), Some("2026-06-30"));
     // Versions: an older one is served and echoed, one before the first is not found,
     // a non-date is refused.
-    let older = call(Method::Get, "dags/sdk", None, Some("2025-06-01"));
+    let older = call(
+        Method::Get,
+        "task-instances/count?dag_id=sdk",
+        None,
+        Some("2025-06-01"),
+    );
     assert_eq!(
         (older.status, older.header("airflow-api-version")),
         (200, Some("2025-06-01"))
     );
     assert_eq!(
-        call(Method::Get, "dags/sdk", None, Some("2024-12-31")).status,
+        call(
+            Method::Get,
+            "task-instances/count?dag_id=sdk",
+            None,
+            Some("2024-12-31")
+        )
+        .status,
         404
     );
     assert_eq!(
@@ -1349,4 +1360,126 @@ fn the_task_sdks_execution_routes_answer_a_running_task() {
     );
     assert_eq!(count.json(), serde_json::json!(1));
     e.home.run(&["tasks", "clear", "sdk", "-y"], FAST).expect(0);
+}
+
+/// A client naming an older `Airflow-API-Version` gets that version's shapes, as Airflow
+/// 3.3.2's Cadwyn changes convert them: the run context without the fields added since,
+/// the routes added since not there (`variables/keys` is then a variable's key), the
+/// route removed since there, request fields added since refused. And an empty
+/// `{name:path}` value is a key like any other, as Starlette matches it.
+#[test]
+fn older_execution_api_versions_get_their_own_shapes() {
+    let tasks = task("a", "sleep 30", "");
+    let e = Engine::start(
+        &[("old.yml", &dag("old", "", &tasks))],
+        &[crate::util::USERS],
+    );
+    let run = e.trigger("old", None);
+    assert!(wait_until(LONG, || e.state("old", &run, "a") == "running"));
+    let a = e.store().ti_by_key("old", &run, "a").unwrap().unwrap();
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let token = updraft::auth::task::mint(&secret, &a.id, a.try_number, 600.0, chrono::Utc::now());
+    let call = |method: Method, path: &str, body: Option<serde_json::Value>, version: &str| {
+        let mut r = e
+            .srv
+            .request(method, &format!("/execution/{path}"))
+            .token(&token);
+        if !version.is_empty() {
+            r = r.header("Airflow-API-Version", version);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    let run_body = serde_json::json!({"pid": a.pid.unwrap(), "hostname": a.hostname.clone().unwrap(),
+                                      "unixname": "u", "start_date": "2024-01-01T00:00:00Z"});
+    let ctx_path = format!("task-instances/{}/run", a.id);
+    let newest = call(Method::Patch, &ctx_path, Some(run_body.clone()), "");
+    assert_eq!(newest.status, 200, "{}", newest.text);
+    let new = newest.json();
+    for f in [
+        "state",
+        "triggering_user_name",
+        "partition_key",
+        "note",
+        "team_name",
+        "partition_date",
+    ] {
+        assert!(new["dag_run"].get(f).is_some(), "{f}: {new}");
+    }
+    assert!(new.get("start_date").is_some() && new.get("upstream_map_indexes").is_none());
+    let oldest = call(Method::Patch, &ctx_path, Some(run_body), "2025-04-28");
+    assert_eq!(oldest.status, 200, "{}", oldest.text);
+    assert_eq!(oldest.header("airflow-api-version"), Some("2025-04-28"));
+    let old = oldest.json();
+    for f in [
+        "state",
+        "triggering_user_name",
+        "partition_key",
+        "note",
+        "team_name",
+        "partition_date",
+    ] {
+        assert!(old["dag_run"].get(f).is_none(), "{f}: {old}");
+    }
+    assert!(old.get("start_date").is_none(), "{old}");
+    assert_eq!(
+        old.get("upstream_map_indexes"),
+        Some(&serde_json::Value::Null),
+        "{old}"
+    );
+    assert_eq!(old["dag_run"]["run_id"], new["dag_run"]["run_id"]);
+    // Routes by version: `variables/keys` (2026-06-30) is a variable's key before it, the
+    // DAG route (2026-04-06) is not there, the old previous-run route is.
+    let keys = call(Method::Get, "variables/keys", None, "2026-04-06");
+    assert_eq!(
+        (keys.status, keys.json()["detail"]["message"].clone()),
+        (404, serde_json::json!("Variable with key 'keys' not found")),
+        "{}",
+        keys.text
+    );
+    assert_eq!(call(Method::Get, "variables/keys", None, "").status, 200);
+    assert_eq!(
+        call(Method::Get, "dags/old", None, "2026-04-05").status,
+        404
+    );
+    assert_eq!(
+        call(Method::Get, "dags/old", None, "2026-04-06").status,
+        200
+    );
+    let prev = "dag-runs/old/previous?logical_date=2100-01-01T00:00:00Z";
+    let p = call(Method::Get, prev, None, "2025-08-10");
+    assert_eq!(p.status, 200, "{}", p.text);
+    // A manual run has no logical date: no run is before one.
+    assert_eq!(p.json(), serde_json::Value::Null, "{}", p.text);
+    // Before 2025-08-10 only the trigger route (POST) has this path's shape.
+    assert_eq!(call(Method::Get, prev, None, "2025-08-09").status, 405);
+    // From 2026-04-06 the path is the detail route of a run named `previous`.
+    assert_eq!(call(Method::Get, prev, None, "").status, 404);
+    // A field the old state payload did not have is refused, and the try goes on.
+    let state = format!("task-instances/{}/state", a.id);
+    let body = serde_json::json!({"state": "success", "end_date": "2024-01-01T00:00:05Z",
+                                  "rendered_map_index": "x"});
+    let refused = call(Method::Patch, &state, Some(body), "2025-04-11");
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(
+        refused.json()["detail"][0]["loc"],
+        serde_json::json!(["body", "success", "rendered_map_index"])
+    );
+    assert_eq!(e.state("old", &run, "a"), "running");
+    // An empty `{name:path}` value names the key "".
+    let empty = call(Method::Get, "variables/", None, "");
+    assert_eq!(empty.status, 404, "{}", empty.text);
+    assert!(empty.text.contains("''"), "{}", empty.text);
+    let admin = e.srv.login("admin");
+    let (status, v) = e.srv.call(&admin, Method::Get, "/api/v2/variables/", None);
+    assert_eq!(
+        (status, v["detail"].clone()),
+        (
+            404,
+            serde_json::json!("The Variable with key: `` was not found")
+        )
+    );
+    e.home.run(&["tasks", "clear", "old", "-y"], FAST).expect(0);
 }

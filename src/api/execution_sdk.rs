@@ -15,18 +15,7 @@ use crate::api::route::{Ctx, Params};
 use crate::model::{Dag, RunState, TaskState};
 use crate::store::{RunRow, Store, TiRow};
 
-/// The Execution API versions Airflow 3.3.2 ships (`execution_api/versions`), oldest
-/// first. A request names one in `Airflow-API-Version`; none means the newest.
-const API_VERSIONS: &[&str] = &[
-    "2025-04-28",
-    "2025-05-20",
-    "2025-08-10",
-    "2025-09-23",
-    "2025-10-27",
-    "2025-11-05",
-    "2026-04-06",
-    "2026-06-30",
-];
+use crate::api::execution_versions::VERSIONS as API_VERSIONS;
 
 /// The version a request asks for, as Airflow's Cadwyn app reads `Airflow-API-Version`:
 /// none is the newest; a date on or after the oldest version is served by the newest
@@ -491,6 +480,30 @@ pub fn previous_dag_run(
 ) -> Result<Reply, ApiError> {
     let c = caller(ctx, store, req, None)?;
     let dag_id = required(req, "dag_id")?;
+    let before = date_value("logical_date", required(req, "logical_date")?)?;
+    let state = req.query("state");
+    let best = store
+        .runs_of(Some(dag_id), usize::MAX)?
+        .into_iter()
+        .filter(|r| r.logical_date.is_some_and(|d| d < before))
+        .filter(|r| state.is_none_or(|s| r.state.as_str() == s))
+        .max_by_key(|r| r.logical_date);
+    let v = best.as_ref().map_or(Value::Null, dag_run_json);
+    Ok(ok_json(ctx, &c, 200, &v))
+}
+
+/// `GET /execution/dag-runs/{dag_id}/previous`, served to clients of versions
+/// 2025-08-10 to 2026-04-05 (Airflow's `get_previous_dagrun_compat`): the previous run
+/// with the DAG in the path. Airflow's route declares no reply model, so the run goes out
+/// in the newest `DagRun` shape, unconverted.
+pub fn previous_dag_run_compat(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Req,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let c = caller(ctx, store, req, None)?;
+    let dag_id = p.get("dag_id");
     let before = date_value("logical_date", required(req, "logical_date")?)?;
     let state = req.query("state");
     let best = store

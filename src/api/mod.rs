@@ -10,6 +10,7 @@ pub mod core;
 mod dag_callbacks;
 pub mod execution;
 pub mod execution_sdk;
+pub mod execution_versions;
 pub mod http;
 mod monitor;
 pub mod openapi;
@@ -84,6 +85,7 @@ static EXECUTION_SDK: &[Route] = &[
     public(Delete, "/execution/variables/{variable_key:path}", Execution, "Delete a variable", execution_sdk::delete_variable),
     public(Delete, "/execution/xcoms/{dag_id}/{run_id}/{task_id}/{key:path}", Execution, "Delete one of the task's XComs", execution_sdk::delete_xcom),
     public(Get, "/execution/dag-runs/previous", Execution, "The run before a logical date", execution_sdk::previous_dag_run),
+    public(Get, "/execution/dag-runs/{dag_id}/previous", Execution, "The run before a logical date (versions 2025-08-10 to 2026-04-05)", execution_sdk::previous_dag_run_compat),
     public(Get, "/execution/dag-runs/{dag_id}/{run_id}", Execution, "A run", execution_sdk::dag_run),
     public(Get, "/execution/dags/{dag_id}", Execution, "A DAG's summary", execution_sdk::dag),
     public(Get, "/execution/store/ti/{task_instance_id}/{key:path}", Execution, "A value of the task's state store", execution_sdk::get_state),
@@ -156,6 +158,20 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
         if !ctx.apps.serves(r.app) {
             return (not_served(r.app), r.path);
         }
+        // The Execution API answers in the version the request names (see
+        // `execution_versions`): a route that version does not have is not matched.
+        let version = match r.app {
+            Execution => match execution_sdk::api_version(req) {
+                Ok(v) => Some(v),
+                Err(e) => return (e.into_reply(), r.path),
+            },
+            _ => None,
+        };
+        if let Some(v) = &version
+            && !execution_versions::route_exists(r.method, r.path, v)
+        {
+            continue;
+        }
         path_matched = true;
         let method_ok =
             r.method == req.method || (r.method == Method::Get && req.method == Method::Head);
@@ -171,18 +187,10 @@ pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) 
             Err(e) => return (e.into_reply(), r.path),
         };
         let params = Params { values, user };
-        // The Execution API answers in the version the request names, and says which.
-        let version = match r.app {
-            Execution => match execution_sdk::api_version(req) {
-                Ok(v) => Some(v),
-                Err(e) => return (e.into_reply(), r.path),
-            },
-            _ => None,
-        };
-        let reply = (r.handler)(ctx, store, req, &params).unwrap_or_else(ApiError::into_reply);
-        let reply = match version {
-            Some(v) => reply.with_header("Airflow-API-Version", &v),
-            None => reply,
+        let reply = match &version {
+            Some(v) => execution_versions::serve(r, ctx, store, req, &params, v)
+                .with_header("Airflow-API-Version", v),
+            None => (r.handler)(ctx, store, req, &params).unwrap_or_else(ApiError::into_reply),
         };
         if let Some(event) = r.event
             && reply.status < 400
@@ -270,10 +278,9 @@ fn match_parts(
     };
     if let Some(name) = name.strip_suffix(":path") {
         // Longest first; each segment is decoded on its own and the `/` kept between them.
+        // As Starlette's `path` convertor (`.*`), the value may be empty or hold empty
+        // segments: `/variables/` names the variable `""`, which the handler answers.
         for take in (1..=segments.len().saturating_sub(rest.len())).rev() {
-            if segments[..take].iter().any(|s| s.is_empty()) {
-                continue;
-            }
             let Some(decoded) = segments[..take]
                 .iter()
                 .map(|s| crate::percent::decode_segment(s))
@@ -346,11 +353,25 @@ mod tests {
             ]
         );
         assert!(match_path(t, &segs("/x/d/item/0")).is_none());
-        assert!(match_path(t, &segs("/x/d//item/0")).is_none());
+        let key = |t, p| match_path(t, &segs(p)).map(|v| v.last().map(|(_, k)| k.clone()));
         let p = match_path("/v/{variable_key:path}", &segs("/v/a/b")).unwrap();
         assert_eq!(p, vec![("variable_key", "a/b".to_string())]);
-        assert!(match_path("/v/{variable_key:path}", &segs("/v/")).is_none());
-        assert!(match_path("/v/{variable_key:path}", &segs("/v/a/")).is_none());
+        // Empty values and segments, as Starlette's `.*` matches them.
+        assert_eq!(key(t, "/x/d//item/0"), Some(Some("0".to_string())));
+        assert_eq!(match_path(t, &segs("/x/d//item/0")).unwrap()[1].1, "");
+        assert_eq!(
+            key("/v/{variable_key:path}", "/v/"),
+            Some(Some(String::new()))
+        );
+        assert_eq!(
+            key("/v/{variable_key:path}", "/v/a/"),
+            Some(Some("a/".to_string()))
+        );
+        assert_eq!(
+            key("/v/{variable_key:path}", "/v//a"),
+            Some(Some("/a".to_string()))
+        );
+        assert!(match_path("/v/{variable_key:path}", &segs("/v")).is_none());
     }
 
     #[test]

@@ -1013,6 +1013,10 @@ fn advance_run(
             Some(i) => vec![i],
             None => graph.tis_of_task[p].clone(),
         };
+        // A mapped task's instances that go from no state to scheduled move in one
+        // statement after the loop (they are the whole task after its expansion).
+        let mut to_schedule: Vec<usize> = Vec::new();
+        let batch = instances.len() > 1;
         for i in instances {
             let ti = tis.ti(i);
             let current = ti.state;
@@ -1055,6 +1059,10 @@ fn advance_run(
                 }
                 Step::To(to) => Some(to),
             };
+            if batch && current.is_none() && to == Some(TaskState::Scheduled) {
+                to_schedule.push(i);
+                continue;
+            }
             let id = &ti.id;
             let moved = if to == Some(TaskState::Success) {
                 // Straight from no state to success, as a try of its own.
@@ -1074,6 +1082,18 @@ fn advance_run(
                     tis.set_state(i, Some(TaskState::Scheduled));
                 }
                 tis.set_state(i, to);
+                todo.extend(graph.downstream[p].iter().map(|&d| (d, None)));
+            }
+        }
+        if !to_schedule.is_empty() {
+            let ids: Vec<&str> = to_schedule.iter().map(|&i| tis.ti(i).id.as_str()).collect();
+            let moved: HashSet<String> = tx.schedule_new_tis(&ids, now)?.into_iter().collect();
+            for i in to_schedule {
+                if moved.contains(&tis.ti(i).id) {
+                    tis.set_state(i, Some(TaskState::Scheduled));
+                }
+            }
+            if !moved.is_empty() {
                 todo.extend(graph.downstream[p].iter().map(|&d| (d, None)));
             }
         }

@@ -510,4 +510,14 @@ CREATE TRIGGER dag_run_updated AFTER UPDATE ON dag_run BEGIN UPDATE run_changes 
 CREATE TRIGGER dag_run_deleted AFTER DELETE ON dag_run BEGIN UPDATE run_changes SET n = n + 1; END;
 CREATE TRIGGER ti_deleted AFTER DELETE ON task_instance BEGIN UPDATE run_changes SET n = n + 1; END;
 "#,
+    // Statements that number their rows themselves (a mapped task's expansion inserts its
+    // instances with one change number, see `Tx::expand_ti`) skip the per-row insert
+    // trigger: it numbers only rows inserted without a number (0, the column's default).
+    r#"
+DROP TRIGGER ti_inserted;
+CREATE TRIGGER ti_inserted AFTER INSERT ON task_instance WHEN NEW.change_seq = 0 BEGIN
+    UPDATE ti_change SET seq = seq + 1;
+    UPDATE task_instance SET change_seq = (SELECT seq FROM ti_change) WHERE rowid = NEW.rowid;
+END;
+"#,
 ];

@@ -647,19 +647,75 @@ impl Tx<'_> {
         if n != 1 {
             return Ok(false);
         }
-        for map_index in 1..count {
+        // The new rows in multi-row INSERTs numbered with one change number (see the
+        // `ti_change` migrations): one statement per chunk rather than per instance, and no
+        // per-row trigger. Chunks keep the parameters under SQLite's lowest limit (999).
+        let seq = self.bump_ti_change()?;
+        const CHUNK: usize = 400;
+        let mut from = 1;
+        while from < count {
+            let to = (from + CHUNK).min(count);
+            let rows = (from..to)
+                .map(|k| format!("(?{}, ?{})", 2 * (k - from) + 4, 2 * (k - from) + 5))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO task_instance (id, dag_id, run_id, task_id, map_index, max_tries, operator, pool,
+                     pool_slots, priority_weight, updated_at, change_seq)
+                 SELECT v.column1, t.dag_id, t.run_id, t.task_id, v.column2, t.max_tries, t.operator, t.pool,
+                     t.pool_slots, t.priority_weight, ?2, ?3
+                 FROM task_instance t, (VALUES {rows}) v WHERE t.id = ?1"
+            );
+            let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(3 + 2 * (to - from));
+            values.push(ti.id.clone().into());
+            values.push(now_s.clone().into());
+            values.push(seq.into());
+            for map_index in from..to {
+                values.push(crate::ids::uuid7(now).into());
+                values.push((map_index as i64).into());
+            }
             self.0
-                .exec(
-                    "INSERT INTO task_instance (id, dag_id, run_id, task_id, map_index, max_tries, operator, pool,
-                         pool_slots, priority_weight, updated_at)
-                     SELECT ?1, dag_id, run_id, task_id, ?3, max_tries, operator, pool, pool_slots,
-                         priority_weight, ?4
-                     FROM task_instance WHERE id = ?2",
-                    params![crate::ids::uuid7(now), ti.id, map_index as i64, now_s],
-                )
+                .exec(&sql, rusqlite::params_from_iter(values))
                 .map_err(db)?;
+            from = to;
         }
         Ok(true)
+    }
+
+    /// Takes the next task instance change number for rows a statement numbers itself
+    /// (`change_seq` set by the statement, so the per-row triggers stay out of it).
+    fn bump_ti_change(&self) -> Result<i64> {
+        self.0
+            .prepare_cached("UPDATE ti_change SET seq = seq + 1 RETURNING seq")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(db)
+    }
+
+    /// Schedules the task instances `ids` that still have no state, as
+    /// `set_ti_state(id, None, Some(Scheduled), ..)` does one by one, in one UPDATE
+    /// numbered with one change number: the instances of a mapped task are scheduled
+    /// together. Returns the ids it moved.
+    pub fn schedule_new_tis(&self, ids: &[&str], now: DateTime<Utc>) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seq = self.bump_ti_change()?;
+        let ids = serde_json::json!(ids).to_string();
+        let mut stmt = self
+            .0
+            .prepare_cached(
+                "UPDATE task_instance SET state = 'scheduled', try_number = try_number + 1,
+                    scheduled_dttm = ?2, next_retry_at = NULL, start_date = NULL, end_date = NULL,
+                    duration = NULL, pid = NULL, hostname = NULL, last_heartbeat_at = NULL,
+                    updated_at = ?2, change_seq = ?3
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND state IS NULL
+                 RETURNING id",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![ids, ts(now), seq], |r| r.get(0))
+            .map_err(db)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db)
     }
 
     /// Revises the instances of `ti`'s task, mapped over literals, to `count` map indexes
@@ -1209,6 +1265,48 @@ mod tests {
         assert_eq!(indexes, [0, 1, 2]);
         assert_eq!(after[0].id, tis[0].id);
         assert!(after.iter().all(|t| t.pool_slots == 2 && t.state.is_none()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A mapped task's instances are made in chunks and scheduled in one statement, each
+    /// such write numbered once so the scheduler's cache rereads them (`tis_changed_since`)
+    /// without the per-row triggers; an instance that moved meanwhile is left alone.
+    #[test]
+    fn expanded_instances_are_numbered_and_scheduled_together() {
+        let (dir, mut store, tis) = run_of("[]");
+        let now: DateTime<Utc> = "2025-01-01T00:01:00Z".parse().unwrap();
+        let before = store.ti_change_seq().unwrap();
+        // More than one chunk of the multi-row INSERT.
+        assert!(store.write(|tx| tx.expand_ti(&tis[0], 1001, now)).unwrap());
+        let seq = store.ti_change_seq().unwrap();
+        let changed = store.tis_changed_since(before).unwrap();
+        assert_eq!(changed.len(), 1001);
+        let mut indexes: Vec<i64> = changed.iter().map(|(_, t)| t.map_index).collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..1001).collect::<Vec<i64>>());
+        assert!(changed.iter().all(|(n, _)| *n > before && *n <= seq));
+        assert_eq!(
+            seq - before,
+            2,
+            "one number for the update, one for the inserts"
+        );
+        let rows = store.tis_of_run("d", "r").unwrap();
+        // One was moved by someone else meanwhile: not scheduled again.
+        store
+            .write(|tx| tx.set_ti_state(&rows[5].id, None, Some(TaskState::Skipped), now, None))
+            .unwrap();
+        let ids: Vec<&str> = rows.iter().map(|t| t.id.as_str()).collect();
+        let moved = store.write(|tx| tx.schedule_new_tis(&ids, now)).unwrap();
+        assert_eq!(moved.len(), 1000);
+        assert!(!moved.contains(&rows[5].id));
+        let after_seq = store.ti_change_seq().unwrap();
+        let changed = store.tis_changed_since(after_seq - 1).unwrap();
+        assert_eq!(changed.len(), 1000);
+        let rows = store.tis_of_run("d", "r").unwrap();
+        assert_eq!(rows[5].state, Some(TaskState::Skipped));
+        assert!(rows.iter().filter(|t| t.map_index != 5).all(|t| {
+            t.state == Some(TaskState::Scheduled) && t.try_number == 1 && t.scheduled_dttm.is_some()
+        }));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -79,6 +79,7 @@ export function renderGrid({ dagId, view, structure, grid, collapsed, selected, 
         const st = ti?.state ?? null;
         const cellSel = sel && selected.task === node.id;
         // A mapped task's cell sums up its instances: their count by state.
+        const version = (r.dag_versions ?? []).map((v) => `v${v.version_number}`).join(", ");
         const counts = ti?.map_count != null
           ? `\n${ti.map_count} mapped: ${Object.entries(ti.child_states ?? {}).map(([s, n]) => `${n} ${s.replaceAll("_", " ")}`).join(", ")}`
           : "";
@@ -88,7 +89,7 @@ export function renderGrid({ dagId, view, structure, grid, collapsed, selected, 
             dataset: { key: `ti:${r.dag_run_id}:${node.id}` },
             "aria-label": `${node.id} in ${r.dag_run_id}: ${st ?? "no status"}`,
             "aria-current": cellSel ? "true" : null,
-            title: `${node.id}\n${r.dag_run_id}\n${st ?? "no status"}${ti?.try_number > 1 ? ` (try ${ti.try_number})` : ""}${ti?.duration != null ? ` · ${fmtDuration(ti.duration)}` : ""}${counts}`,
+            title: `${node.id}\n${r.dag_run_id}\n${st ?? "no status"}${ti?.try_number > 1 ? ` (try ${ti.try_number})` : ""}${ti?.duration != null ? ` · ${fmtDuration(ti.duration)}` : ""}${version ? `\nDAG version: ${version}` : ""}${counts}`,
           }));
       }));
   });

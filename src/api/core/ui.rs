@@ -129,7 +129,8 @@ fn changes(_: &Ctx, store: &mut Store, _: &Req, _: &Params) -> Result<Reply, Api
 /// `offset` is the page's.
 fn grid(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let dag_id = p.get("dag_id");
-    dag_of(store, dag_id)?;
+    let dag = dag_of(store, dag_id)?;
+    let display = dag.dag_display_name.as_deref().unwrap_or(dag_id);
     let limit = limit(req, GRID_RUNS, GRID_RUNS_MAX)?.max(1);
     let mut offset = match req.query("offset") {
         None => 0,
@@ -187,6 +188,8 @@ fn grid(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiE
         }
         let mut r = run_json(run);
         r["task_instances"] = Value::Object(tis);
+        // The DAG version(s) the run used, for the cells' titles.
+        r["dag_versions"] = super::versions::run_versions(store, dag_id, &run.run_id, display)?;
         out.push(r);
     }
     Ok(Reply::json(
