@@ -181,7 +181,8 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
       el = s("a", { class: "node task-node", href: href(["dags", dagId, "graph"], { task: n.id }), dataset: { key: `node:${n.id}` }, "aria-label": trim(n.label, 22) }, body);
     } else {
       el = s("g", {
-        class: "node group-node", tabindex: 0, role: "button", "aria-expanded": "false", "aria-label": `Expand group ${n.id}`,
+        // Named by its visible text, as a group's head is; aria-expanded says a press opens it.
+        class: "node group-node", tabindex: 0, role: "button", "aria-expanded": "false", "aria-label": `${trim(n.label, 22)} ${ids.length} tasks`,
         onclick: () => onToggle(n.id),
         onkeydown: (e) => {
           if (e.key === "Enter" || e.key === " ") {
@@ -208,11 +209,9 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
         ne.el.setAttribute("class", `node ${ne.isTask ? "task-node" : "group-node"} st-${st ?? "none"} ${ne.isTask && selected === ne.node.id ? "selected" : ""}`);
         const mapped = ne.isTask && ne.node.is_mapped ? ` [${counts[ne.node.id] ?? " "}]` : "";
         ne.sub.textContent = `${ne.isTask ? ne.node.operator : `${ne.ids.length} tasks`}${mapped}${st ? ` · ${st.replaceAll("_", " ")}` : ""}`;
-        if (ne.isTask) {
-          ne.el.setAttribute("href", href(["dags", dagId, "graph"], { run: runId, task: ne.node.id }));
-          // The name holds the visible text (name, operator, state), as WCAG's "label in name" asks.
-          ne.el.setAttribute("aria-label", `${trim(ne.node.label, 22)} ${ne.sub.textContent}`);
-        }
+        if (ne.isTask) ne.el.setAttribute("href", href(["dags", dagId, "graph"], { run: runId, task: ne.node.id }));
+        // The name holds the visible text (name, operator or size, state), as WCAG's "label in name" asks.
+        ne.el.setAttribute("aria-label", `${trim(ne.node.label, 22)} ${ne.sub.textContent}`);
       }
       for (const b of boxEls) {
         const st = summarize(b.ids.map((id) => states[id] ?? null));

@@ -392,6 +392,19 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
       w.check("grid keys");
     });
 
+    step("a collapsed group in the graph is named by the text it shows", async () => {
+      await visit(`dags/${DAG}/graph?run=${encodeURIComponent(ids.run)}`);
+      await page.locator("svg.graph .group-head").first().click();
+      const node = page.locator('svg.graph .group-node[aria-expanded="false"]');
+      await node.waitFor();
+      assert.match(await node.getAttribute("aria-label"), /^section_1 2 tasks/);
+      await assertAccessible("the graph with a collapsed group");
+      // Open again: the choice is kept for the session.
+      await node.click();
+      await page.locator("svg.graph .group-head").first().waitFor();
+      w.check("collapsed group");
+    });
+
     step("the theme: light, dark or the OS's, kept across reloads", async () => {
       await visit("dags");
       await page.locator("#theme").waitFor();
