@@ -268,6 +268,8 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
       const nav = page.locator("nav.main-nav");
       assert.equal(await nav.isVisible(), false);
       await page.click(".nav-toggle");
+      assert.equal(await page.getAttribute(".nav-toggle", "aria-expanded"), "true");
+      await shot("menu-open-390");
       await nav.getByRole("link", { name: "Variables" }).click();
       await page.waitForURL(like(`${base}admin/variables`));
       await page.locator("table.admin tbody td[data-label]").first().waitFor();
