@@ -36,7 +36,38 @@ const ROUTES = [
   { match: (s) => s.length === 1 && s[0] === "required_actions", key: () => "required_actions", load: () => import("./js/hitl.js").then((m) => m.requiredActionsPage) },
   { match: (s) => s.length === 2 && s[0] === "plugin", key: (s) => `plugin:${s[1]}`, load: () => import("./js/plugins.js").then((m) => m.pluginPage) },
   { match: (s) => s.length === 1 && s[0] === "about", key: () => "about", load: () => import("./js/about.js").then((m) => m.aboutPage) },
+  // Browse and Admin pages, at Airflow 3's paths.
+  { match: (s) => s.length === 1 && s[0] === "events", key: () => "events", load: () => import("./js/events.js").then((m) => m.auditLogPage) },
+  { match: (s) => s.length === 1 && s[0] === "xcoms", key: () => "xcoms", load: () => import("./js/xcoms.js").then((m) => m.xcomsPage) },
+  { match: (s) => s.length === 1 && s[0] === "import_errors", key: () => "import_errors", load: () => import("./js/browse.js").then((m) => m.importErrorsPage) },
+  { match: (s) => s.length === 1 && s[0] === "configs", key: () => "configs", load: () => import("./js/browse.js").then((m) => m.configPage) },
+  { match: (s) => s.length === 1 && s[0] === "plugins", key: () => "plugins", load: () => import("./js/browse.js").then((m) => m.pluginsPage) },
+  { match: (s) => s.length === 1 && s[0] === "providers", key: () => "providers", load: () => import("./js/browse.js").then((m) => m.providersPage) },
 ];
+
+// The navigation's Browse and Admin menus close once one of their pages is chosen, or
+// on a click elsewhere. A menu's list is fixed (the scrolling bar would clip it), so it
+// is placed under its summary when it opens, kept inside the window.
+document.addEventListener("click", (e) => {
+  for (const d of document.querySelectorAll("nav.main-nav details.nav-menu[open]")) {
+    if (!d.contains(e.target) || e.target.closest("a")) d.open = false;
+  }
+});
+document.addEventListener("toggle", (e) => {
+  const d = e.target;
+  if (!(d instanceof HTMLDetailsElement) || !d.matches("nav.main-nav details.nav-menu") || !d.open) return;
+  const list = d.querySelector(".nav-menu-list");
+  const r = d.querySelector("summary").getBoundingClientRect();
+  list.style.top = `${Math.round(r.bottom + 4)}px`;
+  list.style.left = `${Math.round(Math.max(8, Math.min(r.left, window.innerWidth - list.offsetWidth - 8)))}px`;
+}, true);
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape") return;
+  for (const d of document.querySelectorAll("nav.main-nav details.nav-menu[open]")) {
+    d.open = false;
+    d.querySelector("summary").focus();
+  }
+});
 
 function goLogin() {
   const { path } = router.current();
@@ -121,6 +152,9 @@ function markNav(path) {
     const here = target === "dags" ? path === "" || path.startsWith("dags") : path.startsWith(target);
     if (here) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
+  }
+  for (const d of document.querySelectorAll("nav.main-nav details.nav-menu")) {
+    d.classList.toggle("current", Boolean(d.querySelector("a[aria-current=page]")));
   }
 }
 

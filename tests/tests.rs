@@ -40,3 +40,7 @@ mod sensors;
 mod operators;
 // Assets: outlets, asset schedules (AND/OR, paused, AssetOrTimeSchedule), the asset routes.
 mod assets;
+// The UI's private routes for paging runs and noticing changes.
+mod ui_runs;
+// The scopes of the UI's clear and mark dialogs: mapped tasks whole, relatives whole.
+mod ui_actions;

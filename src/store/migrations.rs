@@ -495,4 +495,19 @@ CREATE TABLE dag_alias_ref (
 );
 CREATE INDEX dag_alias_ref_alias ON dag_alias_ref (alias_id);
 "#,
+    // A count of the changes to runs (added, written, deleted) and of task instances
+    // deleted, bumped by triggers in the writing transaction whichever process writes, so
+    // an open page asks one row whether anything it shows may have moved (`/ui/changes`;
+    // task instances added or written already move `ti_change`).
+    r#"
+CREATE TABLE run_changes (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    n   INTEGER NOT NULL
+);
+INSERT INTO run_changes (id, n) VALUES (1, 0);
+CREATE TRIGGER dag_run_inserted AFTER INSERT ON dag_run BEGIN UPDATE run_changes SET n = n + 1; END;
+CREATE TRIGGER dag_run_updated AFTER UPDATE ON dag_run BEGIN UPDATE run_changes SET n = n + 1; END;
+CREATE TRIGGER dag_run_deleted AFTER DELETE ON dag_run BEGIN UPDATE run_changes SET n = n + 1; END;
+CREATE TRIGGER ti_deleted AFTER DELETE ON task_instance BEGIN UPDATE run_changes SET n = n + 1; END;
+"#,
 ];

@@ -208,6 +208,20 @@ impl Store {
         )
     }
 
+    /// The change counts an open page watches, `[dags, runs, task instances]`: each moves
+    /// in the transaction that writes such a row, whichever process commits it (triggers
+    /// count them: `dag_changes`, `run_changes`, `ti_change`), so equal counts mean
+    /// nothing a page shows from those tables changed.
+    pub fn change_counts(&self) -> Result<[i64; 3]> {
+        self.conn
+            .prepare_cached(
+                "SELECT (SELECT n FROM dag_changes WHERE id = 1), (SELECT n FROM run_changes WHERE id = 1),
+                        (SELECT seq FROM ti_change)",
+            )
+            .and_then(|mut stmt| stmt.query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?])))
+            .map_err(|e| self.err(e))
+    }
+
     /// The latest task instance change number (see the `ti_change` migration).
     pub fn ti_change_seq(&self) -> Result<i64> {
         self.conn

@@ -1,5 +1,5 @@
-// The DAG page: a header (pause, schedule, next run, tags, trigger), then one of five
-// views (grid, graph, runs, details, code) with a side panel for the chosen run or task
+// The DAG page: a header (pause, schedule, next run, tags, trigger), then one of its
+// views (overview, grid, graph, runs, tasks, calendar, audit log, code, details) with a side panel for the chosen run or task
 // instance. The URL holds everything: `dags/<id>/<view>?run=<run_id>&task=<task_id>`,
 // so reloads, deep links and back/forward land on the same screen. The page polls while
 // runs are active and updates in place.
@@ -8,14 +8,35 @@ import { api, path, ApiError } from "./api.js";
 import { put, h, badge, time, fmtTime, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
 import { href, navigate } from "./router.js";
 import { renderGrid } from "./grid.js";
-import { renderGraph } from "./graph.js";
+import { renderGraph, panZoom } from "./graph.js";
 import { tiPanel, runPanel } from "./ti.js";
 import { openTrigger } from "./trigger.js";
 import { viewLinks } from "./plugins.js";
 import { assetCondition, assetSchedule } from "./assets.js";
+import { overviewView } from "./overview.js";
+import { tasksView } from "./tasks.js";
+import { calendarView } from "./calendar.js";
+import { eventsView } from "./events.js";
+import { watchChanges, reportFetch } from "./fresh.js";
+import { fromWallClock } from "./ui.js";
 
-const VIEWS = [["grid", "Grid"], ["graph", "Graph"], ["runs", "Runs"], ["details", "Details"], ["code", "Code"]];
+// Airflow 3's tabs in its order (Overview, Runs, Tasks, Calendar, Audit Log, Code,
+// Details), with the grid and graph, which its page keeps beside them, after Overview.
+const VIEWS = [["overview", "Overview"], ["grid", "Grid"], ["graph", "Graph"], ["runs", "Runs"], ["tasks", "Tasks"],
+  ["calendar", "Calendar"], ["events", "Audit Log"], ["code", "Code"], ["details", "Details"]];
+/** The views drawn by a module of their own: each makes `{el, update(data)}`. */
+const MODULE_VIEWS = { overview: overviewView, tasks: tasksView, calendar: calendarView, events: eventsView };
+/** Runs the grid shows at once: Airflow's choices, and its default. */
+const GRID_COUNTS = [10, 25, 50, 100, 365];
 const GRID_RUNS = 25;
+/** Rows a page of the Runs tab shows: the choices and the default. */
+const RUNS_COUNTS = [10, 25, 50, 100];
+const RUNS_PAGE = 50;
+/** The filters by run state and type, shared by the grid and the Runs tab. */
+const RUN_STATES = ["queued", "running", "success", "failed"];
+const RUN_TYPES = ["manual", "scheduled", "backfill", "asset_triggered", "asset_materialization", "operator_triggered"];
+/** The Runs tab's sortable columns: header -> `order_by` field. */
+const RUN_SORTS = { State: "state", Run: "run_id", "Run after": "run_after", "Logical date": "logical_date", Started: "start_date", Ended: "end_date", Duration: "duration" };
 
 export function dagPage(main, route, ctx) {
   const dagId = route.segments[1];
@@ -31,7 +52,8 @@ export function dagPage(main, route, ctx) {
   let lastKey = "";
   let graph = null;
   let graphKey = "";
-  let fitGraph = true;
+  /** Zoom and pan of the graph on screen (`panZoom`). */
+  let zoomer = null;
   let panel = null;
   let panelKey = "";
   let details = null;
@@ -39,6 +61,12 @@ export function dagPage(main, route, ctx) {
   /** The DAG's versions (`dagVersions`), newest first, read with the source. */
   let versions = [];
   let runsList = null;
+  /** The view a module draws (`MODULE_VIEWS`), while it is shown: `{view, v}`. */
+  let moduleView = null;
+  /** The query the shown `runsList` answered, to refetch when the URL asks for another. */
+  let runsKey = "";
+  /** The query the shown `grid` answered. */
+  let gridKey = "";
   /** The DAG's backfill while it is not completed (from `ui/backfill`), else null. */
   let backfill = null;
   /** What the DAG does with assets: `{condition, produces, consumes}` (read when it is parsed). */
@@ -56,18 +84,41 @@ export function dagPage(main, route, ctx) {
   function selection(q) {
     const map = q.get("map_index");
     const version = q.get("version");
+    const num = (k, dflt) => (/^\d+$/.test(q.get(k) ?? "") ? Number(q.get(k)) : dflt);
     return { run: q.get("run"), task: q.get("task"), try: q.get("try") ? Number(q.get("try")) : null, map: map != null && map !== "" ? Number(map) : null,
-      version: version ? Number(version) : null };
+      version: version ? Number(version) : null,
+      // Paging and filters of the grid and the Runs tab, kept in the URL.
+      limit: num("limit", null), offset: num("offset", null),
+      runState: RUN_STATES.includes(q.get("run_state")) ? q.get("run_state") : null,
+      runType: RUN_TYPES.includes(q.get("run_type")) ? q.get("run_type") : null,
+      from: q.get("run_after_gte"), to: q.get("run_after_lte"), user: q.get("triggered_by"), order: q.get("order_by") };
+  }
+
+  /** The URL query of the current filters, paging and selection, with `over` applied. */
+  function listQuery(over = {}) {
+    return {
+      run: sel.run, task: sel.task, limit: sel.limit, offset: sel.offset, run_state: sel.runState, run_type: sel.runType,
+      run_after_gte: sel.from, run_after_lte: sel.to, triggered_by: sel.user, order_by: sel.order, ...over,
+    };
+  }
+
+  /** What the grid asks the server for: a page by offset, or the page of the chosen run. */
+  function gridQuery() {
+    const q = { limit: GRID_COUNTS.includes(sel.limit) ? sel.limit : GRID_RUNS, state: sel.runState, run_type: sel.runType };
+    if (sel.offset != null) q.offset = sel.offset;
+    else if (sel.run) q.around = sel.run;
+    return q;
   }
 
   function renderTabs() {
     put(tabs, ...VIEWS.map(([v, label]) => h("a", {
-      href: href(["dags", dagId, v], { run: sel.run, task: sel.task }), class: "tab", "aria-current": v === view ? "page" : null,
+      href: href(["dags", dagId, v], { run: sel.run, task: sel.task, run_state: sel.runState, run_type: sel.runType }), class: "tab", "aria-current": v === view ? "page" : null,
     }, label)));
   }
 
   function renderHead() {
-    const latest = grid?.dag_runs.at(-1);
+    // The newest run, when the grid shows the newest page unfiltered.
+    const latest = !grid?.offset && !sel.runState && !sel.runType ? grid?.dag_runs.at(-1) : null;
     put(head,
       h("div", { class: "dag-title" },
         pauseSwitch(dag, async (unpause) => {
@@ -187,7 +238,8 @@ export function dagPage(main, route, ctx) {
   function renderView(force = false) {
     if (!dag || !structure || !grid) return;
     if (view === "grid") {
-      keepFocus(content, () => renderGrid({ dagId, view, structure, grid, collapsed, selected: sel, onToggle, onToggleAll }), (el) => {
+      const keep = { limit: sel.limit, offset: sel.offset, run_state: sel.runState, run_type: sel.runType };
+      keepFocus(content, () => h("div", { class: "grid-view" }, gridBar(), renderGrid({ dagId, view, structure, grid, collapsed, selected: sel, onToggle, onToggleAll, keep })), (el) => {
         const wrap = el.querySelector(".grid-wrap") ?? el;
         wrap.scrollLeft = wrap.scrollWidth;
       });
@@ -202,18 +254,23 @@ export function dagPage(main, route, ctx) {
             : h("option", { value: "" }, "No runs yet"));
         runPicker.addEventListener("change", () => navigate(href(["dags", dagId, "graph"], { run: runPicker.value, task: sel.task })));
         const focused = document.activeElement?.dataset?.key;
-        const wrap = h("div", { class: `graph-wrap ${fitGraph ? "fit" : ""}` }, graph.el);
-        const zoom = h("button", {
-          type: "button", class: "btn small", "aria-pressed": String(fitGraph), title: "Fit the graph to the width or show it at full size",
-          onclick: () => {
-            fitGraph = !fitGraph;
-            wrap.classList.toggle("fit", fitGraph);
-            zoom.setAttribute("aria-pressed", String(fitGraph));
-          },
-        }, "Fit to width");
+        const wrap = h("div", {
+          class: "graph-wrap zoomable", tabindex: 0, style: `height: clamp(240px, ${Math.ceil(graph.size.h) + 8}px, 70vh)`,
+          "aria-label": "Task graph: + and - zoom, 0 fits, arrows pan, drag to pan", title: "Wheel or +/- to zoom, drag to pan",
+        }, graph.el);
+        const btn = (id, label, text, onclick) => h("button", { type: "button", class: "btn small", id, "aria-label": label, title: label, onclick }, text);
+        const zoomBar = h("span", { class: "zoom-bar", role: "group", "aria-label": "Zoom" },
+          btn("graph-zoom-out", "Zoom out", "−", () => zoomer?.zoomBy(0.8)),
+          btn("graph-zoom-in", "Zoom in", "+", () => zoomer?.zoomBy(1.25)),
+          btn("graph-fit", "Fit the graph to the view", "Fit", () => zoomer?.fit()),
+          btn("graph-full", "Full size", "1:1", () => zoomer?.reset()));
         put(content,
-          h("div", { class: "view-bar" }, h("label", { for: "graph-run" }, "Run"), runPicker, zoom, legend()),
+          h("div", { class: "view-bar" }, h("label", { for: "graph-run" }, "Run"), runPicker, zoomBar, legend()),
           wrap);
+        zoomer?.destroy();
+        zoomer = panZoom(wrap, graph);
+        // A deep link to a task shows its node, wherever it is in a wide graph.
+        if (sel.task) zoomer.reveal(content.querySelector(`[data-key="${CSS.escape(`node:${sel.task}`)}"]`));
         if (focused) content.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
       }
       const run = shownRun();
@@ -230,8 +287,14 @@ export function dagPage(main, route, ctx) {
       const states = Object.fromEntries(Object.entries(run?.task_instances ?? {}).map(([k, v]) => [k, v.state]));
       const counts = Object.fromEntries(Object.entries(run?.task_instances ?? {}).filter(([, v]) => v.map_count != null).map(([k, v]) => [k, v.map_count]));
       graph.update(states, run?.dag_run_id ?? null, sel.task, counts);
+    } else if (MODULE_VIEWS[view]) {
+      if (moduleView?.view !== view || !content.contains(moduleView.v.el)) {
+        moduleView = { view, v: MODULE_VIEWS[view]({ dagId }) };
+        put(content, moduleView.v.el);
+      }
+      moduleView.v.update({ dag, structure, grid, sel });
     } else if (view === "runs") {
-      if (runsList) put(content, runsTable(runsList));
+      if (runsList) keepFocus(content, () => h("div", { class: "runs-view" }, runsBar(runsList), runsTable(runsList), runsPager(runsList)));
       else if (!content.querySelector(".loading")) put(content, h("p", { class: "muted loading" }, "Loading…"));
     } else if (view === "details") {
       if (details) put(content, detailsView(details));
@@ -248,12 +311,24 @@ export function dagPage(main, route, ctx) {
   }
 
   function runsTable(list) {
-    if (!list.dag_runs.length) return h("p", { class: "muted empty" }, "No runs yet.");
+    const filtered = sel.runState || sel.runType || sel.from || sel.to || sel.user;
+    if (!list.dag_runs.length) return h("p", { class: "muted empty" }, filtered ? "No runs match these filters." : "No runs yet.");
+    const order = sel.order ?? "-run_after";
+    const head = (x) => {
+      const field = RUN_SORTS[x];
+      if (!field) return h("th", { scope: "col" }, x);
+      const dir = order === field ? "ascending" : order === `-${field}` ? "descending" : null;
+      // A click sorts by the column, newest/largest first; a second click flips it.
+      const next = order === `-${field}` ? field : `-${field}`;
+      return h("th", { scope: "col", "aria-sort": dir ?? "none" },
+        h("a", { href: href(["dags", dagId, "runs"], listQuery({ order_by: next === "-run_after" ? null : next, offset: null })), class: "sort", id: `sort-${field}`, dataset: { key: `sort:${field}` } },
+          x, h("span", { class: "sort-mark", "aria-hidden": "true" }, dir === "ascending" ? " ▲" : dir === "descending" ? " ▼" : "")));
+    };
     return h("div", { class: "table-wrap" }, h("table", { class: "runs" },
-      h("thead", {}, h("tr", {}, ["State", "Run", "Type", "Run after", "Logical date", "Started", "Ended", "Duration", "Triggered by"].map((x) => h("th", {}, x)))),
+      h("thead", {}, h("tr", {}, ["State", "Run", "Type", "Run after", "Logical date", "Started", "Ended", "Duration", "Triggered by"].map(head))),
       h("tbody", {}, list.dag_runs.map((r) => h("tr", { class: r.dag_run_id === sel.run ? "sel" : "" },
         h("td", {}, badge(r.state)),
-        h("td", {}, h("a", { href: href(["dags", dagId, "grid"], { run: r.dag_run_id }) }, r.dag_run_id)),
+        h("td", {}, h("a", { href: href(["dags", dagId, "runs"], listQuery({ run: r.dag_run_id, task: null })) }, r.dag_run_id)),
         h("td", {}, r.run_type),
         h("td", {}, time(r.run_after)),
         h("td", {}, time(r.logical_date)),
@@ -263,11 +338,116 @@ export function dagPage(main, route, ctx) {
         h("td", {}, [r.triggered_by, r.triggering_user_name].filter(Boolean).join(" · ")))))));
   }
 
+  /** The Core API's list query for the Runs tab's filters, order and page. */
+  function runsQuery() {
+    const limit = RUNS_COUNTS.includes(sel.limit) ? sel.limit : RUNS_PAGE;
+    return {
+      limit, offset: sel.offset ?? 0, order_by: sel.order ?? "-run_after", state: sel.runState, run_type: sel.runType,
+      run_after_gte: sel.from, run_after_lte: sel.to,
+      triggering_user_name_pattern: sel.user ? `%${sel.user}%` : null,
+    };
+  }
+
   async function loadRuns() {
-    const list = await api(path`api/v2/dags/${dagId}/dagRuns`, { query: { order_by: "-run_after", limit: 50 } });
-    const changed = JSON.stringify(list) !== JSON.stringify(runsList);
+    const q = runsQuery();
+    const key = JSON.stringify(q);
+    const list = await api(path`api/v2/dags/${dagId}/dagRuns`, { query: q });
+    const changed = key !== runsKey || JSON.stringify(list) !== JSON.stringify(runsList);
     runsList = list;
+    runsKey = key;
     if (changed && view === "runs") renderView();
+  }
+
+  /** A `<select>` that navigates to the URL `to(value)` when changed. */
+  function picker(id, label, value, options, to) {
+    const el = h("select", { id, "aria-label": label, dataset: { key: id } },
+      options.map(([v, text]) => h("option", { value: v, selected: String(value ?? "") === v }, text)));
+    el.addEventListener("change", () => navigate(to(el.value || null)));
+    return el;
+  }
+
+  const stateOptions = [["", "All states"], ...RUN_STATES.map((s) => [s, s])];
+  const typeOptions = [["", "All types"], ...RUN_TYPES.map((t) => [t, t.replaceAll("_", " ")])];
+
+  /** Pager buttons: `[label, offset or undefined when disabled, id]` each. */
+  function pagerButtons(base, items) {
+    return items.map(([label, offset, id, title]) => (offset === undefined
+      ? h("button", { type: "button", class: "btn small", disabled: true, id, title }, label)
+      : h("a", { class: "btn small", href: href(base, listQuery({ offset })), id, title, dataset: { key: id } }, label)));
+  }
+
+  /** Above the grid: how many runs, their state and type, and paging back through history. */
+  function gridBar() {
+    const limit = grid.limit ?? GRID_RUNS;
+    const offset = grid.offset ?? 0;
+    const total = grid.total_entries ?? grid.dag_runs.length;
+    const base = ["dags", dagId, view];
+    const to = (over) => href(base, listQuery(over));
+    const shown = grid.dag_runs.length;
+    return h("div", { class: "view-bar grid-bar", role: "group", "aria-label": "Runs shown in the grid" },
+      h("label", { for: "grid-limit" }, "Runs"),
+      picker("grid-limit", "Runs shown", String(limit), GRID_COUNTS.map((n) => [String(n), String(n)]), (v) => to({ limit: Number(v) === GRID_RUNS ? null : v, offset: null })),
+      picker("grid-state", "Filter by run state", sel.runState, stateOptions, (v) => to({ run_state: v, offset: null })),
+      picker("grid-type", "Filter by run type", sel.runType, typeOptions, (v) => to({ run_type: v, offset: null })),
+      h("span", { class: "spacer" }),
+      h("span", { class: "muted small", id: "grid-range" }, total ? `Runs ${total - offset - shown + 1}–${total - offset} of ${total}` : "No runs"),
+      pagerButtons(base, [
+        ["« Oldest", offset + limit < total ? Math.floor((total - 1) / limit) * limit : undefined, "grid-oldest", "The oldest runs"],
+        ["‹ Older", offset + limit < total ? offset + limit : undefined, "grid-older", `The ${limit} runs before these`],
+        ["Newer ›", offset > 0 ? Math.max(0, offset - limit) : undefined, "grid-newer", `The ${limit} runs after these`],
+        ["Newest »", offset > 0 ? null : undefined, "grid-newest", "The newest runs"],
+      ]).map((b) => {
+        // "Newest" drops the offset and the chosen run, so the page is the newest one.
+        if (b.id === "grid-newest" && b.tagName === "A") b.href = href(base, listQuery({ offset: null, run: null, task: null }));
+        return b;
+      }));
+  }
+
+  /** Above the Runs tab: filters by state, type, run-after range and who triggered. */
+  function runsBar(list) {
+    const base = ["dags", dagId, "runs"];
+    const to = (over) => href(base, listQuery({ ...over, offset: null }));
+    const dateInput = (id, label, iso, key) => {
+      const el = h("input", { id, type: "datetime-local", step: 1, value: iso ? fmtTime(iso).replace(" ", "T") : "", "aria-label": label, dataset: { key: id } });
+      el.addEventListener("change", () => {
+        const d = el.value ? fromWallClock(el.value) : null;
+        if (el.value && !d) return;
+        navigate(to({ [key]: d ? d.toISOString() : null }));
+      });
+      return el;
+    };
+    const user = h("input", { id: "runs-user", type: "search", placeholder: "Triggered by", value: sel.user ?? "", "aria-label": "Filter by who triggered", dataset: { key: "runs-user" } });
+    user.addEventListener("change", () => navigate(to({ triggered_by: user.value.trim() || null })));
+    return h("div", { class: "view-bar runs-bar", role: "group", "aria-label": "Filter the runs" },
+      picker("runs-state", "Filter by run state", sel.runState, stateOptions, (v) => to({ run_state: v })),
+      picker("runs-type", "Filter by run type", sel.runType, typeOptions, (v) => to({ run_type: v })),
+      h("label", { for: "runs-from" }, "Run after"), dateInput("runs-from", "Run after, from", sel.from, "run_after_gte"),
+      h("label", { for: "runs-to" }, "to"), dateInput("runs-to", "Run after, to", sel.to, "run_after_lte"),
+      user,
+      sel.runState || sel.runType || sel.from || sel.to || sel.user
+        ? h("a", { class: "btn small", href: href(base, { run: sel.run, order_by: sel.order, limit: sel.limit }), id: "runs-clear" }, "Clear filters") : null,
+      h("span", { class: "spacer" }),
+      h("span", { class: "muted small", id: "runs-total" }, `${list.total_entries} run${list.total_entries === 1 ? "" : "s"}`));
+  }
+
+  /** Below the Runs tab: page size and pages. */
+  function runsPager(list) {
+    const q = runsQuery();
+    const total = list.total_entries;
+    const base = ["dags", dagId, "runs"];
+    const last = Math.max(0, Math.floor((total - 1) / q.limit) * q.limit);
+    return h("div", { class: "view-bar runs-pager" },
+      h("label", { for: "runs-limit" }, "Per page"),
+      picker("runs-limit", "Runs per page", String(q.limit), RUNS_COUNTS.map((n) => [String(n), String(n)]),
+        (v) => href(base, listQuery({ limit: Number(v) === RUNS_PAGE ? null : v, offset: null }))),
+      h("span", { class: "spacer" }),
+      h("span", { class: "muted small", id: "runs-range" }, total ? `${q.offset + 1}–${Math.min(total, q.offset + q.limit)} of ${total}` : ""),
+      pagerButtons(base, [
+        ["« First", q.offset > 0 ? null : undefined, "runs-first"],
+        ["‹ Previous", q.offset > 0 ? Math.max(0, q.offset - q.limit) : undefined, "runs-prev"],
+        ["Next ›", q.offset + q.limit < total ? q.offset + q.limit : undefined, "runs-next"],
+        ["Last »", q.offset < last ? last : undefined, "runs-last"],
+      ]));
   }
 
   async function loadDetails() {
@@ -421,7 +601,7 @@ export function dagPage(main, route, ctx) {
   async function tick() {
     const [d, g, b] = await Promise.all([
       api(path`api/v2/dags/${dagId}`),
-      api(path`ui/grid/${dagId}`, { query: { limit: GRID_RUNS } }),
+      api(path`ui/grid/${dagId}`, { query: gridQuery() }),
       api(path`ui/backfill/${dagId}`),
     ]);
     if (!structure || d.last_parsed_time !== parsedAt) {
@@ -431,6 +611,7 @@ export function dagPage(main, route, ctx) {
       details = null;
     }
     if (view === "runs") await loadRuns();
+    gridKey = JSON.stringify(gridQuery());
     const key = JSON.stringify([d, g, b]);
     const changed = key !== lastKey;
     lastKey = key;
@@ -448,21 +629,27 @@ export function dagPage(main, route, ctx) {
 
   const poller = new Poller(async () => {
     try {
-      return await tick();
+      const r = await tick();
+      reportFetch("dag", null);
+      return r;
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
+        reportFetch("dag", null);
         put(head, h("h1", {}, dagId));
         put(content, errorBox(new Error(`There is no DAG ${dagId}.`)));
         return { active: false, changed: false };
       }
-      put(content, errorBox(e));
-      lastKey = "";
+      // What is on screen stays, marked stale, until the server answers again.
+      if (grid && dag) reportFetch("dag", e);
+      else put(content, errorBox(e));
       throw e;
     }
-  }, { min: 1000, max: 8000, idle: 20000 });
+  }, { min: 1000, max: 8000, idle: 60000 });
 
   renderTabs();
   poller.start();
+  // New runs and state changes, from any process, bring a refetch within a second.
+  const unwatch = watchChanges(() => poller.kick());
 
   return {
     update(r) {
@@ -473,14 +660,24 @@ export function dagPage(main, route, ctx) {
       renderTabs();
       if (viewChanged) {
         graph = null;
+        zoomer?.destroy();
+        zoomer = null;
+        moduleView = null;
         put(content);
-        if (view === "runs") loadRuns().catch((e) => put(content, errorBox(e)));
       }
+      if (view === "runs" && (viewChanged || JSON.stringify(runsQuery()) !== runsKey)) {
+        loadRuns().then(() => reportFetch("dag", null), (e) => (runsList ? reportFetch("dag", e) : put(content, errorBox(e))));
+      }
+      // Another page of runs, or other filters: fetch it now rather than at the next poll.
+      if (grid && JSON.stringify(gridQuery()) !== gridKey) poller.kick();
       renderView();
       refreshPanel();
     },
     unmount() {
+      unwatch();
+      reportFetch("dag", null);
       poller.stop();
+      zoomer?.destroy();
       panel?.destroy();
     },
   };

@@ -4,6 +4,7 @@
 
 import { api, path } from "./api.js";
 import { put, h, badge, time, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
+import { watchChanges, reportFetch } from "./fresh.js";
 import { href, navigate, setQuery, readQuery } from "./router.js";
 import { openTrigger } from "./trigger.js";
 import { assetSchedule } from "./assets.js";
@@ -230,13 +231,18 @@ export function dagsPage(main, route) {
 
   const poller = new Poller(async () => {
     try {
-      return await load();
+      const r = await load();
+      reportFetch("dags", null);
+      return r;
     } catch (e) {
-      put(body, h("tr", {}, h("td", { colspan: 8 }, errorBox(e))));
-      lastJson = "";
+      // Rows already shown stay, marked stale, until the server answers again.
+      if (lastJson) reportFetch("dags", e);
+      else put(body, h("tr", {}, h("td", { colspan: 8 }, errorBox(e))));
       throw e;
     }
-  }, { min: 1500, max: 8000, idle: 20000 }).start();
+  }, { min: 1500, max: 8000, idle: 60000 }).start();
+  // New runs, state changes and pauses, from any process, bring a refetch within a second.
+  const unwatch = watchChanges(() => poller.kick());
 
   return {
     update(r) {
@@ -246,6 +252,8 @@ export function dagsPage(main, route) {
       poller.kick();
     },
     unmount() {
+      unwatch();
+      reportFetch("dags", null);
       poller.stop();
       clearTimeout(debounce);
     },

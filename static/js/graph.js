@@ -117,9 +117,11 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
   const M = 12;
   const W = L.w + 2 * M;
   const H = L.h + 2 * M;
-  const svg = s("svg", {
-    class: "graph", width: W, height: H, viewBox: `${-M} ${-M} ${W} ${H}`, role: "group", "aria-label": "Task graph",
-  });
+  const svg = s("svg", { class: "graph", role: "group", "aria-label": "Task graph" });
+  // Everything drawn sits in one layer that zoom and pan move (see `panZoom`).
+  const layer = s("g", { class: "viewport" });
+  const root = s("g", { transform: `translate(${M} ${M})` });
+  layer.append(root);
   svg.append(s("defs", {}, s("marker", {
     id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse",
   }, s("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow-head" }))));
@@ -145,7 +147,7 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
       s("rect", { class: "group-bg", x: b.x, y: b.y, width: b.w, height: b.h, rx: 10 }),
       head);
     boxEls.push({ g, ids });
-    svg.append(g);
+    root.append(g);
   }
 
   const edgeLayer = s("g", { class: "edges" });
@@ -160,7 +162,7 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
       dataset: { source: e.source, target: e.target },
     }));
   }
-  svg.append(edgeLayer);
+  root.append(edgeLayer);
 
   const nodeEls = [];
   for (const l of L.leaves) {
@@ -193,11 +195,13 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
       }, body);
     }
     nodeEls.push({ el, ids, sub, node: n, isTask });
-    svg.append(el);
+    root.append(el);
   }
+  svg.append(layer);
 
   return {
     el: svg,
+    layer,
     size: { w: W, h: H },
     /**
      * Colours nodes by `states` (task id → state) of run `runId`; marks `selected`; a
@@ -218,5 +222,157 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
         b.g.setAttribute("class", `group-box st-${st ?? "none"}`);
       }
     },
+  };
+}
+
+/** The least scale the graph starts at: below it labels are too small to read. */
+export const MIN_READABLE = 0.75;
+const ZOOM_MIN = 0.1;
+const ZOOM_MAX = 3;
+
+/**
+ * Zoom and pan for a drawn graph inside `wrap`: the wheel zooms about the pointer, a
+ * drag pans (a click on a node still follows its link), `+`/`-`/`0` and the arrow keys
+ * work while the wrap has focus. It starts fitted to the wrap, but never smaller than
+ * MIN_READABLE (a wide graph starts at its left end, readable, and pans), and refits
+ * when the wrap's size changes until the user zooms or pans. Returns
+ * `{zoomBy(f), fit(), reset(), state(), reveal(el), destroy()}`.
+ */
+export function panZoom(wrap, graph) {
+  const { layer, size } = graph;
+  let k = 1;
+  let x = 0;
+  let y = 0;
+  let touched = false;
+  const apply = () => layer.setAttribute("transform", `translate(${x.toFixed(1)} ${y.toFixed(1)}) scale(${k.toFixed(3)})`);
+  const clamp = (v) => Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, v));
+  function fit(minimum = MIN_READABLE) {
+    const w = wrap.clientWidth || size.w;
+    const hgt = wrap.clientHeight || size.h;
+    k = clamp(Math.max(Math.min(1, w / size.w, hgt / size.h), Math.min(minimum, 1)));
+    // Centred when it fits, else from the left and top.
+    x = Math.max(0, (w - size.w * k) / 2);
+    y = Math.max(0, (hgt - size.h * k) / 2);
+    apply();
+  }
+  /** Zooms by `f` about (cx, cy) in the wrap's pixels (its centre if not given). */
+  function zoomBy(f, cx = wrap.clientWidth / 2, cy = wrap.clientHeight / 2) {
+    touched = true;
+    const nk = clamp(k * f);
+    x = cx - ((cx - x) * nk) / k;
+    y = cy - ((cy - y) * nk) / k;
+    k = nk;
+    apply();
+  }
+  function panBy(dx, dy) {
+    touched = true;
+    x += dx;
+    y += dy;
+    apply();
+  }
+  const onWheel = (e) => {
+    e.preventDefault();
+    const r = wrap.getBoundingClientRect();
+    zoomBy(Math.exp(-e.deltaY * 0.0015), e.clientX - r.left, e.clientY - r.top);
+  };
+  let drag = null;
+  let dragged = false;
+  const onDown = (e) => {
+    if (e.button !== 0) return;
+    drag = { x: e.clientX, y: e.clientY, id: e.pointerId };
+    dragged = false;
+  };
+  const onMove = (e) => {
+    if (!drag || e.pointerId !== drag.id) return;
+    const dx = e.clientX - drag.x;
+    const dy = e.clientY - drag.y;
+    if (!dragged && Math.hypot(dx, dy) < 4) return;
+    if (!dragged) wrap.setPointerCapture?.(e.pointerId);
+    dragged = true;
+    wrap.classList.add("panning");
+    drag.x = e.clientX;
+    drag.y = e.clientY;
+    panBy(dx, dy);
+  };
+  const onUp = () => {
+    drag = null;
+    wrap.classList.remove("panning");
+  };
+  // A drag that ends on a node is a pan, not a click on its link.
+  const onClick = (e) => {
+    if (dragged) {
+      e.preventDefault();
+      e.stopPropagation();
+      dragged = false;
+    }
+  };
+  const onKey = (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const step = 60;
+    const keys = {
+      "+": () => zoomBy(1.25), "=": () => zoomBy(1.25), "-": () => zoomBy(0.8), _: () => zoomBy(0.8), 0: () => fit(),
+      ArrowLeft: () => panBy(step, 0), ArrowRight: () => panBy(-step, 0), ArrowUp: () => panBy(0, step), ArrowDown: () => panBy(0, -step),
+    };
+    // Arrows move the graph only when the wrap itself has focus, not a node in it.
+    if (e.key.startsWith("Arrow") && e.target !== wrap) return;
+    const f = keys[e.key];
+    if (!f) return;
+    e.preventDefault();
+    f();
+  };
+  /** Pans so `el` (an element of the graph) is in view, if it is not already. */
+  function reveal(el) {
+    if (!el || !layer.contains(el) || typeof el.getBBox !== "function") return;
+    const b = el.getBBox();
+    // The node's box in the layer's own units, through the inner group's offset.
+    const m = el.getCTM && layer.getCTM ? layer.getCTM().inverse().multiply(el.getCTM()) : null;
+    const left = (m ? m.e : 0) + b.x;
+    const top = (m ? m.f : 0) + b.y;
+    const w = wrap.clientWidth;
+    const hgt = wrap.clientHeight;
+    const sx = x + left * k;
+    const sy = y + top * k;
+    if (sx >= 0 && sy >= 0 && sx + b.width * k <= w && sy + b.height * k <= hgt) return;
+    touched = true;
+    x = w / 2 - (left + b.width / 2) * k;
+    y = hgt / 2 - (top + b.height / 2) * k;
+    apply();
+  }
+  // Tabbing to a node out of view brings it in, rather than scrolling the clipped wrap.
+  const onFocus = (e) => {
+    wrap.scrollLeft = 0;
+    wrap.scrollTop = 0;
+    if (e.target !== wrap) reveal(e.target.closest(".node, .group-head") ?? e.target);
+  };
+  const resize = typeof ResizeObserver === "function" ? new ResizeObserver(() => {
+    if (!touched) fit();
+  }) : null;
+  wrap.addEventListener("wheel", onWheel, { passive: false });
+  wrap.addEventListener("pointerdown", onDown);
+  wrap.addEventListener("pointermove", onMove);
+  wrap.addEventListener("pointerup", onUp);
+  wrap.addEventListener("pointercancel", onUp);
+  wrap.addEventListener("click", onClick, true);
+  wrap.addEventListener("keydown", onKey);
+  wrap.addEventListener("focusin", onFocus);
+  resize?.observe(wrap);
+  fit();
+  return {
+    zoomBy: (f) => zoomBy(f),
+    fit: () => {
+      touched = false;
+      fit();
+    },
+    /** Full size (scale 1), from the left and top. */
+    reset: () => {
+      touched = true;
+      k = 1;
+      x = 0;
+      y = 0;
+      apply();
+    },
+    state: () => ({ k, x, y }),
+    reveal,
+    destroy: () => resize?.disconnect(),
   };
 }

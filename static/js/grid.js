@@ -23,13 +23,14 @@ export function taskIds(node, out = []) {
 
 /**
  * Builds the grid table. `grid.dag_runs` is oldest first; `selected` is `{run, task}`;
- * `onToggle(groupId)` collapses or expands a group.
+ * `onToggle(groupId)` collapses or expands a group; `keep` is the query every link keeps.
  */
-export function renderGrid({ dagId, view, structure, grid, collapsed, selected, onToggle, onToggleAll }) {
+export function renderGrid({ dagId, view, structure, grid, collapsed, selected, onToggle, onToggleAll, keep = {} }) {
   const runs = grid.dag_runs;
   const rows = visibleRows(structure.nodes, collapsed);
   const max = Math.max(1, ...runs.map((r) => durationOf(r) ?? 0));
-  const link = (q) => href(["dags", dagId, view], q);
+  // Links keep the page of runs and the filters (`keep`) the grid was drawn with.
+  const link = (q) => href(["dags", dagId, view], { ...keep, ...q });
 
   const head = h("tr", {},
     h("th", { class: "corner", scope: "col" },
@@ -94,7 +95,7 @@ export function renderGrid({ dagId, view, structure, grid, collapsed, selected, 
 
   const table = h("table", { class: "grid", "aria-label": "Runs by task" }, h("thead", {}, head), h("tbody", {}, body));
   const wrap = h("div", { class: "grid-wrap" }, table);
-  if (!runs.length) wrap.append(h("p", { class: "muted empty" }, "No runs yet. Trigger one to see it here."));
+  if (!runs.length) wrap.append(h("p", { class: "muted empty" }, keep.run_state || keep.run_type ? "No runs match these filters." : "No runs yet. Trigger one to see it here."));
   return wrap;
 }
 

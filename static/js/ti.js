@@ -1,10 +1,12 @@
 // The side panels of the DAG page. The task instance panel: state, tries, times, the
 // rendered command, the log of a try (following the tail while the task runs, through
-// the continuation token), XComs, and clear / mark success / mark failed behind a
-// confirmation. The run panel: a run's facts, conf and the same actions for the run.
+// the continuation token), XComs, its note, and clear / mark success / mark failed
+// (their dialogs are in actions.js). The run panel: a run's facts, conf, note and the
+// same actions for the run.
 
 import { api, path, ApiError } from "./api.js";
-import { put, h, badge, time, fmtClock, fmtDuration, durationOf, isActive, confirm, modal, notify, Poller, errorBox, summarize } from "./ui.js";
+import { put, h, badge, time, fmtClock, fmtDuration, durationOf, isActive, Poller, errorBox, summarize } from "./ui.js";
+import { tiActions, runActions, noteBox } from "./actions.js";
 import { href } from "./router.js";
 import { tiRequest } from "./hitl.js";
 import { viewLinks } from "./plugins.js";
@@ -31,6 +33,10 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = 
   const info = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const command = h("div", {});
   const actions = h("div", { class: "actions" });
+  const note = noteBox({
+    label: "Task instance", note: null, edit: canEdit(me),
+    save: async (text) => (await api(ti, { method: "PATCH", body: { note: text } }))?.task_instances?.[0]?.note ?? null,
+  });
   // A human-in-the-loop task's request: its form while it waits, its answer after.
   const hitlBox = h("div", { class: "ti-hitl" });
   const logBox = h("div", { class: "log", id: "ti-log", tabindex: 0, role: "log", "aria-label": "Task log", "aria-live": "off" });
@@ -54,7 +60,7 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = 
         h("h2", { class: "panel-title" }, taskId),
         viewLinks(["task", "task_instance"], { dag_id: dagId, run_id: runId, task_id: taskId })),
       h("a", { href: href(["dags", dagId, view], { run: runId }), class: "icon-btn", "aria-label": "Close the task panel", title: "Close" }, "×")),
-    head, summary, instances, actions, hitlBox,
+    head, summary, instances, actions, note.el, hitlBox,
     h("div", { class: "subtabs" }, tabLog, tabDetails, tabXcom),
     logPane, detailsPane, xcomPane);
 
@@ -110,63 +116,17 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = 
   }
 
   function renderActions(t) {
-    const edit = canEdit(me);
-    const btn = (label, cls, fn) => h("button", { type: "button", class: `btn small ${cls}`, disabled: !edit, title: edit ? null : "Your role may not change task instances", onclick: fn }, label);
     put(actions,
-      btn("Clear", "", () => clearTi()),
-      btn("Mark success", "ok", () => mark("success")),
-      btn("Mark failed", "bad", () => mark("failed")),
+      tiActions({
+        dagId, runId, taskId, mapIndex, logicalDate: t.logical_date, states: [t.state], note: t.note, edit: canEdit(me),
+        onDone: () => {
+          shownTry = null;
+          done();
+        },
+      }),
       t.state === "awaiting_input" ? h("span", { class: "muted small" }, "Waiting for an answer")
         : t.state && isActive(t.state) ? h("span", { class: "muted small" }, "Running now") : null);
-  }
-
-  async function clearTi() {
-    const downstream = h("input", { type: "checkbox", id: "clear-downstream" });
-    const list = h("ul", { class: "affected" });
-    const preview = async () => {
-      try {
-        const res = await api(path`api/v2/dags/${dagId}/clearTaskInstances`, {
-          method: "POST",
-          body: { dry_run: true, dag_run_id: runId, task_ids: [mapped ? [taskId, mapIndex] : taskId], only_failed: false, include_downstream: downstream.checked, include_upstream: false },
-        });
-        put(list, ...(res.task_instances ?? []).map((x) => h("li", {}, h("code", {}, x.task_id), " ", badge(x.state))));
-      } catch (e) {
-        put(list, h("li", { class: "muted" }, `Could not list what would be cleared: ${e.message}`));
-      }
-    };
-    downstream.addEventListener("change", preview);
-    preview();
-    const ok = await modal({
-      title: `Clear ${taskId}?`,
-      content: h("div", {},
-        h("p", {}, "Clearing resets these task instances so the scheduler runs them again:"), list,
-        h("div", { class: "field check" }, downstream, h("label", { for: "clear-downstream" }, "Also clear downstream tasks"))),
-      submitLabel: "Clear",
-      danger: true,
-      onSubmit: () => api(path`api/v2/dags/${dagId}/clearTaskInstances`, {
-        method: "POST",
-        body: { dry_run: false, dag_run_id: runId, task_ids: [mapped ? [taskId, mapIndex] : taskId], only_failed: false, include_downstream: downstream.checked, include_upstream: false },
-      }),
-    });
-    if (ok) {
-      notify(`Cleared ${taskId}`, "success");
-      shownTry = null;
-      done();
-    }
-  }
-
-  async function mark(state) {
-    const ok = await confirm(`Mark ${taskId} as ${state}?`,
-      h("p", {}, `The task instance in run `, h("code", {}, runId), ` becomes `, badge(state), ". A running try is stopped."),
-      { label: `Mark ${state}`, danger: state === "failed" });
-    if (!ok) return;
-    try {
-      await api(`${ti}`, { method: "PATCH", body: { new_state: state } });
-      notify(`Marked ${taskId} ${state}`, "success");
-      done();
-    } catch (e) {
-      notify(e.message, "error");
-    }
+    note.set(t.note);
   }
 
   function done() {
@@ -182,7 +142,12 @@ export function tiPanel({ dagId, runId, taskId, view, me, tryNumber, mapIndex = 
     current = list;
     put(head, badge(summarize(list.map((x) => x.state))));
     put(summary, `${res.total_entries} mapped instances`);
-    put(actions);
+    // The actions cover every instance; a note belongs to one, so it waits for a pick.
+    if (changed) put(actions, tiActions({
+      dagId, runId, taskId, isMapped: true, logicalDate: list[0]?.logical_date, states: list.map((x) => x.state),
+      edit: canEdit(me), onDone: done,
+    }));
+    note.el.hidden = true;
     for (const pane of [logPane, detailsPane, xcomPane]) pane.hidden = true;
     el.querySelector(".subtabs").style.display = "none";
     put(instances, list.length
@@ -354,26 +319,19 @@ export function runPanel({ dagId, run, view, me, onChange }) {
     counts[st] = (counts[st] ?? 0) + 1;
   }
   const edit = canEdit(me);
-  const btn = (label, cls, fn) => h("button", { type: "button", class: `btn small ${cls}`, disabled: !edit, onclick: fn }, label);
+  const note = noteBox({
+    label: "Run", note: run.note, edit,
+    save: async (text) => (await api(runPath, { method: "PATCH", body: { note: text } }))?.note ?? null,
+    // The grid carries the note too: let the page read it now.
+    onSaved: () => onChange?.(),
+  });
   const el = h("section", { class: "panel run-panel", "aria-label": `Run ${run.dag_run_id}` },
     h("header", { class: "panel-head" },
       h("div", {}, h("p", { class: "eyebrow" }, `${run.run_type} run`), h("h2", { class: "panel-title" }, run.dag_run_id),
         viewLinks(["dag_run"], { dag_id: dagId, run_id: run.dag_run_id })),
       h("a", { href: href(["dags", dagId, view]), class: "icon-btn", "aria-label": "Close the run panel", title: "Close" }, "×")),
     h("div", { class: "panel-state" }, badge(run.state)),
-    h("div", { class: "actions" },
-      btn("Clear run", "", async () => {
-        if (!(await confirm(`Clear run ${run.dag_run_id}?`, h("p", {}, "Every task instance of this run is reset and runs again."), { label: "Clear", danger: true }))) return;
-        try {
-          await api(`${runPath}/clear`, { method: "POST", body: { dry_run: false, only_failed: false } });
-          notify("Run cleared", "success");
-          onChange?.();
-        } catch (e) {
-          notify(e.message, "error");
-        }
-      }),
-      btn("Mark success", "ok", () => markRun("success")),
-      btn("Mark failed", "bad", () => markRun("failed"))),
+    h("div", { class: "actions" }, runActions({ dagId, run, edit, onDone: () => onChange?.(), note: () => note.value() })),
     facts([
       ["Run after", time(run.run_after)],
       ["Logical date", run.logical_date ? time(run.logical_date) : null],
@@ -381,21 +339,10 @@ export function runPanel({ dagId, run, view, me, onChange }) {
       ["Started", time(run.start_date)],
       ["Ended", time(run.end_date)],
       ["Duration", fmtDuration(durationOf(run))],
-      ["Note", run.note],
     ]),
+    note.el,
     h("div", { class: "state-counts" }, Object.entries(counts).map(([st, n]) => h("span", { class: "count-chip" }, badge(st === "none" ? null : st), ` ${n}`))),
     h("p", { class: "muted small" }, "Pick a task in the grid or the graph to see its log."));
-
-  async function markRun(state) {
-    if (!(await confirm(`Mark run as ${state}?`, h("p", {}, "Unfinished task instances are set too."), { label: `Mark ${state}`, danger: state === "failed" }))) return;
-    try {
-      await api(runPath, { method: "PATCH", body: { state } });
-      notify(`Run marked ${state}`, "success");
-      onChange?.();
-    } catch (e) {
-      notify(e.message, "error");
-    }
-  }
 
   // The asset events that triggered the run (an asset-triggered run consumed them).
   if (run.run_type === "asset_triggered") api(`${runPath}/upstreamAssetEvents`).then((res) => {
@@ -406,6 +353,7 @@ export function runPanel({ dagId, run, view, me, onChange }) {
   }, () => {});
   // The conf is not in the grid data; read the run itself.
   api(runPath).then((full) => {
+    note.set(full?.note);
     // The DAG version(s) the run used, each a link to that version's file in the Code tab.
     const used = full?.dag_versions ?? [];
     if (used.length) {

@@ -250,7 +250,9 @@ export async function openTrigger(dagId) {
       }
       if (bad) {
         content.querySelector("[aria-invalid=true]")?.focus();
-        throw new Error("Fix the fields marked in red.");
+        // Hand-typed conf that does not parse is never replaced or sent: its error is the form's.
+        const confError = readConf().error;
+        throw new Error(confError ? `Configuration (conf): ${confError}` : "Fix the fields marked in red.");
       }
       const body = { logical_date: logical, conf: confObj };
       if (runId.value.trim()) body.dag_run_id = runId.value.trim();
@@ -261,10 +263,25 @@ export async function openTrigger(dagId) {
         notify(`Triggered ${run.dag_run_id}`, "success");
         return run;
       } catch (err) {
-        throw placeServerError(err, { showError, fields, content });
+        throw await explainConflict(placeServerError(err, { showError, fields, content }), dagId, body.dag_run_id, showError);
       }
     },
   });
+}
+
+/**
+ * A 409 on a trigger is the API's unique-constraint answer, whose words (kept, as the
+ * API sent them) name no field: when the run id asked for is taken, say so beside it.
+ */
+async function explainConflict(err, dagId, runId, showError) {
+  if (!(err instanceof ApiError) || err.status !== 409 || !runId) return err;
+  try {
+    await api(path`api/v2/dags/${dagId}/dagRuns/${runId}`);
+  } catch {
+    return err;
+  }
+  showError("trigger-run-id", `A run with ID ${runId} already exists for this DAG.`);
+  return new ApiError(409, `A run with ID ${runId} already exists. The API said: ${err.message}`);
 }
 
 /** Puts a server error next to its field when it names one; returns the error for the form. */

@@ -369,8 +369,11 @@ fn patch_body(req: &Req) -> Result<(Map<String, Value>, Option<TaskState>), ApiE
     }
 }
 
-/// The DAG and the task instance a patch names, with Airflow's 404s.
-fn patch_target(store: &Store, p: &Params) -> Result<TiRow, ApiError> {
+/// The task instances a patch names, with Airflow's 404s: the one at the path's map
+/// index, or, when the path has none, every instance of the task in the run (all the
+/// map indexes of a mapped task), as Airflow's `_patch_ti_validate_request` takes them.
+/// The map index, when named, comes back with them.
+fn patch_target(store: &Store, p: &Params) -> Result<(Vec<TiRow>, Option<i64>), ApiError> {
     let (dag_id, run_id, task_id) = (p.get("dag_id"), p.get("dag_run_id"), p.get("task_id"));
     let dag = store.dag(dag_id)?.ok_or_else(|| dag_not_found(dag_id))?;
     if dag.dag.task(task_id).is_none() {
@@ -378,16 +381,32 @@ fn patch_target(store: &Store, p: &Params) -> Result<TiRow, ApiError> {
             "Task '{task_id}' not found in Dag '{dag_id}'"
         )));
     }
-    let named = p.try_get("map_index").is_some();
-    let map_index = path_map_index(p)?;
-    store
-        .ti_at(dag_id, run_id, task_id, map_index)?
-        .ok_or_else(|| {
-            let shown = if named { map_index.to_string() } else { "None".into() };
-            ApiError::not_found(format!(
-                "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` and map_index: `{shown}` was not found"
-            ))
-        })
+    let named = p
+        .try_get("map_index")
+        .map(|_| path_map_index(p))
+        .transpose()?;
+    let tis = match named {
+        Some(m) => store
+            .ti_at(dag_id, run_id, task_id, m)?
+            .into_iter()
+            .collect(),
+        None => {
+            let mut all: Vec<TiRow> = store
+                .tis_of_run(dag_id, run_id)?
+                .into_iter()
+                .filter(|t| t.task_id == task_id)
+                .collect();
+            all.sort_by_key(|t| t.map_index);
+            all
+        }
+    };
+    if tis.is_empty() {
+        let shown = named.map_or_else(|| "None".to_string(), |m| m.to_string());
+        return Err(ApiError::not_found(format!(
+            "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` and map_index: `{shown}` was not found"
+        )));
+    }
+    Ok((tis, named))
 }
 
 fn relatives(b: &Map<String, Value>) -> ops::Relatives {
@@ -406,22 +425,28 @@ pub(super) fn patch(
     p: &Params,
 ) -> Result<Reply, ApiError> {
     let (b, state) = patch_body(req)?;
-    let ti = patch_target(store, p)?;
+    let (tis, map_index) = patch_target(store, p)?;
     let fields = masked(req, &b);
     let mask_given = !query_all(req, "update_mask").is_empty();
     if fields.contains(&"note") && (mask_given || b.get("note").is_some_and(|n| !n.is_null())) {
         let note = text(&b, "note").filter(|n| !n.is_empty());
-        store.write(|tx| tx.set_ti_note(&ti.id, note))?;
+        store.write(|tx| {
+            for ti in &tis {
+                tx.set_ti_note(&ti.id, note)?;
+            }
+            Ok(())
+        })?;
     }
+    let first = &tis[0];
     if fields.contains(&"new_state")
         && let Some(to) = state
     {
         let changed = ops::set_ti_states(
             store,
-            &ti.dag_id,
-            &ti.run_id,
-            &ti.task_id,
-            Some(ti.map_index),
+            &first.dag_id,
+            &first.run_id,
+            &first.task_id,
+            map_index,
             to,
             relatives(&b),
             true,
@@ -430,13 +455,18 @@ pub(super) fn patch(
         if changed.is_empty() {
             return Err(ApiError::new(
                 409,
-                format!("Task id {} is already in {to} state", ti.task_id),
+                format!("Task id {} is already in {to} state", first.task_id),
             ));
         }
         ctx.wake_scheduler();
     }
-    let ti = the_ti(store, p)?;
-    let items = vec![Views::new(store).ti(&ti)?];
+    let mut after = Vec::new();
+    for ti in &tis {
+        if let Some(t) = store.ti(&ti.id)? {
+            after.push(t);
+        }
+    }
+    let items = Views::new(store).all(&after)?;
     Ok(Reply::json(200, &collection(items)))
 }
 
@@ -447,20 +477,20 @@ pub(super) fn patch_dry_run(
     p: &Params,
 ) -> Result<Reply, ApiError> {
     let (b, state) = patch_body(req)?;
-    let ti = patch_target(store, p)?;
+    let (tis, map_index) = patch_target(store, p)?;
     let would = match state.filter(|_| masked(req, &b).contains(&"new_state")) {
         Some(to) => ops::set_ti_states(
             store,
-            &ti.dag_id,
-            &ti.run_id,
-            &ti.task_id,
-            Some(ti.map_index),
+            &tis[0].dag_id,
+            &tis[0].run_id,
+            &tis[0].task_id,
+            map_index,
             to,
             relatives(&b),
             false,
             ctx.clock.now(),
         )?,
-        None => vec![ti],
+        None => tis,
     };
     let items = Views::new(store).all(&would)?;
     Ok(Reply::json(200, &collection(items)))
@@ -652,23 +682,36 @@ fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     if let Some(t) = to {
         q.cmp("logical_date", Op::Lte, Bound::Time(t));
     }
-    if let Some(ids) = &task_ids {
+    // The tasks cleared at every map index: those named by name, and the relatives the
+    // flags add (Airflow's `find_relevant_relatives`: updraft has no mapped task groups,
+    // so a relative is always taken whole, even when a `[name, map_index]` pair names it).
+    let whole: Option<Vec<String>> = task_ids.as_ref().map(|ids| {
         let (up, down) = (
             flag(&b, "include_upstream", false),
             flag(&b, "include_downstream", false),
         );
-        let mut family: Vec<String> = Vec::new();
-        for (id, _) in ids {
+        let mut whole: Vec<String> = Vec::new();
+        let mut add = |t: &String| {
+            if !whole.contains(t) {
+                whole.push(t.clone());
+            }
+        };
+        for (id, m) in ids {
+            if m.is_none() {
+                add(id);
+            }
             for t in ops::task_family(&dag.dag, id, up, down) {
-                if !family.contains(&t) {
-                    family.push(t);
+                if t != *id {
+                    add(&t);
                 }
             }
-            if !family.contains(id) {
-                family.push(id.clone());
-            }
         }
-        q.any_of("task_id", family.into_iter().map(Some).collect());
+        whole
+    });
+    if let (Some(ids), Some(whole)) = (&task_ids, &whole) {
+        let mut named = whole.clone();
+        named.extend(ids.iter().map(|(id, _)| id.clone()));
+        q.any_of("task_id", named.into_iter().map(Some).collect());
     }
     // `only_failed` defaults to true and wins over `only_running`, as in Airflow.
     if flag(&b, "only_failed", true) {
@@ -681,13 +724,12 @@ fn clear(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, A
     }
     let (mut tis, _) = store.list_tis(&q)?;
     // A task named only in `[name, map_index]` pairs is cleared at those map indexes.
-    if let Some(ids) = &task_ids {
+    if let (Some(ids), Some(whole)) = (&task_ids, &whole) {
         tis.retain(|t| {
-            let named = ids.iter().filter(|(id, _)| *id == t.task_id);
-            named.clone().next().is_none()
-                || named
-                    .into_iter()
-                    .any(|(_, m)| m.is_none_or(|m| m == t.map_index))
+            whole.contains(&t.task_id)
+                || ids
+                    .iter()
+                    .any(|(id, m)| *id == t.task_id && *m == Some(t.map_index))
         });
     }
     let tis = if flag(&b, "dry_run", true) {

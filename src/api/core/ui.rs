@@ -13,14 +13,16 @@ use super::kit::dt;
 use crate::api::http::{ApiError, Method, Reply, Req};
 use crate::api::route::{Ctx, Params, Route, guarded};
 use crate::auth::Role;
-use crate::model::{Dag, TaskState};
+use crate::model::{Dag, RunState, RunType, TaskState};
+use crate::store::q_runs::{Bound, ListQuery, Op};
 use crate::store::{RunRow, Store, TiRow};
 
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
     guarded(Method::Get, "/ui/dags/recent_runs", Role::Viewer, None, "UI: the newest runs of each DAG in dag_ids (for the DAG list)", recent_runs),
     guarded(Method::Get, "/ui/structure/{dag_id}", Role::Viewer, None, "UI: a DAG's tasks inside their groups, its edges and YAML lines (for the graph and grid)", structure),
-    guarded(Method::Get, "/ui/grid/{dag_id}", Role::Viewer, None, "UI: a DAG's newest runs with the state of every task instance (for the grid)", grid),
+    guarded(Method::Get, "/ui/grid/{dag_id}", Role::Viewer, None, "UI: one page of a DAG's runs, newest first, filtered by state and type, with the state of every task instance (for the grid)", grid),
+    guarded(Method::Get, "/ui/changes", Role::Viewer, None, "UI: counts of the changes to DAGs, runs and task instances, which open pages poll to refetch only when one moves", changes),
     guarded(Method::Get, "/ui/backfill/{dag_id}", Role::Viewer, None, "UI: a DAG's newest backfill with its runs counted by state (for the DAG page's banner)", backfill),
 ];
 
@@ -52,9 +54,11 @@ fn backfill(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, Ap
 
 /// Recent runs per DAG in the list: Airflow's UI shows ten.
 const RECENT_RUNS: usize = 10;
-/// Runs in the grid by default, and at most.
+/// Runs in the grid by default, and at most (Airflow's largest choice is 365).
 const GRID_RUNS: usize = 25;
-const GRID_RUNS_MAX: usize = 100;
+const GRID_RUNS_MAX: usize = 365;
+/// Newest runs per DAG the recent-runs call gives at most.
+const RECENT_RUNS_MAX: usize = 100;
 /// DAG ids one recent-runs call may name (one page of the DAG list is 50 at most 100).
 const DAG_IDS_MAX: usize = 100;
 
@@ -62,7 +66,7 @@ const DAG_IDS_MAX: usize = 100;
 /// newest runs, newest first. Unknown ids get an empty list; filtering and paging of the
 /// DAGs themselves stay with `GET /api/v2/dags`.
 fn recent_runs(_: &Ctx, store: &mut Store, req: &Req, _: &Params) -> Result<Reply, ApiError> {
-    let limit = limit(req, RECENT_RUNS, GRID_RUNS_MAX)?;
+    let limit = limit(req, RECENT_RUNS, RECENT_RUNS_MAX)?;
     let ids = super::kit::query_all(req, "dag_ids");
     if ids.len() > DAG_IDS_MAX {
         return Err(ApiError::bad_request(format!(
@@ -104,13 +108,67 @@ fn structure(_: &Ctx, store: &mut Store, _: &Req, p: &Params) -> Result<Reply, A
     ))
 }
 
-/// `GET /ui/grid/{dag_id}?limit=25`: the newest runs, oldest first (the grid reads left
-/// to right), each with `task_instances` keyed by task id.
+/// `GET /ui/changes`: `{"dags": n, "runs": n, "task_instances": n}`, counts that move
+/// whenever such a row is written, by this process or another on the same database
+/// (triggers keep them; see `Store::change_counts`). One small read: an open page polls
+/// it every second and refetches what it shows only when a count moves.
+fn changes(_: &Ctx, store: &mut Store, _: &Req, _: &Params) -> Result<Reply, ApiError> {
+    let [dags, runs, tis] = store.change_counts()?;
+    Ok(Reply::json(
+        200,
+        &json!({"dags": dags, "runs": runs, "task_instances": tis}),
+    ))
+}
+
+/// `GET /ui/grid/{dag_id}?limit=25&offset=0&state=..&run_type=..&around=<run_id>`: one
+/// page of the DAG's runs, newest first as counted (by id), shown oldest first (the
+/// grid reads left to right), each with `task_instances` keyed by task id; `state` and
+/// `run_type` (repeatable) filter them. `around` names a run whose page to give instead
+/// of `offset`'s, so a link to any run shows it however old it is (when the filters
+/// leave it out, `offset` stands). `total_entries` counts the runs the filters leave,
+/// `offset` is the page's.
 fn grid(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiError> {
     let dag_id = p.get("dag_id");
     dag_of(store, dag_id)?;
-    let limit = limit(req, GRID_RUNS, GRID_RUNS_MAX)?;
-    let mut runs = store.runs_of(Some(dag_id), limit)?;
+    let limit = limit(req, GRID_RUNS, GRID_RUNS_MAX)?.max(1);
+    let mut offset = match req.query("offset") {
+        None => 0,
+        Some(v) => v.parse::<usize>().map_err(|_| {
+            super::kit::invalid(
+                &["query", "offset"],
+                "int_parsing",
+                "Input should be a valid integer, unable to parse string as an integer",
+                json!(v),
+            )
+        })?,
+    };
+    let mut q = ListQuery::default();
+    q.any_of("dag_id", vec![Some(dag_id.to_string())]);
+    let states = tokens(req, "state", RunState::ALL.iter().map(|s| s.as_str()))?;
+    if !states.is_empty() {
+        q.any_of("state", states);
+    }
+    let types = tokens(req, "run_type", RunType::ALL.iter().map(|t| t.as_str()))?;
+    if !types.is_empty() {
+        q.any_of("run_type", types);
+    }
+    if let Some(run_id) = req.query("around") {
+        // The run's place among the runs the filters leave: how many newer ones there are.
+        let mut this = q.clone();
+        this.any_of("run_id", vec![Some(run_id.to_string())]);
+        this.limit = Some(1);
+        if let Some(run) = store.list_runs(&this)?.0.first() {
+            let mut newer = q.clone();
+            newer.cmp("id", Op::Gt, Bound::Num(run.id as f64));
+            newer.limit = Some(0);
+            let (_, before) = store.list_runs(&newer)?;
+            offset = before / limit * limit;
+        }
+    }
+    q.order_by("id", true);
+    q.limit = Some(limit);
+    q.offset = offset;
+    let (mut runs, total) = store.list_runs(&q)?;
     runs.reverse();
     let mut out = Vec::with_capacity(runs.len());
     for run in &runs {
@@ -133,8 +191,33 @@ fn grid(_: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, ApiE
     }
     Ok(Reply::json(
         200,
-        &json!({"dag_id": dag_id, "dag_runs": out}),
+        &json!({"dag_id": dag_id, "dag_runs": out, "total_entries": total, "offset": offset, "limit": limit}),
     ))
+}
+
+/// A repeatable query value that must be one of `valid`: the values given, or a 422
+/// naming the parameter and what it takes.
+fn tokens<'a>(
+    req: &Req,
+    name: &str,
+    valid: impl Iterator<Item = &'a str> + Clone,
+) -> Result<Vec<Option<String>>, ApiError> {
+    super::kit::query_all(req, name)
+        .into_iter()
+        .map(|v| {
+            if valid.clone().any(|x| x == v) {
+                Ok(Some(v.to_string()))
+            } else {
+                Err(ApiError::new(
+                    422,
+                    format!(
+                        "Invalid value for {name}. Valid values are {}",
+                        valid.clone().collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        })
+        .collect()
 }
 
 fn dag_of(store: &Store, dag_id: &str) -> Result<std::sync::Arc<Dag>, ApiError> {
