@@ -3,7 +3,7 @@
 // at / and under any base_url prefix without a rebuild.
 
 import { api, token, url, setUnauthorizedHandler } from "./js/api.js";
-import { put, h, zone, zones, setZone } from "./js/ui.js";
+import { put, h, zone, zones, setZone, zoneChoice, browserZone, setDagZone, currentDagZone } from "./js/ui.js";
 import * as router from "./js/router.js";
 import { addNavViews } from "./js/plugins.js";
 import { initTheme } from "./js/theme.js";
@@ -33,6 +33,10 @@ const ROUTES = [
     const mapIndex = route.query.get("map_index");
     router.navigate(router.href(["dags", dagId, "grid"], { run: runId, task: taskId, ...(mapIndex && mapIndex !== "-1" ? { map_index: mapIndex } : {}) }), { replace: true });
   } },
+  // A task instance's own page, as Airflow 3's: `dags/<dag>/runs/<run>/tasks/<task>`, a
+  // mapped one's `.../mapped/<index>` or `?map_index=`, and a tab after either.
+  { match: (s) => s[0] === "dags" && s[2] === "runs" && s[4] === "tasks" && (s.length === 6 || s.length === 7 || (s[6] === "mapped" && (s.length === 8 || s.length === 9))),
+    key: (s) => `ti:${s.slice(1, 6).join("/")}:${s[6] === "mapped" ? s[7] : ""}`, load: () => import("./js/tipage.js").then((m) => m.tiPage) },
   { match: (s) => s.length === 1 && s[0] === "required_actions", key: () => "required_actions", load: () => import("./js/hitl.js").then((m) => m.requiredActionsPage) },
   { match: (s) => s.length === 2 && s[0] === "plugin", key: (s) => `plugin:${s[1]}`, load: () => import("./js/plugins.js").then((m) => m.pluginPage) },
   { match: (s) => s.length === 1 && s[0] === "about", key: () => "about", load: () => import("./js/about.js").then((m) => m.aboutPage) },
@@ -103,18 +107,48 @@ function showUser() {
   );
 }
 
-/** The time zone times are shown in; a change shows the page again in it. */
+/**
+ * The time zone times are shown in: UTC, the browser's, the DAG's own (`timezone`, on a
+ * DAG's pages) first, then every zone; a change shows the page again in it.
+ */
 function zonePicker() {
-  const current = zone();
-  const select = h("select", { id: "timezone", class: "zone", title: "Show times in this time zone", "aria-label": "Time zone" },
-    ...zones().map((z) => h("option", { value: z, selected: z === current }, z)));
+  const choice = zoneChoice();
+  const dz = currentDagZone();
+  const quick = [["UTC", "UTC"], [browserZone(), `Browser: ${browserZone()}`], ["dag", dz ? `DAG: ${dz}` : "The DAG's own zone"]];
+  const option = ([value, text]) => h("option", { value, selected: value === choice }, text);
+  const select = h("select", { id: "timezone", class: "zone", title: `Times are shown in ${zone()}`, "aria-label": "Time zone" },
+    h("optgroup", { label: "Quick" }, ...quick.filter(([v], i) => i !== 1 || v !== "UTC").map(option)),
+    h("optgroup", { label: "Every zone" }, ...zones().filter((z) => z !== "UTC" && z !== browserZone()).map((z) => option([z, z]))));
   select.addEventListener("change", () => {
     setZone(select.value);
-    // A new key makes render mount the page afresh (unmounting this one).
-    if (page) page.key = null;
-    render();
+    rerender();
   });
   return select;
+}
+
+/** Shows the page again, mounted afresh (a new key unmounts this one), in the new zone. */
+function rerender() {
+  if (page) page.key = null;
+  render();
+}
+
+// The DAG on screen's own zone, read once per DAG from its details, for the zone picker.
+const dagZones = new Map();
+async function noteDagZone(route) {
+  const dagId = route.segments[0] === "dags" && route.segments.length > 1 ? route.segments[1] : null;
+  if (!dagId) {
+    if (setDagZone(null)) rerender();
+    return;
+  }
+  if (!dagZones.has(dagId)) {
+    dagZones.set(dagId, api(`api/v2/dags/${encodeURIComponent(dagId)}/details`).then((d) => d?.timezone ?? null, () => null));
+  }
+  const name = await dagZones.get(dagId);
+  // Still on that DAG: the zone changes what is shown only when the user chose the DAG's.
+  if (router.current().segments[1] !== dagId) return;
+  const moved = setDagZone(name);
+  showUser();
+  if (moved) rerender();
 }
 
 /** Forgets the token, then lets the server clear its cookie and send us to login. */
@@ -179,6 +213,7 @@ async function renderNow() {
   if (me) addNavViews(document.querySelector("nav.main-nav"));
   markNav(route.path);
   refreshBadge();
+  if (me) noteDagZone(route);
   const key = r.key(route.segments);
   if (page && page.key === key && page.update) {
     page.update(route);

@@ -44,3 +44,5 @@ mod assets;
 mod ui_runs;
 // The scopes of the UI's clear and mark dialogs: mapped tasks whole, relatives whole.
 mod ui_actions;
+// Why a task instance is not running: the dependencies route (issue 20).
+mod ti_deps;

@@ -168,6 +168,62 @@ fn is_met(rule: TriggerRule, up: &Upstream) -> bool {
     }
 }
 
+/// Why `rule` does not let the task run yet, in the words of Airflow's `TriggerRuleDep`
+/// (`Task's trigger rule 'all_success' requires ...`), or `None` when it passes. The
+/// Core API's `dependencies` route shows it; the caller adds the upstream states.
+pub fn unmet(rule: TriggerRule, up: &Upstream) -> Option<String> {
+    if evaluate(rule, up) == Decision::Run {
+        return None;
+    }
+    let not = |n: usize| up.total.saturating_sub(n);
+    let need = match rule {
+        TriggerRule::AllSuccess => format!(
+            "requires all upstream tasks to have succeeded, but found {} non-success(es)",
+            not(up.success + up.removed)
+        ),
+        TriggerRule::AllFailed => format!(
+            "requires all upstream tasks to have failed, but found {} non-failure(s)",
+            not(up.failed + up.upstream_failed + up.removed)
+        ),
+        TriggerRule::AllDone => format!(
+            "requires all upstream tasks to have completed, but found {} task(s) that were not done",
+            not(up.done)
+        ),
+        TriggerRule::AllSkipped => format!(
+            "requires all upstream tasks to have been skipped, but found {} task(s) in non skipped state",
+            not(up.skipped)
+        ),
+        TriggerRule::OneSuccess => {
+            "requires one upstream task success, but none were found".to_string()
+        }
+        TriggerRule::OneFailed => {
+            "requires one upstream task failure, but none were found".to_string()
+        }
+        TriggerRule::OneDone => {
+            "requires at least one upstream task failure or success but none were failed or success"
+                .to_string()
+        }
+        TriggerRule::NoneFailed | TriggerRule::NoneFailedMinOneSuccess
+            if up.failed + up.upstream_failed == 0 && up.skipped < up.total =>
+        {
+            format!(
+                "requires all upstream tasks to have succeeded or been skipped, but found {} task(s) not done",
+                not(up.success + up.skipped + up.removed)
+            )
+        }
+        TriggerRule::NoneFailed | TriggerRule::NoneFailedMinOneSuccess => format!(
+            "requires all upstream tasks to have succeeded or been skipped, but found {} non-success(es)",
+            up.failed + up.upstream_failed
+        ),
+        TriggerRule::NoneSkipped => format!(
+            "requires all upstream tasks to not have been skipped, but found {} task(s) skipped or not done",
+            not(up.done.saturating_sub(up.skipped))
+        ),
+        TriggerRule::Always => return None,
+    };
+    Some(format!("Task's trigger rule '{rule}' {need}."))
+}
+
 /// Airflow's `[core] max_task_retry_delay` default, in seconds: the ceiling of an
 /// exponential backoff (`MAX_RETRY_DELAY` in the SDK's `abstractoperator.py`).
 const MAX_BACKOFF_SECS: f64 = 24.0 * 60.0 * 60.0;
@@ -227,6 +283,53 @@ mod tests {
             '-' => None,
             _ => panic!("unknown state letter `{c}`"),
         }))
+    }
+
+    #[test]
+    fn unmet_names_the_rule_and_what_holds_it_back() {
+        let cases = [
+            (
+                TriggerRule::AllSuccess,
+                "f",
+                Some("requires all upstream tasks to have succeeded, but found 1 non-success(es)"),
+            ),
+            (
+                TriggerRule::AllSuccess,
+                "s-",
+                Some("but found 1 non-success(es)"),
+            ),
+            (TriggerRule::AllSuccess, "ss", None),
+            (
+                TriggerRule::OneSuccess,
+                "ff",
+                Some("requires one upstream task success"),
+            ),
+            (
+                TriggerRule::AllDone,
+                "s-R",
+                Some("found 2 task(s) that were not done"),
+            ),
+            (
+                TriggerRule::NoneFailed,
+                "sf",
+                Some("but found 1 non-success(es)"),
+            ),
+            (TriggerRule::Always, "f", None),
+        ];
+        for (rule, states, want) in cases {
+            let got = unmet(rule, &up(states));
+            match want {
+                None => assert_eq!(got, None, "{rule} `{states}`"),
+                Some(part) => {
+                    let got = got.unwrap_or_default();
+                    assert!(
+                        got.starts_with(&format!("Task's trigger rule '{rule}' ")),
+                        "{got}"
+                    );
+                    assert!(got.contains(part), "{rule} `{states}`: {got}");
+                }
+            }
+        }
     }
 
     fn check(rule: TriggerRule, cases: &[(&str, Decision)]) {

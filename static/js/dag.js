@@ -5,7 +5,7 @@
 // runs are active and updates in place.
 
 import { api, path, ApiError } from "./api.js";
-import { put, h, badge, time, fmtTime, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
+import { put, h, badge, time, fmtTimeZone, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
 import { href, navigate } from "./router.js";
 import { renderGrid } from "./grid.js";
 import { renderGraph, panZoom } from "./graph.js";
@@ -535,7 +535,7 @@ export function dagPage(main, route, ctx) {
     const shown = src.version_number ?? versions[0]?.version_number ?? null;
     const versionPicker = h("select", { id: "code-version", "aria-label": "DAG version" },
       versions.length ? versions.map((v, i) => h("option", { value: String(v.version_number), selected: v.version_number === shown },
-        `v${v.version_number}${i === 0 ? " (latest)" : ""} · ${fmtTime(v.created_at)}`))
+        `v${v.version_number}${i === 0 ? " (latest)" : ""} · ${fmtTimeZone(v.created_at)}`))
         : h("option", { value: "" }, "No versions"));
     versionPicker.addEventListener("change", () => {
       const n = Number(versionPicker.value);

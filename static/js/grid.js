@@ -2,7 +2,7 @@
 // duration), tasks as rows inside their collapsible groups, each cell a task instance in
 // its state's colour. Every cell is a link, so the grid is walkable with the keyboard.
 
-import { h, summarize, fmtDuration, durationOf, fmtTime } from "./ui.js";
+import { h, summarize, fmtDuration, durationOf, fmtTimeZone } from "./ui.js";
 import { href } from "./router.js";
 
 /** Rows to show: `{node, depth}` for every task and group, children of collapsed groups left out. */
@@ -47,7 +47,7 @@ export function renderGrid({ dagId, view, structure, grid, collapsed, selected, 
         h("a", {
           href: link({ run: r.dag_run_id }), class: "run-bar-link", dataset: { key: `run:${r.dag_run_id}` },
           "aria-label": `Run ${r.dag_run_id}: ${r.state}`, "aria-current": sel ? "true" : null,
-          title: `${r.dag_run_id}\nState: ${r.state}\nRun after: ${fmtTime(r.run_after)}${dur != null ? `\nDuration: ${fmtDuration(dur)}` : ""}`,
+          title: `${r.dag_run_id}\nState: ${r.state}\nRun after: ${fmtTimeZone(r.run_after)}${dur != null ? `\nDuration: ${fmtDuration(dur)}` : ""}`,
         }, h("span", { class: `run-bar st-${r.state}`, style: `height:${pct}%` })));
     }));
 

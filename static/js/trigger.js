@@ -252,7 +252,7 @@ export async function openTrigger(dagId) {
         content.querySelector("[aria-invalid=true]")?.focus();
         // Hand-typed conf that does not parse is never replaced or sent: its error is the form's.
         const confError = readConf().error;
-        throw new Error(confError ? `Configuration (conf): ${confError}` : "Fix the fields marked in red.");
+        throw new Error(`Fix the fields marked in red.${confError ? ` Configuration (conf): ${confError}` : ""}`);
       }
       const body = { logical_date: logical, conf: confObj };
       if (runId.value.trim()) body.dag_run_id = runId.value.trim();
@@ -271,7 +271,8 @@ export async function openTrigger(dagId) {
 
 /**
  * A 409 on a trigger is the API's unique-constraint answer, whose words (kept, as the
- * API sent them) name no field: when the run id asked for is taken, say so beside it.
+ * API sent them, in the form's error) name no field: when the run id asked for is
+ * taken, say so beside it, with those words.
  */
 async function explainConflict(err, dagId, runId, showError) {
   if (!(err instanceof ApiError) || err.status !== 409 || !runId) return err;
@@ -280,8 +281,8 @@ async function explainConflict(err, dagId, runId, showError) {
   } catch {
     return err;
   }
-  showError("trigger-run-id", `A run with ID ${runId} already exists for this DAG.`);
-  return new ApiError(409, `A run with ID ${runId} already exists. The API said: ${err.message}`);
+  showError("trigger-run-id", `A run with ID ${runId} already exists for this DAG. The API said: ${err.message}`);
+  return err;
 }
 
 /** Puts a server error next to its field when it names one; returns the error for the form. */

@@ -90,22 +90,60 @@ export function browserZone() {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 }
 
-/** The zone times are shown in. */
+/** The zone of the DAG on screen (its `timezone`), or null off a DAG's pages. */
+let dagZone = null;
+
+/** The zone times are shown in: the chosen one, `dag` meaning the DAG's own zone. */
 export function zone() {
   const chosen = localStorage.getItem(TZ_KEY);
+  if (chosen === "dag") return dagZone && zoneFormat(dagZone) ? dagZone : browserZone();
   return chosen && zoneFormat(chosen) ? chosen : browserZone();
 }
 
-/** Shows times in `name` from now on (null: the browser's zone). */
+/** What the user chose: an IANA name, or `dag` for the DAG's own zone. */
+export function zoneChoice() {
+  return localStorage.getItem(TZ_KEY) === "dag" ? "dag" : zone();
+}
+
+/** Shows times in `name` from now on (null: the browser's zone; `dag`: the DAG's own). */
 export function setZone(name) {
   if (!name || name === browserZone()) localStorage.removeItem(TZ_KEY);
   else localStorage.setItem(TZ_KEY, name);
 }
 
+/** The zone of the DAG on screen; says whether the shown zone changed with it. */
+export function setDagZone(name) {
+  const before = zone();
+  dagZone = name || null;
+  return zone() !== before;
+}
+
+/** The DAG's own zone, null off a DAG's pages. */
+export const currentDagZone = () => dagZone;
+
 /** Every zone this browser knows, UTC and its own first. */
 export function zones() {
   const all = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
-  return [...new Set(["UTC", browserZone(), zone(), ...all])];
+  return [...new Set(["UTC", browserZone(), zone(), ...(dagZone ? [dagZone] : []), ...all])];
+}
+
+const labels = new Map();
+/** The shown zone's short name at `d`: `UTC`, `UTC+5:30`, `EST`. */
+export function zoneLabel(d = new Date()) {
+  const name = zone();
+  if (name === "UTC" || name === "Etc/UTC") return "UTC";
+  if (!labels.has(name)) {
+    let f = null;
+    try {
+      f = new Intl.DateTimeFormat("en-US", { timeZone: name, timeZoneName: "short" });
+    } catch {
+      f = null;
+    }
+    labels.set(name, f);
+  }
+  const f = labels.get(name);
+  const part = f?.formatToParts(d).find((x) => x.type === "timeZoneName")?.value ?? name;
+  return part.replace(/^GMT(?=[+-])/, "UTC");
 }
 
 const formats = new Map();
@@ -167,12 +205,35 @@ export function fromWallClock(value) {
   return Number.isNaN(d.getTime()) ? null : d;
 }
 
-/** A time element showing the time in the shown zone, with the zone and the UTC ISO form as its tooltip. */
+/** `2026-11-21 09:59:03 UTC+5:30`: a time in the shown zone, saying which; empty for null. */
+export function fmtTimeZone(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : `${fmtTime(iso)} ${zoneLabel(d)}`;
+}
+
+/**
+ * A time as shown everywhere: the time in the shown zone followed by the zone's short
+ * name; `relative` shows `3 min ago` instead (kept fresh), the absolute time on hover.
+ * The tooltip carries the zone's name and the UTC ISO form.
+ */
 export function time(iso, { relative = false } = {}) {
   if (!iso) return h("span", { class: "muted" }, "–");
-  const text = relative ? ago(iso) : fmtTime(iso);
-  return h("time", { datetime: iso, title: `${fmtTime(iso)} ${zone()} (${new Date(iso).toISOString()})` }, text);
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return h("span", {}, String(iso));
+  const title = `${fmtTimeZone(iso)} (${zone()}; ${d.toISOString()})`;
+  if (relative) return h("time", { datetime: iso, title, "data-relative": "" }, ago(iso));
+  return h("span", { class: "when" }, h("time", { datetime: iso, title }, fmtTime(iso)), " ", h("span", { class: "tz" }, zoneLabel(d)));
 }
+
+// Relative times say "3 min ago" of the moment they were drawn: keep them true.
+setInterval(() => {
+  if (document.hidden) return;
+  for (const el of document.querySelectorAll("time[data-relative]")) {
+    const text = ago(el.getAttribute("datetime"));
+    if (el.textContent !== text) el.textContent = text;
+  }
+}, 15000);
 
 /** `3 min ago`, `in 2 h`. */
 export function ago(iso) {

@@ -259,6 +259,19 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
       w.check("stale marker");
     });
 
+    step("the DAG list shows a run triggered from the CLI within 3 s", async () => {
+      await page.goto(`${base}dags`);
+      const row = page.locator(`tr[data-dag-id="${FRESH}"]`);
+      await row.locator('a.mark[aria-label="Run from-cli: queued"]').waitFor();
+      await page.waitForTimeout(1500);
+      const cli = spawnSync(BIN, ["dags", "trigger", FRESH, "--run-id", "from-cli-2"], {
+        env: { PATH: process.env.PATH, UPDRAFT_HOME: srv.home, UPDRAFT__CORE__LOAD_EXAMPLES: "False" }, encoding: "utf8",
+      });
+      assert.equal(cli.status, 0, cli.stderr);
+      await row.locator('a.mark[aria-label="Run from-cli-2: queued"]').waitFor({ timeout: 3000 });
+      w.check("DAG list freshness");
+    });
+
     step("the trigger form refuses invalid conf JSON and shows a duplicate run id's 409", async () => {
       const before = (await call("GET", `api/v2/dags/${DAG}/dagRuns?limit=1`)).body.total_entries;
       await page.goto(`${base}dags/${DAG}/grid`);

@@ -278,51 +278,127 @@ fn get(_ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, A
 /// tasks have not settled it, its retry delay, its run or DAG being paused. Empty once it
 /// runs or has run.
 fn dependencies(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply, ApiError> {
-    use crate::scheduler::rules::{self, Decision, Upstream};
-    let now = ctx.clock.now();
     let ti = the_ti(store, p)?;
+    let deps = unmet_dependencies(ctx, store, &ti)?;
+    let deps: Vec<Value> = deps
+        .into_iter()
+        .map(|(name, reason)| json!({"name": name, "reason": reason}))
+        .collect();
+    Ok(Reply::json(200, &json!({"dependencies": deps})))
+}
+
+/// The scheduler's dependencies a task instance that has not started yet does not meet,
+/// as `(name, reason)` in Airflow's words and name order (`get_failed_dep_statuses` with
+/// `SCHEDULER_QUEUED_DEPS` and the task's own deps): the DAG paused, the run not running,
+/// the trigger rule over the upstream states, the retry period, the pool's open slots and
+/// the DAG's `max_active_tasks`. Empty for a task instance past waiting, as Airflow's.
+fn unmet_dependencies(
+    ctx: &Ctx,
+    store: &Store,
+    ti: &TiRow,
+) -> Result<Vec<(&'static str, String)>, ApiError> {
+    use crate::scheduler::rules::{self, Upstream};
+    let now = ctx.clock.now();
     let mut deps = Vec::new();
     let waiting = matches!(
         ti.state,
         None | Some(TaskState::Scheduled) | Some(TaskState::UpForRetry)
     );
-    if waiting {
-        let dag = store.dag(&ti.dag_id)?;
-        if let Some(row) = &dag {
-            if row.is_paused {
-                deps.push(serde_json::json!({"name": "Dag Not Paused", "reason": format!("Task's DAG '{}' is paused.", ti.dag_id)}));
-            }
-            if let Some(task) = row.dag.task(&ti.task_id) {
-                let states: std::collections::HashMap<String, Option<TaskState>> = store
-                    .tis_of_run(&ti.dag_id, &ti.run_id)?
-                    .into_iter()
-                    .map(|t| (t.task_id, t.state))
-                    .collect();
-                let up = Upstream::tally(
-                    task.upstream
-                        .iter()
-                        .map(|u| states.get(u).copied().flatten()),
-                );
-                if ti.state.is_none() && rules::evaluate(task.trigger_rule, &up) == Decision::Wait {
-                    deps.push(serde_json::json!({
-                        "name": "Trigger Rule",
-                        "reason": format!(
-                            "Task's trigger rule '{}' requires its upstream tasks to settle it; {} of {} are done ({} succeeded, {} failed, {} skipped).",
-                            task.trigger_rule, up.done, up.total, up.success, up.failed + up.upstream_failed, up.skipped
-                        ),
-                    }));
-                }
-            }
-        }
-        if let (Some(TaskState::UpForRetry), Some(at)) = (ti.state, ti.next_retry_at)
-            && at > now
-        {
-            deps.push(serde_json::json!({"name": "Not In Retry Period", "reason": format!(
-                "Task is not ready for retry yet but will be retried automatically. Current date is {} and task will be retried at {}.",
-                crate::store::ts(now), crate::store::ts(at))}));
+    if !waiting {
+        return Ok(deps);
+    }
+    let dag = store.dag(&ti.dag_id)?;
+    if let Some(row) = &dag
+        && row.is_paused
+    {
+        deps.push((
+            "Dag Not Paused",
+            format!("Task's DAG '{}' is paused.", ti.dag_id),
+        ));
+    }
+    if let Some(run) = store.run(&ti.dag_id, &ti.run_id)?
+        && run.state != crate::model::RunState::Running
+    {
+        deps.push((
+            "Dagrun Running",
+            format!(
+                "Task instance's dagrun was not in the 'running' state but in the state '{}'.",
+                run.state
+            ),
+        ));
+    }
+    let tis = store.tis_of_run(&ti.dag_id, &ti.run_id)?;
+    if let Some(task) = dag.as_ref().and_then(|row| row.dag.task(&ti.task_id))
+        && ti.state != Some(TaskState::UpForRetry)
+    {
+        let states: std::collections::HashMap<&str, Option<TaskState>> =
+            tis.iter().map(|t| (t.task_id.as_str(), t.state)).collect();
+        let ups: Vec<(&str, Option<TaskState>)> = task
+            .upstream
+            .iter()
+            .map(|u| (u.as_str(), states.get(u.as_str()).copied().flatten()))
+            .collect();
+        let up = Upstream::tally(ups.iter().map(|(_, st)| *st));
+        if let Some(reason) = rules::unmet(task.trigger_rule, &up) {
+            let shown: Vec<String> = ups
+                .iter()
+                .map(|(id, st)| format!("{id}: {}", st.map_or("no status", TaskState::as_str)))
+                .collect();
+            deps.push((
+                "Trigger Rule",
+                format!("{reason} Upstream states: {}.", shown.join(", ")),
+            ));
         }
     }
-    Ok(Reply::json(200, &serde_json::json!({"dependencies": deps})))
+    if let (Some(TaskState::UpForRetry), Some(at)) = (ti.state, ti.next_retry_at)
+        && at > now
+    {
+        deps.push(("Not In Retry Period", format!(
+            "Task is not ready for retry yet but will be retried automatically. Current date is {} and task will be retried at {}.",
+            crate::store::ts(now), crate::store::ts(at))));
+    }
+    // `PoolSlotsAvailableDep`: the instance holds no slot before it is queued.
+    match store.pool(&ti.pool)? {
+        None => deps.push((
+            "Pool Slots Available",
+            format!(
+                "Tasks using non-existent pool '{}' will not be scheduled",
+                ti.pool
+            ),
+        )),
+        Some(pool) => {
+            let open = pool.open();
+            if open != -1 && open < i64::from(ti.pool_slots) {
+                deps.push((
+                    "Pool Slots Available",
+                    format!(
+                        "Not scheduling since there are {open} open slots in pool {} and require {} pool slots",
+                        ti.pool, ti.pool_slots
+                    ),
+                ));
+            }
+        }
+    }
+    // `DagTISlotsAvailableDep`: the DAG's running task instances, across its runs.
+    if let Some(row) = &dag {
+        let limit = row
+            .dag
+            .max_active_tasks
+            .unwrap_or(ctx.cfg.core.max_active_tasks_per_dag);
+        let active = store
+            .slot_usage()?
+            .iter()
+            .filter(|(dag_id, _, _)| *dag_id == ti.dag_id)
+            .count();
+        if active >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            deps.push(("Task Instance Slots Available", format!(
+                "The maximum number of running tasks ({limit}) for this task's DAG '{}' has been reached.",
+                ti.dag_id
+            )));
+        }
+    }
+    deps.sort_by(|a, b| a.0.cmp(b.0));
+    Ok(deps)
 }
 
 /// A checked `PatchTaskInstanceBody`, and the new state if it names one.
