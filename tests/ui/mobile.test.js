@@ -51,6 +51,7 @@ export const PAGES = [
   { name: "dag-code", path: () => `dags/${DAG}/code`, ready: "pre.source .src-line", main: true },
   { name: "run-panel", path: (ids) => `dags/${DAG}/grid?run=${encodeURIComponent(ids.run)}`, ready: ".run-panel", main: false },
   { name: "ti-panel", path: (ids) => `dags/${DAG}/grid?run=${encodeURIComponent(ids.run)}&task=section_1.task_1`, ready: ".ti-panel #ti-log .log-line:visible", main: true },
+  { name: "ti-page", path: (ids) => `dags/${DAG}/runs/${encodeURIComponent(ids.run)}/tasks/section_1.task_1`, ready: ".ti-page #ti-log .log-line:visible", main: false },
   { name: "connections", path: () => "admin/connections", ready: "table.admin tbody td:not(.empty)", main: true },
   { name: "variables", path: () => "admin/variables", ready: "table.admin tbody td:not(.empty)", main: true },
   { name: "pools", path: () => "admin/pools", ready: "table.admin tbody td:not(.empty)", main: true },
@@ -143,11 +144,16 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
     };
 
     /**
-     * Where axe-core runs (it costs most of this file's time): in the light theme at both
-     * widths, in the dark one at 1440 (colours do not change with the width); under the
-     * prefix, whose pages differ only in their URLs, for the main pages at 390 only.
+     * Where axe-core runs (it costs most of this file's time): the main pages in the light
+     * theme at both widths and in the dark one at 1440 (colours do not change with the
+     * width), the others at 390 (where the layout differs most); under the prefix, whose
+     * pages differ only in their URLs, the main pages at 390.
      */
-    const wantAxe = (theme, width, p) => (prefix ? width < 800 && p.main : theme === "light" || width > 800);
+    const wantAxe = (theme, width, p) => {
+      const phone = width < 800;
+      if (prefix || !p.main) return phone && (p.main || !prefix);
+      return theme === "light" || !phone;
+    };
 
     /**
      * Shows a page at each width (and each theme if it is a main one): shots, overflow,
