@@ -5,7 +5,7 @@
 // runs are active and updates in place.
 
 import { api, path, ApiError } from "./api.js";
-import { put, h, badge, time, fmtTimeZone, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
+import { put, h, badge, time, fmtTime, fmtTimeZone, fromWallClock, fmtDuration, durationOf, isActive, Poller, errorBox, pauseSwitch, notify } from "./ui.js";
 import { href, navigate } from "./router.js";
 import { renderGrid } from "./grid.js";
 import { renderGraph, panZoom } from "./graph.js";
@@ -18,7 +18,6 @@ import { tasksView } from "./tasks.js";
 import { calendarView } from "./calendar.js";
 import { eventsView } from "./events.js";
 import { watchChanges, reportFetch } from "./fresh.js";
-import { fromWallClock } from "./ui.js";
 
 // Airflow 3's tabs in its order (Overview, Runs, Tasks, Calendar, Audit Log, Code,
 // Details), with the grid and graph, which its page keeps beside them, after Overview.
