@@ -6,6 +6,9 @@ import { api, token, url, setUnauthorizedHandler } from "./js/api.js";
 import { put, h, zone, zones, setZone, zoneChoice, browserZone, setDagZone, currentDagZone } from "./js/ui.js";
 import * as router from "./js/router.js";
 import { addNavViews } from "./js/plugins.js";
+import { initTheme } from "./js/theme.js";
+import { initKeys } from "./js/keys.js";
+import { initResponsive } from "./js/responsive.js";
 
 const main = document.getElementById("main");
 const userBox = document.getElementById("user");
@@ -235,4 +238,8 @@ function notFound(path) {
     h("a", { href: "dags", class: "btn primary" }, "Go to the DAGs")));
 }
 
+// The theme picker, the phone layout's helpers and the keyboard shortcuts serve every page.
+initTheme();
+initResponsive();
+initKeys();
 router.start(render);

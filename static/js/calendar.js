@@ -130,7 +130,7 @@ export function calendarView({ dagId }) {
         }));
       }
     }
-    put(body, h("div", { class: "cal-scroll" },
+    put(body, h("div", { class: "cal-scroll", tabindex: 0, role: "region", "aria-label": "Runs by day" },
       h("div", { class: "cal-months", "aria-hidden": "true" }, months),
       h("div", { class: "cal-wrap" },
         h("div", { class: "cal-weekdays", "aria-hidden": "true" }, WEEKDAYS.map((d) => h("span", {}, d))),

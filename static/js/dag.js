@@ -262,7 +262,7 @@ export function dagPage(main, route, ctx) {
           btn("graph-zoom-out", "Zoom out", "−", () => zoomer?.zoomBy(0.8)),
           btn("graph-zoom-in", "Zoom in", "+", () => zoomer?.zoomBy(1.25)),
           btn("graph-fit", "Fit the graph to the view", "Fit", () => zoomer?.fit()),
-          btn("graph-full", "Full size", "1:1", () => zoomer?.reset()));
+          btn("graph-full", "Full size 1:1", "1:1", () => zoomer?.reset()));
         put(content,
           h("div", { class: "view-bar" }, h("label", { for: "graph-run" }, "Run"), runPicker, zoomBar, legend()),
           wrap);

@@ -130,8 +130,8 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
   for (const b of [...L.boxes].sort((x, y) => x.depth - y.depth)) {
     const ids = taskIds(b.node);
     const head = s("g", {
-      class: "group-head", tabindex: 0, role: "button", "aria-expanded": "true",
-      "aria-label": `Collapse group ${b.node.id}`, onclick: () => onToggle(b.node.id),
+      // Named by its visible text (label and count); aria-expanded says what a press does.
+      class: "group-head", tabindex: 0, role: "button", "aria-expanded": "true", onclick: () => onToggle(b.node.id),
       onkeydown: (e) => {
         if (e.key === "Enter" || e.key === " ") {
           e.preventDefault();
@@ -174,15 +174,17 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
       s("title", {}, n.id),
       s("rect", { class: "node-bg", x: l.x, y: l.y, width: l.w, height: l.h, rx: 7 }),
       s("rect", { class: "node-state", x: l.x, y: l.y, width: 7, height: l.h, rx: 3 }),
-      s("text", { x: l.x + 16, y: l.y + 19, class: "node-label" }, `${isTask ? "" : "▸ "}${trim(n.label, 22)}`),
+      // The trailing space (not drawn) keeps the label and the line below two words in the text read out.
+      s("text", { x: l.x + 16, y: l.y + 19, class: "node-label" }, `${isTask ? "" : "▸ "}${trim(n.label, 22)} `),
       sub,
     ];
     let el;
     if (isTask) {
-      el = s("a", { class: "node task-node", href: href(["dags", dagId, "graph"], { task: n.id }), dataset: { key: `node:${n.id}` }, "aria-label": n.id }, body);
+      el = s("a", { class: "node task-node", href: href(["dags", dagId, "graph"], { task: n.id }), dataset: { key: `node:${n.id}` }, "aria-label": trim(n.label, 22) }, body);
     } else {
       el = s("g", {
-        class: "node group-node", tabindex: 0, role: "button", "aria-expanded": "false", "aria-label": `Expand group ${n.id}`,
+        // Named by its visible text, as a group's head is; aria-expanded says a press opens it.
+        class: "node group-node", tabindex: 0, role: "button", "aria-expanded": "false", "aria-label": `${trim(n.label, 22)} ${ids.length} tasks`,
         onclick: () => onToggle(n.id),
         onkeydown: (e) => {
           if (e.key === "Enter" || e.key === " ") {
@@ -211,10 +213,9 @@ export function renderGraph({ dagId, structure, collapsed, onToggle }) {
         ne.el.setAttribute("class", `node ${ne.isTask ? "task-node" : "group-node"} st-${st ?? "none"} ${ne.isTask && selected === ne.node.id ? "selected" : ""}`);
         const mapped = ne.isTask && ne.node.is_mapped ? ` [${counts[ne.node.id] ?? " "}]` : "";
         ne.sub.textContent = `${ne.isTask ? ne.node.operator : `${ne.ids.length} tasks`}${mapped}${st ? ` · ${st.replaceAll("_", " ")}` : ""}`;
-        if (ne.isTask) {
-          ne.el.setAttribute("href", href(["dags", dagId, "graph"], { run: runId, task: ne.node.id }));
-          ne.el.setAttribute("aria-label", `${ne.node.id}: ${st ?? "no status"}`);
-        }
+        if (ne.isTask) ne.el.setAttribute("href", href(["dags", dagId, "graph"], { run: runId, task: ne.node.id }));
+        // The name holds the visible text (name, operator or size, state), as WCAG's "label in name" asks.
+        ne.el.setAttribute("aria-label", `${trim(ne.node.label, 22)} ${ne.sub.textContent}`);
       }
       for (const b of boxEls) {
         const st = summarize(b.ids.map((id) => states[id] ?? null));

@@ -69,7 +69,7 @@ function durationChart(dagId, runs) {
   const secs = runs.map((r) => durationOf(r) ?? 0);
   const max = Math.max(1, ...secs);
   const width = AXIS_W + runs.length * (BAR_W + BAR_GAP);
-  const svg = s("svg", { class: "ov-chart", width, height: CHART_H + 24, viewBox: `0 0 ${width} ${CHART_H + 24}`, role: "img",
+  const svg = s("svg", { class: "ov-chart", width, height: CHART_H + 24, viewBox: `0 0 ${width} ${CHART_H + 24}`, role: "group",
     "aria-label": `Durations of the last ${runs.length} runs; the longest took ${fmtDuration(max)}` },
   s("line", { class: "axis", x1: AXIS_W - 4, y1: 4, x2: AXIS_W - 4, y2: CHART_H }),
   s("line", { class: "axis", x1: AXIS_W - 4, y1: CHART_H, x2: width, y2: CHART_H }),

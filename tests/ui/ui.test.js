@@ -344,7 +344,7 @@ for (const { label, prefix } of PREFIXES) {
       await page.locator("svg.graph .group-box").nth(2).waitFor();
       await snap("graph-groups");
       await page.locator("svg.graph .group-head").first().click();
-      await page.locator('svg.graph .group-node[aria-label="Expand group section_1"]').waitFor();
+      await page.locator('svg.graph .group-node[aria-expanded="false"][aria-label^="section_1 "]').waitFor();
       await page.getByRole("link", { name: "Grid", exact: true }).click();
       await page.locator('table.grid .group-toggle[data-key="group:section_2"]').waitFor();
       await page.locator('table.grid .group-toggle[data-key="group:section_2"]').click();
