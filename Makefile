@@ -108,11 +108,15 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 # release builds the static musl binary (--locked), installing musl-tools and the target if missing.
+# It is linked with its symbol table, kept as updraft.syms (what `make bench` reads to say
+# what each dependency costs), and stripped as the release profile strips the others.
 release:
 	@$(call need_cmd,musl-gcc,musl-tools)
 	@$(call need_cmd,file,file)
 	@$(call need_target,$(MUSL_TARGET))
-	$(CARGO) build --release --locked --target $(MUSL_TARGET)
+	$(CARGO) build --release --locked --target $(MUSL_TARGET) --config 'profile.release.strip="debuginfo"'
+	@if readelf -S $(MUSL_BIN) | grep -q '\.symtab'; then \
+		cp $(MUSL_BIN) $(MUSL_BIN).syms && strip --strip-all $(MUSL_BIN); fi
 	@stat -c '%n: %s bytes' $(MUSL_BIN) && file $(MUSL_BIN)
 
 # bench builds the release binary, the bare-server baseline and the static musl binary, then prints the benchmark table (the 30-minute memory soak last) and writes bench/RESULTS.md.
