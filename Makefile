@@ -31,7 +31,7 @@ need_component = rustup component list --installed | grep -q '^$(1)-' || rustup 
 # Airflow 3.3.2's own OpenAPI file, from its wheel on PyPI: the client sweep fuzzes with it too.
 AIRFLOW_SPEC := target/airflow-spec/airflow/api_fastapi/core_api/openapi/v2-rest-api-generated.yaml
 
-.PHONY: build run test test-rust test-compat test-client test-ui lint fmt fmt-check release windows windows-smoke bench clean
+.PHONY: build run test test-rust test-compat test-client test-ui lint fmt fmt-check release windows windows-smoke bench bench-peers clean
 
 # build builds a debug binary.
 build:
@@ -108,11 +108,15 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 # release builds the static musl binary (--locked), installing musl-tools and the target if missing.
+# It is linked with its symbol table, kept as updraft.syms (what `make bench` reads to say
+# what each dependency costs), and stripped as the release profile strips the others.
 release:
 	@$(call need_cmd,musl-gcc,musl-tools)
 	@$(call need_cmd,file,file)
 	@$(call need_target,$(MUSL_TARGET))
-	$(CARGO) build --release --locked --target $(MUSL_TARGET)
+	$(CARGO) build --release --locked --target $(MUSL_TARGET) --config 'profile.release.strip="debuginfo"'
+	@if readelf -S $(MUSL_BIN) | grep -q '\.symtab'; then \
+		cp $(MUSL_BIN) $(MUSL_BIN).syms && strip --strip-all $(MUSL_BIN); fi
 	@stat -c '%n: %s bytes' $(MUSL_BIN) && file $(MUSL_BIN)
 
 # bench builds the release binary, the bare-server baseline and the static musl binary, then prints the benchmark table (the 30-minute memory soak last) and writes bench/RESULTS.md.
@@ -121,6 +125,26 @@ bench: release
 	@$(call need_cmd,$(PYTHON),python3)
 	$(CARGO) build --release --locked --bins --examples
 	$(PYTHON) bench/bench.py --out bench/RESULTS.md
+
+# bench-peers runs updraft beside its peers on this machine and prints one table of ratios
+# (bench/peers.py): IronFlow from crates.io (installed under target/peers) and Apache
+# Airflow 3.3.2 from PyPI (the venv test-compat uses), with the same DAG shapes (bench/peers/).
+# Not part of `make test` or `make bench`.
+IRONFLOW_VERSION := 0.3.0
+IRONFLOW := target/peers/bin/ironflow
+bench-peers:
+	@$(call need_cmd,$(PYTHON),python3)
+	$(CARGO) build --release --locked
+	@test -x $(IRONFLOW) && grep -q 'ironflow-orchestrator $(IRONFLOW_VERSION) ' target/peers/.crates.toml || \
+		$(CARGO) install ironflow-orchestrator --version $(IRONFLOW_VERSION) --locked --root target/peers
+	@want=$$(sha256sum $(COMPAT_REQS) | cut -d' ' -f1); \
+	if [ "$$(cat $(COMPAT_VENV)/requirements.sha256 2>/dev/null)" != "$$want" ]; then \
+		echo "installing $(COMPAT_REQS) into $(COMPAT_VENV)"; \
+		rm -rf $(COMPAT_VENV) && $(PYTHON) -m venv $(COMPAT_VENV) && \
+		$(COMPAT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(COMPAT_REQS) && \
+		echo "$$want" > $(COMPAT_VENV)/requirements.sha256; \
+	fi
+	$(PYTHON) bench/peers.py
 
 # windows cross-builds the release .exe for x86_64-pc-windows-gnu, installing MinGW and the target if missing.
 windows:

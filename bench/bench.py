@@ -1239,9 +1239,69 @@ class Bench:
     def binary(self):
         path = os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/updraft")
         if os.path.exists(path):
-            self.results["binary"] = {"bytes": os.path.getsize(path), "path": path}
+            self.results["binary"] = {"bytes": os.path.getsize(path), "path": path,
+                                      "costs": binary_costs(path + ".syms")}
         else:
             self.results["binary"] = {"missing": f"{path} not built (run `make release`)"}
+
+
+# Symbols that name no Rust crate, by prefix: the C and assembly the crates build.
+C_SYMBOLS = (("sqlite3", "rusqlite (bundled SQLite)"), ("ring_core", "ring"), ("_ring", "ring"),
+             ("aes_", "ring"), ("gcm_", "ring"), ("chacha", "ring"), ("x25519", "ring"),
+             ("ecp_nistz", "ring"), ("p256", "ring"), ("p384", "ring"), ("bn_", "ring"),
+             ("sha256_block", "ring"), ("sha512_block", "ring"), ("poly1305", "ring"),
+             ("LIMBS_", "ring"), ("CRYPTO_", "ring"), ("OPENSSL_", "ring"))
+
+
+STD_CRATES = ("core", "alloc", "std", "proc_macro", "compiler_builtins", "hashbrown",
+              "std_detect", "rustc_demangle", "addr2line", "gimli", "miniz_oxide", "object")
+
+
+def symbol_crate(name):
+    """The crate a demangled symbol is there for: the first crate its path names that is
+    not the standard library's, so std's generic code (`drop_in_place<minijinja::..>`,
+    `<serde_json::Value as Clone>::clone`) counts for the crate that instantiated it;
+    std when it names no other. C symbols by their prefixes."""
+    heads = re.findall(r"(?<![A-Za-z0-9_:])([a-z_][a-z0-9_]*)::", name)
+    if heads:
+        for head in heads:
+            if head not in STD_CRATES:
+                return head.replace("_", "-")
+        return "std"
+    for prefix, crate in C_SYMBOLS:
+        if name.startswith(prefix):
+            return crate
+    return "[C: libc and other]"
+
+
+def binary_costs(path):
+    """What each large dependency costs in the static binary: symbol sizes from `nm`
+    on a copy with its symbol table (`make release` keeps one beside the stripped
+    binary), summed per crate, largest first; the sections that hold no symbol (unwind
+    tables, string literals) as their own lines. None when there is no such copy."""
+    if not os.path.exists(path) or not shutil.which("nm"):
+        return None
+    out = subprocess.run(["nm", "-S", "--size-sort", "-C", path], capture_output=True,
+                         text=True).stdout
+    per, named = {}, 0
+    for line in out.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) < 4:
+            continue
+        size = int(parts[1], 16)
+        crate = symbol_crate(parts[3])
+        per[crate] = per.get(crate, 0) + size
+        named += size
+    sections = {}
+    head = subprocess.run(["size", "-A", path], capture_output=True, text=True).stdout
+    for line in head.splitlines():
+        f = line.split()
+        if len(f) >= 2 and f[0].startswith(".") and f[1].isdigit():
+            sections[f[0]] = int(f[1])
+    loaded = sum(v for k, v in sections.items() if k not in (".symtab", ".strtab", ".comment")
+                 and not k.startswith(".debug"))
+    return {"crates": sorted(per.items(), key=lambda kv: -kv[1]), "named": named,
+            "sections": sections, "loaded": loaded}
 
 
 def parse_wrk(text):
@@ -1450,6 +1510,16 @@ def table(b):
             size = x["bytes"] / 1e6
             rows.append(["binary (static musl, release)", f"{size:.2f} MB ({x['bytes']:,} bytes)",
                          "—", "—", "≤ 10 MB", verdict(size <= 10)])
+            costs = x.get("costs")
+            if costs:
+                big = [(c, n) for c, n in costs["crates"] if n >= 100_000]
+                sec = costs["sections"]
+                unnamed = ", ".join(f"{k} {sec[k] / 1e6:.2f}" for k in (".eh_frame", ".gcc_except_table")
+                                    if k in sec)
+                rows.append(["binary: what each large dependency costs (MB of symbols, `nm`)",
+                             ", ".join(f"{c} {n / 1e6:.2f}" for c, n in big)
+                             + f"; symbols in all {costs['named'] / 1e6:.2f} of {costs['loaded'] / 1e6:.2f} "
+                             f"loaded; unwind tables {unnamed}", "—", "—", "", ""])
     head = ["figure", "updraft", "baseline (same run)", "ratio", "target", "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

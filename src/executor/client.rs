@@ -414,15 +414,33 @@ impl Client {
 ///
 /// The timeouts bound connecting and each read and write, not the whole call: a total
 /// (global) timeout makes ureq resolve the host on a thread of its own, one per call.
+///
+/// Each connection reads and writes through buffers of [`BUFFER`] bytes. ureq's default
+/// is 128 KiB each way, sized for any server on the internet; every supervisor holds a
+/// connection while its task runs, so at parallelism 32 those buffers alone were 8 MiB
+/// of the standalone's heap (heaptrack's largest peak consumer in a 1,000-task run),
+/// and glibc's arenas kept the freed 128 KiB blocks resident afterwards. The Execution
+/// API's answer heads are a few hundred bytes (a refreshed token the longest), and
+/// bodies of any size stream through the buffer.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(TIMEOUT))
         .timeout_per_read(Some(TIMEOUT))
         .timeout_per_write(Some(TIMEOUT))
+        .input_buffer_size(BUFFER)
+        .output_buffer_size(BUFFER)
+        .max_response_header_size(MAX_HEAD)
         .build()
         .into()
 }
+
+/// The read and write buffer of each connection to the Execution API (see [`agent`]).
+const BUFFER: usize = 16 * 1024;
+
+/// The longest answer head accepted: it must fit the read buffer with room to spare, so
+/// a longer one fails with ureq's clear "response header too large" error.
+const MAX_HEAD: usize = 8 * 1024;
 
 /// The Execution API's dag-runs routes, as Airflow's task SDK calls them for
 /// TriggerDagRunOperator (executor::operators::trigger).
@@ -470,5 +488,65 @@ impl Client {
         let path = format!("task-instances/{}/skip-downstream", encode_segment(ti_id));
         self.expect("PATCH", &path, Some(&json!({"tasks": tasks})), &[200, 204])
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    /// Issue 22: every supervisor's connection held ureq's default 128 KiB read and
+    /// 128 KiB write buffers, 8 MiB at parallelism 32.
+    #[test]
+    fn connections_have_small_buffers() {
+        let agent = agent();
+        assert!(agent.config().input_buffer_size() <= BUFFER);
+        assert!(agent.config().output_buffer_size() <= BUFFER);
+        assert!(agent.config().max_response_header_size() < agent.config().input_buffer_size());
+    }
+
+    /// Bodies far larger than the buffers still go through whole, both ways.
+    #[test]
+    fn bodies_larger_than_the_buffers_pass_whole() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut got = vec![0u8; length];
+            reader.read_exact(&mut got).unwrap();
+            // The answer echoes the request body, as a JSON string, twice.
+            let text = String::from_utf8(got).unwrap();
+            let body = json!({"a": text, "b": text}).to_string();
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        });
+        let big = "x".repeat(10 * BUFFER + 7);
+        let mut res = agent()
+            .post(&url)
+            .content_type("application/json")
+            .send(big.as_str())
+            .unwrap();
+        let value: Value = serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+        server.join().unwrap();
+        assert_eq!(value["a"].as_str().map(str::len), Some(big.len()));
+        assert_eq!(value["b"], value["a"]);
     }
 }
