@@ -101,6 +101,9 @@ def wait_http(url, proc, timeout):
 
 
 def stop_group(proc, grace=20):
+    """Stops the peer's process group, and every descendant that left it (Airflow's
+    workers start sessions of their own), so nothing outlives the run."""
+    family = tree(proc.pid)
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -112,6 +115,11 @@ def stop_group(proc, grace=20):
     except ProcessLookupError:
         pass
     proc.wait()
+    for pid in family[1:]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 # ---------------------------------------------------------------- DAG files
