@@ -124,11 +124,12 @@ class TaskSdk(Driver):
         r = c.get(f"dags/{DAG}")
         got = r.headers.get("airflow-api-version")
         check(got == sdk.API_VERSION, f"Airflow-API-Version {got!r}, want {sdk.API_VERSION}")
-        # An older version the server still serves, and one before every version.
-        r = c.get(f"dags/{DAG}", headers={"airflow-api-version": "2025-06-01"})
+        # An older version the server still serves (on a route it had then: `dags/{id}`
+        # came in 2026-04-06), and one before every version.
+        r = c.get("task-instances/count", params={"dag_id": DAG}, headers={"airflow-api-version": "2025-06-01"})
         check(r.headers.get("airflow-api-version") == "2025-06-01", f"older: {r.headers}")
         try:
-            c.get(f"dags/{DAG}", headers={"airflow-api-version": "2024-01-01"})
+            c.get("task-instances/count", params={"dag_id": DAG}, headers={"airflow-api-version": "2024-01-01"})
             raise AssertionError("a version before the first was served")
         except sdk.ServerResponseError as e:
             check(e.response.status_code == 404, f"before the first: {e.response.status_code}")
