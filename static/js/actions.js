@@ -66,9 +66,16 @@ function focusFirst(el) {
   const dlg = el.closest("dialog");
   const now = document.activeElement;
   if (!dlg || (dlg.contains(now) && /^(INPUT|SELECT|TEXTAREA)$/.test(now.tagName))) return;
-  const first = [...dlg.querySelectorAll("input, select, textarea")].find((x) => !x.disabled && x.getClientRects().length);
+  const first = [...dlg.querySelectorAll("input, select, textarea")].find((x) => !x.disabled && shownNow(x));
   (first ?? submitOf(el))?.focus();
 }
+
+/**
+ * Whether a field is on screen now. A field folded inside a closed `<details>` may still
+ * have layout boxes (Chromium hides the content with content-visibility), so
+ * `getClientRects` alone is not enough; `checkVisibility` knows.
+ */
+const shownNow = (x) => (x.checkVisibility ? x.checkVisibility() : x.getClientRects().length > 0);
 
 /** `task_id|map_index|run_id`: one task instance, as the tests compare them. */
 export const tiKey = (t) => `${t.task_id}|${t.map_index ?? -1}|${t.dag_run_id}`;
