@@ -4,12 +4,12 @@
 // API), an action that cannot change anything is disabled, and notes on a run and on a
 // task instance are added, edited and read back through the API.
 
-import { describe, test, before, after } from "node:test";
+import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { SHOTS, RUN_TIMEOUT, like, freePort, startServer, stopServer, launch, watch, meProbe } from "./harness.js";
+import { SHOTS, RUN_TIMEOUT, like, startServerAt, stopServer, launch, watch, meProbe, chained } from "./harness.js";
 
 const DAG = "acts_ui";
 const BASH = "airflow.providers.standard.operators.bash.BashOperator";
@@ -64,20 +64,8 @@ for (const { label, prefix } of PREFIXES) {
     let token;
     const runs = [];
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
-    let failed = null;
-    const step = (name, fn) => test(name, async (t) => {
-      if (failed) {
-        t.skip(`after "${failed}" failed`);
-        return;
-      }
-      try {
-        await fn();
-      } catch (e) {
-        failed = name;
-        await page?.screenshot({ path: path.join(SHOTS, `actions-${label}-FAILED-${name.replace(/\W+/g, "-").slice(0, 40)}.png`) }).catch(() => {});
-        throw e;
-      }
-    });
+    // The steps build on each other: after one fails, the rest are skipped, not timed out.
+    const step = chained((name) => page?.screenshot({ path: path.join(SHOTS, `actions-${label}-${name}.png`) }));
     const snap = (name) => page.screenshot({ path: path.join(SHOTS, `actions-${label}-${name}.png`) });
 
     /** The Core API, from the test, with the admin's token: resolves the parsed body. */
@@ -113,12 +101,7 @@ for (const { label, prefix } of PREFIXES) {
     before(async () => {
       const env = { UPDRAFT__CORE__LOAD_EXAMPLES: "False", UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION: "False" };
       const files = { "acts.yml": YAML };
-      if (prefix) {
-        const port = await freePort();
-        srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}${prefix}`, env, files });
-      } else {
-        srv = await startServer({ env, files });
-      }
+      srv = await startServerAt(prefix, { env, files });
       base = srv.url;
       ctx = await launch(profile);
       page = ctx.pages()[0] ?? (await ctx.newPage());

@@ -4,6 +4,7 @@
 // Screenshots go under target/ui-screenshots/<stamp>/, one stamp per `make test-ui`.
 
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -84,6 +85,13 @@ export async function startServer({ port = 0, baseUrl = null, env: extra = {}, f
   });
   assert.ok(password || extra.UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS, "the admin password is printed");
   return { child, url, password, home };
+}
+
+/** `startServer` at `prefix` ("" for none): the base_url then carries a free port. */
+export async function startServerAt(prefix, opts = {}) {
+  if (!prefix) return startServer(opts);
+  const port = await freePort();
+  return startServer({ ...opts, port, baseUrl: `http://127.0.0.1:${port}${prefix}` });
 }
 
 /** Stops the server by its PID: SIGTERM, then SIGKILL if it does not stop in time. */
@@ -183,3 +191,24 @@ export const PREFIXES = [
   { label: "d12345", prefix: "/d12345" },
   { label: "nested", prefix: "/a/b" },
 ].filter((p) => !process.env.UI_PREFIX || p.label === process.env.UI_PREFIX);
+
+/**
+ * A `test` for steps that build on each other: after one fails the rest are skipped, not
+ * timed out, and the failing step's page is photographed by `snap(name)`.
+ */
+export function chained(snap) {
+  let failed = null;
+  return (name, fn) => test(name, async (t) => {
+    if (failed) {
+      t.skip(`after "${failed}" failed`);
+      return;
+    }
+    try {
+      await fn();
+    } catch (e) {
+      failed = name;
+      await Promise.resolve(snap(`FAILED-${name.replace(/\W+/g, "-").slice(0, 40)}`)).catch(() => {});
+      throw e;
+    }
+  });
+}

@@ -5,14 +5,14 @@
 // per prefix; the pages are visited in the app (history navigation), so axe-core is
 // injected once per prefix.
 
-import { describe, test, before, after } from "node:test";
+import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
-import { SHOTS, CHROMIUM, like, freePort, startServer, stopServer, launch, watch, meProbe, PREFIXES } from "./harness.js";
+import { SHOTS, CHROMIUM, like, startServerAt, stopServer, launch, watch, meProbe, PREFIXES, chained } from "./harness.js";
 
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const WIDTHS = [{ width: 1440, height: 900 }, { width: 390, height: 844 }];
@@ -81,21 +81,8 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
     const ids = {};
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
 
-    // The steps build on each other: after one fails, the rest are skipped.
-    let failed = null;
-    const step = (name, fn) => test(name, async (t) => {
-      if (failed) {
-        t.skip(`after "${failed}" failed`);
-        return;
-      }
-      try {
-        await fn();
-      } catch (e) {
-        failed = name;
-        await shot(`FAILED-${name.replace(/\W+/g, "-").slice(0, 40)}`).catch(() => {});
-        throw e;
-      }
-    });
+    // The steps build on each other: after one fails, the rest are skipped, not timed out.
+    const step = chained((name) => shot(name));
 
     const shot = (name) => page.screenshot({ path: path.join(SHOTS, `mobile-${label}-${name}.png`), fullPage: true });
 
@@ -186,12 +173,7 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
 
     before(async () => {
       const env = { UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION: "False" };
-      if (prefix) {
-        const port = await freePort();
-        srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}${prefix}`, env, files: { "asset.yml": ASSET_YAML } });
-      } else {
-        srv = await startServer({ env, files: { "asset.yml": ASSET_YAML } });
-      }
+      srv = await startServerAt(prefix, { env, files: { "asset.yml": ASSET_YAML } });
       base = srv.url;
       const tok = await fetch(`${base}auth/token`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ username: "admin", password: srv.password }),

@@ -5,13 +5,13 @@
 // form's errors (invalid conf JSON, a duplicate run id) in the API's words. At no prefix
 // and under /d12345.
 
-import { describe, test, before, after } from "node:test";
+import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BIN, SHOTS, like, freePort, startServer, stopServer, launch, watch, meProbe, PREFIXES } from "./harness.js";
+import { BIN, SHOTS, like, startServerAt, stopServer, launch, watch, meProbe, PREFIXES, chained } from "./harness.js";
 
 const DAG = "many";
 const RUNS = 120;
@@ -39,20 +39,8 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
     let shot = 0;
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
 
-    let failed = null;
-    const step = (name, fn) => test(name, async (t) => {
-      if (failed) {
-        t.skip(`after "${failed}" failed`);
-        return;
-      }
-      try {
-        await fn();
-      } catch (e) {
-        failed = name;
-        await snap(`FAILED-${name.replace(/\W+/g, "-").slice(0, 40)}`).catch(() => {});
-        throw e;
-      }
-    });
+    // The steps build on each other: after one fails, the rest are skipped, not timed out.
+    const step = chained((name) => snap(name));
     const snap = async (name) => {
       shot += 1;
       await page.screenshot({ path: path.join(SHOTS, `runs-${label}-${String(shot).padStart(2, "0")}-${name}.png`) });
@@ -72,12 +60,7 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
     before(async () => {
       const env = { UPDRAFT__CORE__LOAD_EXAMPLES: "False", UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION: "True" };
       const files = { "many.yml": DAG_YAML, "fresh.yml": FRESH_YAML };
-      if (prefix) {
-        const port = await freePort();
-        srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}${prefix}`, env, files });
-      } else {
-        srv = await startServer({ env, files });
-      }
+      srv = await startServerAt(prefix, { env, files });
       base = srv.url;
       const res = await fetch(`${base}auth/token`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ username: "admin", password: srv.password }),

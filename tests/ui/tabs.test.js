@@ -3,12 +3,12 @@
 // and under /d12345 (issue 20). One server per prefix: a DAG that pushes an XCom and
 // fails, a paused one with runs on known dates, and a 42-task chain for the graph.
 
-import { describe, test, before, after } from "node:test";
+import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { SHOTS, RUN_TIMEOUT, like, freePort, startServer, stopServer, launch, watch, meProbe, PREFIXES } from "./harness.js";
+import { SHOTS, RUN_TIMEOUT, like, startServerAt, stopServer, launch, watch, meProbe, PREFIXES, chained } from "./harness.js";
 
 const BASH = "airflow.providers.standard.operators.bash.BashOperator";
 const EMPTY = "airflow.providers.standard.operators.empty.EmptyOperator";
@@ -57,20 +57,8 @@ for (const { label, prefix } of SHOWN) {
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
     const snap = (name) => page.screenshot({ path: path.join(SHOTS, `tabs-${label}-${name}.png`) });
 
-    let failed = null;
-    const step = (name, fn) => test(name, async (t) => {
-      if (failed) {
-        t.skip(`after "${failed}" failed`);
-        return;
-      }
-      try {
-        await fn();
-      } catch (e) {
-        failed = name;
-        await snap(`FAILED-${name.replace(/\W+/g, "-").slice(0, 40)}`).catch(() => {});
-        throw e;
-      }
-    });
+    // The steps build on each other: after one fails, the rest are skipped, not timed out.
+    const step = chained((name) => snap(name));
 
     /** Calls the API as admin; resolves the parsed body after checking the status. */
     const call = async (method, p, body, status = 200) => {
@@ -84,12 +72,7 @@ for (const { label, prefix } of SHOWN) {
 
     before(async () => {
       const files = { "tabs_demo.yml": DEMO, "tabs_calendar.yml": CALENDAR, "tabs_wide.yml": WIDE };
-      if (prefix) {
-        const port = await freePort();
-        srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}${prefix}`, files });
-      } else {
-        srv = await startServer({ files });
-      }
+      srv = await startServerAt(prefix, { files });
       base = srv.url;
       const tok = await fetch(`${base}auth/token`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ username: "admin", password: srv.password }),

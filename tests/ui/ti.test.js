@@ -4,13 +4,13 @@
 // search and download, a live duration, and the log moving on to the new try after a
 // retry and after a clear. At no prefix and under /d12345, one server each.
 
-import { describe, test, before, after } from "node:test";
+import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { SHOTS, RUN_TIMEOUT, CHROMIUM, freePort, startServer, stopServer, watch, PREFIXES } from "./harness.js";
+import { SHOTS, RUN_TIMEOUT, CHROMIUM, startServerAt, stopServer, watch, PREFIXES, chained } from "./harness.js";
 
 const BASH = "airflow.providers.standard.operators.bash.BashOperator";
 const DAGS = {
@@ -49,17 +49,8 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
     let base;
     const downloads = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-dl-"));
 
-    let failed = null;
-    const step = (name, fn) => test(name, async (t) => {
-      if (failed) return t.skip(`after "${failed}" failed`);
-      try {
-        await fn();
-      } catch (e) {
-        failed = name;
-        await snap(`FAILED-${name.replace(/\W+/g, "-").slice(0, 40)}`).catch(() => {});
-        throw e;
-      }
-    });
+    // The steps build on each other: after one fails, the rest are skipped, not timed out.
+    const step = chained((name) => snap(name));
     const snap = (name) => page.screenshot({ path: path.join(SHOTS, `ti-${label}-${name}.png`) });
     /** The Core API from the test (all admins: no token needed). */
     const api = async (p, { method = "GET", body, accept = "application/json" } = {}) => {
@@ -78,12 +69,7 @@ for (const { label, prefix } of PREFIXES.filter((p) => p.label !== "nested")) {
 
     before(async () => {
       const env = { UPDRAFT__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True", UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION: "False" };
-      if (prefix) {
-        const port = await freePort();
-        srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}${prefix}`, env, files: DAGS });
-      } else {
-        srv = await startServer({ env, files: DAGS });
-      }
+      srv = await startServerAt(prefix, { env, files: DAGS });
       base = srv.url;
       browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
       // A browser in New York: its own zone is neither UTC nor the DAG's.

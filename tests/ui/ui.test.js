@@ -10,7 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  BIN, SHOTS, RUN_TIMEOUT, like, freePort, startServer, stopServer, launch, watch, meProbe, PREFIXES,
+  BIN, SHOTS, RUN_TIMEOUT, like, freePort, startServer, startServerAt, stopServer, launch, watch, meProbe, PREFIXES, chained,
 } from "./harness.js";
 
 for (const { label, prefix } of PREFIXES) {
@@ -26,20 +26,7 @@ for (const { label, prefix } of PREFIXES) {
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), "updraft-chromium-"));
 
     // The steps build on each other: after one fails, the rest are skipped, not timed out.
-    let failed = null;
-    const step = (name, fn) => test(name, async (t) => {
-      if (failed) {
-        t.skip(`after "${failed}" failed`);
-        return;
-      }
-      try {
-        await fn();
-      } catch (e) {
-        failed = name;
-        await snap(`FAILED-${name.replace(/\W+/g, "-").slice(0, 40)}`).catch(() => {});
-        throw e;
-      }
-    });
+    const step = chained((name) => snap(name));
 
     const snap = async (name) => {
       shot += 1;
@@ -48,12 +35,7 @@ for (const { label, prefix } of PREFIXES) {
     };
 
     before(async () => {
-      if (prefix) {
-        const port = await freePort();
-        srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}${prefix}` });
-      } else {
-        srv = await startServer();
-      }
+      srv = await startServerAt(prefix);
       base = srv.url;
       assert.ok(base.endsWith(`${prefix}/`), `${base} ends with ${prefix}/`);
       ctx = await launch(profile);
@@ -684,8 +666,7 @@ describe("human in the loop under /d12345", { concurrency: false }, () => {
     UPDRAFT__CORE__LOAD_EXAMPLES: "False",
   };
   before(async () => {
-    const port = await freePort();
-    srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}/d12345`, env, files: { "approval.yml": APPROVAL_YAML } });
+    srv = await startServerAt("/d12345", { env, files: { "approval.yml": APPROVAL_YAML } });
     ctx = await launch(profile);
   });
   after(async () => {
@@ -829,8 +810,7 @@ describe("assets under /d12345", { concurrency: false }, () => {
     UPDRAFT__CORE__LOAD_EXAMPLES: "False",
   };
   before(async () => {
-    const port = await freePort();
-    srv = await startServer({ port, baseUrl: `http://127.0.0.1:${port}/d12345`, env, files: { "assets.yml": YAML } });
+    srv = await startServerAt("/d12345", { env, files: { "assets.yml": YAML } });
     ctx = await launch(profile);
   });
   after(async () => {
