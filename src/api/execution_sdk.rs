@@ -479,7 +479,13 @@ pub fn previous_dag_run(
     _: &Params,
 ) -> Result<Reply, ApiError> {
     let c = caller(ctx, store, req, None)?;
-    let dag_id = required(req, "dag_id")?;
+    let v = previous_run(store, req, required(req, "dag_id")?)?;
+    Ok(ok_json(ctx, &c, 200, &v))
+}
+
+/// The run of `dag_id` with the latest logical date before the query's `logical_date`
+/// (in its `state`, if given), as a `DagRun`, or null: both `previous` routes' answer.
+fn previous_run(store: &mut Store, req: &Req, dag_id: &str) -> Result<Value, ApiError> {
     let before = date_value("logical_date", required(req, "logical_date")?)?;
     let state = req.query("state");
     let best = store
@@ -488,8 +494,7 @@ pub fn previous_dag_run(
         .filter(|r| r.logical_date.is_some_and(|d| d < before))
         .filter(|r| state.is_none_or(|s| r.state.as_str() == s))
         .max_by_key(|r| r.logical_date);
-    let v = best.as_ref().map_or(Value::Null, dag_run_json);
-    Ok(ok_json(ctx, &c, 200, &v))
+    Ok(best.as_ref().map_or(Value::Null, dag_run_json))
 }
 
 /// `GET /execution/dag-runs/{dag_id}/previous`, served to clients of versions
@@ -503,16 +508,7 @@ pub fn previous_dag_run_compat(
     p: &Params,
 ) -> Result<Reply, ApiError> {
     let c = caller(ctx, store, req, None)?;
-    let dag_id = p.get("dag_id");
-    let before = date_value("logical_date", required(req, "logical_date")?)?;
-    let state = req.query("state");
-    let best = store
-        .runs_of(Some(dag_id), usize::MAX)?
-        .into_iter()
-        .filter(|r| r.logical_date.is_some_and(|d| d < before))
-        .filter(|r| state.is_none_or(|s| r.state.as_str() == s))
-        .max_by_key(|r| r.logical_date);
-    let v = best.as_ref().map_or(Value::Null, dag_run_json);
+    let v = previous_run(store, req, p.get("dag_id"))?;
     Ok(ok_json(ctx, &c, 200, &v))
 }
 
