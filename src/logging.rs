@@ -23,13 +23,11 @@ impl Log for Logger {
             .target()
             .strip_prefix("updraft::")
             .unwrap_or(record.target());
+        // One write per line: stderr is unbuffered, and worker processes share it, so a line
+        // written piecewise interleaves with theirs byte by byte.
+        let line = format!("{now} {:<5} {target}: {}\n", record.level(), record.args());
         // A closed stderr must not take the program down with it.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "{now} {:<5} {target}: {}",
-            record.level(),
-            record.args()
-        );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}
