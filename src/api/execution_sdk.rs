@@ -324,18 +324,10 @@ pub fn previous_successful_dagrun(
     let logical = store
         .run(&c.ti.dag_id, &c.ti.run_id)?
         .and_then(|r| r.logical_date);
-    let mut found: Option<RunRow> = None;
-    if let Some(ld) = logical {
-        for run in store.runs_of(Some(&c.ti.dag_id), usize::MAX)? {
-            let Some(d) = run.logical_date else { continue };
-            if run.state == RunState::Success
-                && d < ld
-                && found.as_ref().is_none_or(|f| f.logical_date < Some(d))
-            {
-                found = Some(run);
-            }
-        }
-    }
+    let found = match logical {
+        Some(ld) => store.run_before(&c.ti.dag_id, ld, Some(RunState::Success.as_str()))?,
+        None => None,
+    };
     let v = match found {
         Some(r) => {
             json!({"data_interval_start": t(r.data_interval_start), "data_interval_end": t(r.data_interval_end),
@@ -488,12 +480,7 @@ pub fn previous_dag_run(
 fn previous_run(store: &mut Store, req: &Req, dag_id: &str) -> Result<Value, ApiError> {
     let before = date_value("logical_date", required(req, "logical_date")?)?;
     let state = req.query("state");
-    let best = store
-        .runs_of(Some(dag_id), usize::MAX)?
-        .into_iter()
-        .filter(|r| r.logical_date.is_some_and(|d| d < before))
-        .filter(|r| state.is_none_or(|s| r.state.as_str() == s))
-        .max_by_key(|r| r.logical_date);
+    let best = store.run_before(dag_id, before, state)?;
     Ok(best.as_ref().map_or(Value::Null, dag_run_json))
 }
 

@@ -419,6 +419,27 @@ impl Store {
         )
     }
 
+    /// The run of a DAG with the latest logical date before `before`, in `state` if given
+    /// (the Task SDK's "previous run" questions; one indexed lookup, not a scan).
+    pub fn run_before(
+        &self,
+        dag_id: &str,
+        before: DateTime<Utc>,
+        state: Option<&str>,
+    ) -> Result<Option<RunRow>> {
+        self.conn
+            .row(
+                &format!(
+                    "SELECT {RUN_COLS} FROM dag_run WHERE dag_id = ?1 AND logical_date < ?2
+                     AND (?3 IS NULL OR state = ?3) ORDER BY logical_date DESC LIMIT 1"
+                ),
+                params![dag_id, ts(before), state],
+                run_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// The earliest and latest logical dates among a DAG's runs.
     pub fn logical_date_span(
         &self,
@@ -550,5 +571,44 @@ mod tests {
         let mut bad = ListQuery::default();
         bad.order_by("nope", false);
         assert!(bad.build(run_field).is_err());
+    }
+
+    #[test]
+    fn run_before_finds_the_latest_earlier_run_in_a_state() {
+        use std::hash::{BuildHasher, RandomState};
+        let dir = std::env::temp_dir().join(format!(
+            "updraft-qruns-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(0u8)
+        ));
+        let store = Store::open(&dir.join("t.db")).unwrap();
+        let day = |d: u32| parse_ts(&format!("2024-01-{d:02}T00:00:00+00:00")).unwrap();
+        for (id, dag, d, state) in [
+            ("r1", "a", Some(1), "success"),
+            ("r2", "a", Some(2), "failed"),
+            ("r3", "a", Some(3), "success"),
+            ("m", "a", None, "success"),
+            ("o4", "b", Some(4), "success"),
+        ] {
+            store
+                .conn
+                .execute(
+                    "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, run_after, updated_at)
+                     VALUES (?1, ?2, 'scheduled', ?3, ?4, ?5, ?5)",
+                    params![dag, id, state, d.map(|d| ts(day(d))), ts(day(1))],
+                )
+                .unwrap();
+        }
+        let before = |d, state| {
+            store
+                .run_before("a", day(d), state)
+                .unwrap()
+                .map(|r| r.run_id)
+        };
+        assert_eq!(before(5, None).as_deref(), Some("r3"));
+        assert_eq!(before(3, None).as_deref(), Some("r2"));
+        assert_eq!(before(3, Some("success")).as_deref(), Some("r1"));
+        assert_eq!(before(1, None), None);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
