@@ -134,15 +134,7 @@ impl Store {
     /// still starts in its turn. Cheap however long the history is: it reads a partial
     /// index of active runs, and one index entry per backfill run.
     pub fn active_runs(&self) -> Result<Vec<RunRow>> {
-        self.query(
-            &format!(
-                "SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running')
-                 ORDER BY (SELECT b.sort_ordinal FROM backfill_dag_run b
-                           WHERE b.dag_run_id = dag_run.id AND b.backfill_id = dag_run.backfill_id) NULLS FIRST, id"
-            ),
-            [],
-            run_row,
-        )
+        self.query(&active_runs_sql(), [], run_row)
     }
 
     /// Runs of one DAG (or all with `None`), newest first, at most `limit`.
@@ -429,34 +421,10 @@ impl Store {
         Ok(text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
     }
 
-    /// The queued and running task instances of `dag_id`: (dag_id, run_id, task_id)
-    /// each, for the tasks' own limits (`max_active_tis_per_dag`/`_per_dagrun`).
-    pub fn task_usage(&self, dag_id: &str) -> Result<Vec<(String, String, String)>> {
-        self.query(
-            &format!(
-                "SELECT dag_id, run_id, task_id FROM task_instance
-                 WHERE dag_id = ?1 AND state IN ('queued', 'running') AND {ACTIVE_TI}"
-            ),
-            [dag_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-    }
-
     /// Counts of task instances by state across all DAGs, for limits: (running+queued
     /// overall, per DAG, per pool slots used).
     pub fn slot_usage(&self) -> Result<Vec<(String, String, u32)>> {
-        self.query(
-            &format!("SELECT dag_id, pool, pool_slots FROM task_instance WHERE state IN ('queued', 'running') AND {ACTIVE_TI}"),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-    }
-
-    /// Every pool's size.
-    pub fn pool_slots(&self) -> Result<Vec<(String, i64)>> {
-        self.query("SELECT pool, slots FROM slot_pool", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        slot_usage(&self.conn).map_err(|e| self.err(e))
     }
 
     pub(super) fn query<T, P: rusqlite::Params>(
@@ -472,10 +440,63 @@ impl Store {
     }
 }
 
+/// The query of [`Store::active_runs`].
+pub(super) fn active_runs_sql() -> String {
+    format!(
+        "SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running')
+         ORDER BY (SELECT b.sort_ordinal FROM backfill_dag_run b
+                   WHERE b.dag_run_id = dag_run.id AND b.backfill_id = dag_run.backfill_id) NULLS FIRST, id"
+    )
+}
+
+/// What the queue decision reads, inside the pass's write transaction (`Tx::slot_usage`
+/// and the rest); slot usage also on the bare connection, for the API.
+fn task_usage(
+    conn: &rusqlite::Connection,
+    dag_id: &str,
+) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT dag_id, run_id, task_id FROM task_instance
+         WHERE dag_id = ?1 AND state IN ('queued', 'running') AND {ACTIVE_TI}"
+    ))?;
+    let rows = stmt.query_map([dag_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+fn slot_usage(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(String, String, u32)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT dag_id, pool, pool_slots FROM task_instance WHERE state IN ('queued', 'running') AND {ACTIVE_TI}"
+    ))?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+fn pool_slots(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare_cached("SELECT pool, slots FROM slot_pool")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
 /// A write transaction. Dropped without [`Store::write`] returning `Ok`, it rolls back.
 pub struct Tx<'a>(pub(super) rusqlite::Transaction<'a>);
 
 impl Tx<'_> {
+    /// The queued and running task instances of `dag_id`: (dag_id, run_id, task_id)
+    /// each, for the tasks' own limits (`max_active_tis_per_dag`/`_per_dagrun`).
+    pub fn task_usage(&self, dag_id: &str) -> Result<Vec<(String, String, String)>> {
+        task_usage(&self.0, dag_id).map_err(db)
+    }
+
+    /// [`Store::slot_usage`], inside this transaction.
+    pub fn slot_usage(&self) -> Result<Vec<(String, String, u32)>> {
+        slot_usage(&self.0).map_err(db)
+    }
+
+    /// Every pool's size.
+    pub fn pool_slots(&self) -> Result<Vec<(String, i64)>> {
+        pool_slots(&self.0).map_err(db)
+    }
+
     /// Creates a run and a task instance (no state) per task. A duplicate run id or
     /// logical date is a `Conflict`.
     pub fn create_run(&self, new: &NewRun, now: DateTime<Utc>) -> Result<RunRow> {
