@@ -481,6 +481,20 @@ fn pool_slots(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(String, i64)
 pub struct Tx<'a>(pub(super) rusqlite::Transaction<'a>);
 
 impl Tx<'_> {
+    /// Moves the change counter (`ti_change`) to the number a statement gave the task
+    /// instances it wrote, `(SELECT seq FROM ti_change) + 1`, when it wrote any. Such a
+    /// statement keeps the `ti_updated` trigger out (it fires only on rows whose number
+    /// the statement left alone), which would otherwise write each row a second time
+    /// just to number it; the hot ones (a try's states) do so.
+    fn numbered(&self, rows: usize) -> Result<()> {
+        if rows > 0 {
+            self.0
+                .exec("UPDATE ti_change SET seq = seq + 1", [])
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
     /// The queued and running task instances of `dag_id`: (dag_id, run_id, task_id)
     /// each, for the tasks' own limits (`max_active_tis_per_dag`/`_per_dagrun`).
     pub fn task_usage(&self, dag_id: &str) -> Result<Vec<(String, String, String)>> {
@@ -834,21 +848,25 @@ impl Tx<'_> {
                 "UPDATE task_instance SET state = ?3,
                     try_number = try_number + CASE WHEN state = 'up_for_reschedule' THEN 0 ELSE 1 END, scheduled_dttm = ?4,
                     next_retry_at = ?5, start_date = NULL, end_date = NULL, duration = NULL, pid = NULL,
-                    hostname = NULL, last_heartbeat_at = NULL, updated_at = ?4
+                    hostname = NULL, last_heartbeat_at = NULL, updated_at = ?4,
+                    change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state IS ?2"
             }
             Some(Queued) => {
                 "UPDATE task_instance SET state = ?3, queued_dttm = ?4, updated_at = ?4,
-                    next_retry_at = COALESCE(?5, next_retry_at) WHERE id = ?1 AND state IS ?2"
+                    next_retry_at = COALESCE(?5, next_retry_at), change_seq = (SELECT seq FROM ti_change) + 1
+                 WHERE id = ?1 AND state IS ?2"
             }
             Some(Success | Failed | Skipped | UpstreamFailed | UpForRetry | UpForReschedule | Removed) => {
                 "UPDATE task_instance SET state = ?3, end_date = ?4, updated_at = ?4, next_retry_at = ?5,
                     start_date = COALESCE(start_date, ?4),
-                    duration = round((julianday(?4) - julianday(COALESCE(start_date, ?4))) * 86400.0, 3)
+                    duration = round((julianday(?4) - julianday(COALESCE(start_date, ?4))) * 86400.0, 3),
+                    change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state IS ?2"
             }
             _ => {
-                "UPDATE task_instance SET state = ?3, updated_at = ?4, next_retry_at = COALESCE(?5, next_retry_at)
+                "UPDATE task_instance SET state = ?3, updated_at = ?4, next_retry_at = COALESCE(?5, next_retry_at),
+                    change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state IS ?2"
             }
         };
@@ -865,6 +883,7 @@ impl Tx<'_> {
                 ],
             )
             .map_err(db)?;
+        self.numbered(n)?;
         // A reschedule goes on with the same try: it is kept when the try ends.
         if n == 1 && from == Some(Running) && to != Some(UpForReschedule) {
             self.record_try(id)?;
@@ -914,11 +933,13 @@ impl Tx<'_> {
         let n = self
             .0
             .exec(
-                "UPDATE task_instance SET state = 'queued', queued_dttm = ?3, queued_by_job_id = ?2, updated_at = ?3
+                "UPDATE task_instance SET state = 'queued', queued_dttm = ?3, queued_by_job_id = ?2, updated_at = ?3,
+                    change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state = 'scheduled'",
                 params![id, job_id, ts(now)],
             )
             .map_err(db)?;
+        self.numbered(n)?;
         Ok(n == 1)
     }
 
@@ -952,11 +973,12 @@ impl Tx<'_> {
             .0
             .exec(
                 "UPDATE task_instance SET state = 'running', start_date = ?5, pid = ?2, hostname = ?3, unixname = ?4,
-                    last_heartbeat_at = ?5, updated_at = ?5
+                    last_heartbeat_at = ?5, updated_at = ?5, change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state = 'queued'",
                 params![id, pid, hostname, unixname, ts(now)],
             )
             .map_err(db)?;
+        self.numbered(n)?;
         Ok(n == 1)
     }
 
@@ -1328,6 +1350,54 @@ mod tests {
         assert!(rows.iter().filter(|t| t.map_index != 5).all(|t| {
             t.state == Some(TaskState::Scheduled) && t.try_number == 1 && t.scheduled_dttm.is_some()
         }));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 22: a try's state writes number their row themselves, one change number
+    /// each as the `ti_updated` trigger gives, so the scheduler reads each change once;
+    /// a refused compare-and-set takes no number.
+    #[test]
+    fn a_tries_state_writes_are_numbered_once_each() {
+        let (dir, mut store, tis) = run_of("[{A: '1'}]");
+        let id = tis[0].id.as_str();
+        let now: DateTime<Utc> = "2025-01-01T00:01:00Z".parse().unwrap();
+        type Step<'a> = &'a dyn Fn(&Tx) -> Result<bool>;
+        let steps: [(&str, Step); 5] = [
+            ("scheduled", &|tx| {
+                tx.set_ti_state(id, None, Some(TaskState::Scheduled), now, None)
+            }),
+            ("queued", &|tx| tx.queue_ti(id, 1, now)),
+            ("queued again", &|tx| tx.queue_ti(id, 1, now)),
+            ("running", &|tx| tx.start_ti(id, 7, "h", "u", now)),
+            ("success", &|tx| {
+                tx.set_ti_state(
+                    id,
+                    Some(TaskState::Running),
+                    Some(TaskState::Success),
+                    now,
+                    None,
+                )
+            }),
+        ];
+        for (what, step) in steps {
+            let before = store.ti_change_seq().unwrap();
+            let wrote = store.write(|tx| step(tx)).unwrap();
+            let after = store.ti_change_seq().unwrap();
+            let changed = store.tis_changed_since(before).unwrap();
+            if wrote {
+                assert_eq!(after, before + 1, "{what}");
+                assert_eq!(changed.len(), 1, "{what}");
+                assert_eq!(
+                    (changed[0].0, changed[0].1.id.as_str()),
+                    (after, id),
+                    "{what}"
+                );
+            } else {
+                assert_eq!((after, changed.len()), (before, 0), "{what}");
+            }
+        }
+        let ti = store.ti(id).unwrap().unwrap();
+        assert_eq!(ti.state, Some(TaskState::Success));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
