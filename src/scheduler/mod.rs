@@ -2,9 +2,10 @@
 //! schedule says so, decides which task instances may run (trigger rules, retries,
 //! limits), hands them to the executor, and closes runs.
 //!
-//! It reacts to events, not ticks: a task that ends (its supervisor exits, or the
-//! Execution API wakes us in-process) starts a pass at once unless a pass has already
-//! seen the commit that reported it (`data_version` unchanged), and a commit by another
+//! It reacts to events, not ticks: a task that ends (the Execution API wakes us
+//! in-process after committing its report; otherwise its supervisor's exit) starts a
+//! pass at once unless a pass has already seen the commit that reported it
+//! (`data_version` unchanged), and a commit by another
 //! process (a trigger from the CLI or the API server) is seen through SQLite's
 //! `data_version` within [`POLL`]. `scheduler_heartbeat_sec` only bounds how long it
 //! sleeps with nothing to do. A pass reads only active runs and their task instances,
