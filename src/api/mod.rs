@@ -151,10 +151,11 @@ fn openapi_docs(ctx: &Ctx, _: &mut Store, req: &Req, _: &Params) -> Result<Reply
 pub fn handle(ctx: &Ctx, store: &mut Store, req: &Req) -> (Reply, &'static str) {
     let segments: Vec<&str> = req.raw_path.split('/').skip(1).collect();
     let mut path_matched = false;
-    for r in routes() {
-        let Some(values) = match_path(r.path, &segments) else {
+    for (r, parts) in route_table() {
+        let mut values = Vec::new();
+        if !match_parts(parts, &segments, &mut values) {
             continue;
-        };
+        }
         if !ctx.apps.serves(r.app) {
             return (not_served(r.app), r.path);
         }
@@ -255,14 +256,27 @@ fn not_served(app: App) -> Reply {
     ApiError::not_found(which).into_reply()
 }
 
+/// Every route with its template split into segments, split once: each request tries
+/// the routes in order, and splitting every template again per request (a vector each)
+/// was a good part of what routing cost.
+fn route_table() -> &'static [(&'static Route, Vec<&'static str>)] {
+    static TABLE: std::sync::OnceLock<Vec<(&'static Route, Vec<&'static str>)>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| routes().map(|r| (r, template_parts(r.path))).collect())
+}
+
+fn template_parts(template: &'static str) -> Vec<&'static str> {
+    template.split('/').skip(1).collect()
+}
+
 /// Matches a template like `/api/v2/dags/{dag_id}` against path segments. A `{name:path}`
 /// placeholder, as in Airflow's `{variable_key:path}` routes, takes one or more segments
 /// with their `/` (the longest that lets the rest match, as Starlette's `.*` does); any
 /// other placeholder takes exactly one.
+#[cfg(test)]
 fn match_path(template: &'static str, segments: &[&str]) -> Option<Vec<(&'static str, String)>> {
-    let parts: Vec<&'static str> = template.split('/').skip(1).collect();
     let mut params = Vec::new();
-    match_parts(&parts, segments, &mut params).then_some(params)
+    match_parts(&template_parts(template), segments, &mut params).then_some(params)
 }
 
 fn match_parts(

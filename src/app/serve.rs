@@ -90,6 +90,7 @@ pub fn scheduler(env: &Env) -> Result<()> {
         until_run: None,
         metrics: Default::default(),
         clock: env.clock.clone(),
+        api_wakes: false,
     };
     let sched = scheduler::start(cfg, opts, wake_rx)?;
     let (control, _unused) = crossbeam_channel::unbounded();
@@ -130,6 +131,7 @@ pub fn standalone(env: &Env) -> Result<()> {
         until_run: None,
         metrics: running.ctx.metrics.clone(),
         clock: env.clock.clone(),
+        api_wakes: true,
     };
     let sched = scheduler::start(cfg, opts, wake_rx)?;
     let stop = stop_signals(running.control());
@@ -160,6 +162,7 @@ fn standalone_with_processes(cfg: Config, env: &Env) -> Result<()> {
         until_run: None,
         metrics: Default::default(),
         clock: env.clock.clone(),
+        api_wakes: false,
     };
     // Nothing in this process wakes it: it watches the database instead.
     let (_wake_tx, wake_rx) = bounded(1);
@@ -258,6 +261,7 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
         until_run: until,
         metrics: Default::default(),
         clock: env.clock.clone(),
+        api_wakes: true,
     };
     let sched = scheduler::start(cfg.clone(), opts, wake_rx)?;
     emit(&format!("dags test: {dag_id} run {}\n", run.run_id))?;

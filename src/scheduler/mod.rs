@@ -2,9 +2,10 @@
 //! schedule says so, decides which task instances may run (trigger rules, retries,
 //! limits), hands them to the executor, and closes runs.
 //!
-//! It reacts to events, not ticks: a task that ends (its supervisor exits, or the
-//! Execution API wakes us in-process) starts a pass at once unless a pass has already
-//! seen the commit that reported it (`data_version` unchanged), and a commit by another
+//! It reacts to events, not ticks: a task that ends (the Execution API wakes us
+//! in-process after committing its report; otherwise its supervisor's exit) starts a
+//! pass at once unless a pass has already seen the commit that reported it
+//! (`data_version` unchanged), and a commit by another
 //! process (a trigger from the CLI or the API server) is seen through SQLite's
 //! `data_version` within [`POLL`]. `scheduler_heartbeat_sec` only bounds how long it
 //! sleeps with nothing to do. A pass reads only active runs and their task instances,
@@ -59,6 +60,10 @@ pub struct Options {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Where the scheduler reads the wall-clock time (`Clock::System` but in tests).
     pub clock: Clock,
+    /// The Execution API its supervisors report to runs in this process and wakes the
+    /// scheduler after each report it commits (`Ctx::wake_scheduler`): a supervisor's
+    /// exit after a report then needs no look at the database of its own.
+    pub api_wakes: bool,
 }
 
 pub struct Scheduler {
@@ -91,6 +96,15 @@ pub struct Scheduler {
     warned_pools: HashSet<String>,
     /// The task instances of the active runs, refreshed from what changed.
     tis: TiCache,
+    /// The `dag_changes` count the DAG cache and pause flags were last read at, and the
+    /// `run_changes` count `next_runs` was computed at: while they stay the same, so
+    /// do the rows those came from, and an outside change (a task's report, say) costs
+    /// no read of every DAG.
+    dags_at: Option<i64>,
+    next_runs_at: Option<i64>,
+    /// The active runs as last read, with the `run_changes` count read before them:
+    /// reused while no run was written since.
+    active_runs: Option<(i64, Vec<RunRow>)>,
 }
 
 impl Scheduler {
@@ -128,6 +142,9 @@ impl Scheduler {
             next_runs: HashMap::new(),
             warned_pools: HashSet::new(),
             tis: tis::TiCache::default(),
+            dags_at: None,
+            next_runs_at: None,
+            active_runs: None,
         })
     }
 
@@ -219,9 +236,14 @@ impl Scheduler {
                             moved |= self.on_exec_event(ev)?;
                         }
                         // A try that reported its state did so through the API, whose
-                        // commit a pass since may have seen already (an in-process API
-                        // wakes us for it): then there is nothing new to look at.
-                        if moved || self.outside_change()? {
+                        // commit a pass since may have seen already: then there is
+                        // nothing new to look at. An API in this process wakes us for
+                        // that commit (before the supervisor hears back, so before
+                        // this exit), so the exit looks at nothing: what else changed
+                        // meanwhile, such as the next task's claim, is no reason for a
+                        // pass, and others' commits are still seen within `POLL`.
+                        // Otherwise the exit is how the report is noticed promptly.
+                        if moved || (!self.opts.api_wakes && self.outside_change()?) {
                             break;
                         }
                     }
@@ -466,7 +488,7 @@ impl Scheduler {
             Some(_) => Vec::new(),
             None => self.store.open_backfills()?,
         };
-        let mut runs = self.store.active_runs()?;
+        let mut runs = self.active_runs()?;
         if let Some((dag_id, run_id)) = &self.opts.until_run {
             runs.retain(|r| &r.dag_id == dag_id && &r.run_id == run_id);
         }
@@ -497,10 +519,16 @@ impl Scheduler {
         let mut cache = std::mem::take(&mut self.tis);
         cache.refresh(&self.store, &runs)?;
         let max_runs_default = self.cfg.core.max_active_runs_per_dag;
-        let mut to_queue: Vec<&RunRow> = Vec::new();
         let mut new_callbacks: Vec<i64> = Vec::new();
-        let decisions = self.store.write(|tx| {
+        let job_id = self.job_id;
+        let parallelism = self.cfg.core.parallelism;
+        let default_limit = self.cfg.core.max_active_tasks_per_dag;
+        // One write transaction advances the runs and queues what may start: one commit
+        // (and one write of each page it touches) per pass, not two, right between a
+        // task's report and its downstream's start.
+        let (decisions, queued) = self.store.write(|tx| {
             new_callbacks.clear();
+            let mut to_queue: Vec<&RunRow> = Vec::new();
             // Running runs per DAG and backfill: a backfill's runs count against its own
             // limit, the others against the DAG's (Airflow groups by both).
             let mut running_per_dag: HashMap<(&str, Option<i64>), u32> = HashMap::new();
@@ -568,14 +596,27 @@ impl Scheduler {
                 }
                 to_queue.push(run);
             }
-            Ok(retry_at)
+            let queued = queue(
+                tx,
+                &cache,
+                &to_queue,
+                &dags,
+                Limits {
+                    parallelism,
+                    default_limit,
+                },
+                &mut self.warned_pools,
+                job_id,
+                now,
+            )?;
+            Ok((retry_at, queued))
         })?;
         if let Some(at) = decisions {
             let wait = (at - self.opts.clock.now()).to_std().unwrap_or_default();
             next = next.min(later(wait));
         }
+        self.submit(queued, now)?;
         self.dag_callbacks(&new_callbacks, now);
-        self.queue(&cache, &to_queue, &dags, now)?;
         self.tis = cache;
         Ok(next)
     }
@@ -615,73 +656,8 @@ impl Scheduler {
         })
     }
 
-    /// Moves scheduled task instances of `runs` to the executor, highest priority first,
-    /// within `parallelism`, each DAG's `max_active_tasks` and the pools.
-    fn queue(
-        &mut self,
-        cache: &TiCache,
-        runs: &[&RunRow],
-        dags: &HashMap<String, Arc<Dag>>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let waiting: Vec<(&RunRow, &RunTis)> = runs
-            .iter()
-            .filter_map(|r| cache.run(r.id).map(|tis| (*r, tis)))
-            .filter(|(_, tis)| tis.scheduled().next().is_some())
-            .collect();
-        // Most passes have nothing scheduled: no need to read what is in use.
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        let usage = self.store.slot_usage()?;
-        let pools: HashMap<String, i64> = self.store.pool_slots()?.into_iter().collect();
-        // The tasks with limits of their own, and what their DAGs have queued or running.
-        let mut limits = decide::TaskLimits::new();
-        let mut task_usage = Vec::new();
-        let mut seen = HashSet::new();
-        for (run, _) in &waiting {
-            let Some(dag) = dags.get(&run.dag_id) else {
-                continue;
-            };
-            let mut limited = false;
-            for t in &dag.tasks {
-                if t.max_active_tis_per_dag.is_some() || t.max_active_tis_per_dagrun.is_some() {
-                    limits.insert(
-                        (dag.dag_id.clone(), t.task_id.clone()),
-                        (t.max_active_tis_per_dag, t.max_active_tis_per_dagrun),
-                    );
-                    limited = true;
-                }
-            }
-            if limited && seen.insert(dag.dag_id.clone()) {
-                task_usage.extend(self.store.task_usage(&dag.dag_id)?);
-            }
-        }
-        let default_limit = self.cfg.core.max_active_tasks_per_dag;
-        let chosen = decide::to_queue(
-            waiting
-                .into_iter()
-                .map(|(run, tis)| (run.id, run.dag_id.as_str(), tis.scheduled())),
-            decide::Slots::in_use(&usage).with_task_limits(&limits, &task_usage),
-            &pools,
-            self.cfg.core.parallelism,
-            |dag_id| {
-                dags.get(dag_id)
-                    .and_then(|d| d.max_active_tasks)
-                    .unwrap_or(default_limit)
-            },
-            &mut self.warned_pools,
-        );
-        let job_id = self.job_id;
-        let queued: Vec<&TiRow> = self.store.write(|tx| {
-            let mut out = Vec::new();
-            for ti in chosen {
-                if tx.queue_ti(&ti.id, job_id, now)? {
-                    out.push(ti);
-                }
-            }
-            Ok(out)
-        })?;
+    /// Hands the task instances just queued to the executor, each with its try's token.
+    fn submit(&mut self, queued: Vec<Queued>, now: DateTime<Utc>) -> Result<()> {
         self.opts
             .metrics
             .incr("scheduler_task_instances_queued", queued.len() as u64);
@@ -690,7 +666,7 @@ impl Scheduler {
             let w = Workload {
                 token: task_token::mint(&self.secret, &ti.id, ti.try_number, lifetime, now),
                 ti_id: ti.id.clone(),
-                dag_id: ti.dag_id.clone(),
+                dag_id: ti.dag_id,
                 task_id: ti.task_id.clone(),
                 try_number: ti.try_number,
             };
@@ -710,6 +686,22 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Every queued or running run (`Store::active_runs`), read again only when a run
+    /// was written, added or deleted since the last read (`run_changes`, counted by
+    /// triggers whichever process writes): most passes follow a task's report, which
+    /// changes no run.
+    fn active_runs(&mut self) -> Result<Vec<RunRow>> {
+        let [_, changes, _] = self.store.change_counts()?;
+        if let Some((at, runs)) = &self.active_runs
+            && *at == changes
+        {
+            return Ok(runs.clone());
+        }
+        let runs = self.store.active_runs()?;
+        self.active_runs = Some((changes, runs.clone()));
+        Ok(runs)
+    }
+
     /// Reads the DAG folder when `dag_dir_list_interval` has passed, and refreshes the
     /// cached DAGs and pause flags when the store changed.
     fn sync_dags(&mut self, now: DateTime<Utc>) -> Result<()> {
@@ -726,8 +718,17 @@ impl Scheduler {
             self.dirty = true;
         }
         self.outside_change()?;
-        if std::mem::take(&mut self.dirty) {
+        if !std::mem::take(&mut self.dirty) {
+            return Ok(());
+        }
+        // Each count is read before the rows it stands for, so what is kept is at least
+        // as new as its count.
+        let [dag_changes, run_changes, _] = self.store.change_counts()?;
+        if self.next_runs_at != Some(run_changes) || self.dags_at != Some(dag_changes) {
             self.next_runs.clear();
+            self.next_runs_at = Some(run_changes);
+        }
+        if self.dags_at != Some(dag_changes) {
             let rows = self.store.dag_states()?;
             self.paused = rows.iter().filter(|r| r.1).map(|r| r.0.clone()).collect();
             let live: HashSet<&str> = rows.iter().filter(|r| !r.2).map(|r| r.0.as_str()).collect();
@@ -741,6 +742,7 @@ impl Scheduler {
             }
             self.paused
                 .extend(rows.iter().filter(|r| r.2).map(|r| r.0.clone()));
+            self.dags_at = Some(dag_changes);
         }
         Ok(())
     }
@@ -909,6 +911,95 @@ impl Scheduler {
             Ok(())
         })
     }
+}
+
+/// A task instance moved to queued in a pass, to hand to the executor once it commits.
+struct Queued {
+    id: String,
+    dag_id: String,
+    task_id: String,
+    try_number: u32,
+}
+
+/// The pass's limits on what runs at once (`[core]`).
+struct Limits {
+    parallelism: u32,
+    /// `max_active_tasks_per_dag`, for DAGs without their own.
+    default_limit: u32,
+}
+
+/// Moves scheduled task instances of `runs` to queued, highest priority first, within
+/// `parallelism`, each DAG's `max_active_tasks` and the pools, in the pass's transaction.
+#[allow(clippy::too_many_arguments)]
+fn queue(
+    tx: &Tx,
+    cache: &TiCache,
+    runs: &[&RunRow],
+    dags: &HashMap<String, Arc<Dag>>,
+    limits: Limits,
+    warned_pools: &mut HashSet<String>,
+    job_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Queued>> {
+    let waiting: Vec<(&RunRow, &RunTis)> = runs
+        .iter()
+        .filter_map(|r| cache.run(r.id).map(|tis| (*r, tis)))
+        .filter(|(_, tis)| tis.scheduled().next().is_some())
+        .collect();
+    // Most passes have nothing scheduled: no need to read what is in use.
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let usage = tx.slot_usage()?;
+    let pools: HashMap<String, i64> = tx.pool_slots()?.into_iter().collect();
+    // The tasks with limits of their own, and what their DAGs have queued or running.
+    let mut task_limits = decide::TaskLimits::new();
+    let mut task_usage = Vec::new();
+    let mut seen = HashSet::new();
+    for (run, _) in &waiting {
+        let Some(dag) = dags.get(&run.dag_id) else {
+            continue;
+        };
+        let mut limited = false;
+        for t in &dag.tasks {
+            if t.max_active_tis_per_dag.is_some() || t.max_active_tis_per_dagrun.is_some() {
+                task_limits.insert(
+                    (dag.dag_id.clone(), t.task_id.clone()),
+                    (t.max_active_tis_per_dag, t.max_active_tis_per_dagrun),
+                );
+                limited = true;
+            }
+        }
+        if limited && seen.insert(dag.dag_id.clone()) {
+            task_usage.extend(tx.task_usage(&dag.dag_id)?);
+        }
+    }
+    let chosen = decide::to_queue(
+        waiting
+            .into_iter()
+            .map(|(run, tis)| (run.id, run.dag_id.as_str(), tis.scheduled())),
+        decide::Slots::in_use(&usage).with_task_limits(&task_limits, &task_usage),
+        &pools,
+        limits.parallelism,
+        |dag_id| {
+            dags.get(dag_id)
+                .and_then(|d| d.max_active_tasks)
+                .unwrap_or(limits.default_limit)
+        },
+        warned_pools,
+    );
+    let mut out = Vec::new();
+    for ti in chosen {
+        if tx.queue_ti(&ti.id, job_id, now)? {
+            out.push(Queued {
+                id: ti.id.clone(),
+                dag_id: ti.dag_id.clone(),
+                task_id: ti.task_id.clone(),
+                try_number: ti.try_number,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// What one run's pass found.
@@ -1383,6 +1474,7 @@ mod tests {
             until_run: None,
             metrics: Default::default(),
             clock: clock.clone(),
+            api_wakes: false,
         };
         (home, Scheduler::new(cfg, opts).unwrap())
     }
@@ -1440,5 +1532,40 @@ mod tests {
                 true
             )
         );
+    }
+    /// Issue 22: most passes follow a task's report, which writes no run and no DAG row,
+    /// so they read neither the active runs nor every DAG again; a change by another
+    /// connection to either is still seen by the next pass.
+    #[test]
+    fn passes_read_runs_and_dags_again_only_after_they_change() {
+        let clock = Clock::fake(Utc.with_ymd_and_hms(2020, 1, 1, 12, 0, 0).unwrap());
+        let (_home, mut sched) = scheduler("reads", &clock);
+        for _ in 0..4 {
+            sched.pass().unwrap();
+        }
+        assert_eq!(runs(&sched), (vec!["2020-01-01".into()], true));
+        let reads = |s: &Scheduler| (s.store.active_runs_reads(), s.store.dag_states_reads());
+        let before = reads(&sched);
+        assert!(before.0 >= 1 && before.1 >= 1, "{before:?}");
+        // Another connection writes a task instance's row, as a report does: the next
+        // passes see that something changed, and read no run and no DAG again.
+        let run = sched.store.runs_of(Some("daily"), 1).unwrap().remove(0);
+        let mut other = Store::open(&sched.cfg.database.path).unwrap();
+        let ti = other.tis_of_run("daily", &run.run_id).unwrap().remove(0);
+        other.write(|tx| tx.set_rendered(&ti.id, "echo")).unwrap();
+        sched.pass().unwrap();
+        sched.pass().unwrap();
+        assert_eq!(reads(&sched), before);
+        // A DAG paused and a run cleared elsewhere: the next pass reads both again.
+        assert!(other.set_paused("daily", true).unwrap());
+        other
+            .write(|tx| tx.set_run_state(run.id, RunState::Success, RunState::Queued, clock.now()))
+            .unwrap();
+        sched.pass().unwrap();
+        assert_eq!(reads(&sched), (before.0 + 1, before.1 + 1));
+        assert!(sched.paused.contains("daily"));
+        let held = sched.active_runs().unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!((held[0].id, held[0].state), (run.id, RunState::Queued));
     }
 }

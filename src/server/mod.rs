@@ -349,7 +349,14 @@ fn respond(rq: tiny_http::Request, reply: Reply, draining: bool) {
     let tiny_http::HTTPVersion(major, minor) = *rq.http_version();
     let head_only = *rq.method() == tiny_http::Method::Head;
     let status = reply.status;
-    let mut head = format!(
+    // 1xx, 204 and 304 replies have no body, nor a length.
+    let bodiless = matches!(status, 100..=199 | 204 | 304);
+    let with_body = !(bodiless || head_only);
+    // The head and the body in one buffer, sized once, written with `write!` rather than
+    // a `format!` (an allocation) per line.
+    let mut out = Vec::with_capacity(256 + if with_body { reply.body.len() } else { 0 });
+    let _ = write!(
+        out,
         "HTTP/{major}.{minor} {status} {}\r\n",
         tiny_http::StatusCode(status).default_reason_phrase()
     );
@@ -361,22 +368,18 @@ fn respond(rq: tiny_http::Request, reply: Reply, draining: bool) {
         .chain([("X-Content-Type-Options", "nosniff")])
         .filter(|(n, v)| fits(n) && fits(v))
     {
-        head += &format!("{name}: {value}\r\n");
+        let _ = write!(out, "{name}: {value}\r\n");
     }
-    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
-    head += &format!("Date: {date}\r\n");
-    // 1xx, 204 and 304 replies have no body, nor a length.
-    let bodiless = matches!(status, 100..=199 | 204 | 304);
+    http_date(&mut out);
     if !bodiless {
-        head += &format!("Content-Length: {}\r\n", reply.body.len());
+        let _ = write!(out, "Content-Length: {}\r\n", reply.body.len());
     }
     if close {
-        head += "Connection: close\r\n";
+        out.extend_from_slice(b"Connection: close\r\n");
     }
-    head += "\r\n";
+    out.extend_from_slice(b"\r\n");
     // One write, so the reply leaves in as few segments as the kernel makes of it.
-    let mut out = head.into_bytes();
-    if !(bodiless || head_only) {
+    if with_body {
         out.extend_from_slice(&reply.body);
     }
     let mut w = rq.into_writer();
@@ -384,6 +387,22 @@ fn respond(rq: tiny_http::Request, reply: Reply, draining: bool) {
     if let Err(e) = done {
         log::debug!("client went away before the reply: {e}");
     }
+}
+
+/// Appends the `Date` header line: the time formatted once a second per thread (as
+/// HTTP dates have a one-second resolution), not on every reply.
+fn http_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = chrono::Utc::now();
+    DATE.with_borrow_mut(|(second, line)| {
+        if *second != now.timestamp() {
+            *second = now.timestamp();
+            *line = format!("Date: {}\r\n", now.format("%a, %d %b %Y %H:%M:%S GMT"));
+        }
+        out.extend_from_slice(line.as_bytes());
+    });
 }
 
 enum Routed {

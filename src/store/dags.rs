@@ -80,6 +80,9 @@ pub struct ParsedFile<'a> {
     pub error: Option<(u32, u32, String)>,
 }
 
+/// The query of [`Store::dag_states`].
+pub(super) const DAG_STATES: &str = "SELECT dag_id, is_paused, is_stale, last_parsed_time FROM dag";
+
 impl Store {
     /// The remembered state of every file of a bundle.
     pub fn file_states(&self, bundle: &str) -> Result<HashMap<String, FileState>> {
@@ -298,11 +301,9 @@ impl Store {
     /// (dag_id, is_paused, is_stale, last_parsed_time) of every DAG: what the scheduler
     /// rereads when the store changed.
     pub fn dag_states(&self) -> Result<Vec<DagState>> {
-        self.query(
-            "SELECT dag_id, is_paused, is_stale, last_parsed_time FROM dag",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, time_col(r, 3)?)),
-        )
+        self.query(DAG_STATES, [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, time_col(r, 3)?))
+        })
     }
 
     /// Sets a DAG's paused flag; false if there is no such DAG.

@@ -382,6 +382,28 @@ impl Cached for rusqlite::Transaction<'_> {
 }
 
 #[cfg(test)]
+impl Store {
+    /// How many times this connection has run its cached statement of `sql` (SQLite's
+    /// run counter): what tests of "this is not read again" count.
+    fn statement_runs(&self, sql: &str) -> i32 {
+        self.conn
+            .prepare_cached(sql)
+            .map(|s| s.get_status(rusqlite::StatementStatus::Run))
+            .unwrap_or(0)
+    }
+
+    /// Reads of every active run ([`Store::active_runs`]) on this connection.
+    pub(crate) fn active_runs_reads(&self) -> i32 {
+        self.statement_runs(&runs::active_runs_sql())
+    }
+
+    /// Reads of every DAG's state ([`Store::dag_states`]) on this connection.
+    pub(crate) fn dag_states_reads(&self) -> i32 {
+        self.statement_runs(dags::DAG_STATES)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -134,15 +134,7 @@ impl Store {
     /// still starts in its turn. Cheap however long the history is: it reads a partial
     /// index of active runs, and one index entry per backfill run.
     pub fn active_runs(&self) -> Result<Vec<RunRow>> {
-        self.query(
-            &format!(
-                "SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running')
-                 ORDER BY (SELECT b.sort_ordinal FROM backfill_dag_run b
-                           WHERE b.dag_run_id = dag_run.id AND b.backfill_id = dag_run.backfill_id) NULLS FIRST, id"
-            ),
-            [],
-            run_row,
-        )
+        self.query(&active_runs_sql(), [], run_row)
     }
 
     /// Runs of one DAG (or all with `None`), newest first, at most `limit`.
@@ -429,34 +421,10 @@ impl Store {
         Ok(text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
     }
 
-    /// The queued and running task instances of `dag_id`: (dag_id, run_id, task_id)
-    /// each, for the tasks' own limits (`max_active_tis_per_dag`/`_per_dagrun`).
-    pub fn task_usage(&self, dag_id: &str) -> Result<Vec<(String, String, String)>> {
-        self.query(
-            &format!(
-                "SELECT dag_id, run_id, task_id FROM task_instance
-                 WHERE dag_id = ?1 AND state IN ('queued', 'running') AND {ACTIVE_TI}"
-            ),
-            [dag_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-    }
-
     /// Counts of task instances by state across all DAGs, for limits: (running+queued
     /// overall, per DAG, per pool slots used).
     pub fn slot_usage(&self) -> Result<Vec<(String, String, u32)>> {
-        self.query(
-            &format!("SELECT dag_id, pool, pool_slots FROM task_instance WHERE state IN ('queued', 'running') AND {ACTIVE_TI}"),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-    }
-
-    /// Every pool's size.
-    pub fn pool_slots(&self) -> Result<Vec<(String, i64)>> {
-        self.query("SELECT pool, slots FROM slot_pool", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        slot_usage(&self.conn).map_err(|e| self.err(e))
     }
 
     pub(super) fn query<T, P: rusqlite::Params>(
@@ -472,10 +440,77 @@ impl Store {
     }
 }
 
+/// The query of [`Store::active_runs`].
+pub(super) fn active_runs_sql() -> String {
+    format!(
+        "SELECT {RUN_COLS} FROM dag_run WHERE state IN ('queued', 'running')
+         ORDER BY (SELECT b.sort_ordinal FROM backfill_dag_run b
+                   WHERE b.dag_run_id = dag_run.id AND b.backfill_id = dag_run.backfill_id) NULLS FIRST, id"
+    )
+}
+
+/// What the queue decision reads, inside the pass's write transaction (`Tx::slot_usage`
+/// and the rest); slot usage also on the bare connection, for the API.
+fn task_usage(
+    conn: &rusqlite::Connection,
+    dag_id: &str,
+) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT dag_id, run_id, task_id FROM task_instance
+         WHERE dag_id = ?1 AND state IN ('queued', 'running') AND {ACTIVE_TI}"
+    ))?;
+    let rows = stmt.query_map([dag_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+fn slot_usage(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(String, String, u32)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT dag_id, pool, pool_slots FROM task_instance WHERE state IN ('queued', 'running') AND {ACTIVE_TI}"
+    ))?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+fn pool_slots(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare_cached("SELECT pool, slots FROM slot_pool")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
 /// A write transaction. Dropped without [`Store::write`] returning `Ok`, it rolls back.
 pub struct Tx<'a>(pub(super) rusqlite::Transaction<'a>);
 
 impl Tx<'_> {
+    /// Moves the change counter (`ti_change`) to the number a statement gave the task
+    /// instances it wrote, `(SELECT seq FROM ti_change) + 1`, when it wrote any. Such a
+    /// statement keeps the `ti_updated` trigger out (it fires only on rows whose number
+    /// the statement left alone), which would otherwise write each row a second time
+    /// just to number it; the hot ones (a try's states) do so.
+    fn numbered(&self, rows: usize) -> Result<()> {
+        if rows > 0 {
+            self.0
+                .exec("UPDATE ti_change SET seq = seq + 1", [])
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    /// The queued and running task instances of `dag_id`: (dag_id, run_id, task_id)
+    /// each, for the tasks' own limits (`max_active_tis_per_dag`/`_per_dagrun`).
+    pub fn task_usage(&self, dag_id: &str) -> Result<Vec<(String, String, String)>> {
+        task_usage(&self.0, dag_id).map_err(db)
+    }
+
+    /// [`Store::slot_usage`], inside this transaction.
+    pub fn slot_usage(&self) -> Result<Vec<(String, String, u32)>> {
+        slot_usage(&self.0).map_err(db)
+    }
+
+    /// Every pool's size.
+    pub fn pool_slots(&self) -> Result<Vec<(String, i64)>> {
+        pool_slots(&self.0).map_err(db)
+    }
+
     /// Creates a run and a task instance (no state) per task. A duplicate run id or
     /// logical date is a `Conflict`.
     pub fn create_run(&self, new: &NewRun, now: DateTime<Utc>) -> Result<RunRow> {
@@ -813,21 +848,25 @@ impl Tx<'_> {
                 "UPDATE task_instance SET state = ?3,
                     try_number = try_number + CASE WHEN state = 'up_for_reschedule' THEN 0 ELSE 1 END, scheduled_dttm = ?4,
                     next_retry_at = ?5, start_date = NULL, end_date = NULL, duration = NULL, pid = NULL,
-                    hostname = NULL, last_heartbeat_at = NULL, updated_at = ?4
+                    hostname = NULL, last_heartbeat_at = NULL, updated_at = ?4,
+                    change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state IS ?2"
             }
             Some(Queued) => {
                 "UPDATE task_instance SET state = ?3, queued_dttm = ?4, updated_at = ?4,
-                    next_retry_at = COALESCE(?5, next_retry_at) WHERE id = ?1 AND state IS ?2"
+                    next_retry_at = COALESCE(?5, next_retry_at), change_seq = (SELECT seq FROM ti_change) + 1
+                 WHERE id = ?1 AND state IS ?2"
             }
             Some(Success | Failed | Skipped | UpstreamFailed | UpForRetry | UpForReschedule | Removed) => {
                 "UPDATE task_instance SET state = ?3, end_date = ?4, updated_at = ?4, next_retry_at = ?5,
                     start_date = COALESCE(start_date, ?4),
-                    duration = round((julianday(?4) - julianday(COALESCE(start_date, ?4))) * 86400.0, 3)
+                    duration = round((julianday(?4) - julianday(COALESCE(start_date, ?4))) * 86400.0, 3),
+                    change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state IS ?2"
             }
             _ => {
-                "UPDATE task_instance SET state = ?3, updated_at = ?4, next_retry_at = COALESCE(?5, next_retry_at)
+                "UPDATE task_instance SET state = ?3, updated_at = ?4, next_retry_at = COALESCE(?5, next_retry_at),
+                    change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state IS ?2"
             }
         };
@@ -844,6 +883,7 @@ impl Tx<'_> {
                 ],
             )
             .map_err(db)?;
+        self.numbered(n)?;
         // A reschedule goes on with the same try: it is kept when the try ends.
         if n == 1 && from == Some(Running) && to != Some(UpForReschedule) {
             self.record_try(id)?;
@@ -893,11 +933,13 @@ impl Tx<'_> {
         let n = self
             .0
             .exec(
-                "UPDATE task_instance SET state = 'queued', queued_dttm = ?3, queued_by_job_id = ?2, updated_at = ?3
+                "UPDATE task_instance SET state = 'queued', queued_dttm = ?3, queued_by_job_id = ?2, updated_at = ?3,
+                    change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state = 'scheduled'",
                 params![id, job_id, ts(now)],
             )
             .map_err(db)?;
+        self.numbered(n)?;
         Ok(n == 1)
     }
 
@@ -931,11 +973,12 @@ impl Tx<'_> {
             .0
             .exec(
                 "UPDATE task_instance SET state = 'running', start_date = ?5, pid = ?2, hostname = ?3, unixname = ?4,
-                    last_heartbeat_at = ?5, updated_at = ?5
+                    last_heartbeat_at = ?5, updated_at = ?5, change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state = 'queued'",
                 params![id, pid, hostname, unixname, ts(now)],
             )
             .map_err(db)?;
+        self.numbered(n)?;
         Ok(n == 1)
     }
 
@@ -1307,6 +1350,54 @@ mod tests {
         assert!(rows.iter().filter(|t| t.map_index != 5).all(|t| {
             t.state == Some(TaskState::Scheduled) && t.try_number == 1 && t.scheduled_dttm.is_some()
         }));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 22: a try's state writes number their row themselves, one change number
+    /// each as the `ti_updated` trigger gives, so the scheduler reads each change once;
+    /// a refused compare-and-set takes no number.
+    #[test]
+    fn a_tries_state_writes_are_numbered_once_each() {
+        let (dir, mut store, tis) = run_of("[{A: '1'}]");
+        let id = tis[0].id.as_str();
+        let now: DateTime<Utc> = "2025-01-01T00:01:00Z".parse().unwrap();
+        type Step<'a> = &'a dyn Fn(&Tx) -> Result<bool>;
+        let steps: [(&str, Step); 5] = [
+            ("scheduled", &|tx| {
+                tx.set_ti_state(id, None, Some(TaskState::Scheduled), now, None)
+            }),
+            ("queued", &|tx| tx.queue_ti(id, 1, now)),
+            ("queued again", &|tx| tx.queue_ti(id, 1, now)),
+            ("running", &|tx| tx.start_ti(id, 7, "h", "u", now)),
+            ("success", &|tx| {
+                tx.set_ti_state(
+                    id,
+                    Some(TaskState::Running),
+                    Some(TaskState::Success),
+                    now,
+                    None,
+                )
+            }),
+        ];
+        for (what, step) in steps {
+            let before = store.ti_change_seq().unwrap();
+            let wrote = store.write(|tx| step(tx)).unwrap();
+            let after = store.ti_change_seq().unwrap();
+            let changed = store.tis_changed_since(before).unwrap();
+            if wrote {
+                assert_eq!(after, before + 1, "{what}");
+                assert_eq!(changed.len(), 1, "{what}");
+                assert_eq!(
+                    (changed[0].0, changed[0].1.id.as_str()),
+                    (after, id),
+                    "{what}"
+                );
+            } else {
+                assert_eq!((after, changed.len()), (before, 0), "{what}");
+            }
+        }
+        let ti = store.ti(id).unwrap().unwrap();
+        assert_eq!(ti.state, Some(TaskState::Success));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
