@@ -112,7 +112,7 @@ fmt-check:
 # what each dependency costs), and stripped as the release profile strips the others.
 # It links as a plain static executable, not a static PIE (.cargo/config.toml: ~1 MB less
 # in relocations, at the price of a fixed load address for the binary's own image), with
-# the SQLite options in .cargo/config.toml.
+# the release profile's opt-level "s" and the SQLite options in .cargo/config.toml.
 release:
 	@$(call need_cmd,musl-gcc,musl-tools)
 	@$(call need_cmd,file,file)
