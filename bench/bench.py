@@ -1257,6 +1257,33 @@ STD_CRATES = ("core", "alloc", "std", "proc_macro", "compiler_builtins", "hashbr
               "std_detect", "rustc_demangle", "addr2line", "gimli", "miniz_oxide", "object")
 
 
+# The C and assembly archives that crates' build scripts make, by the crate they are for:
+# their symbol names (SQLite's static functions such as `yy_reduce` carry no prefix).
+C_ARCHIVES = (("libsqlite3-sys-", "rusqlite (bundled SQLite)"), ("ring-", "ring"))
+
+
+def c_archive_symbols(build_dir):
+    """Name -> crate for every symbol defined in the C archives under `build_dir`
+    (target/<triple>/release/build), from `nm` on each `out/*.a`."""
+    names = {}
+    if not os.path.isdir(build_dir):
+        return names
+    for d in sorted(os.listdir(build_dir)):
+        crate = next((c for prefix, c in C_ARCHIVES if d.startswith(prefix)), None)
+        out = os.path.join(build_dir, d, "out")
+        if crate is None or not os.path.isdir(out):
+            continue
+        for a in os.listdir(out):
+            if a.endswith(".a") and "test" not in a:
+                r = subprocess.run(["nm", "--defined-only", os.path.join(out, a)],
+                                   capture_output=True, text=True)
+                for line in r.stdout.splitlines():
+                    f = line.split()
+                    if len(f) == 3:
+                        names[f[2]] = crate
+    return names
+
+
 def symbol_crate(name):
     """The crate a demangled symbol is there for: the first crate its path names that is
     not the standard library's, so std's generic code (`drop_in_place<minijinja::..>`,
@@ -1281,17 +1308,25 @@ def binary_costs(path):
     tables, string literals) as their own lines. None when there is no such copy."""
     if not os.path.exists(path) or not shutil.which("nm"):
         return None
-    out = subprocess.run(["nm", "-S", "--size-sort", "-C", path], capture_output=True,
-                         text=True).stdout
-    per, named = {}, 0
-    for line in out.splitlines():
-        parts = line.split(" ", 3)
-        if len(parts) < 4:
-            continue
+    def nm(*flags):
+        out = subprocess.run(["nm", "-S", "--size-sort", *flags, path], capture_output=True,
+                             text=True).stdout
+        return [parts for parts in (line.split(" ", 3) for line in out.splitlines())
+                if len(parts) == 4]
+
+    # Raw names (C symbols, to look up in the C archives) by address, size and type.
+    mangled = {tuple(parts[:3]): parts[3] for parts in nm()}
+    c_names = c_archive_symbols(os.path.join(os.path.dirname(path), "build"))
+    per, named, named_rodata = {}, 0, 0
+    for parts in nm("-C"):
         size = int(parts[1], 16)
-        crate = symbol_crate(parts[3])
+        # A static C function may carry a `.isra.0`/`.constprop.0` suffix from gcc.
+        raw = mangled.get(tuple(parts[:3]), parts[3])
+        crate = c_names.get(raw.split(".")[0]) or symbol_crate(parts[3])
         per[crate] = per.get(crate, 0) + size
         named += size
+        if parts[2] in "rR":
+            named_rodata += size
     sections = {}
     head = subprocess.run(["size", "-A", path], capture_output=True, text=True).stdout
     for line in head.splitlines():
@@ -1300,8 +1335,13 @@ def binary_costs(path):
             sections[f[0]] = int(f[1])
     loaded = sum(v for k, v in sections.items() if k not in (".symtab", ".strtab", ".comment")
                  and not k.startswith(".debug"))
+    # Read-only data no symbol names: string literals and constant tables (chrono-tz's
+    # time-zone database is such tables), the UI files rust-embed includes, TLS roots.
+    static = os.path.join(ROOT, "static")
+    ui = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(static) for f in fs)
     return {"crates": sorted(per.items(), key=lambda kv: -kv[1]), "named": named,
-            "sections": sections, "loaded": loaded}
+            "sections": sections, "loaded": loaded,
+            "rodata_unnamed": max(sections.get(".rodata", 0) - named_rodata, 0), "ui": ui}
 
 
 def parse_wrk(text):
@@ -1519,7 +1559,10 @@ def table(b):
                 rows.append(["binary: what each large dependency costs (MB of symbols, `nm`)",
                              ", ".join(f"{c} {n / 1e6:.2f}" for c, n in big)
                              + f"; symbols in all {costs['named'] / 1e6:.2f} of {costs['loaded'] / 1e6:.2f} "
-                             f"loaded; unwind tables {unnamed}", "—", "—", "", ""])
+                             f"loaded; unwind tables {unnamed}; read-only data in no symbol "
+                             f"{costs.get('rodata_unnamed', 0) / 1e6:.2f} (string literals, constant "
+                             f"tables such as the time-zone database, the UI's {costs.get('ui', 0) / 1e6:.2f} "
+                             f"of files, TLS roots)", "—", "—", "", ""])
     head = ["figure", "updraft", "baseline (same run)", "ratio", "target", "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
