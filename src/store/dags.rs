@@ -191,14 +191,7 @@ impl Store {
                     params![dag.dag_id, f.bundle_name, f.relative_path, f.fileloc, paused_at_creation, now_s, json],
                 )?;
                 super::assets::sync_refs(&tx, dag, &now_s)?;
-                super::q_versions::record_version(
-                    &tx,
-                    &dag.dag_id,
-                    f.bundle_name,
-                    &json,
-                    f.source,
-                    now,
-                )?;
+                super::q_versions::record_version(&tx, dag, f.bundle_name, &json, f.source, now)?;
                 tx.exec("DELETE FROM dag_tag WHERE dag_id = ?1", [&dag.dag_id])?;
                 for tag in &dag.tags {
                     tx.exec(

@@ -651,4 +651,61 @@ mod tests {
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    /// Issue 22 changed how a DAG is stored (usual task values left out). A DAG whose
+    /// newest version was written the old way gets no new version when it is parsed
+    /// again unchanged; a change still makes one.
+    #[test]
+    fn a_new_way_of_writing_a_dag_is_not_a_new_version() {
+        let (dir, mut store) = temp_db();
+        let now = chrono::Utc::now();
+        let yaml = "d:\n  tasks:\n    - task_id: a\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: 'true'\n";
+        save_dag(&mut store, yaml, now);
+        // Rewrite the version as it was stored before: every task field written out.
+        let json: String = store
+            .conn
+            .query_row(
+                "SELECT serialized FROM dag_version WHERE dag_id = 'd'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut full: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let t = full["tasks"][0].as_object_mut().unwrap();
+        for (k, v) in [
+            ("upstream", serde_json::json!([])),
+            ("pool", serde_json::json!("default_pool")),
+            ("retries", serde_json::json!(0)),
+        ] {
+            t.insert(k.into(), v);
+        }
+        let full = full.to_string();
+        assert_ne!(full, json);
+        store
+            .conn
+            .execute(
+                "UPDATE dag_version SET serialized = ?1 WHERE dag_id = 'd'",
+                [&full],
+            )
+            .unwrap();
+        let versions = |store: &Store| -> i64 {
+            store
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM dag_version WHERE dag_id = 'd'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        save_dag(&mut store, yaml, now + chrono::Duration::seconds(1));
+        assert_eq!(versions(&store), 1);
+        save_dag(
+            &mut store,
+            &yaml.replace("'true'", "'false'"),
+            now + chrono::Duration::seconds(2),
+        );
+        assert_eq!(versions(&store), 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
