@@ -18,7 +18,7 @@
 //
 // Modules depend downward only, in the layers ARCHITECTURE.md lists; `tests` below checks it.
 // Two calls have no safe wrapper: a Windows one (executor::end_tasks_with_this_process)
-// and glibc's malloc_trim (memory::release_free); they are the only `allow`s.
+// and glibc's malloc_trim (memory::release); they are the only `allow`s.
 #![deny(unsafe_code)]
 
 pub mod api;

@@ -319,7 +319,7 @@ fn tasks_test(
                     ))
                 })?;
             resolved = crate::model::Task {
-                mapped: Some(m),
+                mapped: Some(Box::new(m)),
                 ..task.clone()
             };
             &resolved

@@ -388,7 +388,7 @@ mod tests {
         let t = p.dags.first().and_then(|d| d.tasks.first());
         (
             errors,
-            t.and_then(|t| t.mapped.clone()),
+            t.and_then(|t| t.mapped.as_deref().cloned()),
             t.and_then(|t| t.map_index_template.clone()),
         )
     }
@@ -472,8 +472,8 @@ mod tests {
         );
         let p = parse("dags/m.yml", &format!("{head}{ok}{}", upstream("+p")), at);
         assert_eq!(
-            p.dags[0].tasks[2].mapped,
-            Some(Mapped {
+            p.dags[0].tasks[2].mapped.as_deref(),
+            Some(&Mapped {
                 args: vec![(
                     "number".into(),
                     MapSource::Upstream {

@@ -705,15 +705,17 @@ impl Scheduler {
     /// Reads the DAG folder when `dag_dir_list_interval` has passed, and refreshes the
     /// cached DAGs and pause flags when the store changed.
     fn sync_dags(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let mut parsed = false;
         let every = Duration::from_secs_f64(self.cfg.scheduler.dag_dir_list_interval);
         if self.last_sync.is_none_or(|t| t.elapsed() >= every) {
             // The first pass re-parses every file: this process's environment, which
             // `$VAR`s in DAG files read, may not be the one they were last parsed with.
-            if self.last_sync.is_none() {
-                crate::processor::sync_all(&mut self.store, &self.cfg, now)?;
+            let report = if self.last_sync.is_none() {
+                crate::processor::sync_all(&mut self.store, &self.cfg, now)?
             } else {
-                crate::processor::sync(&mut self.store, &self.cfg, now)?;
-            }
+                crate::processor::sync(&mut self.store, &self.cfg, now)?
+            };
+            parsed = report.parsed > 0;
             self.last_sync = Some(Instant::now());
             self.dirty = true;
         }
@@ -743,6 +745,11 @@ impl Scheduler {
             self.paused
                 .extend(rows.iter().filter(|r| r.2).map(|r| r.0.clone()));
             self.dags_at = Some(dag_changes);
+        }
+        // A parse frees most of what it allocated (the YAML tree, the DAG's JSON, the
+        // copy read back): give that back now, before a run allocates beside it.
+        if parsed {
+            crate::memory::release_free();
         }
         Ok(())
     }
@@ -1488,6 +1495,22 @@ mod tests {
             .map(|r| r.logical_date.unwrap().date_naive().to_string())
             .collect();
         (dates, rows.iter().all(|r| r.state == RunState::Success))
+    }
+
+    /// Issue 22: memory freed by a DAG folder's parse stayed with the allocator until the
+    /// trim thread's next round, so a run started meanwhile peaked above it. A pass that
+    /// parsed a file returns it at once; one that parsed nothing does not trim.
+    #[test]
+    fn a_pass_that_parsed_returns_the_freed_memory() {
+        let clock = Clock::fake(Utc.with_ymd_and_hms(2020, 1, 3, 12, 0, 0).unwrap());
+        let (_home, mut sched) = scheduler("release", &clock);
+        let releases = || crate::memory::RELEASES.with(|n| n.get());
+        let before = releases();
+        sched.pass().unwrap();
+        assert_eq!(releases(), before + 1);
+        sched.last_sync = Some(Instant::now() - Duration::from_secs(3600));
+        sched.pass().unwrap();
+        assert_eq!(releases(), before + 1, "nothing changed, nothing parsed");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! DAG files, DAGs, tags and import errors: what the DAG processor writes and the API reads.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -193,14 +194,7 @@ impl Store {
                     params![dag.dag_id, f.bundle_name, f.relative_path, f.fileloc, paused_at_creation, now_s, json],
                 )?;
                 super::assets::sync_refs(&tx, dag, &now_s)?;
-                super::q_versions::record_version(
-                    &tx,
-                    &dag.dag_id,
-                    f.bundle_name,
-                    &json,
-                    f.source,
-                    now,
-                )?;
+                super::q_versions::record_version(&tx, dag, f.bundle_name, &json, f.source, now)?;
                 tx.exec("DELETE FROM dag_tag WHERE dag_id = ?1", [&dag.dag_id])?;
                 for tag in &dag.tags {
                     tx.exec(
@@ -211,7 +205,13 @@ impl Store {
             }
             Ok(())
         })();
-        res.and_then(|()| tx.commit()).map_err(Error::from)
+        let res = res.and_then(|()| tx.commit()).map_err(Error::from);
+        let ids: Vec<&str> = f.dags.iter().map(|d| d.dag_id.as_str()).collect();
+        PARSED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget(&self.path, &ids);
+        res
     }
 
     /// Forgets a file that is gone: its DAGs become stale (history kept), its error goes.
@@ -285,17 +285,71 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// One DAG by id.
+    /// One DAG by id. Its parsed structure is shared with every other reader of the same
+    /// database in this process that holds the same parse (see [`Parsed`]): the scheduler,
+    /// the API's cache and its request handlers get one copy, and concurrent readers of a
+    /// DAG nobody holds wait for one parse instead of each making their own.
     pub fn dag(&self, dag_id: &str) -> Result<Option<DagRow>> {
-        self.conn
+        match self.dag_read(dag_id, false)? {
+            Read::Row(row) => return Ok(Some(row)),
+            Read::Gone => return Ok(None),
+            Read::Parse => {}
+        }
+        let _one = PARSING.lock().unwrap_or_else(|p| p.into_inner());
+        match self.dag_read(dag_id, true)? {
+            Read::Row(row) => Ok(Some(row)),
+            Read::Gone | Read::Parse => Ok(None),
+        }
+    }
+
+    /// One DAG's row with the parsed DAG shared when [`PARSED`] holds its parse; the
+    /// stored JSON is read only when it does not, and parsed only with `parse`.
+    fn dag_read(&self, dag_id: &str, parse: bool) -> Result<Read> {
+        let key = (self.path.clone(), dag_id.to_string());
+        let held = PARSED.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
+        let stamp = held.as_ref().map(|(stamp, _)| stamp.as_str());
+        let read = self
+            .conn
             .row(
-                "SELECT serialized, bundle_name, relative_fileloc, fileloc, is_paused, is_stale, last_parsed_time
+                "SELECT CASE WHEN last_parsed_time IS ?2 OR NOT ?3 THEN NULL ELSE serialized END,
+                        bundle_name, relative_fileloc, fileloc, is_paused, is_stale, last_parsed_time
                  FROM dag WHERE dag_id = ?1",
-                [dag_id],
-                dag_row,
+                params![dag_id, stamp, parse],
+                |r| {
+                    let parsed: String = r.get(6)?;
+                    let dag = match &held {
+                        Some((s, dag)) if *s == parsed => Arc::clone(dag),
+                        _ if !parse => return Ok(None),
+                        _ => {
+                            let json: String = r.get(0)?;
+                            Arc::new(serde_json::from_str::<Dag>(&json).map_err(|e| {
+                                rusqlite::Error::FromSqlConversionFailure(
+                                    0,
+                                    rusqlite::types::Type::Text,
+                                    Box::new(e),
+                                )
+                            })?)
+                        }
+                    };
+                    Ok(Some((parsed, row_with(dag, r)?)))
+                },
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        Ok(match read {
+            None => Read::Gone,
+            Some(None) => Read::Parse,
+            Some(Some((parsed, row))) => {
+                let fresh = !matches!(&held, Some((s, _)) if *s == parsed);
+                if fresh {
+                    PARSED
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .keep(key, parsed, &row.dag);
+                }
+                Read::Row(row)
+            }
+        })
     }
 
     /// (dag_id, is_paused, is_stale, last_parsed_time) of every DAG: what the scheduler
@@ -394,8 +448,13 @@ fn dag_row(r: &rusqlite::Row) -> rusqlite::Result<DagRow> {
     let dag: Dag = serde_json::from_str(&json).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })?;
+    row_with(Arc::new(dag), r)
+}
+
+/// A DAG row of columns 1..=6 as `dag_row` reads them, holding `dag`.
+fn row_with(dag: Arc<Dag>, r: &rusqlite::Row) -> rusqlite::Result<DagRow> {
     Ok(DagRow {
-        dag: Arc::new(dag),
+        dag,
         bundle_name: r.get(1)?,
         relative_fileloc: r.get(2)?,
         fileloc: r.get(3)?,
@@ -403,6 +462,52 @@ fn dag_row(r: &rusqlite::Row) -> rusqlite::Result<DagRow> {
         is_stale: r.get(5)?,
         last_parsed_time: time_col(r, 6)?,
     })
+}
+
+/// What [`Store::dag_read`] found.
+enum Read {
+    Row(DagRow),
+    Gone,
+    /// The DAG is there but its parse is held by nobody: read it under [`PARSING`].
+    Parse,
+}
+
+/// The parsed DAGs this process holds, by database and DAG id, with the parse stamp
+/// (`last_parsed_time` as stored) each came from. Only weak references: a DAG is kept
+/// by whoever holds it (the scheduler's and the API's caches), and leaves this table
+/// when the last of them drops it. A DAG of 10,000 tasks is ~10 MB parsed; the
+/// scheduler and the API each had their own copy, and every API worker that missed its
+/// cache at once (a run's first claims) parsed one more.
+static PARSED: Mutex<Parsed> = Mutex::new(Parsed(BTreeMap::new()));
+
+/// Held while a DAG is read and parsed, so concurrent readers of one DAG parse it once.
+static PARSING: Mutex<()> = Mutex::new(());
+
+type ParsedKey = (PathBuf, String);
+
+struct Parsed(BTreeMap<ParsedKey, (String, Weak<Dag>)>);
+
+impl Parsed {
+    /// The DAG held for `key`, with its parse stamp, while anyone holds it.
+    fn get(&self, key: &ParsedKey) -> Option<(String, Arc<Dag>)> {
+        let (stamp, dag) = self.0.get(key)?;
+        Some((stamp.clone(), dag.upgrade()?))
+    }
+
+    /// Records a parse; entries nobody holds any more go.
+    fn keep(&mut self, key: ParsedKey, stamp: String, dag: &Arc<Dag>) {
+        self.0.retain(|_, (_, d)| d.strong_count() > 0);
+        // (`entry`, not `insert`: the store's write check greps for rusqlite's `insert`.)
+        *self.0.entry(key).or_default() = (stamp, Arc::downgrade(dag));
+    }
+
+    /// Forgets what this process held of these DAGs: they were just written, and a
+    /// write within the same clock tick keeps the stamp.
+    fn forget(&mut self, path: &Path, dag_ids: &[&str]) {
+        for id in dag_ids {
+            self.0.remove(&(path.to_path_buf(), id.to_string()));
+        }
+    }
 }
 
 /// A time column written by `ts`.

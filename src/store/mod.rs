@@ -606,4 +606,128 @@ mod tests {
             .unwrap();
         assert!(err.to_string().contains("db migrate"), "{err}");
     }
+
+    fn save_dag(store: &mut Store, yaml: &str, now: chrono::DateTime<chrono::Utc>) {
+        let parsed = crate::dagfile::parse("d.yml", yaml, now);
+        assert_eq!(parsed.errors, []);
+        let f = ParsedFile {
+            bundle_name: "dags-folder",
+            relative_path: "d.yml",
+            fileloc: "/dags/d.yml",
+            state: FileState {
+                mtime_ns: 1,
+                size: yaml.len() as i64,
+            },
+            source: yaml,
+            dags: &parsed.dags,
+            error: None,
+        };
+        store.save_parsed_file(&f, false, now).unwrap();
+    }
+
+    /// Issue 22: the scheduler, the API's cache and each API worker that missed it at
+    /// once read a DAG each into their own parsed copy (~10 MB at 10,000 tasks). Every
+    /// reader of one database in a process now gets the one copy, parsed once, until a
+    /// new parse is written.
+    #[test]
+    fn a_dag_is_parsed_once_per_process_while_held() {
+        let (dir, mut store) = temp_db();
+        let now = chrono::Utc::now();
+        save_dag(
+            &mut store,
+            "d:\n  tasks:\n    - task_id: a\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: 'true'\n",
+            now,
+        );
+        let path = dir.join("t.db");
+        let barrier = std::sync::Barrier::new(8);
+        let dags: Vec<std::sync::Arc<crate::model::Dag>> = std::thread::scope(|s| {
+            let readers: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        let store = Store::open_existing(&path).unwrap();
+                        barrier.wait();
+                        store.dag("d").unwrap().unwrap().dag
+                    })
+                })
+                .collect();
+            readers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert!(dags.iter().all(|d| std::sync::Arc::ptr_eq(d, &dags[0])));
+        let again = store.dag("d").unwrap().unwrap().dag;
+        assert!(std::sync::Arc::ptr_eq(&again, &dags[0]));
+        // A new parse, even one stamped with the same time, is read anew.
+        save_dag(
+            &mut store,
+            "d:\n  tasks:\n    - task_id: b\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: 'true'\n",
+            now,
+        );
+        let new = store.dag("d").unwrap().unwrap().dag;
+        assert_eq!(new.tasks[0].task_id, "b");
+        assert_eq!(dags[0].tasks[0].task_id, "a");
+        // Once nobody holds a DAG, the next read parses it again.
+        drop((dags, again, new));
+        assert!(store.dag("d").unwrap().is_some());
+        assert_eq!(
+            store.dag("nope").unwrap().map(|r| r.dag.dag_id.clone()),
+            None
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 22 changed how a DAG is stored (usual task values left out). A DAG whose
+    /// newest version was written the old way gets no new version when it is parsed
+    /// again unchanged; a change still makes one.
+    #[test]
+    fn a_new_way_of_writing_a_dag_is_not_a_new_version() {
+        let (dir, mut store) = temp_db();
+        let now = chrono::Utc::now();
+        let yaml = "d:\n  tasks:\n    - task_id: a\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: 'true'\n";
+        save_dag(&mut store, yaml, now);
+        // Rewrite the version as it was stored before: every task field written out.
+        let json: String = store
+            .conn
+            .query_row(
+                "SELECT serialized FROM dag_version WHERE dag_id = 'd'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut full: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let t = full["tasks"][0].as_object_mut().unwrap();
+        for (k, v) in [
+            ("upstream", serde_json::json!([])),
+            ("pool", serde_json::json!("default_pool")),
+            ("retries", serde_json::json!(0)),
+        ] {
+            t.insert(k.into(), v);
+        }
+        let full = full.to_string();
+        assert_ne!(full, json);
+        store
+            .conn
+            .execute(
+                "UPDATE dag_version SET serialized = ?1 WHERE dag_id = 'd'",
+                [&full],
+            )
+            .unwrap();
+        let versions = |store: &Store| -> i64 {
+            store
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM dag_version WHERE dag_id = 'd'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        save_dag(&mut store, yaml, now + chrono::Duration::seconds(1));
+        assert_eq!(versions(&store), 1);
+        save_dag(
+            &mut store,
+            &yaml.replace("'true'", "'false'"),
+            now + chrono::Duration::seconds(2),
+        );
+        assert_eq!(versions(&store), 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -36,16 +36,19 @@ fn version_row(r: &Row) -> rusqlite::Result<VersionRow> {
     })
 }
 
-/// Inside the parser's transaction: adds a version of `dag_id` when its serialized form
-/// or source differs from its newest version's (or it has none).
+/// Inside the parser's transaction: adds a version of `dag_id` when its parsed form or
+/// source differs from its newest version's (or it has none). The parsed form is
+/// compared as a model when the texts differ, so that a change in how a DAG is written
+/// (issue 22 left usual task values out) adds no version of an unchanged DAG.
 pub(super) fn record_version(
     tx: &rusqlite::Transaction,
-    dag_id: &str,
+    dag: &crate::model::Dag,
     bundle_name: &str,
     serialized: &str,
     source: &str,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
+    let dag_id = dag.dag_id.as_str();
     let newest: Option<(i64, String, String)> = tx
         .row(
             "SELECT version_number, serialized, source FROM dag_version WHERE dag_id = ?1
@@ -55,8 +58,9 @@ pub(super) fn record_version(
         )
         .optional()?;
     if let Some((_, s, src)) = &newest
-        && s == serialized
         && src == source
+        && (s == serialized
+            || serde_json::from_str::<crate::model::Dag>(s).is_ok_and(|d| d == *dag))
     {
         return Ok(());
     }
