@@ -132,8 +132,10 @@ bench: release
 # bench-peers runs updraft beside its peers on this machine and prints one table of ratios
 # (bench/peers.py): IronFlow from crates.io (installed under target/peers) and Apache
 # Airflow 3.3.2 from PyPI (the venv test-compat uses), with the same DAG shapes (bench/peers/).
-# Not part of `make test` or `make bench`.
+# Not part of `make test` or `make bench`. PEERS_ARGS passes options on, e.g.
+# PEERS_ARGS='--only airflow --keep' (bench/peers.py --help).
 IRONFLOW_VERSION := 0.3.0
+PEERS_ARGS ?=
 IRONFLOW := target/peers/bin/ironflow
 bench-peers:
 	@$(call need_cmd,$(PYTHON),python3)
@@ -147,7 +149,7 @@ bench-peers:
 		$(COMPAT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(COMPAT_REQS) && \
 		echo "$$want" > $(COMPAT_VENV)/requirements.sha256; \
 	fi
-	$(PYTHON) bench/peers.py
+	$(PYTHON) bench/peers.py $(PEERS_ARGS)
 
 # windows cross-builds the release .exe for x86_64-pc-windows-gnu, installing MinGW and the target if missing.
 windows:

@@ -8,17 +8,29 @@ one after another in this one run, each on a temporary home with the same DAG sh
 (bench/peers/: a 10- and a 100-task chain of `true`, a fan-out of 1,000 `true`), each in
 its own format, and prints one table of the figures and of updraft's ratio to each peer.
 
+Airflow is set up as a user of `airflow standalone` on another port would: LocalExecutor
+at [core] parallelism 32 on SQLite (3.3.2 has no SequentialExecutor any more and does not
+cap LocalExecutor on SQLite: its log says LocalExecutor(parallelism=32) and it forks 32
+workers), and [core] execution_api_server_url pointing at its own API server, which its
+workers need (left unset it is http://localhost:8080/execution/). Everything else at its
+defaults, e.g. [scheduler] scheduler_idle_sleep_time 1 s, which bounds its chain gaps.
+
 Figures, taken the same way for every peer:
 - cold start: process start -> its health endpoint answers 200 (database already created:
   the first start of each peer, which creates it, is not measured);
-- idle memory: PSS summed over the peer's whole process tree, 5 s after its DAGs are
-  loaded (PSS, so pages shared between a peer's processes count once);
-- chain gap: downstream task's start - upstream task's end, as each peer stores them;
-- fan-out throughput: tasks done / (last end - first start), as stored.
+- idle memory: PSS summed over the peer's whole process tree, SETTLE (5) s after its DAGs
+  are loaded (PSS, so pages shared between a peer's processes count once);
+- chain gap: downstream task's start - upstream task's end, as each peer stores them, over
+  the links whose two tasks succeeded;
+- fan-out throughput: tasks done / (last end - first start), as stored; a fan-out still
+  running at --run-timeout counts what finished by then, and the table says so.
 
 Bounded in time: a peer that does not answer its health check within --start-timeout
-(60 s) is skipped and the table says so; every run has --run-timeout. Standard library
-only. Usage: bench/peers.py [--only updraft,ironflow,airflow] [--reps 3]
+(60 s) is skipped and the table says so; every run has --run-timeout (300 s), and a run
+that hits it ends that peer's repetitions of the shape. Every process a peer starts is
+stopped by process group and then by tree (this process is their subreaper, so orphans
+stay findable), also on Ctrl-C, SIGTERM or SIGHUP. Standard library only.
+Usage: bench/peers.py [--only updraft,ironflow,airflow] [--reps 3] [--keep]
 """
 
 import argparse
@@ -47,6 +59,8 @@ PATH = bench.PATH
 SHAPES = {"chain10": ("chain", 10), "chain100": ("chain", 100), "fanout": ("fanout", 1000)}
 IRONFLOW = os.path.join(ROOT, "target/peers/bin/ironflow")
 AIRFLOW = os.path.join(ROOT, ".venv-compat/bin/airflow")
+# Seconds every peer idles after its DAGs are loaded before its memory is read.
+SETTLE = 5.0
 
 
 def log(msg):
@@ -100,26 +114,100 @@ def wait_http(url, proc, timeout):
     return None
 
 
-def stop_group(proc, grace=20):
-    """Stops the peer's process group, and every descendant that left it (Airflow's
-    workers start sessions of their own), so nothing outlives the run."""
-    family = tree(proc.pid)
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=grace)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            pass
+def become_subreaper():
+    """Makes this process the reaper of every orphan below it (Linux prctl
+    PR_SET_CHILD_SUBREAPER), so a peer's process that double-forks or whose parent dies
+    first is re-parented here rather than to init, and stays findable by tree(getpid())
+    until it is stopped. Elsewhere a no-op: the process group and the tree still apply."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
         pass
-    proc.wait()
-    for pid in family[1:]:
+
+
+def reap():
+    """Collects every exited child (orphans re-parented here included), so none stays a zombie."""
+    while True:
         try:
-            os.kill(pid, signal.SIGKILL)
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def stop_group(proc, grace=20):
+    """Stops the peer: SIGTERM to its process group, SIGKILL to the group after `grace`
+    seconds, then SIGKILL to every process still below this one (descendants that left
+    the group, as Airflow's task supervisors do, and orphans re-parented here), until
+    none is left. Ctrl-C is ignored meanwhile, so a second one cannot cut the cleanup short."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        family = tree(proc.pid)
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=grace)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        proc.wait()
+        for _ in range(100):
+            left = [p for p in set(family[1:] + tree(os.getpid())[1:]) if alive(p)]
+            if not left:
+                break
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            family = []
+            time.sleep(0.05)
+            reap()
+        reap()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def alive(pid):
+    """pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def sweep():
+    """Last safety net: SIGKILL to whatever still runs below this process."""
+    for _ in range(100):
+        left = [p for p in tree(os.getpid())[1:] if alive(p)]
+        if not left:
+            break
+        log(f"killing {len(left)} processes left running: {left}")
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+        reap()
+    reap()
+
+
+class Stop(BaseException):
+    """SIGTERM or SIGHUP (`timeout`, a closed terminal): unwinds like Ctrl-C, so every
+    peer is stopped by the finally blocks on the way out."""
+
+
+def on_stop_signal(signum, frame):
+    raise Stop(signal.Signals(signum).name)
 
 
 # ---------------------------------------------------------------- DAG files
@@ -272,7 +360,12 @@ class IronFlow(Peer):
         return self.base() + "health"
 
     def ready(self):
-        return len(query(self.db, "SELECT id FROM dags")) >= 3
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if len(query(self.db, "SELECT id FROM dags")) >= 3:
+                return True
+            time.sleep(0.1)
+        return False
 
     def trigger(self, dag_id):
         status, body = bench.http("POST", f"{self.base()}api/dags/{dag_id}/trigger", {})
@@ -303,7 +396,7 @@ class Airflow(Peer):
         self.port = bench.free_port()
         # Creating the database is setup, as for the others; it is not the measured start.
         r = subprocess.run([AIRFLOW, "db", "migrate"], env=self.env(), cwd=self.home,
-                           capture_output=True, text=True, timeout=600)
+                           capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
             raise RuntimeError(f"airflow db migrate: {r.stdout[-500:]} {r.stderr[-500:]}")
 
@@ -320,6 +413,11 @@ class Airflow(Peer):
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
+            # The Execution API its workers report to. Unset, 3.3.2 derives it from
+            # [api] base_url and falls back to http://localhost:8080/execution/, so on any
+            # other port every task failed before it ran (httpx ConnectError in the
+            # scheduler's log, the task's own log stopped at "Pre Execute").
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         }
@@ -371,57 +469,80 @@ class Airflow(Peer):
 # ---------------------------------------------------------------- measuring
 
 
-def measure(peer, args):
-    """The figures of one peer, or {'skipped': why}."""
-    out = {}
+def chain_gaps(rows):
+    """Downstream start - upstream end (ms) for each link of a chain whose two tasks both
+    succeeded: a task marked upstream_failed or skipped has times of its own that say
+    nothing about scheduling, so it is left out (and the run's state goes in the notes)."""
+    rows = sorted(rows, key=lambda r: r[0])
+    return [(d[1] - u[2]) * 1000 for u, d in zip(rows, rows[1:])
+            if u[3] == d[3] == "success" and u[2] and d[1]]
+
+
+def measure(peer, args, out):
+    """Fills `out` with the figures of one peer, or {'skipped': why}; what was measured
+    stays in `out` if a run is interrupted."""
+    note = out.setdefault("notes", []).append
     try:
         peer.setup()
     except Exception as e:  # a peer that cannot be set up is skipped, with the reason
         peer.stop()
-        return {"skipped": f"setup failed: {e}"}
+        out["skipped"] = f"setup failed: {e}"
+        return
+    except BaseException:  # Ctrl-C or SIGTERM while setup had the peer running
+        peer.stop()
+        raise
     try:
         took = peer.cold_start()
         if took is None:
-            return {"skipped": f"did not answer its health check within {args.start_timeout:.0f} s"}
+            out["skipped"] = f"did not answer its health check within {args.start_timeout:.0f} s"
+            return
         out["cold_ms"] = took * 1000
         if not peer.ready():
-            return {"skipped": "its DAGs were not loaded within the bound"}
-        time.sleep(5)
+            out["skipped"] = "its DAGs were not loaded within the bound"
+            return
+        time.sleep(SETTLE)
         out["idle_kib"] = tree_pss_kib(peer.proc.pid)
         out["procs"] = len(tree(peer.proc.pid))
         log(f"{peer.name}: cold start {out['cold_ms']:.0f} ms, idle {bench.mb(out['idle_kib']):.1f} MB "
             f"over {out['procs']} processes")
+        reps = args.reps if peer.name != "airflow" else 1
         for shape in ("chain10", "chain100"):
-            gaps = []
-            for rep in range(args.reps if peer.name != "airflow" else 1):
+            out[shape] = gaps = []
+            n = SHAPES[shape][1]
+            for rep in range(reps):
                 key = peer.trigger(shape)
+                t0 = time.monotonic()
                 state = peer.wait_run(key, args.run_timeout)
                 rows = peer.times(key)
-                done = [r for r in rows if r[1] and r[2]]
-                done.sort(key=lambda r: r[0])
-                gaps += [(d[1] - u[2]) * 1000 for u, d in zip(done, done[1:])]
+                gaps += chain_gaps(rows)
+                ok = sum(1 for r in rows if r[3] == "success")
+                log(f"{peer.name}: {shape} run {rep + 1}: {state}, {ok} of {n} succeeded "
+                    f"in {time.monotonic() - t0:.0f} s")
                 if state != "success":
-                    out.setdefault("notes", []).append(f"{shape} run {rep + 1}: {state}")
-            out[shape] = gaps
+                    note(f"{shape} run {rep + 1}: {state}, {ok} of {n} tasks succeeded")
+                    if state == "timeout":
+                        break  # a run still going would share the machine with the next
             if gaps:
                 log(f"{peer.name}: {shape} gap median {bench.median(gaps):.2f} ms over {len(gaps)} gaps")
-        rates = []
-        for rep in range(args.reps if peer.name != "airflow" else 1):
+        out["fanout"] = rates = []
+        n = SHAPES["fanout"][1]
+        for rep in range(reps):
             key = peer.trigger("fanout")
             state = peer.wait_run(key, args.run_timeout)
             done = [r for r in peer.times(key) if r[3] == "success" and r[1] and r[2]]
             if done:
                 span = max(r[2] for r in done) - min(r[1] for r in done)
                 rates.append(len(done) / max(span, 1e-9))
+            log(f"{peer.name}: fan-out run {rep + 1}: {rates[-1] if done else 0:.1f} tasks/s, "
+                f"{len(done)} of {n} done ({state})")
             if state != "success":
-                out.setdefault("notes", []).append(
-                    f"fan-out run {rep + 1}: {state} with {len(done)} of {SHAPES['fanout'][1]} tasks done")
-            log(f"{peer.name}: fan-out {rates[-1] if rates else 0:.0f} tasks/s ({state})")
-        out["fanout"] = rates
-        return out
+                note(f"fan-out run {rep + 1}: {state} with {len(done)} of {n} tasks done; "
+                     f"its throughput is over those, first start to last end")
+                out["fanout_partial"] = (len(done), n, args.run_timeout)
+                if state == "timeout":
+                    break
     except Exception as e:
-        out.setdefault("notes", []).append(f"failed: {e}")
-        return out
+        note(f"failed: {e}")
     finally:
         peer.stop()
 
@@ -453,7 +574,12 @@ def table(res):
         row = [title]
         for n in names:
             v = vals[n]
-            row.append("skipped" if "skipped" in res[n] else "—" if v is None else f"{v:.2f} {unit}" if v < 10 else f"{v:.0f} {unit}")
+            cell = "skipped" if "skipped" in res[n] else "—" if v is None else \
+                f"{v:.2f} {unit}" if v < 10 else f"{v:.0f} {unit}"
+            if key == "fanout" and "fanout_partial" in res[n]:
+                done, total, bound = res[n]["fanout_partial"]
+                cell += f" ({done} of {total} done in the {bound:.0f} s bound)"
+            row.append(cell)
         for n in names:
             if n == "updraft":
                 continue
@@ -479,24 +605,40 @@ def main():
     if a.write_dags:
         write_dags()
         return
+    become_subreaper()
+    signal.signal(signal.SIGTERM, on_stop_signal)
+    signal.signal(signal.SIGHUP, on_stop_signal)
     root = tempfile.mkdtemp(prefix="updraft-peers-")
     res = {}
     load0 = os.getloadavg()
+    t0 = time.monotonic()
+    interrupted = None
     try:
         for cls in (Updraft, IronFlow, Airflow):
             if cls.name not in a.only.split(","):
                 continue
             log(f"{cls.name} ...")
-            res[cls.name] = measure(cls(root, a), a)
+            res[cls.name] = {}
+            measure(cls(root, a), a, res[cls.name])
             if "skipped" in res[cls.name]:
                 log(f"{cls.name}: skipped: {res[cls.name]['skipped']}")
+    except (KeyboardInterrupt, Stop) as e:
+        interrupted = type(e).__name__ if isinstance(e, KeyboardInterrupt) else str(e)
+        log(f"interrupted ({interrupted}): every peer stopped; the table holds what was measured")
     finally:
-        if not a.keep:
+        sweep()
+        if a.keep:
+            log(f"homes kept in {root}")
+        else:
             shutil.rmtree(root, ignore_errors=True)
     print(f"updraft beside its peers, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"{os.cpu_count()} CPUs, load {load0[0]:.2f} before and {os.getloadavg()[0]:.2f} after; "
-          f"{a.reps} runs of each chain and fan-out (Airflow's once)")
+          f"{a.reps} run{'s' if a.reps != 1 else ''} of each chain and fan-out (Airflow's once); "
+          f"{time.monotonic() - t0:.0f} s in all")
     print(table(res))
+    if interrupted:
+        last = list(res)[-1] if res else "the first peer"
+        print(f"- interrupted by {interrupted} while measuring {last}: its figures are partial")
     for n, r in res.items():
         if "skipped" in r:
             print(f"- {n}: skipped: {r['skipped']}")
@@ -505,6 +647,8 @@ def main():
     print("- ratios: how many times better updraft's figure is (peer/updraft for times and "
           "memory, updraft/peer for throughput); IronFlow runs a fan-out with no parallelism "
           "bound, updraft and Airflow at parallelism 32")
+    if interrupted:
+        sys.exit(130 if interrupted == "KeyboardInterrupt" else 143)
 
 
 if __name__ == "__main__":
