@@ -423,12 +423,14 @@ fn dag_factorys_python_examples_run() {
     );
 }
 
+/// The timeout leaves a loaded machine time to start the interpreter and the grandchild
+/// (at 2 s a CI-like load of 40 killed the callable before it wrote the pid file).
 #[test]
 fn execution_timeout_kills_the_python_tree_connections_read_variables_written() {
     let pidfile =
         std::env::temp_dir().join(format!("updraft-py-grandchild-{}", std::process::id()));
     let kwargs = format!(
-        "op_kwargs: {{pidfile: '{}'}}\nexecution_timeout: 2",
+        "op_kwargs: {{pidfile: '{}'}}\nexecution_timeout: 6",
         pidfile.display()
     );
     let tasks = [
@@ -474,7 +476,7 @@ fn execution_timeout_kills_the_python_tree_connections_read_variables_written() 
     assert_eq!(written.stdout().trim(), r#"{"by": "callable"}"#);
     let log = e.log("slow", &run, "hang", 1);
     assert!(
-        log.contains("execution_timeout of 2.000 s reached"),
+        log.contains("execution_timeout of 6.000 s reached"),
         "{log}"
     );
     let grandchild: u32 = std::fs::read_to_string(&pidfile)
