@@ -1656,8 +1656,10 @@ def git(*args):
 
 def report(b, tbl, elapsed):
     nproc, model = machine()
-    commit = git("rev-parse", "--short", "HEAD")
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    commit, dirty = b.commit
+    now = git("rev-parse", "--short", "HEAD")
+    if now != commit:
+        dirty += f" (HEAD moved to {now} during the run; the figures are of {commit}'s binaries)"
     a = b.args
     load = os.getloadavg()
     lines = [
@@ -1774,6 +1776,9 @@ def main():
         a.servers_minutes, a.servers_refresh = min(a.servers_minutes, 2.0), min(a.servers_refresh, 20.0)
     b = Bench(a)
     b.load_before = os.getloadavg()
+    # The commit the binaries were built from: the tree may move during a long run.
+    b.commit = (git("rev-parse", "--short", "HEAD"),
+                " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
     only = set(filter(None, a.only.split(",")))
     # Only the API figures need the bare server and wrk.
     api = not only or "api" in only
