@@ -1102,8 +1102,8 @@ fn standalone_with_worker_processes_runs_one_scheduler() {
     assert_eq!(
         e.wait_run("once", &run),
         "success",
-        "{}\n{}",
-        e.log("once", &run, "t", 1),
+        "{:?}\n{}",
+        e.states("once", &run),
         e.srv.log()
     );
     assert!(e.log("once", &run, "t", 1).contains("ran"));
