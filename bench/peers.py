@@ -277,7 +277,29 @@ class Peer:
         return "timeout"
 
 
-class Updraft(Peer):
+class AirflowApi(Peer):
+    """A peer with Airflow's REST API and task_instance/dag_run tables: updraft and Airflow."""
+
+    trigger_timeout = 10
+
+    def trigger(self, dag_id):
+        status, body = bench.http("POST", f"{self.base()}api/v2/dags/{dag_id}/dagRuns",
+                                  {"logical_date": None}, self.token, timeout=self.trigger_timeout)
+        if status not in (200, 201):
+            raise RuntimeError(f"trigger {dag_id}: {status} {body}")
+        return (dag_id, body["dag_run_id"])
+
+    def run_state(self, key):
+        rows = query(self.db, "SELECT state FROM dag_run WHERE dag_id=? AND run_id=?", key)
+        return rows[0][0] if rows else None
+
+    def times(self, key):
+        rows = query(self.db, "SELECT task_id, start_date, end_date, state FROM task_instance "
+                     "WHERE dag_id=? AND run_id=? ORDER BY task_id", key)
+        return [(r[0], naive_utc(r[1]), naive_utc(r[2]), r[3]) for r in rows]
+
+
+class Updraft(AirflowApi):
     name = "updraft"
 
     def setup(self):
@@ -316,21 +338,6 @@ class Updraft(Peer):
             time.sleep(0.1)
         return False
 
-    def trigger(self, dag_id):
-        status, body = bench.http("POST", f"{self.base()}api/v2/dags/{dag_id}/dagRuns",
-                                  {"logical_date": None}, self.token)
-        if status not in (200, 201):
-            raise RuntimeError(f"trigger {dag_id}: {status} {body}")
-        return (dag_id, body["dag_run_id"])
-
-    def run_state(self, key):
-        rows = query(self.db, "SELECT state FROM dag_run WHERE dag_id=? AND run_id=?", key)
-        return rows[0][0] if rows else None
-
-    def times(self, key):
-        rows = query(self.db, "SELECT task_id, start_date, end_date, state FROM task_instance "
-                     "WHERE dag_id=? AND run_id=? ORDER BY task_id", key)
-        return [(r[0], naive_utc(r[1]), naive_utc(r[2]), r[3]) for r in rows]
 
 
 class IronFlow(Peer):
@@ -383,8 +390,9 @@ class IronFlow(Peer):
         return [(r[0], naive_utc(r[1]), naive_utc(r[2]), r[3]) for r in rows]
 
 
-class Airflow(Peer):
+class Airflow(AirflowApi):
     name = "airflow"
+    trigger_timeout = 60
 
     def setup(self):
         if not os.path.exists(AIRFLOW):
@@ -449,21 +457,6 @@ class Airflow(Peer):
             time.sleep(1)
         return False
 
-    def trigger(self, dag_id):
-        status, body = bench.http("POST", f"{self.base()}api/v2/dags/{dag_id}/dagRuns",
-                                  {"logical_date": None}, self.token, timeout=60)
-        if status not in (200, 201):
-            raise RuntimeError(f"trigger {dag_id}: {status} {body}")
-        return (dag_id, body["dag_run_id"])
-
-    def run_state(self, key):
-        rows = query(self.db, "SELECT state FROM dag_run WHERE dag_id=? AND run_id=?", key)
-        return rows[0][0] if rows else None
-
-    def times(self, key):
-        rows = query(self.db, "SELECT task_id, start_date, end_date, state FROM task_instance "
-                     "WHERE dag_id=? AND run_id=? ORDER BY task_id", key)
-        return [(r[0], naive_utc(r[1]), naive_utc(r[2]), r[3]) for r in rows]
 
 
 # ---------------------------------------------------------------- measuring
