@@ -701,6 +701,59 @@ mod tests {
         assert_eq!(body.len(), 6_000);
     }
 
+    /// A call in process goes through the real pool: served (and counted, in process,
+    /// by route), token checked; once the server has stopped, it fails at once, and the
+    /// client's retries end in `Unreachable`, as with a server that is gone.
+    #[test]
+    fn calls_in_process_are_served_by_the_pool_and_fail_once_it_stops() {
+        use crate::executor::client::{CallError, Client, Transport};
+
+        let home = std::env::temp_dir().join(format!("updraft-inproc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(home.join("dags")).unwrap();
+        let env: Vec<(String, String)> = [
+            ("UPDRAFT__CORE__LOAD_EXAMPLES", "False"),
+            ("UPDRAFT__API__PORT", "0"),
+            ("UPDRAFT__API__HOST", "127.0.0.1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let cfg = Config::load(&home, &env).unwrap();
+        drop(Store::open(&cfg.database.path).unwrap());
+        let running = start(cfg, Apps::ALL, dispatch, Clock::System).unwrap();
+        let inproc = running.in_process();
+        let wait = Duration::from_secs(30);
+        let health = inproc
+            .call("GET", "/execution/health", &[], Vec::new(), wait)
+            .unwrap();
+        assert_eq!(
+            health.status,
+            200,
+            "{:?}",
+            String::from_utf8_lossy(&health.body)
+        );
+        let client = Client::with_transport(Transport::InProcess(inproc.clone()), "", "nope");
+        match client.variable("x") {
+            Err(CallError::Status(401 | 403, _)) => {}
+            other => panic!("a bad token must be refused: {other:?}"),
+        }
+        let metrics = running.ctx.metrics.render(&[]);
+        assert!(
+            metrics
+                .contains("updraft_http_in_process_requests_total{route=\"/execution/health\"} 1"),
+            "{metrics}"
+        );
+        running.shutdown(Duration::from_secs(5));
+        let gone = inproc.call("GET", "/execution/health", &[], Vec::new(), wait);
+        assert!(gone.is_err(), "{gone:?}");
+        match client.variable("x") {
+            Err(CallError::Unreachable(_)) => {}
+            other => panic!("a stopped server is unreachable: {other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&home);
+    }
+
     #[test]
     fn prefixes_from_base_url() {
         for (base, want) in [
