@@ -25,6 +25,10 @@ pub struct Metrics {
     pub panics: AtomicU64,
     /// Named counters: `updraft_<name>_total`.
     counters: Mutex<BTreeMap<&'static str, u64>>,
+    /// Route template -> requests of those made in this process, without a socket (the
+    /// supervisors' calls in `standalone`, `dags test`, `tasks test`); each is counted
+    /// in `requests` too.
+    in_process: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -44,6 +48,16 @@ impl Metrics {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a request (already [`Metrics::observe`]d) that came in process.
+    pub fn observe_in_process(&self, route: &'static str) {
+        *self
+            .in_process
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(route)
+            .or_default() += 1;
     }
 
     pub fn incr(&self, name: &'static str, by: u64) {
@@ -69,6 +83,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "updraft_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP updraft_http_in_process_requests_total Requests of updraft_http_requests_total made in this process, without a connection, by route template.\n");
+        out.push_str("# TYPE updraft_http_in_process_requests_total counter\n");
+        for (route, n) in self
+            .in_process
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "updraft_http_in_process_requests_total{{route=\"{route}\"}} {n}"
             );
         }
         out.push_str(

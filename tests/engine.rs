@@ -178,6 +178,53 @@ fn a_chain_runs_in_order_with_logs_on_disk() {
     assert!(wait_until(LONG, || count("executor_supervisors_exited") >= 3));
 }
 
+/// Issue 22: a standalone's supervisors reach its Execution API in process. Their claims
+/// and reports are served by the server's workers (counted in `/metrics` by route, as
+/// any request), and every one of them came without a connection.
+#[test]
+fn a_standalones_supervisors_call_its_execution_api_in_process() {
+    let tasks = [
+        task("a", "true", ""),
+        task("b", "true", "dependencies: [a]"),
+        task("c", "true", "dependencies: [b]"),
+    ]
+    .concat();
+    let e = Engine::start(&[("inproc.yml", &dag("inproc", "", &tasks))], &[]);
+    let run = e.trigger("inproc", None);
+    assert_eq!(e.wait_run("inproc", &run), "success");
+    let metrics = || crate::util::get(&format!("{}/metrics", e.srv.base)).1;
+    let sum = |text: &str, prefix: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let served = |text: &str, route: &str| {
+        sum(
+            text,
+            &format!("updraft_http_requests_total{{method=\"PATCH\",route=\"{route}\","),
+        )
+    };
+    let in_process = |text: &str, route: &str| {
+        sum(
+            text,
+            &format!("updraft_http_in_process_requests_total{{route=\"{route}\"}}"),
+        )
+    };
+    let claim = "/execution/task-instances/{task_instance_id}/run";
+    let report = "/execution/task-instances/{task_instance_id}/state";
+    let mut text = String::new();
+    // The counts are written just after each reply, so the last may lag the run's end.
+    let counted = wait_until(LONG, || {
+        text = metrics();
+        served(&text, claim) >= 3 && served(&text, report) >= 3
+    });
+    assert!(counted, "{text}");
+    assert_eq!(served(&text, claim), 3, "{text}");
+    assert_eq!(in_process(&text, claim), served(&text, claim), "{text}");
+    assert_eq!(in_process(&text, report), served(&text, report), "{text}");
+}
+
 #[test]
 fn fan_out_fan_in_and_trigger_rules() {
     let tasks = [

@@ -86,6 +86,7 @@ pub fn scheduler(env: &Env) -> Result<()> {
     let grace = grace(&cfg);
     let opts = Options {
         api_url: url,
+        in_process: None,
         grace,
         until_run: None,
         metrics: Default::default(),
@@ -125,8 +126,11 @@ pub fn standalone(env: &Env) -> Result<()> {
         .url
         .clone();
     let grace = grace(&cfg);
+    // The supervisors call the Execution API of this process without a connection;
+    // their tasks get the URL.
     let opts = Options {
         api_url: url,
+        in_process: Some(running.in_process()),
         grace,
         until_run: None,
         metrics: running.ctx.metrics.clone(),
@@ -156,8 +160,10 @@ fn standalone_with_processes(cfg: Config, env: &Env) -> Result<()> {
     let arbiter = server::arbiter::start(cfg.clone(), Apps::ALL, env.clock.clone())?;
     let url = probe::execution_url(&cfg, arbiter.addr);
     let grace = grace(&cfg);
+    // The API is served by other processes: HTTP it is.
     let opts = Options {
         api_url: url,
+        in_process: None,
         grace,
         until_run: None,
         metrics: Default::default(),
@@ -257,6 +263,7 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
     let until = Some((dag_id.to_string(), run.run_id.clone()));
     let opts = Options {
         api_url: url,
+        in_process: Some(running.in_process()),
         grace: grace(&cfg),
         until_run: until,
         metrics: Default::default(),
@@ -403,7 +410,12 @@ fn run_one_task(
         cfg.auth.execution_jwt_expiration_time,
         now,
     );
-    let sv = crate::executor::supervise::Supervisors::new(cfg, &url, env.clock.clone());
+    let sv = crate::executor::supervise::Supervisors::new(
+        cfg,
+        &url,
+        env.clock.clone(),
+        Some(running.in_process()),
+    );
     let outcome = crate::executor::supervise::supervise(&sv, &ti.id, &token);
     running.shutdown(HTTP_GRACE);
     let path = log_path_at(

@@ -4,6 +4,10 @@
 //! Connection errors and 5xx answers are retried with a growing wait (the server may be
 //! restarting); 4xx answers are results. A `Refreshed-API-Token` answer header replaces
 //! the token for the following calls, as Airflow's task SDK does.
+//!
+//! A client reaches the API over HTTP, or, for a supervisor in the process that serves
+//! the Execution API, in process ([`Transport::InProcess`]): the same requests on the
+//! server's own queue, without a socket. Retries and results are the same either way.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -40,8 +44,17 @@ impl std::fmt::Display for CallError {
     }
 }
 
+/// How a client's requests reach the Execution API.
+#[derive(Clone)]
+pub enum Transport {
+    /// Over HTTP, sharing the agent's kept-alive connections.
+    Http(ureq::Agent),
+    /// Through the server in this process, without a connection (`server::InProcess`).
+    InProcess(crate::server::InProcess),
+}
+
 pub struct Client {
-    agent: ureq::Agent,
+    transport: Transport,
     base: String,
     token: Mutex<String>,
 }
@@ -55,9 +68,19 @@ impl Client {
     /// A client sharing `agent`'s pool of kept-alive connections with other clients:
     /// the executor's supervisor threads each have their own token but one agent.
     pub fn with_agent(agent: ureq::Agent, base: &str, token: &str) -> Client {
+        Client::with_transport(Transport::Http(agent), base, token)
+    }
+
+    /// A client over `transport`; `base` is the API's URL for HTTP. In process, the
+    /// server's own Execution API path is used instead, whatever URL tasks are given.
+    pub fn with_transport(transport: Transport, base: &str, token: &str) -> Client {
+        let base = match &transport {
+            Transport::Http(_) => base,
+            Transport::InProcess(server) => server.base(),
+        };
         Client {
-            agent,
             base: format!("{}/", base.trim_end_matches('/')),
+            transport,
             token: Mutex::new(token.to_string()),
         }
     }
@@ -99,45 +122,18 @@ impl Client {
         for attempt in 1..=attempts {
             let auth = format!("Bearer {}", self.token());
             let payload = body.map(Value::to_string).unwrap_or_default();
-            let res = match method {
-                "GET" => self.agent.get(&url).header("Authorization", &auth).call(),
-                "PUT" => self
-                    .agent
-                    .put(&url)
-                    .header("Authorization", &auth)
-                    .content_type("application/json")
-                    .send(&payload),
-                "POST" => self
-                    .agent
-                    .post(&url)
-                    .header("Authorization", &auth)
-                    .content_type("application/json")
-                    .send(&payload),
-                _ => self
-                    .agent
-                    .patch(&url)
-                    .header("Authorization", &auth)
-                    .content_type("application/json")
-                    .send(&payload),
-            };
-            match res {
-                Ok(mut r) => {
-                    if let Some(t) = r
-                        .headers()
-                        .get("refreshed-api-token")
-                        .and_then(|v| v.to_str().ok())
-                    {
-                        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = t.to_string();
+            match self.send(method, &url, &auth, payload) {
+                Ok((status, refreshed, text)) => {
+                    if let Some(t) = refreshed {
+                        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = t;
                     }
-                    let status = r.status().as_u16();
-                    let text = r.body_mut().read_to_string().unwrap_or_default();
                     let value = serde_json::from_str(&text).unwrap_or(Value::Null);
                     if status < 500 {
                         return Ok((status, value));
                     }
                     last = format!("{status} {text}");
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => last = e,
             }
             if attempt < attempts {
                 std::thread::sleep(wait);
@@ -145,6 +141,57 @@ impl Client {
             }
         }
         Err(CallError::Unreachable(format!("{method} {url}: {last}")))
+    }
+
+    /// One try: the status, a refreshed token if the answer carries one, and the body;
+    /// `Err` when there was no answer.
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        auth: &str,
+        payload: String,
+    ) -> Result<(u16, Option<String>, String), String> {
+        let agent = match &self.transport {
+            Transport::Http(agent) => agent,
+            Transport::InProcess(server) => {
+                let mut headers = vec![("Authorization", auth)];
+                if method != "GET" {
+                    headers.push(("Content-Type", "application/json"));
+                }
+                let answer = server.call(method, url, &headers, payload.into_bytes(), TIMEOUT)?;
+                let refreshed = answer.header("refreshed-api-token").map(str::to_string);
+                let text = String::from_utf8_lossy(&answer.body).into_owned();
+                return Ok((answer.status, refreshed, text));
+            }
+        };
+        let res = match method {
+            "GET" => agent.get(url).header("Authorization", auth).call(),
+            "PUT" => agent
+                .put(url)
+                .header("Authorization", auth)
+                .content_type("application/json")
+                .send(&payload),
+            "POST" => agent
+                .post(url)
+                .header("Authorization", auth)
+                .content_type("application/json")
+                .send(&payload),
+            _ => agent
+                .patch(url)
+                .header("Authorization", auth)
+                .content_type("application/json")
+                .send(&payload),
+        };
+        let mut r = res.map_err(|e| e.to_string())?;
+        let refreshed = r
+            .headers()
+            .get("refreshed-api-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        Ok((status, refreshed, text))
     }
 
     fn expect(

@@ -92,12 +92,13 @@ impl LocalExecutor {
     pub fn new(
         cfg: &Config,
         api_url: &str,
+        in_process: Option<crate::server::InProcess>,
         clock: Clock,
         events: Sender<ExecEvent>,
     ) -> LocalExecutor {
         end_tasks_with_this_process();
         LocalExecutor {
-            supervisors: Arc::new(Supervisors::new(cfg, api_url, clock)),
+            supervisors: Arc::new(Supervisors::new(cfg, api_url, clock, in_process)),
             events,
             running: HashMap::new(),
             callbacks: Arc::new(AtomicUsize::new(0)),

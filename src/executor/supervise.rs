@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::client::{CallError, Client, TOKEN_VAR, URL_VAR};
+use super::client::{CallError, Client, TOKEN_VAR, Transport, URL_VAR};
 use super::python;
 use super::sensor;
 use super::threads::Threads;
@@ -69,10 +69,12 @@ pub enum Outcome {
     Unreported,
 }
 
-/// What every supervisor of one executor shares: settings read once, one HTTP agent
-/// (so the calls of all tasks reuse kept-alive connections), the stop flag.
+/// What every supervisor of one executor shares: settings read once, one transport to
+/// the Execution API (one HTTP agent, so the calls of all tasks reuse kept-alive
+/// connections; or the server in this process), the stop flag.
 pub struct Supervisors {
-    agent: ureq::Agent,
+    transport: Transport,
+    /// The URL tasks are given (commands inside a task always use HTTP).
     api_url: String,
     home: PathBuf,
     base_log_folder: PathBuf,
@@ -101,7 +103,14 @@ pub struct Supervisors {
 }
 
 impl Supervisors {
-    pub fn new(cfg: &Config, api_url: &str, clock: Clock) -> Supervisors {
+    /// `in_process`: the Execution API served by this process, which supervisors then
+    /// call without a connection; `None` for HTTP to `api_url`.
+    pub fn new(
+        cfg: &Config,
+        api_url: &str,
+        clock: Clock,
+        in_process: Option<crate::server::InProcess>,
+    ) -> Supervisors {
         let path = cfg.host.var("PATH").map(OsStr::to_os_string);
         let exe_dir = std::env::current_exe()
             .ok()
@@ -118,7 +127,10 @@ impl Supervisors {
                 .unwrap_or_default()
         });
         Supervisors {
-            agent: super::client::agent(),
+            transport: match in_process {
+                Some(server) => Transport::InProcess(server),
+                None => Transport::Http(super::client::agent()),
+            },
             api_url: api_url.to_string(),
             home: cfg.home.clone(),
             base_log_folder: cfg.logging.base_log_folder.clone(),
@@ -164,7 +176,7 @@ pub fn supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Outcome {
 }
 
 fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> {
-    let client = Client::with_agent(sv.agent.clone(), &sv.api_url, token);
+    let client = Client::with_transport(sv.transport.clone(), &sv.api_url, token);
     let ctx = match client.run(ti_id, sv.pid, &sv.hostname, &sv.unixname, sv.clock.now()) {
         Ok(ctx) => ctx,
         Err(CallError::Status(409, body)) => {
@@ -1018,7 +1030,7 @@ fn run_callback_runner(
 /// Airflow's DAG processor writes a DAG file's log:
 /// `{base_log_folder}/dag_processor/<date>/<bundle>/<file>.log`.
 pub fn dag_callback(sv: &Supervisors, id: i64, token: &str) {
-    let client = Client::with_agent(sv.agent.clone(), &sv.api_url, token);
+    let client = Client::with_transport(sv.transport.clone(), &sv.api_url, token);
     let ctx = match client.dag_callback_run(id) {
         Ok(ctx) => ctx,
         Err(CallError::Status(409, body)) => {

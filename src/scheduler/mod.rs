@@ -49,8 +49,11 @@ pub enum Stop {
 }
 
 pub struct Options {
-    /// The Execution API URL handed to supervisors.
+    /// The Execution API URL handed to tasks, and to supervisors without `in_process`.
     pub api_url: String,
+    /// The Execution API served by this process: supervisors call it without a
+    /// connection (`standalone`, `dags test`).
+    pub in_process: Option<crate::server::InProcess>,
     /// How long running tasks may finish after shutdown before they are stopped.
     pub grace: Duration,
     /// Stop after this run reaches a final state (`dags test`).
@@ -112,7 +115,13 @@ impl Scheduler {
         let mut store = Store::open(&cfg.database.path)?;
         let secret = crate::jwt::secret(&cfg.auth.jwt_secret, &cfg.home)?;
         let (tx, exec_events) = crossbeam_channel::unbounded();
-        let exec = LocalExecutor::new(&cfg, &opts.api_url, opts.clock.clone(), tx);
+        let exec = LocalExecutor::new(
+            &cfg,
+            &opts.api_url,
+            opts.in_process.clone(),
+            opts.clock.clone(),
+            tx,
+        );
         let hostname = crate::hostname();
         let job_id = store.start_job(
             "SchedulerJob",
@@ -1477,6 +1486,7 @@ mod tests {
         let cfg = Config::load(&home.0, &env).unwrap();
         let opts = Options {
             api_url: "http://127.0.0.1:9/execution/".into(),
+            in_process: None,
             grace: Duration::ZERO,
             until_run: None,
             metrics: Default::default(),

@@ -79,11 +79,122 @@ impl Running {
         }
     }
 
+    /// The Execution API for callers in this process (the supervisors of a scheduler
+    /// running beside this server): requests go on the same queue as the sockets',
+    /// without one.
+    pub fn in_process(&self) -> InProcess {
+        InProcess {
+            http: Arc::downgrade(&self.http),
+            base: format!("{}/execution/", self.ctx.prefix),
+            host: self.addr.to_string(),
+        }
+    }
+
     /// Blocks until the pool stops (after a `Shutdown` sent through [`Running::control`]).
     pub fn wait(mut self) {
         if let Some(h) = self.supervisor.take() {
             let _ = h.join();
         }
+    }
+}
+
+/// The Execution API reached from inside the server's process ([`Running::in_process`]).
+///
+/// A call is a request in memory (method, path, headers, body) that tiny_http queues
+/// where a connection thread queues the requests it reads, in the Execution API's lane;
+/// a worker takes it and serves it as any other (route table, token check and refresh,
+/// metrics, log, a panic's 500), and its reply comes back as the bytes it would have
+/// written to a socket. What is saved is the client's and server's HTTP work and the
+/// loopback connection: its system calls, and a thread wake-up on each side.
+///
+/// Only a handle: it does not keep the server alive. Once the server has stopped, a call
+/// fails as one to an unreachable server would.
+#[derive(Clone)]
+pub struct InProcess {
+    http: std::sync::Weak<tiny_http::Server>,
+    /// The Execution API's path, `{prefix}/execution/`.
+    base: String,
+    /// The server's address, sent as `Host` as an HTTP client would.
+    host: String,
+}
+
+/// A reply to an [`InProcess`] call.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// Names as sent (any case).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The value of header `name`, in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Reads what `respond` wrote: a status line, headers, an empty line, the body.
+    fn parse(bytes: &[u8]) -> std::result::Result<Answer, String> {
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or("the reply has no end of head")?;
+        let head = std::str::from_utf8(&bytes[..end]).map_err(|_| "the reply head is not text")?;
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or("the reply has no status")?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+            .collect();
+        Ok(Answer {
+            status,
+            headers,
+            body: bytes[end + 4..].to_vec(),
+        })
+    }
+}
+
+impl InProcess {
+    /// The Execution API's path, `{prefix}/execution/`: what a call's `target` starts with.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// One request; `target` is the path (and query) from the server's root. Waits at
+    /// most `timeout` for the reply. `Err` says why there was none: the server stopped
+    /// (or is stopping), or did not answer in time.
+    pub fn call(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> std::result::Result<Answer, String> {
+        let method = <tiny_http::Method as std::str::FromStr>::from_str(method)
+            .map_err(|()| format!("{method} is not an HTTP method"))?;
+        let pending = {
+            // The server is held only while the request is queued: a call in flight
+            // when it stops gets the 500 of a dropped request, or times out.
+            let http = self
+                .http
+                .upgrade()
+                .ok_or("the server in this process has stopped")?;
+            let mut all = Vec::with_capacity(headers.len() + 1);
+            all.push(("Host", self.host.as_str()));
+            all.extend_from_slice(headers);
+            http.push_in_memory(method, target, &all, body)
+                .map_err(|e| e.to_string())?
+        };
+        let bytes = pending.wait(timeout).map_err(|e| e.to_string())?;
+        Answer::parse(&bytes)
     }
 }
 
@@ -280,6 +391,9 @@ fn serve(ctx: &Ctx, store: &mut Store, dispatch: Dispatch, mut rq: tiny_http::Re
     let status = reply.status;
     ctx.metrics
         .observe(method_name, route, status, started.elapsed());
+    if rq.in_memory() {
+        ctx.metrics.observe_in_process(route);
+    }
     if status >= 500 {
         log::warn!("{} {} -> {status}", rq.method(), rq.url());
     } else {
@@ -585,6 +699,59 @@ mod tests {
         let mut body = Vec::new();
         rq.as_reader().read_to_end(&mut body).unwrap();
         assert_eq!(body.len(), 6_000);
+    }
+
+    /// A call in process goes through the real pool: served (and counted, in process,
+    /// by route), token checked; once the server has stopped, it fails at once, and the
+    /// client's retries end in `Unreachable`, as with a server that is gone.
+    #[test]
+    fn calls_in_process_are_served_by_the_pool_and_fail_once_it_stops() {
+        use crate::executor::client::{CallError, Client, Transport};
+
+        let home = std::env::temp_dir().join(format!("updraft-inproc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(home.join("dags")).unwrap();
+        let env: Vec<(String, String)> = [
+            ("UPDRAFT__CORE__LOAD_EXAMPLES", "False"),
+            ("UPDRAFT__API__PORT", "0"),
+            ("UPDRAFT__API__HOST", "127.0.0.1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let cfg = Config::load(&home, &env).unwrap();
+        drop(Store::open(&cfg.database.path).unwrap());
+        let running = start(cfg, Apps::ALL, dispatch, Clock::System).unwrap();
+        let inproc = running.in_process();
+        let wait = Duration::from_secs(30);
+        let health = inproc
+            .call("GET", "/execution/health", &[], Vec::new(), wait)
+            .unwrap();
+        assert_eq!(
+            health.status,
+            200,
+            "{:?}",
+            String::from_utf8_lossy(&health.body)
+        );
+        let client = Client::with_transport(Transport::InProcess(inproc.clone()), "", "nope");
+        match client.variable("x") {
+            Err(CallError::Status(401 | 403, _)) => {}
+            other => panic!("a bad token must be refused: {other:?}"),
+        }
+        let metrics = running.ctx.metrics.render(&[]);
+        assert!(
+            metrics
+                .contains("updraft_http_in_process_requests_total{route=\"/execution/health\"} 1"),
+            "{metrics}"
+        );
+        running.shutdown(Duration::from_secs(5));
+        let gone = inproc.call("GET", "/execution/health", &[], Vec::new(), wait);
+        assert!(gone.is_err(), "{gone:?}");
+        match client.variable("x") {
+            Err(CallError::Unreachable(_)) => {}
+            other => panic!("a stopped server is unreachable: {other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&home);
     }
 
     #[test]

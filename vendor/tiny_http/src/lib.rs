@@ -115,10 +115,12 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
+pub use in_memory::InMemoryReply;
 
 mod client;
 mod common;
 mod connection;
+mod in_memory;
 mod request;
 mod response;
 mod ssl;
@@ -146,6 +148,11 @@ pub struct Server {
     open: Arc<AtomicUsize>,
     shared_listener: bool,
     accepting: Arc<AtomicBool>,
+
+    // Patch: what `push_in_memory` needs to queue a request as a connection would: the
+    // path of the first lane, and the body limit.
+    first: Option<Arc<str>>,
+    max_body: usize,
 }
 
 enum Message {
@@ -362,6 +369,7 @@ impl Server {
         // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
 
+        let lane_path = first.clone();
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
         let open = Arc::new(AtomicUsize::new(0));
@@ -485,6 +493,8 @@ impl Server {
             shared_listener,
             accepting,
             listening_addr: local_addr,
+            first: lane_path,
+            max_body: limits.max_body,
         })
     }
 

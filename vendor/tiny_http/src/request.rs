@@ -81,6 +81,9 @@ pub struct Request {
 
     // Patch: this request's place on its connection, from 1.
     sequence: u32,
+
+    // Patch: made in this process (`Server::push_in_memory`), not read from a socket.
+    in_memory: bool,
 }
 
 struct NotifyOnDrop<R> {
@@ -341,6 +344,7 @@ where
         notify_when_responded: None,
         body_refused,
         sequence: 1,
+        in_memory: false,
     })
 }
 
@@ -399,6 +403,17 @@ impl Request {
 
     pub(crate) fn set_sequence(&mut self, sequence: u32) {
         self.sequence = sequence;
+    }
+
+    /// Patch: true for a request made in this process with [`crate::Server::push_in_memory`]
+    /// rather than read from a connection.
+    #[inline]
+    pub fn in_memory(&self) -> bool {
+        self.in_memory
+    }
+
+    pub(crate) fn set_in_memory(&mut self) {
+        self.in_memory = true;
     }
 
     /// Returns the address of the client that sent this request.
