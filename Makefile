@@ -122,7 +122,10 @@ release:
 		cp $(MUSL_BIN) $(MUSL_BIN).syms && strip --strip-all $(MUSL_BIN); fi
 	@stat -c '%n: %s bytes' $(MUSL_BIN) && file $(MUSL_BIN)
 
-# bench builds the release binary, the bare-server baseline and the static musl binary, then prints the benchmark table (the 30-minute memory soak last) and writes bench/RESULTS.md.
+# bench builds the static musl binary as `make release` does (what Linux users run: the
+# memory figures measure it), the glibc release binary (the speed figures: musl's malloc
+# would measure itself) and the bare-server baseline, then prints the benchmark table (the
+# 30-minute memory soak last) and writes bench/RESULTS.md; the table says which binary each row ran.
 bench: release
 	@$(call need_cmd,wrk,wrk)
 	@$(call need_cmd,$(PYTHON),python3)

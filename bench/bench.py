@@ -7,6 +7,14 @@ a baseline measured in the same run, and as a ratio to it, because the machine i
 shared and noisy. Medians over repetitions, with the count and the spread (min-max).
 Benchmarks print figures; nothing here is a test.
 
+The memory figures (idle, peaks, per task, the soaks) are taken on the binary users get
+on Linux, the static musl one (`make release`; `--mem-exe`); the speed figures on the
+glibc release build (`--exe`), since musl's malloc makes the musl binary much slower
+(bench/PROFILES.md, "The shipped binary"). The bare tiny_http baseline is the glibc
+build of examples/bare_server.rs, and the raw spawn baseline runs no binary of ours.
+`--exe` alone measures everything on one binary. The table says which binary each
+figure measured.
+
 Standard library only, so `make bench` needs nothing but Python 3 and wrk.
 Usage: bench/bench.py [--quick] [--out bench/RESULTS.md]   (see --help)
 """
@@ -47,6 +55,17 @@ SETTINGS = {
 
 # The PATH every process here gets, so a task's shell is found the same way everywhere.
 PATH = "/usr/local/bin:/usr/bin:/bin"
+
+# The binary the memory figures measure by default: the static musl build that
+# `make release` makes and Linux users run (its allocator is not glibc's, so a glibc
+# build's memory would not be theirs).
+SHIPPED = "target/x86_64-unknown-linux-musl/release/updraft"
+# The binary the speed figures measure by default: the glibc release build. The musl
+# binary's own malloc made it much slower (bench/PROFILES.md, "The shipped binary"), so
+# its speed would measure musl's allocator rather than updraft.
+FASTEST = "target/release/updraft"
+# The bare tiny_http baseline, a glibc build (the fastest: its figures are the bar).
+BARE = "target/release/examples/bare_server"
 
 # Time bounds, so a hung or very slow updraft cannot hold `make bench` forever.
 START_TIMEOUT = 30.0
@@ -113,6 +132,39 @@ def proc_kib(pid, field):
     except OSError:
         return None
     return None
+
+
+def describe_binary(path):
+    """What a benchmarked executable is, read from the file: `static musl, mimalloc` or
+    `glibc (dynamic), system allocator`. Linkage from the ELF program headers (a dynamic
+    executable names its interpreter, PT_INTERP); the allocator from the strings mimalloc
+    compiles in, since release binaries are stripped."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return f"unreadable: {e}"
+    if data[:4] != b"\x7fELF":
+        return "not an ELF executable"
+    phoff = int.from_bytes(data[0x20:0x28], "little")
+    phentsize = int.from_bytes(data[0x36:0x38], "little")
+    phnum = int.from_bytes(data[0x38:0x3A], "little")
+    interp = None
+    for i in range(phnum):
+        at = phoff + i * phentsize
+        if int.from_bytes(data[at:at + 4], "little") == 3:  # PT_INTERP
+            off = int.from_bytes(data[at + 8:at + 16], "little")
+            size = int.from_bytes(data[at + 32:at + 40], "little")
+            interp = data[off:off + size].rstrip(b"\0").decode(errors="replace")
+    if interp is None:
+        # The only static build updraft makes is the musl one (`make release`).
+        libc = "static musl"
+    elif "musl" in interp:
+        libc = f"musl (dynamic, {interp})"
+    else:
+        libc = f"glibc (dynamic, {interp})"
+    alloc = "mimalloc" if b"mimalloc" in data else ("glibc's" if libc.startswith("glibc") else "musl's") + " malloc"
+    return f"{libc}, {alloc}"
 
 
 def children(pid):
@@ -375,8 +427,11 @@ class MemorySampler:
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.exe = os.path.abspath(getattr(args, "exe", None) or os.path.join(ROOT, "target/release/updraft"))
-        self.bare = os.path.join(ROOT, "target/release/examples/bare_server")
+        exe = getattr(args, "exe", None)
+        self.exe = os.path.abspath(exe or os.path.join(ROOT, FASTEST))
+        # Memory is the shipped binary's; an --exe alone measures everything on that one.
+        self.mem_exe = os.path.abspath(getattr(args, "mem_exe", None) or exe or os.path.join(ROOT, SHIPPED))
+        self.bare = os.path.join(ROOT, BARE)
         self.tmp = tempfile.mkdtemp(prefix="updraft-bench-")
         self.results = {}
         self.notes = []
@@ -388,8 +443,8 @@ class Bench:
         self.homes += 1
         return Home(self.tmp, f"{self.homes:02d}-{name}")
 
-    def standalone(self, home, extra=None):
-        return Server([self.exe, "standalone"], home.env(extra), home.path,
+    def standalone(self, home, extra=None, exe=None):
+        return Server([exe or self.exe, "standalone"], home.env(extra), home.path,
                       os.path.join(home.path, "standalone.log"))
 
     def cleanup(self):
@@ -400,8 +455,8 @@ class Bench:
 
     # -- runs
 
-    def trigger_cli(self, home, dag_id):
-        r = home.cli(self.exe, ["dags", "trigger", dag_id], timeout=30)
+    def trigger_cli(self, home, dag_id, exe=None):
+        r = home.cli(exe or self.exe, ["dags", "trigger", dag_id], timeout=30)
         if r.returncode != 0:
             raise RuntimeError(f"dags trigger {dag_id}: {r.stderr}")
         return r.stdout.strip().splitlines()[-1]
@@ -822,6 +877,53 @@ class Bench:
         finally:
             srv.stop()
 
+    # -- memory on the shipped binary
+
+    def memory(self):
+        """The memory rows on `--mem-exe` (the shipped static musl binary) when the speed
+        steps ran another binary, read as those steps read them: idle VmRSS of a fresh
+        standalone 2 s after its start (the api step), VmHWM over `--reps` runs of the
+        `--tasks` fan-out (the engine's throughput runs) and, on another fresh standalone,
+        over one `--scale-tasks` run (the scale step). These replace the speed binary's."""
+        a = self.args
+        exe = self.mem_exe
+        home = self.home("memory")
+        home.write("tp.yml", independent("tp", a.tasks))
+        srv = self.standalone(home, exe=exe)
+        try:
+            time.sleep(2.0)  # idle: the scheduler's first passes, the probe
+            self.results["mem_idle"] = proc_kib(srv.pid, "VmRSS")
+            sampler = MemorySampler(srv.pid)
+            for rep in range(a.reps):
+                run_id = self.trigger_cli(home, "tp", exe)
+                state = self.wait_run(home, "tp", run_id, RUN_TIMEOUT, poll=0.1)
+                if state != "success":
+                    self.notes.append(f"memory: {a.tasks}-task run {rep + 1}: {state}")
+            sampler.stop()
+            self.results["mem_run"] = {"hwm": proc_kib(srv.pid, "VmHWM"), "peak_total": sampler.peak_total,
+                                       "peak_procs": sampler.peak_procs, "tasks": a.tasks}
+        finally:
+            srv.stop()
+        home = self.home("memory-scale")
+        home.write("big.yml", independent("big", a.scale_tasks))
+        srv = self.standalone(home, exe=exe)
+        try:
+            time.sleep(1.0)
+            sampler = MemorySampler(srv.pid)
+            run_id = self.trigger_cli(home, "big", exe)
+            state = self.wait_run(home, "big", run_id, SCALE_TIMEOUT, poll=0.2)
+            sampler.stop()
+            if state != "success":
+                self.notes.append(f"memory: {a.scale_tasks}-task run: {state}")
+            self.results["mem_scale"] = {"hwm": proc_kib(srv.pid, "VmHWM"), "peak_total": sampler.peak_total,
+                                         "tasks": a.scale_tasks}
+        finally:
+            srv.stop()
+        self.results["mem_on"] = exe
+        log(f"memory ({os.path.basename(exe)}): idle {mb(self.results['mem_idle']):.1f} MB, "
+            f"peak {mb(self.results['mem_run']['hwm']):.1f} MB at {a.tasks} tasks, "
+            f"{mb(self.results['mem_scale']['hwm']):.1f} MB at {a.scale_tasks}")
+
     # -- dynamic task mapping
 
     def mapping(self):
@@ -1083,7 +1185,7 @@ class Bench:
             "  schedule: null\n",
             f"  schedule:\n    __type__: datetime.timedelta\n    seconds: {period:g}\n")
         home.write("soak.yml", text)
-        srv = self.standalone(home)
+        srv = self.standalone(home, exe=self.mem_exe)
         stop = threading.Event()
         counts = {"requests": 0, "errors": 0}
         try:
@@ -1178,13 +1280,13 @@ class Bench:
             home = self.home(f"servers-{server_type}")
             for i in range(a.dag_files):
                 home.write(f"f{i:04d}.yml", factory_file(i))
-            r = home.cli(self.exe, ["dags", "list", "--output", "json"], timeout=300)
+            r = home.cli(self.mem_exe, ["dags", "list", "--output", "json"], timeout=300)
             if r.returncode != 0:
                 raise RuntimeError(f"dags list: {r.stderr[-500:]}")
             extra = {"UPDRAFT__API__SERVER_TYPE": server_type,
                      "UPDRAFT__API__WORKER_REFRESH_INTERVAL": f"{a.servers_refresh:g}",
                      "UPDRAFT__API__WORKERS": "4"}
-            srv = Server([self.exe, "api-server"], home.env(extra), home.path,
+            srv = Server([self.mem_exe, "api-server"], home.env(extra), home.path,
                          os.path.join(home.path, "api-server.log"))
             stop = threading.Event()
             counts = {"requests": 0, "errors": 0}
@@ -1242,7 +1344,7 @@ class Bench:
     # -- binary
 
     def binary(self):
-        path = os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/updraft")
+        path = os.path.join(ROOT, SHIPPED)
         if os.path.exists(path):
             self.results["binary"] = {"bytes": os.path.getsize(path), "path": path,
                                       "costs": binary_costs(path + ".syms")}
@@ -1479,14 +1581,16 @@ def table(b):
         rows.append(["cold start (start → health 200)", f"{med:.1f} ms ({spread(c['ms'], f1)})",
                      f"exec `updraft version` {median(c['exec_ms']):.1f} ms", "—", "≤ 20 ms",
                      verdict(med <= 20)])
+    # Memory rows name their binary when it is not the speed rows' (`--mem-exe`).
+    on = f" [{describe_binary(b.mem_exe).split(',')[0]}]" if b.mem_exe != b.exe else ""
     if "mem_idle" in r:
         idle = mb(r["mem_idle"])
-        rows.append(["memory: idle standalone (VmRSS)", f"{idle:.1f} MB", "—", "—", f"≤ {IDLE_MB} MB",
+        rows.append([f"memory{on}: idle standalone (VmRSS)", f"{idle:.1f} MB", "—", "—", f"≤ {IDLE_MB} MB",
                      verdict(idle <= IDLE_MB)])
     if "mem_run" in r:
         m = r["mem_run"]
         hwm = mb(m["hwm"])
-        rows.append([f"memory: peak during {m['tasks']:,}-task run",
+        rows.append([f"memory{on}: peak during {m['tasks']:,}-task run",
                      f"standalone VmHWM {hwm:.1f} MB; all updraft processes {mb(m['peak_total']):.0f} MB "
                      f"(PSS summed over ≤ {m['peak_procs']} processes)", "—", "—", f"≤ {PEAK_MB} MB",
                      verdict(hwm <= PEAK_MB)])
@@ -1494,7 +1598,7 @@ def table(b):
         m, s, idle = r["mem_run"], r["mem_scale"], r["mem_idle"]
         grow1, grow10 = m["hwm"] - idle, s["hwm"] - idle
         per = lambda g, n: g * 1024 / n / 1e3
-        rows.append([f"memory: peak during {s['tasks']:,}-task run",
+        rows.append([f"memory{on}: peak during {s['tasks']:,}-task run",
                      f"standalone VmHWM {mb(s['hwm']):.1f} MB; all updraft {mb(s['peak_total']):.0f} MB",
                      f"{m['tasks']:,}-task run", f"above idle: {per(grow1, m['tasks']):.1f} → "
                      f"{per(grow10, s['tasks']):.1f} kB/task",
@@ -1536,13 +1640,14 @@ def table(b):
                          f"{median([x[1] for x in m[key]]):.1f} ms", "—", "—", "≤ 20 ms",
                          verdict(median(g) <= 20)])
     if "soak" in r:
-        rows.append(soak_row(r["soak"]))
+        row = soak_row(r["soak"])
+        rows.append([row[0].replace("memory:", f"memory{on}:", 1)] + row[1:])
     if "servers" in r:
         sv = r["servers"]
         for server_type, x in sv["types"].items():
             first, last = soak_at_servers(x["samples"], 1), x["samples"][-1]
             growth = mb(last[1] - first[1])
-            rows.append([f"memory: api-server {server_type}, {sv['minutes']:g} min of API load, "
+            rows.append([f"memory{on}: api-server {server_type}, {sv['minutes']:g} min of API load, "
                          f"refresh every {sv['refresh']:g} s, RSS of all its processes",
                          f"min {first[0]:.1f} {mb(first[1]):.1f} MB, min {last[0]:.1f} {mb(last[1]):.1f} MB "
                          f"({last[2]} processes); growth {growth:+.1f} MB; {x['requests']:,} requests, "
@@ -1570,9 +1675,30 @@ def table(b):
                              f"tables such as the time-zone database, the UI's {costs.get('ui', 0) / 1e6:.2f} "
                              f"of files, TLS roots)", "—", "—", "", ""])
     head = ["figure", "updraft", "baseline (same run)", "ratio", "target", "verdict"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [binaries(b), ""] if rows else []
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def binaries(b):
+    """The line above the table: which binary each row measured."""
+    rel = lambda p: os.path.relpath(p, ROOT) if p.startswith(ROOT + os.sep) else p
+    r = b.results
+    mem = "mem_on" in r or "soak" in r or "servers" in r
+    if b.mem_exe == b.exe or not mem:
+        text = f"Binaries: the updraft figures ran `{rel(b.exe)}` ({describe_binary(b.exe)})"
+    else:
+        text = (f"Binaries: the updraft speed figures ran `{rel(b.exe)}` ({describe_binary(b.exe)}); "
+                f"the memory rows (idle, peaks, per task, soak, api-server types) ran "
+                f"`{rel(b.mem_exe)}` ({describe_binary(b.mem_exe)})")
+    if "health" in r or "list" in r:
+        text += f"; the bare tiny_http baseline ran `{BARE}` ({describe_binary(b.bare)})"
+    if "throughput" in r:
+        text += "; the raw spawn baseline is `bash -c true` started by Python (no updraft binary)"
+    if "binary" in r and "missing" not in r["binary"]:
+        text += f"; the binary-size rows read `{SHIPPED}`"
+    return text + "."
 
 
 def soak_at(samples, minute):
@@ -1738,11 +1864,13 @@ def diagnostics(b):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
-    p.add_argument("--only", default="", help="comma-separated: engine,assets,python,mapping,sensors,scale,api,cold,parse,binary,soak,servers")
+    p.add_argument("--only", default="", help="comma-separated: engine,assets,python,mapping,sensors,scale,api,cold,parse,binary,memory,soak,servers")
     p.add_argument("--out", help="write RESULTS.md here")
     p.add_argument("--keep", action="store_true", help="keep the temporary homes")
-    p.add_argument("--exe", help="the updraft binary (default target/release/updraft); "
-                   "a build with symbols, for profiling: see bench/PROFILES.md")
+    p.add_argument("--exe", help=f"the updraft binary (default {FASTEST}, for the speed figures; "
+                   "alone, for every figure); a build with symbols, for profiling: see bench/PROFILES.md")
+    p.add_argument("--mem-exe", help=f"the binary of the memory figures (default --exe if given, "
+                   f"else {SHIPPED}, `make release`)")
     p.add_argument("--tasks", type=int, default=1000)
     p.add_argument("--scale-tasks", type=int, default=10000)
     p.add_argument("--chain", type=int, default=100)
@@ -1782,13 +1910,21 @@ def main():
     only = set(filter(None, a.only.split(",")))
     # Only the API figures need the bare server and wrk.
     api = not only or "api" in only
-    for exe in (b.exe, b.bare) if api else (b.exe,):
-        if not os.path.exists(exe):
-            sys.exit(f"{exe} is missing: run `cargo build --release --examples` first")
+    if not os.path.exists(b.exe):
+        sys.exit(f"{b.exe} is missing: run `cargo build --release` first (or pass --exe)")
+    if (not only or only & {"api", "engine", "scale", "memory", "soak", "servers"}) and not os.path.exists(b.mem_exe):
+        sys.exit(f"{b.mem_exe} is missing: run `make release` first (or pass --mem-exe)")
+    if api and not os.path.exists(b.bare):
+        sys.exit(f"{b.bare} is missing: run `cargo build --release --example bare_server` first")
     if api and not shutil.which("wrk"):
         sys.exit("wrk is missing: `apt-get install wrk` (make bench does it)")
     # The soak comes last: 30 minutes of one standalone, after the speed figures.
-    steps = ["binary", "cold", "parse", "api", "engine", "assets", "python", "mapping", "sensors", "scale", "soak", "servers"]
+    steps = ["binary", "cold", "parse", "api", "engine", "assets", "python", "mapping", "sensors", "scale", "memory", "soak", "servers"]
+    # The memory rows come from the speed steps' runs when both measure one binary.
+    if b.mem_exe == b.exe:
+        steps.remove("memory")
+    elif only & {"api", "engine", "scale"}:
+        only.add("memory")
     t0 = time.monotonic()
     try:
         for step in steps:
