@@ -637,10 +637,16 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         _ => Vec::new(),
     };
     let changed = store.write(|tx| {
-        if let Some(cmd) = &b.rendered_command {
-            tx.set_rendered(id, cmd)?;
-        }
-        let ok = tx.set_ti_state(id, Some(Running), Some(to), now, next_retry_at)?;
+        // The rendered command goes with the state, in one statement: not onto a row
+        // the compare-and-set refuses (another try's, or a finished one's).
+        let ok = tx.set_ti_state_rendered(
+            id,
+            Some(Running),
+            Some(to),
+            now,
+            next_retry_at,
+            b.rendered_command.as_deref(),
+        )?;
         if ok && let (UpForReschedule, Some(at)) = (to, b.reschedule_date) {
             tx.add_reschedule(id, reported, now, at)?;
         }

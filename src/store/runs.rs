@@ -839,6 +839,21 @@ impl Tx<'_> {
         now: DateTime<Utc>,
         next_retry_at: Option<DateTime<Utc>>,
     ) -> Result<bool> {
+        self.set_ti_state_rendered(id, from, to, now, next_retry_at, None)
+    }
+
+    /// `set_ti_state`, which also keeps the try's `rendered` command (when given) in the
+    /// same statement: written only when the state changes, before the try goes to
+    /// history with it.
+    pub fn set_ti_state_rendered(
+        &self,
+        id: &str,
+        from: Option<TaskState>,
+        to: Option<TaskState>,
+        now: DateTime<Utc>,
+        next_retry_at: Option<DateTime<Utc>>,
+        rendered: Option<&str>,
+    ) -> Result<bool> {
         use TaskState::*;
         let now_s = ts(now);
         let sql = match to {
@@ -849,24 +864,28 @@ impl Tx<'_> {
                     try_number = try_number + CASE WHEN state = 'up_for_reschedule' THEN 0 ELSE 1 END, scheduled_dttm = ?4,
                     next_retry_at = ?5, start_date = NULL, end_date = NULL, duration = NULL, pid = NULL,
                     hostname = NULL, last_heartbeat_at = NULL, updated_at = ?4,
-                    change_seq = (SELECT seq FROM ti_change) + 1
+                    change_seq = (SELECT seq FROM ti_change) + 1,
+                    rendered_command = COALESCE(?6, rendered_command)
                  WHERE id = ?1 AND state IS ?2"
             }
             Some(Queued) => {
                 "UPDATE task_instance SET state = ?3, queued_dttm = ?4, updated_at = ?4,
-                    next_retry_at = COALESCE(?5, next_retry_at), change_seq = (SELECT seq FROM ti_change) + 1
+                    next_retry_at = COALESCE(?5, next_retry_at), change_seq = (SELECT seq FROM ti_change) + 1,
+                    rendered_command = COALESCE(?6, rendered_command)
                  WHERE id = ?1 AND state IS ?2"
             }
             Some(Success | Failed | Skipped | UpstreamFailed | UpForRetry | UpForReschedule | Removed) => {
                 "UPDATE task_instance SET state = ?3, end_date = ?4, updated_at = ?4, next_retry_at = ?5,
                     start_date = COALESCE(start_date, ?4),
                     duration = round((julianday(?4) - julianday(COALESCE(start_date, ?4))) * 86400.0, 3),
-                    change_seq = (SELECT seq FROM ti_change) + 1
+                    change_seq = (SELECT seq FROM ti_change) + 1,
+                    rendered_command = COALESCE(?6, rendered_command)
                  WHERE id = ?1 AND state IS ?2"
             }
             _ => {
                 "UPDATE task_instance SET state = ?3, updated_at = ?4, next_retry_at = COALESCE(?5, next_retry_at),
-                    change_seq = (SELECT seq FROM ti_change) + 1
+                    change_seq = (SELECT seq FROM ti_change) + 1,
+                    rendered_command = COALESCE(?6, rendered_command)
                  WHERE id = ?1 AND state IS ?2"
             }
         };
@@ -879,7 +898,8 @@ impl Tx<'_> {
                     from.map(TaskState::as_str),
                     to.map(TaskState::as_str),
                     now_s,
-                    next_retry_at.map(ts)
+                    next_retry_at.map(ts),
+                    rendered
                 ],
             )
             .map_err(db)?;
