@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::api::http::{ApiError, Reply, Req};
 use crate::api::route::{Ctx, Params};
 use crate::auth::task as task_token;
-use crate::model::{AssetCond, AssetRef, Dag, Operator, PythonKind, Task, TaskState};
+use crate::model::{AssetCond, AssetRef, Dag, Operator, PythonKind, RunType, Task, TaskState};
 use crate::store::{Event, EventSource, Store, TiRow};
 
 pub mod hitl;
@@ -253,7 +253,13 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         ))
     })?;
     let reschedules = store.reschedules(id)?;
-    let consumed = consumed_asset_events(store, run.id)?;
+    // Only an asset-triggered run consumes events (`Tx::create_asset_run` links them as
+    // it creates the run): no query for the others.
+    let consumed = if run.run_type == RunType::AssetTriggered {
+        consumed_asset_events(store, run.id)?
+    } else {
+        Vec::new()
+    };
     let context = RunContext::new(&dag, task, &ti, &run, reschedules, &consumed, now);
     let mapped = task.mapped.as_ref().filter(|_| ti.map_index >= 0);
     let reply = if mapped.is_none() && task.hitl.is_none() {
