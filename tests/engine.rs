@@ -599,6 +599,41 @@ fn a_task_token_is_refused_for_another_task() {
     e.home.run(&["tasks", "clear", "tok", "-y"], FAST).expect(0);
 }
 
+/// A report the state's compare-and-set refuses (the try already ended) writes nothing:
+/// not its rendered command either, which goes with the state.
+#[test]
+fn a_refused_report_leaves_the_rendered_command() {
+    let e = Engine::start(&[("rc.yml", &dag("rc", "", &task("a", "true", "")))], &[]);
+    let run = e.trigger("rc", None);
+    assert_eq!(e.wait_run("rc", &run), "success");
+    let a = e.store().ti_by_key("rc", &run, "a").unwrap().unwrap();
+    assert_eq!(a.rendered_command.as_deref(), Some("true"));
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let token = updraft::auth::task::mint(&secret, &a.id, a.try_number, 600.0, chrono::Utc::now());
+    let reply = e
+        .srv
+        .request(
+            Method::Patch,
+            &format!("/execution/task-instances/{}/state", a.id),
+        )
+        .token(&token)
+        .json(&serde_json::json!({"state": "failed", "rendered_command": "not what ran"}))
+        .send();
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    let after = e.store().ti_by_key("rc", &run, "a").unwrap().unwrap();
+    assert_eq!(after, a);
+    // The successful report's command is in the try's history row too.
+    let db = rusqlite::Connection::open(e.home.path.join("updraft.db")).unwrap();
+    let kept: Option<String> = db
+        .query_row(
+            "SELECT rendered_command FROM task_instance_history WHERE task_instance_id = ?1 AND try_number = 1",
+            [&a.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("true"));
+}
+
 /// Supervisors are threads of the executor, so killing it kills them: the next scheduler
 /// stops the task tree they left and runs the task again.
 #[cfg(target_os = "linux")]

@@ -6,13 +6,13 @@
 //! terminal state), and every state change is a compare-and-set in the store.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::http::{ApiError, Reply, Req};
 use crate::api::route::{Ctx, Params};
 use crate::auth::task as task_token;
-use crate::model::{AssetCond, AssetRef, Dag, Operator, PythonKind, Task, TaskState};
+use crate::model::{AssetCond, AssetRef, Dag, Operator, PythonKind, RunType, Task, TaskState};
 use crate::store::{Event, EventSource, Store, TiRow};
 
 pub mod hitl;
@@ -234,7 +234,11 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             return Err(conflict("invalid_state", msg, ti.state));
         }
     }
-    let ti = load_ti(store, id)?;
+    let ti = if same_process {
+        ti
+    } else {
+        started(ti, b, now)
+    };
     let run = store
         .run(&ti.dag_id, &ti.run_id)?
         .ok_or_else(|| not_found(format!("DAG run {} not found", ti.run_id)))?;
@@ -248,132 +252,287 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
             ti.task_id, ti.dag_id
         ))
     })?;
-    let t = |d: Option<DateTime<Utc>>| d.map(crate::store::ts);
-    let branching = matches!(
-        task.operator,
-        Operator::Python(PythonKind::Branch | PythonKind::ShortCircuit)
-            | Operator::TaskFlow(PythonKind::Branch | PythonKind::ShortCircuit)
-            | Operator::Hitl(_)
-    ) || matches!(task.operator, Operator::Builtin(b) if b.branches());
-    let mut task_json = json!({
-        "task_id": task.task_id, "operator": task.operator.class_name(), "owner": task.owner,
-        "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
-        "append_env": task.append_env, "cwd": task.cwd,
-        "execution_timeout": task.execution_timeout_secs, "retries": task.retries,
-        "map_index_template": task.map_index_template,
-        "python": task.python,
-        "python_kind": python_kind(task.operator),
-        "sensor": task.sensor,
-        "sensor_kind": match task.operator {
-            Operator::Sensor(kind) => Some(kind),
-            _ => None,
-        },
-        // A built-in operator's arguments (executor::operators) and its template fields.
-        "builtin": match task.operator { Operator::Builtin(b) => Some(b), _ => None },
-        "args": task.args,
-        "template_fields": match task.operator { Operator::Builtin(b) => Some(b.spec().template_fields), _ => None },
-        // The DAG's zone: the branch operators read wall-clock times in it.
-        "dag_timezone": matches!(task.operator, Operator::Builtin(_)).then(|| dag.timezone.name()),
-        // LatestOnlyOperator's right edge: the end of the next scheduled interval after
-        // this run's, by the DAG's timetable (null when there is none).
-        "latest_only_next_end": (task.operator == Operator::Builtin(crate::model::Builtin::LatestOnly))
-            .then(|| latest_only_next_end(&dag, &run, ctx.clock.now())),
-        "callbacks": task.callbacks,
-        "outlets": task.outlets.iter().map(asset_cond_json).collect::<Vec<_>>(),
-        "inlets": task.inlets.iter().map(asset_cond_json).collect::<Vec<_>>(),
-        // A task another expands over pushes its result's length (Airflow's
-        // `iter_mapped_dependants`).
-        "mapped_dependants": dag.tasks.iter().any(|t| t
-            .mapped
-            .as_ref()
-            .is_some_and(|m| m.upstreams().any(|u| u == task.task_id))),
-        // What only a branch or short-circuit needs: not worked out for other tasks.
-        "downstream": branching.then(|| downstream(&dag, &task.task_id, false)),
-        "all_downstream": branching.then(|| downstream(&dag, &task.task_id, true)),
-        "group_roots": branching.then(|| group_roots(&dag)),
-    });
-    // A mapped instance gets its own values of the expanded arguments.
-    if let (Some(mapped), Ok(i)) = (&task.mapped, usize::try_from(ti.map_index)) {
-        // Airflow renders no template in a value read from an XCom (`resolved_oids`):
-        // the supervisor is told which arguments those are.
-        let from_xcom: Vec<&str> = mapped
-            .args
-            .iter()
-            .filter(|(_, src)| matches!(src, crate::model::MapSource::Upstream { .. }))
-            .map(|(name, _)| name.as_str())
-            .collect();
-        if !from_xcom.is_empty() {
-            match task.python {
-                Some(_) => task_json["python"]["from_xcom"] = json!(from_xcom),
-                None => task_json["from_xcom"] = json!(from_xcom),
-            }
+    let reschedules = store.reschedules(id)?;
+    // Only an asset-triggered run consumes events (`Tx::create_asset_run` links them as
+    // it creates the run): no query for the others.
+    let consumed = if run.run_type == RunType::AssetTriggered {
+        consumed_asset_events(store, run.id)?
+    } else {
+        Vec::new()
+    };
+    let context = RunContext::new(&dag, task, &ti, &run, reschedules, &consumed, now);
+    let mapped = task.mapped.as_ref().filter(|_| ti.map_index >= 0);
+    let reply = if mapped.is_none() && task.hitl.is_none() {
+        // The usual try: serialized once, straight into the reply.
+        Reply::json(200, &context)
+    } else {
+        // A mapped instance's values and a human-in-the-loop task's request go into the
+        // context as a value.
+        let mut context = serde_json::to_value(&context)
+            .map_err(|e| ApiError::new(500, format!("run context: {e}")))?;
+        if let Some(mapped) = mapped {
+            expand_mapped(store, &ti, task, mapped, &mut context["task"])?;
         }
-        // Values from an upstream's result are read now, from its XComs in this run.
-        let mapped = &mapped
-            .resolved(|upstream| {
-                let pushed = store
-                    .xcom_values(&ti.dag_id, &ti.run_id, upstream, "return_value")
-                    .ok()?;
-                crate::model::mappable_values(&pushed)
-            })
-            .ok_or_else(|| {
-                not_found(format!(
-                    "task {} is expanded over a result its upstream did not push",
-                    ti.task_id
-                ))
-            })?;
-        let values = mapped.values_at(i).ok_or_else(|| {
+        if task.hitl.is_some() {
+            task_json_hitl(&mut context, task);
+            hitl::resume_context(store, &ti, &mut context)?;
+        }
+        Reply::json(200, &context)
+    };
+    Ok(with_token(ctx, reply, &c, ti.state))
+}
+
+/// The row `Tx::start_ti` leaves when its compare-and-set takes `ti`: the columns it
+/// writes set as it sets them (times as the store keeps them, to the microsecond), so the
+/// claim need not read the row again.
+fn started(ti: TiRow, b: RunBody, now: DateTime<Utc>) -> TiRow {
+    let at = crate::store::parse_ts(&crate::store::ts(now)).unwrap_or(now);
+    TiRow {
+        state: Some(TaskState::Running),
+        start_date: Some(at),
+        pid: Some(b.pid),
+        hostname: Some(b.hostname),
+        unixname: Some(b.unixname),
+        last_heartbeat_at: Some(at),
+        updated_at: at,
+        ..ti
+    }
+}
+
+/// A mapped instance's own values of the expanded arguments, into its `task` context.
+fn expand_mapped(
+    store: &Store,
+    ti: &TiRow,
+    task: &Task,
+    mapped: &crate::model::Mapped,
+    task_json: &mut Value,
+) -> Result<(), ApiError> {
+    let Ok(i) = usize::try_from(ti.map_index) else {
+        return Ok(());
+    };
+    // Airflow renders no template in a value read from an XCom (`resolved_oids`):
+    // the supervisor is told which arguments those are.
+    let from_xcom: Vec<&str> = mapped
+        .args
+        .iter()
+        .filter(|(_, src)| matches!(src, crate::model::MapSource::Upstream { .. }))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !from_xcom.is_empty() {
+        match task.python {
+            Some(_) => task_json["python"]["from_xcom"] = json!(from_xcom),
+            None => task_json["from_xcom"] = json!(from_xcom),
+        }
+    }
+    // Values from an upstream's result are read now, from its XComs in this run.
+    let mapped = &mapped
+        .resolved(|upstream| {
+            let pushed = store
+                .xcom_values(&ti.dag_id, &ti.run_id, upstream, "return_value")
+                .ok()?;
+            crate::model::mappable_values(&pushed)
+        })
+        .ok_or_else(|| {
             not_found(format!(
-                "map index {i} of task {} is beyond its {} expanded values",
-                ti.task_id,
-                mapped.length().unwrap_or(0)
+                "task {} is expanded over a result its upstream did not push",
+                ti.task_id
             ))
         })?;
-        for (name, value) in values {
-            if task.python.is_some() {
-                // A Python task's expanded arguments are its callable's: `op_args`,
-                // `op_kwargs`, or (TaskFlow) one keyword argument. A value of the wrong
-                // type goes as it is, for the runner's call to fail on as Airflow's.
-                let call = &mut task_json["python"];
-                match name {
-                    "op_args" | "op_kwargs" => call[name] = value.clone(),
-                    _ => call["op_kwargs"][name] = value.clone(),
-                }
-            } else {
-                task_json[name] = value.clone();
+    let values = mapped.values_at(i).ok_or_else(|| {
+        not_found(format!(
+            "map index {i} of task {} is beyond its {} expanded values",
+            ti.task_id,
+            mapped.length().unwrap_or(0)
+        ))
+    })?;
+    for (name, value) in values {
+        if task.python.is_some() {
+            // A Python task's expanded arguments are its callable's: `op_args`,
+            // `op_kwargs`, or (TaskFlow) one keyword argument. A value of the wrong
+            // type goes as it is, for the runner's call to fail on as Airflow's.
+            let call = &mut task_json["python"];
+            match name {
+                "op_args" | "op_kwargs" => call[name] = value.clone(),
+                _ => call["op_kwargs"][name] = value.clone(),
             }
+        } else {
+            task_json[name] = value.clone();
         }
     }
-    let reschedules = store.reschedules(id)?;
-    let mut dag_run = crate::api::execution_sdk::dag_run_json(&run);
-    dag_run["consumed_asset_events"] = json!(consumed_asset_events(store, run.id)?);
-    let context = json!({
-        "dag_run": dag_run,
-        // The try's own start (the Task SDK's `TIRunContext.start_date`).
-        "start_date": t(ti.start_date),
-        "task_reschedule_count": reschedules.0,
-        // updraft's: where a sensor in reschedule mode counts its timeout from (the
-        // first reschedule of this try), so the supervisor needs no second call.
-        "first_reschedule_date": reschedules.1.map(crate::store::ts),
-        "dag_timezone": dag.timezone,
-        "max_tries": ti.max_tries,
-        "should_retry": ti.try_number <= ti.max_tries,
-        "variables": [],
-        "connections": [],
-        "xcom_keys_to_clear": [],
-        // updraft's additions: what a supervisor needs to run the task without the DAG file.
-        "try_number": ti.try_number,
-        "params": dag.params,
-        "map_index": ti.map_index,
-        "task": task_json,
-        "fileloc": dag.fileloc,
-    });
-    let mut context = context;
-    if task.hitl.is_some() {
-        task_json_hitl(&mut context, task);
-        hitl::resume_context(store, &ti, &mut context)?;
+    Ok(())
+}
+
+/// The run context the claim (`run`) answers with: the Task SDK's `TIRunContext` and
+/// updraft's additions, borrowed from the rows and the DAG, serialized once.
+#[derive(Serialize)]
+struct RunContext<'a> {
+    dag_run: crate::api::execution_sdk::DagRunRef<'a>,
+    /// The try's own start (the Task SDK's `TIRunContext.start_date`).
+    start_date: Option<String>,
+    task_reschedule_count: i64,
+    /// updraft's: where a sensor in reschedule mode counts its timeout from (the first
+    /// reschedule of this try), so the supervisor needs no second call.
+    first_reschedule_date: Option<String>,
+    dag_timezone: &'a crate::model::Zone,
+    max_tries: u32,
+    should_retry: bool,
+    variables: [(); 0],
+    connections: [(); 0],
+    xcom_keys_to_clear: [(); 0],
+    // updraft's additions: what a supervisor needs to run the task without the DAG file.
+    try_number: u32,
+    params: &'a Value,
+    map_index: i64,
+    task: TaskContext<'a>,
+    fileloc: &'a str,
+}
+
+/// The run context's `task`: what the supervisor runs.
+#[derive(Serialize)]
+struct TaskContext<'a> {
+    task_id: &'a str,
+    operator: &'static str,
+    owner: &'a str,
+    bash_command: &'a Option<String>,
+    env: Option<Env<'a>>,
+    append_env: bool,
+    cwd: &'a Option<String>,
+    execution_timeout: Option<f64>,
+    retries: u32,
+    map_index_template: &'a Option<String>,
+    python: &'a Option<Box<crate::model::PythonCall>>,
+    python_kind: Option<&'static str>,
+    sensor: &'a Option<Box<crate::model::NativeSensor>>,
+    sensor_kind: Option<crate::model::SensorKind>,
+    /// A built-in operator's arguments (executor::operators) and its template fields.
+    builtin: Option<crate::model::Builtin>,
+    args: &'a Option<Box<serde_json::Map<String, Value>>>,
+    template_fields: Option<&'static [&'static str]>,
+    /// The DAG's zone: the branch operators read wall-clock times in it.
+    dag_timezone: Option<String>,
+    /// LatestOnlyOperator's right edge: the end of the next scheduled interval after
+    /// this run's, by the DAG's timetable (null when there is none).
+    latest_only_next_end: Option<Option<String>>,
+    callbacks: &'a [crate::model::Callback],
+    outlets: Conds<'a>,
+    inlets: Conds<'a>,
+    /// A task another expands over pushes its result's length (Airflow's
+    /// `iter_mapped_dependants`).
+    mapped_dependants: bool,
+    // What only a branch or short-circuit needs: not worked out for other tasks.
+    downstream: Option<Vec<String>>,
+    all_downstream: Option<Vec<String>>,
+    group_roots: Option<serde_json::Map<String, Value>>,
+}
+
+impl<'a> RunContext<'a> {
+    fn new(
+        dag: &'a Dag,
+        task: &'a Task,
+        ti: &TiRow,
+        run: &'a crate::store::RunRow,
+        reschedules: (i64, Option<DateTime<Utc>>),
+        consumed: &'a [Value],
+        now: DateTime<Utc>,
+    ) -> Self {
+        let branching = matches!(
+            task.operator,
+            Operator::Python(PythonKind::Branch | PythonKind::ShortCircuit)
+                | Operator::TaskFlow(PythonKind::Branch | PythonKind::ShortCircuit)
+                | Operator::Hitl(_)
+        ) || matches!(task.operator, Operator::Builtin(b) if b.branches());
+        let builtin = match task.operator {
+            Operator::Builtin(b) => Some(b),
+            _ => None,
+        };
+        let task_ctx = TaskContext {
+            task_id: &task.task_id,
+            operator: task.operator.class_name(),
+            owner: &task.owner,
+            bash_command: &task.bash_command,
+            env: task.env.as_deref().map(Env),
+            append_env: task.append_env,
+            cwd: &task.cwd,
+            execution_timeout: task.execution_timeout_secs,
+            retries: task.retries,
+            map_index_template: &task.map_index_template,
+            python: &task.python,
+            python_kind: python_kind(task.operator),
+            sensor: &task.sensor,
+            sensor_kind: match task.operator {
+                Operator::Sensor(kind) => Some(kind),
+                _ => None,
+            },
+            builtin,
+            args: &task.args,
+            template_fields: builtin.map(|b| b.spec().template_fields),
+            dag_timezone: builtin.map(|_| dag.timezone.name()),
+            latest_only_next_end: (task.operator
+                == Operator::Builtin(crate::model::Builtin::LatestOnly))
+            .then(|| latest_only_next_end(dag, run, now)),
+            callbacks: &task.callbacks,
+            outlets: Conds(&task.outlets),
+            inlets: Conds(&task.inlets),
+            mapped_dependants: dag.tasks.iter().any(|t| {
+                t.mapped
+                    .as_ref()
+                    .is_some_and(|m| m.upstreams().any(|u| u == task.task_id))
+            }),
+            downstream: branching.then(|| downstream(dag, &task.task_id, false)),
+            all_downstream: branching.then(|| downstream(dag, &task.task_id, true)),
+            group_roots: branching.then(|| group_roots(dag)),
+        };
+        RunContext {
+            dag_run: crate::api::execution_sdk::DagRunRef::new(run, consumed),
+            start_date: ti.start_date.map(crate::store::ts),
+            task_reschedule_count: reschedules.0,
+            first_reschedule_date: reschedules.1.map(crate::store::ts),
+            dag_timezone: &dag.timezone,
+            max_tries: ti.max_tries,
+            should_retry: ti.try_number <= ti.max_tries,
+            variables: [],
+            connections: [],
+            xcom_keys_to_clear: [],
+            try_number: ti.try_number,
+            params: &dag.params,
+            map_index: ti.map_index,
+            task: task_ctx,
+            fileloc: &dag.fileloc,
+        }
     }
-    Ok(with_token(ctx, Reply::json(200, &context), &c, ti.state))
+}
+
+/// A task's `env` as a JSON object: a name given twice keeps its first place and its
+/// last value, as an object built from the pairs would.
+struct Env<'a>(&'a [(String, String)]);
+
+impl Serialize for Env<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let pairs = self.0;
+        let mut m = s.serialize_map(None)?;
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(seen, _)| seen == k) {
+                continue;
+            }
+            let last = pairs[i..]
+                .iter()
+                .rev()
+                .find(|(name, _)| name == k)
+                .map_or("", |(_, v)| v.as_str());
+            m.serialize_entry(k, last)?;
+        }
+        m.end()
+    }
+}
+
+/// Outlets or inlets as the run context carries them (see [`asset_cond_json`]).
+struct Conds<'a>(&'a [AssetCond]);
+
+impl Serialize for Conds<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(asset_cond_json))
+    }
 }
 
 #[derive(Deserialize)]
@@ -484,10 +643,16 @@ pub fn state(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Repl
         _ => Vec::new(),
     };
     let changed = store.write(|tx| {
-        if let Some(cmd) = &b.rendered_command {
-            tx.set_rendered(id, cmd)?;
-        }
-        let ok = tx.set_ti_state(id, Some(Running), Some(to), now, next_retry_at)?;
+        // The rendered command goes with the state, in one statement: not onto a row
+        // the compare-and-set refuses (another try's, or a finished one's).
+        let ok = tx.set_ti_state_rendered(
+            id,
+            Some(Running),
+            Some(to),
+            now,
+            next_retry_at,
+            b.rendered_command.as_deref(),
+        )?;
         if ok && let (UpForReschedule, Some(at)) = (to, b.reschedule_date) {
             tx.add_reschedule(id, reported, now, at)?;
         }
@@ -1517,6 +1682,286 @@ fn asset_events_reply(
 #[cfg(test)]
 mod tests {
     use super::py_slice;
+
+    use chrono::{DateTime, Utc};
+    use serde_json::{Value, json};
+
+    use super::{
+        Dag, Operator, PythonKind, RunContext, Task, TaskState, asset_cond_json, downstream,
+        group_roots, latest_only_next_end, python_kind,
+    };
+    use crate::store::{NewRun, RunRow, Store, TiRow};
+
+    /// The run context as the claim built it before it was typed: a `json!` tree.
+    fn context_as_value(
+        dag: &Dag,
+        task: &Task,
+        ti: &TiRow,
+        run: &RunRow,
+        reschedules: (i64, Option<DateTime<Utc>>),
+        consumed: &[Value],
+        now: DateTime<Utc>,
+    ) -> Value {
+        let t = |d: Option<DateTime<Utc>>| d.map(crate::store::ts);
+        let branching = matches!(
+            task.operator,
+            Operator::Python(PythonKind::Branch | PythonKind::ShortCircuit)
+                | Operator::TaskFlow(PythonKind::Branch | PythonKind::ShortCircuit)
+                | Operator::Hitl(_)
+        ) || matches!(task.operator, Operator::Builtin(b) if b.branches());
+        let task_json = json!({
+            "task_id": task.task_id, "operator": task.operator.class_name(), "owner": task.owner,
+            "bash_command": task.bash_command, "env": task.env.as_ref().map(|e| e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
+            "append_env": task.append_env, "cwd": task.cwd,
+            "execution_timeout": task.execution_timeout_secs, "retries": task.retries,
+            "map_index_template": task.map_index_template,
+            "python": task.python,
+            "python_kind": python_kind(task.operator),
+            "sensor": task.sensor,
+            "sensor_kind": match task.operator {
+                Operator::Sensor(kind) => Some(kind),
+                _ => None,
+            },
+            "builtin": match task.operator { Operator::Builtin(b) => Some(b), _ => None },
+            "args": task.args,
+            "template_fields": match task.operator { Operator::Builtin(b) => Some(b.spec().template_fields), _ => None },
+            "dag_timezone": matches!(task.operator, Operator::Builtin(_)).then(|| dag.timezone.name()),
+            "latest_only_next_end": (task.operator == Operator::Builtin(crate::model::Builtin::LatestOnly))
+                .then(|| latest_only_next_end(dag, run, now)),
+            "callbacks": task.callbacks,
+            "outlets": task.outlets.iter().map(asset_cond_json).collect::<Vec<_>>(),
+            "inlets": task.inlets.iter().map(asset_cond_json).collect::<Vec<_>>(),
+            "mapped_dependants": dag.tasks.iter().any(|t| t
+                .mapped
+                .as_ref()
+                .is_some_and(|m| m.upstreams().any(|u| u == task.task_id))),
+            "downstream": branching.then(|| downstream(dag, &task.task_id, false)),
+            "all_downstream": branching.then(|| downstream(dag, &task.task_id, true)),
+            "group_roots": branching.then(|| group_roots(dag)),
+        });
+        let dag_run = json!({
+            "dag_id": run.dag_id, "run_id": run.run_id, "logical_date": t(run.logical_date),
+            "data_interval_start": t(run.data_interval_start), "data_interval_end": t(run.data_interval_end),
+            "run_after": crate::store::ts(run.run_after), "start_date": t(run.start_date),
+            "end_date": t(run.end_date), "run_type": run.run_type.as_str(), "state": run.state.as_str(),
+            "conf": run.conf, "clear_number": run.clear_number,
+            "triggering_user_name": run.triggering_user_name,
+            "consumed_asset_events": consumed, "partition_key": null, "partition_date": null,
+            "note": run.note, "team_name": null,
+        });
+        json!({
+            "dag_run": dag_run,
+            "start_date": t(ti.start_date),
+            "task_reschedule_count": reschedules.0,
+            "first_reschedule_date": reschedules.1.map(crate::store::ts),
+            "dag_timezone": dag.timezone,
+            "max_tries": ti.max_tries,
+            "should_retry": ti.try_number <= ti.max_tries,
+            "variables": [],
+            "connections": [],
+            "xcom_keys_to_clear": [],
+            "try_number": ti.try_number,
+            "params": dag.params,
+            "map_index": ti.map_index,
+            "task": task_json,
+            "fileloc": dag.fileloc,
+        })
+    }
+
+    /// The typed run context writes, byte for byte, the JSON the `json!` tree did, for
+    /// every kind of task the supervisor and the Task SDK read one for; and a run as
+    /// `dag_run_json` gives it (the `DagRun` routes) is the same too.
+    #[test]
+    fn the_typed_run_context_is_the_json_it_was() {
+        use std::hash::{BuildHasher, RandomState};
+        let dir = std::env::temp_dir().join(format!(
+            "updraft-ctx-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(0u8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut store = Store::open(&dir.join("t.db")).unwrap();
+        let now: DateTime<Utc> = "2025-01-01T00:00:00.123456789Z".parse().unwrap();
+        let yaml = r#"
+d:
+  schedule: "0 3 * * *"
+  start_date: 2024-01-01
+  timezone: Europe/Paris
+  params: {who: {type: string, default: me}, n: 3}
+  task_groups:
+    - group_name: g
+  tasks:
+    - task_id: plain
+      operator: airflow.providers.standard.operators.bash.BashOperator
+      bash_command: "true"
+    - task_id: full
+      operator: airflow.providers.standard.operators.bash.BashOperator
+      bash_command: "echo $A $B"
+      env: {A: "1", B: "two", C: ""}
+      append_env: true
+      cwd: /tmp
+      execution_timeout: 90
+      retries: 2
+      owner: someone
+      outlets: ['s3://b/x', {__type__: airflow.sdk.AssetAlias, name: al}]
+      inlets: ['s3://b/in']
+    - task_id: py
+      operator: airflow.providers.standard.operators.python.PythonOperator
+      python_callable: fns.call
+      op_kwargs: {x: 1}
+    - task_id: pick
+      operator: airflow.providers.standard.operators.python.BranchPythonOperator
+      python_callable: fns.pick
+      dependencies: [plain]
+    - task_id: in_g
+      operator: airflow.providers.standard.operators.empty.EmptyOperator
+      task_group_name: g
+      dependencies: [pick]
+    - task_id: latest
+      operator: airflow.providers.standard.operators.latest_only.LatestOnlyOperator
+    - task_id: wait
+      operator: airflow.providers.standard.sensors.filesystem.FileSensor
+      filepath: /tmp/none
+    - task_id: m
+      operator: airflow.providers.standard.operators.bash.BashOperator
+      dependencies: [plain]
+      partial:
+        bash_command: 'echo $V'
+      expand:
+        env: [{V: red}, {V: green}]
+"#;
+        let parsed = crate::dagfile::parse("dags/d.yml", yaml, now);
+        assert_eq!(parsed.errors, []);
+        let dag = &parsed.dags[0];
+        let run = store
+            .write(|tx| {
+                tx.create_run(
+                    &NewRun {
+                        dag,
+                        run_id: "r".into(),
+                        run_type: crate::model::RunType::Manual,
+                        logical_date: Some(now),
+                        data_interval: Some((now, now)),
+                        run_after: now,
+                        conf: json!({"k": [1, "v"]}),
+                        note: Some("a note".into()),
+                        triggered_by: "test",
+                        user: Some("someone"),
+                        backfill_id: None,
+                    },
+                    now,
+                )
+            })
+            .unwrap();
+        let tis = store.tis_of_run("d", "r").unwrap();
+        let consumed =
+            [json!({"asset": {"name": "a", "uri": "a", "extra": {}}, "extra": {"e": 1}})];
+        let mut kinds = std::collections::HashSet::new();
+        for (i, ti) in tis.iter().enumerate() {
+            let task = dag.task(&ti.task_id).unwrap();
+            kinds.insert(task.operator.class_name());
+            let mut ti = ti.clone();
+            ti.start_date = (i % 2 == 0).then_some(now);
+            let reschedules = if i % 2 == 0 {
+                (0, None)
+            } else {
+                (2, Some(now))
+            };
+            let events: &[Value] = if i % 3 == 0 { &[] } else { &consumed };
+            let typed = serde_json::to_string(&RunContext::new(
+                dag,
+                task,
+                &ti,
+                &run,
+                reschedules,
+                events,
+                now,
+            ))
+            .unwrap();
+            let tree = serde_json::to_string(&context_as_value(
+                dag,
+                task,
+                &ti,
+                &run,
+                reschedules,
+                events,
+                now,
+            ))
+            .unwrap();
+            assert_eq!(typed, tree, "task {}", ti.task_id);
+        }
+        assert_eq!(kinds.len(), 6, "{kinds:?}");
+        let as_value = crate::api::execution_sdk::dag_run_json(&run);
+        let tree = context_as_value(dag, &dag.tasks[0], &tis[0], &run, (0, None), &[], now);
+        assert_eq!(
+            serde_json::to_string(&as_value).unwrap(),
+            serde_json::to_string(&tree["dag_run"]).unwrap()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The row the claim answers from after its compare-and-set is the row the store
+    /// holds then, though the claim no longer reads it back.
+    #[test]
+    fn a_claimed_row_is_the_stored_row() {
+        use std::hash::{BuildHasher, RandomState};
+        let dir = std::env::temp_dir().join(format!(
+            "updraft-claim-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(0u8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut store = Store::open(&dir.join("t.db")).unwrap();
+        let t0: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+        let now: DateTime<Utc> = "2025-01-01T00:00:07.123456789Z".parse().unwrap();
+        let yaml = "d:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    - task_id: a\n      \
+                    operator: airflow.providers.standard.operators.bash.BashOperator\n      \
+                    bash_command: 'true'\n";
+        let parsed = crate::dagfile::parse("d.yml", yaml, t0);
+        assert_eq!(parsed.errors, []);
+        store
+            .write(|tx| {
+                tx.create_run(
+                    &NewRun {
+                        dag: &parsed.dags[0],
+                        run_id: "r".into(),
+                        run_type: crate::model::RunType::Manual,
+                        logical_date: None,
+                        data_interval: None,
+                        run_after: t0,
+                        conf: json!({}),
+                        note: None,
+                        triggered_by: "test",
+                        user: None,
+                        backfill_id: None,
+                    },
+                    t0,
+                )
+            })
+            .unwrap();
+        let id = store.tis_of_run("d", "r").unwrap()[0].id.clone();
+        let queued = store
+            .write(|tx| {
+                tx.set_ti_state(&id, None, Some(TaskState::Scheduled), t0, None)?;
+                tx.queue_ti(&id, 1, t0)
+            })
+            .unwrap();
+        assert!(queued);
+        let before = store.ti(&id).unwrap().unwrap();
+        let body = super::RunBody {
+            pid: 4242,
+            hostname: "h".into(),
+            unixname: "u".into(),
+        };
+        assert!(
+            store
+                .write(|tx| tx.start_ti(&id, body.pid, &body.hostname, &body.unixname, now))
+                .unwrap()
+        );
+        let stored = store.ti(&id).unwrap().unwrap();
+        assert_eq!(super::started(before, body, now), stored);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn slices_like_python() {

@@ -48,17 +48,58 @@ fn t(d: Option<DateTime<Utc>>) -> Value {
 
 /// A run as the Task SDK's `DagRun` model has it (extra keys are refused there).
 pub fn dag_run_json(run: &RunRow) -> Value {
-    json!({
-        "dag_id": run.dag_id, "run_id": run.run_id, "logical_date": t(run.logical_date),
-        "data_interval_start": t(run.data_interval_start), "data_interval_end": t(run.data_interval_end),
-        "run_after": crate::store::ts(run.run_after), "start_date": t(run.start_date),
-        "end_date": t(run.end_date), "run_type": run.run_type.as_str(), "state": run.state.as_str(),
-        "conf": run.conf, "clear_number": run.clear_number,
-        "triggering_user_name": run.triggering_user_name,
-        // The Execution API's run fills consumed_asset_events; updraft has no partitions or teams.
-        "consumed_asset_events": [], "partition_key": null, "partition_date": null,
-        "note": run.note, "team_name": null,
-    })
+    serde_json::to_value(DagRunRef::new(run, &[])).unwrap_or(Value::Null)
+}
+
+/// The Task SDK's `DagRun`, borrowed from a run's row: serialized straight into a reply
+/// (the claim's run context) or made a value by [`dag_run_json`].
+#[derive(serde::Serialize)]
+pub struct DagRunRef<'a> {
+    dag_id: &'a str,
+    run_id: &'a str,
+    logical_date: Option<String>,
+    data_interval_start: Option<String>,
+    data_interval_end: Option<String>,
+    run_after: String,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    run_type: &'static str,
+    state: &'static str,
+    conf: &'a Value,
+    clear_number: i64,
+    triggering_user_name: &'a Option<String>,
+    // The Execution API's run fills consumed_asset_events; updraft has no partitions or teams.
+    consumed_asset_events: &'a [Value],
+    partition_key: (),
+    partition_date: (),
+    note: &'a Option<String>,
+    team_name: (),
+}
+
+impl<'a> DagRunRef<'a> {
+    pub fn new(run: &'a RunRow, consumed_asset_events: &'a [Value]) -> Self {
+        let t = |d: Option<DateTime<Utc>>| d.map(crate::store::ts);
+        DagRunRef {
+            dag_id: &run.dag_id,
+            run_id: &run.run_id,
+            logical_date: t(run.logical_date),
+            data_interval_start: t(run.data_interval_start),
+            data_interval_end: t(run.data_interval_end),
+            run_after: crate::store::ts(run.run_after),
+            start_date: t(run.start_date),
+            end_date: t(run.end_date),
+            run_type: run.run_type.as_str(),
+            state: run.state.as_str(),
+            conf: &run.conf,
+            clear_number: run.clear_number,
+            triggering_user_name: &run.triggering_user_name,
+            consumed_asset_events,
+            partition_key: (),
+            partition_date: (),
+            note: &run.note,
+            team_name: (),
+        }
+    }
 }
 
 fn ok_json(ctx: &Ctx, c: &super::execution::Caller, status: u16, v: &Value) -> Reply {

@@ -343,7 +343,8 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         dag_id: &dag_id,
         run_id: &run_id,
     };
-    let tctx = template_context(&ctx, try_number, &sv.clock);
+    // Built when a template is rendered: a command without one (`true`) needs none.
+    let tctx = std::cell::LazyCell::new(|| template_context(&ctx, try_number, &sv.clock));
     // A built-in operator runs here, in this thread (executor::operators).
     if let Ok(kind) = serde_json::from_value::<crate::model::Builtin>(task["builtin"].clone()) {
         run_callbacks(
@@ -493,7 +494,7 @@ fn try_supervise(sv: &Supervisors, ti_id: &str, token: &str) -> Result<Outcome> 
         let (Some(template), Some(early)) = (map_index_template, &early_map_index) else {
             return true;
         };
-        let mut after = tctx.clone();
+        let mut after = template::Context::clone(&tctx);
         after.task_attrs.extend(rendered_attrs.clone());
         if let Some(extra) = extra {
             after.extra = extra.clone();

@@ -520,4 +520,12 @@ CREATE TRIGGER ti_inserted AFTER INSERT ON task_instance WHEN NEW.change_seq = 0
     UPDATE task_instance SET change_seq = (SELECT seq FROM ti_change) WHERE rowid = NEW.rowid;
 END;
 "#,
+    // `ti_active`'s condition as comparisons (`runs::ACTIVE_TI`): SQLite evaluates an IN
+    // list of more than two constants by building a temporary b-tree of them each time a
+    // statement runs, and every write of a task instance's state evaluated the condition
+    // twice (for the old row and the new), so each built two.
+    r#"
+DROP INDEX ti_active;
+CREATE INDEX ti_active ON task_instance (state) WHERE (state = 'scheduled' OR state = 'queued' OR state = 'running' OR state = 'up_for_retry' OR state = 'up_for_reschedule' OR state = 'restarting');
+"#,
 ];

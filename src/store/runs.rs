@@ -96,12 +96,12 @@ pub(super) const RUN_COLS: &str = "id, dag_id, run_id, run_type, state, logical_
 /// The condition of the `ti_active` partial index, word for word: SQLite uses a partial
 /// index only for a query whose WHERE contains its condition, and does not see that
 /// `state = 'running'` implies it, so without this each such query scanned every task
-/// instance ever run.
+/// instance ever run. Comparisons, not an IN list: see the migration that made them so.
+const ACTIVE_TI: &str = "(state = 'scheduled' OR state = 'queued' OR state = 'running' OR state = 'up_for_retry' OR state = 'up_for_reschedule' OR state = 'restarting')";
+
 /// A task instance as ExternalTaskSensor's routes see it: run id, task id, map index,
 /// state.
 pub type TiStateRow = (String, String, i64, Option<String>);
-
-const ACTIVE_TI: &str = "state IN ('scheduled', 'queued', 'running', 'up_for_retry', 'up_for_reschedule', 'restarting')";
 
 pub(super) const TI_COLS: &str = "id, dag_id, run_id, task_id, map_index, try_number, max_tries, state, operator, pool,
     pool_slots, priority_weight, queued_dttm, scheduled_dttm, start_date, end_date, duration, hostname, unixname,
@@ -839,6 +839,21 @@ impl Tx<'_> {
         now: DateTime<Utc>,
         next_retry_at: Option<DateTime<Utc>>,
     ) -> Result<bool> {
+        self.set_ti_state_rendered(id, from, to, now, next_retry_at, None)
+    }
+
+    /// `set_ti_state`, which also keeps the try's `rendered` command (when given) in the
+    /// same statement: written only when the state changes, before the try goes to
+    /// history with it.
+    pub fn set_ti_state_rendered(
+        &self,
+        id: &str,
+        from: Option<TaskState>,
+        to: Option<TaskState>,
+        now: DateTime<Utc>,
+        next_retry_at: Option<DateTime<Utc>>,
+        rendered: Option<&str>,
+    ) -> Result<bool> {
         use TaskState::*;
         let now_s = ts(now);
         let sql = match to {
@@ -849,24 +864,28 @@ impl Tx<'_> {
                     try_number = try_number + CASE WHEN state = 'up_for_reschedule' THEN 0 ELSE 1 END, scheduled_dttm = ?4,
                     next_retry_at = ?5, start_date = NULL, end_date = NULL, duration = NULL, pid = NULL,
                     hostname = NULL, last_heartbeat_at = NULL, updated_at = ?4,
-                    change_seq = (SELECT seq FROM ti_change) + 1
+                    change_seq = (SELECT seq FROM ti_change) + 1,
+                    rendered_command = COALESCE(?6, rendered_command)
                  WHERE id = ?1 AND state IS ?2"
             }
             Some(Queued) => {
                 "UPDATE task_instance SET state = ?3, queued_dttm = ?4, updated_at = ?4,
-                    next_retry_at = COALESCE(?5, next_retry_at), change_seq = (SELECT seq FROM ti_change) + 1
+                    next_retry_at = COALESCE(?5, next_retry_at), change_seq = (SELECT seq FROM ti_change) + 1,
+                    rendered_command = COALESCE(?6, rendered_command)
                  WHERE id = ?1 AND state IS ?2"
             }
             Some(Success | Failed | Skipped | UpstreamFailed | UpForRetry | UpForReschedule | Removed) => {
                 "UPDATE task_instance SET state = ?3, end_date = ?4, updated_at = ?4, next_retry_at = ?5,
                     start_date = COALESCE(start_date, ?4),
                     duration = round((julianday(?4) - julianday(COALESCE(start_date, ?4))) * 86400.0, 3),
-                    change_seq = (SELECT seq FROM ti_change) + 1
+                    change_seq = (SELECT seq FROM ti_change) + 1,
+                    rendered_command = COALESCE(?6, rendered_command)
                  WHERE id = ?1 AND state IS ?2"
             }
             _ => {
                 "UPDATE task_instance SET state = ?3, updated_at = ?4, next_retry_at = COALESCE(?5, next_retry_at),
-                    change_seq = (SELECT seq FROM ti_change) + 1
+                    change_seq = (SELECT seq FROM ti_change) + 1,
+                    rendered_command = COALESCE(?6, rendered_command)
                  WHERE id = ?1 AND state IS ?2"
             }
         };
@@ -879,7 +898,8 @@ impl Tx<'_> {
                     from.map(TaskState::as_str),
                     to.map(TaskState::as_str),
                     now_s,
-                    next_retry_at.map(ts)
+                    next_retry_at.map(ts),
+                    rendered
                 ],
             )
             .map_err(db)?;
@@ -1356,6 +1376,46 @@ mod tests {
     /// Issue 22: a try's state writes number their row themselves, one change number
     /// each as the `ti_updated` trigger gives, so the scheduler reads each change once;
     /// a refused compare-and-set takes no number.
+    /// A write of a task instance's state keeps `ti_active` without building a temporary
+    /// b-tree for its condition (SQLite builds one per run of a statement for an IN list
+    /// of more than two constants), and the active-task queries still read the index.
+    #[test]
+    fn state_writes_and_active_reads_build_no_temporary_btree() {
+        let (dir, store, _) = run_of("[{A: '1'}]");
+        let ops = |sql: &str| -> Vec<String> {
+            let mut st = store.conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+            let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+            st.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(1))
+                .unwrap()
+                .map(|op| op.unwrap())
+                .collect()
+        };
+        let plan = |sql: &str| -> String {
+            let mut st = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+            st.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|d| d.unwrap())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let write = "UPDATE task_instance SET state = ?2 WHERE id = ?1";
+        assert!(
+            !ops(write).iter().any(|op| op == "OpenEphemeral"),
+            "{:?}",
+            ops(write)
+        );
+        let read = format!("SELECT id FROM task_instance WHERE state = 'running' AND {ACTIVE_TI}");
+        assert!(!ops(&read).iter().any(|op| op == "OpenEphemeral"));
+        assert!(plan(&read).contains("ti_active"), "{}", plan(&read));
+        let all = format!("SELECT id FROM task_instance WHERE {ACTIVE_TI}");
+        assert!(plan(&all).contains("ti_active"), "{}", plan(&all));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn a_tries_state_writes_are_numbered_once_each() {
         let (dir, mut store, tis) = run_of("[{A: '1'}]");
