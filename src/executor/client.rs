@@ -9,7 +9,7 @@
 //! the Execution API, in process ([`Transport::InProcess`]): the same requests on the
 //! server's own queue, without a socket. Retries and results are the same either way.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -49,8 +49,46 @@ impl std::fmt::Display for CallError {
 pub enum Transport {
     /// Over HTTP, sharing the agent's kept-alive connections.
     Http(ureq::Agent),
-    /// Through the server in this process, without a connection (`server::InProcess`).
-    InProcess(crate::server::InProcess),
+    /// Through the server in this process, without a connection.
+    InProcess(Arc<dyn InProcessApi>),
+}
+
+/// The Execution API served by this very process, reached without a socket. The server
+/// implements it (`server::Running::in_process`); the executor only holds it, so it
+/// need not know the server.
+pub trait InProcessApi: Send + Sync {
+    /// The Execution API's path, `{prefix}/execution/`: what a call's `target` starts with.
+    fn base(&self) -> &str;
+
+    /// One request; `target` is the path (and query) from the server's root. Waits at
+    /// most `timeout` for the reply; `Err` says why there was none.
+    fn call(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Answer, String>;
+}
+
+/// A reply to an [`InProcessApi`] call.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// Names as sent (any case).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The value of header `name`, in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 pub struct Client {

@@ -92,7 +92,7 @@ impl LocalExecutor {
     pub fn new(
         cfg: &Config,
         api_url: &str,
-        in_process: Option<crate::server::InProcess>,
+        in_process: Option<Arc<dyn client::InProcessApi>>,
         clock: Clock,
         events: Sender<ExecEvent>,
     ) -> LocalExecutor {

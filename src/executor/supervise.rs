@@ -109,7 +109,7 @@ impl Supervisors {
         cfg: &Config,
         api_url: &str,
         clock: Clock,
-        in_process: Option<crate::server::InProcess>,
+        in_process: Option<Arc<dyn crate::executor::client::InProcessApi>>,
     ) -> Supervisors {
         let path = cfg.host.var("PATH").map(OsStr::to_os_string);
         let exe_dir = std::env::current_exe()

@@ -53,7 +53,7 @@ pub struct Options {
     pub api_url: String,
     /// The Execution API served by this process: supervisors call it without a
     /// connection (`standalone`, `dags test`).
-    pub in_process: Option<crate::server::InProcess>,
+    pub in_process: Option<Arc<dyn crate::executor::client::InProcessApi>>,
     /// How long running tasks may finish after shutdown before they are stopped.
     pub grace: Duration,
     /// Stop after this run reaches a final state (`dags test`).

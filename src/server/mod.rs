@@ -31,6 +31,7 @@ use crate::api::{self, ApiError, Apps, Ctx, Method, Probe, Reply, Req};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::executor::client::{Answer, InProcessApi};
 use crate::percent::{decode_segment, parse_query};
 use crate::store::Store;
 
@@ -82,12 +83,12 @@ impl Running {
     /// The Execution API for callers in this process (the supervisors of a scheduler
     /// running beside this server): requests go on the same queue as the sockets',
     /// without one.
-    pub fn in_process(&self) -> InProcess {
-        InProcess {
+    pub fn in_process(&self) -> Arc<dyn InProcessApi> {
+        Arc::new(InProcess {
             http: Arc::downgrade(&self.http),
             base: format!("{}/execution/", self.ctx.prefix),
             host: self.addr.to_string(),
-        }
+        })
     }
 
     /// Blocks until the pool stops (after a `Shutdown` sent through [`Running::control`]).
@@ -109,8 +110,7 @@ impl Running {
 ///
 /// Only a handle: it does not keep the server alive. Once the server has stopped, a call
 /// fails as one to an unreachable server would.
-#[derive(Clone)]
-pub struct InProcess {
+struct InProcess {
     http: std::sync::Weak<tiny_http::Server>,
     /// The Execution API's path, `{prefix}/execution/`.
     base: String,
@@ -118,59 +118,38 @@ pub struct InProcess {
     host: String,
 }
 
-/// A reply to an [`InProcess`] call.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    /// Names as sent (any case).
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+/// Reads what `respond` wrote: a status line, headers, an empty line, the body.
+fn parse_answer(bytes: &[u8]) -> std::result::Result<Answer, String> {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("the reply has no end of head")?;
+    let head = std::str::from_utf8(&bytes[..end]).map_err(|_| "the reply head is not text")?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or("the reply has no status")?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+        .collect();
+    Ok(Answer {
+        status,
+        headers,
+        body: bytes[end + 4..].to_vec(),
+    })
 }
 
-impl Answer {
-    /// The value of header `name`, in any case.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Reads what `respond` wrote: a status line, headers, an empty line, the body.
-    fn parse(bytes: &[u8]) -> std::result::Result<Answer, String> {
-        let end = bytes
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or("the reply has no end of head")?;
-        let head = std::str::from_utf8(&bytes[..end]).map_err(|_| "the reply head is not text")?;
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .ok_or("the reply has no status")?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.to_string(), v.trim().to_string()))
-            .collect();
-        Ok(Answer {
-            status,
-            headers,
-            body: bytes[end + 4..].to_vec(),
-        })
-    }
-}
-
-impl InProcess {
-    /// The Execution API's path, `{prefix}/execution/`: what a call's `target` starts with.
-    pub fn base(&self) -> &str {
+impl InProcessApi for InProcess {
+    fn base(&self) -> &str {
         &self.base
     }
 
-    /// One request; `target` is the path (and query) from the server's root. Waits at
-    /// most `timeout` for the reply. `Err` says why there was none: the server stopped
-    /// (or is stopping), or did not answer in time.
-    pub fn call(
+    /// `Err` says why there was no reply: the server stopped (or is stopping), or did not
+    /// answer in time.
+    fn call(
         &self,
         method: &str,
         target: &str,
@@ -194,7 +173,7 @@ impl InProcess {
                 .map_err(|e| e.to_string())?
         };
         let bytes = pending.wait(timeout).map_err(|e| e.to_string())?;
-        Answer::parse(&bytes)
+        parse_answer(&bytes)
     }
 }
 
