@@ -7,10 +7,12 @@ a baseline measured in the same run, and as a ratio to it, because the machine i
 shared and noisy. Medians over repetitions, with the count and the spread (min-max).
 Benchmarks print figures; nothing here is a test.
 
-The memory figures (idle, peaks, per task, the soaks) are taken on the binary users get
-on Linux, the static musl one (`make release`; `--mem-exe`); the speed figures on the
-glibc release build (`--exe`), since musl's malloc makes the musl binary much slower
-(bench/PROFILES.md, "The shipped binary"). The bare tiny_http baseline is the glibc
+The speed figures, and the idle and peak memory beside them, are the glibc release
+build's (`--exe`, what `make run` starts). The idle and peak memory rows are repeated, each
+with its own verdict, for the binary users get on Linux, the static musl one (`make
+release`; `--mem-exe`), and the soaks run that one: its allocator is musl's, not glibc's,
+so its memory is not the glibc build's. Its speed is not measured here: musl's malloc
+makes it much slower (bench/PROFILES.md, "The shipped binary"). The bare tiny_http baseline is the glibc
 build of examples/bare_server.rs, and the raw spawn baseline runs no binary of ours.
 `--exe` alone measures everything on one binary. The table says which binary each
 figure measured.
@@ -884,7 +886,8 @@ class Bench:
         steps ran another binary, read as those steps read them: idle VmRSS of a fresh
         standalone 2 s after its start (the api step), VmHWM over `--reps` runs of the
         `--tasks` fan-out (the engine's throughput runs) and, on another fresh standalone,
-        over one `--scale-tasks` run (the scale step). These replace the speed binary's."""
+        over one `--scale-tasks` run (the scale step). Shown beside the speed binary's rows,
+        each with its own verdict."""
         a = self.args
         exe = self.mem_exe
         home = self.home("memory")
@@ -892,7 +895,7 @@ class Bench:
         srv = self.standalone(home, exe=exe)
         try:
             time.sleep(2.0)  # idle: the scheduler's first passes, the probe
-            self.results["mem_idle"] = proc_kib(srv.pid, "VmRSS")
+            shipped = self.results["shipped"] = {"idle": proc_kib(srv.pid, "VmRSS")}
             sampler = MemorySampler(srv.pid)
             for rep in range(a.reps):
                 run_id = self.trigger_cli(home, "tp", exe)
@@ -900,8 +903,8 @@ class Bench:
                 if state != "success":
                     self.notes.append(f"memory: {a.tasks}-task run {rep + 1}: {state}")
             sampler.stop()
-            self.results["mem_run"] = {"hwm": proc_kib(srv.pid, "VmHWM"), "peak_total": sampler.peak_total,
-                                       "peak_procs": sampler.peak_procs, "tasks": a.tasks}
+            shipped["run"] = {"hwm": proc_kib(srv.pid, "VmHWM"), "peak_total": sampler.peak_total,
+                              "peak_procs": sampler.peak_procs, "tasks": a.tasks}
         finally:
             srv.stop()
         home = self.home("memory-scale")
@@ -915,14 +918,13 @@ class Bench:
             sampler.stop()
             if state != "success":
                 self.notes.append(f"memory: {a.scale_tasks}-task run: {state}")
-            self.results["mem_scale"] = {"hwm": proc_kib(srv.pid, "VmHWM"), "peak_total": sampler.peak_total,
-                                         "tasks": a.scale_tasks}
+            shipped["scale"] = {"hwm": proc_kib(srv.pid, "VmHWM"), "peak_total": sampler.peak_total,
+                                "tasks": a.scale_tasks}
         finally:
             srv.stop()
-        self.results["mem_on"] = exe
-        log(f"memory ({os.path.basename(exe)}): idle {mb(self.results['mem_idle']):.1f} MB, "
-            f"peak {mb(self.results['mem_run']['hwm']):.1f} MB at {a.tasks} tasks, "
-            f"{mb(self.results['mem_scale']['hwm']):.1f} MB at {a.scale_tasks}")
+        log(f"memory ({os.path.basename(exe)}): idle {mb(shipped['idle']):.1f} MB, "
+            f"peak {mb(shipped['run']['hwm']):.1f} MB at {a.tasks} tasks, "
+            f"{mb(shipped['scale']['hwm']):.1f} MB at {a.scale_tasks}")
 
     # -- dynamic task mapping
 
@@ -1581,29 +1583,16 @@ def table(b):
         rows.append(["cold start (start → health 200)", f"{med:.1f} ms ({spread(c['ms'], f1)})",
                      f"exec `updraft version` {median(c['exec_ms']):.1f} ms", "—", "≤ 20 ms",
                      verdict(med <= 20)])
-    # Memory rows name their binary when it is not the speed rows' (`--mem-exe`).
+    # The memory rows of the speed binary, then (when another binary is the shipped one,
+    # `--mem-exe`) the same rows of the shipped binary, each with its own verdict.
     on = f" [{describe_binary(b.mem_exe).split(',')[0]}]" if b.mem_exe != b.exe else ""
-    if "mem_idle" in r:
-        idle = mb(r["mem_idle"])
-        rows.append([f"memory{on}: idle standalone (VmRSS)", f"{idle:.1f} MB", "—", "—", f"≤ {IDLE_MB} MB",
-                     verdict(idle <= IDLE_MB)])
-    if "mem_run" in r:
-        m = r["mem_run"]
-        hwm = mb(m["hwm"])
-        rows.append([f"memory{on}: peak during {m['tasks']:,}-task run",
-                     f"standalone VmHWM {hwm:.1f} MB; all updraft processes {mb(m['peak_total']):.0f} MB "
-                     f"(PSS summed over ≤ {m['peak_procs']} processes)", "—", "—", f"≤ {PEAK_MB} MB",
-                     verdict(hwm <= PEAK_MB)])
-    if "mem_scale" in r and "mem_run" in r and "mem_idle" in r:
-        m, s, idle = r["mem_run"], r["mem_scale"], r["mem_idle"]
-        grow1, grow10 = m["hwm"] - idle, s["hwm"] - idle
-        per = lambda g, n: g * 1024 / n / 1e3
-        rows.append([f"memory{on}: peak during {s['tasks']:,}-task run",
-                     f"standalone VmHWM {mb(s['hwm']):.1f} MB; all updraft {mb(s['peak_total']):.0f} MB",
-                     f"{m['tasks']:,}-task run", f"above idle: {per(grow1, m['tasks']):.1f} → "
-                     f"{per(grow10, s['tasks']):.1f} kB/task",
-                     f"≤ {PER_TASK_KB} kB/task above idle at {s['tasks']:,} tasks",
-                     verdict(per(grow10, s['tasks']) <= PER_TASK_KB)])
+    if b.mem_exe != b.exe and any(k in r for k in ("mem_idle", "mem_run")):
+        tag = f" [{describe_binary(b.exe).split(',')[0].split(' (')[0]}]"
+    else:
+        tag = ""
+    rows += memory_rows(r.get("mem_idle"), r.get("mem_run"), r.get("mem_scale"), tag)
+    sh = r.get("shipped", {})
+    rows += memory_rows(sh.get("idle"), sh.get("run"), sh.get("scale"), on)
     if "parse" in r:
         p = r["parse"]
         first, rescan = median(p["first"]), median(p["rescan"])
@@ -1681,16 +1670,40 @@ def table(b):
     return "\n".join(lines)
 
 
+def memory_rows(idle, run, scale, tag):
+    """The idle, 1,000-task and 10,000-task memory rows of one binary (`tag` names it)."""
+    rows = []
+    if idle is not None:
+        rows.append([f"memory{tag}: idle standalone (VmRSS)", f"{mb(idle):.1f} MB", "—", "—",
+                     f"≤ {IDLE_MB} MB", verdict(mb(idle) <= IDLE_MB)])
+    if run is not None:
+        hwm = mb(run["hwm"])
+        rows.append([f"memory{tag}: peak during {run['tasks']:,}-task run",
+                     f"standalone VmHWM {hwm:.1f} MB; all updraft processes {mb(run['peak_total']):.0f} MB "
+                     f"(PSS summed over ≤ {run['peak_procs']} processes)", "—", "—", f"≤ {PEAK_MB} MB",
+                     verdict(hwm <= PEAK_MB)])
+    if scale is not None and run is not None and idle is not None:
+        grow1, grow10 = run["hwm"] - idle, scale["hwm"] - idle
+        per = lambda g, n: g * 1024 / n / 1e3
+        rows.append([f"memory{tag}: peak during {scale['tasks']:,}-task run",
+                     f"standalone VmHWM {mb(scale['hwm']):.1f} MB; all updraft {mb(scale['peak_total']):.0f} MB",
+                     f"{run['tasks']:,}-task run", f"above idle: {per(grow1, run['tasks']):.1f} → "
+                     f"{per(grow10, scale['tasks']):.1f} kB/task",
+                     f"≤ {PER_TASK_KB} kB/task above idle at {scale['tasks']:,} tasks",
+                     verdict(per(grow10, scale['tasks']) <= PER_TASK_KB)])
+    return rows
+
+
 def binaries(b):
     """The line above the table: which binary each row measured."""
     rel = lambda p: os.path.relpath(p, ROOT) if p.startswith(ROOT + os.sep) else p
     r = b.results
-    mem = "mem_on" in r or "soak" in r or "servers" in r
+    mem = "shipped" in r or "soak" in r or "servers" in r
     if b.mem_exe == b.exe or not mem:
         text = f"Binaries: the updraft figures ran `{rel(b.exe)}` ({describe_binary(b.exe)})"
     else:
         text = (f"Binaries: the updraft speed figures ran `{rel(b.exe)}` ({describe_binary(b.exe)}); "
-                f"the memory rows (idle, peaks, per task, soak, api-server types) ran "
+                f"the memory rows tagged with it (idle, peaks, per task, soak, api-server types) ran "
                 f"`{rel(b.mem_exe)}` ({describe_binary(b.mem_exe)})")
     if "health" in r or "list" in r:
         text += f"; the bare tiny_http baseline ran `{BARE}` ({describe_binary(b.bare)})"
