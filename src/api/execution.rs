@@ -1768,19 +1768,25 @@ mod tests {
         })
     }
 
+    /// A store in a folder of its own under the temp dir (the caller removes it).
+    fn temp_store(name: &str) -> (std::path::PathBuf, Store) {
+        use std::hash::{BuildHasher, RandomState};
+        let dir = std::env::temp_dir().join(format!(
+            "updraft-{name}-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(0u8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("t.db")).unwrap();
+        (dir, store)
+    }
+
     /// The typed run context writes, byte for byte, the JSON the `json!` tree did, for
     /// every kind of task the supervisor and the Task SDK read one for; and a run as
     /// `dag_run_json` gives it (the `DagRun` routes) is the same too.
     #[test]
     fn the_typed_run_context_is_the_json_it_was() {
-        use std::hash::{BuildHasher, RandomState};
-        let dir = std::env::temp_dir().join(format!(
-            "updraft-ctx-{}-{}",
-            std::process::id(),
-            RandomState::new().hash_one(0u8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut store = Store::open(&dir.join("t.db")).unwrap();
+        let (dir, mut store) = temp_store("ctx");
         let now: DateTime<Utc> = "2025-01-01T00:00:00.123456789Z".parse().unwrap();
         let yaml = r#"
 d:
@@ -1904,14 +1910,7 @@ d:
     /// holds then, though the claim no longer reads it back.
     #[test]
     fn a_claimed_row_is_the_stored_row() {
-        use std::hash::{BuildHasher, RandomState};
-        let dir = std::env::temp_dir().join(format!(
-            "updraft-claim-{}-{}",
-            std::process::id(),
-            RandomState::new().hash_one(0u8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut store = Store::open(&dir.join("t.db")).unwrap();
+        let (dir, mut store) = temp_store("claim");
         let t0: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
         let now: DateTime<Utc> = "2025-01-01T00:00:07.123456789Z".parse().unwrap();
         let yaml = "d:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    - task_id: a\n      \
