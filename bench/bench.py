@@ -890,12 +890,17 @@ class Bench:
         each with its own verdict."""
         a = self.args
         exe = self.mem_exe
+        # Idle as the api step reads it: a standalone on an empty home.
+        srv = self.standalone(self.home("memory-idle"), exe=exe)
+        try:
+            time.sleep(2.0)  # idle: the scheduler's first passes, the probe
+            shipped = self.results["shipped"] = {"idle": proc_kib(srv.pid, "VmRSS")}
+        finally:
+            srv.stop()
         home = self.home("memory")
         home.write("tp.yml", independent("tp", a.tasks))
         srv = self.standalone(home, exe=exe)
         try:
-            time.sleep(2.0)  # idle: the scheduler's first passes, the probe
-            shipped = self.results["shipped"] = {"idle": proc_kib(srv.pid, "VmRSS")}
             sampler = MemorySampler(srv.pid)
             for rep in range(a.reps):
                 run_id = self.trigger_cli(home, "tp", exe)
