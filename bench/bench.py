@@ -1861,8 +1861,8 @@ def diagnostics(b):
         out.append(
             f"scheduling gap: upstream end → downstream queued (the report, the scheduler's pass) "
             f"median {median(g['react']):.2f} ms, p99 {percentile(g['react'], 99):.2f} ms; queued → "
-            f"start (the rest of the scheduler's pass, the hand-over to a supervisor thread, which "
-            f"stamps the start before it claims the task over HTTP) "
+            f"start (the rest of the scheduler's pass, the hand-over to a supervisor thread, and its "
+            f"claim, which the Execution API stamps with the start; in process in a standalone) "
             f"median {median(g['claim']):.2f} ms, p99 {percentile(g['claim'], 99):.2f} ms")
     if "trigger" in r and r["trigger"]["steps"]:
         st = r["trigger"]["steps"]
