@@ -135,8 +135,22 @@ pub fn secret(configured: &str, home: &Path) -> Result<Vec<u8>> {
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
         64,
     );
-    crate::home::write_private(&path, &fresh)?;
-    // Two processes may race to create it: whatever is on disk now is the secret.
+    // Processes (a pool's worker processes) and threads may race to create it: each
+    // writes its own file whole, and only the first link to `path` takes (a link never
+    // replaces a file), so every one of them reads the same secret back. Where the file
+    // system has no hard links, a rename puts it in place.
+    let tmp = home.join(format!(
+        "jwt_secret.{}.{}.tmp",
+        std::process::id(),
+        crate::ids::random_string(b"abcdefghijklmnopqrstuvwxyz", 8)
+    ));
+    crate::home::write_private(&tmp, &fresh)?;
+    let placed = match std::fs::hard_link(&tmp, &path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => std::fs::rename(&tmp, &path),
+        _ => Ok(()),
+    };
+    let _ = std::fs::remove_file(&tmp);
+    placed.map_err(|e| Error::io(&path, e))?;
     let s = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     Ok(s.trim().as_bytes().to_vec())
 }
@@ -146,6 +160,35 @@ mod tests {
     use super::*;
 
     const AUD: &str = "urn:airflow.apache.org:task";
+
+    /// Issue 22's CI: two worker processes started at once each made a secret, and the
+    /// one that read its own back before the other overwrote it signed tokens the other
+    /// refused ("Invalid JWT token"). Everyone racing on a fresh home gets one secret.
+    #[test]
+    fn racing_creators_of_the_secret_all_get_the_same_one() {
+        for round in 0..20 {
+            let home = std::env::temp_dir()
+                .join(format!("updraft-jwt-race-{}-{round}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&home);
+            std::fs::create_dir_all(&home).unwrap();
+            let start = std::sync::Barrier::new(8);
+            let got: Vec<Vec<u8>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            secret("", &home).unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert!(got.iter().all(|g| g == &got[0]), "round {round}: {got:?}");
+            let left: Vec<_> = std::fs::read_dir(&home).unwrap().collect();
+            assert_eq!(left.len(), 1, "only jwt_secret is left: {left:?}");
+            std::fs::remove_dir_all(&home).unwrap();
+        }
+    }
 
     #[test]
     fn round_trip_and_refusals() {
