@@ -435,3 +435,18 @@ fn readme_dag_is_checked_against_airflow() {
     let run = home.run(&["tasks", "list", "hello_updraft"], &[]).expect(0);
     assert_eq!(run.stdout(), "hello\nwhich_run\n");
 }
+
+/// The glibc build links `updraft` as a non-PIE (build.rs), so the loader no longer
+/// relocates its pointer tables at every start, which made them private copies.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_glibc_binary_is_not_a_pie() {
+    use std::io::Read;
+    let mut head = [0u8; 18];
+    std::fs::File::open(crate::util::bin())
+        .and_then(|mut f| f.read_exact(&mut head))
+        .unwrap();
+    // ELF's e_type, a little-endian u16 at offset 16: 2 is ET_EXEC, 3 is ET_DYN (a PIE).
+    assert_eq!(&head[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([head[16], head[17]]), 2);
+}

@@ -546,6 +546,24 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// The bundled SQLite is built with `.cargo/config.toml`'s options: no extension
+    /// loading, and no bulk page-cache block per connection (idle memory).
+    #[test]
+    fn sqlite_is_built_with_the_configured_options() {
+        let (dir, store) = temp_db();
+        let options = store
+            .query("PRAGMA compile_options", [], |r| r.get::<_, String>(0))
+            .unwrap();
+        for want in ["OMIT_LOAD_EXTENSION", "DEFAULT_PCACHE_INITSZ=0"] {
+            assert!(
+                options.iter().any(|o| o == want),
+                "{want} not in {options:?}"
+            );
+        }
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn cached_statements_are_not_planned_again_for_new_values() {
         let (dir, store) = temp_db();
