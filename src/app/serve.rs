@@ -97,6 +97,7 @@ pub fn scheduler(env: &Env) -> Result<()> {
     let (control, _unused) = crossbeam_channel::unbounded();
     let stop = stop_signals(control);
     println!("updraft scheduler running");
+    started();
     let asked = wait_for_stop(&stop, &sched);
     stop_scheduler(sched, asked)
 }
@@ -527,4 +528,11 @@ fn announce_at(what: &str, addr: std::net::SocketAddr, prefix: &str) {
     let url = format!("http://{addr}{prefix}/");
     log::info!("{what} listening on {url}");
     println!("{what} listening on {url}");
+    started();
+}
+
+/// Start-up is over: what it freed (a new database's migration, the DAG folder's parse)
+/// goes back to the system now, not at the first periodic trim.
+fn started() {
+    crate::memory::release_free();
 }
