@@ -3,6 +3,7 @@
 //! them near expiry. Both come here, so neither depends on the other.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::jwt;
@@ -26,9 +27,29 @@ pub fn mint(
     let iat = now.timestamp();
     jwt::sign(
         secret,
-        &json!({"sub": ti_id, "aud": AUDIENCE, "iat": iat, "nbf": iat, "exp": iat + lifetime_secs as i64,
-                "scope": "execution", TRY_CLAIM: try_number}),
+        &TaskClaims {
+            sub: ti_id,
+            aud: AUDIENCE,
+            iat,
+            nbf: iat,
+            exp: iat + lifetime_secs as i64,
+            scope: "execution",
+            try_number,
+        },
     )
+}
+
+/// A task token's claims as minted (serialized straight into the token).
+#[derive(Serialize)]
+struct TaskClaims<'a> {
+    sub: &'a str,
+    aud: &'static str,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    scope: &'static str,
+    /// [`TRY_CLAIM`].
+    try_number: u32,
 }
 
 /// updraft's claim naming the DAG callback request a token was minted for: such a token
@@ -70,22 +91,61 @@ pub struct Claims {
 /// Checks a task token's algorithm, signature, audience and expiry (with a little leeway)
 /// at `now` (seconds since the epoch), and reads its claims.
 pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<Claims, jwt::Invalid> {
-    let claims = jwt::verify(secret, token, AUDIENCE, now, LEEWAY_SECS)?;
+    let claims: Read = jwt::verify(secret, token, AUDIENCE, now, LEEWAY_SECS)?;
     Ok(Claims {
-        execution: claims["scope"] == "execution",
-        ti_id: claims["sub"].as_str().unwrap_or("").to_string(),
-        try_number: claims[TRY_CLAIM]
-            .as_u64()
-            .map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
-        dag_callback: claims[DAG_CALLBACK_CLAIM].as_i64(),
-        iat: claims["iat"].as_i64().unwrap_or(now),
-        exp: claims["exp"].as_i64().unwrap_or(now),
+        execution: claims.execution,
+        ti_id: claims.sub.unwrap_or_default(),
+        try_number: claims.try_number,
+        dag_callback: claims.dag_callback,
+        iat: claims.iat.unwrap_or(now),
+        exp: claims.exp.unwrap_or(now),
     })
+}
+
+/// The claims [`Claims`] is made of, as a token's payload gives them.
+#[derive(Default)]
+struct Read {
+    execution: bool,
+    sub: Option<String>,
+    try_number: Option<u32>,
+    dag_callback: Option<i64>,
+    iat: Option<i64>,
+    exp: Option<i64>,
+}
+
+impl jwt::Claims for Read {
+    fn claim(&mut self, name: &str, value: jwt::Claim<'_>) {
+        match name {
+            "scope" => self.execution = value.as_str() == Some("execution"),
+            "sub" => self.sub = value.as_str().map(str::to_string),
+            TRY_CLAIM => {
+                self.try_number = value.as_u64().map(|t| u32::try_from(t).unwrap_or(u32::MAX))
+            }
+            DAG_CALLBACK_CLAIM => self.dag_callback = value.as_i64(),
+            "iat" => self.iat = value.as_i64(),
+            "exp" => self.exp = value.as_i64(),
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The typed claims are the JSON the `json!` object of them was: same keys, same
+    /// order, so the same token.
+    #[test]
+    fn a_task_tokens_claims_are_the_json_they_were() {
+        let now = Utc::now();
+        let iat = now.timestamp();
+        let was = jwt::sign(
+            b"secret",
+            &json!({"sub": "ti-1", "aud": AUDIENCE, "iat": iat, "nbf": iat, "exp": iat + 60,
+                    "scope": "execution", TRY_CLAIM: 3}),
+        );
+        assert_eq!(mint(b"secret", "ti-1", 3, 60.5, now), was);
+    }
 
     #[test]
     fn a_minted_token_reads_back_and_expires_after_the_leeway() {
