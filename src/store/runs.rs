@@ -463,10 +463,19 @@ fn task_usage(
     rows.collect()
 }
 
+/// What the queued and running task instances take: one seek of `ti_active` per state.
+/// As `state IN ('queued', 'running')`, SQLite builds a temporary b-tree of the two
+/// values to seek the index with, every time: this runs in every pass that queues.
+fn slot_usage_sql() -> String {
+    format!(
+        "SELECT dag_id, pool, pool_slots FROM task_instance WHERE state = 'queued' AND {ACTIVE_TI}
+         UNION ALL
+         SELECT dag_id, pool, pool_slots FROM task_instance WHERE state = 'running' AND {ACTIVE_TI}"
+    )
+}
+
 fn slot_usage(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(String, String, u32)>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT dag_id, pool, pool_slots FROM task_instance WHERE state IN ('queued', 'running') AND {ACTIVE_TI}"
-    ))?;
+    let mut stmt = conn.prepare_cached(&slot_usage_sql())?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     rows.collect()
 }
@@ -1413,6 +1422,19 @@ mod tests {
         assert!(plan(&read).contains("ti_active"), "{}", plan(&read));
         let all = format!("SELECT id FROM task_instance WHERE {ACTIVE_TI}");
         assert!(plan(&all).contains("ti_active"), "{}", plan(&all));
+        // What every queueing pass reads of the slots in use.
+        let slots = slot_usage_sql();
+        assert!(
+            !ops(&slots).iter().any(|op| op == "OpenEphemeral"),
+            "{:?}",
+            ops(&slots)
+        );
+        assert_eq!(
+            plan(&slots).matches("ti_active").count(),
+            2,
+            "{}",
+            plan(&slots)
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
