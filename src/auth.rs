@@ -153,16 +153,27 @@ pub fn verify(
     token: &str,
     now: DateTime<Utc>,
 ) -> std::result::Result<User, jwt::Invalid> {
-    let claims = jwt::verify(secret, token, AUDIENCE, now.timestamp(), 0)?;
-    let name = claims["sub"]
-        .as_str()
-        .ok_or(jwt::Invalid::Malformed)?
-        .to_string();
-    let role = claims["role"]
-        .as_str()
-        .and_then(Role::parse)
-        .ok_or(jwt::Invalid::Malformed)?;
+    let claims: UserClaims = jwt::verify(secret, token, AUDIENCE, now.timestamp(), 0)?;
+    let name = claims.sub.ok_or(jwt::Invalid::Malformed)?;
+    let role = claims.role.ok_or(jwt::Invalid::Malformed)?;
     Ok(User { name, role })
+}
+
+/// A user token's subject and role, when they are a string and a role's name.
+#[derive(Default)]
+struct UserClaims {
+    sub: Option<String>,
+    role: Option<Role>,
+}
+
+impl jwt::Claims for UserClaims {
+    fn claim(&mut self, name: &str, value: jwt::Claim<'_>) {
+        match name {
+            "sub" => self.sub = value.as_str().map(str::to_string),
+            "role" => self.role = value.as_str().and_then(Role::parse),
+            _ => {}
+        }
+    }
 }
 
 /// Whether a token's user is still configured with the token's role. A user dropped from

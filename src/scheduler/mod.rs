@@ -538,6 +538,9 @@ impl Scheduler {
         let (decisions, queued) = self.store.write(|tx| {
             new_callbacks.clear();
             let mut to_queue: Vec<&RunRow> = Vec::new();
+            // Task instances found ready, scheduled in the cache but not yet written:
+            // each is written once, queued or scheduled, when `queue` has decided.
+            let mut ready = Ready::default();
             // Running runs per DAG and backfill: a backfill's runs count against its own
             // limit, the others against the DAG's (Airflow groups by both).
             let mut running_per_dag: HashMap<(&str, Option<i64>), u32> = HashMap::new();
@@ -575,7 +578,7 @@ impl Scheduler {
                 let Some(tis) = cache.run_mut(run.id) else {
                     continue;
                 };
-                let outcome = advance_run(tx, run, dag, tis, now)?;
+                let outcome = advance_run(tx, run, dag, tis, &mut ready, now)?;
                 if let Some(at) = outcome.retry_at {
                     retry_at = Some(retry_at.map_or(at, |r: DateTime<Utc>| r.min(at)));
                 }
@@ -615,9 +618,14 @@ impl Scheduler {
                     default_limit,
                 },
                 &mut self.warned_pools,
+                &mut ready,
                 job_id,
                 now,
             )?;
+            // The ready ones not queued now wait as scheduled.
+            for (id, from) in ready.0 {
+                tx.set_ti_state(&id, from, Some(TaskState::Scheduled), now, None)?;
+            }
             Ok((retry_at, queued))
         })?;
         if let Some(at) = decisions {
@@ -937,6 +945,21 @@ struct Queued {
     try_number: u32,
 }
 
+/// Task instances a pass found ready to be scheduled, with the state each was in: set
+/// to scheduled in the pass's cache, and written once `queue` has decided, straight to
+/// queued (`Tx::schedule_and_queue_ti`) or to scheduled. Either write is the
+/// compare-and-set on that state; one that fails leaves the row to its other writer,
+/// whose change the next pass reads (a higher change number) in place of the cache's.
+#[derive(Default)]
+struct Ready(Vec<(String, Option<TaskState>)>);
+
+impl Ready {
+    fn take(&mut self, id: &str) -> Option<Option<TaskState>> {
+        let at = self.0.iter().position(|(i, _)| i == id)?;
+        Some(self.0.swap_remove(at).1)
+    }
+}
+
 /// The pass's limits on what runs at once (`[core]`).
 struct Limits {
     parallelism: u32,
@@ -954,6 +977,7 @@ fn queue(
     dags: &HashMap<String, Arc<Dag>>,
     limits: Limits,
     warned_pools: &mut HashSet<String>,
+    ready: &mut Ready,
     job_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<Queued>> {
@@ -1006,7 +1030,11 @@ fn queue(
     );
     let mut out = Vec::new();
     for ti in chosen {
-        if tx.queue_ti(&ti.id, job_id, now)? {
+        let queued = match ready.take(&ti.id) {
+            Some(from) => tx.schedule_and_queue_ti(&ti.id, from, job_id, now)?,
+            None => tx.queue_ti(&ti.id, job_id, now)?,
+        };
+        if queued {
             out.push(Queued {
                 id: ti.id.clone(),
                 dag_id: ti.dag_id.clone(),
@@ -1038,6 +1066,7 @@ fn advance_run(
     run: &RunRow,
     dag: &Arc<Dag>,
     tis: &mut RunTis,
+    ready: &mut Ready,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
     let mut retry_at = None;
@@ -1181,6 +1210,10 @@ fn advance_run(
                         now,
                         None,
                     )?
+            } else if to == Some(TaskState::Scheduled) {
+                // Written when `queue` has decided (see `Ready`).
+                ready.0.push((id.clone(), current));
+                true
             } else {
                 tx.set_ti_state(id, current, to, now, None)?
             };
@@ -1494,6 +1527,63 @@ mod tests {
             api_wakes: false,
         };
         (home, Scheduler::new(cfg, opts).unwrap())
+    }
+
+    /// A task instance found ready is written once by the pass that queues it, straight
+    /// from no state to queued, and its row is what scheduling then queueing it left: a
+    /// new try, the scheduled and queued times, this scheduler's job. The one that is
+    /// not queued (a pool of one slot) is written as scheduled, and queued by a later
+    /// pass with the usual write.
+    #[test]
+    fn a_ready_task_instance_is_written_once_when_the_pass_queues_it() {
+        let now = Utc.with_ymd_and_hms(2020, 1, 1, 12, 0, 0).unwrap();
+        let clock = Clock::fake(now);
+        let (home, mut sched) = scheduler("ready", &clock);
+        std::fs::remove_file(home.0.join("dags").join("daily.yml")).unwrap();
+        std::fs::write(
+            home.0.join("dags").join("two.yml"),
+            "two:\n  schedule: \"0 0 * * *\"\n  catchup: true\n  default_args:\n    start_date: 2020-01-01\n    pool: one\n  tasks:\n    - task_id: a\n      operator: BashOperator\n      bash_command: \"true\"\n    - task_id: b\n      operator: BashOperator\n      bash_command: \"true\"\n",
+        )
+        .unwrap();
+        sched.store.set_pool("one", 1, None).unwrap();
+        let mut passes = 0;
+        let tis = loop {
+            let before = sched.store.ti_change_seq().unwrap();
+            let existed = !sched.store.runs_of(Some("two"), 1).unwrap().is_empty();
+            sched.pass().unwrap();
+            passes += 1;
+            let run = sched.store.runs_of(Some("two"), 1).unwrap().pop();
+            if let Some(run) = run {
+                let tis = sched.store.tis_of_run("two", &run.run_id).unwrap();
+                if tis.iter().any(|t| t.state.is_some()) {
+                    // The rows inserted by this pass (numbered by the insert trigger),
+                    // then one write each: queued for one, scheduled for the other.
+                    let inserted = if existed { 0 } else { tis.len() as i64 };
+                    let after = sched.store.ti_change_seq().unwrap();
+                    assert_eq!(after - before, inserted + 2, "{tis:?}");
+                    break tis;
+                }
+            }
+            assert!(passes < 5, "no run was advanced");
+        };
+        let queued: Vec<_> = tis
+            .iter()
+            .filter(|t| t.state == Some(TaskState::Queued))
+            .collect();
+        let scheduled: Vec<_> = tis
+            .iter()
+            .filter(|t| t.state == Some(TaskState::Scheduled))
+            .collect();
+        assert_eq!((queued.len(), scheduled.len()), (1, 1), "{tis:?}");
+        let q = queued[0];
+        assert_eq!(q.try_number, 1);
+        assert_eq!((q.scheduled_dttm, q.queued_dttm), (Some(now), Some(now)));
+        assert_eq!(q.updated_at, now);
+        let s = scheduled[0];
+        assert_eq!(
+            (s.try_number, s.scheduled_dttm, s.queued_dttm),
+            (1, Some(now), None)
+        );
     }
 
     /// The logical dates of `daily`'s runs, oldest first, and whether all succeeded.

@@ -463,10 +463,19 @@ fn task_usage(
     rows.collect()
 }
 
+/// What the queued and running task instances take: one seek of `ti_active` per state.
+/// As `state IN ('queued', 'running')`, SQLite builds a temporary b-tree of the two
+/// values to seek the index with, every time: this runs in every pass that queues.
+fn slot_usage_sql() -> String {
+    format!(
+        "SELECT dag_id, pool, pool_slots FROM task_instance WHERE state = 'queued' AND {ACTIVE_TI}
+         UNION ALL
+         SELECT dag_id, pool, pool_slots FROM task_instance WHERE state = 'running' AND {ACTIVE_TI}"
+    )
+}
+
 fn slot_usage(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(String, String, u32)>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT dag_id, pool, pool_slots FROM task_instance WHERE state IN ('queued', 'running') AND {ACTIVE_TI}"
-    ))?;
+    let mut stmt = conn.prepare_cached(&slot_usage_sql())?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     rows.collect()
 }
@@ -963,6 +972,35 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 
+    /// `set_ti_state(id, from, Scheduled)` and then `queue_ti` in one statement: the
+    /// row ends as those two leave it (a new try, the scheduled and queued times, the
+    /// executor's job), numbered once. The pass uses it for a task instance it found
+    /// ready and queues in the same transaction, where the scheduled state was never
+    /// seen by anyone else.
+    pub fn schedule_and_queue_ti(
+        &self,
+        id: &str,
+        from: Option<TaskState>,
+        job_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = self
+            .0
+            .exec(
+                "UPDATE task_instance SET state = 'queued',
+                    try_number = try_number + CASE WHEN state = 'up_for_reschedule' THEN 0 ELSE 1 END,
+                    scheduled_dttm = ?4, queued_dttm = ?4, queued_by_job_id = ?3,
+                    next_retry_at = NULL, start_date = NULL, end_date = NULL, duration = NULL, pid = NULL,
+                    hostname = NULL, last_heartbeat_at = NULL, updated_at = ?4,
+                    change_seq = (SELECT seq FROM ti_change) + 1
+                 WHERE id = ?1 AND state IS ?2",
+                params![id, from.map(TaskState::as_str), job_id, ts(now)],
+            )
+            .map_err(db)?;
+        self.numbered(n)?;
+        Ok(n == 1)
+    }
+
     /// A queued (never started) or restarting task instance back to no state, so it is
     /// scheduled again; a queued one gives back the try it never used.
     pub fn unqueue_ti(&self, id: &str, now: DateTime<Utc>) -> Result<bool> {
@@ -1413,7 +1451,94 @@ mod tests {
         assert!(plan(&read).contains("ti_active"), "{}", plan(&read));
         let all = format!("SELECT id FROM task_instance WHERE {ACTIVE_TI}");
         assert!(plan(&all).contains("ti_active"), "{}", plan(&all));
+        // What every queueing pass reads of the slots in use.
+        let slots = slot_usage_sql();
+        assert!(
+            !ops(&slots).iter().any(|op| op == "OpenEphemeral"),
+            "{:?}",
+            ops(&slots)
+        );
+        assert_eq!(
+            plan(&slots).matches("ti_active").count(),
+            2,
+            "{}",
+            plan(&slots)
+        );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// `schedule_and_queue_ti` leaves a row exactly as `set_ti_state(.., Scheduled)` then
+    /// `queue_ti` leave it (from no state, up for retry, up for reschedule), numbered
+    /// once; from any other state it changes nothing.
+    #[test]
+    fn scheduling_and_queueing_in_one_write_is_the_two_writes() {
+        let now: DateTime<Utc> = "2025-01-01T00:01:00Z".parse().unwrap();
+        let earlier = "2025-01-01T00:00:30.000000+00:00";
+        let row = |store: &Store, id: &str| -> Vec<String> {
+            let mut st = store
+                .conn
+                .prepare("SELECT * FROM task_instance WHERE id = ?1")
+                .unwrap();
+            let names: Vec<String> = st.column_names().map(str::to_string).collect();
+            st.query_row([id], |r| {
+                Ok(names
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| *n != "id" && *n != "change_seq")
+                    .map(|(i, n)| format!("{n}={:?}", r.get_ref(i).unwrap()))
+                    .collect())
+            })
+            .unwrap()
+        };
+        for from in [
+            None,
+            Some(TaskState::UpForRetry),
+            Some(TaskState::UpForReschedule),
+        ] {
+            let (dir1, mut two, tis1) = run_of("[{A: '1'}]");
+            let (dir2, mut one, tis2) = run_of("[{A: '1'}]");
+            for (store, id) in [(&two, &tis1[0].id), (&one, &tis2[0].id)] {
+                store
+                    .conn
+                    .execute(
+                        "UPDATE task_instance SET state = ?2, try_number = 1, next_retry_at = ?3,
+                            start_date = ?3, end_date = ?3, duration = 1.5, pid = 5, hostname = 'h',
+                            last_heartbeat_at = ?3, updated_at = ?3
+                         WHERE id = ?1",
+                        params![id, from.map(TaskState::as_str), earlier],
+                    )
+                    .unwrap();
+            }
+            let (a, b) = (tis1[0].id.as_str(), tis2[0].id.as_str());
+            let moved = two
+                .write(|tx| {
+                    Ok(
+                        tx.set_ti_state(a, from, Some(TaskState::Scheduled), now, None)?
+                            && tx.queue_ti(a, 7, now)?,
+                    )
+                })
+                .unwrap();
+            let seq = one.ti_change_seq().unwrap();
+            assert!(moved);
+            assert!(
+                one.write(|tx| tx.schedule_and_queue_ti(b, from, 7, now))
+                    .unwrap()
+            );
+            assert_eq!(row(&one, b), row(&two, a), "from {from:?}");
+            assert_eq!(one.ti_change_seq().unwrap(), seq + 1);
+            // A compare-and-set on another state: nothing written, no number taken.
+            let before = row(&one, b);
+            assert!(
+                !one.write(|tx| tx.schedule_and_queue_ti(b, from, 7, now))
+                    .unwrap()
+            );
+            assert_eq!(
+                (row(&one, b), one.ti_change_seq().unwrap()),
+                (before, seq + 1)
+            );
+            let _ = std::fs::remove_dir_all(dir1);
+            let _ = std::fs::remove_dir_all(dir2);
+        }
     }
 
     #[test]
