@@ -1690,7 +1690,7 @@ mod tests {
         Dag, Operator, PythonKind, RunContext, Task, TaskState, asset_cond_json, downstream,
         group_roots, latest_only_next_end, python_kind,
     };
-    use crate::store::{NewRun, RunRow, Store, TiRow};
+    use crate::store::{NewRun, RunRow, TiRow, temp_store};
 
     /// The run context as the claim built it before it was typed: a `json!` tree.
     fn context_as_value(
@@ -1766,19 +1766,6 @@ mod tests {
             "task": task_json,
             "fileloc": dag.fileloc,
         })
-    }
-
-    /// A store in a folder of its own under the temp dir (the caller removes it).
-    fn temp_store(name: &str) -> (std::path::PathBuf, Store) {
-        use std::hash::{BuildHasher, RandomState};
-        let dir = std::env::temp_dir().join(format!(
-            "updraft-{name}-{}-{}",
-            std::process::id(),
-            RandomState::new().hash_one(0u8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir.join("t.db")).unwrap();
-        (dir, store)
     }
 
     /// The typed run context writes, byte for byte, the JSON the `json!` tree did, for

@@ -455,8 +455,24 @@ impl Store {
 }
 
 #[cfg(test)]
+pub(crate) use tests::temp_store;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new store in a folder of its own under the temp dir, for tests; the caller removes
+    /// the folder.
+    pub(crate) fn temp_store(name: &str) -> (PathBuf, Store) {
+        use std::hash::{BuildHasher, RandomState};
+        let dir = std::env::temp_dir().join(format!(
+            "updraft-{name}-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(0u8)
+        ));
+        let store = Store::open(&dir.join("t.db")).unwrap();
+        (dir, store)
+    }
 
     /// `ts` and `parse_ts` write and read exactly what chrono's RFC 3339 formatter and
     /// parser do, over years 0 to 9999 and every sub-second precision, and leave what is
@@ -520,27 +536,11 @@ mod tests {
         }
     }
 
-    fn temp_db() -> (PathBuf, Store) {
-        let dir = std::env::temp_dir().join(format!(
-            "updraft-store-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        let path = dir.join("t.db");
-        let store = Store::open(&path).unwrap();
-        (dir, store)
-    }
-
-    fn rand_suffix() -> u64 {
-        use std::hash::{BuildHasher, RandomState};
-        RandomState::new().hash_one(0u8)
-    }
-
     /// Issue 12, item 12: what all connections together cache has one bound, however
     /// many API workers there are.
     #[test]
     fn sqlite_memory_has_one_process_wide_bound() {
-        let (dir, store) = temp_db();
+        let (dir, store) = temp_store("store");
         let limit = store
             .conn
             .row("PRAGMA soft_heap_limit", [], |r| r.get::<_, i64>(0));
@@ -553,7 +553,7 @@ mod tests {
     /// loading, and no bulk page-cache block per connection (idle memory).
     #[test]
     fn sqlite_is_built_with_the_configured_options() {
-        let (dir, store) = temp_db();
+        let (dir, store) = temp_store("store");
         let options = store
             .query("PRAGMA compile_options", [], |r| r.get::<_, String>(0))
             .unwrap();
@@ -569,7 +569,7 @@ mod tests {
 
     #[test]
     fn cached_statements_are_not_planned_again_for_new_values() {
-        let (dir, store) = temp_db();
+        let (dir, store) = temp_store("store");
         // An ORDER BY ... LIMIT over an index is planned with the bound value in view.
         let sql = "SELECT latest_heartbeat FROM job WHERE job_type = ?1 AND state = 'running'
                    ORDER BY latest_heartbeat DESC LIMIT 1";
@@ -585,7 +585,7 @@ mod tests {
 
     #[test]
     fn migrates_from_empty_and_again() {
-        let (dir, mut store) = temp_db();
+        let (dir, mut store) = temp_store("store");
         let st = store.status().unwrap();
         assert_eq!(st.version, st.latest);
         assert_eq!(st.journal_mode, "wal");
@@ -606,7 +606,7 @@ mod tests {
 
     #[test]
     fn every_write_to_a_dag_row_is_counted_and_heads_read_without_the_dag() {
-        let (dir, mut store) = temp_db();
+        let (dir, mut store) = temp_store("store");
         let n0 = store.dag_changes().unwrap();
         store
             .conn
@@ -646,7 +646,7 @@ mod tests {
     /// `Unique`, another refused constraint `Constraint` (409); both were one string.
     #[test]
     fn database_failures_keep_their_kind() {
-        let (dir, mut store) = temp_db();
+        let (dir, mut store) = temp_store("store");
         let holder = rusqlite::Connection::open(dir.join("t.db")).unwrap();
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
         store.conn.busy_timeout(Duration::from_millis(20)).unwrap();
@@ -762,7 +762,7 @@ mod tests {
     /// new parse is written.
     #[test]
     fn a_dag_is_parsed_once_per_process_while_held() {
-        let (dir, mut store) = temp_db();
+        let (dir, mut store) = temp_store("store");
         let now = chrono::Utc::now();
         save_dag(
             &mut store,
@@ -810,7 +810,7 @@ mod tests {
     /// again unchanged; a change still makes one.
     #[test]
     fn a_new_way_of_writing_a_dag_is_not_a_new_version() {
-        let (dir, mut store) = temp_db();
+        let (dir, mut store) = temp_store("store");
         let now = chrono::Utc::now();
         let yaml = "d:\n  tasks:\n    - task_id: a\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: 'true'\n";
         save_dag(&mut store, yaml, now);

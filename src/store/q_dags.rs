@@ -364,20 +364,9 @@ mod tests {
     use super::*;
     use crate::store::Event;
 
-    fn temp_store() -> (std::path::PathBuf, Store) {
-        use std::hash::{BuildHasher, RandomState};
-        let dir = std::env::temp_dir().join(format!(
-            "updraft-qdags-{}-{}",
-            std::process::id(),
-            RandomState::new().hash_one(0u8)
-        ));
-        let store = Store::open(&dir.join("t.db")).unwrap();
-        (dir, store)
-    }
-
     #[test]
     fn event_logs_filter_order_and_page_in_sql() {
-        let (dir, mut store) = temp_store();
+        let (dir, mut store) = crate::store::temp_store("qdags");
         let t0 = parse_ts("2024-01-01T00:00:00+00:00").unwrap();
         for (i, (event, dag, owner)) in [
             ("patch_dag", Some("a"), Some("user")),

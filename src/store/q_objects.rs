@@ -296,20 +296,9 @@ fn pool_stats_row(r: &Row) -> rusqlite::Result<PoolRow> {
 mod tests {
     use super::*;
 
-    fn temp_store() -> (std::path::PathBuf, Store) {
-        use std::hash::{BuildHasher, RandomState};
-        let dir = std::env::temp_dir().join(format!(
-            "updraft-q-objects-{}-{}",
-            std::process::id(),
-            RandomState::new().hash_one(0u8)
-        ));
-        let store = Store::open(&dir.join("t.db")).unwrap();
-        (dir, store)
-    }
-
     #[test]
     fn put_keeps_row_ids_and_sets_every_field() {
-        let (dir, mut store) = temp_store();
+        let (dir, mut store) = crate::store::temp_store("q-objects");
         store
             .write(|tx| {
                 for k in ["b", "a"] {
@@ -357,7 +346,7 @@ mod tests {
 
     #[test]
     fn unlimited_and_empty_pools() {
-        let (dir, mut store) = temp_store();
+        let (dir, mut store) = crate::store::temp_store("q-objects");
         store
             .write(|tx| {
                 tx.put_pool(&Pool {
