@@ -450,3 +450,31 @@ fn the_glibc_binary_is_not_a_pie() {
     assert_eq!(&head[..4], b"\x7fELF");
     assert_eq!(u16::from_le_bytes([head[16], head[17]]), 2);
 }
+
+/// The glibc build takes C's `pow` and `log` from its own code (cmath.rs), so a running
+/// server does not map glibc's libm for them; the template engine's `**` still works.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_glibc_server_maps_no_libm() {
+    let home = TempHome::new();
+    home.write(
+        "dags/power.yml",
+        "power:\n  tasks:\n    root:\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: \"echo {{ 2 ** 0.5 }}\"\n",
+    );
+    let srv = TestServer::start(&home, &["standalone"], &[]);
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", srv.pid())).unwrap();
+    let libs: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .collect();
+    assert!(libs.iter().any(|l| l.contains("libc.so")), "{libs:?}");
+    assert!(!libs.iter().any(|l| l.contains("libm.so")), "{libs:?}");
+    let run = home
+        .run(&["tasks", "test", "power", "root", "2026-01-01"], &[])
+        .expect(0);
+    assert!(
+        run.stdout().contains("1.4142135623730951"),
+        "{}",
+        run.stdout()
+    );
+}
