@@ -2,6 +2,7 @@
 //! is (`.cargo/config.toml`), and in release with GNU ld rather than rustc's own `lld`.
 //! Both are for its resident memory (`bench/PROFILES.md`, "Idle memory of the glibc
 //! build": an idle standalone's VmRSS, 12.7 → 11.0 MB for the first, → 9.9 MB with both).
+//! It also links GCC's unwinder statically.
 //!
 //! - **Non-PIE.** A PIE's pointers to its own code and data are relocated by the dynamic
 //!   loader at every start: it reads ~1 MB of relocations (`.rela.dyn`) and writes every
@@ -18,6 +19,13 @@
 //!   `lld`'s layout of this binary leaves ~0.9 MB more of it resident than GNU ld's
 //!   (measured, not derived). Release only: debug builds keep the faster linker.
 //!
+//! - **The unwinder, static.** Rust's std links glibc builds against `libgcc_s.so.1` for
+//!   unwinding (panics caught at the API's handlers, for one). Linking GCC's static
+//!   `libgcc_eh.a` first resolves the same functions from the same code inside the binary,
+//!   so the linker (`--as-needed`) drops the shared library: ~0.1 MB less resident, and
+//!   the process maps only libc and its loader (with cmath.rs, which does the same for
+//!   libm).
+//!
 //! Windows keeps its ASLR and its linker; the musl target links with GNU ld already.
 
 fn main() {
@@ -25,6 +33,7 @@ fn main() {
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     if var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu" {
         println!("cargo::rustc-link-arg-bins=-no-pie");
+        println!("cargo::rustc-link-lib=static:-bundle=gcc_eh");
         if var("PROFILE") == "release" {
             println!("cargo::rustc-link-arg-bins=-fuse-ld=bfd");
         }
