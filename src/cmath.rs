@@ -5,8 +5,9 @@
 //! (bench/PROFILES.md, "Idle memory of the glibc build").
 //!
 //! The static musl binary takes musl's own, as before, and Windows its C runtime's. The
-//! `libm` crate is musl's implementation in Rust, so both Linux builds now compute these
-//! alike. Neither sets `errno`, which no caller here reads.
+//! `libm` crate's are fdlibm's algorithms (by way of FreeBSD and older musl), within an
+//! ulp as glibc's are, and give IEEE's answers for the special cases. Neither sets
+//! `errno`, which no caller here reads.
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
