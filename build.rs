@@ -22,9 +22,7 @@
 //! - **The unwinder, static.** Rust's std links glibc builds against `libgcc_s.so.1` for
 //!   unwinding (panics caught at the API's handlers, for one). Linking GCC's static
 //!   `libgcc_eh.a` first resolves the same functions from the same code inside the binary,
-//!   so the linker (`--as-needed`) drops the shared library: ~0.1 MB less resident, and
-//!   the process maps only libc and its loader (with cmath.rs, which does the same for
-//!   libm).
+//!   so the linker (`--as-needed`) drops the shared library: ~0.1 MB less resident.
 //!
 //! Windows keeps its ASLR and its linker; the musl target links with GNU ld already.
 

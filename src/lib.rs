@@ -18,8 +18,7 @@
 //
 // Modules depend downward only, in the layers ARCHITECTURE.md lists; `tests` below checks it.
 // Two calls have no safe wrapper: a Windows one (executor::end_tasks_with_this_process)
-// and glibc's malloc_trim (memory::release); with the glibc build's C math functions
-// (cmath), which must be exported by their C names, they are the only `allow`s.
+// and glibc's malloc_trim (memory::release); they are the only `allow`s.
 #![deny(unsafe_code)]
 
 pub mod api;
@@ -28,7 +27,6 @@ pub mod auth;
 pub mod backfill;
 pub mod cli;
 pub mod clock;
-pub mod cmath;
 pub mod config;
 pub mod dagfile;
 pub mod error;
@@ -68,8 +66,7 @@ mod tests {
     /// module goes into one of these lists. ARCHITECTURE.md, "Layers", says why.
     const LAYERS: [&[&str]; 6] = [
         &[
-            "clock", "cmath", "error", "ids", "memory", "metrics", "model", "percent", "py",
-            "task_log",
+            "clock", "error", "ids", "memory", "metrics", "model", "percent", "py", "task_log",
         ],
         &[
             "auth", "cli", "config", "dagfile", "home", "jwt", "logging", "plugins", "process",

@@ -451,17 +451,12 @@ fn the_glibc_binary_is_not_a_pie() {
     assert_eq!(u16::from_le_bytes([head[16], head[17]]), 2);
 }
 
-/// A glibc server maps no shared library but libc and its loader: C's `pow` and `log`
-/// come from its own code (cmath.rs) rather than libm, and the unwinder from a static
-/// libgcc_eh rather than libgcc_s (build.rs). The template engine's `**` still works.
+/// A glibc server maps no shared library but glibc's own: the unwinder is GCC's static
+/// libgcc_eh, linked in (build.rs), rather than libgcc_s.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
-fn a_glibc_server_maps_only_libc() {
+fn a_glibc_server_maps_only_glibc() {
     let home = TempHome::new();
-    home.write(
-        "dags/power.yml",
-        "power:\n  tasks:\n    root:\n      operator: airflow.providers.standard.operators.bash.BashOperator\n      bash_command: \"echo {{ 2 ** 0.5 }}\"\n",
-    );
     let srv = TestServer::start(&home, &["standalone"], &[]);
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", srv.pid())).unwrap();
     let mut libs: Vec<&str> = (maps.lines())
@@ -471,13 +466,5 @@ fn a_glibc_server_maps_only_libc() {
         .collect();
     libs.sort();
     libs.dedup();
-    assert_eq!(libs, ["ld-linux-x86-64.so.2", "libc.so.6"]);
-    let run = home
-        .run(&["tasks", "test", "power", "root", "2026-01-01"], &[])
-        .expect(0);
-    assert!(
-        run.stdout().contains("1.4142135623730951"),
-        "{}",
-        run.stdout()
-    );
+    assert_eq!(libs, ["ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6"]);
 }
