@@ -259,7 +259,7 @@ fn delete(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply,
     Ok(Reply {
         status: 204,
         headers: Vec::new(),
-        body: Vec::new(),
+        body: Default::default(),
     })
 }
 
