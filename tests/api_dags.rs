@@ -1073,3 +1073,76 @@ fn versions_warnings_and_dependencies_answer_in_airflows_shape() {
     let (status, d) = e.srv.call(&token, Method::Get, &path("first"), None);
     assert_eq!((status, d), (200, serde_json::json!({"dependencies": []})));
 }
+
+/// The list keeps whole pages; each thing a page shows must still show the moment it
+/// changes, the same query asked again: a pause (a DAG row), a favorite (the caller's,
+/// with `is_favorite`), a new scheduled run (the next run, which no row holds) and an
+/// import error (nor does that).
+#[test]
+fn a_kept_dag_list_page_shows_each_change_at_once() {
+    let nightly = "nightly:\n  schedule: \"0 0 * * *\"\n  catchup: true\n  default_args:\n    start_date: 2024-01-01\n  tasks:\n    - task_id: t\n      operator: airflow.providers.standard.operators.empty.EmptyOperator\n";
+    let plain = dag("plain", "", &task("t", "echo t", ""));
+    let e = Engine::start(
+        &[("nightly.yml", nightly), ("plain.yml", &plain)],
+        &[
+            USERS,
+            ("UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True"),
+        ],
+    );
+    let srv = &e.srv;
+    let (viewer, user) = (srv.login("viewer"), srv.login("user"));
+    let listed_both = wait_until(WAIT, || {
+        get(srv, &viewer, "/api/v2/dags").1["total_entries"] == json!(2)
+    });
+    assert!(listed_both, "{}", srv.log());
+    let query = "/api/v2/dags?order_by=dag_id&limit=10";
+    let field = |name: &str, id: &str| -> Value {
+        let (status, v) = get(srv, &viewer, query);
+        assert_eq!(status, 200, "{v}");
+        let dag = v["dags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["dag_id"] == id);
+        dag.unwrap()[name].clone()
+    };
+    assert_eq!(field("is_paused", "plain"), json!(true));
+
+    // A pause.
+    let (status, v) = srv.call(
+        &user,
+        Method::Patch,
+        "/api/v2/dags/plain",
+        Some(json!({"is_paused": false})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(field("is_paused", "plain"), json!(false));
+
+    // A favorite.
+    let favorites = "/api/v2/dags?is_favorite=true";
+    for _ in 0..2 {
+        assert_eq!(ids(&get(srv, &viewer, favorites).1), Vec::<String>::new());
+    }
+    let (status, v) = srv.call(&viewer, Method::Post, "/api/v2/dags/nightly/favorite", None);
+    assert_eq!(status, 204, "{v}");
+    assert_eq!(ids(&get(srv, &viewer, favorites).1), ["nightly"]);
+
+    // A new scheduled run: the next run follows it.
+    let first = json!("2024-01-01T00:00:00Z");
+    assert_eq!(field("next_dagrun_logical_date", "nightly"), first);
+    let body = json!({"dag_id": "nightly", "from_date": "2024-01-01T00:00:00Z", "to_date": "2024-01-03T00:00:00Z"});
+    let (status, v) = srv.call(&user, Method::Post, "/api/v2/backfills", Some(body));
+    assert_eq!(status, 200, "{v}");
+    let one = get(srv, &viewer, "/api/v2/dags/nightly").1["next_dagrun_logical_date"].clone();
+    assert_ne!(one, first);
+    assert_eq!(field("next_dagrun_logical_date", "nightly"), one);
+
+    // An import error in plain's file: it keeps its DAG, flagged.
+    assert_eq!(field("has_import_errors", "plain"), json!(false));
+    e.home.write("dags/plain.yml", "plain: [\n  oops\n");
+    let flagged = wait_until(WAIT, || {
+        get(srv, &viewer, "/api/v2/dags/plain").1["has_import_errors"] == json!(true)
+    });
+    assert!(flagged, "{}", srv.log());
+    assert_eq!(field("has_import_errors", "plain"), json!(true));
+}

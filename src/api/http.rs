@@ -108,7 +108,43 @@ impl Req {
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
+}
+
+/// A reply's body: made for this reply, or shared with others (a page kept whole, such
+/// as the DAG list's, is sent from where it is kept, without a copy).
+#[derive(Debug, Clone)]
+pub enum Body {
+    Owned(Vec<u8>),
+    Shared(std::sync::Arc<[u8]>),
+}
+
+impl Default for Body {
+    fn default() -> Body {
+        Body::Owned(Vec::new())
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Body {
+        Body::Owned(bytes)
+    }
+}
+
+impl From<std::sync::Arc<[u8]>> for Body {
+    fn from(bytes: std::sync::Arc<[u8]>) -> Body {
+        Body::Shared(bytes)
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Body::Owned(b) => b,
+            Body::Shared(b) => b,
+        }
+    }
 }
 
 impl Reply {
@@ -117,15 +153,17 @@ impl Reply {
         Reply {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
-            body: serde_json::to_vec(value).expect("JSON values and our DTOs serialize"),
+            body: serde_json::to_vec(value)
+                .expect("JSON values and our DTOs serialize")
+                .into(),
         }
     }
 
-    pub fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
+    pub fn bytes(status: u16, content_type: &str, body: impl Into<Body>) -> Reply {
         Reply {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
-            body,
+            body: body.into(),
         }
     }
 
@@ -133,7 +171,7 @@ impl Reply {
         Reply {
             status: 307,
             headers: vec![("Location".into(), location.into())],
-            body: Vec::new(),
+            body: Body::default(),
         }
     }
 

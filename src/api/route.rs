@@ -175,7 +175,7 @@ pub struct Ctx {
     pub limiter: Limiter,
     /// Parsed DAGs, so a task's claim does not deserialize its whole DAG every time.
     pub dags: DagCache,
-    /// The DAG list's rendered DAGs.
+    /// The DAG list's rendered DAGs and pages.
     pub dag_pieces: DagPieces,
     /// Where handlers read the wall-clock time (the process's `Env::clock`).
     pub clock: Clock,

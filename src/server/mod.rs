@@ -15,7 +15,7 @@ pub mod arbiter;
 mod pool;
 pub mod probe;
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -445,9 +445,9 @@ fn respond(rq: tiny_http::Request, reply: Reply, draining: bool) {
     // 1xx, 204 and 304 replies have no body, nor a length.
     let bodiless = matches!(status, 100..=199 | 204 | 304);
     let with_body = !(bodiless || head_only);
-    // The head and the body in one buffer, sized once, written with `write!` rather than
-    // a `format!` (an allocation) per line.
-    let mut out = Vec::with_capacity(256 + if with_body { reply.body.len() } else { 0 });
+    // The head in one buffer, written with `write!` rather than a `format!` (an
+    // allocation) per line.
+    let mut out = Vec::with_capacity(256);
     let _ = write!(
         out,
         "HTTP/{major}.{minor} {status} {}\r\n",
@@ -471,15 +471,30 @@ fn respond(rq: tiny_http::Request, reply: Reply, draining: bool) {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    // One write, so the reply leaves in as few segments as the kernel makes of it.
-    if with_body {
-        out.extend_from_slice(&reply.body);
-    }
+    // The head and the body in one `writev`, so the reply leaves in as few segments as
+    // the kernel makes of it, and the body is not copied (a kept page is shared).
+    let body: &[u8] = if with_body { &reply.body } else { &[] };
     let mut w = rq.into_writer();
-    let done = w.write_all(&out).and_then(|()| w.flush());
+    let done = write_all_vectored(&mut w, &mut [IoSlice::new(&out), IoSlice::new(body)])
+        .and_then(|()| w.flush());
     if let Err(e) = done {
         log::debug!("client went away before the reply: {e}");
     }
+}
+
+/// Writes every byte of `bufs`, as few calls as the writer takes them in (the standard
+/// library's `write_all_vectored` is not stable yet).
+fn write_all_vectored(w: &mut impl Write, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Appends the `Date` header line: the time formatted once a second per thread (as
@@ -636,6 +651,31 @@ fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer that takes at most 7 bytes a call, from the first slice offered only.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(7);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reply_is_written_whole_and_in_order_by_a_writer_taking_bits() {
+        let (head, body) = (b"HTTP/1.1 200 OK\r\n\r\n".to_vec(), vec![b'x'; 100]);
+        let mut w = Trickle(Vec::new());
+        write_all_vectored(&mut w, &mut [IoSlice::new(&head), IoSlice::new(&body)]).unwrap();
+        assert_eq!(w.0, [head, body].concat());
+        let mut w = Trickle(Vec::new());
+        write_all_vectored(&mut w, &mut [IoSlice::new(b""), IoSlice::new(b"")]).unwrap();
+        assert!(w.0.is_empty());
+    }
 
     /// Bodies held at once across connections are bounded: a body that would go over
     /// the budget gets a 503, and the budget comes back when a request is dropped.

@@ -480,7 +480,7 @@ pub(super) fn delete(
     Ok(Reply {
         status: 204,
         headers: Vec::new(),
-        body: Vec::new(),
+        body: Default::default(),
     })
 }
 

@@ -8,7 +8,9 @@
 //! no DAG row changed, else one index scan, and no JSON parsed for a DAG seen before),
 //! with typed sort keys; only the page is rendered, and only its DAGs' next runs are
 //! computed unless the order names `next_dagrun`. So a request costs its page plus a
-//! flag check per stored DAG. The event log, which grows with every task, is filtered
+//! flag check per stored DAG. A page asked for again with nothing it shows changed is
+//! sent as it was kept (`dag_pieces::Pages`): its query, rows, import errors and
+//! favorites the same, and its DAGs' next runs computed again and the same. The event log, which grows with every task, is filtered
 //! in SQL.
 //! Nothing here writes except through `ops::set_paused` and `Store::delete_dag`.
 
@@ -19,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::dag_pieces::{DagPieces, Piece};
+use super::dag_pieces::{DagPieces, Errors, Page, PageInputs, PageKey, Pages, Piece};
 use super::kit::Patterns;
 use super::kit::{
     Kind, body, dt, field, invalid, iso_duration, order_keys, page, query_all, query_bool,
@@ -99,8 +101,36 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
         }
         None => None,
     };
+    // A page kept whole: when it was made from these rows, errors and favorites, the
+    // filter and the order pick the same DAGs again, so only their next runs can differ.
+    let inputs = PageInputs {
+        rows: &all,
+        errors: &facts.errors,
+        favorites: &favorites,
+    };
+    let key = (!by_next && !by_last_run).then(|| PageKey {
+        query: req.query.clone(),
+        user: favorites
+            .as_ref()
+            .map(|_| p.user.as_ref().map_or("", |u| u.name.as_str()).to_string()),
+    });
+    if let Some(key) = &key {
+        let kept = ctx.dag_pieces.lock_pages().get(key, &inputs);
+        if let Some(kept) = kept {
+            let mut same = true;
+            for &(i, next) in &kept.shown {
+                if next_run(store, &all[i].dag, facts.now)? != next {
+                    same = false;
+                    break;
+                }
+            }
+            if same {
+                return Ok(Reply::bytes(200, "application/json", kept.body.clone()));
+            }
+        }
+    }
     let mut rows = Vec::with_capacity(all.len());
-    for row in all.iter() {
+    for (index, row) in all.iter().enumerate() {
         if !filter.keeps(row, &facts) {
             continue;
         }
@@ -117,6 +147,7 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
         let last_run = facts.latest.get(&row.dag.dag_id);
         rows.push(Listed {
             row,
+            index,
             next,
             last_run,
         });
@@ -124,6 +155,7 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
     sort_dags(&mut rows, &order);
     let total = rows.len();
     let mut page = Vec::new();
+    let mut shown = Vec::new();
     for listed in rows.into_iter().skip(offset).take(limit) {
         let next = if by_next {
             listed.next
@@ -131,12 +163,24 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
             next_run(store, &listed.row.dag, facts.now)?
         };
         page.push((listed.row, next));
+        shown.push((listed.index, next));
     }
-    let body = ctx.dag_pieces.page(ctx, &page, &facts, total, all.len());
+    let body: Arc<[u8]> = ctx
+        .dag_pieces
+        .page(ctx, &page, &facts, total, all.len())
+        .into();
+    if let Some(key) = key {
+        let kept = Page::new(&inputs, shown, body.clone());
+        ctx.dag_pieces.lock_pages().put(key, kept);
+    }
     Ok(Reply::bytes(200, "application/json", body))
 }
 
 impl DagPieces {
+    fn lock_pages(&self) -> std::sync::MutexGuard<'_, Pages> {
+        self.pages.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A DagCollection of `page`, the same bytes serializing [`DagCollection`] makes.
     fn page(
         &self,
@@ -147,7 +191,7 @@ impl DagPieces {
         dags: usize,
     ) -> Vec<u8> {
         let pieces: Vec<Arc<[u8]>> = {
-            let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut held = self.pieces.lock().unwrap_or_else(|p| p.into_inner());
             // Rows the DAG cache let go of (deleted DAGs, older parses).
             if held.len() > dags + page.len() {
                 held.retain(|_, p| Arc::strong_count(&p.row) > 1);
@@ -259,7 +303,7 @@ fn delete(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply,
     Ok(Reply {
         status: 204,
         headers: Vec::new(),
-        body: Vec::new(),
+        body: Default::default(),
     })
 }
 
@@ -313,7 +357,7 @@ fn details(ctx: &Ctx, store: &mut Store, _req: &Req, p: &Params) -> Result<Reply
 /// What every DAG in a response needs besides its row, read once per request.
 struct Facts {
     /// The files with an import error now: file names by bundle.
-    errors: HashMap<String, HashSet<String>>,
+    errors: Errors,
     /// The newest run of each DAG; read only when asked for (filtering or sorting by it),
     /// as it is a query over every DAG's runs. Empty otherwise.
     latest: HashMap<String, LatestRun>,
@@ -662,6 +706,8 @@ enum DagKey {
 /// One DAG of the list with the computed values it may be sorted by.
 struct Listed<'a> {
     row: &'a Arc<DagRow>,
+    /// The row's place in the list it came from.
+    index: usize,
     /// The next run: computed for every match only when the order names it.
     next: Option<RunInfo>,
     /// The newest run, when the facts hold them.
@@ -787,8 +833,10 @@ mod tests {
             data.iter()
                 .zip(&latest)
                 .zip(&stored)
-                .map(|(((_, _, next, _), last), row)| Listed {
+                .enumerate()
+                .map(|(index, (((_, _, next, _), last), row))| Listed {
                     row,
+                    index,
                     next: next.map(|d| RunInfo {
                         logical_date: d,
                         data_interval_start: d,

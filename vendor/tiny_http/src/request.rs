@@ -100,6 +100,10 @@ impl<R: Write> Write for NotifyOnDrop<R> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner.write(buf)
     }
+    // Patch: passed on, so a reply's head and body leave in one `writev`.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.write_vectored(bufs)
+    }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
