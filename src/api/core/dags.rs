@@ -94,11 +94,9 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
     let facts = Facts::load(store, by_last_run, ctx.clock.now())?;
     let all = ctx.dags.rows(store)?;
     // `is_favorite`: the caller's favorites (see misc_more.rs), or all the others.
+    let user = p.user.as_ref().map_or("", |u| u.name.as_str());
     let favorites = match query_bool(req, "is_favorite")? {
-        Some(want) => {
-            let user = p.user.as_ref().map_or("", |u| u.name.as_str());
-            Some((want, store.favorites(user)?))
-        }
+        Some(want) => Some((want, store.favorites(user)?)),
         None => None,
     };
     // A page kept whole: when it was made from these rows, errors and favorites, the
@@ -110,9 +108,7 @@ fn list(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply, Ap
     };
     let key = (!by_next && !by_last_run).then(|| PageKey {
         query: req.query.clone(),
-        user: favorites
-            .as_ref()
-            .map(|_| p.user.as_ref().map_or("", |u| u.name.as_str()).to_string()),
+        user: favorites.as_ref().map(|_| user.to_string()),
     });
     if let Some(key) = &key {
         let kept = ctx.dag_pieces.lock_pages().get(key, &inputs);
