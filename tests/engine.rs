@@ -225,6 +225,89 @@ fn a_standalones_supervisors_call_its_execution_api_in_process() {
     assert_eq!(in_process(&text, report), served(&text, report), "{text}");
 }
 
+/// Airflow's `run` stores the start the worker sends (`TIEnterRunningPayload.start_date`,
+/// "when the task started executing") and stamps the first heartbeat with the server's
+/// time; a caller that sends no start gets the server's time for both.
+#[test]
+fn a_claim_stores_the_start_its_worker_sends() {
+    let tasks = [task("a", "true", ""), task("b", "true", "")].concat();
+    let e = Engine::start(
+        &[("claim.yml", &dag("claim", "", &tasks))],
+        &[
+            crate::util::USERS,
+            ("UPDRAFT__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True"),
+        ],
+    );
+    // The DAG is paused: its run waits, and no supervisor claims anything.
+    let run = e.trigger("claim", None);
+    let store = e.store();
+    let secret = updraft::jwt::secret("", &e.home.path).unwrap();
+    let claim = |task_id: &str, start: Option<&str>| {
+        let ti = store.ti_by_key("claim", &run, task_id).unwrap().unwrap();
+        let token =
+            updraft::auth::task::mint(&secret, &ti.id, ti.try_number, 600.0, chrono::Utc::now());
+        let mut body = serde_json::json!({"pid": 4242, "hostname": "worker-1", "unixname": "u"});
+        if let Some(start) = start {
+            body["start_date"] = start.into();
+        }
+        let r = e
+            .srv
+            .request(
+                Method::Patch,
+                &format!("/execution/task-instances/{}/run", ti.id),
+            )
+            .token(&token)
+            .json(&body)
+            .send();
+        assert_eq!(r.status, 200, "{}", r.text);
+        store.ti(&ti.id).unwrap().unwrap()
+    };
+    let before = chrono::Utc::now();
+    let tis = store.tis_of_run("claim", &run).unwrap();
+    e.store()
+        .write(|tx| {
+            for t in &tis {
+                tx.set_ti_state(
+                    &t.id,
+                    None,
+                    Some(updraft::model::TaskState::Scheduled),
+                    before,
+                    None,
+                )?;
+                tx.queue_ti(&t.id, 1, before)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let a = claim("a", Some("2024-05-06T07:08:09.123456Z"));
+    assert_eq!(a.state, Some(updraft::model::TaskState::Running));
+    assert_eq!(
+        a.start_date,
+        Some("2024-05-06T07:08:09.123456Z".parse().unwrap())
+    );
+    let beat = a.last_heartbeat_at.unwrap();
+    assert!(beat >= before && beat <= chrono::Utc::now(), "{beat}");
+    let b = claim("b", None);
+    assert_eq!(b.start_date, b.last_heartbeat_at);
+    assert!(b.start_date.unwrap() >= before, "{:?}", b.start_date);
+    // The Core API shows the start as stored.
+    let token = e.srv.login("admin");
+    let shown = e
+        .srv
+        .request(
+            Method::Get,
+            &format!("/api/v2/dags/claim/dagRuns/{run}/taskInstances/a"),
+        )
+        .token(&token)
+        .send();
+    assert_eq!(
+        shown.json()["start_date"],
+        "2024-05-06T07:08:09.123456Z",
+        "{}",
+        shown.text
+    );
+}
+
 #[test]
 fn fan_out_fan_in_and_trigger_rules() {
     let tasks = [

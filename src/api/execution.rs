@@ -199,6 +199,11 @@ struct RunBody {
     hostname: String,
     #[serde(default)]
     unixname: String,
+    /// When the try began on its worker (`TIEnterRunningPayload.start_date`): stored as
+    /// the task instance's start, as Airflow's `ti_run` stores it; the server's time if
+    /// the caller sends none.
+    #[serde(default)]
+    start_date: Option<DateTime<Utc>>,
 }
 
 /// `PATCH /execution/task-instances/{id}/run`: queued -> running; returns the run context.
@@ -215,7 +220,8 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
         && ti.hostname.as_deref() == Some(b.hostname.as_str());
     if !same_process {
         let started = store.write(|tx| {
-            let ok = tx.start_ti(id, b.pid, &b.hostname, &b.unixname, now)?;
+            let start = b.start_date.unwrap_or(now);
+            let ok = tx.start_ti(id, b.pid, &b.hostname, &b.unixname, start, now)?;
             if ok {
                 tx.clear_xcoms(&ti.dag_id, &ti.run_id, &ti.task_id, ti.map_index)?;
                 tx.event(
@@ -286,10 +292,11 @@ pub fn run(ctx: &Ctx, store: &mut Store, req: &Req, p: &Params) -> Result<Reply,
 /// writes set as it sets them (times as the store keeps them, to the microsecond), so the
 /// claim need not read the row again.
 fn started(ti: TiRow, b: RunBody, now: DateTime<Utc>) -> TiRow {
-    let at = crate::store::parse_ts(&crate::store::ts(now)).unwrap_or(now);
+    let stored = |t: DateTime<Utc>| crate::store::parse_ts(&crate::store::ts(t)).unwrap_or(t);
+    let at = stored(now);
     TiRow {
         state: Some(TaskState::Running),
-        start_date: Some(at),
+        start_date: Some(stored(b.start_date.unwrap_or(now))),
         pid: Some(b.pid),
         hostname: Some(b.hostname),
         unixname: Some(b.unixname),
@@ -1934,14 +1941,17 @@ d:
             .unwrap();
         assert!(queued);
         let before = store.ti(&id).unwrap().unwrap();
+        // The worker's start, a little before the server's time (another clock).
+        let start: DateTime<Utc> = "2025-01-01T00:00:06.5Z".parse().unwrap();
         let body = super::RunBody {
             pid: 4242,
             hostname: "h".into(),
             unixname: "u".into(),
+            start_date: Some(start),
         };
         assert!(
             store
-                .write(|tx| tx.start_ti(&id, body.pid, &body.hostname, &body.unixname, now))
+                .write(|tx| tx.start_ti(&id, body.pid, &body.hostname, &body.unixname, start, now))
                 .unwrap()
         );
         let stored = store.ti(&id).unwrap().unwrap();

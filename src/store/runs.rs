@@ -1017,23 +1017,25 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 
-    /// The Execution API's `run`: queued (or restarting) to running, recording who runs it.
-    /// Returns false when the task instance is in another state.
+    /// The Execution API's `run`: queued (or restarting) to running, recording who runs it,
+    /// the start it reports (`start`) and the server's time of the claim (`now`) as its
+    /// first heartbeat. Returns false when the task instance is in another state.
     pub fn start_ti(
         &self,
         id: &str,
         pid: i64,
         hostname: &str,
         unixname: &str,
+        start: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let n = self
             .0
             .exec(
                 "UPDATE task_instance SET state = 'running', start_date = ?5, pid = ?2, hostname = ?3, unixname = ?4,
-                    last_heartbeat_at = ?5, updated_at = ?5, change_seq = (SELECT seq FROM ti_change) + 1
+                    last_heartbeat_at = ?6, updated_at = ?6, change_seq = (SELECT seq FROM ti_change) + 1
                  WHERE id = ?1 AND state = 'queued'",
-                params![id, pid, hostname, unixname, ts(now)],
+                params![id, pid, hostname, unixname, ts(start), ts(now)],
             )
             .map_err(db)?;
         self.numbered(n)?;
@@ -1553,7 +1555,7 @@ mod tests {
             }),
             ("queued", &|tx| tx.queue_ti(id, 1, now)),
             ("queued again", &|tx| tx.queue_ti(id, 1, now)),
-            ("running", &|tx| tx.start_ti(id, 7, "h", "u", now)),
+            ("running", &|tx| tx.start_ti(id, 7, "h", "u", now, now)),
             ("success", &|tx| {
                 tx.set_ti_state(
                     id,
