@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::executor::{ExecEvent, LocalExecutor, Workload};
 use crate::model::{Dag, RunState, RunType, TaskState};
-use crate::store::{Event, NewRun, RunRow, Store, TiRow, Tx};
+use crate::store::{Event, NewRun, PassLook, RunRow, Store, TiRow, Tx};
 use decide::{RunPlan, Step};
 use tis::{RunTis, TiCache};
 
@@ -470,19 +470,22 @@ impl Scheduler {
         let now = self.opts.clock.now();
         let beat = Duration::from_secs_f64(self.cfg.scheduler.heartbeat_sec.max(0.05));
         let mut next = Instant::now() + beat;
-        self.sync_dags(now)?;
+        let mut look = self.sync_dags(now)?;
+        let written = self.store.rows_written();
         if self.opts.until_run.is_none() {
             next = next.min(self.create_scheduled_runs(now)?);
-            self.create_asset_runs(now)?;
+            if look.queued_events {
+                self.create_asset_runs(now)?;
+            }
         }
         if self.last_reap.elapsed() >= beat {
             self.reap_zombies(now)?;
             self.last_reap = Instant::now();
         }
         // Human-in-the-loop waits whose time is up: resumed with their defaults, or to
-        // fail (Airflow's `check_awaiting_input_timeouts`). A read first, so a pass with
-        // none due writes nothing.
-        if self.store.hitl_due(now)? {
+        // fail (Airflow's `check_awaiting_input_timeouts`). Looked for first, so a pass
+        // with none due writes nothing.
+        if look.hitl_due {
             let swept = self.store.write(|tx| tx.sweep_hitl(now))?;
             log::info!(
                 "human-in-the-loop timeouts: {} resumed, {} failed",
@@ -491,13 +494,19 @@ impl Scheduler {
             );
         }
 
+        // What this pass wrote so far (runs created, task instances failed or resumed)
+        // moved the counts it looked at: look again, so the runs and task instances read
+        // next are at least as new as this process's own writes.
+        if self.store.rows_written() != written {
+            look = self.store.pass_look(now)?;
+        }
         // Open backfills are read before the runs: a backfill created in between has
         // runs this pass does not see, rather than no runs (which would finish it).
         let open = match self.opts.until_run {
-            Some(_) => Vec::new(),
-            None => self.store.open_backfills()?,
+            None if look.open_backfills => self.store.open_backfills()?,
+            _ => Vec::new(),
         };
-        let mut runs = self.active_runs()?;
+        let mut runs = self.active_runs(look.counts[1])?;
         if let Some((dag_id, run_id)) = &self.opts.until_run {
             runs.retain(|r| &r.dag_id == dag_id && &r.run_id == run_id);
         }
@@ -526,7 +535,7 @@ impl Scheduler {
         // error (which may leave it ahead of a rolled-back transaction) drops it, and the
         // next pass reads it again.
         let mut cache = std::mem::take(&mut self.tis);
-        cache.refresh(&self.store, &runs)?;
+        cache.refresh(&self.store, &runs, look.counts[2])?;
         let max_runs_default = self.cfg.core.max_active_runs_per_dag;
         let mut new_callbacks: Vec<i64> = Vec::new();
         let job_id = self.job_id;
@@ -707,8 +716,7 @@ impl Scheduler {
     /// was written, added or deleted since the last read (`run_changes`, counted by
     /// triggers whichever process writes): most passes follow a task's report, which
     /// changes no run.
-    fn active_runs(&mut self) -> Result<Vec<RunRow>> {
-        let [_, changes, _] = self.store.change_counts()?;
+    fn active_runs(&mut self, changes: i64) -> Result<Vec<RunRow>> {
         if let Some((at, runs)) = &self.active_runs
             && *at == changes
         {
@@ -720,8 +728,9 @@ impl Scheduler {
     }
 
     /// Reads the DAG folder when `dag_dir_list_interval` has passed, and refreshes the
-    /// cached DAGs and pause flags when the store changed.
-    fn sync_dags(&mut self, now: DateTime<Utc>) -> Result<()> {
+    /// cached DAGs and pause flags when the store changed. Returns the pass's first look
+    /// at the store (`Store::pass_look`), taken after the DAG folder's writes.
+    fn sync_dags(&mut self, now: DateTime<Utc>) -> Result<PassLook> {
         let mut parsed = false;
         let every = Duration::from_secs_f64(self.cfg.scheduler.dag_dir_list_interval);
         if self.last_sync.is_none_or(|t| t.elapsed() >= every) {
@@ -737,12 +746,13 @@ impl Scheduler {
             self.dirty = true;
         }
         self.outside_change()?;
-        if !std::mem::take(&mut self.dirty) {
-            return Ok(());
-        }
         // Each count is read before the rows it stands for, so what is kept is at least
         // as new as its count.
-        let [dag_changes, run_changes, _] = self.store.change_counts()?;
+        let look = self.store.pass_look(now)?;
+        if !std::mem::take(&mut self.dirty) {
+            return Ok(look);
+        }
+        let [dag_changes, run_changes, _] = look.counts;
         if self.next_runs_at != Some(run_changes) || self.dags_at != Some(dag_changes) {
             self.next_runs.clear();
             self.next_runs_at = Some(run_changes);
@@ -768,7 +778,7 @@ impl Scheduler {
         if parsed {
             crate::memory::release_free();
         }
-        Ok(())
+        Ok(look)
     }
 
     /// Creates the runs whose time has come; returns when the next one is due.
@@ -1613,6 +1623,25 @@ mod tests {
         assert_eq!(releases(), before + 1, "nothing changed, nothing parsed");
     }
 
+    /// A run a pass creates is driven by that same pass: its own write moved the counts
+    /// the pass looked at first, so it looks again before it reads the active runs.
+    #[test]
+    fn a_pass_drives_the_run_it_creates() {
+        let clock = Clock::fake(Utc.with_ymd_and_hms(2020, 1, 1, 12, 0, 0).unwrap());
+        let (_home, mut sched) = scheduler("own", &clock);
+        // The first run, then passes that find nothing new: the active runs are kept.
+        for _ in 0..3 {
+            sched.pass().unwrap();
+        }
+        assert_eq!(runs(&sched), (vec!["2020-01-01".into()], true));
+        clock.set(Utc.with_ymd_and_hms(2020, 1, 2, 12, 0, 0).unwrap());
+        sched.pass().unwrap();
+        assert_eq!(
+            runs(&sched),
+            (vec!["2020-01-01".into(), "2020-01-02".into()], true)
+        );
+    }
+
     #[test]
     fn passes_create_the_runs_their_clock_says_are_due() {
         let clock = Clock::fake(Utc.with_ymd_and_hms(2020, 1, 3, 12, 0, 0).unwrap());
@@ -1687,7 +1716,9 @@ mod tests {
         sched.pass().unwrap();
         assert_eq!(reads(&sched), (before.0 + 1, before.1 + 1));
         assert!(sched.paused.contains("daily"));
-        let held = sched.active_runs().unwrap();
+        let held = sched
+            .active_runs(sched.store.change_counts().unwrap()[1])
+            .unwrap();
         assert_eq!(held.len(), 1);
         assert_eq!((held[0].id, held[0].state), (run.id, RunState::Queued));
     }

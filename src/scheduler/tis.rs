@@ -285,9 +285,9 @@ pub struct TiCache {
 }
 
 impl TiCache {
-    /// Brings the cache up to date for `runs` (the active runs, just read).
-    pub fn refresh(&mut self, store: &Store, runs: &[RunRow]) -> Result<()> {
-        let counter = store.ti_change_seq()?;
+    /// Brings the cache up to date for `runs` (the active runs, just read); `counter` is
+    /// the task instance change count, read before them.
+    pub fn refresh(&mut self, store: &Store, runs: &[RunRow], counter: i64) -> Result<()> {
         // First look, or the database was reset under us: start from the counter.
         if self.seq.is_none_or(|s| counter < s) {
             self.runs.clear();

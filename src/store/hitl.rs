@@ -140,18 +140,6 @@ impl Store {
         )
     }
 
-    /// Whether a task instance's wait for an answer is over (see `Tx::sweep_hitl`).
-    pub fn hitl_due(&self, now: DateTime<Utc>) -> Result<bool> {
-        self.conn
-            .row(
-                "SELECT EXISTS (SELECT 1 FROM hitl_detail h JOIN task_instance t ON t.id = h.ti_id
-                 WHERE h.timeout_at IS NOT NULL AND h.timeout_at < ?1 AND t.state = 'awaiting_input')",
-                [ts(now)],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
-    }
-
     /// How many task instances wait for an answer now (the UI's badge).
     pub fn hitl_waiting(&self) -> Result<i64> {
         self.conn

@@ -38,7 +38,7 @@ pub use q_dags::{LatestRun, LogCol, LogFilter, LogRow};
 pub use q_exec::{StateEntry, StateScope};
 pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use q_versions::VersionRow;
-pub use runs::{Event, NewRun, RunRow, TiRow, Tx};
+pub use runs::{Event, NewRun, PassLook, RunRow, TiRow, Tx};
 pub use vars::{Connection, Variable};
 
 use crate::error::{DbKind, Error, Result};

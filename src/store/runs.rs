@@ -107,6 +107,16 @@ pub(super) const TI_COLS: &str = "id, dag_id, run_id, task_id, map_index, try_nu
     pool_slots, priority_weight, queued_dttm, scheduled_dttm, start_date, end_date, duration, hostname, unixname,
     pid, last_heartbeat_at, next_retry_at, rendered_command, note, updated_at, rendered_map_index";
 
+/// See [`Store::pass_look`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassLook {
+    /// `[dags, runs, task instances]`, as [`Store::change_counts`].
+    pub counts: [i64; 3],
+    pub hitl_due: bool,
+    pub queued_events: bool,
+    pub open_backfills: bool,
+}
+
 impl Store {
     /// Runs the closure in one `BEGIN IMMEDIATE` transaction; commits only if it succeeds.
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
@@ -212,6 +222,39 @@ impl Store {
             )
             .and_then(|mut stmt| stmt.query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?])))
             .map_err(|e| self.err(e))
+    }
+
+    /// What a scheduling pass looks at first, in one statement: the change counts (as
+    /// [`Store::change_counts`]) and whether the tables most passes find empty hold
+    /// anything for it: a human-in-the-loop wait past its timeout at `now`, an asset
+    /// event queued for a DAG, an open backfill.
+    pub fn pass_look(&self, now: DateTime<Utc>) -> Result<PassLook> {
+        self.conn
+            .prepare_cached(
+                "SELECT (SELECT n FROM dag_changes WHERE id = 1), (SELECT n FROM run_changes WHERE id = 1),
+                        (SELECT seq FROM ti_change),
+                        EXISTS (SELECT 1 FROM hitl_detail h JOIN task_instance t ON t.id = h.ti_id
+                                WHERE h.timeout_at IS NOT NULL AND h.timeout_at < ?1 AND t.state = 'awaiting_input'),
+                        EXISTS (SELECT 1 FROM asset_dag_run_queue),
+                        EXISTS (SELECT 1 FROM backfill WHERE completed_at IS NULL)",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([ts(now)], |r| {
+                    Ok(PassLook {
+                        counts: [r.get(0)?, r.get(1)?, r.get(2)?],
+                        hitl_due: r.get(3)?,
+                        queued_events: r.get(4)?,
+                        open_backfills: r.get(5)?,
+                    })
+                })
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many rows this connection has written since it opened (triggers' included):
+    /// a count in memory, no statement.
+    pub fn rows_written(&self) -> u64 {
+        self.conn.total_changes()
     }
 
     /// The latest task instance change number (see the `ti_change` migration).
