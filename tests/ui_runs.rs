@@ -116,8 +116,26 @@ fn ui_changes_move_as_a_scheduler_in_another_process_runs_a_dag() {
     let _scheduler = TestServer::start(&home, &["scheduler"], &env);
     let token = api.login("admin");
     let changes = || api.call(&token, Method::Get, "/ui/changes", None).1;
+    // The DAG is held paused while the run is triggered and the counts read, so every
+    // step the scheduler commits comes after that read (an EmptyOperator run can
+    // otherwise end in the scheduler's first pass, before the read).
+    let pause = |paused: bool| {
+        let (status, body) = api.call(
+            &token,
+            Method::Patch,
+            "/api/v2/dags/one",
+            Some(serde_json::json!({ "is_paused": paused })),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    let found = crate::util::wait_until(std::time::Duration::from_secs(90), || {
+        api.call(&token, Method::Get, "/api/v2/dags/one", None).0 == 200
+    });
+    assert!(found, "{}", api.log());
+    pause(true);
     trigger(&home, "r0");
     let queued = changes();
+    pause(false);
     let mut last = queued.clone();
     let done = crate::util::wait_until(std::time::Duration::from_secs(90), || {
         last = changes();
