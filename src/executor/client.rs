@@ -6,8 +6,9 @@
 //! the token for the following calls, as Airflow's task SDK does.
 //!
 //! A client reaches the API over HTTP, or, for a supervisor in the process that serves
-//! the Execution API, in process ([`Transport::InProcess`]): the same requests on the
-//! server's own queue, without a socket. Retries and results are the same either way.
+//! the Execution API, in process ([`Transport::InProcess`]): the same requests, without
+//! a socket, served on the caller's thread or the server's own queue. Retries and
+//! results are the same either way.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,7 +62,8 @@ pub trait InProcessApi: Send + Sync {
     fn base(&self) -> &str;
 
     /// One request; `target` is the path (and query) from the server's root. Waits at
-    /// most `timeout` for the reply; `Err` says why there was none.
+    /// most `timeout` for a reply from another thread (one served on this thread runs to
+    /// its end); `Err` says why there was none.
     fn call(
         &self,
         method: &str,

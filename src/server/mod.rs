@@ -47,6 +47,7 @@ pub struct Running {
     /// Dropped on shutdown, which stops the execution URL probe.
     _stop_probe: Sender<()>,
     http: Arc<tiny_http::Server>,
+    dispatch: Dispatch,
 }
 
 impl Running {
@@ -81,14 +82,20 @@ impl Running {
     }
 
     /// The Execution API for callers in this process (the supervisors of a scheduler
-    /// running beside this server): requests go on the same queue as the sockets',
-    /// without one.
+    /// running beside this server), without a socket.
     pub fn in_process(&self) -> Arc<dyn InProcessApi> {
-        Arc::new(InProcess {
+        Arc::new(self.in_process_handle())
+    }
+
+    fn in_process_handle(&self) -> InProcess {
+        InProcess {
             http: Arc::downgrade(&self.http),
+            ctx: Arc::downgrade(&self.ctx),
+            dispatch: self.dispatch,
+            own: std::sync::Mutex::new(None),
             base: format!("{}/execution/", self.ctx.prefix),
             host: self.addr.to_string(),
-        })
+        }
     }
 
     /// Blocks until the pool stops (after a `Shutdown` sent through [`Running::control`]).
@@ -101,21 +108,74 @@ impl Running {
 
 /// The Execution API reached from inside the server's process ([`Running::in_process`]).
 ///
-/// A call is a request in memory (method, path, headers, body) that tiny_http queues
-/// where a connection thread queues the requests it reads, in the Execution API's lane;
-/// a worker takes it and serves it as any other (route table, token check and refresh,
-/// metrics, log, a panic's 500), and its reply comes back as the bytes it would have
-/// written to a socket. What is saved is the client's and server's HTTP work and the
-/// loopback connection: its system calls, and a thread wake-up on each side.
+/// A call is a request in memory (method, path, headers, body), served as any other
+/// (route table, token check and refresh, metrics, log, a panic's 500), whose reply comes
+/// back as the bytes it would have written to a socket. One call at a time is served on
+/// its caller's own thread, with a connection kept for them; while one is, the others
+/// are queued where a connection thread queues the requests it reads, in the Execution
+/// API's lane, for the pool's workers. What is saved is the client's and server's HTTP
+/// work, the loopback connection and its system calls, and, on the caller's thread, the
+/// hand-over to a worker and back: a thread wake-up each way, ~40 µs apiece on the
+/// bench machine, and the first of them on the path from a task's end to its
+/// downstream's start.
 ///
 /// Only a handle: it does not keep the server alive. Once the server has stopped, a call
 /// fails as one to an unreachable server would.
 struct InProcess {
     http: std::sync::Weak<tiny_http::Server>,
+    ctx: std::sync::Weak<Ctx>,
+    dispatch: Dispatch,
+    /// The connection of the call served on its caller's thread: opened for the first
+    /// one, and again after a handler panicked (it may have been mid-transaction).
+    own: std::sync::Mutex<Option<Store>>,
     /// The Execution API's path, `{prefix}/execution/`.
     base: String,
     /// The server's address, sent as `Host` as an HTTP client would.
     host: String,
+}
+
+impl InProcess {
+    /// Serves the call on this thread if no other call is being served so, and the
+    /// connection for it can be opened; its request otherwise, for the pool.
+    fn serve_here(
+        &self,
+        http: &tiny_http::Server,
+        method: tiny_http::Method,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> std::io::Result<tiny_http::InMemoryReply> {
+        use std::sync::TryLockError;
+        let mut own = match self.own.try_lock() {
+            Ok(own) => own,
+            Err(TryLockError::Poisoned(p)) => {
+                let mut own = p.into_inner();
+                *own = None;
+                own
+            }
+            Err(TryLockError::WouldBlock) => {
+                return http.push_in_memory(method, target, headers, body);
+            }
+        };
+        let Some(ctx) = self.ctx.upgrade() else {
+            return http.push_in_memory(method, target, headers, body);
+        };
+        if own.is_none() {
+            match Store::open_existing(&ctx.cfg.database.path) {
+                Ok(store) => *own = Some(store),
+                Err(e) => {
+                    log::warn!("in-process calls go to the pool: {e}");
+                    return http.push_in_memory(method, target, headers, body);
+                }
+            }
+        }
+        let (rq, reply) = http.in_memory(method, target, headers, body)?;
+        let store = own.as_mut().expect("opened above");
+        if !serve(&ctx, store, self.dispatch, rq) {
+            *own = None;
+        }
+        Ok(reply)
+    }
 }
 
 /// Reads what `respond` wrote: a status line, headers, an empty line, the body.
@@ -160,8 +220,9 @@ impl InProcessApi for InProcess {
         let method = <tiny_http::Method as std::str::FromStr>::from_str(method)
             .map_err(|()| format!("{method} is not an HTTP method"))?;
         let pending = {
-            // The server is held only while the request is queued: a call in flight
-            // when it stops gets the 500 of a dropped request, or times out.
+            // The server is held only while the request is queued or served here: a
+            // call queued when it stops gets the 500 of a dropped request, or times out.
+            // One served here runs to its end (the store's busy timeout bounds it).
             let http = self
                 .http
                 .upgrade()
@@ -169,7 +230,7 @@ impl InProcessApi for InProcess {
             let mut all = Vec::with_capacity(headers.len() + 1);
             all.push(("Host", self.host.as_str()));
             all.extend_from_slice(headers);
-            http.push_in_memory(method, target, &all, body)
+            self.serve_here(&http, method, target, &all, body)
                 .map_err(|e| e.to_string())?
         };
         let bytes = pending.wait(timeout).map_err(|e| e.to_string())?;
@@ -279,6 +340,7 @@ pub fn start_on(
         supervisor: Some(supervisor),
         _stop_probe: stop_probe,
         http,
+        dispatch,
     })
 }
 
@@ -720,14 +782,9 @@ mod tests {
         assert_eq!(body.len(), 6_000);
     }
 
-    /// A call in process goes through the real pool: served (and counted, in process,
-    /// by route), token checked; once the server has stopped, it fails at once, and the
-    /// client's retries end in `Unreachable`, as with a server that is gone.
-    #[test]
-    fn calls_in_process_are_served_by_the_pool_and_fail_once_it_stops() {
-        use crate::executor::client::{CallError, Client, Transport};
-
-        let home = std::env::temp_dir().join(format!("updraft-inproc-{}", std::process::id()));
+    /// A test home with an empty DAG folder and a migrated database.
+    fn home_cfg(name: &str) -> (std::path::PathBuf, Config) {
+        let home = std::env::temp_dir().join(format!("updraft-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&home);
         std::fs::create_dir_all(home.join("dags")).unwrap();
         let env: Vec<(String, String)> = [
@@ -740,6 +797,17 @@ mod tests {
         .collect();
         let cfg = Config::load(&home, &env).unwrap();
         drop(Store::open(&cfg.database.path).unwrap());
+        (home, cfg)
+    }
+
+    /// A call in process is served by the real handler stack (counted, in process, by
+    /// route; token checked); once the server has stopped, it fails at once, and the
+    /// client's retries end in `Unreachable`, as with a server that is gone.
+    #[test]
+    fn calls_in_process_are_served_and_fail_once_the_server_stops() {
+        use crate::executor::client::{CallError, Client, Transport};
+
+        let (home, cfg) = home_cfg("inproc");
         let running = start(cfg, Apps::ALL, dispatch, Clock::System).unwrap();
         let inproc = running.in_process();
         let wait = Duration::from_secs(30);
@@ -771,6 +839,64 @@ mod tests {
             other => panic!("a stopped server is unreachable: {other:?}"),
         }
         let _ = std::fs::remove_dir_all(&home);
+    }
+
+    /// Answers with the name of the thread that served the request.
+    fn who_serves(_: &Ctx, _: &mut Store, _: &Req) -> (Reply, &'static str) {
+        let me = std::thread::current().name().unwrap_or("?").to_string();
+        (Reply::bytes(200, "text/plain", me.into_bytes()), "who")
+    }
+
+    /// A call is served on its caller's thread; one made while another is being served
+    /// so goes to the pool's workers, and a handler's panic costs its caller a 500 and
+    /// the connection, not the next call.
+    #[test]
+    fn a_call_in_process_is_served_by_its_caller_unless_another_is() {
+        let (home, cfg) = home_cfg("inproc-here");
+        let running = start(cfg, Apps::ALL, who_serves, Clock::System).unwrap();
+        let inproc = Arc::new(running.in_process_handle());
+        let wait = Duration::from_secs(30);
+        let call = move |inproc: &InProcess| {
+            let a = inproc
+                .call("GET", "/execution/health", &[], Vec::new(), wait)
+                .unwrap();
+            String::from_utf8(a.body).unwrap()
+        };
+        let caller = |inproc: Arc<InProcess>| {
+            std::thread::Builder::new()
+                .name("the-caller".into())
+                .spawn(move || call(&inproc))
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        assert_eq!(caller(inproc.clone()), "the-caller");
+        let busy = inproc.own.lock().unwrap();
+        let by = caller(inproc.clone());
+        assert!(by.starts_with("api-worker-"), "{by}");
+        drop(busy);
+        assert_eq!(caller(inproc.clone()), "the-caller");
+        running.shutdown(Duration::from_secs(5));
+
+        // The workers' readiness probe is answered; the calls panic.
+        fn panics(_: &Ctx, _: &mut Store, req: &Req) -> (Reply, &'static str) {
+            assert!(!req.path.starts_with("/execution"), "on purpose");
+            (Reply::bytes(200, "text/plain", Vec::new()), "probe")
+        }
+        let (home2, cfg) = home_cfg("inproc-panic");
+        let running = start(cfg, Apps::ALL, panics, Clock::System).unwrap();
+        let inproc = running.in_process_handle();
+        for _ in 0..2 {
+            let a = inproc
+                .call("GET", "/execution/health", &[], Vec::new(), wait)
+                .unwrap();
+            assert_eq!(a.status, 500);
+            assert!(inproc.own.lock().unwrap().is_none());
+        }
+        running.shutdown(Duration::from_secs(5));
+        for h in [home, home2] {
+            let _ = std::fs::remove_dir_all(&h);
+        }
     }
 
     #[test]

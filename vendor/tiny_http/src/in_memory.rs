@@ -17,7 +17,7 @@ use std::time::Duration;
 use ascii::AsciiString;
 
 use crate::request::new_request;
-use crate::{HTTPVersion, Header, HeaderField, Method, Server};
+use crate::{HTTPVersion, Header, HeaderField, Method, Request, Server};
 
 /// The reply to a request made with [`Server::push_in_memory`], once written.
 #[derive(Debug)]
@@ -92,6 +92,25 @@ impl Server {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> io::Result<InMemoryReply> {
+        let (rq, reply) = self.in_memory(method, url, headers, body)?;
+        if self.first.as_deref().is_some_and(|p| crate::under(url, p)) {
+            self.messages.push_first(rq.into());
+        } else {
+            self.messages.push(rq.into());
+        }
+        Ok(reply)
+    }
+
+    /// The request [`Server::push_in_memory`] would queue, handed to the caller instead,
+    /// for a caller that serves it on its own thread: its reply reaches the
+    /// `InMemoryReply` the same way. Refused the same way too. (Patch.)
+    pub fn in_memory(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> io::Result<(Request, InMemoryReply)> {
         if self.close.load(Relaxed) {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
@@ -134,12 +153,7 @@ impl Server {
         )
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e:?}")))?;
         rq.set_in_memory();
-        if self.first.as_deref().is_some_and(|p| crate::under(url, p)) {
-            self.messages.push_first(rq.into());
-        } else {
-            self.messages.push(rq.into());
-        }
-        Ok(InMemoryReply { rx })
+        Ok((rq, InMemoryReply { rx }))
     }
 }
 
@@ -196,6 +210,36 @@ mod tests {
         drop(w);
         let bytes = reply.wait(WAIT).unwrap();
         assert_eq!(bytes, b"HTTP/1.1 204 No Content\r\n\r\n");
+    }
+
+    /// A request handed to its caller is the one that would have been queued, its reply
+    /// comes back the same way, and nothing is queued.
+    #[test]
+    fn a_request_in_memory_can_be_served_by_its_caller() {
+        let http = server(None);
+        let (mut rq, reply) = http
+            .in_memory(Method::Put, "/a?b=c", &[("X-Y", "z")], b"hi".to_vec())
+            .unwrap();
+        assert!(rq.in_memory());
+        assert_eq!((rq.method(), rq.url()), (&Method::Put, "/a?b=c"));
+        assert!(rq
+            .headers()
+            .iter()
+            .any(|h| h.field.equiv("X-Y") && h.value.as_str() == "z"));
+        let mut body = String::new();
+        rq.as_reader().read_to_string(&mut body).unwrap();
+        assert_eq!(body, "hi");
+        rq.respond(crate::Response::from_string("ok")).unwrap();
+        let bytes = reply.wait(WAIT).unwrap();
+        assert!(bytes.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&bytes));
+        assert!(bytes.ends_with(b"\r\n\r\nok"));
+        assert!(http
+            .recv_timeout(Duration::from_millis(10))
+            .unwrap()
+            .is_none());
+        http.stop_accepting();
+        let err = http.in_memory(Method::Get, "/", &[], Vec::new()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     }
 
     /// A request under the first lane's path goes to the first lane, as a connection's.
