@@ -10,21 +10,35 @@ pub fn random_bytes(buf: &mut [u8]) {
 
 /// A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits.
 pub fn uuid7(now: DateTime<Utc>) -> String {
-    let mut b = [0u8; 16];
-    random_bytes(&mut b[6..]);
+    uuid7s(now, 1).pop().expect("one asked for")
+}
+
+/// `n` UUIDv7s of the same millisecond, their random bits read from the operating system
+/// at once (a mapped task's instances are made a thousand at a time).
+pub fn uuid7s(now: DateTime<Utc>, n: usize) -> Vec<String> {
+    const RANDOM: usize = 10;
+    let mut random = vec![0u8; RANDOM * n];
+    random_bytes(&mut random);
     let ms = now.timestamp_millis().max(0) as u64;
-    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    b[6] = (b[6] & 0x0f) | 0x70;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    random
+        .chunks_exact(RANDOM)
+        .map(|r| {
+            let mut b = [0u8; 16];
+            b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+            b[6..].copy_from_slice(r);
+            b[6] = (b[6] & 0x0f) | 0x70;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            let mut out = String::with_capacity(36);
+            for (i, x) in b.iter().enumerate() {
+                if matches!(i, 4 | 6 | 8 | 10) {
+                    out.push('-');
+                }
+                out.push(char::from(b"0123456789abcdef"[usize::from(x >> 4)]));
+                out.push(char::from(b"0123456789abcdef"[usize::from(x & 0xf)]));
+            }
+            out
+        })
+        .collect()
 }
 
 /// `n` characters drawn uniformly from `alphabet` (rejection sampling, no modulo bias).
@@ -60,6 +74,19 @@ mod tests {
         let later = uuid7(t + chrono::Duration::milliseconds(1));
         assert!(later > a);
         assert_ne!(uuid7(t), uuid7(t));
+        let parts: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(parts, [8, 4, 4, 4, 12]);
+        let ms = format!("{:012x}", t.timestamp_millis());
+        assert_eq!(a.replace('-', "")[..12], ms);
+        let many = uuid7s(t, 1000);
+        assert_eq!(
+            many.iter().collect::<std::collections::HashSet<_>>().len(),
+            1000
+        );
+        assert!(
+            many.iter()
+                .all(|u| u.len() == 36 && u.starts_with(&a[..13]))
+        );
     }
 
     #[test]

@@ -1177,6 +1177,8 @@ fn advance_run(
                     })
                 },
             );
+            // An expansion its trigger rule let through to scheduled is written scheduled.
+            let schedules = matches!(step, Step::To(TaskState::Scheduled));
             let to = match decide::mapped_step(step, ti.map_index, mapped) {
                 Step::Stay => continue,
                 Step::RetryAt(at) => {
@@ -1184,7 +1186,7 @@ fn advance_run(
                     continue;
                 }
                 Step::Expand(n) => {
-                    if tx.expand_ti(ti, n, now)? {
+                    if tx.expand_ti(ti, n, schedules, now)? {
                         log::info!(
                             "{} of {} expanded into {n} task instances",
                             ti.task_id,
@@ -1192,7 +1194,8 @@ fn advance_run(
                         );
                         // As Airflow's `_get_ready_tis`, what was expanded is scheduled in
                         // the same pass: the instances are read into the run's cache and
-                        // the task is looked at again.
+                        // the task is looked at again (those written scheduled are then
+                        // queued as any other; to success, each moves as other tasks do).
                         for row in tx.tis_of_task(&run.dag_id, &run.run_id, &task.task_id)? {
                             tis.put(row);
                         }

@@ -720,15 +720,26 @@ impl Tx<'_> {
 
     /// Expands the unexpanded (map index -1) task instance `ti` into `count` instances
     /// (`count` > 0): it becomes map index 0, as in Airflow's `expand_mapped_task`, and
-    /// 1..count are added with no state. False when it was expanded or changed since read.
-    pub fn expand_ti(&self, ti: &TiRow, count: usize, now: DateTime<Utc>) -> Result<bool> {
+    /// 1..count are added with no state, or `scheduled` (each as
+    /// [`Tx::schedule_new_tis`] would schedule it, in the same statements: what the
+    /// scheduler does next when the task's trigger rule let it expand). False when it
+    /// was expanded or changed since read.
+    pub fn expand_ti(
+        &self,
+        ti: &TiRow,
+        count: usize,
+        scheduled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let now_s = ts(now);
         let n = self
             .0
             .exec(
-                "UPDATE task_instance SET map_index = 0, updated_at = ?2
+                "UPDATE task_instance SET map_index = 0, updated_at = ?2, state = ?3,
+                    try_number = try_number + (?3 IS NOT NULL),
+                    scheduled_dttm = CASE WHEN ?3 IS NULL THEN scheduled_dttm ELSE ?2 END
                  WHERE id = ?1 AND map_index = -1 AND state IS NULL",
-                params![ti.id, now_s],
+                params![ti.id, now_s, scheduled.then_some("scheduled")],
             )
             .map_err(db)?;
         if n != 1 {
@@ -743,22 +754,24 @@ impl Tx<'_> {
         while from < count {
             let to = (from + CHUNK).min(count);
             let rows = (from..to)
-                .map(|k| format!("(?{}, ?{})", 2 * (k - from) + 4, 2 * (k - from) + 5))
+                .map(|k| format!("(?{}, ?{})", 2 * (k - from) + 5, 2 * (k - from) + 6))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
                 "INSERT INTO task_instance (id, dag_id, run_id, task_id, map_index, max_tries, operator, pool,
-                     pool_slots, priority_weight, updated_at, change_seq)
+                     pool_slots, priority_weight, updated_at, change_seq, state, try_number, scheduled_dttm)
                  SELECT v.column1, t.dag_id, t.run_id, t.task_id, v.column2, t.max_tries, t.operator, t.pool,
-                     t.pool_slots, t.priority_weight, ?2, ?3
+                     t.pool_slots, t.priority_weight, ?2, ?3, CASE WHEN ?4 THEN 'scheduled' END, ?4,
+                     CASE WHEN ?4 THEN ?2 END
                  FROM task_instance t, (VALUES {rows}) v WHERE t.id = ?1"
             );
-            let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(3 + 2 * (to - from));
+            let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(4 + 2 * (to - from));
             values.push(ti.id.clone().into());
             values.push(now_s.clone().into());
             values.push(seq.into());
-            for map_index in from..to {
-                values.push(crate::ids::uuid7(now).into());
+            values.push(scheduled.into());
+            for (map_index, id) in (from..to).zip(crate::ids::uuid7s(now, to - from)) {
+                values.push(id.into());
                 values.push((map_index as i64).into());
             }
             self.0
@@ -1404,8 +1417,16 @@ mod tests {
         assert_eq!(tis.len(), 1);
         assert_eq!(tis[0].map_index, -1);
         let now: DateTime<Utc> = "2025-01-01T00:01:00Z".parse().unwrap();
-        assert!(store.write(|tx| tx.expand_ti(&tis[0], 3, now)).unwrap());
-        assert!(!store.write(|tx| tx.expand_ti(&tis[0], 3, now)).unwrap());
+        assert!(
+            store
+                .write(|tx| tx.expand_ti(&tis[0], 3, false, now))
+                .unwrap()
+        );
+        assert!(
+            !store
+                .write(|tx| tx.expand_ti(&tis[0], 3, false, now))
+                .unwrap()
+        );
         let after = store.tis_of_run("d", "r").unwrap();
         let indexes: Vec<i64> = after.iter().map(|t| t.map_index).collect();
         assert_eq!(indexes, [0, 1, 2]);
@@ -1423,7 +1444,11 @@ mod tests {
         let now: DateTime<Utc> = "2025-01-01T00:01:00Z".parse().unwrap();
         let before = store.ti_change_seq().unwrap();
         // More than one chunk of the multi-row INSERT.
-        assert!(store.write(|tx| tx.expand_ti(&tis[0], 1001, now)).unwrap());
+        assert!(
+            store
+                .write(|tx| tx.expand_ti(&tis[0], 1001, false, now))
+                .unwrap()
+        );
         let seq = store.ti_change_seq().unwrap();
         let changed = store.tis_changed_since(before).unwrap();
         assert_eq!(changed.len(), 1001);
