@@ -1481,6 +1481,36 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// An expansion the trigger rule let through is written scheduled, in the same
+    /// statements (numbered as without), as `schedule_new_tis` would leave each instance.
+    #[test]
+    fn an_expansion_can_be_written_scheduled() {
+        let (dir, mut store, tis) = run_of("[]");
+        let now: DateTime<Utc> = "2025-01-01T00:01:00Z".parse().unwrap();
+        let before = store.ti_change_seq().unwrap();
+        assert!(
+            store
+                .write(|tx| tx.expand_ti(&tis[0], 1001, true, now))
+                .unwrap()
+        );
+        assert_eq!(store.ti_change_seq().unwrap() - before, 2);
+        let rows = store.tis_of_run("d", "r").unwrap();
+        assert_eq!(rows.len(), 1001);
+        assert!(rows.iter().all(|t| {
+            t.state == Some(TaskState::Scheduled)
+                && t.try_number == 1
+                && t.scheduled_dttm == Some(now)
+        }));
+        let ids: Vec<&str> = rows.iter().map(|t| t.id.as_str()).collect();
+        assert!(
+            store
+                .write(|tx| tx.schedule_new_tis(&ids, now))
+                .unwrap()
+                .is_empty()
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     /// Issue 22: a try's state writes number their row themselves, one change number
     /// each as the `ti_updated` trigger gives, so the scheduler reads each change once;
     /// a refused compare-and-set takes no number.
