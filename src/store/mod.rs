@@ -56,8 +56,9 @@ const AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// Where SQLite's memory in this process (every connection's pages, schema and prepared
 /// statements) stops growing: past it, a page cache reuses its oldest pages instead of
 /// taking more. Each connection may otherwise cache SQLite's default 2 MB, and a server
-/// has one per API worker (up to 64) plus the scheduler's and the checkpoint's, so what
-/// they could hold together grew with `[api] workers`. The 30-minute soak in `make bench`
+/// has one per API worker (up to 64) plus the scheduler's, the checkpoint's and the one
+/// its in-process Execution API calls keep (`server::InProcess`), so what they could
+/// hold together grew with `[api] workers`. The 30-minute soak in `make bench`
 /// stays well under it (SQLite held 2.2-2.9 MB there); pages it lets go are read again
 /// from the operating system's file cache.
 pub const SQLITE_SOFT_HEAP_LIMIT: i64 = 8 << 20;
