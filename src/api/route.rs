@@ -308,12 +308,34 @@ impl DagCache {
     }
 }
 
+thread_local! {
+    /// `Some` while this thread's wakes of the scheduler are held back
+    /// ([`Ctx::holding_wakes`]): whether one was asked for.
+    static HELD_WAKE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
 impl Ctx {
     /// Tells an in-process scheduler that state changed, so it need not wait for a tick.
     pub fn wake_scheduler(&self) {
-        if let Some(tx) = &self.scheduler_wake {
+        if HELD_WAKE.get().is_some() {
+            HELD_WAKE.set(Some(true));
+        } else if let Some(tx) = &self.scheduler_wake {
             let _ = tx.try_send(());
         }
+    }
+
+    /// Runs `f`, holding back the scheduler's wakes it asks for until it returns: for a
+    /// call served on the connection the scheduler takes back when woken
+    /// (`store::Shared`), so that it wakes to a free connection rather than to wait for
+    /// the call's reply and wake again.
+    pub fn holding_wakes<R>(&self, f: impl FnOnce() -> R) -> R {
+        let outer = HELD_WAKE.replace(Some(false));
+        let out = f();
+        let asked = HELD_WAKE.replace(outer) == Some(true);
+        if asked {
+            self.wake_scheduler();
+        }
+        out
     }
 }
 

@@ -87,6 +87,7 @@ pub fn scheduler(env: &Env) -> Result<()> {
     let opts = Options {
         api_url: url,
         in_process: None,
+        connection: None,
         grace,
         until_run: None,
         metrics: Default::default(),
@@ -132,6 +133,7 @@ pub fn standalone(env: &Env) -> Result<()> {
     let opts = Options {
         api_url: url,
         in_process: Some(running.in_process()),
+        connection: Some(running.connection()),
         grace,
         until_run: None,
         metrics: running.ctx.metrics.clone(),
@@ -165,6 +167,7 @@ fn standalone_with_processes(cfg: Config, env: &Env) -> Result<()> {
     let opts = Options {
         api_url: url,
         in_process: None,
+        connection: None,
         grace,
         until_run: None,
         metrics: Default::default(),
@@ -265,6 +268,7 @@ pub fn dags_test(env: &Env, dag_id: &str, logical_date: Option<&str>) -> Result<
     let opts = Options {
         api_url: url,
         in_process: Some(running.in_process()),
+        connection: Some(running.connection()),
         grace: grace(&cfg),
         until_run: until,
         metrics: Default::default(),

@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::executor::{ExecEvent, LocalExecutor, Workload};
 use crate::model::{Dag, RunState, RunType, TaskState};
-use crate::store::{Event, NewRun, PassLook, RunRow, Store, TiRow, Tx};
+use crate::store::{Event, Held, NewRun, PassLook, RunRow, Shared, Store, TiRow, Tx};
 use decide::{RunPlan, Step};
 use tis::{RunTis, TiCache};
 
@@ -54,6 +54,9 @@ pub struct Options {
     /// The Execution API served by this process: supervisors call it without a
     /// connection (`standalone`, `dags test`).
     pub in_process: Option<Arc<dyn crate::executor::client::InProcessApi>>,
+    /// The connection those calls are served on: the scheduler's own, lent to them
+    /// whenever the loop waits (`store::shared`).
+    pub connection: Option<Arc<Shared>>,
     /// How long running tasks may finish after shutdown before they are stopped.
     pub grace: Duration,
     /// Stop after this run reaches a final state (`dags test`).
@@ -72,7 +75,10 @@ pub struct Options {
 pub struct Scheduler {
     cfg: Config,
     opts: Options,
-    store: Store,
+    store: Held,
+    /// In-process calls wrote on the connection while it was lent: a change its
+    /// `data_version` does not show.
+    lent_writes: bool,
     secret: Vec<u8>,
     exec: LocalExecutor,
     exec_events: Receiver<ExecEvent>,
@@ -130,9 +136,10 @@ impl Scheduler {
             opts.clock.now(),
         )?;
         Ok(Scheduler {
+            store: Held::new(store, opts.connection.clone()),
+            lent_writes: false,
             cfg,
             opts,
-            store,
             secret,
             exec,
             exec_events,
@@ -178,8 +185,14 @@ impl Scheduler {
                 panic_message(panic.as_ref())
             )))
         });
+        // The supervisors' last reports may be served on the connection meanwhile.
+        self.store.lend();
         let events = self.exec_events.clone();
         self.exec.shutdown(self.opts.grace, &events);
+        if let Err(e) = self.take_back() {
+            log::error!("scheduler stopped: {e}");
+            return result.and(Err(e));
+        }
         // What the supervisors reported while stopping still needs its bookkeeping.
         while let Ok(ev) = events.try_recv() {
             let _ = self.on_exec_event(ev);
@@ -207,9 +220,13 @@ impl Scheduler {
                     .heartbeat_job(self.job_id, self.opts.clock.now())?;
                 self.last_heartbeat = Instant::now();
                 if !self.try_activate()? {
+                    self.store.lend();
                     select! {
                         recv(shutdown) -> _ => return Ok(Stop::Shutdown),
-                        recv(after(beat)) -> _ => continue,
+                        recv(after(beat)) -> _ => {
+                            self.take_back()?;
+                            continue;
+                        }
                     }
                 }
             }
@@ -233,9 +250,11 @@ impl Scheduler {
             let until = next.min(Instant::now() + beat);
             loop {
                 let wait = until.saturating_duration_since(Instant::now()).min(POLL);
+                self.store.lend();
                 select! {
                     recv(shutdown) -> _ => return Ok(Stop::Shutdown),
                     recv(self.exec_events) -> ev => {
+                        self.take_back()?;
                         let mut moved = false;
                         if let Ok(ev) = ev {
                             moved |= self.on_exec_event(ev)?;
@@ -257,6 +276,7 @@ impl Scheduler {
                         }
                     }
                     recv(wake) -> _ => {
+                        self.take_back()?;
                         while wake.try_recv().is_ok() {}
                         // Woken after a commit of the API's: new unless the pass that
                         // just ran saw it (an exit that came first asked for it).
@@ -265,6 +285,7 @@ impl Scheduler {
                         }
                     }
                     recv(after(wait)) -> _ => {
+                        self.take_back()?;
                         if Instant::now() >= until || self.outside_change()? {
                             break;
                         }
@@ -387,10 +408,17 @@ impl Scheduler {
         })
     }
 
-    /// True when another connection committed since the last look.
+    /// Takes the connection back from the in-process calls it was lent to.
+    fn take_back(&mut self) -> Result<()> {
+        self.lent_writes |= self.store.take_back()?;
+        Ok(())
+    }
+
+    /// True when another connection committed since the last look, or the in-process
+    /// calls wrote on this one while it was lent.
     fn outside_change(&mut self) -> Result<bool> {
         let v = self.store.data_version()?;
-        let changed = v != self.data_version;
+        let changed = v != self.data_version || std::mem::take(&mut self.lent_writes);
         self.data_version = v;
         self.dirty |= changed;
         Ok(changed)
@@ -1533,6 +1561,7 @@ mod tests {
         let opts = Options {
             api_url: "http://127.0.0.1:9/execution/".into(),
             in_process: None,
+            connection: None,
             grace: Duration::ZERO,
             until_run: None,
             metrics: Default::default(),

@@ -48,6 +48,8 @@ pub struct Running {
     _stop_probe: Sender<()>,
     http: Arc<tiny_http::Server>,
     dispatch: Dispatch,
+    /// The connection in-process calls are served on when it is free.
+    connection: Arc<crate::store::Shared>,
 }
 
 impl Running {
@@ -87,12 +89,19 @@ impl Running {
         Arc::new(self.in_process_handle())
     }
 
+    /// The connection in-process calls are served on: a scheduler in this process
+    /// holds it and lends it whenever it waits (`store::Held`), so the calls and its
+    /// passes find each other's pages cached.
+    pub fn connection(&self) -> Arc<crate::store::Shared> {
+        self.connection.clone()
+    }
+
     fn in_process_handle(&self) -> InProcess {
         InProcess {
             http: Arc::downgrade(&self.http),
             ctx: Arc::downgrade(&self.ctx),
             dispatch: self.dispatch,
-            own: std::sync::Mutex::new(None),
+            own: self.connection.clone(),
             base: format!("{}/execution/", self.ctx.prefix),
             host: self.addr.to_string(),
         }
@@ -111,8 +120,8 @@ impl Running {
 /// A call is a request in memory (method, path, headers, body), served as any other
 /// (route table, token check and refresh, metrics, log, a panic's 500), whose reply comes
 /// back as the bytes it would have written to a socket. One call at a time is served on
-/// its caller's own thread, with a connection kept for them; while one is, the others
-/// are queued where a connection thread queues the requests it reads, in the Execution
+/// its caller's own thread, on the connection [`Running::connection`] (unless the
+/// scheduler it is lent to has it back); while one is, the others are queued where a connection thread queues the requests it reads, in the Execution
 /// API's lane, for the pool's workers. What is saved is the client's and server's HTTP
 /// work, the loopback connection and its system calls, and, on the caller's thread, the
 /// hand-over to a worker and back: a thread wake-up each way, ~40 µs apiece on the
@@ -125,9 +134,8 @@ struct InProcess {
     http: std::sync::Weak<tiny_http::Server>,
     ctx: std::sync::Weak<Ctx>,
     dispatch: Dispatch,
-    /// The connection of the call served on its caller's thread: opened for the first
-    /// one, and again after a handler panicked (it may have been mid-transaction).
-    own: std::sync::Mutex<Option<Store>>,
+    /// The connection of the call served on its caller's thread.
+    own: Arc<crate::store::Shared>,
     /// The Execution API's path, `{prefix}/execution/`.
     base: String,
     /// The server's address, sent as `Host` as an HTTP client would.
@@ -135,8 +143,8 @@ struct InProcess {
 }
 
 impl InProcess {
-    /// Serves the call on this thread if no other call is being served so, and the
-    /// connection for it can be opened; its request otherwise, for the pool.
+    /// Serves the call on this thread if the connection for it is free (see
+    /// [`crate::store::Shared::try_serve`]); its request otherwise, for the pool.
     fn serve_here(
         &self,
         http: &tiny_http::Server,
@@ -145,36 +153,26 @@ impl InProcess {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> std::io::Result<tiny_http::InMemoryReply> {
-        use std::sync::TryLockError;
-        let mut own = match self.own.try_lock() {
-            Ok(own) => own,
-            Err(TryLockError::Poisoned(p)) => {
-                let mut own = p.into_inner();
-                *own = None;
-                own
-            }
-            Err(TryLockError::WouldBlock) => {
-                return http.push_in_memory(method, target, headers, body);
-            }
-        };
         let Some(ctx) = self.ctx.upgrade() else {
             return http.push_in_memory(method, target, headers, body);
         };
-        if own.is_none() {
-            match Store::open_existing(&ctx.cfg.database.path) {
-                Ok(store) => *own = Some(store),
-                Err(e) => {
-                    log::warn!("in-process calls go to the pool: {e}");
-                    return http.push_in_memory(method, target, headers, body);
+        let mut body = Some(body);
+        let here = ctx.holding_wakes(|| {
+            self.own.try_serve(|store| {
+                let body = body.take().expect("taken once");
+                match http.in_memory(method.clone(), target, headers, body) {
+                    Ok((rq, reply)) => {
+                        let sound = serve(&ctx, store, self.dispatch, rq);
+                        (Ok(reply), sound)
+                    }
+                    Err(e) => (Err(e), true),
                 }
-            }
+            })
+        });
+        match here {
+            Some(reply) => reply,
+            None => http.push_in_memory(method, target, headers, body.expect("not served")),
         }
-        let (rq, reply) = http.in_memory(method, target, headers, body)?;
-        let store = own.as_mut().expect("opened above");
-        if !serve(&ctx, store, self.dispatch, rq) {
-            *own = None;
-        }
-        Ok(reply)
     }
 }
 
@@ -333,6 +331,7 @@ pub fn start_on(
     let (control, supervisor) = pool::start(http.clone(), ctx.clone(), dispatch)?;
     let (stop_probe, stop) = crossbeam_channel::bounded(0);
     probe::watch(ctx.clone(), stop);
+    let connection = Arc::new(crate::store::Shared::new(ctx.cfg.database.path.clone()));
     Ok(Running {
         addr: local,
         ctx,
@@ -341,6 +340,7 @@ pub fn start_on(
         _stop_probe: stop_probe,
         http,
         dispatch,
+        connection,
     })
 }
 
@@ -847,12 +847,13 @@ mod tests {
         (Reply::bytes(200, "text/plain", me.into_bytes()), "who")
     }
 
-    /// A call is served on its caller's thread; one made while another is being served
-    /// so goes to the pool's workers, and a handler's panic costs its caller a 500 and
-    /// the connection, not the next call.
+    /// A call is served on its caller's thread; one made while the connection for it is
+    /// held (by a scheduler, say) goes to the pool's workers, and a handler's panic costs
+    /// its caller a 500 and the connection, not the next call.
     #[test]
     fn a_call_in_process_is_served_by_its_caller_unless_another_is() {
         let (home, cfg) = home_cfg("inproc-here");
+        let db = cfg.database.path.clone();
         let running = start(cfg, Apps::ALL, who_serves, Clock::System).unwrap();
         let inproc = Arc::new(running.in_process_handle());
         let wait = Duration::from_secs(30);
@@ -871,11 +872,16 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(caller(inproc.clone()), "the-caller");
-        let busy = inproc.own.lock().unwrap();
+        let store = Store::open_existing(&db).unwrap();
+        let mut held = crate::store::Held::new(store, Some(running.connection()));
         let by = caller(inproc.clone());
         assert!(by.starts_with("api-worker-"), "{by}");
-        drop(busy);
+        held.lend();
         assert_eq!(caller(inproc.clone()), "the-caller");
+        held.take_back().unwrap();
+        let by = caller(inproc.clone());
+        assert!(by.starts_with("api-worker-"), "{by}");
+        drop(held);
         running.shutdown(Duration::from_secs(5));
 
         // The workers' readiness probe is answered; the calls panic.
@@ -891,12 +897,75 @@ mod tests {
                 .call("GET", "/execution/health", &[], Vec::new(), wait)
                 .unwrap();
             assert_eq!(a.status, 500);
-            assert!(inproc.own.lock().unwrap().is_none());
+            assert!(!inproc.own.is_here());
         }
         running.shutdown(Duration::from_secs(5));
         for h in [home, home2] {
             let _ = std::fs::remove_dir_all(&h);
         }
+    }
+
+    /// Answers with the thread serving it and whether the wake it asks for went out
+    /// at once.
+    fn wakes(ctx: &Ctx, _: &mut Store, req: &Req) -> (Reply, &'static str) {
+        // The readiness probe's requests are not this test's.
+        if !req.path.ends_with("/wake") {
+            return (Reply::bytes(200, "text/plain", Vec::new()), "probe");
+        }
+        ctx.wake_scheduler();
+        let sent = ctx.scheduler_wake.as_ref().is_some_and(|tx| !tx.is_empty());
+        let me = std::thread::current().name().unwrap_or("?").to_string();
+        let body = format!("{me} {}", if sent { "sent" } else { "held" });
+        (Reply::bytes(200, "text/plain", body.into_bytes()), "wakes")
+    }
+
+    /// A call served on its caller's thread wakes the scheduler only once it is done
+    /// with the connection, which the scheduler takes back when woken; one served by
+    /// the pool wakes it at once.
+    #[test]
+    fn a_call_served_by_its_caller_wakes_the_scheduler_after_its_reply() {
+        let (home, cfg) = home_cfg("inproc-wakes");
+        let db = cfg.database.path.clone();
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let running = start_with(cfg, Apps::ALL, wakes, Some(wake_tx), Clock::System).unwrap();
+        let inproc = Arc::new(running.in_process_handle());
+        let call = |inproc: Arc<InProcess>| {
+            std::thread::Builder::new()
+                .name("the-caller".into())
+                .spawn(move || {
+                    let a = inproc
+                        .call(
+                            "GET",
+                            "/execution/wake",
+                            &[],
+                            Vec::new(),
+                            Duration::from_secs(30),
+                        )
+                        .unwrap();
+                    String::from_utf8(a.body).unwrap()
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        assert_eq!(call(inproc.clone()), "the-caller held");
+        assert!(
+            wake_rx.try_recv().is_ok(),
+            "the held wake went out after the reply"
+        );
+        let held = crate::store::Held::new(
+            Store::open_existing(&db).unwrap(),
+            Some(running.connection()),
+        );
+        let by = call(inproc.clone());
+        assert!(
+            by.starts_with("api-worker-") && by.ends_with(" sent"),
+            "{by}"
+        );
+        assert!(wake_rx.try_recv().is_ok());
+        drop(held);
+        running.shutdown(Duration::from_secs(5));
+        let _ = std::fs::remove_dir_all(&home);
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod q_objects;
 pub mod q_runs;
 mod q_versions;
 mod runs;
+mod shared;
 pub mod user_sql;
 mod vars;
 
@@ -39,6 +40,7 @@ pub use q_exec::{StateEntry, StateScope};
 pub use q_objects::{JobRecord, Pool, PoolRow};
 pub use q_versions::VersionRow;
 pub use runs::{Event, NewRun, PassLook, RunRow, TiRow, Tx};
+pub use shared::{Held, Shared};
 pub use vars::{Connection, Variable};
 
 use crate::error::{DbKind, Error, Result};
@@ -56,8 +58,8 @@ const AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// Where SQLite's memory in this process (every connection's pages, schema and prepared
 /// statements) stops growing: past it, a page cache reuses its oldest pages instead of
 /// taking more. Each connection may otherwise cache SQLite's default 2 MB, and a server
-/// has one per API worker (up to 64) plus the scheduler's, the checkpoint's and the one
-/// its in-process Execution API calls keep (`server::InProcess`), so what they could
+/// has one per API worker (up to 64) plus the scheduler's (which its in-process
+/// Execution API calls share: `store::shared`) and the checkpoint's, so what they could
 /// hold together grew with `[api] workers`. The 30-minute soak in `make bench`
 /// stays well under it (SQLite held 2.2-2.9 MB there); pages it lets go are read again
 /// from the operating system's file cache.
