@@ -699,6 +699,7 @@ mod tests {
             ("assets.rs", include_str!("assets.rs")),
             ("q_runs.rs", include_str!("q_runs.rs")),
             ("runs.rs", include_str!("runs.rs")),
+            ("shared.rs", include_str!("shared.rs")),
             ("vars.rs", include_str!("vars.rs")),
             ("user_sql.rs", include_str!("user_sql.rs")),
         ];
