@@ -17,15 +17,20 @@ item and slice, delete), the task state store, rtif, task and run lookups, the D
 """
 
 import argparse
+import atexit
 import datetime
 import os
+import shutil
 import sys
 import tempfile
 import time
 import uuid
 
-# The SDK reads its configuration on import: give it an empty home of its own.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="updraft-sdk-"))
+# The SDK reads its configuration on import: give it an empty home of its own, removed
+# when this script ends.
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="updraft-sdk-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 # A failed call is a finding here, not something to retry for minutes.
 os.environ.setdefault("AIRFLOW__WORKERS__EXECUTION_API_RETRIES", "1")
 
