@@ -195,7 +195,9 @@ impl Scheduler {
         }
         // What the supervisors reported while stopping still needs its bookkeeping.
         while let Ok(ev) = events.try_recv() {
-            let _ = self.on_exec_event(ev);
+            if let Some((ti_id, try_number)) = self.reap(ev) {
+                let _ = self.on_unreported(&ti_id, try_number);
+            }
         }
         let state = if result.is_ok() { "success" } else { "failed" };
         let _ = self
@@ -239,6 +241,11 @@ impl Scheduler {
                     Instant::now() + beat
                 }
             };
+            // A pass that queued tasks lent the connection; `dags test` takes it back
+            // to look at its run.
+            if self.opts.until_run.is_some() {
+                self.take_back()?;
+            }
             if let Some((dag_id, run_id)) = &self.opts.until_run
                 && self
                     .store
@@ -254,14 +261,22 @@ impl Scheduler {
                 select! {
                     recv(shutdown) -> _ => return Ok(Stop::Shutdown),
                     recv(self.exec_events) -> ev => {
-                        self.take_back()?;
-                        let mut moved = false;
-                        if let Ok(ev) = ev {
-                            moved |= self.on_exec_event(ev)?;
-                        }
                         // Take whatever else is ready, then one pass for all of it.
-                        while let Ok(ev) = self.exec_events.try_recv() {
-                            moved |= self.on_exec_event(ev)?;
+                        let unreported: Vec<(String, u32)> = ev
+                            .into_iter()
+                            .chain(self.exec_events.try_iter().collect::<Vec<_>>())
+                            .filter_map(|ev| self.reap(ev))
+                            .collect();
+                        // Exits that reported through an API in this process need
+                        // nothing of the store, so the connection stays lent: the next
+                        // task's claim, which comes about now, is served on it.
+                        if unreported.is_empty() && self.opts.api_wakes {
+                            continue;
+                        }
+                        self.take_back()?;
+                        let moved = !unreported.is_empty();
+                        for (ti_id, try_number) in &unreported {
+                            self.on_unreported(ti_id, *try_number)?;
                         }
                         // A try that reported its state did so through the API, whose
                         // commit a pass since may have seen already: then there is
@@ -424,9 +439,12 @@ impl Scheduler {
         Ok(changed)
     }
 
-    /// Reaps a supervisor's exit; true when it changed a task instance here or ended
-    /// without reporting, so a pass must follow.
-    fn on_exec_event(&mut self, ev: ExecEvent) -> Result<bool> {
+    /// Reaps a supervisor's exit. Returns the try when its supervisor ended without
+    /// reporting a final state, which [`Scheduler::on_unreported`] settles; a reported one
+    /// needs nothing more, as the API did its bookkeeping. (Its task instance can be
+    /// running or restarting again only as a later part of the same try, such as a
+    /// sensor's next poke, whose own supervisor answers for it.)
+    fn reap(&mut self, ev: ExecEvent) -> Option<(String, u32)> {
         let ExecEvent::Exited {
             ti_id,
             try_number,
@@ -434,25 +452,32 @@ impl Scheduler {
         } = ev;
         self.exec.reap(&ti_id);
         self.opts.metrics.incr("executor_supervisors_exited", 1);
-        if !reported {
-            self.opts.metrics.incr("executor_supervisors_unreported", 1);
+        if reported {
+            return None;
         }
-        let Some(ti) = self.store.ti(&ti_id)? else {
-            return Ok(!reported);
+        self.opts.metrics.incr("executor_supervisors_unreported", 1);
+        Some((ti_id, try_number))
+    }
+
+    /// Settles a try whose supervisor ended without reporting a final state: it was
+    /// cleared while it ran (and can run again now), or the executor has the last word.
+    fn on_unreported(&mut self, ti_id: &str, try_number: u32) -> Result<()> {
+        let Some(ti) = self.store.ti(ti_id)? else {
+            return Ok(());
         };
         if ti.try_number != try_number {
-            return Ok(!reported);
+            return Ok(());
         }
         let now = self.opts.clock.now();
         match ti.state {
             // Cleared while it ran: now that its process is gone, it can run again.
             Some(TaskState::Restarting) => {
                 self.store.write(|tx| tx.unqueue_ti(&ti.id, now))?;
-                return Ok(true);
+                Ok(())
             }
             // The supervisor is gone but the task never got a final state: the
             // executor's word is the last one (Airflow's "executor reports failed").
-            Some(TaskState::Running | TaskState::Queued) if !reported => {
+            Some(TaskState::Running | TaskState::Queued) => {
                 let dag = self.dags_for([ti.dag_id.as_str()])?;
                 let reason = "its supervisor exited without reporting a state";
                 self.store.write(|tx| {
@@ -463,11 +488,10 @@ impl Scheduler {
                         now,
                         reason,
                     )
-                })?;
+                })
             }
-            _ => {}
+            _ => Ok(()),
         }
-        Ok(!reported)
     }
 
     /// The parsed DAGs of these ids, loaded or refreshed from the store as needed.
@@ -669,6 +693,9 @@ impl Scheduler {
             let wait = (at - self.opts.clock.now()).to_std().unwrap_or_default();
             next = next.min(later(wait));
         }
+        // Lent before the supervisors start, so that their claims, which come at once,
+        // find the connection free rather than go to a pool worker's.
+        self.store.lend();
         self.submit(queued, now)?;
         self.dag_callbacks(&new_callbacks, now);
         self.tis = cache;
@@ -726,6 +753,7 @@ impl Scheduler {
             };
             if let Err(e) = self.exec.submit(w) {
                 log::error!("cannot start the supervisor of {}: {e}", ti.task_id);
+                self.take_back()?;
                 self.store.write(|tx| {
                     tx.set_ti_state(
                         &ti.id,
@@ -1540,6 +1568,16 @@ mod tests {
     /// midnight from 2020-01-01 with catchup, reading the time from `clock`. Its passes
     /// need no executor: EmptyOperator tasks succeed without running.
     fn scheduler(name: &str, clock: &Clock) -> (Home, Scheduler) {
+        let (home, sched, _) = scheduler_lending(name, clock, false);
+        (home, sched)
+    }
+
+    /// [`scheduler`], whose connection is lent to in-process calls when `lends`.
+    fn scheduler_lending(
+        name: &str,
+        clock: &Clock,
+        lends: bool,
+    ) -> (Home, Scheduler, Option<Arc<Shared>>) {
         let home = Home(
             std::env::temp_dir().join(format!("updraft-scheduler-{name}-{}", std::process::id())),
         );
@@ -1558,17 +1596,55 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let cfg = Config::load(&home.0, &env).unwrap();
+        let connection = lends.then(|| Arc::new(Shared::new(cfg.database.path.clone())));
         let opts = Options {
             api_url: "http://127.0.0.1:9/execution/".into(),
             in_process: None,
-            connection: None,
+            connection: connection.clone(),
             grace: Duration::ZERO,
             until_run: None,
             metrics: Default::default(),
             clock: clock.clone(),
             api_wakes: false,
         };
-        (home, Scheduler::new(cfg, opts).unwrap())
+        (home, Scheduler::new(cfg, opts).unwrap(), connection)
+    }
+
+    /// Issue 22: a pass lends its connection before it hands what it queued to the
+    /// executor, so the supervisors' claims, which come at once, are served on it rather
+    /// than on a pool worker's (a quarter of a chain's claims were); and a supervisor's
+    /// exit that reported its state is reaped without taking the connection back (a
+    /// store call while it is lent panics).
+    #[test]
+    fn a_pass_ends_with_its_connection_lent_and_a_reported_exit_leaves_it_lent() {
+        let clock = Clock::fake(Utc.with_ymd_and_hms(2020, 1, 1, 12, 0, 0).unwrap());
+        let (_home, mut sched, shared) = scheduler_lending("lends", &clock, true);
+        let shared = shared.unwrap();
+        let served = |shared: &Shared| shared.try_serve(|s| (s.runs_of(Some("daily"), 10), true));
+        assert!(served(&shared).is_none(), "held while the scheduler works");
+
+        sched.pass().unwrap();
+        let runs = served(&shared)
+            .expect("lent once the pass is done")
+            .unwrap();
+        assert_eq!(runs.len(), 1, "the pass created and drove a run");
+
+        let exit = |reported| ExecEvent::Exited {
+            ti_id: "no-such-ti".into(),
+            try_number: 1,
+            reported,
+        };
+        assert_eq!(sched.reap(exit(true)), None);
+        assert!(
+            served(&shared).is_some(),
+            "still lent after a reported exit"
+        );
+        assert_eq!(sched.reap(exit(false)), Some(("no-such-ti".into(), 1)));
+
+        sched.take_back().unwrap();
+        assert!(served(&shared).is_none());
+        sched.on_unreported("no-such-ti", 1).unwrap();
+        assert_eq!(sched.store.runs_of(Some("daily"), 10).unwrap().len(), 1);
     }
 
     /// A task instance found ready is written once by the pass that queues it, straight
