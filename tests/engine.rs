@@ -566,6 +566,34 @@ fn clearing_a_failed_task_runs_it_again() {
     let _ = std::fs::remove_file(marker);
 }
 
+/// A task cleared while it runs goes to `restarting`; its supervisor learns so at its next
+/// heartbeat, stops the task and ends without reporting, and the scheduler then sets the
+/// task instance back to no state (nothing else does), so it runs again as a new try.
+#[test]
+fn clearing_a_running_task_stops_it_and_runs_it_again() {
+    let marker = std::env::temp_dir().join(format!("updraft-clear-running-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    // The first try outlasts every wait here unless it is stopped; the second succeeds.
+    let cmd = format!("test -f {} || sleep 600", marker.display());
+    let e = Engine::start(
+        &[("rerun.yml", &dag("rerun", "", &task("wait", &cmd, "")))],
+        &[],
+    );
+    let run = e.trigger("rerun", None);
+    assert!(
+        wait_until(LONG, || e.state("rerun", &run, "wait") == "running"),
+        "{:?}",
+        e.states("rerun", &run)
+    );
+    std::fs::write(&marker, "").unwrap();
+    e.home
+        .run(&["tasks", "clear", "rerun", "-t", "^wait$", "-y"], FAST)
+        .expect(0);
+    assert_eq!(e.wait_run("rerun", &run), "success");
+    assert_eq!(e.states("rerun", &run)["wait"], ("success".to_string(), 2));
+    let _ = std::fs::remove_file(marker);
+}
+
 #[test]
 fn pools_and_max_active_runs_limit_concurrency() {
     // Three tasks in a one-slot pool: their run times must not overlap.
