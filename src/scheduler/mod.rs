@@ -267,26 +267,20 @@ impl Scheduler {
                             .chain(self.exec_events.try_iter().collect::<Vec<_>>())
                             .filter_map(|ev| self.reap(ev))
                             .collect();
-                        // Exits that reported through an API in this process need
-                        // nothing of the store, so the connection stays lent: the next
-                        // task's claim, which comes about now, is served on it.
+                        // A try that reported its state did so through the API. One in
+                        // this process wakes us for that commit (before the supervisor
+                        // hears back, so before this exit): the exit needs nothing here,
+                        // and the connection stays lent for the next task's claim, which
+                        // comes about now. Otherwise the exit is how the report is
+                        // noticed promptly (others' commits are still seen within `POLL`).
                         if unreported.is_empty() && self.opts.api_wakes {
                             continue;
                         }
                         self.take_back()?;
-                        let moved = !unreported.is_empty();
                         for (ti_id, try_number) in &unreported {
                             self.on_unreported(ti_id, *try_number)?;
                         }
-                        // A try that reported its state did so through the API, whose
-                        // commit a pass since may have seen already: then there is
-                        // nothing new to look at. An API in this process wakes us for
-                        // that commit (before the supervisor hears back, so before
-                        // this exit), so the exit looks at nothing: what else changed
-                        // meanwhile, such as the next task's claim, is no reason for a
-                        // pass, and others' commits are still seen within `POLL`.
-                        // Otherwise the exit is how the report is noticed promptly.
-                        if moved || (!self.opts.api_wakes && self.outside_change()?) {
+                        if !unreported.is_empty() || self.outside_change()? {
                             break;
                         }
                     }
